@@ -1,0 +1,1 @@
+"""The ``tokzoo`` command line (installed as the import package ``tokzoo_cli``)."""

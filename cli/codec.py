@@ -1,0 +1,61 @@
+"""``tokzoo encode`` and ``tokzoo decode`` for single files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from tokzoo.indices import to_storage
+from tokzoo.zoo import load_tokenizer
+
+from .errors import UserError
+
+tokenizer_option = click.option("--tokenizer", "-t", required=True, help="Zoo name, tokenizer directory or hub id.")
+untrained_option = click.option("--untrained", is_flag=True,
+                                help="Allow a randomly initialised zoo tokenizer when no weights ship.")
+
+
+def _label(tokenizer) -> str:
+    return f"{tokenizer.name} ({tokenizer.modality}, vocab {tokenizer.vocab_size}" + (
+        ", UNTRAINED)" if tokenizer.untrained else ")")
+
+
+@click.command("encode")
+@tokenizer_option
+@untrained_option
+@click.argument("input_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Tokens .npy to write.")
+def encode_command(tokenizer, untrained, input_file, output):
+    """Encode one file of the tokenizer's modality into a token .npy (smallest safe integer dtype)."""
+    from tokzoo.io.formats import read_modality
+
+    tok = load_tokenizer(tokenizer, untrained_ok=untrained)
+    tokens = to_storage(tok.encode(read_modality(tok.modality, input_file)), tok.vocab_size)
+    if output.suffix != ".npy":
+        raise UserError(f"{output}: tokens are written as .npy")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    np.save(output, tokens, allow_pickle=False)
+    click.echo(f"{input_file} -> {output}: tokens {tokens.shape} {tokens.dtype} by {_label(tok)}")
+
+
+@click.command("decode")
+@tokenizer_option
+@untrained_option
+@click.argument("tokens_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write; its extension picks the format (e.g. .png, .npy, .json).")
+def decode_command(tokenizer, untrained, tokens_file, output):
+    """Decode a token .npy back into the modality's raw form."""
+    from tokzoo.io.formats import write_modality
+
+    tok = load_tokenizer(tokenizer, untrained_ok=untrained)
+    try:
+        tokens = np.load(tokens_file, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise UserError(f"{tokens_file}: not a readable .npy of token ids ({error})") from None
+    decoded = tok.decode(tokens)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(write_modality(tok.modality, decoded[0], output.suffix))
+    click.echo(f"{tokens_file} -> {output}: decoded by {_label(tok)}")

@@ -1,0 +1,25 @@
+"""The ``tokzoo`` command: one group, each subcommand in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from tokzoo import __version__
+
+from .codec import decode_command, encode_command
+from .errors import TokzooGroup
+from .zoo import zoo_group
+
+
+@click.group(cls=TokzooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tokzoo")
+def cli():
+    """tokzoo: pseudo-label, tokenize and shard multimodal data for any-to-any models."""
+
+
+for command in (zoo_group, encode_command, decode_command):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,9 @@
+"""tokzoo: modality tokenizers, pseudo-labelers and webdataset sharding for any-to-any multimodal models."""
+
+__version__ = "0.1.0"
+
+from .tokenizer import Tokenizer  # noqa: E402
+from . import learned  # noqa: E402,F401  (registers the learned architecture)
+from .zoo import load_tokenizer  # noqa: E402
+
+__all__ = ["Tokenizer", "load_tokenizer", "__version__"]

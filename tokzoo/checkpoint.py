@@ -1,0 +1,118 @@
+"""Tokenizer checkpoints: ``config.json`` plus ``model.safetensors``. Nothing is ever unpickled.
+
+The config says everything needed to rebuild the model (architecture, hyperparameters, quantizer,
+normalisation); the weights file holds tensors only. Every problem is a :class:`CheckpointError`
+whose message names the file and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+from .errors import CheckpointError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT = "tokzoo-tokenizer"
+FORMAT_VERSION = 1
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
+
+
+def write_checkpoint(directory: str | Path, config: dict, tensors: dict[str, torch.Tensor]) -> Path:
+    """Write ``config`` (stamped with format and tokzoo version) and, if any, ``tensors`` to ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {**config, "format": FORMAT, "format_version": FORMAT_VERSION, "tokzoo_version": __version__}
+    weights = directory / WEIGHTS_NAME
+    if tensors:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(weights))
+    elif weights.exists():
+        weights.unlink()
+    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return directory
+
+
+def read_config(directory: str | Path) -> dict:
+    """Read and check ``directory/config.json``; raise CheckpointError naming the problem."""
+    directory = Path(directory)
+    if directory.is_file() and directory.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"{directory}: pickled checkpoints are not loaded (unpickling can run code); "
+            "read its tensors with tokzoo.checkpoint.read_foreign_state_dict and save_pretrained a tokzoo tokenizer")
+    path = directory / CONFIG_NAME
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: not a tokenizer directory (expected {CONFIG_NAME} and {WEIGHTS_NAME})")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a tokzoo tokenizer config (no \"format\": \"{FORMAT}\")")
+    version = config.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise CheckpointError(
+            f"{path}: format_version {version!r} (written by tokzoo {config.get('tokzoo_version', '?')}) "
+            f"is not one this tokzoo {__version__} reads (1..{FORMAT_VERSION}); upgrade tokzoo")
+    for field in ("architecture", "modality"):
+        if not isinstance(config.get(field), str):
+            raise CheckpointError(f"{path}: field {field!r} missing or not a string")
+    return config
+
+
+def read_tensors(directory: str | Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Read ``model.safetensors`` and check it holds exactly the tensors and shapes of ``expected``."""
+    path = Path(directory) / WEIGHTS_NAME
+    if not expected:
+        return {}
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: corrupt or truncated ({error})") from None
+    missing = sorted(set(expected) - set(tensors))
+    if missing:
+        raise CheckpointError(f"{path}: missing tensor(s) {missing[:3]}{' ...' if len(missing) > 3 else ''}")
+    unexpected = sorted(set(tensors) - set(expected))
+    if unexpected:
+        raise CheckpointError(f"{path}: tensor(s) the config does not describe {unexpected[:3]}")
+    for name, reference in expected.items():
+        if tuple(tensors[name].shape) != tuple(reference.shape):
+            raise CheckpointError(
+                f"{path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, config implies {tuple(reference.shape)}")
+    return tensors
+
+
+def content_hash(config: dict, tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over the model-defining config (no provenance/version stamps) and the tensor bytes."""
+    digest = hashlib.sha256()
+    ignored = {"provenance", "tokzoo_version", "format", "format_version", "name", "evaluation"}
+    digest.update(json.dumps({k: v for k, v in config.items() if k not in ignored}, sort_keys=True).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def read_foreign_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors from a foreign ``.pt``/``.bin`` file, through ``torch.load(weights_only=True)`` only."""
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError ... for unsafe or broken files
+        raise CheckpointError(f"{path}: refused or unreadable with weights_only=True ({type(error).__name__})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: does not hold a flat dict of tensors")
+    return state

@@ -1,0 +1,14 @@
+"""One module per modality; importing this package registers them all in ``MODALITIES``."""
+
+from . import depth, global_features, rgb  # noqa: F401  (registration)
+from .base import MODALITIES, Modality, register_modality
+
+__all__ = ["MODALITIES", "Modality", "register_modality", "get_modality"]
+
+
+def get_modality(name: str) -> type[Modality]:
+    from ..errors import ConfigError
+
+    if name not in MODALITIES:
+        raise ConfigError(f"unknown modality {name!r}; known: {', '.join(sorted(MODALITIES))}")
+    return MODALITIES[name]

@@ -1,0 +1,90 @@
+"""What every modality declares in one place: raw contract, normalisation, loss, visualiser, default tokenizer."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from ..errors import DtypeError, InvalidValueError, ShapeError
+
+MODALITIES: dict[str, type["Modality"]] = {}
+
+
+def register_modality(cls: type["Modality"]) -> type["Modality"]:
+    MODALITIES[cls.name] = cls
+    return cls
+
+
+class Modality:
+    """A modality's codec between raw values and the model's float tensors.
+
+    ``to_model`` validates a raw batch against ``contract`` and returns float32 (B, in_channels, H, W)
+    (or (B, in_channels) for vector modalities); ``from_model`` turns model output (B, out_channels, ...)
+    back into raw values. Normalisation parameters (stored in the tokenizer config) are keyword arguments.
+    """
+
+    name: ClassVar[str]
+    contract: ClassVar[str]
+    in_channels: ClassVar[int]
+    out_channels: ClassVar[int]
+    sample_ndim: ClassVar[int]
+    family: ClassVar[str] = "image"
+    zoo_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **normalization):
+        unknown = set(normalization) - set(self.default_normalization())
+        if unknown:
+            raise TypeError(f"unknown normalization parameter(s) for {self.name}: {sorted(unknown)}")
+        self.normalization = {**self.default_normalization(), **normalization}
+
+    @classmethod
+    def default_normalization(cls) -> dict:
+        return {}
+
+    @classmethod
+    def default_tokenizer(cls, name: str) -> dict:
+        """Config of zoo tokenizer ``name`` (one of ``zoo_names``): model preset, latent_dim, quantizer,
+        input_size, normalization, loss."""
+        raise NotImplementedError
+
+    def to_model(self, x) -> torch.Tensor:
+        raise NotImplementedError
+
+    def from_model(self, y: torch.Tensor):
+        raise NotImplementedError
+
+    def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def visualize(self, value) -> np.ndarray:
+        """One raw sample -> uint8 (H, W, 3) picture."""
+        raise NotImplementedError
+
+    # -- helpers for subclasses -------------------------------------------------------------------
+    def as_batch(self, x, dtypes: tuple, what: str) -> np.ndarray | torch.Tensor:
+        """Add a batch axis to one sample; check ndim and dtype. Keeps torch tensors on their device."""
+        if isinstance(x, (list, tuple)) and x and all(isinstance(v, (np.ndarray, torch.Tensor)) for v in x):
+            x = torch.stack([torch.as_tensor(v) for v in x]) if isinstance(x[0], torch.Tensor) else np.stack(x)
+        if not isinstance(x, (np.ndarray, torch.Tensor)):
+            raise DtypeError(f"{self.name} input", f"expected {what} as a numpy array or torch tensor, got {type(x).__name__}")
+        dtype = x.dtype if isinstance(x, np.ndarray) else x.dtype
+        if dtype not in dtypes:
+            raise DtypeError(f"{self.name} input", f"expected {what}, got dtype {dtype}")
+        if x.ndim == self.sample_ndim:
+            x = x[None]
+        if x.ndim != self.sample_ndim + 1:
+            raise ShapeError(f"{self.name} input", f"expected {what}, got shape {tuple(x.shape)}")
+        return x
+
+
+def to_tensor(x) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+
+
+def require_finite_somewhere(valid: torch.Tensor, name: str) -> None:
+    """Raise when a sample of the batch (B, ...) has no valid value at all."""
+    empty = ~valid.flatten(1).any(dim=1)
+    if bool(empty.any()):
+        raise InvalidValueError(f"{name} input", f"sample(s) {empty.nonzero().flatten().tolist()} have no valid value")

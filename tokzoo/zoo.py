@@ -1,0 +1,104 @@
+"""The zoo: named tokenizers, their shipped weights, and ``load_tokenizer``.
+
+A zoo name is a learned tokenizer registered by a modality (``Modality.zoo_names``, weights in
+``tokzoo/weights/<name>/``) or a deterministic structured tokenizer (no weights needed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .errors import TokzooError
+from .tokenizer import Tokenizer
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+# Structured tokenizers: zoo name -> (module, class); they are built with their default arguments.
+STRUCTURED = {
+    "palette": ("tokzoo.structured.palette", "PaletteTokenizer"),
+    "metadata": ("tokzoo.structured.metadata", "MetadataTokenizer"),
+    "boxes": ("tokzoo.structured.boxes", "BoxesTokenizer"),
+}
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    modality: str
+    learned: bool
+
+    @property
+    def weights_dir(self) -> Path | None:
+        """Directory of the shipped weights, or None when none ship (structured ones need none)."""
+        path = WEIGHTS_DIR / self.name
+        return path if (path / "config.json").is_file() else None
+
+    @property
+    def ready(self) -> bool:
+        return not self.learned or self.weights_dir is not None
+
+
+def zoo_entries() -> dict[str, ZooEntry]:
+    from .modalities import MODALITIES
+
+    entries = {name: ZooEntry(name, modality.name, True)
+               for modality in MODALITIES.values() for name in modality.zoo_names}
+    entries.update({name: ZooEntry(name, name, False) for name in STRUCTURED})
+    return dict(sorted(entries.items()))
+
+
+def build_zoo_tokenizer(name: str, untrained_ok: bool = False, seed: int = 0) -> Tokenizer:
+    """The zoo tokenizer ``name``: shipped weights, a structured default, or (if allowed) untrained."""
+    entry = zoo_entries()[name]
+    if not entry.learned:
+        module, cls = STRUCTURED[name]
+        return getattr(importlib.import_module(module), cls)()
+    if entry.weights_dir is not None:
+        return Tokenizer.from_pretrained(entry.weights_dir)
+    if not untrained_ok:
+        raise TokzooError(
+            f"zoo tokenizer {name!r} has no shipped weights yet; train them with "
+            f"`tokzoo train --recipe recipes/{name}.yaml`, or ask for an untrained one (untrained_ok=True)")
+    from .learned import LearnedTokenizer
+
+    return LearnedTokenizer.untrained(entry.modality, seed=seed, name=name)
+
+
+def load_tokenizer(name_or_path: str | Path, *, untrained_ok: bool = False, device=None,
+                   download: Callable[[str], Path] | None = None) -> Tokenizer:
+    """Load a tokenizer from a zoo name (``"depth"``), a local directory, or a Hugging Face hub id.
+
+    ``untrained_ok`` allows a randomly initialised zoo tokenizer (marked ``untrained``) when no weights
+    ship. ``device`` moves learned tokenizers there. Errors are :class:`TokzooError` with one line.
+    """
+    text = str(name_or_path)
+    path = Path(name_or_path)
+    if path.exists():
+        tokenizer = Tokenizer.from_pretrained(path)
+    elif text in zoo_entries():
+        tokenizer = build_zoo_tokenizer(text, untrained_ok=untrained_ok)
+    elif _HUB_ID.match(text):
+        tokenizer = Tokenizer.from_pretrained((download or _download_from_hub)(text))
+    else:
+        raise TokzooError(
+            f"{text}: not a zoo name ({', '.join(zoo_entries())}), an existing directory, or a hub id (owner/name)")
+    if device is not None and hasattr(tokenizer, "to"):
+        tokenizer.to(device)
+    return tokenizer
+
+
+def _download_from_hub(repo_id: str) -> Path:
+    """Fetch config.json and model.safetensors of ``repo_id`` (nothing else, no pickles)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, allow_patterns=["config.json", "model.safetensors"]))
+    except Exception as error:  # offline, unknown repo, auth: all end the same way for the user
+        raise TokzooError(f"{repo_id}: could not fetch from the Hugging Face hub ({type(error).__name__}); "
+                          "offline? pass a local directory instead") from None
