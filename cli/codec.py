@@ -57,5 +57,5 @@ def decode_command(tokenizer, untrained, tokens_file, output):
         raise UserError(f"{tokens_file}: not a readable .npy of token ids ({error})") from None
     decoded = tok.decode(tokens)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_bytes(write_modality(tok.modality, decoded[0], output.suffix))
+    write_modality(tok.modality, decoded[0], output)
     click.echo(f"{tokens_file} -> {output}: decoded by {_label(tok)}")
