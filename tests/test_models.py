@@ -34,6 +34,20 @@ def test_image_round_trip_shapes(preset, channels, size):
     assert dec(z).shape == x.shape
 
 
+@pytest.mark.parametrize("blocks", [1, [1, 0, 2, 1], [0, 0, 0, 1]])
+def test_conv_block_layouts_round_trip(blocks):
+    enc, dec = _pair("conv-tiny", 2, blocks_per_level=blocks)
+    x = torch.randn(1, 2, 24, 40)
+    z = enc(x)
+    assert z.shape == (1, LATENT, 3, 5)
+    assert dec(z).shape == x.shape
+
+
+def test_conv_blocks_per_level_length_must_match():
+    with pytest.raises(ConfigError, match="blocks_per_level"):
+        _pair("conv-tiny", 3, blocks_per_level=[1, 1])
+
+
 @pytest.mark.parametrize("preset", IMAGE_PRESETS)
 def test_image_non_divisible_size_raises(preset):
     enc, _ = _pair(preset, 3)

@@ -27,8 +27,11 @@ FAMILIES: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
 
 PRESETS: dict[str, dict[str, Any]] = {
     # <= 3 MB of float32 weights for encoder + decoder, trainable on CPU.
-    "conv-tiny": dict(family="conv", width=16, channel_mults=[1, 2, 4, 4], blocks_per_level=1, groups=8),
-    "conv-small": dict(family="conv", width=16, channel_mults=[1, 2, 2, 4, 4], blocks_per_level=1, groups=8),
+    # No blocks at full resolution: a stride-2 stem keeps CPU encoding compute-bound (benchmarks/RESULTS.md).
+    "conv-tiny": dict(family="conv", width=32, channel_mults=[1, 1, 2, 2], blocks_per_level=[0, 1, 1, 1], groups=8),
+    "conv-small": dict(
+        family="conv", width=32, channel_mults=[1, 1, 2, 2, 2], blocks_per_level=[0, 1, 1, 1, 1], groups=8
+    ),
     "conv-base": dict(family="conv", width=128, channel_mults=[1, 1, 2, 2, 4], blocks_per_level=2, groups=32),
     "vit-tiny": dict(family="vit", patch_size=16, width=96, depth=2, heads=3, mlp_ratio=4.0),
     "vit-small": dict(family="vit", patch_size=16, width=384, depth=6, heads=6, mlp_ratio=4.0),

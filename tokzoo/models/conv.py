@@ -2,7 +2,10 @@
 
 Hyperparameters (JSON-able): ``width`` channels at full resolution, ``channel_mults`` one multiplier
 per level (the downsampling is ``2 ** (len(channel_mults) - 1)``), ``blocks_per_level`` residual
-blocks per level, ``groups`` GroupNorm groups.
+blocks per level (one int for all levels, or a list from full resolution down; the decoder mirrors it),
+``groups`` GroupNorm groups. A first level with no blocks merges the stem into the first stride-2
+conv (and, in the decoder, the last upsampling into the output conv): no full-resolution feature
+maps, which is what makes the tiny presets fast on CPU.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from tokzoo.errors import ConfigError
 from tokzoo.models.common import spatial_grid
 
 
@@ -38,8 +42,12 @@ class ResBlock(nn.Module):
         return self.skip(x) + self.body(x)
 
 
-def _level_widths(width: int, channel_mults: Sequence[int]) -> list[int]:
-    return [width * m for m in channel_mults]
+def _levels(width: int, channel_mults: Sequence[int], blocks_per_level: int | Sequence[int]) -> list[tuple[int, int]]:
+    """(channels, residual blocks) per level, from full resolution down."""
+    blocks = [blocks_per_level] * len(channel_mults) if isinstance(blocks_per_level, int) else list(blocks_per_level)
+    if len(blocks) != len(channel_mults):
+        raise ConfigError(f"blocks_per_level {blocks_per_level} needs one entry per channel_mults level ({len(channel_mults)})")
+    return [(width * m, n) for m, n in zip(channel_mults, blocks)]
 
 
 class ConvEncoder(nn.Module):
@@ -51,19 +59,20 @@ class ConvEncoder(nn.Module):
         latent_dim: int,
         width: int = 64,
         channel_mults: Sequence[int] = (1, 2, 2, 4),
-        blocks_per_level: int = 1,
+        blocks_per_level: int | Sequence[int] = 1,
         groups: int = 32,
     ):
         super().__init__()
-        widths = _level_widths(width, channel_mults)
-        self.downsample = 2 ** (len(widths) - 1)
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 3, padding=1)]
-        current = widths[0]
-        for level, level_width in enumerate(widths):
-            for _ in range(blocks_per_level):
+        levels = _levels(width, channel_mults, blocks_per_level)
+        self.downsample = 2 ** (len(levels) - 1)
+        strided_stem = levels[0][1] == 0 and len(levels) > 1
+        current = levels[0][0]
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, current, 3, stride=2 if strided_stem else 1, padding=1)]
+        for level, (level_width, n_blocks) in enumerate(levels):
+            for _ in range(n_blocks):
                 layers.append(ResBlock(current, level_width, groups))
                 current = level_width
-            if level < len(widths) - 1:
+            if level < len(levels) - 1 and not (level == 0 and strided_stem):
                 layers.append(nn.Conv2d(current, current, 3, stride=2, padding=1))
         layers += [_norm(current, groups), nn.SiLU(), nn.Conv2d(current, latent_dim, 1)]
         self.layers = nn.Sequential(*layers)
@@ -86,21 +95,25 @@ class ConvDecoder(nn.Module):
         latent_dim: int,
         width: int = 64,
         channel_mults: Sequence[int] = (1, 2, 2, 4),
-        blocks_per_level: int = 1,
+        blocks_per_level: int | Sequence[int] = 1,
         groups: int = 32,
     ):
         super().__init__()
-        widths = _level_widths(width, channel_mults)[::-1]
-        self.upsample = 2 ** (len(widths) - 1)
-        layers: list[nn.Module] = [nn.Conv2d(latent_dim, widths[0], 3, padding=1)]
-        current = widths[0]
-        for level, level_width in enumerate(widths):
-            for _ in range(blocks_per_level):
+        levels = _levels(width, channel_mults, blocks_per_level)[::-1]
+        self.upsample = 2 ** (len(levels) - 1)
+        strided_stem = levels[-1][1] == 0 and len(levels) > 1
+        current = levels[0][0]
+        layers: list[nn.Module] = [nn.Conv2d(latent_dim, current, 3, padding=1)]
+        for level, (level_width, n_blocks) in enumerate(levels):
+            for _ in range(n_blocks):
                 layers.append(ResBlock(current, level_width, groups))
                 current = level_width
-            if level < len(widths) - 1:
+            if level < len(levels) - (2 if strided_stem else 1):
                 layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(current, current, 3, padding=1)]
-        layers += [_norm(current, groups), nn.SiLU(), nn.Conv2d(current, out_channels, 3, padding=1)]
+        layers += [_norm(current, groups), nn.SiLU()]
+        if strided_stem:
+            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        layers.append(nn.Conv2d(current, out_channels, 3, padding=1))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
