@@ -1,0 +1,205 @@
+"""Modality files <-> in-memory values (the contract in docs/ARCHITECTURE.md).
+
+Formats, by modality (extension -> meaning):
+
+| modality | read | write | stored meaning |
+|---|---|---|---|
+| rgb | .jpg .jpeg .png .webp .bmp .tif .tiff | same | any PIL mode, EXIF orientation applied (see ``tokzoo.io.images``) |
+| depth | .png, .npy | same | PNG: 16-bit gray, metres = value / ``scale`` (default 1000, millimetres), 0 = invalid; npy: float metres, 0 / NaN / +-inf / negative = invalid |
+| normals | .png, .npy | same | PNG: 8-bit RGB, v = p / 255 * 2 - 1, renormalised, vectors shorter than 0.5 (e.g. grey 128) = invalid; npy: float (H, W, 3) |
+| semseg | .png, .npy | same | uint8 / uint16 / palette ids; the file's ``ignore_index`` (default 255) becomes 255 |
+| instances | .png, .npy | same | uint16 ids, 0 = none |
+| edges | .png, .npy | same | {0, 1} or 0..255 (>= 128 is an edge); written as 0 / 255 |
+| crops | .npy | .npy | int (n_crops, 5) |
+| pose, camera, palette, metadata, boxes | .json | .json | UTF-8 JSON object |
+| audio | .wav .flac .mp3 .ogg | .wav .flac | mono float32 resampled to ``sample_rate`` (default 16000) |
+
+Options (keyword arguments, only where they apply): ``max_pixels`` (image modalities), ``scale``
+(depth PNG), ``ignore_index`` (semseg), ``max_json_bytes`` (JSON), ``sample_rate`` (audio).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from tokzoo.errors import DtypeError, EmptyFileError, InputError, InvalidValueError, UnsupportedFormatError
+from tokzoo.io import values as V
+from tokzoo.io.audio import SAMPLE_RATE, check_audio, read_audio, write_audio
+from tokzoo.io.images import encode_image, orient, pil_to_channel, pil_to_rgb, pil_to_rgb8_exact
+from tokzoo.io.safety import MAX_JSON_BYTES, MAX_PIXELS, NPY_MAGIC, load_json, load_npy, open_image
+
+DEPTH_SCALE = 1000.0
+"""Default depth PNG scale: stored value / scale = metres (millimetres)."""
+
+_IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+_JSON_CHECKS: dict[str, Callable[[object, str], dict]] = {
+    "pose": V.pose, "camera": V.camera, "palette": V.json_object, "metadata": V.json_object, "boxes": V.json_object,
+}
+_LABEL_CHECKS = {"semseg": V.semseg, "instances": V.instances, "edges": V.edges}
+
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "rgb": _IMAGE_EXTS,
+    "depth": (".png", ".npy"),
+    "normals": (".png", ".npy"),
+    "semseg": (".png", ".npy"),
+    "instances": (".png", ".npy"),
+    "edges": (".png", ".npy"),
+    "crops": (".npy",),
+    **{m: (".json",) for m in _JSON_CHECKS},
+    "audio": (".wav", ".flac", ".mp3", ".ogg"),
+}
+"""Readable extensions per modality."""
+
+MODALITIES = tuple(EXTENSIONS)
+
+
+def _ext_of(source: str, ext: str | None) -> str:
+    if ext is None:
+        ext = Path(source).suffix
+    ext = ext.lower()
+    return ext if not ext or ext.startswith(".") else "." + ext
+
+
+def _sniff(data: bytes, modality: str) -> str:
+    """Extension for bytes that came without a name (e.g. a dataset column)."""
+    if data.startswith(NPY_MAGIC):
+        return ".npy"
+    if modality in _JSON_CHECKS:
+        return ".json"
+    return EXTENSIONS[modality][0] if modality not in ("depth", "normals") else ".png"
+
+
+def _check_modality(modality: str, source: str) -> None:
+    if modality not in EXTENSIONS:
+        raise UnsupportedFormatError(source, f"unknown modality {modality!r}; known: {', '.join(MODALITIES)}")
+
+
+def read_modality(modality: str, source: str | Path, data: bytes | None = None, ext: str | None = None, **options) -> object:
+    """Read one modality value from a file (``data=None``) or from ``data`` bytes named ``source``.
+
+    ``ext`` overrides the extension taken from ``source``; bytes with no extension at all are
+    sniffed. Returns the contract value (see module docstring) or raises a typed InputError.
+    """
+    source = str(source)
+    _check_modality(modality, source)
+    ext = _ext_of(source, ext)
+    if data is None:
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise InputError(source, f"cannot read file ({exc.strerror or exc})") from None
+    if not data:
+        raise EmptyFileError(source, "file is empty (0 bytes)")
+    if not ext:
+        ext = _sniff(data, modality)
+    if ext not in EXTENSIONS[modality]:
+        raise UnsupportedFormatError(source, f"{modality} cannot be read from {ext!r} files; use one of {', '.join(EXTENSIONS[modality])}")
+    if ext == ".npy":
+        return from_value(modality, load_npy(data, source), source, **options)
+    if ext == ".json":
+        return _JSON_CHECKS[modality](load_json(data, source, options.get("max_json_bytes", MAX_JSON_BYTES)), source)
+    if modality == "audio":
+        return read_audio(data, source, options.get("sample_rate", SAMPLE_RATE))
+    return from_value(modality, open_image(data, source, options.get("max_pixels", MAX_PIXELS)), source, **options)
+
+
+def _depth_from_ints(stored: np.ndarray, source: str, scale: float) -> np.ndarray:
+    if stored.dtype == np.uint8:
+        raise DtypeError(source, "depth PNG must be 16-bit gray (8-bit depth would lose all precision)")
+    return V.depth(stored.astype(np.float64) / scale, source)
+
+
+def from_value(modality: str, value: object, source: str, **options) -> object:
+    """Coerce an in-memory value (array, PIL image, dict, JSON text, encoded bytes) to the contract.
+
+    PIL images follow the same rules as image files (EXIF orientation, depth PNG ``scale``,
+    normals PNG encoding). Audio arrays are assumed to be at the requested rate already.
+    """
+    _check_modality(modality, source)
+    if isinstance(value, (bytes, bytearray)):
+        return read_modality(modality, source, bytes(value), "", **options)
+    if modality in _JSON_CHECKS:
+        if isinstance(value, str):
+            value = load_json(value.encode("utf-8"), source, options.get("max_json_bytes", MAX_JSON_BYTES))
+        return _JSON_CHECKS[modality](value, source)
+    if modality == "audio":
+        return check_audio(value, source)
+    if isinstance(value, Image.Image):
+        img = orient(value)
+        if modality == "rgb":
+            return pil_to_rgb(img, source)
+        if modality == "normals":
+            stored = pil_to_rgb8_exact(img, source).astype(np.float32)
+            return V.normals(stored / 255.0 * 2.0 - 1.0, source, min_norm=0.5)
+        value = pil_to_channel(img, source)
+        if modality == "depth":
+            return _depth_from_ints(value, source, float(options.get("scale", DEPTH_SCALE)))
+    if modality == "rgb":
+        return V.rgb(value, source)
+    if modality == "depth":
+        return V.depth(value, source)
+    if modality == "normals":
+        return V.normals(value, source)
+    if modality == "semseg":
+        return V.semseg(value, source, options.get("ignore_index", V.IGNORE))
+    if modality == "crops":
+        return V.crops(value, source)
+    return _LABEL_CHECKS[modality](value, source)
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _encode(modality: str, value: object, ext: str, source: str, **options) -> bytes:
+    if ext == ".json":
+        try:
+            return json.dumps(value, allow_nan=False, sort_keys=True).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise InvalidValueError(source, f"not JSON-serialisable ({exc})") from None
+    if modality == "audio":
+        return write_audio(value, ext, options.get("sample_rate", SAMPLE_RATE), source)
+    if ext == ".npy":
+        return _npy_bytes(value)
+    if modality == "depth":
+        scale = float(options.get("scale", DEPTH_SCALE))
+        stored = np.rint(np.nan_to_num(value, nan=0.0) * scale)
+        if stored.max() > 65535:
+            raise InvalidValueError(source, f"depth {np.nanmax(value):.3f} m does not fit a 16-bit PNG at scale {scale}; lower the scale")
+        stored[np.isfinite(value) & (stored < 1)] = 1  # keep tiny valid depths valid (smallest step)
+        return encode_image(stored.astype(np.uint16), ext, source)
+    if modality == "normals":
+        stored = np.rint((np.nan_to_num(value, nan=0.0) + 1.0) / 2.0 * 255.0).astype(np.uint8)
+        stored[np.isnan(value).any(axis=2)] = 128  # decodes to a near-zero vector = invalid
+        return encode_image(stored, ext, source)
+    if modality == "edges":
+        return encode_image(value * np.uint8(255), ext, source)
+    return encode_image(value, ext, source)
+
+
+def write_modality(modality: str, value: object, path_or_ext: str | Path, **options) -> bytes:
+    """Encode a contract value; write it when given a path (its suffix picks the format), return the bytes.
+
+    ``path_or_ext`` is either a file path or a bare extension such as ``".png"`` (nothing written).
+    Writable: everything ``read_modality`` reads except mp3 / ogg audio; JPEG / WebP only for rgb.
+    """
+    target = str(path_or_ext)
+    is_path = not (target.startswith(".") and "/" not in target and target.count(".") == 1)
+    ext = _ext_of(target, None) if is_path else target.lower()
+    source = target if is_path else f"<{modality}{ext}>"
+    _check_modality(modality, source)
+    writable = (".wav", ".flac") if modality == "audio" else EXTENSIONS[modality]
+    if ext not in writable:
+        raise UnsupportedFormatError(source, f"{modality} cannot be written as {ext!r}")
+    data = _encode(modality, from_value(modality, value, source, **options), ext, source, **options)
+    if is_path:
+        Path(target).write_bytes(data)
+    return data

@@ -1,0 +1,96 @@
+"""Webdataset-style tar shards: members ``[dir/]<key>.<modality>.<ext>``, a sample's members contiguous.
+
+Read with :mod:`tarfile` in streaming mode; only members of requested modalities are read, and
+bytes are handed to the modality's own reader (never pickle). The key is everything before the
+first dot of the member's name (with its directory), made safe with
+:func:`~tokzoo.io.keys.key_from_stem`. An unreadable or truncated shard yields one sample whose
+``errors["sample"]`` says so, after the complete samples before the damage; a repeated key
+(across shards, or a sample's members split apart) is an error on the repeat.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from tokzoo.io.formats import MODALITIES
+from tokzoo.io.keys import key_from_stem
+from tokzoo.io.samples import SAMPLE_ERROR, FileRef, RawSample, Reader, check_modalities
+
+
+def expand_urls(urls: str | Sequence[str]) -> list[str]:
+    """A path, a brace pattern (``s-{000..003}.tar``) or a list of them -> list of shard paths."""
+    import braceexpand
+
+    patterns = [urls] if isinstance(urls, (str, Path)) else list(urls)
+    return [u for p in patterns for u in braceexpand.braceexpand(str(p))]
+
+
+def split_member(name: str) -> tuple[str, str, str] | None:
+    """``"d/k.depth.npy"`` -> ``("d/k", "depth", ".npy")``; None when there is no ``.<modality>.<ext>`` part."""
+    head, _, base = name.rpartition("/")
+    stem, dot, rest = base.partition(".")
+    modality, dot2, ext = rest.partition(".")
+    if not (stem and dot and dot2 and modality and ext):
+        return None
+    return (f"{head}/{stem}" if head else stem), modality, "." + ext.lower()
+
+
+class TarReader(Reader):
+    """Samples from webdataset tars, in shard order then member order.
+
+    ``modalities=None`` reads every member whose modality is known and reports nothing missing;
+    with a list, members of other modalities are skipped and a missing one is an error entry.
+    """
+
+    def __init__(self, urls: str | Sequence[str], modalities: Sequence[str] | None = None):
+        self.shards = expand_urls(urls)
+        self._required = modalities is not None
+        self.modalities = check_modalities(modalities if modalities is not None else MODALITIES, str(urls))
+        self._sources: dict[str, str] = {}
+
+    def source_of(self, key: str) -> str:
+        """``shard.tar:key`` for keys met so far (tars are streamed, so only after they were read)."""
+        return self._sources[key]
+
+    def raw(self) -> Iterator[RawSample]:
+        self._sources = {}
+        for shard in self.shards:
+            yield from self._read_shard(shard)
+
+    def _finish(self, shard: str, raw_key: str, files: dict[str, FileRef]) -> RawSample:
+        key = key_from_stem(raw_key)
+        errors = {}
+        if key in self._sources:
+            errors[SAMPLE_ERROR] = (
+                f"{shard}:{raw_key}: duplicate key (also in {self._sources[key]}); keys must be unique "
+                "and a sample's members contiguous"
+            )
+        else:
+            self._sources[key] = f"{shard}:{raw_key}"
+        if self._required:
+            errors.update({m: f"{shard}:{raw_key}: missing (no .{m}.* member)" for m in self.modalities if m not in files})
+        return RawSample(key, files, errors)
+
+    def _read_shard(self, shard: str) -> Iterator[RawSample]:
+        current, files = None, {}
+        try:
+            with tarfile.open(shard, mode="r|*") as tar:
+                for member in tar:
+                    parts = split_member(member.name) if member.isfile() else None
+                    if parts is None or parts[1] not in self.modalities:
+                        continue
+                    raw_key, modality, ext = parts
+                    if raw_key != current:
+                        if current is not None:
+                            yield self._finish(shard, current, files)
+                        current, files = raw_key, {}
+                    files[modality] = FileRef(f"{shard}:{member.name}", ext, data=tar.extractfile(member).read())
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            if current is not None:  # the sample being read when the damage hit is incomplete
+                yield RawSample(key_from_stem(current), {}, {SAMPLE_ERROR: f"{shard}:{current}: shard broke while reading this sample ({exc})"})
+                current = None
+            yield RawSample(key_from_stem(Path(shard).name), {}, {SAMPLE_ERROR: f"{shard}: unreadable tar ({exc})"})
+        if current is not None:
+            yield self._finish(shard, current, files)
