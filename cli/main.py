@@ -8,6 +8,7 @@ from tokzoo import __version__
 
 from .codec import decode_command, encode_command
 from .errors import TokzooGroup
+from .tokenize import tokenize_command
 from .zoo import zoo_group
 
 
@@ -17,7 +18,7 @@ def cli():
     """tokzoo: pseudo-label, tokenize and shard multimodal data for any-to-any models."""
 
 
-for command in (zoo_group, encode_command, decode_command):
+for command in (zoo_group, encode_command, decode_command, tokenize_command):
     cli.add_command(command)
 
 

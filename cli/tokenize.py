@@ -1,0 +1,75 @@
+"""``tokzoo tokenize``: samples -> consistently cropped tokens, one folder of shards per modality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .errors import UserError
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """``"64"`` -> (64, 64); ``"48x64"`` -> (48, 64) (height x width)."""
+    if text is None:
+        return None
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise UserError(f"--size {text!r}: expected N or HxW with positive integers")
+    return (parts[0], parts[-1])
+
+
+def parse_tokenizers(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        modality, sep, reference = value.partition("=")
+        if not sep or not modality or not reference:
+            raise UserError(f"--tokenizer {value!r}: expected MODALITY=ZOO_NAME_OR_DIR")
+        out[modality.strip()] = reference.strip()
+    return out
+
+
+def tokenizer_label(entry: dict) -> str:
+    return f"{entry['name']} ({entry['tokenizer']}, hash {entry['content_hash'][:12]})" + (
+        " UNTRAINED: random weights, tokens carry no meaning" if entry["untrained"] else "")
+
+
+@click.command("tokenize")
+@click.option("--modality", "-m", "modalities", required=True, help="Modalities to tokenize, comma-separated (depth,rgb).")
+@click.option("--input", "-i", "input_", help="Folder, tar(s) or hf: dataset. Default: built-in procedural scenes.")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Token dataset folder.")
+@click.option("--tokenizer", "-t", "tokenizers", multiple=True, help="MODALITY=ZOO_NAME_OR_DIR (repeatable); default: the zoo name = modality.")
+@click.option("--untrained", is_flag=True, help="Allow untrained zoo tokenizers (random weights, labelled in the manifest).")
+@click.option("--crops", default=1, show_default=True, type=click.IntRange(min=1), help="Crops per sample; crop 0 is the centre crop.")
+@click.option("--size", help="Crop output size, N or HxW. Default: each tokenizer's input_size.")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Samples per encoder call (x crops).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=0), help="Decode/crop processes (0: in the main process).")
+@click.option("--device", default=None, help="Device for the encoders (cpu, cuda, ...).")
+@click.option("--samples-per-shard", default=256, show_default=True, type=click.IntRange(min=1), help="Samples per shard for non-tar inputs and scenes.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random crops (and of the scenes).")
+@click.option("--overwrite", is_flag=True, help="Delete what OUT holds and start over.")
+@click.option("--scenes", default=64, show_default=True, type=click.IntRange(min=1), help="Number of scenes when no --input.")
+@click.option("--scene-size", default=256, show_default=True, type=click.IntRange(min=8), help="Scene resolution when no --input.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+def tokenize_command(modalities, input_, output, tokenizers, untrained, crops, size, batch_size, workers, device,
+                     samples_per_shard, seed, overwrite, scenes, scene_size, progress):
+    """Tokenize samples into OUT/<modality>/shard-*.tar (+ crops, tables, stats, manifest); resumable."""
+    from tokzoo.pipeline import TokenizeJob, tokenize
+
+    names = [m.strip() for m in modalities.split(",") if m.strip()]
+    if not names or len(set(names)) != len(names):
+        raise UserError(f"--modality {modalities!r}: expected distinct comma-separated names")
+    job = TokenizeJob(modalities=names, output=output, input=input_, tokenizers=parse_tokenizers(tokenizers),
+                      untrained=untrained, crops=crops, size=parse_size(size), batch_size=batch_size, workers=workers,
+                      device=device, samples_per_shard=samples_per_shard, seed=seed, overwrite=overwrite,
+                      scenes=scenes, scene_size=scene_size, progress=progress)
+    summary = tokenize(job)
+    for name in names:
+        click.echo(f"{name}: {tokenizer_label(summary.manifest['modalities'][name])}")
+    click.echo(f"shards: {summary.shards} ({summary.written} written by this run) in {output}")
+    click.echo(summary.line(output))
+    if summary.ok == 0:
+        raise UserError(f"nothing written: all {summary.total} samples failed")

@@ -1,0 +1,28 @@
+"""Main-process side: encode a batch of prepared samples with one modality's tokenizer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tokzoo.errors import TokzooError
+from tokzoo.indices import to_storage
+
+from .manifest import ModalitySpec
+from .worker import Prepared
+
+
+def encode_batch(spec: ModalitySpec, samples: list[Prepared]) -> list[np.ndarray | str]:
+    """Per sample: tokens (n_crops, *token_shape) in the smallest safe dtype, or the error message.
+
+    All crops of all samples go through the tokenizer in one call; when it refuses the batch, each
+    sample is encoded alone so that only the offending ones fail.
+    """
+    crops = [value for sample in samples for value in sample.values[spec.modality]]
+    batch = np.stack(crops) if all(isinstance(v, np.ndarray) for v in crops) else crops
+    try:
+        tokens = to_storage(spec.tokenizer.encode(batch), spec.tokenizer.vocab_size)
+    except TokzooError as error:
+        if len(samples) == 1:
+            return [f"{spec.modality}: {samples[0].sources.get(spec.modality, samples[0].key)}: {error}"]
+        return [result for sample in samples for result in encode_batch(spec, [sample])]
+    return list(tokens.reshape(len(samples), -1, *tokens.shape[1:]))

@@ -1,0 +1,119 @@
+"""The tokenizers of a run, and ``OUT/manifest.json``: what they are, and whether a run may add to OUT.
+
+A run may add modalities to an existing OUT, or finish one, only with the same crop recipe and
+shard size, the same tokenizer (content hash) and crop size for modalities already there, and
+with every modality it does not ask for already complete. Anything else is refused with one line
+(``--overwrite`` starts over).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import tokzoo
+from tokzoo.errors import ConfigError
+from tokzoo.indices import storage_dtype
+from tokzoo.tokenizer import Tokenizer
+from tokzoo.zoo import load_tokenizer
+
+from .layout import complete_shards, read_json, stats_path
+
+CROP_RECIPE = {"scale": [0.6, 1.0], "ratio": [3 / 4, 4 / 3], "hflip_p": 0.5}
+"""Random crops (crop 1..): area fraction, aspect ratio w / h, flip probability (tokzoo.crops)."""
+
+FORMAT = "tokzoo-tokens/1"
+
+
+@dataclass
+class ModalitySpec:
+    """One modality of a run: its tokenizer, how it was named, and the crop size it gets."""
+
+    modality: str
+    reference: str
+    tokenizer: Tokenizer
+    size: tuple[int, int] | None
+
+    @cached_property
+    def content_hash(self) -> str:
+        return self.tokenizer.content_hash()
+
+    @property
+    def token_shape(self) -> tuple[int, ...]:
+        shape_for = getattr(self.tokenizer, "token_shape_for", None)
+        return tuple(shape_for(self.size)) if shape_for and self.size else tuple(self.tokenizer.token_shape)
+
+    def entry(self, source: str) -> dict:
+        tok = self.tokenizer
+        return {"tokenizer": self.reference, "name": tok.name, "content_hash": self.content_hash,
+                "untrained": bool(tok.config.get("untrained", False)), "config": tok.config, "vocab_size": tok.vocab_size,
+                "token_shape": list(self.token_shape), "dtype": storage_dtype(tok.vocab_size).name,
+                "size": list(self.size) if self.size else None, "input": source}
+
+
+def load_specs(modalities: list[str], references: dict[str, str], untrained: bool, device: str | None,
+               size: tuple[int, int] | None) -> list[ModalitySpec]:
+    """Load each modality's tokenizer (default: the zoo one named after it) and pick its crop size."""
+    unknown = sorted(set(references) - set(modalities))
+    if unknown:
+        raise ConfigError(f"--tokenizer given for {', '.join(unknown)}, which --modality does not list")
+    specs = []
+    for modality in modalities:
+        reference = references.get(modality, modality)
+        tok = load_tokenizer(reference, untrained_ok=untrained, device=device)
+        if tok.modality != modality:
+            raise ConfigError(f"tokenizer {reference!r} is for {tok.modality!r}, not {modality!r}")
+        if Path(reference).exists():
+            reference = str(Path(reference).resolve())
+        input_size = tok.config.get("input_size")
+        own = tuple(input_size) if input_size and len(input_size) == 2 else None
+        specs.append(ModalitySpec(modality, reference, tok, (size or own) if own else None))
+    return specs
+
+
+def check_compatible(manifest: dict | None, specs: list[ModalitySpec], crops: dict, samples_per_shard: int) -> None:
+    """Raise ConfigError when this run cannot add to the OUT that ``manifest`` describes."""
+    if manifest is None:
+        return
+    hint = "; pass --overwrite to start over, or choose another --output"
+    if manifest["crops"] != crops:
+        raise ConfigError(f"OUT was cropped with {manifest['crops']}, this run asks for {crops}{hint}")
+    if manifest["samples_per_shard"] != samples_per_shard:
+        raise ConfigError(f"OUT has {manifest['samples_per_shard']} samples per shard, this run asks for "
+                          f"{samples_per_shard}{hint}")
+    requested = {spec.modality: spec for spec in specs}
+    for modality, entry in manifest["modalities"].items():
+        spec = requested.get(modality)
+        if spec is None and not entry["complete"]:
+            raise ConfigError(f"OUT/{modality} is incomplete; rerun with --modality {modality} first{hint}")
+        if spec is not None and entry["content_hash"] != spec.content_hash:
+            raise ConfigError(f"OUT/{modality} was made by tokenizer {entry['tokenizer']!r} "
+                              f"(hash {entry['content_hash'][:12]}), not {spec.reference!r}{hint}")
+        if spec is not None and entry["size"] != (list(spec.size) if spec.size else None):
+            raise ConfigError(f"OUT/{modality} has crops of size {entry['size']}, this run asks for "
+                              f"{list(spec.size) if spec.size else None}{hint}")
+
+
+def build_manifest(manifest: dict | None, specs: list[ModalitySpec], crops: dict, samples_per_shard: int,
+                   source: str) -> dict:
+    """The manifest with this run's modalities added (marked incomplete until :func:`finish_manifest`)."""
+    modalities = dict(manifest["modalities"]) if manifest else {}
+    for spec in specs:
+        previous = modalities.get(spec.modality, {})
+        modalities[spec.modality] = {**spec.entry(previous.get("input", source)), "complete": False,
+                                     "shards": None, "samples": None}
+    return {"format": FORMAT, "tokzoo_version": tokzoo.__version__, "crops": crops,
+            "samples_per_shard": samples_per_shard, "modalities": dict(sorted(modalities.items()))}
+
+
+def finish_manifest(manifest: dict, out: Path, shards: int) -> dict:
+    """Counts from every modality's stats; a modality is complete when all ``shards`` have stats."""
+    modalities = {}
+    for modality, entry in manifest["modalities"].items():
+        done = complete_shards(out, modality)
+        stats = [read_json(stats_path(out, modality, i)) for i in done]
+        counts = {field: sum(s[field] for s in stats) for field in ("count", "ok", "failed")}
+        modalities[modality] = {**entry, "complete": done == list(range(shards)), "shards": len(done),
+                                "samples": counts}
+    return {**manifest, "modalities": modalities}

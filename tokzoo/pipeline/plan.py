@@ -1,0 +1,76 @@
+"""Units of work: one input shard -> one output shard per modality.
+
+For tar inputs an input shard is one tar; for every other reader it is a fixed-size chunk of the
+reader's (sorted) samples. With no input, the built-in procedural scenes are written once into
+``OUT/_source/`` as tars (deterministic bytes) and read from there, so ``tokzoo show`` can find them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from tokzoo.errors import ConfigError
+from tokzoo.io import RawSample, Reader, TarReader, open_reader
+
+from .layout import SOURCE, json_bytes, read_json
+
+
+@dataclass
+class Unit:
+    index: int
+    source: str
+    raws: Iterable[RawSample]
+
+
+def scenes_source(out: Path, n: int, seed: int, size: int, samples_per_shard: int, workers: int) -> Path:
+    """``OUT/_source`` holding scenes ``0..n-1``; written once (through a temporary folder), reused after."""
+    from tokzoo.datasets.scenes import write_scene_shards
+
+    target = out / SOURCE
+    params = {"scenes": n, "seed": seed, "size": size, "samples_per_shard": samples_per_shard}
+    if (target / "scenes.json").is_file():
+        if read_json(target / "scenes.json") != params:
+            raise ConfigError(f"{target} holds scenes {read_json(target / 'scenes.json')}, this run asks for {params}; "
+                              "pass --overwrite to start over")
+        return target
+    partial = out / f"{SOURCE}-partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)
+    write_scene_shards(partial, n, seed=seed, size=size, samples_per_shard=samples_per_shard, workers=workers)
+    (partial / "scenes.json").write_bytes(json_bytes(params))
+    partial.rename(target)
+    return target
+
+
+def open_input(source: str | Path, modalities: Sequence[str]) -> Reader:
+    """A reader over ``source`` (``_source`` of scenes: its tars) for ``modalities``."""
+    path = Path(source)
+    if path.name == SOURCE and path.is_dir():
+        return TarReader(sorted(str(p) for p in path.glob("shard-*.tar")), list(modalities))
+    return open_reader(str(source), list(modalities))
+
+
+def units(reader: Reader, samples_per_shard: int) -> Iterator[Unit]:
+    """The reader's samples cut into units, in order; tar units open their tar only when iterated."""
+    if isinstance(reader, TarReader):
+        for index, shard in enumerate(reader.shards):
+            yield Unit(index, shard, _LazyTar(shard, reader.modalities))
+        return
+    raws = iter(reader.raw())
+    for index in itertools.count():
+        chunk = list(itertools.islice(raws, samples_per_shard))
+        if not chunk:
+            return
+        yield Unit(index, f"samples {index * samples_per_shard}..{index * samples_per_shard + len(chunk) - 1}", chunk)
+
+
+class _LazyTar:
+    def __init__(self, shard: str, modalities: Sequence[str]):
+        self.shard, self.modalities = shard, modalities
+
+    def __iter__(self) -> Iterator[RawSample]:
+        return TarReader(self.shard, list(self.modalities)).raw()

@@ -1,0 +1,166 @@
+"""``tokenize``: the tokenize job from top to bottom.
+
+1. Claim OUT: refuse a foreign folder, wipe it on ``overwrite``, finish commits a killed run began.
+2. Load each modality's tokenizer; check that they fit what OUT already holds; write the manifest.
+3. Stream input shard after input shard: worker processes decode, crop and check samples (stored
+   crops reused), the main process encodes them in input-order batches, each finished shard is
+   committed atomically. Shards already complete for every requested modality are skipped.
+4. Finish the manifest with counts; return the summary.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from tokzoo.errors import ConfigError
+
+from .layout import CROPS, JOURNALS, MANIFEST, SOURCE, json_bytes, read_manifest
+from .manifest import CROP_RECIPE, build_manifest, check_compatible, finish_manifest, load_specs
+from .plan import open_input, scenes_source, units
+from .shard import ShardBuilder, ShardState
+from .worker import OrderedPool, WorkerJob
+from .writer import commit_shard, recover, write_atomic
+
+CHUNK = 8
+"""Samples per task sent to a worker."""
+
+
+@dataclass
+class TokenizeJob:
+    modalities: list[str]
+    output: Path
+    input: str | None = None
+    tokenizers: dict[str, str] = field(default_factory=dict)
+    untrained: bool = False
+    crops: int = 1
+    size: tuple[int, int] | None = None
+    batch_size: int = 32
+    workers: int = 1
+    device: str | None = None
+    samples_per_shard: int = 256
+    seed: int = 0
+    overwrite: bool = False
+    scenes: int = 64
+    scene_size: int = 256
+    progress: bool = True
+
+
+@dataclass
+class Summary:
+    ok: int
+    failed: int
+    total: int
+    shards: int
+    written: int
+    manifest: dict
+
+    def line(self, out: Path) -> str:
+        first = next(iter(self.manifest["modalities"]))
+        return (f"ok {self.ok} / failed {self.failed} / total {self.total}; "
+                f"errors listed in {out / first}/*.samples.jsonl")
+
+
+def tokenize(job: TokenizeJob) -> Summary:
+    out = Path(job.output)
+    claim_output(out, job.overwrite)
+    specs = load_specs(job.modalities, job.tokenizers, job.untrained, job.device, job.size)
+    crops = {"n_crops": job.crops, "seed": job.seed, **CROP_RECIPE}
+    previous = read_manifest(out)
+    check_compatible(previous, specs, crops, job.samples_per_shard)
+    source = job.input or str(scenes_source(out, job.scenes, job.seed, job.scene_size, job.samples_per_shard,
+                                            job.workers).resolve())
+    manifest = build_manifest(previous, specs, crops, job.samples_per_shard, source)
+    write_atomic(out / MANIFEST, json_bytes(manifest))
+
+    requested = [spec.modality for spec in specs]
+    reader = open_input(source, requested)
+    worker_job = WorkerJob(sizes={s.modality: s.size for s in specs},
+                           checks={s.modality: getattr(s.tokenizer, "codec", None) and s.tokenizer.codec.to_model
+                                   for s in specs},
+                           n_crops=job.crops, seed=job.seed, crop_recipe=CROP_RECIPE)
+    plan = Plan(out, list(manifest["modalities"]), requested)
+    written = 0
+    with OrderedPool(worker_job, job.workers) as pool, tqdm(total=_length(reader), unit="sample", smoothing=0.1,
+                                                             disable=not job.progress, dynamic_ncols=True) as bar:
+        shard, started = None, time.perf_counter()
+        for (state, last), prepared in pool.map(plan.chunks(units(reader, job.samples_per_shard))):
+            if shard is None:
+                shard = ShardBuilder(state, [s for s in specs if s.modality in state.todo(requested)], job.batch_size)
+            shard.add(prepared)
+            bar.update(len(prepared))
+            if last:
+                commit_shard(out, shard.finish(), plan.sources[state.index], time.perf_counter() - started)
+                shard, started, written = None, time.perf_counter(), written + 1
+
+    manifest = finish_manifest(manifest, out, plan.shards)
+    write_atomic(out / MANIFEST, json_bytes(manifest))
+    counts = manifest["modalities"][requested[0]]["samples"]
+    return Summary(counts["ok"], counts["failed"], counts["count"], plan.shards, written, manifest)
+
+
+class Plan:
+    """Feeds the worker pool: for each unit not yet complete, ``((state, last), chunk)`` pairs."""
+
+    def __init__(self, out: Path, in_out: list[str], requested: list[str]):
+        self.out, self.in_out, self.requested = out, in_out, requested
+        self.shards, self.sources = 0, {}
+
+    def chunks(self, all_units):
+        for unit in all_units:
+            self.shards += 1
+            state = ShardState.read(self.out, unit.index, self.in_out, self.requested)
+            if not state.todo(self.requested):
+                continue
+            self.sources[unit.index] = unit.source
+            items = self._items(state, unit)
+            chunk = list(itertools.islice(items, CHUNK))
+            while True:
+                following = list(itertools.islice(items, CHUNK))
+                yield (state, not following), chunk
+                if not following:
+                    break
+                chunk = following
+
+    @staticmethod
+    def _items(state: ShardState, unit):
+        count = 0
+        for position, raw in enumerate(unit.raws):
+            yield raw, state.crops.get(raw.key), state.known_error(position, raw.key)
+            count += 1
+        state.check_count(count)
+
+
+def _length(reader) -> int | None:
+    try:
+        return len(reader)
+    except TypeError:
+        return None
+
+
+def claim_output(out: Path, overwrite: bool) -> None:
+    """Make OUT ready: refuse a non-empty folder tokzoo did not write; wipe ours on ``overwrite``;
+    otherwise finish or drop what a killed run left."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder")
+    entries = sorted(out.iterdir()) if out.exists() else []
+    foreign = [e for e in entries if not _ours(e)]
+    if foreign:
+        raise ConfigError(f"{out}: not empty and not a tokzoo token dataset ({foreign[0].name}); choose another --output")
+    if overwrite:
+        for entry in entries:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    recover(out)
+
+
+def _ours(entry: Path) -> bool:
+    """Written by tokzoo tokenize: the manifest, private ``_`` entries, crops, or folders of shards only."""
+    if entry.name in (MANIFEST, CROPS, JOURNALS) or entry.name.startswith(SOURCE) or entry.name.endswith(".tmp"):
+        return True
+    return entry.is_dir() and all(child.name.startswith("shard-") for child in entry.iterdir())

@@ -1,0 +1,143 @@
+"""Deterministic shard bytes and the all-or-nothing commit of one shard's files.
+
+A shard's files (tars, tables, stats; in several folders when a later modality removes keys from
+earlier ones) are first written under ``<name>.tmp``. The commit writes a journal listing them
+(``OUT/_commit/shard-N.json``, itself renamed into place: that rename is the commit point), then
+renames each file into place, stats last, and deletes the journal. :func:`recover` replays
+journals left by a killed run and deletes unjournaled ``.tmp`` files, so a rerun continues from
+either the state before the shard or the state after it, never a mix.
+
+Durability is against process death (SIGKILL), not power loss: nothing is fsynced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import webdataset as wds
+
+from .layout import (CROPS, JOURNALS, json_bytes, read_json, read_tar, shard_name, stats_path, table_bytes,
+                     table_path, tar_path)
+from .manifest import ModalitySpec
+from .shard import ShardBuilder
+
+CRASH_ENV = "TOKZOO_TEST_CRASH_AFTER_RENAMES"
+"""Test hook: SIGKILL this process right after that many commit renames (resume tests)."""
+
+_renames = 0
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
+    """``<key>.npy`` members in the given order, mtime 0, uid/gid 0, fixed user/group names and mode."""
+    buffer = io.BytesIO()
+    with wds.TarWriter(buffer, encoder=False, mtime=0.0, user="tokzoo", group="tokzoo", mode=0o444) as tar:
+        for key, data in members:
+            tar.write({"__key__": key, "npy": data})
+    return buffer.getvalue()
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
+
+
+def _rename(source: Path, target: Path) -> None:
+    global _renames
+    os.replace(source, target)
+    _renames += 1
+    if os.environ.get(CRASH_ENV) and _renames >= int(os.environ[CRASH_ENV]):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _tmp(path).write_bytes(data)
+    _rename(_tmp(path), path)
+
+
+class ShardCommit:
+    """Stage files of shard ``index`` (in commit order: stats last), then :meth:`commit` them together."""
+
+    def __init__(self, out: Path, index: int):
+        self.out, self.index, self.paths = Path(out), index, []
+
+    def stage(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _tmp(path).write_bytes(data)
+        self.paths.append(path)
+
+    def commit(self) -> None:
+        journal = self.out / JOURNALS / f"{shard_name(self.index)}.json"
+        write_atomic(journal, json_bytes([p.relative_to(self.out).as_posix() for p in self.paths]))
+        _replay(self.out, journal)
+
+
+def _replay(out: Path, journal: Path) -> None:
+    for relative in read_json(journal):
+        if _tmp(out / relative).exists():
+            _rename(_tmp(out / relative), out / relative)
+    journal.unlink()
+
+
+def recover(out: Path) -> None:
+    """Finish the commits a killed run started; drop files it staged but never committed."""
+    for journal in sorted((out / JOURNALS).glob("shard-*.json")):
+        _replay(out, journal)
+    for leftover in out.glob("*/*.tmp"):
+        leftover.unlink()
+    for leftover in out.glob("*.tmp"):
+        leftover.unlink()
+
+
+def commit_shard(out: Path, shard: ShardBuilder, source: str, seconds: float) -> None:
+    """Write the shard's crops, the new modalities' tars, tables and stats, and (when samples that
+    were ok now fail) the old modalities' shards without them, in one commit."""
+    state, index = shard.state, shard.state.index
+    failed = {s.key: s.error for s in shard.samples if s.error is not None}
+    ok = [s for s in shard.samples if s.error is None]
+    dropped = [key for key in state.crops if key in failed]
+    commit, stats = ShardCommit(out, index), []
+    if not state.done or dropped:
+        commit.stage(tar_path(out, CROPS, index), tar_bytes([(s.key, npy_bytes(s.crops)) for s in ok]))
+    for spec in shard.specs:
+        data = tar_bytes([(s.key, npy_bytes(shard.tokens[spec.modality][s.key])) for s in ok])
+        commit.stage(tar_path(out, spec.modality, index), data)
+        records = [_record(s.key, s.sources.get(spec.modality), s.error) for s in shard.samples]
+        commit.stage(table_path(out, spec.modality, index), table_bytes(records))
+        stats.append((spec.modality, _stats(records, len(data), source, seconds, _tokenizer(spec))))
+    for modality in state.done if dropped else []:
+        data = tar_bytes([(k, b) for k, b in read_tar(tar_path(out, modality, index)) if k not in failed])
+        commit.stage(tar_path(out, modality, index), data)
+        records = [_record(r["key"], r["source"], failed.get(r["key"], r["error"])) for r in state.tables[modality]]
+        commit.stage(table_path(out, modality, index), table_bytes(records))
+        old = read_json(stats_path(out, modality, index))
+        stats.append((modality, _stats(records, len(data), old["input"], old["seconds"], old["tokenizer"])))
+    for modality, value in stats:
+        commit.stage(stats_path(out, modality, index), json_bytes(value))
+    commit.commit()
+
+
+def _record(key: str, source: str | None, error: str | None) -> dict:
+    return {"key": key, "source": source, "status": "failed" if error else "ok", "error": error}
+
+
+def _tokenizer(spec: ModalitySpec) -> dict:
+    return {"name": spec.tokenizer.name, "reference": spec.reference, "content_hash": spec.content_hash}
+
+
+def _stats(records: list[dict], size: int, source: str, seconds: float, tokenizer: dict) -> dict:
+    keys = [r["key"] for r in records if r["status"] == "ok"]
+    return {"count": len(records), "ok": len(keys), "failed": len(records) - len(keys), "bytes": size,
+            "seconds": round(seconds, 3), "input": source, "tokenizer": tokenizer,
+            "keys_hash": hashlib.sha256("\n".join(keys).encode()).hexdigest()}
