@@ -13,7 +13,6 @@ import numpy as np
 from .scene_layout import SKY, WALL, Layout
 
 
-
 def _screen_rect(centre, radius, rot, pos, fx, fy, cx, cy, width, height):
     """Pixel rectangle (row0, row1, col0, col1) covering a world sphere's projection; None when the
     sphere is behind the camera or off screen. Spheres crossing the camera plane cover the image."""
@@ -53,14 +52,14 @@ def _cast(layout: Layout, dirs: np.ndarray, dd: np.ndarray):
     return depth, index
 
 
-def _cone(dirs, norms, light, centre, radius):
-    """Mask of rays from ``light`` with directions ``dirs`` (N, 3) of lengths ``norms`` (N,) that point
-    into the world sphere ``(centre, radius)``; None when the light is inside the sphere."""
+def _cone(units, light, centre, radius):
+    """Mask of rays from ``light`` with unit directions ``units`` (N, 3) that point into the world
+    sphere ``(centre, radius)``; None when the light is inside the sphere."""
     w = np.asarray(centre, float) - light
     dist = float(np.linalg.norm(w))
     if dist <= radius:
         return None
-    return dirs @ (w / dist).astype(np.float32) > np.sqrt(1 - (radius / dist) ** 2) * norms
+    return units @ (w / dist).astype(np.float32) > np.sqrt(1 - (radius / dist) ** 2)
 
 
 def _visibility(layout: Layout, points, surface, light) -> np.ndarray:
@@ -70,7 +69,7 @@ def _visibility(layout: Layout, points, surface, light) -> np.ndarray:
     spheres, per group (an object, a human, the walls) and then per primitive."""
     dirs = points - light
     dd = np.einsum("ij,ij->i", dirs, dirs)
-    norms = np.sqrt(dd)
+    units = dirs / np.sqrt(dd)[:, None]
     visible = np.ones(len(points), np.float32)
     x0, x1, y0, y1 = layout.room
     for centre, radius, group in layout.groups:
@@ -78,13 +77,13 @@ def _visibility(layout: Layout, points, surface, light) -> np.ndarray:
         if layout.surfaces[group[0]].cls == WALL:  # walls only shade points outside the room
             px, py = points[:, 0], points[:, 1]
             cand &= (px < x0) | (px > x1) | (py < y0) | (py > y1)
-        cone = _cone(dirs, norms, light, centre, radius)
+        cone = _cone(units, light, centre, radius)
         idx = np.flatnonzero(cand if cone is None else cand & cone)
-        g_dirs, g_norms = dirs[idx], norms[idx]
+        g_dirs, g_units = dirs[idx], units[idx]
         for i in group:
             prim, sub = layout.surfaces[i].prim, surface[idx] != i
             if len(group) > 1:
-                cone = _cone(g_dirs, g_norms, light, *prim.bound())
+                cone = _cone(g_units, light, *prim.bound())
                 sub = sub if cone is None else sub & cone
             sub = np.flatnonzero(sub)
             if len(sub):
@@ -98,10 +97,8 @@ def _edges(semseg, instances, depth, index) -> np.ndarray:
     another surface with a depth jump over 5%; the nearer pixel of each such pair is marked."""
     z = np.where(np.isfinite(depth), depth, np.inf)
     edges = np.zeros(depth.shape, np.uint8)
-    for axis in (0, 1):
-        a, b = (slice(None, -1), slice(1, None))
-        sa = (a, slice(None)) if axis == 0 else (slice(None), a)
-        sb = (b, slice(None)) if axis == 0 else (slice(None), b)
+    head, tail, every = slice(None, -1), slice(1, None), slice(None)
+    for sa, sb in (((head, every), (tail, every)), ((every, head), (every, tail))):  # vertical, horizontal pairs
         za, zb = z[sa], z[sb]
         with np.errstate(invalid="ignore"):
             jump = np.abs(za - zb) > 0.05 * np.minimum(za, zb)
@@ -138,10 +135,11 @@ def render(layout: Layout) -> dict:
     """All modalities of one layout (see :func:`tokzoo.datasets.scenes.generate_scene`)."""
     h, w = layout.height, layout.width
     rot = layout.cam_to_world[:3, :3]
-    rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
-    dirs_cam = np.stack([(cols - layout.cx) / layout.fx, (rows - layout.cy) / layout.fy, np.ones_like(rows)], -1)
-    dirs = dirs_cam @ rot.T.astype(np.float32)
-    dd = np.einsum("hwc,hwc->hw", dirs, dirs)
+    x = ((np.arange(w) - layout.cx) / layout.fx).astype(np.float32)
+    y = ((np.arange(h) - layout.cy) / layout.fy).astype(np.float32)
+    right, down, forward = rot.T.astype(np.float32)
+    dirs = (x[:, None] * right + forward) + (y[:, None] * down)[:, None]  # world directions (H, W, 3)
+    dd = x * x + (y * y + 1)[:, None]  # |dirs|^2, as the camera axes are orthonormal
     depth, index = _cast(layout, dirs, dd)
 
     n_surf = len(layout.surfaces)

@@ -23,7 +23,7 @@ from ..viz import colorize, label_colors, save_png
 from .scene_layout import SCENE_CLASSES, sample_layout
 from .scene_render import render
 
-__all__ = ["SCENE_CLASSES", "SCENE_CLASS_COLORS", "Scenes", "generate_scene", "save_scene_preview",
+__all__ = ["SCENE_CLASSES", "SCENE_CLASS_COLORS", "Scenes", "encode_scene", "generate_scene", "save_scene_preview",
            "scene_preview", "write_scene_shards"]  # fmt: skip
 
 # One display colour per class of SCENE_CLASSES.
