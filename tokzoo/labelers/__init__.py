@@ -1,0 +1,19 @@
+"""Pseudo-labelers: turn images (and modalities already labelled) into other modalities' raw values.
+
+``create_labeler("canny")``, ``create_labeler("hf_depth:<dir or hub id>")``; ``DEFAULTS[modality]``
+names the labeler ``tokzoo pseudo-label`` uses for a modality unless told otherwise.
+"""
+
+from . import geometry, image, metadata, palette  # noqa: F401  (register the classical labelers)
+from .base import LABELERS, Labeler, create_labeler, register_labeler
+
+DEFAULTS = {
+    "normals": "normals_from_depth",
+    "edges": "canny",
+    "palette": "kmeans_palette",
+    "metadata": "metadata",
+    "instances": "slic",
+}
+"""Modality -> default labeler name (classical ones: they work without weights)."""
+
+__all__ = ["DEFAULTS", "LABELERS", "Labeler", "create_labeler", "register_labeler"]
