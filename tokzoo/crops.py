@@ -86,7 +86,8 @@ def make_crop_settings(
     if height < 1 or width < 1 or n_crops < 1:
         raise ConfigError(f"crop settings need height, width, n_crops >= 1, got {height}, {width}, {n_crops}")
     if not (0 < scale[0] <= scale[1] <= 1) or not (0 < ratio[0] <= ratio[1]) or not (0 <= hflip_p <= 1):
-        raise ConfigError(f"crop settings need 0 < scale[0] <= scale[1] <= 1, 0 < ratio[0] <= ratio[1], 0 <= hflip_p <= 1; got {scale}, {ratio}, {hflip_p}")
+        raise ConfigError(f"crop settings need 0 < scale[0] <= scale[1] <= 1, 0 < ratio[0] <= ratio[1] and "
+                          f"0 <= hflip_p <= 1; got scale {scale}, ratio {ratio}, hflip_p {hflip_p}")
     side = min(height, width)
     rows = [((height - side) // 2, (width - side) // 2, side, side, 0)]
     rng = _rng(seed, key)
@@ -116,7 +117,8 @@ class _Crop:
 
     def image(self, arr: np.ndarray, mode: InterpolationMode, antialias: bool) -> np.ndarray:
         t = tv_tensors.Image(_chw(arr))
-        t = F.resized_crop(t, self.top, self.left, self.h, self.w, [self.out_h, self.out_w], interpolation=mode, antialias=antialias)
+        t = F.resized_crop(t, self.top, self.left, self.h, self.w, [self.out_h, self.out_w],
+                           interpolation=mode, antialias=antialias)
         if self.flip:
             t = F.horizontal_flip(t)
         return _hwc(t.as_subclass(torch.Tensor), arr.ndim)
@@ -172,13 +174,15 @@ def _boxes(crop: _Crop, value: dict) -> dict:
     xyxy = np.asarray(value["boxes"], dtype=np.float32).reshape(-1, 4)
     x0, y0, x1, y1 = crop.left, crop.top, crop.left + crop.w, crop.top + crop.h
     keep = (xyxy[:, 2] >= x0) & (xyxy[:, 0] <= x1) & (xyxy[:, 3] >= y0) & (xyxy[:, 1] <= y1)
-    boxes = tv_tensors.BoundingBoxes(torch.from_numpy(xyxy[keep]), format="XYXY", canvas_size=(int(value["height"]), int(value["width"])))
+    canvas = (int(value["height"]), int(value["width"]))
+    boxes = tv_tensors.BoundingBoxes(torch.from_numpy(xyxy[keep]), format="XYXY", canvas_size=canvas)
     boxes = F.resized_crop(boxes, crop.top, crop.left, crop.h, crop.w, [crop.out_h, crop.out_w])
     if crop.flip:
         boxes = F.horizontal_flip(boxes)
     boxes = F.clamp_bounding_boxes(boxes)
     classes = np.asarray(value["classes"]).reshape(-1)[keep]
-    return dict(value, boxes=boxes.as_subclass(torch.Tensor).tolist(), classes=classes.tolist(), width=crop.out_w, height=crop.out_h)
+    xyxy = boxes.as_subclass(torch.Tensor).tolist()
+    return dict(value, boxes=xyxy, classes=classes.tolist(), width=crop.out_w, height=crop.out_h)
 
 
 def _camera(crop: _Crop, cam: dict) -> dict:
@@ -190,7 +194,8 @@ def _camera(crop: _Crop, cam: dict) -> dict:
 
 
 _NEAREST = (InterpolationMode.NEAREST_EXACT, False)
-_IMAGES = {"rgb": (InterpolationMode.BILINEAR, True), "semseg": _NEAREST, "edges": _NEAREST, "depth": _NEAREST, "instances": _NEAREST}
+_IMAGES = {"rgb": (InterpolationMode.BILINEAR, True),
+           "semseg": _NEAREST, "instances": _NEAREST, "edges": _NEAREST, "depth": _NEAREST}
 
 
 def apply_crop(values: dict, crop_row, out_size: int | tuple[int, int]) -> dict:

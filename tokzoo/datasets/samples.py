@@ -67,7 +67,8 @@ def _need(module: str, package: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ConfigError(f"bundled samples need the package {package!r} ({module}); install tokzoo[samples] or pip install {package}") from None
+        raise ConfigError(f"bundled samples need the package {package!r} (import {module} failed); "
+                          f"install tokzoo[samples] or pip install {package}") from None
 
 
 def _rgb_image(name: str) -> Callable[[object], dict]:

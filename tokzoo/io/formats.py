@@ -72,7 +72,7 @@ def _sniff(data: bytes, modality: str) -> str:
         return ".npy"
     if modality in _JSON_CHECKS:
         return ".json"
-    return EXTENSIONS[modality][0] if modality not in ("depth", "normals") else ".png"
+    return EXTENSIONS[modality][0]  # image and audio decoders identify their bytes themselves
 
 
 def _check_modality(modality: str, source: str) -> None:
@@ -99,7 +99,8 @@ def read_modality(modality: str, source: str | Path, data: bytes | None = None, 
     if not ext:
         ext = _sniff(data, modality)
     if ext not in EXTENSIONS[modality]:
-        raise UnsupportedFormatError(source, f"{modality} cannot be read from {ext!r} files; use one of {', '.join(EXTENSIONS[modality])}")
+        allowed = ", ".join(EXTENSIONS[modality])
+        raise UnsupportedFormatError(source, f"{modality} cannot be read from {ext!r} files; use one of {allowed}")
     if ext == ".npy":
         return from_value(modality, load_npy(data, source), source, **options)
     if ext == ".json":
@@ -173,7 +174,8 @@ def _encode(modality: str, value: object, ext: str, source: str, **options) -> b
         scale = float(options.get("scale", DEPTH_SCALE))
         stored = np.rint(np.nan_to_num(value, nan=0.0) * scale)
         if stored.max() > 65535:
-            raise InvalidValueError(source, f"depth {np.nanmax(value):.3f} m does not fit a 16-bit PNG at scale {scale}; lower the scale")
+            reason = f"depth {np.nanmax(value):.3f} m does not fit a 16-bit PNG at scale {scale}; lower the scale"
+            raise InvalidValueError(source, reason)
         stored[np.isfinite(value) & (stored < 1)] = 1  # keep tiny valid depths valid (smallest step)
         return encode_image(stored.astype(np.uint16), ext, source)
     if modality == "normals":

@@ -117,7 +117,8 @@ class HFReader(Reader):
 
 
 def _ref(source: str, value: object) -> FileRef:
-    if isinstance(value, dict) and set(value) <= {"bytes", "path", "array", "sampling_rate"} and ("bytes" in value or "path" in value):
+    encoded = isinstance(value, dict) and set(value) <= {"bytes", "path"}  # Image / Audio with decode=False
+    if encoded:
         ext = split_ext(value.get("path") or "")[1]
         if value.get("bytes") is not None:
             return FileRef(source, ext, data=value["bytes"])

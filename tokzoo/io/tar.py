@@ -89,7 +89,8 @@ class TarReader(Reader):
                     files[modality] = FileRef(f"{shard}:{member.name}", ext, data=tar.extractfile(member).read())
         except (tarfile.TarError, OSError, EOFError) as exc:
             if current is not None:  # the sample being read when the damage hit is incomplete
-                yield RawSample(key_from_stem(current), {}, {SAMPLE_ERROR: f"{shard}:{current}: shard broke while reading this sample ({exc})"})
+                message = f"{shard}:{current}: shard broke while reading this sample ({exc})"
+                yield RawSample(key_from_stem(current), {}, {SAMPLE_ERROR: message})
                 current = None
             yield RawSample(key_from_stem(Path(shard).name), {}, {SAMPLE_ERROR: f"{shard}: unreadable tar ({exc})"})
         if current is not None:

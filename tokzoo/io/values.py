@@ -184,7 +184,8 @@ def camera(value: object, source: str) -> dict:
     missing = [k for k in ("fx", "fy", "cx", "cy", "width", "height", "cam_to_world") if k not in value]
     if missing:
         raise ShapeError(source, f"camera is missing {missing}")
-    fx, fy, cx, cy, width, height = _finite_numbers([value[k] for k in ("fx", "fy", "cx", "cy", "width", "height")], 6, source, "camera intrinsics")
+    names = ("fx", "fy", "cx", "cy", "width", "height")
+    fx, fy, cx, cy, width, height = _finite_numbers([value[k] for k in names], 6, source, "camera intrinsics")
     if fx <= 0 or fy <= 0 or width <= 0 or height <= 0:
         raise InvalidValueError(source, "camera fx, fy, width and height must be > 0")
     matrix = value["cam_to_world"]
