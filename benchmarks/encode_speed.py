@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## Encoder speed (CPU)"
-BATCH = {"conv-tiny": 16, "conv-small": 16, "conv-base": 2, "vit-tiny": 16, "vit-small": 8, "vit-base": 2}
+BATCH = {"conv-tiny": 16, "conv-small": 16, "conv-base": 1, "vit-tiny": 16, "vit-small": 8, "vit-base": 2}
 PEAK_N = 2048
 
 
@@ -110,7 +110,11 @@ def _machine(threads: int) -> str:
     cpuinfo = Path("/proc/cpuinfo")
     names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
     processor = " ".join(filter(None, [platform.processor() or platform.machine(), names[0] if names else ""]))
-    return f"processor: {processor}; cpu count: {os.cpu_count()}; torch {torch.__version__}; threads: {threads}"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"processor: {processor}; cpu count: {os.cpu_count()}; torch {torch.__version__}; threads: {threads}; "
+        f"load average before the run: {load}"
+    )
 
 
 def _append(block: str) -> None:
@@ -128,7 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=list(BATCH))
     parser.add_argument("--threads", type=int, default=None, help="default: torch's default thread count")
-    parser.add_argument("--runs", type=int, default=4, help="timed runs per preset (best is kept)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per preset (best is kept)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
@@ -141,6 +145,7 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.batch, args.threads, args.runs)))
         return
 
+    machine = _machine(args.threads)
     rows = []
     for preset in args.presets:
         command = [sys.executable, __file__, "--worker", preset, "--batch", str(BATCH.get(preset, 4))]
@@ -152,7 +157,7 @@ def main() -> None:
         [
             f"### {datetime.date.today().isoformat()}",
             "",
-            _machine(args.threads),
+            machine,
             "",
             f"224x224x3 float32, inference mode, `prepare_for_inference` (channels_last), best of {args.runs} runs; "
             "NCHW column: the same model left in the default layout. Peaks: float32 "

@@ -29,7 +29,8 @@ def spatial_grid(input_shape: Sequence[int], factor: int) -> tuple[int, int]:
 def prepare_for_inference(module: nn.Module) -> nn.Module:
     """Put ``module`` in eval mode with its 4-D weights in channels_last, the fastest CPU conv layout.
 
-    Inputs need no conversion: convolutions follow their weights' layout. Returns the module.
+    Inputs need no conversion (convolutions follow their weights' layout); image outputs come back
+    channels_last-strided, same values and shape. Returns the module.
     """
     module.eval()
     return module.to(memory_format=torch.channels_last)

@@ -1,6 +1,6 @@
 """Convolutional encoder/decoder for image-like modalities (ResNet blocks, any channel count).
 
-Hyperparameters (JSON-able): ``width`` channels at full resolution, ``channel_mults`` one multiplier
+Hyperparameters (JSON-able): ``width`` channels of the first level, ``channel_mults`` one multiplier
 per level (the downsampling is ``2 ** (len(channel_mults) - 1)``), ``blocks_per_level`` residual
 blocks per level (one int for all levels, or a list from full resolution down; the decoder mirrors it),
 ``groups`` GroupNorm groups. A first level with no blocks merges the stem into the first stride-2
