@@ -139,31 +139,33 @@ def _place(rng, placed, cam, yaw, hfov, room, radius):
     return None
 
 
-def _object(rng, xy, instance) -> Surface:
-    kind = int(rng.integers(3))
-    f32 = np.float32
+def _object(rng) -> Surface:
+    """A random sphere, box or cylinder (upright or lying) standing on the floor at the origin."""
+    kind, f32 = int(rng.integers(3)), np.float32
     if kind == 0:
         r = rng.uniform(0.2, 0.7)
-        c = np.array([xy[0], xy[1], r], f32)
-        return Surface(Sphere(c, r), _material(rng, c), SPHERE, instance)
+        c = np.array([0, 0, r], f32)
+        return Surface(Sphere(c, r), _material(rng, c), SPHERE)
     if kind == 1:
         half = rng.uniform(0.15, 0.75, size=3).astype(f32)
-        c = np.array([xy[0], xy[1], half[2]], f32)
+        c = np.array([0, 0, half[2]], f32)
         rot = _rot([0, 0, 1], rng.uniform(0, 2 * np.pi)).astype(f32)
-        return Surface(Box(c, half, rot), _material(rng, c), BOX, instance)
+        return Surface(Box(c, half, rot), _material(rng, c), BOX)
     r, h = rng.uniform(0.15, 0.5), rng.uniform(0.3, 2.0)
     if rng.uniform() < 0.25:  # lying on its side
         yaw = rng.uniform(0, 2 * np.pi)
         off = np.array([np.cos(yaw), np.sin(yaw), 0]) * min(h, 1.2) / 2
-        a, b = np.array([xy[0], xy[1], r]) - off, np.array([xy[0], xy[1], r]) + off
+        a, b = np.array([0, 0, r]) - off, np.array([0, 0, r]) + off
     else:
-        a, b = np.array([xy[0], xy[1], 0]), np.array([xy[0], xy[1], h])
-    return Surface(Cylinder(a.astype(f32), b.astype(f32), r), _material(rng, a), CYLINDER, instance)
+        a, b = np.zeros(3), np.array([0, 0, h])
+    return Surface(Cylinder(a.astype(f32), b.astype(f32), r), _material(rng, a), CYLINDER)
 
 
 def _footprint(surface: Surface) -> float:
-    c, r = surface.prim.bound()
-    return float(r) if not isinstance(surface.prim, Box) else float(np.hypot(*surface.prim.half[:2]))
+    """Radius (metres) of a vertical cylinder around the origin that holds the object."""
+    if isinstance(surface.prim, Box):
+        return float(np.hypot(*surface.prim.half[:2]))
+    return float(surface.prim.bound()[1])
 
 
 def _room(rng):
@@ -201,7 +203,7 @@ def sample_layout(rng: np.random.Generator, width: int, height: int) -> Layout:
         surfaces += [Surface(p, mats[role], HUMAN, instance) for p, role in parts]
         humans.append(Human(instance, kp, tol))
     for _ in range(int(rng.integers(2, 8))):
-        surface = _object(rng, (0.0, 0.0), 0)  # sampled at the origin first to know its footprint
+        surface = _object(rng)  # drawn at the origin first to know its footprint
         xy = _place(rng, placed, cam, yaw, hfov, room, _footprint(surface))
         if xy is None:
             continue
