@@ -22,6 +22,7 @@ STRUCTURED = {
     "palette": ("tokzoo.structured.palette", "PaletteTokenizer"),
     "metadata": ("tokzoo.structured.metadata", "MetadataTokenizer"),
     "boxes": ("tokzoo.structured.boxes", "BoxesTokenizer"),
+    "captions": ("tokzoo.text", "CaptionTokenizer"),
 }
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

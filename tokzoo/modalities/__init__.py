@@ -1,6 +1,6 @@
 """One module per modality; importing this package registers them all in ``MODALITIES``."""
 
-from . import depth, global_features, rgb  # noqa: F401  (registration)
+from . import audio, dense_features, depth, edges, global_features, human_pose, normals, rgb, sam_instances, semseg  # noqa: F401  (registration)
 from .base import MODALITIES, Modality, register_modality
 
 __all__ = ["MODALITIES", "Modality", "register_modality", "get_modality"]
