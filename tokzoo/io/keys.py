@@ -4,13 +4,15 @@ A key is the relative path without its extension with every character outside ``
 (slashes, dots, spaces, non-ASCII) replaced by ``_``. When that replacement changed anything, or
 the clean name already ends like a hash suffix, ``-`` plus the first 10 hex digits of the SHA-1 of
 the original relative stem is appended, so ``a/x`` -> ``a_x-<hash>`` never meets a file named
-``a_x``. Keys depend only on the path, so they are the same across runs and machines.
+``a_x``. Keys depend only on the path (NFC-normalised, so macOS and Linux spellings of ``é``
+agree), so they are the same across runs and machines.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _HASH_SUFFIX = re.compile(r"-[0-9a-f]{10}$")
@@ -22,7 +24,8 @@ def short_hash(text: str) -> str:
 
 
 def key_from_stem(stem: str) -> str:
-    """Relative path without extension (``/`` separated) -> key."""
+    """Relative path without extension (``/`` separated) -> key. Unicode is NFC-normalised first."""
+    stem = unicodedata.normalize("NFC", stem)
     safe = _UNSAFE.sub("_", stem)
     if safe != stem or not safe or _HASH_SUFFIX.search(safe):
         return f"{safe}-{short_hash(stem)}"

@@ -29,7 +29,7 @@ def expand_urls(urls: str | Sequence[str]) -> list[str]:
 
 def split_member(name: str) -> tuple[str, str, str] | None:
     """``"d/k.depth.npy"`` -> ``("d/k", "depth", ".npy")``; None when there is no ``.<modality>.<ext>`` part."""
-    head, _, base = name.rpartition("/")
+    head, _, base = name.removeprefix("./").rpartition("/")
     stem, dot, rest = base.partition(".")
     modality, dot2, ext = rest.partition(".")
     if not (stem and dot and dot2 and modality and ext):

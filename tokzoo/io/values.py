@@ -68,7 +68,7 @@ def depth(value: object, source: str) -> np.ndarray:
 
 
 def normals(value: object, source: str, min_norm: float = 1e-3) -> np.ndarray:
-    """float (H, W, 3) -> float32 unit vectors; non-finite or norm < ``min_norm`` -> NaN in all channels."""
+    """float (H, W, 3) -> float32 unit vectors (renormalised); non-finite or norm < ``min_norm`` -> NaN in all channels."""
     arr = as_array(value, source)
     _kind(arr, "f", source, "normals")
     if arr.ndim != 3 or arr.shape[2] != 3 or 0 in arr.shape:
@@ -76,7 +76,7 @@ def normals(value: object, source: str, min_norm: float = 1e-3) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         vec = arr.astype(np.float32)
         norm = np.sqrt((vec.astype(np.float64) ** 2).sum(axis=2, keepdims=True)).astype(np.float32)
-        out = vec / norm
+        out = np.where(np.abs(norm - 1) > 1e-6, vec / norm, vec)  # unit vectors stay bit-exact
     bad = ~np.isfinite(out).all(axis=2) | (norm[..., 0] < min_norm)
     out[bad] = np.nan
     if bad.all():
