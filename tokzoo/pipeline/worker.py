@@ -5,8 +5,9 @@ settings (stored ones when given, else made from ``(seed, key, source size)``) a
 the crops resized to that modality's size, checked against its tokenizer's contract. It never
 raises for bad data: the sample comes back with ``error`` set. :class:`OrderedPool` maps it over
 chunks of samples with a bounded number in flight and yields results in input order, so output
-does not depend on the number of workers. Everything here is spawn-safe (top-level functions,
-the job passed to each worker once through the pool initializer).
+does not depend on the number of workers. Workers are forked where the platform can (no second
+import of torch); everything is also spawn-safe (top-level functions, the job passed to each
+worker once through the pool initializer).
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class OrderedPool:
         self.workers = workers
         self.ahead = ahead or 2 * workers + 2
         if workers:
-            context = multiprocessing.get_context("spawn")
+            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
             self.pool = context.Pool(workers, initializer=init_worker, initargs=(job,))
         else:
             self.pool = None

@@ -1,0 +1,36 @@
+"""``tokzoo inspect`` and ``tokzoo show``: look into a token dataset written by ``tokzoo tokenize``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+dataset_argument = click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+
+
+@click.command("inspect")
+@dataset_argument
+@click.option("--samples", default=3, show_default=True, type=click.IntRange(min=0), help="Samples whose tokens to print.")
+def inspect_command(out, samples):
+    """Print the manifest, per-modality counts and failures, and a few samples' tokens."""
+    from tokzoo.pipeline.report import inspect_lines
+
+    for line in inspect_lines(out, samples):
+        click.echo(line)
+
+
+@click.command("show")
+@dataset_argument
+@click.option("--key", "-k", required=True, help="Sample key.")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
+def show_command(out, key, output):
+    """PNG of one sample: per modality, the source crop beside the reconstruction from its tokens."""
+    from tokzoo.pipeline.report import show_rows
+    from tokzoo.viz import grid, save_png
+
+    rows, notes = show_rows(out, key)
+    for note in notes:
+        click.echo(note)
+    if rows:
+        click.echo(f"wrote {save_png(grid(rows), output)}")

@@ -1,0 +1,122 @@
+"""Looking into a token dataset: summaries for ``tokzoo inspect``, pictures for ``tokzoo show``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tokzoo.crops import apply_crop
+from tokzoo.errors import ConfigError, TokzooError
+from tokzoo.io import decode_sample
+from tokzoo.tokenizer import Tokenizer
+from tokzoo.zoo import load_tokenizer
+
+from .layout import CROPS, complete_shards, read_manifest, read_npy_tar, read_table, stats_path, table_path, tar_path
+from .plan import open_input
+
+
+def require_manifest(out: Path) -> dict:
+    manifest = read_manifest(out)
+    if manifest is None:
+        raise ConfigError(f"{out}: no manifest.json; not a token dataset written by `tokzoo tokenize`")
+    return manifest
+
+
+def inspect_lines(out: Path, samples: int = 3, failures: int = 5) -> list[str]:
+    """The manifest (without tokenizer configs), per-modality counts and failures, a few samples' tokens."""
+    manifest = require_manifest(out)
+    short = {**manifest, "modalities": {m: {k: v for k, v in e.items() if k != "config"}
+                                        for m, e in manifest["modalities"].items()}}
+    lines = ["manifest:", *("  " + line for line in json.dumps(short, indent=2, sort_keys=True).splitlines())]
+    for modality, entry in manifest["modalities"].items():
+        shards = complete_shards(out, modality)
+        stats = [json.loads(stats_path(out, modality, i).read_text()) for i in shards]
+        ok, failed = sum(s["ok"] for s in stats), sum(s["failed"] for s in stats)
+        label = " UNTRAINED" if entry["untrained"] else ""
+        lines.append(f"{modality}: {len(shards)} complete shards, ok {ok}, failed {failed}, tokens "
+                     f"{entry['token_shape']} {entry['dtype']} per crop, vocab {entry['vocab_size']}, "
+                     f"tokenizer {entry['name']}{label}")
+        bad = [r for i in shards for r in read_table(table_path(out, modality, i)) if r["status"] == "failed"]
+        lines += [f"  failed {r['key']}: {r['error']}" for r in bad[:failures]]
+        if len(bad) > failures:
+            lines.append(f"  ... {len(bad) - failures} more in {out / modality}/*.samples.jsonl")
+        for key, tokens in _first(out, modality, shards, samples):
+            head = " ".join(str(t) for t in tokens.reshape(tokens.shape[0], -1)[0, :12])
+            lines.append(f"  {key}: {tokens.shape} {tokens.dtype}  crop 0: {head} ...")
+    return lines
+
+
+def _first(out: Path, modality: str, shards: list[int], n: int) -> list[tuple[str, np.ndarray]]:
+    found = []
+    for index in shards:
+        for item in read_npy_tar(tar_path(out, modality, index)):
+            found.append(item)
+            if len(found) == n:
+                return found
+    return found
+
+
+def find_key(out: Path, modality: str, key: str) -> int:
+    """Index of the shard whose table lists ``key`` as ok; one-line error otherwise."""
+    for index in complete_shards(out, modality):
+        for record in read_table(table_path(out, modality, index)):
+            if record["key"] == key:
+                if record["status"] != "ok":
+                    raise ConfigError(f"{key}: failed in {out / modality} ({record['error']})")
+                return index
+    raise ConfigError(f"{key}: no such key in {out / modality}")
+
+
+def _member(path: Path, key: str) -> np.ndarray:
+    return next(array for k, array in read_npy_tar(path) if k == key)
+
+
+def run_tokenizer(entry: dict) -> Tokenizer:
+    """The tokenizer a manifest entry names, checked against its recorded content hash."""
+    tok = load_tokenizer(entry["tokenizer"], untrained_ok=entry["untrained"])
+    if tok.content_hash() != entry["content_hash"]:
+        raise ConfigError(f"tokenizer {entry['tokenizer']!r} changed since the tokens were written "
+                          f"(hash {tok.content_hash()[:12]}, manifest {entry['content_hash'][:12]})")
+    return tok
+
+
+def source_crop(entry: dict, modality: str, key: str, crop_row: np.ndarray):
+    """The sample's ``modality`` value cut by ``crop_row`` as the pipeline did, or None when the source is gone."""
+    try:
+        raw = next((r for r in open_input(entry["input"], [modality]).raw() if r.key == key), None)
+    except TokzooError:
+        return None
+    if raw is None:
+        return None
+    sample = decode_sample(raw)
+    if modality not in sample.values:
+        return None
+    size = entry["size"]
+    return apply_crop({modality: sample.values[modality]}, crop_row, tuple(size))[modality] if size else sample.values[modality]
+
+
+def show_rows(out: Path, key: str) -> tuple[list[list[np.ndarray]], list[str]]:
+    """One row per modality: source crop 0 (grey when unavailable) beside the reconstruction of its tokens."""
+    manifest = require_manifest(out)
+    rows, notes = [], []
+    for modality, entry in manifest["modalities"].items():
+        index = find_key(out, modality, key)
+        tokens = _member(tar_path(out, modality, index), key)
+        crop = _member(tar_path(out, CROPS, index), key)[0]
+        tok = run_tokenizer(entry)
+        codec = getattr(tok, "codec", None)
+        if codec is None:
+            notes.append(f"{modality}: no picture for this modality")
+            continue
+        size = tuple(entry["size"]) if entry["size"] else None
+        reconstruction = codec.visualize(tok.decode(tokens[:1], input_size=size)[0])
+        source = source_crop(entry, modality, key, crop)
+        if source is None:
+            notes.append(f"{modality}: source {entry['input']} not available")
+        picture = codec.visualize(source) if source is not None else np.full_like(reconstruction, 128)
+        rows.append([picture, reconstruction])
+        notes.append(f"{modality}: source crop | reconstruction by {entry['name']}"
+                     + (" (UNTRAINED)" if entry["untrained"] else ""))
+    return rows, notes
