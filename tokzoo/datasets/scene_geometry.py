@@ -157,8 +157,9 @@ class Box:
             inv = 1.0 / ld
             t1 = (-self.half - lo) * inv
             t2 = (self.half - lo) * inv
-        t_near = np.minimum(t1, t2).max(axis=-1)
-        t_far = np.maximum(t1, t2).min(axis=-1)
+        near, far = np.minimum(t1, t2), np.maximum(t1, t2)
+        t_near = np.maximum(np.maximum(near[:, 0], near[:, 1]), near[:, 2])
+        t_far = np.minimum(np.minimum(far[:, 0], far[:, 1]), far[:, 2])
         return _entry(t_near, t_near <= t_far)
 
     def normal(self, p):

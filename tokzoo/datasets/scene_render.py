@@ -72,13 +72,14 @@ def _visibility(layout: Layout, points, surface, light) -> np.ndarray:
     units = dirs / np.sqrt(dd)[:, None]
     visible = np.ones(len(points), np.float32)
     x0, x1, y0, y1 = layout.room
+    px, py = points[:, 0], points[:, 1]
     for centre, radius, group in layout.groups:
-        cand = visible > 0
+        cand = _cone(units, light, centre, radius)
         if layout.surfaces[group[0]].cls == WALL:  # walls only shade points outside the room
-            px, py = points[:, 0], points[:, 1]
-            cand &= (px < x0) | (px > x1) | (py < y0) | (py > y1)
-        cone = _cone(units, light, centre, radius)
-        idx = np.flatnonzero(cand if cone is None else cand & cone)
+            outside = (px < x0) | (px > x1) | (py < y0) | (py > y1)
+            cand = outside if cand is None else cand & outside
+        idx = np.arange(len(points)) if cand is None else np.flatnonzero(cand)
+        idx = idx[visible[idx] > 0]
         g_dirs, g_units = dirs[idx], units[idx]
         for i in group:
             prim, sub = layout.surfaces[i].prim, surface[idx] != i
