@@ -5,15 +5,6 @@ names the labeler ``tokzoo pseudo-label`` uses for a modality unless told otherw
 """
 
 from . import geometry, image, metadata, palette  # noqa: F401  (register the classical labelers)
-from .base import LABELERS, Labeler, create_labeler, register_labeler
-
-DEFAULTS = {
-    "normals": "normals_from_depth",
-    "edges": "canny",
-    "palette": "kmeans_palette",
-    "metadata": "metadata",
-    "instances": "slic",
-}
-"""Modality -> default labeler name (classical ones: they work without weights)."""
+from .base import DEFAULTS, LABELERS, Labeler, create_labeler, register_labeler
 
 __all__ = ["DEFAULTS", "LABELERS", "Labeler", "create_labeler", "register_labeler"]

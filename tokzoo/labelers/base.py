@@ -16,6 +16,15 @@ from tokzoo.errors import ConfigError, InvalidValueError
 LABELERS: dict[str, type["Labeler"]] = {}
 """Registry: labeler name -> class."""
 
+DEFAULTS = {
+    "normals": "normals_from_depth",
+    "edges": "canny",
+    "palette": "kmeans_palette",
+    "metadata": "metadata",
+    "instances": "slic",
+}
+"""Modality -> the labeler ``tokzoo pseudo-label`` uses unless told otherwise (classical: no weights needed)."""
+
 
 def register_labeler(cls: type["Labeler"]) -> type["Labeler"]:
     """Class decorator adding ``cls`` to :data:`LABELERS` under ``cls.name``."""
@@ -33,6 +42,7 @@ class Labeler:
     needs: ClassVar[tuple[str, ...]] = ("rgb",)
     optional: ClassVar[tuple[str, ...]] = ()
     model_backed: ClassVar[bool] = False
+    zoo_tokenizer: ClassVar[str | None] = None  # zoo tokenizer for the output; None: the one named after ``modality``
 
     def __init__(self, device: str = "cpu", batch_size: int = 8):
         if batch_size < 1:

@@ -35,6 +35,7 @@ class CannyEdges(Labeler):
 
     name = "canny"
     modality = "edges"
+    zoo_tokenizer = "canny_edges"
 
     def __init__(self, sigma: float = 2.0, low: float = 0.05, high: float = 0.15, **kwargs):
         super().__init__(**kwargs)

@@ -1,0 +1,76 @@
+"""``tokzoo pseudo-label``: images -> multimodal raw shards (and, with ``--tokenize``, tokens)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .errors import UserError
+from .tokenize import parse_size, parse_tokenizers
+
+
+def parse_pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
+    """``("depth=hf_depth:dir",)`` -> ``{"depth": "hf_depth:dir"}``; one line per bad entry."""
+    out = {}
+    for value in values:
+        modality, sep, spec = value.partition("=")
+        if not sep or not modality.strip() or not spec.strip():
+            raise UserError(f"{option} {value!r}: expected MODALITY=NAME_OR_PATH")
+        out[modality.strip()] = spec.strip()
+    return out
+
+
+@click.command("pseudo-label")
+@click.option("--modality", "-m", "modalities", required=True, help="Modalities to label, comma-separated (normals,edges,palette,metadata).")
+@click.option("--input", "-i", "input_", required=True, help="Folder of images, folder of modality folders, tar(s) or hf: dataset.")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for OUT/shard-*.tar.")
+@click.option("--labeler", "-l", "labelers", multiple=True,
+              help="MODALITY=NAME[:PATH_OR_HUB_ID] (repeatable): the labeler of a modality, also for one the others need (depth=hf_depth:DIR).")  # fmt: skip
+@click.option("--device", default="cpu", show_default=True, help="Device for model-backed labelers.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1), help="Samples per labeler call.")
+@click.option("--samples-per-shard", default=256, show_default=True, type=click.IntRange(min=1), help="For non-tar inputs.")
+@click.option("--overwrite", is_flag=True, help="Delete what OUT holds and start over.")
+@click.option("--tokenize", "then_tokenize", is_flag=True, help="Then tokenize the labelled modalities (as `tokzoo tokenize --input OUT`).")
+@click.option("--tokens-output", type=click.Path(file_okay=False, path_type=Path), help="Token dataset folder for --tokenize. Default: OUT-tokens.")
+@click.option("--tokenizer", "-t", "tokenizers", multiple=True, help="MODALITY=ZOO_NAME_OR_DIR for --tokenize (default: the labeler's).")
+@click.option("--untrained", is_flag=True, help="--tokenize: allow untrained zoo tokenizers.")
+@click.option("--size", help="--tokenize: crop output size, N or HxW.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+def pseudo_label_command(modalities, input_, output, labelers, device, batch_size, samples_per_shard, overwrite,
+                         then_tokenize, tokens_output, tokenizers, untrained, size, progress):  # fmt: skip
+    """Label every input image with MODALITIES and write webdataset shards OUT/shard-*.tar (resumable)."""
+    from tokzoo.labelers.job import STATUS, LabelJob, pseudo_label
+
+    names = [m.strip() for m in modalities.split(",") if m.strip()]
+    if not names or len(set(names)) != len(names):
+        raise UserError(f"--modality {modalities!r}: expected distinct comma-separated names")
+    job = LabelJob(modalities=names, input=input_, output=output, labelers=parse_pairs("--labeler", labelers),
+                   device=device, batch_size=batch_size, samples_per_shard=samples_per_shard, overwrite=overwrite,
+                   progress=progress)  # fmt: skip
+    summary = pseudo_label(job)
+    for modality, labeler in summary.labelers.items():
+        click.echo(f"{modality}: {labeler.describe()}")
+    click.echo(f"shards: {summary.shards} ({summary.written} written by this run) in {output}")
+    click.echo(f"ok {summary.ok} / failed {summary.failed} / total {summary.total}; "
+               f"errors listed in {output / STATUS}/*.samples.jsonl")
+    if summary.ok == 0:
+        raise UserError(f"nothing labelled: all {summary.total} samples failed")
+    if then_tokenize:
+        _tokenize(names, summary.labelers, output, tokens_output, parse_tokenizers(tokenizers), untrained, size,
+                  device, overwrite, progress)  # fmt: skip
+
+
+def _tokenize(names, labelers, output, tokens_output, tokenizers, untrained, size, device, overwrite, progress):
+    from tokzoo.pipeline import TokenizeJob, tokenize
+
+    from .tokenize import tokenizer_label
+
+    target = tokens_output or output.with_name(output.name + "-tokens")
+    defaults = {m: labelers[m].zoo_tokenizer for m in names if labelers[m].zoo_tokenizer}
+    summary = tokenize(TokenizeJob(modalities=names, output=target, input=str(output),
+                                   tokenizers={**defaults, **tokenizers}, untrained=untrained, size=parse_size(size),
+                                   device=device, overwrite=overwrite, progress=progress, workers=0))  # fmt: skip
+    for name in names:
+        click.echo(f"tokens {name}: {tokenizer_label(summary.manifest['modalities'][name])}")
+    click.echo(f"tokens: {summary.line(target)}")

@@ -1,0 +1,245 @@
+"""``pseudo_label``: label every input sample with the requested modalities and write raw webdataset shards.
+
+OUT layout (the raw-sample layout of docs/ARCHITECTURE.md, so ``tokzoo tokenize --input OUT`` reads it as it is)::
+
+    OUT/shard-000000.tar                       per ok sample, contiguous: <key>.rgb.<ext>, the input modalities
+                                               the labelers used, <key>.<modality>.<ext> per labelled modality
+    OUT/.pseudo-label/manifest.json            labelers, input, shard size, counts
+    OUT/.pseudo-label/shard-000000.samples.jsonl   one line per input sample: key, source, status, error
+    OUT/.pseudo-label/shard-000000.stats.json      written last = completion marker (count, ok, failed, ...)
+
+Status files live in a hidden folder because a folder that is read as shards may hold tars only.
+Every tar holds the same modalities for every sample (aligned keys); a sample that fails any
+labeler is left out and listed as failed. Input shards map to output shards as in the tokenize
+pipeline (one per input tar, else ``samples_per_shard`` samples); a rerun skips complete shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from tokzoo.errors import ConfigError, TokzooError
+from tokzoo.io import MODALITIES, decode_sample, write_modality
+from tokzoo.io.samples import RawSample, Sample
+from tokzoo.pipeline.layout import json_bytes, read_json, shard_name, table_bytes
+from tokzoo.pipeline.plan import open_input, units
+from tokzoo.pipeline.writer import recover, write_atomic
+
+from .base import DEFAULTS, Labeler, create_labeler
+
+STATUS = ".pseudo-label"
+FORMAT = "tokzoo-pseudo-label/1"
+EXTENSION = {"rgb": ".png", "depth": ".npy", "normals": ".npy", "semseg": ".png", "instances": ".png", "edges": ".png"}
+"""Member extension of values written from memory (others: .json); float maps stay exact in .npy."""
+
+
+@dataclass
+class LabelJob:
+    modalities: list[str]
+    input: str
+    output: Path
+    labelers: dict[str, str] = field(default_factory=dict)
+    device: str = "cpu"
+    batch_size: int = 8
+    samples_per_shard: int = 256
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass
+class LabelSummary:
+    ok: int
+    failed: int
+    total: int
+    shards: int
+    written: int
+    labelers: dict[str, Labeler]
+
+
+def plan_labelers(modalities: list[str], specs: dict[str, str], device: str, batch_size: int) -> list[Labeler]:
+    """Labelers for ``modalities`` plus those ``specs`` names for other modalities, ordered so that each
+    runs after the labelers of the modalities it needs or can use."""
+    unknown = [m for m in [*modalities, *specs] if m not in MODALITIES or m in ("rgb", "crops")]
+    if unknown:
+        raise ConfigError(f"cannot pseudo-label {unknown[0]!r}; labelled modalities must be stored by tokzoo.io "
+                          f"({', '.join(m for m in MODALITIES if m not in ('rgb', 'crops'))})")
+    labelers = {}
+    for m in dict.fromkeys([*modalities, *specs]):
+        if m not in specs and m not in DEFAULTS:
+            raise ConfigError(f"no default labeler for {m!r}; name one with --labeler {m}=NAME_OR_PATH")
+        labelers[m] = create_labeler(specs.get(m, DEFAULTS.get(m)), device=device, batch_size=batch_size)
+        if labelers[m].modality != m:
+            raise ConfigError(f"--labeler {m}={specs[m]}: that labeler makes {labelers[m].modality}, not {m}")
+    ordered, seen = [], set()
+
+    def visit(m, path=()):
+        if m in path:
+            raise ConfigError(f"labelers depend on each other in a cycle: {' -> '.join((*path, m))}")
+        if m in seen or m not in labelers:
+            return
+        for dep in (*labelers[m].needs, *labelers[m].optional):
+            visit(dep, (*path, m))
+        seen.add(m)
+        ordered.append(labelers[m])
+
+    for m in labelers:
+        visit(m)
+    return ordered
+
+
+def pseudo_label(job: LabelJob) -> LabelSummary:
+    """Run ``job``; returns counts. Raises ConfigError for a foreign or incompatible OUT."""
+    labelers = plan_labelers(job.modalities, job.labelers, job.device, job.batch_size)
+    out, status = Path(job.output), Path(job.output) / STATUS
+    manifest = {"format": FORMAT, "input": str(job.input), "samples_per_shard": job.samples_per_shard,
+                "labelers": {lab.modality: lab.describe() for lab in labelers}}  # fmt: skip
+    _claim(out, manifest, job.overwrite)
+    labelled = {lab.modality for lab in labelers}
+    used = {m for lab in labelers for m in (*lab.needs, *lab.optional)} - labelled
+    reader, wanted = _open(job.input, ["rgb", *sorted(used - {"rgb"})])
+    required = {m: lab.name for lab in reversed(labelers) for m in lab.needs if m not in labelled}
+    shards, written, started = 0, 0, time.perf_counter()
+    with tqdm(total=_length(reader), unit="sample", disable=not job.progress, dynamic_ncols=True) as bar:
+        for unit in units(reader, job.samples_per_shard):
+            shards += 1
+            if (status / f"{shard_name(unit.index)}.stats.json").is_file():
+                continue
+            results = [(raw, _decode(raw, wanted, required)) for raw in unit.raws]
+            _run_labelers(labelers, [s for _, s in results if s.ok])
+            _commit(out, unit.index, unit.source, results, labelers, time.perf_counter() - started)
+            bar.update(len(results))
+            written, started = written + 1, time.perf_counter()
+    counts = _count(status)
+    write_atomic(status / "manifest.json", json_bytes({**manifest, "samples": counts, "shards": shards}))
+    return LabelSummary(counts["ok"], counts["failed"], counts["count"], shards, written,
+                        {lab.modality: lab for lab in labelers})
+
+
+def _claim(out: Path, manifest: dict, overwrite: bool) -> None:
+    """Refuse a non-empty OUT that is not ours or was labelled differently; wipe ours on ``overwrite``."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder")
+    previous = out / STATUS / "manifest.json"
+    if out.exists() and any(out.iterdir()) and not previous.is_file():
+        raise ConfigError(f"{out}: not empty and not a pseudo-label output; choose another --output")
+    if previous.is_file() and overwrite:
+        for entry in [*out.glob("shard-*.tar"), *(out / STATUS).iterdir()]:
+            entry.unlink()
+    elif previous.is_file():
+        old = {k: v for k, v in read_json(previous).items() if k in manifest}
+        if old != manifest:
+            raise ConfigError(f"{out} was labelled with other settings ({old['labelers']}, input {old['input']}); "
+                              "pass --overwrite to start over")
+    (out / STATUS).mkdir(parents=True, exist_ok=True)
+    write_atomic(out / STATUS / "manifest.json", json_bytes(manifest))
+    recover(out)  # drops *.tmp files a killed run left
+
+
+def _open(source: str, wanted: list[str]):
+    """Reader over ``source`` for ``wanted`` (rgb first); a plain folder of images gives rgb only, and a
+    folder of modality subfolders the wanted ones it has."""
+    path = Path(source)
+    if path.is_dir() and (path / "rgb").is_dir():
+        wanted = [m for m in wanted if (path / m).is_dir()]
+    elif path.is_dir() and not any(p.suffix == ".tar" for p in path.iterdir()):
+        wanted = ["rgb"]
+    return open_input(source, wanted), wanted
+
+
+def _decode(raw: RawSample, wanted: list[str], required: dict[str, str]) -> Sample:
+    """Decode ``raw``; a wanted modality it lacks is an error only when a labeler (``required[m]``) needs it."""
+    errors = {m: e for m, e in raw.errors.items() if m in raw.files or m not in wanted}
+    errors.update({m: f"{required[m]} needs {m}, which this sample lacks; label it with --labeler {m}=NAME_OR_PATH"
+                   for m in wanted if m not in raw.files and m in required})
+    return decode_sample(RawSample(raw.key, raw.files, errors))
+
+
+def _run_labelers(labelers: list[Labeler], samples: list[Sample]) -> None:
+    """Add each labeler's output to ``samples`` (in place), batch by batch; a sample a labeler fails on gets
+    the error and leaves the later labelers' batches."""
+    for labeler in labelers:
+        todo = [s for s in samples if s.ok]
+        for start in range(0, len(todo), labeler.batch_size):
+            _label_batch(labeler, todo[start:start + labeler.batch_size])
+
+
+def _label_batch(labeler: Labeler, batch: list[Sample]) -> None:
+    inputs = {m: [s.values.get(m) for s in batch] for m in (*labeler.needs, *labeler.optional)}
+    try:
+        outputs = labeler.label({m: v for m, v in inputs.items() if m in labeler.needs or any(x is not None for x in v)})
+    except TokzooError as error:
+        if len(batch) == 1:
+            batch[0].errors[labeler.modality] = f"{labeler.name}: {error}"
+            return
+        for sample in batch:
+            _label_batch(labeler, [sample])
+        return
+    for sample, value in zip(batch, outputs):
+        sample.values[labeler.modality] = value
+
+
+def _members(raw: RawSample, sample: Sample, labelers: list[Labeler]) -> dict[str, bytes]:
+    """``{"rgb.jpg": bytes, "normals.npy": bytes, ...}``: input files as they were (those with bytes), the
+    other values encoded."""
+    labelled = {lab.modality for lab in labelers}
+    members = {}
+    for m, value in sample.values.items():
+        ref = raw.files.get(m)
+        if m not in labelled and ref is not None and ref.ext and (ref.data is not None or ref.path):
+            members[f"{m}{ref.ext}"] = ref.data if ref.data is not None else Path(ref.path).read_bytes()
+        else:
+            members[f"{m}{EXTENSION.get(m, '.json')}"] = write_modality(m, value, EXTENSION.get(m, ".json"))
+    return members
+
+
+def _tar(samples: list[tuple[str, dict[str, bytes]]]) -> bytes:
+    """Deterministic webdataset tar: mtime 0, fixed owner and mode, members of a sample contiguous."""
+    import webdataset as wds
+
+    buffer = io.BytesIO()
+    with wds.TarWriter(buffer, encoder=False, mtime=0.0, user="tokzoo", group="tokzoo", mode=0o444) as tar:
+        for key, members in samples:
+            tar.write({"__key__": key, **dict(sorted(members.items()))})
+    return buffer.getvalue()
+
+
+def _commit(out: Path, index: int, source: str, results: list[tuple[RawSample, Sample]], labelers: list[Labeler],
+            seconds: float):  # fmt: skip
+    """Write the shard's tar, then its table, then its stats (the completion marker)."""
+    ok, samples = [], [sample for _, sample in results]
+    for raw, sample in results:
+        if sample.ok:
+            try:
+                ok.append((sample.key, _members(raw, sample, labelers)))
+            except TokzooError as error:  # a labeler's value breaks the modality's contract
+                sample.errors["output"] = str(error)
+    records = [{"key": s.key, "source": s.sources.get("rgb"), "status": "ok" if s.ok else "failed",
+                "error": "; ".join(f"{m}: {e}" for m, e in s.errors.items()) or None} for s in samples]  # fmt: skip
+    data = _tar(ok)
+    write_atomic(out / f"{shard_name(index)}.tar", data)
+    write_atomic(out / STATUS / f"{shard_name(index)}.samples.jsonl", table_bytes(records))
+    keys = "\n".join(key for key, _ in ok)
+    stats = {"count": len(records), "ok": len(ok), "failed": len(records) - len(ok), "bytes": len(data),
+             "seconds": round(seconds, 3), "input": source, "keys_hash": hashlib.sha256(keys.encode()).hexdigest()}
+    write_atomic(out / STATUS / f"{shard_name(index)}.stats.json", json_bytes(stats))
+
+
+def _count(status: Path) -> dict:
+    totals = {"count": 0, "ok": 0, "failed": 0}
+    for path in status.glob("shard-*.stats.json"):
+        stats = read_json(path)
+        totals = {k: totals[k] + stats[k] for k in totals}
+    return totals
+
+
+def _length(reader) -> int | None:
+    try:
+        return len(reader)
+    except TypeError:
+        return None
