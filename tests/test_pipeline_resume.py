@@ -1,0 +1,115 @@
+"""Killing `tokzoo tokenize` (SIGKILL) at any point and rerunning gives exactly an uninterrupted run's output."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from tokzoo.datasets.scenes import generate_scene
+from tokzoo.learned import LearnedTokenizer
+from tokzoo.pipeline.writer import CRASH_ENV
+from tokzoo_cli.main import cli
+
+ARGS = ["--scenes", "12", "--scene-size", "64", "--samples-per-shard", "4", "--crops", "2", "--workers", "0",
+        "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def toks(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toks")
+    return {m: str(LearnedTokenizer.untrained(m, model={"preset": "conv-tiny"}, input_size=[64, 64]).save_pretrained(root / m))
+            for m in ("depth", "rgb")}
+
+
+def command(out, modalities, toks, *extra):
+    return ["tokenize", "-o", str(out), "-m", modalities, *[f"--tokenizer={m}={toks[m]}" for m in modalities.split(",")],
+            *extra]
+
+
+def run_inline(args):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def start(args, crash_after=None):
+    env = {**os.environ, **({CRASH_ENV: str(crash_after)} if crash_after else {})}
+    return subprocess.Popen([sys.executable, "-c", "from tokzoo_cli.main import main; main()", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def snapshot(out: Path) -> dict[str, bytes]:
+    files = {}
+    for path in sorted(out.rglob("*")):
+        if path.is_file() and not path.relative_to(out).as_posix().startswith("_source"):
+            data = path.read_bytes().replace(str(out).encode(), b"OUT")
+            if path.name.endswith(".stats.json"):
+                data = json.dumps({k: v for k, v in json.loads(data).items() if k != "seconds"}).encode()
+            files[path.relative_to(out).as_posix()] = data
+    return files
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, toks):
+    out = tmp_path_factory.mktemp("reference") / "out"
+    run_inline(command(out, "depth,rgb", toks, *ARGS))
+    return snapshot(out)
+
+
+# renames: manifest 1; per shard: journal, crops, 2 tars, 2 tables, 2 stats = 8; final manifest 1.
+@pytest.mark.parametrize("crash_after", [5, 20])
+def test_killed_inside_a_commit_then_rerun_equals_uninterrupted(tmp_path, toks, reference, crash_after):
+    out = tmp_path / "out"
+    process = start(command(out, "depth,rgb", toks, *ARGS), crash_after)
+    assert process.wait(timeout=300) == -signal.SIGKILL, process.stderr.read().decode()
+    assert snapshot(out) != reference
+    run_inline(command(out, "depth,rgb", toks, *ARGS))
+    assert snapshot(out) == reference
+    assert not list(out.rglob("*.tmp")) and not list((out / "_commit").iterdir())
+
+
+def test_killed_from_outside_after_the_first_shard_then_rerun_equals_uninterrupted(tmp_path, toks, reference):
+    out = tmp_path / "out"
+    process = start(command(out, "depth,rgb", toks, *ARGS))
+    while not (out / "rgb" / "shard-000000.stats.json").exists():
+        assert process.poll() is None, "finished before it could be killed"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    result = run_inline(command(out, "depth,rgb", toks, *ARGS))
+    assert "shards: 3 (3 written" not in result.output  # shard 0 was kept, not redone
+    assert snapshot(out) == reference
+
+
+def test_killed_while_rewriting_old_folders_for_a_new_modality(tmp_path, toks):
+    source = tmp_path / "src"
+    for i in range(6):
+        scene = generate_scene(i, seed=5, size=64)
+        for modality in ("rgb", "depth"):
+            (source / modality).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(scene["rgb"]).save(source / "rgb" / f"s{i}.png")
+        np.save(source / "depth" / f"s{i}.npy", scene["depth"])
+    (source / "depth" / "s1.npy").write_bytes(b"\x93NUMPY truncated")
+    args = ["-i", str(source), "--samples-per-shard", "4", "--workers", "0", "--no-progress"]
+
+    together = tmp_path / "together"
+    run_inline(command(together, "rgb,depth", toks, *args))
+    later = tmp_path / "later"
+    run_inline(command(later, "rgb", toks, *args))
+    # renames of the depth run: manifest, journal, crops, depth tar, depth table, rgb tar | rgb table, 2 stats
+    process = start(command(later, "depth", toks, *args), crash_after=6)
+    assert process.wait(timeout=300) == -signal.SIGKILL, process.stderr.read().decode()
+    assert "ok 5 / failed 1 / total 6" in run_inline(command(later, "depth", toks, *args)).output
+    a, b = snapshot(together), snapshot(later)
+    assert [n for n in a if n.endswith(".tar")] == [n for n in b if n.endswith(".tar")]
+    assert all(a[n] == b[n] for n in a if n.endswith(".tar"))
+    rgb_table = (later / "rgb" / "shard-000000.samples.jsonl").read_text()
+    assert '"key": "s1", "source"' in rgb_table and "s1.npy" in rgb_table and '"failed"' in rgb_table
