@@ -247,6 +247,8 @@ def test_instances_crop_paste_round_trip_and_small_ones_dropped():
     rows, cols = np.nonzero(instances == ids[0])
     assert (x0, y0, x1, y1) == (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
     assert (paste_instances(masks, boxes, SIZE, SIZE, ids) == instances).mean() > 0.99
+    with pytest.raises(ShapeError):
+        paste_instances(masks, boxes, SIZE, SIZE, ids[:2])
     tiny = np.zeros((100, 100), np.uint16)
     tiny[0, 0], tiny[10:20, 10:20] = 7, 9  # 1 pixel is 0.01% of the image: dropped
     assert list(crop_instances(tiny)[2]) == [9]
@@ -310,6 +312,7 @@ BAD_INPUTS = [
     ("human_pose", {"skeleton": "coco17", "humans": [{"keypoints_2d": [[0, 0, 2]] * 16}]}, ShapeError),
     ("human_pose", {"skeleton": "smpl", "humans": []}, InvalidValueError),
     ("human_pose", [SCENE["pose"], SCENE["pose"]], DtypeError),  # one image per call
+    ("human_pose", {"skeleton": "coco17", "width": 0, "height": 64, "humans": []}, InvalidValueError),
     ("human_pose_smpl", np.full((23, 3, 3), 0.5), InvalidValueError),
     ("human_pose_smpl", np.zeros((23, 3)), ShapeError),
     ("audio", np.zeros(100, np.int16), DtypeError),

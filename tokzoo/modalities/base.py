@@ -56,6 +56,8 @@ class Modality:
         raise NotImplementedError
 
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Scalar loss of decoder output ``prediction`` against ``target`` = ``to_model(raw)``, same shape
+        except where a modality predicts logits (e.g. semseg: num_classes logits vs one-hot + ignore)."""
         raise NotImplementedError
 
     def visualize(self, value) -> np.ndarray:

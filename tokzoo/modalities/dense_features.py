@@ -16,7 +16,7 @@ DENSE_FEATURES = {"dinov2_b14": (768, 16), "clip_b16": (512, 14), "imagebind_h14
 
 # No preset keeps full resolution: one conv level (no downsampling) gives one token per feature vector.
 # Its 3 x 3 convolutions let neighbouring vectors inform each code.
-PER_POSITION_MODEL = {"family": "conv", "width": 256, "channel_mults": [1], "blocks_per_level": [2], "groups": 8}
+PER_POSITION_MODEL = {"family": "conv", "width": 128, "channel_mults": [1], "blocks_per_level": [2], "groups": 8}
 
 
 @register_modality
@@ -48,8 +48,9 @@ class DenseFeatures(Modality):
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:
         dim, side = DENSE_FEATURES[name]
-        return {"model": dict(PER_POSITION_MODEL), "latent_dim": 32, "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**14]},
-                "input_size": [side, side], "normalization": {"dim": dim}, "loss": "smooth_l1+cosine"}
+        return {"model": dict(PER_POSITION_MODEL), "latent_dim": 32,
+                "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**14]}, "input_size": [side, side],
+                "normalization": {"dim": dim}, "loss": "smooth_l1+cosine"}
 
     def to_model(self, x) -> torch.Tensor:
         features = to_tensor(self.as_batch(x, (np.float32, np.float64, torch.float32, torch.float64),

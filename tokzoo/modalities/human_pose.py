@@ -37,8 +37,9 @@ def _human_arrays(pose, skeleton: str, field: str, shape: tuple[int, ...]) -> np
         values = [np.asarray(h[field]) for h in humans]
         if any(v.dtype.kind not in "iuf" for v in values):
             raise DtypeError(source, f"{field} must hold numbers")
-        if any(v.shape != shape for v in values):
-            raise ShapeError(source, f"{field} must have shape {shape}, got {[v.shape for v in values if v.shape != shape][0]}")
+        wrong = [v.shape for v in values if v.shape != shape]
+        if wrong:
+            raise ShapeError(source, f"{field} must have shape {shape}, got {wrong[0]}")
         array = np.stack(values).astype(np.float64) if values else np.zeros((0, *shape))
     elif isinstance(pose, (np.ndarray, torch.Tensor)):
         array = pose.detach().cpu().numpy() if isinstance(pose, torch.Tensor) else pose
@@ -110,15 +111,17 @@ class HumanPose(Modality):
     def default_tokenizer(cls, name: str) -> dict:
         skeleton = "smpl" if name == "human_pose_smpl" else "coco17"
         normalization = {**cls.default_normalization(), "skeleton": skeleton}
+        channels = COCO17_JOINTS * 3 if skeleton == "coco17" else SMPL_JOINTS * 9
         return {"model": {"preset": "mlp-small"}, "latent_dim": 32, "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**10]},
-                "input_size": [COCO17_JOINTS * 3 if skeleton == "coco17" else SMPL_JOINTS * 9],
-                "normalization": normalization, "loss": "smooth_l1"}
+                "input_size": [channels], "normalization": normalization, "loss": "smooth_l1"}
 
     def _image_size(self, pose) -> np.ndarray:
         """(width, height) of the pixel frame of ``pose``."""
         height, width = self.normalization["image_size"]
         if isinstance(pose, dict):
             width, height = pose.get("width", width), pose.get("height", height)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (width, height)):
+            raise InvalidValueError("human_pose input", f"width and height must be positive numbers, got {width!r}, {height!r}")
         return np.array([width, height], np.float64)
 
     def to_model(self, x) -> torch.Tensor:
@@ -135,7 +138,8 @@ class HumanPose(Modality):
             raise InvalidValueError("human_pose input", "visibility v must be 0, 1 or 2")
         xy = (keypoints[..., :2] + 0.5) / self._image_size(x) * 2 - 1
         xy[visibility == 0] = 0
-        return torch.from_numpy(np.concatenate([xy, visibility[..., None] - 1], axis=-1).reshape(len(keypoints), self.in_channels)).float()
+        vectors = np.concatenate([xy, visibility[..., None] - 1], axis=-1).reshape(len(keypoints), self.in_channels)
+        return torch.from_numpy(vectors).float()
 
     def from_model(self, y: torch.Tensor) -> dict:
         values = y.float().cpu().numpy().astype(np.float64)

@@ -89,8 +89,10 @@ def paste_instances(masks, boxes, height: int, width: int, ids=None) -> np.ndarr
     """
     masks, boxes = np.asarray(masks, bool), np.asarray(boxes, np.int64)
     if masks.ndim != 3 or boxes.shape != (len(masks), 4):
-        raise ShapeError("paste_instances", f"expected masks (N, h, w) and boxes (N, 4), got {masks.shape} and {boxes.shape}")
+        raise ShapeError("paste_instances", f"expected masks (N, h, w) and boxes (N, 4), got {masks.shape}, {boxes.shape}")
     ids = np.arange(1, len(masks) + 1) if ids is None else np.asarray(ids)
+    if ids.shape != (len(masks),):
+        raise ShapeError("paste_instances", f"expected {len(masks)} ids, got shape {ids.shape}")
     out = np.zeros((height, width), np.uint16)
     for mask, (x0, y0, x1, y1), instance in zip(masks, boxes, ids):
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
@@ -118,8 +120,8 @@ class SAMInstances(Modality):
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:
         # conv-small downsamples 16: 64 x 64 -> 4 x 4 = 16 tokens per instance, as in 4M.
-        return {"model": {"preset": "conv-small"}, "latent_dim": 32, "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**10]},
-                "input_size": [MASK_SIZE, MASK_SIZE], "loss": "bce"}
+        return {"model": {"preset": "conv-small"}, "latent_dim": 32,
+                "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**10]}, "input_size": [MASK_SIZE, MASK_SIZE], "loss": "bce"}
 
     def to_model(self, x) -> torch.Tensor:
         masks = crop_instances(x)[0]
@@ -135,6 +137,6 @@ class SAMInstances(Modality):
         """An instance map (H, W) in label colours; masks (N, 64, 64) side by side."""
         value = np.asarray(value)
         if value.dtype == bool and value.ndim == 3:
-            tiles = [np.repeat(m[..., None] * np.uint8(255), 3, axis=2) for m in value] or [np.zeros((MASK_SIZE, MASK_SIZE, 3), np.uint8)]
-            return np.concatenate(tiles, axis=1)
+            tiles = [np.repeat(m[..., None] * np.uint8(255), 3, axis=2) for m in value]
+            return np.concatenate(tiles, axis=1) if tiles else np.zeros((MASK_SIZE, MASK_SIZE, 3), np.uint8)
         return label_colors(value, ignore=None) * (value > 0)[..., None].astype(np.uint8)
