@@ -10,7 +10,7 @@ import click
 @click.command("scenes")
 @click.option("--n", "n", type=click.IntRange(min=1), default=100, show_default=True, help="Number of scenes.")
 @click.option("--size", type=click.IntRange(min=8), default=256, show_default=True, help="Image side in pixels.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Stream seed; (seed, index) fixes a scene.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Stream seed; (seed, index) fixes a scene.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--samples-per-shard", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,

@@ -43,7 +43,7 @@ def _size(size) -> tuple[int, int]:
 
 
 def generate_scene(index: int, seed: int = 0, size: int | tuple[int, int] = 256) -> dict:
-    """Render scene ``index`` of the stream ``seed``; ``size`` is an int or ``(height, width)``.
+    """Render scene ``index`` (>= 0) of the stream ``seed`` (>= 0); ``size`` is an int or ``(height, width)``.
 
     Returns a dict of pixel-aligned arrays (H, W = size) following ARCHITECTURE.md:
     ``rgb`` uint8 (H, W, 3); ``depth`` float32 (H, W) z-depth in metres, NaN for sky; ``normals``
