@@ -9,9 +9,14 @@ from tokzoo.errors import ConfigError
 from .base import Labeler, register_labeler
 
 
-def kmeans(pixels: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 30):
-    """Lloyd's k-means with k-means++ seeding. ``pixels`` float64 (N, 3) -> ``(centres (k, 3), labels (N,),
-    sse)``; deterministic given ``rng``'s state."""
+def kmeans(pixels: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 30, restarts: int = 4):
+    """Lloyd's k-means with k-means++ seeding, best of ``restarts`` runs. ``pixels`` float64 (N, 3) ->
+    ``(centres (k, 3), labels (N,), sse)``; deterministic given ``rng``'s state."""
+    runs = [_lloyd(pixels, k, rng, iterations) for _ in range(restarts)]
+    return min(runs, key=lambda run: run[2])
+
+
+def _lloyd(pixels: np.ndarray, k: int, rng: np.random.Generator, iterations: int):
     centres = [pixels[rng.integers(len(pixels))]]
     for _ in range(1, k):
         d2 = ((pixels[:, None] - np.array(centres)[None]) ** 2).sum(-1).min(1)
@@ -28,7 +33,7 @@ def kmeans(pixels: np.ndarray, k: int, rng: np.random.Generator, iterations: int
     return centres, labels, float(((pixels - centres[labels]) ** 2).sum())
 
 
-def palette(rgb: np.ndarray, max_colors: int = 7, max_rms: float = 12.0, min_gain: float = 0.1, seed: int = 0,
+def palette(rgb: np.ndarray, max_colors: int = 7, max_rms: float = 8.0, min_gain: float = 0.1, seed: int = 0,
             max_pixels: int = 4096) -> dict:  # fmt: skip
     """rgb uint8 (H, W, 3) -> ``{"colors": [[r, g, b], ...], "weights": [...]}``, colours ordered by weight
     (fraction of pixels, descending).
@@ -63,7 +68,7 @@ class KMeansPalette(Labeler):
     name = "kmeans_palette"
     modality = "palette"
 
-    def __init__(self, max_colors: int = 7, max_rms: float = 12.0, min_gain: float = 0.1, seed: int = 0, **kwargs):
+    def __init__(self, max_colors: int = 7, max_rms: float = 8.0, min_gain: float = 0.1, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         if not 1 <= max_colors or max_rms < 0 or not 0 <= min_gain < 1:
             raise ConfigError(f"kmeans_palette: need max_colors >= 1, max_rms >= 0, 0 <= min_gain < 1, "
