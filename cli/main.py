@@ -10,6 +10,7 @@ from .codec import decode_command, encode_command
 from .demo import demo_command
 from .errors import TokzooGroup
 from .eval import eval_command
+from .eval_labels import eval_labels_command
 from .inspect import inspect_command, show_command
 from .pseudo_label import pseudo_label_command
 from .tokenize import tokenize_command
@@ -24,7 +25,7 @@ def cli():
 
 
 for command in (zoo_group, encode_command, decode_command, tokenize_command, inspect_command, show_command, demo_command,
-                train_command, eval_command, pseudo_label_command):
+                train_command, eval_command, pseudo_label_command, eval_labels_command):
     cli.add_command(command)
 
 
