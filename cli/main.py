@@ -13,6 +13,7 @@ from .eval import eval_command
 from .eval_labels import eval_labels_command
 from .inspect import inspect_command, show_command
 from .pseudo_label import pseudo_label_command
+from .scenes import scenes_command
 from .tokenize import tokenize_command
 from .train import train_command
 from .zoo import zoo_group
@@ -25,7 +26,7 @@ def cli():
 
 
 for command in (zoo_group, encode_command, decode_command, tokenize_command, inspect_command, show_command, demo_command,
-                train_command, eval_command, pseudo_label_command, eval_labels_command):
+                train_command, eval_command, pseudo_label_command, eval_labels_command, scenes_command):
     cli.add_command(command)
 
 
