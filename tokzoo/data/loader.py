@@ -1,0 +1,187 @@
+"""Batches of token ids from a token dataset folder (``OUT/<modality>/shard-*.tar``), for trainers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from tokzoo.errors import ConfigError, InputError, ShapeError
+
+from .plan import epoch_pieces, random_crops, resampled_pieces
+from .shards import Shard, count_members, open_shard
+
+Batch = dict  # modality -> int64 (B, *token_shape); "__key__" -> list[str]; "__crop__" -> int64 (B,)
+
+
+class TokenDataset(IterableDataset):
+    """Zipped modalities of a token dataset, yielded as ready batches (use ``DataLoader(batch_size=None)``).
+
+    Each batch: ``{modality: LongTensor (B, *token_shape), "__key__": list[str], "__crop__": LongTensor (B,)}``,
+    B = ``batch_size`` except a consumer's last batch (dropped with ``drop_last``). One crop index per sample
+    serves every modality: ``crop="random"`` draws it per epoch from ``seed``, an int fixes it (0 = centre).
+
+    Split: ``rank`` / ``world_size`` (default: torch.distributed when it is initialised at construction,
+    else 0 / 1) times DataLoader workers. Exact epochs (``resampled=False``) give each sample to exactly
+    one consumer, cutting the epoch's sample order into contiguous ranges (see :mod:`tokzoo.data.plan`);
+    call :meth:`set_epoch` before each epoch to reshuffle and redraw crops. ``resampled=True`` is an
+    endless seeded stream per consumer.
+
+    Every shard's modalities must hold the same keys in the same order and the same crop counts; with
+    ``require_complete`` a shard must have its ``.stats.json`` completion marker in every modality.
+    Listing ``"crops"`` among the modalities yields each sample's chosen crop box, int64 (B, 5).
+    """
+
+    def __init__(self, root: str | Path, modalities: Sequence[str], batch_size: int, *, shuffle: bool = True,
+                 crop: int | str = "random", resampled: bool = False, seed: int = 0, rank: int | None = None,
+                 world_size: int | None = None, drop_last: bool = False, require_complete: bool = True):
+        if isinstance(modalities, str) or not modalities:
+            raise ConfigError(f"modalities must be a non-empty list of names, got {modalities!r}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be positive, got {batch_size}")
+        if crop != "random" and not (isinstance(crop, int) and crop >= 0):
+            raise ConfigError(f"crop must be 'random' or a crop index >= 0, got {crop!r}")
+        self.root, self.modalities, self.batch_size = Path(root), list(modalities), batch_size
+        self.shuffle, self.crop, self.resampled, self.seed, self.drop_last = shuffle, crop, resampled, seed, drop_last
+        self.rank, self.world_size = _distributed(rank, world_size)
+        self.epoch = 0
+        self.shards = _find_shards(self.root, self.modalities, require_complete)
+        self.counts = [count_members(self.root / self.modalities[0] / name) for name in self.shards]
+
+    @property
+    def num_samples(self) -> int:
+        """Samples in one exact epoch, over all ranks."""
+        return sum(self.counts)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Pick the epoch whose shuffle and crops the next iteration uses (call it before creating iterators)."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        consumer, n_consumers = self.rank * workers + worker, self.world_size * workers
+        if self.resampled:
+            pieces = resampled_pieces(self.counts, consumer, self.seed, self.epoch)
+            crop_rng = np.random.default_rng([self.seed, self.epoch, consumer, 3])
+        else:
+            pieces = epoch_pieces(self.counts, consumer, n_consumers, self.seed, self.epoch, self.shuffle)
+            crop_rng = None
+        return self._batches(pieces, crop_rng)
+
+    def _batches(self, pieces, crop_rng) -> Iterator[Batch]:
+        parts, filled = [], 0
+        for shard_id, samples in pieces:
+            shards = self._open(shard_id)
+            n_crops = shards[0].n_crops
+            if isinstance(self.crop, int):
+                if (n_crops[samples] <= self.crop).any():
+                    raise ShapeError(shards[0].path, f"crop {self.crop} requested, some samples have {n_crops[samples].min()} crops")
+                crops = np.full(len(samples), self.crop, np.int64)
+            elif crop_rng is None:
+                crops = random_crops(n_crops, self.seed, self.epoch, shard_id)[samples]
+            else:
+                crops = crop_rng.integers(0, n_crops[samples])
+            start = 0
+            while start < len(samples):
+                take = min(self.batch_size - filled, len(samples) - start)
+                parts.append(_gather(shards, samples[start:start + take], crops[start:start + take]))
+                filled, start = filled + take, start + take
+                if filled == self.batch_size:
+                    yield self._collate(parts)
+                    parts, filled = [], 0
+        if parts and not self.drop_last:
+            yield self._collate(parts)
+
+    def _open(self, shard_id: int) -> list[Shard]:
+        name = self.shards[shard_id]
+        shards = [open_shard(self.root / m / name) for m in self.modalities]
+        first = shards[0]
+        if len(first) != self.counts[shard_id]:
+            raise InputError(first.path, f"{len(first)} members, but {self.counts[shard_id]} were counted when the loader was made")
+        for modality, shard in zip(self.modalities[1:], shards[1:]):
+            _check_same_keys(first, shard, self.modalities[0], modality)
+            if not np.array_equal(first.n_crops, shard.n_crops):
+                i = int(np.flatnonzero(first.n_crops != shard.n_crops)[0])
+                raise ShapeError(shard.path, f"sample {_key(first.names[i])!r} has {shard.n_crops[i]} crops in {modality!r}, "
+                                             f"{first.n_crops[i]} in {self.modalities[0]!r}")
+        return shards
+
+    def _collate(self, parts: list[tuple[list[np.ndarray], np.ndarray, np.ndarray]]) -> Batch:
+        batch: Batch = {}
+        for j, modality in enumerate(self.modalities):
+            arrays = [p[0][j] for p in parts]
+            batch[modality] = torch.from_numpy((arrays[0] if len(arrays) == 1 else np.concatenate(arrays)).astype(np.int64))
+        batch["__key__"] = [_key(n) for p in parts for n in p[1]]
+        batch["__crop__"] = torch.from_numpy(np.concatenate([p[2] for p in parts]))
+        return batch
+
+
+def make_loader(root: str | Path, modalities: Sequence[str], batch_size: int, *, num_workers: int = 0,
+                shuffle: bool = True, crop: int | str = "random", resampled: bool = False, seed: int = 0,
+                rank: int | None = None, world_size: int | None = None, drop_last: bool = False,
+                require_complete: bool = True, **loader_kwargs) -> DataLoader:
+    """A ``DataLoader(batch_size=None)`` over a :class:`TokenDataset`, which does the batching.
+
+    Call ``loader.dataset.set_epoch(e)`` before each epoch; it reaches workers that are started per epoch,
+    so do not pass ``persistent_workers=True`` with random crops or shuffling in exact epochs.
+    """
+    dataset = TokenDataset(root, modalities, batch_size, shuffle=shuffle, crop=crop, resampled=resampled, seed=seed,
+                           rank=rank, world_size=world_size, drop_last=drop_last, require_complete=require_complete)
+    return DataLoader(dataset, batch_size=None, num_workers=num_workers, **loader_kwargs)
+
+
+def _gather(shards: list[Shard], samples: np.ndarray, crops: np.ndarray):
+    return [s.gather(samples, crops) for s in shards], shards[0].names[samples], crops
+
+
+def _key(name: bytes) -> str:
+    return name[:-4].decode()
+
+
+def _check_same_keys(first: Shard, other: Shard, first_modality: str, modality: str) -> None:
+    if np.array_equal(first.names, other.names):
+        return
+    if len(first) != len(other):
+        raise InputError(other.path, f"{len(other)} samples in {modality!r}, {len(first)} in {first_modality!r}: keys differ")
+    i = int(np.flatnonzero(first.names != other.names)[0])
+    raise InputError(other.path, f"sample {i} is {_key(other.names[i])!r} in {modality!r} but {_key(first.names[i])!r} "
+                                 f"in {first_modality!r}: modalities must hold the same keys in the same order")
+
+
+def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    if rank is None or world_size is None:
+        initialised = torch.distributed.is_available() and torch.distributed.is_initialized()
+        rank = rank if rank is not None else (torch.distributed.get_rank() if initialised else 0)
+        world_size = world_size if world_size is not None else (torch.distributed.get_world_size() if initialised else 1)
+    if not 0 <= rank < world_size:
+        raise ConfigError(f"rank must lie in [0, world_size), got rank={rank}, world_size={world_size}")
+    return rank, world_size
+
+
+def _find_shards(root: Path, modalities: list[str], require_complete: bool) -> list[str]:
+    """Shard file names present in every modality folder (sorted); raises when the folders disagree."""
+    names = {}
+    for modality in modalities:
+        folder = root / modality
+        if not folder.is_dir():
+            found = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+            raise InputError(folder, f"no such modality folder (found: {', '.join(found) or 'none'})")
+        names[modality] = sorted(p.name for p in folder.glob("*.tar"))
+        if not names[modality]:
+            raise InputError(folder, "no .tar shards")
+    first = modalities[0]
+    for modality in modalities[1:]:
+        for name in sorted(set(names[first]) ^ set(names[modality]))[:1]:
+            absent, present = (modality, first) if name in names[first] else (first, modality)
+            raise InputError(root / absent / name, f"shard missing (present in {present!r})")
+    if require_complete:
+        for name in names[first]:
+            for modality in modalities:
+                tar = root / modality / name
+                if not tar.with_suffix(".stats.json").exists():
+                    raise InputError(tar, "incomplete shard: no .stats.json completion marker (still being written?)")
+    return names[first]

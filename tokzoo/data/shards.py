@@ -1,0 +1,245 @@
+"""One modality's token shard as a numpy view, without decoding member by member.
+
+A shard is a tar of ``<key>.npy`` members. Pipeline shards hold members of one dtype and shape,
+so their 512-byte tar headers and their npy headers repeat at a regular stride: the tar is
+memory-mapped, every tar header (size, type, checksum, name) and every npy header (byte-identical
+to the first one) is checked with vectorised comparisons, and the tokens become one strided view
+``(n_samples, n_crops, *token_shape)`` in the stored dtype. Shards that break the stride (extended
+headers, members of different shapes) are listed with :mod:`tarfile` and each member's npy header
+is validated on its own. Object and non-integer dtypes are refused (nothing is ever unpickled).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.lib import format as npy_format
+from numpy.lib.stride_tricks import as_strided
+
+from tokzoo.errors import CorruptFileError, DtypeError, EmptyFileError, InputError, ShapeError
+
+BLOCK = 512
+_CHECKSUM = slice(148, 156)
+
+
+@dataclass
+class Shard:
+    """Tokens of one modality in one shard.
+
+    ``names``: (n,) bytes member names (``b"<key>.npy"``). ``tokens``: (n, n_crops, *token_shape)
+    view in the stored integer dtype, or, when members differ in shape, a list of n arrays
+    (n_crops_i, *token_shape_i). ``n_crops``: (n,) int64.
+    """
+
+    path: Path
+    names: np.ndarray
+    tokens: np.ndarray | list[np.ndarray]
+    n_crops: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def gather(self, index: np.ndarray, crops: np.ndarray) -> np.ndarray:
+        """Tokens of samples ``index`` at crops ``crops`` (both (B,) int) -> (B, *token_shape), stored dtype."""
+        if isinstance(self.tokens, np.ndarray):
+            return self.tokens[index, crops]
+        picked = [self.tokens[i][c] for i, c in zip(index, crops)]
+        if len({p.shape for p in picked}) > 1:
+            raise ShapeError(self.path, f"members differ in token shape ({picked[0].shape} vs others), cannot batch them")
+        return np.stack(picked)
+
+
+def open_shard(path: str | Path) -> Shard:
+    """Memory-map and validate ``path``; raises a typed :class:`InputError` naming the shard and the reason."""
+    path = Path(path)
+    buf = _map(path)
+    first = _first_header(buf, path)
+    if first is None:
+        return Shard(path, np.array([], dtype="S1"), [], np.zeros(0, np.int64))
+    shard = _open_strided(buf, path, first[1]) if first[0] else None
+    return shard if shard is not None else _open_listed(buf, path)
+
+
+def count_members(path: str | Path) -> int:
+    """Member count of a shard from O(log n) header probes; shards that break the stride are listed instead.
+
+    ``open_shard`` re-checks the count, so a probe fooled by an irregular shard fails loudly, not silently.
+    """
+    path = Path(path)
+    buf = _map(path)
+    first = _first_header(buf, path)
+    if first is None:
+        return 0
+    n = _probe_count(buf, _stride(first[1])) if first[0] else None
+    return n if n is not None else len(_list_members(buf, path))
+
+
+def _map(path: Path) -> np.ndarray:
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise InputError(path, f"cannot read shard ({e.strerror})") from None
+    if size == 0:
+        raise EmptyFileError(path, "shard has zero bytes")
+    if size < 2 * BLOCK:
+        raise CorruptFileError(path, f"truncated tar ({size} bytes)")
+    return np.memmap(path, dtype=np.uint8, mode="r")
+
+
+def _first_header(buf: np.ndarray, path: Path) -> tuple[bool, int] | None:
+    """(is a plain ustar file member, data size) of the first header; None for an empty archive."""
+    header = np.asarray(buf[:BLOCK])
+    if not header.any():
+        return None
+    if not _checksum_ok(header[None])[0]:
+        raise CorruptFileError(path, "bad checksum in the first tar header (not a tar file?)")
+    raw = bytes(header)
+    plain = raw[156:157] in (b"0", b"\0") and raw[257:262] == b"ustar" and not header[345:500].any()
+    size_field = raw[124:136]
+    if size_field[0] & 0x80:  # base-256 size: only for members over 8 GiB
+        return False, 0
+    return plain, int(size_field.strip(b" \0") or b"0", 8)
+
+
+def _stride(size: int) -> int:
+    return BLOCK + -(-size // BLOCK) * BLOCK
+
+
+def _probe_count(buf: np.ndarray, stride: int) -> int | None:
+    """Index of the first empty block on the stride (binary search), if the block before it is a valid header.
+
+    Member i's header of a regular shard sits at i * stride; the end-of-archive zeros follow the last one.
+    """
+    lo, hi = 1, len(buf) // stride + 1  # block 0 is a header; a block past the end of the file counts as empty
+    while lo < hi:
+        mid = (lo + hi) // 2
+        block = buf[mid * stride: mid * stride + BLOCK]
+        if len(block) == BLOCK and block.any():
+            lo = mid + 1
+        else:
+            hi = mid
+    last = np.asarray(buf[(lo - 1) * stride: (lo - 1) * stride + BLOCK])
+    ok = _checksum_ok(last[None])[0] and bytes(last[124:136]) == bytes(buf[124:136])
+    return lo if ok and lo * stride + BLOCK <= len(buf) else None
+
+
+_LOW_BYTES = np.uint64(0x00FF00FF00FF00FF)
+
+
+def _checksum_ok(headers: np.ndarray) -> np.ndarray:
+    """(m, 512) uint8 headers -> (m,) bool: stored octal checksum equals the byte sum with its field as spaces."""
+    headers = np.ascontiguousarray(headers)
+    field = headers[:, _CHECKSUM].astype(np.int64)
+    stored = np.zeros(len(headers), np.int64)
+    for j in range(field.shape[1]):  # octal digits, possibly padded with spaces / NULs
+        digit = (field[:, j] >= 48) & (field[:, j] <= 55)
+        stored = np.where(digit, stored * 8 + field[:, j] - 48, stored)
+    words = headers.view(np.uint64)  # byte sums 8 at a time: pairwise into 16-bit lanes, then lanes summed
+    pairs = (words & _LOW_BYTES) + ((words >> np.uint64(8)) & _LOW_BYTES)
+    byte_sum = ((pairs * np.uint64(0x0001000100010001)) >> np.uint64(48)).sum(axis=1, dtype=np.int64)
+    return stored == byte_sum - field.sum(axis=1) + 8 * 32
+
+
+def _open_strided(buf: np.ndarray, path: Path, size: int) -> Shard | None:
+    """The fast path; None when the shard does not follow one stride (the caller lists it instead)."""
+    stride = _stride(size)
+    n = _probe_count(buf, stride)
+    if n is None:
+        return None
+    headers = np.ascontiguousarray(as_strided(buf, shape=(n, BLOCK), strides=(stride, 1)))
+    first = headers[0]
+    same = (headers[:, 124:136] == first[124:136]).all(axis=1) & (headers[:, 156] == first[156])
+    same &= (headers[:, 257:263] == first[257:263]).all(axis=1) & ~headers[:, 345:500].any(axis=1)
+    if not (same.all() and _checksum_ok(headers).all()):
+        return None
+    names = headers[:, :100].copy().view("S100").ravel()
+    _check_names(names, path)
+    member = bytes(buf[BLOCK: BLOCK + size])
+    dtype, shape, fortran, header_len = _npy_header(member, path, names[0])
+    if fortran:
+        return None
+    members = as_strided(buf[BLOCK:], shape=(n, header_len), strides=(stride, 1))
+    if not (members == np.frombuffer(member[:header_len], np.uint8)).all():
+        return None
+    tokens = np.ndarray((n, *shape), dtype, buffer=buf, offset=BLOCK + header_len,
+                        strides=(stride, *_c_strides(shape, dtype.itemsize)))
+    return Shard(path, names, tokens, np.full(n, shape[0], np.int64))
+
+
+def _list_members(buf: np.ndarray, path: Path) -> list[tarfile.TarInfo]:
+    """Members via :mod:`tarfile`, checking that the listing ends on an end-of-archive block, not on damage.
+
+    (:mod:`tarfile` stops listing silently at a damaged header; that must not pass for a short shard.)
+    """
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            members = tar.getmembers()
+            end = tar.offset
+    except tarfile.TarError as e:
+        raise CorruptFileError(path, f"unreadable tar ({e})") from None
+    if len(buf) < end + BLOCK or buf[end: end + BLOCK].any():
+        after = f"after member {members[-1].name!r}" if members else "at the start"
+        raise CorruptFileError(path, f"no valid tar header or end-of-archive block at byte {end} ({after}): truncated or damaged")
+    for m in members:
+        if not m.isfile():
+            raise CorruptFileError(path, f"member {m.name!r} is not a regular file")
+    return members
+
+
+def _open_listed(buf: np.ndarray, path: Path) -> Shard:
+    members = _list_members(buf, path)
+    names = np.array([m.name.encode() for m in members], dtype="S")
+    _check_names(names, path)
+    tokens = []
+    for m, name in zip(members, names):
+        dtype, shape, fortran, header_len = _npy_header(bytes(buf[m.offset_data: m.offset_data + m.size]), path, name)
+        tokens.append(np.ndarray(shape, dtype, buffer=buf, offset=m.offset_data + header_len, order="F" if fortran else "C"))
+    if len({(t.shape, t.dtype) for t in tokens}) == 1:
+        tokens = np.stack(tokens)
+    return Shard(path, names, tokens, np.array([len(t) for t in tokens], np.int64))
+
+
+def _check_names(names: np.ndarray, path: Path) -> None:
+    """Every (NUL-padded) name must be ``<key>.npy`` with a non-empty, dot-free key."""
+    chars = names.view(np.uint8).reshape(len(names), -1)
+    filled = chars != 0
+    length = np.where(filled.all(axis=1), chars.shape[1], filled.argmin(axis=1))
+    ok = (filled.sum(axis=1) == length) & (length > 4) & ((chars == ord(".")).sum(axis=1) == 1)
+    tail = chars[np.arange(len(names))[:, None], np.maximum(length, 4)[:, None] - 4 + np.arange(4)]
+    ok &= (tail == np.frombuffer(b".npy", np.uint8)).all(axis=1)
+    if not ok.all():
+        raise CorruptFileError(path, f"member {names[~ok][0].decode(errors='replace')!r} is not named <key>.npy")
+
+
+def _npy_header(member: bytes, path: Path, name: bytes) -> tuple[np.dtype, tuple[int, ...], bool, int]:
+    """Validate one member's npy header -> (dtype, shape, fortran_order, header length in bytes)."""
+    where = f"member {name.decode(errors='replace')!r}"
+    stream = io.BytesIO(member)
+    try:
+        version = npy_format.read_magic(stream)
+        read = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        shape, fortran, dtype = read(stream)
+    except ValueError as e:
+        raise CorruptFileError(path, f"{where}: bad .npy header ({e})") from None
+    if dtype.hasobject or not np.issubdtype(dtype, np.integer):
+        raise DtypeError(path, f"{where}: token ids must be a plain integer dtype, got {dtype}")
+    if len(shape) < 1 or shape[0] < 1:
+        raise ShapeError(path, f"{where}: expected (n_crops >= 1, *token_shape), got shape {shape}")
+    header_len = stream.tell()
+    expected = header_len + int(np.prod(shape)) * dtype.itemsize
+    if len(member) != expected:
+        raise CorruptFileError(path, f"{where}: {len(member)} bytes, its .npy header implies {expected}")
+    return dtype, shape, fortran, header_len
+
+
+def _c_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    strides, step = [], itemsize
+    for dim in reversed(shape):
+        strides.append(step)
+        step *= dim
+    return tuple(reversed(strides))
