@@ -1,0 +1,36 @@
+"""``tokzoo eval``: reconstruction metrics of a tokenizer and of same-bit baselines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import torch
+
+from .codec import tokenizer_option, untrained_option
+
+
+@click.command("eval")
+@tokenizer_option
+@untrained_option
+@click.option("--data", default=None, help="Samples to evaluate (anything open_reader reads). Default: held-out scenes.")
+@click.option("--n", "n_samples", type=click.IntRange(min=1), default=256, show_default=True, help="Number of samples.")
+@click.option("--seed", type=int, default=None, help="Seed of the default held-out scenes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--grid", "grid_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a PNG of originals, reconstructions and error maps.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="CPU threads.")
+def eval_command(tokenizer, untrained, data, n_samples, seed, as_json, grid_path, threads):
+    """Evaluate a tokenizer: per-modality metrics, codebook usage and perplexity, same-bit baselines."""
+    from tokzoo.evaluation import HELDOUT_SEED, evaluate, format_table, heldout_values, save_grid
+    from tokzoo.zoo import load_tokenizer
+
+    torch.set_num_threads(threads)
+    tok = load_tokenizer(tokenizer, untrained_ok=untrained)
+    values, description = heldout_values(tok, n_samples, HELDOUT_SEED if seed is None else seed, data)
+    evaluation = evaluate(tok, values, data=description)
+    click.echo(json.dumps(evaluation.report, indent=2) if as_json else format_table(evaluation.report))
+    if grid_path is not None:
+        save_grid(evaluation, tok.codec, grid_path)
+        click.echo(f"grid: {grid_path}", err=as_json)

@@ -1,0 +1,52 @@
+"""``tokzoo train``: train a learned tokenizer from a YAML recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import torch
+
+
+@click.command("train")
+@click.option("--recipe", "-r", "recipe_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML recipe (recipes/<name>.yaml).")
+@click.option("--data", default=None, help="Train on this source (anything open_reader reads) instead of the recipe's.")
+@click.option("--out", "-o", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory (checkpoints/, tokenizer/). Default: runs/<name>.")
+@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda (bf16 autocast there).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Override the recipe's step count.")
+@click.option("--resume", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Checkpoint directory, or a run directory (its latest checkpoint).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="CPU threads; CPU runs are bit-reproducible for the same seed and thread count.")
+@click.option("--eval/--no-eval", "run_eval", default=True, show_default=True,
+              help="Evaluate on held-out scenes at the end and store the numbers in config.json.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train_command(recipe_path, data, out_dir, device, steps, resume, threads, run_eval, quiet):
+    """Train the recipe's tokenizer; writes OUT/tokenizer (save_pretrained) with provenance."""
+    from tokzoo.training import load_recipe, train, validate_recipe
+
+    recipe = load_recipe(recipe_path)
+    if data is not None:
+        recipe["data"] = {"path": data, **({"crop": recipe["data"]["crop"]} if "crop" in recipe["data"] else {})}
+    if steps is not None:
+        recipe["steps"] = steps
+    recipe = validate_recipe(recipe, str(recipe_path))
+    torch.set_num_threads(threads)
+    out_dir = out_dir or Path("runs") / recipe["name"]
+    result = train(recipe, out_dir, device=device, resume=resume, progress=not quiet)
+    click.echo(f"{recipe['name']}: {len(result.losses)} steps, final loss {result.losses[-1]:.4f}, "
+               f"validation loss {_fmt(result.validation_loss)}, codebook usage {result.codebook['usage']:.1%}")
+    if run_eval:
+        from tokzoo.evaluation import attach_evaluation, evaluate, format_table, heldout_values
+
+        values, description = heldout_values(result.tokenizer)
+        report = evaluate(result.tokenizer, values, data=description).report
+        attach_evaluation(result.directory, report)
+        click.echo(format_table(report))
+    click.echo(f"saved {result.directory}")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"

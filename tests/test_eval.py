@@ -1,0 +1,139 @@
+"""tokzoo eval: metrics on known cases, baselines at the stated bit budget, report and JSON shape."""
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from tokzoo.evaluation import METRICS, evaluate, format_table, heldout_values, save_grid
+from tokzoo.evaluation.baselines import bits_per_sample, downsample_bicubic, jpeg, jpeg_at_least, jpeg_bytes
+from tokzoo.evaluation.codebook import CodebookUsage
+from tokzoo.evaluation.metrics import abs_rel, angular_error, binary_iou, cosine, mae, mean_iou, psnr, rmse, ssim, valid_accuracy
+from tokzoo.learned import LearnedTokenizer
+from tokzoo_cli.main import cli
+
+RNG = np.random.default_rng(0)
+IMAGES = RNG.integers(0, 250, (3, 32, 32, 3), dtype=np.uint8)
+
+
+def small_tokenizer(modality="rgb", levels=(5, 5, 5)):
+    torch.manual_seed(0)
+    return LearnedTokenizer({"modality": modality, "name": f"test_{modality}", "latent_dim": 8,
+                             "model": {"preset": "conv-tiny", "width": 8, "groups": 4},
+                             "quantizer": {"type": "fsq", "levels": list(levels)}, "input_size": [32, 32]})
+
+
+def test_image_metrics_on_known_cases():
+    assert psnr(IMAGES, IMAGES) == math.inf
+    assert ssim(IMAGES, IMAGES) == pytest.approx(1.0)
+    assert mae(IMAGES, IMAGES) == 0
+    shifted = IMAGES + np.uint8(4)  # every value off by 4: MSE 16
+    assert psnr(IMAGES, shifted) == pytest.approx(10 * math.log10(255**2 / 16))
+    assert mae(IMAGES, shifted) == pytest.approx(4)
+    assert ssim(IMAGES, shifted) < 1.0
+    assert ssim(IMAGES, RNG.integers(0, 256, IMAGES.shape).astype(np.uint8)) < 0.1
+
+
+def test_depth_metrics_on_known_cases():
+    depth = RNG.uniform(1, 10, (2, 8, 8)).astype(np.float32)
+    depth[0, 0, :4] = np.nan
+    assert abs_rel(depth, depth) == 0 and rmse(depth, depth) == 0 and valid_accuracy(depth, depth) == 1
+    assert abs_rel(depth, depth * 1.1) == pytest.approx(0.1, rel=1e-5)
+    assert rmse(depth, depth + 0.5) == pytest.approx(0.5, rel=1e-5)
+    missed = depth.copy()
+    missed[1, 0, :] = np.nan  # 8 of 128 pixels decoded as invalid
+    assert valid_accuracy(depth, missed) == pytest.approx(120 / 128)
+    assert abs_rel(depth, missed) == 0  # abs-rel only counts pixels valid in both
+
+
+def test_label_normal_and_feature_metrics_on_known_cases():
+    a = np.array([[[0, 0, 1, 1]]], np.uint8)
+    b = np.array([[[0, 1, 1, 1]]], np.uint8)
+    assert mean_iou(a, a) == 1
+    assert mean_iou(a, b) == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert mean_iou(np.array([[255, 0]]), np.array([[1, 0]])) == 1  # ignore pixels do not count
+    assert binary_iou(a, b) == pytest.approx(2 / 3)
+    up = np.zeros((1, 2, 2, 3), np.float32)
+    up[..., 2] = -1
+    right = np.zeros_like(up)
+    right[..., 0] = 1
+    assert angular_error(up, up) == pytest.approx(0, abs=1e-6)
+    assert angular_error(up, right) == pytest.approx(90)
+    v = RNG.standard_normal((4, 16))
+    assert cosine(v, 3 * v) == pytest.approx(1) and cosine(v, -v) == pytest.approx(-1)
+
+
+def test_every_trainable_image_and_feature_modality_has_metrics():
+    for modality in ("rgb", "depth", "normals", "semseg", "edges", "global_feature", "dense_features"):
+        assert METRICS[modality]
+
+
+def test_codebook_usage_and_perplexity():
+    usage = CodebookUsage(8)
+    usage.update(torch.tensor([[0, 1, 2, 3]]))
+    assert usage.usage == 0.5 and usage.perplexity == pytest.approx(4)
+    usage.update(torch.tensor([0, 0, 0, 0]))
+    assert usage.summary()["codes_used"] == 4 and usage.perplexity < 4
+
+
+def test_downsample_baseline_uses_the_token_budget():
+    tok = small_tokenizer()  # 32 px, 8x downsampling: 4 x 4 tokens of log2(125) bits
+    budget = bits_per_sample(tok)
+    assert budget == pytest.approx(16 * math.log2(125))
+    reconstruction, bits = downsample_bicubic(tok, IMAGES)
+    levels = math.floor(2 ** (budget / (4 * 4 * 3)))
+    assert bits == pytest.approx(48 * math.log2(levels)) and bits <= budget
+    assert reconstruction.shape == IMAGES.shape and reconstruction.dtype == np.uint8
+    flat = np.full((2, 32, 32, 3), 77, np.uint8)  # a constant image survives downsampling and quantisation
+    assert np.array_equal(downsample_bicubic(tok, flat)[0], flat)
+
+
+def test_jpeg_baseline_gets_at_least_the_token_bytes():
+    image = IMAGES[0]
+    for target in (400, 900, 1500):
+        data = jpeg_at_least(image, target)
+        assert len(data) >= target
+        quality = next(q for q in range(1, 96) if jpeg_bytes(image, q) == data)
+        assert quality == 1 or len(jpeg_bytes(image, quality - 1)) < target
+    tok = small_tokenizer()
+    reconstruction, bits = jpeg(tok, IMAGES)
+    assert bits >= bits_per_sample(tok) and reconstruction.shape == IMAGES.shape
+    assert np.asarray(Image.open(io.BytesIO(jpeg_at_least(image, 10)))).shape == image.shape
+    assert jpeg(small_tokenizer("depth"), np.ones((1, 32, 32), np.float32)) is None
+
+
+def test_report_shape_table_and_grid(tmp_path):
+    tok = small_tokenizer()
+    values, description = heldout_values(tok, n=3)
+    assert values.shape == (3, 32, 32, 3) and "held-out scenes" in description
+    evaluation = evaluate(tok, values, data=description)
+    report = json.loads(json.dumps(evaluation.report))
+    assert set(report) == {"tokenizer", "modality", "data", "n_samples", "vocab_size", "token_shape", "bits_per_sample",
+                           "main_metric", "codebook", "rows"}
+    assert [row["method"] for row in report["rows"]] == ["tokenizer", "downsample_bicubic", "jpeg"]
+    assert all(set(row["metrics"]) == {"psnr", "ssim", "mae"} for row in report["rows"])
+    assert report["main_metric"] == "psnr" and report["rows"][0]["bits_per_sample"] == round(bits_per_sample(tok), 2)
+    assert 0 < report["codebook"]["usage"] <= 1 and report["codebook"]["perplexity"] >= 1
+    assert "downsample_bicubic" in format_table(report)
+    picture = np.asarray(Image.open(save_grid(evaluation, tok.codec, tmp_path / "grid.png")))
+    assert picture.shape[0] > 3 * 32 and picture.shape[1] > 7 * 32  # 3 rows; original + 3 x (reconstruction, error)
+
+
+def test_cli_eval_json_and_grid(tmp_path):
+    tok = small_tokenizer("depth")
+    tok.config["untrained"] = False
+    tok.save_pretrained(tmp_path / "tok")
+    result = CliRunner().invoke(cli, ["eval", "-t", str(tmp_path / "tok"), "--n", "2", "--json",
+                                      "--grid", str(tmp_path / "g.png")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["modality"] == "depth" and report["n_samples"] == 2
+    assert [row["method"] for row in report["rows"]] == ["tokenizer", "downsample_bicubic"]
+    assert (tmp_path / "g.png").is_file()
+    bad = CliRunner().invoke(cli, ["eval", "-t", str(tmp_path / "missing")])
+    assert bad.exit_code == 2 and bad.output.startswith("error: ")

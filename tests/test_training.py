@@ -1,0 +1,142 @@
+"""tokzoo train: exact resume, determinism, safetensors + JSON checkpoints, recipes that parse, bad recipes."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from tokzoo.errors import ConfigError
+from tokzoo.training import build_tokenizer, learning_rate, load_recipe, train, validate_recipe
+from tokzoo.zoo import zoo_entries
+from tokzoo_cli.main import cli
+
+RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
+
+TINY = {
+    "name": "tiny_depth",
+    "tokenizer": {"modality": "depth", "model": {"preset": "conv-tiny", "width": 8, "groups": 4}, "latent_dim": 8,
+                  "quantizer": {"type": "fsq", "levels": [5, 5, 5]}, "input_size": [32, 32]},
+    "loss": "smooth_l1",
+    "data": {"scenes": {"n_train": 8, "n_val": 2, "seed": 3, "size": 40}, "crop": {"scale": [0.5, 1.0], "hflip": 0.5}},
+    "optimizer": {"lr": 3e-3, "betas": [0.9, 0.99], "weight_decay": 1e-4},
+    "schedule": {"warmup_steps": 2, "min_lr_ratio": 0.1},
+    "batch_size": 4, "steps": 6, "seed": 0, "ema": {"decay": 0.9}, "grad_clip": 1.0, "checkpoint_every": 3, "log_every": 2,
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_resumed_run_follows_the_uninterrupted_loss_curve(tmp_path):
+    recipe = validate_recipe(TINY)
+    full = train(recipe, tmp_path / "full", progress=False)
+    checkpoint = tmp_path / "full" / "checkpoints" / "step-000003"
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["ema.safetensors", "model.safetensors",
+                                                             "optimizer.safetensors", "state.json"]
+    assert len(load_file(str(checkpoint / "optimizer.safetensors"))) > 0
+    assert json.loads((checkpoint / "state.json").read_text())["step"] == 3
+
+    resumed = train(recipe, tmp_path / "resumed", resume=checkpoint, progress=False)
+    assert len(resumed.losses) == len(full.losses) == 6
+    torch.testing.assert_close(torch.tensor(resumed.losses), torch.tensor(full.losses), rtol=1e-6, atol=1e-7)
+    assert full.losses[3:] != full.losses[:3]  # the resumed part really trained
+    for name, value in full.tokenizer.state_dict().items():
+        torch.testing.assert_close(resumed.tokenizer.state_dict()[name], value, rtol=1e-6, atol=1e-7)
+
+
+def test_same_seed_same_weights_and_provenance(tmp_path):
+    recipe = validate_recipe({**TINY, "steps": 3, "checkpoint_every": 0})
+    a = train(recipe, tmp_path / "a", progress=False)
+    b = train(recipe, tmp_path / "b", progress=False)
+    assert a.losses == b.losses
+    assert a.tokenizer.content_hash() == b.tokenizer.content_hash()
+    config = json.loads((tmp_path / "a" / "tokenizer" / "config.json").read_text())
+    assert config["untrained"] is False
+    assert config["provenance"]["recipe"] == recipe and config["provenance"]["steps"] == 3
+    assert config["provenance"]["seed"] == 0 and config["provenance"]["final_loss"] > 0
+
+
+def test_resume_refuses_a_different_recipe(tmp_path):
+    recipe = validate_recipe(TINY)
+    train(validate_recipe({**TINY, "steps": 3}), tmp_path / "run", progress=False)
+    changed = {**recipe, "seed": 1}
+    with pytest.raises(Exception, match="different recipe"):
+        train(changed, tmp_path / "other", resume=tmp_path / "run")
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    recipe = validate_recipe({**TINY, "steps": 100, "schedule": {"warmup_steps": 10, "min_lr_ratio": 0.1}})
+    lrs = [learning_rate(recipe, s) for s in range(100)]
+    assert lrs[0] == pytest.approx(3e-4) and lrs[9] == pytest.approx(3e-3)
+    assert all(x >= y for x, y in zip(lrs[9:], lrs[10:]))
+    assert learning_rate(recipe, 100) == pytest.approx(3e-4)
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
+def test_every_recipe_parses_and_builds_its_tokenizer(path):
+    recipe = load_recipe(path)
+    assert recipe["name"] == path.stem
+    tokenizer = build_tokenizer(recipe, str(path))
+    assert tokenizer.modality == zoo_entries()[path.stem].modality
+    assert "quantizer" in path.read_text().split("name:")[0].lower()  # the header comment explains the quantizer
+
+
+def test_every_learned_zoo_tokenizer_has_a_recipe():
+    learned = {name for name, entry in zoo_entries().items() if entry.learned}
+    assert learned <= {p.stem for p in RECIPES}
+
+
+BAD = {
+    "unknown top-level field": (lambda r: r.update(epochs=3), "unknown field(s) ['epochs']"),
+    "unknown tokenizer field": (lambda r: r["tokenizer"].update(depth=2), "tokenizer: unknown field(s)"),
+    "missing field": (lambda r: r.pop("steps"), "missing field(s) ['steps']"),
+    "lr not a number": (lambda r: r["optimizer"].update(lr="fast"), "optimizer.lr"),
+    "two data sources": (lambda r: r["data"].update(path="/data"), "exactly one source"),
+    "crop scale reversed": (lambda r: r["data"]["crop"].update(scale=[0.9, 0.5]), "data.crop.scale"),
+    "wrong loss": (lambda r: r.update(loss="mse"), "trains with its modality loss 'smooth_l1'"),
+    "unknown preset": (lambda r: r["tokenizer"]["model"].update(preset="conv-huge"), "unknown model preset"),
+    "bad quantizer": (lambda r: r["tokenizer"]["quantizer"].update(levels=[2, 2]), "FSQ levels"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_recipe_is_one_line_config_error(tmp_path, case):
+    mutate, expected = BAD[case]
+    recipe = json.loads(json.dumps(TINY))
+    mutate(recipe)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with pytest.raises(ConfigError) as info:
+        build_tokenizer(load_recipe(path), str(path))
+    message = str(info.value)
+    assert expected in message and str(path) in message and "\n" not in message
+
+
+def test_cli_reports_bad_recipe_on_one_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\ntokenizer: [1, 2\n")
+    result = CliRunner().invoke(cli, ["train", "--recipe", str(path)])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and "not valid YAML" in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_cli_trains_and_saves_a_loadable_tokenizer(tmp_path):
+    import tokzoo
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "steps": 2, "checkpoint_every": 0}))
+    result = CliRunner().invoke(cli, ["train", "--recipe", str(path), "--out", str(tmp_path / "run"), "-q", "--no-eval"])
+    assert result.exit_code == 0, result.output
+    tokenizer = tokzoo.load_tokenizer(tmp_path / "run" / "tokenizer")
+    assert tokenizer.name == "tiny_depth" and tokenizer.config["untrained"] is False
+    assert sorted(p.name for p in (tmp_path / "run" / "tokenizer").iterdir()) == ["config.json", "model.safetensors"]

@@ -1,0 +1,88 @@
+"""Evaluate a tokenizer against its same-bit baselines on one set of raw samples."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..datasets.scenes import generate_scene
+from ..errors import ConfigError
+from ..training.data import fit, reader_values, source_key, synthetic_values
+from .baselines import BASELINES, bits_per_sample
+from .codebook import CodebookUsage
+from .metrics import main_metric, metrics_for
+
+HELDOUT_SEED = 1_000_003
+"""Seed of the default held-out scenes; training recipes use other seeds."""
+
+
+@dataclass
+class Evaluation:
+    """``report``: JSON-able numbers; ``originals`` and ``reconstructions[method]``: raw arrays for pictures."""
+
+    report: dict
+    originals: np.ndarray
+    reconstructions: dict = field(default_factory=dict)
+
+
+def heldout_values(tokenizer, n: int = 256, seed: int = HELDOUT_SEED, data: str | None = None) -> tuple[np.ndarray, str]:
+    """(raw values at the tokenizer's input size, description) of ``data`` or of the default held-out set.
+
+    Default: procedural scenes of stream ``seed``; for modalities the scenes lack, the synthetic
+    distribution of the tokenizer's training recipe (a split training never sees).
+    """
+    size = list(tokenizer.config["input_size"])
+    modality = tokenizer.modality
+    if data is not None:
+        values = [fit(modality, v, size) for v in reader_values(data, modality)[:n]]
+        return np.stack(values), f"{len(values)} samples of {data}"
+    if source_key(modality) in generate_scene(0, 0, 8):
+        values = [generate_scene(i, seed, size)[source_key(modality)] for i in range(n)]
+        return np.stack(values), f"{n} held-out scenes (seed {seed}, {'x'.join(map(str, size))})"
+    source = tokenizer.config.get("provenance", {}).get("recipe", {}).get("data", {})
+    if "synthetic" not in source:
+        raise ConfigError(f"{tokenizer.name}: the built-in scenes have no {modality!r}; pass --data")
+    spec = source["synthetic"]
+    values = synthetic_values(tokenizer.codec, n, spec["seed"], spec.get("rank", 8), size, split=2)
+    return np.stack(values), f"{n} held-out synthetic samples (training distribution, seed {spec['seed']})"
+
+
+def evaluate(tokenizer, values: np.ndarray, data: str = "", batch_size: int = 16) -> Evaluation:
+    """Metrics of the tokenizer and of each applicable baseline on ``values``, plus codebook usage."""
+    metrics = metrics_for(tokenizer.modality)
+    usage = CodebookUsage(tokenizer.vocab_size)
+    decoded = []
+    for start in range(0, len(values), batch_size):
+        tokens = tokenizer.encode(values[start:start + batch_size])
+        usage.update(tokens)
+        decoded.append(tokenizer.decode(tokens))
+    reconstructions = {"tokenizer": (np.concatenate(decoded), bits_per_sample(tokenizer))}
+    for name, baseline in BASELINES.items():
+        result = baseline(tokenizer, values)
+        if result is not None:
+            reconstructions[name] = result
+    rows = [{"method": method, "bits_per_sample": round(float(bits), 2),
+             "metrics": {name: _number(fn(values, recon)) for name, fn in metrics.items()}}
+            for method, (recon, bits) in reconstructions.items()]
+    report = {"tokenizer": tokenizer.name, "modality": tokenizer.modality, "data": data, "n_samples": len(values),
+              "vocab_size": tokenizer.vocab_size, "token_shape": list(tokenizer.token_shape),
+              "bits_per_sample": round(bits_per_sample(tokenizer), 2), "main_metric": main_metric(tokenizer.modality),
+              "codebook": usage.summary(), "rows": rows}
+    return Evaluation(report, values, {m: r for m, (r, _) in reconstructions.items()})
+
+
+def _number(value: float):
+    """JSON-safe: inf and nan become strings."""
+    return value if math.isfinite(value) else str(value)
+
+
+def attach_evaluation(directory: str | Path, report: dict) -> None:
+    """Store ``report`` under ``"evaluation"`` in a saved tokenizer's config.json (no effect on its hash)."""
+    path = Path(directory) / "config.json"
+    config = json.loads(path.read_text())
+    config["evaluation"] = report
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,131 @@
+"""Reconstruction metrics per modality, on raw values (batch first), in one registry.
+
+``METRICS[modality]`` maps metric names to ``fn(original, reconstruction) -> float``; the first entry is
+the modality's main metric. A new modality adds its metrics with one line here. Names in
+``HIGHER_IS_BETTER`` improve upwards, the rest downwards.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def psnr(original, reconstruction, peak: float = 255.0) -> float:
+    """Mean over images of 10 log10(peak^2 / MSE); inf when every image is reproduced exactly."""
+    error = (np.asarray(original, np.float64) - np.asarray(reconstruction, np.float64)) ** 2
+    mse = error.reshape(len(error), -1).mean(axis=1)
+    with np.errstate(divide="ignore"):
+        return float(np.mean(10 * np.log10(peak**2 / mse)))
+
+
+def ssim(original, reconstruction, peak: float = 255.0) -> float:
+    """Mean SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03) over images and channels."""
+    a = torch.as_tensor(np.asarray(original, np.float64)).permute(0, 3, 1, 2)
+    b = torch.as_tensor(np.asarray(reconstruction, np.float64)).permute(0, 3, 1, 2)
+    size = min(11, a.shape[-1], a.shape[-2])
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * 1.5**2))
+    g = g / g.sum()
+    window = (g[:, None] * g[None, :]).expand(a.shape[1], 1, size, size)
+
+    def blur(t):
+        return F.conv2d(t, window, groups=a.shape[1])
+
+    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    score = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return float(score.mean())
+
+
+def mae(original, reconstruction) -> float:
+    return float(np.mean(np.abs(np.asarray(original, np.float64) - np.asarray(reconstruction, np.float64))))
+
+
+def _both_valid(original, reconstruction):
+    a, b = np.asarray(original, np.float64), np.asarray(reconstruction, np.float64)
+    valid = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    return a[valid], b[valid]
+
+
+def abs_rel(original, reconstruction) -> float:
+    """Mean |d_hat - d| / d over pixels valid in both (validity disagreements: see ``valid_accuracy``)."""
+    a, b = _both_valid(original, reconstruction)
+    return float(np.mean(np.abs(b - a) / a)) if a.size else float("nan")
+
+
+def rmse(original, reconstruction) -> float:
+    """Root mean squared error in metres over pixels valid in both."""
+    a, b = _both_valid(original, reconstruction)
+    return float(np.sqrt(np.mean((b - a) ** 2))) if a.size else float("nan")
+
+
+def valid_accuracy(original, reconstruction) -> float:
+    """Fraction of pixels whose validity (finite, > 0) the reconstruction gets right."""
+    a, b = np.asarray(original, np.float64), np.asarray(reconstruction, np.float64)
+    with np.errstate(invalid="ignore"):
+        return float(np.mean((np.isfinite(a) & (a > 0)) == (np.isfinite(b) & (b > 0))))
+
+
+def angular_error(original, reconstruction) -> float:
+    """Mean angle in degrees between unit normals, over pixels valid (not NaN) in both."""
+    a, b = np.asarray(original, np.float64), np.asarray(reconstruction, np.float64)
+    valid = np.isfinite(a).all(-1) & np.isfinite(b).all(-1)
+    cos = np.clip((a[valid] * b[valid]).sum(-1), -1.0, 1.0)
+    return float(np.degrees(np.arccos(cos)).mean()) if cos.size else float("nan")
+
+
+def mean_iou(original, reconstruction, ignore: int = 255) -> float:
+    """Mean over classes present in either of |A and B| / |A or B|, accumulated over the set; ``ignore`` skipped."""
+    a, b = np.asarray(original).ravel(), np.asarray(reconstruction).ravel()
+    keep = a != ignore
+    a, b = a[keep], b[keep]
+    ious = [np.sum((a == c) & (b == c)) / np.sum((a == c) | (b == c)) for c in np.union1d(a, b)]
+    return float(np.mean(ious)) if ious else float("nan")
+
+
+def binary_iou(original, reconstruction) -> float:
+    """|A and B| / |A or B| of the positive (non-zero) pixels over the set; 1 when both are empty."""
+    a, b = np.asarray(original) != 0, np.asarray(reconstruction) != 0
+    union = np.sum(a | b)
+    return float(np.sum(a & b) / union) if union else 1.0
+
+
+def cosine(original, reconstruction) -> float:
+    """Mean cosine similarity between vectors along the last axis."""
+    a, b = np.asarray(original, np.float64), np.asarray(reconstruction, np.float64)
+    dots = (a * b).sum(-1)
+    norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    return float(np.mean(dots / np.maximum(norms, 1e-12)))
+
+
+METRICS = {
+    "rgb": {"psnr": psnr, "ssim": ssim, "mae": mae},
+    "depth": {"abs_rel": abs_rel, "rmse": rmse, "valid_accuracy": valid_accuracy},
+    "normals": {"angular_error": angular_error},
+    "semseg": {"miou": mean_iou},
+    "edges": {"iou": binary_iou},
+    "global_feature": {"cosine": cosine, "mae": mae},
+    "dense_features": {"cosine": cosine, "mae": mae},
+}
+HIGHER_IS_BETTER = {"psnr", "ssim", "valid_accuracy", "miou", "iou", "cosine"}
+
+
+def metrics_for(modality: str) -> dict:
+    from ..errors import ConfigError
+
+    if modality not in METRICS:
+        raise ConfigError(f"no evaluation metrics registered for modality {modality!r} (tokzoo/evaluation/metrics.py)")
+    return METRICS[modality]
+
+
+def main_metric(modality: str) -> str:
+    return next(iter(metrics_for(modality)))
+
+
+def better(name: str, a: float, b: float) -> bool:
+    """Whether value ``a`` of metric ``name`` beats ``b``."""
+    return a > b if name in HIGHER_IS_BETTER else a < b

@@ -1,0 +1,119 @@
+"""Training checkpoints without pickle: tensors in safetensors, everything else in JSON.
+
+``OUT/checkpoints/step-000500/`` holds ``model.safetensors``, ``ema.safetensors`` (when EMA is on),
+``optimizer.safetensors`` (per-parameter state tensors, keyed ``<param index>.<name>``) and
+``state.json`` (step, loss history, optimizer param groups, torch RNG states, recipe).
+A checkpoint directory is written under a temporary name and renamed, so it is complete or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import CheckpointError
+
+STATE_NAME = "state.json"
+
+
+def _save(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path))
+
+
+def _load(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: corrupt or missing ({error})") from None
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer state dict into (tensors for safetensors, JSON-able rest)."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, entries in state["state"].items():
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{index}.{name}"] = value
+            else:
+                scalars[f"{index}.{name}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], rest: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, value in [*tensors.items(), *rest["scalars"].items()]:
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state().tolist()}
+    if torch.cuda.is_available():
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
+
+
+def save_checkpoint(out_dir: Path, step: int, model, optimizer, ema, state: dict) -> Path:
+    """Write the checkpoint of ``step`` under ``out_dir/checkpoints``; returns its directory."""
+    final = Path(out_dir) / "checkpoints" / f"step-{step:06d}"
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _save(model.state_dict(), tmp / "model.safetensors")
+    if ema is not None:
+        _save(ema.tensors, tmp / "ema.safetensors")
+    tensors, rest = optimizer_tensors(optimizer)
+    _save(tensors, tmp / "optimizer.safetensors")
+    document = {**state, "step": step, "optimizer": rest, "rng": rng_state()}
+    (tmp / STATE_NAME).write_text(json.dumps(document, indent=1))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """``path`` itself when it is a checkpoint, else the latest ``step-*`` under ``path/checkpoints``."""
+    path = Path(path)
+    if (path / STATE_NAME).is_file():
+        return path
+    steps = sorted(p for p in (path / "checkpoints").glob("step-*") if (p / STATE_NAME).is_file())
+    if not steps:
+        raise CheckpointError(f"{path}: no training checkpoint (expected {STATE_NAME} or checkpoints/step-*/)")
+    return steps[-1]
+
+
+def read_state(path: Path) -> dict:
+    """The ``state.json`` of checkpoint ``path``."""
+    try:
+        return json.loads((path / STATE_NAME).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path / STATE_NAME}: unreadable ({error})") from None
+
+
+def load_checkpoint(path: Path, model, optimizer, ema) -> dict:
+    """Restore model, optimizer, EMA and RNG from checkpoint ``path``; returns its state.json."""
+    state = read_state(path)
+    try:
+        model.load_state_dict(_load(path / "model.safetensors"))
+        load_optimizer(optimizer, _load(path / "optimizer.safetensors"), state["optimizer"])
+    except (RuntimeError, KeyError, ValueError) as error:
+        raise CheckpointError(f"{path}: does not match this recipe's model ({type(error).__name__})") from None
+    if ema is not None:
+        if not (path / "ema.safetensors").is_file():
+            raise CheckpointError(f"{path}: the recipe uses EMA but the checkpoint has no ema.safetensors")
+        ema.load(_load(path / "ema.safetensors"))
+    set_rng_state(state["rng"])
+    return state
