@@ -1,0 +1,115 @@
+"""Model-backed labelers on tiny randomly initialised models of the real architectures, saved to disk and
+loaded back through ``create_labeler("name:DIR")``: shapes, dtypes, batching, output contracts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tokzoo.errors import CheckpointError
+from tokzoo.io.formats import from_value
+from tokzoo.labelers import create_labeler
+
+tf = pytest.importorskip("transformers")
+rng = np.random.default_rng(0)
+IMAGES = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(3)] + [
+    rng.integers(0, 256, (50, 30, 3), dtype=np.uint8)]
+
+
+def tiny_dinov2(**extra):
+    return tf.Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                           image_size=28, patch_size=14, **extra)
+
+
+def save(tmp_path, name, model, processor):
+    torch.manual_seed(0)
+    path = tmp_path / name
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def same(a: list, b: list) -> bool:
+    return all(np.allclose(x, y, rtol=1e-3, atol=1e-4, equal_nan=True) for x, y in zip(a, b))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    torch.manual_seed(0)
+    tmp = tmp_path_factory.mktemp("models")
+    depth_anything = tf.DepthAnythingForDepthEstimation(tf.DepthAnythingConfig(
+        backbone_config=tiny_dinov2(out_features=["stage1", "stage2"], reshape_hidden_states=False),
+        reassemble_hidden_size=32, neck_hidden_sizes=[8, 16], reassemble_factors=[2, 1], fusion_hidden_size=16,
+        head_hidden_size=8))
+    torch.nn.init.constant_(depth_anything.head.conv3.bias, 1.0)  # random weights, but a non-zero ReLU output
+    dpt = tf.DPTForDepthEstimation(tf.DPTConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8,
+        neck_hidden_sizes=[8, 16], reassemble_factors=[2, 1], backbone_out_indices=[0, 1], fusion_hidden_size=16,
+        head_hidden_size=8))
+    clip = tf.CLIPVisionModelWithProjection(tf.CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32,
+        patch_size=8, projection_dim=24))
+    keep = tf.DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14)
+    return {
+        "depth_anything": save(tmp, "da", depth_anything, keep),
+        "dpt": save(tmp, "dpt", dpt, tf.DPTImageProcessor(size={"height": 32, "width": 32})),
+        "dinov2": save(tmp, "dinov2", tf.Dinov2Model(tiny_dinov2()), tf.BitImageProcessor(
+            size={"shortest_edge": 32}, crop_size={"height": 28, "width": 28})),
+        "clip": save(tmp, "clip", clip, tf.CLIPImageProcessor(size={"shortest_edge": 32},
+                                                              crop_size={"height": 32, "width": 32})),
+    }
+
+
+@pytest.mark.parametrize("model", ["depth_anything", "dpt"])
+def test_depth_labelers_give_contract_depth_at_input_size(models, model):
+    labeler = create_labeler(f"hf_depth:{models[model]}", batch_size=2)
+    assert labeler.output == "relative"  # neither tiny config says metric
+    out = labeler.label({"rgb": IMAGES})
+    assert [d.shape for d in out] == [(40, 60)] * 3 + [(50, 30)]
+    for d in out:
+        assert d.dtype == np.float32 and np.nanmin(d) > 0
+        assert np.nanmedian(d) == pytest.approx(1.0, rel=1e-3)  # relative depth: median 1 by definition
+        from_value("depth", d, "test")
+    assert same(out, create_labeler(f"hf_depth:{models[model]}", batch_size=4).label({"rgb": IMAGES}))
+
+
+def test_feature_labelers_dense_grids_and_global_vectors(models):
+    dense = create_labeler(f"dinov2_dense:{models['dinov2']}", batch_size=3).label({"rgb": IMAGES})
+    assert all(x.shape == (2, 2, 32) and x.dtype == np.float32 for x in dense)  # 28 px crop / patch 14
+    glob = create_labeler(f"dinov2_global:{models['dinov2']}").label({"rgb": IMAGES})
+    assert all(x.shape == (32,) and np.isfinite(x).all() for x in glob)
+    clip_dense = create_labeler(f"clip_dense:{models['clip']}").label({"rgb": IMAGES[:2]})
+    assert all(x.shape == (4, 4, 24) for x in clip_dense)
+    clip_global = create_labeler(f"clip_global:{models['clip']}", batch_size=1).label({"rgb": IMAGES[:2]})
+    assert all(x.shape == (24,) for x in clip_global)
+    assert not np.allclose(clip_global[0], clip_global[1])  # different images, different embeddings
+    assert same(clip_global, create_labeler(f"clip_global:{models['clip']}", batch_size=2).label({"rgb": IMAGES[:2]}))
+
+
+def test_loading_errors_are_one_line(tmp_path, models):
+    with pytest.raises(CheckpointError, match="cannot load a Dinov2Model") as info:
+        create_labeler(f"dinov2_dense:{tmp_path}")
+    assert "\n" not in str(info.value)
+    with pytest.raises(CheckpointError, match="cannot load"):
+        create_labeler(f"dinov2_dense:{models['clip']}")
+
+
+def test_pseudo_label_chains_a_depth_model_into_normals(tmp_path, models):
+    import tarfile
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from tokzoo_cli.main import cli
+
+    (tmp_path / "photos").mkdir()
+    for i, image in enumerate(IMAGES):
+        Image.fromarray(image).save(tmp_path / "photos" / f"p{i}.png")
+    result = CliRunner().invoke(cli, ["pseudo-label", "-m", "normals,metadata", "-i", str(tmp_path / "photos"), "-o",
+                                      str(tmp_path / "out"), "--labeler", f"depth=hf_depth:{models['depth_anything']}",
+                                      "--no-progress"], catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0 and "ok 4 / failed 0 / total 4" in result.output, result.output
+    assert "depth: hf_depth -> depth" in result.output  # ran first: normals and metadata use it
+    names = tarfile.open(tmp_path / "out" / "shard-000000.tar").getnames()
+    assert {"p0.depth.npy", "p0.normals.npy", "p0.metadata.json", "p0.rgb.png"} <= set(names)

@@ -1,0 +1,74 @@
+"""Frozen image encoders as labelers: DINOv2 and CLIP, dense feature maps and global embeddings.
+
+Dense outputs are float32 (h, w, C), one vector per patch, channels last (the ``dense_features``
+contract); global outputs are float32 (D,) (the ``global_feature`` contract). These modalities have
+no file format in tokzoo.io yet, so they are labelled through the Python API, not ``tokzoo pseudo-label``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import register_labeler
+from .hf import HFLabeler
+
+
+def _grid(tokens: torch.Tensor, pixel_values: torch.Tensor, patch: int) -> list:
+    """Patch tokens (B, h*w, C) -> list of B float32 arrays (h, w, C) for the processed image size."""
+    h, w = pixel_values.shape[-2] // patch, pixel_values.shape[-1] // patch
+    return list(tokens.reshape(len(tokens), h, w, -1).float().cpu().numpy())
+
+
+@register_labeler
+class Dinov2Dense(HFLabeler):
+    """DINOv2 patch tokens after the final LayerNorm (``x_norm_patchtokens``), (h, w, hidden_size)."""
+
+    name = "dinov2_dense"
+    modality = "dense_features"
+    model_class = "Dinov2Model"
+    default_checkpoint = "facebook/dinov2-base"
+
+    def _predict(self, images):
+        inputs = self.inputs(images)
+        hidden = self.model(**inputs).last_hidden_state
+        skip = 1 + getattr(self.model.config, "num_register_tokens", 0)
+        return _grid(hidden[:, skip:], inputs["pixel_values"], self.model.config.patch_size)
+
+
+@register_labeler
+class Dinov2Global(Dinov2Dense):
+    """DINOv2 class token after the final LayerNorm (``x_norm_clstoken``), (hidden_size,)."""
+
+    name = "dinov2_global"
+    modality = "global_feature"
+
+    def _predict(self, images):
+        return list(self.model(**self.inputs(images)).pooler_output.float().cpu().numpy())
+
+
+@register_labeler
+class ClipDense(HFLabeler):
+    """CLIP patch tokens through the post-LayerNorm and the visual projection, (h, w, projection_dim):
+    the per-patch features in the joint image-text space."""
+
+    name = "clip_dense"
+    modality = "dense_features"
+    model_class = "CLIPVisionModelWithProjection"
+    default_checkpoint = "openai/clip-vit-base-patch16"
+
+    def _predict(self, images):
+        inputs = self.inputs(images)
+        hidden = self.model.vision_model(**inputs).last_hidden_state[:, 1:]
+        tokens = self.model.visual_projection(self.model.vision_model.post_layernorm(hidden))
+        return _grid(tokens, inputs["pixel_values"], self.model.config.patch_size)
+
+
+@register_labeler
+class ClipGlobal(ClipDense):
+    """CLIP image embedding (``image_embeds``, projected class token), (projection_dim,)."""
+
+    name = "clip_global"
+    modality = "global_feature"
+
+    def _predict(self, images):
+        return list(self.model(**self.inputs(images)).image_embeds.float().cpu().numpy())
