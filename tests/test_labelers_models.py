@@ -113,3 +113,42 @@ def test_pseudo_label_chains_a_depth_model_into_normals(tmp_path, models):
     assert "depth: hf_depth -> depth" in result.output  # ran first: normals and metadata use it
     names = tarfile.open(tmp_path / "out" / "shard-000000.tar").getnames()
     assert {"p0.depth.npy", "p0.normals.npy", "p0.metadata.json", "p0.rgb.png"} <= set(names)
+
+
+def test_sam_painting_and_boundaries_are_exact():
+    from tokzoo.labelers.sam import boundaries, paint
+
+    masks = np.zeros((3, 6, 6), bool)
+    masks[0, :3] = True          # score 0.9: painted first, id 1
+    masks[1, :4] = True          # score 0.95 covers mask 0's rows too: painted first (id 1), mask 0 then dropped
+    masks[2, 5, 5] = True        # too small
+    out = paint(masks, np.array([0.9, 0.95, 0.99]), min_score=0.5, min_area=2 / 36)
+    assert out.dtype == np.uint16 and (out[:4] == 1).all() and (out[4:] == 0).all()
+    edges = boundaries(out)
+    assert edges.dtype == np.uint8 and edges[3:5].all() and edges.sum() == 12
+
+
+def test_sam_instances_and_edges_from_a_tiny_model(tmp_path):
+    torch.manual_seed(0)
+    model = tf.SamModel(tf.SamConfig(
+        vision_config=tf.SamVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_dim=64,
+                                         output_channels=16, image_size=64, patch_size=16, global_attn_indexes=[1],
+                                         window_size=2, num_pos_feats=8),
+        prompt_encoder_config=tf.SamPromptEncoderConfig(hidden_size=16, image_size=64, patch_size=16,
+                                                        mask_input_channels=4),
+        mask_decoder_config=tf.SamMaskDecoderConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                                    mlp_dim=32, iou_head_hidden_dim=16)))
+    processor = tf.SamProcessor(image_processor=tf.SamImageProcessor(size={"longest_edge": 64},
+                                                                     pad_size={"height": 64, "width": 64}))
+    path = save(tmp_path, "sam", model, processor)
+    labeler = create_labeler(f"sam_instances:{path}", batch_size=2)
+    labeler.min_score = -np.inf  # a random model's IoU guesses are meaningless; keep every mask
+    instances = labeler.label({"rgb": IMAGES})
+    assert [x.shape for x in instances] == [(40, 60)] * 3 + [(50, 30)]
+    assert all(x.dtype == np.uint16 and x.max() >= 1 for x in instances)
+    from_value("instances", instances[0], "test")
+    edges_labeler = create_labeler(f"sam_edges:{path}", batch_size=4)
+    edges_labeler.min_score = -np.inf
+    from tokzoo.labelers.sam import boundaries
+
+    assert all(np.array_equal(e, boundaries(i)) for e, i in zip(edges_labeler.label({"rgb": IMAGES}), instances))
