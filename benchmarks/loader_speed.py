@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import io
 import os
 import platform
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +24,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from tokzoo.data import TokenDataset
+from tokzoo.pipeline.writer import npy_bytes, tar_bytes
 
 MODALITIES = ("rgb", "depth", "normals")
 SHARD_SIZE = 1000
@@ -33,22 +32,20 @@ BATCH = 256
 
 
 def write_fixture(root: Path, n: int) -> None:
-    """OUT/<modality>/shard-*.tar (+ .stats.json) and loose/<modality>/<key>.npy with the same tokens."""
+    """OUT/<modality>/shard-*.tar (+ .stats.json) with the pipeline's own tar writer, and
+    loose/<modality>/<key>.npy with the same tokens."""
     rng = np.random.default_rng(0)
     for modality in MODALITIES:
         (root / "loose" / modality).mkdir(parents=True)
         (root / "out" / modality).mkdir(parents=True)
         for shard in range(-(-n // SHARD_SIZE)):
+            members = []
+            for i in range(shard * SHARD_SIZE, min(n, (shard + 1) * SHARD_SIZE)):
+                data = npy_bytes(rng.integers(0, 65536, (1, 256), dtype=np.uint16))
+                (root / "loose" / modality / f"s{i:07d}.npy").write_bytes(data)
+                members.append((f"s{i:07d}", data))
             tar_path = root / "out" / modality / f"shard-{shard:06d}.tar"
-            with tarfile.open(tar_path, "w") as tar:
-                for i in range(shard * SHARD_SIZE, min(n, (shard + 1) * SHARD_SIZE)):
-                    buffer = io.BytesIO()
-                    np.save(buffer, rng.integers(0, 65536, (1, 256), dtype=np.uint16))
-                    data = buffer.getvalue()
-                    (root / "loose" / modality / f"s{i:07d}.npy").write_bytes(data)
-                    info = tarfile.TarInfo(f"s{i:07d}.npy")
-                    info.size, info.mtime = len(data), 0
-                    tar.addfile(info, io.BytesIO(data))
+            tar_path.write_bytes(tar_bytes(members))
             tar_path.with_suffix(".stats.json").write_text("{}")
 
 

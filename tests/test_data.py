@@ -96,6 +96,18 @@ def test_fast_path_gives_one_view_per_shard(tmp_path):
     assert shard.tokens.dtype == np.uint8 and not shard.tokens.flags.owndata
 
 
+def test_pipeline_writer_shards_take_the_fast_path(tmp_path):
+    from tokzoo.pipeline.writer import npy_bytes as pipeline_npy, tar_bytes
+
+    arrays = [tokens("rgb", i) for i in range(5)]
+    path = tmp_path / "shard-000000.tar"
+    path.write_bytes(tar_bytes([(f"scene_{i:06d}", pipeline_npy(a)) for i, a in enumerate(arrays)]))
+    shard = open_shard(path)
+    assert isinstance(shard.tokens, np.ndarray) and not shard.tokens.flags.owndata  # a view, not a per-member copy
+    np.testing.assert_array_equal(shard.tokens, np.stack(arrays))
+    assert shard.names.tolist() == [f"scene_{i:06d}.npy".encode() for i in range(5)]
+
+
 def test_crops_fixed_for_eval_and_redrawn_per_epoch(tmp_path):
     root = make_out(tmp_path)
     fixed = all_batches(TokenDataset(root, ["rgb", "depth"], batch_size=16, crop=0, shuffle=False))

@@ -1,12 +1,13 @@
 """One modality's token shard as a numpy view, without decoding member by member.
 
 A shard is a tar of ``<key>.npy`` members. Pipeline shards hold members of one dtype and shape,
-so their 512-byte tar headers and their npy headers repeat at a regular stride: the tar is
-memory-mapped, every tar header (size, type, checksum, name) and every npy header (byte-identical
-to the first one) is checked with vectorised comparisons, and the tokens become one strided view
-``(n_samples, n_crops, *token_shape)`` in the stored dtype. Shards that break the stride (extended
-headers, members of different shapes) are listed with :mod:`tarfile` and each member's npy header
-is validated on its own. Object and non-integer dtypes are refused (nothing is ever unpickled).
+so each member's unit (a pax header identical for all members, if any; the tar header; the npy
+bytes) repeats at a regular stride: the tar is memory-mapped, every tar header (size, type,
+checksum, name), pax header and npy header (byte-identical to the first one) is checked with
+vectorised comparisons, and the tokens become one strided view ``(n_samples, n_crops, *token_shape)``
+in the stored dtype. Shards that break the stride (long names, members of different shapes) are
+listed with :mod:`tarfile` and each member's npy header is validated on its own. Object and
+non-integer dtypes are refused (nothing is ever unpickled).
 """
 
 from __future__ import annotations
@@ -58,10 +59,10 @@ def open_shard(path: str | Path) -> Shard:
     """Memory-map and validate ``path``; raises a typed :class:`InputError` naming the shard and the reason."""
     path = Path(path)
     buf = _map(path)
-    first = _first_header(buf, path)
-    if first is None:
+    layout = _first_member(path)
+    if layout == _EMPTY:
         return Shard(path, np.array([], dtype="S1"), [], np.zeros(0, np.int64))
-    shard = _open_strided(buf, path, first[1]) if first[0] else None
+    shard = _open_strided(buf, path, layout) if layout else None
     return shard if shard is not None else _open_listed(buf, path)
 
 
@@ -72,10 +73,10 @@ def count_members(path: str | Path) -> int:
     """
     path = Path(path)
     buf = _map(path)
-    first = _first_header(buf, path)
-    if first is None:
+    layout = _first_member(path)
+    if layout == _EMPTY:
         return 0
-    n = _probe_count(buf, _stride(first[1])) if first[0] else None
+    n = _probe_count(buf, layout) if layout else None
     return n if n is not None else len(_list_members(buf, path))
 
 
@@ -91,31 +92,41 @@ def _map(path: Path) -> np.ndarray:
     return np.memmap(path, dtype=np.uint8, mode="r")
 
 
-def _first_header(buf: np.ndarray, path: Path) -> tuple[bool, int] | None:
-    """(is a plain ustar file member, data size) of the first header; None for an empty archive."""
-    header = np.asarray(buf[:BLOCK])
-    if not header.any():
+@dataclass(frozen=True)
+class _Layout:
+    """Where member i lives if the shard is regular: its unit starts at i * stride (pax header, if any, first),
+    its ustar header at i * stride + header, its npy bytes (``size`` of them) right after that header."""
+
+    header: int
+    size: int
+    stride: int
+
+
+_EMPTY = _Layout(0, 0, 0)
+_HARMLESS_PAX = {"mtime", "atime", "ctime", "uid", "gid", "uname", "gname"}  # cannot rename or resize a member
+
+
+def _first_member(path: Path) -> _Layout | None:
+    """Layout implied by the first member; ``_EMPTY`` for an empty archive, None if no stride can hold."""
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            info = tar.next()
+    except tarfile.TarError as e:
+        raise CorruptFileError(path, f"unreadable tar ({e})") from None
+    if info is None:
+        return _EMPTY
+    if not info.isfile() or info.offset != 0 or set(info.pax_headers) - _HARMLESS_PAX:
         return None
-    if not _checksum_ok(header[None])[0]:
-        raise CorruptFileError(path, "bad checksum in the first tar header (not a tar file?)")
-    raw = bytes(header)
-    plain = raw[156:157] in (b"0", b"\0") and raw[257:262] == b"ustar" and not header[345:500].any()
-    size_field = raw[124:136]
-    if size_field[0] & 0x80:  # base-256 size: only for members over 8 GiB
-        return False, 0
-    return plain, int(size_field.strip(b" \0") or b"0", 8)
+    return _Layout(info.offset_data - BLOCK, info.size, info.offset_data + -(-info.size // BLOCK) * BLOCK)
 
 
-def _stride(size: int) -> int:
-    return BLOCK + -(-size // BLOCK) * BLOCK
+def _probe_count(buf: np.ndarray, layout: _Layout) -> int | None:
+    """Index of the first empty unit (binary search), if the unit before it holds a valid header.
 
-
-def _probe_count(buf: np.ndarray, stride: int) -> int | None:
-    """Index of the first empty block on the stride (binary search), if the block before it is a valid header.
-
-    Member i's header of a regular shard sits at i * stride; the end-of-archive zeros follow the last one.
+    In a regular shard every block at i * stride starts a member until the end-of-archive zeros.
     """
-    lo, hi = 1, len(buf) // stride + 1  # block 0 is a header; a block past the end of the file counts as empty
+    stride = layout.stride
+    lo, hi = 1, len(buf) // stride + 1  # unit 0 is a member; a block past the end of the file counts as empty
     while lo < hi:
         mid = (lo + hi) // 2
         block = buf[mid * stride: mid * stride + BLOCK]
@@ -123,8 +134,9 @@ def _probe_count(buf: np.ndarray, stride: int) -> int | None:
             lo = mid + 1
         else:
             hi = mid
-    last = np.asarray(buf[(lo - 1) * stride: (lo - 1) * stride + BLOCK])
-    ok = _checksum_ok(last[None])[0] and bytes(last[124:136]) == bytes(buf[124:136])
+    at = (lo - 1) * stride + layout.header
+    last = np.asarray(buf[at: at + BLOCK])
+    ok = len(last) == BLOCK and _checksum_ok(last[None])[0] and bytes(last[124:136]) == bytes(buf[layout.header + 124: layout.header + 136])
     return lo if ok and lo * stride + BLOCK <= len(buf) else None
 
 
@@ -145,28 +157,33 @@ def _checksum_ok(headers: np.ndarray) -> np.ndarray:
     return stored == byte_sum - field.sum(axis=1) + 8 * 32
 
 
-def _open_strided(buf: np.ndarray, path: Path, size: int) -> Shard | None:
+def _open_strided(buf: np.ndarray, path: Path, layout: _Layout) -> Shard | None:
     """The fast path; None when the shard does not follow one stride (the caller lists it instead)."""
-    stride = _stride(size)
-    n = _probe_count(buf, stride)
+    stride, size = layout.stride, layout.size
+    n = _probe_count(buf, layout)
     if n is None:
         return None
-    headers = np.ascontiguousarray(as_strided(buf, shape=(n, BLOCK), strides=(stride, 1)))
+    if layout.header:  # per-member pax headers must be byte-identical to the first (checked harmless)
+        units = as_strided(buf, shape=(n, layout.header), strides=(stride, 1))
+        if not (units == np.asarray(buf[:layout.header])).all():
+            return None
+    headers = np.ascontiguousarray(as_strided(buf[layout.header:], shape=(n, BLOCK), strides=(stride, 1)))
     first = headers[0]
     same = (headers[:, 124:136] == first[124:136]).all(axis=1) & (headers[:, 156] == first[156])
     same &= (headers[:, 257:263] == first[257:263]).all(axis=1) & ~headers[:, 345:500].any(axis=1)
-    if not (same.all() and _checksum_ok(headers).all()):
+    if not (int(first[156]) in (ord("0"), 0) and bytes(first[257:262]) == b"ustar" and same.all() and _checksum_ok(headers).all()):
         return None
     names = headers[:, :100].copy().view("S100").ravel()
     _check_names(names, path)
-    member = bytes(buf[BLOCK: BLOCK + size])
+    data = layout.header + BLOCK
+    member = bytes(buf[data: data + size])
     dtype, shape, fortran, header_len = _npy_header(member, path, names[0])
     if fortran:
         return None
-    members = as_strided(buf[BLOCK:], shape=(n, header_len), strides=(stride, 1))
+    members = as_strided(buf[data:], shape=(n, header_len), strides=(stride, 1))
     if not (members == np.frombuffer(member[:header_len], np.uint8)).all():
         return None
-    tokens = np.ndarray((n, *shape), dtype, buffer=buf, offset=BLOCK + header_len,
+    tokens = np.ndarray((n, *shape), dtype, buffer=buf, offset=data + header_len,
                         strides=(stride, *_c_strides(shape, dtype.itemsize)))
     return Shard(path, names, tokens, np.full(n, shape[0], np.int64))
 
