@@ -15,7 +15,7 @@ from tokzoo.labelers.metrics import angular_errors, edge_counts, f1, segmentatio
 from tokzoo.labelers.palette import palette
 from tokzoo.structured import DEFAULT_KEYS, MetadataTokenizer, PaletteTokenizer
 
-pytest.importorskip("skimage")
+import skimage  # noqa: E402,F401  (dev extra: tokzoo[samples])
 
 CAMERA = {"fx": 100.0, "fy": 110.0, "cx": 31.5, "cy": 23.5}
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from tokzoo_cli.main import cli
 
-pytest.importorskip("skimage")
+import skimage  # noqa: E402,F401  (dev extra: tokzoo[samples])
 
 
 def test_eval_labels_json_and_table():

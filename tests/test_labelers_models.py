@@ -11,7 +11,7 @@ from tokzoo.errors import CheckpointError
 from tokzoo.io.formats import from_value
 from tokzoo.labelers import create_labeler
 
-tf = pytest.importorskip("transformers")
+import transformers as tf  # noqa: E402  (dev extra: tokzoo[labelers])
 rng = np.random.default_rng(0)
 IMAGES = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(3)] + [
     rng.integers(0, 256, (50, 30, 3), dtype=np.uint8)]

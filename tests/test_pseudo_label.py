@@ -15,7 +15,7 @@ from tokzoo.datasets import write_scene_shards
 from tokzoo.io import open_reader, write_modality
 from tokzoo_cli.main import cli
 
-pytest.importorskip("skimage")
+import skimage  # noqa: E402,F401  (dev extra: tokzoo[samples])
 LABELLED = ["normals", "edges", "palette", "metadata"]
 
 
