@@ -7,7 +7,6 @@ import json
 import tarfile
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 from PIL import Image
 
