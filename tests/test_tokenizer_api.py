@@ -100,18 +100,19 @@ def test_index_storage_dtypes():
 
 
 def test_readme_python_example(tmp_path):
-    # Mirrors the README's Python tour.
+    # Mirrors the README's Python tour (works whether or not the zoo ships depth weights).
     tok = tokzoo.load_tokenizer("depth", untrained_ok=True)
+    assert "metres" in tok.contract
     depth = np.full((224, 224), 3.0, dtype=np.float32)
     depth[:20] = np.nan  # invalid pixels are NaN (or 0, or inf)
     tokens = tok.encode(depth)
-    assert tokens.shape == (1, *tok.token_shape) == (1, 196)
-    metres = tok.decode(tokens)
+    assert tokens.dtype == torch.int64 and tokens.shape == (1, *tok.token_shape_for(depth.shape))
+    metres = tok.decode(tokens, input_size=depth.shape)
     assert metres.shape == (1, 224, 224) and metres.dtype == np.float32
     tok.save_pretrained(tmp_path / "my-depth")
     again = tokzoo.load_tokenizer(tmp_path / "my-depth")
     assert torch.equal(again.encode(depth), tokens)
-    assert again.untrained
+    assert again.untrained == tok.untrained
 
 
 def test_zoo_refuses_missing_weights_unless_untrained_ok():
