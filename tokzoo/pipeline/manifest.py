@@ -112,6 +112,9 @@ def finish_manifest(manifest: dict, out: Path, shards: int) -> dict:
     modalities = {}
     for modality, entry in manifest["modalities"].items():
         done = complete_shards(out, modality)
+        if done and done[-1] >= shards:
+            raise ConfigError(f"OUT/{modality} has shards up to {done[-1]}, the input only {shards}: the input changed "
+                              "since OUT was written; pass --overwrite to start over")
         stats = [read_json(stats_path(out, modality, i)) for i in done]
         counts = {field: sum(s[field] for s in stats) for field in ("count", "ok", "failed")}
         modalities[modality] = {**entry, "complete": done == list(range(shards)), "shards": len(done),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -75,10 +76,15 @@ def _member(path: Path, key: str) -> np.ndarray:
 
 def run_tokenizer(entry: dict) -> Tokenizer:
     """The tokenizer a manifest entry names, checked against its recorded content hash."""
-    tok = load_tokenizer(entry["tokenizer"], untrained_ok=entry["untrained"])
-    if tok.content_hash() != entry["content_hash"]:
-        raise ConfigError(f"tokenizer {entry['tokenizer']!r} changed since the tokens were written "
-                          f"(hash {tok.content_hash()[:12]}, manifest {entry['content_hash'][:12]})")
+    return _checked_tokenizer(entry["tokenizer"], entry["untrained"], entry["content_hash"])
+
+
+@lru_cache(maxsize=8)
+def _checked_tokenizer(reference: str, untrained: bool, content_hash: str) -> Tokenizer:
+    tok = load_tokenizer(reference, untrained_ok=untrained)
+    if tok.content_hash() != content_hash:
+        raise ConfigError(f"tokenizer {reference!r} changed since the tokens were written "
+                          f"(hash {tok.content_hash()[:12]}, manifest {content_hash[:12]})")
     return tok
 
 

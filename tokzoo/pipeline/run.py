@@ -2,9 +2,9 @@
 
 1. Claim OUT: refuse a foreign folder, wipe it on ``overwrite``, finish commits a killed run began.
 2. Load each modality's tokenizer; check that they fit what OUT already holds; write the manifest.
-3. Stream input shard after input shard: worker processes decode, crop and check samples (stored
-   crops reused), the main process encodes them in input-order batches, each finished shard is
-   committed atomically. Shards already complete for every requested modality are skipped.
+3. Stream input shard after input shard: worker processes decode and crop samples (stored crops
+   reused), the main process encodes them in input-order batches (a refused batch is retried
+   sample by sample, so only the bad samples fail), each finished shard is committed atomically. Shards already complete for every requested modality are skipped.
 4. Finish the manifest with counts; return the summary.
 """
 
@@ -80,10 +80,8 @@ def tokenize(job: TokenizeJob) -> Summary:
 
     requested = [spec.modality for spec in specs]
     reader = open_input(source, requested)
-    worker_job = WorkerJob(sizes={s.modality: s.size for s in specs},
-                           checks={s.modality: getattr(s.tokenizer, "codec", None) and s.tokenizer.codec.to_model
-                                   for s in specs},
-                           n_crops=job.crops, seed=job.seed, crop_recipe=CROP_RECIPE)
+    worker_job = WorkerJob(sizes={s.modality: s.size for s in specs}, n_crops=job.crops, seed=job.seed,
+                           crop_recipe=CROP_RECIPE)
     plan = Plan(out, list(manifest["modalities"]), requested)
     written = 0
     with OrderedPool(worker_job, job.workers) as pool, tqdm(total=_length(reader), unit="sample", smoothing=0.1,
@@ -149,7 +147,9 @@ def claim_output(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
     entries = sorted(out.iterdir()) if out.exists() else []
-    foreign = [e for e in entries if not _ours(e)]
+    manifest = read_manifest(out) if out.exists() else None
+    modalities = set(manifest["modalities"]) if manifest else set()
+    foreign = [e for e in entries if not _ours(e, modalities)]
     if foreign:
         raise ConfigError(f"{out}: not empty and not a tokzoo token dataset ({foreign[0].name}); choose another --output")
     if overwrite:
@@ -159,8 +159,7 @@ def claim_output(out: Path, overwrite: bool) -> None:
     recover(out)
 
 
-def _ours(entry: Path) -> bool:
-    """Written by tokzoo tokenize: the manifest, private ``_`` entries, crops, or folders of shards only."""
-    if entry.name in (MANIFEST, CROPS, JOURNALS) or entry.name.startswith(SOURCE) or entry.name.endswith(".tmp"):
-        return True
-    return entry.is_dir() and all(child.name.startswith("shard-") for child in entry.iterdir())
+def _ours(entry: Path, modalities: set[str]) -> bool:
+    """Written by tokzoo tokenize: the manifest, its modality folders, crops, private ``_`` entries, temporaries."""
+    return (entry.name in (MANIFEST, CROPS, JOURNALS) or entry.name in modalities or entry.name.startswith(SOURCE)
+            or entry.name.endswith(".tmp"))

@@ -1,8 +1,9 @@
-"""Worker side: decode, crop and validate samples, in worker processes or inline.
+"""Worker side: decode and crop samples, in worker processes or inline.
 
 :func:`prepare` turns one :class:`~tokzoo.io.RawSample` into a :class:`Prepared`: the crop
 settings (stored ones when given, else made from ``(seed, key, source size)``) and, per modality,
-the crops resized to that modality's size, checked against its tokenizer's contract. It never
+the crops resized to that modality's size. The tokenizer normalises and checks the contract in the
+main process (``encode``; no API takes normalised input yet, so doing it here would do it twice). It never
 raises for bad data: the sample comes back with ``error`` set. :class:`OrderedPool` maps it over
 chunks of samples with a bounded number in flight and yields results in input order, so output
 does not depend on the number of workers. Workers are forked where the platform can (no second
@@ -15,7 +16,7 @@ from __future__ import annotations
 import multiprocessing
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -26,10 +27,9 @@ from tokzoo.io import RawSample, decode_sample
 
 @dataclass(frozen=True)
 class WorkerJob:
-    """What every worker needs: per-modality output size and contract check, and the crop recipe."""
+    """What every worker needs: per-modality output size (None: not cropped) and the crop recipe."""
 
     sizes: dict[str, tuple[int, int] | None]
-    checks: dict[str, Callable | None]
     n_crops: int
     seed: int
     crop_recipe: dict
@@ -81,8 +81,6 @@ def prepare(raw: RawSample, crops: np.ndarray | None, known_error: str | None = 
             size = _JOB.sizes[modality]
             prepared.values[modality] = [apply_crop({modality: value}, row, size)[modality] if size else value
                                          for row in prepared.crops]
-            if _JOB.checks.get(modality) is not None:
-                _JOB.checks[modality](_stack(prepared.values[modality]))
     except TokzooError as error:
         where = f"{modality}: {sample.sources[modality]}: " if modality else ""
         prepared.error, prepared.values = f"{where}{error}", {}
@@ -97,10 +95,6 @@ def _source_size(values: dict, sources: dict) -> tuple[int, int]:
     if len(set(sizes.values())) > 1:
         raise TokzooError("modalities differ in size: " + ", ".join(f"{m} {h}x{w} ({sources[m]})" for m, (h, w) in sizes.items()))
     return next(iter(sizes.values()))
-
-
-def _stack(values: list):
-    return np.stack(values) if all(isinstance(v, np.ndarray) for v in values) else values
 
 
 class OrderedPool:
