@@ -4,7 +4,7 @@
 names the labeler ``tokzoo pseudo-label`` uses for a modality unless told otherwise.
 """
 
-from . import depth, features, geometry, image, metadata, palette, sam  # noqa: F401  (register the labelers)
+from . import consensus, depth, features, geometry, image, metadata, palette, sam  # noqa: F401  (register the labelers)
 from .base import DEFAULTS, LABELERS, Labeler, create_labeler, register_labeler
 
 __all__ = ["DEFAULTS", "LABELERS", "Labeler", "create_labeler", "register_labeler"]

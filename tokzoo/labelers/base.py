@@ -86,6 +86,8 @@ def create_labeler(spec: str, device: str = "cpu", batch_size: int = 8, **kwargs
     if name not in LABELERS:
         raise ConfigError(f"unknown labeler {name!r}; known: {', '.join(sorted(LABELERS))}")
     cls = LABELERS[name]
+    if hasattr(cls, "from_spec"):  # built from other labelers' specs (consensus)
+        return cls.from_spec(where, device=device, batch_size=batch_size, **kwargs)
     if cls.model_backed:
         return cls.from_pretrained(where or cls.default_checkpoint, device=device, batch_size=batch_size, **kwargs)
     if where:
