@@ -96,7 +96,7 @@ def main() -> None:
 
     from tokzoo.learned import LearnedTokenizer
 
-    tok = LearnedTokenizer.untrained("depth", model={"preset": "conv-tiny"}, input_size=[SIZE, SIZE])
+    tok = LearnedTokenizer.from_defaults("depth", model={"preset": "conv-tiny"}, input_size=[SIZE, SIZE])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         tok_dir = tok.save_pretrained(tmp / "tok")

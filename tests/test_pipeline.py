@@ -20,7 +20,7 @@ def toks(tmp_path_factory):
     paths = {}
     for modality, seed in (("depth", 0), ("rgb", 0), ("depth2", 1)):
         name = modality.rstrip("2")
-        tok = LearnedTokenizer.untrained(name, seed=seed, model={"preset": "conv-tiny"}, input_size=[64, 64])
+        tok = LearnedTokenizer.from_defaults(name, seed=seed, model={"preset": "conv-tiny"}, input_size=[64, 64])
         paths[modality] = str(tok.save_pretrained(root / modality))
     return paths
 

@@ -15,7 +15,7 @@ from tokzoo_cli.main import cli
 @pytest.fixture(scope="module")
 def toks(tmp_path_factory):
     root = tmp_path_factory.mktemp("toks")
-    return {m: str(LearnedTokenizer.untrained(m, model={"preset": "conv-tiny"}, input_size=[32, 32]).save_pretrained(root / m))
+    return {m: str(LearnedTokenizer.from_defaults(m, model={"preset": "conv-tiny"}, input_size=[32, 32]).save_pretrained(root / m))
             for m in ("depth", "rgb")}
 
 

@@ -25,7 +25,7 @@ ARGS = ["--scenes", "12", "--scene-size", "64", "--samples-per-shard", "4", "--c
 @pytest.fixture(scope="module")
 def toks(tmp_path_factory):
     root = tmp_path_factory.mktemp("toks")
-    return {m: str(LearnedTokenizer.untrained(m, model={"preset": "conv-tiny"}, input_size=[64, 64]).save_pretrained(root / m))
+    return {m: str(LearnedTokenizer.from_defaults(m, model={"preset": "conv-tiny"}, input_size=[64, 64]).save_pretrained(root / m))
             for m in ("depth", "rgb")}
 
 

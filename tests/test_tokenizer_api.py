@@ -58,6 +58,7 @@ def test_save_load_gives_identical_tokens(tmp_path, family, quantizer):
     tokenizer.save_pretrained(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
     reloaded = Tokenizer.from_pretrained(tmp_path)
+    assert reloaded.untrained is False
     assert torch.equal(reloaded.encode(data), tokens)
     assert reloaded.content_hash() == tokenizer.content_hash()
     decoded = reloaded.decode(tokens)
@@ -118,7 +119,8 @@ def test_readme_python_example(tmp_path):
 def test_zoo_refuses_missing_weights_unless_untrained_ok():
     with pytest.raises(TokzooError, match="no shipped weights"):
         tokzoo.load_tokenizer("clip_global")
-    assert tokzoo.load_tokenizer("clip_global", untrained_ok=True).token_shape == (16,)
+    untrained = tokzoo.load_tokenizer("clip_global", untrained_ok=True)
+    assert untrained.token_shape == (16,) and untrained.untrained is True
     with pytest.raises(TokzooError, match="not a zoo name"):
         tokzoo.load_tokenizer("no such thing")
 

@@ -61,7 +61,7 @@ class LearnedTokenizer(nn.Module, Tokenizer):
         prepare_for_inference(self)
 
     @classmethod
-    def untrained(cls, modality: str, seed: int = 0, name: str | None = None, **overrides) -> "LearnedTokenizer":
+    def from_defaults(cls, modality: str, seed: int = 0, name: str | None = None, **overrides) -> "LearnedTokenizer":
         """Zoo tokenizer ``name`` (default: the modality's own) with random weights from ``seed``, marked untrained."""
         name = name or modality
         config = {"modality": modality, "name": name, **get_modality(modality).default_tokenizer(name), **overrides,

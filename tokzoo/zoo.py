@@ -68,7 +68,7 @@ def build_zoo_tokenizer(name: str, untrained_ok: bool = False, seed: int = 0) ->
             f"`tokzoo train --recipe recipes/{name}.yaml`, or ask for an untrained one (untrained_ok=True)")
     from .learned import LearnedTokenizer
 
-    return LearnedTokenizer.untrained(entry.modality, seed=seed, name=name)
+    return LearnedTokenizer.from_defaults(entry.modality, seed=seed, name=name)
 
 
 def load_tokenizer(name_or_path: str | Path, *, untrained_ok: bool = False, device=None,
