@@ -81,6 +81,22 @@ class Modality:
         return x
 
 
+class FeatureModality(Modality):
+    """A modality of extractor features whose channel count is ``normalization.dim``."""
+
+    @classmethod
+    def default_normalization(cls) -> dict:
+        return {"dim": 768}
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.normalization["dim"])
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.normalization["dim"])
+
+
 def to_tensor(x) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..errors import InvalidValueError, ShapeError
 from ..quantizers import FSQ_LEVELS
-from .base import Modality, register_modality, to_tensor
+from .base import FeatureModality, register_modality, to_tensor
 
 # zoo name -> (channels, feature grid at 224 px): DINOv2-B/14 and ImageBind-H/14 give 16 x 16 patches,
 # CLIP-B/16 gives 14 x 14.
@@ -20,7 +20,7 @@ PER_POSITION_MODEL = {"family": "conv", "width": 128, "channel_mults": [1], "blo
 
 
 @register_modality
-class DenseFeatures(Modality):
+class DenseFeatures(FeatureModality):
     """Feature maps tokenized one vector per token, values as the extractor returns them (no normalisation:
     the extractors end in their own LayerNorm). Loss: smooth L1 (4M) plus cosine distance per vector."""
 
@@ -32,18 +32,6 @@ class DenseFeatures(Modality):
                 "feature vector. decode returns float32 (B, h, w, C).")
     sample_ndim = 3
     zoo_names = tuple(DENSE_FEATURES)
-
-    @classmethod
-    def default_normalization(cls) -> dict:
-        return {"dim": 768}
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.normalization["dim"])
-
-    @property
-    def out_channels(self) -> int:
-        return int(self.normalization["dim"])
 
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:

@@ -8,14 +8,14 @@ import torch.nn.functional as F
 
 from ..errors import InvalidValueError, ShapeError
 from ..viz import colorize
-from .base import Modality, register_modality, to_tensor
+from .base import FeatureModality, register_modality, to_tensor
 
 # Embedding sizes of the extractors 4M-21 used; the zoo name picks the dimension.
 GLOBAL_DIMS = {"dinov2_global": 768, "clip_global": 512, "imagebind_global": 1024}
 
 
 @register_modality
-class GlobalFeature(Modality):
+class GlobalFeature(FeatureModality):
     """One embedding vector per image. The vector's norm is kept as given; the loss is cosine plus MSE."""
 
     name = "global_feature"
@@ -25,18 +25,6 @@ class GlobalFeature(Modality):
                 "returns it (D = normalization.dim: 768 DINOv2-B, 512 CLIP-B/16, 1024 ImageBind-H). Finite "
                 "values only. decode returns float32 (B, D).")
     zoo_names = tuple(GLOBAL_DIMS)
-
-    @classmethod
-    def default_normalization(cls) -> dict:
-        return {"dim": 768}
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.normalization["dim"])
-
-    @property
-    def out_channels(self) -> int:
-        return int(self.normalization["dim"])
 
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:
