@@ -47,7 +47,7 @@ class ModalitySpec:
     def entry(self, source: str) -> dict:
         tok = self.tokenizer
         return {"tokenizer": self.reference, "name": tok.name, "content_hash": self.content_hash,
-                "untrained": bool(tok.config.get("untrained", False)), "config": tok.config, "vocab_size": tok.vocab_size,
+                "untrained": tok.untrained, "config": tok.config, "vocab_size": tok.vocab_size,
                 "token_shape": list(self.token_shape), "dtype": storage_dtype(tok.vocab_size).name,
                 "size": list(self.size) if self.size else None, "input": source}
 
