@@ -115,10 +115,16 @@ class LearnedTokenizer(nn.Module, Tokenizer):
     # -- the Tokenizer interface ------------------------------------------------------------------
     def encode(self, x) -> torch.Tensor:
         """Raw values (see ``contract``) -> int64 ids (B, *token_shape) on the model's device."""
+        return self.encode_normalized(self.codec.to_model(x))
+
+    def encode_normalized(self, batch: torch.Tensor) -> torch.Tensor:
+        """``encode`` for a batch already passed through ``self.codec.to_model`` (float32 (B, C, ...)).
+
+        Lets a pipeline validate and normalise in worker processes and run only the model here.
+        """
         self._require_initialised()
-        batch = self.codec.to_model(x).to(self.device)
         with torch.inference_mode(), _eval(self):
-            z = self.encoder(batch)
+            z = self.encoder(torch.as_tensor(batch).to(self.device))
             return self.quantizer(z.flatten(2).transpose(1, 2)).indices
 
     def decode(self, tokens, input_size=None):

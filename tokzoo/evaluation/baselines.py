@@ -30,7 +30,9 @@ def bits_per_sample(tokenizer) -> float:
 def downsample_bicubic(tokenizer, values: np.ndarray):
     """(reconstruction, bits per sample) of the downsample + quantise + upsample baseline."""
     codec = tokenizer.codec
-    x = codec.to_model(values)[:, : codec.out_channels].double()
+    # a list: one image per to_model call (per-image modalities: rows are instances / humans)
+    x = torch.cat([codec.to_model(v) for v in values]) if isinstance(values, list) else codec.to_model(values)
+    x = x[:, : codec.out_channels].double()
     vector = x.ndim == 2
     if vector:
         x = x[:, None]

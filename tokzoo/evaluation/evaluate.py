@@ -19,6 +19,35 @@ from .metrics import main_metric, metrics_for
 HELDOUT_SEED = 1_000_003
 """Seed of the default held-out scenes; training recipes use other seeds."""
 
+PER_IMAGE = ("sam_instances", "human_pose")
+"""Modalities whose ``encode`` takes ONE image per call (its instances / humans are the batch axis): evaluated
+image by image, with metrics, baselines and bits per instance / human."""
+
+DEFAULT_SCENE_SIZE = 96
+"""Scene size for per-image modalities whose tokenizer has no scenes recipe to take it from."""
+
+
+def is_per_image(modality: str) -> bool:
+    return modality in PER_IMAGE
+
+
+def as_rows(tokenizer, value) -> np.ndarray:
+    """A per-image modality's raw value -> one array row per instance / human, as its metrics take them.
+
+    sam_instances: an instance map -> its 64 x 64 box crops (``crop_instances``); decoded masks as given.
+    human_pose (coco17): a pose dict -> float (N, 17, 3) keypoints [x, y, v] in pixels.
+    """
+    if tokenizer.modality == "sam_instances":
+        from ..modalities.sam_instances import crop_instances
+
+        value = np.asarray(value)
+        return value if value.dtype == bool and value.ndim == 3 else crop_instances(value)[0]
+    if tokenizer.codec.skeleton != "coco17":
+        raise ConfigError(f"{tokenizer.name}: no evaluation metrics for {tokenizer.codec.skeleton!r} poses")
+    from ..modalities.human_pose import COCO17_JOINTS, _human_arrays
+
+    return _human_arrays(value, "coco17", "keypoints_2d", (COCO17_JOINTS, 3))
+
 
 @dataclass
 class Evaluation:
@@ -37,6 +66,8 @@ def heldout_values(tokenizer, n: int = 256, seed: int = HELDOUT_SEED, data: str 
     """
     size = list(tokenizer.config["input_size"])
     modality = tokenizer.modality
+    if is_per_image(modality):
+        return _per_image_values(tokenizer, n, seed, data)
     if data is not None:
         values = [fit(modality, v, size) for v in reader_values(data, modality)[:n]]
         return np.stack(values), f"{len(values)} samples of {data}"
@@ -51,9 +82,46 @@ def heldout_values(tokenizer, n: int = 256, seed: int = HELDOUT_SEED, data: str 
     return np.stack(values), f"{n} held-out synthetic samples (training distribution, seed {spec['seed']})"
 
 
-def evaluate(tokenizer, values: np.ndarray, data: str = "", batch_size: int = 16) -> Evaluation:
-    """Metrics of the tokenizer and of each applicable baseline on ``values``, plus codebook usage."""
+def _per_image_values(tokenizer, n: int, seed: int, data: str | None) -> tuple[list, str]:
+    """Up to ``n`` images' values holding at least one instance / human (a list: one image per encode call)."""
+    key = source_key(tokenizer.modality)
+    if data is not None:
+        values = [v for v in reader_values(data, tokenizer.modality) if len(as_rows(tokenizer, v))][:n]
+        return values, f"{len(values)} images of {data}"
+    source = tokenizer.config.get("provenance", {}).get("recipe", {}).get("data", {})
+    size = source.get("scenes", {}).get("size", DEFAULT_SCENE_SIZE)
+    values = [v for v in (generate_scene(i, seed, size)[key] for i in range(n)) if len(as_rows(tokenizer, v))]
+    return values, f"{len(values)} of {n} held-out scenes with a {key} (seed {seed}, {size} px)"
+
+
+def _evaluate_per_image(tokenizer, values: list, metrics: dict) -> tuple[np.ndarray, dict, CodebookUsage]:
+    usage = CodebookUsage(tokenizer.vocab_size)
+    originals, decoded = [], []
+    for value in values:
+        tokens = tokenizer.encode(value)
+        usage.update(tokens)
+        originals.append(as_rows(tokenizer, value))
+        decoded.append(as_rows(tokenizer, tokenizer.decode(tokens)))
+    reconstructions = {"tokenizer": (np.concatenate(decoded), bits_per_sample(tokenizer))}
+    for name, baseline in BASELINES.items():
+        result = baseline(tokenizer, values)
+        if result is not None:
+            reconstructions[name] = (as_rows(tokenizer, result[0]), result[1])
+    return np.concatenate(originals), reconstructions, usage
+
+
+def evaluate(tokenizer, values, data: str = "", batch_size: int = 16) -> Evaluation:
+    """Metrics of the tokenizer and of each applicable baseline on ``values``, plus codebook usage.
+
+    Per-image modalities (:data:`PER_IMAGE`) take a list of images' values; their metrics, bits and
+    ``n_samples`` count instances / humans (``n_images`` the images).
+    """
     metrics = metrics_for(tokenizer.modality)
+    if is_per_image(tokenizer.modality):
+        originals, reconstructions, usage = _evaluate_per_image(tokenizer, values, metrics)
+        report = _report(tokenizer, data, originals, reconstructions, metrics, usage)
+        report["n_images"] = len(values)
+        return Evaluation(report, originals, {m: r for m, (r, _) in reconstructions.items()})
     usage = CodebookUsage(tokenizer.vocab_size)
     decoded = []
     for start in range(0, len(values), batch_size):
@@ -65,14 +133,18 @@ def evaluate(tokenizer, values: np.ndarray, data: str = "", batch_size: int = 16
         result = baseline(tokenizer, values)
         if result is not None:
             reconstructions[name] = result
+    report = _report(tokenizer, data, values, reconstructions, metrics, usage)
+    return Evaluation(report, values, {m: r for m, (r, _) in reconstructions.items()})
+
+
+def _report(tokenizer, data, values, reconstructions, metrics, usage) -> dict:
     rows = [{"method": method, "bits_per_sample": round(float(bits), 2),
              "metrics": {name: _number(fn(values, recon)) for name, fn in metrics.items()}}
             for method, (recon, bits) in reconstructions.items()]
-    report = {"tokenizer": tokenizer.name, "modality": tokenizer.modality, "data": data, "n_samples": len(values),
+    return {"tokenizer": tokenizer.name, "modality": tokenizer.modality, "data": data, "n_samples": len(values),
               "vocab_size": tokenizer.vocab_size, "token_shape": list(tokenizer.token_shape),
               "bits_per_sample": round(bits_per_sample(tokenizer), 2), "main_metric": main_metric(tokenizer.modality),
               "codebook": usage.summary(), "rows": rows}
-    return Evaluation(report, values, {m: r for m, (r, _) in reconstructions.items()})
 
 
 def _number(value: float):

@@ -94,6 +94,43 @@ def binary_iou(original, reconstruction) -> float:
     return float(np.sum(a & b) / union) if union else 1.0
 
 
+def mask_iou(original, reconstruction) -> float:
+    """Mean over masks (axis 0) of |A and B| / |A or B| (1 for a mask empty in both): sam_instances crops."""
+    a = np.asarray(original).reshape(len(original), -1) != 0
+    b = np.asarray(reconstruction).reshape(len(reconstruction), -1) != 0
+    union = (a | b).sum(axis=1)
+    inter = (a & b).sum(axis=1)
+    return float(np.mean(np.where(union > 0, inter / np.maximum(union, 1), 1.0))) if len(a) else float("nan")
+
+
+def _keypoints(original, reconstruction):
+    """(N, J, 3) [x, y, v] arrays -> per-joint pixel distances over joints labelled in the original (v > 0)."""
+    a, b = np.asarray(original, np.float64), np.asarray(reconstruction, np.float64)
+    labelled = a[..., 2] > 0
+    return np.linalg.norm(a[..., :2] - b[..., :2], axis=-1)[labelled]
+
+
+def keypoint_error(original, reconstruction) -> float:
+    """Mean pixel distance between keypoints, over joints labelled (v > 0) in the original."""
+    distances = _keypoints(original, reconstruction)
+    return float(distances.mean()) if distances.size else float("nan")
+
+
+PCK_PIXELS = 2.0
+
+
+def pck(original, reconstruction) -> float:
+    """Fraction of labelled joints (v > 0 in the original) reconstructed within ``PCK_PIXELS`` pixels."""
+    distances = _keypoints(original, reconstruction)
+    return float(np.mean(distances <= PCK_PIXELS)) if distances.size else float("nan")
+
+
+def visibility_accuracy(original, reconstruction) -> float:
+    """Fraction of joints whose visibility flag v in {0, 1, 2} is reconstructed exactly."""
+    a, b = np.asarray(original, np.float64), np.asarray(reconstruction, np.float64)
+    return float(np.mean(a[..., 2] == b[..., 2])) if a.size else float("nan")
+
+
 def cosine(original, reconstruction) -> float:
     """Mean cosine similarity between vectors along the last axis."""
     a, b = np.asarray(original, np.float64), np.asarray(reconstruction, np.float64)
@@ -108,10 +145,13 @@ METRICS = {
     "normals": {"angular_error": angular_error},
     "semseg": {"miou": mean_iou},
     "edges": {"iou": binary_iou},
+    "sam_instances": {"mask_iou": mask_iou},  # on the 64 x 64 per-instance crops (the tokens' own frame)
+    "human_pose": {"keypoint_error": keypoint_error, "pck_2px": pck, "visibility_accuracy": visibility_accuracy},
     "global_feature": {"cosine": cosine, "mae": mae},
     "dense_features": {"cosine": cosine, "mae": mae},
 }
-HIGHER_IS_BETTER = {"psnr", "ssim", "valid_accuracy", "miou", "iou", "cosine"}
+HIGHER_IS_BETTER = {"psnr", "ssim", "valid_accuracy", "miou", "iou", "cosine", "mask_iou", "pck_2px",
+                    "visibility_accuracy"}
 
 
 def metrics_for(modality: str) -> dict:

@@ -31,6 +31,8 @@ class Modality:
     out_channels: ClassVar[int]
     sample_ndim: ClassVar[int]
     family: ClassVar[str] = "image"
+    batch_is_samples: ClassVar[bool] = True
+    """False when one ``encode`` call takes one image's set of items (instances, humans) on the batch axis."""
     zoo_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **normalization):

@@ -116,6 +116,7 @@ class SAMInstances(Modality):
     in_channels = out_channels = 1
     sample_ndim = 2
     zoo_names = ("sam_instances",)
+    batch_is_samples = False
 
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:

@@ -11,16 +11,25 @@ from .manifest import ModalitySpec
 from .worker import Prepared
 
 
+def worker_codec(tokenizer):
+    """The modality codec worker processes normalise with, or None when ``encode`` must take raw values
+    (structured tokenizers; codecs whose batch axis is one image's items, not samples)."""
+    codec = getattr(tokenizer, "codec", None)
+    return codec if codec is not None and codec.batch_is_samples else None
+
+
 def encode_batch(spec: ModalitySpec, samples: list[Prepared]) -> list[np.ndarray | str]:
     """Per sample: tokens (n_crops, *token_shape) in the smallest safe dtype, or the error message.
 
-    All crops of all samples go through the tokenizer in one call; when it refuses the batch, each
+    Crops arrive normalised when the modality has a :func:`worker_codec`, raw otherwise. All crops of
+    all samples go through the tokenizer in one call; when it refuses the batch, each
     sample is encoded alone so that only the offending ones fail.
     """
     crops = [value for sample in samples for value in sample.values[spec.modality]]
     batch = np.stack(crops) if all(isinstance(v, np.ndarray) for v in crops) else crops
+    encode = spec.tokenizer.encode_normalized if worker_codec(spec.tokenizer) else spec.tokenizer.encode
     try:
-        tokens = to_storage(spec.tokenizer.encode(batch), spec.tokenizer.vocab_size)
+        tokens = to_storage(encode(batch), spec.tokenizer.vocab_size)
     except TokzooError as error:
         if len(samples) == 1:
             return [f"{spec.modality}: {samples[0].sources.get(spec.modality, samples[0].key)}: {error}"]

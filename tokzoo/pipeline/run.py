@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from tokzoo.errors import ConfigError
 
+from .encode import worker_codec
 from .layout import CROPS, JOURNALS, MANIFEST, SOURCE, json_bytes, read_manifest
 from .manifest import CROP_RECIPE, build_manifest, check_compatible, finish_manifest, load_specs
 from .plan import open_input, scenes_source, units
@@ -80,8 +81,9 @@ def tokenize(job: TokenizeJob) -> Summary:
 
     requested = [spec.modality for spec in specs]
     reader = open_input(source, requested)
+    codecs = {s.modality: worker_codec(s.tokenizer) for s in specs if worker_codec(s.tokenizer)}
     worker_job = WorkerJob(sizes={s.modality: s.size for s in specs}, n_crops=job.crops, seed=job.seed,
-                           crop_recipe=CROP_RECIPE)
+                           crop_recipe=CROP_RECIPE, codecs=codecs)
     plan = Plan(out, list(manifest["modalities"]), requested)
     written = 0
     with OrderedPool(worker_job, job.workers) as pool, tqdm(total=_length(reader), unit="sample", smoothing=0.1,

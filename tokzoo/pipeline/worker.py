@@ -2,8 +2,8 @@
 
 :func:`prepare` turns one :class:`~tokzoo.io.RawSample` into a :class:`Prepared`: the crop
 settings (stored ones when given, else made from ``(seed, key, source size)``) and, per modality,
-the crops resized to that modality's size. The tokenizer normalises and checks the contract in the
-main process (``encode``; no API takes normalised input yet, so doing it here would do it twice). It never
+the crops resized to that modality's size and, where the job has the modality's codec, checked against
+its contract and normalised (``codec.to_model``), so the main process only runs the model. It never
 raises for bad data: the sample comes back with ``error`` set. :class:`OrderedPool` maps it over
 chunks of samples with a bounded number in flight and yields results in input order, so output
 does not depend on the number of workers. Workers are forked where the platform can (no second
@@ -27,13 +27,15 @@ from tokzoo.io import RawSample, decode_sample
 
 @dataclass(frozen=True)
 class WorkerJob:
-    """What every worker needs: per-modality output size (None: not cropped) and the crop recipe."""
+    """What every worker needs: per-modality output size (None: not cropped), the crop recipe, and the
+    codecs of the modalities whose crops are normalised here."""
 
     sizes: dict[str, tuple[int, int] | None]
     n_crops: int
     seed: int
     crop_recipe: dict
     options: dict[str, dict] = field(default_factory=dict)
+    codecs: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -79,8 +81,10 @@ def prepare(raw: RawSample, crops: np.ndarray | None, known_error: str | None = 
             **_JOB.crop_recipe)
         for modality, value in sample.values.items():
             size = _JOB.sizes[modality]
-            prepared.values[modality] = [apply_crop({modality: value}, row, size)[modality] if size else value
-                                         for row in prepared.crops]
+            crops_of_value = [apply_crop({modality: value}, row, size)[modality] if size else value
+                              for row in prepared.crops]
+            codec = _JOB.codecs.get(modality)
+            prepared.values[modality] = list(codec.to_model(np.stack(crops_of_value)).numpy()) if codec else crops_of_value
     except TokzooError as error:
         where = f"{modality}: {sample.sources[modality]}: " if modality else ""
         prepared.error, prepared.values = f"{where}{error}", {}

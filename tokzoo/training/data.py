@@ -69,8 +69,34 @@ def reader_values(path: str, modality: str) -> list:
     return values
 
 
+def sample_values(modality: str, spec: dict) -> list:
+    """The ``modality`` values of bundled real samples (tokzoo.datasets.samples), each ``repeat`` times.
+
+    ``spec["names"]`` picks samples (default: every sample that has the modality); ConfigError when a
+    named sample lacks it or its package is missing.
+    """
+    from ..datasets.samples import SAMPLES, load_sample
+
+    key = source_key(modality)
+    names = spec.get("names") or [n for n in sorted(SAMPLES) if key in SAMPLES[n].modalities]
+    values = []
+    for name in names:
+        sample = load_sample(name)
+        if key not in sample:
+            raise ConfigError(f"bundled sample {name!r} has no {modality!r} ({', '.join(sample)})")
+        values.append(sample[key])
+    return values * spec.get("repeat", 1)
+
+
 def source_values(data: dict, codec, resolution) -> tuple[list, list]:
-    """(train, validation) raw values of the recipe's ``data`` source."""
+    """(train, validation) raw values of the recipe's ``data`` source, plus bundled ``samples`` (training only)."""
+    train, val = _primary_values(data, codec, resolution)
+    if "samples" in data:
+        train = train + sample_values(codec.name, data["samples"])
+    return train, val
+
+
+def _primary_values(data: dict, codec, resolution) -> tuple[list, list]:
     if "scenes" in data:
         spec = data["scenes"]
         train = scene_values(codec.name, range(spec["n_train"]), spec["seed"], spec["size"])

@@ -16,6 +16,10 @@ Schema (``recipes/<zoo name>.yaml``)::
       # path: /data/train                                      # anything tokzoo.io.open_reader reads
       # synthetic: {n_train: 512, n_val: 32, seed: 0, rank: 8} # low-rank random values (feature modalities)
       crop: {scale: [0.5, 1.0], hflip: 0.5}                    # optional random-resized crops (image-like)
+      samples: {repeat: 8, names: [motorcycle]}                # optional: bundled real samples added to the
+                                                               # training split (tokzoo/datasets/samples.py),
+                                                               # each `repeat` times; names default to all that
+                                                               # have the modality
     resolution: [64, 64]              # optional training crop size (default: tokenizer.input_size)
     optimizer: {lr: 1.0e-3, betas: [0.9, 0.99], weight_decay: 1.0e-4}   # AdamW
     schedule: {warmup_steps: 100, min_lr_ratio: 0.05}                   # linear warmup, then cosine
@@ -143,7 +147,7 @@ def validate_recipe(raw, where: str = "recipe") -> dict:
 
 
 def _check_data(c: _Checker, data) -> None:
-    c.mapping(data, "data", {"scenes", "synthetic", "path", "crop"})
+    c.mapping(data, "data", {"scenes", "synthetic", "path", "crop", "samples"})
     sources = [s for s in ("scenes", "synthetic", "path") if s in data]
     if len(sources) != 1:
         c.fail("data", f"needs exactly one source of scenes / synthetic / path, got {sources or 'none'}")
@@ -157,6 +161,18 @@ def _check_data(c: _Checker, data) -> None:
         spec = c.mapping(data[source], f"data.{source}", set(fields), set(fields) - optional)
         for name in spec:
             c.integer(spec[name], f"data.{source}.{name}", 0 if name in ("seed", "n_val") else 1)
+    if "samples" in data:
+        samples = c.mapping(data["samples"], "data.samples", {"repeat", "names"})
+        c.integer(samples.get("repeat", 1), "data.samples.repeat", 1)
+        names = samples.get("names")
+        if names is not None:
+            from ..datasets.samples import SAMPLES
+
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+                c.fail("data.samples.names", f"expected a non-empty list of sample names, got {names!r}")
+            unknown = sorted(set(names) - set(SAMPLES))
+            if unknown:
+                c.fail("data.samples.names", f"unknown bundled sample(s) {unknown}; available: {sorted(SAMPLES)}")
     if "crop" in data:
         crop = c.mapping(data["crop"], "data.crop", {"scale", "hflip"}, {"scale"})
         scale = c.pair(crop["scale"], "data.crop.scale", float, 1e-3, 1.0)
