@@ -99,7 +99,9 @@ COLUMNS = {"rgb": "rgb", "depth": "depth", "semseg": "labels", "pose": "pose"}
 def test_every_layout_yields_the_same_samples(layouts, tmp_path):
     folders, shards = layouts
     assert_same(by_key(ModalityFoldersReader(folders)))
-    assert_same(by_key(TarReader(str(shards / "scene-{000000..000001}.tar"))))
+    tars = TarReader(str(shards / "scene-{000000..000001}.tar"))
+    assert_same(by_key(tars))
+    assert len(tars) == len(list(tars.raw())) == len(ModalityFoldersReader(folders))
     assert_same(by_key(TarReader([str(shards / "scene-000000.tar"), str(shards / "scene-000001.tar")], list(EXT))))
     assert_same(by_key(FolderReader(folders / "rgb", "rgb")), modalities=("rgb",))
     ds = hf_dataset()

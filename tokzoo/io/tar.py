@@ -50,6 +50,22 @@ class TarReader(Reader):
         self.modalities = check_modalities(modalities if modalities is not None else MODALITIES, str(urls))
         self._sources: dict[str, str] = {}
 
+    def __len__(self) -> int:
+        """Samples in all shards, counted from the tar headers (no member's data is read)."""
+        return sum(self._count(shard) for shard in self.shards)
+
+    def _count(self, shard: str) -> int:
+        count, current = 0, None
+        try:
+            with tarfile.open(shard, mode="r:*") as tar:
+                for member in tar:
+                    parts = split_member(member.name) if member.isfile() else None
+                    if parts is not None and parts[1] in self.modalities and parts[0] != current:
+                        count, current = count + 1, parts[0]
+        except (tarfile.TarError, OSError, EOFError):
+            pass  # reading reports the damage; the count is for progress bars only
+        return count
+
     def source_of(self, key: str) -> str:
         """``shard.tar:key`` for keys met so far (tars are streamed, so only after they were read)."""
         return self._sources[key]
