@@ -15,6 +15,7 @@ from tokzoo.errors import (
     UnsupportedFormatError,
 )
 from tokzoo.io import read_modality, write_modality
+from tokzoo.io.formats import from_value
 
 RNG = np.random.default_rng(0)
 
@@ -261,3 +262,18 @@ def test_unknown_modality_and_unwritable_format():
         write_modality("depth", np.ones((2, 2), np.float32), ".jpg")
     with pytest.raises(InputError):
         read_modality("rgb", "/nonexistent/file.png")
+
+
+def test_feature_files_round_trip_and_are_checked(tmp_path):
+    dense = np.random.default_rng(0).standard_normal((16, 16, 768)).astype(np.float32)
+    data = write_modality("dense_features", dense, tmp_path / "a.dense_features.npy")
+    assert np.array_equal(read_modality("dense_features", tmp_path / "a.dense_features.npy"), dense)
+    assert np.array_equal(read_modality("dense_features", "x.npy", data), dense)
+    vector = np.ones(512, np.float64)
+    assert read_modality("global_feature", "g.npy", write_modality("global_feature", vector, ".npy")).dtype == np.float32
+    with pytest.raises(ShapeError, match=r"\(h, w, C\)"):
+        from_value("dense_features", vector, "v.npy")
+    with pytest.raises(InvalidValueError, match="NaN"):
+        from_value("global_feature", np.full(4, np.nan, np.float32), "n.npy")
+    with pytest.raises(DtypeError):
+        from_value("global_feature", np.ones(4, np.int64), "i.npy")

@@ -152,3 +152,26 @@ def test_sam_instances_and_edges_from_a_tiny_model(tmp_path):
     from tokzoo.labelers.sam import boundaries
 
     assert all(np.array_equal(e, boundaries(i)) for e, i in zip(edges_labeler.label({"rgb": IMAGES}), instances))
+
+
+def test_pseudo_label_writes_dinov2_features_that_read_back(tmp_path, models):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from tokzoo.io import open_reader
+    from tokzoo_cli.main import cli
+
+    (tmp_path / "photos").mkdir()
+    for i, image in enumerate(IMAGES):
+        Image.fromarray(image).save(tmp_path / "photos" / f"p{i}.png")
+    result = CliRunner().invoke(cli, ["pseudo-label", "-m", "dense_features,global_feature", "-i", str(tmp_path / "photos"),
+                                      "-o", str(tmp_path / "out"), "--labeler", f"dense_features=dinov2_dense:{models['dinov2']}",
+                                      "--labeler", f"global_feature=dinov2_global:{models['dinov2']}", "--no-progress"],
+                                catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0 and "ok 4 / failed 0 / total 4" in result.output, result.output
+    samples = list(open_reader(str(tmp_path / "out" / "shard-000000.tar"), ["dense_features", "global_feature"]))
+    direct = create_labeler(f"dinov2_dense:{models['dinov2']}").label({"rgb": IMAGES})
+    assert [s.key for s in samples] == ["p0", "p1", "p2", "p3"]
+    for sample, expected in zip(samples, direct):
+        assert sample.values["dense_features"].shape == (2, 2, 32) and sample.values["global_feature"].shape == (32,)
+        assert np.allclose(sample.values["dense_features"], expected, atol=1e-5)

@@ -11,6 +11,7 @@ Formats, by modality (extension -> meaning):
 | instances | .png, .npy | same | uint16 ids, 0 = none |
 | edges | .png, .npy | same | {0, 1} or 0..255 (>= 128 is an edge); written as 0 / 255 |
 | crops | .npy | .npy | int (n_crops, 5) |
+| dense_features, global_feature | .npy | .npy | float (h, w, C) / (D,), finite, stored as float32 |
 | pose, camera, palette, metadata, boxes | .json | .json | UTF-8 JSON object |
 | audio | .wav .flac .mp3 .ogg | .wav .flac | mono float32 resampled to ``sample_rate`` (default 16000) |
 
@@ -42,6 +43,7 @@ _JSON_CHECKS: dict[str, Callable[[object, str], dict]] = {
     "pose": V.pose, "camera": V.camera, "palette": V.json_object, "metadata": V.json_object, "boxes": V.json_object,
 }
 _LABEL_CHECKS = {"semseg": V.semseg, "instances": V.instances, "edges": V.edges}
+_FEATURE_NDIM = {"dense_features": 3, "global_feature": 1}
 
 EXTENSIONS: dict[str, tuple[str, ...]] = {
     "rgb": _IMAGE_EXTS,
@@ -51,6 +53,7 @@ EXTENSIONS: dict[str, tuple[str, ...]] = {
     "instances": (".png", ".npy"),
     "edges": (".png", ".npy"),
     "crops": (".npy",),
+    **{m: (".npy",) for m in _FEATURE_NDIM},
     **{m: (".json",) for m in _JSON_CHECKS},
     "audio": (".wav", ".flac", ".mp3", ".ogg"),
 }
@@ -151,6 +154,8 @@ def from_value(modality: str, value: object, source: str, **options) -> object:
         return V.semseg(value, source, options.get("ignore_index", V.IGNORE))
     if modality == "crops":
         return V.crops(value, source)
+    if modality in _FEATURE_NDIM:
+        return V.features(value, source, _FEATURE_NDIM[modality])
     return _LABEL_CHECKS[modality](value, source)
 
 

@@ -140,6 +140,18 @@ def crops(value: object, source: str) -> np.ndarray:
     return arr.astype(np.int32)
 
 
+def features(value: object, source: str, ndim: int) -> np.ndarray:
+    """Extractor features: float (D,) when ``ndim`` is 1 (global) or (h, w, C) when 3 (dense) -> float32, finite."""
+    arr = as_array(value, source)
+    _kind(arr, "f", source, "features")
+    if arr.ndim != ndim or 0 in arr.shape:
+        layout = "(D,)" if ndim == 1 else "(h, w, C)"
+        raise ShapeError(source, f"features must be {layout}, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise InvalidValueError(source, "features contain NaN or inf")
+    return arr.astype(np.float32)
+
+
 def _finite_numbers(values: object, n: int, source: str, what: str) -> list[float]:
     if not isinstance(values, (list, tuple)) or len(values) != n:
         raise ShapeError(source, f"{what} must be a list of {n} numbers")
