@@ -126,3 +126,15 @@ def test_plain_folder_of_photos_and_user_errors(tmp_path):
     assert bad.exit_code == 2 and "no default labeler for 'depth'" in bad.output
     assert run("pseudo-label", "-m", "edges", "-i", tmp_path / "photos", "-o", tmp_path / "photos").exit_code == 2
     assert "expected MODALITY=NAME" in run("pseudo-label", "-m", "edges", "-i", tmp_path, "-o", out, "-l", "x").output
+
+
+def test_plain_photos_cannot_give_normals_without_a_depth_labeler(tmp_path):
+    """normals_from_depth needs depth; a folder of images holds none: one line up front, OUT left untouched
+    (a rerun with --labeler depth=... must not be refused as 'other settings')."""
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(np.full((32, 32, 3), 120, np.uint8)).save(tmp_path / "photos" / "a.png")
+    out = tmp_path / "out"
+    result = run("pseudo-label", "-m", "normals,edges", "-i", tmp_path / "photos", "-o", out, "--no-progress")
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "normals_from_depth needs depth" in result.output
+    assert "--labeler depth=" in result.output and not out.exists()

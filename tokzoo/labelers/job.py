@@ -100,11 +100,15 @@ def pseudo_label(job: LabelJob) -> LabelSummary:
     out, status = Path(job.output), Path(job.output) / STATUS
     manifest = {"format": FORMAT, "input": str(job.input), "samples_per_shard": job.samples_per_shard,
                 "labelers": {lab.modality: lab.describe() for lab in labelers}}  # fmt: skip
-    _claim(out, manifest, job.overwrite)
     labelled = {lab.modality for lab in labelers}
     used = {m for lab in labelers for m in (*lab.needs, *lab.optional)} - labelled
     reader, wanted = _open(job.input, ["rgb", *sorted(used - {"rgb"})])
     required = {m: lab.name for lab in reversed(labelers) for m in lab.needs if m not in labelled}
+    absent = [m for m in required if m not in wanted]
+    if absent:  # the input's layout cannot hold it (e.g. a plain folder of images is rgb only)
+        raise ConfigError(f"{job.input}: {required[absent[0]]} needs {absent[0]}, which this input does not hold; "
+                          f"label it with --labeler {absent[0]}=NAME_OR_PATH")
+    _claim(out, manifest, job.overwrite)
     shards, written, started = 0, 0, time.perf_counter()
     with tqdm(total=_length(reader), unit="sample", disable=not job.progress, dynamic_ncols=True) as bar:
         for unit in units(reader, job.samples_per_shard):
@@ -157,7 +161,7 @@ def _decode(raw: RawSample, wanted: list[str], required: dict[str, str]) -> Samp
     """Decode ``raw``; a wanted modality it lacks is an error only when a labeler (``required[m]``) needs it."""
     errors = {m: e for m, e in raw.errors.items() if m in raw.files or m not in wanted}
     errors.update({m: f"{required[m]} needs {m}, which this sample lacks; label it with --labeler {m}=NAME_OR_PATH"
-                   for m in wanted if m not in raw.files and m in required})
+                   for m in required if m not in raw.files})
     return decode_sample(RawSample(raw.key, raw.files, errors))
 
 
