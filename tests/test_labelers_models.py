@@ -175,3 +175,12 @@ def test_pseudo_label_writes_dinov2_features_that_read_back(tmp_path, models):
     for sample, expected in zip(samples, direct):
         assert sample.values["dense_features"].shape == (2, 2, 32) and sample.values["global_feature"].shape == (32,)
         assert np.allclose(sample.values["dense_features"], expected, atol=1e-5)
+
+
+def test_a_missing_local_path_is_named_as_such(tmp_path):
+    """A path (not a hub id) that does not exist or is a file: no transformers hub-id jargon."""
+    with pytest.raises(CheckpointError, match="no such folder; hf_depth loads a save_pretrained folder or a hub id"):
+        create_labeler(f"hf_depth:{tmp_path / 'depth-anything'}")
+    (tmp_path / "model.bin").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="model.bin: is a file"):
+        create_labeler(f"hf_depth:{tmp_path / 'model.bin'}")

@@ -53,6 +53,9 @@ class HFLabeler(Labeler):
         tf.utils.logging.disable_progress_bar()
         where = str(path_or_hub_id)
         local = Path(where).is_dir()
+        if not local and (Path(where).exists() or where.startswith(("/", ".", "~"))):  # a path, not a hub id
+            reason = "is a file" if Path(where).exists() else "no such folder"
+            raise CheckpointError(f"{where}: {reason}; {cls.name} loads a save_pretrained folder or a hub id")
         model_class = getattr(tf, cls.model_class)
         try:
             config = tf.AutoConfig.from_pretrained(where, local_files_only=local)
