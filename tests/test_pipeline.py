@@ -120,7 +120,10 @@ def test_other_tokenizer_for_a_modality_in_out_is_refused_unless_overwrite(tmp_p
     other = ["-m", "depth", f"--tokenizer=depth={toks['depth2']}", "--scenes", "3", "--scene-size", "64", "--workers", "0"]
     refused = CliRunner().invoke(cli, ["tokenize", "-o", str(out), "--no-progress", *other])
     assert refused.exit_code == 2
-    assert refused.output.count("\n") == 1 and refused.output.startswith("error: OUT/depth was made by tokenizer")
+    assert refused.output.count("\n") == 1 and refused.output.startswith(f"error: {out / 'depth'} was made by tokenizer")
+    crops = CliRunner().invoke(cli, ["tokenize", "-o", str(out), "--no-progress", *other, "--crops", "2"])
+    assert crops.exit_code == 2 and crops.output.count("\n") == 1
+    assert f"{out} was cropped with n_crops 1 (--crops, --seed), this run asks for n_crops 2" in crops.output
     tokenize(out, "depth", *other[2:], "--overwrite")
     assert json.loads((out / "manifest.json").read_text())["modalities"]["depth"]["tokenizer"] == toks["depth2"]
 

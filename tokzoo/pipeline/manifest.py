@@ -72,26 +72,31 @@ def load_specs(modalities: list[str], references: dict[str, str], untrained: boo
     return specs
 
 
-def check_compatible(manifest: dict | None, specs: list[ModalitySpec], crops: dict, samples_per_shard: int) -> None:
-    """Raise ConfigError when this run cannot add to the OUT that ``manifest`` describes."""
+def check_compatible(manifest: dict | None, specs: list[ModalitySpec], crops: dict, samples_per_shard: int,
+                     out: Path | str = "OUT") -> None:
+    """Raise ConfigError when this run cannot add to the OUT (folder ``out``) that ``manifest`` describes."""
     if manifest is None:
         return
+    out = Path(out)
     hint = "; pass --overwrite to start over, or choose another --output"
     if manifest["crops"] != crops:
-        raise ConfigError(f"OUT was cropped with {manifest['crops']}, this run asks for {crops}{hint}")
+        differ = [k for k in {**manifest["crops"], **crops} if manifest["crops"].get(k) != crops.get(k)]
+        was = ", ".join(f"{k} {manifest['crops'].get(k)}" for k in differ)
+        now = ", ".join(f"{k} {crops.get(k)}" for k in differ)
+        raise ConfigError(f"{out} was cropped with {was} (--crops, --seed), this run asks for {now}{hint}")
     if manifest["samples_per_shard"] != samples_per_shard:
-        raise ConfigError(f"OUT has {manifest['samples_per_shard']} samples per shard, this run asks for "
+        raise ConfigError(f"{out} has {manifest['samples_per_shard']} samples per shard, this run asks for "
                           f"{samples_per_shard}{hint}")
     requested = {spec.modality: spec for spec in specs}
     for modality, entry in manifest["modalities"].items():
         spec = requested.get(modality)
         if spec is None and not entry["complete"]:
-            raise ConfigError(f"OUT/{modality} is incomplete; rerun with --modality {modality} first{hint}")
+            raise ConfigError(f"{out / modality} is incomplete; rerun with --modality {modality} first{hint}")
         if spec is not None and entry["content_hash"] != spec.content_hash:
-            raise ConfigError(f"OUT/{modality} was made by tokenizer {entry['tokenizer']!r} "
+            raise ConfigError(f"{out / modality} was made by tokenizer {entry['tokenizer']!r} "
                               f"(hash {entry['content_hash'][:12]}), not {spec.reference!r}{hint}")
         if spec is not None and entry["size"] != (list(spec.size) if spec.size else None):
-            raise ConfigError(f"OUT/{modality} has crops of size {entry['size']}, this run asks for "
+            raise ConfigError(f"{out / modality} has crops of size {entry['size']}, this run asks for "
                               f"{list(spec.size) if spec.size else None}{hint}")
 
 
@@ -113,8 +118,8 @@ def finish_manifest(manifest: dict, out: Path, shards: int) -> dict:
     for modality, entry in manifest["modalities"].items():
         done = complete_shards(out, modality)
         if done and done[-1] >= shards:
-            raise ConfigError(f"OUT/{modality} has shards up to {done[-1]}, the input only {shards}: the input changed "
-                              "since OUT was written; pass --overwrite to start over")
+            raise ConfigError(f"{out / modality} has shards up to {done[-1]}, the input only {shards}: the input "
+                              f"changed since {out} was written; pass --overwrite to start over")
         stats = [read_json(stats_path(out, modality, i)) for i in done]
         counts = {field: sum(s[field] for s in stats) for field in ("count", "ok", "failed")}
         modalities[modality] = {**entry, "complete": done == list(range(shards)), "shards": len(done),

@@ -73,7 +73,7 @@ def tokenize(job: TokenizeJob) -> Summary:
     specs = load_specs(job.modalities, job.tokenizers, job.untrained, job.device, job.size)
     crops = {"n_crops": job.crops, "seed": job.seed, **CROP_RECIPE}
     previous = read_manifest(out)
-    check_compatible(previous, specs, crops, job.samples_per_shard)
+    check_compatible(previous, specs, crops, job.samples_per_shard, out)
     source = job.input or str(scenes_source(out, job.scenes, job.seed, job.scene_size, job.samples_per_shard,
                                             job.workers).resolve())
     manifest = build_manifest(previous, specs, crops, job.samples_per_shard, source)

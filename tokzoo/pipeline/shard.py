@@ -36,8 +36,8 @@ class ShardState:
         done = [m for m in in_out if stats_path(out, m, index).is_file()]
         missing = [m for m in in_out if m not in requested and m not in done]
         if missing:
-            raise ConfigError(f"the input has a shard {index} that OUT/{missing[0]} lacks: the input changed since "
-                              "OUT was written; pass --overwrite to start over")
+            raise ConfigError(f"the input has a shard {index} that {out / missing[0]} lacks: the input changed since "
+                              f"{out} was written; pass --overwrite to start over")
         state = cls(index, done)
         if done:
             state.tables = {m: read_table(table_path(out, m, index)) for m in done}
