@@ -208,3 +208,38 @@ def test_pickled_checkpoint_is_refused(tmp_path, monkeypatch):
     good = tmp_path / "good.pt"
     torch.save({"w": torch.ones(2)}, good)
     assert torch.equal(read_foreign_state_dict(good)["w"], torch.ones(2))
+
+
+def test_every_architecture_loads_in_a_fresh_interpreter(tmp_path):
+    # A saved captions tokenizer was unloadable unless tokzoo.text happened to be imported first:
+    # `import tokzoo` registered only the learned and binned_* architectures.
+    import subprocess
+    import sys
+
+    from tokzoo.structured import BoxesTokenizer, MetadataTokenizer, PaletteTokenizer
+    from tokzoo.text import CaptionTokenizer
+
+    for tokenizer in (CaptionTokenizer(length=8), PaletteTokenizer(), MetadataTokenizer(), BoxesTokenizer()):
+        tokenizer.save_pretrained(tmp_path / tokenizer.architecture)
+    script = ("import sys, tokzoo\n"
+              "for d in sys.argv[1:]: print(tokzoo.load_tokenizer(d).architecture)\n")
+    dirs = sorted(str(p) for p in tmp_path.iterdir())
+    result = subprocess.run([sys.executable, "-c", script, *dirs], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [p.rsplit("/", 1)[1] for p in dirs]
+
+
+def test_hub_download_fetches_the_vocabulary_of_text_tokenizers(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from tokzoo import zoo
+
+    asked = {}
+
+    def fake_snapshot_download(repo_id, allow_patterns):
+        asked["patterns"] = allow_patterns
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    zoo._download_from_hub("someone/captions")
+    assert {"config.json", "model.safetensors", "vocab.json"} <= set(asked["patterns"])

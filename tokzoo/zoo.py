@@ -65,7 +65,7 @@ def build_zoo_tokenizer(name: str, untrained_ok: bool = False, seed: int = 0) ->
     if not untrained_ok:
         raise TokzooError(
             f"zoo tokenizer {name!r} has no shipped weights yet; train them with "
-            f"`tokzoo train --recipe recipes/{name}.yaml`, or ask for an untrained one (untrained_ok=True)")
+            f"`tokzoo train --recipe recipes/{name}.yaml`, or ask for an untrained one (--untrained; untrained_ok=True in Python)")
     from .learned import LearnedTokenizer
 
     return LearnedTokenizer.from_defaults(entry.modality, seed=seed, name=name)
@@ -95,11 +95,11 @@ def load_tokenizer(name_or_path: str | Path, *, untrained_ok: bool = False, devi
 
 
 def _download_from_hub(repo_id: str) -> Path:
-    """Fetch config.json and model.safetensors of ``repo_id`` (nothing else, no pickles)."""
+    """Fetch config.json, model.safetensors and (text tokenizers) vocab.json of ``repo_id``; no pickles."""
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(repo_id, allow_patterns=["config.json", "model.safetensors"]))
+        return Path(snapshot_download(repo_id, allow_patterns=["config.json", "model.safetensors", "vocab.json"]))
     except Exception as error:  # offline, unknown repo, auth: all end the same way for the user
         raise TokzooError(f"{repo_id}: could not fetch from the Hugging Face hub ({type(error).__name__}); "
                           "offline? pass a local directory instead") from None
