@@ -51,3 +51,4 @@ def test_user_errors_are_one_line_with_exit_2(tmp_path):
     assert len(result.output.strip().splitlines()) == 1
     missing = CliRunner().invoke(cli, ["encode", "-t", "clip_global", str(tmp_path / "broken.png"), "-o", str(tmp_path / "t.npy")])
     assert missing.exit_code == 2 and "no shipped weights" in missing.output
+    assert "--untrained" in missing.output  # the flag a command-line user passes, not only the Python keyword
