@@ -180,6 +180,19 @@ def test_missing_completion_marker_is_refused(tmp_path):
     assert TokenDataset(root, ["rgb", "depth"], batch_size=4, require_complete=False).num_samples == 16
 
 
+def test_crops_folder_needs_no_completion_marker(tmp_path):
+    # The pipeline writes no stats.json into OUT/crops (its tar is committed with the modalities' shards);
+    # listing "crops" used to fail on every real token dataset with "incomplete shard".
+    root = make_out(tmp_path)
+    for marker in (root / "crops").glob("*.stats.json"):
+        marker.unlink()
+    batches = all_batches(TokenDataset(root, ["depth", "crops"], batch_size=4, shuffle=False, crop=0))
+    assert sum(len(b["__key__"]) for b in batches) == 16 and batches[0]["crops"].shape == (4, 5)
+    (root / "depth" / "shard-000001.stats.json").unlink()
+    with pytest.raises(InputError, match=r"depth/shard-000001\.tar: incomplete shard"):
+        TokenDataset(root, ["crops", "depth"], batch_size=4)
+
+
 def corrupt(path, member: str, offset_in_data: int, value: bytes):
     """Overwrite bytes inside a member's data (its npy bytes) in place."""
     with tarfile.open(path) as tar:

@@ -14,6 +14,9 @@ from tokzoo.errors import ConfigError, InputError, ShapeError
 from .plan import epoch_pieces, random_crops, resampled_pieces
 from .shards import Shard, count_members, open_shard
 
+CROPS = "crops"
+"""The pipeline's crop settings folder (tokzoo.pipeline.layout.CROPS; not imported: it pulls in the pipeline)."""
+
 Batch = dict  # modality -> int64 (B, *token_shape); "__key__" -> list[str]; "__crop__" -> int64 (B,)
 
 
@@ -179,8 +182,10 @@ def _find_shards(root: Path, modalities: list[str], require_complete: bool) -> l
             absent, present = (modality, first) if name in names[first] else (first, modality)
             raise InputError(root / absent / name, f"shard missing (present in {present!r})")
     if require_complete:
+        # The crops folder has no marker of its own: the pipeline renames its tar into place in the same
+        # commit as the modalities' shards, so a crops tar that exists is complete.
         for name in names[first]:
-            for modality in modalities:
+            for modality in (m for m in modalities if m != CROPS):
                 tar = root / modality / name
                 if not tar.with_suffix(".stats.json").exists():
                     raise InputError(tar, "incomplete shard: no .stats.json completion marker (still being written?)")
