@@ -243,3 +243,27 @@ def test_hub_download_fetches_the_vocabulary_of_text_tokenizers(monkeypatch, tmp
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     zoo._download_from_hub("someone/captions")
     assert {"config.json", "model.safetensors", "vocab.json"} <= set(asked["patterns"])
+
+
+def test_inputs_the_contract_allows_are_taken_and_others_fail_with_typed_errors():
+    depth = tokzoo.load_tokenizer("depth", untrained_ok=True)
+    x = np.random.default_rng(0).uniform(0.5, 20, (64, 64)).astype(np.float32)
+    # float32 in big-endian byte order (a .npy written elsewhere) is still float32 metres
+    assert torch.equal(depth.encode(x.astype(">f4")), depth.encode(x))
+    with pytest.raises(ShapeError, match="share one shape"):  # was a bare ValueError from np.stack
+        depth.encode([x, x[:32, :32]])
+    with pytest.raises(ShapeError, match="share one shape"):
+        depth.encode([torch.from_numpy(x), torch.from_numpy(x[:32, :32])])
+    # sam_instances: "other integer dtypes with ids >= 0 are accepted" (int8 and uint32 were refused)
+    sam = tokzoo.load_tokenizer("sam_instances", untrained_ok=True)
+    instance_map = np.zeros((64, 64), np.uint16)
+    instance_map[8:40, 10:50] = 3
+    expected = sam.encode(instance_map)
+    for dtype in (np.int8, np.uint32, np.int64, np.uint64):
+        assert torch.equal(sam.encode(instance_map.astype(dtype)), expected), dtype
+    with pytest.raises(DtypeError):
+        sam.encode(instance_map.astype(np.float32))
+    # token ids in a float tensor are refused by the storage path too (bf16 used to raise TypeError)
+    for dtype in (torch.bfloat16, torch.float16, torch.float32):
+        with pytest.raises(DtypeError, match="must be integers"):
+            to_storage(torch.ones(3, dtype=dtype), 10)

@@ -23,6 +23,8 @@ def storage_dtype(vocab_size: int) -> np.dtype:
 
 def to_storage(tokens: torch.Tensor | np.ndarray, vocab_size: int) -> np.ndarray:
     """Token ids (any integer dtype) -> numpy array in ``storage_dtype(vocab_size)``, range-checked."""
+    if isinstance(tokens, torch.Tensor) and (tokens.is_floating_point() or tokens.is_complex()):
+        raise DtypeError("tokens", f"token ids must be integers, got {tokens.dtype}")  # bf16 has no numpy dtype
     array = tokens.detach().cpu().numpy() if isinstance(tokens, torch.Tensor) else np.asarray(tokens)
     check_ids(array, vocab_size, "tokens")
     return array.astype(storage_dtype(vocab_size), copy=False)

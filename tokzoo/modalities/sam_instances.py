@@ -46,7 +46,7 @@ def _masks_of(value) -> tuple[torch.Tensor, np.ndarray]:
         if value.ndim != 3:
             raise ShapeError("sam_instances input", f"boolean masks must be (N, H, W), got {tuple(value.shape)}")
         return value, np.arange(1, len(value) + 1)
-    if value.dtype not in (torch.uint8, torch.int16, torch.uint16, torch.int32, torch.int64):
+    if value.dtype.is_floating_point or value.dtype.is_complex:
         raise DtypeError("sam_instances input", f"expected an integer instance map or boolean masks, got {value.dtype}")
     if value.ndim != 2:
         raise ShapeError("sam_instances input", f"expected one uint16 (H, W) instance map (the batch axis is instances: "
