@@ -33,6 +33,8 @@ class Modality:
     family: ClassVar[str] = "image"
     batch_is_samples: ClassVar[bool] = True
     """False when one ``encode`` call takes one image's set of items (instances, humans) on the batch axis."""
+    croppable: ClassVar[bool] = True
+    """False when values do not live on the image's pixel grid, so pixel crops cannot apply to them."""
     zoo_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **normalization):

@@ -31,6 +31,7 @@ class DenseFeatures(FeatureModality):
                 "ImageBind-H/14); any h, w. Finite values only, as the extractor returns them. One token per "
                 "feature vector. decode returns float32 (B, h, w, C).")
     sample_ndim = 3
+    croppable = False  # on the extractor's patch grid, computed from its own view of the image
     zoo_names = tuple(DENSE_FEATURES)
 
     @classmethod

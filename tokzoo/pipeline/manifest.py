@@ -67,8 +67,14 @@ def load_specs(modalities: list[str], references: dict[str, str], untrained: boo
         if Path(reference).exists():
             reference = str(Path(reference).resolve())
         input_size = tok.config.get("input_size")
-        own = tuple(input_size) if input_size and len(input_size) == 2 else None
+        croppable = getattr(getattr(tok, "codec", None), "croppable", True)
+        own = tuple(input_size) if input_size and len(input_size) == 2 and croppable else None
         specs.append(ModalitySpec(modality, reference, tok, (size or own) if own else None))
+    fixed = [s.modality for s in specs if not getattr(getattr(s.tokenizer, "codec", None), "croppable", True)]
+    if fixed and any(s.size for s in specs):
+        cropped = ", ".join(s.modality for s in specs if s.size)
+        raise ConfigError(f"{', '.join(fixed)} cannot follow the pixel crops of {cropped} (features sit on the "
+                          f"extractor's patch grid); tokenize {', '.join(fixed)} into its own --output")
     return specs
 
 

@@ -92,10 +92,11 @@ def prepare(raw: RawSample, crops: np.ndarray | None, known_error: str | None = 
 
 
 def _source_size(values: dict, sources: dict) -> tuple[int, int]:
-    """(H, W) shared by the sample's image-like values; raises when they disagree or there is none."""
-    sizes = {m: np.shape(v)[:2] for m, v in values.items() if isinstance(v, np.ndarray) and v.ndim >= 2}
+    """(H, W) shared by the sample's cropped values; raises when they disagree. With nothing to crop
+    (structured values, vectors, feature maps) it is (1, 1): every crop row then covers the whole sample."""
+    sizes = {m: np.shape(v)[:2] for m, v in values.items() if _JOB.sizes.get(m)}
     if not sizes:
-        raise TokzooError("no image-like modality to place crops on")
+        return 1, 1
     if len(set(sizes.values())) > 1:
         raise TokzooError("modalities differ in size: " + ", ".join(f"{m} {h}x{w} ({sources[m]})" for m, (h, w) in sizes.items()))
     return next(iter(sizes.values()))
