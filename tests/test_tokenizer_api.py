@@ -135,6 +135,18 @@ def test_encode_validates_the_contract():
         tok.encode(np.ones((100, 100), np.float32))
 
 
+def test_read_only_arrays_encode_without_a_torch_warning():
+    """Decoded images (np.asarray of a PIL image) are read-only; encode copies them instead of letting torch warn."""
+    import warnings
+
+    for name, value in [("depth", np.full((64, 64), 3.0, np.float32)), ("rgb", np.full((64, 64, 3), 90, np.uint8))]:
+        value.flags.writeable = False
+        tok = tokzoo.load_tokenizer(name, untrained_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert tok.encode(value).shape[0] == 1
+
+
 def test_untrained_vq_is_refused_rather_than_silently_initialised():
     tokenizer = LearnedTokenizer({"modality": "depth", "model": {"preset": "conv-tiny"}, "latent_dim": 8,
                                   "quantizer": QUANTIZERS["vq"], "input_size": [32, 32]})

@@ -107,7 +107,11 @@ class FeatureModality(Modality):
 
 
 def to_tensor(x) -> torch.Tensor:
-    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+    """A tensor over ``x``; read-only arrays (decoded images, np.broadcast_to) are copied, since torch warns on them."""
+    if isinstance(x, torch.Tensor):
+        return x
+    x = np.ascontiguousarray(x)
+    return torch.from_numpy(x if x.flags.writeable else x.copy())
 
 
 def require_finite_somewhere(valid: torch.Tensor, name: str) -> None:
