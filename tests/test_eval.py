@@ -69,8 +69,41 @@ def test_label_normal_and_feature_metrics_on_known_cases():
 
 
 def test_every_trainable_image_and_feature_modality_has_metrics():
-    for modality in ("rgb", "depth", "normals", "semseg", "edges", "global_feature", "dense_features"):
+    for modality in ("rgb", "depth", "normals", "semseg", "edges", "global_feature", "dense_features",
+                     "sam_instances", "human_pose"):
         assert METRICS[modality]
+
+
+def test_mask_and_keypoint_metrics_on_known_cases():
+    from tokzoo.evaluation.metrics import keypoint_error, mask_iou, pck, visibility_accuracy
+
+    a = np.zeros((2, 4, 4), bool)
+    a[0, :2] = True
+    b = a.copy()
+    b[0, 2] = True  # mask 0: 8 of 12 pixels agree; mask 1 empty in both
+    assert mask_iou(a, a) == 1 and mask_iou(a, b) == pytest.approx((8 / 12 + 1) / 2)
+    kp = np.array([[[10, 10, 2], [20, 20, 1], [0, 0, 0]]], float)
+    moved = kp + np.array([[[3, 4, 0], [1, 0, 0], [50, 50, 0]]])  # unlabelled joint 2 does not count
+    assert keypoint_error(kp, moved) == pytest.approx(3) and pck(kp, moved) == pytest.approx(1 / 2)
+    assert visibility_accuracy(kp, kp) == 1
+
+
+@pytest.mark.parametrize("modality", ["sam_instances", "human_pose"])
+def test_per_image_modalities_evaluate_image_by_image(modality):
+    from tokzoo.modalities import get_modality
+
+    torch.manual_seed(0)
+    config = {**get_modality(modality).default_tokenizer(modality), "modality": modality, "name": f"t_{modality}"}
+    if modality == "human_pose":
+        config["normalization"] = {**config["normalization"], "image_size": [96, 96]}
+    tok = LearnedTokenizer(config)
+    values, description = heldout_values(tok, 4)
+    assert isinstance(values, list) and 0 < len(values) <= 4 and "held-out scenes" in description
+    report = evaluate(tok, values, data=description).report
+    assert report["n_images"] == len(values) and report["n_samples"] >= len(values)
+    assert [row["method"] for row in report["rows"]] == ["tokenizer", "downsample_bicubic"]
+    assert report["main_metric"] == ("mask_iou" if modality == "sam_instances" else "keypoint_error")
+    assert all(np.isfinite(row["metrics"][report["main_metric"]]) for row in report["rows"])
 
 
 def test_codebook_usage_and_perplexity():

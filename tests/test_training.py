@@ -105,6 +105,8 @@ BAD = {
     "wrong loss": (lambda r: r.update(loss="mse"), "trains with its modality loss 'smooth_l1'"),
     "unknown preset": (lambda r: r["tokenizer"]["model"].update(preset="conv-huge"), "unknown model preset"),
     "bad quantizer": (lambda r: r["tokenizer"]["quantizer"].update(levels=[2, 2]), "FSQ levels"),
+    "unknown bundled sample": (lambda r: r["data"].update(samples={"names": ["nope"]}), "data.samples.names"),
+    "samples repeat 0": (lambda r: r["data"].update(samples={"repeat": 0}), "data.samples.repeat"),
 }
 
 
@@ -140,3 +142,13 @@ def test_cli_trains_and_saves_a_loadable_tokenizer(tmp_path):
     tokenizer = tokzoo.load_tokenizer(tmp_path / "run" / "tokenizer")
     assert tokenizer.name == "tiny_depth" and tokenizer.config["untrained"] is False
     assert sorted(p.name for p in (tmp_path / "run" / "tokenizer").iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_bundled_real_samples_join_the_training_split_only():
+    from tokzoo.training.data import TrainingData
+
+    recipe = validate_recipe({**TINY, "data": {**TINY["data"], "samples": {"names": ["motorcycle"], "repeat": 3}}})
+    data = TrainingData(recipe, build_tokenizer(recipe).codec)
+    assert len(data.train) == 8 + 3 and len(data.val) == 2
+    assert data.train[-1].shape == (500, 741)  # the Middlebury motorcycle depth, cropped per batch
+    assert data.batch(0).shape == (4, 2, 32, 32)
