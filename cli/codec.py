@@ -29,12 +29,17 @@ def _label(tokenizer) -> str:
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Tokens .npy to write.")
 def encode_command(tokenizer, untrained, input_file, output):
     """Encode one file of the tokenizer's modality into a token .npy (smallest safe integer dtype)."""
+    from tokzoo.errors import InputError
     from tokzoo.io.formats import read_modality
 
-    tok = load_tokenizer(tokenizer, untrained_ok=untrained)
-    tokens = to_storage(tok.encode(read_modality(tok.modality, input_file)), tok.vocab_size)
     if output.suffix != ".npy":
         raise UserError(f"{output}: tokens are written as .npy")
+    tok = load_tokenizer(tokenizer, untrained_ok=untrained)
+    value = read_modality(tok.modality, input_file)
+    try:
+        tokens = to_storage(tok.encode(value), tok.vocab_size)
+    except InputError as error:  # name the file, not the tokenizer's in-memory label
+        raise UserError(f"{input_file}: {error.reason}") from None
     output.parent.mkdir(parents=True, exist_ok=True)
     np.save(output, tokens, allow_pickle=False)
     click.echo(f"{input_file} -> {output}: tokens {tokens.shape} {tokens.dtype} by {_label(tok)}")
@@ -50,12 +55,18 @@ def decode_command(tokenizer, untrained, tokens_file, output):
     """Decode a token .npy back into the modality's raw form."""
     from tokzoo.io.formats import write_modality
 
+    from tokzoo.errors import InputError
+    from tokzoo.io.safety import load_npy
+
     tok = load_tokenizer(tokenizer, untrained_ok=untrained)
+    tokens = load_npy(tokens_file.read_bytes(), str(tokens_file))  # empty, truncated, pickled: one line
+    if tokens.ndim > 1 and tokens.shape[0] != 1:
+        raise UserError(f"{tokens_file}: holds {tokens.shape[0]} samples (shape {tokens.shape}); decode writes one "
+                        "sample, so give it a batch of 1")
     try:
-        tokens = np.load(tokens_file, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise UserError(f"{tokens_file}: not a readable .npy of token ids ({error})") from None
-    decoded = tok.decode(tokens)
+        decoded = tok.decode(tokens)
+    except InputError as error:  # name the file, not the tokenizer's in-memory label
+        raise UserError(f"{tokens_file}: {error.reason}") from None
     output.parent.mkdir(parents=True, exist_ok=True)
     write_modality(tok.modality, decoded[0], output)
     click.echo(f"{tokens_file} -> {output}: decoded by {_label(tok)}")

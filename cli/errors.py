@@ -15,10 +15,21 @@ class UserError(click.ClickException):
 
 
 class TokzooGroup(click.Group):
-    """A click group whose commands report TokzooError as ``error: <one line>`` with exit status 2."""
+    """A click group whose commands report user errors as ``error: <one line>`` with exit status 2: TokzooError,
+    click's usage errors (missing file, bad option value) and OSErrors on a named file (permission denied, no
+    such folder for an output)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except TokzooError as error:
             raise UserError(str(error)) from None
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as error:
+            where = f" ({error.ctx.command_path} --help)" if error.ctx is not None else ""
+            raise UserError(f"{error.format_message()}{where}") from None
+        except OSError as error:
+            if error.filename is None:
+                raise
+            raise UserError(f"{error.filename}: {error.strerror or error}") from None

@@ -52,3 +52,46 @@ def test_user_errors_are_one_line_with_exit_2(tmp_path):
     missing = CliRunner().invoke(cli, ["encode", "-t", "clip_global", str(tmp_path / "broken.png"), "-o", str(tmp_path / "t.npy")])
     assert missing.exit_code == 2 and "no shipped weights" in missing.output
     assert "--untrained" in missing.output  # the flag a command-line user passes, not only the Python keyword
+
+
+def one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+
+
+def test_decode_errors_name_the_tokens_file(tmp_path):
+    """Zero-byte (was 'Aborted!', exit 1), empty batch (was an IndexError traceback), several samples (only the
+    first was written), floats and out-of-range ids (named 'depth tokens' instead of the file)."""
+    out = str(tmp_path / "out.npy")
+    (tmp_path / "zero.npy").write_bytes(b"")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 64), np.int64))
+    np.save(tmp_path / "three.npy", np.zeros((3, 64), np.int64))
+    np.save(tmp_path / "floats.npy", np.zeros((1, 64), np.float32))
+    np.save(tmp_path / "big.npy", np.full((1, 64), 10**6, np.int64))
+    for name, reason in [("zero", "file is empty"), ("empty", "holds 0 samples"), ("three", "holds 3 samples"),
+                         ("floats", "token ids must be integers"), ("big", "token ids must lie in")]:
+        path = str(tmp_path / f"{name}.npy")
+        one_line_error(run("decode", "-t", "depth", "--untrained", path, "-o", out), f"error: {path}: {reason}")
+
+
+def test_encode_shape_error_names_the_file(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (65, 63)).save(tmp_path / "odd.png")
+    path = str(tmp_path / "odd.png")
+    one_line_error(run("encode", "-t", "rgb", "--untrained", path, "-o", str(tmp_path / "t.npy")),
+                   f"error: {path}: size 63x65 is not a positive multiple")
+
+
+def test_usage_and_output_path_errors_are_one_line(tmp_path):
+    np.save(tmp_path / "depth.npy", np.full((64, 64), 3.0, np.float32))
+    one_line_error(run("encode", "-t", "depth", str(tmp_path / "nothere.npy"), "-o", str(tmp_path / "t.npy")),
+                   "nothere.npy' does not exist", "encode --help")
+    one_line_error(run("tokenize", "-m", "depth", "-o", str(tmp_path / "o"), "--workers", "-1"), "--workers")
+    one_line_error(run("zoo", "info"), "Missing argument 'NAME'")
+    one_line_error(run("bogus"), "No such command 'bogus'")
+    (tmp_path / "file").write_text("x")  # the output's parent is a file: no folder can be made there
+    one_line_error(run("encode", "-t", "depth", str(tmp_path / "depth.npy"), "-o", str(tmp_path / "file" / "t.npy")),
+                   str(tmp_path / "file"))
