@@ -24,7 +24,8 @@ def demo_modalities() -> tuple[list[str], bool]:
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for tokens and report.")
 @click.option("--scenes", default=32, show_default=True, type=click.IntRange(min=1), help="Scenes to tokenize.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=0), help="Decode/crop processes.")
-def demo_command(out, scenes, workers):
+@click.option("--progress/--no-progress", default=True, help="Show progress bars on stderr.")
+def demo_command(out, scenes, workers, progress):
     """Tokenize procedural scenes into OUT/tokens, inspect them, and write OUT/report.png."""
     from tokzoo.pipeline import TokenizeJob, tokenize
     from tokzoo.pipeline.report import inspect_lines, show_rows
@@ -38,7 +39,7 @@ def demo_command(out, scenes, workers):
     started = time.perf_counter()
     summary = tokenize(TokenizeJob(modalities=modalities, output=tokens, untrained=untrained, scenes=scenes,
                                    scene_size=160, size=(128, 128), samples_per_shard=16, workers=workers,
-                                   overwrite=True, progress=False))
+                                   overwrite=True, progress=progress))
     click.echo(f"done in {time.perf_counter() - started:.1f} s: {summary.line(tokens)}")
     for modality, entry in summary.manifest["modalities"].items():
         click.echo(f"  {modality}: {entry['shards']} shards in {tokens / modality}/, tokens per sample "

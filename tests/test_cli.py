@@ -95,3 +95,13 @@ def test_usage_and_output_path_errors_are_one_line(tmp_path):
     (tmp_path / "file").write_text("x")  # the output's parent is a file: no folder can be made there
     one_line_error(run("encode", "-t", "depth", str(tmp_path / "depth.npy"), "-o", str(tmp_path / "file" / "t.npy")),
                    str(tmp_path / "file"))
+
+
+def test_demo_shows_progress_and_writes_a_report(tmp_path):
+    from PIL import Image
+
+    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "demo"), "--scenes", "2", "--workers", "0"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "rendering scenes" in result.output and "sample/s" in result.output  # bars on stderr, with rates
+    assert Image.open(tmp_path / "demo" / "report.png").size[0] > 128

@@ -160,3 +160,15 @@ def test_inspect_and_show(tmp_path, toks):
     assert picture.shape == (2 + 2 * 66, 2 + 2 * 66, 3)  # rows depth, rgb; columns source | reconstruction
     missing = CliRunner().invoke(cli, ["show", str(out), "--key", "nope", "--output", str(png)])
     assert missing.exit_code == 2 and "nope: no such key" in missing.output
+
+
+def test_rendering_the_built_in_scenes_shows_a_bar(tmp_path, toks, capsys):
+    """Without --input the scenes are rendered first (seconds to minutes): that phase has its own bar, with a total."""
+    from tokzoo.pipeline import TokenizeJob
+    from tokzoo.pipeline import tokenize as run_tokenize
+
+    run_tokenize(TokenizeJob(modalities=["depth"], output=tmp_path / "out", tokenizers={"depth": toks["depth"]},
+                             scenes=3, scene_size=64, workers=0, progress=True))
+    err = capsys.readouterr().err
+    assert "rendering scenes" in err and "3/3" in err and "scene/s" in err
+    assert "tokenize" in err and "sample/s" in err

@@ -26,8 +26,12 @@ class Unit:
     raws: Iterable[RawSample]
 
 
-def scenes_source(out: Path, n: int, seed: int, size: int, samples_per_shard: int, workers: int) -> Path:
-    """``OUT/_source`` holding scenes ``0..n-1``; written once (through a temporary folder), reused after."""
+def scenes_source(out: Path, n: int, seed: int, size: int, samples_per_shard: int, workers: int,
+                  progress: bool = False) -> Path:
+    """``OUT/_source`` holding scenes ``0..n-1``; written once (through a temporary folder), reused after.
+    ``progress``: a bar on stderr while rendering."""
+    from tqdm import tqdm
+
     from tokzoo.datasets.scenes import write_scene_shards
 
     target = out / SOURCE
@@ -40,7 +44,9 @@ def scenes_source(out: Path, n: int, seed: int, size: int, samples_per_shard: in
     partial = out / f"{SOURCE}-partial"
     shutil.rmtree(partial, ignore_errors=True)
     shutil.rmtree(target, ignore_errors=True)
-    write_scene_shards(partial, n, seed=seed, size=size, samples_per_shard=samples_per_shard, workers=workers)
+    with tqdm(total=n, unit="scene", desc="rendering scenes", disable=not progress, dynamic_ncols=True) as bar:
+        write_scene_shards(partial, n, seed=seed, size=size, samples_per_shard=samples_per_shard, workers=workers,
+                           progress=bar.update)  # fmt: skip
     (partial / "scenes.json").write_bytes(json_bytes(params))
     partial.rename(target)
     return target

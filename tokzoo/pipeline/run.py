@@ -75,7 +75,7 @@ def tokenize(job: TokenizeJob) -> Summary:
     previous = read_manifest(out)
     check_compatible(previous, specs, crops, job.samples_per_shard, out)
     source = job.input or str(scenes_source(out, job.scenes, job.seed, job.scene_size, job.samples_per_shard,
-                                            job.workers).resolve())
+                                            job.workers, job.progress).resolve())
     manifest = build_manifest(previous, specs, crops, job.samples_per_shard, source)
     write_atomic(out / MANIFEST, json_bytes(manifest))
 
@@ -87,7 +87,8 @@ def tokenize(job: TokenizeJob) -> Summary:
     plan = Plan(out, list(manifest["modalities"]), requested)
     written = 0
     with OrderedPool(worker_job, job.workers) as pool, tqdm(total=_length(reader), unit="sample", smoothing=0.1,
-                                                             disable=not job.progress, dynamic_ncols=True) as bar:
+                                                             desc="tokenize", disable=not job.progress,
+                                                             dynamic_ncols=True) as bar:
         shard, started = None, time.perf_counter()
         for (state, last), prepared in pool.map(plan.chunks(units(reader, job.samples_per_shard))):
             if shard is None:
