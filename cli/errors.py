@@ -14,6 +14,17 @@ class UserError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
+RESUME_HINTS = {
+    "tokenize": "finished shards are kept; rerun the same command to resume",
+    "pseudo-label": "finished shards are kept; rerun the same command to resume",
+    "train": "checkpoints are kept; pass --resume RUN_DIR to go on from the latest",
+}
+
+
+class Interrupted(UserError):
+    exit_code = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+
+
 class TokzooGroup(click.Group):
     """A click group whose commands report user errors as ``error: <one line>`` with exit status 2: TokzooError,
     click's usage errors (missing file, bad option value) and OSErrors on a named file (permission denied, no
@@ -24,6 +35,9 @@ class TokzooGroup(click.Group):
             return super().invoke(ctx)
         except TokzooError as error:
             raise UserError(str(error)) from None
+        except KeyboardInterrupt:
+            hint = RESUME_HINTS.get(ctx.invoked_subcommand or "")
+            raise Interrupted("interrupted" + (f"; {hint}" if hint else "")) from None
         except click.exceptions.NoArgsIsHelpError:
             raise
         except click.UsageError as error:

@@ -113,3 +113,22 @@ def test_killed_while_rewriting_old_folders_for_a_new_modality(tmp_path, toks):
     assert all(a[n] == b[n] for n in a if n.endswith(".tar"))
     rgb_table = (later / "rgb" / "shard-000000.samples.jsonl").read_text()
     assert '"key": "s1", "source"' in rgb_table and "s1.npy" in rgb_table and '"failed"' in rgb_table
+
+
+def test_ctrl_c_with_workers_is_one_line_and_resumes(tmp_path, toks, reference):
+    """Ctrl-C reaches the whole process group: the worker processes used to print a KeyboardInterrupt traceback
+    each and the run ended with click's bare 'Aborted!'. Now one line saying how to resume, exit 130."""
+    out = tmp_path / "out"
+    args = command(out, "depth,rgb", toks, *[a if a != "0" else "2" for a in ARGS])  # --workers 2
+    process = subprocess.Popen([sys.executable, "-c", "from tokzoo_cli.main import main; main()", *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    while not (out / "rgb" / "shard-000000.stats.json").exists():
+        assert process.poll() is None, "finished before it could be interrupted"
+        time.sleep(0.005)
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=60) == 130
+    stderr = process.stderr.read().decode()
+    assert "Traceback" not in stderr and stderr.strip().splitlines() == [
+        "error: interrupted; finished shards are kept; rerun the same command to resume"], stderr
+    run_inline(args)
+    assert snapshot(out) == reference

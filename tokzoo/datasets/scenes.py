@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -128,12 +129,17 @@ def write_scene_shards(out_dir, n: int, seed: int = 0, size: int | tuple[int, in
     jobs = [(str(out / f"shard-{s:06d}.tar"), range(start, min(start + samples_per_shard, n)), seed, size)
             for s, start in enumerate(range(0, n, samples_per_shard))]  # fmt: skip
     if workers > 0:
-        with Pool(workers) as pool:
+        with Pool(workers, initializer=_ignore_sigint) as pool:
             done = pool.imap(_write_shard, jobs)
             results = [_report(r, progress) for r in done]
     else:
         results = [_report(_write_shard(job), progress) for job in jobs]
     return [Path(p) for p, _ in results]
+
+
+def _ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to the main process (which stops the pool) instead of each printing a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _report(result, progress):

@@ -14,6 +14,7 @@ worker once through the pool initializer).
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
@@ -57,6 +58,13 @@ def init_worker(job: WorkerJob, threads: int | None = 1) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def init_pool_worker(job: WorkerJob) -> None:
+    """:func:`init_worker` in a pool process, which leaves Ctrl-C to the main process: that one stops the pool,
+    instead of every worker printing a KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    init_worker(job)
 
 
 def prepare_chunk(chunk: list[tuple[RawSample, np.ndarray | None, str | None]]) -> list[Prepared]:
@@ -114,7 +122,7 @@ class OrderedPool:
         self.ahead = ahead or 2 * workers + 2
         if workers:
             context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-            self.pool = context.Pool(workers, initializer=init_worker, initargs=(job,))
+            self.pool = context.Pool(workers, initializer=init_pool_worker, initargs=(job,))
         else:
             self.pool = None
             init_worker(job, threads=None)
