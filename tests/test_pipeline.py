@@ -172,3 +172,19 @@ def test_rendering_the_built_in_scenes_shows_a_bar(tmp_path, toks, capsys):
     err = capsys.readouterr().err
     assert "rendering scenes" in err and "3/3" in err and "scene/s" in err
     assert "tokenize" in err and "sample/s" in err
+
+
+def test_typos_are_refused_before_out_is_touched(tmp_path, toks):
+    """A wrong --input used to leave OUT with a manifest naming it, kept as the input by every later run; a wrong
+    --modality was reported as a bad zoo tokenizer name; a --size the model cannot take failed late as 'input: ...'."""
+    out = tmp_path / "out"
+    for args, message in [(["-m", "depth", "--input", str(tmp_path / "nothere")], "nothere: not a directory"),
+                          (["-m", "dept"], "--modality 'dept': not a modality tokzoo tokenizes; known: "),
+                          (["-m", "depth", f"--tokenizer=depth={toks['depth']}", "--size", "33"],
+                           "--size 33x33 does not fit tokenizer")]:
+        result = CliRunner().invoke(cli, ["tokenize", "-o", str(out), "--no-progress", *args])
+        assert result.exit_code == 2 and result.output.count("\n") == 1 and message in result.output, result.output
+        assert not out.exists()
+    write_folders(tmp_path / "in", 2)
+    tokenize(out, "depth", "--input", tmp_path / "in", "--workers", "0", toks=toks)
+    assert json.loads((out / "manifest.json").read_text())["modalities"]["depth"]["input"] == str(tmp_path / "in")

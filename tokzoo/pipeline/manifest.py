@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 import tokzoo
-from tokzoo.errors import ConfigError
+from tokzoo.errors import ConfigError, ShapeError
 from tokzoo.indices import storage_dtype
 from tokzoo.tokenizer import Tokenizer
 from tokzoo.zoo import load_tokenizer
@@ -55,6 +55,13 @@ class ModalitySpec:
 def load_specs(modalities: list[str], references: dict[str, str], untrained: bool, device: str | None,
                size: tuple[int, int] | None) -> list[ModalitySpec]:
     """Load each modality's tokenizer (default: the zoo one named after it) and pick its crop size."""
+    from tokzoo.modalities import MODALITIES
+    from tokzoo.zoo import zoo_entries
+
+    known = sorted(set(MODALITIES) | {entry.modality for entry in zoo_entries().values()})
+    strange = [m for m in modalities if m not in known]
+    if strange:  # else it would be looked up as a zoo name, and reported as a bad tokenizer name
+        raise ConfigError(f"--modality {strange[0]!r}: not a modality tokzoo tokenizes; known: {', '.join(known)}")
     unknown = sorted(set(references) - set(modalities))
     if unknown:
         raise ConfigError(f"--tokenizer given for {', '.join(unknown)}, which --modality does not list")
@@ -69,7 +76,13 @@ def load_specs(modalities: list[str], references: dict[str, str], untrained: boo
         input_size = tok.config.get("input_size")
         croppable = getattr(getattr(tok, "codec", None), "croppable", True)
         own = tuple(input_size) if input_size and len(input_size) == 2 and croppable else None
-        specs.append(ModalitySpec(modality, reference, tok, (size or own) if own else None))
+        spec = ModalitySpec(modality, reference, tok, (size or own) if own else None)
+        try:
+            spec.token_shape  # the crop size must fit the model's downsampling
+        except ShapeError as error:
+            raise ConfigError(f"--size {spec.size[0]}x{spec.size[1]} does not fit tokenizer {reference!r} ({modality}): "
+                              f"{error.reason}") from None
+        specs.append(spec)
     fixed = [s.modality for s in specs if not getattr(getattr(s.tokenizer, "codec", None), "croppable", True)]
     if fixed and any(s.size for s in specs):
         cropped = ", ".join(s.modality for s in specs if s.size)

@@ -69,8 +69,11 @@ class Summary:
 
 def tokenize(job: TokenizeJob) -> Summary:
     out = Path(job.output)
-    claim_output(out, job.overwrite)
+    # Everything a typo can break is checked before OUT is touched: tokenizers, crop size, the input.
     specs = load_specs(job.modalities, job.tokenizers, job.untrained, job.device, job.size)
+    requested = [spec.modality for spec in specs]
+    reader = open_input(job.input, requested) if job.input else None
+    claim_output(out, job.overwrite)
     crops = {"n_crops": job.crops, "seed": job.seed, **CROP_RECIPE}
     previous = read_manifest(out)
     check_compatible(previous, specs, crops, job.samples_per_shard, out)
@@ -79,8 +82,7 @@ def tokenize(job: TokenizeJob) -> Summary:
     manifest = build_manifest(previous, specs, crops, job.samples_per_shard, source)
     write_atomic(out / MANIFEST, json_bytes(manifest))
 
-    requested = [spec.modality for spec in specs]
-    reader = open_input(source, requested)
+    reader = reader or open_input(source, requested)
     codecs = {s.modality: worker_codec(s.tokenizer) for s in specs if worker_codec(s.tokenizer)}
     worker_job = WorkerJob(sizes={s.modality: s.size for s in specs}, n_crops=job.crops, seed=job.seed,
                            crop_recipe=CROP_RECIPE, codecs=codecs)
