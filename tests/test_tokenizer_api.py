@@ -125,6 +125,23 @@ def test_zoo_refuses_missing_weights_unless_untrained_ok():
         tokzoo.load_tokenizer("no such thing")
 
 
+def test_a_mistyped_local_path_is_not_reported_as_a_hub_outage(tmp_path, monkeypatch):
+    """'runs/dpeth' beside a local runs/ used to end in 'could not fetch from the Hugging Face hub ... offline?'."""
+    from tokzoo import zoo
+
+    def offline(repo_id):
+        raise TokzooError(f"{repo_id}: could not fetch from the Hugging Face hub (LocalEntryNotFoundError)")
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(TokzooError, match=r"^runs/dpeth: no such tokenizer directory \(nor a hub id"):
+        zoo.load_tokenizer("runs/dpeth", download=offline)
+    with pytest.raises(TokzooError, match="could not fetch"):  # no local 'someone/': a hub id after all
+        zoo.load_tokenizer("someone/depth", download=offline)
+    with pytest.raises(TokzooError, match="^./dpeth: no such tokenizer directory$"):
+        zoo.load_tokenizer("./dpeth", download=offline)
+
+
 def test_encode_validates_the_contract():
     tok = tokzoo.load_tokenizer("depth", untrained_ok=True)
     with pytest.raises(DtypeError, match="float metres"):

@@ -84,8 +84,16 @@ def load_tokenizer(name_or_path: str | Path, *, untrained_ok: bool = False, devi
         tokenizer = Tokenizer.from_pretrained(path)
     elif text in zoo_entries():
         tokenizer = build_zoo_tokenizer(text, untrained_ok=untrained_ok)
+    elif text.startswith(("/", "./", "../", "~")):
+        raise TokzooError(f"{text}: no such tokenizer directory")
     elif _HUB_ID.match(text):
-        tokenizer = Tokenizer.from_pretrained((download or _download_from_hub)(text))
+        try:
+            fetched = (download or _download_from_hub)(text)
+        except TokzooError as error:
+            if path.parent.is_dir():  # 'runs/depth' beside a local 'runs/': a path typo, not a hub outage
+                raise TokzooError(f"{text}: no such tokenizer directory (nor a hub id that could be fetched)") from None
+            raise error
+        tokenizer = Tokenizer.from_pretrained(fetched)
     else:
         raise TokzooError(
             f"{text}: not a zoo name ({', '.join(zoo_entries())}), an existing directory, or a hub id (owner/name)")
