@@ -46,4 +46,7 @@ class TokzooGroup(click.Group):
         except OSError as error:
             if error.filename is None:
                 raise
-            raise UserError(f"{error.filename}: {error.strerror or error}") from None
+            reason = error.strerror or str(error)
+            if isinstance(error, (FileExistsError, NotADirectoryError)):  # a file where a folder must go
+                reason = "is a file, not a folder"
+            raise UserError(f"{error.filename}: {reason}") from None

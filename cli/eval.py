@@ -9,6 +9,7 @@ import click
 import torch
 
 from .codec import tokenizer_option, untrained_option
+from .errors import UserError
 
 
 @click.command("eval")
@@ -28,6 +29,10 @@ def eval_command(tokenizer, untrained, data, n_samples, seed, as_json, grid_path
 
     torch.set_num_threads(threads)
     tok = load_tokenizer(tokenizer, untrained_ok=untrained)
+    architecture = tok.config.get("architecture")
+    if architecture != "learned":  # the evaluation measures reconstructions of images and maps at an input size
+        raise UserError(f"{tokenizer}: a {architecture} tokenizer (rule-based, no weights); tokzoo eval measures "
+                        "learned tokenizers")
     values, description = heldout_values(tok, n_samples, HELDOUT_SEED if seed is None else seed, data)
     evaluation = evaluate(tok, values, data=description)
     click.echo(json.dumps(evaluation.report, indent=2) if as_json else format_table(evaluation.report))

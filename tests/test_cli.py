@@ -105,3 +105,16 @@ def test_demo_shows_progress_and_writes_a_report(tmp_path):
     assert result.exit_code == 0, result.output
     assert "rendering scenes" in result.output and "sample/s" in result.output  # bars on stderr, with rates
     assert Image.open(tmp_path / "demo" / "report.png").size[0] > 128
+
+
+def test_eval_of_a_rule_based_tokenizer_is_one_line():
+    """tokzoo eval -t palette (or captions, boxes, metadata) crashed with KeyError: 'input_size'."""
+    for name in ("palette", "captions"):
+        one_line_error(run("eval", "-t", name, "--n", "2"), f"error: {name}: a ", "tokzoo eval measures learned")
+
+
+def test_output_under_a_file_says_so(tmp_path):
+    np.save(tmp_path / "depth.npy", np.full((64, 64), 3.0, np.float32))
+    (tmp_path / "taken").write_text("x")  # mkdir of an existing file: FileExistsError, 'File exists'
+    one_line_error(run("encode", "-t", "depth", str(tmp_path / "depth.npy"), "-o", str(tmp_path / "taken" / "sub" / "t.npy")),
+                   f"{tmp_path / 'taken'}", "is a file, not a folder")
