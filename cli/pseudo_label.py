@@ -45,6 +45,12 @@ def pseudo_label_command(modalities, input_, output, labelers, device, batch_siz
     names = [m.strip() for m in modalities.split(",") if m.strip()]
     if not names or len(set(names)) != len(names):
         raise UserError(f"--modality {modalities!r}: expected distinct comma-separated names")
+    # the --tokenize options are checked now, not after labelling the whole input
+    token_options = {"--tokens-output": tokens_output, "--tokenizer": tokenizers, "--untrained": untrained, "--size": size}
+    stray = [option for option, value in token_options.items() if value]
+    if stray and not then_tokenize:
+        raise UserError(f"{stray[0]} only applies with --tokenize")
+    crop_size, token_tokenizers = parse_size(size), parse_tokenizers(tokenizers)
     job = LabelJob(modalities=names, input=input_, output=output, labelers=parse_pairs("--labeler", labelers),
                    device=device, batch_size=batch_size, samples_per_shard=samples_per_shard, overwrite=overwrite,
                    progress=progress)  # fmt: skip
@@ -57,7 +63,7 @@ def pseudo_label_command(modalities, input_, output, labelers, device, batch_siz
     if summary.ok == 0:
         raise UserError(f"nothing labelled: all {summary.total} samples failed")
     if then_tokenize:
-        _tokenize(names, summary.labelers, output, tokens_output, parse_tokenizers(tokenizers), untrained, size,
+        _tokenize(names, summary.labelers, output, tokens_output, token_tokenizers, untrained, crop_size,
                   device, overwrite, progress)  # fmt: skip
 
 
@@ -69,7 +75,7 @@ def _tokenize(names, labelers, output, tokens_output, tokenizers, untrained, siz
     target = tokens_output or output.with_name(output.name + "-tokens")
     defaults = {m: labelers[m].zoo_tokenizer for m in names if labelers[m].zoo_tokenizer}
     summary = tokenize(TokenizeJob(modalities=names, output=target, input=str(output),
-                                   tokenizers={**defaults, **tokenizers}, untrained=untrained, size=parse_size(size),
+                                   tokenizers={**defaults, **tokenizers}, untrained=untrained, size=size,
                                    device=device, overwrite=overwrite, progress=progress, workers=0))  # fmt: skip
     for name in names:
         click.echo(f"tokens {name}: {tokenizer_label(summary.manifest['modalities'][name])}")

@@ -138,3 +138,18 @@ def test_plain_photos_cannot_give_normals_without_a_depth_labeler(tmp_path):
     assert result.exit_code == 2, result.output
     assert result.output.count("\n") == 1 and "normals_from_depth needs depth" in result.output
     assert "--labeler depth=" in result.output and not out.exists()
+
+
+def test_tokenize_options_are_checked_before_labelling(tmp_path):
+    """A bad --size for --tokenize used to surface only after the whole input was labelled; --size without
+    --tokenize was silently ignored."""
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(np.full((32, 32, 3), 120, np.uint8)).save(tmp_path / "photos" / "a.png")
+    out = tmp_path / "out"
+    base = ["pseudo-label", "-m", "edges", "-i", tmp_path / "photos", "-o", out, "--no-progress"]
+    for extra, message in [(["--tokenize", "--size", "abc"], "--size 'abc': expected N or HxW"),
+                           (["--tokenize", "-t", "edges"], "expected MODALITY=ZOO_NAME_OR_DIR"),
+                           (["--size", "32"], "--size only applies with --tokenize")]:
+        result = run(*base, *extra)
+        assert result.exit_code == 2 and result.output.count("\n") == 1 and message in result.output, result.output
+        assert not out.exists()
