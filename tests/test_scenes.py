@@ -174,3 +174,23 @@ def test_cli_writes_shards(tmp_path):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shard-000000.tar", "shard-000001.tar"]
     assert "3 scenes" in result.output and "shard-000001.tar" in result.output
+
+
+def test_rewriting_a_folder_never_mixes_runs(tmp_path):
+    """A second run with fewer scenes used to overwrite shard 0 and keep the old shards 1..: one silently mixed
+    dataset. Files beside the shards (a folder no longer read as shards) are refused too; the same run again is fine,
+    and a killed run's partial shard is never left under a shard-*.tar name."""
+    from tokzoo.errors import ConfigError
+
+    out = tmp_path / "scenes"
+    write_scene_shards(out, 4, size=16, samples_per_shard=2)
+    first = (out / "shard-000000.tar").read_bytes()
+    (out / "shard-000001.tar.partial").write_bytes(b"killed")  # what a kill mid-shard leaves
+    write_scene_shards(out, 4, size=16, samples_per_shard=2)
+    assert (out / "shard-000000.tar").read_bytes() == first and not list(out.glob("*.partial"))
+    with pytest.raises(ConfigError, match="holds shard-000001.tar, which this run would not rewrite"):
+        write_scene_shards(out, 2, size=16, samples_per_shard=2)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "notes.txt").write_text("x")
+    with pytest.raises(ConfigError, match="notes.txt"):
+        write_scene_shards(tmp_path / "notes", 2, size=16)

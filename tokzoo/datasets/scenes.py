@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 from multiprocessing import Pool
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..errors import ConfigError
 from ..viz import colorize, label_colors, save_png
 from .scene_layout import SCENE_CLASSES, sample_layout
 from .scene_render import render
@@ -112,9 +114,11 @@ def _write_shard(job) -> tuple[str, int]:
     import webdataset as wds
 
     path, indices, seed, size = job
-    with open(path, "wb") as f, wds.TarWriter(f, encoder=False, mtime=0.0, user="tokzoo", group="tokzoo") as tar:
+    partial = f"{path}.partial"  # renamed when complete: a killed run leaves no truncated shard-*.tar
+    with open(partial, "wb") as f, wds.TarWriter(f, encoder=False, mtime=0.0, user="tokzoo", group="tokzoo") as tar:
         for i in indices:
             tar.write({"__key__": _key(i), **encode_scene(generate_scene(i, seed, size))})
+    os.replace(partial, path)
     return path, len(indices)
 
 
@@ -128,6 +132,12 @@ def write_scene_shards(out_dir, n: int, seed: int = 0, size: int | tuple[int, in
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(str(out / f"shard-{s:06d}.tar"), range(start, min(start + samples_per_shard, n)), seed, size)
             for s, start in enumerate(range(0, n, samples_per_shard))]  # fmt: skip
+    for leftover in out.glob("shard-*.tar.partial"):  # from a killed run
+        leftover.unlink()
+    others = sorted({p.name for p in out.iterdir() if not p.name.startswith(".")} - {Path(path).name for path, *_ in jobs})
+    if others:  # stale shards would make one mixed dataset, other files a folder no longer read as shards
+        raise ConfigError(f"{out}: holds {others[0]}, which this run would not rewrite ({len(others)} such entries); "
+                          "choose an empty folder")
     if workers > 0:
         with Pool(workers, initializer=_ignore_sigint) as pool:
             done = pool.imap(_write_shard, jobs)
