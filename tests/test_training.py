@@ -107,6 +107,9 @@ BAD = {
     "bad quantizer": (lambda r: r["tokenizer"]["quantizer"].update(levels=[2, 2]), "FSQ levels"),
     "unknown bundled sample": (lambda r: r["data"].update(samples={"names": ["nope"]}), "data.samples.names"),
     "samples repeat 0": (lambda r: r["data"].update(samples={"repeat": 0}), "data.samples.repeat"),
+    "ema with a VQ codebook": (lambda r: (r.update(ema={"decay": 0.99}),
+                                          r["tokenizer"].update(quantizer={"type": "vq", "codebook_size": 64})),
+                               "use ema with fsq or lfq quantizers only"),
 }
 
 

@@ -141,6 +141,10 @@ def validate_recipe(raw, where: str = "recipe") -> dict:
     if recipe["ema"] is not None:
         ema = c.mapping(recipe["ema"], "ema", {"decay"}, {"decay"})
         c.number(ema["decay"], "ema.decay", 0.0, 1.0)
+        quantizer = tokenizer["quantizer"] if isinstance(tokenizer["quantizer"], dict) else {}
+        if quantizer.get("type") in ("vq", "residual_vq"):
+            c.fail("ema", "a VQ codebook is itself an average of the live encoder's outputs, so an averaged encoder "
+                          "would not match it; use ema with fsq or lfq quantizers only")
     if recipe["grad_clip"] is not None:
         recipe["grad_clip"] = c.number(recipe["grad_clip"], "grad_clip", 1e-12)
     return recipe
