@@ -47,8 +47,8 @@ print(json.dumps({"ok": summary.ok, "seconds": seconds,
 """ % BATCH
 
 
-def write_input(folder: Path, n: int, per_tar: int = 1000) -> str:
-    """``n`` depth samples as tars of ``per_tar``; returns the brace pattern."""
+def write_input(folder: Path, n: int, source: int, per_tar: int = 1000) -> str:
+    """``n`` depth samples of ``source`` x ``source`` px as tars of ``per_tar``; returns the brace pattern."""
     import webdataset as wds
 
     from tokzoo.datasets.scenes import generate_scene
@@ -57,7 +57,7 @@ def write_input(folder: Path, n: int, per_tar: int = 1000) -> str:
     depths = []
     for i in range(100):
         buffer = io.BytesIO()
-        np.save(buffer, generate_scene(i, seed=7, size=SOURCE)["depth"])
+        np.save(buffer, generate_scene(i, seed=7, size=source)["depth"])
         depths.append(buffer.getvalue())
     shards = (n + per_tar - 1) // per_tar
     for s in range(shards):
@@ -67,12 +67,12 @@ def write_input(folder: Path, n: int, per_tar: int = 1000) -> str:
     return str(folder / f"in-{{0000..{shards - 1:04d}}}.tar")
 
 
-def encoder_alone(tok, n: int) -> float:
+def encoder_alone(tok, n: int, source: int, size: int) -> float:
     """samples/s of ``tok.encode`` on ``n`` centre crops, batch ``BATCH``."""
     from tokzoo.datasets.scenes import generate_scene
 
-    offset = (SOURCE - SIZE) // 2
-    crops = np.stack([generate_scene(i, seed=7, size=SOURCE)["depth"][offset:offset + SIZE, offset:offset + SIZE]
+    offset = (source - size) // 2
+    crops = np.stack([generate_scene(i, seed=7, size=source)["depth"][offset:offset + size, offset:offset + size]
                       for i in range(100)])
     batch = np.concatenate([crops] * (BATCH // 100 + 1))[:BATCH]
     tok.encode(batch)  # warm-up
@@ -92,25 +92,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--append", action="store_true", help="append the results to benchmarks/RESULTS.md")
     parser.add_argument("--large", type=int, default=10_000, help="samples of the large run")
+    parser.add_argument("--preset", default="conv-tiny", help="model preset of the depth tokenizer")
+    parser.add_argument("--size", type=int, default=SIZE, help="crop (and tokenizer input) side in px")
+    parser.add_argument("--source", type=int, default=SOURCE, help="side of the stored depth maps in px")
     args = parser.parse_args()
 
     from tokzoo.learned import LearnedTokenizer
 
-    tok = LearnedTokenizer.from_defaults("depth", model={"preset": "conv-tiny"}, input_size=[SIZE, SIZE])
+    tok = LearnedTokenizer.from_defaults("depth", model={"preset": args.preset}, input_size=[args.size, args.size])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         tok_dir = tok.save_pretrained(tmp / "tok")
-        small, large = write_input(tmp / "small", 1000), write_input(tmp / "large", args.large)
+        small, large = write_input(tmp / "small", 1000, args.source), write_input(tmp / "large", args.large, args.source)
         runs = {}
         for n, src in ((1000, small), (args.large, large)):
             for w in (1, 2):
-                before = encoder_alone(tok, 1000)
+                before = encoder_alone(tok, 1000, args.source, args.size)
                 runs[(n, w)] = pipeline(src, tok_dir, w, tmp / f"out-{n}-{w}")
-                runs[(n, w)]["alone"] = (before + encoder_alone(tok, 1000)) / 2
+                runs[(n, w)]["alone"] = (before + encoder_alone(tok, 1000, args.source, args.size)) / 2
     load = os.getloadavg()[0]
     lines = [f"### {datetime.date.today()} — {platform.machine()}, {os.cpu_count()} cores, "
              f"{platform.python_version()}, load average {load:.1f} at the end",
-             f"conv-tiny depth tokenizer at {SIZE}x{SIZE} (16 tokens), {SOURCE}x{SOURCE} .npy sources in tars, "
+             f"{args.preset} depth tokenizer at {args.size}x{args.size} ({tok.token_shape[0]} tokens), "
+             f"{args.source}x{args.source} .npy sources in tars, "
              f"batch {BATCH}, 1 crop.", "",
              "| samples | workers | `tokenize` samples/s | encoder alone samples/s | ratio | peak RSS main (MB) "
              "| peak RSS worker (MB) |",
