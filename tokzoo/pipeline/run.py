@@ -88,7 +88,9 @@ def tokenize(job: TokenizeJob) -> Summary:
                            crop_recipe=CROP_RECIPE, codecs=codecs)
     plan = Plan(out, list(manifest["modalities"]), requested)
     written = 0
-    with OrderedPool(worker_job, job.workers) as pool, tqdm(total=_length(reader), unit="sample", smoothing=0.1,
+    # Keep two encoder batches prepared ahead, so workers never wait for the encoder to take a chunk.
+    ahead = max(2 * job.workers + 2, 2 * -(-job.batch_size // CHUNK))
+    with OrderedPool(worker_job, job.workers, ahead) as pool, tqdm(total=_length(reader), unit="sample", smoothing=0.1,
                                                              desc="tokenize", disable=not job.progress,
                                                              dynamic_ncols=True) as bar:
         shard, started = None, time.perf_counter()
