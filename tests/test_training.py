@@ -28,12 +28,7 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # CPU runs are bit-reproducible per thread count
 
 
 def test_resumed_run_follows_the_uninterrupted_loss_curve(tmp_path):

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 from tokzoo.training import load_recipe, train, validate_recipe
 
@@ -16,12 +15,7 @@ def test_every_feature_zoo_name_has_a_recipe():
         {p.stem for p in RECIPES}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # CPU runs are bit-reproducible per thread count
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
