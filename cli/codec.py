@@ -5,10 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
-
-from tokzoo.indices import to_storage
-from tokzoo.zoo import load_tokenizer
 
 from .errors import UserError
 
@@ -29,8 +25,12 @@ def _label(tokenizer) -> str:
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Tokens .npy to write.")
 def encode_command(tokenizer, untrained, input_file, output):
     """Encode one file of the tokenizer's modality into a token .npy (smallest safe integer dtype)."""
+    import numpy as np
+
     from tokzoo.errors import InputError
+    from tokzoo.indices import to_storage
     from tokzoo.io.formats import read_modality
+    from tokzoo.zoo import load_tokenizer
 
     if output.suffix != ".npy":
         raise UserError(f"{output}: tokens are written as .npy")
@@ -53,10 +53,10 @@ def encode_command(tokenizer, untrained, input_file, output):
               help="File to write; its extension picks the format (e.g. .png, .npy, .json).")
 def decode_command(tokenizer, untrained, tokens_file, output):
     """Decode a token .npy back into the modality's raw form."""
-    from tokzoo.io.formats import write_modality
-
     from tokzoo.errors import InputError
+    from tokzoo.io.formats import write_modality
     from tokzoo.io.safety import load_npy
+    from tokzoo.zoo import load_tokenizer
 
     tok = load_tokenizer(tokenizer, untrained_ok=untrained)
     tokens = load_npy(tokens_file.read_bytes(), str(tokens_file))  # empty, truncated, pickled: one line

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import click
+import sys
 
-from tokzoo.errors import TokzooError
+import click
 
 
 class UserError(click.ClickException):
@@ -33,8 +33,6 @@ class TokzooGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except TokzooError as error:
-            raise UserError(str(error)) from None
         except KeyboardInterrupt:
             hint = RESUME_HINTS.get(ctx.invoked_subcommand or "")
             raise Interrupted("interrupted" + (f"; {hint}" if hint else "")) from None
@@ -43,10 +41,18 @@ class TokzooGroup(click.Group):
         except click.UsageError as error:
             where = f" ({error.ctx.command_path} --help)" if error.ctx is not None else ""
             raise UserError(f"{error.format_message()}{where}") from None
-        except OSError as error:
-            if error.filename is None:
+        except Exception as error:
+            if _is_tokzoo_error(error):
+                raise UserError(str(error)) from None
+            if not isinstance(error, OSError) or error.filename is None:
                 raise
             reason = error.strerror or str(error)
             if isinstance(error, (FileExistsError, NotADirectoryError)):  # a file where a folder must go
                 reason = "is a file, not a folder"
             raise UserError(f"{error.filename}: {reason}") from None
+
+
+def _is_tokzoo_error(error: Exception) -> bool:
+    """Whether ``error`` is a TokzooError, without importing tokzoo (and torch) when nothing has."""
+    errors = sys.modules.get("tokzoo.errors")  # not imported yet: nothing can have raised one
+    return errors is not None and isinstance(error, errors.TokzooError)

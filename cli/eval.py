@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import click
-import torch
 
 from .codec import tokenizer_option, untrained_option
 from .errors import UserError
@@ -24,6 +23,8 @@ from .errors import UserError
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="CPU threads.")
 def eval_command(tokenizer, untrained, data, n_samples, seed, as_json, grid_path, threads):
     """Evaluate a tokenizer: per-modality metrics, codebook usage and perplexity, same-bit baselines."""
+    import torch
+
     from tokzoo.evaluation import HELDOUT_SEED, evaluate, format_table, heldout_values, save_grid
     from tokzoo.zoo import load_tokenizer
 

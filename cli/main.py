@@ -1,10 +1,12 @@
-"""The ``tokzoo`` command: one group, each subcommand in its own module."""
+"""The ``tokzoo`` command: one group, each subcommand in its own module.
+
+Command modules import torch, numpy and tokzoo inside their command functions, so that ``tokzoo --help``
+and ``tokzoo CMD --help`` do not pay for them (tests/test_cli.py checks this).
+"""
 
 from __future__ import annotations
 
 import click
-
-from tokzoo import __version__
 
 from .codec import decode_command, encode_command
 from .demo import demo_command
@@ -19,8 +21,17 @@ from .train import train_command
 from .zoo import zoo_group
 
 
+def _print_version(ctx, _param, value) -> None:
+    if value and not ctx.resilient_parsing:
+        from tokzoo import __version__
+
+        click.echo(f"tokzoo, version {__version__}")
+        ctx.exit()
+
+
 @click.group(cls=TokzooGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="tokzoo")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version and exit.")
 def cli():
     """tokzoo: pseudo-label, tokenize and shard multimodal data for any-to-any models."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import torch
 
 
 @click.command("train")
@@ -25,6 +24,8 @@ import torch
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train_command(recipe_path, data, out_dir, device, steps, resume, threads, run_eval, quiet):
     """Train the recipe's tokenizer; writes OUT/tokenizer (save_pretrained) with provenance."""
+    import torch
+
     from tokzoo.training import load_recipe, train, validate_recipe
 
     recipe = load_recipe(recipe_path)

@@ -6,8 +6,6 @@ import json
 
 import click
 
-from tokzoo.zoo import build_zoo_tokenizer, zoo_entries
-
 from .errors import TokzooGroup, UserError
 
 
@@ -19,6 +17,8 @@ def zoo_group():
 @zoo_group.command("list")
 def zoo_list():
     """Name, modality, token shape, vocabulary and whether weights are present."""
+    from tokzoo.zoo import build_zoo_tokenizer, zoo_entries
+
     rows = [("name", "modality", "tokens", "vocab", "weights")]
     for name, entry in zoo_entries().items():
         tokenizer = build_zoo_tokenizer(name, untrained_ok=True)
@@ -33,6 +33,8 @@ def zoo_list():
 @click.argument("name")
 def zoo_info(name):
     """The input contract and full config of zoo tokenizer NAME."""
+    from tokzoo.zoo import build_zoo_tokenizer, zoo_entries
+
     entries = zoo_entries()
     if name not in entries:
         raise UserError(f"{name}: not a zoo name; choose one of {', '.join(entries)}")

@@ -1,5 +1,8 @@
 """The README's command-line examples, run through click's test runner."""
 
+import subprocess
+import sys
+
 import numpy as np
 from click.testing import CliRunner
 
@@ -15,6 +18,33 @@ def test_help_lists_the_commands():
     assert result.exit_code == 0
     for command in ("zoo", "encode", "decode"):
         assert command in result.output
+
+
+HELP_WITHOUT_HEAVY_IMPORTS = """
+import sys
+from click.testing import CliRunner
+from tokzoo_cli.main import cli
+
+for args in [["--help"], *[[name, "--help"] for name in cli.commands], ["zoo", "list", "--help"]]:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0 and "Usage:" in result.output, (args, result.output)
+print(sorted(name for name in ("torch", "numpy", "PIL", "tokzoo") if name in sys.modules))
+"""
+
+
+def test_help_imports_no_torch():
+    """`tokzoo --help` took ~6 s: every command module imported torch (via tokzoo) at CLI load."""
+    done = subprocess.run([sys.executable, "-c", HELP_WITHOUT_HEAVY_IMPORTS], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_version_and_tokzoo_errors_still_work_without_eager_imports():
+    import tokzoo
+
+    assert run("--version").output == f"tokzoo, version {tokzoo.__version__}\n"
+    one_line_error(run("zoo", "info", "nosuch"), "error: nosuch: not a zoo name")  # UserError
+    one_line_error(run("eval", "-t", "no/such/dir"), "error: ", "no/such/dir")  # a TokzooError from tokzoo
 
 
 def test_zoo_list_and_info():
