@@ -6,15 +6,17 @@ names the labeler ``tokzoo pseudo-label`` uses for a modality unless told otherw
 ``DEFAULTS`` holds classical labelers only, so nothing is downloaded unasked; a model-backed labeler named
 without a path loads its ``default_checkpoint`` hub id (``--labeler semseg=mask2former_semseg``,
 ``pose=vitpose``). Model-backed: ``hf_depth``, ``mask2former_semseg``, ``vitpose``, ``sam_instances`` /
-``sam_edges``, ``dinov2_*`` / ``clip_*`` features and ``blip_captions`` (Python API only, like the features:
-their modalities have no file format). ``consensus:SPEC,SPEC`` combines depth / normals labelers.
+``sam_edges`` (also ``segment_anything_instances`` / ``segment_anything_edges:FILE``: the official package
+and its ``.pth`` files, see ``sam_official.py``), ``dinov2_*`` / ``clip_*`` features and ``blip_captions``
+(Python API only, like the features: their modalities have no file format). ``consensus:SPEC,SPEC`` combines
+depth / normals labelers.
 ImageBind is in neither ``transformers`` nor any package installable here (the PyPI ``imagebind*`` names
 are unofficial repackagings that fetch weights at run time), so ImageBind features need the user's own
 extractor; the ``dense_features`` / ``global_feature`` tokenizers take any channel count.
 """
 
 from . import (  # noqa: F401  (register the labelers)
-    captions, consensus, depth, features, geometry, image, metadata, palette, pose, sam, semantic,
+    captions, consensus, depth, features, geometry, image, metadata, palette, pose, sam, sam_official, semantic,
 )
 from .base import DEFAULTS, LABELERS, Labeler, create_labeler, register_labeler
 
