@@ -9,8 +9,8 @@ is 2D), plus per human its ``box`` [x, y, w, h] px and ``scores`` (17 heatmap ma
 the keypoint falls outside the image, 2 when its score is >= ``min_score``, else 1 (a low score stands for
 "occluded"; the model does not say).
 
-MediaPipe (1.2.2) ships no pose model in its wheel, only the tasks API that needs a downloaded ``.task``
-file, so it is not offered as an offline labeler.
+For a labeler that needs no weights at all, ``mediapipe_pose`` runs the BlazePose model bundled in the
+mediapipe 0.10.14 wheel (tokzoo/labelers/mediapipe_pose.py).
 """
 
 from __future__ import annotations
