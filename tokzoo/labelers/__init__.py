@@ -10,13 +10,16 @@ without a path loads its ``default_checkpoint`` hub id (``--labeler semseg=mask2
 and its ``.pth`` files, see ``sam_official.py``), ``dinov2_*`` / ``clip_*`` features and ``blip_captions``
 (Python API only, like the features: their modalities have no file format). ``consensus:SPEC,SPEC`` combines
 depth / normals labelers.
+``marigold_normals`` predicts normals from rgb with diffusers' Marigold (``prs-eth/marigold-normals-v1-1``,
+see ``marigold.py``).
 ImageBind is in neither ``transformers`` nor any package installable here (the PyPI ``imagebind*`` names
 are unofficial repackagings that fetch weights at run time), so ImageBind features need the user's own
 extractor; the ``dense_features`` / ``global_feature`` tokenizers take any channel count.
 """
 
 from . import (  # noqa: F401  (register the labelers)
-    captions, consensus, depth, features, geometry, image, metadata, palette, pose, sam, sam_official, semantic,
+    captions, consensus, depth, features, geometry, image, marigold, metadata, palette, pose, sam, sam_official,
+    semantic,
 )
 from .base import DEFAULTS, LABELERS, Labeler, create_labeler, register_labeler
 
