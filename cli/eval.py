@@ -14,7 +14,8 @@ from .errors import UserError
 @click.command("eval")
 @tokenizer_option
 @untrained_option
-@click.option("--data", default=None, help="Samples to evaluate (anything open_reader reads). Default: held-out scenes.")
+@click.option("--data", default=None, help="Samples to evaluate (anything open_reader reads; unreadable ones are "
+              "skipped and listed). Default: held-out scenes.")
 @click.option("--n", "n_samples", type=click.IntRange(min=1), default=256, show_default=True, help="Number of samples.")
 @click.option("--seed", type=int, default=None, help="Seed of the default held-out scenes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -34,8 +35,8 @@ def eval_command(tokenizer, untrained, data, n_samples, seed, as_json, grid_path
     if architecture != "learned":  # the evaluation measures reconstructions of images and maps at an input size
         raise UserError(f"{tokenizer}: a {architecture} tokenizer (rule-based, no weights); tokzoo eval measures "
                         "learned tokenizers")
-    values, description = heldout_values(tok, n_samples, HELDOUT_SEED if seed is None else seed, data)
-    evaluation = evaluate(tok, values, data=description)
+    values, description, unreadable = heldout_values(tok, n_samples, HELDOUT_SEED if seed is None else seed, data)
+    evaluation = evaluate(tok, values, data=description, unreadable=unreadable)
     click.echo(json.dumps(evaluation.report, indent=2) if as_json else format_table(evaluation.report))
     if grid_path is not None:
         save_grid(evaluation, tok.codec, grid_path)

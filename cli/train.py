@@ -42,7 +42,7 @@ def train_command(recipe_path, data, out_dir, device, steps, resume, threads, ru
     if run_eval:
         from tokzoo.evaluation import attach_evaluation, evaluate, format_table, heldout_values
 
-        values, description = heldout_values(result.tokenizer)
+        values, description, _ = heldout_values(result.tokenizer)  # scenes or synthetic: nothing unreadable
         report = evaluate(result.tokenizer, values, data=description).report
         attach_evaluation(result.directory, report)
         click.echo(format_table(report))

@@ -147,6 +147,25 @@ def test_eval_of_a_rule_based_tokenizer_is_one_line():
         one_line_error(run("eval", "-t", name, "--n", "2"), f"error: {name}: a ", "tokzoo eval measures learned")
 
 
+def test_eval_data_reports_each_unreadable_file_and_evaluates_the_rest(tmp_path):
+    """tokzoo eval --data DIR skipped unreadable files without a word."""
+    import json
+
+    for i in range(2):
+        np.save(tmp_path / f"good{i}.npy", np.random.default_rng(i).uniform(1, 10, (64, 64)).astype(np.float32))
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "broken.png").write_text("not an image")
+    table = run("eval", "-t", "depth", "--untrained", "--data", str(tmp_path))
+    assert table.exit_code == 0, table.output
+    assert "2 samples of" in table.output and "unreadable samples skipped: 2" in table.output
+    assert f"  {tmp_path / 'empty.npy'}: file is empty" in table.output
+    assert f"  {tmp_path / 'broken.png'}: bytes are not an image" in table.output
+    report = json.loads(run("eval", "-t", "depth", "--untrained", "--data", str(tmp_path), "--json").output)
+    assert report["n_samples"] == 2 and report["n_unreadable"] == 2
+    assert sorted(line.split(":")[0] for line in report["unreadable"]) == [str(tmp_path / "broken.png"),
+                                                                          str(tmp_path / "empty.npy")]
+
+
 def test_output_under_a_file_says_so(tmp_path):
     np.save(tmp_path / "depth.npy", np.full((64, 64), 3.0, np.float32))
     (tmp_path / "taken").write_text("x")  # mkdir of an existing file: FileExistsError, 'File exists'

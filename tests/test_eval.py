@@ -97,8 +97,8 @@ def test_per_image_modalities_evaluate_image_by_image(modality):
     if modality == "human_pose":
         config["normalization"] = {**config["normalization"], "image_size": [96, 96]}
     tok = LearnedTokenizer(config)
-    values, description = heldout_values(tok, 4)
-    assert isinstance(values, list) and 0 < len(values) <= 4 and "held-out scenes" in description
+    values, description, unreadable = heldout_values(tok, 4)
+    assert unreadable == () and isinstance(values, list) and 0 < len(values) <= 4 and "held-out scenes" in description
     report = evaluate(tok, values, data=description).report
     assert report["n_images"] == len(values) and report["n_samples"] >= len(values)
     assert [row["method"] for row in report["rows"]] == ["tokenizer", "downsample_bicubic"]
@@ -142,12 +142,12 @@ def test_jpeg_baseline_gets_at_least_the_token_bytes():
 
 def test_report_shape_table_and_grid(tmp_path):
     tok = small_tokenizer()
-    values, description = heldout_values(tok, n=3)
-    assert values.shape == (3, 32, 32, 3) and "held-out scenes" in description
+    values, description, unreadable = heldout_values(tok, n=3)
+    assert unreadable == () and values.shape == (3, 32, 32, 3) and "held-out scenes" in description
     evaluation = evaluate(tok, values, data=description)
     report = json.loads(json.dumps(evaluation.report))
     assert set(report) == {"tokenizer", "modality", "data", "n_samples", "vocab_size", "token_shape", "bits_per_sample",
-                           "main_metric", "codebook", "rows"}
+                           "main_metric", "codebook", "rows", "n_unreadable", "unreadable"}
     assert [row["method"] for row in report["rows"]] == ["tokenizer", "downsample_bicubic", "jpeg"]
     assert all(set(row["metrics"]) == {"psnr", "ssim", "mae"} for row in report["rows"])
     assert report["main_metric"] == "psnr" and report["rows"][0]["bits_per_sample"] == round(bits_per_sample(tok), 2)

@@ -6,12 +6,13 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from ..datasets.scenes import generate_scene
 from ..errors import ConfigError
-from ..training.data import fit, reader_values, source_key, synthetic_values
+from ..training.data import fit, read_values, source_key, synthetic_values
 from .baselines import BASELINES, bits_per_sample
 from .codebook import CodebookUsage
 from .metrics import main_metric, metrics_for
@@ -58,8 +59,17 @@ class Evaluation:
     reconstructions: dict = field(default_factory=dict)
 
 
-def heldout_values(tokenizer, n: int = 256, seed: int = HELDOUT_SEED, data: str | None = None) -> tuple[np.ndarray, str]:
-    """(raw values at the tokenizer's input size, description) of ``data`` or of the default held-out set.
+class HeldOut(NamedTuple):
+    """Raw values to evaluate, a description of them, and ``"source: reason"`` of each unreadable sample."""
+
+    values: np.ndarray | list
+    description: str
+    unreadable: tuple[str, ...] = ()
+
+
+def heldout_values(tokenizer, n: int = 256, seed: int = HELDOUT_SEED, data: str | None = None) -> HeldOut:
+    """Raw values at the tokenizer's input size of ``data`` (unreadable samples skipped and listed) or of
+    the default held-out set.
 
     Default: procedural scenes of stream ``seed``; for modalities the scenes lack, the synthetic
     distribution of the tokenizer's training recipe (a split training never sees).
@@ -69,29 +79,31 @@ def heldout_values(tokenizer, n: int = 256, seed: int = HELDOUT_SEED, data: str 
     if is_per_image(modality):
         return _per_image_values(tokenizer, n, seed, data)
     if data is not None:
-        values = [fit(modality, v, size) for v in reader_values(data, modality)[:n]]
-        return np.stack(values), f"{len(values)} samples of {data}"
+        values, unreadable = read_values(data, modality)
+        values = [fit(modality, v, size) for v in values[:n]]
+        return HeldOut(np.stack(values), f"{len(values)} samples of {data}", tuple(unreadable))
     if source_key(modality) in generate_scene(0, 0, 8):
         values = [generate_scene(i, seed, size)[source_key(modality)] for i in range(n)]
-        return np.stack(values), f"{n} held-out scenes (seed {seed}, {'x'.join(map(str, size))})"
+        return HeldOut(np.stack(values), f"{n} held-out scenes (seed {seed}, {'x'.join(map(str, size))})")
     source = tokenizer.config.get("provenance", {}).get("recipe", {}).get("data", {})
     if "synthetic" not in source:
         raise ConfigError(f"{tokenizer.name}: the built-in scenes have no {modality!r}; pass --data")
     spec = source["synthetic"]
     values = synthetic_values(tokenizer.codec, n, spec["seed"], spec.get("rank", 8), size, split=2)
-    return np.stack(values), f"{n} held-out synthetic samples (training distribution, seed {spec['seed']})"
+    return HeldOut(np.stack(values), f"{n} held-out synthetic samples (training distribution, seed {spec['seed']})")
 
 
-def _per_image_values(tokenizer, n: int, seed: int, data: str | None) -> tuple[list, str]:
+def _per_image_values(tokenizer, n: int, seed: int, data: str | None) -> HeldOut:
     """Up to ``n`` images' values holding at least one instance / human (a list: one image per encode call)."""
     key = source_key(tokenizer.modality)
     if data is not None:
-        values = [v for v in reader_values(data, tokenizer.modality) if len(as_rows(tokenizer, v))][:n]
-        return values, f"{len(values)} images of {data}"
+        values, unreadable = read_values(data, tokenizer.modality)
+        values = [v for v in values if len(as_rows(tokenizer, v))][:n]
+        return HeldOut(values, f"{len(values)} images of {data}", tuple(unreadable))
     source = tokenizer.config.get("provenance", {}).get("recipe", {}).get("data", {})
     size = source.get("scenes", {}).get("size", DEFAULT_SCENE_SIZE)
     values = [v for v in (generate_scene(i, seed, size)[key] for i in range(n)) if len(as_rows(tokenizer, v))]
-    return values, f"{len(values)} of {n} held-out scenes with a {key} (seed {seed}, {size} px)"
+    return HeldOut(values, f"{len(values)} of {n} held-out scenes with a {key} (seed {seed}, {size} px)")
 
 
 def _evaluate_per_image(tokenizer, values: list, metrics: dict) -> tuple[np.ndarray, dict, CodebookUsage]:
@@ -110,16 +122,17 @@ def _evaluate_per_image(tokenizer, values: list, metrics: dict) -> tuple[np.ndar
     return np.concatenate(originals), reconstructions, usage
 
 
-def evaluate(tokenizer, values, data: str = "", batch_size: int = 16) -> Evaluation:
+def evaluate(tokenizer, values, data: str = "", batch_size: int = 16, unreadable=()) -> Evaluation:
     """Metrics of the tokenizer and of each applicable baseline on ``values``, plus codebook usage.
 
     Per-image modalities (:data:`PER_IMAGE`) take a list of images' values; their metrics, bits and
-    ``n_samples`` count instances / humans (``n_images`` the images).
+    ``n_samples`` count instances / humans (``n_images`` the images). ``unreadable`` (samples of ``data``
+    skipped, ``"source: reason"``) goes into the report as is, with its count.
     """
     metrics = metrics_for(tokenizer.modality)
     if is_per_image(tokenizer.modality):
         originals, reconstructions, usage = _evaluate_per_image(tokenizer, values, metrics)
-        report = _report(tokenizer, data, originals, reconstructions, metrics, usage)
+        report = _report(tokenizer, data, originals, reconstructions, metrics, usage, unreadable)
         report["n_images"] = len(values)
         return Evaluation(report, originals, {m: r for m, (r, _) in reconstructions.items()})
     usage = CodebookUsage(tokenizer.vocab_size)
@@ -133,18 +146,19 @@ def evaluate(tokenizer, values, data: str = "", batch_size: int = 16) -> Evaluat
         result = baseline(tokenizer, values)
         if result is not None:
             reconstructions[name] = result
-    report = _report(tokenizer, data, values, reconstructions, metrics, usage)
+    report = _report(tokenizer, data, values, reconstructions, metrics, usage, unreadable)
     return Evaluation(report, values, {m: r for m, (r, _) in reconstructions.items()})
 
 
-def _report(tokenizer, data, values, reconstructions, metrics, usage) -> dict:
+def _report(tokenizer, data, values, reconstructions, metrics, usage, unreadable) -> dict:
     rows = [{"method": method, "bits_per_sample": round(float(bits), 2),
              "metrics": {name: _number(fn(values, recon)) for name, fn in metrics.items()}}
             for method, (recon, bits) in reconstructions.items()]
     return {"tokenizer": tokenizer.name, "modality": tokenizer.modality, "data": data, "n_samples": len(values),
               "vocab_size": tokenizer.vocab_size, "token_shape": list(tokenizer.token_shape),
               "bits_per_sample": round(bits_per_sample(tokenizer), 2), "main_metric": main_metric(tokenizer.modality),
-              "codebook": usage.summary(), "rows": rows}
+              "codebook": usage.summary(), "rows": rows, "n_unreadable": len(unreadable),
+              "unreadable": list(unreadable)}
 
 
 def _number(value: float):

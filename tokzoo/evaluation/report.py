@@ -12,7 +12,8 @@ from .metrics import HIGHER_IS_BETTER
 
 
 def format_table(report: dict) -> str:
-    """Plain-text table: one row per method, bits per sample and every metric (arrow = better direction)."""
+    """Plain-text table: one row per method, bits per sample and every metric (arrow = better direction), then
+    the unreadable samples skipped, one line each."""
     codebook = report["codebook"]
     names = list(report["rows"][0]["metrics"])
     header = ["method", "bits/sample"] + [f"{n} {'↑' if n in HIGHER_IS_BETTER else '↓'}" for n in names]
@@ -25,7 +26,9 @@ def format_table(report: dict) -> str:
              f"tokens {tuple(report['token_shape'])} x log2({report['vocab_size']}) = {report['bits_per_sample']:.1f} bits")
     usage = (f"codebook usage {codebook['usage']:.1%} ({codebook['codes_used']}/{codebook['vocab_size']}), "
              f"perplexity {codebook['perplexity']:.1f}; main metric {report['main_metric']}")
-    return "\n".join([title, usage, *table])
+    unreadable = report.get("unreadable", [])
+    skipped = [f"unreadable samples skipped: {len(unreadable)}", *(f"  {line}" for line in unreadable)] if unreadable else []
+    return "\n".join([title, usage, *table, *skipped])
 
 
 def _fmt(value) -> str:

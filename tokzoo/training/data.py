@@ -60,13 +60,25 @@ def synthetic_values(codec, n: int, seed: int, rank: int, resolution, split: int
 
 def reader_values(path: str, modality: str) -> list:
     """Every decodable ``modality`` value that ``tokzoo.io.open_reader(path)`` yields, in reader order."""
+    return read_values(path, modality)[0]
+
+
+def read_values(path: str, modality: str) -> tuple[list, list[str]]:
+    """(``reader_values``, one ``"source: reason"`` line per sample that failed to decode); InputError when
+    none decodes."""
     from ..io.readers import open_reader
 
     key = source_key(modality)
-    values = [s.values[key] for s in open_reader(path, [key]) if key in s.values and not s.errors]
+    values, unreadable = [], []
+    for sample in open_reader(path, [key]):
+        if sample.errors:
+            unreadable += sample.errors.values()
+        elif key in sample.values:
+            values.append(sample.values[key])
     if not values:
-        raise InputError(path, f"no readable {modality} samples")
-    return values
+        first = f" ({len(unreadable)} unreadable; first: {unreadable[0]})" if unreadable else ""
+        raise InputError(path, f"no readable {modality} samples{first}")
+    return values, unreadable
 
 
 def sample_values(modality: str, spec: dict) -> list:
