@@ -22,7 +22,8 @@ from .errors import UserError
 @click.option("--grid", "grid_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a PNG of originals, reconstructions and error maps.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="CPU threads.")
-def eval_command(tokenizer, untrained, data, n_samples, seed, as_json, grid_path, threads):
+@click.option("--progress/--no-progress", default=True, help="Show progress bars on stderr.")
+def eval_command(tokenizer, untrained, data, n_samples, seed, as_json, grid_path, threads, progress):
     """Evaluate a tokenizer: per-modality metrics, codebook usage and perplexity, same-bit baselines."""
     import torch
 
@@ -35,8 +36,9 @@ def eval_command(tokenizer, untrained, data, n_samples, seed, as_json, grid_path
     if architecture != "learned":  # the evaluation measures reconstructions of images and maps at an input size
         raise UserError(f"{tokenizer}: a {architecture} tokenizer (rule-based, no weights); tokzoo eval measures "
                         "learned tokenizers")
-    values, description, unreadable = heldout_values(tok, n_samples, HELDOUT_SEED if seed is None else seed, data)
-    evaluation = evaluate(tok, values, data=description, unreadable=unreadable)
+    values, description, unreadable = heldout_values(tok, n_samples, HELDOUT_SEED if seed is None else seed, data,
+                                                     progress=progress)
+    evaluation = evaluate(tok, values, data=description, unreadable=unreadable, progress=progress)
     click.echo(json.dumps(evaluation.report, indent=2) if as_json else format_table(evaluation.report))
     if grid_path is not None:
         save_grid(evaluation, tok.codec, grid_path)

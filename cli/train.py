@@ -21,7 +21,7 @@ import click
               help="CPU threads; CPU runs are bit-reproducible for the same seed and thread count.")
 @click.option("--eval/--no-eval", "run_eval", default=True, show_default=True,
               help="Evaluate on held-out scenes at the end and store the numbers in config.json.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def train_command(recipe_path, data, out_dir, device, steps, resume, threads, run_eval, quiet):
     """Train the recipe's tokenizer; writes OUT/tokenizer (save_pretrained) with provenance."""
     import torch
@@ -42,8 +42,8 @@ def train_command(recipe_path, data, out_dir, device, steps, resume, threads, ru
     if run_eval:
         from tokzoo.evaluation import attach_evaluation, evaluate, format_table, heldout_values
 
-        values, description, _ = heldout_values(result.tokenizer)  # scenes or synthetic: nothing unreadable
-        report = evaluate(result.tokenizer, values, data=description).report
+        values, description, _ = heldout_values(result.tokenizer, progress=not quiet)  # nothing unreadable here
+        report = evaluate(result.tokenizer, values, data=description, progress=not quiet).report
         attach_evaluation(result.directory, report)
         click.echo(format_table(report))
     click.echo(f"saved {result.directory}")

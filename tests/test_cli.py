@@ -160,10 +160,44 @@ def test_eval_data_reports_each_unreadable_file_and_evaluates_the_rest(tmp_path)
     assert "2 samples of" in table.output and "unreadable samples skipped: 2" in table.output
     assert f"  {tmp_path / 'empty.npy'}: file is empty" in table.output
     assert f"  {tmp_path / 'broken.png'}: bytes are not an image" in table.output
-    report = json.loads(run("eval", "-t", "depth", "--untrained", "--data", str(tmp_path), "--json").output)
+    report = json.loads(run("eval", "-t", "depth", "--untrained", "--data", str(tmp_path), "--json").stdout)
     assert report["n_samples"] == 2 and report["n_unreadable"] == 2
     assert sorted(line.split(":")[0] for line in report["unreadable"]) == [str(tmp_path / "broken.png"),
                                                                           str(tmp_path / "empty.npy")]
+
+
+def test_eval_shows_progress_bars_on_stderr():
+    """tokzoo eval rendered scenes and ran the tokenizer without any sign of progress."""
+    shown = run("eval", "-t", "depth", "--untrained", "--n", "4")
+    assert shown.exit_code == 0, shown.output
+    assert "held-out scenes: 100%" in shown.stderr and "4/4" in shown.stderr
+    assert "eval depth: 100%" in shown.stderr and "metrics" in shown.stderr
+    assert "sample/s" in shown.stderr or "s/sample" in shown.stderr  # tqdm flips the rate when slow
+    assert "eval depth" not in shown.stdout and shown.stdout.startswith("depth (depth): 4 samples")
+    quiet = run("eval", "-t", "depth", "--untrained", "--n", "4", "--no-progress")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_train_evaluation_shows_a_progress_bar_unless_quiet(tmp_path, monkeypatch):
+    """The evaluation at the end of tokzoo train ran silently (its training bar had finished)."""
+    from functools import partial
+
+    import yaml
+
+    import tokzoo.evaluation
+
+    monkeypatch.setattr(tokzoo.evaluation, "heldout_values", partial(tokzoo.evaluation.heldout_values, n=4))
+    recipe = {"name": "tiny_depth", "steps": 2, "batch_size": 2, "seed": 0, "checkpoint_every": 0, "loss": "smooth_l1",
+              "tokenizer": {"modality": "depth", "model": {"preset": "conv-tiny", "width": 8, "groups": 4},
+                            "latent_dim": 8, "quantizer": {"type": "fsq", "levels": [5, 5, 5]}, "input_size": [32, 32]},
+              "data": {"scenes": {"n_train": 2, "n_val": 1, "seed": 3, "size": 40}},
+              "optimizer": {"lr": 1e-3}, "schedule": {"warmup_steps": 1}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(recipe))
+    for flags, shown in (([], True), (["-q"], False)):
+        result = run("train", "--recipe", str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "run"), *flags)
+        assert result.exit_code == 0, result.output
+        assert "4 held-out scenes" in result.stdout  # the evaluation ran
+        assert ("eval tiny_depth: 100%" in result.stderr) is shown and ("held-out scenes: 100%" in result.stderr) is shown
 
 
 def test_output_under_a_file_says_so(tmp_path):

@@ -67,9 +67,25 @@ class HeldOut(NamedTuple):
     unreadable: tuple[str, ...] = ()
 
 
-def heldout_values(tokenizer, n: int = 256, seed: int = HELDOUT_SEED, data: str | None = None) -> HeldOut:
+def _bar(progress: bool, **kwargs):
+    """A tqdm bar on stderr, as the pipeline's and training's (``progress=False``: none)."""
+    from tqdm import tqdm
+
+    return tqdm(disable=not progress, dynamic_ncols=True, **kwargs)
+
+
+def _scenes(n: int, seed: int, size, progress: bool):
+    """Procedural scenes ``0..n-1`` of stream ``seed``, one at a time."""
+    with _bar(progress, total=n, unit="scene", desc="held-out scenes") as bar:
+        for index in range(n):
+            yield generate_scene(index, seed, size)
+            bar.update()
+
+
+def heldout_values(tokenizer, n: int = 256, seed: int = HELDOUT_SEED, data: str | None = None,
+                   progress: bool = False) -> HeldOut:
     """Raw values at the tokenizer's input size of ``data`` (unreadable samples skipped and listed) or of
-    the default held-out set.
+    the default held-out set. ``progress``: a bar while scenes render or ``data`` is read.
 
     Default: procedural scenes of stream ``seed``; for modalities the scenes lack, the synthetic
     distribution of the tokenizer's training recipe (a split training never sees).
@@ -77,13 +93,13 @@ def heldout_values(tokenizer, n: int = 256, seed: int = HELDOUT_SEED, data: str 
     size = list(tokenizer.config["input_size"])
     modality = tokenizer.modality
     if is_per_image(modality):
-        return _per_image_values(tokenizer, n, seed, data)
+        return _per_image_values(tokenizer, n, seed, data, progress)
     if data is not None:
-        values, unreadable = read_values(data, modality)
+        values, unreadable = read_values(data, modality, progress)
         values = [fit(modality, v, size) for v in values[:n]]
         return HeldOut(np.stack(values), f"{len(values)} samples of {data}", tuple(unreadable))
     if source_key(modality) in generate_scene(0, 0, 8):
-        values = [generate_scene(i, seed, size)[source_key(modality)] for i in range(n)]
+        values = [scene[source_key(modality)] for scene in _scenes(n, seed, size, progress)]
         return HeldOut(np.stack(values), f"{n} held-out scenes (seed {seed}, {'x'.join(map(str, size))})")
     source = tokenizer.config.get("provenance", {}).get("recipe", {}).get("data", {})
     if "synthetic" not in source:
@@ -93,20 +109,20 @@ def heldout_values(tokenizer, n: int = 256, seed: int = HELDOUT_SEED, data: str 
     return HeldOut(np.stack(values), f"{n} held-out synthetic samples (training distribution, seed {spec['seed']})")
 
 
-def _per_image_values(tokenizer, n: int, seed: int, data: str | None) -> HeldOut:
+def _per_image_values(tokenizer, n: int, seed: int, data: str | None, progress: bool) -> HeldOut:
     """Up to ``n`` images' values holding at least one instance / human (a list: one image per encode call)."""
     key = source_key(tokenizer.modality)
     if data is not None:
-        values, unreadable = read_values(data, tokenizer.modality)
+        values, unreadable = read_values(data, tokenizer.modality, progress)
         values = [v for v in values if len(as_rows(tokenizer, v))][:n]
         return HeldOut(values, f"{len(values)} images of {data}", tuple(unreadable))
     source = tokenizer.config.get("provenance", {}).get("recipe", {}).get("data", {})
     size = source.get("scenes", {}).get("size", DEFAULT_SCENE_SIZE)
-    values = [v for v in (generate_scene(i, seed, size)[key] for i in range(n)) if len(as_rows(tokenizer, v))]
+    values = [v for v in (s[key] for s in _scenes(n, seed, size, progress)) if len(as_rows(tokenizer, v))]
     return HeldOut(values, f"{len(values)} of {n} held-out scenes with a {key} (seed {seed}, {size} px)")
 
 
-def _evaluate_per_image(tokenizer, values: list, metrics: dict) -> tuple[np.ndarray, dict, CodebookUsage]:
+def _evaluate_per_image(tokenizer, values: list, bar) -> tuple[np.ndarray, dict, CodebookUsage]:
     usage = CodebookUsage(tokenizer.vocab_size)
     originals, decoded = [], []
     for value in values:
@@ -114,6 +130,8 @@ def _evaluate_per_image(tokenizer, values: list, metrics: dict) -> tuple[np.ndar
         usage.update(tokens)
         originals.append(as_rows(tokenizer, value))
         decoded.append(as_rows(tokenizer, tokenizer.decode(tokens)))
+        bar.update()
+    bar.set_postfix_str("baselines")
     reconstructions = {"tokenizer": (np.concatenate(decoded), bits_per_sample(tokenizer))}
     for name, baseline in BASELINES.items():
         result = baseline(tokenizer, values)
@@ -122,31 +140,40 @@ def _evaluate_per_image(tokenizer, values: list, metrics: dict) -> tuple[np.ndar
     return np.concatenate(originals), reconstructions, usage
 
 
-def evaluate(tokenizer, values, data: str = "", batch_size: int = 16, unreadable=()) -> Evaluation:
+def evaluate(tokenizer, values, data: str = "", batch_size: int = 16, unreadable=(),
+             progress: bool = False) -> Evaluation:
     """Metrics of the tokenizer and of each applicable baseline on ``values``, plus codebook usage.
 
     Per-image modalities (:data:`PER_IMAGE`) take a list of images' values; their metrics, bits and
     ``n_samples`` count instances / humans (``n_images`` the images). ``unreadable`` (samples of ``data``
-    skipped, ``"source: reason"``) goes into the report as is, with its count.
+    skipped, ``"source: reason"``) goes into the report as is, with its count. ``progress``: a bar on
+    stderr counting samples (images) through the tokenizer, then naming the phase (baselines, metrics).
     """
     metrics = metrics_for(tokenizer.modality)
-    if is_per_image(tokenizer.modality):
-        originals, reconstructions, usage = _evaluate_per_image(tokenizer, values, metrics)
-        report = _report(tokenizer, data, originals, reconstructions, metrics, usage, unreadable)
-        report["n_images"] = len(values)
-        return Evaluation(report, originals, {m: r for m, (r, _) in reconstructions.items()})
-    usage = CodebookUsage(tokenizer.vocab_size)
-    decoded = []
-    for start in range(0, len(values), batch_size):
-        tokens = tokenizer.encode(values[start:start + batch_size])
-        usage.update(tokens)
-        decoded.append(tokenizer.decode(tokens))
-    reconstructions = {"tokenizer": (np.concatenate(decoded), bits_per_sample(tokenizer))}
-    for name, baseline in BASELINES.items():
-        result = baseline(tokenizer, values)
-        if result is not None:
-            reconstructions[name] = result
-    report = _report(tokenizer, data, values, reconstructions, metrics, usage, unreadable)
+    per_image = is_per_image(tokenizer.modality)
+    unit = "image" if per_image else "sample"
+    with _bar(progress, total=len(values), unit=unit, desc=f"eval {tokenizer.name}") as bar:
+        if per_image:
+            originals, reconstructions, usage = _evaluate_per_image(tokenizer, values, bar)
+            bar.set_postfix_str("metrics")
+            report = _report(tokenizer, data, originals, reconstructions, metrics, usage, unreadable)
+            report["n_images"] = len(values)
+            return Evaluation(report, originals, {m: r for m, (r, _) in reconstructions.items()})
+        usage = CodebookUsage(tokenizer.vocab_size)
+        decoded = []
+        for start in range(0, len(values), batch_size):
+            tokens = tokenizer.encode(values[start:start + batch_size])
+            usage.update(tokens)
+            decoded.append(tokenizer.decode(tokens))
+            bar.update(len(tokens))
+        bar.set_postfix_str("baselines")
+        reconstructions = {"tokenizer": (np.concatenate(decoded), bits_per_sample(tokenizer))}
+        for name, baseline in BASELINES.items():
+            result = baseline(tokenizer, values)
+            if result is not None:
+                reconstructions[name] = result
+        bar.set_postfix_str("metrics")
+        report = _report(tokenizer, data, values, reconstructions, metrics, usage, unreadable)
     return Evaluation(report, values, {m: r for m, (r, _) in reconstructions.items()})
 
 

@@ -63,14 +63,22 @@ def reader_values(path: str, modality: str) -> list:
     return read_values(path, modality)[0]
 
 
-def read_values(path: str, modality: str) -> tuple[list, list[str]]:
+def read_values(path: str, modality: str, progress: bool = False) -> tuple[list, list[str]]:
     """(``reader_values``, one ``"source: reason"`` line per sample that failed to decode); InputError when
-    none decodes."""
+    none decodes. ``progress``: a tqdm bar on stderr."""
+    from tqdm import tqdm
+
     from ..io.readers import open_reader
 
     key = source_key(modality)
+    reader = open_reader(path, [key])
+    try:
+        total = len(reader)
+    except TypeError:  # streaming readers
+        total = None
     values, unreadable = [], []
-    for sample in open_reader(path, [key]):
+    for sample in tqdm(reader, total=total, unit="sample", desc=f"reading {path}", disable=not progress,
+                       dynamic_ncols=True):
         if sample.errors:
             unreadable += sample.errors.values()
         elif key in sample.values:
