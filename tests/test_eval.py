@@ -39,6 +39,32 @@ def test_image_metrics_on_known_cases():
     assert ssim(IMAGES, RNG.integers(0, 256, IMAGES.shape).astype(np.uint8)) < 0.1
 
 
+def reference_ssim(original, reconstruction, peak=255.0):
+    """SSIM with the full 2-D 11x11 Gaussian window, as metrics.ssim computed it before its separable blur."""
+    a = torch.as_tensor(np.asarray(original, np.float64)).permute(0, 3, 1, 2)
+    b = torch.as_tensor(np.asarray(reconstruction, np.float64)).permute(0, 3, 1, 2)
+    size = min(11, a.shape[-1], a.shape[-2])
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * 1.5**2))
+    g = g / g.sum()
+    window = (g[:, None] * g[None, :]).expand(a.shape[1], 1, size, size)
+
+    def blur(t):
+        return torch.nn.functional.conv2d(t, window, groups=a.shape[1])
+
+    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    return float((((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))).mean())
+
+
+def test_ssim_equals_the_2d_window_definition():
+    noisy = np.clip(IMAGES + RNG.normal(0, 20, IMAGES.shape), 0, 255).astype(np.uint8)
+    for a, b in ((IMAGES, noisy), (IMAGES[:, :8, :9], noisy[:, :8, :9])):  # 11x11 window, and one cut to 8x8
+        assert ssim(a, b) == pytest.approx(reference_ssim(a, b), abs=1e-12)
+
+
 def test_depth_metrics_on_known_cases():
     depth = RNG.uniform(1, 10, (2, 8, 8)).astype(np.float32)
     depth[0, 0, :4] = np.nan
