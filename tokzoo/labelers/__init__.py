@@ -13,14 +13,14 @@ depth / normals labelers.
 ``marigold_normals`` predicts normals from rgb with diffusers' Marigold (``prs-eth/marigold-normals-v1-1``,
 see ``marigold.py``).
 ``hmr2_smpl:FILE`` gives SMPL poses (HMR 2.0 weights extracted to safetensors, see ``smpl.py``).
-ImageBind is in neither ``transformers`` nor any package installable here (the PyPI ``imagebind*`` names
-are unofficial repackagings that fetch weights at run time), so ImageBind features need the user's own
-extractor; the ``dense_features`` / ``global_feature`` tokenizers take any channel count.
+``openclip_*`` (``MODEL@WEIGHTS``) and ``imagebind_*`` (the official ``imagebind_huge.pth``, its vision branch
+mapped onto open_clip's ViT) features run on open_clip (see ``openclip.py``); the ``dense_features`` /
+``global_feature`` tokenizers take any channel count.
 """
 
 from . import (  # noqa: F401  (register the labelers)
-    captions, consensus, depth, features, geometry, image, marigold, metadata, palette, pose, sam, sam_official,
-    semantic, smpl,
+    captions, consensus, depth, features, geometry, image, marigold, metadata, openclip, palette, pose, sam,
+    sam_official, semantic, smpl,
 )
 from .base import DEFAULTS, LABELERS, Labeler, create_labeler, register_labeler
 
