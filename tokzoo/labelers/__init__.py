@@ -19,8 +19,8 @@ mapped onto open_clip's ViT) features run on open_clip (see ``openclip.py``); th
 """
 
 from . import (  # noqa: F401  (register the labelers)
-    captions, consensus, depth, features, geometry, image, marigold, metadata, openclip, palette, pose, sam,
-    sam_official, semantic, smpl,
+    captions, consensus, depth, features, geometry, image, marigold, mediapipe_pose, metadata, openclip, palette,
+    pose, sam, sam_official, semantic, smpl,
 )
 from .base import DEFAULTS, LABELERS, Labeler, create_labeler, register_labeler
 
