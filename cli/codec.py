@@ -51,22 +51,34 @@ def encode_command(tokenizer, untrained, input_file, output):
 @click.argument("tokens_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="File to write; its extension picks the format (e.g. .png, .npy, .json).")
-def decode_command(tokenizer, untrained, tokens_file, output):
+@click.option("--input-size", help="N or HxW of the encoded input, when not the tokenizer's input size: needed for a "
+              "non-square input, whose token count says nothing of its shape.")
+def decode_command(tokenizer, untrained, tokens_file, output, input_size):
     """Decode a token .npy back into the modality's raw form."""
     from tokzoo.errors import InputError
     from tokzoo.io.formats import write_modality
     from tokzoo.io.safety import load_npy
     from tokzoo.zoo import load_tokenizer
 
+    from .tokenize import parse_size
+
+    size = parse_size(input_size, "--input-size")
     tok = load_tokenizer(tokenizer, untrained_ok=untrained)
+    if size is not None:
+        if tok.config.get("architecture") != "learned" or tok.codec.family != "image":
+            raise UserError(f"--input-size: {tok.name} decodes no image or map, so it takes no input size")
+        try:
+            tok.token_shape_for(size)
+        except InputError as error:
+            raise UserError(f"--input-size {input_size}: {error.reason}") from None
     tokens = load_npy(tokens_file.read_bytes(), str(tokens_file))  # empty, truncated, pickled: one line
     if tokens.ndim > 1 and tokens.shape[0] != 1:
         raise UserError(f"{tokens_file}: holds {tokens.shape[0]} samples (shape {tokens.shape}); decode writes one "
                         "sample, so give it a batch of 1")
     try:
-        decoded = tok.decode(tokens)
-    except InputError as error:  # name the file, not the tokenizer's in-memory label
-        raise UserError(f"{tokens_file}: {error.reason}") from None
+        decoded = tok.decode(tokens, input_size=size) if size is not None else tok.decode(tokens)
+    except InputError as error:  # name the file, not the tokenizer's in-memory label; the option, not the keyword
+        raise UserError(f"{tokens_file}: {error.reason.replace('input_size=(H, W)', '--input-size HxW')}") from None
     output.parent.mkdir(parents=True, exist_ok=True)
     write_modality(tok.modality, decoded[0], output)
     click.echo(f"{tokens_file} -> {output}: decoded by {_label(tok)}")

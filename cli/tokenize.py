@@ -9,7 +9,7 @@ import click
 from .errors import UserError
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
+def parse_size(text: str | None, option: str = "--size") -> tuple[int, int] | None:
     """``"64"`` -> (64, 64); ``"48x64"`` -> (48, 64) (height x width)."""
     if text is None:
         return None
@@ -18,7 +18,7 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     except ValueError:
         parts = []
     if len(parts) not in (1, 2) or min(parts) < 1:
-        raise UserError(f"--size {text!r}: expected N or HxW with positive integers")
+        raise UserError(f"{option} {text!r}: expected N or HxW with positive integers")
     return (parts[0], parts[-1])
 
 

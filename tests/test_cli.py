@@ -76,6 +76,34 @@ def test_encode_decode_round_trip(tmp_path):
     assert again.shape == (224, 224) and again.dtype == np.float32
 
 
+def test_decode_input_size_round_trips_a_non_square_input(tmp_path):
+    """decode of a non-square input's tokens said 'pass input_size=(H, W)', an option the CLI did not have."""
+    depth = np.random.default_rng(0).uniform(1, 10, (64, 96)).astype(np.float32)
+    np.save(tmp_path / "depth.npy", depth)
+    tokens, out = str(tmp_path / "tokens.npy"), str(tmp_path / "again.npy")
+    assert run("encode", "-t", "depth", "--untrained", str(tmp_path / "depth.npy"), "-o", tokens).exit_code == 0
+    one_line_error(run("decode", "-t", "depth", "--untrained", tokens, "-o", out),
+                   f"error: {tokens}: 96 tokens form no square grid; pass --input-size HxW")
+    decoded = run("decode", "-t", "depth", "--untrained", tokens, "-o", out, "--input-size", "64x96")
+    assert decoded.exit_code == 0, decoded.output
+    again = np.load(out)
+    assert again.shape == (64, 96) and again.dtype == np.float32
+    reference = tokzoo_decode(tokens, (64, 96))
+    np.testing.assert_array_equal(again, reference)
+    one_line_error(run("decode", "-t", "depth", "--untrained", tokens, "-o", out, "--input-size", "65x96"),
+                   "error: --input-size 65x96: size 65x96 is not a positive multiple")
+    one_line_error(run("decode", "-t", "depth", "--untrained", tokens, "-o", out, "--input-size", "64"),
+                   f"error: {tokens}: 96 tokens per sample, expected 64")
+    one_line_error(run("decode", "-t", "palette", tokens, "-o", str(tmp_path / "p.json"), "--input-size", "64"),
+                   "error: --input-size: palette decodes no image or map")
+
+
+def tokzoo_decode(tokens_file, input_size):
+    import tokzoo
+
+    return tokzoo.load_tokenizer("depth", untrained_ok=True).decode(np.load(tokens_file), input_size=input_size)[0]
+
+
 def test_user_errors_are_one_line_with_exit_2(tmp_path):
     (tmp_path / "broken.png").write_text("not an image")
     result = CliRunner().invoke(cli, ["encode", "-t", "rgb", "--untrained", str(tmp_path / "broken.png"),
