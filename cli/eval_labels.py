@@ -12,11 +12,13 @@ import click
 @click.option("--size", default=128, show_default=True, type=click.IntRange(min=16), help="Scene side in pixels.")
 @click.option("--seed", default=1, show_default=True, type=int, help="Scene stream (0 was used to pick defaults).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def eval_labels_command(n, size, seed, as_json):
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+def eval_labels_command(n, size, seed, as_json, progress):
     """Print each labeler's error against scene ground truth (metrics: tokzoo/labelers/evaluate.py)."""
     from tokzoo.labelers.evaluate import evaluate
 
-    results = {name: {k: round(float(v), 4) for k, v in metrics.items()} for name, metrics in evaluate(n, seed, size).items()}
+    results = {name: {k: round(float(v), 4) for k, v in metrics.items()}
+               for name, metrics in evaluate(n, seed, size, progress=progress).items()}
     if as_json:
         click.echo(json.dumps({"scenes": n, "size": size, "seed": seed, "results": results}, indent=2))
         return

@@ -45,14 +45,19 @@ def _repaint_rms(rgb: np.ndarray, colors: list) -> float:
     return float(np.sqrt(d2.mean()))
 
 
-def evaluate(n: int = 16, seed: int = 1, size: int = 128) -> dict[str, dict[str, float]]:
-    """Scenes ``0..n-1`` of stream ``seed`` at ``size`` px -> ``{labeler: {metric: value}}``."""
-    scenes = [generate_scene(i, seed, size) for i in range(n)]
+def evaluate(n: int = 16, seed: int = 1, size: int = 128, progress: bool = False) -> dict[str, dict[str, float]]:
+    """Scenes ``0..n-1`` of stream ``seed`` at ``size`` px -> ``{labeler: {metric: value}}``.
+
+    ``progress``: a tqdm bar on stderr, one step per scene rendered and labelled.
+    """
+    from tqdm import tqdm
+
+    scenes = (generate_scene(i, seed, size) for i in range(n))  # one at a time, so the bar counts both
     rng = np.random.default_rng(seed)
     ang_cam, ang_guess, cover, edges1, edges2, complexity = [], [], [], np.zeros(4), np.zeros(4), []
     k_right, colour_err, repaint, asa_sem, asa_inst = [], [], [], [], []
     slic = Superpixels()
-    for s in scenes:
+    for s in tqdm(scenes, total=n, unit="scene", desc="eval-labels", disable=not progress, dynamic_ncols=True):
         normals = normals_from_depth(s["depth"], s["camera"])
         ang_cam.append(angular_errors(normals, s["normals"]))
         ang_guess.append(angular_errors(normals_from_depth(s["depth"]), s["normals"]))
