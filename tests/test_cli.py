@@ -228,6 +228,20 @@ def test_train_evaluation_shows_a_progress_bar_unless_quiet(tmp_path, monkeypatc
         assert ("eval tiny_depth: 100%" in result.stderr) is shown and ("held-out scenes: 100%" in result.stderr) is shown
 
 
+def test_pseudo_label_progress_bar_is_labelled(tmp_path):
+    """The pseudo-label bar showed only counts and 'sample/s', with no name."""
+    from PIL import Image
+
+    (tmp_path / "photos").mkdir()
+    for i in range(2):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+            tmp_path / "photos" / f"p{i}.png")
+    result = run("pseudo-label", "-m", "edges", "-i", str(tmp_path / "photos"), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert "pseudo-label: 100%" in result.stderr and "2/2" in result.stderr
+    assert "sample/s" in result.stderr or "s/sample" in result.stderr
+
+
 def test_output_under_a_file_says_so(tmp_path):
     np.save(tmp_path / "depth.npy", np.full((64, 64), 3.0, np.float32))
     (tmp_path / "taken").write_text("x")  # mkdir of an existing file: FileExistsError, 'File exists'

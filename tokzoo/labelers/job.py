@@ -110,7 +110,8 @@ def pseudo_label(job: LabelJob) -> LabelSummary:
                           f"label it with --labeler {absent[0]}=NAME_OR_PATH")
     _claim(out, manifest, job.overwrite)
     shards, written, started = 0, 0, time.perf_counter()
-    with tqdm(total=_length(reader), unit="sample", disable=not job.progress, dynamic_ncols=True) as bar:
+    with tqdm(total=_length(reader), unit="sample", desc="pseudo-label", disable=not job.progress,
+              dynamic_ncols=True) as bar:
         for unit in units(reader, job.samples_per_shard):
             shards += 1
             if (status / f"{shard_name(unit.index)}.stats.json").is_file():
