@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from .errors import UserError
+
 dataset_argument = click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 
 
@@ -25,12 +27,14 @@ def inspect_command(out, samples):
 @click.option("--key", "-k", required=True, help="Sample key.")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
 def show_command(out, key, output):
-    """PNG of one sample: per modality, the source crop beside the reconstruction from its tokens."""
+    """PNG of one sample: per modality, the source crop beside the reconstruction from its tokens (a modality whose
+    tokenizer is gone or changed is skipped with a note)."""
     from tokzoo.pipeline.report import show_rows
     from tokzoo.viz import grid, save_png
 
     rows, notes = show_rows(out, key)
     for note in notes:
         click.echo(note)
-    if rows:
-        click.echo(f"wrote {save_png(grid(rows), output)}")
+    if not rows:
+        raise UserError(f"{key}: nothing to draw, no modality could be shown (notes above); {output} not written")
+    click.echo(f"wrote {save_png(grid(rows), output)}")

@@ -242,6 +242,54 @@ def test_pseudo_label_progress_bar_is_labelled(tmp_path):
     assert "sample/s" in result.stderr or "s/sample" in result.stderr
 
 
+def test_show_skips_a_modality_whose_tokenizer_is_gone_or_changed(tmp_path):
+    """show failed entirely when one modality's tokenizer could no longer be loaded or had changed."""
+    import shutil
+
+    import torch
+    from PIL import Image
+
+    import tokzoo
+    from tokzoo.pipeline.report import _checked_tokenizer
+
+    tok_dir, tokens = tmp_path / "depth_tok", tmp_path / "tokens"
+    tokzoo.load_tokenizer("depth", untrained_ok=True).save_pretrained(tok_dir)
+    assert run("scenes", "--n", "2", "--size", "64", "--out", str(tmp_path / "scenes")).exit_code == 0
+    assert run("tokenize", "-m", "depth,rgb", "-t", f"depth={tok_dir}", "--untrained", "--input", str(tmp_path / "scenes"),
+               "--size", "32", "-o", str(tokens), "--no-progress").exit_code == 0
+
+    def show(name):
+        result = run("show", str(tokens), "--key", "scene_000001", "-o", str(tmp_path / name))
+        return result, (Image.open(tmp_path / name).size if result.exit_code == 0 else None)
+
+    both, two_rows = show("both.png")
+    assert both.exit_code == 0 and "skipped" not in both.output
+    changed = tokzoo.load_tokenizer(tok_dir)
+    with torch.no_grad():
+        next(changed.parameters()).add_(1)
+    changed.save_pretrained(tok_dir)
+    _checked_tokenizer.cache_clear()  # this process cached the tokenizer (a CLI run is a fresh process)
+    result, one_row = show("changed.png")
+    assert result.exit_code == 0, result.output
+    assert f"depth: skipped, tokenizer '{tok_dir}' changed since the tokens were written" in result.output
+    assert "rgb: source crop | reconstruction by rgb" in result.output
+    assert one_row[0] == two_rows[0] and one_row[1] < two_rows[1]  # the rgb row only
+    shutil.rmtree(tok_dir)
+    result, gone = show("gone.png")
+    assert result.exit_code == 0 and gone == one_row
+    assert f"depth: skipped, {tok_dir}: no such tokenizer directory" in result.output
+
+    tokzoo.load_tokenizer("depth", untrained_ok=True).save_pretrained(tmp_path / "x")
+    assert run("tokenize", "-m", "depth", "-t", f"depth={tmp_path / 'x'}", "--untrained", "--input", str(tmp_path / "scenes"),
+               "--size", "32", "-o", str(tmp_path / "t2"), "--no-progress").exit_code == 0
+    shutil.rmtree(tmp_path / "x")  # a dataset whose only tokenizer is gone: no PNG, one error line
+    nothing = run("show", str(tmp_path / "t2"), "--key", "scene_000001", "-o", str(tmp_path / "none.png"))
+    assert nothing.exit_code == 2 and "depth: skipped" in nothing.output
+    assert nothing.stderr == "error: scene_000001: nothing to draw, no modality could be shown (notes above); " \
+                             f"{tmp_path / 'none.png'} not written\n"
+    assert not (tmp_path / "none.png").exists()
+
+
 def test_output_under_a_file_says_so(tmp_path):
     np.save(tmp_path / "depth.npy", np.full((64, 64), 3.0, np.float32))
     (tmp_path / "taken").write_text("x")  # mkdir of an existing file: FileExistsError, 'File exists'

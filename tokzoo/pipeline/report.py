@@ -104,14 +104,21 @@ def source_crop(entry: dict, modality: str, key: str, crop_row: np.ndarray):
 
 
 def show_rows(out: Path, key: str) -> tuple[list[list[np.ndarray]], list[str]]:
-    """One row per modality: source crop 0 (grey when unavailable) beside the reconstruction of its tokens."""
+    """One row per modality: source crop 0 (grey when unavailable) beside the reconstruction of its tokens.
+
+    A modality whose tokenizer is gone or changed since tokenizing is skipped, with a note saying why.
+    """
     manifest = require_manifest(out)
     rows, notes = [], []
     for modality, entry in manifest["modalities"].items():
         index = find_key(out, modality, key)
         tokens = _member(tar_path(out, modality, index), key)
         crop = _member(tar_path(out, CROPS, index), key)[0]
-        tok = run_tokenizer(entry)
+        try:
+            tok = run_tokenizer(entry)
+        except TokzooError as error:
+            notes.append(f"{modality}: skipped, {error}")
+            continue
         codec = getattr(tok, "codec", None)
         if codec is None:
             notes.append(f"{modality}: no picture for this modality")
