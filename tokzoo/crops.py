@@ -14,7 +14,7 @@ seed and key give the same crops on every machine.
 | semseg, instances, edges | nearest-exact (ids never blend) |
 | depth | nearest-exact: values stay measured metres and NaN (invalid) never bleeds into valid pixels |
 | normals | valid-aware bilinear: NaN vectors count as zero, pixels whose resampled validity is < 0.5 become NaN, the rest are renormalised; hflip negates x |
-| pose | keypoints moved with the crop; outside the crop -> ``[0, 0, 0]``; hflip mirrors x, swaps left/right COCO-17 joints and negates x of ``keypoints_3d`` |
+| pose | keypoints moved with the crop, outside it -> ``[0, 0, 0]``; each human's ``box`` moved and clamped as in boxes, a human whose box does not touch the crop dropped; ``width``, ``height`` and ``intrinsics`` follow the crop as in camera; hflip mirrors x, swaps left/right joints (COCO-17 or SMPL), negates x of ``keypoints_3d`` and mirrors SMPL rotations, translation and weak perspective (:func:`mirror_smpl`) |
 | boxes | torchvision BoundingBoxes: moved, clamped to the crop; boxes not touching the crop are dropped |
 | camera | intrinsics follow the crop; hflip mirrors cx and composes ``cam_to_world`` with diag(-1, 1, 1, 1) |
 | palette, metadata, audio | unchanged |
@@ -25,6 +25,13 @@ spanning ``[j, j + 1)``. Nearest-exact samples each output pixel at its centre, 
 bilinear and the coordinate maps (tv_tensors.Mask is avoided: its legacy nearest is shifted by
 half a pixel). torchvision's KeyPoints are not used because their resize scales ``x``
 about the image corner while their flip maps ``x -> W - 1 - x``, which disagree by half a pixel.
+
+Humans of a pose dict: one whose ``box`` does not touch the crop is dropped, as the boxes modality
+drops its boxes: the crop's pose describes the people the crop shows (such a human would otherwise
+tokenize as an all-invisible COCO-17 vector, or as an SMPL body that is not in the picture). A human
+without ``box`` is kept, its keypoints marked ``v = 0`` where they leave the crop. SMPL's
+``translation`` and ``keypoints_3d`` are in the camera frame, which only a flip changes (the new
+``intrinsics`` absorb crop and scale); ``weak_perspective`` stays relative to the labeler's person crop.
 """
 
 from __future__ import annotations
@@ -42,6 +49,22 @@ from tokzoo.errors import ConfigError, ShapeError
 
 COCO17_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 """COCO-17 left/right joints (eyes, ears, shoulders, elbows, wrists, hips, knees, ankles), swapped on hflip."""
+
+SMPL_JOINT_NAMES = ("pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
+                    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
+                    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+                    "left_hand", "right_hand")  # fmt: skip
+"""SMPL's 24 joints in model order (``keypoints_2d`` / ``keypoints_3d``); ``body_pose`` row i is joint i + 1."""
+
+SMPL_FLIP_PAIRS = ((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21), (22, 23))
+"""Left/right SMPL joints (hip, knee, ankle, foot, collar, shoulder, elbow, wrist, hand), swapped on hflip."""
+
+SMPL_BODY_FLIP_PAIRS = ((0, 1), (3, 4), (6, 7), (9, 10), (12, 13), (15, 16), (17, 18), (19, 20), (21, 22))
+"""The same pairs as rows of ``body_pose`` (23 x 3 x 3, the pelvis's rotation is ``global_orient``)."""
+
+MIRROR_SIGNS = np.outer([-1.0, 1.0, 1.0], [-1.0, 1.0, 1.0])
+"""``M R M`` with M = diag(-1, 1, 1) equals ``R * MIRROR_SIGNS``: a rotation seen in a mirror (axis-angle
+(x, y, z) -> (x, -y, -z)); exact, so flipping twice gives the rotation back bit for bit."""
 
 UNCHANGED = ("palette", "metadata", "audio")
 """Modalities a crop leaves as they are."""
@@ -149,25 +172,91 @@ def _normals(crop: _Crop, n: np.ndarray) -> np.ndarray:
     return vec.astype(np.float32)
 
 
+def mirror_smpl(human: dict) -> dict:
+    """An SMPL human (tokzoo/labelers/smpl.py) as seen in a horizontally flipped image, in the mirrored camera.
+
+    The camera frame is mirrored by M = diag(-1, 1, 1) (as :func:`apply_crop` does to a camera): rotations
+    become ``M R M`` (``global_orient`` and every ``body_pose`` joint), left and right body joints trade places
+    (:data:`SMPL_BODY_FLIP_PAIRS`), ``translation`` x and ``weak_perspective`` tx change sign. ``betas`` are
+    kept (SMPL's template is left/right symmetric up to small asymmetries, as in 4D-Humans' flip
+    augmentation). Keypoints are left to the caller.
+    """
+    out = dict(human)
+    if "global_orient" in human:
+        out["global_orient"] = (np.asarray(human["global_orient"], np.float64) * MIRROR_SIGNS).tolist()
+    if "body_pose" in human:
+        body = np.asarray(human["body_pose"], np.float64)
+        if body.shape != (23, 3, 3):
+            raise ShapeError("pose", f"SMPL body_pose must be 23 x 3 x 3, got shape {body.shape}")
+        order = np.arange(23)
+        for a, b in SMPL_BODY_FLIP_PAIRS:
+            order[a], order[b] = b, a
+        out["body_pose"] = (body[order] * MIRROR_SIGNS).tolist()
+    if "translation" in human:
+        x, y, z = human["translation"]
+        out["translation"] = [-x, y, z]
+    if "weak_perspective" in human:
+        s, tx, ty = human["weak_perspective"]
+        out["weak_perspective"] = [s, -tx, ty]
+    return out
+
+
+def _box(crop: _Crop, box) -> list[float] | None:
+    """[x, y, w, h] px (pixel edges) in the source -> in the output, clamped to it; None if it misses the crop."""
+    x, y, w, h = (float(v) for v in box)
+    if x + w < crop.left or x > crop.left + crop.w or y + h < crop.top or y > crop.top + crop.h:
+        return None  # the test of _boxes: a box touching the crop's edge is kept
+    x0, x1 = (x - crop.left) * crop.sx, (x + w - crop.left) * crop.sx
+    if crop.flip:
+        x0, x1 = crop.out_w - x1, crop.out_w - x0
+    x0, x1 = min(max(x0, 0.0), crop.out_w), min(max(x1, 0.0), crop.out_w)
+    y0, y1 = (min(max((v - crop.top) * crop.sy, 0.0), crop.out_h) for v in (y, y + h))
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
+def _swap(points: list, pairs, skeleton: str) -> list:
+    if not points:
+        return points
+    n = 1 + max(max(pair) for pair in pairs)
+    if len(points) != n:
+        raise ShapeError("pose", f"{skeleton} keypoints need {n} joints, got {len(points)}")
+    points = list(points)
+    for a, b in pairs:
+        points[a], points[b] = points[b], points[a]
+    return points
+
+
+_FLIP_PAIRS = {"coco17": COCO17_FLIP_PAIRS, "smpl": SMPL_FLIP_PAIRS}
+
+
 def _pose(crop: _Crop, pose: dict) -> dict:
+    skeleton = pose.get("skeleton")
     humans = []
     for human in pose["humans"]:
-        kp2 = []
-        for x, y, v in human["keypoints_2d"]:
-            u, w = crop.point(x, y)
-            kp2.append([u, w, int(v)] if v and crop.inside(u, w) else [0.0, 0.0, 0])
-        entry = dict(human, keypoints_2d=kp2)
-        if crop.flip and "keypoints_3d" in human:
-            entry["keypoints_3d"] = [[-x, y, z] for x, y, z in human["keypoints_3d"]]
-        if crop.flip and pose.get("skeleton") == "coco17":
+        entry = dict(human)
+        if "box" in human:
+            entry["box"] = _box(crop, human["box"])
+            if entry["box"] is None:
+                continue
+        if "keypoints_2d" in human:
+            kp2 = []
+            for x, y, v in human["keypoints_2d"]:
+                u, w = crop.point(x, y)
+                kp2.append([u, w, int(v)] if v and crop.inside(u, w) else [0.0, 0.0, 0])
+            entry["keypoints_2d"] = kp2
+        if crop.flip:
+            if "keypoints_3d" in human:
+                entry["keypoints_3d"] = [[-x, y, z] for x, y, z in human["keypoints_3d"]]
+            if skeleton == "smpl":
+                entry = mirror_smpl(entry)
             for key in ("keypoints_2d", "keypoints_3d"):
-                if key in entry:
-                    pts = list(entry[key])
-                    for a, b in COCO17_FLIP_PAIRS:
-                        pts[a], pts[b] = pts[b], pts[a]
-                    entry[key] = pts
+                if key in entry and skeleton in _FLIP_PAIRS:
+                    entry[key] = _swap(entry[key], _FLIP_PAIRS[skeleton], skeleton)
         humans.append(entry)
-    return dict(pose, humans=humans)
+    out = dict(pose, humans=humans, width=crop.out_w, height=crop.out_h)
+    if "intrinsics" in pose:
+        out["intrinsics"] = _intrinsics(crop, pose["intrinsics"])
+    return out
 
 
 def _boxes(crop: _Crop, value: dict) -> dict:
@@ -185,9 +274,14 @@ def _boxes(crop: _Crop, value: dict) -> dict:
     return dict(value, boxes=xyxy, classes=classes.tolist(), width=crop.out_w, height=crop.out_h)
 
 
+def _intrinsics(crop: _Crop, k: dict) -> dict:
+    """Pinhole ``fx, fy, cx, cy`` (principal point at pixel-centre coordinates) of the output."""
+    cx, cy = crop.point(k["cx"], k["cy"])
+    return dict(k, fx=k["fx"] * crop.sx, fy=k["fy"] * crop.sy, cx=cx, cy=cy)
+
+
 def _camera(crop: _Crop, cam: dict) -> dict:
-    cx, cy = crop.point(cam["cx"], cam["cy"])
-    out = dict(cam, fx=cam["fx"] * crop.sx, fy=cam["fy"] * crop.sy, cx=cx, cy=cy, width=crop.out_w, height=crop.out_h)
+    out = dict(_intrinsics(crop, cam), width=crop.out_w, height=crop.out_h)
     if crop.flip:
         out["cam_to_world"] = (np.asarray(cam["cam_to_world"], dtype=np.float64) @ np.diag([-1.0, 1.0, 1.0, 1.0])).tolist()
     return out

@@ -167,27 +167,77 @@ def json_object(value: object, source: str) -> dict:
     return value
 
 
+SMPL_FIELDS = {"global_orient": (3, 3), "body_pose": (23, 3, 3), "betas": (10,), "translation": (3,),
+               "weak_perspective": (3,), "box": (4,)}  # fmt: skip
+"""Per-human SMPL fields (tokzoo/labelers/smpl.py) and their shapes, each checked when present."""
+
+
+def _finite_array(values: object, shape: tuple[int, ...], source: str, what: str) -> list:
+    """Nested lists of finite numbers of ``shape`` -> the same as float lists."""
+    try:
+        arr = np.asarray(values)
+    except ValueError:  # ragged
+        arr = np.empty(0, dtype=object)
+    if arr.shape != shape or arr.dtype.kind not in "iuf":
+        got = f"shape {arr.shape}" if arr.dtype.kind in "iuf" else "ragged or non-numeric values"
+        raise ShapeError(source, f"{what} must be {' x '.join(map(str, shape))} numbers, got {got}")
+    if not np.isfinite(arr).all():
+        raise InvalidValueError(source, f"{what} must hold finite numbers")
+    return arr.astype(np.float64).tolist()
+
+
+def _keypoints(points: object, source: str, i: int, key: str) -> list:
+    """A human's ``keypoints_2d`` ([x, y, v], v in {0, 1, 2}) or ``keypoints_3d`` ([x, y, z]) -> float lists."""
+    if not isinstance(points, list):
+        raise ShapeError(source, f"human {i} {key} must be a list of points")
+    out = [_finite_numbers(p, 3, source, f"human {i} {key}[{j}]") for j, p in enumerate(points)]
+    if key == "keypoints_2d":
+        if any(p[2] not in (0, 1, 2) for p in out):
+            raise InvalidValueError(source, f"human {i} keypoint visibility must be 0, 1 or 2")
+        out = [[x, y, int(v)] for x, y, v in out]
+    return out
+
+
 def pose(value: object, source: str) -> dict:
-    """``{"skeleton": str, "humans": [{"keypoints_2d": [[x, y, v]] * K, "keypoints_3d"?: [[x, y, z]] * K}]}``, v in {0, 1, 2}."""
+    """A pose dict (docs/ARCHITECTURE.md): ``{"skeleton": str, "humans": [...]}``.
+
+    Every human: ``keypoints_2d`` [[x, y, v]] * K with v in {0, 1, 2}, optional ``keypoints_3d`` [[x, y, z]] * K.
+    Skeleton "smpl": ``keypoints_2d`` may be absent or empty (no SMPL body model) and the SMPL fields of
+    :data:`SMPL_FIELDS` must have their shapes and be finite when present; ``intrinsics`` {fx, fy > 0, cx, cy}.
+    """
     value = json_object(value, source)
     humans = value.get("humans")
     if not isinstance(value.get("skeleton"), str) or not isinstance(humans, list):
         raise ShapeError(source, 'pose needs a "skeleton" name and a "humans" list')
+    smpl = value["skeleton"] == "smpl"
     out = []
     for i, human in enumerate(humans):
-        if not isinstance(human, dict) or not isinstance(human.get("keypoints_2d"), list):
+        if not isinstance(human, dict) or not (smpl or isinstance(human.get("keypoints_2d"), list)):
             raise ShapeError(source, f'pose human {i} needs a "keypoints_2d" list')
-        kp2 = [_finite_numbers(p, 3, source, f"human {i} keypoints_2d[{j}]") for j, p in enumerate(human["keypoints_2d"])]
-        if any(p[2] not in (0, 1, 2) for p in kp2):
-            raise InvalidValueError(source, f"human {i} keypoint visibility must be 0, 1 or 2")
-        entry = dict(human, keypoints_2d=[[x, y, int(v)] for x, y, v in kp2])
+        entry = dict(human)
+        if "keypoints_2d" in human:
+            entry["keypoints_2d"] = _keypoints(human["keypoints_2d"], source, i, "keypoints_2d")
         if "keypoints_3d" in human:
-            kp3 = [_finite_numbers(p, 3, source, f"human {i} keypoints_3d[{j}]") for j, p in enumerate(human["keypoints_3d"])]
-            if len(kp3) != len(kp2):
-                raise ShapeError(source, f"human {i} has {len(kp2)} 2D but {len(kp3)} 3D keypoints")
-            entry["keypoints_3d"] = kp3
+            entry["keypoints_3d"] = _keypoints(human["keypoints_3d"], source, i, "keypoints_3d")
+            n2, n3 = len(entry.get("keypoints_2d", [])), len(entry["keypoints_3d"])
+            if n3 != n2 and (n2 or not smpl):
+                raise ShapeError(source, f"human {i} has {n2} 2D but {n3} 3D keypoints")
+        if smpl:
+            for key, shape in SMPL_FIELDS.items():
+                if key in human:
+                    entry[key] = _finite_array(human[key], shape, source, f"human {i} {key}")
+            if "box" in human and min(entry["box"][2:]) < 0:
+                raise InvalidValueError(source, f"human {i} box [x, y, w, h] needs w, h >= 0, got {entry['box']}")
         out.append(entry)
-    return dict(value, humans=out)
+    value = dict(value, humans=out)
+    if smpl and "intrinsics" in value:
+        k = json_object(value["intrinsics"], source)
+        names = ("fx", "fy", "cx", "cy")
+        fx, fy, cx, cy = _finite_numbers([k.get(n) for n in names], 4, source, "pose intrinsics fx, fy, cx, cy")
+        if fx <= 0 or fy <= 0:
+            raise InvalidValueError(source, f"pose intrinsics fx, fy must be > 0, got {fx}, {fy}")
+        value["intrinsics"] = dict(k, fx=fx, fy=fy, cx=cx, cy=cy)
+    return value
 
 
 def camera(value: object, source: str) -> dict:

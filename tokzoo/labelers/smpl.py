@@ -32,7 +32,7 @@ and, with b the crop side in pixels,
 outside (the model does not tell occlusion), plus ``keypoints_3d`` (metres, camera frame), when an SMPL
 body model is given (``smpl_model=".../SMPL_NEUTRAL.npz"``: v_template, shapedirs, J_regressor and
 kintree_table, read without pickle; the joints are computed with ``smplx``); without one, ``keypoints_2d``
-is ``[]`` (the pose file format requires the key).
+is ``[]`` (the pose file format also takes the key absent).
 """
 
 from __future__ import annotations
