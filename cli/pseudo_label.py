@@ -21,12 +21,35 @@ def parse_pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def parse_options(values: tuple[str, ...]) -> dict[str, dict]:
+    """``("normals.steps=4",)`` -> ``{"normals": {"steps": 4}}``; values read as YAML scalars (4, 0.5, true, text)."""
+    import yaml
+
+    out: dict[str, dict] = {}
+    for value in values:
+        target, sep, raw = value.partition("=")
+        modality, dot, key = target.partition(".")
+        if not sep or not dot or not modality.strip() or not key.strip():
+            raise UserError(f"--labeler-option {value!r}: expected MODALITY.OPTION=VALUE")
+        try:
+            parsed = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            parsed = raw
+        if isinstance(parsed, (dict, list)):
+            raise UserError(f"--labeler-option {value!r}: the value must be a number, true/false or text")
+        out.setdefault(modality.strip(), {})[key.strip()] = parsed
+    return out
+
+
 @click.command("pseudo-label")
 @click.option("--modality", "-m", "modalities", required=True, help="Modalities to label, comma-separated (normals,edges,palette,metadata).")
 @click.option("--input", "-i", "input_", required=True, help="Folder of images, folder of modality folders, tar(s) or hf: dataset.")
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for OUT/shard-*.tar.")
 @click.option("--labeler", "-l", "labelers", multiple=True,
               help="MODALITY=NAME[:PATH_OR_HUB_ID] (repeatable): the labeler of a modality, also for one the others need (depth=hf_depth:DIR).")  # fmt: skip
+@click.option("--labeler-option", "-O", "labeler_options", multiple=True,
+              help="MODALITY.OPTION=VALUE (repeatable): an option of that modality's labeler (normals.steps=4); "
+                   "an unknown option is refused with the labeler's list.")  # fmt: skip
 @click.option("--device", default="cpu", show_default=True, help="Device for model-backed labelers.")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1), help="Samples per labeler call.")
 @click.option("--samples-per-shard", default=256, show_default=True, type=click.IntRange(min=1), help="For non-tar inputs.")
@@ -37,8 +60,8 @@ def parse_pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--untrained", is_flag=True, help="--tokenize: allow untrained zoo tokenizers.")
 @click.option("--size", help="--tokenize: crop output size, N or HxW.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
-def pseudo_label_command(modalities, input_, output, labelers, device, batch_size, samples_per_shard, overwrite,
-                         then_tokenize, tokens_output, tokenizers, untrained, size, progress):  # fmt: skip
+def pseudo_label_command(modalities, input_, output, labelers, labeler_options, device, batch_size, samples_per_shard,
+                         overwrite, then_tokenize, tokens_output, tokenizers, untrained, size, progress):  # fmt: skip
     """Label every input image with MODALITIES and write webdataset shards OUT/shard-*.tar (resumable)."""
     from tokzoo.labelers.job import STATUS, LabelJob, pseudo_label
 
@@ -52,6 +75,7 @@ def pseudo_label_command(modalities, input_, output, labelers, device, batch_siz
         raise UserError(f"{stray[0]} only applies with --tokenize")
     crop_size, token_tokenizers = parse_size(size), parse_tokenizers(tokenizers)
     job = LabelJob(modalities=names, input=input_, output=output, labelers=parse_pairs("--labeler", labelers),
+                   labeler_options=parse_options(labeler_options),
                    device=device, batch_size=batch_size, samples_per_shard=samples_per_shard, overwrite=overwrite,
                    progress=progress)  # fmt: skip
     summary = pseudo_label(job)

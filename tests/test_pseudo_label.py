@@ -153,3 +153,34 @@ def test_tokenize_options_are_checked_before_labelling(tmp_path):
         result = run(*base, *extra)
         assert result.exit_code == 2 and result.output.count("\n") == 1 and message in result.output, result.output
         assert not out.exists()
+
+
+def test_labeler_options_reach_the_labeler_and_are_recorded(tmp_path):
+    """-O MODALITY.OPTION=VALUE sets a labeler's option (Canny's sigma changes the edges); unknown options and
+    options for modalities not labelled are one line; the options are part of OUT's settings."""
+    (tmp_path / "photos").mkdir()
+    photo = np.zeros((64, 64, 3), np.uint8)
+    photo[16:48, 16:48] = 200
+    photo[24:40, 24:40] = 90
+    Image.fromarray(photo).save(tmp_path / "photos" / "a.png")
+    edges = {}
+    for sigma in ("1", "6"):
+        out = tmp_path / f"out{sigma}"
+        result = run("pseudo-label", "-m", "edges", "-i", tmp_path / "photos", "-o", out, "--no-progress",
+                     "-O", f"edges.sigma={sigma}")
+        assert result.exit_code == 0, result.output
+        manifest = json.loads((out / ".pseudo-label" / "manifest.json").read_text())
+        assert manifest["labeler_options"] == {"edges": {"sigma": int(sigma)}}
+        assert list(members(out / "shard-000000.tar")) == ["a"]
+        with tarfile.open(out / "shard-000000.tar") as tar:
+            edges[sigma] = np.array(Image.open(io.BytesIO(tar.extractfile("a.edges.png").read())))
+    assert edges["1"].shape == edges["6"].shape == (64, 64) and not np.array_equal(edges["1"], edges["6"])
+    rerun = run("pseudo-label", "-m", "edges", "-i", tmp_path / "photos", "-o", tmp_path / "out1", "--no-progress",
+                "-O", "edges.sigma=2")
+    assert rerun.exit_code == 2 and "labelled with other settings" in rerun.output
+    base = ["pseudo-label", "-m", "edges", "-i", tmp_path / "photos", "-o", tmp_path / "o3", "--no-progress"]
+    for option, message in [("edges.radius=3", "labeler 'canny' has no option 'radius'; its options: sigma, low, high"),
+                            ("palette.max_colors=3", "labeler options for 'palette', which is neither labelled"),
+                            ("edges=3", "expected MODALITY.OPTION=VALUE")]:
+        result = run(*base, "-O", option)
+        assert result.exit_code == 2 and result.output.count("\n") == 1 and message in result.output, result.output

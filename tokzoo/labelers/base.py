@@ -9,6 +9,7 @@ of B values of ``modality``. Images of one batch may differ in size.
 
 from __future__ import annotations
 
+import inspect
 from typing import ClassVar, Mapping, Sequence
 
 from tokzoo.errors import ConfigError, InvalidValueError
@@ -77,15 +78,42 @@ class Labeler:
         return f"{self.name} -> {self.modality} (from {', '.join(self.needs)})"
 
 
-def create_labeler(spec: str, device: str = "cpu", batch_size: int = 8, **kwargs) -> Labeler:
-    """A labeler from ``spec``: a registry name, or ``name:path_or_hub_id`` for a model-backed one.
+INTERNAL_PARAMETERS = {"device", "batch_size", "reference"}
+"""Constructor parameters tokzoo sets itself; other parameters with defaults are user options."""
 
-    Raises ConfigError (one line) for unknown names or a path given to a labeler without weights.
+
+def labeler_options(cls: type[Labeler]) -> list[str]:
+    """Names of the keyword options ``cls`` takes: the parameters with defaults of its ``__init__`` and
+    ``from_pretrained`` (base classes included), except :data:`INTERNAL_PARAMETERS`."""
+    names = []
+    for klass in cls.__mro__:
+        for method in ("__init__", "from_pretrained"):
+            function = getattr(klass.__dict__.get(method), "__func__", klass.__dict__.get(method))
+            if function is None:
+                continue
+            for parameter in inspect.signature(function).parameters.values():
+                if parameter.default is not parameter.empty and parameter.name not in INTERNAL_PARAMETERS \
+                        and parameter.name not in names:
+                    names.append(parameter.name)
+    return names
+
+
+def create_labeler(spec: str, device: str = "cpu", batch_size: int = 8, **kwargs) -> Labeler:
+    """A labeler from ``spec``: a registry name, or ``name:path_or_hub_id`` for a model-backed one;
+    ``kwargs`` are the labeler's options (:func:`labeler_options`).
+
+    Raises ConfigError (one line) for unknown names, unknown options, or a path given to a labeler
+    without weights.
     """
     name, _, where = spec.partition(":")
     if name not in LABELERS:
         raise ConfigError(f"unknown labeler {name!r}; known: {', '.join(sorted(LABELERS))}")
     cls = LABELERS[name]
+    if not hasattr(cls, "from_spec"):
+        known = labeler_options(cls)
+        unknown = [k for k in kwargs if k not in known]
+        if unknown:
+            raise ConfigError(f"labeler {name!r} has no option {unknown[0]!r}; its options: {', '.join(known) or 'none'}")
     if hasattr(cls, "from_spec"):  # built from other labelers' specs (consensus)
         return cls.from_spec(where, device=device, batch_size=batch_size, **kwargs)
     if cls.model_backed:

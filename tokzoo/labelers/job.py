@@ -46,6 +46,7 @@ class LabelJob:
     input: str
     output: Path
     labelers: dict[str, str] = field(default_factory=dict)
+    labeler_options: dict[str, dict] = field(default_factory=dict)  # modality -> {option: value}
     device: str = "cpu"
     batch_size: int = 8
     samples_per_shard: int = 256
@@ -63,9 +64,14 @@ class LabelSummary:
     labelers: dict[str, Labeler]
 
 
-def plan_labelers(modalities: list[str], specs: dict[str, str], device: str, batch_size: int) -> list[Labeler]:
-    """Labelers for ``modalities`` plus those ``specs`` names for other modalities, ordered so that each
-    runs after the labelers of the modalities it needs or can use."""
+def plan_labelers(modalities: list[str], specs: dict[str, str], device: str, batch_size: int,
+                  options: dict[str, dict] | None = None) -> list[Labeler]:  # fmt: skip
+    """Labelers for ``modalities`` plus those ``specs`` names for other modalities (``options[m]``: keyword
+    options of m's labeler), ordered so that each runs after the labelers of the modalities it needs or can use."""
+    options = options or {}
+    stray = [m for m in options if m not in modalities and m not in specs]
+    if stray:
+        raise ConfigError(f"labeler options for {stray[0]!r}, which is neither labelled nor given a --labeler")
     unknown = [m for m in [*modalities, *specs] if m not in MODALITIES or m in ("rgb", "crops")]
     if unknown:
         raise ConfigError(f"cannot pseudo-label {unknown[0]!r}; labelled modalities must be stored by tokzoo.io "
@@ -74,7 +80,8 @@ def plan_labelers(modalities: list[str], specs: dict[str, str], device: str, bat
     for m in dict.fromkeys([*modalities, *specs]):
         if m not in specs and m not in DEFAULTS:
             raise ConfigError(f"no default labeler for {m!r}; name one with --labeler {m}=NAME_OR_PATH")
-        labelers[m] = create_labeler(specs.get(m, DEFAULTS.get(m)), device=device, batch_size=batch_size)
+        labelers[m] = create_labeler(specs.get(m, DEFAULTS.get(m)), device=device, batch_size=batch_size,
+                                     **options.get(m, {}))  # fmt: skip
         if labelers[m].modality != m:
             raise ConfigError(f"--labeler {m}={specs[m]}: that labeler makes {labelers[m].modality}, not {m}")
     ordered, seen = [], set()
@@ -96,10 +103,11 @@ def plan_labelers(modalities: list[str], specs: dict[str, str], device: str, bat
 
 def pseudo_label(job: LabelJob) -> LabelSummary:
     """Run ``job``; returns counts. Raises ConfigError for a foreign or incompatible OUT."""
-    labelers = plan_labelers(job.modalities, job.labelers, job.device, job.batch_size)
+    labelers = plan_labelers(job.modalities, job.labelers, job.device, job.batch_size, job.labeler_options)
     out, status = Path(job.output), Path(job.output) / STATUS
     manifest = {"format": FORMAT, "input": str(job.input), "samples_per_shard": job.samples_per_shard,
-                "labelers": {lab.modality: lab.describe() for lab in labelers}}  # fmt: skip
+                "labelers": {lab.modality: lab.describe() for lab in labelers},
+                "labeler_options": {m: dict(sorted(o.items())) for m, o in sorted(job.labeler_options.items()) if o}}
     labelled = {lab.modality for lab in labelers}
     used = {m for lab in labelers for m in (*lab.needs, *lab.optional)} - labelled
     reader, wanted = _open(job.input, ["rgb", *sorted(used - {"rgb"})])
