@@ -31,3 +31,26 @@ def test_readme_dataset_tour(tmp_path):
     first = batches[0]
     assert first["depth"].dtype == first["rgb"].dtype == torch.int64
     assert first["depth"].shape[0] == 4 and first["rgb"].shape[0] == 4
+
+
+def test_readme_labeler_table_names_registered_labelers_of_that_modality():
+    """Every labeler the README's table names exists and labels the modality of its row."""
+    import re
+    from pathlib import Path
+
+    from tokzoo.labelers import DEFAULTS, LABELERS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("| modality | classical (default) | model-backed |"):]
+    rows = [line for line in table.splitlines()[2:] if line.startswith("|")]
+    assert len(rows) >= 8
+    for row in rows:
+        modalities, classical, models = [cell.strip() for cell in row.strip("|").split("|")]
+        wanted = {m.strip() for m in modalities.split("(")[0].split(",")}
+        for cell, is_default in ((classical, True), (models, False)):
+            for name in re.findall(r"`([a-z0-9_*]+)", cell):
+                matches = [n for n in LABELERS if re.fullmatch(name.replace("*", ".+"), n)]
+                assert matches, name
+                assert all(LABELERS[n].modality in wanted for n in matches), (name, wanted)
+                if is_default:
+                    assert DEFAULTS[LABELERS[name].modality] == name
