@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -113,7 +114,7 @@ def make_crop_settings(
                           f"0 <= hflip_p <= 1; got scale {scale}, ratio {ratio}, hflip_p {hflip_p}")
     side = min(height, width)
     rows = [((height - side) // 2, (width - side) // 2, side, side, 0)]
-    rng = _rng(seed, key)
+    rng = _rng(seed, key) if n_crops > 1 else None
     for _ in range(n_crops - 1):
         top, left, h, w = _random_resized(rng, height, width, scale, ratio)
         rows.append((top, left, h, w, int(rng.random() < hflip_p)))
@@ -139,12 +140,23 @@ class _Crop:
         self.sx, self.sy = self.out_w / self.w, self.out_h / self.h
 
     def image(self, arr: np.ndarray, mode: InterpolationMode, antialias: bool) -> np.ndarray:
+        if mode == InterpolationMode.NEAREST_EXACT:
+            return self.nearest(arr)
         t = tv_tensors.Image(_chw(arr))
         t = F.resized_crop(t, self.top, self.left, self.h, self.w, [self.out_h, self.out_w],
                            interpolation=mode, antialias=antialias)
         if self.flip:
             t = F.horizontal_flip(t)
         return _hwc(t.as_subclass(torch.Tensor), arr.ndim)
+
+    def nearest(self, arr: np.ndarray) -> np.ndarray:
+        """Nearest-exact resize of the crop, then flip: the pixels torchvision's resize picks, gathered by index."""
+        if (self.h, self.w) == (self.out_h, self.out_w):
+            out = arr[self.top:self.top + self.h, self.left:self.left + self.w]
+            return np.array(out[:, ::-1] if self.flip else out)
+        rows = _nearest_exact_index(self.h, self.out_h) + self.top
+        cols = _nearest_exact_index(self.w, self.out_w) + self.left
+        return arr.take(rows, axis=0).take(cols[::-1] if self.flip else cols, axis=1)
 
     def point(self, x: float, y: float) -> tuple[float, float]:
         """Pixel-centre coordinates (OpenCV) in the source -> in the output."""
@@ -156,6 +168,16 @@ class _Crop:
 
     def inside(self, x: float, y: float) -> bool:
         return -0.5 <= x <= self.out_w - 0.5 and -0.5 <= y <= self.out_h - 0.5
+
+
+@lru_cache(maxsize=256)
+def _nearest_exact_index(size: int, out_size: int) -> np.ndarray:
+    """Source index of each output pixel of a nearest-exact resize ``size -> out_size``, from torch's own kernel."""
+    positions = torch.arange(size, dtype=torch.float64).reshape(1, 1, size, 1)
+    index = torch.nn.functional.interpolate(positions, size=(out_size, 1), mode="nearest-exact").reshape(-1)
+    index = index.to(torch.int64).numpy()
+    index.flags.writeable = False
+    return index
 
 
 def _normals(crop: _Crop, n: np.ndarray) -> np.ndarray:

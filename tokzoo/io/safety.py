@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import warnings
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -68,23 +69,40 @@ def load_npy(data: bytes, source: str) -> np.ndarray:
     if not data.startswith(NPY_MAGIC):
         kind = "pickled data" if data[:1] == b"\x80" else "bytes"
         raise CorruptFileError(source, f"not a .npy file ({kind} without the NUMPY magic; pickles are never loaded)")
-    fp = io.BytesIO(data)
     try:
-        version = np.lib.format.read_magic(fp)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, dtype = read_header(fp)
+        shape, fortran_order, dtype, offset = _npy_header(data[:_npy_header_end(data)])
     except (ValueError, EOFError) as exc:
         raise CorruptFileError(source, f"bad .npy header ({exc})") from None
     if dtype.hasobject:
         raise DtypeError(source, f"object arrays are refused (dtype {dtype}); pickles are never loaded")
-    needed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    available = len(data) - fp.tell()
+    count = int(np.prod(shape, dtype=np.int64))
+    needed = count * dtype.itemsize
+    available = len(data) - offset
     if needed > available:
         raise CorruptFileError(source, f".npy header declares {needed} bytes of data but the file holds {available}")
-    try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, EOFError, OSError) as exc:
-        raise CorruptFileError(source, f".npy does not load ({exc})") from None
+    flat = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    # a writeable copy in the header's memory order, as np.load gives
+    return flat.reshape(shape[::-1]).T.copy(order="F") if fortran_order else flat.reshape(shape).copy()
+
+
+def _npy_header_end(data: bytes) -> int:
+    """Offset of the array data: magic (6) + version (2) + header length (2 for v1, 4 after) + header."""
+    if data[6:7] == b"\x01":
+        return 10 + int.from_bytes(data[8:10], "little")
+    return 12 + int.from_bytes(data[8:12], "little")
+
+
+@lru_cache(maxsize=256)
+def _npy_header(prefix: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """``(shape, fortran_order, dtype, data offset)`` of a .npy file starting with ``prefix``; cached, since the
+    files of one dataset share a few headers and parsing one (``ast.literal_eval``) costs more than a small array."""
+    fp = io.BytesIO(prefix)
+    version = np.lib.format.read_magic(fp)
+    if version not in ((1, 0), (2, 0), (3, 0)):
+        raise ValueError(f"unknown format version {version}")
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read_header(fp)
+    return shape, fortran_order, dtype, fp.tell()
 
 
 def load_json(data: bytes, source: str, max_bytes: int = MAX_JSON_BYTES) -> object:

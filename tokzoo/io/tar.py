@@ -92,7 +92,8 @@ class TarReader(Reader):
     def _read_shard(self, shard: str) -> Iterator[RawSample]:
         current, files = None, {}
         try:
-            with tarfile.open(shard, mode="r|*") as tar:
+            # A regular file is read with seeks (one read per member); anything else as a stream.
+            with tarfile.open(shard, mode="r:*" if Path(shard).is_file() else "r|*") as tar:
                 for member in tar:
                     parts = split_member(member.name) if member.isfile() else None
                     if parts is None or parts[1] not in self.modalities:

@@ -21,12 +21,16 @@ def worker_codec(tokenizer):
 def encode_batch(spec: ModalitySpec, samples: list[Prepared]) -> list[np.ndarray | str]:
     """Per sample: tokens (n_crops, *token_shape) in the smallest safe dtype, or the error message.
 
-    Crops arrive normalised when the modality has a :func:`worker_codec`, raw otherwise. All crops of
-    all samples go through the tokenizer in one call; when it refuses the batch, each
-    sample is encoded alone so that only the offending ones fail.
+    Crops arrive stacked (n_crops, ...) and normalised when the modality has a :func:`worker_codec`, as
+    lists of raw per-crop values otherwise. All crops of all samples go through the tokenizer in one
+    call; when it refuses the batch, each sample is encoded alone so that only the offending ones fail.
     """
-    crops = [value for sample in samples for value in sample.values[spec.modality]]
-    batch = np.stack(crops) if all(isinstance(v, np.ndarray) for v in crops) else crops
+    values = [sample.values[spec.modality] for sample in samples]
+    if all(isinstance(v, np.ndarray) for v in values):
+        batch = np.concatenate(values) if len(values) > 1 else values[0]
+    else:
+        crops = [crop for value in values for crop in value]
+        batch = np.stack(crops) if all(isinstance(c, np.ndarray) for c in crops) else crops
     encode = spec.tokenizer.encode_normalized if worker_codec(spec.tokenizer) else spec.tokenizer.encode
     try:
         tokens = to_storage(encode(batch), spec.tokenizer.vocab_size)

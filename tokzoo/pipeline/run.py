@@ -82,7 +82,7 @@ def tokenize(job: TokenizeJob) -> Summary:
     manifest = build_manifest(previous, specs, crops, job.samples_per_shard, source)
     write_atomic(out / MANIFEST, json_bytes(manifest))
 
-    reader = reader or open_input(source, requested)
+    reader = reader if reader is not None else open_input(source, requested)  # not `or`: that would count the tars
     codecs = {s.modality: worker_codec(s.tokenizer) for s in specs if worker_codec(s.tokenizer)}
     worker_job = WorkerJob(sizes={s.modality: s.size for s in specs}, n_crops=job.crops, seed=job.seed,
                            crop_recipe=CROP_RECIPE, codecs=codecs)
@@ -90,9 +90,11 @@ def tokenize(job: TokenizeJob) -> Summary:
     written = 0
     # Keep two encoder batches prepared ahead, so workers never wait for the encoder to take a chunk.
     ahead = max(2 * job.workers + 2, 2 * -(-job.batch_size // CHUNK))
-    with OrderedPool(worker_job, job.workers, ahead) as pool, tqdm(total=_length(reader), unit="sample", smoothing=0.1,
-                                                             desc="tokenize", disable=not job.progress,
-                                                             dynamic_ncols=True) as bar:
+    shared = _shared_bytes(specs, codecs, job.crops)
+    total = _length(reader) if job.progress else None  # counting reads every tar header once more
+    with OrderedPool(worker_job, job.workers, ahead, shared) as pool, tqdm(total=total, unit="sample", smoothing=0.1,
+                                                                   desc="tokenize", disable=not job.progress,
+                                                                   dynamic_ncols=True) as bar:
         shard, started = None, time.perf_counter()
         for (state, last), prepared in pool.map(plan.chunks(units(reader, job.samples_per_shard))):
             if shard is None:
@@ -139,6 +141,12 @@ class Plan:
             yield raw, state.crops.get(raw.key), state.known_error(position, raw.key)
             count += 1
         state.check_count(count)
+
+
+def _shared_bytes(specs, codecs: dict, n_crops: int) -> dict[str, int]:
+    """Bytes per chunk of the float32 normalised crops of each modality with a fixed crop size."""
+    return {s.modality: CHUNK * n_crops * codecs[s.modality].in_channels * s.size[0] * s.size[1] * 4
+            for s in specs if s.modality in codecs and s.size}
 
 
 def _length(reader) -> int | None:

@@ -1,25 +1,32 @@
-"""Worker side: decode and crop samples, in worker processes or inline.
+"""Worker side: decode, crop and normalise chunks of samples, in worker processes or inline.
 
-:func:`prepare` turns one :class:`~tokzoo.io.RawSample` into a :class:`Prepared`: the crop
-settings (stored ones when given, else made from ``(seed, key, source size)``) and, per modality,
-the crops resized to that modality's size and, where the job has the modality's codec, checked against
-its contract and normalised (``codec.to_model``), so the main process only runs the model. It never
-raises for bad data: the sample comes back with ``error`` set. :class:`OrderedPool` maps it over
-chunks of samples with a bounded number in flight and yields results in input order, so output
-does not depend on the number of workers. Workers are forked where the platform can (no second
-import of torch); everything is also spawn-safe (top-level functions, the job passed to each
-worker once through the pool initializer).
+:func:`prepare_chunk` turns ``(raw sample, stored crops, known error)`` items into :class:`Prepared`:
+the crop settings (stored ones when given, else made from ``(seed, key, source size)``) and, per
+modality, the sample's crops resized to that modality's size, stacked ``(n_crops, ...)``. Where the job
+has the modality's codec, the crops of all the chunk's samples are checked against its contract and
+normalised (``codec.to_model``) in one call, retried sample by sample when it refuses, so the main
+process only runs the model. It never raises for bad data: a sample comes back with ``error`` set
+(precedence: decode, then crop, then normalisation errors).
+
+:class:`OrderedPool` maps it over chunks with a bounded number in flight and yields results in input
+order, so output does not depend on the number of workers; inline it runs with one torch thread, as
+workers do. Where workers are forked, normalised crops come back through :class:`Slots` (shared
+memory, one region per chunk in flight) instead of being pickled through a pipe. Everything is also
+spawn-safe (top-level functions, the job passed to each worker once through the pool initializer).
 """
 
 from __future__ import annotations
 
+import mmap
 import multiprocessing
 import signal
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import numpy as np
+import torch
 
 from tokzoo.crops import apply_crop, make_crop_settings
 from tokzoo.errors import TokzooError
@@ -41,39 +48,104 @@ class WorkerJob:
 
 @dataclass
 class Prepared:
+    """One sample: ``values[modality]`` is an array ``(n_crops, ...)`` (normalised where the job has the codec)
+    or a list of per-crop values; empty when ``error`` is set."""
+
     key: str
     sources: dict[str, str]
     crops: np.ndarray | None = None
-    values: dict[str, list] = field(default_factory=dict)
+    values: dict[str, np.ndarray | list] = field(default_factory=dict)
     error: str | None = None
 
 
+class Slots:
+    """Anonymous shared memory (inherited by forked workers): ``count`` slots, each holding up to
+    ``capacity[modality]`` bytes per modality, for the normalised crops of one chunk."""
+
+    def __init__(self, count: int, capacity: dict[str, int]):
+        self.offsets, stride = {}, 0
+        for modality, size in capacity.items():
+            self.offsets[modality] = (stride, size)
+            stride += -(-size // 64) * 64
+        self.stride = stride
+        self.buffer = mmap.mmap(-1, max(1, stride * count))
+
+    def put(self, slot: int, modality: str, arrays: list[np.ndarray]) -> tuple | None:
+        """Copy ``arrays`` (one dtype and item shape) one after the other into ``slot``; returns the handle
+        :meth:`take` needs, or None when they do not fit."""
+        dtype, shape = arrays[0].dtype, arrays[0].shape[1:]
+        start, size = self.offsets.get(modality, (0, 0))
+        lengths = [len(a) for a in arrays]
+        if (dtype.hasobject or any(a.dtype != dtype or a.shape[1:] != shape for a in arrays)
+                or sum(a.nbytes for a in arrays) > size):
+            return None
+        view = self._view(slot, start, dtype, (sum(lengths), *shape))
+        row = 0
+        for array in arrays:
+            view[row:row + len(array)] = array
+            row += len(array)
+        return dtype.str, shape, lengths
+
+    def take(self, slot: int, modality: str, handle: tuple) -> list[np.ndarray]:
+        """Private copies of the arrays :meth:`put` left in ``slot``."""
+        dtype, shape, lengths = handle
+        rows = self._view(slot, self.offsets[modality][0], np.dtype(dtype), (sum(lengths), *shape)).copy()
+        return np.split(rows, np.cumsum(lengths)[:-1])
+
+    def _view(self, slot: int, start: int, dtype: np.dtype, shape: tuple) -> np.ndarray:
+        return np.ndarray(shape, dtype, buffer=self.buffer, offset=slot * self.stride + start)
+
+
 _JOB: WorkerJob | None = None
+_SLOTS: Slots | None = None
 
 
-def init_worker(job: WorkerJob, threads: int | None = 1) -> None:
-    global _JOB
-    _JOB = job
+def init_worker(job: WorkerJob, threads: int | None = 1, slots: Slots | None = None) -> None:
+    global _JOB, _SLOTS
+    _JOB, _SLOTS = job, slots
     if threads is not None:
-        import torch
-
         torch.set_num_threads(threads)
 
 
-def init_pool_worker(job: WorkerJob) -> None:
+def init_pool_worker(job: WorkerJob, slots: Slots | None = None) -> None:
     """:func:`init_worker` in a pool process, which leaves Ctrl-C to the main process: that one stops the pool,
     instead of every worker printing a KeyboardInterrupt traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    init_worker(job)
+    init_worker(job, slots=slots)
 
 
-def prepare_chunk(chunk: list[tuple[RawSample, np.ndarray | None, str | None]]) -> list[Prepared]:
-    """``(raw, stored crops or None, known error or None)`` items -> :class:`Prepared`, same order."""
-    return [prepare(raw, crops, known_error) for raw, crops, known_error in chunk]
+def prepare_chunk(chunk: list[tuple[RawSample, np.ndarray | None, str | None]],
+                  slot: int | None = None) -> tuple[list[Prepared], dict[str, tuple]]:
+    """``(raw, stored crops or None, known error or None)`` items -> :class:`Prepared`, same order, and the
+    handles of the normalised values left in ``slot`` of the worker's :class:`Slots` (see :func:`take_shared`)."""
+    prepared = [_decode_and_crop(raw, crops, known_error) for raw, crops, known_error in chunk]
+    for modality, codec in _JOB.codecs.items():
+        _normalise(modality, codec, [p for p in prepared if p.error is None and modality in p.values])
+    shared = {}
+    if _SLOTS is not None and slot is not None:
+        ok = [p for p in prepared if p.error is None]
+        for modality in _JOB.codecs:
+            values = [p.values.get(modality) for p in ok]
+            if ok and all(isinstance(v, np.ndarray) for v in values):
+                handle = _SLOTS.put(slot, modality, values)
+                if handle is not None:
+                    shared[modality] = handle
+                    for p in ok:
+                        del p.values[modality]
+    return prepared, shared
 
 
-def prepare(raw: RawSample, crops: np.ndarray | None, known_error: str | None = None) -> Prepared:
-    """Decode, crop and check one sample for the worker job; ``known_error`` skips the work."""
+def take_shared(prepared: list[Prepared], shared: dict[str, tuple], slots: Slots | None, slot: int) -> list[Prepared]:
+    """Main side of :func:`prepare_chunk`: give the ok samples their values back from ``slot``."""
+    ok = [p for p in prepared if p.error is None]
+    for modality, handle in shared.items():
+        for p, value in zip(ok, slots.take(slot, modality, handle)):
+            p.values[modality] = value
+    return prepared
+
+
+def _decode_and_crop(raw: RawSample, crops: np.ndarray | None, known_error: str | None) -> Prepared:
+    """Decode one sample and cut its crops; ``known_error`` skips the work."""
     prepared = Prepared(raw.key, {m: ref.source for m, ref in raw.files.items()})
     if known_error is not None:
         prepared.error = known_error
@@ -91,12 +163,37 @@ def prepare(raw: RawSample, crops: np.ndarray | None, known_error: str | None = 
             size = _JOB.sizes[modality]
             crops_of_value = [apply_crop({modality: value}, row, size)[modality] if size else value
                               for row in prepared.crops]
-            codec = _JOB.codecs.get(modality)
-            prepared.values[modality] = list(codec.to_model(np.stack(crops_of_value)).numpy()) if codec else crops_of_value
+            prepared.values[modality] = np.stack(crops_of_value) if modality in _JOB.codecs else crops_of_value
     except TokzooError as error:
         where = f"{modality}: {sample.sources[modality]}: " if modality else ""
         prepared.error, prepared.values = f"{where}{error}", {}
     return prepared
+
+
+def _normalise(modality: str, codec, samples: list[Prepared]) -> None:
+    """``codec.to_model`` over the crops of all ``samples`` at once; sample by sample when that is refused
+    (or their shapes differ), so that only the offending samples fail."""
+    if not samples:
+        return
+    values = [s.values[modality] for s in samples]
+    if len(samples) > 1 and len({v.shape[1:] for v in values}) > 1:
+        for sample in samples:
+            _normalise(modality, codec, [sample])
+        return
+    try:
+        rows = codec.to_model(np.concatenate(values) if len(values) > 1 else values[0]).numpy()
+    except TokzooError as error:
+        if len(samples) > 1:
+            for sample in samples:
+                _normalise(modality, codec, [sample])
+            return
+        sample = samples[0]
+        sample.error, sample.values = f"{modality}: {sample.sources[modality]}: {error}", {}
+        return
+    start = 0
+    for sample in samples:
+        count = len(sample.values[modality])
+        sample.values[modality], start = rows[start:start + count], start + count
 
 
 def _source_size(values: dict, sources: dict) -> tuple[int, int]:
@@ -110,19 +207,36 @@ def _source_size(values: dict, sources: dict) -> tuple[int, int]:
     return next(iter(sizes.values()))
 
 
+@contextmanager
+def _one_thread():
+    """Inline preparation uses one torch thread, as a worker does, so results do not depend on where it runs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class OrderedPool:
-    """``map(tagged)``: :func:`prepare_chunk` over ``(tag, chunk)`` pairs -> ``(tag, results)`` in input order,
+    """``map(tagged)``: :func:`prepare_chunk` over ``(tag, chunk)`` pairs -> ``(tag, prepared)`` in input order,
     at most ``ahead`` chunks in flight.
 
-    ``workers=0`` runs inline in this process.
+    ``workers=0`` runs inline in this process. ``shared``: bytes per chunk per modality to reserve in
+    :class:`Slots` for normalised crops (forked workers only; what does not fit is pickled).
     """
 
-    def __init__(self, job: WorkerJob, workers: int, ahead: int | None = None):
+    def __init__(self, job: WorkerJob, workers: int, ahead: int | None = None, shared: dict[str, int] | None = None):
         self.workers = workers
         self.ahead = ahead or 2 * workers + 2
+        self.slots = None
         if workers:
-            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-            self.pool = context.Pool(workers, initializer=init_pool_worker, initargs=(job,))
+            fork = "fork" in multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if fork else "spawn")
+            # Chunk i gets slot i % ahead: the slot of chunk i - ahead, whose result was taken (copied out) before
+            # chunk i is sent, as at most ``ahead`` chunks are in flight.
+            self.slots = Slots(self.ahead, shared) if fork and shared else None
+            self.pool = context.Pool(workers, initializer=init_pool_worker, initargs=(job, self.slots))
         else:
             self.pool = None
             init_worker(job, threads=None)
@@ -130,22 +244,28 @@ class OrderedPool:
     def map(self, tagged: Iterable[tuple[object, list]]) -> Iterator[tuple[object, list[Prepared]]]:
         if self.pool is None:
             for tag, chunk in tagged:
-                yield tag, prepare_chunk(chunk)
+                with _one_thread():
+                    prepared, _ = prepare_chunk(chunk)
+                yield tag, prepared
             return
         pending = deque()
-        for tag, chunk in tagged:
-            pending.append((tag, self.pool.apply_async(prepare_chunk, (chunk,))))
+        for index, (tag, chunk) in enumerate(tagged):
+            slot = index % self.ahead if self.slots else None
+            pending.append((tag, slot, self.pool.apply_async(prepare_chunk, (chunk, slot))))
             if len(pending) >= self.ahead:
-                tag, result = pending.popleft()
-                yield tag, result.get()
+                yield self._result(*pending.popleft())
         while pending:
-            tag, result = pending.popleft()
-            yield tag, result.get()
+            yield self._result(*pending.popleft())
+
+    def _result(self, tag, slot, result) -> tuple[object, list[Prepared]]:
+        prepared, shared = result.get()
+        return tag, take_shared(prepared, shared, self.slots, slot)
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.terminate()
             self.pool.join()
+        self.slots = None  # unmapped once no array viewing it is left (closing it could leave a view dangling)
 
     def __enter__(self):
         return self

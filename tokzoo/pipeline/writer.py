@@ -16,10 +16,11 @@ import hashlib
 import io
 import os
 import signal
+import tarfile
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import webdataset as wds
 
 from .layout import (CROPS, JOURNALS, json_bytes, read_json, read_tar, shard_name, stats_path, table_bytes,
                      table_path, tar_path)
@@ -33,18 +34,56 @@ _renames = 0
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
+    """``np.save`` bytes of ``array`` (C order); the header is made once per dtype and shape."""
+    array = np.ascontiguousarray(array)
+    return _npy_header(array.dtype, array.shape) + array.tobytes()
+
+
+@lru_cache(maxsize=64)
+def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
     buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    return buffer.getvalue()
+    np.save(buffer, np.zeros(shape, dtype), allow_pickle=False)
+    return buffer.getvalue()[:buffer.tell() - int(np.prod(shape, dtype=np.int64)) * dtype.itemsize]
 
 
 def tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
-    """``<key>.npy`` members in the given order, mtime 0, uid/gid 0, fixed user/group names and mode."""
-    buffer = io.BytesIO()
-    with wds.TarWriter(buffer, encoder=False, mtime=0.0, user="tokzoo", group="tokzoo", mode=0o444) as tar:
-        for key, data in members:
-            tar.write({"__key__": key, "npy": data})
-    return buffer.getvalue()
+    """``<key>.npy`` members in the given order, mtime 0, uid/gid 0, fixed user/group names and mode: the bytes
+    ``webdataset.TarWriter(encoder=False, mtime=0.0, user="tokzoo", group="tokzoo", mode=0o444)`` writes."""
+    parts, size = [], 0
+    for key, data in members:
+        header = _member_header(key + ".npy", len(data))
+        parts += [header, data, bytes(-len(data) % tarfile.BLOCKSIZE)]
+        size += len(header) + len(data) + len(parts[-1])
+    end = 2 * tarfile.BLOCKSIZE
+    parts.append(bytes(end + (-(size + end) % tarfile.RECORDSIZE)))
+    return b"".join(parts)
+
+
+def _tar_info(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode, info.uname, info.gname = size, 0.0, 0o444, "tokzoo", "tokzoo"
+    return info
+
+
+@lru_cache(maxsize=1)
+def _header_template() -> tuple[bytes, bytes]:
+    """The pax block every member shares (it holds only ``mtime=0.0``) and the ustar block without name, size, checksum."""
+    data = _tar_info("", 0).tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
+    block = bytearray(data[-tarfile.BLOCKSIZE:])
+    block[124:136], block[148:156] = bytes(12), bytes(8)
+    return data[:-tarfile.BLOCKSIZE], bytes(block)
+
+
+def _member_header(name: str, size: int) -> bytes:
+    """``TarInfo.tobuf`` of member ``name``, filled into a template where the name needs no pax record."""
+    if not (name.isascii() and len(name) <= tarfile.LENGTH_NAME and size < 8 ** 11):
+        return _tar_info(name, size).tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
+    pax, template = _header_template()
+    block = bytearray(template)
+    block[:len(name)] = name.encode("ascii")
+    block[124:136] = b"%011o\0" % size
+    block[148:156] = b"%06o\0 " % (256 + sum(block))  # checksum: the field itself counts as 8 spaces
+    return pax + bytes(block)
 
 
 def _tmp(path: Path) -> Path:
