@@ -36,6 +36,8 @@ class Modality:
     croppable: ClassVar[bool] = True
     """False when values do not live on the image's pixel grid, so pixel crops cannot apply to them."""
     zoo_names: ClassVar[tuple[str, ...]] = ()
+    stored_as: ClassVar[str | None] = None
+    """The tokzoo.io modality holding this codec's raw values when its name differs (``pose`` for human_pose)."""
 
     def __init__(self, **normalization):
         unknown = set(normalization) - set(self.default_normalization())

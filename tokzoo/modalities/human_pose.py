@@ -85,6 +85,7 @@ class HumanPose(Modality):
                 "returns the pose dict: coco17 keypoints in pixels of normalization.image_size (with 'width', "
                 "'height'), integer v, [0, 0, 0] where v = 0; smpl matrices projected to the nearest rotations.")
     zoo_names = ("human_pose", "human_pose_smpl")
+    stored_as = "pose"
     batch_is_samples = False
 
     @classmethod

@@ -25,7 +25,7 @@ def encode_batch(spec: ModalitySpec, samples: list[Prepared]) -> list[np.ndarray
     lists of raw per-crop values otherwise. All crops of all samples go through the tokenizer in one
     call; when it refuses the batch, each sample is encoded alone so that only the offending ones fail.
     """
-    values = [sample.values[spec.modality] for sample in samples]
+    values = [sample.values[spec.stored] for sample in samples]
     if all(isinstance(v, np.ndarray) for v in values):
         batch = np.concatenate(values) if len(values) > 1 else values[0]
     else:
@@ -36,6 +36,6 @@ def encode_batch(spec: ModalitySpec, samples: list[Prepared]) -> list[np.ndarray
         tokens = to_storage(encode(batch), spec.tokenizer.vocab_size)
     except TokzooError as error:
         if len(samples) == 1:
-            return [f"{spec.modality}: {samples[0].sources.get(spec.modality, samples[0].key)}: {error}"]
+            return [f"{spec.modality}: {samples[0].sources.get(spec.stored, samples[0].key)}: {error}"]
         return [result for sample in samples for result in encode_batch(spec, [sample])]
     return list(tokens.reshape(len(samples), -1, *tokens.shape[1:]))

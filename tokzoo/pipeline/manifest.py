@@ -35,6 +35,11 @@ class ModalitySpec:
     tokenizer: Tokenizer
     size: tuple[int, int] | None
 
+    @property
+    def stored(self) -> str:
+        """The raw (tokzoo.io) modality this one is tokenized from: ``pose`` for human_pose, else its own name."""
+        return getattr(getattr(self.tokenizer, "codec", None), "stored_as", None) or self.modality
+
     @cached_property
     def content_hash(self) -> str:
         return self.tokenizer.content_hash()

@@ -125,7 +125,7 @@ def show_rows(out: Path, key: str) -> tuple[list[list[np.ndarray]], list[str]]:
             continue
         size = tuple(entry["size"]) if entry["size"] else None
         reconstruction = codec.visualize(tok.decode(tokens[:1], input_size=size)[0])
-        source = source_crop(entry, modality, key, crop)
+        source = source_crop(entry, getattr(codec, "stored_as", None) or modality, key, crop)
         if source is None:
             notes.append(f"{modality}: source {entry['input']} not available")
         picture = codec.visualize(source) if source is not None else np.full_like(reconstruction, 128)

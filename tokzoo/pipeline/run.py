@@ -72,7 +72,11 @@ def tokenize(job: TokenizeJob) -> Summary:
     # Everything a typo can break is checked before OUT is touched: tokenizers, crop size, the input.
     specs = load_specs(job.modalities, job.tokenizers, job.untrained, job.device, job.size)
     requested = [spec.modality for spec in specs]
-    reader = open_input(job.input, requested) if job.input else None
+    stored = [spec.stored for spec in specs]  # raw modalities read: pose for human_pose, ...
+    if len(set(stored)) != len(stored):
+        raise ConfigError(f"--modality {','.join(requested)}: two of them are tokenized from the same stored values "
+                          f"({', '.join(stored)}); tokenize them into separate --output folders")
+    reader = open_input(job.input, stored) if job.input else None
     claim_output(out, job.overwrite)
     crops = {"n_crops": job.crops, "seed": job.seed, **CROP_RECIPE}
     previous = read_manifest(out)
@@ -82,9 +86,9 @@ def tokenize(job: TokenizeJob) -> Summary:
     manifest = build_manifest(previous, specs, crops, job.samples_per_shard, source)
     write_atomic(out / MANIFEST, json_bytes(manifest))
 
-    reader = reader if reader is not None else open_input(source, requested)  # not `or`: that would count the tars
-    codecs = {s.modality: worker_codec(s.tokenizer) for s in specs if worker_codec(s.tokenizer)}
-    worker_job = WorkerJob(sizes={s.modality: s.size for s in specs}, n_crops=job.crops, seed=job.seed,
+    reader = reader if reader is not None else open_input(source, stored)  # not `or`: that would count the tars
+    codecs = {s.stored: worker_codec(s.tokenizer) for s in specs if worker_codec(s.tokenizer)}
+    worker_job = WorkerJob(sizes={s.stored: s.size for s in specs}, n_crops=job.crops, seed=job.seed,
                            crop_recipe=CROP_RECIPE, codecs=codecs)
     plan = Plan(out, list(manifest["modalities"]), requested)
     written = 0
@@ -145,8 +149,8 @@ class Plan:
 
 def _shared_bytes(specs, codecs: dict, n_crops: int) -> dict[str, int]:
     """Bytes per chunk of the float32 normalised crops of each modality with a fixed crop size."""
-    return {s.modality: CHUNK * n_crops * codecs[s.modality].in_channels * s.size[0] * s.size[1] * 4
-            for s in specs if s.modality in codecs and s.size}
+    return {s.stored: CHUNK * n_crops * codecs[s.stored].in_channels * s.size[0] * s.size[1] * 4
+            for s in specs if s.stored in codecs and s.size}
 
 
 def _length(reader) -> int | None:

@@ -152,7 +152,7 @@ def commit_shard(out: Path, shard: ShardBuilder, source: str, seconds: float) ->
     for spec in shard.specs:
         data = tar_bytes([(s.key, npy_bytes(shard.tokens[spec.modality][s.key])) for s in ok])
         commit.stage(tar_path(out, spec.modality, index), data)
-        records = [_record(s.key, s.sources.get(spec.modality), s.error) for s in shard.samples]
+        records = [_record(s.key, s.sources.get(spec.stored), s.error) for s in shard.samples]
         commit.stage(table_path(out, spec.modality, index), table_bytes(records))
         stats.append((spec.modality, _stats(records, len(data), source, seconds, _tokenizer(spec))))
     for modality in state.done if dropped else []:
