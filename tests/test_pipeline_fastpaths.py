@@ -37,6 +37,18 @@ def test_tar_bytes_are_what_the_webdataset_writer_writes():
         assert tar_bytes(members) == buffer.getvalue(), members
 
 
+def test_table_lines_are_what_json_dumps_writes():
+    import json
+
+    from tokzoo.pipeline.layout import table_bytes
+
+    records = [{"key": f"k{i}", "source": source, "status": "failed" if error else "ok", "error": error, "more": i}
+               for i, (source, error) in enumerate([(None, None), ("a/ü.tar:k.depth.npy", None),
+                                                    ('q"uote\\back\nslash', "depth: bad \u2028 value"), ("s", "")])]
+    expected = "".join(json.dumps({f: r[f] for f in ("key", "source", "status", "error")}) + "\n" for r in records)
+    assert table_bytes(records) == expected.encode()
+
+
 def test_npy_bytes_are_what_np_save_writes():
     for array in (np.zeros((2, 64), np.uint16), np.arange(10, dtype=np.int32).reshape(2, 5), np.ones((3, 4), ">i4")[:, ::2],
                   np.zeros((0, 3), np.uint8), np.full((1, 196), 7, np.uint8)):

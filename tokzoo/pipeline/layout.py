@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Iterator
 
@@ -63,7 +64,16 @@ def read_table(path: Path) -> list[dict]:
 
 
 def table_bytes(records: list[dict]) -> bytes:
-    return "".join(json.dumps({f: r[f] for f in ("key", "source", "status", "error")}) + "\n" for r in records).encode()
+    """One ``json.dumps`` line per record, fields key, source, status, error in that order."""
+    return "".join(f'{{"key": {_json(r["key"])}, "source": {_json(r["source"])}, "status": {_json(r["status"])}, '
+                   f'"error": {_json(r["error"])}}}\n' for r in records).encode()
+
+
+def _json(value) -> str:
+    """``json.dumps(value)``, quicker for the strings and None of a table."""
+    if isinstance(value, str):
+        return encode_basestring_ascii(value)
+    return "null" if value is None else json.dumps(value)
 
 
 def read_tar(path: Path) -> Iterator[tuple[str, bytes]]:

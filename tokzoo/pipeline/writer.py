@@ -66,23 +66,24 @@ def _tar_info(name: str, size: int) -> tarfile.TarInfo:
 
 
 @lru_cache(maxsize=1)
-def _header_template() -> tuple[bytes, bytes]:
-    """The pax block every member shares (it holds only ``mtime=0.0``) and the ustar block without name, size, checksum."""
+def _header_template() -> tuple[bytes, bytes, int]:
+    """The pax block every member shares (it holds only ``mtime=0.0``), the ustar block without name, size and
+    checksum, and its checksum base: the sum of its bytes with the checksum field counted as 8 spaces."""
     data = _tar_info("", 0).tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
     block = bytearray(data[-tarfile.BLOCKSIZE:])
     block[124:136], block[148:156] = bytes(12), bytes(8)
-    return data[:-tarfile.BLOCKSIZE], bytes(block)
+    return data[:-tarfile.BLOCKSIZE], bytes(block), sum(block) + 8 * ord(" ")
 
 
 def _member_header(name: str, size: int) -> bytes:
     """``TarInfo.tobuf`` of member ``name``, filled into a template where the name needs no pax record."""
     if not (name.isascii() and len(name) <= tarfile.LENGTH_NAME and size < 8 ** 11):
         return _tar_info(name, size).tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
-    pax, template = _header_template()
+    pax, template, base = _header_template()
     block = bytearray(template)
-    block[:len(name)] = name.encode("ascii")
-    block[124:136] = b"%011o\0" % size
-    block[148:156] = b"%06o\0 " % (256 + sum(block))  # checksum: the field itself counts as 8 spaces
+    name_field, size_field = name.encode("ascii"), b"%011o\0" % size
+    block[:len(name_field)], block[124:136] = name_field, size_field
+    block[148:156] = b"%06o\0 " % (base + sum(name_field) + sum(size_field))
     return pax + bytes(block)
 
 
