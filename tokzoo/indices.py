@@ -51,3 +51,17 @@ def check_ids(array: np.ndarray, vocab_size: int, source: str) -> None:
         raise DtypeError(source, f"token ids must be integers, got {array.dtype}")
     if array.size and (array.min() < 0 or array.max() >= vocab_size):
         raise InvalidValueError(source, f"token ids must lie in [0, {vocab_size}), got [{array.min()}, {array.max()}]")
+
+
+def item_counts(tokens: np.ndarray, pad_id: int, item_ndim: int = 1) -> np.ndarray:
+    """Set-valued modalities: (..., N, *item_shape) ids padded with ``pad_id`` -> (...) int64 counts of real
+    items, ``item_ndim = len(item_shape)`` (pad rows come last; a real row never holds ``pad_id``)."""
+    real = tokens != pad_id
+    for _ in range(item_ndim):
+        real = real.all(axis=-1)
+    return real.sum(axis=-1)
+
+
+def unpad(items: np.ndarray, pad_id: int) -> np.ndarray:
+    """One crop's items (N_max, *item_shape) padded with ``pad_id`` -> the real ones (N, *item_shape)."""
+    return items[:int(item_counts(items, pad_id, items.ndim - 1))]

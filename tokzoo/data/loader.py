@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -10,12 +11,16 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from tokzoo.errors import ConfigError, InputError, ShapeError
+from tokzoo.indices import item_counts
 
 from .plan import epoch_pieces, random_crops, resampled_pieces
-from .shards import Shard, count_members, open_shard
+from .shards import Shard, count_members, open_shard, pad_items
 
 CROPS = "crops"
 """The pipeline's crop settings folder (tokzoo.pipeline.layout.CROPS; not imported: it pulls in the pipeline)."""
+
+MANIFEST = "manifest.json"
+"""Where the pipeline records each modality's ``pad_id`` (set-valued modalities only)."""
 
 Batch = dict  # modality -> int64 (B, *token_shape); "__key__" -> list[str]; "__crop__" -> int64 (B,)
 
@@ -36,6 +41,11 @@ class TokenDataset(IterableDataset):
     Every shard's modalities must hold the same keys in the same order and the same crop counts; with
     ``require_complete`` a shard must have its ``.stats.json`` completion marker in every modality.
     Listing ``"crops"`` among the modalities yields each sample's chosen crop box, int64 (B, 5).
+
+    Set-valued modalities (sam_instances, human_pose: ``"pad_id"`` in OUT's manifest.json) hold N >= 0
+    items per crop; their batches are int64 (B, N_max, *item_shape), N_max the batch's largest N (0 when
+    no sample has an item), each row's missing items filled with ``pad_id`` (= vocab_size), so
+    ``tokens[..., 0] != pad_id`` is the item mask. ``dataset.pad_ids[modality]`` gives it (None elsewhere).
     """
 
     def __init__(self, root: str | Path, modalities: Sequence[str], batch_size: int, *, shuffle: bool = True,
@@ -52,6 +62,7 @@ class TokenDataset(IterableDataset):
         self.rank, self.world_size = _distributed(rank, world_size)
         self.epoch = 0
         self.shards = _find_shards(self.root, self.modalities, require_complete)
+        self.pad_ids = _pad_ids(self.root, self.modalities)
         self.counts = [count_members(self.root / self.modalities[0] / name) for name in self.shards]
 
     @property
@@ -91,7 +102,7 @@ class TokenDataset(IterableDataset):
             start = 0
             while start < len(samples):
                 take = min(self.batch_size - filled, len(samples) - start)
-                parts.append(_gather(shards, samples[start:start + take], crops[start:start + take]))
+                parts.append(_gather(shards, samples[start:start + take], crops[start:start + take], self.pad_ids))
                 filled, start = filled + take, start + take
                 if filled == self.batch_size:
                     yield self._collate(parts)
@@ -117,7 +128,13 @@ class TokenDataset(IterableDataset):
         batch: Batch = {}
         for j, modality in enumerate(self.modalities):
             arrays = [p[0][j] for p in parts]
-            batch[modality] = torch.from_numpy((arrays[0] if len(arrays) == 1 else np.concatenate(arrays)).astype(np.int64))
+            pad_id = self.pad_ids[modality]
+            if pad_id is not None:
+                tokens = pad_items(arrays, pad_id, self.root / modality)
+                tokens = tokens[:, :item_counts(tokens, pad_id, tokens.ndim - 2).max(initial=0)]  # no all-pad columns
+            else:
+                tokens = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+            batch[modality] = torch.from_numpy(tokens.astype(np.int64))
         batch["__key__"] = [_key(n) for p in parts for n in p[1]]
         batch["__crop__"] = torch.from_numpy(np.concatenate([p[2] for p in parts]))
         return batch
@@ -137,8 +154,20 @@ def make_loader(root: str | Path, modalities: Sequence[str], batch_size: int, *,
     return DataLoader(dataset, batch_size=None, num_workers=num_workers, **loader_kwargs)
 
 
-def _gather(shards: list[Shard], samples: np.ndarray, crops: np.ndarray):
-    return [s.gather(samples, crops) for s in shards], shards[0].names[samples], crops
+def _gather(shards: list[Shard], samples: np.ndarray, crops: np.ndarray, pad_ids: dict[str, int | None]):
+    tokens = [s.gather(samples, crops, pad_id) for s, pad_id in zip(shards, pad_ids.values())]
+    return tokens, shards[0].names[samples], crops
+
+
+def _pad_ids(root: Path, modalities: list[str]) -> dict[str, int | None]:
+    """Per modality: its ``pad_id`` from OUT's manifest.json (set-valued modalities), else None (also when
+    there is no manifest, as in folders not written by ``tokzoo tokenize``)."""
+    path = root / MANIFEST
+    try:
+        entries = json.loads(path.read_text())["modalities"] if path.is_file() else {}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(path, f"unreadable manifest ({e})") from None
+    return {m: (entries.get(m) or {}).get("pad_id") for m in modalities}
 
 
 def _key(name: bytes) -> str:

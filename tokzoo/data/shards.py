@@ -45,14 +45,33 @@ class Shard:
     def __len__(self) -> int:
         return len(self.names)
 
-    def gather(self, index: np.ndarray, crops: np.ndarray) -> np.ndarray:
-        """Tokens of samples ``index`` at crops ``crops`` (both (B,) int) -> (B, *token_shape), stored dtype."""
+    def gather(self, index: np.ndarray, crops: np.ndarray, pad_id: int | None = None) -> np.ndarray:
+        """Tokens of samples ``index`` at crops ``crops`` (both (B,) int) -> (B, *token_shape), stored dtype.
+
+        ``pad_id``: a set-valued modality (members (n_crops, N, *item_shape), N varying): the picked crops are
+        padded to their largest N with ``pad_id`` -> (B, N_max, *item_shape).
+        """
         if isinstance(self.tokens, np.ndarray):
             return self.tokens[index, crops]
         picked = [self.tokens[i][c] for i, c in zip(index, crops)]
+        if pad_id is not None:
+            return pad_items([p[None] for p in picked], pad_id, self.path)
         if len({p.shape for p in picked}) > 1:
             raise ShapeError(self.path, f"members differ in token shape ({picked[0].shape} vs others), cannot batch them")
         return np.stack(picked)
+
+
+def pad_items(parts: list[np.ndarray], pad_id: int, source="tokens") -> np.ndarray:
+    """Arrays (B_i, N_i, *item_shape) -> one (sum B_i, max N_i, *item_shape), rows N_i.. of part i = ``pad_id``."""
+    if len({p.shape[2:] for p in parts}) > 1:
+        raise ShapeError(source, f"items differ in token shape ({parts[0].shape[2:]} vs others), cannot batch them")
+    out = np.full((sum(len(p) for p in parts), max(p.shape[1] for p in parts), *parts[0].shape[2:]), pad_id,
+                  np.result_type(*parts))
+    row = 0
+    for part in parts:
+        out[row:row + len(part), :part.shape[1]] = part
+        row += len(part)
+    return out
 
 
 def open_shard(path: str | Path) -> Shard:

@@ -191,7 +191,7 @@ def render(layout: Layout) -> dict:
         "semseg": semseg,
         "instances": instances,
         "edges": _edges(semseg, instances, depth, index),
-        "pose": {"skeleton": "coco17", "humans": _keypoints(layout, depth)},
+        "pose": {"skeleton": "coco17", "width": w, "height": h, "humans": _keypoints(layout, depth)},
         "camera": {
             "fx": float(layout.fx), "fy": float(layout.fy), "cx": float(layout.cx), "cy": float(layout.cy),
             "width": w, "height": h, "cam_to_world": layout.cam_to_world.tolist(),

@@ -53,8 +53,9 @@ def generate_scene(index: int, seed: int = 0, size: int | tuple[int, int] = 256)
     float32 (H, W, 3) camera-frame unit normals (x right, y down, z forward, facing the camera), NaN
     for sky; ``semseg`` uint8 (H, W) ids into :data:`SCENE_CLASSES`; ``instances`` uint16 (H, W), one id
     per object and human, 0 for floor/wall/sky; ``edges`` uint8 (H, W) in {0, 1}; ``pose`` (COCO-17
-    keypoints of each human, with its ``instance_id``) and ``camera`` (intrinsics in pixels, with
-    pixel centres at integer coordinates, and ``cam_to_world``) as JSON-able dicts.
+    keypoints of each human, with its ``instance_id``, and the image's ``width`` / ``height``) and
+    ``camera`` (intrinsics in pixels, with pixel centres at integer coordinates, and ``cam_to_world``)
+    as JSON-able dicts.
     The same ``(seed, index, size)`` gives byte-identical arrays in any process.
     """
     h, w = _size(size)

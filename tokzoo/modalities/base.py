@@ -39,6 +39,12 @@ class Modality:
     stored_as: ClassVar[str | None] = None
     """The tokzoo.io modality holding this codec's raw values when its name differs (``pose`` for human_pose)."""
 
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        """(H, W) the pipeline crops raw values to by default when ``input_size`` is no pixel frame (sets of
+        items: instance masks, humans); None for every other modality."""
+        return None
+
     def __init__(self, **normalization):
         unknown = set(normalization) - set(self.default_normalization())
         if unknown:

@@ -98,6 +98,12 @@ class HumanPose(Modality):
             raise ConfigError(f"human_pose normalization: skeleton must be 'coco17' or 'smpl', got {self.skeleton!r}")
 
     @property
+    def frame_size(self) -> tuple[int, int]:
+        """normalization.image_size: the frame ``decode`` answers in, and that of a pose dict without width/height."""
+        height, width = self.normalization["image_size"]
+        return int(height), int(width)
+
+    @property
     def skeleton(self) -> str:
         return self.normalization["skeleton"]
 

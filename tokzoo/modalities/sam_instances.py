@@ -21,6 +21,8 @@ from .base import Modality, register_modality, to_tensor
 
 MASK_SIZE = 64
 MIN_AREA_FRACTION = 0.0005  # 4M drops instances under 0.05% of the image
+FRAME_SIZE = (224, 224)
+"""Default size of the instance-map crops the pipeline cuts instances from (4M's 224 px crops)."""
 
 
 def _resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -118,6 +120,8 @@ class SAMInstances(Modality):
     zoo_names = ("sam_instances",)
     stored_as = "instances"
     batch_is_samples = False
+
+    frame_size = FRAME_SIZE
 
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:

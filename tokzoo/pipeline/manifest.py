@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 import tokzoo
 from tokzoo.errors import ConfigError, ShapeError
 from tokzoo.indices import storage_dtype
@@ -45,15 +47,36 @@ class ModalitySpec:
         return self.tokenizer.content_hash()
 
     @property
-    def token_shape(self) -> tuple[int, ...]:
+    def items(self) -> bool:
+        """True for set-valued modalities (sam_instances, human_pose): a crop holds N >= 0 items of
+        ``tokenizer.token_shape`` each, stored padded with :attr:`pad_id` (docs/ARCHITECTURE.md)."""
+        codec = getattr(self.tokenizer, "codec", None)
+        return codec is not None and not codec.batch_is_samples
+
+    @property
+    def pad_id(self) -> int | None:
+        """``vocab_size`` for set-valued modalities (fills item rows a crop lacks), else None."""
+        return self.tokenizer.vocab_size if self.items else None
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Storage dtype: holds every id, and the pad id where there is one."""
+        return storage_dtype(self.tokenizer.vocab_size + (1 if self.items else 0))
+
+    @property
+    def token_shape(self) -> tuple[int | None, ...]:
+        """Tokens per crop; ``(None, *item_shape)`` for set-valued modalities (None: the item count)."""
+        if self.items:
+            return (None, *self.tokenizer.token_shape)
         shape_for = getattr(self.tokenizer, "token_shape_for", None)
         return tuple(shape_for(self.size)) if shape_for and self.size else tuple(self.tokenizer.token_shape)
 
     def entry(self, source: str) -> dict:
         tok = self.tokenizer
+        items = {"items": True, "pad_id": self.pad_id} if self.items else {}
         return {"tokenizer": self.reference, "name": tok.name, "content_hash": self.content_hash,
                 "untrained": tok.untrained, "config": tok.config, "vocab_size": tok.vocab_size,
-                "token_shape": list(self.token_shape), "dtype": storage_dtype(tok.vocab_size).name,
+                "token_shape": list(self.token_shape), "dtype": self.dtype.name, **items,
                 "size": list(self.size) if self.size else None, "input": source}
 
 
@@ -78,9 +101,10 @@ def load_specs(modalities: list[str], references: dict[str, str], untrained: boo
             raise ConfigError(f"tokenizer {reference!r} is for {tok.modality!r}, not {modality!r}")
         if Path(reference).exists():
             reference = str(Path(reference).resolve())
-        input_size = tok.config.get("input_size")
-        croppable = getattr(getattr(tok, "codec", None), "croppable", True)
+        input_size, codec = tok.config.get("input_size"), getattr(tok, "codec", None)
+        croppable = getattr(codec, "croppable", True)
         own = tuple(input_size) if input_size and len(input_size) == 2 and croppable else None
+        own = getattr(codec, "frame_size", None) or own  # sets of items: input_size is an item's, not a crop's
         spec = ModalitySpec(modality, reference, tok, (size or own) if own else None)
         try:
             spec.token_shape  # the crop size must fit the model's downsampling

@@ -10,6 +10,7 @@ import numpy as np
 
 from tokzoo.crops import apply_crop
 from tokzoo.errors import ConfigError, TokzooError
+from tokzoo.indices import unpad
 from tokzoo.io import decode_sample
 from tokzoo.tokenizer import Tokenizer
 from tokzoo.zoo import load_tokenizer
@@ -37,16 +38,30 @@ def inspect_lines(out: Path, samples: int = 3, failures: int = 5) -> list[str]:
         ok, failed = sum(s["ok"] for s in stats), sum(s["failed"] for s in stats)
         label = " UNTRAINED" if entry["untrained"] else ""
         lines.append(f"{modality}: {len(shards)} complete shards, ok {ok}, failed {failed}, tokens "
-                     f"{entry['token_shape']} {entry['dtype']} per crop, vocab {entry['vocab_size']}, "
-                     f"tokenizer {entry['name']}{label}")
+                     f"{_shape_text(entry)} {entry['dtype']} per crop{_items_text(entry)}, "
+                     f"vocab {entry['vocab_size']}, tokenizer {entry['name']}{label}")
         bad = [r for i in shards for r in read_table(table_path(out, modality, i)) if r["status"] == "failed"]
         lines += [f"  failed {r['key']}: {r['error']}" for r in bad[:failures]]
         if len(bad) > failures:
             lines.append(f"  ... {len(bad) - failures} more in {out / modality}/*.samples.jsonl")
         for key, tokens in _first(out, modality, shards, samples):
-            head = " ".join(str(t) for t in tokens.reshape(tokens.shape[0], -1)[0, :12])
-            lines.append(f"  {key}: {tokens.shape} {tokens.dtype}  crop 0: {head} ...")
+            crop, what = tokens[0], "crop 0: "
+            if entry.get("items"):
+                crop = unpad(crop, entry["pad_id"])
+                what = f"crop 0, {len(crop)} items: " if len(crop) else "crop 0: no items"
+            head = " ".join(str(t) for t in crop.reshape(-1)[:12])
+            lines.append(f"  {key}: {tokens.shape} {tokens.dtype}  {what}{head}{' ...' if crop.size else ''}")
     return lines
+
+
+def _shape_text(entry: dict) -> str:
+    """``[64]``; ``[N, 16]`` for set-valued modalities."""
+    return "[" + ", ".join("N" if n is None else str(n) for n in entry["token_shape"]) + "]"
+
+
+def _items_text(entry: dict) -> str:
+    return (f" (N items, 0 or more; crops padded to the sample's largest N with id {entry['pad_id']})"
+            if entry.get("items") else "")
 
 
 def _first(out: Path, modality: str, shards: list[int], n: int) -> list[tuple[str, np.ndarray]]:
@@ -103,6 +118,33 @@ def source_crop(entry: dict, modality: str, key: str, crop_row: np.ndarray):
     return apply_crop({modality: sample.values[modality]}, crop_row, tuple(size))[modality] if size else sample.values[modality]
 
 
+def _items_picture(tok: Tokenizer, items: np.ndarray, source, size: tuple[int, int] | None,
+                   notes: list[str]) -> np.ndarray:
+    """Picture of one crop's decoded items (N, *item_shape), pad rows already dropped.
+
+    human_pose: the decoded pose dict, its keypoints moved from the codec's frame to the crop's ``size``.
+    sam_instances: masks carry no boxes, so they are pasted into the boxes of the source crop's instances
+    (:func:`crop_instances` yields them in token order) when the source is there, else shown side by side.
+    """
+    from tokzoo.modalities.sam_instances import crop_instances, paste_instances
+
+    codec, decoded = tok.codec, tok.decode(items)
+    if codec.name == "sam_instances":
+        boxes, ids = crop_instances(source)[1:] if source is not None else (None, None)
+        if boxes is not None and len(boxes) == len(decoded):
+            return codec.visualize(paste_instances(decoded, boxes, *np.shape(source)[:2], ids))
+        notes.append(f"{codec.name}: instance boxes are not tokens and the source crop is unavailable: "
+                     f"{len(decoded)} decoded 64x64 masks shown side by side")
+        return codec.visualize(decoded)
+    if isinstance(decoded, dict) and decoded.get("skeleton") == "coco17" and size:
+        scale = np.array([size[1] / decoded["width"], size[0] / decoded["height"]])
+        for human in decoded["humans"]:
+            human["keypoints_2d"] = [[*((np.array([x, y]) + 0.5) * scale - 0.5).tolist(), v] if v else [0.0, 0.0, 0]
+                                     for x, y, v in human["keypoints_2d"]]
+        decoded.update(width=size[1], height=size[0])
+    return codec.visualize(decoded)
+
+
 def show_rows(out: Path, key: str) -> tuple[list[list[np.ndarray]], list[str]]:
     """One row per modality: source crop 0 (grey when unavailable) beside the reconstruction of its tokens.
 
@@ -124,8 +166,11 @@ def show_rows(out: Path, key: str) -> tuple[list[list[np.ndarray]], list[str]]:
             notes.append(f"{modality}: no picture for this modality")
             continue
         size = tuple(entry["size"]) if entry["size"] else None
-        reconstruction = codec.visualize(tok.decode(tokens[:1], input_size=size)[0])
         source = source_crop(entry, getattr(codec, "stored_as", None) or modality, key, crop)
+        if entry.get("items"):
+            reconstruction = _items_picture(tok, unpad(tokens[0], entry["pad_id"]), source, size, notes)
+        else:
+            reconstruction = codec.visualize(tok.decode(tokens[:1], input_size=size)[0])
         if source is None:
             notes.append(f"{modality}: source {entry['input']} not available")
         picture = codec.visualize(source) if source is not None else np.full_like(reconstruction, 128)

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from tokzoo.errors import ConfigError
 
-from .encode import worker_codec
+from .encode import set_codec, worker_codec
 from .layout import CROPS, JOURNALS, MANIFEST, SOURCE, json_bytes, read_manifest
 from .manifest import CROP_RECIPE, build_manifest, check_compatible, finish_manifest, load_specs
 from .plan import open_input, scenes_source, units
@@ -88,8 +88,9 @@ def tokenize(job: TokenizeJob) -> Summary:
 
     reader = reader if reader is not None else open_input(source, stored)  # not `or`: that would count the tars
     codecs = {s.stored: worker_codec(s.tokenizer) for s in specs if worker_codec(s.tokenizer)}
+    set_codecs = {s.stored: set_codec(s.tokenizer) for s in specs if set_codec(s.tokenizer)}
     worker_job = WorkerJob(sizes={s.stored: s.size for s in specs}, n_crops=job.crops, seed=job.seed,
-                           crop_recipe=CROP_RECIPE, codecs=codecs)
+                           crop_recipe=CROP_RECIPE, codecs=codecs, set_codecs=set_codecs)
     plan = Plan(out, list(manifest["modalities"]), requested)
     written = 0
     # Keep two encoder batches prepared ahead, so workers never wait for the encoder to take a chunk.

@@ -5,8 +5,10 @@ the crop settings (stored ones when given, else made from ``(seed, key, source s
 modality, the sample's crops resized to that modality's size, stacked ``(n_crops, ...)``. Where the job
 has the modality's codec, the crops of all the chunk's samples are checked against its contract and
 normalised (``codec.to_model``) in one call, retried sample by sample when it refuses, so the main
-process only runs the model. It never raises for bad data: a sample comes back with ``error`` set
-(precedence: decode, then crop, then normalisation errors).
+process only runs the model. Set-valued codecs (``set_codecs``: sam_instances, human_pose; one call takes
+one image's items) normalise crop by crop instead, into a list of float32 (N_i, C, ...) arrays, N_i >= 0.
+It never raises for bad data: a sample comes back with ``error`` set (precedence: decode, then crop,
+then normalisation errors).
 
 :class:`OrderedPool` maps it over chunks with a bounded number in flight and yields results in input
 order, so output does not depend on the number of workers; inline it runs with one torch thread, as
@@ -29,14 +31,14 @@ import numpy as np
 import torch
 
 from tokzoo.crops import apply_crop, make_crop_settings
-from tokzoo.errors import TokzooError
+from tokzoo.errors import InvalidValueError, TokzooError
 from tokzoo.io import RawSample, decode_sample
 
 
 @dataclass(frozen=True)
 class WorkerJob:
     """What every worker needs: per-modality output size (None: not cropped), the crop recipe, and the
-    codecs of the modalities whose crops are normalised here."""
+    codecs of the modalities whose crops are normalised here (``set_codecs``: one crop per call)."""
 
     sizes: dict[str, tuple[int, int] | None]
     n_crops: int
@@ -44,12 +46,13 @@ class WorkerJob:
     crop_recipe: dict
     options: dict[str, dict] = field(default_factory=dict)
     codecs: dict = field(default_factory=dict)
+    set_codecs: dict = field(default_factory=dict)
 
 
 @dataclass
 class Prepared:
     """One sample: ``values[modality]`` is an array ``(n_crops, ...)`` (normalised where the job has the codec)
-    or a list of per-crop values; empty when ``error`` is set."""
+    or a list of per-crop values (for a set codec: normalised, float32 (N_i, C, ...)); empty when ``error`` is set."""
 
     key: str
     sources: dict[str, str]
@@ -121,6 +124,10 @@ def prepare_chunk(chunk: list[tuple[RawSample, np.ndarray | None, str | None]],
     prepared = [_decode_and_crop(raw, crops, known_error) for raw, crops, known_error in chunk]
     for modality, codec in _JOB.codecs.items():
         _normalise(modality, codec, [p for p in prepared if p.error is None and modality in p.values])
+    for modality, codec in _JOB.set_codecs.items():
+        for p in prepared:
+            if p.error is None and modality in p.values:
+                _normalise_items(modality, codec, p)
     shared = {}
     if _SLOTS is not None and slot is not None:
         ok = [p for p in prepared if p.error is None]
@@ -196,12 +203,38 @@ def _normalise(modality: str, codec, samples: list[Prepared]) -> None:
         sample.values[modality], start = rows[start:start + count], start + count
 
 
+def _normalise_items(modality: str, codec, sample: Prepared) -> None:
+    """A set codec's ``to_model`` on each crop of ``sample`` (one image's items per call) -> list of float32
+    (N_i, C, ...); a crop without items gives N_i = 0. A refusal fails the sample."""
+    try:
+        sample.values[modality] = [codec.to_model(crop).numpy() for crop in sample.values[modality]]
+    except TokzooError as error:
+        sample.error, sample.values = f"{modality}: {sample.sources[modality]}: {error}", {}
+
+
+def _frame(value, source: str) -> tuple[int, int] | None:
+    """(H, W) of the pixel frame of a value to crop: an array's first two axes, a pose dict's height and
+    width (None when it has neither)."""
+    if not isinstance(value, dict):
+        return np.shape(value)[:2]
+    frame = (value.get("height"), value.get("width"))
+    if frame == (None, None):
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 1 for v in frame):
+        raise InvalidValueError(source, f"height and width must be numbers >= 1, got {frame[0]!r}, {frame[1]!r}")
+    return round(frame[0]), round(frame[1])
+
+
 def _source_size(values: dict, sources: dict) -> tuple[int, int]:
-    """(H, W) shared by the sample's cropped values; raises when they disagree. With nothing to crop
-    (structured values, vectors, feature maps) it is (1, 1): every crop row then covers the whole sample."""
-    sizes = {m: np.shape(v)[:2] for m, v in values.items() if _JOB.sizes.get(m)}
+    """(H, W) shared by the sample's cropped values; raises when they disagree. A pose dict without its
+    width/height takes the frame of the other values, alone the frame its codec assumes (``frame_size``).
+    With nothing to crop (structured values, vectors, feature maps) it is (1, 1): every crop row then
+    covers the whole sample."""
+    cropped = [m for m in values if _JOB.sizes.get(m)]
+    sizes = {m: frame for m in cropped if (frame := _frame(values[m], sources[m])) is not None}
     if not sizes:
-        return 1, 1
+        frames = [_JOB.set_codecs[m].frame_size for m in cropped if m in _JOB.set_codecs]
+        return next((tuple(f) for f in frames if f), (1, 1))
     if len(set(sizes.values())) > 1:
         raise TokzooError("modalities differ in size: " + ", ".join(f"{m} {h}x{w} ({sources[m]})" for m, (h, w) in sizes.items()))
     return next(iter(sizes.values()))
