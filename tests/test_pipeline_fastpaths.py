@@ -150,3 +150,60 @@ def test_nearest_crops_pick_the_pixels_torchvision_picks(dtype):
         expected = (F.horizontal_flip(expected) if row[4] else expected).as_subclass(torch.Tensor)[0].numpy()
         got = crop.image(image, InterpolationMode.NEAREST_EXACT, False)
         assert got.dtype == expected.dtype and np.array_equal(got, expected, equal_nan=True), (row, out)
+
+
+def write_tars(folder) -> list:
+    """Tars of every kind a tokenize input may be: tarfile's three formats (long, non-ASCII, ./ and directory
+    names, V7 directories, links, empty members) and webdataset's, plus a truncated and a gzipped copy."""
+    import gzip
+    import random
+    import tarfile
+
+    rng, paths = random.Random(0), []
+    stems = ["a", "./b", "dir/c", "x" * 90, "y" * 140, "nöt ascii", "日本/k", "p" * 80 + "/" + "q" * 60]
+    for fmt in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        for trial in range(6):
+            paths.append(folder / f"f{fmt}-{trial}.tar")
+            with tarfile.open(paths[-1], "w", format=fmt) as tar:
+                for i in range(rng.randint(1, 6)):
+                    info = tarfile.TarInfo(f"{rng.choice(stems)}{i}.{rng.choice(['depth.npy', 'rgb.png'])}")
+                    data = rng.randbytes(rng.choice([0, 1, 511, 512, 513, 2000]))
+                    info.size, info.mtime = len(data), rng.choice([0, 1.5, 123456789])
+                    try:
+                        tar.addfile(info, io.BytesIO(data))
+                    except ValueError:  # a name ustar cannot hold
+                        continue
+                    extra = tarfile.TarInfo(f"d{i}" + "/" * (trial % 2))
+                    extra.type = rng.choice([tarfile.DIRTYPE, tarfile.AREGTYPE if trial % 2 else tarfile.DIRTYPE,
+                                             tarfile.SYMTYPE if trial == 5 else tarfile.DIRTYPE])
+                    extra.linkname = info.name if extra.type == tarfile.SYMTYPE else ""
+                    tar.addfile(extra)
+    paths.append(folder / "wds.tar")
+    with wds.TarWriter(str(paths[-1])) as writer:
+        for i in range(5):
+            writer.write({"__key__": f"s{i}", "depth.npy": rng.randbytes(700), "rgb.png": rng.randbytes(30)})
+    data = paths[-1].read_bytes()
+    for cut in (700, 1500, 3000, len(data) - 1):
+        paths.append(folder / f"cut-{cut}.tar")
+        paths[-1].write_bytes(data[:cut])
+    paths.append(folder / "zipped.tar.gz")
+    paths[-1].write_bytes(gzip.compress(data))
+    return paths
+
+
+def test_tar_index_reads_what_tarfile_reads(tmp_path, monkeypatch):
+    import tokzoo.io.tar as tar_module
+    from tokzoo.io import TarReader
+
+    paths = write_tars(tmp_path)
+    fast = [tar_module.tar_index(p) is not None for p in paths]
+    assert fast[-6:] == [True, False, False, False, True, False]  # webdataset, cut inside members, cut in padding, gz
+    assert sum(fast) > len(paths) // 2
+
+    def read(path):
+        reader = TarReader(str(path), ["depth", "rgb"])
+        return len(reader), [(r.key, {m: (f.source, f.data) for m, f in r.files.items()}, r.errors) for r in reader.raw()]
+
+    indexed = [read(p) for p in paths]
+    monkeypatch.setattr(tar_module, "tar_index", lambda path: None)
+    assert [read(p) for p in paths] == indexed
