@@ -11,13 +11,21 @@ SCENE_MODALITIES = ("rgb", "depth", "normals", "semseg", "instances", "edges", "
 """What tokzoo.datasets.scenes renders for every scene."""
 
 
-def demo_modalities() -> tuple[list[str], bool]:
-    """rgb, depth and every other scene modality with a zoo tokenizer; whether any lacks weights."""
+def demo_modalities() -> tuple[list[str], dict[str, str], bool]:
+    """Every scene modality with a learned zoo tokenizer (one with shipped weights preferred): the modalities
+    to tokenize in scene order, the zoo tokenizer of each, and whether any of them lacks weights."""
+    from tokzoo.modalities import MODALITIES
     from tokzoo.zoo import zoo_entries
 
-    entries = {e.modality: e for e in zoo_entries().values() if e.learned and e.name == e.modality}
-    names = [m for m in SCENE_MODALITIES if m in entries]
-    return names, any(not entries[m].ready for m in names)
+    def stored(modality: str) -> str:
+        return getattr(MODALITIES.get(modality), "stored_as", None) or modality
+
+    chosen = {}
+    for entry in sorted(zoo_entries().values(), key=lambda e: (not e.ready, e.name != e.modality, e.name)):
+        if entry.learned and stored(entry.modality) in SCENE_MODALITIES and entry.modality not in chosen:
+            chosen[entry.modality] = entry
+    names = sorted(chosen, key=lambda m: SCENE_MODALITIES.index(stored(m)))
+    return names, {m: chosen[m].name for m in names}, any(not chosen[m].ready for m in names)
 
 
 @click.command("demo")
@@ -31,13 +39,14 @@ def demo_command(out, scenes, workers, progress):
     from tokzoo.pipeline.report import inspect_lines, show_rows
     from tokzoo.viz import grid, save_png
 
-    modalities, untrained = demo_modalities()
+    modalities, tokenizers, untrained = demo_modalities()
     tokens = out / "tokens"
     click.echo(f"tokenizing {scenes} procedural scenes ({', '.join(modalities)}) into {tokens}"
                + (" with UNTRAINED zoo tokenizers where no weights ship (random weights: tokens carry no meaning)"
                   if untrained else ""))
     started = time.perf_counter()
-    summary = tokenize(TokenizeJob(modalities=modalities, output=tokens, untrained=untrained, scenes=scenes,
+    summary = tokenize(TokenizeJob(modalities=modalities, tokenizers=tokenizers, output=tokens, untrained=untrained,
+                                   scenes=scenes,
                                    scene_size=160, size=(128, 128), samples_per_shard=16, workers=workers,
                                    overwrite=True, progress=progress))
     click.echo(f"done in {time.perf_counter() - started:.1f} s: {summary.line(tokens)}")
