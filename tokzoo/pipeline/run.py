@@ -28,8 +28,9 @@ from .shard import ShardBuilder, ShardState
 from .worker import OrderedPool, WorkerJob
 from .writer import commit_shard, recover, write_atomic
 
-CHUNK = 8
-"""Samples per task sent to a worker."""
+CHUNK = 32
+"""Samples per task sent to a worker (and per normalisation call there): large enough that a task's
+fixed cost (pickling, pipes, the pool's threads, one ``to_model`` call) is small per sample."""
 
 
 @dataclass
