@@ -176,7 +176,7 @@ def test_refusals_are_one_line(files, tmp_path):
     torch.save({"w": torch.zeros(2), "n": 3}, tmp_path / "mixed.pth")
     one_line_error(f"{name}:{tmp_path / 'mixed.pth'}", "does not hold a flat dict of tensors")
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
-    one_line_error(f"{name}:{tmp_path / 'junk.safetensors'}", "junk.safetensors: corrupt or not safetensors")
+    one_line_error(f"{name}:{tmp_path / 'junk.safetensors'}", "junk.safetensors: not a readable safetensors file")
     torch.save(torch.nn.Linear(2, 2).state_dict(), tmp_path / "linear.pth")
     one_line_error(f"{name}:{tmp_path / 'linear.pth'}", "not a segment-anything SAM state dict .*patch_embed")
 

@@ -18,6 +18,8 @@ from tokzoo.pipeline.layout import read_npy_tar, read_table
 from tokzoo.pipeline.plan import open_input
 from tokzoo_cli.main import cli
 
+from test_pipeline import snapshot  # noqa: E402  (tests/ is on sys.path under pytest)
+
 SETS = {"human_pose": "pose", "sam_instances": "instances"}  # modality -> stored raw modality
 # Scenes 14, 19, 20 have crops that lose an instance (pad rows inside a sample); 1 and 4 have no humans.
 SCENES = ["--scenes", "21", "--scene-size", "64", "--samples-per-shard", "8", "--crops", "3", "--batch-size", "5"]
@@ -27,18 +29,6 @@ def run(*args, expect=0):
     result = CliRunner().invoke(cli, [*map(str, args)])
     assert result.exit_code == expect, result.output
     return result
-
-
-def snapshot(out: Path) -> dict[str, bytes]:
-    """Every output file's bytes, OUT's own path replaced; stats without their timing."""
-    files = {}
-    for path in sorted(out.rglob("*")):
-        if path.is_file():
-            data = path.read_bytes().replace(str(out).encode(), b"OUT")
-            if path.name.endswith(".stats.json"):
-                data = json.dumps({k: v for k, v in json.loads(data).items() if k != "seconds"}).encode()
-            files[path.relative_to(out).as_posix()] = data
-    return files
 
 
 def members(out: Path, folder: str) -> dict[str, np.ndarray]:

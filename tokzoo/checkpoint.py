@@ -79,17 +79,22 @@ def read_tensors(directory: str | Path, expected: dict[str, torch.Tensor]) -> di
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{path}: corrupt or truncated ({error})") from None
+    check_tensors(expected, tensors, path)
+    return tensors
+
+
+def check_tensors(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], where: object) -> None:
+    """CheckpointError (one line, naming ``where``) unless ``tensors`` has exactly the names and shapes of ``expected``."""
     missing = sorted(set(expected) - set(tensors))
     if missing:
-        raise CheckpointError(f"{path}: missing tensor(s) {missing[:3]}{' ...' if len(missing) > 3 else ''}")
+        raise CheckpointError(f"{where}: missing tensor(s) {missing[:3]}{' ...' if len(missing) > 3 else ''}")
     unexpected = sorted(set(tensors) - set(expected))
     if unexpected:
-        raise CheckpointError(f"{path}: tensor(s) the config does not describe {unexpected[:3]}")
+        raise CheckpointError(f"{where}: unexpected tensor(s) {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}")
     for name, reference in expected.items():
         if tuple(tensors[name].shape) != tuple(reference.shape):
             raise CheckpointError(
-                f"{path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, config implies {tuple(reference.shape)}")
-    return tensors
+                f"{where}: tensor {name!r} has shape {tuple(tensors[name].shape)}, expected {tuple(reference.shape)}")
 
 
 def content_hash(config: dict, tensors: dict[str, torch.Tensor]) -> str:
@@ -103,6 +108,25 @@ def content_hash(config: dict, tensors: dict[str, torch.Tensor]) -> str:
         digest.update(str(tensor.dtype).encode())
         digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
+
+
+def read_state_dict(path: str | Path, hint: str = "") -> dict[str, torch.Tensor]:
+    """A foreign state dict: a safetensors file (by suffix or header), else through :func:`read_foreign_state_dict`.
+
+    CheckpointError (one line) when unreadable; ``hint`` follows the reason when there is no such file.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"{path}: {'is a folder' if path.is_dir() else 'no such file'}{hint}")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if path.suffix.lower() != ".safetensors" and head[8:9] != b"{":  # safetensors: 8-byte header length, then JSON
+        return read_foreign_state_dict(path)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path}: not a readable safetensors file ({reason})") from None
 
 
 def read_foreign_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

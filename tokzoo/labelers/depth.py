@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 
 from tokzoo.errors import ConfigError

@@ -44,10 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors import SafetensorError
-from safetensors.torch import load_file
-
-from tokzoo.checkpoint import read_foreign_state_dict
+from tokzoo.checkpoint import check_tensors, read_state_dict
 from tokzoo.errors import CheckpointError, ConfigError, TokzooError
 
 from .base import Labeler, register_labeler
@@ -70,35 +67,9 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.safetensors`` file, or of another file through ``torch.load(weights_only=True)``.
-
-    Nothing is unpickled beyond what weights_only allows; any failure is a one-line CheckpointError.
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    if path.suffix.lower() != ".safetensors":
-        return read_foreign_state_dict(path)
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
-
-
 def load_exact(module: torch.nn.Module, tensors: dict[str, torch.Tensor], where: object) -> None:
     """Load ``tensors`` into ``module``: the same names and shapes, or a one-line CheckpointError."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing:
-        raise CheckpointError(f"{where}: missing tensor(s) {missing[:3]}{' ...' if len(missing) > 3 else ''}")
-    if unexpected:
-        raise CheckpointError(f"{where}: unexpected tensor(s) {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}")
-    for name, reference in expected.items():
-        if tuple(tensors[name].shape) != tuple(reference.shape):
-            raise CheckpointError(
-                f"{where}: tensor {name!r} has shape {tuple(tensors[name].shape)}, expected {tuple(reference.shape)}")
+    check_tensors(module.state_dict(), tensors, where)
     module.load_state_dict(tensors, strict=True)
 
 

@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from tokzoo.checkpoint import read_foreign_state_dict
+from tokzoo.checkpoint import read_state_dict
 from tokzoo.errors import CheckpointError, ConfigError, InvalidValueError, TokzooError
 
 from .base import Labeler, register_labeler
@@ -165,26 +165,9 @@ def build_sam(arch: SamArchitecture):
     )  # fmt: skip
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.safetensors`` file, or of any other file through ``torch.load(weights_only=True)``."""
-    path = Path(path)
-    if not path.is_file():
-        reason = "is a folder" if path.is_dir() else "no such file"
-        raise CheckpointError(f"{path}: {reason}; expected a SAM state dict (.pth or .safetensors)")
-    if path.suffix.lower() != ".safetensors":
-        return read_foreign_state_dict(path)
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{path}: corrupt or not safetensors ({str(error).splitlines()[0][:120]})") from None
-
-
 def load_sam(path: str | Path):
     """``(Sam in eval mode on the CPU, SamArchitecture)`` from a state dict file; CheckpointError (one line)."""
-    state = read_state_dict(path)
+    state = read_state_dict(path, "; expected a SAM state dict (.pth or .safetensors)")
     arch = infer_architecture({k: tuple(v.shape) for k, v in state.items()}, str(path))
     try:
         with torch.device("meta"):  # no memory, no random init: the weights come from the file

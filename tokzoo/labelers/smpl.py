@@ -43,11 +43,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from scipy import ndimage
 
-from tokzoo.checkpoint import read_foreign_state_dict
+from tokzoo.checkpoint import read_state_dict
 from tokzoo.errors import CheckpointError, ConfigError, InvalidValueError, TokzooError
 
 from .base import Labeler, register_labeler
@@ -69,20 +67,12 @@ EXTRACT = (
 def read_hmr2_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     """The ``backbone.*`` / ``smpl_head.*`` tensors of a safetensors or weights_only-readable torch file."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file; hmr2_smpl loads a .safetensors (or weights-only .pt) file")
-    with open(path, "rb") as f:
-        head = f.read(9)
-    if path.suffix == ".safetensors" or head[8:9] == b"{":  # safetensors: 8-byte header length, then JSON
-        try:
-            state = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as error:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
-    else:
-        try:
-            state = read_foreign_state_dict(path)
-        except CheckpointError as error:
-            raise CheckpointError(f"{error}; {EXTRACT}") from None
+    try:
+        state = read_state_dict(path, "; hmr2_smpl loads a .safetensors (or weights-only .pt) file")
+    except CheckpointError as error:
+        if not path.is_file():
+            raise
+        raise CheckpointError(f"{error}; {EXTRACT}") from None
     state = {k: v for k, v in state.items() if k.startswith(PREFIXES)}
     if not state:
         raise CheckpointError(f"{path}: no backbone.* or smpl_head.* tensors; not an HMR 2.0 state dict")
