@@ -1,0 +1,125 @@
+"""What the trainer knows about each modality of a token dataset: kind, vocabulary, token layout.
+
+A :class:`ModalitySpec` is read from the dataset's ``manifest.json`` (written by ``tokzoo tokenize``) and
+stored in the model's ``config.json``, so a model can be checked against the data it is given.
+
+Kinds (they decide masking, position encoding and generation):
+
+- ``image``: a fixed grid of tokens (``grid = (h, w)``), all present; 2-D sin-cos positions; random-order masking;
+  decoded by iterative parallel (MaskGIT-style) decoding.
+- ``items``: a set of items of ``item_tokens`` tokens each (sam_instances, human_pose), padded with ``pad_id``;
+  positions on the (item, token) grid; whole items are masked; parallel decoding.
+- ``sequence``: a 1-D sequence (captions, metadata, palette, boxes); 1-D sin-cos positions; span masking;
+  autoregressive decoding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tokzoo.errors import ConfigError, InputError
+
+SEQUENCE_MODALITIES = frozenset({"captions", "metadata", "palette", "boxes"})
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    """One modality as the model sees it. ``length`` tokens per sample (items: ``max_items * item_tokens``)."""
+
+    name: str
+    kind: str
+    vocab_size: int
+    grid: tuple[int, int]          # image: (h, w); items: (max_items, item_tokens); sequence: (1, length)
+    pad_id: int | None = None      # items only: the id filling absent items (= vocab_size)
+    tokenizer: str | None = None   # the zoo name or folder that decodes the tokens
+    content_hash: str | None = None
+    untrained: bool = False
+
+    @property
+    def length(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    @property
+    def item_tokens(self) -> int:
+        """Tokens per masking unit: an item's tokens for ``items``, else 1."""
+        return self.grid[1] if self.kind == "items" else 1
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "grid": list(self.grid)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModalitySpec":
+        return cls(**{**d, "grid": tuple(d["grid"])})
+
+
+def read_manifest(root: str | Path) -> dict:
+    """The token dataset's manifest; InputError (one line) when missing or unreadable."""
+    import json
+
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        raise InputError(path, "missing; not a token dataset written by `tokzoo tokenize`")
+    try:
+        manifest = json.loads(path.read_text())
+        manifest["modalities"].items()
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise InputError(path, f"unreadable manifest ({e})") from None
+    return manifest
+
+
+def specs_from_manifest(root: str | Path, names: list[str], max_items: int = 16) -> list[ModalitySpec]:
+    """Specs of ``names`` in that order, from ``root/manifest.json``.
+
+    InputError (one line) when the manifest lacks a requested modality, a modality is incomplete, or the
+    dataset holds no samples.
+    """
+    manifest = read_manifest(root)
+    path = Path(root) / MANIFEST
+    entries = manifest["modalities"]
+    specs = []
+    for name in names:
+        entry = entries.get(name)
+        if entry is None:
+            raise InputError(path, f"no modality {name!r} in this token dataset (it has: {', '.join(sorted(entries)) or 'none'})")
+        if not entry.get("complete", False):
+            raise InputError(path, f"modality {name!r} is not complete (tokenize still running or stopped?)")
+        if not (entry.get("samples") or {}).get("ok"):
+            raise InputError(path, f"modality {name!r} holds no samples: the dataset is empty")
+        specs.append(_spec(name, entry, max_items, path))
+    return specs
+
+
+def _spec(name: str, entry: dict, max_items: int, path: Path) -> ModalitySpec:
+    shape = list(entry["token_shape"])
+    common = dict(name=name, vocab_size=int(entry["vocab_size"]), tokenizer=entry.get("tokenizer"),
+                  content_hash=entry.get("content_hash"), untrained=bool(entry.get("untrained", False)))
+    if entry.get("items"):
+        return ModalitySpec(kind="items", grid=(max_items, int(math.prod(shape[1:]))), pad_id=int(entry["pad_id"]), **common)
+    if name in SEQUENCE_MODALITIES:
+        return ModalitySpec(kind="sequence", grid=(1, int(math.prod(shape))), **common)
+    if len(shape) == 2:
+        return ModalitySpec(kind="image", grid=(shape[0], shape[1]), **common)
+    if len(shape) != 1:
+        raise InputError(path, f"modality {name!r}: token shape {shape} is not one the trainer reads")
+    side = math.isqrt(shape[0])
+    return ModalitySpec(kind="image", grid=(side, side) if side * side == shape[0] else (1, shape[0]), **common)
+
+
+def check_same_vocabularies(model_specs: list[ModalitySpec], data_specs: list[ModalitySpec], where: object) -> None:
+    """ConfigError (one line) unless the data's modalities have the vocabularies and tokenizers the model was trained on."""
+    by_name = {s.name: s for s in data_specs}
+    for spec in model_specs:
+        other = by_name.get(spec.name)
+        if other is None:
+            continue
+        if other.vocab_size != spec.vocab_size or other.kind != spec.kind or other.grid[1:] != spec.grid[1:] or (
+                spec.kind == "image" and other.grid != spec.grid):
+            raise ConfigError(f"{where}: modality {spec.name!r} has vocabulary {other.vocab_size} and token grid "
+                              f"{list(other.grid)}, the model was trained on vocabulary {spec.vocab_size}, grid {list(spec.grid)}")
+        if spec.content_hash and other.content_hash and spec.content_hash != other.content_hash:
+            raise ConfigError(f"{where}: modality {spec.name!r} was tokenized by another tokenizer "
+                              f"(hash {other.content_hash[:12]}) than the model's data ({spec.content_hash[:12]})")
+
