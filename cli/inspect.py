@@ -16,7 +16,12 @@ dataset_argument = click.argument("out", type=click.Path(exists=True, file_okay=
 @click.option("--samples", default=3, show_default=True, type=click.IntRange(min=0), help="Samples whose tokens to print.")
 def inspect_command(out, samples):
     """Print the manifest, per-modality counts and failures, and a few samples' tokens."""
-    from tokzoo.pipeline.report import inspect_lines
+    from tokzoo.fourm.reader import detect_layout
+
+    if detect_layout(out):  # ml-4m's layouts (tokzoo.fourm)
+        from tokzoo.fourm.report import inspect_lines
+    else:
+        from tokzoo.pipeline.report import inspect_lines
 
     for line in inspect_lines(out, samples):
         click.echo(line)
@@ -26,13 +31,24 @@ def inspect_command(out, samples):
 @dataset_argument
 @click.option("--key", "-k", required=True, help="Sample key.")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
-def show_command(out, key, output):
+@click.option("--tokenizer", "-t", "tokenizers", multiple=True,
+              help="ml-4m layouts only: MODALITY=TOKENIZER (repeatable), e.g. tok_depth@224=PATH_TO_4M_TOKENIZER.")
+def show_command(out, key, output, tokenizers):
     """PNG of one sample: per modality, the source crop beside the reconstruction from its tokens (a modality whose
-    tokenizer is gone or changed is skipped with a note)."""
-    from tokzoo.pipeline.report import show_rows
+    tokenizer is gone or changed is skipped with a note). ml-4m layouts: the reconstructions by --tokenizer."""
+    from tokzoo.fourm.reader import detect_layout
     from tokzoo.viz import grid, save_png
 
-    rows, notes = show_rows(out, key)
+    if detect_layout(out):
+        from tokzoo.fourm.report import show_rows as fourm_rows
+
+        from .tokenize import parse_tokenizers
+
+        rows, notes = fourm_rows(out, key, parse_tokenizers(tokenizers))
+    else:
+        from tokzoo.pipeline.report import show_rows
+
+        rows, notes = show_rows(out, key)
     for note in notes:
         click.echo(note)
     if not rows:

@@ -13,6 +13,7 @@ from .demo import demo_command
 from .errors import TokzooGroup
 from .eval import eval_command
 from .eval_labels import eval_labels_command
+from .export import export_command
 from .inspect import inspect_command, show_command
 from .pseudo_label import pseudo_label_command
 from .scenes import scenes_command
@@ -37,7 +38,8 @@ def cli():
 
 
 for command in (zoo_group, encode_command, decode_command, tokenize_command, inspect_command, show_command, demo_command,
-                train_command, eval_command, pseudo_label_command, eval_labels_command, scenes_command):
+                train_command, eval_command, pseudo_label_command, eval_labels_command, scenes_command,
+                export_command):
     cli.add_command(command)
 
 

@@ -42,6 +42,9 @@ class TokenDataset(IterableDataset):
     ``require_complete`` a shard must have its ``.stats.json`` completion marker in every modality.
     Listing ``"crops"`` among the modalities yields each sample's chosen crop box, int64 (B, 5).
 
+    ml-4m's pre-tokenized layouts (``ROOT/crop_settings`` beside ``ROOT/tok_depth@224/...``, webdataset tars
+    or folders of ``.npy``) are read too, modalities named by their folders; see :mod:`tokzoo.fourm.reader`.
+
     Set-valued modalities (sam_instances, human_pose: ``"pad_id"`` in OUT's manifest.json) hold N >= 0
     items per crop; their batches are int64 (B, N_max, *item_shape), N_max the batch's largest N (0 when
     no sample has an item), each row's missing items filled with ``pad_id`` (= vocab_size), so
@@ -61,6 +64,11 @@ class TokenDataset(IterableDataset):
         self.shuffle, self.crop, self.resampled, self.seed, self.drop_last = shuffle, crop, resampled, seed, drop_last
         self.rank, self.world_size = _distributed(rank, world_size)
         self.epoch = 0
+        self.fourm = _fourm_layout(self.root, self.modalities)
+        if self.fourm is not None:  # ml-4m's own layouts: tokzoo.fourm.reader finds and opens the shards
+            self.shards, self.counts = self.fourm.shards, self.fourm.counts
+            self.pad_ids = {m: None for m in self.modalities}
+            return
         self.shards = _find_shards(self.root, self.modalities, require_complete)
         self.pad_ids = _pad_ids(self.root, self.modalities)
         self.counts = [count_members(self.root / self.modalities[0] / name) for name in self.shards]
@@ -112,7 +120,7 @@ class TokenDataset(IterableDataset):
 
     def _open(self, shard_id: int) -> list[Shard]:
         name = self.shards[shard_id]
-        shards = [open_shard(self.root / m / name) for m in self.modalities]
+        shards = [self.fourm.open(m, name) if self.fourm else open_shard(self.root / m / name) for m in self.modalities]
         first = shards[0]
         if len(first) != self.counts[shard_id]:
             raise InputError(first.path, f"{len(first)} members, but {self.counts[shard_id]} were counted when the loader was made")
@@ -168,6 +176,13 @@ def _pad_ids(root: Path, modalities: list[str]) -> dict[str, int | None]:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise InputError(path, f"unreadable manifest ({e})") from None
     return {m: (entries.get(m) or {}).get("pad_id") for m in modalities}
+
+
+def _fourm_layout(root: Path, modalities: list[str]):
+    """A :class:`tokzoo.fourm.reader.FourMLayout` when ``root`` is in one of ml-4m's layouts, else None."""
+    from tokzoo.fourm.reader import FourMLayout, detect_layout
+
+    return FourMLayout(root, modalities) if detect_layout(root) else None
 
 
 def _key(name: bytes) -> str:

@@ -1,0 +1,9 @@
+"""Interoperability with ml-4m (4M / 4M-21): its pre-tokenized data layouts and its released tokenizers.
+
+- :mod:`.names`: 4M modality names (``tok_depth@224``) and ml-4m's released ``MODALITY_INFO`` facts;
+- :mod:`.info`: the modality entries an export writes for ml-4m (``fourm_modalities.json`` / ``.py``);
+- :mod:`.export`: a tokzoo token dataset -> ml-4m's webdataset or folder layout (``tokzoo export --to 4m``);
+- :mod:`.reader`: ml-4m's layouts read as tokzoo shards (``tokzoo.data`` delegates here).
+
+Nothing here imports ml-4m; facts taken from it name the commit they were read at (cda590f).
+"""
