@@ -18,12 +18,14 @@ from .errors import UserError
               "skipped and listed). Default: held-out scenes.")
 @click.option("--n", "n_samples", type=click.IntRange(min=1), default=256, show_default=True, help="Number of samples.")
 @click.option("--seed", type=int, default=None, help="Seed of the default held-out scenes.")
+@click.option("--scenes", "kind", type=click.Choice(["indoor", "outdoor", "mix"]), default="indoor", show_default=True,
+              help="Kind of the default held-out scenes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--grid", "grid_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a PNG of originals, reconstructions and error maps.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="CPU threads.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars on stderr.")
-def eval_command(tokenizer, untrained, data, n_samples, seed, as_json, grid_path, threads, progress):
+def eval_command(tokenizer, untrained, data, n_samples, seed, kind, as_json, grid_path, threads, progress):
     """Evaluate a tokenizer: per-modality metrics, codebook usage and perplexity, same-bit baselines."""
     import torch
 
@@ -37,7 +39,7 @@ def eval_command(tokenizer, untrained, data, n_samples, seed, as_json, grid_path
         raise UserError(f"{tokenizer}: a {architecture} tokenizer (rule-based, no weights); tokzoo eval measures "
                         "learned tokenizers")
     values, description, unreadable = heldout_values(tok, n_samples, HELDOUT_SEED if seed is None else seed, data,
-                                                     progress=progress)
+                                                     progress=progress, kind=kind)
     evaluation = evaluate(tok, values, data=description, unreadable=unreadable, progress=progress)
     click.echo(json.dumps(evaluation.report, indent=2) if as_json else format_table(evaluation.report))
     if grid_path is not None:

@@ -10,12 +10,14 @@ import click
 @click.command("scenes")
 @click.option("--n", "n", type=click.IntRange(min=1), default=100, show_default=True, help="Number of scenes.")
 @click.option("--size", type=click.IntRange(min=8), default=256, show_default=True, help="Image side in pixels.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Stream seed; (seed, index) fixes a scene.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Stream seed; (seed, index, kind) fixes a scene.")
+@click.option("--kind", type=click.Choice(["indoor", "outdoor", "mix"]), default="indoor", show_default=True,
+              help="Rooms, outdoor terrain scenes (0.1-100 m), or each index either with probability 1/2.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--samples-per-shard", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Processes rendering shards in parallel (0: this process). Output bytes do not depend on it.")  # fmt: skip
-def scenes_command(n, size, seed, out, samples_per_shard, workers):
+def scenes_command(n, size, seed, kind, out, samples_per_shard, workers):
     """Render N scenes (rgb, depth, normals, semseg, instances, edges, pose, camera) into OUT/shard-*.tar."""
     from tqdm import tqdm
 
@@ -23,7 +25,7 @@ def scenes_command(n, size, seed, out, samples_per_shard, workers):
 
     with tqdm(total=n, unit="scene", desc="scenes") as bar:
         paths = write_scene_shards(out, n, seed=seed, size=size, samples_per_shard=samples_per_shard,
-                                   workers=workers, progress=bar.update)  # fmt: skip
-    click.echo(f"wrote {n} scenes ({size}x{size}, seed {seed}) in {len(paths)} shards:")
+                                   workers=workers, progress=bar.update, kind=kind)  # fmt: skip
+    click.echo(f"wrote {n} scenes ({kind}, {size}x{size}, seed {seed}) in {len(paths)} shards:")
     for path in paths:
         click.echo(f"  {path}")

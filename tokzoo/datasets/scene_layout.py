@@ -13,9 +13,10 @@ import numpy as np
 from .scene_geometry import Box, Cylinder, Rect, Sphere
 from .scene_humans import _rot, sample_human
 
-# Semantic classes; the index is the class id stored in `semseg`.
-SCENE_CLASSES = ("floor", "wall", "sky", "sphere", "box", "cylinder", "human")
-FLOOR, WALL, SKY, SPHERE, BOX, CYLINDER, HUMAN = range(len(SCENE_CLASSES))
+# Semantic classes; the index is the class id stored in `semseg`. Rooms use ids 0-6; outdoor scenes
+# (scene_outdoor.py) add terrain, building and tree after them, so the ids of rooms never change.
+SCENE_CLASSES = ("floor", "wall", "sky", "sphere", "box", "cylinder", "human", "terrain", "building", "tree")
+FLOOR, WALL, SKY, SPHERE, BOX, CYLINDER, HUMAN, TERRAIN, BUILDING, TREE = range(len(SCENE_CLASSES))
 
 PLAIN, CHECKER, STRIPES, NOISE = range(4)
 
@@ -82,6 +83,7 @@ class Layout:
     height: int
     room: tuple  # (x0, x1, y0, y1)
     groups: list = field(default_factory=list)  # shadow casters: (centre, radius, surface indices)
+    haze: float = 0.0  # aerial perspective, 1/metres: rgb fades to the horizon colour by exp(-haze * depth)
 
 
 def _colour(rng, sat=(0.2, 0.9), val=(0.35, 0.95)) -> np.ndarray:

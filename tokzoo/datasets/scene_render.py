@@ -176,6 +176,9 @@ def render(layout: Layout) -> dict:
     up = (dirs.reshape(-1, 3)[sky, 2] / np.sqrt(dd.ravel()[sky])).clip(0, 1)[:, None] ** 0.6
     rgb[sky] = horizon * (1 - up) + zenith * up
     rgb[order] = albedo * shade
+    if layout.haze > 0:  # outdoor scenes: distant surfaces fade into the horizon colour
+        keep = np.exp(-layout.haze * depth.ravel()[order])[:, None]
+        rgb[order] = rgb[order] * keep + horizon * (1 - keep)
     rgb = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(h, w, 3)
 
     normals_img = np.full((h * w, 3), np.nan, np.float32)

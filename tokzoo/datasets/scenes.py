@@ -1,8 +1,11 @@
 """Procedural multimodal scenes with exact, pixel-aligned ground truth.
 
-A room (floor, some walls, sky above and where walls are missing) with spheres, boxes, cylinders and
-articulated capsule humans, procedural textures, one or two point lights with Lambertian shading and
-cast shadows, seen by a pinhole camera. Every sample is a pure function of ``(seed, index)``.
+``kind="indoor"`` (default): a room (floor, some walls, sky above and where walls are missing) with spheres,
+boxes, cylinders and articulated capsule humans, procedural textures, one or two point lights with Lambertian
+shading and cast shadows, seen by a pinhole camera. ``kind="outdoor"``: terrain, buildings, trees, objects and
+a few humans under the sun at 0.1-100 m (scene_outdoor.py). ``kind="mix"``: each index is indoor or outdoor
+with probability 1/2 (the indoor ones are the indoor stream's scenes of that index). Every sample is a pure
+function of ``(seed, index, kind)``.
 
 >>> sample = generate_scene(42, seed=0, size=128)
 >>> sample["rgb"].shape, sample["depth"].dtype
@@ -24,14 +27,19 @@ from PIL import Image, ImageDraw
 from ..errors import ConfigError
 from ..viz import colorize, label_colors, save_png
 from .scene_layout import SCENE_CLASSES, sample_layout
+from .scene_outdoor import sample_outdoor_layout
 from .scene_render import render
 
-__all__ = ["SCENE_CLASSES", "SCENE_CLASS_COLORS", "Scenes", "encode_scene", "generate_scene", "save_scene_preview",
-           "scene_preview", "write_scene_shards"]  # fmt: skip
+__all__ = ["SCENE_CLASSES", "SCENE_CLASS_COLORS", "SCENE_KINDS", "Scenes", "encode_scene", "generate_scene",
+           "is_outdoor", "save_scene_preview", "scene_preview", "write_scene_shards"]  # fmt: skip
+
+SCENE_KINDS = ("indoor", "outdoor", "mix")
+_OUTDOOR_STREAM, _MIX_STREAM = 1, 2  # extra seed words: outdoor layouts and the mix's coin flips
 
 # One display colour per class of SCENE_CLASSES.
 SCENE_CLASS_COLORS = np.array(
-    [[150, 110, 70], [170, 170, 160], [120, 180, 240], [230, 80, 80], [80, 200, 90], [80, 110, 230], [250, 200, 40]],
+    [[150, 110, 70], [170, 170, 160], [120, 180, 240], [230, 80, 80], [80, 200, 90], [80, 110, 230], [250, 200, 40],
+     [110, 150, 60], [190, 120, 160], [30, 110, 40]],
     np.uint8,
 )
 # COCO-17 limbs as keypoint index pairs, for drawing.
@@ -45,8 +53,18 @@ def _size(size) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def generate_scene(index: int, seed: int = 0, size: int | tuple[int, int] = 256) -> dict:
-    """Render scene ``index`` (>= 0) of the stream ``seed`` (>= 0); ``size`` is an int or ``(height, width)``.
+def is_outdoor(index: int, seed: int = 0, kind: str = "indoor") -> bool:
+    """Whether scene ``index`` of stream ``(seed, kind)`` is an outdoor scene; ConfigError for an unknown kind."""
+    if kind not in SCENE_KINDS:
+        raise ConfigError(f"scene kind must be one of {', '.join(SCENE_KINDS)}, got {kind!r}")
+    if kind == "mix":
+        return bool(np.random.default_rng([seed, index, _MIX_STREAM]).uniform() < 0.5)
+    return kind == "outdoor"
+
+
+def generate_scene(index: int, seed: int = 0, size: int | tuple[int, int] = 256, kind: str = "indoor") -> dict:
+    """Render scene ``index`` (>= 0) of the stream ``seed`` (>= 0); ``size`` is an int or ``(height, width)``;
+    ``kind`` one of :data:`SCENE_KINDS` (see the module docstring).
 
     Returns a dict of pixel-aligned arrays (H, W = size) following ARCHITECTURE.md:
     ``rgb`` uint8 (H, W, 3); ``depth`` float32 (H, W) z-depth in metres, NaN for sky; ``normals``
@@ -56,11 +74,12 @@ def generate_scene(index: int, seed: int = 0, size: int | tuple[int, int] = 256)
     keypoints of each human, with its ``instance_id``, and the image's ``width`` / ``height``) and
     ``camera`` (intrinsics in pixels, with pixel centres at integer coordinates, and ``cam_to_world``)
     as JSON-able dicts.
-    The same ``(seed, index, size)`` gives byte-identical arrays in any process.
+    The same ``(seed, index, size, kind)`` gives byte-identical arrays in any process.
     """
     h, w = _size(size)
-    rng = np.random.default_rng([seed, index])
-    return render(sample_layout(rng, w, h))
+    if is_outdoor(index, seed, kind):
+        return render(sample_outdoor_layout(np.random.default_rng([seed, index, _OUTDOOR_STREAM]), w, h))
+    return render(sample_layout(np.random.default_rng([seed, index]), w, h))
 
 
 def _key(index: int) -> str:
@@ -70,15 +89,16 @@ def _key(index: int) -> str:
 class Scenes:
     """Iterable of ``(key, sample)`` for indices ``0 .. n-1``, keys ``scene_000042``."""
 
-    def __init__(self, n: int, seed: int = 0, size: int | tuple[int, int] = 256):
-        self.n, self.seed, self.size = n, seed, size
+    def __init__(self, n: int, seed: int = 0, size: int | tuple[int, int] = 256, kind: str = "indoor"):
+        is_outdoor(0, seed, kind)  # checks kind
+        self.n, self.seed, self.size, self.kind = n, seed, size, kind
 
     def __len__(self) -> int:
         return self.n
 
     def __iter__(self):
         for i in range(self.n):
-            yield _key(i), generate_scene(i, self.seed, self.size)
+            yield _key(i), generate_scene(i, self.seed, self.size, self.kind)
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -114,24 +134,26 @@ def encode_scene(sample: dict) -> dict[str, bytes]:
 def _write_shard(job) -> tuple[str, int]:
     import webdataset as wds
 
-    path, indices, seed, size = job
+    path, indices, seed, size, kind = job
     partial = f"{path}.partial"  # renamed when complete: a killed run leaves no truncated shard-*.tar
     with open(partial, "wb") as f, wds.TarWriter(f, encoder=False, mtime=0.0, user="tokzoo", group="tokzoo") as tar:
         for i in indices:
-            tar.write({"__key__": _key(i), **encode_scene(generate_scene(i, seed, size))})
+            tar.write({"__key__": _key(i), **encode_scene(generate_scene(i, seed, size, kind))})
     os.replace(partial, path)
     return path, len(indices)
 
 
 def write_scene_shards(out_dir, n: int, seed: int = 0, size: int | tuple[int, int] = 256,
-                       samples_per_shard: int = 1000, workers: int = 0, progress=None) -> list[Path]:  # fmt: skip
-    """Write scenes ``0 .. n-1`` as webdataset tars ``out_dir/shard-000000.tar``, ... and return their
+                       samples_per_shard: int = 1000, workers: int = 0, progress=None,
+                       kind: str = "indoor") -> list[Path]:  # fmt: skip
+    """Write scenes ``0 .. n-1`` of ``kind`` as webdataset tars ``out_dir/shard-000000.tar``, ... and return their
     paths. Bytes depend only on the arguments (fixed member order and mtimes), also with ``workers``
     > 0, which renders shards in a process pool. ``progress(k)`` is called after each shard of k samples.
     """
+    is_outdoor(0, seed, kind)  # checks kind before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(out / f"shard-{s:06d}.tar"), range(start, min(start + samples_per_shard, n)), seed, size)
+    jobs = [(str(out / f"shard-{s:06d}.tar"), range(start, min(start + samples_per_shard, n)), seed, size, kind)
             for s, start in enumerate(range(0, n, samples_per_shard))]  # fmt: skip
     for leftover in out.glob("shard-*.tar.partial"):  # from a killed run
         leftover.unlink()

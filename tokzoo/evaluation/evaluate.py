@@ -74,33 +74,34 @@ def _bar(progress: bool, **kwargs):
     return tqdm(disable=not progress, dynamic_ncols=True, **kwargs)
 
 
-def _scenes(n: int, seed: int, size, progress: bool):
-    """Procedural scenes ``0..n-1`` of stream ``seed``, one at a time."""
+def _scenes(n: int, seed: int, size, progress: bool, kind: str = "indoor"):
+    """Procedural scenes ``0..n-1`` of stream ``seed`` and ``kind``, one at a time."""
     with _bar(progress, total=n, unit="scene", desc="held-out scenes") as bar:
         for index in range(n):
-            yield generate_scene(index, seed, size)
+            yield generate_scene(index, seed, size, kind)
             bar.update()
 
 
 def heldout_values(tokenizer, n: int = 256, seed: int = HELDOUT_SEED, data: str | None = None,
-                   progress: bool = False) -> HeldOut:
+                   progress: bool = False, kind: str = "indoor") -> HeldOut:
     """Raw values at the tokenizer's input size of ``data`` (unreadable samples skipped and listed) or of
     the default held-out set. ``progress``: a bar while scenes render or ``data`` is read.
 
-    Default: procedural scenes of stream ``seed``; for modalities the scenes lack, the synthetic
+    Default: procedural scenes of stream ``seed`` and ``kind`` (indoor / outdoor / mix); for modalities the scenes lack, the synthetic
     distribution of the tokenizer's training recipe (a split training never sees).
     """
     size = list(tokenizer.config["input_size"])
     modality = tokenizer.modality
     if is_per_image(modality):
-        return _per_image_values(tokenizer, n, seed, data, progress)
+        return _per_image_values(tokenizer, n, seed, data, progress, kind)
     if data is not None:
         values, unreadable = read_values(data, modality, progress)
         values = [fit(modality, v, size) for v in values[:n]]
         return HeldOut(np.stack(values), f"{len(values)} samples of {data}", tuple(unreadable))
     if source_key(modality) in generate_scene(0, 0, 8):
-        values = [scene[source_key(modality)] for scene in _scenes(n, seed, size, progress)]
-        return HeldOut(np.stack(values), f"{n} held-out scenes (seed {seed}, {'x'.join(map(str, size))})")
+        values = [scene[source_key(modality)] for scene in _scenes(n, seed, size, progress, kind)]
+        where = "" if kind == "indoor" else f"{kind} "
+        return HeldOut(np.stack(values), f"{n} held-out {where}scenes (seed {seed}, {'x'.join(map(str, size))})")
     source = tokenizer.config.get("provenance", {}).get("recipe", {}).get("data", {})
     if "synthetic" not in source:
         raise ConfigError(f"{tokenizer.name}: the built-in scenes have no {modality!r}; pass --data")
@@ -109,7 +110,7 @@ def heldout_values(tokenizer, n: int = 256, seed: int = HELDOUT_SEED, data: str 
     return HeldOut(np.stack(values), f"{n} held-out synthetic samples (training distribution, seed {spec['seed']})")
 
 
-def _per_image_values(tokenizer, n: int, seed: int, data: str | None, progress: bool) -> HeldOut:
+def _per_image_values(tokenizer, n: int, seed: int, data: str | None, progress: bool, kind: str = "indoor") -> HeldOut:
     """Up to ``n`` images' values holding at least one instance / human (a list: one image per encode call)."""
     key = source_key(tokenizer.modality)
     if data is not None:
@@ -118,8 +119,9 @@ def _per_image_values(tokenizer, n: int, seed: int, data: str | None, progress: 
         return HeldOut(values, f"{len(values)} images of {data}", tuple(unreadable))
     source = tokenizer.config.get("provenance", {}).get("recipe", {}).get("data", {})
     size = source.get("scenes", {}).get("size", DEFAULT_SCENE_SIZE)
-    values = [v for v in (s[key] for s in _scenes(n, seed, size, progress)) if len(as_rows(tokenizer, v))]
-    return HeldOut(values, f"{len(values)} of {n} held-out scenes with a {key} (seed {seed}, {size} px)")
+    values = [v for v in (s[key] for s in _scenes(n, seed, size, progress, kind)) if len(as_rows(tokenizer, v))]
+    where = "" if kind == "indoor" else f"{kind} "
+    return HeldOut(values, f"{len(values)} of {n} held-out {where}scenes with a {key} (seed {seed}, {size} px)")
 
 
 def _evaluate_per_image(tokenizer, values: list, bar) -> tuple[np.ndarray, dict, CodebookUsage]:

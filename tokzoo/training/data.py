@@ -27,12 +27,12 @@ def source_key(modality: str) -> str:
     return SOURCE_KEYS.get(modality, modality)
 
 
-def scene_values(modality: str, indices, seed: int, size) -> list:
-    """The ``modality`` value of procedural scenes ``indices`` (ConfigError when scenes lack it)."""
+def scene_values(modality: str, indices, seed: int, size, kind: str = "indoor") -> list:
+    """The ``modality`` value of procedural scenes ``indices`` of ``kind`` (ConfigError when scenes lack it)."""
     key = source_key(modality)
     values = []
     for index in indices:
-        scene = generate_scene(index, seed, size)
+        scene = generate_scene(index, seed, size, kind)
         if key not in scene:
             raise ConfigError(f"the built-in scenes have no {modality!r} ground truth ({', '.join(scene)}); "
                               "pass --data with your own samples")
@@ -119,8 +119,10 @@ def source_values(data: dict, codec, resolution) -> tuple[list, list]:
 def _primary_values(data: dict, codec, resolution) -> tuple[list, list]:
     if "scenes" in data:
         spec = data["scenes"]
-        train = scene_values(codec.name, range(spec["n_train"]), spec["seed"], spec["size"])
-        val = scene_values(codec.name, range(spec["n_train"], spec["n_train"] + spec["n_val"]), spec["seed"], spec["size"])
+        kind = spec.get("kind", "indoor")
+        train = scene_values(codec.name, range(spec["n_train"]), spec["seed"], spec["size"], kind)
+        val = scene_values(codec.name, range(spec["n_train"], spec["n_train"] + spec["n_val"]), spec["seed"],
+                           spec["size"], kind)
         return train, val
     if "synthetic" in data:
         spec = data["synthetic"]

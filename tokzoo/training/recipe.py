@@ -12,7 +12,8 @@ Schema (``recipes/<zoo name>.yaml``)::
       normalization: {min_depth: 0.1, max_depth: 100.0}   # optional
     loss: smooth_l1                   # must name the modality's loss (Modality.default_tokenizer()["loss"])
     data:                             # exactly one source:
-      scenes: {n_train: 2048, n_val: 64, seed: 0, size: 96}   # built-in procedural scenes
+      scenes: {n_train: 2048, n_val: 64, seed: 0, size: 96}   # built-in procedural scenes; optional
+                                                               # kind: indoor (default) | outdoor | mix
       # path: /data/train                                      # anything tokzoo.io.open_reader reads
       # synthetic: {n_train: 512, n_val: 32, seed: 0, rank: 8} # low-rank random values (feature modalities)
       crop: {scale: [0.5, 1.0], hflip: 0.5}                    # optional random-resized crops (image-like)
@@ -48,7 +49,7 @@ _TOKENIZER_FIELDS = {"modality", "model", "latent_dim", "quantizer", "input_size
 _OPTIONAL_TOP = {"resolution": None, "ema": None, "grad_clip": None, "checkpoint_every": 0, "log_every": 50}
 _REQUIRED_TOP = ("name", "tokenizer", "loss", "data", "optimizer", "schedule", "batch_size", "steps", "seed")
 _SOURCES = {
-    "scenes": {"n_train": int, "n_val": int, "seed": int, "size": int},
+    "scenes": {"n_train": int, "n_val": int, "seed": int, "size": int, "kind": str},
     "synthetic": {"n_train": int, "n_val": int, "seed": int, "rank": int},
 }
 
@@ -160,11 +161,17 @@ def _check_data(c: _Checker, data) -> None:
         if not isinstance(data["path"], str) or not data["path"]:
             c.fail("data.path", f"expected a path string, got {data['path']!r}")
     else:
-        optional = {"rank"} if source == "synthetic" else set()
+        optional = {"rank"} if source == "synthetic" else {"kind"}
         fields = _SOURCES[source]
         spec = c.mapping(data[source], f"data.{source}", set(fields), set(fields) - optional)
         for name in spec:
-            c.integer(spec[name], f"data.{source}.{name}", 0 if name in ("seed", "n_val") else 1)
+            if fields[name] is str:
+                from ..datasets.scenes import SCENE_KINDS
+
+                if spec[name] not in SCENE_KINDS:
+                    c.fail(f"data.{source}.{name}", f"expected one of {', '.join(SCENE_KINDS)}, got {spec[name]!r}")
+            else:
+                c.integer(spec[name], f"data.{source}.{name}", 0 if name in ("seed", "n_val") else 1)
     if "samples" in data:
         samples = c.mapping(data["samples"], "data.samples", {"repeat", "names"})
         c.integer(samples.get("repeat", 1), "data.samples.repeat", 1)
