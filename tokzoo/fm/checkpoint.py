@@ -1,0 +1,122 @@
+"""Run folders of the 4M-style trainer: safetensors + JSON only, nothing pickled.
+
+```
+RUN/config.json             format, model config, modality specs, the recipe
+RUN/model.safetensors       model weights
+RUN/optimizer.safetensors   AdamW state: "<param>.exp_avg", "<param>.exp_avg_sq", "<param>.step"
+RUN/trainer_state.json      step, data position; written last, so it marks a complete checkpoint
+RUN/log.jsonl               one line per logged step (loss per modality, lr, tokens/s)
+```
+Files are written to ``*.tmp`` and renamed, so an interrupted save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from tokzoo import __version__
+from tokzoo.checkpoint import check_tensors
+from tokzoo.errors import CheckpointError
+
+from .model import FMConfig, FourM
+from .spec import ModalitySpec
+
+FORMAT, FORMAT_VERSION = "tokzoo-fm", 1
+CONFIG, WEIGHTS, OPTIMIZER, STATE, LOG = "config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json", "log.jsonl"
+
+
+def save_checkpoint(run: str | Path, model: FourM, recipe_raw: dict, optimizer: torch.optim.Optimizer | None = None,
+                    state: dict | None = None) -> Path:
+    """Write the model (and optimizer + trainer state when given) into ``run``."""
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "tokzoo_version": __version__,
+              "model": model.config.to_dict(), "modalities": [s.to_dict() for s in model.specs], "recipe": recipe_raw}
+    _write(run / CONFIG, lambda p: p.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n"))
+    _write(run / WEIGHTS, lambda p: save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(p)))
+    if optimizer is not None:
+        _write(run / OPTIMIZER, lambda p: save_file(optimizer_tensors(model, optimizer), str(p)))
+    if state is not None:
+        _write(run / STATE, lambda p: p.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n"))
+    return run
+
+
+def read_run_config(run: str | Path) -> dict:
+    run = Path(run)
+    path = run / CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{run}: not a trained model folder (no {CONFIG}; train one with `tokzoo fm train`)")
+    try:
+        config = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a tokzoo fm model config (no \"format\": \"{FORMAT}\")")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format_version {config.get('format_version')!r} is not {FORMAT_VERSION}")
+    return config
+
+
+def load_model(run: str | Path, device: str | torch.device = "cpu") -> FourM:
+    """The model of a run folder, weights checked by name and shape."""
+    config = read_run_config(run)
+    try:
+        specs = [ModalitySpec.from_dict(d) for d in config["modalities"]]
+        model = FourM(specs, FMConfig(**config["model"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{Path(run) / CONFIG}: bad model or modalities field ({e})") from None
+    model.load_state_dict(_read(Path(run) / WEIGHTS, model.state_dict()))
+    return model.to(device)
+
+
+def optimizer_tensors(model: FourM, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """AdamW state as named tensors (``step`` as a float64 scalar tensor)."""
+    tensors = {}
+    for name, p in model.named_parameters():
+        for key, value in optimizer.state.get(p, {}).items():
+            tensors[f"{name}.{key}"] = torch.as_tensor(value, dtype=torch.float64 if key == "step" else None).detach().cpu().contiguous()
+    return tensors
+
+
+def load_optimizer(run: str | Path, model: FourM, optimizer: torch.optim.Optimizer) -> None:
+    """Restore AdamW state written by :func:`save_checkpoint` into ``optimizer`` (built over ``model``)."""
+    expected = {f"{n}.{k}": (p if k != "step" else torch.zeros(())) for n, p in model.named_parameters()
+                for k in ("exp_avg", "exp_avg_sq", "step")}
+    tensors = _read(Path(run) / OPTIMIZER, expected)
+    for name, p in model.named_parameters():
+        optimizer.state[p] = {"step": tensors[f"{name}.step"].to(torch.float32),
+                              "exp_avg": tensors[f"{name}.exp_avg"].to(p.device, p.dtype),
+                              "exp_avg_sq": tensors[f"{name}.exp_avg_sq"].to(p.device, p.dtype)}
+
+
+def read_state(run: str | Path) -> dict | None:
+    path = Path(run) / STATE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+
+
+def _read(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: corrupt or truncated ({e})") from None
+    check_tensors(expected, tensors, path)
+    return tensors
+
+
+def _write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
