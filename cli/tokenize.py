@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from .errors import UserError
@@ -32,6 +30,27 @@ def parse_tokenizers(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def engine_options(command):
+    """``--engine``, ``--address``, ``--gpus``, ``--actors`` (tokenize and pseudo-label)."""
+    for option in reversed([
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="local: this machine's processes; ray: a Ray cluster (pip install 'tokzoo[ray]')."),
+        click.option("--address", help="--engine ray: the cluster (ray://HOST:10001 or HOST:6379). "
+                                       "Default: RAY_ADDRESS, else a Ray started on this machine."),
+        click.option("--gpus", default=0, show_default=True, type=click.IntRange(min=0),
+                     help="--engine ray: model actors with one GPU each (0: actors on CPUs)."),
+        click.option("--actors", type=click.IntRange(min=1), help="--engine ray: model actors (default: --gpus, else 1)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def check_engine(engine: str, address, gpus: int, actors) -> None:
+    stray = [name for name, value in (("--address", address), ("--gpus", gpus), ("--actors", actors)) if value]
+    if stray and engine != "ray":
+        raise UserError(f"{stray[0]} only applies with --engine ray")
+
+
 def tokenizer_label(entry: dict) -> str:
     return f"{entry['name']} ({entry['tokenizer']}, hash {entry['content_hash'][:12]})" + (
         " UNTRAINED: random weights, tokens carry no meaning" if entry["untrained"] else "")
@@ -40,7 +59,7 @@ def tokenizer_label(entry: dict) -> str:
 @click.command("tokenize")
 @click.option("--modality", "-m", "modalities", required=True, help="Modalities to tokenize, comma-separated (depth,rgb).")
 @click.option("--input", "-i", "input_", help="Folder, tar(s) or hf: dataset. Default: built-in procedural scenes.")
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Token dataset folder.")
+@click.option("--output", "-o", required=True, help="Token dataset folder, or an object-store URL (s3://bucket/tokens).")
 @click.option("--tokenizer", "-t", "tokenizers", multiple=True, help="MODALITY=ZOO_NAME_OR_DIR (repeatable); default: the zoo name = modality.")
 @click.option("--untrained", is_flag=True, help="Allow untrained zoo tokenizers (random weights, labelled in the manifest).")
 @click.option("--crops", default=1, show_default=True, type=click.IntRange(min=1), help="Crops per sample; crop 0 is the centre crop.")
@@ -54,19 +73,26 @@ def tokenizer_label(entry: dict) -> str:
 @click.option("--scenes", default=64, show_default=True, type=click.IntRange(min=1), help="Number of scenes when no --input.")
 @click.option("--scene-size", default=256, show_default=True, type=click.IntRange(min=8), help="Scene resolution when no --input.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+@engine_options
 def tokenize_command(modalities, input_, output, tokenizers, untrained, crops, size, batch_size, workers, device,
-                     samples_per_shard, seed, overwrite, scenes, scene_size, progress):
+                     samples_per_shard, seed, overwrite, scenes, scene_size, progress, engine, address, gpus, actors):
     """Tokenize samples into OUT/<modality>/shard-*.tar (+ crops, tables, stats, manifest); resumable."""
     from tokzoo.pipeline import TokenizeJob, tokenize
+    from tokzoo.storage import as_path
 
+    check_engine(engine, address, gpus, actors)
+    output = as_path(output)
     names = [m.strip() for m in modalities.split(",") if m.strip()]
     if not names or len(set(names)) != len(names):
         raise UserError(f"--modality {modalities!r}: expected distinct comma-separated names")
     job = TokenizeJob(modalities=names, output=output, input=input_, tokenizers=parse_tokenizers(tokenizers),
                       untrained=untrained, crops=crops, size=parse_size(size), batch_size=batch_size, workers=workers,
                       device=device, samples_per_shard=samples_per_shard, seed=seed, overwrite=overwrite,
-                      scenes=scenes, scene_size=scene_size, progress=progress)
+                      scenes=scenes, scene_size=scene_size, progress=progress, engine=engine, address=address,
+                      gpus=gpus, actors=actors)
     summary = tokenize(job)
+    for line in summary.nodes:
+        click.echo(line, err=True)
     for name in names:
         click.echo(f"{name}: {tokenizer_label(summary.manifest['modalities'][name])}")
     click.echo(f"shards: {summary.shards} ({summary.written} written by this run) in {output}")

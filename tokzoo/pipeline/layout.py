@@ -22,6 +22,8 @@ from typing import Iterator
 
 import numpy as np
 
+from tokzoo.storage import as_path
+
 MANIFEST = "manifest.json"
 CROPS = "crops"
 SOURCE = "_source"
@@ -45,7 +47,7 @@ def stats_path(out: Path, modality: str, index: int) -> Path:
 
 
 def read_json(path: Path):
-    return json.loads(Path(path).read_text())
+    return json.loads(as_path(path).read_text())
 
 
 def json_bytes(value) -> bytes:
@@ -54,13 +56,13 @@ def json_bytes(value) -> bytes:
 
 
 def read_manifest(out: Path) -> dict | None:
-    path = Path(out) / MANIFEST
+    path = as_path(out) / MANIFEST
     return read_json(path) if path.is_file() else None
 
 
 def read_table(path: Path) -> list[dict]:
     """Records of a ``*.samples.jsonl``: key, source, status, error."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line]
+    return [json.loads(line) for line in as_path(path).read_text().splitlines() if line]
 
 
 def table_bytes(records: list[dict]) -> bytes:
@@ -78,7 +80,7 @@ def _json(value) -> str:
 
 def read_tar(path: Path) -> Iterator[tuple[str, bytes]]:
     """``(key, bytes)`` for each ``<key>.npy`` member of a shard, in stored order."""
-    with tarfile.open(path) as tar:
+    with as_path(path).open("rb") as file, tarfile.open(fileobj=file) as tar:
         for member in tar:
             if member.isfile() and member.name.endswith(".npy"):
                 yield member.name[: -len(".npy")], tar.extractfile(member).read()
@@ -92,4 +94,4 @@ def read_npy_tar(path: Path) -> Iterator[tuple[str, np.ndarray]]:
 
 def complete_shards(out: Path, modality: str) -> list[int]:
     """Indices of the shards of ``modality`` whose stats.json (the completion marker) exists."""
-    return sorted(int(p.name[len("shard-"):-len(".stats.json")]) for p in (Path(out) / modality).glob("shard-*.stats.json"))
+    return sorted(int(p.name[len("shard-"):-len(".stats.json")]) for p in (as_path(out) / modality).glob("shard-*.stats.json"))

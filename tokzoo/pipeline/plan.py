@@ -1,7 +1,8 @@
 """Units of work: one input shard -> one output shard per modality.
 
 For tar inputs an input shard is one tar; for every other reader it is a fixed-size chunk of the
-reader's (sorted) samples. With no input, the built-in procedural scenes are written once into
+reader's (sorted) samples. Tars may be object-store URLs (``s3://bucket/raw/shard-{000000..000999}.tar``,
+read through :mod:`tokzoo.storage`). With no input, the built-in procedural scenes are written once into
 ``OUT/_source/`` as tars (deterministic bytes) and read from there, so ``tokzoo show`` can find them.
 """
 
@@ -15,6 +16,7 @@ from typing import Iterable, Iterator, Sequence
 
 from tokzoo.errors import ConfigError
 from tokzoo.io import RawSample, Reader, TarReader, open_reader
+from tokzoo.storage import is_url
 
 from .layout import SOURCE, json_bytes, read_json
 
@@ -79,4 +81,8 @@ class _LazyTar:
         self.shard, self.modalities = shard, modalities
 
     def __iter__(self) -> Iterator[RawSample]:
+        if is_url(self.shard):
+            from tokzoo.storage.tars import remote_tar_samples
+
+            return remote_tar_samples(self.shard, self.modalities)
         return TarReader(self.shard, list(self.modalities)).raw()

@@ -5,24 +5,27 @@
 3. Stream input shard after input shard: worker processes decode and crop samples (stored crops
    reused), the main process encodes them in input-order batches (a refused batch is retried
    sample by sample, so only the bad samples fail), each finished shard is committed atomically. Shards already complete for every requested modality are skipped.
+   That step is the engine's (``engine="local"``: :func:`run_local`, here; ``"ray"``: :mod:`tokzoo.scale`, across
+   a cluster): it gets a :class:`ShardWork` and must hand every shard to the same builder and writer.
 4. Finish the manifest with counts; return the summary.
 """
 
 from __future__ import annotations
 
 import itertools
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from tqdm import tqdm
 
 from tokzoo.errors import ConfigError
+from tokzoo.storage import as_path, is_url, rmtree
 
 from .encode import set_codec, worker_codec
 from .layout import CROPS, JOURNALS, MANIFEST, SOURCE, json_bytes, read_manifest
-from .manifest import CROP_RECIPE, build_manifest, check_compatible, finish_manifest, load_specs
+from .manifest import CROP_RECIPE, ModalitySpec, build_manifest, check_compatible, finish_manifest, load_specs
 from .plan import open_input, scenes_source, units
 from .shard import ShardBuilder, ShardState
 from .worker import OrderedPool, WorkerJob
@@ -51,6 +54,10 @@ class TokenizeJob:
     scenes: int = 64
     scene_size: int = 256
     progress: bool = True
+    engine: str = "local"  # or "ray" (tokzoo.scale)
+    address: str | None = None  # ray: the cluster (None: RAY_ADDRESS, else a local one)
+    gpus: int = 0  # ray: encoder actors with one GPU each
+    actors: int | None = None  # ray: encoder actors (default: gpus, else 1)
 
 
 @dataclass
@@ -61,6 +68,7 @@ class Summary:
     shards: int
     written: int
     manifest: dict
+    nodes: list[str] = field(default_factory=list)  # ray: one line per node and per actor
 
     def line(self, out: Path) -> str:
         first = next(iter(self.manifest["modalities"]))
@@ -69,9 +77,14 @@ class Summary:
 
 
 def tokenize(job: TokenizeJob) -> Summary:
-    out = Path(job.output)
+    out = as_path(job.output)
+    if job.engine not in ("local", "ray"):
+        raise ConfigError(f"--engine {job.engine!r}: expected local or ray")
+    if is_url(out) and not job.input:
+        raise ConfigError(f"{out}: the built-in scenes need a local --output; pass --input")
     # Everything a typo can break is checked before OUT is touched: tokenizers, crop size, the input.
-    specs = load_specs(job.modalities, job.tokenizers, job.untrained, job.device, job.size)
+    device = job.device if job.engine == "local" else "cpu"  # ray: the actors place the models, not the driver
+    specs = load_specs(job.modalities, job.tokenizers, job.untrained, device, job.size)
     requested = [spec.modality for spec in specs]
     stored = [spec.stored for spec in specs]  # raw modalities read: pose for human_pose, ...
     if len(set(stored)) != len(stored):
@@ -93,28 +106,64 @@ def tokenize(job: TokenizeJob) -> Summary:
     worker_job = WorkerJob(sizes={s.stored: s.size for s in specs}, n_crops=job.crops, seed=job.seed,
                            crop_recipe=CROP_RECIPE, codecs=codecs, set_codecs=set_codecs)
     plan = Plan(out, list(manifest["modalities"]), requested)
-    written = 0
-    # Keep two encoder batches prepared ahead, so workers never wait for the encoder to take a chunk.
-    ahead = max(2 * job.workers + 2, 2 * -(-job.batch_size // CHUNK))
-    shared = _shared_bytes(specs, codecs, job.crops)
-    total = _length(reader) if job.progress else None  # counting reads every tar header once more
-    with OrderedPool(worker_job, job.workers, ahead, shared) as pool, tqdm(total=total, unit="sample", smoothing=0.1,
-                                                                   desc="tokenize", disable=not job.progress,
-                                                                   dynamic_ncols=True) as bar:
-        shard, started = None, time.perf_counter()
-        for (state, last), prepared in pool.map(plan.chunks(units(reader, job.samples_per_shard))):
-            if shard is None:
-                shard = ShardBuilder(state, [s for s in specs if s.modality in state.todo(requested)], job.batch_size)
-            shard.add(prepared)
-            bar.update(len(prepared))
-            if last:
-                commit_shard(out, shard.finish(), plan.sources[state.index], time.perf_counter() - started)
-                shard, started, written = None, time.perf_counter(), written + 1
+    # counting reads every tar header once more (for a URL: the whole tar), so not for URLs
+    total = _length(reader) if job.progress and not any(is_url(s) for s in getattr(reader, "shards", [])) else None
+    work = ShardWork(job, out, specs, requested, worker_job, plan, units(reader, job.samples_per_shard), total,
+                     _shared_bytes(specs, codecs, job.crops), len(getattr(reader, "shards", [])) or None)
+    if job.engine == "ray":
+        from tokzoo.scale.tokenize import run_ray
+
+        written, nodes = run_ray(work)
+    else:
+        written, nodes = run_local(work), []
 
     manifest = finish_manifest(manifest, out, plan.shards)
     write_atomic(out / MANIFEST, json_bytes(manifest))
     counts = manifest["modalities"][requested[0]]["samples"]
-    return Summary(counts["ok"], counts["failed"], counts["count"], plan.shards, written, manifest)
+    return Summary(counts["ok"], counts["failed"], counts["count"], plan.shards, written, manifest, nodes)
+
+
+@dataclass
+class ShardWork:
+    """What an engine gets to make the missing shards: ``plan.todo(units)`` gives ``(state, unit)`` for each,
+    :class:`ShardBuilder` (with :meth:`specs_for` and the job's batch size) encodes it, :meth:`commit` writes it."""
+
+    job: TokenizeJob
+    out: Path
+    specs: list[ModalitySpec]
+    requested: list[str]
+    worker_job: WorkerJob
+    plan: "Plan"
+    units: Iterator
+    total: int | None  # samples, when known cheaply (progress bars)
+    shared: dict[str, int]  # bytes per chunk per modality for shared-memory slots (local workers)
+    units_total: int | None = None  # units in the input, when known without reading it (tars)
+
+    def specs_for(self, state: ShardState) -> list[ModalitySpec]:
+        return [s for s in self.specs if s.modality in state.todo(self.requested)]
+
+    def commit(self, shard: ShardBuilder, seconds: float) -> None:
+        commit_shard(self.out, shard, self.plan.sources[shard.state.index], seconds)
+
+
+def run_local(work: ShardWork) -> int:
+    """The local engine: worker processes prepare chunks, this process encodes and commits. Returns shards written."""
+    job, written = work.job, 0
+    # Keep two encoder batches prepared ahead, so workers never wait for the encoder to take a chunk.
+    ahead = max(2 * job.workers + 2, 2 * -(-job.batch_size // CHUNK))
+    with OrderedPool(work.worker_job, job.workers, ahead, work.shared) as pool, tqdm(
+            total=work.total, unit="sample", smoothing=0.1, desc="tokenize", disable=not job.progress,
+            dynamic_ncols=True) as bar:  # fmt: skip
+        shard, started = None, time.perf_counter()
+        for (state, last), prepared in pool.map(work.plan.chunks(work.units)):
+            if shard is None:
+                shard = ShardBuilder(state, work.specs_for(state), job.batch_size)
+            shard.add(prepared)
+            bar.update(len(prepared))
+            if last:
+                work.commit(shard.finish(), time.perf_counter() - started)
+                shard, started, written = None, time.perf_counter(), written + 1
+    return written
 
 
 class Plan:
@@ -124,14 +173,18 @@ class Plan:
         self.out, self.in_out, self.requested = out, in_out, requested
         self.shards, self.sources = 0, {}
 
-    def chunks(self, all_units):
+    def todo(self, all_units):
+        """``(state, unit)`` for each unit some requested modality still lacks (counting all in ``shards``)."""
         for unit in all_units:
             self.shards += 1
             state = ShardState.read(self.out, unit.index, self.in_out, self.requested)
-            if not state.todo(self.requested):
-                continue
-            self.sources[unit.index] = unit.source
-            items = self._items(state, unit)
+            if state.todo(self.requested):
+                self.sources[unit.index] = unit.source
+                yield state, unit
+
+    def chunks(self, all_units):
+        for state, unit in self.todo(all_units):
+            items = self.items(state, unit)
             chunk = list(itertools.islice(items, CHUNK))
             while True:
                 following = list(itertools.islice(items, CHUNK))
@@ -141,7 +194,8 @@ class Plan:
                 chunk = following
 
     @staticmethod
-    def _items(state: ShardState, unit):
+    def items(state: ShardState, unit):
+        """``(raw, stored crops, known error)`` per sample of ``unit``, checked against what OUT holds."""
         count = 0
         for position, raw in enumerate(unit.raws):
             yield raw, state.crops.get(raw.key), state.known_error(position, raw.key)
@@ -175,7 +229,7 @@ def claim_output(out: Path, overwrite: bool) -> None:
         raise ConfigError(f"{out}: not empty and not a tokzoo token dataset ({foreign[0].name}); choose another --output")
     if overwrite:
         for entry in entries:
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            rmtree(entry) if entry.is_dir() else entry.unlink()
     out.mkdir(parents=True, exist_ok=True)
     recover(out)
 

@@ -7,7 +7,9 @@ renames each file into place, stats last, and deletes the journal. :func:`recove
 journals left by a killed run and deletes unjournaled ``.tmp`` files, so a rerun continues from
 either the state before the shard or the state after it, never a mix.
 
-Durability is against process death (SIGKILL), not power loss: nothing is fsynced.
+Durability is against process death (SIGKILL), not power loss: nothing is fsynced. OUT may be an
+object-store URL (:mod:`tokzoo.storage`): there each rename is a server-side copy and a delete, which
+a replayed journal repeats harmlessly, and the stats (completion markers) still appear last.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from tokzoo.storage import as_path
 
 from .layout import (CROPS, JOURNALS, json_bytes, read_json, read_tar, shard_name, stats_path, table_bytes,
                      table_path, tar_path)
@@ -93,7 +97,7 @@ def _tmp(path: Path) -> Path:
 
 def _rename(source: Path, target: Path) -> None:
     global _renames
-    os.replace(source, target)
+    source.replace(target)  # os.replace for a local path; copy, then delete, on an object store
     _renames += 1
     if os.environ.get(CRASH_ENV) and _renames >= int(os.environ[CRASH_ENV]):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -110,7 +114,7 @@ class ShardCommit:
     """Stage files of shard ``index`` (in commit order: stats last), then :meth:`commit` them together."""
 
     def __init__(self, out: Path, index: int):
-        self.out, self.index, self.paths = Path(out), index, []
+        self.out, self.index, self.paths = as_path(out), index, []
 
     def stage(self, path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

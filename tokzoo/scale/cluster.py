@@ -1,0 +1,76 @@
+"""Connecting to a Ray cluster for one job, and what each node and actor did."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from . import require_ray
+
+FORWARDED = ("TOKZOO_", "FSSPEC_")
+"""Environment variables of the driver passed to every worker: tokzoo's own (test hooks) and fsspec's
+``FSSPEC_<PROTOCOL>_<OPTION>`` settings (e.g. ``FSSPEC_S3_ENDPOINT_URL``), so workers open URLs as the driver does."""
+
+
+@contextmanager
+def connected(address: str | None):
+    """Ray connected for the block: to ``address``; else to ``RAY_ADDRESS``; else a Ray started on this machine.
+    A Ray this process had already initialised is used as it is and left running."""
+    ray = require_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED)}
+    ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
+             runtime_env={"env_vars": env} if env else None, log_to_driver=False, configure_logging=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def where() -> dict:
+    """This worker's node (ip and id) and process id."""
+    import ray
+
+    context = ray.get_runtime_context()
+    return {"ip": ray.util.get_node_ip_address(), "node": context.get_node_id()[:8], "pid": os.getpid()}
+
+
+@dataclass
+class NodeReport:
+    """Per node: shards prepared (decode + crops) and their CPU task seconds; per actor: shards, samples, seconds,
+    model loads and the processes it ran in (more than one: it was restarted)."""
+
+    prepared: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0.0]))
+    actors: dict = field(default_factory=dict)
+
+    def add(self, prepare: dict, actor: int, work: dict, samples: int) -> None:
+        node = (prepare["ip"], prepare["node"])
+        self.prepared[node][0] += 1
+        self.prepared[node][1] += samples
+        self.prepared[node][2] += prepare["seconds"]
+        entry = self.actors.setdefault(actor, {"node": (work["ip"], work["node"]), "shards": 0, "samples": 0,
+                                               "seconds": 0.0, "pids": {}})
+        entry["node"] = (work["ip"], work["node"])
+        entry["shards"] += 1
+        entry["samples"] += samples
+        entry["seconds"] += work["seconds"]
+        entry["pids"][work["pid"]] = work["loads"]
+
+    def lines(self, what: str) -> list[str]:
+        out = [f"node {ip} ({node}): prepared {shards} shards, {samples} samples in {seconds:.1f} s of CPU tasks"
+               for (ip, node), (shards, samples, seconds) in sorted(self.prepared.items())]
+        for index, entry in sorted(self.actors.items()):
+            ip, node = entry["node"]
+            loads, restarts = sum(entry["pids"].values()), len(entry["pids"]) - 1
+            out.append(f"{what} actor {index} on node {ip} ({node}): {entry['shards']} shards, {entry['samples']} "
+                       f"samples in {entry['seconds']:.1f} s, {loads} model load(s)"
+                       + (f", restarted {restarts} time(s)" if restarts else ""))
+        return out
+
+    def loads(self) -> dict[int, int]:
+        """Model loads per actor (summed over its processes)."""
+        return {index: sum(entry["pids"].values()) for index, entry in self.actors.items()}

@@ -1,0 +1,81 @@
+"""The distributor loop shared by the tokenize and pseudo-label engines.
+
+Units come from the job's plan one at a time. Each one gets a CPU task (``prepare``); when its result is ready
+(it stays in the object store, the driver never fetches it) it goes to the least busy actor (``process``, at most
+``per_actor`` calls queued on each), and the actor's small result is handed to ``commit`` on the driver. Shards
+finish in any order; each is committed whole, so the order does not change OUT. Bounded: at most ``ahead``
+prepared shards exist at once.
+
+Faults: a CPU task whose worker dies is run again by Ray (``max_retries``); an actor whose process dies is
+restarted (reloading its models) and its pending calls are retried (``max_restarts``, ``max_task_retries``).
+A shard is committed only from a complete result, so a retry can neither duplicate nor drop samples. An error
+raised by tokzoo code in a task or actor (an input that changed since OUT was written) is re-raised here as
+itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Callable, Iterable, Iterator
+
+from tqdm import tqdm
+
+from tokzoo.errors import TokzooError
+
+RETRIES = 4
+"""Times Ray runs a CPU task again, or restarts an actor / retries its call, after its process died."""
+
+
+def cpu_count(ray) -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def unwrap(error: Exception) -> Exception:
+    """The TokzooError a Ray task raised, else ``error``."""
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, TokzooError) else error
+
+
+def distribute(ray, units: Iterable, prepare: Callable, process: Callable, commit: Callable[[object, object, int], int],
+               actors: list, ahead: int, bar: tqdm, per_actor: int = 2, unseen: Callable[[], int] | None = None) -> int:
+    """Run every unit through ``prepare(unit) -> ref`` and ``process(actor, unit, ref) -> ref``, then
+    ``commit(unit, result, actor index) -> samples``; returns the number of units committed. ``bar`` counts samples; without
+    a total it gets an estimate: samples per shard so far x shards left (in flight, and ``unseen()`` not yet read)."""
+    source: Iterator = iter(units)
+    preparing, ready, working = {}, deque(), {}
+    busy = [0] * len(actors)
+    committed = samples = seen = 0
+    exhausted = False
+    estimate = bar.total is None and unseen is not None
+    while True:
+        while not exhausted and len(preparing) + len(ready) + len(working) < ahead:
+            unit = next(source, None)
+            if unit is None:
+                exhausted = True
+                break
+            seen += 1
+            preparing[prepare(unit)] = unit
+        while ready and min(busy) < per_actor:
+            index = busy.index(min(busy))
+            unit, ref = ready.popleft()
+            working[process(actors[index], unit, ref)] = (unit, index, time.perf_counter())
+            busy[index] += 1
+        if not preparing and not working:
+            return committed
+        done, _ = ray.wait([*preparing, *working], num_returns=1)
+        for ref in done:
+            if ref in preparing:
+                ready.append((preparing.pop(ref), ref))
+                continue
+            unit, index, _ = working.pop(ref)
+            busy[index] -= 1
+            try:
+                result = ray.get(ref)
+            except Exception as error:  # noqa: BLE001 - a tokzoo error comes back as itself
+                raise unwrap(error) from None
+            count = commit(unit, result, index)
+            committed, samples = committed + 1, samples + count
+            if estimate:
+                bar.total = samples + round(samples / committed * (unseen() + seen - committed))
+            bar.update(count)
