@@ -80,6 +80,10 @@ def tokenize(job: TokenizeJob) -> Summary:
     out = as_path(job.output)
     if job.engine not in ("local", "ray"):
         raise ConfigError(f"--engine {job.engine!r}: expected local or ray")
+    if job.engine == "ray":
+        from tokzoo.scale import require_ray
+
+        require_ray()  # before OUT is touched
     if is_url(out) and not job.input:
         raise ConfigError(f"{out}: the built-in scenes need a local --output; pass --input")
     # Everything a typo can break is checked before OUT is touched: tokenizers, crop size, the input.

@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
-from tokzoo.errors import TokzooError
+from tokzoo.errors import ConfigError, TokzooError
 
 RETRIES = 4
 """Times Ray runs a CPU task again, or restarts an actor / retries its call, after its process died."""
@@ -29,6 +29,14 @@ RETRIES = 4
 
 def cpu_count(ray) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def check_cpus(ray, cpu_actors: int) -> None:
+    """Refuse actors that would take every CPU of the cluster (one each), leaving none for decoding."""
+    cpus = cpu_count(ray)
+    if cpu_actors >= cpus:
+        raise ConfigError(f"--actors {cpu_actors} on CPUs would take all {cpus} CPUs of the Ray cluster, leaving "
+                          "none for decoding; use fewer actors, or --gpus")
 
 
 def unwrap(error: Exception) -> Exception:

@@ -25,7 +25,7 @@ from tokzoo.pipeline.worker import WorkerJob, init_worker, prepare_chunk
 
 from .cluster import NodeReport, connected, where
 from .gpu import check_fits, tensor_bytes
-from .scheduler import RETRIES, cpu_count, distribute
+from .scheduler import RETRIES, check_cpus, cpu_count, distribute
 
 KILL_ENV = "TOKZOO_TEST_KILL_ONCE"
 """Test hook: ``prepare:PATH`` or ``encode:PATH``: the first such task (or actor call) that finds file PATH deletes
@@ -104,12 +104,16 @@ class Encoder:
 
 def run_ray(work: ShardWork) -> tuple[int, list[str]]:
     """The Ray engine for :func:`tokzoo.pipeline.tokenize`; returns (shards written, per-node summary lines)."""
-    job = work.job
+    job, todo = work.job, work.plan.todo(work.units)
+    first = next(todo, None)
+    if first is None:  # every shard is complete: no cluster needed
+        return 0, []
     with connected(job.address) as ray:
         gpus = job.gpus
         if gpus and ray.cluster_resources().get("GPU", 0) < gpus:
             raise ConfigError(f"--gpus {gpus}: the Ray cluster has {ray.cluster_resources().get('GPU', 0):g} GPUs")
         count = job.actors or max(1, gpus)
+        check_cpus(ray, 0 if gpus else count)
         device = "cuda" if gpus else (job.device or "cpu")
         hashes = {spec.modality: spec.content_hash for spec in work.specs}
         tokenizers = {spec.modality: spec.reference for spec in work.specs}
@@ -145,6 +149,6 @@ def run_ray(work: ShardWork) -> tuple[int, list[str]]:
         ahead = max(2, cpu_count(ray) + 2 * count)
         with tqdm(total=work.total, unit="sample", smoothing=0.1, desc="tokenize", disable=not job.progress,
                   dynamic_ncols=True) as bar:
-            written = distribute(ray, work.plan.todo(work.units), submit, process, commit, actors, ahead, bar,
+            written = distribute(ray, itertools.chain([first], todo), submit, process, commit, actors, ahead, bar,
                                  unseen=None if units_total is None else lambda: units_total - work.plan.shards)
         return written, report.lines("encoder")
