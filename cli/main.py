@@ -12,6 +12,7 @@ from .codec import decode_command, encode_command
 from .demo import demo_command
 from .errors import TokzooGroup
 from .eval import eval_command
+from .fm import fm_group
 from .eval_labels import eval_labels_command
 from .export import export_command
 from .inspect import inspect_command, show_command
@@ -39,7 +40,7 @@ def cli():
 
 for command in (zoo_group, encode_command, decode_command, tokenize_command, inspect_command, show_command, demo_command,
                 train_command, eval_command, pseudo_label_command, eval_labels_command, scenes_command,
-                export_command):
+                export_command, fm_group):
     cli.add_command(command)
 
 

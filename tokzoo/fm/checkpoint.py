@@ -1,7 +1,7 @@
 """Run folders of the 4M-style trainer: safetensors + JSON only, nothing pickled.
 
 ```
-RUN/config.json             format, model config, modality specs, the recipe
+RUN/config.json             format, model config, modality specs, the recipe, the training data folder
 RUN/model.safetensors       model weights
 RUN/optimizer.safetensors   AdamW state: "<param>.exp_avg", "<param>.exp_avg_sq", "<param>.step"
 RUN/trainer_state.json      step, data position; written last, so it marks a complete checkpoint
@@ -32,12 +32,13 @@ CONFIG, WEIGHTS, OPTIMIZER, STATE, LOG = "config.json", "model.safetensors", "op
 
 
 def save_checkpoint(run: str | Path, model: FourM, recipe_raw: dict, optimizer: torch.optim.Optimizer | None = None,
-                    state: dict | None = None) -> Path:
-    """Write the model (and optimizer + trainer state when given) into ``run``."""
+                    state: dict | None = None, data: str | Path | None = None) -> Path:
+    """Write the model (and optimizer + trainer state when given) into ``run``; ``data``: the training set's folder."""
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "tokzoo_version": __version__,
-              "model": model.config.to_dict(), "modalities": [s.to_dict() for s in model.specs], "recipe": recipe_raw}
+              "model": model.config.to_dict(), "modalities": [s.to_dict() for s in model.specs], "recipe": recipe_raw,
+              "data": str(Path(data).resolve()) if data else None}
     _write(run / CONFIG, lambda p: p.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n"))
     _write(run / WEIGHTS, lambda p: save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(p)))
     if optimizer is not None:

@@ -37,6 +37,7 @@ class ModalitySpec:
     tokenizer: str | None = None   # the zoo name or folder that decodes the tokens
     content_hash: str | None = None
     untrained: bool = False
+    size: tuple[int, int] | None = None   # the crops' (H, W) in pixels, what the tokenizer decodes to
 
     @property
     def length(self) -> int:
@@ -48,11 +49,11 @@ class ModalitySpec:
         return self.grid[1] if self.kind == "items" else 1
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "grid": list(self.grid)}
+        return {**asdict(self), "grid": list(self.grid), "size": list(self.size) if self.size else None}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModalitySpec":
-        return cls(**{**d, "grid": tuple(d["grid"])})
+        return cls(**{**d, "grid": tuple(d["grid"]), "size": tuple(d["size"]) if d.get("size") else None})
 
 
 def read_manifest(root: str | Path) -> dict:
@@ -95,7 +96,8 @@ def specs_from_manifest(root: str | Path, names: list[str], max_items: int = 16)
 def _spec(name: str, entry: dict, max_items: int, path: Path) -> ModalitySpec:
     shape = list(entry["token_shape"])
     common = dict(name=name, vocab_size=int(entry["vocab_size"]), tokenizer=entry.get("tokenizer"),
-                  content_hash=entry.get("content_hash"), untrained=bool(entry.get("untrained", False)))
+                  content_hash=entry.get("content_hash"), untrained=bool(entry.get("untrained", False)),
+                  size=tuple(entry["size"]) if entry.get("size") else None)
     if entry.get("items"):
         return ModalitySpec(kind="items", grid=(max_items, int(math.prod(shape[1:]))), pad_id=int(entry["pad_id"]), **common)
     if name in SEQUENCE_MODALITIES:

@@ -180,15 +180,15 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, steps: int | Non
         bar.set_postfix_str(f"loss {record['loss']:.3f}, {record['tokens_per_s']:.0f} tok/s")
         bar.update(1)
         if (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0) or step + 1 == stop:
-            _checkpoint(out, model, optimizer, recipe, step + 1, position, rank, world)
+            _checkpoint(out, model, optimizer, recipe, step + 1, position, rank, world, data)
     bar.close()
     return record
 
 
-def _checkpoint(out, model, optimizer, recipe, step, position, rank, world) -> None:
+def _checkpoint(out, model, optimizer, recipe, step, position, rank, world, data) -> None:
     if rank == 0:
         save_checkpoint(out, model, recipe.raw, optimizer,
-                        {"step": step, "position": {"epoch": position.epoch, "batch": position.batch}})
+                        {"step": step, "position": {"epoch": position.epoch, "batch": position.batch}}, data)
     if world > 1:
         dist.barrier()
 

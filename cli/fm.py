@@ -1,0 +1,121 @@
+"""``tokzoo fm``: train, sample and evaluate a 4M-style any-to-any model on a token dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _names(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise click.BadParameter("give at least one modality name")
+    return names
+
+
+def _decode_options(f):
+    f = click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")(f)
+    f = click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True, help="0: whole vocabulary.")(f)
+    f = click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                     help="Sampling temperature; 0 takes the most likely token.")(f)
+    f = click.option("--steps", type=click.IntRange(min=1), default=8, show_default=True,
+                     help="Parallel decoding steps per image-like target.")(f)
+    return f
+
+
+@click.group("fm")
+def fm_group():
+    """A 4M-style any-to-any model over the modalities of a token dataset."""
+
+
+@fm_group.command("train")
+@click.option("--recipe", "-r", "recipe_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML recipe (recipes/fm/<name>.yaml).")
+@click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Token dataset folder written by `tokzoo tokenize`.")
+@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder; a run already there is resumed.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in total (resume later).")
+@click.option("--device", default=None, help="torch device (default: cuda when present, with bf16 autocast).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: torch's).")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+def fm_train_command(recipe_path, data, out_dir, steps, device, threads, progress):
+    """Train (or resume) a recipe on DATA into OUT; DDP when launched by torchrun."""
+    import torch
+
+    from tokzoo.fm.recipe import load_recipe
+    from tokzoo.fm.train import train
+
+    if threads:
+        torch.set_num_threads(threads)
+    recipe = load_recipe(recipe_path)
+    record = train(recipe, data, out_dir, steps=steps, progress=progress, device=device)
+    if record:
+        losses = ", ".join(f"{m} {v:.3f}" for m, v in record["losses"].items())
+        click.echo(f"step {record['step']}: loss {record['loss']:.4f} ({losses}); saved {out_dir}")
+    else:
+        click.echo(f"{out_dir}: already trained to the recipe's {recipe.train.steps} steps")
+
+
+@fm_group.command("generate")
+@click.option("--model", "-m", "run", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
+@click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path), help="Token dataset folder.")
+@click.option("--key", "keys", required=True, help="Sample key(s), comma-separated.")
+@click.option("--from", "sources", required=True, help="Given modalities, comma-separated.")
+@click.option("--to", "targets", required=True, help="Modalities to predict, comma-separated.")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
+@_decode_options
+def fm_generate_command(run, data, keys, sources, targets, output, steps, temperature, top_k, seed):
+    """Predict --to from --from for samples of DATA; PNG rows: inputs, predictions, ground truth."""
+    from tokzoo.fm.checkpoint import load_model
+    from tokzoo.fm.evaluate import example_rows
+    from tokzoo.fm.generate import DecodeSettings
+    from tokzoo.viz import grid, save_png
+
+    sources, targets = _names(sources), _names(targets)
+    model = load_model(run)
+    rows = example_rows(model, data, _names(keys), sources, targets, DecodeSettings(steps, temperature, top_k, seed))
+    save_png(grid(rows), output)
+    click.echo(f"{output}: one row per key; columns: {', '.join(sources)} (inputs) | "
+               f"{', '.join(targets)} (predicted) | {', '.join(targets)} (ground truth)")
+
+
+@fm_group.command("eval")
+@click.option("--model", "-m", "run", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
+@click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Held-out token dataset (with its raw source for ground truth).")
+@click.option("--train-data", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Training token dataset for the prior baseline (default: the one the run was trained on).")
+@click.option("--from", "sources", default="rgb", show_default=True, help="Given modalities.")
+@click.option("--to", "targets", default="depth,normals,semseg", show_default=True, help="Predicted modalities.")
+@click.option("--n", "limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N samples.")
+@click.option("--train-n", "train_limit", type=click.IntRange(min=1), default=None,
+              help="Use the first N training samples for the prior.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report here.")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+@_decode_options
+def fm_eval_command(run, data, train_data, sources, targets, limit, train_limit, json_path, progress, steps, temperature,
+                    top_k, seed):
+    """Cross-modal prediction on held-out samples vs the tokenizer ceiling and the training prior."""
+    import json
+
+    from tokzoo.errors import ConfigError
+    from tokzoo.fm.checkpoint import load_model, read_run_config
+    from tokzoo.fm.evaluate import evaluate
+    from tokzoo.fm.generate import DecodeSettings
+
+    train_data = train_data or read_run_config(run).get("data")
+    if not train_data:
+        raise ConfigError(f"{run}: the run does not record its training data; pass --train-data")
+    model = load_model(run)
+    report = evaluate(model, data, train_data, _names(sources), _names(targets), limit=limit, train_limit=train_limit,
+                      settings=DecodeSettings(steps, temperature, top_k, seed), progress=progress)
+    click.echo(f"{report['samples']} held-out samples, from {', '.join(report['sources'])}")
+    click.echo("| target | metric | model | tokenizer ceiling | training prior |")
+    click.echo("|---|---|---|---|---|")
+    for target, r in report["targets"].items():
+        click.echo(f"| {target} | {r['metric']} ({r['better']} is better) | {r['model']:.4f} | "
+                   f"{r['tokenizer_ceiling']:.4f} | {r['training_prior']:.4f} |")
+    if json_path:
+        json_path.write_text(json.dumps(report, indent=2) + "\n")

@@ -1,0 +1,167 @@
+"""Held-out evaluation of cross-modal prediction against exact ground truth and two references.
+
+For each target modality predicted from the sources (crop 0 of every held-out sample), decoded by its
+tokenizer and compared with the sample's raw value cut by the same crop (the dataset's ``_source`` or
+``--input``):
+
+- **model**: the prediction;
+- **tokenizer ceiling**: the tokenizer's reconstruction of the true tokens (the best a token model can do);
+- **training prior**: what knowing no input gives, from the training set's raw values at crop 0: the
+  per-pixel mean depth (over valid pixels), the per-pixel mean normal (renormalised), the per-pixel
+  majority class.
+
+Metrics (tokzoo.evaluation.metrics): depth abs-rel (mean over samples), normals mean angular error
+(mean over samples), semseg mIoU (accumulated over the set).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tokzoo.crops import apply_crop
+from tokzoo.data import make_loader
+from tokzoo.errors import ConfigError, TokzooError
+from tokzoo.evaluation.metrics import abs_rel, angular_error, mean_iou
+
+from .generate import DecodeSettings, decode_tokens, generate
+from .masking import flatten_batch
+from .model import FourM
+from .spec import check_same_vocabularies, read_manifest, specs_from_manifest
+
+METRICS = {"depth": ("abs_rel", "lower"), "normals": ("angular_error_deg", "lower"), "semseg": ("miou", "higher")}
+
+
+def raw_crops(root: str | Path, modality: str, limit: int | None = None, keys: set[str] | None = None) -> dict[str, np.ndarray]:
+    """key -> the raw ``modality`` value at crop 0, at the tokens' size, of the first ``limit`` samples of token
+    dataset ``root`` (or of those in ``keys``)."""
+    from tokzoo.io import decode_sample
+    from tokzoo.pipeline.plan import open_input
+
+    entry = read_manifest(root)["modalities"][modality]
+    loader = make_loader(root, ["crops", modality], 256, shuffle=False, crop=0)
+    boxes = {}
+    for batch in loader:
+        boxes.update((k, b) for k, b in zip(batch["__key__"], batch["crops"].numpy()) if keys is None or k in keys)
+        if limit and len(boxes) >= limit:
+            break
+    values = {}
+    for raw in open_input(entry["input"], [modality]).raw():
+        if raw.key not in boxes:
+            continue
+        value = decode_sample(raw).values.get(modality)
+        if value is None:
+            raise ConfigError(f"{entry['input']}: sample {raw.key!r} has no readable {modality}")
+        values[raw.key] = apply_crop({modality: value}, boxes[raw.key], tuple(entry["size"]))[modality] if entry.get("size") else value
+        if len(values) == len(boxes):
+            break
+    return values
+
+
+def training_prior(modality: str, values: list[np.ndarray]) -> np.ndarray:
+    """The per-pixel prior of ``modality`` over training values (see the module docstring)."""
+    stack = np.stack(values)
+    if modality == "depth":
+        with np.errstate(invalid="ignore"):
+            return np.nanmean(np.where(stack > 0, stack, np.nan), 0).astype(np.float32)
+    if modality == "normals":
+        mean = np.nanmean(stack, 0)
+        return (mean / np.linalg.norm(mean, axis=-1, keepdims=True)).astype(np.float32)
+    if modality == "semseg":
+        counts = np.stack([(stack == c).sum(0) for c in range(int(stack[stack != 255].max(initial=0)) + 1)])
+        return counts.argmax(0).astype(np.uint8)
+    raise ConfigError(f"no evaluation for target modality {modality!r} (known: {', '.join(METRICS)})")
+
+
+def score(modality: str, truths: list[np.ndarray], predictions: list[np.ndarray]) -> float:
+    if modality == "depth":
+        return float(np.nanmean([abs_rel(t, p) for t, p in zip(truths, predictions)]))
+    if modality == "normals":
+        return float(np.nanmean([angular_error(t, p) for t, p in zip(truths, predictions)]))
+    return mean_iou(np.stack(truths), np.stack(predictions))
+
+
+def evaluate(model: FourM, data: str | Path, train_data: str | Path, sources: list[str], targets: list[str], *,
+             limit: int | None = None, settings: DecodeSettings = DecodeSettings(temperature=0.0),
+             batch_size: int = 32, train_limit: int | None = None, progress: bool = False) -> dict:
+    """Scores of the model, the tokenizer ceiling and the training prior per target on held-out ``data``."""
+    from tqdm.auto import tqdm
+
+    for target in targets:
+        if target not in METRICS:
+            raise ConfigError(f"no evaluation for target modality {target!r} (known: {', '.join(METRICS)})")
+    names = list(dict.fromkeys(list(sources) + list(targets)))
+    data_specs = specs_from_manifest(data, names)
+    check_same_vocabularies(model.specs, data_specs, data)
+    by_name = {s.name: s for s in model.specs}
+    truths = {t: raw_crops(data, t, limit) for t in targets}
+    predictions, ceilings, keys = {t: {} for t in targets}, {t: {} for t in targets}, []
+    loader = make_loader(data, names, batch_size, shuffle=False, crop=0)
+    bar = tqdm(total=limit or loader.dataset.num_samples, disable=not progress, desc="fm eval", unit="sample")
+    for batch in loader:
+        if limit and len(keys) >= limit:
+            break
+        batch_keys = batch["__key__"]
+        masked = flatten_batch(batch, model.specs)
+        generated = generate(model, masked, sources, targets, settings)
+        for t in targets:
+            predictions[t].update(zip(batch_keys, decode_tokens(by_name[t], generated[t], masked.valid[t])))
+            ceilings[t].update(zip(batch_keys, decode_tokens(by_name[t], masked.tokens[t], masked.valid[t])))
+        keys += batch_keys
+        bar.update(len(batch_keys))
+    bar.close()
+    keys = keys[:limit] if limit else keys
+    report = {"samples": len(keys), "sources": list(sources), "decode": settings.__dict__, "targets": {}}
+    for t in targets:
+        prior = training_prior(t, list(raw_crops(train_data, t, train_limit).values()))
+        truth = [truths[t][k] for k in keys]
+        metric, direction = METRICS[t]
+        report["targets"][t] = {"metric": metric, "better": direction,
+                                "model": score(t, truth, [predictions[t][k] for k in keys]),
+                                "tokenizer_ceiling": score(t, truth, [ceilings[t][k] for k in keys]),
+                                "training_prior": score(t, truth, [prior] * len(keys))}
+    return report
+
+
+def example_rows(model: FourM, data: str | Path, keys: list[str], sources: list[str], targets: list[str],
+                 settings: DecodeSettings) -> list[list[np.ndarray]]:
+    """Pictures for ``tokzoo fm generate``: per key one row of sources, predictions, then ground truths
+    (the raw crop when the source is available, else the tokenizer's reconstruction)."""
+    from tokzoo.pipeline.report import run_tokenizer
+
+    names = list(dict.fromkeys(list(sources) + list(targets)))
+    check_same_vocabularies(model.specs, specs_from_manifest(data, names), data)
+    by_name = {s.name: s for s in model.specs}
+    batches = {}
+    for batch in make_loader(data, names, 64, shuffle=False, crop=0):
+        for i, k in enumerate(batch["__key__"]):
+            if k in keys:
+                batches[k] = {m: batch[m][i:i + 1] for m in names} | {"__key__": [k]}
+    missing = [k for k in keys if k not in batches]
+    if missing:
+        raise ConfigError(f"{data}: no sample with key {missing[0]!r}")
+    truths = {t: _raw_or_none(data, t, set(keys)) for t in names}
+    rows = []
+    for key in keys:
+        masked = flatten_batch(batches[key], model.specs)
+        generated = generate(model, masked, sources, targets, settings)
+        row = []
+        for kind, m in [("source", s) for s in sources] + [("prediction", t) for t in targets] + [("truth", t) for t in targets]:
+            spec = by_name[m]
+            tok = run_tokenizer({"tokenizer": spec.tokenizer, "untrained": spec.untrained, "content_hash": spec.content_hash})
+            tokens = generated[m] if kind == "prediction" else masked.tokens[m]
+            value = decode_tokens(spec, tokens, masked.valid[m])[0]
+            if kind != "prediction" and key in truths[m]:
+                value = truths[m][key]
+            row.append(tok.codec.visualize(value))
+        rows.append(row)
+    return rows
+
+
+def _raw_or_none(data, modality: str, keys: set[str]) -> dict:
+    """The keys' raw crops, or nothing when the dataset's source is gone (reconstructions stand in)."""
+    try:
+        return raw_crops(data, modality, None, keys)
+    except (TokzooError, OSError):
+        return {}
