@@ -65,7 +65,7 @@ def command(out, toks, source, *extra) -> list[str]:
 
 def run(args: list[str]):
     result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, (result.output, result.exception)
     return result
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import tokzoo
 from tokzoo.errors import ConfigError, ShapeError
 from tokzoo.indices import storage_dtype
+from tokzoo.storage import as_path
 from tokzoo.tokenizer import Tokenizer
 from tokzoo.zoo import load_tokenizer
 
@@ -125,7 +126,7 @@ def check_compatible(manifest: dict | None, specs: list[ModalitySpec], crops: di
     """Raise ConfigError when this run cannot add to the OUT (folder ``out``) that ``manifest`` describes."""
     if manifest is None:
         return
-    out = Path(out)
+    out = as_path(out)
     hint = "; pass --overwrite to start over, or choose another --output"
     if manifest["crops"] != crops:
         differ = [k for k in {**manifest["crops"], **crops} if manifest["crops"].get(k) != crops.get(k)]
