@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .errors import UserError
-from .tokenize import parse_size, parse_tokenizers
+from .tokenize import max_member_bytes_option, parse_size, parse_tokenizers
 
 
 def parse_pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
@@ -60,8 +60,10 @@ def parse_options(values: tuple[str, ...]) -> dict[str, dict]:
 @click.option("--untrained", is_flag=True, help="--tokenize: allow untrained zoo tokenizers.")
 @click.option("--size", help="--tokenize: crop output size, N or HxW.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+@max_member_bytes_option
 def pseudo_label_command(modalities, input_, output, labelers, labeler_options, device, batch_size, samples_per_shard,
-                         overwrite, then_tokenize, tokens_output, tokenizers, untrained, size, progress):  # fmt: skip
+                         overwrite, then_tokenize, tokens_output, tokenizers, untrained, size, progress,
+                         max_member_bytes):  # fmt: skip
     """Label every input image with MODALITIES and write webdataset shards OUT/shard-*.tar (resumable)."""
     from tokzoo.labelers.job import STATUS, LabelJob, pseudo_label
 
@@ -77,7 +79,7 @@ def pseudo_label_command(modalities, input_, output, labelers, labeler_options, 
     job = LabelJob(modalities=names, input=input_, output=output, labelers=parse_pairs("--labeler", labelers),
                    labeler_options=parse_options(labeler_options),
                    device=device, batch_size=batch_size, samples_per_shard=samples_per_shard, overwrite=overwrite,
-                   progress=progress)  # fmt: skip
+                   progress=progress, max_member_bytes=max_member_bytes)  # fmt: skip
     summary = pseudo_label(job)
     for modality, labeler in summary.labelers.items():
         click.echo(f"{modality}: {labeler.describe()}")

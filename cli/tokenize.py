@@ -45,6 +45,11 @@ def engine_options(command):
     return command
 
 
+max_member_bytes_option = click.option(
+    "--max-member-bytes", default=256 * 1024 * 1024, show_default=True, type=click.IntRange(min=1),
+    help="Largest input file or tar member read; larger ones (and GNU sparse members) fail their sample unread.")
+
+
 def check_engine(engine: str, address, gpus: int, actors) -> None:
     stray = [name for name, value in (("--address", address), ("--gpus", gpus), ("--actors", actors)) if value]
     if stray and engine != "ray":
@@ -73,9 +78,11 @@ def tokenizer_label(entry: dict) -> str:
 @click.option("--scenes", default=64, show_default=True, type=click.IntRange(min=1), help="Number of scenes when no --input.")
 @click.option("--scene-size", default=256, show_default=True, type=click.IntRange(min=8), help="Scene resolution when no --input.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+@max_member_bytes_option
 @engine_options
 def tokenize_command(modalities, input_, output, tokenizers, untrained, crops, size, batch_size, workers, device,
-                     samples_per_shard, seed, overwrite, scenes, scene_size, progress, engine, address, gpus, actors):
+                     samples_per_shard, seed, overwrite, scenes, scene_size, progress, max_member_bytes, engine, address,
+                     gpus, actors):
     """Tokenize samples into OUT/<modality>/shard-*.tar (+ crops, tables, stats, manifest); resumable."""
     from tokzoo.pipeline import TokenizeJob, tokenize
     from tokzoo.storage import as_path
@@ -89,7 +96,7 @@ def tokenize_command(modalities, input_, output, tokenizers, untrained, crops, s
                       untrained=untrained, crops=crops, size=parse_size(size), batch_size=batch_size, workers=workers,
                       device=device, samples_per_shard=samples_per_shard, seed=seed, overwrite=overwrite,
                       scenes=scenes, scene_size=scene_size, progress=progress, engine=engine, address=address,
-                      gpus=gpus, actors=actors)
+                      gpus=gpus, actors=actors, max_member_bytes=max_member_bytes)
     summary = tokenize(job)
     for line in summary.nodes:
         click.echo(line, err=True)

@@ -6,15 +6,17 @@ bytes) repeats at a regular stride: the tar is memory-mapped, every tar header (
 checksum, name), pax header and npy header (byte-identical to the first one) is checked with
 vectorised comparisons, and the tokens become one strided view ``(n_samples, n_crops, *token_shape)``
 in the stored dtype. Shards that break the stride (long names, members of different shapes) are
-listed with :mod:`tarfile` and each member's npy header is validated on its own. Object and
-non-integer dtypes are refused (nothing is ever unpickled).
+listed with the safe tar walker (:mod:`tokzoo.io.tarwalk`) and each member's npy header is validated on
+its own. Object and non-integer dtypes, duplicate keys, members over :data:`MAX_MEMBER_BYTES` and
+truncated shards are refused with a typed error naming the shard (nothing is ever unpickled, and nothing
+is read into memory in proportion to what a header declares).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +25,19 @@ from numpy.lib import format as npy_format
 from numpy.lib.stride_tricks import as_strided
 
 from tokzoo.errors import CorruptFileError, DtypeError, EmptyFileError, InputError, ShapeError
+from tokzoo.io.tarwalk import BLOCK, TarMember, walk_tar
 
-BLOCK = 512
+MAX_MEMBER_BYTES = 256 * 1024 * 1024
+"""Largest member (one sample's tokens) a shard may hold; also the most a shard's members are stacked into."""
+
+MAX_MEMBERS = 10_000_000
+"""Most members one shard may hold (the pipeline writes ``--samples-per-shard``, 256 by default)."""
+
+_NPY_HEADER_BYTES = 65536 + 16
+"""Bytes of a member read to parse its .npy header (numpy's own header limit is 10,000 bytes)."""
+
+_UNITS_PER_CHECK = 65536
+"""Members whose headers are validated per vectorised step of the fast path (bounds its memory)."""
 _CHECKSUM = slice(148, 156)
 
 
@@ -127,16 +140,12 @@ _HARMLESS_PAX = {"mtime", "atime", "ctime", "uid", "gid", "uname", "gname"}  # c
 
 def _first_member(path: Path) -> _Layout | None:
     """Layout implied by the first member; ``_EMPTY`` for an empty archive, None if no stride can hold."""
-    try:
-        with tarfile.open(path, mode="r:") as tar:
-            info = tar.next()
-    except tarfile.TarError as e:
-        raise CorruptFileError(path, f"unreadable tar ({e})") from None
+    info = next((member for member, _ in walk_tar(path, max_skip=0)), None)
     if info is None:
         return _EMPTY
-    if not info.isfile() or info.offset != 0 or set(info.pax_headers) - _HARMLESS_PAX:
+    if not info.regular or info.sparse or info.start != 0 or info.pax_keys - _HARMLESS_PAX:
         return None
-    return _Layout(info.offset_data - BLOCK, info.size, info.offset_data + -(-info.size // BLOCK) * BLOCK)
+    return _Layout(info.offset - BLOCK, info.size, info.offset + -(-info.size // BLOCK) * BLOCK)
 
 
 def _probe_count(buf: np.ndarray, layout: _Layout) -> int | None:
@@ -177,71 +186,89 @@ def _checksum_ok(headers: np.ndarray) -> np.ndarray:
 
 
 def _open_strided(buf: np.ndarray, path: Path, layout: _Layout) -> Shard | None:
-    """The fast path; None when the shard does not follow one stride (the caller lists it instead)."""
+    """The fast path; None when the shard does not follow one stride (the caller lists it instead).
+
+    Headers are compared in steps of :data:`_UNITS_PER_CHECK` members, so memory stays bounded whatever
+    member count a tampered (e.g. sparse) file suggests, and the first irregular step ends the fast path.
+    """
     stride, size = layout.stride, layout.size
     n = _probe_count(buf, layout)
     if n is None:
         return None
-    if layout.header:  # per-member pax headers must be byte-identical to the first (checked harmless)
-        units = as_strided(buf, shape=(n, layout.header), strides=(stride, 1))
-        if not (units == np.asarray(buf[:layout.header])).all():
-            return None
-    headers = np.ascontiguousarray(as_strided(buf[layout.header:], shape=(n, BLOCK), strides=(stride, 1)))
-    first = headers[0]
-    same = (headers[:, 124:136] == first[124:136]).all(axis=1) & (headers[:, 156] == first[156])
-    same &= (headers[:, 257:263] == first[257:263]).all(axis=1) & ~headers[:, 345:500].any(axis=1)
-    if not (int(first[156]) in (ord("0"), 0) and bytes(first[257:262]) == b"ustar" and same.all() and _checksum_ok(headers).all()):
+    if size > MAX_MEMBER_BYTES or n > MAX_MEMBERS:
+        raise CorruptFileError(path, f"{n} members of {size} bytes: over the limits of {MAX_MEMBERS} members of "
+                                     f"{MAX_MEMBER_BYTES} bytes")
+    first = np.asarray(buf[layout.header: layout.header + BLOCK])
+    if not (int(first[156]) in (ord("0"), 0) and bytes(first[257:262]) == b"ustar"):
         return None
-    names = headers[:, :100].copy().view("S100").ravel()
-    _check_names(names, path)
-    data = layout.header + BLOCK
-    member = bytes(buf[data: data + size])
-    dtype, shape, fortran, header_len = _npy_header(member, path, names[0])
+    data, pax = layout.header + BLOCK, np.asarray(buf[:layout.header])
+    head = bytes(buf[data: data + min(size, _NPY_HEADER_BYTES)])
+    dtype, shape, fortran, header_len = _npy_header(head, path, first[:100].tobytes().rstrip(b"\0"), size)
     if fortran:
         return None
-    members = as_strided(buf[data:], shape=(n, header_len), strides=(stride, 1))
-    if not (members == np.frombuffer(member[:header_len], np.uint8)).all():
-        return None
+    names = []
+    for lo in range(0, n, _UNITS_PER_CHECK):
+        count = min(_UNITS_PER_CHECK, n - lo)
+        if not _regular_units(buf[lo * stride:], layout, count, pax, first, head[:header_len]):
+            return None
+        names.append(np.asarray(as_strided(buf[lo * stride + layout.header:], shape=(count, 100), strides=(stride, 1))))
+    names = np.ascontiguousarray(np.concatenate(names)).view("S100").ravel()
+    _check_names(names, path)
     tokens = np.ndarray((n, *shape), dtype, buffer=buf, offset=data + header_len,
                         strides=(stride, *_c_strides(shape, dtype.itemsize)))
     return Shard(path, names, tokens, np.full(n, shape[0], np.int64))
 
 
-def _list_members(buf: np.ndarray, path: Path) -> list[tarfile.TarInfo]:
-    """Members via :mod:`tarfile`, checking that the listing ends on an end-of-archive block, not on damage.
+def _regular_units(buf: np.ndarray, layout: _Layout, count: int, pax: np.ndarray, first: np.ndarray,
+                   npy_header: bytes) -> bool:
+    """Whether the ``count`` units from the start of ``buf`` repeat the first unit: its pax header ``pax`` (checked
+    harmless), a ustar header of the same size and type as ``first`` with a valid checksum, the same npy header."""
+    stride = layout.stride
+    if layout.header:
+        units = as_strided(buf, shape=(count, layout.header), strides=(stride, 1))
+        if not (units == pax).all():
+            return False
+    headers = np.ascontiguousarray(as_strided(buf[layout.header:], shape=(count, BLOCK), strides=(stride, 1)))
+    same = (headers[:, 124:136] == first[124:136]).all(axis=1) & (headers[:, 156] == first[156])
+    same &= (headers[:, 257:263] == first[257:263]).all(axis=1) & ~headers[:, 345:500].any(axis=1)
+    if not (same.all() and _checksum_ok(headers).all()):
+        return False
+    members = as_strided(buf[layout.header + BLOCK:], shape=(count, len(npy_header)), strides=(stride, 1))
+    return bool((members == np.frombuffer(npy_header, np.uint8)).all())
 
-    (:mod:`tarfile` stops listing silently at a damaged header; that must not pass for a short shard.)
-    """
-    try:
-        with tarfile.open(path, mode="r:") as tar:
-            members = tar.getmembers()
-            end = tar.offset
-    except tarfile.TarError as e:
-        raise CorruptFileError(path, f"unreadable tar ({e})") from None
-    if len(buf) < end + BLOCK or buf[end: end + BLOCK].any():
-        after = f"after member {members[-1].name!r}" if members else "at the start"
-        raise CorruptFileError(path, f"no valid tar header or end-of-archive block at byte {end} ({after}): truncated or damaged")
-    for m in members:
-        if not m.isfile():
-            raise CorruptFileError(path, f"member {m.name!r} is not a regular file")
+
+def _list_members(buf: np.ndarray, path: Path) -> list[TarMember]:
+    """Members via the safe tar walker (:mod:`tokzoo.io.tarwalk`): damage, truncation (no end-of-archive block),
+    non-regular or sparse members and members over :data:`MAX_MEMBER_BYTES` raise CorruptFileError."""
+    members = []
+    for member, _ in walk_tar(path, max_skip=0):
+        if not member.regular or member.sparse:
+            raise CorruptFileError(path, f"member {member.name!r} is not a regular file")
+        if member.size > MAX_MEMBER_BYTES:
+            raise CorruptFileError(path, f"member {member.name!r} declares {member.size} bytes, over the limit of "
+                                         f"{MAX_MEMBER_BYTES} for one sample's tokens")
+        members.append(member)
+        if len(members) > MAX_MEMBERS:
+            raise CorruptFileError(path, f"more than {MAX_MEMBERS} members")
     return members
 
 
 def _open_listed(buf: np.ndarray, path: Path) -> Shard:
     members = _list_members(buf, path)
-    names = np.array([m.name.encode() for m in members], dtype="S")
+    names = np.array([m.name.encode("utf-8", "surrogateescape") for m in members], dtype="S")
     _check_names(names, path)
     tokens = []
     for m, name in zip(members, names):
-        dtype, shape, fortran, header_len = _npy_header(bytes(buf[m.offset_data: m.offset_data + m.size]), path, name)
-        tokens.append(np.ndarray(shape, dtype, buffer=buf, offset=m.offset_data + header_len, order="F" if fortran else "C"))
-    if len({(t.shape, t.dtype) for t in tokens}) == 1:
-        tokens = np.stack(tokens)
+        head = bytes(buf[m.offset: m.offset + min(m.size, _NPY_HEADER_BYTES)])
+        dtype, shape, fortran, header_len = _npy_header(head, path, name, m.size)
+        tokens.append(np.ndarray(shape, dtype, buffer=buf, offset=m.offset + header_len, order="F" if fortran else "C"))
+    if len({(t.shape, t.dtype) for t in tokens}) == 1 and sum(t.nbytes for t in tokens) <= MAX_MEMBER_BYTES:
+        tokens = np.stack(tokens)  # a copy: only when small; larger shards stay a list of memory-mapped views
     return Shard(path, names, tokens, np.array([len(t) for t in tokens], np.int64))
 
 
 def _check_names(names: np.ndarray, path: Path) -> None:
-    """Every (NUL-padded) name must be ``<key>.npy`` with a non-empty, dot-free key."""
+    """Every (NUL-padded) name must be ``<key>.npy`` with a non-empty, dot-free key, and no key may repeat."""
     chars = names.view(np.uint8).reshape(len(names), -1)
     filled = chars != 0
     length = np.where(filled.all(axis=1), chars.shape[1], filled.argmin(axis=1))
@@ -250,26 +277,30 @@ def _check_names(names: np.ndarray, path: Path) -> None:
     ok &= (tail == np.frombuffer(b".npy", np.uint8)).all(axis=1)
     if not ok.all():
         raise CorruptFileError(path, f"member {names[~ok][0].decode(errors='replace')!r} is not named <key>.npy")
+    unique, counts = np.unique(names, return_counts=True)
+    if len(unique) != len(names):
+        raise CorruptFileError(path, f"duplicate key {unique[counts > 1][0][:-4].decode(errors='replace')!r}")
 
 
-def _npy_header(member: bytes, path: Path, name: bytes) -> tuple[np.dtype, tuple[int, ...], bool, int]:
-    """Validate one member's npy header -> (dtype, shape, fortran_order, header length in bytes)."""
+def _npy_header(head: bytes, path: Path, name: bytes, size: int) -> tuple[np.dtype, tuple[int, ...], bool, int]:
+    """Validate one member's npy header from its first bytes ``head`` against the member's ``size``
+    -> (dtype, shape, fortran_order, header length in bytes)."""
     where = f"member {name.decode(errors='replace')!r}"
-    stream = io.BytesIO(member)
+    stream = io.BytesIO(head)
     try:
         version = npy_format.read_magic(stream)
         read = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
         shape, fortran, dtype = read(stream)
-    except ValueError as e:
+    except (ValueError, EOFError) as e:
         raise CorruptFileError(path, f"{where}: bad .npy header ({e})") from None
     if dtype.hasobject or not np.issubdtype(dtype, np.integer):
         raise DtypeError(path, f"{where}: token ids must be a plain integer dtype, got {dtype}")
-    if len(shape) < 1 or shape[0] < 1:
+    if len(shape) < 1 or shape[0] < 1 or min(shape) < 0:
         raise ShapeError(path, f"{where}: expected (n_crops >= 1, *token_shape), got shape {shape}")
     header_len = stream.tell()
-    expected = header_len + int(np.prod(shape)) * dtype.itemsize
-    if len(member) != expected:
-        raise CorruptFileError(path, f"{where}: {len(member)} bytes, its .npy header implies {expected}")
+    expected = header_len + math.prod(shape) * dtype.itemsize
+    if size != expected:
+        raise CorruptFileError(path, f"{where}: {size} bytes, its .npy header implies {expected}")
     return dtype, shape, fortran, header_len
 
 

@@ -15,8 +15,9 @@ Formats, by modality (extension -> meaning):
 | pose, camera, palette, metadata, boxes | .json | .json | UTF-8 JSON object |
 | audio | .wav .flac .mp3 .ogg | .wav .flac | mono float32 resampled to ``sample_rate`` (default 16000) |
 
-Options (keyword arguments, only where they apply): ``max_pixels`` (image modalities), ``scale``
-(depth PNG), ``ignore_index`` (semseg), ``max_json_bytes`` (JSON), ``sample_rate`` (audio).
+Options (keyword arguments, only where they apply): ``max_file_bytes`` (files read from a path, default
+:data:`~tokzoo.io.safety.MAX_FILE_BYTES`), ``max_pixels`` (image modalities), ``scale`` (depth PNG),
+``ignore_index`` (semseg), ``max_json_bytes`` (JSON), ``sample_rate`` (audio).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from tokzoo.errors import DtypeError, EmptyFileError, InputError, InvalidValueEr
 from tokzoo.io import values as V
 from tokzoo.io.audio import SAMPLE_RATE, check_audio, read_audio, write_audio
 from tokzoo.io.images import encode_image, orient, pil_to_channel, pil_to_rgb, pil_to_rgb8_exact
-from tokzoo.io.safety import MAX_JSON_BYTES, MAX_PIXELS, NPY_MAGIC, load_json, load_npy, open_image
+from tokzoo.io.safety import MAX_FILE_BYTES, MAX_JSON_BYTES, MAX_PIXELS, NPY_MAGIC, load_json, load_npy, open_image, read_file
 
 DEPTH_SCALE = 1000.0
 """Default depth PNG scale: stored value / scale = metres (millimetres)."""
@@ -93,10 +94,7 @@ def read_modality(modality: str, source: str | Path, data: bytes | None = None, 
     _check_modality(modality, source)
     ext = _ext_of(source, ext)
     if data is None:
-        try:
-            data = Path(source).read_bytes()
-        except OSError as exc:
-            raise InputError(source, f"cannot read file ({exc.strerror or exc})") from None
+        data = read_file(source, options.get("max_file_bytes", MAX_FILE_BYTES))
     if not data:
         raise EmptyFileError(source, "file is empty (0 bytes)")
     if not ext:

@@ -14,6 +14,7 @@ from typing import Iterator, Mapping, Sequence
 from tokzoo.errors import ConfigError
 from tokzoo.io.formats import MODALITIES
 from tokzoo.io.keys import key_from_stem, split_ext
+from tokzoo.io.safety import MAX_FILE_BYTES, check_limit
 from tokzoo.io.samples import SAMPLE_ERROR, FileRef, RawSample, Reader, check_modalities
 
 
@@ -72,7 +73,9 @@ class HFReader(Reader):
         streaming: bool = False,
         key_column: str | None = None,
         modalities: Sequence[str] | None = None,
+        max_member_bytes: int = MAX_FILE_BYTES,
     ):
+        self.max_bytes = check_limit(max_member_bytes, "max_member_bytes")
         if is_hf_dataset(dataset_or_name):
             info = getattr(dataset_or_name, "info", None)
             ds, self.name = dataset_or_name, (info and info.dataset_name) or "dataset"
@@ -111,17 +114,18 @@ class HFReader(Reader):
                 errors[SAMPLE_ERROR] = f"{where}: duplicate key {key!r} (also row {self._rows[key]})"
             else:
                 self._rows[key] = index
-            files = {m: _ref(f"{where}.{col}", row[col]) for m, col in self.columns.items() if row[col] is not None}
+            files = {m: _ref(f"{where}.{col}", row[col], self.max_bytes) for m, col in self.columns.items()
+                     if row[col] is not None}
             errors.update({m: f"{where}.{col}: missing (empty cell)" for m, col in self.columns.items() if row[col] is None})
             yield RawSample(key, files, errors)
 
 
-def _ref(source: str, value: object) -> FileRef:
+def _ref(source: str, value: object, max_bytes: int) -> FileRef:
     encoded = isinstance(value, dict) and set(value) <= {"bytes", "path"}  # Image / Audio with decode=False
     if encoded:
         ext = split_ext(value.get("path") or "")[1]
         if value.get("bytes") is not None:
             return FileRef(source, ext, data=value["bytes"])
         if value.get("path"):
-            return FileRef(value["path"], ext, path=value["path"])
+            return FileRef(value["path"], ext, path=value["path"], max_bytes=max_bytes)
     return FileRef(source, value=value)

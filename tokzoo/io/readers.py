@@ -10,6 +10,7 @@ yield samples sorted by key; tar and dataset readers keep their stored order.
 from __future__ import annotations
 
 import os
+import stat
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -18,6 +19,7 @@ from tokzoo.errors import ConfigError, InputError
 from tokzoo.io.formats import MODALITIES
 from tokzoo.io.hf import HFReader, is_hf_dataset
 from tokzoo.io.keys import key_from_stem, split_ext
+from tokzoo.io.safety import MAX_FILE_BYTES, check_limit, file_kind
 from tokzoo.io.samples import FileRef, RawSample, Reader, check_modalities
 from tokzoo.io.tar import TarReader
 
@@ -25,7 +27,8 @@ __all__ = ["Reader", "FolderReader", "ModalityFoldersReader", "TarReader", "HFRe
 
 
 def _list_files(root: Path) -> list[str]:
-    """Relative posix paths of all non-hidden files under ``root``, sorted."""
+    """Relative posix paths of all non-hidden files under ``root`` (special files and symlinks included, see
+    :func:`file_problem`; symlinked folders are not entered), sorted."""
     if not root.is_dir():
         raise InputError(root, "not a directory")
     out = []
@@ -34,6 +37,24 @@ def _list_files(root: Path) -> list[str]:
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         out += [f if rel_dir == "." else f"{rel_dir}/{f}" for f in filenames if not f.startswith(".")]
     return sorted(out)
+
+
+def file_problem(root: Path, rel: str) -> str | None:
+    """Why the listed file ``root/rel`` is not read, or None: not a regular file (FIFO, device, socket), a dangling
+    symlink, or a symlink whose target lies outside ``root``."""
+    path = root / rel
+    try:
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):
+            target = Path(os.path.realpath(path))
+            if not target.is_relative_to(Path(os.path.realpath(root))):
+                return f"{path}: symlink to {target}, outside the input folder {root}; not read"
+            mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"{path}: cannot be read ({exc.strerror or exc}; a dangling symlink?)"
+    if not stat.S_ISREG(mode):
+        return f"{path}: not a regular file ({file_kind(mode)}); not read"
+    return None
 
 
 def _stems(root: Path, rel_paths: list[str]) -> dict[str, list[str]]:
@@ -56,9 +77,10 @@ class FolderReader(Reader):
     files share that stem (``x.png`` and ``x.jpg``) each uses its full relative path instead.
     """
 
-    def __init__(self, root: str | Path, modality: str):
+    def __init__(self, root: str | Path, modality: str, max_member_bytes: int = MAX_FILE_BYTES):
         self.root = Path(root)
         self.modalities = check_modalities([modality], str(root))
+        self.max_bytes = check_limit(max_member_bytes, "max_member_bytes")
         self._files: dict[str, str] = {}
         for stem, rels in _stems(self.root, _list_files(self.root)).items():
             for rel in rels:
@@ -67,8 +89,13 @@ class FolderReader(Reader):
     def raw(self) -> Iterator[RawSample]:
         (modality,) = self.modalities
         for key in sorted(self._files):
-            path = str(self.root / self._files[key])
-            yield RawSample(key, {modality: FileRef(path, split_ext(self._files[key])[1], path=path)})
+            rel = self._files[key]
+            problem = file_problem(self.root, rel)
+            if problem is not None:
+                yield RawSample(key, {}, {modality: problem})
+                continue
+            path = str(self.root / rel)
+            yield RawSample(key, {modality: FileRef(path, split_ext(rel)[1], path=path, max_bytes=self.max_bytes)})
 
     def source_of(self, key: str) -> str:
         return str(self.root / self._files[key])
@@ -84,8 +111,9 @@ class ModalityFoldersReader(Reader):
     modality, or holding two files with its stem in one modality folder, gets an error entry.
     """
 
-    def __init__(self, root: str | Path, modalities: Sequence[str] | None = None):
+    def __init__(self, root: str | Path, modalities: Sequence[str] | None = None, max_member_bytes: int = MAX_FILE_BYTES):
         self.root = Path(root)
+        self.max_bytes = check_limit(max_member_bytes, "max_member_bytes")
         if modalities is None:
             modalities = [m for m in MODALITIES if (self.root / m).is_dir()]
             if not modalities:
@@ -102,9 +130,12 @@ class ModalityFoldersReader(Reader):
             files, errors = {}, {}
             for m in self.modalities:
                 rels = self._by_modality[m].get(stem, [])
-                if len(rels) == 1:
+                problem = file_problem(self.root / m, rels[0]) if len(rels) == 1 else None
+                if problem is not None:
+                    errors[m] = problem
+                elif len(rels) == 1:
                     path = str(self.root / m / rels[0])
-                    files[m] = FileRef(path, split_ext(rels[0])[1], path=path)
+                    files[m] = FileRef(path, split_ext(rels[0])[1], path=path, max_bytes=self.max_bytes)
                 elif rels:
                     errors[m] = f"{self.root / m}: {len(rels)} files share the stem {stem!r}: {', '.join(rels)}"
                 else:
@@ -131,7 +162,8 @@ def open_reader(src: object, modalities: Sequence[str] | None = None, **kwargs) 
     - a folder with subfolders named after modalities -> :class:`ModalityFoldersReader`
     - any other folder with exactly one modality requested -> :class:`FolderReader`
 
-    ``kwargs`` go to the reader (e.g. ``columns``, ``split``, ``streaming`` for HFReader).
+    ``kwargs`` go to the reader (``max_member_bytes`` for files and tar members, default
+    :data:`~tokzoo.io.safety.MAX_FILE_BYTES`; ``columns``, ``split``, ``streaming`` for HFReader).
     """
     if is_hf_dataset(src):
         return HFReader(src, modalities=modalities, **kwargs)
@@ -146,11 +178,11 @@ def open_reader(src: object, modalities: Sequence[str] | None = None, **kwargs) 
     if not path.is_dir():
         raise InputError(text, "not a directory, .tar file, brace pattern or hf: dataset")
     if any((path / m).is_dir() for m in (modalities or MODALITIES)):
-        return ModalityFoldersReader(path, modalities)
+        return ModalityFoldersReader(path, modalities, **kwargs)
     tars = sorted(str(p) for p in path.iterdir() if p.suffix == ".tar")
     if tars and len(tars) == len([p for p in path.iterdir() if not p.name.startswith(".")]):
         return TarReader(tars, modalities, **kwargs)
     if modalities is None or len(modalities) != 1:
         raise ConfigError(f"{text}: a plain folder holds one modality; name it (modalities=['rgb'])")
-    return FolderReader(path, modalities[0])
+    return FolderReader(path, modalities[0], **kwargs)
 

@@ -1,20 +1,26 @@
-"""Guards applied before anything is decoded: pixel limits, ``.npy`` headers, JSON size.
+"""Guards applied before anything is decoded: regular files read with a size cap, pixel limits, ``.npy``
+headers, JSON size and nesting.
 
 Each guard raises a typed :mod:`tokzoo.errors` error naming the source, never allocates memory
-proportional to what a file *claims* before checking the claim, and never unpickles.
+proportional to what a file *claims* before checking the claim, and never unpickles. :func:`read_file`
+is the one way tokzoo reads an input file: regular files only (a FIFO would block, ``/dev/zero`` never
+ends), at most ``max_bytes``.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
+import os
+import stat
 import warnings
 from functools import lru_cache
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from tokzoo.errors import CorruptFileError, DtypeError, EmptyFileError, ImageTooLargeError
+from tokzoo.errors import ConfigError, CorruptFileError, DtypeError, EmptyFileError, ImageTooLargeError, InputError
 
 MAX_PIXELS = 64_000_000
 """Default pixel limit (width * height) above which an image is refused before decoding."""
@@ -22,7 +28,70 @@ MAX_PIXELS = 64_000_000
 MAX_JSON_BYTES = 16 * 1024 * 1024
 """Default size limit of a JSON file."""
 
+MAX_FILE_BYTES = 256 * 1024 * 1024
+"""Default size limit of one input file or tar member (``--max-member-bytes``): 256 MiB, as much as a float32
+depth map of the 64-megapixel image limit, far above any compressed image a sample holds."""
+
 NPY_MAGIC = b"\x93NUMPY"
+
+
+def check_limit(value: object, name: str) -> int:
+    """A size limit given by a user: a positive int, else ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive number of bytes, got {value!r}")
+    return value
+
+
+def open_regular(path: str | os.PathLike, source: str | None = None) -> int:
+    """``os.open`` for reading a path that must be a regular file (not a FIFO, device, socket or folder: those
+    are refused from ``stat`` before opening, and again from ``fstat``); never blocks. Returns the descriptor;
+    raises InputError naming the file otherwise."""
+    source = str(path) if source is None else source
+    try:
+        _require_regular(os.stat(path).st_mode, source)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise InputError(source, f"cannot open ({exc.strerror or exc})") from None
+    try:
+        _require_regular(os.fstat(fd).st_mode, source)
+    except InputError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _require_regular(mode: int, source: str) -> None:
+    if not stat.S_ISREG(mode):
+        raise InputError(source, f"not a regular file ({file_kind(mode)}); only regular files are read")
+
+
+def file_kind(mode: int) -> str:
+    """'FIFO', 'character device', ... for an ``st_mode``."""
+    for test, name in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISSOCK, "socket"), (stat.S_ISDIR, "folder"), (stat.S_ISREG, "regular file")):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def read_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES, source: str | None = None) -> bytes:
+    """The bytes of the regular file at ``path`` (symlinks followed), refusing FIFOs, devices, sockets and
+    folders, and files over ``max_bytes`` (checked from ``fstat`` before reading, and again while reading)."""
+    source = str(path) if source is None else source
+    fd = open_regular(path, source)
+    try:
+        size = os.fstat(fd).st_size
+        if size > max_bytes:
+            raise InputError(source, f"file is {size} bytes, over the limit of {max_bytes} (--max-member-bytes)")
+        with os.fdopen(os.dup(fd), "rb") as file:
+            data = file.read(max_bytes + 1)
+    except OSError as exc:
+        raise InputError(source, f"cannot read file ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise InputError(source, f"file grew past the limit of {max_bytes} bytes while being read")
+    return data
 
 
 def check_not_empty(data: bytes, source: str) -> None:
@@ -75,11 +144,15 @@ def load_npy(data: bytes, source: str) -> np.ndarray:
         raise CorruptFileError(source, f"bad .npy header ({exc})") from None
     if dtype.hasobject:
         raise DtypeError(source, f"object arrays are refused (dtype {dtype}); pickles are never loaded")
-    count = int(np.prod(shape, dtype=np.int64))
+    if any(n < 0 for n in shape):
+        raise CorruptFileError(source, f"bad .npy header (negative size in shape {shape})")
+    count = math.prod(shape)  # Python ints: a hostile shape cannot overflow into a small or negative count
     needed = count * dtype.itemsize
     available = len(data) - offset
     if needed > available:
         raise CorruptFileError(source, f".npy header declares {needed} bytes of data but the file holds {available}")
+    if dtype.itemsize == 0 and count:
+        raise DtypeError(source, f"dtype {dtype} has zero-byte items")
     flat = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
     # a writeable copy in the header's memory order, as np.load gives
     return flat.reshape(shape[::-1]).T.copy(order="F") if fortran_order else flat.reshape(shape).copy()
@@ -114,3 +187,5 @@ def load_json(data: bytes, source: str, max_bytes: int = MAX_JSON_BYTES) -> obje
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CorruptFileError(source, f"not valid UTF-8 JSON ({exc})") from None
+    except RecursionError:
+        raise CorruptFileError(source, "JSON nests too deeply to parse") from None

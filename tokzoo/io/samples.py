@@ -14,6 +14,7 @@ from typing import Iterator, Sequence
 
 from tokzoo.errors import ConfigError, InputError
 from tokzoo.io.formats import MODALITIES, from_value, read_modality
+from tokzoo.io.safety import MAX_FILE_BYTES, read_file
 
 SAMPLE_ERROR = "sample"
 """``errors`` key for problems that belong to no single modality (unreadable shard, duplicate key)."""
@@ -24,7 +25,8 @@ class FileRef:
     """One modality of one sample, not yet decoded: exactly one of ``data``, ``path``, ``value`` is set.
 
     ``source`` names it in errors (a path, ``shard.tar:member`` or ``hf:name[split][i].column``);
-    ``ext`` is its extension (``""`` = sniff from the bytes).
+    ``ext`` is its extension (``""`` = sniff from the bytes); a ``path`` is read only if it is a regular file of
+    at most ``max_bytes``.
     """
 
     source: str
@@ -32,6 +34,11 @@ class FileRef:
     data: bytes | None = None
     path: str | None = None
     value: object = None
+    max_bytes: int = MAX_FILE_BYTES
+
+    def read_bytes(self) -> bytes:
+        """The file's bytes (``data``, or ``path`` read with :func:`~tokzoo.io.safety.read_file` and ``max_bytes``)."""
+        return self.data if self.data is not None else read_file(self.path, self.max_bytes)
 
 
 @dataclass
@@ -68,7 +75,7 @@ def decode_file(modality: str, ref: FileRef, **options) -> object:
     if ref.data is not None:
         return read_modality(modality, ref.source, ref.data, ref.ext, **options)
     if ref.path is not None:
-        return read_modality(modality, ref.path, None, ref.ext or Path(ref.path).suffix, **options)
+        return read_modality(modality, ref.path, ref.read_bytes(), ref.ext or Path(ref.path).suffix, **options)
     return from_value(modality, ref.value, ref.source, **options)
 
 

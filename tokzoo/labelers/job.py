@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.io import MODALITIES, decode_sample, write_modality
+from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.io.samples import RawSample, Sample
 from tokzoo.pipeline.layout import json_bytes, read_json, shard_name, table_bytes
 from tokzoo.pipeline.plan import open_input, units
@@ -52,6 +53,7 @@ class LabelJob:
     samples_per_shard: int = 256
     overwrite: bool = False
     progress: bool = True
+    max_member_bytes: int = MAX_FILE_BYTES  # larger input files / tar members are not read (the sample fails)
 
 
 @dataclass
@@ -110,7 +112,7 @@ def pseudo_label(job: LabelJob) -> LabelSummary:
                 "labeler_options": {m: dict(sorted(o.items())) for m, o in sorted(job.labeler_options.items()) if o}}
     labelled = {lab.modality for lab in labelers}
     used = {m for lab in labelers for m in (*lab.needs, *lab.optional)} - labelled
-    reader, wanted = _open(job.input, ["rgb", *sorted(used - {"rgb"})])
+    reader, wanted = _open(job.input, ["rgb", *sorted(used - {"rgb"})], job.max_member_bytes)
     required = {m: lab.name for lab in reversed(labelers) for m in lab.needs if m not in labelled}
     absent = [m for m in required if m not in wanted]
     if absent:  # the input's layout cannot hold it (e.g. a plain folder of images is rgb only)
@@ -155,7 +157,7 @@ def _claim(out: Path, manifest: dict, overwrite: bool) -> None:
     recover(out)  # drops *.tmp files a killed run left
 
 
-def _open(source: str, wanted: list[str]):
+def _open(source: str, wanted: list[str], max_member_bytes: int = MAX_FILE_BYTES):
     """Reader over ``source`` for ``wanted`` (rgb first); a plain folder of images gives rgb only, and a
     folder of modality subfolders the wanted ones it has."""
     path = Path(source)
@@ -163,7 +165,7 @@ def _open(source: str, wanted: list[str]):
         wanted = [m for m in wanted if (path / m).is_dir()]
     elif path.is_dir() and not any(p.suffix == ".tar" for p in path.iterdir()):
         wanted = ["rgb"]
-    return open_input(source, wanted), wanted
+    return open_input(source, wanted, max_member_bytes), wanted
 
 
 def _decode(raw: RawSample, wanted: list[str], required: dict[str, str]) -> Sample:
@@ -206,7 +208,7 @@ def _members(raw: RawSample, sample: Sample, labelers: list[Labeler]) -> dict[st
     for m, value in sample.values.items():
         ref = raw.files.get(m)
         if m not in labelled and ref is not None and ref.ext and (ref.data is not None or ref.path):
-            members[f"{m}{ref.ext}"] = ref.data if ref.data is not None else Path(ref.path).read_bytes()
+            members[f"{m}{ref.ext}"] = ref.read_bytes()
         else:
             members[f"{m}{EXTENSION.get(m, '.json')}"] = write_modality(m, value, EXTENSION.get(m, ".json"))
     return members

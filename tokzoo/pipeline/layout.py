@@ -13,15 +13,17 @@ shard commits in progress).
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from tokzoo.errors import CorruptFileError
+from tokzoo.io.safety import MAX_FILE_BYTES, load_npy
+from tokzoo.io.tar import member_problem
+from tokzoo.io.tarwalk import walk_tar
 from tokzoo.storage import as_path
 
 MANIFEST = "manifest.json"
@@ -79,17 +81,32 @@ def _json(value) -> str:
 
 
 def read_tar(path: Path) -> Iterator[tuple[str, bytes]]:
-    """``(key, bytes)`` for each ``<key>.npy`` member of a shard, in stored order."""
-    with as_path(path).open("rb") as file, tarfile.open(fileobj=file) as tar:
-        for member in tar:
-            if member.isfile() and member.name.endswith(".npy"):
-                yield member.name[: -len(".npy")], tar.extractfile(member).read()
+    """``(key, bytes)`` for each ``<key>.npy`` member of a shard, in stored order, through the safe tar walker:
+    damage, members over the size limit and repeated keys raise CorruptFileError naming the shard."""
+    path = as_path(path)
+    if isinstance(path, Path):
+        yield from _npy_members(walk_tar(path, max_skip=0), path)
+        return
+    with path.open("rb") as file:
+        yield from _npy_members(walk_tar(file, MAX_FILE_BYTES, str(path)), path)
+
+
+def _npy_members(members, path) -> Iterator[tuple[str, bytes]]:
+    seen = set()
+    for member, read in members:
+        if member.regular and member.name.endswith(".npy"):
+            key = member.name[: -len(".npy")]
+            problem = member_problem(member, MAX_FILE_BYTES) or ("duplicate key" if key in seen else None)
+            if problem is not None:
+                raise CorruptFileError(path, f"member {member.name!r}: {problem}")
+            seen.add(key)
+            yield key, read()
 
 
 def read_npy_tar(path: Path) -> Iterator[tuple[str, np.ndarray]]:
-    """``(key, array)`` for each ``<key>.npy`` member of a shard, in stored order."""
+    """``(key, array)`` for each ``<key>.npy`` member of a shard, in stored order (never unpickled)."""
     for key, data in read_tar(path):
-        yield key, np.load(io.BytesIO(data), allow_pickle=False)
+        yield key, load_npy(data, f"{path}:{key}.npy")
 
 
 def complete_shards(out: Path, modality: str) -> list[int]:

@@ -16,6 +16,7 @@ from typing import Iterable, Iterator, Sequence
 
 from tokzoo.errors import ConfigError
 from tokzoo.io import RawSample, Reader, TarReader, open_reader
+from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.storage import is_url
 
 from .layout import SOURCE, json_bytes, read_json
@@ -54,19 +55,20 @@ def scenes_source(out: Path, n: int, seed: int, size: int, samples_per_shard: in
     return target
 
 
-def open_input(source: str | Path, modalities: Sequence[str]) -> Reader:
-    """A reader over ``source`` (``_source`` of scenes: its tars) for ``modalities``."""
+def open_input(source: str | Path, modalities: Sequence[str], max_member_bytes: int = MAX_FILE_BYTES) -> Reader:
+    """A reader over ``source`` (``_source`` of scenes: its tars) for ``modalities``; files and tar members over
+    ``max_member_bytes`` are not read (that modality of the sample fails)."""
     path = Path(source)
     if path.name == SOURCE and path.is_dir():
-        return TarReader(sorted(str(p) for p in path.glob("shard-*.tar")), list(modalities))
-    return open_reader(str(source), list(modalities))
+        return TarReader(sorted(str(p) for p in path.glob("shard-*.tar")), list(modalities), max_member_bytes)
+    return open_reader(str(source), list(modalities), max_member_bytes=max_member_bytes)
 
 
 def units(reader: Reader, samples_per_shard: int) -> Iterator[Unit]:
     """The reader's samples cut into units, in order; tar units open their tar only when iterated."""
     if isinstance(reader, TarReader):
         for index, shard in enumerate(reader.shards):
-            yield Unit(index, shard, _LazyTar(shard, reader.modalities))
+            yield Unit(index, shard, _LazyTar(shard, reader.modalities, reader.max_member_bytes))
         return
     raws = iter(reader.raw())
     for index in itertools.count():
@@ -77,12 +79,12 @@ def units(reader: Reader, samples_per_shard: int) -> Iterator[Unit]:
 
 
 class _LazyTar:
-    def __init__(self, shard: str, modalities: Sequence[str]):
-        self.shard, self.modalities = shard, modalities
+    def __init__(self, shard: str, modalities: Sequence[str], max_member_bytes: int = MAX_FILE_BYTES):
+        self.shard, self.modalities, self.max_member_bytes = shard, modalities, max_member_bytes
 
     def __iter__(self) -> Iterator[RawSample]:
         if is_url(self.shard):
             from tokzoo.storage.tars import remote_tar_samples
 
             return remote_tar_samples(self.shard, self.modalities)
-        return TarReader(self.shard, list(self.modalities)).raw()
+        return TarReader(self.shard, list(self.modalities), self.max_member_bytes).raw()

@@ -21,6 +21,7 @@ from typing import Iterator
 from tqdm import tqdm
 
 from tokzoo.errors import ConfigError
+from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.storage import as_path, is_url, rmtree
 
 from .encode import set_codec, worker_codec
@@ -58,6 +59,7 @@ class TokenizeJob:
     address: str | None = None  # ray: the cluster (None: RAY_ADDRESS, else a local one)
     gpus: int = 0  # ray: encoder actors with one GPU each
     actors: int | None = None  # ray: encoder actors (default: gpus, else 1)
+    max_member_bytes: int = MAX_FILE_BYTES  # larger input files / tar members are not read (the sample fails)
 
 
 @dataclass
@@ -94,7 +96,7 @@ def tokenize(job: TokenizeJob) -> Summary:
     if len(set(stored)) != len(stored):
         raise ConfigError(f"--modality {','.join(requested)}: two of them are tokenized from the same stored values "
                           f"({', '.join(stored)}); tokenize them into separate --output folders")
-    reader = open_input(job.input, stored) if job.input else None
+    reader = open_input(job.input, stored, job.max_member_bytes) if job.input else None
     claim_output(out, job.overwrite)
     crops = {"n_crops": job.crops, "seed": job.seed, **CROP_RECIPE}
     previous = read_manifest(out)
@@ -104,7 +106,7 @@ def tokenize(job: TokenizeJob) -> Summary:
     manifest = build_manifest(previous, specs, crops, job.samples_per_shard, source)
     write_atomic(out / MANIFEST, json_bytes(manifest))
 
-    reader = reader if reader is not None else open_input(source, stored)  # not `or`: that would count the tars
+    reader = reader if reader is not None else open_input(source, stored, job.max_member_bytes)  # not `or`: that would count the tars
     codecs = {s.stored: worker_codec(s.tokenizer) for s in specs if worker_codec(s.tokenizer)}
     set_codecs = {s.stored: set_codec(s.tokenizer) for s in specs if set_codec(s.tokenizer)}
     worker_job = WorkerJob(sizes={s.stored: s.size for s in specs}, n_crops=job.crops, seed=job.seed,
