@@ -1,0 +1,42 @@
+"""``tokzoo browse``: a static web site of a dataset's samples, modalities and reconstructions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("browse")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--output", "-o", "site", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the site [default: OUT-site beside OUT].")
+@click.option("--serve", is_flag=True, help="Serve the site on 127.0.0.1 after building it (Ctrl-C stops).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port for --serve.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+def browse_command(out, site, serve, port, progress):
+    """Write a site for OUT (a token dataset from `tokzoo tokenize`, or raw / pseudo-labelled shards):
+    open SITE/index.html from disk. A rebuild redraws only what changed."""
+    from tokzoo.browse import build_site
+
+    site = site or out.parent / f"{out.name}-site"
+    summary = build_site(out, site, progress=progress)
+    for note in summary.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"browser: {summary.line()}")
+    click.echo(f"open {summary.index.resolve().as_uri()}")
+    if serve:
+        _serve(site, port)
+
+
+def _serve(site: Path, port: int) -> None:
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(site))
+    with ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+        click.echo(f"serving {site} on http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            click.echo("stopped")
