@@ -111,7 +111,7 @@ class FourM(nn.Module):
         self.decoder_norm = layer_norm(d)
         lengths = [s.length for s in specs]
         self.register_buffer("positions", torch.cat([sincos_positions(s, d) for s in specs]), persistent=False)
-        self.register_buffer("modality_index", torch.repeat_interleave(torch.arange(len(specs)), torch.tensor(lengths)), persistent=False)
+        self.register_buffer("modality_index", torch.cat([torch.full((n,), j) for j, n in enumerate(lengths)]), persistent=False)
         self.register_buffer("position_index", torch.cat([torch.arange(n) for n in lengths]), persistent=False)
         self.register_buffer("is_sequence", torch.cat([torch.full((s.length,), s.kind == "sequence") for s in specs]), persistent=False)
         self.apply(_init)
