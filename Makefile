@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean chromium
 
 install: $(STAMP)
 
@@ -17,8 +17,16 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 demo: $(STAMP)
 	$(BIN)/tokzoo demo --out demo_out
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
+
+# tests/test_browse_chromium.py opens the browser site in Debian's headless Chromium; installed here when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || [ -n "$$TOKZOO_CHROMIUM" ] || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (apt-get) for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "warning: no chromium; the browser test will fail: apt-get install chromium (as root) or set TOKZOO_CHROMIUM"; fi
 
 clean:
 	rm -rf $(VENV) demo_out

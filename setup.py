@@ -9,5 +9,5 @@ from setuptools import find_packages, setup
 setup(
     packages=find_packages(include=["tokzoo", "tokzoo.*"]) + ["tokzoo_cli"],
     package_dir={"tokzoo_cli": "cli"},
-    package_data={"tokzoo": ["weights/*/*.json", "weights/*/*.safetensors"]},
+    package_data={"tokzoo": ["weights/*/*.json", "weights/*/*.safetensors", "browse/assets/*"]},
 )

@@ -34,10 +34,11 @@ def demo_modalities() -> tuple[list[str], dict[str, str], bool]:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=0), help="Decode/crop processes.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars on stderr.")
 def demo_command(out, scenes, workers, progress):
-    """Tokenize procedural scenes into OUT/tokens, inspect them, and write OUT/report.png."""
+    """Tokenize procedural scenes into OUT/tokens, inspect them, write OUT/report.png and the browser site OUT/site."""
     from tokzoo.pipeline import TokenizeJob, tokenize
-    from tokzoo.pipeline.report import inspect_lines, show_rows
-    from tokzoo.viz import grid, save_png
+    from tokzoo.browse import build_site
+    from tokzoo.pipeline.report import inspect_lines, labelled_grid, show_pairs
+    from tokzoo.viz import save_png
 
     modalities, tokenizers, untrained = demo_modalities()
     tokens = out / "tokens"
@@ -58,7 +59,20 @@ def demo_command(out, scenes, workers, progress):
     for line in inspect_lines(tokens, samples=2):
         click.echo(line)
     keys = [f"scene_{i:06d}" for i in range(min(3, summary.ok))]
-    rows = [[tile for pair in show_rows(tokens, key)[0] for tile in pair] for key in keys]
-    report = save_png(grid(rows), out / "report.png")
+    shown = [show_pairs(tokens, key)[0] for key in keys]
+    names = [modality for modality, _, _ in shown[0]]
+    rows = [[tile for _, source, reconstruction in pairs for tile in (source, reconstruction)] for pairs in shown]
+    picture = labelled_grid(rows, ["source", "reconstruction"] * len(names), keys,
+                            groups=[(_group_label(m, summary.manifest["modalities"][m]), 2) for m in names])
+    report = save_png(picture, out / "report.png")
     click.echo(f"\nreport: one row per scene ({', '.join(keys)}), per modality "
-               f"({', '.join(summary.manifest['modalities'])}) the source crop then its reconstruction: {report}")
+               f"({', '.join(names)}) the source crop then its reconstruction: {report}")
+    site = build_site(tokens, out / "site", progress=progress)
+    click.echo(f"browser: {site.line()}; open {site.index} in a web browser (no server needed), "
+               f"or run `tokzoo browse {tokens} -o {out / 'site'} --serve`")
+
+
+def _group_label(modality: str, entry: dict) -> str:
+    """Header above a modality's two report columns: the modality, and its tokenizer when named otherwise."""
+    name = modality if entry["name"] == modality else f"{modality} ({entry['name']})"
+    return name + (" UNTRAINED" if entry["untrained"] else "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from .browse import browse_command
 from .codec import decode_command, encode_command
 from .demo import demo_command
 from .errors import TokzooGroup

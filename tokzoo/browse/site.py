@@ -345,7 +345,8 @@ def _dataset_page(data, site: Path, totals: Totals, counters: dict, modalities: 
             usage = counters[m]
             row["codebook"] = usage.summary()
             plot = f"img/plots/{m}.tokens.png"
-            write_png(frequency_plot(usage.counts.numpy(), f"{m} ({entry['name']})"), site / plot)
+            title = m if entry["name"] == m else f"{m} ({entry['name']})"
+            write_png(frequency_plot(usage.counts.numpy(), title), site / plot)
             row["plot"] = plot
         rows.append(row)
     manifest = data.manifest

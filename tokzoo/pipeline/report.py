@@ -118,13 +118,14 @@ def source_crop(entry: dict, modality: str, key: str, crop_row: np.ndarray):
     return apply_crop({modality: sample.values[modality]}, crop_row, tuple(size))[modality] if size else sample.values[modality]
 
 
-def _items_picture(tok: Tokenizer, items: np.ndarray, source, size: tuple[int, int] | None,
-                   notes: list[str]) -> np.ndarray:
-    """Picture of one crop's decoded items (N, *item_shape), pad rows already dropped.
+def items_reconstruction(tok: Tokenizer, items: np.ndarray, source, size: tuple[int, int] | None,
+                         notes: list[str]) -> tuple[np.ndarray, object]:
+    """Picture and decoded value of one crop's items (N, *item_shape), pad rows already dropped.
 
     human_pose: the decoded pose dict, its keypoints moved from the codec's frame to the crop's ``size``.
     sam_instances: masks carry no boxes, so they are pasted into the boxes of the source crop's instances
     (:func:`crop_instances` yields them in token order) when the source is there, else shown side by side.
+    The decoded value is the tokenizer's own (masks (N, 64, 64), pose dict in the crop's frame).
     """
     from tokzoo.modalities.sam_instances import crop_instances, paste_instances
 
@@ -132,26 +133,26 @@ def _items_picture(tok: Tokenizer, items: np.ndarray, source, size: tuple[int, i
     if codec.name == "sam_instances":
         boxes, ids = crop_instances(source)[1:] if source is not None else (None, None)
         if boxes is not None and len(boxes) == len(decoded):
-            return codec.visualize(paste_instances(decoded, boxes, *np.shape(source)[:2], ids))
+            return codec.visualize(paste_instances(decoded, boxes, *np.shape(source)[:2], ids)), decoded
         notes.append(f"{codec.name}: instance boxes are not tokens and the source crop is unavailable: "
                      f"{len(decoded)} decoded 64x64 masks shown side by side")
-        return codec.visualize(decoded)
+        return codec.visualize(decoded), decoded
     if isinstance(decoded, dict) and decoded.get("skeleton") == "coco17" and size:
         scale = np.array([size[1] / decoded["width"], size[0] / decoded["height"]])
         for human in decoded["humans"]:
             human["keypoints_2d"] = [[*((np.array([x, y]) + 0.5) * scale - 0.5).tolist(), v] if v else [0.0, 0.0, 0]
                                      for x, y, v in human["keypoints_2d"]]
         decoded.update(width=size[1], height=size[0])
-    return codec.visualize(decoded)
+    return codec.visualize(decoded), decoded
 
 
-def show_rows(out: Path, key: str) -> tuple[list[list[np.ndarray]], list[str]]:
-    """One row per modality: source crop 0 (grey when unavailable) beside the reconstruction of its tokens.
+def show_pairs(out: Path, key: str) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], list[str]]:
+    """Per modality: (modality, source crop 0 picture (grey when unavailable), reconstruction of its tokens).
 
     A modality whose tokenizer is gone or changed since tokenizing is skipped, with a note saying why.
     """
     manifest = require_manifest(out)
-    rows, notes = [], []
+    pairs, notes = [], []
     for modality, entry in manifest["modalities"].items():
         index = find_key(out, modality, key)
         tokens = _member(tar_path(out, modality, index), key)
@@ -168,13 +169,55 @@ def show_rows(out: Path, key: str) -> tuple[list[list[np.ndarray]], list[str]]:
         size = tuple(entry["size"]) if entry["size"] else None
         source = source_crop(entry, getattr(codec, "stored_as", None) or modality, key, crop)
         if entry.get("items"):
-            reconstruction = _items_picture(tok, unpad(tokens[0], entry["pad_id"]), source, size, notes)
+            reconstruction = items_reconstruction(tok, unpad(tokens[0], entry["pad_id"]), source, size, notes)[0]
         else:
             reconstruction = codec.visualize(tok.decode(tokens[:1], input_size=size)[0])
         if source is None:
             notes.append(f"{modality}: source {entry['input']} not available")
         picture = codec.visualize(source) if source is not None else np.full_like(reconstruction, 128)
-        rows.append([picture, reconstruction])
+        pairs.append((modality, picture, reconstruction))
         notes.append(f"{modality}: source crop | reconstruction by {entry['name']}"
                      + (" (UNTRAINED)" if entry["untrained"] else ""))
-    return rows, notes
+    return pairs, notes
+
+
+def show_rows(out: Path, key: str) -> tuple[list[list[np.ndarray]], list[str]]:
+    """One row per modality: source crop 0 (grey when unavailable) beside the reconstruction of its tokens."""
+    pairs, notes = show_pairs(out, key)
+    return [[source, reconstruction] for _, source, reconstruction in pairs], notes
+
+
+def labelled_grid(rows: list[list[np.ndarray]], columns: list[str], row_labels: list[str],
+                  groups: list[tuple[str, int]] = (), pad: int = 2) -> np.ndarray:
+    """:func:`tokzoo.viz.grid` with a header line per column (``columns``), optional group headers above
+    them (``groups``: (label, columns spanned), left to right) and a label left of each row; uint8 (H, W, 3)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from tokzoo.viz import grid
+
+    body = grid(rows, pad)
+    font = ImageFont.load_default(size=12)
+    cell_w = (body.shape[1] - pad) / max(len(row) for row in rows)
+    cell_h = (body.shape[0] - pad) / len(rows)
+    line = 16
+    left = 8 + max(int(font.getlength(label)) for label in row_labels)
+    top = line * (2 if groups else 1) + 2
+    canvas = Image.new("RGB", (left + body.shape[1], top + body.shape[0]), "white")
+    canvas.paste(Image.fromarray(body), (left, top))
+    draw = ImageDraw.Draw(canvas)
+
+    def centred(text: str, x0: float, width: float, y: float) -> None:
+        while len(text) > 1 and font.getlength(text) > width - 4:
+            text = text[:-2] + "…"
+        draw.text((x0 + (width - font.getlength(text)) / 2, y), text, fill="black", font=font)
+
+    x = left + pad
+    for label, span in groups:
+        centred(label, x, span * cell_w, 1)
+        draw.line([(x + 2, line - 1), (x + span * cell_w - 4, line - 1)], fill=(120, 120, 120))
+        x += span * cell_w
+    for c, label in enumerate(columns):
+        centred(label, left + pad + c * cell_w, cell_w, top - line)
+    for r, label in enumerate(row_labels):
+        draw.text((4, top + pad + r * cell_h + cell_h / 2 - 7), label, fill="black", font=font)
+    return np.asarray(canvas)
