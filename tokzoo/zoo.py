@@ -81,7 +81,7 @@ def load_tokenizer(name_or_path: str | Path, *, untrained_ok: bool = False, devi
     text = str(name_or_path)
     path = Path(name_or_path)
     if path.exists():
-        tokenizer = Tokenizer.from_pretrained(path)
+        tokenizer = _from_path(path, path.name)
     elif text in zoo_entries():
         tokenizer = build_zoo_tokenizer(text, untrained_ok=untrained_ok)
     elif text.startswith(("/", "./", "../", "~")):
@@ -93,13 +93,25 @@ def load_tokenizer(name_or_path: str | Path, *, untrained_ok: bool = False, devi
             if path.parent.is_dir():  # 'runs/depth' beside a local 'runs/': a path typo, not a hub outage
                 raise TokzooError(f"{text}: no such tokenizer directory (nor a hub id that could be fetched)") from None
             raise error
-        tokenizer = Tokenizer.from_pretrained(fetched)
+        tokenizer = _from_path(fetched, text)
     else:
         raise TokzooError(
             f"{text}: not a zoo name ({', '.join(zoo_entries())}), an existing directory, or a hub id (owner/name)")
     if device is not None and hasattr(tokenizer, "to"):
         tokenizer.to(device)
     return tokenizer
+
+
+def _from_path(path: Path, name: str) -> Tokenizer:
+    """A tokzoo tokenizer folder, or a released 4M tokenizer (folder, .safetensors, refused .pth): tokzoo.fourm."""
+    from .fourm.checkpoints import is_fourm_checkpoint, uses_fourm_architecture
+
+    if is_fourm_checkpoint(path) or uses_fourm_architecture(path):
+        from .fourm.tokenizer import FourMTokenizer  # also registers its architecture for from_pretrained
+
+        if is_fourm_checkpoint(path):
+            return FourMTokenizer.from_fourm(path, name=name)
+    return Tokenizer.from_pretrained(path)
 
 
 def _download_from_hub(repo_id: str) -> Path:
@@ -111,3 +123,41 @@ def _download_from_hub(repo_id: str) -> Path:
     except Exception as error:  # offline, unknown repo, auth: all end the same way for the user
         raise TokzooError(f"{repo_id}: could not fetch from the Hugging Face hub ({type(error).__name__}); "
                           "offline? pass a local directory instead") from None
+
+
+_KINDS = {"indoor": "indoor rooms", "outdoor": "outdoor terrain scenes", "mix": "indoor rooms and outdoor scenes, 1/2 each"}
+
+
+def training_coverage(config: dict) -> dict | None:
+    """What a learned tokenizer's weights were trained on, read from its config's ``provenance`` (None when it has
+    no training recipe, e.g. untrained): ``trained_on`` (the recipe's data in words), ``input_size``, ``range``
+    (the normalisation bounding its inputs, where the modality has one), ``steps``, and ``known_failures``
+    (measured, stored under ``provenance.coverage.known_failures``; empty when none are recorded)."""
+    provenance = config.get("provenance") or {}
+    recipe = provenance.get("recipe")
+    if not recipe:
+        return None
+    data, parts = recipe["data"], []
+    if "scenes" in data:
+        spec = data["scenes"]
+        parts.append(f"{spec['n_train']} procedural {_KINDS[spec.get('kind', 'indoor')]} ({spec['size']} px, seed {spec['seed']})")
+    if "path" in data:
+        parts.append(f"the samples at {data['path']}")
+    if "synthetic" in data:
+        parts.append(f"{data['synthetic']['n_train']} synthetic low-rank samples")
+    if "samples" in data:
+        names = data["samples"].get("names")
+        which = ", ".join(names) if names else "every bundled real sample of the modality"
+        parts.append(f"bundled real samples ({which}) x {data['samples'].get('repeat', 1)}")
+    crop = data.get("crop")
+    trained_on = " + ".join(parts) + (f"; random-resized crops, scale {crop['scale'][0]:g}-{crop['scale'][1]:g}" if crop else "")
+    normalization = config.get("normalization") or {}
+    value_range = None
+    if "min_depth" in normalization:
+        value_range = (f"{normalization['min_depth']:g}-{normalization['max_depth']:g} m (log-depth; values outside "
+                       "are clamped)")
+    elif "num_classes" in normalization:
+        value_range = f"class ids 0-{normalization['num_classes'] - 1}"
+    coverage = provenance.get("coverage") or {}
+    return {"trained_on": trained_on, "input_size": list(config.get("input_size", [])), "range": value_range,
+            "steps": provenance.get("steps"), "known_failures": list(coverage.get("known_failures", []))}

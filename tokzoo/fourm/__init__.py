@@ -3,7 +3,12 @@
 - :mod:`.names`: 4M modality names (``tok_depth@224``) and ml-4m's released ``MODALITY_INFO`` facts;
 - :mod:`.info`: the modality entries an export writes for ml-4m (``fourm_modalities.json`` / ``.py``);
 - :mod:`.export`: a tokzoo token dataset -> ml-4m's webdataset or folder layout (``tokzoo export --to 4m``);
-- :mod:`.reader`: ml-4m's layouts read as tokzoo shards (``tokzoo.data`` delegates here).
+- :mod:`.reader`: ml-4m's layouts read as tokzoo shards (``tokzoo.data`` delegates here);
+- :mod:`.report`: ``tokzoo inspect`` / ``show`` on those layouts;
+- :mod:`.checkpoints`: released tokenizer files (hub folder, single safetensors; ``.pth`` refused), tensor names;
+- :mod:`.vqvae`: ViT / MLP encoders and decoders and the cosine VQ with ml-4m's tensor names;
+- :mod:`.conventions`: 4M's input conventions per domain, over tokzoo's raw values;
+- :mod:`.tokenizer`: :class:`FourMTokenizer`, what ``tokzoo.load_tokenizer`` returns for a 4M checkpoint.
 
 Nothing here imports ml-4m; facts taken from it name the commit they were read at (cda590f).
 """

@@ -1,0 +1,148 @@
+"""Released-format 4M tokenizers through tokzoo.load_tokenizer, checked against tensors ml-4m's own code made.
+
+tests/fixtures/fourm/ is written by scripts/make_fourm_fixtures.py (ml-4m at cda590f, reduced ViT size, random
+perturbed weights): each case holds ml-4m's save of the tokenizer and ml-4m's input transform, tokens and
+decoder output for the same raw data.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import tokzoo
+from tokzoo.errors import CheckpointError, ConfigError
+from tokzoo.fourm.checkpoints import to_fourm
+
+FIXTURES = Path(__file__).parent / "fixtures" / "fourm"
+CASES = {"4M_tokenizers_rgb_tiny": "rgb", "4M_tokenizers_depth_tiny": "depth", "4M_tokenizers_normal_tiny": "normals",
+         "4M_tokenizers_edge_tiny": "edges", "4M_tokenizers_semseg_tiny": "semseg",
+         "4M_tokenizers_CLIP-B16_tiny": "dense_features"}
+
+
+def source(case: str) -> Path:
+    """The folder (hub form) or the single .safetensors (metadata form) of a case."""
+    files = sorted((FIXTURES / case).glob("4M_*.safetensors"))
+    return files[0] if files else FIXTURES / case
+
+
+def reference(case: str) -> dict[str, torch.Tensor]:
+    return load_file(str(FIXTURES / case / "reference.safetensors"))
+
+
+def test_fixture_folder_stays_small():
+    assert sum(p.stat().st_size for p in FIXTURES.rglob("*") if p.is_file()) < 2_000_000
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_port_matches_ml4m(case):
+    tok = tokzoo.load_tokenizer(str(source(case)))
+    ref = reference(case)
+    assert tok.modality == CASES[case] and tok.architecture == "fourm_vqvae"
+    # 4M's input convention, applied inside, gives what ml-4m's transforms give (bit for bit)
+    model_input = tok.codec.to_model(ref["raw"].numpy())
+    assert model_input.dtype == ref["fourm_input"].dtype and torch.equal(model_input, ref["fourm_input"])
+    # identical tokens from raw values, row-major (B, h*w) as ml-4m's token files
+    tokens = tok.encode(ref["raw"].numpy())
+    assert tokens.dtype == torch.int64 and torch.equal(tokens, ref["tokens"].flatten(1))
+    assert tok.token_shape == (ref["tokens"][0].numel(),)
+    # decoder output close to ml-4m's; decode answers in tokzoo's values
+    torch.testing.assert_close(tok.model.decode_tokens(ref["tokens"]), ref["decoded"], atol=1e-5, rtol=1e-5)
+    decoded = tok.decode(tokens)
+    expected = tok.codec.from_model(ref["decoded"])
+    if np.issubdtype(np.asarray(expected).dtype, np.floating):
+        np.testing.assert_allclose(decoded, expected, atol=1e-4, rtol=1e-4)
+    else:
+        assert np.array_equal(decoded, expected)
+
+
+@pytest.mark.parametrize("case", ["4M_tokenizers_semseg_tiny", "4M_tokenizers_CLIP-B16_tiny"])
+def test_tensors_map_back_to_ml4m_names_exactly(case):
+    tok = tokzoo.load_tokenizer(str(source(case)))
+    original = load_file(str(source(case) if source(case).is_file() else source(case) / "model.safetensors"))
+    mapped = to_fourm(tok.tensors())
+    assert sorted(mapped) == sorted(original)  # no missing, no unexpected
+    for name, tensor in original.items():
+        assert mapped[name].shape == tensor.shape and torch.equal(mapped[name].to(tensor.dtype), tensor), name
+    embed = tok.tensors()["quantize.inner._codebook.embed"]
+    assert embed.shape == (1, *original["quantize._codebook.embed"].shape)  # vector-quantize-pytorch's layout
+
+
+def test_save_pretrained_round_trip(tmp_path):
+    tok = tokzoo.load_tokenizer(str(source("4M_tokenizers_semseg_tiny")))
+    tok.save_pretrained(tmp_path / "mine")
+    again = tokzoo.load_tokenizer(str(tmp_path / "mine"))
+    ref = reference("4M_tokenizers_semseg_tiny")
+    assert json.loads((tmp_path / "mine" / "config.json").read_text())["architecture"] == "fourm_vqvae"
+    assert again.content_hash() == tok.content_hash()
+    assert torch.equal(again.encode(ref["raw"].numpy()), ref["tokens"].flatten(1))
+    assert "4M semseg_coco tokenizer" in again.contract and "shifts ids by one" in again.contract
+
+
+def copy_case(case: str, tmp_path: Path, name: str | None = None) -> Path:
+    target = tmp_path / (name or case)
+    shutil.copytree(FIXTURES / case, target)
+    return target
+
+
+def test_tensor_mismatches_are_one_line(tmp_path):
+    folder = copy_case("4M_tokenizers_depth_tiny", tmp_path)
+    tensors = load_file(str(folder / "model.safetensors"))
+    save_file({k: v for k, v in tensors.items() if k != "quant_proj.bias"}, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"model.safetensors: missing tensor\(s\) \['quant_proj.bias'\]"):
+        tokzoo.load_tokenizer(str(folder))
+    save_file({**tensors, "encoder.extra": torch.zeros(2)}, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"unexpected tensor\(s\) \['encoder.extra'\]"):
+        tokzoo.load_tokenizer(str(folder))
+
+
+def test_legacy_pth_is_refused_with_a_recipe(tmp_path):
+    path = tmp_path / "depth.pth"
+    path.write_bytes(b"\x80\x04not really a pickle")
+    with pytest.raises(CheckpointError) as e:
+        tokzoo.load_tokenizer(str(path))
+    message = str(e.value)
+    assert "legacy pickled 4M checkpoint, not loaded" in message and "weights_only=False" in message
+    assert "st.save_file(c['model']" in message and "\n" not in message
+
+
+def test_domain_from_config_or_refused(tmp_path):
+    folder = copy_case("4M_tokenizers_depth_tiny", tmp_path, "my_tokenizer")
+    with pytest.raises(ConfigError, match="cannot tell which 4M domain"):
+        tokzoo.load_tokenizer(str(folder))
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "domain": "depth"}))
+    assert tokzoo.load_tokenizer(str(folder)).modality == "depth"
+
+
+def test_hub_id_loads_through_the_download_hook(monkeypatch):
+    import tokzoo.zoo as zoo
+
+    monkeypatch.setattr(zoo, "_download_from_hub", lambda repo_id: FIXTURES / "4M_tokenizers_semseg_tiny")
+    tok = tokzoo.load_tokenizer("EPFL-VILAB/4M_tokenizers_semseg_4k_224-448")
+    assert tok.modality == "semseg" and tok.config["domain"] == "semseg_coco"
+
+
+def test_tokenize_with_a_4m_tokenizer_like_a_zoo_one(tmp_path):
+    """`tokzoo tokenize -t depth=PATH_TO_4M_TOKENIZER`: the pipeline uses it, tokens equal its own encode."""
+    from tokzoo.pipeline import TokenizeJob, tokenize
+    from tokzoo.pipeline.layout import read_npy_tar
+    from tokzoo.pipeline.report import source_crop
+
+    path = str(FIXTURES / "4M_tokenizers_depth_tiny")
+    out = tmp_path / "tokens"
+    tokenize(TokenizeJob(modalities=["depth"], output=out, tokenizers={"depth": path}, crops=2, size=(16, 16),
+                         batch_size=4, workers=0, scenes=3, scene_size=32, progress=False))
+    manifest = json.loads((out / "manifest.json").read_text())["modalities"]["depth"]
+    assert manifest["vocab_size"] == 64 and manifest["token_shape"] == [16] and manifest["name"] == "4M_tokenizers_depth_tiny"
+    tok = tokzoo.load_tokenizer(path)
+    crops = dict(read_npy_tar(out / "crops" / "shard-000000.tar"))
+    for key, tokens in read_npy_tar(out / "depth" / "shard-000000.tar"):
+        crop = source_crop(manifest, "depth", key, crops[key][1])
+        assert np.array_equal(tokens[1], tok.encode(crop)[0].numpy())

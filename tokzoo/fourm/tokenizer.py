@@ -1,0 +1,160 @@
+"""Released 4M tokenizers behind tokzoo's Tokenizer interface (``tokzoo.load_tokenizer(DIR_OR_HUB_ID)``).
+
+``encode`` takes tokzoo's raw values (``tok.contract``), applies 4M's input convention for its domain
+(:mod:`tokzoo.fourm.conventions`) and returns int64 (B, h*w) ids, row-major like ml-4m's token files.
+``decode`` runs the ViT decoder (semseg, CLIP, DINOv2, ImageBind) and answers in tokzoo's values.
+DiVAE tokenizers (rgb, depth, normals, edges) encode exactly; their diffusion UNet is not ported, so their
+decoder tensors are carried unchanged (saved, hashed) and ``decode`` refuses in one line.
+
+``save_pretrained`` writes tokzoo's form (config.json with ``"architecture": "fourm_vqvae"`` and the ml-4m
+config under ``"fourm"``; model.safetensors in this port's tensor names), which ``from_pretrained`` rebuilds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tokzoo.checkpoint import WEIGHTS_NAME, check_tensors, read_state_dict, read_tensors
+from tokzoo.errors import CheckpointError, ConfigError, ShapeError
+from tokzoo.indices import to_ids
+from tokzoo.tokenizer import Tokenizer, register_architecture
+
+from .checkpoints import read_fourm_checkpoint, to_ours
+from .conventions import DOMAINS, build_codec, infer_domain
+from .vqvae import FourMVQVAE
+
+
+def is_diffusion(config: dict) -> bool:
+    """DiVAE checkpoints: a UNet / UViT decoder (``dec_type`` unet_*, uvit_*) or diffusion arguments."""
+    dec = str(config.get("dec_type", ""))
+    return dec.startswith(("unet", "uvit")) or "beta_schedule" in config
+
+
+@register_architecture("fourm_vqvae")
+class FourMTokenizer(Tokenizer):
+    """One 4M tokenizer: ``config["fourm"]`` are ml-4m's constructor arguments, ``config["domain"]`` its domain."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        fourm = config["fourm"]
+        self.diffusion = is_diffusion(fourm)
+        self.codec = build_codec(config["domain"], fourm)
+        self.model = FourMVQVAE(fourm, with_decoder=not self.diffusion).eval()
+        self.carried: dict[str, torch.Tensor] = {}  # DiVAE decoder tensors, kept as loaded
+
+    # -- building ---------------------------------------------------------------------------------
+    @classmethod
+    def from_fourm(cls, path: str | Path, name: str | None = None, domain: str | None = None) -> "FourMTokenizer":
+        """Load a released 4M tokenizer (folder, single safetensors); tensors must match exactly."""
+        path = Path(path)
+        fourm, tensors, where = read_fourm_checkpoint(path)
+        domain = domain or infer_domain(fourm, name or path.name)
+        if domain not in DOMAINS:
+            raise ConfigError(f"{path}: 4M domain {domain!r} is not supported (supported: {', '.join(DOMAINS)})")
+        size = int(fourm["image_size"])
+        patch = int(fourm["patch_size"]) if fourm.get("patch_proj", True) else 1
+        grid_size = size // int(fourm["patch_size"])
+        input_size = [size, size] if patch > 1 else [grid_size, grid_size]
+        config = {"architecture": "fourm_vqvae", "modality": DOMAINS[domain][1], "name": name or path.name,
+                  "domain": domain, "fourm": fourm, "input_size": input_size, "source": str(path)}
+        tok = cls(config)
+        tok._load(to_ours(tensors), where)
+        return tok
+
+    @classmethod
+    def from_config(cls, config: dict, directory: Path | None = None) -> "FourMTokenizer":
+        tok = cls(config)
+        if directory is not None:
+            weights = Path(directory) / WEIGHTS_NAME
+            tensors = read_state_dict(weights) if tok.diffusion else read_tensors(directory, tok.model.state_dict())
+            tok._load(tensors, weights)
+        return tok
+
+    def _load(self, tensors: dict[str, torch.Tensor], where) -> None:
+        expected = self.model.state_dict()
+        if self.diffusion:  # the UNet decoder is not ported: its tensors are carried, not checked by name
+            self.carried = {k: v for k, v in tensors.items() if k not in expected}
+            unknown = sorted(k for k in self.carried if not k.startswith(("decoder.", "post_quant_proj.")))
+            if unknown:
+                raise CheckpointError(f"{where}: unexpected tensor(s) {unknown[:3]}")
+            tensors = {k: v for k, v in tensors.items() if k in expected}
+        check_tensors(expected, tensors, where)
+        self.model.load_state_dict(tensors, strict=True)
+
+    # -- facts ------------------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return int(self.config["fourm"]["codebook_size"])
+
+    @property
+    def token_shape(self) -> tuple[int, ...]:
+        return self.token_shape_for(self.config["input_size"])
+
+    def token_shape_for(self, input_size) -> tuple[int, ...]:
+        h, w = (int(s) for s in input_size)
+        patch = self._patch
+        if h % patch or w % patch:
+            raise ShapeError(f"{self.name} input", f"size {h}x{w} is not divisible by the 4M patch size {patch}")
+        return ((h // patch) * (w // patch),)
+
+    @property
+    def _patch(self) -> int:
+        fourm = self.config["fourm"]
+        return int(fourm["patch_size"]) if fourm.get("patch_proj", True) else 1
+
+    @property
+    def contract(self) -> str:
+        return f"4M {self.config['domain']} tokenizer: {self.codec.contract}"
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {**self.model.state_dict(), **self.carried}
+
+    def to(self, device) -> "FourMTokenizer":
+        self.model.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # -- the job ----------------------------------------------------------------------------------
+    def encode(self, x) -> torch.Tensor:
+        """Raw values (``contract``) -> int64 (B, h*w) ids."""
+        return self.encode_normalized(self.codec.to_model(x))
+
+    def encode_normalized(self, batch) -> torch.Tensor:
+        """``encode`` for a batch already through ``self.codec.to_model``."""
+        batch = torch.as_tensor(batch)
+        patch = self._patch
+        if batch.shape[-2] % patch or batch.shape[-1] % patch:
+            raise ShapeError(f"{self.name} input", f"size {tuple(batch.shape[-2:])} is not divisible by the 4M patch "
+                                                   f"size {patch}")
+        with torch.inference_mode():
+            return self.model.tokenize(batch.to(self.device)).flatten(1)
+
+    def decode(self, tokens, input_size=None):
+        """int ids (B, h*w) or one sample's (h*w,) -> tokzoo raw values, batch first."""
+        if self.diffusion:
+            raise ConfigError(f"{self.name}: decoding needs 4M's diffusion decoder (DiVAE UNet), which tokzoo does not "
+                              f"port yet; encode works exactly")
+        ids = to_ids(tokens, self.vocab_size, f"{self.name} tokens")
+        ids = ids[None] if ids.ndim == 1 else ids
+        if ids.ndim != 2:
+            raise ShapeError(f"{self.name} tokens", f"expected (B, N) ids, got shape {tuple(ids.shape)}")
+        h, w = self._grid(ids.shape[1], input_size)
+        with torch.inference_mode():
+            out = self.model.decode_tokens(ids.reshape(len(ids), h, w).to(self.device))
+        return self.codec.from_model(out)
+
+    def _grid(self, n: int, input_size) -> tuple[int, int]:
+        if input_size is not None:
+            h, w = (int(s) // self._patch for s in input_size)
+        else:
+            h = w = int(np.sqrt(n))
+        if h * w != n:
+            raise ShapeError(f"{self.name} tokens", f"{n} tokens do not form the grid of input size {input_size} "
+                                                    f"(patch {self._patch}); pass input_size=(H, W)")
+        return h, w
