@@ -29,7 +29,7 @@ def test_ray_engine_on_two_nodes_writes_the_local_engines_bytes(tmp_path, toks, 
     # the per-node summary: CPU tasks ran on both nodes' workers or one, each actor loaded its models once
     lines = result.stderr.splitlines()
     actors = [line for line in lines if line.startswith("encoder actor")]
-    assert len(actors) == 2 and all("1 model load(s)" in line for line in actors), result.stderr
+    assert len(actors) == 2 and all("1 model load(s) in 1 process(es)" in line for line in actors), result.stderr
     assert sum(int(line.split(": ")[1].split(" shards")[0]) for line in actors) == 4
     assert any(line.startswith("node ") and "prepared" in line for line in lines)
 

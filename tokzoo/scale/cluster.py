@@ -39,10 +39,17 @@ def where() -> dict:
     return {"ip": ray.util.get_node_ip_address(), "node": context.get_node_id()[:8], "pid": os.getpid()}
 
 
+def restarted() -> bool:
+    """In an actor: whether Ray restarted it after its process died."""
+    import ray
+
+    return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+
+
 @dataclass
 class NodeReport:
     """Per node: shards prepared (decode + crops) and their CPU task seconds; per actor: shards, samples, seconds,
-    model loads and the processes it ran in (more than one: it was restarted)."""
+    model loads per process it ran in, and whether Ray restarted it (its process died: models loaded again)."""
 
     prepared: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0.0]))
     actors: dict = field(default_factory=dict)
@@ -59,16 +66,17 @@ class NodeReport:
         entry["samples"] += samples
         entry["seconds"] += work["seconds"]
         entry["pids"][work["pid"]] = work["loads"]
+        entry["restarted"] = entry.get("restarted", False) or work.get("restarted", False)
 
     def lines(self, what: str) -> list[str]:
         out = [f"node {ip} ({node}): prepared {shards} shards, {samples} samples in {seconds:.1f} s of CPU tasks"
                for (ip, node), (shards, samples, seconds) in sorted(self.prepared.items())]
         for index, entry in sorted(self.actors.items()):
             ip, node = entry["node"]
-            loads, restarts = sum(entry["pids"].values()), len(entry["pids"]) - 1
+            loads = sum(entry["pids"].values())
             out.append(f"{what} actor {index} on node {ip} ({node}): {entry['shards']} shards, {entry['samples']} "
-                       f"samples in {entry['seconds']:.1f} s, {loads} model load(s)"
-                       + (f", restarted {restarts} time(s)" if restarts else ""))
+                       f"samples in {entry['seconds']:.1f} s, {loads} model load(s) in {len(entry['pids'])} process(es)"
+                       + (", restarted after a process died" if entry["restarted"] else ""))
         return out
 
     def loads(self) -> dict[int, int]:

@@ -23,7 +23,7 @@ from tokzoo.pipeline.run import CHUNK, Plan, ShardWork
 from tokzoo.pipeline.shard import ShardBuilder, ShardState
 from tokzoo.pipeline.worker import WorkerJob, init_worker, prepare_chunk
 
-from .cluster import NodeReport, connected, where
+from .cluster import NodeReport, connected, restarted, where
 from .gpu import check_fits, tensor_bytes
 from .scheduler import RETRIES, check_cpus, cpu_count, distribute
 
@@ -87,6 +87,7 @@ class Encoder:
         except ConfigError as error:
             self.error = str(error)
         self.loads = 1
+        self.restarted = restarted()
 
     def ready(self) -> str | None:
         """None, or why the models could not be loaded (one line)."""
@@ -98,7 +99,7 @@ class Encoder:
         shard.add(prepared["prepared"])
         kill_once("encode")
         shard.finish()
-        me = {**where(), "seconds": time.perf_counter() - started, "loads": self.loads}
+        me = {**where(), "seconds": time.perf_counter() - started, "loads": self.loads, "restarted": self.restarted}
         return {"samples": shard.samples, "tokens": shard.tokens, "prepare": prepared["where"], "encode": me}
 
 
