@@ -41,7 +41,7 @@ def cli():
 
 for command in (zoo_group, encode_command, decode_command, tokenize_command, inspect_command, show_command, demo_command,
                 train_command, eval_command, pseudo_label_command, eval_labels_command, scenes_command,
-                export_command, fm_group):
+                export_command, fm_group, browse_command):
     cli.add_command(command)
 
 
