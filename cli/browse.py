@@ -29,12 +29,16 @@ def browse_command(out, site, serve, port, progress):
         _serve(site, port)
 
 
-def _serve(site: Path, port: int) -> None:
+def site_server(site: Path, port: int):
+    """An HTTP server of ``site``'s files on 127.0.0.1 (port 0: any free one), not yet serving."""
     import functools
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(site))
-    with ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+    return ThreadingHTTPServer(("127.0.0.1", port), functools.partial(SimpleHTTPRequestHandler, directory=str(site)))
+
+
+def _serve(site: Path, port: int) -> None:
+    with site_server(site, port) as server:
         click.echo(f"serving {site} on http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)")
         try:
             server.serve_forever()
