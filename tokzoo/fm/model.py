@@ -6,7 +6,8 @@ where) and one always-present learned context token (so a sample with no input s
 decoder gets one query per *target* token: mask token + where (+ the previous token's embedding for
 sequences, teacher-forced); its self-attention stays within a modality (and is causal within a sequence),
 its cross-attention reads a projection of the encoder output plus the inputs' ``where``. Each modality's
-logits come from the decoder output times that modality's token embedding (tied head). The per-modality
+logits come from the decoder output times that modality's token embedding (tied head), divided by sqrt(D)
+as in T5, since token embeddings start at unit scale like the positions. The per-modality
 cross-entropy sums and counts come back so the trainer can average within each modality over the whole
 global batch, then across modalities.
 
@@ -115,6 +116,8 @@ class FourM(nn.Module):
         self.register_buffer("position_index", torch.cat([torch.arange(n) for n in lengths]), persistent=False)
         self.register_buffer("is_sequence", torch.cat([torch.full((s.length,), s.kind == "sequence") for s in specs]), persistent=False)
         self.apply(_init)
+        for e in self.embeddings.values():  # unit scale like the sin-cos positions; the tied heads divide by sqrt(D) (T5)
+            nn.init.normal_(e.weight, std=1.0)
         for p in (self.modality_embedding, self.mask_token, self.context_token) + ((self.start_token,) if self.has_sequences else ()):
             nn.init.trunc_normal_(p, std=0.02)
 
@@ -203,7 +206,7 @@ class FourM(nn.Module):
         for j, s in enumerate(self.specs):
             chosen = keep & (modality == j)
             rows = hidden[chosen]
-            logits = rows @ self.embeddings[s.name].weight.to(rows.dtype).t()
+            logits = rows @ self.embeddings[s.name].weight.to(rows.dtype).t() * self.config.dim ** -0.5
             sample = torch.nonzero(chosen, as_tuple=True)[0]
             out[s.name] = (logits.float(), sample, index[chosen] - offsets[j])
         return out

@@ -1,0 +1,136 @@
+"""Training the 4M-style model: exact resume, accumulation and 2-process DDP (gloo) equal one process,
+checkpoints are safetensors + JSON, and bad input gives one-line errors."""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from tokzoo_cli.main import cli
+from tokzoo.fm.recipe import parse_recipe
+from tokzoo.fm.train import train
+
+MODALITIES = ["rgb", "depth", "normals", "semseg"]
+
+
+def recipe_dict(**train_fields):
+    return {"data": {"modalities": ["rgb", "depth", "semseg"]}, "model": {"preset": "fm-tiny"},
+            "masking": {"input_tokens": 32, "target_tokens": 32,
+                        "mixture": [{"name": "rgb->all", "input_alpha": {"rgb": 1000}, "target_alpha": 0.5},
+                                    {"name": "all->all", "input_alpha": 0.5, "target_alpha": 0.5}]},
+            "train": {"steps": 4, "batch_size": 8, "lr": 1.0e-3, "warmup_steps": 1, "num_workers": 0, **train_fields}}
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fm") / "tokens"
+    result = CliRunner().invoke(cli, ["tokenize", "-m", ",".join(MODALITIES), "--scenes", "16", "--scene-size", "64",
+                                      "--samples-per-shard", "8", "--no-progress", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def log_losses(run):
+    return [{k: v for k, v in json.loads(line).items() if k != "tokens_per_s"} for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_resume_reproduces_the_loss_curve_exactly(tokens, tmp_path, one_thread):
+    recipe = parse_recipe(recipe_dict(checkpoint_every=2))
+    train(recipe, tokens, tmp_path / "straight", progress=False)
+    train(recipe, tokens, tmp_path / "resumed", steps=2, progress=False)
+    assert len(log_losses(tmp_path / "resumed")) == 2
+    train(recipe, tokens, tmp_path / "resumed", progress=False)
+    assert log_losses(tmp_path / "resumed") == log_losses(tmp_path / "straight")  # the same floats, step by step
+    a, b = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    optimizer = load_file(tmp_path / "straight" / "optimizer.safetensors")
+    assert float(optimizer["mask_token.step"]) == 4 and "decoder.0.mlp.down.weight.exp_avg_sq" in optimizer
+    state = json.loads((tmp_path / "straight" / "trainer_state.json").read_text())
+    assert state["step"] == 4 and state["position"] == {"epoch": 1, "batch": 2}  # 16 samples = 2 batches per epoch
+
+
+def test_gradient_accumulation_equals_the_whole_batch(tokens, tmp_path, one_thread):
+    train(parse_recipe(recipe_dict(steps=2)), tokens, tmp_path / "whole", progress=False)
+    train(parse_recipe(recipe_dict(steps=2, micro_batch_size=2)), tokens, tmp_path / "accumulated", progress=False)
+    a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "accumulated" / "model.safetensors")
+    assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a)
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # computed differently (4 micro-batches), same result
+
+
+@pytest.mark.slow  # two fresh torch processes: ~25-40 s on the shared 2-core machine
+def test_two_process_ddp_equals_one_process(tokens, tmp_path, one_thread):
+    """torchrun, 2 CPU processes with gloo, each half of the global batch == 1 process with all of it."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(json.dumps(recipe_dict(steps=3)))  # JSON is YAML
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, torch
+        torch.set_num_threads(1)
+        from tokzoo.fm.recipe import load_recipe
+        from tokzoo.fm.train import train
+        train(load_recipe({str(recipe)!r}), {str(tokens)!r}, sys.argv[1], progress=False)
+    """))
+    train(parse_recipe(recipe_dict(steps=3)), tokens, tmp_path / "one", progress=False)
+    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                               str(script), str(tmp_path / "two")], capture_output=True, text=True, timeout=300,
+                              env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
+    assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a)
+    one, two = log_losses(tmp_path / "one"), log_losses(tmp_path / "two")
+    assert [r["step"] for r in two] == [1, 2, 3]
+    assert all(abs(x["loss"] - y["loss"]) < 1e-5 for x, y in zip(one, two))
+
+
+def write_recipe(path, **changes):
+    raw = recipe_dict(steps=1)
+    raw["data"].update(changes)
+    path.write_text(json.dumps(raw))
+    return path
+
+
+def test_bad_input_gives_one_line_errors(tokens, tmp_path):
+    runner = CliRunner()
+
+    def fails(args, message):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
+
+    captions = write_recipe(tmp_path / "captions.yaml", modalities=["rgb", "captions"])
+    fails(["fm", "train", "-r", str(captions), "--data", str(tokens), "-o", str(tmp_path / "x")],
+          "no modality 'captions' in this token dataset (it has: depth, normals, rgb, semseg)")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    manifest = json.loads((tokens / "manifest.json").read_text())
+    for entry in manifest["modalities"].values():
+        entry["samples"] = {"count": 3, "ok": 0, "failed": 3}
+    (empty / "manifest.json").write_text(json.dumps(manifest))
+    fails(["fm", "train", "-r", str(write_recipe(tmp_path / "ok.yaml")), "--data", str(empty), "-o", str(tmp_path / "x")],
+          "holds no samples: the dataset is empty")
+    fails(["fm", "train", "-r", str(tmp_path / "missing.yaml"), "--data", str(tokens), "-o", str(tmp_path / "x")], "cannot read")
+
+    run = tmp_path / "run"
+    assert runner.invoke(cli, ["fm", "train", "-r", str(tmp_path / "ok.yaml"), "--data", str(tokens), "-o", str(run),
+                               "--no-progress"]).exit_code == 0
+    other = tmp_path / "other-vocab"
+    shutil.copytree(tokens, other, ignore=shutil.ignore_patterns("_source"))
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["modalities"]["depth"]["vocab_size"] = 1000
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    fails(["fm", "generate", "-m", str(run), "--data", str(other), "--key", "scene_000000", "--from", "rgb", "--to", "depth",
+           "-o", str(tmp_path / "g.png")], "modality 'depth' has vocabulary 1000 and token grid [8, 8], the model was trained on vocabulary 125")
+    fails(["fm", "train", "-r", str(tmp_path / "ok.yaml"), "--data", str(other), "-o", str(run)], "has vocabulary 1000")
+    fails(["fm", "train", "-r", str(captions), "--data", str(tokens), "-o", str(run)], "no modality 'captions'")
+    write_recipe(tmp_path / "changed.yaml", modalities=["rgb", "depth"])
+    fails(["fm", "train", "-r", str(tmp_path / "changed.yaml"), "--data", str(tokens), "-o", str(run)],
+          "holds a run of another recipe")
+    fails(["fm", "generate", "-m", str(tmp_path / "nowhere"), "--data", str(tokens), "--key", "k", "--from", "rgb", "--to",
+           "depth", "-o", str(tmp_path / "g.png")], "not a trained model folder")
