@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import resource
 import signal
@@ -162,3 +163,96 @@ def hostile_tars(folder: Path) -> dict[str, Path]:
         f.write(good_part("o") + header("holes.rgb.png", 8 * GIB))
         f.truncate(f.tell() + 8 * GIB + 1024)
     return paths
+
+
+def _npy_with_header(text: str) -> bytes:
+    """A v1 .npy file whose header dict is ``text`` (padded to 16 bytes), with 16 KiB of data."""
+    body = (text + " " * (-(len(text) + 11) % 16) + "\n").encode()
+    return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body + bytes(16384)
+
+
+def bad_depth_files(folder: Path) -> dict[str, str]:
+    """A folder of depth .npy files, two good; returns key -> what its error says (None: ok)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = np.full((48, 48), 2.0, np.float32)
+    files = {
+        "good": (npy_bytes(good), None), "good_f16": (npy_bytes(good.astype(np.float16)), None),
+        "all_nan": (npy_bytes(np.full((8, 8), np.nan, np.float32)), "no valid value"),
+        "ints": (npy_bytes(np.ones((8, 8), np.int64)), "must have dtype float"),
+        "three_d": (npy_bytes(np.ones((2, 8, 8), np.float32)), "must be (H, W)"),
+        "overflow": (_npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 16), }"),
+                     "header declares"),
+        "negative": (_npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 64), }"), "negative size"),
+        "zero_items": (_npy_with_header("{'descr': '|V0', 'fortran_order': False, 'shape': (64, 64), }"), "zero-byte items"),
+        "cut_header": (_npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (64, ")[:40], "bad .npy header"),
+        "pickle": (b"\x80\x04K\x01.", "pickles are never loaded"),
+        "complex": (npy_bytes(np.zeros((8, 8), np.complex64)), "must have dtype float"),
+        "empty": (b"", "empty"),
+    }
+    for key, (data, _) in files.items():
+        (folder / f"{key}.npy").write_bytes(data)
+    return {key: reason for key, (_, reason) in files.items()}
+
+
+def bad_pose_files(folder: Path) -> dict[str, str]:
+    """A folder of coco17 pose .json files, one good; key -> what its error says (None: ok)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = {"skeleton": "coco17", "width": 64, "height": 64,
+            "humans": [{"keypoints_2d": [[10, 12, 2]] * 17, "box": [5, 5, 30, 30]}]}
+    human = good["humans"][0]
+    files = {
+        "good": (json.dumps(good), None),
+        "deep": ("[" * 100000 + "]" * 100000, "nests too deeply"),
+        "big_int": ('{"skeleton": "coco17", "width": ' + "9" * 5000 + ', "humans": []}', "integer of 5000 digits"),
+        "nan": ('{"skeleton": "coco17", "humans": [{"keypoints_2d": [[NaN, 1, 2]]}]}', "finite"),
+        "inf_width": ('{"skeleton": "coco17", "width": 1e999, "height": 64, "humans": []}', "finite"),
+        "zero_size": (json.dumps({**good, "width": 0}), "pose width must be in"),
+        "box_text": (json.dumps({**good, "humans": [{**human, "box": "x"}]}), "box must be 4 numbers"),
+        "few_points": (json.dumps({**good, "humans": [{**human, "keypoints_2d": [[1, 1, 2]] * 5}]}), "(17, 3)"),
+        "a_list": ("[1, 2, 3]", "expected a JSON object"),
+        "utf16": (json.dumps(good).encode("utf-16"), "not valid UTF-8 JSON"),
+    }
+    for key, (data, _) in files.items():
+        (folder / f"{key}.json").write_bytes(data if isinstance(data, bytes) else data.encode())
+    return {key: reason for key, (_, reason) in files.items()}
+
+
+def bad_metadata_files(folder: Path) -> dict[str, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "good": ('{"original_width": 64, "original_height": 48, "brightness": 0.5}', None),
+        "big_int": ('{"original_width": ' + "9" * 400 + "}", "integer of 400 digits"),
+        "deep": ('{"a":' * 50000 + "1" + "}" * 50000, "nests too deeply"),
+        "nan": ('{"original_width": NaN}', "must be finite"),
+        "text": ('{"original_width": "wide"}', "must be a number"),
+        "unknown_key": ('{"colour": 1}', "unknown key"),
+        "not_json": ("{'single': 'quotes'}", "not valid UTF-8 JSON"),
+    }
+    for key, (data, _) in files.items():
+        (folder / f"{key}.json").write_text(data)
+    return {key: reason for key, (_, reason) in files.items()}
+
+
+def special_files(folder: Path, outside: Path) -> dict[str, str]:
+    """FIFO, device symlinks, symlinks leaving ``folder``, a dangling symlink, a sparse 8 GiB file, a socket, next to
+    the files already in ``folder``; key -> what its error says. ``outside`` is a folder beside it."""
+    outside.mkdir(parents=True, exist_ok=True)
+    (outside / "secret.npy").write_bytes(npy_bytes(np.ones((8, 8), np.float32)))
+    os.mkfifo(folder / "fifo.npy")
+    (folder / "zero.npy").symlink_to("/dev/zero")
+    (folder / "urandom.npy").symlink_to("/dev/urandom")
+    (folder / "escape.npy").symlink_to(outside / "secret.npy")
+    (folder / "dotdot.npy").symlink_to(Path("..") / outside.name / "secret.npy")
+    (folder / "dangling.npy").symlink_to(folder / "nowhere.npy")
+    (folder / "inside.npy").symlink_to(folder / "good.npy")  # stays inside: read normally
+    with open(folder / "sparse.npy", "wb") as f:
+        f.truncate(8 * GIB)
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(folder / "sock.npy"))
+    sock.close()
+    return {"fifo": "not a regular file (FIFO)", "zero": "symlink to /dev/zero, outside the input folder",
+            "urandom": "symlink to /dev/urandom, outside the input folder", "escape": "outside the input folder",
+            "dotdot": "outside the input folder", "dangling": "dangling symlink", "inside": None,
+            "sparse": "over the limit of 268435456", "sock": "not a regular file (socket)"}

@@ -291,8 +291,8 @@ def _npy_header(head: bytes, path: Path, name: bytes, size: int) -> tuple[np.dty
         version = npy_format.read_magic(stream)
         read = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
         shape, fortran, dtype = read(stream)
-    except (ValueError, EOFError) as e:
-        raise CorruptFileError(path, f"{where}: bad .npy header ({e})") from None
+    except Exception as e:  # numpy parses the header with ast / tokenize: any failure means a malformed header
+        raise CorruptFileError(path, f"{where}: bad .npy header ({type(e).__name__}: {str(e)[:200]})") from None
     if dtype.hasobject or not np.issubdtype(dtype, np.integer):
         raise DtypeError(path, f"{where}: token ids must be a plain integer dtype, got {dtype}")
     if len(shape) < 1 or shape[0] < 1 or min(shape) < 0:

@@ -140,8 +140,8 @@ def load_npy(data: bytes, source: str) -> np.ndarray:
         raise CorruptFileError(source, f"not a .npy file ({kind} without the NUMPY magic; pickles are never loaded)")
     try:
         shape, fortran_order, dtype, offset = _npy_header(data[:_npy_header_end(data)])
-    except (ValueError, EOFError) as exc:
-        raise CorruptFileError(source, f"bad .npy header ({exc})") from None
+    except Exception as exc:  # numpy parses the header with ast / tokenize: any failure means a malformed header
+        raise CorruptFileError(source, f"bad .npy header ({type(exc).__name__}: {str(exc)[:200]})") from None
     if dtype.hasobject:
         raise DtypeError(source, f"object arrays are refused (dtype {dtype}); pickles are never loaded")
     if any(n < 0 for n in shape):
@@ -184,8 +184,15 @@ def load_json(data: bytes, source: str, max_bytes: int = MAX_JSON_BYTES) -> obje
     if len(data) > max_bytes:
         raise CorruptFileError(source, f"JSON is {len(data)} bytes, over the limit of {max_bytes}")
     try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return json.loads(data.decode("utf-8"), parse_int=_json_int)
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, and _json_int's refusal
         raise CorruptFileError(source, f"not valid UTF-8 JSON ({exc})") from None
     except RecursionError:
         raise CorruptFileError(source, "JSON nests too deeply to parse") from None
+
+
+def _json_int(text: str) -> int:
+    """JSON integers of at most 20 digits (int64 range and a little more): longer ones only cost time and overflow."""
+    if len(text.lstrip("-")) > 20:
+        raise ValueError(f"integer of {len(text.lstrip('-'))} digits")
+    return int(text)

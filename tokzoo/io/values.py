@@ -167,6 +167,9 @@ def json_object(value: object, source: str) -> dict:
     return value
 
 
+MAX_SIDE = 1 << 16
+"""Largest width / height a pose or camera file may declare (pixels)."""
+
 SMPL_FIELDS = {"global_orient": (3, 3), "body_pose": (23, 3, 3), "betas": (10,), "translation": (3,),
                "weak_perspective": (3,), "box": (4,)}  # fmt: skip
 """Per-human SMPL fields (tokzoo/labelers/smpl.py) and their shapes, each checked when present."""
@@ -222,14 +225,21 @@ def pose(value: object, source: str) -> dict:
             n2, n3 = len(entry.get("keypoints_2d", [])), len(entry["keypoints_3d"])
             if n3 != n2 and (n2 or not smpl):
                 raise ShapeError(source, f"human {i} has {n2} 2D but {n3} 3D keypoints")
-        if smpl:
-            for key, shape in SMPL_FIELDS.items():
-                if key in human:
-                    entry[key] = _finite_array(human[key], shape, source, f"human {i} {key}")
-            if "box" in human and min(entry["box"][2:]) < 0:
-                raise InvalidValueError(source, f"human {i} box [x, y, w, h] needs w, h >= 0, got {entry['box']}")
+        for key, shape in SMPL_FIELDS.items() if smpl else (("box", (4,)),):
+            if key in human:
+                entry[key] = _finite_array(human[key], shape, source, f"human {i} {key}")
+        if "box" in human and min(entry["box"][2:]) < 0:
+            raise InvalidValueError(source, f"human {i} box [x, y, w, h] needs w, h >= 0, got {entry['box']}")
+        if "scores" in human:
+            entry["scores"] = _finite_numbers(human["scores"], len(entry.get("keypoints_2d", [])), source,
+                                              f"human {i} scores (one per keypoint)")
         out.append(entry)
     value = dict(value, humans=out)
+    for key in ("width", "height"):
+        if key in value:
+            (size,) = _finite_numbers([value[key]], 1, source, f"pose {key}")
+            if size <= 0 or size > MAX_SIDE:
+                raise InvalidValueError(source, f"pose {key} must be in (0, {MAX_SIDE}], got {value[key]}")
     if smpl and "intrinsics" in value:
         k = json_object(value["intrinsics"], source)
         names = ("fx", "fy", "cx", "cy")

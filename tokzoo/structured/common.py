@@ -118,7 +118,10 @@ def real_number(source: str, what: str, value) -> float:
     """``value`` as a finite float; DtypeError for non-numbers (bools included), InvalidValueError for NaN/inf."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise DtypeError(source, f"{what} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond float range
+        raise InvalidValueError(source, f"{what} must be finite, got an integer of {len(str(abs(value)))} digits") from None
     if not math.isfinite(value):
         raise InvalidValueError(source, f"{what} must be finite, got {value}")
     return value
