@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .errors import UserError
-from .tokenize import max_member_bytes_option, parse_size, parse_tokenizers
+from .tokenize import check_engine, engine_options, max_member_bytes_option, parse_size, parse_tokenizers
 
 
 def parse_pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
@@ -44,7 +44,7 @@ def parse_options(values: tuple[str, ...]) -> dict[str, dict]:
 @click.command("pseudo-label")
 @click.option("--modality", "-m", "modalities", required=True, help="Modalities to label, comma-separated (normals,edges,palette,metadata).")
 @click.option("--input", "-i", "input_", required=True, help="Folder of images, folder of modality folders, tar(s) or hf: dataset.")
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for OUT/shard-*.tar.")
+@click.option("--output", "-o", required=True, help="Folder for OUT/shard-*.tar, or an object-store URL (s3://bucket/labelled).")
 @click.option("--labeler", "-l", "labelers", multiple=True,
               help="MODALITY=NAME[:PATH_OR_HUB_ID] (repeatable): the labeler of a modality, also for one the others need (depth=hf_depth:DIR).")  # fmt: skip
 @click.option("--labeler-option", "-O", "labeler_options", multiple=True,
@@ -61,12 +61,16 @@ def parse_options(values: tuple[str, ...]) -> dict[str, dict]:
 @click.option("--size", help="--tokenize: crop output size, N or HxW.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 @max_member_bytes_option
+@engine_options
 def pseudo_label_command(modalities, input_, output, labelers, labeler_options, device, batch_size, samples_per_shard,
                          overwrite, then_tokenize, tokens_output, tokenizers, untrained, size, progress,
-                         max_member_bytes):  # fmt: skip
+                         max_member_bytes, engine, address, gpus, actors):  # fmt: skip
     """Label every input image with MODALITIES and write webdataset shards OUT/shard-*.tar (resumable)."""
     from tokzoo.labelers.job import STATUS, LabelJob, pseudo_label
+    from tokzoo.storage import as_path
 
+    check_engine(engine, address, gpus, actors)
+    output = as_path(output)
     names = [m.strip() for m in modalities.split(",") if m.strip()]
     if not names or len(set(names)) != len(names):
         raise UserError(f"--modality {modalities!r}: expected distinct comma-separated names")
@@ -79,8 +83,11 @@ def pseudo_label_command(modalities, input_, output, labelers, labeler_options, 
     job = LabelJob(modalities=names, input=input_, output=output, labelers=parse_pairs("--labeler", labelers),
                    labeler_options=parse_options(labeler_options),
                    device=device, batch_size=batch_size, samples_per_shard=samples_per_shard, overwrite=overwrite,
-                   progress=progress, max_member_bytes=max_member_bytes)  # fmt: skip
+                   progress=progress, max_member_bytes=max_member_bytes, engine=engine, address=address, gpus=gpus,
+                   actors=actors)  # fmt: skip
     summary = pseudo_label(job)
+    for line in summary.nodes:
+        click.echo(line, err=True)
     for modality, labeler in summary.labelers.items():
         click.echo(f"{modality}: {labeler.describe()}")
     click.echo(f"shards: {summary.shards} ({summary.written} written by this run) in {output}")

@@ -88,6 +88,7 @@ def test_s3_input_to_s3_output_matches_a_local_output(toks, s3_input, local_from
     assert b"s3://tokzoo-test/raw/shard-000003.tar:broken" in stored["rgb/shard-000003.samples.jsonl"]
 
 
+@pytest.mark.slow
 def test_driver_killed_inside_a_commit_on_s3_resumes(toks, s3_input, s3_env, local_from_s3):  # noqa: F811
     out = f"s3://{BUCKET}/resumed"
     # renames: manifest 1; per shard: journal, crops, 2 tars, 2 tables, 2 stats = 8: the 12th is inside shard 1's

@@ -31,6 +31,7 @@ from tokzoo.io.samples import RawSample, Sample
 from tokzoo.pipeline.layout import json_bytes, read_json, shard_name, table_bytes
 from tokzoo.pipeline.plan import open_input, units
 from tokzoo.pipeline.writer import recover, write_atomic
+from tokzoo.storage import as_path, is_url
 
 from .base import DEFAULTS, Labeler, create_labeler
 
@@ -53,6 +54,10 @@ class LabelJob:
     samples_per_shard: int = 256
     overwrite: bool = False
     progress: bool = True
+    engine: str = "local"  # or "ray" (tokzoo.scale.label)
+    address: str | None = None  # ray: the cluster (None: RAY_ADDRESS, else a local one)
+    gpus: int = 0  # ray: labeler actors with one GPU each
+    actors: int | None = None  # ray: labeler actors (default: gpus, else 1)
     max_member_bytes: int = MAX_FILE_BYTES  # larger input files / tar members are not read (the sample fails)
 
 
@@ -64,6 +69,7 @@ class LabelSummary:
     shards: int
     written: int
     labelers: dict[str, Labeler]
+    nodes: list[str] = field(default_factory=list)  # ray: one line per node and per actor
 
 
 def plan_labelers(modalities: list[str], specs: dict[str, str], device: str, batch_size: int,
@@ -105,8 +111,14 @@ def plan_labelers(modalities: list[str], specs: dict[str, str], device: str, bat
 
 def pseudo_label(job: LabelJob) -> LabelSummary:
     """Run ``job``; returns counts. Raises ConfigError for a foreign or incompatible OUT."""
-    labelers = plan_labelers(job.modalities, job.labelers, job.device, job.batch_size, job.labeler_options)
-    out, status = Path(job.output), Path(job.output) / STATUS
+    if job.engine == "ray":
+        from tokzoo.scale import require_ray
+
+        require_ray()  # before OUT is touched
+    device = job.device if job.engine == "local" else "cpu"  # ray: the actors place the models, not the driver
+    labelers = plan_labelers(job.modalities, job.labelers, device, job.batch_size, job.labeler_options)
+    out = as_path(job.output)
+    status = out / STATUS
     manifest = {"format": FORMAT, "input": str(job.input), "samples_per_shard": job.samples_per_shard,
                 "labelers": {lab.modality: lab.describe() for lab in labelers},
                 "labeler_options": {m: dict(sorted(o.items())) for m, o in sorted(job.labeler_options.items()) if o}}
@@ -119,22 +131,48 @@ def pseudo_label(job: LabelJob) -> LabelSummary:
         raise ConfigError(f"{job.input}: {required[absent[0]]} needs {absent[0]}, which this input does not hold; "
                           f"label it with --labeler {absent[0]}=NAME_OR_PATH")
     _claim(out, manifest, job.overwrite)
-    shards, written, started = 0, 0, time.perf_counter()
-    with tqdm(total=_length(reader), unit="sample", desc="pseudo-label", disable=not job.progress,
-              dynamic_ncols=True) as bar:
-        for unit in units(reader, job.samples_per_shard):
-            shards += 1
-            if (status / f"{shard_name(unit.index)}.stats.json").is_file():
-                continue
-            results = [(raw, _decode(raw, wanted, required)) for raw in unit.raws]
-            _run_labelers(labelers, [s for _, s in results if s.ok])
-            _commit(out, unit.index, unit.source, results, labelers, time.perf_counter() - started)
-            bar.update(len(results))
-            written, started = written + 1, time.perf_counter()
+    plan = LabelPlan(status, wanted, required)
+    remote = any(is_url(s) for s in getattr(reader, "shards", []))  # counting would read every remote tar
+    total = None if remote else _length(reader)
+    if job.engine == "ray":
+        from tokzoo.scale.label import run_ray
+
+        written, nodes = run_ray(job, out, plan, units(reader, job.samples_per_shard), total,
+                                 len(getattr(reader, "shards", [])) or None)
+    else:
+        written, nodes = _run_local(job, out, plan, units(reader, job.samples_per_shard), labelers, total), []
     counts = _count(status)
-    write_atomic(status / "manifest.json", json_bytes({**manifest, "samples": counts, "shards": shards}))
-    return LabelSummary(counts["ok"], counts["failed"], counts["count"], shards, written,
-                        {lab.modality: lab for lab in labelers})
+    write_atomic(status / "manifest.json", json_bytes({**manifest, "samples": counts, "shards": plan.shards}))
+    return LabelSummary(counts["ok"], counts["failed"], counts["count"], plan.shards, written,
+                        {lab.modality: lab for lab in labelers}, nodes)
+
+
+class LabelPlan:
+    """The units of a job still to label (``shards`` counts all seen), and how a unit's samples are decoded."""
+
+    def __init__(self, status: Path, wanted: list[str], required: dict[str, str]):
+        self.status, self.wanted, self.required, self.shards = status, wanted, required, 0
+
+    def todo(self, all_units):
+        for unit in all_units:
+            self.shards += 1
+            if not (self.status / f"{shard_name(unit.index)}.stats.json").is_file():
+                yield unit
+
+    def decode(self, unit) -> list[tuple[RawSample, Sample]]:
+        return [(raw, _decode(raw, self.wanted, self.required)) for raw in unit.raws]
+
+
+def _run_local(job: LabelJob, out: Path, plan: LabelPlan, all_units, labelers: list[Labeler], total: int | None) -> int:
+    """The local engine: decode, label and commit shard after shard in this process. Returns shards written."""
+    written, started = 0, time.perf_counter()
+    with tqdm(total=total, unit="sample", desc="pseudo-label", disable=not job.progress, dynamic_ncols=True) as bar:
+        for unit in plan.todo(all_units):
+            payload = label_shard(labelers, plan.decode(unit))
+            write_shard(out, unit.index, unit.source, payload, time.perf_counter() - started)
+            bar.update(len(payload.records))
+            written, started = written + 1, time.perf_counter()
+    return written
 
 
 def _claim(out: Path, manifest: dict, overwrite: bool) -> None:
@@ -225,9 +263,18 @@ def _tar(samples: list[tuple[str, dict[str, bytes]]]) -> bytes:
     return buffer.getvalue()
 
 
-def _commit(out: Path, index: int, source: str, results: list[tuple[RawSample, Sample]], labelers: list[Labeler],
-            seconds: float):  # fmt: skip
-    """Write the shard's tar, then its table, then its stats (the completion marker)."""
+@dataclass
+class ShardPayload:
+    """A labelled shard before it is written: the tar's bytes, the table's records, the keys in the tar."""
+
+    data: bytes
+    records: list[dict]
+    keys: list[str]
+
+
+def label_shard(labelers: list[Labeler], results: list[tuple[RawSample, Sample]]) -> ShardPayload:
+    """Label a unit's decoded samples (``(raw, sample)`` in input order) and build its tar and table."""
+    _run_labelers(labelers, [s for _, s in results if s.ok])
     ok, samples = [], [sample for _, sample in results]
     for raw, sample in results:
         if sample.ok:
@@ -237,12 +284,17 @@ def _commit(out: Path, index: int, source: str, results: list[tuple[RawSample, S
                 sample.errors["output"] = str(error)
     records = [{"key": s.key, "source": s.sources.get("rgb"), "status": "ok" if s.ok else "failed",
                 "error": "; ".join(f"{m}: {e}" for m, e in s.errors.items()) or None} for s in samples]  # fmt: skip
-    data = _tar(ok)
-    write_atomic(out / f"{shard_name(index)}.tar", data)
-    write_atomic(out / STATUS / f"{shard_name(index)}.samples.jsonl", table_bytes(records))
-    keys = "\n".join(key for key, _ in ok)
-    stats = {"count": len(records), "ok": len(ok), "failed": len(records) - len(ok), "bytes": len(data),
-             "seconds": round(seconds, 3), "input": source, "keys_hash": hashlib.sha256(keys.encode()).hexdigest()}
+    return ShardPayload(_tar(ok), records, [key for key, _ in ok])
+
+
+def write_shard(out: Path, index: int, source: str, payload: ShardPayload, seconds: float) -> None:
+    """Write the shard's tar, then its table, then its stats (the completion marker)."""
+    write_atomic(out / f"{shard_name(index)}.tar", payload.data)
+    write_atomic(out / STATUS / f"{shard_name(index)}.samples.jsonl", table_bytes(payload.records))
+    keys = "\n".join(payload.keys)
+    stats = {"count": len(payload.records), "ok": len(payload.keys), "failed": len(payload.records) - len(payload.keys),
+             "bytes": len(payload.data), "seconds": round(seconds, 3), "input": source,
+             "keys_hash": hashlib.sha256(keys.encode()).hexdigest()}
     write_atomic(out / STATUS / f"{shard_name(index)}.stats.json", json_bytes(stats))
 
 

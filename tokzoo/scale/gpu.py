@@ -13,20 +13,6 @@ def tensor_bytes(tokenizer) -> int:
     return sum(t.numel() * t.element_size() for t in tokenizer.tensors().values())
 
 
-def module_bytes(obj) -> int:
-    """Bytes of the parameters and buffers of the torch modules among ``obj``'s attributes (a labeler's models)."""
-    import torch
-
-    seen, total = set(), 0
-    for value in vars(obj).values():
-        if isinstance(value, torch.nn.Module):
-            for tensor in [*value.parameters(), *value.buffers()]:
-                if id(tensor) not in seen:
-                    seen.add(id(tensor))
-                    total += tensor.numel() * tensor.element_size()
-    return total
-
-
 def check_fits(name: str, weights: int, gpu_memory: int) -> None:
     """Refuse in one line a model whose weights (bytes) x :data:`HEADROOM` exceed one GPU's memory (bytes)."""
     if weights * HEADROOM > gpu_memory:

@@ -1,0 +1,97 @@
+"""``tokzoo pseudo-label --engine ray``: decoding as Ray CPU tasks, the labelers in actors, commits on the driver.
+
+Per unit a CPU task decodes its samples (:meth:`~tokzoo.labelers.job.LabelPlan.decode`), a :class:`Labelers` actor
+(every labeler of the job, loaded once) labels them in the local engine's batches and builds the shard's tar and
+table (:func:`~tokzoo.labelers.job.label_shard`), and the driver writes them with
+:func:`~tokzoo.labelers.job.write_shard` (tar, table, then the stats marker): OUT is the local engine's, byte for byte.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+from tqdm import tqdm
+
+from tokzoo.errors import ConfigError
+from tokzoo.labelers.job import LabelJob, LabelPlan, label_shard, plan_labelers, write_shard
+
+from .cluster import NodeReport, connected, restarted, where
+from .scheduler import RETRIES, check_cpus, cpu_count, distribute
+from .tokenize import kill_once
+
+
+def decode_shard(plan: LabelPlan, unit) -> dict:
+    """CPU task: the unit's ``(raw, decoded sample)`` pairs, in input order."""
+    started = time.perf_counter()
+    results = plan.decode(unit)
+    kill_once("prepare")
+    return {"results": results, "where": {**where(), "seconds": time.perf_counter() - started}}
+
+
+class Labelers:
+    """Actor: the job's labelers, created once (on this actor's GPU when it has one), labelling whole shards."""
+
+    def __init__(self, job: LabelJob, device: str):
+        self.error = None
+        try:
+            self.labelers = plan_labelers(job.modalities, job.labelers, device, job.batch_size, job.labeler_options)
+        except ConfigError as error:
+            self.error = str(error)
+        except RuntimeError as error:  # torch.cuda.OutOfMemoryError is one
+            if "out of memory" not in str(error).lower():
+                raise
+            self.error = (f"the labelers of {', '.join(job.modalities)} do not fit one actor's GPU "
+                          f"({str(error).splitlines()[0]}); use GPUs with more memory or smaller models")
+        self.loads, self.restarted = 1, restarted()
+
+    def ready(self) -> str | None:
+        return self.error
+
+    def label(self, decoded: dict) -> dict:
+        started = time.perf_counter()
+        kill_once("encode")
+        payload = label_shard(self.labelers, decoded["results"])
+        me = {**where(), "seconds": time.perf_counter() - started, "loads": self.loads, "restarted": self.restarted}
+        return {"payload": payload, "prepare": decoded["where"], "encode": me}
+
+
+def run_ray(job: LabelJob, out, plan: LabelPlan, all_units, total: int | None,
+            units_total: int | None) -> tuple[int, list[str]]:  # fmt: skip
+    """The Ray engine for :func:`tokzoo.labelers.job.pseudo_label`; returns (shards written, per-node lines)."""
+    todo = plan.todo(all_units)
+    first = next(todo, None)
+    if first is None:  # every shard is complete: no cluster needed
+        return 0, []
+    with connected(job.address) as ray:
+        gpus = job.gpus
+        if gpus and ray.cluster_resources().get("GPU", 0) < gpus:
+            raise ConfigError(f"--gpus {gpus}: the Ray cluster has {ray.cluster_resources().get('GPU', 0):g} GPUs")
+        count = job.actors or max(1, gpus)
+        check_cpus(ray, 0 if gpus else count)
+        actor_class = ray.remote(Labelers).options(num_cpus=1, num_gpus=1 if gpus else 0, max_restarts=RETRIES,
+                                                   max_task_retries=RETRIES)
+        actors = [actor_class.remote(job, "cuda" if gpus else job.device) for _ in range(count)]
+        problems = [p for p in ray.get([actor.ready.remote() for actor in actors]) if p]
+        if problems:
+            raise ConfigError(problems[0])
+        decode = ray.remote(decode_shard).options(num_cpus=1, max_retries=RETRIES)
+        plan_ref, report, started = ray.put(plan), NodeReport(), {}
+
+        def submit(unit):
+            started[unit.index] = time.perf_counter()
+            return decode.remote(plan_ref, unit)
+
+        def commit(unit, result, actor: int) -> int:
+            payload = result["payload"]
+            write_shard(out, unit.index, unit.source, payload, time.perf_counter() - started.pop(unit.index))
+            report.add(result["prepare"], actor, result["encode"], len(payload.records))
+            return len(payload.records)
+
+        with tqdm(total=total, unit="sample", desc="pseudo-label", disable=not job.progress,
+                  dynamic_ncols=True) as bar:  # fmt: skip
+            written = distribute(ray, itertools.chain([first], todo), submit,
+                                 lambda actor, unit, ref: actor.label.remote(ref), commit, actors,
+                                 max(2, cpu_count(ray) + 2 * count), bar,
+                                 unseen=None if units_total is None else lambda: units_total - plan.shards)
+        return written, report.lines("labeler")
