@@ -32,8 +32,8 @@ def zoo_list():
 @zoo_group.command("info")
 @click.argument("name")
 def zoo_info(name):
-    """The input contract and full config of zoo tokenizer NAME."""
-    from tokzoo.zoo import build_zoo_tokenizer, zoo_entries
+    """The input contract, what the weights were trained on, where they are known to fail, and the full config."""
+    from tokzoo.zoo import build_zoo_tokenizer, training_coverage, zoo_entries
 
     entries = zoo_entries()
     if name not in entries:
@@ -44,5 +44,15 @@ def zoo_info(name):
         click.echo(f"{key}: {value}")
     if entries[name].learned and not entries[name].weights_dir:
         click.echo(f"weights: none shipped (train with `tokzoo train --recipe recipes/{name}.yaml`)")
+    coverage = training_coverage(tokenizer.config) if entries[name].learned else None
+    if coverage is not None:
+        size = "x".join(map(str, coverage["input_size"]))
+        click.echo(f"trained on: {coverage['trained_on']}; {coverage['steps']} steps at input size {size}")
+        if coverage["range"]:
+            click.echo(f"range: {coverage['range']}")
+        failures = coverage["known_failures"] or ["none recorded"]
+        click.echo("known to fail: " + failures[0])
+        for failure in failures[1:]:
+            click.echo("  " + failure)
     click.echo(f"input contract: {tokenizer.contract}")
     click.echo("config: " + json.dumps(tokenizer.config, indent=2, sort_keys=True))

@@ -58,6 +58,25 @@ def abs_rel(original, reconstruction) -> float:
     return float(np.mean(np.abs(b - a) / a)) if a.size else float("nan")
 
 
+DEPTH_DECADES = ((0.1, 1.0), (1.0, 10.0), (10.0, 100.0))
+"""The depth contract's range (metres) in decades, for :func:`abs_rel_by_decade`."""
+
+
+def abs_rel_by_decade(original, reconstruction, decades=DEPTH_DECADES) -> dict:
+    """``{"0.1-1 m": {"abs_rel": ..., "pixels": ...}, ...}``: abs-rel over pixels valid in both whose TRUE depth
+    lies in ``[low, high)`` (the last decade includes its upper end); abs_rel is NaN for a decade without pixels."""
+    a, b = np.asarray(original, np.float64), np.asarray(reconstruction, np.float64)
+    valid = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    a, b = a[valid], b[valid]
+    out = {}
+    for i, (low, high) in enumerate(decades):
+        inside = (a >= low) & ((a <= high) if i == len(decades) - 1 else (a < high))
+        n = int(inside.sum())
+        error = float(np.mean(np.abs(b[inside] - a[inside]) / a[inside])) if n else float("nan")
+        out[f"{low:g}-{high:g} m"] = {"abs_rel": error, "pixels": n}
+    return out
+
+
 def rmse(original, reconstruction) -> float:
     """Root mean squared error in metres over pixels valid in both."""
     a, b = _both_valid(original, reconstruction)
