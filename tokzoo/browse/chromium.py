@@ -171,9 +171,10 @@ class Chromium:
                             f"console: {self.console or 'nothing'}")
 
     def click(self, selector: str) -> None:
-        """A real mouse click (pressed and released) at the centre of the first element matching ``selector``."""
+        """A real mouse click (pressed and released) at the centre of the first element matching ``selector``
+        (of its first line box, for a link that wraps)."""
         box = self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (!e) return null;"
-                            "e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
+                            "e.scrollIntoView({block: 'center'}); const r = e.getClientRects()[0];"
                             "return [r.left + r.width / 2, r.top + r.height / 2]; })()")
         if box is None:
             raise ChromiumError(f"nothing matches {selector!r}")
