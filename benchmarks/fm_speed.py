@@ -1,0 +1,162 @@
+"""Training speed of the 4M-style model: tokens/s, achieved FLOP/s / fp32 matmul peak, loader vs in-memory.
+
+One process, ``--threads`` torch threads. Timings (best of ``--repeats`` rounds of ``--steps`` steps each):
+
+- **peak**: ``torch.mm`` of two 2048 x 2048 float32 matrices, timed between the training rounds, so both see
+  the same machine load;
+- **in memory**: ``train_step`` on global batches read and masked beforehand;
+- **real loader**: the same steps reading through ``tokzoo.data.make_loader`` (``--workers`` workers) with
+  masking in the loop, as ``tokzoo fm train`` does.
+
+FLOPs per step are counted by ``torch.utils.flop_counter.FlopCounterMode`` over one forward + backward
+(matmuls and attention). Tokens per step = input + target tokens. Appends a table under
+``## Multimodal trainer speed`` in benchmarks/RESULTS.md.
+
+    python benchmarks/fm_speed.py --data TOKENS/ [--preset fm-small --batch 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from tokzoo.data import make_loader
+from tokzoo.fm.masking import Masker, flatten_batch
+from tokzoo.fm.model import FourM, model_config
+from tokzoo.fm.recipe import load_recipe
+from tokzoo.fm.spec import specs_from_manifest
+from tokzoo.fm.train import make_optimizer, train_step
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "fm" / "scenes-cpu.yaml"
+SECTION = "## Multimodal trainer speed"
+PEAK_N = 2048
+
+
+def matmul_peak(runs: int = 3) -> float:
+    a, b = torch.randn(PEAK_N, PEAK_N), torch.randn(PEAK_N, PEAK_N)
+    torch.mm(a, b)
+    best = min(_seconds(lambda: torch.mm(a, b)) for _ in range(runs))
+    return 2 * PEAK_N**3 / best
+
+
+def _seconds(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=None, help="Token dataset (default: tokenize 256 built-in scenes)")
+    parser.add_argument("--preset", default="fm-small")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data or _tokenize(Path(tmp) / "tokens")
+        row = measure(data, args)
+    text = _table(row, args)
+    print(text)
+    if not args.no_write:
+        _append(Path(__file__).with_name("RESULTS.md"), text)
+
+
+def measure(data: Path, args) -> dict:
+    recipe = load_recipe(RECIPE)
+    specs = specs_from_manifest(data, list(recipe.modalities))
+    torch.manual_seed(0)
+    model = FourM(specs, model_config(args.preset))
+    optimizer = make_optimizer(model, recipe.train)
+    masker = Masker(specs, recipe.masking)
+    cfg = recipe.train
+    loader = make_loader(data, list(recipe.modalities), args.batch, num_workers=args.workers, resampled=True, seed=1)
+    stream = iter(loader)
+    batches = [masker(flatten_batch(next(stream), specs), np.random.default_rng([0, i])) for i in range(args.steps)]
+    with FlopCounterMode(display=False) as counter:
+        out = model(batches[0])
+        sum(out[m][0] / max(1, int(out[m][1])) for m in out).backward()
+    flops = counter.get_total_flops()
+    optimizer.zero_grad(set_to_none=True)
+    tokens = float(np.mean([sum(int(b.input[m].sum() + b.target[m].sum()) for m in b.tokens) for b in batches]))
+    train_step(model, optimizer, batches[0], cfg, 0)  # warm-up
+
+    def in_memory():
+        for i, b in enumerate(batches):
+            train_step(model, optimizer, b, cfg, i)
+
+    def real_loader():
+        for i in range(args.steps):
+            train_step(model, optimizer, masker(flatten_batch(next(stream), specs), np.random.default_rng([1, i])), cfg, i)
+
+    memory, real, peaks = [], [], []
+    load = os.getloadavg()
+    for _ in range(args.repeats):
+        peaks.append(matmul_peak())
+        memory.append(_seconds(in_memory) / args.steps)
+        peaks.append(matmul_peak())
+        real.append(_seconds(real_loader) / args.steps)
+    peak, step_memory, step_real = max(peaks), min(memory), min(real)
+    return {"params": model.num_parameters(), "flops_per_step": flops, "tokens_per_step": tokens, "peak": peak,
+            "step_memory": step_memory, "step_real": step_real, "load_start": load, "load_end": os.getloadavg()}
+
+
+def _tokenize(out: Path) -> Path:
+    from click.testing import CliRunner
+
+    from tokzoo_cli.main import cli
+
+    result = CliRunner().invoke(cli, ["tokenize", "-m", "rgb,depth,normals,semseg", "--scenes", "256", "--scene-size", "64",
+                                      "--no-progress", "-o", str(out)])
+    if result.exit_code:
+        raise SystemExit(result.output)
+    return out
+
+
+def _table(r: dict, args) -> str:
+    achieved = r["flops_per_step"] / r["step_memory"]
+    machine = f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads"
+    la, le = r["load_start"], r["load_end"]
+    return "\n".join([
+        f"### {datetime.date.today().isoformat()}: {args.preset}, global batch {args.batch}, scenes-cpu masking, CPU float32",
+        "",
+        f"Machine: {machine}; load average {la[0]:.2f}, {la[1]:.2f}, {la[2]:.2f} at start, {le[0]:.2f}, {le[1]:.2f}, "
+        f"{le[2]:.2f} at the end. Best of {args.repeats} rounds of {args.steps} steps; peak = torch.mm {PEAK_N}^2 float32, "
+        f"best of the timings between rounds. `python benchmarks/fm_speed.py --preset {args.preset} --batch {args.batch}`",
+        "",
+        "| model | params | tokens/step | GFLOP/step | step s (in memory) | tokens/s | GFLOP/s | mm peak GFLOP/s | "
+        "achieved / peak | step s (real loader, workers " + str(args.workers) + ") | in memory / real loader |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {args.preset} | {r['params'] / 1e6:.1f}M | {r['tokens_per_step']:.0f} | {r['flops_per_step'] / 1e9:.1f} | "
+        f"{r['step_memory']:.3f} | {r['tokens_per_step'] / r['step_memory']:,.0f} | {achieved / 1e9:.1f} | {r['peak'] / 1e9:.1f} | "
+        f"{achieved / r['peak']:.2f} | {r['step_real']:.3f} | {r['step_memory'] / r['step_real']:.3f} |",
+    ])
+
+
+def _append(path: Path, text: str) -> None:
+    """Append under SECTION (created at the end when missing), re-reading the file right before writing."""
+    content = path.read_text()
+    if SECTION not in content:
+        path.write_text(content.rstrip("\n") + "\n\n" + SECTION + "\n\n" + text + "\n")
+        return
+    head, _, tail = content.partition(SECTION)
+    cut = tail.find("\n## ")
+    section, rest = (tail, "") if cut < 0 else (tail[:cut], tail[cut:])
+    path.write_text(head + SECTION + section.rstrip("\n") + "\n\n" + text + "\n" + rest)
+
+
+if __name__ == "__main__":
+    main()
