@@ -54,9 +54,12 @@ def test_grid_filters_and_click_through_to_a_sample(site, browser, tmp_path):
     browser.wait_for("document.body.dataset.ready === 'failed.all.all/1'")
     assert browser.evaluate("document.querySelectorAll('.tile.failed').length") == 1
     assert "file is empty" in browser.evaluate("document.querySelector('.tile .err').textContent")
-    browser.evaluate("(() => { const s = document.getElementById('modality'); s.value = 'rgb';"
-                     "s.dispatchEvent(new Event('change')); })()")
-    browser.wait_for("document.body.dataset.ready === 'failed.all.rgb/1'")
+    for modality, tiles in (("depth", 1), ("rgb", 0)):  # it failed in depth (rgb's table repeats depth's reason)
+        browser.evaluate(f"(() => {{ const s = document.getElementById('modality'); s.value = '{modality}';"
+                         "s.dispatchEvent(new Event('change')); })()")
+        browser.wait_for(f"document.body.dataset.ready === 'failed.all.{modality}/{tiles}'")
+        assert browser.evaluate("document.querySelectorAll('.tile').length") == tiles
+        assert browser.evaluate("document.getElementById('count').textContent") == f"{tiles} samples"
     clean(browser)
 
     browser.open((site / "index.html").resolve().as_uri() + "#status=ok&modality=depth")

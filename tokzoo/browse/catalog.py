@@ -115,8 +115,15 @@ class TokenDataset:
                 record = merged.setdefault(row["key"], Record(row["key"], row["source"], "ok"))
                 if row["status"] != "ok":
                     record.status = "failed"
-                    record.errors[modality] = row["error"] or "failed"
+                    reason = row["error"] or "failed"
+                    if reason not in record.errors.values():  # every table repeats the culprit's reason
+                        record.errors[self._culprit(reason, modality)] = reason
         return list(merged.values())
+
+    def _culprit(self, reason: str, modality: str) -> str:
+        """The modality a failure reason names first (``"depth: file.npy: ..."``), else the table's."""
+        named = reason.split(":", 1)[0]
+        return next((m for m in self.modalities if named in (m, self.stored(m))), modality)
 
     def tokens(self, modality: str, index: int) -> dict:
         """key -> int array (n_crops, *token_shape) of the shard's ok samples."""

@@ -133,7 +133,7 @@ def tile(sample: dict, chunk: str, pos: int) -> dict:
               "h": {m: v for m, v in have.items() if v}, "b": 1 if sample.get("boxes") else 0}
     if sample["errors"]:
         modality, reason = next(iter(sample["errors"].items()))
-        record["e"] = f"{modality}: {reason}"[:160]
+        record["e"] = (reason if reason.startswith(f"{modality}:") else f"{modality}: {reason}")[:160]
     return record
 
 

@@ -88,7 +88,7 @@ window.tokzoo = (() => {
       document.getElementById("next").disabled = page >= view.pages;
       const box = document.getElementById("grid");
       box.replaceChildren();
-      if (!view.pages) return;
+      if (!view.pages) { document.body.dataset.ready = id + "/0"; return; }
       const tiles = await load(`data/views/${id}/${page}.js`);
       box.replaceChildren(...tiles.map(t => tile(t, s.modality)));
       document.body.dataset.ready = id + "/" + page;
@@ -141,13 +141,15 @@ window.tokzoo = (() => {
       const errors = Object.entries(s.errors || {});
       if (errors.length) {
         main.append(el("h2", {text: "Why it failed"}),
-                    el("ul", {class: "errors"}, ...errors.map(([m, e]) => el("li", {}, el("b", {text: m + ": "}), e))));
+                    el("ul", {class: "errors"}, ...errors.map(([m, e]) => el("li", {}, el("b", {text: m + ": "}),
+                      e.startsWith(m + ": ") ? e.slice(m.length + 2) : e))));
       }
       if (s.boxes || s.crops) {
         const rows = (s.crops || []).map((c, n) => el("tr", {}, ...[n, ...c.slice(0, 4), c[4] ? "yes" : "no"].map(v => el("td", {text: String(v)}))));
-        main.append(el("h2", {text: "Crops"}), el("div", {class: "row"},
-          s.boxes ? el("figure", {class: "boxes"}, img(s.boxes, "crop boxes"),
-                       el("figcaption", {text: `crop boxes on the full ${s.boxes_of} (0 = centre crop, yellow; f = flipped)`})) : null,
+        const caption = s.crops ? `crop boxes on the full ${s.boxes_of} (0 = centre crop, yellow; f = flipped)` :
+          `the full ${s.boxes_of} (no crop rows: ${s.status === "failed" ? "the sample failed" : "none stored"})`;
+        main.append(el("h2", {text: s.crops ? "Crops" : "Source"}), el("div", {class: "row"},
+          s.boxes ? el("figure", {class: "boxes"}, img(s.boxes, "crop boxes"), el("figcaption", {text: caption})) : null,
           s.crops ? el("table", {}, el("tr", {}, ...["crop", "top", "left", "height", "width", "hflip"].map(h => el("th", {text: h}))), ...rows) : null));
       }
       main.append(el("h2", {text: site.kind === "tokens" ? "Modalities: source crop 0, its reconstruction, its tokens" : "Modalities"}));
@@ -202,7 +204,7 @@ window.tokzoo = (() => {
         el("table", {}, el("tr", {}, ...["key", "source", "reason"].map(h => el("th", {text: h}))),
           ...d.failures.map(f => el("tr", {}, el("td", {}, el("a", {href: sampleLink(f.chunk, f.pos), text: f.key})),
             el("td", {text: f.source || "-"}),
-            el("td", {class: "errors", text: Object.entries(f.errors).map(([m, e]) => `${m}: ${e}`).join("; ")})))));
+            el("td", {class: "errors", text: Object.entries(f.errors).map(([m, e]) => e.startsWith(m + ": ") ? e : `${m}: ${e}`).join("; ")})))));
     } else {
       main.append(el("p", {text: "none"}));
     }
