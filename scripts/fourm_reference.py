@@ -8,8 +8,9 @@ ml-4m is not a tokzoo dependency. Bring it and its extra imports somewhere, e.g.
 
 :func:`import_fourm` makes ml-4m (written for diffusers 0.20) import under the newer diffusers that tokzoo's
 environment has, by aliasing the modules diffusers has moved since; ml-4m's files are not changed.
-:func:`register_tiny_vits` adds a reduced ViT size ``vit_t`` (width 32, one block, two heads) to ml-4m's model
-registry so that fixtures stay small; tokzoo.fourm.vqvae knows it as the size ``t``.
+:func:`register_tiny_vits` adds a reduced ViT size ``vit_t`` (width 16, one block, two heads) to ml-4m's model
+registry, and a reduced patched UNet ``unet_t`` (32 channels, one level), so that fixtures stay small;
+tokzoo.fourm.vqvae and tokzoo.fourm.unet know them under the same names.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-TINY = dict(dim_tokens=32, depth=1, num_heads=2)
+TINY = dict(dim_tokens=16, depth=1, num_heads=2)
+TINY_UNET = dict(patch_size=4, model_channels=32, num_res_blocks=1, attention_resolutions=[1], channel_mult=(1,))
 
 
 def import_fourm():
@@ -54,6 +56,10 @@ def register_tiny_vits() -> None:
                                      patch_proj=patch_proj, post_mlp=post_mlp, out_conv=out_conv, **TINY)
 
     vit_models.vit_t_enc, vit_models.vit_t_dec = encoder, decoder
+
+    import fourm.vq.models.unet.unet as unet
+
+    unet.unet_t = lambda **kwargs: unet.PatchedUNetCondCat(**TINY_UNET, **kwargs)
 
 
 def fourm_commit() -> str:

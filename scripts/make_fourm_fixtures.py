@@ -11,7 +11,8 @@ reduced size (``vit_t``, see scripts/fourm_reference.py), and ``reference.safete
 - ``fourm_input``: what ml-4m's tokenization transforms (``MODALITY_TRANSFORMS_DIVAE``) make of the same data
   read the way ml-4m reads it (PNG images through PIL; teacher features as (B, C, h, w));
 - ``tokens``: ml-4m's ``model.tokenize(fourm_input)`` (B, h, w) int64;
-- ``decoded``: ml-4m's ``model.decode_tokens(tokens)`` float32.
+- ``decoded``: ml-4m's ``model.decode_tokens(tokens)`` float32; for the DiVAE case through its UNet with ml-4m's
+  ``DDIMScheduler`` (the DiVAE's schedule), ``DIFFUSION`` steps and a ``torch.Generator`` seeded with its seed.
 """
 
 from __future__ import annotations
@@ -42,7 +43,21 @@ CASES = {  # folder name: (domain, ml-4m constructor arguments, form)
     "4M_tokenizers_edge_tiny": ("canny_edge", dict(image_size=16, patch_size=4, n_channels=3), "folder"),
     "4M_tokenizers_semseg_tiny": ("semseg_coco", dict(image_size=8, patch_size=2, n_channels=8, n_labels=134), "folder"),
     "4M_tokenizers_CLIP-B16_tiny": ("CLIP-B16", dict(image_size=16, patch_size=4, n_channels=24, patch_proj=False), "file"),
+    "4M_tokenizers_depth_divae_tiny": ("depth", dict(image_size=16, patch_size=4, n_channels=1, dec_type="unet_t",
+                                                     num_train_timesteps=1000, beta_schedule="linear",
+                                                     prediction_type="sample", clip_sample=False, thresholding=True,
+                                                     zero_terminal_snr=True), "folder"),
 }
+DIFFUSION = dict(steps=3, seed=0)
+"""DDIM steps and noise seed of the diffusion reference decode (trailing timesteps, eta 0)."""
+
+
+def scheduler_for(config: dict):
+    """ml-4m's DDIMScheduler with the DiVAE's own schedule arguments."""
+    from fourm.vq.scheduling import DDIMScheduler
+
+    keys = ("num_train_timesteps", "beta_schedule", "prediction_type", "clip_sample", "thresholding", "zero_terminal_snr")
+    return DDIMScheduler(**{k: config[k] for k in keys})
 
 
 def raw_and_fourm_input(domain: str, config: dict, rng: np.random.Generator) -> tuple[np.ndarray, torch.Tensor]:
@@ -77,7 +92,7 @@ def raw_and_fourm_input(domain: str, config: dict, rng: np.random.Generator) -> 
         ids = torch.stack([t.postprocess(t.preprocess(Image.fromarray(x, mode="L"))) for x in raw])
         assert torch.equal(ids, torch.from_numpy((raw.astype(np.int64) + 1) % 256)), "PIL changed the label values"
         return raw, ids
-    if domain == "CLIP-B16":
+    if domain in ("CLIP-B16", "DINOv2-B14", "ImageBind-H14"):
         g = s // config["patch_size"]
         raw = rng.normal(size=(N, g, g, config["n_channels"])).astype(np.float32)
         return raw, torch.from_numpy(raw).permute(0, 3, 1, 2).contiguous()
@@ -92,7 +107,7 @@ def main() -> None:
     import_fourm()
     register_tiny_vits()
     from fourm.utils.checkpoint import load_safetensors
-    from fourm.vq.vqvae import VQVAE
+    from fourm.vq.vqvae import VQVAE, DiVAE
 
     if args.out.exists():
         shutil.rmtree(args.out)
@@ -101,17 +116,22 @@ def main() -> None:
     for seed, (name, (domain, extra, form)) in enumerate(CASES.items()):
         config = {**BASE, **extra}
         torch.manual_seed(seed)
-        model = VQVAE(**config).eval()
+        diffusion = config["dec_type"].startswith("unet")
+        model = (DiVAE if diffusion else VQVAE)(**config).eval()
         perturb_(model, seed, scale=0.3)
         raw, fourm_input = raw_and_fourm_input(domain, config, rng)
         with torch.no_grad():
             tokens = model.tokenize(fourm_input)
-            decoded = model.decode_tokens(tokens)
+            if diffusion:
+                decoded = model.decode_tokens(tokens, timesteps=DIFFUSION["steps"], scheduler=scheduler_for(config),
+                                              generator=torch.Generator().manual_seed(DIFFUSION["seed"]), verbose=False)
+            else:
+                decoded = model.decode_tokens(tokens)
         folder = args.out / name
         if form == "folder":
             model.save_pretrained(folder, config=config)  # ml-4m's hub form: config.json + model.safetensors
             (folder / "README.md").unlink(missing_ok=True)  # the hub mixin's model card
-            again = VQVAE.from_pretrained(folder).eval()
+            again = (DiVAE if diffusion else VQVAE).from_pretrained(folder).eval()
         else:
             folder.mkdir()
             save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / f"{name}.safetensors"), metadata={k: str(v) for k, v in config.items()})
@@ -122,7 +142,8 @@ def main() -> None:
             assert torch.equal(again.tokenize(fourm_input), tokens), f"{name}: ml-4m does not read its own save back"
         save_file({"raw": torch.from_numpy(raw), "fourm_input": fourm_input.contiguous(), "tokens": tokens.contiguous(),
                    "decoded": decoded.contiguous()}, str(folder / "reference.safetensors"),
-                  metadata={"domain": domain, "form": form, "ml4m_commit": fourm_commit()})
+                  metadata={"domain": domain, "form": form, "ml4m_commit": fourm_commit(),
+                            **({k: str(v) for k, v in DIFFUSION.items()} if diffusion else {})})
         print(f"{name}: {domain}, tokens {tuple(tokens.shape)}, {len(tokens.unique())} distinct, "
               f"{sum(p.stat().st_size for p in folder.iterdir()) / 1e3:.0f} kB")
     (args.out / "README.md").write_text(

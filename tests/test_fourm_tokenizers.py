@@ -146,3 +146,34 @@ def test_tokenize_with_a_4m_tokenizer_like_a_zoo_one(tmp_path):
     for key, tokens in read_npy_tar(out / "depth" / "shard-000000.tar"):
         crop = source_crop(manifest, "depth", key, crops[key][1])
         assert np.array_equal(tokens[1], tok.encode(crop)[0].numpy())
+
+
+def test_diffusion_decoder_matches_ml4m_under_the_same_scheduler_steps_and_noise():
+    """DiVAE: ml-4m's pipeline with its DDIMScheduler, 3 trailing steps, noise from Generator().manual_seed(0)."""
+    case = "4M_tokenizers_depth_divae_tiny"
+    tok = tokzoo.load_tokenizer(str(FIXTURES / case))
+    ref = reference(case)
+    assert tok.unet is not None and tok.config["diffusion"] == {"steps": 25, "seed": 0, "timesteps_mode": "trailing"}
+    tokens = tok.encode(ref["raw"].numpy())
+    assert torch.equal(tokens, ref["tokens"].flatten(1))
+    decoded = tok.decode(tokens, steps=3, seed=0)  # standardised depth (B, H, W)
+    np.testing.assert_allclose(decoded, ref["decoded"][:, 0].numpy(), atol=1e-5, rtol=1e-5)
+    assert not np.allclose(tok.decode(tokens, steps=3, seed=1), decoded)  # the seed is the noise
+    original = load_file(str(FIXTURES / case / "model.safetensors"))
+    mapped = to_fourm(tok.tensors())
+    assert sorted(mapped) == sorted(original) and any(k.startswith("decoder.input_blocks") for k in mapped)
+    assert all(torch.equal(mapped[k].to(v.dtype), v) for k, v in original.items())
+
+
+def test_unported_diffusion_decoder_is_carried_and_decode_refuses(tmp_path):
+    folder = copy_case("4M_tokenizers_depth_divae_tiny", tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "dec_type": "uvit_b"}))  # a UViT decoder: not ported
+    tok = tokzoo.load_tokenizer(str(folder))
+    ref = reference("4M_tokenizers_depth_divae_tiny")
+    assert torch.equal(tok.encode(ref["raw"].numpy()), ref["tokens"].flatten(1))
+    assert any(k.startswith("decoder.") for k in tok.tensors())  # kept, saved and hashed as loaded
+    with pytest.raises(ConfigError, match=r"diffusion decoder \(uvit_b\) is not ported; encode works exactly"):
+        tok.decode(ref["tokens"].flatten(1))
+    tok.save_pretrained(tmp_path / "saved")
+    assert tokzoo.load_tokenizer(str(tmp_path / "saved")).content_hash() == tok.content_hash()

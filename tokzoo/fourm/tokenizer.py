@@ -2,9 +2,11 @@
 
 ``encode`` takes tokzoo's raw values (``tok.contract``), applies 4M's input convention for its domain
 (:mod:`tokzoo.fourm.conventions`) and returns int64 (B, h*w) ids, row-major like ml-4m's token files.
-``decode`` runs the ViT decoder (semseg, CLIP, DINOv2, ImageBind) and answers in tokzoo's values.
-DiVAE tokenizers (rgb, depth, normals, edges) encode exactly; their diffusion UNet is not ported, so their
-decoder tensors are carried unchanged (saved, hashed) and ``decode`` refuses in one line.
+``decode`` runs the ViT decoder (semseg, CLIP, DINOv2, ImageBind) and answers in tokzoo's values. DiVAE
+tokenizers (rgb, depth, normals, edges) decode through their patched UNet with deterministic DDIM
+(:mod:`tokzoo.fourm.diffusion`): ``config["diffusion"]`` fixes steps (25), seed (0) and timestep spacing
+(trailing), ``decode(..., steps=, seed=)`` overrides them. A diffusion decoder of another kind (UViT) is
+carried unchanged (saved, hashed) and ``decode`` refuses in one line.
 
 ``save_pretrained`` writes tokzoo's form (config.json with ``"architecture": "fourm_vqvae"`` and the ml-4m
 config under ``"fourm"``; model.safetensors in this port's tensor names), which ``from_pretrained`` rebuilds.
@@ -24,7 +26,11 @@ from tokzoo.tokenizer import Tokenizer, register_architecture
 
 from .checkpoints import read_fourm_checkpoint, to_ours
 from .conventions import DOMAINS, build_codec, infer_domain
+from .diffusion import ddim_sample
+from .unet import UNETS, PatchedUNet
 from .vqvae import FourMVQVAE
+
+DIFFUSION_DEFAULTS = {"steps": 25, "seed": 0, "timesteps_mode": "trailing"}
 
 
 def is_diffusion(config: dict) -> bool:
@@ -43,7 +49,9 @@ class FourMTokenizer(Tokenizer):
         self.diffusion = is_diffusion(fourm)
         self.codec = build_codec(config["domain"], fourm)
         self.model = FourMVQVAE(fourm, with_decoder=not self.diffusion).eval()
-        self.carried: dict[str, torch.Tensor] = {}  # DiVAE decoder tensors, kept as loaded
+        self.unet = (PatchedUNet(fourm["dec_type"], int(fourm["n_channels"]), int(fourm.get("latent_dim", 32))).eval()
+                     if self.diffusion and fourm.get("dec_type") in UNETS else None)
+        self.carried: dict[str, torch.Tensor] = {}  # tensors of a diffusion decoder that is not ported, as loaded
 
     # -- building ---------------------------------------------------------------------------------
     @classmethod
@@ -60,6 +68,8 @@ class FourMTokenizer(Tokenizer):
         input_size = [size, size] if patch > 1 else [grid_size, grid_size]
         config = {"architecture": "fourm_vqvae", "modality": DOMAINS[domain][1], "name": name or path.name,
                   "domain": domain, "fourm": fourm, "input_size": input_size, "source": str(path)}
+        if is_diffusion(fourm):
+            config["diffusion"] = dict(DIFFUSION_DEFAULTS)
         tok = cls(config)
         tok._load(to_ours(tensors), where)
         return tok
@@ -69,20 +79,28 @@ class FourMTokenizer(Tokenizer):
         tok = cls(config)
         if directory is not None:
             weights = Path(directory) / WEIGHTS_NAME
-            tensors = read_state_dict(weights) if tok.diffusion else read_tensors(directory, tok.model.state_dict())
+            tensors = read_state_dict(weights) if tok.carried_decoder else read_tensors(directory, tok._expected())
             tok._load(tensors, weights)
         return tok
 
+    def _expected(self) -> dict[str, torch.Tensor]:
+        unet = {} if self.unet is None else {f"decoder.{k}": v for k, v in self.unet.state_dict().items()}
+        return {**self.model.state_dict(), **unet}
+
     def _load(self, tensors: dict[str, torch.Tensor], where) -> None:
-        expected = self.model.state_dict()
-        if self.diffusion:  # the UNet decoder is not ported: its tensors are carried, not checked by name
+        expected = self._expected()
+        if self.diffusion and self.unet is None:  # a decoder that is not ported: carried, not checked by name
             self.carried = {k: v for k, v in tensors.items() if k not in expected}
-            unknown = sorted(k for k in self.carried if not k.startswith(("decoder.", "post_quant_proj.")))
+            unknown = sorted(k for k in self.carried if not k.startswith("decoder."))
             if unknown:
                 raise CheckpointError(f"{where}: unexpected tensor(s) {unknown[:3]}")
             tensors = {k: v for k, v in tensors.items() if k in expected}
         check_tensors(expected, tensors, where)
-        self.model.load_state_dict(tensors, strict=True)
+        self.model.load_state_dict({k: v for k, v in tensors.items() if not (self.diffusion and k.startswith("decoder."))},
+                                   strict=True)
+        if self.unet is not None:
+            self.unet.load_state_dict({k[len("decoder."):]: v for k, v in tensors.items() if k.startswith("decoder.")},
+                                      strict=True)
 
     # -- facts ------------------------------------------------------------------------------------
     @property
@@ -109,11 +127,18 @@ class FourMTokenizer(Tokenizer):
     def contract(self) -> str:
         return f"4M {self.config['domain']} tokenizer: {self.codec.contract}"
 
+    @property
+    def carried_decoder(self) -> bool:
+        """A diffusion decoder whose architecture is not ported (its tensors are kept, ``decode`` refuses)."""
+        return self.diffusion and self.unet is None
+
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {**self.model.state_dict(), **self.carried}
+        return {**self._expected(), **self.carried}
 
     def to(self, device) -> "FourMTokenizer":
         self.model.to(device)
+        if self.unet is not None:
+            self.unet.to(device)
         return self
 
     @property
@@ -135,18 +160,30 @@ class FourMTokenizer(Tokenizer):
         with torch.inference_mode():
             return self.model.tokenize(batch.to(self.device)).flatten(1)
 
-    def decode(self, tokens, input_size=None):
-        """int ids (B, h*w) or one sample's (h*w,) -> tokzoo raw values, batch first."""
-        if self.diffusion:
-            raise ConfigError(f"{self.name}: decoding needs 4M's diffusion decoder (DiVAE UNet), which tokzoo does not "
-                              f"port yet; encode works exactly")
+    def decode(self, tokens, input_size=None, steps: int | None = None, seed: int | None = None):
+        """int ids (B, h*w) or one sample's (h*w,) -> tokzoo raw values, batch first.
+
+        Diffusion decoders: ``steps`` DDIM steps from the noise of ``seed`` (defaults in ``config["diffusion"]``).
+        """
+        if self.carried_decoder:
+            raise ConfigError(f"{self.name}: its diffusion decoder ({self.config['fourm'].get('dec_type')}) is not "
+                              f"ported; encode works exactly")
         ids = to_ids(tokens, self.vocab_size, f"{self.name} tokens")
         ids = ids[None] if ids.ndim == 1 else ids
         if ids.ndim != 2:
             raise ShapeError(f"{self.name} tokens", f"expected (B, N) ids, got shape {tuple(ids.shape)}")
         h, w = self._grid(ids.shape[1], input_size)
+        grid = ids.reshape(len(ids), h, w).to(self.device)
         with torch.inference_mode():
-            out = self.model.decode_tokens(ids.reshape(len(ids), h, w).to(self.device))
+            if self.unet is None:
+                out = self.model.decode_tokens(grid)
+            else:
+                settings = {**DIFFUSION_DEFAULTS, **self.config.get("diffusion", {})}
+                patch = self._patch
+                shape = (len(ids), int(self.config["fourm"]["n_channels"]), h * patch, w * patch)
+                out = ddim_sample(self.unet, self.model.quantize.codes(grid), shape, self.config["fourm"],
+                                  steps or settings["steps"], settings["seed"] if seed is None else seed,
+                                  settings["timesteps_mode"])
         return self.codec.from_model(out)
 
     def _grid(self, n: int, input_size) -> tuple[int, int]:

@@ -22,7 +22,7 @@ from vector_quantize_pytorch import VectorQuantize
 
 from tokzoo.errors import ConfigError
 
-VIT_SIZES = {"s": (512, 8, 8), "b": (768, 12, 12), "l": (1024, 24, 16), "t": (32, 1, 2)}
+VIT_SIZES = {"s": (512, 8, 8), "b": (768, 12, 12), "l": (1024, 24, 16), "t": (16, 1, 2)}
 """ViT size letter -> (width, depth, heads): ml-4m's vit_s/b/l; ``t`` is the reduced size the reference fixtures
 register in ml-4m (scripts/fourm_reference.py), not a released one."""
 
