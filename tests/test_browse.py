@@ -121,7 +121,7 @@ def test_per_sample_metrics_are_those_of_the_source_crop_and_its_decoded_tokens(
         recon = run_tokenizer(entry).decode(tokens[:1], input_size=(32, 32))
         expected = fn(source[None], recon)
         assert sample["m"][modality]["metrics"][metric] == pytest.approx(expected, rel=1e-3)
-    assert set(sample["m"]["rgb"]["metrics"]) == {"psnr", "ssim", "mae"}
+    assert set(sample["m"]["rgb"]["metrics"]) == {"psnr", "mae"}  # ssim is left to tokzoo eval
     page = read_data_file(site / "data" / "dataset.js")
     depth = next(m for m in page["modalities"] if m["name"] == "depth")
     assert depth["codebook"]["codes_used"] >= 1 and depth["codebook"]["vocab_size"] == manifest["modalities"]["depth"]["vocab_size"]

@@ -3,7 +3,7 @@
 A sample's JSON: ``key, source, status, errors`` (modality -> reason), ``crops`` (rows or None), ``boxes``
 (the full source with its crop boxes, an image path or None) and ``m``: per modality a section
 ``{"source", "recon", "tokens"}`` (image paths relative to the site, or None), ``metrics`` (name -> number or
-"inf"/"nan"), ``text`` (JSON text of values that are no picture) and ``notes``. Token datasets: the source
+"inf"/"nan"; all of the modality's but :data:`SKIPPED_METRICS`), ``text`` (JSON text of values that are no picture) and ``notes``. Token datasets: the source
 is crop 0 as the pipeline cut it, the reconstruction is its tokens decoded, metrics compare the two with
 tokzoo.evaluation.metrics. Raw datasets: sources only, uncropped.
 """
@@ -30,6 +30,9 @@ BOXES = "_boxes"
 BOX_SOURCES = ("rgb", "depth", "normals", "semseg", "instances", "edges")
 """Raw modalities the crop boxes are drawn on, first present wins."""
 TEXT_LIMIT = 2000
+SKIPPED_METRICS = {"ssim"}
+"""Left to ``tokzoo eval``: its 11 x 11 Gaussian windows cost more than a sample's other metrics, decoding
+and pictures together."""
 
 
 def image_path(chunk: str, pos: int, modality: str, kind: str) -> str:
@@ -131,6 +134,11 @@ class TokenChunkRenderer:
         codec = getattr(tok, "codec", None) or self.codecs.get(stored)
         size = tuple(entry["size"]) if entry["size"] else None
         tokens = shard_data["tokens"][modality]
+        batched = {}  # key -> reconstruction, decoded in one call for the chunk (not for set-valued modalities)
+        if tok is not None and getattr(tok, "codec", None) is not None and not entry.get("items"):
+            keys = [r.key for r in records if r.key in tokens]
+            if keys:
+                batched = dict(zip(keys, tok.decode(np.stack([tokens[k][0] for k in keys]), input_size=size)))
         sections = []
         for pos, record in enumerate(records):
             notes = [self.unavailable[modality]] if modality in self.unavailable else []
@@ -146,7 +154,7 @@ class TokenChunkRenderer:
                 notes.append("source shown uncropped: the sample has no crop rows (it failed)")
             if ids is not None and tok is not None:
                 self._reconstruct(modality, entry, tok, ids, source if crops is not None else None, size, section,
-                                  write, pos)
+                                  write, pos, batched.get(record.key))
             if source is not None:
                 if codec is not None:
                     section["source"] = write(_picture(codec, source, notes), pos, modality, "source")
@@ -155,7 +163,7 @@ class TokenChunkRenderer:
             sections.append(section)
         return sections
 
-    def _reconstruct(self, modality, entry, tok, ids, source, size, section, write, pos) -> None:
+    def _reconstruct(self, modality, entry, tok, ids, source, size, section, write, pos, recon) -> None:
         notes, codec = section["notes"], getattr(tok, "codec", None)
         first = unpad(ids[0], entry["pad_id"]) if entry.get("items") else ids[0]
         grid = None
@@ -174,11 +182,10 @@ class TokenChunkRenderer:
             if source is not None:
                 section["metrics"] = _item_metrics(modality, tok, source, decoded, notes)
             return
-        recon = tok.decode(ids[:1], input_size=size)[0]
         section["recon"] = write(codec.visualize(recon), pos, modality, "recon")
         if source is not None:
             section["metrics"] = {name: number(fn(np.asarray(source)[None], np.asarray(recon)[None]))
-                                  for name, fn in METRICS.get(modality, {}).items()}
+                                  for name, fn in METRICS.get(modality, {}).items() if name not in SKIPPED_METRICS}
 
 
 def _picture(codec, value, notes: list[str]):
