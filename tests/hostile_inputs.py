@@ -80,13 +80,20 @@ def header(name: str, size: int, kind: bytes = b"0", size_field: bytes | None = 
     block = bytearray(512)
     block[:len(name)] = name.encode()
     block[100:108], block[108:116], block[116:124] = b"0000644\0", b"0000000\0", b"0000000\0"
-    block[124:136] = size_field if size_field is not None else b"%011o\0" % size
+    block[124:136] = size_field if size_field is not None else size_bytes(size)
     block[136:148] = b"00000000000\0"
     block[156:157] = kind
     block[257:265] = b"ustar\x0000"
     block[148:156] = b" " * 8
     block[148:156] = b"%06o\0 " % sum(block)
     return bytes(block)
+
+
+def size_bytes(size: int) -> bytes:
+    """A 12-byte tar size field: octal with a NUL, 12 octal digits, or GNU base-256 beyond that."""
+    if size < 8 ** 11:
+        return b"%011o\0" % size
+    return b"%012o" % size if size < 8 ** 12 else b"\x80" + size.to_bytes(11, "big")
 
 
 def padded(data: bytes) -> bytes:
@@ -256,3 +263,90 @@ def special_files(folder: Path, outside: Path) -> dict[str, str]:
             "urandom": "symlink to /dev/urandom, outside the input folder", "escape": "outside the input folder",
             "dotdot": "outside the input folder", "dangling": "dangling symlink", "inside": None,
             "sparse": "over the limit of 268435456", "sock": "not a regular file (socket)"}
+
+
+def _members(path: Path) -> list[tarfile.TarInfo]:
+    with tarfile.open(path) as tar:
+        return tar.getmembers()
+
+
+def tamper_dataset(out: Path, how: str) -> str:
+    """Damage the token dataset ``out`` (modalities rgb and depth, one shard, made by ``tokzoo tokenize``) in one way;
+    returns the file damaged (relative to ``out``). See :data:`TAMPERINGS`."""
+    rgb, crops = out / "rgb" / "shard-000000.tar", out / "crops" / "shard-000000.tar"
+    first = _members(rgb)[0]
+    if how == "sparse_member":  # first member declares 8 GiB, the file grows to hold them as holes
+        with open(rgb, "r+b") as f:
+            f.seek(first.offset_data - 512)
+            block = bytearray(f.read(512))
+            block[124:136], block[148:156] = size_bytes(8 * GIB), b" " * 8
+            block[148:156] = b"%06o\0 " % sum(block)
+            f.seek(first.offset_data - 512)
+            f.write(block)
+            f.truncate(8 * GIB + 64 * 1024)
+        return "rgb/shard-000000.tar"
+    if how == "truncated_tar":
+        rgb.write_bytes(rgb.read_bytes()[:first.offset_data + 40])
+        return "rgb/shard-000000.tar"
+    if how == "ids_out_of_range":  # every id of the first member set to 255 (vocabulary 240)
+        data = bytearray(rgb.read_bytes())
+        header_len = 10 + int.from_bytes(data[first.offset_data + 8:first.offset_data + 10], "little")
+        data[first.offset_data + header_len:first.offset_data + first.size] = b"\xff" * (first.size - header_len)
+        rgb.write_bytes(bytes(data))
+        return "rgb/shard-000000.tar"
+    if how == "duplicate_key":  # the second member renamed to the first's name (checksum fixed)
+        data = bytearray(rgb.read_bytes())
+        second = _members(rgb)[1]
+        start = second.offset_data - 512
+        block = bytearray(data[start:start + 512])
+        block[:100] = bytes(data[first.offset_data - 512:first.offset_data - 412])
+        block[148:156] = b" " * 8
+        block[148:156] = b"%06o\0 " % sum(block)
+        data[start:start + 512] = block
+        rgb.write_bytes(bytes(data))
+        return "rgb/shard-000000.tar"
+    if how == "manifest_not_json":
+        (out / "manifest.json").write_text('{"format": "tokzoo-tokens/1", "modalities": {')
+        return "manifest.json"
+    if how == "manifest_wrong_types":
+        manifest = json.loads((out / "manifest.json").read_text())
+        manifest["modalities"]["rgb"] = ["not", "a", "mapping"]
+        manifest["crops"] = 7
+        (out / "manifest.json").write_text(json.dumps(manifest))
+        return "manifest.json"
+    if how == "stats_not_json":
+        (out / "rgb" / "shard-000000.stats.json").write_text("{ truncated")
+        return "rgb/shard-000000.stats.json"
+    if how == "stats_wrong_counts":
+        stats = json.loads((out / "rgb" / "shard-000000.stats.json").read_text())
+        (out / "rgb" / "shard-000000.stats.json").write_text(json.dumps({**stats, "ok": "many", "count": -1}))
+        return "rgb/shard-000000.stats.json"
+    if how == "table_truncated":
+        table = out / "rgb" / "shard-000000.samples.jsonl"
+        table.write_bytes(table.read_bytes()[:-30])
+        return "rgb/shard-000000.samples.jsonl"
+    if how == "crops_truncated":
+        crops.write_bytes(crops.read_bytes()[:700])
+        return "crops/shard-000000.tar"
+    if how == "crops_outside":  # the crops folder is a symlink to a folder outside OUT
+        import shutil
+
+        outside = out.parent / f"{out.name}-elsewhere"
+        shutil.move(str(out / "crops"), outside)
+        (out / "crops").symlink_to(outside)
+        return "crops"
+    if how == "journal_outside":  # a commit journal that would move files from outside OUT into place
+        (out.parent / "victim.txt.tmp").write_text("attacker's bytes")
+        (out / "_commit").mkdir(exist_ok=True)
+        (out / "_commit" / "shard-000000.json").write_text(json.dumps(["../victim.txt", "/etc/passwd"]))
+        return "_commit/shard-000000.json"
+    if how == "journal_not_json":
+        (out / "_commit").mkdir(exist_ok=True)
+        (out / "_commit" / "shard-000000.json").write_text('["rgb/shard-000000.tar", ')
+        return "_commit/shard-000000.json"
+    raise ValueError(how)
+
+
+TAMPERINGS = ("sparse_member", "truncated_tar", "ids_out_of_range", "duplicate_key", "manifest_not_json",
+              "manifest_wrong_types", "stats_not_json", "stats_wrong_counts", "table_truncated", "crops_truncated",
+              "crops_outside", "journal_outside", "journal_not_json")

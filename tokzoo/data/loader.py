@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from tokzoo.errors import ConfigError, InputError, ShapeError
+from tokzoo.errors import ConfigError, InputError, InvalidValueError, ShapeError
 from tokzoo.indices import item_counts
 
 from .plan import epoch_pieces, random_crops, resampled_pieces
@@ -70,8 +70,8 @@ class TokenDataset(IterableDataset):
             self.pad_ids = {m: None for m in self.modalities}
             return
         self.shards = _find_shards(self.root, self.modalities, require_complete)
-        self.pad_ids = _pad_ids(self.root, self.modalities)
-        self.counts = [count_members(self.root / self.modalities[0] / name) for name in self.shards]
+        self.pad_ids, self.id_limits = _manifest_ids(self.root, self.modalities)
+        self.counts = [_checked_count(self.root / self.modalities[0] / name) for name in self.shards]
 
     @property
     def num_samples(self) -> int:
@@ -110,7 +110,8 @@ class TokenDataset(IterableDataset):
             start = 0
             while start < len(samples):
                 take = min(self.batch_size - filled, len(samples) - start)
-                parts.append(_gather(shards, samples[start:start + take], crops[start:start + take], self.pad_ids))
+                parts.append(_gather(shards, samples[start:start + take], crops[start:start + take], self.pad_ids,
+                                     self.id_limits))
                 filled, start = filled + take, start + take
                 if filled == self.batch_size:
                     yield self._collate(parts)
@@ -162,20 +163,55 @@ def make_loader(root: str | Path, modalities: Sequence[str], batch_size: int, *,
     return DataLoader(dataset, batch_size=None, num_workers=num_workers, **loader_kwargs)
 
 
-def _gather(shards: list[Shard], samples: np.ndarray, crops: np.ndarray, pad_ids: dict[str, int | None]):
+def _gather(shards: list[Shard], samples: np.ndarray, crops: np.ndarray, pad_ids: dict[str, int | None],
+            id_limits: dict[str, int | None] | None = None):
     tokens = [s.gather(samples, crops, pad_id) for s, pad_id in zip(shards, pad_ids.values())]
+    for shard, ids, limit in zip(shards, tokens, (id_limits or {}).values()):
+        if limit is not None and ids.size and (int(ids.max()) >= limit or int(ids.min()) < 0):
+            raise InvalidValueError(shard.path, f"token ids in [{int(ids.min())}, {int(ids.max())}], outside the "
+                                                f"[0, {limit}) the manifest's vocabulary allows: tampered or foreign")
     return tokens, shards[0].names[samples], crops
 
 
-def _pad_ids(root: Path, modalities: list[str]) -> dict[str, int | None]:
-    """Per modality: its ``pad_id`` from OUT's manifest.json (set-valued modalities), else None (also when
-    there is no manifest, as in folders not written by ``tokzoo tokenize``)."""
+def _manifest_ids(root: Path, modalities: list[str]) -> tuple[dict[str, int | None], dict[str, int | None]]:
+    """Per modality: its ``pad_id`` from OUT's manifest.json (set-valued modalities, else None) and the bound its
+    ids must stay under (vocab_size, + 1 with a pad id); all None when there is no manifest (folders not
+    written by ``tokzoo tokenize``). A damaged manifest is an InputError naming it."""
     path = root / MANIFEST
+    if not path.is_file():
+        return dict.fromkeys(modalities), dict.fromkeys(modalities)
     try:
-        entries = json.loads(path.read_text())["modalities"] if path.is_file() else {}
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise InputError(path, f"unreadable manifest ({e})") from None
-    return {m: (entries.get(m) or {}).get("pad_id") for m in modalities}
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise InputError(path, f"unreadable manifest ({str(e)[:120]})") from None
+    entries = manifest.get("modalities") if isinstance(manifest, dict) else None
+    pads, limits = {}, {}
+    for m in modalities:
+        entry = entries.get(m, {}) if isinstance(entries, dict) else None
+        pad, vocab = (entry.get("pad_id"), entry.get("vocab_size")) if isinstance(entry, dict) else (0.5, 0.5)
+        if not all(v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0) for v in (pad, vocab)):
+            raise InputError(path, f"not a tokzoo manifest (modality {m!r}: pad_id / vocab_size are not ids)")
+        pads[m] = pad
+        limits[m] = None if vocab is None else vocab + (pad is not None)
+    return pads, limits
+
+
+def _checked_count(path: Path) -> int:
+    """Members of a shard, checked against the ``ok`` count its ``.stats.json`` records when there is one (a
+    completion marker is never trusted over a shard that is shorter or longer)."""
+    count = count_members(path)
+    stats = path.with_suffix(".stats.json")
+    if stats.is_file():
+        try:
+            recorded = json.loads(stats.read_bytes().decode("utf-8"))
+        except (OSError, ValueError, RecursionError):
+            raise InputError(stats, "unreadable completion marker (not JSON)") from None
+        if not isinstance(recorded, dict):
+            raise InputError(stats, "unreadable completion marker (not a JSON object)")
+        if "ok" in recorded and recorded["ok"] != count:  # the pipeline's markers count ok samples = members
+            raise InputError(path, f"{count} members, its .stats.json records {recorded['ok']!r} ok samples: "
+                                   "truncated or tampered")
+    return count
 
 
 def _fourm_layout(root: Path, modalities: list[str]):

@@ -90,8 +90,8 @@ def pad_items(parts: list[np.ndarray], pad_id: int, source="tokens") -> np.ndarr
 def open_shard(path: str | Path) -> Shard:
     """Memory-map and validate ``path``; raises a typed :class:`InputError` naming the shard and the reason."""
     path = Path(path)
+    layout = _first_member(path)  # headers only: a member declaring gigabytes is refused before mapping
     buf = _map(path)
-    layout = _first_member(path)
     if layout == _EMPTY:
         return Shard(path, np.array([], dtype="S1"), [], np.zeros(0, np.int64))
     shard = _open_strided(buf, path, layout) if layout else None
@@ -104,8 +104,8 @@ def count_members(path: str | Path) -> int:
     ``open_shard`` re-checks the count, so a probe fooled by an irregular shard fails loudly, not silently.
     """
     path = Path(path)
-    buf = _map(path)
     layout = _first_member(path)
+    buf = _map(path)
     if layout == _EMPTY:
         return 0
     n = _probe_count(buf, layout) if layout else None
@@ -121,7 +121,10 @@ def _map(path: Path) -> np.ndarray:
         raise EmptyFileError(path, "shard has zero bytes")
     if size < 2 * BLOCK:
         raise CorruptFileError(path, f"truncated tar ({size} bytes)")
-    return np.memmap(path, dtype=np.uint8, mode="r")
+    try:
+        return np.memmap(path, dtype=np.uint8, mode="r")
+    except OSError as e:  # e.g. ENOMEM: no address space left for a (sparse, tampered) file this large
+        raise InputError(path, f"cannot memory-map the shard's {size} bytes ({e.strerror or e})") from None
 
 
 @dataclass(frozen=True)
@@ -140,9 +143,18 @@ _HARMLESS_PAX = {"mtime", "atime", "ctime", "uid", "gid", "uname", "gname"}  # c
 
 def _first_member(path: Path) -> _Layout | None:
     """Layout implied by the first member; ``_EMPTY`` for an empty archive, None if no stride can hold."""
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise InputError(path, f"cannot read shard ({e.strerror})") from None
+    if size == 0:
+        raise EmptyFileError(path, "shard has zero bytes")
     info = next((member for member, _ in walk_tar(path, max_skip=0)), None)
     if info is None:
         return _EMPTY
+    if info.size > MAX_MEMBER_BYTES:
+        raise CorruptFileError(path, f"member {info.name!r} declares {info.size} bytes, over the limit of "
+                                     f"{MAX_MEMBER_BYTES} for one sample's tokens")
     if not info.regular or info.sparse or info.start != 0 or info.pax_keys - _HARMLESS_PAX:
         return None
     return _Layout(info.offset - BLOCK, info.size, info.offset + -(-info.size // BLOCK) * BLOCK)

@@ -20,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-from tokzoo.errors import CorruptFileError
+from tokzoo.errors import ConfigError, CorruptFileError
 from tokzoo.io.safety import MAX_FILE_BYTES, load_npy
 from tokzoo.io.tar import member_problem
 from tokzoo.io.tarwalk import walk_tar
@@ -48,8 +48,18 @@ def stats_path(out: Path, modality: str, index: int) -> Path:
     return out / modality / f"{shard_name(index)}.stats.json"
 
 
-def read_json(path: Path):
-    return json.loads(as_path(path).read_text())
+OVERWRITE_HINT = "pass --overwrite to start over"
+
+
+def read_json(path: Path, hint: str = OVERWRITE_HINT):
+    """A JSON file of OUT's state; ConfigError "``path``: not valid JSON (...); ``hint``" when it is damaged."""
+    path = as_path(path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise ConfigError(f"{path}: not valid JSON ({str(error)[:120]}); {hint}") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror or error}); {hint}") from None
 
 
 def json_bytes(value) -> bytes:
@@ -57,14 +67,58 @@ def json_bytes(value) -> bytes:
     return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
 
 
+_ENTRY_FIELDS = {"tokenizer": str, "name": str, "content_hash": str, "untrained": bool, "vocab_size": int,
+                 "token_shape": list, "dtype": str, "input": str, "complete": bool}
+
+
 def read_manifest(out: Path) -> dict | None:
+    """OUT's manifest, checked field by field (a damaged one is a ConfigError saying what is wrong), or None."""
     path = as_path(out) / MANIFEST
-    return read_json(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    manifest = read_json(path)
+    problem = _manifest_problem(manifest)
+    if problem is not None:
+        raise ConfigError(f"{path}: not a tokzoo manifest ({problem}); {OVERWRITE_HINT}")
+    return manifest
+
+
+def _manifest_problem(manifest) -> str | None:
+    if not isinstance(manifest, dict):
+        return f"a {type(manifest).__name__}, not an object"
+    for field, kind in (("crops", dict), ("samples_per_shard", int), ("modalities", dict)):
+        if not isinstance(manifest.get(field), kind):
+            return f"{field!r} missing or not a {kind.__name__}"
+    for modality, entry in manifest["modalities"].items():
+        if not isinstance(entry, dict):
+            return f"modality {modality!r} is not an object"
+        wrong = [f for f, kind in _ENTRY_FIELDS.items() if f in entry and not isinstance(entry[f], kind)]
+        missing = [f for f in ("tokenizer", "content_hash", "vocab_size", "token_shape", "complete") if f not in entry]
+        if wrong or missing:
+            return f"modality {modality!r}: field {(wrong or missing)[0]!r} {'has the wrong type' if wrong else 'missing'}"
+    return None
 
 
 def read_table(path: Path) -> list[dict]:
-    """Records of a ``*.samples.jsonl``: key, source, status, error."""
-    return [json.loads(line) for line in as_path(path).read_text().splitlines() if line]
+    """Records of a ``*.samples.jsonl``: key, source, status, error (ConfigError naming the line when damaged)."""
+    path = as_path(path)
+    hint = f"delete {path.parent / path.name.split('.')[0]}.* to rebuild that shard, or {OVERWRITE_HINT}"
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot be read ({getattr(error, 'strerror', None) or error}); {hint}") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError) as error:
+            raise ConfigError(f"{path}: line {number} is not valid JSON ({str(error)[:80]}); {hint}") from None
+        if not (isinstance(record, dict) and isinstance(record.get("key"), str) and record.get("status") in ("ok", "failed")):
+            raise ConfigError(f"{path}: line {number} is not a sample record (key, status ok|failed); {hint}")
+        records.append(record)
+    return records
 
 
 def table_bytes(records: list[dict]) -> bytes:

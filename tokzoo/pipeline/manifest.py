@@ -21,7 +21,8 @@ from tokzoo.storage import as_path
 from tokzoo.tokenizer import Tokenizer
 from tokzoo.zoo import load_tokenizer
 
-from .layout import complete_shards, read_json, stats_path
+from .layout import complete_shards
+from .state import read_stats
 
 CROP_RECIPE = {"scale": [0.6, 1.0], "ratio": [3 / 4, 4 / 3], "hflip_p": 0.5}
 """Random crops (crop 1..): area fraction, aspect ratio w / h, flip probability (tokzoo.crops)."""
@@ -169,7 +170,7 @@ def finish_manifest(manifest: dict, out: Path, shards: int) -> dict:
         if done and done[-1] >= shards:
             raise ConfigError(f"{out / modality} has shards up to {done[-1]}, the input only {shards}: the input "
                               f"changed since {out} was written; pass --overwrite to start over")
-        stats = [read_json(stats_path(out, modality, i)) for i in done]
+        stats = [read_stats(out, modality, i) for i in done]
         counts = {field: sum(s[field] for s in stats) for field in ("count", "ok", "failed")}
         modalities[modality] = {**entry, "complete": done == list(range(shards)), "shards": len(done),
                                 "samples": counts}

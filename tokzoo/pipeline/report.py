@@ -10,13 +10,14 @@ import numpy as np
 
 from tokzoo.crops import apply_crop
 from tokzoo.errors import ConfigError, TokzooError
-from tokzoo.indices import unpad
+from tokzoo.indices import check_ids, unpad
 from tokzoo.io import decode_sample
 from tokzoo.tokenizer import Tokenizer
 from tokzoo.zoo import load_tokenizer
 
-from .layout import CROPS, complete_shards, read_manifest, read_npy_tar, read_table, stats_path, table_path, tar_path
+from .layout import CROPS, complete_shards, read_manifest, read_npy_tar, read_table, table_path, tar_path
 from .plan import open_input
+from .state import read_stats
 
 
 def require_manifest(out: Path) -> dict:
@@ -34,7 +35,7 @@ def inspect_lines(out: Path, samples: int = 3, failures: int = 5) -> list[str]:
     lines = ["manifest:", *("  " + line for line in json.dumps(short, indent=2, sort_keys=True).splitlines())]
     for modality, entry in manifest["modalities"].items():
         shards = complete_shards(out, modality)
-        stats = [json.loads(stats_path(out, modality, i).read_text()) for i in shards]
+        stats = [read_stats(out, modality, i) for i in shards]
         ok, failed = sum(s["ok"] for s in stats), sum(s["failed"] for s in stats)
         label = " UNTRAINED" if entry["untrained"] else ""
         lines.append(f"{modality}: {len(shards)} complete shards, ok {ok}, failed {failed}, tokens "
@@ -156,6 +157,7 @@ def show_pairs(out: Path, key: str) -> tuple[list[tuple[str, np.ndarray, np.ndar
     for modality, entry in manifest["modalities"].items():
         index = find_key(out, modality, key)
         tokens = _member(tar_path(out, modality, index), key)
+        check_ids(tokens, entry["vocab_size"] + bool(entry.get("items")), f"{tar_path(out, modality, index)}:{key}.npy")
         crop = _member(tar_path(out, CROPS, index), key)[0]
         try:
             tok = run_tokenizer(entry)

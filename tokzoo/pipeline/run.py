@@ -29,6 +29,7 @@ from .layout import CROPS, JOURNALS, MANIFEST, SOURCE, json_bytes, read_manifest
 from .manifest import CROP_RECIPE, ModalitySpec, build_manifest, check_compatible, finish_manifest, load_specs
 from .plan import open_input, scenes_source, units
 from .shard import ShardBuilder, ShardState
+from .state import check_entries
 from .worker import OrderedPool, WorkerJob
 from .writer import commit_shard, recover, write_atomic
 
@@ -228,16 +229,27 @@ def claim_output(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
     entries = sorted(out.iterdir()) if out.exists() else []
-    manifest = read_manifest(out) if out.exists() else None
+    manifest = _manifest_to_overwrite(out) if overwrite else read_manifest(out) if out.exists() else None
     modalities = set(manifest["modalities"]) if manifest else set()
     foreign = [e for e in entries if not _ours(e, modalities)]
     if foreign:
         raise ConfigError(f"{out}: not empty and not a tokzoo token dataset ({foreign[0].name}); choose another --output")
+    check_entries(out, overwrite)  # no symlinks out of OUT (removed, not followed, with --overwrite)
     if overwrite:
-        for entry in entries:
-            rmtree(entry) if entry.is_dir() else entry.unlink()
+        for entry in (e for e in entries if e.exists() or e.is_symlink()):
+            rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
     out.mkdir(parents=True, exist_ok=True)
     recover(out)
+
+
+def _manifest_to_overwrite(out: Path) -> dict | None:
+    """The manifest, for ``--overwrite``: a damaged one names no modalities, so folders named after any are ours."""
+    try:
+        return read_manifest(out) if out.exists() else None
+    except ConfigError:
+        from tokzoo.modalities import MODALITIES
+
+        return {"modalities": dict.fromkeys(MODALITIES)}
 
 
 def _ours(entry: Path, modalities: set[str]) -> bool:

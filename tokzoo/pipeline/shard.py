@@ -17,8 +17,9 @@ import numpy as np
 from tokzoo.errors import ConfigError
 
 from .encode import encode_batch
-from .layout import CROPS, read_npy_tar, read_table, stats_path, table_path, tar_path
+from .layout import read_table, stats_path, table_path
 from .manifest import ModalitySpec
+from .state import check_done
 from .worker import Prepared
 
 
@@ -34,6 +35,7 @@ class ShardState:
     @classmethod
     def read(cls, out: Path, index: int, in_out: list[str], requested: list[str]) -> "ShardState":
         done = [m for m in in_out if stats_path(out, m, index).is_file()]
+        done, crops = check_done(out, index, done, requested)  # never trust a marker over a damaged shard
         missing = [m for m in in_out if m not in requested and m not in done]
         if missing:
             raise ConfigError(f"the input has a shard {index} that {out / missing[0]} lacks: the input changed since "
@@ -41,7 +43,7 @@ class ShardState:
         state = cls(index, done)
         if done:
             state.tables = {m: read_table(table_path(out, m, index)) for m in done}
-            state.crops = dict(read_npy_tar(tar_path(out, CROPS, index)))
+            state.crops = crops
         return state
 
     def todo(self, requested: list[str]) -> list[str]:

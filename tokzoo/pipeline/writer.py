@@ -26,9 +26,10 @@ import numpy as np
 
 from tokzoo.storage import as_path
 
-from .layout import (CROPS, JOURNALS, json_bytes, read_json, read_tar, shard_name, stats_path, table_bytes,
+from .layout import (CROPS, JOURNALS, json_bytes, read_tar, shard_name, stats_path, table_bytes,
                      table_path, tar_path)
 from .manifest import ModalitySpec
+from .state import journal_entries, read_stats
 from .shard import ShardBuilder
 
 CRASH_ENV = "TOKZOO_TEST_CRASH_AFTER_RENAMES"
@@ -128,7 +129,7 @@ class ShardCommit:
 
 
 def _replay(out: Path, journal: Path) -> None:
-    for relative in read_json(journal):
+    for relative in journal_entries(out, journal):  # only files of the journal's shard inside OUT
         if _tmp(out / relative).exists():
             _rename(_tmp(out / relative), out / relative)
     journal.unlink()
@@ -139,7 +140,8 @@ def recover(out: Path) -> None:
     for journal in sorted((out / JOURNALS).glob("shard-*.json")):
         _replay(out, journal)
     for leftover in out.glob("*/*.tmp"):
-        leftover.unlink()
+        if not leftover.parent.is_symlink():  # never delete through a link out of OUT (check_entries refuses those)
+            leftover.unlink()
     for leftover in out.glob("*.tmp"):
         leftover.unlink()
 
@@ -165,7 +167,7 @@ def commit_shard(out: Path, shard: ShardBuilder, source: str, seconds: float) ->
         commit.stage(tar_path(out, modality, index), data)
         records = [_record(r["key"], r["source"], failed.get(r["key"], r["error"])) for r in state.tables[modality]]
         commit.stage(table_path(out, modality, index), table_bytes(records))
-        old = read_json(stats_path(out, modality, index))
+        old = read_stats(out, modality, index)
         stats.append((modality, _stats(records, len(data), old["input"], old["seconds"], old["tokenizer"])))
     for modality, value in stats:
         commit.stage(stats_path(out, modality, index), json_bytes(value))
