@@ -31,12 +31,27 @@ def connected(address: str | None):
         ray.shutdown()
 
 
+def startup_line(startup: float, actors: int, samples: int, seconds: float) -> str:
+    """The job's first summary line: start-up (connect, create the actors, load their models), then the rate."""
+    return (f"ray: {startup:.1f} s to connect and start {actors} actor(s) with their models, then {samples} samples "
+            f"in {seconds:.1f} s ({samples / max(seconds, 1e-9):.1f} samples/s)")
+
+
 def where() -> dict:
     """This worker's node (ip and id) and process id."""
     import ray
 
     context = ray.get_runtime_context()
     return {"ip": ray.util.get_node_ip_address(), "node": context.get_node_id()[:8], "pid": os.getpid()}
+
+
+def use_cpus(actors: int) -> None:
+    """In a CPU actor: torch threads = this node's cores / the job's actors (at least 1), instead of the single
+    thread Ray's ``num_cpus=1`` implies, so one actor per node encodes with the cores the local engine's main
+    process would use. Decode tasks run on the CPUs Ray has left."""
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, actors)))
 
 
 def restarted() -> bool:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from tokzoo.errors import ConfigError
 from tokzoo.labelers.job import LabelJob, LabelPlan, label_shard, plan_labelers, write_shard
 
-from .cluster import NodeReport, connected, restarted, where
+from .cluster import NodeReport, connected, restarted, startup_line, use_cpus, where
 from .scheduler import RETRIES, check_cpus, cpu_count, distribute
 from .tokenize import kill_once
 
@@ -32,7 +32,9 @@ def decode_shard(plan: LabelPlan, unit) -> dict:
 class Labelers:
     """Actor: the job's labelers, created once (on this actor's GPU when it has one), labelling whole shards."""
 
-    def __init__(self, job: LabelJob, device: str):
+    def __init__(self, job: LabelJob, device: str, actors: int):
+        if not device.startswith("cuda"):
+            use_cpus(actors)
         self.error = None
         try:
             self.labelers = plan_labelers(job.modalities, job.labelers, device, job.batch_size, job.labeler_options)
@@ -63,6 +65,7 @@ def run_ray(job: LabelJob, out, plan: LabelPlan, all_units, total: int | None,
     first = next(todo, None)
     if first is None:  # every shard is complete: no cluster needed
         return 0, []
+    began = time.perf_counter()
     with connected(job.address) as ray:
         gpus = job.gpus
         if gpus and ray.cluster_resources().get("GPU", 0) < gpus:
@@ -71,10 +74,11 @@ def run_ray(job: LabelJob, out, plan: LabelPlan, all_units, total: int | None,
         check_cpus(ray, 0 if gpus else count)
         actor_class = ray.remote(Labelers).options(num_cpus=1, num_gpus=1 if gpus else 0, max_restarts=RETRIES,
                                                    max_task_retries=RETRIES)
-        actors = [actor_class.remote(job, "cuda" if gpus else job.device) for _ in range(count)]
+        actors = [actor_class.remote(job, "cuda" if gpus else job.device, count) for _ in range(count)]
         problems = [p for p in ray.get([actor.ready.remote() for actor in actors]) if p]
         if problems:
             raise ConfigError(problems[0])
+        ready = time.perf_counter()
         decode = ray.remote(decode_shard).options(num_cpus=1, max_retries=RETRIES)
         plan_ref, report, started = ray.put(plan), NodeReport(), {}
 
@@ -90,8 +94,9 @@ def run_ray(job: LabelJob, out, plan: LabelPlan, all_units, total: int | None,
 
         with tqdm(total=total, unit="sample", desc="pseudo-label", disable=not job.progress,
                   dynamic_ncols=True) as bar:  # fmt: skip
-            written = distribute(ray, itertools.chain([first], todo), submit,
+            written, samples = distribute(ray, itertools.chain([first], todo), submit,
                                  lambda actor, unit, ref: actor.label.remote(ref), commit, actors,
                                  max(2, cpu_count(ray) + 2 * count), bar,
                                  unseen=None if units_total is None else lambda: units_total - plan.shards)
-        return written, report.lines("labeler")
+        return written, [startup_line(ready - began, count, samples, time.perf_counter() - ready),
+                         *report.lines("labeler")]

@@ -46,9 +46,10 @@ def unwrap(error: Exception) -> Exception:
 
 
 def distribute(ray, units: Iterable, prepare: Callable, process: Callable, commit: Callable[[object, object, int], int],
-               actors: list, ahead: int, bar: tqdm, per_actor: int = 2, unseen: Callable[[], int] | None = None) -> int:
+               actors: list, ahead: int, bar: tqdm, per_actor: int = 2,
+               unseen: Callable[[], int] | None = None) -> tuple[int, int]:  # fmt: skip
     """Run every unit through ``prepare(unit) -> ref`` and ``process(actor, unit, ref) -> ref``, then
-    ``commit(unit, result, actor index) -> samples``; returns the number of units committed. ``bar`` counts samples; without
+    ``commit(unit, result, actor index) -> samples``; returns (units committed, their samples). ``bar`` counts samples; without
     a total it gets an estimate: samples per shard so far x shards left (in flight, and ``unseen()`` not yet read)."""
     source: Iterator = iter(units)
     preparing, ready, working = {}, deque(), {}
@@ -70,7 +71,7 @@ def distribute(ray, units: Iterable, prepare: Callable, process: Callable, commi
             working[process(actors[index], unit, ref)] = (unit, index, time.perf_counter())
             busy[index] += 1
         if not preparing and not working:
-            return committed
+            return committed, samples
         done, _ = ray.wait([*preparing, *working], num_returns=1)
         for ref in done:
             if ref in preparing:

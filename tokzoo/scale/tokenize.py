@@ -23,7 +23,7 @@ from tokzoo.pipeline.run import CHUNK, Plan, ShardWork
 from tokzoo.pipeline.shard import ShardBuilder, ShardState
 from tokzoo.pipeline.worker import WorkerJob, init_worker, prepare_chunk
 
-from .cluster import NodeReport, connected, restarted, where
+from .cluster import NodeReport, connected, restarted, startup_line, use_cpus, where
 from .gpu import check_fits, tensor_bytes
 from .scheduler import RETRIES, check_cpus, cpu_count, distribute
 
@@ -67,9 +67,11 @@ class Encoder:
     """Actor: the job's tokenizers, loaded once (on this actor's GPU when it has one), encoding whole shards."""
 
     def __init__(self, modalities: list[str], tokenizers: dict[str, str], untrained: bool, size, hashes: dict,
-                 device: str | None):
+                 device: str | None, actors: int):
         import torch
 
+        if not (device and device.startswith("cuda")):
+            use_cpus(actors)
         self.error = None
         try:
             specs = load_specs(modalities, tokenizers, untrained, None, size)
@@ -109,6 +111,7 @@ def run_ray(work: ShardWork) -> tuple[int, list[str]]:
     first = next(todo, None)
     if first is None:  # every shard is complete: no cluster needed
         return 0, []
+    began = time.perf_counter()
     with connected(job.address) as ray:
         gpus = job.gpus
         if gpus and ray.cluster_resources().get("GPU", 0) < gpus:
@@ -120,11 +123,12 @@ def run_ray(work: ShardWork) -> tuple[int, list[str]]:
         tokenizers = {spec.modality: spec.reference for spec in work.specs}
         actor_class = ray.remote(Encoder).options(num_cpus=1, num_gpus=1 if gpus else 0, max_restarts=RETRIES,
                                                   max_task_retries=RETRIES)
-        actors = [actor_class.remote(work.requested, tokenizers, job.untrained, job.size, hashes, device)
+        actors = [actor_class.remote(work.requested, tokenizers, job.untrained, job.size, hashes, device, count)
                   for _ in range(count)]
         problems = [p for p in ray.get([actor.ready.remote() for actor in actors]) if p]
         if problems:
             raise ConfigError(problems[0])
+        ready = time.perf_counter()
         prepare = ray.remote(prepare_shard).options(num_cpus=1, max_retries=RETRIES)
         worker_job = ray.put(work.worker_job)
         report, states = NodeReport(), {}
@@ -150,6 +154,7 @@ def run_ray(work: ShardWork) -> tuple[int, list[str]]:
         ahead = max(2, cpu_count(ray) + 2 * count)
         with tqdm(total=work.total, unit="sample", smoothing=0.1, desc="tokenize", disable=not job.progress,
                   dynamic_ncols=True) as bar:
-            written = distribute(ray, itertools.chain([first], todo), submit, process, commit, actors, ahead, bar,
+            written, samples = distribute(ray, itertools.chain([first], todo), submit, process, commit, actors, ahead, bar,
                                  unseen=None if units_total is None else lambda: units_total - work.plan.shards)
-        return written, report.lines("encoder")
+        return written, [startup_line(ready - began, count, samples, time.perf_counter() - ready),
+                         *report.lines("encoder")]
