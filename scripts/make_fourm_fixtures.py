@@ -43,6 +43,9 @@ CASES = {  # folder name: (domain, ml-4m constructor arguments, form)
     "4M_tokenizers_edge_tiny": ("canny_edge", dict(image_size=16, patch_size=4, n_channels=3), "folder"),
     "4M_tokenizers_semseg_tiny": ("semseg_coco", dict(image_size=8, patch_size=2, n_channels=8, n_labels=134), "folder"),
     "4M_tokenizers_CLIP-B16_tiny": ("CLIP-B16", dict(image_size=16, patch_size=4, n_channels=24, patch_proj=False), "file"),
+    "4M_tokenizers_DINOv2-B14-global_tiny": ("DINOv2-B14-global", dict(
+        enc_type="BottleneckMLP/B_1-Wi_32", dec_type="BottleneckMLP/B_1-Wi_32", quant_type="memcodes", num_codebooks=4,
+        codebook_size=16, latent_dim=32, n_channels=24, image_size=224, patch_size=14), "folder"),
     "4M_tokenizers_depth_divae_tiny": ("depth", dict(image_size=16, patch_size=4, n_channels=1, dec_type="unet_t",
                                                      num_train_timesteps=1000, beta_schedule="linear",
                                                      prediction_type="sample", clip_sample=False, thresholding=True,
@@ -92,6 +95,9 @@ def raw_and_fourm_input(domain: str, config: dict, rng: np.random.Generator) -> 
         ids = torch.stack([t.postprocess(t.preprocess(Image.fromarray(x, mode="L"))) for x in raw])
         assert torch.equal(ids, torch.from_numpy((raw.astype(np.int64) + 1) % 256)), "PIL changed the label values"
         return raw, ids
+    if domain.endswith("-global"):  # the teacher's embedding, as (B, D, 1, 1) (save_vq_tokens.py)
+        raw = rng.normal(size=(N, config["n_channels"])).astype(np.float32)
+        return raw, torch.from_numpy(raw.copy())[:, :, None, None].contiguous()
     if domain in ("CLIP-B16", "DINOv2-B14", "ImageBind-H14"):
         g = s // config["patch_size"]
         raw = rng.normal(size=(N, g, g, config["n_channels"])).astype(np.float32)

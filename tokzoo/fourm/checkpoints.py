@@ -113,10 +113,11 @@ def resolve_config(config: dict, tensors: dict[str, torch.Tensor]) -> dict:
         config["n_channels"] = int(tensors["encoder.linear_in.weight"].shape[1])
     elif "encoder.proj.weight" in tensors:
         config["n_channels"] = int(tensors["encoder.proj.weight"].shape[1])
-    if config.get("quant_type", "lucid") != "lucid" or int(config.get("num_codebooks", 1)) != 1:
-        raise CheckpointError(f"4M quantizer {config.get('quant_type')!r} with {config.get('num_codebooks', 1)} codebooks "
-                              f"is not ported (only 'lucid' cosine VQ with one codebook: the image-like tokenizers)")
-    if not config.get("norm_codes", True):
+    quant = config.get("quant_type", "lucid")
+    if quant not in ("lucid", "memcodes") or (quant == "lucid" and int(config.get("num_codebooks", 1)) != 1):
+        raise CheckpointError(f"4M quantizer {quant!r} with {config.get('num_codebooks', 1)} codebooks is not ported "
+                              f"('lucid' cosine VQ with one codebook, 'memcodes')")
+    if quant == "lucid" and not config.get("norm_codes", True):
         raise CheckpointError("4M tokenizer with norm_codes=False (Euclidean codebook) is not ported")
     return config
 
@@ -142,6 +143,8 @@ def to_ours(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def to_fourm(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """This port's tensors -> ml-4m's names and shapes (``embed_avg`` dropped)."""
     out = {k: v for k, v in tensors.items() if not k.startswith(OUR_CODEBOOK)}
+    if OUR_CODEBOOK + "embed" not in tensors:  # memcodes: ml-4m's names already
+        return out
     out[FOURM_CODEBOOK + "embed"] = tensors[OUR_CODEBOOK + "embed"][0]
     out[FOURM_CODEBOOK + "cluster_size"] = tensors[OUR_CODEBOOK + "cluster_size"][0]
     out[FOURM_CODEBOOK + "initted"] = tensors[OUR_CODEBOOK + "initted"].reshape(1).float()

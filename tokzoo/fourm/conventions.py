@@ -12,6 +12,7 @@ whose ``to_model`` reproduces what ml-4m's tokenization transforms (``MODALITY_T
 | semseg_coco | uint8 class ids, 255 ignore | id + 1 modulo 256 (ignore -> 0), 134 labels, int64 |
 | canny_edge, sam_edge | uint8 {0, 1} (H, W) | 3 channels of 0 / 255 as rgb |
 | CLIP-B16, DINOv2-B14, ImageBind-H14 | float (h, w, C) teacher features | (B, C, h, w), unchanged |
+| DINOv2-B14-global, ImageBind-H14-global | float (D,) teacher embedding | (B, D, 1, 1), unchanged |
 
 Decoder outputs go back to tokzoo's values (semseg: argmax - 1, label 0 -> 255; features: channels last).
 """
@@ -26,6 +27,7 @@ from tokzoo.modalities.base import require_finite_somewhere, to_tensor
 from tokzoo.modalities.dense_features import DenseFeatures
 from tokzoo.modalities.depth import Depth
 from tokzoo.modalities.edges import Edges
+from tokzoo.modalities.global_features import GlobalFeature
 from tokzoo.modalities.normals import Normals
 from tokzoo.modalities.rgb import RGB
 from tokzoo.modalities.semseg import Semseg
@@ -136,13 +138,25 @@ class FourMEdges(Edges):
         return (y.float().mean(dim=1) > 0).to(torch.uint8).cpu().numpy()
 
 
+class FourMGlobalFeature(GlobalFeature):
+    """4M's global-feature tokenizers read the teacher's embedding as a (B, D, 1, 1) map."""
+
+    def to_model(self, x) -> torch.Tensor:
+        return super().to_model(x)[:, :, None, None]
+
+    def from_model(self, y: torch.Tensor) -> np.ndarray:
+        return y.float().reshape(y.shape[0], -1).cpu().numpy()
+
+
 DOMAINS = {"rgb": (FourMRGB, "rgb"), "depth": (FourMDepth, "depth"), "normal": (FourMNormals, "normals"),
            "semseg_coco": (FourMSemseg, "semseg"), "canny_edge": (FourMEdges, "edges"), "sam_edge": (FourMEdges, "edges"),
            "CLIP-B16": (DenseFeatures, "dense_features"), "DINOv2-B14": (DenseFeatures, "dense_features"),
-           "ImageBind-H14": (DenseFeatures, "dense_features")}
+           "ImageBind-H14": (DenseFeatures, "dense_features"),
+           "DINOv2-B14-global": (FourMGlobalFeature, "global_feature"),
+           "ImageBind-H14-global": (FourMGlobalFeature, "global_feature")}
 """ml-4m domain -> (codec class, tokzoo modality)."""
 
-HINTS = [("semseg", "semseg_coco"), ("depth", "depth"), ("normal", "normal"), ("sam_edge", "sam_edge"), ("edge", "canny_edge"),
+HINTS = [("dinov2-b14-global", "DINOv2-B14-global"), ("imagebind-h14-global", "ImageBind-H14-global"), ("semseg", "semseg_coco"), ("depth", "depth"), ("normal", "normal"), ("sam_edge", "sam_edge"), ("edge", "canny_edge"),
          ("clip", "CLIP-B16"), ("dinov2", "DINOv2-B14"), ("imagebind", "ImageBind-H14"), ("rgb", "rgb")]
 """Substrings of released tokenizer names (EPFL-VILAB/4M_tokenizers_<domain>_...) -> domain, first match wins."""
 
@@ -150,12 +164,12 @@ HINTS = [("semseg", "semseg_coco"), ("depth", "depth"), ("normal", "normal"), ("
 def build_codec(domain: str, config: dict):
     """The codec of ml-4m ``domain`` for a tokenizer of ml-4m ``config``."""
     if domain not in DOMAINS:
-        raise ConfigError(f"4M domain {domain!r} is not supported (supported: {', '.join(DOMAINS)}; global features, "
-                          "human poses and SAM instances are not ported)")
+        raise ConfigError(f"4M domain {domain!r} is not supported (supported: {', '.join(DOMAINS)}; human poses "
+                          "and SAM instances are not ported)")
     cls = DOMAINS[domain][0]
     if cls is FourMSemseg:
         return cls(config.get("n_labels") or 134)
-    if cls is DenseFeatures:
+    if cls in (DenseFeatures, FourMGlobalFeature):
         return cls(dim=int(config["n_channels"]))
     return cls()
 
@@ -171,4 +185,5 @@ def infer_domain(config: dict, name: str) -> str:
     if config.get("n_labels"):
         return "semseg_coco"
     raise ConfigError(f"{name}: cannot tell which 4M domain this tokenizer is for; add \"domain\": \"depth\" (or rgb, "
-                      f"normal, semseg_coco, canny_edge, CLIP-B16, DINOv2-B14, ImageBind-H14) to its config.json")
+                      f"normal, semseg_coco, canny_edge, CLIP-B16, DINOv2-B14, ImageBind-H14, DINOv2-B14-global) to its "
+                      f"config.json")

@@ -49,6 +49,10 @@ class FourMTokenizer(Tokenizer):
         self.diffusion = is_diffusion(fourm)
         self.codec = build_codec(config["domain"], fourm)
         self.model = FourMVQVAE(fourm, with_decoder=not self.diffusion).eval()
+        self.vector = "MLP" in str(fourm["enc_type"])  # global features: one (D,) vector per sample
+        self.heads = int(fourm.get("num_codebooks", 1)) if fourm.get("quant_type") == "memcodes" else 1
+        if self.heads > 1 and not self.vector:
+            raise ConfigError("4M memcodes tokenizers on image grids are not ported (only the MLP vector tokenizers)")
         self.unet = (PatchedUNet(fourm["dec_type"], int(fourm["n_channels"]), int(fourm.get("latent_dim", 32))).eval()
                      if self.diffusion and fourm.get("dec_type") in UNETS else None)
         self.carried: dict[str, torch.Tensor] = {}  # tensors of a diffusion decoder that is not ported, as loaded
@@ -65,7 +69,7 @@ class FourMTokenizer(Tokenizer):
         size = int(fourm["image_size"])
         patch = int(fourm["patch_size"]) if fourm.get("patch_proj", True) else 1
         grid_size = size // int(fourm["patch_size"])
-        input_size = [size, size] if patch > 1 else [grid_size, grid_size]
+        input_size = None if "MLP" in str(fourm["enc_type"]) else [size, size] if patch > 1 else [grid_size, grid_size]
         config = {"architecture": "fourm_vqvae", "modality": DOMAINS[domain][1], "name": name or path.name,
                   "domain": domain, "fourm": fourm, "input_size": input_size, "source": str(path)}
         if is_diffusion(fourm):
@@ -112,6 +116,8 @@ class FourMTokenizer(Tokenizer):
         return self.token_shape_for(self.config["input_size"])
 
     def token_shape_for(self, input_size) -> tuple[int, ...]:
+        if self.vector:
+            return (self.heads,)
         h, w = (int(s) for s in input_size)
         patch = self._patch
         if h % patch or w % patch:
@@ -154,7 +160,7 @@ class FourMTokenizer(Tokenizer):
         """``encode`` for a batch already through ``self.codec.to_model``."""
         batch = torch.as_tensor(batch)
         patch = self._patch
-        if batch.shape[-2] % patch or batch.shape[-1] % patch:
+        if not self.vector and (batch.shape[-2] % patch or batch.shape[-1] % patch):
             raise ShapeError(f"{self.name} input", f"size {tuple(batch.shape[-2:])} is not divisible by the 4M patch "
                                                    f"size {patch}")
         with torch.inference_mode():
@@ -172,8 +178,13 @@ class FourMTokenizer(Tokenizer):
         ids = ids[None] if ids.ndim == 1 else ids
         if ids.ndim != 2:
             raise ShapeError(f"{self.name} tokens", f"expected (B, N) ids, got shape {tuple(ids.shape)}")
-        h, w = self._grid(ids.shape[1], input_size)
-        grid = ids.reshape(len(ids), h, w).to(self.device)
+        if self.vector:
+            if ids.shape[1] != self.heads:
+                raise ShapeError(f"{self.name} tokens", f"expected {self.heads} ids per sample, got {ids.shape[1]}")
+            grid = ids.reshape(len(ids), self.heads, 1, 1).to(self.device)
+        else:
+            h, w = self._grid(ids.shape[1], input_size)
+            grid = ids.reshape(len(ids), h, w).to(self.device)
         with torch.inference_mode():
             if self.unet is None:
                 out = self.model.decode_tokens(grid)
@@ -181,7 +192,7 @@ class FourMTokenizer(Tokenizer):
                 settings = {**DIFFUSION_DEFAULTS, **self.config.get("diffusion", {})}
                 patch = self._patch
                 shape = (len(ids), int(self.config["fourm"]["n_channels"]), h * patch, w * patch)
-                out = ddim_sample(self.unet, self.model.quantize.codes(grid), shape, self.config["fourm"],
+                out = ddim_sample(self.unet, self.model.codes(grid), shape, self.config["fourm"],
                                   steps or settings["steps"], settings["seed"] if seed is None else seed,
                                   settings["timesteps_mode"])
         return self.codec.from_model(out)

@@ -6,7 +6,8 @@ Built from the constructor arguments ml-4m stores in a tokenizer's ``config.json
 - encoders: ViT-S/B/L (``vit_{s,b,l}_enc``; patch or 1x1 projection, fixed 2-D sin-cos position embedding
   resized bicubically to the input's grid, optional tanh post-MLP) or MLPs (``BottleneckMLP/B_<n>-Wi_<w>``,
   ``MLP/B_<n>-Wi_<w>``);
-- a 1x1 projection to ``latent_dim``, then the cosine-similarity VQ codebook (:class:`FourMQuantizer`);
+- a 1x1 projection to ``latent_dim``, then the cosine-similarity VQ codebook (:class:`FourMQuantizer`) or, for
+  the MLP tokenizers, ml-4m's multi-head Memcodes (:class:`FourMMemcodes`);
 - decoders: ViT (``vit_{s,b,l}_dec``; linear patch un-projection, optional two ConvNeXt blocks) or MLPs.
 
 The arithmetic follows ml-4m's module by module (same operation order) so tokens are identical, not only close.
@@ -216,6 +217,45 @@ class FourMQuantizer(nn.Module):
         return F.embedding(indices, self.codebook).permute(0, 3, 1, 2)
 
 
+class HeadwiseLinear(nn.Module):
+    """Per-head linear map without bias, ``weight`` (heads, d, c): (heads, n, d) -> (heads, n, c) (einops EinMix)."""
+
+    def __init__(self, heads: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(heads, dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("hnd,hdc->hnc", x, self.weight)
+
+
+class FourMMemcodes(nn.Module):
+    """ml-4m's Memcodes quantizer (global features, human poses): ``heads`` codebooks ``codes`` (heads, K, d),
+    keys and values by per-head linear maps. A latent (B, heads * d, h, w) gives ``heads`` ids per position: the
+    code whose key has the largest dot product with the head's slice (scaled by d^-0.5); codes are the values."""
+
+    def __init__(self, codebook_size: int, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ConfigError(f"4M memcodes: latent_dim {dim} is not divisible by num_codebooks {heads}")
+        self.codebook_size, self.heads, self.scale = codebook_size, heads, (dim // heads) ** -0.5
+        self.codes = nn.Parameter(torch.zeros(heads, codebook_size, dim // heads))
+        self.to_k, self.to_v = HeadwiseLinear(heads, dim // heads), HeadwiseLinear(heads, dim // heads)
+
+    def indices(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, heads * d, h, w) -> (B, heads, h, w) int64."""
+        b, _, h, w = z.shape
+        q = z.flatten(2).transpose(1, 2).reshape(b, h * w, self.heads, -1).permute(0, 2, 1, 3) * self.scale
+        logits = torch.einsum("bhid,hjd->bhij", q, self.to_k(self.codes))
+        return logits.argmax(dim=-1).reshape(b, self.heads, h, w)
+
+    def codes_of(self, indices: torch.Tensor) -> torch.Tensor:
+        """(B, heads, h, w) int64 -> (B, heads * d, h, w), head-major channels."""
+        values = self.to_v(self.codes)  # (heads, K, d)
+        picked = torch.stack([values[i][indices[:, i]] for i in range(self.heads)], dim=1)  # (B, heads, h, w, d)
+        b, _, h, w, d = picked.shape
+        return picked.permute(0, 1, 4, 2, 3).reshape(b, self.heads * d, h, w)
+
+
 class FourMVQVAE(nn.Module):
     """Encoder, projection, quantizer and (when ``with_decoder``) a ViT / MLP decoder of one 4M tokenizer."""
 
@@ -234,7 +274,10 @@ class FourMVQVAE(nn.Module):
         else:
             raise ConfigError(f"4M encoder {enc!r} not supported (vit_s/b/l_enc, BottleneckMLP/..., MLP/...)")
         self.quant_proj = nn.Conv2d(enc_dim, c["latent_dim"], 1)
-        self.quantize = FourMQuantizer(int(c["codebook_size"]), c["latent_dim"])
+        if c.get("quant_type", "lucid") == "memcodes":
+            self.quantize = FourMMemcodes(int(c["codebook_size"]), c["latent_dim"], int(c.get("num_codebooks", 1)))
+        else:
+            self.quantize = FourMQuantizer(int(c["codebook_size"]), c["latent_dim"])
         if not with_decoder:
             return
         dec, out = c["dec_type"], c["n_labels"] or c["n_channels"]
@@ -250,11 +293,16 @@ class FourMVQVAE(nn.Module):
         self.post_quant_proj = nn.Conv2d(c["latent_dim"], dec_dim, 1)
 
     def tokenize(self, x: torch.Tensor) -> torch.Tensor:
-        """Model input (B, C, H, W) float, or (B, H, W) int64 class ids with ``n_labels`` -> (B, h, w) int64."""
+        """Model input (B, C, H, W) float, or (B, H, W) int64 class ids with ``n_labels`` -> (B, h, w) int64
+        ((B, heads, h, w) with memcodes)."""
         if hasattr(self, "cls_emb"):
             x = self.cls_emb(x).permute(0, 3, 1, 2)
         return self.quantize.indices(self.quant_proj(self.encoder(x)))
 
+    def codes(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens as :meth:`tokenize` returns them -> quantized latents (B, latent_dim, h, w)."""
+        return self.quantize.codes_of(tokens) if isinstance(self.quantize, FourMMemcodes) else self.quantize.codes(tokens)
+
     def decode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, h, w) int64 -> decoder output (B, C_out, H, W) (logits for semseg)."""
-        return self.decoder(self.post_quant_proj(self.quantize.codes(tokens)))
+        """(B, h, w) (memcodes: (B, heads, h, w)) int64 -> decoder output (B, C_out, H, W) (logits for semseg)."""
+        return self.decoder(self.post_quant_proj(self.codes(tokens)))
