@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tokzoo.errors import TokzooError
 from tokzoo.storage import as_path
 
 from .layout import (CROPS, JOURNALS, json_bytes, read_tar, shard_name, stats_path, table_bytes,
@@ -106,9 +107,20 @@ def _rename(source: Path, target: Path) -> None:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _tmp(path).write_bytes(data)
+    _write(_tmp(path), data)
     _rename(_tmp(path), path)
+
+
+def _write(path: Path, data: bytes) -> None:
+    """``path.write_bytes(data)`` (parent folders made); an OS error (full disk, quota, file size limit, permissions)
+    is a TokzooError naming the file: what was committed stays, the next run drops the partial file and goes on."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as error:
+        where = error.filename or path
+        raise TokzooError(f"{where}: cannot write ({error.strerror or error}); finished shards are kept: "
+                          "free space (or fix the cause) and rerun the same command to go on") from None
 
 
 class ShardCommit:
@@ -118,8 +130,7 @@ class ShardCommit:
         self.out, self.index, self.paths = as_path(out), index, []
 
     def stage(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _tmp(path).write_bytes(data)
+        _write(_tmp(path), data)
         self.paths.append(path)
 
     def commit(self) -> None:
