@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from tokzoo.data import make_loader
-from tokzoo.errors import ConfigError, DtypeError, ShapeError
+from tokzoo.errors import ConfigError, DtypeError, InvalidValueError, ShapeError
 from tokzoo.fourm.export import export_4m
 from tokzoo.fourm.reader import FourMLayout, detect_layout
 from tokzoo.pipeline import TokenizeJob, tokenize
@@ -228,3 +228,11 @@ def test_cli_export_and_show(tokens_dir, tmp_path):
     assert result.exit_code == 2 and "pass --tokenizer MODALITY=TOKENIZER" in result.output
     result = CliRunner().invoke(cli, ["export", "--to", "4m", str(tokens_dir), str(dst), "-m", "depth"])
     assert result.exit_code == 2 and "not empty" in result.output
+
+
+def test_ids_outside_the_4m_vocabulary_are_refused(tmp_path):
+    arrays = write_like_ml4m(tmp_path, "folder")
+    path = tmp_path / "tok_depth@224" / "class0" / "img0.npy"
+    np.save(path, np.full_like(arrays["img0"], 9000))  # tok_depth@224 has 8192 codes
+    with pytest.raises(InvalidValueError, match=r"token ids in \[9000, 9000\], outside the \[0, 8192\)"):
+        list(make_loader(tmp_path, ["tok_depth@224"], batch_size=4, shuffle=False))

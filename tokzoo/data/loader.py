@@ -67,7 +67,7 @@ class TokenDataset(IterableDataset):
         self.fourm = _fourm_layout(self.root, self.modalities)
         if self.fourm is not None:  # ml-4m's own layouts: tokzoo.fourm.reader finds and opens the shards
             self.shards, self.counts = self.fourm.shards, self.fourm.counts
-            self.pad_ids = {m: None for m in self.modalities}
+            self.pad_ids, self.id_limits = dict.fromkeys(self.modalities), self.fourm.id_limits()
             return
         self.shards = _find_shards(self.root, self.modalities, require_complete)
         self.pad_ids, self.id_limits = _manifest_ids(self.root, self.modalities)

@@ -79,6 +79,14 @@ class FourMLayout:
                               f"not in {self.root / INFO_JSON}; add its entry (vocab_size, input_size, patch_size) there")
         return facts
 
+    def id_limits(self) -> dict[str, int | None]:
+        """Per modality: the vocabulary its ids must stay under when its entry is known, else None (crops: None)."""
+        limits = {}
+        for modality, folder in self.folders.items():
+            facts = None if folder == CROP_SETTINGS else self.info.get(folder) or RELEASED.get(folder)
+            limits[modality] = facts.vocab_size if facts is not None and facts.type == "img" else None
+        return limits
+
     def open(self, modality: str, shard: str) -> Shard:
         folder = self.folders[modality]
         path = self.root / folder / shard
