@@ -192,3 +192,23 @@ def test_cli_builds_and_refuses_bad_input_and_the_site_serves_over_http(dataset,
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_site_of_raw_webdataset_tars(tmp_path):
+    """``tokzoo scenes`` tars (no status tables): every stored modality shown; a damaged tar's sample failed."""
+    scenes = tmp_path / "scenes"
+    result = CliRunner().invoke(cli, ["scenes", "--n", "3", "--size", "32", "--out", str(scenes), "--samples-per-shard", "2"])
+    assert result.exit_code == 0, result.output
+    second = scenes / "shard-000001.tar"
+    second.write_bytes(second.read_bytes()[:700])  # cut inside the first member
+    site = tmp_path / "site"
+    summary = build_site(scenes, site, progress=False)
+    meta = read_data_file(site / "data" / "site.js")
+    assert meta["kind"] == "raw" and meta["modalities"] == ["rgb", "depth", "normals", "semseg", "instances", "edges",
+                                                             "pose", "camera"]
+    samples = [s for chunk in chunks_of(site) for s in chunk["samples"]]
+    assert summary.ok == 2 and summary.failed == len(samples) - 2 >= 1
+    ok = [s for s in samples if s["status"] == "ok"]
+    assert all(s["m"][m]["source"] for s in ok for m in meta["modalities"] if m != "camera")
+    assert all('"fx"' in s["m"]["camera"]["text"]["source"] for s in ok) and all(s["boxes"] is None for s in ok)
+    assert all("shard-000001.tar" in " ".join(s["errors"].values()) for s in samples if s["status"] == "failed")

@@ -96,6 +96,26 @@ def test_failed_sample_and_dataset_pages(site, browser):
     clean(browser)
 
 
+def test_raw_shards_site(tmp_path, browser):
+    from click.testing import CliRunner
+
+    from tokzoo_cli.main import cli
+
+    scenes = tmp_path / "scenes"
+    assert CliRunner().invoke(cli, ["scenes", "--n", "2", "--size", "32", "--out", str(scenes)]).exit_code == 0
+    build_site(scenes, tmp_path / "site", progress=False)
+    browser.open((tmp_path / "site" / "index.html").resolve().as_uri() + "#modality=depth")
+    browser.wait_for("document.body.dataset.ready === 'all.all.all/1'")
+    assert browser.evaluate("document.querySelectorAll('.tile img').length") == 2  # depth sources, no reconstructions
+    clean(browser)
+    browser.click(".tile")
+    browser.wait_for("location.pathname.endsWith('sample.html') && document.body.dataset.ready")
+    assert browser.evaluate("[...document.querySelectorAll('.modality')].map(r => r.dataset.modality)") == [
+        "rgb", "depth", "normals", "semseg", "instances", "edges", "pose", "camera"]
+    assert '"fx"' in browser.evaluate("document.querySelector('[data-modality=camera] pre').textContent")
+    clean(browser)
+
+
 def test_a_missing_image_is_reported(site, browser, tmp_path):
     """The checks above can fail: a page whose image is gone shows up as broken and in the console."""
     image = next((site / "img").glob("*/0.sample.boxes.png"))

@@ -202,11 +202,19 @@ class RawDataset:
             for index in self.shard_indices:
                 yield self._labelled_shard(index)
             return
-        for unit in units(self._reader, RAW_SHARD_SIZE):
-            raws = list(unit.raws)
+        for index, raws in self._raw_units():
             records = [Record(raw.key, _first_source(raw), "failed" if raw.errors else "ok", dict(raw.errors))
                        for raw in raws]
-            yield Shard(unit.index, records, lambda raws=raws: {"": {raw.key: raw for raw in raws}}, _stamp(raws))
+            yield Shard(index, records, lambda raws=raws: {"": {raw.key: raw for raw in raws}}, _stamp(raws))
+
+    def _raw_units(self) -> Iterator[tuple[int, list[RawSample]]]:
+        """One unit per tar (every known modality it holds, none required), else RAW_SHARD_SIZE samples."""
+        if isinstance(self._reader, TarReader):
+            for index, shard in enumerate(self._reader.shards):
+                yield index, list(TarReader(shard).raw())
+            return
+        for unit in units(self._reader, RAW_SHARD_SIZE):
+            yield unit.index, list(unit.raws)
 
     def _labelled_shard(self, index: int) -> Shard:
         rows = read_table(self.root / PSEUDO_LABEL_STATUS / f"{shard_name(index)}.samples.jsonl")
