@@ -78,11 +78,13 @@ def tokenizer_label(entry: dict) -> str:
 @click.option("--scenes", default=64, show_default=True, type=click.IntRange(min=1), help="Number of scenes when no --input.")
 @click.option("--scene-size", default=256, show_default=True, type=click.IntRange(min=8), help="Scene resolution when no --input.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+@click.option("--layout", type=click.Choice(["tokzoo", "4m"]), default="tokzoo", show_default=True,
+              help="4m: after the run, also write ml-4m's webdataset layout to OUT-4m (`tokzoo export --to 4m OUT OUT-4m`).")
 @max_member_bytes_option
 @engine_options
 def tokenize_command(modalities, input_, output, tokenizers, untrained, crops, size, batch_size, workers, device,
-                     samples_per_shard, seed, overwrite, scenes, scene_size, progress, max_member_bytes, engine, address,
-                     gpus, actors):
+                     samples_per_shard, seed, overwrite, scenes, scene_size, progress, layout, max_member_bytes, engine,
+                     address, gpus, actors):
     """Tokenize samples into OUT/<modality>/shard-*.tar (+ crops, tables, stats, manifest); resumable."""
     from tokzoo.pipeline import TokenizeJob, tokenize
     from tokzoo.storage import as_path
@@ -106,3 +108,11 @@ def tokenize_command(modalities, input_, output, tokenizers, untrained, crops, s
     click.echo(summary.line(output))
     if summary.ok == 0:
         raise UserError(f"nothing written: all {summary.total} samples failed")
+    if layout == "4m":
+        from pathlib import Path
+
+        from tokzoo.fourm.export import export_4m
+
+        target = Path(str(output)).with_name(Path(str(output)).name + "-4m")
+        info = export_4m(output, target, progress=progress)
+        click.echo(f"ml-4m layout: {target} ({', '.join(info['modalities'])}); data_path {target / info['data_path']}")

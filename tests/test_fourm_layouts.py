@@ -236,3 +236,13 @@ def test_ids_outside_the_4m_vocabulary_are_refused(tmp_path):
     np.save(path, np.full_like(arrays["img0"], 9000))  # tok_depth@224 has 8192 codes
     with pytest.raises(InvalidValueError, match=r"class0: token ids in \[\d+, 9000\], outside the \[0, 8192\)"):
         list(make_loader(tmp_path, ["tok_depth@224"], batch_size=4, shuffle=False))
+
+
+def test_tokenize_layout_4m_writes_the_export_beside_out(tmp_path):
+    out = tmp_path / "tokens"
+    result = CliRunner().invoke(cli, ["tokenize", "-m", "depth", "--scenes", "3", "--scene-size", "48", "--size", "32",
+                                      "--workers", "0", "--no-progress", "-o", str(out), "--layout", "4m"])
+    assert result.exit_code == 0, result.output
+    assert f"ml-4m layout: {out}-4m (tok_depth@32)" in result.output
+    ours, theirs = tokzoo_members(out, "depth"), exported_members(tmp_path / "tokens-4m", "tok_depth@32", "webdataset")
+    assert list(ours) == list(theirs) and all(np.array_equal(theirs[k], a.reshape(len(a), -1)) for k, a in ours.items())
