@@ -43,6 +43,12 @@ RELEASED = {  # hub name: (domain, class, arguments, form)
                                                                        n_channels=768, patch_size=14, patch_proj=False), "folder"),
     "4M_tokenizers_ImageBind-H14_8k_224-448": ("ImageBind-H14", "VQVAE", dict(VQ, dec_type="vit_b_dec", codebook_size=8192,
                                                                              n_channels=1280, patch_size=14, patch_proj=False), "file"),
+    "4M_tokenizers_DINOv2-B14-global_8k_16_224": ("DINOv2-B14-global", "VQVAE", dict(
+        enc_type="BottleneckMLP/B_6-Wi_1024", dec_type="BottleneckMLP/B_6-Wi_1024", quant_type="memcodes",
+        num_codebooks=8, codebook_size=8192, latent_dim=1024, n_channels=768, image_size=224, patch_size=14), "folder"),
+    "4M_tokenizers_ImageBind-H14-global_8k_16_224": ("ImageBind-H14-global", "VQVAE", dict(
+        enc_type="BottleneckMLP/B_6-Wi_1024", dec_type="BottleneckMLP/B_6-Wi_1024", quant_type="memcodes",
+        num_codebooks=8, codebook_size=8192, latent_dim=1024, n_channels=1024, image_size=224, patch_size=14), "file"),
     "4M_tokenizers_rgb_16k_224-448": ("rgb", "DiVAE", dict(DIVAE, codebook_size=16384, n_channels=3), "folder"),
     "4M_tokenizers_depth_8k_224-448": ("depth", "DiVAE", dict(DIVAE, codebook_size=8192, n_channels=1), "folder"),
     "4M_tokenizers_normal_8k_224-448": ("normal", "DiVAE", dict(DIVAE, codebook_size=8192, n_channels=3), "file"),
@@ -61,7 +67,7 @@ def check(name: str, domain: str, cls_name: str, config: dict, form: str, work: 
     raw, fourm_input = raw_and_fourm_input(domain, config, np.random.default_rng(seed))
     raw, fourm_input = raw[:2], fourm_input[:2]
     with torch.no_grad():
-        tokens = model.tokenize(fourm_input)
+        tokens = model.tokenize(fourm_input)  # memcodes: (B, heads, 1, 1)
         if cls_name == "VQVAE":
             decoded = model.decode_tokens(tokens)
         else:  # ml-4m's pipeline with its DDIM scheduler, fixed steps and noise
@@ -98,9 +104,10 @@ def check(name: str, domain: str, cls_name: str, config: dict, form: str, work: 
         else:
             from tokzoo.fourm.diffusion import ddim_sample
 
-            ours_decoded = ddim_sample(tok.unet, tok.model.quantize.codes(tokens[:1]), tuple(decoded.shape),
+            ours_decoded = ddim_sample(tok.unet, tok.model.codes(tokens[:1]), tuple(decoded.shape),
                                        tok.config["fourm"], DIFFUSION_STEPS, DIFFUSION_SEED)
-    row["decoder"] = "ViT" if cls_name == "VQVAE" else f"UNet, DDIM {DIFFUSION_STEPS} steps, seed {DIFFUSION_SEED}"
+    row["decoder"] = (config["dec_type"].split("/")[0] if cls_name == "VQVAE"
+                      else f"UNet, DDIM {DIFFUSION_STEPS} steps, seed {DIFFUSION_SEED}")
     row["decoder max abs diff"] = f"{float((ours_decoded - decoded).abs().max()):.1e}"
     shutil.rmtree(target)
     return row
