@@ -212,3 +212,16 @@ def test_site_of_raw_webdataset_tars(tmp_path):
     assert all(s["m"][m]["source"] for s in ok for m in meta["modalities"] if m != "camera")
     assert all('"fx"' in s["m"]["camera"]["text"]["source"] for s in ok) and all(s["boxes"] is None for s in ok)
     assert all("shard-000001.tar" in " ".join(s["errors"].values()) for s in samples if s["status"] == "failed")
+
+
+def test_demo_report_is_labelled_and_the_demo_names_its_site(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--scenes", "2", "--workers", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert f"browser: 2 samples (ok 2, failed 0) in {out / 'site'}" in result.output
+    assert f"open {out / 'site' / 'index.html'} in a web browser" in result.output
+    assert read_data_file(out / "site" / "data" / "site.js")["samples"] == 2
+    report = np.asarray(Image.open(out / "report.png").convert("L"))
+    header, margin = report[:30, 100:], report[40:, :60]  # column labels above, scene keys left of the tiles
+    assert (header < 100).sum() > 200 and (margin < 100).sum() > 100
+    assert (report[:30] == 255).mean() > 0.8 and (report[40:, :60] == 255).mean() > 0.8  # text on white, not tiles
