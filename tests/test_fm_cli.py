@@ -22,7 +22,7 @@ def run(args):
 def test_readme_tokenize_train_generate_eval(tmp_path):
     tokens, heldout, runs = tmp_path / "fm-tokens", tmp_path / "fm-heldout", tmp_path / "runs" / "scenes-cpu"
     modalities = "rgb,depth,normals,semseg"
-    run(["tokenize", "-m", modalities, "--scenes", "32", "--scene-size", "64", "--no-progress", "-o", str(tokens)])
+    run(["tokenize", "-m", modalities, "--scenes", "16", "--scene-size", "64", "--no-progress", "-o", str(tokens)])
     run(["tokenize", "-m", modalities, "--scenes", "4", "--scene-size", "64", "--seed", "7", "--no-progress", "-o", str(heldout)])
     output = run(["fm", "train", "--recipe", str(RECIPE), "--data", str(tokens), "--out", str(runs), "--steps", "2",
                   "--threads", "1", "--no-progress"])
