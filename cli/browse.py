@@ -38,7 +38,13 @@ def site_server(site: Path, port: int):
 
 
 def _serve(site: Path, port: int) -> None:
-    with site_server(site, port) as server:
+    from .errors import UserError
+
+    try:
+        server = site_server(site, port)
+    except OSError as error:
+        raise UserError(f"127.0.0.1:{port}: cannot serve there ({error.strerror}); choose another --port") from error
+    with server:
         click.echo(f"serving {site} on http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)")
         try:
             server.serve_forever()

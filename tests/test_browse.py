@@ -189,6 +189,9 @@ def test_cli_builds_and_refuses_bad_input_and_the_site_serves_over_http(dataset,
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/data/site.js", timeout=10) as answer:
             assert answer.status == 200 and b"tokzoo.receive" in answer.read()
+        taken = CliRunner().invoke(cli, ["browse", str(dataset), "-o", str(site), "--no-progress", "--serve",
+                                         "--port", str(server.server_address[1])])
+        assert taken.exit_code == 2 and "cannot serve there" in taken.output and "Traceback" not in taken.output
     finally:
         server.shutdown()
         server.server_close()
