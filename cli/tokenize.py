@@ -7,6 +7,9 @@ import click
 from .errors import UserError
 
 
+MAX_SIDE, MAX_PIXELS = 8192, 64_000_000  # tokzoo.limits (not imported here: it would pull in torch for --help)
+
+
 def parse_size(text: str | None, option: str = "--size") -> tuple[int, int] | None:
     """``"64"`` -> (64, 64); ``"48x64"`` -> (48, 64) (height x width)."""
     if text is None:
@@ -17,6 +20,8 @@ def parse_size(text: str | None, option: str = "--size") -> tuple[int, int] | No
         parts = []
     if len(parts) not in (1, 2) or min(parts) < 1:
         raise UserError(f"{option} {text!r}: expected N or HxW with positive integers")
+    if max(parts) > MAX_SIDE or parts[0] * parts[-1] > MAX_PIXELS:
+        raise UserError(f"{option} {text!r}: over the limits of {MAX_SIDE} per side and {MAX_PIXELS} pixels")
     return (parts[0], parts[-1])
 
 
@@ -67,16 +72,16 @@ def tokenizer_label(entry: dict) -> str:
 @click.option("--output", "-o", required=True, help="Token dataset folder, or an object-store URL (s3://bucket/tokens).")
 @click.option("--tokenizer", "-t", "tokenizers", multiple=True, help="MODALITY=ZOO_NAME_OR_DIR (repeatable); default: the zoo name = modality.")
 @click.option("--untrained", is_flag=True, help="Allow untrained zoo tokenizers (random weights, labelled in the manifest).")
-@click.option("--crops", default=1, show_default=True, type=click.IntRange(min=1), help="Crops per sample; crop 0 is the centre crop.")
+@click.option("--crops", default=1, show_default=True, type=click.IntRange(1, 1024), help="Crops per sample; crop 0 is the centre crop.")
 @click.option("--size", help="Crop output size, N or HxW. Default: each tokenizer's input_size.")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Samples per encoder call (x crops).")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096), help="Samples per encoder call (x crops).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=0), help="Decode/crop processes (0: in the main process).")
 @click.option("--device", default=None, help="Device for the encoders (cpu, cuda, ...).")
 @click.option("--samples-per-shard", default=256, show_default=True, type=click.IntRange(min=1), help="Samples per shard for non-tar inputs and scenes.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random crops (and of the scenes).")
 @click.option("--overwrite", is_flag=True, help="Delete what OUT holds and start over.")
 @click.option("--scenes", default=64, show_default=True, type=click.IntRange(min=1), help="Number of scenes when no --input.")
-@click.option("--scene-size", default=256, show_default=True, type=click.IntRange(min=8), help="Scene resolution when no --input.")
+@click.option("--scene-size", default=256, show_default=True, type=click.IntRange(8, 4096), help="Scene resolution when no --input.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 @click.option("--layout", type=click.Choice(["tokzoo", "4m"]), default="tokzoo", show_default=True,
               help="4m: after the run, also write ml-4m's webdataset layout to OUT-4m (`tokzoo export --to 4m OUT OUT-4m`).")

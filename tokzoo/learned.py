@@ -23,6 +23,7 @@ from torch import nn
 from .checkpoint import read_tensors
 from .errors import ConfigError, ShapeError, TokzooError
 from .indices import to_ids
+from .limits import check_tokenizer_config, count_parameters
 from .modalities import get_modality
 from .models import build_decoder, build_encoder, prepare_for_inference, resolve_preset
 from .quantizers import build_quantizer
@@ -34,13 +35,17 @@ def resolve_config(config: dict) -> dict:
     for field in ("modality", "model", "latent_dim", "quantizer", "input_size"):
         if field not in config:
             raise ConfigError(f"tokenizer config: missing field {field!r}")
+    if not isinstance(config["model"], dict):
+        raise ConfigError(f"tokenizer config: 'model' must be a mapping, got {type(config['model']).__name__}")
     model = dict(config["model"])
     if "family" not in model:
         if "preset" not in model:
             raise ConfigError("tokenizer config: 'model' needs a 'preset' or a 'family'")
         preset = model.pop("preset")
         model = {"preset": preset, **resolve_preset(preset, **model)}
-    return {"architecture": "learned", "name": config["modality"], "normalization": {}, **config, "model": model}
+    resolved = {"architecture": "learned", "name": config["modality"], "normalization": {}, **config, "model": model}
+    check_tokenizer_config(resolved)  # sizes and types, before anything is allocated
+    return resolved
 
 
 @register_architecture("learned")
@@ -53,6 +58,8 @@ class LearnedTokenizer(nn.Module, Tokenizer):
         self.codec = get_modality(self.config["modality"])(**self.config["normalization"])
         hyperparameters = {k: v for k, v in self.config["model"].items() if k not in ("preset", "family")}
         family, latent_dim = self.config["model"]["family"], int(self.config["latent_dim"])
+        count_parameters(lambda: (build_encoder(family, self.codec.in_channels, latent_dim, **hyperparameters),
+                                  build_decoder(family, self.codec.out_channels, latent_dim, **hyperparameters)))
         self.encoder = build_encoder(family, self.codec.in_channels, latent_dim, **hyperparameters)
         self.quantizer = build_quantizer(self.config["quantizer"], latent_dim)
         self.decoder = build_decoder(family, self.codec.out_channels, latent_dim, **hyperparameters)

@@ -25,6 +25,7 @@ from torch import nn
 from vector_quantize_pytorch import FSQ, LFQ, ResidualFSQ, ResidualLFQ, ResidualVQ, VectorQuantize
 
 from .errors import ConfigError
+from .limits import check_quantizer
 
 # Levels recommended by the FSQ paper (Mentzer et al. 2023, table 1) for a target codebook size.
 FSQ_LEVELS = {
@@ -169,7 +170,9 @@ _LFQ_OPTIONS = {"entropy_loss_weight", "commitment_loss_weight", "diversity_gamm
 
 
 def build_quantizer(config: dict, dim: int) -> Quantizer:
-    """Build the quantizer that ``config["type"]`` names, for latents of size ``dim``."""
+    """Build the quantizer that ``config["type"]`` names, for latents of size ``dim``; sizes are checked against
+    :mod:`tokzoo.limits` first (an FSQ or LFQ builds its whole codebook)."""
+    check_quantizer(config)
     kind = config.get("type")
     if kind == "fsq":
         _options(config, set(), kind)

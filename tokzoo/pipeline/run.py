@@ -92,6 +92,7 @@ def tokenize(job: TokenizeJob) -> Summary:
     # Everything a typo can break is checked before OUT is touched: tokenizers, crop size, the input.
     device = job.device if job.engine == "local" else "cpu"  # ray: the actors place the models, not the driver
     specs = load_specs(job.modalities, job.tokenizers, job.untrained, device, job.size)
+    check_chunk_bytes(specs, job.crops, job.batch_size)
     requested = [spec.modality for spec in specs]
     stored = [spec.stored for spec in specs]  # raw modalities read: pose for human_pose, ...
     if len(set(stored)) != len(stored):
@@ -208,6 +209,22 @@ class Plan:
             yield raw, state.crops.get(raw.key), state.known_error(position, raw.key)
             count += 1
         state.check_count(count)
+
+
+MAX_BATCH_BYTES = 8 << 30
+"""Largest float32 batch of normalised crops one modality may need (a chunk in a worker, a batch at the encoder)."""
+
+
+def check_chunk_bytes(specs, n_crops: int, batch_size: int) -> None:
+    """ConfigError (naming --crops, --size, --batch-size and the limit) when one chunk or encoder batch of crops
+    would exceed :data:`MAX_BATCH_BYTES`, before anything is allocated."""
+    for spec in specs:
+        if spec.size:
+            channels = getattr(getattr(spec.tokenizer, "codec", None), "in_channels", 3)
+            need = max(CHUNK, batch_size) * n_crops * channels * spec.size[0] * spec.size[1] * 4
+            if need > MAX_BATCH_BYTES:
+                raise ConfigError(f"--crops {n_crops} x --size {spec.size[0]}x{spec.size[1]} x --batch-size {batch_size} "
+                                  f"({spec.modality}): batches of {need} bytes, over the limit of {MAX_BATCH_BYTES}")
 
 
 def _shared_bytes(specs, codecs: dict, n_crops: int) -> dict[str, int]:

@@ -44,6 +44,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError
+from ..limits import check_recipe_sizes
 
 _TOKENIZER_FIELDS = {"modality", "model", "latent_dim", "quantizer", "input_size", "normalization"}
 _OPTIONAL_TOP = {"resolution": None, "ema": None, "grad_clip": None, "checkpoint_every": 0, "log_every": 50}
@@ -148,6 +149,7 @@ def validate_recipe(raw, where: str = "recipe") -> dict:
                           "would not match it; use ema with fsq or lfq quantizers only")
     if recipe["grad_clip"] is not None:
         recipe["grad_clip"] = c.number(recipe["grad_clip"], "grad_clip", 1e-12)
+    check_recipe_sizes(recipe, where)  # batch and data sizes that would not fit in memory
     return recipe
 
 
