@@ -1,0 +1,178 @@
+"""Language components: a ``transformers`` causal LM (GPT-2 or Llama architecture) as a layer stack.
+
+Inputs: int64 ids (B, T), right-padded (causal attention never lets a real token see the padding).
+A ``vocab.json`` in the LM's folder is the caption BPE (:class:`tokzoo.text.CaptionTokenizer`) of its ids.
+Layers: 0 = token (+ GPT-2 position) embeddings, 1 .. n = the decoder blocks; ``finish`` applies the final
+norm and the LM head. Glue can prepend ``prefix`` vectors (B, P, D) at the input (eP-ALM's soft prompt; no
+position embedding, positions of the text start at 0), insert or overwrite prefix slots between layers
+(:meth:`set_prefix`), and add to a block's attention output through ``attention_extra`` (MiT). Logits come
+back for the text positions only: (B, T, vocab).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError
+from .components import Component, Stream
+
+SUPPORTED = ("gpt2", "llama")
+VOCAB_NAME = "vocab.json"  # a caption BPE (tokzoo.text) saved beside the LM: the ids it was trained on
+
+
+def load_causal_lm(path: str | Path):
+    """A ``transformers`` causal LM from a local folder of config.json + model.safetensors (never pickles)."""
+    from transformers import AutoModelForCausalLM
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"{path}: not a transformers model folder (no config.json)")
+    if not (path / "model.safetensors").is_file():
+        raise CheckpointError(f"{path}: no model.safetensors (pickled weights are not loaded)")
+    try:
+        return AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, attn_implementation="sdpa")
+    except (OSError, ValueError, KeyError) as error:
+        raise CheckpointError(f"{path}: not loadable as a causal LM ({str(error).splitlines()[0][:200]})") from None
+
+
+class CausalLM(Component):
+    """A GPT-2 or Llama ``*ForCausalLM`` module; see the module docstring for layers and hooks."""
+
+    kind = "lm"
+
+    def __init__(self, model: nn.Module, name: str = "lm", source: str = ""):
+        arch = getattr(model.config, "model_type", None)
+        if arch not in SUPPORTED:
+            raise ConfigError(f"component {name!r}: causal LM architecture {arch!r} is not supported ({', '.join(SUPPORTED)})")
+        super().__init__(name, model, source or arch)
+        self.arch = arch
+        core = model.transformer if arch == "gpt2" else model.model
+        self.core = core
+        self.blocks = core.h if arch == "gpt2" else core.layers
+        self.hidden_size = int(model.config.hidden_size)
+        self.heads = int(model.config.num_attention_heads)
+        self.vocab_file = None
+
+    @classmethod
+    def from_pretrained(cls, path, name: str = "lm") -> "CausalLM":
+        lm = cls(load_causal_lm(path), name=name, source=str(path))
+        vocab = Path(path) / VOCAB_NAME
+        lm.vocab_file = vocab if vocab.is_file() else None
+        return lm
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.config.vocab_size)
+
+    def width(self, layer: int) -> int:
+        return self.hidden_size
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token embeddings (B, T, D), without positions."""
+        return self.model.get_input_embeddings()(ids)
+
+    # -- the stream ----------------------------------------------------------------------------------
+    def begin(self, ids: torch.Tensor, prefix: torch.Tensor | None = None) -> Stream:
+        ids = torch.as_tensor(ids)
+        h = self.embed(ids)
+        if self.arch == "gpt2":
+            positions = torch.arange(ids.shape[1], device=ids.device)
+            h = h + self.core.wpe(positions)[None]
+        stream = Stream(h, 0, {"prefix": 0, "text": ids.shape[1]})
+        if prefix is not None:
+            self.set_prefix(stream, prefix)
+        return stream
+
+    def set_prefix(self, stream: Stream, vectors: torch.Tensor, slot: int = 0) -> Stream:
+        """Insert ``vectors`` (B, P, D) as prefix slots ``slot .. slot + P`` when the stream has fewer, else overwrite."""
+        n = vectors.shape[1]
+        have = stream.extra["prefix"]
+        if slot > have:
+            raise ConfigError(f"prefix slot {slot} past the {have} prefix slots the stream holds")
+        grow = max(0, slot + n - have)
+        head, tail = stream.h[:, :slot], stream.h[:, slot + n - grow:]
+        stream.h = torch.cat([head, vectors.to(stream.h.dtype), tail], dim=1)
+        stream.extra["prefix"] = have + grow
+        return stream
+
+    def _mask(self, stream: Stream) -> torch.Tensor:
+        """Additive causal mask (1, 1, L, L) for the current length (prefix slots first)."""
+        length = stream.h.shape[1]
+        cached = stream.extra.get("mask")
+        if cached is None or cached.shape[-1] != length:
+            allowed = torch.ones(length, length, dtype=torch.bool, device=stream.h.device).tril()
+            cached = torch.zeros(length, length, dtype=stream.h.dtype, device=stream.h.device)
+            cached = cached.masked_fill(~allowed, torch.finfo(stream.h.dtype).min)[None, None]
+            stream.extra["mask"] = cached
+        return cached
+
+    def _attention(self, index: int) -> nn.Module:
+        block = self.blocks[index - 1]
+        return block.attn if self.arch == "gpt2" else block.self_attn
+
+    def step(self, stream: Stream, index: int, attention_extra=None) -> Stream:
+        """Apply block ``index``; ``attention_extra(x)`` (x: the block's normed input (B, L, D)) returns a
+        (B, L, D) term added to the block's attention output before its MLP."""
+        block, mask = self.blocks[index - 1], self._mask(stream)
+        handle = None
+        if attention_extra is not None:
+            def hook(module, args, kwargs, output):
+                x = args[0] if args else kwargs["hidden_states"]
+                return (output[0] + attention_extra(x), *output[1:])
+
+            handle = self._attention(index).register_forward_hook(hook, with_kwargs=True)
+        try:
+            if self.arch == "gpt2":
+                stream.h = block(stream.h, attention_mask=mask)
+            else:
+                length, prefix = stream.h.shape[1], stream.extra["prefix"]
+                positions = (torch.arange(length, device=stream.h.device) - prefix).clamp(min=0)[None]
+                rotary = self.core.rotary_emb(stream.h, position_ids=positions)
+                stream.h = block(stream.h, attention_mask=mask, position_ids=positions, position_embeddings=rotary)
+        finally:
+            if handle is not None:
+                handle.remove()
+        if isinstance(stream.h, tuple):  # older transformers blocks return tuples
+            stream.h = stream.h[0]
+        stream.layer = index
+        return stream
+
+    def queries(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """The frozen query projection of block ``index`` on its normed input x (B, L, D): (B, heads, L, D / heads)."""
+        attention = self._attention(index)
+        q = attention.c_attn(x)[..., : self.hidden_size] if self.arch == "gpt2" else attention.q_proj(x)
+        return q.view(*x.shape[:2], self.heads, -1).transpose(1, 2)
+
+    def project_out(self, index: int, y: torch.Tensor) -> torch.Tensor:
+        """The frozen attention output projection of block ``index`` (weights only, no bias): (B, L, D) -> (B, L, D)."""
+        attention = self._attention(index)
+        if self.arch == "gpt2":
+            return y @ attention.c_proj.weight
+        return y @ attention.o_proj.weight.T
+
+    def tokens(self, stream: Stream) -> torch.Tensor:
+        return stream.h
+
+    def add(self, stream: Stream, delta: torch.Tensor) -> Stream:
+        stream.h = stream.h + delta
+        return stream
+
+    def finish(self, stream: Stream, select: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, T, vocab) of the text positions, or (n, vocab) at the True positions of ``select`` (B, T):
+        the LM head is the costliest layer of a small LM, so training applies it only where the loss is."""
+        norm = self.core.ln_f if self.arch == "gpt2" else self.core.norm
+        h = stream.h[:, stream.extra["prefix"]:]
+        if select is not None:
+            h = h[select]
+        return self.model.get_output_embeddings()(norm(h))
+
+    def logits(self, ids: torch.Tensor, select: torch.Tensor | None = None) -> torch.Tensor:
+        """The plain LM on its own: logits (B, T, vocab), or (n, vocab) at ``select``."""
+        return self.finish(self.run(self.begin(ids), self.n_layers), select)

@@ -1,0 +1,87 @@
+"""Composition recipes: the ``compose:`` section of a YAML recipe, checked, with defaults filled in.
+
+Two kinds, told apart by their ``compose:`` section::
+
+    compose:                                   # train glue between frozen components
+      method: gats                             # gats | epalm | mit | none
+      train_components: false                  # true: full fine-tuning of the same wiring
+      components: {rgb: {tokenizer: rgb}, lm: {causal_lm: runs/compose/text_lm}}
+      settings: {layers: [{rgb: 6, lm: 2}, {rgb: 8, lm: 4}], dim: 64}
+
+    compose:                                   # pretrain a small transformers LM on the scene texts
+      pretrain_lm: {arch: gpt2, vocab_size: 512, hidden_size: 128, layers: 4, heads: 4, max_positions: 64}
+
+Shared top-level fields: ``name``, ``seed``, ``steps``, ``batch_size``, ``log_every``, ``threads``,
+``optimizer: {lr, weight_decay, warmup_steps, min_lr_ratio, grad_clip}``, ``data: {scene_text: {n_train,
+n_val, seed, val_seed, size}, caption_fraction}``. Unknown keys are refused (one line naming the key).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from ..errors import ConfigError
+
+DEFAULTS = {
+    "name": "compose", "seed": 0, "steps": 1000, "batch_size": 32, "log_every": 100, "threads": None,
+    "optimizer": {"lr": 1e-3, "weight_decay": 0.01, "warmup_steps": 50, "min_lr_ratio": 0.1, "grad_clip": 1.0},
+    "data": {"scene_text": {"n_train": 2000, "n_val": 200, "seed": 0, "val_seed": 1000003, "size": 64},
+             "caption_fraction": 0.3},
+    "compose": {},
+}  # fmt: skip
+GLUE_DEFAULTS = {"method": "gats", "train_components": False, "components": {}, "settings": {}}
+LM_DEFAULTS = {"arch": "gpt2", "vocab_size": 512, "hidden_size": 128, "layers": 4, "heads": 4, "max_positions": 64, "dropout": 0.0}
+
+
+def _merge(defaults: dict, given: dict, where: str, open_keys: tuple = ()) -> dict:
+    merged = copy.deepcopy(defaults)
+    for key, value in given.items():
+        if key not in defaults:
+            raise ConfigError(f"{where}: unknown key {key!r}; valid: {', '.join(defaults)}")
+        if isinstance(defaults[key], dict) and key not in open_keys:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: {key!r} must be a mapping, got {value!r}")
+            merged[key] = _merge(defaults[key], value, f"{where}.{key}", open_keys)
+        else:
+            merged[key] = value
+    return merged
+
+
+def is_compose_recipe(recipe: dict) -> bool:
+    return isinstance(recipe, dict) and "compose" in recipe
+
+
+def read_recipe(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    return resolve_recipe(recipe, str(path))
+
+
+def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
+    """Defaults filled in and every key checked; ``compose`` holds either a glue run or ``pretrain_lm``."""
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("compose"), dict):
+        raise ConfigError(f"{where}: needs a 'compose:' mapping")
+    resolved = _merge(DEFAULTS, recipe, where, open_keys=("compose",))
+    for key in ("steps", "batch_size", "log_every"):
+        value = resolved[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "steps" else 1):
+            raise ConfigError(f"{where}: {key!r} must be a positive integer, got {value!r}")
+    compose = recipe["compose"]
+    if "pretrain_lm" in compose:
+        if set(compose) != {"pretrain_lm"}:
+            raise ConfigError(f"{where}: compose.pretrain_lm stands alone, got also {sorted(set(compose) - {'pretrain_lm'})}")
+        resolved["compose"] = {"pretrain_lm": _merge(LM_DEFAULTS, compose["pretrain_lm"] or {}, f"{where}.compose.pretrain_lm")}
+        return resolved
+    glue = _merge(GLUE_DEFAULTS, compose, f"{where}.compose", open_keys=("components", "settings"))
+    if not glue["components"]:
+        raise ConfigError(f"{where}: compose.components is empty (name: {{tokenizer: NAME}} / {{causal_lm: DIR}})")
+    resolved["compose"] = glue
+    return resolved

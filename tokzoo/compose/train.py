@@ -1,0 +1,219 @@
+"""Training runs of composition recipes (:mod:`.recipe`): glue between frozen components, or the text LM.
+
+``run_recipe(recipe, out)`` dispatches on the recipe's ``compose:`` section. A glue run prints the
+trainable/frozen split first, optimises only the parameters with ``requires_grad`` (a frozen component has
+no optimizer state), measures the step time, evaluates on the held-out scenes (task metrics and each
+component's own task metric before and after) and writes the checkpoint (:mod:`.composition`) with
+``metrics.json``. The same recipe and seed give the same weights.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..datasets.scene_text import SceneTextSet
+from ..errors import ConfigError
+from ..text import CaptionTokenizer, train_vocab
+from .composition import Composition, build_component
+from .evaluate import encoder_reconstruction, evaluate_task, lm_text_metrics
+from .language import VOCAB_NAME, CausalLM
+from .task import CAPTION_PROMPT, SceneTask, predicting, target_loss
+
+
+@functools.lru_cache(maxsize=8)
+def scene_set(n: int, seed: int, size: int) -> SceneTextSet:
+    """Rendered scenes with their texts, kept for the next run of this process (benchmarks run several)."""
+    with tqdm(total=n, desc=f"scenes (seed {seed})", file=sys.stderr, leave=False) as bar:
+        return SceneTextSet(n, seed, size, progress=bar.update)
+
+
+def _tasks(recipe: dict, normalize, tokenizer: CaptionTokenizer) -> tuple[SceneTask, SceneTask]:
+    d = recipe["data"]["scene_text"]
+    train = SceneTask(scene_set(d["n_train"], d["seed"], d["size"]), normalize, tokenizer)
+    val = SceneTask(scene_set(d["n_val"], d["val_seed"], d["size"]), normalize, tokenizer)
+    return train, val
+
+
+def lm_tokenizer(lm) -> CaptionTokenizer:
+    """The caption BPE saved beside the LM (else the zoo's), checked against the LM's vocabulary size."""
+    tokenizer = CaptionTokenizer(vocab=lm.vocab_file) if lm.vocab_file else CaptionTokenizer()
+    if tokenizer.vocab_size > lm.vocab_size:
+        raise ConfigError(f"component {lm.name!r} ({lm.source}): {tokenizer.vocab_size} caption ids, "
+                          f"the LM has only {lm.vocab_size}")
+    return tokenizer
+
+
+def _optimizer(params, opt: dict, steps: int):
+    optimizer = torch.optim.AdamW(params, lr=opt["lr"], weight_decay=opt["weight_decay"], betas=(0.9, 0.98))
+
+    def factor(step: int) -> float:
+        if step < opt["warmup_steps"]:
+            return (step + 1) / opt["warmup_steps"]
+        progress = (step - opt["warmup_steps"]) / max(1, steps - opt["warmup_steps"])
+        return opt["min_lr_ratio"] + (1 - opt["min_lr_ratio"]) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _loop(recipe: dict, params: list, loss_of, description: str, log=print) -> dict:
+    """Run ``recipe['steps']`` optimisation steps of ``loss_of(step) -> loss``; returns losses and step times."""
+    steps, opt = recipe["steps"], recipe["optimizer"]
+    optimizer, schedule = _optimizer(params, opt, steps)
+    times, cpu_times, losses = [], [], []
+    bar = tqdm(range(steps), desc=description, file=sys.stderr, mininterval=1.0)
+    for step in bar:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        loss = loss_of(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if opt["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(params, opt["grad_clip"])
+        optimizer.step()
+        schedule.step()
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
+        losses.append(float(loss.detach()))
+        if (step + 1) % recipe["log_every"] == 0 or step + 1 == steps:
+            bar.set_postfix(loss=f"{np.mean(losses[-recipe['log_every']:]):.4f}")
+            log(f"step {step + 1}/{steps}: loss {np.mean(losses[-recipe['log_every']:]):.4f}")
+    bar.close()
+    skip = min(10, len(times) // 2)  # the first steps warm up allocators and caches
+
+    def median_ms(values):
+        return 1000 * float(np.median(values[skip:])) if values else None
+
+    return {"final_loss": float(np.mean(losses[-recipe["log_every"]:])) if losses else None,
+            "step_ms": median_ms(times), "step_cpu_ms": median_ms(cpu_times)}  # fmt: skip
+
+
+def build_composition(recipe: dict) -> Composition:
+    c = recipe["compose"]
+    components = {name: build_component(name, spec) for name, spec in sorted(c["components"].items())}
+    torch.manual_seed(recipe["seed"])
+    return Composition(components, c["method"], c["settings"], c["train_components"], c["components"])
+
+
+def own_metrics(composition: Composition, val: SceneTask) -> dict:
+    """Each component's own task metric on the held-out scenes (see :mod:`.evaluate`)."""
+    out = {}
+    for name, component in composition.components.items():
+        if component.kind == "lm":
+            out[name] = lm_text_metrics(component, val)
+        elif hasattr(component, "tokenizer"):
+            out[name] = encoder_reconstruction(component, val.scenes.images)
+    return out
+
+
+def train_composition(recipe: dict, out: str | Path, log=print) -> dict:
+    """Train the glue of a resolved glue recipe; write ``out/compose.json``, ``glue.safetensors``, ``metrics.json``."""
+    if recipe["threads"]:
+        torch.set_num_threads(int(recipe["threads"]))
+    composition = build_composition(recipe)
+    log(composition.describe_split())
+    (image_key,) = [n for n in composition.components if n != composition.lm_name] or [None]
+    encoder = composition.components[image_key] if image_key else None
+    normalize = encoder.normalize if encoder is not None else (lambda x: torch.zeros(len(x), 1))
+    train, val = _tasks(recipe, normalize, lm_tokenizer(composition.lm))
+    start = composition.encoder_start(image_key) if encoder is not None else 0
+    if start:  # the frozen layers before the glue's first touch depend on the image alone: once per scene
+        for task in (train, val):
+            task.cache_encoder(encoder, start)
+    before = own_metrics(composition, val)
+    rng = np.random.default_rng(recipe["seed"])
+    caption_fraction = recipe["data"]["caption_fraction"]
+    params = [p for p in composition.parameters() if p.requires_grad]
+
+    def loss_of(step: int) -> torch.Tensor:
+        composition.train()
+        batch = train.batch(train.sample(rng, recipe["batch_size"], caption_fraction))
+        inputs = {composition.lm_name: batch["ids"], image_key: train.encoder_input(batch["images"])}
+        logits = composition(inputs, batch["prompt_len"], predicting(batch["loss_mask"]))
+        return target_loss(logits, batch["ids"], batch["loss_mask"])[0]
+
+    run = _loop(recipe, params, loss_of, f"compose {composition.method}", log) if params and recipe["steps"] else {
+        "final_loss": None, "step_ms": None, "step_cpu_ms": None}
+    metrics = {"recipe": recipe["name"], "method": composition.method, "train_components": composition.train_components,
+               "split": composition.split(), **run, "task": evaluate_task(composition, val, image_key),
+               "components_before": before, "components_after": own_metrics(composition, val),
+               "components_unchanged": {n: composition.start_hashes[n] == c.content_hash()
+                                        for n, c in composition.components.items()},
+               "threads": torch.get_num_threads()}  # fmt: skip
+    out = Path(out)
+    composition.save(out, {"recipe": recipe})
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    task = metrics["task"]
+    log(f"held-out: answer accuracy {task['answer_accuracy']:.3f} (mean over types), caption BLEU-4 "
+        f"{task['caption_bleu4']:.3f}, exact {task['caption_exact']:.3f}; step {run['step_ms'] or 0:.1f} ms")
+    return metrics
+
+
+def train_text_lm(recipe: dict, out: str | Path, log=print) -> dict:
+    """Pretrain a small transformers LM from scratch on the training scenes' texts (prompt + target, all tokens).
+
+    Writes a transformers folder (config.json + model.safetensors) at ``out`` and ``out/metrics.json``.
+    """
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    from ..text import EOS, PAD
+
+    if recipe["threads"]:
+        torch.set_num_threads(int(recipe["threads"]))
+    spec = recipe["compose"]["pretrain_lm"]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    d = recipe["data"]["scene_text"]
+    scenes = scene_set(d["n_train"], d["seed"], d["size"])
+    texts = [CAPTION_PROMPT] + scenes.captions + [f"{q} {a}" for qa in scenes.qa for q, a in qa]
+    train_vocab(texts, vocab_size=spec["vocab_size"]).save(str(out / VOCAB_NAME))
+    tokenizer = CaptionTokenizer(length=spec["max_positions"], vocab=out / VOCAB_NAME)
+    train, val = _tasks(recipe, lambda images: torch.zeros(len(images), 1), tokenizer)
+    vocab = tokenizer.vocab_size
+    torch.manual_seed(recipe["seed"])
+    if spec["arch"] == "gpt2":
+        config = GPT2Config(vocab_size=vocab, n_embd=spec["hidden_size"], n_layer=spec["layers"], n_head=spec["heads"],
+                            n_positions=spec["max_positions"], resid_pdrop=spec["dropout"], embd_pdrop=spec["dropout"],
+                            attn_pdrop=spec["dropout"], bos_token_id=EOS, eos_token_id=EOS, pad_token_id=PAD)  # fmt: skip
+        model = GPT2LMHeadModel(config)
+    elif spec["arch"] == "llama":
+        config = LlamaConfig(vocab_size=vocab, hidden_size=spec["hidden_size"], intermediate_size=4 * spec["hidden_size"],
+                             num_hidden_layers=spec["layers"], num_attention_heads=spec["heads"],
+                             max_position_embeddings=spec["max_positions"], bos_token_id=EOS, eos_token_id=EOS,
+                             pad_token_id=PAD, tie_word_embeddings=True)  # fmt: skip
+        model = LlamaForCausalLM(config)
+    else:
+        raise ConfigError(f"compose.pretrain_lm: arch {spec['arch']!r} is not one of gpt2, llama")
+    lm = CausalLM(model, name="lm", source=spec["arch"])
+    log(f"text LM ({spec['arch']}): {lm.n_parameters():,} parameters, all trainable")
+    rng = np.random.default_rng(recipe["seed"])
+
+    def loss_of(step: int) -> torch.Tensor:
+        lm.train()
+        ids = train.batch(rng.choice(len(train.examples), recipe["batch_size"]))["ids"]
+        real = ids != PAD
+        real[:, 0] = False
+        return target_loss(lm.logits(ids, predicting(real)), ids, real)[0]
+
+    run = _loop(recipe, [p for p in model.parameters()], loss_of, "text LM", log)
+    model.save_pretrained(str(out), safe_serialization=True)
+    metrics = {"recipe": recipe["name"], "parameters": lm.n_parameters(), **run, **lm_text_metrics(lm, val),
+               "threads": torch.get_num_threads()}  # fmt: skip
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    log(f"held-out text: cross-entropy {metrics['text_cross_entropy']:.3f}, "
+        f"token accuracy {metrics['text_token_accuracy']:.3f}")
+    return metrics
+
+
+def run_recipe(recipe: dict, out: str | Path, log=print) -> dict:
+    """Train what a resolved composition recipe describes (the text LM or glue)."""
+    if "pretrain_lm" in recipe["compose"]:
+        return train_text_lm(recipe, out, log)
+    return train_composition(recipe, out, log)
