@@ -228,3 +228,22 @@ def test_demo_report_is_labelled_and_the_demo_names_its_site(tmp_path):
     header, margin = report[:30, 100:], report[40:, :60]  # column labels above, scene keys left of the tiles
     assert (header < 100).sum() > 200 and (margin < 100).sum() > 100
     assert (report[:30] == 255).mean() > 0.8 and (report[40:, :60] == 255).mean() > 0.8  # text on white, not tiles
+
+
+def test_sources_gone_then_back(dataset, tmp_path):
+    """Without its input the site still shows reconstructions, says why sources are missing, and a rebuild
+    once the input is back draws them."""
+    site, data = tmp_path / "site", dataset.parent / "data"
+    data.rename(dataset.parent / "data-away")
+    try:
+        summary = build_site(dataset, site, progress=False)
+    finally:
+        (dataset.parent / "data-away").rename(data)
+    assert any("sources unavailable" in note for note in summary.notes)
+    sample = chunks_of(site)[0]["samples"][0]
+    assert sample["m"]["rgb"]["recon"] and sample["m"]["rgb"]["source"] is None and sample["boxes"] is None
+    assert "sources unavailable" in sample["m"]["rgb"]["notes"][0]
+    back = build_site(dataset, site, progress=False)
+    assert back.chunks_drawn == 2 and not back.notes
+    sample = chunks_of(site)[0]["samples"][0]
+    assert sample["m"]["rgb"]["source"] and sample["boxes"] and sample["m"]["rgb"]["metrics"]

@@ -246,6 +246,9 @@ class _TokenChunks:
                 ids = ids[ids != pad] if pad is not None else ids
                 self.counters[m].update(torch.from_numpy(ids.astype(np.int64)))
         shard_data = None
+        # drawn without sources -> redrawn once they are back
+        missing = "-nosource" if any(c.error for c in shard.sources.cursors.values()) else ""
+        fingerprints = {section: fp + missing for section, fp in self.fingerprints.items()}
         for part, start in enumerate(range(0, len(shard.records), chunk_size)):
             records = shard.records[start:start + chunk_size]
             chunk = f"{shard_name(shard.index)}-{part:03d}"
@@ -253,14 +256,14 @@ class _TokenChunks:
             old = read_data_file(self.site / "data" / "chunks" / f"{chunk}.js")
             if old is not None and (old.get("format") != FORMAT or old.get("listing") != listing):
                 old = None
-            stale = [s for s, fp in self.fingerprints.items() if old is None or old["fingerprints"].get(s) != fp]
+            stale = [s for s, fp in fingerprints.items() if old is None or old["fingerprints"].get(s) != fp]
             if not stale:
                 summary.chunks_reused += 1
                 yield chunk, records, old["samples"]
                 continue
             if shard_data is None:
                 shard_data = {"tokens": tokens, "crops": self.data.crops(shard.index), "sources": shard.sources()}
-                errors = [c.error for c in getattr(shard.sources, "cursors", {}).values() if c.error]
+                errors = [c.error for c in shard.sources.cursors.values() if c.error]
                 shard_data["sources_note"] = errors[0] if errors else None
                 self.notes += [e for e in errors if e not in self.notes]
             if self.renderer is None:
@@ -277,7 +280,7 @@ class _TokenChunks:
             summary.chunks_drawn += 1
             summary.images_written += written
             data_file(self.site, f"data/chunks/{chunk}.js",
-                      {"format": FORMAT, "id": chunk, "listing": listing, "fingerprints": self.fingerprints,
+                      {"format": FORMAT, "id": chunk, "listing": listing, "fingerprints": fingerprints,
                        "samples": drawn})
             yield chunk, records, drawn
 
