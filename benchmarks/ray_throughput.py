@@ -114,7 +114,7 @@ def main() -> None:
         f"{', '.join(f'{x:.1f}' for x in steady)} samples/s, {sum(steady) / len(steady) / mean['local']:.2f} of the "
         "local mean (the local engine's start-up, one worker process and the model load, is inside its rate).", "",
         f"Model loads per encoder actor: {loads} over {shards} shards (batches of {BATCH}: "
-        f"{[round(s * args.per_tar / BATCH) for s in shards]} batches); ray output == local output byte for byte: "
+        f"{[s * -(-args.per_tar // BATCH) for s in shards]} batches); ray output == local output byte for byte: "
         f"{identical}.",
     ]) + "\n"
     print(text)
