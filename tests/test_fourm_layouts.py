@@ -246,3 +246,17 @@ def test_tokenize_layout_4m_writes_the_export_beside_out(tmp_path):
     assert f"ml-4m layout: {out}-4m (tok_depth@32)" in result.output
     ours, theirs = tokzoo_members(out, "depth"), exported_members(tmp_path / "tokens-4m", "tok_depth@32", "webdataset")
     assert list(ours) == list(theirs) and all(np.array_equal(theirs[k], a.reshape(len(a), -1)) for k, a in ours.items())
+
+
+def test_inspect_notes_folders_that_are_not_tokens(tmp_path):
+    """An ml-4m root also holding raw images (jpg tars) or pickled SAM instances: inspect reads the rest."""
+    import webdataset as wds
+
+    write_like_ml4m(tmp_path, "webdataset")
+    (tmp_path / "rgb").mkdir()
+    with wds.TarWriter(str(tmp_path / "rgb" / "shard-00000.tar")) as sink:
+        sink.write({"__key__": "img0", "jpg": b"not really a jpeg"})
+    result = CliRunner().invoke(cli, ["inspect", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "tok_depth@224: vocab 8192" in result.output
+    assert "rgb: not read as tokens (" in result.output and "bad .npy header" in result.output
