@@ -46,7 +46,7 @@ def number(value: float):
 
 
 def as_text(value) -> str:
-    text = json.dumps(value, default=_jsonable, indent=1, sort_keys=True)
+    text = json.dumps(value, default=_jsonable, sort_keys=True)  # one line; the page wraps it
     return text if len(text) <= TEXT_LIMIT else text[:TEXT_LIMIT] + f"\n... ({len(text):,} characters)"
 
 
