@@ -260,3 +260,14 @@ def test_inspect_notes_folders_that_are_not_tokens(tmp_path):
     assert result.exit_code == 0, result.output
     assert "tok_depth@224: vocab 8192" in result.output
     assert "rgb: not read as tokens (" in result.output and "bad .npy header" in result.output
+
+
+def test_trainer_specs_from_data_tokenized_by_ml4m(tmp_path):
+    """tokzoo.fm reads its modality specs from the dataset; on an ml-4m layout they come from the 4M entries."""
+    from tokzoo.fm.spec import specs_from_manifest
+
+    write_like_ml4m(tmp_path, "webdataset")
+    (spec,) = specs_from_manifest(tmp_path, ["tok_depth@224"])
+    assert (spec.kind, spec.vocab_size, spec.grid, spec.size) == ("image", 8192, (14, 14), (224, 224))
+    batch = next(iter(make_loader(tmp_path, ["tok_depth@224"], batch_size=4, shuffle=False)))
+    assert batch["tok_depth@224"].shape == (4, spec.length)

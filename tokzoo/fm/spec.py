@@ -62,6 +62,10 @@ def read_manifest(root: str | Path) -> dict:
 
     path = Path(root) / MANIFEST
     if not path.is_file():
+        from tokzoo.fourm.reader import detect_layout, manifest_for
+
+        if detect_layout(root):  # tokenized by ml-4m (or exported for it): tokzoo.fourm summarises the folders
+            return manifest_for(root)
         raise InputError(path, "missing; not a token dataset written by `tokzoo tokenize`")
     try:
         manifest = json.loads(path.read_text())

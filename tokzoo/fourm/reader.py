@@ -152,3 +152,27 @@ def _check_grid(shard: Shard, facts: ModalityFacts | None) -> None:
         if int(np.prod(shape)) != facts.n_tokens:
             raise ShapeError(shard.path, f"token grid mismatch: {shape} tokens per crop, {facts.name} holds "
                                          f"{facts.grid}x{facts.grid} = {facts.n_tokens}")
+
+
+def manifest_for(root: str | Path) -> dict:
+    """A tokzoo-manifest-shaped summary of an ml-4m layout, for code that reads ``manifest.json`` (the trainer's
+    modality specs): per token folder ``vocab_size``, ``token_shape`` [n_tokens], ``size`` (the 4M input size),
+    ``complete``, ``samples.ok``; ``tokenizer`` None (ml-4m data names none). Folders whose entry is unknown
+    (not released, not in fourm_modalities.json) or that are not token data are left out."""
+    root = Path(root)
+    entries = {}
+    for folder in sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != CROP_SETTINGS):
+        try:
+            layout = FourMLayout(root, [folder])
+            facts = layout.facts(folder)
+            layout.open(folder, layout.shards[0])
+        except (ConfigError, InputError):
+            continue
+        if facts.type != "img":
+            continue
+        entries[folder] = {"vocab_size": facts.vocab_size, "token_shape": [facts.n_tokens], "complete": True,
+                           "samples": {"ok": sum(layout.counts), "failed": 0, "count": sum(layout.counts)},
+                           "size": [facts.input_size, facts.input_size], "tokenizer": None, "content_hash": None,
+                           "untrained": False, "dtype": "int16", "name": folder}
+    return {"format": "ml-4m", "layout": detect_layout(root), "modalities": entries}
+
