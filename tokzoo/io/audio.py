@@ -14,6 +14,11 @@ SAMPLE_RATE = 16_000
 
 WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 
+MIN_RATE, MAX_RATE = 1000, 768_000
+"""Sample rates a file may declare (Hz); a 1 Hz header would make resampling expand it 16,000-fold."""
+MAX_SAMPLES = 1 << 27
+"""Most samples decoded or resampled from one file (134 M: over two hours of 16 kHz audio)."""
+
 
 def read_audio(data: bytes, source: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode with soundfile (libsndfile), average channels to mono, resample with librosa to ``sample_rate``.
@@ -25,8 +30,14 @@ def read_audio(data: bytes, source: str, sample_rate: int = SAMPLE_RATE) -> np.n
 
     check_not_empty(data, source)
     try:
+        info = soundfile.info(io.BytesIO(data))
+        if not MIN_RATE <= info.samplerate <= MAX_RATE:
+            raise CorruptFileError(source, f"sample rate {info.samplerate} Hz outside [{MIN_RATE}, {MAX_RATE}]")
+        if info.frames * info.channels > MAX_SAMPLES or info.frames / info.samplerate * sample_rate > MAX_SAMPLES:
+            raise CorruptFileError(source, f"{info.frames} frames x {info.channels} channels at {info.samplerate} Hz: "
+                                           f"over the limit of {MAX_SAMPLES} samples")
         wave, native_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, OverflowError) as exc:
         raise CorruptFileError(source, f"audio does not decode ({exc})") from None
     if wave.shape[0] == 0:
         raise ShapeError(source, "audio has no samples")
