@@ -83,6 +83,12 @@ def test_site_of_a_token_dataset(dataset, tmp_path):
     assert [len(p) for p in pages] == [4, 2]
     keys = [t["k"] for p in pages for t in p]
     assert len(set(keys)) == 6 and [k.split("-")[0] for k in keys] == [f"{'a' if i < 3 else 'b'}_img_{i:03d}" for i in range(6)]
+    assert meta["main_metrics"] == {"depth": "abs_rel", "rgb": "psnr"} and views["worst.all.rgb"]["count"] == 5
+    worst = [t for n in (1, 2) for t in read_data_file(site / f"data/views/worst.all.rgb/{n}.js")]
+    psnrs = [float(t["v"].split()[1]) for t in worst]
+    assert psnrs == sorted(psnrs) and len(set(t["k"] for t in worst)) == 5  # lowest PSNR first
+    abs_rels = [float(t["v"].split()[1]) for t in read_data_file(site / "data/views/worst.all.depth/1.js")]
+    assert abs_rels == sorted(abs_rels, reverse=True)  # highest abs-rel first
     (failed_tile,) = read_data_file(site / "data/views/failed.all.all/1.js")
     assert failed_tile["s"] == "failed" and "file is empty" in failed_tile["e"]
 

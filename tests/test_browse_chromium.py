@@ -67,6 +67,16 @@ def test_grid_filters_and_click_through_to_a_sample(site, browser, tmp_path):
     assert browser.evaluate("[...document.querySelectorAll('.tile')].map(t => t.querySelectorAll('img').length)") == [2] * 4
     clean(browser)
 
+    browser.evaluate("(() => { const s = document.getElementById('order'); s.value = 'worst-rgb';"
+                     "s.dispatchEvent(new Event('change')); })()")
+    browser.wait_for("document.body.dataset.ready === 'worst.all.rgb/1'")
+    values = browser.evaluate("[...document.querySelectorAll('.tile .metric')].map(e => parseFloat(e.textContent.split(' ')[1]))")
+    assert len(values) == 4 and values == sorted(values)
+    assert browser.evaluate("document.getElementById('status').disabled") is True
+    clean(browser)
+    browser.open((site / "index.html").resolve().as_uri() + "#status=ok&modality=depth")
+    browser.wait_for("document.body.dataset.ready === 'ok.all.all/1'")
+
     browser.click(".tile")
     key = browser.wait_for("location.pathname.endsWith('sample.html') && document.body.dataset.ready"
                            " && document.querySelector('h1').textContent")

@@ -12,7 +12,8 @@ SITE/img/<chunk>/<pos>.<modality>.<source|recon|tokens>.png, <pos>.sample.boxes.
 Data files are scripts calling ``tokzoo.receive(name, payload)`` because browsers refuse ``fetch`` of
 ``file://`` URLs; a page loads only the files it shows, so a 100k-sample dataset is never loaded at once.
 A view is a (status, source, modality) filter; modality views exist for failed samples (those that
-failed in that modality), for other statuses the modality only picks the tiles' pictures.
+failed in that modality), for other statuses the modality only picks the tiles' pictures. ``worst.all.<m>``
+lists the WORST_LISTED samples with the worst main metric of modality m, worst first.
 
 A chunk file is written after its images, so it marks them complete. A rebuild reuses a chunk whose
 samples and statuses are unchanged, redrawing only the modalities whose fingerprint (tokenizer hash,
@@ -26,12 +27,14 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
+from heapq import heappush, heappushpop
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from tokzoo.errors import ConfigError
+from tokzoo.evaluation.metrics import HIGHER_IS_BETTER, METRICS, main_metric
 from tokzoo.pipeline.layout import shard_name
 
 from .catalog import RawDataset, TokenDataset, listing_hash, open_dataset, source_group
@@ -42,6 +45,8 @@ FORMAT = 1
 CHUNK_SIZE = 100
 PAGE_SIZE = 60
 MAX_FAILURES_LISTED = 1000
+WORST_LISTED = 600
+"""Samples per modality in the 'worst main metric first' view (10 pages)."""
 MAX_SOURCE_VIEWS = 500
 """More distinct sources than this get no per-source views (the filter then lists none)."""
 STATIC = ("index.html", "sample.html", "dataset.html", "assets/browse.js", "assets/browse.css")
@@ -137,6 +142,39 @@ def tile(sample: dict, chunk: str, pos: int) -> dict:
     return record
 
 
+class Worst:
+    """Per modality, the WORST_LISTED samples whose main metric (tokzoo.evaluation.metrics.main_metric) is
+    worst, kept in a bounded heap, written as view ``worst.all.<modality>`` (worst first)."""
+
+    def __init__(self):
+        self.heaps: dict[str, list] = {}
+        self.names: dict[str, str] = {}
+        self._seen = 0
+
+    def add(self, sample: dict, tile_record: dict) -> None:
+        for modality, section in sample["m"].items():
+            if modality not in METRICS:
+                continue
+            name = main_metric(modality)
+            value = section.get("metrics", {}).get(name)
+            if not isinstance(value, (int, float)):
+                continue
+            self.names[modality] = name
+            badness = -value if name in HIGHER_IS_BETTER else value
+            self._seen += 1
+            heap = self.heaps.setdefault(modality, [])
+            item = (badness, -self._seen, {**tile_record, "v": f"{name} {value:.4g}"})
+            if len(heap) < WORST_LISTED:
+                heappush(heap, item)
+            else:
+                heappushpop(heap, item)
+
+    def write(self, views: "Views") -> None:
+        for modality, heap in self.heaps.items():
+            for _, _, tile_record in sorted(heap, reverse=True):
+                views.add(f"worst.all.{modality}", tile_record)
+
+
 class Totals:
     """What the dataset page sums over all samples: counts, failures, metric means, token histograms."""
 
@@ -181,7 +219,7 @@ def build_site(dataset: str | Path, site: str | Path, progress: bool = True, chu
     data = open_dataset(dataset)
     site.mkdir(parents=True, exist_ok=True)
     summary = BuildSummary(site)
-    views, totals, chunks, sources = Views(site, page_size), Totals(), [], {}
+    views, totals, worst, chunks, sources = Views(site, page_size), Totals(), Worst(), [], {}
     counters = {m: _usage(data, m) for m in data.modalities} if isinstance(data, TokenDataset) else {}
     builder = (_TokenChunks(data, site, counters) if isinstance(data, TokenDataset) else _RawChunks(data, site))
     total = next(iter(data.entries.values()))["samples"]["count"] if isinstance(data, TokenDataset) else None
@@ -197,18 +235,21 @@ def build_site(dataset: str | Path, site: str | Path, progress: bool = True, chu
                                           builder.modalities):
                         views.add(view, tile_record)
                     totals.add(sample, chunk, pos, builder.modalities)
+                    worst.add(sample, tile_record)
                 bar.update(len(samples))
     summary.samples, summary.ok, summary.failed = totals.samples, totals.ok, totals.failed
     if isinstance(data, TokenDataset) and data.incomplete:
         summary.notes.append(f"shards {data.incomplete} are not complete in every modality yet; not shown")
     summary.notes += builder.notes
     _remove_stale(site, {c for c, _ in chunks})
+    worst.write(views)
     view_table = views.close()
     data_file(site, "data/chunks.js", chunks)
     data_file(site, "data/dataset.js", _dataset_page(data, site, totals, counters, builder.modalities, summary))
     data_file(site, "data/site.js", {
         "format": FORMAT, "kind": data.kind, "root": str(dataset), "modalities": builder.modalities,
         "sources": list(sources) if len(sources) <= MAX_SOURCE_VIEWS else [], "views": view_table,
+        "main_metrics": worst.names,
         "tokenizers": {m: e["name"] + (" (UNTRAINED)" if e["untrained"] else "") for m, e in data.entries.items()}
         if isinstance(data, TokenDataset) else {},
         "page_size": page_size, "samples": totals.samples, "ok": totals.ok, "failed": totals.failed,
@@ -334,8 +375,6 @@ def _remove_stale(site: Path, chunks: set[str]) -> None:
 
 def _dataset_page(data, site: Path, totals: Totals, counters: dict, modalities: list[str],
                   summary: BuildSummary) -> dict:
-    from tokzoo.evaluation.metrics import HIGHER_IS_BETTER
-
     rows = []
     for m in modalities:
         row = {"name": m, **totals.per_modality.get(m, {"failed": 0, "present": 0}),

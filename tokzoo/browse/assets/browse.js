@@ -62,24 +62,29 @@ window.tokzoo = (() => {
     const modality = document.getElementById("modality");
     site.sources.forEach((name, i) => source.append(el("option", {value: String(i), text: name})));
     site.modalities.forEach(name => modality.append(el("option", {value: name, text: name})));
+    const order = document.getElementById("order");
+    Object.entries(site.main_metrics || {}).forEach(([m, name]) =>
+      order.append(el("option", {value: "worst-" + m, text: `worst ${m} ${name} first`})));
     const state = () => {
       const p = params();
       return {status: p.get("status") || "all", source: p.get("source") || "all",
-              modality: p.get("modality") || "all", page: Math.max(1, parseInt(p.get("page") || "1", 10) || 1)};
+              modality: p.get("modality") || "all", order: p.get("order") || "dataset", page: Math.max(1, parseInt(p.get("page") || "1", 10) || 1)};
     };
     const go = changes => {
       const next = Object.assign(state(), changes);
       location.hash = new URLSearchParams(next).toString();
     };
-    for (const select of [status, source, modality]) {
+    for (const select of [status, source, modality, order]) {
       select.addEventListener("change", () => go({[select.id]: select.value, page: 1}));
     }
     document.getElementById("prev").addEventListener("click", () => go({page: state().page - 1}));
     document.getElementById("next").addEventListener("click", () => go({page: state().page + 1}));
     const render = async () => {
       const s = state();
-      status.value = s.status; source.value = s.source; modality.value = s.modality;
-      const id = `${s.status}.${s.source}.${s.status === "failed" ? s.modality : "all"}`;
+      status.value = s.status; source.value = s.source; modality.value = s.modality; order.value = s.order;
+      const worst = s.order.startsWith("worst-") ? s.order.slice(6) : null;
+      status.disabled = source.disabled = !!worst;  // the worst-first lists span the whole dataset
+      const id = worst ? `worst.all.${worst}` : `${s.status}.${s.source}.${s.status === "failed" ? s.modality : "all"}`;
       const view = site.views[id] || {count: 0, pages: 0};
       const page = Math.min(s.page, Math.max(view.pages, 1));
       document.getElementById("count").textContent = `${view.count} samples`;
@@ -90,7 +95,7 @@ window.tokzoo = (() => {
       box.replaceChildren();
       if (!view.pages) { document.body.dataset.ready = id + "/0"; return; }
       const tiles = await load(`data/views/${id}/${page}.js`);
-      box.replaceChildren(...tiles.map(t => tile(t, s.modality)));
+      box.replaceChildren(...tiles.map(t => tile(t, worst || s.modality)));
       document.body.dataset.ready = id + "/" + page;
     };
     window.addEventListener("hashchange", () => render().catch(fail));
@@ -112,7 +117,8 @@ window.tokzoo = (() => {
       if (!have) pics.append(el("div", {class: "noimg", text: "no " + modality}));
     }
     return el("a", {class: "tile " + t.s, href: sampleLink(t.c, t.i), title: t.e || t.k}, pics,
-              el("div", {class: "key"}, badge(t.s), " " + t.k), t.e ? el("div", {class: "err", text: t.e}) : null);
+              el("div", {class: "key"}, badge(t.s), " " + t.k), t.v ? el("div", {class: "metric", text: t.v}) : null,
+              t.e ? el("div", {class: "err", text: t.e}) : null);
   }
 
   /* ---- one sample ---- */
