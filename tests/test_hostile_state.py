@@ -105,3 +105,20 @@ def test_cli_inspect_show_and_resume_on_each_tampering(base, how):
         assert result.returncode in (0, 2), result.stderr[-2000:]
         if result.returncode == 2:
             assert_one_line_error(result)
+
+
+def test_pseudo_label_relabels_a_truncated_shard(tmp_path):
+    """pseudo-label's markers are checked too: a tar cut short under its stats.json is labelled again."""
+    from tokzoo.datasets.scenes import write_scene_shards
+    from tokzoo.labelers.job import LabelJob, pseudo_label
+
+    write_scene_shards(tmp_path / "scenes", 4, seed=0, size=32, samples_per_shard=2)
+    job = LabelJob(["edges"], str(tmp_path / "scenes"), tmp_path / "labelled", progress=False)
+    pseudo_label(job)
+    shard = tmp_path / "labelled" / "shard-000001.tar"
+    whole = shard.read_bytes()
+    shard.write_bytes(whole[:len(whole) // 2])
+    summary = pseudo_label(job)
+    assert summary.written == 1 and shard.read_bytes() == whole
+    (tmp_path / "labelled" / ".pseudo-label" / "shard-000000.stats.json").write_text('{"count": "x"}')
+    assert pseudo_label(job).written == 1

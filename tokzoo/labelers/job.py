@@ -30,6 +30,7 @@ from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.io.samples import RawSample, Sample
 from tokzoo.pipeline.layout import json_bytes, read_json, shard_name, table_bytes
 from tokzoo.pipeline.plan import open_input, units
+from tokzoo.pipeline.state import labelled_shard_done, read_counts
 from tokzoo.pipeline.writer import recover, write_atomic
 from tokzoo.storage import as_path, is_url
 
@@ -156,7 +157,7 @@ class LabelPlan:
     def todo(self, all_units):
         for unit in all_units:
             self.shards += 1
-            if not (self.status / f"{shard_name(unit.index)}.stats.json").is_file():
+            if not labelled_shard_done(self.status, unit.index):  # a damaged shard is labelled again
                 yield unit
 
     def decode(self, unit) -> list[tuple[RawSample, Sample]]:
@@ -301,7 +302,7 @@ def write_shard(out: Path, index: int, source: str, payload: ShardPayload, secon
 def _count(status: Path) -> dict:
     totals = {"count": 0, "ok": 0, "failed": 0}
     for path in status.glob("shard-*.stats.json"):
-        stats = read_json(path)
+        stats = read_counts(path)
         totals = {k: totals[k] + stats[k] for k in totals}
     return totals
 

@@ -28,13 +28,39 @@ _JOURNAL_ENTRY = re.compile(r"[A-Za-z0-9_-]+/(shard-\d{6})\.(tar|samples\.jsonl|
 
 def read_stats(out: Path, modality: str, index: int) -> dict:
     """``stats.json`` of a shard with its counts checked (non-negative ints, ok + failed = count)."""
-    path = stats_path(out, modality, index)
-    stats = read_json(path, _rebuild_hint(out, modality, index))
+    return read_counts(stats_path(out, modality, index), _rebuild_hint(out, modality, index))
+
+
+def read_counts(path: Path, hint: str = OVERWRITE_HINT) -> dict:
+    """A ``stats.json`` completion marker (tokenize or pseudo-label) with its counts checked; ConfigError + ``hint``."""
+    stats = read_json(path, hint)
     if not isinstance(stats, dict) or not all(_count(stats.get(f)) for f in _COUNTS) or \
             stats["ok"] + stats["failed"] != stats["count"]:
         raise ConfigError(f"{path}: not a shard's stats (count, ok, failed, bytes: non-negative integers, "
-                          f"ok + failed = count); {_rebuild_hint(out, modality, index)}")
+                          f"ok + failed = count); {hint}")
     return stats
+
+
+def labelled_shard_done(status: Path, index: int) -> bool:
+    """Whether pseudo-label's shard ``index`` is complete: its marker (in ``status``) parses, the tar beside
+    ``status`` has the recorded size and the table the recorded count. A damaged one loses its marker (so the
+    run labels it again), with a line on stderr."""
+    marker = status / f"{shard_name(index)}.stats.json"
+    if not marker.is_file():
+        return False
+    tar, table = status.parent / f"{shard_name(index)}.tar", status / f"{shard_name(index)}.samples.jsonl"
+    try:
+        stats = read_counts(marker)
+        size = tar.stat().st_size if isinstance(tar, Path) and tar.is_file() else stats["bytes"]
+        problem = (f"{tar}: {size} bytes, its stats.json says {stats['bytes']}" if size != stats["bytes"] else
+                   f"{table}: not {stats['count']} records" if len(read_table(table)) != stats["count"] else None)
+    except ConfigError as error:
+        problem = str(error).split(f"; {OVERWRITE_HINT}")[0]
+    if problem is None:
+        return True
+    marker.unlink()
+    print(f"tokzoo: {problem}; labelling shard {index} again", file=sys.stderr)
+    return False
 
 
 def _count(value) -> bool:
