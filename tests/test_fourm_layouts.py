@@ -271,3 +271,22 @@ def test_trainer_specs_from_data_tokenized_by_ml4m(tmp_path):
     assert (spec.kind, spec.vocab_size, spec.grid, spec.size) == ("image", 8192, (14, 14), (224, 224))
     batch = next(iter(make_loader(tmp_path, ["tok_depth@224"], batch_size=4, shuffle=False)))
     assert batch["tok_depth@224"].shape == (4, spec.length)
+
+
+def test_tokzoo_fm_trainer_trains_on_both_4m_layouts_alike(tokens_dir, tmp_path):
+    """`tokzoo fm train` on ml-4m layouts: the same data in either layout gives the same losses."""
+    recipe = tmp_path / "fm.yaml"
+    recipe.write_text("""data: {modalities: [tok_depth@32, tok_rgb@32]}
+model: {preset: fm-tiny, dim: 32, encoder_layers: 1, decoder_layers: 1, heads: 2}
+masking: {input_tokens: 8, target_tokens: 8, mixture: [{name: all, weight: 1, input_alpha: 0.5, target_alpha: 0.5}]}
+train: {steps: 2, batch_size: 4, lr: 1.0e-3, warmup_steps: 1, weight_decay: 0.0, grad_clip: 1.0, seed: 0,
+        num_workers: 0, checkpoint_every: 2}
+""")
+    lines = []
+    for layout in ("webdataset", "folder"):
+        export_4m(tokens_dir, tmp_path / layout, layout=layout, modalities=["depth", "rgb"], progress=False)
+        result = CliRunner().invoke(cli, ["fm", "train", "-r", str(recipe), "--data", str(tmp_path / layout),
+                                          "-o", str(tmp_path / f"run-{layout}"), "--no-progress"])
+        assert result.exit_code == 0, result.output
+        lines.append(next(line for line in result.output.splitlines() if line.startswith("step 2: loss")).split(";")[0])
+    assert lines[0] == lines[1] and "tok_depth@32" in lines[0]
