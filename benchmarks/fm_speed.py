@@ -6,7 +6,8 @@ One process, ``--threads`` torch threads. Timings (best of ``--repeats`` rounds 
   the same machine load;
 - **in memory**: ``train_step`` on global batches read and masked beforehand;
 - **real loader**: the same steps reading through ``tokzoo.data.make_loader`` (``--workers`` workers) with
-  masking in the loop, as ``tokzoo fm train`` does.
+  masking in the loop, as ``tokzoo fm train`` does; the time spent waiting for the next batch and masking it is
+  also timed inside those steps, which a loaded machine disturbs less than two separately timed rounds.
 
 FLOPs per step are counted by ``torch.utils.flop_counter.FlopCounterMode`` over one forward + backward
 (matmuls and attention). Tokens per step = input + target tokens. Appends a table under
@@ -98,9 +99,14 @@ def measure(data: Path, args) -> dict:
         for i, b in enumerate(batches):
             train_step(model, optimizer, b, cfg, i)
 
+    waits = []
+
     def real_loader():
         for i in range(args.steps):
-            train_step(model, optimizer, masker(flatten_batch(next(stream), specs), np.random.default_rng([1, i])), cfg, i)
+            t = time.perf_counter()
+            batch = masker(flatten_batch(next(stream), specs), np.random.default_rng([1, i]))
+            waits.append(time.perf_counter() - t)
+            train_step(model, optimizer, batch, cfg, i)
 
     memory, real, peaks = [], [], []
     load = os.getloadavg()
@@ -111,7 +117,7 @@ def measure(data: Path, args) -> dict:
         real.append(_seconds(real_loader) / args.steps)
     peak, step_memory, step_real = max(peaks), min(memory), min(real)
     return {"params": model.num_parameters(), "flops_per_step": flops, "tokens_per_step": tokens, "peak": peak,
-            "step_memory": step_memory, "step_real": step_real, "load_start": load, "load_end": os.getloadavg()}
+            "step_memory": step_memory, "step_real": step_real, "wait": float(np.mean(waits)), "load_start": load, "load_end": os.getloadavg()}
 
 
 def _tokenize(out: Path) -> Path:
@@ -138,11 +144,13 @@ def _table(r: dict, args) -> str:
         f"best of the timings between rounds. `python benchmarks/fm_speed.py --preset {args.preset} --batch {args.batch}`",
         "",
         "| model | params | tokens/step | GFLOP/step | step s (in memory) | tokens/s | GFLOP/s | mm peak GFLOP/s | "
-        "achieved / peak | step s (real loader, workers " + str(args.workers) + ") | in memory / real loader |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "achieved / peak | step s (real loader, workers " + str(args.workers) + ") | in memory / real loader | "
+        "data wait s/step (next batch + masking) | 1 - wait / step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         f"| {args.preset} | {r['params'] / 1e6:.1f}M | {r['tokens_per_step']:.0f} | {r['flops_per_step'] / 1e9:.1f} | "
         f"{r['step_memory']:.3f} | {r['tokens_per_step'] / r['step_memory']:,.0f} | {achieved / 1e9:.1f} | {r['peak'] / 1e9:.1f} | "
-        f"{achieved / r['peak']:.2f} | {r['step_real']:.3f} | {r['step_memory'] / r['step_real']:.3f} |",
+        f"{achieved / r['peak']:.2f} | {r['step_real']:.3f} | {r['step_memory'] / r['step_real']:.3f} | "
+        f"{r['wait']:.4f} | {1 - r['wait'] / r['step_real']:.4f} |",
     ])
 
 
