@@ -46,6 +46,9 @@ CASES = {  # folder name: (domain, ml-4m constructor arguments, form)
     "4M_tokenizers_DINOv2-B14-global_tiny": ("DINOv2-B14-global", dict(
         enc_type="BottleneckMLP/B_1-Wi_32", dec_type="BottleneckMLP/B_1-Wi_32", quant_type="memcodes", num_codebooks=4,
         codebook_size=16, latent_dim=32, n_channels=24, image_size=224, patch_size=14), "folder"),
+    "4M_tokenizers_human-poses_tiny": ("human_poses", dict(
+        enc_type="BottleneckMLP/B_1-Wi_32", dec_type="BottleneckMLP/B_1-Wi_32", quant_type="memcodes", num_codebooks=4,
+        codebook_size=16, latent_dim=32, n_channels=207, image_size=224, patch_size=16), "folder"),
     "4M_tokenizers_depth_divae_tiny": ("depth", dict(image_size=16, patch_size=4, n_channels=1, dec_type="unet_t",
                                                      num_train_timesteps=1000, beta_schedule="linear",
                                                      prediction_type="sample", clip_sample=False, thresholding=True,
@@ -95,6 +98,14 @@ def raw_and_fourm_input(domain: str, config: dict, rng: np.random.Generator) -> 
         ids = torch.stack([t.postprocess(t.preprocess(Image.fromarray(x, mode="L"))) for x in raw])
         assert torch.equal(ids, torch.from_numpy((raw.astype(np.int64) + 1) % 256)), "PIL changed the label values"
         return raw, ids
+    if domain == "human_poses":  # one human per sample: SMPL body_pose rotations, as HMR2.0 writes them
+        from fourm.data.modality_transforms import HumanPoseTransform
+
+        q, r = np.linalg.qr(rng.normal(size=(N, 23, 3, 3)))
+        raw = (q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[..., None, :]).astype(np.float32)
+        t = HumanPoseTransform(only_pose=True)
+        vectors = [t.preprocess({"pred_smpl_params": {"body_pose": [x.tolist()]}}) for x in raw]
+        return raw, torch.stack(vectors)[:, :, None, None].contiguous()
     if domain.endswith("-global"):  # the teacher's embedding, as (B, D, 1, 1) (save_vq_tokens.py)
         raw = rng.normal(size=(N, config["n_channels"])).astype(np.float32)
         return raw, torch.from_numpy(raw.copy())[:, :, None, None].contiguous()

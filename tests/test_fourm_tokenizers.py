@@ -23,7 +23,8 @@ from tokzoo.fourm.checkpoints import to_fourm
 FIXTURES = Path(__file__).parent / "fixtures" / "fourm"
 CASES = {"4M_tokenizers_rgb_tiny": "rgb", "4M_tokenizers_depth_tiny": "depth", "4M_tokenizers_normal_tiny": "normals",
          "4M_tokenizers_edge_tiny": "edges", "4M_tokenizers_semseg_tiny": "semseg",
-         "4M_tokenizers_CLIP-B16_tiny": "dense_features", "4M_tokenizers_DINOv2-B14-global_tiny": "global_feature"}
+         "4M_tokenizers_CLIP-B16_tiny": "dense_features", "4M_tokenizers_DINOv2-B14-global_tiny": "global_feature",
+         "4M_tokenizers_human-poses_tiny": "human_pose"}
 
 
 def source(case: str) -> Path:
@@ -179,3 +180,13 @@ def test_unported_diffusion_decoder_is_carried_and_decode_refuses(tmp_path):
         tok.decode(ref["tokens"].flatten(1))
     tok.save_pretrained(tmp_path / "saved")
     assert tokzoo.load_tokenizer(str(tmp_path / "saved")).content_hash() == tok.content_hash()
+
+
+def test_human_pose_tokenizer_takes_one_images_smpl_pose_dict():
+    tok = tokzoo.load_tokenizer(str(FIXTURES / "4M_tokenizers_human-poses_tiny"))
+    ref = reference("4M_tokenizers_human-poses_tiny")
+    pose = {"skeleton": "smpl", "humans": [{"body_pose": r.tolist()} for r in ref["raw"].numpy()]}
+    assert tok.codec.batch_is_samples is False  # set-valued: the batch axis is one image's humans
+    assert torch.equal(tok.encode(pose), ref["tokens"].flatten(1)) and tok.token_shape == (4,)
+    decoded = tok.decode(tok.encode(pose))
+    assert decoded["skeleton"] == "smpl" and len(decoded["humans"]) == len(ref["raw"])

@@ -13,6 +13,7 @@ whose ``to_model`` reproduces what ml-4m's tokenization transforms (``MODALITY_T
 | canny_edge, sam_edge | uint8 {0, 1} (H, W) | 3 channels of 0 / 255 as rgb |
 | CLIP-B16, DINOv2-B14, ImageBind-H14 | float (h, w, C) teacher features | (B, C, h, w), unchanged |
 | DINOv2-B14-global, ImageBind-H14-global | float (D,) teacher embedding | (B, D, 1, 1), unchanged |
+| human_poses | one image's SMPL pose dict (or (N, 23, 3, 3) rotations); the batch axis is humans | (N, 207, 1, 1): body_pose flattened row-major |
 
 Decoder outputs go back to tokzoo's values (semseg: argmax - 1, label 0 -> 255; features: channels last).
 """
@@ -28,6 +29,7 @@ from tokzoo.modalities.dense_features import DenseFeatures
 from tokzoo.modalities.depth import Depth
 from tokzoo.modalities.edges import Edges
 from tokzoo.modalities.global_features import GlobalFeature
+from tokzoo.modalities.human_pose import HumanPose
 from tokzoo.modalities.normals import Normals
 from tokzoo.modalities.rgb import RGB
 from tokzoo.modalities.semseg import Semseg
@@ -148,15 +150,30 @@ class FourMGlobalFeature(GlobalFeature):
         return y.float().reshape(y.shape[0], -1).cpu().numpy()
 
 
+class FourMHumanPose(HumanPose):
+    """4M's human-pose tokenizer: per human the 23 SMPL body-joint rotation matrices, flattened row-major to 207
+    values as a (207, 1, 1) map (ml-4m's HumanPoseTransform(only_pose=True), then its training script's unsqueeze)."""
+
+    def __init__(self):
+        super().__init__(skeleton="smpl")
+
+    def to_model(self, x) -> torch.Tensor:
+        return super().to_model(x)[:, :, None, None]
+
+    def from_model(self, y: torch.Tensor) -> dict:
+        return super().from_model(y.reshape(y.shape[0], -1))
+
+
 DOMAINS = {"rgb": (FourMRGB, "rgb"), "depth": (FourMDepth, "depth"), "normal": (FourMNormals, "normals"),
            "semseg_coco": (FourMSemseg, "semseg"), "canny_edge": (FourMEdges, "edges"), "sam_edge": (FourMEdges, "edges"),
            "CLIP-B16": (DenseFeatures, "dense_features"), "DINOv2-B14": (DenseFeatures, "dense_features"),
            "ImageBind-H14": (DenseFeatures, "dense_features"),
            "DINOv2-B14-global": (FourMGlobalFeature, "global_feature"),
-           "ImageBind-H14-global": (FourMGlobalFeature, "global_feature")}
+           "ImageBind-H14-global": (FourMGlobalFeature, "global_feature"),
+           "human_poses": (FourMHumanPose, "human_pose")}
 """ml-4m domain -> (codec class, tokzoo modality)."""
 
-HINTS = [("dinov2-b14-global", "DINOv2-B14-global"), ("imagebind-h14-global", "ImageBind-H14-global"), ("semseg", "semseg_coco"), ("depth", "depth"), ("normal", "normal"), ("sam_edge", "sam_edge"), ("edge", "canny_edge"),
+HINTS = [("human-poses", "human_poses"), ("human_poses", "human_poses"), ("dinov2-b14-global", "DINOv2-B14-global"), ("imagebind-h14-global", "ImageBind-H14-global"), ("semseg", "semseg_coco"), ("depth", "depth"), ("normal", "normal"), ("sam_edge", "sam_edge"), ("edge", "canny_edge"),
          ("clip", "CLIP-B16"), ("dinov2", "DINOv2-B14"), ("imagebind", "ImageBind-H14"), ("rgb", "rgb")]
 """Substrings of released tokenizer names (EPFL-VILAB/4M_tokenizers_<domain>_...) -> domain, first match wins."""
 
@@ -164,11 +181,13 @@ HINTS = [("dinov2-b14-global", "DINOv2-B14-global"), ("imagebind-h14-global", "I
 def build_codec(domain: str, config: dict):
     """The codec of ml-4m ``domain`` for a tokenizer of ml-4m ``config``."""
     if domain not in DOMAINS:
-        raise ConfigError(f"4M domain {domain!r} is not supported (supported: {', '.join(DOMAINS)}; human poses "
-                          "and SAM instances are not ported)")
+        raise ConfigError(f"4M domain {domain!r} is not supported (supported: {', '.join(DOMAINS)}; SAM instances "
+                          "are not ported)")
     cls = DOMAINS[domain][0]
     if cls is FourMSemseg:
         return cls(config.get("n_labels") or 134)
+    if cls is FourMHumanPose:
+        return cls()
     if cls in (DenseFeatures, FourMGlobalFeature):
         return cls(dim=int(config["n_channels"]))
     return cls()
