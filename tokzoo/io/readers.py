@@ -39,16 +39,17 @@ def _list_files(root: Path) -> list[str]:
     return sorted(out)
 
 
-def file_problem(root: Path, rel: str) -> str | None:
+def file_problem(root: Path, rel: str, inside: Path | None = None) -> str | None:
     """Why the listed file ``root/rel`` is not read, or None: not a regular file (FIFO, device, socket), a dangling
-    symlink, or a symlink whose target lies outside ``root``."""
+    symlink, or a symlink whose target lies outside both ``root`` and ``inside`` (the input folder)."""
     path = root / rel
     try:
         mode = os.lstat(path).st_mode
         if stat.S_ISLNK(mode):
             target = Path(os.path.realpath(path))
-            if not target.is_relative_to(Path(os.path.realpath(root))):
-                return f"{path}: symlink to {target}, outside the input folder {root}; not read"
+            folders = {Path(os.path.realpath(folder)) for folder in (root, inside or root)}
+            if not any(target.is_relative_to(folder) for folder in folders):
+                return f"{path}: symlink to {target}, outside the input folder {inside or root}; not read"
             mode = os.stat(path).st_mode
     except OSError as exc:
         return f"{path}: cannot be read ({exc.strerror or exc}; a dangling symlink?)"
@@ -130,7 +131,7 @@ class ModalityFoldersReader(Reader):
             files, errors = {}, {}
             for m in self.modalities:
                 rels = self._by_modality[m].get(stem, [])
-                problem = file_problem(self.root / m, rels[0]) if len(rels) == 1 else None
+                problem = file_problem(self.root / m, rels[0], self.root) if len(rels) == 1 else None
                 if problem is not None:
                     errors[m] = problem
                 elif len(rels) == 1:
