@@ -83,7 +83,8 @@ window.tokzoo = (() => {
       const s = state();
       status.value = s.status; source.value = s.source; modality.value = s.modality; order.value = s.order;
       const worst = s.order.startsWith("worst-") ? s.order.slice(6) : null;
-      status.disabled = source.disabled = !!worst;  // the worst-first lists span the whole dataset
+      status.disabled = source.disabled = modality.disabled = !!worst;  // worst-first lists span the dataset
+      if (worst) modality.value = worst;
       const id = worst ? `worst.all.${worst}` : `${s.status}.${s.source}.${s.status === "failed" ? s.modality : "all"}`;
       const view = site.views[id] || {count: 0, pages: 0};
       const page = Math.min(s.page, Math.max(view.pages, 1));
