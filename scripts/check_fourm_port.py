@@ -49,6 +49,9 @@ RELEASED = {  # hub name: (domain, class, arguments, form)
     "4M_tokenizers_ImageBind-H14-global_8k_16_224": ("ImageBind-H14-global", "VQVAE", dict(
         enc_type="BottleneckMLP/B_6-Wi_1024", dec_type="BottleneckMLP/B_6-Wi_1024", quant_type="memcodes",
         num_codebooks=8, codebook_size=8192, latent_dim=1024, n_channels=1024, image_size=224, patch_size=14), "file"),
+    "4M_tokenizers_human-poses_1k_8": ("human_poses", "VQVAE", dict(
+        enc_type="BottleneckMLP/B_6-Wi_1024", dec_type="BottleneckMLP/B_6-Wi_1024", quant_type="memcodes",
+        num_codebooks=8, codebook_size=1024, latent_dim=1024, n_channels=207, image_size=224, patch_size=16), "folder"),
     "4M_tokenizers_rgb_16k_224-448": ("rgb", "DiVAE", dict(DIVAE, codebook_size=16384, n_channels=3), "folder"),
     "4M_tokenizers_depth_8k_224-448": ("depth", "DiVAE", dict(DIVAE, codebook_size=8192, n_channels=1), "folder"),
     "4M_tokenizers_normal_8k_224-448": ("normal", "DiVAE", dict(DIVAE, codebook_size=8192, n_channels=3), "file"),
