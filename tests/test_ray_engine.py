@@ -70,3 +70,17 @@ def test_a_model_too_big_for_one_gpu_is_refused_in_one_line():
     message = str(refused.value)
     assert "\n" not in message and "tokenizer 'huge' (rgb) has 70.0 GiB of weights" in message
     assert "too big for one actor's GPU (80.0 GiB" in message
+
+
+def test_cpu_actors_that_would_take_every_cpu_are_refused():
+    from tokzoo.errors import ConfigError
+    from tokzoo.scale.scheduler import check_cpus
+
+    class TwoCpus:  # what check_cpus reads of the ray module
+        @staticmethod
+        def cluster_resources():
+            return {"CPU": 2.0}
+
+    check_cpus(TwoCpus, 1)
+    with pytest.raises(ConfigError, match="--actors 2 on CPUs would take all 2 CPUs of the Ray cluster"):
+        check_cpus(TwoCpus, 2)

@@ -102,6 +102,16 @@ def test_driver_killed_inside_a_commit_on_s3_resumes(toks, s3_input, s3_env, loc
     assert normalised(bucket_snapshot("resumed")) == local_from_s3
 
 
+def test_a_url_prefix_of_tars_is_an_input(s3_input):
+    from tokzoo.errors import InputError
+    from tokzoo.pipeline.plan import open_input
+
+    reader = open_input(f"s3://{BUCKET}/raw/", ["rgb", "depth"])
+    assert reader.shards == [f"s3://{BUCKET}/raw/shard-{i:06d}.tar" for i in range(4)]
+    with pytest.raises(InputError, match="no .tar objects under this URL"):
+        open_input(f"s3://{BUCKET}/nothing-here/", ["rgb"])
+
+
 def test_object_paths_behave_like_local_paths(s3_env):
     from tokzoo.pipeline.writer import ShardCommit, recover, write_atomic
     from tokzoo.storage import ObjectPath, as_path, is_url
@@ -112,11 +122,11 @@ def test_object_paths_behave_like_local_paths(s3_env):
     write_atomic(out / "a" / "one.json", b"1")
     assert (out / "a" / "one.json").read_bytes() == b"1" and not (out / "a" / "one.json.tmp").exists()
     commit = ShardCommit(out, 0)
-    commit.stage(out / "a" / "two.bin", b"2")
-    commit.stage(out / "a" / "two.stats.json", b"{}")
-    assert [p.name for p in (out / "a").glob("*.tmp")] == ["two.bin.tmp", "two.stats.json.tmp"]
+    commit.stage(out / "a" / "shard-000000.tar", b"2")
+    commit.stage(out / "a" / "shard-000000.stats.json", b"{}")
+    assert [p.name for p in (out / "a").glob("*.tmp")] == ["shard-000000.stats.json.tmp", "shard-000000.tar.tmp"]
     commit.commit()
-    assert sorted(p.name for p in (out / "a").iterdir()) == ["one.json", "two.bin", "two.stats.json"]
-    (out / "a" / "three.tmp").write_bytes(b"staged, never journaled")
+    assert sorted(p.name for p in (out / "a").iterdir()) == ["one.json", "shard-000000.stats.json", "shard-000000.tar"]
+    (out / "a" / "shard-000001.tar.tmp").write_bytes(b"staged, never journaled")
     recover(out)
-    assert not (out / "a" / "three.tmp").exists() and (out / "a").is_dir() and (out / "a" / "two.bin").is_file()
+    assert not (out / "a" / "shard-000001.tar.tmp").exists() and (out / "a" / "shard-000000.tar").is_file()

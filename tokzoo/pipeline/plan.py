@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from tokzoo.errors import ConfigError
+from tokzoo.errors import ConfigError, InputError
 from tokzoo.io import RawSample, Reader, TarReader, open_reader
 from tokzoo.io.safety import MAX_FILE_BYTES
-from tokzoo.storage import is_url
+from tokzoo.storage import as_path, is_url
 
 from .layout import SOURCE, json_bytes, read_json
 
@@ -61,6 +61,12 @@ def open_input(source: str | Path, modalities: Sequence[str], max_member_bytes: 
     path = Path(source)
     if path.name == SOURCE and path.is_dir():
         return TarReader(sorted(str(p) for p in path.glob("shard-*.tar")), list(modalities), max_member_bytes)
+    if is_url(source) and not (str(source).endswith(".tar") or ("{" in str(source) and ".." in str(source))):
+        tars = [str(p) for p in as_path(str(source)).glob("*.tar")]  # a URL "folder": the tars in it
+        if not tars:
+            raise InputError(str(source), "no .tar objects under this URL; give a .tar URL, a brace pattern "
+                                          "(shard-{000000..000999}.tar) or a prefix holding tars")
+        return TarReader(tars, list(modalities), max_member_bytes)
     return open_reader(str(source), list(modalities), max_member_bytes=max_member_bytes)
 
 
@@ -86,5 +92,5 @@ class _LazyTar:
         if is_url(self.shard):
             from tokzoo.storage.tars import remote_tar_samples
 
-            return remote_tar_samples(self.shard, self.modalities)
+            return remote_tar_samples(self.shard, self.modalities, self.max_member_bytes)
         return TarReader(self.shard, list(self.modalities), self.max_member_bytes).raw()

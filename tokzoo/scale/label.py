@@ -74,7 +74,7 @@ def run_ray(job: LabelJob, out, plan: LabelPlan, all_units, total: int | None,
         check_cpus(ray, 0 if gpus else count)
         actor_class = ray.remote(Labelers).options(num_cpus=1, num_gpus=1 if gpus else 0, max_restarts=RETRIES,
                                                    max_task_retries=RETRIES)
-        actors = [actor_class.remote(job, "cuda" if gpus else job.device, count) for _ in range(count)]
+        actors = [actor_class.remote(job, "cuda" if gpus else "cpu", count) for _ in range(count)]
         problems = [p for p in ray.get([actor.ready.remote() for actor in actors]) if p]
         if problems:
             raise ConfigError(problems[0])

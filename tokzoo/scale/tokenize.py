@@ -84,7 +84,8 @@ class Encoder:
                 for spec in specs:
                     check_fits(f"tokenizer {spec.reference!r} ({spec.modality})", tensor_bytes(spec.tokenizer), memory)
                 for spec in specs:
-                    spec.tokenizer.to(device) if hasattr(spec.tokenizer, "to") else None
+                    if hasattr(spec.tokenizer, "to"):
+                        spec.tokenizer.to(device)
             self.specs = {spec.modality: spec for spec in specs}
         except ConfigError as error:
             self.error = str(error)
@@ -118,7 +119,7 @@ def run_ray(work: ShardWork) -> tuple[int, list[str]]:
             raise ConfigError(f"--gpus {gpus}: the Ray cluster has {ray.cluster_resources().get('GPU', 0):g} GPUs")
         count = job.actors or max(1, gpus)
         check_cpus(ray, 0 if gpus else count)
-        device = "cuda" if gpus else (job.device or "cpu")
+        device = "cuda" if gpus else None  # --gpus decides: an actor without a GPU runs on its CPU
         hashes = {spec.modality: spec.content_hash for spec in work.specs}
         tokenizers = {spec.modality: spec.reference for spec in work.specs}
         actor_class = ray.remote(Encoder).options(num_cpus=1, num_gpus=1 if gpus else 0, max_restarts=RETRIES,
@@ -131,11 +132,11 @@ def run_ray(work: ShardWork) -> tuple[int, list[str]]:
         ready = time.perf_counter()
         prepare = ray.remote(prepare_shard).options(num_cpus=1, max_retries=RETRIES)
         worker_job = ray.put(work.worker_job)
-        report, states = NodeReport(), {}
+        report, started = NodeReport(), {}
 
         def submit(pair):
             state, unit = pair
-            states[state.index] = (state, time.perf_counter())
+            started[state.index] = time.perf_counter()
             return prepare.remote(worker_job, Unit(state, unit))
 
         def process(actor, pair, ref):
@@ -146,15 +147,14 @@ def run_ray(work: ShardWork) -> tuple[int, list[str]]:
             state, _ = pair
             shard = ShardBuilder(state, work.specs_for(state), job.batch_size)
             shard.samples, shard.tokens = result["samples"], result["tokens"]
-            work.commit(shard, time.perf_counter() - states.pop(state.index)[1])
+            work.commit(shard, time.perf_counter() - started.pop(state.index))
             report.add(result["prepare"], actor, result["encode"], len(shard.samples))
             return len(shard.samples)
 
-        units_total = work.units_total
-        ahead = max(2, cpu_count(ray) + 2 * count)
+        total_units, ahead = work.units_total, max(2, cpu_count(ray) + 2 * count)
         with tqdm(total=work.total, unit="sample", smoothing=0.1, desc="tokenize", disable=not job.progress,
                   dynamic_ncols=True) as bar:
-            written, samples = distribute(ray, itertools.chain([first], todo), submit, process, commit, actors, ahead, bar,
-                                 unseen=None if units_total is None else lambda: units_total - work.plan.shards)
+            written, samples = distribute(ray, itertools.chain([first], todo), submit, process, commit, actors, ahead,
+                                          bar, unseen=None if total_units is None else lambda: total_units - work.plan.shards)
         return written, [startup_line(ready - began, count, samples, time.perf_counter() - ready),
                          *report.lines("encoder")]

@@ -124,6 +124,9 @@ class ObjectPath:
     def is_dir(self) -> bool:
         return self.fs.isdir(self.path)
 
+    def is_symlink(self) -> bool:
+        return False  # object stores have no links
+
     def iterdir(self) -> Iterator["ObjectPath"]:
         for child in sorted(self.fs.ls(self.path, detail=False)):
             if child.rstrip("/") != self.path:

@@ -19,7 +19,7 @@ from tokzoo.io import RawSample, TarReader
 from . import ObjectPath
 
 
-def remote_tar_samples(url: str, modalities: Sequence[str]) -> Iterator[RawSample]:
+def remote_tar_samples(url: str, modalities: Sequence[str], max_member_bytes: int) -> Iterator[RawSample]:
     """Raw samples of the tar at ``url`` (fsspec), as :meth:`TarReader.raw` gives them for a local tar."""
     folder = Path(tempfile.mkdtemp(prefix="tokzoo-shard-"))
     local = folder / url.rstrip("/").rsplit("/", 1)[-1]
@@ -29,7 +29,7 @@ def remote_tar_samples(url: str, modalities: Sequence[str]) -> Iterator[RawSampl
             remote.fs.get_file(remote.path, str(local))
         except (OSError, ValueError):
             local.unlink(missing_ok=True)  # read as absent: the reader reports it like a missing local tar
-        for raw in TarReader(str(local), list(modalities)).raw():
+        for raw in TarReader(str(local), list(modalities), max_member_bytes).raw():
             yield _renamed(raw, str(local), url)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
