@@ -102,6 +102,16 @@ def test_driver_killed_inside_a_commit_on_s3_resumes(toks, s3_input, s3_env, loc
     assert normalised(bucket_snapshot("resumed")) == local_from_s3
 
 
+@pytest.mark.slow
+def test_pseudo_label_from_s3_to_s3_matches_a_local_output(s3_input, tmp_path):
+    args = ["-m", "edges,normals", "--batch-size", "4", "--no-progress", "-i", s3_input]
+    run(["pseudo-label", *args, "-o", str(tmp_path / "local")])
+    result = run(["pseudo-label", *args, "-o", f"s3://{BUCKET}/labelled"])
+    assert "ok 19 / failed 1 / total 20" in result.stdout
+    stored = bucket_snapshot("labelled")
+    assert normalised(stored) == snapshot(tmp_path / "local") and ".pseudo-label/shard-000003.stats.json" in stored
+
+
 def test_a_url_prefix_of_tars_is_an_input(s3_input):
     from tokzoo.errors import InputError
     from tokzoo.pipeline.plan import open_input
