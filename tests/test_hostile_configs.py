@@ -111,3 +111,26 @@ def test_cli_size_options_refused(tmp_path):
         result = run_cli(*args, timeout=120)
         assert_one_line_error(result, fragment)
         assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+def test_weights_with_an_extra_8_gib_tensor_are_refused_from_the_header(tmp_path):
+    """model.safetensors declaring an extra 8 GiB tensor (present as holes): refused by name before any data is read."""
+    import shutil
+    import struct
+
+    folder = tmp_path / "tok"
+    shutil.copytree(Path(__file__).parents[1] / "tokzoo" / "weights" / "depth", folder)
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    length = struct.unpack("<Q", data[:8])[0]
+    header, body = json.loads(data[8:8 + length]), data[8 + length:]
+    header["evil"] = {"dtype": "F32", "shape": [1 << 31], "data_offsets": [len(body), len(body) + (8 << 30)]}
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(weights, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + body)
+        f.truncate(8 + len(text) + len(body) + (8 << 30))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match=r"model.safetensors: unexpected tensor\(s\) \['evil'\]"):
+        load_tokenizer(folder)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000

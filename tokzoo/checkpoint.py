@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from . import __version__
@@ -76,11 +76,20 @@ def read_tensors(directory: str | Path, expected: dict[str, torch.Tensor]) -> di
     if not path.is_file():
         raise CheckpointError(f"{path}: missing")
     try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{path}: corrupt or truncated ({error})") from None
-    check_tensors(expected, tensors, path)
+        with safe_open(str(path), framework="pt") as file:  # names and shapes from the header, before any data
+            shapes = {name: _Shape(file.get_slice(name).get_shape()) for name in file.keys()}
+            check_tensors(expected, shapes, path)
+            tensors = {name: file.get_tensor(name) for name in shapes}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: corrupt or truncated ({str(error).strip()[:200]})") from None
     return tensors
+
+
+class _Shape:
+    """A tensor's shape as read from a safetensors header, for :func:`check_tensors`."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
 
 
 def check_tensors(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], where: object) -> None:
