@@ -59,6 +59,8 @@ def test_tampered_dataset_gives_typed_errors_or_a_rebuild(base, how):
         tokenize(job)
         with pytest.raises(InvalidValueError, match="rgb/shard-000000.tar: token ids in .* outside the"):
             list(make_loader(out, ["rgb", "depth"], 4, shuffle=False))  # ... and every reader refuses the ids
+        with pytest.raises(InvalidValueError, match="rgb/shard-000000.tar: token ids"):  # as itself from a worker
+            list(make_loader(out, ["rgb", "depth"], 4, shuffle=False, num_workers=1))
         with pytest.raises(InvalidValueError, match="rgb/shard-000000.tar:scene_000000.npy: token ids"):
             show_rows(out, "scene_000000")
     elif how in REBUILT:

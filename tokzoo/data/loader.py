@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from tokzoo.errors import ConfigError, InputError, InvalidValueError, ShapeError
+from tokzoo.errors import ConfigError, InputError, InvalidValueError, ShapeError, TokzooError
 from tokzoo.indices import item_counts
 
 from .plan import epoch_pieces, random_crops, resampled_pieces
@@ -92,7 +92,8 @@ class TokenDataset(IterableDataset):
         else:
             pieces = epoch_pieces(self.counts, consumer, n_consumers, self.seed, self.epoch, self.shuffle)
             crop_rng = None
-        return self._batches(pieces, crop_rng)
+        batches = self._batches(pieces, crop_rng)
+        return _failures_as_batches(batches) if info else batches
 
     def _batches(self, pieces, crop_rng) -> Iterator[Batch]:
         parts, filled = [], 0
@@ -160,7 +161,36 @@ def make_loader(root: str | Path, modalities: Sequence[str], batch_size: int, *,
     """
     dataset = TokenDataset(root, modalities, batch_size, shuffle=shuffle, crop=crop, resampled=resampled, seed=seed,
                            rank=rank, world_size=world_size, drop_last=drop_last, require_complete=require_complete)
-    return DataLoader(dataset, batch_size=None, num_workers=num_workers, **loader_kwargs)
+    return TokenLoader(dataset, batch_size=None, num_workers=num_workers, **loader_kwargs)
+
+
+class WorkerFailure:
+    """A TokzooError raised in a DataLoader worker, sent as a batch: torch would re-raise it as a RuntimeError
+    holding the worker's traceback (it cannot rebuild a two-argument InputError)."""
+
+    def __init__(self, error: TokzooError):
+        self.cls = type(error)
+        self.args = (error.source, error.reason) if isinstance(error, InputError) else (str(error),)
+
+    def reraise(self):
+        raise self.cls(*self.args)
+
+
+def _failures_as_batches(batches: Iterator[Batch]) -> Iterator[Batch | WorkerFailure]:
+    try:
+        yield from batches
+    except TokzooError as error:
+        yield WorkerFailure(error)
+
+
+class TokenLoader(DataLoader):
+    """The DataLoader of :func:`make_loader`: a typed error in a worker is raised here as itself (one line)."""
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            if isinstance(batch, WorkerFailure):
+                batch.reraise()
+            yield batch
 
 
 def _gather(shards: list[Shard], samples: np.ndarray, crops: np.ndarray, pad_ids: dict[str, int | None],
