@@ -52,6 +52,9 @@ RELEASED = {  # hub name: (domain, class, arguments, form)
     "4M_tokenizers_human-poses_1k_8": ("human_poses", "VQVAE", dict(
         enc_type="BottleneckMLP/B_6-Wi_1024", dec_type="BottleneckMLP/B_6-Wi_1024", quant_type="memcodes",
         num_codebooks=8, codebook_size=1024, latent_dim=1024, n_channels=207, image_size=224, patch_size=16), "folder"),
+    "4M_tokenizers_sam-instance_1k_64": ("sam_mask", "VQVAE", dict(VQ, dec_type="vit_b_dec", out_conv=True, post_mlp=False,
+                                                                     codebook_size=1024, latent_dim=1024, n_channels=1,
+                                                                     image_size=64, mask_size=64), "folder"),
     "4M_tokenizers_rgb_16k_224-448": ("rgb", "DiVAE", dict(DIVAE, codebook_size=16384, n_channels=3), "folder"),
     "4M_tokenizers_depth_8k_224-448": ("depth", "DiVAE", dict(DIVAE, codebook_size=8192, n_channels=1), "folder"),
     "4M_tokenizers_normal_8k_224-448": ("normal", "DiVAE", dict(DIVAE, codebook_size=8192, n_channels=3), "file"),

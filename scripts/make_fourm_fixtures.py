@@ -49,6 +49,8 @@ CASES = {  # folder name: (domain, ml-4m constructor arguments, form)
     "4M_tokenizers_human-poses_tiny": ("human_poses", dict(
         enc_type="BottleneckMLP/B_1-Wi_32", dec_type="BottleneckMLP/B_1-Wi_32", quant_type="memcodes", num_codebooks=4,
         codebook_size=16, latent_dim=32, n_channels=207, image_size=224, patch_size=16), "folder"),
+    "4M_tokenizers_sam-instance_tiny": ("sam_mask", dict(image_size=64, patch_size=16, n_channels=1, out_conv=True),
+                                        "folder"),
     "4M_tokenizers_depth_divae_tiny": ("depth", dict(image_size=16, patch_size=4, n_channels=1, dec_type="unet_t",
                                                      num_train_timesteps=1000, beta_schedule="linear",
                                                      prediction_type="sample", clip_sample=False, thresholding=True,
@@ -98,6 +100,10 @@ def raw_and_fourm_input(domain: str, config: dict, rng: np.random.Generator) -> 
         ids = torch.stack([t.postprocess(t.preprocess(Image.fromarray(x, mode="L"))) for x in raw])
         assert torch.equal(ids, torch.from_numpy((raw.astype(np.int64) + 1) % 256)), "PIL changed the label values"
         return raw, ids
+    if domain == "sam_mask":  # instance masks of their own boxes (each touches all four borders), as ml-4m feeds them
+        masks = rng.random((N, s, s)) < 0.5
+        masks[:, 0, 0] = masks[:, -1, -1] = True
+        return masks, torch.from_numpy(masks.astype(np.float32))[:, None].contiguous()
     if domain == "human_poses":  # one human per sample: SMPL body_pose rotations, as HMR2.0 writes them
         from fourm.data.modality_transforms import HumanPoseTransform
 

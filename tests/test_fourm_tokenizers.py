@@ -24,7 +24,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "fourm"
 CASES = {"4M_tokenizers_rgb_tiny": "rgb", "4M_tokenizers_depth_tiny": "depth", "4M_tokenizers_normal_tiny": "normals",
          "4M_tokenizers_edge_tiny": "edges", "4M_tokenizers_semseg_tiny": "semseg",
          "4M_tokenizers_CLIP-B16_tiny": "dense_features", "4M_tokenizers_DINOv2-B14-global_tiny": "global_feature",
-         "4M_tokenizers_human-poses_tiny": "human_pose"}
+         "4M_tokenizers_human-poses_tiny": "human_pose", "4M_tokenizers_sam-instance_tiny": "sam_instances"}
 
 
 def source(case: str) -> Path:

@@ -105,6 +105,8 @@ def resolve_config(config: dict, tensors: dict[str, torch.Tensor]) -> dict:
     if "image_size" not in config:
         config["image_size"] = config.get("input_size") or config.get("input_size_max") or 224
     domain = str(config.get("domain", ""))
+    if "sam" in domain and config.get("mask_size"):  # ml-4m: SAM masks are the tokenizer's whole input
+        config["image_size"] = config["mask_size"]
     if any(d in domain for d in FEATURE_DOMAINS):
         config["patch_proj"] = False
     if "cls_emb.weight" in tensors:

@@ -13,6 +13,7 @@ whose ``to_model`` reproduces what ml-4m's tokenization transforms (``MODALITY_T
 | canny_edge, sam_edge | uint8 {0, 1} (H, W) | 3 channels of 0 / 255 as rgb |
 | CLIP-B16, DINOv2-B14, ImageBind-H14 | float (h, w, C) teacher features | (B, C, h, w), unchanged |
 | DINOv2-B14-global, ImageBind-H14-global | float (D,) teacher embedding | (B, D, 1, 1), unchanged |
+| sam_mask | one image's instance map (or bool masks) | (N, 1, 64, 64) {0, 1} masks of each instance's box (tokzoo's crop_instances) |
 | human_poses | one image's SMPL pose dict (or (N, 23, 3, 3) rotations); the batch axis is humans | (N, 207, 1, 1): body_pose flattened row-major |
 
 Decoder outputs go back to tokzoo's values (semseg: argmax - 1, label 0 -> 255; features: channels last).
@@ -32,6 +33,7 @@ from tokzoo.modalities.global_features import GlobalFeature
 from tokzoo.modalities.human_pose import HumanPose
 from tokzoo.modalities.normals import Normals
 from tokzoo.modalities.rgb import RGB
+from tokzoo.modalities.sam_instances import SAMInstances, crop_instances
 from tokzoo.modalities.semseg import Semseg
 
 PNG_DEPTH_UNITS = 512.0
@@ -164,16 +166,28 @@ class FourMHumanPose(HumanPose):
         return super().from_model(y.reshape(y.shape[0], -1))
 
 
+class FourMSAMInstances(SAMInstances):
+    """4M's SAM-instance tokenizer reads each instance as a 64 x 64 {0, 1} mask of its box (ml-4m draws it from
+    the instance's polygon; tokzoo cuts it from the instance map, so masks agree in meaning, not pixel for pixel)."""
+
+    contract = SAMInstances.contract.replace("encoded as {-1, 1}", "encoded as {0, 1}").replace(
+        "encode returns (N_kept, 16)", "encode returns (N_kept, (64 / patch)^2)")
+
+    def to_model(self, x) -> torch.Tensor:
+        return torch.from_numpy(crop_instances(x)[0])[:, None].float()
+
+
 DOMAINS = {"rgb": (FourMRGB, "rgb"), "depth": (FourMDepth, "depth"), "normal": (FourMNormals, "normals"),
            "semseg_coco": (FourMSemseg, "semseg"), "canny_edge": (FourMEdges, "edges"), "sam_edge": (FourMEdges, "edges"),
            "CLIP-B16": (DenseFeatures, "dense_features"), "DINOv2-B14": (DenseFeatures, "dense_features"),
            "ImageBind-H14": (DenseFeatures, "dense_features"),
            "DINOv2-B14-global": (FourMGlobalFeature, "global_feature"),
            "ImageBind-H14-global": (FourMGlobalFeature, "global_feature"),
-           "human_poses": (FourMHumanPose, "human_pose")}
+           "human_poses": (FourMHumanPose, "human_pose"),
+           "sam_mask": (FourMSAMInstances, "sam_instances")}
 """ml-4m domain -> (codec class, tokzoo modality)."""
 
-HINTS = [("human-poses", "human_poses"), ("human_poses", "human_poses"), ("dinov2-b14-global", "DINOv2-B14-global"), ("imagebind-h14-global", "ImageBind-H14-global"), ("semseg", "semseg_coco"), ("depth", "depth"), ("normal", "normal"), ("sam_edge", "sam_edge"), ("edge", "canny_edge"),
+HINTS = [("sam-instance", "sam_mask"), ("sam_instance", "sam_mask"), ("human-poses", "human_poses"), ("human_poses", "human_poses"), ("dinov2-b14-global", "DINOv2-B14-global"), ("imagebind-h14-global", "ImageBind-H14-global"), ("semseg", "semseg_coco"), ("depth", "depth"), ("normal", "normal"), ("sam_edge", "sam_edge"), ("edge", "canny_edge"),
          ("clip", "CLIP-B16"), ("dinov2", "DINOv2-B14"), ("imagebind", "ImageBind-H14"), ("rgb", "rgb")]
 """Substrings of released tokenizer names (EPFL-VILAB/4M_tokenizers_<domain>_...) -> domain, first match wins."""
 
@@ -181,8 +195,7 @@ HINTS = [("human-poses", "human_poses"), ("human_poses", "human_poses"), ("dinov
 def build_codec(domain: str, config: dict):
     """The codec of ml-4m ``domain`` for a tokenizer of ml-4m ``config``."""
     if domain not in DOMAINS:
-        raise ConfigError(f"4M domain {domain!r} is not supported (supported: {', '.join(DOMAINS)}; SAM instances "
-                          "are not ported)")
+        raise ConfigError(f"4M domain {domain!r} is not supported (supported: {', '.join(DOMAINS)})")
     cls = DOMAINS[domain][0]
     if cls is FourMSemseg:
         return cls(config.get("n_labels") or 134)
