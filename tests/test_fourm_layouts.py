@@ -6,7 +6,6 @@ import io
 import json
 import shutil
 import sys
-import tarfile
 import types
 from pathlib import Path
 

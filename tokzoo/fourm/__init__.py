@@ -6,7 +6,8 @@
 - :mod:`.reader`: ml-4m's layouts read as tokzoo shards (``tokzoo.data`` delegates here);
 - :mod:`.report`: ``tokzoo inspect`` / ``show`` on those layouts;
 - :mod:`.checkpoints`: released tokenizer files (hub folder, single safetensors; ``.pth`` refused), tensor names;
-- :mod:`.vqvae`: ViT / MLP encoders and decoders and the cosine VQ with ml-4m's tensor names;
+- :mod:`.vqvae`: ViT / MLP encoders and decoders, the cosine VQ and Memcodes, with ml-4m's tensor names;
+- :mod:`.unet`, :mod:`.diffusion`: the DiVAE patched UNet and deterministic DDIM sampling;
 - :mod:`.conventions`: 4M's input conventions per domain, over tokzoo's raw values;
 - :mod:`.tokenizer`: :class:`FourMTokenizer`, what ``tokzoo.load_tokenizer`` returns for a 4M checkpoint.
 

@@ -20,6 +20,7 @@ arrays of ``{"token_ids": int16 (N, T)}`` per crop, loadable only with ``allow_p
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,8 +157,6 @@ def _write(dst: Path, folder: str, index: int, layout: str, members: list[tuple[
 
 def _npy(array: np.ndarray) -> bytes:
     if array.dtype == object:  # only with allow_sets: ml-4m's pickled per-crop dicts
-        import io
-
         buffer = io.BytesIO()
         np.save(buffer, array, allow_pickle=True)
         return buffer.getvalue()

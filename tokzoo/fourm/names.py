@@ -73,9 +73,6 @@ TOKZOO_TO_4M = {"rgb": "tok_rgb", "depth": "tok_depth", "normals": "tok_normal",
                 "edges": "tok_canny_edge", "canny_edges": "tok_canny_edge"}
 """tokzoo modality / zoo names whose 4M name differs from ``tok_<name>``."""
 
-FOURM_TO_TOKZOO = {"tok_rgb": "rgb", "tok_depth": "depth", "tok_normal": "normals", "tok_semseg": "semseg",
-                   "tok_canny_edge": "edges", "tok_sam_edge": "edges"}
-
 
 def check_name(name: str, source: object = "--name") -> str:
     """``name`` if it is a usable 4M pre-tokenized modality name, else a one-line :class:`ConfigError`."""
@@ -88,12 +85,6 @@ def check_name(name: str, source: object = "--name") -> str:
 def derived_name(modality: str, size: int) -> str:
     """``depth`` at 224 px -> ``tok_depth@224``."""
     return f"{TOKZOO_TO_4M.get(modality, 'tok_' + modality.lower())}@{size}"
-
-
-def tokzoo_modality(name: str) -> str:
-    """The tokzoo modality a 4M name holds (``tok_normal@224`` -> ``normals``), else the name's stem."""
-    stem = name.split("@")[0]
-    return FOURM_TO_TOKZOO.get(stem, stem[len("tok_"):])
 
 
 def facts_for(name: str, vocab_size: int, n_tokens: int, source: object) -> ModalityFacts:

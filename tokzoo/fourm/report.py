@@ -25,15 +25,16 @@ def inspect_lines(root: Path, samples: int = 3) -> list[str]:
     folders = modality_folders(root)
     if not folders:
         raise ConfigError(f"{root}: ml-4m layout without token modality folders")
-    readable, lines_bad = [], []
+    readable, unread = [], []
     for folder in folders:  # ml-4m roots may also hold raw modalities (jpg tars, captions) or pickled ones
         try:
-            FourMLayout(root, [folder]).open(folder, FourMLayout(root, [folder]).shards[0])
+            probe = FourMLayout(root, [folder])
+            probe.open(folder, probe.shards[0])
             readable.append(folder)
         except TokzooError as error:
-            lines_bad.append(f"{folder}: not read as tokens ({error})")
+            unread.append(f"{folder}: not read as tokens ({error})")
     if not readable:
-        raise ConfigError(f"{root}: no token modality folder could be read ({'; '.join(lines_bad)[:300]})")
+        raise ConfigError(f"{root}: no token modality folder could be read ({'; '.join(unread)[:300]})")
     folders = readable
     layout = FourMLayout(root, [*folders, "crops"])
     known = read_info(root)
@@ -53,7 +54,7 @@ def inspect_lines(root: Path, samples: int = 3) -> list[str]:
         for name, tokens in list(zip(shard.names, shard.tokens))[:samples]:
             head = " ".join(str(t) for t in np.asarray(tokens[0]).reshape(-1)[:12])
             lines.append(f"  {name[:-4].decode()}: {tokens.shape} {tokens.dtype}  crop 0: {head} ...")
-    lines += lines_bad
+    lines += unread
     crops = layout.open("crops", layout.shards[0])
     if len(crops):
         lines.append(f"{CROP_SETTINGS}: {crops.tokens[0].dtype} {crops.tokens[0].shape}, first sample's crop 0 "
