@@ -62,6 +62,14 @@ def test_grid_filters_and_click_through_to_a_sample(site, browser, tmp_path):
         assert browser.evaluate("document.getElementById('count').textContent") == f"{tiles} samples"
     clean(browser)
 
+    browser.open((site / "index.html").resolve().as_uri())
+    browser.wait_for("document.body.dataset.ready")
+    browser.evaluate("(() => { const s = document.getElementById('source'); s.value = '1';"
+                     "s.dispatchEvent(new Event('change')); })()")
+    browser.wait_for("document.body.dataset.ready === 'all.1.all/1'")  # the b/ folder's three samples
+    assert browser.evaluate("document.getElementById('source').selectedOptions[0].textContent").endswith("/b")
+    assert [k[:5] for k in browser.evaluate("[...document.querySelectorAll('.tile .key')].map(e => e.textContent.trim())")] == [
+        "ok b_", "faile", "ok b_"]
     browser.open((site / "index.html").resolve().as_uri() + "#status=ok&modality=depth")
     browser.wait_for("document.body.dataset.ready === 'ok.all.all/1'")
     assert browser.evaluate("[...document.querySelectorAll('.tile')].map(t => t.querySelectorAll('img').length)") == [2] * 4
