@@ -21,8 +21,9 @@ def local_out(tmp_path_factory, toks, raw_tars):  # noqa: F811
 def test_ray_engine_on_two_nodes_writes_the_local_engines_bytes(tmp_path, toks, raw_tars, local_out, ray_cluster):  # noqa: F811
     out = tmp_path / "out"
     result = run(command(out, toks, raw_tars / "shard-{000000..000003}.tar", "--engine", "ray",
-                         "--address", ray_cluster.address, "--actors", "2"))
+                         "--address", ray_cluster.address, "--actors", "2", "--progress"))
     assert snapshot(out) == snapshot(local_out)
+    assert "tokenize: 100%" in result.stderr and "20/20" in result.stderr and "sample/s" in result.stderr
     records = table(out)
     assert len(records) == 20 and [r["key"] for r in records if r["status"] == "failed"] == ["broken"]
     assert "ok 19 / failed 1 / total 20" in result.stdout

@@ -15,7 +15,6 @@ itself.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from typing import Callable, Iterable, Iterator
 
@@ -49,8 +48,9 @@ def distribute(ray, units: Iterable, prepare: Callable, process: Callable, commi
                actors: list, ahead: int, bar: tqdm, per_actor: int = 2,
                unseen: Callable[[], int] | None = None) -> tuple[int, int]:  # fmt: skip
     """Run every unit through ``prepare(unit) -> ref`` and ``process(actor, unit, ref) -> ref``, then
-    ``commit(unit, result, actor index) -> samples``; returns (units committed, their samples). ``bar`` counts samples; without
-    a total it gets an estimate: samples per shard so far x shards left (in flight, and ``unseen()`` not yet read)."""
+    ``commit(unit, result, actor index) -> samples``; returns (units committed, their samples). ``bar`` counts
+    samples; without a total it gets an estimate: samples per shard so far x shards left (in flight, and
+    ``unseen()`` not yet read)."""
     source: Iterator = iter(units)
     preparing, ready, working = {}, deque(), {}
     busy = [0] * len(actors)
@@ -68,7 +68,7 @@ def distribute(ray, units: Iterable, prepare: Callable, process: Callable, commi
         while ready and min(busy) < per_actor:
             index = busy.index(min(busy))
             unit, ref = ready.popleft()
-            working[process(actors[index], unit, ref)] = (unit, index, time.perf_counter())
+            working[process(actors[index], unit, ref)] = (unit, index)
             busy[index] += 1
         if not preparing and not working:
             return committed, samples
@@ -77,7 +77,7 @@ def distribute(ray, units: Iterable, prepare: Callable, process: Callable, commi
             if ref in preparing:
                 ready.append((preparing.pop(ref), ref))
                 continue
-            unit, index, _ = working.pop(ref)
+            unit, index = working.pop(ref)
             busy[index] -= 1
             try:
                 result = ray.get(ref)
