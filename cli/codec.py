@@ -57,7 +57,7 @@ def decode_command(tokenizer, untrained, tokens_file, output, input_size):
     """Decode a token .npy back into the modality's raw form."""
     from tokzoo.errors import InputError
     from tokzoo.io.formats import write_modality
-    from tokzoo.io.safety import load_npy
+    from tokzoo.io.safety import load_npy, read_file
     from tokzoo.zoo import load_tokenizer
 
     from .tokenize import parse_size
@@ -71,7 +71,7 @@ def decode_command(tokenizer, untrained, tokens_file, output, input_size):
             tok.token_shape_for(size)
         except InputError as error:
             raise UserError(f"--input-size {input_size}: {error.reason}") from None
-    tokens = load_npy(tokens_file.read_bytes(), str(tokens_file))  # empty, truncated, pickled: one line
+    tokens = load_npy(read_file(tokens_file), str(tokens_file))  # FIFO, device, huge, empty, truncated, pickled: one line
     if tokens.ndim > 1 and tokens.shape[0] != 1:
         raise UserError(f"{tokens_file}: holds {tokens.shape[0]} samples (shape {tokens.shape}); decode writes one "
                         "sample, so give it a batch of 1")

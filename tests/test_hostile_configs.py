@@ -134,3 +134,25 @@ def test_weights_with_an_extra_8_gib_tensor_are_refused_from_the_header(tmp_path
     with pytest.raises(CheckpointError, match=r"model.safetensors: unexpected tensor\(s\) \['evil'\]"):
         load_tokenizer(folder)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000
+
+
+def test_recipe_and_config_files_that_block_or_explode(tmp_path):
+    """A FIFO recipe or config.json would block a read forever; a YAML alias bomb expands a 1 kB file to 10^9 values."""
+    import os
+
+    from tokzoo.training.recipe import load_recipe
+
+    os.mkfifo(tmp_path / "fifo.yaml")
+    with pytest.raises(ConfigError, match="fifo.yaml: not a regular file \\(FIFO\\)"):
+        load_recipe(tmp_path / "fifo.yaml")
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8))
+    (tmp_path / "bomb.yaml").write_text(bomb)
+    with pytest.raises(ConfigError, match="expands to over 100000 values"):
+        load_recipe(tmp_path / "bomb.yaml")
+    folder = tmp_path / "tok"
+    folder.mkdir()
+    os.mkfifo(folder / "config.json")
+    with pytest.raises(CheckpointError, match="config.json: not a regular file \\(FIFO\\)"):
+        load_tokenizer(folder)

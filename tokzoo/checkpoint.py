@@ -49,12 +49,17 @@ def read_config(directory: str | Path) -> dict:
     path = directory / CONFIG_NAME
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: not a tokenizer directory (expected {CONFIG_NAME} and {WEIGHTS_NAME})")
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{path}: missing")
+    from .errors import InputError
+    from .io.safety import MAX_JSON_BYTES, read_file
+
     try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path}: not valid JSON ({error})") from None
+        config = json.loads(read_file(path, MAX_JSON_BYTES).decode("utf-8"))  # a regular file of <= 16 MiB
+    except InputError as error:
+        raise CheckpointError(f"{path}: {error.reason}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:  # JSONDecodeError, int digit limit, nesting
+        raise CheckpointError(f"{path}: not valid JSON ({str(error)[:200]})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a tokzoo tokenizer config (no \"format\": \"{FORMAT}\")")
     version = config.get("format_version")
