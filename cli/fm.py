@@ -32,8 +32,8 @@ def fm_group():
 @fm_group.command("train")
 @click.option("--recipe", "-r", "recipe_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="YAML recipe (recipes/fm/<name>.yaml).")
-@click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Token dataset folder written by `tokzoo tokenize`.")
+@click.option("--data", required=False, type=click.Path(file_okay=False, path_type=Path),
+              help="Token dataset folder written by `tokzoo tokenize` (not for recipes with a `compose:` section).")
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run folder; a run already there is resumed.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in total (resume later).")
@@ -49,6 +49,16 @@ def fm_train_command(recipe_path, data, out_dir, steps, device, threads, progres
 
     if threads:
         torch.set_num_threads(threads)
+    from tokzoo.compose.recipe import is_compose_recipe_file
+
+    if is_compose_recipe_file(recipe_path):  # frozen components + glue (tokzoo.compose), on built-in scene texts
+        from tokzoo.compose.recipe import read_recipe
+        from tokzoo.compose.train import run_recipe
+
+        run_recipe(read_recipe(recipe_path, steps=steps, threads=threads), out_dir, log=click.echo)
+        return
+    if data is None:
+        raise click.UsageError("Missing option '--data'.")
     recipe = load_recipe(recipe_path)
     record = train(recipe, data, out_dir, steps=steps, progress=progress, device=device)
     if record:

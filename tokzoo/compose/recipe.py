@@ -54,7 +54,16 @@ def is_compose_recipe(recipe: dict) -> bool:
     return isinstance(recipe, dict) and "compose" in recipe
 
 
-def read_recipe(path: str | Path) -> dict:
+def is_compose_recipe_file(path: str | Path) -> bool:
+    """Whether the YAML file at ``path`` has a top-level ``compose:`` section (False when unreadable)."""
+    try:
+        return is_compose_recipe(yaml.safe_load(Path(path).read_text()))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return False
+
+
+def read_recipe(path: str | Path, steps: int | None = None, threads: int | None = None) -> dict:
+    """The resolved recipe at ``path``; ``steps`` / ``threads`` (the command line's) replace the recipe's."""
     path = Path(path)
     try:
         recipe = yaml.safe_load(path.read_text())
@@ -62,6 +71,8 @@ def read_recipe(path: str | Path) -> dict:
         raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if isinstance(recipe, dict):
+        recipe = {**recipe, **({"steps": steps} if steps is not None else {}), **({"threads": threads} if threads else {})}
     return resolve_recipe(recipe, str(path))
 
 

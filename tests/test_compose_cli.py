@@ -1,0 +1,52 @@
+"""`tokzoo fm train` runs recipes with a `compose:` section (recipes/compose/*.yaml) without a token dataset."""
+
+import json
+
+import yaml
+from click.testing import CliRunner
+
+from tokzoo_cli.main import cli
+
+TOY_DATA = {"scene_text": {"n_train": 6, "n_val": 3, "size": 32}}
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_fm_train_runs_compose_recipes(tmp_path):
+    lm_recipe = yaml.safe_load(open("recipes/compose/text_lm.yaml"))
+    lm_recipe.update(batch_size=4, data=TOY_DATA)
+    lm_recipe["compose"]["pretrain_lm"].update(vocab_size=300, hidden_size=32, layers=2)
+    (tmp_path / "lm.yaml").write_text(yaml.safe_dump(lm_recipe))
+    result = invoke("fm", "train", "--recipe", str(tmp_path / "lm.yaml"), "--out", str(tmp_path / "lm"), "--steps", "2",
+                    "--threads", "1")
+    assert result.exit_code == 0, result.output
+    assert "held-out text: cross-entropy" in result.output
+
+    recipe = yaml.safe_load(open("recipes/compose/epalm.yaml"))
+    recipe.update(batch_size=4, data={**TOY_DATA, "caption_fraction": 0.5})
+    recipe["compose"]["components"]["lm"] = {"causal_lm": str(tmp_path / "lm")}
+    recipe["compose"]["settings"]["inject_layers"] = [2]
+    (tmp_path / "epalm.yaml").write_text(yaml.safe_dump(recipe))
+    result = invoke("fm", "train", "--recipe", str(tmp_path / "epalm.yaml"), "--out", str(tmp_path / "epalm"),
+                    "--steps", "2", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    output = result.output  # progress bars (stderr) end without a newline: look for the text, not for line starts
+    split = output.index("lm: 0 trainable")  # the split is printed before training starts
+    assert "rgb: 0 trainable" in output and "%), frozen" in output[split:]
+    assert split < output.index("step 2/2: loss")
+    metrics = json.loads((tmp_path / "epalm" / "metrics.json").read_text())
+    assert 0 < metrics["split"]["trainable_percent"] < 100
+    assert metrics["components_unchanged"] == {"lm": True, "rgb": True}
+    assert 0.0 <= metrics["task"]["answer_accuracy"] <= 1.0
+
+
+def test_fm_train_compose_errors_are_one_line(tmp_path):
+    (tmp_path / "bad.yaml").write_text("compose: {method: gats, components: {}}\n")
+    result = CliRunner().invoke(cli, ["fm", "train", "--recipe", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "compose.components is empty" in result.output and "Traceback" not in result.output
+    (tmp_path / "bad2.yaml").write_text("compose: {method: gats, components: {lm: {causal_lm: /nonexistent}}}\n")
+    result = CliRunner().invoke(cli, ["fm", "train", "--recipe", str(tmp_path / "bad2.yaml"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "not a transformers model folder" in result.output
