@@ -69,7 +69,7 @@ def _shape_of(n: int) -> tuple[int, int]:
 
 def frequency_plot(counts: np.ndarray, title: str, width: int = 560, height: int = 200) -> np.ndarray:
     """Two panels over a histogram of token ids (counts (vocab_size,) int): occurrences per id in id order,
-    and the ids ranked by frequency (log scale), with the used / vocabulary count in the title."""
+    and the used ids ranked by frequency (log scale), with the used / vocabulary count in the title."""
     counts = np.asarray(counts, np.float64)
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
@@ -77,9 +77,8 @@ def frequency_plot(counts: np.ndarray, title: str, width: int = 560, height: int
     used = int((counts > 0).sum())
     draw.text((6, 2), f"{title}: {used} of {len(counts)} ids used, {int(counts.sum()):,} tokens", fill="black", font=font)
     panel_w, top, bottom = (width - 30) // 2, 20, height - 18
-    ranked = np.sort(counts)[::-1]
-    log = np.log10(ranked + 1)
-    for p, (values, label) in enumerate(((counts, "count per id (id order)"), (log, "log10 count, ids by rank"))):
+    log = np.log10(np.sort(counts[counts > 0])[::-1] + 1)
+    for p, (values, label) in enumerate(((counts, "count per id (id order)"), (log, "log10 count, used ids by rank"))):
         x0 = 10 + p * (panel_w + 10)
         draw.rectangle([x0, top, x0 + panel_w, bottom], outline=(160, 160, 160))
         draw.text((x0 + 2, bottom + 3), label, fill=(60, 60, 60), font=font)

@@ -41,7 +41,8 @@ from .catalog import RawDataset, TokenDataset, listing_hash, open_dataset, sourc
 from .pictures import frequency_plot, write_png
 from .render import BOXES, RawChunkRenderer, TokenChunkRenderer
 
-FORMAT = 1
+FORMAT = 2
+"""Of the chunk files: a chunk of another format is redrawn (bump it when what a chunk holds changes)."""
 CHUNK_SIZE = 100
 PAGE_SIZE = 60
 MAX_FAILURES_LISTED = 1000
