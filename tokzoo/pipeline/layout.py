@@ -165,4 +165,5 @@ def read_npy_tar(path: Path) -> Iterator[tuple[str, np.ndarray]]:
 
 def complete_shards(out: Path, modality: str) -> list[int]:
     """Indices of the shards of ``modality`` whose stats.json (the completion marker) exists."""
-    return sorted(int(p.name[len("shard-"):-len(".stats.json")]) for p in (as_path(out) / modality).glob("shard-*.stats.json"))
+    names = (p.name[len("shard-"):-len(".stats.json")] for p in (as_path(out) / modality).glob("shard-*.stats.json"))
+    return sorted(int(n) for n in names if len(n) == 6 and n.isdigit())  # a stray shard-x.stats.json is no shard
