@@ -111,8 +111,9 @@ def test_legacy_pth_is_refused_with_a_recipe(tmp_path):
     with pytest.raises(CheckpointError) as e:
         tokzoo.load_tokenizer(str(path))
     message = str(e.value)
-    assert "legacy pickled 4M checkpoint, not loaded" in message and "weights_only=False" in message
-    assert "st.save_file(c['model']" in message and "\n" not in message
+    assert "pickled checkpoint, not loaded" in message and "legacy 4M tokenizer .pth" in message
+    assert "weights_only=False" in message
+    assert "st.save_file({k: v.contiguous() for k, v in c['model'].items()}" in message and "\n" not in message
 
 
 def test_domain_from_config_or_refused(tmp_path):
@@ -190,3 +191,21 @@ def test_human_pose_tokenizer_takes_one_images_smpl_pose_dict():
     assert torch.equal(tok.encode(pose), ref["tokens"].flatten(1)) and tok.token_shape == (4,)
     decoded = tok.decode(tok.encode(pose))
     assert decoded["skeleton"] == "smpl" and len(decoded["humans"]) == len(ref["raw"])
+
+
+def test_converted_legacy_checkpoint_with_training_argument_names_loads(tmp_path):
+    """What the .pth recipe writes: ml-4m's training args (encoder_type, quantizer_type, input_size, domain, ...) as
+    metadata strings; n_channels comes from the tensors, as ml-4m's get_image_tokenizer derives it."""
+    case = "4M_tokenizers_depth_tiny"
+    config = json.loads((FIXTURES / case / "config.json").read_text())
+    legacy = {"encoder_type": config["enc_type"], "decoder_type": config["dec_type"], "quantizer_type": "lucid",
+              "input_size": config["image_size"], "patch_size": config["patch_size"], "post_mlp": True,
+              "codebook_size": config["codebook_size"], "latent_dim": 32, "norm_codes": True, "domain": "depth",
+              "mask_value": None, "blr": 0.0001}
+    path = tmp_path / "depth.safetensors"
+    save_file(load_file(str(FIXTURES / case / "model.safetensors")), str(path),
+              metadata={k: str(v) for k, v in legacy.items()})
+    tok = tokzoo.load_tokenizer(str(path))
+    ref = reference(case)
+    assert tok.config["domain"] == "depth" and tok.config["fourm"]["n_channels"] == 1
+    assert torch.equal(tok.encode(ref["raw"].numpy()), ref["tokens"].flatten(1))

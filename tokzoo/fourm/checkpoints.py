@@ -29,9 +29,9 @@ FEATURE_DOMAINS = ("CLIP", "DINO", "ImageBind")
 LEGACY_NAMES = {"encoder_type": "enc_type", "decoder_type": "dec_type", "quantizer_type": "quant_type",
                 "input_size_enc": "image_size_enc", "input_size_dec": "image_size_dec"}
 
-CONVERT_PTH = ("legacy pickled 4M checkpoint, not loaded (unpickling runs code); if you trust it, convert it once "
-               "where ml-4m is installed: python -c \"import sys, torch, safetensors.torch as st; c = torch.load(sys.argv[1], "
-               "map_location='cpu', weights_only=False); st.save_file(c['model'], sys.argv[2], metadata={k: str(v) for k, v "
+CONVERT_PTH = ("pickled checkpoint, not loaded (unpickling runs code); a legacy 4M tokenizer .pth you trust converts "
+               "once to the safetensors form tokzoo reads: python -c \"import sys, torch, safetensors.torch as st; c = torch.load(sys.argv[1], "
+               "map_location='cpu', weights_only=False); st.save_file({k: v.contiguous() for k, v in c['model'].items()}, sys.argv[2], metadata={k: str(v) for k, v "
                "in vars(c['args']).items()})\" X.pth X.safetensors")
 
 
