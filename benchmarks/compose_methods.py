@@ -18,8 +18,9 @@ import platform
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-METHODS = ("full_finetune", "gats", "epalm", "mit", "alone")
-LABELS = {"full_finetune": "full fine-tuning (GATS wiring, all trainable)", "gats": "GATS", "epalm": "eP-ALM",
+METHODS = ("full_finetune", "gats", "gats_answers", "epalm", "mit", "alone")
+LABELS = {"full_finetune": "full fine-tuning (GATS wiring, all trainable)", "gats": "GATS",
+          "gats_answers": "GATS, lr 5e-3, 10% captions", "epalm": "eP-ALM",
           "mit": "MiT", "alone": "components alone (no glue)"}  # fmt: skip
 
 
