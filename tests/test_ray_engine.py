@@ -39,6 +39,12 @@ def test_ray_engine_on_two_nodes_writes_the_local_engines_bytes(tmp_path, toks, 
     assert "(0 written by this run)" in rerun.stdout and snapshot(out) == snapshot(local_out)
 
 
+def test_more_gpus_than_the_cluster_has_are_refused_in_one_line(tmp_path, toks, raw_tars, ray_cluster):  # noqa: F811
+    result = CliRunner().invoke(cli, command(tmp_path / "out", toks, raw_tars / "shard-000000.tar", "--engine", "ray",
+                                             "--address", ray_cluster.address, "--gpus", "1"))
+    assert result.exit_code == 2 and result.output.strip().endswith("error: --gpus 1: the Ray cluster has 0 GPUs")
+
+
 def test_without_ray_the_engine_says_how_to_install_it(tmp_path, toks, raw_tars, monkeypatch):  # noqa: F811
     real_import = builtins.__import__
 
