@@ -1,7 +1,6 @@
 """Shared by the Ray and S3 tests: a real Ray cluster of several nodes on this machine, tiny tokenizers, input
 tars with one bad sample, and running `tokzoo tokenize` in-process or as a separate driver process."""
 
-import io
 import json
 import os
 import subprocess
@@ -91,10 +90,3 @@ def table(out: Path, modality: str = "rgb") -> list[dict]:
     return [json.loads(line) for p in sorted((Path(out) / modality).glob("*.samples.jsonl"))
             for line in p.read_text().splitlines()]
 
-
-def png_bytes(array) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
