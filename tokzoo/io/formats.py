@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from tokzoo.errors import DtypeError, EmptyFileError, InputError, InvalidValueError, UnsupportedFormatError
+from tokzoo.errors import DtypeError, EmptyFileError, InvalidValueError, UnsupportedFormatError
 from tokzoo.io import values as V
 from tokzoo.io.audio import SAMPLE_RATE, check_audio, read_audio, write_audio
 from tokzoo.io.images import encode_image, orient, pil_to_channel, pil_to_rgb, pil_to_rgb8_exact
