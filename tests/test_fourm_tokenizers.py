@@ -209,3 +209,19 @@ def test_converted_legacy_checkpoint_with_training_argument_names_loads(tmp_path
     ref = reference(case)
     assert tok.config["domain"] == "depth" and tok.config["fourm"]["n_channels"] == 1
     assert torch.equal(tok.encode(ref["raw"].numpy()), ref["tokens"].flatten(1))
+
+
+def test_metadata_that_is_not_a_plain_argument_stays_a_string(tmp_path):
+    """A YAML alias 'bomb' in the single-file form's metadata is not expanded into the config (it would be hashed)."""
+    case = "4M_tokenizers_CLIP-B16_tiny"
+    original = source(case)
+    from safetensors import safe_open
+
+    with safe_open(str(original), framework="pt") as f:
+        metadata = dict(f.metadata())
+    bomb = "a: &a [x, x, x, x]\nb: &b [*a, *a, *a, *a]\nc: &c [*b, *b, *b, *b]\nd: [*c, *c, *c, *c]"
+    path = tmp_path / f"{case}.safetensors"
+    save_file(load_file(str(original)), str(path), metadata={**metadata, "notes": bomb})
+    tok = tokzoo.load_tokenizer(str(path))
+    assert tok.config["fourm"]["notes"] == bomb
+    assert torch.equal(tok.encode(reference(case)["raw"].numpy()), reference(case)["tokens"].flatten(1))

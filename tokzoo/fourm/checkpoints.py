@@ -20,11 +20,14 @@ import torch
 import yaml
 
 from tokzoo.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_state_dict
-from tokzoo.errors import CheckpointError
+from tokzoo.errors import CheckpointError, InputError
+from tokzoo.io.safety import MAX_JSON_BYTES, read_file
 
 FOURM_CODEBOOK = "quantize._codebook."
 OUR_CODEBOOK = "quantize.inner._codebook."
 MAX_YAML = 10_000
+"""Longest metadata string parsed as YAML (as ml-4m's ``safe_parse_metadata``)."""
+MAX_LIST = 64
 FEATURE_DOMAINS = ("CLIP", "DINO", "ImageBind")
 LEGACY_NAMES = {"encoder_type": "enc_type", "decoder_type": "dec_type", "quantizer_type": "quant_type",
                 "input_size_enc": "image_size_enc", "input_size_dec": "image_size_dec"}
@@ -33,6 +36,14 @@ CONVERT_PTH = ("pickled checkpoint, not loaded (unpickling runs code); a legacy 
                "once to the safetensors form tokzoo reads: python -c \"import sys, torch, safetensors.torch as st; c = torch.load(sys.argv[1], "
                "map_location='cpu', weights_only=False); st.save_file({k: v.contiguous() for k, v in c['model'].items()}, sys.argv[2], metadata={k: str(v) for k, v "
                "in vars(c['args']).items()})\" X.pth X.safetensors")
+
+
+def _read_json(path: Path):
+    """A JSON file from a foreign folder: a regular file of at most 16 MiB (tokzoo.io.safety), one-line errors."""
+    try:
+        return json.loads(read_file(path, MAX_JSON_BYTES).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path}: not valid UTF-8 JSON ({str(e)[:120]})") from None
 
 
 def is_fourm_checkpoint(path: Path) -> bool:
@@ -44,9 +55,9 @@ def is_fourm_checkpoint(path: Path) -> bool:
     if not config.is_file():
         return False
     try:
-        value = json.loads(config.read_text())
-    except (OSError, ValueError):
-        return False
+        value = _read_json(config)
+    except (CheckpointError, InputError):
+        return False  # tokzoo's own reader reports the file
     return isinstance(value, dict) and "format" not in value and ("enc_type" in value or "encoder_type" in value)
 
 
@@ -54,9 +65,10 @@ def uses_fourm_architecture(path: Path) -> bool:
     """True for a tokzoo tokenizer folder saved from a 4M tokenizer (``"architecture": "fourm_vqvae"``)."""
     config = Path(path) / CONFIG_NAME
     try:
-        return config.is_file() and json.loads(config.read_text()).get("architecture") == "fourm_vqvae"
-    except (OSError, ValueError, AttributeError):
+        value = _read_json(config) if config.is_file() else None
+    except (CheckpointError, InputError):
         return False
+    return isinstance(value, dict) and value.get("architecture") == "fourm_vqvae"
 
 
 def read_fourm_checkpoint(path: Path) -> tuple[dict, dict[str, torch.Tensor], str]:
@@ -66,10 +78,9 @@ def read_fourm_checkpoint(path: Path) -> tuple[dict, dict[str, torch.Tensor], st
         raise CheckpointError(f"{path}: {CONVERT_PTH}")
     if path.is_dir():
         where = path / WEIGHTS_NAME
-        try:
-            config = json.loads((path / CONFIG_NAME).read_text())
-        except (OSError, ValueError) as e:
-            raise CheckpointError(f"{path / CONFIG_NAME}: unreadable ({type(e).__name__})") from None
+        config = _read_json(path / CONFIG_NAME)
+        if not isinstance(config, dict):
+            raise CheckpointError(f"{path / CONFIG_NAME}: not a JSON object of constructor arguments")
         tensors = read_state_dict(where, f" (a 4M tokenizer folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
     else:
         where = path
@@ -91,11 +102,19 @@ def _metadata_config(path: Path) -> dict:
     for key, value in metadata.items():
         if isinstance(value, str) and len(value) <= MAX_YAML:
             try:
-                value = yaml.safe_load(value.replace("None", "null"))
+                parsed = yaml.safe_load(value.replace("None", "null"))
             except yaml.YAMLError:
-                pass
+                parsed = value
+            value = parsed if _plain(parsed) else value  # constructor arguments are scalars or short flat lists
         config[key] = value
     return config
+
+
+def _plain(value) -> bool:
+    """A scalar or a flat list of at most MAX_LIST scalars (YAML aliases cannot nest into a bomb then)."""
+    scalar = (type(None), bool, int, float, str)
+    return isinstance(value, scalar) or (isinstance(value, list) and len(value) <= MAX_LIST
+                                         and all(isinstance(v, scalar) for v in value))
 
 
 def resolve_config(config: dict, tensors: dict[str, torch.Tensor]) -> dict:

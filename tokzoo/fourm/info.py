@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tokzoo.errors import ConfigError
+from tokzoo.errors import ConfigError, InputError
+from tokzoo.io.safety import MAX_JSON_BYTES, read_file
 
 from .names import RELEASED, ModalityFacts
 
@@ -83,10 +84,10 @@ def read_info(root: Path) -> dict[str, ModalityFacts] | None:
     if not path.is_file():
         return None
     try:
-        value = json.loads(path.read_text())
-        return {name: ModalityFacts(name, e["vocab_size"], e["input_size"], e["patch_size"], e.get("type", "img"))
-                for name, e in value["modalities"].items()}
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        value = _load(path)
+        return {name: ModalityFacts(name, int(e["vocab_size"]), int(e["input_size"]), int(e["patch_size"]),
+                                    str(e.get("type", "img"))) for name, e in value["modalities"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError, ZeroDivisionError) as e:
         raise ConfigError(f"{path}: unreadable 4M modality info ({type(e).__name__}: {e})") from None
 
 
@@ -96,6 +97,14 @@ def read_aliases(root: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        return {m: name for name, m in json.loads(path.read_text()).get("tokzoo_modalities", {}).items()}
-    except (OSError, ValueError, AttributeError) as e:
+        return {m: name for name, m in _load(path).get("tokzoo_modalities", {}).items()}
+    except (ValueError, AttributeError, TypeError) as e:
         raise ConfigError(f"{path}: unreadable 4M modality info ({type(e).__name__}: {e})") from None
+
+
+def _load(path: Path):
+    """The JSON of a file that came with foreign data: a regular file of at most 16 MiB."""
+    try:
+        return json.loads(read_file(path, MAX_JSON_BYTES).decode("utf-8"))
+    except InputError as e:
+        raise ConfigError(str(e)) from None
