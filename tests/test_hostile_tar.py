@@ -3,6 +3,7 @@ fail their samples with one line each; nothing is read past the size limit, noth
 
 import json
 import tarfile
+from pathlib import Path
 
 import pytest
 from hostile_inputs import END, header, hostile_tars, pax_block, pax_record, padded, png_bytes, run_cli, tar_of
@@ -97,3 +98,11 @@ def test_eval_and_pseudo_label_cli_on_hostile_tars(tmp_path, tars):
                      "--no-progress", timeout=300)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "ok 5 /" in result.stdout
+
+
+@pytest.mark.slow
+def test_train_cli_on_hostile_tars(tmp_path, tars):
+    recipe = Path(__file__).parents[1] / "recipes" / "rgb.yaml"
+    result = run_cli("train", "--recipe", str(recipe), "--data", str(tars["good"].parent), "--steps", "1",
+                     "--out", str(tmp_path / "run"), "--no-eval", "-q", timeout=600)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
