@@ -89,8 +89,7 @@ def check(name: str, domain: str, cls_name: str, config: dict, form: str, work: 
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(original_path),
                   metadata={k: str(v) for k, v in config.items()})
     n_tensors = len(model.state_dict())
-    del model
-    gc.collect()
+    reference = model
     start = time.perf_counter()
     tok = tokzoo.load_tokenizer(str(target if form == "folder" else original_path))  # strict: raises on any mismatch
     load_s = time.perf_counter() - start
@@ -100,10 +99,18 @@ def check(name: str, domain: str, cls_name: str, config: dict, form: str, work: 
     del original, mapped
     model_input = tok.codec.to_model(raw)
     ours = tok.encode(raw)
+    if "224-448" in name:  # multi-resolution: ml-4m resizes the position embedding bicubically, so does the port
+        raw2, input2 = raw_and_fourm_input(domain, {**config, "image_size": 448}, np.random.default_rng(seed + 100))
+        raw2, input2 = raw2[:1], input2[:1]
+        with torch.no_grad():
+            tokens2 = reference.tokenize(input2)
+        at_448 = f"{int((tok.encode(raw2) == tokens2.flatten(1)).sum())}/{tokens2.numel()}"
+    else:
+        at_448 = "-"
     row = {"tokenizer": name, "form": form, "tensors": n_tensors, "strict load + names/values": same_tensors,
            "input equal": bool(torch.equal(model_input, fourm_input)),
            "tokens equal": f"{int((ours == tokens.flatten(1)).sum())}/{tokens.numel()}",
-           "distinct tokens": int(tokens.unique().numel()), "load s": round(load_s, 1)}
+           "distinct tokens": int(tokens.unique().numel()), "tokens equal @448": at_448, "load s": round(load_s, 1)}
     with torch.no_grad():
         if cls_name == "VQVAE":
             ours_decoded = tok.model.decode_tokens(tokens)
@@ -115,6 +122,8 @@ def check(name: str, domain: str, cls_name: str, config: dict, form: str, work: 
     row["decoder"] = (config["dec_type"].split("/")[0] if cls_name == "VQVAE"
                       else f"UNet, DDIM {DIFFUSION_STEPS} steps, seed {DIFFUSION_SEED}")
     row["decoder max abs diff"] = f"{float((ours_decoded - decoded).abs().max()):.1e}"
+    del reference
+    gc.collect()
     shutil.rmtree(target)
     return row
 
