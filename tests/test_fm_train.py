@@ -59,7 +59,9 @@ def test_gradient_accumulation_equals_the_whole_batch(tokens, tmp_path, one_thre
     train(parse_recipe(recipe_dict(steps=2)), tokens, tmp_path / "whole", progress=False)
     train(parse_recipe(recipe_dict(steps=2, micro_batch_size=2)), tokens, tmp_path / "accumulated", progress=False)
     a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "accumulated" / "model.safetensors")
-    assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a)
+    # atol 1e-5 = 1% of one step's update (lr 1e-3): Adam turns float-rounding noise in a near-zero gradient
+    # element into an update of up to lr, so a few elements differ by ~1e-6 while the rest agree to rounding
+    assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5) for k in a)
     assert any(not torch.equal(a[k], b[k]) for k in a)  # computed differently (4 micro-batches), same result
 
 
@@ -82,7 +84,7 @@ def test_two_process_ddp_equals_one_process(tokens, tmp_path, one_thread):
                               env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert launched.returncode == 0, launched.stderr[-2000:]
     a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
-    assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a)
+    assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5) for k in a)  # tolerance: see the accumulation test
     one, two = log_losses(tmp_path / "one"), log_losses(tmp_path / "two")
     assert [r["step"] for r in two] == [1, 2, 3]
     assert all(abs(x["loss"] - y["loss"]) < 1e-5 for x, y in zip(one, two))
