@@ -253,3 +253,25 @@ def test_sources_gone_then_back(dataset, tmp_path):
     assert back.chunks_drawn == 2 and not back.notes
     sample = chunks_of(site)[0]["samples"][0]
     assert sample["m"]["rgb"]["source"] and sample["boxes"] and sample["m"]["rgb"]["metrics"]
+
+
+def test_tokenizer_gone_then_back(dataset, tmp_path):
+    """A tokenizer that cannot be loaded: its token grids still drawn (ids and vocabulary are in the dataset),
+    no reconstructions, a note; once it is back, a rebuild draws them."""
+    from tokzoo.pipeline.report import _checked_tokenizer
+
+    site, weights = tmp_path / "site", dataset.parent / "tok-rgb"
+    weights.rename(dataset.parent / "tok-rgb-away")
+    _checked_tokenizer.cache_clear()  # tokenizers are cached per process; a CLI run starts without them
+    try:
+        summary = build_site(dataset, site, progress=False)
+    finally:
+        (dataset.parent / "tok-rgb-away").rename(weights)
+        _checked_tokenizer.cache_clear()
+    assert len(summary.notes) == 1 and summary.notes[0].startswith("rgb: no reconstruction")
+    rgb = chunks_of(site)[0]["samples"][0]["m"]["rgb"]
+    assert rgb["tokens"] and rgb["source"] and rgb["recon"] is None and not rgb["metrics"]
+    assert chunks_of(site)[0]["samples"][0]["m"]["depth"]["recon"]
+    back = build_site(dataset, site, progress=False)
+    assert back.chunks_drawn == 2 and not back.notes
+    assert chunks_of(site)[0]["samples"][0]["m"]["rgb"]["recon"]

@@ -152,6 +152,8 @@ class TokenChunkRenderer:
                 notes.append(shard_data["sources_note"] or f"source {entry['input']}: no {stored} for this sample")
             elif crops is None:
                 notes.append("source shown uncropped: the sample has no crop rows (it failed)")
+            if ids is not None:
+                self._tokens(modality, entry, tok, ids, size, section, write, pos)
             if ids is not None and tok is not None:
                 self._reconstruct(modality, entry, tok, ids, source if crops is not None else None, size, section,
                                   write, pos, batched.get(record.key))
@@ -163,15 +165,22 @@ class TokenChunkRenderer:
             sections.append(section)
         return sections
 
+    @staticmethod
+    def _tokens(modality, entry, tok, ids, size, section, write, pos) -> None:
+        """Crop 0's token grid; on the encoder's latent grid when the tokenizer is there, else square or a row
+        (the ids and the vocabulary come from the dataset alone)."""
+        items = bool(entry.get("items"))
+        first = unpad(ids[0], entry["pad_id"]) if items else ids[0]
+        codec, grid = getattr(tok, "codec", None), None
+        if codec is not None and codec.family == "image" and not items:
+            grid = tok.encoder.token_grid(size or tuple(tok.config["input_size"]))
+        picture = token_grid(first, int(entry["vocab_size"]), grid, entry["pad_id"] if items else None)
+        section["tokens"] = write(picture, pos, modality, "tokens")
+        section["token_count"] = int(np.asarray(first).size)
+
     def _reconstruct(self, modality, entry, tok, ids, source, size, section, write, pos, recon) -> None:
         notes, codec = section["notes"], getattr(tok, "codec", None)
         first = unpad(ids[0], entry["pad_id"]) if entry.get("items") else ids[0]
-        grid = None
-        if codec is not None and codec.family == "image" and not entry.get("items"):
-            grid = tok.encoder.token_grid(size or tuple(tok.config["input_size"]))
-        section["tokens"] = write(token_grid(first, tok.vocab_size, grid, entry.get("pad_id") if entry.get("items") else None),
-                                  pos, modality, "tokens")
-        section["token_count"] = int(np.asarray(first).size)
         if codec is None:
             section["text"]["recon"] = as_text(tok.decode(ids[:1])[0])
             return

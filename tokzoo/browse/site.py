@@ -273,10 +273,12 @@ class _TokenChunks:
     def __init__(self, data: TokenDataset, site: Path, counters: dict):
         self.data, self.site, self.counters = data, site, counters
         self.modalities = data.modalities
-        self.renderer = None
-        self.fingerprints = {m: data.fingerprint(m) for m in data.modalities}
+        self.renderer = TokenChunkRenderer(data, site)  # loads the tokenizers: which can draw reconstructions
+        unavailable = self.renderer.unavailable
+        self.notes: list[str] = [f"{m}: {n}" for m, n in unavailable.items()]
+        # drawn without a tokenizer -> redrawn once it is back
+        self.fingerprints = {m: data.fingerprint(m) + ("-notokenizer" if m in unavailable else "") for m in data.modalities}
         self.fingerprints[BOXES] = data.boxes_fingerprint()
-        self.notes: list[str] = []
 
     def chunks(self, shard, chunk_size: int, summary: BuildSummary):
         import torch
@@ -308,9 +310,6 @@ class _TokenChunks:
                 errors = [c.error for c in shard.sources.cursors.values() if c.error]
                 shard_data["sources_note"] = errors[0] if errors else None
                 self.notes += [e for e in errors if e not in self.notes]
-            if self.renderer is None:
-                self.renderer = TokenChunkRenderer(self.data, self.site)
-                self.notes += [f"{m}: {n}" for m, n in self.renderer.unavailable.items()]
             drawn, written = self.renderer.render(chunk, records, shard_data, [m for m in stale if m != BOXES],
                                                   BOXES in stale)
             if old is not None:  # keep the sections that are still current
