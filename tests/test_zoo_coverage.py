@@ -1,0 +1,50 @@
+"""`tokzoo zoo info NAME` states what each shipped tokenizer was trained on and where it is known to fail."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tokzoo.zoo import training_coverage, zoo_entries
+from tokzoo_cli.main import cli
+
+SHIPPED = sorted(name for name, entry in zoo_entries().items() if entry.learned and entry.weights_dir is not None)
+
+
+def _config(name):
+    return json.loads((zoo_entries()[name].weights_dir / "config.json").read_text())
+
+
+def test_training_coverage_reads_the_recipe():
+    recipe = {"data": {"scenes": {"n_train": 12, "n_val": 2, "seed": 3, "size": 48, "kind": "mix"},
+                       "samples": {"names": ["motorcycle"], "repeat": 4}, "crop": {"scale": [0.5, 1.0]}}}
+    config = {"input_size": [32, 32], "normalization": {"min_depth": 0.1, "max_depth": 100.0},
+              "provenance": {"recipe": recipe, "steps": 7, "coverage": {"known_failures": ["beyond 100 m"]}}}
+    coverage = training_coverage(config)
+    assert coverage["trained_on"] == ("12 procedural indoor rooms and outdoor scenes, 1/2 each (48 px, seed 3) + bundled "
+                                      "real samples (motorcycle) x 4; random-resized crops, scale 0.5-1")
+    assert coverage["range"].startswith("0.1-100 m") and coverage["steps"] == 7
+    assert coverage["known_failures"] == ["beyond 100 m"] and coverage["input_size"] == [32, 32]
+    del recipe["data"]["scenes"]["kind"]
+    assert training_coverage(config)["trained_on"].startswith("12 procedural indoor rooms (48 px")
+    assert training_coverage({"provenance": {"seed": 0, "steps": 0}}) is None  # untrained: nothing to state
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_tokenizer_states_its_coverage(name):
+    config = _config(name)
+    recorded = config["provenance"].get("coverage", {}).get("known_failures")
+    assert isinstance(recorded, list) and recorded and all(isinstance(line, str) and line for line in recorded), name
+    result = CliRunner().invoke(cli, ["zoo", "info", name])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    trained = next(line for line in lines if line.startswith("trained on: "))
+    kind = config["provenance"]["recipe"]["data"].get("scenes", {}).get("kind", "indoor")
+    assert ("outdoor" in trained) == (kind in ("outdoor", "mix")), trained
+    assert f"{config['provenance']['steps']} steps" in trained
+    assert f"known to fail: {recorded[0]}" in lines
+
+
+def test_retrained_image_tokenizers_cover_outdoor_scenes():
+    for name in ("depth", "semseg"):
+        assert _config(name)["provenance"]["recipe"]["data"]["scenes"]["kind"] == "mix", name
