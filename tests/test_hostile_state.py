@@ -124,3 +124,24 @@ def test_pseudo_label_relabels_a_truncated_shard(tmp_path):
     assert summary.written == 1 and shard.read_bytes() == whole
     (tmp_path / "labelled" / ".pseudo-label" / "shard-000000.stats.json").write_text('{"count": "x"}')
     assert pseudo_label(job).written == 1
+
+
+@pytest.mark.parametrize("damage", ["{ truncated", '{"step": 3, "rng": "nope", "losses": 5}', "[]"])
+def test_train_resume_from_a_damaged_state_json(tmp_path, damage):
+    """tokzoo train --resume: a damaged state.json is one CheckpointError that says where else to resume from."""
+    from tokzoo.errors import CheckpointError
+    from tokzoo.training.loop import train
+    from tokzoo.training.recipe import validate_recipe
+
+    recipe = validate_recipe({
+        "name": "tiny_depth", "loss": "smooth_l1", "batch_size": 2, "steps": 2, "seed": 0, "checkpoint_every": 1,
+        "tokenizer": {"modality": "depth", "model": {"preset": "conv-tiny", "width": 8, "groups": 4}, "latent_dim": 8,
+                      "quantizer": {"type": "fsq", "levels": [5, 5, 5]}, "input_size": [32, 32]},
+        "data": {"scenes": {"n_train": 4, "n_val": 0, "seed": 3, "size": 32}},
+        "optimizer": {"lr": 3e-3}, "schedule": {"warmup_steps": 1}})
+    train(recipe, tmp_path / "run", progress=False)
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-000001"
+    (checkpoint / "state.json").write_text(damage)
+    with pytest.raises(CheckpointError, match="state.json: (unreadable|damaged).*resume from an earlier") as error:
+        train(recipe, tmp_path / "again", resume=checkpoint, progress=False)
+    assert "\n" not in str(error.value)

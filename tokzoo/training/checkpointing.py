@@ -97,10 +97,22 @@ def find_checkpoint(path: str | Path) -> Path:
 
 def read_state(path: Path) -> dict:
     """The ``state.json`` of checkpoint ``path``."""
+    from ..errors import InputError
+    from ..io.safety import MAX_JSON_BYTES, read_file
+
     try:
-        return json.loads((path / STATE_NAME).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path / STATE_NAME}: unreadable ({error})") from None
+        state = json.loads(read_file(path / STATE_NAME, MAX_JSON_BYTES).decode("utf-8"))
+    except InputError as error:  # a FIFO, a device, over 16 MiB
+        raise CheckpointError(f"{path / STATE_NAME}: unreadable ({error.reason})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise CheckpointError(f"{path / STATE_NAME}: unreadable, not JSON ({str(error)[:120]}); resume from an "
+                              "earlier checkpoints/step-* folder, or start over") from None
+    fields = {"recipe": dict, "losses": list, "usage": list, "validation": list, "rng": dict}
+    wrong = [k for k, kind in fields.items() if not isinstance(state, dict) or not isinstance(state.get(k), kind)]
+    if wrong:
+        raise CheckpointError(f"{path / STATE_NAME}: damaged (field {wrong[0]!r} missing or of the wrong type); "
+                              "resume from an earlier checkpoints/step-* folder, or start over")
+    return state
 
 
 def load_checkpoint(path: Path, model, optimizer, ema) -> dict:
@@ -115,5 +127,9 @@ def load_checkpoint(path: Path, model, optimizer, ema) -> dict:
         if not (path / "ema.safetensors").is_file():
             raise CheckpointError(f"{path}: the recipe uses EMA but the checkpoint has no ema.safetensors")
         ema.load(_load(path / "ema.safetensors"))
-    set_rng_state(state["rng"])
+    try:
+        set_rng_state(state["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path / STATE_NAME}: damaged ({type(error).__name__}: {str(error)[:100]}); resume from "
+                              "an earlier checkpoints/step-* folder, or start over") from None
     return state
