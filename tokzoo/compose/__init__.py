@@ -1,13 +1,14 @@
 """Composing frozen pretrained models with a small trainable glue: GATS, eP-ALM, MiT (see docs/ARCHITECTURE.md).
 
-Imports tokzoo's tokenizers, datasets and text; nothing in tokzoo imports this package.
+Imports tokzoo's tokenizers, datasets, text and tokzoo.fm (its encoder as a component); nothing in tokzoo imports this package.
 """
 
 from .components import Component, Stream
 from .composition import METHODS, Composition, build_component, load_composition
 from .encoders import TokenizerEncoder
+from .fm_encoder import FMEncoder
 from .language import CausalLM, load_causal_lm
 from .recipe import is_compose_recipe, read_recipe, resolve_recipe
 
-__all__ = ["METHODS", "CausalLM", "Component", "Composition", "Stream", "TokenizerEncoder", "build_component",
+__all__ = ["METHODS", "CausalLM", "Component", "Composition", "FMEncoder", "Stream", "TokenizerEncoder", "build_component",
            "is_compose_recipe", "load_causal_lm", "load_composition", "read_recipe", "resolve_recipe"]

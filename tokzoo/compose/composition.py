@@ -26,6 +26,7 @@ from ..errors import CheckpointError, ConfigError
 from .components import Component
 from .encoders import TokenizerEncoder
 from .epalm import EPALM
+from .fm_encoder import FMEncoder
 from .gats import GATS
 from .language import CausalLM
 from .mit import MiT
@@ -36,10 +37,14 @@ CONFIG_NAME, WEIGHTS_NAME = "compose.json", "glue.safetensors"
 
 
 def build_component(name: str, spec: dict) -> Component:
-    """``{"tokenizer": zoo name or folder}`` -> TokenizerEncoder; ``{"causal_lm": folder}`` -> CausalLM."""
-    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in ("tokenizer", "causal_lm"):
-        raise ConfigError(f"component {name!r}: expected one of {{tokenizer: NAME_OR_DIR}} or {{causal_lm: DIR}}, got {spec!r}")
+    """``{"tokenizer": zoo name or folder}`` -> TokenizerEncoder; ``{"fm": run folder}`` -> FMEncoder (its rgb
+    encoder); ``{"causal_lm": folder}`` -> CausalLM."""
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in ("tokenizer", "fm", "causal_lm"):
+        raise ConfigError(f"component {name!r}: expected one of {{tokenizer: NAME_OR_DIR}}, {{fm: RUN_DIR}} or "
+                          f"{{causal_lm: DIR}}, got {spec!r}")
     (kind, source), = spec.items()
+    if kind == "fm":
+        return FMEncoder.from_run(source, name=name)
     if kind == "tokenizer":
         import tokzoo
 
