@@ -3,9 +3,15 @@
 Trains the text LM component (recipes/compose/text_lm.yaml) unless RUNS/text_lm exists, then each method's
 recipe (recipes/compose/<name>.yaml) into RUNS/<name>, and writes a dated section with the table to
 benchmarks/RESULTS.md. ``--only`` runs some methods (several processes can share the work; ``--report`` alone
-then writes the table from the metrics.json files they left).
+then writes the table from the metrics.json files they left). ``--vision fm:RUN_DIR`` swaps the rgb component for
+the encoder of a trained tokzoo.fm run (:class:`tokzoo.compose.FMEncoder`; its layers 1-4 are the encoder blocks,
+5 its final norm) with the glue's rgb layers moved to it (``FM_LAYERS``). ``--probe`` fits a logistic regression
+on each frozen vision component's features of the training scenes and scores it on the held-out ones, per fact
+(is there a person, counts, nearest thing and its colour), against the majority answer.
 
     nice -n 10 python benchmarks/compose_methods.py [--runs runs/compose] [--only gats,epalm] [--report]
+    nice -n 10 python benchmarks/compose_methods.py --vision fm:runs/compose/fm_scenes --runs runs/compose_fm
+    nice -n 10 python benchmarks/compose_methods.py --probe rgb:8,fm:runs/compose/fm_scenes:4
 """
 
 from __future__ import annotations
@@ -22,9 +28,16 @@ METHODS = ("full_finetune", "gats", "gats_answers", "epalm", "mit", "alone")
 LABELS = {"full_finetune": "full fine-tuning (GATS wiring, all trainable)", "gats": "GATS",
           "gats_answers": "GATS, lr 5e-3, 10% captions", "epalm": "eP-ALM",
           "mit": "MiT", "alone": "components alone (no glue)"}  # fmt: skip
+FM_LAYERS = {"full_finetune": {"layers": [{"rgb": 3, "lm": 3}, {"rgb": 5, "lm": 6}]},
+             "gats": {"layers": [{"rgb": 3, "lm": 3}, {"rgb": 5, "lm": 6}]},
+             "gats_answers": {"layers": [{"rgb": 3, "lm": 3}, {"rgb": 5, "lm": 6}]},
+             "epalm": {"vision_layers": [4, 5]}, "mit": {"vision_layer": 5}, "alone": {}}  # fmt: skip
+PROBE_FACTS = {"person": "is there a person?", "boxes": "how many boxes are there?",
+               "objects": "how many objects are there?", "nearest": "what is the nearest thing?",
+               "nearest colour": "what colour is the nearest object?"}  # fmt: skip
 
 
-def run(names: list[str], runs: Path) -> None:
+def run(names: list[str], runs: Path, vision: str | None = None) -> None:
     import torch
 
     from tokzoo.compose import read_recipe
@@ -37,11 +50,60 @@ def run(names: list[str], runs: Path) -> None:
     for name in names:
         recipe = read_recipe(ROOT / f"recipes/compose/{name}.yaml")
         recipe["compose"]["components"]["lm"] = {"causal_lm": str(lm_dir)}
+        if vision:
+            kind, source = vision.split(":", 1)
+            recipe["compose"]["components"]["rgb"] = {kind: source}
+            recipe["compose"]["settings"].update(FM_LAYERS[name] if kind == "fm" else {})
         run_recipe(recipe, runs / name)
+
+
+def probe(spec: str, n_train: int = 1000, n_val: int = 200) -> str:
+    """``spec``: comma-separated ``rgb:LAYER`` (the shipped tokenizer's encoder) / ``fm:RUN_DIR:LAYER``; a table of
+    held-out logistic-regression accuracy per fact for each, with the majority answer's first."""
+    import numpy as np
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    from tokzoo.compose import build_component
+    from tokzoo.compose.train import scene_set
+
+    torch.set_num_threads(1)
+    train, val = scene_set(n_train, 0, 64), scene_set(n_val, 1000003, 64)
+    # per split and fact: the scenes asked that question (not all are: no nearest colour when it is a person) and their answers
+    asked = {split: {f: [(i, dict(qa)[q]) for i, qa in enumerate(s.qa) if q in dict(qa)] for f, q in PROBE_FACTS.items()}
+             for split, s in (("train", train), ("val", val))}  # fmt: skip
+    rows = {"majority answer of the training scenes": {}}
+    for fact, pairs in asked["train"].items():
+        common = max({a for _, a in pairs}, key=[a for _, a in pairs].count)
+        rows["majority answer of the training scenes"][fact] = float(np.mean([a == common for _, a in asked["val"][fact]]))
+    for item in spec.split(","):
+        kind, *source, layer = item.split(":")
+        component = build_component("vision", {kind: ":".join(source) if source else "rgb"} if kind == "fm" else {"tokenizer": "rgb"}).freeze()
+        features = {}
+        with torch.no_grad():
+            for split, s in (("train", train), ("val", val)):
+                stream = component.run(component.begin(component.normalize(s.images)), int(layer))
+                features[split] = component.tokens(stream).flatten(1).numpy()
+        label = f"{type(component).__name__} {component.source} layer {layer} ({features['train'].shape[1]} features)"
+        rows[label] = {}
+        for fact in PROBE_FACTS:
+            (fit_at, fit_to), (val_at, val_to) = (zip(*asked[split][fact]) for split in ("train", "val"))
+            model = LogisticRegression(C=0.05, max_iter=500).fit(features["train"][list(fit_at)], fit_to)
+            rows[label][fact] = float(np.mean(model.predict(features["val"][list(val_at)]) == np.array(val_to)))
+    counts = " | ".join(f"{len(asked['train'][f])} / {len(asked['val'][f])}" for f in PROBE_FACTS)
+    lines = ["| features | " + " | ".join(PROBE_FACTS) + " |", "|---|" + "---|" * len(PROBE_FACTS),
+             f"| scenes asked (train / held-out) | {counts} |"]
+    lines += [f"| {name} | " + " | ".join(_pct(r[f]) for f in PROBE_FACTS) + " |" for name, r in rows.items()]
+    return "\n".join(lines)
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
+
+
+def _psnr(own: dict) -> str:
+    """The rgb tokenizer's reconstruction PSNR; an fm encoder component has no own metric here ("-")."""
+    return f"{own['rgb']['reconstruction_psnr']:.2f}" if "rgb" in own else "-"
 
 
 def report(runs: Path) -> str:
@@ -61,7 +123,7 @@ def report(runs: Path) -> str:
             f"| {LABELS[name]} | {s['trainable']:,} ({s['trainable_percent']:.2f}%) | {_pct(t['answer_accuracy'])} | {vs} | "
             f"{t['caption_bleu4']:.3f} | {_pct(t['caption_exact'])} | {_pct(t['caption_token_accuracy'])} | {step} | "
             f"{before['lm']['text_cross_entropy']:.3f} -> {after['lm']['text_cross_entropy']:.3f} | "
-            f"{before['rgb']['reconstruction_psnr']:.2f} -> {after['rgb']['reconstruction_psnr']:.2f} | "
+            f"{_psnr(before)} -> {_psnr(after)} | "
             f"{'yes' if all(m['components_unchanged'].values()) else 'no (trained)'} |")
     lines += ["", "Answer accuracy by question type:", "",
               "| method | " + " | ".join(types) + " | all questions |", "|---|" + "---|" * (len(types) + 1)]
@@ -104,9 +166,14 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs/compose")
     parser.add_argument("--only", default=",".join(METHODS))
     parser.add_argument("--report", action="store_true", help="Only write the table from the runs' metrics.json.")
+    parser.add_argument("--vision", default=None, help="fm:RUN_DIR: the vision component is that fm run's encoder")
+    parser.add_argument("--probe", default=None, help="rgb:LAYER,fm:RUN_DIR:LAYER: print a linear-probe table, train nothing")
     args = parser.parse_args()
+    if args.probe:
+        print(probe(args.probe))
+        return
     if not args.report:
-        run([n for n in args.only.split(",") if n], args.runs)
+        run([n for n in args.only.split(",") if n], args.runs, args.vision)
     table = report(args.runs)
     print(table)
     if args.report:
