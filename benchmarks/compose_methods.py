@@ -11,7 +11,7 @@ on each frozen vision component's features of the training scenes and scores it 
 
     nice -n 10 python benchmarks/compose_methods.py [--runs runs/compose] [--only gats,epalm] [--report]
     nice -n 10 python benchmarks/compose_methods.py --vision fm:runs/compose/fm_scenes --runs runs/compose_fm
-    nice -n 10 python benchmarks/compose_methods.py --probe rgb:8,fm:runs/compose/fm_scenes:4
+    nice -n 10 python benchmarks/compose_methods.py --probe rgb:8,fm:runs/compose/fm_scenes:4,fm:runs/compose/fm_scenes:5mean
 """
 
 from __future__ import annotations
@@ -57,12 +57,25 @@ def run(names: list[str], runs: Path, vision: str | None = None) -> None:
         run_recipe(recipe, runs / name)
 
 
+def _fit(features: dict, asked: dict) -> dict[str, float]:
+    """Held-out accuracy per fact of a logistic regression (C 0.05) fitted on the training scenes' features."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    accuracy = {}
+    for fact in PROBE_FACTS:
+        (fit_at, fit_to), (val_at, val_to) = (zip(*asked[split][fact]) for split in ("train", "val"))
+        model = LogisticRegression(C=0.05, max_iter=500).fit(features["train"][list(fit_at)], fit_to)
+        accuracy[fact] = float(np.mean(model.predict(features["val"][list(val_at)]) == np.array(val_to)))
+    return accuracy
+
+
 def probe(spec: str, n_train: int = 1000, n_val: int = 200) -> str:
-    """``spec``: comma-separated ``rgb:LAYER`` (the shipped tokenizer's encoder) / ``fm:RUN_DIR:LAYER``; a table of
+    """``spec``: comma-separated ``rgb:LAYER`` (the shipped tokenizer's encoder) / ``fm:RUN_DIR:LAYER`` (``LAYERmean``:
+    the tokens' mean instead of all of them, flattened) / ``pixels:CELLS`` (control: the image's cell means); a table of
     held-out logistic-regression accuracy per fact for each, with the majority answer's first."""
     import numpy as np
     import torch
-    from sklearn.linear_model import LogisticRegression
 
     from tokzoo.compose import build_component
     from tokzoo.compose.train import scene_set
@@ -78,18 +91,23 @@ def probe(spec: str, n_train: int = 1000, n_val: int = 200) -> str:
         rows["majority answer of the training scenes"][fact] = float(np.mean([a == common for _, a in asked["val"][fact]]))
     for item in spec.split(","):
         kind, *source, layer = item.split(":")
+        if kind == "pixels":  # control: the image itself, mean over LAYER x LAYER cells, in [0, 1]
+            cells = int(layer)
+            features = {split: s.images.reshape(len(s.images), cells, 64 // cells, cells, 64 // cells, 3).mean((2, 4))
+                        .reshape(len(s.images), -1) / 255.0 for split, s in (("train", train), ("val", val))}  # fmt: skip
+            rows[f"pixels, {cells} x {cells} cell means ({features['train'].shape[1]} features)"] = _fit(features, asked)
+            continue
         component = build_component("vision", {kind: ":".join(source) if source else "rgb"} if kind == "fm" else {"tokenizer": "rgb"}).freeze()
         features = {}
         with torch.no_grad():
             for split, s in (("train", train), ("val", val)):
-                stream = component.run(component.begin(component.normalize(s.images)), int(layer))
-                features[split] = component.tokens(stream).flatten(1).numpy()
-        label = f"{type(component).__name__} {component.source} layer {layer} ({features['train'].shape[1]} features)"
-        rows[label] = {}
-        for fact in PROBE_FACTS:
-            (fit_at, fit_to), (val_at, val_to) = (zip(*asked[split][fact]) for split in ("train", "val"))
-            model = LogisticRegression(C=0.05, max_iter=500).fit(features["train"][list(fit_at)], fit_to)
-            rows[label][fact] = float(np.mean(model.predict(features["val"][list(val_at)]) == np.array(val_to)))
+                stream = component.run(component.begin(component.normalize(s.images)), int(layer.removesuffix("mean")))
+                tokens = component.tokens(stream)
+                features[split] = (tokens.mean(1) if layer.endswith("mean") else tokens.flatten(1)).numpy()
+        pooled = ", mean over positions" if layer.endswith("mean") else ""
+        label = (f"{type(component).__name__} {component.source} layer {layer.removesuffix('mean')} "
+                 f"({features['train'].shape[1]} features{pooled})")
+        rows[label] = _fit(features, asked)
     counts = " | ".join(f"{len(asked['train'][f])} / {len(asked['val'][f])}" for f in PROBE_FACTS)
     lines = ["| features | " + " | ".join(PROBE_FACTS) + " |", "|---|" + "---|" * len(PROBE_FACTS),
              f"| scenes asked (train / held-out) | {counts} |"]
@@ -140,12 +158,13 @@ def report(runs: Path) -> str:
     return "\n".join(lines)
 
 
-def write_results(table: str, runs: Path) -> None:
+def write_results(table: str, runs: Path, vision: str | None = None) -> None:
     any_metrics = json.loads(next((runs / n / "metrics.json") for n in METHODS if (runs / n / "metrics.json").is_file()).read_text())
     d = any_metrics["recipe"]
     header = (f"### {datetime.date.today().isoformat()}, {platform.platform()}, {os.cpu_count()} CPUs, torch threads 1, "
               f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}\n\n"
-              f"`nice -n 10 python benchmarks/compose_methods.py` (recipes/compose/*.yaml as committed; {d}) - "
+              f"`nice -n 10 python benchmarks/compose_methods.py{f' --vision {vision}' if vision else ''}` "
+              f"(recipes/compose/*.yaml as committed{'; the rgb component and its layers replaced, see FM_LAYERS' if vision else ''}; {d}) - "
               "held-out: 200 scenes of stream 1000003 at 64 px, every question of each (answers: greedy, exact word), "
               "one caption each (greedy, up to 40 tokens).\n\n")
     path = ROOT / "benchmarks/RESULTS.md"
@@ -177,7 +196,7 @@ def main() -> None:
     table = report(args.runs)
     print(table)
     if args.report:
-        write_results(table, args.runs)
+        write_results(table, args.runs, args.vision)
 
 
 if __name__ == "__main__":
