@@ -10,7 +10,7 @@ import pytest
 import yaml
 from hostile_inputs import assert_one_line_error, run_cli
 
-from tokzoo.errors import CheckpointError, ConfigError
+from tokzoo.errors import CheckpointError, ConfigError, InputError
 from tokzoo.training.recipe import validate_recipe
 from tokzoo.zoo import load_tokenizer
 
@@ -159,3 +159,39 @@ def test_recipe_and_config_files_that_block_or_explode(tmp_path):
     os.mkfifo(folder / "config.json")
     with pytest.raises(CheckpointError, match="config.json: not a regular file \\(FIFO\\)"):
         load_tokenizer(folder)
+
+
+def test_every_recipe_and_run_reader_refuses_fifos_bombs_and_garbage(tmp_path):
+    """The multimodal trainer's and the composition's recipes and run folders go through the same guarded readers."""
+    import os
+
+    from tokzoo.compose.composition import read_compose_config
+    from tokzoo.compose.recipe import is_compose_recipe_file, read_recipe
+    from tokzoo.fm.checkpoint import read_run_config
+    from tokzoo.fm.recipe import load_recipe as load_fm_recipe
+    from tokzoo.fm.spec import read_manifest
+
+    os.mkfifo(tmp_path / "fifo.yaml")
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(8))
+    (tmp_path / "bomb.yaml").write_text(bomb)
+    for read in (load_fm_recipe, read_recipe):
+        with pytest.raises(ConfigError, match="fifo.yaml: not a regular file \\(FIFO\\)"):
+            read(tmp_path / "fifo.yaml")
+        with pytest.raises(ConfigError, match="expands to over 100000 values"):
+            read(tmp_path / "bomb.yaml")
+    assert not is_compose_recipe_file(tmp_path / "fifo.yaml")
+    for name in ("run_fifo", "run_garbage"):
+        (tmp_path / name).mkdir()
+    for config in ("config.json", "compose.json"):  # the fm run's and the composition's
+        os.mkfifo(tmp_path / "run_fifo" / config)
+        (tmp_path / "run_garbage" / config).write_bytes(b'{"format": "tokzoo-fm", ' + b"[" * 100_000)
+    for read in (read_run_config, read_compose_config):
+        with pytest.raises(CheckpointError, match="run_fifo.*(not a regular file|not a trained model folder|missing)"):
+            read(tmp_path / "run_fifo")  # refused, never opened: a FIFO would block the read
+        with pytest.raises(CheckpointError, match="(config|compose).json: (not valid UTF-8 JSON|JSON nests too deeply)"):
+            read(tmp_path / "run_garbage")
+    (tmp_path / "tokens").mkdir()
+    (tmp_path / "tokens" / "manifest.json").write_text('{"modalities": [1, 2]}')
+    with pytest.raises(InputError, match="manifest.json: unreadable manifest"):
+        read_manifest(tmp_path / "tokens")

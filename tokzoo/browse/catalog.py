@@ -20,6 +20,7 @@ from typing import Iterator
 
 from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.io import RawSample, TarReader, open_reader
+from tokzoo.io.safety import read_json_file
 from tokzoo.pipeline.layout import (CROPS, complete_shards, read_manifest, read_npy_tar, read_table, shard_name,
                                     table_path, tar_path)
 from tokzoo.pipeline.plan import open_input, units
@@ -176,7 +177,7 @@ class RawDataset:
     def __init__(self, root: Path):
         self.root = root
         status = root / PSEUDO_LABEL_STATUS
-        self.manifest = json.loads((status / "manifest.json").read_text()) if (status / "manifest.json").is_file() else None
+        self.manifest = read_json_file(status / "manifest.json") if (status / "manifest.json").is_file() else None
         self.modalities: list[str] = []  # filled while shards are read (every known modality present)
         self.incomplete: list[int] = []
         if self.manifest is not None:

@@ -23,6 +23,7 @@ from torch import nn
 from .. import __version__
 from ..checkpoint import check_tensors
 from ..errors import CheckpointError, ConfigError
+from ..io.safety import read_json_file
 from .components import Component
 from .encoders import TokenizerEncoder
 from .epalm import EPALM
@@ -161,10 +162,7 @@ def read_compose_config(directory: str | Path) -> dict:
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(f"{path}: missing (not a composition checkpoint)")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path}: not valid JSON ({error})") from None
+    config = read_json_file(path, CheckpointError)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a tokzoo composition (no \"format\": \"{FORMAT}\")")
     return config

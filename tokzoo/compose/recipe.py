@@ -21,9 +21,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import yaml
-
 from ..errors import ConfigError
+from ..io.safety import read_yaml_file
 
 DEFAULTS = {
     "name": "compose", "seed": 0, "steps": 1000, "batch_size": 32, "log_every": 100, "threads": None,
@@ -57,20 +56,15 @@ def is_compose_recipe(recipe: dict) -> bool:
 def is_compose_recipe_file(path: str | Path) -> bool:
     """Whether the YAML file at ``path`` has a top-level ``compose:`` section (False when unreadable)."""
     try:
-        return is_compose_recipe(yaml.safe_load(Path(path).read_text()))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return is_compose_recipe(read_yaml_file(path))
+    except ConfigError:
         return False
 
 
 def read_recipe(path: str | Path, steps: int | None = None, threads: int | None = None) -> dict:
     """The resolved recipe at ``path``; ``steps`` / ``threads`` (the command line's) replace the recipe's."""
     path = Path(path)
-    try:
-        recipe = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    recipe = read_yaml_file(path)
     if isinstance(recipe, dict):
         recipe = {**recipe, **({"steps": steps} if steps is not None else {}), **({"threads": threads} if threads else {})}
     return resolve_recipe(recipe, str(path))

@@ -11,7 +11,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..datasets.scenes import generate_scene
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
+from ..io.safety import read_json_file
 from ..training.data import fit, read_values, source_key, synthetic_values
 from .baselines import BASELINES, bits_per_sample
 from .codebook import CodebookUsage
@@ -198,6 +199,6 @@ def _number(value: float):
 def attach_evaluation(directory: str | Path, report: dict) -> None:
     """Store ``report`` under ``"evaluation"`` in a saved tokenizer's config.json (no effect on its hash)."""
     path = Path(directory) / "config.json"
-    config = json.loads(path.read_text())
+    config = read_json_file(path, CheckpointError)
     config["evaluation"] = report
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from tokzoo import __version__
 from tokzoo.checkpoint import check_tensors
 from tokzoo.errors import CheckpointError
+from tokzoo.io.safety import read_json_file
 
 from .model import FMConfig, FourM
 from .spec import ModalitySpec
@@ -53,10 +54,7 @@ def read_run_config(run: str | Path) -> dict:
     path = run / CONFIG
     if not path.is_file():
         raise CheckpointError(f"{run}: not a trained model folder (no {CONFIG}; train one with `tokzoo fm train`)")
-    try:
-        config = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    config = read_json_file(path, CheckpointError)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a tokzoo fm model config (no \"format\": \"{FORMAT}\")")
     if config.get("format_version") != FORMAT_VERSION:
@@ -100,10 +98,7 @@ def read_state(run: str | Path) -> dict | None:
     path = Path(run) / STATE
     if not path.is_file():
         return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError as e:
-        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    return read_json_file(path, CheckpointError)
 
 
 def _read(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -21,9 +21,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import yaml
-
 from tokzoo.errors import ConfigError
+from tokzoo.io.safety import read_yaml_file
 
 from .masking import MaskingConfig, MixtureComponent
 from .model import FMConfig, model_config
@@ -63,13 +62,7 @@ SECTIONS = ("data", "model", "masking", "train")
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe file."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
-    return parse_recipe(raw, path)
+    return parse_recipe(read_yaml_file(path), path)
 
 
 def parse_recipe(raw: object, where: object = "recipe") -> Recipe:

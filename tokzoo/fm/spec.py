@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tokzoo.errors import ConfigError, InputError
+from tokzoo.io.safety import MAX_JSON_BYTES, load_json, read_file
 
 SEQUENCE_MODALITIES = frozenset({"captions", "metadata", "palette", "boxes"})
 MANIFEST = "manifest.json"
@@ -58,8 +59,6 @@ class ModalitySpec:
 
 def read_manifest(root: str | Path) -> dict:
     """The token dataset's manifest; InputError (one line) when missing or unreadable."""
-    import json
-
     path = Path(root) / MANIFEST
     if not path.is_file():
         from tokzoo.fourm.reader import detect_layout, manifest_for
@@ -67,11 +66,9 @@ def read_manifest(root: str | Path) -> dict:
         if detect_layout(root):  # tokenized by ml-4m (or exported for it): tokzoo.fourm summarises the folders
             return manifest_for(root)
         raise InputError(path, "missing; not a token dataset written by `tokzoo tokenize`")
-    try:
-        manifest = json.loads(path.read_text())
-        manifest["modalities"].items()
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise InputError(path, f"unreadable manifest ({e})") from None
+    manifest = load_json(read_file(path, MAX_JSON_BYTES), str(path))  # InputError naming the file when unreadable
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("modalities"), dict):
+        raise InputError(path, "unreadable manifest (no \"modalities\" object)")
     return manifest
 
 

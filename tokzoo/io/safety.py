@@ -196,3 +196,53 @@ def _json_int(text: str) -> int:
     if len(text.lstrip("-")) > 20:
         raise ValueError(f"integer of {len(text.lstrip('-'))} digits")
     return int(text)
+
+
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_VALUES = 100_000
+"""A YAML recipe's size on disk, and the values it may expand to (aliases re-use nodes: a 1 kB file can name 10^9)."""
+
+
+def read_yaml_file(path: str | os.PathLike, max_bytes: int = MAX_CONFIG_BYTES):
+    """The YAML document at ``path`` (``yaml.safe_load``): a regular UTF-8 file of at most ``max_bytes`` expanding to
+    at most ``MAX_CONFIG_VALUES`` values; ConfigError in one line naming the file otherwise."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(read_file(path, max_bytes).decode("utf-8"))
+    except InputError as error:  # missing, a FIFO, a device, over the size limit
+        raise ConfigError(str(error)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{line}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nests too deeply") from None
+    if _count_values(raw, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
+        raise ConfigError(f"{path}: expands to over {MAX_CONFIG_VALUES} values (YAML aliases of aliases?); refused")
+    return raw
+
+
+def read_json_file(path: str | os.PathLike, error: type[Exception] = ConfigError, max_bytes: int = MAX_JSON_BYTES):
+    """The JSON document at ``path``: a regular file of at most ``max_bytes``; ``error`` (a TokzooError class) with one
+    line naming the file otherwise."""
+    try:
+        return load_json(read_file(path, max_bytes), str(path), max_bytes)
+    except InputError as problem:
+        raise error(str(problem)) from None
+
+
+def _count_values(node, budget: int) -> int:
+    """Values in ``node`` counting every alias use, stopping once past ``budget``."""
+    count, stack = 0, [node]
+    while stack and count <= budget:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return count

@@ -41,9 +41,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import yaml
-
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
 from ..limits import check_recipe_sizes
 
 _TOKENIZER_FIELDS = {"modality", "model", "latent_dim", "quantizer", "input_size", "normalization"}
@@ -94,45 +92,12 @@ class _Checker:
 
 def load_recipe(path: str | Path) -> dict:
     """Read and validate the recipe at ``path``; returns a plain dict with defaults filled."""
-    from ..io.safety import read_file
+    from ..io.safety import read_yaml_file
 
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: recipe not found")
-    try:
-        raw = yaml.safe_load(read_file(path, MAX_RECIPE_BYTES).decode("utf-8"))
-    except InputError as error:  # a FIFO, a device, over the size limit
-        raise ConfigError(str(error)) from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{line}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: YAML nests too deeply") from None
-    if _values(raw, MAX_RECIPE_VALUES) > MAX_RECIPE_VALUES:
-        raise ConfigError(f"{path}: expands to over {MAX_RECIPE_VALUES} values (YAML aliases of aliases?); refused")
-    return validate_recipe(raw, str(path))
-
-
-MAX_RECIPE_BYTES = 1 << 20
-MAX_RECIPE_VALUES = 100_000
-"""A recipe's size on disk, and the values it may expand to (aliases re-use nodes: a 1 kB file can name 10^9)."""
-
-
-def _values(node, budget: int) -> int:
-    """Values in ``node`` counting every alias use, stopping once past ``budget``."""
-    count, stack = 0, [node]
-    while stack and count <= budget:
-        item = stack.pop()
-        count += 1
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-    return count
+    return validate_recipe(read_yaml_file(path), str(path))
 
 
 def validate_recipe(raw, where: str = "recipe") -> dict:
