@@ -102,3 +102,15 @@ def test_loading_checks_the_fm_encoders_hash(text_lm, fm_run, tmp_path):  # noqa
     with torch.no_grad():
         next(model.decoder.parameters()).add_(1.0)
     assert FMEncoder(model, tokzoo.load_tokenizer("rgb")).content_hash() == FMEncoder.from_run(fm_run).content_hash()
+
+
+def test_shipped_fm_recipe_selects_the_fm_component(text_lm, fm_run, tmp_path):  # noqa: F811
+    import yaml
+
+    recipe = yaml.safe_load(open("recipes/compose/gats_fm.yaml"))
+    assert recipe["compose"]["components"]["rgb"] == {"fm": "runs/compose/fm_scenes"}
+    recipe.update(steps=1, batch_size=2, data={"scene_text": {"n_train": 4, "n_val": 2, "size": 32}})
+    recipe["compose"]["components"] = {"rgb": {"fm": str(fm_run)}, "lm": {"causal_lm": str(text_lm)}}
+    recipe["compose"]["settings"].update(layers=[{"rgb": 1, "lm": 1}, {"rgb": 3, "lm": 2}])  # the toy fm: 2 blocks + norm
+    metrics = run_recipe(resolve_recipe(recipe), tmp_path / "gats_fm", log=lambda *_: None)
+    assert metrics["components_unchanged"] == {"lm": True, "rgb": True}
