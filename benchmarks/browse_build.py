@@ -26,6 +26,7 @@ from pathlib import Path
 from tokzoo.browse import build_site
 from tokzoo.pipeline import TokenizeJob, tokenize
 from tokzoo.zoo import load_tokenizer
+from results_md import append_to_section
 
 SECTION = "## Dataset browser"
 
@@ -116,19 +117,7 @@ def main() -> None:
         lines.append("Page times not measured: no Chromium on this machine.")
     text = "\n".join(lines)
     print(text)
-    append_results(Path(__file__).with_name("RESULTS.md"), text)
-
-
-def append_results(path: Path, text: str) -> None:
-    """Append under ``## Dataset browser`` (created at the end of the file when missing), re-reading the file first."""
-    content = path.read_text() if path.exists() else ""
-    if SECTION not in content:
-        path.write_text(content.rstrip("\n") + "\n\n" + SECTION + "\n\n" + text + "\n")
-        return
-    head, _, tail = content.partition(SECTION)
-    next_section = tail.find("\n## ")
-    section, rest = (tail, "") if next_section < 0 else (tail[:next_section], tail[next_section:])
-    path.write_text(head + SECTION + section.rstrip("\n") + "\n\n" + text + "\n" + rest)
+    append_to_section(Path(__file__).with_name("RESULTS.md"), SECTION, text)
 
 
 if __name__ == "__main__":

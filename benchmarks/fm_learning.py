@@ -40,6 +40,7 @@ from tokzoo.fm.evaluate import evaluate, example_rows, raw_crops
 from tokzoo.fm.generate import DecodeSettings, decode_tokens, generate
 from tokzoo.fm.masking import flatten_batch
 from tokzoo.viz import grid, save_png
+from results_md import append_to_section
 
 HERE = Path(__file__).resolve().parent
 SECTION = "## Multimodal trainer: cross-modal prediction"
@@ -137,7 +138,7 @@ def main() -> None:
     text = _table(report, config, model, log, train_seconds, seconds, load, args)
     print(text)
     if not args.no_write:
-        _append(HERE / "RESULTS.md", text)
+        append_to_section(HERE / "RESULTS.md", SECTION, text)
 
 
 def _table(report, config, model, log, train_seconds, seconds, load, args) -> str:
@@ -174,17 +175,6 @@ def _table(report, config, model, log, train_seconds, seconds, load, args) -> st
               + ". Curves: [fm_curves.png](fm_curves.png); examples (rgb | predicted depth, normals, semseg | ground truth): "
               "[fm_examples.png](fm_examples.png). `python benchmarks/fm_learning.py --run RUN --data HELDOUT`"]
     return "\n".join(lines)
-
-
-def _append(path: Path, text: str) -> None:
-    content = path.read_text()
-    if SECTION not in content:
-        path.write_text(content.rstrip("\n") + "\n\n" + SECTION + "\n\n" + text + "\n")
-        return
-    head, _, tail = content.partition(SECTION)
-    cut = tail.find("\n## ")
-    section, rest = (tail, "") if cut < 0 else (tail[:cut], tail[cut:])
-    path.write_text(head + SECTION + section.rstrip("\n") + "\n\n" + text + "\n" + rest)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from tokzoo.fm.model import FourM, model_config
 from tokzoo.fm.recipe import load_recipe
 from tokzoo.fm.spec import specs_from_manifest
 from tokzoo.fm.train import make_optimizer, train_step
+from results_md import append_to_section
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "fm" / "scenes-cpu.yaml"
 SECTION = "## Multimodal trainer speed"
@@ -73,7 +74,7 @@ def main() -> None:
     text = _table(row, args)
     print(text)
     if not args.no_write:
-        _append(Path(__file__).with_name("RESULTS.md"), text)
+        append_to_section(Path(__file__).with_name("RESULTS.md"), SECTION, text)
 
 
 def measure(data: Path, args) -> dict:
@@ -152,18 +153,6 @@ def _table(r: dict, args) -> str:
         f"{achieved / r['peak']:.2f} | {r['step_real']:.3f} | {r['step_memory'] / r['step_real']:.3f} | "
         f"{r['wait']:.4f} | {1 - r['wait'] / r['step_real']:.4f} |",
     ])
-
-
-def _append(path: Path, text: str) -> None:
-    """Append under SECTION (created at the end when missing), re-reading the file right before writing."""
-    content = path.read_text()
-    if SECTION not in content:
-        path.write_text(content.rstrip("\n") + "\n\n" + SECTION + "\n\n" + text + "\n")
-        return
-    head, _, tail = content.partition(SECTION)
-    cut = tail.find("\n## ")
-    section, rest = (tail, "") if cut < 0 else (tail[:cut], tail[cut:])
-    path.write_text(head + SECTION + section.rstrip("\n") + "\n\n" + text + "\n" + rest)
 
 
 if __name__ == "__main__":
