@@ -17,7 +17,7 @@ from tokzoo.errors import ConfigError
 from tokzoo.labelers.job import LabelJob, LabelPlan, label_shard, plan_labelers, write_shard
 
 from .cluster import NodeReport, connected, restarted, startup_line, use_cpus, where
-from .scheduler import RETRIES, check_cpus, cpu_count, distribute
+from .scheduler import RETRIES, cpu_count, distribute, start_actors
 from .tokenize import kill_once
 
 
@@ -67,17 +67,8 @@ def run_ray(job: LabelJob, out, plan: LabelPlan, all_units, total: int | None,
         return 0, []
     began = time.perf_counter()
     with connected(job.address) as ray:
-        gpus = job.gpus
-        if gpus and ray.cluster_resources().get("GPU", 0) < gpus:
-            raise ConfigError(f"--gpus {gpus}: the Ray cluster has {ray.cluster_resources().get('GPU', 0):g} GPUs")
-        count = job.actors or max(1, gpus)
-        check_cpus(ray, 0 if gpus else count)
-        actor_class = ray.remote(Labelers).options(num_cpus=1, num_gpus=1 if gpus else 0, max_restarts=RETRIES,
-                                                   max_task_retries=RETRIES)
-        actors = [actor_class.remote(job, "cuda" if gpus else "cpu", count) for _ in range(count)]
-        problems = [p for p in ray.get([actor.ready.remote() for actor in actors]) if p]
-        if problems:
-            raise ConfigError(problems[0])
+        actors = start_actors(ray, Labelers, job, lambda on_gpu, count: (job, "cuda" if on_gpu else "cpu", count))
+        count = len(actors)
         ready = time.perf_counter()
         decode = ray.remote(decode_shard).options(num_cpus=1, max_retries=RETRIES)
         plan_ref, report, started = ray.put(plan), NodeReport(), {}

@@ -25,7 +25,7 @@ from tokzoo.pipeline.worker import WorkerJob, init_worker, prepare_chunk
 
 from .cluster import NodeReport, connected, restarted, startup_line, use_cpus, where
 from .gpu import check_fits, tensor_bytes
-from .scheduler import RETRIES, check_cpus, cpu_count, distribute
+from .scheduler import RETRIES, cpu_count, distribute, start_actors
 
 KILL_ENV = "TOKZOO_TEST_KILL_ONCE"
 """Test hook: ``prepare:PATH`` or ``encode:PATH``: the first such task (or actor call) that finds file PATH deletes
@@ -114,21 +114,11 @@ def run_ray(work: ShardWork) -> tuple[int, list[str]]:
         return 0, []
     began = time.perf_counter()
     with connected(job.address) as ray:
-        gpus = job.gpus
-        if gpus and ray.cluster_resources().get("GPU", 0) < gpus:
-            raise ConfigError(f"--gpus {gpus}: the Ray cluster has {ray.cluster_resources().get('GPU', 0):g} GPUs")
-        count = job.actors or max(1, gpus)
-        check_cpus(ray, 0 if gpus else count)
-        device = "cuda" if gpus else None  # --gpus decides: an actor without a GPU runs on its CPU
         hashes = {spec.modality: spec.content_hash for spec in work.specs}
         tokenizers = {spec.modality: spec.reference for spec in work.specs}
-        actor_class = ray.remote(Encoder).options(num_cpus=1, num_gpus=1 if gpus else 0, max_restarts=RETRIES,
-                                                  max_task_retries=RETRIES)
-        actors = [actor_class.remote(work.requested, tokenizers, job.untrained, job.size, hashes, device, count)
-                  for _ in range(count)]
-        problems = [p for p in ray.get([actor.ready.remote() for actor in actors]) if p]
-        if problems:
-            raise ConfigError(problems[0])
+        actors = start_actors(ray, Encoder, job, lambda on_gpu, count: (  # --gpus decides: no GPU -> the actor's CPU
+            work.requested, tokenizers, job.untrained, job.size, hashes, "cuda" if on_gpu else None, count))
+        count = len(actors)
         ready = time.perf_counter()
         prepare = ray.remote(prepare_shard).options(num_cpus=1, max_retries=RETRIES)
         worker_job = ray.put(work.worker_job)
