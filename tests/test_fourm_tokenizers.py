@@ -56,11 +56,29 @@ def test_port_matches_ml4m(case):
     # decoder output close to ml-4m's; decode answers in tokzoo's values
     torch.testing.assert_close(tok.model.decode_tokens(ref["tokens"]), ref["decoded"], atol=1e-5, rtol=1e-5)
     decoded = tok.decode(tokens)
-    expected = tok.codec.from_model(ref["decoded"])
-    if np.issubdtype(np.asarray(expected).dtype, np.floating):
-        np.testing.assert_allclose(decoded, expected, atol=1e-4, rtol=1e-4)
+    assert_same_values(decoded, tok.codec.from_model(ref["decoded"]))
+
+
+def assert_same_values(ours, theirs, path="decoded"):
+    """Equal structure; floats within 1e-4. Integer maps thresholded from floats (edges) may flip where the
+    decoder output sits within float error of the threshold, so they must agree on 99% of pixels."""
+    if isinstance(theirs, dict):
+        assert isinstance(ours, dict) and ours.keys() == theirs.keys(), path
+        for key in theirs:
+            assert_same_values(ours[key], theirs[key], f"{path}.{key}")
+    elif isinstance(theirs, (list, tuple)) and not all(isinstance(v, (int, float)) for v in theirs):
+        assert isinstance(ours, (list, tuple)) and len(ours) == len(theirs), path
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            assert_same_values(a, b, f"{path}[{i}]")
+    elif isinstance(theirs, str) or theirs is None:
+        assert ours == theirs, path
     else:
-        assert np.array_equal(decoded, expected)
+        a, b = np.asarray(ours), np.asarray(theirs)
+        assert a.shape == b.shape and a.dtype == b.dtype, path
+        if np.issubdtype(b.dtype, np.floating):
+            np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4, err_msg=path)
+        else:
+            assert (a == b).mean() >= 0.99, f"{path}: {(a != b).sum()} of {b.size} values differ"
 
 
 @pytest.mark.parametrize("case", ["4M_tokenizers_semseg_tiny", "4M_tokenizers_CLIP-B16_tiny",

@@ -115,11 +115,15 @@ def test_killed_while_rewriting_old_folders_for_a_new_modality(tmp_path, toks):
     assert '"key": "s1", "source"' in rgb_table and "s1.npy" in rgb_table and '"failed"' in rgb_table
 
 
-def test_ctrl_c_with_workers_is_one_line_and_resumes(tmp_path, toks, reference):
+def test_ctrl_c_with_workers_is_one_line_and_resumes(tmp_path, toks):
     """Ctrl-C reaches the whole process group: the worker processes used to print a KeyboardInterrupt traceback
-    each and the run ended with click's bare 'Aborted!'. Now one line saying how to resume, exit 130."""
+    each and the run ended with click's bare 'Aborted!'. Now one line saying how to resume, exit 130.
+    160 scenes (40 shards, ~3 s of tokenizing after the first shard lands), so that work is left to interrupt."""
+    options = [{"12": "160", "0": "2"}.get(a, a) for a in ARGS]  # 160 scenes, --workers 2
+    run_inline(command(tmp_path / "reference", "depth,rgb", toks, *options))
+    reference = snapshot(tmp_path / "reference")
     out = tmp_path / "out"
-    args = command(out, "depth,rgb", toks, *[a if a != "0" else "2" for a in ARGS])  # --workers 2
+    args = command(out, "depth,rgb", toks, *options)
     process = subprocess.Popen([sys.executable, "-c", "from tokzoo_cli.main import main; main()", *args],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     while not (out / "rgb" / "shard-000000.stats.json").exists():
