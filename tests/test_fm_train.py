@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from tokzoo_cli.main import cli
-from tokzoo.fm.recipe import parse_recipe
+from tokzoo.fm.recipe import load_recipe, parse_recipe
 from tokzoo.fm.train import train
 
 MODALITIES = ["rgb", "depth", "normals", "semseg"]
@@ -136,3 +137,11 @@ def test_bad_input_gives_one_line_errors(tokens, tmp_path):
           "holds a run of another recipe")
     fails(["fm", "generate", "-m", str(tmp_path / "nowhere"), "--data", str(tokens), "--key", "k", "--from", "rgb", "--to",
            "depth", "-o", str(tmp_path / "g.png")], "not a trained model folder")
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "recipes" / "fm").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_fm_recipes_parse_and_train_on_the_scene_modalities(path):
+    recipe = load_recipe(path)
+    assert set(recipe.modalities) <= set(MODALITIES) and recipe.train.steps >= 1
+    assert recipe.masking.target_tokens <= 64 * len(recipe.modalities)  # the scenes' modalities hold 64 tokens each
