@@ -11,6 +11,7 @@ on each frozen vision component's features of the training scenes and scores it 
 
     nice -n 10 python benchmarks/compose_methods.py [--runs runs/compose] [--only gats,epalm] [--report]
     nice -n 10 python benchmarks/compose_methods.py --vision fm:runs/compose/fm_scenes --runs runs/compose_fm
+    nice -n 10 python benchmarks/compose_methods.py --runs runs/compose_8k --n-train 8000 --steps 3000 --only gats
     nice -n 10 python benchmarks/compose_methods.py --probe rgb:8,fm:runs/compose/fm_scenes:4,fm:runs/compose/fm_scenes:5mean
 """
 
@@ -37,7 +38,8 @@ PROBE_FACTS = {"person": "is there a person?", "boxes": "how many boxes are ther
                "nearest colour": "what colour is the nearest object?"}  # fmt: skip
 
 
-def run(names: list[str], runs: Path, vision: str | None = None) -> None:
+def run(names: list[str], runs: Path, vision: str | None = None, n_train: int | None = None,
+        steps: int | None = None) -> None:
     import torch
 
     from tokzoo.compose import read_recipe
@@ -50,6 +52,10 @@ def run(names: list[str], runs: Path, vision: str | None = None) -> None:
     for name in names:
         recipe = read_recipe(ROOT / f"recipes/compose/{name}.yaml")
         recipe["compose"]["components"]["lm"] = {"causal_lm": str(lm_dir)}
+        if n_train:  # more training scenes for the glue; the LM component keeps its own
+            recipe["data"]["scene_text"]["n_train"] = n_train
+        if steps and recipe["steps"]:
+            recipe["steps"] = steps
         if vision:
             kind, source = vision.split(":", 1)
             recipe["compose"]["components"]["rgb"] = {kind: source}
@@ -159,8 +165,10 @@ def report(runs: Path) -> str:
 
 
 def write_results(table: str, runs: Path, vision: str | None = None) -> None:
-    any_metrics = json.loads(next((runs / n / "metrics.json") for n in METHODS if (runs / n / "metrics.json").is_file()).read_text())
-    d = any_metrics["recipe"]
+    first = next(runs / n for n in METHODS if (runs / n / "metrics.json").is_file() and n != "alone")
+    recipe = json.loads((first / "compose.json").read_text())["recipe"]
+    d = (f"{first.name}: {recipe['data']['scene_text']['n_train']:,} training scenes, {recipe['steps']} steps of "
+         f"{recipe['batch_size']}")
     header = (f"### {datetime.date.today().isoformat()}, {platform.platform()}, {os.cpu_count()} CPUs, torch threads 1, "
               f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}\n\n"
               f"`nice -n 10 python benchmarks/compose_methods.py{f' --vision {vision}' if vision else ''}` "
@@ -186,13 +194,15 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(METHODS))
     parser.add_argument("--report", action="store_true", help="Only write the table from the runs' metrics.json.")
     parser.add_argument("--vision", default=None, help="fm:RUN_DIR: the vision component is that fm run's encoder")
+    parser.add_argument("--n-train", type=int, default=None, help="Training scenes of the glue runs (default: the recipes')")
+    parser.add_argument("--steps", type=int, default=None, help="Steps of the glue runs (default: the recipes')")
     parser.add_argument("--probe", default=None, help="rgb:LAYER,fm:RUN_DIR:LAYER: print a linear-probe table, train nothing")
     args = parser.parse_args()
     if args.probe:
         print(probe(args.probe))
         return
     if not args.report:
-        run([n for n in args.only.split(",") if n], args.runs, args.vision)
+        run([n for n in args.only.split(",") if n], args.runs, args.vision, args.n_train, args.steps)
     table = report(args.runs)
     print(table)
     if args.report:

@@ -3,11 +3,13 @@ training leaves frozen weights bit-identical, glue checkpoints round-trip and ch
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from tokzoo.compose import CausalLM, Composition, TokenizerEncoder, load_composition, resolve_recipe
 from tokzoo.compose.train import run_recipe
+from tokzoo.datasets.scenes import generate_scene
 from tokzoo.errors import CheckpointError, ConfigError
 from tokzoo.learned import LearnedTokenizer
 
@@ -127,6 +129,13 @@ def test_training_leaves_frozen_weights_bit_identical(method, text_lm, tmp_path)
     assert sum(v.numel() for v in saved.values()) == metrics["split"]["trainable"]
     assert not all(torch.count_nonzero(v) == 0 for v in saved.values())
     assert all(torch.equal(saved[k], dict(loaded.named_parameters())[k]) for k in saved)
+    # the trained glue reads the image: one prompt over two scenes gives two answers' distributions
+    # (an untrained glue gives the plain LM's, the same for both: test_untrained_glue_is_the_frozen_lm)
+    images = loaded.components["rgb"].normalize(np.stack([generate_scene(i, 0, 32)["rgb"] for i in (0, 1)]))
+    ids = torch.randint(2, 60, (1, 6), generator=torch.Generator().manual_seed(0)).expand(2, 6)
+    with torch.no_grad():
+        logits = loaded.eval()({"lm": ids, "rgb": images}, torch.tensor([6, 6]))
+    assert not torch.allclose(logits[0, -1], logits[1, -1])
     if method != "gats":
         return
     # same recipe and seed -> the same glue
