@@ -39,7 +39,7 @@ PROBE_FACTS = {"person": "is there a person?", "boxes": "how many boxes are ther
 
 
 def run(names: list[str], runs: Path, vision: str | None = None, n_train: int | None = None,
-        steps: int | None = None) -> None:
+        steps: int | None = None, component_lr: float | None = None) -> None:
     import torch
 
     from tokzoo.compose import read_recipe
@@ -56,6 +56,8 @@ def run(names: list[str], runs: Path, vision: str | None = None, n_train: int | 
             recipe["data"]["scene_text"]["n_train"] = n_train
         if steps and recipe["steps"]:
             recipe["steps"] = steps
+        if component_lr and recipe["compose"]["train_components"]:
+            recipe["optimizer"]["component_lr"] = component_lr
         if vision:
             kind, source = vision.split(":", 1)
             recipe["compose"]["components"]["rgb"] = {kind: source}
@@ -196,13 +198,15 @@ def main() -> None:
     parser.add_argument("--vision", default=None, help="fm:RUN_DIR: the vision component is that fm run's encoder")
     parser.add_argument("--n-train", type=int, default=None, help="Training scenes of the glue runs (default: the recipes')")
     parser.add_argument("--steps", type=int, default=None, help="Steps of the glue runs (default: the recipes')")
+    parser.add_argument("--component-lr", type=float, default=None,
+                        help="Learning rate of the trained components in full fine-tuning (default: the recipe's)")
     parser.add_argument("--probe", default=None, help="rgb:LAYER,fm:RUN_DIR:LAYER: print a linear-probe table, train nothing")
     args = parser.parse_args()
     if args.probe:
         print(probe(args.probe))
         return
     if not args.report:
-        run([n for n in args.only.split(",") if n], args.runs, args.vision, args.n_train, args.steps)
+        run([n for n in args.only.split(",") if n], args.runs, args.vision, args.n_train, args.steps, args.component_lr)
     table = report(args.runs)
     print(table)
     if args.report:

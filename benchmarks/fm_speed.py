@@ -142,7 +142,8 @@ def _table(r: dict, args) -> str:
         "",
         f"Machine: {machine}; load average {la[0]:.2f}, {la[1]:.2f}, {la[2]:.2f} at start, {le[0]:.2f}, {le[1]:.2f}, "
         f"{le[2]:.2f} at the end. Best of {args.repeats} rounds of {args.steps} steps; peak = torch.mm {PEAK_N}^2 float32, "
-        f"best of the timings between rounds. `python benchmarks/fm_speed.py --preset {args.preset} --batch {args.batch}`",
+        f"best of the timings between rounds. `python benchmarks/fm_speed.py --preset {args.preset} --batch {args.batch} --steps {args.steps} "
+        f"--repeats {args.repeats} --workers {args.workers} --threads {args.threads}`",
         "",
         "| model | params | tokens/step | GFLOP/step | step s (in memory) | tokens/s | GFLOP/s | mm peak GFLOP/s | "
         "achieved / peak | step s (real loader, workers " + str(args.workers) + ") | in memory / real loader | "

@@ -159,6 +159,32 @@ def test_full_finetuning_changes_the_components_and_checkpoints_them(text_lm, tm
         "components"]["lm"]["sha256_after"]
 
 
+def test_component_lr_trains_the_components_slower_than_the_glue(text_lm, tmp_path):
+    from tokzoo.compose.train import _parameter_groups, build_composition
+
+    recipe = glue_recipe("gats", text_lm, train_components=True, steps=2)
+    recipe["optimizer"]["component_lr"] = recipe["optimizer"]["lr"] / 10
+    composition = build_composition(recipe)
+    glue_group, component_group = _parameter_groups(composition, recipe["optimizer"])
+    assert {id(p) for p in glue_group["params"]} == {id(p) for p in composition.glue.parameters()}
+    assert {id(p) for p in component_group["params"]} == {id(p) for p in composition.components.parameters()}
+    assert (glue_group["lr"], component_group["lr"]) == (recipe["optimizer"]["lr"], recipe["optimizer"]["component_lr"])
+    start = CausalLM.from_pretrained(text_lm).model.state_dict()
+
+    def lm_change(component_lr):
+        run = {**recipe, "optimizer": {**recipe["optimizer"], "component_lr": component_lr}}
+        run_recipe(run, tmp_path / str(component_lr), log=lambda *_: None)
+        after = load_composition(tmp_path / str(component_lr)).components["lm"].model.state_dict()
+        return max(float((after[k] - start[k]).abs().max()) for k in start)
+
+    slow, same = lm_change(recipe["optimizer"]["lr"] / 100), lm_change(recipe["optimizer"]["lr"])
+    assert 0 < slow < same / 10  # Adam's steps scale with the group's lr
+    with pytest.raises(ConfigError, match="component_lr needs compose.train_components"):
+        resolve_recipe({**glue_recipe("gats", text_lm), "optimizer": {"component_lr": 1e-4}})
+    with pytest.raises(ConfigError, match="component_lr must be a positive number"):
+        resolve_recipe({**glue_recipe("gats", text_lm, train_components=True), "optimizer": {"component_lr": "fast"}})
+
+
 def test_loading_checks_component_hashes(text_lm, tmp_path):
     run_recipe(glue_recipe("epalm", text_lm, steps=1), tmp_path / "epalm", log=lambda *_: None)
     other = CausalLM.from_pretrained(text_lm)

@@ -12,7 +12,8 @@ Two kinds, told apart by their ``compose:`` section::
       pretrain_lm: {arch: gpt2, vocab_size: 512, hidden_size: 128, layers: 4, heads: 4, max_positions: 64}
 
 Shared top-level fields: ``name``, ``seed``, ``steps``, ``batch_size``, ``log_every``, ``threads``,
-``optimizer: {lr, weight_decay, warmup_steps, min_lr_ratio, grad_clip}``, ``data: {scene_text: {n_train,
+``optimizer: {lr, component_lr, weight_decay, warmup_steps, min_lr_ratio, grad_clip}`` (``component_lr``: the
+components' learning rate when ``train_components`` is true; null: ``lr`` for every parameter), ``data: {scene_text: {n_train,
 n_val, seed, val_seed, size}, caption_fraction}``. Unknown keys are refused (one line naming the key).
 """
 
@@ -26,7 +27,8 @@ from ..io.safety import read_yaml_file
 
 DEFAULTS = {
     "name": "compose", "seed": 0, "steps": 1000, "batch_size": 32, "log_every": 100, "threads": None,
-    "optimizer": {"lr": 1e-3, "weight_decay": 0.01, "warmup_steps": 50, "min_lr_ratio": 0.1, "grad_clip": 1.0},
+    "optimizer": {"lr": 1e-3, "component_lr": None, "weight_decay": 0.01, "warmup_steps": 50, "min_lr_ratio": 0.1,
+                  "grad_clip": 1.0},
     "data": {"scene_text": {"n_train": 2000, "n_val": 200, "seed": 0, "val_seed": 1000003, "size": 64},
              "caption_fraction": 0.3},
     "compose": {},
@@ -88,5 +90,11 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
     glue = _merge(GLUE_DEFAULTS, compose, f"{where}.compose", open_keys=("components", "settings"))
     if not glue["components"]:
         raise ConfigError(f"{where}: compose.components is empty (name: {{tokenizer: NAME}} / {{causal_lm: DIR}})")
+    component_lr = resolved["optimizer"]["component_lr"]
+    if component_lr is not None and (isinstance(component_lr, bool) or not isinstance(component_lr, (int, float))
+                                     or component_lr <= 0):
+        raise ConfigError(f"{where}: optimizer.component_lr must be a positive number or null, got {component_lr!r}")
+    if component_lr is not None and not glue["train_components"]:
+        raise ConfigError(f"{where}: optimizer.component_lr needs compose.train_components: true (frozen components)")
     resolved["compose"] = glue
     return resolved

@@ -64,10 +64,13 @@ def _optimizer(params, opt: dict, steps: int):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _loop(recipe: dict, params: list, loss_of, description: str, log=print) -> dict:
-    """Run ``recipe['steps']`` optimisation steps of ``loss_of(step) -> loss``; returns losses and step times."""
+def _loop(recipe: dict, params: list, loss_of, description: str, log=print, groups: list | None = None) -> dict:
+    """Run ``recipe['steps']`` optimisation steps of ``loss_of(step) -> loss``; returns losses and step times.
+
+    ``groups``: AdamW parameter groups (each with its own ``lr``) covering ``params``; default one group at
+    ``optimizer.lr``."""
     steps, opt = recipe["steps"], recipe["optimizer"]
-    optimizer, schedule = _optimizer(params, opt, steps)
+    optimizer, schedule = _optimizer(groups or params, opt, steps)
     times, cpu_times, losses = [], [], []
     bar = tqdm(range(steps), desc=description, file=sys.stderr, mininterval=1.0)
     for step in bar:
@@ -93,6 +96,16 @@ def _loop(recipe: dict, params: list, loss_of, description: str, log=print) -> d
 
     return {"final_loss": float(np.mean(losses[-recipe["log_every"]:])) if losses else None,
             "step_ms": median_ms(times), "step_cpu_ms": median_ms(cpu_times)}  # fmt: skip
+
+
+def _parameter_groups(composition: Composition, opt: dict) -> list | None:
+    """Glue at ``lr`` and trained components at ``component_lr``; None (one group) when it is not set."""
+    if opt["component_lr"] is None or not composition.train_components:
+        return None
+    component_params = {id(p) for p in composition.components.parameters()}
+    trainable = [p for p in composition.parameters() if p.requires_grad]
+    return [{"params": [p for p in trainable if id(p) not in component_params], "lr": opt["lr"]},
+            {"params": [p for p in trainable if id(p) in component_params], "lr": opt["component_lr"]}]
 
 
 def build_composition(recipe: dict) -> Composition:
@@ -131,6 +144,7 @@ def train_composition(recipe: dict, out: str | Path, log=print) -> dict:
     rng = np.random.default_rng(recipe["seed"])
     caption_fraction = recipe["data"]["caption_fraction"]
     params = [p for p in composition.parameters() if p.requires_grad]
+    groups = _parameter_groups(composition, recipe["optimizer"])
 
     def loss_of(step: int) -> torch.Tensor:
         composition.train()
@@ -139,7 +153,7 @@ def train_composition(recipe: dict, out: str | Path, log=print) -> dict:
         logits = composition(inputs, batch["prompt_len"], predicting(batch["loss_mask"]))
         return target_loss(logits, batch["ids"], batch["loss_mask"])[0]
 
-    run = _loop(recipe, params, loss_of, f"compose {composition.method}", log) if params and recipe["steps"] else {
+    run = _loop(recipe, params, loss_of, f"compose {composition.method}", log, groups) if params and recipe["steps"] else {
         "final_loss": None, "step_ms": None, "step_cpu_ms": None}
     metrics = {"recipe": recipe["name"], "method": composition.method, "train_components": composition.train_components,
                "split": composition.split(), **run, "task": evaluate_task(composition, val, image_key),
