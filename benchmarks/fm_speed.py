@@ -1,9 +1,10 @@
 """Training speed of the 4M-style model: tokens/s, achieved FLOP/s / fp32 matmul peak, loader vs in-memory.
 
-One process, ``--threads`` torch threads. Timings (best of ``--repeats`` rounds of ``--steps`` steps each):
+One process, ``--threads`` torch threads, ``--device cpu`` (float32) or ``cuda`` (bf16 autocast, as ``tokzoo fm
+train`` runs there). Timings (best of ``--repeats`` rounds of ``--steps`` steps each):
 
-- **peak**: ``torch.mm`` of two 2048 x 2048 float32 matrices, timed between the training rounds, so both see
-  the same machine load;
+- **peak**: ``torch.mm`` of two 2048 x 2048 float32 matrices on CPU (8192 x 8192 bf16 on CUDA), timed between
+  the training rounds, so both see the same machine load;
 - **in memory**: ``train_step`` on global batches read and masked beforehand;
 - **real loader**: the same steps reading through ``tokzoo.data.make_loader`` (``--workers`` workers) with
   masking in the loop, as ``tokzoo fm train`` does; the time spent waiting for the next batch and masking it is
@@ -14,11 +15,13 @@ FLOPs per step are counted by ``torch.utils.flop_counter.FlopCounterMode`` over 
 ``## Multimodal trainer speed`` in benchmarks/RESULTS.md.
 
     python benchmarks/fm_speed.py --data TOKENS/ [--preset fm-small --batch 32]
+    python benchmarks/fm_speed.py --device cuda --preset 4M-B --batch 256     # model FLOP utilisation on a GPU
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import platform
@@ -40,20 +43,28 @@ from results_md import append_to_section
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "fm" / "scenes-cpu.yaml"
 SECTION = "## Multimodal trainer speed"
-PEAK_N = 2048
+PEAK = {"cpu": (2048, torch.float32), "cuda": (8192, torch.bfloat16)}  # matmul side and dtype of the peak
 
 
-def matmul_peak(runs: int = 3) -> float:
-    a, b = torch.randn(PEAK_N, PEAK_N), torch.randn(PEAK_N, PEAK_N)
+def matmul_peak(device: torch.device, runs: int = 3) -> float:
+    n, dtype = PEAK[device.type]
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     torch.mm(a, b)
-    best = min(_seconds(lambda: torch.mm(a, b)) for _ in range(runs))
-    return 2 * PEAK_N**3 / best
+    best = min(_seconds(lambda: torch.mm(a, b), device) for _ in range(runs))
+    return 2 * n**3 / best
 
 
-def _seconds(fn) -> float:
+def _seconds(fn, device: torch.device) -> float:
+    _sync(device)
     t = time.perf_counter()
     fn()
+    _sync(device)
     return time.perf_counter() - t
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -65,6 +76,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--device", default="cpu", help="cpu (float32) or cuda (bf16 autocast)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -81,24 +93,25 @@ def measure(data: Path, args) -> dict:
     recipe = load_recipe(RECIPE)
     specs = specs_from_manifest(data, list(recipe.modalities))
     torch.manual_seed(0)
-    model = FourM(specs, model_config(args.preset))
+    device = torch.device(args.device)
+    model = FourM(specs, model_config(args.preset)).to(device)
     optimizer = make_optimizer(model, recipe.train)
     masker = Masker(specs, recipe.masking)
     cfg = recipe.train
     loader = make_loader(data, list(recipe.modalities), args.batch, num_workers=args.workers, resampled=True, seed=1)
     stream = iter(loader)
     batches = [masker(flatten_batch(next(stream), specs), np.random.default_rng([0, i])) for i in range(args.steps)]
-    with FlopCounterMode(display=False) as counter:
-        out = model(batches[0])
+    with FlopCounterMode(display=False) as counter, _autocast(device):
+        out = model(batches[0].to(device))
         sum(out[m][0] / max(1, int(out[m][1])) for m in out).backward()
     flops = counter.get_total_flops()
     optimizer.zero_grad(set_to_none=True)
     tokens = float(np.mean([sum(int(b.input[m].sum() + b.target[m].sum()) for m in b.tokens) for b in batches]))
-    train_step(model, optimizer, batches[0], cfg, 0)  # warm-up
+    train_step(model, optimizer, batches[0], cfg, 0, device=device)  # warm-up
 
     def in_memory():
         for i, b in enumerate(batches):
-            train_step(model, optimizer, b, cfg, i)
+            train_step(model, optimizer, b, cfg, i, device=device)
 
     waits = []
 
@@ -107,18 +120,22 @@ def measure(data: Path, args) -> dict:
             t = time.perf_counter()
             batch = masker(flatten_batch(next(stream), specs), np.random.default_rng([1, i]))
             waits.append(time.perf_counter() - t)
-            train_step(model, optimizer, batch, cfg, i)
+            train_step(model, optimizer, batch, cfg, i, device=device)
 
     memory, real, peaks = [], [], []
     load = os.getloadavg()
     for _ in range(args.repeats):
-        peaks.append(matmul_peak())
-        memory.append(_seconds(in_memory) / args.steps)
-        peaks.append(matmul_peak())
-        real.append(_seconds(real_loader) / args.steps)
+        peaks.append(matmul_peak(device))
+        memory.append(_seconds(in_memory, device) / args.steps)
+        peaks.append(matmul_peak(device))
+        real.append(_seconds(real_loader, device) / args.steps)
     peak, step_memory, step_real = max(peaks), min(memory), min(real)
     return {"params": model.num_parameters(), "flops_per_step": flops, "tokens_per_step": tokens, "peak": peak,
             "step_memory": step_memory, "step_real": step_real, "wait": float(np.mean(waits)), "load_start": load, "load_end": os.getloadavg()}
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def _tokenize(out: Path) -> Path:
@@ -135,15 +152,19 @@ def _tokenize(out: Path) -> Path:
 
 def _table(r: dict, args) -> str:
     achieved = r["flops_per_step"] / r["step_memory"]
-    machine = f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads"
+    device = torch.device(args.device)
+    n, dtype = PEAK[device.type]
+    precision = "CUDA bf16 autocast" if device.type == "cuda" else "CPU float32"
+    gpu = f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    machine = f"{platform.platform()}, {os.cpu_count()} CPUs{gpu}, torch {torch.__version__}, {args.threads} threads"
     la, le = r["load_start"], r["load_end"]
     return "\n".join([
-        f"### {datetime.date.today().isoformat()}: {args.preset}, global batch {args.batch}, scenes-cpu masking, CPU float32",
+        f"### {datetime.date.today().isoformat()}: {args.preset}, global batch {args.batch}, scenes-cpu masking, {precision}",
         "",
         f"Machine: {machine}; load average {la[0]:.2f}, {la[1]:.2f}, {la[2]:.2f} at start, {le[0]:.2f}, {le[1]:.2f}, "
-        f"{le[2]:.2f} at the end. Best of {args.repeats} rounds of {args.steps} steps; peak = torch.mm {PEAK_N}^2 float32, "
+        f"{le[2]:.2f} at the end. Best of {args.repeats} rounds of {args.steps} steps; peak = torch.mm {n}^2 {str(dtype).removeprefix('torch.')}, "
         f"best of the timings between rounds. `python benchmarks/fm_speed.py --preset {args.preset} --batch {args.batch} --steps {args.steps} "
-        f"--repeats {args.repeats} --workers {args.workers} --threads {args.threads}`",
+        f"--repeats {args.repeats} --workers {args.workers} --threads {args.threads} --device {args.device}`",
         "",
         "| model | params | tokens/step | GFLOP/step | step s (in memory) | tokens/s | GFLOP/s | mm peak GFLOP/s | "
         "achieved / peak | step s (real loader, workers " + str(args.workers) + ") | in memory / real loader | "
