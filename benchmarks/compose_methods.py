@@ -12,6 +12,7 @@ on each frozen vision component's features of the training scenes and scores it 
     nice -n 10 python benchmarks/compose_methods.py [--runs runs/compose] [--only gats,epalm] [--report]
     nice -n 10 python benchmarks/compose_methods.py --vision fm:runs/compose/fm_scenes --runs runs/compose_fm
     nice -n 10 python benchmarks/compose_methods.py --runs runs/compose_8k --n-train 8000 --steps 2000 --only gats,epalm,alone
+    nice -n 10 python benchmarks/compose_methods.py --runs runs/epalm_pool2 --only epalm --set compose.settings.pool=2
     nice -n 10 python benchmarks/compose_methods.py --probe rgb:8,fm:runs/compose/fm_scenes:4,fm:runs/compose/fm_scenes:5mean
 """
 
@@ -39,10 +40,10 @@ PROBE_FACTS = {"person": "is there a person?", "boxes": "how many boxes are ther
 
 
 def run(names: list[str], runs: Path, vision: str | None = None, n_train: int | None = None,
-        steps: int | None = None, component_lr: float | None = None) -> None:
+        steps: int | None = None, overrides: list[str] = ()) -> None:
     import torch
 
-    from tokzoo.compose import read_recipe
+    from tokzoo.compose import read_recipe, resolve_recipe
     from tokzoo.compose.train import run_recipe
 
     torch.set_num_threads(1)
@@ -56,13 +57,29 @@ def run(names: list[str], runs: Path, vision: str | None = None, n_train: int | 
             recipe["data"]["scene_text"]["n_train"] = n_train
         if steps and recipe["steps"]:
             recipe["steps"] = steps
-        if component_lr and recipe["compose"]["train_components"]:
-            recipe["optimizer"]["component_lr"] = component_lr
+        for item in overrides:
+            _override(recipe, item)
         if vision:
             kind, source = vision.split(":", 1)
             recipe["compose"]["components"]["rgb"] = {kind: source}
             recipe["compose"]["settings"].update(FM_LAYERS[name] if kind == "fm" else {})
-        run_recipe(recipe, runs / name)
+        run_recipe(resolve_recipe(recipe, f"recipes/compose/{name}.yaml with --set"), runs / name)
+
+
+def _override(recipe: dict, item: str) -> None:
+    """``KEY.PATH=VALUE`` (VALUE read as JSON, else kept as text) into the resolved recipe, e.g.
+    ``optimizer.component_lr=2e-4``, ``compose.settings.inject_layers=[4,5,6]``."""
+    path, sep, value = item.partition("=")
+    *parents, key = path.split(".")
+    if not sep or not key:
+        raise SystemExit(f"--set {item!r}: expected KEY.PATH=VALUE")
+    node = recipe
+    for part in parents:
+        node = node.setdefault(part, {})
+    try:
+        node[key] = json.loads(value)
+    except json.JSONDecodeError:
+        node[key] = value
 
 
 def _fit(features: dict, asked: dict) -> dict[str, float]:
@@ -198,15 +215,15 @@ def main() -> None:
     parser.add_argument("--vision", default=None, help="fm:RUN_DIR: the vision component is that fm run's encoder")
     parser.add_argument("--n-train", type=int, default=None, help="Training scenes of the glue runs (default: the recipes')")
     parser.add_argument("--steps", type=int, default=None, help="Steps of the glue runs (default: the recipes')")
-    parser.add_argument("--component-lr", type=float, default=None,
-                        help="Learning rate of the trained components in full fine-tuning (default: the recipe's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="Override a recipe field of the methods run, e.g. optimizer.lr=5e-3 (repeatable)")
     parser.add_argument("--probe", default=None, help="rgb:LAYER,fm:RUN_DIR:LAYER: print a linear-probe table, train nothing")
     args = parser.parse_args()
     if args.probe:
         print(probe(args.probe))
         return
     if not args.report:
-        run([n for n in args.only.split(",") if n], args.runs, args.vision, args.n_train, args.steps, args.component_lr)
+        run([n for n in args.only.split(",") if n], args.runs, args.vision, args.n_train, args.steps, args.set)
     table = report(args.runs)
     print(table)
     if args.report:

@@ -183,6 +183,8 @@ def test_component_lr_trains_the_components_slower_than_the_glue(text_lm, tmp_pa
         resolve_recipe({**glue_recipe("gats", text_lm), "optimizer": {"component_lr": 1e-4}})
     with pytest.raises(ConfigError, match="component_lr must be a positive number"):
         resolve_recipe({**glue_recipe("gats", text_lm, train_components=True), "optimizer": {"component_lr": "fast"}})
+    with pytest.raises(ConfigError, match=r"optimizer.lr must be a positive number, got '5e-3' \(YAML reads"):
+        resolve_recipe({**glue_recipe("gats", text_lm), "optimizer": {"lr": "5e-3"}})
 
 
 def test_loading_checks_component_hashes(text_lm, tmp_path):

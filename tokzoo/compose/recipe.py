@@ -72,6 +72,18 @@ def read_recipe(path: str | Path, steps: int | None = None, threads: int | None 
     return resolve_recipe(recipe, str(path))
 
 
+def _check_optimizer(opt: dict, where: str) -> None:
+    """Every optimizer field a number >= 0 (``lr``, ``component_lr`` > 0; ``component_lr`` may be null)."""
+    for key, value in opt.items():
+        if key == "component_lr" and value is None:
+            continue
+        positive = key in ("lr", "component_lr")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (positive and value == 0):
+            hint = " (YAML reads 5e-3 as text: write 5.0e-3)" if isinstance(value, str) else ""
+            raise ConfigError(f"{where}: optimizer.{key} must be a {'positive ' if positive else ''}number"
+                              f"{'' if positive else ' >= 0'}, got {value!r}{hint}")
+
+
 def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
     """Defaults filled in and every key checked; ``compose`` holds either a glue run or ``pretrain_lm``."""
     if not isinstance(recipe, dict) or not isinstance(recipe.get("compose"), dict):
@@ -90,10 +102,8 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
     glue = _merge(GLUE_DEFAULTS, compose, f"{where}.compose", open_keys=("components", "settings"))
     if not glue["components"]:
         raise ConfigError(f"{where}: compose.components is empty (name: {{tokenizer: NAME}} / {{causal_lm: DIR}})")
+    _check_optimizer(resolved["optimizer"], where)
     component_lr = resolved["optimizer"]["component_lr"]
-    if component_lr is not None and (isinstance(component_lr, bool) or not isinstance(component_lr, (int, float))
-                                     or component_lr <= 0):
-        raise ConfigError(f"{where}: optimizer.component_lr must be a positive number or null, got {component_lr!r}")
     if component_lr is not None and not glue["train_components"]:
         raise ConfigError(f"{where}: optimizer.component_lr needs compose.train_components: true (frozen components)")
     resolved["compose"] = glue
