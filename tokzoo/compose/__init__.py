@@ -9,6 +9,8 @@ from .encoders import TokenizerEncoder
 from .fm_encoder import FMEncoder
 from .language import CausalLM, load_causal_lm
 from .recipe import is_compose_recipe, read_recipe, resolve_recipe
+from .vision import VisionTransformer, load_vision_model
 
 __all__ = ["METHODS", "CausalLM", "Component", "Composition", "FMEncoder", "Stream", "TokenizerEncoder", "build_component",
-           "is_compose_recipe", "load_causal_lm", "load_composition", "read_recipe", "resolve_recipe"]
+           "VisionTransformer", "is_compose_recipe", "load_causal_lm", "load_composition", "load_vision_model", "read_recipe",
+           "resolve_recipe"]

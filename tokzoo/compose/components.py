@@ -6,6 +6,7 @@ hidden states between layers:
     stream = component.begin(inputs)          # hidden state after the input embedding (layer 0)
     component.step(stream, i)                 # apply layer i (1 .. n_layers); stream.h is updated
     component.tokens(stream)                  # float (B, N, width(i)) view of the hidden state as tokens
+    component.class_token(stream)             # (B, 1, width(i)): the class token, or the tokens' mean
     component.add(stream, delta)              # residual write of float (B, N, width(i)) into the stream
     component.finish(stream)                  # the model's output (an LM: logits (B, T, vocab))
 
@@ -90,6 +91,14 @@ class Component(nn.Module):
 
     def tokens(self, stream: Stream) -> torch.Tensor:
         raise NotImplementedError
+
+    def class_token(self, stream: Stream) -> torch.Tensor:
+        """(B, 1, width) summary of the current tokens: a model's class token, else (here) their mean."""
+        return self.tokens(stream).mean(dim=1, keepdim=True)
+
+    def grid_tokens(self, stream: Stream) -> torch.Tensor:
+        """The tokens on ``stream.extra["grid"]`` (row-major), without class / register tokens."""
+        return self.tokens(stream)
 
     def add(self, stream: Stream, delta: torch.Tensor) -> Stream:
         raise NotImplementedError

@@ -31,6 +31,7 @@ from .fm_encoder import FMEncoder
 from .gats import GATS
 from .language import CausalLM
 from .mit import MiT
+from .vision import VisionTransformer
 
 METHODS = ("gats", "epalm", "mit", "none")
 FORMAT = "tokzoo-compose"
@@ -39,13 +40,19 @@ CONFIG_NAME, WEIGHTS_NAME = "compose.json", "glue.safetensors"
 
 def build_component(name: str, spec: dict) -> Component:
     """``{"tokenizer": zoo name or folder}`` -> TokenizerEncoder; ``{"fm": run folder}`` -> FMEncoder (its rgb
-    encoder); ``{"causal_lm": folder}`` -> CausalLM."""
-    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in ("tokenizer", "fm", "causal_lm"):
-        raise ConfigError(f"component {name!r}: expected one of {{tokenizer: NAME_OR_DIR}}, {{fm: RUN_DIR}} or "
-                          f"{{causal_lm: DIR}}, got {spec!r}")
-    (kind, source), = spec.items()
+    encoder); ``{"vision_model": folder[, "size": px]}`` -> VisionTransformer (ViT / DINOv2 / CLIP vision);
+    ``{"causal_lm": folder}`` -> CausalLM."""
+    kinds = ("tokenizer", "fm", "vision_model", "causal_lm")
+    options = {"vision_model": {"size"}}
+    kind = next((k for k in spec if k in kinds), None) if isinstance(spec, dict) else None
+    if kind is None or len([k for k in spec if k in kinds]) != 1 or set(spec) - {kind} - options.get(kind, set()):
+        raise ConfigError(f"component {name!r}: expected one of {{tokenizer: NAME_OR_DIR}}, {{fm: RUN_DIR}}, "
+                          f"{{vision_model: DIR, size: PX}} or {{causal_lm: DIR}}, got {spec!r}")
+    source = spec[kind]
     if kind == "fm":
         return FMEncoder.from_run(source, name=name)
+    if kind == "vision_model":
+        return VisionTransformer.from_pretrained(source, name=name, size=spec.get("size"))
     if kind == "tokenizer":
         import tokzoo
 

@@ -50,12 +50,15 @@ class EPALM(nn.Module):
         return {"vision_layers": self.vision_layers, "inject_layers": self.inject_layers,
                 "prompt_tokens": self.prompt.shape[1], "pool": self.pool}  # fmt: skip
 
-    def class_tokens(self, encoder, stream_tokens: torch.Tensor, grid) -> torch.Tensor:
-        """(B, N, C) tokens of one layer -> (B, pool**2, C) class tokens."""
-        if self.pool == 1 or grid is None or grid[0] * grid[1] != stream_tokens.shape[1]:
-            return stream_tokens.mean(dim=1, keepdim=True)
-        b, n, c = stream_tokens.shape
-        fmap = stream_tokens.transpose(1, 2).reshape(b, c, *grid)
+    def class_tokens(self, encoder, stream) -> torch.Tensor:
+        """The current layer's (B, pool**2, C) class tokens: the encoder's class token (its tokens' mean when it has
+        none) or, with ``pool`` > 1, the mean of each cell of a pool x pool grid over its grid tokens."""
+        grid = stream.extra.get("grid")
+        tokens = encoder.grid_tokens(stream)
+        if self.pool == 1 or grid is None or grid[0] * grid[1] != tokens.shape[1]:
+            return encoder.class_token(stream)
+        b, n, c = tokens.shape
+        fmap = tokens.transpose(1, 2).reshape(b, c, *grid)
         return F.adaptive_avg_pool2d(fmap, self.pool).flatten(2).transpose(1, 2)
 
     def visual_tokens(self, encoder, inputs) -> list[torch.Tensor]:
@@ -65,7 +68,7 @@ class EPALM(nn.Module):
             pooled = {}
             for index in sorted(set(self.vision_layers)):
                 encoder.run(stream, index)
-                pooled[index] = self.class_tokens(encoder, encoder.tokens(stream), stream.extra.get("grid"))
+                pooled[index] = self.class_tokens(encoder, stream)
         return [self.projection(pooled[v]) for v in self.vision_layers]
 
     def forward(self, components: dict, inputs: dict, lm_name: str, prompt_len: torch.Tensor,

@@ -1,0 +1,147 @@
+"""Perception component: a ``transformers`` vision transformer (ViT, DINOv2, CLIP's vision tower) as a layer stack.
+
+Loaded from a local folder (``config.json`` + ``model.safetensors``; never pickles), as a user downloads it
+from the hub, e.g. ``facebook/dinov2-small`` or ``openai/clip-vit-base-patch16`` (the vision tower of a full
+CLIP checkpoint is taken). Input contract: rgb uint8 (B, H, W, 3), any size; :meth:`normalize` resizes it
+(bilinear, antialiased) to ``size`` x ``size`` (default the model's ``image_size``), scales to [0, 1] and
+standardises with the folder's ``preprocessor_config.json`` mean / std (else the family's published ones).
+Positions are interpolated by the model when ``size`` differs from its training size.
+
+Layers: 0 = patch + position embeddings (CLIP: and its pre-norm), 1 .. L = the encoder blocks, L + 1 = the
+final layer norm. :meth:`tokens` is every token (B, 1 [+ registers] + h * w, D), class token first;
+:meth:`class_token` (B, 1, D) is what eP-ALM reads; :meth:`grid_tokens` the h * w patch tokens, row-major.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError
+from .components import Component, Stream
+
+# Published normalisation of each family (used when the folder has no preprocessor_config.json).
+FAMILY_STATS = {"vit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+                "dinov2": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                "clip_vision_model": ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))}  # fmt: skip
+
+
+def load_vision_model(path: str | Path) -> nn.Module:
+    """A ViT / DINOv2 / CLIP vision ``transformers`` model from a local folder (safetensors only)."""
+    from transformers import AutoConfig, AutoModel, CLIPVisionModel
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"{path}: not a transformers model folder (no config.json)")
+    if not (path / "model.safetensors").is_file():
+        raise CheckpointError(f"{path}: no model.safetensors (pickled weights are not loaded)")
+    try:
+        model_type = AutoConfig.from_pretrained(str(path)).model_type
+        loader = CLIPVisionModel if model_type in ("clip", "clip_vision_model") else AutoModel
+        extra = {"add_pooling_layer": False} if model_type == "vit" else {}  # an unused pooler, random if not saved
+        return loader.from_pretrained(str(path), use_safetensors=True, attn_implementation="sdpa", **extra)
+    except (OSError, ValueError, KeyError) as error:
+        raise CheckpointError(f"{path}: not loadable as a vision model ({str(error).splitlines()[0][:200]})") from None
+
+
+class VisionTransformer(Component):
+    """A ``ViTModel``, ``Dinov2Model`` or ``CLIPVisionModel``; see the module docstring for inputs and layers."""
+
+    kind = "encoder"
+
+    def __init__(self, model: nn.Module, name: str = "vision", source: str = "", size: int | None = None,
+                 mean=None, std=None):  # fmt: skip
+        model_type = model.config.model_type
+        if model_type not in FAMILY_STATS:
+            raise ConfigError(f"component {name!r}: vision architecture {model_type!r} is not supported "
+                              f"({', '.join(FAMILY_STATS)})")
+        super().__init__(name, model, source or model_type)
+        self.family = model_type
+        core = getattr(model, "vision_model", model)  # module layouts differ across transformers versions
+        stack = getattr(core, "encoder", core)
+        self.embeddings = core.embeddings
+        self.pre_norm = getattr(core, "pre_layrnorm", None)  # CLIP's spelling
+        self.blocks = getattr(stack, "layers", None) or stack.layer
+        self.final_norm = getattr(core, "post_layernorm", None) or core.layernorm
+        self.size = int(size or model.config.image_size)
+        self.patch = int(model.config.patch_size)
+        if self.size % self.patch:
+            raise ConfigError(f"component {name!r}: size {self.size} is not a multiple of the patch size {self.patch}")
+        self.prefix = 1 + int(getattr(model.config, "num_register_tokens", 0) or 0)
+        default_mean, default_std = FAMILY_STATS[model_type]
+        self.register_buffer("mean", torch.tensor(mean or default_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std or default_std).view(1, 3, 1, 1), persistent=False)
+        self.hidden_size = int(model.config.hidden_size)
+
+    @classmethod
+    def from_pretrained(cls, path, name: str = "vision", size: int | None = None) -> "VisionTransformer":
+        model = load_vision_model(path)
+        stats = Path(path) / "preprocessor_config.json"
+        mean = std = None
+        if stats.is_file():
+            config = json.loads(stats.read_text())
+            mean, std = config.get("image_mean"), config.get("image_std")
+        return cls(model, name=name, source=str(path), size=size, mean=mean, std=std)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.blocks) + 1
+
+    def width(self, layer: int) -> int:
+        return self.hidden_size
+
+    def normalize(self, raw) -> torch.Tensor:
+        """rgb uint8 (B, H, W, 3) -> float32 (B, 3, size, size), standardised."""
+        x = torch.from_numpy(np.ascontiguousarray(raw)) if isinstance(raw, np.ndarray) else torch.as_tensor(raw)
+        if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != 3:
+            raise ConfigError(f"component {self.name!r}: expected rgb uint8 (B, H, W, 3), got {x.dtype} {tuple(x.shape)}")
+        x = x.permute(0, 3, 1, 2).float() / 255.0
+        if x.shape[-2:] != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
+        return (x - self.mean.cpu()) / self.std.cpu()
+
+    def begin(self, inputs) -> Stream:
+        if isinstance(inputs, Stream):  # cached frozen layers: go on from them
+            return Stream(inputs.h, inputs.layer, dict(inputs.extra))
+        x = inputs if torch.is_tensor(inputs) and inputs.is_floating_point() else self.normalize(inputs)
+        x = x.to(self.mean.device)
+        interpolate = x.shape[-1] != self.model.config.image_size
+        if self.family == "dinov2":  # always interpolates its positions
+            h = self.embeddings(x)
+        else:
+            h = self.embeddings(x, interpolate_pos_encoding=interpolate)
+        if self.pre_norm is not None:
+            h = self.pre_norm(h)
+        grid = (x.shape[-2] // self.patch, x.shape[-1] // self.patch)
+        return Stream(h, 0, {"grid": grid})
+
+    def step(self, stream: Stream, index: int) -> Stream:
+        if index <= len(self.blocks):
+            out = self.blocks[index - 1](stream.h, None)
+            stream.h = out[0] if isinstance(out, tuple) else out
+        else:
+            stream.h = self.final_norm(stream.h)
+        stream.layer = index
+        return stream
+
+    def tokens(self, stream: Stream) -> torch.Tensor:
+        return stream.h
+
+    def class_token(self, stream: Stream) -> torch.Tensor:
+        return stream.h[:, :1]
+
+    def grid_tokens(self, stream: Stream) -> torch.Tensor:
+        return stream.h[:, self.prefix:]
+
+    def add(self, stream: Stream, delta: torch.Tensor) -> Stream:
+        stream.h = stream.h + delta
+        return stream
+
+    def finish(self, stream: Stream) -> torch.Tensor:
+        """Every token after the last layer applied (B, prefix + h * w, D)."""
+        return stream.h
