@@ -11,7 +11,7 @@ on each frozen vision component's features of the training scenes and scores it 
 
     nice -n 10 python benchmarks/compose_methods.py [--runs runs/compose] [--only gats,epalm] [--report]
     nice -n 10 python benchmarks/compose_methods.py --vision fm:runs/compose/fm_scenes --runs runs/compose_fm
-    nice -n 10 python benchmarks/compose_methods.py --runs runs/compose_8k --n-train 8000 --steps 2000 --only gats,epalm,alone
+    nice -n 10 python benchmarks/compose_methods.py --runs runs/small --n-train 1000 --steps 600   # the older, smaller runs
     nice -n 10 python benchmarks/compose_methods.py --runs runs/epalm_pool2 --only epalm --set compose.settings.pool=2
     nice -n 10 python benchmarks/compose_methods.py --probe rgb:8,fm:runs/compose/fm_scenes:4,fm:runs/compose/fm_scenes:5mean
 """
