@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from ..errors import CheckpointError
 
 
 @dataclass
@@ -32,6 +35,16 @@ class Stream:
     h: torch.Tensor
     layer: int = 0
     extra: dict = field(default_factory=dict)
+
+
+def model_folder(path) -> Path:
+    """``path`` as a ``transformers`` model folder with safetensors weights, else a one-line CheckpointError."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"{path}: not a transformers model folder (no config.json)")
+    if not (path / "model.safetensors").is_file():
+        raise CheckpointError(f"{path}: no model.safetensors (pickled weights are not loaded)")
+    return path
 
 
 def tensor_hash(module: nn.Module) -> str:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from .components import Component, Stream
+from .components import Component, Stream, model_folder
 
 SUPPORTED = ("gpt2", "llama")
 VOCAB_NAME = "vocab.json"  # a caption BPE (tokzoo.text) saved beside the LM: the ids it was trained on
@@ -27,11 +27,7 @@ def load_causal_lm(path: str | Path):
     """A ``transformers`` causal LM from a local folder of config.json + model.safetensors (never pickles)."""
     from transformers import AutoModelForCausalLM
 
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise CheckpointError(f"{path}: not a transformers model folder (no config.json)")
-    if not (path / "model.safetensors").is_file():
-        raise CheckpointError(f"{path}: no model.safetensors (pickled weights are not loaded)")
+    path = model_folder(path)
     try:
         return AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, attn_implementation="sdpa")
     except (OSError, ValueError, KeyError) as error:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from .components import Component, Stream
+from .components import Component, Stream, model_folder
 
 # Published normalisation of each family (used when the folder has no preprocessor_config.json).
 FAMILY_STATS = {"vit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
@@ -35,11 +35,7 @@ def load_vision_model(path: str | Path) -> nn.Module:
     """A ViT / DINOv2 / CLIP vision ``transformers`` model from a local folder (safetensors only)."""
     from transformers import AutoConfig, AutoModel, CLIPVisionModel
 
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise CheckpointError(f"{path}: not a transformers model folder (no config.json)")
-    if not (path / "model.safetensors").is_file():
-        raise CheckpointError(f"{path}: no model.safetensors (pickled weights are not loaded)")
+    path = model_folder(path)
     try:
         model_type = AutoConfig.from_pretrained(str(path)).model_type
         loader = CLIPVisionModel if model_type in ("clip", "clip_vision_model") else AutoModel
