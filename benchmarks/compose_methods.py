@@ -57,12 +57,12 @@ def run(names: list[str], runs: Path, vision: str | None = None, n_train: int | 
             recipe["data"]["scene_text"]["n_train"] = n_train
         if steps and recipe["steps"]:
             recipe["steps"] = steps
-        for item in overrides:
-            _override(recipe, item)
         if vision:
             kind, source = vision.split(":", 1)
             recipe["compose"]["components"]["rgb"] = {kind: source}
             recipe["compose"]["settings"].update(FM_LAYERS[name] if kind == "fm" else {})
+        for item in overrides:  # last: a --set wins over --vision's layers
+            _override(recipe, item)
         run_recipe(resolve_recipe(recipe, f"recipes/compose/{name}.yaml with --set"), runs / name)
 
 

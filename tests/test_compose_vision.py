@@ -116,3 +116,19 @@ def test_glue_trains_on_a_frozen_vision_model_folder(method, text_lm, tmp_path):
     with torch.no_grad():
         logits = loaded.eval()({"lm": ids, "rgb": images}, torch.tensor([6, 6]))
     assert not torch.allclose(logits[0, -1], logits[1, -1])  # the trained glue reads the image
+
+
+def test_half_precision_folders_run_in_float32_and_bad_sizes_are_config_errors(tmp_path):
+    tiny_vision("vit").half().save_pretrained(tmp_path / "vit16", safe_serialization=True)
+    (tmp_path / "vit16" / "preprocessor_config.json").write_text(json.dumps({"crop_size": {"height": 16, "width": 16}}))
+    component = build_component("vision", {"vision_model": str(tmp_path / "vit16")})
+    assert component.size == 16  # the preprocessor's crop size
+    with torch.no_grad():
+        last = component.hidden_states(component.normalize(rgb()))[-1]
+    assert last.dtype == torch.float32 and last.shape == (2, 1 + 4, 32)
+    for bad in ("abc", 0, -16, 24.5):
+        with pytest.raises(ConfigError, match="size must be a positive whole number"):
+            build_component("vision", {"vision_model": str(tmp_path / "vit16"), "size": bad})
+    (tmp_path / "vit16" / "preprocessor_config.json").write_text(json.dumps({"image_mean": 0.5}))
+    with pytest.raises(CheckpointError, match="must be 3 numbers"):
+        build_component("vision", {"vision_model": str(tmp_path / "vit16")})

@@ -3,12 +3,13 @@
 Loaded from a local folder (``config.json`` + ``model.safetensors``; never pickles), as a user downloads it
 from the hub, e.g. ``facebook/dinov2-small`` or ``openai/clip-vit-base-patch16`` (the vision tower of a full
 CLIP checkpoint is taken). Input contract: rgb uint8 (B, H, W, 3), any size; :meth:`normalize` resizes it
-(bilinear, antialiased) to ``size`` x ``size`` (default the model's ``image_size``), scales to [0, 1] and
+(bilinear, antialiased) to ``size`` x ``size`` (default the folder's preprocessor crop size, else the model's
+``image_size``), scales to [0, 1] and
 standardises with the folder's ``preprocessor_config.json`` mean / std (else the family's published ones).
 Positions are interpolated by the model when ``size`` differs from its training size.
 
 Layers: 0 = patch + position embeddings (CLIP: and its pre-norm), 1 .. L = the encoder blocks, L + 1 = the
-final layer norm. :meth:`tokens` is every token (B, 1 [+ registers] + h * w, D), class token first;
+final layer norm. :meth:`tokens` is every token (B, 1 + h * w, D), class token first;
 :meth:`class_token` (B, 1, D) is what eP-ALM reads; :meth:`grid_tokens` the h * w patch tokens, row-major.
 """
 
@@ -40,7 +41,8 @@ def load_vision_model(path: str | Path) -> nn.Module:
         model_type = AutoConfig.from_pretrained(str(path)).model_type
         loader = CLIPVisionModel if model_type in ("clip", "clip_vision_model") else AutoModel
         extra = {"add_pooling_layer": False} if model_type == "vit" else {}  # an unused pooler, random if not saved
-        return loader.from_pretrained(str(path), use_safetensors=True, attn_implementation="sdpa", **extra)
+        return loader.from_pretrained(str(path), use_safetensors=True, attn_implementation="sdpa", dtype=torch.float32,
+                                      **extra)  # fp16 / bf16 checkpoints run in float32 like the glue
     except (OSError, ValueError, KeyError) as error:
         raise CheckpointError(f"{path}: not loadable as a vision model ({str(error).splitlines()[0][:200]})") from None
 
@@ -64,7 +66,9 @@ class VisionTransformer(Component):
         self.pre_norm = getattr(core, "pre_layrnorm", None)  # CLIP's spelling
         self.blocks = getattr(stack, "layers", None) or stack.layer
         self.final_norm = getattr(core, "post_layernorm", None) or core.layernorm
-        self.size = int(size or model.config.image_size)
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+            raise ConfigError(f"component {name!r}: size must be a positive whole number of pixels, got {size!r}")
+        self.size = size or int(model.config.image_size)
         self.patch = int(model.config.patch_size)
         if self.size % self.patch:
             raise ConfigError(f"component {name!r}: size {self.size} is not a multiple of the patch size {self.patch}")
@@ -80,8 +84,18 @@ class VisionTransformer(Component):
         stats = Path(path) / "preprocessor_config.json"
         mean = std = None
         if stats.is_file():
-            config = json.loads(stats.read_text())
-            mean, std = config.get("image_mean"), config.get("image_std")
+            try:
+                config = json.loads(stats.read_text())
+                mean, std = config.get("image_mean"), config.get("image_std")
+                crop = config.get("crop_size")
+                crop = crop.get("height") if isinstance(crop, dict) else crop
+            except (OSError, ValueError, AttributeError) as error:
+                raise CheckpointError(f"{stats}: not a readable preprocessor config ({error})") from None
+            for value in (mean, std):
+                if value is not None and not (isinstance(value, list) and len(value) == 3
+                                              and all(isinstance(v, (int, float)) for v in value)):
+                    raise CheckpointError(f"{stats}: image_mean / image_std must be 3 numbers, got {value!r}")
+            size = size if size is not None else (crop if isinstance(crop, int) and crop > 0 else None)
         return cls(model, name=name, source=str(path), size=size, mean=mean, std=std)
 
     @property
