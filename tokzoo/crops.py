@@ -11,7 +11,8 @@ seed and key give the same crops on every machine.
 | modality | resampling |
 |---|---|
 | rgb | bilinear with antialias (torchvision), uint8 |
-| semseg, instances, edges | nearest-exact (ids never blend) |
+| semseg, instances | nearest-exact (ids never blend) |
+| edges | any-edge (area) when shrinking: an output pixel is an edge when any source pixel it covers is one, so thin lines stay connected (nearest would drop most of them); nearest-exact when enlarging |
 | depth | nearest-exact: values stay measured metres and NaN (invalid) never bleeds into valid pixels |
 | normals | valid-aware bilinear: NaN vectors count as zero, pixels whose resampled validity is < 0.5 become NaN, the rest are renormalised; hflip negates x |
 | pose | keypoints moved with the crop, outside it -> ``[0, 0, 0]``; each human's ``box`` moved and clamped as in boxes, a human whose box does not touch the crop dropped; ``width``, ``height`` and ``intrinsics`` follow the crop as in camera; hflip mirrors x, swaps left/right joints (COCO-17 or SMPL), negates x of ``keypoints_3d`` and mirrors SMPL rotations, translation and weak perspective (:func:`mirror_smpl`) |
@@ -148,6 +149,15 @@ class _Crop:
         if self.flip:
             t = F.horizontal_flip(t)
         return _hwc(t.as_subclass(torch.Tensor), arr.ndim)
+
+    def any_edge(self, arr: np.ndarray) -> np.ndarray:
+        """Binary map: area-resize of the crop, > 0 where any covered source pixel is set; nearest when enlarging."""
+        if self.h <= self.out_h and self.w <= self.out_w:
+            return self.nearest(arr)
+        crop = torch.from_numpy(np.ascontiguousarray(arr[self.top:self.top + self.h, self.left:self.left + self.w]))
+        area = torch.nn.functional.interpolate(crop[None, None].float(), size=(self.out_h, self.out_w), mode="area")
+        out = (area[0, 0] > 0).numpy().astype(arr.dtype)
+        return np.array(out[:, ::-1] if self.flip else out)
 
     def nearest(self, arr: np.ndarray) -> np.ndarray:
         """Nearest-exact resize of the crop, then flip: the pixels torchvision's resize picks, gathered by index."""
@@ -311,7 +321,7 @@ def _camera(crop: _Crop, cam: dict) -> dict:
 
 _NEAREST = (InterpolationMode.NEAREST_EXACT, False)
 _IMAGES = {"rgb": (InterpolationMode.BILINEAR, True),
-           "semseg": _NEAREST, "instances": _NEAREST, "edges": _NEAREST, "depth": _NEAREST}
+           "semseg": _NEAREST, "instances": _NEAREST, "depth": _NEAREST}
 
 
 def apply_crop(values: dict, crop_row, out_size: int | tuple[int, int]) -> dict:
@@ -332,6 +342,8 @@ def apply_crop(values: dict, crop_row, out_size: int | tuple[int, int]) -> dict:
                 raise ShapeError(modality, f"crop {crop.top, crop.left, crop.h, crop.w} does not fit a {arr.shape[:2]} image")
             if modality == "normals":
                 out[modality] = _normals(crop, arr)
+            elif modality == "edges":
+                out[modality] = crop.any_edge(arr)
             else:
                 out[modality] = crop.image(arr, *_IMAGES[modality])
         elif modality == "pose":

@@ -21,11 +21,27 @@ def _skimage():
     return skimage
 
 
-def canny_edges(rgb: np.ndarray, sigma: float = 2.0, low: float = 0.05, high: float = 0.15) -> np.ndarray:
+CANNY_VIEW_PX = 128
+"""``sigma=None`` Canny sees structure at the scale of a view whose shorter side is this many pixels."""
+
+
+def canny_sigma(shape) -> float:
+    """Gaussian sigma (px) that gives the edges of a ``CANNY_VIEW_PX`` view at sigma 1: short side / 128, >= 1.
+
+    A photo's edges at its own resolution are texture; shrunk to a 64-px tokenizer crop they turn into noise
+    (nearest) or solid blobs (any-edge). At this sigma the shrunk map is the outline a small view shows.
+    """
+    return max(1.0, min(shape[:2]) / CANNY_VIEW_PX)
+
+
+def canny_edges(rgb: np.ndarray, sigma: float | None = None, low: float = 0.05, high: float = 0.15) -> np.ndarray:
     """rgb uint8 (H, W, 3) -> edges uint8 (H, W) in {0, 1}: Canny on the luma in [0, 1], Gaussian ``sigma``
-    in pixels, hysteresis thresholds ``low`` < ``high`` on the gradient magnitude of that luma."""
+    in pixels (None: :func:`canny_sigma`, scaled with the image), hysteresis thresholds ``low`` < ``high`` on the
+    gradient magnitude of that luma."""
     sk = _skimage()
-    gray = sk.color.rgb2gray(np.asarray(rgb))
+    rgb = np.asarray(rgb)
+    gray = sk.color.rgb2gray(rgb)
+    sigma = canny_sigma(rgb.shape) if sigma is None else sigma
     return sk.feature.canny(gray, sigma=sigma, low_threshold=low, high_threshold=high).astype(np.uint8)
 
 
@@ -37,9 +53,9 @@ class CannyEdges(Labeler):
     modality = "edges"
     zoo_tokenizer = "canny_edges"
 
-    def __init__(self, sigma: float = 2.0, low: float = 0.05, high: float = 0.15, **kwargs):
+    def __init__(self, sigma: float | None = None, low: float = 0.05, high: float = 0.15, **kwargs):
         super().__init__(**kwargs)
-        if not (sigma > 0 and 0 <= low <= high):
+        if not ((sigma is None or sigma > 0) and 0 <= low <= high):
             raise ConfigError(f"canny: need sigma > 0 and 0 <= low <= high, got {sigma}, {low}, {high}")
         self.sigma, self.low, self.high = sigma, low, high
 

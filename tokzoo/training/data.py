@@ -108,11 +108,33 @@ def sample_values(modality: str, spec: dict) -> list:
     return values * spec.get("repeat", 1)
 
 
+PHOTO_MODALITIES = ("rgb", "edges")
+"""Modalities a photo gives: the image itself, or its Canny edges (tokzoo.labelers.image.canny_edges)."""
+
+
+def photo_values(modality: str, spec: dict) -> list:
+    """The ``modality`` values of the cached training photos (tokzoo.datasets.photos), each ``repeat`` times;
+    fetched on first use. ConfigError for a modality a photo cannot give."""
+    from ..datasets.photos import fetch_photos, load_photos
+
+    if modality not in PHOTO_MODALITIES:
+        raise ConfigError(f"data.photos: photos give {' or '.join(PHOTO_MODALITIES)}, not {modality!r}")
+    photos = load_photos(fetch_photos())
+    if modality == "edges":
+        from ..labelers.image import canny_edges
+
+        photos = [canny_edges(photo) for photo in photos]
+    return photos * spec.get("repeat", 1)
+
+
 def source_values(data: dict, codec, resolution) -> tuple[list, list]:
-    """(train, validation) raw values of the recipe's ``data`` source, plus bundled ``samples`` (training only)."""
+    """(train, validation) raw values of the recipe's ``data`` source, plus bundled ``samples`` and cached
+    ``photos`` (training only)."""
     train, val = _primary_values(data, codec, resolution)
     if "samples" in data:
         train = train + sample_values(codec.name, data["samples"])
+    if "photos" in data:
+        train = train + photo_values(codec.name, data["photos"])
     return train, val
 
 

@@ -20,7 +20,12 @@ Schema (``recipes/<zoo name>.yaml``)::
       samples: {repeat: 8, names: [motorcycle]}                # optional: bundled real samples added to the
                                                                # training split (tokzoo/datasets/samples.py),
                                                                # each `repeat` times; names default to all that
-                                                               # have the modality
+                                                               # have the modality. They are tokzoo's held-out
+                                                               # real set: shipped recipes never use them
+      photos: {repeat: 8}                                      # optional: Debian's wallpaper photographs
+                                                               # (tokzoo/datasets/photos.py, fetched into a cache
+                                                               # on first use) added to the training split, each
+                                                               # `repeat` times; rgb, or edges by Canny (rgb/edges)
     resolution: [64, 64]              # optional training crop size (default: tokenizer.input_size)
     optimizer: {lr: 1.0e-3, betas: [0.9, 0.99], weight_decay: 1.0e-4}   # AdamW
     schedule: {warmup_steps: 100, min_lr_ratio: 0.05}                   # linear warmup, then cosine
@@ -148,7 +153,7 @@ def validate_recipe(raw, where: str = "recipe") -> dict:
 
 
 def _check_data(c: _Checker, data) -> None:
-    c.mapping(data, "data", {"scenes", "synthetic", "path", "crop", "samples"})
+    c.mapping(data, "data", {"scenes", "synthetic", "path", "crop", "samples", "photos"})
     sources = [s for s in ("scenes", "synthetic", "path") if s in data]
     if len(sources) != 1:
         c.fail("data", f"needs exactly one source of scenes / synthetic / path, got {sources or 'none'}")
@@ -180,6 +185,9 @@ def _check_data(c: _Checker, data) -> None:
             unknown = sorted(set(names) - set(SAMPLES))
             if unknown:
                 c.fail("data.samples.names", f"unknown bundled sample(s) {unknown}; available: {sorted(SAMPLES)}")
+    if "photos" in data:
+        photos = c.mapping(data["photos"], "data.photos", {"repeat"})
+        c.integer(photos.get("repeat", 1), "data.photos.repeat", 1)
     if "crop" in data:
         crop = c.mapping(data["crop"], "data.crop", {"scale", "hflip"}, {"scale"})
         scale = c.pair(crop["scale"], "data.crop.scale", float, 1e-3, 1.0)

@@ -1,0 +1,168 @@
+"""Tokenizers on tokzoo's held-out real set: photos, edges of photos and a real depth map (issue 30).
+
+The held-out set is every bundled sample (tokzoo/datasets/samples.py: scikit-image, scikit-learn and matplotlib
+photos, the Middlebury motorcycle); no shipped recipe trains on it. Each photo gives ``--views`` 64-px (or
+``--size``) views: the centre square and random-resized crops (5-100% of the area, seed 0). Subcommands print
+markdown; ``--write`` adds a dated entry to benchmarks/RESULTS.md under "Tokenizers on held-out real photos".
+
+- ``rgb``: PSNR of each tokenizer and of its same-bit downsample + bicubic baseline, per photo (mean over views),
+  photos where the tokenizer wins, bits per sample.
+- ``edges``: Canny edges as the pseudo-labeler computes them (tokzoo.labelers.image.canny_edges on the full
+  photo, then the edges crop rule), reconstructed by each edges tokenizer: F1 at 1-px tolerance and IoU, against
+  the empty map (F1 0, IoU of the empty prediction) and the same-bit baseline.
+- ``depth``: the motorcycle's metric depth (views as above): abs-rel of each depth tokenizer vs same-bit bicubic.
+
+    python benchmarks/real_photos.py rgb --tokenizers rgb,rgb_128 --write
+    python benchmarks/real_photos.py edges --tokenizers canny_edges --write
+    python benchmarks/real_photos.py depth --tokenizers depth --write
+
+A tokenizer is a zoo name or a folder (``runs/rgb/tokenizer``); ``NAME=FOLDER`` labels a folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from tokzoo.crops import apply_crop, make_crop_settings  # noqa: E402
+from tokzoo.datasets.samples import SAMPLES, load_sample  # noqa: E402
+from tokzoo.evaluation.baselines import bits_per_sample, downsample_bicubic  # noqa: E402
+from tokzoo.evaluation.metrics import abs_rel, binary_iou, psnr  # noqa: E402
+from tokzoo.labelers.metrics import edge_counts, f1  # noqa: E402
+from tokzoo.zoo import load_tokenizer  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+SECTION = "## Tokenizers on held-out real photos"
+CROP_SCALE = (0.05, 1.0)
+
+
+def heldout_views(key: str, size: int, views: int) -> dict[str, list[np.ndarray]]:
+    """sample name -> its ``views`` crops of ``key`` (rgb, edges or depth) resized to ``size``."""
+    out = {}
+    for name in sorted(SAMPLES):
+        source = "rgb" if key == "edges" else key
+        if source not in SAMPLES[name].modalities:
+            continue
+        value = load_sample(name)[source]
+        if key == "edges":
+            from tokzoo.labelers.image import canny_edges
+
+            value = canny_edges(value)
+        height, width = value.shape[:2]
+        rows = make_crop_settings(height, width, views, 0, name, scale=CROP_SCALE)
+        out[name] = [apply_crop({key: value}, row, size)[key] for row in rows]
+    return out
+
+
+def reconstruct(tokenizer, values: list[np.ndarray]) -> list[np.ndarray]:
+    with torch.no_grad():
+        return list(tokenizer.decode(tokenizer.encode(np.stack(values))))
+
+
+def parse_tokenizers(text: str) -> list[tuple[str, object]]:
+    pairs = []
+    for item in text.split(","):
+        label, _, where = item.partition("=")
+        pairs.append((label, load_tokenizer(where or label)))
+    return pairs
+
+
+def run_rgb(args) -> str:
+    rows = ["| tokenizer | px | tokens x codes | bits / sample | PSNR tokenizer (dB) | PSNR same-bit bicubic (dB) | "
+            "gain (dB) | photos won |", "|---|---|---|---|---|---|---|---|"]
+    per_photo = []
+    for label, tok in parse_tokenizers(args.tokenizers):
+        size = tok.config["input_size"][0]
+        views = heldout_views("rgb", size, args.views)
+        ours, base, wins = [], [], 0
+        for name, values in views.items():
+            recon = reconstruct(tok, values)
+            bicubic, _ = downsample_bicubic(tok, np.stack(values))
+            a = np.mean([psnr(v, r) for v, r in zip(values, recon)])
+            b = np.mean([psnr(v, r) for v, r in zip(values, bicubic)])
+            ours.append(a), base.append(b)
+            wins += a > b
+            per_photo.append(f"{label} {name}: {a:.2f} vs {b:.2f}")
+        rows.append(f"| {label} | {size} | {int(np.prod(tok.token_shape_for([size, size])))} x {tok.vocab_size} | "
+                    f"{bits_per_sample(tok):.0f} | {np.mean(ours):.2f} | {np.mean(base):.2f} | "
+                    f"{np.mean(ours) - np.mean(base):+.2f} | {wins} / {len(views)} |")
+    return ("\n".join(rows) + f"\n\nMean over {len(views)} held-out photos of the mean PSNR of their {args.views} views "
+            f"(centre square + random-resized crops of {CROP_SCALE[0]:.0%}-100% of the area).\n\nPer photo: "
+            + "; ".join(per_photo))
+
+
+def run_edges(args) -> str:
+    rows = ["| tokenizer | bits / sample | F1 @1px | IoU | empty map F1 / IoU | same-bit bicubic F1 / IoU |",
+            "|---|---|---|---|---|---|"]
+    for label, tok in parse_tokenizers(args.tokenizers):
+        size = tok.config["input_size"][0]
+        values = [v for vs in heldout_views("edges", size, args.views).values() for v in vs]
+        recon = reconstruct(tok, values)
+        bicubic, _ = downsample_bicubic(tok, np.stack(values))
+        empty = [np.zeros_like(v) for v in values]
+
+        def score(preds):
+            counts = sum(np.array(edge_counts(p, t, 1.0)) for p, t in zip(preds, values))
+            return f1(*counts)[2], float(np.mean([binary_iou(t, p) for p, t in zip(preds, values)]))
+
+        (f_t, i_t), (f_e, i_e), (f_b, i_b) = score(recon), score(empty), score([np.asarray(b) for b in bicubic])
+        rows.append(f"| {label} | {bits_per_sample(tok):.0f} | {f_t:.3f} | {i_t:.3f} | {f_e:.3f} / {i_e:.3f} | "
+                    f"{f_b:.3f} / {i_b:.3f} |")
+    share = float(np.mean([v.mean() for v in values]))
+    return ("\n".join(rows) + f"\n\n{len(values)} views of the held-out photos ({args.views} each); edges by "
+            f"tokzoo.labelers.image.canny_edges on the full photo, then the edges crop rule; {share:.1%} of pixels "
+            "are edges.")
+
+
+def run_depth(args) -> str:
+    rows = ["| tokenizer | bits / sample | abs-rel tokenizer | abs-rel same-bit bicubic |", "|---|---|---|---|"]
+    for label, tok in parse_tokenizers(args.tokenizers):
+        size = tok.config["input_size"][0]
+        values = heldout_views("depth", size, args.views)["motorcycle"]
+        recon = reconstruct(tok, values)
+        bicubic, _ = downsample_bicubic(tok, np.stack(values))
+        ours = np.mean([abs_rel(v, r) for v, r in zip(values, recon)])
+        base = np.mean([abs_rel(v, np.asarray(r)) for v, r in zip(values, bicubic)])
+        rows.append(f"| {label} | {bits_per_sample(tok):.0f} | {ours:.4f} | {base:.4f} |")
+    return "\n".join(rows) + f"\n\nThe Middlebury motorcycle's metric depth (held out), {args.views} views."
+
+
+def write_entry(title: str, body: str, command: str) -> None:
+    """Insert a dated entry at the top of this script's RESULTS.md section (created when missing)."""
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    entry = (f"### {datetime.date.today().isoformat()}: {title}\n\n{platform.platform()}, {os.cpu_count()} CPUs, "
+             f"torch {torch.__version__}, one thread, load average {load}. Command: `{command}`\n\n{body}\n\n")
+    text = RESULTS.read_text()
+    if SECTION not in text:
+        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n"
+    head, tail = text.split(SECTION, 1)
+    RESULTS.write_text(head + SECTION + "\n\n" + entry + tail.lstrip("\n"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["rgb", "edges", "depth"])
+    parser.add_argument("--tokenizers", required=True, help="comma-separated zoo names, folders or NAME=FOLDER")
+    parser.add_argument("--views", type=int, default=8, help="views per photo: the centre square + random crops")
+    parser.add_argument("--write", action="store_true", help="add the table to benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    body = {"rgb": run_rgb, "edges": run_edges, "depth": run_depth}[args.command](args)
+    print(body)
+    if args.write:
+        write_entry(f"held-out real {args.command}", body, "python benchmarks/real_photos.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
