@@ -36,6 +36,7 @@ def pose_sample():
 # zoo name -> raw sample (what encode takes)
 SAMPLES = {
     "rgb": lambda: SCENE["rgb"],
+    "rgb_128": lambda: SCENE["rgb"],
     "depth": lambda: SCENE["depth"],
     "normals": lambda: SCENE["normals"],
     "semseg": lambda: np.where(np.arange(SIZE)[:, None] < 4, 255, SCENE["semseg"]).astype(np.uint8),
@@ -58,7 +59,7 @@ SAMPLES = {
 }
 
 # spatial size of samples not at the configured input_size (the token grid follows it)
-GRIDS = {**dict.fromkeys(["rgb", "depth", "normals", "semseg", "canny_edges", "sam_edges"], (SIZE, SIZE)),
+GRIDS = {**dict.fromkeys(["rgb", "rgb_128", "depth", "normals", "semseg", "canny_edges", "sam_edges"], (SIZE, SIZE)),
          "dinov2_b14": (4, 4), "clip_b16": (4, 6), "imagebind_h14": (4, 4)}
 # number of encoded rows: the batch axis is images, or instances / humans for those modalities
 ROWS = {"sam_instances": 5, "human_pose": 1, "human_pose_smpl": 3, "clip_b16": 2, "dinov2_global": 2, "captions": 3}
@@ -132,7 +133,7 @@ def check_rgb(tok, x, y):
     assert y.dtype == np.uint8 and y.shape == (1, SIZE, SIZE, 3)
 
 
-CHECKS = {"rgb": check_rgb, "depth": check_depth, "normals": check_normals, "semseg": check_semseg,
+CHECKS = {"rgb": check_rgb, "rgb_128": check_rgb, "depth": check_depth, "normals": check_normals, "semseg": check_semseg,
           "canny_edges": check_edges, "sam_edges": check_edges, "sam_instances": check_instances,
           "dinov2_b14": check_dense, "clip_b16": check_dense, "imagebind_h14": check_dense,
           "dinov2_global": check_global, "clip_global": check_global, "imagebind_global": check_global,

@@ -17,10 +17,13 @@ class RGB(Modality):
                 "Normalised inside to [-1, 1] (x / 127.5 - 1). decode returns the same dtype and layout.")
     in_channels = out_channels = 3
     sample_ndim = 3
-    zoo_names = ("rgb",)
+    zoo_names = ("rgb", "rgb_128")
 
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:
+        if name == "rgb_128":  # 128 px -> 16 x 16 = 256 tokens of 1000 codes (recipes/rgb_128.yaml)
+            return {"model": {"preset": "conv-tiny"}, "latent_dim": 32,
+                    "quantizer": {"type": "fsq", "levels": [8, 5, 5, 5]}, "input_size": [128, 128], "loss": "mse"}
         return {"model": {"preset": "conv-small"}, "latent_dim": 32,
                 "quantizer": {"type": "fsq", "levels": [8, 8, 8, 6, 5]}, "input_size": [224, 224], "loss": "mse"}
 
