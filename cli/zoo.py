@@ -24,6 +24,24 @@ def zoo_list():
         tokenizer = build_zoo_tokenizer(name, untrained_ok=True)
         weights = "yes" if entry.weights_dir else ("not needed" if not entry.learned else "no (untrained)")
         rows.append((name, entry.modality, "x".join(map(str, tokenizer.token_shape)), str(tokenizer.vocab_size), weights))
+    _table(rows)
+    click.echo("\nreleased 4M tokenizers (ViT-B, 224-448 px; GPU-sized): `-t MODALITY=NAME`, through the ml-4m port, "
+               "from $TOKZOO_4M_TOKENIZERS/<repo> or the hub")
+    _table(_released_rows())
+
+
+def _released_rows() -> list[tuple[str, ...]]:
+    from tokzoo.fourm.catalog import LICENCE, RELEASED_TOKENIZERS, download_size
+
+    rows = [("name", "hub id", "modality", "tokens", "vocab", "decoder", "download", "licence")]
+    for entry in RELEASED_TOKENIZERS.values():
+        size = download_size(entry)
+        rows.append((entry.name, entry.hub_id, entry.modality, entry.tokens, str(entry.vocab_size), entry.decoder,
+                     f"{size / 1e6:.0f} MB (cached)" if size else "not fetched", LICENCE))
+    return rows
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

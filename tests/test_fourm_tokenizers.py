@@ -243,3 +243,41 @@ def test_metadata_that_is_not_a_plain_argument_stays_a_string(tmp_path):
     tok = tokzoo.load_tokenizer(str(path))
     assert tok.config["fourm"]["notes"] == bomb
     assert torch.equal(tok.encode(reference(case)["raw"].numpy()), reference(case)["tokens"].flatten(1))
+
+
+def test_released_4m_tokenizers_are_listed_and_load_by_name_from_a_local_copy(tmp_path, monkeypatch):
+    """`-t depth=4m_depth`: the catalog name finds $TOKZOO_4M_TOKENIZERS/<repo name> (ml-4m layout, random weights)."""
+    from click.testing import CliRunner
+
+    from tokzoo.fourm.catalog import RELEASED_TOKENIZERS
+    from tokzoo_cli.main import cli
+
+    entry = RELEASED_TOKENIZERS["4m_depth"]
+    shutil.copytree(FIXTURES / "4M_tokenizers_depth_tiny", tmp_path / entry.repo_name)
+    monkeypatch.setenv("TOKZOO_4M_TOKENIZERS", str(tmp_path))
+    tok = tokzoo.load_tokenizer("4m_depth")
+    assert tok.modality == "depth" and tok.config["domain"] == "depth"
+    direct = tokzoo.load_tokenizer(str(FIXTURES / "4M_tokenizers_depth_tiny"))
+    depth = np.full((32, 32), 2.5, np.float32)
+    assert torch.equal(tok.encode(depth), direct.encode(depth))
+    listing = CliRunner().invoke(cli, ["zoo", "list"]).output
+    for released in RELEASED_TOKENIZERS.values():
+        assert released.name in listing and released.hub_id in listing
+    assert "MB (cached)" in next(line for line in listing.splitlines() if line.startswith("4m_depth"))
+
+
+def test_released_4m_tokenizer_offline_is_one_line_naming_the_hub_id(monkeypatch):
+    import tokzoo.zoo as zoo
+    from tokzoo.errors import TokzooError
+
+    monkeypatch.delenv("TOKZOO_4M_TOKENIZERS", raising=False)
+
+    def offline(repo_id):
+        raise TokzooError(f"{repo_id}: could not fetch from the Hugging Face hub (ConnectionError)")
+
+    monkeypatch.setattr(zoo, "_download_from_hub", offline)
+    with pytest.raises(TokzooError) as error:
+        tokzoo.load_tokenizer("4m_rgb")
+    message = str(error.value)
+    assert "EPFL-VILAB/4M_tokenizers_rgb_16k_224-448" in message and "huggingface-cli download" in message
+    assert "\n" not in message

@@ -84,6 +84,8 @@ def load_tokenizer(name_or_path: str | Path, *, untrained_ok: bool = False, devi
         tokenizer = _from_path(path, path.name)
     elif text in zoo_entries():
         tokenizer = build_zoo_tokenizer(text, untrained_ok=untrained_ok)
+    elif text in _released():
+        tokenizer = _load_released(text, download or _download_from_hub)
     elif text.startswith(("/", "./", "../", "~")):
         raise TokzooError(f"{text}: no such tokenizer directory")
     elif _HUB_ID.match(text):
@@ -100,6 +102,27 @@ def load_tokenizer(name_or_path: str | Path, *, untrained_ok: bool = False, devi
     if device is not None and hasattr(tokenizer, "to"):
         tokenizer.to(device)
     return tokenizer
+
+
+def _released() -> dict:
+    from .fourm.catalog import RELEASED_TOKENIZERS
+
+    return RELEASED_TOKENIZERS
+
+
+def _load_released(name: str, download: Callable[[str], Path]) -> Tokenizer:
+    """A released 4M tokenizer by its catalog name: the local copy, else the hub; offline, one line saying how."""
+    from .fourm.catalog import RELEASED_TOKENIZERS, fetch_hint, local_copy
+
+    entry = RELEASED_TOKENIZERS[name]
+    folder = local_copy(entry)
+    if folder is None:
+        try:
+            folder = download(entry.hub_id)
+        except TokzooError:
+            raise TokzooError(f"{name}: the released 4M tokenizer {entry.hub_id} is not here and could not be fetched "
+                              f"(offline?); {fetch_hint(entry)}") from None
+    return _from_path(Path(folder), entry.repo_name)
 
 
 def _from_path(path: Path, name: str) -> Tokenizer:
