@@ -172,6 +172,11 @@ def training_coverage(config: dict) -> dict | None:
         names = data["samples"].get("names")
         which = ", ".join(names) if names else "every bundled real sample of the modality"
         parts.append(f"bundled real samples ({which}) x {data['samples'].get('repeat', 1)}")
+    if "photos" in data:
+        parts.append(f"Debian's desktop-background photos and renders (tokzoo/datasets/photos.py, ~115 images"
+                     f"{', Canny edges of them' if config.get('modality') == 'edges' else ''}) x "
+                     f"{data['photos'].get('repeat', 1)}; the bundled scikit-image / scikit-learn / matplotlib samples "
+                     "are held out")
     crop = data.get("crop")
     trained_on = " + ".join(parts) + (f"; random-resized crops, scale {crop['scale'][0]:g}-{crop['scale'][1]:g}" if crop else "")
     normalization = config.get("normalization") or {}
