@@ -350,3 +350,25 @@ def tamper_dataset(out: Path, how: str) -> str:
 TAMPERINGS = ("sparse_member", "truncated_tar", "ids_out_of_range", "duplicate_key", "manifest_not_json",
               "manifest_wrong_types", "stats_not_json", "stats_wrong_counts", "table_truncated", "crops_truncated",
               "crops_outside", "journal_outside", "journal_not_json")
+
+
+HOSTILE_TEXTS = {
+    "img": "<img src=x onerror=pwned=1>",
+    "svg": "<svg onload=pwned=2>",
+    "script": "<script>pwned=3</script>",
+    "javascript": "javascript:pwned=4",
+}
+"""Payloads that set ``window.pwned`` if a page ever ran them (no dots: they also serve as tar member keys)."""
+
+
+def hostile_raw_dataset(folder: Path) -> Path:
+    """A raw tar shard whose name, member keys, metadata (a caption, a link) and one failure reason (an empty
+    depth file: its reason repeats the member's name) hold :data:`HOSTILE_TEXTS`; returns the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    img, svg, script, javascript = (HOSTILE_TEXTS[k] for k in ("img", "svg", "script", "javascript"))
+    meta = json.dumps({"caption": script, "link": javascript, "title": svg, "alt": img}).encode()
+    (folder / f"{svg}.tar").write_bytes(tar_of([
+        (f"{img}.rgb.png", png_bytes()), (f"{img}.depth.npy", b""), (f"{img}.metadata.json", meta),
+        (f"{javascript}.rgb.png", png_bytes(1)), (f"{javascript}.metadata.json", meta),
+        (f"{script}.rgb.png", png_bytes(2))]))
+    return folder
