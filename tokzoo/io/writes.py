@@ -82,6 +82,10 @@ def _folder(root: str | os.PathLike, parts: tuple[str, ...], path, create: bool 
     os.makedirs(root, exist_ok=True) if create else None
     try:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        if not create:
+            raise
+        raise OutputError(root, "cannot open the output folder (it vanished)") from None
     except OSError as error:
         raise OutputError(root, f"cannot open the output folder ({error.strerror or error})") from None
     try:
@@ -192,10 +196,7 @@ def _create(name: str, fd: int, path, content: Content) -> str:
         raise OutputError(path, f"cannot create ({error.strerror or error})") from None
     try:
         with os.fdopen(file_fd, "wb") as file:
-            if callable(content):
-                content(file)
-            else:
-                file.write(content.encode("utf-8") if isinstance(content, str) else content)
+            _write_content(file, content)
     except OSError as error:
         _unlink(name, fd)
         raise OutputError(path, f"cannot write ({error.strerror or error})") from None
@@ -203,6 +204,13 @@ def _create(name: str, fd: int, path, content: Content) -> str:
         _unlink(name, fd)
         raise
     return name
+
+
+def _write_content(file, content: Content) -> None:
+    if callable(content):
+        content(file)
+    else:
+        file.write(content.encode("utf-8") if isinstance(content, str) else content)
 
 
 def _unlink(name: str, fd: int) -> None:
@@ -252,13 +260,13 @@ def rename_inside(root: str | os.PathLike, source: str | os.PathLike, target: st
     source_parts, target_parts = parts_inside(root, source), parts_inside(root, target)
     if not source_parts or not target_parts:
         raise UnsafeOutputError(target, "is the output folder itself")
-    with _folder(root, source_parts[:-1], source, create=False) as source_fd, \
-            _folder(root, target_parts[:-1], target) as target_fd:
-        _check_destination(target_parts[-1], target_fd, target)
-        try:
+    try:
+        with _folder(root, source_parts[:-1], source, create=False) as source_fd, \
+                _folder(root, target_parts[:-1], target) as target_fd:
+            _check_destination(target_parts[-1], target_fd, target)
             os.replace(source_parts[-1], target_parts[-1], src_dir_fd=source_fd, dst_dir_fd=target_fd)
-        except OSError as error:
-            raise OutputError(target, f"cannot rename {source} into place ({error.strerror or error})") from None
+    except OSError as error:
+        raise OutputError(target, f"cannot rename {source} into place ({error.strerror or error})") from None
 
 
 def remove_inside(root: str | os.PathLike, path: str | os.PathLike) -> None:
@@ -280,3 +288,36 @@ def remove_inside(root: str | os.PathLike, path: str | os.PathLike) -> None:
         return
     except OSError as error:
         raise OutputError(path, f"cannot remove ({error.strerror or error})") from None
+
+
+def check_own_file(root: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """True when ``path`` inside ``root`` is a regular file of its own (no link on the way, one hard link), False
+    when missing; UnsafeOutputError otherwise. For reading back a file tokzoo wrote before rewriting it."""
+    parts = parts_inside(root, path)
+    try:
+        with _folder(root, parts[:-1], path, create=False) as fd:
+            _check_destination(parts[-1], fd, path)
+            info = os.lstat(parts[-1], dir_fd=fd)
+    except FileNotFoundError:
+        return False
+    if info.st_nlink != 1:
+        raise UnsafeOutputError(path, f"has {info.st_nlink} hard links; tokzoo rewrites only files of its own")
+    return True
+
+
+def copy_folder_into(root: str | os.PathLike, source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy the regular files another library wrote into the private folder ``source`` (a fresh temporary one)
+    into the folder ``target`` inside ``root``, each through :func:`write_file`."""
+    import shutil
+
+    for entry in sorted(Path(source).iterdir()):
+        if entry.is_file() and not entry.is_symlink():
+            with open(entry, "rb") as file:
+                write_file(root, Path(target, entry.name), lambda out, file=file: shutil.copyfileobj(file, out))
+
+
+def write_output(path: str | os.PathLike, content: Content) -> Path:
+    """Write a file the user named (``-o report.png``): atomically, and never through a link or hard link of that
+    name; the folders on the way are the user's choice (made when missing)."""
+    path = Path(path)
+    return write_file(path.parent, path, content)
