@@ -372,3 +372,32 @@ def hostile_raw_dataset(folder: Path) -> Path:
         (f"{javascript}.rgb.png", png_bytes(1)), (f"{javascript}.metadata.json", meta),
         (f"{script}.rgb.png", png_bytes(2))]))
     return folder
+
+
+VICTIM = b"a file outside the output that no tokzoo write may touch\n"
+
+
+def plant_outside(folder: Path) -> Path:
+    """``folder/outside/victim.txt``: what planted links point at; see :func:`assert_untouched`."""
+    outside = folder / "outside"
+    outside.mkdir(parents=True, exist_ok=True)
+    (outside / "victim.txt").write_bytes(VICTIM)
+    return outside
+
+
+def assert_untouched(outside: Path) -> None:
+    """No write escaped: the victim file holds its bytes and nothing else appeared beside it."""
+    assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"], sorted(outside.iterdir())
+    assert (outside / "victim.txt").read_bytes() == VICTIM
+
+
+def assert_one_line(error: BaseException, *fragments: str) -> str:
+    """A typed refusal: one line holding every fragment."""
+    from tokzoo.errors import TokzooError
+
+    assert isinstance(error, TokzooError), repr(error)
+    text = str(error)
+    assert "\n" not in text, text
+    for fragment in fragments:
+        assert fragment in text, (fragment, text)
+    return text
