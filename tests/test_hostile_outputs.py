@@ -374,6 +374,7 @@ def test_fm_train_refuses_a_hard_linked_log(fm_tokens, tmp_path):
     assert_untouched(outside)
 
 
+@pytest.mark.slow
 def test_fm_outputs_named_by_the_user_are_not_written_through_links(fm_tokens, tmp_path):
     outside, run = plant_outside(tmp_path), tmp_path / "run"
     assert fm_train(fm_tokens, run).exit_code == 0
@@ -389,6 +390,40 @@ def test_fm_outputs_named_by_the_user_are_not_written_through_links(fm_tokens, t
     assert_untouched(outside)
 
 
+# -- pseudo-label output -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    """Four scenes labelled with edges, two shards; returns (scenes, output)."""
+    root = tmp_path_factory.mktemp("label")
+    assert CliRunner().invoke(cli, ["scenes", "--n", "4", "--size", "32", "--out", str(root / "scenes"),
+                                    "--samples-per-shard", "2"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["pseudo-label", "-m", "edges", "-i", str(root / "scenes"), "-o", str(root / "out"),
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return root / "scenes", root / "out"
+
+
+@pytest.mark.parametrize("name", ["shard-000001.tar", ".pseudo-label/shard-000001.samples.jsonl",
+                                  ".pseudo-label/shard-000001.stats.json"])
+def test_pseudo_label_refuses_a_link_where_a_shard_is_rewritten(labelled, tmp_path, name):
+    """The second shard made incomplete (its stats gone), a link planted where its rerun writes."""
+    scenes, done = labelled
+    outside, out = plant_outside(tmp_path), tmp_path / "out"
+    shutil.copytree(done, out)
+    (out / ".pseudo-label" / "shard-000001.stats.json").unlink()
+    (out / name).unlink(missing_ok=True)
+    (out / name).symlink_to(outside / "victim.txt")
+    result = CliRunner().invoke(cli, ["pseudo-label", "-m", "edges", "-i", str(scenes), "-o", str(out), "--no-progress"])
+    if name.endswith(".stats.json"):  # a marker that does not parse: the shard is labelled again, the link replaced
+        assert result.exit_code == 0 and "labelling shard 1 again" in result.output, result.output
+        stats = [{k: v for k, v in json.loads((d / name).read_text()).items() if k != "seconds"} for d in (out, done)]
+        assert not (out / name).is_symlink() and stats[0] == stats[1]
+    else:
+        one_line_cli_error(result, name.split("/")[-1], "symlink")
+    assert_untouched(outside)
+
+
 # -- compose outputs -------------------------------------------------------------------------------------------
 
 def text_lm_recipe():
@@ -399,8 +434,8 @@ def text_lm_recipe():
                            "compose": {"pretrain_lm": {"vocab_size": 280, "hidden_size": 16, "layers": 1, "heads": 2}}})
 
 
-@pytest.mark.parametrize("name", ["config.json", "model.safetensors", "vocab.json", "metrics.json",
-                                  "generation_config.json"])
+@pytest.mark.parametrize("name", ["config.json", *(pytest.param(n, marks=pytest.mark.slow) for n in (
+    "model.safetensors", "vocab.json", "metrics.json", "generation_config.json"))])
 def test_compose_refuses_a_link_planted_in_its_output(tmp_path, name):
     """The saved LM (config, weights, generation config: written by transformers into a private folder first),
     its vocabulary and metrics."""
@@ -481,6 +516,16 @@ def test_codec_outputs_are_not_written_through_links(tmp_path, command):
     source = tmp_path / ("depth.npy" if command == "encode" else "tokens.npy")
     result = runner.invoke(cli, [command, "-t", "depth", "--untrained", str(source), "-o", str(tmp_path / "out.npy")])
     one_line_cli_error(result, "out.npy", "symlink")
+    assert_untouched(outside)
+
+
+def test_show_png_is_not_written_through_a_link(tokens, tmp_path):
+    """``tokzoo show`` (and every PNG of show / eval / fm generate / scenes previews: tokzoo.viz.save_png)."""
+    outside = plant_outside(tmp_path)
+    (tmp_path / "show.png").symlink_to(outside / "victim.txt")
+    key = json.loads((tokens / "rgb" / "shard-000000.samples.jsonl").read_text().splitlines()[0])["key"]
+    result = CliRunner().invoke(cli, ["show", str(tokens), "--key", key, "-o", str(tmp_path / "show.png")])
+    one_line_cli_error(result, "show.png", "symlink")
     assert_untouched(outside)
 
 
