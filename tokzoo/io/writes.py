@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Callable, Iterator
 from tokzoo.errors import OutputError, UnsafeOutputError
 
 from .keys import short_hash
+from .safety import file_kind
 
 MAX_NAME_CHARS = 120
 """Longest name :func:`file_name` returns (a file system allows 255 bytes; suffixes are added to it)."""
@@ -48,8 +50,8 @@ def is_plain_name(name: object) -> bool:
 
 def file_name(text: str) -> str:
     """The one way a name from data becomes a file name: ``text`` itself when :func:`is_plain_name`, else every
-    other character replaced by ``_``, cut to fit, ``-`` and 10 hex digits of the SHA-1 of ``text`` appended
-    (``../x`` -> ``_.._x`` is never returned: ``.`` runs become ``_``), so distinct names stay distinct."""
+    other character and every ``.`` replaced by ``_``, cut to fit, ``-`` and 10 hex digits of the SHA-1 of
+    ``text`` appended (``../x`` -> ``___x-<hash>``), so distinct names stay distinct and none is hidden."""
     text = str(text)
     if is_plain_name(text):
         return text
@@ -124,7 +126,7 @@ def _refuse_entry(part: str, fd: int, path, root, parts: tuple[str, ...], error:
     if stat.S_ISLNK(mode):
         raise UnsafeOutputError(path, f"{where} is a symlink (to {_target(part, fd)}); tokzoo writes only inside "
                                       f"{root} and never through links: remove it")
-    raise UnsafeOutputError(path, f"{where} is a {_kind(mode)}, not a folder")
+    raise UnsafeOutputError(path, f"{where} is a {file_kind(mode)}, not a folder")
 
 
 def _target(part: str, fd: int) -> str:
@@ -134,13 +136,7 @@ def _target(part: str, fd: int) -> str:
         return "?"
 
 
-def _kind(mode: int) -> str:
-    from .safety import file_kind
-
-    return file_kind(mode)
-
-
-def _check_destination(name: str, fd: int, path, replace: bool = True) -> None:
+def _check_destination(name: str, fd: int, path) -> None:
     """Refuse a symlink, folder or special file where a regular file is to be written."""
     try:
         mode = os.lstat(name, dir_fd=fd).st_mode
@@ -150,7 +146,7 @@ def _check_destination(name: str, fd: int, path, replace: bool = True) -> None:
         raise UnsafeOutputError(path, f"is a symlink (to {_target(name, fd)}); tokzoo never writes through links: "
                                       "remove it")
     if not stat.S_ISREG(mode):
-        raise UnsafeOutputError(path, f"is a {_kind(mode)}, not a regular file; not replaced")
+        raise UnsafeOutputError(path, f"is a {file_kind(mode)}, not a regular file; not replaced")
 
 
 Content = bytes | str | Callable[[object], None]
@@ -166,7 +162,7 @@ def write_file(root: str | os.PathLike, path: str | os.PathLike, content: Conten
     with _folder(root, parts[:-1], path) as fd:
         name = parts[-1]
         _check_destination(name, fd, path)
-        temporary = _create(f".{name[:200]}.{os.getpid()}.tmp", fd, path, content)
+        temporary = _create(f".{name[:200]}.{os.getpid()}-{os.urandom(3).hex()}.tmp", fd, path, content)
         try:
             os.replace(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
         except OSError as error:
@@ -237,7 +233,7 @@ def append_file(root: str | os.PathLike, path: str | os.PathLike, text: str) -> 
         with os.fdopen(file_fd, "ab") as file:
             info = os.fstat(file.fileno())
             if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
-                what = _kind(info.st_mode) if not stat.S_ISREG(info.st_mode) else f"{info.st_nlink} hard links"
+                what = file_kind(info.st_mode) if not stat.S_ISREG(info.st_mode) else f"{info.st_nlink} hard links"
                 raise UnsafeOutputError(path, f"has {what}; tokzoo appends only to a log file of its own")
             try:
                 file.write(text.encode("utf-8"))
@@ -272,8 +268,6 @@ def rename_inside(root: str | os.PathLike, source: str | os.PathLike, target: st
 def remove_inside(root: str | os.PathLike, path: str | os.PathLike) -> None:
     """Remove the file, link or folder tree ``path`` inside ``root`` without following any link (a link is
     removed, never what it points to); missing is fine."""
-    import shutil
-
     parts = parts_inside(root, path)
     if not parts:
         raise UnsafeOutputError(path, "is the output folder itself; not removed")
@@ -308,8 +302,6 @@ def check_own_file(root: str | os.PathLike, path: str | os.PathLike) -> bool:
 def copy_folder_into(root: str | os.PathLike, source: str | os.PathLike, target: str | os.PathLike) -> None:
     """Copy the regular files another library wrote into the private folder ``source`` (a fresh temporary one)
     into the folder ``target`` inside ``root``, each through :func:`write_file`."""
-    import shutil
-
     for entry in sorted(Path(source).iterdir()):
         if entry.is_file() and not entry.is_symlink():
             with open(entry, "rb") as file:
