@@ -214,6 +214,21 @@ def test_browse_refuses_a_link_planted_in_the_site(raw_input, tmp_path, where):
     assert_untouched(outside)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("special", ["zero", "fifo"])
+def test_browse_neither_hangs_nor_reads_a_special_file_planted_in_the_site(raw_input, tmp_path, special):
+    """A chunk file that is a link to /dev/zero or a FIFO: read back by a rebuild, it would never end."""
+    from hostile_inputs import assert_one_line_error, run_cli
+
+    site = tmp_path / "site"
+    assert run_cli("browse", str(raw_input), "-o", str(site), "--no-progress").returncode == 0
+    chunk = site / "data" / "chunks" / "shard-000000-000.js"
+    chunk.unlink()
+    chunk.symlink_to("/dev/zero") if special == "zero" else os.mkfifo(chunk)
+    result = run_cli("browse", str(raw_input), "-o", str(site), "--no-progress", timeout=120)
+    assert_one_line_error(result, str(chunk), "symlink" if special == "zero" else "FIFO")
+
+
 @pytest.mark.parametrize("where", ["data/views", "img/stale-chunk"])
 def test_browse_removes_a_stale_link_without_following_it(raw_input, tmp_path, where):
     from tokzoo.browse import build_site

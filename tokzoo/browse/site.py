@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tokzoo.errors import ConfigError
+from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.evaluation.metrics import HIGHER_IS_BETTER, METRICS, main_metric
+from tokzoo.io.safety import read_file
 from tokzoo.io.writes import file_name, make_folder, remove_inside, write_file
 from tokzoo.pipeline.layout import shard_name
 
@@ -82,10 +83,13 @@ def data_file(site: Path, name: str, payload) -> None:
 
 
 def read_data_file(path: Path):
-    """The payload of a file :func:`data_file` wrote, or None when it is missing or unreadable."""
+    """The payload of a file :func:`data_file` wrote, or None when it is missing, unreadable, a link or no regular
+    file (never read through: a link to /dev/zero or a FIFO would never end; the rewrite then refuses it)."""
     try:
-        return json.loads(path.read_text().split("\n")[1])
-    except (OSError, IndexError, ValueError):
+        if path.is_symlink():
+            return None
+        return json.loads(read_file(path).decode("utf-8").split("\n")[1])
+    except (TokzooError, OSError, IndexError, ValueError):
         return None
 
 
