@@ -405,6 +405,28 @@ def test_fm_outputs_named_by_the_user_are_not_written_through_links(fm_tokens, t
     assert_untouched(outside)
 
 
+# -- tokenize output ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("where", ["rgb/shard-000000.tar", "crops/shard-000000.tar", "rgb/shard-000000.samples.jsonl",
+                                   "rgb/shard-000000.tar.tmp", "_commit", "rgb"])
+def test_tokenize_never_writes_through_a_link_planted_in_out(tokens, tmp_path, where):
+    """The shard made incomplete (its stats gone) and a link planted where the rerun writes: the link is refused,
+    or removed (never followed) and the shard rewritten inside OUT."""
+    outside, out = plant_outside(tmp_path), tmp_path / "tokens"
+    shutil.copytree(tokens, out)
+    (out / "rgb" / "shard-000000.stats.json").unlink()
+    if os.path.lexists(out / where):
+        shutil.rmtree(out / where) if (out / where).is_dir() else (out / where).unlink()
+    (out / where).symlink_to(outside / "victim.txt" if "." in where else outside)
+    result = CliRunner().invoke(cli, ["tokenize", "-m", "rgb", "--scenes", "2", "--scene-size", "32", "--size", "32",
+                                      "--samples-per-shard", "2", "--no-progress", "-o", str(out)])
+    if result.exit_code == 0:
+        assert not (out / where).is_symlink() and (out / "rgb" / "shard-000000.stats.json").is_file()
+    else:
+        one_line_cli_error(result, where.split("/")[0], "symlink")
+    assert_untouched(outside)
+
+
 # -- pseudo-label output -------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
