@@ -11,10 +11,12 @@ import click
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--output", "-o", "site", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the site [default: OUT-site beside OUT].")
-@click.option("--serve", is_flag=True, help="Serve the site on 127.0.0.1 after building it (Ctrl-C stops).")
+@click.option("--serve", is_flag=True, help="Serve the site after building it (Ctrl-C stops); only its own files.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address --serve binds: loopback unless you name another (0.0.0.0 serves every network).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port for --serve.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
-def browse_command(out, site, serve, port, progress):
+def browse_command(out, site, serve, host, port, progress):
     """Write a site for OUT (a token dataset from `tokzoo tokenize`, or raw / pseudo-labelled shards):
     open SITE/index.html from disk. A rebuild redraws only what changed."""
     from tokzoo.browse import build_site
@@ -26,26 +28,27 @@ def browse_command(out, site, serve, port, progress):
     click.echo(f"browser: {summary.line()}")
     click.echo(f"open {summary.index.resolve().as_uri()}")
     if serve:
-        _serve(site, port)
+        _serve(site, host, port)
 
 
-def site_server(site: Path, port: int):
-    """An HTTP server of ``site``'s files on 127.0.0.1 (port 0: any free one), not yet serving."""
-    import functools
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+def site_server(site: Path, port: int, host: str = "127.0.0.1"):
+    """An HTTP server of ``site``'s files only (tokzoo.browse.serve) on ``host``:``port``, not yet serving."""
+    from tokzoo.browse.serve import site_server as server
 
-    return ThreadingHTTPServer(("127.0.0.1", port), functools.partial(SimpleHTTPRequestHandler, directory=str(site)))
+    return server(site, port, host)
 
 
-def _serve(site: Path, port: int) -> None:
+def _serve(site: Path, host: str, port: int) -> None:
     from .errors import UserError
 
     try:
-        server = site_server(site, port)
-    except OSError as error:
-        raise UserError(f"127.0.0.1:{port}: cannot serve there ({error.strerror}); choose another --port") from error
+        server = site_server(site, port, host)
+    except (OSError, OverflowError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise UserError(f"{host}:{port}: cannot serve there ({reason}); choose another --host / --port") from None
     with server:
-        click.echo(f"serving {site} on http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)")
+        address = server.server_address
+        click.echo(f"serving {site} on http://{address[0]}:{address[1]}/ (Ctrl-C stops)")
         try:
             server.serve_forever()
         except KeyboardInterrupt:

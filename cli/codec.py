@@ -25,11 +25,14 @@ def _label(tokenizer) -> str:
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Tokens .npy to write.")
 def encode_command(tokenizer, untrained, input_file, output):
     """Encode one file of the tokenizer's modality into a token .npy (smallest safe integer dtype)."""
+    import io
+
     import numpy as np
 
     from tokzoo.errors import InputError
     from tokzoo.indices import to_storage
     from tokzoo.io.formats import read_modality
+    from tokzoo.io.writes import write_output
     from tokzoo.zoo import load_tokenizer
 
     if output.suffix != ".npy":
@@ -40,8 +43,9 @@ def encode_command(tokenizer, untrained, input_file, output):
         tokens = to_storage(tok.encode(value), tok.vocab_size)
     except InputError as error:  # name the file, not the tokenizer's in-memory label
         raise UserError(f"{input_file}: {error.reason}") from None
-    output.parent.mkdir(parents=True, exist_ok=True)
-    np.save(output, tokens, allow_pickle=False)
+    buffer = io.BytesIO()
+    np.save(buffer, tokens, allow_pickle=False)
+    write_output(output, buffer.getvalue())
     click.echo(f"{input_file} -> {output}: tokens {tokens.shape} {tokens.dtype} by {_label(tok)}")
 
 
@@ -79,6 +83,5 @@ def decode_command(tokenizer, untrained, tokens_file, output, input_size):
         decoded = tok.decode(tokens, input_size=size) if size is not None else tok.decode(tokens)
     except InputError as error:  # name the file, not the tokenizer's in-memory label; the option, not the keyword
         raise UserError(f"{tokens_file}: {error.reason.replace('input_size=(H, W)', '--input-size HxW')}") from None
-    output.parent.mkdir(parents=True, exist_ok=True)
     write_modality(tok.modality, decoded[0], output)
     click.echo(f"{tokens_file} -> {output}: decoded by {_label(tok)}")

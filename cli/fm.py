@@ -128,4 +128,6 @@ def fm_eval_command(run, data, train_data, sources, targets, limit, train_limit,
         click.echo(f"| {target} | {r['metric']} ({r['better']} is better) | {r['model']:.4f} | "
                    f"{r['tokenizer_ceiling']:.4f} | {r['training_prior']:.4f} |")
     if json_path:
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        from tokzoo.io.writes import write_output
+
+        write_output(json_path, json.dumps(report, indent=2) + "\n")

@@ -350,3 +350,54 @@ def tamper_dataset(out: Path, how: str) -> str:
 TAMPERINGS = ("sparse_member", "truncated_tar", "ids_out_of_range", "duplicate_key", "manifest_not_json",
               "manifest_wrong_types", "stats_not_json", "stats_wrong_counts", "table_truncated", "crops_truncated",
               "crops_outside", "journal_outside", "journal_not_json")
+
+
+HOSTILE_TEXTS = {
+    "img": "<img src=x onerror=pwned=1>",
+    "svg": "<svg onload=pwned=2>",
+    "script": "<script>pwned=3</script>",
+    "javascript": "javascript:pwned=4",
+}
+"""Payloads that set ``window.pwned`` if a page ever ran them (no dots: they also serve as tar member keys)."""
+
+
+def hostile_raw_dataset(folder: Path) -> Path:
+    """A raw tar shard whose name, member keys, metadata (a caption, a link) and one failure reason (an empty
+    depth file: its reason repeats the member's name) hold :data:`HOSTILE_TEXTS`; returns the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    img, svg, script, javascript = (HOSTILE_TEXTS[k] for k in ("img", "svg", "script", "javascript"))
+    meta = json.dumps({"caption": script, "link": javascript, "title": svg, "alt": img}).encode()
+    (folder / f"{svg}.tar").write_bytes(tar_of([
+        (f"{img}.rgb.png", png_bytes()), (f"{img}.depth.npy", b""), (f"{img}.metadata.json", meta),
+        (f"{javascript}.rgb.png", png_bytes(1)), (f"{javascript}.metadata.json", meta),
+        (f"{script}.rgb.png", png_bytes(2))]))
+    return folder
+
+
+VICTIM = b"a file outside the output that no tokzoo write may touch\n"
+
+
+def plant_outside(folder: Path) -> Path:
+    """``folder/outside/victim.txt``: what planted links point at; see :func:`assert_untouched`."""
+    outside = folder / "outside"
+    outside.mkdir(parents=True, exist_ok=True)
+    (outside / "victim.txt").write_bytes(VICTIM)
+    return outside
+
+
+def assert_untouched(outside: Path) -> None:
+    """No write escaped: the victim file holds its bytes and nothing else appeared beside it."""
+    assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"], sorted(outside.iterdir())
+    assert (outside / "victim.txt").read_bytes() == VICTIM
+
+
+def assert_one_line(error: BaseException, *fragments: str) -> str:
+    """A typed refusal: one line holding every fragment."""
+    from tokzoo.errors import TokzooError
+
+    assert isinstance(error, TokzooError), repr(error)
+    text = str(error)
+    assert "\n" not in text, text
+    for fragment in fragments:
+        assert fragment in text, (fragment, text)
+    return text

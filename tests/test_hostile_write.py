@@ -49,24 +49,27 @@ def job(scenes, out):
 
 
 def test_full_disk_mid_run_then_rerun_completes(scenes, tmp_path, monkeypatch):
-    """Fault injection: the 11th file write fails with ENOSPC (the manifest, 8 files of shard 0, then shard 1's)."""
+    """Fault injection: the 11th file write fails with ENOSPC (the manifest, 8 files of shard 0, then shard 1's), raised
+    by the file object's write as the OS would."""
+    from tokzoo.io import writes
+
     reference = tmp_path / "reference"
     tokenize(job(scenes, reference))
-    out, calls, write_bytes = tmp_path / "out", [0], Path.write_bytes
+    out, calls, write_content = tmp_path / "out", [0], writes._write_content
 
-    def full_disk(self, data):
+    def full_disk(file, content):
         calls[0] += 1
         if calls[0] == 11:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return write_bytes(self, data)
+        return write_content(file, content)
 
-    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    monkeypatch.setattr(writes, "_write_content", full_disk)
     with pytest.raises(TokzooError, match=r"shard-000001\..*\.tmp: cannot write \(No space left on device\); finished "
                                           "shards are kept") as error:
         tokenize(job(scenes, out))
     assert "\n" not in str(error.value)
     assert (out / "rgb" / "shard-000000.stats.json").is_file() and not (out / "rgb" / "shard-000001.stats.json").exists()
-    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    monkeypatch.setattr(writes, "_write_content", write_content)
     summary = tokenize(job(scenes, out))
     assert summary.written == 2 and dataset(out) == dataset(reference)
 

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from . import __version__
 from .errors import CheckpointError
+from .io.writes import make_folder, remove_inside, write_file
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -27,15 +29,14 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
 
 def write_checkpoint(directory: str | Path, config: dict, tensors: dict[str, torch.Tensor]) -> Path:
     """Write ``config`` (stamped with format and tokzoo version) and, if any, ``tensors`` to ``directory``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = make_folder(Path(directory))
     config = {**config, "format": FORMAT, "format_version": FORMAT_VERSION, "tokzoo_version": __version__}
     weights = directory / WEIGHTS_NAME
     if tensors:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(weights))
-    elif weights.exists():
-        weights.unlink()
-    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        write_file(directory, weights, safetensors_bytes({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))
+    else:
+        remove_inside(directory, weights)
+    write_file(directory, directory / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
     return directory
 
 

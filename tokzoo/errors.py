@@ -54,3 +54,16 @@ class ShapeError(InputError):
 
 class DtypeError(InputError):
     """The array has a dtype the modality does not accept (object arrays included)."""
+
+
+class OutputError(TokzooError):
+    """A file of an output cannot be written (full disk, permissions, ...). ``path`` names it."""
+
+    def __init__(self, path: object, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class UnsafeOutputError(OutputError):
+    """A write would leave its output folder or go through a link (or hard link) tokzoo did not create."""

@@ -16,6 +16,7 @@ import torch
 
 from . import checkpoint
 from .errors import CheckpointError, ConfigError, DtypeError, ShapeError
+from .io.writes import write_file
 from .indices import to_ids
 from .tokenizer import Tokenizer, register_architecture
 
@@ -97,7 +98,7 @@ class CaptionTokenizer(Tokenizer):
 
     def save_pretrained(self, directory: str | Path) -> Path:
         directory = checkpoint.write_checkpoint(directory, self.config, {})
-        (directory / VOCAB_NAME).write_text(self._vocab_text, encoding="utf-8")
+        write_file(directory, directory / VOCAB_NAME, self._vocab_text)
         return directory
 
     @classmethod

@@ -53,7 +53,11 @@ def grid(rows: list[list[np.ndarray]], pad: int = 2) -> np.ndarray:
 
 
 def save_png(picture: np.ndarray, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(picture).save(path)
-    return path
+    """Write ``picture`` to ``path`` in the format its extension names (PNG when none), never through a link."""
+    import io
+
+    from tokzoo.io.writes import write_output
+
+    path, buffer = Path(path), io.BytesIO()
+    Image.fromarray(picture).save(buffer, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+    return write_output(path, buffer.getvalue())

@@ -198,10 +198,9 @@ class Chromium:
         clip = {"x": 0, "y": 0, "width": self.size[0], "height": min(int(metrics["height"]), 4000), "scale": 1}
         data = self.call("Page.captureScreenshot", {"format": "png", "clip": clip, "captureBeyondViewport": True},
                          session=True)["data"]
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(data))
-        return path
+        from tokzoo.io.writes import write_output
+
+        return write_output(path, base64.b64decode(data))
 
     def drain(self, seconds: float = 0.2) -> None:
         """Take in the events that arrive within ``seconds`` (console messages after the last command)."""

@@ -21,6 +21,7 @@ from tokzoo.errors import TokzooError
 from tokzoo.evaluation.metrics import METRICS
 from tokzoo.indices import unpad
 from tokzoo.io import decode_sample
+from tokzoo.io.writes import file_name
 from tokzoo.pipeline.report import items_reconstruction, run_tokenizer
 
 from .pictures import token_grid, with_crop_boxes, write_png
@@ -36,7 +37,9 @@ and pictures together."""
 
 
 def image_path(chunk: str, pos: int, modality: str, kind: str) -> str:
-    return f"img/{chunk}/{pos}.{modality}.{kind}.png"
+    """Relative to the site; the modality through :func:`tokzoo.io.writes.file_name` (plain names unchanged, as the
+    pages build these paths from the names)."""
+    return f"img/{file_name(chunk)}/{pos}.{file_name(modality)}.{kind}.png"
 
 
 def number(value: float):
@@ -75,7 +78,7 @@ class Writer:
         if picture is None:
             return None
         path = image_path(self.chunk, pos, modality, kind)
-        write_png(picture, self.site / path)
+        write_png(picture, self.site, self.site / path)
         self.written += 1
         return path
 

@@ -23,8 +23,6 @@ crop size, input; for raw shards the files' size and time) changed; views and su
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from heapq import heappush, heappushpop
@@ -33,8 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tokzoo.errors import ConfigError
+from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.evaluation.metrics import HIGHER_IS_BETTER, METRICS, main_metric
+from tokzoo.io.safety import read_file
+from tokzoo.io.writes import file_name, make_folder, remove_inside, write_file
 from tokzoo.pipeline.layout import shard_name
 
 from .catalog import RawDataset, TokenDataset, listing_hash, open_dataset, source_group
@@ -79,18 +79,17 @@ def data_file(site: Path, name: str, payload) -> None:
     """``SITE/<name>`` as a script handing ``payload`` to ``tokzoo.receive``; JSON alone on its second line."""
     text = (f"tokzoo.receive({json.dumps(name)},\n"
             + json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False) + "\n);\n")
-    path = site / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_file(site, site / name, text)
 
 
 def read_data_file(path: Path):
-    """The payload of a file :func:`data_file` wrote, or None when it is missing or unreadable."""
+    """The payload of a file :func:`data_file` wrote, or None when it is missing, unreadable, a link or no regular
+    file (never read through: a link to /dev/zero or a FIFO would never end; the rewrite then refuses it)."""
     try:
-        return json.loads(path.read_text().split("\n")[1])
-    except (OSError, IndexError, ValueError):
+        if path.is_symlink():
+            return None
+        return json.loads(read_file(path).decode("utf-8").split("\n")[1])
+    except (TokzooError, OSError, IndexError, ValueError):
         return None
 
 
@@ -101,7 +100,7 @@ class Views:
         self.site, self.page_size = site, page_size
         self.buffers: dict[str, list] = {}
         self.counts: dict[str, int] = {}
-        shutil.rmtree(site / "data" / "views", ignore_errors=True)
+        remove_inside(site, site / "data" / "views")
 
     def add(self, view: str, tile: dict) -> None:
         buffer = self.buffers.setdefault(view, [])
@@ -112,7 +111,7 @@ class Views:
 
     def _flush(self, view: str) -> None:
         page = -(-self.counts[view] // self.page_size)
-        data_file(self.site, f"data/views/{view}/{page}.js", self.buffers[view])
+        data_file(self.site, f"data/views/{file_name(view)}/{page}.js", self.buffers[view])
         self.buffers[view] = []
 
     def close(self) -> dict:
@@ -218,7 +217,7 @@ def build_site(dataset: str | Path, site: str | Path, progress: bool = True, chu
     if site.resolve() == dataset.resolve() or dataset.resolve() in site.resolve().parents:
         raise ConfigError(f"{site}: the site must be outside the dataset {dataset} (readers take its folders as data)")
     data = open_dataset(dataset)
-    site.mkdir(parents=True, exist_ok=True)
+    make_folder(site)
     summary = BuildSummary(site)
     views, totals, worst, chunks, sources = Views(site, page_size), Totals(), Worst(), [], {}
     counters = {m: _usage(data, m) for m in data.modalities} if isinstance(data, TokenDataset) else {}
@@ -256,9 +255,7 @@ def build_site(dataset: str | Path, site: str | Path, progress: bool = True, chu
         "page_size": page_size, "samples": totals.samples, "ok": totals.ok, "failed": totals.failed,
         "notes": summary.notes})
     for name in STATIC:
-        target = site / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(resources.files("tokzoo.browse").joinpath("assets", Path(name).name).read_bytes())
+        write_file(site, site / name, resources.files("tokzoo.browse").joinpath("assets", Path(name).name).read_bytes())
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -367,10 +364,10 @@ def _remove_stale(site: Path, chunks: set[str]) -> None:
     """Chunk files and image folders of chunks the dataset no longer has."""
     for path in (site / "data" / "chunks").glob("*.js"):
         if path.stem not in chunks:
-            path.unlink()
+            remove_inside(site, path)
     for folder in (site / "img").glob("*"):
-        if folder.is_dir() and folder.name not in chunks and folder.name != "plots":
-            shutil.rmtree(folder)
+        if (folder.is_dir() or folder.is_symlink()) and folder.name not in chunks and folder.name != "plots":
+            remove_inside(site, folder)  # a link is removed, never followed
 
 
 def _dataset_page(data, site: Path, totals: Totals, counters: dict, modalities: list[str],
@@ -386,9 +383,9 @@ def _dataset_page(data, site: Path, totals: Totals, counters: dict, modalities: 
                        token_shape=entry["token_shape"], dtype=entry["dtype"], size=entry["size"])
             usage = counters[m]
             row["codebook"] = usage.summary()
-            plot = f"img/plots/{m}.tokens.png"
+            plot = f"img/plots/{file_name(m)}.tokens.png"
             title = m if entry["name"] == m else f"{m} ({entry['name']})"
-            write_png(frequency_plot(usage.counts.numpy(), title), site / plot)
+            write_png(frequency_plot(usage.counts.numpy(), title), site, site / plot)
             row["plot"] = plot
         rows.append(row)
     manifest = data.manifest

@@ -17,13 +17,15 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from .. import __version__
 from ..checkpoint import check_tensors
 from ..errors import CheckpointError, ConfigError
 from ..io.safety import read_json_file
+from ..io.writes import make_folder, write_file
 from .components import Component
 from .encoders import TokenizerEncoder
 from .epalm import EPALM
@@ -152,16 +154,16 @@ class Composition(nn.Module):
 
     # -- checkpoints -----------------------------------------------------------------------------------
     def save(self, directory: str | Path, extra: dict | None = None) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.cpu().contiguous() for k, v in self.trainable_tensors().items()}, str(directory / WEIGHTS_NAME))
+        directory = make_folder(Path(directory))
+        write_file(directory, directory / WEIGHTS_NAME,
+                   safetensors_bytes({k: v.cpu().contiguous() for k, v in self.trainable_tensors().items()}))
         config = {"format": FORMAT, "format_version": 1, "tokzoo_version": __version__, "method": self.method,
                   "settings": self.glue.settings(), "train_components": self.train_components, "lm": self.lm_name,
                   "components": {n: {"spec": self.specs.get(n), **c.describe()} for n, c in self.components.items()},
                   "split": self.split(), **(extra or {})}  # fmt: skip
         for name, entry in config["components"].items():  # loading rebuilds the components as the run began
             entry["sha256"], entry["sha256_after"] = self.start_hashes[name], entry["sha256"]
-        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        write_file(directory, directory / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
         return directory
 
 

@@ -13,6 +13,7 @@ import functools
 import json
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from ..datasets.scene_text import SceneTextSet
 from ..errors import ConfigError
+from ..io.writes import copy_folder_into, make_folder, write_file
 from ..text import CaptionTokenizer, train_vocab
 from .composition import Composition, build_component
 from .evaluate import encoder_reconstruction, evaluate_task, lm_text_metrics
@@ -163,7 +165,7 @@ def train_composition(recipe: dict, out: str | Path, log=print) -> dict:
                "threads": torch.get_num_threads()}  # fmt: skip
     out = Path(out)
     composition.save(out, {"recipe": recipe})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_file(out, out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     task = metrics["task"]
     log(f"held-out: answer accuracy {task['answer_accuracy']:.3f} (mean over types), caption BLEU-4 "
         f"{task['caption_bleu4']:.3f}, exact {task['caption_exact']:.3f}; step {run['step_ms'] or 0:.1f} ms")
@@ -182,12 +184,11 @@ def train_text_lm(recipe: dict, out: str | Path, log=print) -> dict:
     if recipe["threads"]:
         torch.set_num_threads(int(recipe["threads"]))
     spec = recipe["compose"]["pretrain_lm"]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(Path(out))
     d = recipe["data"]["scene_text"]
     scenes = scene_set(d["n_train"], d["seed"], d["size"])
     texts = [CAPTION_PROMPT] + scenes.captions + [f"{q} {a}" for qa in scenes.qa for q, a in qa]
-    train_vocab(texts, vocab_size=spec["vocab_size"]).save(str(out / VOCAB_NAME))
+    write_file(out, out / VOCAB_NAME, train_vocab(texts, vocab_size=spec["vocab_size"]).to_str(pretty=True))
     tokenizer = CaptionTokenizer(length=spec["max_positions"], vocab=out / VOCAB_NAME)
     train, val = _tasks(recipe, lambda images: torch.zeros(len(images), 1), tokenizer)
     vocab = tokenizer.vocab_size
@@ -217,10 +218,12 @@ def train_text_lm(recipe: dict, out: str | Path, log=print) -> dict:
         return target_loss(lm.logits(ids, predicting(real)), ids, real)[0]
 
     run = _loop(recipe, [p for p in model.parameters()], loss_of, "text LM", log)
-    model.save_pretrained(str(out), safe_serialization=True)
+    with tempfile.TemporaryDirectory(prefix="tokzoo-lm-") as private:  # transformers opens its own paths
+        model.save_pretrained(private, safe_serialization=True)
+        copy_folder_into(out, private, out)
     metrics = {"recipe": recipe["name"], "parameters": lm.n_parameters(), **run, **lm_text_metrics(lm, val),
                "threads": torch.get_num_threads()}  # fmt: skip
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_file(out, out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     log(f"held-out text: cross-entropy {metrics['text_cross_entropy']:.3f}, "
         f"token accuracy {metrics['text_token_accuracy']:.3f}")
     return metrics

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 from multiprocessing import Pool
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import ConfigError
+from ..io.writes import make_folder, write_file
 from ..viz import colorize, label_colors, save_png
 from .scene_layout import SCENE_CLASSES, sample_layout
 from .scene_outdoor import sample_outdoor_layout
@@ -135,11 +135,13 @@ def _write_shard(job) -> tuple[str, int]:
     import webdataset as wds
 
     path, indices, seed, size, kind = job
-    partial = f"{path}.partial"  # renamed when complete: a killed run leaves no truncated shard-*.tar
-    with open(partial, "wb") as f, wds.TarWriter(f, encoder=False, mtime=0.0, user="tokzoo", group="tokzoo") as tar:
-        for i in indices:
-            tar.write({"__key__": _key(i), **encode_scene(generate_scene(i, seed, size, kind))})
-    os.replace(partial, path)
+
+    def write(f) -> None:
+        with wds.TarWriter(f, encoder=False, mtime=0.0, user="tokzoo", group="tokzoo") as tar:
+            for i in indices:
+                tar.write({"__key__": _key(i), **encode_scene(generate_scene(i, seed, size, kind))})
+
+    write_file(Path(path).parent, path, write)  # temporary name, renamed when complete: no truncated shard-*.tar
     return path, len(indices)
 
 
@@ -151,11 +153,10 @@ def write_scene_shards(out_dir, n: int, seed: int = 0, size: int | tuple[int, in
     > 0, which renders shards in a process pool. ``progress(k)`` is called after each shard of k samples.
     """
     is_outdoor(0, seed, kind)  # checks kind before anything is written
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(Path(out_dir))
     jobs = [(str(out / f"shard-{s:06d}.tar"), range(start, min(start + samples_per_shard, n)), seed, size, kind)
             for s, start in enumerate(range(0, n, samples_per_shard))]  # fmt: skip
-    for leftover in out.glob("shard-*.tar.partial"):  # from a killed run
+    for leftover in [*out.glob("shard-*.tar.partial"), *out.glob(".shard-*.tar.*.tmp")]:  # from a killed run
         leftover.unlink()
     others = sorted({p.name for p in out.iterdir() if not p.name.startswith(".")} - {Path(path).name for path, *_ in jobs})
     if others:  # stale shards would make one mixed dataset, other files a folder no longer read as shards

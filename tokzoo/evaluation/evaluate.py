@@ -13,6 +13,7 @@ import numpy as np
 from ..datasets.scenes import generate_scene
 from ..errors import CheckpointError, ConfigError
 from ..io.safety import read_json_file
+from ..io.writes import write_file
 from ..training.data import fit, read_values, source_key, synthetic_values
 from .baselines import BASELINES, bits_per_sample
 from .codebook import CodebookUsage
@@ -201,4 +202,4 @@ def attach_evaluation(directory: str | Path, report: dict) -> None:
     path = Path(directory) / "config.json"
     config = read_json_file(path, CheckpointError)
     config["evaluation"] = report
-    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_file(Path(directory), path, json.dumps(config, indent=2, sort_keys=True) + "\n")

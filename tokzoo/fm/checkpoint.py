@@ -13,17 +13,18 @@ Files are written to ``*.tmp`` and renamed, so an interrupted save leaves the pr
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from tokzoo import __version__
 from tokzoo.checkpoint import check_tensors
 from tokzoo.errors import CheckpointError
 from tokzoo.io.safety import read_json_file
+from tokzoo.io.writes import make_folder, write_file
 
 from .model import FMConfig, FourM
 from .spec import ModalitySpec
@@ -35,17 +36,16 @@ CONFIG, WEIGHTS, OPTIMIZER, STATE, LOG = "config.json", "model.safetensors", "op
 def save_checkpoint(run: str | Path, model: FourM, recipe_raw: dict, optimizer: torch.optim.Optimizer | None = None,
                     state: dict | None = None, data: str | Path | None = None) -> Path:
     """Write the model (and optimizer + trainer state when given) into ``run``; ``data``: the training set's folder."""
-    run = Path(run)
-    run.mkdir(parents=True, exist_ok=True)
+    run = make_folder(Path(run))
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "tokzoo_version": __version__,
               "model": model.config.to_dict(), "modalities": [s.to_dict() for s in model.specs], "recipe": recipe_raw,
               "data": str(Path(data).resolve()) if data else None}
-    _write(run / CONFIG, lambda p: p.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n"))
-    _write(run / WEIGHTS, lambda p: save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(p)))
+    write_file(run, run / CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_file(run, run / WEIGHTS, safetensors_bytes({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
     if optimizer is not None:
-        _write(run / OPTIMIZER, lambda p: save_file(optimizer_tensors(model, optimizer), str(p)))
+        write_file(run, run / OPTIMIZER, safetensors_bytes(optimizer_tensors(model, optimizer)))
     if state is not None:
-        _write(run / STATE, lambda p: p.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n"))
+        write_file(run, run / STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
     return run
 
 
@@ -111,8 +111,3 @@ def _read(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     check_tensors(expected, tensors, path)
     return tensors
 
-
-def _write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)

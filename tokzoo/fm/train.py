@@ -28,6 +28,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from tokzoo.data import make_loader
 from tokzoo.errors import ConfigError
+from tokzoo.io.safety import read_file
+from tokzoo.io.writes import append_file, check_own_file, make_folder, write_file
 
 from .checkpoint import LOG, load_model, load_optimizer, read_run_config, read_state, save_checkpoint
 from .masking import MaskedBatch, Masker, flatten_batch
@@ -161,8 +163,8 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, steps: int | Non
     stop = min(cfg.steps, steps if steps is not None else cfg.steps)
     log_path = out / LOG
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        _truncate_log(log_path, start)
+        make_folder(out)
+        _truncate_log(out, log_path, start)
     stream = global_batches(loader, position)
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress or rank != 0, desc=f"fm train {out.name}",
                unit="step", dynamic_ncols=True)
@@ -175,8 +177,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, steps: int | Non
                   "tokens": result["tokens"], "tokens_per_s": result["tokens"] / max(now - t0, 1e-9)}
         t0 = now
         if rank == 0:
-            with open(log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_file(out, log_path, json.dumps(record) + "\n")
         bar.set_postfix_str(f"loss {record['loss']:.3f}, {record['tokens_per_s']:.0f} tok/s")
         bar.update(1)
         if (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0) or step + 1 == stop:
@@ -200,9 +201,18 @@ def _check_resumable(out: Path, recipe: Recipe, specs: list[ModalitySpec]) -> No
     check_same_vocabularies([ModalitySpec.from_dict(d) for d in config["modalities"]], specs, out)
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Keep the log lines up to ``step`` (a resumed run rewrites what followed its checkpoint)."""
-    if not path.exists():
+def _truncate_log(out: Path, path: Path, step: int) -> None:
+    """Keep the log lines up to ``step`` (a resumed run rewrites what followed its checkpoint); lines that are
+    no record of a step (a torn last line) are dropped."""
+    if not check_own_file(out, path):
         return
-    lines = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in lines))
+    lines = [line for line in read_file(path).decode("utf-8", "replace").splitlines() if _step_of(line) <= step]
+    write_file(out, path, "".join(line + "\n" for line in lines))
+
+
+def _step_of(line: str) -> float:
+    try:
+        step = json.loads(line).get("step")
+    except (ValueError, AttributeError, RecursionError):
+        return math.inf
+    return step if isinstance(step, int) and not isinstance(step, bool) else math.inf

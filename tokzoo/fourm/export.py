@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from .info import INFO_JSON, INFO_PY, info_json, info_py
 from .names import CROP_SETTINGS, RELEASED, ModalityFacts, check_name, derived_name, facts_for
 
 LAYOUTS = ("webdataset", "folder")
+_KEY = re.compile(r"[A-Za-z0-9_-]{1,200}")
 INT16_IDS = 2 ** 15
 """int16 holds ids 0..32767."""
 
@@ -109,7 +111,7 @@ def export_4m(src: str | Path, dst: str | Path, *, layout: str = "webdataset", n
     shards = _shards(src, [p.modality for p in planned])
     for out_index, index in enumerate(tqdm(shards, desc="export 4m", unit="shard", disable=not progress)):
         crops = list(read_npy_tar(tar_path(src, CROPS, index)))
-        keys = [k for k, _ in crops]
+        keys = [_checked_key(k, tar_path(src, CROPS, index)) for k, _ in crops]
         _write(dst, CROP_SETTINGS, out_index, layout, [(k, a.astype(np.int64)) for k, a in crops])
         for p in planned:
             members = list(read_npy_tar(tar_path(src, p.modality, index)))
@@ -119,8 +121,8 @@ def export_4m(src: str | Path, dst: str | Path, *, layout: str = "webdataset", n
                                                           for k, a in members])
     facts = [p.facts for p in planned]
     extra = {"source": str(src), "tokzoo_modalities": {p.facts.name: p.modality for p in planned}}
-    write_atomic(dst / INFO_JSON, info_json(facts, layout, len(shards), extra))
-    write_atomic(dst / INFO_PY, info_py([p.facts for p in planned if not p.items]))
+    write_atomic(dst / INFO_JSON, info_json(facts, layout, len(shards), extra), dst)
+    write_atomic(dst / INFO_PY, info_py([p.facts for p in planned if not p.items]), dst)
     return json.loads((dst / INFO_JSON).read_text())
 
 
@@ -147,12 +149,22 @@ def _tokens(array: np.ndarray, planned: Planned, source: Path):
     return array.reshape(len(array), -1).astype(np.int16)
 
 
+def _checked_key(key: str, source: Path) -> str:
+    """A member key as tokzoo writes them (``[A-Za-z0-9_-]``): it becomes a file or member name of the export, so
+    ``../x``, ``/etc/x`` or a dotted name (ml-4m splits keys at the first dot) is refused in one line."""
+    if not _KEY.fullmatch(key):
+        raise InputError(source, f"member {key[:80]!r}.npy: not a tokzoo sample key ([A-Za-z0-9_-], at most 200 "
+                                 "characters); it would become a file name of the export, so the export stops here")
+    return key
+
+
 def _write(dst: Path, folder: str, index: int, layout: str, members: list[tuple[str, np.ndarray]]) -> None:
+    """One shard of ``folder`` inside ``dst`` (tokzoo.io.writes: no link followed, nothing outside ``dst``)."""
     if layout == "webdataset":
-        write_atomic(dst / folder / f"shard-{index:05d}.tar", tar_bytes([(k, _npy(a)) for k, a in members]))
+        write_atomic(dst / folder / f"shard-{index:05d}.tar", tar_bytes([(k, _npy(a)) for k, a in members]), dst)
     else:
         for key, array in members:
-            write_atomic(dst / folder / f"shard-{index:05d}" / f"{key}.npy", _npy(array))
+            write_atomic(dst / folder / f"shard-{index:05d}" / f"{key}.npy", _npy(array), dst)
 
 
 def _npy(array: np.ndarray) -> bytes:

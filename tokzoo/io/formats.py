@@ -206,5 +206,7 @@ def write_modality(modality: str, value: object, path_or_ext: str | Path, **opti
         raise UnsupportedFormatError(source, f"{modality} cannot be written as {ext!r}")
     data = _encode(modality, from_value(modality, value, source, **options), ext, source, **options)
     if is_path:
-        Path(target).write_bytes(data)
+        from .writes import write_output
+
+        write_output(target, data)
     return data

@@ -31,6 +31,7 @@ from tokzoo.io.samples import RawSample, Sample
 from tokzoo.pipeline.layout import json_bytes, read_json, shard_name, table_bytes
 from tokzoo.pipeline.plan import open_input, units
 from tokzoo.pipeline.state import labelled_shard_done, read_counts
+from tokzoo.io.writes import make_folder
 from tokzoo.pipeline.writer import recover, write_atomic
 from tokzoo.storage import as_path, is_url
 
@@ -143,7 +144,7 @@ def pseudo_label(job: LabelJob) -> LabelSummary:
     else:
         written, nodes = _run_local(job, out, plan, units(reader, job.samples_per_shard), labelers, total), []
     counts = _count(status)
-    write_atomic(status / "manifest.json", json_bytes({**manifest, "samples": counts, "shards": plan.shards}))
+    write_atomic(status / "manifest.json", json_bytes({**manifest, "samples": counts, "shards": plan.shards}), out)
     return LabelSummary(counts["ok"], counts["failed"], counts["count"], plan.shards, written,
                         {lab.modality: lab for lab in labelers}, nodes)
 
@@ -191,8 +192,8 @@ def _claim(out: Path, manifest: dict, overwrite: bool) -> None:
         if old != manifest:
             raise ConfigError(f"{out} was labelled with other settings ({old['labelers']}, input {old['input']}); "
                               "pass --overwrite to start over")
-    (out / STATUS).mkdir(parents=True, exist_ok=True)
-    write_atomic(out / STATUS / "manifest.json", json_bytes(manifest))
+    make_folder(out, out / STATUS)
+    write_atomic(out / STATUS / "manifest.json", json_bytes(manifest), out)
     recover(out)  # drops *.tmp files a killed run left
 
 
@@ -290,13 +291,13 @@ def label_shard(labelers: list[Labeler], results: list[tuple[RawSample, Sample]]
 
 def write_shard(out: Path, index: int, source: str, payload: ShardPayload, seconds: float) -> None:
     """Write the shard's tar, then its table, then its stats (the completion marker)."""
-    write_atomic(out / f"{shard_name(index)}.tar", payload.data)
-    write_atomic(out / STATUS / f"{shard_name(index)}.samples.jsonl", table_bytes(payload.records))
+    write_atomic(out / f"{shard_name(index)}.tar", payload.data, out)
+    write_atomic(out / STATUS / f"{shard_name(index)}.samples.jsonl", table_bytes(payload.records), out)
     keys = "\n".join(payload.keys)
     stats = {"count": len(payload.records), "ok": len(payload.keys), "failed": len(payload.records) - len(payload.keys),
              "bytes": len(payload.data), "seconds": round(seconds, 3), "input": source,
              "keys_hash": hashlib.sha256(keys.encode()).hexdigest()}
-    write_atomic(out / STATUS / f"{shard_name(index)}.stats.json", json_bytes(stats))
+    write_atomic(out / STATUS / f"{shard_name(index)}.stats.json", json_bytes(stats), out)
 
 
 def _count(status: Path) -> dict:

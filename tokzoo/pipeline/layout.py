@@ -24,6 +24,7 @@ from tokzoo.errors import ConfigError, CorruptFileError
 from tokzoo.io.safety import MAX_FILE_BYTES, load_npy
 from tokzoo.io.tar import member_problem
 from tokzoo.io.tarwalk import walk_tar
+from tokzoo.io.writes import is_plain_name
 from tokzoo.storage import as_path
 
 MANIFEST = "manifest.json"
@@ -90,6 +91,8 @@ def _manifest_problem(manifest) -> str | None:
         if not isinstance(manifest.get(field), kind):
             return f"{field!r} missing or not a {kind.__name__}"
     for modality, entry in manifest["modalities"].items():
+        if not is_plain_name(modality) or modality in (CROPS, MANIFEST) or modality.startswith("_"):
+            return f"modality {modality[:80]!r} is no plain folder name (letters, digits, _ . @ + = -; no '..')"
         if not isinstance(entry, dict):
             return f"modality {modality!r} is not an object"
         wrong = [f for f, kind in _ENTRY_FIELDS.items() if f in entry and not isinstance(entry[f], kind)]

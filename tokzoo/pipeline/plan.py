@@ -9,7 +9,6 @@ read through :mod:`tokzoo.storage`). With no input, the built-in procedural scen
 from __future__ import annotations
 
 import itertools
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -17,6 +16,7 @@ from typing import Iterable, Iterator, Sequence
 from tokzoo.errors import ConfigError, InputError
 from tokzoo.io import RawSample, Reader, TarReader, open_reader
 from tokzoo.io.safety import MAX_FILE_BYTES
+from tokzoo.io.writes import remove_inside, rename_inside, write_file
 from tokzoo.storage import as_path, is_url
 
 from .layout import SOURCE, json_bytes, read_json
@@ -45,13 +45,13 @@ def scenes_source(out: Path, n: int, seed: int, size: int, samples_per_shard: in
                               "pass --overwrite to start over")
         return target
     partial = out / f"{SOURCE}-partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.rmtree(target, ignore_errors=True)
+    remove_inside(out, partial)
+    remove_inside(out, target)
     with tqdm(total=n, unit="scene", desc="rendering scenes", disable=not progress, dynamic_ncols=True) as bar:
         write_scene_shards(partial, n, seed=seed, size=size, samples_per_shard=samples_per_shard, workers=workers,
                            progress=bar.update)  # fmt: skip
-    (partial / "scenes.json").write_bytes(json_bytes(params))
-    partial.rename(target)
+    write_file(out, partial / "scenes.json", json_bytes(params))
+    rename_inside(out, partial, target)
     return target
 
 

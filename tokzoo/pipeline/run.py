@@ -106,7 +106,7 @@ def tokenize(job: TokenizeJob) -> Summary:
     source = job.input or str(scenes_source(out, job.scenes, job.seed, job.scene_size, job.samples_per_shard,
                                             job.workers, job.progress).resolve())
     manifest = build_manifest(previous, specs, crops, job.samples_per_shard, source)
-    write_atomic(out / MANIFEST, json_bytes(manifest))
+    write_atomic(out / MANIFEST, json_bytes(manifest), out)
 
     reader = reader if reader is not None else open_input(source, stored, job.max_member_bytes)  # not `or`: that would count the tars
     codecs = {s.stored: worker_codec(s.tokenizer) for s in specs if worker_codec(s.tokenizer)}
@@ -126,7 +126,7 @@ def tokenize(job: TokenizeJob) -> Summary:
         written, nodes = run_local(work), []
 
     manifest = finish_manifest(manifest, out, plan.shards)
-    write_atomic(out / MANIFEST, json_bytes(manifest))
+    write_atomic(out / MANIFEST, json_bytes(manifest), out)
     counts = manifest["modalities"][requested[0]]["samples"]
     return Summary(counts["ok"], counts["failed"], counts["count"], plan.shards, written, manifest, nodes)
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tokzoo.errors import TokzooError
+from tokzoo.errors import OutputError, TokzooError, UnsafeOutputError
+from tokzoo.io.writes import create_file, rename_inside
 from tokzoo.storage import as_path
 
 from .layout import (CROPS, JOURNALS, json_bytes, read_tar, shard_name, stats_path, table_bytes,
@@ -97,29 +98,40 @@ def _tmp(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
 
-def _rename(source: Path, target: Path) -> None:
+def _rename(source: Path, target: Path, root: Path) -> None:
     global _renames
-    source.replace(target)  # os.replace for a local path; copy, then delete, on an object store
+    if isinstance(source, Path):
+        rename_inside(root, source, target)  # never through a link below OUT
+    else:
+        source.replace(target)  # on an object store: copy, then delete
     _renames += 1
     if os.environ.get(CRASH_ENV) and _renames >= int(os.environ[CRASH_ENV]):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary name."""
-    _write(_tmp(path), data)
-    _rename(_tmp(path), path)
+def write_atomic(path: Path, data: bytes, root: Path | None = None) -> None:
+    """Write ``data`` to ``path`` inside the output ``root`` (default: its folder) through a temporary name."""
+    root = path.parent if root is None else root
+    _write(_tmp(path), data, root)
+    _rename(_tmp(path), path, root)
 
 
-def _write(path: Path, data: bytes) -> None:
-    """``path.write_bytes(data)`` (parent folders made); an OS error (full disk, quota, file size limit, permissions)
-    is a TokzooError naming the file: what was committed stays, the next run drops the partial file and goes on."""
+def _write(path: Path, data: bytes, root: Path) -> None:
+    """Write ``data`` to ``path`` inside ``root`` (tokzoo.io.writes: parent folders made, no link followed); an OS
+    error (full disk, quota, file size limit, permissions) is a TokzooError naming the file: what was committed
+    stays, the next run drops the partial file and goes on."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    except OSError as error:
-        where = error.filename or path
-        raise TokzooError(f"{where}: cannot write ({error.strerror or error}); finished shards are kept: "
+        if isinstance(path, Path):
+            create_file(root, path, data)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    except UnsafeOutputError:
+        raise
+    except (OutputError, OSError) as error:
+        where = getattr(error, "filename", None) or path
+        reason = error.reason if isinstance(error, OutputError) else f"cannot write ({error.strerror or error})"
+        raise TokzooError(f"{where}: {reason}; finished shards are kept: "
                           "free space (or fix the cause) and rerun the same command to go on") from None
 
 
@@ -130,19 +142,19 @@ class ShardCommit:
         self.out, self.index, self.paths = as_path(out), index, []
 
     def stage(self, path: Path, data: bytes) -> None:
-        _write(_tmp(path), data)
+        _write(_tmp(path), data, self.out)
         self.paths.append(path)
 
     def commit(self) -> None:
         journal = self.out / JOURNALS / f"{shard_name(self.index)}.json"
-        write_atomic(journal, json_bytes([p.relative_to(self.out).as_posix() for p in self.paths]))
+        write_atomic(journal, json_bytes([p.relative_to(self.out).as_posix() for p in self.paths]), self.out)
         _replay(self.out, journal)
 
 
 def _replay(out: Path, journal: Path) -> None:
     for relative in journal_entries(out, journal):  # only files of the journal's shard inside OUT
         if _tmp(out / relative).exists():
-            _rename(_tmp(out / relative), out / relative)
+            _rename(_tmp(out / relative), out / relative, out)
     journal.unlink()
 
 

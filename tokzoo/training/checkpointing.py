@@ -9,20 +9,21 @@ A checkpoint directory is written under a temporary name and renamed, so it is c
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from ..errors import CheckpointError
+from ..io.writes import make_folder, remove_inside, rename_inside, write_file
 
 STATE_NAME = "state.json"
 
 
-def _save(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path))
+def _save(tensors: dict[str, torch.Tensor], root: Path, path: Path) -> None:
+    write_file(root, path, safetensors_bytes({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))
 
 
 def _load(path: Path) -> dict[str, torch.Tensor]:
@@ -68,19 +69,20 @@ def set_rng_state(state: dict) -> None:
 
 def save_checkpoint(out_dir: Path, step: int, model, optimizer, ema, state: dict) -> Path:
     """Write the checkpoint of ``step`` under ``out_dir/checkpoints``; returns its directory."""
-    final = Path(out_dir) / "checkpoints" / f"step-{step:06d}"
+    root = Path(out_dir)
+    final = root / "checkpoints" / f"step-{step:06d}"
     tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    _save(model.state_dict(), tmp / "model.safetensors")
+    remove_inside(root, tmp)
+    make_folder(root, tmp)
+    _save(model.state_dict(), root, tmp / "model.safetensors")
     if ema is not None:
-        _save(ema.tensors, tmp / "ema.safetensors")
+        _save(ema.tensors, root, tmp / "ema.safetensors")
     tensors, rest = optimizer_tensors(optimizer)
-    _save(tensors, tmp / "optimizer.safetensors")
+    _save(tensors, root, tmp / "optimizer.safetensors")
     document = {**state, "step": step, "optimizer": rest, "rng": rng_state()}
-    (tmp / STATE_NAME).write_text(json.dumps(document, indent=1))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    write_file(root, tmp / STATE_NAME, json.dumps(document, indent=1))
+    remove_inside(root, final)
+    rename_inside(root, tmp, final)
     return final
 
 

@@ -29,12 +29,21 @@ window.tokzoo = (() => {
     });
   }
 
+  /* The one way pages make markup: every string from data becomes a text node (textContent, append of a
+     string) or an attribute value; innerHTML is never used. Event-handler attributes are refused, and an href or
+     src naming any scheme (javascript:, data:, http:) becomes "#": the site links only to its own files.
+     The pages' Content-Security-Policy also forbids inline script. */
+  const SCHEME = /^[\s\u0000-\u001f]*([a-z][a-z0-9+.\-]*:|\/\/|\\)/i;
+  function siteUrl(value) { return SCHEME.test(String(value)) ? "#" : String(value); }
+
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === "text") node.textContent = v; else if (v !== undefined && v !== null) node.setAttribute(k, v);
+      if (/^on/i.test(k)) throw new Error("event-handler attribute " + k + " refused");
+      if (k === "text") node.textContent = String(v);
+      else if (v !== undefined && v !== null) node.setAttribute(k, k === "href" || k === "src" ? siteUrl(v) : String(v));
     }
-    for (const child of children) if (child !== null && child !== undefined) node.append(child);
+    for (const child of children) if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
     return node;
   }
 
@@ -130,6 +139,7 @@ window.tokzoo = (() => {
       const p = params();
       const chunkId = p.get("c") || (order[0] || "");
       const pos = parseInt(p.get("i") || "0", 10) || 0;
+      if (!order.includes(chunkId)) throw new Error(`no chunk ${chunkId} in this site`);  // never a path from the URL
       const chunk = await load(`data/chunks/${chunkId}.js`);
       const s = chunk.samples[pos];
       if (!s) throw new Error(`no sample ${pos} in chunk ${chunkId}`);
@@ -141,7 +151,7 @@ window.tokzoo = (() => {
       for (const [id, href] of [["prev", prev], ["next", next]]) {
         const a = document.getElementById(id);
         a.style.visibility = href ? "visible" : "hidden";
-        a.href = href || "#";
+        a.href = siteUrl(href || "#");
       }
       const main = document.getElementById("sample");
       main.replaceChildren(el("h1", {text: s.key}), el("p", {}, badge(s.status), " source: ", el("code", {text: s.source || "-"})));
