@@ -100,3 +100,15 @@ def test_shrinking_edges_keeps_thin_lines_and_enlarging_stays_binary():
     assert flipped[:, 63 - 25].all()
     big = apply_crop({"edges": edges[:32, 96:128]}, [0, 0, 32, 32, 0], 64)["edges"]
     assert set(np.unique(big)) == {0, 1} and big[:, 10:12].all()
+
+
+@pytest.mark.slow
+def test_fetch_unpacks_a_debian_package_with_its_licence(tmp_path):
+    """Needs apt-get / dpkg-deb and the Debian mirror (a package registry): one small package, end to end."""
+    cache = fetch_photos(tmp_path, packages=("lomiri-wallpapers-20.04",), progress=False)
+    manifest = json.loads((cache / "manifest.json").read_text())
+    assert manifest["packages"] == ["lomiri-wallpapers-20.04"] and len(manifest["images"]) >= 3
+    assert (cache / "lomiri-wallpapers-20.04" / "copyright").read_bytes().startswith(b"Format:")
+    photos = load_photos(cache)
+    assert len(photos) == len(manifest["images"]) and max(max(p.shape[:2]) for p in photos) <= 768
+    assert fetch_photos(cache, packages=("lomiri-wallpapers-20.04",)) == cache  # fetched once

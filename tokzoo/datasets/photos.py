@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..io.writes import make_folder, write_file
 
 PACKAGES = ("mate-backgrounds", "ukui-wallpapers", "gnome-backgrounds", "plasma-workspace-wallpapers",
             "lomiri-wallpapers", "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04", "sway-backgrounds")
@@ -78,11 +79,12 @@ def fetch_photos(cache: str | Path | None = None, packages=PACKAGES, max_side: i
             raise ConfigError(f"fetching training photos needs {tool} (Debian/Ubuntu); or put your own photos in "
                               f"{cache}/<folder>/ and delete {manifest_path}")
     cache.mkdir(parents=True, exist_ok=True)
+    make_folder(cache)
     thumbs = [np.asarray(t, dtype=np.float32) for t in manifest.get("thumbs", [])]
     with tempfile.TemporaryDirectory() as tmp:
         for package in tqdm(todo, desc="fetching photos", unit="package", disable=not progress, dynamic_ncols=True):
             deb = _download(package, Path(tmp))
-            (cache / package).mkdir(exist_ok=True)
+            make_folder(cache, cache / package)
             for member, data in _image_members(deb):
                 try:
                     with Image.open(io.BytesIO(data)) as image:
@@ -99,14 +101,16 @@ def fetch_photos(cache: str | Path | None = None, packages=PACKAGES, max_side: i
                 thumbs.append(thumb)
                 name = _file_name(member)
                 target = cache / package / name
-                image.save(target, format="PNG", optimize=False)
+                png = io.BytesIO()
+                image.save(png, format="PNG")
+                write_file(cache, target, png.getvalue())
                 manifest["images"].append({"file": f"{package}/{name}", "package": package, "source": member,
                                            "width": image.size[0], "height": image.size[1],
                                            "sha256": hashlib.sha256(data).hexdigest()})
-            _copy_copyright(deb, cache / package / "copyright")
+            write_file(cache, cache / package / "copyright", _copyright(deb))
             manifest["packages"].append(package)
             manifest["thumbs"] = [t.astype(int).tolist() for t in thumbs]
-            manifest_path.write_text(json.dumps(manifest, indent=1))
+            write_file(cache, manifest_path, json.dumps(manifest, indent=1).encode())
     return cache
 
 
@@ -155,13 +159,14 @@ def _image_members(deb: Path):
         stream.wait()
 
 
-def _copy_copyright(deb: Path, target: Path) -> None:
+def _copyright(deb: Path) -> bytes:
+    """The package's debian/copyright text (empty when it has none)."""
     listing = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(listing)) as archive:
         for member in archive:
             if member.isfile() and member.name.endswith("/copyright"):
-                target.write_bytes(archive.extractfile(member).read())
-                return
+                return archive.extractfile(member).read()
+    return b""
 
 
 def _file_name(member: str) -> str:
