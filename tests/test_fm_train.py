@@ -129,7 +129,7 @@ def test_bad_input_gives_one_line_errors(tokens, tmp_path):
     manifest["modalities"]["depth"]["vocab_size"] = 1000
     (other / "manifest.json").write_text(json.dumps(manifest))
     fails(["fm", "generate", "-m", str(run), "--data", str(other), "--key", "scene_000000", "--from", "rgb", "--to", "depth",
-           "-o", str(tmp_path / "g.png")], "modality 'depth' has vocabulary 1000 and token grid [8, 8], the model was trained on vocabulary 128")
+           "-o", str(tmp_path / "g.png")], "modality 'depth' has vocabulary 1000 and token grid [8, 8], the model was trained on vocabulary 125")
     fails(["fm", "train", "-r", str(tmp_path / "ok.yaml"), "--data", str(other), "-o", str(run)], "has vocabulary 1000")
     fails(["fm", "train", "-r", str(captions), "--data", str(tokens), "-o", str(run)], "no modality 'captions'")
     write_recipe(tmp_path / "changed.yaml", modalities=["rgb", "depth"])

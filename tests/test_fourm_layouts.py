@@ -52,7 +52,7 @@ def test_export_writes_4m_arrays_and_reads_back_identically(tokens_dir, tmp_path
     dst = tmp_path / "4m"
     info = export_4m(tokens_dir, dst, layout=layout, modalities=["depth", "rgb"], progress=False)
     assert set(info["modalities"]) == {"tok_depth@32", "tok_rgb@32"}
-    assert info["modalities"]["tok_depth@32"] == {"vocab_size": 128, "input_size": 32, "patch_size": 8, "type": "img",
+    assert info["modalities"]["tok_depth@32"] == {"vocab_size": 125, "input_size": 32, "patch_size": 8, "type": "img",
                                                    "n_tokens": 16, "released": False}
     assert detect_layout(dst) == layout
     if layout == "webdataset":
@@ -204,8 +204,8 @@ def test_modality_file_registers_entries_with_ml4m(tokens_dir, tmp_path, monkeyp
     info["tok_rgb@32"]["patch_size"] = 8
     exec(compile(code, "fourm_modalities.py", "exec"), {})
     entry = info["tok_depth@32"]
-    assert (entry["vocab_size"], entry["input_size"], entry["patch_size"], entry["pretokenized"]) == (128, 32, 8, True)
-    assert entry["encoder_embedding"]() == {"vocab_size": 128} and transforms == {"tok_depth": "tok-transform"}
+    assert (entry["vocab_size"], entry["input_size"], entry["patch_size"], entry["pretokenized"]) == (125, 32, 8, True)
+    assert entry["encoder_embedding"]() == {"vocab_size": 125} and transforms == {"tok_depth": "tok-transform"}
     assert "encoder_embedding" not in info["tok_rgb@32"]  # released / existing entries are checked, not replaced
 
 
@@ -214,7 +214,7 @@ def test_cli_export_and_show(tokens_dir, tmp_path):
     result = CliRunner().invoke(cli, ["export", "--to", "4m", str(tokens_dir), str(dst), "--layout", "folder",
                                       "-m", "depth,rgb", "--name", "rgb=tok_rgbx@32", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "depth -> tok_depth@32: vocab 128, 16 tokens (32 px / patch 8), custom" in result.output
+    assert "depth -> tok_depth@32: vocab 125, 16 tokens (32 px / patch 8), custom" in result.output
     assert (dst / "tok_rgbx@32").is_dir()
     png = tmp_path / "show.png"
     result = CliRunner().invoke(cli, ["show", str(dst), "-k", "scene_000001", "-o", str(png), "-t", "depth=depth",
