@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from .components import Component, Stream, model_folder
+from ..limits import MAX_COMPONENT_PARAMETERS, count_parameters
+from .components import Component, Stream, check_loaded, model_folder
 
 SUPPORTED = ("gpt2", "llama")
 VOCAB_NAME = "vocab.json"  # a caption BPE (tokzoo.text) saved beside the LM: the ids it was trained on
@@ -25,13 +26,20 @@ VOCAB_NAME = "vocab.json"  # a caption BPE (tokzoo.text) saved beside the LM: th
 
 def load_causal_lm(path: str | Path):
     """A ``transformers`` causal LM from a local folder of config.json + model.safetensors (never pickles)."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     path = model_folder(path)
     try:
-        return AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, attn_implementation="sdpa")
-    except (OSError, ValueError, KeyError) as error:
-        raise CheckpointError(f"{path}: not loadable as a causal LM ({str(error).splitlines()[0][:200]})") from None
+        config = AutoConfig.from_pretrained(str(path))
+        count_parameters(lambda: [AutoModelForCausalLM.from_config(config)], str(path), MAX_COMPONENT_PARAMETERS)
+        model, info = AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, attn_implementation="sdpa",
+                                                           output_loading_info=True)
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as error:
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path}: not loadable as a causal LM ({reason})") from None
+    return check_loaded(path, model, info)
 
 
 class CausalLM(Component):

@@ -27,13 +27,14 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from tokzoo.data import make_loader
-from tokzoo.errors import ConfigError
+from tokzoo.errors import CheckpointError, ConfigError
+from tokzoo.limits import MAX_FM_PARAMETERS, count_parameters
 
 from .checkpoint import LOG, load_model, load_optimizer, read_run_config, read_state, save_checkpoint
 from .masking import MaskedBatch, Masker, flatten_batch
 from .model import FourM
 from .recipe import Recipe, TrainConfig
-from .spec import ModalitySpec, check_same_vocabularies, specs_from_manifest
+from .spec import ModalitySpec, check_same_vocabularies, check_specs, specs_from_manifest
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -144,6 +145,8 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, steps: int | Non
     rank, world, dev = distributed_context()
     dev = torch.device(device) if device else dev
     specs = specs_from_manifest(data, list(recipe.modalities), recipe.max_items)
+    check_specs(specs, Path(data) / "manifest.json")
+    count_parameters(lambda: [FourM(specs, recipe.model)], f"{out}: recipe model over {data}", MAX_FM_PARAMETERS)
     state = read_state(out)
     if state is not None:
         _check_resumable(out, recipe, specs)
@@ -170,6 +173,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, steps: int | Non
     for step in range(start, stop):
         batch = masker(flatten_batch(next(stream), specs), np.random.default_rng([cfg.seed, step]))
         result = train_step(wrapped, optimizer, batch, cfg, step, rank=rank, world=world, device=dev)
+        _check_finite(out, model, result, step, cfg)
         now = time.perf_counter()
         record = {"step": step + 1, "lr": lr_at(step, cfg), "loss": result["loss"], "losses": result["losses"],
                   "tokens": result["tokens"], "tokens_per_s": result["tokens"] / max(now - t0, 1e-9)}
@@ -183,6 +187,16 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, steps: int | Non
             _checkpoint(out, model, optimizer, recipe, step + 1, position, rank, world, data)
     bar.close()
     return record
+
+
+def _check_finite(out: Path, model: FourM, result: dict, step: int, cfg: TrainConfig) -> None:
+    """ConfigError (one line) once the loss or a weight is NaN or infinite: training diverged, and an all-NaN
+    model is never saved (the run folder keeps its last finite checkpoint)."""
+    losses = list(result["losses"].values())
+    finite = all(math.isfinite(v) for v in losses) and all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    if not finite:
+        raise ConfigError(f"{out}: training diverged at step {step + 1} (loss {result['loss']}, or a weight is NaN or "
+                          f"infinite) with train.lr {cfg.lr}; nothing saved from this step on: lower train.lr")
 
 
 def _checkpoint(out, model, optimizer, recipe, step, position, rank, world, data) -> None:
@@ -204,5 +218,16 @@ def _truncate_log(path: Path, step: int) -> None:
     """Keep the log lines up to ``step`` (a resumed run rewrites what followed its checkpoint)."""
     if not path.exists():
         return
-    lines = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    lines = [line for line in path.read_text().splitlines() if line.strip() and _logged_step(path, line) <= step]
     path.write_text("".join(line + "\n" for line in lines))
+
+
+def _logged_step(path: Path, line: str) -> int:
+    """The step of one log line; CheckpointError (one line) for a damaged log."""
+    try:
+        step = json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        step = None
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise CheckpointError(f"{path}: a line is not a log record ({line[:40]!r}); delete the log to resume")
+    return step
