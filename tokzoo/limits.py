@@ -255,6 +255,7 @@ FIELD_LIMITS: dict[str, tuple[float, float, type]] = {
     "fourm.n_channels": (1, 4096, int),
     "fourm.n_labels": (1, 65536, int),
     "fourm.mask_size": (1, MAX_SIDE, int),
+    "fourm.info.input_size": (0, MAX_SIDE, int),  # fourm_modalities.json: 0 for set-valued (seq) entries
     "fourm.mlp.blocks": (1, 64, int),
     "fourm.mlp.width": (1, 65536, int),
     "fourm.mlp.expansion": (1, 16, int),

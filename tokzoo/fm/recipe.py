@@ -133,8 +133,6 @@ def _train(section: dict, where) -> TrainConfig:
     for name in ("lr", "weight_decay", "grad_clip"):
         if name in values:
             values[name] = _number(values[name], f"train.{name}", where, 0)
-    if values.get("lr") == 0:
-        raise ConfigError(f"{where}: train.lr must be a number > 0, got 0")
     if "betas" in values:
         betas = values["betas"]
         if not (isinstance(betas, list) and len(betas) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):

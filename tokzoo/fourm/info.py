@@ -87,7 +87,7 @@ def read_info(root: Path) -> dict[str, ModalityFacts] | None:
     try:
         value = _load(path)
         return {name: ModalityFacts(name, check_field(e["vocab_size"], path, f"{name} vocab_size", "fourm.codebook_size"),
-                                    check_field(e["input_size"], path, f"{name} input_size", "fourm.image_size"),
+                                    check_field(e["input_size"], path, f"{name} input_size", "fourm.info.input_size"),
                                     check_field(e["patch_size"], path, f"{name} patch_size", "fourm.patch_size"),
                                     str(e.get("type", "img"))) for name, e in value["modalities"].items()}
     except (ValueError, KeyError, TypeError, AttributeError, ZeroDivisionError) as e:
