@@ -30,7 +30,7 @@ from tokzoo.data import make_loader
 from tokzoo.errors import CheckpointError, ConfigError
 from tokzoo.limits import MAX_FM_PARAMETERS, count_parameters
 
-from .checkpoint import LOG, load_model, load_optimizer, read_run_config, read_state, save_checkpoint
+from .checkpoint import LOG, load_model, load_optimizer, read_run_config, read_state, run_model_config, save_checkpoint
 from .masking import MaskedBatch, Masker, flatten_batch
 from .model import FourM
 from .recipe import Recipe, TrainConfig
@@ -208,6 +208,7 @@ def _checkpoint(out, model, optimizer, recipe, step, position, rank, world, data
 
 
 def _check_resumable(out: Path, recipe: Recipe, specs: list[ModalitySpec]) -> None:
+    run_model_config(out)  # sizes within the limits, before anything is compared or built
     config = read_run_config(out)
     if config.get("recipe") != recipe.raw:
         raise ConfigError(f"{out}: holds a run of another recipe; pass another --out or the recipe it was trained with")
