@@ -103,6 +103,14 @@ def check_weights_header(path: Path) -> None:
             raise CheckpointError(f"{path}: tensor {name!r} has dtype {dtype}, expected a floating-point dtype")
 
 
+def load_reason(path: Path, error: Exception) -> str:
+    """One line saying why transformers could not load the folder at ``path``."""
+    text = str(error)
+    if "mismatched" in text or "size mismatch" in text:
+        return f"{path / 'model.safetensors'}: tensor shapes differ from config.json"
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
 def check_loaded(path: Path, model: nn.Module, info: dict) -> nn.Module:
     """After ``from_pretrained(..., output_loading_info=True)``: every parameter came from the file (none left at
     its random initialisation), shapes matched, and every weight is finite."""

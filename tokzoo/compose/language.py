@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..limits import MAX_COMPONENT_PARAMETERS, count_parameters
-from .components import Component, Stream, check_loaded, model_folder
+from .components import Component, Stream, check_loaded, load_reason, model_folder
 
 SUPPORTED = ("gpt2", "llama")
 VOCAB_NAME = "vocab.json"  # a caption BPE (tokzoo.text) saved beside the LM: the ids it was trained on
@@ -37,8 +37,7 @@ def load_causal_lm(path: str | Path):
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as error:
-        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path}: not loadable as a causal LM ({reason})") from None
+        raise CheckpointError(f"{path}: not loadable as a causal LM ({load_reason(path, error)})") from None
     return check_loaded(path, model, info)
 
 
@@ -64,7 +63,7 @@ class CausalLM(Component):
     def from_pretrained(cls, path, name: str = "lm") -> "CausalLM":
         lm = cls(load_causal_lm(path), name=name, source=str(path))
         vocab = Path(path) / VOCAB_NAME
-        lm.vocab_file = vocab if vocab.is_file() else None
+        lm.vocab_file = vocab if vocab.exists() else None  # a FIFO or device is refused by the reader, not skipped
         return lm
 
     @property

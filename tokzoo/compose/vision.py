@@ -25,7 +25,7 @@ from torch import nn
 from ..errors import CheckpointError, ConfigError
 from ..io.safety import read_json_file
 from ..limits import MAX_COMPONENT_PARAMETERS, count_parameters
-from .components import Component, Stream, check_loaded, model_folder
+from .components import Component, Stream, check_loaded, load_reason, model_folder
 
 # Published normalisation of each family (used when the folder has no preprocessor_config.json).
 FAMILY_STATS = {"vit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
@@ -53,8 +53,7 @@ def load_vision_model(path: str | Path) -> nn.Module:
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as error:
-        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path}: not loadable as a vision model ({reason})") from None
+        raise CheckpointError(f"{path}: not loadable as a vision model ({load_reason(path, error)})") from None
     return check_loaded(path, model, info)
 
 
@@ -94,7 +93,7 @@ class VisionTransformer(Component):
         model = load_vision_model(path)
         stats = Path(path) / "preprocessor_config.json"
         mean = std = None
-        if stats.is_file():
+        if stats.exists():  # a FIFO or device is refused by the reader, not skipped
             config = read_json_file(stats, CheckpointError)  # a regular file of at most 16 MiB (a FIFO would block)
             try:
                 mean, std = config.get("image_mean"), config.get("image_std")
