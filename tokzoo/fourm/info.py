@@ -82,7 +82,7 @@ def info_py(facts: list[ModalityFacts]) -> bytes:
 def read_info(root: Path) -> dict[str, ModalityFacts] | None:
     """Entries of ``root/fourm_modalities.json`` by name, or None when there is no such file."""
     path = Path(root) / INFO_JSON
-    if not path.is_file():
+    if not path.exists():  # a FIFO or device is refused by the reader, not skipped
         return None
     try:
         value = _load(path)
@@ -97,7 +97,7 @@ def read_info(root: Path) -> dict[str, ModalityFacts] | None:
 def read_aliases(root: Path) -> dict[str, str]:
     """tokzoo modality name -> 4M folder name, as ``tokzoo export`` recorded them (empty without the file)."""
     path = Path(root) / INFO_JSON
-    if not path.is_file():
+    if not path.exists():
         return {}
     try:
         return {m: name for name, m in _load(path).get("tokzoo_modalities", {}).items()}

@@ -63,7 +63,7 @@ def check_fourm_config(fourm: object, where: object) -> None:
             for part, table in zip(value.partition("/")[2].split("-"), ("blocks", "width", "expansion")):
                 number = part.partition("_")[2]
                 if number.isdigit() and len(number) <= 12:
-                    check_field(int(number), where, f"{key} {part[:1]}_", f"fourm.mlp.{table}")
+                    check_field(int(number), where, f"{key} {part.partition('_')[0]}_", f"fourm.mlp.{table}")
                 else:
                     raise ConfigError(f"{where}: {key} {value[:60]!r} is refused: expected BottleneckMLP/B_<n>-Wi_<width>")
     size, patch = fourm.get("image_size", 224), fourm.get("patch_size", 16)
@@ -101,6 +101,7 @@ class FourMTokenizer(Tokenizer):
         """Load a released 4M tokenizer (folder, single safetensors); tensors must match exactly."""
         path = Path(path)
         fourm, tensors, where = read_fourm_checkpoint(path)
+        check_fourm_config(fourm, where)
         domain = domain or infer_domain(fourm, name or path.name)
         if domain not in DOMAINS:
             raise ConfigError(f"{path}: 4M domain {domain!r} is not supported (supported: {', '.join(DOMAINS)})")
