@@ -103,6 +103,28 @@ def check_weights_header(path: Path) -> None:
             raise CheckpointError(f"{path}: tensor {name!r} has dtype {dtype}, expected a floating-point dtype")
 
 
+def transformers_config(path: Path):
+    """``AutoConfig`` of a folder that passed :func:`model_folder`; one-line CheckpointError when transformers does
+    not accept its config.json. Foreign code parsing a hostile file: its failures take many forms (IndexError on a
+    NaN dtype, strict-dataclass type errors ...), all of them this file's fault, so all are reported as such."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(path))
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        raise CheckpointError(f"{path / 'config.json'}: not accepted by transformers ({load_reason(path, error)})") from None
+
+
+def config_errors() -> tuple[type[Exception], ...]:
+    """What transformers raises for a config.json whose values have the wrong types (besides ValueError / TypeError):
+    huggingface_hub's strict-dataclass validation errors, where that version has them."""
+    try:
+        from huggingface_hub.errors import StrictDataclassError
+    except ImportError:
+        return ()
+    return (StrictDataclassError,)
+
+
 def load_reason(path: Path, error: Exception) -> str:
     """One line saying why transformers could not load the folder at ``path``."""
     text = str(error)

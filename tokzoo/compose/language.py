@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..limits import MAX_COMPONENT_PARAMETERS, count_parameters
-from .components import Component, Stream, check_loaded, load_reason, model_folder
+from .components import Component, Stream, check_loaded, config_errors, load_reason, model_folder, transformers_config
 
 SUPPORTED = ("gpt2", "llama")
 VOCAB_NAME = "vocab.json"  # a caption BPE (tokzoo.text) saved beside the LM: the ids it was trained on
@@ -26,17 +26,17 @@ VOCAB_NAME = "vocab.json"  # a caption BPE (tokzoo.text) saved beside the LM: th
 
 def load_causal_lm(path: str | Path):
     """A ``transformers`` causal LM from a local folder of config.json + model.safetensors (never pickles)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
     path = model_folder(path)
     try:
-        config = AutoConfig.from_pretrained(str(path))
+        config = transformers_config(path)
         count_parameters(lambda: [AutoModelForCausalLM.from_config(config)], str(path), MAX_COMPONENT_PARAMETERS)
-        model, info = AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, attn_implementation="sdpa",
-                                                           output_loading_info=True)
+        model, info = AutoModelForCausalLM.from_pretrained(str(path), config=config, use_safetensors=True,
+                                                           attn_implementation="sdpa", output_loading_info=True)
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, *config_errors()) as error:
         raise CheckpointError(f"{path}: not loadable as a causal LM ({load_reason(path, error)})") from None
     return check_loaded(path, model, info)
 

@@ -25,7 +25,7 @@ from torch import nn
 from ..errors import CheckpointError, ConfigError
 from ..io.safety import read_json_file
 from ..limits import MAX_COMPONENT_PARAMETERS, count_parameters
-from .components import Component, Stream, check_loaded, load_reason, model_folder
+from .components import Component, Stream, check_loaded, config_errors, load_reason, model_folder, transformers_config
 
 # Published normalisation of each family (used when the folder has no preprocessor_config.json).
 FAMILY_STATS = {"vit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
@@ -35,11 +35,11 @@ FAMILY_STATS = {"vit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
 
 def load_vision_model(path: str | Path) -> nn.Module:
     """A ViT / DINOv2 / CLIP vision ``transformers`` model from a local folder (safetensors only)."""
-    from transformers import AutoConfig, AutoModel, CLIPVisionModel
+    from transformers import AutoModel, CLIPVisionModel
 
     path = model_folder(path)
     try:
-        config = AutoConfig.from_pretrained(str(path))
+        config = transformers_config(path)
         model_type = config.model_type
         loader = CLIPVisionModel if model_type in ("clip", "clip_vision_model") else AutoModel
         extra = {"add_pooling_layer": False} if model_type == "vit" else {}  # an unused pooler, random if not saved
@@ -52,7 +52,7 @@ def load_vision_model(path: str | Path) -> nn.Module:
                                              **extra)  # fp16 / bf16 checkpoints run in float32 like the glue
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, *config_errors()) as error:
         raise CheckpointError(f"{path}: not loadable as a vision model ({load_reason(path, error)})") from None
     return check_loaded(path, model, info)
 
