@@ -325,13 +325,14 @@ def _gather_all(shard) -> None:
 
 def run(cases: int, seed: int, kinds: str = "all") -> dict:
     """Fuzz ``cases`` cases; returns counts by outcome, the untyped failures, the slowest case and peak RSS.
-    ``kinds``: "all", "newer" (issue 25's seeds) or comma-separated seed names."""
+    ``kinds``: "all", "readers" (issue 10's seeds), "newer" (issue 25's) or comma-separated seed names."""
     from tokzoo.errors import TokzooError
 
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "seeds").mkdir()
         valid = {**seeds(), **newer_seeds(Path(tmp) / "seeds")}
-        chosen = sorted(valid) if kinds == "all" else sorted(NEWER) if kinds == "newer" else sorted(kinds.split(","))
+        groups = {"all": sorted(valid), "newer": sorted(NEWER), "readers": sorted(set(valid) - set(NEWER))}
+        chosen = groups.get(kinds) or sorted(kinds.split(","))
         return _run(cases, seed, {k: valid[k] for k in chosen}, list(valid.values()), Path(tmp), TokzooError)
 
 
@@ -408,7 +409,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--memory-gb", type=float, default=None, help="RLIMIT_AS for this process")
-    parser.add_argument("--kinds", default="all", help="all, newer (issue 25's seeds) or comma-separated seed names")
+    parser.add_argument("--kinds", default="all", help="all, readers (issue 10's seeds), newer (issue 25's) or comma-separated seed names")
     parser.add_argument("--json", type=Path, help="write the full result (failures with tracebacks) here")
     parser.add_argument("--write-results", action="store_true", help="append a dated entry to benchmarks/RESULTS.md")
     args = parser.parse_args()

@@ -51,7 +51,7 @@ def check_fourm_config(fourm: object, where: object) -> None:
     if not isinstance(fourm, dict):
         raise ConfigError(f"{where}: the 4M config is not a mapping of constructor arguments")
     for key in FOURM_SIZES:
-        if fourm.get(key) is not None:
+        if fourm.get(key) is not None or key in ("image_size", "patch_size", "codebook_size"):  # these are required
             table = {"image_size_enc": "image_size", "image_size_dec": "image_size", "patch_size_dec": "patch_size"}
             check_field(fourm[key], where, key, f"fourm.{table.get(key, key)}")
     for key in ("enc_type", "dec_type"):
