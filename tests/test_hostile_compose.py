@@ -242,3 +242,53 @@ def test_pickled_weights_beside_no_config_are_never_touched(tmp_path):
     with pytest.raises(CheckpointError, match=r"no model.safetensors \(pickled weights are not loaded\)"):
         CausalLM.from_pretrained(tmp_path)
     assert not (tmp_path / PICKLE_PAYLOAD).exists()
+
+
+# -- saved compositions (compose.json + glue.safetensors) ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def saved(folders, tmp_path_factory):
+    from tokzoo.compose.composition import Composition, build_component
+
+    specs = {"lm": {"causal_lm": str(folders / "lm")}, "rgb": {"tokenizer": "rgb"}}
+    components = {name: build_component(name, spec) for name, spec in specs.items()}
+    torch.manual_seed(0)
+    composition = Composition(components, "gats", {"layers": [{"rgb": 1, "lm": 1}], "dim": 16}, False, specs)
+    return composition.save(tmp_path_factory.mktemp("glue") / "glue")
+
+
+SAVED = {  # name -> (damage, what the one line says)
+    "settings_dim_1e6": (lambda d: edit_json(d / "compose.json", lambda c: c["settings"].update(dim=10**6)),
+                         "compose.json: compose.settings.dim 1000000 is refused"),
+    "settings_layers_1e4": (lambda d: edit_json(d / "compose.json", lambda c: c["settings"].update(
+        layers=[{"rgb": 1, "lm": 1}] * 10_000)), "lists 10000 layers, over the limit of 1024"),
+    "components_a_list": (lambda d: edit_json(d / "compose.json", lambda c: c.update(components=["lm"])),
+                          "compose.json: 'components' must map names"),
+    "component_without_hash": (lambda d: edit_json(d / "compose.json", lambda c: c["components"]["lm"].pop("sha256")),
+                               "compose.json: 'components' must map names"),
+    "method_a_number": (lambda d: edit_json(d / "compose.json", lambda c: c.update(method=7)), "compose.method must be"),
+    "glue_nan": (lambda d: edit_tensors(d / "glue.safetensors", poison), "glue.safetensors: tensor"),
+    "glue_relabelled": (lambda d: relabel(d / "glue.safetensors"), "expected float32"),
+    "glue_offsets_lie": (lambda d: lie_about_offsets(d / "glue.safetensors"), "not a readable safetensors file"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAVED))
+def test_tampered_composition_checkpoint_gives_one_typed_line(saved, tmp_path, name):
+    import shutil
+
+    from tokzoo.compose.composition import load_composition
+
+    damage, fragment = SAVED[name]
+    folder = tmp_path / "glue"
+    shutil.copytree(saved, folder)
+    damage(folder)
+    with pytest.raises(CheckpointError) as error:
+        load_composition(folder)
+    message = str(error.value)
+    assert "\n" not in message and str(folder) in message and fragment in message, message
+
+
+def test_an_intact_composition_checkpoint_loads(saved):
+    from tokzoo.compose.composition import load_composition
+
+    assert load_composition(saved).method == "gats"

@@ -113,7 +113,7 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
     component_lr = resolved["optimizer"]["component_lr"]
     if component_lr is not None and not glue["train_components"]:
         raise ConfigError(f"{where}: optimizer.component_lr needs compose.train_components: true (frozen components)")
-    _check_glue(glue, where)
+    check_glue(glue, where)
     resolved["compose"] = glue
     return resolved
 
@@ -147,7 +147,7 @@ def _check_lm(spec: dict, where: str) -> None:
         raise ConfigError(f"{where}: compose.pretrain_lm.arch {spec['arch']!r} is not one of gpt2, llama"[:200])
 
 
-def _check_glue(glue: dict, where: str) -> None:
+def check_glue(glue: dict, where: str) -> None:
     """Types of a glue section and its settings' numbers (widths, heads, layer indices) within the limits."""
     for key in ("components", "settings"):
         if not isinstance(glue[key], dict):
