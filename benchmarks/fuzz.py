@@ -333,7 +333,8 @@ def run(cases: int, seed: int, kinds: str = "all") -> dict:
         valid = {**seeds(), **newer_seeds(Path(tmp) / "seeds")}
         groups = {"all": sorted(valid), "newer": sorted(NEWER), "readers": sorted(set(valid) - set(NEWER))}
         chosen = groups.get(kinds) or sorted(kinds.split(","))
-        return _run(cases, seed, {k: valid[k] for k in chosen}, list(valid.values()), Path(tmp), TokzooError)
+        result = _run(cases, seed, {k: valid[k] for k in chosen}, list(valid.values()), Path(tmp), TokzooError)
+        return {**result, "group": kinds}
 
 
 def _run(cases: int, seed: int, valid: dict, others: list, tmp: Path, TokzooError) -> dict:
@@ -395,7 +396,8 @@ def _markdown(result: dict, seconds: float, command: str) -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     rows = "\n".join(f"| {name} | {count} |" for name, count in result["outcomes"].items())
     kinds = ", ".join(f"{kind} {count}" for kind, count in result["kinds"].items())
-    return (f"\n### {time.strftime('%Y-%m-%d')}: {result['cases']} cases, seed {result['seed']}\n\n"
+    group = {"newer": " of the newer entry points (issue 25)", "readers": " of the readers"}.get(result.get("group"), "")
+    return (f"\n### {time.strftime('%Y-%m-%d')}: {result['cases']} cases{group}, seed {result['seed']}\n\n"
             f"Reader calls per seed: {kinds}.\n\n"
             f"Machine: {os.cpu_count()} CPUs shared with other jobs, load average {load}; CPU only (no GPU involved). "
             f"Command: `{command}`. {seconds:.0f} s.\n\n"

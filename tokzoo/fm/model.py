@@ -53,7 +53,7 @@ PRESETS = {
 
 def model_config(preset: str | None = None, **overrides) -> FMConfig:
     """A preset, with any fields overridden; ConfigError (one line) for unknown names or fields."""
-    if preset is not None and preset not in PRESETS:
+    if preset is not None and (not isinstance(preset, str) or preset not in PRESETS):
         raise ConfigError(f"unknown model preset {preset!r} (known: {', '.join(PRESETS)})")
     base = asdict(PRESETS[preset]) if preset else {}
     unknown = sorted(set(overrides) - set(FMConfig.__dataclass_fields__))

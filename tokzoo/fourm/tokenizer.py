@@ -53,7 +53,7 @@ def check_fourm_config(fourm: object, where: object) -> None:
     for key in FOURM_SIZES:
         if fourm.get(key) is not None or key in ("image_size", "patch_size", "codebook_size"):  # these are required
             table = {"image_size_enc": "image_size", "image_size_dec": "image_size", "patch_size_dec": "patch_size"}
-            check_field(fourm[key], where, key, f"fourm.{table.get(key, key)}")
+            check_field(fourm.get(key), where, key, f"fourm.{table.get(key, key)}")
     for key in ("enc_type", "dec_type"):
         value = fourm.get(key)
         if key == "enc_type" and not isinstance(value, str) or value is not None and not isinstance(value, str) \
