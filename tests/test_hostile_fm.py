@@ -64,6 +64,7 @@ RECIPES = {  # name -> (recipe changes, what the one line says)
     "heads_text": ({"model__heads": "two"}, "heads 'two' is refused"),
     "mlp_ratio_inf": ({"model__mlp_ratio": math.inf}, "mlp_ratio inf is refused"),
     "dim_not_divisible": ({"model__dim": 66}, "width 66 must be divisible by 4"),
+    "preset_a_mapping": ({"model__preset": {"dim": 64}}, "unknown model preset {'dim': 64}"),  # found by fuzz.py
     "max_items_1e9": ({"data__max_items": 10**9}, "data.max_items 1000000000"),
     "input_tokens_1e9": ({"masking__input_tokens": 10**9}, "masking.input_tokens 1000000000"),
     "target_tokens_1e9": ({"masking__target_tokens": 10**9}, "masking.target_tokens"),

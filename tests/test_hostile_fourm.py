@@ -46,6 +46,10 @@ CONFIGS = {  # name -> (fixture, damage, what the one line says)
     "image_size_text": (VIT, config(image_size="big"), "image_size 'big' is refused"),
     "labels_1e9": (VIT, config(n_labels=10**9), "n_labels 1000000000"),
     "enc_type_number": (VIT, config(enc_type=7), "enc_type"),
+    "patch_size_missing": (MLP, lambda f: edit_json(f / "config.json", lambda c: c.pop("patch_size")),
+                           "patch_size None is refused"),  # found by benchmarks/fuzz.py (a KeyError)
+    "codebook_size_missing": (VIT, lambda f: edit_json(f / "config.json", lambda c: c.pop("codebook_size")),
+                              "codebook_size None is refused"),
     "config_deep": (VIT, lambda f: (f / "config.json").write_text(deep_json()), "config.json"),
     "config_5000_digits": (VIT, lambda f: (f / "config.json").write_text(big_int_json("image_size")), "config.json"),
     "weights_relabelled": (VIT, lambda f: relabel(f / "model.safetensors", "I32", "encoder.proj.weight"),
