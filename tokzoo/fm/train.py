@@ -34,7 +34,7 @@ from .checkpoint import LOG, load_model, load_optimizer, read_run_config, read_s
 from .masking import MaskedBatch, Masker, flatten_batch
 from .model import FourM
 from .recipe import Recipe, TrainConfig
-from .spec import ModalitySpec, check_same_vocabularies, check_specs, specs_from_manifest
+from .spec import ModalitySpec, check_same_vocabularies, specs_from_manifest
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -145,7 +145,6 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, steps: int | Non
     rank, world, dev = distributed_context()
     dev = torch.device(device) if device else dev
     specs = specs_from_manifest(data, list(recipe.modalities), recipe.max_items)
-    check_specs(specs, Path(data) / "manifest.json")
     count_parameters(lambda: [FourM(specs, recipe.model)], f"{out}: recipe model over {data}", MAX_FM_PARAMETERS)
     state = read_state(out)
     if state is not None:
