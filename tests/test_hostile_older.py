@@ -107,3 +107,21 @@ def test_tokenizer_recipe_with_a_5000_digit_integer(tmp_path):
         load_recipe(path)
     result = CliRunner().invoke(cli, ["train", "--recipe", str(path), "--out", str(tmp_path / "run"), "-q"])
     one_line(result, "r.yaml: a number is refused")
+
+
+@pytest.mark.slow
+def test_pseudo_label_of_a_62_megapixel_image_under_6_gib(tmp_path):
+    """metadata + palette of a 7900 x 7900 image (under the 64 M pixel limit): the float64 copies of the whole image
+    ran out of the 6 GiB address space (a numpy MemoryError traceback); now labelled (peak RSS ~2 GB)."""
+    from hostile_inputs import run_cli
+    from PIL import Image
+
+    image = np.zeros((7900, 7900, 3), np.uint8)
+    image[:, :3950] = 200
+    image[::7] = 30
+    (tmp_path / "in").mkdir()
+    Image.fromarray(image).save(tmp_path / "in" / "huge.png")
+    result = run_cli("pseudo-label", "-m", "metadata,palette", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+                     timeout=600)
+    assert "Traceback" not in result.stderr and result.returncode == 0, result.stderr[-2000:]
+    assert "ok 1 / failed 0 / total 1" in result.stdout + result.stderr
