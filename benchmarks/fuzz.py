@@ -8,7 +8,14 @@ tokzoo.data.open_shard, the pipeline's read_npy_tar, checkpoint.read_state_dict,
 when it returns or raises a TokzooError; anything else (MemoryError included) is recorded with its traceback.
 Each case runs under a SIGALRM timeout; the whole run under RLIMIT_AS when ``--memory-gb`` is given.
 
-    python benchmarks/fuzz.py --cases 10000 --seed 0 --memory-gb 6 [--write-results]
+The newer entry points (``--kinds newer``, issue 25): a tiny fm run folder (config.json, model.safetensors,
+optimizer.safetensors, trainer_state.json) through tokzoo.fm.checkpoint.load_model / load_optimizer / read_state,
+fm and composition YAML recipes through their readers, a tiny GPT-2 component folder (config.json,
+model.safetensors) through CausalLM.from_pretrained, and ml-4m tokenizer folders (an MLP and a ViT one, config.json
+and model.safetensors) through load_tokenizer. JSON and YAML seeds are also mutated structurally: one value
+replaced by a boundary number (10^k, -1, 0, NaN, inf, 5,000 digits), text, a list or deep nesting.
+
+    python benchmarks/fuzz.py --cases 10000 --seed 0 --memory-gb 6 [--kinds newer] [--write-results]
 """
 
 from __future__ import annotations
@@ -79,6 +86,88 @@ def seeds() -> dict[str, bytes]:
         "config": json.dumps(config).encode(),
         "wav": _wav(rng.uniform(-0.5, 0.5, 800).astype(np.float32)),
     }
+
+
+NEWER = ("fm_config", "fm_weights", "fm_optimizer", "fm_state", "fm_recipe", "compose_recipe", "lm_config",
+         "lm_weights", "fourm_mlp_config", "fourm_vit_config", "fourm_weights")
+"""Seeds of the newer entry points (issue 25); ``--kinds newer`` fuzzes only these."""
+STRUCTURED = ("fm_config", "fm_state", "fm_recipe", "compose_recipe", "lm_config", "fourm_mlp_config",
+              "fourm_vit_config", "config", "json_pose", "json_metadata", "json_camera")
+"""JSON / YAML seeds that also get structural mutations (a value replaced)."""
+FOURM = ROOT / "tests" / "fixtures" / "fourm"
+
+
+def newer_seeds(folder: Path) -> dict[str, bytes]:
+    """A tiny fm run, fm / composition recipes, a tiny GPT-2 folder and two ml-4m folders, as bytes per file; the
+    folders themselves are written under ``folder`` (``fm_run``, ``lm``) as the readers' valid siblings."""
+    import torch
+    import yaml
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from tokzoo.fm.checkpoint import save_checkpoint
+    from tokzoo.fm.model import FourM, model_config
+    from tokzoo.fm.spec import ModalitySpec
+    from tokzoo.fm.train import make_optimizer
+    from tokzoo.fm.recipe import TrainConfig
+
+    torch.manual_seed(0)
+    specs = [ModalitySpec("rgb", "image", 16, (2, 2)), ModalitySpec("depth", "image", 8, (2, 2))]
+    model = FourM(specs, model_config("fm-tiny", dim=16, heads=2))
+    optimizer = make_optimizer(model, TrainConfig(steps=1, batch_size=1))
+    sum(p.sum() for p in model.parameters()).backward()
+    optimizer.step()
+    recipe = {"data": {"modalities": ["rgb", "depth"]}, "model": {"preset": "fm-tiny", "dim": 16},
+              "masking": {"input_tokens": 4, "target_tokens": 4,
+                          "mixture": [{"name": "all", "input_alpha": 0.5, "target_alpha": 0.5}]},
+              "train": {"steps": 2, "batch_size": 2, "lr": 1.0e-3}}
+    run = save_checkpoint(folder / "fm_run", model, recipe, optimizer, {"step": 1, "position": {"epoch": 0, "batch": 1}})
+    GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=16, bos_token_id=1,
+                               eos_token_id=1)).save_pretrained(folder / "lm", safe_serialization=True)
+    compose = {"steps": 1, "compose": {"method": "gats", "components": {"lm": {"causal_lm": "lm"}},
+                                       "settings": {"layers": [{"lm": 1}], "dim": 16}},
+               "data": {"scene_text": {"n_train": 8, "n_val": 2}}}
+    mlp, vit = FOURM / "4M_tokenizers_DINOv2-B14-global_tiny", FOURM / "4M_tokenizers_rgb_tiny"
+    return {"fm_config": (run / "config.json").read_bytes(), "fm_weights": (run / "model.safetensors").read_bytes(),
+            "fm_optimizer": (run / "optimizer.safetensors").read_bytes(),
+            "fm_state": (run / "trainer_state.json").read_bytes(), "fm_recipe": yaml.safe_dump(recipe).encode(),
+            "compose_recipe": yaml.safe_dump(compose).encode(), "lm_config": (folder / "lm" / "config.json").read_bytes(),
+            "lm_weights": (folder / "lm" / "model.safetensors").read_bytes(),
+            "fourm_mlp_config": (mlp / "config.json").read_bytes(), "fourm_vit_config": (vit / "config.json").read_bytes(),
+            "fourm_weights": (vit / "model.safetensors").read_bytes()}
+
+
+HOSTILE_VALUES = (0, -1, 1, 2**31, 2**63, 10**9, 10**12, 10**30, float("nan"), float("inf"), -float("inf"), 1e308,
+                  0.5, True, None, "x", "", [], {}, [1, 2], {"a": 1}, "9" * 5000)
+
+
+def mutate_structure(data: bytes, rng: random.Random, yaml_text: bool) -> bytes:
+    """One value of a JSON / YAML document replaced by a hostile one (numbers, types, 5,000 digits, deep nesting)."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(data) if yaml_text else json.loads(data)
+    except Exception:  # noqa: BLE001 - a seed that is no document: leave it to the byte mutations
+        return data
+    slots = []
+
+    def walk(node):
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            slots.append((node, key))
+            walk(value)
+
+    walk(doc)
+    if not slots:
+        return data
+    node, key = rng.choice(slots)
+    if rng.random() < 0.05:
+        text = json.dumps(doc).replace(json.dumps(node[key]), '{"a": ' * 20000 + "1" + "}" * 20000, 1)
+        return text.encode()
+    value = rng.choice(HOSTILE_VALUES)
+    node[key] = value
+    if isinstance(value, str) and len(value) == 5000:  # a 5,000-digit integer as the file spells it
+        return json.dumps(doc).replace('"' + value + '"', value).encode()
+    return (yaml.safe_dump(doc) if yaml_text else json.dumps(doc)).encode()
 
 
 def _wav(wave: np.ndarray) -> bytes:
@@ -164,6 +253,8 @@ def readers(kind: str, data: bytes, scratch: Path):
     elif kind == "safetensors":
         path = as_file("w.safetensors")
         yield "read_state_dict", lambda: read_state_dict(path)
+    elif kind in NEWER:
+        yield from newer_readers(kind, data, scratch)
     elif kind == "config":
         folder = scratch / "tok"
         folder.mkdir(exist_ok=True)
@@ -174,59 +265,125 @@ def readers(kind: str, data: bytes, scratch: Path):
         yield "load_tokenizer", lambda: load_tokenizer(folder)
 
 
+def newer_readers(kind: str, data: bytes, scratch: Path):
+    """The readers of the newer entry points: ``data`` replaces one file of a valid folder (a fresh copy)."""
+    import shutil
+
+    from tokzoo.compose.language import CausalLM
+    from tokzoo.compose.recipe import read_recipe
+    from tokzoo.fm.checkpoint import load_model, load_optimizer, read_state
+    from tokzoo.fm.recipe import load_recipe
+    from tokzoo.fm.train import make_optimizer
+    from tokzoo.fm.recipe import TrainConfig
+    from tokzoo.zoo import load_tokenizer
+
+    seeds_dir = scratch.parent / "seeds"
+
+    def folder_with(source: Path, name: str, target: str) -> Path:
+        folder = scratch / target
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(source, folder)
+        (folder / name).write_bytes(data)
+        return folder
+
+    if kind.startswith("fm_") and kind != "fm_recipe":
+        name = {"fm_config": "config.json", "fm_weights": "model.safetensors", "fm_optimizer": "optimizer.safetensors",
+                "fm_state": "trainer_state.json"}[kind]
+        run = folder_with(seeds_dir / "fm_run", name, "fm_run")
+        if kind == "fm_state":
+            yield "fm read_state", lambda: read_state(run)
+        elif kind == "fm_optimizer":
+            def restore():
+                model = load_model(run)
+                load_optimizer(run, model, make_optimizer(model, TrainConfig(steps=1, batch_size=1)))
+
+            yield "fm load_optimizer", restore
+        else:
+            yield "fm load_model", lambda: load_model(run)
+    elif kind in ("fm_recipe", "compose_recipe"):
+        path = scratch / "recipe.yaml"
+        path.write_bytes(data)
+        yield ("fm load_recipe", lambda: load_recipe(path)) if kind == "fm_recipe" else (
+            "compose read_recipe", lambda: read_recipe(path))
+    elif kind.startswith("lm_"):
+        folder = folder_with(seeds_dir / "lm", "config.json" if kind == "lm_config" else "model.safetensors", "lm")
+        yield "CausalLM.from_pretrained", lambda: CausalLM.from_pretrained(folder)
+    else:
+        source = FOURM / ("4M_tokenizers_DINOv2-B14-global_tiny" if kind == "fourm_mlp_config" else
+                          "4M_tokenizers_rgb_tiny")
+        folder = folder_with(source, "config.json" if kind.endswith("config") else "model.safetensors",
+                             source.name)
+        (folder / "reference.safetensors").unlink()
+        yield "load_tokenizer(ml-4m)", lambda: load_tokenizer(str(folder))
+
+
 def _gather_all(shard) -> None:
     if len(shard):
         index = np.arange(len(shard))
         shard.gather(index, np.zeros(len(shard), np.int64))
 
 
-def run(cases: int, seed: int) -> dict:
-    """Fuzz ``cases`` cases; returns counts by outcome, the untyped failures, the slowest case and peak RSS."""
+def run(cases: int, seed: int, kinds: str = "all") -> dict:
+    """Fuzz ``cases`` cases; returns counts by outcome, the untyped failures, the slowest case and peak RSS.
+    ``kinds``: "all", "readers" (issue 10's seeds), "newer" (issue 25's) or comma-separated seed names."""
     from tokzoo.errors import TokzooError
 
-    valid = seeds()
-    kinds, others = sorted(valid), list(valid.values())
-    rng = random.Random(seed)
-    outcomes, failures, slowest = Counter(), [], (0.0, "")
-    signal.signal(signal.SIGALRM, _alarm)
     with tempfile.TemporaryDirectory() as tmp:
-        warm = Path(tmp) / "warm"
-        warm.mkdir()
-        for kind in kinds:  # unmutated seeds: some reader takes each (and imports are paid here, not in a case)
-            accepted = 0
-            for name, call in readers(kind, valid[kind], warm):
-                try:
-                    call()
-                    accepted += 1
-                except TokzooError:  # e.g. metadata JSON read as a pose
-                    pass
-            assert accepted, f"no reader takes the unmutated {kind} seed"
-        for case in range(cases):
-            kind = kinds[case % len(kinds)]
+        (Path(tmp) / "seeds").mkdir()
+        valid = {**seeds(), **newer_seeds(Path(tmp) / "seeds")}
+        groups = {"all": sorted(valid), "newer": sorted(NEWER), "readers": sorted(set(valid) - set(NEWER))}
+        chosen = groups.get(kinds) or sorted(kinds.split(","))
+        result = _run(cases, seed, {k: valid[k] for k in chosen}, list(valid.values()), Path(tmp), TokzooError)
+        return {**result, "group": kinds}
+
+
+def _run(cases: int, seed: int, valid: dict, others: list, tmp: Path, TokzooError) -> dict:
+    kinds = sorted(valid)
+    rng = random.Random(seed)
+    outcomes, failures, slowest, calls = Counter(), [], (0.0, ""), Counter()
+    signal.signal(signal.SIGALRM, _alarm)
+    warm = tmp / "warm"
+    warm.mkdir()
+    for kind in kinds:  # unmutated seeds: some reader takes each (and imports are paid here, not in a case)
+        accepted = 0
+        for name, call in readers(kind, valid[kind], warm):
+            try:
+                call()
+                accepted += 1
+            except TokzooError:  # e.g. metadata JSON read as a pose
+                pass
+        assert accepted, f"no reader takes the unmutated {kind} seed"
+    for case in range(cases):
+        kind = kinds[case % len(kinds)]
+        if kind in STRUCTURED and rng.random() < 0.5:
+            data = mutate_structure(valid[kind], rng, yaml_text=kind.endswith("recipe"))
+        else:
             data = mutate(valid[kind], rng, others)
-            scratch = Path(tmp) / f"c{case % 4}"
-            scratch.mkdir(exist_ok=True)
-            for name, call in readers(kind, data, scratch):
-                start = time.perf_counter()
-                signal.alarm(CASE_TIMEOUT_S)
-                try:
-                    call()
-                    outcomes["ok"] += 1
-                except TokzooError as error:
-                    outcomes[type(error).__name__] += 1
-                except BaseException as error:  # noqa: BLE001 - the point: record what escapes
-                    if isinstance(error, KeyboardInterrupt):
-                        raise
-                    outcomes[f"UNTYPED {type(error).__name__}"] += 1
-                    failures.append({"case": case, "kind": kind, "reader": name, "error": type(error).__name__,
-                                     "message": str(error)[:300], "traceback": traceback.format_exc()[-2000:],
-                                     "data_hex": data[:4096].hex()})
-                finally:
-                    signal.alarm(0)
-                elapsed = time.perf_counter() - start
-                if elapsed > slowest[0]:
-                    slowest = (elapsed, f"case {case} ({kind} -> {name})")
-    return {"cases": cases, "seed": seed, "calls": sum(outcomes.values()), "outcomes": dict(outcomes.most_common()),
+        scratch = tmp / f"c{case % 4}"
+        scratch.mkdir(exist_ok=True)
+        for name, call in readers(kind, data, scratch):
+            start = time.perf_counter()
+            calls[kind] += 1
+            signal.alarm(CASE_TIMEOUT_S)
+            try:
+                call()
+                outcomes["ok"] += 1
+            except TokzooError as error:
+                outcomes[type(error).__name__] += 1
+            except BaseException as error:  # noqa: BLE001 - the point: record what escapes
+                if isinstance(error, KeyboardInterrupt):
+                    raise
+                outcomes[f"UNTYPED {type(error).__name__}"] += 1
+                failures.append({"case": case, "kind": kind, "reader": name, "error": type(error).__name__,
+                                 "message": str(error)[:300], "traceback": traceback.format_exc()[-2000:],
+                                 "data_hex": data[:4096].hex()})
+            finally:
+                signal.alarm(0)
+            elapsed = time.perf_counter() - start
+            if elapsed > slowest[0]:
+                slowest = (elapsed, f"case {case} ({kind} -> {name})")
+    return {"cases": cases, "seed": seed, "kinds": dict(sorted(calls.items())), "calls": sum(outcomes.values()),
+            "outcomes": dict(outcomes.most_common()),
             "untyped": len(failures), "failures": failures, "slowest_s": round(slowest[0], 3), "slowest": slowest[1],
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
@@ -238,7 +395,10 @@ def _alarm(signum, frame):
 def _markdown(result: dict, seconds: float, command: str) -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     rows = "\n".join(f"| {name} | {count} |" for name, count in result["outcomes"].items())
-    return (f"\n### {time.strftime('%Y-%m-%d')}: {result['cases']} cases, seed {result['seed']}\n\n"
+    kinds = ", ".join(f"{kind} {count}" for kind, count in result["kinds"].items())
+    group = {"newer": " of the newer entry points (issue 25)", "readers": " of the readers"}.get(result.get("group"), "")
+    return (f"\n### {time.strftime('%Y-%m-%d')}: {result['cases']} cases{group}, seed {result['seed']}\n\n"
+            f"Reader calls per seed: {kinds}.\n\n"
             f"Machine: {os.cpu_count()} CPUs shared with other jobs, load average {load}; CPU only (no GPU involved). "
             f"Command: `{command}`. {seconds:.0f} s.\n\n"
             f"| outcome of a reader call | count |\n|---|---|\n{rows}\n\n"
@@ -251,6 +411,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--memory-gb", type=float, default=None, help="RLIMIT_AS for this process")
+    parser.add_argument("--kinds", default="all", help="all, readers (issue 10's seeds), newer (issue 25's) or comma-separated seed names")
     parser.add_argument("--json", type=Path, help="write the full result (failures with tracebacks) here")
     parser.add_argument("--write-results", action="store_true", help="append a dated entry to benchmarks/RESULTS.md")
     args = parser.parse_args()
@@ -262,7 +423,7 @@ def main() -> None:
         limit = int(args.memory_gb * (1 << 30))
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     start = time.perf_counter()
-    result = run(args.cases, args.seed)
+    result = run(args.cases, args.seed, args.kinds)
     seconds = time.perf_counter() - start
     summary = {k: v for k, v in result.items() if k != "failures"}
     print(json.dumps(summary, indent=2))
@@ -273,14 +434,11 @@ def main() -> None:
         args.json.write_text(json.dumps(result, indent=2))
     if args.write_results:
         command = "python benchmarks/fuzz.py " + " ".join(sys.argv[1:])
-        results = ROOT / "benchmarks" / "RESULTS.md"
-        text = results.read_text()
-        entry = _markdown(result, seconds, command)
-        header = "## Fuzzing the readers (issue 10)"
-        if header not in text:
-            text += f"\n{header}\n\nbenchmarks/fuzz.py: seeded mutations of valid PNG, JPEG, NPY, JSON, tar, token " \
-                    "shard, safetensors and tokenizer-config bytes through every public reader; goal: zero untyped.\n"
-        results.write_text(text + entry)  # entries follow the section's header, newest last
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from results_md import append_to_section
+
+        append_to_section(ROOT / "benchmarks" / "RESULTS.md", "## Fuzzing the readers (issue 10)",
+                          _markdown(result, seconds, command).strip("\n"))  # entries newest last
     sys.exit(1 if result["untyped"] else 0)
 
 

@@ -8,6 +8,9 @@ import click
 
 from .errors import UserError
 
+MAX_DECODE_ITEMS = 1024
+"""Most items (humans, instances) of one image a token file may hold for ``tokzoo decode``."""
+
 tokenizer_option = click.option("--tokenizer", "-t", required=True, help="Zoo name, tokenizer directory or hub id.")
 untrained_option = click.option("--untrained", is_flag=True,
                                 help="Allow a randomly initialised zoo tokenizer when no weights ship.")
@@ -76,12 +79,17 @@ def decode_command(tokenizer, untrained, tokens_file, output, input_size):
         except InputError as error:
             raise UserError(f"--input-size {input_size}: {error.reason}") from None
     tokens = load_npy(read_file(tokens_file), str(tokens_file))  # FIFO, device, huge, empty, truncated, pickled: one line
-    if tokens.ndim > 1 and tokens.shape[0] != 1:
+    items = not getattr(getattr(tok, "codec", None), "batch_is_samples", True)  # rows: one image's humans / instances
+    if items and (tokens.ndim < 1 or not 1 <= tokens.shape[0] <= MAX_DECODE_ITEMS):
+        raise UserError(f"{tokens_file}: holds {tokens.shape[0] if tokens.ndim else 0} items (shape {tokens.shape}); "
+                        f"{tok.modality} decodes 1 to {MAX_DECODE_ITEMS} items of one image")
+    if not items and tokens.ndim > 1 and tokens.shape[0] != 1:
         raise UserError(f"{tokens_file}: holds {tokens.shape[0]} samples (shape {tokens.shape}); decode writes one "
                         "sample, so give it a batch of 1")
     try:
         decoded = tok.decode(tokens, input_size=size) if size is not None else tok.decode(tokens)
     except InputError as error:  # name the file, not the tokenizer's in-memory label; the option, not the keyword
         raise UserError(f"{tokens_file}: {error.reason.replace('input_size=(H, W)', '--input-size HxW')}") from None
-    write_modality(tok.modality, decoded[0], output)
+    write_modality(getattr(getattr(tok, "codec", None), "stored_as", None) or tok.modality, decoded if items else decoded[0],
+                   output)
     click.echo(f"{tokens_file} -> {output}: decoded by {_label(tok)}")

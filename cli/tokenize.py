@@ -59,6 +59,10 @@ def check_engine(engine: str, address, gpus: int, actors) -> None:
     stray = [name for name, value in (("--address", address), ("--gpus", gpus), ("--actors", actors)) if value]
     if stray and engine != "ray":
         raise UserError(f"{stray[0]} only applies with --engine ray")
+    if engine == "ray" and address:  # before anything is written: ray.init retries a missing cluster for minutes
+        from tokzoo.scale.cluster import check_reachable
+
+        check_reachable(address)
 
 
 def tokenizer_label(entry: dict) -> str:

@@ -35,7 +35,8 @@ def run_cli(*args: str, timeout: float = 180, memory: int = MEMORY_LIMIT, file_s
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # stays ignored across exec: write() returns EFBIG
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    paths = [str(Path(__file__).parents[1]), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(paths)}  # a worktree's cli too
     return subprocess.run([sys.executable, "-c", "from tokzoo_cli.main import main; main()", *args],
                           capture_output=True, text=True, timeout=timeout, preexec_fn=limit, env=env, cwd=cwd)
 

@@ -30,10 +30,10 @@ def test_mutations_are_seeded_and_change_the_bytes():
     assert sum(fuzz.mutate(data, rng, [b"other"]) != data for _ in range(50)) >= 45
 
 
-def run_fuzz(tmp_path, cases: int, seed: int, timeout: float) -> dict:
+def run_fuzz(tmp_path, cases: int, seed: int, timeout: float, kinds: str = "readers") -> dict:
     out = tmp_path / "fuzz.json"
     result = subprocess.run([sys.executable, str(FUZZ), "--cases", str(cases), "--seed", str(seed), "--memory-gb", "6",
-                             "--json", str(out)], capture_output=True, text=True, timeout=timeout,
+                             "--kinds", kinds, "--json", str(out)], capture_output=True, text=True, timeout=timeout,
                             env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(FUZZ.parents[1])})
     assert out.exists(), result.stderr[-3000:]
     return json.loads(out.read_text())
@@ -49,4 +49,20 @@ def test_fuzz_a_few_hundred_cases_only_typed_errors(tmp_path):
 @pytest.mark.slow
 def test_fuzz_ten_thousand_cases_only_typed_errors(tmp_path):
     result = run_fuzz(tmp_path, 10_000, seed=1, timeout=3600)
+    assert result["untyped"] == 0, result["failures"][:3]
+
+
+def test_fuzz_the_newer_entry_points_only_typed_errors(tmp_path):
+    """fm run files, recipes, a GPT-2 component folder and ml-4m tokenizer folders (issue 25), a few cases each."""
+    result = run_fuzz(tmp_path, 110, seed=2025, timeout=600, kinds="newer")
+    untyped = [f"{f['kind']} -> {f['reader']}: {f['error']}: {f['message']}\n{f['traceback']}" for f in result["failures"]]
+    assert not untyped, untyped[0]
+    assert set(result["kinds"]) == {"fm_config", "fm_weights", "fm_optimizer", "fm_state", "fm_recipe", "compose_recipe",
+                                    "lm_config", "lm_weights", "fourm_mlp_config", "fourm_vit_config", "fourm_weights"}
+    assert result["outcomes"].get("ok", 0) > 0 and result["outcomes"]["CheckpointError"] > 0
+
+
+@pytest.mark.slow
+def test_fuzz_ten_thousand_cases_of_the_newer_entry_points(tmp_path):
+    result = run_fuzz(tmp_path, 10_000, seed=25, timeout=7200, kinds="newer")
     assert result["untyped"] == 0, result["failures"][:3]

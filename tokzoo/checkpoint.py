@@ -112,6 +112,20 @@ def check_tensors(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Te
                 f"{where}: tensor {name!r} has shape {tuple(tensors[name].shape)}, expected {tuple(reference.shape)}")
 
 
+def check_values(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], where: object) -> None:
+    """CheckpointError (one line, naming ``where`` and the tensor) unless each tensor of ``tensors`` has the dtype
+    kind of ``expected``'s (floating point where a float is expected: an F32 tensor relabelled I32 in the header
+    reads as integers) and floating-point tensors are finite (no NaN or infinity). Call after :func:`check_tensors`."""
+    for name, reference in expected.items():
+        tensor = tensors[name]
+        if tensor.dtype.is_floating_point != reference.dtype.is_floating_point:
+            raise CheckpointError(f"{where}: tensor {name!r} has dtype {str(tensor.dtype).removeprefix('torch.')}, "
+                                  f"expected {str(reference.dtype).removeprefix('torch.')}")
+        if tensor.dtype.is_floating_point and tensor.numel() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{where}: tensor {name!r} holds NaN or infinite values (a diverged or damaged "
+                                  f"checkpoint); refused")
+
+
 def content_hash(config: dict, tensors: dict[str, torch.Tensor]) -> str:
     """sha256 over the model-defining config (no provenance/version stamps) and the tensor bytes."""
     digest = hashlib.sha256()

@@ -161,7 +161,24 @@ class LearnedTokenizer(nn.Module, Tokenizer):
             grid = (side, side)
         if math.prod(grid) != positions:
             raise ShapeError(f"{self.name} tokens", f"{positions} tokens per sample, expected {math.prod(grid)} for grid {grid}")
+        if not positions:
+            raise ShapeError(f"{self.name} tokens", "no tokens per sample: nothing to decode")
+        self._check_decoded_size(grid)
         return grid
+
+    def _check_decoded_size(self, grid: tuple[int, ...]) -> None:
+        """ShapeError when decoding ``grid`` would hold more than tokzoo.limits.MAX_ACTIVATION activations (decoded
+        pixels x model width): a token file of 10^7 ids per sample decodes to a map of gigapixels."""
+        from .limits import MAX_ACTIVATION
+
+        configured = tuple(self.config["input_size"])
+        scale = math.prod(configured) / max(1, math.prod(self.encoder.token_grid(configured)))
+        model = self.config.get("model", {})
+        width = model.get("width", model.get("hidden", 1)) if isinstance(model, dict) else 1
+        activations = math.prod(grid) * scale * width
+        if activations > MAX_ACTIVATION:
+            raise ShapeError(f"{self.name} tokens", f"a grid of {'x'.join(map(str, grid))} tokens decodes to "
+                                                    f"{int(activations)} activations, over the limit of {MAX_ACTIVATION}")
 
     def _require_initialised(self) -> None:
         buffers = [b for name, b in self.quantizer.named_buffers() if name.endswith("initted")]

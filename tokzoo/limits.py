@@ -45,7 +45,10 @@ _MAX_LEVELS_PER_MODEL = 8  # conv channel_mults: each level halves the grid
 
 
 def _fail(where: str, field: str, value, limit: str):
-    text = repr(value)
+    if isinstance(value, int) and value.bit_length() > 256:  # repr of a 5,000-digit int raises (and costs time)
+        text = f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    else:
+        text = repr(value)
     raise ConfigError(f"{where}: {field} {text[:60] + '...' if len(text) > 60 else text} is refused: {limit}")
 
 
@@ -135,17 +138,15 @@ def check_tokenizer_config(config: dict, where: str = "tokenizer config") -> Non
                   f"{tokens} patches, over the limit of {MAX_VIT_TOKENS}")
 
 
-def count_parameters(build, where: str = "tokenizer config") -> int:
+def count_parameters(build, where: str = "tokenizer config", limit: int = MAX_PARAMETERS) -> int:
     """Parameters of the modules ``build()`` returns, built on the ``meta`` device (nothing allocated);
-    ConfigError over :data:`MAX_PARAMETERS`."""
+    ConfigError over ``limit``."""
     import torch
 
     with torch.device("meta"):
         modules = build()
     count = sum(p.numel() for module in modules for p in module.parameters())
-    if count > MAX_PARAMETERS:
-        raise ConfigError(f"{where}: model of {count:,} parameters is refused: over the limit of {MAX_PARAMETERS:,}")
-    return count
+    return check_parameter_count(count, where, limit)
 
 
 def check_recipe_sizes(recipe: dict, where: str = "recipe") -> None:
@@ -168,3 +169,120 @@ def check_recipe_sizes(recipe: dict, where: str = "recipe") -> None:
                       f"{held} pixels held in memory, over the limit of {MAX_DATA_PIXELS}")
             if "rank" in spec:
                 check_int(spec["rank"], where, f"data.{source}.rank", 1, 4096)
+
+
+# -- The newer entry points: one table of every recipe and config number (tokzoo fm, compose, component folders,
+# ml-4m tokenizer configs). Field -> (low, high, kind); kind int or float. A value of another type, NaN, an
+# infinity or a value outside [low, high] is refused before anything is built, by :func:`check_field`.
+FIELD_LIMITS: dict[str, tuple[float, float, type]] = {
+    # tokzoo fm recipes (tokzoo.fm.recipe) and run folders (tokzoo.fm.checkpoint)
+    "fm.data.max_items": (1, 1024, int),
+    "fm.model.dim": (4, 8192, int),
+    "fm.model.encoder_layers": (1, 256, int),
+    "fm.model.decoder_layers": (1, 256, int),
+    "fm.model.heads": (1, 256, int),
+    "fm.model.mlp_ratio": (0.01, 16.0, float),
+    "fm.masking.input_tokens": (0, 65536, int),
+    "fm.masking.target_tokens": (1, 65536, int),
+    "fm.masking.mean_span": (1.0, 4096.0, float),
+    "fm.masking.alpha": (0.0, 1e6, float),
+    "fm.masking.weight": (0.0, 1e6, float),
+    "fm.train.steps": (1, 10_000_000, int),
+    "fm.train.batch_size": (1, MAX_BATCH, int),
+    "fm.train.micro_batch_size": (0, MAX_BATCH, int),
+    "fm.train.lr": (1e-12, 10.0, float),
+    "fm.train.warmup_steps": (0, 10_000_000, int),
+    "fm.train.weight_decay": (0.0, 10.0, float),
+    "fm.train.grad_clip": (0.0, 1e6, float),
+    "fm.train.seed": (0, 2**63 - 1, int),
+    "fm.train.num_workers": (0, 64, int),
+    "fm.train.checkpoint_every": (0, 10_000_000, int),
+    "fm.modality.vocab_size": (2, 1 << 20, int),
+    "fm.modality.tokens": (1, 65536, int),
+    "fm.modality.size": (1, MAX_SIDE, int),
+    "fm.decode.steps": (1, 4096, int),
+    "fm.decode.temperature": (0.0, 100.0, float),
+    "fm.state.step": (0, 10_000_000, int),
+    "fm.state.position": (0, 1 << 40, int),
+    # composition recipes (tokzoo.compose.recipe)
+    "compose.steps": (0, 10_000_000, int),
+    "compose.batch_size": (1, MAX_BATCH, int),
+    "compose.log_every": (1, 10_000_000, int),
+    "compose.threads": (1, 1024, int),
+    "compose.seed": (0, 2**63 - 1, int),
+    "compose.optimizer.lr": (1e-12, 10.0, float),
+    "compose.optimizer.component_lr": (1e-12, 10.0, float),
+    "compose.optimizer.weight_decay": (0.0, 10.0, float),
+    "compose.optimizer.warmup_steps": (0, 10_000_000, int),
+    "compose.optimizer.min_lr_ratio": (0.0, 1.0, float),
+    "compose.optimizer.grad_clip": (0.0, 1e6, float),
+    "compose.data.scene_text.n_train": (1, 1_000_000, int),
+    "compose.data.scene_text.n_val": (1, 1_000_000, int),
+    "compose.data.scene_text.seed": (0, 2**32 - 1, int),
+    "compose.data.scene_text.val_seed": (0, 2**32 - 1, int),
+    "compose.data.scene_text.size": (16, 1024, int),
+    "compose.data.caption_fraction": (0.0, 1.0, float),
+    "compose.pretrain_lm.vocab_size": (64, 65536, int),
+    "compose.pretrain_lm.hidden_size": (8, 8192, int),
+    "compose.pretrain_lm.layers": (1, 256, int),
+    "compose.pretrain_lm.heads": (1, 256, int),
+    "compose.pretrain_lm.max_positions": (8, 8192, int),
+    "compose.pretrain_lm.dropout": (0.0, 0.99, float),
+    "compose.settings.dim": (4, 8192, int),
+    "compose.settings.heads": (1, 256, int),
+    "compose.settings.mlp_ratio": (0.01, 16.0, float),
+    "compose.settings.window": (1, 65536, int),
+    "compose.settings.prompt_tokens": (0, 1024, int),
+    "compose.settings.pool": (1, 1024, int),
+    "compose.settings.layer": (-1024, 1024, int),
+    "compose.component.size": (1, MAX_SIDE, int),
+    # transformers component folders (their config.json, read before transformers sees it)
+    "component.layers": (1, 256, int),
+    "component.width": (1, 16384, int),
+    "component.intermediate_size": (1, 65536, int),
+    "component.heads": (1, 256, int),
+    "component.vocab_size": (1, 1 << 19, int),
+    "component.positions": (1, 1 << 17, int),
+    "component.image_size": (1, MAX_SIDE, int),
+    "component.patch_size": (1, 1024, int),
+    "component.channels": (1, 64, int),
+    # ml-4m tokenizer configs (tokzoo.fourm)
+    "fourm.image_size": (1, MAX_SIDE, int),
+    "fourm.patch_size": (1, 1024, int),
+    "fourm.latent_dim": (1, MAX_LATENT_DIM, int),
+    "fourm.codebook_size": (2, MAX_CODEBOOK, int),
+    "fourm.num_codebooks": (1, 1024, int),
+    "fourm.n_channels": (1, 4096, int),
+    "fourm.n_labels": (1, 65536, int),
+    "fourm.mask_size": (1, MAX_SIDE, int),
+    "fourm.info.input_size": (0, MAX_SIDE, int),  # fourm_modalities.json: 0 for set-valued (seq) entries
+    "fourm.mlp.blocks": (1, 64, int),
+    "fourm.mlp.width": (1, 65536, int),
+    "fourm.mlp.expansion": (1, 16, int),
+}  # fmt: skip
+"""Every number of an fm recipe or run, a composition recipe, a component folder and an ml-4m tokenizer config:
+field -> (low, high, kind). Messages name the field as the file spells it (``train.lr``), with this range."""
+
+MAX_FM_PARAMETERS = 1_000_000_000
+"""Largest fm model (4M-L, 24 + 24 layers of 1024, has ~0.7 G parameters with its embeddings)."""
+MAX_COMPONENT_PARAMETERS = 1_000_000_000
+"""Largest composition component or pretrained LM (4 GB of float32: components run in float32)."""
+MAX_FM_TOKENS = 65536
+"""Largest number of tokens of all modalities of one sample an fm model sees."""
+
+
+def check_field(value, where: object, field: str, table_key: str | None = None):
+    """``value`` of the recipe or config field ``field`` within :data:`FIELD_LIMITS` ``[table_key or field]``:
+    an int (bool refused) or a finite number in range; returns it (floats as float). One-line ConfigError
+    naming the field and the limit otherwise."""
+    low, high, kind = FIELD_LIMITS[table_key or field]
+    if kind is int:
+        return check_int(value, str(where), field, low, high)
+    return check_number(value, str(where), field, low, high)
+
+
+def check_parameter_count(count: int, where: object, limit: int, what: str = "model") -> int:
+    """ConfigError (one line) when ``count`` parameters exceed ``limit``."""
+    if count > limit:
+        raise ConfigError(f"{where}: {what} of {count:,} parameters is refused: over the limit of {limit:,}")
+    return count

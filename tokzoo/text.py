@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import checkpoint
-from .errors import CheckpointError, ConfigError, DtypeError, ShapeError
+from .errors import CheckpointError, ConfigError, DtypeError, InputError, ShapeError
 from .io.writes import write_file
 from .indices import to_ids
 from .tokenizer import Tokenizer, register_architecture
@@ -48,8 +48,15 @@ class CaptionTokenizer(Tokenizer):
 
         if isinstance(length, bool) or not isinstance(length, int) or length < 2:
             raise ConfigError(f"captions config: 'length' must be an integer >= 2, got {length!r}")
-        self._vocab_text = Path(vocab).read_text(encoding="utf-8")
-        self.bpe = HFTokenizer.from_str(self._vocab_text)
+        from .io.safety import MAX_JSON_BYTES, read_file
+
+        try:  # a regular file of at most 16 MiB (a FIFO would block); tokenizers raises bare Exceptions
+            self._vocab_text = read_file(vocab, MAX_JSON_BYTES).decode("utf-8")
+            self.bpe = HFTokenizer.from_str(self._vocab_text)
+        except InputError as error:
+            raise ConfigError(str(error)) from None
+        except Exception as error:  # noqa: BLE001 - UnicodeDecodeError, tokenizers' parse errors
+            raise ConfigError(f"{vocab}: not a tokenizers vocabulary ({str(error).splitlines()[0][:120] if str(error) else type(error).__name__})") from None
         if [self.bpe.token_to_id(t) for t in SPECIAL_TOKENS] != [PAD, EOS]:
             raise ConfigError(f"{vocab}: the vocabulary must hold {SPECIAL_TOKENS} as ids {PAD} and {EOS}")
         self.config = {"architecture": self.architecture, "modality": "captions", "name": name, "length": length,

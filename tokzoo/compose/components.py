@@ -22,9 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
+from ..io.safety import read_json_file
+from ..limits import check_field
 
 
 @dataclass
@@ -37,14 +40,113 @@ class Stream:
     extra: dict = field(default_factory=dict)
 
 
+CONFIG_SIZES = {  # transformers config.json names -> tokzoo.limits.FIELD_LIMITS key
+    "n_layer": "component.layers", "num_hidden_layers": "component.layers", "num_layers": "component.layers",
+    "n_embd": "component.width", "hidden_size": "component.width", "d_model": "component.width",
+    "intermediate_size": "component.intermediate_size", "n_inner": "component.intermediate_size",
+    "n_head": "component.heads", "num_attention_heads": "component.heads", "num_key_value_heads": "component.heads",
+    "vocab_size": "component.vocab_size", "n_positions": "component.positions", "n_ctx": "component.positions",
+    "max_position_embeddings": "component.positions", "image_size": "component.image_size",
+    "patch_size": "component.patch_size", "num_channels": "component.channels",
+}  # fmt: skip
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
+
+
 def model_folder(path) -> Path:
-    """``path`` as a ``transformers`` model folder with safetensors weights, else a one-line CheckpointError."""
+    """``path`` as a ``transformers`` model folder with safetensors weights, else a one-line CheckpointError.
+
+    Checked before transformers reads anything: ``config.json`` a regular JSON file of at most 16 MiB whose sizes
+    (layers, widths, vocabulary, positions, image and patch size, also in a nested ``vision_config`` /
+    ``text_config``) are within tokzoo.limits.FIELD_LIMITS; ``model.safetensors`` a header that parses, holds
+    tensors, and gives every ``*.weight`` a floating-point dtype. A folder of pickled weights only is refused."""
     path = Path(path)
     if not (path / "config.json").is_file():
         raise CheckpointError(f"{path}: not a transformers model folder (no config.json)")
     if not (path / "model.safetensors").is_file():
-        raise CheckpointError(f"{path}: no model.safetensors (pickled weights are not loaded)")
+        pickled = [p.name for p in sorted(path.glob("*.bin")) + sorted(path.glob("*.pt*"))][:2]
+        found = f" ({', '.join(pickled)} is pickled: never loaded)" if pickled else ""
+        raise CheckpointError(f"{path}: no model.safetensors (pickled weights are not loaded){found}")
+    config = read_json_file(path / "config.json", CheckpointError)
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path / 'config.json'}: not a JSON object")
+    try:
+        check_config_sizes(config, path / "config.json")
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+    check_weights_header(path / "model.safetensors")
     return path
+
+
+def check_config_sizes(config: dict, where: Path, prefix: str = "") -> None:
+    """The size fields of a transformers config (and of its nested sub-model configs) within the limits."""
+    for key, value in config.items():
+        if key in CONFIG_SIZES and value is not None:
+            check_field(value, where, prefix + key, CONFIG_SIZES[key])
+        elif key.endswith("_config") and isinstance(value, dict) and not prefix:
+            check_config_sizes(value, where, f"{key}.")
+
+
+def check_weights_header(path: Path) -> None:
+    """A safetensors header that parses and whose offsets fit the file (the library checks both), holding at least
+    one tensor, with a floating-point dtype for every ``*.weight`` (an F32 weight relabelled I32 would load as
+    integers). Reads the header only."""
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            names = list(file.keys())
+            dtypes = {name: file.get_slice(name).get_dtype() for name in names}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({str(error).strip()[:200]})") from None
+    if not names:
+        raise CheckpointError(f"{path}: holds no tensors (the model would run with random weights); refused")
+    for name, dtype in dtypes.items():
+        if name.endswith(".weight") and dtype not in FLOAT_DTYPES:
+            raise CheckpointError(f"{path}: tensor {name!r} has dtype {dtype}, expected a floating-point dtype")
+
+
+def transformers_config(path: Path):
+    """``AutoConfig`` of a folder that passed :func:`model_folder`; one-line CheckpointError when transformers does
+    not accept its config.json. Foreign code parsing a hostile file: its failures take many forms (IndexError on a
+    NaN dtype, strict-dataclass type errors ...), all of them this file's fault, so all are reported as such."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(path))
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        raise CheckpointError(f"{path / 'config.json'}: not accepted by transformers ({load_reason(path, error)})") from None
+
+
+def config_errors() -> tuple[type[Exception], ...]:
+    """What transformers raises for a config.json whose values have the wrong types (besides ValueError / TypeError):
+    huggingface_hub's strict-dataclass validation errors, where that version has them."""
+    try:
+        from huggingface_hub.errors import StrictDataclassError
+    except ImportError:
+        return ()
+    return (StrictDataclassError,)
+
+
+def load_reason(path: Path, error: Exception) -> str:
+    """One line saying why transformers could not load the folder at ``path``."""
+    text = str(error)
+    if "mismatched" in text or "size mismatch" in text:
+        return f"{path / 'model.safetensors'}: tensor shapes differ from config.json"
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+def check_loaded(path: Path, model: nn.Module, info: dict) -> nn.Module:
+    """After ``from_pretrained(..., output_loading_info=True)``: every parameter came from the file (none left at
+    its random initialisation), shapes matched, and every weight is finite."""
+    missing = sorted(info.get("missing_keys") or [])
+    mismatched = list(info.get("mismatched_keys") or [])
+    if missing:
+        raise CheckpointError(f"{path / 'model.safetensors'}: missing tensor(s) {missing[:3]}"
+                              f"{' ...' if len(missing) > 3 else ''} (they would stay random); refused")
+    if mismatched:
+        raise CheckpointError(f"{path / 'model.safetensors'}: tensor(s) of the wrong shape {[m[0] for m in mismatched[:3]]}")
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path / 'model.safetensors'}: tensor {name!r} holds NaN or infinite values; refused")
+    return model
 
 
 def tensor_hash(module: nn.Module) -> str:

@@ -22,7 +22,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from .. import __version__
-from ..checkpoint import check_tensors
+from ..checkpoint import check_tensors, check_values
 from ..errors import CheckpointError, ConfigError
 from ..io.safety import read_json_file
 from ..io.writes import make_folder, write_file
@@ -177,10 +177,29 @@ def read_compose_config(directory: str | Path) -> dict:
     return config
 
 
+def _check_saved(config: dict, path: Path) -> None:
+    """The types of a compose.json (components with their spec and sha256, method, settings, train_components) and
+    its settings' numbers within tokzoo.limits (a GATS width of 10^6 would be allocated); one-line CheckpointError."""
+    from .recipe import check_glue
+
+    components = config.get("components")
+    if not isinstance(components, dict) or not components or not all(
+            isinstance(e, dict) and isinstance(e.get("spec"), dict) and isinstance(e.get("sha256"), str)
+            for e in components.values()):
+        raise CheckpointError(f"{path}: 'components' must map names to {{\"spec\": ..., \"sha256\": ...}}")
+    try:
+        check_glue({"method": config.get("method"), "train_components": config.get("train_components"),
+                    "components": {n: e["spec"] for n, e in components.items()}, "settings": config.get("settings")},
+                   str(path))
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+
+
 def load_composition(directory: str | Path, components: dict[str, Component] | None = None) -> Composition:
     """Rebuild a saved composition: components from their recorded specs (or ``components``), hashes checked."""
     directory = Path(directory)
     config = read_compose_config(directory)
+    _check_saved(config, directory / CONFIG_NAME)
     built = {}
     for name, entry in config["components"].items():
         component = (components or {}).get(name) or build_component(name, entry["spec"])
@@ -198,6 +217,7 @@ def load_composition(directory: str | Path, components: dict[str, Component] | N
         raise CheckpointError(f"{path}: not a readable safetensors file ({str(error).splitlines()[0][:200]})") from None
     expected = composition.trainable_tensors()
     check_tensors(expected, tensors, path)
+    check_values(expected, tensors, path)
     with torch.no_grad():
         for name, param in composition.named_parameters():
             if name in tensors:

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from .components import Component, Stream, model_folder
+from ..limits import MAX_COMPONENT_PARAMETERS, count_parameters
+from .components import Component, Stream, check_loaded, config_errors, load_reason, model_folder, transformers_config
 
 SUPPORTED = ("gpt2", "llama")
 VOCAB_NAME = "vocab.json"  # a caption BPE (tokzoo.text) saved beside the LM: the ids it was trained on
@@ -29,9 +30,15 @@ def load_causal_lm(path: str | Path):
 
     path = model_folder(path)
     try:
-        return AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, attn_implementation="sdpa")
-    except (OSError, ValueError, KeyError) as error:
-        raise CheckpointError(f"{path}: not loadable as a causal LM ({str(error).splitlines()[0][:200]})") from None
+        config = transformers_config(path)
+        count_parameters(lambda: [AutoModelForCausalLM.from_config(config)], str(path), MAX_COMPONENT_PARAMETERS)
+        model, info = AutoModelForCausalLM.from_pretrained(str(path), config=config, use_safetensors=True,
+                                                           attn_implementation="sdpa", output_loading_info=True)
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, *config_errors()) as error:
+        raise CheckpointError(f"{path}: not loadable as a causal LM ({load_reason(path, error)})") from None
+    return check_loaded(path, model, info)
 
 
 class CausalLM(Component):
@@ -56,7 +63,7 @@ class CausalLM(Component):
     def from_pretrained(cls, path, name: str = "lm") -> "CausalLM":
         lm = cls(load_causal_lm(path), name=name, source=str(path))
         vocab = Path(path) / VOCAB_NAME
-        lm.vocab_file = vocab if vocab.is_file() else None
+        lm.vocab_file = vocab if vocab.exists() else None  # a FIFO or device is refused by the reader, not skipped
         return lm
 
     @property

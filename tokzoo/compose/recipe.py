@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..io.safety import read_yaml_file
+from ..limits import MAX_DATA_PIXELS, check_field
 
 DEFAULTS = {
     "name": "compose", "seed": 0, "steps": 1000, "batch_size": 32, "log_every": 100, "threads": None,
@@ -81,7 +82,8 @@ def _check_optimizer(opt: dict, where: str) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (positive and value == 0):
             hint = " (YAML reads 5e-3 as text: write 5.0e-3)" if isinstance(value, str) else ""
             raise ConfigError(f"{where}: optimizer.{key} must be a {'positive ' if positive else ''}number"
-                              f"{'' if positive else ' >= 0'}, got {value!r}{hint}")
+                              f"{'' if positive else ' >= 0'}, got {value!r}{hint}"[:300])
+        check_field(value, where, f"optimizer.{key}", f"compose.optimizer.{key}")
 
 
 def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
@@ -93,11 +95,16 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
         value = resolved[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "steps" else 1):
             raise ConfigError(f"{where}: {key!r} must be a positive integer, got {value!r}")
+    _check_numbers(resolved, where)
     compose = recipe["compose"]
     if "pretrain_lm" in compose:
         if set(compose) != {"pretrain_lm"}:
             raise ConfigError(f"{where}: compose.pretrain_lm stands alone, got also {sorted(set(compose) - {'pretrain_lm'})}")
+        if compose["pretrain_lm"] is not None and not isinstance(compose["pretrain_lm"], dict):
+            raise ConfigError(f"{where}: compose.pretrain_lm must be a mapping, got {compose['pretrain_lm']!r}"[:200])
         resolved["compose"] = {"pretrain_lm": _merge(LM_DEFAULTS, compose["pretrain_lm"] or {}, f"{where}.compose.pretrain_lm")}
+        _check_optimizer(resolved["optimizer"], where)
+        _check_lm(resolved["compose"]["pretrain_lm"], where)
         return resolved
     glue = _merge(GLUE_DEFAULTS, compose, f"{where}.compose", open_keys=("components", "settings"))
     if not glue["components"]:
@@ -106,5 +113,63 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
     component_lr = resolved["optimizer"]["component_lr"]
     if component_lr is not None and not glue["train_components"]:
         raise ConfigError(f"{where}: optimizer.component_lr needs compose.train_components: true (frozen components)")
+    check_glue(glue, where)
     resolved["compose"] = glue
     return resolved
+
+
+def _check_numbers(resolved: dict, where: str) -> None:
+    """Steps, batch, threads, seeds and the scene data within tokzoo.limits.FIELD_LIMITS, before any scene is made."""
+    for key in ("steps", "batch_size", "log_every", "seed"):
+        check_field(resolved[key], where, key, f"compose.{key}")
+    if resolved["threads"] is not None:
+        check_field(resolved["threads"], where, "threads", "compose.threads")
+    data = resolved["data"]
+    scenes = data["scene_text"]
+    for key in ("n_train", "n_val", "seed", "val_seed", "size"):
+        check_field(scenes[key], where, f"data.scene_text.{key}", f"compose.data.scene_text.{key}")
+    held = (scenes["n_train"] + scenes["n_val"]) * scenes["size"] ** 2
+    if held > MAX_DATA_PIXELS:
+        raise ConfigError(f"{where}: data.scene_text n_train + n_val {scenes['n_train'] + scenes['n_val']} at size "
+                          f"{scenes['size']} is refused: {held} pixels held in memory, over the limit of {MAX_DATA_PIXELS}")
+    check_field(data["caption_fraction"], where, "data.caption_fraction", "compose.data.caption_fraction")
+
+
+def _check_lm(spec: dict, where: str) -> None:
+    """The LM to pretrain: sizes within the limits (a huge vocabulary aborts the Rust BPE trainer), heads divide
+    the width, a known architecture."""
+    for key in ("vocab_size", "hidden_size", "layers", "heads", "max_positions", "dropout"):
+        check_field(spec[key], where, f"compose.pretrain_lm.{key}", f"compose.pretrain_lm.{key}")
+    if spec["hidden_size"] % spec["heads"]:
+        raise ConfigError(f"{where}: compose.pretrain_lm.hidden_size {spec['hidden_size']} is not divisible by "
+                          f"heads {spec['heads']}")
+    if spec["arch"] not in ("gpt2", "llama"):
+        raise ConfigError(f"{where}: compose.pretrain_lm.arch {spec['arch']!r} is not one of gpt2, llama"[:200])
+
+
+def check_glue(glue: dict, where: str) -> None:
+    """Types of a glue section and its settings' numbers (widths, heads, layer indices) within the limits."""
+    for key in ("components", "settings"):
+        if not isinstance(glue[key], dict):
+            raise ConfigError(f"{where}: compose.{key} must be a mapping, got {glue[key]!r}"[:200])
+    if not isinstance(glue["method"], str) or not isinstance(glue["train_components"], bool):
+        raise ConfigError(f"{where}: compose.method must be a name and compose.train_components true or false")
+    for name, spec in glue["components"].items():
+        if isinstance(spec, dict) and "size" in spec and spec["size"] is not None:
+            check_field(spec["size"], where, f"compose.components.{name}.size", "compose.component.size")
+    for key, value in glue["settings"].items():
+        field = f"compose.settings.{key}"
+        if key in ("dim", "heads", "mlp_ratio", "window", "prompt_tokens", "pool") and value is not None:
+            check_field(value, where, field, f"compose.settings.{key}")
+        elif key in ("layers", "vision_layers", "inject_layers", "vision_layer"):
+            _check_layers(value, where, field)
+
+
+def _check_layers(value, where: str, field: str) -> None:
+    """Layer indices: an int, a list of ints, or (GATS) a list of mappings component -> int; at most 1024 of them."""
+    items = value if isinstance(value, list) else [value]
+    if len(items) > 1024:
+        raise ConfigError(f"{where}: {field} lists {len(items)} layers, over the limit of 1024")
+    for item in items:
+        for index in (item.values() if isinstance(item, dict) else [item]):
+            check_field(index, where, field, "compose.settings.layer")

@@ -15,7 +15,6 @@ final layer norm. :meth:`tokens` is every token (B, 1 + h * w, D), class token f
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from .components import Component, Stream, model_folder
+from ..io.safety import read_json_file
+from ..limits import MAX_COMPONENT_PARAMETERS, count_parameters
+from .components import Component, Stream, check_loaded, config_errors, load_reason, model_folder, transformers_config
 
 # Published normalisation of each family (used when the folder has no preprocessor_config.json).
 FAMILY_STATS = {"vit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
@@ -34,17 +35,26 @@ FAMILY_STATS = {"vit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
 
 def load_vision_model(path: str | Path) -> nn.Module:
     """A ViT / DINOv2 / CLIP vision ``transformers`` model from a local folder (safetensors only)."""
-    from transformers import AutoConfig, AutoModel, CLIPVisionModel
+    from transformers import AutoModel, CLIPVisionModel
 
     path = model_folder(path)
     try:
-        model_type = AutoConfig.from_pretrained(str(path)).model_type
+        config = transformers_config(path)
+        model_type = config.model_type
         loader = CLIPVisionModel if model_type in ("clip", "clip_vision_model") else AutoModel
         extra = {"add_pooling_layer": False} if model_type == "vit" else {}  # an unused pooler, random if not saved
-        return loader.from_pretrained(str(path), use_safetensors=True, attn_implementation="sdpa", dtype=torch.float32,
-                                      **extra)  # fp16 / bf16 checkpoints run in float32 like the glue
-    except (OSError, ValueError, KeyError) as error:
-        raise CheckpointError(f"{path}: not loadable as a vision model ({str(error).splitlines()[0][:200]})") from None
+        if model_type in FAMILY_STATS or model_type == "clip":
+            built = (lambda: [CLIPVisionModel(getattr(config, "vision_config", config))]) if loader is CLIPVisionModel \
+                else (lambda: [AutoModel.from_config(config, **extra)])
+            count_parameters(built, str(path), MAX_COMPONENT_PARAMETERS)
+        model, info = loader.from_pretrained(str(path), use_safetensors=True, attn_implementation="sdpa",
+                                             dtype=torch.float32, output_loading_info=True,
+                                             **extra)  # fp16 / bf16 checkpoints run in float32 like the glue
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, *config_errors()) as error:
+        raise CheckpointError(f"{path}: not loadable as a vision model ({load_reason(path, error)})") from None
+    return check_loaded(path, model, info)
 
 
 class VisionTransformer(Component):
@@ -83,9 +93,9 @@ class VisionTransformer(Component):
         model = load_vision_model(path)
         stats = Path(path) / "preprocessor_config.json"
         mean = std = None
-        if stats.is_file():
+        if stats.exists():  # a FIFO or device is refused by the reader, not skipped
+            config = read_json_file(stats, CheckpointError)  # a regular file of at most 16 MiB (a FIFO would block)
             try:
-                config = json.loads(stats.read_text())
                 mean, std = config.get("image_mean"), config.get("image_std")
                 crop = config.get("crop_size")
                 crop = crop.get("height") if isinstance(crop, dict) else crop

@@ -21,13 +21,14 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from tokzoo import __version__
-from tokzoo.checkpoint import check_tensors
-from tokzoo.errors import CheckpointError
+from tokzoo.checkpoint import check_tensors, check_values
+from tokzoo.errors import CheckpointError, ConfigError
 from tokzoo.io.safety import read_json_file
 from tokzoo.io.writes import make_folder, write_file
+from tokzoo.limits import MAX_FM_PARAMETERS, check_field, count_parameters
 
-from .model import FMConfig, FourM
-from .spec import ModalitySpec
+from .model import FMConfig, FourM, check_config
+from .spec import ModalitySpec, check_specs
 
 FORMAT, FORMAT_VERSION = "tokzoo-fm", 1
 CONFIG, WEIGHTS, OPTIMIZER, STATE, LOG = "config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json", "log.jsonl"
@@ -63,15 +64,31 @@ def read_run_config(run: str | Path) -> dict:
 
 
 def load_model(run: str | Path, device: str | torch.device = "cpu") -> FourM:
-    """The model of a run folder, weights checked by name and shape."""
-    config = read_run_config(run)
-    try:
-        specs = [ModalitySpec.from_dict(d) for d in config["modalities"]]
-        model = FourM(specs, FMConfig(**config["model"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{Path(run) / CONFIG}: bad model or modalities field ({e})") from None
+    """The model of a run folder: sizes checked against tokzoo.limits before it is built, weights checked by name,
+    shape, dtype kind and finiteness (an all-NaN model is refused, not sampled from)."""
+    specs, model_config = run_model_config(run)
+    model = FourM(specs, model_config)
     model.load_state_dict(_read(Path(run) / WEIGHTS, model.state_dict()))
     return model.to(device)
+
+
+def run_model_config(run: str | Path) -> tuple[list[ModalitySpec], FMConfig]:
+    """The modality specs and model config of a run folder, every size within tokzoo.limits and the parameter
+    count at most MAX_FM_PARAMETERS (counted on the meta device); one-line CheckpointError otherwise."""
+    config, path = read_run_config(run), Path(run) / CONFIG
+    try:
+        specs = [ModalitySpec.from_dict(d) for d in config["modalities"]]
+        model_config = FMConfig(**config["model"])
+        check_config(model_config, f"{path}: model")
+        check_specs(specs, path)
+        if len({s.name for s in specs}) != len(specs) or not specs:
+            raise ConfigError(f"{path}: modalities: empty, or a modality named twice")
+        count_parameters(lambda: [FourM(specs, model_config)], str(path), MAX_FM_PARAMETERS)
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path}: bad model or modalities field ({type(e).__name__}: {str(e)[:120]})") from None
+    return specs, model_config
 
 
 def optimizer_tensors(model: FourM, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -88,6 +105,11 @@ def load_optimizer(run: str | Path, model: FourM, optimizer: torch.optim.Optimiz
     expected = {f"{n}.{k}": (p if k != "step" else torch.zeros(())) for n, p in model.named_parameters()
                 for k in ("exp_avg", "exp_avg_sq", "step")}
     tensors = _read(Path(run) / OPTIMIZER, expected)
+    for name in expected:
+        if (name.endswith(".exp_avg_sq") and bool((tensors[name] < 0).any())) or (
+                name.endswith(".step") and not 0 <= float(tensors[name]) <= 1e7):
+            raise CheckpointError(f"{Path(run) / OPTIMIZER}: tensor {name!r} is out of range (negative second moment "
+                                  f"or step); refused")
     for name, p in model.named_parameters():
         optimizer.state[p] = {"step": tensors[f"{name}.step"].to(torch.float32),
                               "exp_avg": tensors[f"{name}.exp_avg"].to(p.device, p.dtype),
@@ -95,10 +117,23 @@ def load_optimizer(run: str | Path, model: FourM, optimizer: torch.optim.Optimiz
 
 
 def read_state(run: str | Path) -> dict | None:
+    """The trainer state ``{"step", "position": {"epoch", "batch"}}`` of a run, None when absent; one-line
+    CheckpointError for anything else (``[]``, text, negative or huge numbers)."""
     path = Path(run) / STATE
     if not path.is_file():
         return None
-    return read_json_file(path, CheckpointError)
+    state = read_json_file(path, CheckpointError)
+    position = state.get("position") if isinstance(state, dict) else None
+    if not isinstance(position, dict) or set(position) != {"epoch", "batch"}:
+        raise CheckpointError(f"{path}: not a trainer state ({{\"step\": N, \"position\": {{\"epoch\": E, "
+                              f"\"batch\": B}}}}); delete the run folder or pass another --out")
+    try:
+        check_field(state.get("step"), path, "step", "fm.state.step")
+        for key in ("epoch", "batch"):
+            check_field(position[key], path, f"position.{key}", "fm.state.position")
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
+    return state
 
 
 def _read(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -109,5 +144,6 @@ def _read(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: corrupt or truncated ({e})") from None
     check_tensors(expected, tensors, path)
+    check_values(expected, tensors, path)
     return tensors
 

@@ -25,7 +25,7 @@ from tokzoo.data import make_loader
 from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.evaluation.metrics import abs_rel, angular_error, mean_iou
 
-from .generate import DecodeSettings, decode_tokens, generate
+from .generate import DecodeSettings, check_request, decode_tokens, generate
 from .masking import flatten_batch
 from .model import FourM
 from .spec import check_same_vocabularies, read_manifest, specs_from_manifest
@@ -91,6 +91,7 @@ def evaluate(model: FourM, data: str | Path, train_data: str | Path, sources: li
     for target in targets:
         if target not in METRICS:
             raise ConfigError(f"no evaluation for target modality {target!r} (known: {', '.join(METRICS)})")
+    check_request(model, sources, targets, settings)
     names = list(dict.fromkeys(list(sources) + list(targets)))
     data_specs = specs_from_manifest(data, names)
     check_same_vocabularies(model.specs, data_specs, data)
@@ -131,6 +132,7 @@ def example_rows(model: FourM, data: str | Path, keys: list[str], sources: list[
     from tokzoo.pipeline.report import run_tokenizer
 
     names = list(dict.fromkeys(list(sources) + list(targets)))
+    check_request(model, sources, targets, settings)
     check_same_vocabularies(model.specs, specs_from_manifest(data, names), data)
     by_name = {s.name: s for s in model.specs}
     batches = {}

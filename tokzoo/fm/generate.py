@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from tokzoo.errors import ConfigError
+from tokzoo.limits import check_field, check_int
 
 from .masking import MaskedBatch
 from .model import FourM
@@ -32,6 +33,31 @@ class DecodeSettings:
     seed: int = 0
 
 
+def check_settings(settings: DecodeSettings) -> DecodeSettings:
+    """Decoding steps (10^9 steps would fix no token for ~10^8 of them), temperature, top-k and seed within
+    tokzoo.limits.FIELD_LIMITS; one-line ConfigError naming the option."""
+    check_field(settings.steps, "decoding", "--steps", "fm.decode.steps")
+    check_field(settings.temperature, "decoding", "--temperature", "fm.decode.temperature")
+    check_int(settings.top_k, "decoding", "--top-k", 0, 1 << 20)
+    check_field(settings.seed, "decoding", "--seed", "fm.train.seed")
+    return settings
+
+
+def check_request(model: FourM, sources: list[str], targets: list[str], settings: DecodeSettings) -> None:
+    """One-line ConfigError for a modality the model does not know, one both given and predicted (``--from rgb
+    --to rgb`` would "predict" what it is given), no target, or decoding settings out of range."""
+    names = [s.name for s in model.specs]
+    for name in list(sources) + list(targets):
+        if name not in names:
+            raise ConfigError(f"modality {name!r} is not one this model knows ({', '.join(names)})")
+    overlap = sorted(set(sources) & set(targets))
+    if overlap:
+        raise ConfigError(f"--to {','.join(overlap)}: also given with --from; a modality is either given or predicted")
+    if not targets:
+        raise ConfigError("--to: give at least one modality to predict")
+    check_settings(settings)
+
+
 @torch.inference_mode()
 def generate(model: FourM, batch: MaskedBatch, sources: list[str], targets: list[str],
              settings: DecodeSettings = DecodeSettings()) -> dict[str, torch.Tensor]:
@@ -40,12 +66,8 @@ def generate(model: FourM, batch: MaskedBatch, sources: list[str], targets: list
     ``batch`` holds tokens/valid from :func:`~tokzoo.fm.masking.flatten_batch`; only the sources' tokens
     are read, the targets' ``valid`` says which slots to fill (items: how many items).
     """
+    check_request(model, sources, targets, settings)
     names = [s.name for s in model.specs]
-    for name in list(sources) + list(targets):
-        if name not in names:
-            raise ConfigError(f"modality {name!r} is not one this model knows ({', '.join(names)})")
-    if settings.steps < 1:
-        raise ConfigError(f"decoding steps must be >= 1, got {settings.steps}")
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator(device="cpu").manual_seed(settings.seed)

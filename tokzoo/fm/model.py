@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tokzoo.errors import ConfigError
+from tokzoo.limits import check_field
 
 from .blocks import DecoderBlock, EncoderBlock, layer_norm
 from .masking import MaskedBatch
@@ -52,7 +53,7 @@ PRESETS = {
 
 def model_config(preset: str | None = None, **overrides) -> FMConfig:
     """A preset, with any fields overridden; ConfigError (one line) for unknown names or fields."""
-    if preset is not None and preset not in PRESETS:
+    if preset is not None and (not isinstance(preset, str) or preset not in PRESETS):
         raise ConfigError(f"unknown model preset {preset!r} (known: {', '.join(PRESETS)})")
     base = asdict(PRESETS[preset]) if preset else {}
     unknown = sorted(set(overrides) - set(FMConfig.__dataclass_fields__))
@@ -62,8 +63,16 @@ def model_config(preset: str | None = None, **overrides) -> FMConfig:
         config = FMConfig(**{**base, **overrides})
     except TypeError as e:
         raise ConfigError(f"model: {e}") from None
+    return check_config(config, "model")
+
+
+def check_config(config: FMConfig, where: object) -> FMConfig:
+    """Every size of ``config`` within tokzoo.limits.FIELD_LIMITS (a negative or 10^6 layer count, a width of
+    10^6, text), before anything is built; one-line ConfigError naming the field and the limit."""
+    for name in FMConfig.__dataclass_fields__:
+        check_field(getattr(config, name), where, name, f"fm.model.{name}")
     if config.dim % config.heads or config.dim % 4:
-        raise ConfigError(f"model: width {config.dim} must be divisible by 4 and by heads ({config.heads})")
+        raise ConfigError(f"{where}: width {config.dim} must be divisible by 4 and by heads ({config.heads})")
     return config
 
 

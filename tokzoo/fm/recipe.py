@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tokzoo.errors import ConfigError
 from tokzoo.io.safety import read_yaml_file
+from tokzoo.limits import check_field
 
 from .masking import MaskingConfig, MixtureComponent
 from .model import FMConfig, model_config
@@ -98,7 +99,8 @@ def _masking(section: dict, modalities: list[str], where) -> MaskingConfig:
         _known(c, ("name", "weight", "input_alpha", "target_alpha"), where, field)
         alphas = [_alphas(c.get(k), modalities, f"{field}.{k}", where) for k in ("input_alpha", "target_alpha")]
         components.append(MixtureComponent(str(c.get("name", f"component {i}")), *alphas,
-                                           weight=_number(c.get("weight", 1.0), f"{field}.weight", where, 0)))
+                                           weight=_number(c.get("weight", 1.0), f"{field}.weight", where, 0,
+                                                          "fm.masking.weight")))
     if sum(c.weight for c in components) <= 0:
         raise ConfigError(f"{where}: masking.mixture: at least one weight must be positive")
     return MaskingConfig(_int(section.get("input_tokens"), "masking.input_tokens", where, 0),
@@ -108,13 +110,13 @@ def _masking(section: dict, modalities: list[str], where) -> MaskingConfig:
 
 def _alphas(value, modalities: list[str], field: str, where) -> dict[str, float]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return {m: _number(value, field, where, 0) for m in modalities}
+        return {m: _number(value, field, where, 0, "fm.masking.alpha") for m in modalities}
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: {field} must be a number or a mapping modality -> alpha")
     unknown = sorted(set(value) - set(modalities))
     if unknown:
         raise ConfigError(f"{where}: {field} names {unknown[0]!r}, not in data.modalities ({', '.join(modalities)})")
-    return {m: _number(a, f"{field}.{m}", where, 0) for m, a in value.items()}
+    return {m: _number(a, f"{field}.{m}", where, 0, "fm.masking.alpha") for m, a in value.items()}
 
 
 def _train(section: dict, where) -> TrainConfig:
@@ -154,11 +156,16 @@ def _known(section: dict, names, where, what: str) -> None:
 
 def _int(value, field: str, where, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{where}: {field} must be an integer >= {low}, got {value!r}")
-    return value
+        raise ConfigError(f"{where}: {field} must be an integer >= {low}, got {_short(value)}")
+    return check_field(value, where, field, f"fm.{field}")
 
 
-def _number(value, field: str, where, low: float) -> float:
+def _number(value, field: str, where, low: float, table_key: str | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-        raise ConfigError(f"{where}: {field} must be a number >= {low}, got {value!r}")
-    return float(value)
+        raise ConfigError(f"{where}: {field} must be a number >= {low}, got {_short(value)}")
+    return check_field(value, where, field, table_key or f"fm.{field}")
+
+
+def _short(value) -> str:
+    text = f"<an integer of {value.bit_length()} bits>" if isinstance(value, int) and value.bit_length() > 256 else repr(value)
+    return text[:60] + "..." if len(text) > 60 else text

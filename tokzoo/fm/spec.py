@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tokzoo.errors import ConfigError, InputError
 from tokzoo.io.safety import MAX_JSON_BYTES, load_json, read_file
+from tokzoo.limits import MAX_FM_TOKENS, check_field
 
 SEQUENCE_MODALITIES = frozenset({"captions", "metadata", "palette", "boxes"})
 MANIFEST = "manifest.json"
@@ -57,6 +58,33 @@ class ModalitySpec:
         return cls(**{**d, "grid": tuple(d["grid"]), "size": tuple(d["size"]) if d.get("size") else None})
 
 
+KINDS = ("image", "items", "sequence")
+
+
+def check_specs(specs: list[ModalitySpec], where: object) -> list[ModalitySpec]:
+    """Every spec's kind, vocabulary, grid, pad id and size within tokzoo.limits.FIELD_LIMITS, and all modalities'
+    tokens per sample at most :data:`~tokzoo.limits.MAX_FM_TOKENS`, before a model is built; one-line ConfigError."""
+    for spec in specs:
+        field = f"modality {spec.name!r}"
+        if not isinstance(spec.name, str) or spec.kind not in KINDS:
+            raise ConfigError(f"{where}: {field}: kind {spec.kind!r} is not one of {', '.join(KINDS)}")
+        check_field(spec.vocab_size, where, f"{field} vocab_size", "fm.modality.vocab_size")
+        if len(spec.grid) != 2:
+            raise ConfigError(f"{where}: {field} grid {list(spec.grid)!r} is refused: expected two sizes")
+        for side in spec.grid:
+            check_field(side, where, f"{field} grid", "fm.modality.tokens")
+        check_field(spec.length, where, f"{field} tokens per sample (grid)", "fm.modality.tokens")
+        if spec.kind == "items" and spec.pad_id != spec.vocab_size:
+            raise ConfigError(f"{where}: {field} pad_id {spec.pad_id!r} is refused: items pad with vocab_size")
+        for side in spec.size or ():
+            check_field(side, where, f"{field} size", "fm.modality.size")
+    total = sum(spec.length for spec in specs)
+    if total > MAX_FM_TOKENS:
+        raise ConfigError(f"{where}: {total} tokens per sample over all modalities is refused: over the limit of "
+                          f"{MAX_FM_TOKENS}")
+    return specs
+
+
 def read_manifest(root: str | Path) -> dict:
     """The token dataset's manifest; InputError (one line) when missing or unreadable."""
     path = Path(root) / MANIFEST
@@ -84,14 +112,22 @@ def specs_from_manifest(root: str | Path, names: list[str], max_items: int = 16)
     specs = []
     for name in names:
         entry = entries.get(name)
+        if entry is not None and not isinstance(entry, dict):
+            raise InputError(path, f"modality {name!r}: entry is not an object")
         if entry is None:
             raise InputError(path, f"no modality {name!r} in this token dataset (it has: {', '.join(sorted(entries)) or 'none'})")
         if not entry.get("complete", False):
             raise InputError(path, f"modality {name!r} is not complete (tokenize still running or stopped?)")
         if not (entry.get("samples") or {}).get("ok"):
             raise InputError(path, f"modality {name!r} holds no samples: the dataset is empty")
-        specs.append(_spec(name, entry, max_items, path))
-    return specs
+        try:
+            specs.append(_spec(name, entry, max_items, path))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise InputError(path, f"modality {name!r}: unreadable entry ({type(e).__name__}: {str(e)[:100]})") from None
+    try:
+        return check_specs(specs, path)
+    except ConfigError as e:
+        raise InputError(path, str(e).removeprefix(f"{path}: ")) from None
 
 
 def _spec(name: str, entry: dict, max_items: int, path: Path) -> ModalitySpec:

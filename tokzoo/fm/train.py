@@ -27,11 +27,12 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from tokzoo.data import make_loader
-from tokzoo.errors import ConfigError
+from tokzoo.errors import CheckpointError, ConfigError
 from tokzoo.io.safety import read_file
 from tokzoo.io.writes import append_file, check_own_file, make_folder, write_file
+from tokzoo.limits import MAX_FM_PARAMETERS, count_parameters
 
-from .checkpoint import LOG, load_model, load_optimizer, read_run_config, read_state, save_checkpoint
+from .checkpoint import LOG, load_model, load_optimizer, read_run_config, read_state, run_model_config, save_checkpoint
 from .masking import MaskedBatch, Masker, flatten_batch
 from .model import FourM
 from .recipe import Recipe, TrainConfig
@@ -146,6 +147,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, steps: int | Non
     rank, world, dev = distributed_context()
     dev = torch.device(device) if device else dev
     specs = specs_from_manifest(data, list(recipe.modalities), recipe.max_items)
+    count_parameters(lambda: [FourM(specs, recipe.model)], f"{out}: recipe model over {data}", MAX_FM_PARAMETERS)
     state = read_state(out)
     if state is not None:
         _check_resumable(out, recipe, specs)
@@ -172,6 +174,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, steps: int | Non
     for step in range(start, stop):
         batch = masker(flatten_batch(next(stream), specs), np.random.default_rng([cfg.seed, step]))
         result = train_step(wrapped, optimizer, batch, cfg, step, rank=rank, world=world, device=dev)
+        _check_finite(out, model, result, step, cfg)
         now = time.perf_counter()
         record = {"step": step + 1, "lr": lr_at(step, cfg), "loss": result["loss"], "losses": result["losses"],
                   "tokens": result["tokens"], "tokens_per_s": result["tokens"] / max(now - t0, 1e-9)}
@@ -186,6 +189,16 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, steps: int | Non
     return record
 
 
+def _check_finite(out: Path, model: FourM, result: dict, step: int, cfg: TrainConfig) -> None:
+    """ConfigError (one line) once the loss or a weight is NaN or infinite: training diverged, and an all-NaN
+    model is never saved (the run folder keeps its last finite checkpoint)."""
+    losses = list(result["losses"].values())
+    finite = all(math.isfinite(v) for v in losses) and all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    if not finite:
+        raise ConfigError(f"{out}: training diverged at step {step + 1} (loss {result['loss']}, or a weight is NaN or "
+                          f"infinite) with train.lr {cfg.lr}; nothing saved from this step on: lower train.lr")
+
+
 def _checkpoint(out, model, optimizer, recipe, step, position, rank, world, data) -> None:
     if rank == 0:
         save_checkpoint(out, model, recipe.raw, optimizer,
@@ -195,6 +208,7 @@ def _checkpoint(out, model, optimizer, recipe, step, position, rank, world, data
 
 
 def _check_resumable(out: Path, recipe: Recipe, specs: list[ModalitySpec]) -> None:
+    run_model_config(out)  # sizes within the limits, before anything is compared or built
     config = read_run_config(out)
     if config.get("recipe") != recipe.raw:
         raise ConfigError(f"{out}: holds a run of another recipe; pass another --out or the recipe it was trained with")
@@ -206,13 +220,17 @@ def _truncate_log(out: Path, path: Path, step: int) -> None:
     no record of a step (a torn last line) are dropped."""
     if not check_own_file(out, path):
         return
-    lines = [line for line in read_file(path).decode("utf-8", "replace").splitlines() if _step_of(line) <= step]
+    text = read_file(path).decode("utf-8", "replace")
+    lines = [line for line in text.splitlines() if line.strip() and _logged_step(path, line) <= step]
     write_file(out, path, "".join(line + "\n" for line in lines))
 
 
-def _step_of(line: str) -> float:
+def _logged_step(path: Path, line: str) -> int:
+    """The step of one log line; CheckpointError (one line) for a damaged log."""
     try:
-        step = json.loads(line).get("step")
-    except (ValueError, AttributeError, RecursionError):
-        return math.inf
-    return step if isinstance(step, int) and not isinstance(step, bool) else math.inf
+        step = json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        step = None
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise CheckpointError(f"{path}: a line is not a log record ({line[:40]!r}); delete the log to resume")
+    return step

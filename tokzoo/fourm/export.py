@@ -140,12 +140,14 @@ def _tokens(array: np.ndarray, planned: Planned, source: Path):
     if planned.items:
         pad = planned.facts.vocab_size - 1
         crops = np.empty(len(array), dtype=object)
+        _check_ids(array, planned.facts.vocab_size, source)
         for c, crop in enumerate(array):
             crops[c] = {"token_ids": crop[crop[:, 0] != pad].astype(np.int16)}
         return crops
     if array.ndim < 2 or int(np.prod(array.shape[1:])) != planned.facts.n_tokens:
         raise InputError(source, f"token grid mismatch: member of shape {array.shape}, {planned.facts.name} "
                                  f"holds {planned.facts.n_tokens} tokens per crop")
+    _check_ids(array, planned.facts.vocab_size, source)
     return array.reshape(len(array), -1).astype(np.int16)
 
 
@@ -156,6 +158,16 @@ def _checked_key(key: str, source: Path) -> str:
         raise InputError(source, f"member {key[:80]!r}.npy: not a tokzoo sample key ([A-Za-z0-9_-], at most 200 "
                                  "characters); it would become a file name of the export, so the export stops here")
     return key
+
+
+def _check_ids(array: np.ndarray, vocab_size: int, source: Path) -> None:
+    """InputError unless ``array`` holds integer ids in [0, vocab_size): an id past the vocabulary would be written
+    as it is, and one past 32,767 would wrap around in int16 (40000 -> -25536)."""
+    if array.dtype.kind not in "iu":
+        raise InputError(source, f"token ids must be integers, got dtype {array.dtype}")
+    if array.size and (int(array.min()) < 0 or int(array.max()) >= vocab_size):
+        raise InputError(source, f"token ids in [{int(array.min())}, {int(array.max())}] outside the vocabulary "
+                                 f"[0, {vocab_size}); not exported")
 
 
 def _write(dst: Path, folder: str, index: int, layout: str, members: list[tuple[str, np.ndarray]]) -> None:

@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 
 from tokzoo.errors import ConfigError, InputError
-from tokzoo.io.safety import MAX_JSON_BYTES, read_file
+from tokzoo.io.safety import MAX_JSON_BYTES, load_json, read_file
+from tokzoo.limits import check_field
 
 from .names import RELEASED, ModalityFacts
 
@@ -81,11 +82,13 @@ def info_py(facts: list[ModalityFacts]) -> bytes:
 def read_info(root: Path) -> dict[str, ModalityFacts] | None:
     """Entries of ``root/fourm_modalities.json`` by name, or None when there is no such file."""
     path = Path(root) / INFO_JSON
-    if not path.is_file():
+    if not path.exists():  # a FIFO or device is refused by the reader, not skipped
         return None
     try:
         value = _load(path)
-        return {name: ModalityFacts(name, int(e["vocab_size"]), int(e["input_size"]), int(e["patch_size"]),
+        return {name: ModalityFacts(name, check_field(e["vocab_size"], path, f"{name} vocab_size", "fourm.codebook_size"),
+                                    check_field(e["input_size"], path, f"{name} input_size", "fourm.info.input_size"),
+                                    check_field(e["patch_size"], path, f"{name} patch_size", "fourm.patch_size"),
                                     str(e.get("type", "img"))) for name, e in value["modalities"].items()}
     except (ValueError, KeyError, TypeError, AttributeError, ZeroDivisionError) as e:
         raise ConfigError(f"{path}: unreadable 4M modality info ({type(e).__name__}: {e})") from None
@@ -94,7 +97,7 @@ def read_info(root: Path) -> dict[str, ModalityFacts] | None:
 def read_aliases(root: Path) -> dict[str, str]:
     """tokzoo modality name -> 4M folder name, as ``tokzoo export`` recorded them (empty without the file)."""
     path = Path(root) / INFO_JSON
-    if not path.is_file():
+    if not path.exists():
         return {}
     try:
         return {m: name for name, m in _load(path).get("tokzoo_modalities", {}).items()}
@@ -105,6 +108,6 @@ def read_aliases(root: Path) -> dict[str, str]:
 def _load(path: Path):
     """The JSON of a file that came with foreign data: a regular file of at most 16 MiB."""
     try:
-        return json.loads(read_file(path, MAX_JSON_BYTES).decode("utf-8"))
+        return load_json(read_file(path, MAX_JSON_BYTES), str(path))  # nesting and integer digits guarded
     except InputError as e:
         raise ConfigError(str(e)) from None

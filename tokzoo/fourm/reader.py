@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from tokzoo.data.shards import Shard, count_members, open_shard
-from tokzoo.errors import ConfigError, CorruptFileError, DtypeError, InputError, ShapeError
+from tokzoo.errors import ConfigError, DtypeError, InputError, ShapeError
+from tokzoo.io.safety import load_npy, read_file
 
 from .info import INFO_JSON, read_aliases, read_info
 from .names import CROP_SETTINGS, RELEASED, ModalityFacts
@@ -122,14 +123,11 @@ def _open_folder(path: Path) -> Shard:
     files = sorted(path.glob("*.npy"))
     arrays = []
     for file in files:
-        try:
-            array = np.load(file, allow_pickle=False)
-        except ValueError as e:
-            if "allow_pickle" in str(e):
-                raise DtypeError(file, "pickled .npy (ml-4m's set-valued form); tokzoo never unpickles data files") from None
-            raise CorruptFileError(file, f"unreadable .npy ({e})") from None
-        except OSError as e:
-            raise CorruptFileError(file, f"unreadable .npy ({e})") from None
+        try:  # a regular file of at most 256 MiB (a FIFO would block np.load), its header checked before any data
+            array = load_npy(read_file(file), str(file))
+        except DtypeError as e:
+            raise DtypeError(file, "pickled .npy (ml-4m's set-valued form); tokzoo never unpickles data files"
+                             if "object arrays" in e.reason else e.reason) from None
         if array.dtype.kind not in "iu":
             raise DtypeError(file, f"token ids must be a plain integer dtype, got {array.dtype}")
         if array.ndim < 2 or len(array) < 1:

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tokzoo.checkpoint import WEIGHTS_NAME, check_tensors, read_state_dict, read_tensors
+from tokzoo.checkpoint import WEIGHTS_NAME, check_tensors, check_values, read_state_dict, read_tensors
 from tokzoo.errors import CheckpointError, ConfigError, ShapeError
 from tokzoo.indices import to_ids
+from tokzoo.limits import MAX_VIT_TOKENS, check_field, count_parameters
 from tokzoo.tokenizer import Tokenizer, register_architecture
 
 from .checkpoints import read_fourm_checkpoint, to_ours
@@ -39,6 +40,42 @@ def is_diffusion(config: dict) -> bool:
     return dec.startswith(("unet", "uvit")) or "beta_schedule" in config
 
 
+FOURM_SIZES = ("image_size", "patch_size", "latent_dim", "codebook_size", "num_codebooks", "n_channels", "n_labels",
+               "mask_size", "image_size_enc", "image_size_dec", "patch_size_dec")
+
+
+def check_fourm_config(fourm: object, where: object) -> None:
+    """ml-4m constructor arguments checked before anything is built: a mapping; sizes (and MLP ids' depth, width and
+    expansion) within tokzoo.limits.FIELD_LIMITS; at most MAX_VIT_TOKENS patches; the parameter count (on the meta
+    device) at most MAX_PARAMETERS. One-line ConfigError naming the field and the limit."""
+    if not isinstance(fourm, dict):
+        raise ConfigError(f"{where}: the 4M config is not a mapping of constructor arguments")
+    for key in FOURM_SIZES:
+        if fourm.get(key) is not None or key in ("image_size", "patch_size", "codebook_size"):  # these are required
+            table = {"image_size_enc": "image_size", "image_size_dec": "image_size", "patch_size_dec": "patch_size"}
+            check_field(fourm.get(key), where, key, f"fourm.{table.get(key, key)}")
+    for key in ("enc_type", "dec_type"):
+        value = fourm.get(key)
+        if key == "enc_type" and not isinstance(value, str) or value is not None and not isinstance(value, str) \
+                or isinstance(value, str) and len(value) > 100:
+            raise ConfigError(f"{where}: {key} {str(value)[:60]!r} is refused: expected a 4M model name")
+        if isinstance(value, str) and "MLP" in value:
+            for part, table in zip(value.partition("/")[2].split("-"), ("blocks", "width", "expansion")):
+                number = part.partition("_")[2]
+                if number.isdigit() and len(number) <= 12:
+                    check_field(int(number), where, f"{key} {part.partition('_')[0]}_", f"fourm.mlp.{table}")
+                else:
+                    raise ConfigError(f"{where}: {key} {value[:60]!r} is refused: expected BottleneckMLP/B_<n>-Wi_<width>")
+    size, patch = fourm.get("image_size", 224), fourm.get("patch_size", 16)
+    if isinstance(size, int) and isinstance(patch, int) and patch and (size // patch) ** 2 > MAX_VIT_TOKENS:
+        raise ConfigError(f"{where}: image_size / patch_size {size} / {patch} is refused: {(size // patch) ** 2} "
+                          f"patches, over the limit of {MAX_VIT_TOKENS}")
+    try:
+        count_parameters(lambda: [FourMVQVAE(fourm, with_decoder=not is_diffusion(fourm))], str(where))
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ConfigError(f"{where}: the 4M config does not build ({type(error).__name__}: {str(error)[:100]})") from None
+
+
 @register_architecture("fourm_vqvae")
 class FourMTokenizer(Tokenizer):
     """One 4M tokenizer: ``config["fourm"]`` are ml-4m's constructor arguments, ``config["domain"]`` its domain."""
@@ -46,6 +83,7 @@ class FourMTokenizer(Tokenizer):
     def __init__(self, config: dict):
         self.config = config
         fourm = config["fourm"]
+        check_fourm_config(fourm, config.get("source") or config.get("name") or "4M tokenizer config")
         self.diffusion = is_diffusion(fourm)
         self.codec = build_codec(config["domain"], fourm)
         self.model = FourMVQVAE(fourm, with_decoder=not self.diffusion).eval()
@@ -63,6 +101,7 @@ class FourMTokenizer(Tokenizer):
         """Load a released 4M tokenizer (folder, single safetensors); tensors must match exactly."""
         path = Path(path)
         fourm, tensors, where = read_fourm_checkpoint(path)
+        check_fourm_config(fourm, where)
         domain = domain or infer_domain(fourm, name or path.name)
         if domain not in DOMAINS:
             raise ConfigError(f"{path}: 4M domain {domain!r} is not supported (supported: {', '.join(DOMAINS)})")
@@ -100,6 +139,7 @@ class FourMTokenizer(Tokenizer):
                 raise CheckpointError(f"{where}: unexpected tensor(s) {unknown[:3]}")
             tensors = {k: v for k, v in tensors.items() if k in expected}
         check_tensors(expected, tensors, where)
+        check_values(expected, tensors, where)  # an F32 tensor relabelled I32 would load as integers: all-zero tokens
         self.model.load_state_dict({k: v for k, v in tensors.items() if not (self.diffusion and k.startswith("decoder."))},
                                    strict=True)
         if self.unet is not None:

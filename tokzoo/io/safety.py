@@ -220,6 +220,8 @@ def read_yaml_file(path: str | os.PathLike, max_bytes: int = MAX_CONFIG_BYTES):
         raise ConfigError(f"{path}: not valid YAML{line}") from None
     except RecursionError:
         raise ConfigError(f"{path}: YAML nests too deeply") from None
+    except ValueError as error:  # int() of a number of over 4,300 digits
+        raise ConfigError(f"{path}: a number is refused ({str(error).split(':')[0][:100]})") from None
     if _count_values(raw, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
         raise ConfigError(f"{path}: expands to over {MAX_CONFIG_VALUES} values (YAML aliases of aliases?); refused")
     return raw

@@ -16,9 +16,17 @@ WALKABLE_SCENE_IDS = (0,)
 """Walkable semseg ids of the procedural scenes (``floor``); pass others for other label sets."""
 
 
+STATISTICS_PIXELS = 1 << 22
+"""Images over this many pixels (4.2 M) give their statistics from an evenly strided subsample (every s-th row and
+column): the float64 planes of a 64-megapixel image would take several GB."""
+
+
 def rgb_statistics(rgb: np.ndarray) -> dict:
     """rgb uint8 (H, W, 3) -> the rgb-only metadata keys (units as in the tokenizer's DEFAULT_KEYS)."""
-    x = np.asarray(rgb, dtype=np.float64)
+    rgb = np.asarray(rgb)
+    height, width = rgb.shape[:2]
+    stride = max(1, int(np.ceil(np.sqrt(height * width / STATISTICS_PIXELS))))
+    x = np.asarray(rgb[::stride, ::stride], dtype=np.float64)
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     luma = 0.299 * r + 0.587 * g + 0.114 * b
     high, low = x.max(-1), x.min(-1)
@@ -27,7 +35,7 @@ def rgb_statistics(rgb: np.ndarray) -> dict:
     colorfulness = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
     hist = np.bincount(np.clip(np.rint(luma), 0, 255).astype(np.int64).ravel(), minlength=256) / luma.size
     nz = hist[hist > 0]
-    return {"original_width": int(x.shape[1]), "original_height": int(x.shape[0]),
+    return {"original_width": int(width), "original_height": int(height),
             "brightness": float(luma.mean()), "contrast": float(luma.std()), "saturation": float(saturation.mean()),
             "colorfulness": float(colorfulness), "entropy": float(-(nz * np.log2(nz)).sum())}  # fmt: skip
 
@@ -40,7 +48,9 @@ def geometric_complexity(normals: np.ndarray) -> float | None:
 
 def occlusion_score(depth: np.ndarray, jump: float = 0.05) -> float:
     """Fraction of pixels with a 4-neighbour, both valid, whose depth differs by more than ``jump`` (relative)."""
-    z = np.asarray(depth, dtype=np.float64)
+    depth = np.asarray(depth)
+    stride = max(1, int(np.ceil(np.sqrt(depth.size / STATISTICS_PIXELS))))
+    z = np.asarray(depth[::stride, ::stride], dtype=np.float64)  # neighbours s pixels apart when strided
     edge = np.zeros(z.shape, bool)
     for a, b in (((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
                  ((slice(None), slice(None, -1)), (slice(None), slice(1, None)))):  # fmt: skip

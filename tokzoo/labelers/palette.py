@@ -44,9 +44,10 @@ def palette(rgb: np.ndarray, max_colors: int = 7, max_rms: float = 8.0, min_gain
     (relative); else ``max_colors``. Same image and seed -> same palette.
     """
     rng = np.random.default_rng(seed)
-    pixels = np.asarray(rgb, dtype=np.float64).reshape(-1, 3)
-    if len(pixels) > max_pixels:
+    pixels = np.asarray(rgb).reshape(-1, 3)
+    if len(pixels) > max_pixels:  # drawn before the float64 copy: a 64-megapixel image would take 1.5 GB
         pixels = pixels[rng.choice(len(pixels), max_pixels, replace=False)]
+    pixels = pixels.astype(np.float64)
     fits = [kmeans(pixels, k, rng) for k in range(1, max_colors + 1)]
     chosen = max_colors
     for k in range(1, max_colors):

@@ -7,6 +7,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ..errors import ConfigError
 from . import require_ray
 
 FORWARDED = ("TOKZOO_", "FSSPEC_")
@@ -23,12 +24,36 @@ def connected(address: str | None):
         yield ray
         return
     env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED)}
-    ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    check_reachable(address)
+    ray.init(address=address, include_dashboard=False,
              runtime_env={"env_vars": env} if env else None, log_to_driver=False, configure_logging=False)
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+CONNECT_TIMEOUT_S = 10.0
+"""How long ``--address`` may take to accept a TCP connection before the job is refused (ray.init retries a
+missing cluster for minutes)."""
+
+
+def check_reachable(address: str | None, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """ConfigError (one line) unless ``HOST:PORT`` / ``ray://HOST:PORT`` accepts a TCP connection within ``timeout``
+    seconds; None, ``auto`` and ``local`` are left to Ray."""
+    import socket
+
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--address {address!r}: expected HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ConfigError(f"--address {address}: no Ray cluster answers there within {timeout:.0f} s "
+                          f"({error.strerror or type(error).__name__})") from None
 
 
 def startup_line(startup: float, actors: int, samples: int, seconds: float) -> str:
