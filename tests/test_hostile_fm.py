@@ -261,8 +261,8 @@ def test_run_and_data_of_other_modalities_or_vocabularies(made, tmp_path):
         train(parse_recipe(recipe(data__modalities=["rgb", "normals"])), made / "tokens", tmp_path / "other")
     tokens = tmp_path / "tokens"
     shutil.copytree(made / "tokens", tokens)
-    edit_json(tokens / "manifest.json", lambda m: m["modalities"]["depth"].update(vocab_size=129))
-    with pytest.raises(ConfigError, match="modality 'depth' has vocabulary 129 .* the model was trained on vocabulary 128"):
+    edit_json(tokens / "manifest.json", lambda m: m["modalities"]["depth"].update(vocab_size=126))
+    with pytest.raises(ConfigError, match="modality 'depth' has vocabulary 126 .* the model was trained on vocabulary 125"):
         example_rows(load_model(run), tokens, ["scene_000000"], ["rgb"], ["depth"], DecodeSettings(steps=1))
 
 

@@ -159,7 +159,7 @@ def with_ids(tokens_dir, target, value, dtype, vocab=None):
 
 
 @pytest.mark.parametrize("value, dtype, vocab, fragment", [
-    (200, np.uint8, None, r"token ids in \[200, 200\] outside the vocabulary \[0, 128\); not exported"),
+    (200, np.uint8, None, r"token ids in \[200, 200\] outside the vocabulary \[0, 125\); not exported"),
     (40000, np.uint16, 30000, r"token ids in \[40000, 40000\] outside the vocabulary \[0, 30000\)"),
     (-3, np.int16, None, r"token ids in \[-3, -3\] outside the vocabulary"),
 ])
