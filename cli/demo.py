@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-SCENE_MODALITIES = ("rgb", "depth", "normals", "semseg", "instances", "edges", "pose", "camera")
+SCENE_MODALITIES = ("rgb", "depth", "normals", "semseg", "sam_instances", "edges", "pose", "camera")
 """What tokzoo.datasets.scenes renders for every scene."""
 
 

@@ -20,7 +20,7 @@ from tokzoo_cli.main import cli
 
 from test_pipeline import snapshot  # noqa: E402  (tests/ is on sys.path under pytest)
 
-SETS = {"human_pose": "pose", "sam_instances": "instances"}  # modality -> stored raw modality
+SETS = {"human_pose": "pose", "sam_instances": "sam_instances"}  # modality -> stored raw modality
 # Scenes 14, 19, 20 have crops that lose an instance (pad rows inside a sample); 1 and 4 have no humans.
 SCENES = ["--scenes", "21", "--scene-size", "64", "--samples-per-shard", "8", "--crops", "3", "--batch-size", "5"]
 

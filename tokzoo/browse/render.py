@@ -27,7 +27,7 @@ from .pictures import token_grid, with_crop_boxes, write_png
 
 BOXES = "_boxes"
 """Section name of the sample-level picture (full source with crop boxes) in fingerprints."""
-BOX_SOURCES = ("rgb", "depth", "normals", "semseg", "instances", "edges")
+BOX_SOURCES = ("rgb", "depth", "normals", "semseg", "sam_instances", "edges")
 """Raw modalities the crop boxes are drawn on, first present wins."""
 TEXT_LIMIT = 2000
 SKIPPED_METRICS = {"ssim"}

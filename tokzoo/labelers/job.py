@@ -38,7 +38,7 @@ from .base import DEFAULTS, Labeler, create_labeler
 
 STATUS = ".pseudo-label"
 FORMAT = "tokzoo-pseudo-label/1"
-EXTENSION = {"rgb": ".png", "depth": ".npy", "normals": ".npy", "semseg": ".png", "instances": ".png", "edges": ".png",
+EXTENSION = {"rgb": ".png", "depth": ".npy", "normals": ".npy", "semseg": ".png", "sam_instances": ".png", "edges": ".png",
              "dense_features": ".npy", "global_feature": ".npy"}
 """Member extension of values written from memory (others: .json); float maps stay exact in .npy."""
 

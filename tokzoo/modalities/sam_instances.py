@@ -118,7 +118,6 @@ class SAMInstances(Modality):
     in_channels = out_channels = 1
     sample_ndim = 2
     zoo_names = ("sam_instances",)
-    stored_as = "instances"
     batch_is_samples = False
 
     frame_size = FRAME_SIZE
