@@ -30,8 +30,8 @@ def fm_group():
 
 
 @fm_group.command("train")
-@click.option("--recipe", "-r", "recipe_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML recipe (recipes/fm/<name>.yaml).")
+@click.option("--recipe", "-r", "recipe_path", required=True,
+              help="A shipped recipe's name (fm/scenes-cpu, compose/gats; `tokzoo recipes` lists them) or a YAML file.")
 @click.option("--data", required=False, type=click.Path(file_okay=False, path_type=Path),
               help="Token dataset folder written by `tokzoo tokenize` (not for recipes with a `compose:` section).")
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -46,7 +46,9 @@ def fm_train_command(recipe_path, data, out_dir, steps, device, threads, progres
 
     from tokzoo.fm.recipe import load_recipe
     from tokzoo.fm.train import train
+    from tokzoo.recipes import resolve_recipe
 
+    recipe_path = resolve_recipe(recipe_path)
     if threads:
         torch.set_num_threads(threads)
     from tokzoo.compose.recipe import is_compose_recipe_file

@@ -8,8 +8,8 @@ import click
 
 
 @click.command("train")
-@click.option("--recipe", "-r", "recipe_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML recipe (recipes/<name>.yaml).")
+@click.option("--recipe", "-r", "recipe_path", required=True,
+              help="A shipped recipe's name (depth; `tokzoo recipes` lists them) or a YAML file.")
 @click.option("--data", default=None, help="Train on this source (anything open_reader reads) instead of the recipe's.")
 @click.option("--out", "-o", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Run directory (checkpoints/, tokenizer/). Default: runs/<name>.")
@@ -26,8 +26,10 @@ def train_command(recipe_path, data, out_dir, device, steps, resume, threads, ru
     """Train the recipe's tokenizer; writes OUT/tokenizer (save_pretrained) with provenance."""
     import torch
 
+    from tokzoo.recipes import resolve_recipe
     from tokzoo.training import load_recipe, train, validate_recipe
 
+    recipe_path = resolve_recipe(recipe_path)
     recipe = load_recipe(recipe_path)
     if data is not None:
         recipe["data"] = {"path": data, **({"crop": recipe["data"]["crop"]} if "crop" in recipe["data"] else {})}

@@ -43,7 +43,7 @@ def zoo_info(name):
     for key, value in facts.items():
         click.echo(f"{key}: {value}")
     if entries[name].learned and not entries[name].weights_dir:
-        click.echo(f"weights: none shipped (train with `tokzoo train --recipe recipes/{name}.yaml`)")
+        click.echo(f"weights: none shipped (train with `tokzoo train --recipe {name}`)")
     coverage = training_coverage(tokenizer.config) if entries[name].learned else None
     if coverage is not None:
         size = "x".join(map(str, coverage["input_size"]))

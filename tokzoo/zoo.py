@@ -81,7 +81,7 @@ def build_zoo_tokenizer(name: str, untrained_ok: bool = False, seed: int = 0) ->
     if not untrained_ok:
         raise TokzooError(
             f"zoo tokenizer {name!r} has no shipped weights yet; train them with "
-            f"`tokzoo train --recipe recipes/{name}.yaml`, or ask for an untrained one (--untrained; untrained_ok=True in Python)")
+            f"`tokzoo train --recipe {name}`, or ask for an untrained one (--untrained; untrained_ok=True in Python)")
     from .learned import LearnedTokenizer
 
     return LearnedTokenizer.from_defaults(entry.modality, seed=seed, name=name)
