@@ -15,13 +15,14 @@ dataset_argument = click.argument("out", type=click.Path(exists=True, file_okay=
 @dataset_argument
 @click.option("--samples", default=3, show_default=True, type=click.IntRange(min=0), help="Samples whose tokens to print.")
 def inspect_command(out, samples):
-    """Print the manifest, per-modality counts and failures, and a few samples' tokens."""
+    """Print the manifest, per-modality counts and failures, and a few samples' tokens (of a token dataset), or
+    the labelers, failures and a few samples' files (of `tokzoo pseudo-label` output)."""
     from tokzoo.fourm.reader import detect_layout
 
     if detect_layout(out):  # ml-4m's layouts (tokzoo.fourm)
         from tokzoo.fourm.report import inspect_lines
     else:
-        from tokzoo.pipeline.report import inspect_lines
+        from tokzoo.pipeline.listing import inspect_lines
 
     for line in inspect_lines(out, samples):
         click.echo(line)

@@ -17,13 +17,10 @@ def zoo_group():
 @zoo_group.command("list")
 def zoo_list():
     """Name, modality, token shape, vocabulary and whether weights are present."""
-    from tokzoo.zoo import build_zoo_tokenizer, zoo_entries
+    from tokzoo.zoo_index import zoo_rows
 
     rows = [("name", "modality", "tokens", "vocab", "weights")]
-    for name, entry in zoo_entries().items():
-        tokenizer = build_zoo_tokenizer(name, untrained_ok=True)
-        weights = "yes" if entry.weights_dir else ("not needed" if not entry.learned else "no (untrained)")
-        rows.append((name, entry.modality, "x".join(map(str, tokenizer.token_shape)), str(tokenizer.vocab_size), weights))
+    rows += [(r["name"], r["modality"], r["tokens"], str(r["vocab"]), r["weights"]) for r in zoo_rows()]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import signal
+import tarfile
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -132,13 +133,17 @@ def encode_scene(sample: dict) -> dict[str, bytes]:
 
 
 def _write_shard(job) -> tuple[str, int]:
-    import webdataset as wds
-
+    """One webdataset tar: members ``<key>.<ext>`` in sorted order, mtime 0, read-only (tarfile, not webdataset's
+    writer: that one imports torch, a 2 s start for ``tokzoo scenes``)."""
     path, indices, seed, size, kind = job
     partial = f"{path}.partial"  # renamed when complete: a killed run leaves no truncated shard-*.tar
-    with open(partial, "wb") as f, wds.TarWriter(f, encoder=False, mtime=0.0, user="tokzoo", group="tokzoo") as tar:
+    with tarfile.open(partial, "w", format=tarfile.USTAR_FORMAT) as tar:
         for i in indices:
-            tar.write({"__key__": _key(i), **encode_scene(generate_scene(i, seed, size, kind))})
+            files = encode_scene(generate_scene(i, seed, size, kind))
+            for ext in sorted(files):
+                info = tarfile.TarInfo(f"{_key(i)}.{ext}")
+                info.size, info.mode, info.mtime, info.uname, info.gname = len(files[ext]), 0o444, 0, "tokzoo", "tokzoo"
+                tar.addfile(info, io.BytesIO(files[ext]))
     os.replace(partial, path)
     return path, len(indices)
 

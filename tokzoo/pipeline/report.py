@@ -1,8 +1,7 @@
-"""Looking into a token dataset: summaries for ``tokzoo inspect``, pictures for ``tokzoo show``."""
+"""Looking into a token dataset: pictures for ``tokzoo show`` (summaries for ``tokzoo inspect``: listing.py)."""
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,64 +14,9 @@ from tokzoo.io import decode_sample
 from tokzoo.tokenizer import Tokenizer
 from tokzoo.zoo import load_tokenizer
 
-from .layout import CROPS, complete_shards, read_manifest, read_npy_tar, read_table, table_path, tar_path
+from .layout import CROPS, complete_shards, read_npy_tar, read_table, table_path, tar_path
+from .listing import inspect_lines, require_manifest  # noqa: F401  (inspect_lines: where callers look for it)
 from .plan import open_input
-from .state import read_stats
-
-
-def require_manifest(out: Path) -> dict:
-    manifest = read_manifest(out)
-    if manifest is None:
-        raise ConfigError(f"{out}: no manifest.json; not a token dataset written by `tokzoo tokenize`")
-    return manifest
-
-
-def inspect_lines(out: Path, samples: int = 3, failures: int = 5) -> list[str]:
-    """The manifest (without tokenizer configs), per-modality counts and failures, a few samples' tokens."""
-    manifest = require_manifest(out)
-    short = {**manifest, "modalities": {m: {k: v for k, v in e.items() if k != "config"}
-                                        for m, e in manifest["modalities"].items()}}
-    lines = ["manifest:", *("  " + line for line in json.dumps(short, indent=2, sort_keys=True).splitlines())]
-    for modality, entry in manifest["modalities"].items():
-        shards = complete_shards(out, modality)
-        stats = [read_stats(out, modality, i) for i in shards]
-        ok, failed = sum(s["ok"] for s in stats), sum(s["failed"] for s in stats)
-        label = " UNTRAINED" if entry["untrained"] else ""
-        lines.append(f"{modality}: {len(shards)} complete shards, ok {ok}, failed {failed}, tokens "
-                     f"{_shape_text(entry)} {entry['dtype']} per crop{_items_text(entry)}, "
-                     f"vocab {entry['vocab_size']}, tokenizer {entry['name']}{label}")
-        bad = [r for i in shards for r in read_table(table_path(out, modality, i)) if r["status"] == "failed"]
-        lines += [f"  failed {r['key']}: {r['error']}" for r in bad[:failures]]
-        if len(bad) > failures:
-            lines.append(f"  ... {len(bad) - failures} more in {out / modality}/*.samples.jsonl")
-        for key, tokens in _first(out, modality, shards, samples):
-            crop, what = tokens[0], "crop 0: "
-            if entry.get("items"):
-                crop = unpad(crop, entry["pad_id"])
-                what = f"crop 0, {len(crop)} items: " if len(crop) else "crop 0: no items"
-            head = " ".join(str(t) for t in crop.reshape(-1)[:12])
-            lines.append(f"  {key}: {tokens.shape} {tokens.dtype}  {what}{head}{' ...' if crop.size else ''}")
-    return lines
-
-
-def _shape_text(entry: dict) -> str:
-    """``[64]``; ``[N, 16]`` for set-valued modalities."""
-    return "[" + ", ".join("N" if n is None else str(n) for n in entry["token_shape"]) + "]"
-
-
-def _items_text(entry: dict) -> str:
-    return (f" (N items, 0 or more; crops padded to the sample's largest N with id {entry['pad_id']})"
-            if entry.get("items") else "")
-
-
-def _first(out: Path, modality: str, shards: list[int], n: int) -> list[tuple[str, np.ndarray]]:
-    found = []
-    for index in shards:
-        for item in read_npy_tar(tar_path(out, modality, index)):
-            found.append(item)
-            if len(found) == n:
-                return found
-    return found
 
 
 def find_key(out: Path, modality: str, key: str) -> int:
