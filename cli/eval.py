@@ -9,6 +9,7 @@ import click
 
 from .codec import tokenizer_option, untrained_option
 from .errors import UserError
+from .machine import apply_threads
 
 
 @click.command("eval")
@@ -23,16 +24,15 @@ from .errors import UserError
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--grid", "grid_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a PNG of originals, reconstructions and error maps.")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="CPU threads.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads (default: the CPUs not kept busy by other processes, as train and fm train).")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars on stderr.")
 def eval_command(tokenizer, untrained, data, n_samples, seed, kind, as_json, grid_path, threads, progress):
     """Evaluate a tokenizer: per-modality metrics, codebook usage and perplexity, same-bit baselines."""
-    import torch
-
     from tokzoo.evaluation import HELDOUT_SEED, evaluate, format_table, heldout_values, save_grid
     from tokzoo.zoo import load_tokenizer
 
-    torch.set_num_threads(threads)
+    apply_threads(threads, say=False)
     tok = load_tokenizer(tokenizer, untrained_ok=untrained)
     architecture = tok.config.get("architecture")
     if architecture != "learned":  # the evaluation measures reconstructions of images and maps at an input size

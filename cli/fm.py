@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
+
+from .machine import apply_threads, machine_options
 
 
 def _names(value: str) -> list[str]:
@@ -37,32 +40,32 @@ def fm_group():
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run folder; a run already there is resumed.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in total (resume later).")
-@click.option("--device", default=None, help="torch device (default: cuda when present, with bf16 autocast).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: torch's).")
+@machine_options
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 def fm_train_command(recipe_path, data, out_dir, steps, device, threads, progress):
     """Train (or resume) a recipe on DATA into OUT; DDP when launched by torchrun."""
-    import torch
-
+    from tokzoo.compose.recipe import is_compose_recipe_file
     from tokzoo.fm.recipe import load_recipe
     from tokzoo.fm.train import train
     from tokzoo.recipes import resolve_recipe
 
     recipe_path = resolve_recipe(recipe_path)
-    if threads:
-        torch.set_num_threads(threads)
-    from tokzoo.compose.recipe import is_compose_recipe_file
 
     if is_compose_recipe_file(recipe_path):  # frozen components + glue (tokzoo.compose), on built-in scene texts
         from tokzoo.compose.recipe import read_recipe
         from tokzoo.compose.train import run_recipe
 
+        apply_threads(threads, say=False)  # a recipe's own `threads:` still wins over the machine's default
         run_recipe(read_recipe(recipe_path, steps=steps, threads=threads), out_dir, log=click.echo)
         return
     if data is None:
         raise click.UsageError("Missing option '--data'.")
     recipe = load_recipe(recipe_path)
+    first_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, one process speaks
+    apply_threads(threads, say=first_rank)
     record = train(recipe, data, out_dir, steps=steps, progress=progress, device=device)
+    if not first_rank:
+        return
     if record:
         losses = ", ".join(f"{m} {v:.3f}" for m, v in record["losses"].items())
         click.echo(f"step {record['step']}: loss {record['loss']:.4f} ({losses}); saved {out_dir}")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from .machine import apply_threads, default_device, machine_options
+
 
 @click.command("train")
 @click.option("--recipe", "-r", "recipe_path", required=True,
@@ -13,19 +15,15 @@ import click
 @click.option("--data", default=None, help="Train on this source (anything open_reader reads) instead of the recipe's.")
 @click.option("--out", "-o", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Run directory (checkpoints/, tokenizer/). Default: runs/<name>.")
-@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda (bf16 autocast there).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Override the recipe's step count.")
 @click.option("--resume", type=click.Path(exists=True, path_type=Path), default=None,
               help="Checkpoint directory, or a run directory (its latest checkpoint).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="CPU threads; CPU runs are bit-reproducible for the same seed and thread count.")
+@machine_options
 @click.option("--eval/--no-eval", "run_eval", default=True, show_default=True,
               help="Evaluate on held-out scenes at the end and store the numbers in config.json.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def train_command(recipe_path, data, out_dir, device, steps, resume, threads, run_eval, quiet):
     """Train the recipe's tokenizer; writes OUT/tokenizer (save_pretrained) with provenance."""
-    import torch
-
     from tokzoo.recipes import resolve_recipe
     from tokzoo.training import load_recipe, train, validate_recipe
 
@@ -36,7 +34,8 @@ def train_command(recipe_path, data, out_dir, device, steps, resume, threads, ru
     if steps is not None:
         recipe["steps"] = steps
     recipe = validate_recipe(recipe, str(recipe_path))
-    torch.set_num_threads(threads)
+    device = device or default_device()
+    apply_threads(threads)
     out_dir = out_dir or Path("runs") / recipe["name"]
     result = train(recipe, out_dir, device=device, resume=resume, progress=not quiet)
     click.echo(f"{recipe['name']}: {len(result.losses)} steps, final loss {result.losses[-1]:.4f}, "
