@@ -32,10 +32,13 @@ def test_default_threads_leave_busy_cpus_alone(machine_state, load, expected):
 
 
 def test_train_uses_and_reports_the_machine_default(machine_state, tmp_path):
+    from tokzoo.datasets import write_scene_shards
+
+    write_scene_shards(tmp_path / "scenes", 8, size=64)  # the recipe's own data renders 1024 scenes first
     machine_state(10.7)
     torch.set_num_threads(2)
-    result = CliRunner().invoke(cli, ["train", "--recipe", "depth", "--steps", "1", "--no-eval", "-q",
-                                      "--out", str(tmp_path / "run")])
+    result = CliRunner().invoke(cli, ["train", "--recipe", "depth", "--data", str(tmp_path / "scenes"), "--steps", "1",
+                                      "--no-eval", "-q", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert torch.get_num_threads() == 1
     assert "threads: 1 (this machine's idle CPUs at load 10.7; --threads N to choose)" in result.stderr

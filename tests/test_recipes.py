@@ -85,7 +85,8 @@ def test_recipes_work_from_an_installed_wheel_outside_the_checkout(tmp_path):
     assert Path(package).is_relative_to(venv) and Path(recipes).is_relative_to(venv)  # the wheel's, not the checkout's
     listing = tokzoo("recipes")
     assert listing.returncode == 0 and "fm/scenes-cpu" in listing.stdout and "compose/gats" in listing.stdout
-    trained = tokzoo("train", "--recipe", "depth", "--steps", "2", "--no-eval", "-q", "--out", "run")
+    assert tokzoo("scenes", "--n", "8", "--size", "64", "--out", "scenes").returncode == 0
+    trained = tokzoo("train", "--recipe", "depth", "--data", "scenes", "--steps", "2", "--no-eval", "-q", "--out", "run")
     assert trained.returncode == 0, trained.stderr
     assert (work / "run" / "tokenizer" / "config.json").is_file()
     fm = tokzoo("fm", "train", "--recipe", "fm/scenes-cpu", "--out", "fm-run")  # resolved; then asks for its data
