@@ -24,7 +24,7 @@ from tokzoo.io.samples import FileRef, RawSample, Reader, check_modalities
 from tokzoo.io.tar import TarReader
 from tokzoo.vocabulary import ALIASES, canonical
 
-__all__ = ["Reader", "FolderReader", "ModalityFoldersReader", "TarReader", "HFReader", "open_reader"]
+__all__ = ["Reader", "FolderReader", "ModalityFoldersReader", "TarReader", "HFReader", "open_reader", "holds_nothing"]
 
 
 def _list_files(root: Path) -> list[str]:
@@ -160,6 +160,17 @@ def _folder(root: Path, modality: str) -> Path:
     return old[0] if old and not own.is_dir() else own
 
 
+def holds_nothing(reader: Reader) -> bool:
+    """True when ``reader`` certainly yields no sample (no tars; a folder or dataset of length 0), without reading
+    a tar; False when that cannot be told cheaply (a streamed dataset)."""
+    if isinstance(reader, TarReader):
+        return not reader.shards
+    try:
+        return len(reader) == 0
+    except TypeError:
+        return False
+
+
 def _is_saved_dataset(path: Path) -> bool:
     return (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file()
 
@@ -194,6 +205,7 @@ def open_reader(src: object, modalities: Sequence[str] | None = None, **kwargs) 
     if tars and len(tars) == len([p for p in path.iterdir() if not p.name.startswith(".")]):
         return TarReader(tars, modalities, **kwargs)
     if modalities is None or len(modalities) != 1:
-        raise ConfigError(f"{text}: a plain folder holds one modality; name it (modalities=['rgb'])")
+        raise ConfigError(f"{text}: a plain folder holds one modality; name it (--modality rgb on the command line, "
+                          "modalities=['rgb'] in Python)")
     return FolderReader(path, modalities[0], **kwargs)
 

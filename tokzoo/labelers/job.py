@@ -24,8 +24,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tokzoo.errors import ConfigError, TokzooError
+from tokzoo.errors import ConfigError, InputError, TokzooError
 from tokzoo.io import MODALITIES, decode_sample, write_modality
+from tokzoo.io.readers import holds_nothing
 from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.io.samples import RawSample, Sample
 from tokzoo.pipeline.layout import json_bytes, read_json, shard_name, table_bytes
@@ -131,6 +132,8 @@ def pseudo_label(job: LabelJob) -> LabelSummary:
     if absent:  # the input's layout cannot hold it (e.g. a plain folder of images is rgb only)
         raise ConfigError(f"{job.input}: {required[absent[0]]} needs {absent[0]}, which this input does not hold; "
                           f"label it with --labeler {absent[0]}=NAME_OR_PATH")
+    if holds_nothing(reader):  # before OUT is made: an empty input leaves no empty output behind
+        raise InputError(str(job.input), "no samples to label (an empty folder?); nothing written")
     _claim(out, manifest, job.overwrite)
     plan = LabelPlan(status, wanted, required)
     remote = any(is_url(s) for s in getattr(reader, "shards", []))  # counting would read every remote tar

@@ -20,7 +20,8 @@ from typing import Iterator
 
 from tqdm import tqdm
 
-from tokzoo.errors import ConfigError
+from tokzoo.errors import ConfigError, InputError
+from tokzoo.io.readers import holds_nothing
 from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.storage import as_path, is_url, rmtree
 
@@ -99,6 +100,8 @@ def tokenize(job: TokenizeJob) -> Summary:
         raise ConfigError(f"--modality {','.join(requested)}: two of them are tokenized from the same stored values "
                           f"({', '.join(stored)}); tokenize them into separate --output folders")
     reader = open_input(job.input, stored, job.max_member_bytes) if job.input else None
+    if reader is not None and holds_nothing(reader):  # before OUT is made: no empty output left behind
+        raise InputError(str(job.input), "no samples to tokenize (an empty folder?); nothing written")
     claim_output(out, job.overwrite)
     crops = {"n_crops": job.crops, "seed": job.seed, **CROP_RECIPE}
     previous = read_manifest(out)
