@@ -158,3 +158,17 @@ def test_unchanged_and_unknown_modalities_and_bad_crop():
         apply_crop({"smell": 1}, [0, 0, 1, 1, 0], 4)
     with pytest.raises(ShapeError):
         apply_crop({"rgb": np.zeros((10, 10, 3), np.uint8)}, [5, 5, 10, 10, 0], 4)
+
+
+def test_read_only_arrays_crop_without_a_torch_warning():
+    """Tokenizing photos printed torch's 'NumPy array is not writable' warning from the crops (issue 31)."""
+    import warnings
+
+    chw = np.arange(3 * 20 * 30, dtype=np.uint8).reshape(3, 20, 30)
+    chw.flags.writeable = False  # as a decoded buffer or shared memory hands it over
+    rgb = chw.transpose(1, 2, 0)  # (H, W, 3) whose (C, H, W) form is already contiguous: no copy on the way
+    row = np.array([2, 3, 16, 24, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = apply_crop({"rgb": rgb}, row, (8, 12))["rgb"]
+    assert out.shape == (8, 12, 3) and not chw.flags.writeable

@@ -122,7 +122,10 @@ def make_crop_settings(
 
 
 def _chw(arr: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1) if arr.ndim == 3 else arr[None]))
+    """(H, W[, C]) -> (C, H, W) tensor; a read-only array (decoded files, shared memory) is copied, as torch
+    cannot share it (it warned on every such crop)."""
+    chw = np.ascontiguousarray(arr.transpose(2, 0, 1) if arr.ndim == 3 else arr[None])
+    return torch.from_numpy(chw if chw.flags.writeable else chw.copy())
 
 
 def _hwc(t: torch.Tensor, ndim: int) -> np.ndarray:
