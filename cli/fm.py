@@ -56,7 +56,7 @@ def fm_train_command(recipe_path, data, out_dir, steps, device, threads, progres
         from tokzoo.compose.train import run_recipe
 
         apply_threads(threads, say=False)  # a recipe's own `threads:` still wins over the machine's default
-        run_recipe(read_recipe(recipe_path, steps=steps, threads=threads), out_dir, log=click.echo)
+        run_recipe(read_recipe(recipe_path, steps=steps, threads=threads), out_dir, log=click.echo, progress=progress)
         return
     if data is None:
         raise click.UsageError("Missing option '--data'.")
