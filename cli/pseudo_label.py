@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .errors import UserError
-from .tokenize import check_engine, engine_options, max_member_bytes_option, modality_names, parse_size, parse_tokenizers
+from .tokenize import check_engine, engine_options, image_filter_options, max_member_bytes_option, modality_names, parse_size, parse_tokenizers
 
 
 def parse_pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
@@ -65,12 +65,16 @@ def parse_options(values: tuple[str, ...]) -> dict[str, dict]:
 @click.option("--untrained", is_flag=True, help="--tokenize: allow untrained zoo tokenizers.")
 @click.option("--size", help="--tokenize: crop output size, N or HxW.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+@image_filter_options
 @max_member_bytes_option
 @engine_options
 def pseudo_label_command(modalities, input_, output, labelers, labeler_options, device, batch_size, samples_per_shard,
-                         overwrite, then_tokenize, tokens_output, tokenizers, untrained, size, progress,
-                         max_member_bytes, engine, address, gpus, actors):  # fmt: skip
+                         overwrite, then_tokenize, tokens_output, tokenizers, untrained, size, progress, min_image_size,
+                         max_aspect_ratio, max_member_bytes, engine, address, gpus, actors):  # fmt: skip
     """Label every input image with MODALITIES and write webdataset shards OUT/shard-*.tar (resumable)."""
+    import math
+
+    from tokzoo.failures import reasons_text
     from tokzoo.labelers.job import STATUS, LabelJob, pseudo_label
     from tokzoo.storage import as_path
     from tokzoo.vocabulary import canonical
@@ -88,14 +92,15 @@ def pseudo_label_command(modalities, input_, output, labelers, labeler_options, 
                    labeler_options=parse_options(labeler_options),
                    device=device, batch_size=batch_size, samples_per_shard=samples_per_shard, overwrite=overwrite,
                    progress=progress, max_member_bytes=max_member_bytes, engine=engine, address=address, gpus=gpus,
-                   actors=actors)  # fmt: skip
+                   actors=actors, min_image_size=min_image_size, max_aspect_ratio=max_aspect_ratio or math.inf)  # fmt: skip
     summary = pseudo_label(job)
     for line in summary.nodes:
         click.echo(line, err=True)
     for modality, labeler in summary.labelers.items():
         click.echo(f"{modality}: {labeler.describe()}")
     click.echo(f"shards: {summary.shards} ({summary.written} written by this run) in {output}")
-    click.echo(f"ok {summary.ok} / failed {summary.failed} / total {summary.total}; "
+    click.echo(f"ok {summary.ok} / failed {summary.failed} / total {summary.total}"
+               f"{reasons_text(summary.failed_by_reason)}; "
                f"errors listed in {output / STATUS}/*.samples.jsonl")
     if summary.ok == 0:
         raise UserError(f"nothing labelled: all {summary.total} samples failed")

@@ -63,6 +63,14 @@ def engine_options(command):
     return command
 
 
+def image_filter_options(command):
+    """``--min-image-size`` and ``--max-aspect-ratio`` (img2dataset's names; tokenize and pseudo-label)."""
+    command = click.option("--max-aspect-ratio", type=click.FloatRange(min=1), default=None,
+                           help="Fail samples whose longer side exceeds this times the shorter one (default: no limit).")(command)
+    return click.option("--min-image-size", default=0, show_default=True, type=click.IntRange(min=0),
+                        help="Fail samples whose shorter side is under this many pixels (0: keep all).")(command)
+
+
 max_member_bytes_option = click.option(
     "--max-member-bytes", default=256 * 1024 * 1024, show_default=True, type=click.IntRange(min=1),
     help="Largest input file or tar member read; larger ones (and GNU sparse members) fail their sample unread.")
@@ -98,12 +106,15 @@ def tokenizer_label(entry: dict) -> str:
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 @click.option("--layout", type=click.Choice(["tokzoo", "4m"]), default="tokzoo", show_default=True,
               help="4m: after the run, also write ml-4m's webdataset layout to OUT-4m (`tokzoo export --to 4m OUT OUT-4m`).")
+@image_filter_options
 @max_member_bytes_option
 @engine_options
 def tokenize_command(modalities, input_, output, tokenizers, untrained, crops, size, batch_size, workers, device,
-                     samples_per_shard, seed, overwrite, scenes, scene_size, progress, layout, max_member_bytes, engine,
-                     address, gpus, actors):
+                     samples_per_shard, seed, overwrite, scenes, scene_size, progress, layout, min_image_size,
+                     max_aspect_ratio, max_member_bytes, engine, address, gpus, actors):
     """Tokenize samples into OUT/<modality>/shard-*.tar (+ crops, tables, stats, manifest); resumable."""
+    import math
+
     from tokzoo.pipeline import TokenizeJob, tokenize
     from tokzoo.storage import as_path
     from tokzoo.vocabulary import tokenized_name
@@ -115,7 +126,8 @@ def tokenize_command(modalities, input_, output, tokenizers, untrained, crops, s
                       untrained=untrained, crops=crops, size=parse_size(size), batch_size=batch_size, workers=workers,
                       device=device, samples_per_shard=samples_per_shard, seed=seed, overwrite=overwrite,
                       scenes=scenes, scene_size=scene_size, progress=progress, engine=engine, address=address,
-                      gpus=gpus, actors=actors, max_member_bytes=max_member_bytes)
+                      gpus=gpus, actors=actors, max_member_bytes=max_member_bytes, min_image_size=min_image_size,
+                      max_aspect_ratio=max_aspect_ratio or math.inf)
     summary = tokenize(job)
     for line in summary.nodes:
         click.echo(line, err=True)

@@ -49,3 +49,44 @@ def test_an_empty_input_folder_leaves_no_output_folder(tmp_path, command):
     assert result.exit_code == 2 and result.output.count("\n") == 1
     assert "no samples" in result.output and "nothing written" in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def odd_photos(photos):
+    """The photos plus a 1x1 image and a 300x10 strip: both were upscaled and marked ok."""
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(photos / "tiny.png")
+    Image.fromarray(np.zeros((300, 10, 3), np.uint8)).save(photos / "strip.png")
+    (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return photos
+
+
+def _reasons(table):
+    return {r["key"]: r["error"] for r in map(json.loads, table.read_text().splitlines()) if r["status"] == "failed"}
+
+
+def test_tokenize_filters_small_and_elongated_images_and_counts_failures_by_reason(odd_photos, tmp_path):
+    out = tmp_path / "tokens"
+    result = run("tokenize", "-m", "rgb", "--input", odd_photos, "-o", out, "--min-image-size", 8, "--max-aspect-ratio", 5,
+                 "--workers", 0, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert ("ok 3 / failed 3 / total 6 (failed: 1 smaller than --min-image-size, 1 aspect ratio over --max-aspect-ratio, "
+            "1 unreadable or invalid)") in result.output
+    failed = _reasons(out / "rgb" / "shard-000000.samples.jsonl")
+    assert sorted(failed) == ["broken", "strip", "tiny"] and "image 1x1" in failed["tiny"]
+    stats = json.loads((out / "rgb" / "shard-000000.stats.json").read_text())
+    assert stats["failed_by_reason"] == {"smaller than --min-image-size": 1, "aspect ratio over --max-aspect-ratio": 1,
+                                         "unreadable or invalid": 1}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["modalities"]["rgb"]["samples"]["failed_by_reason"] == stats["failed_by_reason"]
+
+
+def test_pseudo_label_filters_and_counts_the_same_way(odd_photos, tmp_path):
+    out = tmp_path / "labelled"
+    result = run("pseudo-label", "-m", "palette", "--input", odd_photos, "-o", out, "--min-image-size", 8,
+                 "--max-aspect-ratio", 5, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "ok 3 / failed 3 / total 6 (failed: 1 smaller than --min-image-size, 1 aspect ratio over" in result.output
+    stats = json.loads((out / ".pseudo-label" / "shard-000000.stats.json").read_text())
+    assert stats["failed_by_reason"]["smaller than --min-image-size"] == 1
+    unfiltered = run("pseudo-label", "-m", "palette", "--input", odd_photos, "-o", tmp_path / "all", "--no-progress")
+    assert "ok 5 / failed 1 / total 6 (failed: 1 unreadable or invalid)" in unfiltered.output

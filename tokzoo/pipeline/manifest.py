@@ -16,6 +16,7 @@ import numpy as np
 
 import tokzoo
 from tokzoo.errors import ConfigError, ShapeError
+from tokzoo.failures import add_reasons
 from tokzoo.indices import storage_dtype
 from tokzoo.storage import as_path
 from tokzoo.tokenizer import Tokenizer
@@ -176,6 +177,10 @@ def finish_manifest(manifest: dict, out: Path, shards: int) -> dict:
                               f"changed since {out} was written; pass --overwrite to start over")
         stats = [read_stats(out, modality, i) for i in done]
         counts = {field: sum(s[field] for s in stats) for field in ("count", "ok", "failed")}
+        reasons: dict[str, int] = {}
+        for s in stats:
+            reasons = add_reasons(reasons, s.get("failed_by_reason"))
+        counts["failed_by_reason"] = reasons
         modalities[modality] = {**entry, "complete": done == list(range(shards)), "shards": len(done),
                                 "samples": counts}
     return {**manifest, "modalities": modalities}
