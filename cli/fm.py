@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .machine import apply_threads, machine_options
+from .options import count_option, output_option
 
 
 def _names(value: str) -> list[str]:
@@ -37,8 +38,8 @@ def fm_group():
               help="A shipped recipe's name (fm/scenes-cpu, compose/gats; `tokzoo recipes` lists them) or a YAML file.")
 @click.option("--data", required=False, type=click.Path(file_okay=False, path_type=Path),
               help="Token dataset folder written by `tokzoo tokenize` (not for recipes with a `compose:` section).")
-@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Run folder; a run already there is resumed.")
+@output_option("out_dir", "Run folder; a run already there is resumed.", required=True,
+               type=click.Path(file_okay=False, path_type=Path))
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in total (resume later).")
 @machine_options
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
@@ -104,14 +105,16 @@ def fm_generate_command(run, data, keys, sources, targets, output, steps, temper
               help="Training token dataset for the prior baseline (default: the one the run was trained on).")
 @click.option("--from", "sources", default="rgb", show_default=True, help="Given modalities.")
 @click.option("--to", "targets", default="depth,normals,semseg", show_default=True, help="Predicted modalities.")
-@click.option("--n", "limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N samples.")
-@click.option("--train-n", "train_limit", type=click.IntRange(min=1), default=None,
-              help="Use the first N training samples for the prior.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report here.")
+@count_option("limit", "Evaluate the first COUNT samples.", type=click.IntRange(min=1), default=None)
+@count_option("train_limit", "Use the first COUNT training samples for the prior.", old="--train-n", name="--train-count",
+              type=click.IntRange(min=1), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
+@click.option("--output", "-o", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the report as JSON to this file.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @_decode_options
-def fm_eval_command(run, data, train_data, sources, targets, limit, train_limit, json_path, progress, steps, temperature,
-                    top_k, seed):
+def fm_eval_command(run, data, train_data, sources, targets, limit, train_limit, as_json, json_path, progress, steps,
+                    temperature, top_k, seed):
     """Cross-modal prediction on held-out samples vs the tokenizer ceiling and the training prior."""
     import json
 
@@ -126,11 +129,14 @@ def fm_eval_command(run, data, train_data, sources, targets, limit, train_limit,
     model = load_model(run)
     report = evaluate(model, data, train_data, _names(sources), _names(targets), limit=limit, train_limit=train_limit,
                       settings=DecodeSettings(steps, temperature, top_k, seed), progress=progress)
-    click.echo(f"{report['samples']} held-out samples, from {', '.join(report['sources'])}")
-    click.echo("| target | metric | model | tokenizer ceiling | training prior |")
-    click.echo("|---|---|---|---|---|")
-    for target, r in report["targets"].items():
-        click.echo(f"| {target} | {r['metric']} ({r['better']} is better) | {r['model']:.4f} | "
-                   f"{r['tokenizer_ceiling']:.4f} | {r['training_prior']:.4f} |")
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(f"{report['samples']} held-out samples, from {', '.join(report['sources'])}")
+        click.echo("| target | metric | model | tokenizer ceiling | training prior |")
+        click.echo("|---|---|---|---|---|")
+        for target, r in report["targets"].items():
+            click.echo(f"| {target} | {r['metric']} ({r['better']} is better) | {r['model']:.4f} | "
+                       f"{r['tokenizer_ceiling']:.4f} | {r['training_prior']:.4f} |")
     if json_path:
         json_path.write_text(json.dumps(report, indent=2) + "\n")

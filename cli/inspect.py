@@ -8,7 +8,7 @@ import click
 
 from .errors import UserError
 
-dataset_argument = click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+dataset_argument = click.argument("out", metavar="DATASET", type=click.Path(exists=True, file_okay=False, path_type=Path))
 
 
 @click.command("inspect")

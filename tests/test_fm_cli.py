@@ -44,7 +44,7 @@ def test_readme_tokenize_train_generate_eval(tmp_path):
 
     report_path = tmp_path / "eval.json"
     output = run(["fm", "eval", "--model", str(runs), "--data", str(heldout), "--n", "4", "--steps", "2",
-                  "--json", str(report_path), "--no-progress"])
+                  "-o", str(report_path), "--no-progress"])
     assert "| depth | abs_rel (lower is better) |" in output and "| semseg | miou (higher is better) |" in output
     report = json.loads(report_path.read_text())
     assert report["samples"] == 4
