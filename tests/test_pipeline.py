@@ -73,7 +73,7 @@ def test_output_is_identical_for_0_1_2_workers_and_readable_by_webdataset(tmp_pa
 
     out = tmp_path / "w0"
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["modalities"]["depth"]["samples"] == {"count": 12, "ok": 12, "failed": 0}
+    assert manifest["modalities"]["depth"]["samples"] == {"count": 12, "ok": 12, "failed": 0, "failed_by_reason": {}}
     assert manifest["modalities"]["depth"]["complete"] and manifest["crops"]["n_crops"] == 2
     assert manifest["modalities"]["rgb"]["untrained"] is True
     assert sorted(p.name for p in (out / "depth").iterdir()) == [
