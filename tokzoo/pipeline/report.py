@@ -64,19 +64,20 @@ def source_crop(entry: dict, modality: str, key: str, crop_row: np.ndarray):
 
 
 def items_reconstruction(tok: Tokenizer, items: np.ndarray, source, size: tuple[int, int] | None,
-                         notes: list[str]) -> tuple[np.ndarray, object]:
+                         notes: list[str], leading: bool = False) -> tuple[np.ndarray, object]:
     """Picture and decoded value of one crop's items (N, *item_shape), pad rows already dropped.
 
     human_pose: the decoded pose dict, its keypoints moved from the codec's frame to the crop's ``size``.
     sam_instances: masks carry no boxes, so they are pasted into the boxes of the source crop's instances
     (:func:`crop_instances` yields them in token order) when the source is there, else shown side by side.
-    The decoded value is the tokenizer's own (masks (N, 64, 64), pose dict in the crop's frame).
+    The decoded value is the tokenizer's own (masks (N, 64, 64), pose dict in the crop's frame). ``leading``:
+    ``items`` are the first N of the crop's (a bounded drawing), pasted into the first N boxes.
     """
     from tokzoo.modalities.sam_instances import crop_instances, paste_instances
 
     codec, decoded = tok.codec, tok.decode(items)
     if codec.name == "sam_instances":
-        boxes, ids = crop_instances(source)[1:] if source is not None else (None, None)
+        boxes, ids = crop_instances(source, len(decoded) if leading else None)[1:] if source is not None else (None, None)
         if boxes is not None and len(boxes) == len(decoded):
             return codec.visualize(paste_instances(decoded, boxes, *np.shape(source)[:2], ids)), decoded
         notes.append(f"{codec.name}: instance boxes are not tokens and the source crop is unavailable: "
