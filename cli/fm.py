@@ -81,18 +81,21 @@ def fm_train_command(recipe_path, data, out_dir, steps, device, threads, progres
 @click.option("--from", "sources", required=True, help="Given modalities, comma-separated.")
 @click.option("--to", "targets", required=True, help="Modalities to predict, comma-separated.")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
+@click.option("--scale", type=click.IntRange(1, 16), default=None,
+              help="Enlarge every tile this many times (default: tiles of at least 128 px).")
 @_decode_options
-def fm_generate_command(run, data, keys, sources, targets, output, steps, temperature, top_k, seed):
+def fm_generate_command(run, data, keys, sources, targets, output, scale, steps, temperature, top_k, seed):
     """Predict --to from --from for samples of DATA; PNG rows: inputs, predictions, ground truth."""
     from tokzoo.fm.checkpoint import load_model
     from tokzoo.fm.evaluate import example_rows
     from tokzoo.fm.generate import DecodeSettings
-    from tokzoo.viz import grid, save_png
+    from tokzoo.viz import labelled_grid, save_png
 
-    sources, targets = _names(sources), _names(targets)
+    sources, targets, keys = _names(sources), _names(targets), _names(keys)
     model = load_model(run)
-    rows = example_rows(model, data, _names(keys), sources, targets, DecodeSettings(steps, temperature, top_k, seed))
-    save_png(grid(rows), output)
+    rows = example_rows(model, data, keys, sources, targets, DecodeSettings(steps, temperature, top_k, seed))
+    groups = [("given", len(sources)), ("predicted", len(targets)), ("ground truth", len(targets))]
+    save_png(labelled_grid(rows, [*sources, *targets, *targets], keys, groups, scale=scale), output)
     click.echo(f"{output}: one row per key; columns: {', '.join(sources)} (inputs) | "
                f"{', '.join(targets)} (predicted) | {', '.join(targets)} (ground truth)")
 

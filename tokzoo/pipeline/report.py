@@ -12,6 +12,7 @@ from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.indices import check_ids, unpad
 from tokzoo.io import decode_sample
 from tokzoo.tokenizer import Tokenizer
+from tokzoo.viz import labelled_grid  # noqa: F401  (moved to tokzoo.viz; cli/demo.py imports it from here)
 from tokzoo.zoo import load_tokenizer
 
 from .layout import CROPS, complete_shards, read_npy_tar, read_table, table_path, tar_path
@@ -111,7 +112,11 @@ def show_pairs(out: Path, key: str) -> tuple[list[tuple[str, np.ndarray, np.ndar
             continue
         codec = getattr(tok, "codec", None)
         if codec is None:
-            notes.append(f"{modality}: no picture for this modality")
+            pair = _structured_pair(modality, entry, tok, tokens, key, crop)
+            if pair is None:
+                notes.append(f"{modality}: no picture for this modality")
+            else:
+                pairs.append((modality, *pair))
             continue
         size = tuple(entry["size"]) if entry["size"] else None
         source = source_crop(entry, getattr(codec, "stored_as", None) or modality, key, crop)
@@ -128,43 +133,19 @@ def show_pairs(out: Path, key: str) -> tuple[list[tuple[str, np.ndarray, np.ndar
     return pairs, notes
 
 
+def _structured_pair(modality: str, entry: dict, tok, tokens: np.ndarray, key: str, crop) -> tuple | None:
+    """(source picture, reconstruction picture) of a palette or metadata sample; None for other structured ones."""
+    from tokzoo.viz import metadata_picture, palette_picture
+
+    draw = {"palette": palette_picture, "metadata": metadata_picture}.get(tok.modality)
+    if draw is None:
+        return None
+    reconstruction = draw(tok.decode(tokens[:1])[0])
+    source = source_crop(entry, modality, key, crop)
+    return (draw(source) if source is not None else np.full_like(reconstruction, 128)), reconstruction
+
+
 def show_rows(out: Path, key: str) -> tuple[list[list[np.ndarray]], list[str]]:
     """One row per modality: source crop 0 (grey when unavailable) beside the reconstruction of its tokens."""
     pairs, notes = show_pairs(out, key)
     return [[source, reconstruction] for _, source, reconstruction in pairs], notes
-
-
-def labelled_grid(rows: list[list[np.ndarray]], columns: list[str], row_labels: list[str],
-                  groups: list[tuple[str, int]] = (), pad: int = 2) -> np.ndarray:
-    """:func:`tokzoo.viz.grid` with a header line per column (``columns``), optional group headers above
-    them (``groups``: (label, columns spanned), left to right) and a label left of each row; uint8 (H, W, 3)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    from tokzoo.viz import grid
-
-    body = grid(rows, pad)
-    font = ImageFont.load_default(size=12)
-    cell_w = (body.shape[1] - pad) / max(len(row) for row in rows)
-    cell_h = (body.shape[0] - pad) / len(rows)
-    line = 16
-    left = 8 + max(int(font.getlength(label)) for label in row_labels)
-    top = line * (2 if groups else 1) + 2
-    canvas = Image.new("RGB", (left + body.shape[1], top + body.shape[0]), "white")
-    canvas.paste(Image.fromarray(body), (left, top))
-    draw = ImageDraw.Draw(canvas)
-
-    def centred(text: str, x0: float, width: float, y: float) -> None:
-        while len(text) > 1 and font.getlength(text) > width - 4:
-            text = text[:-2] + "…"
-        draw.text((x0 + (width - font.getlength(text)) / 2, y), text, fill="black", font=font)
-
-    x = left + pad
-    for label, span in groups:
-        centred(label, x, span * cell_w, 1)
-        draw.line([(x + 2, line - 1), (x + span * cell_w - 4, line - 1)], fill=(120, 120, 120))
-        x += span * cell_w
-    for c, label in enumerate(columns):
-        centred(label, left + pad + c * cell_w, cell_w, top - line)
-    for r, label in enumerate(row_labels):
-        draw.text((4, top + pad + r * cell_h + cell_h / 2 - 7), label, fill="black", font=font)
-    return np.asarray(canvas)
