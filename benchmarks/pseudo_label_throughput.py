@@ -326,7 +326,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     scenes = [generate_scene(i, 2, args.size) for i in range(args.images)]
     batches = {"scenes": {m: [s[m] for s in scenes]
-                          for m in ("rgb", "depth", "camera", "semseg", "instances", "normals", "pose")}}
+                          for m in ("rgb", "depth", "camera", "semseg", "sam_instances", "normals", "pose")}}
     if any(name in ("mediapipe_pose", "hmr2_smpl") for name in chosen):
         import skimage.data
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
-SCENE_MODALITIES = ("rgb", "depth", "normals", "semseg", "instances", "edges", "pose", "camera")
+from .options import output_option
+
+SCENE_MODALITIES = ("rgb", "depth", "normals", "semseg", "sam_instances", "edges", "pose", "camera")
 """What tokzoo.datasets.scenes renders for every scene."""
 
 
@@ -29,7 +31,7 @@ def demo_modalities() -> tuple[list[str], dict[str, str], bool]:
 
 
 @click.command("demo")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for tokens and report.")
+@output_option("out", "Folder for tokens and report.", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--scenes", default=32, show_default=True, type=click.IntRange(min=1), help="Scenes to tokenize.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=0), help="Decode/crop processes.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars on stderr.")

@@ -6,9 +6,11 @@ import json
 
 import click
 
+from .options import count_option
+
 
 @click.command("eval-labels")
-@click.option("--n", "n", default=16, show_default=True, type=click.IntRange(min=1), help="Number of scenes.")
+@count_option("n", "Number of scenes.", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--size", default=128, show_default=True, type=click.IntRange(min=16), help="Scene side in pixels.")
 @click.option("--seed", default=1, show_default=True, type=int, help="Scene stream (0 was used to pick defaults).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

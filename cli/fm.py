@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
+
+from .machine import apply_threads, machine_options
+from .options import count_option, output_option
 
 
 def _names(value: str) -> list[str]:
@@ -30,37 +34,39 @@ def fm_group():
 
 
 @fm_group.command("train")
-@click.option("--recipe", "-r", "recipe_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML recipe (recipes/fm/<name>.yaml).")
+@click.option("--recipe", "-r", "recipe_path", required=True,
+              help="A shipped recipe's name (fm/scenes-cpu, compose/gats; `tokzoo recipes` lists them) or a YAML file.")
 @click.option("--data", required=False, type=click.Path(file_okay=False, path_type=Path),
               help="Token dataset folder written by `tokzoo tokenize` (not for recipes with a `compose:` section).")
-@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Run folder; a run already there is resumed.")
+@output_option("out_dir", "Run folder; a run already there is resumed.", required=True,
+               type=click.Path(file_okay=False, path_type=Path))
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in total (resume later).")
-@click.option("--device", default=None, help="torch device (default: cuda when present, with bf16 autocast).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: torch's).")
+@machine_options
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 def fm_train_command(recipe_path, data, out_dir, steps, device, threads, progress):
     """Train (or resume) a recipe on DATA into OUT; DDP when launched by torchrun."""
-    import torch
-
+    from tokzoo.compose.recipe import is_compose_recipe_file
     from tokzoo.fm.recipe import load_recipe
     from tokzoo.fm.train import train
+    from tokzoo.recipes import resolve_recipe
 
-    if threads:
-        torch.set_num_threads(threads)
-    from tokzoo.compose.recipe import is_compose_recipe_file
+    recipe_path = resolve_recipe(recipe_path)
 
     if is_compose_recipe_file(recipe_path):  # frozen components + glue (tokzoo.compose), on built-in scene texts
         from tokzoo.compose.recipe import read_recipe
         from tokzoo.compose.train import run_recipe
 
-        run_recipe(read_recipe(recipe_path, steps=steps, threads=threads), out_dir, log=click.echo)
+        apply_threads(threads, say=False)  # a recipe's own `threads:` still wins over the machine's default
+        run_recipe(read_recipe(recipe_path, steps=steps, threads=threads), out_dir, log=click.echo, progress=progress)
         return
     if data is None:
         raise click.UsageError("Missing option '--data'.")
     recipe = load_recipe(recipe_path)
+    first_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, one process speaks
+    apply_threads(threads, say=first_rank)
     record = train(recipe, data, out_dir, steps=steps, progress=progress, device=device)
+    if not first_rank:
+        return
     if record:
         losses = ", ".join(f"{m} {v:.3f}" for m, v in record["losses"].items())
         click.echo(f"step {record['step']}: loss {record['loss']:.4f} ({losses}); saved {out_dir}")
@@ -75,18 +81,21 @@ def fm_train_command(recipe_path, data, out_dir, steps, device, threads, progres
 @click.option("--from", "sources", required=True, help="Given modalities, comma-separated.")
 @click.option("--to", "targets", required=True, help="Modalities to predict, comma-separated.")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
+@click.option("--scale", type=click.IntRange(1, 16), default=None,
+              help="Enlarge every tile this many times (default: tiles of at least 128 px).")
 @_decode_options
-def fm_generate_command(run, data, keys, sources, targets, output, steps, temperature, top_k, seed):
+def fm_generate_command(run, data, keys, sources, targets, output, scale, steps, temperature, top_k, seed):
     """Predict --to from --from for samples of DATA; PNG rows: inputs, predictions, ground truth."""
     from tokzoo.fm.checkpoint import load_model
     from tokzoo.fm.evaluate import example_rows
     from tokzoo.fm.generate import DecodeSettings
-    from tokzoo.viz import grid, save_png
+    from tokzoo.viz import labelled_grid, save_png
 
-    sources, targets = _names(sources), _names(targets)
+    sources, targets, keys = _names(sources), _names(targets), _names(keys)
     model = load_model(run)
-    rows = example_rows(model, data, _names(keys), sources, targets, DecodeSettings(steps, temperature, top_k, seed))
-    save_png(grid(rows), output)
+    rows = example_rows(model, data, keys, sources, targets, DecodeSettings(steps, temperature, top_k, seed))
+    groups = [("given", len(sources)), ("predicted", len(targets)), ("ground truth", len(targets))]
+    save_png(labelled_grid(rows, [*sources, *targets, *targets], keys, groups, scale=scale), output)
     click.echo(f"{output}: one row per key; columns: {', '.join(sources)} (inputs) | "
                f"{', '.join(targets)} (predicted) | {', '.join(targets)} (ground truth)")
 
@@ -99,14 +108,16 @@ def fm_generate_command(run, data, keys, sources, targets, output, steps, temper
               help="Training token dataset for the prior baseline (default: the one the run was trained on).")
 @click.option("--from", "sources", default="rgb", show_default=True, help="Given modalities.")
 @click.option("--to", "targets", default="depth,normals,semseg", show_default=True, help="Predicted modalities.")
-@click.option("--n", "limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N samples.")
-@click.option("--train-n", "train_limit", type=click.IntRange(min=1), default=None,
-              help="Use the first N training samples for the prior.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report here.")
+@count_option("limit", "Evaluate the first COUNT samples.", type=click.IntRange(min=1), default=None)
+@count_option("train_limit", "Use the first COUNT training samples for the prior.", old="--train-n", name="--train-count",
+              type=click.IntRange(min=1), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
+@click.option("--output", "-o", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the report as JSON to this file.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @_decode_options
-def fm_eval_command(run, data, train_data, sources, targets, limit, train_limit, json_path, progress, steps, temperature,
-                    top_k, seed):
+def fm_eval_command(run, data, train_data, sources, targets, limit, train_limit, as_json, json_path, progress, steps,
+                    temperature, top_k, seed):
     """Cross-modal prediction on held-out samples vs the tokenizer ceiling and the training prior."""
     import json
 
@@ -121,12 +132,15 @@ def fm_eval_command(run, data, train_data, sources, targets, limit, train_limit,
     model = load_model(run)
     report = evaluate(model, data, train_data, _names(sources), _names(targets), limit=limit, train_limit=train_limit,
                       settings=DecodeSettings(steps, temperature, top_k, seed), progress=progress)
-    click.echo(f"{report['samples']} held-out samples, from {', '.join(report['sources'])}")
-    click.echo("| target | metric | model | tokenizer ceiling | training prior |")
-    click.echo("|---|---|---|---|---|")
-    for target, r in report["targets"].items():
-        click.echo(f"| {target} | {r['metric']} ({r['better']} is better) | {r['model']:.4f} | "
-                   f"{r['tokenizer_ceiling']:.4f} | {r['training_prior']:.4f} |")
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(f"{report['samples']} held-out samples, from {', '.join(report['sources'])}")
+        click.echo("| target | metric | model | tokenizer ceiling | training prior |")
+        click.echo("|---|---|---|---|---|")
+        for target, r in report["targets"].items():
+            click.echo(f"| {target} | {r['metric']} ({r['better']} is better) | {r['model']:.4f} | "
+                       f"{r['tokenizer_ceiling']:.4f} | {r['training_prior']:.4f} |")
     if json_path:
         from tokzoo.io.writes import write_output
 

@@ -18,6 +18,7 @@ from .eval_labels import eval_labels_command
 from .export import export_command
 from .inspect import inspect_command, show_command
 from .pseudo_label import pseudo_label_command
+from .recipes import recipes_command
 from .scenes import scenes_command
 from .tokenize import tokenize_command
 from .train import train_command
@@ -41,7 +42,7 @@ def cli():
 
 for command in (zoo_group, encode_command, decode_command, tokenize_command, inspect_command, show_command, demo_command,
                 train_command, eval_command, pseudo_label_command, eval_labels_command, scenes_command,
-                export_command, fm_group, browse_command):
+                export_command, fm_group, browse_command, recipes_command):
     cli.add_command(command)
 
 

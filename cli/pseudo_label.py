@@ -7,23 +7,28 @@ from pathlib import Path
 import click
 
 from .errors import UserError
-from .tokenize import check_engine, engine_options, max_member_bytes_option, parse_size, parse_tokenizers
+from .tokenize import check_engine, engine_options, image_filter_options, max_member_bytes_option, modality_names, parse_size, parse_tokenizers
 
 
 def parse_pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
-    """``("depth=hf_depth:dir",)`` -> ``{"depth": "hf_depth:dir"}``; one line per bad entry."""
+    """``("depth=hf_depth:dir",)`` -> ``{"depth": "hf_depth:dir"}`` (old modality names read as their canonical
+    ones); one line per bad entry."""
+    from tokzoo.vocabulary import canonical
+
     out = {}
     for value in values:
         modality, sep, spec = value.partition("=")
         if not sep or not modality.strip() or not spec.strip():
             raise UserError(f"{option} {value!r}: expected MODALITY=NAME_OR_PATH")
-        out[modality.strip()] = spec.strip()
+        out[canonical(modality.strip())] = spec.strip()
     return out
 
 
 def parse_options(values: tuple[str, ...]) -> dict[str, dict]:
     """``("normals.steps=4",)`` -> ``{"normals": {"steps": 4}}``; values read as YAML scalars (4, 0.5, true, text)."""
     import yaml
+
+    from tokzoo.vocabulary import canonical
 
     out: dict[str, dict] = {}
     for value in values:
@@ -37,7 +42,7 @@ def parse_options(values: tuple[str, ...]) -> dict[str, dict]:
             parsed = raw
         if isinstance(parsed, (dict, list)):
             raise UserError(f"--labeler-option {value!r}: the value must be a number, true/false or text")
-        out.setdefault(modality.strip(), {})[key.strip()] = parsed
+        out.setdefault(canonical(modality.strip()), {})[key.strip()] = parsed
     return out
 
 
@@ -60,20 +65,23 @@ def parse_options(values: tuple[str, ...]) -> dict[str, dict]:
 @click.option("--untrained", is_flag=True, help="--tokenize: allow untrained zoo tokenizers.")
 @click.option("--size", help="--tokenize: crop output size, N or HxW.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
+@image_filter_options
 @max_member_bytes_option
 @engine_options
 def pseudo_label_command(modalities, input_, output, labelers, labeler_options, device, batch_size, samples_per_shard,
-                         overwrite, then_tokenize, tokens_output, tokenizers, untrained, size, progress,
-                         max_member_bytes, engine, address, gpus, actors):  # fmt: skip
+                         overwrite, then_tokenize, tokens_output, tokenizers, untrained, size, progress, min_image_size,
+                         max_aspect_ratio, max_member_bytes, engine, address, gpus, actors):  # fmt: skip
     """Label every input image with MODALITIES and write webdataset shards OUT/shard-*.tar (resumable)."""
+    import math
+
+    from tokzoo.failures import reasons_text
     from tokzoo.labelers.job import STATUS, LabelJob, pseudo_label
     from tokzoo.storage import as_path
+    from tokzoo.vocabulary import canonical
 
     check_engine(engine, address, gpus, actors)
     output = as_path(output)
-    names = [m.strip() for m in modalities.split(",") if m.strip()]
-    if not names or len(set(names)) != len(names):
-        raise UserError(f"--modality {modalities!r}: expected distinct comma-separated names")
+    names = modality_names(modalities, canonical)
     # the --tokenize options are checked now, not after labelling the whole input
     token_options = {"--tokens-output": tokens_output, "--tokenizer": tokenizers, "--untrained": untrained, "--size": size}
     stray = [option for option, value in token_options.items() if value]
@@ -84,14 +92,15 @@ def pseudo_label_command(modalities, input_, output, labelers, labeler_options, 
                    labeler_options=parse_options(labeler_options),
                    device=device, batch_size=batch_size, samples_per_shard=samples_per_shard, overwrite=overwrite,
                    progress=progress, max_member_bytes=max_member_bytes, engine=engine, address=address, gpus=gpus,
-                   actors=actors)  # fmt: skip
+                   actors=actors, min_image_size=min_image_size, max_aspect_ratio=max_aspect_ratio or math.inf)  # fmt: skip
     summary = pseudo_label(job)
     for line in summary.nodes:
         click.echo(line, err=True)
     for modality, labeler in summary.labelers.items():
         click.echo(f"{modality}: {labeler.describe()}")
     click.echo(f"shards: {summary.shards} ({summary.written} written by this run) in {output}")
-    click.echo(f"ok {summary.ok} / failed {summary.failed} / total {summary.total}; "
+    click.echo(f"ok {summary.ok} / failed {summary.failed} / total {summary.total}"
+               f"{reasons_text(summary.failed_by_reason)}; "
                f"errors listed in {output / STATUS}/*.samples.jsonl")
     if summary.ok == 0:
         raise UserError(f"nothing labelled: all {summary.total} samples failed")
@@ -102,14 +111,17 @@ def pseudo_label_command(modalities, input_, output, labelers, labeler_options, 
 
 def _tokenize(names, labelers, output, tokens_output, tokenizers, untrained, size, device, overwrite, progress):
     from tokzoo.pipeline import TokenizeJob, tokenize
+    from tokzoo.vocabulary import tokenized_name
 
     from .tokenize import tokenizer_label
 
     target = tokens_output or output.with_name(output.name + "-tokens")
-    defaults = {m: labelers[m].zoo_tokenizer for m in names if labelers[m].zoo_tokenizer}
-    summary = tokenize(TokenizeJob(modalities=names, output=target, input=str(output),
-                                   tokenizers={**defaults, **tokenizers}, untrained=untrained, size=size,
+    tokenized = [tokenized_name(m) for m in names]  # pose -> human_pose
+    defaults = {tokenized_name(m): labelers[m].zoo_tokenizer for m in names if labelers[m].zoo_tokenizer}
+    chosen = {tokenized_name(m): reference for m, reference in tokenizers.items()}
+    summary = tokenize(TokenizeJob(modalities=tokenized, output=target, input=str(output),
+                                   tokenizers={**defaults, **chosen}, untrained=untrained, size=size,
                                    device=device, overwrite=overwrite, progress=progress, workers=0))  # fmt: skip
-    for name in names:
+    for name in tokenized:
         click.echo(f"tokens {name}: {tokenizer_label(summary.manifest['modalities'][name])}")
     click.echo(f"tokens: {summary.line(target)}")

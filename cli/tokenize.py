@@ -35,6 +35,19 @@ def parse_tokenizers(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def modality_names(text: str, rename) -> list[str]:
+    """``--modality a,b`` -> distinct names, each passed through ``rename`` (old names -> canonical ones, a note
+    on stderr names what was renamed)."""
+    given = [m.strip() for m in text.split(",") if m.strip()]
+    names = [rename(m) for m in given]
+    if not names or len(set(names)) != len(names):
+        raise UserError(f"--modality {text!r}: expected distinct comma-separated names")
+    renamed = [f"{old} -> {new}" for old, new in zip(given, names) if old != new]
+    if renamed:
+        click.echo(f"note: --modality read as {', '.join(renamed)}", err=True)
+    return names
+
+
 def engine_options(command):
     """``--engine``, ``--address``, ``--gpus``, ``--actors`` (tokenize and pseudo-label)."""
     for option in reversed([
@@ -48,6 +61,14 @@ def engine_options(command):
     ]):
         command = option(command)
     return command
+
+
+def image_filter_options(command):
+    """``--min-image-size`` and ``--max-aspect-ratio`` (img2dataset's names; tokenize and pseudo-label)."""
+    command = click.option("--max-aspect-ratio", type=click.FloatRange(min=1), default=None,
+                           help="Fail samples whose longer side exceeds this times the shorter one (default: no limit).")(command)
+    return click.option("--min-image-size", default=0, show_default=True, type=click.IntRange(min=0),
+                        help="Fail samples whose shorter side is under this many pixels (0: keep all).")(command)
 
 
 max_member_bytes_option = click.option(
@@ -74,7 +95,7 @@ def tokenizer_label(entry: dict) -> str:
 @click.option("--modality", "-m", "modalities", required=True, help="Modalities to tokenize, comma-separated (depth,rgb).")
 @click.option("--input", "-i", "input_", help="Folder, tar(s) or hf: dataset. Default: built-in procedural scenes.")
 @click.option("--output", "-o", required=True, help="Token dataset folder, or an object-store URL (s3://bucket/tokens).")
-@click.option("--tokenizer", "-t", "tokenizers", multiple=True, help="MODALITY=ZOO_NAME_OR_DIR (repeatable); default: the zoo name = modality.")
+@click.option("--tokenizer", "-t", "tokenizers", multiple=True, help="MODALITY=ZOO_NAME_OR_DIR (repeatable); default: the modality's zoo tokenizer (edges: canny_edges).")
 @click.option("--untrained", is_flag=True, help="Allow untrained zoo tokenizers (random weights, labelled in the manifest).")
 @click.option("--crops", default=1, show_default=True, type=click.IntRange(1, 1024), help="Crops per sample; crop 0 is the centre crop.")
 @click.option("--size", help="Crop output size, N or HxW. Default: each tokenizer's input_size.")
@@ -89,25 +110,28 @@ def tokenizer_label(entry: dict) -> str:
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 @click.option("--layout", type=click.Choice(["tokzoo", "4m"]), default="tokzoo", show_default=True,
               help="4m: after the run, also write ml-4m's webdataset layout to OUT-4m (`tokzoo export --to 4m OUT OUT-4m`).")
+@image_filter_options
 @max_member_bytes_option
 @engine_options
 def tokenize_command(modalities, input_, output, tokenizers, untrained, crops, size, batch_size, workers, device,
-                     samples_per_shard, seed, overwrite, scenes, scene_size, progress, layout, max_member_bytes, engine,
-                     address, gpus, actors):
+                     samples_per_shard, seed, overwrite, scenes, scene_size, progress, layout, min_image_size,
+                     max_aspect_ratio, max_member_bytes, engine, address, gpus, actors):
     """Tokenize samples into OUT/<modality>/shard-*.tar (+ crops, tables, stats, manifest); resumable."""
+    import math
+
     from tokzoo.pipeline import TokenizeJob, tokenize
     from tokzoo.storage import as_path
+    from tokzoo.vocabulary import tokenized_name
 
     check_engine(engine, address, gpus, actors)
     output = as_path(output)
-    names = [m.strip() for m in modalities.split(",") if m.strip()]
-    if not names or len(set(names)) != len(names):
-        raise UserError(f"--modality {modalities!r}: expected distinct comma-separated names")
+    names = modality_names(modalities, tokenized_name)
     job = TokenizeJob(modalities=names, output=output, input=input_, tokenizers=parse_tokenizers(tokenizers),
                       untrained=untrained, crops=crops, size=parse_size(size), batch_size=batch_size, workers=workers,
                       device=device, samples_per_shard=samples_per_shard, seed=seed, overwrite=overwrite,
                       scenes=scenes, scene_size=scene_size, progress=progress, engine=engine, address=address,
-                      gpus=gpus, actors=actors, max_member_bytes=max_member_bytes)
+                      gpus=gpus, actors=actors, max_member_bytes=max_member_bytes, min_image_size=min_image_size,
+                      max_aspect_ratio=max_aspect_ratio or math.inf)
     summary = tokenize(job)
     for line in summary.nodes:
         click.echo(line, err=True)

@@ -6,44 +6,46 @@ from pathlib import Path
 
 import click
 
+from .machine import apply_threads, default_device, machine_options
+from .options import output_option, progress_option
+
 
 @click.command("train")
-@click.option("--recipe", "-r", "recipe_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML recipe (recipes/<name>.yaml).")
-@click.option("--data", default=None, help="Train on this source (anything open_reader reads) instead of the recipe's.")
-@click.option("--out", "-o", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
-              help="Run directory (checkpoints/, tokenizer/). Default: runs/<name>.")
-@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda (bf16 autocast there).")
+@click.option("--recipe", "-r", "recipe_path", required=True,
+              help="A shipped recipe's name (depth; `tokzoo recipes` lists them) or a YAML file.")
+@click.option("--data", default=None, help="Train on this source (a folder, tar(s) or hf: dataset) instead of the recipe's.")
+@output_option("out_dir", "Run directory (checkpoints/, tokenizer/). Default: runs/<name>.", default=None,
+               type=click.Path(file_okay=False, path_type=Path))
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Override the recipe's step count.")
 @click.option("--resume", type=click.Path(exists=True, path_type=Path), default=None,
               help="Checkpoint directory, or a run directory (its latest checkpoint).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="CPU threads; CPU runs are bit-reproducible for the same seed and thread count.")
+@machine_options
 @click.option("--eval/--no-eval", "run_eval", default=True, show_default=True,
               help="Evaluate on held-out scenes at the end and store the numbers in config.json.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def train_command(recipe_path, data, out_dir, device, steps, resume, threads, run_eval, quiet):
-    """Train the recipe's tokenizer; writes OUT/tokenizer (save_pretrained) with provenance."""
-    import torch
-
+@progress_option
+def train_command(recipe_path, data, out_dir, device, steps, resume, threads, run_eval, progress):
+    """Train the recipe's tokenizer; writes OUTPUT/tokenizer (config.json + model.safetensors) with provenance."""
+    from tokzoo.recipes import resolve_recipe
     from tokzoo.training import load_recipe, train, validate_recipe
 
+    recipe_path = resolve_recipe(recipe_path)
     recipe = load_recipe(recipe_path)
     if data is not None:
         recipe["data"] = {"path": data, **({"crop": recipe["data"]["crop"]} if "crop" in recipe["data"] else {})}
     if steps is not None:
         recipe["steps"] = steps
     recipe = validate_recipe(recipe, str(recipe_path))
-    torch.set_num_threads(threads)
+    device = device or default_device()
+    apply_threads(threads)
     out_dir = out_dir or Path("runs") / recipe["name"]
-    result = train(recipe, out_dir, device=device, resume=resume, progress=not quiet)
+    result = train(recipe, out_dir, device=device, resume=resume, progress=progress)
     click.echo(f"{recipe['name']}: {len(result.losses)} steps, final loss {result.losses[-1]:.4f}, "
                f"validation loss {_fmt(result.validation_loss)}, codebook usage {result.codebook['usage']:.1%}")
     if run_eval:
         from tokzoo.evaluation import attach_evaluation, evaluate, format_table, heldout_values
 
-        values, description, _ = heldout_values(result.tokenizer, progress=not quiet)  # nothing unreadable here
-        report = evaluate(result.tokenizer, values, data=description, progress=not quiet).report
+        values, description, _ = heldout_values(result.tokenizer, progress=progress)  # nothing unreadable here
+        report = evaluate(result.tokenizer, values, data=description, progress=progress).report
         attach_evaluation(result.directory, report)
         click.echo(format_table(report))
     click.echo(f"saved {result.directory}")

@@ -17,13 +17,10 @@ def zoo_group():
 @zoo_group.command("list")
 def zoo_list():
     """Name, modality, token shape, vocabulary and whether weights are present."""
-    from tokzoo.zoo import build_zoo_tokenizer, zoo_entries
+    from tokzoo.zoo_index import zoo_rows
 
     rows = [("name", "modality", "tokens", "vocab", "weights")]
-    for name, entry in zoo_entries().items():
-        tokenizer = build_zoo_tokenizer(name, untrained_ok=True)
-        weights = "yes" if entry.weights_dir else ("not needed" if not entry.learned else "no (untrained)")
-        rows.append((name, entry.modality, "x".join(map(str, tokenizer.token_shape)), str(tokenizer.vocab_size), weights))
+    rows += [(r["name"], r["modality"], r["tokens"], str(r["vocab"]), r["weights"]) for r in zoo_rows()]
     _table(rows)
     click.echo("\nreleased 4M tokenizers (ViT-B, 224-448 px; GPU-sized): `-t MODALITY=NAME`, through the ml-4m port, "
                "from $TOKZOO_4M_TOKENIZERS/<repo> or the hub")
@@ -61,7 +58,7 @@ def zoo_info(name):
     for key, value in facts.items():
         click.echo(f"{key}: {value}")
     if entries[name].learned and not entries[name].weights_dir:
-        click.echo(f"weights: none shipped (train with `tokzoo train --recipe recipes/{name}.yaml`)")
+        click.echo(f"weights: none shipped (train with `tokzoo train --recipe {name}`)")
     coverage = training_coverage(tokenizer.config) if entries[name].learned else None
     if coverage is not None:
         size = "x".join(map(str, coverage["input_size"]))

@@ -213,7 +213,7 @@ def test_site_of_raw_webdataset_tars(tmp_path):
     site = tmp_path / "site"
     summary = build_site(scenes, site, progress=False)
     meta = read_data_file(site / "data" / "site.js")
-    assert meta["kind"] == "raw" and meta["modalities"] == ["rgb", "depth", "normals", "semseg", "instances", "edges",
+    assert meta["kind"] == "raw" and meta["modalities"] == ["rgb", "depth", "normals", "semseg", "sam_instances", "edges",
                                                              "pose", "camera"]
     samples = [s for chunk in chunks_of(site) for s in chunk["samples"]]
     assert summary.ok == 2 and summary.failed == len(samples) - 2 >= 1

@@ -129,7 +129,7 @@ def test_raw_shards_site(tmp_path, browser):
     browser.click(".tile")
     browser.wait_for("location.pathname.endsWith('sample.html') && document.body.dataset.ready")
     assert browser.evaluate("[...document.querySelectorAll('.modality')].map(r => r.dataset.modality)") == [
-        "rgb", "depth", "normals", "semseg", "instances", "edges", "pose", "camera"]
+        "rgb", "depth", "normals", "semseg", "sam_instances", "edges", "pose", "camera"]
     assert '"fx"' in browser.evaluate("document.querySelector('[data-modality=camera] pre').textContent")
     clean(browser)
 

@@ -39,6 +39,42 @@ def test_help_imports_no_torch():
     assert done.stdout.strip() == "[]"
 
 
+COMMANDS_WITHOUT_TORCH = """
+import sys
+from click.testing import CliRunner
+from tokzoo_cli.main import cli
+
+tokens, labelled, scenes = sys.argv[1:]
+for args in (["zoo", "list"], ["inspect", tokens], ["inspect", labelled], ["scenes", "--n", "2", "--size", "16", "--out", scenes],
+             ["recipes"]):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, (args, result.output)
+    assert "torch" not in sys.modules, args
+print("ok")
+"""
+
+
+def test_zoo_list_inspect_and_scenes_import_no_torch(tmp_path):
+    """`tokzoo zoo list` took 11.8 s on a busy machine: listing, inspecting and rendering scenes loaded torch."""
+    tokens, labelled = tmp_path / "tokens", tmp_path / "labelled"
+    assert run("tokenize", "-m", "depth,rgb", "-o", str(tokens), "--scenes", "2", "--scene-size", "64", "--workers", "0",
+               "--no-progress").exit_code == 0
+    assert run("pseudo-label", "-m", "palette", "--input", str(tokens.with_name("tokens") / "_source"), "-o",
+               str(labelled), "--no-progress").exit_code == 0
+    done = subprocess.run([sys.executable, "-c", COMMANDS_WITHOUT_TORCH, str(tokens), str(labelled), str(tmp_path / "sc")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_the_zoo_index_matches_the_tokenizers():
+    """`zoo list` reads tokzoo/weights/index.json; after changing a zoo tokenizer run `python -m tokzoo.zoo_index`."""
+    import json
+
+    from tokzoo.zoo_index import INDEX, build_rows
+
+    assert json.loads(INDEX.read_text())["rows"] == build_rows()
+
+
 def test_version_and_tokzoo_errors_still_work_without_eager_imports():
     import tokzoo
 

@@ -92,7 +92,7 @@ def test_scene_text_answers_follow_the_rendered_scene():
     people = sum(t["cls"] == "person" for t in things)
     assert qa["is there a person?"] == ("yes" if people else "no")
     assert qa["how many people are there?"] == NUMBER_WORDS[people]
-    boxes = {i for i in np.unique(sample["instances"][sample["semseg"] == 4]) if i}
+    boxes = {i for i in np.unique(sample["sam_instances"][sample["semseg"] == 4]) if i}
     assert qa["how many boxes are there?"] == NUMBER_WORDS[sum(t["cls"] == "box" for t in things)]
     assert sum(t["cls"] == "box" for t in things) <= len(boxes)
     nearest = min(things, key=lambda t: t["depth"])

@@ -24,7 +24,7 @@ def scene():
         "semseg": semseg.astype(np.uint8),
         "depth": depth,
         "normals": normals,
-        "instances": (rows * W + cols + 1).astype(np.uint16),  # a unique id per source pixel
+        "sam_instances": (rows * W + cols + 1).astype(np.uint16),  # a unique id per source pixel
         "edges": ((cols % 15) == 0).astype(np.uint8),
     }
 
@@ -82,7 +82,7 @@ def test_hflip_negates_normals_x_and_mirrors_every_map():
     values = scene()
     plain = apply_crop(values, [5, 10, 40, 60, 0], (40, 60))
     flipped = apply_crop(values, [5, 10, 40, 60, 1], (40, 60))
-    for m in ("rgb", "semseg", "depth", "instances", "edges"):
+    for m in ("rgb", "semseg", "depth", "sam_instances", "edges"):
         np.testing.assert_array_equal(flipped[m], plain[m][:, ::-1], err_msg=m)
     mirrored = plain["normals"][:, ::-1] * np.array([-1, 1, 1], np.float32)
     np.testing.assert_allclose(flipped["normals"], mirrored, atol=1e-6)
@@ -108,9 +108,9 @@ def test_keypoints_land_on_the_same_pixel_as_the_image():
     values = scene()
     rng = np.random.default_rng(0)
     src = np.stack([rng.integers(0, W, 17), rng.integers(0, H, 17)], axis=1)
-    ids = values["instances"][src[:, 1], src[:, 0]]
+    ids = values["sam_instances"][src[:, 1], src[:, 0]]
     for row in make_crop_settings(H, W, 12, seed=5, key="kp", hflip_p=0.5):
-        out = apply_crop({"instances": values["instances"], "pose": _pose(src.astype(float).tolist())}, row, (2 * row[2], 2 * row[3]))
+        out = apply_crop({"sam_instances": values["sam_instances"], "pose": _pose(src.astype(float).tolist())}, row, (2 * row[2], 2 * row[3]))
         kps = out["pose"]["humans"][0]["keypoints_2d"]
         order = list(range(17))
         if row[4]:  # left/right joints are swapped on flip
@@ -121,7 +121,7 @@ def test_keypoints_land_on_the_same_pixel_as_the_image():
             inside = row[1] <= src[i, 0] < row[1] + row[3] and row[0] <= src[i, 1] < row[0] + row[2]
             assert v == (2 if inside else 0)
             if inside:  # the pixel became a 2 x 2 block; the keypoint sits exactly at its centre
-                rows, cols = np.nonzero(out["instances"] == ids[i])
+                rows, cols = np.nonzero(out["sam_instances"] == ids[i])
                 assert len(rows) == 4 and (cols.mean(), rows.mean()) == pytest.approx((x, y), abs=1e-9)
             else:
                 assert (x, y) == (0.0, 0.0)
@@ -158,3 +158,17 @@ def test_unchanged_and_unknown_modalities_and_bad_crop():
         apply_crop({"smell": 1}, [0, 0, 1, 1, 0], 4)
     with pytest.raises(ShapeError):
         apply_crop({"rgb": np.zeros((10, 10, 3), np.uint8)}, [5, 5, 10, 10, 0], 4)
+
+
+def test_read_only_arrays_crop_without_a_torch_warning():
+    """Tokenizing photos printed torch's 'NumPy array is not writable' warning from the crops (issue 31)."""
+    import warnings
+
+    chw = np.arange(3 * 20 * 30, dtype=np.uint8).reshape(3, 20, 30)
+    chw.flags.writeable = False  # as a decoded buffer or shared memory hands it over
+    rgb = chw.transpose(1, 2, 0)  # (H, W, 3) whose (C, H, W) form is already contiguous: no copy on the way
+    row = np.array([2, 3, 16, 24, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = apply_crop({"rgb": rgb}, row, (8, 12))["rgb"]
+    assert out.shape == (8, 12, 3) and not chw.flags.writeable

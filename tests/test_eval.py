@@ -193,6 +193,7 @@ def test_cli_eval_json_and_grid(tmp_path):
     report = json.loads(result.stdout)
     assert report["modality"] == "depth" and report["n_samples"] == 2
     assert [row["method"] for row in report["rows"]] == ["tokenizer", "downsample_bicubic"]
-    assert (tmp_path / "g.png").is_file()
+    grid_picture = np.asarray(Image.open(tmp_path / "g.png"))
+    assert (grid_picture[:20] < 100).any() and (grid_picture[:, :40] < 100).any()  # column headers, "sample i" labels
     bad = CliRunner().invoke(cli, ["eval", "-t", str(tmp_path / "missing")])
     assert bad.exit_code == 2 and bad.output.startswith("error: ")

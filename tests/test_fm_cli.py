@@ -38,13 +38,18 @@ def test_readme_tokenize_train_generate_eval(tmp_path):
                   "--from", "rgb", "--to", "depth,normals,semseg", "-o", str(png), "--steps", "2"])
     assert "rgb (inputs) | depth, normals, semseg (predicted) | depth, normals, semseg (ground truth)" in output
     picture = np.asarray(Image.open(png))
-    assert picture.shape == (2 * 66 + 2, 7 * 66 + 2, 3)  # 2 keys x (1 input + 3 predictions + 3 ground truths) of 64 px
-    rgb_cell = picture[2:66, 2:66]
+    # 2 keys x (1 input + 3 predictions + 3 ground truths) of 64 px drawn 2x (128 px cells), below two header lines
+    # (groups, modalities) and right of the keys: the grid sits in the bottom-right corner
+    body_h, body_w = 2 * 130 + 2, 7 * 130 + 2
+    top, left = picture.shape[0] - body_h, picture.shape[1] - body_w
+    assert 2 * 14 <= top <= 2 * 30 and left >= 40
+    assert (picture[:top, left:] < 100).any() and (picture[top:, :left] < 100).any()  # header and key labels
+    rgb_cell = picture[top + 2:top + 130, left + 2:left + 130]
     assert rgb_cell.std() > 5  # a real picture, not a blank cell
 
     report_path = tmp_path / "eval.json"
     output = run(["fm", "eval", "--model", str(runs), "--data", str(heldout), "--n", "4", "--steps", "2",
-                  "--json", str(report_path), "--no-progress"])
+                  "-o", str(report_path), "--no-progress"])
     assert "| depth | abs_rel (lower is better) |" in output and "| semseg | miou (higher is better) |" in output
     report = json.loads(report_path.read_text())
     assert report["samples"] == 4

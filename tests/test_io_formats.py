@@ -80,7 +80,7 @@ def test_normals_png_decodes_renormalises_and_marks_grey_invalid():
 
 @pytest.mark.parametrize("modality,value", [
     ("semseg", np.array([[0, 7], [255, 254]], np.uint8)),
-    ("instances", np.array([[0, 300], [65535, 1]], np.uint16)),
+    ("sam_instances", np.array([[0, 300], [65535, 1]], np.uint16)),
     ("edges", np.array([[0, 1], [1, 0]], np.uint8)),
 ])
 @pytest.mark.parametrize("ext", [".png", ".npy"])

@@ -101,9 +101,9 @@ def test_metadata_statistics_have_known_values_and_tokenize(scenes):
     halves[2:] = 255
     assert rgb_statistics(halves)["entropy"] == pytest.approx(1.0)
     s = scenes[0]
-    full = metadata(s["rgb"], s["semseg"], s["instances"], s["normals"], s["depth"], s["pose"])
+    full = metadata(s["rgb"], s["semseg"], s["sam_instances"], s["normals"], s["depth"], s["pose"])
     assert set(full) <= {k["name"] for k in DEFAULT_KEYS} and len(full) == 14  # all but num_objects
-    assert full["num_instances"] == len(np.unique(s["instances"])) - 1
+    assert full["num_instances"] == len(np.unique(s["sam_instances"])) - 1
     assert full["walkability"] == pytest.approx((s["semseg"] == 0).mean())
     assert full["num_humans"] == len(s["pose"]["humans"])
     assert 0 <= full["geometric_complexity"] <= 1 and 0 < full["occlusion_score"] < 1

@@ -146,7 +146,7 @@ def test_sam_instances_and_edges_from_a_tiny_model(tmp_path):
     instances = labeler.label({"rgb": IMAGES})
     assert [x.shape for x in instances] == [(40, 60)] * 3 + [(50, 30)]
     assert all(x.dtype == np.uint16 and x.max() >= 1 for x in instances)
-    from_value("instances", instances[0], "test")
+    from_value("sam_instances", instances[0], "test")
     edges_labeler = create_labeler(f"sam_edges:{path}", batch_size=4)
     edges_labeler.min_score = -np.inf
     from tokzoo.labelers.sam import boundaries

@@ -118,8 +118,8 @@ def test_vitpose_one_human_per_person_region_of_a_scene(vitpose):
     scenes = [generate_scene(i, seed=0, size=64) for i in range(6)]
     labeler = create_labeler(f"vitpose:{vitpose}", person_class=6)
     poses = labeler.label({"rgb": [s["rgb"] for s in scenes], "semseg": [s["semseg"] for s in scenes],
-                           "instances": [s["instances"] for s in scenes]})  # fmt: skip
+                           "sam_instances": [s["sam_instances"] for s in scenes]})  # fmt: skip
     counts = [len(p["humans"]) for p in poses]
-    expected = [len(person_boxes((64, 64), s["semseg"], s["instances"], 6)) for s in scenes]
+    expected = [len(person_boxes((64, 64), s["semseg"], s["sam_instances"], 6)) for s in scenes]
     assert counts == expected and sum(counts) > 0
     assert all(len(h["keypoints_2d"]) == 17 for p in poses for h in p["humans"])

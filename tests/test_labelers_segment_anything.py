@@ -89,7 +89,7 @@ def test_instances_follow_the_contract_and_match_the_generator(files):
     assert [x.shape for x in out] == [(40, 60)] * 3 + [(50, 30)]
     assert all(x.dtype == np.uint16 and x.max() >= 1 for x in out)
     for x in out:
-        from_value("instances", x, "test")
+        from_value("sam_instances", x, "test")
         assert np.array_equal(np.unique(x[x > 0]), np.arange(1, x.max() + 1))  # ids 1..n, no gaps
     records = labeler.generator.generate(IMAGES[3])  # the same masks, straight from SamAutomaticMaskGenerator
     assert len(records) >= out[3].max()

@@ -42,7 +42,7 @@ SAMPLES = {
     "semseg": lambda: np.where(np.arange(SIZE)[:, None] < 4, 255, SCENE["semseg"]).astype(np.uint8),
     "canny_edges": lambda: SCENE["edges"],
     "sam_edges": lambda: SCENE["edges"],
-    "sam_instances": lambda: SCENE["instances"],
+    "sam_instances": lambda: SCENE["sam_instances"],
     "dinov2_b14": lambda: RNG.standard_normal((4, 4, 768)).astype(np.float32),
     "clip_b16": lambda: RNG.standard_normal((2, 4, 6, 512)).astype(np.float32),
     "imagebind_h14": lambda: RNG.standard_normal((4, 4, 1280)).astype(np.float32),
@@ -244,7 +244,7 @@ def test_pose_codec_maps_image_edges_to_unit_range():
 
 
 def test_instances_crop_paste_round_trip_and_small_ones_dropped():
-    instances = SCENE["instances"]
+    instances = SCENE["sam_instances"]
     masks, boxes, ids = crop_instances(instances)
     assert masks.shape == (5, MASK_SIZE, MASK_SIZE) and boxes.shape == (5, 4) and list(ids) == [1, 2, 3, 4, 5]
     x0, y0, x1, y1 = boxes[0]
@@ -306,9 +306,9 @@ BAD_INPUTS = [
     ("semseg", SCENE["semseg"].astype(np.float32), DtypeError),
     ("canny_edges", SCENE["edges"] * np.uint8(255), InvalidValueError),
     ("canny_edges", SCENE["edges"].astype(np.float32), DtypeError),
-    ("sam_instances", SCENE["instances"].astype(np.float32), DtypeError),
-    ("sam_instances", np.stack([SCENE["instances"]] * 2), ShapeError),
-    ("sam_instances", SCENE["instances"].astype(np.int32) - 1, InvalidValueError),
+    ("sam_instances", SCENE["sam_instances"].astype(np.float32), DtypeError),
+    ("sam_instances", np.stack([SCENE["sam_instances"]] * 2), ShapeError),
+    ("sam_instances", SCENE["sam_instances"].astype(np.int32) - 1, InvalidValueError),
     ("sam_instances", [np.zeros((4, 4), bool), np.zeros((5, 5), bool)], ShapeError),
     ("dinov2_b14", np.zeros((4, 4, 512), np.float32), ShapeError),
     ("dinov2_b14", np.full((4, 4, 768), np.nan, np.float32), InvalidValueError),

@@ -20,7 +20,7 @@ from tokzoo_cli.main import cli
 
 from test_pipeline import snapshot  # noqa: E402  (tests/ is on sys.path under pytest)
 
-SETS = {"human_pose": "pose", "sam_instances": "instances"}  # modality -> stored raw modality
+SETS = {"human_pose": "pose", "sam_instances": "sam_instances"}  # modality -> stored raw modality
 # Scenes 14, 19, 20 have crops that lose an instance (pad rows inside a sample); 1 and 4 have no humans.
 SCENES = ["--scenes", "21", "--scene-size", "64", "--samples-per-shard", "8", "--crops", "3", "--batch-size", "5"]
 
@@ -104,6 +104,7 @@ def test_decoding_crop_0_gives_its_humans_and_a_scene_without_humans_is_ok(scene
 
 
 def test_loader_pads_each_batch_to_its_largest_item_count(scenes_out):
+    """...and gives the padding mask: the user had to know that pad = vocab_size (issue 31)."""
     out = scenes_out / "w0"
     stored = {m: members(out, m) for m in SETS}
     loader = make_loader(out, ["depth", "human_pose", "sam_instances"], batch_size=6, shuffle=False, crop="random",
@@ -116,9 +117,10 @@ def test_loader_pads_each_batch_to_its_largest_item_count(scenes_out):
             items = [unpad(tokens[k][int(c)], pad) for k, c in zip(batch["__key__"], batch["__crop__"])]
             n_max = max(len(i) for i in items)
             assert batch[modality].shape == (len(items), n_max, tokens[batch["__key__"][0]].shape[2])
-            for row, real in zip(batch[modality].numpy(), items):
+            for row, mask, real in zip(batch[modality].numpy(), batch["__mask__"][modality].numpy(), items):
                 np.testing.assert_array_equal(row[:len(real)], real)
                 assert (row[len(real):] == pad).all()
+                assert mask.dtype == bool and mask.tolist() == [True] * len(real) + [False] * (n_max - len(real))
         seen += batch["__key__"]
     assert sorted(seen) == [f"scene_{i:06d}" for i in range(21)] and loader.dataset.pad_ids["depth"] is None
     one = next(iter(make_loader(out, ["human_pose"], batch_size=2, shuffle=False, crop=0)))

@@ -83,7 +83,7 @@ def test_scenes_label_tokenize_resume(tmp_path):
     # resume: nothing to do, same bytes; other settings refused in one line; --overwrite redoes it
     again = run(*args)
     assert "(0 written by this run)" in again.output and (out / "shard-000000.tar").read_bytes() == first
-    changed = run(*args, "--labeler", "instances=slic")
+    changed = run(*args, "--labeler", "sam_instances=slic")
     assert changed.exit_code == 2 and "other settings" in changed.output and "--overwrite" in changed.output
     assert run(*args, "--overwrite").exit_code == 0 and (out / "shard-000000.tar").read_bytes() == first
 

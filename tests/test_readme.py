@@ -16,7 +16,7 @@ def run(*args):
 
 def test_readme_dataset_tour(tmp_path):
     scenes, tokens = tmp_path / "scenes", tmp_path / "tokens"
-    run("scenes", "--n", 6, "--size", 64, "--out", scenes)
+    run("scenes", "--count", 6, "--size", 64, "-o", scenes)
     summary = run("tokenize", "-m", "depth,rgb", "--untrained", "--input", scenes, "--size", 32, "--crops", 2,
                   "-o", tokens, "--no-progress")
     assert "ok 6 / failed 0 / total 6" in summary

@@ -17,7 +17,7 @@ from tokzoo.datasets.scenes import save_scene_preview
 
 SKY, HUMAN = SCENE_CLASSES.index("sky"), SCENE_CLASSES.index("human")
 ROOT = Path(__file__).resolve().parents[1]
-ARRAYS = ("rgb", "depth", "normals", "semseg", "instances", "edges")
+ARRAYS = ("rgb", "depth", "normals", "semseg", "sam_instances", "edges")
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -44,9 +44,9 @@ def test_contract(index):
     s = generate_scene(index, seed=1, size=(96, 128))
     assert {k: (s[k].shape, s[k].dtype.str) for k in ARRAYS} == {
         "rgb": ((96, 128, 3), "|u1"), "depth": ((96, 128), "<f4"), "normals": ((96, 128, 3), "<f4"),
-        "semseg": ((96, 128), "|u1"), "instances": ((96, 128), "<u2"), "edges": ((96, 128), "|u1"),
+        "semseg": ((96, 128), "|u1"), "sam_instances": ((96, 128), "<u2"), "edges": ((96, 128), "|u1"),
     }  # fmt: skip
-    depth, normals, semseg, inst = s["depth"], s["normals"], s["semseg"], s["instances"]
+    depth, normals, semseg, inst = s["depth"], s["normals"], s["semseg"], s["sam_instances"]
     sky = semseg == SKY
     assert np.array_equal(np.isnan(depth), sky)
     assert np.array_equal(np.isnan(normals), np.repeat(sky[..., None], 3, axis=2))
@@ -91,7 +91,7 @@ def test_visible_keypoints_lie_on_their_human():
     checked = 0
     for index in range(16):
         s = generate_scene(index, seed=3, size=160)
-        cam, inst = s["camera"], s["instances"]
+        cam, inst = s["camera"], s["sam_instances"]
         padded = np.pad(inst, 2)
         for human in s["pose"]["humans"]:
             kp2, kp3 = np.array(human["keypoints_2d"]), np.array(human["keypoints_3d"])
@@ -132,7 +132,7 @@ def test_shards_are_deterministic_and_decode(tmp_path):
     assert serial[0].read_bytes() != other[0].read_bytes()
 
     members = _members(serial[1])
-    exts = ["camera.json", "depth.npy", "edges.png", "instances.png", "normals.npy", "pose.json", "rgb.png", "semseg.png"]
+    exts = ["camera.json", "depth.npy", "edges.png", "normals.npy", "pose.json", "rgb.png", "sam_instances.png", "semseg.png"]
     assert [name for name, _, _ in members] == [f"scene_00000{i}.{e}" for i in (2, 3) for e in exts]
     assert {mtime for _, mtime, _ in members} == {0}
     data = {name: blob for name, _, blob in members}
@@ -140,8 +140,8 @@ def test_shards_are_deterministic_and_decode(tmp_path):
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(data["scene_000003.rgb.png"]))), s["rgb"])
     assert np.array_equal(np.load(io.BytesIO(data["scene_000003.depth.npy"])), s["depth"], equal_nan=True)
     assert np.array_equal(np.load(io.BytesIO(data["scene_000003.normals.npy"])), s["normals"], equal_nan=True)
-    inst = np.asarray(Image.open(io.BytesIO(data["scene_000003.instances.png"])))
-    assert np.array_equal(inst.astype(np.uint16), s["instances"])
+    inst = np.asarray(Image.open(io.BytesIO(data["scene_000003.sam_instances.png"])))
+    assert np.array_equal(inst.astype(np.uint16), s["sam_instances"])
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(data["scene_000003.edges.png"]))), s["edges"] * 255)
     assert json.loads(data["scene_000003.pose.json"]) == s["pose"]
 

@@ -14,7 +14,7 @@ from tokzoo.datasets.scenes import SCENE_CLASS_COLORS, Scenes, is_outdoor
 from tokzoo.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-ARRAYS = ("rgb", "depth", "normals", "semseg", "instances", "edges")
+ARRAYS = ("rgb", "depth", "normals", "semseg", "sam_instances", "edges")
 CLS = {name: i for i, name in enumerate(SCENE_CLASSES)}
 OBJECTS = {CLS[c] for c in ("sphere", "box", "cylinder", "human", "building", "tree")}
 SCENES = [generate_scene(i, seed=4, size=(64, 80), kind="outdoor") for i in range(12)]
@@ -43,9 +43,9 @@ def test_contract_sky_and_labels(index):
     s = SCENES[index]
     assert {k: (s[k].shape, s[k].dtype.str) for k in ARRAYS} == {
         "rgb": ((64, 80, 3), "|u1"), "depth": ((64, 80), "<f4"), "normals": ((64, 80, 3), "<f4"),
-        "semseg": ((64, 80), "|u1"), "instances": ((64, 80), "<u2"), "edges": ((64, 80), "|u1"),
+        "semseg": ((64, 80), "|u1"), "sam_instances": ((64, 80), "<u2"), "edges": ((64, 80), "|u1"),
     }  # fmt: skip
-    depth, normals, semseg, inst = s["depth"], s["normals"], s["semseg"], s["instances"]
+    depth, normals, semseg, inst = s["depth"], s["normals"], s["semseg"], s["sam_instances"]
     sky = semseg == CLS["sky"]
     assert np.array_equal(np.isnan(depth), sky) and np.array_equal(np.isnan(normals).any(-1), sky)
     assert (depth[~sky] > 0).all() and (depth[~sky] <= MAX_DEPTH).all()

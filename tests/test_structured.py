@@ -11,6 +11,7 @@ import torch
 
 from tokzoo.errors import CheckpointError, ConfigError, DtypeError, InvalidValueError, ShapeError
 from tokzoo.structured import DEFAULT_KEYS, PAD, BoxesTokenizer, MetadataTokenizer, PaletteTokenizer
+from tokzoo.structured.metadata import INTEGER_UNITS
 from tokzoo.tokenizer import ARCHITECTURES, Tokenizer
 
 rng = np.random.default_rng(0)
@@ -22,7 +23,8 @@ def random_palette(k: int) -> dict:
 
 def random_metadata(tok: MetadataTokenizer) -> dict:
     specs = [s for s in tok.keys if rng.random() < 0.7]
-    return {s["name"]: float(rng.uniform(s["low"], s["high"])) for s in specs}
+    return {s["name"]: int(rng.integers(s["low"], s["high"] + 1)) if s["unit"] in INTEGER_UNITS
+            else float(rng.uniform(s["low"], s["high"])) for s in specs}
 
 
 def random_boxes(n: int, width=640, height=480, num_classes=80) -> dict:
@@ -218,6 +220,7 @@ def test_palette_all_pad_row_is_invalid():
 
 # -- metadata -------------------------------------------------------------------------------------
 def test_metadata_layout_and_round_trip_within_half_a_bin():
+    """Within half a bin; counts and pixel sizes come back as the integer in their bin (within half a bin + 0.5)."""
     tok = MetadataTokenizer()
     K = len(DEFAULT_KEYS)
     assert tok.vocab_size == 1 + K + 1000 and tok.token_shape == (2 * K,)
@@ -228,7 +231,8 @@ def test_metadata_layout_and_round_trip_within_half_a_bin():
         for spec in tok.keys:
             if spec["name"] in sample:
                 half_bin = (spec["high"] - spec["low"]) / tok.bins / 2
-                assert abs(decoded[spec["name"]] - sample[spec["name"]]) <= half_bin + 1e-9
+                rounding = 0.5 if spec["unit"] in INTEGER_UNITS and half_bin > 0.5 else 0.0
+                assert abs(decoded[spec["name"]] - sample[spec["name"]]) <= half_bin + rounding + 1e-9
 
 
 def test_metadata_fixed_key_order_and_ids():
@@ -362,3 +366,14 @@ def test_boxes_decode_invalid_positions(row):
     tok = BoxesTokenizer(num_classes=3, max_boxes=2, bins=100)
     with pytest.raises(InvalidValueError):
         tok.decode(row + [PAD] * (tok.length - len(row)))
+
+
+def test_metadata_round_trip_keeps_counts_and_sizes_integers():
+    """Decoding turned `num_instances: 37` into 37.12 (issue 31): counts and pixel sizes come back as ints."""
+    tok = MetadataTokenizer()
+    sample = {"original_width": 640, "num_instances": 37, "num_humans": 2, "brightness": 100.5}
+    (back,) = tok.decode(tok.encode([sample]))
+    assert back["num_instances"] == 37 and back["num_humans"] == 2
+    assert all(type(back[k]) is int for k in ("original_width", "num_instances", "num_humans"))
+    assert abs(back["original_width"] - 640) <= 8192 / 1000 / 2 + 0.5
+    assert type(back["brightness"]) is float and abs(back["brightness"] - 100.5) <= 255 / 1000 / 2

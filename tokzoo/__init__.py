@@ -1,9 +1,21 @@
-"""tokzoo: modality tokenizers, pseudo-labelers and webdataset sharding for any-to-any multimodal models."""
+"""tokzoo: modality tokenizers, pseudo-labelers and webdataset sharding for any-to-any multimodal models.
+
+``Tokenizer`` and ``load_tokenizer`` import torch when first used, not on ``import tokzoo``, so that commands
+that need no model (``tokzoo --help``, ``zoo list``, ``inspect``, ``scenes``) start fast.
+"""
 
 __version__ = "0.1.0"
 
-from .tokenizer import Tokenizer  # noqa: E402
-from . import learned, structured, text  # noqa: E402,F401  (register the architectures)
-from .zoo import load_tokenizer  # noqa: E402
-
 __all__ = ["Tokenizer", "load_tokenizer", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "Tokenizer":
+        from .tokenizer import Tokenizer
+
+        return Tokenizer
+    if name == "load_tokenizer":
+        from .zoo import load_tokenizer
+
+        return load_tokenizer
+    raise AttributeError(f"module 'tokzoo' has no attribute {name!r}")

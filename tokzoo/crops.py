@@ -123,7 +123,10 @@ def make_crop_settings(
 
 
 def _chw(arr: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1) if arr.ndim == 3 else arr[None]))
+    """(H, W[, C]) -> (C, H, W) tensor; a read-only array (decoded files, shared memory) is copied, as torch
+    cannot share it (it warned on every such crop)."""
+    chw = np.ascontiguousarray(arr.transpose(2, 0, 1) if arr.ndim == 3 else arr[None])
+    return torch.from_numpy(chw if chw.flags.writeable else chw.copy())
 
 
 def _hwc(t: torch.Tensor, ndim: int) -> np.ndarray:
@@ -321,7 +324,7 @@ def _camera(crop: _Crop, cam: dict) -> dict:
 
 _NEAREST = (InterpolationMode.NEAREST_EXACT, False)
 _IMAGES = {"rgb": (InterpolationMode.BILINEAR, True),
-           "semseg": _NEAREST, "instances": _NEAREST, "depth": _NEAREST}
+           "semseg": _NEAREST, "sam_instances": _NEAREST, "depth": _NEAREST}
 
 
 def apply_crop(values: dict, crop_row, out_size: int | tuple[int, int]) -> dict:
@@ -336,7 +339,7 @@ def apply_crop(values: dict, crop_row, out_size: int | tuple[int, int]) -> dict:
     for modality, value in values.items():
         if modality in UNCHANGED:
             out[modality] = value
-        elif modality in ("rgb", "depth", "normals", "semseg", "instances", "edges"):
+        elif modality in ("rgb", "depth", "normals", "semseg", "sam_instances", "edges"):
             arr = np.asarray(value)
             if arr.shape[0] < crop.top + crop.h or arr.shape[1] < crop.left + crop.w or min(crop.top, crop.left) < 0:
                 raise ShapeError(modality, f"crop {crop.top, crop.left, crop.h, crop.w} does not fit a {arr.shape[:2]} image")

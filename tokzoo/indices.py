@@ -1,9 +1,13 @@
-"""Token ids: int64 in memory, the smallest safe integer dtype on disk, never float16 or bfloat16."""
+"""Token ids: int64 in memory, the smallest safe integer dtype on disk, never float16 or bfloat16.
+
+torch is imported where tensors are made, so that reading stored ids (``tokzoo inspect``) does not load it.
+"""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
-import torch
 
 from .errors import DtypeError, InvalidValueError
 
@@ -23,15 +27,18 @@ def storage_dtype(vocab_size: int) -> np.dtype:
 
 def to_storage(tokens: torch.Tensor | np.ndarray, vocab_size: int) -> np.ndarray:
     """Token ids (any integer dtype) -> numpy array in ``storage_dtype(vocab_size)``, range-checked."""
-    if isinstance(tokens, torch.Tensor) and (tokens.is_floating_point() or tokens.is_complex()):
+    torch = sys.modules.get("torch")  # not imported: tokens cannot be a tensor
+    if torch is not None and isinstance(tokens, torch.Tensor) and (tokens.is_floating_point() or tokens.is_complex()):
         raise DtypeError("tokens", f"token ids must be integers, got {tokens.dtype}")  # bf16 has no numpy dtype
-    array = tokens.detach().cpu().numpy() if isinstance(tokens, torch.Tensor) else np.asarray(tokens)
+    array = tokens.detach().cpu().numpy() if torch is not None and isinstance(tokens, torch.Tensor) else np.asarray(tokens)
     check_ids(array, vocab_size, "tokens")
     return array.astype(storage_dtype(vocab_size), copy=False)
 
 
 def to_ids(tokens, vocab_size: int, source: str = "tokens") -> torch.Tensor:
     """Stored or user-given token ids -> int64 tensor, refusing floats and out-of-range ids."""
+    import torch
+
     if isinstance(tokens, torch.Tensor):
         if tokens.is_floating_point() or tokens.is_complex():
             raise DtypeError(source, f"token ids must be integers, got {tokens.dtype}")

@@ -95,6 +95,8 @@ class Tokenizer:
     def from_pretrained(directory: str | Path) -> "Tokenizer":
         directory = Path(directory)
         config = checkpoint.read_config(directory)
+        from . import learned, structured, text  # noqa: F401  (register the built-in architectures)
+
         cls = ARCHITECTURES.get(config["architecture"])
         if cls is None:
             raise CheckpointError(

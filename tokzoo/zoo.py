@@ -54,6 +54,22 @@ def zoo_entries() -> dict[str, ZooEntry]:
     return dict(sorted(entries.items()))
 
 
+def default_zoo_name(modality: str) -> str:
+    """The zoo tokenizer a modality gets when none is named: the zoo name equal to it, else its codec's
+    ``default_zoo_name`` (edges -> canny_edges). Raises a one-line TokzooError naming the choices otherwise."""
+    from .modalities import MODALITIES
+
+    entries = zoo_entries()
+    if modality in entries:
+        return modality
+    default = getattr(MODALITIES.get(modality), "default_zoo_name", None)
+    if default:
+        return default
+    choices = [name for name, entry in entries.items() if entry.modality == modality]
+    raise TokzooError(f"--modality {modality}: no default tokenizer; name one with --tokenizer {modality}=NAME "
+                      f"({', '.join(choices) or 'a zoo name'}) or =DIR")
+
+
 def build_zoo_tokenizer(name: str, untrained_ok: bool = False, seed: int = 0) -> Tokenizer:
     """The zoo tokenizer ``name``: shipped weights, a structured default, or (if allowed) untrained."""
     entry = zoo_entries()[name]
@@ -65,7 +81,7 @@ def build_zoo_tokenizer(name: str, untrained_ok: bool = False, seed: int = 0) ->
     if not untrained_ok:
         raise TokzooError(
             f"zoo tokenizer {name!r} has no shipped weights yet; train them with "
-            f"`tokzoo train --recipe recipes/{name}.yaml`, or ask for an untrained one (--untrained; untrained_ok=True in Python)")
+            f"`tokzoo train --recipe {name}`, or ask for an untrained one (--untrained; untrained_ok=True in Python)")
     from .learned import LearnedTokenizer
 
     return LearnedTokenizer.from_defaults(entry.modality, seed=seed, name=name)

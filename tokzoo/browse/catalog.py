@@ -185,7 +185,7 @@ class RawDataset:
                                         for p in status.glob("shard-*.stats.json"))
         else:
             try:
-                self._reader = open_reader(str(root))
+                self._reader = _open_raw(root)
             except TokzooError as error:
                 raise ConfigError(f"{root}: neither a token dataset (no manifest.json) nor readable raw samples "
                                   f"({error})") from error
@@ -255,3 +255,13 @@ def open_dataset(root: Path) -> TokenDataset | RawDataset:
             raise ConfigError(f"{root / 'manifest.json'}: lists no modalities; nothing to browse")
         return TokenDataset(root, manifest)
     return RawDataset(root)
+
+
+def _open_raw(root: Path):
+    """A reader over raw samples at ``root``; a plain folder of files is read as rgb (a folder of photos)."""
+    try:
+        return open_reader(str(root))
+    except ConfigError:
+        if not root.is_dir():
+            raise
+        return open_reader(str(root), ["rgb"])

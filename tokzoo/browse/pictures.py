@@ -18,6 +18,38 @@ BOX_COLOURS = [(255, 220, 0), (0, 220, 255), (255, 80, 200), (120, 255, 80), (25
 """Crop 0 (the centre crop) yellow, then cyan, magenta, green, orange (repeating)."""
 
 
+THUMBNAIL_SIDE = 192
+"""Longest side of the pictures a site shows per sample (sources, reconstructions, crop boxes): larger ones are
+shrunk, so a page of a photo dataset loads thumbnails, not full-resolution PNGs."""
+THUMBNAIL_BYTES = 30 * 1024
+"""A thumbnail whose true-colour PNG is larger is stored with a 256-colour palette (photos: ~20 KB at 192 px)."""
+
+
+def thumbnail(picture: np.ndarray, smooth: bool) -> Image.Image:
+    """``picture`` (H, W, 3) shrunk to :data:`THUMBNAIL_SIDE` on its longest side when larger: area-averaged when
+    ``smooth`` (photographs), nearest pixels otherwise (label colours stay exact)."""
+    image = Image.fromarray(np.ascontiguousarray(picture))
+    if max(image.size) > THUMBNAIL_SIDE:
+        image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.BOX if smooth else Image.NEAREST)
+    return image
+
+
+def write_thumbnail(picture: np.ndarray, site: Path, path: Path, smooth: bool) -> None:
+    """Save :func:`thumbnail` of ``picture`` as ``path`` inside ``site``, a PNG of at most about
+    :data:`THUMBNAIL_BYTES` (through :func:`tokzoo.io.writes.write_file`)."""
+    image = thumbnail(picture, smooth)
+    data = _png_bytes(image)
+    if len(data) > THUMBNAIL_BYTES and image.mode == "RGB":
+        data = _png_bytes(image.quantize(256, method=Image.Quantize.FASTOCTREE))
+    write_file(site, path, data)
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=3)
+    return buffer.getvalue()
+
+
 def write_png(picture: np.ndarray, site: Path, path: Path) -> None:
     """Save ``picture`` as ``path`` inside ``site`` (zlib level 3: half level 6's time for ~10% more bytes), through
     :func:`tokzoo.io.writes.write_file`: never through a link, never outside ``site``."""
@@ -26,16 +58,26 @@ def write_png(picture: np.ndarray, site: Path, path: Path) -> None:
     write_file(site, path, buffer.getvalue())
 
 
-def with_crop_boxes(picture: np.ndarray, crops: np.ndarray | None, min_side: int = 160) -> np.ndarray:
-    """``picture`` of the full source (H, W, 3), enlarged by an integer factor to at least ``min_side`` px,
-    with each crop row (top, left, height, width, hflip) drawn as a numbered box (``f``: flipped)."""
-    scale = max(1, -(-min_side // max(1, min(picture.shape[:2]))))
-    image = Image.fromarray(picture).resize((picture.shape[1] * scale, picture.shape[0] * scale), Image.NEAREST)
+def with_crop_boxes(picture: np.ndarray, crops: np.ndarray | None, min_side: int = 160,
+                    max_side: int = THUMBNAIL_SIDE) -> np.ndarray:
+    """``picture`` of the full source (H, W, 3), enlarged by an integer factor to at least ``min_side`` px (or, when
+    larger than ``max_side``, shrunk to it), with each crop row (top, left, height, width, hflip) drawn as a
+    numbered box (``f``: flipped)."""
+    longest = max(picture.shape[:2])
+    if longest > max_side:
+        scale = max_side / longest
+        size = (max(1, round(picture.shape[1] * scale)), max(1, round(picture.shape[0] * scale)))
+        image = Image.fromarray(picture).resize(size, Image.BOX)
+    else:
+        scale = max(1, -(-min_side // max(1, min(picture.shape[:2]))))
+        scale = min(scale, max(1, max_side // longest))
+        image = Image.fromarray(picture).resize((picture.shape[1] * scale, picture.shape[0] * scale), Image.NEAREST)
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=11)
     for number, (top, left, height, width, hflip) in enumerate(np.asarray(crops if crops is not None else [])):
         colour = BOX_COLOURS[number % len(BOX_COLOURS)]
-        box = [left * scale, top * scale, (left + width) * scale - 1, (top + height) * scale - 1]
+        box = [round(left * scale), round(top * scale), max(round(left * scale), round((left + width) * scale) - 1),
+               max(round(top * scale), round((top + height) * scale) - 1)]
         draw.rectangle(box, outline=colour, width=2 if number == 0 else 1)
         label = f"{number}{'f' if hflip else ''}"
         draw.rectangle([box[0], box[1], box[0] + 6 + font.getlength(label), box[1] + 13], fill=(0, 0, 0))

@@ -24,11 +24,15 @@ from tokzoo.io import decode_sample
 from tokzoo.io.writes import file_name
 from tokzoo.pipeline.report import items_reconstruction, run_tokenizer
 
-from .pictures import token_grid, with_crop_boxes, write_png
+from .pictures import THUMBNAIL_SIDE, token_grid, with_crop_boxes, write_thumbnail
 
 BOXES = "_boxes"
 """Section name of the sample-level picture (full source with crop boxes) in fingerprints."""
-BOX_SOURCES = ("rgb", "depth", "normals", "semseg", "instances", "edges")
+BOX_SOURCES = ("rgb", "depth", "normals", "semseg", "sam_instances", "edges")
+DRAWN_ITEMS = 8
+"""Items of a set-valued modality (SAM instances, humans) a site decodes per sample; a page notes the rest."""
+SMOOTH = ("rgb", "sample")
+"""Pictures shrunk by area averaging (photographs, and the crop-boxes picture drawn on one); others keep exact pixels."""
 """Raw modalities the crop boxes are drawn on, first present wins."""
 TEXT_LIMIT = 2000
 SKIPPED_METRICS = {"ssim"}
@@ -78,7 +82,7 @@ class Writer:
         if picture is None:
             return None
         path = image_path(self.chunk, pos, modality, kind)
-        write_png(picture, self.site, self.site / path)
+        write_thumbnail(picture, self.site, self.site / path, smooth=modality in SMOOTH)
         self.written += 1
         return path
 
@@ -188,16 +192,28 @@ class TokenChunkRenderer:
             section["text"]["recon"] = as_text(tok.decode(ids[:1])[0])
             return
         if entry.get("items"):
-            picture, decoded = items_reconstruction(tok, first, source, size, notes)
+            drawn = first[:DRAWN_ITEMS]  # decoding is the cost of a page of photos: 40-55 SAM instances each
+            if len(drawn) < len(first):
+                notes.append(f"the first {len(drawn)} of {len(first)} items are decoded, drawn and measured")
+            picture, decoded = items_reconstruction(tok, drawn, source, size, notes, leading=True)
             section["recon"] = write(picture, pos, modality, "recon")
             section["items"] = int(len(first))
             if source is not None:
-                section["metrics"] = _item_metrics(modality, tok, source, decoded, notes)
+                section["metrics"] = _item_metrics(modality, tok, source, decoded, notes, len(drawn))
             return
         section["recon"] = write(codec.visualize(recon), pos, modality, "recon")
         if source is not None:
             section["metrics"] = {name: number(fn(np.asarray(source)[None], np.asarray(recon)[None]))
                                   for name, fn in METRICS.get(modality, {}).items() if name not in SKIPPED_METRICS}
+
+
+def subsampled(value):
+    """An image-like array (H, W, ...) subsampled by the integer stride that brings it to about THUMBNAIL_SIDE (the
+    nearest-pixel thumbnail of its picture, drawn without colouring the pixels it drops); other values unchanged."""
+    if not isinstance(value, np.ndarray) or value.ndim < 2 or value.dtype == bool:
+        return value
+    stride = max(value.shape[:2]) // THUMBNAIL_SIDE
+    return value[::stride, ::stride] if stride > 1 else value
 
 
 def _picture(codec, value, notes: list[str]):
@@ -208,12 +224,19 @@ def _picture(codec, value, notes: list[str]):
         return None
 
 
-def _item_metrics(modality: str, tok, source, decoded, notes: list[str]) -> dict:
-    """Metrics of a set-valued modality's items when source and reconstruction hold as many."""
+def _item_metrics(modality: str, tok, source, decoded, notes: list[str], leading: int | None = None) -> dict:
+    """Metrics of a set-valued modality's items when source and reconstruction hold as many (``leading``: the
+    reconstruction holds the source's first ``leading`` items only)."""
     from tokzoo.evaluation.evaluate import as_rows
 
     try:
-        original, reconstruction = as_rows(tok, source), as_rows(tok, decoded)
+        if leading is not None and tok.modality == "sam_instances":  # cut only the instances drawn
+            from tokzoo.modalities.sam_instances import crop_instances
+
+            original = crop_instances(source, leading)[0]
+        else:
+            original = as_rows(tok, source)[:leading]
+        reconstruction = as_rows(tok, decoded)
     except TokzooError as error:
         notes.append(f"no metrics: {error}")
         return {}
@@ -253,7 +276,8 @@ class RawChunkRenderer:
                 codec = self.codecs.get(modality)
                 section = {"source": None, "recon": None, "tokens": None, "metrics": {}, "text": {}, "notes": notes}
                 if codec is not None:
-                    section["source"] = write(_picture(codec, value, notes), pos, modality, "source")
+                    small = value if modality in SMOOTH else subsampled(value)  # label maps: draw only what is shown
+                    section["source"] = write(_picture(codec, small, notes), pos, modality, "source")
                 if section["source"] is None:
                     section["text"]["source"] = as_text(value)
                 entry["m"][modality] = section

@@ -32,16 +32,16 @@ from .task import CAPTION_PROMPT, SceneTask, predicting, target_loss
 
 
 @functools.lru_cache(maxsize=8)
-def scene_set(n: int, seed: int, size: int) -> SceneTextSet:
+def scene_set(n: int, seed: int, size: int, progress: bool = True) -> SceneTextSet:
     """Rendered scenes with their texts, kept for the next run of this process (benchmarks run several)."""
-    with tqdm(total=n, desc=f"scenes (seed {seed})", file=sys.stderr, leave=False) as bar:
+    with tqdm(total=n, desc=f"scenes (seed {seed})", file=sys.stderr, leave=False, disable=not progress) as bar:
         return SceneTextSet(n, seed, size, progress=bar.update)
 
 
-def _tasks(recipe: dict, normalize, tokenizer: CaptionTokenizer) -> tuple[SceneTask, SceneTask]:
+def _tasks(recipe: dict, normalize, tokenizer: CaptionTokenizer, progress: bool = True) -> tuple[SceneTask, SceneTask]:
     d = recipe["data"]["scene_text"]
-    train = SceneTask(scene_set(d["n_train"], d["seed"], d["size"]), normalize, tokenizer)
-    val = SceneTask(scene_set(d["n_val"], d["val_seed"], d["size"]), normalize, tokenizer)
+    train = SceneTask(scene_set(d["n_train"], d["seed"], d["size"], progress), normalize, tokenizer)
+    val = SceneTask(scene_set(d["n_val"], d["val_seed"], d["size"], progress), normalize, tokenizer)
     return train, val
 
 
@@ -66,7 +66,8 @@ def _optimizer(params, opt: dict, steps: int):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _loop(recipe: dict, params: list, loss_of, description: str, log=print, groups: list | None = None) -> dict:
+def _loop(recipe: dict, params: list, loss_of, description: str, log=print, groups: list | None = None,
+          progress: bool = True) -> dict:
     """Run ``recipe['steps']`` optimisation steps of ``loss_of(step) -> loss``; returns losses and step times.
 
     ``groups``: AdamW parameter groups (each with its own ``lr``) covering ``params``; default one group at
@@ -74,7 +75,7 @@ def _loop(recipe: dict, params: list, loss_of, description: str, log=print, grou
     steps, opt = recipe["steps"], recipe["optimizer"]
     optimizer, schedule = _optimizer(groups or params, opt, steps)
     times, cpu_times, losses = [], [], []
-    bar = tqdm(range(steps), desc=description, file=sys.stderr, mininterval=1.0)
+    bar = tqdm(range(steps), desc=description, file=sys.stderr, mininterval=1.0, disable=not progress)
     for step in bar:
         start, cpu_start = time.perf_counter(), time.process_time()
         loss = loss_of(step)
@@ -128,7 +129,7 @@ def own_metrics(composition: Composition, val: SceneTask) -> dict:
     return out
 
 
-def train_composition(recipe: dict, out: str | Path, log=print) -> dict:
+def train_composition(recipe: dict, out: str | Path, log=print, progress: bool = True) -> dict:
     """Train the glue of a resolved glue recipe; write ``out/compose.json``, ``glue.safetensors``, ``metrics.json``."""
     if recipe["threads"]:
         torch.set_num_threads(int(recipe["threads"]))
@@ -137,7 +138,7 @@ def train_composition(recipe: dict, out: str | Path, log=print) -> dict:
     (image_key,) = [n for n in composition.components if n != composition.lm_name] or [None]
     encoder = composition.components[image_key] if image_key else None
     normalize = encoder.normalize if encoder is not None else (lambda x: torch.zeros(len(x), 1))
-    train, val = _tasks(recipe, normalize, lm_tokenizer(composition.lm))
+    train, val = _tasks(recipe, normalize, lm_tokenizer(composition.lm), progress)
     start = composition.encoder_start(image_key) if encoder is not None else 0
     if start:  # the frozen layers before the glue's first touch depend on the image alone: once per scene
         for task in (train, val):
@@ -155,7 +156,7 @@ def train_composition(recipe: dict, out: str | Path, log=print) -> dict:
         logits = composition(inputs, batch["prompt_len"], predicting(batch["loss_mask"]))
         return target_loss(logits, batch["ids"], batch["loss_mask"])[0]
 
-    run = _loop(recipe, params, loss_of, f"compose {composition.method}", log, groups) if params and recipe["steps"] else {
+    run = _loop(recipe, params, loss_of, f"compose {composition.method}", log, groups, progress) if params and recipe["steps"] else {
         "final_loss": None, "step_ms": None, "step_cpu_ms": None}
     metrics = {"recipe": recipe["name"], "method": composition.method, "train_components": composition.train_components,
                "split": composition.split(), **run, "task": evaluate_task(composition, val, image_key),
@@ -172,7 +173,7 @@ def train_composition(recipe: dict, out: str | Path, log=print) -> dict:
     return metrics
 
 
-def train_text_lm(recipe: dict, out: str | Path, log=print) -> dict:
+def train_text_lm(recipe: dict, out: str | Path, log=print, progress: bool = True) -> dict:
     """Pretrain a small transformers LM from scratch on the training scenes' texts (prompt + target, all tokens).
 
     Writes a transformers folder (config.json + model.safetensors) at ``out`` and ``out/metrics.json``.
@@ -186,11 +187,11 @@ def train_text_lm(recipe: dict, out: str | Path, log=print) -> dict:
     spec = recipe["compose"]["pretrain_lm"]
     out = make_folder(Path(out))
     d = recipe["data"]["scene_text"]
-    scenes = scene_set(d["n_train"], d["seed"], d["size"])
+    scenes = scene_set(d["n_train"], d["seed"], d["size"], progress)
     texts = [CAPTION_PROMPT] + scenes.captions + [f"{q} {a}" for qa in scenes.qa for q, a in qa]
     write_file(out, out / VOCAB_NAME, train_vocab(texts, vocab_size=spec["vocab_size"]).to_str(pretty=True))
     tokenizer = CaptionTokenizer(length=spec["max_positions"], vocab=out / VOCAB_NAME)
-    train, val = _tasks(recipe, lambda images: torch.zeros(len(images), 1), tokenizer)
+    train, val = _tasks(recipe, lambda images: torch.zeros(len(images), 1), tokenizer, progress)
     vocab = tokenizer.vocab_size
     torch.manual_seed(recipe["seed"])
     if spec["arch"] == "gpt2":
@@ -217,10 +218,19 @@ def train_text_lm(recipe: dict, out: str | Path, log=print) -> dict:
         real[:, 0] = False
         return target_loss(lm.logits(ids, predicting(real)), ids, real)[0]
 
-    run = _loop(recipe, [p for p in model.parameters()], loss_of, "text LM", log)
-    with tempfile.TemporaryDirectory(prefix="tokzoo-lm-") as private:  # transformers opens its own paths
-        model.save_pretrained(private, safe_serialization=True)
-        copy_folder_into(out, private, out)
+    run = _loop(recipe, [p for p in model.parameters()], loss_of, "text LM", log, progress=progress)
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()  # transformers draws its own "Writing model shards" bar
+    if not progress:
+        hf_logging.disable_progress_bar()
+    try:
+        with tempfile.TemporaryDirectory(prefix="tokzoo-lm-") as private:  # transformers opens its own paths
+            model.save_pretrained(private, safe_serialization=True)
+            copy_folder_into(out, private, out)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     metrics = {"recipe": recipe["name"], "parameters": lm.n_parameters(), **run, **lm_text_metrics(lm, val),
                "threads": torch.get_num_threads()}  # fmt: skip
     write_file(out, out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
@@ -229,8 +239,8 @@ def train_text_lm(recipe: dict, out: str | Path, log=print) -> dict:
     return metrics
 
 
-def run_recipe(recipe: dict, out: str | Path, log=print) -> dict:
-    """Train what a resolved composition recipe describes (the text LM or glue)."""
+def run_recipe(recipe: dict, out: str | Path, log=print, progress: bool = True) -> dict:
+    """Train what a resolved composition recipe describes (the text LM or glue); ``progress``: bars on stderr."""
     if "pretrain_lm" in recipe["compose"]:
-        return train_text_lm(recipe, out, log)
-    return train_composition(recipe, out, log)
+        return train_text_lm(recipe, out, log, progress)
+    return train_composition(recipe, out, log, progress)

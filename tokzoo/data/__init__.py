@@ -5,7 +5,14 @@
 (:mod:`tokzoo.data.shards`); the split across ranks and workers is in :mod:`tokzoo.data.plan`.
 """
 
-from .loader import TokenDataset, make_loader
 from .shards import Shard, count_members, open_shard
 
 __all__ = ["TokenDataset", "make_loader", "Shard", "open_shard", "count_members"]
+
+
+def __getattr__(name: str):  # the loader imports torch; reading shards alone (tokzoo inspect) does not need it
+    if name in ("TokenDataset", "make_loader"):
+        from . import loader
+
+        return getattr(loader, name)
+    raise AttributeError(f"module 'tokzoo.data' has no attribute {name!r}")

@@ -22,7 +22,8 @@ CROPS = "crops"
 MANIFEST = "manifest.json"
 """Where the pipeline records each modality's ``pad_id`` (set-valued modalities only)."""
 
-Batch = dict  # modality -> int64 (B, *token_shape); "__key__" -> list[str]; "__crop__" -> int64 (B,)
+Batch = dict  # modality -> int64 (B, *token_shape); "__key__" -> list[str]; "__crop__" -> int64 (B,);
+# "__mask__" -> {set-valued modality: bool (B, N_max)}
 
 
 class TokenDataset(IterableDataset):
@@ -47,8 +48,9 @@ class TokenDataset(IterableDataset):
 
     Set-valued modalities (sam_instances, human_pose: ``"pad_id"`` in OUT's manifest.json) hold N >= 0
     items per crop; their batches are int64 (B, N_max, *item_shape), N_max the batch's largest N (0 when
-    no sample has an item), each row's missing items filled with ``pad_id`` (= vocab_size), so
-    ``tokens[..., 0] != pad_id`` is the item mask. ``dataset.pad_ids[modality]`` gives it (None elsewhere).
+    no sample has an item), each row's missing items filled with ``pad_id`` (= vocab_size);
+    ``batch["__mask__"][modality]`` is bool (B, N_max), True for real items (the key is present when a listed
+    modality is set-valued). ``dataset.pad_ids[modality]`` gives the pad id (None elsewhere).
     """
 
     def __init__(self, root: str | Path, modalities: Sequence[str], batch_size: int, *, shuffle: bool = True,
@@ -136,17 +138,22 @@ class TokenDataset(IterableDataset):
 
     def _collate(self, parts: list[tuple[list[np.ndarray], np.ndarray, np.ndarray]]) -> Batch:
         batch: Batch = {}
+        masks = {}
         for j, modality in enumerate(self.modalities):
             arrays = [p[0][j] for p in parts]
             pad_id = self.pad_ids[modality]
             if pad_id is not None:
                 tokens = pad_items(arrays, pad_id, self.root / modality)
-                tokens = tokens[:, :item_counts(tokens, pad_id, tokens.ndim - 2).max(initial=0)]  # no all-pad columns
+                counts = item_counts(tokens, pad_id, tokens.ndim - 2)
+                tokens = tokens[:, :counts.max(initial=0)]  # no all-pad columns
+                masks[modality] = torch.from_numpy(np.arange(tokens.shape[1]) < counts[:, None])
             else:
                 tokens = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
             batch[modality] = torch.from_numpy(tokens.astype(np.int64))
         batch["__key__"] = [_key(n) for p in parts for n in p[1]]
         batch["__crop__"] = torch.from_numpy(np.concatenate([p[2] for p in parts]))
+        if masks:
+            batch["__mask__"] = masks
         return batch
 
 

@@ -192,7 +192,7 @@ def render(layout: Layout) -> dict:
         "depth": np.where(np.isfinite(depth), depth, np.float32(np.nan)),
         "normals": normals_img.reshape(h, w, 3),
         "semseg": semseg,
-        "instances": instances,
+        "sam_instances": instances,
         "edges": _edges(semseg, instances, depth, index),
         "pose": {"skeleton": "coco17", "width": w, "height": h, "humans": _keypoints(layout, depth)},
         "camera": {

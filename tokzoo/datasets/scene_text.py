@@ -59,7 +59,7 @@ def _plural(name: str, count: int) -> str:
 def visible_things(sample: dict, min_fraction: float = 0.002) -> list[dict]:
     """The instances the image shows: dicts with ``cls``, ``colour`` (None for people), ``side``,
     ``depth`` (metres), ``area`` (pixels), ``x`` (centroid column), sorted left to right."""
-    instances, semseg, depth, rgb = sample["instances"], sample["semseg"], sample["depth"], sample["rgb"]
+    instances, semseg, depth, rgb = sample["sam_instances"], sample["semseg"], sample["depth"], sample["rgb"]
     min_pixels = max(1, int(round(min_fraction * instances.size)))
     width = instances.shape[1]
     things = []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import tarfile
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def generate_scene(index: int, seed: int = 0, size: int | tuple[int, int] = 256,
     Returns a dict of pixel-aligned arrays (H, W = size) following ARCHITECTURE.md:
     ``rgb`` uint8 (H, W, 3); ``depth`` float32 (H, W) z-depth in metres, NaN for sky; ``normals``
     float32 (H, W, 3) camera-frame unit normals (x right, y down, z forward, facing the camera), NaN
-    for sky; ``semseg`` uint8 (H, W) ids into :data:`SCENE_CLASSES`; ``instances`` uint16 (H, W), one id
+    for sky; ``semseg`` uint8 (H, W) ids into :data:`SCENE_CLASSES`; ``sam_instances`` uint16 (H, W), one id
     per object and human, 0 for floor/wall/sky; ``edges`` uint8 (H, W) in {0, 1}; ``pose`` (COCO-17
     keypoints of each human, with its ``instance_id``, and the image's ``width`` / ``height``) and
     ``camera`` (intrinsics in pixels, with pixel centres at integer coordinates, and ``cam_to_world``)
@@ -124,7 +125,7 @@ def encode_scene(sample: dict) -> dict[str, bytes]:
         "depth.npy": _npy(sample["depth"]),
         "normals.npy": _npy(sample["normals"]),
         "semseg.png": _png(sample["semseg"]),
-        "instances.png": _png(sample["instances"]),
+        "sam_instances.png": _png(sample["sam_instances"]),
         "edges.png": _png(sample["edges"] * np.uint8(255)),
         "pose.json": _json(sample["pose"]),
         "camera.json": _json(sample["camera"]),
@@ -132,14 +133,18 @@ def encode_scene(sample: dict) -> dict[str, bytes]:
 
 
 def _write_shard(job) -> tuple[str, int]:
-    import webdataset as wds
-
+    """One webdataset tar: members ``<key>.<ext>`` in sorted order, mtime 0, read-only (tarfile, not webdataset's
+    writer: that one imports torch, a 2 s start for ``tokzoo scenes``)."""
     path, indices, seed, size, kind = job
 
-    def write(f) -> None:
-        with wds.TarWriter(f, encoder=False, mtime=0.0, user="tokzoo", group="tokzoo") as tar:
+    def write(f) -> None:  # tarfile, not webdataset's writer: that import pulls in torch
+        with tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             for i in indices:
-                tar.write({"__key__": _key(i), **encode_scene(generate_scene(i, seed, size, kind))})
+                files = encode_scene(generate_scene(i, seed, size, kind))
+                for ext in sorted(files):
+                    info = tarfile.TarInfo(f"{_key(i)}.{ext}")
+                    info.size, info.mode, info.mtime, info.uname, info.gname = len(files[ext]), 0o444, 0, "tokzoo", "tokzoo"
+                    tar.addfile(info, io.BytesIO(files[ext]))
 
     write_file(Path(path).parent, path, write)  # temporary name, renamed when complete: no truncated shard-*.tar
     return path, len(indices)
@@ -187,7 +192,7 @@ def scene_preview(sample: dict) -> np.ndarray:
     normals = np.nan_to_num((sample["normals"] * np.array([1, -1, -1]) + 1) * 127.5).astype(np.uint8)
     edges = np.repeat(sample["edges"][..., None] * np.uint8(255), 3, axis=2)
     tiles = [sample["rgb"], colorize(sample["depth"]), normals, SCENE_CLASS_COLORS[sample["semseg"]],
-             label_colors(sample["instances"], ignore=None) * (sample["instances"] > 0)[..., None], edges,
+             label_colors(sample["sam_instances"], ignore=None) * (sample["sam_instances"] > 0)[..., None], edges,
              _draw_pose(sample["rgb"], sample["pose"])]  # fmt: skip
     return np.concatenate(tiles, axis=1)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..viz import colorize, grid, save_png
+from ..viz import colorize, labelled_grid, save_png
 from .evaluate import Evaluation
 from .metrics import HIGHER_IS_BETTER
 
@@ -62,4 +62,5 @@ def save_grid(evaluation: Evaluation, codec, path: str | Path, n: int = 4) -> Pa
         for method, reconstruction in evaluation.reconstructions.items():
             row += [codec.visualize(reconstruction[i]), _error_picture(errors[method], max(high, 1e-12))]
         rows.append(row)
-    return save_png(grid(rows), path)
+    columns = ["original"] + [f"{name} {what}" for name in evaluation.reconstructions for what in ("", "error")]
+    return save_png(labelled_grid(rows, [c.strip() for c in columns], [f"sample {i}" for i in range(len(rows))]), path)

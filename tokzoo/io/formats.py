@@ -8,7 +8,7 @@ Formats, by modality (extension -> meaning):
 | depth | .png, .npy | same | PNG: 16-bit gray, metres = value / ``scale`` (default 1000, millimetres), 0 = invalid; npy: float metres, 0 / NaN / +-inf / negative = invalid |
 | normals | .png, .npy | same | PNG: 8-bit RGB, v = p / 255 * 2 - 1, renormalised, vectors shorter than 0.5 (e.g. grey 128) = invalid; npy: float (H, W, 3) |
 | semseg | .png, .npy | same | uint8 / uint16 / palette ids; the file's ``ignore_index`` (default 255) becomes 255 |
-| instances | .png, .npy | same | uint16 ids, 0 = none |
+| sam_instances (old name: instances) | .png, .npy | same | uint16 ids, 0 = none |
 | edges | .png, .npy | same | {0, 1} or 0..255 (>= 128 is an edge); written as 0 / 255 |
 | crops | .npy | .npy | int (n_crops, 5) |
 | dense_features, global_feature | .npy | .npy | float (h, w, C) / (D,), finite, stored as float32 |
@@ -34,6 +34,7 @@ from tokzoo.errors import DtypeError, EmptyFileError, InvalidValueError, Unsuppo
 from tokzoo.io import values as V
 from tokzoo.io.audio import SAMPLE_RATE, check_audio, read_audio, write_audio
 from tokzoo.io.images import encode_image, orient, pil_to_channel, pil_to_rgb, pil_to_rgb8_exact
+from tokzoo.vocabulary import canonical
 from tokzoo.io.safety import MAX_FILE_BYTES, MAX_JSON_BYTES, MAX_PIXELS, NPY_MAGIC, load_json, load_npy, open_image, read_file
 
 DEPTH_SCALE = 1000.0
@@ -43,7 +44,7 @@ _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 _JSON_CHECKS: dict[str, Callable[[object, str], dict]] = {
     "pose": V.pose, "camera": V.camera, "palette": V.json_object, "metadata": V.json_object, "boxes": V.json_object,
 }
-_LABEL_CHECKS = {"semseg": V.semseg, "instances": V.instances, "edges": V.edges}
+_LABEL_CHECKS = {"semseg": V.semseg, "sam_instances": V.instances, "edges": V.edges}
 _FEATURE_NDIM = {"dense_features": 3, "global_feature": 1}
 
 EXTENSIONS: dict[str, tuple[str, ...]] = {
@@ -51,7 +52,7 @@ EXTENSIONS: dict[str, tuple[str, ...]] = {
     "depth": (".png", ".npy"),
     "normals": (".png", ".npy"),
     "semseg": (".png", ".npy"),
-    "instances": (".png", ".npy"),
+    "sam_instances": (".png", ".npy"),
     "edges": (".png", ".npy"),
     "crops": (".npy",),
     **{m: (".npy",) for m in _FEATURE_NDIM},
@@ -79,9 +80,12 @@ def _sniff(data: bytes, modality: str) -> str:
     return EXTENSIONS[modality][0]  # image and audio decoders identify their bytes themselves
 
 
-def _check_modality(modality: str, source: str) -> None:
+def _check_modality(modality: str, source: str) -> str:
+    """The canonical name of ``modality`` (tokzoo.vocabulary); raises for unknown ones."""
+    modality = canonical(modality)
     if modality not in EXTENSIONS:
         raise UnsupportedFormatError(source, f"unknown modality {modality!r}; known: {', '.join(MODALITIES)}")
+    return modality
 
 
 def read_modality(modality: str, source: str | Path, data: bytes | None = None, ext: str | None = None, **options) -> object:
@@ -91,7 +95,7 @@ def read_modality(modality: str, source: str | Path, data: bytes | None = None, 
     sniffed. Returns the contract value (see module docstring) or raises a typed InputError.
     """
     source = str(source)
-    _check_modality(modality, source)
+    modality = _check_modality(modality, source)
     ext = _ext_of(source, ext)
     if data is None:
         data = read_file(source, options.get("max_file_bytes", MAX_FILE_BYTES))
@@ -123,7 +127,7 @@ def from_value(modality: str, value: object, source: str, **options) -> object:
     PIL images follow the same rules as image files (EXIF orientation, depth PNG ``scale``,
     normals PNG encoding). Audio arrays are assumed to be at the requested rate already.
     """
-    _check_modality(modality, source)
+    modality = _check_modality(modality, source)
     if isinstance(value, (bytes, bytearray)):
         return read_modality(modality, source, bytes(value), "", **options)
     if modality in _JSON_CHECKS:
@@ -200,7 +204,7 @@ def write_modality(modality: str, value: object, path_or_ext: str | Path, **opti
     is_path = not (target.startswith(".") and "/" not in target and target.count(".") == 1)
     ext = _ext_of(target, None) if is_path else target.lower()
     source = target if is_path else f"<{modality}{ext}>"
-    _check_modality(modality, source)
+    modality = _check_modality(modality, source)
     writable = (".wav", ".flac") if modality == "audio" else EXTENSIONS[modality]
     if ext not in writable:
         raise UnsupportedFormatError(source, f"{modality} cannot be written as {ext!r}")

@@ -13,6 +13,7 @@ from typing import Iterator, Mapping, Sequence
 
 from tokzoo.errors import ConfigError
 from tokzoo.io.formats import MODALITIES
+from tokzoo.vocabulary import canonical
 from tokzoo.io.keys import key_from_stem, split_ext
 from tokzoo.io.safety import MAX_FILE_BYTES, check_limit
 from tokzoo.io.samples import SAMPLE_ERROR, FileRef, RawSample, Reader, check_modalities
@@ -55,6 +56,12 @@ def _undecoded(ds, columns: Sequence[str]):
     return ds
 
 
+def _column(modality: str, names: list[str]) -> str:
+    """The column holding ``modality``: its own name, else an old name of it (``instances``) the dataset has."""
+    old = [name for name in names if canonical(name) == canonical(modality)]
+    return old[0] if old else modality
+
+
 class HFReader(Reader):
     """Rows of a ``datasets`` dataset as samples.
 
@@ -85,9 +92,9 @@ class HFReader(Reader):
         ds, self.split = _pick_split(ds, split, self.name)
         names = list(ds.column_names or [])
         if columns is None:
-            wanted = modalities if modalities is not None else [c for c in names if c in MODALITIES]
-            columns = {m: m for m in wanted}
-        self.columns = dict(columns)
+            wanted = modalities if modalities is not None else [c for c in names if canonical(c) in MODALITIES]
+            columns = {m: m if m in names or not names else _column(m, names) for m in wanted}
+        self.columns = {canonical(m): c for m, c in columns.items()}  # modality (its canonical name) -> column
         self.modalities = check_modalities(list(self.columns), self.name)
         missing = [c for c in [*self.columns.values(), key_column] if c is not None and names and c not in names]
         if missing:

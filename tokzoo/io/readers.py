@@ -22,8 +22,9 @@ from tokzoo.io.keys import key_from_stem, split_ext
 from tokzoo.io.safety import MAX_FILE_BYTES, check_limit, file_kind
 from tokzoo.io.samples import FileRef, RawSample, Reader, check_modalities
 from tokzoo.io.tar import TarReader
+from tokzoo.vocabulary import ALIASES, canonical
 
-__all__ = ["Reader", "FolderReader", "ModalityFoldersReader", "TarReader", "HFReader", "open_reader"]
+__all__ = ["Reader", "FolderReader", "ModalityFoldersReader", "TarReader", "HFReader", "open_reader", "holds_nothing"]
 
 
 def _list_files(root: Path) -> list[str]:
@@ -108,19 +109,21 @@ class FolderReader(Reader):
 class ModalityFoldersReader(Reader):
     """``root/<modality>/<rel>.<ext>`` (4M layout): files of different modalities match by relative stem.
 
-    ``modalities=None`` takes every subfolder named after a known modality. A sample lacking a
-    modality, or holding two files with its stem in one modality folder, gets an error entry.
+    ``modalities=None`` takes every subfolder named after a known modality (or its old name, ``instances/``
+    for sam_instances). A sample lacking a modality, or holding two files with its stem in one modality
+    folder, gets an error entry.
     """
 
     def __init__(self, root: str | Path, modalities: Sequence[str] | None = None, max_member_bytes: int = MAX_FILE_BYTES):
         self.root = Path(root)
         self.max_bytes = check_limit(max_member_bytes, "max_member_bytes")
         if modalities is None:
-            modalities = [m for m in MODALITIES if (self.root / m).is_dir()]
+            modalities = [m for m in MODALITIES if _folder(self.root, m).is_dir()]
             if not modalities:
                 raise InputError(self.root, f"no subfolder named after a modality ({', '.join(MODALITIES)})")
         self.modalities = check_modalities(modalities, str(root))
-        self._by_modality = {m: _stems(self.root / m, _list_files(self.root / m)) for m in self.modalities}
+        self._folders = {m: _folder(self.root, m) for m in self.modalities}
+        self._by_modality = {m: _stems(folder, _list_files(folder)) for m, folder in self._folders.items()}
         self._stems: dict[str, str] = {}
         for stem in sorted({s for stems in self._by_modality.values() for s in stems}):
             _unique(self._stems, key_from_stem(stem), stem, self.root)
@@ -130,17 +133,17 @@ class ModalityFoldersReader(Reader):
             stem = self._stems[key]
             files, errors = {}, {}
             for m in self.modalities:
-                rels = self._by_modality[m].get(stem, [])
-                problem = file_problem(self.root / m, rels[0], self.root) if len(rels) == 1 else None
+                folder, rels = self._folders[m], self._by_modality[m].get(stem, [])
+                problem = file_problem(folder, rels[0], self.root) if len(rels) == 1 else None
                 if problem is not None:
                     errors[m] = problem
                 elif len(rels) == 1:
-                    path = str(self.root / m / rels[0])
+                    path = str(folder / rels[0])
                     files[m] = FileRef(path, split_ext(rels[0])[1], path=path, max_bytes=self.max_bytes)
                 elif rels:
-                    errors[m] = f"{self.root / m}: {len(rels)} files share the stem {stem!r}: {', '.join(rels)}"
+                    errors[m] = f"{folder}: {len(rels)} files share the stem {stem!r}: {', '.join(rels)}"
                 else:
-                    errors[m] = f"{self.root / m / stem}.*: missing (no {m} file for this sample)"
+                    errors[m] = f"{folder / stem}.*: missing (no {m} file for this sample)"
             yield RawSample(key, files, errors)
 
     def source_of(self, key: str) -> str:
@@ -148,6 +151,24 @@ class ModalityFoldersReader(Reader):
 
     def __len__(self) -> int:
         return len(self._stems)
+
+
+def _folder(root: Path, modality: str) -> Path:
+    """``root/<modality>``, or the folder under an old name of it (``instances/``) when only that exists."""
+    own = root / canonical(modality)
+    old = [root / name for name, new in ALIASES.items() if new == own.name and (root / name).is_dir()]
+    return old[0] if old and not own.is_dir() else own
+
+
+def holds_nothing(reader: Reader) -> bool:
+    """True when ``reader`` certainly yields no sample (no tars; a folder or dataset of length 0), without reading
+    a tar; False when that cannot be told cheaply (a streamed dataset)."""
+    if isinstance(reader, TarReader):
+        return not reader.shards
+    try:
+        return len(reader) == 0
+    except TypeError:
+        return False
 
 
 def _is_saved_dataset(path: Path) -> bool:
@@ -178,12 +199,13 @@ def open_reader(src: object, modalities: Sequence[str] | None = None, **kwargs) 
         return TarReader(text, modalities, **kwargs)
     if not path.is_dir():
         raise InputError(text, "not a directory, .tar file, brace pattern or hf: dataset")
-    if any((path / m).is_dir() for m in (modalities or MODALITIES)):
+    if any(_folder(path, m).is_dir() for m in (modalities or MODALITIES)):
         return ModalityFoldersReader(path, modalities, **kwargs)
     tars = sorted(str(p) for p in path.iterdir() if p.suffix == ".tar")
     if tars and len(tars) == len([p for p in path.iterdir() if not p.name.startswith(".")]):
         return TarReader(tars, modalities, **kwargs)
     if modalities is None or len(modalities) != 1:
-        raise ConfigError(f"{text}: a plain folder holds one modality; name it (modalities=['rgb'])")
+        raise ConfigError(f"{text}: a plain folder holds one modality; name it (--modality rgb on the command line, "
+                          "modalities=['rgb'] in Python)")
     return FolderReader(path, modalities[0], **kwargs)
 

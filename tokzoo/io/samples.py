@@ -15,6 +15,7 @@ from typing import Iterator, Sequence
 from tokzoo.errors import ConfigError, InputError
 from tokzoo.io.formats import MODALITIES, from_value, read_modality
 from tokzoo.io.safety import MAX_FILE_BYTES, read_file
+from tokzoo.vocabulary import canonical
 
 SAMPLE_ERROR = "sample"
 """``errors`` key for problems that belong to no single modality (unreadable shard, duplicate key)."""
@@ -63,7 +64,8 @@ class Sample:
 
 
 def check_modalities(modalities: Sequence[str], where: str) -> tuple[str, ...]:
-    """Raise ConfigError for names that are not modalities; returns them as a tuple."""
+    """Raise ConfigError for names that are not modalities; returns their canonical names (tokzoo.vocabulary)."""
+    modalities = [canonical(m) for m in modalities]
     unknown = [m for m in modalities if m not in MODALITIES]
     if unknown:
         raise ConfigError(f"{where}: unknown modalities {unknown}; known: {', '.join(MODALITIES)}")

@@ -22,6 +22,7 @@ from tokzoo.io.keys import key_from_stem
 from tokzoo.io.safety import MAX_FILE_BYTES, check_limit
 from tokzoo.io.samples import SAMPLE_ERROR, FileRef, RawSample, Reader, check_modalities
 from tokzoo.io.tarwalk import BLOCK, TarMember, walk_tar
+from tokzoo.vocabulary import canonical
 
 
 def expand_urls(urls: str | Sequence[str]) -> list[str]:
@@ -33,13 +34,14 @@ def expand_urls(urls: str | Sequence[str]) -> list[str]:
 
 
 def split_member(name: str) -> tuple[str, str, str] | None:
-    """``"d/k.depth.npy"`` -> ``("d/k", "depth", ".npy")``; None when there is no ``.<modality>.<ext>`` part."""
+    """``"d/k.depth.npy"`` -> ``("d/k", "depth", ".npy")``; None when there is no ``.<modality>.<ext>`` part.
+    An old modality name is given as its canonical one (``k.instances.png`` -> ``sam_instances``)."""
     head, _, base = name.removeprefix("./").rpartition("/")
     stem, dot, rest = base.partition(".")
     modality, dot2, ext = rest.partition(".")
     if not (stem and dot and dot2 and modality and ext):
         return None
-    return (f"{head}/{stem}" if head else stem), modality, "." + ext.lower()
+    return (f"{head}/{stem}" if head else stem), canonical(modality), "." + ext.lower()
 
 
 class TarReader(Reader):

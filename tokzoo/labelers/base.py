@@ -22,7 +22,7 @@ DEFAULTS = {
     "edges": "canny",
     "palette": "kmeans_palette",
     "metadata": "metadata",
-    "instances": "slic",
+    "sam_instances": "slic",
 }
 """Modality -> the labeler ``tokzoo pseudo-label`` uses unless told otherwise (classical: no weights needed)."""
 

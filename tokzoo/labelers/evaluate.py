@@ -73,7 +73,7 @@ def evaluate(n: int = 16, seed: int = 1, size: int = 128, progress: bool = False
         repaint.append(_repaint_rms(s["rgb"], palette(s["rgb"])["colors"]))
         (segments,) = slic.label({"rgb": [s["rgb"]]})
         asa_sem.append(segmentation_accuracy(segments, s["semseg"]))
-        asa_inst.append(segmentation_accuracy(segments, s["instances"]))
+        asa_inst.append(segmentation_accuracy(segments, s["sam_instances"]))
     cam, guess = np.concatenate(ang_cam), np.concatenate(ang_guess)
     p1, r1, f1_1 = f1(*edges1)
     p2, r2, f1_2 = f1(*edges2)

@@ -71,7 +71,7 @@ class Superpixels(Labeler):
     """
 
     name = "slic"
-    modality = "instances"
+    modality = "sam_instances"
 
     def __init__(self, n_segments: int = 64, compactness: float = 10.0, **kwargs):
         super().__init__(**kwargs)

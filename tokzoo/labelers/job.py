@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from tokzoo.errors import ConfigError, TokzooError
+from tokzoo.errors import ConfigError, InputError, TokzooError
+from tokzoo.failures import add_reasons, count_reasons, image_problem
 from tokzoo.io import MODALITIES, decode_sample, write_modality
+from tokzoo.io.readers import holds_nothing
 from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.io.samples import RawSample, Sample
 from tokzoo.pipeline.layout import json_bytes, read_json, shard_name, table_bytes
@@ -39,7 +42,7 @@ from .base import DEFAULTS, Labeler, create_labeler
 
 STATUS = ".pseudo-label"
 FORMAT = "tokzoo-pseudo-label/1"
-EXTENSION = {"rgb": ".png", "depth": ".npy", "normals": ".npy", "semseg": ".png", "instances": ".png", "edges": ".png",
+EXTENSION = {"rgb": ".png", "depth": ".npy", "normals": ".npy", "semseg": ".png", "sam_instances": ".png", "edges": ".png",
              "dense_features": ".npy", "global_feature": ".npy"}
 """Member extension of values written from memory (others: .json); float maps stay exact in .npy."""
 
@@ -61,6 +64,8 @@ class LabelJob:
     gpus: int = 0  # ray: labeler actors with one GPU each
     actors: int | None = None  # ray: labeler actors (default: gpus, else 1)
     max_member_bytes: int = MAX_FILE_BYTES  # larger input files / tar members are not read (the sample fails)
+    min_image_size: int = 0  # images whose shorter side is smaller fail (img2dataset's filter)
+    max_aspect_ratio: float = math.inf  # images whose longer side exceeds this times the shorter one fail
 
 
 @dataclass
@@ -72,6 +77,7 @@ class LabelSummary:
     written: int
     labelers: dict[str, Labeler]
     nodes: list[str] = field(default_factory=list)  # ray: one line per node and per actor
+    failed_by_reason: dict[str, int] = field(default_factory=dict)  # tokzoo.failures.REASONS -> count
 
 
 def plan_labelers(modalities: list[str], specs: dict[str, str], device: str, batch_size: int,
@@ -132,8 +138,10 @@ def pseudo_label(job: LabelJob) -> LabelSummary:
     if absent:  # the input's layout cannot hold it (e.g. a plain folder of images is rgb only)
         raise ConfigError(f"{job.input}: {required[absent[0]]} needs {absent[0]}, which this input does not hold; "
                           f"label it with --labeler {absent[0]}=NAME_OR_PATH")
+    if holds_nothing(reader):  # before OUT is made: an empty input leaves no empty output behind
+        raise InputError(str(job.input), "no samples to label (an empty folder?); nothing written")
     _claim(out, manifest, job.overwrite)
-    plan = LabelPlan(status, wanted, required)
+    plan = LabelPlan(status, wanted, required, (job.min_image_size, job.max_aspect_ratio))
     remote = any(is_url(s) for s in getattr(reader, "shards", []))  # counting would read every remote tar
     total = None if remote else _length(reader)
     if job.engine == "ray":
@@ -146,14 +154,16 @@ def pseudo_label(job: LabelJob) -> LabelSummary:
     counts = _count(status)
     write_atomic(status / "manifest.json", json_bytes({**manifest, "samples": counts, "shards": plan.shards}), out)
     return LabelSummary(counts["ok"], counts["failed"], counts["count"], plan.shards, written,
-                        {lab.modality: lab for lab in labelers}, nodes)
+                        {lab.modality: lab for lab in labelers}, nodes, counts["failed_by_reason"])
 
 
 class LabelPlan:
     """The units of a job still to label (``shards`` counts all seen), and how a unit's samples are decoded."""
 
-    def __init__(self, status: Path, wanted: list[str], required: dict[str, str]):
+    def __init__(self, status: Path, wanted: list[str], required: dict[str, str],
+                 image_filter: tuple[int, float] = (0, math.inf)):
         self.status, self.wanted, self.required, self.shards = status, wanted, required, 0
+        self.image_filter = image_filter  # (min_image_size, max_aspect_ratio), tokzoo.failures.image_problem
 
     def todo(self, all_units):
         for unit in all_units:
@@ -162,7 +172,7 @@ class LabelPlan:
                 yield unit
 
     def decode(self, unit) -> list[tuple[RawSample, Sample]]:
-        return [(raw, _decode(raw, self.wanted, self.required)) for raw in unit.raws]
+        return [(raw, _filtered(_decode(raw, self.wanted, self.required), *self.image_filter)) for raw in unit.raws]
 
 
 def _run_local(job: LabelJob, out: Path, plan: LabelPlan, all_units, labelers: list[Labeler], total: int | None) -> int:
@@ -214,6 +224,15 @@ def _decode(raw: RawSample, wanted: list[str], required: dict[str, str]) -> Samp
     errors.update({m: f"{required[m]} needs {m}, which this sample lacks; label it with --labeler {m}=NAME_OR_PATH"
                    for m in required if m not in raw.files})
     return decode_sample(RawSample(raw.key, raw.files, errors))
+
+
+def _filtered(sample: Sample, min_image_size: int, max_aspect_ratio: float) -> Sample:
+    """``sample`` with an rgb error when its image fails the size filters (tokzoo.failures.image_problem)."""
+    if sample.ok and "rgb" in sample.values:
+        problem = image_problem(*sample.values["rgb"].shape[:2], min_image_size, max_aspect_ratio)
+        if problem is not None:
+            sample.errors["rgb"] = f"{sample.sources['rgb']}: {problem}"
+    return sample
 
 
 def _run_labelers(labelers: list[Labeler], samples: list[Sample]) -> None:
@@ -295,17 +314,19 @@ def write_shard(out: Path, index: int, source: str, payload: ShardPayload, secon
     write_atomic(out / STATUS / f"{shard_name(index)}.samples.jsonl", table_bytes(payload.records), out)
     keys = "\n".join(payload.keys)
     stats = {"count": len(payload.records), "ok": len(payload.keys), "failed": len(payload.records) - len(payload.keys),
-             "bytes": len(payload.data), "seconds": round(seconds, 3), "input": source,
+             "bytes": len(payload.data), "failed_by_reason": count_reasons(payload.records),
+             "seconds": round(seconds, 3), "input": source,
              "keys_hash": hashlib.sha256(keys.encode()).hexdigest()}
     write_atomic(out / STATUS / f"{shard_name(index)}.stats.json", json_bytes(stats), out)
 
 
 def _count(status: Path) -> dict:
-    totals = {"count": 0, "ok": 0, "failed": 0}
+    totals, reasons = {"count": 0, "ok": 0, "failed": 0}, {}
     for path in status.glob("shard-*.stats.json"):
         stats = read_counts(path)
         totals = {k: totals[k] + stats[k] for k in totals}
-    return totals
+        reasons = add_reasons(reasons, stats.get("failed_by_reason"))
+    return {**totals, "failed_by_reason": reasons}
 
 
 def _length(reader) -> int | None:

@@ -52,7 +52,7 @@ class MediapipePose(Labeler):
 
     name = "mediapipe_pose"
     modality = "pose"
-    optional = ("semseg", "instances")
+    optional = ("semseg", "sam_instances")
 
     def __init__(self, device: str = "cpu", batch_size: int = 8, person_class: int = 0, min_area: float = 0.001,
                  min_score: float = 0.5, margin: float = 0.15, min_detection_confidence: float = 0.5,
@@ -69,7 +69,7 @@ class MediapipePose(Labeler):
         none = [None] * len(chunk["rgb"])
         return [self._one(np.ascontiguousarray(image, dtype=np.uint8), semseg, instances)
                 for image, semseg, instances in zip(chunk["rgb"], chunk.get("semseg", none),
-                                                    chunk.get("instances", none))]  # fmt: skip
+                                                    chunk.get("sam_instances", none))]  # fmt: skip
 
     def _one(self, image: np.ndarray, semseg, instances) -> dict:
         humans = []

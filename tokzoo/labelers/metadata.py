@@ -86,7 +86,7 @@ class Metadata(Labeler):
 
     name = "metadata"
     modality = "metadata"
-    optional = ("semseg", "instances", "normals", "depth", "pose")
+    optional = ("semseg", "sam_instances", "normals", "depth", "pose")
 
     def __init__(self, walkable_ids=WALKABLE_SCENE_IDS, **kwargs):
         super().__init__(**kwargs)
@@ -95,5 +95,6 @@ class Metadata(Labeler):
     def _label(self, chunk):
         n = len(chunk["rgb"])
         extra = {m: chunk.get(m, [None] * n) for m in self.optional}
-        return [metadata(rgb, **{m: extra[m][i] for m in self.optional}, walkable_ids=self.walkable_ids)
+        keyword = {"sam_instances": "instances"}  # metadata()'s parameter names
+        return [metadata(rgb, **{keyword.get(m, m): extra[m][i] for m in self.optional}, walkable_ids=self.walkable_ids)
                 for i, rgb in enumerate(chunk["rgb"])]

@@ -54,7 +54,7 @@ class VitPose(HFLabeler):
 
     name = "vitpose"
     modality = "pose"
-    optional = ("semseg", "instances")
+    optional = ("semseg", "sam_instances")
     model_class = "VitPoseForPoseEstimation"
     default_checkpoint = "usyd-community/vitpose-base-simple"
 
@@ -69,7 +69,7 @@ class VitPose(HFLabeler):
         images = chunk["rgb"]
         none = [None] * len(images)
         boxes = [person_boxes(im.shape[:2], s, i, self.person_class, self.min_area)
-                 for im, s, i in zip(images, chunk.get("semseg", none), chunk.get("instances", none))]  # fmt: skip
+                 for im, s, i in zip(images, chunk.get("semseg", none), chunk.get("sam_instances", none))]  # fmt: skip
         todo = [k for k, b in enumerate(boxes) if b]
         humans = [[] for _ in images]
         if todo:

@@ -49,7 +49,7 @@ class SamInstances(HFLabeler):
     """rgb -> instances uint16 (H, W), 0 = no mask (see the module docstring)."""
 
     name = "sam_instances"
-    modality = "instances"
+    modality = "sam_instances"
     model_class = "SamModel"
     processor_class = "SamProcessor"
     default_checkpoint = "facebook/sam-vit-huge"

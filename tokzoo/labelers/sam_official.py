@@ -216,7 +216,7 @@ class SegmentAnythingInstances(Labeler):
     """
 
     name = "segment_anything_instances"
-    modality = "instances"
+    modality = "sam_instances"
     model_backed = True
     default_checkpoint = None
 

@@ -168,7 +168,7 @@ class HMR2Smpl(Labeler):
 
     name = "hmr2_smpl"
     modality = "pose"
-    optional = ("semseg", "instances")
+    optional = ("semseg", "sam_instances")
     model_backed = True
     zoo_tokenizer = "human_pose_smpl"
     default_checkpoint = ""  # the weights are not on a hub: give a file
@@ -199,7 +199,7 @@ class HMR2Smpl(Labeler):
         none = [None] * len(images)
         out_size = self.model.config.image_size
         crops, owners = [], []
-        masks = zip(chunk.get("semseg", none), chunk.get("instances", none))
+        masks = zip(chunk.get("semseg", none), chunk.get("sam_instances", none))
         for k, (image, (semseg, instances)) in enumerate(zip(images, masks)):
             if image.ndim != 3 or image.shape[2] < 3:
                 raise InvalidValueError(self.name, f"rgb must be (H, W, 3), got {image.shape}")

@@ -36,6 +36,8 @@ class Modality:
     croppable: ClassVar[bool] = True
     """False when values do not live on the image's pixel grid, so pixel crops cannot apply to them."""
     zoo_names: ClassVar[tuple[str, ...]] = ()
+    default_zoo_name: ClassVar[str | None] = None
+    """The zoo tokenizer ``tokenize -m NAME`` uses when no zoo name equals the modality's (None: none is a safe guess)."""
     stored_as: ClassVar[str | None] = None
     """The tokzoo.io modality holding this codec's raw values when its name differs (``pose`` for human_pose)."""
 

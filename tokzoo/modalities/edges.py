@@ -23,6 +23,7 @@ class Edges(Modality):
     in_channels = out_channels = 1
     sample_ndim = 2
     zoo_names = ("canny_edges", "sam_edges")
+    default_zoo_name = "canny_edges"  # the default edges labeler (canny) makes what it was trained on
 
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:

@@ -61,18 +61,21 @@ def _masks_of(value) -> tuple[torch.Tensor, np.ndarray]:
     return value[None] == ids[:, None, None], ids.numpy()
 
 
-def crop_instances(value) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def crop_instances(value, limit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Instances of one image -> (masks bool (N, 64, 64), boxes int64 (N, 4), ids int64 (N,)).
 
     ``value``: a uint16 (H, W) instance map (0 = none; ids in increasing order) or boolean masks (N, H, W)
     (ids 1..N in order). Boxes are ``x0, y0, x1, y1`` in pixel edges (pixel j spans [j, j + 1)), so
-    ``mask[y0:y1, x0:x1]`` is the crop. Instances covering under 0.05% of the image are dropped.
+    ``mask[y0:y1, x0:x1]`` is the crop. Instances covering under 0.05% of the image are dropped. ``limit``: only
+    the first ``limit`` of the kept instances (a bounded drawing of a cluttered image).
     """
     masks, ids = _masks_of(value)
     if masks.shape[0] == 0:
         return np.zeros((0, MASK_SIZE, MASK_SIZE), bool), np.zeros((0, 4), np.int64), np.zeros(0, np.int64)
     height, width = masks.shape[1:]
     keep = masks.flatten(1).sum(dim=1) >= max(MIN_AREA_FRACTION * height * width, 1)
+    if limit is not None:
+        keep &= keep.cumsum(0) <= limit
     crops, boxes = [], []
     for mask in masks[keep]:
         rows, cols = mask.any(dim=1).nonzero().flatten(), mask.any(dim=0).nonzero().flatten()
@@ -118,7 +121,6 @@ class SAMInstances(Modality):
     in_channels = out_channels = 1
     sample_ndim = 2
     zoo_names = ("sam_instances",)
-    stored_as = "instances"
     batch_is_samples = False
 
     frame_size = FRAME_SIZE

@@ -16,6 +16,7 @@ import numpy as np
 
 import tokzoo
 from tokzoo.errors import ConfigError, ShapeError
+from tokzoo.failures import add_reasons
 from tokzoo.indices import storage_dtype
 from tokzoo.storage import as_path
 from tokzoo.tokenizer import Tokenizer
@@ -84,10 +85,14 @@ class ModalitySpec:
 
 def load_specs(modalities: list[str], references: dict[str, str], untrained: bool, device: str | None,
                size: tuple[int, int] | None) -> list[ModalitySpec]:
-    """Load each modality's tokenizer (default: the zoo one named after it) and pick its crop size."""
+    """Load each modality's tokenizer (default: :func:`tokzoo.zoo.default_zoo_name`) and pick its crop size.
+    Old or raw names are read as the tokenized modality's (``instances`` -> sam_instances, ``pose`` -> human_pose)."""
     from tokzoo.modalities import MODALITIES
-    from tokzoo.zoo import zoo_entries
+    from tokzoo.vocabulary import tokenized_name
+    from tokzoo.zoo import default_zoo_name, zoo_entries
 
+    modalities = [tokenized_name(m) for m in modalities]
+    references = {tokenized_name(m): reference for m, reference in references.items()}
     known = sorted(set(MODALITIES) | {entry.modality for entry in zoo_entries().values()})
     strange = [m for m in modalities if m not in known]
     if strange:  # else it would be looked up as a zoo name, and reported as a bad tokenizer name
@@ -97,7 +102,7 @@ def load_specs(modalities: list[str], references: dict[str, str], untrained: boo
         raise ConfigError(f"--tokenizer given for {', '.join(unknown)}, which --modality does not list")
     specs = []
     for modality in modalities:
-        reference = references.get(modality, modality)
+        reference = references.get(modality) or default_zoo_name(modality)
         tok = load_tokenizer(reference, untrained_ok=untrained, device=device)
         if tok.modality != modality:
             raise ConfigError(f"tokenizer {reference!r} is for {tok.modality!r}, not {modality!r}")
@@ -172,6 +177,10 @@ def finish_manifest(manifest: dict, out: Path, shards: int) -> dict:
                               f"changed since {out} was written; pass --overwrite to start over")
         stats = [read_stats(out, modality, i) for i in done]
         counts = {field: sum(s[field] for s in stats) for field in ("count", "ok", "failed")}
+        reasons: dict[str, int] = {}
+        for s in stats:
+            reasons = add_reasons(reasons, s.get("failed_by_reason"))
+        counts["failed_by_reason"] = reasons
         modalities[modality] = {**entry, "complete": done == list(range(shards)), "shards": len(done),
                                 "samples": counts}
     return {**manifest, "modalities": modalities}

@@ -1,8 +1,7 @@
-"""Looking into a token dataset: summaries for ``tokzoo inspect``, pictures for ``tokzoo show``."""
+"""Looking into a token dataset: pictures for ``tokzoo show`` (summaries for ``tokzoo inspect``: listing.py)."""
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,66 +12,12 @@ from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.indices import check_ids, unpad
 from tokzoo.io import decode_sample
 from tokzoo.tokenizer import Tokenizer
+from tokzoo.viz import labelled_grid  # noqa: F401  (moved to tokzoo.viz; cli/demo.py imports it from here)
 from tokzoo.zoo import load_tokenizer
 
-from .layout import CROPS, complete_shards, read_manifest, read_npy_tar, read_table, table_path, tar_path
+from .layout import CROPS, complete_shards, read_npy_tar, read_table, table_path, tar_path
+from .listing import inspect_lines, require_manifest  # noqa: F401  (inspect_lines: where callers look for it)
 from .plan import open_input
-from .state import read_stats
-
-
-def require_manifest(out: Path) -> dict:
-    manifest = read_manifest(out)
-    if manifest is None:
-        raise ConfigError(f"{out}: no manifest.json; not a token dataset written by `tokzoo tokenize`")
-    return manifest
-
-
-def inspect_lines(out: Path, samples: int = 3, failures: int = 5) -> list[str]:
-    """The manifest (without tokenizer configs), per-modality counts and failures, a few samples' tokens."""
-    manifest = require_manifest(out)
-    short = {**manifest, "modalities": {m: {k: v for k, v in e.items() if k != "config"}
-                                        for m, e in manifest["modalities"].items()}}
-    lines = ["manifest:", *("  " + line for line in json.dumps(short, indent=2, sort_keys=True).splitlines())]
-    for modality, entry in manifest["modalities"].items():
-        shards = complete_shards(out, modality)
-        stats = [read_stats(out, modality, i) for i in shards]
-        ok, failed = sum(s["ok"] for s in stats), sum(s["failed"] for s in stats)
-        label = " UNTRAINED" if entry["untrained"] else ""
-        lines.append(f"{modality}: {len(shards)} complete shards, ok {ok}, failed {failed}, tokens "
-                     f"{_shape_text(entry)} {entry['dtype']} per crop{_items_text(entry)}, "
-                     f"vocab {entry['vocab_size']}, tokenizer {entry['name']}{label}")
-        bad = [r for i in shards for r in read_table(table_path(out, modality, i)) if r["status"] == "failed"]
-        lines += [f"  failed {r['key']}: {r['error']}" for r in bad[:failures]]
-        if len(bad) > failures:
-            lines.append(f"  ... {len(bad) - failures} more in {out / modality}/*.samples.jsonl")
-        for key, tokens in _first(out, modality, shards, samples):
-            crop, what = tokens[0], "crop 0: "
-            if entry.get("items"):
-                crop = unpad(crop, entry["pad_id"])
-                what = f"crop 0, {len(crop)} items: " if len(crop) else "crop 0: no items"
-            head = " ".join(str(t) for t in crop.reshape(-1)[:12])
-            lines.append(f"  {key}: {tokens.shape} {tokens.dtype}  {what}{head}{' ...' if crop.size else ''}")
-    return lines
-
-
-def _shape_text(entry: dict) -> str:
-    """``[64]``; ``[N, 16]`` for set-valued modalities."""
-    return "[" + ", ".join("N" if n is None else str(n) for n in entry["token_shape"]) + "]"
-
-
-def _items_text(entry: dict) -> str:
-    return (f" (N items, 0 or more; crops padded to the sample's largest N with id {entry['pad_id']})"
-            if entry.get("items") else "")
-
-
-def _first(out: Path, modality: str, shards: list[int], n: int) -> list[tuple[str, np.ndarray]]:
-    found = []
-    for index in shards:
-        for item in read_npy_tar(tar_path(out, modality, index)):
-            found.append(item)
-            if len(found) == n:
-                return found
-    return found
 
 
 def find_key(out: Path, modality: str, key: str) -> int:
@@ -120,19 +65,20 @@ def source_crop(entry: dict, modality: str, key: str, crop_row: np.ndarray):
 
 
 def items_reconstruction(tok: Tokenizer, items: np.ndarray, source, size: tuple[int, int] | None,
-                         notes: list[str]) -> tuple[np.ndarray, object]:
+                         notes: list[str], leading: bool = False) -> tuple[np.ndarray, object]:
     """Picture and decoded value of one crop's items (N, *item_shape), pad rows already dropped.
 
     human_pose: the decoded pose dict, its keypoints moved from the codec's frame to the crop's ``size``.
     sam_instances: masks carry no boxes, so they are pasted into the boxes of the source crop's instances
     (:func:`crop_instances` yields them in token order) when the source is there, else shown side by side.
-    The decoded value is the tokenizer's own (masks (N, 64, 64), pose dict in the crop's frame).
+    The decoded value is the tokenizer's own (masks (N, 64, 64), pose dict in the crop's frame). ``leading``:
+    ``items`` are the first N of the crop's (a bounded drawing), pasted into the first N boxes.
     """
     from tokzoo.modalities.sam_instances import crop_instances, paste_instances
 
     codec, decoded = tok.codec, tok.decode(items)
     if codec.name == "sam_instances":
-        boxes, ids = crop_instances(source)[1:] if source is not None else (None, None)
+        boxes, ids = crop_instances(source, len(decoded) if leading else None)[1:] if source is not None else (None, None)
         if boxes is not None and len(boxes) == len(decoded):
             return codec.visualize(paste_instances(decoded, boxes, *np.shape(source)[:2], ids)), decoded
         notes.append(f"{codec.name}: instance boxes are not tokens and the source crop is unavailable: "
@@ -166,7 +112,11 @@ def show_pairs(out: Path, key: str) -> tuple[list[tuple[str, np.ndarray, np.ndar
             continue
         codec = getattr(tok, "codec", None)
         if codec is None:
-            notes.append(f"{modality}: no picture for this modality")
+            pair = _structured_pair(modality, entry, tok, tokens, key, crop)
+            if pair is None:
+                notes.append(f"{modality}: no picture for this modality")
+            else:
+                pairs.append((modality, *pair))
             continue
         size = tuple(entry["size"]) if entry["size"] else None
         source = source_crop(entry, getattr(codec, "stored_as", None) or modality, key, crop)
@@ -183,43 +133,19 @@ def show_pairs(out: Path, key: str) -> tuple[list[tuple[str, np.ndarray, np.ndar
     return pairs, notes
 
 
+def _structured_pair(modality: str, entry: dict, tok, tokens: np.ndarray, key: str, crop) -> tuple | None:
+    """(source picture, reconstruction picture) of a palette or metadata sample; None for other structured ones."""
+    from tokzoo.viz import metadata_picture, palette_picture
+
+    draw = {"palette": palette_picture, "metadata": metadata_picture}.get(tok.modality)
+    if draw is None:
+        return None
+    reconstruction = draw(tok.decode(tokens[:1])[0])
+    source = source_crop(entry, modality, key, crop)
+    return (draw(source) if source is not None else np.full_like(reconstruction, 128)), reconstruction
+
+
 def show_rows(out: Path, key: str) -> tuple[list[list[np.ndarray]], list[str]]:
     """One row per modality: source crop 0 (grey when unavailable) beside the reconstruction of its tokens."""
     pairs, notes = show_pairs(out, key)
     return [[source, reconstruction] for _, source, reconstruction in pairs], notes
-
-
-def labelled_grid(rows: list[list[np.ndarray]], columns: list[str], row_labels: list[str],
-                  groups: list[tuple[str, int]] = (), pad: int = 2) -> np.ndarray:
-    """:func:`tokzoo.viz.grid` with a header line per column (``columns``), optional group headers above
-    them (``groups``: (label, columns spanned), left to right) and a label left of each row; uint8 (H, W, 3)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    from tokzoo.viz import grid
-
-    body = grid(rows, pad)
-    font = ImageFont.load_default(size=12)
-    cell_w = (body.shape[1] - pad) / max(len(row) for row in rows)
-    cell_h = (body.shape[0] - pad) / len(rows)
-    line = 16
-    left = 8 + max(int(font.getlength(label)) for label in row_labels)
-    top = line * (2 if groups else 1) + 2
-    canvas = Image.new("RGB", (left + body.shape[1], top + body.shape[0]), "white")
-    canvas.paste(Image.fromarray(body), (left, top))
-    draw = ImageDraw.Draw(canvas)
-
-    def centred(text: str, x0: float, width: float, y: float) -> None:
-        while len(text) > 1 and font.getlength(text) > width - 4:
-            text = text[:-2] + "…"
-        draw.text((x0 + (width - font.getlength(text)) / 2, y), text, fill="black", font=font)
-
-    x = left + pad
-    for label, span in groups:
-        centred(label, x, span * cell_w, 1)
-        draw.line([(x + 2, line - 1), (x + span * cell_w - 4, line - 1)], fill=(120, 120, 120))
-        x += span * cell_w
-    for c, label in enumerate(columns):
-        centred(label, left + pad + c * cell_w, cell_w, top - line)
-    for r, label in enumerate(row_labels):
-        draw.text((4, top + pad + r * cell_h + cell_h / 2 - 7), label, fill="black", font=font)
-    return np.asarray(canvas)

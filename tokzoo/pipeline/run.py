@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,9 @@ from typing import Iterator
 
 from tqdm import tqdm
 
-from tokzoo.errors import ConfigError
+from tokzoo.errors import ConfigError, InputError
+from tokzoo.failures import reasons_text
+from tokzoo.io.readers import holds_nothing
 from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.storage import as_path, is_url, rmtree
 
@@ -61,6 +64,8 @@ class TokenizeJob:
     gpus: int = 0  # ray: encoder actors with one GPU each
     actors: int | None = None  # ray: encoder actors (default: gpus, else 1)
     max_member_bytes: int = MAX_FILE_BYTES  # larger input files / tar members are not read (the sample fails)
+    min_image_size: int = 0  # samples whose pixel frame's shorter side is smaller fail (img2dataset's filter)
+    max_aspect_ratio: float = math.inf  # samples whose longer side exceeds this times the shorter one fail
 
 
 @dataclass
@@ -75,7 +80,8 @@ class Summary:
 
     def line(self, out: Path) -> str:
         first = next(iter(self.manifest["modalities"]))
-        return (f"ok {self.ok} / failed {self.failed} / total {self.total}; "
+        reasons = reasons_text(self.manifest["modalities"][first]["samples"].get("failed_by_reason") or {})
+        return (f"ok {self.ok} / failed {self.failed} / total {self.total}{reasons}; "
                 f"errors listed in {out / first}/*.samples.jsonl")
 
 
@@ -99,6 +105,8 @@ def tokenize(job: TokenizeJob) -> Summary:
         raise ConfigError(f"--modality {','.join(requested)}: two of them are tokenized from the same stored values "
                           f"({', '.join(stored)}); tokenize them into separate --output folders")
     reader = open_input(job.input, stored, job.max_member_bytes) if job.input else None
+    if reader is not None and holds_nothing(reader):  # before OUT is made: no empty output left behind
+        raise InputError(str(job.input), "no samples to tokenize (an empty folder?); nothing written")
     claim_output(out, job.overwrite)
     crops = {"n_crops": job.crops, "seed": job.seed, **CROP_RECIPE}
     previous = read_manifest(out)
@@ -112,7 +120,8 @@ def tokenize(job: TokenizeJob) -> Summary:
     codecs = {s.stored: worker_codec(s.tokenizer) for s in specs if worker_codec(s.tokenizer)}
     set_codecs = {s.stored: set_codec(s.tokenizer) for s in specs if set_codec(s.tokenizer)}
     worker_job = WorkerJob(sizes={s.stored: s.size for s in specs}, n_crops=job.crops, seed=job.seed,
-                           crop_recipe=CROP_RECIPE, codecs=codecs, set_codecs=set_codecs)
+                           crop_recipe=CROP_RECIPE, codecs=codecs, set_codecs=set_codecs,
+                           min_image_size=job.min_image_size, max_aspect_ratio=job.max_aspect_ratio)
     plan = Plan(out, list(manifest["modalities"]), requested)
     # counting reads every tar header once more (for a URL: the whole tar), so not for URLs
     total = _length(reader) if job.progress and not any(is_url(s) for s in getattr(reader, "shards", [])) else None

@@ -19,6 +19,7 @@ spawn-safe (top-level functions, the job passed to each worker once through the 
 
 from __future__ import annotations
 
+import math
 import mmap
 import multiprocessing
 import signal
@@ -32,6 +33,7 @@ import torch
 
 from tokzoo.crops import apply_crop, make_crop_settings
 from tokzoo.errors import InvalidValueError, TokzooError
+from tokzoo.failures import image_problem
 from tokzoo.io import RawSample, decode_sample
 
 
@@ -47,6 +49,8 @@ class WorkerJob:
     options: dict[str, dict] = field(default_factory=dict)
     codecs: dict = field(default_factory=dict)
     set_codecs: dict = field(default_factory=dict)
+    min_image_size: int = 0  # samples whose pixel frame is smaller (shorter side) fail (tokzoo.failures)
+    max_aspect_ratio: float = math.inf  # ... or more elongated (longer side / shorter side)
 
 
 @dataclass
@@ -163,9 +167,14 @@ def _decode_and_crop(raw: RawSample, crops: np.ndarray | None, known_error: str 
         return prepared
     modality = None
     try:
+        frame = _source_size(sample.values, sample.sources)
+        pixels = any(_JOB.sizes.get(m) for m in sample.values)  # else (1, 1) stands for "nothing to crop"
+        problem = image_problem(*frame, _JOB.min_image_size, _JOB.max_aspect_ratio) if pixels else None
+        if problem is not None:
+            prepared.error = problem
+            return prepared
         prepared.crops = crops if crops is not None else make_crop_settings(
-            *_source_size(sample.values, sample.sources), _JOB.n_crops, _JOB.seed, raw.key,
-            **_JOB.crop_recipe)
+            *frame, _JOB.n_crops, _JOB.seed, raw.key, **_JOB.crop_recipe)
         for modality, value in sample.values.items():
             size = _JOB.sizes[modality]
             crops_of_value = [apply_crop({modality: value}, row, size)[modality] if size else value

@@ -31,6 +31,8 @@ from tokzoo.storage import as_path
 from .layout import (CROPS, JOURNALS, json_bytes, read_tar, shard_name, stats_path, table_bytes,
                      table_path, tar_path)
 from .manifest import ModalitySpec
+from tokzoo.failures import count_reasons
+
 from .state import journal_entries, read_stats
 from .shard import ShardBuilder
 
@@ -208,5 +210,5 @@ def _tokenizer(spec: ModalitySpec) -> dict:
 def _stats(records: list[dict], size: int, source: str, seconds: float, tokenizer: dict) -> dict:
     keys = [r["key"] for r in records if r["status"] == "ok"]
     return {"count": len(records), "ok": len(keys), "failed": len(records) - len(keys), "bytes": size,
-            "seconds": round(seconds, 3), "input": source, "tokenizer": tokenizer,
+            "failed_by_reason": count_reasons(records), "seconds": round(seconds, 3), "input": source, "tokenizer": tokenizer,
             "keys_hash": hashlib.sha256("\n".join(keys).encode()).hexdigest()}

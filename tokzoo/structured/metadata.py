@@ -3,7 +3,8 @@
 Id layout (K keys in the configured order, ``bins`` = N): 0 = PAD; 1..K = key i (id 1 + i);
 K+1..K+N = value bin 0..N-1 (shared by every key). Row: the present keys in the configured order, each
 followed by its value's bin, then PAD; length 2K, vocab_size 1 + K + N. Values are clipped to their
-key's [low, high] range, then split into N equal bins; decode returns bin centres (within half a bin).
+key's [low, high] range, then split into N equal bins; decode returns bin centres (within half a bin;
+the integer in the bin for counts and pixels).
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ DEFAULT_KEYS = [
      "description": "fraction of pixels on occlusion boundaries (depth discontinuities)"},
 ]
 SPEC_FIELDS = ("name", "low", "high", "unit", "description")
+INTEGER_UNITS = ("count", "pixels")
+"""Units whose values are whole numbers: decode gives the integer in the bin (a count of 37 comes back as 37, not
+37.1); a bin holding no integer (a fractional count was encoded) keeps its centre."""
 
 
 @register_architecture("binned_metadata")
@@ -89,7 +93,8 @@ class MetadataTokenizer(StructuredTokenizer):
         return (f"A dict of key -> finite real number (bools refused) for any subset of these keys, each binned "
                 f"into {self.bins} equal bins over its range; values outside the range are clipped to it; "
                 f"unknown keys are refused. A batch is a list of dicts. Keys: {rows}. "
-                f"decode gives a dict of the present keys -> bin centre (float).")
+                f"decode gives a dict of the present keys -> bin centre (float; for keys in "
+                f"{' or '.join(INTEGER_UNITS)}, the int in the bin where it holds one).")
 
     # -- encode / decode --------------------------------------------------------------------------
     def _encode_one(self, sample) -> list[int]:
@@ -115,7 +120,12 @@ class MetadataTokenizer(StructuredTokenizer):
                                                     "configured order or repeated")
             b = self._take(row, position + 1, 1 + len(self.keys), self.bins, "a value bin")
             spec = self.keys[i]
-            result[spec["name"]] = spec["low"] + float(bin_centres(b, self.bins)) * (spec["high"] - spec["low"])
+            span = spec["high"] - spec["low"]
+            value = spec["low"] + float(bin_centres(b, self.bins)) * span
+            whole = round(value)  # the count the bin holds, where it holds one (decode -> encode keeps the tokens)
+            if spec["unit"] in INTEGER_UNITS and int(to_bins((whole - spec["low"]) / span, self.bins)) == b:
+                value = whole
+            result[spec["name"]] = value
             position, previous = position + 2, i
         self._check_padding(row, position)
         return result

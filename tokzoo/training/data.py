@@ -16,7 +16,7 @@ from ..crops import apply_crop, make_crop_settings
 from ..datasets.scenes import generate_scene
 from ..errors import ConfigError, InputError
 
-SOURCE_KEYS = {"sam_instances": "instances", "human_pose": "pose"}
+SOURCE_KEYS = {"human_pose": "pose"}
 """Modalities whose raw value is stored under another name in scenes and readers (default: the modality's own)."""
 
 PATH_VALIDATION_FRACTION = 0.05
