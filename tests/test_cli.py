@@ -309,7 +309,7 @@ def test_show_skips_a_modality_whose_tokenizer_is_gone_or_changed(tmp_path):
     assert result.exit_code == 0, result.output
     assert f"depth: skipped, tokenizer '{tok_dir}' changed since the tokens were written" in result.output
     assert "rgb: source crop | reconstruction by rgb" in result.output
-    assert one_row[0] == two_rows[0] and one_row[1] < two_rows[1]  # the rgb row only
+    assert one_row[0] <= two_rows[0] and one_row[1] < two_rows[1]  # the rgb row only (its label is shorter)
     shutil.rmtree(tok_dir)
     result, gone = show("gone.png")
     assert result.exit_code == 0 and gone == one_row

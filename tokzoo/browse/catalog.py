@@ -258,10 +258,12 @@ def open_dataset(root: Path) -> TokenDataset | RawDataset:
 
 
 def _open_raw(root: Path):
-    """A reader over raw samples at ``root``; a plain folder of files is read as rgb (a folder of photos)."""
+    """A reader over raw samples at ``root``; a plain folder holding images is read as rgb (a folder of photos)."""
+    from tokzoo.io import EXTENSIONS
+
     try:
         return open_reader(str(root))
     except ConfigError:
-        if not root.is_dir():
+        if not root.is_dir() or not any(p.suffix.lower() in EXTENSIONS["rgb"] for p in root.rglob("*")):
             raise
         return open_reader(str(root), ["rgb"])
