@@ -33,7 +33,7 @@ def eval_command(tokenizer, untrained, data, n_samples, seed, kind, as_json, gri
     from tokzoo.evaluation import HELDOUT_SEED, evaluate, format_table, heldout_values, save_grid
     from tokzoo.zoo import load_tokenizer
 
-    apply_threads(threads, say=False)
+    apply_threads(threads)
     tok = load_tokenizer(tokenizer, untrained_ok=untrained)
     architecture = tok.config.get("architecture")
     if architecture != "learned":  # the evaluation measures reconstructions of images and maps at an input size

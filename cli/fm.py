@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .machine import apply_threads, machine_options
+from .machine import apply_threads, machine_options, threads_note
 from .options import count_option, output_option
 
 
@@ -56,20 +56,21 @@ def fm_train_command(recipe_path, data, out_dir, steps, device, threads, progres
         from tokzoo.compose.recipe import read_recipe
         from tokzoo.compose.train import run_recipe
 
-        apply_threads(threads, say=False)  # a recipe's own `threads:` still wins over the machine's default
+        apply_threads(threads)  # a recipe's own `threads:` still wins over the machine's default
         run_recipe(read_recipe(recipe_path, steps=steps, threads=threads), out_dir, log=click.echo, progress=progress)
         return
     if data is None:
         raise click.UsageError("Missing option '--data'.")
     recipe = load_recipe(recipe_path)
     first_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, one process speaks
-    apply_threads(threads, say=first_rank)
+    chosen = apply_threads(threads)
     record = train(recipe, data, out_dir, steps=steps, progress=progress, device=device)
     if not first_rank:
         return
     if record:
         losses = ", ".join(f"{m} {v:.3f}" for m, v in record["losses"].items())
-        click.echo(f"step {record['step']}: loss {record['loss']:.4f} ({losses}); saved {out_dir}")
+        click.echo(f"step {record['step']}: loss {record['loss']:.4f} ({losses}); saved {out_dir}; "
+                   f"{threads_note(threads, chosen)}")
     else:
         click.echo(f"{out_dir}: already trained to the recipe's {recipe.train.steps} steps")
 

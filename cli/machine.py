@@ -34,14 +34,18 @@ def machine_options(command):
                              "CPU runs are bit-reproducible for the same seed and thread count).")(command)
 
 
-def apply_threads(threads: int | None, say: bool = True) -> int:
-    """Set torch's CPU threads to ``threads`` or, when None, the machine's default, which ``say`` reports on
-    stderr in one line; returns the count."""
+def apply_threads(threads: int | None) -> int:
+    """Set torch's CPU threads to ``threads`` or, when None, the machine's default; returns the count."""
     import torch
 
     chosen = threads or default_threads()
     torch.set_num_threads(chosen)
-    if threads is None and say:
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        click.echo(f"threads: {chosen} (this machine's idle CPUs at load {load:.1f}; --threads N to choose)", err=True)
     return chosen
+
+
+def threads_note(threads: int | None, chosen: int) -> str:
+    """How the thread count was chosen, for a run's closing line (after it, so a refused run still prints one line)."""
+    if threads is not None:
+        return f"threads: {chosen}"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return f"threads: {chosen}, this machine's idle CPUs at load {load:.1f} (--threads N to choose)"

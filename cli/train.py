@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .machine import apply_threads, default_device, machine_options
+from .machine import apply_threads, default_device, machine_options, threads_note
 from .options import output_option, progress_option
 
 
@@ -36,11 +36,12 @@ def train_command(recipe_path, data, out_dir, device, steps, resume, threads, ru
         recipe["steps"] = steps
     recipe = validate_recipe(recipe, str(recipe_path))
     device = device or default_device()
-    apply_threads(threads)
+    chosen = apply_threads(threads)
     out_dir = out_dir or Path("runs") / recipe["name"]
     result = train(recipe, out_dir, device=device, resume=resume, progress=progress)
     click.echo(f"{recipe['name']}: {len(result.losses)} steps, final loss {result.losses[-1]:.4f}, "
-               f"validation loss {_fmt(result.validation_loss)}, codebook usage {result.codebook['usage']:.1%}")
+               f"validation loss {_fmt(result.validation_loss)}, codebook usage {result.codebook['usage']:.1%}; "
+               f"{threads_note(threads, chosen)}")
     if run_eval:
         from tokzoo.evaluation import attach_evaluation, evaluate, format_table, heldout_values
 

@@ -118,7 +118,7 @@ def test_bad_input_gives_one_line_errors(tokens, tmp_path):
     (empty / "manifest.json").write_text(json.dumps(manifest))
     fails(["fm", "train", "-r", str(write_recipe(tmp_path / "ok.yaml")), "--data", str(empty), "-o", str(tmp_path / "x")],
           "holds no samples: the dataset is empty")
-    fails(["fm", "train", "-r", str(tmp_path / "missing.yaml"), "--data", str(tokens), "-o", str(tmp_path / "x")], "missing.yaml: cannot open (No such file")
+    fails(["fm", "train", "-r", str(tmp_path / "missing.yaml"), "--data", str(tokens), "-o", str(tmp_path / "x")], "missing.yaml: no such file, nor a shipped recipe")
 
     run = tmp_path / "run"
     assert runner.invoke(cli, ["fm", "train", "-r", str(tmp_path / "ok.yaml"), "--data", str(tokens), "-o", str(run),

@@ -41,7 +41,7 @@ def test_train_uses_and_reports_the_machine_default(machine_state, tmp_path):
                                       "--no-eval", "-q", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert torch.get_num_threads() == 1
-    assert "threads: 1 (this machine's idle CPUs at load 10.7; --threads N to choose)" in result.stderr
+    assert "threads: 1, this machine's idle CPUs at load 10.7 (--threads N to choose)" in result.output
 
 
 def test_the_same_thread_and_device_options_in_train_fm_train_and_eval():
