@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from results_md import append_to_section  # noqa: E402
 from tokzoo.crops import apply_crop, make_crop_settings  # noqa: E402
 from tokzoo.datasets.samples import SAMPLES, load_sample  # noqa: E402
 from tokzoo.evaluation.baselines import bits_per_sample, downsample_bicubic  # noqa: E402
@@ -139,15 +140,11 @@ def run_depth(args) -> str:
 
 
 def write_entry(title: str, body: str, command: str) -> None:
-    """Insert a dated entry at the top of this script's RESULTS.md section (created when missing)."""
+    """Append a dated entry (machine, load, command, body) to this script's RESULTS.md section."""
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     entry = (f"### {datetime.date.today().isoformat()}: {title}\n\n{platform.platform()}, {os.cpu_count()} CPUs, "
-             f"torch {torch.__version__}, one thread, load average {load}. Command: `{command}`\n\n{body}\n\n")
-    text = RESULTS.read_text()
-    if SECTION not in text:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n"
-    head, tail = text.split(SECTION, 1)
-    RESULTS.write_text(head + SECTION + "\n\n" + entry + tail.lstrip("\n"))
+             f"torch {torch.__version__}, one thread, load average {load}. Command: `{command}`\n\n{body}")
+    append_to_section(RESULTS, SECTION, entry)
 
 
 def main() -> None:
