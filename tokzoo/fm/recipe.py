@@ -4,9 +4,8 @@
 data: {modalities: [rgb, depth, normals, semseg], max_items: 16}
 model: {preset: fm-tiny, dim: 192, encoder_layers: 3}        # a preset, any field overridden
 masking:
-  input_tokens: 64                  # input budget per sample (4M: 128)
-  target_tokens: 64                 # target budget per sample (4M: 128)
-  mean_span: 3                      # sequences: mean masked span length
+  input_tokens: 64                  # input budget per sample (4M: 128), or a range [low, high] drawn per sample
+  target_tokens: [32, 64]           # target budget per sample (4M: 128)
   mixture:                          # Dirichlet settings; alpha: a number for every modality, or per modality (absent = 0)
     - {name: rgb->all, weight: 1, input_alpha: {rgb: 1000}, target_alpha: 0.5}
     - {name: all->all, weight: 1, input_alpha: 0.5, target_alpha: 0.5}
@@ -86,7 +85,7 @@ def parse_recipe(raw: object, where: object = "recipe") -> Recipe:
 
 
 def _masking(section: dict, modalities: list[str], where) -> MaskingConfig:
-    _known(section, ("input_tokens", "target_tokens", "mean_span", "mixture"), where, "masking")
+    _known(section, ("input_tokens", "target_tokens", "mixture"), where, "masking")
     mixture = section.get("mixture")
     if not isinstance(mixture, list) or not mixture:
         raise ConfigError(f"{where}: masking.mixture must be a non-empty list of Dirichlet settings")
@@ -101,9 +100,20 @@ def _masking(section: dict, modalities: list[str], where) -> MaskingConfig:
                                            weight=_number(c.get("weight", 1.0), f"{field}.weight", where, 0)))
     if sum(c.weight for c in components) <= 0:
         raise ConfigError(f"{where}: masking.mixture: at least one weight must be positive")
-    return MaskingConfig(_int(section.get("input_tokens"), "masking.input_tokens", where, 0),
-                         _int(section.get("target_tokens"), "masking.target_tokens", where, 1), tuple(components),
-                         _number(section.get("mean_span", 3.0), "masking.mean_span", where, 1))
+    return MaskingConfig(_budget(section.get("input_tokens"), "masking.input_tokens", where, 0),
+                         _budget(section.get("target_tokens"), "masking.target_tokens", where, 1), tuple(components))
+
+
+def _budget(value, field: str, where, low: int) -> int | tuple[int, int]:
+    """A token budget: an integer >= ``low``, or a range [a, b] with low <= a <= b."""
+    if isinstance(value, list):
+        if len(value) != 2:
+            raise ConfigError(f"{where}: {field} must be an integer or a range [low, high], got {value!r}")
+        a, b = (_int(v, field, where, low) for v in value)
+        if a > b:
+            raise ConfigError(f"{where}: {field} range [{a}, {b}] has low > high")
+        return (a, b)
+    return _int(value, field, where, low)
 
 
 def _alphas(value, modalities: list[str], field: str, where) -> dict[str, float]:

@@ -9,8 +9,9 @@ Kinds (they decide masking, position encoding and generation):
   decoded by iterative parallel (MaskGIT-style) decoding.
 - ``items``: a set of items of ``item_tokens`` tokens each (sam_instances, human_pose), padded with ``pad_id``;
   positions on the (item, token) grid; whole items are masked; parallel decoding.
-- ``sequence``: a 1-D sequence (captions, metadata, palette, boxes); 1-D sin-cos positions; span masking;
-  autoregressive decoding.
+- ``sequence``: a 1-D sequence (captions, metadata, palette, boxes); 1-D sin-cos positions; T5-style span
+  masking with sentinel ids after the data's vocabulary (:mod:`.spans`); autoregressive decoding. The model
+  gives it ``length + 2`` slots: a target holds up to the whole content plus its first and final sentinel.
 """
 
 from __future__ import annotations
@@ -43,6 +44,21 @@ class ModalitySpec:
     @property
     def length(self) -> int:
         return self.grid[0] * self.grid[1]
+
+    @property
+    def slots(self) -> int:
+        """Token slots the model gives this modality: ``length``, + 2 for a sequence's sentinels."""
+        return self.length + 2 if self.kind == "sequence" else self.length
+
+    @property
+    def sentinels(self) -> int:
+        """Sentinel ids a sequence needs: one per span (at most every other token) + the final one; else 0."""
+        return (self.length + 1) // 2 + 1 if self.kind == "sequence" else 0
+
+    @property
+    def model_vocab(self) -> int:
+        """Ids the model embeds and predicts: the data's vocabulary, then the sentinels."""
+        return self.vocab_size + self.sentinels
 
     @property
     def item_tokens(self) -> int:
