@@ -15,6 +15,16 @@ def _names(value: str) -> list[str]:
 
 
 def _decode_options(f):
+    f = click.option("--guide", "guidance", multiple=True, metavar="MODALITY=WEIGHT",
+                     help="Multimodal guidance: weight of one condition (repeatable); replaces --guidance-scale.")(f)
+    f = click.option("--guidance-scale", type=float, default=1.0, show_default=True,
+                     help="Classifier-free guidance: 1 = none, 0 = unconditional, > 1 pushes towards the inputs.")(f)
+    f = click.option("--order", type=click.Choice(["maskgit", "random"]), default="maskgit", show_default=True,
+                     help="Which tokens a parallel step fixes: the most confident (MaskGIT) or random ones (ROAR).")(f)
+    f = click.option("--temperature-schedule", type=click.Choice(["constant", "linear", "cosine"]), default="constant",
+                     show_default=True, help="Temperature over the parallel steps (linear / cosine decay towards 0).")(f)
+    f = click.option("--top-p", type=click.FloatRange(min=0, min_open=True, max=1), default=1.0, show_default=True,
+                     help="Nucleus sampling: keep the most probable ids up to this mass.")(f)
     f = click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")(f)
     f = click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True, help="0: whole vocabulary.")(f)
     f = click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True,
@@ -22,6 +32,19 @@ def _decode_options(f):
     f = click.option("--steps", type=click.IntRange(min=1), default=8, show_default=True,
                      help="Parallel decoding steps per image-like target.")(f)
     return f
+
+
+def _settings(steps, temperature, top_k, seed, top_p, temperature_schedule, order, guidance_scale, guidance):
+    from tokzoo.fm.generate import DecodeSettings
+
+    weights = []
+    for item in guidance:
+        name, _, weight = item.partition("=")
+        try:
+            weights.append((name.strip(), float(weight)))
+        except ValueError:
+            raise click.BadParameter(f"{item!r} is not MODALITY=WEIGHT", param_hint="--guide") from None
+    return DecodeSettings(steps, temperature, top_k, seed, top_p, temperature_schedule, order, guidance_scale, tuple(weights))
 
 
 @click.group("fm")
@@ -32,15 +55,18 @@ def fm_group():
 @fm_group.command("train")
 @click.option("--recipe", "-r", "recipe_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="YAML recipe (recipes/fm/<name>.yaml).")
-@click.option("--data", required=False, type=click.Path(file_okay=False, path_type=Path),
-              help="Token dataset folder written by `tokzoo tokenize` (not for recipes with a `compose:` section).")
+@click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Token dataset folder written by `tokzoo tokenize` (not for recipes with a `compose:` section); "
+                   "repeat for a mixture, sampled by the recipe's data.weights.")
+@click.option("--eval-data", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Held-out token dataset scored every train.eval_every steps (per-modality loss in log.jsonl).")
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run folder; a run already there is resumed.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in total (resume later).")
 @click.option("--device", default=None, help="torch device (default: cuda when present, with bf16 autocast).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: torch's).")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
-def fm_train_command(recipe_path, data, out_dir, steps, device, threads, progress):
+def fm_train_command(recipe_path, data, eval_data, out_dir, steps, device, threads, progress):
     """Train (or resume) a recipe on DATA into OUT; DDP when launched by torchrun."""
     import torch
 
@@ -57,13 +83,15 @@ def fm_train_command(recipe_path, data, out_dir, steps, device, threads, progres
 
         run_recipe(read_recipe(recipe_path, steps=steps, threads=threads), out_dir, log=click.echo)
         return
-    if data is None:
+    if not data:
         raise click.UsageError("Missing option '--data'.")
     recipe = load_recipe(recipe_path)
-    record = train(recipe, data, out_dir, steps=steps, progress=progress, device=device)
+    record = train(recipe, list(data) if len(data) > 1 else data[0], out_dir, steps=steps, progress=progress,
+                   device=device, eval_data=eval_data)
     if record:
         losses = ", ".join(f"{m} {v:.3f}" for m, v in record["losses"].items())
-        click.echo(f"step {record['step']}: loss {record['loss']:.4f} ({losses}); saved {out_dir}")
+        held_out = f"; held-out loss {record['eval']['loss']:.4f}" if "eval" in record else ""
+        click.echo(f"step {record['step']}: loss {record['loss']:.4f} ({losses}){held_out}; saved {out_dir}")
     else:
         click.echo(f"{out_dir}: already trained to the recipe's {recipe.train.steps} steps")
 
@@ -76,16 +104,15 @@ def fm_train_command(recipe_path, data, out_dir, steps, device, threads, progres
 @click.option("--to", "targets", required=True, help="Modalities to predict, comma-separated.")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
 @_decode_options
-def fm_generate_command(run, data, keys, sources, targets, output, steps, temperature, top_k, seed):
+def fm_generate_command(run, data, keys, sources, targets, output, **decode):
     """Predict --to from --from for samples of DATA; PNG rows: inputs, predictions, ground truth."""
     from tokzoo.fm.checkpoint import load_model
     from tokzoo.fm.evaluate import example_rows
-    from tokzoo.fm.generate import DecodeSettings
     from tokzoo.viz import grid, save_png
 
     sources, targets = _names(sources), _names(targets)
     model = load_model(run)
-    rows = example_rows(model, data, _names(keys), sources, targets, DecodeSettings(steps, temperature, top_k, seed))
+    rows = example_rows(model, data, _names(keys), sources, targets, _settings(**decode))
     save_png(grid(rows), output)
     click.echo(f"{output}: one row per key; columns: {', '.join(sources)} (inputs) | "
                f"{', '.join(targets)} (predicted) | {', '.join(targets)} (ground truth)")
@@ -105,22 +132,20 @@ def fm_generate_command(run, data, keys, sources, targets, output, steps, temper
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report here.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @_decode_options
-def fm_eval_command(run, data, train_data, sources, targets, limit, train_limit, json_path, progress, steps, temperature,
-                    top_k, seed):
+def fm_eval_command(run, data, train_data, sources, targets, limit, train_limit, json_path, progress, **decode):
     """Cross-modal prediction on held-out samples vs the tokenizer ceiling and the training prior."""
     import json
 
     from tokzoo.errors import ConfigError
     from tokzoo.fm.checkpoint import load_model, read_run_config
     from tokzoo.fm.evaluate import evaluate
-    from tokzoo.fm.generate import DecodeSettings
 
     train_data = train_data or read_run_config(run).get("data")
     if not train_data:
         raise ConfigError(f"{run}: the run does not record its training data; pass --train-data")
     model = load_model(run)
     report = evaluate(model, data, train_data, _names(sources), _names(targets), limit=limit, train_limit=train_limit,
-                      settings=DecodeSettings(steps, temperature, top_k, seed), progress=progress)
+                      settings=_settings(**decode), progress=progress)
     click.echo(f"{report['samples']} held-out samples, from {', '.join(report['sources'])}")
     click.echo("| target | metric | model | tokenizer ceiling | training prior |")
     click.echo("|---|---|---|---|---|")

@@ -53,7 +53,7 @@ def test_resume_reproduces_the_loss_curve_exactly(tokens, tmp_path, one_thread):
     optimizer = load_file(tmp_path / "straight" / "optimizer.safetensors")
     assert float(optimizer["mask_token.step"]) == 4 and "decoder.0.mlp.down.weight.exp_avg_sq" in optimizer
     state = json.loads((tmp_path / "straight" / "trainer_state.json").read_text())
-    assert state["step"] == 4 and state["position"] == {"epoch": 1, "batch": 2}  # 16 samples = 2 batches per epoch
+    assert state["step"] == 4 and state["position"] == {"consumed": [32]}  # 4 steps of 8 samples from the one dataset
 
 
 def test_gradient_accumulation_equals_the_whole_batch(tokens, tmp_path, one_thread):
