@@ -37,8 +37,13 @@ def tokens(tmp_path_factory):
     return out
 
 
+def log_records(run):
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
 def log_losses(run):
-    return [{k: v for k, v in json.loads(line).items() if k != "tokens_per_s"} for line in (run / "log.jsonl").read_text().splitlines()]
+    """The log without what depends on the machine or the process (speed, bytes this process read)."""
+    return [{k: v for k, v in r.items() if k not in ("tokens_per_s", "data_bytes")} for r in log_records(run)]
 
 
 def test_resume_reproduces_the_loss_curve_exactly(tokens, tmp_path, one_thread):
@@ -89,6 +94,9 @@ def test_two_process_ddp_equals_one_process(tokens, tmp_path, one_thread):
     one, two = log_losses(tmp_path / "one"), log_losses(tmp_path / "two")
     assert [r["step"] for r in two] == [1, 2, 3]
     assert all(abs(x["loss"] - y["loss"]) < 1e-5 for x, y in zip(one, two))
+    # each process read only its half of every global batch: rank 0 logs its own bytes, half of one process's
+    one_bytes, two_bytes = [r["data_bytes"] for r in log_records(tmp_path / "one")], [r["data_bytes"] for r in log_records(tmp_path / "two")]
+    assert [2 * b for b in two_bytes] == one_bytes and one_bytes[-1] > 0
 
 
 def write_recipe(path, **changes):

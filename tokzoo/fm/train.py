@@ -190,7 +190,7 @@ def train(recipe: Recipe, data: str | Path | list[str | Path], out: str | Path, 
                 plan(step)
             positions, rows, consumed = plans.pop(step)
             raw = pending.result() if pending is not None else stream.read(positions)
-            pending = None
+            pending, data_bytes = None, stream.bytes_read  # this process's token bytes read so far
             if cfg.num_workers and step + 1 < stop:
                 plan(step + 1)
                 pending = reader.submit(stream.read, plans[step + 1][0])
@@ -198,7 +198,8 @@ def train(recipe: Recipe, data: str | Path | list[str | Path], out: str | Path, 
             result = train_step(wrapped, optimizer, batch, cfg, step, world=world, device=dev)
             now = time.perf_counter()
             record = {"step": step + 1, "lr": lr_at(step, cfg), "loss": result["loss"], "losses": result["losses"],
-                      "tokens": result["tokens"], "tokens_per_s": result["tokens"] / max(now - t0, 1e-9)}
+                      "tokens": result["tokens"], "tokens_per_s": result["tokens"] / max(now - t0, 1e-9),
+                      "data_bytes": data_bytes}
             if held_out is not None and ((step + 1) % cfg.eval_every == 0 or step + 1 == stop):
                 record["eval"] = evaluation_losses(model, held_out, cfg.micro_batch_size or cfg.batch_size, dev)
             t0 = time.perf_counter()
