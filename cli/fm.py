@@ -152,5 +152,8 @@ def fm_eval_command(run, data, train_data, sources, targets, limit, train_limit,
     for target, r in report["targets"].items():
         click.echo(f"| {target} | {r['metric']} ({r['better']} is better) | {r['model']:.4f} | "
                    f"{r['tokenizer_ceiling']:.4f} | {r['training_prior']:.4f} |")
+        for name, also in r.get("also", {}).items():
+            click.echo(f"| {target} | {name} ({also['better']} is better) | {also['model']:.4f} | "
+                       f"{also['tokenizer_ceiling']:.4f} | {also['training_prior']:.4f} |")
     if json_path:
         json_path.write_text(json.dumps(report, indent=2) + "\n")

@@ -46,8 +46,10 @@ def test_readme_tokenize_train_generate_eval(tmp_path):
     output = run(["fm", "eval", "--model", str(runs), "--data", str(heldout), "--n", "4", "--steps", "2",
                   "--json", str(report_path), "--no-progress"])
     assert "| depth | abs_rel (lower is better) |" in output and "| semseg | miou (higher is better) |" in output
+    assert "| semseg | boundary_f1 (higher is better) |" in output
     report = json.loads(report_path.read_text())
     assert report["samples"] == 4
     depth = report["targets"]["depth"]
     assert 0 < depth["tokenizer_ceiling"] < 0.2 and depth["training_prior"] > depth["tokenizer_ceiling"]
     assert 0 <= report["targets"]["semseg"]["model"] <= 1
+    assert 0 <= report["targets"]["semseg"]["also"]["boundary_f1"]["tokenizer_ceiling"] <= 1

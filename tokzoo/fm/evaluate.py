@@ -11,7 +11,8 @@ tokenizer and compared with the sample's raw value cut by the same crop (the dat
   majority class.
 
 Metrics (tokzoo.evaluation.metrics): depth abs-rel (mean over samples), normals mean angular error
-(mean over samples), semseg mIoU (accumulated over the set).
+(mean over samples), semseg mIoU (accumulated over the set) and, structure-sensitive, semseg boundary F1
+(1-pixel tolerance, mean over samples; under ``also`` in the report).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from tokzoo.crops import apply_crop
 from tokzoo.data import make_loader
 from tokzoo.errors import ConfigError, TokzooError
-from tokzoo.evaluation.metrics import abs_rel, angular_error, mean_iou
+from tokzoo.evaluation.metrics import abs_rel, angular_error, boundary_f1, mean_iou
 
 from .generate import DecodeSettings, decode_tokens, generate
 from .masking import flatten_batch
@@ -31,6 +32,8 @@ from .model import FourM
 from .spec import check_same_vocabularies, read_manifest, specs_from_manifest
 
 METRICS = {"depth": ("abs_rel", "lower"), "normals": ("angular_error_deg", "lower"), "semseg": ("miou", "higher")}
+ALSO = {"semseg": {"boundary_f1": ("higher", lambda truths, predictions: boundary_f1(np.stack(truths), np.stack(predictions)))}}
+"""Further metrics per target, reported beside the main one."""
 
 
 def raw_crops(root: str | Path, modality: str, limit: int | None = None, keys: set[str] | None = None) -> dict[str, np.ndarray]:
@@ -117,10 +120,12 @@ def evaluate(model: FourM, data: str | Path, train_data: str | Path, sources: li
         prior = training_prior(t, list(raw_crops(train_data, t, train_limit).values()))
         truth = [truths[t][k] for k in keys]
         metric, direction = METRICS[t]
+        candidates = {"model": [predictions[t][k] for k in keys], "tokenizer_ceiling": [ceilings[t][k] for k in keys],
+                      "training_prior": [prior] * len(keys)}
         report["targets"][t] = {"metric": metric, "better": direction,
-                                "model": score(t, truth, [predictions[t][k] for k in keys]),
-                                "tokenizer_ceiling": score(t, truth, [ceilings[t][k] for k in keys]),
-                                "training_prior": score(t, truth, [prior] * len(keys))}
+                                **{name: score(t, truth, values) for name, values in candidates.items()},
+                                "also": {name: {"better": better, **{c: fn(truth, v) for c, v in candidates.items()}}
+                                         for name, (better, fn) in ALSO.get(t, {}).items()}}
     return report
 
 
