@@ -73,8 +73,23 @@ class ModalitySpec:
         return cls(**{**d, "grid": tuple(d["grid"]), "size": tuple(d["size"]) if d.get("size") else None})
 
 
+def dataset_parts(root: str | Path) -> list[Path]:
+    """The folders of one dataset: ``root``, or ``"A,B"`` = folders holding different modalities of the same
+    samples (same shards, same keys; e.g. dense features tokenized into their own folder)."""
+    return [Path(p) for p in str(root).split(",") if p]
+
+
 def read_manifest(root: str | Path) -> dict:
-    """The token dataset's manifest; InputError (one line) when missing or unreadable."""
+    """The token dataset's manifest (folders joined by "," merged); InputError (one line) when missing or unreadable."""
+    parts = dataset_parts(root)
+    if len(parts) > 1:
+        merged = {}
+        for part in parts:
+            for name, entry in read_manifest(part)["modalities"].items():
+                if name in merged:
+                    raise InputError(part / MANIFEST, f"modality {name!r} is also in another folder of {root}")
+                merged[name] = entry
+        return {"modalities": merged}
     path = Path(root) / MANIFEST
     if not path.is_file():
         from tokzoo.fourm.reader import detect_layout, manifest_for
@@ -95,7 +110,7 @@ def specs_from_manifest(root: str | Path, names: list[str], max_items: int = 16)
     dataset holds no samples.
     """
     manifest = read_manifest(root)
-    path = Path(root) / MANIFEST
+    path = dataset_parts(root)[0] / MANIFEST
     entries = manifest["modalities"]
     specs = []
     for name in names:

@@ -24,22 +24,36 @@ from tokzoo.data.plan import random_crops
 from tokzoo.errors import ConfigError, InputError, ShapeError
 
 from .masking import MaskedBatch, concat_batches, flatten_batch
-from .spec import ModalitySpec, check_same_vocabularies, read_manifest, specs_from_manifest
+from .spec import ModalitySpec, check_same_vocabularies, dataset_parts, read_manifest, specs_from_manifest
 
 
 class DatasetStream:
-    """One token dataset as an endless seeded sequence of samples; :meth:`read` fetches positions of it."""
+    """One token dataset as an endless seeded sequence of samples; :meth:`read` fetches positions of it.
+
+    ``root`` may join folders with "," (:func:`~tokzoo.fm.spec.dataset_parts`): each modality is read from
+    the folder that holds it, the folders' samples checked key by key.
+    """
 
     def __init__(self, root: str | Path, modalities: list[str], seed: int, *, shuffle: bool = True,
                  crop: int | str = "random"):
-        self.root, self.modalities, self.seed, self.shuffle, self.crop = Path(root), list(modalities), seed, shuffle, crop
-        self.dataset = TokenDataset(root, modalities, 1, shuffle=False, crop=0, seed=seed, rank=0, world_size=1)
-        counts = np.asarray(self.dataset.counts, np.int64)
+        self.root, self.modalities, self.seed, self.shuffle, self.crop = root, list(modalities), seed, shuffle, crop
+        self.parts = []
+        for part in dataset_parts(root):
+            held = [m for m in modalities if m in read_manifest(part)["modalities"]]
+            if held:
+                self.parts.append(TokenDataset(part, held, 1, shuffle=False, crop=0, seed=seed, rank=0, world_size=1))
+        if not self.parts:
+            raise InputError(root, f"holds none of the modalities {', '.join(modalities)}")
+        counts = np.asarray(self.parts[0].counts, np.int64)
+        for part in self.parts[1:]:
+            if part.counts != self.parts[0].counts:
+                raise InputError(part.root, f"its shards hold other sample counts than {self.parts[0].root}: not the same samples")
+        self.dataset = self.parts[0]
         self.size = int(counts.sum())
         if not self.size:
-            raise InputError(self.root, "the token dataset holds no samples")
+            raise InputError(root, "the token dataset holds no samples")
         self.offsets = np.concatenate([[0], np.cumsum(counts)])
-        self.opened: dict = {}
+        self.opened: list[dict] = [{} for _ in self.parts]
         self.bytes_read = 0
         self._orders: dict[int, np.ndarray] = {}
 
@@ -62,14 +76,20 @@ class DatasetStream:
         pieces = []
         for e, s in sorted({(int(epochs[i]), int(shard[i])) for i in order}):
             rows = order[(epochs[order] == e) & (shard[order] == s)]
-            n_crops = self.dataset.shard_crops(s, self.opened)
+            n_crops = self.dataset.shard_crops(s, self.opened[0])
             crops = (random_crops(n_crops, self.seed, e, s)[sample[rows]] if self.crop == "random"
                      else np.full(len(rows), self.crop, np.int64))
-            if self.crop != "random" and (n_crops[sample[rows]] <= self.crop).any():
-                raise ShapeError(self.root, f"crop {self.crop} requested, some samples have fewer crops")
+            for part, opened in zip(self.parts, self.opened):
+                if (part.shard_crops(s, opened)[sample[rows]] <= crops).any():
+                    raise ShapeError(part.root / part.shards[s], f"crop {int(crops.max())} requested, some samples have fewer crops")
             pieces.append((s, sample[rows], crops, rows))
-        batch, read = self.dataset.read_samples([p[:3] for p in pieces], self.opened)
-        self.bytes_read += read
+        batch = {}
+        for part, opened in zip(self.parts, self.opened):
+            got, read = part.read_samples([p[:3] for p in pieces], opened)
+            if "__key__" in batch and got["__key__"] != batch["__key__"]:
+                raise InputError(part.root, f"holds other samples than {self.parts[0].root} (keys differ)")
+            batch.update(got)
+            self.bytes_read += read
         back = np.argsort(np.concatenate([p[3] for p in pieces]))
         out = {k: v[back] for k, v in batch.items() if k != "__key__"}
         out["__key__"] = [batch["__key__"][i] for i in back]

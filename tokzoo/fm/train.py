@@ -33,7 +33,7 @@ from .masking import MaskedBatch, Masker, flatten_batch
 from .stream import DatasetStream, MixtureStream, mixture_specs
 from .model import FourM
 from .recipe import Recipe, TrainConfig
-from .spec import ModalitySpec, check_same_vocabularies, specs_from_manifest
+from .spec import ModalitySpec, check_same_vocabularies, dataset_parts, specs_from_manifest
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -217,7 +217,7 @@ def train(recipe: Recipe, data: str | Path | list[str | Path], out: str | Path, 
 def _checkpoint(out, model, optimizer, recipe, step, consumed, rank, world, roots) -> None:
     if rank == 0:
         save_checkpoint(out, model, recipe.raw, optimizer, {"step": step, "position": {"consumed": consumed}},
-                        roots[0] if len(roots) == 1 else None)
+                        dataset_parts(roots[0])[0])  # the first (image) folder of the first dataset: `fm eval`'s prior
     if world > 1:
         dist.barrier()
 
