@@ -96,6 +96,13 @@ class DatasetStream:
         return out
 
 
+def ordered_batches(root: str | Path, modalities: list[str], batch_size: int, crop: int = 0):
+    """Loader batches of every sample of ``root`` (folders joined by "," too) in stored order, at ``crop``."""
+    stream = DatasetStream(root, modalities, 0, shuffle=False, crop=crop)
+    for start in range(0, stream.size, batch_size):
+        yield stream.read(np.arange(start, min(stream.size, start + batch_size)))
+
+
 def mixture_specs(roots: list[str | Path], modalities: list[str], max_items: int) -> list[ModalitySpec]:
     """The model's specs of ``modalities``, each from the first dataset holding it; one dataset must hold all,
     a mixture each at least once; vocabularies must agree across datasets (ConfigError / InputError, one line)."""
