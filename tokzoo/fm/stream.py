@@ -68,14 +68,21 @@ class DatasetStream:
     def read(self, positions: np.ndarray) -> dict:
         """Samples at stream ``positions`` (k,) -> a loader batch (modality -> int64 (k, ...), "__key__")."""
         positions = np.asarray(positions, np.int64)
+        if not len(positions):
+            raise ValueError("DatasetStream.read: no positions")
         epochs = positions // self.size
-        flat = np.array([self._order(int(e))[p] for e, p in zip(epochs, positions % self.size)], np.int64)
+        flat = np.empty_like(positions)
+        for e in np.unique(epochs):
+            here = epochs == e
+            flat[here] = self._order(int(e))[positions[here] % self.size]
         shard = np.searchsorted(self.offsets, flat, side="right") - 1
         sample = flat - self.offsets[shard]
         order = np.lexsort((sample, shard, epochs))  # read shard by shard, then restore the rows' order
+        group = epochs[order] * len(self.offsets) + shard[order]
+        bounds = np.flatnonzero(np.diff(group)) + 1
         pieces = []
-        for e, s in sorted({(int(epochs[i]), int(shard[i])) for i in order}):
-            rows = order[(epochs[order] == e) & (shard[order] == s)]
+        for rows in np.split(order, bounds):
+            e, s = int(epochs[rows[0]]), int(shard[rows[0]])
             n_crops = self.dataset.shard_crops(s, self.opened[0])
             crops = (random_crops(n_crops, self.seed, e, s)[sample[rows]] if self.crop == "random"
                      else np.full(len(rows), self.crop, np.int64))
