@@ -143,6 +143,9 @@ def test_bad_input_gives_one_line_errors(tokens, tmp_path):
     write_recipe(tmp_path / "changed.yaml", modalities=["rgb", "depth"])
     fails(["fm", "train", "-r", str(tmp_path / "changed.yaml"), "--data", str(tokens), "-o", str(run)],
           "holds a run of another recipe")
+    state = json.loads((run / "trainer_state.json").read_text())
+    (run / "trainer_state.json").write_text(json.dumps({**state, "position": {"epoch": 0, "batch": 1}}))
+    fails(["fm", "train", "-r", str(tmp_path / "ok.yaml"), "--data", str(tokens), "-o", str(run)], "written by an older trainer")
     fails(["fm", "generate", "-m", str(tmp_path / "nowhere"), "--data", str(tokens), "--key", "k", "--from", "rgb", "--to",
            "depth", "-o", str(tmp_path / "g.png")], "not a trained model folder")
 

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from tokzoo.errors import ConfigError
+from tokzoo.errors import CheckpointError, ConfigError
 
 from .checkpoint import LOG, load_model, load_optimizer, read_run_config, read_state, save_checkpoint
 from .masking import MaskedBatch, Masker, flatten_batch
@@ -157,6 +157,9 @@ def train(recipe: Recipe, data: str | Path | list[str | Path], out: str | Path, 
     state = read_state(out)
     if state is not None:
         _check_resumable(out, recipe, specs)
+        if "consumed" not in state.get("position", {}):
+            raise CheckpointError(f"{out}: its data position was written by an older trainer (epoch and batch, not "
+                                  "samples per dataset); it cannot resume here, start a new --out")
     torch.manual_seed(cfg.seed)
     model = (load_model(out) if state is not None else FourM(specs, recipe.model)).to(dev)
     optimizer = make_optimizer(model, cfg)
