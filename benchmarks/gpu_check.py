@@ -46,7 +46,7 @@ from results_md import append_to_section  # noqa: E402
 SECTION = "## GPU check"
 NOMINAL_BF16 = {"H100": 989e12, "H200": 989e12}  # dense bf16 tensor-core peak of the SXM parts (FLOP/s)
 SIZES = {
-    "gpu": {"fm_preset": "4M-B", "fm_batch": 256, "fm_steps": 5, "fm_scenes": 512, "budget": 128,
+    "gpu": {"fm_preset": "4M-B", "fm_batch": 256, "fm_steps": 5, "fm_scenes": 256, "budget": 128,
             "tok_scenes": 1024, "tok_size": 256, "tok_batch": 128, "tok_workers": 8,
             "tokenizer_batch": 64, "tokenizer_steps": 12, "tokenizer_preset": None,
             "lm": {"n_embd": 768, "n_layer": 12, "n_head": 12}, "lm_layers": [3, 6, 9], "compose_batch": 32,
