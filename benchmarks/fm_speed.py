@@ -6,8 +6,9 @@ train`` runs there). Timings (best of ``--repeats`` rounds of ``--steps`` steps 
 - **peak**: ``torch.mm`` of two 2048 x 2048 float32 matrices on CPU (8192 x 8192 bf16 on CUDA), timed between
   the training rounds, so both see the same machine load;
 - **in memory**: ``train_step`` on global batches read and masked beforehand;
-- **real loader**: the same steps reading through ``tokzoo.data.make_loader`` (``--workers`` workers) with
-  masking in the loop, as ``tokzoo fm train`` does; the time spent waiting for the next batch and masking it is
+- **real loader**: the same steps reading through ``tokzoo.fm.stream.MixtureStream`` (the rows of each global
+  batch by index from the memory-mapped shards) with masking in the loop, as ``tokzoo fm train`` does (which
+  also reads the next step's rows in a background thread; not here); the time spent waiting for the next batch and masking it is
   also timed inside those steps, which a loaded machine disturbs less than two separately timed rounds.
 
 FLOPs per step are counted by ``torch.utils.flop_counter.FlopCounterMode`` over one forward + backward
@@ -33,8 +34,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from tokzoo.data import make_loader
-from tokzoo.fm.masking import Masker, flatten_batch
+from tokzoo.fm.masking import Masker
+from tokzoo.fm.stream import MixtureStream
 from tokzoo.fm.model import FourM, model_config
 from tokzoo.fm.recipe import load_recipe
 from tokzoo.fm.spec import specs_from_manifest
@@ -74,7 +75,6 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--device", default="cpu", help="cpu (float32) or cuda (bf16 autocast)")
     parser.add_argument("--no-write", action="store_true")
@@ -98,9 +98,13 @@ def measure(data: Path, args) -> dict:
     optimizer = make_optimizer(model, recipe.train)
     masker = Masker(specs, recipe.masking)
     cfg = recipe.train
-    loader = make_loader(data, list(recipe.modalities), args.batch, num_workers=args.workers, resampled=True, seed=1)
-    stream = iter(loader)
-    batches = [masker(flatten_batch(next(stream), specs), np.random.default_rng([0, i])) for i in range(args.steps)]
+    stream = MixtureStream([(data, 1.0)], specs, args.batch, seed=1)
+
+    def next_batch(step: int):
+        positions, rows = stream.plan(step)
+        return masker(stream.read(positions), [np.random.default_rng([1, step, int(r)]) for r in rows])
+
+    batches = [next_batch(i) for i in range(args.steps)]
     with FlopCounterMode(display=False) as counter, _autocast(device):
         out = model(batches[0].to(device))
         sum(out[m][0] / max(1, int(out[m][1])) for m in out).backward()
@@ -118,7 +122,7 @@ def measure(data: Path, args) -> dict:
     def real_loader():
         for i in range(args.steps):
             t = time.perf_counter()
-            batch = masker(flatten_batch(next(stream), specs), np.random.default_rng([1, i]))
+            batch = next_batch(args.steps + i)
             waits.append(time.perf_counter() - t)
             train_step(model, optimizer, batch, cfg, i, device=device)
 
@@ -164,10 +168,10 @@ def _table(r: dict, args) -> str:
         f"Machine: {machine}; load average {la[0]:.2f}, {la[1]:.2f}, {la[2]:.2f} at start, {le[0]:.2f}, {le[1]:.2f}, "
         f"{le[2]:.2f} at the end. Best of {args.repeats} rounds of {args.steps} steps; peak = torch.mm {n}^2 {str(dtype).removeprefix('torch.')}, "
         f"best of the timings between rounds. `python benchmarks/fm_speed.py --preset {args.preset} --batch {args.batch} --steps {args.steps} "
-        f"--repeats {args.repeats} --workers {args.workers} --threads {args.threads} --device {args.device}`",
+        f"--repeats {args.repeats} --threads {args.threads} --device {args.device}`",
         "",
         "| model | params | tokens/step | GFLOP/step | step s (in memory) | tokens/s | GFLOP/s | mm peak GFLOP/s | "
-        "achieved / peak | step s (real loader, workers " + str(args.workers) + ") | in memory / real loader | "
+        "achieved / peak | step s (real loader) | in memory / real loader | "
         "data wait s/step (next batch + masking) | 1 - wait / step |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         f"| {args.preset} | {r['params'] / 1e6:.1f}M | {r['tokens_per_step']:.0f} | {r['flops_per_step'] / 1e9:.1f} | "

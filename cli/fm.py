@@ -19,6 +19,16 @@ def _names(value: str) -> list[str]:
 
 
 def _decode_options(f):
+    f = click.option("--guide", "guidance", multiple=True, metavar="MODALITY=WEIGHT",
+                     help="Multimodal guidance: weight of one condition (repeatable); replaces --guidance-scale.")(f)
+    f = click.option("--guidance-scale", type=float, default=1.0, show_default=True,
+                     help="Classifier-free guidance: 1 = none, 0 = unconditional, > 1 pushes towards the inputs.")(f)
+    f = click.option("--order", type=click.Choice(["maskgit", "random"]), default="maskgit", show_default=True,
+                     help="Which tokens a parallel step fixes: the most confident (MaskGIT) or random ones (ROAR).")(f)
+    f = click.option("--temperature-schedule", type=click.Choice(["constant", "linear", "cosine"]), default="constant",
+                     show_default=True, help="Temperature over the parallel steps (linear / cosine decay towards 0).")(f)
+    f = click.option("--top-p", type=click.FloatRange(min=0, min_open=True, max=1), default=1.0, show_default=True,
+                     help="Nucleus sampling: keep the most probable ids up to this mass.")(f)
     f = click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")(f)
     f = click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True, help="0: whole vocabulary.")(f)
     f = click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True,
@@ -26,6 +36,19 @@ def _decode_options(f):
     f = click.option("--steps", type=click.IntRange(min=1), default=8, show_default=True,
                      help="Parallel decoding steps per image-like target.")(f)
     return f
+
+
+def _settings(steps, temperature, top_k, seed, top_p, temperature_schedule, order, guidance_scale, guidance):
+    from tokzoo.fm.generate import DecodeSettings
+
+    weights = []
+    for item in guidance:
+        name, _, weight = item.partition("=")
+        try:
+            weights.append((name.strip(), float(weight)))
+        except ValueError:
+            raise click.BadParameter(f"{item!r} is not MODALITY=WEIGHT", param_hint="--guide") from None
+    return DecodeSettings(steps, temperature, top_k, seed, top_p, temperature_schedule, order, guidance_scale, tuple(weights))
 
 
 @click.group("fm")
@@ -36,14 +59,17 @@ def fm_group():
 @fm_group.command("train")
 @click.option("--recipe", "-r", "recipe_path", required=True,
               help="A shipped recipe's name (fm/scenes-cpu, compose/gats; `tokzoo recipes` lists them) or a YAML file.")
-@click.option("--data", required=False, type=click.Path(file_okay=False, path_type=Path),
-              help="Token dataset folder written by `tokzoo tokenize` (not for recipes with a `compose:` section).")
+@click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Token dataset folder written by `tokzoo tokenize` (not for recipes with a `compose:` section); "
+                   "repeat for a mixture, sampled by the recipe's data.weights.")
+@click.option("--eval-data", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Held-out token dataset scored every train.eval_every steps (per-modality loss in log.jsonl).")
 @output_option("out_dir", "Run folder; a run already there is resumed.", required=True,
                type=click.Path(file_okay=False, path_type=Path))
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in total (resume later).")
 @machine_options
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
-def fm_train_command(recipe_path, data, out_dir, steps, device, threads, progress):
+def fm_train_command(recipe_path, data, eval_data, out_dir, steps, device, threads, progress):
     """Train (or resume) a recipe on DATA into OUT; DDP when launched by torchrun."""
     from tokzoo.compose.recipe import is_compose_recipe_file
     from tokzoo.fm.recipe import load_recipe
@@ -59,17 +85,19 @@ def fm_train_command(recipe_path, data, out_dir, steps, device, threads, progres
         apply_threads(threads)  # a recipe's own `threads:` still wins over the machine's default
         run_recipe(read_recipe(recipe_path, steps=steps, threads=threads), out_dir, log=click.echo, progress=progress)
         return
-    if data is None:
+    if not data:
         raise click.UsageError("Missing option '--data'.")
     recipe = load_recipe(recipe_path)
     first_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, one process speaks
     chosen = apply_threads(threads)
-    record = train(recipe, data, out_dir, steps=steps, progress=progress, device=device)
+    record = train(recipe, list(data) if len(data) > 1 else data[0], out_dir, steps=steps, progress=progress,
+                   device=device, eval_data=eval_data)
     if not first_rank:
         return
     if record:
         losses = ", ".join(f"{m} {v:.3f}" for m, v in record["losses"].items())
-        click.echo(f"step {record['step']}: loss {record['loss']:.4f} ({losses}); saved {out_dir}; "
+        held_out = f"; held-out loss {record['eval']['loss']:.4f}" if "eval" in record else ""
+        click.echo(f"step {record['step']}: loss {record['loss']:.4f} ({losses}){held_out}; saved {out_dir}; "
                    f"{threads_note(threads, chosen)}")
     else:
         click.echo(f"{out_dir}: already trained to the recipe's {recipe.train.steps} steps")
@@ -85,16 +113,15 @@ def fm_train_command(recipe_path, data, out_dir, steps, device, threads, progres
 @click.option("--scale", type=click.IntRange(1, 16), default=None,
               help="Enlarge every tile this many times (default: tiles of at least 128 px).")
 @_decode_options
-def fm_generate_command(run, data, keys, sources, targets, output, scale, steps, temperature, top_k, seed):
+def fm_generate_command(run, data, keys, sources, targets, output, scale, **decode):
     """Predict --to from --from for samples of DATA; PNG rows: inputs, predictions, ground truth."""
     from tokzoo.fm.checkpoint import load_model
     from tokzoo.fm.evaluate import example_rows
-    from tokzoo.fm.generate import DecodeSettings
     from tokzoo.viz import labelled_grid, save_png
 
     sources, targets, keys = _names(sources), _names(targets), _names(keys)
     model = load_model(run)
-    rows = example_rows(model, data, keys, sources, targets, DecodeSettings(steps, temperature, top_k, seed))
+    rows = example_rows(model, data, keys, sources, targets, _settings(**decode))
     groups = [("given", len(sources)), ("predicted", len(targets)), ("ground truth", len(targets))]
     save_png(labelled_grid(rows, [*sources, *targets, *targets], keys, groups, scale=scale), output)
     click.echo(f"{output}: one row per key; columns: {', '.join(sources)} (inputs) | "
@@ -117,22 +144,20 @@ def fm_generate_command(run, data, keys, sources, targets, output, scale, steps,
               help="Also write the report as JSON to this file.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @_decode_options
-def fm_eval_command(run, data, train_data, sources, targets, limit, train_limit, as_json, json_path, progress, steps,
-                    temperature, top_k, seed):
+def fm_eval_command(run, data, train_data, sources, targets, limit, train_limit, as_json, json_path, progress, **decode):
     """Cross-modal prediction on held-out samples vs the tokenizer ceiling and the training prior."""
     import json
 
     from tokzoo.errors import ConfigError
     from tokzoo.fm.checkpoint import load_model, read_run_config
     from tokzoo.fm.evaluate import evaluate
-    from tokzoo.fm.generate import DecodeSettings
 
     train_data = train_data or read_run_config(run).get("data")
     if not train_data:
         raise ConfigError(f"{run}: the run does not record its training data; pass --train-data")
     model = load_model(run)
     report = evaluate(model, data, train_data, _names(sources), _names(targets), limit=limit, train_limit=train_limit,
-                      settings=DecodeSettings(steps, temperature, top_k, seed), progress=progress)
+                      settings=_settings(**decode), progress=progress)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -142,6 +167,9 @@ def fm_eval_command(run, data, train_data, sources, targets, limit, train_limit,
         for target, r in report["targets"].items():
             click.echo(f"| {target} | {r['metric']} ({r['better']} is better) | {r['model']:.4f} | "
                        f"{r['tokenizer_ceiling']:.4f} | {r['training_prior']:.4f} |")
+            for name, also in r.get("also", {}).items():
+                click.echo(f"| {target} | {name} ({also['better']} is better) | {also['model']:.4f} | "
+                           f"{also['tokenizer_ceiling']:.4f} | {also['training_prior']:.4f} |")
     if json_path:
         from tokzoo.io.writes import write_output
 

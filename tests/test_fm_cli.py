@@ -47,12 +47,34 @@ def test_readme_tokenize_train_generate_eval(tmp_path):
     rgb_cell = picture[top + 2:top + 130, left + 2:left + 130]
     assert rgb_cell.std() > 5  # a real picture, not a blank cell
 
+    guided = tmp_path / "guided.png"
+    run(["fm", "generate", "--model", str(runs), "--data", str(heldout), "--key", "scene_000003", "--from", "rgb",
+         "--to", "semseg,depth", "-o", str(guided), "--steps", "2", "--order", "random", "--temperature", "1",
+         "--temperature-schedule", "linear", "--top-p", "0.9", "--guide", "rgb=2.0"])
+    assert np.asarray(Image.open(guided)).shape == (66 + 2, 5 * 66 + 2, 3)
+
     report_path = tmp_path / "eval.json"
     output = run(["fm", "eval", "--model", str(runs), "--data", str(heldout), "--n", "4", "--steps", "2",
                   "-o", str(report_path), "--no-progress"])
     assert "| depth | abs_rel (lower is better) |" in output and "| semseg | miou (higher is better) |" in output
+    assert "| semseg | boundary_f1 (higher is better) |" in output
     report = json.loads(report_path.read_text())
     assert report["samples"] == 4
     depth = report["targets"]["depth"]
     assert 0 < depth["tokenizer_ceiling"] < 0.2 and depth["training_prior"] > depth["tokenizer_ceiling"]
     assert 0 <= report["targets"]["semseg"]["model"] <= 1
+    assert 0 <= report["targets"]["semseg"]["also"]["boundary_f1"]["tokenizer_ceiling"] <= 1
+
+    # benchmarks/fm_schedules.py: MaskGIT vs random order vs one step on the same held-out samples
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "fm_schedules.py"
+    done = subprocess.run([sys.executable, str(script), "--model", str(runs), "--data", str(heldout), "--n", "2",
+                           "--steps", "2", "--threads", "1", "--no-write"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    for row in ("| MaskGIT, 2 steps |", "| random order, 2 steps |", "| one step |", "| tokenizer ceiling |"):
+        assert row in done.stdout
+    assert "semseg boundary_f1 (higher)" in done.stdout

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from tokzoo.errors import ConfigError
-from tokzoo.fm.masking import MaskedBatch, Masker, MaskingConfig, MixtureComponent, span_mask, split_budget
+from tokzoo.fm.masking import MaskedBatch, Masker, MaskingConfig, MixtureComponent, split_budget
+from tokzoo.fm.spans import corrupt, mask_sequence, merge_spans
 from tokzoo.fm.recipe import parse_recipe
 from tokzoo.fm.spec import ModalitySpec
 
@@ -99,19 +100,103 @@ def test_items_are_masked_whole_and_padding_never_chosen():
     assert not (masked.input[spec.name] & masked.target[spec.name]).any()
 
 
-def test_span_masking_keeps_inputs_and_takes_a_run_of_masked_tokens():
+def test_sentinel_span_corruption_round_trips():
+    content = np.array([5, 6, 7, 8, 9, 10])
+    keep = np.array([True, False, False, True, False, True])
+    inputs, target = corrupt(content, keep, vocab=100)
+    assert inputs.tolist() == [5, 100, 8, 101, 10]  # one sentinel per dropped span
+    assert target.tolist() == [100, 6, 7, 101, 9, 102]  # each sentinel then its span; one more sentinel ends it
+    np.testing.assert_array_equal(merge_spans(inputs, target, 100, 8), [5, 6, 7, 8, 9, 10, 0, 0])
+    assert corrupt(content, np.ones(6, bool), 100)[1].tolist() == [100]  # nothing dropped: the end sentinel alone
+    assert corrupt(content, np.zeros(6, bool), 100)[0].tolist() == [100]
+
+
+def test_sentinel_masking_respects_budgets_and_draws_keep_probability_per_sample():
     rng = np.random.default_rng(4)
-    runs = []
-    for _ in range(300):
-        kept, target = span_mask(30, 12, 8, 3.0, rng)
-        assert len(kept) == 12 and len(target) == 8 and not set(kept) & set(target)
-        masked = np.setdiff1d(np.arange(30), kept)
-        start = int(np.searchsorted(masked, target[0]))
-        np.testing.assert_array_equal(target, masked[start:start + 8])  # consecutive in the masked order
-        runs.append(int(np.sum(np.diff(np.concatenate([[0], np.isin(np.arange(30), masked).astype(int)])) == 1)))
-    assert 5 <= np.mean(runs) <= 7  # 18 masked tokens, mean span 3 -> 6 spans
-    kept, target = span_mask(10, 0, 10, 3.0, rng)
-    assert len(kept) == 0 and list(target) == list(range(10))
+    vocab, content = 50, np.arange(1, 21)
+    kept_fraction = []
+    for _ in range(2000):
+        n_in, n_target = int(rng.integers(0, 21)), int(rng.integers(0, 23))
+        inputs, target = mask_sequence(content, n_in, n_target, vocab, rng)
+        assert len(inputs) <= n_in and len(target) <= n_target
+        if n_in == 0:
+            assert len(inputs) == 0  # no input budget: the whole sequence is a target
+        if len(target):
+            assert target[0] >= vocab  # a (possibly cut) target always starts at a sentinel
+        kept = inputs[inputs < vocab]
+        assert set(kept.tolist()) <= set(content.tolist()) and not set(kept.tolist()) & set(target[target < vocab].tolist())
+        if n_in == 20 and n_target == 22:
+            kept_fraction.append(len(kept) / 20)
+            np.testing.assert_array_equal(merge_spans(inputs, target, vocab, 20), content)  # nothing lost
+    # a keep probability ~ U(0, 1) per sample: the kept fraction spreads over the whole range
+    assert 0.35 < np.mean(kept_fraction) < 0.65 and np.std(kept_fraction) > 0.2
+
+
+def sequence_batch(n, length=16, vocab=30, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, vocab, (n, length), generator=g)
+    lengths = torch.randint(0, length + 1, (n,), generator=g)
+    ids[torch.arange(length)[None] >= lengths[:, None]] = 0  # PAD after each sample's content
+    return ids, lengths
+
+
+def test_no_target_id_ever_reaches_the_decoder_ahead_of_its_slot():
+    """The leak test: over many draws, every id a decoder query reads is a target id of an earlier slot of the
+    same sample (the teacher-forced previous target), and no dropped token that is not a target reaches the
+    decoder or the encoder."""
+    from tokzoo.fm.masking import flatten_batch
+    from tokzoo.fm.model import FourM, model_config
+
+    spec = ModalitySpec("captions", "sequence", 30, (1, 16))
+    image = ModalitySpec("rgb", "image", 20, (2, 2))
+    model = FourM([image, spec], model_config("fm-tiny", dim=16, heads=2, encoder_layers=1, decoder_layers=1))
+    ids, lengths = sequence_batch(3000)
+    raw = {"rgb": torch.randint(0, 20, (3000, 4)), "captions": ids}
+    alpha = {"rgb": 1.0, "captions": 1.0}
+    config = MaskingConfig((0, 24), (1, 24), (MixtureComponent("all", alpha, alpha),))
+    masked = Masker([image, spec], config)(flatten_batch(raw, [image, spec]), [np.random.default_rng([9, b]) for b in range(3000)])
+    previous = model.previous_ids(masked)[:, image.slots:]  # the captions' slots
+    decoder, target, encoder, inputs = (masked.target_tokens["captions"], masked.target["captions"],
+                                        masked.tokens["captions"], masked.input["captions"])
+    checked = dropped_seen = 0
+    for b in range(3000):
+        n = int(lengths[b])
+        slots = torch.nonzero(target[b])[:, 0]
+        assert torch.equal(slots, torch.arange(len(slots)))  # the target sequence fills slots 0..m-1
+        reads = previous[b, slots]
+        assert reads[0] == -1 if len(slots) else True  # slot 0 reads the start token
+        assert torch.equal(reads[1:], decoder[b, slots[:-1]])  # slot j reads target j-1, nothing else
+        content = ids[b, :n].tolist()
+        targets = decoder[b, slots]
+        seen = set(encoder[b, inputs[b]].tolist()) | set(reads[1:].tolist())
+        real_targets = set(targets[targets < 30].tolist())
+        kept = set(encoder[b, inputs[b]][encoder[b, inputs[b]] < 30].tolist())
+        dropped_not_target = set(content) - kept - real_targets
+        dropped_seen += len(dropped_not_target & seen)
+        checked += len(slots)
+    assert checked > 10000 and dropped_seen == 0
+
+
+def test_sequences_get_sentinel_masks_within_budget_ranges():
+    spec = ModalitySpec("captions", "sequence", 30, (1, 16))
+    image = ModalitySpec("rgb", "image", 20, (4, 4))
+    ids, lengths = sequence_batch(2000, seed=1)
+    from tokzoo.fm.masking import flatten_batch
+
+    batch = flatten_batch({"rgb": torch.zeros(2000, 16, dtype=torch.long), "captions": ids}, [image, spec])
+    assert batch.tokens["captions"].shape == (2000, 18) and torch.equal(batch.valid["captions"].sum(1), lengths)
+    alpha = {"rgb": 1.0, "captions": 1.0}
+    config = MaskingConfig((4, 20), (6, 12), (MixtureComponent("all", alpha, alpha),))
+    masked = Masker([image, spec], config)(batch, np.random.default_rng(6))
+    n_in = masked.input["rgb"].sum(1) + masked.input["captions"].sum(1)
+    n_target = masked.target["rgb"].sum(1) + masked.target["captions"].sum(1)
+    assert int(n_in.max()) <= 20 and int(n_target.max()) <= 12
+    assert len(set(n_in.tolist())) > 10  # budgets vary per sample, over the range
+    has_text = lengths > 0
+    assert not masked.input["captions"][~has_text].any() and not masked.target["captions"][~has_text].any()
+    sentinel_rows = (masked.target_tokens["captions"] >= 30) & masked.target["captions"]
+    assert (sentinel_rows.sum(1) >= 1)[masked.target["captions"].any(1)].all()
+    assert (masked.tokens["captions"][masked.input["captions"]] < 30 + spec.sentinels).all()
 
 
 def test_split_budget_spends_exactly_and_respects_zero_alphas():
@@ -134,6 +219,8 @@ RECIPE = {"data": {"modalities": ["rgb", "depth"]}, "model": {"preset": "fm-tiny
     (lambda r: r["masking"]["mixture"][0].update(input_alpha={"audio": 1}), "names 'audio', not in data.modalities"),
     (lambda r: r["masking"]["mixture"][0].update(target_alpha=-1), "must be a number >= 0"),
     (lambda r: r["train"].update(steps=0), "train.steps must be an integer >= 1"),
+    (lambda r: r["masking"].update(input_tokens=[9, 3]), "masking.input_tokens range [9, 3] has low > high"),
+    (lambda r: r["masking"].update(target_tokens=[0, 3]), "masking.target_tokens must be an integer >= 1"),
     (lambda r: r["train"].update(lr="fast"), "train.lr must be a number"),
     (lambda r: r.update(extra={}), "unknown field 'extra' in top level"),
     (lambda r: r.pop("masking"), "section 'masking' missing"),

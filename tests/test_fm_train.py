@@ -37,8 +37,13 @@ def tokens(tmp_path_factory):
     return out
 
 
+def log_records(run):
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
 def log_losses(run):
-    return [{k: v for k, v in json.loads(line).items() if k != "tokens_per_s"} for line in (run / "log.jsonl").read_text().splitlines()]
+    """The log without what depends on the machine or the process (speed, bytes this process read)."""
+    return [{k: v for k, v in r.items() if k not in ("tokens_per_s", "data_bytes")} for r in log_records(run)]
 
 
 def test_resume_reproduces_the_loss_curve_exactly(tokens, tmp_path, one_thread):
@@ -53,7 +58,7 @@ def test_resume_reproduces_the_loss_curve_exactly(tokens, tmp_path, one_thread):
     optimizer = load_file(tmp_path / "straight" / "optimizer.safetensors")
     assert float(optimizer["mask_token.step"]) == 4 and "decoder.0.mlp.down.weight.exp_avg_sq" in optimizer
     state = json.loads((tmp_path / "straight" / "trainer_state.json").read_text())
-    assert state["step"] == 4 and state["position"] == {"epoch": 1, "batch": 2}  # 16 samples = 2 batches per epoch
+    assert state["step"] == 4 and state["position"] == {"consumed": [32]}  # 4 steps of 8 samples from the one dataset
 
 
 def test_gradient_accumulation_equals_the_whole_batch(tokens, tmp_path, one_thread):
@@ -89,6 +94,9 @@ def test_two_process_ddp_equals_one_process(tokens, tmp_path, one_thread):
     one, two = log_losses(tmp_path / "one"), log_losses(tmp_path / "two")
     assert [r["step"] for r in two] == [1, 2, 3]
     assert all(abs(x["loss"] - y["loss"]) < 1e-5 for x, y in zip(one, two))
+    # each process read only its half of every global batch: rank 0 logs its own bytes, half of one process's
+    one_bytes, two_bytes = [r["data_bytes"] for r in log_records(tmp_path / "one")], [r["data_bytes"] for r in log_records(tmp_path / "two")]
+    assert [2 * b for b in two_bytes] == one_bytes and one_bytes[-1] > 0
 
 
 def write_recipe(path, **changes):
@@ -135,6 +143,9 @@ def test_bad_input_gives_one_line_errors(tokens, tmp_path):
     write_recipe(tmp_path / "changed.yaml", modalities=["rgb", "depth"])
     fails(["fm", "train", "-r", str(tmp_path / "changed.yaml"), "--data", str(tokens), "-o", str(run)],
           "holds a run of another recipe")
+    state = json.loads((run / "trainer_state.json").read_text())
+    (run / "trainer_state.json").write_text(json.dumps({**state, "position": {"epoch": 0, "batch": 1}}))
+    fails(["fm", "train", "-r", str(tmp_path / "ok.yaml"), "--data", str(tokens), "-o", str(run)], "written by an older trainer")
     fails(["fm", "generate", "-m", str(tmp_path / "nowhere"), "--data", str(tokens), "--key", "k", "--from", "rgb", "--to",
            "depth", "-o", str(tmp_path / "g.png")], "not a trained model folder")
 
@@ -143,5 +154,11 @@ def test_bad_input_gives_one_line_errors(tokens, tmp_path):
                          ids=lambda p: p.name)
 def test_shipped_fm_recipes_parse_and_train_on_the_scene_modalities(path):
     recipe = load_recipe(path)
+    if path.name.startswith("breadth"):  # benchmarks/fm_breadth.py's pair: same model, budgets and schedule
+        twin = load_recipe(path.with_name("breadth-4.yaml" if path.name == "breadth-10.yaml" else "breadth-10.yaml"))
+        assert (recipe.model, recipe.masking.budget_ranges(), recipe.train) == (twin.model, twin.masking.budget_ranges(), twin.train)
+        assert len(recipe.modalities) in (4, 10) and set(MODALITIES) <= set(recipe.modalities)
+        return
     assert set(recipe.modalities) <= set(MODALITIES) and recipe.train.steps >= 1
-    assert recipe.masking.target_tokens <= 64 * len(recipe.modalities)  # the scenes' modalities hold 64 tokens each
+    highest_target = recipe.masking.budget_ranges()[1][1]
+    assert highest_target <= 64 * len(recipe.modalities)  # the scenes' modalities hold 64 tokens each

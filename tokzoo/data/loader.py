@@ -122,6 +122,31 @@ class TokenDataset(IterableDataset):
         if parts and not self.drop_last:
             yield self._collate(parts)
 
+    def read_samples(self, pieces: Sequence[tuple[int, np.ndarray, np.ndarray]],
+                     opened: dict[int, list[Shard]] | None = None) -> tuple[Batch, int]:
+        """Random access for trainers that choose their own rows: ``pieces`` = [(shard id, sample indices (k,),
+        crop indices (k,))] -> (one batch of those samples in that order, bytes of tokens read from the shards).
+
+        ``opened``: a dict the caller keeps to reuse opened (memory-mapped, validated) shards between calls.
+        """
+        parts, read = [], 0
+        for shard_id, samples, crops in pieces:
+            shards = opened.get(shard_id) if opened is not None else None
+            if shards is None:
+                shards = self._open(shard_id)
+                if opened is not None:
+                    opened[shard_id] = shards
+            parts.append(_gather(shards, np.asarray(samples), np.asarray(crops), self.pad_ids, self.id_limits))
+            read += sum(t.nbytes for t in parts[-1][0])
+        return self._collate(parts), read
+
+    def shard_crops(self, shard_id: int, opened: dict[int, list[Shard]] | None = None) -> np.ndarray:
+        """(n,) int64 crop counts of a shard's samples."""
+        shards = (opened or {}).get(shard_id) or self._open(shard_id)
+        if opened is not None:
+            opened[shard_id] = shards
+        return shards[0].n_crops
+
     def _open(self, shard_id: int) -> list[Shard]:
         name = self.shards[shard_id]
         shards = [self.fourm.open(m, name) if self.fourm else open_shard(self.root / m / name) for m in self.modalities]

@@ -11,11 +11,13 @@ tokenizer and compared with the sample's raw value cut by the same crop (the dat
   majority class.
 
 Metrics (tokzoo.evaluation.metrics): depth abs-rel (mean over samples), normals mean angular error
-(mean over samples), semseg mIoU (accumulated over the set).
+(mean over samples), semseg mIoU (accumulated over the set) and, structure-sensitive, semseg boundary F1
+(1-pixel tolerance, mean over samples; under ``also`` in the report).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +25,19 @@ import numpy as np
 from tokzoo.crops import apply_crop
 from tokzoo.data import make_loader
 from tokzoo.errors import ConfigError, TokzooError
-from tokzoo.evaluation.metrics import abs_rel, angular_error, mean_iou
+from tokzoo.evaluation.metrics import abs_rel, angular_error, boundary_f1, mean_iou
 
 from .generate import DecodeSettings, check_request, decode_tokens, generate
 from .masking import flatten_batch
+from .stream import ordered_batches
 from .model import FourM
-from .spec import check_same_vocabularies, read_manifest, specs_from_manifest
+from .spec import check_same_vocabularies, dataset_parts, read_manifest, specs_from_manifest
 
+UNDECODABLE = np.full((16, 16, 3), 160, np.uint8)
+"""The grey cell ``tokzoo fm generate`` draws for a prediction its tokenizer cannot decode."""
 METRICS = {"depth": ("abs_rel", "lower"), "normals": ("angular_error_deg", "lower"), "semseg": ("miou", "higher")}
+ALSO = {"semseg": {"boundary_f1": ("higher", lambda truths, predictions: boundary_f1(np.stack(truths), np.stack(predictions)))}}
+"""Further metrics per target, reported beside the main one."""
 
 
 def raw_crops(root: str | Path, modality: str, limit: int | None = None, keys: set[str] | None = None) -> dict[str, np.ndarray]:
@@ -39,6 +46,7 @@ def raw_crops(root: str | Path, modality: str, limit: int | None = None, keys: s
     from tokzoo.io import decode_sample
     from tokzoo.pipeline.plan import open_input
 
+    root = next((p for p in dataset_parts(root) if modality in read_manifest(p)["modalities"]), root)  # "a,b": its folder
     entry = read_manifest(root)["modalities"][modality]
     loader = make_loader(root, ["crops", modality], 256, shuffle=False, crop=0)
     boxes = {}
@@ -98,9 +106,8 @@ def evaluate(model: FourM, data: str | Path, train_data: str | Path, sources: li
     by_name = {s.name: s for s in model.specs}
     truths = {t: raw_crops(data, t, limit) for t in targets}
     predictions, ceilings, keys = {t: {} for t in targets}, {t: {} for t in targets}, []
-    loader = make_loader(data, names, batch_size, shuffle=False, crop=0)
-    bar = tqdm(total=limit or loader.dataset.num_samples, disable=not progress, desc="fm eval", unit="sample")
-    for batch in loader:
+    bar = tqdm(total=limit, disable=not progress, desc="fm eval", unit="sample")
+    for batch in ordered_batches(data, names, batch_size):  # a dataset of several folders ("a,b") too
         if limit and len(keys) >= limit:
             break
         batch_keys = batch["__key__"]
@@ -118,10 +125,12 @@ def evaluate(model: FourM, data: str | Path, train_data: str | Path, sources: li
         prior = training_prior(t, list(raw_crops(train_data, t, train_limit).values()))
         truth = [truths[t][k] for k in keys]
         metric, direction = METRICS[t]
+        candidates = {"model": [predictions[t][k] for k in keys], "tokenizer_ceiling": [ceilings[t][k] for k in keys],
+                      "training_prior": [prior] * len(keys)}
         report["targets"][t] = {"metric": metric, "better": direction,
-                                "model": score(t, truth, [predictions[t][k] for k in keys]),
-                                "tokenizer_ceiling": score(t, truth, [ceilings[t][k] for k in keys]),
-                                "training_prior": score(t, truth, [prior] * len(keys))}
+                                **{name: score(t, truth, values) for name, values in candidates.items()},
+                                "also": {name: {"better": better, **{c: fn(truth, v) for c, v in candidates.items()}}
+                                         for name, (better, fn) in ALSO.get(t, {}).items()}}
     return report
 
 
@@ -136,7 +145,7 @@ def example_rows(model: FourM, data: str | Path, keys: list[str], sources: list[
     check_same_vocabularies(model.specs, specs_from_manifest(data, names), data)
     by_name = {s.name: s for s in model.specs}
     batches = {}
-    for batch in make_loader(data, names, 64, shuffle=False, crop=0):
+    for batch in ordered_batches(data, names, 64):
         for i, k in enumerate(batch["__key__"]):
             if k in keys:
                 batches[k] = {m: batch[m][i:i + 1] for m in names} | {"__key__": [k]}
@@ -153,12 +162,33 @@ def example_rows(model: FourM, data: str | Path, keys: list[str], sources: list[
             spec = by_name[m]
             tok = run_tokenizer({"tokenizer": spec.tokenizer, "untrained": spec.untrained, "content_hash": spec.content_hash})
             tokens = generated[m] if kind == "prediction" else masked.tokens[m]
-            value = decode_tokens(spec, tokens, masked.valid[m])[0]
+            try:
+                value = decode_tokens(spec, tokens, masked.valid[m])[0]
+            except TokzooError:  # a generated sequence that is no valid structure (a palette without a colour count)
+                row.append(UNDECODABLE)
+                continue
             if kind != "prediction" and key in truths[m]:
                 value = truths[m][key]
-            row.append(tok.codec.visualize(value))
+            row.append(_picture(tok, value))
         rows.append(row)
     return rows
+
+
+def _picture(tok, value) -> np.ndarray:
+    """uint8 (H, W, 3) of a decoded value: the codec's picture; a palette's colour swatches; other structures
+    (metadata, boxes, captions) as a text strip."""
+    if hasattr(tok, "codec"):
+        return tok.codec.visualize(value)
+    if isinstance(value, dict) and "colors" in value:
+        colors = np.asarray(value["colors"], np.uint8).reshape(-1, 3)
+        return np.repeat(np.repeat(colors[None], 16, 0), 16, 1) if len(colors) else UNDECODABLE
+    from PIL import Image, ImageDraw
+
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    lines = [text[i:i + 40] for i in range(0, min(len(text), 400), 40)] or [""]
+    image = Image.new("RGB", (6 * 40 + 4, 11 * len(lines) + 4), (255, 255, 255))
+    ImageDraw.Draw(image).multiline_text((2, 2), "\n".join(lines), fill=(0, 0, 0))
+    return np.asarray(image)
 
 
 def _raw_or_none(data, modality: str, keys: set[str]) -> dict:

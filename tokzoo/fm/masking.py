@@ -2,33 +2,36 @@
 
 Per sample (numbers from 4M, ``fourm/data/masking.py``; the code here is tokzoo's own):
 
-1. Pick one component of the Dirichlet mixture by its weight (4M-7: "rgb -> all" and "all -> all").
-2. Split the input budget N_in across the modalities the sample has: shares ~ Dirichlet(alpha_in), budget
+1. Draw the sample's input and target budgets N_in, N_target (a fixed number, or uniform in a [low, high]
+   range) and pick one component of the Dirichlet mixture by its weight (4M-7: "rgb -> all" and "all -> all").
+2. Split N_in across the modalities the sample has: shares ~ Dirichlet(alpha_in), budget
    floor(share * N_in), the remainder handed out one token at a time to the argmax of further Dirichlet
    draws; each clamped to the tokens the modality has. A modality with alpha 0 gets nothing (the limit
    alpha -> 0); a modality the sample lacks takes no part (Dirichlet aggregation: the others' shares are
    Dirichlet of their own alphas).
-3. Split the target budget the same way with alpha_target, clamped to the tokens left after the input, so
-   input and target never overlap.
+3. Split N_target the same way with alpha_target, clamped to the tokens left after the input (image-like
+   modalities: input and target never overlap) or to the longest target a sequence can have.
 4. Choose the tokens. ``image``: one random permutation of the positions, the first k input, the next m
    target. ``items``: the same over whole items (budgets in tokens, rounded down to whole items).
-   ``sequence``: span masking: the kept tokens are the input, the rest is cut into random spans (mean
-   length ``mean_span``) of which a contiguous run of ``m`` masked tokens is the target. Spans are
-   addressed by their positions (the decoder sees the position of every target token), so no sentinel
-   tokens are needed.
+   ``sequence``: T5-style span corruption with sentinels (:mod:`.spans`): the encoder gets the kept tokens
+   and one sentinel per dropped span, the decoder the sentinels each followed by its span.
 
-Masks are boolean (B, L_m) per modality; budgets are tokens.
+Masks are boolean (B, S_m) per modality over the modality's slots (``spec.slots``); budgets are tokens.
+Each sample's draws come from its own generator (seeded per (seed, step, row) in training), so a process
+can mask just its own rows of a global batch and get the masks one process would.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from tokzoo.errors import ConfigError
 
+from .spans import PAD, mask_sequence
 from .spec import ModalitySpec
 
 
@@ -44,52 +47,82 @@ class MixtureComponent:
 
 @dataclass(frozen=True)
 class MaskingConfig:
-    input_tokens: int
-    target_tokens: int
+    """Budgets per sample: a number, or an inclusive (low, high) range drawn uniformly per sample."""
+
+    input_tokens: int | tuple[int, int]
+    target_tokens: int | tuple[int, int]
     mixture: tuple[MixtureComponent, ...]
-    mean_span: float = 3.0
+
+    def budget_ranges(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        as_range = lambda v: (int(v), int(v)) if isinstance(v, (int, np.integer)) else (int(v[0]), int(v[1]))  # noqa: E731
+        return as_range(self.input_tokens), as_range(self.target_tokens)
 
 
 @dataclass
 class MaskedBatch:
-    """A batch ready for the model. Per modality, (B, L_m): ``tokens`` int64 (absent tokens hold 0),
-    ``valid`` (the sample has this token), ``input`` and ``target`` (disjoint subsets of ``valid``)."""
+    """A batch ready for the model. Per modality, (B, S_m) over its slots: ``tokens`` int64 what the encoder
+    reads (absent tokens hold 0), ``valid`` (the sample has this token), ``input`` and ``target`` masks.
+
+    Image-like modalities: ``input`` and ``target`` are disjoint subsets of ``valid`` and the decoder predicts
+    ``tokens``. Sequences after masking: ``tokens`` holds the encoder's sequence (kept ids + sentinels) and
+    ``target_tokens`` the decoder's (sentinels + spans), each from slot 0, marked by ``input`` / ``target``.
+    """
 
     tokens: dict[str, torch.Tensor]
     valid: dict[str, torch.Tensor]
     input: dict[str, torch.Tensor] = field(default_factory=dict)
     target: dict[str, torch.Tensor] = field(default_factory=dict)
+    target_tokens: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def batch_size(self) -> int:
         return next(iter(self.tokens.values())).shape[0]
 
+    def decoder_tokens(self, modality: str) -> torch.Tensor:
+        """(B, S_m) ids the decoder predicts (and, for sequences, reads shifted by one)."""
+        return self.target_tokens.get(modality, self.tokens[modality])
+
+    def _map(self, fn) -> "MaskedBatch":
+        apply = lambda d: {m: fn(t) for m, t in d.items()}  # noqa: E731
+        return MaskedBatch(apply(self.tokens), apply(self.valid), apply(self.input), apply(self.target),
+                           apply(self.target_tokens))
+
     def rows(self, start: int, stop: int) -> "MaskedBatch":
-        """Samples ``start:stop`` (a rank's or a micro-batch's share)."""
-        cut = lambda d: {m: t[start:stop] for m, t in d.items()}  # noqa: E731
-        return MaskedBatch(cut(self.tokens), cut(self.valid), cut(self.input), cut(self.target))
+        """Samples ``start:stop`` (a micro-batch's share)."""
+        return self._map(lambda t: t[start:stop])
 
     def to(self, device) -> "MaskedBatch":
-        move = lambda d: {m: t.to(device, non_blocking=True) for m, t in d.items()}  # noqa: E731
-        return MaskedBatch(move(self.tokens), move(self.valid), move(self.input), move(self.target))
+        return self._map(lambda t: t.to(device, non_blocking=True))
 
-    def with_masks(self, input: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> "MaskedBatch":
-        return replace(self, input=input, target=target)
+    def with_masks(self, input: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
+                   tokens: dict[str, torch.Tensor] | None = None,
+                   target_tokens: dict[str, torch.Tensor] | None = None) -> "MaskedBatch":
+        return replace(self, input=input, target=target, tokens={**self.tokens, **(tokens or {})},
+                       target_tokens={**self.target_tokens, **(target_tokens or {})})
+
+
+def concat_batches(parts: list[MaskedBatch]) -> MaskedBatch:
+    """Samples of several batches (same modalities) stacked in order."""
+    if len(parts) == 1:
+        return parts[0]
+    cat = lambda field_name: {m: torch.cat([getattr(p, field_name)[m] for p in parts]) for m in getattr(parts[0], field_name)}  # noqa: E731
+    return MaskedBatch(cat("tokens"), cat("valid"), cat("input"), cat("target"), cat("target_tokens"))
 
 
 def flatten_batch(batch: dict, specs: list[ModalitySpec]) -> MaskedBatch:
-    """A loader batch (``tokzoo.data``: modality -> int64 (B, *token_shape)) -> tokens and validity (B, L_m).
+    """A loader batch (``tokzoo.data``: modality -> int64 (B, *token_shape)) -> tokens and validity (B, S_m).
 
     A modality missing from the batch is all-invalid (the samples lack it). Items beyond ``max_items`` are
-    dropped; absent items (``pad_id``) are invalid.
+    dropped; absent items (``pad_id``) are invalid. Sequences: PAD-filled to their slots, valid up to the
+    first PAD (an empty sequence counts as missing).
     """
     size = next(len(v) for k, v in batch.items() if not k.startswith("__"))
     tokens, valid = {}, {}
     for spec in specs:
         t = batch.get(spec.name)
         if t is None:
-            tokens[spec.name] = torch.zeros(size, spec.length, dtype=torch.long)
-            valid[spec.name] = torch.zeros(size, spec.length, dtype=torch.bool)
+            tokens[spec.name] = torch.zeros(size, spec.slots, dtype=torch.long)
+            valid[spec.name] = torch.zeros(size, spec.slots, dtype=torch.bool)
             continue
         t = torch.as_tensor(t, dtype=torch.long)
         if spec.kind == "items":
@@ -104,13 +137,18 @@ def flatten_batch(batch: dict, specs: list[ModalitySpec]) -> MaskedBatch:
             t = t.reshape(size, -1)
             if t.shape[1] != spec.length:
                 raise ConfigError(f"modality {spec.name!r}: {t.shape[1]} tokens per sample, the model expects {spec.length}")
+            if spec.kind == "sequence":
+                t = torch.cat([t, torch.full((size, spec.slots - spec.length), PAD, dtype=torch.long)], 1)
+                valid[spec.name] = torch.cumsum(t == PAD, 1) == 0
+            else:
+                valid[spec.name] = torch.ones_like(t, dtype=torch.bool)
             tokens[spec.name] = t
-            valid[spec.name] = torch.ones_like(t, dtype=torch.bool)
     return MaskedBatch(tokens, valid)
 
 
 class Masker:
-    """Draws input/target masks for a :class:`MaskedBatch` from a numpy Generator (seed it per step)."""
+    """Draws input/target masks for a :class:`MaskedBatch`: from one numpy Generator for the whole batch, or
+    from one Generator per sample (what training does, so any subset of rows masks the same)."""
 
     def __init__(self, specs: list[ModalitySpec], config: MaskingConfig):
         self.specs, self.config = specs, config
@@ -121,36 +159,50 @@ class Masker:
         self.weights = weights / weights.sum()
         self.alphas = [(np.array([c.input_alpha.get(n, 0.0) for n in names], np.float64),
                         np.array([c.target_alpha.get(n, 0.0) for n in names], np.float64)) for c in config.mixture]
+        self.ranges = config.budget_ranges()
 
-    def __call__(self, batch: MaskedBatch, rng: np.random.Generator) -> MaskedBatch:
+    def __call__(self, batch: MaskedBatch, rng: np.random.Generator | Sequence[np.random.Generator]) -> MaskedBatch:
+        rngs = [rng] * batch.batch_size if isinstance(rng, np.random.Generator) else list(rng)
+        if len(rngs) != batch.batch_size:
+            raise ValueError(f"{len(rngs)} generators for {batch.batch_size} samples")
         valid = {s.name: batch.valid[s.name].numpy() for s in self.specs}
+        tokens = {s.name: batch.tokens[s.name].numpy() for s in self.specs if s.kind == "sequence"}
         inputs = {s.name: np.zeros_like(valid[s.name]) for s in self.specs}
         targets = {s.name: np.zeros_like(valid[s.name]) for s in self.specs}
-        for b in range(batch.batch_size):
-            self._sample(b, valid, inputs, targets, rng)
+        encoder_ids = {m: np.zeros_like(t) for m, t in tokens.items()}
+        decoder_ids = {m: np.zeros_like(t) for m, t in tokens.items()}
+        for b, r in enumerate(rngs):
+            self._sample(b, valid, tokens, inputs, targets, encoder_ids, decoder_ids, r)
         as_torch = lambda d: {m: torch.from_numpy(v) for m, v in d.items()}  # noqa: E731
-        return batch.with_masks(as_torch(inputs), as_torch(targets))
+        return batch.with_masks(as_torch(inputs), as_torch(targets), as_torch(encoder_ids), as_torch(decoder_ids))
 
-    def _sample(self, b: int, valid: dict, inputs: dict, targets: dict, rng: np.random.Generator) -> None:
+    def _sample(self, b, valid, tokens, inputs, targets, encoder_ids, decoder_ids, rng: np.random.Generator) -> None:
+        (in_low, in_high), (target_low, target_high) = self.ranges
+        n_input, n_target_total = int(rng.integers(in_low, in_high + 1)), int(rng.integers(target_low, target_high + 1))
         units = np.array([valid[s.name][b].sum() // s.item_tokens for s in self.specs])  # tokens, or whole items
         present = units > 0
         input_alpha, target_alpha = self.alphas[rng.choice(len(self.weights), p=self.weights)]
         per_unit = np.array([s.item_tokens for s in self.specs])
-        n_in = np.minimum(split_budget(self.config.input_tokens, input_alpha * present, rng) // per_unit, units)
-        n_target = np.minimum(split_budget(self.config.target_tokens, target_alpha * present, rng) // per_unit, units - n_in)
+        is_sequence = np.array([s.kind == "sequence" for s in self.specs])
+        n_in = np.minimum(split_budget(n_input, input_alpha * present, rng) // per_unit, units)
+        room = np.where(is_sequence, units + 2, units - n_in)  # a sequence's target: its content + 2 sentinels
+        n_target = np.minimum(split_budget(n_target_total, target_alpha * present, rng) // per_unit, room)
         for j, spec in enumerate(self.specs):
             if not present[j]:
                 continue
-            where = np.flatnonzero(valid[spec.name][b])
+            m = spec.name
             if spec.kind == "sequence":
-                chosen_in, chosen_target = span_mask(len(where), int(n_in[j]), int(n_target[j]), self.config.mean_span, rng)
-            else:
-                order = rng.permutation(int(units[j]))
-                chosen_in, chosen_target = order[:n_in[j]], order[n_in[j]:n_in[j] + n_target[j]]
+                encoder, decoder = mask_sequence(tokens[m][b, :units[j]], int(n_in[j]), int(n_target[j]), spec.vocab_size, rng)
+                encoder_ids[m][b, :len(encoder)], decoder_ids[m][b, :len(decoder)] = encoder, decoder
+                inputs[m][b, :len(encoder)], targets[m][b, :len(decoder)] = True, True
+                continue
+            where = np.flatnonzero(valid[m][b])
+            order = rng.permutation(int(units[j]))
+            chosen_in, chosen_target = order[:n_in[j]], order[n_in[j]:n_in[j] + n_target[j]]
             t = spec.item_tokens  # unit u covers the unit's tokens u*t .. u*t + t - 1 among the valid ones
             expand = lambda u: where[(u[:, None] * t + np.arange(t)).ravel()]  # noqa: E731
-            inputs[spec.name][b, expand(np.asarray(chosen_in, np.int64))] = True
-            targets[spec.name][b, expand(np.asarray(chosen_target, np.int64))] = True
+            inputs[m][b, expand(np.asarray(chosen_in, np.int64))] = True
+            targets[m][b, expand(np.asarray(chosen_target, np.int64))] = True
 
 
 def split_budget(total: int, alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -170,38 +222,3 @@ def split_budget(total: int, alpha: np.ndarray, rng: np.random.Generator) -> np.
         part += np.bincount(rng.dirichlet(a, size=left).argmax(-1), minlength=len(a))
     budget[positive] = part
     return budget
-
-
-def span_mask(length: int, n_keep: int, n_target: int, mean_span: float,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Span masking of a sequence of ``length`` tokens: (kept positions, target positions), disjoint.
-
-    The ``length - n_keep`` masked tokens form ``round(masked / mean_span)`` spans (at least one) laid
-    between runs of kept tokens, both cut at random; the target is ``n_target`` consecutive masked tokens
-    (in sequence order) starting at a random span.
-    """
-    n_masked = length - n_keep
-    if n_masked <= 0:
-        return np.arange(length), np.zeros(0, np.int64)
-    spans = int(np.clip(round(n_masked / mean_span), 1, min(n_masked, n_keep + 1)))
-    masked_runs = _composition(n_masked, spans, rng, positive=True)
-    kept_runs = _composition(n_keep - (spans - 1), spans + 1, rng, positive=False)
-    kept_runs[1:-1] += 1  # spans are separated by at least one kept token
-    is_masked, starts = np.zeros(length, bool), []
-    position = 0
-    for i in range(spans):
-        position += kept_runs[i]
-        starts.append(position)
-        is_masked[position:position + masked_runs[i]] = True
-        position += masked_runs[i]
-    masked = np.flatnonzero(is_masked)
-    first = min(int(np.searchsorted(masked, starts[rng.integers(spans)])), len(masked) - n_target)
-    return np.flatnonzero(~is_masked), masked[first:first + n_target]
-
-
-def _composition(n: int, parts: int, rng: np.random.Generator, positive: bool) -> np.ndarray:
-    """A uniformly random split of ``n`` into ``parts`` integers (each >= 1 if ``positive``, else >= 0)."""
-    if positive:
-        cuts = np.sort(rng.choice(np.arange(1, n), parts - 1, replace=False)) if parts > 1 else np.zeros(0, np.int64)
-        return np.diff(np.concatenate([[0], cuts, [n]])).astype(np.int64)
-    return _composition(n + parts, parts, rng, positive=True) - 1

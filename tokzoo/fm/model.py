@@ -3,15 +3,16 @@
 Every token of every modality has an embedding ``where`` = fixed sin-cos position (2-D on its grid, 1-D for
 sequences) + a learned embedding of its modality. The encoder sees the *input* tokens (token embedding +
 where) and one always-present learned context token (so a sample with no input still has a context). The
-decoder gets one query per *target* token: mask token + where (+ the previous token's embedding for
-sequences, teacher-forced); its self-attention stays within a modality (and is causal within a sequence),
+decoder gets one query per *target* token: mask token + where (+ for sequences the embedding of the previous
+id of the *target* sequence, teacher-forced: sentinels and spans, never a dropped token that is not a target;
+see :mod:`.spans`); its self-attention stays within a modality (and is causal within a sequence),
 its cross-attention reads a projection of the encoder output plus the inputs' ``where``. Each modality's
 logits come from the decoder output times that modality's token embedding (tied head), divided by sqrt(D)
 as in T5, since token embeddings start at unit scale like the positions. The per-modality
 cross-entropy sums and counts come back so the trainer can average within each modality over the whole
 global batch, then across modalities.
 
-Shapes: B samples, L = sum of the modalities' lengths, K <= L inputs, M <= L targets, D width.
+Shapes: B samples, L = sum of the modalities' slots (``spec.slots``), K <= L inputs, M <= L targets, D width.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def sincos_positions(spec: ModalitySpec, dim: int) -> torch.Tensor:
         return torch.cat([angle.sin(), angle.cos()], 1)
 
     if spec.kind == "sequence":
-        return one_axis(spec.length, dim).float()
+        return one_axis(spec.slots, dim).float()
     rows, cols = spec.grid
     r, c = one_axis(rows, dim // 2), one_axis(cols, dim // 2)
     return torch.cat([r[:, None].expand(-1, cols, -1), c[None].expand(rows, -1, -1)], -1).reshape(rows * cols, dim).float()
@@ -107,7 +108,7 @@ class FourM(nn.Module):
         super().__init__()
         self.specs, self.config = list(specs), config
         d = config.dim
-        self.embeddings = nn.ModuleDict({s.name: nn.Embedding(s.vocab_size, d) for s in specs})
+        self.embeddings = nn.ModuleDict({s.name: nn.Embedding(s.model_vocab, d) for s in specs})
         self.modality_embedding = nn.Parameter(torch.zeros(len(specs), d))
         self.mask_token = nn.Parameter(torch.zeros(d))
         self.context_token = nn.Parameter(torch.zeros(d))
@@ -119,11 +120,11 @@ class FourM(nn.Module):
         self.context_proj = nn.Linear(d, d, bias=False)
         self.decoder = nn.ModuleList(DecoderBlock(d, config.heads, config.mlp_ratio) for _ in range(config.decoder_layers))
         self.decoder_norm = layer_norm(d)
-        lengths = [s.length for s in specs]
+        lengths = [s.slots for s in specs]
         self.register_buffer("positions", torch.cat([sincos_positions(s, d) for s in specs]), persistent=False)
         self.register_buffer("modality_index", torch.cat([torch.full((n,), j) for j, n in enumerate(lengths)]), persistent=False)
         self.register_buffer("position_index", torch.cat([torch.arange(n) for n in lengths]), persistent=False)
-        self.register_buffer("is_sequence", torch.cat([torch.full((s.length,), s.kind == "sequence") for s in specs]), persistent=False)
+        self.register_buffer("is_sequence", torch.cat([torch.full((s.slots,), s.kind == "sequence") for s in specs]), persistent=False)
         self.apply(_init)
         for e in self.embeddings.values():  # unit scale like the sin-cos positions; the tied heads divide by sqrt(D) (T5)
             nn.init.normal_(e.weight, std=1.0)
@@ -145,18 +146,28 @@ class FourM(nn.Module):
     def _token_embeddings(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         return torch.cat([self.embeddings[s.name](tokens[s.name]) for s in self.specs], 1)
 
-    def _previous_token_embeddings(self, tokens: dict[str, torch.Tensor], embedded: torch.Tensor) -> torch.Tensor:
-        """(B, L, D): for sequence slots the embedding of the previous token (start token at position 0), else 0."""
-        parts, start = [], 0
+    def previous_ids(self, batch: MaskedBatch) -> torch.Tensor:
+        """(B, L) int64: per sequence slot the id its decoder query reads, the previous slot's *decoder* token
+        (-1 at slot 0: the start token); -1 for other modalities' slots (they read nothing)."""
+        parts = []
         for s in self.specs:
-            e = embedded[:, start:start + s.length]
-            if s.kind == "sequence":
-                first = self.start_token.expand(e.shape[0], 1, -1).to(e.dtype)
-                parts.append(torch.cat([first, e[:, :-1]], 1))
-            else:
-                parts.append(torch.zeros_like(e))
-            start += s.length
+            ids = batch.decoder_tokens(s.name)
+            none = torch.full_like(ids[:, :1], -1)
+            parts.append(torch.cat([none, ids[:, :-1]], 1) if s.kind == "sequence" else torch.full_like(ids, -1))
         return torch.cat(parts, 1)
+
+    def _previous_token_embeddings(self, batch: MaskedBatch, index: torch.Tensor) -> torch.Tensor:
+        """(B, M, D) for the target slots ``index``: the embedding of :meth:`previous_ids` (start token at slot 0), else 0."""
+        previous = torch.gather(self.previous_ids(batch), 1, index)
+        out = torch.zeros(*index.shape, self.config.dim, device=index.device, dtype=self.mask_token.dtype)
+        modality = self.modality_index[index]
+        for j, s in enumerate(self.specs):
+            if s.kind != "sequence":
+                continue
+            here = modality == j
+            ids = previous[here]
+            out[here] = torch.where((ids < 0)[:, None], self.start_token, self.embeddings[s.name](ids.clamp(min=0)))
+        return out
 
     # -- encoder / decoder --------------------------------------------------------------------------------
     def encode(self, batch: MaskedBatch, return_layers: bool = False):
@@ -172,8 +183,8 @@ class FourM(nn.Module):
         x = gather_rows(self._token_embeddings(batch.tokens) + where, index)
         where_in = where[index]
         x = torch.cat([self.context_token.expand(b, 1, -1).to(x.dtype), x], 1)
-        where_in = torch.cat([torch.zeros_like(where_in[:, :1]), where_in], 1)
-        keep = torch.cat([torch.ones_like(keep[:, :1]), keep], 1)
+        where_in = torch.cat([where_in.new_zeros(b, 1, where_in.shape[-1]), where_in], 1)  # (B, 1, D) even with no inputs
+        keep = torch.cat([keep.new_ones(b, 1), keep], 1)
         mask = keep[:, None, None, :]
         layers = [x]
         for block in self.encoder:
@@ -195,8 +206,7 @@ class FourM(nn.Module):
         where = self._where()
         q = self.mask_token + where[index]
         if self.has_sequences:
-            embedded = self._token_embeddings(batch.tokens)
-            q = q + gather_rows(self._previous_token_embeddings(batch.tokens, embedded), index)
+            q = q + self._previous_token_embeddings(batch, index)
         modality, position, sequence = self.modality_index[index], self.position_index[index], self.is_sequence[index]
         causal = ~sequence[:, :, None] | (position[:, None, :] <= position[:, :, None])
         self_mask = (modality[:, :, None] == modality[:, None, :]) & keep[:, None, :] & causal
@@ -210,7 +220,7 @@ class FourM(nn.Module):
         """Per modality: ``(logits (n, V) float, sample (n,), position (n,))`` for its n target tokens."""
         hidden, index, keep = self.decode(batch)
         modality = self.modality_index[index]
-        offsets = torch.cumsum(torch.tensor([0] + [s.length for s in self.specs], device=index.device), 0)
+        offsets = torch.cumsum(torch.tensor([0] + [s.slots for s in self.specs], device=index.device), 0)
         out = {}
         for j, s in enumerate(self.specs):
             chosen = keep & (modality == j)
@@ -225,7 +235,7 @@ class FourM(nn.Module):
         (count 0 when it has no targets), so every head takes part in backward (DDP needs that)."""
         out = {}
         for name, (logits, sample, position) in self.target_logits(batch).items():
-            target = batch.tokens[name][sample, position]
+            target = batch.decoder_tokens(name)[sample, position]
             out[name] = (F.cross_entropy(logits, target, reduction="sum"), torch.tensor(len(target), device=logits.device))
         return out
 

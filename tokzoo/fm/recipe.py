@@ -1,16 +1,15 @@
 """The YAML recipe of a 4M-style training run: data, model, masking, train. Read with yaml.safe_load.
 
 ```yaml
-data: {modalities: [rgb, depth, normals, semseg], max_items: 16}
+data: {modalities: [rgb, depth, normals, semseg], max_items: 16}   # weights: [3, 1] for two --data datasets
 model: {preset: fm-tiny, dim: 192, encoder_layers: 3}        # a preset, any field overridden
 masking:
-  input_tokens: 64                  # input budget per sample (4M: 128)
-  target_tokens: 64                 # target budget per sample (4M: 128)
-  mean_span: 3                      # sequences: mean masked span length
+  input_tokens: 64                  # input budget per sample (4M: 128), or a range [low, high] drawn per sample
+  target_tokens: [32, 64]           # target budget per sample (4M: 128)
   mixture:                          # Dirichlet settings; alpha: a number for every modality, or per modality (absent = 0)
     - {name: rgb->all, weight: 1, input_alpha: {rgb: 1000}, target_alpha: 0.5}
     - {name: all->all, weight: 1, input_alpha: 0.5, target_alpha: 0.5}
-train: {steps: 600, batch_size: 32, micro_batch_size: 32, lr: 1.0e-3, warmup_steps: 50}
+train: {steps: 600, batch_size: 32, micro_batch_size: 32, lr: 1.0e-3, warmup_steps: 50, eval_every: 100}
 ```
 
 Every problem is a ConfigError of one line naming the file and the field.
@@ -40,8 +39,10 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
     seed: int = 0
-    num_workers: int = 1
+    num_workers: int = 1           # > 0: read the next global batch in a background thread while a step trains
     checkpoint_every: int = 0      # 0 = only at the end
+    eval_every: int = 0            # score the held-out set (--eval-data) every this many steps; 0 = never
+    eval_samples: int = 64         # held-out samples scored (the first ones, crop 0, masks drawn once)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "betas": list(self.betas)}
@@ -51,6 +52,7 @@ class TrainConfig:
 class Recipe:
     modalities: tuple[str, ...]
     max_items: int
+    weights: tuple[float, ...] | None
     model: FMConfig
     masking: MaskingConfig
     train: TrainConfig
@@ -72,22 +74,29 @@ def parse_recipe(raw: object, where: object = "recipe") -> Recipe:
         raise ConfigError(f"{where}: a recipe is a mapping with sections {', '.join(SECTIONS)}")
     _known(raw, SECTIONS, where, "top level")
     data, model, masking, train = (_section(raw, name, where) for name in SECTIONS)
-    _known(data, ("modalities", "max_items"), where, "data")
+    _known(data, ("modalities", "max_items", "weights"), where, "data")
     modalities = data.get("modalities")
     if not isinstance(modalities, list) or not modalities or not all(isinstance(m, str) for m in modalities):
         raise ConfigError(f"{where}: data.modalities must be a non-empty list of modality names")
     if len(set(modalities)) != len(modalities):
         raise ConfigError(f"{where}: data.modalities lists a modality twice")
     max_items = _int(data.get("max_items", 16), "data.max_items", where, 1)
+    weights = data.get("weights")
+    if weights is not None:
+        if not isinstance(weights, list) or not weights:
+            raise ConfigError(f"{where}: data.weights must be a list of sampling weights, one per dataset")
+        weights = tuple(_number(w, "data.weights", where, 0) for w in weights)
+        if not sum(weights) > 0:
+            raise ConfigError(f"{where}: data.weights: at least one weight must be positive")
     try:
         model_cfg = model_config(**model)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
-    return Recipe(tuple(modalities), max_items, model_cfg, _masking(masking, modalities, where), _train(train, where), raw)
+    return Recipe(tuple(modalities), max_items, weights, model_cfg, _masking(masking, modalities, where), _train(train, where), raw)
 
 
 def _masking(section: dict, modalities: list[str], where) -> MaskingConfig:
-    _known(section, ("input_tokens", "target_tokens", "mean_span", "mixture"), where, "masking")
+    _known(section, ("input_tokens", "target_tokens", "mixture"), where, "masking")
     mixture = section.get("mixture")
     if not isinstance(mixture, list) or not mixture:
         raise ConfigError(f"{where}: masking.mixture must be a non-empty list of Dirichlet settings")
@@ -103,9 +112,20 @@ def _masking(section: dict, modalities: list[str], where) -> MaskingConfig:
                                                           "fm.masking.weight")))
     if sum(c.weight for c in components) <= 0:
         raise ConfigError(f"{where}: masking.mixture: at least one weight must be positive")
-    return MaskingConfig(_int(section.get("input_tokens"), "masking.input_tokens", where, 0),
-                         _int(section.get("target_tokens"), "masking.target_tokens", where, 1), tuple(components),
-                         _number(section.get("mean_span", 3.0), "masking.mean_span", where, 1))
+    return MaskingConfig(_budget(section.get("input_tokens"), "masking.input_tokens", where, 0),
+                         _budget(section.get("target_tokens"), "masking.target_tokens", where, 1), tuple(components))
+
+
+def _budget(value, field: str, where, low: int) -> int | tuple[int, int]:
+    """A token budget: an integer >= ``low``, or a range [a, b] with low <= a <= b."""
+    if isinstance(value, list):
+        if len(value) != 2:
+            raise ConfigError(f"{where}: {field} must be an integer or a range [low, high], got {value!r}")
+        a, b = (_int(v, field, where, low) for v in value)
+        if a > b:
+            raise ConfigError(f"{where}: {field} range [{a}, {b}] has low > high")
+        return (a, b)
+    return _int(value, field, where, low)
 
 
 def _alphas(value, modalities: list[str], field: str, where) -> dict[str, float]:
@@ -127,7 +147,8 @@ def _train(section: dict, where) -> TrainConfig:
     values = dict(section)
     for name in ("steps", "batch_size"):
         values[name] = _int(values[name], f"train.{name}", where, 1)
-    for name, low in (("micro_batch_size", 0), ("warmup_steps", 0), ("seed", 0), ("num_workers", 0), ("checkpoint_every", 0)):
+    for name, low in (("micro_batch_size", 0), ("warmup_steps", 0), ("seed", 0), ("num_workers", 0), ("checkpoint_every", 0),
+                      ("eval_every", 0), ("eval_samples", 1)):
         if name in values:
             values[name] = _int(values[name], f"train.{name}", where, low)
     for name in ("lr", "weight_decay", "grad_clip"):

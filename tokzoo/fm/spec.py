@@ -9,8 +9,9 @@ Kinds (they decide masking, position encoding and generation):
   decoded by iterative parallel (MaskGIT-style) decoding.
 - ``items``: a set of items of ``item_tokens`` tokens each (sam_instances, human_pose), padded with ``pad_id``;
   positions on the (item, token) grid; whole items are masked; parallel decoding.
-- ``sequence``: a 1-D sequence (captions, metadata, palette, boxes); 1-D sin-cos positions; span masking;
-  autoregressive decoding.
+- ``sequence``: a 1-D sequence (captions, metadata, palette, boxes); 1-D sin-cos positions; T5-style span
+  masking with sentinel ids after the data's vocabulary (:mod:`.spans`); autoregressive decoding. The model
+  gives it ``length + 2`` slots: a target holds up to the whole content plus its first and final sentinel.
 """
 
 from __future__ import annotations
@@ -44,6 +45,21 @@ class ModalitySpec:
     @property
     def length(self) -> int:
         return self.grid[0] * self.grid[1]
+
+    @property
+    def slots(self) -> int:
+        """Token slots the model gives this modality: ``length``, + 2 for a sequence's sentinels."""
+        return self.length + 2 if self.kind == "sequence" else self.length
+
+    @property
+    def sentinels(self) -> int:
+        """Sentinel ids a sequence needs: one per span (at most every other token) + the final one; else 0."""
+        return (self.length + 1) // 2 + 1 if self.kind == "sequence" else 0
+
+    @property
+    def model_vocab(self) -> int:
+        """Ids the model embeds and predicts: the data's vocabulary, then the sentinels."""
+        return self.vocab_size + self.sentinels
 
     @property
     def item_tokens(self) -> int:
@@ -85,8 +101,23 @@ def check_specs(specs: list[ModalitySpec], where: object) -> list[ModalitySpec]:
     return specs
 
 
+def dataset_parts(root: str | Path) -> list[Path]:
+    """The folders of one dataset: ``root``, or ``"A,B"`` = folders holding different modalities of the same
+    samples (same shards, same keys; e.g. dense features tokenized into their own folder)."""
+    return [Path(p) for p in str(root).split(",") if p]
+
+
 def read_manifest(root: str | Path) -> dict:
-    """The token dataset's manifest; InputError (one line) when missing or unreadable."""
+    """The token dataset's manifest (folders joined by "," merged); InputError (one line) when missing or unreadable."""
+    parts = dataset_parts(root)
+    if len(parts) > 1:
+        merged = {}
+        for part in parts:
+            for name, entry in read_manifest(part)["modalities"].items():
+                if name in merged:
+                    raise InputError(part / MANIFEST, f"modality {name!r} is also in another folder of {root}")
+                merged[name] = entry
+        return {"modalities": merged}
     path = Path(root) / MANIFEST
     if not path.is_file():
         from tokzoo.fourm.reader import detect_layout, manifest_for
@@ -107,7 +138,7 @@ def specs_from_manifest(root: str | Path, names: list[str], max_items: int = 16)
     dataset holds no samples.
     """
     manifest = read_manifest(root)
-    path = Path(root) / MANIFEST
+    path = dataset_parts(root)[0] / MANIFEST
     entries = manifest["modalities"]
     specs = []
     for name in names:

@@ -1,9 +1,10 @@
 """The training loop: AdamW, warm-up + cosine, clipping, accumulation, bf16 on CUDA, DDP, exact resume.
 
-One optimizer step consumes one *global batch* of ``train.batch_size`` samples. Every process reads the
-same global batch (in the loader's seeded order) and draws the same masks (seeded by (seed, step)), then
-keeps its own contiguous share of rows and cuts it into micro-batches. Loss normalisation uses the whole
-global batch's target counts, so 1 process, N processes and any accumulation give the same gradient.
+One optimizer step consumes one *global batch* of ``train.batch_size`` samples from one dataset or a
+weighted mixture (:mod:`.stream`). Each process reads only its own contiguous share of the rows and masks
+each row with a generator seeded by (seed, step, row), so its rows are masked as one process would mask
+them; it cuts its share into micro-batches. Loss normalisation uses the whole global batch's target counts
+(all-reduced), so 1 process, N processes and any accumulation give the same gradient.
 Loss = mean over the modalities with targets of (sum of that modality's token cross-entropies / its
 token count). DDP averages gradients over processes, so each process scales its loss by the world size.
 
@@ -17,16 +18,14 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from tokzoo.data import make_loader
 from tokzoo.errors import CheckpointError, ConfigError
 from tokzoo.io.safety import read_file
 from tokzoo.io.writes import append_file, check_own_file, make_folder, write_file
@@ -34,9 +33,10 @@ from tokzoo.limits import MAX_FM_PARAMETERS, count_parameters
 
 from .checkpoint import LOG, load_model, load_optimizer, read_run_config, read_state, run_model_config, save_checkpoint
 from .masking import MaskedBatch, Masker, flatten_batch
+from .stream import DatasetStream, MixtureStream, mixture_specs
 from .model import FourM
 from .recipe import Recipe, TrainConfig
-from .spec import ModalitySpec, check_same_vocabularies, specs_from_manifest
+from .spec import ModalitySpec, check_same_vocabularies, dataset_parts, specs_from_manifest
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -55,42 +55,18 @@ def make_optimizer(model: FourM, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 
-@dataclass
-class Position:
-    """Where the data stream stands: the epoch and how many of its global batches were consumed."""
-
-    epoch: int = 0
-    batch: int = 0
-
-
-def global_batches(loader, position: Position) -> Iterator[dict]:
-    """Endless global batches from ``position`` on (exact epochs, reshuffled each epoch); ``position`` advances."""
-    while True:
-        loader.dataset.set_epoch(position.epoch)
-        produced = 0
-        for i, batch in enumerate(loader):
-            produced += 1
-            if i < position.batch:
-                continue
-            position.batch = i + 1
-            yield batch
-        if not produced:
-            raise ConfigError(f"{loader.dataset.root}: an epoch has fewer samples than one global batch "
-                              f"({loader.dataset.batch_size}); lower train.batch_size")
-        position.epoch, position.batch = position.epoch + 1, 0
-
-
-def train_step(model, optimizer, batch: MaskedBatch, cfg: TrainConfig, step: int, *, rank: int = 0, world: int = 1,
+def train_step(model, optimizer, batch: MaskedBatch, cfg: TrainConfig, step: int, *, world: int = 1,
                device: torch.device = torch.device("cpu")) -> dict:
-    """One optimizer step on a masked global batch. Returns ``{"loss", "losses": {modality: mean CE}, "tokens"}``
-    (losses over the whole global batch, all processes)."""
+    """One optimizer step on this process's masked share of a global batch (all of it when ``world`` is 1).
+    Returns ``{"loss", "losses": {modality: mean CE}, "tokens"}`` over the whole global batch, all processes."""
     names = list(batch.tokens)
-    counts = {m: int(batch.target[m].sum()) for m in names}
+    local = torch.tensor([int(batch.target[m].sum()) for m in names] + [sum(int(batch.input[m].sum()) for m in names)],
+                         dtype=torch.int64, device=device)
+    if world > 1:
+        dist.all_reduce(local)  # every process normalises by the global batch's target counts
+    counts = dict(zip(names, local[:-1].tolist()))
     present = [m for m in names if counts[m]]
-    size = batch.batch_size
-    if size % world:
-        raise ConfigError(f"train.batch_size {size} is not divisible by the {world} processes")
-    share = size // world
+    share = batch.batch_size
     micro = cfg.micro_batch_size or share
     if share % micro:
         raise ConfigError(f"train: each process's {share} samples are not a multiple of micro_batch_size {micro}")
@@ -98,7 +74,7 @@ def train_step(model, optimizer, batch: MaskedBatch, cfg: TrainConfig, step: int
         group["lr"] = lr_at(step, cfg)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     sums = torch.zeros(len(names), dtype=torch.float64, device=device)
-    starts = range(rank * share, (rank + 1) * share, micro)
+    starts = range(0, share, micro)
     for k, start in enumerate(starts):
         part = batch.rows(start, start + micro).to(device)
         sync = k == len(starts) - 1 or not isinstance(model, DistributedDataParallel)
@@ -116,8 +92,36 @@ def train_step(model, optimizer, batch: MaskedBatch, cfg: TrainConfig, step: int
     if world > 1:
         dist.all_reduce(sums)
     losses = {m: float(sums[i]) / counts[m] for i, m in enumerate(names) if counts[m]}
-    tokens = sum(int(batch.input[m].sum()) + counts[m] for m in names)
+    tokens = int(local[-1]) + sum(counts.values())
     return {"loss": float(np.mean(list(losses.values()))) if losses else float("nan"), "losses": losses, "tokens": tokens}
+
+
+@torch.no_grad()
+def evaluation_losses(model: FourM, batch: MaskedBatch, micro: int, device: torch.device) -> dict:
+    """Mean target cross-entropy per modality (and their mean) of a masked held-out batch, no gradients."""
+    model.eval()
+    names = list(batch.tokens)
+    sums, counts = np.zeros(len(names)), np.zeros(len(names))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    for start in range(0, batch.batch_size, micro):
+        with autocast:
+            out = model(batch.rows(start, start + micro).to(device))
+        sums += [float(out[m][0]) for m in names]
+        counts += [int(out[m][1]) for m in names]
+    model.train()
+    losses = {m: sums[i] / counts[i] for i, m in enumerate(names) if counts[i]}
+    return {"loss": float(np.mean(list(losses.values()))) if losses else float("nan"), "losses": losses}
+
+
+def held_out_batch(root: str | Path, specs: list[ModalitySpec], masker: Masker, samples: int, seed: int) -> MaskedBatch:
+    """The first ``samples`` samples of ``root`` at crop 0, masked once by a fixed seed: the same every time."""
+    from .spec import read_manifest
+
+    names = [s.name for s in specs if s.name in read_manifest(root)["modalities"]]
+    check_same_vocabularies(specs, specs_from_manifest(root, names), root)
+    stream = DatasetStream(root, names, seed, shuffle=False, crop=0)
+    raw = flatten_batch(stream.read(np.arange(min(samples, stream.size))), specs)
+    return masker(raw, [np.random.default_rng([seed, row]) for row in range(raw.batch_size)])
 
 
 def distributed_context() -> tuple[int, int, torch.device]:
@@ -134,23 +138,32 @@ def distributed_context() -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
-def train(recipe: Recipe, data: str | Path, out: str | Path, *, steps: int | None = None, progress: bool = True,
-          device: str | None = None) -> dict:
-    """Train (or resume) ``recipe`` on the token dataset ``data`` into the run folder ``out``.
+def train(recipe: Recipe, data: str | Path | list[str | Path], out: str | Path, *, steps: int | None = None,
+          progress: bool = True, device: str | None = None, eval_data: str | Path | None = None) -> dict:
+    """Train (or resume) ``recipe`` on the token dataset ``data`` (or a mixture: a list of datasets, weighted
+    by the recipe's ``data.weights``) into the run folder ``out``.
 
     ``steps`` stops early after that many steps in total (the schedule still follows ``train.steps``);
-    a later call resumes exactly. Returns the last step's log record.
+    a later call resumes exactly. ``eval_data``: a held-out token dataset scored every ``train.eval_every``
+    steps (per-modality loss in the log). Returns the last step's log record.
     """
     from tqdm.auto import tqdm
 
     out, cfg = Path(out), recipe.train
+    roots = [Path(d) for d in data] if isinstance(data, (list, tuple)) else [Path(data)]
+    weights = list(recipe.weights) if recipe.weights else [1.0] * len(roots)
+    if len(weights) != len(roots):
+        raise ConfigError(f"data.weights has {len(weights)} entries for {len(roots)} datasets (one --data each)")
     rank, world, dev = distributed_context()
     dev = torch.device(device) if device else dev
-    specs = specs_from_manifest(data, list(recipe.modalities), recipe.max_items)
-    count_parameters(lambda: [FourM(specs, recipe.model)], f"{out}: recipe model over {data}", MAX_FM_PARAMETERS)
+    specs = mixture_specs(roots, list(recipe.modalities), recipe.max_items)
+    count_parameters(lambda: [FourM(specs, recipe.model)], f"{out}: recipe model over {roots}", MAX_FM_PARAMETERS)
     state = read_state(out)
     if state is not None:
         _check_resumable(out, recipe, specs)
+        if "consumed" not in state.get("position", {}):
+            raise CheckpointError(f"{out}: its data position was written by an older trainer (epoch and batch, not "
+                                  "samples per dataset); it cannot resume here, start a new --out")
     torch.manual_seed(cfg.seed)
     model = (load_model(out) if state is not None else FourM(specs, recipe.model)).to(dev)
     optimizer = make_optimizer(model, cfg)
@@ -158,33 +171,52 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, *, steps: int | Non
         load_optimizer(out, model, optimizer)
     wrapped = DistributedDataParallel(model) if world > 1 else model
     masker = Masker(specs, recipe.masking)
-    loader = make_loader(data, list(recipe.modalities), cfg.batch_size, num_workers=cfg.num_workers, shuffle=True,
-                         crop="random", seed=cfg.seed, rank=0, world_size=1, drop_last=True)
-    position = Position(**state["position"]) if state else Position()
+    stream = MixtureStream(list(zip(roots, weights)), specs, cfg.batch_size, cfg.seed, rank=rank, world=world,
+                           consumed=state["position"]["consumed"] if state else None)
+    held_out = (held_out_batch(eval_data, specs, masker, cfg.eval_samples, cfg.seed)
+                if eval_data is not None and cfg.eval_every and rank == 0 else None)
     start = state["step"] if state else 0
     stop = min(cfg.steps, steps if steps is not None else cfg.steps)
     log_path = out / LOG
     if rank == 0:
         make_folder(out)
         _truncate_log(out, log_path, start)
-    stream = global_batches(loader, position)
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress or rank != 0, desc=f"fm train {out.name}",
                unit="step", dynamic_ncols=True)
     record, t0 = {}, time.perf_counter()
-    for step in range(start, stop):
-        batch = masker(flatten_batch(next(stream), specs), np.random.default_rng([cfg.seed, step]))
-        result = train_step(wrapped, optimizer, batch, cfg, step, rank=rank, world=world, device=dev)
-        _check_finite(out, model, result, step, cfg)
-        now = time.perf_counter()
-        record = {"step": step + 1, "lr": lr_at(step, cfg), "loss": result["loss"], "losses": result["losses"],
-                  "tokens": result["tokens"], "tokens_per_s": result["tokens"] / max(now - t0, 1e-9)}
-        t0 = now
-        if rank == 0:
-            append_file(out, log_path, json.dumps(record) + "\n")
-        bar.set_postfix_str(f"loss {record['loss']:.3f}, {record['tokens_per_s']:.0f} tok/s")
-        bar.update(1)
-        if (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0) or step + 1 == stop:
-            _checkpoint(out, model, optimizer, recipe, step + 1, position, rank, world, data)
+    plans = {}  # step -> (positions to read, global rows, samples consumed from each dataset after it)
+
+    def plan(step: int) -> None:
+        positions, rows = stream.plan(step)
+        plans[step] = (positions, rows, list(stream.consumed))
+
+    with ThreadPoolExecutor(1) as reader:  # train.num_workers > 0: read the next step's rows while this one trains
+        pending = None
+        for step in range(start, stop):
+            if step not in plans:
+                plan(step)
+            positions, rows, consumed = plans.pop(step)
+            raw = pending.result() if pending is not None else stream.read(positions)
+            pending, data_bytes = None, stream.bytes_read  # this process's token bytes read so far
+            if cfg.num_workers and step + 1 < stop:
+                plan(step + 1)
+                pending = reader.submit(stream.read, plans[step + 1][0])
+            batch = masker(raw, [np.random.default_rng([cfg.seed, step, int(r)]) for r in rows])
+            result = train_step(wrapped, optimizer, batch, cfg, step, world=world, device=dev)
+            _check_finite(out, model, result, step, cfg)
+            now = time.perf_counter()
+            record = {"step": step + 1, "lr": lr_at(step, cfg), "loss": result["loss"], "losses": result["losses"],
+                      "tokens": result["tokens"], "tokens_per_s": result["tokens"] / max(now - t0, 1e-9),
+                      "data_bytes": data_bytes}
+            if held_out is not None and ((step + 1) % cfg.eval_every == 0 or step + 1 == stop):
+                record["eval"] = evaluation_losses(model, held_out, cfg.micro_batch_size or cfg.batch_size, dev)
+            t0 = time.perf_counter()
+            if rank == 0:
+                append_file(out, log_path, json.dumps(record) + "\n")
+            bar.set_postfix_str(f"loss {record['loss']:.3f}, {record['tokens_per_s']:.0f} tok/s")
+            bar.update(1)
+            if (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0) or step + 1 == stop:
+                _checkpoint(out, model, optimizer, recipe, step + 1, consumed, rank, world, roots)
     bar.close()
     return record
 
@@ -199,10 +231,10 @@ def _check_finite(out: Path, model: FourM, result: dict, step: int, cfg: TrainCo
                           f"infinite) with train.lr {cfg.lr}; nothing saved from this step on: lower train.lr")
 
 
-def _checkpoint(out, model, optimizer, recipe, step, position, rank, world, data) -> None:
+def _checkpoint(out, model, optimizer, recipe, step, consumed, rank, world, roots) -> None:
     if rank == 0:
-        save_checkpoint(out, model, recipe.raw, optimizer,
-                        {"step": step, "position": {"epoch": position.epoch, "batch": position.batch}}, data)
+        save_checkpoint(out, model, recipe.raw, optimizer, {"step": step, "position": {"consumed": consumed}},
+                        dataset_parts(roots[0])[0])  # the first (image) folder of the first dataset: `fm eval`'s prior
     if world > 1:
         dist.barrier()
 
