@@ -51,7 +51,8 @@ def test_readme_tokenize_train_generate_eval(tmp_path):
     run(["fm", "generate", "--model", str(runs), "--data", str(heldout), "--key", "scene_000003", "--from", "rgb",
          "--to", "semseg,depth", "-o", str(guided), "--steps", "2", "--order", "random", "--temperature", "1",
          "--temperature-schedule", "linear", "--top-p", "0.9", "--guide", "rgb=2.0"])
-    assert np.asarray(Image.open(guided)).shape == (66 + 2, 5 * 66 + 2, 3)
+    guided_picture = np.asarray(Image.open(guided))  # 1 key x (1 input + 2 predictions + 2 ground truths), labelled
+    assert guided_picture.shape[1] >= 5 * 130 + 2 and guided_picture.shape[0] >= 130 + 2 + 2 * 14
 
     report_path = tmp_path / "eval.json"
     output = run(["fm", "eval", "--model", str(runs), "--data", str(heldout), "--n", "4", "--steps", "2",

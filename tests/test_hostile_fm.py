@@ -68,7 +68,7 @@ RECIPES = {  # name -> (recipe changes, what the one line says)
     "max_items_1e9": ({"data__max_items": 10**9}, "data.max_items 1000000000"),
     "input_tokens_1e9": ({"masking__input_tokens": 10**9}, "masking.input_tokens 1000000000"),
     "target_tokens_1e9": ({"masking__target_tokens": 10**9}, "masking.target_tokens"),
-    "mean_span_nan": ({"masking__mean_span": math.nan}, "masking.mean_span nan"),
+    "data_weight_nan": ({"data__weights": [math.nan]}, "data.weights nan"),
     "alpha_inf": ({"masking__mixture": [{**MIXTURE[0], "input_alpha": math.inf}]}, "input_alpha inf"),
     "alpha_1e300": ({"masking__mixture": [{**MIXTURE[0], "target_alpha": {"rgb": 1e300}}]}, "target_alpha.rgb"),
     "weight_nan": ({"masking__mixture": [{**MIXTURE[0], "weight": math.nan}]}, "weight nan"),
@@ -173,12 +173,14 @@ RUNS = {  # name -> (damage to the run folder, what reads it: load or resume, er
     "config_fifo": (lambda r: fifo_in_place_of(r / "config.json"), "load", CheckpointError, "not a trained model folder"),
     "state_empty_list": (state([]), "resume", CheckpointError, "trainer_state.json: not a trainer state"),
     "state_text": (state("step 2"), "resume", CheckpointError, "not a trainer state"),
-    "state_negative_step": (state({"step": -5, "position": {"epoch": 0, "batch": 2}}), "resume", CheckpointError,
+    "state_negative_step": (state({"step": -5, "position": {"consumed": [64]}}), "resume", CheckpointError,
                             "step -5 is refused"),
-    "state_huge_batch": (state({"step": 2, "position": {"epoch": 0, "batch": 10**15}}), "resume", CheckpointError,
-                         "position.batch"),
-    "state_float_step": (state({"step": 2.5, "position": {"epoch": 0, "batch": 2}}), "resume", CheckpointError,
+    "state_huge_position": (state({"step": 2, "position": {"consumed": [10**15]}}), "resume", CheckpointError,
+                            "position.consumed"),
+    "state_float_step": (state({"step": 2.5, "position": {"consumed": [64]}}), "resume", CheckpointError,
                          "step 2.5 is refused"),
+    "state_older_trainer": (state({"step": 2, "position": {"epoch": 0, "batch": 2}}), "resume", CheckpointError,
+                            "written by an older trainer"),
     "state_deep": (lambda r: (r / "trainer_state.json").write_text(deep_json()), "resume", CheckpointError,
                    "nests too deeply"),
     "optimizer_nan_moments": (lambda r: edit_tensors(r / "optimizer.safetensors", nan_moment), "resume",
@@ -215,7 +217,7 @@ def test_tampered_fm_run_gives_one_typed_line(made, tmp_path, name):
 
 def test_a_valid_state_still_resumes(made, tmp_path):
     run = copy_run(made, tmp_path)
-    assert read_state(run) == {"step": 2, "position": {"epoch": 0, "batch": 2}}
+    assert read_state(run) == {"step": 2, "position": {"consumed": [8]}}  # 2 steps of 4 samples
     record = train(parse_recipe(recipe(train__steps=3)), made / "tokens", run, progress=False)
     assert record["step"] == 3 and math.isfinite(record["loss"])
 

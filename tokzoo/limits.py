@@ -177,6 +177,7 @@ def check_recipe_sizes(recipe: dict, where: str = "recipe") -> None:
 FIELD_LIMITS: dict[str, tuple[float, float, type]] = {
     # tokzoo fm recipes (tokzoo.fm.recipe) and run folders (tokzoo.fm.checkpoint)
     "fm.data.max_items": (1, 1024, int),
+    "fm.data.weights": (0.0, 1e6, float),
     "fm.model.dim": (4, 8192, int),
     "fm.model.encoder_layers": (1, 256, int),
     "fm.model.decoder_layers": (1, 256, int),
@@ -184,7 +185,6 @@ FIELD_LIMITS: dict[str, tuple[float, float, type]] = {
     "fm.model.mlp_ratio": (0.01, 16.0, float),
     "fm.masking.input_tokens": (0, 65536, int),
     "fm.masking.target_tokens": (1, 65536, int),
-    "fm.masking.mean_span": (1.0, 4096.0, float),
     "fm.masking.alpha": (0.0, 1e6, float),
     "fm.masking.weight": (0.0, 1e6, float),
     "fm.train.steps": (1, 10_000_000, int),
@@ -197,6 +197,8 @@ FIELD_LIMITS: dict[str, tuple[float, float, type]] = {
     "fm.train.seed": (0, 2**63 - 1, int),
     "fm.train.num_workers": (0, 64, int),
     "fm.train.checkpoint_every": (0, 10_000_000, int),
+    "fm.train.eval_every": (0, 10_000_000, int),
+    "fm.train.eval_samples": (1, 10_000_000, int),
     "fm.modality.vocab_size": (2, 1 << 20, int),
     "fm.modality.tokens": (1, 65536, int),
     "fm.modality.size": (1, MAX_SIDE, int),

@@ -117,20 +117,25 @@ def load_optimizer(run: str | Path, model: FourM, optimizer: torch.optim.Optimiz
 
 
 def read_state(run: str | Path) -> dict | None:
-    """The trainer state ``{"step", "position": {"epoch", "batch"}}`` of a run, None when absent; one-line
-    CheckpointError for anything else (``[]``, text, negative or huge numbers)."""
+    """The trainer state ``{"step", "position": {"consumed": [samples read from each dataset]}}`` of a run, None
+    when absent; one-line CheckpointError for anything else (``[]``, text, an older run's position, negative or huge
+    numbers)."""
     path = Path(run) / STATE
     if not path.is_file():
         return None
     state = read_json_file(path, CheckpointError)
     position = state.get("position") if isinstance(state, dict) else None
-    if not isinstance(position, dict) or set(position) != {"epoch", "batch"}:
-        raise CheckpointError(f"{path}: not a trainer state ({{\"step\": N, \"position\": {{\"epoch\": E, "
-                              f"\"batch\": B}}}}); delete the run folder or pass another --out")
+    if isinstance(position, dict) and set(position) == {"epoch", "batch"}:
+        raise CheckpointError(f"{path}: its data position was written by an older trainer (epoch and batch, not "
+                              "samples per dataset); it cannot resume here, start a new --out")
+    consumed = position.get("consumed") if isinstance(position, dict) and set(position) == {"consumed"} else None
+    if not isinstance(consumed, list) or not consumed:
+        raise CheckpointError(f"{path}: not a trainer state of this tokzoo ({{\"step\": N, \"position\": "
+                              f"{{\"consumed\": [S, ...]}}}}); delete the run folder or pass another --out")
     try:
         check_field(state.get("step"), path, "step", "fm.state.step")
-        for key in ("epoch", "batch"):
-            check_field(position[key], path, f"position.{key}", "fm.state.position")
+        for count in consumed:
+            check_field(count, path, "position.consumed", "fm.state.position")
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
     return state

@@ -161,9 +161,6 @@ def train(recipe: Recipe, data: str | Path | list[str | Path], out: str | Path, 
     state = read_state(out)
     if state is not None:
         _check_resumable(out, recipe, specs)
-        if "consumed" not in state.get("position", {}):
-            raise CheckpointError(f"{out}: its data position was written by an older trainer (epoch and batch, not "
-                                  "samples per dataset); it cannot resume here, start a new --out")
     torch.manual_seed(cfg.seed)
     model = (load_model(out) if state is not None else FourM(specs, recipe.model)).to(dev)
     optimizer = make_optimizer(model, cfg)
