@@ -24,7 +24,9 @@ def scenes_command(n, size, seed, kind, out, samples_per_shard, workers):
     from tqdm import tqdm
 
     from tokzoo.datasets import write_scene_shards
+    from tokzoo.limits import check_field
 
+    check_field(n, "scenes", "--n", "scenes.count")  # before the progress bar
     with tqdm(total=n, unit="scene", desc="scenes") as bar:
         paths = write_scene_shards(out, n, seed=seed, size=size, samples_per_shard=samples_per_shard,
                                    workers=workers, progress=bar.update, kind=kind)  # fmt: skip

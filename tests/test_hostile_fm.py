@@ -288,18 +288,21 @@ def test_generation_refuses_what_would_hang_or_mislead(made, name):
     assert time.perf_counter() - start < 30
 
 
-def test_training_that_diverges_stops_and_saves_nothing_non_finite(made, tmp_path, monkeypatch):
-    """A step whose update leaves a NaN weight (lr at the limit, an exploding batch) ends the run in one line;
-    the folder keeps no all-NaN model."""
+@pytest.mark.parametrize("what", ["weights", "loss"])
+def test_training_that_diverges_stops_and_saves_nothing_non_finite(made, tmp_path, monkeypatch, what):
+    """A step that leaves an infinite weight (checked before each checkpoint) or gives a NaN loss (checked every
+    step) ends the run in one line; the folder keeps no non-finite model."""
     import tokzoo.fm.train as fm_train
 
     original = fm_train.train_step
 
     def exploding(model, optimizer, batch, cfg, step, **kwargs):
         result = original(model, optimizer, batch, cfg, step, **kwargs)
-        if step == 1:
+        if step == 1 and what == "weights":
             with torch.no_grad():
                 next(model.parameters()).fill_(math.inf)
+        if step == 1 and what == "loss":
+            result["losses"]["depth"] = math.nan
         return result
 
     monkeypatch.setattr(fm_train, "train_step", exploding)

@@ -190,3 +190,23 @@ def test_ray_address_of_a_closed_port_is_one_line_after_a_bounded_wait(tmp_path)
     assert_one_line_error(result, f"--address 127.0.0.1:{port}: no Ray cluster answers there")
     assert time.perf_counter() - start < 90
     assert not os.path.exists(tmp_path / "out" / "manifest.json")
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("image_size", "9" * 5000, "image_size '99999999999"),  # a 5,000-digit integer stays text, then is refused
+    ("patch_size", "[" * 5000, "patch_size '[[[[["),
+    ("codebook_size", "1000000000000", "codebook_size 1000000000000 is refused"),
+])
+def test_hostile_metadata_of_a_single_file_4m_tokenizer(tmp_path, key, value, fragment):
+    """ml-4m's single-file form keeps the constructor arguments as YAML strings in the safetensors metadata."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    source = next((FIXTURES / "4M_tokenizers_CLIP-B16_tiny").glob("4M_*.safetensors"))
+    with safe_open(str(source), framework="pt") as f:
+        metadata = f.metadata()
+    path = tmp_path / source.name
+    save_file(load_file(str(source)), str(path), metadata={**metadata, key: value})
+    with pytest.raises(ConfigError) as error:
+        tokzoo.load_tokenizer(str(path))
+    assert "\n" not in str(error.value) and str(path) in str(error.value) and fragment in str(error.value), str(error.value)

@@ -125,3 +125,15 @@ def test_pseudo_label_of_a_62_megapixel_image_under_6_gib(tmp_path):
                      timeout=600)
     assert "Traceback" not in result.stderr and result.returncode == 0, result.stderr[-2000:]
     assert "ok 1 / failed 0 / total 1" in result.stdout + result.stderr
+
+
+def test_a_trillion_scenes_is_refused_before_anything_is_listed(tmp_path):
+    """--scenes 10^12 listed 10^9 shard jobs (gigabytes) before rendering the first scene."""
+    from tokzoo.datasets.scenes import write_scene_shards
+
+    for args in (["tokenize", "-m", "depth", "--scenes", str(10**12), "--no-progress", "-o", str(tmp_path / "t")],
+                 ["scenes", "--n", str(10**12), "--out", str(tmp_path / "s")]):
+        one_line(CliRunner().invoke(cli, args), "1000000000000 is refused: expected an integer in [1, 10000000]")
+    with pytest.raises(ConfigError, match="scenes: n 1000000000000 is refused"):
+        write_scene_shards(tmp_path / "w", 10**12)
+    assert not (tmp_path / "w").exists() and not (tmp_path / "s").exists()

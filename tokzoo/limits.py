@@ -248,6 +248,10 @@ FIELD_LIMITS: dict[str, tuple[float, float, type]] = {
     "component.image_size": (1, MAX_SIDE, int),
     "component.patch_size": (1, 1024, int),
     "component.channels": (1, 64, int),
+    # caption BPE vocabularies (tokzoo.text.train_vocab): 10^9 made the Rust trainer allocate 71 GB and abort
+    "text.vocab_size": (64, 65536, int),
+    # built-in scenes (tokzoo tokenize --scenes, tokzoo scenes --n): 10^12 listed 10^9 shard jobs before rendering
+    "scenes.count": (1, 10_000_000, int),
     # ml-4m tokenizer configs (tokzoo.fourm)
     "fourm.image_size": (1, MAX_SIDE, int),
     "fourm.patch_size": (1, 1024, int),

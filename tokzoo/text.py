@@ -30,6 +30,9 @@ def train_vocab(texts, vocab_size: int = 8192):
     """Train a byte-level BPE ``tokenizers.Tokenizer`` on an iterable of strings, PAD and EOS as ids 0 and 1."""
     from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
 
+    from .limits import check_field
+
+    check_field(vocab_size, "train_vocab", "vocab_size", "text.vocab_size")  # 10^9: the Rust trainer aborts (exit 134)
     bpe = HFTokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()

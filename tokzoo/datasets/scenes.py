@@ -26,6 +26,7 @@ from PIL import Image, ImageDraw
 
 from ..errors import ConfigError
 from ..io.writes import make_folder, write_file
+from ..limits import check_field
 from ..viz import colorize, label_colors, save_png
 from .scene_layout import SCENE_CLASSES, sample_layout
 from .scene_outdoor import sample_outdoor_layout
@@ -158,6 +159,7 @@ def write_scene_shards(out_dir, n: int, seed: int = 0, size: int | tuple[int, in
     > 0, which renders shards in a process pool. ``progress(k)`` is called after each shard of k samples.
     """
     is_outdoor(0, seed, kind)  # checks kind before anything is written
+    check_field(n, "scenes", "n", "scenes.count")
     out = make_folder(Path(out_dir))
     jobs = [(str(out / f"shard-{s:06d}.tar"), range(start, min(start + samples_per_shard, n)), seed, size, kind)
             for s, start in enumerate(range(0, n, samples_per_shard))]  # fmt: skip

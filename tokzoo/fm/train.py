@@ -200,7 +200,8 @@ def train(recipe: Recipe, data: str | Path | list[str | Path], out: str | Path, 
                 pending = reader.submit(stream.read, plans[step + 1][0])
             batch = masker(raw, [np.random.default_rng([cfg.seed, step, int(r)]) for r in rows])
             result = train_step(wrapped, optimizer, batch, cfg, step, world=world, device=dev)
-            _check_finite(out, model, result, step, cfg)
+            saving = bool(cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0) or step + 1 == stop
+            _check_finite(out, model if saving else None, result, step, cfg)
             now = time.perf_counter()
             record = {"step": step + 1, "lr": lr_at(step, cfg), "loss": result["loss"], "losses": result["losses"],
                       "tokens": result["tokens"], "tokens_per_s": result["tokens"] / max(now - t0, 1e-9),
@@ -212,17 +213,18 @@ def train(recipe: Recipe, data: str | Path | list[str | Path], out: str | Path, 
                 append_file(out, log_path, json.dumps(record) + "\n")
             bar.set_postfix_str(f"loss {record['loss']:.3f}, {record['tokens_per_s']:.0f} tok/s")
             bar.update(1)
-            if (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0) or step + 1 == stop:
+            if saving:
                 _checkpoint(out, model, optimizer, recipe, step + 1, consumed, rank, world, roots)
     bar.close()
     return record
 
 
-def _check_finite(out: Path, model: FourM, result: dict, step: int, cfg: TrainConfig) -> None:
-    """ConfigError (one line) once the loss or a weight is NaN or infinite: training diverged, and an all-NaN
-    model is never saved (the run folder keeps its last finite checkpoint)."""
+def _check_finite(out: Path, model: FourM | None, result: dict, step: int, cfg: TrainConfig) -> None:
+    """ConfigError (one line) once the loss, or a weight of ``model`` (given before a checkpoint), is NaN or infinite:
+    training diverged, and an all-NaN model is never saved (the run folder keeps its last finite checkpoint)."""
     losses = list(result["losses"].values())
-    finite = all(math.isfinite(v) for v in losses) and all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    finite = all(math.isfinite(v) for v in losses) and (
+        model is None or bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()))  # one sync
     if not finite:
         raise ConfigError(f"{out}: training diverged at step {step + 1} (loss {result['loss']}, or a weight is NaN or "
                           f"infinite) with train.lr {cfg.lr}; nothing saved from this step on: lower train.lr")

@@ -103,7 +103,7 @@ def _metadata_config(path: Path) -> dict:
         if isinstance(value, str) and len(value) <= MAX_YAML:
             try:
                 parsed = yaml.safe_load(value.replace("None", "null"))
-            except yaml.YAMLError:
+            except (yaml.YAMLError, ValueError, RecursionError):  # ValueError: an integer of over 4,300 digits
                 parsed = value
             value = parsed if _plain(parsed) else value  # constructor arguments are scalars or short flat lists
         config[key] = value

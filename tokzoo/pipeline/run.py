@@ -25,6 +25,7 @@ from tokzoo.errors import ConfigError, InputError
 from tokzoo.failures import reasons_text
 from tokzoo.io.readers import holds_nothing
 from tokzoo.io.safety import MAX_FILE_BYTES
+from tokzoo.limits import check_field
 from tokzoo.storage import as_path, is_url, rmtree
 
 from .encode import set_codec, worker_codec
@@ -99,6 +100,8 @@ def tokenize(job: TokenizeJob) -> Summary:
     device = job.device if job.engine == "local" else "cpu"  # ray: the actors place the models, not the driver
     specs = load_specs(job.modalities, job.tokenizers, job.untrained, device, job.size)
     check_chunk_bytes(specs, job.crops, job.batch_size)
+    if not job.input:
+        check_field(job.scenes, "tokenize", "--scenes", "scenes.count")
     requested = [spec.modality for spec in specs]
     stored = [spec.stored for spec in specs]  # raw modalities read: pose for human_pose, ...
     if len(set(stored)) != len(stored):
