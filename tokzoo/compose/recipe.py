@@ -11,10 +11,14 @@ Two kinds, told apart by their ``compose:`` section::
     compose:                                   # pretrain a small transformers LM on the scene texts
       pretrain_lm: {arch: gpt2, vocab_size: 512, hidden_size: 128, layers: 4, heads: 4, max_positions: 64}
 
+    compose:                                   # pretrain a small ViT on scenes of data.scenes (vision_pretrain.py)
+      pretrain_vision: {size: 64, patch: 8, width: 128, layers: 4, heads: 4}
+
 Shared top-level fields: ``name``, ``seed``, ``steps``, ``batch_size``, ``log_every``, ``threads``,
 ``optimizer: {lr, component_lr, weight_decay, warmup_steps, min_lr_ratio, grad_clip}`` (``component_lr``: the
 components' learning rate when ``train_components`` is true; null: ``lr`` for every parameter), ``data: {scene_text: {n_train,
-n_val, seed, val_seed, size}, caption_fraction}``. Unknown keys are refused (one line naming the key).
+n_val, seed, val_seed, size}, caption_fraction, scenes: {n, seed, n_val, val_seed}}`` (``scenes``: the ViT
+pretraining streams, disjoint from ``scene_text``'s). Unknown keys are refused (one line naming the key).
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ DEFAULTS = {
     "optimizer": {"lr": 1e-3, "component_lr": None, "weight_decay": 0.01, "warmup_steps": 50, "min_lr_ratio": 0.1,
                   "grad_clip": 1.0},
     "data": {"scene_text": {"n_train": 2000, "n_val": 200, "seed": 0, "val_seed": 1000003, "size": 64},
-             "caption_fraction": 0.3},
+             "caption_fraction": 0.3, "scenes": {"n": 16000, "seed": 7000001, "n_val": 500, "val_seed": 7000002}},
     "compose": {},
 }  # fmt: skip
 GLUE_DEFAULTS = {"method": "gats", "train_components": False, "components": {}, "settings": {}}
+VISION_DEFAULTS = {"size": 64, "patch": 8, "width": 128, "layers": 4, "heads": 4}
 LM_DEFAULTS = {"arch": "gpt2", "vocab_size": 512, "hidden_size": 128, "layers": 4, "heads": 4, "max_positions": 64, "dropout": 0.0}
 
 
@@ -94,6 +99,16 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "steps" else 1):
             raise ConfigError(f"{where}: {key!r} must be a positive integer, got {value!r}")
     compose = recipe["compose"]
+    if "pretrain_vision" in compose:
+        if set(compose) != {"pretrain_vision"}:
+            raise ConfigError(f"{where}: compose.pretrain_vision stands alone, got also "
+                              f"{sorted(set(compose) - {'pretrain_vision'})}")
+        spec = _merge(VISION_DEFAULTS, compose["pretrain_vision"] or {}, f"{where}.compose.pretrain_vision")
+        if spec["size"] % spec["patch"] or spec["width"] % spec["heads"]:
+            raise ConfigError(f"{where}: compose.pretrain_vision: size must be a multiple of patch, width of heads")
+        _check_optimizer(resolved["optimizer"], where)
+        resolved["compose"] = {"pretrain_vision": spec}
+        return resolved
     if "pretrain_lm" in compose:
         if set(compose) != {"pretrain_lm"}:
             raise ConfigError(f"{where}: compose.pretrain_lm stands alone, got also {sorted(set(compose) - {'pretrain_lm'})}")

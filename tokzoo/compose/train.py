@@ -227,7 +227,13 @@ def train_text_lm(recipe: dict, out: str | Path, log=print) -> dict:
 
 
 def run_recipe(recipe: dict, out: str | Path, log=print) -> dict:
-    """Train what a resolved composition recipe describes (the text LM or glue)."""
+    """Train what a resolved composition recipe describes (the text LM, the vision ViT or glue)."""
     if "pretrain_lm" in recipe["compose"]:
         return train_text_lm(recipe, out, log)
+    if "pretrain_vision" in recipe["compose"]:
+        from .vision_pretrain import pretrain_vision
+
+        if recipe["threads"]:
+            torch.set_num_threads(int(recipe["threads"]))
+        return pretrain_vision(recipe, out, _loop, log)
     return train_composition(recipe, out, log)
