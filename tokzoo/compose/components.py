@@ -37,6 +37,15 @@ class Stream:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass
+class Frames:
+    """Several images of one sample, each given at a time of the text: ``images`` (B, F, ...) as the encoder takes
+    one image (B, ...), ``times`` int64 (B, F) the text position after which each frame is seen (not decreasing)."""
+
+    images: torch.Tensor
+    times: torch.Tensor
+
+
 def model_folder(path) -> Path:
     """``path`` as a ``transformers`` model folder with safetensors weights, else a one-line CheckpointError."""
     path = Path(path)
