@@ -177,7 +177,7 @@ class GATS(Glue):
             x = x + self._positions(component, stream, per_frame, tokens.device).to(x.dtype)
             if name in frames:  # (B * F, n, dim) -> (B, F * n, dim), each frame marked by its index
                 n_frames = frames[name].shape[1]
-                x = x + sincos_1d(n_frames, self.dim, x.device).repeat_interleave(per_frame, 0).view(n_frames, per_frame, -1)
+                x = x.view(batch, n_frames, per_frame, -1) + sincos_1d(n_frames, self.dim, x.device)[:, None].to(x.dtype)
                 x = x.reshape(batch, n_frames * per_frame, -1)
             gathered.append(x)
             t, st = self._clock(component, x.shape[1], batch, prompt_len, frames.get(name))
