@@ -237,3 +237,51 @@ def test_a_method_is_one_class_and_one_registration_line():
         METHODS.pop("test_constant")
     with pytest.raises(ConfigError, match="unknown method 'lora'"):
         Composition(components(), "lora", {})
+
+
+# -- the pretrained vision component ----------------------------------------------------------------------------------
+def test_scene_targets_are_read_off_the_render():
+    from tokzoo.compose.vision_pretrain import COLOURS, THING_CLASSES, scene_targets
+    from tokzoo.datasets.scene_text import scene_text
+    from tokzoo.datasets.scenes import generate_scene
+
+    sample = generate_scene(3, seed=0, size=32)
+    t = scene_targets(sample, patch=8)
+    assert t["semantic"].shape == t["colour"].shape == t["log_depth"].shape == (16,)
+    things = scene_text(sample)["things"]
+    present = {THING_CLASSES[i] for i in np.nonzero(t["present"][: len(THING_CLASSES)])[0]}
+    assert present == {x["cls"] for x in things}
+    nearest = min(things, key=lambda x: x["depth"])
+    assert THING_CLASSES[int(t["nearest"]) - 1] == nearest["cls"]
+    objects = [x for x in things if x["cls"] != "person"]
+    assert COLOURS[int(t["nearest_colour"])] == min(objects, key=lambda x: x["depth"])["colour"]
+    assert np.all(t["log_depth"] <= np.log(30.0) + 1e-6)
+
+
+def test_pretrain_vision_writes_a_folder_that_loads_as_a_component(tmp_path):
+    from tokzoo.compose import build_component, resolve_recipe
+    from tokzoo.compose.train import run_recipe
+
+    recipe = resolve_recipe({"steps": 2, "batch_size": 4, "log_every": 1, "threads": 1,
+                             "data": {"scenes": {"n": 8, "n_val": 4}},
+                             "compose": {"pretrain_vision": {"size": 32, "patch": 8, "width": 32, "layers": 2}}})  # fmt: skip
+    metrics = [run_recipe(recipe, tmp_path / name, log=lambda *_: None) for name in ("a", "b")]
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+    assert metrics[0]["streams"] == {"train": [7000001, 8], "held_out": [7000002, 4]}
+    assert 0 <= metrics[0]["held_out"]["nearest"] <= 1
+    component = build_component("vision", {"vision_model": str(tmp_path / "a")}).freeze()
+    assert component.size == 32 and component.n_layers == 3
+    with torch.no_grad():
+        stream = component.run(component.begin(np.zeros((2, 32, 32, 3), np.uint8)), 3)
+    assert component.class_token(stream).shape == (2, 1, 32) and component.grid_tokens(stream).shape == (2, 16, 32)
+
+
+def test_pretrain_vision_recipe_errors_are_one_line():
+    from tokzoo.compose import resolve_recipe
+
+    with pytest.raises(ConfigError, match="unknown key 'depth'"):
+        resolve_recipe({"compose": {"pretrain_vision": {"depth": 3}}})
+    with pytest.raises(ConfigError, match="multiple of patch"):
+        resolve_recipe({"compose": {"pretrain_vision": {"size": 30}}})
+    with pytest.raises(ConfigError, match="stands alone"):
+        resolve_recipe({"compose": {"pretrain_vision": {}, "method": "gats"}})

@@ -34,7 +34,7 @@ DEFAULTS = {
     "optimizer": {"lr": 1e-3, "component_lr": None, "weight_decay": 0.01, "warmup_steps": 50, "min_lr_ratio": 0.1,
                   "grad_clip": 1.0},
     "data": {"scene_text": {"n_train": 2000, "n_val": 200, "seed": 0, "val_seed": 1000003, "size": 64},
-             "caption_fraction": 0.3, "scenes": {"n": 16000, "seed": 7000001, "n_val": 500, "val_seed": 7000002}},
+             "caption_fraction": 0.3, "scenes": {"n": 8000, "seed": 7000001, "n_val": 500, "val_seed": 7000002}},
     "compose": {},
 }  # fmt: skip
 GLUE_DEFAULTS = {"method": "gats", "train_components": False, "components": {}, "settings": {}}

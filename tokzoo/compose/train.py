@@ -156,7 +156,7 @@ def train_composition(recipe: dict, out: str | Path, log=print) -> dict:
     run = _loop(recipe, params, loss_of, f"compose {composition.method}", log, groups) if params and recipe["steps"] else {
         "final_loss": None, "step_ms": None, "step_cpu_ms": None}
     metrics = {"recipe": recipe["name"], "method": composition.method, "train_components": composition.train_components,
-               "split": composition.split(), **run, "task": evaluate_task(composition, val, image_key),
+               "split": composition.split(), **run, "task": evaluate_task(composition, val, image_key, with_captions=caption_fraction > 0),
                "components_before": before, "components_after": own_metrics(composition, val),
                "components_unchanged": {n: composition.start_hashes[n] == c.content_hash()
                                         for n, c in composition.components.items()},
@@ -165,8 +165,9 @@ def train_composition(recipe: dict, out: str | Path, log=print) -> dict:
     composition.save(out, {"recipe": recipe})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     task = metrics["task"]
-    log(f"held-out: answer accuracy {task['answer_accuracy']:.3f} (mean over types), caption BLEU-4 "
-        f"{task['caption_bleu4']:.3f}, exact {task['caption_exact']:.3f}; step {run['step_ms'] or 0:.1f} ms")
+    captions = f", caption BLEU-4 {task['caption_bleu4']:.3f}, exact {task['caption_exact']:.3f}" if task["n_captions"] else ""
+    log(f"held-out: answer accuracy {task['answer_accuracy']:.3f} (mean over types){captions}; "
+        f"step {run['step_ms'] or 0:.1f} ms")
     return metrics
 
 
