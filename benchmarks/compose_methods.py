@@ -227,12 +227,15 @@ def write_results(table: str, runs: Path, vision: str | None = None) -> None:
 # -- the ViT suite ---------------------------------------------------------------------------------------------
 VIT_RUNS = ("alone", "full_finetune", "gats", "gats_1layer", "epalm", "epalm_input", "prompt", "prefix", "mit",
             "mit_fixed", "xattn")
+FRAME_RUNS = ("frames_alone", "frames_gats", "frames_gats_time")  # the multi-frame task: its own questions
 HEADLINE = ("full_finetune", "gats", "epalm", "mit")  # also run with seed 1 (the LM alone trains nothing: one run)
 VIT_LABELS = {"alone": "components alone (LM, no image)", "full_finetune": "full fine-tuning (GATS wiring, all trained)",
               "gats": "GATS, 2 layers", "gats_1layer": "GATS, 1 layer", "epalm": "eP-ALM (deep CLS injection)",
               "epalm_input": "input-level CLS injection", "prompt": "prompt-only (no image)", "prefix": "visual prefix",
               "mit": "MiT (adaptive head gates)", "mit_fixed": "MiT (fixed head gates)",
-              "xattn": "xattn (gated cross-attention)"}  # fmt: skip
+              "xattn": "xattn (gated cross-attention)", "frames_alone": "frames: LM alone",
+              "frames_gats": "frames: GATS, per-stream windows (3 frames)",
+              "frames_gats_time": "frames: GATS, time window (16 steps)"}  # fmt: skip
 # (better, worse): the comparisons the papers make, as paired differences over the same held-out questions
 PAIRS = (("gats", "alone"), ("full_finetune", "alone"), ("gats", "full_finetune"), ("gats", "gats_1layer"),
          ("epalm", "alone"), ("epalm", "prompt"), ("epalm", "epalm_input"), ("mit", "prefix"), ("mit", "mit_fixed"),
@@ -367,18 +370,22 @@ def _gain(method: dict, alone: dict, full: dict) -> str:
 def report_vit(runs: Path) -> str:
     import numpy as np
 
-    rows = {}
+    rows, frames = {}, {}
+    for name in FRAME_RUNS:
+        path = run_dir(runs, name, 0) / "metrics.json"
+        if path.is_file():
+            frames[name] = json.loads(path.read_text())
     for name in VIT_RUNS:
         for seed in (0, 1):
             path = run_dir(runs, name, seed) / "metrics.json"
             if path.is_file():
                 rows.setdefault(name, {})[seed] = json.loads(path.read_text())
     if not rows:
-        return "no runs"
+        return "\n".join(["no single-image runs"] + frame_table(frames))
     recipe = json.loads((run_dir(runs, next(iter(rows)), 0) / "compose.json").read_text())["recipe"]
     n_train = recipe["data"]["scene_text"]["n_train"]
     alone, full = rows.get("alone", {}).get(0), rows.get("full_finetune", {})
-    cost = {name: inference_cost(run_dir(runs, name, 0)) for name in rows}
+    cost = {name: inference_cost(run_dir(runs, name, 0)) for name in rows}  # the single-image runs
     lm_flops = cost["alone"]["flops"] if "alone" in cost else None
     lines = ["| method | trainable | answer acc., seed 0 / 1 | vs LM alone, paired 95% interval | gain / full FT's gain, seed 0 / 1 | "
              "step ms (CPU) | inference MFLOPs / question: all (encoder) | added over the LM, MFLOPs | ms / question | "
@@ -423,7 +430,27 @@ def report_vit(runs: Path) -> str:
     above = [k for k in types if best[k] > constant["question"][k]]
     lines += ["", f"Question types above their constant answer (per question) for at least one method: {len(above)} of "
               f"{len(types)} ({', '.join(above) or 'none'})."]
-    return "\n".join(lines)
+    return "\n".join(lines + frame_table(frames))
+
+
+def frame_table(frames: dict) -> list[str]:
+    """The multi-frame task's rows: accuracy per type and the paired difference of the two GATS windows."""
+    if not frames:
+        return []
+    types = sorted({k for m in frames.values() for k in m["task"]["answer_accuracy_by_type"]})
+    lines = ["", f"Multi-frame task (3 frames, questions about the first view whose answer differs in the last; "
+             f"{next(iter(frames.values()))['task']['n_questions']} held-out questions):", "",
+             "| method | " + " | ".join(types) + " | mean of types |", "|---|" + "---|" * (len(types) + 1)]
+    for name, m in frames.items():
+        by = m["task"]["answer_accuracy_by_type"]
+        lines.append(f"| {VIT_LABELS[name]} | " + " | ".join(_pct(by.get(k, float("nan"))) for k in types)
+                     + f" | {_pct(m['task']['answer_accuracy'])} |")
+    for a, b in (("frames_gats", "frames_gats_time"), ("frames_gats", "frames_alone")):
+        if a in frames and b in frames:
+            d, lo, hi = paired_interval(frames[a], frames[b])
+            lines.append(f"\n{VIT_LABELS[a]} - {VIT_LABELS[b]}: {100 * d:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                         f" (paired 95% bootstrap), beyond the interval: {'yes' if lo > 0 else 'no'}.")
+    return lines
 
 
 def write_vit_results(table: str, runs: Path) -> None:
@@ -466,7 +493,7 @@ def main() -> None:
         print(probe(args.probe))
         return
     if args.suite == "vit":
-        names = args.only.split(",") if args.only else list(VIT_RUNS)
+        names = args.only.split(",") if args.only else list(VIT_RUNS + FRAME_RUNS)
         if not args.report:
             run_vit(names, args.runs, [int(s) for s in args.seeds.split(",")], args.set)
         table = report_vit(args.runs)

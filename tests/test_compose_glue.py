@@ -285,3 +285,61 @@ def test_pretrain_vision_recipe_errors_are_one_line():
         resolve_recipe({"compose": {"pretrain_vision": {"size": 30}}})
     with pytest.raises(ConfigError, match="stands alone"):
         resolve_recipe({"compose": {"pretrain_vision": {}, "method": "gats"}})
+
+
+# -- the multi-frame task -----------------------------------------------------------------------------------------
+def test_frames_are_one_room_seen_turning_and_questions_need_an_earlier_view():
+    from tokzoo.datasets.scene_frames import FrameTextSet, frame_questions, generate_frames
+    from tokzoo.datasets.scene_text import visible_things
+    from tokzoo.datasets.scenes import generate_scene
+
+    frames = generate_frames(4, seed=0, size=32, n_frames=3)
+    assert np.array_equal(frames[1]["rgb"], generate_scene(4, seed=0, size=32)["rgb"])  # the middle view: the layout's own
+    assert not np.array_equal(frames[0]["rgb"], frames[2]["rgb"])
+    for question, answer in frame_questions(frames):
+        assert question.startswith("in view one,") and answer
+    s = FrameTextSet(12, seed=3, size=32, n_frames=2)
+    assert s.images.shape == (12, 2, 32, 32, 3) and sum(len(q) for q in s.qa) > 0
+    first = visible_things(generate_frames(0, seed=3, size=32, n_frames=2)[0])
+    if ("in view one, was there a person?", "yes") in s.qa[0]:
+        assert any(t["cls"] == "person" for t in first)
+
+
+@pytest.fixture(scope="module")
+def long_text_lm(tmp_path_factory):
+    """The toy text LM of test_compose_methods with 128 positions (the frame prompts run past 64 ids of a 300-id BPE)."""
+    from tokzoo.compose import resolve_recipe
+    from tokzoo.compose.train import run_recipe
+
+    out = tmp_path_factory.mktemp("compose") / "text_lm"
+    run_recipe(resolve_recipe({"steps": 2, "batch_size": 4, "log_every": 1, "threads": 1,
+                               "data": {"scene_text": {"n_train": 8, "n_val": 4, "size": 32}},
+                               "compose": {"pretrain_lm": {"vocab_size": 300, "hidden_size": 32, "layers": 2, "heads": 4,
+                                                           "max_positions": 128}}}), out, log=lambda *_: None)  # fmt: skip
+    return out
+
+
+def test_gats_trains_on_the_multi_frame_task_with_per_stream_windows(tmp_path, long_text_lm):
+    from tokzoo.compose import resolve_recipe
+    from tokzoo.compose.task import SceneTask
+    from tokzoo.compose.train import build_composition, frame_set, train_composition
+
+    folder = tmp_path / "vision"
+    tiny_vision("vit").save_pretrained(str(folder), safe_serialization=True)
+    lm_folder = long_text_lm
+    recipe = resolve_recipe({"steps": 2, "batch_size": 4, "log_every": 1, "threads": 1,
+                             "data": {"scene_text": {"n_train": 10, "n_val": 6, "size": 32, "frames": 3}, "caption_fraction": 0},
+                             "compose": {"method": "gats", "components": {"vision": {"vision_model": str(folder)},
+                                                                          "lm": {"causal_lm": str(lm_folder)}},
+                                         "settings": {"layers": 1, "dim": 32, "window": {"vision": 1}}}})  # fmt: skip
+    task = SceneTask(frame_set(10, 0, 32, 3), build_composition(recipe).components["vision"].normalize)
+    batch = task.batch(task.questions[:2])
+    assert batch["images"].shape[:2] == (2, 3) and batch["frame_times"].shape == (2, 3)
+    for e in task.examples[:2]:  # frame k is seen right after "view k."
+        assert [task.tokenizer.decode(torch.tensor(e.prompt[: t + 1]))[0].strip() for t in e.frame_times][-1] \
+            == "view one. view two. view three."
+    metrics = train_composition(recipe, tmp_path / "out", log=lambda *_: None)
+    assert all(metrics["components_unchanged"].values()) and metrics["task"]["n_questions"] > 0
+    assert set(metrics["task"]["answer_kinds"]) <= {"frames_person", "frames_nearest", "frames_colour", "frames_leftmost"}
+    with pytest.raises(ConfigError, match="needs compose.method gats"):
+        resolve_recipe({**recipe, "compose": {**recipe["compose"], "method": "mit", "settings": {}}})

@@ -36,7 +36,7 @@ def generate(composition, task: SceneTask, indices, image_key: str, max_new: int
         lengths, done = prompt_len.clone(), torch.zeros(len(chunk), dtype=torch.bool)
         rows = torch.arange(len(chunk))
         for _ in range(max_new):
-            inputs = {composition.lm_name: ids[:, : int(lengths.max())], image_key: task.encoder_input(batch["images"])}
+            inputs = {composition.lm_name: ids[:, : int(lengths.max())], image_key: task.encoder_input(batch["images"], batch.get("frame_times"))}
             select = torch.zeros(len(chunk), int(lengths.max()), dtype=torch.bool)
             select[rows, lengths - 1] = True
             next_ids = composition(inputs, prompt_len, select).argmax(-1)
@@ -77,7 +77,7 @@ def token_accuracy(composition, task: SceneTask, indices, image_key: str, batch_
     losses, correct, n = 0.0, 0, 0
     for start in range(0, len(indices), batch_size):
         batch = task.batch(indices[start: start + batch_size])
-        inputs = {composition.lm_name: batch["ids"], image_key: task.encoder_input(batch["images"])}
+        inputs = {composition.lm_name: batch["ids"], image_key: task.encoder_input(batch["images"], batch.get("frame_times"))}
         logits = composition(inputs, batch["prompt_len"], predicting(batch["loss_mask"]))
         loss, hits = target_loss(logits, batch["ids"], batch["loss_mask"])
         losses += float(loss) * hits.numel()

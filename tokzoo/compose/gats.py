@@ -34,7 +34,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..models.vit import sincos_2d
-from .components import Frames
+from .components import Frames, Stream
 from .registry import Glue, register_method
 
 
@@ -202,9 +202,9 @@ class GATS(Glue):
         streams, frames = {}, {}
         for name in self.names:
             given = inputs[name]
-            if isinstance(given, Frames):
+            if isinstance(given, Frames):  # images (B, F, ...), or cached states already flattened (a Stream)
                 frames[name] = given.times
-                given = given.images.flatten(0, 1)
+                given = given.images if isinstance(given.images, Stream) else given.images.flatten(0, 1)
             streams[name] = components[name].begin(given)
         for k, mapping in enumerate(self.layers):
             for name, index in mapping.items():

@@ -17,7 +17,8 @@ Two kinds, told apart by their ``compose:`` section::
 Shared top-level fields: ``name``, ``seed``, ``steps``, ``batch_size``, ``log_every``, ``threads``,
 ``optimizer: {lr, component_lr, weight_decay, warmup_steps, min_lr_ratio, grad_clip}`` (``component_lr``: the
 components' learning rate when ``train_components`` is true; null: ``lr`` for every parameter), ``data: {scene_text: {n_train,
-n_val, seed, val_seed, size}, caption_fraction, scenes: {n, seed, n_val, val_seed}}`` (``scenes``: the ViT
+n_val, seed, val_seed, size, frames}, caption_fraction, scenes: {n, seed, n_val, val_seed}}`` (``frames``: 0 the
+single-image task, 2-4 the multi-frame one of tokzoo.datasets.scene_frames, GATS only; ``scenes``: the ViT
 pretraining streams, disjoint from ``scene_text``'s). Unknown keys are refused (one line naming the key).
 """
 
@@ -33,7 +34,7 @@ DEFAULTS = {
     "name": "compose", "seed": 0, "steps": 1000, "batch_size": 32, "log_every": 100, "threads": None,
     "optimizer": {"lr": 1e-3, "component_lr": None, "weight_decay": 0.01, "warmup_steps": 50, "min_lr_ratio": 0.1,
                   "grad_clip": 1.0},
-    "data": {"scene_text": {"n_train": 2000, "n_val": 200, "seed": 0, "val_seed": 1000003, "size": 64},
+    "data": {"scene_text": {"n_train": 2000, "n_val": 200, "seed": 0, "val_seed": 1000003, "size": 64, "frames": 0},
              "caption_fraction": 0.3, "scenes": {"n": 8000, "seed": 7000001, "n_val": 500, "val_seed": 7000002}},
     "compose": {},
 }  # fmt: skip
@@ -121,5 +122,10 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
     component_lr = resolved["optimizer"]["component_lr"]
     if component_lr is not None and not glue["train_components"]:
         raise ConfigError(f"{where}: optimizer.component_lr needs compose.train_components: true (frozen components)")
+    frames = resolved["data"]["scene_text"]["frames"]
+    if frames not in (0, 2, 3, 4):
+        raise ConfigError(f"{where}: data.scene_text.frames must be 0 (one image) or 2..4, got {frames!r}")
+    if frames and (glue["method"] not in ("gats", "none") or resolved["data"]["caption_fraction"]):
+        raise ConfigError(f"{where}: data.scene_text.frames needs compose.method gats (or none) and caption_fraction 0")
     resolved["compose"] = glue
     return resolved

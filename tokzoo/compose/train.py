@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..datasets.scene_frames import FrameTextSet
 from ..datasets.scene_text import SceneTextSet
 from ..errors import ConfigError
 from ..text import CaptionTokenizer, train_vocab
@@ -36,8 +37,18 @@ def scene_set(n: int, seed: int, size: int) -> SceneTextSet:
         return SceneTextSet(n, seed, size, progress=bar.update)
 
 
+@functools.lru_cache(maxsize=4)
+def frame_set(n: int, seed: int, size: int, n_frames: int) -> FrameTextSet:
+    """The multi-frame scenes (tokzoo.datasets.scene_frames), kept like :func:`scene_set`."""
+    with tqdm(total=n, desc=f"frames (seed {seed})", file=sys.stderr, leave=False) as bar:
+        return FrameTextSet(n, seed, size, n_frames, progress=bar.update)
+
+
 def _tasks(recipe: dict, normalize, tokenizer: CaptionTokenizer) -> tuple[SceneTask, SceneTask]:
     d = recipe["data"]["scene_text"]
+    if d["frames"]:
+        train = SceneTask(frame_set(d["n_train"], d["seed"], d["size"], d["frames"]), normalize, tokenizer)
+        return train, SceneTask(frame_set(d["n_val"], d["val_seed"], d["size"], d["frames"]), normalize, tokenizer)
     train = SceneTask(scene_set(d["n_train"], d["seed"], d["size"]), normalize, tokenizer)
     val = SceneTask(scene_set(d["n_val"], d["val_seed"], d["size"]), normalize, tokenizer)
     return train, val
@@ -149,7 +160,7 @@ def train_composition(recipe: dict, out: str | Path, log=print) -> dict:
     def loss_of(step: int) -> torch.Tensor:
         composition.train()
         batch = train.batch(train.sample(rng, recipe["batch_size"], caption_fraction))
-        inputs = {composition.lm_name: batch["ids"], image_key: train.encoder_input(batch["images"])}
+        inputs = {composition.lm_name: batch["ids"], image_key: train.encoder_input(batch["images"], batch.get("frame_times"))}
         logits = composition(inputs, batch["prompt_len"], predicting(batch["loss_mask"]))
         return target_loss(logits, batch["ids"], batch["loss_mask"])[0]
 
