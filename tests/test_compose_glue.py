@@ -214,6 +214,8 @@ def test_gats_steering_and_proportional_depths():
         Composition(components(), "gats", {"layers": 1, "write": ["audio"]})
     with pytest.raises(ConfigError, match="window"):
         Composition(components(), "gats", {"layers": 1, "window": {"vision": 0}})
+    with pytest.raises(ConfigError, match="time_window: N is the time-step rule"):
+        Composition(components(), "gats", {"layers": 1, "window": 8})
     with pytest.raises(ConfigError, match="positive number of GATS layers"):
         Composition(components(), "gats", {"layers": 0})
 

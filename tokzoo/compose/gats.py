@@ -113,6 +113,9 @@ class GATS(Glue):
                     raise ConfigError(f"gats: layer {k}: {name} layer {index!r} outside 1..{n}")
                 if k and index < layers[k - 1][name]:
                     raise ConfigError(f"gats: layer {k}: {name} layer {index} comes before the previous GATS layer's")
+        if window is not None and not isinstance(window, dict):
+            raise ConfigError(f"gats: window must map components to N (counted within each stream), got {window!r}; "
+                              "time_window: N is the time-step rule")
         window = dict(window or {})
         for name, n in window.items():
             if name not in components or not (n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= 1)):
