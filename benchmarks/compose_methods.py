@@ -1,7 +1,20 @@
-"""Composing frozen models: GATS, eP-ALM and MiT against full fine-tuning and the components alone.
+"""Composing frozen models: GATS, eP-ALM and MiT against their papers' baselines, full fine-tuning and the components alone.
 
-Trains the text LM component (recipes/compose/text_lm.yaml) unless RUNS/text_lm exists, then each method's
-recipe (recipes/compose/<name>.yaml) into RUNS/<name>, and writes a dated section with the table to
+Default suite ``vit`` (recipes/compose/vit/*.yaml): the frozen components are a ViT pretrained here
+(recipes/compose/vision.yaml, RUNS/vision) and the text LM (recipes/compose/text_lm.yaml, RUNS/text_lm), each
+trained first unless its folder exists. Each recipe runs into RUNS/vit/<name> (seed 0) and, for the headline rows
+(``HEADLINE``), RUNS/vit/<name>_seed1; a run whose metrics.json exists is kept (the suite resumes). The report:
+answer accuracy per seed and per question type, paired bootstrap 95% intervals over the held-out questions for
+the comparisons the papers make (``PAIRS``), the gain over the components alone as a share of full fine-tuning's,
+the constant answer of each question type, and per method trainable %, step time and inference FLOPs (counted with
+torch's FlopCounterMode and timed on 32 held-out questions; split into encoder and the rest). ``--report`` writes
+it to benchmarks/RESULTS.md. Suite ``rgb`` is the older set (recipes/compose/*.yaml, the shipped rgb tokenizer).
+
+    nice -n 10 python benchmarks/compose_methods.py [--runs runs/compose] [--only gats,epalm] [--seeds 0,1] [--report]
+    nice -n 10 python benchmarks/compose_methods.py --probe vision:runs/compose/vision:5,rgb:8
+
+Suite ``rgb``: trains the text LM component (recipes/compose/text_lm.yaml) unless RUNS/text_lm exists, then each
+method's recipe (recipes/compose/<name>.yaml) into RUNS/<name>, and writes a dated section with the table to
 benchmarks/RESULTS.md. ``--only`` runs some methods (several processes can share the work; ``--report`` alone
 then writes the table from the metrics.json files they left). ``--vision fm:RUN_DIR`` swaps the rgb component for
 the encoder of a trained tokzoo.fm run (:class:`tokzoo.compose.FMEncoder`; its layers 1-4 are the encoder blocks,
@@ -9,10 +22,10 @@ the encoder of a trained tokzoo.fm run (:class:`tokzoo.compose.FMEncoder`; its l
 on each frozen vision component's features of the training scenes and scores it on the held-out ones, per fact
 (is there a person, counts, nearest thing and its colour), against the majority answer.
 
-    nice -n 10 python benchmarks/compose_methods.py [--runs runs/compose] [--only gats,epalm] [--report]
-    nice -n 10 python benchmarks/compose_methods.py --vision fm:runs/compose/fm_scenes --runs runs/compose_fm
-    nice -n 10 python benchmarks/compose_methods.py --runs runs/small --n-train 1000 --steps 600   # the older, smaller runs
-    nice -n 10 python benchmarks/compose_methods.py --runs runs/epalm_pool2 --only epalm --set compose.settings.pool=2
+    nice -n 10 python benchmarks/compose_methods.py --suite rgb [--runs runs/compose] [--only gats,epalm] [--report]
+    nice -n 10 python benchmarks/compose_methods.py --suite rgb --vision fm:runs/compose/fm_scenes --runs runs/compose_fm
+    nice -n 10 python benchmarks/compose_methods.py --suite rgb --runs runs/small --n-train 1000 --steps 600
+    nice -n 10 python benchmarks/compose_methods.py --suite rgb --runs runs/epalm_pool2 --only epalm --set compose.settings.pool=2
     nice -n 10 python benchmarks/compose_methods.py --probe rgb:8,fm:runs/compose/fm_scenes:4,fm:runs/compose/fm_scenes:5mean
 """
 
@@ -96,7 +109,8 @@ def _fit(features: dict, asked: dict) -> dict[str, float]:
 
 
 def probe(spec: str, n_train: int = 1000, n_val: int = 200) -> str:
-    """``spec``: comma-separated ``rgb:LAYER`` (the shipped tokenizer's encoder) / ``fm:RUN_DIR:LAYER`` (``LAYERmean``:
+    """``spec``: comma-separated ``rgb:LAYER`` (the shipped tokenizer's encoder) / ``fm:RUN_DIR:LAYER`` / ``vision:DIR:LAYER``
+    (a transformers ViT folder: its class token and patch-token mean) (``LAYERmean``:
     the tokens' mean instead of all of them, flattened) / ``pixels:CELLS`` (control: the image's cell means); a table of
     held-out logistic-regression accuracy per fact for each, with the majority answer's first."""
     import numpy as np
@@ -122,14 +136,17 @@ def probe(spec: str, n_train: int = 1000, n_val: int = 200) -> str:
                         .reshape(len(s.images), -1) / 255.0 for split, s in (("train", train), ("val", val))}  # fmt: skip
             rows[f"pixels, {cells} x {cells} cell means ({features['train'].shape[1]} features)"] = _fit(features, asked)
             continue
-        component = build_component("vision", {kind: ":".join(source) if source else "rgb"} if kind == "fm" else {"tokenizer": "rgb"}).freeze()
+        spec = {"tokenizer": "rgb"} if kind == "rgb" else {{"vision": "vision_model"}.get(kind, kind): ":".join(source)}
+        component = build_component("vision", spec).freeze()
         features = {}
         with torch.no_grad():
             for split, s in (("train", train), ("val", val)):
                 stream = component.run(component.begin(component.normalize(s.images)), int(layer.removesuffix("mean")))
                 tokens = component.tokens(stream)
+                if kind == "vision":  # the class token and the mean of the patch tokens
+                    tokens = torch.cat([component.class_token(stream)[:, 0], component.grid_tokens(stream).mean(1)], 1)
                 features[split] = (tokens.mean(1) if layer.endswith("mean") else tokens.flatten(1)).numpy()
-        pooled = ", mean over positions" if layer.endswith("mean") else ""
+        pooled = ", mean over positions" if layer.endswith("mean") else (", class token + patch mean" if kind == "vision" else "")
         label = (f"{type(component).__name__} {component.source} layer {layer.removesuffix('mean')} "
                  f"({features['train'].shape[1]} features{pooled})")
         rows[label] = _fit(features, asked)
@@ -207,23 +224,286 @@ def write_results(table: str, runs: Path, vision: str | None = None) -> None:
     path.write_text(text)
 
 
+# -- the ViT suite ---------------------------------------------------------------------------------------------
+VIT_RUNS = ("alone", "full_finetune", "gats", "gats_1layer", "epalm", "epalm_input", "prompt", "prefix", "mit",
+            "mit_fixed", "xattn")
+FRAME_RUNS = ("frames_alone", "frames_gats", "frames_gats_time")  # the multi-frame task: its own questions
+HEADLINE = ("full_finetune", "gats", "epalm", "mit")  # also run with seed 1 (the LM alone trains nothing: one run)
+VIT_LABELS = {"alone": "components alone (LM, no image)", "full_finetune": "full fine-tuning (GATS wiring, all trained)",
+              "gats": "GATS, 2 layers", "gats_1layer": "GATS, 1 layer", "epalm": "eP-ALM (deep CLS injection)",
+              "epalm_input": "input-level CLS injection", "prompt": "prompt-only (no image)", "prefix": "visual prefix",
+              "mit": "MiT (adaptive head gates)", "mit_fixed": "MiT (fixed head gates)",
+              "xattn": "xattn (gated cross-attention)", "frames_alone": "frames: LM alone",
+              "frames_gats": "frames: GATS, per-stream windows (3 frames)",
+              "frames_gats_time": "frames: GATS, time window (16 steps)"}  # fmt: skip
+# (better, worse): the comparisons the papers make, as paired differences over the same held-out questions
+PAIRS = (("gats", "alone"), ("full_finetune", "alone"), ("gats", "full_finetune"), ("gats", "gats_1layer"),
+         ("epalm", "alone"), ("epalm", "prompt"), ("epalm", "epalm_input"), ("mit", "prefix"), ("mit", "mit_fixed"),
+         ("mit", "alone"), ("prefix", "alone"))  # fmt: skip
+
+
+def run_dir(runs: Path, name: str, seed: int) -> Path:
+    return runs / "vit" / (name if seed == 0 else f"{name}_seed{seed}")
+
+
+def run_vit(names: list[str], runs: Path, seeds: list[int], overrides: list[str] = ()) -> None:
+    """Train the components if missing, then every (recipe, seed) whose metrics.json is missing."""
+    import torch
+
+    from tokzoo.compose import read_recipe, resolve_recipe
+    from tokzoo.compose.train import run_recipe
+
+    torch.set_num_threads(1)
+    lm_dir, vision_dir = runs / "text_lm", runs / "vision"
+    if not (lm_dir / "model.safetensors").is_file():
+        run_recipe(read_recipe(ROOT / "recipes/compose/text_lm.yaml"), lm_dir)
+    if not (vision_dir / "model.safetensors").is_file():
+        run_recipe(read_recipe(ROOT / "recipes/compose/vision.yaml"), vision_dir)
+    for name in names:
+        for seed in seeds if name in HEADLINE else [0]:
+            out = run_dir(runs, name, seed)
+            if (out / "metrics.json").is_file():
+                continue
+            recipe = read_recipe(ROOT / f"recipes/compose/vit/{name}.yaml")
+            recipe["seed"] = seed
+            recipe["compose"]["components"] = {"lm": {"causal_lm": str(lm_dir.resolve())},
+                                               "vision": {"vision_model": str(vision_dir.resolve())}}  # fmt: skip
+            for item in overrides:
+                _override(recipe, item)
+            run_recipe(resolve_recipe(recipe, f"recipes/compose/vit/{name}.yaml"), out)
+
+
+def constant_answers(runs: Path, n_train: int) -> dict:
+    """Held-out accuracy per question type of answering each type's (and each question's) most common training answer."""
+    import numpy as np
+
+    from tokzoo.compose.train import scene_set
+    from tokzoo.datasets.scene_text import question_type
+
+    path = runs / "vit" / f"constant_{n_train}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    train, val = scene_set(n_train, 0, 64), scene_set(200, 1000003, 64)
+    answers: dict = {"type": {}, "question": {}}
+    for qa in train.qa:
+        for q, a in qa:
+            for key, table in ((question_type(q), answers["type"]), (q, answers["question"])):
+                table.setdefault(key, []).append(a)
+    common = {level: {k: max(set(v), key=v.count) for k, v in table.items()} for level, table in answers.items()}
+    hits: dict = {"type": {}, "question": {}}
+    for qa in val.qa:
+        for q, a in qa:
+            hits["type"].setdefault(question_type(q), []).append(common["type"].get(question_type(q)) == a)
+            hits["question"].setdefault(question_type(q), []).append(common["question"].get(q) == a)
+    result = {level: {k: float(np.mean(v)) for k, v in sorted(h.items())} for level, h in hits.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def type_mean(hits, kinds) -> float:
+    """Mean over question types of the accuracy within each (the headline metric)."""
+    import numpy as np
+
+    return float(np.mean([hits[kinds == k].mean() for k in np.unique(kinds)]))
+
+
+def paired_interval(a: dict, b: dict, n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(difference, low, high): a - b in mean-over-types accuracy and its paired bootstrap 95% interval over questions."""
+    import numpy as np
+
+    kinds = np.array(a["task"]["answer_kinds"])
+    assert kinds.tolist() == b["task"]["answer_kinds"], "runs were evaluated on different questions"
+    ha, hb = np.array(a["task"]["answer_hits"], float), np.array(b["task"]["answer_hits"], float)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n):
+        i = rng.integers(0, len(kinds), len(kinds))
+        diffs.append(type_mean(ha[i], kinds[i]) - type_mean(hb[i], kinds[i]))
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return type_mean(ha, kinds) - type_mean(hb, kinds), float(low), float(high)
+
+
+def inference_cost(directory: Path, n: int = 32) -> dict:
+    """FLOPs per held-out question (counted) and ms per question (timed, median of 3) of one teacher-forced forward,
+    from the raw images (the encoder included, split out as ``encoder``)."""
+    import time
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from tokzoo.compose import load_composition
+    from tokzoo.compose.task import SceneTask, predicting
+    from tokzoo.compose.train import lm_tokenizer, scene_set
+
+    torch.set_num_threads(1)
+    comp = load_composition(directory).eval()
+    (encoder,) = [name for name in comp.components if name != comp.lm_name]
+    task = SceneTask(scene_set(200, 1000003, 64), comp.components[encoder].normalize, lm_tokenizer(comp.lm))
+    batch = task.batch(task.questions[:n])
+    inputs = {comp.lm_name: batch["ids"], encoder: batch["images"]}
+    select = predicting(batch["loss_mask"])
+    with torch.no_grad():
+        with FlopCounterMode(display=False) as counter:
+            comp(inputs, batch["prompt_len"], select)
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            comp(inputs, batch["prompt_len"], select)
+            times.append(time.perf_counter() - start)
+    counts = counter.get_flop_counts()
+    total = sum(counts["Global"].values())
+    prefix = f"Composition.components.{encoder}."
+    mine = [k for k in counts if k.startswith(prefix)]  # the outermost modules only (a parent's count holds its children's)
+    enc = sum(sum(counts[k].values()) for k in mine if not any(k.startswith(o + ".") for o in mine))
+    return {"flops": total / n, "encoder_flops": enc / n, "ms": 1000 * sorted(times)[1] / n}
+
+
+def _gain(method: dict, alone: dict, full: dict) -> str:
+    """(method - alone) / (full fine-tuning - alone) in answer accuracy; "n/a" when fine-tuning gained nothing."""
+    acc = {k: m["task"]["answer_accuracy"] for k, m in (("m", method), ("a", alone), ("f", full))}
+    if acc["f"] - acc["a"] <= 0:
+        return "n/a (FT gained nothing)"
+    return f"{(acc['m'] - acc['a']) / (acc['f'] - acc['a']):.2f}"
+
+
+def report_vit(runs: Path) -> str:
+    import numpy as np
+
+    rows, frames = {}, {}
+    for name in FRAME_RUNS:
+        path = run_dir(runs, name, 0) / "metrics.json"
+        if path.is_file():
+            frames[name] = json.loads(path.read_text())
+    for name in VIT_RUNS:
+        for seed in (0, 1):
+            path = run_dir(runs, name, seed) / "metrics.json"
+            if path.is_file():
+                rows.setdefault(name, {})[seed] = json.loads(path.read_text())
+    if not rows:
+        return "\n".join(["no single-image runs"] + frame_table(frames))
+    recipe = json.loads((run_dir(runs, next(iter(rows)), 0) / "compose.json").read_text())["recipe"]
+    n_train = recipe["data"]["scene_text"]["n_train"]
+    alone, full = rows.get("alone", {}).get(0), rows.get("full_finetune", {})
+    cost = {name: inference_cost(run_dir(runs, name, 0)) for name in rows}  # the single-image runs
+    lm_flops = cost["alone"]["flops"] if "alone" in cost else None
+    lines = ["| method | trainable | answer acc., seed 0 / 1 | vs LM alone, paired 95% interval | gain / full FT's gain, seed 0 / 1 | "
+             "step ms (CPU) | inference MFLOPs / question: all (encoder) | added over the LM, MFLOPs | ms / question | "
+             "components bit-identical |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, by_seed in rows.items():
+        m = by_seed[0]
+        acc = " / ".join(_pct(by_seed[s]["task"]["answer_accuracy"]) for s in sorted(by_seed))
+        interval = "-"
+        if alone and name != "alone":
+            d, lo, hi = paired_interval(m, alone)
+            interval = f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+        gain = "-"
+        if alone and full and name not in ("alone", "full_finetune"):
+            gain = " / ".join(_gain(by_seed[s], alone, full[s]) for s in sorted(by_seed) if s in full)
+        c = cost[name]
+        added = f"{(c['flops'] - c['encoder_flops'] - lm_flops) / 1e6:.2f}" if lm_flops is not None else "-"
+        step = "-" if m["step_cpu_ms"] is None else f"{m['step_cpu_ms']:.0f}"
+        same = "yes" if all(m["components_unchanged"].values()) else "no (trained)"
+        lines.append(f"| {VIT_LABELS[name]} | {m['split']['trainable']:,} ({m['split']['trainable_percent']:.2f}%) | {acc} | "
+                     f"{interval} | {gain} | {step} | {c['flops'] / 1e6:.2f} ({c['encoder_flops'] / 1e6:.2f}) | {added} | "
+                     f"{c['ms']:.2f} | {same} |")
+    lines += ["", "Paired differences (mean-over-types accuracy, points; 95% bootstrap interval over the 2,000 resamples of "
+              "the held-out questions, seed 0 runs):", "", "| comparison | difference | 95% interval | beyond the interval |",
+              "|---|---|---|---|"]
+    for a, b in PAIRS:
+        if a in rows and b in rows:
+            d, lo, hi = paired_interval(rows[a][0], rows[b][0])
+            lines.append(f"| {VIT_LABELS[a]} - {VIT_LABELS[b]} | {100 * d:+.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] | "
+                         f"{'yes' if lo > 0 else 'no'} |")
+    constant = constant_answers(runs, n_train)
+    types = sorted(constant["type"])
+    lines += ["", "Answer accuracy by question type (seed 0; constant answers from the training scenes):", "",
+              "| method | " + " | ".join(types) + " | mean of types |", "|---|" + "---|" * (len(types) + 1)]
+    for level, label in (("type", "constant answer per question type"), ("question", "constant answer per question")):
+        lines.append(f"| {label} | " + " | ".join(_pct(constant[level][k]) for k in types)
+                     + f" | {_pct(float(np.mean(list(constant[level].values()))))} |")
+    for name, by_seed in rows.items():
+        by = by_seed[0]["task"]["answer_accuracy_by_type"]
+        lines.append(f"| {VIT_LABELS[name]} | " + " | ".join(_pct(by.get(k, float("nan"))) for k in types)
+                     + f" | {_pct(by_seed[0]['task']['answer_accuracy'])} |")
+    best = {k: max(r[0]["task"]["answer_accuracy_by_type"].get(k, 0) for r in rows.values()) for k in types}
+    above = [k for k in types if best[k] > constant["question"][k]]
+    lines += ["", f"Question types above their constant answer (per question) for at least one method: {len(above)} of "
+              f"{len(types)} ({', '.join(above) or 'none'})."]
+    return "\n".join(lines + frame_table(frames))
+
+
+def frame_table(frames: dict) -> list[str]:
+    """The multi-frame task's rows: accuracy per type and the paired difference of the two GATS windows."""
+    if not frames:
+        return []
+    types = sorted({k for m in frames.values() for k in m["task"]["answer_accuracy_by_type"]})
+    lines = ["", f"Multi-frame task (3 frames, questions about the first view whose answer differs in the last; "
+             f"{next(iter(frames.values()))['task']['n_questions']} held-out questions):", "",
+             "| method | " + " | ".join(types) + " | mean of types |", "|---|" + "---|" * (len(types) + 1)]
+    for name, m in frames.items():
+        by = m["task"]["answer_accuracy_by_type"]
+        lines.append(f"| {VIT_LABELS[name]} | " + " | ".join(_pct(by.get(k, float("nan"))) for k in types)
+                     + f" | {_pct(m['task']['answer_accuracy'])} |")
+    for a, b in (("frames_gats", "frames_gats_time"), ("frames_gats", "frames_alone")):
+        if a in frames and b in frames:
+            d, lo, hi = paired_interval(frames[a], frames[b])
+            lines.append(f"\n{VIT_LABELS[a]} - {VIT_LABELS[b]}: {100 * d:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                         f" (paired 95% bootstrap), beyond the interval: {'yes' if lo > 0 else 'no'}.")
+    return lines
+
+
+def write_vit_results(table: str, runs: Path) -> None:
+    """A dated section under "Composing frozen models that know the scene" in benchmarks/RESULTS.md (newest first)."""
+    vision = json.loads((runs / "vision" / "metrics.json").read_text())
+    heads = ", ".join(f"{k} {v:.3f}" for k, v in vision["held_out"].items())
+    header = (f"### {datetime.date.today().isoformat()}, {platform.platform()}, {os.cpu_count()} CPUs, torch threads 1, "
+              f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}\n\n"
+              "`nice -n 10 python benchmarks/compose_methods.py` (recipes/compose/vit/*.yaml as committed) - held-out: 200 "
+              "scenes of stream 1000003 at 64 px, every question of each (greedy, exact word). Vision component: "
+              f"{vision['parameters']:,} parameters, held-out pretraining heads: {heads}.\n\n")
+    path = ROOT / "benchmarks/RESULTS.md"
+    text = path.read_text()
+    marker = "## Composing frozen models that know the scene"
+    section = header + table + "\n"
+    if marker in text:
+        head, tail = text.split(marker, 1)
+        intro, _, rest = tail.partition("\n### ")
+        text = head + marker + intro + "\n" + section + ("\n### " + rest if rest else "")
+    else:
+        text = text.rstrip() + f"\n\n{marker}\n\n" + section
+    path.write_text(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs/compose")
-    parser.add_argument("--only", default=",".join(METHODS))
+    parser.add_argument("--suite", choices=("vit", "rgb"), default="vit")
+    parser.add_argument("--only", default=None, help="Comma-separated recipe names (default: the suite's)")
+    parser.add_argument("--seeds", default="0,1", help="Seeds of the headline rows (vit suite)")
     parser.add_argument("--report", action="store_true", help="Only write the table from the runs' metrics.json.")
-    parser.add_argument("--vision", default=None, help="fm:RUN_DIR: the vision component is that fm run's encoder")
-    parser.add_argument("--n-train", type=int, default=None, help="Training scenes of the glue runs (default: the recipes')")
-    parser.add_argument("--steps", type=int, default=None, help="Steps of the glue runs (default: the recipes')")
+    parser.add_argument("--vision", default=None, help="fm:RUN_DIR: the vision component is that fm run's encoder (rgb suite)")
+    parser.add_argument("--n-train", type=int, default=None, help="Training scenes of the glue runs (rgb suite)")
+    parser.add_argument("--steps", type=int, default=None, help="Steps of the glue runs (rgb suite)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="Override a recipe field of the methods run, e.g. optimizer.lr=5e-3 (repeatable)")
-    parser.add_argument("--probe", default=None, help="rgb:LAYER,fm:RUN_DIR:LAYER: print a linear-probe table, train nothing")
+    parser.add_argument("--probe", default=None, help="vision:DIR:LAYER,rgb:LAYER,fm:RUN_DIR:LAYER: a linear-probe table")
     args = parser.parse_args()
     if args.probe:
         print(probe(args.probe))
         return
+    if args.suite == "vit":
+        names = args.only.split(",") if args.only else list(VIT_RUNS + FRAME_RUNS)
+        if not args.report:
+            run_vit(names, args.runs, [int(s) for s in args.seeds.split(",")], args.set)
+        table = report_vit(args.runs)
+        print(table)
+        if args.report:
+            write_vit_results(table, args.runs)
+        return
     if not args.report:
-        run([n for n in args.only.split(",") if n], args.runs, args.vision, args.n_train, args.steps, args.set)
+        run([n for n in (args.only or ",".join(METHODS)).split(",") if n], args.runs, args.vision, args.n_train,
+            args.steps, args.set)
     table = report(args.runs)
     print(table)
     if args.report:

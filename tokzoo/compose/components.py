@@ -52,6 +52,15 @@ CONFIG_SIZES = {  # transformers config.json names -> tokzoo.limits.FIELD_LIMITS
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 
 
+@dataclass
+class Frames:
+    """Several images of one sample, each given at a time of the text: ``images`` (B, F, ...) as the encoder takes
+    one image (B, ...), ``times`` int64 (B, F) the text position after which each frame is seen (not decreasing)."""
+
+    images: torch.Tensor
+    times: torch.Tensor
+
+
 def model_folder(path) -> Path:
     """``path`` as a ``transformers`` model folder with safetensors weights, else a one-line CheckpointError.
 

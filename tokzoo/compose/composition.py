@@ -1,7 +1,7 @@
 """A composition: frozen components + one method's trainable glue, its parameter split, and its checkpoints.
 
-Methods: ``gats`` (:mod:`.gats`), ``epalm`` (:mod:`.epalm`), ``mit`` (:mod:`.mit`) and ``none`` (the LM alone, no
-glue: the components-alone baseline). ``train_components: true`` leaves the components trainable too (full
+Methods: the registry of :mod:`.registry` (``gats``, ``epalm``, ``mit``, ``xattn``, ``prefix``, ``prompt`` and
+``none``: the LM alone, no glue, the components-alone baseline), one file each. ``train_components: true`` leaves the components trainable too (full
 fine-tuning of the same wiring).
 
 Checkpoint folder: ``glue.safetensors`` (the trainable tensors only: the glue, plus the components' tensors
@@ -25,17 +25,15 @@ from .. import __version__
 from ..checkpoint import check_tensors, check_values
 from ..errors import CheckpointError, ConfigError
 from ..io.safety import read_json_file
+from . import alone, epalm, gats, mit, prefix, prompt, xattn  # noqa: F401 (each file registers its method)
 from ..io.writes import make_folder, write_file
 from .components import Component
 from .encoders import TokenizerEncoder
-from .epalm import EPALM
 from .fm_encoder import FMEncoder
-from .gats import GATS
 from .language import CausalLM
-from .mit import MiT
+from .registry import METHODS, build_glue
 from .vision import VisionTransformer
 
-METHODS = ("gats", "epalm", "mit", "none")
 FORMAT = "tokzoo-compose"
 CONFIG_NAME, WEIGHTS_NAME = "compose.json", "glue.safetensors"
 
@@ -60,36 +58,6 @@ def build_component(name: str, spec: dict) -> Component:
 
         return TokenizerEncoder(tokzoo.load_tokenizer(str(source)), name=name, source=str(source))
     return CausalLM.from_pretrained(source, name=name)
-
-
-class NoGlue(nn.Module):
-    """The LM alone: what the components do without any glue."""
-
-    method = "none"
-
-    def settings(self) -> dict:
-        return {}
-
-    def forward(self, components: dict, inputs: dict, lm_name: str, prompt_len: torch.Tensor,
-                select: torch.Tensor | None = None) -> torch.Tensor:
-        return components[lm_name].logits(inputs[lm_name], select)
-
-
-def build_glue(method: str, components: dict, lm_name: str, settings: dict) -> nn.Module:
-    encoders = [c for n, c in components.items() if n != lm_name]
-    if method not in METHODS:
-        raise ConfigError(f"compose: unknown method {method!r}; valid: {', '.join(METHODS)}")
-    try:
-        if method == "gats":
-            return GATS(components, **settings)
-        if method == "none":
-            return NoGlue(**settings)
-        if len(encoders) != 1:
-            raise ConfigError(f"compose: {method} joins one LM and one encoder, got {len(encoders)} encoders")
-        cls = EPALM if method == "epalm" else MiT
-        return cls(components[lm_name], encoders[0], **settings)
-    except TypeError as error:  # an unknown or missing setting
-        raise ConfigError(f"compose: {method} settings {sorted(settings)}: {error}") from None
 
 
 class Composition(nn.Module):

@@ -17,10 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .registry import Glue, register_method
 
 
-class EPALM(nn.Module):
-    method = "epalm"
+@register_method("epalm")
+class EPALM(Glue):
+    """See the module docstring; ``inject_layers: [1]`` with one vision layer is the input-level baseline (the
+    projected class token enters with the text embeddings and stays, as a prefix token, through every block)."""
 
     def __init__(self, lm, encoder, vision_layers: list[int] | None = None, inject_layers: list[int] | None = None,
                  prompt_tokens: int = 1, pool: int = 1):  # fmt: skip

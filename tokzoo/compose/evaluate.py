@@ -1,7 +1,8 @@
 """Held-out metrics of a composition and of its components on their own.
 
 - answers: greedy generation after each question; exact match of the decoded answer, per question type, their
-  mean over types (``answer_accuracy``, the headline: every type weighs the same) and over questions;
+  mean over types (``answer_accuracy``, the headline: every type weighs the same) and over questions, and each
+  question's hit (``answer_hits``, with ``answer_kinds``, in the task's order: for paired comparisons);
 - captions: greedy generation after ``caption:``; exact match, corpus BLEU-4 (word n-grams, brevity penalty,
   +1 smoothing for n > 1) and teacher-forced token accuracy of the reference caption;
 - components' own tasks: the LM's held-out text-only cross-entropy and next-token accuracy on the same texts
@@ -35,7 +36,7 @@ def generate(composition, task: SceneTask, indices, image_key: str, max_new: int
         lengths, done = prompt_len.clone(), torch.zeros(len(chunk), dtype=torch.bool)
         rows = torch.arange(len(chunk))
         for _ in range(max_new):
-            inputs = {composition.lm_name: ids[:, : int(lengths.max())], image_key: task.encoder_input(batch["images"])}
+            inputs = {composition.lm_name: ids[:, : int(lengths.max())], image_key: task.encoder_input(batch["images"], batch.get("frame_times"))}
             select = torch.zeros(len(chunk), int(lengths.max()), dtype=torch.bool)
             select[rows, lengths - 1] = True
             next_ids = composition(inputs, prompt_len, select).argmax(-1)
@@ -76,7 +77,7 @@ def token_accuracy(composition, task: SceneTask, indices, image_key: str, batch_
     losses, correct, n = 0.0, 0, 0
     for start in range(0, len(indices), batch_size):
         batch = task.batch(indices[start: start + batch_size])
-        inputs = {composition.lm_name: batch["ids"], image_key: task.encoder_input(batch["images"])}
+        inputs = {composition.lm_name: batch["ids"], image_key: task.encoder_input(batch["images"], batch.get("frame_times"))}
         logits = composition(inputs, batch["prompt_len"], predicting(batch["loss_mask"]))
         loss, hits = target_loss(logits, batch["ids"], batch["loss_mask"])
         losses += float(loss) * hits.numel()
@@ -84,22 +85,30 @@ def token_accuracy(composition, task: SceneTask, indices, image_key: str, batch_
     return losses / max(1, n), correct / max(1, n)
 
 
-def evaluate_task(composition, task: SceneTask, image_key: str, max_caption_tokens: int = 40) -> dict:
-    """Answer accuracy (per type, mean over types, over questions) and caption metrics on ``task``."""
+def evaluate_task(composition, task: SceneTask, image_key: str, max_caption_tokens: int = 40,
+                  with_captions: bool = True) -> dict:
+    """Answer accuracy (per type, mean over types, over questions) and caption metrics on ``task`` (None when
+    ``with_captions`` is False: a run trained on questions only)."""
     questions, captions = task.questions, task.captions
     answers = generate(composition, task, questions, image_key, max_new=4)
     per_type: dict[str, list[bool]] = {}
+    hits = []
     for k, answer in zip(questions, answers):
         example = task.examples[k]
-        per_type.setdefault(example.kind, []).append(answer == example.target_text)
+        hits.append(answer == example.target_text)
+        per_type.setdefault(example.kind, []).append(hits[-1])
     type_acc = {kind: float(np.mean(hits)) for kind, hits in sorted(per_type.items())}
+    answers = {"answer_accuracy": float(np.mean(list(type_acc.values()))),
+               "answer_accuracy_questions": float(np.mean([h for hits in per_type.values() for h in hits])),
+               "answer_accuracy_by_type": type_acc, "n_questions": len(questions),
+               "answer_hits": [int(h) for h in hits], "answer_kinds": [task.examples[k].kind for k in questions]}  # fmt: skip
+    if not with_captions:
+        return {**answers, "caption_exact": None, "caption_bleu4": None, "caption_token_accuracy": None,
+                "n_captions": 0, "caption_samples": []}  # fmt: skip
     generated = generate(composition, task, captions, image_key, max_new=max_caption_tokens)
     references = [task.examples[k].target_text for k in captions]
     _, caption_tokens = token_accuracy(composition, task, captions, image_key)
-    return {"answer_accuracy": float(np.mean(list(type_acc.values()))),
-            "answer_accuracy_questions": float(np.mean([h for hits in per_type.values() for h in hits])),
-            "answer_accuracy_by_type": type_acc, "n_questions": len(questions),
-            "caption_exact": float(np.mean([g == r for g, r in zip(generated, references)])),
+    return {**answers, "caption_exact": float(np.mean([g == r for g, r in zip(generated, references)])),
             "caption_bleu4": bleu4(generated, references), "caption_token_accuracy": caption_tokens,
             "n_captions": len(captions), "caption_samples": list(zip(generated[:3], references[:3]))}  # fmt: skip
 

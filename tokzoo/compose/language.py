@@ -5,8 +5,9 @@ A ``vocab.json`` in the LM's folder is the caption BPE (:class:`tokzoo.text.Capt
 Layers: 0 = token (+ GPT-2 position) embeddings, 1 .. n = the decoder blocks; ``finish`` applies the final
 norm and the LM head. Glue can prepend ``prefix`` vectors (B, P, D) at the input (eP-ALM's soft prompt; no
 position embedding, positions of the text start at 0), insert or overwrite prefix slots between layers
-(:meth:`set_prefix`), and add to a block's attention output through ``attention_extra`` (MiT). Logits come
-back for the text positions only: (B, T, vocab).
+(:meth:`set_prefix`), add to a block's attention output through ``attention_extra`` (``xattn``), and change a
+block's keys, values and feed-forward hidden state (:meth:`step_infused`, MiT). Logits come back for the text
+positions only: (B, T, vocab).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
@@ -135,8 +137,7 @@ class CausalLM(Component):
             if self.arch == "gpt2":
                 stream.h = block(stream.h, attention_mask=mask)
             else:
-                length, prefix = stream.h.shape[1], stream.extra["prefix"]
-                positions = (torch.arange(length, device=stream.h.device) - prefix).clamp(min=0)[None]
+                positions = self._positions(stream)
                 rotary = self.core.rotary_emb(stream.h, position_ids=positions)
                 stream.h = block(stream.h, attention_mask=mask, position_ids=positions, position_embeddings=rotary)
         finally:
@@ -146,6 +147,54 @@ class CausalLM(Component):
             stream.h = stream.h[0]
         stream.layer = index
         return stream
+
+    def _positions(self, stream: Stream) -> torch.Tensor:
+        length, prefix = stream.h.shape[1], stream.extra["prefix"]
+        return (torch.arange(length, device=stream.h.device) - prefix).clamp(min=0)[None]
+
+    def step_infused(self, stream: Stream, index: int, infuse_kv, infuse_hidden) -> Stream:
+        """Block ``index`` recomputed from its frozen weights, with ``infuse_kv(k, v) -> (k, v)`` applied to its keys and
+        values (B, kv_heads, L, head_dim; Llama: before the rotary embedding) and ``infuse_hidden(x) -> x`` to its
+        feed-forward hidden state (B, L, F). With identities it is :meth:`step` (up to float rounding)."""
+        block, mask, x = self.blocks[index - 1], self._mask(stream), stream.h
+        b, length, _ = x.shape
+        if self.arch == "gpt2":
+            attention, a = block.attn, block.ln_1(x)
+            q, k, v = (t.view(b, length, self.heads, -1).transpose(1, 2) for t in attention.c_attn(a).split(self.hidden_size, 2))
+            k, v = infuse_kv(k, v)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            h = x + attention.c_proj(y.transpose(1, 2).reshape(b, length, -1))
+            mlp = block.mlp
+            stream.h = h + mlp.c_proj(infuse_hidden(mlp.act(mlp.c_fc(block.ln_2(h)))))
+        else:
+            from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+            attention, a = block.self_attn, block.input_layernorm(x)
+            q, k, v = (proj(a).view(b, length, -1, attention.head_dim).transpose(1, 2)
+                       for proj in (attention.q_proj, attention.k_proj, attention.v_proj))  # fmt: skip
+            k, v = infuse_kv(k, v)
+            cos, sin = self.core.rotary_emb(x, position_ids=self._positions(stream))
+            q, k = apply_rotary_pos_emb(q, k, cos, sin)
+            groups = q.shape[1] // k.shape[1]
+            k, v = k.repeat_interleave(groups, 1), v.repeat_interleave(groups, 1)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attention.scaling)
+            h = x + attention.o_proj(y.transpose(1, 2).reshape(b, length, -1))
+            mlp, m = block.mlp, block.post_attention_layernorm(h)
+            stream.h = h + mlp.down_proj(infuse_hidden(mlp.act_fn(mlp.gate_proj(m)) * mlp.up_proj(m)))
+        stream.layer = index
+        return stream
+
+    def kv_shape(self, index: int) -> tuple[int, int]:
+        """(key / value heads, head width) of block ``index``."""
+        attention = self._attention(index)
+        if self.arch == "gpt2":
+            return self.heads, self.hidden_size // self.heads
+        return attention.k_proj.out_features // attention.head_dim, attention.head_dim
+
+    def ffn_width(self, index: int) -> int:
+        """Width of block ``index``'s feed-forward hidden state."""
+        mlp = self.blocks[index - 1].mlp
+        return mlp.c_fc.nf if self.arch == "gpt2" else mlp.up_proj.out_features
 
     def queries(self, index: int, x: torch.Tensor) -> torch.Tensor:
         """The frozen query projection of block ``index`` on its normed input x (B, L, D): (B, heads, L, D / heads)."""
@@ -175,6 +224,10 @@ class CausalLM(Component):
         if select is not None:
             h = h[select]
         return self.model.get_output_embeddings()(norm(h))
+
+    def logits_with_prefix(self, ids: torch.Tensor, prefix: torch.Tensor, select: torch.Tensor | None = None) -> torch.Tensor:
+        """The LM with ``prefix`` vectors (B, P, D) before the text: logits of the text positions, as :meth:`logits`."""
+        return self.finish(self.run(self.begin(ids, prefix=prefix), self.n_layers), select)
 
     def logits(self, ids: torch.Tensor, select: torch.Tensor | None = None) -> torch.Tensor:
         """The plain LM on its own: logits (B, T, vocab), or (n, vocab) at ``select``."""

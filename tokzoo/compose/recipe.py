@@ -11,10 +11,15 @@ Two kinds, told apart by their ``compose:`` section::
     compose:                                   # pretrain a small transformers LM on the scene texts
       pretrain_lm: {arch: gpt2, vocab_size: 512, hidden_size: 128, layers: 4, heads: 4, max_positions: 64}
 
+    compose:                                   # pretrain a small ViT on scenes of data.scenes (vision_pretrain.py)
+      pretrain_vision: {size: 64, patch: 8, width: 128, layers: 4, heads: 4}
+
 Shared top-level fields: ``name``, ``seed``, ``steps``, ``batch_size``, ``log_every``, ``threads``,
 ``optimizer: {lr, component_lr, weight_decay, warmup_steps, min_lr_ratio, grad_clip}`` (``component_lr``: the
 components' learning rate when ``train_components`` is true; null: ``lr`` for every parameter), ``data: {scene_text: {n_train,
-n_val, seed, val_seed, size}, caption_fraction}``. Unknown keys are refused (one line naming the key).
+n_val, seed, val_seed, size, frames}, caption_fraction, scenes: {n, seed, n_val, val_seed}}`` (``frames``: 0 the
+single-image task, 2-4 the multi-frame one of tokzoo.datasets.scene_frames, GATS only; ``scenes``: the ViT
+pretraining streams, disjoint from ``scene_text``'s). Unknown keys are refused (one line naming the key).
 """
 
 from __future__ import annotations
@@ -30,11 +35,12 @@ DEFAULTS = {
     "name": "compose", "seed": 0, "steps": 1000, "batch_size": 32, "log_every": 100, "threads": None,
     "optimizer": {"lr": 1e-3, "component_lr": None, "weight_decay": 0.01, "warmup_steps": 50, "min_lr_ratio": 0.1,
                   "grad_clip": 1.0},
-    "data": {"scene_text": {"n_train": 2000, "n_val": 200, "seed": 0, "val_seed": 1000003, "size": 64},
-             "caption_fraction": 0.3},
+    "data": {"scene_text": {"n_train": 2000, "n_val": 200, "seed": 0, "val_seed": 1000003, "size": 64, "frames": 0},
+             "caption_fraction": 0.3, "scenes": {"n": 8000, "seed": 7000001, "n_val": 500, "val_seed": 7000002}},
     "compose": {},
 }  # fmt: skip
 GLUE_DEFAULTS = {"method": "gats", "train_components": False, "components": {}, "settings": {}}
+VISION_DEFAULTS = {"size": 64, "patch": 8, "width": 128, "layers": 4, "heads": 4}
 LM_DEFAULTS = {"arch": "gpt2", "vocab_size": 512, "hidden_size": 128, "layers": 4, "heads": 4, "max_positions": 64, "dropout": 0.0}
 
 
@@ -97,6 +103,16 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
             raise ConfigError(f"{where}: {key!r} must be a positive integer, got {value!r}")
     _check_numbers(resolved, where)
     compose = recipe["compose"]
+    if "pretrain_vision" in compose:
+        if set(compose) != {"pretrain_vision"}:
+            raise ConfigError(f"{where}: compose.pretrain_vision stands alone, got also "
+                              f"{sorted(set(compose) - {'pretrain_vision'})}")
+        spec = _merge(VISION_DEFAULTS, compose["pretrain_vision"] or {}, f"{where}.compose.pretrain_vision")
+        if spec["size"] % spec["patch"] or spec["width"] % spec["heads"]:
+            raise ConfigError(f"{where}: compose.pretrain_vision: size must be a multiple of patch, width of heads")
+        _check_optimizer(resolved["optimizer"], where)
+        resolved["compose"] = {"pretrain_vision": spec}
+        return resolved
     if "pretrain_lm" in compose:
         if set(compose) != {"pretrain_lm"}:
             raise ConfigError(f"{where}: compose.pretrain_lm stands alone, got also {sorted(set(compose) - {'pretrain_lm'})}")
@@ -114,6 +130,11 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
     if component_lr is not None and not glue["train_components"]:
         raise ConfigError(f"{where}: optimizer.component_lr needs compose.train_components: true (frozen components)")
     check_glue(glue, where)
+    frames = resolved["data"]["scene_text"]["frames"]
+    if frames not in (0, 2, 3, 4):
+        raise ConfigError(f"{where}: data.scene_text.frames must be 0 (one image) or 2..4, got {frames!r}")
+    if frames and (glue["method"] not in ("gats", "none") or resolved["data"]["caption_fraction"]):
+        raise ConfigError(f"{where}: data.scene_text.frames needs compose.method gats (or none) and caption_fraction 0")
     resolved["compose"] = glue
     return resolved
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..datasets.scene_frames import FrameTextSet
 from ..datasets.scene_text import SceneTextSet
 from ..errors import ConfigError
 from ..io.writes import copy_folder_into, make_folder, write_file
@@ -38,8 +39,19 @@ def scene_set(n: int, seed: int, size: int, progress: bool = True) -> SceneTextS
         return SceneTextSet(n, seed, size, progress=bar.update)
 
 
+@functools.lru_cache(maxsize=4)
+def frame_set(n: int, seed: int, size: int, n_frames: int, progress: bool = True) -> FrameTextSet:
+    """The multi-frame scenes (tokzoo.datasets.scene_frames), kept like :func:`scene_set`."""
+    with tqdm(total=n, desc=f"frames (seed {seed})", file=sys.stderr, leave=False, disable=not progress) as bar:
+        return FrameTextSet(n, seed, size, n_frames, progress=bar.update)
+
+
 def _tasks(recipe: dict, normalize, tokenizer: CaptionTokenizer, progress: bool = True) -> tuple[SceneTask, SceneTask]:
     d = recipe["data"]["scene_text"]
+    if d["frames"]:
+        train = SceneTask(frame_set(d["n_train"], d["seed"], d["size"], d["frames"], progress), normalize, tokenizer)
+        return train, SceneTask(frame_set(d["n_val"], d["val_seed"], d["size"], d["frames"], progress), normalize,
+                                tokenizer)
     train = SceneTask(scene_set(d["n_train"], d["seed"], d["size"], progress), normalize, tokenizer)
     val = SceneTask(scene_set(d["n_val"], d["val_seed"], d["size"], progress), normalize, tokenizer)
     return train, val
@@ -152,14 +164,14 @@ def train_composition(recipe: dict, out: str | Path, log=print, progress: bool =
     def loss_of(step: int) -> torch.Tensor:
         composition.train()
         batch = train.batch(train.sample(rng, recipe["batch_size"], caption_fraction))
-        inputs = {composition.lm_name: batch["ids"], image_key: train.encoder_input(batch["images"])}
+        inputs = {composition.lm_name: batch["ids"], image_key: train.encoder_input(batch["images"], batch.get("frame_times"))}
         logits = composition(inputs, batch["prompt_len"], predicting(batch["loss_mask"]))
         return target_loss(logits, batch["ids"], batch["loss_mask"])[0]
 
     run = _loop(recipe, params, loss_of, f"compose {composition.method}", log, groups, progress) if params and recipe["steps"] else {
         "final_loss": None, "step_ms": None, "step_cpu_ms": None}
     metrics = {"recipe": recipe["name"], "method": composition.method, "train_components": composition.train_components,
-               "split": composition.split(), **run, "task": evaluate_task(composition, val, image_key),
+               "split": composition.split(), **run, "task": evaluate_task(composition, val, image_key, with_captions=caption_fraction > 0),
                "components_before": before, "components_after": own_metrics(composition, val),
                "components_unchanged": {n: composition.start_hashes[n] == c.content_hash()
                                         for n, c in composition.components.items()},
@@ -168,8 +180,9 @@ def train_composition(recipe: dict, out: str | Path, log=print, progress: bool =
     composition.save(out, {"recipe": recipe})
     write_file(out, out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     task = metrics["task"]
-    log(f"held-out: answer accuracy {task['answer_accuracy']:.3f} (mean over types), caption BLEU-4 "
-        f"{task['caption_bleu4']:.3f}, exact {task['caption_exact']:.3f}; step {run['step_ms'] or 0:.1f} ms")
+    captions = f", caption BLEU-4 {task['caption_bleu4']:.3f}, exact {task['caption_exact']:.3f}" if task["n_captions"] else ""
+    log(f"held-out: answer accuracy {task['answer_accuracy']:.3f} (mean over types){captions}; "
+        f"step {run['step_ms'] or 0:.1f} ms")
     return metrics
 
 
@@ -240,7 +253,14 @@ def train_text_lm(recipe: dict, out: str | Path, log=print, progress: bool = Tru
 
 
 def run_recipe(recipe: dict, out: str | Path, log=print, progress: bool = True) -> dict:
-    """Train what a resolved composition recipe describes (the text LM or glue); ``progress``: bars on stderr."""
+    """Train what a resolved composition recipe describes (the text LM, the vision ViT or glue); ``progress``: bars
+    on stderr."""
     if "pretrain_lm" in recipe["compose"]:
         return train_text_lm(recipe, out, log, progress)
+    if "pretrain_vision" in recipe["compose"]:
+        from .vision_pretrain import pretrain_vision
+
+        if recipe["threads"]:
+            torch.set_num_threads(int(recipe["threads"]))
+        return pretrain_vision(recipe, out, _loop, log)
     return train_composition(recipe, out, log, progress)

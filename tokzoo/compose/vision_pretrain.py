@@ -1,0 +1,190 @@
+"""Pretrain a small ``transformers`` ViT on procedural scenes, so that a frozen vision component knows the scene.
+
+The ViT (a real class token; e.g. 64 px, patch 8, width 128, 4 blocks) is trained from scratch on a scene
+stream of its own (``data.scenes: {n, seed}``, disjoint from the glue's training and held-out streams) with
+heads that are thrown away afterwards:
+
+- per patch (from the final patch tokens): the semantic class (majority of ``semseg`` over the patch's
+  pixels, 10 classes), the colour name of the instance covering most of the patch (``none`` for background
+  and people, else :data:`tokzoo.datasets.scene_text.COLOR_NAMES`) and the mean log-depth (sky: 30 m);
+- from the class token: multi-label "present" over the visible things' classes and colours, and (softmax)
+  the class of the nearest thing and the colour of the nearest object (``none`` when there is none).
+
+Output: a transformers ViT folder (``config.json`` + ``model.safetensors`` + ``preprocessor_config.json``) that
+``{vision_model: DIR}`` loads, the heads in ``heads.safetensors`` and ``metrics.json`` (held-out head accuracies).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save as save_tensors
+from torch import nn
+from tqdm import tqdm
+
+from ..datasets.scene_text import COLOR_NAMES, PERSON, colour_name, visible_things
+from ..datasets.scenes import SCENE_CLASSES, generate_scene
+from ..io.writes import copy_folder_into, make_folder, write_file
+from .vision import VisionTransformer
+
+THING_CLASSES = ("sphere", "box", "cylinder", PERSON)  # what scene_text names the visible things
+COLOURS = ("none",) + COLOR_NAMES
+SKY_DEPTH = 30.0  # metres, the depth target of sky pixels
+
+
+def _patch_mode(labels: np.ndarray, patch: int, n_classes: int) -> np.ndarray:
+    """Majority label of each patch x patch cell of an int (H, W) map -> (H / patch * W / patch,), row-major."""
+    h, w = labels.shape
+    onehot = np.eye(n_classes, dtype=np.int32)[labels].reshape(h // patch, patch, w // patch, patch, n_classes)
+    return onehot.sum(axis=(1, 3)).argmax(-1).reshape(-1)
+
+
+def scene_targets(sample: dict, patch: int) -> dict:
+    """The pretraining targets of one rendered scene (see the module docstring); numpy arrays."""
+    instances, rgb = sample["instances"], sample["rgb"]
+    colour_map = np.zeros(instances.shape, np.int64)
+    semseg = sample["semseg"]
+    for instance in np.unique(instances):
+        if instance == 0:
+            continue
+        mask = instances == instance
+        if SCENE_CLASSES[int(np.bincount(semseg[mask]).argmax())] != "human":
+            colour_map[mask] = COLOURS.index(colour_name(rgb[mask].reshape(-1, 3).mean(axis=0)))
+    depth = np.nan_to_num(sample["depth"], nan=SKY_DEPTH).clip(0.1, SKY_DEPTH)
+    h, w = depth.shape
+    log_depth = np.log(depth).reshape(h // patch, patch, w // patch, patch).mean(axis=(1, 3)).reshape(-1)
+    things = visible_things(sample)
+    present = np.zeros(len(THING_CLASSES) + len(COLOR_NAMES), np.float32)
+    for t in things:
+        present[THING_CLASSES.index(t["cls"])] = 1
+        if t["colour"] is not None:
+            present[len(THING_CLASSES) + COLOR_NAMES.index(t["colour"])] = 1
+    objects = [t for t in things if t["cls"] != PERSON]
+    nearest = min(things, key=lambda t: t["depth"])["cls"] if things else None
+    nearest_colour = min(objects, key=lambda t: t["depth"])["colour"] if objects else "none"
+    return {"semantic": _patch_mode(semseg.astype(np.int64), patch, len(SCENE_CLASSES)),
+            "colour": _patch_mode(colour_map, patch, len(COLOURS)), "log_depth": log_depth.astype(np.float32),
+            "present": present, "nearest": np.int64(THING_CLASSES.index(nearest) + 1 if nearest else 0),
+            "nearest_colour": np.int64(COLOURS.index(nearest_colour))}  # fmt: skip
+
+
+def render_pretraining_set(n: int, seed: int, size: int, patch: int, progress=None) -> dict:
+    """Scenes ``0 .. n-1`` of stream ``seed``: ``rgb`` uint8 (n, size, size, 3) and stacked :func:`scene_targets`."""
+    rows, images = [], []
+    for i in range(n):
+        sample = generate_scene(i, seed, size)
+        images.append(sample["rgb"])
+        rows.append(scene_targets(sample, patch))
+        if progress is not None:
+            progress(1)
+    out = {key: np.stack([r[key] for r in rows]) for key in rows[0]}
+    return {"rgb": np.stack(images), **out}
+
+
+class PretrainingHeads(nn.Module):
+    """Linear heads on the final (layer-normed) tokens (B, 1 + P, D): per-patch and class-token predictions."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.semantic = nn.Linear(width, len(SCENE_CLASSES))
+        self.colour = nn.Linear(width, len(COLOURS))
+        self.depth = nn.Linear(width, 1)
+        self.present = nn.Linear(width, len(THING_CLASSES) + len(COLOR_NAMES))
+        self.nearest = nn.Linear(width, 1 + len(THING_CLASSES))
+        self.nearest_colour = nn.Linear(width, len(COLOURS))
+
+    def forward(self, tokens: torch.Tensor) -> dict:
+        cls, patches = tokens[:, 0], tokens[:, 1:]
+        return {"semantic": self.semantic(patches), "colour": self.colour(patches),
+                "log_depth": self.depth(patches)[..., 0], "present": self.present(cls),
+                "nearest": self.nearest(cls), "nearest_colour": self.nearest_colour(cls)}  # fmt: skip
+
+
+def head_losses(out: dict, target: dict) -> dict:
+    """Each head's loss (cross-entropy, BCE, or L1 for log-depth); the sum is what pretraining minimises."""
+    return {"semantic": F.cross_entropy(out["semantic"].flatten(0, 1), target["semantic"].flatten()),
+            "colour": F.cross_entropy(out["colour"].flatten(0, 1), target["colour"].flatten()),
+            "log_depth": F.l1_loss(out["log_depth"], target["log_depth"]),
+            "present": F.binary_cross_entropy_with_logits(out["present"], target["present"]),
+            "nearest": F.cross_entropy(out["nearest"], target["nearest"]),
+            "nearest_colour": F.cross_entropy(out["nearest_colour"], target["nearest_colour"])}  # fmt: skip
+
+
+def build_vit(spec: dict):
+    from transformers import ViTConfig, ViTModel
+
+    config = ViTConfig(image_size=spec["size"], patch_size=spec["patch"], hidden_size=spec["width"],
+                       num_hidden_layers=spec["layers"], num_attention_heads=spec["heads"],
+                       intermediate_size=4 * spec["width"], hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    return ViTModel(config, add_pooling_layer=False)
+
+
+def _to_torch(data: dict, index) -> dict:
+    return {k: torch.from_numpy(v[index]) for k, v in data.items() if k != "rgb"}
+
+
+@torch.no_grad()
+def head_accuracy(component: VisionTransformer, heads: PretrainingHeads, data: dict, batch_size: int = 256) -> dict:
+    """Held-out accuracy of each classification head (present: per label), log-depth mean absolute error."""
+    component.eval()
+    heads.eval()
+    sums: dict[str, float] = {}
+    n = len(data["rgb"])
+    for start in range(0, n, batch_size):
+        index = np.arange(start, min(n, start + batch_size))
+        out = heads(component.finish(component.run(component.begin(data["rgb"][index]), component.n_layers)))
+        t = _to_torch(data, index)
+        values = {"semantic": (out["semantic"].argmax(-1) == t["semantic"]).float().mean(),
+                  "colour": (out["colour"].argmax(-1) == t["colour"]).float().mean(),
+                  "log_depth_mae": (out["log_depth"] - t["log_depth"]).abs().mean(),
+                  "present": ((out["present"] > 0).float() == t["present"]).float().mean(),
+                  "nearest": (out["nearest"].argmax(-1) == t["nearest"]).float().mean(),
+                  "nearest_colour": (out["nearest_colour"].argmax(-1) == t["nearest_colour"]).float().mean()}
+        for key, value in values.items():
+            sums[key] = sums.get(key, 0.0) + float(value) * len(index)
+    return {key: value / n for key, value in sums.items()}
+
+
+def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
+    """Train the ViT of ``recipe['compose']['pretrain_vision']`` with ``loop`` (:func:`.train._loop`); write ``out``."""
+    spec, d = recipe["compose"]["pretrain_vision"], recipe["data"]["scenes"]
+    out = Path(out)
+    make_folder(out)
+    torch.manual_seed(recipe["seed"])
+    model = build_vit(spec)
+    component = VisionTransformer(model, name="vision", source="pretrain_vision")
+    heads = PretrainingHeads(spec["width"])
+    with tqdm(total=d["n"] + d["n_val"], desc="scenes", file=sys.stderr, leave=False) as bar:
+        train = render_pretraining_set(d["n"], d["seed"], spec["size"], spec["patch"], bar.update)
+        val = render_pretraining_set(d["n_val"], d["val_seed"], spec["size"], spec["patch"], bar.update)
+    train_images = component.normalize(train["rgb"])
+    log(f"vision ViT: {component.n_parameters():,} parameters; {d['n']} scenes of stream {d['seed']}, "
+        f"{d['n_val']} held out of stream {d['val_seed']}")
+    rng = np.random.default_rng(recipe["seed"])
+
+    def loss_of(step: int) -> torch.Tensor:
+        component.train()
+        heads.train()
+        index = rng.choice(d["n"], recipe["batch_size"])
+        out = heads(component.finish(component.run(component.begin(train_images[index]), component.n_layers)))
+        return sum(head_losses(out, _to_torch(train, index)).values())
+
+    run = loop(recipe, list(model.parameters()) + list(heads.parameters()), loss_of, "vision ViT", log)
+    with tempfile.TemporaryDirectory(prefix="tokzoo-vit-") as private:  # transformers opens its own paths
+        model.save_pretrained(private, safe_serialization=True)
+        copy_folder_into(out, private, out)
+    write_file(out, out / "preprocessor_config.json", json.dumps(
+        {"image_mean": [0.5] * 3, "image_std": [0.5] * 3, "crop_size": spec["size"]}, indent=2) + "\n")
+    write_file(out, out / "heads.safetensors", save_tensors({k: v.contiguous() for k, v in heads.state_dict().items()}))
+    metrics = {"recipe": recipe["name"], "parameters": component.n_parameters(), **run,
+               "held_out": head_accuracy(component, heads, val), "threads": torch.get_num_threads(),
+               "streams": {"train": [d["seed"], d["n"]], "held_out": [d["val_seed"], d["n_val"]]}}  # fmt: skip
+    write_file(out, out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    log("held-out heads: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["held_out"].items()))
+    return metrics
