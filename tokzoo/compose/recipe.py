@@ -180,8 +180,11 @@ def check_glue(glue: dict, where: str) -> None:
             check_field(spec["size"], where, f"compose.components.{name}.size", "compose.component.size")
     for key, value in glue["settings"].items():
         field = f"compose.settings.{key}"
-        if key in ("dim", "heads", "mlp_ratio", "window", "prompt_tokens", "pool") and value is not None:
-            check_field(value, where, field, f"compose.settings.{key}")
+        if key == "window" and isinstance(value, dict):  # GATS: {component: N}, counted within each stream
+            for name, n in value.items():
+                check_field(n, where, f"{field}.{name}", "compose.settings.window")
+        elif key in ("dim", "heads", "mlp_ratio", "window", "time_window", "prompt_tokens", "pool") and value is not None:
+            check_field(value, where, field, f"compose.settings.{key.removeprefix('time_')}")
         elif key in ("layers", "vision_layers", "inject_layers", "vision_layer"):
             _check_layers(value, where, field)
 

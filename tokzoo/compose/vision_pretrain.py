@@ -47,7 +47,7 @@ def _patch_mode(labels: np.ndarray, patch: int, n_classes: int) -> np.ndarray:
 
 def scene_targets(sample: dict, patch: int) -> dict:
     """The pretraining targets of one rendered scene (see the module docstring); numpy arrays."""
-    instances, rgb = sample["instances"], sample["rgb"]
+    instances, rgb = sample["sam_instances"], sample["rgb"]
     colour_map = np.zeros(instances.shape, np.int64)
     semseg = sample["semseg"]
     for instance in np.unique(instances):
