@@ -120,7 +120,7 @@ def newer_seeds(folder: Path) -> dict[str, bytes]:
               "masking": {"input_tokens": 4, "target_tokens": 4,
                           "mixture": [{"name": "all", "input_alpha": 0.5, "target_alpha": 0.5}]},
               "train": {"steps": 2, "batch_size": 2, "lr": 1.0e-3}}
-    run = save_checkpoint(folder / "fm_run", model, recipe, optimizer, {"step": 1, "position": {"epoch": 0, "batch": 1}})
+    run = save_checkpoint(folder / "fm_run", model, recipe, optimizer, {"step": 1, "position": {"consumed": [4]}})
     GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=16, bos_token_id=1,
                                eos_token_id=1)).save_pretrained(folder / "lm", safe_serialization=True)
     compose = {"steps": 1, "compose": {"method": "gats", "components": {"lm": {"causal_lm": "lm"}},
