@@ -398,7 +398,9 @@ def report_vit(runs: Path) -> str:
             d, lo, hi = paired_interval(m, alone)
             interval = f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
         gain = "-"
-        if alone and full and name not in ("alone", "full_finetune"):
+        if alone and full and paired_interval(full[0], alone)[1] <= 0:
+            gain = "n/a (FT's gain within the interval)" if name not in ("alone", "full_finetune") else "-"
+        elif alone and full and name not in ("alone", "full_finetune"):
             gain = " / ".join(_gain(by_seed[s], alone, full[s]) for s in sorted(by_seed) if s in full)
         c = cost[name]
         added = f"{(c['flops'] - c['encoder_flops'] - lm_flops) / 1e6:.2f}" if lm_flops is not None else "-"
@@ -427,8 +429,8 @@ def report_vit(runs: Path) -> str:
         lines.append(f"| {VIT_LABELS[name]} | " + " | ".join(_pct(by.get(k, float("nan"))) for k in types)
                      + f" | {_pct(by_seed[0]['task']['answer_accuracy'])} |")
     best = {k: max(r[0]["task"]["answer_accuracy_by_type"].get(k, 0) for r in rows.values()) for k in types}
-    above = [k for k in types if best[k] > constant["question"][k]]
-    lines += ["", f"Question types above their constant answer (per question) for at least one method: {len(above)} of "
+    above = [k for k in types if best[k] > max(constant["question"][k], constant["type"][k])]
+    lines += ["", f"Question types above both constant answers for at least one method: {len(above)} of "
               f"{len(types)} ({', '.join(above) or 'none'})."]
     return "\n".join(lines + frame_table(frames))
 
