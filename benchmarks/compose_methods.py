@@ -461,7 +461,7 @@ def write_vit_results(table: str, runs: Path) -> None:
     heads = ", ".join(f"{k} {v:.3f}" for k, v in vision["held_out"].items())
     header = (f"### {datetime.date.today().isoformat()}, {platform.platform()}, {os.cpu_count()} CPUs, torch threads 1, "
               f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}\n\n"
-              "`nice -n 10 python benchmarks/compose_methods.py` (recipes/compose/vit/*.yaml as committed) - held-out: 200 "
+              "`nice -n 5 python benchmarks/compose_methods.py` (recipes/compose/vit/*.yaml as committed; load average at report time, the runs ran at ~10) - held-out: 200 "
               "scenes of stream 1000003 at 64 px, every question of each (greedy, exact word). Vision component: "
               f"{vision['parameters']:,} parameters, held-out pretraining heads: {heads}.\n\n")
     path = ROOT / "benchmarks/RESULTS.md"
