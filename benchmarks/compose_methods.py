@@ -211,17 +211,7 @@ def write_results(table: str, runs: Path, vision: str | None = None) -> None:
               f"(recipes/compose/*.yaml as committed{'; the rgb component and its layers replaced, see FM_LAYERS' if vision else ''}; {d}) - "
               "held-out: 200 scenes of stream 1000003 at 64 px, every question of each (answers: greedy, exact word), "
               "one caption each (greedy, up to 40 tokens).\n\n")
-    path = ROOT / "benchmarks/RESULTS.md"
-    text = path.read_text()
-    marker = "## Composing frozen models"
-    section = header + table + "\n"
-    if marker in text:
-        head, tail = text.split(marker, 1)
-        intro, _, rest = tail.partition("\n### ")
-        text = head + marker + intro + "\n" + section + ("\n### " + rest if rest else "")
-    else:
-        text = text.rstrip() + f"\n\n{marker}\n\n" + section
-    path.write_text(text)
+    write_section("## Composing frozen models", header + table + "\n")
 
 
 # -- the ViT suite ---------------------------------------------------------------------------------------------
@@ -464,10 +454,13 @@ def write_vit_results(table: str, runs: Path) -> None:
               "`nice -n 5 python benchmarks/compose_methods.py` (recipes/compose/vit/*.yaml as committed; load average at report time, the runs ran at ~10) - held-out: 200 "
               "scenes of stream 1000003 at 64 px, every question of each (greedy, exact word). Vision component: "
               f"{vision['parameters']:,} parameters, held-out pretraining heads: {heads}.\n\n")
+    write_section("## Composing frozen models that know the scene", header + table + "\n")
+
+
+def write_section(marker: str, section: str) -> None:
+    """Put ``section`` first under the ``marker`` heading of RESULTS.md (after its intro), creating the heading."""
     path = ROOT / "benchmarks/RESULTS.md"
     text = path.read_text()
-    marker = "## Composing frozen models that know the scene"
-    section = header + table + "\n"
     if marker in text:
         head, tail = text.split(marker, 1)
         intro, _, rest = tail.partition("\n### ")
