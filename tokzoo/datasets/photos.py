@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..io.writes import make_folder, write_file
+from ..io.writes import write_file  # makes the package folders too
 
 PACKAGES = ("mate-backgrounds", "ukui-wallpapers", "gnome-backgrounds", "plasma-workspace-wallpapers",
             "lomiri-wallpapers", "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04", "sway-backgrounds")
@@ -79,12 +79,10 @@ def fetch_photos(cache: str | Path | None = None, packages=PACKAGES, max_side: i
             raise ConfigError(f"fetching training photos needs {tool} (Debian/Ubuntu); or put your own photos in "
                               f"{cache}/<folder>/ and delete {manifest_path}")
     cache.mkdir(parents=True, exist_ok=True)
-    make_folder(cache)
     thumbs = [np.asarray(t, dtype=np.float32) for t in manifest.get("thumbs", [])]
     with tempfile.TemporaryDirectory() as tmp:
         for package in tqdm(todo, desc="fetching photos", unit="package", disable=not progress, dynamic_ncols=True):
             deb = _download(package, Path(tmp))
-            make_folder(cache, cache / package)
             for member, data in _image_members(deb):
                 try:
                     with Image.open(io.BytesIO(data)) as image:
