@@ -159,7 +159,7 @@ def train_depth_net(config: DepthNetConfig, log=None) -> DepthNet:
         optimizer.step()
         schedule.step()
         if log is not None and (step % 100 == 0 or step == config.steps - 1):
-            log(step, float(loss))
+            log(step, loss.item())
     return model.eval()
 
 
