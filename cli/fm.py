@@ -112,8 +112,11 @@ def fm_train_command(recipe_path, data, eval_data, out_dir, steps, device, threa
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
 @click.option("--scale", type=click.IntRange(1, 16), default=None,
               help="Enlarge every tile this many times (default: tiles of at least 128 px).")
+@click.option("--consensus", "consensus", default=None,
+              help="Iterative consensus recipe (a YAML file or a shipped name: consensus/depth): scorers judge each proposal per token region, agreed regions "
+                   "are kept and the rest resampled; its sampling settings replace the decoding options.")
 @_decode_options
-def fm_generate_command(run, data, keys, sources, targets, output, scale, **decode):
+def fm_generate_command(run, data, keys, sources, targets, output, scale, consensus, **decode):
     """Predict --to from --from for samples of DATA; PNG rows: inputs, predictions, ground truth."""
     from tokzoo.fm.checkpoint import load_model
     from tokzoo.fm.evaluate import example_rows
@@ -121,11 +124,41 @@ def fm_generate_command(run, data, keys, sources, targets, output, scale, **deco
 
     sources, targets, keys = _names(sources), _names(targets), _names(keys)
     model = load_model(run)
+    if consensus is not None:
+        _consensus_picture(model, data, keys, sources, targets, output, scale, consensus)
+        return
     rows = example_rows(model, data, keys, sources, targets, _settings(**decode))
     groups = [("given", len(sources)), ("predicted", len(targets)), ("ground truth", len(targets))]
     save_png(labelled_grid(rows, [*sources, *targets, *targets], keys, groups, scale=scale), output)
     click.echo(f"{output}: one row per key; columns: {', '.join(sources)} (inputs) | "
                f"{', '.join(targets)} (predicted) | {', '.join(targets)} (ground truth)")
+
+
+def _consensus_picture(model, data, keys, sources, targets, output, scale, recipe_path):
+    """``fm generate --consensus``: rows of inputs | consensus prediction | the true tokens decoded."""
+    from tokzoo.consensus.api import generate_consensus, picture
+    from tokzoo.consensus.recipe import read_recipe
+    from tokzoo.errors import ConfigError
+    from tokzoo.viz import labelled_grid, save_png
+
+    from tokzoo.recipes import resolve_recipe
+
+    try:
+        recipe_path = resolve_recipe(recipe_path)
+    except ConfigError as error:
+        raise ConfigError(str(error).replace("--recipe", "--consensus", 1)) from None
+    recipe = read_recipe(recipe_path)
+    if targets != [recipe.target] or sources != list(recipe.sources):
+        raise ConfigError(f"{recipe_path}: generates {recipe.target} from {','.join(recipe.sources)}; pass "
+                          f"--from {','.join(recipe.sources)} --to {recipe.target}")
+    out = generate_consensus(model, data, keys, recipe)
+    rows = [[*[picture(model, m, out["sources"][k][m]) for m in sources], picture(model, recipe.target, out["depth"][k]),
+             picture(model, recipe.target, out["truth"][k])] for k in keys]
+    groups = [("given", len(sources)), ("consensus", 1), ("true tokens", 1)]
+    save_png(labelled_grid(rows, [*sources, recipe.target, recipe.target], keys, groups, scale=scale), output)
+    click.echo(f"{output}: one row per key; columns: {', '.join(sources)} (inputs) | {recipe.target} (consensus, "
+               f"{out['calls']} generator calls per sample: {recipe.rounds} rounds x {recipe.proposals} proposals) | "
+               f"{recipe.target} (true tokens decoded)")
 
 
 @fm_group.command("eval")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-COMMANDS = {"": "tokzoo train --recipe", "fm": "tokzoo fm train --recipe", "compose": "tokzoo fm train --recipe"}
+COMMANDS = {"": "tokzoo train --recipe", "fm": "tokzoo fm train --recipe", "compose": "tokzoo fm train --recipe",
+            "consensus": "tokzoo fm generate -m RUN --data DATA --key KEY --from rgb --to depth -o OUT.png --consensus"}
 """Recipe folder -> the command that runs its recipes (compose recipes run through ``fm train``)."""
 
 

@@ -1,0 +1,267 @@
+"""Iterative consensus (Li et al., ICLR 2023) vs open-loop reranking, at equal generator calls, on held-out scenes.
+
+Generator: an fm model trained with recipes/fm/scenes-consensus.yaml (rgb -> depth by sampling). Scorers:
+``normals`` (the same fm's rgb -> normals vs the normals of the proposed depth), ``planarity`` (the fm's
+rgb -> semseg floor / wall regions: plane fits of the proposed depth), ``depth_net`` (a small U-Net trained
+here on its own scene stream). Variants per scene, each with N generator calls (N = rounds x proposals)
+unless the row says otherwise: greedy (1 call); best-of-N reranked by each single scorer and by the
+ensemble; the closed loop with each single scorer and with the ensemble; region-wise reranking of N proposals
+in one round (no feedback: an ablation). References: the per-pixel mean depth of training scenes (the
+trivial prior), the depth network alone, and best-of-N picked by the true abs-rel (what reranking could reach).
+
+Metrics per scene against the exact ground truth: depth abs-rel (pixels with depth in both) and a structure
+metric, the mean angle (degrees) between the normals implied by the predicted depth (true camera) and the
+true normals on pixels that are floor or wall. Paired bootstrap (2000 resamples of scenes): mean difference
+to the closed loop with the ensemble and its 95% interval. Run time per scene: wall time of the variant's
+calls (generation, decoding, scoring) plus, for variants that use scorers, the scorers' references.
+
+The "best single scorer" is the one whose best-of-N abs-rel is lowest on the validation scenes (another
+stream), so it is not chosen on the test scenes.
+
+    python benchmarks/consensus_loop.py --run /work/runs/consensus --heldout HELDOUT --val VAL [--train-data TRAIN]
+
+RUN holds (or gets, when --train-data is given) gen/ (the fm run) and depthnets/unet (the scorer network).
+HELDOUT / VAL: token datasets of built-in scenes at 64 px (`tokzoo tokenize -m rgb,depth,normals,semseg
+--scenes 256 --scene-size 64 --seed 7 -o HELDOUT`; VAL with --seed 8), never used for training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tokzoo.consensus import (ConsensusRecipe, DepthNetConfig, best_of_n, consensus_loop, gather_evidence, greedy,
+                              load_depth_net, save_depth_net, train_depth_net)
+from tokzoo.consensus.loop import decode_depth
+from tokzoo.datasets import generate_scene
+from tokzoo.evaluation.metrics import abs_rel
+from tokzoo.fm.checkpoint import load_model
+from tokzoo.fm.masking import flatten_batch
+from tokzoo.fm.spec import read_manifest
+from tokzoo.fm.stream import ordered_batches
+from tokzoo.labelers.geometry import normals_from_depth
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_md import append_to_section  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "fm" / "scenes-consensus.yaml"
+SCORER_NAMES = ("normals", "planarity", "depth_net")
+SECTION = "## Iterative consensus: closed loop vs reranking"
+
+
+def ensure_models(run: Path, train_data: Path | None) -> None:
+    """Train what RUN lacks: the generator (recipe above) and the scorer network (U-Net, stream 101)."""
+    if not (run / "gen" / "config.json").is_file():
+        if train_data is None:
+            raise SystemExit(f"error: {run / 'gen'}: no trained generator; pass --train-data to train it")
+        from tokzoo.fm.recipe import load_recipe
+        from tokzoo.fm.train import train
+
+        train(load_recipe(RECIPE), train_data, run / "gen", progress=False)
+    if not (run / "depthnets" / "unet" / "config.json").is_file():
+        save_depth_net(train_depth_net(DepthNetConfig("unet", stream=101)), run / "depthnets" / "unet")
+
+
+def scene_seed(tokens_dir: Path) -> int:
+    """The scene stream a token dataset of built-in scenes was made from (its crops' seed = --seed)."""
+    return int(read_manifest(tokens_dir)["crops"]["seed"])
+
+
+def load_scenes(tokens_dir: Path, model, n: int, batch_size: int):
+    """Batches of (keys, masked batch, scenes) for the first n samples; scenes regenerated from their stream."""
+    seed = scene_seed(tokens_dir)
+    names = [s.name for s in model.specs]
+    out, seen = [], 0
+    for batch in ordered_batches(tokens_dir, names, batch_size):
+        keys = list(batch["__key__"])[: n - seen]
+        if not keys:
+            break
+        masked = flatten_batch({m: batch[m][: len(keys)] for m in names}, model.specs)
+        scenes = [generate_scene(int(k.split("_")[-1]), seed=seed, size=64) for k in keys]
+        out.append((keys, masked, scenes))
+        seen += len(keys)
+        if seen >= n:
+            break
+    return out
+
+
+def structure_error(pred: np.ndarray, scene: dict) -> float:
+    """Mean angle (deg) between normals of the predicted depth (true camera) and the true normals, floor + wall."""
+    implied = normals_from_depth(pred, scene["camera"])
+    mask = np.isin(scene["semseg"], (0, 1)) & np.isfinite(implied).all(-1) & np.isfinite(scene["normals"]).all(-1)
+    if not mask.any():
+        return float("nan")
+    cos = np.clip((implied[mask] * scene["normals"][mask]).sum(-1), -1, 1)
+    return float(np.degrees(np.arccos(cos)).mean())
+
+
+def training_prior(size: int = 64, n: int = 1024) -> np.ndarray:
+    """Per-pixel mean depth of the generator's training stream (seed 0, scenes 0..n-1)."""
+    stack = np.stack([generate_scene(i, seed=0, size=size)["depth"] for i in range(n)])
+    return np.nanmean(stack, 0).astype(np.float32)
+
+
+def bootstrap(diff: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    diff = diff[np.isfinite(diff)]
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(1)
+    return float(diff.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def pick_best_single(model, val, net, base: ConsensusRecipe, calls: int) -> tuple[str, dict]:
+    """The scorer whose best-of-N abs-rel is lowest on the validation scenes."""
+    totals = {s: [] for s in SCORER_NAMES}
+    for keys, masked, scenes in val:
+        rgb = np.stack([s["rgb"] for s in scenes])
+        recipe = base.with_scorers(dict.fromkeys(SCORER_NAMES, 1.0))
+        evidence = gather_evidence(model, masked, recipe, rgb, net)
+        seeds = [zlib.crc32(k.encode()) for k in keys]
+        for name in SCORER_NAMES:
+            result = best_of_n(model, masked, evidence, base.with_scorers({name: 1.0}), calls, row_seeds=seeds)
+            totals[name] += [abs_rel(s["depth"], d) for s, d in zip(scenes, result.depth)]
+    means = {k: float(np.mean(v)) for k, v in totals.items()}
+    return min(means, key=means.get), means
+
+
+def evaluate(model, heldout, net, base: ConsensusRecipe, best_single: str, prior: np.ndarray) -> dict:
+    """Per variant: per-scene abs-rel, structure error and seconds; plus generator calls per scene."""
+    n_calls = base.calls
+    ensemble = dict.fromkeys(SCORER_NAMES, 1.0)
+    variants: dict[str, dict] = {}
+
+    def add(name, depth_maps, scenes, seconds, calls, forwards):
+        v = variants.setdefault(name, {"abs_rel": [], "structure": [], "seconds": 0.0, "calls": calls, "forwards": forwards, "scenes": 0})
+        v["abs_rel"] += [abs_rel(s["depth"], d) for s, d in zip(scenes, depth_maps)]
+        v["structure"] += [structure_error(d, s) for s, d in zip(scenes, depth_maps)]
+        v["seconds"] += seconds
+        v["scenes"] += len(scenes)
+
+    for keys, masked, scenes in heldout:
+        rgb = np.stack([s["rgb"] for s in scenes])
+        seeds = [zlib.crc32(k.encode()) for k in keys]
+        t = time.perf_counter()
+        evidence = gather_evidence(model, masked, base.with_scorers(ensemble), rgb, net)
+        evidence_seconds = time.perf_counter() - t
+        b = len(keys)
+        add("trivial: per-pixel training mean depth", [prior] * b, scenes, 0.0, 0, 0)
+        t = time.perf_counter()
+        alone = net.predict(rgb)
+        add("depth_net alone (scorer network)", alone, scenes, time.perf_counter() - t, 0, 0)
+        r = greedy(model, masked, base)
+        add("greedy (argmax, 1 step)", r.depth, scenes, r.seconds, 1, 1)
+        # best-of-N by the truth: the reranking ceiling (uses ground truth; not a method)
+        from tokzoo.consensus.generator import row_generators, sample_proposals, target_distribution
+
+        length = masked.tokens[base.target].shape[1]
+        nothing = torch.zeros(b, length, dtype=torch.long)
+        logits, rows, positions = target_distribution(model, masked, list(base.sources), base.target, nothing,
+                                                      torch.zeros(b, length, dtype=torch.bool))
+        proposals = sample_proposals(logits, rows, positions, nothing, n_calls, row_generators(base.seed, seeds),
+                                     base.temperature, base.top_p)
+        maps = decode_depth(model, proposals.reshape(b * n_calls, length)).reshape(b, n_calls, 64, 64)
+        oracle = [maps[i][int(np.argmin([abs_rel(s["depth"], m) for m in maps[i]]))] for i, s in enumerate(scenes)]
+        add(f"oracle best-of-{n_calls} by true abs-rel (ceiling, not a method)", oracle, scenes, 0.0, n_calls, 1)
+        add(f"one sample (temperature {base.temperature:g})", maps[:, 0], scenes, 0.0, 1, 1)
+        for label, scorers in [*[(s, {s: 1.0}) for s in SCORER_NAMES], ("ensemble", ensemble)]:
+            recipe = base.with_scorers(scorers)
+            r = best_of_n(model, masked, evidence, recipe, n_calls, row_seeds=seeds)
+            add(f"best-of-{n_calls}, {label}", r.depth, scenes, r.seconds + evidence_seconds, n_calls, 1)
+            r = consensus_loop(model, masked, evidence, recipe, row_seeds=seeds)
+            add(f"closed loop ({base.rounds} rounds x {base.proposals}), {label}", r.depth, scenes,
+                r.seconds + evidence_seconds, n_calls, base.rounds)
+        from dataclasses import replace
+
+        one_round = replace(base.with_scorers(ensemble), rounds=1, proposals=n_calls)
+        r = consensus_loop(model, masked, evidence, one_round, row_seeds=seeds)
+        add(f"region-wise rerank of {n_calls}, 1 round (no feedback), ensemble", r.depth, scenes,
+            r.seconds + evidence_seconds, n_calls, 1)
+        print(f"  {sum(v['scenes'] for v in variants.values()) // len(variants)} scenes", file=sys.stderr, flush=True)
+    for v in variants.values():
+        v["abs_rel"], v["structure"] = np.array(v["abs_rel"]), np.array(v["structure"])
+    return variants
+
+
+def table(variants: dict, reference: str, best_single: str) -> str:
+    ref = variants[reference]
+    lines = ["| variant | generator calls (fm passes) | abs-rel | vs closed loop, ensemble: diff [95% CI] | "
+             "structure (deg, floor + wall) | diff [95% CI] | s / scene |", "|---|---|---|---|---|---|---|"]
+    for name, v in variants.items():
+        mark = " (best single scorer on validation)" if name.endswith(f", {best_single}") else ""
+        cells = []
+        for metric in ("abs_rel", "structure"):
+            if name == reference:
+                cells.append("-")
+            else:
+                mean, lo, hi = bootstrap(v[metric] - ref[metric])
+                cells.append(f"{mean:+.4f} [{lo:+.4f}, {hi:+.4f}]" if metric == "abs_rel" else f"{mean:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+        calls = f"{v['calls']} ({v['forwards']})" if v["calls"] else "0"
+        lines.append(f"| {name}{mark} | {calls} | {np.nanmean(v['abs_rel']):.4f} | {cells[0]} | "
+                     f"{np.nanmean(v['structure']):.2f} | {cells[1]} | {v['seconds'] / max(v['scenes'], 1):.3f} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--heldout", type=Path, required=True)
+    parser.add_argument("--val", type=Path, default=None)
+    parser.add_argument("--train-data", type=Path, default=None)
+    parser.add_argument("--n", type=int, default=256)
+    parser.add_argument("--val-n", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--proposals", type=int, default=2)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--json", type=Path, default=None, help="Also write the per-scene figures here.")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    ensure_models(args.run, args.train_data)
+    model = load_model(args.run / "gen")
+    net = load_depth_net(args.run / "depthnets" / "unet")
+    start = time.time()
+    load = " ".join(f"{x:.2f}" for x in __import__("os").getloadavg())
+    heldout = load_scenes(args.heldout, model, args.n, args.batch)
+    prior = training_prior()
+    entries, dumps = [], {}
+    for seed in args.seeds:
+        base = ConsensusRecipe(scorers=tuple((s, 1.0) for s in SCORER_NAMES), rounds=args.rounds, proposals=args.proposals,
+                               temperature=args.temperature, top_p=args.top_p, seed=seed)
+        best_single, val_means = "depth_net", {}
+        if args.val is not None:
+            best_single, val_means = pick_best_single(model, load_scenes(args.val, model, args.val_n, args.batch), net, base, base.calls)
+        variants = evaluate(model, heldout, net, base, best_single, prior)
+        reference = f"closed loop ({base.rounds} rounds x {base.proposals}), ensemble"
+        text = table(variants, reference, best_single)
+        val_text = ", ".join(f"{k} {v:.4f}" for k, v in val_means.items())
+        entries.append(f"Sampling seed {seed} (temperature {args.temperature:g}, top-p {args.top_p:g}); best single scorer "
+                       f"on {args.val_n} validation scenes (best-of-{base.calls} abs-rel): {best_single} ({val_text}).\n\n{text}")
+        dumps[seed] = {k: {"abs_rel": v["abs_rel"].tolist(), "structure": v["structure"].tolist(), "seconds": v["seconds"],
+                           "calls": v["calls"]} for k, v in variants.items()}
+        print(entries[-1], flush=True)
+    minutes = (time.time() - start) / 60
+    head = (f"### {datetime.date.today().isoformat()}: {args.n} held-out scenes (stream {scene_seed(args.heldout)}), "
+            f"{platform.platform()}, torch threads {args.threads}, load average {load} at start; {minutes:.1f} min\n\n"
+            f"`python benchmarks/consensus_loop.py --run RUN --heldout HELDOUT --val VAL --n {args.n} --rounds {args.rounds} "
+            f"--proposals {args.proposals} --temperature {args.temperature:g} --seeds {' '.join(map(str, args.seeds))}`")
+    if args.json:
+        args.json.write_text(json.dumps(dumps))
+    if not args.no_write:
+        append_to_section(RESULTS, SECTION, head + "\n\n" + "\n\n".join(entries))
+
+
+if __name__ == "__main__":
+    main()
