@@ -9,11 +9,13 @@ ensemble; the closed loop with each single scorer and with the ensemble; region-
 in one round (no feedback: an ablation). References: the per-pixel mean depth of training scenes (the
 trivial prior), the depth network alone, and best-of-N picked by the true abs-rel (what reranking could reach).
 
-Metrics per scene against the exact ground truth: depth abs-rel (pixels with depth in both) and a structure
-metric, the mean angle (degrees) between the normals implied by the predicted depth (true camera) and the
-true normals on pixels that are floor or wall. Paired bootstrap (2000 resamples of scenes): mean difference
+Metrics per scene against the exact ground truth: depth abs-rel (pixels with depth in both) and two structure
+metrics: the mean angle (degrees) between the normals implied by the predicted depth (true camera) and the
+true normals on pixels that are floor or wall; floor planarity, the mean relative distance of the predicted
+points on true floor pixels to their least-squares plane (0 for a planar floor). Paired bootstrap (2000 resamples of scenes): mean difference
 to the closed loop with the ensemble and its 95% interval. Run time per scene: wall time of the variant's
-calls (generation, decoding, scoring) plus, for variants that use scorers, the scorers' references.
+calls (generation, decoding, scoring) plus, for variants that use scorers, the scorers' references; the
+best-of-N rows share one set of N proposals scored by all three scorers, so each carries that whole time.
 
 The "best single scorer" is the one whose best-of-N abs-rel is lowest on the validation scenes (another
 stream), so it is not chosen on the test scenes.
@@ -34,21 +36,23 @@ import platform
 import sys
 import time
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tokzoo.consensus import (ConsensusRecipe, DepthNetConfig, best_of_n, consensus_loop, gather_evidence, greedy,
+from tokzoo.consensus import (ConsensusRecipe, DepthNetConfig, consensus_loop, gather_evidence, greedy,
                               load_depth_net, save_depth_net, train_depth_net)
-from tokzoo.consensus.loop import decode_depth
+from tokzoo.consensus.loop import decode_depth, open_loop_proposals, rerank
+from tokzoo.consensus.scorers import region_errors
 from tokzoo.datasets import generate_scene
 from tokzoo.evaluation.metrics import abs_rel
 from tokzoo.fm.checkpoint import load_model
 from tokzoo.fm.masking import flatten_batch
 from tokzoo.fm.spec import read_manifest
 from tokzoo.fm.stream import ordered_batches
-from tokzoo.labelers.geometry import normals_from_depth
+from tokzoo.labelers.geometry import intrinsics, normals_from_depth, unproject
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_md import append_to_section  # noqa: E402
@@ -95,6 +99,17 @@ def load_scenes(tokens_dir: Path, model, n: int, batch_size: int):
     return out
 
 
+def floor_planarity(pred: np.ndarray, scene: dict) -> float:
+    """Mean |distance| / depth of the predicted points (true camera) on true floor pixels to their least-squares plane."""
+    mask = (scene["semseg"] == 0) & np.isfinite(pred) & (pred > 0)
+    if mask.sum() < 12:
+        return float("nan")
+    points = unproject(pred, *intrinsics(*pred.shape, scene["camera"]))[mask].astype(np.float64)
+    centre = points.mean(0)
+    normal = np.linalg.svd(points - centre, full_matrices=False)[2][-1]
+    return float(np.mean(np.abs((points - centre) @ normal) / points[:, 2]))
+
+
 def structure_error(pred: np.ndarray, scene: dict) -> float:
     """Mean angle (deg) between normals of the predicted depth (true camera) and the true normals, floor + wall."""
     implied = normals_from_depth(pred, scene["camera"])
@@ -103,6 +118,10 @@ def structure_error(pred: np.ndarray, scene: dict) -> float:
         return float("nan")
     cos = np.clip((implied[mask] * scene["normals"][mask]).sum(-1), -1, 1)
     return float(np.degrees(np.arccos(cos)).mean())
+
+
+METRICS = {"abs_rel": lambda d, s: abs_rel(s["depth"], d), "structure": lambda d, s: structure_error(d, s),
+           "planarity": lambda d, s: floor_planarity(d, s)}
 
 
 def training_prior(size: int = 64, n: int = 1024) -> np.ndarray:
@@ -121,28 +140,30 @@ def bootstrap(diff: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[f
 def pick_best_single(model, val, net, base: ConsensusRecipe, calls: int) -> tuple[str, dict]:
     """The scorer whose best-of-N abs-rel is lowest on the validation scenes."""
     totals = {s: [] for s in SCORER_NAMES}
+    grid = tuple(next(s for s in model.specs if s.name == base.target).grid)
     for keys, masked, scenes in val:
         rgb = np.stack([s["rgb"] for s in scenes])
-        recipe = base.with_scorers(dict.fromkeys(SCORER_NAMES, 1.0))
-        evidence = gather_evidence(model, masked, recipe, rgb, net)
-        seeds = [zlib.crc32(k.encode()) for k in keys]
-        for name in SCORER_NAMES:
-            result = best_of_n(model, masked, evidence, base.with_scorers({name: 1.0}), calls, row_seeds=seeds)
-            totals[name] += [abs_rel(s["depth"], d) for s, d in zip(scenes, result.depth)]
+        evidence = gather_evidence(model, masked, base.with_scorers(dict.fromkeys(SCORER_NAMES, 1.0)), rgb, net)
+        _, maps = open_loop_proposals(model, masked, base, calls, row_seeds=[zlib.crc32(k.encode()) for k in keys])
+        for i, scene in enumerate(scenes):
+            errors = np.stack([region_errors(m, evidence.scene(i), SCORER_NAMES, grid, base.hfov_degrees) for m in maps[i]])
+            for j, name in enumerate(SCORER_NAMES):
+                totals[name].append(abs_rel(scene["depth"], maps[i][rerank(errors, np.eye(len(SCORER_NAMES))[j])]))
     means = {k: float(np.mean(v)) for k, v in totals.items()}
     return min(means, key=means.get), means
 
 
-def evaluate(model, heldout, net, base: ConsensusRecipe, best_single: str, prior: np.ndarray) -> dict:
-    """Per variant: per-scene abs-rel, structure error and seconds; plus generator calls per scene."""
+def evaluate(model, heldout, net, base: ConsensusRecipe, prior: np.ndarray) -> dict:
+    """Per variant: per-scene metrics and seconds; plus generator calls (and fm passes) per scene."""
     n_calls = base.calls
     ensemble = dict.fromkeys(SCORER_NAMES, 1.0)
     variants: dict[str, dict] = {}
+    grid = tuple(next(s for s in model.specs if s.name == base.target).grid)
 
     def add(name, depth_maps, scenes, seconds, calls, forwards):
-        v = variants.setdefault(name, {"abs_rel": [], "structure": [], "seconds": 0.0, "calls": calls, "forwards": forwards, "scenes": 0})
-        v["abs_rel"] += [abs_rel(s["depth"], d) for s, d in zip(scenes, depth_maps)]
-        v["structure"] += [structure_error(d, s) for s, d in zip(scenes, depth_maps)]
+        v = variants.setdefault(name, {m: [] for m in METRICS} | {"seconds": 0.0, "calls": calls, "forwards": forwards, "scenes": 0})
+        for m, fn in METRICS.items():
+            v[m] += [fn(d, s) for s, d in zip(scenes, depth_maps)]
         v["seconds"] += seconds
         v["scenes"] += len(scenes)
 
@@ -154,59 +175,57 @@ def evaluate(model, heldout, net, base: ConsensusRecipe, best_single: str, prior
         evidence_seconds = time.perf_counter() - t
         b = len(keys)
         add("trivial: per-pixel training mean depth", [prior] * b, scenes, 0.0, 0, 0)
+        add("tokenizer ceiling: the true tokens decoded (not a method)", decode_depth(model, masked.tokens[base.target]),
+            scenes, 0.0, 0, 0)
         t = time.perf_counter()
         alone = net.predict(rgb)
-        add("depth_net alone (scorer network)", alone, scenes, time.perf_counter() - t, 0, 0)
+        add("depth_net alone (the scorer network)", alone, scenes, time.perf_counter() - t, 0, 0)
         r = greedy(model, masked, base)
         add("greedy (argmax, 1 step)", r.depth, scenes, r.seconds, 1, 1)
-        # best-of-N by the truth: the reranking ceiling (uses ground truth; not a method)
-        from tokzoo.consensus.generator import row_generators, sample_proposals, target_distribution
-
-        length = masked.tokens[base.target].shape[1]
-        nothing = torch.zeros(b, length, dtype=torch.long)
-        logits, rows, positions = target_distribution(model, masked, list(base.sources), base.target, nothing,
-                                                      torch.zeros(b, length, dtype=torch.bool))
-        proposals = sample_proposals(logits, rows, positions, nothing, n_calls, row_generators(base.seed, seeds),
-                                     base.temperature, base.top_p)
-        maps = decode_depth(model, proposals.reshape(b * n_calls, length)).reshape(b, n_calls, 64, 64)
+        # open loop: one set of N proposals, scored once by every scorer, reranked by each scorer set
+        t = time.perf_counter()
+        _, maps = open_loop_proposals(model, masked, base, n_calls, row_seeds=seeds)
+        errors = [np.stack([region_errors(m, evidence.scene(i), SCORER_NAMES, grid, base.hfov_degrees) for m in maps[i]])
+                  for i in range(b)]  # (N, S, gh, gw) per scene
+        shared = time.perf_counter() - t + evidence_seconds
+        add(f"one sample (temperature {base.temperature:g})", maps[:, 0], scenes, 0.0, 1, 1)
         oracle = [maps[i][int(np.argmin([abs_rel(s["depth"], m) for m in maps[i]]))] for i, s in enumerate(scenes)]
         add(f"oracle best-of-{n_calls} by true abs-rel (ceiling, not a method)", oracle, scenes, 0.0, n_calls, 1)
-        add(f"one sample (temperature {base.temperature:g})", maps[:, 0], scenes, 0.0, 1, 1)
         for label, scorers in [*[(s, {s: 1.0}) for s in SCORER_NAMES], ("ensemble", ensemble)]:
-            recipe = base.with_scorers(scorers)
-            r = best_of_n(model, masked, evidence, recipe, n_calls, row_seeds=seeds)
-            add(f"best-of-{n_calls}, {label}", r.depth, scenes, r.seconds + evidence_seconds, n_calls, 1)
-            r = consensus_loop(model, masked, evidence, recipe, row_seeds=seeds)
+            weights = [scorers.get(s, 0.0) for s in SCORER_NAMES]
+            picked = [maps[i][rerank(errors[i], weights)] for i in range(b)]
+            add(f"best-of-{n_calls}, {label}", picked, scenes, shared, n_calls, 1)
+        for label, scorers in [*[(s, {s: 1.0}) for s in SCORER_NAMES], ("ensemble", ensemble)]:
+            r = consensus_loop(model, masked, evidence, base.with_scorers(scorers), row_seeds=seeds)
             add(f"closed loop ({base.rounds} rounds x {base.proposals}), {label}", r.depth, scenes,
                 r.seconds + evidence_seconds, n_calls, base.rounds)
-        from dataclasses import replace
-
         one_round = replace(base.with_scorers(ensemble), rounds=1, proposals=n_calls)
         r = consensus_loop(model, masked, evidence, one_round, row_seeds=seeds)
-        add(f"region-wise rerank of {n_calls}, 1 round (no feedback), ensemble", r.depth, scenes,
+        add(f"region-wise rerank of {n_calls} in 1 round (no feedback), ensemble", r.depth, scenes,
             r.seconds + evidence_seconds, n_calls, 1)
-        print(f"  {sum(v['scenes'] for v in variants.values()) // len(variants)} scenes", file=sys.stderr, flush=True)
+        print(f"  {variants['greedy (argmax, 1 step)']['scenes']} scenes", file=sys.stderr, flush=True)
     for v in variants.values():
-        v["abs_rel"], v["structure"] = np.array(v["abs_rel"]), np.array(v["structure"])
+        for m in METRICS:
+            v[m] = np.array(v[m])
     return variants
 
 
 def table(variants: dict, reference: str, best_single: str) -> str:
     ref = variants[reference]
-    lines = ["| variant | generator calls (fm passes) | abs-rel | vs closed loop, ensemble: diff [95% CI] | "
-             "structure (deg, floor + wall) | diff [95% CI] | s / scene |", "|---|---|---|---|---|---|---|"]
+    lines = ["| variant | generator calls (fm passes) | abs-rel | diff to the ensemble loop [95% CI] | normals on floor + wall "
+             "(deg) | diff [95% CI] | floor planarity | diff [95% CI] | s / scene |", "|---|---|---|---|---|---|---|---|---|"]
     for name, v in variants.items():
         mark = " (best single scorer on validation)" if name.endswith(f", {best_single}") else ""
         cells = []
-        for metric in ("abs_rel", "structure"):
+        for metric, fmt in (("abs_rel", "{:+.4f}"), ("structure", "{:+.2f}"), ("planarity", "{:+.4f}")):
+            mean = f"{np.nanmean(v[metric]):.4f}" if metric != "structure" else f"{np.nanmean(v[metric]):.2f}"
             if name == reference:
-                cells.append("-")
+                cells += [mean, "-"]
             else:
-                mean, lo, hi = bootstrap(v[metric] - ref[metric])
-                cells.append(f"{mean:+.4f} [{lo:+.4f}, {hi:+.4f}]" if metric == "abs_rel" else f"{mean:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+                d, lo, hi = bootstrap(v[metric] - ref[metric])
+                cells += [mean, f"{fmt.format(d)} [{fmt.format(lo)}, {fmt.format(hi)}]"]
         calls = f"{v['calls']} ({v['forwards']})" if v["calls"] else "0"
-        lines.append(f"| {name}{mark} | {calls} | {np.nanmean(v['abs_rel']):.4f} | {cells[0]} | "
-                     f"{np.nanmean(v['structure']):.2f} | {cells[1]} | {v['seconds'] / max(v['scenes'], 1):.3f} |")
+        lines.append(f"| {name}{mark} | {calls} | {' | '.join(cells)} | {v['seconds'] / max(v['scenes'], 1):.3f} |")
     return "\n".join(lines)
 
 
@@ -243,14 +262,14 @@ def main():
         best_single, val_means = "depth_net", {}
         if args.val is not None:
             best_single, val_means = pick_best_single(model, load_scenes(args.val, model, args.val_n, args.batch), net, base, base.calls)
-        variants = evaluate(model, heldout, net, base, best_single, prior)
+        variants = evaluate(model, heldout, net, base, prior)
         reference = f"closed loop ({base.rounds} rounds x {base.proposals}), ensemble"
         text = table(variants, reference, best_single)
         val_text = ", ".join(f"{k} {v:.4f}" for k, v in val_means.items())
         entries.append(f"Sampling seed {seed} (temperature {args.temperature:g}, top-p {args.top_p:g}); best single scorer "
                        f"on {args.val_n} validation scenes (best-of-{base.calls} abs-rel): {best_single} ({val_text}).\n\n{text}")
-        dumps[seed] = {k: {"abs_rel": v["abs_rel"].tolist(), "structure": v["structure"].tolist(), "seconds": v["seconds"],
-                           "calls": v["calls"]} for k, v in variants.items()}
+        dumps[seed] = {k: {**{m: v[m].tolist() for m in METRICS}, "seconds": v["seconds"], "calls": v["calls"]}
+                       for k, v in variants.items()}
         print(entries[-1], flush=True)
     minutes = (time.time() - start) / 60
     head = (f"### {datetime.date.today().isoformat()}: {args.n} held-out scenes (stream {scene_seed(args.heldout)}), "

@@ -169,11 +169,9 @@ def greedy(model: FourM, batch: MaskedBatch, recipe: ConsensusRecipe, decode: De
     return LoopResult(tokens, decode(tokens), calls, time.perf_counter() - start)
 
 
-def best_of_n(model: FourM, batch: MaskedBatch, evidence: Evidence, recipe: ConsensusRecipe, n: int,
-              row_seeds=None, decode: Decoder | None = None) -> LoopResult:
-    """``n`` proposals from one pass (n generator calls); each scene keeps the one whose mean ensemble error
-    over regions (``recipe``'s scorers and weights) is lowest. Nothing is fed back to the generator."""
-    start = time.perf_counter()
+def open_loop_proposals(model: FourM, batch: MaskedBatch, recipe: ConsensusRecipe, n: int, row_seeds=None,
+                        decode: Decoder | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    """``n`` proposals per scene from one pass (n generator calls): tokens (B, n, L) and decoded depth (B, n, H, W)."""
     check_model(model, recipe)
     decode = _decoder(model, recipe, decode)
     spec = _spec(model, recipe.target)
@@ -183,8 +181,25 @@ def best_of_n(model: FourM, batch: MaskedBatch, evidence: Evidence, recipe: Cons
     logits, rows, positions = target_distribution(model, batch, list(recipe.sources), recipe.target, nothing,
                                                   torch.zeros(b, spec.length, dtype=torch.bool))
     proposals = sample_proposals(logits, rows, positions, nothing, n, generators, recipe.temperature, recipe.top_p)
-    depth, errors = _scores(decode, recipe, proposals, evidence, tuple(spec.grid))
-    choice = [int(ensemble_errors(errors[i], recipe.weights).reshape(n, -1).mean(1).argmin()) for i in range(b)]
+    depth = decode(proposals.reshape(b * n, spec.length))
+    return proposals, depth.reshape(b, n, *depth.shape[1:])
+
+
+def rerank(errors: np.ndarray, weights) -> int:
+    """One scene's proposals' region errors (n, S, gh, gw) -> the index of the lowest mean ensemble error."""
+    return int(ensemble_errors(errors, weights).reshape(len(errors), -1).mean(1).argmin())
+
+
+def best_of_n(model: FourM, batch: MaskedBatch, evidence: Evidence, recipe: ConsensusRecipe, n: int,
+              row_seeds=None, decode: Decoder | None = None) -> LoopResult:
+    """``n`` proposals from one pass (n generator calls); each scene keeps the one whose mean ensemble error
+    over regions (``recipe``'s scorers and weights) is lowest. Nothing is fed back to the generator."""
+    start = time.perf_counter()
+    proposals, depth = open_loop_proposals(model, batch, recipe, n, row_seeds, decode)
+    grid = tuple(_spec(model, recipe.target).grid)
+    choice = [rerank(np.stack([region_errors(d, evidence.scene(i), recipe.names, grid, recipe.hfov_degrees)
+                               for d in depth[i]]), recipe.weights) for i in range(len(depth))]
+    b = len(choice)
     tokens = proposals[torch.arange(b), torch.tensor(choice)]
     calls = CallCount(np.full(b, n, np.int64), np.ones(b, np.int64))
     return LoopResult(tokens, depth[np.arange(b), choice], calls, time.perf_counter() - start)

@@ -7,8 +7,8 @@ has no opinion (no pixels it can judge there):
 - ``normals``: mean angle (degrees) between the normals implied by the proposed depth (finite differences,
   a pinhole camera of ``hfov_degrees``) and the normals the fm predicts from rgb;
 - ``planarity``: where the fm's rgb -> semseg says floor, the relative distance of the proposal's 3-D points
-  to one floor plane fitted to all its floor points (trimmed refit); where it says wall, the relative RMS
-  residual of a plane fitted inside the region. Needs no normals, only the layout's classes;
+  to one floor plane fitted to all its floor points (trimmed refit); where it says wall, the relative distance
+  to a plane fitted to the region's wall points. Needs no normals, only the layout's classes;
 - ``depth_net``: mean |log d - log d_net| against a small depth network trained on another scene stream.
 
 :class:`Evidence` holds what the scorers compare against, per scene, computed once before any proposal.
@@ -69,9 +69,26 @@ def _plane(points: np.ndarray) -> tuple[np.ndarray, float]:
     return normal, float(normal @ centre)
 
 
+def _block_plane_residuals(points: np.ndarray, mask: np.ndarray, grid) -> np.ndarray:
+    """Per pixel, |distance| / depth to the least-squares plane of the masked points of its block (H, W); NaN
+    outside the mask and in blocks with fewer than 6 masked points. All blocks at once (batched 3 x 3 eigh)."""
+    h, w = mask.shape
+    gh, gw = grid
+    bh, bw = h // gh, w // gw
+    blocks = lambda a: a.reshape(gh, bh, gw, bw, *a.shape[2:]).swapaxes(1, 2).reshape(gh * gw, bh * bw, *a.shape[2:])  # noqa: E731
+    p, m = blocks(np.where(mask[..., None], points, 0.0)), blocks(mask).astype(np.float64)
+    count = m.sum(1)
+    centre = p.sum(1) / np.maximum(count, 1)[:, None]
+    centred = (p - centre[:, None]) * m[..., None]
+    normal = np.linalg.eigh(np.einsum("kni,knj->kij", centred, centred))[1][:, :, 0]  # smallest eigenvalue's vector
+    with np.errstate(invalid="ignore", divide="ignore"):
+        distance = np.abs(np.einsum("kni,ki->kn", p - centre[:, None], normal)) / p[..., 2]
+    distance[(m == 0) | (count[:, None] < 6)] = np.nan
+    return distance.reshape(gh, gw, bh, bw).swapaxes(1, 2).reshape(h, w)
+
+
 def planarity_errors(depth: np.ndarray, evidence: Evidence, grid, hfov_degrees: float) -> np.ndarray:
     h, w = depth.shape
-    gh, gw = grid
     points = unproject(depth, *intrinsics(h, w, None, hfov_degrees)).astype(np.float64)
     finite = np.isfinite(depth) & (depth > 0)
     residual = np.full((h, w), np.nan)
@@ -85,16 +102,7 @@ def planarity_errors(depth: np.ndarray, evidence: Evidence, grid, hfov_degrees: 
             normal, offset = _plane(p[inliers])
         residual[floor] = np.abs(p @ normal - offset) / p[:, 2]
     wall = finite & (evidence.semseg == WALL)
-    bh, bw = h // gh, w // gw
-    for i in range(gh):
-        for j in range(gw):
-            block = (slice(i * bh, (i + 1) * bh), slice(j * bw, (j + 1) * bw))
-            inside = wall[block]
-            if inside.sum() < 6:
-                continue
-            p = points[block][inside]
-            normal, offset = _plane(p)
-            residual[block][inside] = np.abs(p @ normal - offset) / p[:, 2]
+    residual = np.where(wall, _block_plane_residuals(points, wall, grid), residual)
     return region_means(residual, grid)
 
 
