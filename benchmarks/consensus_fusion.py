@@ -10,8 +10,8 @@ Labelers (all trained or built here; their errors are correlated: same scene fam
 | coarse | 1/8-resolution CNN, bilinear upsampling, scenes 0-2047 of stream 103 |
 | row prior | classical, no image content: the median training depth of each image row (the ground-plane cue), stream 104 |
 
-Fusions of the four: ``consensus:`` (tokzoo.labelers.consensus.depth_consensus, default settings, as the
-``consensus:`` labeler runs it), the per-pixel median, the per-pixel mean of log depth. The best single
+Fusions of the four (and of the three networks alone): ``consensus:`` (tokzoo.labelers.consensus.depth_consensus,
+default settings, as the ``consensus:`` labeler runs it), the per-pixel median, the per-pixel mean of log depth. The best single
 labeler is chosen on validation scenes of another stream. Metrics per scene: abs-rel and RMSE (metres) with no
 alignment (every labeler predicts metric depth), and abs-rel after scaling each prediction to the true median
 (scale-free). Paired bootstrap 95% intervals (2000 resamples of scenes) of the difference to ``consensus:``.
@@ -64,11 +64,11 @@ def scale_aligned_abs_rel(truth, pred) -> float:
     return abs_rel(truth, pred * np.median(truth[ok]) / np.median(pred[ok]))
 
 
-def fuse(candidates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def fuse(candidates: dict[str, np.ndarray], suffix: str = "") -> dict[str, np.ndarray]:
     stack = np.stack(list(candidates.values()), 1)  # (N, K, H, W)
-    return {"consensus: (IRLS fusion)": np.stack([depth_consensus(list(s)).proposal for s in stack]),
-            "per-pixel median": np.median(stack, 1),
-            "per-pixel mean of log depth": np.exp(np.log(stack).mean(1))}
+    return {f"consensus: (IRLS fusion){suffix}": np.stack([depth_consensus(list(s)).proposal for s in stack]),
+            f"per-pixel median{suffix}": np.median(stack, 1),
+            f"per-pixel mean of log depth{suffix}": np.exp(np.log(stack).mean(1))}
 
 
 def scores(truth: np.ndarray, preds: np.ndarray) -> dict[str, np.ndarray]:
@@ -105,6 +105,7 @@ def main():
     t = time.perf_counter()
     fused = fuse(singles)
     fusion_seconds = time.perf_counter() - t
+    fused |= fuse({k: v for k, v in singles.items() if k != "row prior"}, ", 3 networks only")
     rows = {**{f"{k}{' (best single on validation)' if k == best else ''}": v for k, v in singles.items()}, **fused}
     results = {k: scores(depth, v) for k, v in rows.items()}
     ref = results["consensus: (IRLS fusion)"]
