@@ -17,8 +17,9 @@ to the closed loop with the ensemble and its 95% interval. Run time per scene: w
 calls (generation, decoding, scoring) plus, for variants that use scorers, the scorers' references; the
 best-of-N rows share one set of N proposals scored by all three scorers, so each carries that whole time.
 
-The "best single scorer" is the one whose best-of-N abs-rel is lowest on the validation scenes (another
-stream), so it is not chosen on the test scenes.
+Chosen on validation scenes (another stream), never on the test scenes: the "best single scorer" (lowest
+best-of-N abs-rel) and the ensemble weights (normals, planarity, depth_net) from WEIGHT_GRID, separately for
+best-of-N and for the loop (lowest abs-rel of each); the equal-weight ensembles are reported too.
 
     python benchmarks/consensus_loop.py --run /work/runs/consensus --heldout HELDOUT --val VAL [--train-data TRAIN]
 
@@ -137,26 +138,45 @@ def bootstrap(diff: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[f
     return float(diff.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
-def pick_best_single(model, val, net, base: ConsensusRecipe, calls: int) -> tuple[str, dict]:
-    """The scorer whose best-of-N abs-rel is lowest on the validation scenes."""
-    totals = {s: [] for s in SCORER_NAMES}
+WEIGHT_GRID = [(a, b, 1.0) for a in (0.0, 0.25, 1.0) for b in (0.0, 0.25, 1.0)]
+"""(normals, planarity, depth_net) weights tried on the validation scenes; only their ratios matter."""
+
+
+def tune_on_validation(model, val, net, base: ConsensusRecipe) -> dict:
+    """On validation scenes: best-of-N abs-rel of each single scorer (-> the best single scorer) and, for every
+    weighting of WEIGHT_GRID, of best-of-N and of the closed loop (-> each one's ensemble weights)."""
+    calls = base.calls
     grid = tuple(next(s for s in model.specs if s.name == base.target).grid)
+    single = {s: [] for s in SCORER_NAMES}
+    reranked = {w: [] for w in WEIGHT_GRID}
+    looped = {w: [] for w in WEIGHT_GRID}
     for keys, masked, scenes in val:
         rgb = np.stack([s["rgb"] for s in scenes])
+        seeds = [zlib.crc32(k.encode()) for k in keys]
         evidence = gather_evidence(model, masked, base.with_scorers(dict.fromkeys(SCORER_NAMES, 1.0)), rgb, net)
-        _, maps = open_loop_proposals(model, masked, base, calls, row_seeds=[zlib.crc32(k.encode()) for k in keys])
+        _, maps = open_loop_proposals(model, masked, base, calls, row_seeds=seeds)
         for i, scene in enumerate(scenes):
             errors = np.stack([region_errors(m, evidence.scene(i), SCORER_NAMES, grid, base.hfov_degrees) for m in maps[i]])
             for j, name in enumerate(SCORER_NAMES):
-                totals[name].append(abs_rel(scene["depth"], maps[i][rerank(errors, np.eye(len(SCORER_NAMES))[j])]))
-    means = {k: float(np.mean(v)) for k, v in totals.items()}
-    return min(means, key=means.get), means
+                single[name].append(abs_rel(scene["depth"], maps[i][rerank(errors, np.eye(len(SCORER_NAMES))[j])]))
+            for w in WEIGHT_GRID:
+                reranked[w].append(abs_rel(scene["depth"], maps[i][rerank(errors, w)]))
+        for w in WEIGHT_GRID:
+            r = consensus_loop(model, masked, evidence, base.with_scorers(dict(zip(SCORER_NAMES, w))), row_seeds=seeds)
+            looped[w] += [abs_rel(s["depth"], d) for s, d in zip(scenes, r.depth)]
+    mean = lambda d: {k: float(np.mean(v)) for k, v in d.items()}  # noqa: E731
+    single, reranked, looped = mean(single), mean(reranked), mean(looped)
+    return {"best_single": min(single, key=single.get), "single": single,
+            "rerank_weights": min(reranked, key=reranked.get), "reranked": reranked,
+            "loop_weights": min(looped, key=looped.get), "looped": looped}
 
 
-def evaluate(model, heldout, net, base: ConsensusRecipe, prior: np.ndarray) -> dict:
-    """Per variant: per-scene metrics and seconds; plus generator calls (and fm passes) per scene."""
+def evaluate(model, heldout, net, base: ConsensusRecipe, prior: np.ndarray, rerank_weights, loop_weights) -> dict:
+    """Per variant: per-scene metrics and seconds; plus generator calls (and fm passes) per scene. The ensembles
+    use the weights chosen on validation scenes (``rerank_weights`` for best-of-N, ``loop_weights`` for the loop)."""
     n_calls = base.calls
     ensemble = dict.fromkeys(SCORER_NAMES, 1.0)
+    ensemble_rerank, ensemble_loop = dict(zip(SCORER_NAMES, rerank_weights)), dict(zip(SCORER_NAMES, loop_weights))
     variants: dict[str, dict] = {}
     grid = tuple(next(s for s in model.specs if s.name == base.target).grid)
 
@@ -191,17 +211,19 @@ def evaluate(model, heldout, net, base: ConsensusRecipe, prior: np.ndarray) -> d
         add(f"one sample (temperature {base.temperature:g})", maps[:, 0], scenes, 0.0, 1, 1)
         oracle = [maps[i][int(np.argmin([abs_rel(s["depth"], m) for m in maps[i]]))] for i, s in enumerate(scenes)]
         add(f"oracle best-of-{n_calls} by true abs-rel (ceiling, not a method)", oracle, scenes, 0.0, n_calls, 1)
-        for label, scorers in [*[(s, {s: 1.0}) for s in SCORER_NAMES], ("ensemble", ensemble)]:
+        for label, scorers in [*[(s, {s: 1.0}) for s in SCORER_NAMES], ("ensemble, equal weights", ensemble),
+                               ("ensemble, weights tuned on validation", ensemble_rerank)]:
             weights = [scorers.get(s, 0.0) for s in SCORER_NAMES]
             picked = [maps[i][rerank(errors[i], weights)] for i in range(b)]
             add(f"best-of-{n_calls}, {label}", picked, scenes, shared, n_calls, 1)
-        for label, scorers in [*[(s, {s: 1.0}) for s in SCORER_NAMES], ("ensemble", ensemble)]:
+        for label, scorers in [*[(s, {s: 1.0}) for s in SCORER_NAMES], ("ensemble, equal weights", ensemble),
+                               ("ensemble, weights tuned on validation", ensemble_loop)]:
             r = consensus_loop(model, masked, evidence, base.with_scorers(scorers), row_seeds=seeds)
             add(f"closed loop ({base.rounds} rounds x {base.proposals}), {label}", r.depth, scenes,
                 r.seconds + evidence_seconds, n_calls, base.rounds)
-        one_round = replace(base.with_scorers(ensemble), rounds=1, proposals=n_calls)
+        one_round = replace(base.with_scorers(ensemble_loop), rounds=1, proposals=n_calls)
         r = consensus_loop(model, masked, evidence, one_round, row_seeds=seeds)
-        add(f"region-wise rerank of {n_calls} in 1 round (no feedback), ensemble", r.depth, scenes,
+        add(f"region-wise rerank of {n_calls} in 1 round (no feedback), the loop's ensemble weights", r.depth, scenes,
             r.seconds + evidence_seconds, n_calls, 1)
         print(f"  {variants['greedy (argmax, 1 step)']['scenes']} scenes", file=sys.stderr, flush=True)
     for v in variants.values():
@@ -259,15 +281,25 @@ def main():
     for seed in args.seeds:
         base = ConsensusRecipe(scorers=tuple((s, 1.0) for s in SCORER_NAMES), rounds=args.rounds, proposals=args.proposals,
                                temperature=args.temperature, top_p=args.top_p, seed=seed)
-        best_single, val_means = "depth_net", {}
+        tuned = {"best_single": "depth_net", "single": {}, "rerank_weights": (1.0, 1.0, 1.0), "loop_weights": (1.0, 1.0, 1.0)}
         if args.val is not None:
-            best_single, val_means = pick_best_single(model, load_scenes(args.val, model, args.val_n, args.batch), net, base, base.calls)
-        variants = evaluate(model, heldout, net, base, prior)
-        reference = f"closed loop ({base.rounds} rounds x {base.proposals}), ensemble"
-        text = table(variants, reference, best_single)
-        val_text = ", ".join(f"{k} {v:.4f}" for k, v in val_means.items())
-        entries.append(f"Sampling seed {seed} (temperature {args.temperature:g}, top-p {args.top_p:g}); best single scorer "
-                       f"on {args.val_n} validation scenes (best-of-{base.calls} abs-rel): {best_single} ({val_text}).\n\n{text}")
+            tuned = tune_on_validation(model, load_scenes(args.val, model, args.val_n, args.batch), net, base)
+        variants = evaluate(model, heldout, net, base, prior, tuned["rerank_weights"], tuned["loop_weights"])
+        reference = f"closed loop ({base.rounds} rounds x {base.proposals}), ensemble, weights tuned on validation"
+        text = table(variants, reference, tuned["best_single"])
+        fmt = lambda w: "/".join(f"{x:g}" for x in w)  # noqa: E731
+        val_text = (f"best single scorer (best-of-{base.calls} abs-rel: "
+                    + ", ".join(f"{k} {v:.4f}" for k, v in tuned["single"].items()) + f") {tuned['best_single']}; "
+                    f"ensemble weights normals/planarity/depth_net for best-of-{base.calls}: {fmt(tuned['rerank_weights'])}"
+                    + (f" (abs-rel {tuned['reranked'][tuned['rerank_weights']]:.4f}, equal weights "
+                       f"{tuned['reranked'][(1.0, 1.0, 1.0)]:.4f})" if "reranked" in tuned else "")
+                    + f", for the loop: {fmt(tuned['loop_weights'])}"
+                    + (f" (abs-rel {tuned['looped'][tuned['loop_weights']]:.4f}, equal weights "
+                       f"{tuned['looped'][(1.0, 1.0, 1.0)]:.4f}; depth_net alone {tuned['looped'][(0.0, 0.0, 1.0)]:.4f})"
+                       if "looped" in tuned else ""))
+        entries.append(f"Sampling seed {seed} (temperature {args.temperature:g}, top-p {args.top_p:g}). Chosen on "
+                       f"{args.val_n} validation scenes (stream {scene_seed(args.val) if args.val else '-'}): {val_text}."
+                       f"\n\n{text}")
         dumps[seed] = {k: {**{m: v[m].tolist() for m in METRICS}, "seconds": v["seconds"], "calls": v["calls"]}
                        for k, v in variants.items()}
         print(entries[-1], flush=True)
