@@ -2,6 +2,8 @@
 counted exactly and equal across the loop and its baselines, seeded determinism, scorers that measure what
 they claim, one-line recipe errors, and ``tokzoo fm generate --consensus`` end to end on a tiny run."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -226,3 +228,15 @@ def test_cli_generate_with_consensus_end_to_end(tmp_path):
     assert output.strip().splitlines() == [f"error: {recipe}: consensus.rounds: must be an integer in [1, 1024], got 0"]
     output = run([*args[:-1], "consensus/depth", "--to", "normals"], code=2)
     assert "pass --from rgb --to depth" in output and len(output.strip().splitlines()) == 1
+
+    # the README's Python lines, on the same run and the shipped recipe
+    from tokzoo.consensus import gather_evidence
+    from tokzoo.fm.checkpoint import load_model
+    from tokzoo.fm.stream import ordered_batches
+
+    model = load_model(gen)
+    raw = next(iter(ordered_batches(heldout, [s.name for s in model.specs], 2)))
+    batch = flatten_batch({s.name: raw[s.name] for s in model.specs}, model.specs)
+    recipe = read_recipe(Path(__file__).resolve().parents[1] / "recipes" / "consensus" / "depth.yaml")
+    result = consensus_loop(model, batch, gather_evidence(model, batch, recipe), recipe)
+    assert result.depth.shape == (2, 64, 64) and (result.calls.proposals == 8).all()
