@@ -64,6 +64,18 @@ def scale_aligned_abs_rel(truth, pred) -> float:
     return abs_rel(truth, pred * np.median(truth[ok]) / np.median(pred[ok]))
 
 
+def error_correlations(truth: np.ndarray, candidates: dict[str, np.ndarray]) -> str:
+    """Pearson correlation of the labelers' per-pixel log errors (pixels with true depth) and of their per-scene
+    abs-rel, per pair: how correlated the labelers' mistakes are."""
+    ok = np.isfinite(truth) & (truth > 0)
+    errors = {k: (np.log(v) - np.log(np.where(ok, truth, 1.0)))[ok] for k, v in candidates.items()}
+    per_scene = {k: np.array([abs_rel(t, p) for t, p in zip(truth, v)]) for k, v in candidates.items()}
+    names = list(candidates)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    return "; ".join(f"{a} / {b} {np.corrcoef(errors[a], errors[b])[0, 1]:.2f} / "
+                     f"{np.corrcoef(per_scene[a], per_scene[b])[0, 1]:.2f}" for a, b in pairs)
+
+
 def fuse(candidates: dict[str, np.ndarray], suffix: str = "") -> dict[str, np.ndarray]:
     stack = np.stack(list(candidates.values()), 1)  # (N, K, H, W)
     return {f"consensus: (IRLS fusion){suffix}": np.stack([depth_consensus(list(s)).proposal for s in stack]),
@@ -126,7 +138,8 @@ def main():
     head = (f"### {datetime.date.today().isoformat()}: {args.n} held-out scenes (stream {args.stream}), {platform.platform()}, "
             f"load average {load}; {(time.time() - start) / 60:.1f} min; consensus: {fusion_seconds / args.n * 1000:.0f} ms "
             f"per scene\n\n`python benchmarks/consensus_fusion.py --nets RUN/depthnets --n {args.n}`; validation "
-            f"({args.val_n} scenes of stream {args.val_stream}) abs-rel: {val_text}")
+            f"({args.val_n} scenes of stream {args.val_stream}) abs-rel: {val_text}. Error correlation between labelers "
+            f"(per-pixel log error / per-scene abs-rel, Pearson): {error_correlations(depth, singles)}")
     print(head + "\n\n" + text)
     if not args.no_write:
         append_to_section(RESULTS, SECTION, head + "\n\n" + text)
