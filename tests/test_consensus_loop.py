@@ -132,7 +132,7 @@ def test_the_loop_follows_its_scorer_more_than_the_open_loop_does(model):
 
 def test_scorers_measure_what_they_claim():
     h = w = SIZE
-    fx, fy, cx, cy = intrinsics(h, w, None, 60.0)
+    _, fy, _, cy = intrinsics(h, w, None, 60.0)
     v = np.mgrid[0:h, 0:w][0].astype(np.float32)
     floor = (1.5 * fy / (v - cy + 9)).astype(np.float32)  # a ground plane seen from 1.5 m, horizon above row 0
     bumpy = floor * (1 + 0.2 * np.random.default_rng(0).standard_normal((h, w))).astype(np.float32)
