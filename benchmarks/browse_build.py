@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tokzoo.browse import build_site
 from tokzoo.pipeline import TokenizeJob, tokenize
-from tokzoo.zoo import load_tokenizer
+from tokzoo.tokenizers.zoo import load_tokenizer
 from results_md import append_to_section
 
 SECTION = "## Dataset browser"

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_md import append_to_section  # noqa: E402
 
 import tokzoo.browse.render  # noqa: E402,F401  (imported before timing)
-import tokzoo.evaluation.evaluate  # noqa: E402,F401
-import tokzoo.learned  # noqa: E402,F401
+import tokzoo.tokenizers.evaluation.evaluate  # noqa: E402,F401
+import tokzoo.tokenizers.learned  # noqa: E402,F401
 from tokzoo.browse import build_site  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",

@@ -54,7 +54,7 @@ def worker(preset: str, batch: int, threads: int, runs: int) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     sys.path.insert(0, str(ROOT))
-    from tokzoo.models import build_encoder, prepare_for_inference, resolve_preset
+    from tokzoo.tokenizers.models import build_encoder, prepare_for_inference, resolve_preset
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ the abs-rel-optimal estimate.
     python benchmarks/fm_learning.py --run runs/scenes-cpu --data fm-heldout/
 
 ``--tokenizer depth=DIR`` decodes with the tokenizer in DIR instead of the zoo's (e.g. an earlier shipped version,
-``git show COMMIT:tokzoo/weights/depth/model.safetensors``, for a run whose tokens it wrote); the content hash in
+``git show COMMIT:tokzoo/tokenizers/weights/depth/model.safetensors``, for a run whose tokens it wrote); the content hash in
 the dataset's manifest is still checked, so only the tokenizer that wrote the tokens is accepted.
 """
 
@@ -35,7 +35,7 @@ import torch
 
 from tokzoo.fm.checkpoint import load_model, read_run_config
 from tokzoo.data import make_loader
-from tokzoo.evaluation.metrics import abs_rel
+from tokzoo.tokenizers.evaluation.metrics import abs_rel
 from tokzoo.fm.evaluate import evaluate, example_rows, raw_crops
 from tokzoo.fm.generate import DecodeSettings, decode_tokens, generate
 from tokzoo.fm.masking import flatten_batch

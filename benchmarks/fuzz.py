@@ -212,13 +212,13 @@ def mutate(data: bytes, rng: random.Random, others: list[bytes]) -> bytes:
 
 def readers(kind: str, data: bytes, scratch: Path):
     """The public readers ``kind`` goes through; each call returns or raises."""
-    from tokzoo.checkpoint import read_state_dict
+    from tokzoo.tokenizers.checkpoint import read_state_dict
     from tokzoo.data import open_shard
     from tokzoo.io import TarReader, read_modality
     from tokzoo.io.safety import load_json, load_npy
     from tokzoo.io.tarwalk import walk_tar
     from tokzoo.pipeline.layout import read_npy_tar
-    from tokzoo.zoo import load_tokenizer
+    from tokzoo.tokenizers.zoo import load_tokenizer
 
     def as_file(name: str) -> Path:
         path = scratch / name
@@ -275,7 +275,7 @@ def newer_readers(kind: str, data: bytes, scratch: Path):
     from tokzoo.fm.recipe import load_recipe
     from tokzoo.fm.train import make_optimizer
     from tokzoo.fm.recipe import TrainConfig
-    from tokzoo.zoo import load_tokenizer
+    from tokzoo.tokenizers.zoo import load_tokenizer
 
     seeds_dir = scratch.parent / "seeds"
 

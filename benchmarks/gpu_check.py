@@ -136,7 +136,7 @@ def check_fm(size: dict, device: torch.device, tmp: Path) -> dict:
 
 
 def check_tokenize(size: dict, device: torch.device, tmp: Path) -> dict:
-    from tokzoo.zoo import load_tokenizer
+    from tokzoo.tokenizers.zoo import load_tokenizer
 
     scenes, tokens = tmp / "scenes", tmp / "tok-rgb"
     cli(["scenes", "--n", str(size["tok_scenes"]), "--size", str(size["tok_size"]), "--samples-per-shard", "256",
@@ -157,8 +157,8 @@ def check_tokenize(size: dict, device: torch.device, tmp: Path) -> dict:
 
 
 def check_tokenizer_training(size: dict, device: torch.device, tmp: Path) -> dict:
-    from tokzoo.training.loop import _loss
-    from tokzoo.training.recipe import build_tokenizer, load_recipe
+    from tokzoo.tokenizers.training.loop import _loss
+    from tokzoo.tokenizers.training.recipe import build_tokenizer, load_recipe
 
     recipe = load_recipe(ROOT / "recipes" / "rgb_4m.yaml")
     if size["tokenizer_preset"]:  # toy size on the CPU
@@ -185,7 +185,7 @@ def check_composition(size: dict, device: torch.device, tmp: Path) -> dict:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from tokzoo.compose import CausalLM, Composition, TokenizerEncoder
-    from tokzoo.zoo import load_tokenizer
+    from tokzoo.tokenizers.zoo import load_tokenizer
 
     torch.manual_seed(0)
     lm = GPT2LMHeadModel(GPT2Config(vocab_size=8192, n_positions=128, bos_token_id=1, eos_token_id=1, **size["lm"]))

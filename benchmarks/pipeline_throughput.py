@@ -111,7 +111,7 @@ def main() -> None:
     for name, value in (TINY if args.tiny else DEFAULT).items():
         setattr(args, name, getattr(args, name) or value)
 
-    from tokzoo.learned import LearnedTokenizer
+    from tokzoo.tokenizers.learned import LearnedTokenizer
 
     tok = LearnedTokenizer.from_defaults("depth", model={"preset": args.preset}, input_size=[args.size, args.size])
     with tempfile.TemporaryDirectory() as tmp:

@@ -75,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     size = TINY if args.tiny else DEFAULT
 
-    from tokzoo.learned import LearnedTokenizer
+    from tokzoo.tokenizers.learned import LearnedTokenizer
 
     tok = LearnedTokenizer.from_defaults("depth", model={"preset": size["preset"]},
                                          input_size=[size["size"], size["size"]])

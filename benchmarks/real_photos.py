@@ -7,7 +7,7 @@ markdown; ``--write`` adds a dated entry to benchmarks/RESULTS.md under "Tokeniz
 
 - ``rgb``: PSNR of each tokenizer and of its same-bit downsample + bicubic baseline, per photo (mean over views),
   photos where the tokenizer wins, bits per sample.
-- ``edges``: Canny edges as the pseudo-labeler computes them (tokzoo.labelers.image.canny_edges on the full
+- ``edges``: Canny edges as the pseudo-labeler computes them (tokzoo.modalities.edges.canny_edges on the full
   photo, then the edges crop rule), reconstructed by each edges tokenizer: F1 at 1-px tolerance and IoU, against
   the empty map (F1 0, IoU of the empty prediction) and the same-bit baseline.
 - ``depth``: the motorcycle's metric depth (views as above): abs-rel of each depth tokenizer vs same-bit bicubic.
@@ -38,10 +38,10 @@ import torch  # noqa: E402
 from results_md import append_to_section  # noqa: E402
 from tokzoo.crops import apply_crop, make_crop_settings  # noqa: E402
 from tokzoo.datasets.samples import SAMPLES, load_sample  # noqa: E402
-from tokzoo.evaluation.baselines import bits_per_sample, downsample_bicubic  # noqa: E402
-from tokzoo.evaluation.metrics import abs_rel, binary_iou, psnr  # noqa: E402
+from tokzoo.tokenizers.evaluation.baselines import bits_per_sample, downsample_bicubic  # noqa: E402
+from tokzoo.tokenizers.evaluation.metrics import abs_rel, binary_iou, psnr  # noqa: E402
 from tokzoo.labelers.metrics import edge_counts, f1  # noqa: E402
-from tokzoo.zoo import load_tokenizer  # noqa: E402
+from tokzoo.tokenizers.zoo import load_tokenizer  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## Tokenizers on held-out real photos"
@@ -57,7 +57,7 @@ def heldout_views(key: str, size: int, views: int) -> dict[str, list[np.ndarray]
             continue
         value = load_sample(name)[source]
         if key == "edges":
-            from tokzoo.labelers.image import canny_edges
+            from tokzoo.modalities.edges import canny_edges
 
             value = canny_edges(value)
         height, width = value.shape[:2]
@@ -122,7 +122,7 @@ def run_edges(args) -> str:
                     f"{f_b:.3f} / {i_b:.3f} |")
     share = float(np.mean([v.mean() for v in values]))
     return ("\n".join(rows) + f"\n\n{len(values)} views of the held-out photos ({args.views} each); edges by "
-            f"tokzoo.labelers.image.canny_edges on the full photo, then the edges crop rule; {share:.1%} of pixels "
+            f"tokzoo.modalities.edges.canny_edges on the full photo, then the edges crop rule; {share:.1%} of pixels "
             "are edges.")
 
 

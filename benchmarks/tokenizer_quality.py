@@ -39,10 +39,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from tokzoo.datasets.scenes import generate_scene, is_outdoor  # noqa: E402
-from tokzoo.evaluation import HELDOUT_SEED, evaluate, heldout_values  # noqa: E402
-from tokzoo.evaluation.baselines import bits_per_sample, downsample_bicubic  # noqa: E402
-from tokzoo.evaluation.metrics import HIGHER_IS_BETTER, abs_rel_by_decade, main_metric  # noqa: E402
-from tokzoo.zoo import load_tokenizer  # noqa: E402
+from tokzoo.tokenizers.evaluation import HELDOUT_SEED, evaluate, heldout_values  # noqa: E402
+from tokzoo.tokenizers.evaluation.baselines import bits_per_sample, downsample_bicubic  # noqa: E402
+from tokzoo.tokenizers.evaluation.metrics import HIGHER_IS_BETTER, abs_rel_by_decade, main_metric  # noqa: E402
+from tokzoo.tokenizers.zoo import load_tokenizer  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## Tokenizers across the depth range and outdoors"
@@ -92,7 +92,7 @@ def si_recipe(absolute: dict, data_dir: Path) -> dict:
 
 def write_si_data(absolute: dict, data_dir: Path) -> None:
     """The absolute recipe's training depth (scenes + bundled samples), standardised, one .npy per sample."""
-    from tokzoo.training.data import sample_values, scene_values
+    from tokzoo.tokenizers.training.data import sample_values, scene_values
 
     spec = absolute["data"]["scenes"]
     values = scene_values("depth", range(spec["n_train"] + spec["n_val"]), spec["seed"], spec["size"], spec.get("kind", "indoor"))
@@ -164,7 +164,7 @@ def run_outdoor(args) -> str:
 
 
 def run_normalisation(args) -> str:
-    from tokzoo.training import load_recipe, train
+    from tokzoo.tokenizers.training import load_recipe, train
 
     recipe = load_recipe(args.recipe)
     if args.steps is not None:  # both variants at a smaller budget (the absolute one trained with --steps too)
@@ -193,7 +193,7 @@ def run_normalisation(args) -> str:
 
 
 def run_sizes(args) -> str:
-    from tokzoo.training import load_recipe, train, validate_recipe
+    from tokzoo.tokenizers.training import load_recipe, train, validate_recipe
 
     base = load_recipe(args.recipe)
     rows = ["| input px | model | tokens | codes (levels) | bits/sample | steps | CPU s | main metric | tokenizer | "

@@ -36,7 +36,7 @@ def encode_command(tokenizer, untrained, input_file, output):
     from tokzoo.indices import to_storage
     from tokzoo.io.formats import read_modality
     from tokzoo.io.writes import write_output
-    from tokzoo.zoo import load_tokenizer
+    from tokzoo.tokenizers.zoo import load_tokenizer
 
     if output.suffix != ".npy":
         raise UserError(f"{output}: tokens are written as .npy")
@@ -65,7 +65,7 @@ def decode_command(tokenizer, untrained, tokens_file, output, input_size):
     from tokzoo.errors import InputError
     from tokzoo.io.formats import write_modality
     from tokzoo.io.safety import load_npy, read_file
-    from tokzoo.zoo import load_tokenizer
+    from tokzoo.tokenizers.zoo import load_tokenizer
 
     from .tokenize import parse_size
 

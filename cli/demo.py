@@ -17,7 +17,7 @@ def demo_modalities() -> tuple[list[str], dict[str, str], bool]:
     """Every scene modality with a learned zoo tokenizer (one with shipped weights preferred): the modalities
     to tokenize in scene order, the zoo tokenizer of each, and whether any of them lacks weights."""
     from tokzoo.modalities import MODALITIES
-    from tokzoo.zoo import zoo_entries
+    from tokzoo.tokenizers.zoo import zoo_entries
 
     def stored(modality: str) -> str:
         return getattr(MODALITIES.get(modality), "stored_as", None) or modality

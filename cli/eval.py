@@ -30,8 +30,8 @@ from .options import AliasOption, count_option
 @click.option("--progress/--no-progress", default=True, help="Show progress bars on stderr.")
 def eval_command(tokenizer, untrained, data, n_samples, seed, kind, as_json, grid_path, threads, progress):
     """Evaluate a tokenizer: per-modality metrics, codebook usage and perplexity, same-bit baselines."""
-    from tokzoo.evaluation import HELDOUT_SEED, evaluate, format_table, heldout_values, save_grid
-    from tokzoo.zoo import load_tokenizer
+    from tokzoo.tokenizers.evaluation import HELDOUT_SEED, evaluate, format_table, heldout_values, save_grid
+    from tokzoo.tokenizers.zoo import load_tokenizer
 
     apply_threads(threads)
     tok = load_tokenizer(tokenizer, untrained_ok=untrained)

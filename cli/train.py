@@ -26,7 +26,7 @@ from .options import output_option, progress_option
 def train_command(recipe_path, data, out_dir, device, steps, resume, threads, run_eval, progress):
     """Train the recipe's tokenizer; writes OUTPUT/tokenizer (config.json + model.safetensors) with provenance."""
     from tokzoo.recipes import resolve_recipe
-    from tokzoo.training import load_recipe, train, validate_recipe
+    from tokzoo.tokenizers.training import load_recipe, train, validate_recipe
 
     recipe_path = resolve_recipe(recipe_path)
     recipe = load_recipe(recipe_path)
@@ -43,7 +43,7 @@ def train_command(recipe_path, data, out_dir, device, steps, resume, threads, ru
                f"validation loss {_fmt(result.validation_loss)}, codebook usage {result.codebook['usage']:.1%}; "
                f"{threads_note(threads, chosen)}")
     if run_eval:
-        from tokzoo.evaluation import attach_evaluation, evaluate, format_table, heldout_values
+        from tokzoo.tokenizers.evaluation import attach_evaluation, evaluate, format_table, heldout_values
 
         values, description, _ = heldout_values(result.tokenizer, progress=progress)  # nothing unreadable here
         report = evaluate(result.tokenizer, values, data=description, progress=progress).report

@@ -17,7 +17,7 @@ def zoo_group():
 @zoo_group.command("list")
 def zoo_list():
     """Name, modality, token shape, vocabulary and whether weights are present."""
-    from tokzoo.zoo_index import zoo_rows
+    from tokzoo.tokenizers.zoo_index import zoo_rows
 
     rows = [("name", "modality", "tokens", "vocab", "weights")]
     rows += [(r["name"], r["modality"], r["tokens"], str(r["vocab"]), r["weights"]) for r in zoo_rows()]
@@ -48,7 +48,7 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 @click.argument("name")
 def zoo_info(name):
     """The input contract, what the weights were trained on, where they are known to fail, and the full config."""
-    from tokzoo.zoo import build_zoo_tokenizer, training_coverage, zoo_entries
+    from tokzoo.tokenizers.zoo import build_zoo_tokenizer, training_coverage, zoo_entries
 
     entries = zoo_entries()
     if name not in entries:

@@ -1,10 +1,10 @@
-"""Ship a trained tokenizer as a zoo entry: copy RUN/tokenizer into tokzoo/weights/NAME and record where it fails.
+"""Ship a trained tokenizer as a zoo entry: copy RUN/tokenizer into tokzoo/tokenizers/weights/NAME and record where it fails.
 
     python scripts/ship_weights.py runs/rgb rgb --known-failure "64 x 64 inputs: ..." [--known-failure ...]
 
 The config keeps its training provenance and held-out evaluation (``tokzoo train --eval``); the measured failures go
 to ``provenance.coverage.known_failures``, which ``tokzoo zoo info NAME`` prints. The zoo index is rebuilt when the
-project has one (tokzoo/zoo_index.py).
+project has one (tokzoo/tokenizers/zoo_index.py).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def main() -> None:
     config.setdefault("provenance", {})["coverage"] = {"known_failures": args.known_failure}
     (target / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     if (ROOT / "tokzoo" / "zoo_index.py").is_file():
-        subprocess.run([sys.executable, "-m", "tokzoo.zoo_index"], cwd=ROOT, check=True)
+        subprocess.run([sys.executable, "-m", "tokzoo.tokenizers.zoo_index"], cwd=ROOT, check=True)
     print(f"shipped {source} as {target}")
 
 

@@ -1,4 +1,4 @@
-"""Train the zoo's caption vocabulary (tokzoo/weights/captions/vocab.json), offline and reproducibly.
+"""Train the zoo's caption vocabulary (tokzoo/tokenizers/weights/captions/vocab.json), offline and reproducibly.
 
 Corpus: the English prose of the Python documentation topics that ship with CPython
 (``pydoc_data.topics``, ~0.5 MB), plus 20,000 template captions of tokzoo's procedural scenes (colours,
@@ -16,7 +16,7 @@ import numpy as np
 import pydoc_data.topics
 
 from tokzoo.datasets.scenes import SCENE_CLASSES
-from tokzoo.text import BUNDLED_VOCAB, train_vocab
+from tokzoo.tokenizers.text import BUNDLED_VOCAB, train_vocab
 
 COLORS = ("red", "green", "blue", "yellow", "white", "black", "gray", "orange", "purple", "brown", "pink")
 NUMBERS = ("a", "one", "two", "three", "four", "five", "several", "many")

@@ -12,7 +12,7 @@ import webdataset as wds
 from click.testing import CliRunner
 
 from tokzoo.datasets.scenes import write_scene_shards
-from tokzoo.learned import LearnedTokenizer
+from tokzoo.tokenizers.learned import LearnedTokenizer
 from tokzoo_cli.main import cli
 
 STORE = 100 * 1024 * 1024  # object store per node: small, the machine is shared

@@ -16,8 +16,8 @@ from PIL import Image
 from tokzoo.browse import build_site
 from tokzoo.browse.site import read_data_file
 from tokzoo.datasets.scenes import generate_scene
-from tokzoo.evaluation.metrics import abs_rel, psnr
-from tokzoo.learned import LearnedTokenizer
+from tokzoo.tokenizers.evaluation.metrics import abs_rel, psnr
+from tokzoo.tokenizers.learned import LearnedTokenizer
 from tokzoo.pipeline.report import run_tokenizer, source_crop
 from tokzoo_cli.browse import site_server
 from tokzoo_cli.main import cli

@@ -67,10 +67,10 @@ def test_zoo_list_inspect_and_scenes_import_no_torch(tmp_path):
 
 
 def test_the_zoo_index_matches_the_tokenizers():
-    """`zoo list` reads tokzoo/weights/index.json; after changing a zoo tokenizer run `python -m tokzoo.zoo_index`."""
+    """`zoo list` reads tokzoo/tokenizers/weights/index.json; after changing a zoo tokenizer run `python -m tokzoo.tokenizers.zoo_index`."""
     import json
 
-    from tokzoo.zoo_index import INDEX, build_rows
+    from tokzoo.tokenizers.zoo_index import INDEX, build_rows
 
     assert json.loads(INDEX.read_text())["rows"] == build_rows()
 
@@ -248,9 +248,9 @@ def test_train_evaluation_shows_a_progress_bar_unless_quiet(tmp_path, monkeypatc
 
     import yaml
 
-    import tokzoo.evaluation
+    import tokzoo.tokenizers.evaluation
 
-    monkeypatch.setattr(tokzoo.evaluation, "heldout_values", partial(tokzoo.evaluation.heldout_values, n=4))
+    monkeypatch.setattr(tokzoo.tokenizers.evaluation, "heldout_values", partial(tokzoo.tokenizers.evaluation.heldout_values, n=4))
     recipe = {"name": "tiny_depth", "steps": 2, "batch_size": 2, "seed": 0, "checkpoint_every": 0, "loss": "smooth_l1",
               "tokenizer": {"modality": "depth", "model": {"preset": "conv-tiny", "width": 8, "groups": 4},
                             "latent_dim": 8, "quantizer": {"type": "fsq", "levels": [5, 5, 5]}, "input_size": [32, 32]},

@@ -8,7 +8,7 @@ import tokzoo
 from tokzoo.compose import CausalLM, TokenizerEncoder
 from tokzoo.datasets.scene_text import NUMBER_WORDS, SceneTextSet, question_type, scene_text, visible_things
 from tokzoo.datasets.scenes import generate_scene
-from tokzoo.learned import LearnedTokenizer
+from tokzoo.tokenizers.learned import LearnedTokenizer
 
 
 def tiny_lm(arch: str, vocab: int = 60):

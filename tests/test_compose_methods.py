@@ -11,7 +11,7 @@ from tokzoo.compose import CausalLM, Composition, TokenizerEncoder, load_composi
 from tokzoo.compose.train import run_recipe
 from tokzoo.datasets.scenes import generate_scene
 from tokzoo.errors import CheckpointError, ConfigError
-from tokzoo.learned import LearnedTokenizer
+from tokzoo.tokenizers.learned import LearnedTokenizer
 
 from test_compose_components import tiny_lm
 

@@ -6,9 +6,9 @@ import pytest
 
 import tokzoo
 from tokzoo.datasets.scenes import generate_scene
-from tokzoo.evaluation import HELDOUT_SEED
-from tokzoo.evaluation.baselines import downsample_bicubic
-from tokzoo.evaluation.metrics import abs_rel_by_decade
+from tokzoo.tokenizers.evaluation import HELDOUT_SEED
+from tokzoo.tokenizers.evaluation.baselines import downsample_bicubic
+from tokzoo.tokenizers.evaluation.metrics import abs_rel_by_decade
 
 
 def test_abs_rel_by_decade_bins_by_true_depth():

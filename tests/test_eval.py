@@ -10,11 +10,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from tokzoo.evaluation import METRICS, evaluate, format_table, heldout_values, save_grid
-from tokzoo.evaluation.baselines import bits_per_sample, downsample_bicubic, jpeg, jpeg_at_least, jpeg_bytes
-from tokzoo.evaluation.codebook import CodebookUsage
-from tokzoo.evaluation.metrics import abs_rel, angular_error, binary_iou, cosine, mae, mean_iou, psnr, rmse, ssim, valid_accuracy
-from tokzoo.learned import LearnedTokenizer
+from tokzoo.tokenizers.evaluation import METRICS, evaluate, format_table, heldout_values, save_grid
+from tokzoo.tokenizers.evaluation.baselines import bits_per_sample, downsample_bicubic, jpeg, jpeg_at_least, jpeg_bytes
+from tokzoo.tokenizers.training.codebook import CodebookUsage
+from tokzoo.tokenizers.evaluation.metrics import abs_rel, angular_error, binary_iou, cosine, mae, mean_iou, psnr, rmse, ssim, valid_accuracy
+from tokzoo.tokenizers.learned import LearnedTokenizer
 from tokzoo_cli.main import cli
 
 RNG = np.random.default_rng(0)
@@ -101,7 +101,7 @@ def test_every_trainable_image_and_feature_modality_has_metrics():
 
 
 def test_mask_and_keypoint_metrics_on_known_cases():
-    from tokzoo.evaluation.metrics import keypoint_error, mask_iou, pck, visibility_accuracy
+    from tokzoo.tokenizers.evaluation.metrics import keypoint_error, mask_iou, pck, visibility_accuracy
 
     a = np.zeros((2, 4, 4), bool)
     a[0, :2] = True

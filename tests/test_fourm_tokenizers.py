@@ -144,7 +144,7 @@ def test_domain_from_config_or_refused(tmp_path):
 
 
 def test_hub_id_loads_through_the_download_hook(monkeypatch):
-    import tokzoo.zoo as zoo
+    import tokzoo.tokenizers.zoo as zoo
 
     monkeypatch.setattr(zoo, "_download_from_hub", lambda repo_id: FIXTURES / "4M_tokenizers_semseg_tiny")
     tok = tokzoo.load_tokenizer("EPFL-VILAB/4M_tokenizers_semseg_4k_224-448")
@@ -267,7 +267,7 @@ def test_released_4m_tokenizers_are_listed_and_load_by_name_from_a_local_copy(tm
 
 
 def test_released_4m_tokenizer_offline_is_one_line_naming_the_hub_id(monkeypatch):
-    import tokzoo.zoo as zoo
+    import tokzoo.tokenizers.zoo as zoo
     from tokzoo.errors import TokzooError
 
     monkeypatch.delenv("TOKZOO_4M_TOKENIZERS", raising=False)

@@ -296,7 +296,7 @@ def test_an_intact_composition_checkpoint_loads(saved):
 
 def test_train_vocab_refuses_a_vocabulary_that_aborts_the_rust_trainer():
     """tokenizers' BpeTrainer at vocab_size 10^9 allocated 71 GB and aborted the process (exit 134)."""
-    from tokzoo.text import train_vocab
+    from tokzoo.tokenizers.text import train_vocab
 
     with pytest.raises(ConfigError, match=r"train_vocab: vocab_size 1000000000 is refused: expected an integer in "
                                           r"\[64, 65536\]"):

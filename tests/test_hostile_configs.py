@@ -11,8 +11,8 @@ import yaml
 from hostile_inputs import assert_one_line_error, run_cli
 
 from tokzoo.errors import CheckpointError, ConfigError, InputError
-from tokzoo.training.recipe import validate_recipe
-from tokzoo.zoo import load_tokenizer
+from tokzoo.tokenizers.training.recipe import validate_recipe
+from tokzoo.tokenizers.zoo import load_tokenizer
 
 BASE = json.loads((Path(__file__).parents[1] / "tokzoo" / "weights" / "depth" / "config.json").read_text())
 MODEL = BASE["model"]
@@ -143,7 +143,7 @@ def test_recipe_and_config_files_that_block_or_explode(tmp_path):
     """A FIFO recipe or config.json would block a read forever; a YAML alias bomb expands a 1 kB file to 10^9 values."""
     import os
 
-    from tokzoo.training.recipe import load_recipe
+    from tokzoo.tokenizers.training.recipe import load_recipe
 
     os.mkfifo(tmp_path / "fifo.yaml")
     with pytest.raises(ConfigError, match="fifo.yaml: not a regular file \\(FIFO\\)"):

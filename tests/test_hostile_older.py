@@ -99,7 +99,7 @@ def test_metadata_statistics_of_a_large_image_are_bounded_and_close():
 
 
 def test_tokenizer_recipe_with_a_5000_digit_integer(tmp_path):
-    from tokzoo.training.recipe import load_recipe
+    from tokzoo.tokenizers.training.recipe import load_recipe
 
     path = tmp_path / "r.yaml"
     path.write_text("name: depth\nbatch_size: " + "9" * 5000 + "\n")

@@ -508,7 +508,7 @@ def test_a_composition_checkpoint_is_not_written_through_a_link(tmp_path):
 
 @pytest.mark.parametrize("name", ["config.json", "model.safetensors"])
 def test_a_tokenizer_checkpoint_is_not_written_through_a_link(tmp_path, name):
-    from tokzoo.learned import LearnedTokenizer
+    from tokzoo.tokenizers.learned import LearnedTokenizer
 
     outside, out = plant_outside(tmp_path), tmp_path / "tok"
     out.mkdir()
@@ -524,7 +524,7 @@ def test_a_tokenizer_checkpoint_is_not_written_through_a_link(tmp_path, name):
 def test_a_training_checkpoint_is_not_written_through_a_link(tmp_path, where):
     import torch
 
-    from tokzoo.training.checkpointing import save_checkpoint
+    from tokzoo.tokenizers.training.checkpointing import save_checkpoint
 
     outside, out = plant_outside(tmp_path), tmp_path / "train"
     (out / where).parent.mkdir(parents=True, exist_ok=True)

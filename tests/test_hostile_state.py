@@ -130,8 +130,8 @@ def test_pseudo_label_relabels_a_truncated_shard(tmp_path):
 def test_train_resume_from_a_damaged_state_json(tmp_path, damage):
     """tokzoo train --resume: a damaged state.json is one CheckpointError that says where else to resume from."""
     from tokzoo.errors import CheckpointError
-    from tokzoo.training.loop import train
-    from tokzoo.training.recipe import validate_recipe
+    from tokzoo.tokenizers.training.loop import train
+    from tokzoo.tokenizers.training.recipe import validate_recipe
 
     recipe = validate_recipe({
         "name": "tiny_depth", "loss": "smooth_l1", "batch_size": 2, "steps": 2, "seed": 0, "checkpoint_every": 1,

@@ -13,7 +13,7 @@ from tokzoo.labelers.geometry import intrinsics, normals_from_depth
 from tokzoo.labelers.metadata import metadata, rgb_statistics
 from tokzoo.labelers.metrics import angular_errors, edge_counts, f1, segmentation_accuracy
 from tokzoo.labelers.palette import palette
-from tokzoo.structured import DEFAULT_KEYS, MetadataTokenizer, PaletteTokenizer
+from tokzoo.tokenizers.structured import DEFAULT_KEYS, MetadataTokenizer, PaletteTokenizer
 
 import skimage  # noqa: E402,F401  (dev extra: tokzoo[samples])
 

@@ -17,7 +17,7 @@ from tokzoo.errors import CheckpointError, ConfigError, DtypeError, InvalidValue
 from tokzoo.modalities import MODALITIES, get_modality
 from tokzoo.modalities.audio import mel_to_audio
 from tokzoo.modalities.sam_instances import MASK_SIZE, crop_instances, paste_instances
-from tokzoo.zoo import zoo_entries
+from tokzoo.tokenizers.zoo import zoo_entries
 
 SIZE = 64
 SCENE = generate_scene(0, size=SIZE)  # one human, five instances

@@ -9,9 +9,9 @@ from PIL import Image
 from tokzoo.crops import apply_crop
 from tokzoo.datasets.photos import PACKAGES, _file_name, fetch_photos, load_photos
 from tokzoo.errors import ConfigError
-from tokzoo.labelers.image import canny_edges, canny_sigma
-from tokzoo.training import validate_recipe
-from tokzoo.training.data import TrainingData
+from tokzoo.modalities.edges import canny_edges, canny_sigma
+from tokzoo.tokenizers.training import validate_recipe
+from tokzoo.tokenizers.training.data import TrainingData
 
 
 def _cache(tmp_path, n=3, size=(96, 80)):
@@ -56,7 +56,7 @@ def _recipe(modality, loss):
 @pytest.mark.parametrize("modality, loss", [("rgb", "mse"), ("edges", "bce")])
 def test_recipes_train_on_scenes_plus_cached_photos(tmp_path, monkeypatch, modality, loss):
     monkeypatch.setenv("TOKZOO_PHOTOS", str(_cache(tmp_path)))
-    from tokzoo.training import build_tokenizer
+    from tokzoo.tokenizers.training import build_tokenizer
 
     recipe = _recipe(modality, loss)
     data = TrainingData(recipe, build_tokenizer(recipe).codec)
@@ -71,7 +71,7 @@ def test_recipes_train_on_scenes_plus_cached_photos(tmp_path, monkeypatch, modal
 
 def test_photos_give_rgb_or_edges_only(tmp_path, monkeypatch):
     monkeypatch.setenv("TOKZOO_PHOTOS", str(_cache(tmp_path)))
-    from tokzoo.training import build_tokenizer
+    from tokzoo.tokenizers.training import build_tokenizer
 
     recipe = _recipe("depth", "smooth_l1")
     with pytest.raises(ConfigError, match="photos give rgb or edges"):

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tokzoo.datasets.scenes import generate_scene
-from tokzoo.learned import LearnedTokenizer
+from tokzoo.tokenizers.learned import LearnedTokenizer
 from tokzoo_cli.main import cli
 
 

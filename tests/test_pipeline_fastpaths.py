@@ -9,7 +9,7 @@ import webdataset as wds
 from tokzoo.errors import CorruptFileError
 from tokzoo.io import FileRef, RawSample
 from tokzoo.io.safety import load_npy
-from tokzoo.learned import LearnedTokenizer
+from tokzoo.tokenizers.learned import LearnedTokenizer
 from tokzoo.pipeline.manifest import CROP_RECIPE
 from tokzoo.pipeline.worker import OrderedPool, Slots, WorkerJob, init_worker, prepare_chunk, take_shared
 from tokzoo.pipeline.writer import npy_bytes, tar_bytes

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tokzoo.datasets.scenes import generate_scene
-from tokzoo.learned import LearnedTokenizer
+from tokzoo.tokenizers.learned import LearnedTokenizer
 from tokzoo.pipeline.writer import CRASH_ENV
 from tokzoo_cli.main import cli
 

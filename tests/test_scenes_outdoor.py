@@ -129,7 +129,7 @@ def test_determinism_kinds_and_mix():
 
 def test_cli_writes_outdoor_shards_and_recipe_takes_a_kind(tmp_path):
     from tokzoo.io.readers import open_reader
-    from tokzoo.training.recipe import load_recipe, validate_recipe
+    from tokzoo.tokenizers.training.recipe import load_recipe, validate_recipe
     from tokzoo_cli.main import cli
 
     result = CliRunner().invoke(cli, ["scenes", "--n", "2", "--size", "24", "--kind", "outdoor", "--out",

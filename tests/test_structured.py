@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from tokzoo.errors import CheckpointError, ConfigError, DtypeError, InvalidValueError, ShapeError
-from tokzoo.structured import DEFAULT_KEYS, PAD, BoxesTokenizer, MetadataTokenizer, PaletteTokenizer
-from tokzoo.structured.metadata import INTEGER_UNITS
-from tokzoo.tokenizer import ARCHITECTURES, Tokenizer
+from tokzoo.tokenizers.structured import DEFAULT_KEYS, PAD, BoxesTokenizer, MetadataTokenizer, PaletteTokenizer
+from tokzoo.tokenizers.structured.metadata import INTEGER_UNITS
+from tokzoo.tokenizers.base import ARCHITECTURES, Tokenizer
 
 rng = np.random.default_rng(0)
 

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from tokzoo.errors import ConfigError
-from tokzoo.training import build_tokenizer, learning_rate, load_recipe, train, validate_recipe
-from tokzoo.zoo import zoo_entries
+from tokzoo.tokenizers.training import build_tokenizer, learning_rate, load_recipe, train, validate_recipe
+from tokzoo.tokenizers.zoo import zoo_entries
 from tokzoo_cli.main import cli
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
@@ -144,7 +144,7 @@ def test_cli_trains_and_saves_a_loadable_tokenizer(tmp_path):
 
 
 def test_bundled_real_samples_join_the_training_split_only():
-    from tokzoo.training.data import TrainingData
+    from tokzoo.tokenizers.training.data import TrainingData
 
     recipe = validate_recipe({**TINY, "data": {**TINY["data"], "samples": {"names": ["motorcycle"], "repeat": 3}}})
     data = TrainingData(recipe, build_tokenizer(recipe).codec)

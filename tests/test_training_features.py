@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tokzoo.training import load_recipe, train, validate_recipe
+from tokzoo.tokenizers.training import load_recipe, train, validate_recipe
 
 RECIPES = sorted(p for p in (Path(__file__).parent.parent / "recipes").glob("*.yaml")
                  if load_recipe(p)["tokenizer"]["modality"] in ("dense_features", "global_feature"))

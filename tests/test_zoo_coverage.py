@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from tokzoo.zoo import training_coverage, zoo_entries
+from tokzoo.tokenizers.zoo import training_coverage, zoo_entries
 from tokzoo_cli.main import cli
 
 SHIPPED = sorted(name for name, entry in zoo_entries().items() if entry.learned and entry.weights_dir is not None)

@@ -75,7 +75,7 @@ def check_size(value, where: str, field: str) -> tuple[int, ...]:
 
 
 def check_quantizer(config, where: str = "quantizer") -> None:
-    """Types and sizes of a quantizer config (tokzoo.quantizers): levels, codebook size, residual depth."""
+    """Types and sizes of a quantizer config (tokzoo.tokenizers.quantizers): levels, codebook size, residual depth."""
     if not isinstance(config, dict):
         _fail(where, "quantizer", config, "expected a mapping")
     levels = config.get("levels")
@@ -95,7 +95,7 @@ def check_quantizer(config, where: str = "quantizer") -> None:
 
 
 def check_model(family: str, hyperparameters: dict, where: str = "tokenizer config") -> None:
-    """Types and ranges of a model family's size hyperparameters (unknown names are left to tokzoo.models)."""
+    """Types and ranges of a model family's size hyperparameters (unknown names are left to tokzoo.tokenizers.models)."""
     for field, (low, high, kind) in _MODEL_FIELDS.get(family, {}).items():
         if field not in hyperparameters:
             continue
@@ -150,7 +150,7 @@ def count_parameters(build, where: str = "tokenizer config", limit: int = MAX_PA
 
 
 def check_recipe_sizes(recipe: dict, where: str = "recipe") -> None:
-    """Batch and in-memory data sizes of a validated training recipe (tokzoo.training.recipe)."""
+    """Batch and in-memory data sizes of a validated training recipe (tokzoo.tokenizers.training.recipe)."""
     batch = check_int(recipe["batch_size"], where, "batch_size", 1, MAX_BATCH)
     resolution = check_size(recipe["resolution"], where, "resolution")
     pixels = math.prod(resolution) if len(resolution) == 2 else 1
@@ -248,7 +248,7 @@ FIELD_LIMITS: dict[str, tuple[float, float, type]] = {
     "component.image_size": (1, MAX_SIDE, int),
     "component.patch_size": (1, 1024, int),
     "component.channels": (1, 64, int),
-    # caption BPE vocabularies (tokzoo.text.train_vocab): 10^9 made the Rust trainer allocate 71 GB and abort
+    # caption BPE vocabularies (tokzoo.tokenizers.text.train_vocab): 10^9 made the Rust trainer allocate 71 GB and abort
     "text.vocab_size": (64, 65536, int),
     # built-in scenes (tokzoo tokenize --scenes, tokzoo scenes --n): 10^12 listed 10^9 shard jobs before rendering
     "scenes.count": (1, 10_000_000, int),

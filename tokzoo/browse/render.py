@@ -5,7 +5,7 @@ A sample's JSON: ``key, source, status, errors`` (modality -> reason), ``crops``
 ``{"source", "recon", "tokens"}`` (image paths relative to the site, or None), ``metrics`` (name -> number or
 "inf"/"nan"; all of the modality's but :data:`SKIPPED_METRICS`), ``text`` (JSON text of values that are no picture) and ``notes``. Token datasets: the source
 is crop 0 as the pipeline cut it, the reconstruction is its tokens decoded, metrics compare the two with
-tokzoo.evaluation.metrics. Raw datasets: sources only, uncropped.
+tokzoo.tokenizers.evaluation.metrics. Raw datasets: sources only, uncropped.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from tokzoo.crops import apply_crop
 from tokzoo.errors import TokzooError
-from tokzoo.evaluation.metrics import METRICS
+from tokzoo.tokenizers.evaluation.metrics import METRICS
 from tokzoo.indices import unpad
 from tokzoo.io import decode_sample
 from tokzoo.io.writes import file_name
@@ -227,7 +227,7 @@ def _picture(codec, value, notes: list[str]):
 def _item_metrics(modality: str, tok, source, decoded, notes: list[str], leading: int | None = None) -> dict:
     """Metrics of a set-valued modality's items when source and reconstruction hold as many (``leading``: the
     reconstruction holds the source's first ``leading`` items only)."""
-    from tokzoo.evaluation.evaluate import as_rows
+    from tokzoo.tokenizers.evaluation.evaluate import as_rows
 
     try:
         if leading is not None and tok.modality == "sam_instances":  # cut only the instances drawn

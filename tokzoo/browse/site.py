@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from tokzoo.errors import ConfigError, TokzooError
-from tokzoo.evaluation.metrics import HIGHER_IS_BETTER, METRICS, main_metric
+from tokzoo.tokenizers.evaluation.metrics import HIGHER_IS_BETTER, METRICS, main_metric
 from tokzoo.io.safety import read_file
 from tokzoo.io.writes import file_name, make_folder, remove_inside, write_file
 from tokzoo.pipeline.layout import shard_name
@@ -143,7 +143,7 @@ def tile(sample: dict, chunk: str, pos: int) -> dict:
 
 
 class Worst:
-    """Per modality, the WORST_LISTED samples whose main metric (tokzoo.evaluation.metrics.main_metric) is
+    """Per modality, the WORST_LISTED samples whose main metric (tokzoo.tokenizers.evaluation.metrics.main_metric) is
     worst, kept in a bounded heap, written as view ``worst.all.<modality>`` (worst first)."""
 
     def __init__(self):
@@ -261,7 +261,7 @@ def build_site(dataset: str | Path, site: str | Path, progress: bool = True, chu
 
 
 def _usage(data: TokenDataset, modality: str):
-    from tokzoo.evaluation.codebook import CodebookUsage
+    from tokzoo.tokenizers.training.codebook import CodebookUsage
 
     return CodebookUsage(int(data.entries[modality]["vocab_size"]))
 

@@ -13,13 +13,13 @@ import torch
 from einops import rearrange
 
 from ..errors import ConfigError
-from ..models.conv import ConvEncoder
-from ..models.vit import ViTEncoder, sincos_2d
+from ..tokenizers.models.conv import ConvEncoder
+from ..tokenizers.models.vit import ViTEncoder, sincos_2d
 from .components import Component, Stream
 
 
 class TokenizerEncoder(Component):
-    """``tokenizer.encoder`` of a :class:`tokzoo.learned.LearnedTokenizer` (conv or ViT family)."""
+    """``tokenizer.encoder`` of a :class:`tokzoo.tokenizers.learned.LearnedTokenizer` (conv or ViT family)."""
 
     kind = "encoder"
 

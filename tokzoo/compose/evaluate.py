@@ -17,8 +17,8 @@ from collections import Counter
 import numpy as np
 import torch
 
-from ..evaluation.metrics import psnr
-from ..text import EOS, PAD
+from ..tokenizers.evaluation.metrics import psnr
+from ..tokenizers.text import EOS, PAD
 from .task import SceneTask, predicting, target_loss
 
 

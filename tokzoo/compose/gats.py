@@ -33,7 +33,7 @@ from einops import rearrange
 from torch import nn
 
 from ..errors import ConfigError
-from ..models.vit import sincos_2d
+from ..tokenizers.models.vit import sincos_2d
 from .components import Frames, Stream
 from .registry import Glue, register_method
 

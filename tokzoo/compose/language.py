@@ -1,7 +1,7 @@
 """Language components: a ``transformers`` causal LM (GPT-2 or Llama architecture) as a layer stack.
 
 Inputs: int64 ids (B, T), right-padded (causal attention never lets a real token see the padding).
-A ``vocab.json`` in the LM's folder is the caption BPE (:class:`tokzoo.text.CaptionTokenizer`) of its ids.
+A ``vocab.json`` in the LM's folder is the caption BPE (:class:`tokzoo.tokenizers.text.CaptionTokenizer`) of its ids.
 Layers: 0 = token (+ GPT-2 position) embeddings, 1 .. n = the decoder blocks; ``finish`` applies the final
 norm and the LM head. Glue can prepend ``prefix`` vectors (B, P, D) at the input (eP-ALM's soft prompt; no
 position embedding, positions of the text start at 0), insert or overwrite prefix slots between layers
@@ -23,7 +23,7 @@ from ..limits import MAX_COMPONENT_PARAMETERS, count_parameters
 from .components import Component, Stream, check_loaded, config_errors, load_reason, model_folder, transformers_config
 
 SUPPORTED = ("gpt2", "llama")
-VOCAB_NAME = "vocab.json"  # a caption BPE (tokzoo.text) saved beside the LM: the ids it was trained on
+VOCAB_NAME = "vocab.json"  # a caption BPE (tokzoo.tokenizers.text) saved beside the LM: the ids it was trained on
 
 
 def load_causal_lm(path: str | Path):

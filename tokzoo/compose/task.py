@@ -4,7 +4,7 @@ An example is one scene's image and one text: ``caption:`` -> its caption, or a 
 answer (:mod:`tokzoo.datasets.scene_text`). With a :class:`tokzoo.datasets.scene_frames.FrameTextSet` an example
 is F frames and ``view one. view two. ... <question>``: frame k is seen after the text ``view k.`` (its
 ``frame_times``), and batches give the encoder :class:`.components.Frames` (only GATS reads frames).
-Text is tokenized with the zoo's caption BPE (:class:`tokzoo.text.CaptionTokenizer`): ids = prompt + " " target + EOS, right-padded with PAD (0). The loss
+Text is tokenized with the zoo's caption BPE (:class:`tokzoo.tokenizers.text.CaptionTokenizer`): ids = prompt + " " target + EOS, right-padded with PAD (0). The loss
 is on the target tokens (EOS included), predicted from the position before each.
 """
 
@@ -17,7 +17,7 @@ import torch
 
 from ..datasets.scene_frames import frame_type, view_marker
 from ..datasets.scene_text import SceneTextSet, question_type
-from ..text import EOS, PAD, CaptionTokenizer
+from ..tokenizers.text import EOS, PAD, CaptionTokenizer
 from .components import Frames, Stream
 
 CAPTION_PROMPT = "caption:"

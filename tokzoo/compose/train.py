@@ -25,7 +25,7 @@ from ..datasets.scene_frames import FrameTextSet
 from ..datasets.scene_text import SceneTextSet
 from ..errors import ConfigError
 from ..io.writes import copy_folder_into, make_folder, write_file
-from ..text import CaptionTokenizer, train_vocab
+from ..tokenizers.text import CaptionTokenizer, train_vocab
 from .composition import Composition, build_component
 from .evaluate import encoder_reconstruction, evaluate_task, lm_text_metrics
 from .language import VOCAB_NAME, CausalLM
@@ -193,7 +193,7 @@ def train_text_lm(recipe: dict, out: str | Path, log=print, progress: bool = Tru
     """
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-    from ..text import EOS, PAD
+    from ..tokenizers.text import EOS, PAD
 
     if recipe["threads"]:
         torch.set_num_threads(int(recipe["threads"]))

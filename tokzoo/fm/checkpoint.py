@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from tokzoo import __version__
-from tokzoo.checkpoint import check_tensors, check_values
+from tokzoo.tokenizers.checkpoint import check_tensors, check_values
 from tokzoo.errors import CheckpointError, ConfigError
 from tokzoo.io.safety import read_json_file
 from tokzoo.io.writes import make_folder, write_file

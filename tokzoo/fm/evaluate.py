@@ -10,7 +10,7 @@ tokenizer and compared with the sample's raw value cut by the same crop (the dat
   per-pixel mean depth (over valid pixels), the per-pixel mean normal (renormalised), the per-pixel
   majority class.
 
-Metrics (tokzoo.evaluation.metrics): depth abs-rel (mean over samples), normals mean angular error
+Metrics (tokzoo.tokenizers.evaluation.metrics): depth abs-rel (mean over samples), normals mean angular error
 (mean over samples), semseg mIoU (accumulated over the set) and, structure-sensitive, semseg boundary F1
 (1-pixel tolerance, mean over samples; under ``also`` in the report).
 """
@@ -25,7 +25,7 @@ import numpy as np
 from tokzoo.crops import apply_crop
 from tokzoo.data import make_loader
 from tokzoo.errors import ConfigError, TokzooError
-from tokzoo.evaluation.metrics import abs_rel, angular_error, boundary_f1, mean_iou
+from tokzoo.tokenizers.evaluation.metrics import abs_rel, angular_error, boundary_f1, mean_iou
 
 from .generate import DecodeSettings, check_request, decode_tokens, generate
 from .masking import flatten_batch

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from tokzoo.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_state_dict
+from tokzoo.tokenizers.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_state_dict
 from tokzoo.errors import CheckpointError, InputError
 from tokzoo.io.safety import MAX_JSON_BYTES, read_file
 

@@ -75,7 +75,7 @@ def find_member(layout: FourMLayout, modality: str, key: str) -> np.ndarray:
 def show_rows(root: Path, key: str, tokenizers: dict[str, str]) -> tuple[list[list[np.ndarray]], list[str]]:
     """One row per modality given a tokenizer (``{folder or tokzoo name: zoo name / dir / hub id}``): the
     reconstruction of crop 0 (the sources of ml-4m data are not known to tokzoo)."""
-    from tokzoo.zoo import load_tokenizer
+    from tokzoo.tokenizers.zoo import load_tokenizer
 
     root = Path(root)
     if not tokenizers:

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tokzoo.checkpoint import WEIGHTS_NAME, check_tensors, check_values, read_state_dict, read_tensors
+from tokzoo.tokenizers.checkpoint import WEIGHTS_NAME, check_tensors, check_values, read_state_dict, read_tensors
 from tokzoo.errors import CheckpointError, ConfigError, ShapeError
 from tokzoo.indices import to_ids
 from tokzoo.limits import MAX_VIT_TOKENS, check_field, count_parameters
-from tokzoo.tokenizer import Tokenizer, register_architecture
+from tokzoo.tokenizers.base import Tokenizer, register_architecture
 
 from .checkpoints import read_fourm_checkpoint, to_ours
 from .conventions import DOMAINS, build_codec, infer_domain

@@ -18,10 +18,7 @@ mapped onto open_clip's ViT) features run on open_clip (see ``openclip.py``); th
 ``global_feature`` tokenizers take any channel count.
 """
 
-from . import (  # noqa: F401  (register the labelers)
-    captions, consensus, depth, features, geometry, image, marigold, mediapipe_pose, metadata, openclip, palette,
-    pose, sam, sam_official, semantic, smpl,
-)
+from . import captions, consensus, depth, features, geometry, image, marigold, mediapipe_pose, metadata, openclip, palette, pose, sam, sam_official, semantic, smpl
 from .base import DEFAULTS, LABELERS, Labeler, create_labeler, register_labeler
 
 __all__ = ["DEFAULTS", "LABELERS", "Labeler", "create_labeler", "register_labeler"]

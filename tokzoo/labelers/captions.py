@@ -2,7 +2,7 @@
 
 Output: one ``str`` per image (special tokens removed, stripped). The ``captions`` modality has no file
 format in tokzoo.io, so captions are labelled through the Python API, not ``tokzoo pseudo-label``; the
-``captions`` zoo tokenizer (:mod:`tokzoo.text`) turns them into tokens.
+``captions`` zoo tokenizer (:mod:`tokzoo.tokenizers.text`) turns them into tokens.
 """
 
 from __future__ import annotations

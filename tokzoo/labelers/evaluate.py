@@ -17,7 +17,8 @@ from scipy.optimize import linear_sum_assignment
 from tokzoo.datasets import generate_scene
 
 from .geometry import normals_from_depth
-from .image import Superpixels, canny_edges
+from ..modalities.edges import canny_edges
+from .image import Superpixels
 from .metadata import geometric_complexity
 from .metrics import angular_errors, edge_counts, f1, normals_coverage, segmentation_accuracy
 from .palette import palette

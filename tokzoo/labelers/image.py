@@ -6,6 +6,7 @@ import numpy as np
 
 from tokzoo.errors import ConfigError, TokzooError
 
+from ..modalities.edges import canny_edges
 from .base import Labeler, register_labeler
 
 
@@ -19,30 +20,6 @@ def _skimage():
     import skimage.segmentation
 
     return skimage
-
-
-CANNY_VIEW_PX = 128
-"""``sigma=None`` Canny sees structure at the scale of a view whose shorter side is this many pixels."""
-
-
-def canny_sigma(shape) -> float:
-    """Gaussian sigma (px) that gives the edges of a ``CANNY_VIEW_PX`` view at sigma 1: short side / 128, >= 1.
-
-    A photo's edges at its own resolution are texture; shrunk to a 64-px tokenizer crop they turn into noise
-    (nearest) or solid blobs (any-edge). At this sigma the shrunk map is the outline a small view shows.
-    """
-    return max(1.0, min(shape[:2]) / CANNY_VIEW_PX)
-
-
-def canny_edges(rgb: np.ndarray, sigma: float | None = None, low: float = 0.05, high: float = 0.15) -> np.ndarray:
-    """rgb uint8 (H, W, 3) -> edges uint8 (H, W) in {0, 1}: Canny on the luma in [0, 1], Gaussian ``sigma``
-    in pixels (None: :func:`canny_sigma`, scaled with the image), hysteresis thresholds ``low`` < ``high`` on the
-    gradient magnitude of that luma."""
-    sk = _skimage()
-    rgb = np.asarray(rgb)
-    gray = sk.color.rgb2gray(rgb)
-    sigma = canny_sigma(rgb.shape) if sigma is None else sigma
-    return sk.feature.canny(gray, sigma=sigma, low_threshold=low, high_threshold=high).astype(np.uint8)
 
 
 @register_labeler

@@ -1,4 +1,4 @@
-"""Image-level statistics under the metadata tokenizer's key names (tokzoo/structured/metadata.py).
+"""Image-level statistics under the metadata tokenizer's key names (tokzoo/tokenizers/structured/metadata.py).
 
 From rgb: ``original_width``, ``original_height``, ``brightness``, ``contrast``, ``saturation``,
 ``colorfulness``, ``entropy``. From other modalities when a sample has them: ``num_humans`` (pose),

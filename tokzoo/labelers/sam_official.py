@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from tokzoo.checkpoint import read_state_dict
+from tokzoo.tokenizers.checkpoint import read_state_dict
 from tokzoo.errors import CheckpointError, ConfigError, InvalidValueError, TokzooError
 
 from .base import Labeler, register_labeler

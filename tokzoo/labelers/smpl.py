@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from tokzoo.checkpoint import read_state_dict
+from tokzoo.tokenizers.checkpoint import read_state_dict
 from tokzoo.errors import CheckpointError, ConfigError, InvalidValueError, TokzooError
 
 from .base import Labeler, register_labeler

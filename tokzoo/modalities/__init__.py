@@ -1,8 +1,6 @@
 """One module per modality; importing this package registers them all in ``MODALITIES``."""
 
-from . import (  # noqa: F401  (registration)
-    audio, dense_features, depth, edges, global_features, human_pose, normals, rgb, sam_instances, semseg,
-)
+from . import audio, dense_features, depth, edges, global_features, human_pose, normals, rgb, sam_instances, semseg
 from .base import MODALITIES, Modality, register_modality
 
 __all__ = ["MODALITIES", "Modality", "register_modality", "get_modality"]

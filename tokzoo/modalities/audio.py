@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, InvalidValueError, ShapeError
-from ..quantizers import FSQ_LEVELS
+from .base import FSQ_LEVELS
 from ..viz import colorize
 from .base import Modality, register_modality
 

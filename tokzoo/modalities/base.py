@@ -9,6 +9,16 @@ import torch
 
 from ..errors import DtypeError, InvalidValueError, ShapeError
 
+# Levels recommended by the FSQ paper (Mentzer et al. 2023, table 1) for a target codebook size: what the modalities'
+# default tokenizers name, and what the quantizers resolve {"type": "fsq", "codebook_size": N} to.
+FSQ_LEVELS = {
+    2**8: [8, 6, 5],
+    2**10: [8, 5, 5, 5],
+    2**12: [7, 5, 5, 5, 5],
+    2**14: [8, 8, 8, 6, 5],
+    2**16: [8, 8, 8, 5, 5, 5],
+}
+
 MODALITIES: dict[str, type["Modality"]] = {}
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidValueError, ShapeError
-from ..quantizers import FSQ_LEVELS
+from .base import FSQ_LEVELS
 from .base import FeatureModality, register_modality, to_tensor
 
 # zoo name -> (channels, feature grid at 224 px): DINOv2-B/14 and ImageBind-H/14 give 16 x 16 patches,

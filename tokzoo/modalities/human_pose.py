@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from ..errors import ConfigError, DtypeError, InvalidValueError, ShapeError
-from ..quantizers import FSQ_LEVELS
+from .base import FSQ_LEVELS
 from ..viz import colorize
 from .base import Modality, register_modality
 

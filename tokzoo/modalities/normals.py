@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidValueError, ShapeError
-from ..quantizers import FSQ_LEVELS
+from .base import FSQ_LEVELS
 from .base import Modality, register_modality, require_finite_somewhere, to_tensor
 
 FLOATS = (np.float32, np.float64, torch.float32, torch.float64)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DtypeError, InvalidValueError, ShapeError
-from ..quantizers import FSQ_LEVELS
+from .base import FSQ_LEVELS
 from ..viz import label_colors
 from .base import Modality, register_modality, to_tensor
 

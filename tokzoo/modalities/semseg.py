@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, InvalidValueError
-from ..quantizers import FSQ_LEVELS
+from .base import FSQ_LEVELS
 from ..viz import label_colors
 from .base import Modality, register_modality, to_tensor
 

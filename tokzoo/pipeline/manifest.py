@@ -19,8 +19,8 @@ from tokzoo.errors import ConfigError, ShapeError
 from tokzoo.failures import add_reasons
 from tokzoo.indices import storage_dtype
 from tokzoo.storage import as_path
-from tokzoo.tokenizer import Tokenizer
-from tokzoo.zoo import load_tokenizer
+from tokzoo.tokenizers.base import Tokenizer
+from tokzoo.tokenizers.zoo import load_tokenizer
 
 from .layout import complete_shards
 from .state import read_stats
@@ -85,11 +85,11 @@ class ModalitySpec:
 
 def load_specs(modalities: list[str], references: dict[str, str], untrained: bool, device: str | None,
                size: tuple[int, int] | None) -> list[ModalitySpec]:
-    """Load each modality's tokenizer (default: :func:`tokzoo.zoo.default_zoo_name`) and pick its crop size.
+    """Load each modality's tokenizer (default: :func:`tokzoo.tokenizers.zoo.default_zoo_name`) and pick its crop size.
     Old or raw names are read as the tokenized modality's (``instances`` -> sam_instances, ``pose`` -> human_pose)."""
     from tokzoo.modalities import MODALITIES
     from tokzoo.vocabulary import tokenized_name
-    from tokzoo.zoo import default_zoo_name, zoo_entries
+    from tokzoo.tokenizers.zoo import default_zoo_name, zoo_entries
 
     modalities = [tokenized_name(m) for m in modalities]
     references = {tokenized_name(m): reference for m, reference in references.items()}

@@ -11,9 +11,9 @@ from tokzoo.crops import apply_crop
 from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.indices import check_ids, unpad
 from tokzoo.io import decode_sample
-from tokzoo.tokenizer import Tokenizer
+from tokzoo.tokenizers.base import Tokenizer
 from tokzoo.viz import labelled_grid  # noqa: F401  (moved to tokzoo.viz; cli/demo.py imports it from here)
-from tokzoo.zoo import load_tokenizer
+from tokzoo.tokenizers.zoo import load_tokenizer
 
 from .layout import CROPS, complete_shards, read_npy_tar, read_table, table_path, tar_path
 from .listing import inspect_lines, require_manifest  # noqa: F401  (inspect_lines: where callers look for it)

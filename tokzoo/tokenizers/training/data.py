@@ -12,9 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..crops import apply_crop, make_crop_settings
-from ..datasets.scenes import generate_scene
-from ..errors import ConfigError, InputError
+from ...crops import apply_crop, make_crop_settings
+from ...datasets.scenes import generate_scene
+from ...errors import ConfigError, InputError
 
 SOURCE_KEYS = {"human_pose": "pose"}
 """Modalities whose raw value is stored under another name in scenes and readers (default: the modality's own)."""
@@ -68,7 +68,7 @@ def read_values(path: str, modality: str, progress: bool = False) -> tuple[list,
     none decodes. ``progress``: a tqdm bar on stderr."""
     from tqdm import tqdm
 
-    from ..io.readers import open_reader
+    from ...io.readers import open_reader
 
     key = source_key(modality)
     reader = open_reader(path, [key])
@@ -95,7 +95,7 @@ def sample_values(modality: str, spec: dict) -> list:
     ``spec["names"]`` picks samples (default: every sample that has the modality); ConfigError when a
     named sample lacks it or its package is missing.
     """
-    from ..datasets.samples import SAMPLES, load_sample
+    from ...datasets.samples import SAMPLES, load_sample
 
     key = source_key(modality)
     names = spec.get("names") or [n for n in sorted(SAMPLES) if key in SAMPLES[n].modalities]
@@ -109,19 +109,19 @@ def sample_values(modality: str, spec: dict) -> list:
 
 
 PHOTO_MODALITIES = ("rgb", "edges")
-"""Modalities a photo gives: the image itself, or its Canny edges (tokzoo.labelers.image.canny_edges)."""
+"""Modalities a photo gives: the image itself, or its Canny edges (tokzoo.modalities.edges.canny_edges)."""
 
 
 def photo_values(modality: str, spec: dict) -> list:
     """The ``modality`` values of the cached training photos (tokzoo.datasets.photos), each ``repeat`` times;
     fetched on first use. ConfigError for a modality a photo cannot give."""
-    from ..datasets.photos import fetch_photos, load_photos
+    from ...datasets.photos import fetch_photos, load_photos
 
     if modality not in PHOTO_MODALITIES:
         raise ConfigError(f"data.photos: photos give {' or '.join(PHOTO_MODALITIES)}, not {modality!r}")
     photos = load_photos(fetch_photos())
     if modality == "edges":
-        from ..labelers.image import canny_edges
+        from ...modalities.edges import canny_edges
 
         photos = [canny_edges(photo) for photo in photos]
     return photos * spec.get("repeat", 1)

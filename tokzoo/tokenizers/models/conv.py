@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from tokzoo.errors import ConfigError
-from tokzoo.models.common import spatial_grid
+from tokzoo.tokenizers.models.common import spatial_grid
 
 
 def _norm(channels: int, groups: int) -> nn.GroupNorm:

@@ -2,7 +2,7 @@
 
 Ids: 0 = PAD, 1 = EOS, then the BPE vocabulary. A caption becomes ``[t1, ..., tk, EOS, PAD, ...]`` of
 ``length`` ids; byte-level BPE has no unknown token, so any text up to ``length - 1`` tokens decodes back
-exactly. The zoo vocabulary ships in ``tokzoo/weights/captions/vocab.json``
+exactly. The zoo vocabulary ships in ``tokzoo/tokenizers/weights/captions/vocab.json``
 (``scripts/train_caption_vocab.py`` says what it was trained on).
 """
 
@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from . import checkpoint
-from .errors import CheckpointError, ConfigError, DtypeError, InputError, ShapeError
-from .io.writes import write_file
-from .indices import to_ids
-from .tokenizer import Tokenizer, register_architecture
+from ..errors import CheckpointError, ConfigError, DtypeError, InputError, ShapeError
+from ..io.writes import write_file
+from ..indices import to_ids
+from .base import Tokenizer, register_architecture
 
 PAD, EOS = 0, 1
 SPECIAL_TOKENS = ["<pad>", "<eos>"]
@@ -30,7 +30,7 @@ def train_vocab(texts, vocab_size: int = 8192):
     """Train a byte-level BPE ``tokenizers.Tokenizer`` on an iterable of strings, PAD and EOS as ids 0 and 1."""
     from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
 
-    from .limits import check_field
+    from ..limits import check_field
 
     check_field(vocab_size, "train_vocab", "vocab_size", "text.vocab_size")  # 10^9: the Rust trainer aborts (exit 134)
     bpe = HFTokenizer(models.BPE())
@@ -51,7 +51,7 @@ class CaptionTokenizer(Tokenizer):
 
         if isinstance(length, bool) or not isinstance(length, int) or length < 2:
             raise ConfigError(f"captions config: 'length' must be an integer >= 2, got {length!r}")
-        from .io.safety import MAX_JSON_BYTES, read_file
+        from ..io.safety import MAX_JSON_BYTES, read_file
 
         try:  # a regular file of at most 16 MiB (a FIFO would block); tokenizers raises bare Exceptions
             self._vocab_text = read_file(vocab, MAX_JSON_BYTES).decode("utf-8")

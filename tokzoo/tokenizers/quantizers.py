@@ -24,17 +24,9 @@ import torch
 from torch import nn
 from vector_quantize_pytorch import FSQ, LFQ, ResidualFSQ, ResidualLFQ, ResidualVQ, VectorQuantize
 
-from .errors import ConfigError
-from .limits import check_quantizer
-
-# Levels recommended by the FSQ paper (Mentzer et al. 2023, table 1) for a target codebook size.
-FSQ_LEVELS = {
-    2**8: [8, 6, 5],
-    2**10: [8, 5, 5, 5],
-    2**12: [7, 5, 5, 5, 5],
-    2**14: [8, 8, 8, 6, 5],
-    2**16: [8, 8, 8, 5, 5, 5],
-}
+from ..errors import ConfigError
+from ..limits import check_quantizer
+from ..modalities.base import FSQ_LEVELS
 
 # 4M's VQ settings: l2-normalised codebook of dim 32, EMA 0.99, restarts of dead codes, commitment 1.
 VQ_DEFAULTS = dict(codebook_dim=32, decay=0.99, use_cosine_sim=True, kmeans_init=True,

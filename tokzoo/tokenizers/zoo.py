@@ -1,7 +1,7 @@
 """The zoo: named tokenizers, their shipped weights, and ``load_tokenizer``.
 
 A zoo name is a learned tokenizer registered by a modality (``Modality.zoo_names``, weights in
-``tokzoo/weights/<name>/``) or a deterministic structured tokenizer (no weights needed).
+``tokzoo/tokenizers/weights/<name>/``) or a deterministic structured tokenizer (no weights needed).
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .errors import TokzooError
-from .tokenizer import Tokenizer
+from ..errors import TokzooError
+from .base import Tokenizer
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 # Structured tokenizers: zoo name -> (module, class); they are built with their default arguments.
 STRUCTURED = {
-    "palette": ("tokzoo.structured.palette", "PaletteTokenizer"),
-    "metadata": ("tokzoo.structured.metadata", "MetadataTokenizer"),
-    "boxes": ("tokzoo.structured.boxes", "BoxesTokenizer"),
-    "captions": ("tokzoo.text", "CaptionTokenizer"),
+    "palette": ("tokzoo.tokenizers.structured.palette", "PaletteTokenizer"),
+    "metadata": ("tokzoo.tokenizers.structured.metadata", "MetadataTokenizer"),
+    "boxes": ("tokzoo.tokenizers.structured.boxes", "BoxesTokenizer"),
+    "captions": ("tokzoo.tokenizers.text", "CaptionTokenizer"),
 }
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -46,7 +46,7 @@ class ZooEntry:
 
 
 def zoo_entries() -> dict[str, ZooEntry]:
-    from .modalities import MODALITIES
+    from ..modalities import MODALITIES
 
     entries = {name: ZooEntry(name, modality.name, True)
                for modality in MODALITIES.values() for name in modality.zoo_names}
@@ -57,7 +57,7 @@ def zoo_entries() -> dict[str, ZooEntry]:
 def default_zoo_name(modality: str) -> str:
     """The zoo tokenizer a modality gets when none is named: the zoo name equal to it, else its codec's
     ``default_zoo_name`` (edges -> canny_edges). Raises a one-line TokzooError naming the choices otherwise."""
-    from .modalities import MODALITIES
+    from ..modalities import MODALITIES
 
     entries = zoo_entries()
     if modality in entries:
@@ -121,14 +121,14 @@ def load_tokenizer(name_or_path: str | Path, *, untrained_ok: bool = False, devi
 
 
 def _released() -> dict:
-    from .fourm.catalog import RELEASED_TOKENIZERS
+    from ..fourm.catalog import RELEASED_TOKENIZERS
 
     return RELEASED_TOKENIZERS
 
 
 def _load_released(name: str, download: Callable[[str], Path]) -> Tokenizer:
     """A released 4M tokenizer by its catalog name: the local copy, else the hub; offline, one line saying how."""
-    from .fourm.catalog import RELEASED_TOKENIZERS, fetch_hint, local_copy
+    from ..fourm.catalog import RELEASED_TOKENIZERS, fetch_hint, local_copy
 
     entry = RELEASED_TOKENIZERS[name]
     folder = local_copy(entry)
@@ -143,10 +143,10 @@ def _load_released(name: str, download: Callable[[str], Path]) -> Tokenizer:
 
 def _from_path(path: Path, name: str) -> Tokenizer:
     """A tokzoo tokenizer folder, or a released 4M tokenizer (folder, .safetensors, refused .pth): tokzoo.fourm."""
-    from .fourm.checkpoints import is_fourm_checkpoint, uses_fourm_architecture
+    from ..fourm.checkpoints import is_fourm_checkpoint, uses_fourm_architecture
 
     if is_fourm_checkpoint(path) or uses_fourm_architecture(path):
-        from .fourm.tokenizer import FourMTokenizer  # also registers its architecture for from_pretrained
+        from ..fourm.tokenizer import FourMTokenizer  # also registers its architecture for from_pretrained
 
         if is_fourm_checkpoint(path):
             return FourMTokenizer.from_fourm(path, name=name)

@@ -10,13 +10,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..datasets.scenes import generate_scene
-from ..errors import CheckpointError, ConfigError
-from ..io.safety import read_json_file
-from ..io.writes import write_file
+from ...datasets.scenes import generate_scene
+from ...errors import CheckpointError, ConfigError
+from ...io.safety import read_json_file
+from ...io.writes import write_file
 from ..training.data import fit, read_values, source_key, synthetic_values
 from .baselines import BASELINES, bits_per_sample
-from .codebook import CodebookUsage
+from ..training.codebook import CodebookUsage
 from .metrics import main_metric, metrics_for
 
 HELDOUT_SEED = 1_000_003
@@ -41,13 +41,13 @@ def as_rows(tokenizer, value) -> np.ndarray:
     human_pose (coco17): a pose dict -> float (N, 17, 3) keypoints [x, y, v] in pixels.
     """
     if tokenizer.modality == "sam_instances":
-        from ..modalities.sam_instances import crop_instances
+        from ...modalities.sam_instances import crop_instances
 
         value = np.asarray(value)
         return value if value.dtype == bool and value.ndim == 3 else crop_instances(value)[0]
     if tokenizer.codec.skeleton != "coco17":
         raise ConfigError(f"{tokenizer.name}: no evaluation metrics for {tokenizer.codec.skeleton!r} poses")
-    from ..modalities.human_pose import COCO17_JOINTS, _human_arrays
+    from ...modalities.human_pose import COCO17_JOINTS, _human_arrays
 
     return _human_arrays(value, "coco17", "keypoints_2d", (COCO17_JOINTS, 3))
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import CheckpointError
-from ..evaluation.codebook import CodebookUsage
+from ...errors import CheckpointError
+from .codebook import CodebookUsage
 from .checkpointing import find_checkpoint, load_checkpoint, read_state, save_checkpoint
 from .data import TrainingData
 from .ema import EMA

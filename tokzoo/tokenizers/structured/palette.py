@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from tokzoo.errors import DtypeError, InvalidValueError, ShapeError
-from tokzoo.tokenizer import register_architecture
+from tokzoo.tokenizers.base import register_architecture
 
 from .common import StructuredTokenizer, array_of, check_int
 

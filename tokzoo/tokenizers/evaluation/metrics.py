@@ -206,10 +206,10 @@ HIGHER_IS_BETTER = {"psnr", "ssim", "valid_accuracy", "miou", "iou", "cosine", "
 
 
 def metrics_for(modality: str) -> dict:
-    from ..errors import ConfigError
+    from ...errors import ConfigError
 
     if modality not in METRICS:
-        raise ConfigError(f"no evaluation metrics registered for modality {modality!r} (tokzoo/evaluation/metrics.py)")
+        raise ConfigError(f"no evaluation metrics registered for modality {modality!r} (tokzoo/tokenizers/evaluation/metrics.py)")
     return METRICS[modality]
 
 

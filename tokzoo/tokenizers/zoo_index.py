@@ -1,10 +1,10 @@
 """The zoo's listing (name, modality, token shape, vocabulary, weights) without loading torch.
 
 Building every tokenizer to read its token shape costs torch's import (2-10 s); ``tokzoo zoo list`` reads the rows
-from ``tokzoo/weights/index.json`` instead, and rebuilds them (torch) whenever a shipped ``config.json`` differs
+from ``tokzoo/tokenizers/weights/index.json`` instead, and rebuilds them (torch) whenever a shipped ``config.json`` differs
 from the one the index was made from. Refresh it after training or changing a zoo tokenizer::
 
-    python -m tokzoo.zoo_index
+    python -m tokzoo.tokenizers.zoo_index
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from . import __version__
-from .errors import CheckpointError
-from .io.writes import make_folder, remove_inside, write_file
+from .. import __version__
+from ..errors import CheckpointError
+from ..io.writes import make_folder, remove_inside, write_file
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -46,14 +46,14 @@ def read_config(directory: str | Path) -> dict:
     if directory.is_file() and directory.suffix.lower() in PICKLE_SUFFIXES:
         raise CheckpointError(
             f"{directory}: pickled checkpoints are not loaded (unpickling can run code); "
-            "read its tensors with tokzoo.checkpoint.read_foreign_state_dict and save_pretrained a tokzoo tokenizer")
+            "read its tensors with tokzoo.tokenizers.checkpoint.read_foreign_state_dict and save_pretrained a tokzoo tokenizer")
     path = directory / CONFIG_NAME
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: not a tokenizer directory (expected {CONFIG_NAME} and {WEIGHTS_NAME})")
     if not path.exists():
         raise CheckpointError(f"{path}: missing")
-    from .errors import InputError
-    from .io.safety import MAX_JSON_BYTES, read_file
+    from ..errors import InputError
+    from ..io.safety import MAX_JSON_BYTES, read_file
 
     try:
         config = json.loads(read_file(path, MAX_JSON_BYTES).decode("utf-8"))  # a regular file of <= 16 MiB

@@ -16,8 +16,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from ..errors import CheckpointError
-from ..io.writes import make_folder, remove_inside, rename_inside, write_file
+from ...errors import CheckpointError
+from ...io.writes import make_folder, remove_inside, rename_inside, write_file
 
 STATE_NAME = "state.json"
 
@@ -99,8 +99,8 @@ def find_checkpoint(path: str | Path) -> Path:
 
 def read_state(path: Path) -> dict:
     """The ``state.json`` of checkpoint ``path``."""
-    from ..errors import InputError
-    from ..io.safety import MAX_JSON_BYTES, read_file
+    from ...errors import InputError
+    from ...io.safety import MAX_JSON_BYTES, read_file
 
     try:
         state = json.loads(read_file(path / STATE_NAME, MAX_JSON_BYTES).decode("utf-8"))

@@ -12,10 +12,10 @@ from typing import Any
 from torch import nn
 
 from tokzoo.errors import ConfigError
-from tokzoo.models.common import prepare_for_inference
-from tokzoo.models.conv import ConvDecoder, ConvEncoder
-from tokzoo.models.mlp import MLPDecoder, MLPEncoder
-from tokzoo.models.vit import ViTDecoder, ViTEncoder
+from tokzoo.tokenizers.models.common import prepare_for_inference
+from tokzoo.tokenizers.models.conv import ConvDecoder, ConvEncoder
+from tokzoo.tokenizers.models.mlp import MLPDecoder, MLPEncoder
+from tokzoo.tokenizers.models.vit import ViTDecoder, ViTEncoder
 
 __all__ = ["FAMILIES", "PRESETS", "build_decoder", "build_encoder", "hyperparameters", "prepare_for_inference", "resolve_preset"]
 

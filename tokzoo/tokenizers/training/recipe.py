@@ -3,7 +3,7 @@
 Schema (``recipes/<zoo name>.yaml``)::
 
     name: depth                       # the tokenizer's name (a zoo name for shipped tokenizers)
-    tokenizer:                        # a LearnedTokenizer config (tokzoo/learned.py)
+    tokenizer:                        # a LearnedTokenizer config (tokzoo/tokenizers/learned.py)
       modality: depth
       model: {preset: conv-tiny}      # preset name, optionally with hyperparameter overrides
       latent_dim: 32
@@ -46,8 +46,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..limits import check_recipe_sizes
+from ...errors import ConfigError
+from ...limits import check_recipe_sizes
 
 _TOKENIZER_FIELDS = {"modality", "model", "latent_dim", "quantizer", "input_size", "normalization"}
 _OPTIONAL_TOP = {"resolution": None, "ema": None, "grad_clip": None, "checkpoint_every": 0, "log_every": 50}
@@ -97,7 +97,7 @@ class _Checker:
 
 def load_recipe(path: str | Path) -> dict:
     """Read and validate the recipe at ``path``; returns a plain dict with defaults filled."""
-    from ..io.safety import read_yaml_file
+    from ...io.safety import read_yaml_file
 
     path = Path(path)
     if not path.exists():
@@ -167,7 +167,7 @@ def _check_data(c: _Checker, data) -> None:
         spec = c.mapping(data[source], f"data.{source}", set(fields), set(fields) - optional)
         for name in spec:
             if fields[name] is str:
-                from ..datasets.scenes import SCENE_KINDS
+                from ...datasets.scenes import SCENE_KINDS
 
                 if spec[name] not in SCENE_KINDS:
                     c.fail(f"data.{source}.{name}", f"expected one of {', '.join(SCENE_KINDS)}, got {spec[name]!r}")
@@ -178,7 +178,7 @@ def _check_data(c: _Checker, data) -> None:
         c.integer(samples.get("repeat", 1), "data.samples.repeat", 1)
         names = samples.get("names")
         if names is not None:
-            from ..datasets.samples import SAMPLES
+            from ...datasets.samples import SAMPLES
 
             if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
                 c.fail("data.samples.names", f"expected a non-empty list of sample names, got {names!r}")
@@ -204,7 +204,7 @@ def tokenizer_config(recipe: dict) -> dict:
 def build_tokenizer(recipe: dict, where: str = "recipe"):
     """Build the recipe's tokenizer with fresh weights (from the global torch RNG); ConfigError when it cannot."""
     from ..learned import LearnedTokenizer
-    from ..modalities import get_modality
+    from ...modalities import get_modality
 
     config = tokenizer_config(recipe)
     modality = get_modality(config["modality"])

@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 from tokzoo.errors import DtypeError, InvalidValueError, ShapeError
-from tokzoo.tokenizer import register_architecture
+from tokzoo.tokenizers.base import register_architecture
 
 from .common import PAD, StructuredTokenizer, array_of, bin_centres, check_int, real_number, to_bins
 

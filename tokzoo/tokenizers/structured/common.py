@@ -15,7 +15,7 @@ import torch
 
 from tokzoo.errors import ConfigError, DtypeError, InputError, InvalidValueError, ShapeError
 from tokzoo.indices import to_ids
-from tokzoo.tokenizer import Tokenizer
+from tokzoo.tokenizers.base import Tokenizer
 
 PAD = 0
 

@@ -14,7 +14,7 @@ from einops import rearrange
 from torch import nn
 
 from tokzoo.errors import ConfigError
-from tokzoo.models.common import spatial_grid
+from tokzoo.tokenizers.models.common import spatial_grid
 
 
 def sincos_2d(h: int, w: int, dim: int, device=None) -> torch.Tensor:

@@ -19,7 +19,7 @@ from typing import ClassVar
 import torch
 
 from . import checkpoint
-from .errors import CheckpointError, ConfigError, TokzooError
+from ..errors import CheckpointError, ConfigError, TokzooError
 
 ARCHITECTURES: dict[str, type["Tokenizer"]] = {}
 

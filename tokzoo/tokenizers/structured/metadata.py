@@ -13,7 +13,7 @@ import math
 import numbers
 
 from tokzoo.errors import ConfigError, DtypeError, InvalidValueError
-from tokzoo.tokenizer import register_architecture
+from tokzoo.tokenizers.base import register_architecture
 
 from .common import PAD, StructuredTokenizer, bin_centres, check_int, real_number, to_bins
 

@@ -21,13 +21,13 @@ import torch
 from torch import nn
 
 from .checkpoint import read_tensors
-from .errors import ConfigError, ShapeError, TokzooError
-from .indices import to_ids
-from .limits import check_tokenizer_config, count_parameters
-from .modalities import get_modality
+from ..errors import ConfigError, ShapeError, TokzooError
+from ..indices import to_ids
+from ..limits import check_tokenizer_config, count_parameters
+from ..modalities import get_modality
 from .models import build_decoder, build_encoder, prepare_for_inference, resolve_preset
 from .quantizers import build_quantizer
-from .tokenizer import Tokenizer, register_architecture
+from .base import Tokenizer, register_architecture
 
 
 def resolve_config(config: dict) -> dict:
@@ -169,7 +169,7 @@ class LearnedTokenizer(nn.Module, Tokenizer):
     def _check_decoded_size(self, grid: tuple[int, ...]) -> None:
         """ShapeError when decoding ``grid`` would hold more than tokzoo.limits.MAX_ACTIVATION activations (decoded
         pixels x model width): a token file of 10^7 ids per sample decodes to a map of gigapixels."""
-        from .limits import MAX_ACTIVATION
+        from ..limits import MAX_ACTIVATION
 
         configured = tuple(self.config["input_size"])
         scale = math.prod(configured) / max(1, math.prod(self.encoder.token_grid(configured)))
