@@ -71,7 +71,7 @@ def seeds() -> dict[str, bytes]:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    config = json.loads((ROOT / "tokzoo" / "weights" / "depth" / "config.json").read_text())
+    config = json.loads((ROOT / "tokzoo" / "tokenizers" / "weights" / "depth" / "config.json").read_text())
     return {
         "png": image(rgb, "PNG"), "png16": image(rng.integers(1, 60000, (16, 16)).astype(np.uint16), "PNG"),
         "jpeg": image(rgb, "JPEG", quality=90),
@@ -259,7 +259,7 @@ def readers(kind: str, data: bytes, scratch: Path):
         folder = scratch / "tok"
         folder.mkdir(exist_ok=True)
         (folder / "config.json").write_bytes(data)
-        weights = ROOT / "tokzoo" / "weights" / "depth" / "model.safetensors"
+        weights = ROOT / "tokzoo" / "tokenizers" / "weights" / "depth" / "model.safetensors"
         if not (folder / "model.safetensors").exists():
             (folder / "model.safetensors").symlink_to(weights)
         yield "load_tokenizer", lambda: load_tokenizer(folder)

@@ -40,7 +40,7 @@ def write_everything(out: Path) -> None:
     tokzoo("train", "--recipe", "depth", "--steps", "2", "--threads", "1", "-o", str(out / "tokenizer-run"),
            "--no-progress")
     tokens = out / "fm-tokens"
-    tokzoo("tokenize", "-m", "rgb,depth", "--scenes", "8", "--scene-size", "64", "--no-progress", "-o", str(tokens))
+    tokzoo("tokenize", "-m", "rgb,depth,normals,semseg", "--scenes", "8", "--scene-size", "64", "--no-progress", "-o", str(tokens))
     tokzoo("fm", "train", "--recipe", "fm/scenes-cpu", "--data", str(tokens), "--out", str(out / "fm-run"),
            "--steps", "2", "--threads", "1", "--no-progress")
     tokzoo("export", "--to", "4m", str(tokens), str(out / "export"))
