@@ -12,10 +12,10 @@ files of their own shard inside OUT; OUT's entries may not be symlinks (tokzoo w
 from __future__ import annotations
 
 import re
-import sys
+import warnings
 from pathlib import Path
 
-from tokzoo.errors import ConfigError, InputError
+from tokzoo.errors import ConfigError, InputError, TokzooWarning
 from tokzoo.io import values
 from tokzoo.io.tarwalk import walk_tar
 
@@ -59,7 +59,7 @@ def labelled_shard_done(status: Path, index: int) -> bool:
     if problem is None:
         return True
     marker.unlink()
-    print(f"tokzoo: {problem}; labelling shard {index} again", file=sys.stderr)
+    warnings.warn(f"{problem}; labelling shard {index} again", TokzooWarning, stacklevel=2)
     return False
 
 
@@ -131,7 +131,8 @@ def check_done(out: Path, index: int, done: list[str], requested: list[str]) -> 
             path.unlink(missing_ok=True)
     if not intact:
         tar_path(out, CROPS, index).unlink(missing_ok=True)
-    print(f"tokzoo: {next(iter(damage.values()))}; rebuilding shard {index} of {', '.join(damage)}", file=sys.stderr)
+    warnings.warn(f"{next(iter(damage.values()))}; rebuilding shard {index} of {', '.join(damage)}", TokzooWarning,
+                  stacklevel=2)
     return intact, crops
 
 
