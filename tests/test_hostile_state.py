@@ -112,7 +112,7 @@ def test_cli_inspect_show_and_resume_on_each_tampering(base, how):
 def test_pseudo_label_relabels_a_truncated_shard(tmp_path):
     """pseudo-label's markers are checked too: a tar cut short under its stats.json is labelled again."""
     from tokzoo.datasets.scenes import write_scene_shards
-    from tokzoo.labelers.job import LabelJob, pseudo_label
+    from tokzoo.pipeline.pseudo_label import LabelJob, pseudo_label
 
     write_scene_shards(tmp_path / "scenes", 4, seed=0, size=32, samples_per_shard=2)
     job = LabelJob(["edges"], str(tmp_path / "scenes"), tmp_path / "labelled", progress=False)
