@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from ..datasets.scene_frames import FrameTextSet
 from ..datasets.scene_text import SceneTextSet
 from ..errors import ConfigError
 from ..io.writes import copy_folder_into, make_folder, write_file
+from ..runs.schedule import warmup_cosine
 from ..tokenizers.text import CaptionTokenizer, train_vocab
 from .composition import Composition, build_component
 from .evaluate import encoder_reconstruction, evaluate_task, lm_text_metrics
@@ -67,15 +67,10 @@ def lm_tokenizer(lm) -> CaptionTokenizer:
 
 
 def _optimizer(params, opt: dict, steps: int):
+    """AdamW and its warm-up + cosine schedule, as a factor of each group's own ``lr``."""
     optimizer = torch.optim.AdamW(params, lr=opt["lr"], weight_decay=opt["weight_decay"], betas=(0.9, 0.98))
-
-    def factor(step: int) -> float:
-        if step < opt["warmup_steps"]:
-            return (step + 1) / opt["warmup_steps"]
-        progress = (step - opt["warmup_steps"]) / max(1, steps - opt["warmup_steps"])
-        return opt["min_lr_ratio"] + (1 - opt["min_lr_ratio"]) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, 1.0, opt["warmup_steps"], steps, opt["min_lr_ratio"]))
 
 
 def _loop(recipe: dict, params: list, loss_of, description: str, log=print, groups: list | None = None,

@@ -30,6 +30,7 @@ from tokzoo.errors import CheckpointError, ConfigError
 from tokzoo.io.safety import read_file
 from tokzoo.io.writes import append_file, check_own_file, make_folder, write_file
 from tokzoo.limits import MAX_FM_PARAMETERS, count_parameters
+from tokzoo.runs.schedule import warmup_cosine
 
 from .checkpoint import LOG, load_model, load_optimizer, read_run_config, read_state, run_model_config, save_checkpoint
 from .masking import MaskedBatch, Masker, flatten_batch
@@ -41,10 +42,7 @@ from .spec import ModalitySpec, check_same_vocabularies, dataset_parts, specs_fr
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up over ``warmup_steps``, then cosine from ``lr`` to 0 at ``steps``."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return warmup_cosine(step, cfg.lr, cfg.warmup_steps, cfg.steps)
 
 
 def make_optimizer(model: FourM, cfg: TrainConfig) -> torch.optim.AdamW:

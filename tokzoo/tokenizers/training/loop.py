@@ -7,7 +7,6 @@ from ``(seed, step)`` (training/data.py), and checkpoints carry the RNG state fo
 
 from __future__ import annotations
 
-import math
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...errors import CheckpointError
+from ...runs.schedule import warmup_cosine
 from .codebook import CodebookUsage
 from .checkpointing import find_checkpoint, load_checkpoint, read_state, save_checkpoint
 from .data import TrainingData
@@ -37,13 +37,9 @@ class TrainResult:
 
 def learning_rate(recipe: dict, step: int) -> float:
     """Linear warmup over ``warmup_steps``, then cosine decay to ``min_lr_ratio * lr`` at ``steps``."""
-    peak, schedule, total = recipe["optimizer"]["lr"], recipe["schedule"], recipe["steps"]
-    warmup = schedule["warmup_steps"]
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    floor = schedule["min_lr_ratio"]
-    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+    schedule = recipe["schedule"]
+    return warmup_cosine(step, recipe["optimizer"]["lr"], schedule["warmup_steps"], recipe["steps"],
+                         schedule["min_lr_ratio"])
 
 
 def _loss(tokenizer, batch: torch.Tensor, device: torch.device):
