@@ -41,6 +41,9 @@ def test_compose_train_runs_compose_recipes(tmp_path):
     assert 0 < metrics["split"]["trainable_percent"] < 100
     assert metrics["components_unchanged"] == {"lm": True, "rgb": True}
     assert 0.0 <= metrics["task"]["answer_accuracy"] <= 1.0
+    for run in ("lm", "epalm"):  # the trainers' run-folder log (tokzoo.runs.run_folder)
+        log = [json.loads(line) for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+        assert log[-1]["step"] == 2 and log[-1]["loss"] > 0 and log[-1]["lr"] > 0
 
 
 def test_compose_train_errors_are_one_line(tmp_path):
