@@ -54,7 +54,8 @@ def optimizer_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer) 
     tensors = {}
     for name, p in model.named_parameters():
         for key, value in optimizer.state.get(p, {}).items():
-            tensors[f"{name}.{key}"] = torch.as_tensor(value, dtype=torch.float64 if key == "step" else None).detach().cpu().contiguous()
+            value = torch.as_tensor(value, dtype=torch.float64 if key == "step" else None)
+            tensors[f"{name}.{key}"] = value.detach().cpu().contiguous()
     return tensors
 
 

@@ -1,5 +1,6 @@
 """The Ray engine as the jobs see it (:class:`tokzoo.pipeline.engine.Engine`): chosen by the caller (the CLI's
-``--engine ray``) and handed to :func:`tokzoo.pipeline.tokenize` or :func:`tokzoo.pipeline.pseudo_label.pseudo_label`."""
+``--engine ray``) and handed to :func:`tokzoo.pipeline.tokenize` or
+:func:`tokzoo.pipeline.pseudo_label.pseudo_label`."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """``tokzoo pseudo-label --engine ray``: decoding as Ray CPU tasks, the labelers in actors, commits on the driver.
 
-Per unit a CPU task decodes its samples (:meth:`~tokzoo.pipeline.pseudo_label.LabelPlan.decode`), a :class:`Labelers` actor
-(every labeler of the job, loaded once) labels them in the local engine's batches and builds the shard's tar and
-table (:func:`~tokzoo.pipeline.pseudo_label.label_shard`), and the driver writes them with
-:meth:`~tokzoo.pipeline.pseudo_label.LabelWork.commit` (tar, table, then the stats marker): OUT is the local engine's, byte for byte.
+Per unit a CPU task decodes its samples (:meth:`~tokzoo.pipeline.pseudo_label.LabelPlan.decode`), a
+:class:`Labelers` actor (every labeler of the job, loaded once) labels them in the local engine's batches and builds
+the shard's tar and table (:func:`~tokzoo.pipeline.pseudo_label.label_shard`), and the driver writes them with
+:meth:`~tokzoo.pipeline.pseudo_label.LabelWork.commit` (tar, table, then the stats marker): OUT is the local
+engine's, byte for byte.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from ...runs.run_folder import (OPTIMIZER, STATE, WEIGHTS, load_optimizer, optim
 
 EMA_WEIGHTS = "ema.safetensors"
 OLD_STATE = "state.json"
-"""The state file of the checkpoints tokzoo wrote before the run-folder format (refused, see :func:`find_checkpoint`)."""
+"""The state file of tokzoo's checkpoints before the run-folder format (refused: :func:`find_checkpoint`)."""
 
 
 def rng_state() -> dict:
