@@ -163,6 +163,20 @@ def test_cli_trains_and_saves_a_loadable_tokenizer(tmp_path):
     assert sorted(p.name for p in (tmp_path / "run" / "tokenizer").iterdir()) == ["config.json", "model.safetensors"]
 
 
+def test_cli_resumes_a_run_from_its_latest_checkpoint(tmp_path):
+    """The README's `tokzoo train ... --resume runs/depth`: the log goes on where the checkpoint left it."""
+    path, run = tmp_path / "tiny.yaml", tmp_path / "run"
+    path.write_text(yaml.safe_dump(TINY))
+    first = CliRunner().invoke(cli, ["train", "--recipe", str(path), "--out", str(run), "--steps", "3", "-q", "--no-eval"])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(cli, ["train", "--recipe", str(path), "--out", str(run), "--resume", str(run), "-q",
+                                     "--no-eval"])
+    assert again.exit_code == 0, again.output
+    assert again.output.startswith("tiny_depth: 6 steps")
+    assert [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()] == [2, 3, 4, 6]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000003", "step-000006"]
+
+
 def test_bundled_real_samples_join_the_training_split_only():
     from tokzoo.tokenizers.training.data import TrainingData
 
