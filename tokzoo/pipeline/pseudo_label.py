@@ -23,6 +23,7 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from tokzoo.errors import ConfigError, InputError, TokzooError
 from tokzoo.failures import add_reasons, count_reasons, image_problem
@@ -173,7 +174,7 @@ class LabelWork:
     job: LabelJob
     out: Path
     plan: LabelPlan
-    units: object  # iterator of units
+    units: Iterator  # the input's units (tokzoo.pipeline.plan.units)
     labelers: list[Labeler]  # created on the driver (on the CPU when the engine runs its own)
     total: int | None  # samples, when known cheaply (progress bars)
     units_total: int | None = None  # units in the input, when known without reading it (tars)
