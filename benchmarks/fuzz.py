@@ -271,7 +271,8 @@ def newer_readers(kind: str, data: bytes, scratch: Path):
 
     from tokzoo.compose.language import CausalLM
     from tokzoo.compose.recipe import read_recipe
-    from tokzoo.fm.checkpoint import load_model, load_optimizer, read_state
+    from tokzoo.fm.checkpoint import load_model, read_state
+    from tokzoo.runs.run_folder import load_optimizer
     from tokzoo.fm.recipe import load_recipe
     from tokzoo.fm.train import make_optimizer
     from tokzoo.fm.recipe import TrainConfig
