@@ -28,7 +28,7 @@ from tokzoo.io.writes import make_folder, write_file
 from tokzoo.limits import MAX_FM_PARAMETERS, check_field, count_parameters
 
 from .model import FMConfig, FourM, check_config
-from .spec import ModalitySpec, check_specs
+from tokzoo.tokens.spec import ModalitySpec, check_specs
 
 FORMAT, FORMAT_VERSION = "tokzoo-fm", 1
 CONFIG, WEIGHTS, OPTIMIZER, STATE, LOG = "config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json", "log.jsonl"
