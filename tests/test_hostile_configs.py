@@ -14,7 +14,7 @@ from tokzoo.errors import CheckpointError, ConfigError, InputError
 from tokzoo.tokenizers.training.recipe import validate_recipe
 from tokzoo.tokenizers.zoo import load_tokenizer
 
-BASE = json.loads((Path(__file__).parents[1] / "tokzoo" / "weights" / "depth" / "config.json").read_text())
+BASE = json.loads((Path(__file__).parents[1] / "tokzoo" / "tokenizers" / "weights" / "depth" / "config.json").read_text())
 MODEL = BASE["model"]
 
 CONFIGS = {  # name -> (changes to the shipped depth config, what the refusal says)
@@ -122,7 +122,7 @@ def test_weights_with_an_extra_8_gib_tensor_are_refused_from_the_header(tmp_path
     import struct
 
     folder = tmp_path / "tok"
-    shutil.copytree(Path(__file__).parents[1] / "tokzoo" / "weights" / "depth", folder)
+    shutil.copytree(Path(__file__).parents[1] / "tokzoo" / "tokenizers" / "weights" / "depth", folder)
     weights = folder / "model.safetensors"
     data = weights.read_bytes()
     length = struct.unpack("<Q", data[:8])[0]
