@@ -28,8 +28,10 @@ def imported(name: str, tree: ast.AST) -> set[str]:
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
-            base = ".".join(package[:len(package) - node.level + 1] + [node.module or ""]) if node.level else node.module
-            found |= {base.rstrip(".")} | {f"{base.rstrip('.')}.{alias.name}" for alias in node.names}
+            base = node.module
+            if node.level:
+                base = ".".join(package[:len(package) - node.level + 1] + [node.module or ""]).rstrip(".")
+            found |= {base} | {f"{base}.{alias.name}" for alias in node.names}
     return {n for n in found if n == "tokzoo" or n.startswith("tokzoo.")}
 
 

@@ -46,7 +46,8 @@ def raw_crops(root: str | Path, modality: str, limit: int | None = None, keys: s
     from tokzoo.io import decode_sample
     from tokzoo.pipeline.plan import open_input
 
-    root = next((p for p in dataset_parts(root) if modality in dataset_manifest(p)["modalities"]), root)  # "a,b": its folder
+    # "a,b": the folder holding the modality
+    root = next((p for p in dataset_parts(root) if modality in dataset_manifest(p)["modalities"]), root)
     entry = dataset_manifest(root)["modalities"][modality]
     loader = make_loader(root, ["crops", modality], 256, shuffle=False, crop=0)
     boxes = {}

@@ -24,7 +24,8 @@ from tokzoo.tokens.plan import random_crops
 from tokzoo.errors import ConfigError, InputError, ShapeError
 
 from .masking import MaskedBatch, concat_batches, flatten_batch
-from tokzoo.tokens.spec import ModalitySpec, check_same_vocabularies, dataset_parts, dataset_manifest, specs_from_manifest
+from tokzoo.tokens.spec import (ModalitySpec, check_same_vocabularies, dataset_manifest, dataset_parts,
+                                specs_from_manifest)
 
 
 class DatasetStream:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from tokzoo.indices import unpad
-from tokzoo.tokens.layout import (LABELLED, MANIFEST, complete_shards, read_json, read_manifest, read_npy_tar, read_stats,
-                                  read_table, require_manifest, table_path, table_paths, tar_path)
+from tokzoo.tokens.layout import (LABELLED, MANIFEST, complete_shards, read_json, read_manifest, read_npy_tar,
+                                  read_stats, read_table, require_manifest, table_path, table_paths, tar_path)
 
 
 def inspect_lines(out: Path, samples: int = 3, failures: int = 5) -> list[str]:

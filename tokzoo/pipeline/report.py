@@ -12,7 +12,8 @@ from tokzoo.indices import check_ids, unpad
 from tokzoo.io import decode_sample
 from tokzoo.tokenizers.base import Tokenizer
 from tokzoo.viz import labelled_grid  # noqa: F401  (moved to tokzoo.viz; cli/demo.py imports it from here)
-from tokzoo.tokens.layout import CROPS, complete_shards, read_npy_tar, read_table, require_manifest, table_path, tar_path
+from tokzoo.tokens.layout import (CROPS, complete_shards, read_npy_tar, read_table, require_manifest, table_path,
+                                  tar_path)
 from tokzoo.tokens.tokenizer import entry_tokenizer
 
 from .listing import inspect_lines  # noqa: F401  (where callers look for it)

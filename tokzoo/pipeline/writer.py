@@ -22,8 +22,8 @@ from pathlib import Path
 from tokzoo.errors import OutputError, TokzooError, UnsafeOutputError
 from tokzoo.io.writes import create_file, rename_inside
 from tokzoo.storage import as_path
-from tokzoo.tokens.layout import (CROPS, JOURNALS, json_bytes, read_stats, read_tar, shard_name, stats_path, table_bytes,
-                                  table_path, tar_path)
+from tokzoo.tokens.layout import (CROPS, JOURNALS, json_bytes, read_stats, read_tar, shard_name, stats_path,
+                                  table_bytes, table_path, tar_path)
 from tokzoo.tokens.tars import npy_bytes, tar_bytes
 from .modalities import RunModality
 from tokzoo.failures import count_reasons

@@ -151,7 +151,8 @@ class TokenDataset(IterableDataset):
 
     def _open(self, shard_id: int) -> list[Shard]:
         name = self.shards[shard_id]
-        shards = [self.foreign.open(m, name) if self.foreign else open_shard(self.root / m / name) for m in self.modalities]
+        shards = [self.foreign.open(m, name) if self.foreign else open_shard(self.root / m / name)
+                  for m in self.modalities]
         first = shards[0]
         if len(first) != self.counts[shard_id]:
             raise InputError(first.path, f"{len(first)} members, but {self.counts[shard_id]} were counted when the loader was made")
