@@ -4,7 +4,7 @@ Valid PNG (8-bit colour, 16-bit depth), JPEG, NPY (depth, token ids, crops), JSO
 tar (a webdataset sample, gzipped too), token shard, safetensors, tokenizer config.json and WAV bytes are mutated
 (bit flips, random / boundary bytes and integers, inserts, deletions, duplicated ranges, truncation, splices)
 and handed to the readers that take them (tokzoo.io.read_modality, load_npy, TarReader, walk_tar,
-tokzoo.data.open_shard, the pipeline's read_npy_tar, checkpoint.read_state_dict, load_tokenizer). A case passes
+tokzoo.tokens.open_shard, the pipeline's read_npy_tar, checkpoint.read_state_dict, load_tokenizer). A case passes
 when it returns or raises a TokzooError; anything else (MemoryError included) is recorded with its traceback.
 Each case runs under a SIGALRM timeout; the whole run under RLIMIT_AS when ``--memory-gb`` is given.
 
@@ -52,7 +52,7 @@ def seeds() -> dict[str, bytes]:
     from PIL import Image
     from safetensors.torch import save
 
-    from tokzoo.pipeline.writer import npy_bytes, tar_bytes
+    from tokzoo.tokens.tars import npy_bytes, tar_bytes
 
     rng = np.random.default_rng(0)
 
@@ -106,7 +106,7 @@ def newer_seeds(folder: Path) -> dict[str, bytes]:
 
     from tokzoo.fm.checkpoint import save_checkpoint
     from tokzoo.fm.model import FourM, model_config
-    from tokzoo.fm.spec import ModalitySpec
+    from tokzoo.tokens.spec import ModalitySpec
     from tokzoo.fm.train import make_optimizer
     from tokzoo.fm.recipe import TrainConfig
 
@@ -213,11 +213,11 @@ def mutate(data: bytes, rng: random.Random, others: list[bytes]) -> bytes:
 def readers(kind: str, data: bytes, scratch: Path):
     """The public readers ``kind`` goes through; each call returns or raises."""
     from tokzoo.tokenizers.checkpoint import read_state_dict
-    from tokzoo.data import open_shard
+    from tokzoo.tokens import open_shard
     from tokzoo.io import TarReader, read_modality
     from tokzoo.io.safety import load_json, load_npy
     from tokzoo.io.tarwalk import walk_tar
-    from tokzoo.pipeline.layout import read_npy_tar
+    from tokzoo.tokens.layout import read_npy_tar
     from tokzoo.tokenizers.zoo import load_tokenizer
 
     def as_file(name: str) -> Path:

@@ -1,13 +1,13 @@
 """Classes 4 and 5 of issue 10: tampered token datasets (sparse / oversized members, truncated tars, ids out of
 range, duplicate keys) and corrupt resume state (manifest, stats, tables, crops, journals) through inspect, show,
-tokzoo.data and a resumed tokenize: a typed one-line error that says how to recover, or a safe rebuild."""
+tokzoo.tokens and a resumed tokenize: a typed one-line error that says how to recover, or a safe rebuild."""
 
 import shutil
 
 import pytest
 from hostile_inputs import TAMPERINGS, assert_one_line_error, run_cli, tamper_dataset
 
-from tokzoo.data import make_loader
+from tokzoo.tokens import make_loader
 from tokzoo.errors import ConfigError, InvalidValueError, TokzooError
 from tokzoo.pipeline import TokenizeJob, tokenize
 from tokzoo.pipeline.report import inspect_lines, show_rows

@@ -28,7 +28,7 @@ from tokzoo.runs.run_folder import (OPTIMIZER, STATE, WEIGHTS, optimizer_tensors
                                     write_tensors)
 
 from .model import FMConfig, FourM, check_config
-from .spec import ModalitySpec, check_specs
+from tokzoo.tokens.spec import ModalitySpec, check_specs
 
 FORMAT, FORMAT_VERSION = "tokzoo-fm", 1
 CONFIG = "config.json"

@@ -36,7 +36,7 @@ from .masking import MaskedBatch, Masker, flatten_batch
 from .stream import DatasetStream, MixtureStream, mixture_specs
 from .model import FourM
 from .recipe import Recipe, TrainConfig
-from .spec import ModalitySpec, check_same_vocabularies, dataset_parts, specs_from_manifest
+from tokzoo.tokens.spec import ModalitySpec, check_same_vocabularies, dataset_parts, specs_from_manifest
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -112,9 +112,9 @@ def evaluation_losses(model: FourM, batch: MaskedBatch, micro: int, device: torc
 
 def held_out_batch(root: str | Path, specs: list[ModalitySpec], masker: Masker, samples: int, seed: int) -> MaskedBatch:
     """The first ``samples`` samples of ``root`` at crop 0, masked once by a fixed seed: the same every time."""
-    from .spec import read_manifest
+    from tokzoo.tokens.spec import dataset_manifest
 
-    names = [s.name for s in specs if s.name in read_manifest(root)["modalities"]]
+    names = [s.name for s in specs if s.name in dataset_manifest(root)["modalities"]]
     check_same_vocabularies(specs, specs_from_manifest(root, names), root)
     stream = DatasetStream(root, names, seed, shuffle=False, crop=0)
     raw = flatten_batch(stream.read(np.arange(min(samples, stream.size))), specs)

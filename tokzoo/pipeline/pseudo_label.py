@@ -34,14 +34,15 @@ from tokzoo.io.samples import RawSample, Sample
 from tokzoo.io.writes import make_folder
 from tokzoo.labelers.base import DEFAULTS, Labeler, create_labeler
 from tokzoo.storage import as_path, is_url
+from tokzoo.tokens.layout import (LABELLED, MANIFEST, complete_shards, json_bytes, read_counts, read_json, shard_name,
+                                  stats_path, table_bytes, table_path)
 
 from .engine import Engine, LocalEngine
-from .layout import json_bytes, read_json, shard_name, table_bytes
 from .plan import open_input, units
-from .state import labelled_shard_done, read_counts
+from .state import labelled_shard_done
 from .writer import recover, write_atomic
 
-STATUS = ".pseudo-label"
+STATUS = LABELLED
 FORMAT = "tokzoo-pseudo-label/1"
 EXTENSION = {"rgb": ".png", "depth": ".npy", "normals": ".npy", "semseg": ".png", "sam_instances": ".png", "edges": ".png",
              "dense_features": ".npy", "global_feature": ".npy"}
@@ -142,7 +143,7 @@ def pseudo_label(job: LabelJob, engine: Engine | None = None) -> LabelSummary:
     written, nodes = engine.pseudo_label(LabelWork(job, out, plan, units(reader, job.samples_per_shard), labelers,
                                                    total, len(getattr(reader, "shards", [])) or None))
     counts = _count(status)
-    write_atomic(status / "manifest.json", json_bytes({**manifest, "samples": counts, "shards": plan.shards}), out)
+    write_atomic(status / MANIFEST, json_bytes({**manifest, "samples": counts, "shards": plan.shards}), out)
     return LabelSummary(counts["ok"], counts["failed"], counts["count"], plan.shards, written,
                         {lab.modality: lab for lab in labelers}, nodes, counts["failed_by_reason"])
 
@@ -190,7 +191,7 @@ def _claim(out: Path, manifest: dict, overwrite: bool) -> None:
     """Refuse a non-empty OUT that is not ours or was labelled differently; wipe ours on ``overwrite``."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
-    previous = out / STATUS / "manifest.json"
+    previous = out / STATUS / MANIFEST
     if out.exists() and any(out.iterdir()) and not previous.is_file():
         raise ConfigError(f"{out}: not empty and not a pseudo-label output; choose another --output")
     if previous.is_file() and overwrite:
@@ -202,7 +203,7 @@ def _claim(out: Path, manifest: dict, overwrite: bool) -> None:
             raise ConfigError(f"{out} was labelled with other settings ({old['labelers']}, input {old['input']}); "
                               "pass --overwrite to start over")
     make_folder(out, out / STATUS)
-    write_atomic(out / STATUS / "manifest.json", json_bytes(manifest), out)
+    write_atomic(out / STATUS / MANIFEST, json_bytes(manifest), out)
     recover(out)  # drops *.tmp files a killed run left
 
 
@@ -310,19 +311,19 @@ def label_shard(labelers: list[Labeler], results: list[tuple[RawSample, Sample]]
 def write_shard(out: Path, index: int, source: str, payload: ShardPayload, seconds: float) -> None:
     """Write the shard's tar, then its table, then its stats (the completion marker)."""
     write_atomic(out / f"{shard_name(index)}.tar", payload.data, out)
-    write_atomic(out / STATUS / f"{shard_name(index)}.samples.jsonl", table_bytes(payload.records), out)
+    write_atomic(table_path(out, STATUS, index), table_bytes(payload.records), out)
     keys = "\n".join(payload.keys)
     stats = {"count": len(payload.records), "ok": len(payload.keys), "failed": len(payload.records) - len(payload.keys),
              "bytes": len(payload.data), "failed_by_reason": count_reasons(payload.records),
              "seconds": round(seconds, 3), "input": source,
              "keys_hash": hashlib.sha256(keys.encode()).hexdigest()}
-    write_atomic(out / STATUS / f"{shard_name(index)}.stats.json", json_bytes(stats), out)
+    write_atomic(stats_path(out, STATUS, index), json_bytes(stats), out)
 
 
 def _count(status: Path) -> dict:
     totals, reasons = {"count": 0, "ok": 0, "failed": 0}, {}
-    for path in status.glob("shard-*.stats.json"):
-        stats = read_counts(path)
+    for index in complete_shards(status.parent, status.name):
+        stats = read_counts(stats_path(status.parent, status.name, index))
         totals = {k: totals[k] + stats[k] for k in totals}
         reasons = add_reasons(reasons, stats.get("failed_by_reason"))
     return {**totals, "failed_by_reason": reasons}

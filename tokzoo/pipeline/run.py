@@ -25,11 +25,12 @@ from tokzoo.io.readers import holds_nothing
 from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.limits import check_field
 from tokzoo.storage import as_path, is_url, rmtree
+from tokzoo.tokens.layout import CROPS, JOURNALS, MANIFEST, SOURCE, json_bytes, read_manifest
+from tokzoo.tokens.manifest import build_manifest, check_compatible, finish_manifest
 
 from .encode import set_codec, worker_codec
 from .engine import Engine, LocalEngine
-from .layout import CROPS, JOURNALS, MANIFEST, SOURCE, json_bytes, read_manifest
-from .manifest import CROP_RECIPE, ModalitySpec, build_manifest, check_compatible, finish_manifest, load_specs
+from .modalities import CROP_RECIPE, RunModality, load_specs
 from .plan import open_input, scenes_source, units
 from .shard import ShardBuilder, ShardState
 from .state import check_entries
@@ -131,7 +132,7 @@ class ShardWork:
 
     job: TokenizeJob
     out: Path
-    specs: list[ModalitySpec]
+    specs: list[RunModality]
     requested: list[str]
     worker_job: WorkerJob
     plan: "Plan"
@@ -140,7 +141,7 @@ class ShardWork:
     shared: dict[str, int]  # bytes per chunk per modality for shared-memory slots (local workers)
     units_total: int | None = None  # units in the input, when known without reading it (tars)
 
-    def specs_for(self, state: ShardState) -> list[ModalitySpec]:
+    def specs_for(self, state: ShardState) -> list[RunModality]:
         return [s for s in self.specs if s.modality in state.todo(self.requested)]
 
     def commit(self, shard: ShardBuilder, seconds: float) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from tokzoo.errors import ConfigError
-from tokzoo.pipeline.manifest import load_specs
+from tokzoo.pipeline.modalities import load_specs
 from tokzoo.pipeline.run import Plan, ShardWork
 from tokzoo.pipeline.shard import ShardBuilder, ShardState
 from tokzoo.pipeline.worker import CHUNK, WorkerJob, init_worker, prepare_chunk
