@@ -51,7 +51,8 @@ def _venv_with_wheel(tmp_path: Path) -> Path:
     """A fresh venv holding only the built tokzoo wheel; its dependencies come from this interpreter's
     site-packages through a .pth path line (nothing downloaded, and this checkout is not on its path)."""
     source, wheels = tmp_path / "source", tmp_path / "wheels"  # a copy: building writes build/ and egg-info
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "runs"))
+    skip = shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__")
+    shutil.copytree(REPO, source, ignore=lambda folder, names: skip(folder, names) | ({"runs"} if Path(folder) == REPO else set()))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # else pip finds this checkout's tokzoo
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
                     str(source)], check=True, cwd=tmp_path, capture_output=True, env=env)
