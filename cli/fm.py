@@ -117,7 +117,8 @@ def fm_generate_command(run, data, keys, sources, targets, output, scale, **deco
     """Predict --to from --from for samples of DATA; PNG rows: inputs, predictions, ground truth."""
     from tokzoo.fm.checkpoint import load_model
     from tokzoo.fm.evaluate import example_rows
-    from tokzoo.viz import labelled_grid, save_png
+    from tokzoo.io.images import save_png
+    from tokzoo.viz import labelled_grid
 
     sources, targets, keys = _names(sources), _names(targets), _names(keys)
     model = load_model(run)

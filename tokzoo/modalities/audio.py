@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from .lazy_torch import F, torch
 from ..errors import ConfigError, InvalidValueError, ShapeError
 from .base import FSQ_LEVELS
 from ..viz import colorize

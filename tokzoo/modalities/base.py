@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-import torch
 
+from .lazy_torch import torch
 from ..errors import DtypeError, InvalidValueError, ShapeError
 
 # Levels recommended by the FSQ paper (Mentzer et al. 2023, table 1) for a target codebook size: what the modalities'

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from .lazy_torch import F, torch
 from ..errors import InvalidValueError, ShapeError
 from .base import FSQ_LEVELS
 from .base import FeatureModality, register_modality, to_tensor

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from .lazy_torch import F, torch
 from ..viz import colorize
 from .base import Modality, register_modality, require_finite_somewhere, to_tensor
 

@@ -7,10 +7,9 @@ The batch axis of this modality is *humans*: ``encode(pose)`` takes one image's 
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from .lazy_torch import F, torch
 from ..errors import ConfigError, DtypeError, InvalidValueError, ShapeError
 from .base import FSQ_LEVELS
 from ..viz import colorize

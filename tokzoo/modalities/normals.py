@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from .lazy_torch import F, torch
 from ..errors import InvalidValueError, ShapeError
 from .base import FSQ_LEVELS
 from .base import Modality, register_modality, require_finite_somewhere, to_tensor
-
-FLOATS = (np.float32, np.float64, torch.float32, torch.float64)
-
 
 @register_modality
 class Normals(Modality):
@@ -36,7 +32,7 @@ class Normals(Modality):
                 "input_size": [224, 224], "loss": "mse"}
 
     def to_model(self, x) -> torch.Tensor:
-        normals = to_tensor(self.as_batch(x, FLOATS, "float (H, W, 3) unit normals")).float()
+        normals = to_tensor(self.as_batch(x, (np.float32, np.float64, torch.float32, torch.float64), "float (H, W, 3) unit normals")).float()
         if normals.shape[-1] != 3:
             raise ShapeError(f"{self.name} input", f"expected 3 channels last, got shape {tuple(normals.shape)}")
         valid = torch.isfinite(normals).all(dim=-1)

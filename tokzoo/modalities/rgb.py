@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from .lazy_torch import torch
 from ..errors import ShapeError
 from .base import Modality, register_modality, to_tensor
 

@@ -11,9 +11,8 @@ returns (N_instances, 16) ids. Boxes and ids are not tokens; get them from :func
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from .lazy_torch import F, torch
 from ..errors import DtypeError, InvalidValueError, ShapeError
 from .base import FSQ_LEVELS
 from ..viz import label_colors
