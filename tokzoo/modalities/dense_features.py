@@ -24,6 +24,9 @@ class DenseFeatures(FeatureModality):
     the extractors end in their own LayerNorm). Loss: smooth L1 (4M) plus cosine distance per vector."""
 
     name = "dense_features"
+    file_format = "features"
+    extensions = (".npy",)
+    metrics = ("cosine", "mae")
     contract = ("float32/float64 array (h, w, C) or batch (B, h, w, C), channels last: the extractor's patch "
                 "tokens reshaped to their grid (e.g. DINOv2 `x_norm_patchtokens` (h*w, C) -> (h, w, C); drop "
                 "CLS/register tokens). C = normalization.dim (768 DINOv2-B/14, 512 CLIP-B/16, 1280 "

@@ -44,6 +44,10 @@ class Edges(Modality):
     on [-1, 1]; a logit thresholded at 0 is the same decision and BCE suits a binary target)."""
 
     name = "edges"
+    file_format = "edges"
+    extensions = (".png", ".npy")
+    crop_rule = "any_edge"
+    metrics = ("iou",)
     contract = ("uint8 or bool array (H, W) or batch (B, H, W), values in {0, 1} (1 = edge; PNGs stored as 0/255 "
                 "must be divided by 255 first). Encoded as {-1, 1}. decode returns uint8 (B, H, W) in {0, 1} "
                 "(logit > 0). Same contract for Canny and SAM edges; they are separate zoo tokenizers.")

@@ -18,6 +18,9 @@ class GlobalFeature(FeatureModality):
     """One embedding vector per image. The vector's norm is kept as given; the loss is cosine plus MSE."""
 
     name = "global_feature"
+    file_format = "features"
+    extensions = (".npy",)
+    metrics = ("cosine", "mae")
     family = "vector"
     sample_ndim = 1
     contract = ("float32/float64 array (D,) or batch (B, D): one embedding per image exactly as the extractor "

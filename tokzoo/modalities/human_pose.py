@@ -72,6 +72,7 @@ class HumanPose(Modality):
     """
 
     name = "human_pose"
+    metrics = ("keypoint_error", "pck_2px", "visibility_accuracy")
     family = "vector"
     sample_ndim = 1
     contract = ("ONE image's poses per call (the batch axis is humans). skeleton 'coco17' (zoo human_pose): a dict "

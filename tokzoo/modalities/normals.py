@@ -14,6 +14,11 @@ class Normals(Modality):
     """Unit normals as xyz in [-1, 1] plus a validity channel; decode renormalises to unit length."""
 
     name = "normals"
+    file_format = "normals"
+    extensions = (".png", ".npy")
+    written_as = ".npy"
+    crop_rule = "normals"
+    metrics = ("angular_error",)
     contract = ("float32/float64 array (H, W, 3) or batch (B, H, W, 3): unit vectors in the camera frame, OpenCV "
                 "axes (x right, y down, z forward; a surface seen head-on has z < 0). Invalid pixels: NaN (a pixel "
                 "with any non-finite channel counts as invalid; each sample needs one valid pixel). Valid vectors "

@@ -111,6 +111,10 @@ class SAMInstances(Modality):
     """Per-instance masks cropped to their boxes at 64 x 64, encoded as {-1, 1}; loss BCE on mask logits."""
 
     name = "sam_instances"
+    file_format = "instances"
+    extensions = (".png", ".npy")
+    crop_rule = "nearest"
+    metrics = ("mask_iou",)  # on the 64 x 64 per-instance crops (the tokens' own frame)
     contract = ("ONE image's instances per call (the batch axis is instances): a uint16 (H, W) instance map "
                 "(0 = no instance; other integer dtypes with ids >= 0 are accepted) or boolean masks (N, H, W) / "
                 "a list of (H, W) masks. Each instance is cropped to its box and resized to 64 x 64; instances "
