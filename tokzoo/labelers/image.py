@@ -28,6 +28,7 @@ class CannyEdges(Labeler):
 
     name = "canny"
     modality = "edges"
+    default = True
     zoo_tokenizer = "canny_edges"
 
     def __init__(self, sigma: float | None = None, low: float = 0.05, high: float = 0.15, **kwargs):
@@ -49,6 +50,7 @@ class Superpixels(Labeler):
 
     name = "slic"
     modality = "sam_instances"
+    default = True
 
     def __init__(self, n_segments: int = 64, compactness: float = 10.0, **kwargs):
         super().__init__(**kwargs)
