@@ -206,7 +206,7 @@ def _normals(crop: _Crop, n: np.ndarray) -> np.ndarray:
 
 
 def mirror_smpl(human: dict) -> dict:
-    """An SMPL human (tokzoo/labelers/smpl.py) as seen in a horizontally flipped image, in the mirrored camera.
+    """An SMPL human (tokzoo/labelers/hmr2.py) as seen in a horizontally flipped image, in the mirrored camera.
 
     The camera frame is mirrored by M = diag(-1, 1, 1) (as :func:`apply_crop` does to a camera): rotations
     become ``M R M`` (``global_orient`` and every ``body_pose`` joint), left and right body joints trade places
