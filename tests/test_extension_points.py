@@ -216,3 +216,33 @@ def test_a_toy_composition_method_registered_once_trains(toy_method, tmp_path):
     saved = load_file(str(tmp_path / "run" / "glue.safetensors"))
     assert list(saved) == ["glue.bias"] and saved["glue.bias"].abs().max() > 0  # trained away from its zero start
     assert torch.equal(load_composition(tmp_path / "run").glue.bias.detach(), saved["glue.bias"])
+
+
+def test_the_registry_imports_none_of_its_readers():
+    """io, crops, evaluation, browse and the labelers read tokzoo/modalities; it names their parts by string only
+    (measured from its imports, those inside functions included), so they can import it without a cycle."""
+    import ast
+    from pathlib import Path
+
+    import tokzoo.modalities
+
+    imported = set()
+    for path in Path(tokzoo.modalities.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 2:
+                imported.add(f"tokzoo.{node.module}")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tokzoo"):
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(a.name for a in node.names if a.name.startswith("tokzoo"))
+    assert imported == {"tokzoo.errors", "tokzoo.viz"}
+
+
+def test_reading_the_registry_loads_no_torch():
+    """tokzoo.io reads the declarations; the codecs import torch on first use (tokzoo/modalities/lazy_torch.py)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tokzoo.io, tokzoo.modalities as m; assert m.STORED['depth'].extensions; "
+            "print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
