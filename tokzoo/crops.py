@@ -70,6 +70,7 @@ MIRROR_SIGNS = np.outer([-1.0, 1.0, 1.0], [-1.0, 1.0, 1.0])
 """``M R M`` with M = diag(-1, 1, 1) equals ``R * MIRROR_SIGNS``: a rotation seen in a mirror (axis-angle
 (x, y, z) -> (x, -y, -z)); exact, so flipping twice gives the rotation back bit for bit."""
 
+
 def _rng(seed: int, key: str) -> np.random.Generator:
     digest = hashlib.sha256(f"{int(seed)}\x00{key}".encode("utf-8")).digest()
     return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))

@@ -23,7 +23,6 @@ from .metrics import main_metric, metrics_for
 HELDOUT_SEED = 1_000_003
 """Seed of the default held-out scenes; training recipes use other seeds."""
 
-
 DEFAULT_SCENE_SIZE = 96
 """Scene size for per-image modalities whose tokenizer has no scenes recipe to take it from."""
 
