@@ -18,8 +18,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from .lazy_torch import torch
 from ..errors import DtypeError, InvalidValueError, ShapeError
+from .lazy_torch import torch
 
 # Levels recommended by the FSQ paper (Mentzer et al. 2023, table 1) for a target codebook size: what the modalities'
 # default tokenizers name, and what the quantizers resolve {"type": "fsq", "codebook_size": N} to.

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from .lazy_torch import F, torch
 from ..viz import colorize
+from .lazy_torch import F, torch
 from .base import Modality, register_modality, require_finite_somewhere, to_tensor
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lazy_torch import F, torch
 from ..errors import InvalidValueError, TokzooError
+from .lazy_torch import F, torch
 from .base import FSQ_LEVELS
 from .base import Modality, register_modality, to_tensor
 

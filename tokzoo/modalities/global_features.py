@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lazy_torch import F, torch
 from ..errors import InvalidValueError, ShapeError
 from ..viz import colorize
+from .lazy_torch import F, torch
 from .base import FeatureModality, register_modality, to_tensor
 
 # Embedding sizes of the extractors 4M-21 used; the zoo name picks the dimension.

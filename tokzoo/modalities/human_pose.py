@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .lazy_torch import F, torch
 from ..errors import ConfigError, DtypeError, InvalidValueError, ShapeError
+from .lazy_torch import F, torch
 from .base import FSQ_LEVELS
 from ..viz import colorize
 from .base import Modality, register_modality

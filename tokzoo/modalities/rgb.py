@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lazy_torch import torch
 from ..errors import ShapeError
+from .lazy_torch import torch
 from .base import Modality, register_modality, to_tensor
 
 
