@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from tokzoo.fm.checkpoint import load_model, read_run_config
-from tokzoo.data import make_loader
+from tokzoo.tokens import make_loader
 from tokzoo.tokenizers.evaluation.metrics import abs_rel
 from tokzoo.fm.evaluate import evaluate, example_rows, raw_crops
 from tokzoo.fm.generate import DecodeSettings, decode_tokens, generate

@@ -38,7 +38,7 @@ from tokzoo.fm.masking import Masker
 from tokzoo.fm.stream import MixtureStream
 from tokzoo.fm.model import FourM, model_config
 from tokzoo.fm.recipe import load_recipe
-from tokzoo.fm.spec import specs_from_manifest
+from tokzoo.tokens.spec import specs_from_manifest
 from tokzoo.fm.train import make_optimizer, train_step
 from results_md import append_to_section
 

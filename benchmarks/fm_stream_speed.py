@@ -18,8 +18,8 @@ import platform
 import time
 from pathlib import Path
 
-from tokzoo.data import make_loader
-from tokzoo.fm.spec import read_manifest, specs_from_manifest
+from tokzoo.tokens import make_loader
+from tokzoo.tokens.spec import dataset_manifest, specs_from_manifest
 from tokzoo.fm.stream import MixtureStream
 from results_md import append_to_section
 
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--worlds", type=int, nargs="+", default=[1, 2, 8])
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    names = sorted(m for m in read_manifest(args.data)["modalities"] if m != "crops")
+    names = sorted(m for m in dataset_manifest(args.data)["modalities"] if m != "crops")
     specs = specs_from_manifest(args.data, names)
     stream, loader = stream_rate(args.data, specs, args.batch, args.steps), loader_rate(args.data, names, args.batch, args.steps)
     size = MixtureStream([(args.data, 1.0)], specs, args.batch, seed=0).streams[0].size

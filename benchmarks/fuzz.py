@@ -4,7 +4,7 @@ Valid PNG (8-bit colour, 16-bit depth), JPEG, NPY (depth, token ids, crops), JSO
 tar (a webdataset sample, gzipped too), token shard, safetensors, tokenizer config.json and WAV bytes are mutated
 (bit flips, random / boundary bytes and integers, inserts, deletions, duplicated ranges, truncation, splices)
 and handed to the readers that take them (tokzoo.io.read_modality, load_npy, TarReader, walk_tar,
-tokzoo.data.open_shard, the pipeline's read_npy_tar, checkpoint.read_state_dict, load_tokenizer). A case passes
+tokzoo.tokens.open_shard, the pipeline's read_npy_tar, checkpoint.read_state_dict, load_tokenizer). A case passes
 when it returns or raises a TokzooError; anything else (MemoryError included) is recorded with its traceback.
 Each case runs under a SIGALRM timeout; the whole run under RLIMIT_AS when ``--memory-gb`` is given.
 
@@ -52,7 +52,7 @@ def seeds() -> dict[str, bytes]:
     from PIL import Image
     from safetensors.torch import save
 
-    from tokzoo.pipeline.writer import npy_bytes, tar_bytes
+    from tokzoo.tokens.tars import npy_bytes, tar_bytes
 
     rng = np.random.default_rng(0)
 
@@ -71,7 +71,7 @@ def seeds() -> dict[str, bytes]:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    config = json.loads((ROOT / "tokzoo" / "weights" / "depth" / "config.json").read_text())
+    config = json.loads((ROOT / "tokzoo" / "tokenizers" / "weights" / "depth" / "config.json").read_text())
     return {
         "png": image(rgb, "PNG"), "png16": image(rng.integers(1, 60000, (16, 16)).astype(np.uint16), "PNG"),
         "jpeg": image(rgb, "JPEG", quality=90),
@@ -106,7 +106,7 @@ def newer_seeds(folder: Path) -> dict[str, bytes]:
 
     from tokzoo.fm.checkpoint import save_checkpoint
     from tokzoo.fm.model import FourM, model_config
-    from tokzoo.fm.spec import ModalitySpec
+    from tokzoo.tokens.spec import ModalitySpec
     from tokzoo.fm.train import make_optimizer
     from tokzoo.fm.recipe import TrainConfig
 
@@ -213,11 +213,11 @@ def mutate(data: bytes, rng: random.Random, others: list[bytes]) -> bytes:
 def readers(kind: str, data: bytes, scratch: Path):
     """The public readers ``kind`` goes through; each call returns or raises."""
     from tokzoo.tokenizers.checkpoint import read_state_dict
-    from tokzoo.data import open_shard
+    from tokzoo.tokens import open_shard
     from tokzoo.io import TarReader, read_modality
     from tokzoo.io.safety import load_json, load_npy
     from tokzoo.io.tarwalk import walk_tar
-    from tokzoo.pipeline.layout import read_npy_tar
+    from tokzoo.tokens.layout import read_npy_tar
     from tokzoo.tokenizers.zoo import load_tokenizer
 
     def as_file(name: str) -> Path:
@@ -259,7 +259,7 @@ def readers(kind: str, data: bytes, scratch: Path):
         folder = scratch / "tok"
         folder.mkdir(exist_ok=True)
         (folder / "config.json").write_bytes(data)
-        weights = ROOT / "tokzoo" / "weights" / "depth" / "model.safetensors"
+        weights = ROOT / "tokzoo" / "tokenizers" / "weights" / "depth" / "model.safetensors"
         if not (folder / "model.safetensors").exists():
             (folder / "model.safetensors").symlink_to(weights)
         yield "load_tokenizer", lambda: load_tokenizer(folder)
@@ -271,7 +271,8 @@ def newer_readers(kind: str, data: bytes, scratch: Path):
 
     from tokzoo.compose.language import CausalLM
     from tokzoo.compose.recipe import read_recipe
-    from tokzoo.fm.checkpoint import load_model, load_optimizer, read_state
+    from tokzoo.fm.checkpoint import load_model, read_state
+    from tokzoo.runs.run_folder import load_optimizer
     from tokzoo.fm.recipe import load_recipe
     from tokzoo.fm.train import make_optimizer
     from tokzoo.fm.recipe import TrainConfig

@@ -95,7 +95,7 @@ def check_fm(size: dict, device: torch.device, tmp: Path) -> dict:
     from tokzoo.fm.model import FourM, model_config
     from tokzoo.fm.recipe import TrainConfig
     from tokzoo.fm.stream import MixtureStream
-    from tokzoo.fm.spec import specs_from_manifest
+    from tokzoo.tokens.spec import specs_from_manifest
     from tokzoo.fm.train import make_optimizer, train_step
 
     data = tmp / "fm-tokens"

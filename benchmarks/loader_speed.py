@@ -1,8 +1,8 @@
-"""Samples/s of tokzoo.data vs loose .npy files vs webdataset, on 10,000 samples x 3 modalities x (1, 256) uint16.
+"""Samples/s of tokzoo.tokens vs loose .npy files vs webdataset, on 10,000 samples x 3 modalities x (1, 256) uint16.
 
 The fixture is written to a temp dir; every reader runs once to warm the page cache, then the best of
 three timed passes counts. Baselines only read (np.load per file; webdataset ``.decode()`` zipped by
-key) and build no batches, so they are measured as cheaply as possible; tokzoo.data yields int64
+key) and build no batches, so they are measured as cheaply as possible; tokzoo.tokens yields int64
 batches of 256 with a random crop per sample, shuffled. The DataLoader rows show worker start-up per
 exact epoch and, separately, a resampled stream timed over 3 x samples once its workers run.
 Appends a table under ``## Loader speed`` in benchmarks/RESULTS.md.
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader
 
-from tokzoo.data import TokenDataset
-from tokzoo.pipeline.writer import npy_bytes, tar_bytes
+from tokzoo.tokens import TokenDataset
+from tokzoo.tokens.tars import npy_bytes, tar_bytes
 
 MODALITIES = ("rgb", "depth", "normals")
 SHARD_SIZE = 1000
@@ -109,9 +109,9 @@ def main() -> None:
         rates = {
             "loose .npy, np.load per file": best_rate(lambda: read_loose(root, n), n),
             "webdataset .decode(), 3 pipelines zipped": best_rate(lambda: read_webdataset(root), n),
-            "tokzoo.data, in process": best_rate(lambda: read_tokzoo(root, 0), n),
-            "tokzoo.data, DataLoader num_workers=2, workers started each epoch": (best_rate(lambda: read_tokzoo(root, 2), n)[0], None),
-            "tokzoo.data, DataLoader num_workers=2, resampled, after start-up": (steady_workers(root, 3 * n), None),
+            "tokzoo.tokens, in process": best_rate(lambda: read_tokzoo(root, 0), n),
+            "tokzoo.tokens, DataLoader num_workers=2, workers started each epoch": (best_rate(lambda: read_tokzoo(root, 2), n)[0], None),
+            "tokzoo.tokens, DataLoader num_workers=2, resampled, after start-up": (steady_workers(root, 3 * n), None),
         }
     loose = rates["loose .npy, np.load per file"][0]
     machine = f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"

@@ -38,9 +38,14 @@ if engine == "ray":
     import ray
     ray.init(num_cpus=int(cpus), include_dashboard=False, object_store_memory=300 * 2**20, log_to_driver=False)
 from tokzoo.pipeline import TokenizeJob, tokenize
+from tokzoo.pipeline.engine import LocalEngine
+chosen = LocalEngine()
+if engine == "ray":
+    from tokzoo.scale.engine import RayEngine
+    chosen = RayEngine()
 start = time.perf_counter()
 summary = tokenize(TokenizeJob(modalities=["depth"], output=Path(out), input=src, tokenizers={"depth": tok},
-                               batch_size=%d, workers=1, samples_per_shard=1000, progress=False, engine=engine))
+                               batch_size=%d, workers=1, samples_per_shard=1000, progress=False), chosen)
 print(json.dumps({"ok": summary.ok, "seconds": time.perf_counter() - start, "nodes": summary.nodes,
                   "shards": summary.written}))
 """ % BATCH

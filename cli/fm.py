@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .errors import UserError
 from .machine import apply_threads, machine_options, threads_note
 from .options import count_option, output_option
 
@@ -68,10 +69,10 @@ def fm_group():
 
 @fm_group.command("train")
 @click.option("--recipe", "-r", "recipe_path", required=True,
-              help="A shipped recipe's name (fm/scenes-cpu, compose/gats; `tokzoo recipes` lists them) or a YAML file.")
+              help="A shipped recipe's name (fm/scenes-cpu; `tokzoo recipes` lists them) or a YAML file.")
 @click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Token dataset folder written by `tokzoo tokenize` (not for recipes with a `compose:` section); "
-                   "repeat for a mixture, sampled by the recipe's data.weights.")
+              help="Token dataset folder written by `tokzoo tokenize`; repeat for a mixture, sampled by the recipe's "
+                   "data.weights.")
 @click.option("--eval-data", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Held-out token dataset scored every train.eval_every steps (per-modality loss in log.jsonl).")
 @output_option("out_dir", "Run folder; a run already there is resumed.", required=True,
@@ -86,15 +87,10 @@ def fm_train_command(recipe_path, data, eval_data, out_dir, steps, device, threa
     from tokzoo.fm.train import train
     from tokzoo.recipes import resolve_recipe
 
-    recipe_path = resolve_recipe(recipe_path)
-
-    if is_compose_recipe_file(recipe_path):  # frozen components + glue (tokzoo.compose), on built-in scene texts
-        from tokzoo.compose.recipe import read_recipe
-        from tokzoo.compose.train import run_recipe
-
-        apply_threads(threads)  # a recipe's own `threads:` still wins over the machine's default
-        run_recipe(read_recipe(recipe_path, steps=steps, threads=threads), out_dir, log=click.echo, progress=progress)
-        return
+    given, recipe_path = recipe_path, resolve_recipe(recipe_path)
+    if is_compose_recipe_file(recipe_path):
+        raise UserError(f"{given}: a composition recipe (a `compose:` section); train it with "
+                        f"`tokzoo compose train --recipe {given}`")
     if not data:
         raise click.UsageError("Missing option '--data'.")
     recipe = load_recipe(recipe_path)

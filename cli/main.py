@@ -10,6 +10,7 @@ import click
 
 from .browse import browse_command
 from .codec import decode_command, encode_command
+from .compose import compose_group
 from .demo import demo_command
 from .errors import TokzooGroup
 from .eval import eval_command
@@ -42,7 +43,7 @@ def cli():
 
 for command in (zoo_group, encode_command, decode_command, tokenize_command, inspect_command, show_command, demo_command,
                 train_command, eval_command, pseudo_label_command, eval_labels_command, scenes_command,
-                export_command, fm_group, browse_command, recipes_command):
+                export_command, fm_group, compose_group, browse_command, recipes_command):
     cli.add_command(command)
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from .errors import UserError
-from .tokenize import check_engine, engine_options, image_filter_options, max_member_bytes_option, modality_names, parse_size, parse_tokenizers
+from .tokenize import (engine_options, image_filter_options, make_engine, max_member_bytes_option, modality_names,
+                       parse_size, parse_tokenizers)
 
 
 def parse_pairs(option: str, values: tuple[str, ...]) -> dict[str, str]:
@@ -75,11 +76,11 @@ def pseudo_label_command(modalities, input_, output, labelers, labeler_options, 
     import math
 
     from tokzoo.failures import reasons_text
-    from tokzoo.labelers.job import STATUS, LabelJob, pseudo_label
+    from tokzoo.pipeline.pseudo_label import STATUS, LabelJob, pseudo_label
     from tokzoo.storage import as_path
     from tokzoo.vocabulary import canonical
 
-    check_engine(engine, address, gpus, actors)
+    engine = make_engine(engine, address, gpus, actors)
     output = as_path(output)
     names = modality_names(modalities, canonical)
     # the --tokenize options are checked now, not after labelling the whole input
@@ -91,9 +92,9 @@ def pseudo_label_command(modalities, input_, output, labelers, labeler_options, 
     job = LabelJob(modalities=names, input=input_, output=output, labelers=parse_pairs("--labeler", labelers),
                    labeler_options=parse_options(labeler_options),
                    device=device, batch_size=batch_size, samples_per_shard=samples_per_shard, overwrite=overwrite,
-                   progress=progress, max_member_bytes=max_member_bytes, engine=engine, address=address, gpus=gpus,
-                   actors=actors, min_image_size=min_image_size, max_aspect_ratio=max_aspect_ratio or math.inf)  # fmt: skip
-    summary = pseudo_label(job)
+                   progress=progress, max_member_bytes=max_member_bytes, min_image_size=min_image_size,
+                   max_aspect_ratio=max_aspect_ratio or math.inf)  # fmt: skip
+    summary = pseudo_label(job, engine)
     for line in summary.nodes:
         click.echo(line, err=True)
     for modality, labeler in summary.labelers.items():

@@ -8,7 +8,7 @@ import click
 @click.command("recipes")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def recipes_command(as_json):
-    """List the shipped recipes; pass a NAME to --recipe of `tokzoo train` / `tokzoo fm train`."""
+    """List the shipped recipes; pass a NAME to --recipe of `tokzoo train`, `tokzoo fm train` or `tokzoo compose train`."""
     import json
 
     from tokzoo.recipes import command_for, describe, recipe_names, recipes_dir

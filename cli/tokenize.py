@@ -76,14 +76,19 @@ max_member_bytes_option = click.option(
     help="Largest input file or tar member read; larger ones (and GNU sparse members) fail their sample unread.")
 
 
-def check_engine(engine: str, address, gpus: int, actors) -> None:
+def make_engine(engine: str, address, gpus: int, actors):
+    """The engine the job is handed: ``--engine local`` (this machine) or ``ray`` (a Ray cluster, checked to be
+    installed and reachable before anything is written)."""
     stray = [name for name, value in (("--address", address), ("--gpus", gpus), ("--actors", actors)) if value]
     if stray and engine != "ray":
         raise UserError(f"{stray[0]} only applies with --engine ray")
-    if engine == "ray" and address:  # before anything is written: ray.init retries a missing cluster for minutes
-        from tokzoo.scale.cluster import check_reachable
+    if engine == "ray":
+        from tokzoo.scale.engine import RayEngine
 
-        check_reachable(address)
+        return RayEngine(address, gpus, actors)
+    from tokzoo.pipeline.engine import LocalEngine
+
+    return LocalEngine()
 
 
 def tokenizer_label(entry: dict) -> str:
@@ -123,16 +128,15 @@ def tokenize_command(modalities, input_, output, tokenizers, untrained, crops, s
     from tokzoo.storage import as_path
     from tokzoo.vocabulary import tokenized_name
 
-    check_engine(engine, address, gpus, actors)
+    engine = make_engine(engine, address, gpus, actors)
     output = as_path(output)
     names = modality_names(modalities, tokenized_name)
     job = TokenizeJob(modalities=names, output=output, input=input_, tokenizers=parse_tokenizers(tokenizers),
                       untrained=untrained, crops=crops, size=parse_size(size), batch_size=batch_size, workers=workers,
                       device=device, samples_per_shard=samples_per_shard, seed=seed, overwrite=overwrite,
-                      scenes=scenes, scene_size=scene_size, progress=progress, engine=engine, address=address,
-                      gpus=gpus, actors=actors, max_member_bytes=max_member_bytes, min_image_size=min_image_size,
-                      max_aspect_ratio=max_aspect_ratio or math.inf)
-    summary = tokenize(job)
+                      scenes=scenes, scene_size=scene_size, progress=progress, max_member_bytes=max_member_bytes,
+                      min_image_size=min_image_size, max_aspect_ratio=max_aspect_ratio or math.inf)
+    summary = tokenize(job, engine)
     for line in summary.nodes:
         click.echo(line, err=True)
     for name in names:

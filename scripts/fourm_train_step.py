@@ -58,7 +58,7 @@ def python311_random_sample(fm_module) -> None:
 
 def tokzoo_rows(root: Path, modalities: list[str]) -> dict[str, set[bytes]]:
     """Per modality: the bytes of every crop row (int64) of every sample of the tokzoo dataset."""
-    from tokzoo.pipeline.layout import read_npy_tar
+    from tokzoo.tokens.layout import read_npy_tar
 
     rows = {}
     for modality, name in zip(["depth", "rgb"], modalities):

@@ -18,7 +18,8 @@ from tokzoo.browse.site import read_data_file
 from tokzoo.datasets.scenes import generate_scene
 from tokzoo.tokenizers.evaluation.metrics import abs_rel, psnr
 from tokzoo.tokenizers.learned import LearnedTokenizer
-from tokzoo.pipeline.report import run_tokenizer, source_crop
+from tokzoo.pipeline.report import source_crop
+from tokzoo.tokens.tokenizer import entry_tokenizer
 from tokzoo_cli.browse import site_server
 from tokzoo_cli.main import cli
 
@@ -112,7 +113,7 @@ def test_site_of_a_token_dataset(dataset, tmp_path):
 
 
 def test_per_sample_metrics_are_those_of_the_source_crop_and_its_decoded_tokens(dataset, tmp_path):
-    from tokzoo.pipeline.layout import read_npy_tar, tar_path
+    from tokzoo.tokens.layout import read_npy_tar, tar_path
 
     site = tmp_path / "site"
     build_site(dataset, site, progress=False)
@@ -124,7 +125,7 @@ def test_per_sample_metrics_are_those_of_the_source_crop_and_its_decoded_tokens(
         entry = manifest["modalities"][modality]
         tokens = dict(read_npy_tar(tar_path(dataset, modality, 0)))[key]
         source = source_crop(entry, modality, key, crop)
-        recon = run_tokenizer(entry).decode(tokens[:1], input_size=(32, 32))
+        recon = entry_tokenizer(entry).decode(tokens[:1], input_size=(32, 32))
         expected = fn(source[None], recon)
         assert sample["m"][modality]["metrics"][metric] == pytest.approx(expected, rel=1e-3)
     assert set(sample["m"]["rgb"]["metrics"]) == {"psnr", "mae"}  # ssim is left to tokzoo eval
@@ -258,16 +259,16 @@ def test_sources_gone_then_back(dataset, tmp_path):
 def test_tokenizer_gone_then_back(dataset, tmp_path):
     """A tokenizer that cannot be loaded: its token grids still drawn (ids and vocabulary are in the dataset),
     no reconstructions, a note; once it is back, a rebuild draws them."""
-    from tokzoo.pipeline.report import _checked_tokenizer
+    from tokzoo.tokens.tokenizer import checked_tokenizer
 
     site, weights = tmp_path / "site", dataset.parent / "tok-rgb"
     weights.rename(dataset.parent / "tok-rgb-away")
-    _checked_tokenizer.cache_clear()  # tokenizers are cached per process; a CLI run starts without them
+    checked_tokenizer.cache_clear()  # tokenizers are cached per process; a CLI run starts without them
     try:
         summary = build_site(dataset, site, progress=False)
     finally:
         (dataset.parent / "tok-rgb-away").rename(weights)
-        _checked_tokenizer.cache_clear()
+        checked_tokenizer.cache_clear()
     assert len(summary.notes) == 1 and summary.notes[0].startswith("rgb: no reconstruction")
     rgb = chunks_of(site)[0]["samples"][0]["m"]["rgb"]
     assert rgb["tokens"] and rgb["source"] and rgb["recon"] is None and not rgb["metrics"]

@@ -286,7 +286,7 @@ def test_show_skips_a_modality_whose_tokenizer_is_gone_or_changed(tmp_path):
     from PIL import Image
 
     import tokzoo
-    from tokzoo.pipeline.report import _checked_tokenizer
+    from tokzoo.tokens.tokenizer import checked_tokenizer
 
     tok_dir, tokens = tmp_path / "depth_tok", tmp_path / "tokens"
     tokzoo.load_tokenizer("depth", untrained_ok=True).save_pretrained(tok_dir)
@@ -304,7 +304,7 @@ def test_show_skips_a_modality_whose_tokenizer_is_gone_or_changed(tmp_path):
     with torch.no_grad():
         next(changed.parameters()).add_(1)
     changed.save_pretrained(tok_dir)
-    _checked_tokenizer.cache_clear()  # this process cached the tokenizer (a CLI run is a fresh process)
+    checked_tokenizer.cache_clear()  # this process cached the tokenizer (a CLI run is a fresh process)
     result, one_row = show("changed.png")
     assert result.exit_code == 0, result.output
     assert f"depth: skipped, tokenizer '{tok_dir}' changed since the tokens were written" in result.output

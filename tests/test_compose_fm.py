@@ -11,7 +11,7 @@ from tokzoo.errors import CheckpointError, ConfigError
 from tokzoo.fm.checkpoint import load_model, save_checkpoint
 from tokzoo.fm.masking import MaskedBatch
 from tokzoo.fm.model import FMConfig, FourM
-from tokzoo.fm.spec import ModalitySpec
+from tokzoo.tokens.spec import ModalitySpec
 
 from test_compose_methods import text_lm  # noqa: F401  (the module-scoped toy text LM fixture)
 

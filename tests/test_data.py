@@ -1,4 +1,4 @@
-"""tokzoo.data over small token dataset folders written here in the documented layout."""
+"""tokzoo.tokens over small token dataset folders written here in the documented layout."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from tokzoo.data import TokenDataset, make_loader, open_shard
-from tokzoo.data.plan import epoch_pieces
+from tokzoo.tokens import TokenDataset, make_loader, open_shard
+from tokzoo.tokens.plan import epoch_pieces
 from tokzoo.errors import CorruptFileError, DtypeError, InputError
 
 N_CROPS = 3
@@ -97,7 +97,7 @@ def test_fast_path_gives_one_view_per_shard(tmp_path):
 
 
 def test_pipeline_writer_shards_take_the_fast_path(tmp_path):
-    from tokzoo.pipeline.writer import npy_bytes as pipeline_npy, tar_bytes
+    from tokzoo.tokens.tars import npy_bytes as pipeline_npy, tar_bytes
 
     arrays = [tokens("rgb", i) for i in range(5)]
     path = tmp_path / "shard-000000.tar"

@@ -9,7 +9,7 @@ from tokzoo.errors import ConfigError
 from tokzoo.fm.generate import DecodeSettings, _guided_logits, generate
 from tokzoo.fm.masking import flatten_batch
 from tokzoo.fm.model import FourM, model_config
-from tokzoo.fm.spec import ModalitySpec
+from tokzoo.tokens.spec import ModalitySpec
 
 SPECS = [ModalitySpec("rgb", "image", 50, (4, 4)), ModalitySpec("depth", "image", 30, (4, 4)),
          ModalitySpec("captions", "sequence", 40, (1, 10))]

@@ -9,7 +9,7 @@ from tokzoo.errors import ConfigError
 from tokzoo.fm.masking import MaskedBatch, Masker, MaskingConfig, MixtureComponent, split_budget
 from tokzoo.fm.spans import corrupt, mask_sequence, merge_spans
 from tokzoo.fm.recipe import parse_recipe
-from tokzoo.fm.spec import ModalitySpec
+from tokzoo.tokens.spec import ModalitySpec
 
 NAMES = ["rgb", "depth", "normals", "semseg"]
 

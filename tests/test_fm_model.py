@@ -7,7 +7,7 @@ import torch
 from tokzoo.fm.generate import DecodeSettings, generate
 from tokzoo.fm.masking import MaskedBatch, Masker, MaskingConfig, MixtureComponent, flatten_batch
 from tokzoo.fm.model import PRESETS, FourM, model_config
-from tokzoo.fm.spec import ModalitySpec
+from tokzoo.tokens.spec import ModalitySpec
 
 SPECS = [ModalitySpec("rgb", "image", 50, (4, 4)), ModalitySpec("depth", "image", 30, (4, 4)),
          ModalitySpec("sam_instances", "items", 20, (3, 4), pad_id=20), ModalitySpec("captions", "sequence", 40, (1, 10))]

@@ -1,4 +1,4 @@
-"""tokzoo export --to 4m (ml-4m's webdataset and folder layouts) and tokzoo.data / inspect / show reading them back."""
+"""tokzoo export --to 4m (ml-4m's webdataset and folder layouts) and tokzoo.tokens / inspect / show reading them back."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tokzoo.data import make_loader
+from tokzoo.tokens import make_loader
 from tokzoo.errors import ConfigError, DtypeError, InvalidValueError, ShapeError
 from tokzoo.fourm.export import export_4m
 from tokzoo.fourm.reader import FourMLayout, detect_layout
 from tokzoo.pipeline import TokenizeJob, tokenize
-from tokzoo.pipeline.layout import read_npy_tar
+from tokzoo.tokens.layout import read_npy_tar
 from tokzoo_cli.main import cli
 
 CROPS = 2
@@ -67,7 +67,7 @@ def test_export_writes_4m_arrays_and_reads_back_identically(tokens_dir, tmp_path
             assert theirs[key].dtype == (np.int64 if modality == "crops" else np.int16)
             assert theirs[key].shape == (CROPS, 5 if modality == "crops" else 16)
             np.testing.assert_array_equal(theirs[key], array.reshape(CROPS, -1))
-    # tokzoo.data reads the export like the original, tokzoo names or 4M names, batch for batch
+    # tokzoo.tokens reads the export like the original, tokzoo names or 4M names, batch for batch
     for crop in (0, 1):
         original = list(make_loader(tokens_dir, ["depth", "rgb", "crops"], batch_size=2, shuffle=False, crop=crop))
         again = list(make_loader(dst, ["tok_depth@32", "rgb", "crops"], batch_size=2, shuffle=False, crop=crop))
@@ -263,7 +263,7 @@ def test_inspect_notes_folders_that_are_not_tokens(tmp_path):
 
 def test_trainer_specs_from_data_tokenized_by_ml4m(tmp_path):
     """tokzoo.fm reads its modality specs from the dataset; on an ml-4m layout they come from the 4M entries."""
-    from tokzoo.fm.spec import specs_from_manifest
+    from tokzoo.tokens.spec import specs_from_manifest
 
     write_like_ml4m(tmp_path, "webdataset")
     (spec,) = specs_from_manifest(tmp_path, ["tok_depth@224"])

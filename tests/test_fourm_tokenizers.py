@@ -154,7 +154,7 @@ def test_hub_id_loads_through_the_download_hook(monkeypatch):
 def test_tokenize_with_a_4m_tokenizer_like_a_zoo_one(tmp_path):
     """`tokzoo tokenize -t depth=PATH_TO_4M_TOKENIZER`: the pipeline uses it, tokens equal its own encode."""
     from tokzoo.pipeline import TokenizeJob, tokenize
-    from tokzoo.pipeline.layout import read_npy_tar
+    from tokzoo.tokens.layout import read_npy_tar
     from tokzoo.pipeline.report import source_crop
 
     path = str(FIXTURES / "4M_tokenizers_depth_tiny")

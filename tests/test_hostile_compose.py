@@ -95,7 +95,7 @@ def test_cli_refuses_a_huge_lm_vocabulary_that_aborted_the_rust_bpe_trainer(tmp_
     """vocab_size 10^9 reached tokenizers' BpeTrainer, which aborts the process (exit 134): now one line, exit 2."""
     path = tmp_path / "lm.yaml"
     path.write_text(yaml.safe_dump({"steps": 1, **lm(vocab_size=10**9)}))
-    result = run_cli("fm", "train", "--recipe", str(path), "--out", str(tmp_path / "lm"), timeout=120)
+    result = run_cli("compose", "train", "--recipe", str(path), "--out", str(tmp_path / "lm"), timeout=120)
     assert_one_line_error(result, "lm.yaml: compose.pretrain_lm.vocab_size 1000000000 is refused")
     assert not (tmp_path / "lm").exists()
 
@@ -231,7 +231,7 @@ def test_cli_compose_with_an_lm_folder_of_100k_layers_and_one_of_pickles(folders
         recipe = tmp_path / f"{name}.yaml"
         recipe.write_text(yaml.safe_dump({"steps": 1, "compose": {"method": "none",
                                                                   "components": {"lm": {"causal_lm": str(folder)}}}}))
-        result = run_cli("fm", "train", "--recipe", str(recipe), "--out", str(tmp_path / f"out_{name}"), timeout=120)
+        result = run_cli("compose", "train", "--recipe", str(recipe), "--out", str(tmp_path / f"out_{name}"), timeout=120)
         assert_one_line_error(result, str(folder), LM_FOLDERS[name][1])
         assert not (folder / PICKLE_PAYLOAD).exists()
 

@@ -14,7 +14,7 @@ from tokzoo.errors import CheckpointError, ConfigError, InputError
 from tokzoo.tokenizers.training.recipe import validate_recipe
 from tokzoo.tokenizers.zoo import load_tokenizer
 
-BASE = json.loads((Path(__file__).parents[1] / "tokzoo" / "weights" / "depth" / "config.json").read_text())
+BASE = json.loads((Path(__file__).parents[1] / "tokzoo" / "tokenizers" / "weights" / "depth" / "config.json").read_text())
 MODEL = BASE["model"]
 
 CONFIGS = {  # name -> (changes to the shipped depth config, what the refusal says)
@@ -122,7 +122,7 @@ def test_weights_with_an_extra_8_gib_tensor_are_refused_from_the_header(tmp_path
     import struct
 
     folder = tmp_path / "tok"
-    shutil.copytree(Path(__file__).parents[1] / "tokzoo" / "weights" / "depth", folder)
+    shutil.copytree(Path(__file__).parents[1] / "tokzoo" / "tokenizers" / "weights" / "depth", folder)
     weights = folder / "model.safetensors"
     data = weights.read_bytes()
     length = struct.unpack("<Q", data[:8])[0]
@@ -169,7 +169,7 @@ def test_every_recipe_and_run_reader_refuses_fifos_bombs_and_garbage(tmp_path):
     from tokzoo.compose.recipe import is_compose_recipe_file, read_recipe
     from tokzoo.fm.checkpoint import read_run_config
     from tokzoo.fm.recipe import load_recipe as load_fm_recipe
-    from tokzoo.fm.spec import read_manifest
+    from tokzoo.tokens.spec import dataset_manifest
 
     os.mkfifo(tmp_path / "fifo.yaml")
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -193,5 +193,5 @@ def test_every_recipe_and_run_reader_refuses_fifos_bombs_and_garbage(tmp_path):
             read(tmp_path / "run_garbage")
     (tmp_path / "tokens").mkdir()
     (tmp_path / "tokens" / "manifest.json").write_text('{"modalities": [1, 2]}')
-    with pytest.raises(InputError, match="manifest.json: unreadable manifest"):
-        read_manifest(tmp_path / "tokens")
+    with pytest.raises(InputError, match="manifest.json: not a tokzoo manifest"):
+        dataset_manifest(tmp_path / "tokens")

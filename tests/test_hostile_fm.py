@@ -21,7 +21,7 @@ from tokzoo.fm.checkpoint import load_model, read_state
 from tokzoo.fm.evaluate import example_rows
 from tokzoo.fm.generate import DecodeSettings
 from tokzoo.fm.recipe import load_recipe, parse_recipe
-from tokzoo.fm.spec import specs_from_manifest
+from tokzoo.tokens.spec import specs_from_manifest
 from tokzoo.fm.train import train
 from tokzoo_cli.main import cli
 
@@ -230,9 +230,9 @@ def manifest_entry(field, value):
 MANIFESTS = {
     "vocab_1e12": (manifest_entry("vocab_size", 10**12), "vocab_size 1000000000000 is refused"),
     "token_shape_1e9": (manifest_entry("token_shape", [10**9]), "is refused"),
-    "token_shape_missing": (lambda m: m["modalities"]["depth"].pop("token_shape"), "unreadable entry (KeyError"),
-    "vocab_text": (manifest_entry("vocab_size", "many"), "unreadable entry (ValueError"),
-    "entry_a_list": (lambda m: m["modalities"].update(depth=[1, 2]), "modality 'depth': entry is not an object"),
+    "token_shape_missing": (lambda m: m["modalities"]["depth"].pop("token_shape"), "field 'token_shape' missing"),
+    "vocab_text": (manifest_entry("vocab_size", "many"), "field 'vocab_size' has the wrong type"),
+    "entry_a_list": (lambda m: m["modalities"].update(depth=[1, 2]), "modality 'depth' is not an object"),
     "size_huge": (manifest_entry("size", [10**6, 10**6]), "size 1000000 is refused"),
 }
 

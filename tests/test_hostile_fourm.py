@@ -14,11 +14,11 @@ from hostile_newer import PICKLE_PAYLOAD, big_int_json, deep_json, edit_json, ed
 from test_fourm_layouts import tokens_dir, write_like_ml4m  # noqa: F401 - the module fixture
 
 import tokzoo
-from tokzoo.data import make_loader
+from tokzoo.tokens import make_loader
 from tokzoo.errors import CheckpointError, ConfigError, InputError, TokzooError
 from tokzoo.fourm.export import export_4m
-from tokzoo.pipeline.layout import read_npy_tar
-from tokzoo.pipeline.writer import npy_bytes, tar_bytes
+from tokzoo.tokens.layout import read_npy_tar
+from tokzoo.tokens.tars import npy_bytes, tar_bytes
 
 FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "fourm"
 MLP = "4M_tokenizers_DINOv2-B14-global_tiny"

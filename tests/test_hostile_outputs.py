@@ -536,7 +536,7 @@ def test_a_training_checkpoint_is_not_written_through_a_link(tmp_path, where):
     except UnsafeOutputError as error:
         assert_one_line(error, "symlink")
     else:  # a leftover link where the checkpoint goes is removed (the link, never its target), then written
-        assert where != "checkpoints" and (out / "checkpoints" / "step-000001" / "state.json").is_file()
+        assert where != "checkpoints" and (out / "checkpoints" / "step-000001" / "trainer_state.json").is_file()
         assert not (out / "checkpoints" / "step-000001").is_symlink()
     assert_untouched(outside)
 

@@ -1,13 +1,13 @@
 """Classes 4 and 5 of issue 10: tampered token datasets (sparse / oversized members, truncated tars, ids out of
 range, duplicate keys) and corrupt resume state (manifest, stats, tables, crops, journals) through inspect, show,
-tokzoo.data and a resumed tokenize: a typed one-line error that says how to recover, or a safe rebuild."""
+tokzoo.tokens and a resumed tokenize: a typed one-line error that says how to recover, or a safe rebuild."""
 
 import shutil
 
 import pytest
 from hostile_inputs import TAMPERINGS, assert_one_line_error, run_cli, tamper_dataset
 
-from tokzoo.data import make_loader
+from tokzoo.tokens import make_loader
 from tokzoo.errors import ConfigError, InvalidValueError, TokzooError
 from tokzoo.pipeline import TokenizeJob, tokenize
 from tokzoo.pipeline.report import inspect_lines, show_rows
@@ -112,7 +112,7 @@ def test_cli_inspect_show_and_resume_on_each_tampering(base, how):
 def test_pseudo_label_relabels_a_truncated_shard(tmp_path):
     """pseudo-label's markers are checked too: a tar cut short under its stats.json is labelled again."""
     from tokzoo.datasets.scenes import write_scene_shards
-    from tokzoo.labelers.job import LabelJob, pseudo_label
+    from tokzoo.pipeline.pseudo_label import LabelJob, pseudo_label
 
     write_scene_shards(tmp_path / "scenes", 4, seed=0, size=32, samples_per_shard=2)
     job = LabelJob(["edges"], str(tmp_path / "scenes"), tmp_path / "labelled", progress=False)
@@ -128,7 +128,7 @@ def test_pseudo_label_relabels_a_truncated_shard(tmp_path):
 
 @pytest.mark.parametrize("damage", ["{ truncated", '{"step": 3, "rng": "nope", "losses": 5}', "[]"])
 def test_train_resume_from_a_damaged_state_json(tmp_path, damage):
-    """tokzoo train --resume: a damaged state.json is one CheckpointError that says where else to resume from."""
+    """tokzoo train --resume: a damaged trainer_state.json is one CheckpointError that says where else to resume from."""
     from tokzoo.errors import CheckpointError
     from tokzoo.tokenizers.training.loop import train
     from tokzoo.tokenizers.training.recipe import validate_recipe
@@ -141,7 +141,7 @@ def test_train_resume_from_a_damaged_state_json(tmp_path, damage):
         "optimizer": {"lr": 3e-3}, "schedule": {"warmup_steps": 1}})
     train(recipe, tmp_path / "run", progress=False)
     checkpoint = tmp_path / "run" / "checkpoints" / "step-000001"
-    (checkpoint / "state.json").write_text(damage)
-    with pytest.raises(CheckpointError, match="state.json: (unreadable|damaged).*resume from an earlier") as error:
+    (checkpoint / "trainer_state.json").write_text(damage)
+    with pytest.raises(CheckpointError, match="trainer_state.json: (unreadable|damaged).*resume from an earlier") as error:
         train(recipe, tmp_path / "again", resume=checkpoint, progress=False)
     assert "\n" not in str(error.value)

@@ -10,9 +10,9 @@ from tokzoo.errors import CorruptFileError
 from tokzoo.io import FileRef, RawSample
 from tokzoo.io.safety import load_npy
 from tokzoo.tokenizers.learned import LearnedTokenizer
-from tokzoo.pipeline.manifest import CROP_RECIPE
+from tokzoo.pipeline.modalities import CROP_RECIPE
 from tokzoo.pipeline.worker import OrderedPool, Slots, WorkerJob, init_worker, prepare_chunk, take_shared
-from tokzoo.pipeline.writer import npy_bytes, tar_bytes
+from tokzoo.tokens.tars import npy_bytes, tar_bytes
 
 
 def saved(array: np.ndarray, version=None) -> bytes:
@@ -40,7 +40,7 @@ def test_tar_bytes_are_what_the_webdataset_writer_writes():
 def test_table_lines_are_what_json_dumps_writes():
     import json
 
-    from tokzoo.pipeline.layout import table_bytes
+    from tokzoo.tokens.layout import table_bytes
 
     records = [{"key": f"k{i}", "source": source, "status": "failed" if error else "ok", "error": error, "more": i}
                for i, (source, error) in enumerate([(None, None), ("a/ü.tar:k.depth.npy", None),

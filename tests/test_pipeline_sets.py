@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 import tokzoo
 from tokzoo.crops import apply_crop
-from tokzoo.data import make_loader
+from tokzoo.tokens import make_loader
 from tokzoo.indices import unpad
 from tokzoo.io import decode_sample
-from tokzoo.pipeline.layout import read_npy_tar, read_table
+from tokzoo.tokens.layout import read_npy_tar, read_table
 from tokzoo.pipeline.plan import open_input
 from tokzoo_cli.main import cli
 

@@ -4,7 +4,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from tokzoo.data import make_loader
+from tokzoo.tokens import make_loader
 from tokzoo_cli.main import cli
 
 

@@ -6,6 +6,10 @@ that need no model (``tokzoo --help``, ``zoo list``, ``inspect``, ``scenes``) st
 
 __version__ = "0.1.0"
 
+from . import plugins  # noqa: E402  (fills the core's hooks: tokzoo/plugins.py)
+
+plugins.load()
+
 __all__ = ["Tokenizer", "load_tokenizer", "__version__"]
 
 

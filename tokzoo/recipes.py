@@ -11,8 +11,8 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-COMMANDS = {"": "tokzoo train --recipe", "fm": "tokzoo fm train --recipe", "compose": "tokzoo fm train --recipe"}
-"""Recipe folder -> the command that runs its recipes (compose recipes run through ``fm train``)."""
+COMMANDS = {"": "tokzoo train --recipe", "fm": "tokzoo fm train --recipe", "compose": "tokzoo compose train --recipe"}
+"""Recipe folder -> the command that runs its recipes."""
 
 
 def recipes_dir() -> Path | None:

@@ -21,11 +21,10 @@ from typing import Iterator
 from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.io import RawSample, TarReader, open_reader
 from tokzoo.io.safety import read_json_file
-from tokzoo.pipeline.layout import (CROPS, complete_shards, read_manifest, read_npy_tar, read_table, shard_name,
-                                    table_path, tar_path)
+from tokzoo.tokens.layout import (CROPS, LABELLED, MANIFEST, complete_shards, read_manifest, read_npy_tar, read_table,
+                                  shard_name, stats_path, table_path, tar_path)
 from tokzoo.pipeline.plan import open_input, units
 
-PSEUDO_LABEL_STATUS = ".pseudo-label"  # tokzoo.labelers.job.STATUS, named here so browse needs no labeler imports
 RAW_SHARD_SIZE = 256
 """Samples per listing unit when a raw input has no shards of its own (folders)."""
 
@@ -60,7 +59,7 @@ def listing_hash(records: list[Record]) -> str:
 
 
 @dataclass
-class Shard:
+class CatalogShard:
     """One shard's records; ``sources()`` its raw samples by key (read when called)."""
 
     index: int
@@ -69,7 +68,7 @@ class Shard:
     fingerprint: str = ""  # raw shards: changes with their files
 
 
-class TokenDataset:
+class TokenCatalog:
     """A token dataset: the shards complete in every modality and in crops."""
 
     kind = "tokens"
@@ -100,14 +99,14 @@ class TokenDataset:
 
         return getattr(MODALITIES.get(modality), "stored_as", None) or modality
 
-    def shards(self) -> Iterator[Shard]:
+    def shards(self) -> Iterator[CatalogShard]:
         cursors = {}
         for modality, entry in self.entries.items():
             cursors.setdefault(entry["input"], []).append(self.stored(modality))
         cursors = {source: _UnitCursor(source, stored, self.manifest.get("samples_per_shard"))
                    for source, stored in cursors.items()}
         for index in self.shard_indices:
-            yield Shard(index, self._records(index), _Sources(cursors, index))
+            yield CatalogShard(index, self._records(index), _Sources(cursors, index))
 
     def _records(self, index: int) -> list[Record]:
         merged: dict[str, Record] = {}
@@ -169,20 +168,19 @@ class _Sources:
         return {source: cursor.take(self.index) for source, cursor in self.cursors.items()}
 
 
-class RawDataset:
+class RawCatalog:
     """Raw samples: pseudo-label output (its status tables list failures) or any reader's shards."""
 
     kind = "raw"
 
     def __init__(self, root: Path):
         self.root = root
-        status = root / PSEUDO_LABEL_STATUS
-        self.manifest = read_json_file(status / "manifest.json") if (status / "manifest.json").is_file() else None
+        status = root / LABELLED
+        self.manifest = read_json_file(status / MANIFEST) if (status / MANIFEST).is_file() else None
         self.modalities: list[str] = []  # filled while shards are read (every known modality present)
         self.incomplete: list[int] = []
         if self.manifest is not None:
-            self.shard_indices = sorted(int(p.name[len("shard-"):-len(".stats.json")])
-                                        for p in status.glob("shard-*.stats.json"))
+            self.shard_indices = complete_shards(root, LABELLED)
         else:
             try:
                 self._reader = _open_raw(root)
@@ -193,12 +191,12 @@ class RawDataset:
 
     def fingerprint(self, index: int) -> str:
         """Changes when a shard's files change (size or modification time)."""
-        paths = ([self.root / f"{shard_name(index)}.tar", self.root / PSEUDO_LABEL_STATUS / f"{shard_name(index)}.stats.json"]
+        paths = ([self.root / f"{shard_name(index)}.tar", stats_path(self.root, LABELLED, index)]
                  if self.manifest is not None else [])
         stamps = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.exists()]
         return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()[:16]
 
-    def shards(self) -> Iterator[Shard]:
+    def shards(self) -> Iterator[CatalogShard]:
         if self.manifest is not None:
             for index in self.shard_indices:
                 yield self._labelled_shard(index)
@@ -206,7 +204,7 @@ class RawDataset:
         for index, raws in self._raw_units():
             records = [Record(raw.key, _first_source(raw), "failed" if raw.errors else "ok", dict(raw.errors))
                        for raw in raws]
-            yield Shard(index, records, lambda raws=raws: {"": {raw.key: raw for raw in raws}}, _stamp(raws))
+            yield CatalogShard(index, records, lambda raws=raws: {"": {raw.key: raw for raw in raws}}, _stamp(raws))
 
     def _raw_units(self) -> Iterator[tuple[int, list[RawSample]]]:
         """One unit per tar (every known modality it holds, none required), else RAW_SHARD_SIZE samples."""
@@ -217,8 +215,8 @@ class RawDataset:
         for unit in units(self._reader, RAW_SHARD_SIZE):
             yield unit.index, list(unit.raws)
 
-    def _labelled_shard(self, index: int) -> Shard:
-        rows = read_table(self.root / PSEUDO_LABEL_STATUS / f"{shard_name(index)}.samples.jsonl")
+    def _labelled_shard(self, index: int) -> CatalogShard:
+        rows = read_table(table_path(self.root, LABELLED, index))
         records = [Record(r["key"], r["source"], r["status"], {"sample": r["error"]} if r["status"] != "ok" else {})
                    for r in rows]
         tar = self.root / f"{shard_name(index)}.tar"
@@ -229,7 +227,7 @@ class RawDataset:
             except (TokzooError, OSError):
                 return {"": {}}
 
-        return Shard(index, records, sources, self.fingerprint(index))
+        return CatalogShard(index, records, sources, self.fingerprint(index))
 
 
 def _stamp(raws: list[RawSample]) -> str:
@@ -244,7 +242,7 @@ def _first_source(raw: RawSample) -> str | None:
     return next((ref.source for ref in raw.files.values()), None)
 
 
-def open_dataset(root: Path) -> TokenDataset | RawDataset:
+def open_dataset(root: Path) -> TokenCatalog | RawCatalog:
     """The token dataset at ``root`` (it has a manifest.json), else its raw samples."""
     root = Path(root)
     if not root.is_dir():
@@ -252,9 +250,9 @@ def open_dataset(root: Path) -> TokenDataset | RawDataset:
     manifest = read_manifest(root)
     if manifest is not None:
         if not manifest.get("modalities"):
-            raise ConfigError(f"{root / 'manifest.json'}: lists no modalities; nothing to browse")
-        return TokenDataset(root, manifest)
-    return RawDataset(root)
+            raise ConfigError(f"{root / MANIFEST}: lists no modalities; nothing to browse")
+        return TokenCatalog(root, manifest)
+    return RawCatalog(root)
 
 
 def _open_raw(root: Path):

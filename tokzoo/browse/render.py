@@ -23,7 +23,8 @@ from tokzoo.indices import unpad
 from tokzoo.io import decode_sample
 from tokzoo.io.writes import file_name
 from tokzoo.modalities import STORED
-from tokzoo.pipeline.report import items_reconstruction, run_tokenizer
+from tokzoo.pipeline.report import items_reconstruction
+from tokzoo.tokens.tokenizer import entry_tokenizer
 
 from .pictures import THUMBNAIL_SIDE, token_grid, with_crop_boxes, write_thumbnail
 
@@ -101,7 +102,7 @@ def boxes_picture(values: dict, crops, codecs: dict):
 
 
 class TokenChunkRenderer:
-    """Renders chunks of a :class:`~tokzoo.browse.catalog.TokenDataset` (tokenizers loaded once)."""
+    """Renders chunks of a :class:`~tokzoo.browse.catalog.TokenCatalog` (tokenizers loaded once)."""
 
     def __init__(self, dataset, site: Path):
         self.dataset, self.site = dataset, site
@@ -109,7 +110,7 @@ class TokenChunkRenderer:
         self.tokenizers, self.unavailable = {}, {}
         for modality, entry in dataset.entries.items():
             try:
-                self.tokenizers[modality] = run_tokenizer(entry)
+                self.tokenizers[modality] = entry_tokenizer(entry)
             except TokzooError as error:
                 self.unavailable[modality] = f"no reconstruction: {error}"
 

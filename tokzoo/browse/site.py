@@ -35,9 +35,9 @@ from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.tokenizers.evaluation.metrics import HIGHER_IS_BETTER, METRICS, main_metric
 from tokzoo.io.safety import read_file
 from tokzoo.io.writes import file_name, make_folder, remove_inside, write_file
-from tokzoo.pipeline.layout import shard_name
+from tokzoo.tokens.layout import shard_name
 
-from .catalog import RawDataset, TokenDataset, listing_hash, open_dataset, source_group
+from .catalog import RawCatalog, TokenCatalog, listing_hash, open_dataset, source_group
 from .pictures import frequency_plot, write_png
 from .render import BOXES, RawChunkRenderer, TokenChunkRenderer
 
@@ -220,9 +220,9 @@ def build_site(dataset: str | Path, site: str | Path, progress: bool = True, chu
     make_folder(site)
     summary = BuildSummary(site)
     views, totals, worst, chunks, sources = Views(site, page_size), Totals(), Worst(), [], {}
-    counters = {m: _usage(data, m) for m in data.modalities} if isinstance(data, TokenDataset) else {}
-    builder = (_TokenChunks(data, site, counters) if isinstance(data, TokenDataset) else _RawChunks(data, site))
-    total = next(iter(data.entries.values()))["samples"]["count"] if isinstance(data, TokenDataset) else None
+    counters = {m: _usage(data, m) for m in data.modalities} if isinstance(data, TokenCatalog) else {}
+    builder = (_TokenChunks(data, site, counters) if isinstance(data, TokenCatalog) else _RawChunks(data, site))
+    total = next(iter(data.entries.values()))["samples"]["count"] if isinstance(data, TokenCatalog) else None
     with tqdm(total=total, unit="sample", desc="browse", disable=not progress, dynamic_ncols=True) as bar:
         for shard in data.shards():
             for chunk, records, samples in builder.chunks(shard, chunk_size, summary):
@@ -238,7 +238,7 @@ def build_site(dataset: str | Path, site: str | Path, progress: bool = True, chu
                     worst.add(sample, tile_record)
                 bar.update(len(samples))
     summary.samples, summary.ok, summary.failed = totals.samples, totals.ok, totals.failed
-    if isinstance(data, TokenDataset) and data.incomplete:
+    if isinstance(data, TokenCatalog) and data.incomplete:
         summary.notes.append(f"shards {data.incomplete} are not complete in every modality yet; not shown")
     summary.notes += builder.notes
     _remove_stale(site, {c for c, _ in chunks})
@@ -251,7 +251,7 @@ def build_site(dataset: str | Path, site: str | Path, progress: bool = True, chu
         "sources": list(sources) if len(sources) <= MAX_SOURCE_VIEWS else [], "views": view_table,
         "main_metrics": worst.names,
         "tokenizers": {m: e["name"] + (" (UNTRAINED)" if e["untrained"] else "") for m, e in data.entries.items()}
-        if isinstance(data, TokenDataset) else {},
+        if isinstance(data, TokenCatalog) else {},
         "page_size": page_size, "samples": totals.samples, "ok": totals.ok, "failed": totals.failed,
         "notes": summary.notes})
     for name in STATIC:
@@ -260,14 +260,14 @@ def build_site(dataset: str | Path, site: str | Path, progress: bool = True, chu
     return summary
 
 
-def _usage(data: TokenDataset, modality: str):
+def _usage(data: TokenCatalog, modality: str):
     from tokzoo.tokenizers.training.codebook import CodebookUsage
 
     return CodebookUsage(int(data.entries[modality]["vocab_size"]))
 
 
 class _TokenChunks:
-    def __init__(self, data: TokenDataset, site: Path, counters: dict):
+    def __init__(self, data: TokenCatalog, site: Path, counters: dict):
         self.data, self.site, self.counters = data, site, counters
         self.modalities = data.modalities
         self.renderer = TokenChunkRenderer(data, site)  # loads the tokenizers: which can draw reconstructions
@@ -324,7 +324,7 @@ class _TokenChunks:
 
 
 class _RawChunks:
-    def __init__(self, data: RawDataset, site: Path):
+    def __init__(self, data: RawCatalog, site: Path):
         from tokzoo.io import MODALITIES
 
         self.data, self.site, self.renderer, self.notes = data, site, RawChunkRenderer(site), []
@@ -377,7 +377,7 @@ def _dataset_page(data, site: Path, totals: Totals, counters: dict, modalities: 
         row = {"name": m, **totals.per_modality.get(m, {"failed": 0, "present": 0}),
                "metrics": totals.means(m)}
         row["higher_is_better"] = [name for name in row["metrics"] if name in HIGHER_IS_BETTER]
-        if isinstance(data, TokenDataset):
+        if isinstance(data, TokenCatalog):
             entry = data.entries[m]
             row.update(tokenizer=entry["name"], untrained=entry["untrained"], vocab_size=entry["vocab_size"],
                        token_shape=entry["token_shape"], dtype=entry["dtype"], size=entry["size"])

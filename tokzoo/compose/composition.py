@@ -22,7 +22,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from .. import __version__
-from ..tokenizers.checkpoint import check_tensors, check_values
+from ..io.tensors import check_tensors, check_values
 from ..errors import CheckpointError, ConfigError
 from ..io.safety import read_json_file
 from . import alone, epalm, gats, mit, prefix, prompt, xattn  # noqa: F401 (each file registers its method)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import sys
 import tempfile
 import time
@@ -25,6 +24,8 @@ from ..datasets.scene_frames import FrameTextSet
 from ..datasets.scene_text import SceneTextSet
 from ..errors import ConfigError
 from ..io.writes import copy_folder_into, make_folder, write_file
+from ..runs.run_folder import append_log, truncate_log
+from ..runs.schedule import warmup_cosine
 from ..tokenizers.text import CaptionTokenizer, train_vocab
 from .composition import Composition, build_component
 from .evaluate import encoder_reconstruction, evaluate_task, lm_text_metrics
@@ -67,29 +68,29 @@ def lm_tokenizer(lm) -> CaptionTokenizer:
 
 
 def _optimizer(params, opt: dict, steps: int):
+    """AdamW and its warm-up + cosine schedule, as a factor of each group's own ``lr``."""
     optimizer = torch.optim.AdamW(params, lr=opt["lr"], weight_decay=opt["weight_decay"], betas=(0.9, 0.98))
-
-    def factor(step: int) -> float:
-        if step < opt["warmup_steps"]:
-            return (step + 1) / opt["warmup_steps"]
-        progress = (step - opt["warmup_steps"]) / max(1, steps - opt["warmup_steps"])
-        return opt["min_lr_ratio"] + (1 - opt["min_lr_ratio"]) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, 1.0, opt["warmup_steps"], steps, opt["min_lr_ratio"]))
 
 
 def _loop(recipe: dict, params: list, loss_of, description: str, log=print, groups: list | None = None,
-          progress: bool = True) -> dict:
+          progress: bool = True, out: Path | None = None) -> dict:
     """Run ``recipe['steps']`` optimisation steps of ``loss_of(step) -> loss``; returns losses and step times.
 
     ``groups``: AdamW parameter groups (each with its own ``lr``) covering ``params``; default one group at
-    ``optimizer.lr``."""
+    ``optimizer.lr``. ``out``: the run's folder, given a fresh ``log.jsonl`` (the trainers' run-folder log: step,
+    mean loss since the last line, the first group's lr)."""
     steps, opt = recipe["steps"], recipe["optimizer"]
     optimizer, schedule = _optimizer(groups or params, opt, steps)
+    if out is not None:
+        make_folder(out)
+        truncate_log(out, 0)
     times, cpu_times, losses = [], [], []
     bar = tqdm(range(steps), desc=description, file=sys.stderr, mininterval=1.0, disable=not progress)
     for step in bar:
         start, cpu_start = time.perf_counter(), time.process_time()
+        lr = optimizer.param_groups[0]["lr"]
         loss = loss_of(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -103,6 +104,8 @@ def _loop(recipe: dict, params: list, loss_of, description: str, log=print, grou
         if (step + 1) % recipe["log_every"] == 0 or step + 1 == steps:
             bar.set_postfix(loss=f"{np.mean(losses[-recipe['log_every']:]):.4f}")
             log(f"step {step + 1}/{steps}: loss {np.mean(losses[-recipe['log_every']:]):.4f}")
+            if out is not None:
+                append_log(out, {"step": step + 1, "loss": float(np.mean(losses[-recipe["log_every"]:])), "lr": lr})
     bar.close()
     skip = min(10, len(times) // 2)  # the first steps warm up allocators and caches
 
@@ -168,7 +171,8 @@ def train_composition(recipe: dict, out: str | Path, log=print, progress: bool =
         logits = composition(inputs, batch["prompt_len"], predicting(batch["loss_mask"]))
         return target_loss(logits, batch["ids"], batch["loss_mask"])[0]
 
-    run = _loop(recipe, params, loss_of, f"compose {composition.method}", log, groups, progress) if params and recipe["steps"] else {
+    out = Path(out)
+    run = _loop(recipe, params, loss_of, f"compose {composition.method}", log, groups, progress, out) if params and recipe["steps"] else {
         "final_loss": None, "step_ms": None, "step_cpu_ms": None}
     metrics = {"recipe": recipe["name"], "method": composition.method, "train_components": composition.train_components,
                "split": composition.split(), **run, "task": evaluate_task(composition, val, image_key, with_captions=caption_fraction > 0),
@@ -176,7 +180,6 @@ def train_composition(recipe: dict, out: str | Path, log=print, progress: bool =
                "components_unchanged": {n: composition.start_hashes[n] == c.content_hash()
                                         for n, c in composition.components.items()},
                "threads": torch.get_num_threads()}  # fmt: skip
-    out = Path(out)
     composition.save(out, {"recipe": recipe})
     write_file(out, out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     task = metrics["task"]
@@ -231,7 +234,7 @@ def train_text_lm(recipe: dict, out: str | Path, log=print, progress: bool = Tru
         real[:, 0] = False
         return target_loss(lm.logits(ids, predicting(real)), ids, real)[0]
 
-    run = _loop(recipe, [p for p in model.parameters()], loss_of, "text LM", log, progress=progress)
+    run = _loop(recipe, [p for p in model.parameters()], loss_of, "text LM", log, progress=progress, out=out)
     from transformers.utils import logging as hf_logging
 
     bars = hf_logging.is_progress_bar_enabled()  # transformers draws its own "Writing model shards" bar

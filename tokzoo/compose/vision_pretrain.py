@@ -175,7 +175,7 @@ def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
         out = heads(component.finish(component.run(component.begin(train_images[index]), component.n_layers)))
         return sum(head_losses(out, _to_torch(train, index)).values())
 
-    run = loop(recipe, list(model.parameters()) + list(heads.parameters()), loss_of, "vision ViT", log)
+    run = loop(recipe, list(model.parameters()) + list(heads.parameters()), loss_of, "vision ViT", log, out=out)
     with tempfile.TemporaryDirectory(prefix="tokzoo-vit-") as private:  # transformers opens its own paths
         model.save_pretrained(private, safe_serialization=True)
         copy_folder_into(out, private, out)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tokzoo.crops import apply_crop
-from tokzoo.data import make_loader
+from tokzoo.tokens import make_loader
 from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.tokenizers.evaluation.metrics import abs_rel, angular_error, boundary_f1, mean_iou
 
@@ -31,7 +31,7 @@ from .generate import DecodeSettings, check_request, decode_tokens, generate
 from .masking import flatten_batch
 from .stream import ordered_batches
 from .model import FourM
-from .spec import check_same_vocabularies, dataset_parts, read_manifest, specs_from_manifest
+from tokzoo.tokens.spec import check_same_vocabularies, dataset_parts, dataset_manifest, specs_from_manifest
 
 UNDECODABLE = np.full((16, 16, 3), 160, np.uint8)
 """The grey cell ``tokzoo fm generate`` draws for a prediction its tokenizer cannot decode."""
@@ -46,8 +46,9 @@ def raw_crops(root: str | Path, modality: str, limit: int | None = None, keys: s
     from tokzoo.io import decode_sample
     from tokzoo.pipeline.plan import open_input
 
-    root = next((p for p in dataset_parts(root) if modality in read_manifest(p)["modalities"]), root)  # "a,b": its folder
-    entry = read_manifest(root)["modalities"][modality]
+    # "a,b": the folder holding the modality
+    root = next((p for p in dataset_parts(root) if modality in dataset_manifest(p)["modalities"]), root)
+    entry = dataset_manifest(root)["modalities"][modality]
     loader = make_loader(root, ["crops", modality], 256, shuffle=False, crop=0)
     boxes = {}
     for batch in loader:
@@ -138,7 +139,7 @@ def example_rows(model: FourM, data: str | Path, keys: list[str], sources: list[
                  settings: DecodeSettings) -> list[list[np.ndarray]]:
     """Pictures for ``tokzoo fm generate``: per key one row of sources, predictions, then ground truths
     (the raw crop when the source is available, else the tokenizer's reconstruction)."""
-    from tokzoo.pipeline.report import run_tokenizer
+    from tokzoo.tokens.tokenizer import checked_tokenizer
 
     names = list(dict.fromkeys(list(sources) + list(targets)))
     check_request(model, sources, targets, settings)
@@ -160,7 +161,7 @@ def example_rows(model: FourM, data: str | Path, keys: list[str], sources: list[
         row = []
         for kind, m in [("source", s) for s in sources] + [("prediction", t) for t in targets] + [("truth", t) for t in targets]:
             spec = by_name[m]
-            tok = run_tokenizer({"tokenizer": spec.tokenizer, "untrained": spec.untrained, "content_hash": spec.content_hash})
+            tok = checked_tokenizer(spec.tokenizer, spec.untrained, spec.content_hash)
             tokens = generated[m] if kind == "prediction" else masked.tokens[m]
             try:
                 value = decode_tokens(spec, tokens, masked.valid[m])[0]

@@ -36,7 +36,7 @@ from tokzoo.limits import check_field, check_int
 from .masking import MaskedBatch
 from .model import FourM
 from .spans import merge_spans
-from .spec import ModalitySpec
+from tokzoo.tokens.spec import ModalitySpec
 
 ORDERS = ("maskgit", "random")
 TEMPERATURE_SCHEDULES = ("constant", "linear", "cosine")
@@ -246,9 +246,9 @@ def _nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
 def decode_tokens(spec: ModalitySpec, tokens: torch.Tensor, valid: torch.Tensor | None = None) -> list:
     """Generated ids (B, L) -> one raw value per sample, decoded by the tokenizer the dataset was made with
     (checked against its content hash). Items: only the valid items are decoded."""
-    from tokzoo.pipeline.report import run_tokenizer
+    from tokzoo.tokens.tokenizer import checked_tokenizer
 
-    tok = run_tokenizer({"tokenizer": spec.tokenizer, "untrained": spec.untrained, "content_hash": spec.content_hash})
+    tok = checked_tokenizer(spec.tokenizer, spec.untrained, spec.content_hash)
     size = tuple(spec.size) if spec.size else None
     tokens = tokens[:, :spec.length]  # a sequence's slots past its length hold only sentinel room
     if spec.kind == "items":

@@ -32,7 +32,7 @@ import torch
 from tokzoo.errors import ConfigError
 
 from .spans import PAD, mask_sequence
-from .spec import ModalitySpec
+from tokzoo.tokens.spec import ModalitySpec
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def concat_batches(parts: list[MaskedBatch]) -> MaskedBatch:
 
 
 def flatten_batch(batch: dict, specs: list[ModalitySpec]) -> MaskedBatch:
-    """A loader batch (``tokzoo.data``: modality -> int64 (B, *token_shape)) -> tokens and validity (B, S_m).
+    """A loader batch (``tokzoo.tokens``: modality -> int64 (B, *token_shape)) -> tokens and validity (B, S_m).
 
     A modality missing from the batch is all-invalid (the samples lack it). Items beyond ``max_items`` are
     dropped; absent items (``pad_id``) are invalid. Sequences: PAD-filled to their slots, valid up to the

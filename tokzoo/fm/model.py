@@ -28,7 +28,7 @@ from tokzoo.limits import check_field
 
 from .blocks import DecoderBlock, EncoderBlock, layer_norm
 from .masking import MaskedBatch
-from .spec import ModalitySpec
+from tokzoo.tokens.spec import ModalitySpec
 
 
 @dataclass(frozen=True)

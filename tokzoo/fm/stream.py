@@ -19,18 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from tokzoo.data.loader import TokenDataset
-from tokzoo.data.plan import random_crops
+from tokzoo.tokens.loader import TokenDataset
+from tokzoo.tokens.plan import random_crops
 from tokzoo.errors import ConfigError, InputError, ShapeError
 
 from .masking import MaskedBatch, concat_batches, flatten_batch
-from .spec import ModalitySpec, check_same_vocabularies, dataset_parts, read_manifest, specs_from_manifest
+from tokzoo.tokens.spec import (ModalitySpec, check_same_vocabularies, dataset_manifest, dataset_parts,
+                                specs_from_manifest)
 
 
 class DatasetStream:
     """One token dataset as an endless seeded sequence of samples; :meth:`read` fetches positions of it.
 
-    ``root`` may join folders with "," (:func:`~tokzoo.fm.spec.dataset_parts`): each modality is read from
+    ``root`` may join folders with "," (:func:`~tokzoo.tokens.spec.dataset_parts`): each modality is read from
     the folder that holds it, the folders' samples checked key by key.
     """
 
@@ -39,7 +40,7 @@ class DatasetStream:
         self.root, self.modalities, self.seed, self.shuffle, self.crop = root, list(modalities), seed, shuffle, crop
         self.parts = []
         for part in dataset_parts(root):
-            held = [m for m in modalities if m in read_manifest(part)["modalities"]]
+            held = [m for m in modalities if m in dataset_manifest(part)["modalities"]]
             if held:
                 self.parts.append(TokenDataset(part, held, 1, shuffle=False, crop=0, seed=seed, rank=0, world_size=1))
         if not self.parts:
@@ -115,7 +116,7 @@ def mixture_specs(roots: list[str | Path], modalities: list[str], max_items: int
     a mixture each at least once; vocabularies must agree across datasets (ConfigError / InputError, one line)."""
     if len(roots) == 1:
         return specs_from_manifest(roots[0], modalities, max_items)
-    held = [[m for m in modalities if m in read_manifest(r)["modalities"]] for r in roots]
+    held = [[m for m in modalities if m in dataset_manifest(r)["modalities"]] for r in roots]
     specs = {}
     for root, names in zip(roots, held):
         found = specs_from_manifest(root, names, max_items)
@@ -139,7 +140,7 @@ class MixtureStream:
             raise ConfigError("data.weights: the mixture needs non-negative weights, at least one positive")
         self.weights = weights / weights.sum()
         names = [s.name for s in specs]
-        self.streams = [DatasetStream(root, [m for m in names if m in read_manifest(root)["modalities"]], seed + i)
+        self.streams = [DatasetStream(root, [m for m in names if m in dataset_manifest(root)["modalities"]], seed + i)
                         for i, (root, _) in enumerate(sources)]
         self.specs, self.batch_size, self.seed, self.rank, self.world = specs, batch_size, seed, rank, world
         self.consumed = list(consumed) if consumed is not None else [0] * len(sources)

@@ -13,7 +13,6 @@ Run with ``torchrun --nproc_per_node N`` for DDP (gloo on CPU, nccl on CUDA).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -26,25 +25,23 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from tokzoo.errors import CheckpointError, ConfigError
-from tokzoo.io.safety import read_file
-from tokzoo.io.writes import append_file, check_own_file, make_folder, write_file
+from tokzoo.errors import ConfigError
+from tokzoo.io.writes import make_folder
 from tokzoo.limits import MAX_FM_PARAMETERS, count_parameters
+from tokzoo.runs.run_folder import append_log, load_optimizer, truncate_log
+from tokzoo.runs.schedule import warmup_cosine
 
-from .checkpoint import LOG, load_model, load_optimizer, read_run_config, read_state, run_model_config, save_checkpoint
+from .checkpoint import load_model, read_run_config, read_state, run_model_config, save_checkpoint
 from .masking import MaskedBatch, Masker, flatten_batch
 from .stream import DatasetStream, MixtureStream, mixture_specs
 from .model import FourM
 from .recipe import Recipe, TrainConfig
-from .spec import ModalitySpec, check_same_vocabularies, dataset_parts, specs_from_manifest
+from tokzoo.tokens.spec import ModalitySpec, check_same_vocabularies, dataset_parts, specs_from_manifest
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up over ``warmup_steps``, then cosine from ``lr`` to 0 at ``steps``."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return warmup_cosine(step, cfg.lr, cfg.warmup_steps, cfg.steps)
 
 
 def make_optimizer(model: FourM, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -115,9 +112,9 @@ def evaluation_losses(model: FourM, batch: MaskedBatch, micro: int, device: torc
 
 def held_out_batch(root: str | Path, specs: list[ModalitySpec], masker: Masker, samples: int, seed: int) -> MaskedBatch:
     """The first ``samples`` samples of ``root`` at crop 0, masked once by a fixed seed: the same every time."""
-    from .spec import read_manifest
+    from tokzoo.tokens.spec import dataset_manifest
 
-    names = [s.name for s in specs if s.name in read_manifest(root)["modalities"]]
+    names = [s.name for s in specs if s.name in dataset_manifest(root)["modalities"]]
     check_same_vocabularies(specs, specs_from_manifest(root, names), root)
     stream = DatasetStream(root, names, seed, shuffle=False, crop=0)
     raw = flatten_batch(stream.read(np.arange(min(samples, stream.size))), specs)
@@ -174,10 +171,9 @@ def train(recipe: Recipe, data: str | Path | list[str | Path], out: str | Path, 
                 if eval_data is not None and cfg.eval_every and rank == 0 else None)
     start = state["step"] if state else 0
     stop = min(cfg.steps, steps if steps is not None else cfg.steps)
-    log_path = out / LOG
     if rank == 0:
         make_folder(out)
-        _truncate_log(out, log_path, start)
+        truncate_log(out, start)
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress or rank != 0, desc=f"fm train {out.name}",
                unit="step", dynamic_ncols=True)
     record, t0 = {}, time.perf_counter()
@@ -210,7 +206,7 @@ def train(recipe: Recipe, data: str | Path | list[str | Path], out: str | Path, 
                 record["eval"] = evaluation_losses(model, held_out, cfg.micro_batch_size or cfg.batch_size, dev)
             t0 = time.perf_counter()
             if rank == 0:
-                append_file(out, log_path, json.dumps(record) + "\n")
+                append_log(out, record)
             bar.set_postfix_str(f"loss {record['loss']:.3f}, {record['tokens_per_s']:.0f} tok/s")
             bar.update(1)
             if saving:
@@ -245,23 +241,3 @@ def _check_resumable(out: Path, recipe: Recipe, specs: list[ModalitySpec]) -> No
         raise ConfigError(f"{out}: holds a run of another recipe; pass another --out or the recipe it was trained with")
     check_same_vocabularies([ModalitySpec.from_dict(d) for d in config["modalities"]], specs, out)
 
-
-def _truncate_log(out: Path, path: Path, step: int) -> None:
-    """Keep the log lines up to ``step`` (a resumed run rewrites what followed its checkpoint); lines that are
-    no record of a step (a torn last line) are dropped."""
-    if not check_own_file(out, path):
-        return
-    text = read_file(path).decode("utf-8", "replace")
-    lines = [line for line in text.splitlines() if line.strip() and _logged_step(path, line) <= step]
-    write_file(out, path, "".join(line + "\n" for line in lines))
-
-
-def _logged_step(path: Path, line: str) -> int:
-    """The step of one log line; CheckpointError (one line) for a damaged log."""
-    try:
-        step = json.loads(line)["step"]
-    except (ValueError, KeyError, TypeError, RecursionError):
-        step = None
-    if isinstance(step, bool) or not isinstance(step, int):
-        raise CheckpointError(f"{path}: a line is not a log record ({line[:40]!r}); delete the log to resume")
-    return step

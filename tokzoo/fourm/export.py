@@ -30,9 +30,9 @@ import numpy as np
 from tqdm import tqdm
 
 from tokzoo.errors import ConfigError, InputError
-from tokzoo.pipeline.layout import CROPS, complete_shards, read_npy_tar, tar_path
-from tokzoo.pipeline.report import require_manifest
-from tokzoo.pipeline.writer import npy_bytes, tar_bytes, write_atomic
+from tokzoo.pipeline.writer import write_atomic
+from tokzoo.tokens.layout import CROPS, complete_shards, read_npy_tar, require_manifest, tar_path
+from tokzoo.tokens.tars import npy_bytes, tar_bytes
 
 from .info import INFO_JSON, INFO_PY, info_json, info_py
 from .names import CROP_SETTINGS, RELEASED, ModalityFacts, check_name, derived_name, facts_for

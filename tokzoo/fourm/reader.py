@@ -1,4 +1,4 @@
-"""Read ml-4m's pre-tokenized layouts as tokzoo token shards (what :mod:`tokzoo.data` delegates to).
+"""Read ml-4m's pre-tokenized layouts as tokzoo token shards (the layout hook :mod:`.plugin` fills in tokzoo.tokens).
 
 Both of ml-4m's layouts are read, whoever wrote them (ml-4m's ``save_vq_tokens.py`` or ``tokzoo export``):
 
@@ -18,15 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from tokzoo.data.shards import Shard, count_members, open_shard
 from tokzoo.errors import ConfigError, DtypeError, InputError, ShapeError
 from tokzoo.io.safety import load_npy, read_file
+from tokzoo.tokens.layout import CROPS as TOKZOO_CROPS
+from tokzoo.tokens.layout import MANIFEST
+from tokzoo.tokens.shards import Shard, count_members, open_shard
 
 from .info import INFO_JSON, read_aliases, read_info
 from .names import CROP_SETTINGS, RELEASED, ModalityFacts
 
-TOKZOO_CROPS = "crops"
-MANIFEST = "manifest.json"
 
 
 def detect_layout(root: str | Path) -> str | None:

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tokzoo.tokenizers.checkpoint import WEIGHTS_NAME, check_tensors, check_values, read_state_dict, read_tensors
+from tokzoo.io.tensors import check_tensors, check_values
+from tokzoo.tokenizers.checkpoint import WEIGHTS_NAME, read_state_dict, read_tensors
 from tokzoo.errors import CheckpointError, ConfigError, ShapeError
 from tokzoo.indices import to_ids
 from tokzoo.limits import MAX_VIT_TOKENS, check_field, count_parameters

@@ -6,7 +6,7 @@ One file per backend, named after the model or algorithm that computes the label
 ``hmr2.py``, ``openclip.py``, ``blip.py``; ``consensus.py`` combines other labelers); a backend's labelers are
 registered as ``<backend>_<modality>`` where it writes several. Support modules are named for what they provide:
 ``base.py`` (the interface, the registry), ``hf.py`` (transformers loading), ``hmr2_network.py`` (HMR 2.0's
-network), ``metrics.py`` / ``evaluate.py`` (labeler evaluation), ``job.py`` (the pseudo-label job).
+network), ``metrics.py`` / ``evaluate.py`` (labeler evaluation). The pseudo-label job is tokzoo/pipeline/pseudo_label.py.
 
 ``create_labeler("canny")``, ``create_labeler("hf_depth:<dir or hub id>")``; ``DEFAULTS[modality]``
 names the labeler ``tokzoo pseudo-label`` uses for a modality unless told otherwise.

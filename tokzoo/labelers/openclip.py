@@ -44,7 +44,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tokzoo.tokenizers.checkpoint import check_tensors, read_state_dict
+from tokzoo.io.tensors import check_tensors
+from tokzoo.tokenizers.checkpoint import read_state_dict
 from tokzoo.errors import CheckpointError, ConfigError, TokzooError
 
 from .base import Labeler, register_labeler

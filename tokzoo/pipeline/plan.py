@@ -19,7 +19,7 @@ from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.io.writes import remove_inside, rename_inside, write_file
 from tokzoo.storage import as_path, is_url
 
-from .layout import SOURCE, json_bytes, read_json
+from tokzoo.tokens.layout import SOURCE, json_bytes, read_json
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +12,11 @@ from tokzoo.indices import check_ids, unpad
 from tokzoo.io import decode_sample
 from tokzoo.tokenizers.base import Tokenizer
 from tokzoo.viz import labelled_grid  # noqa: F401  (moved to tokzoo.viz; cli/demo.py imports it from here)
-from tokzoo.tokenizers.zoo import load_tokenizer
+from tokzoo.tokens.layout import (CROPS, complete_shards, read_npy_tar, read_table, require_manifest, table_path,
+                                  tar_path)
+from tokzoo.tokens.tokenizer import entry_tokenizer
 
-from .layout import CROPS, complete_shards, read_npy_tar, read_table, table_path, tar_path
-from .listing import inspect_lines, require_manifest  # noqa: F401  (inspect_lines: where callers look for it)
+from .listing import inspect_lines  # noqa: F401  (where callers look for it)
 from .plan import open_input
 
 
@@ -33,20 +33,6 @@ def find_key(out: Path, modality: str, key: str) -> int:
 
 def _member(path: Path, key: str) -> np.ndarray:
     return next(array for k, array in read_npy_tar(path) if k == key)
-
-
-def run_tokenizer(entry: dict) -> Tokenizer:
-    """The tokenizer a manifest entry names, checked against its recorded content hash."""
-    return _checked_tokenizer(entry["tokenizer"], entry["untrained"], entry["content_hash"])
-
-
-@lru_cache(maxsize=8)
-def _checked_tokenizer(reference: str, untrained: bool, content_hash: str) -> Tokenizer:
-    tok = load_tokenizer(reference, untrained_ok=untrained)
-    if tok.content_hash() != content_hash:
-        raise ConfigError(f"tokenizer {reference!r} changed since the tokens were written "
-                          f"(hash {tok.content_hash()[:12]}, manifest {content_hash[:12]})")
-    return tok
 
 
 def source_crop(entry: dict, modality: str, key: str, crop_row: np.ndarray):
@@ -106,7 +92,7 @@ def show_pairs(out: Path, key: str) -> tuple[list[tuple[str, np.ndarray, np.ndar
         check_ids(tokens, entry["vocab_size"] + bool(entry.get("items")), f"{tar_path(out, modality, index)}:{key}.npy")
         crop = _member(tar_path(out, CROPS, index), key)[0]
         try:
-            tok = run_tokenizer(entry)
+            tok = entry_tokenizer(entry)
         except TokzooError as error:
             notes.append(f"{modality}: skipped, {error}")
             continue

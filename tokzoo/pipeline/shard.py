@@ -17,8 +17,8 @@ import numpy as np
 from tokzoo.errors import ConfigError
 
 from .encode import encode_batch
-from .layout import read_table, stats_path, table_path
-from .manifest import ModalitySpec
+from tokzoo.tokens.layout import read_table, stats_path, table_path
+from .modalities import RunModality
 from .state import check_done
 from .worker import Prepared
 
@@ -70,7 +70,7 @@ class ShardState:
 class ShardBuilder:
     """Collects prepared samples of one shard in input order, encoding every ``batch_size`` ok ones."""
 
-    def __init__(self, state: ShardState, specs: list[ModalitySpec], batch_size: int):
+    def __init__(self, state: ShardState, specs: list[RunModality], batch_size: int):
         self.state, self.specs, self.batch_size = state, specs, batch_size
         self.samples: list[Prepared] = []
         self.tokens: dict[str, dict[str, np.ndarray]] = {spec.modality: {} for spec in specs}

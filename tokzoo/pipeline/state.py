@@ -12,43 +12,26 @@ files of their own shard inside OUT; OUT's entries may not be symlinks (tokzoo w
 from __future__ import annotations
 
 import re
-import sys
+import warnings
 from pathlib import Path
 
-from tokzoo.errors import ConfigError, InputError
+from tokzoo.errors import ConfigError, InputError, TokzooWarning
 from tokzoo.io import values
 from tokzoo.io.tarwalk import walk_tar
+from tokzoo.tokens.layout import (CROPS, OVERWRITE_HINT, read_counts, read_json, read_npy_tar, read_stats, read_table,
+                                  shard_name, stats_path, table_path, tar_path)
 
-from .layout import (CROPS, OVERWRITE_HINT, read_json, read_npy_tar, read_table, shard_name, stats_path, table_path,
-                     tar_path)
-
-_COUNTS = ("count", "ok", "failed", "bytes")
 _JOURNAL_ENTRY = re.compile(r"[A-Za-z0-9_-]+/(shard-\d{6})\.(tar|samples\.jsonl|stats\.json)")
-
-
-def read_stats(out: Path, modality: str, index: int) -> dict:
-    """``stats.json`` of a shard with its counts checked (non-negative ints, ok + failed = count)."""
-    return read_counts(stats_path(out, modality, index), _rebuild_hint(out, modality, index))
-
-
-def read_counts(path: Path, hint: str = OVERWRITE_HINT) -> dict:
-    """A ``stats.json`` completion marker (tokenize or pseudo-label) with its counts checked; ConfigError + ``hint``."""
-    stats = read_json(path, hint)
-    if not isinstance(stats, dict) or not all(_count(stats.get(f)) for f in _COUNTS) or \
-            stats["ok"] + stats["failed"] != stats["count"]:
-        raise ConfigError(f"{path}: not a shard's stats (count, ok, failed, bytes: non-negative integers, "
-                          f"ok + failed = count); {hint}")
-    return stats
 
 
 def labelled_shard_done(status: Path, index: int) -> bool:
     """Whether pseudo-label's shard ``index`` is complete: its marker (in ``status``) parses, the tar beside
     ``status`` has the recorded size and the table the recorded count. A damaged one loses its marker (so the
     run labels it again), with a line on stderr."""
-    marker = status / f"{shard_name(index)}.stats.json"
+    marker = stats_path(status.parent, status.name, index)
     if not marker.is_file():
         return False
-    tar, table = status.parent / f"{shard_name(index)}.tar", status / f"{shard_name(index)}.samples.jsonl"
+    tar, table = status.parent / f"{shard_name(index)}.tar", table_path(status.parent, status.name, index)
     try:
         stats = read_counts(marker)
         size = tar.stat().st_size if isinstance(tar, Path) and tar.is_file() else stats["bytes"]
@@ -59,16 +42,8 @@ def labelled_shard_done(status: Path, index: int) -> bool:
     if problem is None:
         return True
     marker.unlink()
-    print(f"tokzoo: {problem}; labelling shard {index} again", file=sys.stderr)
+    warnings.warn(f"{problem}; labelling shard {index} again", TokzooWarning, stacklevel=2)
     return False
-
-
-def _count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _rebuild_hint(out: Path, modality: str, index: int) -> str:
-    return f"delete {out / modality / shard_name(index)}.* to rebuild that shard, or {OVERWRITE_HINT}"
 
 
 def shard_damage(out: Path, modality: str, index: int) -> str | None:
@@ -131,7 +106,8 @@ def check_done(out: Path, index: int, done: list[str], requested: list[str]) -> 
             path.unlink(missing_ok=True)
     if not intact:
         tar_path(out, CROPS, index).unlink(missing_ok=True)
-    print(f"tokzoo: {next(iter(damage.values()))}; rebuilding shard {index} of {', '.join(damage)}", file=sys.stderr)
+    warnings.warn(f"{next(iter(damage.values()))}; rebuilding shard {index} of {', '.join(damage)}", TokzooWarning,
+                  stacklevel=2)
     return intact, crops
 
 

@@ -36,6 +36,11 @@ from tokzoo.errors import InvalidValueError, TokzooError
 from tokzoo.failures import image_problem
 from tokzoo.io import RawSample, decode_sample
 
+CHUNK = 32
+"""Samples per task sent to a worker (and per normalisation call there): large enough that a task's
+fixed cost (pickling, pipes, the pool's threads, one ``to_model`` call) is small per sample."""
+
+
 
 @dataclass(frozen=True)
 class WorkerJob:

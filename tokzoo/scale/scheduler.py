@@ -38,14 +38,14 @@ def check_cpus(ray, cpu_actors: int) -> None:
                           "none for decoding; use fewer actors, or --gpus")
 
 
-def start_actors(ray, actor_type: type, job, make_args: Callable[[bool, int], tuple]) -> list:
-    """``job.actors`` (default: one per ``--gpus``, at least one) actors of ``actor_type``, each built with
+def start_actors(ray, actor_type: type, engine, make_args: Callable[[bool, int], tuple]) -> list:
+    """``engine.actors`` (default: one per ``engine.gpus``, at least one) actors of ``actor_type``, each built with
     ``make_args(on_gpu, count)``, waited for until their models are loaded; ConfigError when the cluster lacks
     the GPUs or CPUs, or an actor reports a problem (its ``ready()`` answer)."""
-    gpus = job.gpus
+    gpus = engine.gpus
     if gpus and ray.cluster_resources().get("GPU", 0) < gpus:
         raise ConfigError(f"--gpus {gpus}: the Ray cluster has {ray.cluster_resources().get('GPU', 0):g} GPUs")
-    count = job.actors or max(1, gpus)
+    count = engine.actors or max(1, gpus)
     check_cpus(ray, 0 if gpus else count)
     actor_class = ray.remote(actor_type).options(num_cpus=1, num_gpus=1 if gpus else 0, max_restarts=RETRIES,
                                                  max_task_retries=RETRIES)

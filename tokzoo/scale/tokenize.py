@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from tokzoo.errors import ConfigError
-from tokzoo.pipeline.manifest import load_specs
-from tokzoo.pipeline.run import CHUNK, Plan, ShardWork
+from tokzoo.pipeline.modalities import load_specs
+from tokzoo.pipeline.run import Plan, ShardWork
 from tokzoo.pipeline.shard import ShardBuilder, ShardState
-from tokzoo.pipeline.worker import WorkerJob, init_worker, prepare_chunk
+from tokzoo.pipeline.worker import CHUNK, WorkerJob, init_worker, prepare_chunk
 
 from .cluster import NodeReport, connected, restarted, startup_line, use_cpus, where
 from .gpu import check_fits, tensor_bytes
@@ -106,17 +106,18 @@ class Encoder:
         return {"samples": shard.samples, "tokens": shard.tokens, "prepare": prepared["where"], "encode": me}
 
 
-def run_ray(work: ShardWork) -> tuple[int, list[str]]:
-    """The Ray engine for :func:`tokzoo.pipeline.tokenize`; returns (shards written, per-node summary lines)."""
+def run_ray(work: ShardWork, engine) -> tuple[int, list[str]]:
+    """``engine`` (a :class:`~tokzoo.scale.engine.RayEngine`) running :func:`tokzoo.pipeline.tokenize`'s shards;
+    returns (shards written, per-node summary lines)."""
     job, todo = work.job, work.plan.todo(work.units)
     first = next(todo, None)
     if first is None:  # every shard is complete: no cluster needed
         return 0, []
     began = time.perf_counter()
-    with connected(job.address) as ray:
+    with connected(engine.address) as ray:
         hashes = {spec.modality: spec.content_hash for spec in work.specs}
         tokenizers = {spec.modality: spec.reference for spec in work.specs}
-        actors = start_actors(ray, Encoder, job, lambda on_gpu, count: (  # --gpus decides: no GPU -> the actor's CPU
+        actors = start_actors(ray, Encoder, engine, lambda on_gpu, count: (  # --gpus decides: no GPU -> the actor's CPU
             work.requested, tokenizers, job.untrained, job.size, hashes, "cuda" if on_gpu else None, count))
         count = len(actors)
         ready = time.perf_counter()

@@ -18,6 +18,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from .. import __version__
 from ..errors import CheckpointError
+from ..io.tensors import check_tensors
 from ..io.writes import make_folder, remove_inside, write_file
 
 CONFIG_NAME = "config.json"
@@ -96,34 +97,6 @@ class _Shape:
 
     def __init__(self, shape):
         self.shape = tuple(shape)
-
-
-def check_tensors(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], where: object) -> None:
-    """CheckpointError (one line, naming ``where``) unless ``tensors`` has exactly the names and shapes of ``expected``."""
-    missing = sorted(set(expected) - set(tensors))
-    if missing:
-        raise CheckpointError(f"{where}: missing tensor(s) {missing[:3]}{' ...' if len(missing) > 3 else ''}")
-    unexpected = sorted(set(tensors) - set(expected))
-    if unexpected:
-        raise CheckpointError(f"{where}: unexpected tensor(s) {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}")
-    for name, reference in expected.items():
-        if tuple(tensors[name].shape) != tuple(reference.shape):
-            raise CheckpointError(
-                f"{where}: tensor {name!r} has shape {tuple(tensors[name].shape)}, expected {tuple(reference.shape)}")
-
-
-def check_values(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], where: object) -> None:
-    """CheckpointError (one line, naming ``where`` and the tensor) unless each tensor of ``tensors`` has the dtype
-    kind of ``expected``'s (floating point where a float is expected: an F32 tensor relabelled I32 in the header
-    reads as integers) and floating-point tensors are finite (no NaN or infinity). Call after :func:`check_tensors`."""
-    for name, reference in expected.items():
-        tensor = tensors[name]
-        if tensor.dtype.is_floating_point != reference.dtype.is_floating_point:
-            raise CheckpointError(f"{where}: tensor {name!r} has dtype {str(tensor.dtype).removeprefix('torch.')}, "
-                                  f"expected {str(reference.dtype).removeprefix('torch.')}")
-        if tensor.dtype.is_floating_point and tensor.numel() and not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(f"{where}: tensor {name!r} holds NaN or infinite values (a diverged or damaged "
-                                  f"checkpoint); refused")
 
 
 def content_hash(config: dict, tensors: dict[str, torch.Tensor]) -> str:

@@ -14,6 +14,7 @@ from typing import Callable
 
 from ..errors import TokzooError
 from .base import Tokenizer
+from .loaders import loader_naming, loaders
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -100,8 +101,8 @@ def load_tokenizer(name_or_path: str | Path, *, untrained_ok: bool = False, devi
         tokenizer = _from_path(path, path.name)
     elif text in zoo_entries():
         tokenizer = build_zoo_tokenizer(text, untrained_ok=untrained_ok)
-    elif text in _released():
-        tokenizer = _load_released(text, download or _download_from_hub)
+    elif (plugin := loader_naming(text)) is not None:  # a plug-in's catalog name (e.g. a released 4M tokenizer)
+        tokenizer = _from_path(*plugin.locate(text, download or _download_from_hub))
     elif text.startswith(("/", "./", "../", "~")):
         raise TokzooError(f"{text}: no such tokenizer directory")
     elif _HUB_ID.match(text):
@@ -120,36 +121,12 @@ def load_tokenizer(name_or_path: str | Path, *, untrained_ok: bool = False, devi
     return tokenizer
 
 
-def _released() -> dict:
-    from ..fourm.catalog import RELEASED_TOKENIZERS
-
-    return RELEASED_TOKENIZERS
-
-
-def _load_released(name: str, download: Callable[[str], Path]) -> Tokenizer:
-    """A released 4M tokenizer by its catalog name: the local copy, else the hub; offline, one line saying how."""
-    from ..fourm.catalog import RELEASED_TOKENIZERS, fetch_hint, local_copy
-
-    entry = RELEASED_TOKENIZERS[name]
-    folder = local_copy(entry)
-    if folder is None:
-        try:
-            folder = download(entry.hub_id)
-        except TokzooError:
-            raise TokzooError(f"{name}: the released 4M tokenizer {entry.hub_id} is not here and could not be fetched "
-                              f"(offline?); {fetch_hint(entry)}") from None
-    return _from_path(Path(folder), entry.repo_name)
-
-
 def _from_path(path: Path, name: str) -> Tokenizer:
-    """A tokzoo tokenizer folder, or a released 4M tokenizer (folder, .safetensors, refused .pth): tokzoo.fourm."""
-    from ..fourm.checkpoints import is_fourm_checkpoint, uses_fourm_architecture
-
-    if is_fourm_checkpoint(path) or uses_fourm_architecture(path):
-        from ..fourm.tokenizer import FourMTokenizer  # also registers its architecture for from_pretrained
-
-        if is_fourm_checkpoint(path):
-            return FourMTokenizer.from_fourm(path, name=name)
+    """The tokenizer at ``path``: a plug-in's format (:mod:`.loaders`), else a tokzoo tokenizer folder."""
+    for loader in loaders():
+        tokenizer = loader.load(path, name)
+        if tokenizer is not None:
+            return tokenizer
     return Tokenizer.from_pretrained(path)
 
 

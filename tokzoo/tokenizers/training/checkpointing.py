@@ -1,9 +1,10 @@
-"""Training checkpoints without pickle: tensors in safetensors, everything else in JSON.
+"""Training checkpoints of the tokenizer trainer, in the trainers' run-folder format (:mod:`tokzoo.runs.run_folder`).
 
 ``OUT/checkpoints/step-000500/`` holds ``model.safetensors``, ``ema.safetensors`` (when EMA is on),
-``optimizer.safetensors`` (per-parameter state tensors, keyed ``<param index>.<name>``) and
-``state.json`` (step, loss history, optimizer param groups, torch RNG states, recipe).
-A checkpoint directory is written under a temporary name and renamed, so it is complete or absent.
+``optimizer.safetensors`` (AdamW state by parameter name) and, written last, ``trainer_state.json`` (step, loss
+history, codebook usage, validation losses, torch RNG states, recipe). A checkpoint folder is written under a
+temporary name and renamed, so it is complete or absent; every one is kept, so a run can resume from an earlier one.
+A checkpoint of an older tokzoo (``state.json``, optimizer state by parameter index) is refused in one line.
 """
 
 from __future__ import annotations
@@ -12,46 +13,16 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
-from safetensors.torch import save as safetensors_bytes
 
 from ...errors import CheckpointError
-from ...io.writes import make_folder, remove_inside, rename_inside, write_file
+from ...io.tensors import read_checked
+from ...io.writes import make_folder, remove_inside, rename_inside
+from ...runs.run_folder import (OPTIMIZER, STATE, WEIGHTS, load_optimizer, optimizer_tensors, write_state,
+                                write_tensors)
 
-STATE_NAME = "state.json"
-
-
-def _save(tensors: dict[str, torch.Tensor], root: Path, path: Path) -> None:
-    write_file(root, path, safetensors_bytes({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))
-
-
-def _load(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{path}: corrupt or missing ({error})") from None
-
-
-def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimizer state dict into (tensors for safetensors, JSON-able rest)."""
-    state = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for index, entries in state["state"].items():
-        for name, value in entries.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"{index}.{name}"] = value
-            else:
-                scalars[f"{index}.{name}"] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], rest: dict) -> None:
-    state: dict[int, dict] = {}
-    for key, value in [*tensors.items(), *rest["scalars"].items()]:
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
+EMA_WEIGHTS = "ema.safetensors"
+OLD_STATE = "state.json"
+"""The state file of tokzoo's checkpoints before the run-folder format (refused: :func:`find_checkpoint`)."""
 
 
 def rng_state() -> dict:
@@ -74,64 +45,65 @@ def save_checkpoint(out_dir: Path, step: int, model, optimizer, ema, state: dict
     tmp = final.with_name(final.name + ".tmp")
     remove_inside(root, tmp)
     make_folder(root, tmp)
-    _save(model.state_dict(), root, tmp / "model.safetensors")
+    write_tensors(root, tmp / WEIGHTS, model.state_dict())
     if ema is not None:
-        _save(ema.tensors, root, tmp / "ema.safetensors")
-    tensors, rest = optimizer_tensors(optimizer)
-    _save(tensors, root, tmp / "optimizer.safetensors")
-    document = {**state, "step": step, "optimizer": rest, "rng": rng_state()}
-    write_file(root, tmp / STATE_NAME, json.dumps(document, indent=1))
+        write_tensors(root, tmp / EMA_WEIGHTS, ema.tensors)
+    write_tensors(root, tmp / OPTIMIZER, optimizer_tensors(model, optimizer))
+    write_state(root, tmp, {**state, "step": step, "rng": rng_state()})
     remove_inside(root, final)
     rename_inside(root, tmp, final)
     return final
 
 
 def find_checkpoint(path: str | Path) -> Path:
-    """``path`` itself when it is a checkpoint, else the latest ``step-*`` under ``path/checkpoints``."""
+    """``path`` itself when it is a checkpoint, else the latest ``step-*`` under ``path/checkpoints``; a checkpoint
+    of an older tokzoo is refused in one line that says what to do."""
     path = Path(path)
-    if (path / STATE_NAME).is_file():
+    if (path / STATE).is_file():
         return path
-    steps = sorted(p for p in (path / "checkpoints").glob("step-*") if (p / STATE_NAME).is_file())
+    steps = sorted(p for p in (path / "checkpoints").glob("step-*") if (p / STATE).is_file())
+    old = [p for p in [path, *sorted((path / "checkpoints").glob("step-*"))] if (p / OLD_STATE).is_file()]
+    if old and (not steps or old[-1].name > steps[-1].name):
+        raise CheckpointError(f"{old[-1]}: a checkpoint of an older tokzoo ({OLD_STATE}, optimizer state by index), "
+                              f"which this trainer cannot resume; train again without --resume (into a new --out), or "
+                              f"finish it with the tokzoo version that wrote it")
     if not steps:
-        raise CheckpointError(f"{path}: no training checkpoint (expected {STATE_NAME} or checkpoints/step-*/)")
+        raise CheckpointError(f"{path}: no training checkpoint (expected {STATE} or checkpoints/step-*/)")
     return steps[-1]
 
 
 def read_state(path: Path) -> dict:
-    """The ``state.json`` of checkpoint ``path``."""
+    """The ``trainer_state.json`` of checkpoint ``path``."""
     from ...errors import InputError
     from ...io.safety import MAX_JSON_BYTES, read_file
 
     try:
-        state = json.loads(read_file(path / STATE_NAME, MAX_JSON_BYTES).decode("utf-8"))
+        state = json.loads(read_file(path / STATE, MAX_JSON_BYTES).decode("utf-8"))
     except InputError as error:  # a FIFO, a device, over 16 MiB
-        raise CheckpointError(f"{path / STATE_NAME}: unreadable ({error.reason})") from None
+        raise CheckpointError(f"{path / STATE}: unreadable ({error.reason})") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise CheckpointError(f"{path / STATE_NAME}: unreadable, not JSON ({str(error)[:120]}); resume from an "
+        raise CheckpointError(f"{path / STATE}: unreadable, not JSON ({str(error)[:120]}); resume from an "
                               "earlier checkpoints/step-* folder, or start over") from None
     fields = {"recipe": dict, "losses": list, "usage": list, "validation": list, "rng": dict}
     wrong = [k for k, kind in fields.items() if not isinstance(state, dict) or not isinstance(state.get(k), kind)]
     if wrong:
-        raise CheckpointError(f"{path / STATE_NAME}: damaged (field {wrong[0]!r} missing or of the wrong type); "
+        raise CheckpointError(f"{path / STATE}: damaged (field {wrong[0]!r} missing or of the wrong type); "
                               "resume from an earlier checkpoints/step-* folder, or start over")
     return state
 
 
 def load_checkpoint(path: Path, model, optimizer, ema) -> dict:
-    """Restore model, optimizer, EMA and RNG from checkpoint ``path``; returns its state.json."""
+    """Restore model, optimizer, EMA and RNG from checkpoint ``path``; returns its trainer_state.json."""
     state = read_state(path)
-    try:
-        model.load_state_dict(_load(path / "model.safetensors"))
-        load_optimizer(optimizer, _load(path / "optimizer.safetensors"), state["optimizer"])
-    except (RuntimeError, KeyError, ValueError) as error:
-        raise CheckpointError(f"{path}: does not match this recipe's model ({type(error).__name__})") from None
+    model.load_state_dict(read_checked(path / WEIGHTS, model.state_dict()))
+    load_optimizer(path, model, optimizer, every_parameter=False)  # parameters never given a gradient have no state
     if ema is not None:
-        if not (path / "ema.safetensors").is_file():
-            raise CheckpointError(f"{path}: the recipe uses EMA but the checkpoint has no ema.safetensors")
-        ema.load(_load(path / "ema.safetensors"))
+        if not (path / EMA_WEIGHTS).is_file():
+            raise CheckpointError(f"{path}: the recipe uses EMA but the checkpoint has no {EMA_WEIGHTS}")
+        ema.load(read_checked(path / EMA_WEIGHTS, ema.tensors))
     try:
         set_rng_state(state["rng"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"{path / STATE_NAME}: damaged ({type(error).__name__}: {str(error)[:100]}); resume from "
+        raise CheckpointError(f"{path / STATE}: damaged ({type(error).__name__}: {str(error)[:100]}); resume from "
                               "an earlier checkpoints/step-* folder, or start over") from None
     return state

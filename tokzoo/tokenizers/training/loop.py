@@ -1,5 +1,6 @@
 """The training loop: AdamW with warmup + cosine, optional EMA and gradient clipping, bf16 autocast on CUDA,
-codebook usage tracking, checkpoints and exact resume, and a ``save_pretrained`` directory at the end.
+codebook usage tracking, checkpoints and exact resume, ``OUT/log.jsonl`` (one line per ``log_every`` steps: loss,
+lr, codebook usage and perplexity), and a ``save_pretrained`` directory at the end.
 
 On CPU a run is a pure function of the recipe: weights start from ``torch.manual_seed(seed)``, batches
 from ``(seed, step)`` (training/data.py), and checkpoints carry the RNG state for VQ restarts.
@@ -7,7 +8,6 @@ from ``(seed, step)`` (training/data.py), and checkpoints carry the RNG state fo
 
 from __future__ import annotations
 
-import math
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +16,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ...errors import CheckpointError
+from ...io.writes import make_folder
+from ...runs.run_folder import append_log, truncate_log
+from ...runs.schedule import warmup_cosine
 from .codebook import CodebookUsage
 from .checkpointing import find_checkpoint, load_checkpoint, read_state, save_checkpoint
 from .data import TrainingData
@@ -37,13 +40,9 @@ class TrainResult:
 
 def learning_rate(recipe: dict, step: int) -> float:
     """Linear warmup over ``warmup_steps``, then cosine decay to ``min_lr_ratio * lr`` at ``steps``."""
-    peak, schedule, total = recipe["optimizer"]["lr"], recipe["schedule"], recipe["steps"]
-    warmup = schedule["warmup_steps"]
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    floor = schedule["min_lr_ratio"]
-    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+    schedule = recipe["schedule"]
+    return warmup_cosine(step, recipe["optimizer"]["lr"], schedule["warmup_steps"], recipe["steps"],
+                         schedule["min_lr_ratio"])
 
 
 def _loss(tokenizer, batch: torch.Tensor, device: torch.device):
@@ -90,6 +89,8 @@ def train(recipe: dict, out_dir: str | Path, device: str = "cpu", resume: str | 
         state.update(losses=saved["losses"], usage=saved["usage"], validation=saved["validation"])
     start, steps = len(state["losses"]), recipe["steps"]
     usage = CodebookUsage(tokenizer.vocab_size)
+    make_folder(out_dir)
+    truncate_log(out_dir, start)
     bar = tqdm(total=steps, initial=start, disable=not progress, desc=recipe["name"], dynamic_ncols=True)
     for step in range(start, steps):
         for group in optimizer.param_groups:
@@ -107,6 +108,9 @@ def train(recipe: dict, out_dir: str | Path, device: str = "cpu", resume: str | 
         done = step + 1
         if done % recipe["log_every"] == 0 or done == steps:
             state["usage"].append([done, usage.usage, usage.perplexity])
+            window = state["losses"][-recipe["log_every"]:]
+            append_log(out_dir, {"step": done, "loss": sum(window) / len(window), "lr": learning_rate(recipe, step),
+                                 "codebook_usage": usage.usage, "perplexity": usage.perplexity})
             bar.set_postfix(loss=f"{state['losses'][-1]:.4f}", usage=f"{usage.usage:.0%}", refresh=False)
             usage.reset()
         bar.update(1)

@@ -1,7 +1,8 @@
 """What the trainer knows about each modality of a token dataset: kind, vocabulary, token layout.
 
-A :class:`ModalitySpec` is read from the dataset's ``manifest.json`` (written by ``tokzoo tokenize``) and
-stored in the model's ``config.json``, so a model can be checked against the data it is given.
+A :class:`ModalitySpec` is read from the dataset's manifest (:func:`tokzoo.tokens.layout.read_manifest`; a
+plug-in's summary for layouts written by other tools, :mod:`.foreign`) and stored in the model's ``config.json``,
+so a model can be checked against the data it is given.
 
 Kinds (they decide masking, position encoding and generation):
 
@@ -21,11 +22,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tokzoo.errors import ConfigError, InputError
-from tokzoo.io.safety import MAX_JSON_BYTES, load_json, read_file
 from tokzoo.limits import MAX_FM_TOKENS, check_field
 
+from .foreign import find_layout
+from .layout import MANIFEST, read_manifest
+
 SEQUENCE_MODALITIES = frozenset({"captions", "metadata", "palette", "boxes"})
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -107,28 +109,29 @@ def dataset_parts(root: str | Path) -> list[Path]:
     return [Path(p) for p in str(root).split(",") if p]
 
 
-def read_manifest(root: str | Path) -> dict:
-    """The token dataset's manifest (folders joined by "," merged); InputError (one line) when missing or unreadable."""
+def dataset_manifest(root: str | Path) -> dict:
+    """The token dataset's manifest (folders joined by "," merged; a registered foreign layout summarised by its
+    plug-in); InputError (one line) when missing or damaged."""
     parts = dataset_parts(root)
     if len(parts) > 1:
         merged = {}
         for part in parts:
-            for name, entry in read_manifest(part)["modalities"].items():
+            for name, entry in dataset_manifest(part)["modalities"].items():
                 if name in merged:
                     raise InputError(part / MANIFEST, f"modality {name!r} is also in another folder of {root}")
                 merged[name] = entry
         return {"modalities": merged}
     path = Path(root) / MANIFEST
-    if not path.is_file():
-        from tokzoo.fourm.reader import detect_layout, manifest_for
-
-        if detect_layout(root):  # tokenized by ml-4m (or exported for it): tokzoo.fourm summarises the folders
-            return manifest_for(root)
-        raise InputError(path, "missing; not a token dataset written by `tokzoo tokenize`")
-    manifest = load_json(read_file(path, MAX_JSON_BYTES), str(path))  # InputError naming the file when unreadable
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("modalities"), dict):
-        raise InputError(path, "unreadable manifest (no \"modalities\" object)")
-    return manifest
+    try:
+        manifest = read_manifest(root)
+    except ConfigError as error:
+        raise InputError(path, str(error).removeprefix(f"{path}: ")) from None
+    if manifest is not None:
+        return manifest
+    layout = find_layout(root)
+    if layout is not None:  # written by another tool (e.g. ml-4m): its plug-in summarises the folders
+        return layout.manifest(Path(root))
+    raise InputError(path, "missing; not a token dataset written by `tokzoo tokenize`")
 
 
 def specs_from_manifest(root: str | Path, names: list[str], max_items: int = 16) -> list[ModalitySpec]:
@@ -137,14 +140,12 @@ def specs_from_manifest(root: str | Path, names: list[str], max_items: int = 16)
     InputError (one line) when the manifest lacks a requested modality, a modality is incomplete, or the
     dataset holds no samples.
     """
-    manifest = read_manifest(root)
+    manifest = dataset_manifest(root)
     path = dataset_parts(root)[0] / MANIFEST
     entries = manifest["modalities"]
     specs = []
     for name in names:
         entry = entries.get(name)
-        if entry is not None and not isinstance(entry, dict):
-            raise InputError(path, f"modality {name!r}: entry is not an object")
         if entry is None:
             raise InputError(path, f"no modality {name!r} in this token dataset (it has: {', '.join(sorted(entries)) or 'none'})")
         if not entry.get("complete", False):

@@ -1,4 +1,4 @@
-"""Names and readers of the token dataset layout (docs/ARCHITECTURE.md, "Token dataset layout").
+"""Names, readers and writers' formats of the token dataset layout (docs/ARCHITECTURE.md, "Token dataset layout").
 
 ```
 OUT/manifest.json
@@ -8,7 +8,8 @@ OUT/<modality>/shard-000000.samples.jsonl  one line per input sample
 OUT/<modality>/shard-000000.stats.json     written last = completion marker
 ```
 Pipeline-private entries start with ``_``: ``_source/`` (generated scenes), ``_commit/`` (journals of
-shard commits in progress).
+shard commits in progress). ``tokzoo pseudo-label`` keeps the same tables, markers and manifest name in its
+status folder (``table_path(out, ".pseudo-label", i)``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Iterator
 
 import numpy as np
 
-from tokzoo.errors import ConfigError, CorruptFileError
-from tokzoo.io.safety import MAX_FILE_BYTES, load_npy
+from tokzoo.errors import ConfigError, CorruptFileError, InputError
+from tokzoo.io.safety import MAX_FILE_BYTES, MAX_JSON_BYTES, load_npy, read_file
 from tokzoo.io.tar import member_problem
 from tokzoo.io.tarwalk import walk_tar
 from tokzoo.io.writes import is_plain_name
@@ -29,6 +30,8 @@ from tokzoo.storage import as_path
 
 MANIFEST = "manifest.json"
 CROPS = "crops"
+LABELLED = ".pseudo-label"
+"""The status folder ``tokzoo pseudo-label`` writes beside its shards (tables, markers, manifest as here)."""
 SOURCE = "_source"
 JOURNALS = "_commit"
 
@@ -45,6 +48,11 @@ def table_path(out: Path, modality: str, index: int) -> Path:
     return out / modality / f"{shard_name(index)}.samples.jsonl"
 
 
+def table_paths(out: Path, folder: str) -> list[Path]:
+    """Every ``*.samples.jsonl`` table of ``folder`` (complete shards or not), sorted."""
+    return sorted((as_path(out) / folder).glob("shard-*.samples.jsonl"))
+
+
 def stats_path(out: Path, modality: str, index: int) -> Path:
     return out / modality / f"{shard_name(index)}.stats.json"
 
@@ -53,10 +61,14 @@ OVERWRITE_HINT = "pass --overwrite to start over"
 
 
 def read_json(path: Path, hint: str = OVERWRITE_HINT):
-    """A JSON file of OUT's state; ConfigError "``path``: not valid JSON (...); ``hint``" when it is damaged."""
+    """A JSON file of OUT's state; ConfigError "``path``: not valid JSON (...); ``hint``" when it is damaged. A local
+    file must be a regular one of at most MAX_JSON_BYTES (:func:`tokzoo.io.safety.read_file`)."""
     path = as_path(path)
     try:
-        return json.loads(path.read_bytes().decode("utf-8"))
+        data = read_file(path, MAX_JSON_BYTES) if isinstance(path, Path) else path.read_bytes()
+        return json.loads(data.decode("utf-8"))
+    except InputError as error:
+        raise ConfigError(f"{path}: {error.reason}; {hint}") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise ConfigError(f"{path}: not valid JSON ({str(error)[:120]}); {hint}") from None
     except OSError as error:
@@ -100,6 +112,41 @@ def _manifest_problem(manifest) -> str | None:
         if wrong or missing:
             return f"modality {modality!r}: field {(wrong or missing)[0]!r} {'has the wrong type' if wrong else 'missing'}"
     return None
+
+
+def require_manifest(out: Path) -> dict:
+    """OUT's manifest (:func:`read_manifest`); a one-line ConfigError when there is none."""
+    manifest = read_manifest(out)
+    if manifest is None:
+        raise ConfigError(f"{out}: no {MANIFEST}; not a token dataset written by `tokzoo tokenize` "
+                          f"(nor a labelled one: no {LABELLED}/{MANIFEST})")
+    return manifest
+
+
+def read_stats(out: Path, modality: str, index: int) -> dict:
+    """``stats.json`` of a shard with its counts checked (non-negative ints, ok + failed = count)."""
+    return read_counts(stats_path(out, modality, index), rebuild_hint(out, modality, index))
+
+
+def read_counts(path: Path, hint: str = OVERWRITE_HINT) -> dict:
+    """A ``stats.json`` completion marker (tokenize or pseudo-label) with its counts checked; ConfigError + ``hint``."""
+    stats = read_json(path, hint)
+    if not isinstance(stats, dict) or not all(_count(stats.get(f)) for f in _COUNTS) or \
+            stats["ok"] + stats["failed"] != stats["count"]:
+        raise ConfigError(f"{path}: not a shard's stats (count, ok, failed, bytes: non-negative integers, "
+                          f"ok + failed = count); {hint}")
+    return stats
+
+
+_COUNTS = ("count", "ok", "failed", "bytes")
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def rebuild_hint(out: Path, modality: str, index: int) -> str:
+    return f"delete {out / modality / shard_name(index)}.* to rebuild that shard, or {OVERWRITE_HINT}"
 
 
 def read_table(path: Path) -> list[dict]:

@@ -1,4 +1,9 @@
-"""Batches of token ids from a token dataset folder (``OUT/<modality>/shard-*.tar``), for trainers."""
+"""Batches of token ids from a token dataset folder (``OUT/<modality>/shard-*.tar``), for trainers.
+
+``make_loader(root, ["rgb", "depth"], batch_size=256, num_workers=4)`` over a folder written by ``tokzoo tokenize``
+(layout in docs/ARCHITECTURE.md). Shards are memory-mapped and read as numpy views (:mod:`.shards`); the split
+across ranks and workers is in :mod:`.plan`.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +18,10 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tokzoo.errors import ConfigError, InputError, InvalidValueError, ShapeError, TokzooError
 from tokzoo.indices import item_counts
 
+from .foreign import find_layout
+from .layout import CROPS, MANIFEST, read_manifest
 from .plan import epoch_pieces, random_crops, resampled_pieces
 from .shards import Shard, count_members, open_shard, pad_items
-
-CROPS = "crops"
-"""The pipeline's crop settings folder (tokzoo.pipeline.layout.CROPS; not imported: it pulls in the pipeline)."""
-
-MANIFEST = "manifest.json"
-"""Where the pipeline records each modality's ``pad_id`` (set-valued modalities only)."""
 
 Batch = dict  # modality -> int64 (B, *token_shape); "__key__" -> list[str]; "__crop__" -> int64 (B,);
 # "__mask__" -> {set-valued modality: bool (B, N_max)}
@@ -35,7 +36,7 @@ class TokenDataset(IterableDataset):
 
     Split: ``rank`` / ``world_size`` (default: torch.distributed when it is initialised at construction,
     else 0 / 1) times DataLoader workers. Exact epochs (``resampled=False``) give each sample to exactly
-    one consumer, cutting the epoch's sample order into contiguous ranges (see :mod:`tokzoo.data.plan`);
+    one consumer, cutting the epoch's sample order into contiguous ranges (see :mod:`tokzoo.tokens.plan`);
     call :meth:`set_epoch` before each epoch to reshuffle and redraw crops. ``resampled=True`` is an
     endless seeded stream per consumer.
 
@@ -43,8 +44,8 @@ class TokenDataset(IterableDataset):
     ``require_complete`` a shard must have its ``.stats.json`` completion marker in every modality.
     Listing ``"crops"`` among the modalities yields each sample's chosen crop box, int64 (B, 5).
 
-    ml-4m's pre-tokenized layouts (``ROOT/crop_settings`` beside ``ROOT/tok_depth@224/...``, webdataset tars
-    or folders of ``.npy``) are read too, modalities named by their folders; see :mod:`tokzoo.fourm.reader`.
+    Layouts a plug-in registered (:mod:`.foreign`; ml-4m's pre-tokenized ones: ``ROOT/crop_settings`` beside
+    ``ROOT/tok_depth@224/...``) are read too, through the plug-in's reader.
 
     Set-valued modalities (sam_instances, human_pose: ``"pad_id"`` in OUT's manifest.json) hold N >= 0
     items per crop; their batches are int64 (B, N_max, *item_shape), N_max the batch's largest N (0 when
@@ -66,10 +67,11 @@ class TokenDataset(IterableDataset):
         self.shuffle, self.crop, self.resampled, self.seed, self.drop_last = shuffle, crop, resampled, seed, drop_last
         self.rank, self.world_size = _distributed(rank, world_size)
         self.epoch = 0
-        self.fourm = _fourm_layout(self.root, self.modalities)
-        if self.fourm is not None:  # ml-4m's own layouts: tokzoo.fourm.reader finds and opens the shards
-            self.shards, self.counts = self.fourm.shards, self.fourm.counts
-            self.pad_ids, self.id_limits = dict.fromkeys(self.modalities), self.fourm.id_limits()
+        layout = find_layout(self.root)
+        self.foreign = layout.reader(self.root, self.modalities) if layout else None
+        if self.foreign is not None:  # another tool's layout: its plug-in finds and opens the shards
+            self.shards, self.counts = self.foreign.shards, self.foreign.counts
+            self.pad_ids, self.id_limits = dict.fromkeys(self.modalities), self.foreign.id_limits()
             return
         self.shards = _find_shards(self.root, self.modalities, require_complete)
         self.pad_ids, self.id_limits = _manifest_ids(self.root, self.modalities)
@@ -149,7 +151,8 @@ class TokenDataset(IterableDataset):
 
     def _open(self, shard_id: int) -> list[Shard]:
         name = self.shards[shard_id]
-        shards = [self.fourm.open(m, name) if self.fourm else open_shard(self.root / m / name) for m in self.modalities]
+        shards = [self.foreign.open(m, name) if self.foreign else open_shard(self.root / m / name)
+                  for m in self.modalities]
         first = shards[0]
         if len(first) != self.counts[shard_id]:
             raise InputError(first.path, f"{len(first)} members, but {self.counts[shard_id]} were counted when the loader was made")
@@ -238,19 +241,15 @@ def _gather(shards: list[Shard], samples: np.ndarray, crops: np.ndarray, pad_ids
 def _manifest_ids(root: Path, modalities: list[str]) -> tuple[dict[str, int | None], dict[str, int | None]]:
     """Per modality: its ``pad_id`` from OUT's manifest.json (set-valued modalities, else None) and the bound its
     ids must stay under (vocab_size, + 1 with a pad id); all None when there is no manifest (folders not
-    written by ``tokzoo tokenize``). A damaged manifest is an InputError naming it."""
-    path = root / MANIFEST
-    if not path.is_file():
+    written by ``tokzoo tokenize``). A damaged manifest is a one-line error naming it (:func:`.layout.read_manifest`)."""
+    manifest = read_manifest(root)
+    if manifest is None:
         return dict.fromkeys(modalities), dict.fromkeys(modalities)
-    try:
-        manifest = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, ValueError, RecursionError) as e:
-        raise InputError(path, f"unreadable manifest ({str(e)[:120]})") from None
-    entries = manifest.get("modalities") if isinstance(manifest, dict) else None
+    path = root / MANIFEST
     pads, limits = {}, {}
     for m in modalities:
-        entry = entries.get(m, {}) if isinstance(entries, dict) else None
-        pad, vocab = (entry.get("pad_id"), entry.get("vocab_size")) if isinstance(entry, dict) else (0.5, 0.5)
+        entry = manifest["modalities"].get(m, {})  # read_manifest checked that entries are objects
+        pad, vocab = entry.get("pad_id"), entry.get("vocab_size")
         if not all(v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0) for v in (pad, vocab)):
             raise InputError(path, f"not a tokzoo manifest (modality {m!r}: pad_id / vocab_size are not ids)")
         pads[m] = pad
@@ -274,13 +273,6 @@ def _checked_count(path: Path) -> int:
             raise InputError(path, f"{count} members, its .stats.json records {recorded['ok']!r} ok samples: "
                                    "truncated or tampered")
     return count
-
-
-def _fourm_layout(root: Path, modalities: list[str]):
-    """A :class:`tokzoo.fourm.reader.FourMLayout` when ``root`` is in one of ml-4m's layouts, else None."""
-    from tokzoo.fourm.reader import FourMLayout, detect_layout
-
-    return FourMLayout(root, modalities) if detect_layout(root) else None
 
 
 def _key(name: bytes) -> str:

@@ -12,6 +12,8 @@ Status files live in a hidden folder because a folder that is read as shards may
 Every tar holds the same modalities for every sample (aligned keys); a sample that fails any
 labeler is left out and listed as failed. Input shards map to output shards as in the tokenize
 pipeline (one per input tar, else ``samples_per_shard`` samples); a rerun skips complete shards.
+The shard loop is the engine's, handed in by the caller (:mod:`tokzoo.pipeline.engine`): it gets a
+:class:`LabelWork`, labels each unit with :meth:`LabelWork.label` and commits it with :meth:`LabelWork.commit`.
 """
 
 from __future__ import annotations
@@ -19,32 +21,30 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from tqdm import tqdm
+from typing import Iterator
 
 from tokzoo.errors import ConfigError, InputError, TokzooError
 from tokzoo.failures import add_reasons, count_reasons, image_problem
 from tokzoo.io import MODALITIES, decode_sample, write_modality
+from tokzoo.io.formats import written_extension
 from tokzoo.io.readers import holds_nothing
 from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.io.samples import RawSample, Sample
-from tokzoo.pipeline.layout import json_bytes, read_json, shard_name, table_bytes
-from tokzoo.pipeline.plan import open_input, units
-from tokzoo.pipeline.state import labelled_shard_done, read_counts
 from tokzoo.io.writes import make_folder
-from tokzoo.pipeline.writer import recover, write_atomic
+from tokzoo.labelers.base import DEFAULTS, Labeler, create_labeler
 from tokzoo.storage import as_path, is_url
+from tokzoo.tokens.layout import (LABELLED, MANIFEST, complete_shards, json_bytes, read_counts, read_json, shard_name,
+                                  stats_path, table_bytes, table_path)
 
-from .base import DEFAULTS, Labeler, create_labeler
+from .engine import Engine, LocalEngine
+from .plan import open_input, units
+from .state import labelled_shard_done
+from .writer import recover, write_atomic
 
-STATUS = ".pseudo-label"
+STATUS = LABELLED
 FORMAT = "tokzoo-pseudo-label/1"
-EXTENSION = {"rgb": ".png", "depth": ".npy", "normals": ".npy", "semseg": ".png", "sam_instances": ".png", "edges": ".png",
-             "dense_features": ".npy", "global_feature": ".npy"}
-"""Member extension of values written from memory (others: .json); float maps stay exact in .npy."""
 
 
 @dataclass
@@ -59,10 +59,6 @@ class LabelJob:
     samples_per_shard: int = 256
     overwrite: bool = False
     progress: bool = True
-    engine: str = "local"  # or "ray" (tokzoo.scale.label)
-    address: str | None = None  # ray: the cluster (None: RAY_ADDRESS, else a local one)
-    gpus: int = 0  # ray: labeler actors with one GPU each
-    actors: int | None = None  # ray: labeler actors (default: gpus, else 1)
     max_member_bytes: int = MAX_FILE_BYTES  # larger input files / tar members are not read (the sample fails)
     min_image_size: int = 0  # images whose shorter side is smaller fail (img2dataset's filter)
     max_aspect_ratio: float = math.inf  # images whose longer side exceeds this times the shorter one fail
@@ -117,13 +113,11 @@ def plan_labelers(modalities: list[str], specs: dict[str, str], device: str, bat
     return ordered
 
 
-def pseudo_label(job: LabelJob) -> LabelSummary:
-    """Run ``job``; returns counts. Raises ConfigError for a foreign or incompatible OUT."""
-    if job.engine == "ray":
-        from tokzoo.scale import require_ray
-
-        require_ray()  # before OUT is touched
-    device = job.device if job.engine == "local" else "cpu"  # ray: the actors place the models, not the driver
+def pseudo_label(job: LabelJob, engine: Engine | None = None) -> LabelSummary:
+    """Run ``job``, its shards made by ``engine`` (default: :class:`~tokzoo.pipeline.engine.LocalEngine`); returns
+    counts. Raises ConfigError for a foreign or incompatible OUT."""
+    engine = engine or LocalEngine()
+    device = "cpu" if engine.remote else job.device  # remote: the engine's workers place the models, not the driver
     labelers = plan_labelers(job.modalities, job.labelers, device, job.batch_size, job.labeler_options)
     out = as_path(job.output)
     status = out / STATUS
@@ -144,15 +138,10 @@ def pseudo_label(job: LabelJob) -> LabelSummary:
     plan = LabelPlan(status, wanted, required, (job.min_image_size, job.max_aspect_ratio))
     remote = any(is_url(s) for s in getattr(reader, "shards", []))  # counting would read every remote tar
     total = None if remote else _length(reader)
-    if job.engine == "ray":
-        from tokzoo.scale.label import run_ray
-
-        written, nodes = run_ray(job, out, plan, units(reader, job.samples_per_shard), total,
-                                 len(getattr(reader, "shards", [])) or None)
-    else:
-        written, nodes = _run_local(job, out, plan, units(reader, job.samples_per_shard), labelers, total), []
+    written, nodes = engine.pseudo_label(LabelWork(job, out, plan, units(reader, job.samples_per_shard), labelers,
+                                                   total, len(getattr(reader, "shards", [])) or None))
     counts = _count(status)
-    write_atomic(status / "manifest.json", json_bytes({**manifest, "samples": counts, "shards": plan.shards}), out)
+    write_atomic(status / MANIFEST, json_bytes({**manifest, "samples": counts, "shards": plan.shards}), out)
     return LabelSummary(counts["ok"], counts["failed"], counts["count"], plan.shards, written,
                         {lab.modality: lab for lab in labelers}, nodes, counts["failed_by_reason"])
 
@@ -175,23 +164,32 @@ class LabelPlan:
         return [(raw, _filtered(_decode(raw, self.wanted, self.required), *self.image_filter)) for raw in unit.raws]
 
 
-def _run_local(job: LabelJob, out: Path, plan: LabelPlan, all_units, labelers: list[Labeler], total: int | None) -> int:
-    """The local engine: decode, label and commit shard after shard in this process. Returns shards written."""
-    written, started = 0, time.perf_counter()
-    with tqdm(total=total, unit="sample", desc="pseudo-label", disable=not job.progress, dynamic_ncols=True) as bar:
-        for unit in plan.todo(all_units):
-            payload = label_shard(labelers, plan.decode(unit))
-            write_shard(out, unit.index, unit.source, payload, time.perf_counter() - started)
-            bar.update(len(payload.records))
-            written, started = written + 1, time.perf_counter()
-    return written
+@dataclass
+class LabelWork:
+    """What an engine gets to make the missing shards: ``plan.todo(units)`` gives the units to label,
+    :meth:`label` labels one with ``labelers`` (an engine with its own copies calls :func:`label_shard`),
+    :meth:`commit` writes it."""
+
+    job: LabelJob
+    out: Path
+    plan: LabelPlan
+    units: Iterator  # the input's units (tokzoo.pipeline.plan.units)
+    labelers: list[Labeler]  # created on the driver (on the CPU when the engine runs its own)
+    total: int | None  # samples, when known cheaply (progress bars)
+    units_total: int | None = None  # units in the input, when known without reading it (tars)
+
+    def label(self, unit) -> ShardPayload:
+        return label_shard(self.labelers, self.plan.decode(unit))
+
+    def commit(self, unit, payload: ShardPayload, seconds: float) -> None:
+        write_shard(self.out, unit.index, unit.source, payload, seconds)
 
 
 def _claim(out: Path, manifest: dict, overwrite: bool) -> None:
     """Refuse a non-empty OUT that is not ours or was labelled differently; wipe ours on ``overwrite``."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
-    previous = out / STATUS / "manifest.json"
+    previous = out / STATUS / MANIFEST
     if out.exists() and any(out.iterdir()) and not previous.is_file():
         raise ConfigError(f"{out}: not empty and not a pseudo-label output; choose another --output")
     if previous.is_file() and overwrite:
@@ -203,7 +201,7 @@ def _claim(out: Path, manifest: dict, overwrite: bool) -> None:
             raise ConfigError(f"{out} was labelled with other settings ({old['labelers']}, input {old['input']}); "
                               "pass --overwrite to start over")
     make_folder(out, out / STATUS)
-    write_atomic(out / STATUS / "manifest.json", json_bytes(manifest), out)
+    write_atomic(out / STATUS / MANIFEST, json_bytes(manifest), out)
     recover(out)  # drops *.tmp files a killed run left
 
 
@@ -269,7 +267,8 @@ def _members(raw: RawSample, sample: Sample, labelers: list[Labeler]) -> dict[st
         if m not in labelled and ref is not None and ref.ext and (ref.data is not None or ref.path):
             members[f"{m}{ref.ext}"] = ref.read_bytes()
         else:
-            members[f"{m}{EXTENSION.get(m, '.json')}"] = write_modality(m, value, EXTENSION.get(m, ".json"))
+            ext = written_extension(m)  # declared with the modality (float maps stay exact in .npy)
+            members[f"{m}{ext}"] = write_modality(m, value, ext)
     return members
 
 
@@ -311,19 +310,19 @@ def label_shard(labelers: list[Labeler], results: list[tuple[RawSample, Sample]]
 def write_shard(out: Path, index: int, source: str, payload: ShardPayload, seconds: float) -> None:
     """Write the shard's tar, then its table, then its stats (the completion marker)."""
     write_atomic(out / f"{shard_name(index)}.tar", payload.data, out)
-    write_atomic(out / STATUS / f"{shard_name(index)}.samples.jsonl", table_bytes(payload.records), out)
+    write_atomic(table_path(out, STATUS, index), table_bytes(payload.records), out)
     keys = "\n".join(payload.keys)
     stats = {"count": len(payload.records), "ok": len(payload.keys), "failed": len(payload.records) - len(payload.keys),
              "bytes": len(payload.data), "failed_by_reason": count_reasons(payload.records),
              "seconds": round(seconds, 3), "input": source,
              "keys_hash": hashlib.sha256(keys.encode()).hexdigest()}
-    write_atomic(out / STATUS / f"{shard_name(index)}.stats.json", json_bytes(stats), out)
+    write_atomic(stats_path(out, STATUS, index), json_bytes(stats), out)
 
 
 def _count(status: Path) -> dict:
     totals, reasons = {"count": 0, "ok": 0, "failed": 0}, {}
-    for path in status.glob("shard-*.stats.json"):
-        stats = read_counts(path)
+    for index in complete_shards(status.parent, status.name):
+        stats = read_counts(stats_path(status.parent, status.name, index))
         totals = {k: totals[k] + stats[k] for k in totals}
         reasons = add_reasons(reasons, stats.get("failed_by_reason"))
     return {**totals, "failed_by_reason": reasons}
