@@ -169,6 +169,38 @@ def test_a_toy_labeler_registered_once_runs_in_pseudo_label(toy_labeler, tmp_pat
         assert np.allclose(depth["dark.depth.npy"], 1 + 40 / 255) and np.allclose(depth["light.depth.npy"], 1 + 200 / 255)
 
 
+def test_pseudo_label_writes_a_toy_modality_as_it_declares(toy_modality, tmp_path):
+    """A labeler of the toy modality: pseudo-label writes its values with the declared extension (.npy), and
+    tokenize reads them back."""
+    from PIL import Image
+
+    from tokzoo.labelers import LABELERS, Labeler, register_labeler
+
+    @register_labeler
+    class Brightness(Labeler):
+        name = "toy_brightness"
+        modality = TOY
+
+        def _label(self, chunk):
+            return [(rgb.mean(axis=2) / 255).astype(np.float32) for rgb in chunk["rgb"]]
+
+    try:
+        photos = tmp_path / "photos"
+        photos.mkdir()
+        Image.fromarray(np.arange(32 * 32 * 3, dtype=np.uint8).reshape(32, 32, 3)).save(photos / "a.png")
+        out = tmp_path / "labelled"
+        result = run("pseudo-label", "-m", TOY, "-l", f"{TOY}=toy_brightness", "--input", photos, "-o", out,
+                     "--no-progress", "--tokenize", "--untrained")
+        assert result.exit_code == 0, result.output
+        with tarfile.open(out / "shard-000000.tar") as tar:
+            stored = np.load(io.BytesIO(tar.extractfile(f"a.{TOY}.npy").read()))
+        expected = np.arange(32 * 32 * 3, dtype=np.uint8).reshape(32, 32, 3).mean(axis=2) / 255
+        assert np.array_equal(stored, expected.astype(np.float32))
+        assert json.loads((tmp_path / "labelled-tokens" / "manifest.json").read_text())["modalities"][TOY]["samples"]["ok"] == 1
+    finally:
+        del LABELERS["toy_brightness"]
+
+
 def test_without_the_toy_labeler_depth_has_no_default(tmp_path):
     from tokzoo.labelers import DEFAULTS
 
