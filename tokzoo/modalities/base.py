@@ -66,6 +66,8 @@ class StoredValue:
     extensions: ClassVar[tuple[str, ...]]
     written_as: ClassVar[str | None] = None
     crop_rule: ClassVar[str | None] = None
+    old_names: ClassVar[tuple[str, ...]] = ()
+    """Names it was stored under before, still read as this one (tokzoo.vocabulary)."""
 
 
 class Modality(StoredValue):

@@ -111,6 +111,7 @@ class SAMInstances(Modality):
     """Per-instance masks cropped to their boxes at 64 x 64, encoded as {-1, 1}; loss BCE on mask logits."""
 
     name = "sam_instances"
+    old_names = ("instances",)  # what pseudo-label wrote before the rename
     file_format = "instances"
     extensions = (".png", ".npy")
     crop_rule = "nearest"
