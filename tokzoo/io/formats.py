@@ -131,9 +131,10 @@ def read_modality(modality: str, source: str | Path, data: bytes | None = None, 
         raise UnsupportedFormatError(source, f"{modality} cannot be read from {ext!r} files; use one of {allowed}")
     if ext == ".npy":
         return from_value(modality, load_npy(data, source), source, **options)
+    fmt = _format(modality)
     if ext == ".json":
-        return _JSON_CHECKS[_format(modality)](load_json(data, source, options.get("max_json_bytes", MAX_JSON_BYTES)), source)
-    if _format(modality) == "audio":
+        return _JSON_CHECKS[fmt](load_json(data, source, options.get("max_json_bytes", MAX_JSON_BYTES)), source)
+    if fmt == "audio":
         return read_audio(data, source, options.get("sample_rate", SAMPLE_RATE))
     return from_value(modality, open_image(data, source, options.get("max_pixels", MAX_PIXELS)), source, **options)
 
