@@ -11,11 +11,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from tokzoo_cli.main import cli
-
 from tokzoo.crops import apply_crop
 from tokzoo.modalities import MODALITIES, STORED, Modality, register_modality
 from tokzoo.viz import colorize
+from tokzoo_cli.main import cli
 
 TOY = "toy_heat"
 

@@ -45,8 +45,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from tokzoo.tokenizers.checkpoint import read_state_dict
 from tokzoo.errors import CheckpointError, ConfigError, InvalidValueError, TokzooError
+from tokzoo.tokenizers.checkpoint import read_state_dict
 
 from .base import Labeler, register_labeler
 from .hmr2_network import HMR2, NUM_BETAS, NUM_JOINTS, build_from_state_dict

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, InvalidValueError, ShapeError
-from .lazy_torch import F, torch
-from .base import FSQ_LEVELS
 from ..viz import colorize
-from .base import Modality, register_modality
+from .base import FSQ_LEVELS, Modality, register_modality
+from .lazy_torch import F, torch
 
 OVERSHOOT = 1e-3  # samples up to 1 + OVERSHOOT in magnitude (resampling ripple) are clipped, larger ones refused
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InvalidValueError, ShapeError
+from .base import FSQ_LEVELS, FeatureModality, register_modality, to_tensor
 from .lazy_torch import F, torch
-from .base import FSQ_LEVELS
-from .base import FeatureModality, register_modality, to_tensor
 
 # zoo name -> (channels, feature grid at 224 px): DINOv2-B/14 and ImageBind-H/14 give 16 x 16 patches,
 # CLIP-B/16 gives 14 x 14.

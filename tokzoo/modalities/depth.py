@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from ..viz import colorize
-from .lazy_torch import F, torch
 from .base import Modality, register_modality, require_finite_somewhere, to_tensor
+from .lazy_torch import F, torch
 
 
 @register_modality

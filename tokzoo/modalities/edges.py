@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InvalidValueError, TokzooError
+from .base import FSQ_LEVELS, Modality, register_modality, to_tensor
 from .lazy_torch import F, torch
-from .base import FSQ_LEVELS
-from .base import Modality, register_modality, to_tensor
-
 
 CANNY_VIEW_PX = 128
 """``sigma=None`` Canny sees structure at the scale of a view whose shorter side is this many pixels."""

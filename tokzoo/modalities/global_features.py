@@ -6,8 +6,8 @@ import numpy as np
 
 from ..errors import InvalidValueError, ShapeError
 from ..viz import colorize
-from .lazy_torch import F, torch
 from .base import FeatureModality, register_modality, to_tensor
+from .lazy_torch import F, torch
 
 # Embedding sizes of the extractors 4M-21 used; the zoo name picks the dimension.
 GLOBAL_DIMS = {"dinov2_global": 768, "clip_global": 512, "imagebind_global": 1024}

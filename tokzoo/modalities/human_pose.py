@@ -10,10 +10,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import ConfigError, DtypeError, InvalidValueError, ShapeError
-from .lazy_torch import F, torch
-from .base import FSQ_LEVELS
 from ..viz import colorize
-from .base import Modality, register_modality
+from .base import FSQ_LEVELS, Modality, register_modality
+from .lazy_torch import F, torch
 
 COCO17_JOINTS = 17
 SMPL_JOINTS = 23  # SMPL body pose without the global orientation

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InvalidValueError, ShapeError
+from .base import FSQ_LEVELS, Modality, register_modality, require_finite_somewhere, to_tensor
 from .lazy_torch import F, torch
-from .base import FSQ_LEVELS
-from .base import Modality, register_modality, require_finite_somewhere, to_tensor
+
 
 @register_modality
 class Normals(Modality):

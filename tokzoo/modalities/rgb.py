@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from .lazy_torch import torch
 from .base import Modality, register_modality, to_tensor
+from .lazy_torch import torch
 
 
 @register_modality

@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DtypeError, InvalidValueError, ShapeError
-from .lazy_torch import F, torch
-from .base import FSQ_LEVELS
 from ..viz import label_colors
-from .base import Modality, register_modality, to_tensor
+from .base import FSQ_LEVELS, Modality, register_modality, to_tensor
+from .lazy_torch import F, torch
 
 MASK_SIZE = 64
 MIN_AREA_FRACTION = 0.0005  # 4M drops instances under 0.05% of the image

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, InvalidValueError
-from .lazy_torch import F, torch
-from .base import FSQ_LEVELS
 from ..viz import label_colors
-from .base import Modality, register_modality, to_tensor
+from .base import FSQ_LEVELS, Modality, register_modality, to_tensor
+from .lazy_torch import F, torch
 
 IGNORE = 255
 
