@@ -34,8 +34,8 @@ from scipy import ndimage, stats
 
 from tokzoo.datasets import generate_scene
 from tokzoo.labelers.consensus import _smooth, depth_consensus, normals_consensus
-from tokzoo.labelers.geometry import normals_from_depth
 from tokzoo.labelers.metrics import angular_errors
+from tokzoo.labelers.normals_from_depth import normals_from_depth
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Iterative consensus"

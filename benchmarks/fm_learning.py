@@ -39,7 +39,8 @@ from tokzoo.tokenizers.evaluation.metrics import abs_rel
 from tokzoo.fm.evaluate import evaluate, example_rows, raw_crops
 from tokzoo.fm.generate import DecodeSettings, decode_tokens, generate
 from tokzoo.fm.masking import flatten_batch
-from tokzoo.viz import grid, save_png
+from tokzoo.io.images import save_png
+from tokzoo.viz import grid
 from results_md import append_to_section
 
 HERE = Path(__file__).resolve().parent

@@ -166,7 +166,7 @@ def build_sam(root: Path) -> list[Case]:
 def build_hmr2(root: Path) -> list[Case]:
     from safetensors.torch import save_file
 
-    from tokzoo.labelers.hmr2 import HMR2, RELEASED
+    from tokzoo.labelers.hmr2_network import HMR2, RELEASED
 
     save_file({k: v.contiguous() for k, v in HMR2(RELEASED).state_dict().items()}, str(root / "hmr2.safetensors"))
     return [Case(f"hmr2_smpl:{root / 'hmr2.safetensors'}", "HMR 2.0: ViT-H/16 at 256x192 + SMPL head, 1 box/image",

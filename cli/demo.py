@@ -40,7 +40,7 @@ def demo_command(out, scenes, workers, progress):
     from tokzoo.pipeline import TokenizeJob, tokenize
     from tokzoo.browse import build_site
     from tokzoo.pipeline.report import inspect_lines, labelled_grid, show_pairs
-    from tokzoo.viz import save_png
+    from tokzoo.io.images import save_png
 
     modalities, tokenizers, untrained = demo_modalities()
     tokens = out / "tokens"

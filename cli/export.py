@@ -36,8 +36,11 @@ def export_command(src, dst, target, layout, names, modalities, allow_pickled_se
     """Write the token dataset SRC (from `tokzoo tokenize`) into DST in ml-4m's layout, with the modality
     entries ml-4m needs (DST/fourm_modalities.py to import, DST/fourm_modalities.json)."""
     from tokzoo.fourm.export import export_4m
+    from tokzoo.vocabulary import tokenized_name
 
-    chosen = [m.strip() for m in modalities.split(",") if m.strip()] if modalities else None
+    from .tokenize import modality_names
+
+    chosen = modality_names(modalities, tokenized_name) if modalities else None
     info = export_4m(src, dst, layout=layout, names=parse_names(names), modalities=chosen,
                      allow_sets=allow_pickled_sets, progress=progress)
     for name, facts in info["modalities"].items():

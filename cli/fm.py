@@ -19,6 +19,16 @@ def _names(value: str) -> list[str]:
     return names
 
 
+def _modalities(value: str, option: str) -> list[str]:
+    """``--from`` / ``--to``: token modality names; an old name (``instances``) is read as its canonical one with a
+    note (tokzoo.vocabulary)."""
+    from tokzoo.vocabulary import tokenized_name
+
+    from .tokenize import modality_names
+
+    return modality_names(value, tokenized_name, option)
+
+
 def _decode_options(f):
     f = click.option("--guide", "guidance", multiple=True, metavar="MODALITY=WEIGHT",
                      help="Multimodal guidance: weight of one condition (repeatable); replaces --guidance-scale.")(f)
@@ -113,9 +123,10 @@ def fm_generate_command(run, data, keys, sources, targets, output, scale, **deco
     """Predict --to from --from for samples of DATA; PNG rows: inputs, predictions, ground truth."""
     from tokzoo.fm.checkpoint import load_model
     from tokzoo.fm.evaluate import example_rows
-    from tokzoo.viz import labelled_grid, save_png
+    from tokzoo.io.images import save_png
+    from tokzoo.viz import labelled_grid
 
-    sources, targets, keys = _names(sources), _names(targets), _names(keys)
+    sources, targets, keys = _modalities(sources, "--from"), _modalities(targets, "--to"), _names(keys)
     model = load_model(run)
     rows = example_rows(model, data, keys, sources, targets, _settings(**decode))
     groups = [("given", len(sources)), ("predicted", len(targets)), ("ground truth", len(targets))]
@@ -152,7 +163,7 @@ def fm_eval_command(run, data, train_data, sources, targets, limit, train_limit,
     if not train_data:
         raise ConfigError(f"{run}: the run does not record its training data; pass --train-data")
     model = load_model(run)
-    report = evaluate(model, data, train_data, _names(sources), _names(targets), limit=limit, train_limit=train_limit,
+    report = evaluate(model, data, train_data, _modalities(sources, "--from"), _modalities(targets, "--to"), limit=limit, train_limit=train_limit,
                       settings=_settings(**decode), progress=progress)
     if as_json:
         click.echo(json.dumps(report, indent=2))

@@ -40,7 +40,8 @@ def show_command(out, key, output, tokenizers, scale):
     """PNG of one sample: per modality, the source crop beside the reconstruction from its tokens (a modality whose
     tokenizer is gone or changed is skipped with a note). ml-4m layouts: the reconstructions by --tokenizer."""
     from tokzoo.fourm.reader import detect_layout
-    from tokzoo.viz import labelled_grid, save_png
+    from tokzoo.io.images import save_png
+    from tokzoo.viz import labelled_grid
 
     if detect_layout(out):
         from tokzoo.fourm.report import show_rows as fourm_rows

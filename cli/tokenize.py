@@ -35,16 +35,16 @@ def parse_tokenizers(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def modality_names(text: str, rename) -> list[str]:
+def modality_names(text: str, rename, option: str = "--modality") -> list[str]:
     """``--modality a,b`` -> distinct names, each passed through ``rename`` (old names -> canonical ones, a note
-    on stderr names what was renamed)."""
+    on stderr names what was renamed); ``option`` names the option in the note and errors."""
     given = [m.strip() for m in text.split(",") if m.strip()]
     names = [rename(m) for m in given]
     if not names or len(set(names)) != len(names):
-        raise UserError(f"--modality {text!r}: expected distinct comma-separated names")
+        raise UserError(f"{option} {text!r}: expected distinct comma-separated names")
     renamed = [f"{old} -> {new}" for old, new in zip(given, names) if old != new]
     if renamed:
-        click.echo(f"note: --modality read as {', '.join(renamed)}", err=True)
+        click.echo(f"note: {option} read as {', '.join(renamed)}", err=True)
     return names
 
 

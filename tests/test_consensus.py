@@ -12,8 +12,8 @@ from tokzoo.datasets import generate_scene
 from tokzoo.errors import ConfigError
 from tokzoo.labelers import create_labeler
 from tokzoo.labelers.consensus import depth_consensus, normals_consensus
-from tokzoo.labelers.geometry import normals_from_depth
 from tokzoo.labelers.metrics import angular_errors
+from tokzoo.labelers.normals_from_depth import normals_from_depth
 
 
 @pytest.fixture(scope="module")

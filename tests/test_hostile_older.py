@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from tokzoo.errors import ConfigError
-from tokzoo.labelers.metadata import STATISTICS_PIXELS, occlusion_score, rgb_statistics
-from tokzoo.labelers.palette import palette
+from tokzoo.labelers.image_statistics import STATISTICS_PIXELS, occlusion_score, rgb_statistics
+from tokzoo.labelers.kmeans import palette
 from tokzoo_cli.main import cli
 
 

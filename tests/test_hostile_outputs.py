@@ -557,7 +557,7 @@ def test_codec_outputs_are_not_written_through_links(tmp_path, command):
 
 
 def test_show_png_is_not_written_through_a_link(tokens, tmp_path):
-    """``tokzoo show`` (and every PNG of show / eval / fm generate / scenes previews: tokzoo.viz.save_png)."""
+    """``tokzoo show`` (and every PNG of show / eval / fm generate / scenes previews: tokzoo.io.images.save_png)."""
     outside = plant_outside(tmp_path)
     (tmp_path / "show.png").symlink_to(outside / "victim.txt")
     key = json.loads((tokens / "rgb" / "shard-000000.samples.jsonl").read_text().splitlines()[0])["key"]

@@ -277,3 +277,15 @@ def test_feature_files_round_trip_and_are_checked(tmp_path):
         from_value("global_feature", np.full(4, np.nan, np.float32), "n.npy")
     with pytest.raises(DtypeError):
         from_value("global_feature", np.ones(4, np.int64), "i.npy")
+
+
+def test_each_stored_value_declares_how_it_is_written():
+    """What pseudo-label writes a value computed in memory as: exact float maps in .npy, label maps in .png, JSON
+    values as .json (each declared with the value in tokzoo/modalities)."""
+    from tokzoo.io.formats import EXTENSIONS, written_extension
+
+    written = {name: written_extension(name) for name in EXTENSIONS}
+    assert written["depth"] == written["normals"] == written["dense_features"] == ".npy"
+    assert written["rgb"] == written["semseg"] == written["sam_instances"] == written["edges"] == ".png"
+    assert {written[name] for name in ("pose", "camera", "palette", "metadata", "boxes")} == {".json"}
+    assert all(ext in EXTENSIONS[name] for name, ext in written.items())

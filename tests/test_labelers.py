@@ -9,10 +9,10 @@ from tokzoo.datasets import generate_scene
 from tokzoo.errors import ConfigError, InvalidValueError
 from tokzoo.io.formats import from_value
 from tokzoo.labelers import DEFAULTS, LABELERS, create_labeler
-from tokzoo.labelers.geometry import intrinsics, normals_from_depth
-from tokzoo.labelers.metadata import metadata, rgb_statistics
+from tokzoo.labelers.normals_from_depth import intrinsics, normals_from_depth
+from tokzoo.labelers.image_statistics import metadata, rgb_statistics
 from tokzoo.labelers.metrics import angular_errors, edge_counts, f1, segmentation_accuracy
-from tokzoo.labelers.palette import palette
+from tokzoo.labelers.kmeans import palette
 from tokzoo.tokenizers.structured import DEFAULT_KEYS, MetadataTokenizer, PaletteTokenizer
 
 import skimage  # noqa: E402,F401  (dev extra: tokzoo[samples])

@@ -11,7 +11,7 @@ from tokzoo.datasets import generate_scene
 from tokzoo.errors import ConfigError
 from tokzoo.io.formats import from_value
 from tokzoo.labelers import create_labeler
-from tokzoo.labelers.pose import person_boxes
+from tokzoo.labelers.vitpose import person_boxes
 
 import transformers as tf  # noqa: E402  (dev extra: tokzoo[labelers])
 rng = np.random.default_rng(0)

@@ -15,7 +15,7 @@ from tokzoo.errors import CheckpointError, ConfigError, InvalidValueError
 from tokzoo.io.formats import from_value
 from tokzoo.labelers import create_labeler
 from tokzoo.labelers.sam import boundaries
-from tokzoo.labelers.sam_official import SamArchitecture, build_sam, infer_architecture, instances_from_records
+from tokzoo.labelers.segment_anything import SamArchitecture, build_sam, infer_architecture, instances_from_records
 
 sa = pytest.importorskip("segment_anything")  # the labelers extra
 pytestmark = pytest.mark.usefixtures("one_thread")

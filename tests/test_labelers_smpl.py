@@ -13,9 +13,9 @@ from tokzoo.datasets import generate_scene
 from tokzoo.errors import CheckpointError
 from tokzoo.io.formats import from_value, write_modality
 from tokzoo.labelers import create_labeler
-from tokzoo.labelers.hmr2 import HMR2, MEAN_TOKEN_DIM, RELEASED, HMR2Config, rot6d_to_matrix
-from tokzoo.labelers.pose import person_boxes
-from tokzoo.labelers.smpl import crop_person
+from tokzoo.labelers.hmr2 import crop_person
+from tokzoo.labelers.hmr2_network import HMR2, MEAN_TOKEN_DIM, RELEASED, HMR2Config, rot6d_to_matrix
+from tokzoo.labelers.vitpose import person_boxes
 
 TINY = HMR2Config(image_size=(64, 48), embed_dim=32, depth=2, heads=2, mlp_dim=64, decoder_dim=24, decoder_depth=2,
                   decoder_heads=2, decoder_dim_head=16, decoder_mlp_dim=40)  # fmt: skip

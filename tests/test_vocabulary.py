@@ -101,3 +101,16 @@ def test_old_instances_shards_and_folders_are_still_read(tmp_path):
     assert result.exit_code == 0, result.output
     assert "instances -> sam_instances" in result.stderr
     assert json.loads((out / "manifest.json").read_text())["modalities"]["sam_instances"]["samples"]["ok"] == 1
+
+    exported = run("export", str(out), str(tmp_path / "4m"), "--to", "4m", "-m", "instances", "--allow-pickled-sets",
+                   "--no-progress")
+    assert exported.exit_code == 0, exported.output
+    assert "note: --modality read as instances -> sam_instances" in exported.stderr
+    assert "sam_instances -> " in exported.stdout
+
+
+def test_fm_from_and_to_read_the_old_name_with_a_note(capsys):
+    from tokzoo_cli.fm import _modalities
+
+    assert _modalities("rgb,instances", "--to") == ["rgb", "sam_instances"]
+    assert "note: --to read as instances -> sam_instances" in capsys.readouterr().err

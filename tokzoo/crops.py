@@ -6,19 +6,20 @@ random-resized crops (area fraction in ``scale``, aspect ratio w / h in ``ratio`
 probability ``hflip_p``) drawn from a generator seeded by SHA-256 of ``(seed, key)``, so the same
 seed and key give the same crops on every machine.
 
-:func:`apply_crop` cuts one crop out of every modality and resizes it to ``out_size``:
+:func:`apply_crop` cuts one crop out of every modality and resizes it to ``out_size`` by the crop rule the
+modality declares (``crop_rule`` in tokzoo/modalities; :data:`CROP_RULES`):
 
-| modality | resampling |
+| modality (rule) | resampling |
 |---|---|
-| rgb | bilinear with antialias (torchvision), uint8 |
-| semseg, instances | nearest-exact (ids never blend) |
-| edges | any-edge (area) when shrinking: an output pixel is an edge when any source pixel it covers is one, so thin lines stay connected (nearest would drop most of them); nearest-exact when enlarging |
-| depth | nearest-exact: values stay measured metres and NaN (invalid) never bleeds into valid pixels |
-| normals | valid-aware bilinear: NaN vectors count as zero, pixels whose resampled validity is < 0.5 become NaN, the rest are renormalised; hflip negates x |
-| pose | keypoints moved with the crop, outside it -> ``[0, 0, 0]``; each human's ``box`` moved and clamped as in boxes, a human whose box does not touch the crop dropped; ``width``, ``height`` and ``intrinsics`` follow the crop as in camera; hflip mirrors x, swaps left/right joints (COCO-17 or SMPL), negates x of ``keypoints_3d`` and mirrors SMPL rotations, translation and weak perspective (:func:`mirror_smpl`) |
-| boxes | torchvision BoundingBoxes: moved, clamped to the crop; boxes not touching the crop are dropped |
-| camera | intrinsics follow the crop; hflip mirrors cx and composes ``cam_to_world`` with diag(-1, 1, 1, 1) |
-| palette, metadata, audio | unchanged |
+| rgb (bilinear) | bilinear with antialias (torchvision), uint8 |
+| semseg, sam_instances (nearest) | nearest-exact (ids never blend) |
+| edges (any_edge) | any-edge (area) when shrinking: an output pixel is an edge when any source pixel it covers is one, so thin lines stay connected (nearest would drop most of them); nearest-exact when enlarging |
+| depth (nearest) | nearest-exact: values stay measured metres and NaN (invalid) never bleeds into valid pixels |
+| normals (normals) | valid-aware bilinear: NaN vectors count as zero, pixels whose resampled validity is < 0.5 become NaN, the rest are renormalised; hflip negates x |
+| pose (pose) | keypoints moved with the crop, outside it -> ``[0, 0, 0]``; each human's ``box`` moved and clamped as in boxes, a human whose box does not touch the crop dropped; ``width``, ``height`` and ``intrinsics`` follow the crop as in camera; hflip mirrors x, swaps left/right joints (COCO-17 or SMPL), negates x of ``keypoints_3d`` and mirrors SMPL rotations, translation and weak perspective (:func:`mirror_smpl`) |
+| boxes (boxes) | torchvision BoundingBoxes: moved, clamped to the crop; boxes not touching the crop are dropped |
+| camera (camera) | intrinsics follow the crop; hflip mirrors cx and composes ``cam_to_world`` with diag(-1, 1, 1, 1) |
+| palette, metadata, audio (unchanged) | unchanged |
 
 Pixel coordinates: keypoints and the principal point put pixel (row i, col j)'s centre at
 ``(x, y) = (j, i)`` (OpenCV, as tokzoo.datasets.scenes writes them); boxes use edges, pixel j
@@ -48,6 +49,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from tokzoo.errors import ConfigError, ShapeError
+from tokzoo.modalities import STORED
 
 COCO17_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 """COCO-17 left/right joints (eyes, ears, shoulders, elbows, wrists, hips, knees, ankles), swapped on hflip."""
@@ -67,9 +69,6 @@ SMPL_BODY_FLIP_PAIRS = ((0, 1), (3, 4), (6, 7), (9, 10), (12, 13), (15, 16), (17
 MIRROR_SIGNS = np.outer([-1.0, 1.0, 1.0], [-1.0, 1.0, 1.0])
 """``M R M`` with M = diag(-1, 1, 1) equals ``R * MIRROR_SIGNS``: a rotation seen in a mirror (axis-angle
 (x, y, z) -> (x, -y, -z)); exact, so flipping twice gives the rotation back bit for bit."""
-
-UNCHANGED = ("palette", "metadata", "audio")
-"""Modalities a crop leaves as they are."""
 
 
 def _rng(seed: int, key: str) -> np.random.Generator:
@@ -208,7 +207,7 @@ def _normals(crop: _Crop, n: np.ndarray) -> np.ndarray:
 
 
 def mirror_smpl(human: dict) -> dict:
-    """An SMPL human (tokzoo/labelers/smpl.py) as seen in a horizontally flipped image, in the mirrored camera.
+    """An SMPL human (tokzoo/labelers/hmr2.py) as seen in a horizontally flipped image, in the mirrored camera.
 
     The camera frame is mirrored by M = diag(-1, 1, 1) (as :func:`apply_crop` does to a camera): rotations
     become ``M R M`` (``global_orient`` and every ``body_pose`` joint), left and right body joints trade places
@@ -322,9 +321,28 @@ def _camera(crop: _Crop, cam: dict) -> dict:
     return out
 
 
-_NEAREST = (InterpolationMode.NEAREST_EXACT, False)
-_IMAGES = {"rgb": (InterpolationMode.BILINEAR, True),
-           "semseg": _NEAREST, "sam_instances": _NEAREST, "depth": _NEAREST}
+CROP_RULES = {
+    "bilinear": lambda crop, arr: crop.image(arr, InterpolationMode.BILINEAR, True),
+    "nearest": lambda crop, arr: crop.nearest(arr),
+    "any_edge": lambda crop, arr: crop.any_edge(arr),
+    "normals": _normals,
+    "pose": _pose,
+    "boxes": _boxes,
+    "camera": _camera,
+    "unchanged": lambda crop, value: value,
+}
+"""Crop rule name (``StoredValue.crop_rule``, declared by each modality) -> ``fn(crop, value) -> value``."""
+PIXEL_RULES = ("bilinear", "nearest", "any_edge", "normals")
+"""Rules for values on the image's pixel grid: the crop must fit them."""
+
+
+def crop_rule(modality: str) -> str:
+    """The crop rule ``modality`` declares (tokzoo.modalities.STORED); ConfigError when it has none."""
+    stored = STORED.get(modality)
+    rule = stored.crop_rule if stored is not None else None
+    if rule not in CROP_RULES:
+        raise ConfigError(f"apply_crop: no crop rule for modality {modality!r}")
+    return rule
 
 
 def apply_crop(values: dict, crop_row, out_size: int | tuple[int, int]) -> dict:
@@ -337,24 +355,10 @@ def apply_crop(values: dict, crop_row, out_size: int | tuple[int, int]) -> dict:
     crop = _Crop(crop_row, out_size)
     out = {}
     for modality, value in values.items():
-        if modality in UNCHANGED:
-            out[modality] = value
-        elif modality in ("rgb", "depth", "normals", "semseg", "sam_instances", "edges"):
-            arr = np.asarray(value)
-            if arr.shape[0] < crop.top + crop.h or arr.shape[1] < crop.left + crop.w or min(crop.top, crop.left) < 0:
-                raise ShapeError(modality, f"crop {crop.top, crop.left, crop.h, crop.w} does not fit a {arr.shape[:2]} image")
-            if modality == "normals":
-                out[modality] = _normals(crop, arr)
-            elif modality == "edges":
-                out[modality] = crop.any_edge(arr)
-            else:
-                out[modality] = crop.image(arr, *_IMAGES[modality])
-        elif modality == "pose":
-            out[modality] = _pose(crop, value)
-        elif modality == "boxes":
-            out[modality] = _boxes(crop, value)
-        elif modality == "camera":
-            out[modality] = _camera(crop, value)
-        else:
-            raise ConfigError(f"apply_crop: no crop rule for modality {modality!r}")
+        rule = crop_rule(modality)
+        if rule in PIXEL_RULES:
+            value = np.asarray(value)
+            if value.shape[0] < crop.top + crop.h or value.shape[1] < crop.left + crop.w or min(crop.top, crop.left) < 0:
+                raise ShapeError(modality, f"crop {crop.top, crop.left, crop.h, crop.w} does not fit a {value.shape[:2]} image")
+        out[modality] = CROP_RULES[rule](crop, value)
     return out

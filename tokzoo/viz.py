@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from PIL import Image
 
@@ -141,13 +139,3 @@ def metadata_picture(metadata: dict) -> np.ndarray:
     lines = [f"{key}: {value:.3g}" if isinstance(value, float) else f"{key}: {value}" for key, value in metadata.items()]
     return text_picture(lines or ["(no values)"], width=260)
 
-
-def save_png(picture: np.ndarray, path: str | Path) -> Path:
-    """Write ``picture`` to ``path`` in the format its extension names (PNG when none), never through a link."""
-    import io
-
-    from tokzoo.io.writes import write_output
-
-    path, buffer = Path(path), io.BytesIO()
-    Image.fromarray(picture).save(buffer, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
-    return write_output(path, buffer.getvalue())

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tokzoo.crops import apply_crop
+from tokzoo.crops import PIXEL_RULES, apply_crop
 from tokzoo.errors import TokzooError
 from tokzoo.tokenizers.evaluation.metrics import METRICS
 from tokzoo.indices import unpad
 from tokzoo.io import decode_sample
 from tokzoo.io.writes import file_name
+from tokzoo.modalities import STORED
 from tokzoo.pipeline.report import items_reconstruction
 from tokzoo.tokens.tokenizer import entry_tokenizer
 
@@ -29,12 +30,10 @@ from .pictures import THUMBNAIL_SIDE, token_grid, with_crop_boxes, write_thumbna
 
 BOXES = "_boxes"
 """Section name of the sample-level picture (full source with crop boxes) in fingerprints."""
-BOX_SOURCES = ("rgb", "depth", "normals", "semseg", "sam_instances", "edges")
 DRAWN_ITEMS = 8
 """Items of a set-valued modality (SAM instances, humans) a site decodes per sample; a page notes the rest."""
 SMOOTH = ("rgb", "sample")
 """Pictures shrunk by area averaging (photographs, and the crop-boxes picture drawn on one); others keep exact pixels."""
-"""Raw modalities the crop boxes are drawn on, first present wins."""
 TEXT_LIMIT = 2000
 SKIPPED_METRICS = {"ssim"}
 """Left to ``tokzoo eval``: its 11 x 11 Gaussian windows cost more than a sample's other metrics, decoding
@@ -88,10 +87,16 @@ class Writer:
         return path
 
 
+def box_sources() -> list[str]:
+    """Raw modalities the crop boxes are drawn on, first present wins: the stored values on the image's pixel grid
+    (a pixel crop rule, tokzoo.crops.PIXEL_RULES), in registry order (rgb first)."""
+    return [name for name, stored in STORED.items() if stored.crop_rule in PIXEL_RULES]
+
+
 def boxes_picture(values: dict, crops, codecs: dict):
     """The first box source among ``values`` drawn full size with ``crops`` (None when none is there)."""
-    for modality in BOX_SOURCES:
-        if modality in values:
+    for modality in box_sources():
+        if modality in values and modality in codecs:
             return modality, with_crop_boxes(codecs[modality].visualize(values[modality]), crops)
     return None, None
 

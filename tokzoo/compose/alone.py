@@ -11,6 +11,8 @@ from .registry import Glue, register_method
 class NoGlue(Glue):
     """What the LM does without seeing any other component."""
 
+    takes_frames = True
+
     @classmethod
     def build(cls, components: dict, lm_name: str, settings: dict) -> "NoGlue":
         return cls(**settings)

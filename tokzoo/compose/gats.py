@@ -94,6 +94,8 @@ def visible(times: torch.Tensor, steps: torch.Tensor, streams: torch.Tensor, win
 class GATS(Glue):
     """``components``: name -> Component (one of them the LM); settings as in the module docstring."""
 
+    takes_frames = True
+
     def __init__(self, components: dict, layers: int | list[dict] = 2, dim: int = 64, heads: int = 4,
                  mlp_ratio: float = 2.0, window: dict | None = None, time_window: int | None = None,
                  write: list[str] | None = None):  # fmt: skip

@@ -133,10 +133,22 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
     frames = resolved["data"]["scene_text"]["frames"]
     if frames not in (0, 2, 3, 4):
         raise ConfigError(f"{where}: data.scene_text.frames must be 0 (one image) or 2..4, got {frames!r}")
-    if frames and (glue["method"] not in ("gats", "none") or resolved["data"]["caption_fraction"]):
-        raise ConfigError(f"{where}: data.scene_text.frames needs compose.method gats (or none) and caption_fraction 0")
+    if frames and (resolved["data"]["caption_fraction"] or not _takes_frames(glue["method"])):
+        raise ConfigError(f"{where}: data.scene_text.frames needs compose.method {' or '.join(_frame_methods())} "
+                          f"and caption_fraction 0")
     resolved["compose"] = glue
     return resolved
+
+
+def _frame_methods() -> list[str]:
+    """The registered methods that take several frames per sample (``Glue.takes_frames``); imports torch."""
+    from .composition import METHODS
+
+    return sorted(name for name, cls in METHODS.items() if cls.takes_frames)
+
+
+def _takes_frames(method: str) -> bool:
+    return method in _frame_methods()
 
 
 def _check_numbers(resolved: dict, where: str) -> None:

@@ -25,9 +25,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import ConfigError
+from ..io.images import save_png
 from ..io.writes import make_folder, write_file
 from ..limits import check_field
-from ..viz import colorize, label_colors, save_png
+from ..viz import colorize, label_colors
 from .scene_layout import SCENE_CLASSES, sample_layout
 from .scene_outdoor import sample_outdoor_layout
 from .scene_render import render

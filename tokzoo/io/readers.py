@@ -22,7 +22,7 @@ from tokzoo.io.keys import key_from_stem, split_ext
 from tokzoo.io.safety import MAX_FILE_BYTES, check_limit, file_kind
 from tokzoo.io.samples import FileRef, RawSample, Reader, check_modalities
 from tokzoo.io.tar import TarReader
-from tokzoo.vocabulary import ALIASES, canonical
+from tokzoo.vocabulary import aliases, canonical
 
 __all__ = ["Reader", "FolderReader", "ModalityFoldersReader", "TarReader", "HFReader", "open_reader", "holds_nothing"]
 
@@ -156,7 +156,7 @@ class ModalityFoldersReader(Reader):
 def _folder(root: Path, modality: str) -> Path:
     """``root/<modality>``, or the folder under an old name of it (``instances/``) when only that exists."""
     own = root / canonical(modality)
-    old = [root / name for name, new in ALIASES.items() if new == own.name and (root / name).is_dir()]
+    old = [root / name for name, new in aliases().items() if new == own.name and (root / name).is_dir()]
     return old[0] if old and not own.is_dir() else own
 
 

@@ -172,7 +172,7 @@ MAX_SIDE = 1 << 16
 
 SMPL_FIELDS = {"global_orient": (3, 3), "body_pose": (23, 3, 3), "betas": (10,), "translation": (3,),
                "weak_perspective": (3,), "box": (4,)}  # fmt: skip
-"""Per-human SMPL fields (tokzoo/labelers/smpl.py) and their shapes, each checked when present."""
+"""Per-human SMPL fields (tokzoo/labelers/hmr2.py) and their shapes, each checked when present."""
 
 
 def _finite_array(values: object, shape: tuple[int, ...], source: str, what: str) -> list:

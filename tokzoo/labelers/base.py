@@ -10,27 +10,41 @@ of B values of ``modality``. Images of one batch may differ in size.
 from __future__ import annotations
 
 import inspect
-from typing import ClassVar, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 from tokzoo.errors import ConfigError, InvalidValueError
 
 LABELERS: dict[str, type["Labeler"]] = {}
 """Registry: labeler name -> class."""
 
-DEFAULTS = {
-    "normals": "normals_from_depth",
-    "edges": "canny",
-    "palette": "kmeans_palette",
-    "metadata": "metadata",
-    "sam_instances": "slic",
-}
-"""Modality -> the labeler ``tokzoo pseudo-label`` uses unless told otherwise (classical: no weights needed)."""
+
+class _Defaults(Mapping):
+    """Modality -> the name of the labeler declaring itself its ``default``, read from :data:`LABELERS` when asked."""
+
+    def __getitem__(self, modality: str) -> str:
+        for name, cls in LABELERS.items():
+            if cls.default and cls.modality == modality:
+                return name
+        raise KeyError(modality)
+
+    def __iter__(self):
+        return (cls.modality for cls in LABELERS.values() if cls.default)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+DEFAULTS: Mapping[str, str] = _Defaults()
+"""Modality -> the labeler ``tokzoo pseudo-label`` uses unless told otherwise (``Labeler.default``)."""
 
 
 def register_labeler(cls: type["Labeler"]) -> type["Labeler"]:
     """Class decorator adding ``cls`` to :data:`LABELERS` under ``cls.name``."""
     if cls.name in LABELERS:
         raise ValueError(f"labeler {cls.name!r} registered twice")
+    if cls.default and cls.modality in DEFAULTS:
+        raise ValueError(f"labelers {DEFAULTS[cls.modality]!r} and {cls.name!r} are both the default for {cls.modality}")
     LABELERS[cls.name] = cls
     return cls
 
@@ -43,6 +57,9 @@ class Labeler:
     needs: ClassVar[tuple[str, ...]] = ("rgb",)
     optional: ClassVar[tuple[str, ...]] = ()
     model_backed: ClassVar[bool] = False
+    default: ClassVar[bool] = False
+    """True for the one labeler ``tokzoo pseudo-label`` uses for ``modality`` unless told otherwise; classical ones
+    only, so nothing is downloaded unasked."""
     zoo_tokenizer: ClassVar[str | None] = None  # zoo tokenizer for the output; None: the one named after ``modality``
 
     def __init__(self, device: str = "cpu", batch_size: int = 8):

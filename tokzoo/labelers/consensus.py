@@ -42,7 +42,7 @@ from scipy import ndimage
 from tokzoo.errors import ConfigError, InvalidValueError
 
 from .base import Labeler, create_labeler, register_labeler
-from .geometry import normals_from_depth
+from .normals_from_depth import normals_from_depth
 
 
 @dataclass

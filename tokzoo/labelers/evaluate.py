@@ -16,12 +16,12 @@ from scipy.optimize import linear_sum_assignment
 
 from tokzoo.datasets import generate_scene
 
-from .geometry import normals_from_depth
 from ..modalities.edges import canny_edges
-from .image import Superpixels
-from .metadata import geometric_complexity
+from .image_statistics import geometric_complexity
+from .kmeans import palette
 from .metrics import angular_errors, edge_counts, f1, normals_coverage, segmentation_accuracy
-from .palette import palette
+from .normals_from_depth import normals_from_depth
+from .slic import Superpixels
 
 
 def _posterised(scene: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

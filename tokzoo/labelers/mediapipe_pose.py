@@ -22,7 +22,7 @@ import numpy as np
 from tokzoo.errors import ConfigError, TokzooError
 
 from .base import Labeler, register_labeler
-from .pose import person_boxes
+from .vitpose import person_boxes
 
 BLAZEPOSE_TO_COCO17 = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 """COCO-17 joint j is BlazePose landmark ``BLAZEPOSE_TO_COCO17[j]`` (nose, eyes, ears, shoulders, elbows,

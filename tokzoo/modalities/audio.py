@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError, InvalidValueError, ShapeError
-from .base import FSQ_LEVELS
 from ..viz import colorize
-from .base import Modality, register_modality
+from .base import FSQ_LEVELS, Modality, register_modality
+from .lazy_torch import F, torch
 
 OVERSHOOT = 1e-3  # samples up to 1 + OVERSHOOT in magnitude (resampling ripple) are clipped, larger ones refused
 
@@ -55,6 +53,10 @@ class Audio(Modality):
     """Log-mel in dB mapped linearly from [db_min, db_max] to [-1, 1]; one channel, (n_mels, frames) pixels."""
 
     name = "audio"
+    file_format = "audio"
+    extensions = (".wav", ".flac", ".mp3", ".ogg")
+    written_as = ".wav"
+    crop_rule = "unchanged"
     contract = ("float32/float64 array (n_samples,) or batch (B, n_samples): mono waveform in [-1, 1] at "
                 "normalization.sample_rate (default 16 kHz; resample first, tokzoo.io reads files at it). Finite "
                 "values only. The first `duration` seconds (default 2.56 s) are used; shorter clips are padded "

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import InvalidValueError, ShapeError
-from .base import FSQ_LEVELS
-from .base import FeatureModality, register_modality, to_tensor
+from .base import FSQ_LEVELS, FeatureModality, register_modality, to_tensor
+from .lazy_torch import F, torch
 
 # zoo name -> (channels, feature grid at 224 px): DINOv2-B/14 and ImageBind-H/14 give 16 x 16 patches,
 # CLIP-B/16 gives 14 x 14.
@@ -25,6 +23,9 @@ class DenseFeatures(FeatureModality):
     the extractors end in their own LayerNorm). Loss: smooth L1 (4M) plus cosine distance per vector."""
 
     name = "dense_features"
+    file_format = "features"
+    extensions = (".npy",)
+    metrics = ("cosine", "mae")
     contract = ("float32/float64 array (h, w, C) or batch (B, h, w, C), channels last: the extractor's patch "
                 "tokens reshaped to their grid (e.g. DINOv2 `x_norm_patchtokens` (h*w, C) -> (h, w, C); drop "
                 "CLS/register tokens). C = normalization.dim (768 DINOv2-B/14, 512 CLIP-B/16, 1280 "

@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..viz import colorize
 from .base import Modality, register_modality, require_finite_somewhere, to_tensor
+from .lazy_torch import F, torch
 
 
 @register_modality
@@ -21,6 +20,11 @@ class Depth(Modality):
     """
 
     name = "depth"
+    file_format = "depth"
+    extensions = (".png", ".npy")
+    written_as = ".npy"  # float metres stay exact
+    crop_rule = "nearest"
+    metrics = ("abs_rel", "rmse", "valid_accuracy")
     contract = ("float32/float64 array (H, W) or batch (B, H, W), metres of z-depth along the optical axis. "
                 "Invalid pixels: NaN, +-inf, 0 or negative (each sample needs at least one valid pixel). "
                 "Valid depths are clamped to [min_depth, max_depth] (config, default 0.1-100 m) and encoded as "

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import InvalidValueError, TokzooError
-from .base import FSQ_LEVELS
-from .base import Modality, register_modality, to_tensor
-
+from .base import FSQ_LEVELS, Modality, register_modality, to_tensor
+from .lazy_torch import F, torch
 
 CANNY_VIEW_PX = 128
 """``sigma=None`` Canny sees structure at the scale of a view whose shorter side is this many pixels."""
@@ -45,6 +42,10 @@ class Edges(Modality):
     on [-1, 1]; a logit thresholded at 0 is the same decision and BCE suits a binary target)."""
 
     name = "edges"
+    file_format = "edges"
+    extensions = (".png", ".npy")
+    crop_rule = "any_edge"
+    metrics = ("iou",)
     contract = ("uint8 or bool array (H, W) or batch (B, H, W), values in {0, 1} (1 = edge; PNGs stored as 0/255 "
                 "must be divided by 255 first). Encoded as {-1, 1}. decode returns uint8 (B, H, W) in {0, 1} "
                 "(logit > 0). Same contract for Canny and SAM edges; they are separate zoo tokenizers.")

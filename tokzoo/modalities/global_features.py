@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import InvalidValueError, ShapeError
 from ..viz import colorize
 from .base import FeatureModality, register_modality, to_tensor
+from .lazy_torch import F, torch
 
 # Embedding sizes of the extractors 4M-21 used; the zoo name picks the dimension.
 GLOBAL_DIMS = {"dinov2_global": 768, "clip_global": 512, "imagebind_global": 1024}
@@ -19,6 +18,9 @@ class GlobalFeature(FeatureModality):
     """One embedding vector per image. The vector's norm is kept as given; the loss is cosine plus MSE."""
 
     name = "global_feature"
+    file_format = "features"
+    extensions = (".npy",)
+    metrics = ("cosine", "mae")
     family = "vector"
     sample_ndim = 1
     contract = ("float32/float64 array (D,) or batch (B, D): one embedding per image exactly as the extractor "

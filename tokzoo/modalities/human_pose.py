@@ -7,14 +7,12 @@ The batch axis of this modality is *humans*: ``encode(pose)`` takes one image's 
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from ..errors import ConfigError, DtypeError, InvalidValueError, ShapeError
-from .base import FSQ_LEVELS
 from ..viz import colorize
-from .base import Modality, register_modality
+from .base import FSQ_LEVELS, Modality, register_modality
+from .lazy_torch import F, torch
 
 COCO17_JOINTS = 17
 SMPL_JOINTS = 23  # SMPL body pose without the global orientation
@@ -73,6 +71,7 @@ class HumanPose(Modality):
     """
 
     name = "human_pose"
+    metrics = ("keypoint_error", "pck_2px", "visibility_accuracy")
     family = "vector"
     sample_ndim = 1
     contract = ("ONE image's poses per call (the batch axis is humans). skeleton 'coco17' (zoo human_pose): a dict "

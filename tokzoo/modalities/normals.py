@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import InvalidValueError, ShapeError
-from .base import FSQ_LEVELS
-from .base import Modality, register_modality, require_finite_somewhere, to_tensor
-
-FLOATS = (np.float32, np.float64, torch.float32, torch.float64)
+from .base import FSQ_LEVELS, Modality, register_modality, require_finite_somewhere, to_tensor
+from .lazy_torch import F, torch
 
 
 @register_modality
@@ -18,6 +14,11 @@ class Normals(Modality):
     """Unit normals as xyz in [-1, 1] plus a validity channel; decode renormalises to unit length."""
 
     name = "normals"
+    file_format = "normals"
+    extensions = (".png", ".npy")
+    written_as = ".npy"
+    crop_rule = "normals"
+    metrics = ("angular_error",)
     contract = ("float32/float64 array (H, W, 3) or batch (B, H, W, 3): unit vectors in the camera frame, OpenCV "
                 "axes (x right, y down, z forward; a surface seen head-on has z < 0). Invalid pixels: NaN (a pixel "
                 "with any non-finite channel counts as invalid; each sample needs one valid pixel). Valid vectors "
@@ -36,7 +37,7 @@ class Normals(Modality):
                 "input_size": [224, 224], "loss": "mse"}
 
     def to_model(self, x) -> torch.Tensor:
-        normals = to_tensor(self.as_batch(x, FLOATS, "float (H, W, 3) unit normals")).float()
+        normals = to_tensor(self.as_batch(x, (np.float32, np.float64, torch.float32, torch.float64), "float (H, W, 3) unit normals")).float()
         if normals.shape[-1] != 3:
             raise ShapeError(f"{self.name} input", f"expected 3 channels last, got shape {tuple(normals.shape)}")
         valid = torch.isfinite(normals).all(dim=-1)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..errors import ShapeError
 from .base import Modality, register_modality, to_tensor
+from .lazy_torch import torch
 
 
 @register_modality
 class RGB(Modality):
     name = "rgb"
+    file_format = "image"
+    extensions = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+    written_as = ".png"
+    crop_rule = "bilinear"
+    metrics = ("psnr", "ssim", "mae")
     contract = ("uint8 array (H, W, 3) or batch (B, H, W, 3), values 0..255, sRGB, channels last. "
                 "H and W divisible by the model's downsampling (16 for the zoo tokenizer). "
                 "Normalised inside to [-1, 1] (x / 127.5 - 1). decode returns the same dtype and layout.")

@@ -11,13 +11,11 @@ returns (N_instances, 16) ids. Boxes and ids are not tokens; get them from :func
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import DtypeError, InvalidValueError, ShapeError
-from .base import FSQ_LEVELS
 from ..viz import label_colors
-from .base import Modality, register_modality, to_tensor
+from .base import FSQ_LEVELS, Modality, register_modality, to_tensor
+from .lazy_torch import F, torch
 
 MASK_SIZE = 64
 MIN_AREA_FRACTION = 0.0005  # 4M drops instances under 0.05% of the image
@@ -112,6 +110,11 @@ class SAMInstances(Modality):
     """Per-instance masks cropped to their boxes at 64 x 64, encoded as {-1, 1}; loss BCE on mask logits."""
 
     name = "sam_instances"
+    old_names = ("instances",)  # what pseudo-label wrote before the rename
+    file_format = "instances"
+    extensions = (".png", ".npy")
+    crop_rule = "nearest"
+    metrics = ("mask_iou",)  # on the 64 x 64 per-instance crops (the tokens' own frame)
     contract = ("ONE image's instances per call (the batch axis is instances): a uint16 (H, W) instance map "
                 "(0 = no instance; other integer dtypes with ids >= 0 are accepted) or boolean masks (N, H, W) / "
                 "a list of (H, W) masks. Each instance is cropped to its box and resized to 64 x 64; instances "

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError, InvalidValueError
-from .base import FSQ_LEVELS
 from ..viz import label_colors
-from .base import Modality, register_modality, to_tensor
+from .base import FSQ_LEVELS, Modality, register_modality, to_tensor
+from .lazy_torch import F, torch
 
 IGNORE = 255
 
@@ -20,6 +18,10 @@ class Semseg(Modality):
     to 64 channels, which is the same linear map). Channel ``num_classes`` marks ignore pixels."""
 
     name = "semseg"
+    file_format = "semseg"
+    extensions = (".png", ".npy")
+    crop_rule = "nearest"
+    metrics = ("miou",)
     contract = ("uint8 array (H, W) or batch (B, H, W) of class ids 0..K-1 (K = normalization.num_classes, "
                 "default 133 COCO-panoptic classes, at most 255); 255 = ignore (unlabelled). Resample with nearest "
                 "neighbour only. Encoded as K one-hot channels plus an ignore channel. decode returns uint8 "

@@ -28,6 +28,7 @@ from typing import Iterator
 from tokzoo.errors import ConfigError, InputError, TokzooError
 from tokzoo.failures import add_reasons, count_reasons, image_problem
 from tokzoo.io import MODALITIES, decode_sample, write_modality
+from tokzoo.io.formats import written_extension
 from tokzoo.io.readers import holds_nothing
 from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.io.samples import RawSample, Sample
@@ -44,9 +45,6 @@ from .writer import recover, write_atomic
 
 STATUS = LABELLED
 FORMAT = "tokzoo-pseudo-label/1"
-EXTENSION = {"rgb": ".png", "depth": ".npy", "normals": ".npy", "semseg": ".png", "sam_instances": ".png", "edges": ".png",
-             "dense_features": ".npy", "global_feature": ".npy"}
-"""Member extension of values written from memory (others: .json); float maps stay exact in .npy."""
 
 
 @dataclass
@@ -269,7 +267,8 @@ def _members(raw: RawSample, sample: Sample, labelers: list[Labeler]) -> dict[st
         if m not in labelled and ref is not None and ref.ext and (ref.data is not None or ref.path):
             members[f"{m}{ref.ext}"] = ref.read_bytes()
         else:
-            members[f"{m}{EXTENSION.get(m, '.json')}"] = write_modality(m, value, EXTENSION.get(m, ".json"))
+            ext = written_extension(m)  # declared with the modality (float maps stay exact in .npy)
+            members[f"{m}{ext}"] = write_modality(m, value, ext)
     return members
 
 

@@ -14,6 +14,7 @@ from ...datasets.scenes import generate_scene
 from ...errors import CheckpointError, ConfigError
 from ...io.safety import read_json_file
 from ...io.writes import write_file
+from ...modalities import MODALITIES
 from ..training.data import fit, read_values, source_key, synthetic_values
 from .baselines import BASELINES, bits_per_sample
 from ..training.codebook import CodebookUsage
@@ -22,16 +23,14 @@ from .metrics import main_metric, metrics_for
 HELDOUT_SEED = 1_000_003
 """Seed of the default held-out scenes; training recipes use other seeds."""
 
-PER_IMAGE = ("sam_instances", "human_pose")
-"""Modalities whose ``encode`` takes ONE image per call (its instances / humans are the batch axis): evaluated
-image by image, with metrics, baselines and bits per instance / human."""
-
 DEFAULT_SCENE_SIZE = 96
 """Scene size for per-image modalities whose tokenizer has no scenes recipe to take it from."""
 
 
 def is_per_image(modality: str) -> bool:
-    return modality in PER_IMAGE
+    """Whether ``encode`` takes ONE image per call (its instances / humans are the batch axis; the modality's
+    ``batch_is_samples`` is False): evaluated image by image, with metrics, baselines and bits per instance / human."""
+    return modality in MODALITIES and not MODALITIES[modality].batch_is_samples
 
 
 def as_rows(tokenizer, value) -> np.ndarray:
@@ -148,7 +147,7 @@ def evaluate(tokenizer, values, data: str = "", batch_size: int = 16, unreadable
              progress: bool = False) -> Evaluation:
     """Metrics of the tokenizer and of each applicable baseline on ``values``, plus codebook usage.
 
-    Per-image modalities (:data:`PER_IMAGE`) take a list of images' values; their metrics, bits and
+    Per-image modalities (:func:`is_per_image`) take a list of images' values; their metrics, bits and
     ``n_samples`` count instances / humans (``n_images`` the images). ``unreadable`` (samples of ``data``
     skipped, ``"source: reason"``) goes into the report as is, with its count. ``progress``: a bar on
     stderr counting samples (images) through the tokenizer, then naming the phase (baselines, metrics).

@@ -1,15 +1,20 @@
-"""Reconstruction metrics per modality, on raw values (batch first), in one registry.
+"""Reconstruction metrics on raw values (batch first), by name; each modality names its own (``Modality.metrics``).
 
-``METRICS[modality]`` maps metric names to ``fn(original, reconstruction) -> float``; the first entry is
-the modality's main metric. A new modality adds its metrics with one line here. Names in
+``METRICS[modality]`` maps the names a modality declares to ``fn(original, reconstruction) -> float``; the first
+is the modality's main metric. A new metric function adds one entry to ``FUNCTIONS``. Names in
 ``HIGHER_IS_BETTER`` improve upwards, the rest downwards.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ...errors import ConfigError
+from ...modalities import MODALITIES
 
 
 def psnr(original, reconstruction, peak: float = 255.0) -> float:
@@ -190,26 +195,41 @@ def cosine(original, reconstruction) -> float:
     return float(np.mean(dots / np.maximum(norms, 1e-12)))
 
 
-METRICS = {
-    "rgb": {"psnr": psnr, "ssim": ssim, "mae": mae},
-    "depth": {"abs_rel": abs_rel, "rmse": rmse, "valid_accuracy": valid_accuracy},
-    "normals": {"angular_error": angular_error},
-    "semseg": {"miou": mean_iou},
-    "edges": {"iou": binary_iou},
-    "sam_instances": {"mask_iou": mask_iou},  # on the 64 x 64 per-instance crops (the tokens' own frame)
-    "human_pose": {"keypoint_error": keypoint_error, "pck_2px": pck, "visibility_accuracy": visibility_accuracy},
-    "global_feature": {"cosine": cosine, "mae": mae},
-    "dense_features": {"cosine": cosine, "mae": mae},
+FUNCTIONS = {
+    "psnr": psnr, "ssim": ssim, "mae": mae, "abs_rel": abs_rel, "rmse": rmse, "valid_accuracy": valid_accuracy,
+    "angular_error": angular_error, "miou": mean_iou, "iou": binary_iou, "mask_iou": mask_iou,
+    "keypoint_error": keypoint_error, "pck_2px": pck, "visibility_accuracy": visibility_accuracy, "cosine": cosine,
 }
+"""Metric name (``Modality.metrics``) -> ``fn(original, reconstruction) -> float``."""
+
+
+class _Metrics(Mapping):
+    """Modality -> {metric name: function} for the modalities declaring metrics, read from the registry when asked."""
+
+    def __getitem__(self, modality: str) -> dict:
+        names = getattr(MODALITIES.get(modality), "metrics", ())
+        if not names:
+            raise KeyError(modality)
+        unknown = [name for name in names if name not in FUNCTIONS]
+        if unknown:
+            raise ConfigError(f"modality {modality!r} declares unknown metric {unknown[0]!r}; known: {', '.join(FUNCTIONS)}")
+        return {name: FUNCTIONS[name] for name in names}
+
+    def __iter__(self):
+        return (name for name, cls in MODALITIES.items() if cls.metrics)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+METRICS: Mapping[str, dict] = _Metrics()
 HIGHER_IS_BETTER = {"psnr", "ssim", "valid_accuracy", "miou", "iou", "cosine", "mask_iou", "pck_2px",
                     "visibility_accuracy"}
 
 
 def metrics_for(modality: str) -> dict:
-    from ...errors import ConfigError
-
     if modality not in METRICS:
-        raise ConfigError(f"no evaluation metrics registered for modality {modality!r} (tokzoo/tokenizers/evaluation/metrics.py)")
+        raise ConfigError(f"no evaluation metrics declared for modality {modality!r} (its ``metrics`` in tokzoo/modalities)")
     return METRICS[modality]
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...viz import colorize, labelled_grid, save_png
+from ...io.images import save_png
+from ...viz import colorize, labelled_grid
 from .evaluate import Evaluation
 from .metrics import HIGHER_IS_BETTER
 

@@ -86,6 +86,7 @@ class Metadata(Labeler):
 
     name = "metadata"
     modality = "metadata"
+    default = True
     optional = ("semseg", "sam_instances", "normals", "depth", "pose")
 
     def __init__(self, walkable_ids=WALKABLE_SCENE_IDS, **kwargs):

@@ -68,6 +68,7 @@ class KMeansPalette(Labeler):
 
     name = "kmeans_palette"
     modality = "palette"
+    default = True
 
     def __init__(self, max_colors: int = 7, max_rms: float = 8.0, min_gain: float = 0.1, seed: int = 0, **kwargs):
         super().__init__(**kwargs)

@@ -22,8 +22,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from tokzoo.tokenizers.checkpoint import read_state_dict
 from tokzoo.errors import CheckpointError, ConfigError, InvalidValueError, TokzooError
+from tokzoo.tokenizers.checkpoint import read_state_dict
 
 from .base import Labeler, register_labeler
 from .sam import boundaries, paint

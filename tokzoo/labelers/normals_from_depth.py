@@ -82,6 +82,7 @@ class NormalsFromDepth(Labeler):
 
     name = "normals_from_depth"
     modality = "normals"
+    default = True
     needs = ("depth",)
     optional = ("camera",)
 

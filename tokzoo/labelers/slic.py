@@ -1,4 +1,4 @@
-"""Classical labelers from rgb alone: Canny edges and SLIC superpixels (scikit-image)."""
+"""SLIC superpixels of rgb as a crude instance map (scikit-image; classical, no weights)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import numpy as np
 
 from tokzoo.errors import ConfigError, TokzooError
 
-from ..modalities.edges import canny_edges
 from .base import Labeler, register_labeler
 
 
@@ -23,24 +22,6 @@ def _skimage():
 
 
 @register_labeler
-class CannyEdges(Labeler):
-    """Canny edges of the luma (see :func:`canny_edges`)."""
-
-    name = "canny"
-    modality = "edges"
-    zoo_tokenizer = "canny_edges"
-
-    def __init__(self, sigma: float | None = None, low: float = 0.05, high: float = 0.15, **kwargs):
-        super().__init__(**kwargs)
-        if not ((sigma is None or sigma > 0) and 0 <= low <= high):
-            raise ConfigError(f"canny: need sigma > 0 and 0 <= low <= high, got {sigma}, {low}, {high}")
-        self.sigma, self.low, self.high = sigma, low, high
-
-    def _label(self, chunk):
-        return [canny_edges(rgb, self.sigma, self.low, self.high) for rgb in chunk["rgb"]]
-
-
-@register_labeler
 class Superpixels(Labeler):
     """SLIC superpixels as a crude instance map: uint16 (H, W) ids 1..n (about ``n_segments``), no 0.
 
@@ -49,6 +30,7 @@ class Superpixels(Labeler):
 
     name = "slic"
     modality = "sam_instances"
+    default = True
 
     def __init__(self, n_segments: int = 64, compactness: float = 10.0, **kwargs):
         super().__init__(**kwargs)
