@@ -77,8 +77,10 @@ def read_loose(root: Path, n: int) -> int:
 def read_webdataset(root: Path) -> int:
     import webdataset as wds
 
-    pipelines = [wds.WebDataset(sorted(str(p) for p in (root / "out" / m).glob("*.tar")), shardshuffle=False).decode()
-                 for m in MODALITIES]
+    pipelines = [
+        wds.WebDataset(sorted(str(p) for p in (root / "out" / m).glob("*.tar")), shardshuffle=False).decode()
+        for m in MODALITIES
+    ]
     count = 0
     for samples in zip(*pipelines):
         assert len({s["__key__"] for s in samples}) == 1
@@ -110,18 +112,28 @@ def main() -> None:
             "loose .npy, np.load per file": best_rate(lambda: read_loose(root, n), n),
             "webdataset .decode(), 3 pipelines zipped": best_rate(lambda: read_webdataset(root), n),
             "tokzoo.tokens, in process": best_rate(lambda: read_tokzoo(root, 0), n),
-            "tokzoo.tokens, DataLoader num_workers=2, workers started each epoch": (best_rate(lambda: read_tokzoo(root, 2), n)[0], None),
+            "tokzoo.tokens, DataLoader num_workers=2, workers started each epoch": (
+                best_rate(lambda: read_tokzoo(root, 2), n)[0],
+                None,
+            ),
             "tokzoo.tokens, DataLoader num_workers=2, resampled, after start-up": (steady_workers(root, 3 * n), None),
         }
     loose = rates["loose .npy, np.load per file"][0]
     machine = f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
-    lines = [f"### {datetime.date.today().isoformat()}: {n:,} samples x {len(MODALITIES)} modalities x (1, 256) uint16, "
-             f"warm page cache, best of 3", "",
-             f"Machine: {machine}; load average at start {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}. "
-             "CPU column: samples per CPU-second of the reading process (workers not counted).", "",
-             "| reader | samples/s (wall) | vs loose .npy | samples/s (CPU) |", "|---|---|---|---|"]
-    lines += [f"| {name} | {wall:,.0f} | {wall / loose:.1f}x | {f'{cpu:,.0f}' if cpu else '—'} |"
-              for name, (wall, cpu) in rates.items()]
+    lines = [
+        f"### {datetime.date.today().isoformat()}: {n:,} samples x {len(MODALITIES)} modalities x (1, 256) uint16, "
+        f"warm page cache, best of 3",
+        "",
+        f"Machine: {machine}; load average at start {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}. "
+        "CPU column: samples per CPU-second of the reading process (workers not counted).",
+        "",
+        "| reader | samples/s (wall) | vs loose .npy | samples/s (CPU) |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {wall:,.0f} | {wall / loose:.1f}x | {f'{cpu:,.0f}' if cpu else '—'} |"
+        for name, (wall, cpu) in rates.items()
+    ]
     text = "\n".join(lines)
     print(text)
     append_results(Path(__file__).with_name("RESULTS.md"), text)

@@ -18,12 +18,23 @@ def compose_group():
 
 
 @compose_group.command("train")
-@click.option("--recipe", "-r", "recipe_path", required=True,
-              help="A shipped compose recipe's name (compose/gats; `tokzoo recipes` lists them) or a YAML file with a "
-                   "`compose:` section.")
-@output_option("out_dir", "Output folder: the composition, or the pretrained component.", required=True,
-               type=click.Path(file_okay=False, path_type=Path))
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps, in place of the recipe's `steps`.")
+@click.option(
+    "--recipe",
+    "-r",
+    "recipe_path",
+    required=True,
+    help="A shipped compose recipe's name (compose/gats; `tokzoo recipes` lists them) or a YAML file with a "
+    "`compose:` section.",
+)
+@output_option(
+    "out_dir",
+    "Output folder: the composition, or the pretrained component.",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=None, help="Training steps, in place of the recipe's `steps`."
+)
 @threads_option
 @click.option("--progress/--no-progress", default=True, help="Progress bars on stderr.")
 def compose_train_command(recipe_path, out_dir, steps, threads, progress):
@@ -34,7 +45,9 @@ def compose_train_command(recipe_path, out_dir, steps, threads, progress):
 
     path = resolve_recipe(recipe_path)
     if not is_compose_recipe_file(path):
-        raise UserError(f"{recipe_path}: not a composition recipe (no `compose:` section); train an fm recipe with "
-                        f"`tokzoo fm train --recipe {recipe_path}`, a tokenizer's with `tokzoo train --recipe`")
+        raise UserError(
+            f"{recipe_path}: not a composition recipe (no `compose:` section); train an fm recipe with "
+            f"`tokzoo fm train --recipe {recipe_path}`, a tokenizer's with `tokzoo train --recipe`"
+        )
     apply_threads(threads)  # a recipe's own `threads:` still wins over the machine's default
     run_recipe(read_recipe(path, steps=steps, threads=threads), out_dir, log=click.echo, progress=progress)

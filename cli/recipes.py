@@ -15,13 +15,27 @@ def recipes_command(as_json):
 
     names = recipe_names()
     if as_json:
-        click.echo(json.dumps([{"name": n, "command": command_for(n), "summary": describe(n),
-                                "path": str(recipes_dir() / f"{n}.yaml")} for n in names], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": n,
+                        "command": command_for(n),
+                        "summary": describe(n),
+                        "path": str(recipes_dir() / f"{n}.yaml"),
+                    }
+                    for n in names
+                ],
+                indent=2,
+            )
+        )
         return
     if not names:
         raise click.ClickException("no recipes found: the tokzoo_recipes package is missing from this install")
     width = max(len(n) for n in names)
     for name in names:
         click.echo(f"{name:<{width}}  {describe(name)}")
-    click.echo(f"\nrun one with `{command_for('depth')}` or `{command_for('fm/scenes-cpu')} --data TOKENS`; "
-               f"files in {recipes_dir()}")
+    click.echo(
+        f"\nrun one with `{command_for('depth')}` or `{command_for('fm/scenes-cpu')} --data TOKENS`; "
+        f"files in {recipes_dir()}"
+    )

@@ -22,8 +22,10 @@ def zoo_list():
     rows = [("name", "modality", "tokens", "vocab", "weights")]
     rows += [(r["name"], r["modality"], r["tokens"], str(r["vocab"]), r["weights"]) for r in zoo_rows()]
     _table(rows)
-    click.echo("\nreleased 4M tokenizers (ViT-B, 224-448 px; GPU-sized): `-t MODALITY=NAME`, through the ml-4m port, "
-               "from $TOKZOO_4M_TOKENIZERS/<repo> or the hub")
+    click.echo(
+        "\nreleased 4M tokenizers (ViT-B, 224-448 px; GPU-sized): `-t MODALITY=NAME`, through the ml-4m port, "
+        "from $TOKZOO_4M_TOKENIZERS/<repo> or the hub"
+    )
     _table(_released_rows())
 
 
@@ -33,8 +35,18 @@ def _released_rows() -> list[tuple[str, ...]]:
     rows = [("name", "hub id", "modality", "tokens", "vocab", "decoder", "download", "licence")]
     for entry in RELEASED_TOKENIZERS.values():
         size = download_size(entry)
-        rows.append((entry.name, entry.hub_id, entry.modality, entry.tokens, str(entry.vocab_size), entry.decoder,
-                     f"{size / 1e6:.0f} MB (cached)" if size else "not fetched", LICENCE))
+        rows.append(
+            (
+                entry.name,
+                entry.hub_id,
+                entry.modality,
+                entry.tokens,
+                str(entry.vocab_size),
+                entry.decoder,
+                f"{size / 1e6:.0f} MB (cached)" if size else "not fetched",
+                LICENCE,
+            )
+        )
     return rows
 
 

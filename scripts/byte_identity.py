@@ -27,8 +27,19 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 VOLATILE = {"log.jsonl"}  # per-step wall-clock seconds
-VOLATILE_KEYS = {"seconds", "elapsed_s", "wall_s", "started", "finished", "created", "time", "rate", "duration_s", "step_ms",
-                 "step_cpu_ms"}
+VOLATILE_KEYS = {
+    "seconds",
+    "elapsed_s",
+    "wall_s",
+    "started",
+    "finished",
+    "created",
+    "time",
+    "rate",
+    "duration_s",
+    "step_ms",
+    "step_cpu_ms",
+}
 
 
 def tokzoo(*args: str, quiet: bool = False) -> bool:
@@ -45,14 +56,56 @@ def tokzoo(*args: str, quiet: bool = False) -> bool:
 def write_everything(out: Path) -> None:
     tokzoo("demo", "--out", str(out / "demo"), "--scenes", "8", "--no-progress")
     tokzoo("scenes", "-o", str(out / "scenes"), "--count", "4", "--size", "64")
-    tokzoo("pseudo-label", "-m", "edges,palette,metadata", "-i", str(out / "scenes"), "-o",
-           str(out / "labelled"), "--no-progress")
-    tokzoo("train", "--recipe", "depth", "--steps", "2", "--threads", "1", "-o", str(out / "tokenizer-run"),
-           "--no-progress")
+    tokzoo(
+        "pseudo-label",
+        "-m",
+        "edges,palette,metadata",
+        "-i",
+        str(out / "scenes"),
+        "-o",
+        str(out / "labelled"),
+        "--no-progress",
+    )
+    tokzoo(
+        "train",
+        "--recipe",
+        "depth",
+        "--steps",
+        "2",
+        "--threads",
+        "1",
+        "-o",
+        str(out / "tokenizer-run"),
+        "--no-progress",
+    )
     tokens = out / "fm-tokens"
-    tokzoo("tokenize", "-m", "rgb,depth,normals,semseg", "--scenes", "8", "--scene-size", "64", "--no-progress", "-o", str(tokens))
-    tokzoo("fm", "train", "--recipe", "fm/scenes-cpu", "--data", str(tokens), "--out", str(out / "fm-run"),
-           "--steps", "2", "--threads", "1", "--no-progress")
+    tokzoo(
+        "tokenize",
+        "-m",
+        "rgb,depth,normals,semseg",
+        "--scenes",
+        "8",
+        "--scene-size",
+        "64",
+        "--no-progress",
+        "-o",
+        str(tokens),
+    )
+    tokzoo(
+        "fm",
+        "train",
+        "--recipe",
+        "fm/scenes-cpu",
+        "--data",
+        str(tokens),
+        "--out",
+        str(out / "fm-run"),
+        "--steps",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+    )
     compose_lm(out)
     tokzoo("export", "--to", "4m", str(tokens), str(out / "export"))
     tokzoo("browse", str(tokens), "-o", str(out / "site"))
@@ -64,8 +117,17 @@ def compose_lm(out: Path) -> None:
     recipe.update(batch_size=4, data={"scene_text": {"n_train": 6, "n_val": 3, "size": 32}})
     recipe["compose"]["pretrain_lm"].update(vocab_size=300, hidden_size=32, layers=2)
     (out / "text_lm.yaml").write_text(yaml.safe_dump(recipe))
-    args = ("--recipe", str(out / "text_lm.yaml"), "--out", str(out / "compose-lm"), "--steps", "2", "--threads", "1",
-            "--no-progress")
+    args = (
+        "--recipe",
+        str(out / "text_lm.yaml"),
+        "--out",
+        str(out / "compose-lm"),
+        "--steps",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+    )
     if not tokzoo("compose", "train", *args, quiet=True):
         tokzoo("fm", "train", *args)
 

@@ -30,7 +30,7 @@ def imported(name: str, tree: ast.AST) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module
             if node.level:
-                base = ".".join(package[:len(package) - node.level + 1] + [node.module or ""]).rstrip(".")
+                base = ".".join(package[: len(package) - node.level + 1] + [node.module or ""]).rstrip(".")
             found |= {base} | {f"{base}.{alias.name}" for alias in node.names}
     return {n for n in found if n == "tokzoo" or n.startswith("tokzoo.")}
 
@@ -40,19 +40,27 @@ def is_core(name: str) -> bool:
 
 
 def test_no_core_module_imports_the_ml4m_port_or_the_plugin_wiring():
-    offenders = [f"{name} imports {target}" for name, tree in modules() if is_core(name)
-                 for target in sorted(imported(name, tree))
-                 if target.startswith(("tokzoo.fourm", "tokzoo.plugins"))]
+    offenders = [
+        f"{name} imports {target}"
+        for name, tree in modules()
+        if is_core(name)
+        for target in sorted(imported(name, tree))
+        if target.startswith(("tokzoo.fourm", "tokzoo.plugins"))
+    ]
     assert offenders == [], offenders
 
 
 def layout_paths(tree: ast.AST) -> list[str]:
     """String pieces naming a layout file where a path is built: ``x / "..."``, ``.glob("...")``, ``open("...")``."""
+
     def pieces(node):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             return [node.value]
-        return [v.value for v in getattr(node, "values", []) if isinstance(v, ast.Constant)] \
-            if isinstance(node, ast.JoinedStr) else []
+        return (
+            [v.value for v in getattr(node, "values", []) if isinstance(v, ast.Constant)]
+            if isinstance(node, ast.JoinedStr)
+            else []
+        )
 
     places = []
     for node in ast.walk(tree):
@@ -66,9 +74,13 @@ def layout_paths(tree: ast.AST) -> list[str]:
 
 
 def test_only_tokens_builds_paths_into_the_token_layout():
-    offenders = [f"{name}: {texts}" for name, tree in [*modules(), *modules("cli")]
-                 if not name.startswith("tokzoo/tokens/") and name not in OTHER_FORMATS
-                 for texts in [layout_paths(tree)] if texts]
+    offenders = [
+        f"{name}: {texts}"
+        for name, tree in [*modules(), *modules("cli")]
+        if not name.startswith("tokzoo/tokens/") and name not in OTHER_FORMATS
+        for texts in [layout_paths(tree)]
+        if texts
+    ]
     assert offenders == [], offenders
     # the check sees the ways such a path is written
     probe = ast.parse('a = out / "manifest.json"; b = d.glob("shard-*.stats.json"); c = s / f"{n}.samples.jsonl"')
@@ -77,8 +89,11 @@ def test_only_tokens_builds_paths_into_the_token_layout():
 
 def package_graph() -> dict[str, set[str]]:
     """Package (or root-level module) -> the ones it imports; tokzoo/__init__.py is node ``tokzoo``."""
-    units = {p.stem if p.is_file() else p.name for p in (ROOT / "tokzoo").iterdir()
-             if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file() or p.is_dir()}
+    units = {
+        p.stem if p.is_file() else p.name
+        for p in (ROOT / "tokzoo").iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file() or p.is_dir()
+    }
     graph: dict[str, set[str]] = {}
     for name, tree in modules():
         parts = name.removesuffix(".py").split("/")

@@ -38,8 +38,13 @@ class ToyHeat(Modality):
 
     @classmethod
     def default_tokenizer(cls, name):
-        return {"model": {"preset": "conv-tiny"}, "latent_dim": 8, "quantizer": {"type": "fsq", "levels": [5, 5, 5]},
-                "input_size": [32, 32], "loss": "mse"}
+        return {
+            "model": {"preset": "conv-tiny"},
+            "latent_dim": 8,
+            "quantizer": {"type": "fsq", "levels": [5, 5, 5]},
+            "input_size": [32, 32],
+            "loss": "mse",
+        }
 
     def to_model(self, x):
         x = torch.as_tensor(np.asarray(self.as_batch(x, (np.float32,), "float32 (H, W)")))
@@ -95,8 +100,21 @@ def test_a_toy_modality_registered_once_is_read_cropped_tokenized_evaluated_and_
     # tokenize: `-m toy_heat` plans it with its own default tokenizer, crops it and writes its tokens
     raw = raw_shard(tmp_path / "raw")
     tokens = tmp_path / "tokens"
-    result = run("tokenize", "-m", TOY, "--input", raw, "-o", tokens, "--untrained", "--workers", "0", "--crops", "2",
-                 "--no-progress")
+    result = run(
+        "tokenize",
+        "-m",
+        TOY,
+        "--input",
+        raw,
+        "-o",
+        tokens,
+        "--untrained",
+        "--workers",
+        "0",
+        "--crops",
+        "2",
+        "--no-progress",
+    )
     assert result.exit_code == 0, result.output
     entry = json.loads((tokens / "manifest.json").read_text())["modalities"][TOY]
     assert entry["samples"]["ok"] == 3 and entry["name"] == TOY and entry["size"] == [32, 32]
@@ -127,8 +145,19 @@ def test_removing_the_toy_modality_removes_it_everywhere(tmp_path):
     with pytest.raises(ConfigError, match="no crop rule"):
         apply_crop({TOY: heat(0)}, [0, 0, 8, 8, 0], 8)
     assert TOY not in METRICS
-    result = run("tokenize", "-m", TOY, "--input", raw_shard(tmp_path / "raw"), "-o", tmp_path / "tok", "--untrained",
-                 "--workers", "0", "--no-progress")
+    result = run(
+        "tokenize",
+        "-m",
+        TOY,
+        "--input",
+        raw_shard(tmp_path / "raw"),
+        "-o",
+        tmp_path / "tok",
+        "--untrained",
+        "--workers",
+        "0",
+        "--no-progress",
+    )
     assert result.exit_code == 2 and "not a modality tokzoo tokenizes" in result.output
 
 
@@ -163,9 +192,13 @@ def test_a_toy_labeler_registered_once_runs_in_pseudo_label(toy_labeler, tmp_pat
         result = run("pseudo-label", "-m", "depth", "--input", photos, "-o", out, "--no-progress", *args)
         assert result.exit_code == 0, result.output
         with tarfile.open(out / "shard-000000.tar") as tar:
-            depth = {m.name: np.load(io.BytesIO(tar.extractfile(m).read())) for m in tar if m.name.endswith(".depth.npy")}
+            depth = {
+                m.name: np.load(io.BytesIO(tar.extractfile(m).read())) for m in tar if m.name.endswith(".depth.npy")
+            }
         assert sorted(depth) == ["dark.depth.npy", "light.depth.npy"]
-        assert np.allclose(depth["dark.depth.npy"], 1 + 40 / 255) and np.allclose(depth["light.depth.npy"], 1 + 200 / 255)
+        assert np.allclose(depth["dark.depth.npy"], 1 + 40 / 255) and np.allclose(
+            depth["light.depth.npy"], 1 + 200 / 255
+        )
 
 
 def test_pseudo_label_writes_a_toy_modality_as_it_declares(toy_modality, tmp_path):
@@ -188,14 +221,29 @@ def test_pseudo_label_writes_a_toy_modality_as_it_declares(toy_modality, tmp_pat
         photos.mkdir()
         Image.fromarray(np.arange(32 * 32 * 3, dtype=np.uint8).reshape(32, 32, 3)).save(photos / "a.png")
         out = tmp_path / "labelled"
-        result = run("pseudo-label", "-m", TOY, "-l", f"{TOY}=toy_brightness", "--input", photos, "-o", out,
-                     "--no-progress", "--tokenize", "--untrained")
+        result = run(
+            "pseudo-label",
+            "-m",
+            TOY,
+            "-l",
+            f"{TOY}=toy_brightness",
+            "--input",
+            photos,
+            "-o",
+            out,
+            "--no-progress",
+            "--tokenize",
+            "--untrained",
+        )
         assert result.exit_code == 0, result.output
         with tarfile.open(out / "shard-000000.tar") as tar:
             stored = np.load(io.BytesIO(tar.extractfile(f"a.{TOY}.npy").read()))
         expected = np.arange(32 * 32 * 3, dtype=np.uint8).reshape(32, 32, 3).mean(axis=2) / 255
         assert np.array_equal(stored, expected.astype(np.float32))
-        assert json.loads((tmp_path / "labelled-tokens" / "manifest.json").read_text())["modalities"][TOY]["samples"]["ok"] == 1
+        assert (
+            json.loads((tmp_path / "labelled-tokens" / "manifest.json").read_text())["modalities"][TOY]["samples"]["ok"]
+            == 1
+        )
     finally:
         del LABELERS["toy_brightness"]
 
@@ -234,14 +282,33 @@ def test_a_toy_composition_method_registered_once_trains(toy_method, tmp_path):
     from tokzoo.compose.train import run_recipe
 
     lm = tmp_path / "lm"
-    run_recipe(resolve_recipe({"steps": 1, "batch_size": 2, "threads": 1,
-                               "data": {"scene_text": {"n_train": 4, "n_val": 2, "size": 32}},
-                               "compose": {"pretrain_lm": {"vocab_size": 300, "hidden_size": 16, "layers": 1,
-                                                           "heads": 2}}}), lm, log=lambda *_: None)  # fmt: skip
-    recipe = resolve_recipe({"seed": 0, "steps": 2, "batch_size": 2, "log_every": 1, "threads": 1,
-                             "data": {"scene_text": {"n_train": 4, "n_val": 2, "size": 32}},
-                             "compose": {"method": "toy_bias", "components": {"rgb": {"tokenizer": "rgb"},
-                                                                              "lm": {"causal_lm": str(lm)}}}})
+    run_recipe(
+        resolve_recipe(
+            {
+                "steps": 1,
+                "batch_size": 2,
+                "threads": 1,
+                "data": {"scene_text": {"n_train": 4, "n_val": 2, "size": 32}},
+                "compose": {"pretrain_lm": {"vocab_size": 300, "hidden_size": 16, "layers": 1, "heads": 2}},
+            }
+        ),
+        lm,
+        log=lambda *_: None,
+    )
+    recipe = resolve_recipe(
+        {
+            "seed": 0,
+            "steps": 2,
+            "batch_size": 2,
+            "log_every": 1,
+            "threads": 1,
+            "data": {"scene_text": {"n_train": 4, "n_val": 2, "size": 32}},
+            "compose": {
+                "method": "toy_bias",
+                "components": {"rgb": {"tokenizer": "rgb"}, "lm": {"causal_lm": str(lm)}},
+            },
+        }
+    )
     metrics = run_recipe(recipe, tmp_path / "run", log=lambda *_: None)
     assert metrics["method"] == "toy_bias" and metrics["components_unchanged"] == {"lm": True, "rgb": True}
     saved = load_file(str(tmp_path / "run" / "glue.safetensors"))
@@ -274,6 +341,11 @@ def test_reading_the_registry_loads_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys, tokzoo.io, tokzoo.modalities as m; assert m.STORED['depth'].extensions; "
-            "print('torch' in sys.modules)")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    code = (
+        "import sys, tokzoo.io, tokzoo.modalities as m; assert m.STORED['depth'].extensions; "
+        "print('torch' in sys.modules)"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )

@@ -28,20 +28,29 @@ def imported(folder: str, package: str) -> dict[str, set[str]]:
     return found
 
 
-@pytest.mark.parametrize("package,forbidden", [
-    ("pipeline", ("tokzoo.scale",)),
-    ("labelers", ("tokzoo.scale", "tokzoo.pipeline")),
-    ("runs", ("tokzoo.fm", "tokzoo.compose", "tokzoo.tokenizers")),
-])
+@pytest.mark.parametrize(
+    "package,forbidden",
+    [
+        ("pipeline", ("tokzoo.scale",)),
+        ("labelers", ("tokzoo.scale", "tokzoo.pipeline")),
+        ("runs", ("tokzoo.fm", "tokzoo.compose", "tokzoo.tokenizers")),
+    ],
+)
 def test_imports_run_one_way(package, forbidden):
-    wrong = sorted(f"{module} imports {name}" for module, names in imported(f"tokzoo/{package}", f"tokzoo.{package}").items()
-                   for name in names if name.startswith(forbidden))
+    wrong = sorted(
+        f"{module} imports {name}"
+        for module, names in imported(f"tokzoo/{package}", f"tokzoo.{package}").items()
+        for name in names
+        if name.startswith(forbidden)
+    )
     assert not wrong, wrong
 
 
 def test_the_walker_sees_relative_imports_and_imports_inside_functions():
     """What the check reads: scale's relative imports, and the CLI choosing the engine inside its function."""
-    assert {"tokzoo.scale.tokenize", "tokzoo.pipeline"} <= {n.rsplit(".", 1)[0] for n in
-                                                              imported("tokzoo/scale", "tokzoo.scale")["engine.py"]
-                                                              | imported("tokzoo/scale", "tokzoo.scale")["tokenize.py"]}
+    assert {"tokzoo.scale.tokenize", "tokzoo.pipeline"} <= {
+        n.rsplit(".", 1)[0]
+        for n in imported("tokzoo/scale", "tokzoo.scale")["engine.py"]
+        | imported("tokzoo/scale", "tokzoo.scale")["tokenize.py"]
+    }
     assert {"tokzoo.scale.engine", "tokzoo.pipeline.engine"} <= imported("cli", "tokzoo_cli")["tokenize.py"]

@@ -44,13 +44,29 @@ def test_package_members_become_flat_safe_names():
 
 
 def _recipe(modality, loss):
-    return validate_recipe({
-        "name": f"tiny_{modality}", "loss": loss,
-        "tokenizer": {"modality": modality, "model": {"preset": "conv-tiny", "width": 8, "groups": 4}, "latent_dim": 8,
-                      "quantizer": {"type": "fsq", "levels": [5, 5, 5]}, "input_size": [32, 32]},
-        "data": {"scenes": {"n_train": 2, "n_val": 1, "seed": 3, "size": 40}, "photos": {"repeat": 2},
-                 "crop": {"scale": [0.2, 1.0], "hflip": 0.5}},
-        "optimizer": {"lr": 1e-3}, "schedule": {"warmup_steps": 1}, "batch_size": 4, "steps": 1, "seed": 0})
+    return validate_recipe(
+        {
+            "name": f"tiny_{modality}",
+            "loss": loss,
+            "tokenizer": {
+                "modality": modality,
+                "model": {"preset": "conv-tiny", "width": 8, "groups": 4},
+                "latent_dim": 8,
+                "quantizer": {"type": "fsq", "levels": [5, 5, 5]},
+                "input_size": [32, 32],
+            },
+            "data": {
+                "scenes": {"n_train": 2, "n_val": 1, "seed": 3, "size": 40},
+                "photos": {"repeat": 2},
+                "crop": {"scale": [0.2, 1.0], "hflip": 0.5},
+            },
+            "optimizer": {"lr": 1e-3},
+            "schedule": {"warmup_steps": 1},
+            "batch_size": 4,
+            "steps": 1,
+            "seed": 0,
+        }
+    )
 
 
 @pytest.mark.parametrize("modality, loss", [("rgb", "mse"), ("edges", "bce")])

@@ -31,8 +31,14 @@ class ToyReader:
 def toy_hooks(monkeypatch):
     monkeypatch.setattr(foreign, "_LAYOUTS", {})
     monkeypatch.setattr(loaders, "_LOADERS", {})
-    foreign.register_layout(foreign.ForeignLayout("toy", lambda root: (root / "rgb.toy").is_dir(), ToyReader,
-                                                  lambda root: {"modalities": {"rgb": {"toy": True}}}))
+    foreign.register_layout(
+        foreign.ForeignLayout(
+            "toy",
+            lambda root: (root / "rgb.toy").is_dir(),
+            ToyReader,
+            lambda root: {"modalities": {"rgb": {"toy": True}}},
+        )
+    )
 
 
 def test_a_registered_layout_is_read_by_the_loader_and_the_trainer(tmp_path, toy_hooks):
@@ -63,8 +69,11 @@ def test_a_registered_loader_answers_for_its_folders_and_names(tmp_path, toy_hoo
             return PaletteTokenizer()
         return None
 
-    loaders.register_loader(loaders.TokenizerLoader("toy", load, lambda: ["toy_palette"],
-                                                    lambda name, download: (tmp_path / "toy", f"{name}-copy")))
+    loaders.register_loader(
+        loaders.TokenizerLoader(
+            "toy", load, lambda: ["toy_palette"], lambda name, download: (tmp_path / "toy", f"{name}-copy")
+        )
+    )
     (tmp_path / "toy").mkdir()
     (tmp_path / "toy" / "toy.txt").write_text("mine")
     assert isinstance(load_tokenizer(tmp_path / "toy"), PaletteTokenizer)

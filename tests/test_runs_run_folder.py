@@ -27,7 +27,8 @@ def test_adamw_state_round_trips_by_name_without_the_parameters_that_had_none(tm
     model, optimizer = trained()
     write_tensors(tmp_path, tmp_path / OPTIMIZER, optimizer_tensors(model, optimizer))
     assert sorted(load_file(str(tmp_path / OPTIMIZER))) == sorted(
-        f"used.{p}.{k}" for p in ("bias", "weight") for k in ("exp_avg", "exp_avg_sq", "step"))
+        f"used.{p}.{k}" for p in ("bias", "weight") for k in ("exp_avg", "exp_avg_sq", "step")
+    )
     fresh = torch.optim.AdamW(model.parameters(), lr=1e-2)
     load_optimizer(tmp_path, model, fresh, every_parameter=False)
     for p in model.parameters():
@@ -38,12 +39,15 @@ def test_adamw_state_round_trips_by_name_without_the_parameters_that_had_none(tm
         load_optimizer(tmp_path, model, torch.optim.AdamW(model.parameters()))
 
 
-@pytest.mark.parametrize("damage,message", [
-    (lambda t: t.pop("used.weight.exp_avg"), "missing tensor"),
-    (lambda t: t.update({"used.weight.exp_avg_sq": -t["used.weight.exp_avg_sq"] - 1}), "out of range"),
-    (lambda t: t.update({"used.bias.exp_avg": t["used.bias.exp_avg"] * float("nan")}), "NaN"),
-    (lambda t: t.update({"other.step": torch.zeros((), dtype=torch.float64)}), "unexpected tensor"),
-])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (lambda t: t.pop("used.weight.exp_avg"), "missing tensor"),
+        (lambda t: t.update({"used.weight.exp_avg_sq": -t["used.weight.exp_avg_sq"] - 1}), "out of range"),
+        (lambda t: t.update({"used.bias.exp_avg": t["used.bias.exp_avg"] * float("nan")}), "NaN"),
+        (lambda t: t.update({"other.step": torch.zeros((), dtype=torch.float64)}), "unexpected tensor"),
+    ],
+)
 def test_damaged_adamw_state_is_refused_in_one_line(tmp_path, damage, message):
     model, optimizer = trained(unused=False)
     tensors = optimizer_tensors(model, optimizer)

@@ -46,8 +46,11 @@ FLOORS = [0.0, 0.1, 0.05, 1 / 3, 1.0]
 def test_the_tokenizer_schedule_is_unchanged_bit_for_bit(warmup, total):
     for peak in PEAKS:
         for floor in FLOORS:
-            recipe = {"optimizer": {"lr": peak}, "schedule": {"warmup_steps": warmup, "min_lr_ratio": floor},
-                      "steps": total}
+            recipe = {
+                "optimizer": {"lr": peak},
+                "schedule": {"warmup_steps": warmup, "min_lr_ratio": floor},
+                "steps": total,
+            }
             for step in range(total + 3):
                 assert warmup_cosine(step, peak, warmup, total, floor) == tokenizer_learning_rate(recipe, step)
 

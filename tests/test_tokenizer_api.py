@@ -10,9 +10,9 @@ import torch
 import tokzoo
 from tokzoo.errors import CheckpointError, DtypeError, InvalidValueError, ShapeError, TokzooError
 from tokzoo.indices import storage_dtype, to_ids, to_storage
+from tokzoo.tokenizers.base import Tokenizer
 from tokzoo.tokenizers.learned import LearnedTokenizer
 from tokzoo.tokenizers.quantizers import FSQ_LEVELS, QUANTIZER_TYPES, build_quantizer
-from tokzoo.tokenizers.base import Tokenizer
 
 QUANTIZERS = {
     "fsq": {"type": "fsq", "levels": [8, 5, 5, 5]},
@@ -32,8 +32,13 @@ FAMILIES = {
 
 def make_tokenizer(family, quantizer, seed=0):
     modality, preset, size, make = FAMILIES[family]
-    config = {"modality": modality, "model": {"preset": preset}, "latent_dim": 16, "quantizer": QUANTIZERS[quantizer],
-              "input_size": size}
+    config = {
+        "modality": modality,
+        "model": {"preset": preset},
+        "latent_dim": 16,
+        "quantizer": QUANTIZERS[quantizer],
+        "input_size": size,
+    }
     if modality == "global_feature":
         config["normalization"] = {"dim": 64}
     torch.manual_seed(seed)
@@ -165,8 +170,15 @@ def test_read_only_arrays_encode_without_a_torch_warning():
 
 
 def test_untrained_vq_is_refused_rather_than_silently_initialised():
-    tokenizer = LearnedTokenizer({"modality": "depth", "model": {"preset": "conv-tiny"}, "latent_dim": 8,
-                                  "quantizer": QUANTIZERS["vq"], "input_size": [32, 32]})
+    tokenizer = LearnedTokenizer(
+        {
+            "modality": "depth",
+            "model": {"preset": "conv-tiny"},
+            "latent_dim": 8,
+            "quantizer": QUANTIZERS["vq"],
+            "input_size": [32, 32],
+        }
+    )
     with pytest.raises(TokzooError, match="never initialised"):
         tokenizer.encode(np.ones((32, 32), np.float32))
 
@@ -250,8 +262,7 @@ def test_every_architecture_loads_in_a_fresh_interpreter(tmp_path):
 
     for tokenizer in (CaptionTokenizer(length=8), PaletteTokenizer(), MetadataTokenizer(), BoxesTokenizer()):
         tokenizer.save_pretrained(tmp_path / tokenizer.architecture)
-    script = ("import sys, tokzoo\n"
-              "for d in sys.argv[1:]: print(tokzoo.load_tokenizer(d).architecture)\n")
+    script = "import sys, tokzoo\nfor d in sys.argv[1:]: print(tokzoo.load_tokenizer(d).architecture)\n"
     dirs = sorted(str(p) for p in tmp_path.iterdir())
     result = subprocess.run([sys.executable, "-c", script, *dirs], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

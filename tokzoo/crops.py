@@ -54,10 +54,32 @@ from tokzoo.modalities import STORED
 COCO17_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 """COCO-17 left/right joints (eyes, ears, shoulders, elbows, wrists, hips, knees, ankles), swapped on hflip."""
 
-SMPL_JOINT_NAMES = ("pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-                    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
-                    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-                    "left_hand", "right_hand")  # fmt: skip
+SMPL_JOINT_NAMES = (
+    "pelvis",
+    "left_hip",
+    "right_hip",
+    "spine1",
+    "left_knee",
+    "right_knee",
+    "spine2",
+    "left_ankle",
+    "right_ankle",
+    "spine3",
+    "left_foot",
+    "right_foot",
+    "neck",
+    "left_collar",
+    "right_collar",
+    "head",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hand",
+    "right_hand",
+)
 """SMPL's 24 joints in model order (``keypoints_2d`` / ``keypoints_3d``); ``body_pose`` row i is joint i + 1."""
 
 SMPL_FLIP_PAIRS = ((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21), (22, 23))
@@ -87,7 +109,9 @@ def _random_resized(rng, height, width, scale, ratio) -> tuple[int, int, int, in
             return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
     # fallback: the whole image trimmed to the nearest allowed aspect ratio, centred
     aspect = min(max(width / height, ratio[0]), ratio[1])
-    w, h = (width, max(1, round(width / aspect))) if width / height <= aspect else (max(1, round(height * aspect)), height)
+    w, h = (
+        (width, max(1, round(width / aspect))) if width / height <= aspect else (max(1, round(height * aspect)), height)
+    )
     w, h = min(w, width), min(h, height)
     return (height - h) // 2, (width - w) // 2, h, w
 
@@ -110,8 +134,10 @@ def make_crop_settings(
     if height < 1 or width < 1 or n_crops < 1:
         raise ConfigError(f"crop settings need height, width, n_crops >= 1, got {height}, {width}, {n_crops}")
     if not (0 < scale[0] <= scale[1] <= 1) or not (0 < ratio[0] <= ratio[1]) or not (0 <= hflip_p <= 1):
-        raise ConfigError(f"crop settings need 0 < scale[0] <= scale[1] <= 1, 0 < ratio[0] <= ratio[1] and "
-                          f"0 <= hflip_p <= 1; got scale {scale}, ratio {ratio}, hflip_p {hflip_p}")
+        raise ConfigError(
+            f"crop settings need 0 < scale[0] <= scale[1] <= 1, 0 < ratio[0] <= ratio[1] and "
+            f"0 <= hflip_p <= 1; got scale {scale}, ratio {ratio}, hflip_p {hflip_p}"
+        )
     side = min(height, width)
     rows = [((height - side) // 2, (width - side) // 2, side, side, 0)]
     rng = _rng(seed, key) if n_crops > 1 else None
@@ -139,15 +165,18 @@ class _Crop:
     def __init__(self, crop_row, out_size):
         self.top, self.left, self.h, self.w, flip = (int(v) for v in np.asarray(crop_row).reshape(-1)[:5])
         self.flip = bool(flip)
-        self.out_h, self.out_w = (out_size, out_size) if isinstance(out_size, int) else (int(out_size[0]), int(out_size[1]))
+        self.out_h, self.out_w = (
+            (out_size, out_size) if isinstance(out_size, int) else (int(out_size[0]), int(out_size[1]))
+        )
         self.sx, self.sy = self.out_w / self.w, self.out_h / self.h
 
     def image(self, arr: np.ndarray, mode: InterpolationMode, antialias: bool) -> np.ndarray:
         if mode == InterpolationMode.NEAREST_EXACT:
             return self.nearest(arr)
         t = tv_tensors.Image(_chw(arr))
-        t = F.resized_crop(t, self.top, self.left, self.h, self.w, [self.out_h, self.out_w],
-                           interpolation=mode, antialias=antialias)
+        t = F.resized_crop(
+            t, self.top, self.left, self.h, self.w, [self.out_h, self.out_w], interpolation=mode, antialias=antialias
+        )
         if self.flip:
             t = F.horizontal_flip(t)
         return _hwc(t.as_subclass(torch.Tensor), arr.ndim)
@@ -156,7 +185,7 @@ class _Crop:
         """Binary map: area-resize of the crop, > 0 where any covered source pixel is set; nearest when enlarging."""
         if self.h <= self.out_h and self.w <= self.out_w:
             return self.nearest(arr)
-        crop = torch.from_numpy(np.ascontiguousarray(arr[self.top:self.top + self.h, self.left:self.left + self.w]))
+        crop = torch.from_numpy(np.ascontiguousarray(arr[self.top : self.top + self.h, self.left : self.left + self.w]))
         area = torch.nn.functional.interpolate(crop[None, None].float(), size=(self.out_h, self.out_w), mode="area")
         out = (area[0, 0] > 0).numpy().astype(arr.dtype)
         return np.array(out[:, ::-1] if self.flip else out)
@@ -164,7 +193,7 @@ class _Crop:
     def nearest(self, arr: np.ndarray) -> np.ndarray:
         """Nearest-exact resize of the crop, then flip: the pixels torchvision's resize picks, gathered by index."""
         if (self.h, self.w) == (self.out_h, self.out_w):
-            out = arr[self.top:self.top + self.h, self.left:self.left + self.w]
+            out = arr[self.top : self.top + self.h, self.left : self.left + self.w]
             return np.array(out[:, ::-1] if self.flip else out)
         rows = _nearest_exact_index(self.h, self.out_h) + self.top
         cols = _nearest_exact_index(self.w, self.out_w) + self.left
@@ -317,7 +346,9 @@ def _intrinsics(crop: _Crop, k: dict) -> dict:
 def _camera(crop: _Crop, cam: dict) -> dict:
     out = dict(_intrinsics(crop, cam), width=crop.out_w, height=crop.out_h)
     if crop.flip:
-        out["cam_to_world"] = (np.asarray(cam["cam_to_world"], dtype=np.float64) @ np.diag([-1.0, 1.0, 1.0, 1.0])).tolist()
+        out["cam_to_world"] = (
+            np.asarray(cam["cam_to_world"], dtype=np.float64) @ np.diag([-1.0, 1.0, 1.0, 1.0])
+        ).tolist()
     return out
 
 
@@ -358,7 +389,13 @@ def apply_crop(values: dict, crop_row, out_size: int | tuple[int, int]) -> dict:
         rule = crop_rule(modality)
         if rule in PIXEL_RULES:
             value = np.asarray(value)
-            if value.shape[0] < crop.top + crop.h or value.shape[1] < crop.left + crop.w or min(crop.top, crop.left) < 0:
-                raise ShapeError(modality, f"crop {crop.top, crop.left, crop.h, crop.w} does not fit a {value.shape[:2]} image")
+            if (
+                value.shape[0] < crop.top + crop.h
+                or value.shape[1] < crop.left + crop.w
+                or min(crop.top, crop.left) < 0
+            ):
+                raise ShapeError(
+                    modality, f"crop {crop.top, crop.left, crop.h, crop.w} does not fit a {value.shape[:2]} image"
+                )
         out[modality] = CROP_RULES[rule](crop, value)
     return out

@@ -21,9 +21,20 @@ from typing import Iterator
 from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.io import RawSample, TarReader, open_reader
 from tokzoo.io.safety import read_json_file
-from tokzoo.tokens.layout import (CROPS, LABELLED, MANIFEST, complete_shards, read_manifest, read_npy_tar, read_table,
-                                  shard_name, stats_path, table_path, tar_path)
 from tokzoo.pipeline.plan import open_input, units
+from tokzoo.tokens.layout import (
+    CROPS,
+    LABELLED,
+    MANIFEST,
+    complete_shards,
+    read_manifest,
+    read_npy_tar,
+    read_table,
+    shard_name,
+    stats_path,
+    table_path,
+    tar_path,
+)
 
 RAW_SHARD_SIZE = 256
 """Samples per listing unit when a raw input has no shards of its own (folders)."""
@@ -89,8 +100,9 @@ class TokenCatalog:
 
     def boxes_fingerprint(self) -> str:
         """Changes when the crop settings or the inputs change (the crop-box pictures are then redrawn)."""
-        text = json.dumps([self.manifest.get("crops"), sorted({e["input"] for e in self.entries.values()})],
-                          sort_keys=True)
+        text = json.dumps(
+            [self.manifest.get("crops"), sorted({e["input"] for e in self.entries.values()})], sort_keys=True
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def stored(self, modality: str) -> str:
@@ -103,8 +115,10 @@ class TokenCatalog:
         cursors = {}
         for modality, entry in self.entries.items():
             cursors.setdefault(entry["input"], []).append(self.stored(modality))
-        cursors = {source: _UnitCursor(source, stored, self.manifest.get("samples_per_shard"))
-                   for source, stored in cursors.items()}
+        cursors = {
+            source: _UnitCursor(source, stored, self.manifest.get("samples_per_shard"))
+            for source, stored in cursors.items()
+        }
         for index in self.shard_indices:
             yield CatalogShard(index, self._records(index), _Sources(cursors, index))
 
@@ -185,14 +199,18 @@ class RawCatalog:
             try:
                 self._reader = _open_raw(root)
             except TokzooError as error:
-                raise ConfigError(f"{root}: neither a token dataset (no manifest.json) nor readable raw samples "
-                                  f"({error})") from error
+                raise ConfigError(
+                    f"{root}: neither a token dataset (no manifest.json) nor readable raw samples ({error})"
+                ) from error
             self.shard_indices = None
 
     def fingerprint(self, index: int) -> str:
         """Changes when a shard's files change (size or modification time)."""
-        paths = ([self.root / f"{shard_name(index)}.tar", stats_path(self.root, LABELLED, index)]
-                 if self.manifest is not None else [])
+        paths = (
+            [self.root / f"{shard_name(index)}.tar", stats_path(self.root, LABELLED, index)]
+            if self.manifest is not None
+            else []
+        )
         stamps = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.exists()]
         return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()[:16]
 
@@ -202,8 +220,9 @@ class RawCatalog:
                 yield self._labelled_shard(index)
             return
         for index, raws in self._raw_units():
-            records = [Record(raw.key, _first_source(raw), "failed" if raw.errors else "ok", dict(raw.errors))
-                       for raw in raws]
+            records = [
+                Record(raw.key, _first_source(raw), "failed" if raw.errors else "ok", dict(raw.errors)) for raw in raws
+            ]
             yield CatalogShard(index, records, lambda raws=raws: {"": {raw.key: raw for raw in raws}}, _stamp(raws))
 
     def _raw_units(self) -> Iterator[tuple[int, list[RawSample]]]:
@@ -217,8 +236,10 @@ class RawCatalog:
 
     def _labelled_shard(self, index: int) -> CatalogShard:
         rows = read_table(table_path(self.root, LABELLED, index))
-        records = [Record(r["key"], r["source"], r["status"], {"sample": r["error"]} if r["status"] != "ok" else {})
-                   for r in rows]
+        records = [
+            Record(r["key"], r["source"], r["status"], {"sample": r["error"]} if r["status"] != "ok" else {})
+            for r in rows
+        ]
         tar = self.root / f"{shard_name(index)}.tar"
 
         def sources():
@@ -232,8 +253,14 @@ class RawCatalog:
 
 def _stamp(raws: list[RawSample]) -> str:
     """Size and modification time of every file behind ``raws`` (a tar counted once), hashed."""
-    paths = sorted({(ref.path or ref.source.split(".tar:", 1)[0] + ".tar") for raw in raws for ref in raw.files.values()
-                    if ref.path or ".tar:" in ref.source})
+    paths = sorted(
+        {
+            (ref.path or ref.source.split(".tar:", 1)[0] + ".tar")
+            for raw in raws
+            for ref in raw.files.values()
+            if ref.path or ".tar:" in ref.source
+        }
+    )
     stamps = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths if os.path.exists(p)]
     return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()[:16]
 

@@ -18,12 +18,12 @@ import numpy as np
 
 from tokzoo.crops import PIXEL_RULES, apply_crop
 from tokzoo.errors import TokzooError
-from tokzoo.tokenizers.evaluation.metrics import METRICS
 from tokzoo.indices import unpad
 from tokzoo.io import decode_sample
 from tokzoo.io.writes import file_name
 from tokzoo.modalities import STORED
 from tokzoo.pipeline.report import items_reconstruction
+from tokzoo.tokenizers.evaluation.metrics import METRICS
 from tokzoo.tokens.tokenizer import entry_tokenizer
 
 from .pictures import THUMBNAIL_SIDE, token_grid, with_crop_boxes, write_thumbnail
@@ -114,7 +114,9 @@ class TokenChunkRenderer:
             except TokzooError as error:
                 self.unavailable[modality] = f"no reconstruction: {error}"
 
-    def render(self, chunk: str, records: list, shard_data: dict, modalities: list[str], boxes: bool) -> tuple[list, int]:
+    def render(
+        self, chunk: str, records: list, shard_data: dict, modalities: list[str], boxes: bool
+    ) -> tuple[list, int]:
         """Sample sections of ``modalities`` (and the boxes picture when ``boxes``) for ``records``;
         ``shard_data``: tokens (modality -> key -> array), crops (key -> rows), sources (input -> key -> raw),
         sources_note. Returns (one dict per record, images written)."""
@@ -168,8 +170,18 @@ class TokenChunkRenderer:
             if ids is not None:
                 self._tokens(modality, entry, tok, ids, size, section, write, pos)
             if ids is not None and tok is not None:
-                self._reconstruct(modality, entry, tok, ids, source if crops is not None else None, size, section,
-                                  write, pos, batched.get(record.key))
+                self._reconstruct(
+                    modality,
+                    entry,
+                    tok,
+                    ids,
+                    source if crops is not None else None,
+                    size,
+                    section,
+                    write,
+                    pos,
+                    batched.get(record.key),
+                )
             if source is not None:
                 if codec is not None:
                     section["source"] = write(_picture(codec, source, notes), pos, modality, "source")
@@ -209,8 +221,11 @@ class TokenChunkRenderer:
             return
         section["recon"] = write(codec.visualize(recon), pos, modality, "recon")
         if source is not None:
-            section["metrics"] = {name: number(fn(np.asarray(source)[None], np.asarray(recon)[None]))
-                                  for name, fn in METRICS.get(modality, {}).items() if name not in SKIPPED_METRICS}
+            section["metrics"] = {
+                name: number(fn(np.asarray(source)[None], np.asarray(recon)[None]))
+                for name, fn in METRICS.get(modality, {}).items()
+                if name not in SKIPPED_METRICS
+            }
 
 
 def subsampled(value):

@@ -11,6 +11,21 @@ from .language import CausalLM, load_causal_lm
 from .recipe import is_compose_recipe, read_recipe, resolve_recipe
 from .vision import VisionTransformer, load_vision_model
 
-__all__ = ["METHODS", "CausalLM", "Component", "Composition", "Frames", "FMEncoder", "Stream", "TokenizerEncoder", "build_component",
-           "VisionTransformer", "is_compose_recipe", "load_causal_lm", "load_composition", "load_vision_model", "read_recipe",
-           "resolve_recipe"]
+__all__ = [
+    "METHODS",
+    "CausalLM",
+    "Component",
+    "Composition",
+    "Frames",
+    "FMEncoder",
+    "Stream",
+    "TokenizerEncoder",
+    "build_component",
+    "VisionTransformer",
+    "is_compose_recipe",
+    "load_causal_lm",
+    "load_composition",
+    "load_vision_model",
+    "read_recipe",
+    "resolve_recipe",
+]

@@ -17,6 +17,7 @@ class NoGlue(Glue):
     def build(cls, components: dict, lm_name: str, settings: dict) -> "NoGlue":
         return cls(**settings)
 
-    def forward(self, components: dict, inputs: dict, lm_name: str, prompt_len: torch.Tensor,
-                select: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, components: dict, inputs: dict, lm_name: str, prompt_len: torch.Tensor, select: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return components[lm_name].logits(inputs[lm_name], select)

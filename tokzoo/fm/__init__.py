@@ -10,5 +10,14 @@ reading its rows), :mod:`.blocks` and :mod:`.model` (the encoder-decoder), :mod:
 from .masking import MaskedBatch, Masker, MaskingConfig, MixtureComponent, flatten_batch
 from .model import PRESETS, FMConfig, FourM, model_config
 
-__all__ = ["MaskedBatch", "Masker", "MaskingConfig", "MixtureComponent", "flatten_batch", "PRESETS", "FMConfig",
-           "FourM", "model_config"]
+__all__ = [
+    "MaskedBatch",
+    "Masker",
+    "MaskingConfig",
+    "MixtureComponent",
+    "flatten_batch",
+    "PRESETS",
+    "FMConfig",
+    "FourM",
+    "model_config",
+]

@@ -24,23 +24,42 @@ from tokzoo.io.safety import read_json_file
 from tokzoo.io.tensors import read_checked
 from tokzoo.io.writes import make_folder, write_file
 from tokzoo.limits import MAX_FM_PARAMETERS, check_field, count_parameters
-from tokzoo.runs.run_folder import (OPTIMIZER, STATE, WEIGHTS, optimizer_tensors, read_state_file, write_state,
-                                    write_tensors)
+from tokzoo.runs.run_folder import (
+    OPTIMIZER,
+    STATE,
+    WEIGHTS,
+    optimizer_tensors,
+    read_state_file,
+    write_state,
+    write_tensors,
+)
+from tokzoo.tokens.spec import ModalitySpec, check_specs
 
 from .model import FMConfig, FourM, check_config
-from tokzoo.tokens.spec import ModalitySpec, check_specs
 
 FORMAT, FORMAT_VERSION = "tokzoo-fm", 1
 CONFIG = "config.json"
 
 
-def save_checkpoint(run: str | Path, model: FourM, recipe_raw: dict, optimizer: torch.optim.Optimizer | None = None,
-                    state: dict | None = None, data: str | Path | None = None) -> Path:
+def save_checkpoint(
+    run: str | Path,
+    model: FourM,
+    recipe_raw: dict,
+    optimizer: torch.optim.Optimizer | None = None,
+    state: dict | None = None,
+    data: str | Path | None = None,
+) -> Path:
     """Write the model (and optimizer + trainer state when given) into ``run``; ``data``: the training set's folder."""
     run = make_folder(Path(run))
-    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "tokzoo_version": __version__,
-              "model": model.config.to_dict(), "modalities": [s.to_dict() for s in model.specs], "recipe": recipe_raw,
-              "data": str(Path(data).resolve()) if data else None}
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tokzoo_version": __version__,
+        "model": model.config.to_dict(),
+        "modalities": [s.to_dict() for s in model.specs],
+        "recipe": recipe_raw,
+        "data": str(Path(data).resolve()) if data else None,
+    }
     write_file(run, run / CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
     write_tensors(run, run / WEIGHTS, model.state_dict())
     if optimizer is not None:
@@ -57,7 +76,7 @@ def read_run_config(run: str | Path) -> dict:
         raise CheckpointError(f"{run}: not a trained model folder (no {CONFIG}; train one with `tokzoo fm train`)")
     config = read_json_file(path, CheckpointError)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a tokzoo fm model config (no \"format\": \"{FORMAT}\")")
+        raise CheckpointError(f'{path}: not a tokzoo fm model config (no "format": "{FORMAT}")')
     if config.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: format_version {config.get('format_version')!r} is not {FORMAT_VERSION}")
     return config
@@ -100,12 +119,16 @@ def read_state(run: str | Path) -> dict | None:
         return None
     position = state.get("position") if isinstance(state, dict) else None
     if isinstance(position, dict) and set(position) == {"epoch", "batch"}:
-        raise CheckpointError(f"{path}: its data position was written by an older trainer (epoch and batch, not "
-                              "samples per dataset); it cannot resume here, start a new --out")
+        raise CheckpointError(
+            f"{path}: its data position was written by an older trainer (epoch and batch, not "
+            "samples per dataset); it cannot resume here, start a new --out"
+        )
     consumed = position.get("consumed") if isinstance(position, dict) and set(position) == {"consumed"} else None
     if not isinstance(consumed, list) or not consumed:
-        raise CheckpointError(f"{path}: not a trainer state of this tokzoo ({{\"step\": N, \"position\": "
-                              f"{{\"consumed\": [S, ...]}}}}); delete the run folder or pass another --out")
+        raise CheckpointError(
+            f'{path}: not a trainer state of this tokzoo ({{"step": N, "position": '
+            f'{{"consumed": [S, ...]}}}}); delete the run folder or pass another --out'
+        )
     try:
         check_field(state.get("step"), path, "step", "fm.state.step")
         for count in consumed:
@@ -113,4 +136,3 @@ def read_state(run: str | Path) -> dict | None:
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
     return state
-

@@ -68,6 +68,8 @@ def _locate_released(name: str, download: Callable[[str], Path]) -> tuple[Path, 
         try:
             folder = download(entry.hub_id)
         except TokzooError:
-            raise TokzooError(f"{name}: the released 4M tokenizer {entry.hub_id} is not here and could not be fetched "
-                              f"(offline?); {fetch_hint(entry)}") from None
+            raise TokzooError(
+                f"{name}: the released 4M tokenizer {entry.hub_id} is not here and could not be fetched "
+                f"(offline?); {fetch_hint(entry)}"
+            ) from None
     return Path(folder), entry.repo_name

@@ -36,16 +36,30 @@ from tokzoo.errors import ConfigError, DtypeError, EmptyFileError, InvalidValueE
 from tokzoo.io import values as V
 from tokzoo.io.audio import SAMPLE_RATE, check_audio, read_audio, write_audio
 from tokzoo.io.images import encode_image, orient, pil_to_channel, pil_to_rgb, pil_to_rgb8_exact
+from tokzoo.io.safety import (
+    MAX_FILE_BYTES,
+    MAX_JSON_BYTES,
+    MAX_PIXELS,
+    NPY_MAGIC,
+    load_json,
+    load_npy,
+    open_image,
+    read_file,
+)
 from tokzoo.modalities import STORED
 from tokzoo.vocabulary import canonical
-from tokzoo.io.safety import MAX_FILE_BYTES, MAX_JSON_BYTES, MAX_PIXELS, NPY_MAGIC, load_json, load_npy, open_image, read_file
 
 DEPTH_SCALE = 1000.0
 """Default depth PNG scale: stored value / scale = metres (millimetres)."""
 
 _JSON_CHECKS: dict[str, Callable[[object, str], dict]] = {"pose": V.pose, "camera": V.camera, "json": V.json_object}
 _ARRAY_CHECKS: dict[str, Callable[[object, str], np.ndarray]] = {
-    "image": V.rgb, "depth": V.depth, "normals": V.normals, "instances": V.instances, "edges": V.edges, "crops": V.crops,
+    "image": V.rgb,
+    "depth": V.depth,
+    "normals": V.normals,
+    "instances": V.instances,
+    "edges": V.edges,
+    "crops": V.crops,
 }
 FORMATS = (*_ARRAY_CHECKS, "semseg", "features", *_JSON_CHECKS, "audio")
 """The file formats a stored value may declare (``StoredValue.file_format``): the decoder and contract check of
@@ -111,7 +125,9 @@ def _check_modality(modality: str, source: str) -> str:
     return modality
 
 
-def read_modality(modality: str, source: str | Path, data: bytes | None = None, ext: str | None = None, **options) -> object:
+def read_modality(
+    modality: str, source: str | Path, data: bytes | None = None, ext: str | None = None, **options
+) -> object:
     """Read one modality value from a file (``data=None``) or from ``data`` bytes named ``source``.
 
     ``ext`` overrides the extension taken from ``source``; bytes with no extension at all are

@@ -21,7 +21,15 @@ from PIL import Image, ImageOps
 from tokzoo.errors import DtypeError, InputError, ShapeError, UnsupportedFormatError
 from tokzoo.io.writes import write_output
 
-_PIL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+_PIL_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _GRAY_INT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 

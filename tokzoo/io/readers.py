@@ -114,7 +114,9 @@ class ModalityFoldersReader(Reader):
     folder, gets an error entry.
     """
 
-    def __init__(self, root: str | Path, modalities: Sequence[str] | None = None, max_member_bytes: int = MAX_FILE_BYTES):
+    def __init__(
+        self, root: str | Path, modalities: Sequence[str] | None = None, max_member_bytes: int = MAX_FILE_BYTES
+    ):
         self.root = Path(root)
         self.max_bytes = check_limit(max_member_bytes, "max_member_bytes")
         if modalities is None:
@@ -205,7 +207,8 @@ def open_reader(src: object, modalities: Sequence[str] | None = None, **kwargs) 
     if tars and len(tars) == len([p for p in path.iterdir() if not p.name.startswith(".")]):
         return TarReader(tars, modalities, **kwargs)
     if modalities is None or len(modalities) != 1:
-        raise ConfigError(f"{text}: a plain folder holds one modality; name it (--modality rgb on the command line, "
-                          "modalities=['rgb'] in Python)")
+        raise ConfigError(
+            f"{text}: a plain folder holds one modality; name it (--modality rgb on the command line, "
+            "modalities=['rgb'] in Python)"
+        )
     return FolderReader(path, modalities[0], **kwargs)
-

@@ -38,7 +38,8 @@ def check_tensors(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Te
     for name, reference in expected.items():
         if tuple(tensors[name].shape) != tuple(reference.shape):
             raise CheckpointError(
-                f"{where}: tensor {name!r} has shape {tuple(tensors[name].shape)}, expected {tuple(reference.shape)}")
+                f"{where}: tensor {name!r} has shape {tuple(tensors[name].shape)}, expected {tuple(reference.shape)}"
+            )
 
 
 def check_values(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], where: object) -> None:
@@ -48,8 +49,11 @@ def check_values(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Ten
     for name, reference in expected.items():
         tensor = tensors[name]
         if tensor.dtype.is_floating_point != reference.dtype.is_floating_point:
-            raise CheckpointError(f"{where}: tensor {name!r} has dtype {str(tensor.dtype).removeprefix('torch.')}, "
-                                  f"expected {str(reference.dtype).removeprefix('torch.')}")
+            raise CheckpointError(
+                f"{where}: tensor {name!r} has dtype {str(tensor.dtype).removeprefix('torch.')}, "
+                f"expected {str(reference.dtype).removeprefix('torch.')}"
+            )
         if tensor.dtype.is_floating_point and tensor.numel() and not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(f"{where}: tensor {name!r} holds NaN or infinite values (a diverged or damaged "
-                                  f"checkpoint); refused")
+            raise CheckpointError(
+                f"{where}: tensor {name!r} holds NaN or infinite values (a diverged or damaged checkpoint); refused"
+            )

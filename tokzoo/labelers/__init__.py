@@ -26,8 +26,25 @@ mapped onto open_clip's ViT) features run on open_clip (see ``openclip.py``); th
 ``global_feature`` tokenizers take any channel count.
 """
 
-from . import blip, canny, consensus, hf_depth, hf_features, hmr2, image_statistics, kmeans, marigold, mask2former, mediapipe_pose
-from . import normals_from_depth, openclip, sam, segment_anything, slic, vitpose
+from . import (
+    blip,
+    canny,
+    consensus,
+    hf_depth,
+    hf_features,
+    hmr2,
+    image_statistics,
+    kmeans,
+    marigold,
+    mask2former,
+    mediapipe_pose,
+    normals_from_depth,
+    openclip,
+    sam,
+    segment_anything,
+    slic,
+    vitpose,
+)
 from .base import DEFAULTS, LABELERS, Labeler, create_labeler, register_labeler
 
 __all__ = ["DEFAULTS", "LABELERS", "Labeler", "create_labeler", "register_labeler"]

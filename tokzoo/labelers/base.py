@@ -44,7 +44,9 @@ def register_labeler(cls: type["Labeler"]) -> type["Labeler"]:
     if cls.name in LABELERS:
         raise ValueError(f"labeler {cls.name!r} registered twice")
     if cls.default and cls.modality in DEFAULTS:
-        raise ValueError(f"labelers {DEFAULTS[cls.modality]!r} and {cls.name!r} are both the default for {cls.modality}")
+        raise ValueError(
+            f"labelers {DEFAULTS[cls.modality]!r} and {cls.name!r} are both the default for {cls.modality}"
+        )
     LABELERS[cls.name] = cls
     return cls
 
@@ -83,7 +85,7 @@ class Labeler:
         inputs = {m: list(batch[m]) for m in (*self.needs, *self.optional) if m in batch}
         out: list = []
         for start in range(0, n, self.batch_size):
-            chunk = {m: values[start:start + self.batch_size] for m, values in inputs.items()}
+            chunk = {m: values[start : start + self.batch_size] for m, values in inputs.items()}
             out += self._label(chunk)
         return out
 
@@ -109,8 +111,11 @@ def labeler_options(cls: type[Labeler]) -> list[str]:
             if function is None:
                 continue
             for parameter in inspect.signature(function).parameters.values():
-                if parameter.default is not parameter.empty and parameter.name not in INTERNAL_PARAMETERS \
-                        and parameter.name not in names:
+                if (
+                    parameter.default is not parameter.empty
+                    and parameter.name not in INTERNAL_PARAMETERS
+                    and parameter.name not in names
+                ):
                     names.append(parameter.name)
     return names
 
@@ -130,7 +135,9 @@ def create_labeler(spec: str, device: str = "cpu", batch_size: int = 8, **kwargs
         known = labeler_options(cls)
         unknown = [k for k in kwargs if k not in known]
         if unknown:
-            raise ConfigError(f"labeler {name!r} has no option {unknown[0]!r}; its options: {', '.join(known) or 'none'}")
+            raise ConfigError(
+                f"labeler {name!r} has no option {unknown[0]!r}; its options: {', '.join(known) or 'none'}"
+            )
     if hasattr(cls, "from_spec"):  # built from other labelers' specs (consensus)
         return cls.from_spec(where, device=device, batch_size=batch_size, **kwargs)
     if cls.model_backed:

@@ -30,6 +30,10 @@ class BlipCaptions(HFLabeler):
         self.max_new_tokens = max_new_tokens
 
     def _predict(self, images):
-        ids = self.model.generate(pixel_values=self.inputs(images)["pixel_values"], max_new_tokens=self.max_new_tokens,
-                                  do_sample=False, num_beams=1)  # fmt: skip
+        ids = self.model.generate(
+            pixel_values=self.inputs(images)["pixel_values"],
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+        )
         return [text.strip() for text in self.processor.batch_decode(ids, skip_special_tokens=True)]

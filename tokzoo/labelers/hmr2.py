@@ -61,7 +61,8 @@ EXTRACT = (
     "extract its tensors once, only from a file you trust and with yacs installed (this unpickles it): python -c "
     "\"import torch, safetensors.torch as st; sd = torch.load('hmr2.ckpt', map_location='cpu', weights_only=False)"
     "['state_dict']; st.save_file({k: v.contiguous().clone() for k, v in sd.items() if k.startswith(('backbone.', "
-    "'smpl_head.'))}, 'hmr2.safetensors')\" and give hmr2_smpl:hmr2.safetensors")
+    "'smpl_head.'))}, 'hmr2.safetensors')\" and give hmr2_smpl:hmr2.safetensors"
+)
 
 
 def read_hmr2_tensors(path: str | Path) -> dict[str, torch.Tensor]:
@@ -100,7 +101,7 @@ def crop_person(image: np.ndarray, box, out_size: tuple[int, int], rescale: floa
     y0, y1 = max(int(np.floor(ys[0])) - margin, 0), min(int(np.ceil(ys[-1])) + margin, height - 1)
     patch = np.zeros((out_h, out_w, 3), np.float32)
     if x0 <= x1 and y0 <= y1:
-        window = image[y0:y1 + 1, x0:x1 + 1, :3].astype(np.float32)
+        window = image[y0 : y1 + 1, x0 : x1 + 1, :3].astype(np.float32)
         if sigma:  # skimage.filters.gaussian as HMR2 calls it: per channel, mode "nearest", truncate 4
             window = ndimage.gaussian_filter(window, (sigma, sigma, 0), mode="nearest", truncate=4.0)
         gx = (2 * (xs - x0) + 1) / window.shape[1] - 1
@@ -136,12 +137,17 @@ class SMPLJoints:
         if arrays["shapedirs"].ndim == 3:
             arrays["shapedirs"] = arrays["shapedirs"][..., :NUM_BETAS]  # the first 10 shape components
         v = arrays["v_template"].shape[0] if arrays["v_template"].ndim else 0
-        wanted = {"v_template": (v, 3), "shapedirs": (v, 3, NUM_BETAS), "J_regressor": (NUM_JOINTS, v),
-                  "kintree_table": (2, NUM_JOINTS)}  # fmt: skip
+        wanted = {
+            "v_template": (v, 3),
+            "shapedirs": (v, 3, NUM_BETAS),
+            "J_regressor": (NUM_JOINTS, v),
+            "kintree_table": (2, NUM_JOINTS),
+        }
         for key, shape in wanted.items():
             if arrays[key].shape != shape or arrays[key].dtype.kind not in "iuf":
-                raise CheckpointError(f"{path}: SMPL {key} is {arrays[key].dtype} {arrays[key].shape}, "
-                                      f"expected numbers of shape {shape}")  # fmt: skip
+                raise CheckpointError(
+                    f"{path}: SMPL {key} is {arrays[key].dtype} {arrays[key].shape}, expected numbers of shape {shape}"
+                )
         parents = arrays["kintree_table"][0].astype(np.int64)
         if not all(0 <= parents[i] < i for i in range(1, NUM_JOINTS)):
             raise CheckpointError(f"{path}: kintree_table is not a tree in joint order (parent index < child index)")
@@ -173,9 +179,18 @@ class HMR2Smpl(Labeler):
     zoo_tokenizer = "human_pose_smpl"
     default_checkpoint = ""  # the weights are not on a hub: give a file
 
-    def __init__(self, model: HMR2, device: str = "cpu", batch_size: int = 8, reference: str = "",
-                 person_class: int = 0, min_area: float = 0.001, rescale_factor: float = 1.0,
-                 focal_length: float = 5000.0, smpl_model: str | Path | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model: HMR2,
+        device: str = "cpu",
+        batch_size: int = 8,
+        reference: str = "",
+        person_class: int = 0,
+        min_area: float = 0.001,
+        rescale_factor: float = 1.0,
+        focal_length: float = 5000.0,
+        smpl_model: str | Path | None = None,
+    ):
         super().__init__(device=device, batch_size=batch_size)
         for label, value in (("rescale_factor", rescale_factor), ("focal_length", focal_length)):
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
@@ -186,8 +201,15 @@ class HMR2Smpl(Labeler):
         self.smpl = SMPLJoints(smpl_model) if smpl_model is not None else None
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "cpu", batch_size: int = 8, heads: int | None = None,
-                        decoder_heads: int | None = None, **kwargs) -> "HMR2Smpl":  # fmt: skip
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        device: str = "cpu",
+        batch_size: int = 8,
+        heads: int | None = None,
+        decoder_heads: int | None = None,
+        **kwargs,
+    ) -> "HMR2Smpl":
         """Load ``path`` (module doc); ``heads`` / ``decoder_heads``: head counts if not the released 16 / 8."""
         if not str(path):
             raise ConfigError("hmr2_smpl needs its weights: hmr2_smpl:/path/to/hmr2.safetensors")
@@ -209,7 +231,9 @@ class HMR2Smpl(Labeler):
         predictions = []
         with torch.inference_mode():
             for start in range(0, len(crops), self.batch_size):
-                batch = torch.from_numpy(np.stack([c[1] for c in crops[start:start + self.batch_size]])).to(self.device)
+                batch = torch.from_numpy(np.stack([c[1] for c in crops[start : start + self.batch_size]])).to(
+                    self.device
+                )
                 out = self.model(batch)
                 predictions += [{key: value[i].float().cpu() for key, value in out.items()} for i in range(len(batch))]
         poses = [self._pose(image) for image in images]
@@ -220,17 +244,28 @@ class HMR2Smpl(Labeler):
     def _pose(self, image: np.ndarray) -> dict:
         height, width = image.shape[:2]
         f = self.focal_length / self.model.config.image_size[0] * max(width, height)
-        return {"skeleton": "smpl", "width": width, "height": height,
-                "intrinsics": {"fx": f, "fy": f, "cx": width / 2, "cy": height / 2}, "humans": []}  # fmt: skip
+        return {
+            "skeleton": "smpl",
+            "width": width,
+            "height": height,
+            "intrinsics": {"fx": f, "fy": f, "cx": width / 2, "cy": height / 2},
+            "humans": [],
+        }
 
     def _human(self, p: dict, box, center, side: float, pose: dict) -> dict:
         intrinsics = pose["intrinsics"]
-        translation = full_image_translation(p["cam"].numpy(), center, side, pose["width"], pose["height"],
-                                             intrinsics["fx"])
-        human = {"box": [float(v) for v in box], "global_orient": p["global_orient"].tolist(),
-                 "body_pose": p["body_pose"].tolist(), "betas": p["betas"].tolist(),
-                 "weak_perspective": p["cam"].tolist(), "translation": translation.tolist(),
-                 "keypoints_2d": []}  # fmt: skip
+        translation = full_image_translation(
+            p["cam"].numpy(), center, side, pose["width"], pose["height"], intrinsics["fx"]
+        )
+        human = {
+            "box": [float(v) for v in box],
+            "global_orient": p["global_orient"].tolist(),
+            "body_pose": p["body_pose"].tolist(),
+            "betas": p["betas"].tolist(),
+            "weak_perspective": p["cam"].tolist(),
+            "translation": translation.tolist(),
+            "keypoints_2d": [],
+        }
         if self.smpl is not None:
             rotations = torch.cat([p["global_orient"][None], p["body_pose"]])[None]
             joints = self.smpl(p["betas"][None], rotations)[0].double().numpy() + translation

@@ -166,8 +166,9 @@ class _PreNorm(nn.Module):
 class _FeedForward(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()  # the Identity slots keep the indices of the original's dropouts (net.0, net.3)
-        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Identity(), nn.Linear(hidden, dim),
-                                 nn.Identity())
+        self.net = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Identity(), nn.Linear(hidden, dim), nn.Identity()
+        )
 
     def forward(self, x):
         return self.net(x)
@@ -178,9 +179,15 @@ class _Layers(nn.Module):
         super().__init__()
         d = c.decoder_dim
         self.layers = nn.ModuleList(
-            nn.ModuleList([_PreNorm(d, _SelfAttention(c)), _PreNorm(d, _CrossAttention(c)),
-                           _PreNorm(d, _FeedForward(d, c.decoder_mlp_dim))])
-            for _ in range(c.decoder_depth))  # fmt: skip
+            nn.ModuleList(
+                [
+                    _PreNorm(d, _SelfAttention(c)),
+                    _PreNorm(d, _CrossAttention(c)),
+                    _PreNorm(d, _FeedForward(d, c.decoder_mlp_dim)),
+                ]
+            )
+            for _ in range(c.decoder_depth)
+        )
 
     def forward(self, x, context):
         for self_attn, cross_attn, feed_forward in self.layers:
@@ -257,7 +264,7 @@ def _shape(state: dict, key: str, where: str) -> tuple[int, ...]:
 
 
 def _count(state: dict, prefix: str) -> int:
-    return len({k[len(prefix):].split(".", 1)[0] for k in state if k.startswith(prefix)})
+    return len({k[len(prefix) :].split(".", 1)[0] for k in state if k.startswith(prefix)})
 
 
 def infer_config(state: dict, where: str, heads: int | None = None, decoder_heads: int | None = None) -> HMR2Config:
@@ -269,8 +276,10 @@ def infer_config(state: dict, where: str, heads: int | None = None, decoder_head
     tokens = _shape(state, "backbone.pos_embed", where)[1] - 1
     unit = round((tokens / 12) ** 0.5)  # HMR2 crops are 4:3 (height:width): a 4u x 3u grid
     if ph != pw or unit < 1 or 12 * unit * unit != tokens:
-        raise CheckpointError(f"{where}: backbone.pos_embed holds {tokens} + 1 positions, not a 4:3 grid of "
-                              f"{ph}x{pw} patches as HMR2's 256 x 192 crops give")  # fmt: skip
+        raise CheckpointError(
+            f"{where}: backbone.pos_embed holds {tokens} + 1 positions, not a 4:3 grid of "
+            f"{ph}x{pw} patches as HMR2's 256 x 192 crops give"
+        )
     decoder_dim, token_dim = _shape(state, "smpl_head.transformer.to_token_embedding.weight", where)
     inner = _shape(state, "smpl_head.transformer.transformer.layers.0.1.fn.to_q.weight", where)[0]
     has_out = "smpl_head.transformer.transformer.layers.0.0.fn.to_out.0.weight" in state
@@ -278,22 +287,31 @@ def infer_config(state: dict, where: str, heads: int | None = None, decoder_head
     heads = heads or RELEASED.heads
     for name, width, n in (("backbone", embed, heads), ("decoder", inner, decoder_heads)):
         if width % n:
-            raise CheckpointError(f"{where}: {name} width {width} does not split into {n} heads; pass the "
-                                  f"model's {'heads' if name == 'backbone' else 'decoder_heads'}=")  # fmt: skip
+            raise CheckpointError(
+                f"{where}: {name} width {width} does not split into {n} heads; pass the "
+                f"model's {'heads' if name == 'backbone' else 'decoder_heads'}="
+            )
     if token_dim not in (1, MEAN_TOKEN_DIM):
         raise CheckpointError(f"{where}: query token of {token_dim} values; HMR2 uses 1 (zero) or {MEAN_TOKEN_DIM}")
     config = HMR2Config(
-        image_size=(4 * unit * ph, 3 * unit * ph), patch_size=ph, embed_dim=embed,
-        depth=_count(state, "backbone.blocks."), heads=heads,
+        image_size=(4 * unit * ph, 3 * unit * ph),
+        patch_size=ph,
+        embed_dim=embed,
+        depth=_count(state, "backbone.blocks."),
+        heads=heads,
         mlp_dim=_shape(state, "backbone.blocks.0.mlp.fc1.weight", where)[0],
-        qkv_bias="backbone.blocks.0.attn.qkv.bias" in state, decoder_dim=decoder_dim,
-        decoder_depth=_count(state, "smpl_head.transformer.transformer.layers."), decoder_heads=decoder_heads,
+        qkv_bias="backbone.blocks.0.attn.qkv.bias" in state,
+        decoder_dim=decoder_dim,
+        decoder_depth=_count(state, "smpl_head.transformer.transformer.layers."),
+        decoder_heads=decoder_heads,
         decoder_dim_head=inner // decoder_heads,
         decoder_mlp_dim=_shape(state, "smpl_head.transformer.transformer.layers.0.2.fn.net.0.weight", where)[0],
-        token_dim=token_dim)  # fmt: skip
+        token_dim=token_dim,
+    )
     if config.decoder_heads == 1 and config.decoder_dim_head == decoder_dim and has_out:
-        raise CheckpointError(f"{where}: one decoder head as wide as the decoder has no to_out projection; "
-                              "pass decoder_heads=")  # fmt: skip
+        raise CheckpointError(
+            f"{where}: one decoder head as wide as the decoder has no to_out projection; pass decoder_heads="
+        )
     return config
 
 
@@ -316,13 +334,17 @@ def build_from_state_dict(state: dict, where: str, **heads) -> HMR2:
         raise CheckpointError(f"{where}: {what}{more} for an HMR2 of {describe(config)}")
     for key, ref in expected.items():
         if tuple(state[key].shape) != tuple(ref.shape):
-            raise CheckpointError(f"{where}: tensor {key!r} has shape {tuple(state[key].shape)}, an HMR2 of "
-                                  f"{describe(config)} needs {tuple(ref.shape)}")  # fmt: skip
+            raise CheckpointError(
+                f"{where}: tensor {key!r} has shape {tuple(state[key].shape)}, an HMR2 of "
+                f"{describe(config)} needs {tuple(ref.shape)}"
+            )
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
     return model.eval()
 
 
 def describe(c: HMR2Config) -> str:
     """One phrase naming the sizes, e.g. ``ViT 1280-d x 32 (16 heads) at 256x192, head 1024-d x 6 (8 heads)``."""
-    return (f"ViT {c.embed_dim}-d x {c.depth} ({c.heads} heads) at {c.image_size[0]}x{c.image_size[1]}, "
-            f"head {c.decoder_dim}-d x {c.decoder_depth} ({c.decoder_heads} heads)")  # fmt: skip
+    return (
+        f"ViT {c.embed_dim}-d x {c.depth} ({c.heads} heads) at {c.image_size[0]}x{c.image_size[1]}, "
+        f"head {c.decoder_dim}-d x {c.decoder_depth} ({c.decoder_heads} heads)"
+    )

@@ -35,9 +35,15 @@ def rgb_statistics(rgb: np.ndarray) -> dict:
     colorfulness = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
     hist = np.bincount(np.clip(np.rint(luma), 0, 255).astype(np.int64).ravel(), minlength=256) / luma.size
     nz = hist[hist > 0]
-    return {"original_width": int(width), "original_height": int(height),
-            "brightness": float(luma.mean()), "contrast": float(luma.std()), "saturation": float(saturation.mean()),
-            "colorfulness": float(colorfulness), "entropy": float(-(nz * np.log2(nz)).sum())}  # fmt: skip
+    return {
+        "original_width": int(width),
+        "original_height": int(height),
+        "brightness": float(luma.mean()),
+        "contrast": float(luma.std()),
+        "saturation": float(saturation.mean()),
+        "colorfulness": float(colorfulness),
+        "entropy": float(-(nz * np.log2(nz)).sum()),
+    }
 
 
 def geometric_complexity(normals: np.ndarray) -> float | None:
@@ -52,8 +58,10 @@ def occlusion_score(depth: np.ndarray, jump: float = 0.05) -> float:
     stride = max(1, int(np.ceil(np.sqrt(depth.size / STATISTICS_PIXELS))))
     z = np.asarray(depth[::stride, ::stride], dtype=np.float64)  # neighbours s pixels apart when strided
     edge = np.zeros(z.shape, bool)
-    for a, b in (((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
-                 ((slice(None), slice(None, -1)), (slice(None), slice(1, None)))):  # fmt: skip
+    for a, b in (
+        ((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
+        ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+    ):
         with np.errstate(invalid="ignore"):
             cut = np.abs(z[a] - z[b]) > jump * np.minimum(z[a], z[b])
         edge[a] |= cut
@@ -61,8 +69,9 @@ def occlusion_score(depth: np.ndarray, jump: float = 0.05) -> float:
     return float(edge.mean())
 
 
-def metadata(rgb: np.ndarray, semseg=None, instances=None, normals=None, depth=None, pose=None,
-             walkable_ids=WALKABLE_SCENE_IDS) -> dict:  # fmt: skip
+def metadata(
+    rgb: np.ndarray, semseg=None, instances=None, normals=None, depth=None, pose=None, walkable_ids=WALKABLE_SCENE_IDS
+) -> dict:
     """Metadata dict of one sample; keys whose source modality is None are left out."""
     out = rgb_statistics(rgb)
     if pose is not None:
@@ -97,5 +106,7 @@ class Metadata(Labeler):
         n = len(chunk["rgb"])
         extra = {m: chunk.get(m, [None] * n) for m in self.optional}
         keyword = {"sam_instances": "instances"}  # metadata()'s parameter names
-        return [metadata(rgb, **{keyword.get(m, m): extra[m][i] for m in self.optional}, walkable_ids=self.walkable_ids)
-                for i, rgb in enumerate(chunk["rgb"])]
+        return [
+            metadata(rgb, **{keyword.get(m, m): extra[m][i] for m in self.optional}, walkable_ids=self.walkable_ids)
+            for i, rgb in enumerate(chunk["rgb"])
+        ]

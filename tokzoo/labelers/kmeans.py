@@ -21,7 +21,9 @@ def _lloyd(pixels: np.ndarray, k: int, rng: np.random.Generator, iterations: int
     for _ in range(1, k):
         d2 = ((pixels[:, None] - np.array(centres)[None]) ** 2).sum(-1).min(1)
         total = d2.sum()
-        centres.append(pixels[rng.choice(len(pixels), p=d2 / total)] if total > 0 else pixels[rng.integers(len(pixels))])
+        centres.append(
+            pixels[rng.choice(len(pixels), p=d2 / total)] if total > 0 else pixels[rng.integers(len(pixels))]
+        )
     centres = np.array(centres)
     for _ in range(iterations):
         labels = ((pixels[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
@@ -33,8 +35,14 @@ def _lloyd(pixels: np.ndarray, k: int, rng: np.random.Generator, iterations: int
     return centres, labels, float(((pixels - centres[labels]) ** 2).sum())
 
 
-def palette(rgb: np.ndarray, max_colors: int = 7, max_rms: float = 8.0, min_gain: float = 0.1, seed: int = 0,
-            max_pixels: int = 4096) -> dict:  # fmt: skip
+def palette(
+    rgb: np.ndarray,
+    max_colors: int = 7,
+    max_rms: float = 8.0,
+    min_gain: float = 0.1,
+    seed: int = 0,
+    max_pixels: int = 4096,
+) -> dict:
     """rgb uint8 (H, W, 3) -> ``{"colors": [[r, g, b], ...], "weights": [...]}``, colours ordered by weight
     (fraction of pixels, descending).
 
@@ -73,8 +81,10 @@ class KMeansPalette(Labeler):
     def __init__(self, max_colors: int = 7, max_rms: float = 8.0, min_gain: float = 0.1, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         if not 1 <= max_colors or max_rms < 0 or not 0 <= min_gain < 1:
-            raise ConfigError(f"kmeans_palette: need max_colors >= 1, max_rms >= 0, 0 <= min_gain < 1, "
-                              f"got {max_colors}, {max_rms}, {min_gain}")
+            raise ConfigError(
+                f"kmeans_palette: need max_colors >= 1, max_rms >= 0, 0 <= min_gain < 1, "
+                f"got {max_colors}, {max_rms}, {min_gain}"
+            )
         self.max_colors, self.max_rms, self.min_gain, self.seed = max_colors, max_rms, min_gain, seed
 
     def _label(self, chunk):

@@ -52,8 +52,9 @@ def _tangent(points: np.ndarray, depth: np.ndarray, axis: int, max_jump: float) 
     return out
 
 
-def normals_from_depth(depth: np.ndarray, camera: dict | None = None, hfov_degrees: float = DEFAULT_HFOV_DEGREES,
-                       max_jump: float = 0.1) -> np.ndarray:  # fmt: skip
+def normals_from_depth(
+    depth: np.ndarray, camera: dict | None = None, hfov_degrees: float = DEFAULT_HFOV_DEGREES, max_jump: float = 0.1
+) -> np.ndarray:
     """Surface normals from z-depth.
 
     ``depth``: float (H, W) metres, NaN invalid. Returns float32 (H, W, 3) unit normals in the camera

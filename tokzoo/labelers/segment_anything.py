@@ -88,6 +88,7 @@ def infer_architecture(shapes: Mapping[str, Sequence[int]], source: str = "state
     ViT-L / ViT-B heads of 64. A block whose table spans the whole patch grid is a global-attention block,
     the others share one window side. The decoder's head count is not in any shape: 8, as in every official SAM.
     """
+
     def fail(reason):
         raise CheckpointError(f"{source}: {reason}")
 
@@ -95,8 +96,10 @@ def infer_architecture(shapes: Mapping[str, Sequence[int]], source: str = "state
     embed_dim, chans, patch, patch_w = _shape(shapes, enc + "patch_embed.proj.weight", 4, source)
     _, grid, grid_w, pos_dim = _shape(shapes, enc + "pos_embed", 4, source)
     if chans != 3 or patch != patch_w or grid != grid_w or pos_dim != embed_dim:
-        fail(f"patch embedding {(embed_dim, chans, patch, patch_w)} and pos_embed {(grid, grid_w, pos_dim)} "
-             "do not describe square RGB patches on a square grid")
+        fail(
+            f"patch embedding {(embed_dim, chans, patch, patch_w)} and pos_embed {(grid, grid_w, pos_dim)} "
+            "do not describe square RGB patches on a square grid"
+        )
     depth = _count(shapes, enc + "blocks.", source)
     head_dims, windows, global_indexes = set(), set(), []
     for i in range(depth):
@@ -109,8 +112,10 @@ def infer_architecture(shapes: Mapping[str, Sequence[int]], source: str = "state
         else:
             windows.add((rows + 1) // 2)
     if len(head_dims) != 1 or len(windows) > 1 or embed_dim % min(head_dims):
-        fail(f"encoder blocks disagree: head dims {sorted(head_dims)}, window sides {sorted(windows)}, "
-             f"embed dim {embed_dim}")
+        fail(
+            f"encoder blocks disagree: head dims {sorted(head_dims)}, window sides {sorted(windows)}, "
+            f"embed dim {embed_dim}"
+        )
     lin1 = _shape(shapes, f"{enc}blocks.0.mlp.lin1.weight", 2, source)[0]
     prompt_dim = _shape(shapes, enc + "neck.0.weight", 4, source)[0]
     dec = "mask_decoder."
@@ -220,31 +225,55 @@ class SegmentAnythingInstances(Labeler):
     model_backed = True
     default_checkpoint = None
 
-    def __init__(self, model, architecture: SamArchitecture, device: str = "cpu", batch_size: int = 8,
-                 reference: str = "", points_per_side: int = 32, points_per_batch: int = 64,
-                 pred_iou_thresh: float = 0.88, stability_score_thresh: float = 0.95,
-                 stability_score_offset: float = 1.0, box_nms_thresh: float = 0.7, crop_n_layers: int = 0,
-                 min_mask_region_area: int = 0, min_area: float = 0.0005):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        architecture: SamArchitecture,
+        device: str = "cpu",
+        batch_size: int = 8,
+        reference: str = "",
+        points_per_side: int = 32,
+        points_per_batch: int = 64,
+        pred_iou_thresh: float = 0.88,
+        stability_score_thresh: float = 0.95,
+        stability_score_offset: float = 1.0,
+        box_nms_thresh: float = 0.7,
+        crop_n_layers: int = 0,
+        min_mask_region_area: int = 0,
+        min_area: float = 0.0005,
+    ):
         super().__init__(device=device, batch_size=batch_size)
-        counts = {"points_per_side": (points_per_side, 1), "points_per_batch": (points_per_batch, 1),
-                  "crop_n_layers": (crop_n_layers, 0), "min_mask_region_area": (min_mask_region_area, 0)}
+        counts = {
+            "points_per_side": (points_per_side, 1),
+            "points_per_batch": (points_per_batch, 1),
+            "crop_n_layers": (crop_n_layers, 0),
+            "min_mask_region_area": (min_mask_region_area, 0),
+        }
         for option, (value, least) in counts.items():
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
                 raise ConfigError(f"{self.name}: {option} must be an integer >= {least}, got {value!r}")
         self.model = model.to(self.device).eval()
         self.architecture, self.reference, self.min_area = architecture, reference, float(min_area)
         self.generator = segment_anything().SamAutomaticMaskGenerator(
-            self.model, points_per_side=int(points_per_side), points_per_batch=int(points_per_batch),
-            pred_iou_thresh=float(pred_iou_thresh), stability_score_thresh=float(stability_score_thresh),
-            stability_score_offset=float(stability_score_offset), box_nms_thresh=float(box_nms_thresh),
-            crop_n_layers=int(crop_n_layers), min_mask_region_area=int(min_mask_region_area))
+            self.model,
+            points_per_side=int(points_per_side),
+            points_per_batch=int(points_per_batch),
+            pred_iou_thresh=float(pred_iou_thresh),
+            stability_score_thresh=float(stability_score_thresh),
+            stability_score_offset=float(stability_score_offset),
+            box_nms_thresh=float(box_nms_thresh),
+            crop_n_layers=int(crop_n_layers),
+            min_mask_region_area=int(min_mask_region_area),
+        )
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None, device: str = "cpu", batch_size: int = 8, **options):
         """Load a SAM state dict file (see :func:`load_sam`); ConfigError when no path is given."""
         if not path:
-            raise ConfigError(f"{cls.name} needs a checkpoint file: {cls.name}:/path/to/sam_vit_h_4b8939.pth "
-                              "(.pth or .safetensors; nothing is downloaded)")
+            raise ConfigError(
+                f"{cls.name} needs a checkpoint file: {cls.name}:/path/to/sam_vit_h_4b8939.pth "
+                "(.pth or .safetensors; nothing is downloaded)"
+            )
         model, arch = load_sam(path)
         return cls(model, arch, device=device, batch_size=batch_size, reference=str(path), **options)
 

@@ -40,5 +40,9 @@ class Superpixels(Labeler):
 
     def _label(self, chunk):
         sk = _skimage()
-        return [sk.segmentation.slic(rgb, n_segments=self.n_segments, compactness=self.compactness, start_label=1,
-                                     convert2lab=True).astype(np.uint16) for rgb in chunk["rgb"]]  # fmt: skip
+        return [
+            sk.segmentation.slic(
+                rgb, n_segments=self.n_segments, compactness=self.compactness, start_label=1, convert2lab=True
+            ).astype(np.uint16)
+            for rgb in chunk["rgb"]
+        ]

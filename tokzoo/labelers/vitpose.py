@@ -25,8 +25,9 @@ from .base import register_labeler
 from .hf import HFLabeler
 
 
-def person_boxes(shape: tuple[int, int], semseg=None, instances=None, person_class: int = 0,
-                 min_area: float = 0.001) -> list[list[float]]:  # fmt: skip
+def person_boxes(
+    shape: tuple[int, int], semseg=None, instances=None, person_class: int = 0, min_area: float = 0.001
+) -> list[list[float]]:
     """[x, y, w, h] boxes in pixels (COCO convention) of the people in a (H, W) sample (see the module doc)."""
     h, w = shape
     if semseg is None:
@@ -43,8 +44,14 @@ def person_boxes(shape: tuple[int, int], semseg=None, instances=None, person_cla
         if region.sum() < max(min_area * region.size, 1):
             continue
         rows, cols = np.nonzero(region)
-        boxes.append([float(cols.min()), float(rows.min()), float(cols.max() - cols.min() + 1),
-                      float(rows.max() - rows.min() + 1)])  # fmt: skip
+        boxes.append(
+            [
+                float(cols.min()),
+                float(rows.min()),
+                float(cols.max() - cols.min() + 1),
+                float(rows.max() - rows.min() + 1),
+            ]
+        )
     return boxes
 
 
@@ -58,8 +65,9 @@ class VitPose(HFLabeler):
     model_class = "VitPoseForPoseEstimation"
     default_checkpoint = "usyd-community/vitpose-base-simple"
 
-    def __init__(self, model, processor, person_class: int = 0, min_area: float = 0.001, min_score: float = 0.3,
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self, model, processor, person_class: int = 0, min_area: float = 0.001, min_score: float = 0.3, **kwargs
+    ):
         super().__init__(model, processor, **kwargs)
         if model.config.num_labels != 17:
             raise ConfigError(f"{self.name}: the model predicts {model.config.num_labels} keypoints, not COCO's 17")
@@ -68,8 +76,10 @@ class VitPose(HFLabeler):
     def _label(self, chunk):
         images = chunk["rgb"]
         none = [None] * len(images)
-        boxes = [person_boxes(im.shape[:2], s, i, self.person_class, self.min_area)
-                 for im, s, i in zip(images, chunk.get("semseg", none), chunk.get("sam_instances", none))]  # fmt: skip
+        boxes = [
+            person_boxes(im.shape[:2], s, i, self.person_class, self.min_area)
+            for im, s, i in zip(images, chunk.get("semseg", none), chunk.get("sam_instances", none))
+        ]
         todo = [k for k, b in enumerate(boxes) if b]
         humans = [[] for _ in images]
         if todo:
@@ -86,5 +96,8 @@ class VitPose(HFLabeler):
         scores = person["scores"].float().cpu().numpy()
         inside = (xy[:, 0] >= 0) & (xy[:, 0] < shape[1]) & (xy[:, 1] >= 0) & (xy[:, 1] < shape[0])
         visibility = np.where(inside, np.where(scores >= self.min_score, 2, 1), 0)
-        return {"keypoints_2d": [[float(x), float(y), int(v)] for (x, y), v in zip(xy, visibility)],
-                "box": box, "scores": [float(s) for s in scores]}  # fmt: skip
+        return {
+            "keypoints_2d": [[float(x), float(y), int(v)] for (x, y), v in zip(xy, visibility)],
+            "box": box,
+            "scores": [float(s) for s in scores],
+        }

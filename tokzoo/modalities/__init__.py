@@ -5,6 +5,7 @@ in ``STORED`` (tokzoo/modalities/base.py says what each declares)."""
 # Registration order is the order stored values are listed in (io readers, the browse site's columns).
 from . import rgb, depth, normals, semseg, sam_instances, edges
 from . import crop_settings, dense_features, global_features, stored, human_pose, audio
+
 # isort: on
 from .base import MODALITIES, STORED, Modality, StoredValue, register_modality, register_stored
 

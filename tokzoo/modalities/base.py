@@ -139,11 +139,15 @@ class Modality(StoredValue):
         """Add a batch axis to one sample; check ndim and dtype. Keeps torch tensors on their device."""
         if isinstance(x, (list, tuple)) and x and all(isinstance(v, (np.ndarray, torch.Tensor)) for v in x):
             if len({tuple(v.shape) for v in x}) > 1:
-                raise ShapeError(f"{self.name} input", f"a list of samples must share one shape, got "
-                                                       f"{sorted({tuple(v.shape) for v in x})}")
+                raise ShapeError(
+                    f"{self.name} input",
+                    f"a list of samples must share one shape, got {sorted({tuple(v.shape) for v in x})}",
+                )
             x = torch.stack([torch.as_tensor(v) for v in x]) if isinstance(x[0], torch.Tensor) else np.stack(x)
         if not isinstance(x, (np.ndarray, torch.Tensor)):
-            raise DtypeError(f"{self.name} input", f"expected {what} as a numpy array or torch tensor, got {type(x).__name__}")
+            raise DtypeError(
+                f"{self.name} input", f"expected {what} as a numpy array or torch tensor, got {type(x).__name__}"
+            )
         if isinstance(x, np.ndarray) and not x.dtype.isnative:  # e.g. big-endian '>f4' from a foreign .npy
             x = x.astype(x.dtype.newbyteorder("="))
         dtype = x.dtype if isinstance(x, np.ndarray) else x.dtype

@@ -46,9 +46,11 @@ class Edges(Modality):
     extensions = (".png", ".npy")
     crop_rule = "any_edge"
     metrics = ("iou",)
-    contract = ("uint8 or bool array (H, W) or batch (B, H, W), values in {0, 1} (1 = edge; PNGs stored as 0/255 "
-                "must be divided by 255 first). Encoded as {-1, 1}. decode returns uint8 (B, H, W) in {0, 1} "
-                "(logit > 0). Same contract for Canny and SAM edges; they are separate zoo tokenizers.")
+    contract = (
+        "uint8 or bool array (H, W) or batch (B, H, W), values in {0, 1} (1 = edge; PNGs stored as 0/255 "
+        "must be divided by 255 first). Encoded as {-1, 1}. decode returns uint8 (B, H, W) in {0, 1} "
+        "(logit > 0). Same contract for Canny and SAM edges; they are separate zoo tokenizers."
+    )
     in_channels = out_channels = 1
     sample_ndim = 2
     zoo_names = ("canny_edges", "sam_edges")
@@ -56,14 +58,20 @@ class Edges(Modality):
 
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:
-        return {"model": {"preset": "conv-small"}, "latent_dim": 32, "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**10]},
-                "input_size": [224, 224], "loss": "bce"}
+        return {
+            "model": {"preset": "conv-small"},
+            "latent_dim": 32,
+            "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**10]},
+            "input_size": [224, 224],
+            "loss": "bce",
+        }
 
     def to_model(self, x) -> torch.Tensor:
         edges = to_tensor(self.as_batch(x, (np.uint8, np.bool_, torch.uint8, torch.bool), "uint8 (H, W) in {0, 1}"))
         if edges.dtype == torch.uint8 and bool((edges > 1).any()):
-            raise InvalidValueError(f"{self.name} input", f"values must be 0 or 1, got max {int(edges.max())} "
-                                    "(divide 0/255 PNGs by 255)")
+            raise InvalidValueError(
+                f"{self.name} input", f"values must be 0 or 1, got max {int(edges.max())} (divide 0/255 PNGs by 255)"
+            )
         return edges[:, None].float() * 2 - 1
 
     def from_model(self, y: torch.Tensor) -> np.ndarray:

@@ -22,10 +22,12 @@ class Semseg(Modality):
     extensions = (".png", ".npy")
     crop_rule = "nearest"
     metrics = ("miou",)
-    contract = ("uint8 array (H, W) or batch (B, H, W) of class ids 0..K-1 (K = normalization.num_classes, "
-                "default 133 COCO-panoptic classes, at most 255); 255 = ignore (unlabelled). Resample with nearest "
-                "neighbour only. Encoded as K one-hot channels plus an ignore channel. decode returns uint8 "
-                "(B, H, W) holding valid class ids 0..K-1 only (argmax of K logits; never 255).")
+    contract = (
+        "uint8 array (H, W) or batch (B, H, W) of class ids 0..K-1 (K = normalization.num_classes, "
+        "default 133 COCO-panoptic classes, at most 255); 255 = ignore (unlabelled). Resample with nearest "
+        "neighbour only. Encoded as K one-hot channels plus an ignore channel. decode returns uint8 "
+        "(B, H, W) holding valid class ids 0..K-1 only (argmax of K logits; never 255)."
+    )
     sample_ndim = 2
     zoo_names = ("semseg",)
 
@@ -53,15 +55,24 @@ class Semseg(Modality):
 
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:
-        return {"model": {"preset": "conv-small"}, "latent_dim": 32, "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**12]},
-                "input_size": [224, 224], "normalization": cls.default_normalization(), "loss": "cross_entropy"}
+        return {
+            "model": {"preset": "conv-small"},
+            "latent_dim": 32,
+            "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**12]},
+            "input_size": [224, 224],
+            "normalization": cls.default_normalization(),
+            "loss": "cross_entropy",
+        }
 
     def to_model(self, x) -> torch.Tensor:
         ids = to_tensor(self.as_batch(x, (np.uint8, torch.uint8), "uint8 (H, W) class ids")).long()
         bad = (ids >= self.num_classes) & (ids != IGNORE)
         if bool(bad.any()):
-            raise InvalidValueError(f"{self.name} input", f"class id(s) {sorted(ids[bad].unique().tolist())[:8]} are not in "
-                                    f"0..{self.num_classes - 1} or {IGNORE} (ignore)")
+            raise InvalidValueError(
+                f"{self.name} input",
+                f"class id(s) {sorted(ids[bad].unique().tolist())[:8]} are not in "
+                f"0..{self.num_classes - 1} or {IGNORE} (ignore)",
+            )
         ids = torch.where(ids == IGNORE, self.num_classes, ids)
         return F.one_hot(ids, self.num_classes + 1).permute(0, 3, 1, 2).float()
 

@@ -69,8 +69,11 @@ def encode_items(spec: RunModality, samples: list[Prepared]) -> list[np.ndarray 
         else:
             counts = [len(crop) for crop in crops]
             rows = [crop for crop in crops if len(crop)]
-            ids = (to_storage(tok.encode_normalized(np.concatenate(rows)), tok.vocab_size) if rows
-                   else np.zeros((0, *item_shape), spec.dtype))
+            ids = (
+                to_storage(tok.encode_normalized(np.concatenate(rows)), tok.vocab_size)
+                if rows
+                else np.zeros((0, *item_shape), spec.dtype)
+            )
             per_crop = np.split(ids, np.cumsum(counts)[:-1])
     except TokzooError as error:
         if len(samples) == 1:
@@ -78,11 +81,11 @@ def encode_items(spec: RunModality, samples: list[Prepared]) -> list[np.ndarray 
         return [result for sample in samples for result in encode_items(spec, [sample])]
     results, start = [], 0
     for sample in samples:
-        mine = per_crop[start:start + len(sample.values[spec.stored])]
+        mine = per_crop[start : start + len(sample.values[spec.stored])]
         start += len(mine)
         tokens = np.full((len(mine), max(len(c) for c in mine), *item_shape), spec.pad_id, spec.dtype)
         for c, crop in enumerate(mine):
-            tokens[c, :len(crop)] = crop
+            tokens[c, : len(crop)] = crop
         results.append(tokens)
     return results
 

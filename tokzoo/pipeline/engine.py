@@ -39,9 +39,17 @@ class LocalEngine:
         job, written = work.job, 0
         # Keep two encoder batches prepared ahead, so workers never wait for the encoder to take a chunk.
         ahead = max(2 * job.workers + 2, 2 * -(-job.batch_size // CHUNK))
-        with OrderedPool(work.worker_job, job.workers, ahead, work.shared) as pool, tqdm(
-                total=work.total, unit="sample", smoothing=0.1, desc="tokenize", disable=not job.progress,
-                dynamic_ncols=True) as bar:  # fmt: skip
+        with (
+            OrderedPool(work.worker_job, job.workers, ahead, work.shared) as pool,
+            tqdm(
+                total=work.total,
+                unit="sample",
+                smoothing=0.1,
+                desc="tokenize",
+                disable=not job.progress,
+                dynamic_ncols=True,
+            ) as bar,
+        ):
             shard, started = None, time.perf_counter()
             for (state, last), prepared in pool.map(work.plan.chunks(work.units)):
                 if shard is None:
@@ -56,8 +64,9 @@ class LocalEngine:
     def pseudo_label(self, work) -> tuple[int, list[str]]:
         """Decode, label and commit shard after shard in this process."""
         written, started = 0, time.perf_counter()
-        with tqdm(total=work.total, unit="sample", desc="pseudo-label", disable=not work.job.progress,
-                  dynamic_ncols=True) as bar:  # fmt: skip
+        with tqdm(
+            total=work.total, unit="sample", desc="pseudo-label", disable=not work.job.progress, dynamic_ncols=True
+        ) as bar:
             for unit in work.plan.todo(work.units):
                 payload = work.label(unit)
                 work.commit(unit, payload, time.perf_counter() - started)

@@ -66,19 +66,29 @@ class RunModality:
     def entry(self, source: str) -> dict:
         tok = self.tokenizer
         items = {"items": True, "pad_id": self.pad_id} if self.items else {}
-        return {"tokenizer": self.reference, "name": tok.name, "content_hash": self.content_hash,
-                "untrained": tok.untrained, "config": tok.config, "vocab_size": tok.vocab_size,
-                "token_shape": list(self.token_shape), "dtype": self.dtype.name, **items,
-                "size": list(self.size) if self.size else None, "input": source}
+        return {
+            "tokenizer": self.reference,
+            "name": tok.name,
+            "content_hash": self.content_hash,
+            "untrained": tok.untrained,
+            "config": tok.config,
+            "vocab_size": tok.vocab_size,
+            "token_shape": list(self.token_shape),
+            "dtype": self.dtype.name,
+            **items,
+            "size": list(self.size) if self.size else None,
+            "input": source,
+        }
 
 
-def load_specs(modalities: list[str], references: dict[str, str], untrained: bool, device: str | None,
-               size: tuple[int, int] | None) -> list[RunModality]:
+def load_specs(
+    modalities: list[str], references: dict[str, str], untrained: bool, device: str | None, size: tuple[int, int] | None
+) -> list[RunModality]:
     """Load each modality's tokenizer (default: :func:`tokzoo.tokenizers.zoo.default_zoo_name`) and pick its crop size.
     Old or raw names are read as the tokenized modality's (``instances`` -> sam_instances, ``pose`` -> human_pose)."""
     from tokzoo.modalities import MODALITIES
-    from tokzoo.vocabulary import tokenized_name
     from tokzoo.tokenizers.zoo import default_zoo_name, zoo_entries
+    from tokzoo.vocabulary import tokenized_name
 
     modalities = [tokenized_name(m) for m in modalities]
     references = {tokenized_name(m): reference for m, reference in references.items()}
@@ -105,12 +115,16 @@ def load_specs(modalities: list[str], references: dict[str, str], untrained: boo
         try:
             spec.token_shape  # the crop size must fit the model's downsampling
         except ShapeError as error:
-            raise ConfigError(f"--size {spec.size[0]}x{spec.size[1]} does not fit tokenizer {reference!r} ({modality}): "
-                              f"{error.reason}") from None
+            raise ConfigError(
+                f"--size {spec.size[0]}x{spec.size[1]} does not fit tokenizer {reference!r} ({modality}): "
+                f"{error.reason}"
+            ) from None
         specs.append(spec)
     fixed = [s.modality for s in specs if not getattr(getattr(s.tokenizer, "codec", None), "croppable", True)]
     if fixed and any(s.size for s in specs):
         cropped = ", ".join(s.modality for s in specs if s.size)
-        raise ConfigError(f"{', '.join(fixed)} cannot follow the pixel crops of {cropped} (features sit on the "
-                          f"extractor's patch grid); tokenize {', '.join(fixed)} into its own --output")
+        raise ConfigError(
+            f"{', '.join(fixed)} cannot follow the pixel crops of {cropped} (features sit on the "
+            f"extractor's patch grid); tokenize {', '.join(fixed)} into its own --output"
+        )
     return specs

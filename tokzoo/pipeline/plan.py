@@ -18,7 +18,6 @@ from tokzoo.io import RawSample, Reader, TarReader, open_reader
 from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.io.writes import remove_inside, rename_inside, write_file
 from tokzoo.storage import as_path, is_url
-
 from tokzoo.tokens.layout import SOURCE, json_bytes, read_json
 
 
@@ -29,8 +28,9 @@ class Unit:
     raws: Iterable[RawSample]
 
 
-def scenes_source(out: Path, n: int, seed: int, size: int, samples_per_shard: int, workers: int,
-                  progress: bool = False) -> Path:
+def scenes_source(
+    out: Path, n: int, seed: int, size: int, samples_per_shard: int, workers: int, progress: bool = False
+) -> Path:
     """``OUT/_source`` holding scenes ``0..n-1``; written once (through a temporary folder), reused after.
     ``progress``: a bar on stderr while rendering."""
     from tqdm import tqdm
@@ -41,15 +41,18 @@ def scenes_source(out: Path, n: int, seed: int, size: int, samples_per_shard: in
     params = {"scenes": n, "seed": seed, "size": size, "samples_per_shard": samples_per_shard}
     if (target / "scenes.json").is_file():
         if read_json(target / "scenes.json") != params:
-            raise ConfigError(f"{target} holds scenes {read_json(target / 'scenes.json')}, this run asks for {params}; "
-                              "pass --overwrite to start over")
+            raise ConfigError(
+                f"{target} holds scenes {read_json(target / 'scenes.json')}, this run asks for {params}; "
+                "pass --overwrite to start over"
+            )
         return target
     partial = out / f"{SOURCE}-partial"
     remove_inside(out, partial)
     remove_inside(out, target)
     with tqdm(total=n, unit="scene", desc="rendering scenes", disable=not progress, dynamic_ncols=True) as bar:
-        write_scene_shards(partial, n, seed=seed, size=size, samples_per_shard=samples_per_shard, workers=workers,
-                           progress=bar.update)  # fmt: skip
+        write_scene_shards(
+            partial, n, seed=seed, size=size, samples_per_shard=samples_per_shard, workers=workers, progress=bar.update
+        )
     write_file(out, partial / "scenes.json", json_bytes(params))
     rename_inside(out, partial, target)
     return target
@@ -64,8 +67,11 @@ def open_input(source: str | Path, modalities: Sequence[str], max_member_bytes: 
     if is_url(source) and not (str(source).endswith(".tar") or ("{" in str(source) and ".." in str(source))):
         tars = [str(p) for p in as_path(str(source)).glob("*.tar")]  # a URL "folder": the tars in it
         if not tars:
-            raise InputError(str(source), "no .tar objects under this URL; give a .tar URL, a brace pattern "
-                                          "(shard-{000000..000999}.tar) or a prefix holding tars")
+            raise InputError(
+                str(source),
+                "no .tar objects under this URL; give a .tar URL, a brace pattern "
+                "(shard-{000000..000999}.tar) or a prefix holding tars",
+            )
         return TarReader(tars, list(modalities), max_member_bytes)
     return open_reader(str(source), list(modalities), max_member_bytes=max_member_bytes)
 

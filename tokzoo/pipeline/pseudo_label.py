@@ -35,8 +35,18 @@ from tokzoo.io.samples import RawSample, Sample
 from tokzoo.io.writes import make_folder
 from tokzoo.labelers.base import DEFAULTS, Labeler, create_labeler
 from tokzoo.storage import as_path, is_url
-from tokzoo.tokens.layout import (LABELLED, MANIFEST, complete_shards, json_bytes, read_counts, read_json, shard_name,
-                                  stats_path, table_bytes, table_path)
+from tokzoo.tokens.layout import (
+    LABELLED,
+    MANIFEST,
+    complete_shards,
+    json_bytes,
+    read_counts,
+    read_json,
+    shard_name,
+    stats_path,
+    table_bytes,
+    table_path,
+)
 
 from .engine import Engine, LocalEngine
 from .plan import open_input, units
@@ -76,8 +86,9 @@ class LabelSummary:
     failed_by_reason: dict[str, int] = field(default_factory=dict)  # tokzoo.failures.REASONS -> count
 
 
-def plan_labelers(modalities: list[str], specs: dict[str, str], device: str, batch_size: int,
-                  options: dict[str, dict] | None = None) -> list[Labeler]:  # fmt: skip
+def plan_labelers(
+    modalities: list[str], specs: dict[str, str], device: str, batch_size: int, options: dict[str, dict] | None = None
+) -> list[Labeler]:
     """Labelers for ``modalities`` plus those ``specs`` names for other modalities (``options[m]``: keyword
     options of m's labeler), ordered so that each runs after the labelers of the modalities it needs or can use."""
     options = options or {}
@@ -86,14 +97,17 @@ def plan_labelers(modalities: list[str], specs: dict[str, str], device: str, bat
         raise ConfigError(f"labeler options for {stray[0]!r}, which is neither labelled nor given a --labeler")
     unknown = [m for m in [*modalities, *specs] if m not in MODALITIES or m in ("rgb", "crops")]
     if unknown:
-        raise ConfigError(f"cannot pseudo-label {unknown[0]!r}; labelled modalities must be stored by tokzoo.io "
-                          f"({', '.join(m for m in MODALITIES if m not in ('rgb', 'crops'))})")
+        raise ConfigError(
+            f"cannot pseudo-label {unknown[0]!r}; labelled modalities must be stored by tokzoo.io "
+            f"({', '.join(m for m in MODALITIES if m not in ('rgb', 'crops'))})"
+        )
     labelers = {}
     for m in dict.fromkeys([*modalities, *specs]):
         if m not in specs and m not in DEFAULTS:
             raise ConfigError(f"no default labeler for {m!r}; name one with --labeler {m}=NAME_OR_PATH")
-        labelers[m] = create_labeler(specs.get(m, DEFAULTS.get(m)), device=device, batch_size=batch_size,
-                                     **options.get(m, {}))  # fmt: skip
+        labelers[m] = create_labeler(
+            specs.get(m, DEFAULTS.get(m)), device=device, batch_size=batch_size, **options.get(m, {})
+        )
         if labelers[m].modality != m:
             raise ConfigError(f"--labeler {m}={specs[m]}: that labeler makes {labelers[m].modality}, not {m}")
     ordered, seen = [], set()
@@ -121,36 +135,60 @@ def pseudo_label(job: LabelJob, engine: Engine | None = None) -> LabelSummary:
     labelers = plan_labelers(job.modalities, job.labelers, device, job.batch_size, job.labeler_options)
     out = as_path(job.output)
     status = out / STATUS
-    manifest = {"format": FORMAT, "input": str(job.input), "samples_per_shard": job.samples_per_shard,
-                "labelers": {lab.modality: lab.describe() for lab in labelers},
-                "labeler_options": {m: dict(sorted(o.items())) for m, o in sorted(job.labeler_options.items()) if o}}
+    manifest = {
+        "format": FORMAT,
+        "input": str(job.input),
+        "samples_per_shard": job.samples_per_shard,
+        "labelers": {lab.modality: lab.describe() for lab in labelers},
+        "labeler_options": {m: dict(sorted(o.items())) for m, o in sorted(job.labeler_options.items()) if o},
+    }
     labelled = {lab.modality for lab in labelers}
     used = {m for lab in labelers for m in (*lab.needs, *lab.optional)} - labelled
     reader, wanted = _open(job.input, ["rgb", *sorted(used - {"rgb"})], job.max_member_bytes)
     required = {m: lab.name for lab in reversed(labelers) for m in lab.needs if m not in labelled}
     absent = [m for m in required if m not in wanted]
     if absent:  # the input's layout cannot hold it (e.g. a plain folder of images is rgb only)
-        raise ConfigError(f"{job.input}: {required[absent[0]]} needs {absent[0]}, which this input does not hold; "
-                          f"label it with --labeler {absent[0]}=NAME_OR_PATH")
+        raise ConfigError(
+            f"{job.input}: {required[absent[0]]} needs {absent[0]}, which this input does not hold; "
+            f"label it with --labeler {absent[0]}=NAME_OR_PATH"
+        )
     if holds_nothing(reader):  # before OUT is made: an empty input leaves no empty output behind
         raise InputError(str(job.input), "no samples to label (an empty folder?); nothing written")
     _claim(out, manifest, job.overwrite)
     plan = LabelPlan(status, wanted, required, (job.min_image_size, job.max_aspect_ratio))
     remote = any(is_url(s) for s in getattr(reader, "shards", []))  # counting would read every remote tar
     total = None if remote else _length(reader)
-    written, nodes = engine.pseudo_label(LabelWork(job, out, plan, units(reader, job.samples_per_shard), labelers,
-                                                   total, len(getattr(reader, "shards", [])) or None))
+    written, nodes = engine.pseudo_label(
+        LabelWork(
+            job,
+            out,
+            plan,
+            units(reader, job.samples_per_shard),
+            labelers,
+            total,
+            len(getattr(reader, "shards", [])) or None,
+        )
+    )
     counts = _count(status)
     write_atomic(status / MANIFEST, json_bytes({**manifest, "samples": counts, "shards": plan.shards}), out)
-    return LabelSummary(counts["ok"], counts["failed"], counts["count"], plan.shards, written,
-                        {lab.modality: lab for lab in labelers}, nodes, counts["failed_by_reason"])
+    return LabelSummary(
+        counts["ok"],
+        counts["failed"],
+        counts["count"],
+        plan.shards,
+        written,
+        {lab.modality: lab for lab in labelers},
+        nodes,
+        counts["failed_by_reason"],
+    )
 
 
 class LabelPlan:
     """The units of a job still to label (``shards`` counts all seen), and how a unit's samples are decoded."""
 
-    def __init__(self, status: Path, wanted: list[str], required: dict[str, str],
-                 image_filter: tuple[int, float] = (0, math.inf)):
+    def __init__(
+        self, status: Path, wanted: list[str], required: dict[str, str], image_filter: tuple[int, float] = (0, math.inf)
+    ):
         self.status, self.wanted, self.required, self.shards = status, wanted, required, 0
         self.image_filter = image_filter  # (min_image_size, max_aspect_ratio), tokzoo.failures.image_problem
 
@@ -198,8 +236,10 @@ def _claim(out: Path, manifest: dict, overwrite: bool) -> None:
     elif previous.is_file():
         old = {k: v for k, v in read_json(previous).items() if k in manifest}
         if old != manifest:
-            raise ConfigError(f"{out} was labelled with other settings ({old['labelers']}, input {old['input']}); "
-                              "pass --overwrite to start over")
+            raise ConfigError(
+                f"{out} was labelled with other settings ({old['labelers']}, input {old['input']}); "
+                "pass --overwrite to start over"
+            )
     make_folder(out, out / STATUS)
     write_atomic(out / STATUS / MANIFEST, json_bytes(manifest), out)
     recover(out)  # drops *.tmp files a killed run left
@@ -219,8 +259,13 @@ def _open(source: str, wanted: list[str], max_member_bytes: int = MAX_FILE_BYTES
 def _decode(raw: RawSample, wanted: list[str], required: dict[str, str]) -> Sample:
     """Decode ``raw``; a wanted modality it lacks is an error only when a labeler (``required[m]``) needs it."""
     errors = {m: e for m, e in raw.errors.items() if m in raw.files or m not in wanted}
-    errors.update({m: f"{required[m]} needs {m}, which this sample lacks; label it with --labeler {m}=NAME_OR_PATH"
-                   for m in required if m not in raw.files})
+    errors.update(
+        {
+            m: f"{required[m]} needs {m}, which this sample lacks; label it with --labeler {m}=NAME_OR_PATH"
+            for m in required
+            if m not in raw.files
+        }
+    )
     return decode_sample(RawSample(raw.key, raw.files, errors))
 
 
@@ -239,13 +284,15 @@ def _run_labelers(labelers: list[Labeler], samples: list[Sample]) -> None:
     for labeler in labelers:
         todo = [s for s in samples if s.ok]
         for start in range(0, len(todo), labeler.batch_size):
-            _label_batch(labeler, todo[start:start + labeler.batch_size])
+            _label_batch(labeler, todo[start : start + labeler.batch_size])
 
 
 def _label_batch(labeler: Labeler, batch: list[Sample]) -> None:
     inputs = {m: [s.values.get(m) for s in batch] for m in (*labeler.needs, *labeler.optional)}
     try:
-        outputs = labeler.label({m: v for m, v in inputs.items() if m in labeler.needs or any(x is not None for x in v)})
+        outputs = labeler.label(
+            {m: v for m, v in inputs.items() if m in labeler.needs or any(x is not None for x in v)}
+        )
     except TokzooError as error:
         if len(batch) == 1:
             batch[0].errors[labeler.modality] = f"{labeler.name}: {error}"
@@ -302,8 +349,15 @@ def label_shard(labelers: list[Labeler], results: list[tuple[RawSample, Sample]]
                 ok.append((sample.key, _members(raw, sample, labelers)))
             except TokzooError as error:  # a labeler's value breaks the modality's contract
                 sample.errors["output"] = str(error)
-    records = [{"key": s.key, "source": s.sources.get("rgb"), "status": "ok" if s.ok else "failed",
-                "error": "; ".join(f"{m}: {e}" for m, e in s.errors.items()) or None} for s in samples]  # fmt: skip
+    records = [
+        {
+            "key": s.key,
+            "source": s.sources.get("rgb"),
+            "status": "ok" if s.ok else "failed",
+            "error": "; ".join(f"{m}: {e}" for m, e in s.errors.items()) or None,
+        }
+        for s in samples
+    ]
     return ShardPayload(_tar(ok), records, [key for key, _ in ok])
 
 
@@ -312,10 +366,16 @@ def write_shard(out: Path, index: int, source: str, payload: ShardPayload, secon
     write_atomic(out / f"{shard_name(index)}.tar", payload.data, out)
     write_atomic(table_path(out, STATUS, index), table_bytes(payload.records), out)
     keys = "\n".join(payload.keys)
-    stats = {"count": len(payload.records), "ok": len(payload.keys), "failed": len(payload.records) - len(payload.keys),
-             "bytes": len(payload.data), "failed_by_reason": count_reasons(payload.records),
-             "seconds": round(seconds, 3), "input": source,
-             "keys_hash": hashlib.sha256(keys.encode()).hexdigest()}
+    stats = {
+        "count": len(payload.records),
+        "ok": len(payload.keys),
+        "failed": len(payload.records) - len(payload.keys),
+        "bytes": len(payload.data),
+        "failed_by_reason": count_reasons(payload.records),
+        "seconds": round(seconds, 3),
+        "input": source,
+        "keys_hash": hashlib.sha256(keys.encode()).hexdigest(),
+    }
     write_atomic(stats_path(out, STATUS, index), json_bytes(stats), out)
 
 

@@ -74,8 +74,10 @@ class Summary:
     def line(self, out: Path) -> str:
         first = next(iter(self.manifest["modalities"]))
         reasons = reasons_text(self.manifest["modalities"][first]["samples"].get("failed_by_reason") or {})
-        return (f"ok {self.ok} / failed {self.failed} / total {self.total}{reasons}; "
-                f"errors listed in {out / first}/*.samples.jsonl")
+        return (
+            f"ok {self.ok} / failed {self.failed} / total {self.total}{reasons}; "
+            f"errors listed in {out / first}/*.samples.jsonl"
+        )
 
 
 def tokenize(job: TokenizeJob, engine: Engine | None = None) -> Summary:
@@ -92,8 +94,10 @@ def tokenize(job: TokenizeJob, engine: Engine | None = None) -> Summary:
     requested = [spec.modality for spec in specs]
     stored = [spec.stored for spec in specs]  # raw modalities read: pose for human_pose, ...
     if len(set(stored)) != len(stored):
-        raise ConfigError(f"--modality {','.join(requested)}: two of them are tokenized from the same stored values "
-                          f"({', '.join(stored)}); tokenize them into separate --output folders")
+        raise ConfigError(
+            f"--modality {','.join(requested)}: two of them are tokenized from the same stored values "
+            f"({', '.join(stored)}); tokenize them into separate --output folders"
+        )
     reader = open_input(job.input, stored, job.max_member_bytes) if job.input else None
     if reader is not None and holds_nothing(reader):  # before OUT is made: no empty output left behind
         raise InputError(str(job.input), "no samples to tokenize (an empty folder?); nothing written")
@@ -101,22 +105,44 @@ def tokenize(job: TokenizeJob, engine: Engine | None = None) -> Summary:
     crops = {"n_crops": job.crops, "seed": job.seed, **CROP_RECIPE}
     previous = read_manifest(out)
     check_compatible(previous, specs, crops, job.samples_per_shard, out)
-    source = job.input or str(scenes_source(out, job.scenes, job.seed, job.scene_size, job.samples_per_shard,
-                                            job.workers, job.progress).resolve())
+    source = job.input or str(
+        scenes_source(
+            out, job.scenes, job.seed, job.scene_size, job.samples_per_shard, job.workers, job.progress
+        ).resolve()
+    )
     manifest = build_manifest(previous, specs, crops, job.samples_per_shard, source)
     write_atomic(out / MANIFEST, json_bytes(manifest), out)
 
-    reader = reader if reader is not None else open_input(source, stored, job.max_member_bytes)  # not `or`: that would count the tars
+    reader = (
+        reader if reader is not None else open_input(source, stored, job.max_member_bytes)
+    )  # not `or`: that would count the tars
     codecs = {s.stored: worker_codec(s.tokenizer) for s in specs if worker_codec(s.tokenizer)}
     set_codecs = {s.stored: set_codec(s.tokenizer) for s in specs if set_codec(s.tokenizer)}
-    worker_job = WorkerJob(sizes={s.stored: s.size for s in specs}, n_crops=job.crops, seed=job.seed,
-                           crop_recipe=CROP_RECIPE, codecs=codecs, set_codecs=set_codecs,
-                           min_image_size=job.min_image_size, max_aspect_ratio=job.max_aspect_ratio)
+    worker_job = WorkerJob(
+        sizes={s.stored: s.size for s in specs},
+        n_crops=job.crops,
+        seed=job.seed,
+        crop_recipe=CROP_RECIPE,
+        codecs=codecs,
+        set_codecs=set_codecs,
+        min_image_size=job.min_image_size,
+        max_aspect_ratio=job.max_aspect_ratio,
+    )
     plan = Plan(out, list(manifest["modalities"]), requested)
     # counting reads every tar header once more (for a URL: the whole tar), so not for URLs
     total = _length(reader) if job.progress and not any(is_url(s) for s in getattr(reader, "shards", [])) else None
-    work = ShardWork(job, out, specs, requested, worker_job, plan, units(reader, job.samples_per_shard), total,
-                     _shared_bytes(specs, codecs, job.crops), len(getattr(reader, "shards", [])) or None)
+    work = ShardWork(
+        job,
+        out,
+        specs,
+        requested,
+        worker_job,
+        plan,
+        units(reader, job.samples_per_shard),
+        total,
+        _shared_bytes(specs, codecs, job.crops),
+        len(getattr(reader, "shards", [])) or None,
+    )
     written, nodes = engine.tokenize(work)
 
     manifest = finish_manifest(manifest, out, plan.shards)
@@ -197,14 +223,19 @@ def check_chunk_bytes(specs, n_crops: int, batch_size: int) -> None:
             channels = getattr(getattr(spec.tokenizer, "codec", None), "in_channels", 3)
             need = max(CHUNK, batch_size) * n_crops * channels * spec.size[0] * spec.size[1] * 4
             if need > MAX_BATCH_BYTES:
-                raise ConfigError(f"--crops {n_crops} x --size {spec.size[0]}x{spec.size[1]} x --batch-size {batch_size} "
-                                  f"({spec.modality}): batches of {need} bytes, over the limit of {MAX_BATCH_BYTES}")
+                raise ConfigError(
+                    f"--crops {n_crops} x --size {spec.size[0]}x{spec.size[1]} x --batch-size {batch_size} "
+                    f"({spec.modality}): batches of {need} bytes, over the limit of {MAX_BATCH_BYTES}"
+                )
 
 
 def _shared_bytes(specs, codecs: dict, n_crops: int) -> dict[str, int]:
     """Bytes per chunk of the float32 normalised crops of each modality with a fixed crop size."""
-    return {s.stored: CHUNK * n_crops * codecs[s.stored].in_channels * s.size[0] * s.size[1] * 4
-            for s in specs if s.stored in codecs and s.size}
+    return {
+        s.stored: CHUNK * n_crops * codecs[s.stored].in_channels * s.size[0] * s.size[1] * 4
+        for s in specs
+        if s.stored in codecs and s.size
+    }
 
 
 def _length(reader) -> int | None:
@@ -224,7 +255,9 @@ def claim_output(out: Path, overwrite: bool) -> None:
     modalities = set(manifest["modalities"]) if manifest else set()
     foreign = [e for e in entries if not _ours(e, modalities)]
     if foreign:
-        raise ConfigError(f"{out}: not empty and not a tokzoo token dataset ({foreign[0].name}); choose another --output")
+        raise ConfigError(
+            f"{out}: not empty and not a tokzoo token dataset ({foreign[0].name}); choose another --output"
+        )
     check_entries(out, overwrite)  # no symlinks out of OUT (removed, not followed, with --overwrite)
     if overwrite:
         for entry in (e for e in entries if e.exists() or e.is_symlink()):
@@ -245,5 +278,9 @@ def _manifest_to_overwrite(out: Path) -> dict | None:
 
 def _ours(entry: Path, modalities: set[str]) -> bool:
     """Written by tokzoo tokenize: the manifest, its modality folders, crops, private ``_`` entries, temporaries."""
-    return (entry.name in (MANIFEST, CROPS, JOURNALS) or entry.name in modalities or entry.name.startswith(SOURCE)
-            or entry.name.endswith(".tmp"))
+    return (
+        entry.name in (MANIFEST, CROPS, JOURNALS)
+        or entry.name in modalities
+        or entry.name.startswith(SOURCE)
+        or entry.name.endswith(".tmp")
+    )

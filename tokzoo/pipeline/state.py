@@ -18,8 +18,19 @@ from pathlib import Path
 from tokzoo.errors import ConfigError, InputError, TokzooWarning
 from tokzoo.io import values
 from tokzoo.io.tarwalk import walk_tar
-from tokzoo.tokens.layout import (CROPS, OVERWRITE_HINT, read_counts, read_json, read_npy_tar, read_stats, read_table,
-                                  shard_name, stats_path, table_path, tar_path)
+from tokzoo.tokens.layout import (
+    CROPS,
+    OVERWRITE_HINT,
+    read_counts,
+    read_json,
+    read_npy_tar,
+    read_stats,
+    read_table,
+    shard_name,
+    stats_path,
+    table_path,
+    tar_path,
+)
 
 _JOURNAL_ENTRY = re.compile(r"[A-Za-z0-9_-]+/(shard-\d{6})\.(tar|samples\.jsonl|stats\.json)")
 
@@ -35,8 +46,13 @@ def labelled_shard_done(status: Path, index: int) -> bool:
     try:
         stats = read_counts(marker)
         size = tar.stat().st_size if isinstance(tar, Path) and tar.is_file() else stats["bytes"]
-        problem = (f"{tar}: {size} bytes, its stats.json says {stats['bytes']}" if size != stats["bytes"] else
-                   f"{table}: not {stats['count']} records" if len(read_table(table)) != stats["count"] else None)
+        problem = (
+            f"{tar}: {size} bytes, its stats.json says {stats['bytes']}"
+            if size != stats["bytes"]
+            else f"{table}: not {stats['count']} records"
+            if len(read_table(table)) != stats["count"]
+            else None
+        )
     except ConfigError as error:
         problem = str(error).split(f"; {OVERWRITE_HINT}")[0]
     if problem is None:
@@ -99,29 +115,48 @@ def check_done(out: Path, index: int, done: list[str], requested: list[str]) -> 
         return done, crops
     others = [m for m in damage if m not in requested]
     if others:
-        raise ConfigError(f"{damage[others[0]]}; rerun with --modality {','.join(damage)} to rebuild shard {index}, "
-                          f"or {OVERWRITE_HINT}")
+        raise ConfigError(
+            f"{damage[others[0]]}; rerun with --modality {','.join(damage)} to rebuild shard {index}, "
+            f"or {OVERWRITE_HINT}"
+        )
     for modality in damage:
-        for path in (stats_path(out, modality, index), tar_path(out, modality, index), table_path(out, modality, index)):
+        for path in (
+            stats_path(out, modality, index),
+            tar_path(out, modality, index),
+            table_path(out, modality, index),
+        ):
             path.unlink(missing_ok=True)
     if not intact:
         tar_path(out, CROPS, index).unlink(missing_ok=True)
-    warnings.warn(f"{next(iter(damage.values()))}; rebuilding shard {index} of {', '.join(damage)}", TokzooWarning,
-                  stacklevel=2)
+    warnings.warn(
+        f"{next(iter(damage.values()))}; rebuilding shard {index} of {', '.join(damage)}", TokzooWarning, stacklevel=2
+    )
     return intact, crops
 
 
 def journal_entries(out: Path, journal: Path) -> list[str]:
     """The files (relative to OUT) a commit journal moves into place, each checked to be one of its shard's files
     inside OUT; ConfigError naming the journal otherwise."""
-    hint = (f"delete {journal} and rerun (its shard is then checked and rebuilt if incomplete), or {OVERWRITE_HINT}")
+    hint = f"delete {journal} and rerun (its shard is then checked and rebuilt if incomplete), or {OVERWRITE_HINT}"
     entries = read_json(journal, hint)
     shard = journal.name.removesuffix(".json")
-    bad = next((e for e in entries if not isinstance(e, str) or not (m := _JOURNAL_ENTRY.fullmatch(e))
-                or m.group(1) != shard), None) if isinstance(entries, list) else entries
+    bad = (
+        next(
+            (
+                e
+                for e in entries
+                if not isinstance(e, str) or not (m := _JOURNAL_ENTRY.fullmatch(e)) or m.group(1) != shard
+            ),
+            None,
+        )
+        if isinstance(entries, list)
+        else entries
+    )
     if bad is not None or not isinstance(entries, list):
-        raise ConfigError(f"{journal}: not a commit journal of {shard} (entry {str(bad)[:80]!r} is not a file of that "
-                          f"shard inside {out}); {hint}")
+        raise ConfigError(
+            f"{journal}: not a commit journal of {shard} (entry {str(bad)[:80]!r} is not a file of that "
+            f"shard inside {out}); {hint}"
+        )
     return entries
 
 
@@ -133,5 +168,7 @@ def check_entries(out: Path, overwrite: bool) -> None:
             if overwrite:
                 entry.unlink()
                 continue
-            raise ConfigError(f"{entry}: a symlink (to {entry.resolve()}) inside OUT; tokzoo writes only inside OUT: "
-                              f"remove it, or {OVERWRITE_HINT}")
+            raise ConfigError(
+                f"{entry}: a symlink (to {entry.resolve()}) inside OUT; tokzoo writes only inside OUT: "
+                f"remove it, or {OVERWRITE_HINT}"
+            )

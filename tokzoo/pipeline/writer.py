@@ -20,16 +20,26 @@ import signal
 from pathlib import Path
 
 from tokzoo.errors import OutputError, TokzooError, UnsafeOutputError
+from tokzoo.failures import count_reasons
 from tokzoo.io.writes import create_file, rename_inside
 from tokzoo.storage import as_path
-from tokzoo.tokens.layout import (CROPS, JOURNALS, json_bytes, read_stats, read_tar, shard_name, stats_path,
-                                  table_bytes, table_path, tar_path)
+from tokzoo.tokens.layout import (
+    CROPS,
+    JOURNALS,
+    json_bytes,
+    read_stats,
+    read_tar,
+    shard_name,
+    stats_path,
+    table_bytes,
+    table_path,
+    tar_path,
+)
 from tokzoo.tokens.tars import npy_bytes, tar_bytes
-from .modalities import RunModality
-from tokzoo.failures import count_reasons
 
-from .state import journal_entries
+from .modalities import RunModality
 from .shard import ShardBuilder
+from .state import journal_entries
 
 CRASH_ENV = "TOKZOO_TEST_CRASH_AFTER_RENAMES"
 """Test hook: SIGKILL this process right after that many commit renames (resume tests)."""
@@ -74,8 +84,10 @@ def _write(path: Path, data: bytes, root: Path) -> None:
     except (OutputError, OSError) as error:
         where = getattr(error, "filename", None) or path
         reason = error.reason if isinstance(error, OutputError) else f"cannot write ({error.strerror or error})"
-        raise TokzooError(f"{where}: {reason}; finished shards are kept: "
-                          "free space (or fix the cause) and rerun the same command to go on") from None
+        raise TokzooError(
+            f"{where}: {reason}; finished shards are kept: "
+            "free space (or fix the cause) and rerun the same command to go on"
+        ) from None
 
 
 class ShardCommit:
@@ -150,6 +162,14 @@ def _tokenizer(spec: RunModality) -> dict:
 
 def _stats(records: list[dict], size: int, source: str, seconds: float, tokenizer: dict) -> dict:
     keys = [r["key"] for r in records if r["status"] == "ok"]
-    return {"count": len(records), "ok": len(keys), "failed": len(records) - len(keys), "bytes": size,
-            "failed_by_reason": count_reasons(records), "seconds": round(seconds, 3), "input": source, "tokenizer": tokenizer,
-            "keys_hash": hashlib.sha256("\n".join(keys).encode()).hexdigest()}
+    return {
+        "count": len(records),
+        "ok": len(keys),
+        "failed": len(records) - len(keys),
+        "bytes": size,
+        "failed_by_reason": count_reasons(records),
+        "seconds": round(seconds, 3),
+        "input": source,
+        "tokenizer": tokenizer,
+        "keys_hash": hashlib.sha256("\n".join(keys).encode()).hexdigest(),
+    }

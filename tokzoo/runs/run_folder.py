@@ -59,8 +59,9 @@ def optimizer_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer) 
     return tensors
 
 
-def load_optimizer(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                   every_parameter: bool = True) -> None:
+def load_optimizer(
+    folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, every_parameter: bool = True
+) -> None:
     """Restore ``FOLDER/optimizer.safetensors`` (:func:`optimizer_tensors`) into ``optimizer`` (built over ``model``).
     ``every_parameter``: each parameter must have its state; else the parameters the file names must be whole.
     Tensors are checked by name, shape, dtype kind, finiteness and range before any is used."""
@@ -72,14 +73,16 @@ def load_optimizer(folder: str | Path, model: torch.nn.Module, optimizer: torch.
     tensors = read_checked(path, expected)
     for name in expected:
         if (name.endswith(".exp_avg_sq") and bool((tensors[name] < 0).any())) or (
-                name.endswith(".step") and not 0 <= float(tensors[name]) <= 1e7):
-            raise CheckpointError(f"{path}: tensor {name!r} is out of range (negative second moment "
-                                  f"or step); refused")
+            name.endswith(".step") and not 0 <= float(tensors[name]) <= 1e7
+        ):
+            raise CheckpointError(f"{path}: tensor {name!r} is out of range (negative second moment or step); refused")
     for name in owners:
         p = named[name]
-        optimizer.state[p] = {"step": tensors[f"{name}.step"].to(torch.float32),
-                              "exp_avg": tensors[f"{name}.exp_avg"].to(p.device, p.dtype),
-                              "exp_avg_sq": tensors[f"{name}.exp_avg_sq"].to(p.device, p.dtype)}
+        optimizer.state[p] = {
+            "step": tensors[f"{name}.step"].to(torch.float32),
+            "exp_avg": tensors[f"{name}.exp_avg"].to(p.device, p.dtype),
+            "exp_avg_sq": tensors[f"{name}.exp_avg_sq"].to(p.device, p.dtype),
+        }
 
 
 def _names(path: Path) -> set[str]:

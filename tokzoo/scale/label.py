@@ -44,8 +44,10 @@ class Labelers:
         except RuntimeError as error:  # torch.cuda.OutOfMemoryError is one
             if "out of memory" not in str(error).lower():
                 raise
-            self.error = (f"the labelers of {', '.join(job.modalities)} do not fit one actor's GPU "
-                          f"({str(error).splitlines()[0]}); use GPUs with more memory or smaller models")
+            self.error = (
+                f"the labelers of {', '.join(job.modalities)} do not fit one actor's GPU "
+                f"({str(error).splitlines()[0]}); use GPUs with more memory or smaller models"
+            )
         self.loads, self.restarted = 1, restarted()
 
     def ready(self) -> str | None:
@@ -85,11 +87,21 @@ def run_ray(work: LabelWork, engine) -> tuple[int, list[str]]:
             report.add(result["prepare"], actor, result["encode"], len(payload.records))
             return len(payload.records)
 
-        with tqdm(total=work.total, unit="sample", desc="pseudo-label", disable=not job.progress,
-                  dynamic_ncols=True) as bar:  # fmt: skip
-            written, samples = distribute(ray, itertools.chain([first], todo), submit,
-                                 lambda actor, unit, ref: actor.label.remote(ref), commit, actors,
-                                 max(2, cpu_count(ray) + 2 * count), bar,
-                                 unseen=None if units_total is None else lambda: units_total - plan.shards)
-        return written, [startup_line(ready - began, count, samples, time.perf_counter() - ready),
-                         *report.lines("labeler")]
+        with tqdm(
+            total=work.total, unit="sample", desc="pseudo-label", disable=not job.progress, dynamic_ncols=True
+        ) as bar:
+            written, samples = distribute(
+                ray,
+                itertools.chain([first], todo),
+                submit,
+                lambda actor, unit, ref: actor.label.remote(ref),
+                commit,
+                actors,
+                max(2, cpu_count(ray) + 2 * count),
+                bar,
+                unseen=None if units_total is None else lambda: units_total - plan.shards,
+            )
+        return written, [
+            startup_line(ready - began, count, samples, time.perf_counter() - ready),
+            *report.lines("labeler"),
+        ]

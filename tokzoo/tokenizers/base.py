@@ -18,8 +18,8 @@ from typing import ClassVar
 
 import torch
 
-from . import checkpoint
 from ..errors import CheckpointError, ConfigError, TokzooError
+from . import checkpoint
 
 ARCHITECTURES: dict[str, type["Tokenizer"]] = {}
 
@@ -101,7 +101,8 @@ class Tokenizer:
         if cls is None:
             raise CheckpointError(
                 f"{directory / checkpoint.CONFIG_NAME}: unknown architecture {config['architecture']!r}; "
-                f"known: {sorted(ARCHITECTURES)}")
+                f"known: {sorted(ARCHITECTURES)}"
+            )
         try:
             return cls.from_config(config, directory)
         except (ConfigError, KeyError, TypeError, ValueError) as error:
@@ -109,9 +110,17 @@ class Tokenizer:
                 message = str(error)
             else:
                 message = f"{type(error).__name__}: {error}"
-            raise CheckpointError(f"{directory / checkpoint.CONFIG_NAME}: cannot build the tokenizer ({message})") from None
+            raise CheckpointError(
+                f"{directory / checkpoint.CONFIG_NAME}: cannot build the tokenizer ({message})"
+            ) from None
 
     def describe(self) -> dict:
         """One row of facts for listings: name, modality, token shape, vocabulary, untrained."""
-        return {"name": self.name, "modality": self.modality, "architecture": self.architecture,
-                "token_shape": list(self.token_shape), "vocab_size": self.vocab_size, "untrained": self.untrained}
+        return {
+            "name": self.name,
+            "modality": self.modality,
+            "architecture": self.architecture,
+            "token_shape": list(self.token_shape),
+            "vocab_size": self.vocab_size,
+            "untrained": self.untrained,
+        }

@@ -34,7 +34,9 @@ def write_checkpoint(directory: str | Path, config: dict, tensors: dict[str, tor
     config = {**config, "format": FORMAT, "format_version": FORMAT_VERSION, "tokzoo_version": __version__}
     weights = directory / WEIGHTS_NAME
     if tensors:
-        write_file(directory, weights, safetensors_bytes({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))
+        write_file(
+            directory, weights, safetensors_bytes({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+        )
     else:
         remove_inside(directory, weights)
     write_file(directory, directory / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
@@ -47,7 +49,8 @@ def read_config(directory: str | Path) -> dict:
     if directory.is_file() and directory.suffix.lower() in PICKLE_SUFFIXES:
         raise CheckpointError(
             f"{directory}: pickled checkpoints are not loaded (unpickling can run code); "
-            "read its tensors with tokzoo.tokenizers.checkpoint.read_foreign_state_dict and save_pretrained a tokzoo tokenizer")
+            "read its tensors with tokzoo.tokenizers.checkpoint.read_foreign_state_dict and save_pretrained a tokzoo tokenizer"
+        )
     path = directory / CONFIG_NAME
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: not a tokenizer directory (expected {CONFIG_NAME} and {WEIGHTS_NAME})")
@@ -63,12 +66,13 @@ def read_config(directory: str | Path) -> dict:
     except (UnicodeDecodeError, ValueError, RecursionError) as error:  # JSONDecodeError, int digit limit, nesting
         raise CheckpointError(f"{path}: not valid JSON ({str(error)[:200]})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a tokzoo tokenizer config (no \"format\": \"{FORMAT}\")")
+        raise CheckpointError(f'{path}: not a tokzoo tokenizer config (no "format": "{FORMAT}")')
     version = config.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
         raise CheckpointError(
             f"{path}: format_version {version!r} (written by tokzoo {config.get('tokzoo_version', '?')}) "
-            f"is not one this tokzoo {__version__} reads (1..{FORMAT_VERSION}); upgrade tokzoo")
+            f"is not one this tokzoo {__version__} reads (1..{FORMAT_VERSION}); upgrade tokzoo"
+        )
     for field in ("architecture", "modality"):
         if not isinstance(config.get(field), str):
             raise CheckpointError(f"{path}: field {field!r} missing or not a string")
@@ -136,7 +140,9 @@ def read_foreign_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError ... for unsafe or broken files
-        raise CheckpointError(f"{path}: refused or unreadable with weights_only=True ({type(error).__name__})") from None
+        raise CheckpointError(
+            f"{path}: refused or unreadable with weights_only=True ({type(error).__name__})"
+        ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -20,14 +20,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import read_tensors
 from ..errors import ConfigError, ShapeError, TokzooError
 from ..indices import to_ids
 from ..limits import check_tokenizer_config, count_parameters
 from ..modalities import get_modality
+from .base import Tokenizer, register_architecture
+from .checkpoint import read_tensors
 from .models import build_decoder, build_encoder, prepare_for_inference, resolve_preset
 from .quantizers import build_quantizer
-from .base import Tokenizer, register_architecture
 
 
 def resolve_config(config: dict) -> dict:
@@ -58,8 +58,12 @@ class LearnedTokenizer(nn.Module, Tokenizer):
         self.codec = get_modality(self.config["modality"])(**self.config["normalization"])
         hyperparameters = {k: v for k, v in self.config["model"].items() if k not in ("preset", "family")}
         family, latent_dim = self.config["model"]["family"], int(self.config["latent_dim"])
-        count_parameters(lambda: (build_encoder(family, self.codec.in_channels, latent_dim, **hyperparameters),
-                                  build_decoder(family, self.codec.out_channels, latent_dim, **hyperparameters)))
+        count_parameters(
+            lambda: (
+                build_encoder(family, self.codec.in_channels, latent_dim, **hyperparameters),
+                build_decoder(family, self.codec.out_channels, latent_dim, **hyperparameters),
+            )
+        )
         self.encoder = build_encoder(family, self.codec.in_channels, latent_dim, **hyperparameters)
         self.quantizer = build_quantizer(self.config["quantizer"], latent_dim)
         self.decoder = build_decoder(family, self.codec.out_channels, latent_dim, **hyperparameters)
@@ -71,8 +75,14 @@ class LearnedTokenizer(nn.Module, Tokenizer):
     def from_defaults(cls, modality: str, seed: int = 0, name: str | None = None, **overrides) -> "LearnedTokenizer":
         """Zoo tokenizer ``name`` (default: the modality's own) with random weights from ``seed``, marked untrained."""
         name = name or modality
-        config = {"modality": modality, "name": name, **get_modality(modality).default_tokenizer(name), **overrides,
-                  "untrained": True, "provenance": {"seed": seed, "steps": 0}}
+        config = {
+            "modality": modality,
+            "name": name,
+            **get_modality(modality).default_tokenizer(name),
+            **overrides,
+            "untrained": True,
+            "provenance": {"seed": seed, "steps": 0},
+        }
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return cls(config)
@@ -145,7 +155,9 @@ class LearnedTokenizer(nn.Module, Tokenizer):
         if ids.ndim == per_sample_ndim:
             ids = ids[None]
         if ids.ndim != per_sample_ndim + 1:
-            raise ShapeError(f"{self.name} tokens", f"expected (B, {', '.join('N' * per_sample_ndim)}), got {tuple(ids.shape)}")
+            raise ShapeError(
+                f"{self.name} tokens", f"expected (B, {', '.join('N' * per_sample_ndim)}), got {tuple(ids.shape)}"
+            )
         grid = self._grid(ids.shape[1], input_size)
         with torch.inference_mode(), _eval(self):
             codes = self.quantizer.indices_to_codes(ids.to(self.device))
@@ -157,10 +169,14 @@ class LearnedTokenizer(nn.Module, Tokenizer):
         if input_size is None and self.codec.family == "image" and math.prod(grid) != positions:
             side = math.isqrt(positions)
             if side * side != positions:
-                raise ShapeError(f"{self.name} tokens", f"{positions} tokens form no square grid; pass input_size=(H, W)")
+                raise ShapeError(
+                    f"{self.name} tokens", f"{positions} tokens form no square grid; pass input_size=(H, W)"
+                )
             grid = (side, side)
         if math.prod(grid) != positions:
-            raise ShapeError(f"{self.name} tokens", f"{positions} tokens per sample, expected {math.prod(grid)} for grid {grid}")
+            raise ShapeError(
+                f"{self.name} tokens", f"{positions} tokens per sample, expected {math.prod(grid)} for grid {grid}"
+            )
         if not positions:
             raise ShapeError(f"{self.name} tokens", "no tokens per sample: nothing to decode")
         self._check_decoded_size(grid)
@@ -177,8 +193,11 @@ class LearnedTokenizer(nn.Module, Tokenizer):
         width = model.get("width", model.get("hidden", 1)) if isinstance(model, dict) else 1
         activations = math.prod(grid) * scale * width
         if activations > MAX_ACTIVATION:
-            raise ShapeError(f"{self.name} tokens", f"a grid of {'x'.join(map(str, grid))} tokens decodes to "
-                                                    f"{int(activations)} activations, over the limit of {MAX_ACTIVATION}")
+            raise ShapeError(
+                f"{self.name} tokens",
+                f"a grid of {'x'.join(map(str, grid))} tokens decodes to "
+                f"{int(activations)} activations, over the limit of {MAX_ACTIVATION}",
+            )
 
     def _require_initialised(self) -> None:
         buffers = [b for name, b in self.quantizer.named_buffers() if name.endswith("initted")]

@@ -29,8 +29,9 @@ from ..limits import check_quantizer
 from ..modalities.base import FSQ_LEVELS
 
 # 4M's VQ settings: l2-normalised codebook of dim 32, EMA 0.99, restarts of dead codes, commitment 1.
-VQ_DEFAULTS = dict(codebook_dim=32, decay=0.99, use_cosine_sim=True, kmeans_init=True,
-                   threshold_ema_dead_code=2, commitment_weight=1.0)
+VQ_DEFAULTS = dict(
+    codebook_dim=32, decay=0.99, use_cosine_sim=True, kmeans_init=True, threshold_ema_dead_code=2, commitment_weight=1.0
+)
 
 
 class QuantizerOutput(NamedTuple):

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint
 from ..errors import CheckpointError, ConfigError, DtypeError, InputError, ShapeError
-from ..io.writes import write_file
 from ..indices import to_ids
+from ..io.writes import write_file
+from . import checkpoint
 from .base import Tokenizer, register_architecture
 
 PAD, EOS = 0, 1
@@ -28,7 +28,8 @@ BUNDLED_VOCAB = Path(__file__).parent / "weights" / "captions" / VOCAB_NAME
 
 def train_vocab(texts, vocab_size: int = 8192):
     """Train a byte-level BPE ``tokenizers.Tokenizer`` on an iterable of strings, PAD and EOS as ids 0 and 1."""
-    from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import decoders, models, pre_tokenizers, trainers
 
     from ..limits import check_field
 
@@ -36,8 +37,12 @@ def train_vocab(texts, vocab_size: int = 8192):
     bpe = HFTokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     bpe.train_from_iterator(texts, trainer)
     return bpe
 
@@ -59,11 +64,19 @@ class CaptionTokenizer(Tokenizer):
         except InputError as error:
             raise ConfigError(str(error)) from None
         except Exception as error:  # noqa: BLE001 - UnicodeDecodeError, tokenizers' parse errors
-            raise ConfigError(f"{vocab}: not a tokenizers vocabulary ({str(error).splitlines()[0][:120] if str(error) else type(error).__name__})") from None
+            raise ConfigError(
+                f"{vocab}: not a tokenizers vocabulary ({str(error).splitlines()[0][:120] if str(error) else type(error).__name__})"
+            ) from None
         if [self.bpe.token_to_id(t) for t in SPECIAL_TOKENS] != [PAD, EOS]:
             raise ConfigError(f"{vocab}: the vocabulary must hold {SPECIAL_TOKENS} as ids {PAD} and {EOS}")
-        self.config = {"architecture": self.architecture, "modality": "captions", "name": name, "length": length,
-                       "vocab_file": VOCAB_NAME, "vocab_sha256": hashlib.sha256(self._vocab_text.encode()).hexdigest()}
+        self.config = {
+            "architecture": self.architecture,
+            "modality": "captions",
+            "name": name,
+            "length": length,
+            "vocab_file": VOCAB_NAME,
+            "vocab_sha256": hashlib.sha256(self._vocab_text.encode()).hexdigest(),
+        }
 
     @property
     def length(self) -> int:
@@ -79,10 +92,12 @@ class CaptionTokenizer(Tokenizer):
 
     @property
     def contract(self) -> str:
-        return (f"A str, or a list of B str (any Unicode text). Tokenized by byte-level BPE ({self.vocab_size} ids; "
-                f"0 = PAD, 1 = EOS) into (B, {self.length}) rows: tokens, EOS, PAD. Text longer than "
-                f"{self.length - 1} tokens is truncated. decode returns a list of B str (exact for untruncated "
-                f"text; ids after the first EOS are ignored).")
+        return (
+            f"A str, or a list of B str (any Unicode text). Tokenized by byte-level BPE ({self.vocab_size} ids; "
+            f"0 = PAD, 1 = EOS) into (B, {self.length}) rows: tokens, EOS, PAD. Text longer than "
+            f"{self.length - 1} tokens is truncated. decode returns a list of B str (exact for untruncated "
+            f"text; ids after the first EOS are ignored)."
+        )
 
     def encode(self, x) -> torch.Tensor:
         texts = [x] if isinstance(x, str) else x

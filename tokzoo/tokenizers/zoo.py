@@ -49,8 +49,9 @@ class ZooEntry:
 def zoo_entries() -> dict[str, ZooEntry]:
     from ..modalities import MODALITIES
 
-    entries = {name: ZooEntry(name, modality.name, True)
-               for modality in MODALITIES.values() for name in modality.zoo_names}
+    entries = {
+        name: ZooEntry(name, modality.name, True) for modality in MODALITIES.values() for name in modality.zoo_names
+    }
     entries.update({name: ZooEntry(name, name, False) for name in STRUCTURED})
     return dict(sorted(entries.items()))
 
@@ -67,8 +68,10 @@ def default_zoo_name(modality: str) -> str:
     if default:
         return default
     choices = [name for name, entry in entries.items() if entry.modality == modality]
-    raise TokzooError(f"--modality {modality}: no default tokenizer; name one with --tokenizer {modality}=NAME "
-                      f"({', '.join(choices) or 'a zoo name'}) or =DIR")
+    raise TokzooError(
+        f"--modality {modality}: no default tokenizer; name one with --tokenizer {modality}=NAME "
+        f"({', '.join(choices) or 'a zoo name'}) or =DIR"
+    )
 
 
 def build_zoo_tokenizer(name: str, untrained_ok: bool = False, seed: int = 0) -> Tokenizer:
@@ -82,14 +85,16 @@ def build_zoo_tokenizer(name: str, untrained_ok: bool = False, seed: int = 0) ->
     if not untrained_ok:
         raise TokzooError(
             f"zoo tokenizer {name!r} has no shipped weights yet; train them with "
-            f"`tokzoo train --recipe {name}`, or ask for an untrained one (--untrained; untrained_ok=True in Python)")
+            f"`tokzoo train --recipe {name}`, or ask for an untrained one (--untrained; untrained_ok=True in Python)"
+        )
     from .learned import LearnedTokenizer
 
     return LearnedTokenizer.from_defaults(entry.modality, seed=seed, name=name)
 
 
-def load_tokenizer(name_or_path: str | Path, *, untrained_ok: bool = False, device=None,
-                   download: Callable[[str], Path] | None = None) -> Tokenizer:
+def load_tokenizer(
+    name_or_path: str | Path, *, untrained_ok: bool = False, device=None, download: Callable[[str], Path] | None = None
+) -> Tokenizer:
     """Load a tokenizer from a zoo name (``"depth"``), a local directory, or a Hugging Face hub id.
 
     ``untrained_ok`` allows a randomly initialised zoo tokenizer (marked ``untrained``) when no weights
@@ -115,7 +120,8 @@ def load_tokenizer(name_or_path: str | Path, *, untrained_ok: bool = False, devi
         tokenizer = _from_path(fetched, text)
     else:
         raise TokzooError(
-            f"{text}: not a zoo name ({', '.join(zoo_entries())}), an existing directory, or a hub id (owner/name)")
+            f"{text}: not a zoo name ({', '.join(zoo_entries())}), an existing directory, or a hub id (owner/name)"
+        )
     if device is not None and hasattr(tokenizer, "to"):
         tokenizer.to(device)
     return tokenizer
@@ -137,11 +143,17 @@ def _download_from_hub(repo_id: str) -> Path:
 
         return Path(snapshot_download(repo_id, allow_patterns=["config.json", "model.safetensors", "vocab.json"]))
     except Exception as error:  # offline, unknown repo, auth: all end the same way for the user
-        raise TokzooError(f"{repo_id}: could not fetch from the Hugging Face hub ({type(error).__name__}); "
-                          "offline? pass a local directory instead") from None
+        raise TokzooError(
+            f"{repo_id}: could not fetch from the Hugging Face hub ({type(error).__name__}); "
+            "offline? pass a local directory instead"
+        ) from None
 
 
-_KINDS = {"indoor": "indoor rooms", "outdoor": "outdoor terrain scenes", "mix": "indoor rooms and outdoor scenes, 1/2 each"}
+_KINDS = {
+    "indoor": "indoor rooms",
+    "outdoor": "outdoor terrain scenes",
+    "mix": "indoor rooms and outdoor scenes, 1/2 each",
+}
 
 
 def training_coverage(config: dict) -> dict | None:
@@ -156,7 +168,9 @@ def training_coverage(config: dict) -> dict | None:
     data, parts = recipe["data"], []
     if "scenes" in data:
         spec = data["scenes"]
-        parts.append(f"{spec['n_train']} procedural {_KINDS[spec.get('kind', 'indoor')]} ({spec['size']} px, seed {spec['seed']})")
+        parts.append(
+            f"{spec['n_train']} procedural {_KINDS[spec.get('kind', 'indoor')]} ({spec['size']} px, seed {spec['seed']})"
+        )
     if "path" in data:
         parts.append(f"the samples at {data['path']}")
     if "synthetic" in data:
@@ -166,19 +180,29 @@ def training_coverage(config: dict) -> dict | None:
         which = ", ".join(names) if names else "every bundled real sample of the modality"
         parts.append(f"bundled real samples ({which}) x {data['samples'].get('repeat', 1)}")
     if "photos" in data:
-        parts.append(f"Debian's desktop-background photos and renders (tokzoo/datasets/photos.py, ~115 images"
-                     f"{', Canny edges of them' if config.get('modality') == 'edges' else ''}) x "
-                     f"{data['photos'].get('repeat', 1)}; the bundled scikit-image / scikit-learn / matplotlib samples "
-                     "are held out")
+        parts.append(
+            f"Debian's desktop-background photos and renders (tokzoo/datasets/photos.py, ~115 images"
+            f"{', Canny edges of them' if config.get('modality') == 'edges' else ''}) x "
+            f"{data['photos'].get('repeat', 1)}; the bundled scikit-image / scikit-learn / matplotlib samples "
+            "are held out"
+        )
     crop = data.get("crop")
-    trained_on = " + ".join(parts) + (f"; random-resized crops, scale {crop['scale'][0]:g}-{crop['scale'][1]:g}" if crop else "")
+    trained_on = " + ".join(parts) + (
+        f"; random-resized crops, scale {crop['scale'][0]:g}-{crop['scale'][1]:g}" if crop else ""
+    )
     normalization = config.get("normalization") or {}
     value_range = None
     if "min_depth" in normalization:
-        value_range = (f"{normalization['min_depth']:g}-{normalization['max_depth']:g} m (log-depth; values outside "
-                       "are clamped)")
+        value_range = (
+            f"{normalization['min_depth']:g}-{normalization['max_depth']:g} m (log-depth; values outside are clamped)"
+        )
     elif "num_classes" in normalization:
         value_range = f"class ids 0-{normalization['num_classes'] - 1}"
     coverage = provenance.get("coverage") or {}
-    return {"trained_on": trained_on, "input_size": list(config.get("input_size", [])), "range": value_range,
-            "steps": provenance.get("steps"), "known_failures": list(coverage.get("known_failures", []))}
+    return {
+        "trained_on": trained_on,
+        "input_size": list(config.get("input_size", [])),
+        "range": value_range,
+        "steps": provenance.get("steps"),
+        "known_failures": list(coverage.get("known_failures", [])),
+    }

@@ -31,8 +31,16 @@ def build_rows() -> list[dict]:
     for name, entry in zoo_entries().items():
         tokenizer = build_zoo_tokenizer(name, untrained_ok=True)
         weights = "yes" if entry.weights_dir else ("not needed" if not entry.learned else "no (untrained)")
-        rows.append({"name": name, "modality": entry.modality, "tokens": "x".join(map(str, tokenizer.token_shape)),
-                     "vocab": tokenizer.vocab_size, "weights": weights, "config_sha": _config_sha(name)})
+        rows.append(
+            {
+                "name": name,
+                "modality": entry.modality,
+                "tokens": "x".join(map(str, tokenizer.token_shape)),
+                "vocab": tokenizer.vocab_size,
+                "weights": weights,
+                "config_sha": _config_sha(name),
+            }
+        )
     return rows
 
 

@@ -80,8 +80,17 @@ def json_bytes(value) -> bytes:
     return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
 
 
-_ENTRY_FIELDS = {"tokenizer": str, "name": str, "content_hash": str, "untrained": bool, "vocab_size": int,
-                 "token_shape": list, "dtype": str, "input": str, "complete": bool}
+_ENTRY_FIELDS = {
+    "tokenizer": str,
+    "name": str,
+    "content_hash": str,
+    "untrained": bool,
+    "vocab_size": int,
+    "token_shape": list,
+    "dtype": str,
+    "input": str,
+    "complete": bool,
+}
 
 
 def read_manifest(out: Path) -> dict | None:
@@ -110,7 +119,9 @@ def _manifest_problem(manifest) -> str | None:
         wrong = [f for f, kind in _ENTRY_FIELDS.items() if f in entry and not isinstance(entry[f], kind)]
         missing = [f for f in ("tokenizer", "content_hash", "vocab_size", "token_shape", "complete") if f not in entry]
         if wrong or missing:
-            return f"modality {modality!r}: field {(wrong or missing)[0]!r} {'has the wrong type' if wrong else 'missing'}"
+            return (
+                f"modality {modality!r}: field {(wrong or missing)[0]!r} {'has the wrong type' if wrong else 'missing'}"
+            )
     return None
 
 
@@ -118,8 +129,10 @@ def require_manifest(out: Path) -> dict:
     """OUT's manifest (:func:`read_manifest`); a one-line ConfigError when there is none."""
     manifest = read_manifest(out)
     if manifest is None:
-        raise ConfigError(f"{out}: no {MANIFEST}; not a token dataset written by `tokzoo tokenize` "
-                          f"(nor a labelled one: no {LABELLED}/{MANIFEST})")
+        raise ConfigError(
+            f"{out}: no {MANIFEST}; not a token dataset written by `tokzoo tokenize` "
+            f"(nor a labelled one: no {LABELLED}/{MANIFEST})"
+        )
     return manifest
 
 
@@ -131,10 +144,15 @@ def read_stats(out: Path, modality: str, index: int) -> dict:
 def read_counts(path: Path, hint: str = OVERWRITE_HINT) -> dict:
     """A ``stats.json`` completion marker (tokenize or pseudo-label) with its counts checked; ConfigError + ``hint``."""
     stats = read_json(path, hint)
-    if not isinstance(stats, dict) or not all(_count(stats.get(f)) for f in _COUNTS) or \
-            stats["ok"] + stats["failed"] != stats["count"]:
-        raise ConfigError(f"{path}: not a shard's stats (count, ok, failed, bytes: non-negative integers, "
-                          f"ok + failed = count); {hint}")
+    if (
+        not isinstance(stats, dict)
+        or not all(_count(stats.get(f)) for f in _COUNTS)
+        or stats["ok"] + stats["failed"] != stats["count"]
+    ):
+        raise ConfigError(
+            f"{path}: not a shard's stats (count, ok, failed, bytes: non-negative integers, "
+            f"ok + failed = count); {hint}"
+        )
     return stats
 
 
@@ -165,7 +183,9 @@ def read_table(path: Path) -> list[dict]:
             record = json.loads(line)
         except (ValueError, RecursionError) as error:
             raise ConfigError(f"{path}: line {number} is not valid JSON ({str(error)[:80]}); {hint}") from None
-        if not (isinstance(record, dict) and isinstance(record.get("key"), str) and record.get("status") in ("ok", "failed")):
+        if not (
+            isinstance(record, dict) and isinstance(record.get("key"), str) and record.get("status") in ("ok", "failed")
+        ):
             raise ConfigError(f"{path}: line {number} is not a sample record (key, status ok|failed); {hint}")
         records.append(record)
     return records
@@ -173,8 +193,11 @@ def read_table(path: Path) -> list[dict]:
 
 def table_bytes(records: list[dict]) -> bytes:
     """One ``json.dumps`` line per record, fields key, source, status, error in that order."""
-    return "".join(f'{{"key": {_json(r["key"])}, "source": {_json(r["source"])}, "status": {_json(r["status"])}, '
-                   f'"error": {_json(r["error"])}}}\n' for r in records).encode()
+    return "".join(
+        f'{{"key": {_json(r["key"])}, "source": {_json(r["source"])}, "status": {_json(r["status"])}, '
+        f'"error": {_json(r["error"])}}}\n'
+        for r in records
+    ).encode()
 
 
 def _json(value) -> str:
@@ -215,5 +238,5 @@ def read_npy_tar(path: Path) -> Iterator[tuple[str, np.ndarray]]:
 
 def complete_shards(out: Path, modality: str) -> list[int]:
     """Indices of the shards of ``modality`` whose stats.json (the completion marker) exists."""
-    names = (p.name[len("shard-"):-len(".stats.json")] for p in (as_path(out) / modality).glob("shard-*.stats.json"))
+    names = (p.name[len("shard-") : -len(".stats.json")] for p in (as_path(out) / modality).glob("shard-*.stats.json"))
     return sorted(int(n) for n in names if len(n) == 6 and n.isdigit())  # a stray shard-x.stats.json is no shard

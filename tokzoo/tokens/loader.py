@@ -54,9 +54,21 @@ class TokenDataset(IterableDataset):
     modality is set-valued). ``dataset.pad_ids[modality]`` gives the pad id (None elsewhere).
     """
 
-    def __init__(self, root: str | Path, modalities: Sequence[str], batch_size: int, *, shuffle: bool = True,
-                 crop: int | str = "random", resampled: bool = False, seed: int = 0, rank: int | None = None,
-                 world_size: int | None = None, drop_last: bool = False, require_complete: bool = True):
+    def __init__(
+        self,
+        root: str | Path,
+        modalities: Sequence[str],
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        crop: int | str = "random",
+        resampled: bool = False,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        drop_last: bool = False,
+        require_complete: bool = True,
+    ):
         if isinstance(modalities, str) or not modalities:
             raise ConfigError(f"modalities must be a non-empty list of names, got {modalities!r}")
         if batch_size < 1:
@@ -106,7 +118,9 @@ class TokenDataset(IterableDataset):
             n_crops = shards[0].n_crops
             if isinstance(self.crop, int):
                 if (n_crops[samples] <= self.crop).any():
-                    raise ShapeError(shards[0].path, f"crop {self.crop} requested, some samples have {n_crops[samples].min()} crops")
+                    raise ShapeError(
+                        shards[0].path, f"crop {self.crop} requested, some samples have {n_crops[samples].min()} crops"
+                    )
                 crops = np.full(len(samples), self.crop, np.int64)
             elif crop_rng is None:
                 crops = random_crops(n_crops, self.seed, self.epoch, shard_id)[samples]
@@ -115,8 +129,11 @@ class TokenDataset(IterableDataset):
             start = 0
             while start < len(samples):
                 take = min(self.batch_size - filled, len(samples) - start)
-                parts.append(_gather(shards, samples[start:start + take], crops[start:start + take], self.pad_ids,
-                                     self.id_limits))
+                parts.append(
+                    _gather(
+                        shards, samples[start : start + take], crops[start : start + take], self.pad_ids, self.id_limits
+                    )
+                )
                 filled, start = filled + take, start + take
                 if filled == self.batch_size:
                     yield self._collate(parts)
@@ -124,8 +141,9 @@ class TokenDataset(IterableDataset):
         if parts and not self.drop_last:
             yield self._collate(parts)
 
-    def read_samples(self, pieces: Sequence[tuple[int, np.ndarray, np.ndarray]],
-                     opened: dict[int, list[Shard]] | None = None) -> tuple[Batch, int]:
+    def read_samples(
+        self, pieces: Sequence[tuple[int, np.ndarray, np.ndarray]], opened: dict[int, list[Shard]] | None = None
+    ) -> tuple[Batch, int]:
         """Random access for trainers that choose their own rows: ``pieces`` = [(shard id, sample indices (k,),
         crop indices (k,))] -> (one batch of those samples in that order, bytes of tokens read from the shards).
 
@@ -151,17 +169,23 @@ class TokenDataset(IterableDataset):
 
     def _open(self, shard_id: int) -> list[Shard]:
         name = self.shards[shard_id]
-        shards = [self.foreign.open(m, name) if self.foreign else open_shard(self.root / m / name)
-                  for m in self.modalities]
+        shards = [
+            self.foreign.open(m, name) if self.foreign else open_shard(self.root / m / name) for m in self.modalities
+        ]
         first = shards[0]
         if len(first) != self.counts[shard_id]:
-            raise InputError(first.path, f"{len(first)} members, but {self.counts[shard_id]} were counted when the loader was made")
+            raise InputError(
+                first.path, f"{len(first)} members, but {self.counts[shard_id]} were counted when the loader was made"
+            )
         for modality, shard in zip(self.modalities[1:], shards[1:]):
             _check_same_keys(first, shard, self.modalities[0], modality)
             if not np.array_equal(first.n_crops, shard.n_crops):
                 i = int(np.flatnonzero(first.n_crops != shard.n_crops)[0])
-                raise ShapeError(shard.path, f"sample {_key(first.names[i])!r} has {shard.n_crops[i]} crops in {modality!r}, "
-                                             f"{first.n_crops[i]} in {self.modalities[0]!r}")
+                raise ShapeError(
+                    shard.path,
+                    f"sample {_key(first.names[i])!r} has {shard.n_crops[i]} crops in {modality!r}, "
+                    f"{first.n_crops[i]} in {self.modalities[0]!r}",
+                )
         return shards
 
     def _collate(self, parts: list[tuple[list[np.ndarray], np.ndarray, np.ndarray]]) -> Batch:
@@ -173,7 +197,7 @@ class TokenDataset(IterableDataset):
             if pad_id is not None:
                 tokens = pad_items(arrays, pad_id, self.root / modality)
                 counts = item_counts(tokens, pad_id, tokens.ndim - 2)
-                tokens = tokens[:, :counts.max(initial=0)]  # no all-pad columns
+                tokens = tokens[:, : counts.max(initial=0)]  # no all-pad columns
                 masks[modality] = torch.from_numpy(np.arange(tokens.shape[1]) < counts[:, None])
             else:
                 tokens = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
@@ -185,17 +209,40 @@ class TokenDataset(IterableDataset):
         return batch
 
 
-def make_loader(root: str | Path, modalities: Sequence[str], batch_size: int, *, num_workers: int = 0,
-                shuffle: bool = True, crop: int | str = "random", resampled: bool = False, seed: int = 0,
-                rank: int | None = None, world_size: int | None = None, drop_last: bool = False,
-                require_complete: bool = True, **loader_kwargs) -> DataLoader:
+def make_loader(
+    root: str | Path,
+    modalities: Sequence[str],
+    batch_size: int,
+    *,
+    num_workers: int = 0,
+    shuffle: bool = True,
+    crop: int | str = "random",
+    resampled: bool = False,
+    seed: int = 0,
+    rank: int | None = None,
+    world_size: int | None = None,
+    drop_last: bool = False,
+    require_complete: bool = True,
+    **loader_kwargs,
+) -> DataLoader:
     """A ``DataLoader(batch_size=None)`` over a :class:`TokenDataset`, which does the batching.
 
     Call ``loader.dataset.set_epoch(e)`` before each epoch; it reaches workers that are started per epoch,
     so do not pass ``persistent_workers=True`` with random crops or shuffling in exact epochs.
     """
-    dataset = TokenDataset(root, modalities, batch_size, shuffle=shuffle, crop=crop, resampled=resampled, seed=seed,
-                           rank=rank, world_size=world_size, drop_last=drop_last, require_complete=require_complete)
+    dataset = TokenDataset(
+        root,
+        modalities,
+        batch_size,
+        shuffle=shuffle,
+        crop=crop,
+        resampled=resampled,
+        seed=seed,
+        rank=rank,
+        world_size=world_size,
+        drop_last=drop_last,
+        require_complete=require_complete,
+    )
     return TokenLoader(dataset, batch_size=None, num_workers=num_workers, **loader_kwargs)
 
 
@@ -228,13 +275,21 @@ class TokenLoader(DataLoader):
             yield batch
 
 
-def _gather(shards: list[Shard], samples: np.ndarray, crops: np.ndarray, pad_ids: dict[str, int | None],
-            id_limits: dict[str, int | None] | None = None):
+def _gather(
+    shards: list[Shard],
+    samples: np.ndarray,
+    crops: np.ndarray,
+    pad_ids: dict[str, int | None],
+    id_limits: dict[str, int | None] | None = None,
+):
     tokens = [s.gather(samples, crops, pad_id) for s, pad_id in zip(shards, pad_ids.values())]
     for shard, ids, limit in zip(shards, tokens, (id_limits or {}).values()):
         if limit is not None and ids.size and (int(ids.max()) >= limit or int(ids.min()) < 0):
-            raise InvalidValueError(shard.path, f"token ids in [{int(ids.min())}, {int(ids.max())}], outside the "
-                                                f"[0, {limit}) the manifest's vocabulary allows: tampered or foreign")
+            raise InvalidValueError(
+                shard.path,
+                f"token ids in [{int(ids.min())}, {int(ids.max())}], outside the "
+                f"[0, {limit}) the manifest's vocabulary allows: tampered or foreign",
+            )
     return tokens, shards[0].names[samples], crops
 
 
@@ -270,8 +325,9 @@ def _checked_count(path: Path) -> int:
         if not isinstance(recorded, dict):
             raise InputError(stats, "unreadable completion marker (not a JSON object)")
         if "ok" in recorded and recorded["ok"] != count:  # the pipeline's markers count ok samples = members
-            raise InputError(path, f"{count} members, its .stats.json records {recorded['ok']!r} ok samples: "
-                                   "truncated or tampered")
+            raise InputError(
+                path, f"{count} members, its .stats.json records {recorded['ok']!r} ok samples: truncated or tampered"
+            )
     return count
 
 
@@ -283,17 +339,24 @@ def _check_same_keys(first: Shard, other: Shard, first_modality: str, modality: 
     if np.array_equal(first.names, other.names):
         return
     if len(first) != len(other):
-        raise InputError(other.path, f"{len(other)} samples in {modality!r}, {len(first)} in {first_modality!r}: keys differ")
+        raise InputError(
+            other.path, f"{len(other)} samples in {modality!r}, {len(first)} in {first_modality!r}: keys differ"
+        )
     i = int(np.flatnonzero(first.names != other.names)[0])
-    raise InputError(other.path, f"sample {i} is {_key(other.names[i])!r} in {modality!r} but {_key(first.names[i])!r} "
-                                 f"in {first_modality!r}: modalities must hold the same keys in the same order")
+    raise InputError(
+        other.path,
+        f"sample {i} is {_key(other.names[i])!r} in {modality!r} but {_key(first.names[i])!r} "
+        f"in {first_modality!r}: modalities must hold the same keys in the same order",
+    )
 
 
 def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
     if rank is None or world_size is None:
         initialised = torch.distributed.is_available() and torch.distributed.is_initialized()
         rank = rank if rank is not None else (torch.distributed.get_rank() if initialised else 0)
-        world_size = world_size if world_size is not None else (torch.distributed.get_world_size() if initialised else 1)
+        world_size = (
+            world_size if world_size is not None else (torch.distributed.get_world_size() if initialised else 1)
+        )
     if not 0 <= rank < world_size:
         raise ConfigError(f"rank must lie in [0, world_size), got rank={rank}, world_size={world_size}")
     return rank, world_size

@@ -21,8 +21,9 @@ from .layout import complete_shards, read_stats
 FORMAT = "tokzoo-tokens/1"
 
 
-def check_compatible(manifest: dict | None, specs: list, crops: dict, samples_per_shard: int,
-                     out: Path | str = "OUT") -> None:
+def check_compatible(
+    manifest: dict | None, specs: list, crops: dict, samples_per_shard: int, out: Path | str = "OUT"
+) -> None:
     """Raise ConfigError when this run cannot add to the OUT (folder ``out``) that ``manifest`` describes."""
     if manifest is None:
         return
@@ -34,31 +35,44 @@ def check_compatible(manifest: dict | None, specs: list, crops: dict, samples_pe
         now = ", ".join(f"{k} {crops.get(k)}" for k in differ)
         raise ConfigError(f"{out} was cropped with {was} (--crops, --seed), this run asks for {now}{hint}")
     if manifest["samples_per_shard"] != samples_per_shard:
-        raise ConfigError(f"{out} has {manifest['samples_per_shard']} samples per shard, this run asks for "
-                          f"{samples_per_shard}{hint}")
+        raise ConfigError(
+            f"{out} has {manifest['samples_per_shard']} samples per shard, this run asks for {samples_per_shard}{hint}"
+        )
     requested = {spec.modality: spec for spec in specs}
     for modality, entry in manifest["modalities"].items():
         spec = requested.get(modality)
         if spec is None and not entry["complete"]:
             raise ConfigError(f"{out / modality} is incomplete; rerun with --modality {modality} first{hint}")
         if spec is not None and entry["content_hash"] != spec.content_hash:
-            raise ConfigError(f"{out / modality} was made by tokenizer {entry['tokenizer']!r} "
-                              f"(hash {entry['content_hash'][:12]}), not {spec.reference!r}{hint}")
+            raise ConfigError(
+                f"{out / modality} was made by tokenizer {entry['tokenizer']!r} "
+                f"(hash {entry['content_hash'][:12]}), not {spec.reference!r}{hint}"
+            )
         if spec is not None and entry["size"] != (list(spec.size) if spec.size else None):
-            raise ConfigError(f"{out / modality} has crops of size {entry['size']}, this run asks for "
-                              f"{list(spec.size) if spec.size else None}{hint}")
+            raise ConfigError(
+                f"{out / modality} has crops of size {entry['size']}, this run asks for "
+                f"{list(spec.size) if spec.size else None}{hint}"
+            )
 
 
-def build_manifest(manifest: dict | None, specs: list, crops: dict, samples_per_shard: int,
-                   source: str) -> dict:
+def build_manifest(manifest: dict | None, specs: list, crops: dict, samples_per_shard: int, source: str) -> dict:
     """The manifest with this run's modalities added (marked incomplete until :func:`finish_manifest`)."""
     modalities = dict(manifest["modalities"]) if manifest else {}
     for spec in specs:
         previous = modalities.get(spec.modality, {})
-        modalities[spec.modality] = {**spec.entry(previous.get("input", source)), "complete": False,
-                                     "shards": None, "samples": None}
-    return {"format": FORMAT, "tokzoo_version": tokzoo.__version__, "crops": crops,
-            "samples_per_shard": samples_per_shard, "modalities": dict(sorted(modalities.items()))}
+        modalities[spec.modality] = {
+            **spec.entry(previous.get("input", source)),
+            "complete": False,
+            "shards": None,
+            "samples": None,
+        }
+    return {
+        "format": FORMAT,
+        "tokzoo_version": tokzoo.__version__,
+        "crops": crops,
+        "samples_per_shard": samples_per_shard,
+        "modalities": dict(sorted(modalities.items())),
+    }
 
 
 def finish_manifest(manifest: dict, out: Path, shards: int) -> dict:
@@ -67,14 +81,20 @@ def finish_manifest(manifest: dict, out: Path, shards: int) -> dict:
     for modality, entry in manifest["modalities"].items():
         done = complete_shards(out, modality)
         if done and done[-1] >= shards:
-            raise ConfigError(f"{out / modality} has shards up to {done[-1]}, the input only {shards}: the input "
-                              f"changed since {out} was written; pass --overwrite to start over")
+            raise ConfigError(
+                f"{out / modality} has shards up to {done[-1]}, the input only {shards}: the input "
+                f"changed since {out} was written; pass --overwrite to start over"
+            )
         stats = [read_stats(out, modality, i) for i in done]
         counts = {field: sum(s[field] for s in stats) for field in ("count", "ok", "failed")}
         reasons: dict[str, int] = {}
         for s in stats:
             reasons = add_reasons(reasons, s.get("failed_by_reason"))
         counts["failed_by_reason"] = reasons
-        modalities[modality] = {**entry, "complete": done == list(range(shards)), "shards": len(done),
-                                "samples": counts}
+        modalities[modality] = {
+            **entry,
+            "complete": done == list(range(shards)),
+            "shards": len(done),
+            "samples": counts,
+        }
     return {**manifest, "modalities": modalities}

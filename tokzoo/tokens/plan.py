@@ -26,7 +26,9 @@ import numpy as np
 Piece = tuple[int, np.ndarray]  # (shard id, (k,) int64 sample indices within the shard)
 
 
-def epoch_pieces(counts: list[int], consumer: int, n_consumers: int, seed: int, epoch: int, shuffle: bool) -> Iterator[Piece]:
+def epoch_pieces(
+    counts: list[int], consumer: int, n_consumers: int, seed: int, epoch: int, shuffle: bool
+) -> Iterator[Piece]:
     """This consumer's share of one exact epoch, as runs of samples within one shard each."""
     order = np.random.default_rng([seed, epoch]).permutation(len(counts)) if shuffle else np.arange(len(counts))
     total = sum(counts)

@@ -70,7 +70,9 @@ class Shard:
         if pad_id is not None:
             return pad_items([p[None] for p in picked], pad_id, self.path)
         if len({p.shape for p in picked}) > 1:
-            raise ShapeError(self.path, f"members differ in token shape ({picked[0].shape} vs others), cannot batch them")
+            raise ShapeError(
+                self.path, f"members differ in token shape ({picked[0].shape} vs others), cannot batch them"
+            )
         return np.stack(picked)
 
 
@@ -78,11 +80,14 @@ def pad_items(parts: list[np.ndarray], pad_id: int, source="tokens") -> np.ndarr
     """Arrays (B_i, N_i, *item_shape) -> one (sum B_i, max N_i, *item_shape), rows N_i.. of part i = ``pad_id``."""
     if len({p.shape[2:] for p in parts}) > 1:
         raise ShapeError(source, f"items differ in token shape ({parts[0].shape[2:]} vs others), cannot batch them")
-    out = np.full((sum(len(p) for p in parts), max(p.shape[1] for p in parts), *parts[0].shape[2:]), pad_id,
-                  np.result_type(*parts))
+    out = np.full(
+        (sum(len(p) for p in parts), max(p.shape[1] for p in parts), *parts[0].shape[2:]),
+        pad_id,
+        np.result_type(*parts),
+    )
     row = 0
     for part in parts:
-        out[row:row + len(part), :part.shape[1]] = part
+        out[row : row + len(part), : part.shape[1]] = part
         row += len(part)
     return out
 
@@ -153,8 +158,11 @@ def _first_member(path: Path) -> _Layout | None:
     if info is None:
         return _EMPTY
     if info.size > MAX_MEMBER_BYTES:
-        raise CorruptFileError(path, f"member {info.name!r} declares {info.size} bytes, over the limit of "
-                                     f"{MAX_MEMBER_BYTES} for one sample's tokens")
+        raise CorruptFileError(
+            path,
+            f"member {info.name!r} declares {info.size} bytes, over the limit of "
+            f"{MAX_MEMBER_BYTES} for one sample's tokens",
+        )
     if not info.regular or info.sparse or info.start != 0 or info.pax_keys - _HARMLESS_PAX:
         return None
     return _Layout(info.offset - BLOCK, info.size, info.offset + -(-info.size // BLOCK) * BLOCK)
@@ -169,14 +177,18 @@ def _probe_count(buf: np.ndarray, layout: _Layout) -> int | None:
     lo, hi = 1, len(buf) // stride + 1  # unit 0 is a member; a block past the end of the file counts as empty
     while lo < hi:
         mid = (lo + hi) // 2
-        block = buf[mid * stride: mid * stride + BLOCK]
+        block = buf[mid * stride : mid * stride + BLOCK]
         if len(block) == BLOCK and block.any():
             lo = mid + 1
         else:
             hi = mid
     at = (lo - 1) * stride + layout.header
-    last = np.asarray(buf[at: at + BLOCK])
-    ok = len(last) == BLOCK and _checksum_ok(last[None])[0] and bytes(last[124:136]) == bytes(buf[layout.header + 124: layout.header + 136])
+    last = np.asarray(buf[at : at + BLOCK])
+    ok = (
+        len(last) == BLOCK
+        and _checksum_ok(last[None])[0]
+        and bytes(last[124:136]) == bytes(buf[layout.header + 124 : layout.header + 136])
+    )
     return lo if ok and lo * stride + BLOCK <= len(buf) else None
 
 
@@ -208,31 +220,36 @@ def _open_strided(buf: np.ndarray, path: Path, layout: _Layout) -> Shard | None:
     if n is None:
         return None
     if size > MAX_MEMBER_BYTES or n > MAX_MEMBERS:
-        raise CorruptFileError(path, f"{n} members of {size} bytes: over the limits of {MAX_MEMBERS} members of "
-                                     f"{MAX_MEMBER_BYTES} bytes")
-    first = np.asarray(buf[layout.header: layout.header + BLOCK])
+        raise CorruptFileError(
+            path, f"{n} members of {size} bytes: over the limits of {MAX_MEMBERS} members of {MAX_MEMBER_BYTES} bytes"
+        )
+    first = np.asarray(buf[layout.header : layout.header + BLOCK])
     if not (int(first[156]) in (ord("0"), 0) and bytes(first[257:262]) == b"ustar"):
         return None
-    data, pax = layout.header + BLOCK, np.asarray(buf[:layout.header])
-    head = bytes(buf[data: data + min(size, _NPY_HEADER_BYTES)])
+    data, pax = layout.header + BLOCK, np.asarray(buf[: layout.header])
+    head = bytes(buf[data : data + min(size, _NPY_HEADER_BYTES)])
     dtype, shape, fortran, header_len = _npy_header(head, path, first[:100].tobytes().rstrip(b"\0"), size)
     if fortran:
         return None
     names = []
     for lo in range(0, n, _UNITS_PER_CHECK):
         count = min(_UNITS_PER_CHECK, n - lo)
-        if not _regular_units(buf[lo * stride:], layout, count, pax, first, head[:header_len]):
+        if not _regular_units(buf[lo * stride :], layout, count, pax, first, head[:header_len]):
             return None
-        names.append(np.asarray(as_strided(buf[lo * stride + layout.header:], shape=(count, 100), strides=(stride, 1))))
+        names.append(
+            np.asarray(as_strided(buf[lo * stride + layout.header :], shape=(count, 100), strides=(stride, 1)))
+        )
     names = np.ascontiguousarray(np.concatenate(names)).view("S100").ravel()
     _check_names(names, path)
-    tokens = np.ndarray((n, *shape), dtype, buffer=buf, offset=data + header_len,
-                        strides=(stride, *_c_strides(shape, dtype.itemsize)))
+    tokens = np.ndarray(
+        (n, *shape), dtype, buffer=buf, offset=data + header_len, strides=(stride, *_c_strides(shape, dtype.itemsize))
+    )
     return Shard(path, names, tokens, np.full(n, shape[0], np.int64))
 
 
-def _regular_units(buf: np.ndarray, layout: _Layout, count: int, pax: np.ndarray, first: np.ndarray,
-                   npy_header: bytes) -> bool:
+def _regular_units(
+    buf: np.ndarray, layout: _Layout, count: int, pax: np.ndarray, first: np.ndarray, npy_header: bytes
+) -> bool:
     """Whether the ``count`` units from the start of ``buf`` repeat the first unit: its pax header ``pax`` (checked
     harmless), a ustar header of the same size and type as ``first`` with a valid checksum, the same npy header."""
     stride = layout.stride
@@ -240,12 +257,12 @@ def _regular_units(buf: np.ndarray, layout: _Layout, count: int, pax: np.ndarray
         units = as_strided(buf, shape=(count, layout.header), strides=(stride, 1))
         if not (units == pax).all():
             return False
-    headers = np.ascontiguousarray(as_strided(buf[layout.header:], shape=(count, BLOCK), strides=(stride, 1)))
+    headers = np.ascontiguousarray(as_strided(buf[layout.header :], shape=(count, BLOCK), strides=(stride, 1)))
     same = (headers[:, 124:136] == first[124:136]).all(axis=1) & (headers[:, 156] == first[156])
     same &= (headers[:, 257:263] == first[257:263]).all(axis=1) & ~headers[:, 345:500].any(axis=1)
     if not (same.all() and _checksum_ok(headers).all()):
         return False
-    members = as_strided(buf[layout.header + BLOCK:], shape=(count, len(npy_header)), strides=(stride, 1))
+    members = as_strided(buf[layout.header + BLOCK :], shape=(count, len(npy_header)), strides=(stride, 1))
     return bool((members == np.frombuffer(npy_header, np.uint8)).all())
 
 
@@ -257,8 +274,11 @@ def _list_members(buf: np.ndarray, path: Path) -> list[TarMember]:
         if not member.regular or member.sparse:
             raise CorruptFileError(path, f"member {member.name!r} is not a regular file")
         if member.size > MAX_MEMBER_BYTES:
-            raise CorruptFileError(path, f"member {member.name!r} declares {member.size} bytes, over the limit of "
-                                         f"{MAX_MEMBER_BYTES} for one sample's tokens")
+            raise CorruptFileError(
+                path,
+                f"member {member.name!r} declares {member.size} bytes, over the limit of "
+                f"{MAX_MEMBER_BYTES} for one sample's tokens",
+            )
         members.append(member)
         if len(members) > MAX_MEMBERS:
             raise CorruptFileError(path, f"more than {MAX_MEMBERS} members")
@@ -271,7 +291,7 @@ def _open_listed(buf: np.ndarray, path: Path) -> Shard:
     _check_names(names, path)
     tokens = []
     for m, name in zip(members, names):
-        head = bytes(buf[m.offset: m.offset + min(m.size, _NPY_HEADER_BYTES)])
+        head = bytes(buf[m.offset : m.offset + min(m.size, _NPY_HEADER_BYTES)])
         dtype, shape, fortran, header_len = _npy_header(head, path, name, m.size)
         tokens.append(np.ndarray(shape, dtype, buffer=buf, offset=m.offset + header_len, order="F" if fortran else "C"))
     if len({(t.shape, t.dtype) for t in tokens}) == 1 and sum(t.nbytes for t in tokens) <= MAX_MEMBER_BYTES:

@@ -37,12 +37,12 @@ class ModalitySpec:
     name: str
     kind: str
     vocab_size: int
-    grid: tuple[int, int]          # image: (h, w); items: (max_items, item_tokens); sequence: (1, length)
-    pad_id: int | None = None      # items only: the id filling absent items (= vocab_size)
-    tokenizer: str | None = None   # the zoo name or folder that decodes the tokens
+    grid: tuple[int, int]  # image: (h, w); items: (max_items, item_tokens); sequence: (1, length)
+    pad_id: int | None = None  # items only: the id filling absent items (= vocab_size)
+    tokenizer: str | None = None  # the zoo name or folder that decodes the tokens
     content_hash: str | None = None
     untrained: bool = False
-    size: tuple[int, int] | None = None   # the crops' (H, W) in pixels, what the tokenizer decodes to
+    size: tuple[int, int] | None = None  # the crops' (H, W) in pixels, what the tokenizer decodes to
 
     @property
     def length(self) -> int:
@@ -98,8 +98,9 @@ def check_specs(specs: list[ModalitySpec], where: object) -> list[ModalitySpec]:
             check_field(side, where, f"{field} size", "fm.modality.size")
     total = sum(spec.length for spec in specs)
     if total > MAX_FM_TOKENS:
-        raise ConfigError(f"{where}: {total} tokens per sample over all modalities is refused: over the limit of "
-                          f"{MAX_FM_TOKENS}")
+        raise ConfigError(
+            f"{where}: {total} tokens per sample over all modalities is refused: over the limit of {MAX_FM_TOKENS}"
+        )
     return specs
 
 
@@ -147,7 +148,9 @@ def specs_from_manifest(root: str | Path, names: list[str], max_items: int = 16)
     for name in names:
         entry = entries.get(name)
         if entry is None:
-            raise InputError(path, f"no modality {name!r} in this token dataset (it has: {', '.join(sorted(entries)) or 'none'})")
+            raise InputError(
+                path, f"no modality {name!r} in this token dataset (it has: {', '.join(sorted(entries)) or 'none'})"
+            )
         if not entry.get("complete", False):
             raise InputError(path, f"modality {name!r} is not complete (tokenize still running or stopped?)")
         if not (entry.get("samples") or {}).get("ok"):
@@ -155,7 +158,9 @@ def specs_from_manifest(root: str | Path, names: list[str], max_items: int = 16)
         try:
             specs.append(_spec(name, entry, max_items, path))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise InputError(path, f"modality {name!r}: unreadable entry ({type(e).__name__}: {str(e)[:100]})") from None
+            raise InputError(
+                path, f"modality {name!r}: unreadable entry ({type(e).__name__}: {str(e)[:100]})"
+            ) from None
     try:
         return check_specs(specs, path)
     except ConfigError as e:
@@ -164,11 +169,18 @@ def specs_from_manifest(root: str | Path, names: list[str], max_items: int = 16)
 
 def _spec(name: str, entry: dict, max_items: int, path: Path) -> ModalitySpec:
     shape = list(entry["token_shape"])
-    common = dict(name=name, vocab_size=int(entry["vocab_size"]), tokenizer=entry.get("tokenizer"),
-                  content_hash=entry.get("content_hash"), untrained=bool(entry.get("untrained", False)),
-                  size=tuple(entry["size"]) if entry.get("size") else None)
+    common = dict(
+        name=name,
+        vocab_size=int(entry["vocab_size"]),
+        tokenizer=entry.get("tokenizer"),
+        content_hash=entry.get("content_hash"),
+        untrained=bool(entry.get("untrained", False)),
+        size=tuple(entry["size"]) if entry.get("size") else None,
+    )
     if entry.get("items"):
-        return ModalitySpec(kind="items", grid=(max_items, int(math.prod(shape[1:]))), pad_id=int(entry["pad_id"]), **common)
+        return ModalitySpec(
+            kind="items", grid=(max_items, int(math.prod(shape[1:]))), pad_id=int(entry["pad_id"]), **common
+        )
     if name in SEQUENCE_MODALITIES:
         return ModalitySpec(kind="sequence", grid=(1, int(math.prod(shape))), **common)
     if len(shape) == 2:
@@ -186,11 +198,18 @@ def check_same_vocabularies(model_specs: list[ModalitySpec], data_specs: list[Mo
         other = by_name.get(spec.name)
         if other is None:
             continue
-        if other.vocab_size != spec.vocab_size or other.kind != spec.kind or other.grid[1:] != spec.grid[1:] or (
-                spec.kind == "image" and other.grid != spec.grid):
-            raise ConfigError(f"{where}: modality {spec.name!r} has vocabulary {other.vocab_size} and token grid "
-                              f"{list(other.grid)}, the model was trained on vocabulary {spec.vocab_size}, grid {list(spec.grid)}")
+        if (
+            other.vocab_size != spec.vocab_size
+            or other.kind != spec.kind
+            or other.grid[1:] != spec.grid[1:]
+            or (spec.kind == "image" and other.grid != spec.grid)
+        ):
+            raise ConfigError(
+                f"{where}: modality {spec.name!r} has vocabulary {other.vocab_size} and token grid "
+                f"{list(other.grid)}, the model was trained on vocabulary {spec.vocab_size}, grid {list(spec.grid)}"
+            )
         if spec.content_hash and other.content_hash and spec.content_hash != other.content_hash:
-            raise ConfigError(f"{where}: modality {spec.name!r} was tokenized by another tokenizer "
-                              f"(hash {other.content_hash[:12]}) than the model's data ({spec.content_hash[:12]})")
-
+            raise ConfigError(
+                f"{where}: modality {spec.name!r} was tokenized by another tokenizer "
+                f"(hash {other.content_hash[:12]}) than the model's data ({spec.content_hash[:12]})"
+            )

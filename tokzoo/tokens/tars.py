@@ -19,7 +19,7 @@ def npy_bytes(array: np.ndarray) -> bytes:
 def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, np.zeros(shape, dtype), allow_pickle=False)
-    return buffer.getvalue()[:buffer.tell() - int(np.prod(shape, dtype=np.int64)) * dtype.itemsize]
+    return buffer.getvalue()[: buffer.tell() - int(np.prod(shape, dtype=np.int64)) * dtype.itemsize]
 
 
 def tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
@@ -46,18 +46,18 @@ def _header_template() -> tuple[bytes, bytes, int]:
     """The pax block every member shares (it holds only ``mtime=0.0``), the ustar block without name, size and
     checksum, and its checksum base: the sum of its bytes with the checksum field counted as 8 spaces."""
     data = _tar_info("", 0).tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
-    block = bytearray(data[-tarfile.BLOCKSIZE:])
+    block = bytearray(data[-tarfile.BLOCKSIZE :])
     block[124:136], block[148:156] = bytes(12), bytes(8)
-    return data[:-tarfile.BLOCKSIZE], bytes(block), sum(block) + 8 * ord(" ")
+    return data[: -tarfile.BLOCKSIZE], bytes(block), sum(block) + 8 * ord(" ")
 
 
 def _member_header(name: str, size: int) -> bytes:
     """``TarInfo.tobuf`` of member ``name``, filled into a template where the name needs no pax record."""
-    if not (name.isascii() and len(name) <= tarfile.LENGTH_NAME and size < 8 ** 11):
+    if not (name.isascii() and len(name) <= tarfile.LENGTH_NAME and size < 8**11):
         return _tar_info(name, size).tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
     pax, template, base = _header_template()
     block = bytearray(template)
     name_field, size_field = name.encode("ascii"), b"%011o\0" % size
-    block[:len(name_field)], block[124:136] = name_field, size_field
+    block[: len(name_field)], block[124:136] = name_field, size_field
     block[148:156] = b"%06o\0 " % (base + sum(name_field) + sum(size_field))
     return pax + bytes(block)

@@ -20,6 +20,8 @@ def checked_tokenizer(reference: str, untrained: bool, content_hash: str) -> Tok
     process: clear with ``checked_tokenizer.cache_clear()``)."""
     tok = load_tokenizer(reference, untrained_ok=untrained)
     if tok.content_hash() != content_hash:
-        raise ConfigError(f"tokenizer {reference!r} changed since the tokens were written "
-                          f"(hash {tok.content_hash()[:12]}, manifest {content_hash[:12]})")
+        raise ConfigError(
+            f"tokenizer {reference!r} changed since the tokens were written "
+            f"(hash {tok.content_hash()[:12]}, manifest {content_hash[:12]})"
+        )
     return tok

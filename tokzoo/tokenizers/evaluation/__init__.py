@@ -5,5 +5,15 @@ from .evaluate import HELDOUT_SEED, Evaluation, HeldOut, attach_evaluation, eval
 from .metrics import METRICS, main_metric
 from .report import format_table, save_grid
 
-__all__ = ["HELDOUT_SEED", "METRICS", "Evaluation", "HeldOut", "attach_evaluation", "evaluate", "format_table",
-           "heldout_values", "main_metric", "save_grid"]
+__all__ = [
+    "HELDOUT_SEED",
+    "METRICS",
+    "Evaluation",
+    "HeldOut",
+    "attach_evaluation",
+    "evaluate",
+    "format_table",
+    "heldout_values",
+    "main_metric",
+    "save_grid",
+]

@@ -36,8 +36,11 @@ def downsample_bicubic(tokenizer, values: np.ndarray):
     vector = x.ndim == 2
     if vector:
         x = x[:, None]
-    grid = tokenizer.token_shape_for(tokenizer.config["input_size"])[:1] if vector else \
-        tokenizer.encoder.token_grid(tuple(x.shape[-2:]))
+    grid = (
+        tokenizer.token_shape_for(tokenizer.config["input_size"])[:1]
+        if vector
+        else tokenizer.encoder.token_grid(tuple(x.shape[-2:]))
+    )
     small = F.adaptive_avg_pool1d(x, grid) if vector else F.adaptive_avg_pool2d(x, grid)
     per_sample = small[0].numel()
     levels = max(2, math.floor(2 ** (bits_per_sample(tokenizer) / per_sample)))

@@ -15,9 +15,9 @@ from ...errors import CheckpointError, ConfigError
 from ...io.safety import read_json_file
 from ...io.writes import write_file
 from ...modalities import MODALITIES
+from ..training.codebook import CodebookUsage
 from ..training.data import fit, read_values, source_key, synthetic_values
 from .baselines import BASELINES, bits_per_sample
-from ..training.codebook import CodebookUsage
 from .metrics import main_metric, metrics_for
 
 HELDOUT_SEED = 1_000_003
@@ -83,8 +83,14 @@ def _scenes(n: int, seed: int, size, progress: bool, kind: str = "indoor"):
             bar.update()
 
 
-def heldout_values(tokenizer, n: int = 256, seed: int = HELDOUT_SEED, data: str | None = None,
-                   progress: bool = False, kind: str = "indoor") -> HeldOut:
+def heldout_values(
+    tokenizer,
+    n: int = 256,
+    seed: int = HELDOUT_SEED,
+    data: str | None = None,
+    progress: bool = False,
+    kind: str = "indoor",
+) -> HeldOut:
     """Raw values at the tokenizer's input size of ``data`` (unreadable samples skipped and listed) or of
     the default held-out set. ``progress``: a bar while scenes render or ``data`` is read.
 
@@ -143,8 +149,9 @@ def _evaluate_per_image(tokenizer, values: list, bar) -> tuple[np.ndarray, dict,
     return np.concatenate(originals), reconstructions, usage
 
 
-def evaluate(tokenizer, values, data: str = "", batch_size: int = 16, unreadable=(),
-             progress: bool = False) -> Evaluation:
+def evaluate(
+    tokenizer, values, data: str = "", batch_size: int = 16, unreadable=(), progress: bool = False
+) -> Evaluation:
     """Metrics of the tokenizer and of each applicable baseline on ``values``, plus codebook usage.
 
     Per-image modalities (:func:`is_per_image`) take a list of images' values; their metrics, bits and
@@ -165,7 +172,7 @@ def evaluate(tokenizer, values, data: str = "", batch_size: int = 16, unreadable
         usage = CodebookUsage(tokenizer.vocab_size)
         decoded = []
         for start in range(0, len(values), batch_size):
-            tokens = tokenizer.encode(values[start:start + batch_size])
+            tokens = tokenizer.encode(values[start : start + batch_size])
             usage.update(tokens)
             decoded.append(tokenizer.decode(tokens))
             bar.update(len(tokens))
@@ -181,14 +188,28 @@ def evaluate(tokenizer, values, data: str = "", batch_size: int = 16, unreadable
 
 
 def _report(tokenizer, data, values, reconstructions, metrics, usage, unreadable) -> dict:
-    rows = [{"method": method, "bits_per_sample": round(float(bits), 2),
-             "metrics": {name: _number(fn(values, recon)) for name, fn in metrics.items()}}
-            for method, (recon, bits) in reconstructions.items()]
-    return {"tokenizer": tokenizer.name, "modality": tokenizer.modality, "data": data, "n_samples": len(values),
-              "vocab_size": tokenizer.vocab_size, "token_shape": list(tokenizer.token_shape),
-              "bits_per_sample": round(bits_per_sample(tokenizer), 2), "main_metric": main_metric(tokenizer.modality),
-              "codebook": usage.summary(), "rows": rows, "n_unreadable": len(unreadable),
-              "unreadable": list(unreadable)}
+    rows = [
+        {
+            "method": method,
+            "bits_per_sample": round(float(bits), 2),
+            "metrics": {name: _number(fn(values, recon)) for name, fn in metrics.items()},
+        }
+        for method, (recon, bits) in reconstructions.items()
+    ]
+    return {
+        "tokenizer": tokenizer.name,
+        "modality": tokenizer.modality,
+        "data": data,
+        "n_samples": len(values),
+        "vocab_size": tokenizer.vocab_size,
+        "token_shape": list(tokenizer.token_shape),
+        "bits_per_sample": round(bits_per_sample(tokenizer), 2),
+        "main_metric": main_metric(tokenizer.modality),
+        "codebook": usage.summary(),
+        "rows": rows,
+        "n_unreadable": len(unreadable),
+        "unreadable": list(unreadable),
+    }
 
 
 def _number(value: float):

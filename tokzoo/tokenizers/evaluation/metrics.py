@@ -196,9 +196,20 @@ def cosine(original, reconstruction) -> float:
 
 
 FUNCTIONS = {
-    "psnr": psnr, "ssim": ssim, "mae": mae, "abs_rel": abs_rel, "rmse": rmse, "valid_accuracy": valid_accuracy,
-    "angular_error": angular_error, "miou": mean_iou, "iou": binary_iou, "mask_iou": mask_iou,
-    "keypoint_error": keypoint_error, "pck_2px": pck, "visibility_accuracy": visibility_accuracy, "cosine": cosine,
+    "psnr": psnr,
+    "ssim": ssim,
+    "mae": mae,
+    "abs_rel": abs_rel,
+    "rmse": rmse,
+    "valid_accuracy": valid_accuracy,
+    "angular_error": angular_error,
+    "miou": mean_iou,
+    "iou": binary_iou,
+    "mask_iou": mask_iou,
+    "keypoint_error": keypoint_error,
+    "pck_2px": pck,
+    "visibility_accuracy": visibility_accuracy,
+    "cosine": cosine,
 }
 """Metric name (``Modality.metrics``) -> ``fn(original, reconstruction) -> float``."""
 
@@ -212,7 +223,9 @@ class _Metrics(Mapping):
             raise KeyError(modality)
         unknown = [name for name in names if name not in FUNCTIONS]
         if unknown:
-            raise ConfigError(f"modality {modality!r} declares unknown metric {unknown[0]!r}; known: {', '.join(FUNCTIONS)}")
+            raise ConfigError(
+                f"modality {modality!r} declares unknown metric {unknown[0]!r}; known: {', '.join(FUNCTIONS)}"
+            )
         return {name: FUNCTIONS[name] for name in names}
 
     def __iter__(self):
@@ -223,13 +236,24 @@ class _Metrics(Mapping):
 
 
 METRICS: Mapping[str, dict] = _Metrics()
-HIGHER_IS_BETTER = {"psnr", "ssim", "valid_accuracy", "miou", "iou", "cosine", "mask_iou", "pck_2px",
-                    "visibility_accuracy"}
+HIGHER_IS_BETTER = {
+    "psnr",
+    "ssim",
+    "valid_accuracy",
+    "miou",
+    "iou",
+    "cosine",
+    "mask_iou",
+    "pck_2px",
+    "visibility_accuracy",
+}
 
 
 def metrics_for(modality: str) -> dict:
     if modality not in METRICS:
-        raise ConfigError(f"no evaluation metrics declared for modality {modality!r} (its ``metrics`` in tokzoo/modalities)")
+        raise ConfigError(
+            f"no evaluation metrics declared for modality {modality!r} (its ``metrics`` in tokzoo/modalities)"
+        )
     return METRICS[modality]
 
 

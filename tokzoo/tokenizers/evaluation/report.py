@@ -18,17 +18,27 @@ def format_table(report: dict) -> str:
     codebook = report["codebook"]
     names = list(report["rows"][0]["metrics"])
     header = ["method", "bits/sample"] + [f"{n} {'↑' if n in HIGHER_IS_BETTER else '↓'}" for n in names]
-    lines = [[row["method"], f"{row['bits_per_sample']:.1f}"] + [_fmt(row["metrics"][n]) for n in names]
-             for row in report["rows"]]
+    lines = [
+        [row["method"], f"{row['bits_per_sample']:.1f}"] + [_fmt(row["metrics"][n]) for n in names]
+        for row in report["rows"]
+    ]
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
-    table = [" ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
-             for r in [header, *lines]]
-    title = (f"{report['tokenizer']} ({report['modality']}): {report['n_samples']} samples, {report['data']}; "
-             f"tokens {tuple(report['token_shape'])} x log2({report['vocab_size']}) = {report['bits_per_sample']:.1f} bits")
-    usage = (f"codebook usage {codebook['usage']:.1%} ({codebook['codes_used']}/{codebook['vocab_size']}), "
-             f"perplexity {codebook['perplexity']:.1f}; main metric {report['main_metric']}")
+    table = [
+        " ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
+        for r in [header, *lines]
+    ]
+    title = (
+        f"{report['tokenizer']} ({report['modality']}): {report['n_samples']} samples, {report['data']}; "
+        f"tokens {tuple(report['token_shape'])} x log2({report['vocab_size']}) = {report['bits_per_sample']:.1f} bits"
+    )
+    usage = (
+        f"codebook usage {codebook['usage']:.1%} ({codebook['codes_used']}/{codebook['vocab_size']}), "
+        f"perplexity {codebook['perplexity']:.1f}; main metric {report['main_metric']}"
+    )
     unreadable = report.get("unreadable", [])
-    skipped = [f"unreadable samples skipped: {len(unreadable)}", *(f"  {line}" for line in unreadable)] if unreadable else []
+    skipped = (
+        [f"unreadable samples skipped: {len(unreadable)}", *(f"  {line}" for line in unreadable)] if unreadable else []
+    )
     return "\n".join([title, usage, *table, *skipped])
 
 

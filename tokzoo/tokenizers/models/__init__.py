@@ -17,7 +17,15 @@ from tokzoo.tokenizers.models.conv import ConvDecoder, ConvEncoder
 from tokzoo.tokenizers.models.mlp import MLPDecoder, MLPEncoder
 from tokzoo.tokenizers.models.vit import ViTDecoder, ViTEncoder
 
-__all__ = ["FAMILIES", "PRESETS", "build_decoder", "build_encoder", "hyperparameters", "prepare_for_inference", "resolve_preset"]
+__all__ = [
+    "FAMILIES",
+    "PRESETS",
+    "build_decoder",
+    "build_encoder",
+    "hyperparameters",
+    "prepare_for_inference",
+    "resolve_preset",
+]
 
 FAMILIES: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     "conv": (ConvEncoder, ConvDecoder),

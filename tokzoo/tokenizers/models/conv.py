@@ -46,7 +46,9 @@ def _levels(width: int, channel_mults: Sequence[int], blocks_per_level: int | Se
     """(channels, residual blocks) per level, from full resolution down."""
     blocks = [blocks_per_level] * len(channel_mults) if isinstance(blocks_per_level, int) else list(blocks_per_level)
     if len(blocks) != len(channel_mults):
-        raise ConfigError(f"blocks_per_level {blocks_per_level} needs one entry per channel_mults level ({len(channel_mults)})")
+        raise ConfigError(
+            f"blocks_per_level {blocks_per_level} needs one entry per channel_mults level ({len(channel_mults)})"
+        )
     return [(width * m, n) for m, n in zip(channel_mults, blocks)]
 
 

@@ -29,10 +29,12 @@ class BoxesTokenizer(StructuredTokenizer):
     parameters = ("num_classes", "max_boxes", "bins", "name")
 
     def __init__(self, num_classes: int = 80, max_boxes: int = 64, bins: int = 1000, name: str | None = None):
-        self.config = {**self._base_config(name),
-                       "num_classes": check_int("boxes", "num_classes", num_classes, 1),
-                       "max_boxes": check_int("boxes", "max_boxes", max_boxes, 1),
-                       "bins": check_int("boxes", "bins", bins, 1)}
+        self.config = {
+            **self._base_config(name),
+            "num_classes": check_int("boxes", "num_classes", num_classes, 1),
+            "max_boxes": check_int("boxes", "max_boxes", max_boxes, 1),
+            "bins": check_int("boxes", "bins", bins, 1),
+        }
         self.num_classes, self.max_boxes, self.bins = (self.config[k] for k in ("num_classes", "max_boxes", "bins"))
         self.length = 5 * self.max_boxes
 
@@ -42,14 +44,16 @@ class BoxesTokenizer(StructuredTokenizer):
 
     @property
     def contract(self) -> str:
-        return ("A dict {\"boxes\": [[x0, y0, x1, y1], ...] (list or (n, 4) array), \"classes\": [int, ...], "
-                "\"width\": W, \"height\": H}: coordinates in pixels of a W x H image (W, H > 0), "
-                "0 <= x0 <= x1 <= W and 0 <= y0 <= y1 <= H (zero-size boxes allowed, nothing is clipped), "
-                f"classes integers in 0..{self.num_classes - 1}, 0..{self.max_boxes} boxes (more are refused: "
-                "select them first), tokenized in the given order. A batch is a list of dicts. Each coordinate "
-                f"divided by W or H is binned into {self.bins} bins. decode(tokens, sizes=None) gives the same "
-                "dicts with bin-centre coordinates (within half a bin) for the given (W, H), or for W = H = 1 "
-                "(normalised coordinates) without sizes.")
+        return (
+            'A dict {"boxes": [[x0, y0, x1, y1], ...] (list or (n, 4) array), "classes": [int, ...], '
+            '"width": W, "height": H}: coordinates in pixels of a W x H image (W, H > 0), '
+            "0 <= x0 <= x1 <= W and 0 <= y0 <= y1 <= H (zero-size boxes allowed, nothing is clipped), "
+            f"classes integers in 0..{self.num_classes - 1}, 0..{self.max_boxes} boxes (more are refused: "
+            "select them first), tokenized in the given order. A batch is a list of dicts. Each coordinate "
+            f"divided by W or H is binned into {self.bins} bins. decode(tokens, sizes=None) gives the same "
+            "dicts with bin-centre coordinates (within half a bin) for the given (W, H), or for W = H = 1 "
+            "(normalised coordinates) without sizes."
+        )
 
     # -- encode -----------------------------------------------------------------------------------
     def _encode_one(self, sample) -> list[int]:
@@ -95,8 +99,7 @@ class BoxesTokenizer(StructuredTokenizer):
         if sizes is None:
             return samples
         for sample, (width, height) in zip(samples, self._sizes(sizes, len(samples))):
-            sample["boxes"] = [[x0 * width, y0 * height, x1 * width, y1 * height]
-                               for x0, y0, x1, y1 in sample["boxes"]]
+            sample["boxes"] = [[x0 * width, y0 * height, x1 * width, y1 * height] for x0, y0, x1, y1 in sample["boxes"]]
             sample["width"], sample["height"] = width, height
         return samples
 
@@ -114,8 +117,10 @@ class BoxesTokenizer(StructuredTokenizer):
         boxes, classes, position = [], [], 0
         while position < self.length and row[position] != PAD:
             classes.append(self._take(row, position, 1, self.num_classes, "a class"))
-            box = [self._take(row, position + 1 + j, 1 + self.num_classes, self.bins, f"a {name} bin")
-                   for j, name in enumerate(COORDINATES)]
+            box = [
+                self._take(row, position + 1 + j, 1 + self.num_classes, self.bins, f"a {name} bin")
+                for j, name in enumerate(COORDINATES)
+            ]
             if box[2] < box[0] or box[3] < box[1]:
                 raise InvalidValueError("boxes", f"position {position}: box bins {box} have x1 < x0 or y1 < y0")
             boxes.append(bin_centres(box, self.bins).tolist())

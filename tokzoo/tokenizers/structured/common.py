@@ -50,10 +50,12 @@ class StructuredTokenizer(Tokenizer):
         if ids.ndim == 1:
             ids = ids[None]
         if ids.ndim != 2 or ids.shape[1] != self.length:
-            raise ShapeError(self.modality, f"tokens must have shape ({self.length},) or (B, {self.length}), "
-                                            f"got {tuple(ids.shape)}")
-        return [self._labelled(i if len(ids) > 1 else None, self._decode_one, row)
-                for i, row in enumerate(ids.tolist())]
+            raise ShapeError(
+                self.modality, f"tokens must have shape ({self.length},) or (B, {self.length}), got {tuple(ids.shape)}"
+            )
+        return [
+            self._labelled(i if len(ids) > 1 else None, self._decode_one, row) for i, row in enumerate(ids.tolist())
+        ]
 
     def _is_sample(self, x) -> bool:
         return isinstance(x, dict)
@@ -77,15 +79,19 @@ class StructuredTokenizer(Tokenizer):
         """``row[position] - first``, or InvalidValueError unless it is one of the ``count`` ids from ``first``."""
         value = row[position] - first
         if not 0 <= value < count:
-            raise InvalidValueError(self.modality, f"position {position}: id {row[position]} is not {what} "
-                                                   f"(ids {first}..{first + count - 1})")
+            raise InvalidValueError(
+                self.modality,
+                f"position {position}: id {row[position]} is not {what} (ids {first}..{first + count - 1})",
+            )
         return value
 
     def _check_padding(self, row: list[int], start: int) -> None:
         for position in range(start, len(row)):
             if row[position] != PAD:
-                raise InvalidValueError(self.modality, f"position {position}: id {row[position]} after the end of "
-                                                       f"the sequence; expected PAD ({PAD})")
+                raise InvalidValueError(
+                    self.modality,
+                    f"position {position}: id {row[position]} after the end of the sequence; expected PAD ({PAD})",
+                )
 
     # -- persistence ------------------------------------------------------------------------------
     @classmethod
@@ -121,7 +127,9 @@ def real_number(source: str, what: str, value) -> float:
     try:
         value = float(value)
     except OverflowError:  # an int beyond float range
-        raise InvalidValueError(source, f"{what} must be finite, got an integer of {len(str(abs(value)))} digits") from None
+        raise InvalidValueError(
+            source, f"{what} must be finite, got an integer of {len(str(abs(value)))} digits"
+        ) from None
     if not math.isfinite(value):
         raise InvalidValueError(source, f"{what} must be finite, got {value}")
     return value

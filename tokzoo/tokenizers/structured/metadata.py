@@ -19,36 +19,87 @@ from .common import PAD, StructuredTokenizer, bin_centres, check_int, real_numbe
 
 # The 4M-21 style statistics. tokzoo only bins them; whoever computes them must follow these definitions.
 DEFAULT_KEYS = [
-    {"name": "original_width", "low": 0, "high": 8192, "unit": "pixels",
-     "description": "width of the source image before any resize or crop"},
-    {"name": "original_height", "low": 0, "high": 8192, "unit": "pixels",
-     "description": "height of the source image before any resize or crop"},
-    {"name": "brightness", "low": 0, "high": 255, "unit": "uint8 luma",
-     "description": "mean luma (ITU-R BT.601) of the RGB image"},
-    {"name": "contrast", "low": 0, "high": 128, "unit": "uint8 luma",
-     "description": "standard deviation of the luma"},
-    {"name": "saturation", "low": 0, "high": 1, "unit": "fraction",
-     "description": "mean HSV saturation"},
-    {"name": "colorfulness", "low": 0, "high": 200, "unit": "uint8 RGB scale",
-     "description": "Hasler & Suesstrunk (2003) colourfulness metric M"},
-    {"name": "entropy", "low": 0, "high": 8, "unit": "bits",
-     "description": "Shannon entropy of the 256-bin luma histogram"},
-    {"name": "num_humans", "low": 0, "high": 100, "unit": "count",
-     "description": "people detected (crowdedness)"},
-    {"name": "num_objects", "low": 0, "high": 100, "unit": "count",
-     "description": "object instances of the COCO instance segmenter"},
-    {"name": "num_instances", "low": 0, "high": 512, "unit": "count",
-     "description": "SAM instances (clutter)"},
-    {"name": "semantic_diversity", "low": 0, "high": 133, "unit": "count",
-     "description": "distinct classes in the semantic segmentation (COCO panoptic, 133 classes)"},
-    {"name": "objectness", "low": 0, "high": 1, "unit": "fraction",
-     "description": "fraction of pixels covered by object (thing-class) instances"},
-    {"name": "walkability", "low": 0, "high": 1, "unit": "fraction",
-     "description": "fraction of pixels of walkable classes (floor, road, sidewalk, grass, ...)"},
-    {"name": "geometric_complexity", "low": 0, "high": 1, "unit": "fraction",
-     "description": "angular variance of the surface normals, divided by its maximum"},
-    {"name": "occlusion_score", "low": 0, "high": 1, "unit": "fraction",
-     "description": "fraction of pixels on occlusion boundaries (depth discontinuities)"},
+    {
+        "name": "original_width",
+        "low": 0,
+        "high": 8192,
+        "unit": "pixels",
+        "description": "width of the source image before any resize or crop",
+    },
+    {
+        "name": "original_height",
+        "low": 0,
+        "high": 8192,
+        "unit": "pixels",
+        "description": "height of the source image before any resize or crop",
+    },
+    {
+        "name": "brightness",
+        "low": 0,
+        "high": 255,
+        "unit": "uint8 luma",
+        "description": "mean luma (ITU-R BT.601) of the RGB image",
+    },
+    {"name": "contrast", "low": 0, "high": 128, "unit": "uint8 luma", "description": "standard deviation of the luma"},
+    {"name": "saturation", "low": 0, "high": 1, "unit": "fraction", "description": "mean HSV saturation"},
+    {
+        "name": "colorfulness",
+        "low": 0,
+        "high": 200,
+        "unit": "uint8 RGB scale",
+        "description": "Hasler & Suesstrunk (2003) colourfulness metric M",
+    },
+    {
+        "name": "entropy",
+        "low": 0,
+        "high": 8,
+        "unit": "bits",
+        "description": "Shannon entropy of the 256-bin luma histogram",
+    },
+    {"name": "num_humans", "low": 0, "high": 100, "unit": "count", "description": "people detected (crowdedness)"},
+    {
+        "name": "num_objects",
+        "low": 0,
+        "high": 100,
+        "unit": "count",
+        "description": "object instances of the COCO instance segmenter",
+    },
+    {"name": "num_instances", "low": 0, "high": 512, "unit": "count", "description": "SAM instances (clutter)"},
+    {
+        "name": "semantic_diversity",
+        "low": 0,
+        "high": 133,
+        "unit": "count",
+        "description": "distinct classes in the semantic segmentation (COCO panoptic, 133 classes)",
+    },
+    {
+        "name": "objectness",
+        "low": 0,
+        "high": 1,
+        "unit": "fraction",
+        "description": "fraction of pixels covered by object (thing-class) instances",
+    },
+    {
+        "name": "walkability",
+        "low": 0,
+        "high": 1,
+        "unit": "fraction",
+        "description": "fraction of pixels of walkable classes (floor, road, sidewalk, grass, ...)",
+    },
+    {
+        "name": "geometric_complexity",
+        "low": 0,
+        "high": 1,
+        "unit": "fraction",
+        "description": "angular variance of the surface normals, divided by its maximum",
+    },
+    {
+        "name": "occlusion_score",
+        "low": 0,
+        "high": 1,
+        "unit": "fraction",
+        "description": "fraction of pixels on occlusion boundaries (depth discontinuities)",
+    },
 ]
 SPEC_FIELDS = ("name", "low", "high", "unit", "description")
 INTEGER_UNITS = ("count", "pixels")
@@ -72,8 +123,7 @@ class MetadataTokenizer(StructuredTokenizer):
         names = [spec["name"] for spec in specs]
         if len(set(names)) != len(names):
             raise ConfigError(f"metadata config: duplicate key names in {names}")
-        self.config = {**self._base_config(name), "keys": specs,
-                       "bins": check_int("metadata", "bins", bins, 1)}
+        self.config = {**self._base_config(name), "keys": specs, "bins": check_int("metadata", "bins", bins, 1)}
         self.bins = self.config["bins"]
         self.index = {spec["name"]: i for i, spec in enumerate(specs)}
         self.length = 2 * len(specs)
@@ -88,13 +138,16 @@ class MetadataTokenizer(StructuredTokenizer):
 
     @property
     def contract(self) -> str:
-        rows = "; ".join(f"{k['name']} in [{k['low']}, {k['high']}] {k['unit']} ({k['description']})"
-                         for k in self.keys)
-        return (f"A dict of key -> finite real number (bools refused) for any subset of these keys, each binned "
-                f"into {self.bins} equal bins over its range; values outside the range are clipped to it; "
-                f"unknown keys are refused. A batch is a list of dicts. Keys: {rows}. "
-                f"decode gives a dict of the present keys -> bin centre (float; for keys in "
-                f"{' or '.join(INTEGER_UNITS)}, the int in the bin where it holds one).")
+        rows = "; ".join(
+            f"{k['name']} in [{k['low']}, {k['high']}] {k['unit']} ({k['description']})" for k in self.keys
+        )
+        return (
+            f"A dict of key -> finite real number (bools refused) for any subset of these keys, each binned "
+            f"into {self.bins} equal bins over its range; values outside the range are clipped to it; "
+            f"unknown keys are refused. A batch is a list of dicts. Keys: {rows}. "
+            f"decode gives a dict of the present keys -> bin centre (float; for keys in "
+            f"{' or '.join(INTEGER_UNITS)}, the int in the bin where it holds one)."
+        )
 
     # -- encode / decode --------------------------------------------------------------------------
     def _encode_one(self, sample) -> list[int]:
@@ -116,8 +169,10 @@ class MetadataTokenizer(StructuredTokenizer):
         while position < self.length and row[position] != PAD:
             i = self._take(row, position, 1, len(self.keys), "a metadata key")
             if i <= previous:
-                raise InvalidValueError("metadata", f"position {position}: key {self.keys[i]['name']!r} out of the "
-                                                    "configured order or repeated")
+                raise InvalidValueError(
+                    "metadata",
+                    f"position {position}: key {self.keys[i]['name']!r} out of the configured order or repeated",
+                )
             b = self._take(row, position + 1, 1 + len(self.keys), self.bins, "a value bin")
             spec = self.keys[i]
             span = spec["high"] - spec["low"]
@@ -145,16 +200,22 @@ def _spec(entry) -> dict:
             raise ConfigError(f"metadata config: unknown default key {entry!r}; defaults: {list(defaults)}")
         return dict(defaults[entry])
     if not isinstance(entry, dict) or set(entry) != set(SPEC_FIELDS):
-        raise ConfigError(f"metadata config: a key must be a default key name or a dict with exactly "
-                          f"{list(SPEC_FIELDS)}, "
-                          f"got {entry!r}")
+        raise ConfigError(
+            f"metadata config: a key must be a default key name or a dict with exactly "
+            f"{list(SPEC_FIELDS)}, "
+            f"got {entry!r}"
+        )
     for field in ("name", "unit", "description"):
         if not isinstance(entry[field], str) or (field == "name" and not entry[field]):
-            raise ConfigError(f"metadata config: key {entry['name']!r}: {field!r} must be a string, "
-                              f"got {entry[field]!r}")
+            raise ConfigError(
+                f"metadata config: key {entry['name']!r}: {field!r} must be a string, got {entry[field]!r}"
+            )
     low, high = entry["low"], entry["high"]
-    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in (low, high)) \
-            or low >= high:
-        raise ConfigError(f"metadata config: key {entry['name']!r}: need finite numbers low < high, "
-                          f"got {low!r}, {high!r}")
+    if (
+        not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in (low, high))
+        or low >= high
+    ):
+        raise ConfigError(
+            f"metadata config: key {entry['name']!r}: need finite numbers low < high, got {low!r}, {high!r}"
+        )
     return {field: entry[field] for field in SPEC_FIELDS}

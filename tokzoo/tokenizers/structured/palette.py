@@ -26,9 +26,11 @@ class PaletteTokenizer(StructuredTokenizer):
     parameters = ("bins", "max_colors", "name")
 
     def __init__(self, bins: int = 256, max_colors: int = 7, name: str | None = None):
-        self.config = {**self._base_config(name),
-                       "bins": check_int("palette", "bins", bins, 2, 256),
-                       "max_colors": check_int("palette", "max_colors", max_colors, 1)}
+        self.config = {
+            **self._base_config(name),
+            "bins": check_int("palette", "bins", bins, 2, 256),
+            "max_colors": check_int("palette", "max_colors", max_colors, 1),
+        }
         self.bins, self.max_colors = self.config["bins"], self.config["max_colors"]
         self.length = 1 + 3 * self.max_colors
 
@@ -38,12 +40,14 @@ class PaletteTokenizer(StructuredTokenizer):
 
     @property
     def contract(self) -> str:
-        return (f"A dict {{\"colors\": [[r, g, b], ...]}} (an optional \"weights\" entry is ignored and not "
-                f"decoded) or a (k, 3) integer array (numpy or torch); 1 <= k <= {self.max_colors} colours, "
-                f"each channel an integer in 0..255 (uint8 scale), order kept. A batch is a list of these or a "
-                f"(B, k, 3) array. Each channel is binned into {self.bins} bins (bin = value * {self.bins} // 256); "
-                f"decode gives {{\"colors\": [[r, g, b], ...]}} with each bin's middle integer"
-                f"{' (exact)' if self.bins == 256 else ''}.")
+        return (
+            f'A dict {{"colors": [[r, g, b], ...]}} (an optional "weights" entry is ignored and not '
+            f"decoded) or a (k, 3) integer array (numpy or torch); 1 <= k <= {self.max_colors} colours, "
+            f"each channel an integer in 0..255 (uint8 scale), order kept. A batch is a list of these or a "
+            f"(B, k, 3) array. Each channel is binned into {self.bins} bins (bin = value * {self.bins} // 256); "
+            f'decode gives {{"colors": [[r, g, b], ...]}} with each bin\'s middle integer'
+            f"{' (exact)' if self.bins == 256 else ''}."
+        )
 
     # -- encode -----------------------------------------------------------------------------------
     def _is_sample(self, x) -> bool:
@@ -66,8 +70,9 @@ class PaletteTokenizer(StructuredTokenizer):
         if isinstance(sample, dict):
             unknown = sorted(set(sample) - {"colors", "weights"})
             if unknown:
-                raise InvalidValueError("palette", f"unknown key(s) {unknown}; expected 'colors' "
-                                                    "(and optional 'weights')")
+                raise InvalidValueError(
+                    "palette", f"unknown key(s) {unknown}; expected 'colors' (and optional 'weights')"
+                )
             if "colors" not in sample:
                 raise InvalidValueError("palette", "missing key 'colors'")
             sample = sample["colors"]
@@ -89,14 +94,15 @@ class PaletteTokenizer(StructuredTokenizer):
     # -- decode -----------------------------------------------------------------------------------
     def _decode_one(self, row: list[int]) -> dict:
         k = 1 + self._take(row, 0, 1, self.max_colors, "a colour count")
-        values = [self._centre(self._take(row, p, 1 + self.max_colors, self.bins, "a channel bin"))
-                  for p in range(1, 1 + 3 * k)]
+        values = [
+            self._centre(self._take(row, p, 1 + self.max_colors, self.bins, "a channel bin"))
+            for p in range(1, 1 + 3 * k)
+        ]
         self._check_padding(row, 1 + 3 * k)
-        return {"colors": [values[i:i + 3] for i in range(0, len(values), 3)]}
+        return {"colors": [values[i : i + 3] for i in range(0, len(values), 3)]}
 
     def _centre(self, b: int) -> int:
         """Middle integer of the values v with v * bins // 256 == b."""
         low = -(-b * 256 // self.bins)
         high = -(-(b + 1) * 256 // self.bins) - 1
         return (low + high) // 2
-

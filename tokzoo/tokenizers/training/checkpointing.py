@@ -17,8 +17,7 @@ import torch
 from ...errors import CheckpointError
 from ...io.tensors import read_checked
 from ...io.writes import make_folder, remove_inside, rename_inside
-from ...runs.run_folder import (OPTIMIZER, STATE, WEIGHTS, load_optimizer, optimizer_tensors, write_state,
-                                write_tensors)
+from ...runs.run_folder import OPTIMIZER, STATE, WEIGHTS, load_optimizer, optimizer_tensors, write_state, write_tensors
 
 EMA_WEIGHTS = "ema.safetensors"
 OLD_STATE = "state.json"
@@ -64,9 +63,11 @@ def find_checkpoint(path: str | Path) -> Path:
     steps = sorted(p for p in (path / "checkpoints").glob("step-*") if (p / STATE).is_file())
     old = [p for p in [path, *sorted((path / "checkpoints").glob("step-*"))] if (p / OLD_STATE).is_file()]
     if old and (not steps or old[-1].name > steps[-1].name):
-        raise CheckpointError(f"{old[-1]}: a checkpoint of an older tokzoo ({OLD_STATE}, optimizer state by index), "
-                              f"which this trainer cannot resume; train again without --resume (into a new --out), or "
-                              f"finish it with the tokzoo version that wrote it")
+        raise CheckpointError(
+            f"{old[-1]}: a checkpoint of an older tokzoo ({OLD_STATE}, optimizer state by index), "
+            f"which this trainer cannot resume; train again without --resume (into a new --out), or "
+            f"finish it with the tokzoo version that wrote it"
+        )
     if not steps:
         raise CheckpointError(f"{path}: no training checkpoint (expected {STATE} or checkpoints/step-*/)")
     return steps[-1]
@@ -82,13 +83,17 @@ def read_state(path: Path) -> dict:
     except InputError as error:  # a FIFO, a device, over 16 MiB
         raise CheckpointError(f"{path / STATE}: unreadable ({error.reason})") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise CheckpointError(f"{path / STATE}: unreadable, not JSON ({str(error)[:120]}); resume from an "
-                              "earlier checkpoints/step-* folder, or start over") from None
+        raise CheckpointError(
+            f"{path / STATE}: unreadable, not JSON ({str(error)[:120]}); resume from an "
+            "earlier checkpoints/step-* folder, or start over"
+        ) from None
     fields = {"recipe": dict, "losses": list, "usage": list, "validation": list, "rng": dict}
     wrong = [k for k, kind in fields.items() if not isinstance(state, dict) or not isinstance(state.get(k), kind)]
     if wrong:
-        raise CheckpointError(f"{path / STATE}: damaged (field {wrong[0]!r} missing or of the wrong type); "
-                              "resume from an earlier checkpoints/step-* folder, or start over")
+        raise CheckpointError(
+            f"{path / STATE}: damaged (field {wrong[0]!r} missing or of the wrong type); "
+            "resume from an earlier checkpoints/step-* folder, or start over"
+        )
     return state
 
 
@@ -104,6 +109,8 @@ def load_checkpoint(path: Path, model, optimizer, ema) -> dict:
     try:
         set_rng_state(state["rng"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"{path / STATE}: damaged ({type(error).__name__}: {str(error)[:100]}); resume from "
-                              "an earlier checkpoints/step-* folder, or start over") from None
+        raise CheckpointError(
+            f"{path / STATE}: damaged ({type(error).__name__}: {str(error)[:100]}); resume from "
+            "an earlier checkpoints/step-* folder, or start over"
+        ) from None
     return state

@@ -34,5 +34,9 @@ class CodebookUsage:
         return math.exp(float(-(p * p.log()).sum()))
 
     def summary(self) -> dict:
-        return {"usage": self.usage, "perplexity": self.perplexity, "codes_used": int((self.counts > 0).sum()),
-                "vocab_size": len(self.counts)}
+        return {
+            "usage": self.usage,
+            "perplexity": self.perplexity,
+            "codes_used": int((self.counts > 0).sum()),
+            "vocab_size": len(self.counts),
+        }

@@ -34,8 +34,10 @@ def scene_values(modality: str, indices, seed: int, size, kind: str = "indoor") 
     for index in indices:
         scene = generate_scene(index, seed, size, kind)
         if key not in scene:
-            raise ConfigError(f"the built-in scenes have no {modality!r} ground truth ({', '.join(scene)}); "
-                              "pass --data with your own samples")
+            raise ConfigError(
+                f"the built-in scenes have no {modality!r} ground truth ({', '.join(scene)}); "
+                "pass --data with your own samples"
+            )
         values.append(scene[key])
     return values
 
@@ -77,8 +79,9 @@ def read_values(path: str, modality: str, progress: bool = False) -> tuple[list,
     except TypeError:  # streaming readers
         total = None
     values, unreadable = [], []
-    for sample in tqdm(reader, total=total, unit="sample", desc=f"reading {path}", disable=not progress,
-                       dynamic_ncols=True):
+    for sample in tqdm(
+        reader, total=total, unit="sample", desc=f"reading {path}", disable=not progress, dynamic_ncols=True
+    ):
         if sample.errors:
             unreadable += sample.errors.values()
         elif key in sample.values:
@@ -143,14 +146,17 @@ def _primary_values(data: dict, codec, resolution) -> tuple[list, list]:
         spec = data["scenes"]
         kind = spec.get("kind", "indoor")
         train = scene_values(codec.name, range(spec["n_train"]), spec["seed"], spec["size"], kind)
-        val = scene_values(codec.name, range(spec["n_train"], spec["n_train"] + spec["n_val"]), spec["seed"],
-                           spec["size"], kind)
+        val = scene_values(
+            codec.name, range(spec["n_train"], spec["n_train"] + spec["n_val"]), spec["seed"], spec["size"], kind
+        )
         return train, val
     if "synthetic" in data:
         spec = data["synthetic"]
         rank = spec.get("rank", 8)
-        return (synthetic_values(codec, spec["n_train"], spec["seed"], rank, resolution, 0),
-                synthetic_values(codec, spec["n_val"], spec["seed"], rank, resolution, 1))
+        return (
+            synthetic_values(codec, spec["n_train"], spec["seed"], rank, resolution, 0),
+            synthetic_values(codec, spec["n_val"], spec["seed"], rank, resolution, 1),
+        )
     values = reader_values(data["path"], codec.name)
     n_val = min(64, int(len(values) * PATH_VALIDATION_FRACTION))
     return (values[:-n_val], values[-n_val:]) if n_val and len(values) > n_val else (values, [])
@@ -202,8 +208,15 @@ class TrainingData:
         value = self.train[index]
         if self.crop is not None and _is_map(value):
             height, width = value.shape[:2]
-            row = make_crop_settings(height, width, 2, self.seed, f"{step}/{index}", scale=tuple(self.crop["scale"]),
-                                     hflip_p=self.crop["hflip"])[1]
+            row = make_crop_settings(
+                height,
+                width,
+                2,
+                self.seed,
+                f"{step}/{index}",
+                scale=tuple(self.crop["scale"]),
+                hflip_p=self.crop["hflip"],
+            )[1]
             try:
                 return self.codec.to_model(fit(self.codec.name, value, self.resolution, row))
             except InputError:  # e.g. a depth crop holding only sky: fall back to the centre crop
@@ -213,4 +226,4 @@ class TrainingData:
     def validation_batches(self):
         """Normalised validation batches of ``batch_size`` samples (none without a validation split)."""
         for start in range(0, len(self.val), self.batch_size):
-            yield torch.cat([self.codec.to_model(v) for v in self.val[start:start + self.batch_size]])
+            yield torch.cat([self.codec.to_model(v) for v in self.val[start : start + self.batch_size]])

@@ -19,8 +19,8 @@ from ...errors import CheckpointError
 from ...io.writes import make_folder
 from ...runs.run_folder import append_log, truncate_log
 from ...runs.schedule import warmup_cosine
-from .codebook import CodebookUsage
 from .checkpointing import find_checkpoint, load_checkpoint, read_state, save_checkpoint
+from .codebook import CodebookUsage
 from .data import TrainingData
 from .ema import EMA
 from .recipe import build_tokenizer
@@ -41,8 +41,9 @@ class TrainResult:
 def learning_rate(recipe: dict, step: int) -> float:
     """Linear warmup over ``warmup_steps``, then cosine decay to ``min_lr_ratio * lr`` at ``steps``."""
     schedule = recipe["schedule"]
-    return warmup_cosine(step, recipe["optimizer"]["lr"], schedule["warmup_steps"], recipe["steps"],
-                         schedule["min_lr_ratio"])
+    return warmup_cosine(
+        step, recipe["optimizer"]["lr"], schedule["warmup_steps"], recipe["steps"], schedule["min_lr_ratio"]
+    )
 
 
 def _loss(tokenizer, batch: torch.Tensor, device: torch.device):
@@ -61,25 +62,31 @@ def validation_loss(tokenizer, data: TrainingData, device: torch.device) -> floa
     tokenizer.eval()
     losses = [(float(_loss(tokenizer, batch.to(device), device)[0]), len(batch)) for batch in data.validation_batches()]
     tokenizer.train(was_training)
-    return sum(l * n for l, n in losses) / sum(n for _, n in losses) if losses else None
+    return sum(loss * n for loss, n in losses) / sum(n for _, n in losses) if losses else None
 
 
 def _check_resume(recipe: dict, saved: dict, path: Path) -> None:
-    differing = sorted(k for k in set(recipe) | set(saved) if k not in RESUMABLE_CHANGES and recipe.get(k) != saved.get(k))
+    differing = sorted(
+        k for k in set(recipe) | set(saved) if k not in RESUMABLE_CHANGES and recipe.get(k) != saved.get(k)
+    )
     if differing:
         raise CheckpointError(f"{path}: written by a different recipe (fields {differing} differ)")
 
 
-def train(recipe: dict, out_dir: str | Path, device: str = "cpu", resume: str | Path | None = None,
-          progress: bool = True) -> TrainResult:
+def train(
+    recipe: dict, out_dir: str | Path, device: str = "cpu", resume: str | Path | None = None, progress: bool = True
+) -> TrainResult:
     """Train the recipe's tokenizer into ``out_dir`` (checkpoints/ and tokenizer/); see the module docstring."""
     out_dir, device = Path(out_dir), torch.device(device)
     torch.manual_seed(recipe["seed"])
     tokenizer = build_tokenizer(recipe, recipe["name"]).to(device).train()
     data = TrainingData(recipe, tokenizer.codec)
-    optimizer = torch.optim.AdamW(tokenizer.parameters(), lr=recipe["optimizer"]["lr"],
-                                  betas=tuple(recipe["optimizer"]["betas"]),
-                                  weight_decay=recipe["optimizer"]["weight_decay"])
+    optimizer = torch.optim.AdamW(
+        tokenizer.parameters(),
+        lr=recipe["optimizer"]["lr"],
+        betas=tuple(recipe["optimizer"]["betas"]),
+        weight_decay=recipe["optimizer"]["weight_decay"],
+    )
     ema = EMA(tokenizer, recipe["ema"]["decay"]) if recipe["ema"] else None
     state = {"recipe": recipe, "losses": [], "usage": [], "validation": []}
     if resume is not None:
@@ -108,9 +115,17 @@ def train(recipe: dict, out_dir: str | Path, device: str = "cpu", resume: str | 
         done = step + 1
         if done % recipe["log_every"] == 0 or done == steps:
             state["usage"].append([done, usage.usage, usage.perplexity])
-            window = state["losses"][-recipe["log_every"]:]
-            append_log(out_dir, {"step": done, "loss": sum(window) / len(window), "lr": learning_rate(recipe, step),
-                                 "codebook_usage": usage.usage, "perplexity": usage.perplexity})
+            window = state["losses"][-recipe["log_every"] :]
+            append_log(
+                out_dir,
+                {
+                    "step": done,
+                    "loss": sum(window) / len(window),
+                    "lr": learning_rate(recipe, step),
+                    "codebook_usage": usage.usage,
+                    "perplexity": usage.perplexity,
+                },
+            )
             bar.set_postfix(loss=f"{state['losses'][-1]:.4f}", usage=f"{usage.usage:.0%}", refresh=False)
             usage.reset()
         bar.update(1)
@@ -123,12 +138,22 @@ def train(recipe: dict, out_dir: str | Path, device: str = "cpu", resume: str | 
     tokenizer.eval()
     result = TrainResult(tokenizer, out_dir / "tokenizer", state["losses"], validation_loss(tokenizer, data, device))
     result.codebook = _validation_codebook(tokenizer, data, device)
-    tail = state["losses"][-recipe["log_every"]:]
-    tokenizer.config.update(untrained=False, provenance={
-        "recipe": recipe, "seed": recipe["seed"], "steps": len(state["losses"]),
-        "final_loss": sum(tail) / len(tail) if tail else None, "validation_loss": result.validation_loss,
-        "validation_codebook": result.codebook, "device": device.type, "torch_version": torch.__version__,
-        "cpu_threads": torch.get_num_threads(), "machine": platform.machine()})
+    tail = state["losses"][-recipe["log_every"] :]
+    tokenizer.config.update(
+        untrained=False,
+        provenance={
+            "recipe": recipe,
+            "seed": recipe["seed"],
+            "steps": len(state["losses"]),
+            "final_loss": sum(tail) / len(tail) if tail else None,
+            "validation_loss": result.validation_loss,
+            "validation_codebook": result.codebook,
+            "device": device.type,
+            "torch_version": torch.__version__,
+            "cpu_threads": torch.get_num_threads(),
+            "machine": platform.machine(),
+        },
+    )
     tokenizer.save_pretrained(result.directory)
     return result
 

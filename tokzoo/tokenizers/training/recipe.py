@@ -144,8 +144,11 @@ def validate_recipe(raw, where: str = "recipe") -> dict:
         c.number(ema["decay"], "ema.decay", 0.0, 1.0)
         quantizer = tokenizer["quantizer"] if isinstance(tokenizer["quantizer"], dict) else {}
         if quantizer.get("type") in ("vq", "residual_vq"):
-            c.fail("ema", "a VQ codebook is itself an average of the live encoder's outputs, so an averaged encoder "
-                          "would not match it; use ema with fsq or lfq quantizers only")
+            c.fail(
+                "ema",
+                "a VQ codebook is itself an average of the live encoder's outputs, so an averaged encoder "
+                "would not match it; use ema with fsq or lfq quantizers only",
+            )
     if recipe["grad_clip"] is not None:
         recipe["grad_clip"] = c.number(recipe["grad_clip"], "grad_clip", 1e-12)
     check_recipe_sizes(recipe, where)  # batch and data sizes that would not fit in memory
@@ -203,15 +206,16 @@ def tokenizer_config(recipe: dict) -> dict:
 
 def build_tokenizer(recipe: dict, where: str = "recipe"):
     """Build the recipe's tokenizer with fresh weights (from the global torch RNG); ConfigError when it cannot."""
-    from ..learned import LearnedTokenizer
     from ...modalities import get_modality
+    from ..learned import LearnedTokenizer
 
     config = tokenizer_config(recipe)
     modality = get_modality(config["modality"])
     expected = _modality_loss(modality, recipe["name"])
     if recipe["loss"] != expected:
-        raise ConfigError(f"{where}: loss: {config['modality']} trains with its modality loss {expected!r}, "
-                          f"got {recipe['loss']!r}")
+        raise ConfigError(
+            f"{where}: loss: {config['modality']} trains with its modality loss {expected!r}, got {recipe['loss']!r}"
+        )
     try:
         return LearnedTokenizer(config)
     except ConfigError as error:
