@@ -14,9 +14,9 @@ import tokzoo
 from tokzoo.crops import apply_crop
 from tokzoo.indices import unpad
 from tokzoo.io import decode_sample
-from tokzoo.pipeline.plan import open_input
 from tokzoo.tokens import make_loader
 from tokzoo.tokens.layout import read_npy_tar, read_table
+from tokzoo.tokens.sources import open_input
 from tokzoo_cli.main import cli
 
 SETS = {"human_pose": "pose", "sam_instances": "sam_instances"}  # modality -> stored raw modality

@@ -122,7 +122,7 @@ def test_pseudo_label_from_s3_to_s3_matches_a_local_output(s3_input, tmp_path):
 
 def test_a_url_prefix_of_tars_is_an_input(s3_input):
     from tokzoo.errors import InputError
-    from tokzoo.pipeline.plan import open_input
+    from tokzoo.tokens.sources import open_input
 
     reader = open_input(f"s3://{BUCKET}/raw/", ["rgb", "depth"])
     assert reader.shards == [f"s3://{BUCKET}/raw/shard-{i:06d}.tar" for i in range(4)]

@@ -21,7 +21,6 @@ from typing import Iterator
 from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.io import RawSample, TarReader, open_reader
 from tokzoo.io.safety import read_json_file
-from tokzoo.pipeline.plan import open_input, units
 from tokzoo.tokens.layout import (
     CROPS,
     LABELLED,
@@ -35,6 +34,7 @@ from tokzoo.tokens.layout import (
     table_path,
     tar_path,
 )
+from tokzoo.tokens.sources import open_input, units
 
 RAW_SHARD_SIZE = 256
 """Samples per listing unit when a raw input has no shards of its own (folders)."""

@@ -163,7 +163,8 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
 
 def _frame_methods() -> list[str]:
     """The registered methods that take several frames per sample (``Glue.takes_frames``); imports torch."""
-    from .composition import METHODS
+    from . import composition  # noqa: F401 (importing it registers every method)
+    from .registry import METHODS
 
     return sorted(name for name, cls in METHODS.items() if cls.takes_frames)
 

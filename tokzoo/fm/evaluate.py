@@ -50,7 +50,7 @@ def raw_crops(
     """key -> the raw ``modality`` value at crop 0, at the tokens' size, of the first ``limit`` samples of token
     dataset ``root`` (or of those in ``keys``)."""
     from tokzoo.io import decode_sample
-    from tokzoo.pipeline.plan import open_input
+    from tokzoo.tokens.sources import open_input
 
     # "a,b": the folder holding the modality
     root = next((p for p in dataset_parts(root) if modality in dataset_manifest(p)["modalities"]), root)

@@ -47,9 +47,9 @@ from tokzoo.tokens.layout import (
     table_bytes,
     table_path,
 )
+from tokzoo.tokens.sources import open_input, units
 
 from .engine import Engine, LocalEngine
-from .plan import open_input, units
 from .state import labelled_shard_done
 from .writer import recover, write_atomic
 
@@ -211,7 +211,7 @@ class LabelWork:
     job: LabelJob
     out: Path
     plan: LabelPlan
-    units: Iterator  # the input's units (tokzoo.pipeline.plan.units)
+    units: Iterator  # the input's units (tokzoo.tokens.sources.units)
     labelers: list[Labeler]  # created on the driver (on the CPU when the engine runs its own)
     total: int | None  # samples, when known cheaply (progress bars)
     units_total: int | None = None  # units in the input, when known without reading it (tars)

@@ -20,11 +20,11 @@ from tokzoo.tokens.layout import (
     table_path,
     tar_path,
 )
+from tokzoo.tokens.sources import open_input
 from tokzoo.tokens.tokenizer import entry_tokenizer
 from tokzoo.viz import labelled_grid  # noqa: F401  (moved to tokzoo.viz; cli/demo.py imports it from here)
 
 from .listing import inspect_lines  # noqa: F401  (where callers look for it)
-from .plan import open_input
 
 
 def find_key(out: Path, modality: str, key: str) -> int:

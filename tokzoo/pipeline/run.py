@@ -27,11 +27,12 @@ from tokzoo.limits import check_field
 from tokzoo.storage import as_path, is_url, rmtree
 from tokzoo.tokens.layout import CROPS, JOURNALS, MANIFEST, SOURCE, json_bytes, read_manifest
 from tokzoo.tokens.manifest import build_manifest, check_compatible, finish_manifest
+from tokzoo.tokens.sources import open_input, units
 
 from .encode import set_codec, worker_codec
 from .engine import Engine, LocalEngine
 from .modalities import CROP_RECIPE, RunModality, load_specs
-from .plan import open_input, scenes_source, units
+from .scenes_source import scenes_source
 from .shard import ShardBuilder, ShardState
 from .state import check_entries
 from .worker import CHUNK, WorkerJob

@@ -1,10 +1,7 @@
-"""Units of work: one input shard -> one output shard per modality.
-
-For tar inputs an input shard is one tar; for every other reader it is a fixed-size chunk of the
-reader's (sorted) samples. Tars may be object-store URLs (``s3://bucket/raw/shard-{000000..000999}.tar``,
-read through :mod:`tokzoo.storage`). With no input, the built-in procedural scenes are written once into
-``OUT/_source/`` as tars (deterministic bytes) and read from there, so ``tokzoo show`` can find them.
-"""
+"""The raw samples a token dataset is made from: ``open_input`` reads a manifest entry's ``input`` (a folder,
+tars, an object-store URL, or the dataset's own ``_source`` of rendered scenes) and ``units`` cuts a reader
+into the units the jobs shard by. The tokenize and pseudo-label jobs, fm's evaluation and the browser read
+sources through here."""
 
 from __future__ import annotations
 
@@ -13,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from tokzoo.errors import ConfigError, InputError
+from tokzoo.errors import InputError
 from tokzoo.io import RawSample, Reader, TarReader, open_reader
 from tokzoo.io.safety import MAX_FILE_BYTES
-from tokzoo.io.writes import remove_inside, rename_inside, write_file
 from tokzoo.storage import as_path, is_url
-from tokzoo.tokens.layout import SOURCE, json_bytes, read_json
+
+from .layout import SOURCE
 
 
 @dataclass
@@ -26,36 +23,6 @@ class Unit:
     index: int
     source: str
     raws: Iterable[RawSample]
-
-
-def scenes_source(
-    out: Path, n: int, seed: int, size: int, samples_per_shard: int, workers: int, progress: bool = False
-) -> Path:
-    """``OUT/_source`` holding scenes ``0..n-1``; written once (through a temporary folder), reused after.
-    ``progress``: a bar on stderr while rendering."""
-    from tqdm import tqdm
-
-    from tokzoo.datasets.scenes import write_scene_shards
-
-    target = out / SOURCE
-    params = {"scenes": n, "seed": seed, "size": size, "samples_per_shard": samples_per_shard}
-    if (target / "scenes.json").is_file():
-        if read_json(target / "scenes.json") != params:
-            raise ConfigError(
-                f"{target} holds scenes {read_json(target / 'scenes.json')}, this run asks for {params}; "
-                "pass --overwrite to start over"
-            )
-        return target
-    partial = out / f"{SOURCE}-partial"
-    remove_inside(out, partial)
-    remove_inside(out, target)
-    with tqdm(total=n, unit="scene", desc="rendering scenes", disable=not progress, dynamic_ncols=True) as bar:
-        write_scene_shards(
-            partial, n, seed=seed, size=size, samples_per_shard=samples_per_shard, workers=workers, progress=bar.update
-        )
-    write_file(out, partial / "scenes.json", json_bytes(params))
-    rename_inside(out, partial, target)
-    return target
 
 
 def open_input(source: str | Path, modalities: Sequence[str], max_member_bytes: int = MAX_FILE_BYTES) -> Reader:
