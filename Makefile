@@ -18,6 +18,8 @@ demo: $(STAMP)
 	$(BIN)/tokzoo demo --out demo_out
 
 test: $(STAMP) chromium
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 # tests/test_browse_chromium.py opens the browser site in Debian's headless Chromium; installed here when missing.

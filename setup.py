@@ -9,11 +9,20 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-RECIPE_PACKAGES = ["tokzoo_recipes"] + sorted(f"tokzoo_recipes.{d.name}" for d in Path("recipes").iterdir() if d.is_dir())
+RECIPE_PACKAGES = ["tokzoo_recipes"] + sorted(
+    f"tokzoo_recipes.{d.name}" for d in Path("recipes").iterdir() if d.is_dir()
+)
 
 setup(
     packages=find_packages(include=["tokzoo", "tokzoo.*"]) + ["tokzoo_cli"] + RECIPE_PACKAGES,
     package_dir={"tokzoo_cli": "cli", "tokzoo_recipes": "recipes"},
-    package_data={"tokzoo": ["weights/*.json", "weights/*/*.json", "weights/*/*.safetensors", "browse/assets/*"],
-                  **{package: ["*.yaml"] for package in RECIPE_PACKAGES}},
+    package_data={
+        "tokzoo": [
+            "tokenizers/weights/*.json",
+            "tokenizers/weights/*/*.json",
+            "tokenizers/weights/*/*.safetensors",
+            "browse/assets/*",
+        ],
+        **{package: ["*.yaml"] for package in RECIPE_PACKAGES},
+    },
 )

@@ -23,10 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_md import append_to_section
+
 from tokzoo.browse import build_site
 from tokzoo.pipeline import TokenizeJob, tokenize
-from tokzoo.zoo import load_tokenizer
-from results_md import append_to_section
+from tokzoo.tokenizers.zoo import load_tokenizer
 
 SECTION = "## Dataset browser"
 
@@ -55,8 +56,11 @@ def page_times(site: Path) -> dict[str, float] | None:
         return None
     times = {}
     with Chromium() as browser:
-        for name, page, fragment in (("grid", "index.html", ""), ("sample", "sample.html", f"#c={middle}&i=7"),
-                                     ("dataset", "dataset.html", "")):
+        for name, page, fragment in (
+            ("grid", "index.html", ""),
+            ("sample", "sample.html", f"#c={middle}&i=7"),
+            ("dataset", "dataset.html", ""),
+        ):
             started = time.perf_counter()
             browser.open((site / page).resolve().as_uri() + fragment)
             browser.wait_for("document.body.dataset.ready", timeout=60)
@@ -77,10 +81,21 @@ def main() -> None:
         tokens, site = Path(tmp) / "tokens", Path(tmp) / "site"
         # copies of the shipped tokenizers: the zoo's files may change while this runs, the copies do not
         copies = {m: str(load_tokenizer(m).save_pretrained(Path(tmp) / f"tok-{m}")) for m in modalities}
-        _, tokenize_s, _ = timed(lambda: tokenize(TokenizeJob(
-            modalities=modalities, tokenizers=copies, output=tokens, scenes=args.samples,
-            scene_size=args.size, size=(args.size, args.size), samples_per_shard=1000, workers=args.workers,
-            progress=True)))
+        _, tokenize_s, _ = timed(
+            lambda: tokenize(
+                TokenizeJob(
+                    modalities=modalities,
+                    tokenizers=copies,
+                    output=tokens,
+                    scenes=args.samples,
+                    scene_size=args.size,
+                    size=(args.size, args.size),
+                    samples_per_shard=1000,
+                    workers=args.workers,
+                    progress=True,
+                )
+            )
+        )
         load = os.getloadavg()
         cold, cold_s, cold_cpu = timed(lambda: build_site(tokens, site, progress=True))
         if cold.notes:  # e.g. a tokenizer that cannot be loaded: the build did less than it should
@@ -91,28 +106,44 @@ def main() -> None:
         for chunk in list((site / "data" / "chunks").glob("shard-00000[0-1]-*.js")):
             chunk.unlink()
         partial, partial_s, _ = timed(lambda: build_site(tokens, site, progress=False))
-        largest = {kind: max(p.stat().st_size for p in (site / "data").glob(pattern)) for kind, pattern in
-                   (("site.js", "site.js"), ("view page", "views/*/*.js"), ("chunk", "chunks/*.js"),
-                    ("chunks.js", "chunks.js"), ("dataset.js", "dataset.js"))}
+        largest = {
+            kind: max(p.stat().st_size for p in (site / "data").glob(pattern))
+            for kind, pattern in (
+                ("site.js", "site.js"),
+                ("view page", "views/*/*.js"),
+                ("chunk", "chunks/*.js"),
+                ("chunks.js", "chunks.js"),
+                ("dataset.js", "dataset.js"),
+            )
+        }
         pages = page_times(site)
         shutil.rmtree(site)
     machine = f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     n = cold.samples
-    lines = [f"### {datetime.date.today().isoformat()}: {n:,} samples x {len(modalities)} modalities "
-             f"({', '.join(modalities)}, shipped zoo tokenizers at {args.size} px, 1 crop)", "",
-             f"Machine: {machine}, no GPU; load average at the cold build's start {load[0]:.1f}, {load[1]:.1f}, "
-             f"{load[2]:.1f} (shared with other jobs). Command: `python benchmarks/browse_build.py --samples "
-             f"{args.samples} --size {args.size} --modalities {args.modalities}`. Tokenizing them took {tokenize_s:.0f} s "
-             "(not counted).", "",
-             "| build | wall s | CPU s | samples/s (wall) | chunks drawn / reused | images written |", "|---|---|---|---|---|---|",
-             f"| cold | {cold_s:.1f} | {cold_cpu:.1f} | {n / cold_s:.0f} | {cold.chunks_drawn} / {cold.chunks_reused} | {cold.images_written:,} |",
-             f"| rebuild, nothing changed | {warm_s:.1f} | — | {n / warm_s:.0f} | {warm.chunks_drawn} / {warm.chunks_reused} | {warm.images_written:,} |",
-             f"| rebuild, 2 shards' chunk files deleted | {partial_s:.1f} | — | — | {partial.chunks_drawn} / {partial.chunks_reused} | {partial.images_written:,} |",
-             "", f"Site: {files:,} files, {size / 2**20:.1f} MiB ({images:,} PNGs; {size / n / 1024:.1f} KiB per sample). "
-             "Largest data file a page loads: " + ", ".join(f"{k} {v / 1024:.1f} KiB" for k, v in largest.items()) + "."]
+    lines = [
+        f"### {datetime.date.today().isoformat()}: {n:,} samples x {len(modalities)} modalities "
+        f"({', '.join(modalities)}, shipped zoo tokenizers at {args.size} px, 1 crop)",
+        "",
+        f"Machine: {machine}, no GPU; load average at the cold build's start {load[0]:.1f}, {load[1]:.1f}, "
+        f"{load[2]:.1f} (shared with other jobs). Command: `python benchmarks/browse_build.py --samples "
+        f"{args.samples} --size {args.size} --modalities {args.modalities}`. Tokenizing them took {tokenize_s:.0f} s "
+        "(not counted).",
+        "",
+        "| build | wall s | CPU s | samples/s (wall) | chunks drawn / reused | images written |",
+        "|---|---|---|---|---|---|",
+        f"| cold | {cold_s:.1f} | {cold_cpu:.1f} | {n / cold_s:.0f} | {cold.chunks_drawn} / {cold.chunks_reused} | {cold.images_written:,} |",
+        f"| rebuild, nothing changed | {warm_s:.1f} | — | {n / warm_s:.0f} | {warm.chunks_drawn} / {warm.chunks_reused} | {warm.images_written:,} |",
+        f"| rebuild, 2 shards' chunk files deleted | {partial_s:.1f} | — | — | {partial.chunks_drawn} / {partial.chunks_reused} | {partial.images_written:,} |",
+        "",
+        f"Site: {files:,} files, {size / 2**20:.1f} MiB ({images:,} PNGs; {size / n / 1024:.1f} KiB per sample). "
+        "Largest data file a page loads: " + ", ".join(f"{k} {v / 1024:.1f} KiB" for k, v in largest.items()) + ".",
+    ]
     if pages:
-        lines.append("Headless Chromium, from disk until drawn with every image loaded: "
-                     + ", ".join(f"{k} page {v:.2f} s" for k, v in pages.items()) + ".")
+        lines.append(
+            "Headless Chromium, from disk until drawn with every image loaded: "
+            + ", ".join(f"{k} page {v:.2f} s" for k, v in pages.items())
+            + "."
+        )
     else:
         lines.append("Page times not measured: no Chromium on this machine.")
     text = "\n".join(lines)

@@ -29,12 +29,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_md import append_to_section  # noqa: E402
 
 import tokzoo.browse.render  # noqa: E402,F401  (imported before timing)
-import tokzoo.evaluation.evaluate  # noqa: E402,F401
-import tokzoo.learned  # noqa: E402,F401
+import tokzoo.tokenizers.evaluation.evaluate  # noqa: E402,F401
+import tokzoo.tokenizers.learned  # noqa: E402,F401
 from tokzoo.browse import build_site  # noqa: E402
 
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
-          "colorwheel", "cat")
+PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "colorwheel",
+    "cat",
+)
 
 
 def write_photos(folder: Path) -> int:
@@ -68,16 +77,37 @@ def main() -> None:
         root = Path(tmp)
         n = write_photos(root / "photos")
         tokzoo = shutil.which("tokzoo") or str(Path(sys.executable).with_name("tokzoo"))
-        subprocess.run([tokzoo, "pseudo-label", "-m", "sam_instances,edges", "--input",
-                        str(root / "photos"), "-o", str(root / "pl"), "--tokenize", "--no-progress"], check=True,
-                       capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-        rows = [("pseudo-labelled shards (raw)", *measure(root / "pl", root / "site-raw", n)),
-                ("tokens (sam_instances + canny_edges)", *measure(root / "pl-tokens", root / "site", n))]
-    lines = [f"### {date.today()} — {platform.machine()}, {os.cpu_count()} cores, one thread, load average {load:.1f} "
-             f"/ {os.getloadavg()[0]:.1f} (start / end)", "",
-             f"{n} scikit-image photos (300 x 451 to 1411 x 1411), cold build; per-sample pictures only "
-             "(the dataset page's plots excluded).", "",
-             "| dataset | CPU ms per photo | largest picture KiB | pictures |", "|---|---|---|---|"]
+        subprocess.run(
+            [
+                tokzoo,
+                "pseudo-label",
+                "-m",
+                "sam_instances,edges",
+                "--input",
+                str(root / "photos"),
+                "-o",
+                str(root / "pl"),
+                "--tokenize",
+                "--no-progress",
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        rows = [
+            ("pseudo-labelled shards (raw)", *measure(root / "pl", root / "site-raw", n)),
+            ("tokens (sam_instances + canny_edges)", *measure(root / "pl-tokens", root / "site", n)),
+        ]
+    lines = [
+        f"### {date.today()} — {platform.machine()}, {os.cpu_count()} cores, one thread, load average {load:.1f} "
+        f"/ {os.getloadavg()[0]:.1f} (start / end)",
+        "",
+        f"{n} scikit-image photos (300 x 451 to 1411 x 1411), cold build; per-sample pictures only "
+        "(the dataset page's plots excluded).",
+        "",
+        "| dataset | CPU ms per photo | largest picture KiB | pictures |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {name} | {1000 * cpu:.0f} | {largest:.1f} | {count} |" for name, cpu, largest, count in rows]
     text = "\n".join(lines)
     print(text)

@@ -40,20 +40,39 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("full_finetune", "gats", "gats_answers", "epalm", "mit", "alone")
-LABELS = {"full_finetune": "full fine-tuning (GATS wiring, all trainable)", "gats": "GATS",
-          "gats_answers": "GATS, lr 5e-3, 10% captions", "epalm": "eP-ALM",
-          "mit": "MiT", "alone": "components alone (no glue)"}  # fmt: skip
-FM_LAYERS = {"full_finetune": {"layers": [{"rgb": 3, "lm": 3}, {"rgb": 5, "lm": 6}]},
-             "gats": {"layers": [{"rgb": 3, "lm": 3}, {"rgb": 5, "lm": 6}]},
-             "gats_answers": {"layers": [{"rgb": 3, "lm": 3}, {"rgb": 5, "lm": 6}]},
-             "epalm": {"vision_layers": [4, 5]}, "mit": {"vision_layer": 5}, "alone": {}}  # fmt: skip
-PROBE_FACTS = {"person": "is there a person?", "boxes": "how many boxes are there?",
-               "objects": "how many objects are there?", "nearest": "what is the nearest thing?",
-               "nearest colour": "what colour is the nearest object?"}  # fmt: skip
+LABELS = {
+    "full_finetune": "full fine-tuning (GATS wiring, all trainable)",
+    "gats": "GATS",
+    "gats_answers": "GATS, lr 5e-3, 10% captions",
+    "epalm": "eP-ALM",
+    "mit": "MiT",
+    "alone": "components alone (no glue)",
+}
+FM_LAYERS = {
+    "full_finetune": {"layers": [{"rgb": 3, "lm": 3}, {"rgb": 5, "lm": 6}]},
+    "gats": {"layers": [{"rgb": 3, "lm": 3}, {"rgb": 5, "lm": 6}]},
+    "gats_answers": {"layers": [{"rgb": 3, "lm": 3}, {"rgb": 5, "lm": 6}]},
+    "epalm": {"vision_layers": [4, 5]},
+    "mit": {"vision_layer": 5},
+    "alone": {},
+}
+PROBE_FACTS = {
+    "person": "is there a person?",
+    "boxes": "how many boxes are there?",
+    "objects": "how many objects are there?",
+    "nearest": "what is the nearest thing?",
+    "nearest colour": "what colour is the nearest object?",
+}
 
 
-def run(names: list[str], runs: Path, vision: str | None = None, n_train: int | None = None,
-        steps: int | None = None, overrides: list[str] = ()) -> None:
+def run(
+    names: list[str],
+    runs: Path,
+    vision: str | None = None,
+    n_train: int | None = None,
+    steps: int | None = None,
+    overrides: list[str] = (),
+) -> None:
     import torch
 
     from tokzoo.compose import read_recipe, resolve_recipe
@@ -122,19 +141,30 @@ def probe(spec: str, n_train: int = 1000, n_val: int = 200) -> str:
     torch.set_num_threads(1)
     train, val = scene_set(n_train, 0, 64), scene_set(n_val, 1000003, 64)
     # per split and fact: the scenes asked that question (not all are: no nearest colour when it is a person) and their answers
-    asked = {split: {f: [(i, dict(qa)[q]) for i, qa in enumerate(s.qa) if q in dict(qa)] for f, q in PROBE_FACTS.items()}
-             for split, s in (("train", train), ("val", val))}  # fmt: skip
+    asked = {
+        split: {f: [(i, dict(qa)[q]) for i, qa in enumerate(s.qa) if q in dict(qa)] for f, q in PROBE_FACTS.items()}
+        for split, s in (("train", train), ("val", val))
+    }
     rows = {"majority answer of the training scenes": {}}
     for fact, pairs in asked["train"].items():
         common = max({a for _, a in pairs}, key=[a for _, a in pairs].count)
-        rows["majority answer of the training scenes"][fact] = float(np.mean([a == common for _, a in asked["val"][fact]]))
+        rows["majority answer of the training scenes"][fact] = float(
+            np.mean([a == common for _, a in asked["val"][fact]])
+        )
     for item in spec.split(","):
         kind, *source, layer = item.split(":")
         if kind == "pixels":  # control: the image itself, mean over LAYER x LAYER cells, in [0, 1]
             cells = int(layer)
-            features = {split: s.images.reshape(len(s.images), cells, 64 // cells, cells, 64 // cells, 3).mean((2, 4))
-                        .reshape(len(s.images), -1) / 255.0 for split, s in (("train", train), ("val", val))}  # fmt: skip
-            rows[f"pixels, {cells} x {cells} cell means ({features['train'].shape[1]} features)"] = _fit(features, asked)
+            features = {
+                split: s.images.reshape(len(s.images), cells, 64 // cells, cells, 64 // cells, 3)
+                .mean((2, 4))
+                .reshape(len(s.images), -1)
+                / 255.0
+                for split, s in (("train", train), ("val", val))
+            }
+            rows[f"pixels, {cells} x {cells} cell means ({features['train'].shape[1]} features)"] = _fit(
+                features, asked
+            )
             continue
         spec = {"tokenizer": "rgb"} if kind == "rgb" else {{"vision": "vision_model"}.get(kind, kind): ":".join(source)}
         component = build_component("vision", spec).freeze()
@@ -146,13 +176,22 @@ def probe(spec: str, n_train: int = 1000, n_val: int = 200) -> str:
                 if kind == "vision":  # the class token and the mean of the patch tokens
                     tokens = torch.cat([component.class_token(stream)[:, 0], component.grid_tokens(stream).mean(1)], 1)
                 features[split] = (tokens.mean(1) if layer.endswith("mean") else tokens.flatten(1)).numpy()
-        pooled = ", mean over positions" if layer.endswith("mean") else (", class token + patch mean" if kind == "vision" else "")
-        label = (f"{type(component).__name__} {component.source} layer {layer.removesuffix('mean')} "
-                 f"({features['train'].shape[1]} features{pooled})")
+        pooled = (
+            ", mean over positions"
+            if layer.endswith("mean")
+            else (", class token + patch mean" if kind == "vision" else "")
+        )
+        label = (
+            f"{type(component).__name__} {component.source} layer {layer.removesuffix('mean')} "
+            f"({features['train'].shape[1]} features{pooled})"
+        )
         rows[label] = _fit(features, asked)
     counts = " | ".join(f"{len(asked['train'][f])} / {len(asked['val'][f])}" for f in PROBE_FACTS)
-    lines = ["| features | " + " | ".join(PROBE_FACTS) + " |", "|---|" + "---|" * len(PROBE_FACTS),
-             f"| scenes asked (train / held-out) | {counts} |"]
+    lines = [
+        "| features | " + " | ".join(PROBE_FACTS) + " |",
+        "|---|" + "---|" * len(PROBE_FACTS),
+        f"| scenes asked (train / held-out) | {counts} |",
+    ]
     lines += [f"| {name} | " + " | ".join(_pct(r[f]) for f in PROBE_FACTS) + " |" for name, r in rows.items()]
     return "\n".join(lines)
 
@@ -167,13 +206,17 @@ def _psnr(own: dict) -> str:
 
 
 def report(runs: Path) -> str:
-    rows = {n: json.loads((runs / n / "metrics.json").read_text()) for n in METHODS if (runs / n / "metrics.json").is_file()}
+    rows = {
+        n: json.loads((runs / n / "metrics.json").read_text()) for n in METHODS if (runs / n / "metrics.json").is_file()
+    }
     lm = json.loads((runs / "text_lm" / "metrics.json").read_text())
     full = rows.get("full_finetune")
     types = sorted({t for m in rows.values() for t in m["task"]["answer_accuracy_by_type"]})
-    lines = ["| method | trainable | answer acc. (mean of types) | vs full FT | captions BLEU-4 | caption exact | "
-             "caption token acc. | step ms wall / CPU | LM text CE before -> after | rgb PSNR before -> after | frozen bit-identical |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | trainable | answer acc. (mean of types) | vs full FT | captions BLEU-4 | caption exact | "
+        "caption token acc. | step ms wall / CPU | LM text CE before -> after | rgb PSNR before -> after | frozen bit-identical |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, m in rows.items():
         t, s = m["task"], m["split"]
         vs = f"{t['answer_accuracy'] / full['task']['answer_accuracy']:.2f}x" if full else "-"
@@ -184,52 +227,99 @@ def report(runs: Path) -> str:
             f"{t['caption_bleu4']:.3f} | {_pct(t['caption_exact'])} | {_pct(t['caption_token_accuracy'])} | {step} | "
             f"{before['lm']['text_cross_entropy']:.3f} -> {after['lm']['text_cross_entropy']:.3f} | "
             f"{_psnr(before)} -> {_psnr(after)} | "
-            f"{'yes' if all(m['components_unchanged'].values()) else 'no (trained)'} |")
-    lines += ["", "Answer accuracy by question type:", "",
-              "| method | " + " | ".join(types) + " | all questions |", "|---|" + "---|" * (len(types) + 1)]
+            f"{'yes' if all(m['components_unchanged'].values()) else 'no (trained)'} |"
+        )
+    lines += [
+        "",
+        "Answer accuracy by question type:",
+        "",
+        "| method | " + " | ".join(types) + " | all questions |",
+        "|---|" + "---|" * (len(types) + 1),
+    ]
     for name, m in rows.items():
         by = m["task"]["answer_accuracy_by_type"]
-        lines.append(f"| {LABELS[name]} | " + " | ".join(_pct(by.get(k, float('nan'))) for k in types)
-                     + f" | {_pct(m['task']['answer_accuracy_questions'])} |")
+        lines.append(
+            f"| {LABELS[name]} | "
+            + " | ".join(_pct(by.get(k, float("nan"))) for k in types)
+            + f" | {_pct(m['task']['answer_accuracy_questions'])} |"
+        )
     samples = rows.get("gats", next(iter(rows.values())))["task"]["caption_samples"]
-    lines += ["", "GATS captions of the first held-out scenes (generated / reference): "
-              + "; ".join(f"\"{g}\" / \"{r}\"" for g, r in samples), "",
-              f"Text LM component: {lm['parameters']:,} parameters, {lm['final_loss']:.3f} final training loss, held-out "
-              f"text cross-entropy {lm['text_cross_entropy']:.3f}, token accuracy {_pct(lm['text_token_accuracy'])}, "
-              f"{lm['step_ms']:.0f} ms/step (wall)."]
+    lines += [
+        "",
+        "GATS captions of the first held-out scenes (generated / reference): "
+        + "; ".join(f'"{g}" / "{r}"' for g, r in samples),
+        "",
+        f"Text LM component: {lm['parameters']:,} parameters, {lm['final_loss']:.3f} final training loss, held-out "
+        f"text cross-entropy {lm['text_cross_entropy']:.3f}, token accuracy {_pct(lm['text_token_accuracy'])}, "
+        f"{lm['step_ms']:.0f} ms/step (wall).",
+    ]
     return "\n".join(lines)
 
 
 def write_results(table: str, runs: Path, vision: str | None = None) -> None:
     first = next(runs / n for n in METHODS if (runs / n / "metrics.json").is_file() and n != "alone")
     recipe = json.loads((first / "compose.json").read_text())["recipe"]
-    d = (f"{first.name}: {recipe['data']['scene_text']['n_train']:,} training scenes, {recipe['steps']} steps of "
-         f"{recipe['batch_size']}")
-    header = (f"### {datetime.date.today().isoformat()}, {platform.platform()}, {os.cpu_count()} CPUs, torch threads 1, "
-              f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}\n\n"
-              f"`nice -n 10 python benchmarks/compose_methods.py{f' --vision {vision}' if vision else ''}` "
-              f"(recipes/compose/*.yaml as committed{'; the rgb component and its layers replaced, see FM_LAYERS' if vision else ''}; {d}) - "
-              "held-out: 200 scenes of stream 1000003 at 64 px, every question of each (answers: greedy, exact word), "
-              "one caption each (greedy, up to 40 tokens).\n\n")
+    d = (
+        f"{first.name}: {recipe['data']['scene_text']['n_train']:,} training scenes, {recipe['steps']} steps of "
+        f"{recipe['batch_size']}"
+    )
+    header = (
+        f"### {datetime.date.today().isoformat()}, {platform.platform()}, {os.cpu_count()} CPUs, torch threads 1, "
+        f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}\n\n"
+        f"`nice -n 10 python benchmarks/compose_methods.py{f' --vision {vision}' if vision else ''}` "
+        f"(recipes/compose/*.yaml as committed{'; the rgb component and its layers replaced, see FM_LAYERS' if vision else ''}; {d}) - "
+        "held-out: 200 scenes of stream 1000003 at 64 px, every question of each (answers: greedy, exact word), "
+        "one caption each (greedy, up to 40 tokens).\n\n"
+    )
     write_section("## Composing frozen models", header + table + "\n")
 
 
 # -- the ViT suite ---------------------------------------------------------------------------------------------
-VIT_RUNS = ("alone", "full_finetune", "gats", "gats_1layer", "epalm", "epalm_input", "prompt", "prefix", "mit",
-            "mit_fixed", "xattn")
+VIT_RUNS = (
+    "alone",
+    "full_finetune",
+    "gats",
+    "gats_1layer",
+    "epalm",
+    "epalm_input",
+    "prompt",
+    "prefix",
+    "mit",
+    "mit_fixed",
+    "xattn",
+)
 FRAME_RUNS = ("frames_alone", "frames_gats", "frames_gats_time")  # the multi-frame task: its own questions
 HEADLINE = ("full_finetune", "gats", "epalm", "mit")  # also run with seed 1 (the LM alone trains nothing: one run)
-VIT_LABELS = {"alone": "components alone (LM, no image)", "full_finetune": "full fine-tuning (GATS wiring, all trained)",
-              "gats": "GATS, 2 layers", "gats_1layer": "GATS, 1 layer", "epalm": "eP-ALM (deep CLS injection)",
-              "epalm_input": "input-level CLS injection", "prompt": "prompt-only (no image)", "prefix": "visual prefix",
-              "mit": "MiT (adaptive head gates)", "mit_fixed": "MiT (fixed head gates)",
-              "xattn": "xattn (gated cross-attention)", "frames_alone": "frames: LM alone",
-              "frames_gats": "frames: GATS, per-stream windows (3 frames)",
-              "frames_gats_time": "frames: GATS, time window (16 steps)"}  # fmt: skip
+VIT_LABELS = {
+    "alone": "components alone (LM, no image)",
+    "full_finetune": "full fine-tuning (GATS wiring, all trained)",
+    "gats": "GATS, 2 layers",
+    "gats_1layer": "GATS, 1 layer",
+    "epalm": "eP-ALM (deep CLS injection)",
+    "epalm_input": "input-level CLS injection",
+    "prompt": "prompt-only (no image)",
+    "prefix": "visual prefix",
+    "mit": "MiT (adaptive head gates)",
+    "mit_fixed": "MiT (fixed head gates)",
+    "xattn": "xattn (gated cross-attention)",
+    "frames_alone": "frames: LM alone",
+    "frames_gats": "frames: GATS, per-stream windows (3 frames)",
+    "frames_gats_time": "frames: GATS, time window (16 steps)",
+}
 # (better, worse): the comparisons the papers make, as paired differences over the same held-out questions
-PAIRS = (("gats", "alone"), ("full_finetune", "alone"), ("gats", "full_finetune"), ("gats", "gats_1layer"),
-         ("epalm", "alone"), ("epalm", "prompt"), ("epalm", "epalm_input"), ("mit", "prefix"), ("mit", "mit_fixed"),
-         ("mit", "alone"), ("prefix", "alone"))  # fmt: skip
+PAIRS = (
+    ("gats", "alone"),
+    ("full_finetune", "alone"),
+    ("gats", "full_finetune"),
+    ("gats", "gats_1layer"),
+    ("epalm", "alone"),
+    ("epalm", "prompt"),
+    ("epalm", "epalm_input"),
+    ("mit", "prefix"),
+    ("mit", "mit_fixed"),
+    ("mit", "alone"),
+    ("prefix", "alone"),
+)
 
 
 def run_dir(runs: Path, name: str, seed: int) -> Path:
@@ -256,8 +346,10 @@ def run_vit(names: list[str], runs: Path, seeds: list[int], overrides: list[str]
                 continue
             recipe = read_recipe(ROOT / f"recipes/compose/vit/{name}.yaml")
             recipe["seed"] = seed
-            recipe["compose"]["components"] = {"lm": {"causal_lm": str(lm_dir.resolve())},
-                                               "vision": {"vision_model": str(vision_dir.resolve())}}  # fmt: skip
+            recipe["compose"]["components"] = {
+                "lm": {"causal_lm": str(lm_dir.resolve())},
+                "vision": {"vision_model": str(vision_dir.resolve())},
+            }
             for item in overrides:
                 _override(recipe, item)
             run_recipe(resolve_recipe(recipe, f"recipes/compose/vit/{name}.yaml"), out)
@@ -344,7 +436,9 @@ def inference_cost(directory: Path, n: int = 32) -> dict:
     counts = counter.get_flop_counts()
     total = sum(counts["Global"].values())
     prefix = f"Composition.components.{encoder}."
-    mine = [k for k in counts if k.startswith(prefix)]  # the outermost modules only (a parent's count holds its children's)
+    mine = [
+        k for k in counts if k.startswith(prefix)
+    ]  # the outermost modules only (a parent's count holds its children's)
     enc = sum(sum(counts[k].values()) for k in mine if not any(k.startswith(o + ".") for o in mine))
     return {"flops": total / n, "encoder_flops": enc / n, "ms": 1000 * sorted(times)[1] / n}
 
@@ -377,9 +471,12 @@ def report_vit(runs: Path) -> str:
     alone, full = rows.get("alone", {}).get(0), rows.get("full_finetune", {})
     cost = {name: inference_cost(run_dir(runs, name, 0)) for name in rows}  # the single-image runs
     lm_flops = cost["alone"]["flops"] if "alone" in cost else None
-    lines = ["| method | trainable | answer acc., seed 0 / 1 | vs LM alone, paired 95% interval | gain / full FT's gain, seed 0 / 1 | "
-             "step ms (CPU) | inference MFLOPs / question: all (encoder) | added over the LM, MFLOPs | ms / question | "
-             "components bit-identical |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | trainable | answer acc., seed 0 / 1 | vs LM alone, paired 95% interval | gain / full FT's gain, seed 0 / 1 | "
+        "step ms (CPU) | inference MFLOPs / question: all (encoder) | added over the LM, MFLOPs | ms / question | "
+        "components bit-identical |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, by_seed in rows.items():
         m = by_seed[0]
         acc = " / ".join(_pct(by_seed[s]["task"]["answer_accuracy"]) for s in sorted(by_seed))
@@ -396,32 +493,55 @@ def report_vit(runs: Path) -> str:
         added = f"{(c['flops'] - c['encoder_flops'] - lm_flops) / 1e6:.2f}" if lm_flops is not None else "-"
         step = "-" if m["step_cpu_ms"] is None else f"{m['step_cpu_ms']:.0f}"
         same = "yes" if all(m["components_unchanged"].values()) else "no (trained)"
-        lines.append(f"| {VIT_LABELS[name]} | {m['split']['trainable']:,} ({m['split']['trainable_percent']:.2f}%) | {acc} | "
-                     f"{interval} | {gain} | {step} | {c['flops'] / 1e6:.2f} ({c['encoder_flops'] / 1e6:.2f}) | {added} | "
-                     f"{c['ms']:.2f} | {same} |")
-    lines += ["", "Paired differences (mean-over-types accuracy, points; 95% bootstrap interval over the 2,000 resamples of "
-              "the held-out questions, seed 0 runs):", "", "| comparison | difference | 95% interval | beyond the interval |",
-              "|---|---|---|---|"]
+        lines.append(
+            f"| {VIT_LABELS[name]} | {m['split']['trainable']:,} ({m['split']['trainable_percent']:.2f}%) | {acc} | "
+            f"{interval} | {gain} | {step} | {c['flops'] / 1e6:.2f} ({c['encoder_flops'] / 1e6:.2f}) | {added} | "
+            f"{c['ms']:.2f} | {same} |"
+        )
+    lines += [
+        "",
+        "Paired differences (mean-over-types accuracy, points; 95% bootstrap interval over the 2,000 resamples of "
+        "the held-out questions, seed 0 runs):",
+        "",
+        "| comparison | difference | 95% interval | beyond the interval |",
+        "|---|---|---|---|",
+    ]
     for a, b in PAIRS:
         if a in rows and b in rows:
             d, lo, hi = paired_interval(rows[a][0], rows[b][0])
-            lines.append(f"| {VIT_LABELS[a]} - {VIT_LABELS[b]} | {100 * d:+.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] | "
-                         f"{'yes' if lo > 0 else 'no'} |")
+            lines.append(
+                f"| {VIT_LABELS[a]} - {VIT_LABELS[b]} | {100 * d:+.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] | "
+                f"{'yes' if lo > 0 else 'no'} |"
+            )
     constant = constant_answers(runs, n_train)
     types = sorted(constant["type"])
-    lines += ["", "Answer accuracy by question type (seed 0; constant answers from the training scenes):", "",
-              "| method | " + " | ".join(types) + " | mean of types |", "|---|" + "---|" * (len(types) + 1)]
+    lines += [
+        "",
+        "Answer accuracy by question type (seed 0; constant answers from the training scenes):",
+        "",
+        "| method | " + " | ".join(types) + " | mean of types |",
+        "|---|" + "---|" * (len(types) + 1),
+    ]
     for level, label in (("type", "constant answer per question type"), ("question", "constant answer per question")):
-        lines.append(f"| {label} | " + " | ".join(_pct(constant[level][k]) for k in types)
-                     + f" | {_pct(float(np.mean(list(constant[level].values()))))} |")
+        lines.append(
+            f"| {label} | "
+            + " | ".join(_pct(constant[level][k]) for k in types)
+            + f" | {_pct(float(np.mean(list(constant[level].values()))))} |"
+        )
     for name, by_seed in rows.items():
         by = by_seed[0]["task"]["answer_accuracy_by_type"]
-        lines.append(f"| {VIT_LABELS[name]} | " + " | ".join(_pct(by.get(k, float("nan"))) for k in types)
-                     + f" | {_pct(by_seed[0]['task']['answer_accuracy'])} |")
+        lines.append(
+            f"| {VIT_LABELS[name]} | "
+            + " | ".join(_pct(by.get(k, float("nan"))) for k in types)
+            + f" | {_pct(by_seed[0]['task']['answer_accuracy'])} |"
+        )
     best = {k: max(r[0]["task"]["answer_accuracy_by_type"].get(k, 0) for r in rows.values()) for k in types}
     above = [k for k in types if best[k] > max(constant["question"][k], constant["type"][k])]
-    lines += ["", f"Question types above both constant answers for at least one method: {len(above)} of "
-              f"{len(types)} ({', '.join(above) or 'none'})."]
+    lines += [
+        "",
+        f"Question types above both constant answers for at least one method: {len(above)} of "
+        f"{len(types)} ({', '.join(above) or 'none'}).",
+    ]
     return "\n".join(lines + frame_table(frames))
 
 
@@ -430,18 +550,28 @@ def frame_table(frames: dict) -> list[str]:
     if not frames:
         return []
     types = sorted({k for m in frames.values() for k in m["task"]["answer_accuracy_by_type"]})
-    lines = ["", f"Multi-frame task (3 frames, questions about the first view whose answer differs in the last; "
-             f"{next(iter(frames.values()))['task']['n_questions']} held-out questions):", "",
-             "| method | " + " | ".join(types) + " | mean of types |", "|---|" + "---|" * (len(types) + 1)]
+    lines = [
+        "",
+        f"Multi-frame task (3 frames, questions about the first view whose answer differs in the last; "
+        f"{next(iter(frames.values()))['task']['n_questions']} held-out questions):",
+        "",
+        "| method | " + " | ".join(types) + " | mean of types |",
+        "|---|" + "---|" * (len(types) + 1),
+    ]
     for name, m in frames.items():
         by = m["task"]["answer_accuracy_by_type"]
-        lines.append(f"| {VIT_LABELS[name]} | " + " | ".join(_pct(by.get(k, float("nan"))) for k in types)
-                     + f" | {_pct(m['task']['answer_accuracy'])} |")
+        lines.append(
+            f"| {VIT_LABELS[name]} | "
+            + " | ".join(_pct(by.get(k, float("nan"))) for k in types)
+            + f" | {_pct(m['task']['answer_accuracy'])} |"
+        )
     for a, b in (("frames_gats", "frames_gats_time"), ("frames_gats", "frames_alone")):
         if a in frames and b in frames:
             d, lo, hi = paired_interval(frames[a], frames[b])
-            lines.append(f"\n{VIT_LABELS[a]} - {VIT_LABELS[b]}: {100 * d:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]"
-                         f" (paired 95% bootstrap), beyond the interval: {'yes' if lo > 0 else 'no'}.")
+            lines.append(
+                f"\n{VIT_LABELS[a]} - {VIT_LABELS[b]}: {100 * d:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                f" (paired 95% bootstrap), beyond the interval: {'yes' if lo > 0 else 'no'}."
+            )
     return lines
 
 
@@ -449,11 +579,13 @@ def write_vit_results(table: str, runs: Path) -> None:
     """A dated section under "Composing frozen models that know the scene" in benchmarks/RESULTS.md (newest first)."""
     vision = json.loads((runs / "vision" / "metrics.json").read_text())
     heads = ", ".join(f"{k} {v:.3f}" for k, v in vision["held_out"].items())
-    header = (f"### {datetime.date.today().isoformat()}, {platform.platform()}, {os.cpu_count()} CPUs, torch threads 1, "
-              f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}\n\n"
-              "`nice -n 5 python benchmarks/compose_methods.py` (recipes/compose/vit/*.yaml as committed; load average at report time, the runs ran at ~10) - held-out: 200 "
-              "scenes of stream 1000003 at 64 px, every question of each (greedy, exact word). Vision component: "
-              f"{vision['parameters']:,} parameters, held-out pretraining heads: {heads}.\n\n")
+    header = (
+        f"### {datetime.date.today().isoformat()}, {platform.platform()}, {os.cpu_count()} CPUs, torch threads 1, "
+        f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}\n\n"
+        "`nice -n 5 python benchmarks/compose_methods.py` (recipes/compose/vit/*.yaml as committed; load average at report time, the runs ran at ~10) - held-out: 200 "
+        "scenes of stream 1000003 at 64 px, every question of each (greedy, exact word). Vision component: "
+        f"{vision['parameters']:,} parameters, held-out pretraining heads: {heads}.\n\n"
+    )
     write_section("## Composing frozen models that know the scene", header + table + "\n")
 
 
@@ -477,12 +609,21 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="Comma-separated recipe names (default: the suite's)")
     parser.add_argument("--seeds", default="0,1", help="Seeds of the headline rows (vit suite)")
     parser.add_argument("--report", action="store_true", help="Only write the table from the runs' metrics.json.")
-    parser.add_argument("--vision", default=None, help="fm:RUN_DIR: the vision component is that fm run's encoder (rgb suite)")
+    parser.add_argument(
+        "--vision", default=None, help="fm:RUN_DIR: the vision component is that fm run's encoder (rgb suite)"
+    )
     parser.add_argument("--n-train", type=int, default=None, help="Training scenes of the glue runs (rgb suite)")
     parser.add_argument("--steps", type=int, default=None, help="Steps of the glue runs (rgb suite)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
-                        help="Override a recipe field of the methods run, e.g. optimizer.lr=5e-3 (repeatable)")
-    parser.add_argument("--probe", default=None, help="vision:DIR:LAYER,rgb:LAYER,fm:RUN_DIR:LAYER: a linear-probe table")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="Override a recipe field of the methods run, e.g. optimizer.lr=5e-3 (repeatable)",
+    )
+    parser.add_argument(
+        "--probe", default=None, help="vision:DIR:LAYER,rgb:LAYER,fm:RUN_DIR:LAYER: a linear-probe table"
+    )
     args = parser.parse_args()
     if args.probe:
         print(probe(args.probe))
@@ -497,8 +638,14 @@ def main() -> None:
             write_vit_results(table, args.runs)
         return
     if not args.report:
-        run([n for n in (args.only or ",".join(METHODS)).split(",") if n], args.runs, args.vision, args.n_train,
-            args.steps, args.set)
+        run(
+            [n for n in (args.only or ",".join(METHODS)).split(",") if n],
+            args.runs,
+            args.vision,
+            args.n_train,
+            args.steps,
+            args.set,
+        )
     table = report(args.runs)
     print(table)
     if args.report:

@@ -34,8 +34,8 @@ from scipy import ndimage, stats
 
 from tokzoo.datasets import generate_scene
 from tokzoo.labelers.consensus import _smooth, depth_consensus, normals_consensus
-from tokzoo.labelers.geometry import normals_from_depth
 from tokzoo.labelers.metrics import angular_errors
+from tokzoo.labelers.normals_from_depth import normals_from_depth
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Iterative consensus"
@@ -48,7 +48,7 @@ def _boxes(rng, shape, n, lo, hi) -> np.ndarray:
         h = int(np.clip(np.sqrt(area * rng.uniform(0.5, 2)), 4, shape[0]))
         w = int(np.clip(area / h, 4, shape[1]))
         top, left = rng.integers(0, shape[0] - h + 1), rng.integers(0, shape[1] - w + 1)
-        mask[top:top + h, left:left + w] = True
+        mask[top : top + h, left : left + w] = True
     return mask
 
 
@@ -58,8 +58,10 @@ def degrade(scene: dict, rng: np.random.Generator) -> tuple[dict[str, np.ndarray
     noise = lambda s: np.exp(rng.normal(0, s, shape))  # noqa: E731
     warp = ndimage.gaussian_filter(rng.normal(0, 1, shape), 16)
     warp *= rng.uniform(0.04, 0.12) / warp.std()
-    out = {"warped": gt * rng.uniform(0.8, 1.25) * np.exp(warp) * noise(0.005),
-           "blurry": _smooth(gt, rng.uniform(1.5, 4)) * rng.uniform(0.9, 1.1)}
+    out = {
+        "warped": gt * rng.uniform(0.8, 1.25) * np.exp(warp) * noise(0.005),
+        "blurry": _smooth(gt, rng.uniform(1.5, 4)) * rng.uniform(0.9, 1.1),
+    }
     outliers = gt * noise(0.01)
     for box in range(rng.integers(1, 4)):
         factor = rng.uniform(0.5, 0.7) if rng.random() < 0.5 else rng.uniform(1.4, 2.0)
@@ -120,8 +122,10 @@ def run(n: int, size: int, seed: int = 3) -> tuple[str, dict]:
         pix_hi.append(absrel[ok & (cmap >= cut)].mean())
         pix_lo.append(absrel[ok & (cmap < cut)].mean())
         iters.append(len(result.history))
-        normal_cands = {"normals model": normals_model, **{f"from {k}": normals_from_depth(v, camera)
-                                                           for k, v in cands.items()}}  # fmt: skip
+        normal_cands = {
+            "normals model": normals_model,
+            **{f"from {k}": normals_from_depth(v, camera) for k, v in cands.items()},
+        }
         normal_cands["normals consensus"] = normals_consensus(list(normal_cands.values())).proposal
         for name, value in normal_cands.items():
             normal_rows.setdefault(name, []).append(angular_errors(value, scene["normals"]).mean())
@@ -132,21 +136,29 @@ def run(n: int, size: int, seed: int = 3) -> tuple[str, dict]:
     lines = ["| depth from | abs-rel | RMSE (m) | normals from it (deg) |", "|---|---|---|---|"]
     for name, row in rows.items():
         mark = " (best single)" if name == best else ""
-        lines.append(f"| {name}{mark} | {np.mean(row['absrel']):.4f} | {np.mean(row['rmse']):.3f} | "
-                     f"{np.mean(row['deg']):.2f} |")  # fmt: skip
+        lines.append(
+            f"| {name}{mark} | {np.mean(row['absrel']):.4f} | {np.mean(row['rmse']):.3f} | {np.mean(row['deg']):.2f} |"
+        )
     oracle = np.mean(np.min([rows[k]["absrel"] for k in singles], axis=0))
-    lines += [f"| oracle: best single per sample | {oracle:.4f} | | |", "",
-              "| normals from | mean angular error (deg) |", "|---|---|"]
+    lines += [
+        f"| oracle: best single per sample | {oracle:.4f} | | |",
+        "",
+        "| normals from | mean angular error (deg) |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {np.mean(v):.2f} |" for name, v in normal_rows.items()]
     rho = stats.spearmanr(conf, conf_absrel).statistic
     half = order[: max(n // 2, 1)]
-    lines += ["", "| confidence (depth consensus) | value |", "|---|---|",
-              f"| Spearman(per-sample confidence, abs-rel) | {rho:.3f} |",
-              f"| abs-rel: all samples / most confident half | {np.mean(conf_absrel):.4f} / "
-              f"{np.mean(np.array(conf_absrel)[half]):.4f} |",
-              f"| pixel abs-rel where confidence map >= / < its median | {np.mean(pix_hi):.4f} / "
-              f"{np.mean(pix_lo):.4f} |",
-              f"| confidence range, mean rounds | {min(conf):.3f}..{max(conf):.3f}, {np.mean(iters):.1f} |"]
+    lines += [
+        "",
+        "| confidence (depth consensus) | value |",
+        "|---|---|",
+        f"| Spearman(per-sample confidence, abs-rel) | {rho:.3f} |",
+        f"| abs-rel: all samples / most confident half | {np.mean(conf_absrel):.4f} / "
+        f"{np.mean(np.array(conf_absrel)[half]):.4f} |",
+        f"| pixel abs-rel where confidence map >= / < its median | {np.mean(pix_hi):.4f} / {np.mean(pix_lo):.4f} |",
+        f"| confidence range, mean rounds | {min(conf):.3f}..{max(conf):.3f}, {np.mean(iters):.1f} |",
+    ]
     return "\n".join(lines), {"seconds": seconds}
 
 
@@ -158,8 +170,10 @@ def main():
     args = parser.parse_args()
     warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN medians on sky pixels
     table, info = run(args.scenes, args.size)
-    head = (f"{datetime.date.today()}, {platform.platform()}, {args.scenes} scenes (stream 3) at {args.size} px, "
-            f"{info['seconds']:.0f} s. `python benchmarks/consensus.py --scenes {args.scenes} --size {args.size}`")
+    head = (
+        f"{datetime.date.today()}, {platform.platform()}, {args.scenes} scenes (stream 3) at {args.size} px, "
+        f"{info['seconds']:.0f} s. `python benchmarks/consensus.py --scenes {args.scenes} --size {args.size}`"
+    )
     print(head + "\n\n" + table)
     if not args.no_write:
         text = RESULTS.read_text() if RESULTS.exists() else ""

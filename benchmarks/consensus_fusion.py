@@ -36,8 +36,8 @@ import torch
 
 from tokzoo.consensus import DepthNetConfig, load_depth_net, save_depth_net, train_depth_net
 from tokzoo.consensus.depthnet import scene_arrays
-from tokzoo.evaluation.metrics import abs_rel, rmse
 from tokzoo.labelers.consensus import depth_consensus
+from tokzoo.tokenizers.evaluation.metrics import abs_rel, rmse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from consensus_loop import bootstrap  # noqa: E402
@@ -71,22 +71,28 @@ def error_correlations(truth: np.ndarray, candidates: dict[str, np.ndarray]) -> 
     errors = {k: (np.log(v) - np.log(np.where(ok, truth, 1.0)))[ok] for k, v in candidates.items()}
     per_scene = {k: np.array([abs_rel(t, p) for t, p in zip(truth, v)]) for k, v in candidates.items()}
     names = list(candidates)
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-    return "; ".join(f"{a} / {b} {np.corrcoef(errors[a], errors[b])[0, 1]:.2f} / "
-                     f"{np.corrcoef(per_scene[a], per_scene[b])[0, 1]:.2f}" for a, b in pairs)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    return "; ".join(
+        f"{a} / {b} {np.corrcoef(errors[a], errors[b])[0, 1]:.2f} / {np.corrcoef(per_scene[a], per_scene[b])[0, 1]:.2f}"
+        for a, b in pairs
+    )
 
 
 def fuse(candidates: dict[str, np.ndarray], suffix: str = "") -> dict[str, np.ndarray]:
     stack = np.stack(list(candidates.values()), 1)  # (N, K, H, W)
-    return {f"consensus: (IRLS fusion){suffix}": np.stack([depth_consensus(list(s)).proposal for s in stack]),
-            f"per-pixel median{suffix}": np.median(stack, 1),
-            f"per-pixel mean of log depth{suffix}": np.exp(np.log(stack).mean(1))}
+    return {
+        f"consensus: (IRLS fusion){suffix}": np.stack([depth_consensus(list(s)).proposal for s in stack]),
+        f"per-pixel median{suffix}": np.median(stack, 1),
+        f"per-pixel mean of log depth{suffix}": np.exp(np.log(stack).mean(1)),
+    }
 
 
 def scores(truth: np.ndarray, preds: np.ndarray) -> dict[str, np.ndarray]:
-    return {"abs_rel": np.array([abs_rel(t, p) for t, p in zip(truth, preds)]),
-            "rmse": np.array([rmse(t, p) for t, p in zip(truth, preds)]),
-            "aligned": np.array([scale_aligned_abs_rel(t, p) for t, p in zip(truth, preds)])}
+    return {
+        "abs_rel": np.array([abs_rel(t, p) for t, p in zip(truth, preds)]),
+        "rmse": np.array([rmse(t, p) for t, p in zip(truth, preds)]),
+        "aligned": np.array([scale_aligned_abs_rel(t, p) for t, p in zip(truth, preds)]),
+    }
 
 
 def main():
@@ -121,8 +127,10 @@ def main():
     rows = {**{f"{k}{' (best single on validation)' if k == best else ''}": v for k, v in singles.items()}, **fused}
     results = {k: scores(depth, v) for k, v in rows.items()}
     ref = results["consensus: (IRLS fusion)"]
-    lines = ["| labeler / fusion | abs-rel | diff to consensus: [95% CI] | RMSE (m) | diff [95% CI] | abs-rel, median-scaled | diff [95% CI] |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| labeler / fusion | abs-rel | diff to consensus: [95% CI] | RMSE (m) | diff [95% CI] | abs-rel, median-scaled | diff [95% CI] |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, r in results.items():
         cells = []
         for metric, fmt in (("abs_rel", "{:+.4f}"), ("rmse", "{:+.3f}"), ("aligned", "{:+.4f}")):
@@ -131,15 +139,19 @@ def main():
             else:
                 mean, lo, hi = bootstrap(r[metric] - ref[metric])
                 cells.append(f"{fmt.format(mean)} [{fmt.format(lo)}, {fmt.format(hi)}]")
-        lines.append(f"| {name} | {np.nanmean(r['abs_rel']):.4f} | {cells[0]} | {np.nanmean(r['rmse']):.3f} | {cells[1]} | "
-                     f"{np.nanmean(r['aligned']):.4f} | {cells[2]} |")
+        lines.append(
+            f"| {name} | {np.nanmean(r['abs_rel']):.4f} | {cells[0]} | {np.nanmean(r['rmse']):.3f} | {cells[1]} | "
+            f"{np.nanmean(r['aligned']):.4f} | {cells[2]} |"
+        )
     text = "\n".join(lines)
     val_text = ", ".join(f"{k} {v:.4f}" for k, v in val_scores.items())
-    head = (f"### {datetime.date.today().isoformat()}: {args.n} held-out scenes (stream {args.stream}), {platform.platform()}, "
-            f"load average {load}; {(time.time() - start) / 60:.1f} min; consensus: {fusion_seconds / args.n * 1000:.0f} ms "
-            f"per scene\n\n`python benchmarks/consensus_fusion.py --nets RUN/depthnets --n {args.n}`; validation "
-            f"({args.val_n} scenes of stream {args.val_stream}) abs-rel: {val_text}. Error correlation between labelers "
-            f"(per-pixel log error / per-scene abs-rel, Pearson): {error_correlations(depth, singles)}")
+    head = (
+        f"### {datetime.date.today().isoformat()}: {args.n} held-out scenes (stream {args.stream}), {platform.platform()}, "
+        f"load average {load}; {(time.time() - start) / 60:.1f} min; consensus: {fusion_seconds / args.n * 1000:.0f} ms "
+        f"per scene\n\n`python benchmarks/consensus_fusion.py --nets RUN/depthnets --n {args.n}`; validation "
+        f"({args.val_n} scenes of stream {args.val_stream}) abs-rel: {val_text}. Error correlation between labelers "
+        f"(per-pixel log error / per-scene abs-rel, Pearson): {error_correlations(depth, singles)}"
+    )
     print(head + "\n\n" + text)
     if not args.no_write:
         append_to_section(RESULTS, SECTION, head + "\n\n" + text)

@@ -43,17 +43,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tokzoo.consensus import (ConsensusRecipe, DepthNetConfig, consensus_loop, gather_evidence, greedy,
-                              load_depth_net, save_depth_net, train_depth_net)
+from tokzoo.consensus import (
+    ConsensusRecipe,
+    DepthNetConfig,
+    consensus_loop,
+    gather_evidence,
+    greedy,
+    load_depth_net,
+    save_depth_net,
+    train_depth_net,
+)
 from tokzoo.consensus.loop import decode_depth, open_loop_proposals, rerank
 from tokzoo.consensus.scorers import region_errors
 from tokzoo.datasets import generate_scene
-from tokzoo.evaluation.metrics import abs_rel
 from tokzoo.fm.checkpoint import load_model
 from tokzoo.fm.masking import flatten_batch
-from tokzoo.fm.spec import read_manifest
 from tokzoo.fm.stream import ordered_batches
-from tokzoo.labelers.geometry import intrinsics, normals_from_depth, unproject
+from tokzoo.labelers.normals_from_depth import intrinsics, normals_from_depth, unproject
+from tokzoo.tokenizers.evaluation.metrics import abs_rel
+from tokzoo.tokens.layout import read_manifest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_md import append_to_section  # noqa: E402
@@ -121,8 +129,11 @@ def structure_error(pred: np.ndarray, scene: dict) -> float:
     return float(np.degrees(np.arccos(cos)).mean())
 
 
-METRICS = {"abs_rel": lambda d, s: abs_rel(s["depth"], d), "structure": lambda d, s: structure_error(d, s),
-           "planarity": lambda d, s: floor_planarity(d, s)}
+METRICS = {
+    "abs_rel": lambda d, s: abs_rel(s["depth"], d),
+    "structure": lambda d, s: structure_error(d, s),
+    "planarity": lambda d, s: floor_planarity(d, s),
+}
 
 
 def training_prior(size: int = 64, n: int = 1024) -> np.ndarray:
@@ -156,7 +167,9 @@ def tune_on_validation(model, val, net, base: ConsensusRecipe) -> dict:
         evidence = gather_evidence(model, masked, base.with_scorers(dict.fromkeys(SCORER_NAMES, 1.0)), rgb, net)
         _, maps = open_loop_proposals(model, masked, base, calls, row_seeds=seeds)
         for i, scene in enumerate(scenes):
-            errors = np.stack([region_errors(m, evidence.scene(i), SCORER_NAMES, grid, base.hfov_degrees) for m in maps[i]])
+            errors = np.stack(
+                [region_errors(m, evidence.scene(i), SCORER_NAMES, grid, base.hfov_degrees) for m in maps[i]]
+            )
             for j, name in enumerate(SCORER_NAMES):
                 single[name].append(abs_rel(scene["depth"], maps[i][rerank(errors, np.eye(len(SCORER_NAMES))[j])]))
             for w in WEIGHT_GRID:
@@ -166,9 +179,14 @@ def tune_on_validation(model, val, net, base: ConsensusRecipe) -> dict:
             looped[w] += [abs_rel(s["depth"], d) for s, d in zip(scenes, r.depth)]
     mean = lambda d: {k: float(np.mean(v)) for k, v in d.items()}  # noqa: E731
     single, reranked, looped = mean(single), mean(reranked), mean(looped)
-    return {"best_single": min(single, key=single.get), "single": single,
-            "rerank_weights": min(reranked, key=reranked.get), "reranked": reranked,
-            "loop_weights": min(looped, key=looped.get), "looped": looped}
+    return {
+        "best_single": min(single, key=single.get),
+        "single": single,
+        "rerank_weights": min(reranked, key=reranked.get),
+        "reranked": reranked,
+        "loop_weights": min(looped, key=looped.get),
+        "looped": looped,
+    }
 
 
 def evaluate(model, heldout, net, base: ConsensusRecipe, prior: np.ndarray, rerank_weights, loop_weights) -> dict:
@@ -181,7 +199,9 @@ def evaluate(model, heldout, net, base: ConsensusRecipe, prior: np.ndarray, rera
     grid = tuple(next(s for s in model.specs if s.name == base.target).grid)
 
     def add(name, depth_maps, scenes, seconds, calls, forwards):
-        v = variants.setdefault(name, {m: [] for m in METRICS} | {"seconds": 0.0, "calls": calls, "forwards": forwards, "scenes": 0})
+        v = variants.setdefault(
+            name, {m: [] for m in METRICS} | {"seconds": 0.0, "calls": calls, "forwards": forwards, "scenes": 0}
+        )
         for m, fn in METRICS.items():
             v[m] += [fn(d, s) for s, d in zip(scenes, depth_maps)]
         v["seconds"] += seconds
@@ -195,8 +215,14 @@ def evaluate(model, heldout, net, base: ConsensusRecipe, prior: np.ndarray, rera
         evidence_seconds = time.perf_counter() - t
         b = len(keys)
         add("trivial: per-pixel training mean depth", [prior] * b, scenes, 0.0, 0, 0)
-        add("tokenizer ceiling: the true tokens decoded (not a method)", decode_depth(model, masked.tokens[base.target]),
-            scenes, 0.0, 0, 0)
+        add(
+            "tokenizer ceiling: the true tokens decoded (not a method)",
+            decode_depth(model, masked.tokens[base.target]),
+            scenes,
+            0.0,
+            0,
+            0,
+        )
         t = time.perf_counter()
         alone = net.predict(rgb)
         add("depth_net alone (the scorer network)", alone, scenes, time.perf_counter() - t, 0, 0)
@@ -205,26 +231,46 @@ def evaluate(model, heldout, net, base: ConsensusRecipe, prior: np.ndarray, rera
         # open loop: one set of N proposals, scored once by every scorer, reranked by each scorer set
         t = time.perf_counter()
         _, maps = open_loop_proposals(model, masked, base, n_calls, row_seeds=seeds)
-        errors = [np.stack([region_errors(m, evidence.scene(i), SCORER_NAMES, grid, base.hfov_degrees) for m in maps[i]])
-                  for i in range(b)]  # (N, S, gh, gw) per scene
+        errors = [
+            np.stack([region_errors(m, evidence.scene(i), SCORER_NAMES, grid, base.hfov_degrees) for m in maps[i]])
+            for i in range(b)
+        ]  # (N, S, gh, gw) per scene
         shared = time.perf_counter() - t + evidence_seconds
         add(f"one sample (temperature {base.temperature:g})", maps[:, 0], scenes, 0.0, 1, 1)
         oracle = [maps[i][int(np.argmin([abs_rel(s["depth"], m) for m in maps[i]]))] for i, s in enumerate(scenes)]
         add(f"oracle best-of-{n_calls} by true abs-rel (ceiling, not a method)", oracle, scenes, 0.0, n_calls, 1)
-        for label, scorers in [*[(s, {s: 1.0}) for s in SCORER_NAMES], ("ensemble, equal weights", ensemble),
-                               ("ensemble, weights tuned on validation", ensemble_rerank)]:
+        for label, scorers in [
+            *[(s, {s: 1.0}) for s in SCORER_NAMES],
+            ("ensemble, equal weights", ensemble),
+            ("ensemble, weights tuned on validation", ensemble_rerank),
+        ]:
             weights = [scorers.get(s, 0.0) for s in SCORER_NAMES]
             picked = [maps[i][rerank(errors[i], weights)] for i in range(b)]
             add(f"best-of-{n_calls}, {label}", picked, scenes, shared, n_calls, 1)
-        for label, scorers in [*[(s, {s: 1.0}) for s in SCORER_NAMES], ("ensemble, equal weights", ensemble),
-                               ("ensemble, weights tuned on validation", ensemble_loop)]:
+        for label, scorers in [
+            *[(s, {s: 1.0}) for s in SCORER_NAMES],
+            ("ensemble, equal weights", ensemble),
+            ("ensemble, weights tuned on validation", ensemble_loop),
+        ]:
             r = consensus_loop(model, masked, evidence, base.with_scorers(scorers), row_seeds=seeds)
-            add(f"closed loop ({base.rounds} rounds x {base.proposals}), {label}", r.depth, scenes,
-                r.seconds + evidence_seconds, n_calls, base.rounds)
+            add(
+                f"closed loop ({base.rounds} rounds x {base.proposals}), {label}",
+                r.depth,
+                scenes,
+                r.seconds + evidence_seconds,
+                n_calls,
+                base.rounds,
+            )
         one_round = replace(base.with_scorers(ensemble_loop), rounds=1, proposals=n_calls)
         r = consensus_loop(model, masked, evidence, one_round, row_seeds=seeds)
-        add(f"region-wise rerank of {n_calls} in 1 round (no feedback), the loop's ensemble weights", r.depth, scenes,
-            r.seconds + evidence_seconds, n_calls, 1)
+        add(
+            f"region-wise rerank of {n_calls} in 1 round (no feedback), the loop's ensemble weights",
+            r.depth,
+            scenes,
+            r.seconds + evidence_seconds,
+            n_calls,
+            1,
+        )
         print(f"  {variants['greedy (argmax, 1 step)']['scenes']} scenes", file=sys.stderr, flush=True)
     for v in variants.values():
         for m in METRICS:
@@ -234,8 +280,11 @@ def evaluate(model, heldout, net, base: ConsensusRecipe, prior: np.ndarray, rera
 
 def table(variants: dict, reference: str, best_single: str) -> str:
     ref = variants[reference]
-    lines = ["| variant | generator calls (fm passes) | abs-rel | diff to the ensemble loop [95% CI] | normals on floor + wall "
-             "(deg) | diff [95% CI] | floor planarity | diff [95% CI] | s / scene |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| variant | generator calls (fm passes) | abs-rel | diff to the ensemble loop [95% CI] | normals on floor + wall "
+        "(deg) | diff [95% CI] | floor planarity | diff [95% CI] | s / scene |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, v in variants.items():
         mark = " (best single scorer on validation)" if name.endswith(f", {best_single}") else ""
         cells = []
@@ -279,35 +328,62 @@ def main():
     prior = training_prior()
     entries, dumps = [], {}
     for seed in args.seeds:
-        base = ConsensusRecipe(scorers=tuple((s, 1.0) for s in SCORER_NAMES), rounds=args.rounds, proposals=args.proposals,
-                               temperature=args.temperature, top_p=args.top_p, seed=seed)
-        tuned = {"best_single": "depth_net", "single": {}, "rerank_weights": (1.0, 1.0, 1.0), "loop_weights": (1.0, 1.0, 1.0)}
+        base = ConsensusRecipe(
+            scorers=tuple((s, 1.0) for s in SCORER_NAMES),
+            rounds=args.rounds,
+            proposals=args.proposals,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=seed,
+        )
+        tuned = {
+            "best_single": "depth_net",
+            "single": {},
+            "rerank_weights": (1.0, 1.0, 1.0),
+            "loop_weights": (1.0, 1.0, 1.0),
+        }
         if args.val is not None:
             tuned = tune_on_validation(model, load_scenes(args.val, model, args.val_n, args.batch), net, base)
         variants = evaluate(model, heldout, net, base, prior, tuned["rerank_weights"], tuned["loop_weights"])
         reference = f"closed loop ({base.rounds} rounds x {base.proposals}), ensemble, weights tuned on validation"
         text = table(variants, reference, tuned["best_single"])
         fmt = lambda w: "/".join(f"{x:g}" for x in w)  # noqa: E731
-        val_text = (f"best single scorer (best-of-{base.calls} abs-rel: "
-                    + ", ".join(f"{k} {v:.4f}" for k, v in tuned["single"].items()) + f") {tuned['best_single']}; "
-                    f"ensemble weights normals/planarity/depth_net for best-of-{base.calls}: {fmt(tuned['rerank_weights'])}"
-                    + (f" (abs-rel {tuned['reranked'][tuned['rerank_weights']]:.4f}, equal weights "
-                       f"{tuned['reranked'][(1.0, 1.0, 1.0)]:.4f})" if "reranked" in tuned else "")
-                    + f", for the loop: {fmt(tuned['loop_weights'])}"
-                    + (f" (abs-rel {tuned['looped'][tuned['loop_weights']]:.4f}, equal weights "
-                       f"{tuned['looped'][(1.0, 1.0, 1.0)]:.4f}; depth_net alone {tuned['looped'][(0.0, 0.0, 1.0)]:.4f})"
-                       if "looped" in tuned else ""))
-        entries.append(f"Sampling seed {seed} (temperature {args.temperature:g}, top-p {args.top_p:g}). Chosen on "
-                       f"{args.val_n} validation scenes (stream {scene_seed(args.val) if args.val else '-'}): {val_text}."
-                       f"\n\n{text}")
-        dumps[seed] = {k: {**{m: v[m].tolist() for m in METRICS}, "seconds": v["seconds"], "calls": v["calls"]}
-                       for k, v in variants.items()}
+        val_text = (
+            f"best single scorer (best-of-{base.calls} abs-rel: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in tuned["single"].items())
+            + f") {tuned['best_single']}; "
+            f"ensemble weights normals/planarity/depth_net for best-of-{base.calls}: {fmt(tuned['rerank_weights'])}"
+            + (
+                f" (abs-rel {tuned['reranked'][tuned['rerank_weights']]:.4f}, equal weights "
+                f"{tuned['reranked'][(1.0, 1.0, 1.0)]:.4f})"
+                if "reranked" in tuned
+                else ""
+            )
+            + f", for the loop: {fmt(tuned['loop_weights'])}"
+            + (
+                f" (abs-rel {tuned['looped'][tuned['loop_weights']]:.4f}, equal weights "
+                f"{tuned['looped'][(1.0, 1.0, 1.0)]:.4f}; depth_net alone {tuned['looped'][(0.0, 0.0, 1.0)]:.4f})"
+                if "looped" in tuned
+                else ""
+            )
+        )
+        entries.append(
+            f"Sampling seed {seed} (temperature {args.temperature:g}, top-p {args.top_p:g}). Chosen on "
+            f"{args.val_n} validation scenes (stream {scene_seed(args.val) if args.val else '-'}): {val_text}."
+            f"\n\n{text}"
+        )
+        dumps[seed] = {
+            k: {**{m: v[m].tolist() for m in METRICS}, "seconds": v["seconds"], "calls": v["calls"]}
+            for k, v in variants.items()
+        }
         print(entries[-1], flush=True)
     minutes = (time.time() - start) / 60
-    head = (f"### {datetime.date.today().isoformat()}: {args.n} held-out scenes (stream {scene_seed(args.heldout)}), "
-            f"{platform.platform()}, torch threads {args.threads}, load average {load} at start; {minutes:.1f} min\n\n"
-            f"`python benchmarks/consensus_loop.py --run RUN --heldout HELDOUT --val VAL --n {args.n} --rounds {args.rounds} "
-            f"--proposals {args.proposals} --temperature {args.temperature:g} --seeds {' '.join(map(str, args.seeds))}`")
+    head = (
+        f"### {datetime.date.today().isoformat()}: {args.n} held-out scenes (stream {scene_seed(args.heldout)}), "
+        f"{platform.platform()}, torch threads {args.threads}, load average {load} at start; {minutes:.1f} min\n\n"
+        f"`python benchmarks/consensus_loop.py --run RUN --heldout HELDOUT --val VAL --n {args.n} --rounds {args.rounds} "
+        f"--proposals {args.proposals} --temperature {args.temperature:g} --seeds {' '.join(map(str, args.seeds))}`"
+    )
     if args.json:
         args.json.write_text(json.dumps(dumps))
     if not args.no_write:

@@ -54,7 +54,7 @@ def worker(preset: str, batch: int, threads: int, runs: int) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     sys.path.insert(0, str(ROOT))
-    from tokzoo.models import build_encoder, prepare_for_inference, resolve_preset
+    from tokzoo.tokenizers.models import build_encoder, prepare_for_inference, resolve_preset
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -74,7 +74,9 @@ def worker(preset: str, batch: int, threads: int, runs: int) -> dict:
             encoder(x[:1])
         row["gflop_per_image"] = counter.get_total_flops() / 1e9
         # Peaks are timed between the model's runs so that both see the same load on a shared machine.
-        best = _best_seconds({"model": lambda: encoder(x), "mm": lambda: torch.mm(a, b), "dnn": lambda: as_conv(image)}, runs)
+        best = _best_seconds(
+            {"model": lambda: encoder(x), "mm": lambda: torch.mm(a, b), "dnn": lambda: as_conv(image)}, runs
+        )
         if family == "conv":
             nchw = build_encoder(family, 3, 32, **config).eval()
             row["nchw_seconds"] = _best_seconds({"nchw": lambda: nchw(x)}, max(1, runs // 2))["nchw"]
@@ -108,7 +110,9 @@ def _machine(threads: int) -> str:
     import torch
 
     cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+    names = [
+        line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+    ]
     processor = " ".join(filter(None, [platform.processor() or platform.machine(), names[0] if names else ""]))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (

@@ -37,8 +37,10 @@ from results_md import append_to_section  # noqa: E402
 SECTION = "## Multimodal trainer: breadth"
 PIXEL = ["rgb", "depth", "normals", "semseg", "edges", "sam_instances", "human_pose"]
 TARGETS = ["depth", "normals", "semseg"]
-SIZES = {"full": {"rooms": 8192, "outdoor": 2048, "heldout": 256, "size": 64, "steps": None, "seeds": [0, 1], "eval_n": 256},
-         "tiny": {"rooms": 8, "outdoor": 4, "heldout": 4, "size": 64, "steps": 2, "seeds": [0], "eval_n": 4}}
+SIZES = {
+    "full": {"rooms": 8192, "outdoor": 2048, "heldout": 256, "size": 64, "steps": None, "seeds": [0, 1], "eval_n": 256},
+    "tiny": {"rooms": 8, "outdoor": 4, "heldout": 4, "size": 64, "steps": 2, "seeds": [0], "eval_n": 4},
+}
 
 
 def cli(*args) -> str:
@@ -60,8 +62,9 @@ def random_vision_model(path: Path) -> Path:
 
     if not (path / "config.json").exists():
         torch.manual_seed(0)
-        config = tf.Dinov2Config(hidden_size=768, num_hidden_layers=1, num_attention_heads=12, mlp_ratio=1,
-                                 image_size=224, patch_size=14)
+        config = tf.Dinov2Config(
+            hidden_size=768, num_hidden_layers=1, num_attention_heads=12, mlp_ratio=1, image_size=224, patch_size=14
+        )
         tf.Dinov2Model(config).save_pretrained(path)
         tf.BitImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}).save_pretrained(path)
     return path
@@ -71,29 +74,68 @@ def prepare(out: Path, size: dict, vision: Path | None, feature_tokenizer: str) 
     """Render, label and tokenize; returns the token folders. Each step is skipped when its output exists."""
     vision = vision or random_vision_model(out / "vision-random")
     px = str(size["size"])
-    for name, n, kind, seed in (("rooms", size["rooms"], "indoor", 0), ("outdoor", size["outdoor"], "outdoor", 1),
-                                ("heldout", size["heldout"], "indoor", 7)):
+    for name, n, kind, seed in (
+        ("rooms", size["rooms"], "indoor", 0),
+        ("outdoor", size["outdoor"], "outdoor", 1),
+        ("heldout", size["heldout"], "indoor", 7),
+    ):
         if not (out / f"scenes-{name}").exists():
-            cli("scenes", "--n", n, "--size", px, "--kind", kind, "--seed", seed, "--samples-per-shard", 256,
-                "--out", out / f"scenes-{name}")
+            cli(
+                "scenes",
+                "--n",
+                n,
+                "--size",
+                px,
+                "--kind",
+                kind,
+                "--seed",
+                seed,
+                "--samples-per-shard",
+                256,
+                "--out",
+                out / f"scenes-{name}",
+            )
     if not (out / "labelled-rooms").exists():
-        cli("pseudo-label", "-m", "edges,palette,metadata,dense_features", "-l", f"dense_features=dinov2_dense:{vision}",
-            "-i", out / "scenes-rooms", "-o", out / "labelled-rooms", "--no-progress")
+        cli(
+            "pseudo-label",
+            "-m",
+            "edges,palette,metadata,dense_features",
+            "-l",
+            f"dense_features=dinov2_dense:{vision}",
+            "-i",
+            out / "scenes-rooms",
+            "-o",
+            out / "labelled-rooms",
+            "--no-progress",
+        )
     untrained = ["--untrained"] if feature_tokenizer == "dinov2_b14" else []
-    jobs = [("rooms-tokens", out / "labelled-rooms", PIXEL + ["palette", "metadata"], []),
-            ("rooms-features", out / "labelled-rooms", ["dense_features"], ["-t", f"dense_features={feature_tokenizer}", *untrained]),
-            ("outdoor-tokens", out / "scenes-outdoor", PIXEL, []),
-            ("heldout-tokens", out / "scenes-heldout", ["rgb", "depth", "normals", "semseg"], [])]
+    jobs = [
+        ("rooms-tokens", out / "labelled-rooms", PIXEL + ["palette", "metadata"], []),
+        (
+            "rooms-features",
+            out / "labelled-rooms",
+            ["dense_features"],
+            ["-t", f"dense_features={feature_tokenizer}", *untrained],
+        ),
+        ("outdoor-tokens", out / "scenes-outdoor", PIXEL, []),
+        ("heldout-tokens", out / "scenes-heldout", ["rgb", "depth", "normals", "semseg"], []),
+    ]
     for name, source, modalities, extra in jobs:
         edges = ["-t", "edges=canny_edges"] if "edges" in modalities else []
-        cli("tokenize", "-m", ",".join(modalities), *edges, *extra, "-i", source, "-o", out / name,
-            "--no-progress")  # resumes: a finished folder is left as it is
-    return {"rooms": f"{out / 'rooms-tokens'},{out / 'rooms-features'}", "outdoor": str(out / "outdoor-tokens"),
-            "heldout": str(out / "heldout-tokens"), "vision": str(vision)}
+        cli(
+            "tokenize", "-m", ",".join(modalities), *edges, *extra, "-i", source, "-o", out / name, "--no-progress"
+        )  # resumes: a finished folder is left as it is
+    return {
+        "rooms": f"{out / 'rooms-tokens'},{out / 'rooms-features'}",
+        "outdoor": str(out / "outdoor-tokens"),
+        "heldout": str(out / "heldout-tokens"),
+        "vision": str(vision),
+    }
 
 
-def run_variant(out: Path, name: str, data: dict, seed: int, steps: int | None, device: str | None, threads: int,
-                eval_n: int) -> dict:
+def run_variant(
+    out: Path, name: str, data: dict, seed: int, steps: int | None, device: str | None, threads: int, eval_n: int
+) -> dict:
     """Train one recipe with one seed (resumes) and evaluate it on the held-out rooms."""
     import yaml
 
@@ -107,11 +149,44 @@ def run_variant(out: Path, name: str, data: dict, seed: int, steps: int | None, 
     recipe = run.parent / f"{name}-seed{seed}.yaml"
     recipe.write_text(yaml.safe_dump(raw, sort_keys=False))
     rooms = data["rooms"] if name == "breadth-10" else data["rooms"].split(",")[0]
-    cli("fm", "train", "-r", recipe, "--data", rooms, "--data", data["outdoor"], "--eval-data", data["heldout"], "-o", run,
-        "--threads", threads, "--no-progress", *(["--device", device] if device else []))
+    cli(
+        "fm",
+        "train",
+        "-r",
+        recipe,
+        "--data",
+        rooms,
+        "--data",
+        data["outdoor"],
+        "--eval-data",
+        data["heldout"],
+        "-o",
+        run,
+        "--threads",
+        threads,
+        "--no-progress",
+        *(["--device", device] if device else []),
+    )
     report = run / "eval.json"
-    cli("fm", "eval", "-m", run, "--data", data["heldout"], "--from", "rgb", "--to", ",".join(TARGETS), "--n", eval_n,
-        "--train-n", eval_n, "--json", report, "--no-progress")
+    cli(
+        "fm",
+        "eval",
+        "-m",
+        run,
+        "--data",
+        data["heldout"],
+        "--from",
+        "rgb",
+        "--to",
+        ",".join(TARGETS),
+        "--n",
+        eval_n,
+        "--train-n",
+        eval_n,
+        "--json",
+        report,
+        "--no-progress",
+    )
     return json.loads(report.read_text())
 
 
@@ -121,27 +196,47 @@ def verdict(reports: dict[str, list[dict]]) -> list[dict]:
     for target in TARGETS:
         base = [r["targets"][target]["model"] for r in reports["breadth-4"]]
         wide = [r["targets"][target]["model"] for r in reports["breadth-10"]]
-        metric, better = reports["breadth-4"][0]["targets"][target]["metric"], reports["breadth-4"][0]["targets"][target]["better"]
+        metric, better = (
+            reports["breadth-4"][0]["targets"][target]["metric"],
+            reports["breadth-4"][0]["targets"][target]["better"],
+        )
         spread = max(max(v) - min(v) for v in (base, wide))
         mean_base, mean_wide = sum(base) / len(base), sum(wide) / len(wide)
         allowed = max(0.05 * abs(mean_base), 2 * spread)
         loss = (mean_base - mean_wide) if better == "higher" else (mean_wide - mean_base)
-        rows.append({"target": target, "metric": metric, "better": better, "four": base, "ten": wide, "seed_spread": spread,
-                     "allowed_gap": allowed, "gap": loss, "no_loss": loss <= allowed})
+        rows.append(
+            {
+                "target": target,
+                "metric": metric,
+                "better": better,
+                "four": base,
+                "ten": wide,
+                "seed_spread": spread,
+                "allowed_gap": allowed,
+                "gap": loss,
+                "no_loss": loss <= allowed,
+            }
+        )
     return rows
 
 
 def table(rows: list[dict], size: dict, data: dict, command: str) -> str:
-    lines = [f"### {datetime.date.today().isoformat()}: breadth-4 vs breadth-10, seeds {size['seeds']}, "
-             f"{size['rooms']} rooms + {size['outdoor']} outdoor scenes, {size['eval_n']} held-out rooms", "",
-             f"Machine: {platform.platform()}, {os.cpu_count()} CPUs. Vision model for dense_features: {data['vision']}. "
-             f"`{command}`", "",
-             "| rgb -> | metric | 4 modalities (per seed) | 10 modalities (per seed) | seed spread | allowed gap | gap | no loss |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### {datetime.date.today().isoformat()}: breadth-4 vs breadth-10, seeds {size['seeds']}, "
+        f"{size['rooms']} rooms + {size['outdoor']} outdoor scenes, {size['eval_n']} held-out rooms",
+        "",
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs. Vision model for dense_features: {data['vision']}. "
+        f"`{command}`",
+        "",
+        "| rgb -> | metric | 4 modalities (per seed) | 10 modalities (per seed) | seed spread | allowed gap | gap | no loss |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         fmt = lambda v: ", ".join(f"{x:.4f}" for x in v)  # noqa: E731
-        lines.append(f"| {r['target']} | {r['metric']} ({r['better']}) | {fmt(r['four'])} | {fmt(r['ten'])} | "
-                     f"{r['seed_spread']:.4f} | {r['allowed_gap']:.4f} | {r['gap']:.4f} | {'yes' if r['no_loss'] else 'NO'} |")
+        lines.append(
+            f"| {r['target']} | {r['metric']} ({r['better']}) | {fmt(r['four'])} | {fmt(r['ten'])} | "
+            f"{r['seed_spread']:.4f} | {r['allowed_gap']:.4f} | {r['gap']:.4f} | {'yes' if r['no_loss'] else 'NO'} |"
+        )
     return "\n".join(lines)
 
 
@@ -158,10 +253,17 @@ def main(argv: list[str] | None = None) -> dict:
     size = SIZES["tiny" if args.tiny else "full"]
     args.out.mkdir(parents=True, exist_ok=True)
     data = prepare(args.out, size, args.vision_model, args.feature_tokenizer)
-    reports = {name: [run_variant(args.out, name, data, seed, size["steps"], args.device, args.threads, size["eval_n"])
-                      for seed in size["seeds"]] for name in ("breadth-4", "breadth-10")}
+    reports = {
+        name: [
+            run_variant(args.out, name, data, seed, size["steps"], args.device, args.threads, size["eval_n"])
+            for seed in size["seeds"]
+        ]
+        for name in ("breadth-4", "breadth-10")
+    }
     rows = verdict(reports)
-    text = table(rows, size, data, "python benchmarks/fm_breadth.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    text = table(
+        rows, size, data, "python benchmarks/fm_breadth.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    )
     print(text)
     if not args.no_write:
         append_to_section(ROOT / "benchmarks" / "RESULTS.md", SECTION, text)

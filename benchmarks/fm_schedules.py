@@ -16,27 +16,39 @@ import platform
 from pathlib import Path
 
 import torch
+from results_md import append_to_section
 
 from tokzoo.fm.checkpoint import load_model, read_run_config
 from tokzoo.fm.evaluate import evaluate
 from tokzoo.fm.generate import DecodeSettings
-from results_md import append_to_section
 
 SECTION = "## Multimodal trainer: decoding schedules"
 
 
 def schedules(steps: int, temperature: float, seed: int) -> dict[str, DecodeSettings]:
-    return {f"MaskGIT, {steps} steps": DecodeSettings(steps, temperature, seed=seed, order="maskgit"),
-            f"random order, {steps} steps": DecodeSettings(steps, temperature, seed=seed, order="random"),
-            "one step": DecodeSettings(1, temperature, seed=seed)}
+    return {
+        f"MaskGIT, {steps} steps": DecodeSettings(steps, temperature, seed=seed, order="maskgit"),
+        f"random order, {steps} steps": DecodeSettings(steps, temperature, seed=seed, order="random"),
+        "one step": DecodeSettings(1, temperature, seed=seed),
+    }
 
 
-def measure(model_dir: Path, data: Path, targets: list[str], n: int | None, steps: int, temperature: float,
-            seed: int, train_data: Path | None = None) -> dict[str, dict]:
+def measure(
+    model_dir: Path,
+    data: Path,
+    targets: list[str],
+    n: int | None,
+    steps: int,
+    temperature: float,
+    seed: int,
+    train_data: Path | None = None,
+) -> dict[str, dict]:
     model = load_model(model_dir)
     train_data = train_data or read_run_config(model_dir)["data"]
-    return {name: evaluate(model, data, train_data, ["rgb"], targets, limit=n, settings=settings, train_limit=n)
-            for name, settings in schedules(steps, temperature, seed).items()}
+    return {
+        name: evaluate(model, data, train_data, ["rgb"], targets, limit=n, settings=settings, train_limit=n)
+        for name, settings in schedules(steps, temperature, seed).items()
+    }
 
 
 def table(reports: dict[str, dict], command: str) -> str:
@@ -46,9 +58,14 @@ def table(reports: dict[str, dict], command: str) -> str:
         columns.append((target, None, r["metric"], r["better"]))
         columns += [(target, name, name, also["better"]) for name, also in r.get("also", {}).items()]
     header = " | ".join(f"{t} {metric} ({better})" for t, _, metric, better in columns)
-    lines = [f"### {datetime.date.today().isoformat()}: {first['samples']} held-out samples, from rgb",
-             "", f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}. `{command}`", "",
-             f"| schedule | {header} |", "|---" * (len(columns) + 1) + "|"]
+    lines = [
+        f"### {datetime.date.today().isoformat()}: {first['samples']} held-out samples, from rgb",
+        "",
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}. `{command}`",
+        "",
+        f"| schedule | {header} |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
     rows = [(name, report["targets"]) for name, report in reports.items()]
     rows += [("tokenizer ceiling", None), ("training prior", None)]
     for name, targets in rows:
@@ -76,9 +93,13 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    reports = measure(args.model, args.data, args.to.split(","), args.n, args.steps, args.temperature, args.seed, args.train_data)
-    command = (f"python benchmarks/fm_schedules.py --model {args.model} --data {args.data} --n {args.n} "
-               f"--steps {args.steps} --temperature {args.temperature}")
+    reports = measure(
+        args.model, args.data, args.to.split(","), args.n, args.steps, args.temperature, args.seed, args.train_data
+    )
+    command = (
+        f"python benchmarks/fm_schedules.py --model {args.model} --data {args.data} --n {args.n} "
+        f"--steps {args.steps} --temperature {args.temperature}"
+    )
     text = table(reports, command)
     print(text)
     if not args.no_write:

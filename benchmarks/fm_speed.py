@@ -32,15 +32,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from results_md import append_to_section
 from torch.utils.flop_counter import FlopCounterMode
 
 from tokzoo.fm.masking import Masker
-from tokzoo.fm.stream import MixtureStream
 from tokzoo.fm.model import FourM, model_config
 from tokzoo.fm.recipe import load_recipe
-from tokzoo.fm.spec import specs_from_manifest
+from tokzoo.fm.stream import MixtureStream
 from tokzoo.fm.train import make_optimizer, train_step
-from results_md import append_to_section
+from tokzoo.tokens.spec import specs_from_manifest
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "fm" / "scenes-cpu.yaml"
 SECTION = "## Multimodal trainer speed"
@@ -134,8 +134,17 @@ def measure(data: Path, args) -> dict:
         peaks.append(matmul_peak(device))
         real.append(_seconds(real_loader, device) / args.steps)
     peak, step_memory, step_real = max(peaks), min(memory), min(real)
-    return {"params": model.num_parameters(), "flops_per_step": flops, "tokens_per_step": tokens, "peak": peak,
-            "step_memory": step_memory, "step_real": step_real, "wait": float(np.mean(waits)), "load_start": load, "load_end": os.getloadavg()}
+    return {
+        "params": model.num_parameters(),
+        "flops_per_step": flops,
+        "tokens_per_step": tokens,
+        "peak": peak,
+        "step_memory": step_memory,
+        "step_real": step_real,
+        "wait": float(np.mean(waits)),
+        "load_start": load,
+        "load_end": os.getloadavg(),
+    }
 
 
 def _autocast(device: torch.device):
@@ -147,8 +156,21 @@ def _tokenize(out: Path) -> Path:
 
     from tokzoo_cli.main import cli
 
-    result = CliRunner().invoke(cli, ["tokenize", "-m", "rgb,depth,normals,semseg", "--scenes", "256", "--scene-size", "64",
-                                      "--no-progress", "-o", str(out)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "tokenize",
+            "-m",
+            "rgb,depth,normals,semseg",
+            "--scenes",
+            "256",
+            "--scene-size",
+            "64",
+            "--no-progress",
+            "-o",
+            str(out),
+        ],
+    )
     if result.exit_code:
         raise SystemExit(result.output)
     return out
@@ -162,23 +184,25 @@ def _table(r: dict, args) -> str:
     gpu = f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
     machine = f"{platform.platform()}, {os.cpu_count()} CPUs{gpu}, torch {torch.__version__}, {args.threads} threads"
     la, le = r["load_start"], r["load_end"]
-    return "\n".join([
-        f"### {datetime.date.today().isoformat()}: {args.preset}, global batch {args.batch}, scenes-cpu masking, {precision}",
-        "",
-        f"Machine: {machine}; load average {la[0]:.2f}, {la[1]:.2f}, {la[2]:.2f} at start, {le[0]:.2f}, {le[1]:.2f}, "
-        f"{le[2]:.2f} at the end. Best of {args.repeats} rounds of {args.steps} steps; peak = torch.mm {n}^2 {str(dtype).removeprefix('torch.')}, "
-        f"best of the timings between rounds. `python benchmarks/fm_speed.py --preset {args.preset} --batch {args.batch} --steps {args.steps} "
-        f"--repeats {args.repeats} --threads {args.threads} --device {args.device}`",
-        "",
-        "| model | params | tokens/step | GFLOP/step | step s (in memory) | tokens/s | GFLOP/s | mm peak GFLOP/s | "
-        "achieved / peak | step s (real loader) | in memory / real loader | "
-        "data wait s/step (next batch + masking) | 1 - wait / step |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {args.preset} | {r['params'] / 1e6:.1f}M | {r['tokens_per_step']:.0f} | {r['flops_per_step'] / 1e9:.1f} | "
-        f"{r['step_memory']:.3f} | {r['tokens_per_step'] / r['step_memory']:,.0f} | {achieved / 1e9:.1f} | {r['peak'] / 1e9:.1f} | "
-        f"{achieved / r['peak']:.2f} | {r['step_real']:.3f} | {r['step_memory'] / r['step_real']:.3f} | "
-        f"{r['wait']:.4f} | {1 - r['wait'] / r['step_real']:.4f} |",
-    ])
+    return "\n".join(
+        [
+            f"### {datetime.date.today().isoformat()}: {args.preset}, global batch {args.batch}, scenes-cpu masking, {precision}",
+            "",
+            f"Machine: {machine}; load average {la[0]:.2f}, {la[1]:.2f}, {la[2]:.2f} at start, {le[0]:.2f}, {le[1]:.2f}, "
+            f"{le[2]:.2f} at the end. Best of {args.repeats} rounds of {args.steps} steps; peak = torch.mm {n}^2 {str(dtype).removeprefix('torch.')}, "
+            f"best of the timings between rounds. `python benchmarks/fm_speed.py --preset {args.preset} --batch {args.batch} --steps {args.steps} "
+            f"--repeats {args.repeats} --threads {args.threads} --device {args.device}`",
+            "",
+            "| model | params | tokens/step | GFLOP/step | step s (in memory) | tokens/s | GFLOP/s | mm peak GFLOP/s | "
+            "achieved / peak | step s (real loader) | in memory / real loader | "
+            "data wait s/step (next batch + masking) | 1 - wait / step |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            f"| {args.preset} | {r['params'] / 1e6:.1f}M | {r['tokens_per_step']:.0f} | {r['flops_per_step'] / 1e9:.1f} | "
+            f"{r['step_memory']:.3f} | {r['tokens_per_step'] / r['step_memory']:,.0f} | {achieved / 1e9:.1f} | {r['peak'] / 1e9:.1f} | "
+            f"{achieved / r['peak']:.2f} | {r['step_real']:.3f} | {r['step_memory'] / r['step_real']:.3f} | "
+            f"{r['wait']:.4f} | {1 - r['wait'] / r['step_real']:.4f} |",
+        ]
+    )
 
 
 if __name__ == "__main__":

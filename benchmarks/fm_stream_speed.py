@@ -18,10 +18,11 @@ import platform
 import time
 from pathlib import Path
 
-from tokzoo.data import make_loader
-from tokzoo.fm.spec import read_manifest, specs_from_manifest
-from tokzoo.fm.stream import MixtureStream
 from results_md import append_to_section
+
+from tokzoo.fm.stream import MixtureStream
+from tokzoo.tokens import make_loader
+from tokzoo.tokens.spec import dataset_manifest, specs_from_manifest
 
 SECTION = "## Multimodal trainer: data path"
 
@@ -67,18 +68,27 @@ def main() -> None:
     parser.add_argument("--worlds", type=int, nargs="+", default=[1, 2, 8])
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    names = sorted(m for m in read_manifest(args.data)["modalities"] if m != "crops")
+    names = sorted(m for m in dataset_manifest(args.data)["modalities"] if m != "crops")
     specs = specs_from_manifest(args.data, names)
-    stream, loader = stream_rate(args.data, specs, args.batch, args.steps), loader_rate(args.data, names, args.batch, args.steps)
+    stream, loader = (
+        stream_rate(args.data, specs, args.batch, args.steps),
+        loader_rate(args.data, names, args.batch, args.steps),
+    )
     size = MixtureStream([(args.data, 1.0)], specs, args.batch, seed=0).streams[0].size
     one = sum(bytes_per_rank(args.data, specs, args.batch, args.steps, 1))
-    lines = [f"### {datetime.date.today().isoformat()}: {', '.join(names)}, global batch {args.batch}, {args.steps} steps",
-             "", f"Machine: {platform.platform()}, {os.cpu_count()} CPUs. `python benchmarks/fm_stream_speed.py --data "
-             f"{args.data} --batch {args.batch} --steps {args.steps} --worlds {' '.join(map(str, args.worlds))}`", "",
-             f"Samples/s in one process: MixtureStream (rows by index) {stream:,.0f}, make_loader (whole shards, 0 workers) "
-             f"{loader:,.0f}; the dataset holds {size:,} samples, so make_loader starts a new epoch (reopening and "
-             f"checking its shards) every {size // args.batch} batches while the stream keeps them open.", "", "| world | token bytes per rank (min / max) | one process's | max rank / one process |",
-             "|---|---|---|---|"]
+    lines = [
+        f"### {datetime.date.today().isoformat()}: {', '.join(names)}, global batch {args.batch}, {args.steps} steps",
+        "",
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs. `python benchmarks/fm_stream_speed.py --data "
+        f"{args.data} --batch {args.batch} --steps {args.steps} --worlds {' '.join(map(str, args.worlds))}`",
+        "",
+        f"Samples/s in one process: MixtureStream (rows by index) {stream:,.0f}, make_loader (whole shards, 0 workers) "
+        f"{loader:,.0f}; the dataset holds {size:,} samples, so make_loader starts a new epoch (reopening and "
+        f"checking its shards) every {size // args.batch} batches while the stream keeps them open.",
+        "",
+        "| world | token bytes per rank (min / max) | one process's | max rank / one process |",
+        "|---|---|---|---|",
+    ]
     for world in args.worlds:
         per_rank = bytes_per_rank(args.data, specs, args.batch, args.steps, world)
         lines.append(f"| {world} | {min(per_rank):,} / {max(per_rank):,} | {one:,} | {max(per_rank) / one:.4f} |")

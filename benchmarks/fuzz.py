@@ -4,7 +4,7 @@ Valid PNG (8-bit colour, 16-bit depth), JPEG, NPY (depth, token ids, crops), JSO
 tar (a webdataset sample, gzipped too), token shard, safetensors, tokenizer config.json and WAV bytes are mutated
 (bit flips, random / boundary bytes and integers, inserts, deletions, duplicated ranges, truncation, splices)
 and handed to the readers that take them (tokzoo.io.read_modality, load_npy, TarReader, walk_tar,
-tokzoo.data.open_shard, the pipeline's read_npy_tar, checkpoint.read_state_dict, load_tokenizer). A case passes
+tokzoo.tokens.open_shard, the pipeline's read_npy_tar, checkpoint.read_state_dict, load_tokenizer). A case passes
 when it returns or raises a TokzooError; anything else (MemoryError included) is recorded with its traceback.
 Each case runs under a SIGALRM timeout; the whole run under RLIMIT_AS when ``--memory-gb`` is given.
 
@@ -52,7 +52,7 @@ def seeds() -> dict[str, bytes]:
     from PIL import Image
     from safetensors.torch import save
 
-    from tokzoo.pipeline.writer import npy_bytes, tar_bytes
+    from tokzoo.tokens.tars import npy_bytes, tar_bytes
 
     rng = np.random.default_rng(0)
 
@@ -62,25 +62,37 @@ def seeds() -> dict[str, bytes]:
         return buffer.getvalue()
 
     rgb = rng.integers(0, 255, (16, 16, 3), np.uint8)
-    pose = {"skeleton": "coco17", "width": 16, "height": 16,
-            "humans": [{"keypoints_2d": [[3.0, 4.0, 2]] * 17, "box": [1, 1, 10, 10]}]}
+    pose = {
+        "skeleton": "coco17",
+        "width": 16,
+        "height": 16,
+        "humans": [{"keypoints_2d": [[3.0, 4.0, 2]] * 17, "box": [1, 1, 10, 10]}],
+    }
     sample = io.BytesIO()
     with tarfile.open(fileobj=sample, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in (("s0.rgb.png", image(rgb, "PNG")), ("s0.depth.npy", npy_bytes(np.ones((8, 8), np.float32))),
-                           ("s1.rgb.png", image(rgb[::-1].copy(), "PNG"))):
+        for name, data in (
+            ("s0.rgb.png", image(rgb, "PNG")),
+            ("s0.depth.npy", npy_bytes(np.ones((8, 8), np.float32))),
+            ("s1.rgb.png", image(rgb[::-1].copy(), "PNG")),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    config = json.loads((ROOT / "tokzoo" / "weights" / "depth" / "config.json").read_text())
+    config = json.loads((ROOT / "tokzoo" / "tokenizers" / "weights" / "depth" / "config.json").read_text())
     return {
-        "png": image(rgb, "PNG"), "png16": image(rng.integers(1, 60000, (16, 16)).astype(np.uint16), "PNG"),
+        "png": image(rgb, "PNG"),
+        "png16": image(rng.integers(1, 60000, (16, 16)).astype(np.uint16), "PNG"),
         "jpeg": image(rgb, "JPEG", quality=90),
-        "npy_depth": npy_bytes(np.full((8, 8), 2.0, np.float32)), "npy_ids": npy_bytes(np.arange(16, dtype=np.uint8).reshape(2, 8)),
+        "npy_depth": npy_bytes(np.full((8, 8), 2.0, np.float32)),
+        "npy_ids": npy_bytes(np.arange(16, dtype=np.uint8).reshape(2, 8)),
         "npy_crops": npy_bytes(np.array([[0, 0, 8, 8, 0]], np.int32)),
-        "json_pose": json.dumps(pose).encode(), "json_metadata": b'{"original_width": 64, "brightness": 0.5}',
-        "json_camera": json.dumps({"fx": 10, "fy": 10, "cx": 8, "cy": 8, "width": 16, "height": 16,
-                                   "cam_to_world": np.eye(4).tolist()}).encode(),
-        "tar": sample.getvalue(), "tar_gz": gzip.compress(sample.getvalue(), mtime=0),
+        "json_pose": json.dumps(pose).encode(),
+        "json_metadata": b'{"original_width": 64, "brightness": 0.5}',
+        "json_camera": json.dumps(
+            {"fx": 10, "fy": 10, "cx": 8, "cy": 8, "width": 16, "height": 16, "cam_to_world": np.eye(4).tolist()}
+        ).encode(),
+        "tar": sample.getvalue(),
+        "tar_gz": gzip.compress(sample.getvalue(), mtime=0),
         "token_shard": tar_bytes([(f"k{i}", npy_bytes(np.full((2, 4), i, np.uint8))) for i in range(3)]),
         "safetensors": save({"w": torch.arange(6, dtype=torch.float32).reshape(2, 3), "b": torch.zeros(2)}),
         "config": json.dumps(config).encode(),
@@ -88,11 +100,33 @@ def seeds() -> dict[str, bytes]:
     }
 
 
-NEWER = ("fm_config", "fm_weights", "fm_optimizer", "fm_state", "fm_recipe", "compose_recipe", "lm_config",
-         "lm_weights", "fourm_mlp_config", "fourm_vit_config", "fourm_weights")
+NEWER = (
+    "fm_config",
+    "fm_weights",
+    "fm_optimizer",
+    "fm_state",
+    "fm_recipe",
+    "compose_recipe",
+    "lm_config",
+    "lm_weights",
+    "fourm_mlp_config",
+    "fourm_vit_config",
+    "fourm_weights",
+)
 """Seeds of the newer entry points (issue 25); ``--kinds newer`` fuzzes only these."""
-STRUCTURED = ("fm_config", "fm_state", "fm_recipe", "compose_recipe", "lm_config", "fourm_mlp_config",
-              "fourm_vit_config", "config", "json_pose", "json_metadata", "json_camera")
+STRUCTURED = (
+    "fm_config",
+    "fm_state",
+    "fm_recipe",
+    "compose_recipe",
+    "lm_config",
+    "fourm_mlp_config",
+    "fourm_vit_config",
+    "config",
+    "json_pose",
+    "json_metadata",
+    "json_camera",
+)
 """JSON / YAML seeds that also get structural mutations (a value replaced)."""
 FOURM = ROOT / "tests" / "fixtures" / "fourm"
 
@@ -106,9 +140,9 @@ def newer_seeds(folder: Path) -> dict[str, bytes]:
 
     from tokzoo.fm.checkpoint import save_checkpoint
     from tokzoo.fm.model import FourM, model_config
-    from tokzoo.fm.spec import ModalitySpec
-    from tokzoo.fm.train import make_optimizer
     from tokzoo.fm.recipe import TrainConfig
+    from tokzoo.fm.train import make_optimizer
+    from tokzoo.tokens.spec import ModalitySpec
 
     torch.manual_seed(0)
     specs = [ModalitySpec("rgb", "image", 16, (2, 2)), ModalitySpec("depth", "image", 8, (2, 2))]
@@ -116,28 +150,69 @@ def newer_seeds(folder: Path) -> dict[str, bytes]:
     optimizer = make_optimizer(model, TrainConfig(steps=1, batch_size=1))
     sum(p.sum() for p in model.parameters()).backward()
     optimizer.step()
-    recipe = {"data": {"modalities": ["rgb", "depth"]}, "model": {"preset": "fm-tiny", "dim": 16},
-              "masking": {"input_tokens": 4, "target_tokens": 4,
-                          "mixture": [{"name": "all", "input_alpha": 0.5, "target_alpha": 0.5}]},
-              "train": {"steps": 2, "batch_size": 2, "lr": 1.0e-3}}
+    recipe = {
+        "data": {"modalities": ["rgb", "depth"]},
+        "model": {"preset": "fm-tiny", "dim": 16},
+        "masking": {
+            "input_tokens": 4,
+            "target_tokens": 4,
+            "mixture": [{"name": "all", "input_alpha": 0.5, "target_alpha": 0.5}],
+        },
+        "train": {"steps": 2, "batch_size": 2, "lr": 1.0e-3},
+    }
     run = save_checkpoint(folder / "fm_run", model, recipe, optimizer, {"step": 1, "position": {"consumed": [4]}})
-    GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=16, bos_token_id=1,
-                               eos_token_id=1)).save_pretrained(folder / "lm", safe_serialization=True)
-    compose = {"steps": 1, "compose": {"method": "gats", "components": {"lm": {"causal_lm": "lm"}},
-                                       "settings": {"layers": [{"lm": 1}], "dim": 16}},
-               "data": {"scene_text": {"n_train": 8, "n_val": 2}}}
+    GPT2LMHeadModel(
+        GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=16, bos_token_id=1, eos_token_id=1)
+    ).save_pretrained(folder / "lm", safe_serialization=True)
+    compose = {
+        "steps": 1,
+        "compose": {
+            "method": "gats",
+            "components": {"lm": {"causal_lm": "lm"}},
+            "settings": {"layers": [{"lm": 1}], "dim": 16},
+        },
+        "data": {"scene_text": {"n_train": 8, "n_val": 2}},
+    }
     mlp, vit = FOURM / "4M_tokenizers_DINOv2-B14-global_tiny", FOURM / "4M_tokenizers_rgb_tiny"
-    return {"fm_config": (run / "config.json").read_bytes(), "fm_weights": (run / "model.safetensors").read_bytes(),
-            "fm_optimizer": (run / "optimizer.safetensors").read_bytes(),
-            "fm_state": (run / "trainer_state.json").read_bytes(), "fm_recipe": yaml.safe_dump(recipe).encode(),
-            "compose_recipe": yaml.safe_dump(compose).encode(), "lm_config": (folder / "lm" / "config.json").read_bytes(),
-            "lm_weights": (folder / "lm" / "model.safetensors").read_bytes(),
-            "fourm_mlp_config": (mlp / "config.json").read_bytes(), "fourm_vit_config": (vit / "config.json").read_bytes(),
-            "fourm_weights": (vit / "model.safetensors").read_bytes()}
+    return {
+        "fm_config": (run / "config.json").read_bytes(),
+        "fm_weights": (run / "model.safetensors").read_bytes(),
+        "fm_optimizer": (run / "optimizer.safetensors").read_bytes(),
+        "fm_state": (run / "trainer_state.json").read_bytes(),
+        "fm_recipe": yaml.safe_dump(recipe).encode(),
+        "compose_recipe": yaml.safe_dump(compose).encode(),
+        "lm_config": (folder / "lm" / "config.json").read_bytes(),
+        "lm_weights": (folder / "lm" / "model.safetensors").read_bytes(),
+        "fourm_mlp_config": (mlp / "config.json").read_bytes(),
+        "fourm_vit_config": (vit / "config.json").read_bytes(),
+        "fourm_weights": (vit / "model.safetensors").read_bytes(),
+    }
 
 
-HOSTILE_VALUES = (0, -1, 1, 2**31, 2**63, 10**9, 10**12, 10**30, float("nan"), float("inf"), -float("inf"), 1e308,
-                  0.5, True, None, "x", "", [], {}, [1, 2], {"a": 1}, "9" * 5000)
+HOSTILE_VALUES = (
+    0,
+    -1,
+    1,
+    2**31,
+    2**63,
+    10**9,
+    10**12,
+    10**30,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    1e308,
+    0.5,
+    True,
+    None,
+    "x",
+    "",
+    [],
+    {},
+    [1, 2],
+    {"a": 1},
+    "9" * 5000,
+)
 
 
 def mutate_structure(data: bytes, rng: random.Random, yaml_text: bool) -> bytes:
@@ -191,18 +266,18 @@ def mutate(data: bytes, rng: random.Random, others: list[bytes]) -> bytes:
         elif kind == 2:  # boundary integer, 4 or 8 bytes, either endianness
             width = rng.choice([4, 8])
             value = rng.choice([0, 1, 2**31 - 1, 2**31, 2**32 - 1, 2**63 - 1, 2**64 - 1, rng.getrandbits(width * 8)])
-            out[at:at + width] = (value % 2 ** (width * 8)).to_bytes(width, rng.choice(["little", "big"]))
+            out[at : at + width] = (value % 2 ** (width * 8)).to_bytes(width, rng.choice(["little", "big"]))
         elif kind == 3:  # ASCII digits (octal tar fields, JSON numbers, npy shapes)
-            out[at:at + rng.randint(1, 12)] = str(rng.choice([0, -1, 7, 10**rng.randint(1, 30)])).encode()
+            out[at : at + rng.randint(1, 12)] = str(rng.choice([0, -1, 7, 10 ** rng.randint(1, 30)])).encode()
         elif kind == 4:
             out[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 64)))
         elif kind == 5 and out:
-            del out[at:at + rng.randint(1, 256)]
+            del out[at : at + rng.randint(1, 256)]
         elif kind == 6 and out:  # duplicate a range
             end = min(len(out), at + rng.randint(1, 1024))
             out[at:at] = out[at:end]
         elif kind == 7:
-            del out[rng.randrange(len(out) + 1):]
+            del out[rng.randrange(len(out) + 1) :]
         elif kind == 8:  # splice with another seed
             other = rng.choice(others)
             cut = rng.randrange(len(other) + 1)
@@ -212,13 +287,13 @@ def mutate(data: bytes, rng: random.Random, others: list[bytes]) -> bytes:
 
 def readers(kind: str, data: bytes, scratch: Path):
     """The public readers ``kind`` goes through; each call returns or raises."""
-    from tokzoo.checkpoint import read_state_dict
-    from tokzoo.data import open_shard
     from tokzoo.io import TarReader, read_modality
     from tokzoo.io.safety import load_json, load_npy
     from tokzoo.io.tarwalk import walk_tar
-    from tokzoo.pipeline.layout import read_npy_tar
-    from tokzoo.zoo import load_tokenizer
+    from tokzoo.tokenizers.checkpoint import read_state_dict
+    from tokzoo.tokenizers.zoo import load_tokenizer
+    from tokzoo.tokens import open_shard
+    from tokzoo.tokens.layout import read_npy_tar
 
     def as_file(name: str) -> Path:
         path = scratch / name
@@ -242,7 +317,10 @@ def readers(kind: str, data: bytes, scratch: Path):
             yield f"read_modality({modality})", lambda m=modality: read_modality(m, "x.json", data)
     elif kind in ("tar", "tar_gz"):
         path = as_file("x.tar")
-        yield "TarReader", lambda: (len(TarReader(str(path))), [s.errors for s in TarReader(str(path), ["rgb", "depth"])])
+        yield (
+            "TarReader",
+            lambda: (len(TarReader(str(path))), [s.errors for s in TarReader(str(path), ["rgb", "depth"])]),
+        )
         yield "walk_tar", lambda: [read() for member, read in walk_tar(path, 1 << 20) if member.size < 1 << 20]
     elif kind == "token_shard":
         path = as_file("shard-000000.tar")
@@ -259,7 +337,7 @@ def readers(kind: str, data: bytes, scratch: Path):
         folder = scratch / "tok"
         folder.mkdir(exist_ok=True)
         (folder / "config.json").write_bytes(data)
-        weights = ROOT / "tokzoo" / "weights" / "depth" / "model.safetensors"
+        weights = ROOT / "tokzoo" / "tokenizers" / "weights" / "depth" / "model.safetensors"
         if not (folder / "model.safetensors").exists():
             (folder / "model.safetensors").symlink_to(weights)
         yield "load_tokenizer", lambda: load_tokenizer(folder)
@@ -271,11 +349,11 @@ def newer_readers(kind: str, data: bytes, scratch: Path):
 
     from tokzoo.compose.language import CausalLM
     from tokzoo.compose.recipe import read_recipe
-    from tokzoo.fm.checkpoint import load_model, load_optimizer, read_state
-    from tokzoo.fm.recipe import load_recipe
+    from tokzoo.fm.checkpoint import load_model, read_state
+    from tokzoo.fm.recipe import TrainConfig, load_recipe
     from tokzoo.fm.train import make_optimizer
-    from tokzoo.fm.recipe import TrainConfig
-    from tokzoo.zoo import load_tokenizer
+    from tokzoo.runs.run_folder import load_optimizer
+    from tokzoo.tokenizers.zoo import load_tokenizer
 
     seeds_dir = scratch.parent / "seeds"
 
@@ -287,12 +365,17 @@ def newer_readers(kind: str, data: bytes, scratch: Path):
         return folder
 
     if kind.startswith("fm_") and kind != "fm_recipe":
-        name = {"fm_config": "config.json", "fm_weights": "model.safetensors", "fm_optimizer": "optimizer.safetensors",
-                "fm_state": "trainer_state.json"}[kind]
+        name = {
+            "fm_config": "config.json",
+            "fm_weights": "model.safetensors",
+            "fm_optimizer": "optimizer.safetensors",
+            "fm_state": "trainer_state.json",
+        }[kind]
         run = folder_with(seeds_dir / "fm_run", name, "fm_run")
         if kind == "fm_state":
             yield "fm read_state", lambda: read_state(run)
         elif kind == "fm_optimizer":
+
             def restore():
                 model = load_model(run)
                 load_optimizer(run, model, make_optimizer(model, TrainConfig(steps=1, batch_size=1)))
@@ -303,16 +386,19 @@ def newer_readers(kind: str, data: bytes, scratch: Path):
     elif kind in ("fm_recipe", "compose_recipe"):
         path = scratch / "recipe.yaml"
         path.write_bytes(data)
-        yield ("fm load_recipe", lambda: load_recipe(path)) if kind == "fm_recipe" else (
-            "compose read_recipe", lambda: read_recipe(path))
+        yield (
+            ("fm load_recipe", lambda: load_recipe(path))
+            if kind == "fm_recipe"
+            else ("compose read_recipe", lambda: read_recipe(path))
+        )
     elif kind.startswith("lm_"):
         folder = folder_with(seeds_dir / "lm", "config.json" if kind == "lm_config" else "model.safetensors", "lm")
         yield "CausalLM.from_pretrained", lambda: CausalLM.from_pretrained(folder)
     else:
-        source = FOURM / ("4M_tokenizers_DINOv2-B14-global_tiny" if kind == "fourm_mlp_config" else
-                          "4M_tokenizers_rgb_tiny")
-        folder = folder_with(source, "config.json" if kind.endswith("config") else "model.safetensors",
-                             source.name)
+        source = FOURM / (
+            "4M_tokenizers_DINOv2-B14-global_tiny" if kind == "fourm_mlp_config" else "4M_tokenizers_rgb_tiny"
+        )
+        folder = folder_with(source, "config.json" if kind.endswith("config") else "model.safetensors", source.name)
         (folder / "reference.safetensors").unlink()
         yield "load_tokenizer(ml-4m)", lambda: load_tokenizer(str(folder))
 
@@ -374,18 +460,34 @@ def _run(cases: int, seed: int, valid: dict, others: list, tmp: Path, TokzooErro
                 if isinstance(error, KeyboardInterrupt):
                     raise
                 outcomes[f"UNTYPED {type(error).__name__}"] += 1
-                failures.append({"case": case, "kind": kind, "reader": name, "error": type(error).__name__,
-                                 "message": str(error)[:300], "traceback": traceback.format_exc()[-2000:],
-                                 "data_hex": data[:4096].hex()})
+                failures.append(
+                    {
+                        "case": case,
+                        "kind": kind,
+                        "reader": name,
+                        "error": type(error).__name__,
+                        "message": str(error)[:300],
+                        "traceback": traceback.format_exc()[-2000:],
+                        "data_hex": data[:4096].hex(),
+                    }
+                )
             finally:
                 signal.alarm(0)
             elapsed = time.perf_counter() - start
             if elapsed > slowest[0]:
                 slowest = (elapsed, f"case {case} ({kind} -> {name})")
-    return {"cases": cases, "seed": seed, "kinds": dict(sorted(calls.items())), "calls": sum(outcomes.values()),
-            "outcomes": dict(outcomes.most_common()),
-            "untyped": len(failures), "failures": failures, "slowest_s": round(slowest[0], 3), "slowest": slowest[1],
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {
+        "cases": cases,
+        "seed": seed,
+        "kinds": dict(sorted(calls.items())),
+        "calls": sum(outcomes.values()),
+        "outcomes": dict(outcomes.most_common()),
+        "untyped": len(failures),
+        "failures": failures,
+        "slowest_s": round(slowest[0], 3),
+        "slowest": slowest[1],
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 def _alarm(signum, frame):
@@ -396,14 +498,18 @@ def _markdown(result: dict, seconds: float, command: str) -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     rows = "\n".join(f"| {name} | {count} |" for name, count in result["outcomes"].items())
     kinds = ", ".join(f"{kind} {count}" for kind, count in result["kinds"].items())
-    group = {"newer": " of the newer entry points (issue 25)", "readers": " of the readers"}.get(result.get("group"), "")
-    return (f"\n### {time.strftime('%Y-%m-%d')}: {result['cases']} cases{group}, seed {result['seed']}\n\n"
-            f"Reader calls per seed: {kinds}.\n\n"
-            f"Machine: {os.cpu_count()} CPUs shared with other jobs, load average {load}; CPU only (no GPU involved). "
-            f"Command: `{command}`. {seconds:.0f} s.\n\n"
-            f"| outcome of a reader call | count |\n|---|---|\n{rows}\n\n"
-            f"Reader calls: {result['calls']}; untyped exceptions: **{result['untyped']}**; slowest call "
-            f"{result['slowest_s']} s ({result['slowest']}); peak RSS {result['peak_rss_mb']} MB.\n")
+    group = {"newer": " of the newer entry points (issue 25)", "readers": " of the readers"}.get(
+        result.get("group"), ""
+    )
+    return (
+        f"\n### {time.strftime('%Y-%m-%d')}: {result['cases']} cases{group}, seed {result['seed']}\n\n"
+        f"Reader calls per seed: {kinds}.\n\n"
+        f"Machine: {os.cpu_count()} CPUs shared with other jobs, load average {load}; CPU only (no GPU involved). "
+        f"Command: `{command}`. {seconds:.0f} s.\n\n"
+        f"| outcome of a reader call | count |\n|---|---|\n{rows}\n\n"
+        f"Reader calls: {result['calls']}; untyped exceptions: **{result['untyped']}**; slowest call "
+        f"{result['slowest_s']} s ({result['slowest']}); peak RSS {result['peak_rss_mb']} MB.\n"
+    )
 
 
 def main() -> None:
@@ -411,7 +517,11 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--memory-gb", type=float, default=None, help="RLIMIT_AS for this process")
-    parser.add_argument("--kinds", default="all", help="all, readers (issue 10's seeds), newer (issue 25's) or comma-separated seed names")
+    parser.add_argument(
+        "--kinds",
+        default="all",
+        help="all, readers (issue 10's seeds), newer (issue 25's) or comma-separated seed names",
+    )
     parser.add_argument("--json", type=Path, help="write the full result (failures with tracebacks) here")
     parser.add_argument("--write-results", action="store_true", help="append a dated entry to benchmarks/RESULTS.md")
     args = parser.parse_args()
@@ -428,8 +538,11 @@ def main() -> None:
     summary = {k: v for k, v in result.items() if k != "failures"}
     print(json.dumps(summary, indent=2))
     for failure in result["failures"][:10]:
-        print(f"UNTYPED case {failure['case']} {failure['kind']} -> {failure['reader']}: {failure['error']}: "
-              f"{failure['message']}", file=sys.stderr)
+        print(
+            f"UNTYPED case {failure['case']} {failure['kind']} -> {failure['reader']}: {failure['error']}: "
+            f"{failure['message']}",
+            file=sys.stderr,
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     if args.write_results:
@@ -437,8 +550,11 @@ def main() -> None:
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from results_md import append_to_section
 
-        append_to_section(ROOT / "benchmarks" / "RESULTS.md", "## Fuzzing the readers (issue 10)",
-                          _markdown(result, seconds, command).strip("\n"))  # entries newest last
+        append_to_section(
+            ROOT / "benchmarks" / "RESULTS.md",
+            "## Fuzzing the readers (issue 10)",
+            _markdown(result, seconds, command).strip("\n"),
+        )  # entries newest last
     sys.exit(1 if result["untyped"] else 0)
 
 

@@ -46,16 +46,44 @@ from results_md import append_to_section  # noqa: E402
 SECTION = "## GPU check"
 NOMINAL_BF16 = {"H100": 989e12, "H200": 989e12}  # dense bf16 tensor-core peak of the SXM parts (FLOP/s)
 SIZES = {
-    "gpu": {"fm_preset": "4M-B", "fm_batch": 256, "fm_steps": 5, "fm_scenes": 256, "budget": 128,
-            "tok_scenes": 1024, "tok_size": 256, "tok_batch": 128, "tok_workers": 8,
-            "tokenizer_batch": 64, "tokenizer_steps": 12, "tokenizer_preset": None,
-            "lm": {"n_embd": 768, "n_layer": 12, "n_head": 12}, "lm_layers": [3, 6, 9], "compose_batch": 32,
-            "compose_steps": 12, "compose_size": 64},
-    "cpu": {"fm_preset": "fm-tiny", "fm_batch": 4, "fm_steps": 2, "fm_scenes": 8, "budget": 32,
-            "tok_scenes": 8, "tok_size": 64, "tok_batch": 4, "tok_workers": 0,
-            "tokenizer_batch": 2, "tokenizer_steps": 3, "tokenizer_preset": "conv-tiny",
-            "lm": {"n_embd": 32, "n_layer": 2, "n_head": 4}, "lm_layers": [1, 2], "compose_batch": 2,
-            "compose_steps": 3, "compose_size": 32},
+    "gpu": {
+        "fm_preset": "4M-B",
+        "fm_batch": 256,
+        "fm_steps": 5,
+        "fm_scenes": 256,
+        "budget": 128,
+        "tok_scenes": 1024,
+        "tok_size": 256,
+        "tok_batch": 128,
+        "tok_workers": 8,
+        "tokenizer_batch": 64,
+        "tokenizer_steps": 12,
+        "tokenizer_preset": None,
+        "lm": {"n_embd": 768, "n_layer": 12, "n_head": 12},
+        "lm_layers": [3, 6, 9],
+        "compose_batch": 32,
+        "compose_steps": 12,
+        "compose_size": 64,
+    },
+    "cpu": {
+        "fm_preset": "fm-tiny",
+        "fm_batch": 4,
+        "fm_steps": 2,
+        "fm_scenes": 8,
+        "budget": 32,
+        "tok_scenes": 8,
+        "tok_size": 64,
+        "tok_batch": 4,
+        "tok_workers": 0,
+        "tokenizer_batch": 2,
+        "tokenizer_steps": 3,
+        "tokenizer_preset": "conv-tiny",
+        "lm": {"n_embd": 32, "n_layer": 2, "n_head": 4},
+        "lm_layers": [1, 2],
+        "compose_batch": 2,
+        "compose_steps": 3,
+        "compose_size": 32,
+    },
 }
 
 
@@ -95,13 +123,25 @@ def check_fm(size: dict, device: torch.device, tmp: Path) -> dict:
     from tokzoo.fm.model import FourM, model_config
     from tokzoo.fm.recipe import TrainConfig
     from tokzoo.fm.stream import MixtureStream
-    from tokzoo.fm.spec import specs_from_manifest
     from tokzoo.fm.train import make_optimizer, train_step
+    from tokzoo.tokens.spec import specs_from_manifest
 
     data = tmp / "fm-tokens"
     names = ["rgb", "depth", "normals", "semseg"]
-    cli(["tokenize", "-m", ",".join(names), "--scenes", str(size["fm_scenes"]), "--scene-size", "64", "--no-progress",
-         "-o", str(data)])
+    cli(
+        [
+            "tokenize",
+            "-m",
+            ",".join(names),
+            "--scenes",
+            str(size["fm_scenes"]),
+            "--scene-size",
+            "64",
+            "--no-progress",
+            "-o",
+            str(data),
+        ]
+    )
     specs = specs_from_manifest(data, names)
     torch.manual_seed(0)
     model = FourM(specs, model_config(size["fm_preset"])).to(device)
@@ -114,36 +154,80 @@ def check_fm(size: dict, device: torch.device, tmp: Path) -> dict:
     for step in range(size["fm_steps"] + 1):
         positions, rows = stream.plan(step)
         batches.append(masker(stream.read(positions), [np.random.default_rng([0, step, int(r)]) for r in rows]))
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
     with FlopCounterMode(display=False) as counter, autocast:
         out = model(batches[0].to(device))
         sum(out[m][0] / max(1, int(out[m][1])) for m in out).backward()
     flops = counter.get_total_flops()
     optimizer.zero_grad(set_to_none=True)
     train_step(model, optimizer, batches[0], cfg, 0, device=device)  # warm-up
-    seconds = [timed(lambda b=b, i=i: train_step(model, optimizer, b, cfg, i, device=device), device)
-               for i, b in enumerate(batches[1:])]
+    seconds = [
+        timed(lambda b=b, i=i: train_step(model, optimizer, b, cfg, i, device=device), device)
+        for i, b in enumerate(batches[1:])
+    ]
     step = statistics.median(seconds)
     tokens = float(np.mean([sum(int(b.input[m].sum() + b.target[m].sum()) for m in b.tokens) for b in batches]))
     peak = matmul_peak(device)
-    row = {"preset": size["fm_preset"], "params": model.num_parameters(), "batch": size["fm_batch"],
-           "tokens_per_step": tokens, "step_s": step, "tokens_per_s": tokens / step, "model_flop_per_step": flops,
-           "model_flop_per_s": flops / step, "matmul_peak_flop_per_s": peak, "mfu_vs_measured_peak": flops / step / peak}
-    nominal = next((v for k, v in NOMINAL_BF16.items() if device.type == "cuda" and k in torch.cuda.get_device_name(device)), None)
+    row = {
+        "preset": size["fm_preset"],
+        "params": model.num_parameters(),
+        "batch": size["fm_batch"],
+        "tokens_per_step": tokens,
+        "step_s": step,
+        "tokens_per_s": tokens / step,
+        "model_flop_per_step": flops,
+        "model_flop_per_s": flops / step,
+        "matmul_peak_flop_per_s": peak,
+        "mfu_vs_measured_peak": flops / step / peak,
+    }
+    nominal = next(
+        (v for k, v in NOMINAL_BF16.items() if device.type == "cuda" and k in torch.cuda.get_device_name(device)), None
+    )
     if nominal:
         row["mfu_vs_nominal_bf16"] = flops / step / nominal
     return row
 
 
 def check_tokenize(size: dict, device: torch.device, tmp: Path) -> dict:
-    from tokzoo.zoo import load_tokenizer
+    from tokzoo.tokenizers.zoo import load_tokenizer
 
     scenes, tokens = tmp / "scenes", tmp / "tok-rgb"
-    cli(["scenes", "--n", str(size["tok_scenes"]), "--size", str(size["tok_size"]), "--samples-per-shard", "256",
-         "--workers", str(size["tok_workers"]), "--out", str(scenes)])
+    cli(
+        [
+            "scenes",
+            "--n",
+            str(size["tok_scenes"]),
+            "--size",
+            str(size["tok_size"]),
+            "--samples-per-shard",
+            "256",
+            "--workers",
+            str(size["tok_workers"]),
+            "--out",
+            str(scenes),
+        ]
+    )
     start = time.perf_counter()
-    cli(["tokenize", "-m", "rgb", "-i", str(scenes), "--device", device.type, "--batch-size", str(size["tok_batch"]),
-         "--workers", str(size["tok_workers"]), "--no-progress", "-o", str(tokens)])
+    cli(
+        [
+            "tokenize",
+            "-m",
+            "rgb",
+            "-i",
+            str(scenes),
+            "--device",
+            device.type,
+            "--batch-size",
+            str(size["tok_batch"]),
+            "--workers",
+            str(size["tok_workers"]),
+            "--no-progress",
+            "-o",
+            str(tokens),
+        ]
+    )
     end_to_end = time.perf_counter() - start
     tok = load_tokenizer("rgb", device=device)
     side = tok.config["input_size"]
@@ -151,14 +235,20 @@ def check_tokenize(size: dict, device: torch.device, tmp: Path) -> dict:
     tok.encode_normalized(crops)  # warm-up
     batches = -(-size["tok_scenes"] // size["tok_batch"])
     encoder = timed(lambda: [tok.encode_normalized(crops) for _ in range(batches)], device)
-    return {"samples": size["tok_scenes"], "scene_px": size["tok_size"], "crop_px": list(side),
-            "tokenize_s": end_to_end, "encoder_alone_s": encoder, "tokenize_over_encoder": end_to_end / encoder,
-            "samples_per_s": size["tok_scenes"] / end_to_end}
+    return {
+        "samples": size["tok_scenes"],
+        "scene_px": size["tok_size"],
+        "crop_px": list(side),
+        "tokenize_s": end_to_end,
+        "encoder_alone_s": encoder,
+        "tokenize_over_encoder": end_to_end / encoder,
+        "samples_per_s": size["tok_scenes"] / end_to_end,
+    }
 
 
 def check_tokenizer_training(size: dict, device: torch.device, tmp: Path) -> dict:
-    from tokzoo.training.loop import _loss
-    from tokzoo.training.recipe import build_tokenizer, load_recipe
+    from tokzoo.tokenizers.training.loop import _loss
+    from tokzoo.tokenizers.training.recipe import build_tokenizer, load_recipe
 
     recipe = load_recipe(ROOT / "recipes" / "rgb_4m.yaml")
     if size["tokenizer_preset"]:  # toy size on the CPU
@@ -176,16 +266,22 @@ def check_tokenizer_training(size: dict, device: torch.device, tmp: Path) -> dic
         optimizer.step()
 
     seconds = [timed(step, device) for _ in range(size["tokenizer_steps"])][2:] or [float("nan")]
-    return {"recipe": "rgb_4m", "preset": recipe["tokenizer"]["model"]["preset"], "input_size": recipe["tokenizer"]["input_size"],
-            "tokens_per_image": int(np.prod(tokenizer.token_shape)), "batch": size["tokenizer_batch"],
-            "params": sum(p.numel() for p in tokenizer.parameters()), "step_s": statistics.median(seconds)}
+    return {
+        "recipe": "rgb_4m",
+        "preset": recipe["tokenizer"]["model"]["preset"],
+        "input_size": recipe["tokenizer"]["input_size"],
+        "tokens_per_image": int(np.prod(tokenizer.token_shape)),
+        "batch": size["tokenizer_batch"],
+        "params": sum(p.numel() for p in tokenizer.parameters()),
+        "step_s": statistics.median(seconds),
+    }
 
 
 def check_composition(size: dict, device: torch.device, tmp: Path) -> dict:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from tokzoo.compose import CausalLM, Composition, TokenizerEncoder
-    from tokzoo.zoo import load_tokenizer
+    from tokzoo.tokenizers.zoo import load_tokenizer
 
     torch.manual_seed(0)
     lm = GPT2LMHeadModel(GPT2Config(vocab_size=8192, n_positions=128, bos_token_id=1, eos_token_id=1, **size["lm"]))
@@ -196,26 +292,43 @@ def check_composition(size: dict, device: torch.device, tmp: Path) -> dict:
     optimizer = torch.optim.AdamW(params, lr=1e-3)
     g = torch.Generator().manual_seed(1)
     b, length = size["compose_batch"], 32
-    inputs = {"rgb": (torch.rand(b, 3, size["compose_size"], size["compose_size"], generator=g) * 2 - 1).to(device),
-              "lm": torch.randint(2, 8192, (b, length), generator=g).to(device)}
+    inputs = {
+        "rgb": (torch.rand(b, 3, size["compose_size"], size["compose_size"], generator=g) * 2 - 1).to(device),
+        "lm": torch.randint(2, 8192, (b, length), generator=g).to(device),
+    }
     prompt = torch.full((b,), 8, device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
 
     def step():
         with autocast:
             logits = comp(inputs, prompt)
-        loss = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), inputs["lm"][:, 1:].reshape(-1))
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].float().reshape(-1, logits.shape[-1]), inputs["lm"][:, 1:].reshape(-1)
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
     seconds = [timed(step, device) for _ in range(size["compose_steps"])][2:] or [float("nan")]
-    return {"method": "gats", "lm_params": sum(p.numel() for p in lm.parameters()), "glue_params": sum(p.numel() for p in params),
-            "batch": b, "text_tokens": length, "image_px": size["compose_size"], "step_s": statistics.median(seconds)}
+    return {
+        "method": "gats",
+        "lm_params": sum(p.numel() for p in lm.parameters()),
+        "glue_params": sum(p.numel() for p in params),
+        "batch": b,
+        "text_tokens": length,
+        "image_px": size["compose_size"],
+        "step_s": statistics.median(seconds),
+    }
 
 
-CHECKS = {"fm": check_fm, "tokenize": check_tokenize, "tokenizer_training": check_tokenizer_training,
-          "composition": check_composition}
+CHECKS = {
+    "fm": check_fm,
+    "tokenize": check_tokenize,
+    "tokenizer_training": check_tokenizer_training,
+    "composition": check_composition,
+}
 
 
 def run_checks(mode: str, device: torch.device, only: list[str] | None = None) -> dict:
@@ -234,15 +347,25 @@ def run_checks(mode: str, device: torch.device, only: list[str] | None = None) -
             print(f"{name}: {json.dumps({k: v for k, v in results[name].items() if k != 'trace'})}", flush=True)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     machine = f"{platform.platform()}, {os.cpu_count()} CPUs{', ' + gpu if gpu else ''}, torch {torch.__version__}"
-    return {"machine": machine, "mode": mode, "date": datetime.date.today().isoformat(), "checks": results,
-            "seconds": time.perf_counter() - start}
+    return {
+        "machine": machine,
+        "mode": mode,
+        "date": datetime.date.today().isoformat(),
+        "checks": results,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def table(report: dict) -> str:
     c = report["checks"]
-    lines = [f"### {report['date']}: {report['mode']} mode, {report['seconds']:.0f} s in all", "",
-             f"Machine: {report['machine']}. `python benchmarks/gpu_check.py{' --cpu' if report['mode'] == 'cpu' else ''}`", "",
-             "| check | figures |", "|---|---|"]
+    lines = [
+        f"### {report['date']}: {report['mode']} mode, {report['seconds']:.0f} s in all",
+        "",
+        f"Machine: {report['machine']}. `python benchmarks/gpu_check.py{' --cpu' if report['mode'] == 'cpu' else ''}`",
+        "",
+        "| check | figures |",
+        "|---|---|",
+    ]
     for name, r in c.items():
         if "error" in r:
             lines.append(f"| {name} | FAILED: {r['error'][:200]} |")

@@ -1,8 +1,8 @@
-"""Samples/s of tokzoo.data vs loose .npy files vs webdataset, on 10,000 samples x 3 modalities x (1, 256) uint16.
+"""Samples/s of tokzoo.tokens vs loose .npy files vs webdataset, on 10,000 samples x 3 modalities x (1, 256) uint16.
 
 The fixture is written to a temp dir; every reader runs once to warm the page cache, then the best of
 three timed passes counts. Baselines only read (np.load per file; webdataset ``.decode()`` zipped by
-key) and build no batches, so they are measured as cheaply as possible; tokzoo.data yields int64
+key) and build no batches, so they are measured as cheaply as possible; tokzoo.tokens yields int64
 batches of 256 with a random crop per sample, shuffled. The DataLoader rows show worker start-up per
 exact epoch and, separately, a resampled stream timed over 3 x samples once its workers run.
 Appends a table under ``## Loader speed`` in benchmarks/RESULTS.md.
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader
 
-from tokzoo.data import TokenDataset
-from tokzoo.pipeline.writer import npy_bytes, tar_bytes
+from tokzoo.tokens import TokenDataset
+from tokzoo.tokens.tars import npy_bytes, tar_bytes
 
 MODALITIES = ("rgb", "depth", "normals")
 SHARD_SIZE = 1000
@@ -77,8 +77,10 @@ def read_loose(root: Path, n: int) -> int:
 def read_webdataset(root: Path) -> int:
     import webdataset as wds
 
-    pipelines = [wds.WebDataset(sorted(str(p) for p in (root / "out" / m).glob("*.tar")), shardshuffle=False).decode()
-                 for m in MODALITIES]
+    pipelines = [
+        wds.WebDataset(sorted(str(p) for p in (root / "out" / m).glob("*.tar")), shardshuffle=False).decode()
+        for m in MODALITIES
+    ]
     count = 0
     for samples in zip(*pipelines):
         assert len({s["__key__"] for s in samples}) == 1
@@ -109,19 +111,29 @@ def main() -> None:
         rates = {
             "loose .npy, np.load per file": best_rate(lambda: read_loose(root, n), n),
             "webdataset .decode(), 3 pipelines zipped": best_rate(lambda: read_webdataset(root), n),
-            "tokzoo.data, in process": best_rate(lambda: read_tokzoo(root, 0), n),
-            "tokzoo.data, DataLoader num_workers=2, workers started each epoch": (best_rate(lambda: read_tokzoo(root, 2), n)[0], None),
-            "tokzoo.data, DataLoader num_workers=2, resampled, after start-up": (steady_workers(root, 3 * n), None),
+            "tokzoo.tokens, in process": best_rate(lambda: read_tokzoo(root, 0), n),
+            "tokzoo.tokens, DataLoader num_workers=2, workers started each epoch": (
+                best_rate(lambda: read_tokzoo(root, 2), n)[0],
+                None,
+            ),
+            "tokzoo.tokens, DataLoader num_workers=2, resampled, after start-up": (steady_workers(root, 3 * n), None),
         }
     loose = rates["loose .npy, np.load per file"][0]
     machine = f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
-    lines = [f"### {datetime.date.today().isoformat()}: {n:,} samples x {len(MODALITIES)} modalities x (1, 256) uint16, "
-             f"warm page cache, best of 3", "",
-             f"Machine: {machine}; load average at start {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}. "
-             "CPU column: samples per CPU-second of the reading process (workers not counted).", "",
-             "| reader | samples/s (wall) | vs loose .npy | samples/s (CPU) |", "|---|---|---|---|"]
-    lines += [f"| {name} | {wall:,.0f} | {wall / loose:.1f}x | {f'{cpu:,.0f}' if cpu else '—'} |"
-              for name, (wall, cpu) in rates.items()]
+    lines = [
+        f"### {datetime.date.today().isoformat()}: {n:,} samples x {len(MODALITIES)} modalities x (1, 256) uint16, "
+        f"warm page cache, best of 3",
+        "",
+        f"Machine: {machine}; load average at start {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}. "
+        "CPU column: samples per CPU-second of the reading process (workers not counted).",
+        "",
+        "| reader | samples/s (wall) | vs loose .npy | samples/s (CPU) |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {wall:,.0f} | {wall / loose:.1f}x | {f'{cpu:,.0f}' if cpu else '—'} |"
+        for name, (wall, cpu) in rates.items()
+    ]
     text = "\n".join(lines)
     print(text)
     append_results(Path(__file__).with_name("RESULTS.md"), text)

@@ -42,7 +42,8 @@ DEFAULT = {"preset": "conv-small", "size": 224, "source": 256}
 TINY = {"preset": "conv-tiny", "size": 32, "source": 40}
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
-CHILD = """
+CHILD = (
+    """
 import json, resource, sys, time
 from pathlib import Path
 from tokzoo.pipeline import TokenizeJob, tokenize
@@ -54,7 +55,9 @@ seconds = time.perf_counter() - start
 print(json.dumps({"ok": summary.ok, "seconds": seconds,
                   "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
-""" % BATCH
+"""
+    % BATCH
+)
 
 
 def write_input(folder: Path, n: int, source: int, per_tar: int = 1000) -> str:
@@ -82,8 +85,12 @@ def encoder_alone(tok, n: int, source: int, size: int) -> float:
     from tokzoo.datasets.scenes import generate_scene
 
     offset = (source - size) // 2
-    crops = np.stack([generate_scene(i, seed=7, size=source)["depth"][offset:offset + size, offset:offset + size]
-                      for i in range(100)])
+    crops = np.stack(
+        [
+            generate_scene(i, seed=7, size=source)["depth"][offset : offset + size, offset : offset + size]
+            for i in range(100)
+        ]
+    )
     batch = np.concatenate([crops] * (BATCH // 100 + 1))[:BATCH]
     tok.encode(batch)  # warm-up
     start = time.perf_counter()
@@ -93,8 +100,12 @@ def encoder_alone(tok, n: int, source: int, size: int) -> float:
 
 
 def pipeline(src: str, tok_dir: Path, workers: int, out: Path) -> dict:
-    result = subprocess.run([sys.executable, "-c", CHILD, src, str(out), str(tok_dir), str(workers)],
-                            check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, src, str(out), str(tok_dir), str(workers)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -102,8 +113,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--append", action="store_true", help="append the results to benchmarks/RESULTS.md")
     parser.add_argument("--large", type=int, default=10_000, help="samples of the large run (default 10,000)")
-    parser.add_argument("--tiny", action="store_true",
-                        help=f"{TINY['preset']}, {TINY['size']} px crops of {TINY['source']} px sources: pipeline overhead alone")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help=f"{TINY['preset']}, {TINY['size']} px crops of {TINY['source']} px sources: pipeline overhead alone",
+    )
     parser.add_argument("--preset", help=f"model preset of the depth tokenizer (default {DEFAULT['preset']})")
     parser.add_argument("--size", type=int, help=f"crop (and tokenizer input) side in px (default {DEFAULT['size']})")
     parser.add_argument("--source", type=int, help=f"side of the stored depth maps in px (default {DEFAULT['source']})")
@@ -111,39 +125,51 @@ def main() -> None:
     for name, value in (TINY if args.tiny else DEFAULT).items():
         setattr(args, name, getattr(args, name) or value)
 
-    from tokzoo.learned import LearnedTokenizer
+    from tokzoo.tokenizers.learned import LearnedTokenizer
 
     tok = LearnedTokenizer.from_defaults("depth", model={"preset": args.preset}, input_size=[args.size, args.size])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         tok_dir = tok.save_pretrained(tmp / "tok")
-        small, large = write_input(tmp / "small", 1000, args.source), write_input(tmp / "large", args.large, args.source)
+        small, large = (
+            write_input(tmp / "small", 1000, args.source),
+            write_input(tmp / "large", args.large, args.source),
+        )
         runs = {}
         for n, src in ((1000, small), (args.large, large)):
             for w in (1, 2):
                 before = encoder_alone(tok, 1000, args.source, args.size)
                 runs[(n, w)] = pipeline(src, tok_dir, w, tmp / f"out-{n}-{w}")
                 runs[(n, w)]["alone"] = (before + encoder_alone(tok, 1000, args.source, args.size)) / 2
-                print(f"{n:,} samples, {w} worker(s): {runs[(n, w)]['ok'] / runs[(n, w)]['seconds']:.0f} samples/s, "
-                      f"encoder alone {runs[(n, w)]['alone']:.0f}", file=sys.stderr)
+                print(
+                    f"{n:,} samples, {w} worker(s): {runs[(n, w)]['ok'] / runs[(n, w)]['seconds']:.0f} samples/s, "
+                    f"encoder alone {runs[(n, w)]['alone']:.0f}",
+                    file=sys.stderr,
+                )
     load = os.getloadavg()[0]
-    lines = [f"### {datetime.date.today()} — {platform.machine()}, {os.cpu_count()} cores, "
-             f"{platform.python_version()}, load average {load:.1f} at the end",
-             f"{args.preset} depth tokenizer at {args.size}x{args.size} ({tok.token_shape[0]} tokens), "
-             f"{args.source}x{args.source} .npy sources in tars, "
-             f"batch {BATCH}, 1 crop.", "",
-             "| samples | workers | `tokenize` samples/s | encoder alone samples/s | ratio | overhead ms/sample "
-             "| peak RSS main (MB) | peak RSS worker (MB) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### {datetime.date.today()} — {platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.python_version()}, load average {load:.1f} at the end",
+        f"{args.preset} depth tokenizer at {args.size}x{args.size} ({tok.token_shape[0]} tokens), "
+        f"{args.source}x{args.source} .npy sources in tars, "
+        f"batch {BATCH}, 1 crop.",
+        "",
+        "| samples | workers | `tokenize` samples/s | encoder alone samples/s | ratio | overhead ms/sample "
+        "| peak RSS main (MB) | peak RSS worker (MB) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for (n, w), r in runs.items():
         rate = r["ok"] / r["seconds"]
         overhead = 1000 / rate - 1000 / r["alone"]
-        lines.append(f"| {n:,} | {w} | {rate:.0f} | {r['alone']:.0f} | {rate / r['alone']:.2f} | {overhead:.2f} | "
-                     f"{r['rss_main_mb']:.0f} | {r['rss_worker_mb']:.0f} |")
+        lines.append(
+            f"| {n:,} | {w} | {rate:.0f} | {r['alone']:.0f} | {rate / r['alone']:.2f} | {overhead:.2f} | "
+            f"{r['rss_main_mb']:.0f} | {r['rss_worker_mb']:.0f} |"
+        )
     for w in (1, 2):
         growth = runs[(args.large, w)]["rss_main_mb"] / runs[(1000, w)]["rss_main_mb"] - 1
-        lines.append(f"\nPeak RSS growth of the main process from 1,000 to {args.large:,} samples, {w} worker(s): "
-                     f"{growth:+.1%}.")
+        lines.append(
+            f"\nPeak RSS growth of the main process from 1,000 to {args.large:,} samples, {w} worker(s): {growth:+.1%}."
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.append:

@@ -76,8 +76,12 @@ def build_dinov2(root: Path) -> list[Case]:
     import transformers as tf
 
     tf.Dinov2Model(tf.Dinov2Config()).save_pretrained(root)  # defaults = DINOv2-B/14
-    tf.BitImageProcessor(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224},
-                         image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(root)
+    tf.BitImageProcessor(
+        size={"shortest_edge": 256},
+        crop_size={"height": 224, "width": 224},
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    ).save_pretrained(root)
     return [Case(f"dinov2_dense:{root}", "DINOv2-B/14, 224 px crop")]
 
 
@@ -92,13 +96,27 @@ def build_clip(root: Path) -> list[Case]:
 def build_depth(root: Path) -> list[Case]:
     import transformers as tf
 
-    backbone = tf.Dinov2Config(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536,
-                               out_features=["stage3", "stage6", "stage9", "stage12"], reshape_hidden_states=False)
-    depth = tf.DepthAnythingForDepthEstimation(tf.DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=384,
-                                                                      neck_hidden_sizes=[48, 96, 192, 384]))
+    backbone = tf.Dinov2Config(
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=6,
+        intermediate_size=1536,
+        out_features=["stage3", "stage6", "stage9", "stage12"],
+        reshape_hidden_states=False,
+    )
+    depth = tf.DepthAnythingForDepthEstimation(
+        tf.DepthAnythingConfig(
+            backbone_config=backbone, reassemble_hidden_size=384, neck_hidden_sizes=[48, 96, 192, 384]
+        )
+    )
     depth.save_pretrained(root)
-    tf.DPTImageProcessor(size={"height": 518, "width": 518}, keep_aspect_ratio=True, ensure_multiple_of=14,
-                         image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(root)
+    tf.DPTImageProcessor(
+        size={"height": 518, "width": 518},
+        keep_aspect_ratio=True,
+        ensure_multiple_of=14,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    ).save_pretrained(root)
     return [Case(f"hf_depth:{root}", "Depth Anything small (ViT-S/14 + DPT head), 518 px")]
 
 
@@ -127,7 +145,8 @@ def imagebind_state(visual: torch.nn.Module) -> dict[str, torch.Tensor]:
         stem + "pos_embedding_helper.pos_embed": v["positional_embedding"][None],
         trunk + "pre_transformer_layer.0.weight": v["ln_pre.weight"],
         trunk + "pre_transformer_layer.0.bias": v["ln_pre.bias"],
-        head + "0.weight": v["ln_post.weight"], head + "0.bias": v["ln_post.bias"],
+        head + "0.weight": v["ln_post.weight"],
+        head + "0.bias": v["ln_post.bias"],
         head + "2.weight": v["proj"].t(),
     }
     names = {"ln_1": "norm_1", "ln_2": "norm_2", "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2"}  # attn.*: same
@@ -147,8 +166,11 @@ def build_imagebind(root: Path) -> list[Case]:
     config = open_clip.get_model_config("ViT-H-14")  # ImageBind-H kept OpenCLIP ViT-H/14's image encoder
     config["vision_cfg"] = {**config["vision_cfg"], "norm_kwargs": {"eps": 1e-6}}  # ImageBind's LayerNorm eps
     torch.save(imagebind_state(vision_tower(config)), root / "imagebind_huge.pth")
-    return [Case(f"imagebind_dense:{root / 'imagebind_huge.pth'}", "ImageBind-H vision (ViT-H/14), 224 px",
-                 {"num_heads": 16})]
+    return [
+        Case(
+            f"imagebind_dense:{root / 'imagebind_huge.pth'}", "ImageBind-H vision (ViT-H/14), 224 px", {"num_heads": 16}
+        )
+    ]
 
 
 def sam_masks(outputs) -> str:
@@ -166,11 +188,16 @@ def build_sam(root: Path) -> list[Case]:
 def build_hmr2(root: Path) -> list[Case]:
     from safetensors.torch import save_file
 
-    from tokzoo.labelers.hmr2 import HMR2, RELEASED
+    from tokzoo.labelers.hmr2_network import HMR2, RELEASED
 
     save_file({k: v.contiguous() for k, v in HMR2(RELEASED).state_dict().items()}, str(root / "hmr2.safetensors"))
-    return [Case(f"hmr2_smpl:{root / 'hmr2.safetensors'}", "HMR 2.0: ViT-H/16 at 256x192 + SMPL head, 1 box/image",
-                 images="person")]
+    return [
+        Case(
+            f"hmr2_smpl:{root / 'hmr2.safetensors'}",
+            "HMR 2.0: ViT-H/16 at 256x192 + SMPL head, 1 box/image",
+            images="person",
+        )
+    ]
 
 
 def build_marigold(root: Path, resolution: int) -> list[Case]:
@@ -180,22 +207,57 @@ def build_marigold(root: Path, resolution: int) -> list[Case]:
     # Stable Diffusion 2's component configs (stabilityai/stable-diffusion-2: unet, vae, text_encoder), the UNet
     # taking 8 channels (image latent + noise latent) as Marigold's; scheduler as Marigold's (DDIM, v-prediction).
     unet = diffusers.UNet2DConditionModel(
-        sample_size=96, in_channels=8, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
+        sample_size=96,
+        in_channels=8,
+        out_channels=4,
+        layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280),
         down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, attention_head_dim=(5, 10, 20, 20),
-        cross_attention_dim=1024, use_linear_projection=True, norm_num_groups=32, norm_eps=1e-5)
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        attention_head_dim=(5, 10, 20, 20),
+        cross_attention_dim=1024,
+        use_linear_projection=True,
+        norm_num_groups=32,
+        norm_eps=1e-5,
+    )
     vae = diffusers.AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32,
-        sample_size=768, scaling_factor=0.18215)
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        norm_num_groups=32,
+        sample_size=768,
+        scaling_factor=0.18215,
+    )
     scheduler = diffusers.DDIMScheduler(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        prediction_type="v_prediction", timestep_spacing="trailing", set_alpha_to_one=False, clip_sample=False,
-        steps_offset=1)
-    text = tf.CLIPTextModel(tf.CLIPTextConfig(
-        vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
-        max_position_embeddings=77, hidden_act="gelu", projection_dim=512, bos_token_id=0, eos_token_id=1,
-        pad_token_id=1))
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        prediction_type="v_prediction",
+        timestep_spacing="trailing",
+        set_alpha_to_one=False,
+        clip_sample=False,
+        steps_offset=1,
+    )
+    text = tf.CLIPTextModel(
+        tf.CLIPTextConfig(
+            vocab_size=49408,
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=23,
+            num_attention_heads=16,
+            max_position_embeddings=77,
+            hidden_act="gelu",
+            projection_dim=512,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        )
+    )
     # Marigold encodes the empty prompt once; a two-token vocabulary gives the same ids-in, 1024-d-out text pass
     # (CLIP's real 49408-token vocabulary cannot be downloaded here).
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
@@ -203,15 +265,27 @@ def build_marigold(root: Path, resolution: int) -> list[Case]:
     (root / "merges.txt").write_text("#version: 0.2\n")
     tokenizer = tf.CLIPTokenizer(str(root / "vocab.json"), str(root / "merges.txt"), model_max_length=77)
     pipeline = diffusers.MarigoldNormalsPipeline(
-        unet=unet, vae=vae, scheduler=scheduler, text_encoder=text, tokenizer=tokenizer, prediction_type="normals",
-        use_full_z_range=True, default_denoising_steps=4, default_processing_resolution=768)
+        unet=unet,
+        vae=vae,
+        scheduler=scheduler,
+        text_encoder=text,
+        tokenizer=tokenizer,
+        prediction_type="normals",
+        use_full_z_range=True,
+        default_denoising_steps=4,
+        default_processing_resolution=768,
+    )
     diffusers.utils.logging.disable_progress_bar()
     tf.utils.logging.disable_progress_bar()
     pipeline.save_pretrained(root / "marigold")
     note = "" if resolution == 768 else f" (not Marigold's 768: --marigold-resolution {resolution})"
-    return [Case(f"marigold_normals:{root / 'marigold'}",
-                 f"Marigold normals: SD2 UNet + VAE + text encoder, 1 step, ensemble 1, {resolution} px{note}",
-                 {"steps": 1, "ensemble_size": 1, "processing_resolution": resolution})]
+    return [
+        Case(
+            f"marigold_normals:{root / 'marigold'}",
+            f"Marigold normals: SD2 UNet + VAE + text encoder, 1 step, ensemble 1, {resolution} px{note}",
+            {"steps": 1, "ensemble_size": 1, "processing_resolution": resolution},
+        )
+    ]
 
 
 def humans_found(outputs) -> str:
@@ -219,14 +293,21 @@ def humans_found(outputs) -> str:
 
 
 def build_mediapipe(root: Path) -> list[Case]:
-    return [Case("mediapipe_pose", "MediaPipe BlazePose full (bundled, real model)", images="person",
-                 detail=humans_found)]
+    return [
+        Case("mediapipe_pose", "MediaPipe BlazePose full (bundled, real model)", images="person", detail=humans_found)
+    ]
 
 
 MODELS: dict[str, Callable] = {
-    "dinov2_dense": build_dinov2, "clip_global": build_clip, "hf_depth": build_depth,
-    "openclip_global": build_openclip, "imagebind_dense": build_imagebind, "segment_anything_instances": build_sam,
-    "hmr2_smpl": build_hmr2, "marigold_normals": build_marigold, "mediapipe_pose": build_mediapipe,
+    "dinov2_dense": build_dinov2,
+    "clip_global": build_clip,
+    "hf_depth": build_depth,
+    "openclip_global": build_openclip,
+    "imagebind_dense": build_imagebind,
+    "segment_anything_instances": build_sam,
+    "hmr2_smpl": build_hmr2,
+    "marigold_normals": build_marigold,
+    "mediapipe_pose": build_mediapipe,
 }
 WEIGHTED = {"mediapipe_pose"}  # ships its real model: no "random weights" label
 
@@ -250,8 +331,9 @@ def peak_rss_gb() -> float | None:
         return None
 
 
-def measure(case: Case, batches: dict, batch_size: int, threads: int,
-            fresh: bool = False) -> tuple[float, float, float | None, str]:
+def measure(
+    case: Case, batches: dict, batch_size: int, threads: int, fresh: bool = False
+) -> tuple[float, float, float | None, str]:
     """(images/s wall, images/s CPU, peak RSS GB or None, detail) after one warm-up batch.
 
     ``fresh``: this is a process of its own, and its lifetime peak is the peak; else the peak is reset first.
@@ -325,8 +407,11 @@ def main() -> None:
     chosen = [name for name in known if (not only or name in only) and not (args.no_models and name in MODELS)]
     torch.set_num_threads(args.threads)
     scenes = [generate_scene(i, 2, args.size) for i in range(args.images)]
-    batches = {"scenes": {m: [s[m] for s in scenes]
-                          for m in ("rgb", "depth", "camera", "semseg", "sam_instances", "normals", "pose")}}
+    batches = {
+        "scenes": {
+            m: [s[m] for s in scenes] for m in ("rgb", "depth", "camera", "semseg", "sam_instances", "normals", "pose")
+        }
+    }
     if any(name in ("mediapipe_pose", "hmr2_smpl") for name in chosen):
         import skimage.data
 
@@ -340,8 +425,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             cases, peak = isolated(build, name, Path(tmp), args.marigold_resolution, args.threads)
-            print(f"{name}: checkpoint built and saved in {time.perf_counter() - start:.0f} s, peak RSS {gb(peak)} GB",
-                  file=sys.stderr)
+            print(
+                f"{name}: checkpoint built and saved in {time.perf_counter() - start:.0f} s, peak RSS {gb(peak)} GB",
+                file=sys.stderr,
+            )
             while cases:
                 case = cases.pop(0)
                 wall, cpu, peak, detail = isolated(measure, case, batches, args.batch_size, args.threads, True)
@@ -350,16 +437,26 @@ def main() -> None:
                 print(f"{name}: {rate(wall)} images/s wall, {rate(cpu)} CPU, peak RSS {gb(peak)} GB", file=sys.stderr)
                 slow_sam = name == "segment_anything_instances" and "points_per_side" not in case.kwargs
                 if slow_sam and 1 / cpu > SAM_SLOW_S:
-                    cases.append(Case(case.spec, f"SAM ViT-B, 1024 px, 16x16 points (32x32 took {1 / cpu:.0f} "
-                                                 "CPU-s/image)", {"points_per_side": 16}, detail=sam_masks))
+                    cases.append(
+                        Case(
+                            case.spec,
+                            f"SAM ViT-B, 1024 px, 16x16 points (32x32 took {1 / cpu:.0f} CPU-s/image)",
+                            {"points_per_side": 16},
+                            detail=sam_masks,
+                        )
+                    )
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    inputs = f"procedural scenes of {args.size} px" + ("; pose labelers: the 512 px astronaut photo, one person"
-                                                        if "person" in batches else "")
-    lines = [f"{datetime.date.today()}, {platform.platform()}, {os.cpu_count()} CPUs, torch threads {args.threads}, "
-             f"{args.images} images ({inputs}), batch {args.batch_size}, load average {load}.", "",
-             "| labeler | model | images/s (wall) | images/s (CPU) | peak RSS (GB) |", "|---|---|---|---|---|"]
-    lines += [f"| {name} | {what} | {rate(wall)} | {rate(cpu)} | {gb(peak)} |"
-              for name, what, wall, cpu, peak in rows]
+    inputs = f"procedural scenes of {args.size} px" + (
+        "; pose labelers: the 512 px astronaut photo, one person" if "person" in batches else ""
+    )
+    lines = [
+        f"{datetime.date.today()}, {platform.platform()}, {os.cpu_count()} CPUs, torch threads {args.threads}, "
+        f"{args.images} images ({inputs}), batch {args.batch_size}, load average {load}.",
+        "",
+        "| labeler | model | images/s (wall) | images/s (CPU) | peak RSS (GB) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {name} | {what} | {rate(wall)} | {rate(cpu)} | {gb(peak)} |" for name, what, wall, cpu, peak in rows]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:

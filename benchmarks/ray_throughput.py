@@ -30,7 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from pipeline_throughput import BATCH, DEFAULT, TINY, append_section, write_input  # noqa: E402
 
-CHILD = """
+CHILD = (
+    """
 import json, sys, time
 from pathlib import Path
 src, out, tok, engine, cpus = sys.argv[1:6]
@@ -38,17 +39,28 @@ if engine == "ray":
     import ray
     ray.init(num_cpus=int(cpus), include_dashboard=False, object_store_memory=300 * 2**20, log_to_driver=False)
 from tokzoo.pipeline import TokenizeJob, tokenize
+from tokzoo.pipeline.engine import LocalEngine
+chosen = LocalEngine()
+if engine == "ray":
+    from tokzoo.scale.engine import RayEngine
+    chosen = RayEngine()
 start = time.perf_counter()
 summary = tokenize(TokenizeJob(modalities=["depth"], output=Path(out), input=src, tokenizers={"depth": tok},
-                               batch_size=%d, workers=1, samples_per_shard=1000, progress=False, engine=engine))
+                               batch_size=%d, workers=1, samples_per_shard=1000, progress=False), chosen)
 print(json.dumps({"ok": summary.ok, "seconds": time.perf_counter() - start, "nodes": summary.nodes,
                   "shards": summary.written}))
-""" % BATCH
+"""
+    % BATCH
+)
 
 
 def run(src: str, tok_dir: Path, engine: str, out: Path) -> dict:
-    result = subprocess.run([sys.executable, "-c", CHILD, src, str(out), str(tok_dir), engine, str(os.cpu_count())],
-                            check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, src, str(out), str(tok_dir), engine, str(os.cpu_count())],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -75,10 +87,11 @@ def main() -> None:
     args = parser.parse_args()
     size = TINY if args.tiny else DEFAULT
 
-    from tokzoo.learned import LearnedTokenizer
+    from tokzoo.tokenizers.learned import LearnedTokenizer
 
-    tok = LearnedTokenizer.from_defaults("depth", model={"preset": size["preset"]},
-                                         input_size=[size["size"], size["size"]])
+    tok = LearnedTokenizer.from_defaults(
+        "depth", model={"preset": size["preset"]}, input_size=[size["size"], size["size"]]
+    )
     runs = {"local": [], "ray": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -93,30 +106,46 @@ def main() -> None:
     load = os.getloadavg()
     rates = {e: [r["ok"] / r["seconds"] for r in rs] for e, rs in runs.items()}
     mean = {e: sum(v) / len(v) for e, v in rates.items()}
-    steady = [float(m.group(1)) for r in runs["ray"] for line in r["nodes"]
-              if (m := re.search(r"\(([\d.]+) samples/s\)", line))]
-    startup = [float(m.group(1)) for r in runs["ray"] for line in r["nodes"] if (m := re.search(r"ray: ([\d.]+) s", line))]
+    steady = [
+        float(m.group(1))
+        for r in runs["ray"]
+        for line in r["nodes"]
+        if (m := re.search(r"\(([\d.]+) samples/s\)", line))
+    ]
+    startup = [
+        float(m.group(1)) for r in runs["ray"] for line in r["nodes"] if (m := re.search(r"ray: ([\d.]+) s", line))
+    ]
     actor_lines = [line for r in runs["ray"] for line in r["nodes"] if "actor" in line]
     loads = [int(m.group(1)) for line in actor_lines if (m := re.search(r"(\d+) model load", line))]
     shards = [int(m.group(1)) for line in actor_lines if (m := re.search(r": (\d+) shards", line))]
-    text = "\n".join([
-        f"### {datetime.date.today()} — {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, "
-        f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) at the end",
-        f"{size['preset']} depth tokenizer at {size['size']}x{size['size']} ({tok.token_shape[0]} tokens), "
-        f"{size['source']}x{size['source']} .npy sources, {args.samples:,} samples in tars of {args.per_tar}, "
-        f"batch {BATCH}, 1 crop; `python benchmarks/ray_throughput.py{' --tiny' if args.tiny else ''} "
-        f"--samples {args.samples}`.", "",
-        "| engine | run 1 samples/s | run 2 samples/s | mean samples/s | ray / local |",
-        "|---|---|---|---|---|",
-        *[f"| {e} | {rates[e][0]:.1f} | {rates[e][1]:.1f} | {mean[e]:.1f} | "
-          f"{mean[e] / mean['local']:.2f} |" for e in ("local", "ray")], "",
-        f"Ray after start-up (connect, create the actor, load its model: {', '.join(f'{x:.1f}' for x in startup)} s): "
-        f"{', '.join(f'{x:.1f}' for x in steady)} samples/s, {sum(steady) / len(steady) / mean['local']:.2f} of the "
-        "local mean (the local engine's start-up, one worker process and the model load, is inside its rate).", "",
-        f"Model loads per encoder actor: {loads} over {shards} shards (batches of {BATCH}: "
-        f"{[s * -(-args.per_tar // BATCH) for s in shards]} batches); ray output == local output byte for byte: "
-        f"{identical}.",
-    ]) + "\n"
+    text = (
+        "\n".join(
+            [
+                f"### {datetime.date.today()} — {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, "
+                f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) at the end",
+                f"{size['preset']} depth tokenizer at {size['size']}x{size['size']} ({tok.token_shape[0]} tokens), "
+                f"{size['source']}x{size['source']} .npy sources, {args.samples:,} samples in tars of {args.per_tar}, "
+                f"batch {BATCH}, 1 crop; `python benchmarks/ray_throughput.py{' --tiny' if args.tiny else ''} "
+                f"--samples {args.samples}`.",
+                "",
+                "| engine | run 1 samples/s | run 2 samples/s | mean samples/s | ray / local |",
+                "|---|---|---|---|---|",
+                *[
+                    f"| {e} | {rates[e][0]:.1f} | {rates[e][1]:.1f} | {mean[e]:.1f} | {mean[e] / mean['local']:.2f} |"
+                    for e in ("local", "ray")
+                ],
+                "",
+                f"Ray after start-up (connect, create the actor, load its model: {', '.join(f'{x:.1f}' for x in startup)} s): "
+                f"{', '.join(f'{x:.1f}' for x in steady)} samples/s, {sum(steady) / len(steady) / mean['local']:.2f} of the "
+                "local mean (the local engine's start-up, one worker process and the model load, is inside its rate).",
+                "",
+                f"Model loads per encoder actor: {loads} over {shards} shards (batches of {BATCH}: "
+                f"{[s * -(-args.per_tar // BATCH) for s in shards]} batches); ray output == local output byte for byte: "
+                f"{identical}.",
+            ]
+        )
+        + "\n"
+    )
     print(text)
     if args.append:
         append_section(text, "## Scale-out engine (Ray) throughput")

@@ -7,7 +7,7 @@ markdown; ``--write`` adds a dated entry to benchmarks/RESULTS.md under "Tokeniz
 
 - ``rgb``: PSNR of each tokenizer and of its same-bit downsample + bicubic baseline, per photo (mean over views),
   photos where the tokenizer wins, bits per sample.
-- ``edges``: Canny edges as the pseudo-labeler computes them (tokzoo.labelers.image.canny_edges on the full
+- ``edges``: Canny edges as the pseudo-labeler computes them (tokzoo.modalities.edges.canny_edges on the full
   photo, then the edges crop rule), reconstructed by each edges tokenizer: F1 at 1-px tolerance and IoU, against
   the empty map (F1 0, IoU of the empty prediction) and the same-bit baseline.
 - ``depth``: the motorcycle's metric depth (views as above): abs-rel of each depth tokenizer vs same-bit bicubic.
@@ -34,14 +34,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-
 from results_md import append_to_section  # noqa: E402
+
 from tokzoo.crops import apply_crop, make_crop_settings  # noqa: E402
 from tokzoo.datasets.samples import SAMPLES, load_sample  # noqa: E402
-from tokzoo.evaluation.baselines import bits_per_sample, downsample_bicubic  # noqa: E402
-from tokzoo.evaluation.metrics import abs_rel, binary_iou, psnr  # noqa: E402
 from tokzoo.labelers.metrics import edge_counts, f1  # noqa: E402
-from tokzoo.zoo import load_tokenizer  # noqa: E402
+from tokzoo.tokenizers.evaluation.baselines import bits_per_sample, downsample_bicubic  # noqa: E402
+from tokzoo.tokenizers.evaluation.metrics import abs_rel, binary_iou, psnr  # noqa: E402
+from tokzoo.tokenizers.zoo import load_tokenizer  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## Tokenizers on held-out real photos"
@@ -57,7 +57,7 @@ def heldout_views(key: str, size: int, views: int) -> dict[str, list[np.ndarray]
             continue
         value = load_sample(name)[source]
         if key == "edges":
-            from tokzoo.labelers.image import canny_edges
+            from tokzoo.modalities.edges import canny_edges
 
             value = canny_edges(value)
         height, width = value.shape[:2]
@@ -80,8 +80,11 @@ def parse_tokenizers(text: str) -> list[tuple[str, object]]:
 
 
 def run_rgb(args) -> str:
-    rows = ["| tokenizer | px | tokens x codes | bits / sample | PSNR tokenizer (dB) | PSNR same-bit bicubic (dB) | "
-            "gain (dB) | photos won |", "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| tokenizer | px | tokens x codes | bits / sample | PSNR tokenizer (dB) | PSNR same-bit bicubic (dB) | "
+        "gain (dB) | photos won |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     per_photo = []
     for label, tok in parse_tokenizers(args.tokenizers):
         size = tok.config["input_size"][0]
@@ -95,17 +98,23 @@ def run_rgb(args) -> str:
             ours.append(a), base.append(b)
             wins += a > b
             per_photo.append(f"{label} {name}: {a:.2f} vs {b:.2f}")
-        rows.append(f"| {label} | {size} | {int(np.prod(tok.token_shape_for([size, size])))} x {tok.vocab_size} | "
-                    f"{bits_per_sample(tok):.0f} | {np.mean(ours):.2f} | {np.mean(base):.2f} | "
-                    f"{np.mean(ours) - np.mean(base):+.2f} | {wins} / {len(views)} |")
-    return ("\n".join(rows) + f"\n\nMean over {len(views)} held-out photos of the mean PSNR of their {args.views} views "
-            f"(centre square + random-resized crops of {CROP_SCALE[0]:.0%}-100% of the area).\n\nPer photo: "
-            + "; ".join(per_photo))
+        rows.append(
+            f"| {label} | {size} | {int(np.prod(tok.token_shape_for([size, size])))} x {tok.vocab_size} | "
+            f"{bits_per_sample(tok):.0f} | {np.mean(ours):.2f} | {np.mean(base):.2f} | "
+            f"{np.mean(ours) - np.mean(base):+.2f} | {wins} / {len(views)} |"
+        )
+    return (
+        "\n".join(rows) + f"\n\nMean over {len(views)} held-out photos of the mean PSNR of their {args.views} views "
+        f"(centre square + random-resized crops of {CROP_SCALE[0]:.0%}-100% of the area).\n\nPer photo: "
+        + "; ".join(per_photo)
+    )
 
 
 def run_edges(args) -> str:
-    rows = ["| tokenizer | bits / sample | F1 @1px | IoU | empty map F1 / IoU | same-bit bicubic F1 / IoU |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| tokenizer | bits / sample | F1 @1px | IoU | empty map F1 / IoU | same-bit bicubic F1 / IoU |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, tok in parse_tokenizers(args.tokenizers):
         size = tok.config["input_size"][0]
         values = [v for vs in heldout_views("edges", size, args.views).values() for v in vs]
@@ -118,12 +127,16 @@ def run_edges(args) -> str:
             return f1(*counts)[2], float(np.mean([binary_iou(t, p) for p, t in zip(preds, values)]))
 
         (f_t, i_t), (f_e, i_e), (f_b, i_b) = score(recon), score(empty), score([np.asarray(b) for b in bicubic])
-        rows.append(f"| {label} | {bits_per_sample(tok):.0f} | {f_t:.3f} | {i_t:.3f} | {f_e:.3f} / {i_e:.3f} | "
-                    f"{f_b:.3f} / {i_b:.3f} |")
+        rows.append(
+            f"| {label} | {bits_per_sample(tok):.0f} | {f_t:.3f} | {i_t:.3f} | {f_e:.3f} / {i_e:.3f} | "
+            f"{f_b:.3f} / {i_b:.3f} |"
+        )
     share = float(np.mean([v.mean() for v in values]))
-    return ("\n".join(rows) + f"\n\n{len(values)} views of the held-out photos ({args.views} each); edges by "
-            f"tokzoo.labelers.image.canny_edges on the full photo, then the edges crop rule; {share:.1%} of pixels "
-            "are edges.")
+    return (
+        "\n".join(rows) + f"\n\n{len(values)} views of the held-out photos ({args.views} each); edges by "
+        f"tokzoo.modalities.edges.canny_edges on the full photo, then the edges crop rule; {share:.1%} of pixels "
+        "are edges."
+    )
 
 
 def run_depth(args) -> str:
@@ -142,8 +155,10 @@ def run_depth(args) -> str:
 def write_entry(title: str, body: str, command: str) -> None:
     """Append a dated entry (machine, load, command, body) to this script's RESULTS.md section."""
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    entry = (f"### {datetime.date.today().isoformat()}: {title}\n\n{platform.platform()}, {os.cpu_count()} CPUs, "
-             f"torch {torch.__version__}, one thread, load average {load}. Command: `{command}`\n\n{body}")
+    entry = (
+        f"### {datetime.date.today().isoformat()}: {title}\n\n{platform.platform()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, one thread, load average {load}. Command: `{command}`\n\n{body}"
+    )
     append_to_section(RESULTS, SECTION, entry)
 
 

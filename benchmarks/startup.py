@@ -43,10 +43,15 @@ def main() -> None:
         times = [timed([tokzoo, *command]) for _ in range(args.repeats)]
         rows.append((" ".join(command), statistics.median(times), min(times), max(times)))
     load_after = os.getloadavg()
-    lines = [f"### {date.today()} — {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-             f"load average {load_before[0]:.1f} before / {load_after[0]:.1f} after (1 min)", "",
-             f"Fresh process per run, median of {args.repeats} (min - max); goal < 1.5 s.", "",
-             "| command | median s | min - max s |", "|---|---|---|"]
+    lines = [
+        f"### {date.today()} — {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {load_before[0]:.1f} before / {load_after[0]:.1f} after (1 min)",
+        "",
+        f"Fresh process per run, median of {args.repeats} (min - max); goal < 1.5 s.",
+        "",
+        "| command | median s | min - max s |",
+        "|---|---|---|",
+    ]
     lines += [f"| `tokzoo {name}` | {median:.2f} | {low:.2f} - {high:.2f} |" for name, median, low, high in rows]
     text = "\n".join(lines)
     print(text)

@@ -39,10 +39,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from tokzoo.datasets.scenes import generate_scene, is_outdoor  # noqa: E402
-from tokzoo.evaluation import HELDOUT_SEED, evaluate, heldout_values  # noqa: E402
-from tokzoo.evaluation.baselines import bits_per_sample, downsample_bicubic  # noqa: E402
-from tokzoo.evaluation.metrics import HIGHER_IS_BETTER, abs_rel_by_decade, main_metric  # noqa: E402
-from tokzoo.zoo import load_tokenizer  # noqa: E402
+from tokzoo.tokenizers.evaluation import HELDOUT_SEED, evaluate, heldout_values  # noqa: E402
+from tokzoo.tokenizers.evaluation.baselines import bits_per_sample, downsample_bicubic  # noqa: E402
+from tokzoo.tokenizers.evaluation.metrics import HIGHER_IS_BETTER, abs_rel_by_decade, main_metric  # noqa: E402
+from tokzoo.tokenizers.zoo import load_tokenizer  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## Tokenizers across the depth range and outdoors"
@@ -61,7 +61,7 @@ def heldout_depth(n: int, size, kind: str, seed: int = HELDOUT_SEED):
 def encode_decode(tokenizer, values, batch_size: int = 32) -> np.ndarray:
     out = []
     for start in range(0, len(values), batch_size):
-        out.append(tokenizer.decode(tokenizer.encode(values[start:start + batch_size])))
+        out.append(tokenizer.decode(tokenizer.encode(values[start : start + batch_size])))
     return np.concatenate(out)
 
 
@@ -86,17 +86,22 @@ def si_recipe(absolute: dict, data_dir: Path) -> dict:
     recipe = copy.deepcopy(absolute)
     recipe["name"] = "depth_scale_invariant"
     recipe["tokenizer"]["normalization"] = {"min_depth": math.exp(-SI_RANGE), "max_depth": math.exp(SI_RANGE)}
-    recipe["data"] = {"path": str(data_dir), **({"crop": absolute["data"]["crop"]} if "crop" in absolute["data"] else {})}
+    recipe["data"] = {
+        "path": str(data_dir),
+        **({"crop": absolute["data"]["crop"]} if "crop" in absolute["data"] else {}),
+    }
     return recipe
 
 
 def write_si_data(absolute: dict, data_dir: Path) -> None:
     """The absolute recipe's training depth (scenes + bundled samples), standardised, one .npy per sample."""
-    from tokzoo.training.data import sample_values, scene_values
+    from tokzoo.tokenizers.training.data import sample_values, scene_values
 
     spec = absolute["data"]["scenes"]
-    values = scene_values("depth", range(spec["n_train"] + spec["n_val"]), spec["seed"], spec["size"], spec.get("kind", "indoor"))
-    train, val = values[: spec["n_train"]], values[spec["n_train"]:]
+    values = scene_values(
+        "depth", range(spec["n_train"] + spec["n_val"]), spec["seed"], spec["size"], spec.get("kind", "indoor")
+    )
+    train, val = values[: spec["n_train"]], values[spec["n_train"] :]
     if "samples" in absolute["data"]:
         train = train + sample_values("depth", absolute["data"]["samples"])
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +130,9 @@ def decade_rows(depth, flags, methods: dict) -> list[str]:
             values = [per[m][decade]["abs_rel"] for m in names]
             best = names[int(np.nanargmin(values))] if np.isfinite(values).any() else "—"
             cells = " | ".join(f"{v:.4f}" if np.isfinite(v) else "—" for v in values)
-            rows.append(f"| {label} ({pick.sum()}) | {decade} | {per[names[0]][decade]['pixels']:,} | {cells} | {best} |")
+            rows.append(
+                f"| {label} ({pick.sum()}) | {decade} | {per[names[0]][decade]['pixels']:,} | {cells} | {best} |"
+            )
     return rows
 
 
@@ -134,16 +141,22 @@ def run_decades(args) -> str:
     size = list(tok.config["input_size"])
     depth, flags = heldout_depth(args.n, size, "mix")
     baseline, bits = downsample_bicubic(tok, depth)
-    methods = {f"tokenizer ({bits_per_sample(tok):.0f} b)": encode_decode(tok, depth),
-               f"downsample_bicubic ({bits:.0f} b)": baseline}
-    head = (f"`{args.tokenizer}` on {args.n} held-out mixed scenes (seed {HELDOUT_SEED}, {flags.sum()} outdoor), "
-            f"{'x'.join(map(str, size))}; abs-rel over pixels whose true depth lies in the decade")
+    methods = {
+        f"tokenizer ({bits_per_sample(tok):.0f} b)": encode_decode(tok, depth),
+        f"downsample_bicubic ({bits:.0f} b)": baseline,
+    }
+    head = (
+        f"`{args.tokenizer}` on {args.n} held-out mixed scenes (seed {HELDOUT_SEED}, {flags.sum()} outdoor), "
+        f"{'x'.join(map(str, size))}; abs-rel over pixels whose true depth lies in the decade"
+    )
     return "\n".join([head, "", *decade_rows(depth, flags, methods)])
 
 
 def run_outdoor(args) -> str:
-    rows = ["| tokenizer | scenes | main metric | tokenizer | best same-bit baseline | usage (codes) | beats baselines |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| tokenizer | scenes | main metric | tokenizer | best same-bit baseline | usage (codes) | beats baselines |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name in args.tokenizers.split(","):
         tok = load_tokenizer(name)
         for kind in ("indoor", "outdoor"):
@@ -156,15 +169,19 @@ def run_outdoor(args) -> str:
             best_name = (max if higher else min)(values, key=values.get)
             wins = all((ours > v) if higher else (ours < v) for v in values.values())
             usage = report["codebook"]
-            rows.append(f"| {name} | {kind} ({report['n_samples']}) | {metric} {'↑' if higher else '↓'} | {ours:.4g} | "
-                        f"{values[best_name]:.4g} ({best_name}) | {usage['usage']:.1%} ({usage['codes_used']}/"
-                        f"{usage['vocab_size']}) | {'yes' if wins else 'NO'} |")
+            rows.append(
+                f"| {name} | {kind} ({report['n_samples']}) | {metric} {'↑' if higher else '↓'} | {ours:.4g} | "
+                f"{values[best_name]:.4g} ({best_name}) | {usage['usage']:.1%} ({usage['codes_used']}/"
+                f"{usage['vocab_size']}) | {'yes' if wins else 'NO'} |"
+            )
             print(rows[-1], flush=True)
-    return f"Held-out scenes (seed {HELDOUT_SEED}) at each tokenizer's input size, {args.n} per kind.\n\n" + "\n".join(rows)
+    return f"Held-out scenes (seed {HELDOUT_SEED}) at each tokenizer's input size, {args.n} per kind.\n\n" + "\n".join(
+        rows
+    )
 
 
 def run_normalisation(args) -> str:
-    from tokzoo.training import load_recipe, train
+    from tokzoo.tokenizers.training import load_recipe, train
 
     recipe = load_recipe(args.recipe)
     if args.steps is not None:  # both variants at a smaller budget (the absolute one trained with --steps too)
@@ -183,26 +200,36 @@ def run_normalisation(args) -> str:
     size = list(absolute.config["input_size"])
     depth, flags = heldout_depth(args.n, size, "mix")
     baseline, bits = downsample_bicubic(absolute, depth)
-    methods = {f"absolute log-depth ({bits_per_sample(absolute):.0f} b)": encode_decode(absolute, depth),
-               f"scale-invariant ({bits_per_sample(si) + SCALE_BITS:.0f} b)": si_decode(si, depth),
-               f"downsample_bicubic ({bits:.0f} b)": baseline}
-    head = (f"Absolute log-depth (`{args.absolute}`) vs scale-invariant (per-image standardised log-depth, "
-            f"median and spread stored as 2 x float16; same recipe, data and steps, `{si_dir}`) on {args.n} held-out "
-            f"mixed scenes (seed {HELDOUT_SEED}, {flags.sum()} outdoor)")
+    methods = {
+        f"absolute log-depth ({bits_per_sample(absolute):.0f} b)": encode_decode(absolute, depth),
+        f"scale-invariant ({bits_per_sample(si) + SCALE_BITS:.0f} b)": si_decode(si, depth),
+        f"downsample_bicubic ({bits:.0f} b)": baseline,
+    }
+    head = (
+        f"Absolute log-depth (`{args.absolute}`) vs scale-invariant (per-image standardised log-depth, "
+        f"median and spread stored as 2 x float16; same recipe, data and steps, `{si_dir}`) on {args.n} held-out "
+        f"mixed scenes (seed {HELDOUT_SEED}, {flags.sum()} outdoor)"
+    )
     return "\n".join([head, "", *decade_rows(depth, flags, methods)])
 
 
 def run_sizes(args) -> str:
-    from tokzoo.training import load_recipe, train, validate_recipe
+    from tokzoo.tokenizers.training import load_recipe, train, validate_recipe
 
     base = load_recipe(args.recipe)
-    rows = ["| input px | model | tokens | codes (levels) | bits/sample | steps | CPU s | main metric | tokenizer | "
-            "downsample_bicubic | usage |", "|---" * 11 + "|"]
+    rows = [
+        "| input px | model | tokens | codes (levels) | bits/sample | steps | CPU s | main metric | tokenizer | "
+        "downsample_bicubic | usage |",
+        "|---" * 11 + "|",
+    ]
     for spec in args.configs.split(";"):
         px, preset, levels = spec.split(":")
         recipe = copy.deepcopy(base)
-        recipe["tokenizer"].update(input_size=[int(px), int(px)], model={"preset": preset},
-                                   quantizer={"type": "fsq", "levels": [int(v) for v in levels.split(",")]})
+        recipe["tokenizer"].update(
+            input_size=[int(px), int(px)],
+            model={"preset": preset},
+            quantizer={"type": "fsq", "levels": [int(v) for v in levels.split(",")]},
+        )
         recipe.update(resolution=[int(px), int(px)], steps=args.steps, checkpoint_every=0, batch_size=args.batch)
         recipe["schedule"]["warmup_steps"] = min(recipe["schedule"]["warmup_steps"], args.steps // 10)
         recipe["data"]["scenes"]["size"] = max(recipe["data"]["scenes"]["size"], int(int(px) * 1.5))
@@ -217,20 +244,26 @@ def run_sizes(args) -> str:
         report = evaluate(tok, held.values, data=held.description).report
         metric = main_metric(tok.modality)
         values = {r["method"]: r["metrics"][metric] for r in report["rows"]}
-        rows.append(f"| {px} | {preset} | {math.prod(tok.token_shape)} | {tok.vocab_size} ({levels}) | "
-                    f"{bits_per_sample(tok):.0f} | {args.steps} | {seconds:.0f} | {metric} | {values['tokenizer']:.4g} | "
-                    f"{values['downsample_bicubic']:.4g} | {report['codebook']['usage']:.1%} |")
+        rows.append(
+            f"| {px} | {preset} | {math.prod(tok.token_shape)} | {tok.vocab_size} ({levels}) | "
+            f"{bits_per_sample(tok):.0f} | {args.steps} | {seconds:.0f} | {metric} | {values['tokenizer']:.4g} | "
+            f"{values['downsample_bicubic']:.4g} | {report['codebook']['usage']:.1%} |"
+        )
         print(rows[-1], flush=True)
-    return (f"`{args.recipe}` at several sizes, {args.steps} steps of {args.batch} each on {args.n_train} training scenes "
-            f"(1 thread), evaluated on {args.n} held-out mixed scenes (seed {HELDOUT_SEED}).\n\n" + "\n".join(rows))
+    return (
+        f"`{args.recipe}` at several sizes, {args.steps} steps of {args.batch} each on {args.n_train} training scenes "
+        f"(1 thread), evaluated on {args.n} held-out mixed scenes (seed {HELDOUT_SEED}).\n\n" + "\n".join(rows)
+    )
 
 
 def write_entry(title: str, body: str, command: str) -> None:
     """Insert a dated entry (machine, load, command, body) at the top of this script's RESULTS.md section."""
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    entry = (f"### {datetime.date.today().isoformat()}: {title}\n\n{platform.platform()}, {os.cpu_count()} CPUs, "
-             f"Python {platform.python_version()}, torch {torch.__version__}, one thread, load average {load}. "
-             f"Command: `{command}`\n\n{body}\n\n")
+    entry = (
+        f"### {datetime.date.today().isoformat()}: {title}\n\n{platform.platform()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, torch {torch.__version__}, one thread, load average {load}. "
+        f"Command: `{command}`\n\n{body}\n\n"
+    )
     text = RESULTS.read_text()
     if SECTION not in text:
         text = text.rstrip("\n") + f"\n\n{SECTION}\n\n"
@@ -255,8 +288,11 @@ def main() -> None:
     p.add_argument("--out", required=True, help="run directory of the scale-invariant variant")
     p = sub.add_parser("sizes")
     p.add_argument("--recipe", required=True)
-    p.add_argument("--configs", default="64:conv-tiny:5,5,5;128:conv-small:8,5,5,5;224:conv-small:8,8,8,6,5",
-                   help="'px:preset:levels;...'")
+    p.add_argument(
+        "--configs",
+        default="64:conv-tiny:5,5,5;128:conv-small:8,5,5,5;224:conv-small:8,8,8,6,5",
+        help="'px:preset:levels;...'",
+    )
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--n-train", type=int, default=256)
     p.add_argument("--batch", type=int, default=8)
@@ -266,11 +302,17 @@ def main() -> None:
         p.add_argument("--write", action="store_true", help="add the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    body = {"decades": run_decades, "outdoor": run_outdoor, "normalisation": run_normalisation, "sizes": run_sizes}[args.command](args)
+    body = {"decades": run_decades, "outdoor": run_outdoor, "normalisation": run_normalisation, "sizes": run_sizes}[
+        args.command
+    ](args)
     print(body)
     if args.write:
-        titles = {"decades": "depth abs-rel per decade", "outdoor": "shipped image-like tokenizers, indoor vs outdoor",
-                  "normalisation": "depth normalisation, absolute vs scale-invariant", "sizes": "quality vs size"}
+        titles = {
+            "decades": "depth abs-rel per decade",
+            "outdoor": "shipped image-like tokenizers, indoor vs outdoor",
+            "normalisation": "depth normalisation, absolute vs scale-invariant",
+            "sizes": "quality vs size",
+        }
         write_entry(titles[args.command], body, "python benchmarks/tokenizer_quality.py " + " ".join(sys.argv[1:]))
 
 

@@ -9,11 +9,20 @@ import click
 
 @click.command("browse")
 @click.argument("out", metavar="DATASET", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--output", "-o", "site", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the site [default: DATASET-site beside DATASET].")
+@click.option(
+    "--output",
+    "-o",
+    "site",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the site [default: DATASET-site beside DATASET].",
+)
 @click.option("--serve", is_flag=True, help="Serve the site after building it (Ctrl-C stops); only its own files.")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address --serve binds: loopback unless you name another (0.0.0.0 serves every network).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address --serve binds: loopback unless you name another (0.0.0.0 serves every network).",
+)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port for --serve.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.")
 def browse_command(out, site, serve, host, port, progress):

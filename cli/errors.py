@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
@@ -32,7 +33,9 @@ class TokzooGroup(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except KeyboardInterrupt:
             hint = RESUME_HINTS.get(ctx.invoked_subcommand or "")
             raise Interrupted("interrupted" + (f"; {hint}" if hint else "")) from None
@@ -50,6 +53,15 @@ class TokzooGroup(click.Group):
             if isinstance(error, (FileExistsError, NotADirectoryError)):  # a file where a folder must go
                 reason = "is a file, not a folder"
             raise UserError(f"{error.filename}: {reason}") from None
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """tokzoo's own warnings as one ``tokzoo: <message>`` line on stderr; others as Python shows them."""
+    errors = sys.modules.get("tokzoo.errors")
+    if errors is not None and issubclass(category, errors.TokzooWarning):
+        click.echo(f"tokzoo: {message}", err=True)
+    else:
+        click.echo(warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n"), err=True)
 
 
 def _is_tokzoo_error(error: Exception) -> bool:

@@ -19,8 +19,10 @@ def eval_labels_command(n, size, seed, as_json, progress):
     """Print each labeler's error against scene ground truth (metrics: tokzoo/labelers/evaluate.py)."""
     from tokzoo.labelers.evaluate import evaluate
 
-    results = {name: {k: round(float(v), 4) for k, v in metrics.items()}
-               for name, metrics in evaluate(n, seed, size, progress=progress).items()}
+    results = {
+        name: {k: round(float(v), 4) for k, v in metrics.items()}
+        for name, metrics in evaluate(n, seed, size, progress=progress).items()
+    }
     if as_json:
         click.echo(json.dumps({"scenes": n, "size": size, "seed": seed, "results": results}, indent=2))
         return

@@ -8,12 +8,16 @@ import click
 
 from .errors import UserError
 
-dataset_argument = click.argument("out", metavar="DATASET", type=click.Path(exists=True, file_okay=False, path_type=Path))
+dataset_argument = click.argument(
+    "out", metavar="DATASET", type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
 
 
 @click.command("inspect")
 @dataset_argument
-@click.option("--samples", default=3, show_default=True, type=click.IntRange(min=0), help="Samples whose tokens to print.")
+@click.option(
+    "--samples", default=3, show_default=True, type=click.IntRange(min=0), help="Samples whose tokens to print."
+)
 def inspect_command(out, samples):
     """Print the manifest, per-modality counts and failures, and a few samples' tokens (of a token dataset), or
     the labelers, failures and a few samples' files (of `tokzoo pseudo-label` output)."""
@@ -32,15 +36,25 @@ def inspect_command(out, samples):
 @dataset_argument
 @click.option("--key", "-k", required=True, help="Sample key.")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
-@click.option("--tokenizer", "-t", "tokenizers", multiple=True,
-              help="ml-4m layouts only: MODALITY=TOKENIZER (repeatable), e.g. tok_depth@224=PATH_TO_4M_TOKENIZER.")
-@click.option("--scale", type=click.IntRange(1, 16), default=None,
-              help="Enlarge every tile this many times (default: tiles of at least 128 px).")
+@click.option(
+    "--tokenizer",
+    "-t",
+    "tokenizers",
+    multiple=True,
+    help="ml-4m layouts only: MODALITY=TOKENIZER (repeatable), e.g. tok_depth@224=PATH_TO_4M_TOKENIZER.",
+)
+@click.option(
+    "--scale",
+    type=click.IntRange(1, 16),
+    default=None,
+    help="Enlarge every tile this many times (default: tiles of at least 128 px).",
+)
 def show_command(out, key, output, tokenizers, scale):
     """PNG of one sample: per modality, the source crop beside the reconstruction from its tokens (a modality whose
     tokenizer is gone or changed is skipped with a note). ml-4m layouts: the reconstructions by --tokenizer."""
     from tokzoo.fourm.reader import detect_layout
-    from tokzoo.viz import labelled_grid, save_png
+    from tokzoo.io.images import save_png
+    from tokzoo.viz import labelled_grid
 
     if detect_layout(out):
         from tokzoo.fourm.report import show_rows as fourm_rows
@@ -48,7 +62,10 @@ def show_command(out, key, output, tokenizers, scale):
         from .tokenize import parse_tokenizers
 
         rows, notes = fourm_rows(out, key, parse_tokenizers(tokenizers))
-        names, columns = [n.split(":")[0] for n in notes if ": crop 0 decoded by " in n], [f"{key}: crop 0 from its tokens"]
+        names, columns = (
+            [n.split(":")[0] for n in notes if ": crop 0 decoded by " in n],
+            [f"{key}: crop 0 from its tokens"],
+        )
     else:
         from tokzoo.pipeline.report import show_pairs
 

@@ -25,13 +25,24 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads (default: the CPUs not kept busy by other processes, from the load average; "
+    "CPU runs are bit-reproducible for the same seed and thread count).",
+)
+"""``--threads`` alone (default: :func:`default_threads`), for commands that run on the CPU only."""
+
+
 def machine_options(command):
     """``--threads`` (default: :func:`default_threads`) and ``--device`` (default: cuda when present, else cpu)."""
-    command = click.option("--device", default=None,
-                           help="torch device, e.g. cpu, cuda (default: cuda when present, with bf16 autocast; else cpu).")(command)
-    return click.option("--threads", type=click.IntRange(min=1), default=None,
-                        help="CPU threads (default: the CPUs not kept busy by other processes, from the load average; "
-                             "CPU runs are bit-reproducible for the same seed and thread count).")(command)
+    command = click.option(
+        "--device",
+        default=None,
+        help="torch device, e.g. cpu, cuda (default: cuda when present, with bf16 autocast; else cpu).",
+    )(command)
+    return threads_option(command)
 
 
 def apply_threads(threads: int | None) -> int:

@@ -35,5 +35,13 @@ def count_option(dest: str, help: str, old: str = "--n", name: str = "--count", 
 
 def progress_option(command):
     """``--progress/--no-progress`` (``-q`` / ``--quiet`` kept for --no-progress)."""
-    return click.option("--progress/--no-progress", " /-q", " /--quiet", "progress", cls=AliasOption,
-                        aliases=("-q", "--quiet"), default=True, help="Show progress bars on stderr.")(command)
+    return click.option(
+        "--progress/--no-progress",
+        " /-q",
+        " /--quiet",
+        "progress",
+        cls=AliasOption,
+        aliases=("-q", "--quiet"),
+        default=True,
+        help="Show progress bars on stderr.",
+    )(command)

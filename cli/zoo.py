@@ -17,13 +17,15 @@ def zoo_group():
 @zoo_group.command("list")
 def zoo_list():
     """Name, modality, token shape, vocabulary and whether weights are present."""
-    from tokzoo.zoo_index import zoo_rows
+    from tokzoo.tokenizers.zoo_index import zoo_rows
 
     rows = [("name", "modality", "tokens", "vocab", "weights")]
     rows += [(r["name"], r["modality"], r["tokens"], str(r["vocab"]), r["weights"]) for r in zoo_rows()]
     _table(rows)
-    click.echo("\nreleased 4M tokenizers (ViT-B, 224-448 px; GPU-sized): `-t MODALITY=NAME`, through the ml-4m port, "
-               "from $TOKZOO_4M_TOKENIZERS/<repo> or the hub")
+    click.echo(
+        "\nreleased 4M tokenizers (ViT-B, 224-448 px; GPU-sized): `-t MODALITY=NAME`, through the ml-4m port, "
+        "from $TOKZOO_4M_TOKENIZERS/<repo> or the hub"
+    )
     _table(_released_rows())
 
 
@@ -33,8 +35,18 @@ def _released_rows() -> list[tuple[str, ...]]:
     rows = [("name", "hub id", "modality", "tokens", "vocab", "decoder", "download", "licence")]
     for entry in RELEASED_TOKENIZERS.values():
         size = download_size(entry)
-        rows.append((entry.name, entry.hub_id, entry.modality, entry.tokens, str(entry.vocab_size), entry.decoder,
-                     f"{size / 1e6:.0f} MB (cached)" if size else "not fetched", LICENCE))
+        rows.append(
+            (
+                entry.name,
+                entry.hub_id,
+                entry.modality,
+                entry.tokens,
+                str(entry.vocab_size),
+                entry.decoder,
+                f"{size / 1e6:.0f} MB (cached)" if size else "not fetched",
+                LICENCE,
+            )
+        )
     return rows
 
 
@@ -48,7 +60,7 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 @click.argument("name")
 def zoo_info(name):
     """The input contract, what the weights were trained on, where they are known to fail, and the full config."""
-    from tokzoo.zoo import build_zoo_tokenizer, training_coverage, zoo_entries
+    from tokzoo.tokenizers.zoo import build_zoo_tokenizer, training_coverage, zoo_entries
 
     entries = zoo_entries()
     if name not in entries:

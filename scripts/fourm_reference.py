@@ -48,12 +48,25 @@ def register_tiny_vits() -> None:
     import fourm.vq.models.vit_models as vit_models
 
     def encoder(in_channels, patch_size, resolution, patch_proj=True, post_mlp=False, **_):
-        return vit_models.ViTEncoder(in_channels=in_channels, patch_size=patch_size, resolution=resolution,
-                                     patch_proj=patch_proj, post_mlp=post_mlp, **TINY)
+        return vit_models.ViTEncoder(
+            in_channels=in_channels,
+            patch_size=patch_size,
+            resolution=resolution,
+            patch_proj=patch_proj,
+            post_mlp=post_mlp,
+            **TINY,
+        )
 
     def decoder(out_channels, patch_size, resolution, patch_proj=True, post_mlp=False, out_conv=False, **_):
-        return vit_models.ViTDecoder(out_channels=out_channels, patch_size=patch_size, resolution=resolution,
-                                     patch_proj=patch_proj, post_mlp=post_mlp, out_conv=out_conv, **TINY)
+        return vit_models.ViTDecoder(
+            out_channels=out_channels,
+            patch_size=patch_size,
+            resolution=resolution,
+            patch_proj=patch_proj,
+            post_mlp=post_mlp,
+            out_conv=out_conv,
+            **TINY,
+        )
 
     vit_models.vit_t_enc, vit_models.vit_t_dec = encoder, decoder
 
@@ -68,8 +81,9 @@ def fourm_commit() -> str:
 
     root = Path(list(fourm.__path__)[0]).parent
     try:
-        return subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         marker = root / "ML4M_COMMIT"
         return marker.read_text().strip() if marker.is_file() else "unknown"
@@ -85,4 +99,3 @@ def perturb_(model, seed: int, scale: float = 0.05) -> None:
         for tensor in [*model.parameters(), *model.buffers()]:
             if tensor.is_floating_point() and tensor.numel() > 1:
                 tensor.add_(torch.randn(tensor.shape, generator=generator) * scale * (tensor.std() + scale))
-

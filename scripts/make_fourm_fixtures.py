@@ -24,14 +24,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fourm_reference import fourm_commit, import_fourm, perturb_, register_tiny_vits
 from PIL import Image
 from safetensors.torch import save_file
 
-from fourm_reference import fourm_commit, import_fourm, perturb_, register_tiny_vits
-
-BASE = dict(enc_type="vit_t_enc", dec_type="vit_t_dec", quant_type="lucid", codebook_size=64, latent_dim=32,
-            norm_codes=True, post_mlp=True, patch_proj=True, sync_codebook=False, ema_decay=0.99,
-            threshold_ema_dead_code=0.25, commitment_weight=1.0, kmeans_init=False)
+BASE = dict(
+    enc_type="vit_t_enc",
+    dec_type="vit_t_dec",
+    quant_type="lucid",
+    codebook_size=64,
+    latent_dim=32,
+    norm_codes=True,
+    post_mlp=True,
+    patch_proj=True,
+    sync_codebook=False,
+    ema_decay=0.99,
+    threshold_ema_dead_code=0.25,
+    commitment_weight=1.0,
+    kmeans_init=False,
+)
 
 N = 3
 """Samples per case."""
@@ -41,20 +52,67 @@ CASES = {  # folder name: (domain, ml-4m constructor arguments, form)
     "4M_tokenizers_depth_tiny": ("depth", dict(image_size=16, patch_size=4, n_channels=1), "folder"),
     "4M_tokenizers_normal_tiny": ("normal", dict(image_size=16, patch_size=4, n_channels=3), "folder"),
     "4M_tokenizers_edge_tiny": ("canny_edge", dict(image_size=16, patch_size=4, n_channels=3), "folder"),
-    "4M_tokenizers_semseg_tiny": ("semseg_coco", dict(image_size=8, patch_size=2, n_channels=8, n_labels=134), "folder"),
-    "4M_tokenizers_CLIP-B16_tiny": ("CLIP-B16", dict(image_size=16, patch_size=4, n_channels=24, patch_proj=False), "file"),
-    "4M_tokenizers_DINOv2-B14-global_tiny": ("DINOv2-B14-global", dict(
-        enc_type="BottleneckMLP/B_1-Wi_32", dec_type="BottleneckMLP/B_1-Wi_32", quant_type="memcodes", num_codebooks=4,
-        codebook_size=16, latent_dim=32, n_channels=24, image_size=224, patch_size=14), "folder"),
-    "4M_tokenizers_human-poses_tiny": ("human_poses", dict(
-        enc_type="BottleneckMLP/B_1-Wi_32", dec_type="BottleneckMLP/B_1-Wi_32", quant_type="memcodes", num_codebooks=4,
-        codebook_size=16, latent_dim=32, n_channels=207, image_size=224, patch_size=16), "folder"),
-    "4M_tokenizers_sam-instance_tiny": ("sam_mask", dict(image_size=64, patch_size=16, n_channels=1, out_conv=True),
-                                        "folder"),
-    "4M_tokenizers_depth_divae_tiny": ("depth", dict(image_size=16, patch_size=4, n_channels=1, dec_type="unet_t",
-                                                     num_train_timesteps=1000, beta_schedule="linear",
-                                                     prediction_type="sample", clip_sample=False, thresholding=True,
-                                                     zero_terminal_snr=True), "folder"),
+    "4M_tokenizers_semseg_tiny": (
+        "semseg_coco",
+        dict(image_size=8, patch_size=2, n_channels=8, n_labels=134),
+        "folder",
+    ),
+    "4M_tokenizers_CLIP-B16_tiny": (
+        "CLIP-B16",
+        dict(image_size=16, patch_size=4, n_channels=24, patch_proj=False),
+        "file",
+    ),
+    "4M_tokenizers_DINOv2-B14-global_tiny": (
+        "DINOv2-B14-global",
+        dict(
+            enc_type="BottleneckMLP/B_1-Wi_32",
+            dec_type="BottleneckMLP/B_1-Wi_32",
+            quant_type="memcodes",
+            num_codebooks=4,
+            codebook_size=16,
+            latent_dim=32,
+            n_channels=24,
+            image_size=224,
+            patch_size=14,
+        ),
+        "folder",
+    ),
+    "4M_tokenizers_human-poses_tiny": (
+        "human_poses",
+        dict(
+            enc_type="BottleneckMLP/B_1-Wi_32",
+            dec_type="BottleneckMLP/B_1-Wi_32",
+            quant_type="memcodes",
+            num_codebooks=4,
+            codebook_size=16,
+            latent_dim=32,
+            n_channels=207,
+            image_size=224,
+            patch_size=16,
+        ),
+        "folder",
+    ),
+    "4M_tokenizers_sam-instance_tiny": (
+        "sam_mask",
+        dict(image_size=64, patch_size=16, n_channels=1, out_conv=True),
+        "folder",
+    ),
+    "4M_tokenizers_depth_divae_tiny": (
+        "depth",
+        dict(
+            image_size=16,
+            patch_size=4,
+            n_channels=1,
+            dec_type="unet_t",
+            num_train_timesteps=1000,
+            beta_schedule="linear",
+            prediction_type="sample",
+            clip_sample=False,
+            thresholding=True,
+            zero_terminal_snr=True,
+        ),
+        "folder",
+    ),
 }
 DIFFUSION = dict(steps=3, seed=0)
 """DDIM steps and noise seed of the diffusion reference decode (trailing timesteps, eta 0)."""
@@ -64,7 +122,14 @@ def scheduler_for(config: dict):
     """ml-4m's DDIMScheduler with the DiVAE's own schedule arguments."""
     from fourm.vq.scheduling import DDIMScheduler
 
-    keys = ("num_train_timesteps", "beta_schedule", "prediction_type", "clip_sample", "thresholding", "zero_terminal_snr")
+    keys = (
+        "num_train_timesteps",
+        "beta_schedule",
+        "prediction_type",
+        "clip_sample",
+        "thresholding",
+        "zero_terminal_snr",
+    )
     return DDIMScheduler(**{k: config[k] for k in keys})
 
 
@@ -124,7 +189,9 @@ def raw_and_fourm_input(domain: str, config: dict, rng: np.random.Generator) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "fourm")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "fourm"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     import_fourm()
@@ -146,8 +213,13 @@ def main() -> None:
         with torch.no_grad():
             tokens = model.tokenize(fourm_input)
             if diffusion:
-                decoded = model.decode_tokens(tokens, timesteps=DIFFUSION["steps"], scheduler=scheduler_for(config),
-                                              generator=torch.Generator().manual_seed(DIFFUSION["seed"]), verbose=False)
+                decoded = model.decode_tokens(
+                    tokens,
+                    timesteps=DIFFUSION["steps"],
+                    scheduler=scheduler_for(config),
+                    generator=torch.Generator().manual_seed(DIFFUSION["seed"]),
+                    verbose=False,
+                )
             else:
                 decoded = model.decode_tokens(tokens)
         folder = args.out / name
@@ -157,22 +229,40 @@ def main() -> None:
             again = (DiVAE if diffusion else VQVAE).from_pretrained(folder).eval()
         else:
             folder.mkdir()
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / f"{name}.safetensors"), metadata={k: str(v) for k, v in config.items()})
+            save_file(
+                {k: v.contiguous() for k, v in model.state_dict().items()},
+                str(folder / f"{name}.safetensors"),
+                metadata={k: str(v) for k, v in config.items()},
+            )
             tensors, metadata = load_safetensors(str(folder / f"{name}.safetensors"))
             again = VQVAE(config=metadata).eval()
             again.load_state_dict(tensors)
         with torch.no_grad():
             assert torch.equal(again.tokenize(fourm_input), tokens), f"{name}: ml-4m does not read its own save back"
-        save_file({"raw": torch.from_numpy(raw), "fourm_input": fourm_input.contiguous(), "tokens": tokens.contiguous(),
-                   "decoded": decoded.contiguous()}, str(folder / "reference.safetensors"),
-                  metadata={"domain": domain, "form": form, "ml4m_commit": fourm_commit(),
-                            **({k: str(v) for k, v in DIFFUSION.items()} if diffusion else {})})
-        print(f"{name}: {domain}, tokens {tuple(tokens.shape)}, {len(tokens.unique())} distinct, "
-              f"{sum(p.stat().st_size for p in folder.iterdir()) / 1e3:.0f} kB")
+        save_file(
+            {
+                "raw": torch.from_numpy(raw),
+                "fourm_input": fourm_input.contiguous(),
+                "tokens": tokens.contiguous(),
+                "decoded": decoded.contiguous(),
+            },
+            str(folder / "reference.safetensors"),
+            metadata={
+                "domain": domain,
+                "form": form,
+                "ml4m_commit": fourm_commit(),
+                **({k: str(v) for k, v in DIFFUSION.items()} if diffusion else {}),
+            },
+        )
+        print(
+            f"{name}: {domain}, tokens {tuple(tokens.shape)}, {len(tokens.unique())} distinct, "
+            f"{sum(p.stat().st_size for p in folder.iterdir()) / 1e3:.0f} kB"
+        )
     (args.out / "README.md").write_text(
         "Made by `scripts/make_fourm_fixtures.py` with ml-4m's own code (commit "
         f"{fourm_commit()}); read by tests/test_fourm_tokenizers.py. Random (perturbed) weights at a reduced "
-        "ViT size; do not edit by hand, rerun the script.\n")
+        "ViT size; do not edit by hand, rerun the script.\n"
+    )
     print(json.dumps({"total_kB": round(sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file()) / 1e3)}))
 
 

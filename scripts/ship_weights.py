@@ -1,10 +1,10 @@
-"""Ship a trained tokenizer as a zoo entry: copy RUN/tokenizer into tokzoo/weights/NAME and record where it fails.
+"""Ship a trained tokenizer as a zoo entry: copy RUN/tokenizer into tokzoo/tokenizers/weights/NAME and record where it fails.
 
     python scripts/ship_weights.py runs/rgb rgb --known-failure "64 x 64 inputs: ..." [--known-failure ...]
 
 The config keeps its training provenance and held-out evaluation (``tokzoo train --eval``); the measured failures go
 to ``provenance.coverage.known_failures``, which ``tokzoo zoo info NAME`` prints. The zoo index is rebuilt when the
-project has one (tokzoo/zoo_index.py).
+project has one (tokzoo/tokenizers/zoo_index.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("name", help="zoo name")
     parser.add_argument("--known-failure", action="append", default=[], help="a measured failure, in words")
     args = parser.parse_args()
-    source, target = args.run / "tokenizer", ROOT / "tokzoo" / "weights" / args.name
+    source, target = args.run / "tokenizer", ROOT / "tokzoo" / "tokenizers" / "weights" / args.name
     config = json.loads((source / "config.json").read_text())
     if config.get("name") != args.name:
         sys.exit(f"error: {source}: tokenizer is named {config.get('name')!r}, not {args.name!r}")
@@ -33,8 +33,7 @@ def main() -> None:
     shutil.copyfile(source / "model.safetensors", target / "model.safetensors")
     config.setdefault("provenance", {})["coverage"] = {"known_failures": args.known_failure}
     (target / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    if (ROOT / "tokzoo" / "zoo_index.py").is_file():
-        subprocess.run([sys.executable, "-m", "tokzoo.zoo_index"], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-m", "tokzoo.tokenizers.zoo_index"], cwd=ROOT, check=True)
     print(f"shipped {source} as {target}")
 
 

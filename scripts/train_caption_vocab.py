@@ -1,4 +1,4 @@
-"""Train the zoo's caption vocabulary (tokzoo/weights/captions/vocab.json), offline and reproducibly.
+"""Train the zoo's caption vocabulary (tokzoo/tokenizers/weights/captions/vocab.json), offline and reproducibly.
 
 Corpus: the English prose of the Python documentation topics that ship with CPython
 (``pydoc_data.topics``, ~0.5 MB), plus 20,000 template captions of tokzoo's procedural scenes (colours,
@@ -11,19 +11,36 @@ same file.
 from __future__ import annotations
 
 import argparse
-
-import numpy as np
 import pydoc_data.topics
 
+import numpy as np
+
 from tokzoo.datasets.scenes import SCENE_CLASSES
-from tokzoo.text import BUNDLED_VOCAB, train_vocab
+from tokzoo.tokenizers.text import BUNDLED_VOCAB, train_vocab
 
 COLORS = ("red", "green", "blue", "yellow", "white", "black", "gray", "orange", "purple", "brown", "pink")
 NUMBERS = ("a", "one", "two", "three", "four", "five", "several", "many")
-PLACES = ("on the floor", "near the wall", "in the corner", "under the sky", "next to a person", "in a room",
-          "in the middle", "on the left", "on the right", "in front of the camera", "behind a box")  # fmt: skip
+PLACES = (
+    "on the floor",
+    "near the wall",
+    "in the corner",
+    "under the sky",
+    "next to a person",
+    "in a room",
+    "in the middle",
+    "on the left",
+    "on the right",
+    "in front of the camera",
+    "behind a box",
+)
 VERBS = ("standing", "walking", "sitting", "waving", "looking at the camera")
-SUBJECTS = tuple(c for c in SCENE_CLASSES if c not in ("floor", "wall", "sky")) + ("person", "man", "woman", "ball", "table")
+SUBJECTS = tuple(c for c in SCENE_CLASSES if c not in ("floor", "wall", "sky")) + (
+    "person",
+    "man",
+    "woman",
+    "ball",
+    "table",
+)
 
 
 def scene_captions(n: int, seed: int = 0) -> list[str]:

@@ -24,8 +24,9 @@ MEMORY_LIMIT = 6 * GIB
 what it declares (8 GiB and more) would exceed the rest."""
 
 
-def run_cli(*args: str, timeout: float = 180, memory: int = MEMORY_LIMIT, file_size: int | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, timeout: float = 180, memory: int = MEMORY_LIMIT, file_size: int | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     """``tokzoo ARGS`` in a subprocess with RLIMIT_AS = ``memory`` (and RLIMIT_FSIZE = ``file_size``: writes past it
     fail with EFBIG, a real OS write error) and a timeout; raises TimeoutExpired when it hangs."""
 
@@ -37,8 +38,15 @@ def run_cli(*args: str, timeout: float = 180, memory: int = MEMORY_LIMIT, file_s
 
     paths = [str(Path(__file__).parents[1]), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(paths)}  # a worktree's cli too
-    return subprocess.run([sys.executable, "-c", "from tokzoo_cli.main import main; main()", *args],
-                          capture_output=True, text=True, timeout=timeout, preexec_fn=limit, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-c", "from tokzoo_cli.main import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=limit,
+        env=env,
+        cwd=cwd,
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -79,7 +87,7 @@ def tar_of(members: list[tuple[str, bytes]], fmt=tarfile.PAX_FORMAT) -> bytes:
 def header(name: str, size: int, kind: bytes = b"0", size_field: bytes | None = None) -> bytes:
     """One ustar header block with a valid checksum; ``size_field`` (12 bytes) overrides the octal size."""
     block = bytearray(512)
-    block[:len(name)] = name.encode()
+    block[: len(name)] = name.encode()
     block[100:108], block[108:116], block[116:124] = b"0000644\0", b"0000000\0", b"0000000\0"
     block[124:136] = size_field if size_field is not None else size_bytes(size)
     block[136:148] = b"00000000000\0"
@@ -92,9 +100,9 @@ def header(name: str, size: int, kind: bytes = b"0", size_field: bytes | None = 
 
 def size_bytes(size: int) -> bytes:
     """A 12-byte tar size field: octal with a NUL, 12 octal digits, or GNU base-256 beyond that."""
-    if size < 8 ** 11:
+    if size < 8**11:
         return b"%011o\0" % size
-    return b"%012o" % size if size < 8 ** 12 else b"\x80" + size.to_bytes(11, "big")
+    return b"%012o" % size if size < 8**12 else b"\x80" + size.to_bytes(11, "big")
 
 
 def padded(data: bytes) -> bytes:
@@ -130,20 +138,34 @@ def hostile_tars(folder: Path) -> dict[str, Path]:
         # declares 8 GiB, holds 1 kB: past the end of the file
         "huge_plain": good_part("a") + header("huge.rgb.png", 8 * GIB) + padded(b"x" * 1000) + END,
         # pax size 8 GiB
-        "huge_pax": good_part("b") + pax_block(pax_record("size", str(8 * GIB))) + header("hugepax.rgb.png", 0)
-        + padded(b"y" * 100) + END,
+        "huge_pax": good_part("b")
+        + pax_block(pax_record("size", str(8 * GIB)))
+        + header("hugepax.rgb.png", 0)
+        + padded(b"y" * 100)
+        + END,
         # GNU base-256 size field (2**40)
-        "huge_base256": good_part("c") + header("b256.rgb.png", 0, size_field=b"\x80" + (1 << 40).to_bytes(11, "big"))
+        "huge_base256": good_part("c")
+        + header("b256.rgb.png", 0, size_field=b"\x80" + (1 << 40).to_bytes(11, "big"))
         + END,
         # negative base-256 size
         "negative_base256": good_part("d") + header("neg.rgb.png", 0, size_field=b"\xff" * 12) + END,
         # pax size negative: tarfile of Python 3.11.7 loops forever on this one
-        "negative_pax_size": good_part("e") + pax_block(pax_record("size", "-1024")) + header("loop.rgb.png", 0)
-        + padded(b"z" * 600) + END,
+        "negative_pax_size": good_part("e")
+        + pax_block(pax_record("size", "-1024"))
+        + header("loop.rgb.png", 0)
+        + padded(b"z" * 600)
+        + END,
         # pax record with a negative / zero / overlong length
-        "pax_negative_length": good_part("f") + pax_block(b"-5 path=x\n") + header("p.rgb.png", 3) + padded(b"abc") + END,
+        "pax_negative_length": good_part("f")
+        + pax_block(b"-5 path=x\n")
+        + header("p.rgb.png", 3)
+        + padded(b"abc")
+        + END,
         "pax_zero_length": good_part("g") + pax_block(b"0 path=x\n") + header("q.rgb.png", 3) + padded(b"abc") + END,
-        "pax_overlong_length": good_part("h") + pax_block(b"999 path=x\n") + header("r.rgb.png", 3) + padded(b"abc")
+        "pax_overlong_length": good_part("h")
+        + pax_block(b"999 path=x\n")
+        + header("r.rgb.png", 3)
+        + padded(b"abc")
         + END,
         # pax header that declares 2 GiB for itself
         "huge_pax_header": good_part("i") + header("././@PaxHeader", 2 * GIB, b"x") + padded(b"12 path=abc\n") + END,
@@ -184,15 +206,27 @@ def bad_depth_files(folder: Path) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     good = np.full((48, 48), 2.0, np.float32)
     files = {
-        "good": (npy_bytes(good), None), "good_f16": (npy_bytes(good.astype(np.float16)), None),
+        "good": (npy_bytes(good), None),
+        "good_f16": (npy_bytes(good.astype(np.float16)), None),
         "all_nan": (npy_bytes(np.full((8, 8), np.nan, np.float32)), "no valid value"),
         "ints": (npy_bytes(np.ones((8, 8), np.int64)), "must have dtype float"),
         "three_d": (npy_bytes(np.ones((2, 8, 8), np.float32)), "must be (H, W)"),
-        "overflow": (_npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 16), }"),
-                     "header declares"),
-        "negative": (_npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 64), }"), "negative size"),
-        "zero_items": (_npy_with_header("{'descr': '|V0', 'fortran_order': False, 'shape': (64, 64), }"), "zero-byte items"),
-        "cut_header": (_npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (64, ")[:40], "bad .npy header"),
+        "overflow": (
+            _npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 16), }"),
+            "header declares",
+        ),
+        "negative": (
+            _npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 64), }"),
+            "negative size",
+        ),
+        "zero_items": (
+            _npy_with_header("{'descr': '|V0', 'fortran_order': False, 'shape': (64, 64), }"),
+            "zero-byte items",
+        ),
+        "cut_header": (
+            _npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (64, ")[:40],
+            "bad .npy header",
+        ),
         "pickle": (b"\x80\x04K\x01.", "pickles are never loaded"),
         "complex": (npy_bytes(np.zeros((8, 8), np.complex64)), "must have dtype float"),
         "empty": (b"", "empty"),
@@ -205,8 +239,12 @@ def bad_depth_files(folder: Path) -> dict[str, str]:
 def bad_pose_files(folder: Path) -> dict[str, str]:
     """A folder of coco17 pose .json files, one good; key -> what its error says (None: ok)."""
     folder.mkdir(parents=True, exist_ok=True)
-    good = {"skeleton": "coco17", "width": 64, "height": 64,
-            "humans": [{"keypoints_2d": [[10, 12, 2]] * 17, "box": [5, 5, 30, 30]}]}
+    good = {
+        "skeleton": "coco17",
+        "width": 64,
+        "height": 64,
+        "humans": [{"keypoints_2d": [[10, 12, 2]] * 17, "box": [5, 5, 30, 30]}],
+    }
     human = good["humans"][0]
     files = {
         "good": (json.dumps(good), None),
@@ -260,10 +298,17 @@ def special_files(folder: Path, outside: Path) -> dict[str, str]:
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(folder / "sock.npy"))
     sock.close()
-    return {"fifo": "not a regular file (FIFO)", "zero": "symlink to /dev/zero, outside the input folder",
-            "urandom": "symlink to /dev/urandom, outside the input folder", "escape": "outside the input folder",
-            "dotdot": "outside the input folder", "dangling": "dangling symlink", "inside": None,
-            "sparse": "over the limit of 268435456", "sock": "not a regular file (socket)"}
+    return {
+        "fifo": "not a regular file (FIFO)",
+        "zero": "symlink to /dev/zero, outside the input folder",
+        "urandom": "symlink to /dev/urandom, outside the input folder",
+        "escape": "outside the input folder",
+        "dotdot": "outside the input folder",
+        "dangling": "dangling symlink",
+        "inside": None,
+        "sparse": "over the limit of 268435456",
+        "sock": "not a regular file (socket)",
+    }
 
 
 def _members(path: Path) -> list[tarfile.TarInfo]:
@@ -287,23 +332,23 @@ def tamper_dataset(out: Path, how: str) -> str:
             f.truncate(8 * GIB + 64 * 1024)
         return "rgb/shard-000000.tar"
     if how == "truncated_tar":
-        rgb.write_bytes(rgb.read_bytes()[:first.offset_data + 40])
+        rgb.write_bytes(rgb.read_bytes()[: first.offset_data + 40])
         return "rgb/shard-000000.tar"
     if how == "ids_out_of_range":  # every id of the first member set to 255 (vocabulary 240)
         data = bytearray(rgb.read_bytes())
-        header_len = 10 + int.from_bytes(data[first.offset_data + 8:first.offset_data + 10], "little")
-        data[first.offset_data + header_len:first.offset_data + first.size] = b"\xff" * (first.size - header_len)
+        header_len = 10 + int.from_bytes(data[first.offset_data + 8 : first.offset_data + 10], "little")
+        data[first.offset_data + header_len : first.offset_data + first.size] = b"\xff" * (first.size - header_len)
         rgb.write_bytes(bytes(data))
         return "rgb/shard-000000.tar"
     if how == "duplicate_key":  # the second member renamed to the first's name (checksum fixed)
         data = bytearray(rgb.read_bytes())
         second = _members(rgb)[1]
         start = second.offset_data - 512
-        block = bytearray(data[start:start + 512])
-        block[:100] = bytes(data[first.offset_data - 512:first.offset_data - 412])
+        block = bytearray(data[start : start + 512])
+        block[:100] = bytes(data[first.offset_data - 512 : first.offset_data - 412])
         block[148:156] = b" " * 8
         block[148:156] = b"%06o\0 " % sum(block)
-        data[start:start + 512] = block
+        data[start : start + 512] = block
         rgb.write_bytes(bytes(data))
         return "rgb/shard-000000.tar"
     if how == "manifest_not_json":
@@ -348,9 +393,21 @@ def tamper_dataset(out: Path, how: str) -> str:
     raise ValueError(how)
 
 
-TAMPERINGS = ("sparse_member", "truncated_tar", "ids_out_of_range", "duplicate_key", "manifest_not_json",
-              "manifest_wrong_types", "stats_not_json", "stats_wrong_counts", "table_truncated", "crops_truncated",
-              "crops_outside", "journal_outside", "journal_not_json")
+TAMPERINGS = (
+    "sparse_member",
+    "truncated_tar",
+    "ids_out_of_range",
+    "duplicate_key",
+    "manifest_not_json",
+    "manifest_wrong_types",
+    "stats_not_json",
+    "stats_wrong_counts",
+    "table_truncated",
+    "crops_truncated",
+    "crops_outside",
+    "journal_outside",
+    "journal_not_json",
+)
 
 
 HOSTILE_TEXTS = {
@@ -368,10 +425,18 @@ def hostile_raw_dataset(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     img, svg, script, javascript = (HOSTILE_TEXTS[k] for k in ("img", "svg", "script", "javascript"))
     meta = json.dumps({"caption": script, "link": javascript, "title": svg, "alt": img}).encode()
-    (folder / f"{svg}.tar").write_bytes(tar_of([
-        (f"{img}.rgb.png", png_bytes()), (f"{img}.depth.npy", b""), (f"{img}.metadata.json", meta),
-        (f"{javascript}.rgb.png", png_bytes(1)), (f"{javascript}.metadata.json", meta),
-        (f"{script}.rgb.png", png_bytes(2))]))
+    (folder / f"{svg}.tar").write_bytes(
+        tar_of(
+            [
+                (f"{img}.rgb.png", png_bytes()),
+                (f"{img}.depth.npy", b""),
+                (f"{img}.metadata.json", meta),
+                (f"{javascript}.rgb.png", png_bytes(1)),
+                (f"{javascript}.metadata.json", meta),
+                (f"{script}.rgb.png", png_bytes(2)),
+            ]
+        )
+    )
     return folder
 
 

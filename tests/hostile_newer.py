@@ -20,7 +20,7 @@ def rewrite_header(path: Path, change) -> None:
     """Apply ``change(header: dict)`` to a safetensors file's JSON header, keeping the data bytes as they are."""
     data = path.read_bytes()
     length = struct.unpack("<Q", data[:8])[0]
-    header, body = json.loads(data[8:8 + length]), data[8 + length:]
+    header, body = json.loads(data[8 : 8 + length]), data[8 + length :]
     change(header)
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
@@ -30,9 +30,10 @@ def rewrite_header(path: Path, change) -> None:
 def first_tensor(path: Path, dtype: str = "F32", min_dims: int = 1) -> str:
     """The name of the first tensor (in name order) of ``dtype`` with at least ``min_dims`` dimensions."""
     data = path.read_bytes()
-    header = json.loads(data[8:8 + struct.unpack("<Q", data[:8])[0]])
-    return sorted(k for k, v in header.items() if k != "__metadata__" and v["dtype"] == dtype
-                  and len(v["shape"]) >= min_dims)[0]
+    header = json.loads(data[8 : 8 + struct.unpack("<Q", data[:8])[0]])
+    return sorted(
+        k for k, v in header.items() if k != "__metadata__" and v["dtype"] == dtype and len(v["shape"]) >= min_dims
+    )[0]
 
 
 def relabel(path: Path, dtype: str = "I32", name: str | None = None) -> str:

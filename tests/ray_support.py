@@ -12,7 +12,7 @@ import webdataset as wds
 from click.testing import CliRunner
 
 from tokzoo.datasets.scenes import write_scene_shards
-from tokzoo.learned import LearnedTokenizer
+from tokzoo.tokenizers.learned import LearnedTokenizer
 from tokzoo_cli.main import cli
 
 STORE = 100 * 1024 * 1024  # object store per node: small, the machine is shared
@@ -23,8 +23,10 @@ def start_cluster(head_cpus: int = 2, node_cpus: int = 1):
     """A head node and one more node (separate raylets and object stores) started from this process."""
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": head_cpus, "include_dashboard": False,
-                                                            "object_store_memory": STORE})
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": head_cpus, "include_dashboard": False, "object_store_memory": STORE},
+    )
     cluster.add_node(num_cpus=node_cpus, object_store_memory=STORE)
     cluster.wait_for_nodes()
     return cluster
@@ -41,8 +43,14 @@ def ray_cluster():
 @pytest.fixture(scope="module")
 def toks(tmp_path_factory):
     root = tmp_path_factory.mktemp("toks")
-    return {m: str(LearnedTokenizer.from_defaults(m, model={"preset": "conv-tiny"}, input_size=[32, 32])
-                   .save_pretrained(root / m)) for m in ("depth", "rgb")}
+    return {
+        m: str(
+            LearnedTokenizer.from_defaults(m, model={"preset": "conv-tiny"}, input_size=[32, 32]).save_pretrained(
+                root / m
+            )
+        )
+        for m in ("depth", "rgb")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +66,18 @@ def raw_tars(tmp_path_factory) -> Path:
 
 
 def command(out, toks, source, *extra) -> list[str]:
-    return ["tokenize", "-i", str(source), "-o", str(out), "-m", "depth,rgb",
-            *[f"--tokenizer={m}={toks[m]}" for m in ("depth", "rgb")], *ARGS, *extra]
+    return [
+        "tokenize",
+        "-i",
+        str(source),
+        "-o",
+        str(out),
+        "-m",
+        "depth,rgb",
+        *[f"--tokenizer={m}={toks[m]}" for m in ("depth", "rgb")],
+        *ARGS,
+        *extra,
+    ]
 
 
 def run(args: list[str]):
@@ -70,8 +88,12 @@ def run(args: list[str]):
 
 def start_driver(args: list[str], env: dict | None = None) -> subprocess.Popen:
     """`tokzoo ARGS` as its own process (a driver that can be killed)."""
-    return subprocess.Popen([sys.executable, "-c", "from tokzoo_cli.main import main; main()", *args],
-                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", "from tokzoo_cli.main import main; main()", *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
@@ -87,6 +109,8 @@ def snapshot(out: Path) -> dict[str, bytes]:
 
 
 def table(out: Path, modality: str = "rgb") -> list[dict]:
-    return [json.loads(line) for p in sorted((Path(out) / modality).glob("*.samples.jsonl"))
-            for line in p.read_text().splitlines()]
-
+    return [
+        json.loads(line)
+        for p in sorted((Path(out) / modality).glob("*.samples.jsonl"))
+        for line in p.read_text().splitlines()
+    ]

@@ -16,9 +16,10 @@ from PIL import Image
 from tokzoo.browse import build_site
 from tokzoo.browse.site import read_data_file
 from tokzoo.datasets.scenes import generate_scene
-from tokzoo.evaluation.metrics import abs_rel, psnr
-from tokzoo.learned import LearnedTokenizer
-from tokzoo.pipeline.report import run_tokenizer, source_crop
+from tokzoo.pipeline.report import source_crop
+from tokzoo.tokenizers.evaluation.metrics import abs_rel, psnr
+from tokzoo.tokenizers.learned import LearnedTokenizer
+from tokzoo.tokens.tokenizer import entry_tokenizer
 from tokzoo_cli.browse import site_server
 from tokzoo_cli.main import cli
 
@@ -45,8 +46,26 @@ def make_token_dataset(root: Path) -> Path:
         tok = LearnedTokenizer.from_defaults(modality, model={"preset": "conv-tiny"}, input_size=[32, 32])
         args.append(f"--tokenizer={modality}={tok.save_pretrained(root / f'tok-{modality}')}")
     out = root / "tokens"
-    result = CliRunner().invoke(cli, ["tokenize", "-m", "depth,rgb", "--input", str(data), "-o", str(out), "--size", "32",
-                                      "--crops", "2", "--samples-per-shard", "4", "--no-progress", *args])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "tokenize",
+            "-m",
+            "depth,rgb",
+            "--input",
+            str(data),
+            "-o",
+            str(out),
+            "--size",
+            "32",
+            "--crops",
+            "2",
+            "--samples-per-shard",
+            "4",
+            "--no-progress",
+            *args,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "ok 5 / failed 1 / total 6" in result.output
     return out
@@ -58,7 +77,10 @@ def dataset(tmp_path_factory):
 
 
 def chunks_of(site: Path) -> list[dict]:
-    return [read_data_file(site / "data" / "chunks" / f"{chunk}.js") for chunk, _ in read_data_file(site / "data" / "chunks.js")]
+    return [
+        read_data_file(site / "data" / "chunks" / f"{chunk}.js")
+        for chunk, _ in read_data_file(site / "data" / "chunks.js")
+    ]
 
 
 def snapshot(site: Path) -> dict[str, bytes]:
@@ -82,7 +104,9 @@ def test_site_of_a_token_dataset(dataset, tmp_path):
     pages = [read_data_file(site / f"data/views/all.all.all/{n}.js") for n in (1, 2)]
     assert [len(p) for p in pages] == [4, 2]
     keys = [t["k"] for p in pages for t in p]
-    assert len(set(keys)) == 6 and [k.split("-")[0] for k in keys] == [f"{'a' if i < 3 else 'b'}_img_{i:03d}" for i in range(6)]
+    assert len(set(keys)) == 6 and [k.split("-")[0] for k in keys] == [
+        f"{'a' if i < 3 else 'b'}_img_{i:03d}" for i in range(6)
+    ]
     assert meta["main_metrics"] == {"depth": "abs_rel", "rgb": "psnr"} and views["worst.all.rgb"]["count"] == 5
     worst = [t for n in (1, 2) for t in read_data_file(site / f"data/views/worst.all.rgb/{n}.js")]
     psnrs = [float(t["v"].split()[1]) for t in worst]
@@ -95,7 +119,9 @@ def test_site_of_a_token_dataset(dataset, tmp_path):
     samples = [s for chunk in chunks_of(site) for s in chunk["samples"]]
     assert len(samples) == 6
     for sample in samples:  # every picture a page names exists and is a PNG
-        paths = [sample["boxes"]] + [p for sec in sample["m"].values() for p in (sec["source"], sec["recon"], sec["tokens"])]
+        paths = [sample["boxes"]] + [
+            p for sec in sample["m"].values() for p in (sec["source"], sec["recon"], sec["tokens"])
+        ]
         for path in filter(None, paths):
             with Image.open(site / path) as image:
                 assert image.format == "PNG" and min(image.size) >= 1
@@ -112,7 +138,7 @@ def test_site_of_a_token_dataset(dataset, tmp_path):
 
 
 def test_per_sample_metrics_are_those_of_the_source_crop_and_its_decoded_tokens(dataset, tmp_path):
-    from tokzoo.pipeline.layout import read_npy_tar, tar_path
+    from tokzoo.tokens.layout import read_npy_tar, tar_path
 
     site = tmp_path / "site"
     build_site(dataset, site, progress=False)
@@ -124,17 +150,22 @@ def test_per_sample_metrics_are_those_of_the_source_crop_and_its_decoded_tokens(
         entry = manifest["modalities"][modality]
         tokens = dict(read_npy_tar(tar_path(dataset, modality, 0)))[key]
         source = source_crop(entry, modality, key, crop)
-        recon = run_tokenizer(entry).decode(tokens[:1], input_size=(32, 32))
+        recon = entry_tokenizer(entry).decode(tokens[:1], input_size=(32, 32))
         expected = fn(source[None], recon)
         assert sample["m"][modality]["metrics"][metric] == pytest.approx(expected, rel=1e-3)
     assert set(sample["m"]["rgb"]["metrics"]) == {"psnr", "mae"}  # ssim is left to tokzoo eval
     page = read_data_file(site / "data" / "dataset.js")
     depth = next(m for m in page["modalities"] if m["name"] == "depth")
-    assert depth["codebook"]["codes_used"] >= 1 and depth["codebook"]["vocab_size"] == manifest["modalities"]["depth"]["vocab_size"]
+    assert (
+        depth["codebook"]["codes_used"] >= 1
+        and depth["codebook"]["vocab_size"] == manifest["modalities"]["depth"]["vocab_size"]
+    )
     assert "abs_rel" in depth["metrics"] and depth["present"] == 5 and depth["failed"] == 1
     with Image.open(site / depth["plot"]) as plot:
         assert plot.size[0] > 300
-    assert page["failures"][0]["key"] == next(s["key"] for c in chunks_of(site) for s in c["samples"] if s["status"] == "failed")
+    assert page["failures"][0]["key"] == next(
+        s["key"] for c in chunks_of(site) for s in c["samples"] if s["status"] == "failed"
+    )
     assert page["manifest"]["format"] == "tokzoo-tokens/1"
 
 
@@ -160,7 +191,9 @@ def test_site_of_pseudo_labelled_shards_shows_sources_and_failures(tmp_path):
         Image.fromarray(generate_scene(i, seed=2, size=40)["rgb"]).save(photos / f"p{i}.png")
     (photos / "broken.png").write_text("not an image")
     out = tmp_path / "labelled"
-    result = CliRunner().invoke(cli, ["pseudo-label", "-m", "edges,palette", "-i", str(photos), "-o", str(out), "--no-progress"])
+    result = CliRunner().invoke(
+        cli, ["pseudo-label", "-m", "edges,palette", "-i", str(photos), "-o", str(out), "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     site = tmp_path / "site"
     summary = build_site(out, site, progress=False)
@@ -180,7 +213,10 @@ def test_cli_builds_and_refuses_bad_input_and_the_site_serves_over_http(dataset,
     site = tmp_path / "site"
     result = CliRunner().invoke(cli, ["browse", str(dataset), "-o", str(site), "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "6 samples (ok 5, failed 1)" in result.output and f"open {(site / 'index.html').resolve().as_uri()}" in result.output
+    assert (
+        "6 samples (ok 5, failed 1)" in result.output
+        and f"open {(site / 'index.html').resolve().as_uri()}" in result.output
+    )
     inside = CliRunner().invoke(cli, ["browse", str(dataset), "-o", str(dataset / "site"), "--no-progress"])
     assert inside.exit_code == 2 and inside.output.startswith("error: ") and "outside the dataset" in inside.output
     empty = tmp_path / "empty"
@@ -195,8 +231,19 @@ def test_cli_builds_and_refuses_bad_input_and_the_site_serves_over_http(dataset,
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/data/site.js", timeout=10) as answer:
             assert answer.status == 200 and b"tokzoo.receive" in answer.read()
-        taken = CliRunner().invoke(cli, ["browse", str(dataset), "-o", str(site), "--no-progress", "--serve",
-                                         "--port", str(server.server_address[1])])
+        taken = CliRunner().invoke(
+            cli,
+            [
+                "browse",
+                str(dataset),
+                "-o",
+                str(site),
+                "--no-progress",
+                "--serve",
+                "--port",
+                str(server.server_address[1]),
+            ],
+        )
         assert taken.exit_code == 2 and "cannot serve there" in taken.output and "Traceback" not in taken.output
     finally:
         server.shutdown()
@@ -206,15 +253,25 @@ def test_cli_builds_and_refuses_bad_input_and_the_site_serves_over_http(dataset,
 def test_site_of_raw_webdataset_tars(tmp_path):
     """``tokzoo scenes`` tars (no status tables): every stored modality shown; a damaged tar's sample failed."""
     scenes = tmp_path / "scenes"
-    result = CliRunner().invoke(cli, ["scenes", "--n", "3", "--size", "32", "--out", str(scenes), "--samples-per-shard", "2"])
+    result = CliRunner().invoke(
+        cli, ["scenes", "--n", "3", "--size", "32", "--out", str(scenes), "--samples-per-shard", "2"]
+    )
     assert result.exit_code == 0, result.output
     second = scenes / "shard-000001.tar"
     second.write_bytes(second.read_bytes()[:700])  # cut inside the first member
     site = tmp_path / "site"
     summary = build_site(scenes, site, progress=False)
     meta = read_data_file(site / "data" / "site.js")
-    assert meta["kind"] == "raw" and meta["modalities"] == ["rgb", "depth", "normals", "semseg", "sam_instances", "edges",
-                                                             "pose", "camera"]
+    assert meta["kind"] == "raw" and meta["modalities"] == [
+        "rgb",
+        "depth",
+        "normals",
+        "semseg",
+        "sam_instances",
+        "edges",
+        "pose",
+        "camera",
+    ]
     samples = [s for chunk in chunks_of(site) for s in chunk["samples"]]
     assert summary.ok == 2 and summary.failed == len(samples) - 2 >= 1
     ok = [s for s in samples if s["status"] == "ok"]
@@ -258,16 +315,16 @@ def test_sources_gone_then_back(dataset, tmp_path):
 def test_tokenizer_gone_then_back(dataset, tmp_path):
     """A tokenizer that cannot be loaded: its token grids still drawn (ids and vocabulary are in the dataset),
     no reconstructions, a note; once it is back, a rebuild draws them."""
-    from tokzoo.pipeline.report import _checked_tokenizer
+    from tokzoo.tokens.tokenizer import checked_tokenizer
 
     site, weights = tmp_path / "site", dataset.parent / "tok-rgb"
     weights.rename(dataset.parent / "tok-rgb-away")
-    _checked_tokenizer.cache_clear()  # tokenizers are cached per process; a CLI run starts without them
+    checked_tokenizer.cache_clear()  # tokenizers are cached per process; a CLI run starts without them
     try:
         summary = build_site(dataset, site, progress=False)
     finally:
         (dataset.parent / "tok-rgb-away").rename(weights)
-        _checked_tokenizer.cache_clear()
+        checked_tokenizer.cache_clear()
     assert len(summary.notes) == 1 and summary.notes[0].startswith("rgb: no reconstruction")
     rgb = chunks_of(site)[0]["samples"][0]["m"]["rgb"]
     assert rgb["tokens"] and rgb["source"] and rgb["recon"] is None and not rgb["metrics"]

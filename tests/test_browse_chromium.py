@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
 from test_browse import make_token_dataset
+
 from tokzoo.browse import build_site
 from tokzoo.browse.chromium import Chromium, find_chromium
 
@@ -49,14 +49,18 @@ def test_grid_filters_and_click_through_to_a_sample(site, browser, tmp_path):
     assert browser.evaluate("document.querySelectorAll('.tile').length") == 2
     clean(browser)
 
-    browser.evaluate("(() => { const s = document.getElementById('status'); s.value = 'failed';"
-                     "s.dispatchEvent(new Event('change')); })()")
+    browser.evaluate(
+        "(() => { const s = document.getElementById('status'); s.value = 'failed';"
+        "s.dispatchEvent(new Event('change')); })()"
+    )
     browser.wait_for("document.body.dataset.ready === 'failed.all.all/1'")
     assert browser.evaluate("document.querySelectorAll('.tile.failed').length") == 1
     assert "file is empty" in browser.evaluate("document.querySelector('.tile .err').textContent")
     for modality, tiles in (("depth", 1), ("rgb", 0)):  # it failed in depth (rgb's table repeats depth's reason)
-        browser.evaluate(f"(() => {{ const s = document.getElementById('modality'); s.value = '{modality}';"
-                         "s.dispatchEvent(new Event('change')); })()")
+        browser.evaluate(
+            f"(() => {{ const s = document.getElementById('modality'); s.value = '{modality}';"
+            "s.dispatchEvent(new Event('change')); })()"
+        )
         browser.wait_for(f"document.body.dataset.ready === 'failed.all.{modality}/{tiles}'")
         assert browser.evaluate("document.querySelectorAll('.tile').length") == tiles
         assert browser.evaluate("document.getElementById('count').textContent") == f"{tiles} samples"
@@ -64,21 +68,30 @@ def test_grid_filters_and_click_through_to_a_sample(site, browser, tmp_path):
 
     browser.open((site / "index.html").resolve().as_uri())
     browser.wait_for("document.body.dataset.ready")
-    browser.evaluate("(() => { const s = document.getElementById('source'); s.value = '1';"
-                     "s.dispatchEvent(new Event('change')); })()")
+    browser.evaluate(
+        "(() => { const s = document.getElementById('source'); s.value = '1';s.dispatchEvent(new Event('change')); })()"
+    )
     browser.wait_for("document.body.dataset.ready === 'all.1.all/1'")  # the b/ folder's three samples
     assert browser.evaluate("document.getElementById('source').selectedOptions[0].textContent").endswith("/b")
-    assert [k[:5] for k in browser.evaluate("[...document.querySelectorAll('.tile .key')].map(e => e.textContent.trim())")] == [
-        "ok b_", "faile", "ok b_"]
+    assert [
+        k[:5] for k in browser.evaluate("[...document.querySelectorAll('.tile .key')].map(e => e.textContent.trim())")
+    ] == ["ok b_", "faile", "ok b_"]
     browser.open((site / "index.html").resolve().as_uri() + "#status=ok&modality=depth")
     browser.wait_for("document.body.dataset.ready === 'ok.all.all/1'")
-    assert browser.evaluate("[...document.querySelectorAll('.tile')].map(t => t.querySelectorAll('img').length)") == [2] * 4
+    assert (
+        browser.evaluate("[...document.querySelectorAll('.tile')].map(t => t.querySelectorAll('img').length)")
+        == [2] * 4
+    )
     clean(browser)
 
-    browser.evaluate("(() => { const s = document.getElementById('order'); s.value = 'worst-rgb';"
-                     "s.dispatchEvent(new Event('change')); })()")
+    browser.evaluate(
+        "(() => { const s = document.getElementById('order'); s.value = 'worst-rgb';"
+        "s.dispatchEvent(new Event('change')); })()"
+    )
     browser.wait_for("document.body.dataset.ready === 'worst.all.rgb/1'")
-    values = browser.evaluate("[...document.querySelectorAll('.tile .metric')].map(e => parseFloat(e.textContent.split(' ')[1]))")
+    values = browser.evaluate(
+        "[...document.querySelectorAll('.tile .metric')].map(e => parseFloat(e.textContent.split(' ')[1]))"
+    )
     assert len(values) == 4 and values == sorted(values)
     assert browser.evaluate("document.getElementById('status').disabled") is True
     clean(browser)
@@ -86,10 +99,15 @@ def test_grid_filters_and_click_through_to_a_sample(site, browser, tmp_path):
     browser.wait_for("document.body.dataset.ready === 'ok.all.all/1'")
 
     browser.click(".tile")
-    key = browser.wait_for("location.pathname.endsWith('sample.html') && document.body.dataset.ready"
-                           " && document.querySelector('h1').textContent")
+    key = browser.wait_for(
+        "location.pathname.endsWith('sample.html') && document.body.dataset.ready"
+        " && document.querySelector('h1').textContent"
+    )
     assert key.startswith("a_img_000")
-    assert browser.evaluate("[...document.querySelectorAll('.modality')].map(r => r.dataset.modality)") == ["depth", "rgb"]
+    assert browser.evaluate("[...document.querySelectorAll('.modality')].map(r => r.dataset.modality)") == [
+        "depth",
+        "rgb",
+    ]
     assert browser.evaluate("document.querySelectorAll('.modality table').length") == 2  # metrics of both
     assert browser.evaluate("document.querySelectorAll('.modality img').length") == 6  # source, recon, tokens each
     clean(browser)
@@ -129,7 +147,15 @@ def test_raw_shards_site(tmp_path, browser):
     browser.click(".tile")
     browser.wait_for("location.pathname.endsWith('sample.html') && document.body.dataset.ready")
     assert browser.evaluate("[...document.querySelectorAll('.modality')].map(r => r.dataset.modality)") == [
-        "rgb", "depth", "normals", "semseg", "sam_instances", "edges", "pose", "camera"]
+        "rgb",
+        "depth",
+        "normals",
+        "semseg",
+        "sam_instances",
+        "edges",
+        "pose",
+        "camera",
+    ]
     assert '"fx"' in browser.evaluate("document.querySelector('[data-modality=camera] pre').textContent")
     clean(browser)
 

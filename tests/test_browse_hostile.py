@@ -10,8 +10,8 @@ import json
 
 import pytest
 from hostile_inputs import HOSTILE_TEXTS, hostile_raw_dataset
-
 from test_browse import make_token_dataset
+
 from tokzoo.browse import build_site
 from tokzoo.browse.chromium import Chromium, find_chromium
 from tokzoo.browse.site import read_data_file
@@ -48,7 +48,10 @@ def token_site(tmp_path_factory):
         rows = [json.loads(line) for line in table.read_text().splitlines()]
         for row in rows:
             if row["status"] == "failed":
-                row["key"], row["error"] = HOSTILE_TEXTS["img"], HOSTILE_TEXTS["script"] + " " + HOSTILE_TEXTS["javascript"]
+                row["key"], row["error"] = (
+                    HOSTILE_TEXTS["img"],
+                    HOSTILE_TEXTS["script"] + " " + HOSTILE_TEXTS["javascript"],
+                )
         table.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return build_site(out, root / "site", progress=False).site
 
@@ -67,8 +70,11 @@ def visit(browser, url: str, ready: str = "document.body.dataset.ready") -> str:
 def every_page(site):
     """URLs of the grid (each view), each sample page and the dataset page."""
     meta = read_data_file(site / "data" / "site.js")
-    urls = [(site / "index.html").resolve().as_uri() + "#" + f"status={view.split('.')[0]}" for view in meta["views"]
-            if view.endswith(".all.all")]
+    urls = [
+        (site / "index.html").resolve().as_uri() + "#" + f"status={view.split('.')[0]}"
+        for view in meta["views"]
+        if view.endswith(".all.all")
+    ]
     for chunk, count in read_data_file(site / "data" / "chunks.js"):
         urls += [(site / "sample.html").resolve().as_uri() + f"#c={chunk}&i={pos}" for pos in range(count)]
     return urls + [(site / "dataset.html").resolve().as_uri()]
@@ -91,10 +97,14 @@ def test_token_site_shows_every_payload_as_text(token_site, browser):
 def test_the_policy_refuses_inline_script_that_gets_in(raw_site, browser):
     """The CSP meta tag is a second wall: markup inserted by other means still runs no handler or script."""
     visit(browser, (raw_site / "index.html").resolve().as_uri())
-    browser.evaluate("document.body.insertAdjacentHTML('beforeend', '<img src=\"nothing.png\" onerror=\"window.pwned=7\">"
-                     "<a id=\"j\" href=\"javascript:window.pwned=8\">j</a>'); 1")
-    browser.evaluate("(() => { const s = document.createElement('script'); s.textContent = 'window.pwned = 9';"
-                     "document.body.append(s); return 1; })()")
+    browser.evaluate(
+        'document.body.insertAdjacentHTML(\'beforeend\', \'<img src="nothing.png" onerror="window.pwned=7">'
+        '<a id="j" href="javascript:window.pwned=8">j</a>\'); 1'
+    )
+    browser.evaluate(
+        "(() => { const s = document.createElement('script'); s.textContent = 'window.pwned = 9';"
+        "document.body.append(s); return 1; })()"
+    )
     browser.click("#j")
     browser.drain(0.5)
     assert browser.evaluate(NOTHING_RAN)
@@ -102,8 +112,15 @@ def test_the_policy_refuses_inline_script_that_gets_in(raw_site, browser):
     browser.console.clear()
 
 
-@pytest.mark.parametrize("fragment", ["c=../../../etc/passwd&i=0", "c=%2e%2e%2fx&i=0", "c=javascript:pwned=1&i=0",
-                                      "c=" + "<img src=x onerror=pwned=1>" + "&i=0"])
+@pytest.mark.parametrize(
+    "fragment",
+    [
+        "c=../../../etc/passwd&i=0",
+        "c=%2e%2e%2fx&i=0",
+        "c=javascript:pwned=1&i=0",
+        "c=" + "<img src=x onerror=pwned=1>" + "&i=0",
+    ],
+)
 def test_a_hostile_url_loads_no_file(raw_site, browser, fragment):
     """The sample page takes a chunk id from the URL only when the site lists it; else one line, nothing loaded."""
     browser.open((raw_site / "sample.html").resolve().as_uri() + "#" + fragment)

@@ -25,8 +25,17 @@ def labelled(tmp_path_factory):
     (root / "photos").mkdir()
     for name in ("astronaut", "coffee"):
         Image.fromarray(getattr(data, name)()).save(root / "photos" / f"{name}.jpg", quality=90)
-    run("pseudo-label", "-m", "sam_instances,edges", "--input", root / "photos", "-o", root / "pl", "--tokenize",
-        "--no-progress")
+    run(
+        "pseudo-label",
+        "-m",
+        "sam_instances,edges",
+        "--input",
+        root / "photos",
+        "-o",
+        root / "pl",
+        "--tokenize",
+        "--no-progress",
+    )
     return root
 
 

@@ -64,8 +64,18 @@ def test_binds_loopback_by_default(served):
     assert {p.name: p.default for p in browse_command.params}["host"] == "127.0.0.1"
 
 
-@pytest.mark.parametrize("path", ["/", "/index.html", "/index.html?status=ok", "/data/site.js", "/assets/browse.js",
-                                  "/sample.html%3Fx", "/%64ata/site.js"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/index.html",
+        "/index.html?status=ok",
+        "/data/site.js",
+        "/assets/browse.js",
+        "/sample.html%3Fx",
+        "/%64ata/site.js",
+    ],
+)
 def test_serves_the_site(served, path):
     server, site = served
     status, headers, body = get(server, path)
@@ -74,15 +84,43 @@ def test_serves_the_site(served, path):
         return
     assert status == 200, path
     assert headers["Content-Security-Policy"] == POLICY and headers["X-Content-Type-Options"] == "nosniff"
-    name = {"/": "index.html", "/index.html?status=ok": "index.html", "/%64ata/site.js": "data/site.js"}.get(path, path[1:])
+    name = {"/": "index.html", "/index.html?status=ok": "index.html", "/%64ata/site.js": "data/site.js"}.get(
+        path, path[1:]
+    )
     assert body == (site / name).read_bytes()
 
 
-ESCAPES = ["/../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E/secret.txt", "/%2e%2e%2fsecret.txt", "/data/..%2f..%2fsecret.txt",
-           "/data/%2e%2e/%2e%2e/secret.txt", "/..%5csecret.txt", "/%252e%252e/secret.txt", "//etc/passwd", "/%2fetc%2fpasswd",
-           "/etc/passwd", "/link-out.txt", "/link-rel.txt", "/linkdir/secret.txt", "/linkdir/", "/etc-passwd",
-           "/data/linked.js", "/fifo.js", "/.index.html.123.tmp", "/img/", "/data", "/data/%00", "/%c0%ae%c0%ae/secret.txt",
-           "/%ff", "http://localhost/../secret.txt", "secret.txt", "/./index.html", "/data/./site.js", "/index.html/"]
+ESCAPES = [
+    "/../secret.txt",
+    "/%2e%2e/secret.txt",
+    "/%2E%2E/secret.txt",
+    "/%2e%2e%2fsecret.txt",
+    "/data/..%2f..%2fsecret.txt",
+    "/data/%2e%2e/%2e%2e/secret.txt",
+    "/..%5csecret.txt",
+    "/%252e%252e/secret.txt",
+    "//etc/passwd",
+    "/%2fetc%2fpasswd",
+    "/etc/passwd",
+    "/link-out.txt",
+    "/link-rel.txt",
+    "/linkdir/secret.txt",
+    "/linkdir/",
+    "/etc-passwd",
+    "/data/linked.js",
+    "/fifo.js",
+    "/.index.html.123.tmp",
+    "/img/",
+    "/data",
+    "/data/%00",
+    "/%c0%ae%c0%ae/secret.txt",
+    "/%ff",
+    "http://localhost/../secret.txt",
+    "secret.txt",
+    "/./index.html",
+    "/data/./site.js",
+    "/index.html/",
+]
 
 
 @pytest.mark.parametrize("path", ESCAPES)
@@ -95,9 +133,21 @@ def test_serves_nothing_outside_the_site(served, path):
 def test_the_decoder_alone():
     assert site_parts("/") == ("index.html",) and site_parts("/a/b.js?x#y") == ("a", "b.js")
     assert site_parts("/%252e%252e/x") == ("%2e%2e", "x")  # decoded once: a literal name, not a parent
-    for path in ["/../secret.txt", "/%2e%2e/secret.txt", "/%2e%2e%2fsecret.txt", "/data/..%2f..%2fsecret.txt",
-                 "//etc/passwd", "/%2fetc%2fpasswd", "/..%5csecret.txt", "/a//b", "/a/.", "/..", "secret.txt",
-                 "http://localhost/../x", "/data/%00"]:
+    for path in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2e%2e%2fsecret.txt",
+        "/data/..%2f..%2fsecret.txt",
+        "//etc/passwd",
+        "/%2fetc%2fpasswd",
+        "/..%5csecret.txt",
+        "/a//b",
+        "/a/.",
+        "/..",
+        "secret.txt",
+        "http://localhost/../x",
+        "/data/%00",
+    ]:
         assert site_parts(path) is None, path
 
 
@@ -117,8 +167,21 @@ def test_an_idle_client_does_not_block_others(served):
 
 def test_an_unusable_host_is_one_line(tmp_path):
     out = hostile_raw_dataset(tmp_path / "in")
-    result = CliRunner().invoke(cli, ["browse", str(out), "-o", str(tmp_path / "site"), "--no-progress", "--serve",
-                                      "--host", "256.1.1.1", "--port", "0"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "browse",
+            str(out),
+            "-o",
+            str(tmp_path / "site"),
+            "--no-progress",
+            "--serve",
+            "--host",
+            "256.1.1.1",
+            "--port",
+            "0",
+        ],
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "256.1.1.1:0: cannot serve there" in errors[0], result.output

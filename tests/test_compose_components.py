@@ -8,7 +8,7 @@ import tokzoo
 from tokzoo.compose import CausalLM, TokenizerEncoder
 from tokzoo.datasets.scene_text import NUMBER_WORDS, SceneTextSet, question_type, scene_text, visible_things
 from tokzoo.datasets.scenes import generate_scene
-from tokzoo.learned import LearnedTokenizer
+from tokzoo.tokenizers.learned import LearnedTokenizer
 
 
 def tiny_lm(arch: str, vocab: int = 60):
@@ -16,12 +16,23 @@ def tiny_lm(arch: str, vocab: int = 60):
 
     torch.manual_seed(0)
     if arch == "gpt2":
-        model = GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=32,
-                                           bos_token_id=1, eos_token_id=1))
+        model = GPT2LMHeadModel(
+            GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=32, bos_token_id=1, eos_token_id=1)
+        )
     else:
-        model = LlamaForCausalLM(LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32,
-                                             bos_token_id=1, eos_token_id=1))
+        model = LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=vocab,
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                max_position_embeddings=32,
+                bos_token_id=1,
+                eos_token_id=1,
+            )
+        )
     return model.eval()
 
 

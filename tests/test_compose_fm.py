@@ -3,6 +3,7 @@ it is selected in a recipe by its run folder, training glue on it leaves it bit-
 
 import pytest
 import torch
+from test_compose_methods import text_lm  # noqa: F401  (the module-scoped toy text LM fixture)
 
 import tokzoo
 from tokzoo.compose import FMEncoder, build_component, load_composition, resolve_recipe
@@ -11,16 +12,16 @@ from tokzoo.errors import CheckpointError, ConfigError
 from tokzoo.fm.checkpoint import load_model, save_checkpoint
 from tokzoo.fm.masking import MaskedBatch
 from tokzoo.fm.model import FMConfig, FourM
-from tokzoo.fm.spec import ModalitySpec
-
-from test_compose_methods import text_lm  # noqa: F401  (the module-scoped toy text LM fixture)
+from tokzoo.tokens.spec import ModalitySpec
 
 
 def tiny_fm(rgb_hash: str, seed: int = 0) -> FourM:
     """rgb tokens of the shipped tokenizer on 32 px scenes (4 x 4 grid) and a depth modality; 2 encoder blocks."""
     torch.manual_seed(seed)
-    specs = [ModalitySpec("rgb", "image", 240, (4, 4), tokenizer="rgb", content_hash=rgb_hash, size=(32, 32)),
-             ModalitySpec("depth", "image", 30, (4, 4))]
+    specs = [
+        ModalitySpec("rgb", "image", 240, (4, 4), tokenizer="rgb", content_hash=rgb_hash, size=(32, 32)),
+        ModalitySpec("depth", "image", 30, (4, 4)),
+    ]
     return FourM(specs, FMConfig(dim=32, encoder_layers=2, decoder_layers=1, heads=2))
 
 
@@ -39,8 +40,12 @@ def test_layer_states_are_the_fm_encoders(fm_run):
         states = component.hidden_states(ids)
         tokens = {"rgb": ids, "depth": torch.zeros(3, 16, dtype=torch.long)}
         only_rgb = {"rgb": torch.ones(3, 16, dtype=torch.bool), "depth": torch.zeros(3, 16, dtype=torch.bool)}
-        batch = MaskedBatch(tokens, {m: torch.ones(3, 16, dtype=torch.bool) for m in tokens}, only_rgb,
-                            {m: ~v for m, v in only_rgb.items()})  # fmt: skip
+        batch = MaskedBatch(
+            tokens,
+            {m: torch.ones(3, 16, dtype=torch.bool) for m in tokens},
+            only_rgb,
+            {m: ~v for m, v in only_rgb.items()},
+        )
         expected, keep = model.encoder_hidden_states(batch)
     assert component.n_layers == 3 and [s.shape for s in states] == [(3, 16, 32)] * 4
     assert keep.all() and len(expected) == 3
@@ -70,12 +75,25 @@ def test_bad_runs_are_one_line_errors(tmp_path, fm_run):
 
 
 def fm_recipe(method: str, lm_dir, run, steps=3) -> dict:
-    settings = {"gats": {"layers": [{"rgb": 1, "lm": 1}, {"rgb": 3, "lm": 2}], "dim": 32},
-                "epalm": {"vision_layers": [2, 3]}}[method]
-    return resolve_recipe({"seed": 0, "steps": steps, "batch_size": 4, "log_every": 1, "threads": 1,
-                           "data": {"scene_text": {"n_train": 8, "n_val": 4, "size": 32}},
-                           "compose": {"method": method, "components": {"rgb": {"fm": str(run)}, "lm": {"causal_lm": str(lm_dir)}},
-                                       "settings": settings}})  # fmt: skip
+    settings = {
+        "gats": {"layers": [{"rgb": 1, "lm": 1}, {"rgb": 3, "lm": 2}], "dim": 32},
+        "epalm": {"vision_layers": [2, 3]},
+    }[method]
+    return resolve_recipe(
+        {
+            "seed": 0,
+            "steps": steps,
+            "batch_size": 4,
+            "log_every": 1,
+            "threads": 1,
+            "data": {"scene_text": {"n_train": 8, "n_val": 4, "size": 32}},
+            "compose": {
+                "method": method,
+                "components": {"rgb": {"fm": str(run)}, "lm": {"causal_lm": str(lm_dir)}},
+                "settings": settings,
+            },
+        }
+    )
 
 
 @pytest.mark.parametrize("method", ["gats", "epalm"])
@@ -111,6 +129,8 @@ def test_shipped_fm_recipe_selects_the_fm_component(text_lm, fm_run, tmp_path): 
     assert recipe["compose"]["components"]["rgb"] == {"fm": "runs/compose/fm_scenes"}
     recipe.update(steps=1, batch_size=2, data={"scene_text": {"n_train": 4, "n_val": 2, "size": 32}})
     recipe["compose"]["components"] = {"rgb": {"fm": str(fm_run)}, "lm": {"causal_lm": str(text_lm)}}
-    recipe["compose"]["settings"].update(layers=[{"rgb": 1, "lm": 1}, {"rgb": 3, "lm": 2}])  # the toy fm: 2 blocks + norm
+    recipe["compose"]["settings"].update(
+        layers=[{"rgb": 1, "lm": 1}, {"rgb": 3, "lm": 2}]
+    )  # the toy fm: 2 blocks + norm
     metrics = run_recipe(resolve_recipe(recipe), tmp_path / "gats_fm", log=lambda *_: None)
     assert metrics["components_unchanged"] == {"lm": True, "rgb": True}

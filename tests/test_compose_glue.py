@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_compose_components import tiny_lm
+from test_compose_vision import tiny_vision
 
 from tokzoo.compose import METHODS, CausalLM, Composition, Frames, VisionTransformer
 from tokzoo.compose.gats import proportional_layers, visible
 from tokzoo.compose.mit import Infusion, head_gate
 from tokzoo.compose.registry import Glue, register_method
 from tokzoo.errors import ConfigError
-
-from test_compose_components import tiny_lm
-from test_compose_vision import tiny_vision
 
 SETTINGS = {
     "gats": {"layers": 2, "dim": 32, "heads": 4, "window": {"vision": 1}},
@@ -33,7 +32,10 @@ def components(arch="gpt2"):
 
 def inputs(batch=2, length=7, seed=1):
     g = torch.Generator().manual_seed(seed)
-    return {"vision": torch.randn(batch, 3, 32, 32, generator=g), "lm": torch.randint(2, 60, (batch, length), generator=g)}
+    return {
+        "vision": torch.randn(batch, 3, 32, 32, generator=g),
+        "lm": torch.randint(2, 60, (batch, length), generator=g),
+    }
 
 
 def test_every_registered_method_is_tested():
@@ -61,7 +63,10 @@ def test_each_method_trains_with_its_components_frozen_and_bit_identical(method)
         optimizer.step()
     assert {n: c.content_hash() for n, c in comp.components.items()} == hashes
     assert any(not torch.equal(a, b) for a, b in zip(before, params))  # the glue learned
-    assert comp.split()["trainable"] == sum(p.numel() for p in params) and comp.split()["parts"]["vision"]["trainable"] == 0
+    assert (
+        comp.split()["trainable"] == sum(p.numel() for p in params)
+        and comp.split()["parts"]["vision"]["trainable"] == 0
+    )
 
 
 @pytest.mark.parametrize("method", ["gats", "mit", "xattn"])
@@ -264,9 +269,16 @@ def test_pretrain_vision_writes_a_folder_that_loads_as_a_component(tmp_path):
     from tokzoo.compose import build_component, resolve_recipe
     from tokzoo.compose.train import run_recipe
 
-    recipe = resolve_recipe({"steps": 2, "batch_size": 4, "log_every": 1, "threads": 1,
-                             "data": {"scenes": {"n": 8, "n_val": 4}},
-                             "compose": {"pretrain_vision": {"size": 32, "patch": 8, "width": 32, "layers": 2}}})  # fmt: skip
+    recipe = resolve_recipe(
+        {
+            "steps": 2,
+            "batch_size": 4,
+            "log_every": 1,
+            "threads": 1,
+            "data": {"scenes": {"n": 8, "n_val": 4}},
+            "compose": {"pretrain_vision": {"size": 32, "patch": 8, "width": 32, "layers": 2}},
+        }
+    )
     metrics = [run_recipe(recipe, tmp_path / name, log=lambda *_: None) for name in ("a", "b")]
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
     assert metrics[0]["streams"] == {"train": [7000001, 8], "held_out": [7000002, 4]}
@@ -296,7 +308,9 @@ def test_frames_are_one_room_seen_turning_and_questions_need_an_earlier_view():
     from tokzoo.datasets.scenes import generate_scene
 
     frames = generate_frames(4, seed=0, size=32, n_frames=3)
-    assert np.array_equal(frames[1]["rgb"], generate_scene(4, seed=0, size=32)["rgb"])  # the middle view: the layout's own
+    assert np.array_equal(
+        frames[1]["rgb"], generate_scene(4, seed=0, size=32)["rgb"]
+    )  # the middle view: the layout's own
     assert not np.array_equal(frames[0]["rgb"], frames[2]["rgb"])
     for question, answer in frame_questions(frames):
         assert question.startswith("in view one,") and answer
@@ -314,10 +328,22 @@ def long_text_lm(tmp_path_factory):
     from tokzoo.compose.train import run_recipe
 
     out = tmp_path_factory.mktemp("compose") / "text_lm"
-    run_recipe(resolve_recipe({"steps": 2, "batch_size": 4, "log_every": 1, "threads": 1,
-                               "data": {"scene_text": {"n_train": 8, "n_val": 4, "size": 32}},
-                               "compose": {"pretrain_lm": {"vocab_size": 300, "hidden_size": 32, "layers": 2, "heads": 4,
-                                                           "max_positions": 128}}}), out, log=lambda *_: None)  # fmt: skip
+    run_recipe(
+        resolve_recipe(
+            {
+                "steps": 2,
+                "batch_size": 4,
+                "log_every": 1,
+                "threads": 1,
+                "data": {"scene_text": {"n_train": 8, "n_val": 4, "size": 32}},
+                "compose": {
+                    "pretrain_lm": {"vocab_size": 300, "hidden_size": 32, "layers": 2, "heads": 4, "max_positions": 128}
+                },
+            }
+        ),
+        out,
+        log=lambda *_: None,
+    )
     return out
 
 
@@ -329,19 +355,34 @@ def test_gats_trains_on_the_multi_frame_task_with_per_stream_windows(tmp_path, l
     folder = tmp_path / "vision"
     tiny_vision("vit").save_pretrained(str(folder), safe_serialization=True)
     lm_folder = long_text_lm
-    recipe = resolve_recipe({"steps": 2, "batch_size": 4, "log_every": 1, "threads": 1,
-                             "data": {"scene_text": {"n_train": 10, "n_val": 6, "size": 32, "frames": 3}, "caption_fraction": 0},
-                             "compose": {"method": "gats", "components": {"vision": {"vision_model": str(folder)},
-                                                                          "lm": {"causal_lm": str(lm_folder)}},
-                                         "settings": {"layers": 1, "dim": 32, "window": {"vision": 1}}}})  # fmt: skip
+    recipe = resolve_recipe(
+        {
+            "steps": 2,
+            "batch_size": 4,
+            "log_every": 1,
+            "threads": 1,
+            "data": {"scene_text": {"n_train": 10, "n_val": 6, "size": 32, "frames": 3}, "caption_fraction": 0},
+            "compose": {
+                "method": "gats",
+                "components": {"vision": {"vision_model": str(folder)}, "lm": {"causal_lm": str(lm_folder)}},
+                "settings": {"layers": 1, "dim": 32, "window": {"vision": 1}},
+            },
+        }
+    )
     task = SceneTask(frame_set(10, 0, 32, 3), build_composition(recipe).components["vision"].normalize)
     batch = task.batch(task.questions[:2])
     assert batch["images"].shape[:2] == (2, 3) and batch["frame_times"].shape == (2, 3)
     for e in task.examples[:2]:  # frame k is seen right after "view k."
-        assert [task.tokenizer.decode(torch.tensor(e.prompt[: t + 1]))[0].strip() for t in e.frame_times][-1] \
-            == "view one. view two. view three."
+        assert [task.tokenizer.decode(torch.tensor(e.prompt[: t + 1]))[0].strip() for t in e.frame_times][
+            -1
+        ] == "view one. view two. view three."
     metrics = train_composition(recipe, tmp_path / "out", log=lambda *_: None)
     assert all(metrics["components_unchanged"].values()) and metrics["task"]["n_questions"] > 0
-    assert set(metrics["task"]["answer_kinds"]) <= {"frames_person", "frames_nearest", "frames_colour", "frames_leftmost"}
+    assert set(metrics["task"]["answer_kinds"]) <= {
+        "frames_person",
+        "frames_nearest",
+        "frames_colour",
+        "frames_leftmost",
+    }
     with pytest.raises(ConfigError, match="needs compose.method gats"):
         resolve_recipe({**recipe, "compose": {**recipe["compose"], "method": "mit", "settings": {}}})

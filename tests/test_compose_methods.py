@@ -6,14 +6,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_compose_components import tiny_lm
 
 from tokzoo.compose import CausalLM, Composition, TokenizerEncoder, load_composition, resolve_recipe
 from tokzoo.compose.train import run_recipe
 from tokzoo.datasets.scenes import generate_scene
 from tokzoo.errors import CheckpointError, ConfigError
-from tokzoo.learned import LearnedTokenizer
-
-from test_compose_components import tiny_lm
+from tokzoo.tokenizers.learned import LearnedTokenizer
 
 SETTINGS = {
     "gats": {"layers": [{"rgb": 5, "lm": 1}, {"rgb": 8, "lm": 2}], "dim": 32, "heads": 4},
@@ -30,7 +29,10 @@ def components():
 
 def inputs(batch=2, length=7):
     g = torch.Generator().manual_seed(1)
-    return {"rgb": torch.rand(batch, 3, 32, 32, generator=g) * 2 - 1, "lm": torch.randint(2, 60, (batch, length), generator=g)}
+    return {
+        "rgb": torch.rand(batch, 3, 32, 32, generator=g) * 2 - 1,
+        "lm": torch.randint(2, 60, (batch, length), generator=g),
+    }
 
 
 @pytest.mark.parametrize("method", ["gats", "mit"])
@@ -64,7 +66,10 @@ def test_parameter_split_and_frozen_components():
         assert s["parts"]["lm"]["trainable"] == s["parts"]["rgb"]["trainable"] == 0
         assert s["trainable"] == s["parts"]["glue"]["trainable"] > 0
     epalm = Composition(components(), "epalm", SETTINGS["epalm"])
-    assert split["epalm"]["trainable"] == sum(p.numel() for p in epalm.glue.projection.parameters()) + epalm.glue.prompt.numel()
+    assert (
+        split["epalm"]["trainable"]
+        == sum(p.numel() for p in epalm.glue.projection.parameters()) + epalm.glue.prompt.numel()
+    )
     full = Composition(components(), "gats", SETTINGS["gats"], train_components=True).split()
     assert full["frozen"] == 0 and full["trainable"] == full["total"]
     assert "trainable" in Composition(components(), "mit", SETTINGS["mit"]).describe_split().splitlines()[-1]
@@ -87,10 +92,16 @@ def test_bad_settings_are_one_line_config_errors():
 def text_lm(tmp_path_factory):
     """The text-LM recipe at toy size: a 2-block GPT-2 with its own 300-id BPE, 3 steps on 8 scenes of 32 px."""
     out = tmp_path_factory.mktemp("compose") / "text_lm"
-    recipe = resolve_recipe({"steps": 3, "batch_size": 4, "log_every": 1, "threads": 1,
-                             "data": {"scene_text": {"n_train": 8, "n_val": 4, "size": 32}},
-                             "compose": {"pretrain_lm": {"vocab_size": 300, "hidden_size": 32, "layers": 2,
-                                                         "heads": 4}}})  # fmt: skip
+    recipe = resolve_recipe(
+        {
+            "steps": 3,
+            "batch_size": 4,
+            "log_every": 1,
+            "threads": 1,
+            "data": {"scene_text": {"n_train": 8, "n_val": 4, "size": 32}},
+            "compose": {"pretrain_lm": {"vocab_size": 300, "hidden_size": 32, "layers": 2, "heads": 4}},
+        }
+    )
     metrics = run_recipe(recipe, out, log=lambda *_: None)
     assert (out / "model.safetensors").is_file() and (out / "vocab.json").is_file()
     assert metrics["parameters"] > 0 and metrics["text_cross_entropy"] > 0
@@ -98,20 +109,35 @@ def text_lm(tmp_path_factory):
 
 
 def glue_recipe(method: str, lm_dir, train_components=False, steps=3) -> dict:
-    return resolve_recipe({"seed": 0, "steps": steps, "batch_size": 4, "log_every": 1, "threads": 1,
-                           "data": {"scene_text": {"n_train": 8, "n_val": 4, "size": 32}},
-                           "compose": {"method": method, "train_components": train_components,
-                                       "components": {"rgb": {"tokenizer": "rgb"}, "lm": {"causal_lm": str(lm_dir)}},
-                                       "settings": {"gats": {"layers": [{"rgb": 6, "lm": 1}, {"rgb": 8, "lm": 2}],
-                                                             "dim": 32}, "epalm": {}, "mit": {"vision_layer": 8}}[method]}})  # fmt: skip
+    return resolve_recipe(
+        {
+            "seed": 0,
+            "steps": steps,
+            "batch_size": 4,
+            "log_every": 1,
+            "threads": 1,
+            "data": {"scene_text": {"n_train": 8, "n_val": 4, "size": 32}},
+            "compose": {
+                "method": method,
+                "train_components": train_components,
+                "components": {"rgb": {"tokenizer": "rgb"}, "lm": {"causal_lm": str(lm_dir)}},
+                "settings": {
+                    "gats": {"layers": [{"rgb": 6, "lm": 1}, {"rgb": 8, "lm": 2}], "dim": 32},
+                    "epalm": {},
+                    "mit": {"vision_layer": 8},
+                }[method],
+            },
+        }
+    )
 
 
 @pytest.mark.parametrize("method", ["gats", "epalm", "mit"])
 def test_training_leaves_frozen_weights_bit_identical(method, text_lm, tmp_path):
     lines = []
     recipe = glue_recipe(method, text_lm)
-    reference = {n: c.model.state_dict() for n, c in
-                 {"lm": CausalLM.from_pretrained(text_lm), "rgb": components_rgb()}.items()}
+    reference = {
+        n: c.model.state_dict() for n, c in {"lm": CausalLM.from_pretrained(text_lm), "rgb": components_rgb()}.items()
+    }
     metrics = run_recipe(recipe, tmp_path / method, log=lines.append)
     split = lines[0].splitlines()  # printed first: each part, then the total with percentages
     assert split[0].startswith("lm: 0 trainable") and split[-1].startswith("trainable ") and "%" in split[-1]
@@ -151,12 +177,16 @@ def components_rgb():
 
 
 def test_full_finetuning_changes_the_components_and_checkpoints_them(text_lm, tmp_path):
-    metrics = run_recipe(glue_recipe("gats", text_lm, train_components=True, steps=2), tmp_path / "full", log=lambda *_: None)
+    metrics = run_recipe(
+        glue_recipe("gats", text_lm, train_components=True, steps=2), tmp_path / "full", log=lambda *_: None
+    )
     assert metrics["components_unchanged"] == {"lm": False, "rgb": False}
     assert metrics["split"]["frozen"] == 0
     loaded = load_composition(tmp_path / "full")  # components rebuilt from their specs, then the trained tensors
-    assert loaded.components["lm"].content_hash() == json.loads((tmp_path / "full" / "compose.json").read_text())[
-        "components"]["lm"]["sha256_after"]
+    assert (
+        loaded.components["lm"].content_hash()
+        == json.loads((tmp_path / "full" / "compose.json").read_text())["components"]["lm"]["sha256_after"]
+    )
 
 
 def test_component_lr_trains_the_components_slower_than_the_glue(text_lm, tmp_path):

@@ -6,20 +6,20 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_compose_methods import glue_recipe, text_lm  # noqa: F401 (a fixture)
 
 from tokzoo.compose import VisionTransformer, build_component
 from tokzoo.compose.epalm import EPALM
 from tokzoo.errors import CheckpointError, ConfigError
-
-from test_compose_methods import glue_recipe, text_lm  # noqa: F401 (a fixture)
 
 
 def tiny_vision(family: str):
     from transformers import CLIPVisionConfig, CLIPVisionModel, Dinov2Config, Dinov2Model, ViTConfig, ViTModel
 
     torch.manual_seed(0)
-    common = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=32,
-                  patch_size=8)
+    common = dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=32, patch_size=8
+    )
     if family == "vit":
         return ViTModel(ViTConfig(**common), add_pooling_layer=False).eval()
     if family == "dinov2":
@@ -66,10 +66,13 @@ def test_other_sizes_interpolate_positions_and_bad_input_is_refused():
 def test_loads_from_a_folder_with_its_normalisation(tmp_path):
     model = tiny_vision("dinov2")
     model.save_pretrained(tmp_path / "dino", safe_serialization=True)
-    (tmp_path / "dino" / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.0, 0.0, 0.0],
-                                                                            "image_std": [1.0, 1.0, 1.0]}))
+    (tmp_path / "dino" / "preprocessor_config.json").write_text(
+        json.dumps({"image_mean": [0.0, 0.0, 0.0], "image_std": [1.0, 1.0, 1.0]})
+    )
     component = build_component("vision", {"vision_model": str(tmp_path / "dino")})
-    assert isinstance(component, VisionTransformer) and component.content_hash() == VisionTransformer(model).content_hash()
+    assert (
+        isinstance(component, VisionTransformer) and component.content_hash() == VisionTransformer(model).content_hash()
+    )
     image = rgb(1)
     assert torch.allclose(component.normalize(image), torch.from_numpy(image).permute(0, 3, 1, 2).float() / 255)
     (tmp_path / "dino" / "model.safetensors").unlink()
@@ -81,6 +84,7 @@ def test_loads_from_a_folder_with_its_normalisation(tmp_path):
 
 def test_epalm_reads_the_class_token_of_a_vit():
     from test_compose_components import tiny_lm
+
     from tokzoo.compose import CausalLM
 
     encoder = VisionTransformer(tiny_vision("vit"), name="rgb").freeze()
@@ -93,8 +97,11 @@ def test_epalm_reads_the_class_token_of_a_vit():
     assert torch.allclose(visual, glue.projection(last[:, :1]), atol=1e-6)
 
 
-VISION_SETTINGS = {"gats": {"layers": [{"rgb": 1, "lm": 1}, {"rgb": 3, "lm": 2}], "dim": 32},
-                   "epalm": {"vision_layers": [2, 3]}, "mit": {"vision_layer": 3}}  # fmt: skip
+VISION_SETTINGS = {
+    "gats": {"layers": [{"rgb": 1, "lm": 1}, {"rgb": 3, "lm": 2}], "dim": 32},
+    "epalm": {"vision_layers": [2, 3]},
+    "mit": {"vision_layer": 3},
+}
 
 
 @pytest.mark.parametrize("method", ["gats", "epalm", "mit"])

@@ -12,8 +12,8 @@ from tokzoo.datasets import generate_scene
 from tokzoo.errors import ConfigError
 from tokzoo.labelers import create_labeler
 from tokzoo.labelers.consensus import depth_consensus, normals_consensus
-from tokzoo.labelers.geometry import normals_from_depth
 from tokzoo.labelers.metrics import angular_errors
+from tokzoo.labelers.normals_from_depth import normals_from_depth
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +67,10 @@ def test_normals_outlier_and_confidence_falls_with_disagreement(scene):
     flipped = cands[0].copy()
     flipped[:, :32] *= -1
     result = normals_consensus([*cands, flipped])
-    assert angular_errors(result.proposal, n).mean() < angular_errors(normals_consensus([*cands, flipped],
-                                                                                       iterations=1).proposal, n).mean()
+    assert (
+        angular_errors(result.proposal, n).mean()
+        < angular_errors(normals_consensus([*cands, flipped], iterations=1).proposal, n).mean()
+    )
     assert result.weights[3, :, :32].mean() < 0.05 * result.weights[:3, :, :32].mean()
     assert normals_consensus(cands).confidence > normals_consensus([cands[0], flipped]).confidence
 
@@ -112,10 +114,21 @@ def test_pseudo_label_with_a_consensus_of_two_depth_models(tmp_path):
     torch.manual_seed(0)
     paths = []
     for i in range(2):
-        model = tf.DPTForDepthEstimation(tf.DPTConfig(
-            hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, image_size=32,
-            patch_size=8, neck_hidden_sizes=[8, 16], reassemble_factors=[2, 1], backbone_out_indices=[0, 1],
-            fusion_hidden_size=8, head_hidden_size=8))
+        model = tf.DPTForDepthEstimation(
+            tf.DPTConfig(
+                hidden_size=16,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                intermediate_size=32,
+                image_size=32,
+                patch_size=8,
+                neck_hidden_sizes=[8, 16],
+                reassemble_factors=[2, 1],
+                backbone_out_indices=[0, 1],
+                fusion_hidden_size=8,
+                head_hidden_size=8,
+            )
+        )
         torch.nn.init.constant_(model.head.head[-2].bias, 1.0)  # random weights, but a positive ReLU output
         paths.append(tmp_path / f"dpt{i}")
         model.save_pretrained(paths[-1])
@@ -129,8 +142,9 @@ def test_pseudo_label_with_a_consensus_of_two_depth_models(tmp_path):
     result = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "out")], catch_exceptions=False)
     assert result.exit_code == 0 and "ok 3 / failed 0" in result.output, result.output
     assert "consensus -> depth (from rgb) [hf_depth, hf_depth]" in result.output
-    strict = CliRunner().invoke(cli, [*args[:-2], f"{spec},min_confidence=1.01", "--no-progress", "-o",
-                                      str(tmp_path / "strict")])  # fmt: skip
+    strict = CliRunner().invoke(
+        cli, [*args[:-2], f"{spec},min_confidence=1.01", "--no-progress", "-o", str(tmp_path / "strict")]
+    )
     assert strict.exit_code == 2 and "all 3 samples failed" in strict.output
     table = (tmp_path / "strict" / ".pseudo-label" / "shard-000000.samples.jsonl").read_text().splitlines()
     assert all("min_confidence 1.01" in json.loads(line)["error"] for line in table)

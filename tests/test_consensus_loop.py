@@ -8,16 +8,28 @@ import numpy as np
 import pytest
 import torch
 
-from tokzoo.consensus import (ConsensusRecipe, DepthNetConfig, Evidence, best_of_n, consensus_loop, ensemble_errors,
-                              greedy, load_depth_net, parse_recipe, read_recipe, region_errors, save_depth_net,
-                              train_depth_net)
+from tokzoo.consensus import (
+    ConsensusRecipe,
+    DepthNetConfig,
+    Evidence,
+    best_of_n,
+    consensus_loop,
+    ensemble_errors,
+    greedy,
+    load_depth_net,
+    parse_recipe,
+    read_recipe,
+    region_errors,
+    save_depth_net,
+    train_depth_net,
+)
 from tokzoo.consensus import loop as loop_module
 from tokzoo.consensus.generator import target_distribution
 from tokzoo.errors import ConfigError
 from tokzoo.fm.masking import flatten_batch
 from tokzoo.fm.model import FourM, model_config
-from tokzoo.fm.spec import ModalitySpec
-from tokzoo.labelers.geometry import intrinsics, normals_from_depth
+from tokzoo.labelers.normals_from_depth import intrinsics, normals_from_depth
+from tokzoo.tokens.spec import ModalitySpec
 
 SPECS = [ModalitySpec(n, "image", 30, (4, 4)) for n in ("rgb", "depth", "normals", "semseg")]
 SIZE = 16  # decoded maps: each of the 4 x 4 tokens a 4 x 4 pixel block
@@ -48,8 +60,10 @@ def decode(tokens: torch.Tensor) -> np.ndarray:
 
 def evidence(n=3, seed=0) -> Evidence:
     rng = np.random.default_rng(seed)
-    return Evidence(depth_net=(1 + rng.uniform(0, 2.9, (n, SIZE, SIZE))).astype(np.float32),
-                    semseg=rng.integers(0, 3, (n, SIZE, SIZE)).astype(np.uint8))
+    return Evidence(
+        depth_net=(1 + rng.uniform(0, 2.9, (n, SIZE, SIZE))).astype(np.float32),
+        semseg=rng.integers(0, 3, (n, SIZE, SIZE)).astype(np.uint8),
+    )
 
 
 RECIPE = ConsensusRecipe(scorers=(("depth_net", 1.0), ("planarity", 0.5)), rounds=4, proposals=2, seed=3)
@@ -112,8 +126,14 @@ def test_same_seed_same_result_another_seed_differs_and_batches_do_not_matter(mo
 
     c = consensus_loop(model, batch(), ev, replace(RECIPE, seed=4), row_seeds=[11, 12, 13], decode=decode)
     assert not torch.equal(a.tokens, c.tokens)
-    alone = consensus_loop(model, batch(1), Evidence(depth_net=ev.depth_net[:1], semseg=ev.semseg[:1]), RECIPE,
-                           row_seeds=[11], decode=decode)
+    alone = consensus_loop(
+        model,
+        batch(1),
+        Evidence(depth_net=ev.depth_net[:1], semseg=ev.semseg[:1]),
+        RECIPE,
+        row_seeds=[11],
+        decode=decode,
+    )
     assert torch.equal(alone.tokens[0], a.tokens[0])  # scene 0 alone = scene 0 in a batch of three
 
 
@@ -142,26 +162,33 @@ def test_scorers_measure_what_they_claim():
     assert np.nanmax(flat_errors[0]) < 0.05 and np.nanmax(flat_errors[1:]) < 1e-4  # degrees; relative; log
     assert (np.nanmean(bumpy_errors, (1, 2)) > [5.0, 0.02, 0.05]).all()
     # ensemble: per-scorer scale removed, weight-0 scorers ignored, a region nobody judges gets 1
-    errors = np.stack([np.stack([np.full((2, 2), 1.0), np.full((2, 2), 100.0)]),
-                       np.stack([np.full((2, 2), 3.0), np.full((2, 2), 100.0)])])  # (C=2, S=2, 2, 2)
+    errors = np.stack(
+        [
+            np.stack([np.full((2, 2), 1.0), np.full((2, 2), 100.0)]),
+            np.stack([np.full((2, 2), 3.0), np.full((2, 2), 100.0)]),
+        ]
+    )  # (C=2, S=2, 2, 2)
     only_first = ensemble_errors(errors, [1.0, 0.0])
     assert np.allclose(only_first[0], 0.5) and np.allclose(only_first[1], 1.5)
     assert np.allclose(ensemble_errors(np.full((1, 2, 2, 2), np.nan), [1.0, 1.0]), 1.0)
 
 
-@pytest.mark.parametrize("raw, field", [
-    ({"rounds": 0, "scorers": {"normals": 1}}, "consensus.rounds"),
-    ({"rounds": 2, "proposals": 1000, "scorers": {"normals": 1}}, "consensus.rounds"),
-    ({"scorers": {"clip": 1}}, "consensus.scorers.clip"),
-    ({"scorers": {"normals": 0}}, "consensus.scorers"),
-    ({"scorers": {"depth_net": 1}}, "consensus.scorers.depth_net.path"),
-    ({"scorers": {"normals": {"weight": 1, "path": "x"}}}, "consensus.scorers.normals.path"),
-    ({"target": "normals", "scorers": {"normals": 1}}, "consensus.target"),
-    ({"temperature": "hot", "scorers": {"normals": 1}}, "consensus.temperature"),
-    ({"top_p": 0, "scorers": {"normals": 1}}, "consensus.top_p"),
-    ({"roundz": 3, "scorers": {"normals": 1}}, "consensus.roundz"),
-    ({"sources": ["depth"], "scorers": {"normals": 1}}, "consensus.sources"),
-])
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        ({"rounds": 0, "scorers": {"normals": 1}}, "consensus.rounds"),
+        ({"rounds": 2, "proposals": 1000, "scorers": {"normals": 1}}, "consensus.rounds"),
+        ({"scorers": {"clip": 1}}, "consensus.scorers.clip"),
+        ({"scorers": {"normals": 0}}, "consensus.scorers"),
+        ({"scorers": {"depth_net": 1}}, "consensus.scorers.depth_net.path"),
+        ({"scorers": {"normals": {"weight": 1, "path": "x"}}}, "consensus.scorers.normals.path"),
+        ({"target": "normals", "scorers": {"normals": 1}}, "consensus.target"),
+        ({"temperature": "hot", "scorers": {"normals": 1}}, "consensus.temperature"),
+        ({"top_p": 0, "scorers": {"normals": 1}}, "consensus.top_p"),
+        ({"roundz": 3, "scorers": {"normals": 1}}, "consensus.roundz"),
+        ({"sources": ["depth"], "scorers": {"normals": 1}}, "consensus.sources"),
+    ],
+)
 def test_recipe_errors_are_one_line_naming_the_field(tmp_path, raw, field):
     import yaml
 
@@ -174,7 +201,9 @@ def test_recipe_errors_are_one_line_naming_the_field(tmp_path, raw, field):
 
 def test_a_recipe_reads_with_its_network_path_relative_to_its_folder(tmp_path):
     path = tmp_path / "r.yaml"
-    path.write_text("consensus:\n  rounds: 3\n  proposals: 2\n  scorers: {normals: 2, depth_net: {weight: 1, path: nets/unet}}\n")
+    path.write_text(
+        "consensus:\n  rounds: 3\n  proposals: 2\n  scorers: {normals: 2, depth_net: {weight: 1, path: nets/unet}}\n"
+    )
     recipe = read_recipe(path)
     assert recipe.calls == 6 and recipe.scorers == (("normals", 2.0), ("depth_net", 1.0))
     assert recipe.depth_net == str(tmp_path / "nets" / "unet")
@@ -211,15 +240,65 @@ def test_cli_generate_with_consensus_end_to_end(tmp_path):
     tokens, heldout, gen = tmp_path / "tokens", tmp_path / "heldout", tmp_path / "gen"
     modalities = "rgb,depth,normals,semseg"
     run(["tokenize", "-m", modalities, "--scenes", "8", "--scene-size", "64", "--no-progress", "-o", str(tokens)])
-    run(["tokenize", "-m", modalities, "--scenes", "2", "--scene-size", "64", "--seed", "7", "--no-progress", "-o", str(heldout)])
-    run(["fm", "train", "--recipe", "fm/scenes-consensus", "--data", str(tokens), "--out", str(gen), "--steps", "2",
-         "--threads", "1", "--no-progress"])
-    save_depth_net(train_depth_net(DepthNetConfig("coarse", stream=9, scenes=4, steps=5, batch_size=4)), tmp_path / "net")
+    run(
+        [
+            "tokenize",
+            "-m",
+            modalities,
+            "--scenes",
+            "2",
+            "--scene-size",
+            "64",
+            "--seed",
+            "7",
+            "--no-progress",
+            "-o",
+            str(heldout),
+        ]
+    )
+    run(
+        [
+            "fm",
+            "train",
+            "--recipe",
+            "fm/scenes-consensus",
+            "--data",
+            str(tokens),
+            "--out",
+            str(gen),
+            "--steps",
+            "2",
+            "--threads",
+            "1",
+            "--no-progress",
+        ]
+    )
+    save_depth_net(
+        train_depth_net(DepthNetConfig("coarse", stream=9, scenes=4, steps=5, batch_size=4)), tmp_path / "net"
+    )
     recipe = tmp_path / "loop.yaml"
-    recipe.write_text("consensus:\n  rounds: 2\n  proposals: 3\n  scorers: {normals: 1, planarity: 1, depth_net: {weight: 1, path: net}}\n")
+    recipe.write_text(
+        "consensus:\n  rounds: 2\n  proposals: 3\n  scorers: {normals: 1, planarity: 1, depth_net: {weight: 1, path: net}}\n"
+    )
     png = tmp_path / "loop.png"
-    args = ["fm", "generate", "-m", str(gen), "--data", str(heldout), "--key", "scene_000001,scene_000000",
-            "--from", "rgb", "--to", "depth", "-o", str(png), "--consensus", str(recipe)]
+    args = [
+        "fm",
+        "generate",
+        "-m",
+        str(gen),
+        "--data",
+        str(heldout),
+        "--key",
+        "scene_000001,scene_000000",
+        "--from",
+        "rgb",
+        "--to",
+        "depth",
+        "-o",
+        str(png),
+        "--consensus",
+        str(recipe),
+    ]
     output = run(args)
     assert "6 generator calls per sample: 2 rounds x 3 proposals" in output
     assert np.asarray(Image.open(png)).std() > 5

@@ -8,7 +8,9 @@ from tokzoo.errors import ConfigError, ShapeError
 
 H, W, K = 60, 90, 6
 PALETTE = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255]], np.uint8)
-DIRECTIONS = np.array([[0.6, 0, -0.8], [-0.6, 0, -0.8], [0, 0.6, -0.8], [0, -0.6, -0.8], [0.8, 0.6, 0], [0, 0, -1]], np.float32)
+DIRECTIONS = np.array(
+    [[0.6, 0, -0.8], [-0.6, 0, -0.8], [0, 0.6, -0.8], [0, -0.6, -0.8], [0.8, 0.6, 0], [0, 0, -1]], np.float32
+)
 
 
 def scene():
@@ -99,8 +101,15 @@ def test_depth_stays_metric_and_nan_does_not_bleed():
 
 
 def _pose(points):
-    return {"skeleton": "coco17", "humans": [{"keypoints_2d": [[x, y, 2] for x, y in points],
-                                              "keypoints_3d": [[float(i), 0.0, 2.0] for i in range(len(points))]}]}
+    return {
+        "skeleton": "coco17",
+        "humans": [
+            {
+                "keypoints_2d": [[x, y, 2] for x, y in points],
+                "keypoints_3d": [[float(i), 0.0, 2.0] for i in range(len(points))],
+            }
+        ],
+    }
 
 
 def test_keypoints_land_on_the_same_pixel_as_the_image():
@@ -110,7 +119,11 @@ def test_keypoints_land_on_the_same_pixel_as_the_image():
     src = np.stack([rng.integers(0, W, 17), rng.integers(0, H, 17)], axis=1)
     ids = values["sam_instances"][src[:, 1], src[:, 0]]
     for row in make_crop_settings(H, W, 12, seed=5, key="kp", hflip_p=0.5):
-        out = apply_crop({"sam_instances": values["sam_instances"], "pose": _pose(src.astype(float).tolist())}, row, (2 * row[2], 2 * row[3]))
+        out = apply_crop(
+            {"sam_instances": values["sam_instances"], "pose": _pose(src.astype(float).tolist())},
+            row,
+            (2 * row[2], 2 * row[3]),
+        )
         kps = out["pose"]["humans"][0]["keypoints_2d"]
         order = list(range(17))
         if row[4]:  # left/right joints are swapped on flip
@@ -132,7 +145,12 @@ def test_keypoints_land_on_the_same_pixel_as_the_image():
 def test_boxes_move_with_the_crop_and_camera_matches_keypoints():
     values = scene()
     sem = values["semseg"]
-    boxes = {"boxes": [[45.0, 10.0, 60.0, 20.0], [0.0, 50.0, 15.0, 60.0]], "classes": [int(sem[10, 45]), int(sem[50, 0])], "width": W, "height": H}
+    boxes = {
+        "boxes": [[45.0, 10.0, 60.0, 20.0], [0.0, 50.0, 15.0, 60.0]],
+        "classes": [int(sem[10, 45]), int(sem[50, 0])],
+        "width": W,
+        "height": H,
+    }
     cam = {"fx": 80.0, "fy": 80.0, "cx": 44.5, "cy": 29.5, "width": W, "height": H, "cam_to_world": np.eye(4).tolist()}
     point = np.array([0.3, -0.2, 2.0])
     u, v = cam["fx"] * point[0] / point[2] + cam["cx"], cam["fy"] * point[1] / point[2] + cam["cy"]

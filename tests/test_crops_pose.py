@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from tokzoo.crops import (MIRROR_SIGNS, SMPL_BODY_FLIP_PAIRS, SMPL_FLIP_PAIRS, SMPL_JOINT_NAMES, apply_crop,
-                          make_crop_settings)  # fmt: skip
+from tokzoo.crops import (
+    MIRROR_SIGNS,
+    SMPL_BODY_FLIP_PAIRS,
+    SMPL_FLIP_PAIRS,
+    SMPL_JOINT_NAMES,
+    apply_crop,
+    make_crop_settings,
+)
 from tokzoo.errors import InvalidValueError, ShapeError
 from tokzoo.io import read_modality, write_modality
 
@@ -55,10 +61,14 @@ def project(point, k) -> tuple[float, float]:
 
 def smpl_pose(seed: int = 0, box=(30.0, 10.0, 30.0, 40.0)) -> dict:
     rng = np.random.default_rng(seed)
-    human = {"box": list(box), "global_orient": Rotation.random(random_state=seed).as_matrix().tolist(),
-             "body_pose": Rotation.random(23, random_state=seed + 1).as_matrix().tolist(),
-             "betas": rng.normal(size=10).tolist(), "weak_perspective": [0.9, 0.05, -0.1],
-             "translation": [0.25, -0.125, 4.0]}  # fmt: skip
+    human = {
+        "box": list(box),
+        "global_orient": Rotation.random(random_state=seed).as_matrix().tolist(),
+        "body_pose": Rotation.random(23, random_state=seed + 1).as_matrix().tolist(),
+        "betas": rng.normal(size=10).tolist(),
+        "weak_perspective": [0.9, 0.05, -0.1],
+        "translation": [0.25, -0.125, 4.0],
+    }
     joints = posed(human)
     human["keypoints_3d"] = joints.tolist()
     uv = np.round(np.array([project(p, K) for p in joints]) * 8) / 8  # multiples of 1/8: flips are exact
@@ -94,8 +104,11 @@ def test_human_boxes_follow_crop_resize_and_flip_like_the_boxes_modality():
     xyxy = {"boxes": [[x, y, x + w, y + h] for x, y, w, h in boxes], "classes": [0, 1, 2], "width": W, "height": H}
     for row, size in zip(ROWS, SIZES):
         out = apply_crop({"pose": pose, "boxes": xyxy}, row, size)
-        kept = [b for b in boxes if b[0] + b[2] >= row[1] and b[0] <= row[1] + row[3] and b[1] + b[3] >= row[0]
-                and b[1] <= row[0] + row[2]]  # fmt: skip
+        kept = [
+            b
+            for b in boxes
+            if b[0] + b[2] >= row[1] and b[0] <= row[1] + row[3] and b[1] + b[3] >= row[0] and b[1] <= row[0] + row[2]
+        ]
         got = [h["box"] for h in out["pose"]["humans"]]
         assert len(got) == len(kept) == len(out["boxes"]["boxes"])
         for box, source, (x0, y0, x1, y1) in zip(got, kept, out["boxes"]["boxes"]):
@@ -120,7 +133,9 @@ def test_smpl_flip_twice_gives_back_the_original_exactly():
 def test_flipped_rotations_are_proper_and_a_turn_about_the_vertical_axis_reverses():
     out = apply_crop({"pose": smpl_pose(3)}, [5, 20, 40, 50, 1], (48, 64))["pose"]["humans"][0]
     rotations = np.array([out["global_orient"], *out["body_pose"]])
-    np.testing.assert_allclose(rotations @ rotations.transpose(0, 2, 1), np.broadcast_to(np.eye(3), rotations.shape), atol=1e-12)
+    np.testing.assert_allclose(
+        rotations @ rotations.transpose(0, 2, 1), np.broadcast_to(np.eye(3), rotations.shape), atol=1e-12
+    )
     np.testing.assert_allclose(np.linalg.det(rotations), 1.0, atol=1e-12)
     theta = 0.6  # a person turning by theta about the vertical (camera y) axis turns by -theta in the mirror
     turn = Rotation.from_rotvec([0, theta, 0]).as_matrix()
@@ -128,8 +143,11 @@ def test_flipped_rotations_are_proper_and_a_turn_about_the_vertical_axis_reverse
     facing = turn @ [0, 0, -1.0]  # facing the camera, then turned: looks towards -x
     assert facing[0] < -0.5 and ((turn * MIRROR_SIGNS) @ [0, 0, -1.0])[0] > 0.5  # its mirror image looks towards +x
     v = np.array([0.3, -0.7, 1.1])
-    np.testing.assert_allclose(Rotation.from_rotvec(v).as_matrix() * MIRROR_SIGNS,
-                               Rotation.from_rotvec(v * [1, -1, -1]).as_matrix(), atol=1e-15)  # fmt: skip
+    np.testing.assert_allclose(
+        Rotation.from_rotvec(v).as_matrix() * MIRROR_SIGNS,
+        Rotation.from_rotvec(v * [1, -1, -1]).as_matrix(),
+        atol=1e-15,
+    )
     np.testing.assert_array_equal(M @ turn @ M, turn * MIRROR_SIGNS)
 
 

@@ -1,4 +1,4 @@
-"""tokzoo.data over small token dataset folders written here in the documented layout."""
+"""tokzoo.tokens over small token dataset folders written here in the documented layout."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from tokzoo.data import TokenDataset, make_loader, open_shard
-from tokzoo.data.plan import epoch_pieces
 from tokzoo.errors import CorruptFileError, DtypeError, InputError
+from tokzoo.tokens import TokenDataset, make_loader, open_shard
+from tokzoo.tokens.plan import epoch_pieces
 
 N_CROPS = 3
 SHAPES = {"rgb": ((4,), np.uint16), "depth": ((2, 2), np.uint8)}
@@ -56,8 +56,13 @@ def make_out(root, shard_sizes=(5, 7, 4), modalities=("rgb", "depth")):
     for s, size in enumerate(shard_sizes):
         keys = range(sample, sample + size)
         for modality in modalities:
-            write_shard(root / modality / f"shard-{s:06d}.tar", {f"s{i:04d}.npy": npy_bytes(tokens(modality, i)) for i in keys})
-        write_shard(root / "crops" / f"shard-{s:06d}.tar", {f"s{i:04d}.npy": npy_bytes(np.zeros((N_CROPS, 5), np.int32)) for i in keys})
+            write_shard(
+                root / modality / f"shard-{s:06d}.tar", {f"s{i:04d}.npy": npy_bytes(tokens(modality, i)) for i in keys}
+            )
+        write_shard(
+            root / "crops" / f"shard-{s:06d}.tar",
+            {f"s{i:04d}.npy": npy_bytes(np.zeros((N_CROPS, 5), np.int32)) for i in keys},
+        )
         sample += size
     return root
 
@@ -97,7 +102,8 @@ def test_fast_path_gives_one_view_per_shard(tmp_path):
 
 
 def test_pipeline_writer_shards_take_the_fast_path(tmp_path):
-    from tokzoo.pipeline.writer import npy_bytes as pipeline_npy, tar_bytes
+    from tokzoo.tokens.tars import npy_bytes as pipeline_npy
+    from tokzoo.tokens.tars import tar_bytes
 
     arrays = [tokens("rgb", i) for i in range(5)]
     path = tmp_path / "shard-000000.tar"
@@ -119,7 +125,10 @@ def test_crops_fixed_for_eval_and_redrawn_per_epoch(tmp_path):
     dataset.set_epoch(1)
     epoch1 = all_batches(dataset)[0]
     assert epoch1["__key__"] != epoch0["__key__"] and sorted(epoch1["__key__"]) == sorted(epoch0["__key__"])
-    crop_of = lambda b: dict(zip(b["__key__"], b["__crop__"].tolist()))
+
+    def crop_of(batch):
+        return dict(zip(batch["__key__"], batch["__crop__"].tolist()))
+
     assert crop_of(epoch1) != crop_of(epoch0)
 
 
@@ -165,10 +174,14 @@ def test_resampled_stream_is_seeded(tmp_path):
 
 def test_key_mismatch_names_shard_and_modality(tmp_path):
     root = make_out(tmp_path)
-    write_shard(root / "depth" / "shard-000001.tar",
-                {f"s{i:04d}.npy": npy_bytes(tokens("depth", i)) for i in [5, 6, 8, 7, 9, 10, 11]})
+    write_shard(
+        root / "depth" / "shard-000001.tar",
+        {f"s{i:04d}.npy": npy_bytes(tokens("depth", i)) for i in [5, 6, 8, 7, 9, 10, 11]},
+    )
     dataset = TokenDataset(root, ["rgb", "depth"], batch_size=4, shuffle=False)
-    with pytest.raises(InputError, match=r"depth/shard-000001\.tar: sample 2 is 's0008' in 'depth' but 's0007' in 'rgb'"):
+    with pytest.raises(
+        InputError, match=r"depth/shard-000001\.tar: sample 2 is 's0008' in 'depth' but 's0007' in 'rgb'"
+    ):
         all_batches(dataset)
 
 
@@ -230,10 +243,10 @@ def test_truncated_shard_is_refused(tmp_path):
     data = path.read_bytes()
     with tarfile.open(path) as tar:
         last = tar.getmember("s0015.npy")
-    path.write_bytes(data[:last.offset_data + 20])  # inside the last member
+    path.write_bytes(data[: last.offset_data + 20])  # inside the last member
     with pytest.raises(CorruptFileError, match=r"shard-000002\.tar: member 's0015\.npy' .* past the end of the file"):
         open_shard(path)
-    path.write_bytes(data[:last.offset])  # on a member boundary: would look like a shorter, valid shard
+    path.write_bytes(data[: last.offset])  # on a member boundary: would look like a shorter, valid shard
     with pytest.raises(CorruptFileError, match=r"shard-000002\.tar: truncated tar \(no end-of-archive block\)"):
         open_shard(path)
 
@@ -241,7 +254,9 @@ def test_truncated_shard_is_refused(tmp_path):
 def test_object_and_float_members_are_refused(tmp_path):
     path = tmp_path / "m" / "shard-000000.tar"
     write_shard(path, {"a.npy": npy_bytes(np.array([[None, 1]], dtype=object))})
-    with pytest.raises(DtypeError, match=r"shard-000000\.tar: member b?'a\.npy': token ids must be a plain integer dtype, got object"):
+    with pytest.raises(
+        DtypeError, match=r"shard-000000\.tar: member b?'a\.npy': token ids must be a plain integer dtype, got object"
+    ):
         open_shard(path)
     write_shard(path, {"a.npy": npy_bytes(np.zeros((1, 4), np.float16))})
     with pytest.raises(DtypeError, match="float16"):
@@ -269,7 +284,9 @@ def test_irregular_shards_take_the_per_member_path(tmp_path):
     write_shard(ragged, {"a.npy": npy_bytes(tokens("rgb", 0)), "b.npy": npy_bytes(tokens("rgb", 1)[:1])})
     shard = open_shard(ragged)
     assert shard.n_crops.tolist() == [N_CROPS, 1]
-    np.testing.assert_array_equal(shard.gather(np.array([1, 0]), np.array([0, 2])), np.stack([tokens("rgb", 1)[0], tokens("rgb", 0)[2]]))
+    np.testing.assert_array_equal(
+        shard.gather(np.array([1, 0]), np.array([0, 2])), np.stack([tokens("rgb", 1)[0], tokens("rgb", 0)[2]])
+    )
 
 
 def test_dataloader_workers_and_int64(tmp_path):
@@ -283,8 +300,10 @@ def test_dataloader_workers_and_int64(tmp_path):
 
 def test_hugging_face_reads_a_modality_folder(tmp_path):
     import datasets
+
     root = make_out(tmp_path / "out")
-    ds = datasets.load_dataset("webdataset", data_files={"train": str(root / "depth" / "*.tar")},
-                               cache_dir=str(tmp_path / "hf"))["train"]
+    ds = datasets.load_dataset(
+        "webdataset", data_files={"train": str(root / "depth" / "*.tar")}, cache_dir=str(tmp_path / "hf")
+    )["train"]
     assert len(ds) == 16 and ds[0]["__key__"] == "s0000"
     np.testing.assert_array_equal(ds.with_format("numpy")[7]["npy"], tokens("depth", 7))

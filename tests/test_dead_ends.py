@@ -66,24 +66,55 @@ def _reasons(table):
 
 def test_tokenize_filters_small_and_elongated_images_and_counts_failures_by_reason(odd_photos, tmp_path):
     out = tmp_path / "tokens"
-    result = run("tokenize", "-m", "rgb", "--input", odd_photos, "-o", out, "--min-image-size", 8, "--max-aspect-ratio", 5,
-                 "--workers", 0, "--no-progress")
+    result = run(
+        "tokenize",
+        "-m",
+        "rgb",
+        "--input",
+        odd_photos,
+        "-o",
+        out,
+        "--min-image-size",
+        8,
+        "--max-aspect-ratio",
+        5,
+        "--workers",
+        0,
+        "--no-progress",
+    )
     assert result.exit_code == 0, result.output
-    assert ("ok 3 / failed 3 / total 6 (failed: 1 smaller than --min-image-size, 1 aspect ratio over --max-aspect-ratio, "
-            "1 unreadable or invalid)") in result.output
+    assert (
+        "ok 3 / failed 3 / total 6 (failed: 1 smaller than --min-image-size, 1 aspect ratio over --max-aspect-ratio, "
+        "1 unreadable or invalid)"
+    ) in result.output
     failed = _reasons(out / "rgb" / "shard-000000.samples.jsonl")
     assert sorted(failed) == ["broken", "strip", "tiny"] and "image 1x1" in failed["tiny"]
     stats = json.loads((out / "rgb" / "shard-000000.stats.json").read_text())
-    assert stats["failed_by_reason"] == {"smaller than --min-image-size": 1, "aspect ratio over --max-aspect-ratio": 1,
-                                         "unreadable or invalid": 1}
+    assert stats["failed_by_reason"] == {
+        "smaller than --min-image-size": 1,
+        "aspect ratio over --max-aspect-ratio": 1,
+        "unreadable or invalid": 1,
+    }
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["modalities"]["rgb"]["samples"]["failed_by_reason"] == stats["failed_by_reason"]
 
 
 def test_pseudo_label_filters_and_counts_the_same_way(odd_photos, tmp_path):
     out = tmp_path / "labelled"
-    result = run("pseudo-label", "-m", "palette", "--input", odd_photos, "-o", out, "--min-image-size", 8,
-                 "--max-aspect-ratio", 5, "--no-progress")
+    result = run(
+        "pseudo-label",
+        "-m",
+        "palette",
+        "--input",
+        odd_photos,
+        "-o",
+        out,
+        "--min-image-size",
+        8,
+        "--max-aspect-ratio",
+        5,
+        "--no-progress",
+    )
     assert result.exit_code == 0, result.output
     assert "ok 3 / failed 3 / total 6 (failed: 1 smaller than --min-image-size, 1 aspect ratio over" in result.output
     stats = json.loads((out / ".pseudo-label" / "shard-000000.stats.json").read_text())

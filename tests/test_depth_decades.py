@@ -6,9 +6,9 @@ import pytest
 
 import tokzoo
 from tokzoo.datasets.scenes import generate_scene
-from tokzoo.evaluation import HELDOUT_SEED
-from tokzoo.evaluation.baselines import downsample_bicubic
-from tokzoo.evaluation.metrics import abs_rel_by_decade
+from tokzoo.tokenizers.evaluation import HELDOUT_SEED
+from tokzoo.tokenizers.evaluation.baselines import downsample_bicubic
+from tokzoo.tokenizers.evaluation.metrics import abs_rel_by_decade
 
 
 def test_abs_rel_by_decade_bins_by_true_depth():
@@ -19,7 +19,9 @@ def test_abs_rel_by_decade_bins_by_true_depth():
     assert list(out) == ["0.1-1 m", "1-10 m", "10-100 m"]
     assert out["0.1-1 m"]["pixels"] == 1 and out["0.1-1 m"]["abs_rel"] == pytest.approx(0.1, rel=1e-5)
     assert out["1-10 m"]["pixels"] == 2 and out["1-10 m"]["abs_rel"] == pytest.approx(0.2, rel=1e-5)
-    assert out["10-100 m"]["pixels"] == 3 and out["10-100 m"]["abs_rel"] == pytest.approx(0.5, rel=1e-5)  # 100 m included
+    assert out["10-100 m"]["pixels"] == 3 and out["10-100 m"]["abs_rel"] == pytest.approx(
+        0.5, rel=1e-5
+    )  # 100 m included
     empty = abs_rel_by_decade(truth[None], recon[None], decades=((200.0, 300.0),))
     assert empty["200-300 m"]["pixels"] == 0 and np.isnan(empty["200-300 m"]["abs_rel"])
 

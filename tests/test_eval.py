@@ -10,11 +10,22 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from tokzoo.evaluation import METRICS, evaluate, format_table, heldout_values, save_grid
-from tokzoo.evaluation.baselines import bits_per_sample, downsample_bicubic, jpeg, jpeg_at_least, jpeg_bytes
-from tokzoo.evaluation.codebook import CodebookUsage
-from tokzoo.evaluation.metrics import abs_rel, angular_error, binary_iou, cosine, mae, mean_iou, psnr, rmse, ssim, valid_accuracy
-from tokzoo.learned import LearnedTokenizer
+from tokzoo.tokenizers.evaluation import METRICS, evaluate, format_table, heldout_values, save_grid
+from tokzoo.tokenizers.evaluation.baselines import bits_per_sample, downsample_bicubic, jpeg, jpeg_at_least, jpeg_bytes
+from tokzoo.tokenizers.evaluation.metrics import (
+    abs_rel,
+    angular_error,
+    binary_iou,
+    cosine,
+    mae,
+    mean_iou,
+    psnr,
+    rmse,
+    ssim,
+    valid_accuracy,
+)
+from tokzoo.tokenizers.learned import LearnedTokenizer
+from tokzoo.tokenizers.training.codebook import CodebookUsage
 from tokzoo_cli.main import cli
 
 RNG = np.random.default_rng(0)
@@ -23,9 +34,16 @@ IMAGES = RNG.integers(0, 250, (3, 32, 32, 3), dtype=np.uint8)
 
 def small_tokenizer(modality="rgb", levels=(5, 5, 5)):
     torch.manual_seed(0)
-    return LearnedTokenizer({"modality": modality, "name": f"test_{modality}", "latent_dim": 8,
-                             "model": {"preset": "conv-tiny", "width": 8, "groups": 4},
-                             "quantizer": {"type": "fsq", "levels": list(levels)}, "input_size": [32, 32]})
+    return LearnedTokenizer(
+        {
+            "modality": modality,
+            "name": f"test_{modality}",
+            "latent_dim": 8,
+            "model": {"preset": "conv-tiny", "width": 8, "groups": 4},
+            "quantizer": {"type": "fsq", "levels": list(levels)},
+            "input_size": [32, 32],
+        }
+    )
 
 
 def test_image_metrics_on_known_cases():
@@ -95,13 +113,22 @@ def test_label_normal_and_feature_metrics_on_known_cases():
 
 
 def test_every_trainable_image_and_feature_modality_has_metrics():
-    for modality in ("rgb", "depth", "normals", "semseg", "edges", "global_feature", "dense_features",
-                     "sam_instances", "human_pose"):
+    for modality in (
+        "rgb",
+        "depth",
+        "normals",
+        "semseg",
+        "edges",
+        "global_feature",
+        "dense_features",
+        "sam_instances",
+        "human_pose",
+    ):
         assert METRICS[modality]
 
 
 def test_mask_and_keypoint_metrics_on_known_cases():
-    from tokzoo.evaluation.metrics import keypoint_error, mask_iou, pck, visibility_accuracy
+    from tokzoo.tokenizers.evaluation.metrics import keypoint_error, mask_iou, pck, visibility_accuracy
 
     a = np.zeros((2, 4, 4), bool)
     a[0, :2] = True
@@ -172,8 +199,20 @@ def test_report_shape_table_and_grid(tmp_path):
     assert unreadable == () and values.shape == (3, 32, 32, 3) and "held-out scenes" in description
     evaluation = evaluate(tok, values, data=description)
     report = json.loads(json.dumps(evaluation.report))
-    assert set(report) == {"tokenizer", "modality", "data", "n_samples", "vocab_size", "token_shape", "bits_per_sample",
-                           "main_metric", "codebook", "rows", "n_unreadable", "unreadable"}
+    assert set(report) == {
+        "tokenizer",
+        "modality",
+        "data",
+        "n_samples",
+        "vocab_size",
+        "token_shape",
+        "bits_per_sample",
+        "main_metric",
+        "codebook",
+        "rows",
+        "n_unreadable",
+        "unreadable",
+    }
     assert [row["method"] for row in report["rows"]] == ["tokenizer", "downsample_bicubic", "jpeg"]
     assert all(set(row["metrics"]) == {"psnr", "ssim", "mae"} for row in report["rows"])
     assert report["main_metric"] == "psnr" and report["rows"][0]["bits_per_sample"] == round(bits_per_sample(tok), 2)
@@ -187,8 +226,9 @@ def test_cli_eval_json_and_grid(tmp_path):
     tok = small_tokenizer("depth")
     tok.config["untrained"] = False
     tok.save_pretrained(tmp_path / "tok")
-    result = CliRunner().invoke(cli, ["eval", "-t", str(tmp_path / "tok"), "--n", "2", "--json",
-                                      "--grid", str(tmp_path / "g.png")])
+    result = CliRunner().invoke(
+        cli, ["eval", "-t", str(tmp_path / "tok"), "--n", "2", "--json", "--grid", str(tmp_path / "g.png")]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["modality"] == "depth" and report["n_samples"] == 2

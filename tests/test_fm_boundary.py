@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tokzoo.evaluation.metrics import boundary_f1, label_boundaries, mean_iou
+from tokzoo.tokenizers.evaluation.metrics import boundary_f1, label_boundaries, mean_iou
 
 
 def halves(split=16, size=32):

@@ -26,7 +26,9 @@ def test_breadth_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     log = [json.loads(line) for line in (tmp_path / "runs" / "breadth-10-seed0" / "log.jsonl").read_text().splitlines()]
     assert set(log[-1]["losses"]) == set(kinds)  # every modality was a target in the last step
     assert set(log[-1]["eval"]["losses"]) == {"rgb", "depth", "normals", "semseg"}  # the held-out rooms' modalities
-    assert json.loads((tmp_path / "runs" / "breadth-4-seed0" / "config.json").read_text())["data"].endswith("rooms-tokens")
+    assert json.loads((tmp_path / "runs" / "breadth-4-seed0" / "config.json").read_text())["data"].endswith(
+        "rooms-tokens"
+    )
 
     # generate and eval read a dataset of two folders; sequences and feature maps are drawn in the PNG
     from click.testing import CliRunner
@@ -36,12 +38,43 @@ def test_breadth_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
 
     rooms = f"{tmp_path / 'rooms-tokens'},{tmp_path / 'rooms-features'}"
     png = tmp_path / "ten.png"
-    done = CliRunner().invoke(cli, ["fm", "generate", "-m", str(tmp_path / "runs" / "breadth-10-seed0"), "--data", rooms,
-                                    "--key", "scene_000001", "--from", "rgb", "--to", "palette,metadata,dense_features",
-                                    "-o", str(png), "--steps", "2"])
+    done = CliRunner().invoke(
+        cli,
+        [
+            "fm",
+            "generate",
+            "-m",
+            str(tmp_path / "runs" / "breadth-10-seed0"),
+            "--data",
+            rooms,
+            "--key",
+            "scene_000001",
+            "--from",
+            "rgb",
+            "--to",
+            "palette,metadata,dense_features",
+            "-o",
+            str(png),
+            "--steps",
+            "2",
+        ],
+    )
     assert done.exit_code == 0, done.output
     assert Image.open(png).size[0] > 7 * 16  # 1 input + 3 predictions + 3 truths
-    done = CliRunner().invoke(cli, ["fm", "eval", "-m", str(tmp_path / "runs" / "breadth-10-seed0"), "--data", rooms,
-                                    "--n", "2", "--steps", "1", "--no-progress"])
+    done = CliRunner().invoke(
+        cli,
+        [
+            "fm",
+            "eval",
+            "-m",
+            str(tmp_path / "runs" / "breadth-10-seed0"),
+            "--data",
+            rooms,
+            "--n",
+            "2",
+            "--steps",
+            "1",
+            "--no-progress",
+        ],
+    )
     assert done.exit_code == 0 and "| semseg | boundary_f1" in done.output, done.output
-

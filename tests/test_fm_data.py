@@ -8,11 +8,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from tokzoo_cli.main import cli
+from tokzoo.fm.masking import Masker
 from tokzoo.fm.recipe import parse_recipe
 from tokzoo.fm.stream import MixtureStream, mixture_specs
 from tokzoo.fm.train import held_out_batch, train
-from tokzoo.fm.masking import Masker
+from tokzoo_cli.main import cli
 
 MODALITIES = ["rgb", "depth", "palette"]
 
@@ -33,7 +33,18 @@ def rooms(tmp_path_factory):
     """Scenes with every modality of the recipe: rgb, depth and a k-means palette (a sequence, masked with sentinels)."""
     root = tmp_path_factory.mktemp("fmdata")
     run(["scenes", "--n", "16", "--size", "64", "--samples-per-shard", "4", "--out", str(root / "scenes")])
-    run(["pseudo-label", "-m", "palette,metadata", "-i", str(root / "scenes"), "-o", str(root / "labelled"), "--no-progress"])
+    run(
+        [
+            "pseudo-label",
+            "-m",
+            "palette,metadata",
+            "-i",
+            str(root / "scenes"),
+            "-o",
+            str(root / "labelled"),
+            "--no-progress",
+        ]
+    )
     return tokenize(root / "rooms", MODALITIES, 16, 0, labelled=root / "labelled")
 
 
@@ -86,20 +97,40 @@ def test_mixture_follows_its_weights_and_a_dataset_lacking_a_modality_leaves_it_
 
 
 def recipe(**train_fields):
-    return parse_recipe({
-        "data": {"modalities": MODALITIES, "weights": [3, 1]}, "model": {"preset": "fm-tiny"},
-        "masking": {"input_tokens": [16, 48], "target_tokens": [16, 48],
-                    "mixture": [{"name": "all->all", "input_alpha": 0.5, "target_alpha": 0.5}]},
-        "train": {"steps": 4, "batch_size": 8, "lr": 1.0e-3, "warmup_steps": 1, "num_workers": 1, "eval_every": 2,
-                  "eval_samples": 6, **train_fields}})
+    return parse_recipe(
+        {
+            "data": {"modalities": MODALITIES, "weights": [3, 1]},
+            "model": {"preset": "fm-tiny"},
+            "masking": {
+                "input_tokens": [16, 48],
+                "target_tokens": [16, 48],
+                "mixture": [{"name": "all->all", "input_alpha": 0.5, "target_alpha": 0.5}],
+            },
+            "train": {
+                "steps": 4,
+                "batch_size": 8,
+                "lr": 1.0e-3,
+                "warmup_steps": 1,
+                "num_workers": 1,
+                "eval_every": 2,
+                "eval_samples": 6,
+                **train_fields,
+            },
+        }
+    )
 
 
 def test_mixture_training_resumes_exactly_and_logs_the_held_out_loss(rooms, plain, tmp_path, one_thread):
     train(recipe(checkpoint_every=2), [rooms, plain], tmp_path / "straight", progress=False, eval_data=rooms)
     train(recipe(checkpoint_every=2), [rooms, plain], tmp_path / "resumed", steps=2, progress=False, eval_data=rooms)
     train(recipe(checkpoint_every=2), [rooms, plain], tmp_path / "resumed", progress=False, eval_data=rooms)
-    read = lambda run: [{k: v for k, v in json.loads(line).items() if k not in ("tokens_per_s", "data_bytes")}  # noqa: E731
-                        for line in (run / "log.jsonl").read_text().splitlines()]
+
+    def read(run):
+        lines = (run / "log.jsonl").read_text().splitlines()
+        return [
+            {k: v for k, v in json.loads(line).items() if k not in ("tokens_per_s", "data_bytes")} for line in lines
+        ]
+
     straight = read(tmp_path / "straight")
     assert straight == read(tmp_path / "resumed")
     assert [("eval" in r) for r in straight] == [False, True, False, True]
@@ -121,9 +152,28 @@ def test_held_out_masks_are_drawn_once(rooms, one_thread):
 def test_cli_trains_a_mixture_with_a_held_out_set(rooms, plain, tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(json.dumps(recipe().raw))
-    result = CliRunner().invoke(cli, ["fm", "train", "-r", str(path), "--data", str(rooms), "--data", str(plain),
-                                      "--eval-data", str(rooms), "-o", str(tmp_path / "run"), "--steps", "2",
-                                      "--threads", "1", "--no-progress"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "fm",
+            "train",
+            "-r",
+            str(path),
+            "--data",
+            str(rooms),
+            "--data",
+            str(plain),
+            "--eval-data",
+            str(rooms),
+            "-o",
+            str(tmp_path / "run"),
+            "--steps",
+            "2",
+            "--threads",
+            "1",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("step 2: loss ") and "held-out loss" in result.output
     result = CliRunner().invoke(cli, ["fm", "train", "-r", str(path), "--data", str(rooms), "-o", str(tmp_path / "x")])

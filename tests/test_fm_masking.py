@@ -7,9 +7,9 @@ import torch
 
 from tokzoo.errors import ConfigError
 from tokzoo.fm.masking import MaskedBatch, Masker, MaskingConfig, MixtureComponent, split_budget
-from tokzoo.fm.spans import corrupt, mask_sequence, merge_spans
 from tokzoo.fm.recipe import parse_recipe
-from tokzoo.fm.spec import ModalitySpec
+from tokzoo.fm.spans import corrupt, mask_sequence, merge_spans
+from tokzoo.tokens.spec import ModalitySpec
 
 NAMES = ["rgb", "depth", "normals", "semseg"]
 
@@ -19,8 +19,10 @@ def image_specs(side=8):
 
 
 def full_batch(specs, n):
-    return MaskedBatch({s.name: torch.zeros(n, s.length, dtype=torch.long) for s in specs},
-                       {s.name: torch.ones(n, s.length, dtype=torch.bool) for s in specs})
+    return MaskedBatch(
+        {s.name: torch.zeros(n, s.length, dtype=torch.long) for s in specs},
+        {s.name: torch.ones(n, s.length, dtype=torch.bool) for s in specs},
+    )
 
 
 def shares(masks, names):
@@ -43,7 +45,10 @@ def test_budget_shares_follow_the_dirichlet_mixture():
     specs = image_specs(side=32)  # budgets of 256 tokens: rounding the shares to tokens moves them < 0.5%
     all_to_all = {n: 0.5 for n in NAMES}
     skewed = {"rgb": 3.0, "depth": 1.0, "normals": 0.5, "semseg": 0.5}
-    mixture = (MixtureComponent("all", all_to_all, all_to_all, weight=1.0), MixtureComponent("skew", skewed, skewed, weight=3.0))
+    mixture = (
+        MixtureComponent("all", all_to_all, all_to_all, weight=1.0),
+        MixtureComponent("skew", skewed, skewed, weight=3.0),
+    )
     masked = Masker(specs, MaskingConfig(256, 256, mixture))(full_batch(specs, 3000), np.random.default_rng(0))
     expected_mean, expected_var = dirichlet_moments([all_to_all, skewed], [0.25, 0.75], NAMES)
     for masks in (masked.input, masked.target):
@@ -75,7 +80,9 @@ def test_samples_lacking_a_modality_contribute_none_of_it():
     batch = full_batch(specs, 4000)
     batch.valid["depth"][::2] = False  # even samples come from a dataset without depth
     alpha = {n: 1.0 for n in NAMES}
-    masked = Masker(specs, MaskingConfig(12, 12, (MixtureComponent("all", alpha, alpha),)))(batch, np.random.default_rng(2))
+    masked = Masker(specs, MaskingConfig(12, 12, (MixtureComponent("all", alpha, alpha),)))(
+        batch, np.random.default_rng(2)
+    )
     assert not masked.input["depth"][::2].any() and not masked.target["depth"][::2].any()
     lacking = shares({m: masked.input[m][::2] for m in NAMES}, NAMES)
     np.testing.assert_allclose(lacking.mean(0), [1 / 3, 0, 1 / 3, 1 / 3], atol=0.015)  # Dirichlet over the other three
@@ -88,10 +95,12 @@ def test_items_are_masked_whole_and_padding_never_chosen():
     valid = torch.zeros(300, 24, dtype=torch.bool)
     counts = torch.randint(0, 7, (300,), generator=torch.Generator().manual_seed(0))
     for b, c in enumerate(counts):
-        valid[b, :c * 4] = True
+        valid[b, : c * 4] = True
     batch = MaskedBatch({spec.name: torch.zeros(300, 24, dtype=torch.long)}, {spec.name: valid})
     alpha = {spec.name: 1.0}
-    masked = Masker([spec], MaskingConfig(9, 10, (MixtureComponent("x", alpha, alpha),)))(batch, np.random.default_rng(3))
+    masked = Masker([spec], MaskingConfig(9, 10, (MixtureComponent("x", alpha, alpha),)))(
+        batch, np.random.default_rng(3)
+    )
     for masks in (masked.input, masked.target):
         per_item = masks[spec.name].reshape(300, 6, 4)
         assert ((per_item.sum(-1) == 0) | (per_item.sum(-1) == 4)).all()  # whole items
@@ -124,7 +133,9 @@ def test_sentinel_masking_respects_budgets_and_draws_keep_probability_per_sample
         if len(target):
             assert target[0] >= vocab  # a (possibly cut) target always starts at a sentinel
         kept = inputs[inputs < vocab]
-        assert set(kept.tolist()) <= set(content.tolist()) and not set(kept.tolist()) & set(target[target < vocab].tolist())
+        assert set(kept.tolist()) <= set(content.tolist()) and not set(kept.tolist()) & set(
+            target[target < vocab].tolist()
+        )
         if n_in == 20 and n_target == 22:
             kept_fraction.append(len(kept) / 20)
             np.testing.assert_array_equal(merge_spans(inputs, target, vocab, 20), content)  # nothing lost
@@ -154,10 +165,16 @@ def test_no_target_id_ever_reaches_the_decoder_ahead_of_its_slot():
     raw = {"rgb": torch.randint(0, 20, (3000, 4)), "captions": ids}
     alpha = {"rgb": 1.0, "captions": 1.0}
     config = MaskingConfig((0, 24), (1, 24), (MixtureComponent("all", alpha, alpha),))
-    masked = Masker([image, spec], config)(flatten_batch(raw, [image, spec]), [np.random.default_rng([9, b]) for b in range(3000)])
-    previous = model.previous_ids(masked)[:, image.slots:]  # the captions' slots
-    decoder, target, encoder, inputs = (masked.target_tokens["captions"], masked.target["captions"],
-                                        masked.tokens["captions"], masked.input["captions"])
+    masked = Masker([image, spec], config)(
+        flatten_batch(raw, [image, spec]), [np.random.default_rng([9, b]) for b in range(3000)]
+    )
+    previous = model.previous_ids(masked)[:, image.slots :]  # the captions' slots
+    decoder, target, encoder, inputs = (
+        masked.target_tokens["captions"],
+        masked.target["captions"],
+        masked.tokens["captions"],
+        masked.input["captions"],
+    )
     checked = dropped_seen = 0
     for b in range(3000):
         n = int(lengths[b])
@@ -207,24 +224,33 @@ def test_split_budget_spends_exactly_and_respects_zero_alphas():
     assert split_budget(10, np.zeros(3), rng).sum() == 0
 
 
-RECIPE = {"data": {"modalities": ["rgb", "depth"]}, "model": {"preset": "fm-tiny"},
-          "masking": {"input_tokens": 8, "target_tokens": 8, "mixture": [{"input_alpha": 0.5, "target_alpha": 0.5}]},
-          "train": {"steps": 2, "batch_size": 4}}
+RECIPE = {
+    "data": {"modalities": ["rgb", "depth"]},
+    "model": {"preset": "fm-tiny"},
+    "masking": {"input_tokens": 8, "target_tokens": 8, "mixture": [{"input_alpha": 0.5, "target_alpha": 0.5}]},
+    "train": {"steps": 2, "batch_size": 4},
+}
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda r: r["data"].update(modalities=[]), "data.modalities must be a non-empty list"),
-    (lambda r: r["model"].update(preset="4M-XXL"), "unknown model preset '4M-XXL'"),
-    (lambda r: r["model"].update(width=3), "unknown model field(s) ['width']"),
-    (lambda r: r["masking"]["mixture"][0].update(input_alpha={"audio": 1}), "names 'audio', not in data.modalities"),
-    (lambda r: r["masking"]["mixture"][0].update(target_alpha=-1), "must be a number >= 0"),
-    (lambda r: r["train"].update(steps=0), "train.steps must be an integer >= 1"),
-    (lambda r: r["masking"].update(input_tokens=[9, 3]), "masking.input_tokens range [9, 3] has low > high"),
-    (lambda r: r["masking"].update(target_tokens=[0, 3]), "masking.target_tokens must be an integer >= 1"),
-    (lambda r: r["train"].update(lr="fast"), "train.lr must be a number"),
-    (lambda r: r.update(extra={}), "unknown field 'extra' in top level"),
-    (lambda r: r.pop("masking"), "section 'masking' missing"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r["data"].update(modalities=[]), "data.modalities must be a non-empty list"),
+        (lambda r: r["model"].update(preset="4M-XXL"), "unknown model preset '4M-XXL'"),
+        (lambda r: r["model"].update(width=3), "unknown model field(s) ['width']"),
+        (
+            lambda r: r["masking"]["mixture"][0].update(input_alpha={"audio": 1}),
+            "names 'audio', not in data.modalities",
+        ),
+        (lambda r: r["masking"]["mixture"][0].update(target_alpha=-1), "must be a number >= 0"),
+        (lambda r: r["train"].update(steps=0), "train.steps must be an integer >= 1"),
+        (lambda r: r["masking"].update(input_tokens=[9, 3]), "masking.input_tokens range [9, 3] has low > high"),
+        (lambda r: r["masking"].update(target_tokens=[0, 3]), "masking.target_tokens must be an integer >= 1"),
+        (lambda r: r["train"].update(lr="fast"), "train.lr must be a number"),
+        (lambda r: r.update(extra={}), "unknown field 'extra' in top level"),
+        (lambda r: r.pop("masking"), "section 'masking' missing"),
+    ],
+)
 def test_recipe_errors_are_one_line(change, message):
     import copy
 

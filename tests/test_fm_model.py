@@ -7,10 +7,14 @@ import torch
 from tokzoo.fm.generate import DecodeSettings, generate
 from tokzoo.fm.masking import MaskedBatch, Masker, MaskingConfig, MixtureComponent, flatten_batch
 from tokzoo.fm.model import PRESETS, FourM, model_config
-from tokzoo.fm.spec import ModalitySpec
+from tokzoo.tokens.spec import ModalitySpec
 
-SPECS = [ModalitySpec("rgb", "image", 50, (4, 4)), ModalitySpec("depth", "image", 30, (4, 4)),
-         ModalitySpec("sam_instances", "items", 20, (3, 4), pad_id=20), ModalitySpec("captions", "sequence", 40, (1, 10))]
+SPECS = [
+    ModalitySpec("rgb", "image", 50, (4, 4)),
+    ModalitySpec("depth", "image", 30, (4, 4)),
+    ModalitySpec("sam_instances", "items", 20, (3, 4), pad_id=20),
+    ModalitySpec("captions", "sequence", 40, (1, 10)),
+]
 
 
 def random_batch(n=6, seed=0):
@@ -38,7 +42,9 @@ def test_losses_counts_and_every_parameter_gets_a_gradient(model):
         spec = next(s for s in SPECS if s.name == name)
         if count:  # untrained: close to uniform over the vocabulary (sequences: the previous id's embedding, tied to
             # the head, favours repeating it, which costs ~1 nat more at initialisation)
-            assert abs(float(loss_sum.detach()) / int(count) - np.log(spec.model_vocab)) < (2.0 if spec.kind == "sequence" else 1.0)
+            assert abs(float(loss_sum.detach()) / int(count) - np.log(spec.model_vocab)) < (
+                2.0 if spec.kind == "sequence" else 1.0
+            )
     sum(loss for loss, _ in out.values()).backward()
     assert [n for n, p in model.named_parameters() if p.grad is None] == []
 
@@ -55,7 +61,9 @@ def test_decoder_self_attention_stays_within_a_modality(model):
     """rgb's predictions do not change when depth's targets are dropped (same inputs)."""
     batch = random_batch()
     rgb_logits = model.target_logits(batch)["rgb"][0]
-    fewer = MaskedBatch(batch.tokens, batch.valid, batch.input, {**batch.target, "depth": torch.zeros_like(batch.target["depth"])})
+    fewer = MaskedBatch(
+        batch.tokens, batch.valid, batch.input, {**batch.target, "depth": torch.zeros_like(batch.target["depth"])}
+    )
     torch.testing.assert_close(model.target_logits(fewer)["rgb"][0], rgb_logits, rtol=1e-5, atol=1e-5)
 
 
@@ -64,7 +72,9 @@ def test_sequences_are_causal_and_teacher_forced(model):
     n, length = 6, SPECS[3].slots
     target = torch.zeros(n, length, dtype=torch.bool)
     target[:, 4:] = True
-    batch = MaskedBatch(batch.tokens, batch.valid, {**batch.input, "captions": ~target}, {**batch.target, "captions": target})
+    batch = MaskedBatch(
+        batch.tokens, batch.valid, {**batch.input, "captions": ~target}, {**batch.target, "captions": target}
+    )
     assert "captions" not in batch.target_tokens  # the decoder reads and predicts ``tokens`` here
     logits, _, position = model.target_logits(batch)["captions"]
     changed = {**batch.tokens, "captions": batch.tokens["captions"].clone()}
@@ -80,7 +90,9 @@ def test_presets_match_the_paper_sizes():
         base = FourM([ModalitySpec("rgb", "image", 64000, (14, 14))], PRESETS["4M-B"])
     assert 190e6 < base.num_parameters(embeddings=False) < 205e6  # 4M-B: ~198M
     assert base.config.encoder_layers == base.config.decoder_layers == 12 and base.config.heads == 12
-    assert all(getattr(m, "bias", None) is None for m in base.modules() if isinstance(m, (torch.nn.Linear, torch.nn.LayerNorm)))
+    assert all(
+        getattr(m, "bias", None) is None for m in base.modules() if isinstance(m, (torch.nn.Linear, torch.nn.LayerNorm))
+    )
     assert {m.eps for m in base.modules() if isinstance(m, torch.nn.LayerNorm)} == {1e-6}
 
 
@@ -94,7 +106,12 @@ def test_generation_is_seeded_keeps_sources_and_fills_every_target(model):
     assert first["captions"].shape == (3, 10) and int(first["captions"].max()) < 40
     assert (first["sam_instances"][:, 8:] == 0).all()  # only the slots of existing items are filled
     greedy = generate(model, batch, ["rgb"], ["depth"], DecodeSettings(steps=1, temperature=0.0))["depth"]
-    logits, sample, position = model.target_logits(MaskedBatch(
-        batch.tokens, batch.valid, {**{m: torch.zeros_like(v) for m, v in batch.valid.items()}, "rgb": batch.valid["rgb"]},
-        {**{m: torch.zeros_like(v) for m, v in batch.valid.items()}, "depth": batch.valid["depth"]}))["depth"]
+    logits, sample, position = model.target_logits(
+        MaskedBatch(
+            batch.tokens,
+            batch.valid,
+            {**{m: torch.zeros_like(v) for m, v in batch.valid.items()}, "rgb": batch.valid["rgb"]},
+            {**{m: torch.zeros_like(v) for m, v in batch.valid.items()}, "depth": batch.valid["depth"]},
+        )
+    )["depth"]
     assert torch.equal(greedy[sample, position], logits.argmax(-1))  # one step at temperature 0 = argmax everywhere

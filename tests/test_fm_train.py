@@ -13,26 +13,49 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from tokzoo_cli.main import cli
 from tokzoo.fm.recipe import load_recipe, parse_recipe
 from tokzoo.fm.train import train
+from tokzoo_cli.main import cli
 
 MODALITIES = ["rgb", "depth", "normals", "semseg"]
 
 
 def recipe_dict(**train_fields):
-    return {"data": {"modalities": ["rgb", "depth", "semseg"]}, "model": {"preset": "fm-tiny"},
-            "masking": {"input_tokens": 32, "target_tokens": 32,
-                        "mixture": [{"name": "rgb->all", "input_alpha": {"rgb": 1000}, "target_alpha": 0.5},
-                                    {"name": "all->all", "input_alpha": 0.5, "target_alpha": 0.5}]},
-            "train": {"steps": 4, "batch_size": 8, "lr": 1.0e-3, "warmup_steps": 1, "num_workers": 0, **train_fields}}
+    return {
+        "data": {"modalities": ["rgb", "depth", "semseg"]},
+        "model": {"preset": "fm-tiny"},
+        "masking": {
+            "input_tokens": 32,
+            "target_tokens": 32,
+            "mixture": [
+                {"name": "rgb->all", "input_alpha": {"rgb": 1000}, "target_alpha": 0.5},
+                {"name": "all->all", "input_alpha": 0.5, "target_alpha": 0.5},
+            ],
+        },
+        "train": {"steps": 4, "batch_size": 8, "lr": 1.0e-3, "warmup_steps": 1, "num_workers": 0, **train_fields},
+    }
 
 
 @pytest.fixture(scope="module")
 def tokens(tmp_path_factory):
     out = tmp_path_factory.mktemp("fm") / "tokens"
-    result = CliRunner().invoke(cli, ["tokenize", "-m", ",".join(MODALITIES), "--scenes", "16", "--scene-size", "64",
-                                      "--samples-per-shard", "8", "--no-progress", "-o", str(out)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "tokenize",
+            "-m",
+            ",".join(MODALITIES),
+            "--scenes",
+            "16",
+            "--scene-size",
+            "64",
+            "--samples-per-shard",
+            "8",
+            "--no-progress",
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -64,7 +87,10 @@ def test_resume_reproduces_the_loss_curve_exactly(tokens, tmp_path, one_thread):
 def test_gradient_accumulation_equals_the_whole_batch(tokens, tmp_path, one_thread):
     train(parse_recipe(recipe_dict(steps=2)), tokens, tmp_path / "whole", progress=False)
     train(parse_recipe(recipe_dict(steps=2, micro_batch_size=2)), tokens, tmp_path / "accumulated", progress=False)
-    a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "accumulated" / "model.safetensors")
+    a, b = (
+        load_file(tmp_path / "whole" / "model.safetensors"),
+        load_file(tmp_path / "accumulated" / "model.safetensors"),
+    )
     # atol 1e-5 = 1% of one step's update (lr 1e-3): Adam turns float-rounding noise in a near-zero gradient
     # element into an update of up to lr, so a few elements differ by ~1e-6 while the rest agree to rounding
     assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5) for k in a)
@@ -77,17 +103,32 @@ def test_two_process_ddp_equals_one_process(tokens, tmp_path, one_thread):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(json.dumps(recipe_dict(steps=3)))  # JSON is YAML
     script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys, torch
         torch.set_num_threads(1)
         from tokzoo.fm.recipe import load_recipe
         from tokzoo.fm.train import train
         train(load_recipe({str(recipe)!r}), {str(tokens)!r}, sys.argv[1], progress=False)
-    """))
+    """)
+    )
     train(parse_recipe(recipe_dict(steps=3)), tokens, tmp_path / "one", progress=False)
-    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                               str(script), str(tmp_path / "two")], capture_output=True, text=True, timeout=300,
-                              env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    launched = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(script),
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     assert launched.returncode == 0, launched.stderr[-2000:]
     a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
     assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5) for k in a)  # tolerance: see the accumulation test
@@ -95,7 +136,10 @@ def test_two_process_ddp_equals_one_process(tokens, tmp_path, one_thread):
     assert [r["step"] for r in two] == [1, 2, 3]
     assert all(abs(x["loss"] - y["loss"]) < 1e-5 for x, y in zip(one, two))
     # each process read only its half of every global batch: rank 0 logs its own bytes, half of one process's
-    one_bytes, two_bytes = [r["data_bytes"] for r in log_records(tmp_path / "one")], [r["data_bytes"] for r in log_records(tmp_path / "two")]
+    one_bytes, two_bytes = (
+        [r["data_bytes"] for r in log_records(tmp_path / "one")],
+        [r["data_bytes"] for r in log_records(tmp_path / "two")],
+    )
     assert [2 * b for b in two_bytes] == one_bytes and one_bytes[-1] > 0
 
 
@@ -116,47 +160,103 @@ def test_bad_input_gives_one_line_errors(tokens, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
 
     captions = write_recipe(tmp_path / "captions.yaml", modalities=["rgb", "captions"])
-    fails(["fm", "train", "-r", str(captions), "--data", str(tokens), "-o", str(tmp_path / "x")],
-          "no modality 'captions' in this token dataset (it has: depth, normals, rgb, semseg)")
+    fails(
+        ["fm", "train", "-r", str(captions), "--data", str(tokens), "-o", str(tmp_path / "x")],
+        "no modality 'captions' in this token dataset (it has: depth, normals, rgb, semseg)",
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     manifest = json.loads((tokens / "manifest.json").read_text())
     for entry in manifest["modalities"].values():
         entry["samples"] = {"count": 3, "ok": 0, "failed": 3}
     (empty / "manifest.json").write_text(json.dumps(manifest))
-    fails(["fm", "train", "-r", str(write_recipe(tmp_path / "ok.yaml")), "--data", str(empty), "-o", str(tmp_path / "x")],
-          "holds no samples: the dataset is empty")
-    fails(["fm", "train", "-r", str(tmp_path / "missing.yaml"), "--data", str(tokens), "-o", str(tmp_path / "x")], "missing.yaml: no such file, nor a shipped recipe")
+    fails(
+        ["fm", "train", "-r", str(write_recipe(tmp_path / "ok.yaml")), "--data", str(empty), "-o", str(tmp_path / "x")],
+        "holds no samples: the dataset is empty",
+    )
+    fails(
+        ["fm", "train", "-r", str(tmp_path / "missing.yaml"), "--data", str(tokens), "-o", str(tmp_path / "x")],
+        "missing.yaml: no such file, nor a shipped recipe",
+    )
 
     run = tmp_path / "run"
-    assert runner.invoke(cli, ["fm", "train", "-r", str(tmp_path / "ok.yaml"), "--data", str(tokens), "-o", str(run),
-                               "--no-progress"]).exit_code == 0
+    assert (
+        runner.invoke(
+            cli,
+            ["fm", "train", "-r", str(tmp_path / "ok.yaml"), "--data", str(tokens), "-o", str(run), "--no-progress"],
+        ).exit_code
+        == 0
+    )
     other = tmp_path / "other-vocab"
     shutil.copytree(tokens, other, ignore=shutil.ignore_patterns("_source"))
     manifest = json.loads((other / "manifest.json").read_text())
     manifest["modalities"]["depth"]["vocab_size"] = 1000
     (other / "manifest.json").write_text(json.dumps(manifest))
-    fails(["fm", "generate", "-m", str(run), "--data", str(other), "--key", "scene_000000", "--from", "rgb", "--to", "depth",
-           "-o", str(tmp_path / "g.png")], "modality 'depth' has vocabulary 1000 and token grid [8, 8], the model was trained on vocabulary 125")
+    fails(
+        [
+            "fm",
+            "generate",
+            "-m",
+            str(run),
+            "--data",
+            str(other),
+            "--key",
+            "scene_000000",
+            "--from",
+            "rgb",
+            "--to",
+            "depth",
+            "-o",
+            str(tmp_path / "g.png"),
+        ],
+        "modality 'depth' has vocabulary 1000 and token grid [8, 8], the model was trained on vocabulary 125",
+    )
     fails(["fm", "train", "-r", str(tmp_path / "ok.yaml"), "--data", str(other), "-o", str(run)], "has vocabulary 1000")
     fails(["fm", "train", "-r", str(captions), "--data", str(tokens), "-o", str(run)], "no modality 'captions'")
     write_recipe(tmp_path / "changed.yaml", modalities=["rgb", "depth"])
-    fails(["fm", "train", "-r", str(tmp_path / "changed.yaml"), "--data", str(tokens), "-o", str(run)],
-          "holds a run of another recipe")
+    fails(
+        ["fm", "train", "-r", str(tmp_path / "changed.yaml"), "--data", str(tokens), "-o", str(run)],
+        "holds a run of another recipe",
+    )
     state = json.loads((run / "trainer_state.json").read_text())
     (run / "trainer_state.json").write_text(json.dumps({**state, "position": {"epoch": 0, "batch": 1}}))
-    fails(["fm", "train", "-r", str(tmp_path / "ok.yaml"), "--data", str(tokens), "-o", str(run)], "written by an older trainer")
-    fails(["fm", "generate", "-m", str(tmp_path / "nowhere"), "--data", str(tokens), "--key", "k", "--from", "rgb", "--to",
-           "depth", "-o", str(tmp_path / "g.png")], "not a trained model folder")
+    fails(
+        ["fm", "train", "-r", str(tmp_path / "ok.yaml"), "--data", str(tokens), "-o", str(run)],
+        "written by an older trainer",
+    )
+    fails(
+        [
+            "fm",
+            "generate",
+            "-m",
+            str(tmp_path / "nowhere"),
+            "--data",
+            str(tokens),
+            "--key",
+            "k",
+            "--from",
+            "rgb",
+            "--to",
+            "depth",
+            "-o",
+            str(tmp_path / "g.png"),
+        ],
+        "not a trained model folder",
+    )
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "recipes" / "fm").glob("*.yaml")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).resolve().parents[1] / "recipes" / "fm").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_shipped_fm_recipes_parse_and_train_on_the_scene_modalities(path):
     recipe = load_recipe(path)
     if path.name.startswith("breadth"):  # benchmarks/fm_breadth.py's pair: same model, budgets and schedule
         twin = load_recipe(path.with_name("breadth-4.yaml" if path.name == "breadth-10.yaml" else "breadth-10.yaml"))
-        assert (recipe.model, recipe.masking.budget_ranges(), recipe.train) == (twin.model, twin.masking.budget_ranges(), twin.train)
+        assert (recipe.model, recipe.masking.budget_ranges(), recipe.train) == (
+            twin.model,
+            twin.masking.budget_ranges(),
+            twin.train,
+        )
         assert len(recipe.modalities) in (4, 10) and set(MODALITIES) <= set(recipe.modalities)
         return
     assert set(recipe.modalities) <= set(MODALITIES) and recipe.train.steps >= 1

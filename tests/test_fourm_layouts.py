@@ -1,4 +1,4 @@
-"""tokzoo export --to 4m (ml-4m's webdataset and folder layouts) and tokzoo.data / inspect / show reading them back."""
+"""tokzoo export --to 4m (ml-4m's webdataset and folder layouts) and tokzoo.tokens / inspect / show reading them back."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tokzoo.data import make_loader
 from tokzoo.errors import ConfigError, DtypeError, InvalidValueError, ShapeError
 from tokzoo.fourm.export import export_4m
 from tokzoo.fourm.reader import FourMLayout, detect_layout
 from tokzoo.pipeline import TokenizeJob, tokenize
-from tokzoo.pipeline.layout import read_npy_tar
+from tokzoo.tokens import make_loader
+from tokzoo.tokens.layout import read_npy_tar
 from tokzoo_cli.main import cli
 
 CROPS = 2
@@ -28,8 +28,20 @@ CROPS = 2
 def tokens_dir(tmp_path_factory) -> Path:
     """A real `tokzoo tokenize` output: 5 built-in scenes in 2 shards, depth + rgb at 32 px, 2 crops, and human_pose."""
     out = tmp_path_factory.mktemp("tokens") / "tokens"
-    tokenize(TokenizeJob(modalities=["depth", "rgb", "human_pose"], output=out, crops=CROPS, size=(32, 32), batch_size=8,
-                         workers=0, samples_per_shard=3, scenes=5, scene_size=48, progress=False))
+    tokenize(
+        TokenizeJob(
+            modalities=["depth", "rgb", "human_pose"],
+            output=out,
+            crops=CROPS,
+            size=(32, 32),
+            batch_size=8,
+            workers=0,
+            samples_per_shard=3,
+            scenes=5,
+            scene_size=48,
+            progress=False,
+        )
+    )
     return out
 
 
@@ -52,8 +64,14 @@ def test_export_writes_4m_arrays_and_reads_back_identically(tokens_dir, tmp_path
     dst = tmp_path / "4m"
     info = export_4m(tokens_dir, dst, layout=layout, modalities=["depth", "rgb"], progress=False)
     assert set(info["modalities"]) == {"tok_depth@32", "tok_rgb@32"}
-    assert info["modalities"]["tok_depth@32"] == {"vocab_size": 125, "input_size": 32, "patch_size": 8, "type": "img",
-                                                   "n_tokens": 16, "released": False}
+    assert info["modalities"]["tok_depth@32"] == {
+        "vocab_size": 125,
+        "input_size": 32,
+        "patch_size": 8,
+        "type": "img",
+        "n_tokens": 16,
+        "released": False,
+    }
     assert detect_layout(dst) == layout
     if layout == "webdataset":
         assert sorted(p.name for p in (dst / "tok_depth@32").iterdir()) == ["shard-00000.tar", "shard-00001.tar"]
@@ -67,7 +85,7 @@ def test_export_writes_4m_arrays_and_reads_back_identically(tokens_dir, tmp_path
             assert theirs[key].dtype == (np.int64 if modality == "crops" else np.int16)
             assert theirs[key].shape == (CROPS, 5 if modality == "crops" else 16)
             np.testing.assert_array_equal(theirs[key], array.reshape(CROPS, -1))
-    # tokzoo.data reads the export like the original, tokzoo names or 4M names, batch for batch
+    # tokzoo.tokens reads the export like the original, tokzoo names or 4M names, batch for batch
     for crop in (0, 1):
         original = list(make_loader(tokens_dir, ["depth", "rgb", "crops"], batch_size=2, shuffle=False, crop=crop))
         again = list(make_loader(dst, ["tok_depth@32", "rgb", "crops"], batch_size=2, shuffle=False, crop=crop))
@@ -111,7 +129,7 @@ def write_like_ml4m(root: Path, layout: str, name: str = "tok_depth@224", n_toke
             (root / folder).mkdir(parents=True)
             for shard in range(2):
                 with wds.TarWriter(str(root / folder / f"shard-{shard:05d}.tar")) as sink:
-                    for key in list(values)[2 * shard:2 * shard + 2]:
+                    for key in list(values)[2 * shard : 2 * shard + 2]:
                         buffer = io.BytesIO()
                         np.save(buffer, values[key])
                         sink.write({"__key__": key, "npy": buffer.getvalue()})
@@ -134,15 +152,20 @@ def test_data_written_by_ml4m_is_read(tmp_path, layout):
 
 
 def test_token_grid_mismatch_is_one_line(tokens_dir, tmp_path):
-    with pytest.raises(ConfigError, match=r"token grid mismatch: 16 tokens per crop, but 4M's tok_depth@224 holds 14x14"):
+    with pytest.raises(
+        ConfigError, match=r"token grid mismatch: 16 tokens per crop, but 4M's tok_depth@224 holds 14x14"
+    ):
         export_4m(tokens_dir, tmp_path / "a", names={"depth": "tok_depth@224"}, modalities=["depth"], progress=False)
     with pytest.raises(ConfigError, match=r"crops are 32x32 px but tok_depth@20 says 20 px"):
         export_4m(tokens_dir, tmp_path / "b", names={"depth": "tok_depth@20"}, modalities=["depth"], progress=False)
     write_like_ml4m(tmp_path / "c", "folder", n_tokens=100)  # 100 tokens in a folder called tok_depth@224
-    with pytest.raises(ShapeError, match=r"token grid mismatch: \(100,\) tokens per crop, tok_depth@224 holds 14x14 = 196"):
+    with pytest.raises(
+        ShapeError, match=r"token grid mismatch: \(100,\) tokens per crop, tok_depth@224 holds 14x14 = 196"
+    ):
         next(iter(make_loader(tmp_path / "c", ["tok_depth@224"], batch_size=2)))
-    result = CliRunner().invoke(cli, ["export", "--to", "4m", str(tokens_dir), str(tmp_path / "d"), "-n", "depth=tok_depth@224",
-                                      "-m", "depth"])
+    result = CliRunner().invoke(
+        cli, ["export", "--to", "4m", str(tokens_dir), str(tmp_path / "d"), "-n", "depth=tok_depth@224", "-m", "depth"]
+    )
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert result.output.startswith("error: ") and "token grid mismatch" in result.output
 
@@ -165,7 +188,9 @@ def test_int16_vocabulary_overflow_is_one_line(tokens_dir, tmp_path):
     manifest = json.loads((big / "manifest.json").read_text())
     manifest["modalities"]["depth"]["vocab_size"] = 40_000
     (big / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ConfigError, match=r"vocabulary of 40000 ids overflows int16, the dtype ml-4m stores tokens in") as e:
+    with pytest.raises(
+        ConfigError, match=r"vocabulary of 40000 ids overflows int16, the dtype ml-4m stores tokens in"
+    ) as e:
         export_4m(big, tmp_path / "out", modalities=["depth"], progress=False)
     assert "\n" not in str(e.value) and not (tmp_path / "out").exists()
 
@@ -189,12 +214,16 @@ def test_set_valued_modalities_refused_unless_asked(tokens_dir, tmp_path):
 def test_modality_file_registers_entries_with_ml4m(tokens_dir, tmp_path, monkeypatch):
     """fourm_modalities.py run against stand-ins of the ml-4m modules it imports: adds custom entries, checks released ones."""
     info, transforms = {"tok_rgb@32": {"input_size": 32, "patch_size": 16, "vocab_size": 16384}}, {}
-    modules = {"fourm": {}, "fourm.data": {}, "fourm.models": {},
-               "fourm.data.modality_info": {"MODALITY_INFO": info, "MODALITY_TRANSFORMS": transforms},
-               "fourm.data.modality_transforms": {"TokTransform": lambda: "tok-transform"},
-               "fourm.models.decoder_embeddings": {"ImageTokenDecoderEmbedding": dict},
-               "fourm.models.encoder_embeddings": {"ImageTokenEncoderEmbedding": dict},
-               "fourm.utils": {"generate_uint15_hash": lambda name: len(name)}}
+    modules = {
+        "fourm": {},
+        "fourm.data": {},
+        "fourm.models": {},
+        "fourm.data.modality_info": {"MODALITY_INFO": info, "MODALITY_TRANSFORMS": transforms},
+        "fourm.data.modality_transforms": {"TokTransform": lambda: "tok-transform"},
+        "fourm.models.decoder_embeddings": {"ImageTokenDecoderEmbedding": dict},
+        "fourm.models.encoder_embeddings": {"ImageTokenEncoderEmbedding": dict},
+        "fourm.utils": {"generate_uint15_hash": lambda name: len(name)},
+    }
     for name, attributes in modules.items():
         monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attributes))
     export_4m(tokens_dir, tmp_path / "x", modalities=["depth", "rgb"], progress=False)
@@ -211,14 +240,30 @@ def test_modality_file_registers_entries_with_ml4m(tokens_dir, tmp_path, monkeyp
 
 def test_cli_export_and_show(tokens_dir, tmp_path):
     dst = tmp_path / "4m"
-    result = CliRunner().invoke(cli, ["export", "--to", "4m", str(tokens_dir), str(dst), "--layout", "folder",
-                                      "-m", "depth,rgb", "--name", "rgb=tok_rgbx@32", "--no-progress"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            "--to",
+            "4m",
+            str(tokens_dir),
+            str(dst),
+            "--layout",
+            "folder",
+            "-m",
+            "depth,rgb",
+            "--name",
+            "rgb=tok_rgbx@32",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "depth -> tok_depth@32: vocab 125, 16 tokens (32 px / patch 8), custom" in result.output
     assert (dst / "tok_rgbx@32").is_dir()
     png = tmp_path / "show.png"
-    result = CliRunner().invoke(cli, ["show", str(dst), "-k", "scene_000001", "-o", str(png), "-t", "depth=depth",
-                                      "-t", "tok_rgbx@32=rgb"])
+    result = CliRunner().invoke(
+        cli, ["show", str(dst), "-k", "scene_000001", "-o", str(png), "-t", "depth=depth", "-t", "tok_rgbx@32=rgb"]
+    )
     assert result.exit_code == 0, result.output
     from PIL import Image
 
@@ -239,8 +284,27 @@ def test_ids_outside_the_4m_vocabulary_are_refused(tmp_path):
 
 def test_tokenize_layout_4m_writes_the_export_beside_out(tmp_path):
     out = tmp_path / "tokens"
-    result = CliRunner().invoke(cli, ["tokenize", "-m", "depth", "--scenes", "3", "--scene-size", "48", "--size", "32",
-                                      "--workers", "0", "--no-progress", "-o", str(out), "--layout", "4m"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "tokenize",
+            "-m",
+            "depth",
+            "--scenes",
+            "3",
+            "--scene-size",
+            "48",
+            "--size",
+            "32",
+            "--workers",
+            "0",
+            "--no-progress",
+            "-o",
+            str(out),
+            "--layout",
+            "4m",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"ml-4m layout: {out}-4m (tok_depth@32)" in result.output
     ours, theirs = tokzoo_members(out, "depth"), exported_members(tmp_path / "tokens-4m", "tok_depth@32", "webdataset")
@@ -263,7 +327,7 @@ def test_inspect_notes_folders_that_are_not_tokens(tmp_path):
 
 def test_trainer_specs_from_data_tokenized_by_ml4m(tmp_path):
     """tokzoo.fm reads its modality specs from the dataset; on an ml-4m layout they come from the 4M entries."""
-    from tokzoo.fm.spec import specs_from_manifest
+    from tokzoo.tokens.spec import specs_from_manifest
 
     write_like_ml4m(tmp_path, "webdataset")
     (spec,) = specs_from_manifest(tmp_path, ["tok_depth@224"])
@@ -284,8 +348,20 @@ train: {steps: 2, batch_size: 4, lr: 1.0e-3, warmup_steps: 1, weight_decay: 0.0,
     lines = []
     for layout in ("webdataset", "folder"):
         export_4m(tokens_dir, tmp_path / layout, layout=layout, modalities=["depth", "rgb"], progress=False)
-        result = CliRunner().invoke(cli, ["fm", "train", "-r", str(recipe), "--data", str(tmp_path / layout),
-                                          "-o", str(tmp_path / f"run-{layout}"), "--no-progress"])
+        result = CliRunner().invoke(
+            cli,
+            [
+                "fm",
+                "train",
+                "-r",
+                str(recipe),
+                "--data",
+                str(tmp_path / layout),
+                "-o",
+                str(tmp_path / f"run-{layout}"),
+                "--no-progress",
+            ],
+        )
         assert result.exit_code == 0, result.output
         lines.append(next(line for line in result.output.splitlines() if line.startswith("step 2: loss")).split(";")[0])
     assert lines[0] == lines[1] and "tok_depth@32" in lines[0]

@@ -21,10 +21,17 @@ from tokzoo.errors import CheckpointError, ConfigError
 from tokzoo.fourm.checkpoints import to_fourm
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fourm"
-CASES = {"4M_tokenizers_rgb_tiny": "rgb", "4M_tokenizers_depth_tiny": "depth", "4M_tokenizers_normal_tiny": "normals",
-         "4M_tokenizers_edge_tiny": "edges", "4M_tokenizers_semseg_tiny": "semseg",
-         "4M_tokenizers_CLIP-B16_tiny": "dense_features", "4M_tokenizers_DINOv2-B14-global_tiny": "global_feature",
-         "4M_tokenizers_human-poses_tiny": "human_pose", "4M_tokenizers_sam-instance_tiny": "sam_instances"}
+CASES = {
+    "4M_tokenizers_rgb_tiny": "rgb",
+    "4M_tokenizers_depth_tiny": "depth",
+    "4M_tokenizers_normal_tiny": "normals",
+    "4M_tokenizers_edge_tiny": "edges",
+    "4M_tokenizers_semseg_tiny": "semseg",
+    "4M_tokenizers_CLIP-B16_tiny": "dense_features",
+    "4M_tokenizers_DINOv2-B14-global_tiny": "global_feature",
+    "4M_tokenizers_human-poses_tiny": "human_pose",
+    "4M_tokenizers_sam-instance_tiny": "sam_instances",
+}
 
 
 def source(case: str) -> Path:
@@ -81,8 +88,9 @@ def assert_same_values(ours, theirs, path="decoded"):
             assert (a == b).mean() >= 0.99, f"{path}: {(a != b).sum()} of {b.size} values differ"
 
 
-@pytest.mark.parametrize("case", ["4M_tokenizers_semseg_tiny", "4M_tokenizers_CLIP-B16_tiny",
-                                  "4M_tokenizers_DINOv2-B14-global_tiny"])
+@pytest.mark.parametrize(
+    "case", ["4M_tokenizers_semseg_tiny", "4M_tokenizers_CLIP-B16_tiny", "4M_tokenizers_DINOv2-B14-global_tiny"]
+)
 def test_tensors_map_back_to_ml4m_names_exactly(case):
     tok = tokzoo.load_tokenizer(str(source(case)))
     original = load_file(str(source(case) if source(case).is_file() else source(case) / "model.safetensors"))
@@ -144,7 +152,7 @@ def test_domain_from_config_or_refused(tmp_path):
 
 
 def test_hub_id_loads_through_the_download_hook(monkeypatch):
-    import tokzoo.zoo as zoo
+    import tokzoo.tokenizers.zoo as zoo
 
     monkeypatch.setattr(zoo, "_download_from_hub", lambda repo_id: FIXTURES / "4M_tokenizers_semseg_tiny")
     tok = tokzoo.load_tokenizer("EPFL-VILAB/4M_tokenizers_semseg_4k_224-448")
@@ -154,15 +162,31 @@ def test_hub_id_loads_through_the_download_hook(monkeypatch):
 def test_tokenize_with_a_4m_tokenizer_like_a_zoo_one(tmp_path):
     """`tokzoo tokenize -t depth=PATH_TO_4M_TOKENIZER`: the pipeline uses it, tokens equal its own encode."""
     from tokzoo.pipeline import TokenizeJob, tokenize
-    from tokzoo.pipeline.layout import read_npy_tar
     from tokzoo.pipeline.report import source_crop
+    from tokzoo.tokens.layout import read_npy_tar
 
     path = str(FIXTURES / "4M_tokenizers_depth_tiny")
     out = tmp_path / "tokens"
-    tokenize(TokenizeJob(modalities=["depth"], output=out, tokenizers={"depth": path}, crops=2, size=(16, 16),
-                         batch_size=4, workers=0, scenes=3, scene_size=32, progress=False))
+    tokenize(
+        TokenizeJob(
+            modalities=["depth"],
+            output=out,
+            tokenizers={"depth": path},
+            crops=2,
+            size=(16, 16),
+            batch_size=4,
+            workers=0,
+            scenes=3,
+            scene_size=32,
+            progress=False,
+        )
+    )
     manifest = json.loads((out / "manifest.json").read_text())["modalities"]["depth"]
-    assert manifest["vocab_size"] == 64 and manifest["token_shape"] == [16] and manifest["name"] == "4M_tokenizers_depth_tiny"
+    assert (
+        manifest["vocab_size"] == 64
+        and manifest["token_shape"] == [16]
+        and manifest["name"] == "4M_tokenizers_depth_tiny"
+    )
     tok = tokzoo.load_tokenizer(path)
     crops = dict(read_npy_tar(out / "crops" / "shard-000000.tar"))
     for key, tokens in read_npy_tar(out / "depth" / "shard-000000.tar"):
@@ -216,13 +240,26 @@ def test_converted_legacy_checkpoint_with_training_argument_names_loads(tmp_path
     metadata strings; n_channels comes from the tensors, as ml-4m's get_image_tokenizer derives it."""
     case = "4M_tokenizers_depth_tiny"
     config = json.loads((FIXTURES / case / "config.json").read_text())
-    legacy = {"encoder_type": config["enc_type"], "decoder_type": config["dec_type"], "quantizer_type": "lucid",
-              "input_size": config["image_size"], "patch_size": config["patch_size"], "post_mlp": True,
-              "codebook_size": config["codebook_size"], "latent_dim": 32, "norm_codes": True, "domain": "depth",
-              "mask_value": None, "blr": 0.0001}
+    legacy = {
+        "encoder_type": config["enc_type"],
+        "decoder_type": config["dec_type"],
+        "quantizer_type": "lucid",
+        "input_size": config["image_size"],
+        "patch_size": config["patch_size"],
+        "post_mlp": True,
+        "codebook_size": config["codebook_size"],
+        "latent_dim": 32,
+        "norm_codes": True,
+        "domain": "depth",
+        "mask_value": None,
+        "blr": 0.0001,
+    }
     path = tmp_path / "depth.safetensors"
-    save_file(load_file(str(FIXTURES / case / "model.safetensors")), str(path),
-              metadata={k: str(v) for k, v in legacy.items()})
+    save_file(
+        load_file(str(FIXTURES / case / "model.safetensors")),
+        str(path),
+        metadata={k: str(v) for k, v in legacy.items()},
+    )
     tok = tokzoo.load_tokenizer(str(path))
     ref = reference(case)
     assert tok.config["domain"] == "depth" and tok.config["fourm"]["n_channels"] == 1
@@ -267,7 +304,7 @@ def test_released_4m_tokenizers_are_listed_and_load_by_name_from_a_local_copy(tm
 
 
 def test_released_4m_tokenizer_offline_is_one_line_naming_the_hub_id(monkeypatch):
-    import tokzoo.zoo as zoo
+    import tokzoo.tokenizers.zoo as zoo
     from tokzoo.errors import TokzooError
 
     monkeypatch.delenv("TOKZOO_4M_TOKENIZERS", raising=False)

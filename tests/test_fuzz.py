@@ -32,16 +32,35 @@ def test_mutations_are_seeded_and_change_the_bytes():
 
 def run_fuzz(tmp_path, cases: int, seed: int, timeout: float, kinds: str = "readers") -> dict:
     out = tmp_path / "fuzz.json"
-    result = subprocess.run([sys.executable, str(FUZZ), "--cases", str(cases), "--seed", str(seed), "--memory-gb", "6",
-                             "--kinds", kinds, "--json", str(out)], capture_output=True, text=True, timeout=timeout,
-                            env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(FUZZ.parents[1])})
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(FUZZ),
+            "--cases",
+            str(cases),
+            "--seed",
+            str(seed),
+            "--memory-gb",
+            "6",
+            "--kinds",
+            kinds,
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(FUZZ.parents[1])},
+    )
     assert out.exists(), result.stderr[-3000:]
     return json.loads(out.read_text())
 
 
 def test_fuzz_a_few_hundred_cases_only_typed_errors(tmp_path):
     result = run_fuzz(tmp_path, 200, seed=12345, timeout=300)
-    untyped = [f"{f['kind']} -> {f['reader']}: {f['error']}: {f['message']}\n{f['traceback']}" for f in result["failures"]]
+    untyped = [
+        f"{f['kind']} -> {f['reader']}: {f['error']}: {f['message']}\n{f['traceback']}" for f in result["failures"]
+    ]
     assert not untyped, untyped[0]
     assert result["calls"] >= 600 and result["outcomes"].get("ok", 0) > 0 and result["outcomes"]["CorruptFileError"] > 0
 
@@ -55,10 +74,23 @@ def test_fuzz_ten_thousand_cases_only_typed_errors(tmp_path):
 def test_fuzz_the_newer_entry_points_only_typed_errors(tmp_path):
     """fm run files, recipes, a GPT-2 component folder and ml-4m tokenizer folders (issue 25), a few cases each."""
     result = run_fuzz(tmp_path, 110, seed=2025, timeout=600, kinds="newer")
-    untyped = [f"{f['kind']} -> {f['reader']}: {f['error']}: {f['message']}\n{f['traceback']}" for f in result["failures"]]
+    untyped = [
+        f"{f['kind']} -> {f['reader']}: {f['error']}: {f['message']}\n{f['traceback']}" for f in result["failures"]
+    ]
     assert not untyped, untyped[0]
-    assert set(result["kinds"]) == {"fm_config", "fm_weights", "fm_optimizer", "fm_state", "fm_recipe", "compose_recipe",
-                                    "lm_config", "lm_weights", "fourm_mlp_config", "fourm_vit_config", "fourm_weights"}
+    assert set(result["kinds"]) == {
+        "fm_config",
+        "fm_weights",
+        "fm_optimizer",
+        "fm_state",
+        "fm_recipe",
+        "compose_recipe",
+        "lm_config",
+        "lm_weights",
+        "fourm_mlp_config",
+        "fourm_vit_config",
+        "fourm_weights",
+    }
     assert result["outcomes"].get("ok", 0) > 0 and result["outcomes"]["CheckpointError"] > 0
 
 

@@ -12,16 +12,33 @@ import pytest
 import torch
 import yaml
 from hostile_inputs import assert_one_line_error, run_cli
-from hostile_newer import PICKLE_PAYLOAD, big_int_json, deep_json, edit_json, edit_tensors, fifo_in_place_of, \
-    lie_about_offsets, lie_about_shape, pickle_with_payload, poison, relabel, rewrite_header
+from hostile_newer import (
+    PICKLE_PAYLOAD,
+    big_int_json,
+    deep_json,
+    edit_json,
+    edit_tensors,
+    fifo_in_place_of,
+    lie_about_offsets,
+    lie_about_shape,
+    pickle_with_payload,
+    poison,
+    relabel,
+    rewrite_header,
+)
 
 from tokzoo.compose.language import CausalLM
 from tokzoo.compose.recipe import resolve_recipe
 from tokzoo.compose.vision import VisionTransformer
 from tokzoo.errors import CheckpointError, ConfigError
 
-GLUE = {"compose": {"method": "gats", "components": {"rgb": {"tokenizer": "rgb"}, "lm": {"causal_lm": "lm"}},
-                    "settings": {"layers": [{"rgb": 1, "lm": 1}], "dim": 32}}}
+GLUE = {
+    "compose": {
+        "method": "gats",
+        "components": {"rgb": {"tokenizer": "rgb"}, "lm": {"causal_lm": "lm"}},
+        "settings": {"layers": [{"rgb": 1, "lm": 1}], "dim": 32},
+    }
+}
 LM = {"compose": {"pretrain_lm": {}}}
 
 
@@ -95,7 +112,7 @@ def test_cli_refuses_a_huge_lm_vocabulary_that_aborted_the_rust_bpe_trainer(tmp_
     """vocab_size 10^9 reached tokenizers' BpeTrainer, which aborts the process (exit 134): now one line, exit 2."""
     path = tmp_path / "lm.yaml"
     path.write_text(yaml.safe_dump({"steps": 1, **lm(vocab_size=10**9)}))
-    result = run_cli("fm", "train", "--recipe", str(path), "--out", str(tmp_path / "lm"), timeout=120)
+    result = run_cli("compose", "train", "--recipe", str(path), "--out", str(tmp_path / "lm"), timeout=120)
     assert_one_line_error(result, "lm.yaml: compose.pretrain_lm.vocab_size 1000000000 is refused")
     assert not (tmp_path / "lm").exists()
 
@@ -108,10 +125,20 @@ def folders(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("components")
     torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(vocab_size=60, n_embd=32, n_layer=2, n_head=4, n_positions=32, bos_token_id=1,
-                               eos_token_id=1)).save_pretrained(root / "lm", safe_serialization=True)
-    ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=32,
-                       patch_size=8), add_pooling_layer=False).save_pretrained(root / "vit", safe_serialization=True)
+    GPT2LMHeadModel(
+        GPT2Config(vocab_size=60, n_embd=32, n_layer=2, n_head=4, n_positions=32, bos_token_id=1, eos_token_id=1)
+    ).save_pretrained(root / "lm", safe_serialization=True)
+    ViTModel(
+        ViTConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            image_size=32,
+            patch_size=8,
+        ),
+        add_pooling_layer=False,
+    ).save_pretrained(root / "vit", safe_serialization=True)
     return root
 
 
@@ -229,9 +256,14 @@ def test_cli_compose_with_an_lm_folder_of_100k_layers_and_one_of_pickles(folders
         shutil.copytree(folders / "lm", folder)
         LM_FOLDERS[name][0](folder)
         recipe = tmp_path / f"{name}.yaml"
-        recipe.write_text(yaml.safe_dump({"steps": 1, "compose": {"method": "none",
-                                                                  "components": {"lm": {"causal_lm": str(folder)}}}}))
-        result = run_cli("fm", "train", "--recipe", str(recipe), "--out", str(tmp_path / f"out_{name}"), timeout=120)
+        recipe.write_text(
+            yaml.safe_dump(
+                {"steps": 1, "compose": {"method": "none", "components": {"lm": {"causal_lm": str(folder)}}}}
+            )
+        )
+        result = run_cli(
+            "compose", "train", "--recipe", str(recipe), "--out", str(tmp_path / f"out_{name}"), timeout=120
+        )
         assert_one_line_error(result, str(folder), LM_FOLDERS[name][1])
         assert not (folder / PICKLE_PAYLOAD).exists()
 
@@ -257,15 +289,26 @@ def saved(folders, tmp_path_factory):
 
 
 SAVED = {  # name -> (damage, what the one line says)
-    "settings_dim_1e6": (lambda d: edit_json(d / "compose.json", lambda c: c["settings"].update(dim=10**6)),
-                         "compose.json: compose.settings.dim 1000000 is refused"),
-    "settings_layers_1e4": (lambda d: edit_json(d / "compose.json", lambda c: c["settings"].update(
-        layers=[{"rgb": 1, "lm": 1}] * 10_000)), "lists 10000 layers, over the limit of 1024"),
-    "components_a_list": (lambda d: edit_json(d / "compose.json", lambda c: c.update(components=["lm"])),
-                          "compose.json: 'components' must map names"),
-    "component_without_hash": (lambda d: edit_json(d / "compose.json", lambda c: c["components"]["lm"].pop("sha256")),
-                               "compose.json: 'components' must map names"),
-    "method_a_number": (lambda d: edit_json(d / "compose.json", lambda c: c.update(method=7)), "compose.method must be"),
+    "settings_dim_1e6": (
+        lambda d: edit_json(d / "compose.json", lambda c: c["settings"].update(dim=10**6)),
+        "compose.json: compose.settings.dim 1000000 is refused",
+    ),
+    "settings_layers_1e4": (
+        lambda d: edit_json(d / "compose.json", lambda c: c["settings"].update(layers=[{"rgb": 1, "lm": 1}] * 10_000)),
+        "lists 10000 layers, over the limit of 1024",
+    ),
+    "components_a_list": (
+        lambda d: edit_json(d / "compose.json", lambda c: c.update(components=["lm"])),
+        "compose.json: 'components' must map names",
+    ),
+    "component_without_hash": (
+        lambda d: edit_json(d / "compose.json", lambda c: c["components"]["lm"].pop("sha256")),
+        "compose.json: 'components' must map names",
+    ),
+    "method_a_number": (
+        lambda d: edit_json(d / "compose.json", lambda c: c.update(method=7)),
+        "compose.method must be",
+    ),
     "glue_nan": (lambda d: edit_tensors(d / "glue.safetensors", poison), "glue.safetensors: tensor"),
     "glue_relabelled": (lambda d: relabel(d / "glue.safetensors"), "expected float32"),
     "glue_offsets_lie": (lambda d: lie_about_offsets(d / "glue.safetensors"), "not a readable safetensors file"),
@@ -296,8 +339,11 @@ def test_an_intact_composition_checkpoint_loads(saved):
 
 def test_train_vocab_refuses_a_vocabulary_that_aborts_the_rust_trainer():
     """tokenizers' BpeTrainer at vocab_size 10^9 allocated 71 GB and aborted the process (exit 134)."""
-    from tokzoo.text import train_vocab
+    from tokzoo.tokenizers.text import train_vocab
 
-    with pytest.raises(ConfigError, match=r"train_vocab: vocab_size 1000000000 is refused: expected an integer in "
-                                          r"\[64, 65536\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"train_vocab: vocab_size 1000000000 is refused: expected an integer in "
+        r"\[64, 65536\]",
+    ):
         train_vocab(["a red cube"], vocab_size=10**9)

@@ -11,10 +11,12 @@ import yaml
 from hostile_inputs import assert_one_line_error, run_cli
 
 from tokzoo.errors import CheckpointError, ConfigError, InputError
-from tokzoo.training.recipe import validate_recipe
-from tokzoo.zoo import load_tokenizer
+from tokzoo.tokenizers.training.recipe import validate_recipe
+from tokzoo.tokenizers.zoo import load_tokenizer
 
-BASE = json.loads((Path(__file__).parents[1] / "tokzoo" / "weights" / "depth" / "config.json").read_text())
+BASE = json.loads(
+    (Path(__file__).parents[1] / "tokzoo" / "tokenizers" / "weights" / "depth" / "config.json").read_text()
+)
 MODEL = BASE["model"]
 
 CONFIGS = {  # name -> (changes to the shipped depth config, what the refusal says)
@@ -23,16 +25,22 @@ CONFIGS = {  # name -> (changes to the shipped depth config, what the refusal sa
     "overflowing_levels": ({"quantizer": {"type": "fsq", "levels": [1024] * 12}}, "over the limit of 1048576"),
     "too_many_levels": ({"quantizer": {"type": "fsq", "levels": [5] * 40}}, "a list of 1 to 16 integers"),
     "huge_vq": ({"quantizer": {"type": "vq", "codebook_size": 1 << 40}}, "quantizer.codebook_size"),
-    "deep_residual": ({"quantizer": {"type": "residual_fsq", "levels": [5, 5], "num_quantizers": 10**6}},
-                      "quantizer.num_quantizers"),
+    "deep_residual": (
+        {"quantizer": {"type": "residual_fsq", "levels": [5, 5], "num_quantizers": 10**6}},
+        "quantizer.num_quantizers",
+    ),
     "huge_width": ({"model": {**MODEL, "width": 10**9}}, "model.width 1000000000"),
     "wide_and_big_input": ({"model": {**MODEL, "width": 4096}, "input_size": [4096, 4096]}, "activations per sample"),
     "huge_input": ({"input_size": [10**6, 10**6]}, "input_size"),
     "huge_latent": ({"latent_dim": 10**7}, "latent_dim 10000000"),
-    "many_parameters": ({"model": {**MODEL, "width": 2048, "channel_mults": [1, 2, 4, 8], "blocks_per_level": 8}},
-                        "parameters is refused: over the limit"),
-    "deep_vit": ({"model": {"family": "vit", "patch_size": 16, "width": 96, "depth": 100_000, "heads": 3,
-                            "mlp_ratio": 4.0}}, "model.depth 100000"),
+    "many_parameters": (
+        {"model": {**MODEL, "width": 2048, "channel_mults": [1, 2, 4, 8], "blocks_per_level": 8}},
+        "parameters is refused: over the limit",
+    ),
+    "deep_vit": (
+        {"model": {"family": "vit", "patch_size": 16, "width": 96, "depth": 100_000, "heads": 3, "mlp_ratio": 4.0}},
+        "model.depth 100000",
+    ),
     "huge_mlp": ({"model": {"family": "mlp", "hidden": 10**9, "depth": 2, "n_tokens": 8}}, "model.hidden"),
     "text_width": ({"model": {**MODEL, "width": "wide"}}, "model.width 'wide'"),
     "float_levels": ({"quantizer": {"type": "fsq", "levels": [5.5, 5]}}, "quantizer.levels 5.5"),
@@ -62,10 +70,23 @@ def test_hostile_config_refused_before_allocation(tmp_path, name):
     assert "\n" not in message and "config.json" in message and CONFIGS[name][1] in message, message
 
 
-RECIPE = {"name": "depth", "loss": "smooth_l1", "data": {"scenes": {"n_train": 8, "n_val": 2, "seed": 0, "size": 64}},
-          "tokenizer": {"modality": "depth", "model": {"preset": "conv-tiny"}, "latent_dim": 8,
-                        "quantizer": {"type": "fsq", "levels": [5, 5, 5]}, "input_size": [64, 64]},
-          "optimizer": {"lr": 1e-3}, "schedule": {"warmup_steps": 1}, "batch_size": 4, "steps": 2, "seed": 0}
+RECIPE = {
+    "name": "depth",
+    "loss": "smooth_l1",
+    "data": {"scenes": {"n_train": 8, "n_val": 2, "seed": 0, "size": 64}},
+    "tokenizer": {
+        "modality": "depth",
+        "model": {"preset": "conv-tiny"},
+        "latent_dim": 8,
+        "quantizer": {"type": "fsq", "levels": [5, 5, 5]},
+        "input_size": [64, 64],
+    },
+    "optimizer": {"lr": 1e-3},
+    "schedule": {"warmup_steps": 1},
+    "batch_size": 4,
+    "steps": 2,
+    "seed": 0,
+}
 RECIPES = {
     "huge_batch": ({"batch_size": 10**7}, "batch_size 10000000"),
     "batch_times_resolution": ({"batch_size": 4096, "resolution": [2048, 2048]}, "pixels per step"),
@@ -89,28 +110,53 @@ def test_cli_refuses_a_hostile_config(tmp_path):
     import numpy as np
 
     np.save(depth, np.ones((64, 64), np.float32))
-    result = run_cli("encode", "-t", str(hostile_config(tmp_path / "blocks", "100k_blocks")), str(depth),
-                     "-o", str(tmp_path / "t.npy"), timeout=120)
+    result = run_cli(
+        "encode",
+        "-t",
+        str(hostile_config(tmp_path / "blocks", "100k_blocks")),
+        str(depth),
+        "-o",
+        str(tmp_path / "t.npy"),
+        timeout=120,
+    )
     assert_one_line_error(result, "config.json", "model.blocks_per_level 100000", "[0, 32]")
 
 
 @pytest.mark.slow
 def test_cli_train_refuses_a_hostile_recipe(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump({**RECIPE, "tokenizer": {**RECIPE["tokenizer"],
-                                                              "quantizer": {"type": "fsq", "levels": [10**9]}}}))
+    recipe.write_text(
+        yaml.safe_dump(
+            {**RECIPE, "tokenizer": {**RECIPE["tokenizer"], "quantizer": {"type": "fsq", "levels": [10**9]}}}
+        )
+    )
     result = run_cli("train", "--recipe", str(recipe), "--out", str(tmp_path / "run"), "-q", timeout=120)
     assert_one_line_error(result, "tokenizer config: quantizer.levels 1000000000", "[2, 1048576]")
 
 
 @pytest.mark.slow
 def test_cli_size_options_refused(tmp_path):
-    for args, fragment in ((["tokenize", "-m", "depth", "--size", "100000", "-o", str(tmp_path / "a")], "--size '100000'"),
-                           (["tokenize", "-m", "depth", "--crops", "1000000", "-o", str(tmp_path / "b")], "--crops"),
-                           (["tokenize", "-m", "depth", "--crops", "1000", "--size", "4096", "-o", str(tmp_path / "c")],
-                            "over the limit of 8589934592"),
-                           (["decode", "-t", "depth", "--input-size", "99999x99999", str(tmp_path / "t.npy"), "-o",
-                             str(tmp_path / "x.npy")], "")):
+    for args, fragment in (
+        (["tokenize", "-m", "depth", "--size", "100000", "-o", str(tmp_path / "a")], "--size '100000'"),
+        (["tokenize", "-m", "depth", "--crops", "1000000", "-o", str(tmp_path / "b")], "--crops"),
+        (
+            ["tokenize", "-m", "depth", "--crops", "1000", "--size", "4096", "-o", str(tmp_path / "c")],
+            "over the limit of 8589934592",
+        ),
+        (
+            [
+                "decode",
+                "-t",
+                "depth",
+                "--input-size",
+                "99999x99999",
+                str(tmp_path / "t.npy"),
+                "-o",
+                str(tmp_path / "x.npy"),
+            ],
+            "",
+        ),
+    ):
         result = run_cli(*args, timeout=120)
         assert_one_line_error(result, fragment)
         assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
@@ -122,11 +168,11 @@ def test_weights_with_an_extra_8_gib_tensor_are_refused_from_the_header(tmp_path
     import struct
 
     folder = tmp_path / "tok"
-    shutil.copytree(Path(__file__).parents[1] / "tokzoo" / "weights" / "depth", folder)
+    shutil.copytree(Path(__file__).parents[1] / "tokzoo" / "tokenizers" / "weights" / "depth", folder)
     weights = folder / "model.safetensors"
     data = weights.read_bytes()
     length = struct.unpack("<Q", data[:8])[0]
-    header, body = json.loads(data[8:8 + length]), data[8 + length:]
+    header, body = json.loads(data[8 : 8 + length]), data[8 + length :]
     header["evil"] = {"dtype": "F32", "shape": [1 << 31], "data_offsets": [len(body), len(body) + (8 << 30)]}
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
@@ -143,14 +189,16 @@ def test_recipe_and_config_files_that_block_or_explode(tmp_path):
     """A FIFO recipe or config.json would block a read forever; a YAML alias bomb expands a 1 kB file to 10^9 values."""
     import os
 
-    from tokzoo.training.recipe import load_recipe
+    from tokzoo.tokenizers.training.recipe import load_recipe
 
     os.mkfifo(tmp_path / "fifo.yaml")
     with pytest.raises(ConfigError, match="fifo.yaml: not a regular file \\(FIFO\\)"):
         load_recipe(tmp_path / "fifo.yaml")
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
-        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8))
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(8)
+    )
     (tmp_path / "bomb.yaml").write_text(bomb)
     with pytest.raises(ConfigError, match="expands to over 100000 values"):
         load_recipe(tmp_path / "bomb.yaml")
@@ -169,11 +217,12 @@ def test_every_recipe_and_run_reader_refuses_fifos_bombs_and_garbage(tmp_path):
     from tokzoo.compose.recipe import is_compose_recipe_file, read_recipe
     from tokzoo.fm.checkpoint import read_run_config
     from tokzoo.fm.recipe import load_recipe as load_fm_recipe
-    from tokzoo.fm.spec import read_manifest
+    from tokzoo.tokens.spec import dataset_manifest
 
     os.mkfifo(tmp_path / "fifo.yaml")
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(8))
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(8)
+    )
     (tmp_path / "bomb.yaml").write_text(bomb)
     for read in (load_fm_recipe, read_recipe):
         with pytest.raises(ConfigError, match="fifo.yaml: not a regular file \\(FIFO\\)"):
@@ -189,9 +238,11 @@ def test_every_recipe_and_run_reader_refuses_fifos_bombs_and_garbage(tmp_path):
     for read in (read_run_config, read_compose_config):
         with pytest.raises(CheckpointError, match="run_fifo.*(not a regular file|not a trained model folder|missing)"):
             read(tmp_path / "run_fifo")  # refused, never opened: a FIFO would block the read
-        with pytest.raises(CheckpointError, match="(config|compose).json: (not valid UTF-8 JSON|JSON nests too deeply)"):
+        with pytest.raises(
+            CheckpointError, match="(config|compose).json: (not valid UTF-8 JSON|JSON nests too deeply)"
+        ):
             read(tmp_path / "run_garbage")
     (tmp_path / "tokens").mkdir()
     (tmp_path / "tokens" / "manifest.json").write_text('{"modalities": [1, 2]}')
-    with pytest.raises(InputError, match="manifest.json: unreadable manifest"):
-        read_manifest(tmp_path / "tokens")
+    with pytest.raises(InputError, match="manifest.json: not a tokzoo manifest"):
+        dataset_manifest(tmp_path / "tokens")

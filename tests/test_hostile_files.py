@@ -5,16 +5,25 @@ reason, the run goes on, nothing blocks or is read past the size limit."""
 import json
 
 import pytest
-from hostile_inputs import (assert_one_line_error, bad_depth_files, bad_metadata_files, bad_pose_files, run_cli,
-                            special_files)
+from hostile_inputs import (
+    assert_one_line_error,
+    bad_depth_files,
+    bad_metadata_files,
+    bad_pose_files,
+    run_cli,
+    special_files,
+)
 
-from tokzoo.io import FolderReader, ModalityFoldersReader, read_modality
 from tokzoo.errors import InputError
+from tokzoo.io import FolderReader, ModalityFoldersReader, read_modality
 
 
 def records(out, modality):
-    return {json.loads(line)["key"]: json.loads(line) for table in sorted((out / modality).glob("*.samples.jsonl"))
-            for line in table.read_text().splitlines()}
+    return {
+        json.loads(line)["key"]: json.loads(line)
+        for table in sorted((out / modality).glob("*.samples.jsonl"))
+        for line in table.read_text().splitlines()
+    }
 
 
 def check(table, expected):
@@ -38,8 +47,10 @@ def depth_folder(tmp_path):
 def test_folder_readers_refuse_special_files_without_opening_them(depth_folder):
     folder, expected = depth_folder
     samples = {s.key: s for s in FolderReader(folder, "depth")}
-    check({k: {"status": "ok" if s.ok else "failed", "error": "; ".join(s.errors.values())} for k, s in samples.items()},
-          expected)
+    check(
+        {k: {"status": "ok" if s.ok else "failed", "error": "; ".join(s.errors.values())} for k, s in samples.items()},
+        expected,
+    )
     (folder.parent / "modal").mkdir()
     (folder.parent / "modal" / "depth").symlink_to(folder)  # the modality folder itself may be a link
     samples = {s.key: s for s in ModalityFoldersReader(folder.parent / "modal", ["depth"])}
@@ -58,8 +69,9 @@ def test_tokenize_cli_on_a_depth_folder_with_special_and_bad_files(depth_folder,
     """One CLI run under RLIMIT_AS 6 GiB and a timeout: a FIFO would block it forever, /dev/zero exhaust memory."""
     folder, expected = depth_folder
     out = tmp_path / "tokens"
-    result = run_cli("tokenize", "-m", "depth", "--input", str(folder), "-o", str(out), "--size", "32",
-                     "--no-progress", timeout=240)
+    result = run_cli(
+        "tokenize", "-m", "depth", "--input", str(folder), "-o", str(out), "--size", "32", "--no-progress", timeout=240
+    )
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
     check(records(out, "depth"), expected)
 
@@ -80,12 +92,16 @@ def test_cli_entry_points_on_bad_single_modality_folders(tmp_path, depth_folder)
     for modality, build in (("human_pose", bad_pose_files), ("metadata", bad_metadata_files)):
         expected = build(tmp_path / modality)
         out = tmp_path / f"{modality}-tokens"
-        result = run_cli("tokenize", "-m", modality, "--input", str(tmp_path / modality), "-o", str(out), "--no-progress")
+        result = run_cli(
+            "tokenize", "-m", modality, "--input", str(tmp_path / modality), "-o", str(out), "--no-progress"
+        )
         assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
         check(records(out, modality), expected)
     folder, _ = depth_folder
     for name, fragment in (("fifo", "FIFO"), ("zero", "character device"), ("sparse", "over the limit")):
-        result = run_cli("encode", "-t", "depth", str(folder / f"{name}.npy"), "-o", str(tmp_path / "t.npy"), timeout=120)
+        result = run_cli(
+            "encode", "-t", "depth", str(folder / f"{name}.npy"), "-o", str(tmp_path / "t.npy"), timeout=120
+        )
         assert_one_line_error(result, f"{name}.npy", fragment)
     result = run_cli("eval", "-t", "depth", "--data", str(folder), "--n", "4", "--no-progress", timeout=300)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]

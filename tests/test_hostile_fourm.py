@@ -9,16 +9,25 @@ import time
 
 import numpy as np
 import pytest
-from hostile_newer import PICKLE_PAYLOAD, big_int_json, deep_json, edit_json, edit_tensors, fifo_in_place_of, \
-    pickle_with_payload, poison, relabel
+from hostile_newer import (
+    PICKLE_PAYLOAD,
+    big_int_json,
+    deep_json,
+    edit_json,
+    edit_tensors,
+    fifo_in_place_of,
+    pickle_with_payload,
+    poison,
+    relabel,
+)
 from test_fourm_layouts import tokens_dir, write_like_ml4m  # noqa: F401 - the module fixture
 
 import tokzoo
-from tokzoo.data import make_loader
 from tokzoo.errors import CheckpointError, ConfigError, InputError, TokzooError
 from tokzoo.fourm.export import export_4m
-from tokzoo.pipeline.layout import read_npy_tar
-from tokzoo.pipeline.writer import npy_bytes, tar_bytes
+from tokzoo.tokens import make_loader
+from tokzoo.tokens.layout import read_npy_tar
+from tokzoo.tokens.tars import npy_bytes, tar_bytes
 
 FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "fourm"
 MLP = "4M_tokenizers_DINOv2-B14-global_tiny"
@@ -129,8 +138,11 @@ INFO = {  # fourm_modalities.json damage -> fragment
 def test_hostile_fourm_modalities_json(tmp_path, name):
     write_like_ml4m(tmp_path, "webdataset")
     info = tmp_path / "fourm_modalities.json"
-    info.write_text(json.dumps({"modalities": {"tok_depth@224": {"vocab_size": 8192, "input_size": 224,
-                                                                 "patch_size": 16, "type": "img"}}}))
+    info.write_text(
+        json.dumps(
+            {"modalities": {"tok_depth@224": {"vocab_size": 8192, "input_size": 224, "patch_size": 16, "type": "img"}}}
+        )
+    )
     if name == "deep":
         info.write_text(deep_json())
     elif name == "fifo":
@@ -158,13 +170,22 @@ def with_ids(tokens_dir, target, value, dtype, vocab=None):
     return target
 
 
-@pytest.mark.parametrize("value, dtype, vocab, fragment", [
-    (200, np.uint8, None, r"token ids in \[200, 200\] outside the vocabulary \[0, 125\); not exported"),
-    (40000, np.uint16, 30000, r"token ids in \[40000, 40000\] outside the vocabulary \[0, 30000\)"),
-    (-3, np.int16, None, r"token ids in \[-3, -3\] outside the vocabulary"),
-])
-def test_export_refuses_ids_outside_the_vocabulary_and_int16_wraparound(tokens_dir, tmp_path, value, dtype, vocab,  # noqa: F811
-                                                                        fragment):
+@pytest.mark.parametrize(
+    "value, dtype, vocab, fragment",
+    [
+        (200, np.uint8, None, r"token ids in \[200, 200\] outside the vocabulary \[0, 125\); not exported"),
+        (40000, np.uint16, 30000, r"token ids in \[40000, 40000\] outside the vocabulary \[0, 30000\)"),
+        (-3, np.int16, None, r"token ids in \[-3, -3\] outside the vocabulary"),
+    ],
+)
+def test_export_refuses_ids_outside_the_vocabulary_and_int16_wraparound(
+    tokens_dir,
+    tmp_path,
+    value,
+    dtype,
+    vocab,  # noqa: F811
+    fragment,
+):
     src = with_ids(tokens_dir, tmp_path / "src", value, dtype, vocab)
     with pytest.raises(InputError, match=fragment) as error:
         export_4m(src, tmp_path / "out", modalities=["depth"], progress=False)
@@ -185,18 +206,35 @@ def test_ray_address_of_a_closed_port_is_one_line_after_a_bounded_wait(tmp_path)
     port = probe.getsockname()[1]
     probe.close()
     start = time.perf_counter()
-    result = run_cli("tokenize", "-m", "depth", "--scenes", "2", "--scene-size", "32", "--engine", "ray", "--address",
-                     f"127.0.0.1:{port}", "-o", str(tmp_path / "out"), timeout=120)
+    result = run_cli(
+        "tokenize",
+        "-m",
+        "depth",
+        "--scenes",
+        "2",
+        "--scene-size",
+        "32",
+        "--engine",
+        "ray",
+        "--address",
+        f"127.0.0.1:{port}",
+        "-o",
+        str(tmp_path / "out"),
+        timeout=120,
+    )
     assert_one_line_error(result, f"--address 127.0.0.1:{port}: no Ray cluster answers there")
     assert time.perf_counter() - start < 90
     assert not os.path.exists(tmp_path / "out" / "manifest.json")
 
 
-@pytest.mark.parametrize("key, value, fragment", [
-    ("image_size", "9" * 5000, "image_size '99999999999"),  # a 5,000-digit integer stays text, then is refused
-    ("patch_size", "[" * 5000, "patch_size '[[[[["),
-    ("codebook_size", "1000000000000", "codebook_size 1000000000000 is refused"),
-])
+@pytest.mark.parametrize(
+    "key, value, fragment",
+    [
+        ("image_size", "9" * 5000, "image_size '99999999999"),  # a 5,000-digit integer stays text, then is refused
+        ("patch_size", "[" * 5000, "patch_size '[[[[["),
+        ("codebook_size", "1000000000000", "codebook_size 1000000000000 is refused"),
+    ],
+)
 def test_hostile_metadata_of_a_single_file_4m_tokenizer(tmp_path, key, value, fragment):
     """ml-4m's single-file form keeps the constructor arguments as YAML strings in the safetensors metadata."""
     from safetensors import safe_open
@@ -209,4 +247,6 @@ def test_hostile_metadata_of_a_single_file_4m_tokenizer(tmp_path, key, value, fr
     save_file(load_file(str(source)), str(path), metadata={**metadata, key: value})
     with pytest.raises(ConfigError) as error:
         tokzoo.load_tokenizer(str(path))
-    assert "\n" not in str(error.value) and str(path) in str(error.value) and fragment in str(error.value), str(error.value)
+    assert "\n" not in str(error.value) and str(path) in str(error.value) and fragment in str(error.value), str(
+        error.value
+    )

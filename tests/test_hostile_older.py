@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from tokzoo.errors import ConfigError
-from tokzoo.labelers.metadata import STATISTICS_PIXELS, occlusion_score, rgb_statistics
-from tokzoo.labelers.palette import palette
+from tokzoo.labelers.image_statistics import STATISTICS_PIXELS, occlusion_score, rgb_statistics
+from tokzoo.labelers.kmeans import palette
 from tokzoo_cli.main import cli
 
 
@@ -21,19 +21,27 @@ def decode(tmp_path, tokenizer, array, suffix=".npy"):
 
 
 def one_line(result, *fragments):
-    assert result.exit_code == 2 and isinstance(result.exception, (SystemExit, type(None))), result.output  # no traceback
+    assert result.exit_code == 2 and isinstance(result.exception, (SystemExit, type(None))), (
+        result.output
+    )  # no traceback
     assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
     for fragment in fragments:
         assert fragment in result.output, result.output
 
 
-@pytest.mark.parametrize("array, fragment", [
-    (np.zeros((0,), np.int64), "no tokens per sample: nothing to decode"),
-    (np.zeros((1, 0), np.int64), "no tokens per sample"),
-    (np.zeros((1, 1000 * 1000), np.uint8), "a grid of 1000x1000 tokens decodes to 2048000000 activations, over the limit"),
-    (np.zeros((1_000_000, 64), np.uint8), "holds 1000000 samples"),
-    (np.zeros((1, 3), np.int64), "3 tokens form no square grid"),
-])
+@pytest.mark.parametrize(
+    "array, fragment",
+    [
+        (np.zeros((0,), np.int64), "no tokens per sample: nothing to decode"),
+        (np.zeros((1, 0), np.int64), "no tokens per sample"),
+        (
+            np.zeros((1, 1000 * 1000), np.uint8),
+            "a grid of 1000x1000 tokens decodes to 2048000000 activations, over the limit",
+        ),
+        (np.zeros((1_000_000, 64), np.uint8), "holds 1000000 samples"),
+        (np.zeros((1, 3), np.int64), "3 tokens form no square grid"),
+    ],
+)
 def test_decode_refuses_empty_and_gigapixel_grids(tmp_path, array, fragment):
     one_line(decode(tmp_path, "depth", array), "tokens.npy", fragment)
     assert not (tmp_path / "out.npy").exists()
@@ -91,15 +99,16 @@ def test_metadata_statistics_of_a_large_image_are_bounded_and_close():
     assert abs(stats["brightness"] - 127) < 1 and stats["entropy"] > 7
     small = rgb[:256, :256]
     exact = rgb_statistics(small)
-    assert exact["brightness"] == pytest.approx(float((0.299 * small[..., 0] + 0.587 * small[..., 1]
-                                                       + 0.114 * small[..., 2]).mean()))
+    assert exact["brightness"] == pytest.approx(
+        float((0.299 * small[..., 0] + 0.587 * small[..., 1] + 0.114 * small[..., 2]).mean())
+    )
     depth = rng.uniform(1, 2, (4096, 2048)).astype(np.float32)
     score, peak = peak_bytes(occlusion_score, depth)
     assert peak < 400e6 and 0 <= score <= 1
 
 
 def test_tokenizer_recipe_with_a_5000_digit_integer(tmp_path):
-    from tokzoo.training.recipe import load_recipe
+    from tokzoo.tokenizers.training.recipe import load_recipe
 
     path = tmp_path / "r.yaml"
     path.write_text("name: depth\nbatch_size: " + "9" * 5000 + "\n")
@@ -121,8 +130,9 @@ def test_pseudo_label_of_a_62_megapixel_image_under_6_gib(tmp_path):
     image[::7] = 30
     (tmp_path / "in").mkdir()
     Image.fromarray(image).save(tmp_path / "in" / "huge.png")
-    result = run_cli("pseudo-label", "-m", "metadata,palette", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
-                     timeout=600)
+    result = run_cli(
+        "pseudo-label", "-m", "metadata,palette", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), timeout=600
+    )
     assert "Traceback" not in result.stderr and result.returncode == 0, result.stderr[-2000:]
     assert "ok 1 / failed 0 / total 1" in result.stdout + result.stderr
 
@@ -131,8 +141,10 @@ def test_a_trillion_scenes_is_refused_before_anything_is_listed(tmp_path):
     """--scenes 10^12 listed 10^9 shard jobs (gigabytes) before rendering the first scene."""
     from tokzoo.datasets.scenes import write_scene_shards
 
-    for args in (["tokenize", "-m", "depth", "--scenes", str(10**12), "--no-progress", "-o", str(tmp_path / "t")],
-                 ["scenes", "--n", str(10**12), "--out", str(tmp_path / "s")]):
+    for args in (
+        ["tokenize", "-m", "depth", "--scenes", str(10**12), "--no-progress", "-o", str(tmp_path / "t")],
+        ["scenes", "--n", str(10**12), "--out", str(tmp_path / "s")],
+    ):
         one_line(CliRunner().invoke(cli, args), "1000000000000 is refused: expected an integer in [1, 10000000]")
     with pytest.raises(ConfigError, match="scenes: n 1000000000000 is refused"):
         write_scene_shards(tmp_path / "w", 10**12)

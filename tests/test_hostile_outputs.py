@@ -18,12 +18,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hostile_inputs import (VICTIM, assert_one_line, assert_untouched, hostile_raw_dataset, npy_bytes,
-                            plant_outside)
+from hostile_inputs import VICTIM, assert_one_line, assert_untouched, hostile_raw_dataset, npy_bytes, plant_outside
 
 from tokzoo.errors import ConfigError, TokzooError, UnsafeOutputError
-from tokzoo.io.writes import (append_file, create_file, file_name, is_plain_name, make_folder, remove_inside,
-                              rename_inside, write_file)
+from tokzoo.io.writes import (
+    append_file,
+    create_file,
+    file_name,
+    is_plain_name,
+    make_folder,
+    remove_inside,
+    rename_inside,
+    write_file,
+)
 from tokzoo_cli.main import cli
 
 
@@ -39,8 +46,16 @@ def one_line_cli_error(result, *fragments: str) -> str:
 
 # -- tokzoo.io.writes: names that would leave the root ---------------------------------------------------------
 
-ESCAPING_NAMES = ["../x", "../../x", "a/../../x", "./../x", "a/b/../../../x", "..", "../outside/victim.txt",
-                  "a/../../outside/victim.txt"]
+ESCAPING_NAMES = [
+    "../x",
+    "../../x",
+    "a/../../x",
+    "./../x",
+    "a/b/../../../x",
+    "..",
+    "../outside/victim.txt",
+    "a/../../outside/victim.txt",
+]
 
 
 @pytest.mark.parametrize("name", ESCAPING_NAMES)
@@ -74,8 +89,28 @@ def test_an_unusable_name_is_refused(tmp_path, name):
 
 # -- file_name: the one way a name from data becomes a file name -------------------------------------------------
 
-HOSTILE_NAMES = ["../x", "..", ".", "", "/etc/passwd", "a/b", "a\\b", "%2e%2e%2f", "..%2fx", "\0", "x" * 500,
-                 "<script>alert(1)</script>", "é", ".hidden", "rgb\n", "a..b", "-", "~root", "$(id)", "a b"]
+HOSTILE_NAMES = [
+    "../x",
+    "..",
+    ".",
+    "",
+    "/etc/passwd",
+    "a/b",
+    "a\\b",
+    "%2e%2e%2f",
+    "..%2fx",
+    "\0",
+    "x" * 500,
+    "<script>alert(1)</script>",
+    "é",
+    ".hidden",
+    "rgb\n",
+    "a..b",
+    "-",
+    "~root",
+    "$(id)",
+    "a b",
+]
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
@@ -95,6 +130,7 @@ def test_file_name_keeps_plain_names_and_separates_the_rest():
 
 
 # -- tokzoo.io.writes: planted links, FIFOs, folders, hard links ------------------------------------------------
+
 
 def plant(root: Path, outside: Path, kind: str) -> Path:
     """Plant ``kind`` at the path the writer will write; returns that path."""
@@ -125,7 +161,10 @@ WRITERS = {
     "write_file": lambda root, path: write_file(root, path, b"evil"),
     "create_file": lambda root, path: create_file(root, path, b"evil"),
     "append_file": lambda root, path: append_file(root, path, "evil\n"),
-    "rename_inside": lambda root, path: (write_file(root, root / "staged", b"evil"), rename_inside(root, root / "staged", path)),
+    "rename_inside": lambda root, path: (
+        write_file(root, root / "staged", b"evil"),
+        rename_inside(root, root / "staged", path),
+    ),
 }
 
 
@@ -182,6 +221,7 @@ def test_remove_inside_removes_the_link_not_its_target(tmp_path, kind):
 
 # -- the browser site ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def raw_input(tmp_path_factory):
     return hostile_raw_dataset(tmp_path_factory.mktemp("raw") / "in")
@@ -197,9 +237,20 @@ def plant_in_site(site: Path, outside: Path, where: str) -> None:
         path.symlink_to(outside / "victim.txt")
 
 
-SITE_LINKS = ["data/site.js", "data/chunks.js", "data/dataset.js", "data/chunks/shard-000000-000.js", "data/chunks",
-              "data", "assets/browse.js", "assets", "index.html", "img", "img/shard-000000-000",
-              "img/shard-000000-000/0.rgb.source.png"]
+SITE_LINKS = [
+    "data/site.js",
+    "data/chunks.js",
+    "data/dataset.js",
+    "data/chunks/shard-000000-000.js",
+    "data/chunks",
+    "data",
+    "assets/browse.js",
+    "assets",
+    "index.html",
+    "img",
+    "img/shard-000000-000",
+    "img/shard-000000-000/0.rgb.source.png",
+]
 
 
 @pytest.mark.parametrize("where", SITE_LINKS)
@@ -263,15 +314,41 @@ def test_browse_cli_refusal_is_one_line(raw_input, tmp_path):
 
 # -- manifests naming modalities that would become paths outside ------------------------------------------------
 
-MODALITY_NAMES = ["../x", "../../outside/x", "/tmp/tokzoo-x", "a/b", "..", ".", "_private", "crops", "x y",
-                  "<script>", "", "a\\b", "manifest.json", "rgb/../../x"]
+MODALITY_NAMES = [
+    "../x",
+    "../../outside/x",
+    "/tmp/tokzoo-x",
+    "a/b",
+    "..",
+    ".",
+    "_private",
+    "crops",
+    "x y",
+    "<script>",
+    "",
+    "a\\b",
+    "manifest.json",
+    "rgb/../../x",
+]
 
 
 def manifest_with(folder: Path, name: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    entry = {"tokenizer": "t", "content_hash": "0", "vocab_size": 16, "token_shape": [4], "complete": True,
-             "input": "x", "size": [32, 32], "name": "t", "untrained": True, "dtype": "uint8"}
-    (folder / "manifest.json").write_text(json.dumps({"crops": {}, "samples_per_shard": 4, "modalities": {name: entry}}))
+    entry = {
+        "tokenizer": "t",
+        "content_hash": "0",
+        "vocab_size": 16,
+        "token_shape": [4],
+        "complete": True,
+        "input": "x",
+        "size": [32, 32],
+        "name": "t",
+        "untrained": True,
+        "dtype": "uint8",
+    }
+    (folder / "manifest.json").write_text(
+        json.dumps({"crops": {}, "samples_per_shard": 4, "modalities": {name: entry}})
+    )
     return folder
 
 
@@ -299,11 +376,29 @@ def test_export_refuses_a_modality_name_that_is_no_plain_folder_name(tmp_path, n
 
 # -- export --to 4m: member keys that would become paths ------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tokens(tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "tokens"
-    result = CliRunner().invoke(cli, ["tokenize", "-m", "rgb", "--scenes", "2", "--scene-size", "32", "--size", "32",
-                                      "--samples-per-shard", "2", "--no-progress", "-o", str(out)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "tokenize",
+            "-m",
+            "rgb",
+            "--scenes",
+            "2",
+            "--scene-size",
+            "32",
+            "--size",
+            "32",
+            "--samples-per-shard",
+            "2",
+            "--no-progress",
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -321,8 +416,20 @@ def rename_first_member(tar: Path, key: str) -> None:
     tar.write_bytes(buffer.getvalue())
 
 
-MEMBER_KEYS = ["../../../outside/x", "../x", "/tmp/tokzoo-abs-x", "a/b", "..", "a.b", "", " ", "x" * 300,
-               "<script>", "%2e%2e%2fx", "a\\b"]
+MEMBER_KEYS = [
+    "../../../outside/x",
+    "../x",
+    "/tmp/tokzoo-abs-x",
+    "a/b",
+    "..",
+    "a.b",
+    "",
+    " ",
+    "x" * 300,
+    "<script>",
+    "%2e%2e%2fx",
+    "a\\b",
+]
 
 
 @pytest.mark.parametrize("layout", ["folder", "webdataset"])
@@ -344,11 +451,14 @@ def test_export_refuses_a_member_key_that_is_no_sample_key(tokens, tmp_path, key
 
 
 def test_export_of_plain_keys_still_works(tokens, tmp_path):
-    result = CliRunner().invoke(cli, ["export", str(tokens), str(tmp_path / "dst"), "--to", "4m", "--layout", "folder",
-                                      "--no-progress"])
+    result = CliRunner().invoke(
+        cli, ["export", str(tokens), str(tmp_path / "dst"), "--to", "4m", "--layout", "folder", "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     files = sorted(p.relative_to(tmp_path / "dst").as_posix() for p in (tmp_path / "dst").rglob("*.npy"))
-    assert len(files) == 4 and all(f.startswith(("crop_settings/shard-00000/", "tok_rgb@32/shard-00000/")) for f in files)
+    assert len(files) == 4 and all(
+        f.startswith(("crop_settings/shard-00000/", "tok_rgb@32/shard-00000/")) for f in files
+    )
 
 
 # -- fm runs -------------------------------------------------------------------------------------------------
@@ -359,25 +469,57 @@ FM_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "fm" / "scenes-cpu
 @pytest.fixture(scope="module")
 def fm_tokens(tmp_path_factory):
     out = tmp_path_factory.mktemp("fm") / "tokens"
-    result = CliRunner().invoke(cli, ["tokenize", "-m", "rgb,depth,normals,semseg", "--scenes", "16", "--scene-size", "64",
-                                      "--no-progress", "-o", str(out)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "tokenize",
+            "-m",
+            "rgb,depth,normals,semseg",
+            "--scenes",
+            "16",
+            "--scene-size",
+            "64",
+            "--no-progress",
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out
 
 
 def fm_train(tokens: Path, run: Path):
-    return CliRunner().invoke(cli, ["fm", "train", "--recipe", str(FM_RECIPE), "--data", str(tokens), "--out", str(run),
-                                    "--steps", "1", "--threads", "1", "--no-progress"])
+    return CliRunner().invoke(
+        cli,
+        [
+            "fm",
+            "train",
+            "--recipe",
+            str(FM_RECIPE),
+            "--data",
+            str(tokens),
+            "--out",
+            str(run),
+            "--steps",
+            "1",
+            "--threads",
+            "1",
+            "--no-progress",
+        ],
+    )
 
 
-@pytest.mark.parametrize("name", ["log.jsonl", "config.json", "model.safetensors", "optimizer.safetensors",
-                                  "trainer_state.json"])
+@pytest.mark.parametrize(
+    "name", ["log.jsonl", "config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"]
+)
 def test_fm_train_refuses_a_link_planted_in_the_run(fm_tokens, tmp_path, name):
     outside, run = plant_outside(tmp_path), tmp_path / "run"
     run.mkdir()
     (run / name).symlink_to(outside / "victim.txt")
     line = one_line_cli_error(fm_train(fm_tokens, run), str(run / name))
-    assert "symlink" in line or name == "trainer_state.json" and "not valid UTF-8 JSON" in line, line  # read as a resume first
+    assert "symlink" in line or name == "trainer_state.json" and "not valid UTF-8 JSON" in line, (
+        line
+    )  # read as a resume first
     assert_untouched(outside)
 
 
@@ -395,20 +537,64 @@ def test_fm_outputs_named_by_the_user_are_not_written_through_links(fm_tokens, t
     assert fm_train(fm_tokens, run).exit_code == 0
     (tmp_path / "out.png").symlink_to(outside / "victim.txt")
     (tmp_path / "eval.json").symlink_to(outside / "victim.txt")
-    result = CliRunner().invoke(cli, ["fm", "generate", "--model", str(run), "--data", str(fm_tokens), "--key",
-                                      "scene_000001", "--from", "rgb", "--to", "depth", "-o", str(tmp_path / "out.png"),
-                                      "--steps", "1"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "fm",
+            "generate",
+            "--model",
+            str(run),
+            "--data",
+            str(fm_tokens),
+            "--key",
+            "scene_000001",
+            "--from",
+            "rgb",
+            "--to",
+            "depth",
+            "-o",
+            str(tmp_path / "out.png"),
+            "--steps",
+            "1",
+        ],
+    )
     one_line_cli_error(result, "out.png", "symlink")
-    result = CliRunner().invoke(cli, ["fm", "eval", "--model", str(run), "--data", str(fm_tokens), "--n", "2", "--steps",
-                                      "1", "--json", str(tmp_path / "eval.json"), "--no-progress"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "fm",
+            "eval",
+            "--model",
+            str(run),
+            "--data",
+            str(fm_tokens),
+            "--n",
+            "2",
+            "--steps",
+            "1",
+            "--json",
+            str(tmp_path / "eval.json"),
+            "--no-progress",
+        ],
+    )
     one_line_cli_error(result, "eval.json", "symlink")
     assert_untouched(outside)
 
 
 # -- tokenize output ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("where", ["rgb/shard-000000.tar", "crops/shard-000000.tar", "rgb/shard-000000.samples.jsonl",
-                                   "rgb/shard-000000.tar.tmp", "_commit", "rgb"])
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "rgb/shard-000000.tar",
+        "crops/shard-000000.tar",
+        "rgb/shard-000000.samples.jsonl",
+        "rgb/shard-000000.tar.tmp",
+        "_commit",
+        "rgb",
+    ],
+)
 def test_tokenize_never_writes_through_a_link_planted_in_out(tokens, tmp_path, where):
     """The shard made incomplete (its stats gone) and a link planted where the rerun writes: the link is refused,
     or removed (never followed) and the shard rewritten inside OUT."""
@@ -418,8 +604,25 @@ def test_tokenize_never_writes_through_a_link_planted_in_out(tokens, tmp_path, w
     if os.path.lexists(out / where):
         shutil.rmtree(out / where) if (out / where).is_dir() else (out / where).unlink()
     (out / where).symlink_to(outside / "victim.txt" if "." in where else outside)
-    result = CliRunner().invoke(cli, ["tokenize", "-m", "rgb", "--scenes", "2", "--scene-size", "32", "--size", "32",
-                                      "--samples-per-shard", "2", "--no-progress", "-o", str(out)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "tokenize",
+            "-m",
+            "rgb",
+            "--scenes",
+            "2",
+            "--scene-size",
+            "32",
+            "--size",
+            "32",
+            "--samples-per-shard",
+            "2",
+            "--no-progress",
+            "-o",
+            str(out),
+        ],
+    )
     if result.exit_code == 0:
         assert not (out / where).is_symlink() and (out / "rgb" / "shard-000000.stats.json").is_file()
     else:
@@ -429,20 +632,27 @@ def test_tokenize_never_writes_through_a_link_planted_in_out(tokens, tmp_path, w
 
 # -- pseudo-label output -------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory):
     """Four scenes labelled with edges, two shards; returns (scenes, output)."""
     root = tmp_path_factory.mktemp("label")
-    assert CliRunner().invoke(cli, ["scenes", "--n", "4", "--size", "32", "--out", str(root / "scenes"),
-                                    "--samples-per-shard", "2"]).exit_code == 0
-    result = CliRunner().invoke(cli, ["pseudo-label", "-m", "edges", "-i", str(root / "scenes"), "-o", str(root / "out"),
-                                      "--no-progress"])
+    assert (
+        CliRunner()
+        .invoke(cli, ["scenes", "--n", "4", "--size", "32", "--out", str(root / "scenes"), "--samples-per-shard", "2"])
+        .exit_code
+        == 0
+    )
+    result = CliRunner().invoke(
+        cli, ["pseudo-label", "-m", "edges", "-i", str(root / "scenes"), "-o", str(root / "out"), "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     return root / "scenes", root / "out"
 
 
-@pytest.mark.parametrize("name", ["shard-000001.tar", ".pseudo-label/shard-000001.samples.jsonl",
-                                  ".pseudo-label/shard-000001.stats.json"])
+@pytest.mark.parametrize(
+    "name", ["shard-000001.tar", ".pseudo-label/shard-000001.samples.jsonl", ".pseudo-label/shard-000001.stats.json"]
+)
 def test_pseudo_label_refuses_a_link_where_a_shard_is_rewritten(labelled, tmp_path, name):
     """The second shard made incomplete (its stats gone), a link planted where its rerun writes."""
     scenes, done = labelled
@@ -451,7 +661,9 @@ def test_pseudo_label_refuses_a_link_where_a_shard_is_rewritten(labelled, tmp_pa
     (out / ".pseudo-label" / "shard-000001.stats.json").unlink()
     (out / name).unlink(missing_ok=True)
     (out / name).symlink_to(outside / "victim.txt")
-    result = CliRunner().invoke(cli, ["pseudo-label", "-m", "edges", "-i", str(scenes), "-o", str(out), "--no-progress"])
+    result = CliRunner().invoke(
+        cli, ["pseudo-label", "-m", "edges", "-i", str(scenes), "-o", str(out), "--no-progress"]
+    )
     if name.endswith(".stats.json"):  # a marker that does not parse: the shard is labelled again, the link replaced
         assert result.exit_code == 0 and "labelling shard 1 again" in result.output, result.output
         stats = [{k: v for k, v in json.loads((d / name).read_text()).items() if k != "seconds"} for d in (out, done)]
@@ -463,16 +675,32 @@ def test_pseudo_label_refuses_a_link_where_a_shard_is_rewritten(labelled, tmp_pa
 
 # -- compose outputs -------------------------------------------------------------------------------------------
 
+
 def text_lm_recipe():
     from tokzoo.compose import resolve_recipe
 
-    return resolve_recipe({"steps": 1, "batch_size": 2, "log_every": 1, "threads": 1,
-                           "data": {"scene_text": {"n_train": 4, "n_val": 2, "size": 32}},
-                           "compose": {"pretrain_lm": {"vocab_size": 280, "hidden_size": 16, "layers": 1, "heads": 2}}})
+    return resolve_recipe(
+        {
+            "steps": 1,
+            "batch_size": 2,
+            "log_every": 1,
+            "threads": 1,
+            "data": {"scene_text": {"n_train": 4, "n_val": 2, "size": 32}},
+            "compose": {"pretrain_lm": {"vocab_size": 280, "hidden_size": 16, "layers": 1, "heads": 2}},
+        }
+    )
 
 
-@pytest.mark.parametrize("name", ["config.json", *(pytest.param(n, marks=pytest.mark.slow) for n in (
-    "model.safetensors", "vocab.json", "metrics.json", "generation_config.json"))])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "config.json",
+        *(
+            pytest.param(n, marks=pytest.mark.slow)
+            for n in ("model.safetensors", "vocab.json", "metrics.json", "generation_config.json")
+        ),
+    ],
+)
 def test_compose_refuses_a_link_planted_in_its_output(tmp_path, name):
     """The saved LM (config, weights, generation config: written by transformers into a private folder first),
     its vocabulary and metrics."""
@@ -489,8 +717,8 @@ def test_compose_refuses_a_link_planted_in_its_output(tmp_path, name):
 
 def test_a_composition_checkpoint_is_not_written_through_a_link(tmp_path):
     import torch
-
     from test_compose_methods import SETTINGS, components
+
     from tokzoo.compose import Composition
 
     outside, out = plant_outside(tmp_path), tmp_path / "glue"
@@ -506,9 +734,10 @@ def test_a_composition_checkpoint_is_not_written_through_a_link(tmp_path):
 
 # -- tokenizer checkpoints, training checkpoints, single-file outputs -----------------------------------------
 
+
 @pytest.mark.parametrize("name", ["config.json", "model.safetensors"])
 def test_a_tokenizer_checkpoint_is_not_written_through_a_link(tmp_path, name):
-    from tokzoo.learned import LearnedTokenizer
+    from tokzoo.tokenizers.learned import LearnedTokenizer
 
     outside, out = plant_outside(tmp_path), tmp_path / "tok"
     out.mkdir()
@@ -524,7 +753,7 @@ def test_a_tokenizer_checkpoint_is_not_written_through_a_link(tmp_path, name):
 def test_a_training_checkpoint_is_not_written_through_a_link(tmp_path, where):
     import torch
 
-    from tokzoo.training.checkpointing import save_checkpoint
+    from tokzoo.tokenizers.training.checkpointing import save_checkpoint
 
     outside, out = plant_outside(tmp_path), tmp_path / "train"
     (out / where).parent.mkdir(parents=True, exist_ok=True)
@@ -536,7 +765,7 @@ def test_a_training_checkpoint_is_not_written_through_a_link(tmp_path, where):
     except UnsafeOutputError as error:
         assert_one_line(error, "symlink")
     else:  # a leftover link where the checkpoint goes is removed (the link, never its target), then written
-        assert where != "checkpoints" and (out / "checkpoints" / "step-000001" / "state.json").is_file()
+        assert where != "checkpoints" and (out / "checkpoints" / "step-000001" / "trainer_state.json").is_file()
         assert not (out / "checkpoints" / "step-000001").is_symlink()
     assert_untouched(outside)
 
@@ -547,8 +776,21 @@ def test_codec_outputs_are_not_written_through_links(tmp_path, command):
     (tmp_path / "depth.npy").write_bytes(npy_bytes(np.full((32, 32), 2.0, np.float32)))
     runner = CliRunner()
     if command == "decode":
-        assert runner.invoke(cli, ["encode", "-t", "depth", "--untrained", str(tmp_path / "depth.npy"), "-o",
-                                   str(tmp_path / "tokens.npy")]).exit_code == 0
+        assert (
+            runner.invoke(
+                cli,
+                [
+                    "encode",
+                    "-t",
+                    "depth",
+                    "--untrained",
+                    str(tmp_path / "depth.npy"),
+                    "-o",
+                    str(tmp_path / "tokens.npy"),
+                ],
+            ).exit_code
+            == 0
+        )
     (tmp_path / "out.npy").symlink_to(outside / "victim.txt")
     source = tmp_path / ("depth.npy" if command == "encode" else "tokens.npy")
     result = runner.invoke(cli, [command, "-t", "depth", "--untrained", str(source), "-o", str(tmp_path / "out.npy")])
@@ -557,7 +799,7 @@ def test_codec_outputs_are_not_written_through_links(tmp_path, command):
 
 
 def test_show_png_is_not_written_through_a_link(tokens, tmp_path):
-    """``tokzoo show`` (and every PNG of show / eval / fm generate / scenes previews: tokzoo.viz.save_png)."""
+    """``tokzoo show`` (and every PNG of show / eval / fm generate / scenes previews: tokzoo.io.images.save_png)."""
     outside = plant_outside(tmp_path)
     (tmp_path / "show.png").symlink_to(outside / "victim.txt")
     key = json.loads((tokens / "rgb" / "shard-000000.samples.jsonl").read_text().splitlines()[0])["key"]

@@ -1,23 +1,34 @@
 """Classes 4 and 5 of issue 10: tampered token datasets (sparse / oversized members, truncated tars, ids out of
 range, duplicate keys) and corrupt resume state (manifest, stats, tables, crops, journals) through inspect, show,
-tokzoo.data and a resumed tokenize: a typed one-line error that says how to recover, or a safe rebuild."""
+tokzoo.tokens and a resumed tokenize: a typed one-line error that says how to recover, or a safe rebuild."""
 
 import shutil
 
 import pytest
 from hostile_inputs import TAMPERINGS, assert_one_line_error, run_cli, tamper_dataset
 
-from tokzoo.data import make_loader
 from tokzoo.errors import ConfigError, InvalidValueError, TokzooError
 from tokzoo.pipeline import TokenizeJob, tokenize
 from tokzoo.pipeline.report import inspect_lines, show_rows
+from tokzoo.tokens import make_loader
 
-REBUILT = {"sparse_member", "truncated_tar", "duplicate_key", "stats_not_json",
-           "stats_wrong_counts", "table_truncated", "crops_truncated"}
+REBUILT = {
+    "sparse_member",
+    "truncated_tar",
+    "duplicate_key",
+    "stats_not_json",
+    "stats_wrong_counts",
+    "table_truncated",
+    "crops_truncated",
+}
 """Damage a resumed run repairs by tokenizing the shard again (the other tamperings are refused with a hint)."""
-HINTS = {"manifest_not_json": "pass --overwrite", "manifest_wrong_types": "pass --overwrite",
-         "crops_outside": "a symlink", "journal_outside": "is not a file of that shard inside",
-         "journal_not_json": "and rerun"}
+HINTS = {
+    "manifest_not_json": "pass --overwrite",
+    "manifest_wrong_types": "pass --overwrite",
+    "crops_outside": "a symlink",
+    "journal_outside": "is not a file of that shard inside",
+    "journal_not_json": "and rerun",
+}
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +37,9 @@ def base(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("state")
     write_scene_shards(root / "scenes", 4, seed=0, size=32, samples_per_shard=4)
-    job = TokenizeJob(["rgb", "depth"], root / "base", str(root / "scenes"), size=(32, 32), crops=2, workers=0,
-                      progress=False)
+    job = TokenizeJob(
+        ["rgb", "depth"], root / "base", str(root / "scenes"), size=(32, 32), crops=2, workers=0, progress=False
+    )
     tokenize(job)
     return root, job
 
@@ -42,15 +54,21 @@ def copy(base, how):
 
 
 def files(out):
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and not p.name.endswith(".stats.json")}
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and not p.name.endswith(".stats.json")
+    }
 
 
 @pytest.mark.parametrize("how", TAMPERINGS)
 def test_tampered_dataset_gives_typed_errors_or_a_rebuild(base, how):
     out, job = copy(base, how)
-    for read in (lambda: inspect_lines(out), lambda: show_rows(out, "scene_000000"),
-                 lambda: list(make_loader(out, ["rgb", "depth"], 2, shuffle=False))):
+    for read in (
+        lambda: inspect_lines(out),
+        lambda: show_rows(out, "scene_000000"),
+        lambda: list(make_loader(out, ["rgb", "depth"], 2, shuffle=False)),
+    ):
         try:
             read()
         except TokzooError as error:
@@ -80,7 +98,9 @@ def test_tampered_dataset_gives_typed_errors_or_a_rebuild(base, how):
 
 def test_cli_inspect_on_a_sparse_member_under_a_memory_limit(base):
     out, _ = copy(base, "sparse_member")  # 8 GiB declared and present as holes
-    assert_one_line_error(run_cli("inspect", str(out), timeout=120), "rgb/shard-000000.tar", "8589934592 bytes, over the limit")
+    assert_one_line_error(
+        run_cli("inspect", str(out), timeout=120), "rgb/shard-000000.tar", "8589934592 bytes, over the limit"
+    )
 
 
 @pytest.mark.slow
@@ -89,8 +109,21 @@ def test_cli_show_and_resume_on_hostile_state(base):
     result = run_cli("show", str(out), "-k", "scene_000001", "-o", str(out.parent / "s.png"), timeout=120)
     assert_one_line_error(result, "rgb/shard-000000.tar", "8589934592 bytes, over the limit")
     out, job = copy(base, "journal_outside")
-    result = run_cli("tokenize", "-m", "rgb,depth", "--input", job.input, "-o", str(out), "--size", "32", "--crops", "2",
-                     "--no-progress", timeout=180)
+    result = run_cli(
+        "tokenize",
+        "-m",
+        "rgb,depth",
+        "--input",
+        job.input,
+        "-o",
+        str(out),
+        "--size",
+        "32",
+        "--crops",
+        "2",
+        "--no-progress",
+        timeout=180,
+    )
     assert_one_line_error(result, "_commit/shard-000000.json", "not a commit journal", "--overwrite")
     assert not (out.parent / "victim.txt").exists()
 
@@ -99,9 +132,24 @@ def test_cli_show_and_resume_on_hostile_state(base):
 @pytest.mark.parametrize("how", TAMPERINGS)
 def test_cli_inspect_show_and_resume_on_each_tampering(base, how):
     out, job = copy(base, how)
-    for args in (["inspect", str(out)], ["show", str(out), "-k", "scene_000000", "-o", str(out.parent / f"{how}.png")],
-                 ["tokenize", "-m", "rgb,depth", "--input", job.input, "-o", str(out), "--size", "32", "--crops", "2",
-                  "--no-progress"]):
+    for args in (
+        ["inspect", str(out)],
+        ["show", str(out), "-k", "scene_000000", "-o", str(out.parent / f"{how}.png")],
+        [
+            "tokenize",
+            "-m",
+            "rgb,depth",
+            "--input",
+            job.input,
+            "-o",
+            str(out),
+            "--size",
+            "32",
+            "--crops",
+            "2",
+            "--no-progress",
+        ],
+    ):
         result = run_cli(*args, timeout=180)
         assert "Traceback" not in result.stderr, result.stderr[-3000:]
         assert result.returncode in (0, 2), result.stderr[-2000:]
@@ -112,14 +160,14 @@ def test_cli_inspect_show_and_resume_on_each_tampering(base, how):
 def test_pseudo_label_relabels_a_truncated_shard(tmp_path):
     """pseudo-label's markers are checked too: a tar cut short under its stats.json is labelled again."""
     from tokzoo.datasets.scenes import write_scene_shards
-    from tokzoo.labelers.job import LabelJob, pseudo_label
+    from tokzoo.pipeline.pseudo_label import LabelJob, pseudo_label
 
     write_scene_shards(tmp_path / "scenes", 4, seed=0, size=32, samples_per_shard=2)
     job = LabelJob(["edges"], str(tmp_path / "scenes"), tmp_path / "labelled", progress=False)
     pseudo_label(job)
     shard = tmp_path / "labelled" / "shard-000001.tar"
     whole = shard.read_bytes()
-    shard.write_bytes(whole[:len(whole) // 2])
+    shard.write_bytes(whole[: len(whole) // 2])
     summary = pseudo_label(job)
     assert summary.written == 1 and shard.read_bytes() == whole
     (tmp_path / "labelled" / ".pseudo-label" / "shard-000000.stats.json").write_text('{"count": "x"}')
@@ -128,20 +176,36 @@ def test_pseudo_label_relabels_a_truncated_shard(tmp_path):
 
 @pytest.mark.parametrize("damage", ["{ truncated", '{"step": 3, "rng": "nope", "losses": 5}', "[]"])
 def test_train_resume_from_a_damaged_state_json(tmp_path, damage):
-    """tokzoo train --resume: a damaged state.json is one CheckpointError that says where else to resume from."""
+    """tokzoo train --resume: a damaged trainer_state.json is one CheckpointError that says where else to resume from."""
     from tokzoo.errors import CheckpointError
-    from tokzoo.training.loop import train
-    from tokzoo.training.recipe import validate_recipe
+    from tokzoo.tokenizers.training.loop import train
+    from tokzoo.tokenizers.training.recipe import validate_recipe
 
-    recipe = validate_recipe({
-        "name": "tiny_depth", "loss": "smooth_l1", "batch_size": 2, "steps": 2, "seed": 0, "checkpoint_every": 1,
-        "tokenizer": {"modality": "depth", "model": {"preset": "conv-tiny", "width": 8, "groups": 4}, "latent_dim": 8,
-                      "quantizer": {"type": "fsq", "levels": [5, 5, 5]}, "input_size": [32, 32]},
-        "data": {"scenes": {"n_train": 4, "n_val": 0, "seed": 3, "size": 32}},
-        "optimizer": {"lr": 3e-3}, "schedule": {"warmup_steps": 1}})
+    recipe = validate_recipe(
+        {
+            "name": "tiny_depth",
+            "loss": "smooth_l1",
+            "batch_size": 2,
+            "steps": 2,
+            "seed": 0,
+            "checkpoint_every": 1,
+            "tokenizer": {
+                "modality": "depth",
+                "model": {"preset": "conv-tiny", "width": 8, "groups": 4},
+                "latent_dim": 8,
+                "quantizer": {"type": "fsq", "levels": [5, 5, 5]},
+                "input_size": [32, 32],
+            },
+            "data": {"scenes": {"n_train": 4, "n_val": 0, "seed": 3, "size": 32}},
+            "optimizer": {"lr": 3e-3},
+            "schedule": {"warmup_steps": 1},
+        }
+    )
     train(recipe, tmp_path / "run", progress=False)
     checkpoint = tmp_path / "run" / "checkpoints" / "step-000001"
-    (checkpoint / "state.json").write_text(damage)
-    with pytest.raises(CheckpointError, match="state.json: (unreadable|damaged).*resume from an earlier") as error:
+    (checkpoint / "trainer_state.json").write_text(damage)
+    with pytest.raises(
+        CheckpointError, match="trainer_state.json: (unreadable|damaged).*resume from an earlier"
+    ) as error:
         train(recipe, tmp_path / "again", resume=checkpoint, progress=False)
     assert "\n" not in str(error.value)

@@ -6,21 +6,30 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from hostile_inputs import END, header, hostile_tars, pax_block, pax_record, padded, png_bytes, run_cli, tar_of
+from hostile_inputs import END, header, hostile_tars, padded, pax_block, pax_record, png_bytes, run_cli, tar_of
 
 from tokzoo.errors import ConfigError, CorruptFileError
 from tokzoo.io import TarReader
 from tokzoo.io.tarwalk import walk_tar
 
 EXPECTED = {  # tar -> what its bad sample's error says
-    "huge_plain": "past the end of the file", "huge_pax": "past the end of the file",
-    "huge_base256": "past the end of the file", "negative_base256": "negative size",
-    "negative_pax_size": "not a non-negative integer", "pax_negative_length": "no valid length",
-    "pax_zero_length": "declares length 0", "pax_overlong_length": "declares length 999",
-    "huge_pax_header": "(limit 1048576)", "gnu_sparse": "GNU sparse member refused",
-    "truncated_member": "past the end of the file", "truncated_boundary": "no end-of-archive block",
-    "nested": "not an image", "garbage": "bad tar header checksum", "empty": "file is empty",
-    "gzip_bomb": "too large to skip in a compressed stream", "sparse_file": "over the limit of 268435456",
+    "huge_plain": "past the end of the file",
+    "huge_pax": "past the end of the file",
+    "huge_base256": "past the end of the file",
+    "negative_base256": "negative size",
+    "negative_pax_size": "not a non-negative integer",
+    "pax_negative_length": "no valid length",
+    "pax_zero_length": "declares length 0",
+    "pax_overlong_length": "declares length 999",
+    "huge_pax_header": "(limit 1048576)",
+    "gnu_sparse": "GNU sparse member refused",
+    "truncated_member": "past the end of the file",
+    "truncated_boundary": "no end-of-archive block",
+    "nested": "not an image",
+    "garbage": "bad tar header checksum",
+    "empty": "file is empty",
+    "gzip_bomb": "too large to skip in a compressed stream",
+    "sparse_file": "over the limit of 268435456",
 }
 
 
@@ -77,11 +86,27 @@ def test_tokenize_cli_on_hostile_tars(tmp_path, tars, workers):
     """Through the CLI, under a 6 GiB address-space limit (torch alone maps 3.5 GB) and a timeout: the run goes on
     past every bad tar, each sample is accounted for, the good ones are tokenized."""
     out = tmp_path / "tokens"
-    result = run_cli("tokenize", "-m", "rgb", "--input", str(tars["good"].parent), "-o", str(out), "--size", "32",
-                     "--workers", str(workers), "--no-progress", timeout=240)
+    result = run_cli(
+        "tokenize",
+        "-m",
+        "rgb",
+        "--input",
+        str(tars["good"].parent),
+        "-o",
+        str(out),
+        "--size",
+        "32",
+        "--workers",
+        str(workers),
+        "--no-progress",
+        timeout=240,
+    )
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    records = [json.loads(line) for table in sorted((out / "rgb").glob("*.samples.jsonl"))
-               for line in table.read_text().splitlines()]
+    records = [
+        json.loads(line)
+        for table in sorted((out / "rgb").glob("*.samples.jsonl"))
+        for line in table.read_text().splitlines()
+    ]
     ok = sorted(r["key"] for r in records if r["status"] == "ok")
     assert ok == ["good", "ok_j", "ok_m", "ok_n", "ok_o"]
     failed = [r["error"] for r in records if r["status"] == "failed"]
@@ -94,8 +119,17 @@ def test_tokenize_cli_on_hostile_tars(tmp_path, tars, workers):
 def test_eval_and_pseudo_label_cli_on_hostile_tars(tmp_path, tars):
     result = run_cli("eval", "-t", "rgb", "--data", str(tars["good"].parent), "--n", "8", "--no-progress", timeout=300)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    result = run_cli("pseudo-label", "-m", "edges", "--input", str(tars["good"].parent), "-o", str(tmp_path / "lab"),
-                     "--no-progress", timeout=300)
+    result = run_cli(
+        "pseudo-label",
+        "-m",
+        "edges",
+        "--input",
+        str(tars["good"].parent),
+        "-o",
+        str(tmp_path / "lab"),
+        "--no-progress",
+        timeout=300,
+    )
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "ok 5 /" in result.stdout
 
@@ -103,6 +137,18 @@ def test_eval_and_pseudo_label_cli_on_hostile_tars(tmp_path, tars):
 @pytest.mark.slow
 def test_train_cli_on_hostile_tars(tmp_path, tars):
     recipe = Path(__file__).parents[1] / "recipes" / "rgb.yaml"
-    result = run_cli("train", "--recipe", str(recipe), "--data", str(tars["good"].parent), "--steps", "1",
-                     "--out", str(tmp_path / "run"), "--no-eval", "-q", timeout=600)
+    result = run_cli(
+        "train",
+        "--recipe",
+        str(recipe),
+        "--data",
+        str(tars["good"].parent),
+        "--steps",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+        "--no-eval",
+        "-q",
+        timeout=600,
+    )
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]

@@ -64,11 +64,16 @@ def test_full_disk_mid_run_then_rerun_completes(scenes, tmp_path, monkeypatch):
         return write_content(file, content)
 
     monkeypatch.setattr(writes, "_write_content", full_disk)
-    with pytest.raises(TokzooError, match=r"shard-000001\..*\.tmp: cannot write \(No space left on device\); finished "
-                                          "shards are kept") as error:
+    with pytest.raises(
+        TokzooError,
+        match=r"shard-000001\..*\.tmp: cannot write \(No space left on device\); finished "
+        "shards are kept",
+    ) as error:
         tokenize(job(scenes, out))
     assert "\n" not in str(error.value)
-    assert (out / "rgb" / "shard-000000.stats.json").is_file() and not (out / "rgb" / "shard-000001.stats.json").exists()
+    assert (out / "rgb" / "shard-000000.stats.json").is_file() and not (
+        out / "rgb" / "shard-000001.stats.json"
+    ).exists()
     monkeypatch.setattr(writes, "_write_content", write_content)
     summary = tokenize(job(scenes, out))
     assert summary.written == 2 and dataset(out) == dataset(reference)
@@ -77,13 +82,28 @@ def test_full_disk_mid_run_then_rerun_completes(scenes, tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_cli_file_size_limit_then_rerun(scenes, tmp_path):
     """Through the CLI: RLIMIT_FSIZE 16 kB makes the 8-scene shard's 20 kB tars fail with EFBIG, a real write error."""
-    args = ["tokenize", "-m", "rgb,depth", "--input", str(scenes), "--size", "32", "--crops", "2", "--no-progress",
-            "--workers", "0"]
+    args = [
+        "tokenize",
+        "-m",
+        "rgb,depth",
+        "--input",
+        str(scenes),
+        "--size",
+        "32",
+        "--crops",
+        "2",
+        "--no-progress",
+        "--workers",
+        "0",
+    ]
     reference, out = tmp_path / "reference", tmp_path / "out"
     assert run_cli(*args, "-o", str(reference)).returncode == 0
     result = run_cli(*args, "-o", str(out), file_size=16_000)
     assert_one_line_error(result, "shard-000002.", "cannot write (File too large)", "rerun the same command")
-    assert sorted(p.name for p in (out / "rgb").glob("*.stats.json")) == ["shard-000000.stats.json", "shard-000001.stats.json"]
+    assert sorted(p.name for p in (out / "rgb").glob("*.stats.json")) == [
+        "shard-000000.stats.json",
+        "shard-000001.stats.json",
+    ]
     result = run_cli(*args, "-o", str(out))
     assert result.returncode == 0 and "(1 written by this run)" in result.stdout, result.stderr[-2000:]
     assert dataset(out) == dataset(reference)

@@ -11,7 +11,13 @@ import pytest
 from PIL import Image
 
 from tokzoo.errors import (
-    CorruptFileError, DtypeError, EmptyFileError, ImageTooLargeError, InputError, InvalidValueError, ShapeError,
+    CorruptFileError,
+    DtypeError,
+    EmptyFileError,
+    ImageTooLargeError,
+    InputError,
+    InvalidValueError,
+    ShapeError,
     UnsupportedFormatError,
 )
 from tokzoo.io import read_modality, write_modality
@@ -34,6 +40,7 @@ def npy(arr, allow_pickle=False) -> bytes:
 
 def png_header(width: int, height: int) -> bytes:
     """A valid-looking PNG declaring width x height 8-bit gray with only a few bytes of pixel data."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -42,6 +49,7 @@ def png_header(width: int, height: int) -> bytes:
 
 
 # --- round trips -------------------------------------------------------------------------------
+
 
 def test_depth_png_is_millimetres_by_default_and_scale_is_configurable():
     depth = np.array([[1.0, 2.5], [np.nan, 65.535]], np.float32)
@@ -78,11 +86,14 @@ def test_normals_png_decodes_renormalises_and_marks_grey_invalid():
     assert np.isnan(out[1]).all()
 
 
-@pytest.mark.parametrize("modality,value", [
-    ("semseg", np.array([[0, 7], [255, 254]], np.uint8)),
-    ("sam_instances", np.array([[0, 300], [65535, 1]], np.uint16)),
-    ("edges", np.array([[0, 1], [1, 0]], np.uint8)),
-])
+@pytest.mark.parametrize(
+    "modality,value",
+    [
+        ("semseg", np.array([[0, 7], [255, 254]], np.uint8)),
+        ("sam_instances", np.array([[0, 300], [65535, 1]], np.uint16)),
+        ("edges", np.array([[0, 1], [1, 0]], np.uint8)),
+    ],
+)
 @pytest.mark.parametrize("ext", [".png", ".npy"])
 def test_label_maps_round_trip(modality, value, ext):
     out = read_modality(modality, f"x{ext}", write_modality(modality, value, ext))
@@ -101,12 +112,23 @@ def test_edges_png_0_255_becomes_0_1():
 
 
 def test_json_modalities_and_write_to_path(tmp_path):
-    pose = {"skeleton": "coco17", "humans": [{"keypoints_2d": [[1.5, 2.0, 2]] * 17, "keypoints_3d": [[0.1, 0.2, 3.0]] * 17}]}
+    pose = {
+        "skeleton": "coco17",
+        "humans": [{"keypoints_2d": [[1.5, 2.0, 2]] * 17, "keypoints_3d": [[0.1, 0.2, 3.0]] * 17}],
+    }
     path = tmp_path / "p.pose.json"
     data = write_modality("pose", pose, path)
     assert path.read_bytes() == data
     assert read_modality("pose", path) == pose
-    cam = {"fx": 500.0, "fy": 500.0, "cx": 32.0, "cy": 24.0, "width": 64, "height": 48, "cam_to_world": np.eye(4).tolist()}
+    cam = {
+        "fx": 500.0,
+        "fy": 500.0,
+        "cx": 32.0,
+        "cy": 24.0,
+        "width": 64,
+        "height": 48,
+        "cam_to_world": np.eye(4).tolist(),
+    }
     assert read_modality("camera", "c.json", write_modality("camera", cam, ".json")) == cam
 
 
@@ -127,6 +149,7 @@ def test_audio_wav_flac_mp3_resampled_to_mono_float32():
 
 # --- tricky but valid images --------------------------------------------------------------------
 
+
 def test_cmyk_jpeg_is_converted_to_rgb():
     img = Image.new("CMYK", (8, 6), (255, 0, 0, 0))  # pure cyan
     out = read_modality("rgb", "c.jpg", png(img, "JPEG", quality=95))
@@ -146,7 +169,11 @@ def test_palette_png_with_and_without_transparency():
     img = Image.fromarray(np.array([[0, 1], [2, 1]], np.uint8), mode="P")
     img.putpalette([10, 20, 30, 200, 100, 50, 0, 255, 0] + [0] * 759)
     out = read_modality("rgb", "p.png", png(img))
-    assert out[0, 0].tolist() == [10, 20, 30] and out[0, 1].tolist() == [200, 100, 50] and out[1, 0].tolist() == [0, 255, 0]
+    assert (
+        out[0, 0].tolist() == [10, 20, 30]
+        and out[0, 1].tolist() == [200, 100, 50]
+        and out[1, 0].tolist() == [0, 255, 0]
+    )
     img.info["transparency"] = 1  # index 1 fully transparent -> black
     out = read_modality("rgb", "p.png", png(img, transparency=1))
     assert out[0, 1].tolist() == [0, 0, 0] and out[0, 0].tolist() == [10, 20, 30]
@@ -181,6 +208,7 @@ def test_exif_orientation_is_applied():
 
 # --- bad inputs ---------------------------------------------------------------------------------
 
+
 def _jpeg() -> bytes:
     return png(Image.fromarray(RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)), "JPEG")
 
@@ -207,7 +235,12 @@ BAD = [
     ("depth", "nan.npy", npy(np.full((4, 4), np.nan, np.float32)), InvalidValueError),
     ("depth", "zeros.png", png(Image.fromarray(np.zeros((4, 4), np.uint16))), InvalidValueError),
     ("semseg", "ids.png", png(Image.fromarray(np.array([[1, 300]], np.uint16))), InvalidValueError),
-    ("camera", "cam.json", b'{"fx": NaN, "fy": 1, "cx": 0, "cy": 0, "width": 2, "height": 2, "cam_to_world": []}', InvalidValueError),
+    (
+        "camera",
+        "cam.json",
+        b'{"fx": NaN, "fy": 1, "cx": 0, "cy": 0, "width": 2, "height": 2, "cam_to_world": []}',
+        InvalidValueError,
+    ),
     ("depth", "rgbdepth.npy", npy(np.ones((4, 4, 3), np.float32)), ShapeError),
     ("normals", "flat.npy", npy(np.ones((4, 4), np.float32)), ShapeError),
     ("crops", "crops.npy", npy(np.ones((3, 4), np.int32)), ShapeError),
@@ -270,10 +303,24 @@ def test_feature_files_round_trip_and_are_checked(tmp_path):
     assert np.array_equal(read_modality("dense_features", tmp_path / "a.dense_features.npy"), dense)
     assert np.array_equal(read_modality("dense_features", "x.npy", data), dense)
     vector = np.ones(512, np.float64)
-    assert read_modality("global_feature", "g.npy", write_modality("global_feature", vector, ".npy")).dtype == np.float32
+    assert (
+        read_modality("global_feature", "g.npy", write_modality("global_feature", vector, ".npy")).dtype == np.float32
+    )
     with pytest.raises(ShapeError, match=r"\(h, w, C\)"):
         from_value("dense_features", vector, "v.npy")
     with pytest.raises(InvalidValueError, match="NaN"):
         from_value("global_feature", np.full(4, np.nan, np.float32), "n.npy")
     with pytest.raises(DtypeError):
         from_value("global_feature", np.ones(4, np.int64), "i.npy")
+
+
+def test_each_stored_value_declares_how_it_is_written():
+    """What pseudo-label writes a value computed in memory as: exact float maps in .npy, label maps in .png, JSON
+    values as .json (each declared with the value in tokzoo/modalities)."""
+    from tokzoo.io.formats import EXTENSIONS, written_extension
+
+    written = {name: written_extension(name) for name in EXTENSIONS}
+    assert written["depth"] == written["normals"] == written["dense_features"] == ".npy"
+    assert written["rgb"] == written["semseg"] == written["sam_instances"] == written["edges"] == ".png"
+    assert {written[name] for name in ("pose", "camera", "palette", "metadata", "boxes")} == {".json"}
+    assert all(ext in EXTENSIONS[name] for name, ext in written.items())

@@ -13,7 +13,13 @@ from PIL import Image
 
 from tokzoo.errors import ConfigError
 from tokzoo.io import (
-    FolderReader, HFReader, ModalityFoldersReader, TarReader, decode_sample, open_reader, write_modality,
+    FolderReader,
+    HFReader,
+    ModalityFoldersReader,
+    TarReader,
+    decode_sample,
+    open_reader,
+    write_modality,
 )
 from tokzoo.io.samples import SAMPLE_ERROR
 
@@ -78,18 +84,22 @@ def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def hf_dataset():
     import datasets
 
-    features = datasets.Features({
-        "key": datasets.Value("string"),
-        "rgb": datasets.Image(),
-        "depth": datasets.Array2D((12, 16), "float32"),
-        "labels": datasets.Image(),
-        "pose": datasets.Value("string"),
-    })
-    rows = {"key": KEYS,
-            "rgb": [Image.fromarray(DATA[k]["rgb"]) for k in KEYS],
-            "depth": [DATA[k]["depth"] for k in KEYS],
-            "labels": [Image.fromarray(DATA[k]["semseg"]) for k in KEYS],
-            "pose": [write_modality("pose", DATA[k]["pose"], ".json").decode() for k in KEYS]}
+    features = datasets.Features(
+        {
+            "key": datasets.Value("string"),
+            "rgb": datasets.Image(),
+            "depth": datasets.Array2D((12, 16), "float32"),
+            "labels": datasets.Image(),
+            "pose": datasets.Value("string"),
+        }
+    )
+    rows = {
+        "key": KEYS,
+        "rgb": [Image.fromarray(DATA[k]["rgb"]) for k in KEYS],
+        "depth": [DATA[k]["depth"] for k in KEYS],
+        "labels": [Image.fromarray(DATA[k]["semseg"]) for k in KEYS],
+        "pose": [write_modality("pose", DATA[k]["pose"], ".json").decode() for k in KEYS],
+    }
     return datasets.Dataset.from_dict(rows, features=features)
 
 
@@ -137,7 +147,9 @@ def test_index_keys_and_sources_of_hf_rows():
 
 def test_raw_samples_decode_in_worker_processes(layouts):
     folders, shards = layouts
-    raws = list(TarReader(str(shards / "scene-{000000..000001}.tar")).raw()) + list(ModalityFoldersReader(folders).raw())
+    raws = list(TarReader(str(shards / "scene-{000000..000001}.tar")).raw()) + list(
+        ModalityFoldersReader(folders).raw()
+    )
     assert all(pickle.loads(pickle.dumps(r)).files.keys() == r.files.keys() for r in raws)
     with ProcessPoolExecutor(2, mp_context=get_context("fork")) as pool:
         decoded = list(pool.map(decode_sample, raws))
@@ -145,8 +157,19 @@ def test_raw_samples_decode_in_worker_processes(layouts):
     assert_same({s.key: s for s in decoded[4:]})
 
 
-TRICKY_NAMES = ["a/x.png", "a_x.png", "img.v2.png", "img_v2.png", "my photo.png", "café.png", "b/x.png",
-                "dup.png", "dup.jpg", "c/d/deep.name.webp", "plain.png"]
+TRICKY_NAMES = [
+    "a/x.png",
+    "a_x.png",
+    "img.v2.png",
+    "img_v2.png",
+    "my photo.png",
+    "café.png",
+    "b/x.png",
+    "dup.png",
+    "dup.jpg",
+    "c/d/deep.name.webp",
+    "plain.png",
+]
 
 
 def test_tricky_file_names_get_unique_stable_dot_free_keys(tmp_path):
@@ -156,7 +179,9 @@ def test_tricky_file_names_get_unique_stable_dot_free_keys(tmp_path):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         colours[name] = (i * 20, 255 - i * 20, 7)
         fmt = {".png": "PNG", ".jpg": "JPEG", ".webp": "WEBP"}[os.path.splitext(name)[1]]
-        Image.new("RGB", (4, 3), colours[name]).save(root / name, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+        Image.new("RGB", (4, 3), colours[name]).save(
+            root / name, format=fmt, **({"lossless": True} if fmt == "WEBP" else {})
+        )
     (root / ".hidden.png").write_bytes(b"skipped")
     reader = FolderReader(root, "rgb")
     samples = list(reader)

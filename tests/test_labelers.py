@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import skimage  # noqa: E402,F401  (dev extra: tokzoo[samples])
 
 from tokzoo.datasets import generate_scene
 from tokzoo.errors import ConfigError, InvalidValueError
 from tokzoo.io.formats import from_value
 from tokzoo.labelers import DEFAULTS, LABELERS, create_labeler
-from tokzoo.labelers.geometry import intrinsics, normals_from_depth
-from tokzoo.labelers.metadata import metadata, rgb_statistics
+from tokzoo.labelers.image_statistics import metadata, rgb_statistics
+from tokzoo.labelers.kmeans import palette
 from tokzoo.labelers.metrics import angular_errors, edge_counts, f1, segmentation_accuracy
-from tokzoo.labelers.palette import palette
-from tokzoo.structured import DEFAULT_KEYS, MetadataTokenizer, PaletteTokenizer
-
-import skimage  # noqa: E402,F401  (dev extra: tokzoo[samples])
+from tokzoo.labelers.normals_from_depth import intrinsics, normals_from_depth
+from tokzoo.tokenizers.structured import DEFAULT_KEYS, MetadataTokenizer, PaletteTokenizer
 
 CAMERA = {"fx": 100.0, "fy": 110.0, "cx": 31.5, "cy": 23.5}
 
@@ -27,7 +26,7 @@ def scenes():
 
 def plane_depth(normal, offset, camera=CAMERA, shape=(48, 64)):
     """z-depth of the plane n . P = offset seen through ``camera`` (n facing the camera)."""
-    v, u = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+    v, u = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
     rays = np.stack([(u - camera["cx"]) / camera["fx"], (v - camera["cy"]) / camera["fy"], np.ones_like(u)], -1)
     return (offset / (rays @ np.asarray(normal))).astype(np.float32)
 
@@ -73,8 +72,13 @@ def test_canny_finds_a_square_and_scores_on_scenes(scenes):
     (edges,) = create_labeler("canny").label({"rgb": [rgb]})
     assert edges.dtype == np.uint8 and set(np.unique(edges)) == {0, 1}
     assert f1(*edge_counts(edges, target, 1.5))[2] > 0.9
-    totals = np.sum([edge_counts(e, s["edges"], 2) for e, s in
-                     zip(create_labeler("canny").label({"rgb": [s["rgb"] for s in scenes]}), scenes)], axis=0)
+    totals = np.sum(
+        [
+            edge_counts(e, s["edges"], 2)
+            for e, s in zip(create_labeler("canny").label({"rgb": [s["rgb"] for s in scenes]}), scenes)
+        ],
+        axis=0,
+    )
     assert f1(*totals)[2] > 0.45
 
 
@@ -93,8 +97,15 @@ def test_palette_recovers_flat_colours_deterministically():
 
 def test_metadata_statistics_have_known_values_and_tokenize(scenes):
     gray = rgb_statistics(np.full((10, 20, 3), 77, np.uint8))
-    assert gray == {"original_width": 20, "original_height": 10, "brightness": pytest.approx(77), "contrast": 0,
-                    "saturation": 0, "colorfulness": 0, "entropy": 0}
+    assert gray == {
+        "original_width": 20,
+        "original_height": 10,
+        "brightness": pytest.approx(77),
+        "contrast": 0,
+        "saturation": 0,
+        "colorfulness": 0,
+        "entropy": 0,
+    }
     red = rgb_statistics(np.tile(np.array([255, 0, 0], np.uint8), (4, 4, 1)))
     assert red["colorfulness"] == pytest.approx(0.3 * np.hypot(255, 127.5)) and red["saturation"] == 1
     halves = np.zeros((4, 4, 3), np.uint8)
@@ -122,8 +133,13 @@ def test_superpixels_are_a_crude_but_useful_segmentation(scenes):
 def test_registry_batching_and_errors(scenes):
     assert set(DEFAULTS.values()) <= set(LABELERS)
     rgb = [s["rgb"] for s in scenes]
-    assert all(np.array_equal(a, b) for a, b in zip(create_labeler("canny", batch_size=1).label({"rgb": rgb}),
-                                                   create_labeler("canny", batch_size=3).label({"rgb": rgb})))
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(
+            create_labeler("canny", batch_size=1).label({"rgb": rgb}),
+            create_labeler("canny", batch_size=3).label({"rgb": rgb}),
+        )
+    )
     with pytest.raises(ConfigError, match="unknown labeler 'nope'"):
         create_labeler("nope")
     with pytest.raises(ConfigError, match="has no weights"):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
+import skimage  # noqa: E402,F401  (dev extra: tokzoo[samples])
 from click.testing import CliRunner
 
 from tokzoo_cli.main import cli
-
-import skimage  # noqa: E402,F401  (dev extra: tokzoo[samples])
 
 
 def test_eval_labels_json_and_table():

@@ -6,20 +6,28 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import transformers as tf  # noqa: E402  (dev extra: tokzoo[labelers])
 
 from tokzoo.errors import CheckpointError
 from tokzoo.io.formats import from_value
 from tokzoo.labelers import create_labeler
 
-import transformers as tf  # noqa: E402  (dev extra: tokzoo[labelers])
 rng = np.random.default_rng(0)
 IMAGES = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(3)] + [
-    rng.integers(0, 256, (50, 30, 3), dtype=np.uint8)]
+    rng.integers(0, 256, (50, 30, 3), dtype=np.uint8)
+]
 
 
 def tiny_dinov2(**extra):
-    return tf.Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                           image_size=28, patch_size=14, **extra)
+    return tf.Dinov2Config(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=28,
+        patch_size=14,
+        **extra,
+    )
 
 
 def save(tmp_path, name, model, processor):
@@ -38,26 +46,56 @@ def same(a: list, b: list) -> bool:
 def models(tmp_path_factory):
     torch.manual_seed(0)
     tmp = tmp_path_factory.mktemp("models")
-    depth_anything = tf.DepthAnythingForDepthEstimation(tf.DepthAnythingConfig(
-        backbone_config=tiny_dinov2(out_features=["stage1", "stage2"], reshape_hidden_states=False),
-        reassemble_hidden_size=32, neck_hidden_sizes=[8, 16], reassemble_factors=[2, 1], fusion_hidden_size=16,
-        head_hidden_size=8))
+    depth_anything = tf.DepthAnythingForDepthEstimation(
+        tf.DepthAnythingConfig(
+            backbone_config=tiny_dinov2(out_features=["stage1", "stage2"], reshape_hidden_states=False),
+            reassemble_hidden_size=32,
+            neck_hidden_sizes=[8, 16],
+            reassemble_factors=[2, 1],
+            fusion_hidden_size=16,
+            head_hidden_size=8,
+        )
+    )
     torch.nn.init.constant_(depth_anything.head.conv3.bias, 1.0)  # random weights, but a non-zero ReLU output
-    dpt = tf.DPTForDepthEstimation(tf.DPTConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8,
-        neck_hidden_sizes=[8, 16], reassemble_factors=[2, 1], backbone_out_indices=[0, 1], fusion_hidden_size=16,
-        head_hidden_size=8))
-    clip = tf.CLIPVisionModelWithProjection(tf.CLIPVisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32,
-        patch_size=8, projection_dim=24))
+    dpt = tf.DPTForDepthEstimation(
+        tf.DPTConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            image_size=32,
+            patch_size=8,
+            neck_hidden_sizes=[8, 16],
+            reassemble_factors=[2, 1],
+            backbone_out_indices=[0, 1],
+            fusion_hidden_size=16,
+            head_hidden_size=8,
+        )
+    )
+    clip = tf.CLIPVisionModelWithProjection(
+        tf.CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+            projection_dim=24,
+        )
+    )
     keep = tf.DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14)
     return {
         "depth_anything": save(tmp, "da", depth_anything, keep),
         "dpt": save(tmp, "dpt", dpt, tf.DPTImageProcessor(size={"height": 32, "width": 32})),
-        "dinov2": save(tmp, "dinov2", tf.Dinov2Model(tiny_dinov2()), tf.BitImageProcessor(
-            size={"shortest_edge": 32}, crop_size={"height": 28, "width": 28})),
-        "clip": save(tmp, "clip", clip, tf.CLIPImageProcessor(size={"shortest_edge": 32},
-                                                              crop_size={"height": 32, "width": 32})),
+        "dinov2": save(
+            tmp,
+            "dinov2",
+            tf.Dinov2Model(tiny_dinov2()),
+            tf.BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 28, "width": 28}),
+        ),
+        "clip": save(
+            tmp, "clip", clip, tf.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+        ),
     }
 
 
@@ -106,9 +144,22 @@ def test_pseudo_label_chains_a_depth_model_into_normals(tmp_path, models):
     (tmp_path / "photos").mkdir()
     for i, image in enumerate(IMAGES):
         Image.fromarray(image).save(tmp_path / "photos" / f"p{i}.png")
-    result = CliRunner().invoke(cli, ["pseudo-label", "-m", "normals,metadata", "-i", str(tmp_path / "photos"), "-o",
-                                      str(tmp_path / "out"), "--labeler", f"depth=hf_depth:{models['depth_anything']}",
-                                      "--no-progress"], catch_exceptions=False)  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [
+            "pseudo-label",
+            "-m",
+            "normals,metadata",
+            "-i",
+            str(tmp_path / "photos"),
+            "-o",
+            str(tmp_path / "out"),
+            "--labeler",
+            f"depth=hf_depth:{models['depth_anything']}",
+            "--no-progress",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0 and "ok 4 / failed 0 / total 4" in result.output, result.output
     assert "depth: hf_depth -> depth" in result.output  # ran first: normals and metadata use it
     names = tarfile.open(tmp_path / "out" / "shard-000000.tar").getnames()
@@ -119,9 +170,9 @@ def test_sam_painting_and_boundaries_are_exact():
     from tokzoo.labelers.sam import boundaries, paint
 
     masks = np.zeros((3, 6, 6), bool)
-    masks[0, :3] = True          # score 0.9: painted first, id 1
-    masks[1, :4] = True          # score 0.95 covers mask 0's rows too: painted first (id 1), mask 0 then dropped
-    masks[2, 5, 5] = True        # too small
+    masks[0, :3] = True  # score 0.9: painted first, id 1
+    masks[1, :4] = True  # score 0.95 covers mask 0's rows too: painted first (id 1), mask 0 then dropped
+    masks[2, 5, 5] = True  # too small
     out = paint(masks, np.array([0.9, 0.95, 0.99]), min_score=0.5, min_area=2 / 36)
     assert out.dtype == np.uint16 and (out[:4] == 1).all() and (out[4:] == 0).all()
     edges = boundaries(out)
@@ -130,16 +181,31 @@ def test_sam_painting_and_boundaries_are_exact():
 
 def test_sam_instances_and_edges_from_a_tiny_model(tmp_path):
     torch.manual_seed(0)
-    model = tf.SamModel(tf.SamConfig(
-        vision_config=tf.SamVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_dim=64,
-                                         output_channels=16, image_size=64, patch_size=16, global_attn_indexes=[1],
-                                         window_size=2, num_pos_feats=8),
-        prompt_encoder_config=tf.SamPromptEncoderConfig(hidden_size=16, image_size=64, patch_size=16,
-                                                        mask_input_channels=4),
-        mask_decoder_config=tf.SamMaskDecoderConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                                                    mlp_dim=32, iou_head_hidden_dim=16)))
-    processor = tf.SamProcessor(image_processor=tf.SamImageProcessor(size={"longest_edge": 64},
-                                                                     pad_size={"height": 64, "width": 64}))
+    model = tf.SamModel(
+        tf.SamConfig(
+            vision_config=tf.SamVisionConfig(
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                mlp_dim=64,
+                output_channels=16,
+                image_size=64,
+                patch_size=16,
+                global_attn_indexes=[1],
+                window_size=2,
+                num_pos_feats=8,
+            ),
+            prompt_encoder_config=tf.SamPromptEncoderConfig(
+                hidden_size=16, image_size=64, patch_size=16, mask_input_channels=4
+            ),
+            mask_decoder_config=tf.SamMaskDecoderConfig(
+                hidden_size=16, num_hidden_layers=2, num_attention_heads=2, mlp_dim=32, iou_head_hidden_dim=16
+            ),
+        )
+    )
+    processor = tf.SamProcessor(
+        image_processor=tf.SamImageProcessor(size={"longest_edge": 64}, pad_size={"height": 64, "width": 64})
+    )
     path = save(tmp_path, "sam", model, processor)
     labeler = create_labeler(f"sam_instances:{path}", batch_size=2)
     labeler.min_score = -np.inf  # a random model's IoU guesses are meaningless; keep every mask
@@ -164,10 +230,24 @@ def test_pseudo_label_writes_dinov2_features_that_read_back(tmp_path, models):
     (tmp_path / "photos").mkdir()
     for i, image in enumerate(IMAGES):
         Image.fromarray(image).save(tmp_path / "photos" / f"p{i}.png")
-    result = CliRunner().invoke(cli, ["pseudo-label", "-m", "dense_features,global_feature", "-i", str(tmp_path / "photos"),
-                                      "-o", str(tmp_path / "out"), "--labeler", f"dense_features=dinov2_dense:{models['dinov2']}",
-                                      "--labeler", f"global_feature=dinov2_global:{models['dinov2']}", "--no-progress"],
-                                catch_exceptions=False)  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [
+            "pseudo-label",
+            "-m",
+            "dense_features,global_feature",
+            "-i",
+            str(tmp_path / "photos"),
+            "-o",
+            str(tmp_path / "out"),
+            "--labeler",
+            f"dense_features=dinov2_dense:{models['dinov2']}",
+            "--labeler",
+            f"global_feature=dinov2_global:{models['dinov2']}",
+            "--no-progress",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0 and "ok 4 / failed 0 / total 4" in result.output, result.output
     samples = list(open_reader(str(tmp_path / "out" / "shard-000000.tar"), ["dense_features", "global_feature"]))
     direct = create_labeler(f"dinov2_dense:{models['dinov2']}").label({"rgb": IMAGES})

@@ -6,17 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import transformers as tf  # noqa: E402  (dev extra: tokzoo[labelers])
 
 from tokzoo.datasets import generate_scene
 from tokzoo.errors import ConfigError
 from tokzoo.io.formats import from_value
 from tokzoo.labelers import create_labeler
-from tokzoo.labelers.pose import person_boxes
+from tokzoo.labelers.vitpose import person_boxes
 
-import transformers as tf  # noqa: E402  (dev extra: tokzoo[labelers])
 rng = np.random.default_rng(0)
 IMAGES = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(3)] + [
-    rng.integers(0, 256, (50, 30, 3), dtype=np.uint8)]
+    rng.integers(0, 256, (50, 30, 3), dtype=np.uint8)
+]
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "photo", "of", "room", "with", "person", "ball"]
 
 
@@ -28,12 +29,31 @@ def save(path, model, processor):
 
 def test_mask2former_semseg_gives_uint8_class_maps(tmp_path):
     torch.manual_seed(0)
-    swin = tf.SwinConfig(image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2],
-                         window_size=4, out_features=["stage1", "stage2", "stage3", "stage4"])
-    model = tf.Mask2FormerForUniversalSegmentation(tf.Mask2FormerConfig(
-        backbone_config=swin, num_labels=5, hidden_dim=32, num_queries=8, encoder_feedforward_dim=64,
-        dim_feedforward=64, decoder_layers=2, encoder_layers=1, num_attention_heads=2, feature_size=32,
-        mask_feature_size=32, use_pretrained_backbone=False))
+    swin = tf.SwinConfig(
+        image_size=64,
+        patch_size=4,
+        embed_dim=16,
+        depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 2, 2],
+        window_size=4,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
+    model = tf.Mask2FormerForUniversalSegmentation(
+        tf.Mask2FormerConfig(
+            backbone_config=swin,
+            num_labels=5,
+            hidden_dim=32,
+            num_queries=8,
+            encoder_feedforward_dim=64,
+            dim_feedforward=64,
+            decoder_layers=2,
+            encoder_layers=1,
+            num_attention_heads=2,
+            feature_size=32,
+            mask_feature_size=32,
+            use_pretrained_backbone=False,
+        )
+    )
     path = save(tmp_path / "m2f", model, tf.Mask2FormerImageProcessor(size={"height": 64, "width": 64}))
     out = create_labeler(f"mask2former_semseg:{path}", batch_size=2).label({"rgb": IMAGES})
     assert [x.shape for x in out] == [(40, 60)] * 3 + [(50, 30)]
@@ -47,16 +67,35 @@ def test_blip_captions_are_strings_with_a_length_cap(tmp_path):
     torch.manual_seed(0)
     (tmp_path / "vocab.txt").write_text("\n".join(WORDS) + "\n")
     config = tf.BlipConfig(
-        text_config=dict(vocab_size=len(WORDS), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, encoder_hidden_size=32, bos_token_id=2, sep_token_id=3,
-                         pad_token_id=0, max_position_embeddings=32),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8), projection_dim=32)  # fmt: skip
+        text_config=dict(
+            vocab_size=len(WORDS),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            encoder_hidden_size=32,
+            bos_token_id=2,
+            sep_token_id=3,
+            pad_token_id=0,
+            max_position_embeddings=32,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
+        projection_dim=32,
+    )
     model = tf.BlipForConditionalGeneration(config)
     with torch.no_grad():  # random weights that do not stop at once: favour the word "room"
         model.text_decoder.cls.predictions.bias[WORDS.index("room")] = 20.0
-    processor = tf.BlipProcessor(image_processor=tf.BlipImageProcessor(size={"height": 32, "width": 32}),
-                                 tokenizer=tf.BertTokenizer(str(tmp_path / "vocab.txt")))  # fmt: skip
+    processor = tf.BlipProcessor(
+        image_processor=tf.BlipImageProcessor(size={"height": 32, "width": 32}),
+        tokenizer=tf.BertTokenizer(str(tmp_path / "vocab.txt")),
+    )
     path = save(tmp_path / "blip", model, processor)
     labeler = create_labeler(f"blip_captions:{path}", batch_size=3)
     captions = labeler.label({"rgb": IMAGES})
@@ -70,11 +109,23 @@ def test_blip_captions_are_strings_with_a_length_cap(tmp_path):
 @pytest.fixture(scope="module")
 def vitpose(tmp_path_factory):
     torch.manual_seed(0)
-    model = tf.VitPoseForPoseEstimation(tf.VitPoseConfig(backbone_config=tf.VitPoseBackboneConfig(
-        image_size=[64, 48], patch_size=[16, 16], hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, out_indices=[2]), num_labels=17))
-    return save(tmp_path_factory.mktemp("vitpose") / "vp", model, tf.VitPoseImageProcessor(size={"height": 64,
-                                                                                                 "width": 48}))
+    model = tf.VitPoseForPoseEstimation(
+        tf.VitPoseConfig(
+            backbone_config=tf.VitPoseBackboneConfig(
+                image_size=[64, 48],
+                patch_size=[16, 16],
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                intermediate_size=64,
+                out_indices=[2],
+            ),
+            num_labels=17,
+        )
+    )
+    return save(
+        tmp_path_factory.mktemp("vitpose") / "vp", model, tf.VitPoseImageProcessor(size={"height": 64, "width": 48})
+    )
 
 
 def test_person_boxes_from_semseg_and_instances():
@@ -93,9 +144,20 @@ def test_person_boxes_from_semseg_and_instances():
 
 
 def test_vitpose_refuses_a_non_coco17_model(tmp_path):
-    model = tf.VitPoseForPoseEstimation(tf.VitPoseConfig(backbone_config=tf.VitPoseBackboneConfig(
-        image_size=[32, 32], patch_size=[16, 16], hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, out_indices=[1]), num_labels=2))
+    model = tf.VitPoseForPoseEstimation(
+        tf.VitPoseConfig(
+            backbone_config=tf.VitPoseBackboneConfig(
+                image_size=[32, 32],
+                patch_size=[16, 16],
+                hidden_size=16,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                intermediate_size=32,
+                out_indices=[1],
+            ),
+            num_labels=2,
+        )
+    )
     path = save(tmp_path / "vp2", model, tf.VitPoseImageProcessor(size={"height": 32, "width": 32}))
     with pytest.raises(ConfigError, match="2 keypoints, not COCO's 17"):
         create_labeler(f"vitpose:{path}")
@@ -117,8 +179,13 @@ def test_vitpose_gives_coco17_pose_dicts(vitpose):
 def test_vitpose_one_human_per_person_region_of_a_scene(vitpose):
     scenes = [generate_scene(i, seed=0, size=64) for i in range(6)]
     labeler = create_labeler(f"vitpose:{vitpose}", person_class=6)
-    poses = labeler.label({"rgb": [s["rgb"] for s in scenes], "semseg": [s["semseg"] for s in scenes],
-                           "sam_instances": [s["sam_instances"] for s in scenes]})  # fmt: skip
+    poses = labeler.label(
+        {
+            "rgb": [s["rgb"] for s in scenes],
+            "semseg": [s["semseg"] for s in scenes],
+            "sam_instances": [s["sam_instances"] for s in scenes],
+        }
+    )
     counts = [len(p["humans"]) for p in poses]
     expected = [len(person_boxes((64, 64), s["semseg"], s["sam_instances"], 6)) for s in scenes]
     assert counts == expected and sum(counts) > 0

@@ -7,44 +7,82 @@ from __future__ import annotations
 import json
 import shutil
 
+import diffusers  # noqa: E402  (dev extra: tokzoo[labelers])
 import numpy as np
 import pytest
 import torch
+import transformers as tf  # noqa: E402
 
 from tokzoo.errors import CheckpointError, ConfigError, DtypeError
 from tokzoo.io.formats import from_value
 from tokzoo.labelers import create_labeler
 from tokzoo.labelers.marigold import MarigoldNormals, marigold_to_opencv
 
-import diffusers  # noqa: E402  (dev extra: tokzoo[labelers])
-import transformers as tf  # noqa: E402
-
 rng = np.random.default_rng(0)
 IMAGES = [rng.integers(0, 256, (20, 28, 3), dtype=np.uint8) for _ in range(3)] + [
-    rng.integers(0, 256, (24, 14, 3), dtype=np.uint8)]
+    rng.integers(0, 256, (24, 14, 3), dtype=np.uint8)
+]
 
 
 def tiny_pipeline(tmp) -> diffusers.MarigoldNormalsPipeline:
     torch.manual_seed(0)
     unet = diffusers.UNet2DConditionModel(
-        sample_size=8, in_channels=8, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4)
+        sample_size=8,
+        in_channels=8,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16,
+        attention_head_dim=2,
+        norm_num_groups=4,
+    )
     vae = diffusers.AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16), layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=4)
-    scheduler = diffusers.DDIMScheduler(beta_schedule="scaled_linear", prediction_type="v_prediction",
-                                        timestep_spacing="trailing", set_alpha_to_one=False, clip_sample=False)
-    text = tf.CLIPTextModel(tf.CLIPTextConfig(
-        vocab_size=6, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        max_position_embeddings=8, bos_token_id=0, eos_token_id=1, pad_token_id=1))
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=4,
+    )
+    scheduler = diffusers.DDIMScheduler(
+        beta_schedule="scaled_linear",
+        prediction_type="v_prediction",
+        timestep_spacing="trailing",
+        set_alpha_to_one=False,
+        clip_sample=False,
+    )
+    text = tf.CLIPTextModel(
+        tf.CLIPTextConfig(
+            vocab_size=6,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=8,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        )
+    )
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "a</w>": 2, "b</w>": 3, "a": 4, "b": 5}
     (tmp / "vocab.json").write_text(json.dumps(vocab))
     (tmp / "merges.txt").write_text("#version: 0.2\n")
     tokenizer = tf.CLIPTokenizer(str(tmp / "vocab.json"), str(tmp / "merges.txt"), model_max_length=8)
     return diffusers.MarigoldNormalsPipeline(
-        unet=unet, vae=vae, scheduler=scheduler, text_encoder=text, tokenizer=tokenizer, prediction_type="normals",
-        use_full_z_range=True, default_denoising_steps=2, default_processing_resolution=16)
+        unet=unet,
+        vae=vae,
+        scheduler=scheduler,
+        text_encoder=text,
+        tokenizer=tokenizer,
+        prediction_type="normals",
+        use_full_z_range=True,
+        default_denoising_steps=2,
+        default_processing_resolution=16,
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,8 +105,11 @@ def checkpoint(tmp_path_factory):
 def labelled(checkpoint):
     """The four images labelled with batch_size 4 (two same-size groups) and batch_size 1."""
     batched = create_labeler(f"marigold_normals:{checkpoint}", batch_size=4)
-    return batched, batched.label({"rgb": IMAGES}), create_labeler(f"marigold_normals:{checkpoint}",
-                                                                   batch_size=1).label({"rgb": IMAGES})
+    return (
+        batched,
+        batched.label({"rgb": IMAGES}),
+        create_labeler(f"marigold_normals:{checkpoint}", batch_size=1).label({"rgb": IMAGES}),
+    )
 
 
 def test_axis_conversion_is_a_rotation_taking_marigold_frame_to_opencv():
@@ -78,8 +119,9 @@ def test_axis_conversion_is_a_rotation_taking_marigold_frame_to_opencv():
     assert np.array_equal(marigold_to_opencv(right), [1, 0, 0])
     a, b = rng.normal(size=(2, 5, 3))
     assert marigold_to_opencv(a).dtype == np.float32
-    np.testing.assert_allclose(np.cross(marigold_to_opencv(a), marigold_to_opencv(b)),
-                               marigold_to_opencv(np.cross(a, b)), rtol=1e-5, atol=1e-5)  # no mirror: handedness kept
+    np.testing.assert_allclose(
+        np.cross(marigold_to_opencv(a), marigold_to_opencv(b)), marigold_to_opencv(np.cross(a, b)), rtol=1e-5, atol=1e-5
+    )  # no mirror: handedness kept
 
 
 def test_labels_are_unit_normals_at_input_size_whatever_the_batch(labelled):
@@ -129,8 +171,12 @@ def test_ensembles_and_native_resolution_keep_the_contract(checkpoint):
 
 def test_bad_options_and_checkpoints_are_one_line_errors(tmp_path, checkpoint, labelled):
     pipeline = labelled[0].pipeline
-    for options, match in [({"steps": 0}, "steps must be >= 1"), ({"ensemble_size": 0}, "ensemble_size"),
-                            ({"processing_resolution": 15}, "multiple of 2"), ({"reduction": "median"}, "reduction")]:
+    for options, match in [
+        ({"steps": 0}, "steps must be >= 1"),
+        ({"ensemble_size": 0}, "ensemble_size"),
+        ({"processing_resolution": 15}, "multiple of 2"),
+        ({"reduction": "median"}, "reduction"),
+    ]:
         with pytest.raises(ConfigError, match=match):
             MarigoldNormals(pipeline, **options)
     with pytest.raises(ConfigError, match="dtype"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import open_clip  # noqa: E402  (dev extra: tokzoo[labelers])
 import pytest
 import torch
 from PIL import Image
@@ -15,17 +16,29 @@ from safetensors.torch import save_file
 from tokzoo.errors import CheckpointError, ConfigError
 from tokzoo.labelers import create_labeler
 
-import open_clip  # noqa: E402  (dev extra: tokzoo[labelers])
-
 rng = np.random.default_rng(0)
 IMAGES = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(3)] + [
-    rng.integers(0, 256, (50, 30, 3), dtype=np.uint8)]
+    rng.integers(0, 256, (50, 30, 3), dtype=np.uint8)
+]
 TEXT = {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 2, "layers": 1}
 CONFIGS = {  # CLIP-like: LayerNorm eps 1e-5; ImageBind-like: eps 1e-6, as ImageBind's vision branch
-    "tokzoo-test-vit": {"embed_dim": 24, "text_cfg": TEXT, "vision_cfg": {
-        "image_size": 32, "patch_size": 8, "width": 32, "layers": 2, "head_width": 16}},
-    "tokzoo-test-ib": {"embed_dim": 20, "text_cfg": TEXT, "vision_cfg": {
-        "image_size": 28, "patch_size": 14, "width": 32, "layers": 2, "head_width": 8, "norm_kwargs": {"eps": 1e-6}}},
+    "tokzoo-test-vit": {
+        "embed_dim": 24,
+        "text_cfg": TEXT,
+        "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "layers": 2, "head_width": 16},
+    },
+    "tokzoo-test-ib": {
+        "embed_dim": 20,
+        "text_cfg": TEXT,
+        "vision_cfg": {
+            "image_size": 28,
+            "patch_size": 14,
+            "width": 32,
+            "layers": 2,
+            "head_width": 8,
+            "norm_kwargs": {"eps": 1e-6},
+        },
+    },
 }
 STEM, TRUNK, HEAD = "modality_preprocessors.vision.", "modality_trunks.vision.", "modality_heads.vision."
 
@@ -62,8 +75,9 @@ def reference(model, preprocess, images):
     """open_clip's own outputs: the normalised image embedding, post-LN patch tokens (B, N, width), post-LN CLS."""
     pixels = torch.stack([preprocess(Image.fromarray(image)) for image in images])
     with torch.no_grad():
-        out = model.visual.forward_intermediates(pixels, indices=1, normalize_intermediates=True, output_fmt="NLC",
-                                                 output_extra_tokens=True)
+        out = model.visual.forward_intermediates(
+            pixels, indices=1, normalize_intermediates=True, output_fmt="NLC", output_extra_tokens=True
+        )
         embedding = model.encode_image(pixels, normalize=True)
     return embedding, out["image_intermediates"][-1], out["image_intermediates_prefix"][-1][:, 0].detach()
 
@@ -99,8 +113,9 @@ def test_openclip_spec_errors_are_one_line(tiny, openclip_files, tmp_path):
     full, _ = openclip_files
     one_line_error(ConfigError, "MODEL@WEIGHTS", "openclip_dense:tokzoo-test-vit")
     one_line_error(ConfigError, "unknown open_clip model", f"openclip_dense:no-such-model@{full}")
-    one_line_error(CheckpointError, "neither a file nor a pretrained tag",
-                   f"openclip_global:tokzoo-test-vit@{tmp_path}/x.pt")
+    one_line_error(
+        CheckpointError, "neither a file nor a pretrained tag", f"openclip_global:tokzoo-test-vit@{tmp_path}/x.pt"
+    )
     one_line_error(CheckpointError, "has shape", f"openclip_global:tokzoo-test-ib@{full}")  # weights of another size
 
 
@@ -115,7 +130,8 @@ def imagebind_state(model) -> dict[str, torch.Tensor]:
         STEM + "pos_embedding_helper.pos_embed": v["positional_embedding"][None],
         TRUNK + "pre_transformer_layer.0.weight": v["ln_pre.weight"],
         TRUNK + "pre_transformer_layer.0.bias": v["ln_pre.bias"],
-        HEAD + "0.weight": v["ln_post.weight"], HEAD + "0.bias": v["ln_post.bias"],
+        HEAD + "0.weight": v["ln_post.weight"],
+        HEAD + "0.bias": v["ln_post.bias"],
         HEAD + "2.weight": v["proj"].t().contiguous(),
         "modality_trunks.text.blocks.0.attn.in_proj_weight": torch.randn(48, 16),  # other modalities: ignored
         "modality_postprocessors.text.1.log_logit_scale": torch.tensor(2.6),
@@ -158,12 +174,20 @@ def test_imagebind_refusals_are_one_line(tiny, tmp_path):
             torch.save(changed, tmp_path / name)
         one_line_error(kind, match, f"imagebind_dense:{tmp_path / name}", num_heads=num_heads)
 
-    refused("missing.pth", {k: v for k, v in state.items() if k != TRUNK + "blocks.1.mlp.fc2.bias"},
-            "missing ImageBind tensor 'modality_trunks.vision.blocks.1.mlp.fc2.bias'")
-    refused("shape.pth", {**state, HEAD + "2.weight": state[HEAD + "2.weight"].t()},
-            "'modality_heads.vision.2.weight' has shape")
+    refused(
+        "missing.pth",
+        {k: v for k, v in state.items() if k != TRUNK + "blocks.1.mlp.fc2.bias"},
+        "missing ImageBind tensor 'modality_trunks.vision.blocks.1.mlp.fc2.bias'",
+    )
+    refused(
+        "shape.pth",
+        {**state, HEAD + "2.weight": state[HEAD + "2.weight"].t()},
+        "'modality_heads.vision.2.weight' has shape",
+    )
     refused("one_frame.pth", {**state, stem: state[stem][:, :, :1]}, "expected a Conv3d")
-    refused("extra.pth", {**state, TRUNK + "blocks.0.attn.bias_k": torch.zeros(1, 1, 32)}, "unexpected ImageBind vision")
+    refused(
+        "extra.pth", {**state, TRUNK + "blocks.0.attn.bias_k": torch.zeros(1, 1, 32)}, "unexpected ImageBind vision"
+    )
     refused("text.pth", {"modality_trunks.text.blocks.0.attn.in_proj_weight": torch.zeros(3, 1)}, "no ImageBind vision")
     refused("ok.pth", state, "num_heads=5 does not divide", kind=ConfigError, num_heads=5)
     refused("pickled.pth", {"model": torch.nn.Linear(2, 2)}, "refused or unreadable with weights_only=True")

@@ -15,18 +15,35 @@ from tokzoo.errors import CheckpointError, ConfigError, InvalidValueError
 from tokzoo.io.formats import from_value
 from tokzoo.labelers import create_labeler
 from tokzoo.labelers.sam import boundaries
-from tokzoo.labelers.sam_official import SamArchitecture, build_sam, infer_architecture, instances_from_records
+from tokzoo.labelers.segment_anything import SamArchitecture, build_sam, infer_architecture, instances_from_records
 
 sa = pytest.importorskip("segment_anything")  # the labelers extra
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 rng = np.random.default_rng(0)
 IMAGES = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(3)] + [
-    rng.integers(0, 256, (50, 30, 3), dtype=np.uint8)]
+    rng.integers(0, 256, (50, 30, 3), dtype=np.uint8)
+]
 TINY = SamArchitecture(
-    img_size=64, patch_size=8, embed_dim=32, depth=3, num_heads=2, mlp_ratio=2.0, qkv_bias=True, window_size=3,
-    global_attn_indexes=(1,), prompt_embed_dim=32, mask_in_chans=8, decoder_depth=2, decoder_mlp_dim=48,
-    decoder_heads=8, attention_downsample_rate=2, num_multimask_outputs=3, iou_head_depth=3, iou_head_hidden_dim=24)
+    img_size=64,
+    patch_size=8,
+    embed_dim=32,
+    depth=3,
+    num_heads=2,
+    mlp_ratio=2.0,
+    qkv_bias=True,
+    window_size=3,
+    global_attn_indexes=(1,),
+    prompt_embed_dim=32,
+    mask_in_chans=8,
+    decoder_depth=2,
+    decoder_mlp_dim=48,
+    decoder_heads=8,
+    attention_downsample_rate=2,
+    num_multimask_outputs=3,
+    iou_head_depth=3,
+    iou_head_hidden_dim=24,
+)
 # A random model's IoU / stability guesses are meaningless: keep every mask, 16 prompts for speed.
 LOW = dict(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
 
@@ -36,13 +53,30 @@ def tiny_sam():
     m = sa.modeling
     torch.manual_seed(0)
     return m.Sam(
-        m.ImageEncoderViT(img_size=64, patch_size=8, embed_dim=32, depth=3, num_heads=2, mlp_ratio=2.0, out_chans=32,
-                          qkv_bias=True, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), use_rel_pos=True,
-                          rel_pos_zero_init=False, window_size=3, global_attn_indexes=(1,)),
+        m.ImageEncoderViT(
+            img_size=64,
+            patch_size=8,
+            embed_dim=32,
+            depth=3,
+            num_heads=2,
+            mlp_ratio=2.0,
+            out_chans=32,
+            qkv_bias=True,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            use_rel_pos=True,
+            rel_pos_zero_init=False,
+            window_size=3,
+            global_attn_indexes=(1,),
+        ),
         m.PromptEncoder(embed_dim=32, image_embedding_size=(8, 8), input_image_size=(64, 64), mask_in_chans=8),
-        m.MaskDecoder(num_multimask_outputs=3, transformer=m.TwoWayTransformer(depth=2, embedding_dim=32, mlp_dim=48,
-                                                                               num_heads=8),
-                      transformer_dim=32, iou_head_depth=3, iou_head_hidden_dim=24)).eval()
+        m.MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=m.TwoWayTransformer(depth=2, embedding_dim=32, mlp_dim=48, num_heads=8),
+            transformer_dim=32,
+            iou_head_depth=3,
+            iou_head_hidden_dim=24,
+        ),
+    ).eval()
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +96,12 @@ def test_official_architectures_are_inferred_from_their_shapes(builder):
     arch = infer_architecture(shapes)
     encoder = official.image_encoder
     assert arch.label == builder
-    assert (arch.img_size, arch.patch_size, arch.embed_dim, arch.depth) == (1024, 16, encoder.pos_embed.shape[-1],
-                                                                           len(encoder.blocks))
+    assert (arch.img_size, arch.patch_size, arch.embed_dim, arch.depth) == (
+        1024,
+        16,
+        encoder.pos_embed.shape[-1],
+        len(encoder.blocks),
+    )
     assert arch.num_heads == encoder.blocks[0].attn.num_heads  # 16 heads of 80 for vit_h, 64-wide heads otherwise
     assert arch.global_attn_indexes == tuple(i for i, b in enumerate(encoder.blocks) if b.window_size == 0)
     assert arch.window_size == 14 and arch.mlp_ratio == 4.0 and arch.prompt_embed_dim == 256
@@ -116,10 +154,10 @@ def test_edges_are_binary_instance_boundaries(files):
 
 def test_painting_generator_records():
     masks = np.zeros((4, 10, 10), bool)
-    masks[0, :5] = True            # iou 0.9
-    masks[1, :, :5] = True         # iou 0.95: painted first (id 1); mask 0 keeps its right half (id 2)
-    masks[2, 8:, 8:] = True        # iou 0.99 but 4 px < min_area 5% of 100 px: dropped
-    masks[3, :4, :4] = True        # iou 0.5: all of it already taken, dropped
+    masks[0, :5] = True  # iou 0.9
+    masks[1, :, :5] = True  # iou 0.95: painted first (id 1); mask 0 keeps its right half (id 2)
+    masks[2, 8:, 8:] = True  # iou 0.99 but 4 px < min_area 5% of 100 px: dropped
+    masks[3, :4, :4] = True  # iou 0.5: all of it already taken, dropped
     records = [{"segmentation": m, "predicted_iou": s} for m, s in zip(masks, [0.9, 0.95, 0.99, 0.5])]
     out = instances_from_records(records, (10, 10), min_area=0.05)
     expected = np.zeros((10, 10), np.uint16)
@@ -132,12 +170,20 @@ def test_painting_generator_records():
 def test_options_default_to_sams_and_reach_the_generator(files):
     defaults = create_labeler(f"segment_anything_instances:{files['pth']}")
     reference = inspect.signature(sa.SamAutomaticMaskGenerator).parameters
-    for option in ("points_per_batch", "pred_iou_thresh", "stability_score_thresh", "stability_score_offset",
-                   "box_nms_thresh", "crop_n_layers", "min_mask_region_area"):
+    for option in (
+        "points_per_batch",
+        "pred_iou_thresh",
+        "stability_score_thresh",
+        "stability_score_offset",
+        "box_nms_thresh",
+        "crop_n_layers",
+        "min_mask_region_area",
+    ):
         assert getattr(defaults.generator, option) == reference[option].default, option
     assert defaults.generator.point_grids[0].shape == (32 * 32, 2) and defaults.min_area == 0.0005
     assert create_labeler(f"segment_anything_instances:{files['pth']}", points_per_side=5).generator.point_grids[
-        0].shape == (25, 2)
+        0
+    ].shape == (25, 2)
     for bad in (0, 2.5, "8"):
         with pytest.raises(ConfigError, match="points_per_side must be an integer >= 1"):
             create_labeler(f"segment_anything_instances:{files['pth']}", points_per_side=bad)
@@ -190,8 +236,11 @@ def test_refusals_are_one_line(files, tmp_path):
     message = one_line_error(variant("missing.pth", lambda s: s.pop(key)), f"missing '{key}'")
     assert "vit-32x3@64" in message
     one_line_error(variant("extra.pth", lambda s: s.update(extra=torch.zeros(1))), "unexpected 'extra'")
-    one_line_error(variant("shape.pth", lambda s: s.update({key: torch.zeros(1, 31)})),
-                   rf"tensor '{key}' has shape \(1, 31\), vit-32x3@64 needs \(1, 32\)")
+    one_line_error(
+        variant("shape.pth", lambda s: s.update({key: torch.zeros(1, 31)})),
+        rf"tensor '{key}' has shape \(1, 31\), vit-32x3@64 needs \(1, 32\)",
+    )
+
     def drop_block_1(state):
         for k in [k for k in state if k.startswith("image_encoder.blocks.1.")]:
             del state[k]

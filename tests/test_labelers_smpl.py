@@ -13,16 +13,27 @@ from tokzoo.datasets import generate_scene
 from tokzoo.errors import CheckpointError
 from tokzoo.io.formats import from_value, write_modality
 from tokzoo.labelers import create_labeler
-from tokzoo.labelers.hmr2 import HMR2, MEAN_TOKEN_DIM, RELEASED, HMR2Config, rot6d_to_matrix
-from tokzoo.labelers.pose import person_boxes
-from tokzoo.labelers.smpl import crop_person
+from tokzoo.labelers.hmr2 import crop_person
+from tokzoo.labelers.hmr2_network import HMR2, MEAN_TOKEN_DIM, RELEASED, HMR2Config, rot6d_to_matrix
+from tokzoo.labelers.vitpose import person_boxes
 
-TINY = HMR2Config(image_size=(64, 48), embed_dim=32, depth=2, heads=2, mlp_dim=64, decoder_dim=24, decoder_depth=2,
-                  decoder_heads=2, decoder_dim_head=16, decoder_mlp_dim=40)  # fmt: skip
+TINY = HMR2Config(
+    image_size=(64, 48),
+    embed_dim=32,
+    depth=2,
+    heads=2,
+    mlp_dim=64,
+    decoder_dim=24,
+    decoder_depth=2,
+    decoder_heads=2,
+    decoder_dim_head=16,
+    decoder_mlp_dim=40,
+)
 HEADS = {"heads": 2, "decoder_heads": 2}  # head counts are not in the tensor shapes
 rng = np.random.default_rng(0)
 IMAGES = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(3)] + [
-    rng.integers(0, 256, (50, 30, 3), dtype=np.uint8)]
+    rng.integers(0, 256, (50, 30, 3), dtype=np.uint8)
+]
 
 
 def tiny_state(config: HMR2Config = TINY) -> dict[str, torch.Tensor]:
@@ -92,7 +103,9 @@ def test_module_keys_are_the_official_checkpoint_names():
     }
     assert {k: tuple(state[k].shape) for k in official if k in state} == official
     # 3 + 32 blocks x 12 + 2 backbone tensors; 3 + 6 layers x 17 + 6 + 3 head tensors
-    assert sum(k.startswith("backbone.") for k in state) == 389 and sum(k.startswith("smpl_head.") for k in state) == 114
+    assert (
+        sum(k.startswith("backbone.") for k in state) == 389 and sum(k.startswith("smpl_head.") for k in state) == 114
+    )
 
 
 def test_forward_matches_a_transcription_of_the_4d_humans_modules():
@@ -110,8 +123,12 @@ def test_forward_matches_a_transcription_of_the_4d_humans_modules():
         "orient": [[0.237323, 0.337810, 0.910803], [0.266507, 0.368595, 0.890568]],
         "body": [[-0.633590, -0.217906, -0.742348], [-0.745895, -0.376017, -0.549775]],
     }
-    got = {"cam": out["cam"], "betas": out["betas"][:, :3], "orient": out["global_orient"][:, 0],
-           "body": out["body_pose"][:, 22, 2]}  # fmt: skip
+    got = {
+        "cam": out["cam"],
+        "betas": out["betas"][:, :3],
+        "orient": out["global_orient"][:, 0],
+        "body": out["body_pose"][:, 22, 2],
+    }
     for key, value in expected.items():
         np.testing.assert_allclose(got[key].numpy(), value, atol=2e-5, err_msg=key)
 
@@ -215,9 +232,14 @@ def tiny_smpl(path, vertices=30):
     r = np.random.default_rng(1)
     regressor = r.random((24, vertices))
     parents = np.array([2**32 - 1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21])
-    np.savez(path, v_template=r.normal(0, 0.3, (vertices, 3)), shapedirs=r.normal(0, 0.01, (vertices, 3, 10)),
-             J_regressor=regressor / regressor.sum(1, keepdims=True), kintree_table=np.stack([parents, np.arange(24)]),
-             f=np.zeros((1, 3), np.int64))  # fmt: skip
+    np.savez(
+        path,
+        v_template=r.normal(0, 0.3, (vertices, 3)),
+        shapedirs=r.normal(0, 0.01, (vertices, 3, 10)),
+        J_regressor=regressor / regressor.sum(1, keepdims=True),
+        kintree_table=np.stack([parents, np.arange(24)]),
+        f=np.zeros((1, 3), np.int64),
+    )
     return path
 
 
@@ -264,7 +286,9 @@ def test_refusals_are_one_line_checkpoint_errors(weights, tmp_path):
     save_file({k: v for k, v in state.items() if k != "smpl_head.deccam.bias"}, str(tmp_path / "missing.safetensors"))
     assert "missing ['smpl_head.deccam.bias']" in one_line_error(f"hmr2_smpl:{tmp_path / 'missing.safetensors'}")
     save_file({**state, "smpl_head.decshape.weight": torch.zeros(12, 24)}, str(tmp_path / "shape.safetensors"))
-    assert "'smpl_head.decshape.weight' has shape (12, 24)" in one_line_error(f"hmr2_smpl:{tmp_path / 'shape.safetensors'}")
+    assert "'smpl_head.decshape.weight' has shape (12, 24)" in one_line_error(
+        f"hmr2_smpl:{tmp_path / 'shape.safetensors'}"
+    )
     save_file({**state, "backbone.blocks.1.mlp.fc1.weight": torch.zeros(80, 32)}, str(tmp_path / "mlp.safetensors"))
     assert "(80, 32)" in one_line_error(f"hmr2_smpl:{tmp_path / 'mlp.safetensors'}")
     save_file({**state, "backbone.cls_token": torch.zeros(1, 1, 32)}, str(tmp_path / "extra.safetensors"))
@@ -283,12 +307,15 @@ def test_refusals_are_one_line_checkpoint_errors(weights, tmp_path):
 
 def test_smpl_model_files_that_do_not_fit_are_refused(weights, tmp_path):
     np.savez(tmp_path / "pickled.npz", v_template=np.array([object()], dtype=object))
-    assert "without pickled objects" in one_line_error(f"hmr2_smpl:{weights / 'hmr2.safetensors'}",
-                                                       smpl_model=tmp_path / "pickled.npz")  # fmt: skip
+    assert "without pickled objects" in one_line_error(
+        f"hmr2_smpl:{weights / 'hmr2.safetensors'}", smpl_model=tmp_path / "pickled.npz"
+    )
     np.savez(tmp_path / "partial.npz", v_template=np.zeros((5, 3)))
     assert "no shapedirs, J_regressor, kintree_table" in one_line_error(
-        f"hmr2_smpl:{weights / 'hmr2.safetensors'}", smpl_model=tmp_path / "partial.npz")
+        f"hmr2_smpl:{weights / 'hmr2.safetensors'}", smpl_model=tmp_path / "partial.npz"
+    )
     data = dict(np.load(tiny_smpl(tmp_path / "smpl.npz")))
     np.savez(tmp_path / "short.npz", **{**data, "J_regressor": data["J_regressor"][:, :10]})
     assert "J_regressor is float64 (24, 10), expected numbers of shape (24, 30)" in one_line_error(
-        f"hmr2_smpl:{weights / 'hmr2.safetensors'}", smpl_model=tmp_path / "short.npz")
+        f"hmr2_smpl:{weights / 'hmr2.safetensors'}", smpl_model=tmp_path / "short.npz"
+    )

@@ -37,8 +37,22 @@ def test_train_uses_and_reports_the_machine_default(machine_state, tmp_path):
     write_scene_shards(tmp_path / "scenes", 8, size=64)  # the recipe's own data renders 1024 scenes first
     machine_state(10.7)
     torch.set_num_threads(2)
-    result = CliRunner().invoke(cli, ["train", "--recipe", "depth", "--data", str(tmp_path / "scenes"), "--steps", "1",
-                                      "--no-eval", "-q", "--out", str(tmp_path / "run")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--recipe",
+            "depth",
+            "--data",
+            str(tmp_path / "scenes"),
+            "--steps",
+            "1",
+            "--no-eval",
+            "-q",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert torch.get_num_threads() == 1
     assert "threads: 1, this machine's idle CPUs at load 10.7 (--threads N to choose)" in result.output
@@ -60,13 +74,41 @@ def test_the_same_thread_and_device_options_in_train_fm_train_and_eval():
 def test_a_second_ddp_rank_prints_nothing(tmp_path, monkeypatch):
     """Under torchrun every rank printed the final line; only rank 0 (or a run without torchrun) speaks now."""
     tokens = tmp_path / "tokens"
-    made = CliRunner().invoke(cli, ["tokenize", "-m", "rgb,depth,normals,semseg", "--scenes", "16", "--scene-size", "64",
-                                    "--workers", "0", "--no-progress", "-o", str(tokens)])
+    made = CliRunner().invoke(
+        cli,
+        [
+            "tokenize",
+            "-m",
+            "rgb,depth,normals,semseg",
+            "--scenes",
+            "16",
+            "--scene-size",
+            "64",
+            "--workers",
+            "0",
+            "--no-progress",
+            "-o",
+            str(tokens),
+        ],
+    )
     assert made.exit_code == 0, made.output
 
     def fm_train(out):
-        args = ["fm", "train", "--recipe", "fm/scenes-cpu", "--data", str(tokens), "--out", str(tmp_path / out),
-                "--steps", "1", "--threads", "1", "--no-progress"]
+        args = [
+            "fm",
+            "train",
+            "--recipe",
+            "fm/scenes-cpu",
+            "--data",
+            str(tokens),
+            "--out",
+            str(tmp_path / out),
+            "--steps",
+            "1",
+            "--threads",
+            "1",
+            "--no-progress",
+        ]
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, result.output
         return result.output

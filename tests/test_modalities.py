@@ -17,7 +17,7 @@ from tokzoo.errors import CheckpointError, ConfigError, DtypeError, InvalidValue
 from tokzoo.modalities import MODALITIES, get_modality
 from tokzoo.modalities.audio import mel_to_audio
 from tokzoo.modalities.sam_instances import MASK_SIZE, crop_instances, paste_instances
-from tokzoo.zoo import zoo_entries
+from tokzoo.tokenizers.zoo import zoo_entries
 
 SIZE = 64
 SCENE = generate_scene(0, size=SIZE)  # one human, five instances
@@ -59,8 +59,12 @@ SAMPLES = {
 }
 
 # spatial size of samples not at the configured input_size (the token grid follows it)
-GRIDS = {**dict.fromkeys(["rgb", "rgb_128", "depth", "normals", "semseg", "canny_edges", "sam_edges"], (SIZE, SIZE)),
-         "dinov2_b14": (4, 4), "clip_b16": (4, 6), "imagebind_h14": (4, 4)}
+GRIDS = {
+    **dict.fromkeys(["rgb", "rgb_128", "depth", "normals", "semseg", "canny_edges", "sam_edges"], (SIZE, SIZE)),
+    "dinov2_b14": (4, 4),
+    "clip_b16": (4, 6),
+    "imagebind_h14": (4, 4),
+}
 # number of encoded rows: the batch axis is images, or instances / humans for those modalities
 ROWS = {"sam_instances": 5, "human_pose": 1, "human_pose_smpl": 3, "clip_b16": 2, "dinov2_global": 2, "captions": 3}
 
@@ -111,7 +115,9 @@ def check_pose(tok, x, y):
 def check_smpl(tok, x, y):
     matrices = np.array([h["body_pose"] for h in y["humans"]])
     assert matrices.shape == (3, 23, 3, 3)
-    np.testing.assert_allclose(matrices @ matrices.swapaxes(-1, -2), np.broadcast_to(np.eye(3), matrices.shape), atol=1e-6)
+    np.testing.assert_allclose(
+        matrices @ matrices.swapaxes(-1, -2), np.broadcast_to(np.eye(3), matrices.shape), atol=1e-6
+    )
     np.testing.assert_allclose(np.linalg.det(matrices), 1, atol=1e-6)
 
 
@@ -133,12 +139,29 @@ def check_rgb(tok, x, y):
     assert y.dtype == np.uint8 and y.shape == (1, SIZE, SIZE, 3)
 
 
-CHECKS = {"rgb": check_rgb, "rgb_128": check_rgb, "depth": check_depth, "normals": check_normals, "semseg": check_semseg,
-          "canny_edges": check_edges, "sam_edges": check_edges, "sam_instances": check_instances,
-          "dinov2_b14": check_dense, "clip_b16": check_dense, "imagebind_h14": check_dense,
-          "dinov2_global": check_global, "clip_global": check_global, "imagebind_global": check_global,
-          "human_pose": check_pose, "human_pose_smpl": check_smpl, "audio": check_audio, "captions": check_captions,
-          "palette": check_structured, "metadata": check_structured, "boxes": check_structured}  # fmt: skip
+CHECKS = {
+    "rgb": check_rgb,
+    "rgb_128": check_rgb,
+    "depth": check_depth,
+    "normals": check_normals,
+    "semseg": check_semseg,
+    "canny_edges": check_edges,
+    "sam_edges": check_edges,
+    "sam_instances": check_instances,
+    "dinov2_b14": check_dense,
+    "clip_b16": check_dense,
+    "imagebind_h14": check_dense,
+    "dinov2_global": check_global,
+    "clip_global": check_global,
+    "imagebind_global": check_global,
+    "human_pose": check_pose,
+    "human_pose_smpl": check_smpl,
+    "audio": check_audio,
+    "captions": check_captions,
+    "palette": check_structured,
+    "metadata": check_structured,
+    "boxes": check_structured,
+}
 
 
 def test_every_zoo_name_and_modality_has_a_sample():
@@ -164,10 +187,20 @@ def test_zoo_tokenizer_round_trip(name):
 
 
 def test_token_shapes_and_vocabularies_at_the_configured_size():
-    expected = {"normals": ((196,), 4375), "semseg": ((196,), 4375), "canny_edges": ((196,), 1000),
-                "sam_edges": ((196,), 1000), "sam_instances": ((16,), 1000), "dinov2_b14": ((256,), 15360),
-                "clip_b16": ((196,), 15360), "imagebind_h14": ((256,), 15360), "human_pose": ((8,), 1000),
-                "human_pose_smpl": ((8,), 1000), "audio": ((64,), 4375), "captions": ((64,), 8192)}  # fmt: skip
+    expected = {
+        "normals": ((196,), 4375),
+        "semseg": ((196,), 4375),
+        "canny_edges": ((196,), 1000),
+        "sam_edges": ((196,), 1000),
+        "sam_instances": ((16,), 1000),
+        "dinov2_b14": ((256,), 15360),
+        "clip_b16": ((196,), 15360),
+        "imagebind_h14": ((256,), 15360),
+        "human_pose": ((8,), 1000),
+        "human_pose_smpl": ((8,), 1000),
+        "audio": ((64,), 4375),
+        "captions": ((64,), 8192),
+    }
     for name, (shape, vocab) in expected.items():
         if zoo_entries()[name].weights_dir is not None:
             continue  # shipped weights carry their own (CPU-sized) config: recipes/<name>.yaml

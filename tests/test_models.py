@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from tokzoo.errors import ConfigError, ShapeError
-from tokzoo.models import FAMILIES, PRESETS, build_decoder, build_encoder, prepare_for_inference, resolve_preset
+from tokzoo.tokenizers.models import (
+    FAMILIES,
+    PRESETS,
+    build_decoder,
+    build_encoder,
+    prepare_for_inference,
+    resolve_preset,
+)
 
 IMAGE_PRESETS = ["conv-tiny", "conv-small", "vit-tiny"]
 LATENT = 8

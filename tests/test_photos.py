@@ -9,9 +9,9 @@ from PIL import Image
 from tokzoo.crops import apply_crop
 from tokzoo.datasets.photos import PACKAGES, _file_name, fetch_photos, load_photos
 from tokzoo.errors import ConfigError
-from tokzoo.labelers.image import canny_edges, canny_sigma
-from tokzoo.training import validate_recipe
-from tokzoo.training.data import TrainingData
+from tokzoo.modalities.edges import canny_edges, canny_sigma
+from tokzoo.tokenizers.training import validate_recipe
+from tokzoo.tokenizers.training.data import TrainingData
 
 
 def _cache(tmp_path, n=3, size=(96, 80)):
@@ -44,19 +44,35 @@ def test_package_members_become_flat_safe_names():
 
 
 def _recipe(modality, loss):
-    return validate_recipe({
-        "name": f"tiny_{modality}", "loss": loss,
-        "tokenizer": {"modality": modality, "model": {"preset": "conv-tiny", "width": 8, "groups": 4}, "latent_dim": 8,
-                      "quantizer": {"type": "fsq", "levels": [5, 5, 5]}, "input_size": [32, 32]},
-        "data": {"scenes": {"n_train": 2, "n_val": 1, "seed": 3, "size": 40}, "photos": {"repeat": 2},
-                 "crop": {"scale": [0.2, 1.0], "hflip": 0.5}},
-        "optimizer": {"lr": 1e-3}, "schedule": {"warmup_steps": 1}, "batch_size": 4, "steps": 1, "seed": 0})
+    return validate_recipe(
+        {
+            "name": f"tiny_{modality}",
+            "loss": loss,
+            "tokenizer": {
+                "modality": modality,
+                "model": {"preset": "conv-tiny", "width": 8, "groups": 4},
+                "latent_dim": 8,
+                "quantizer": {"type": "fsq", "levels": [5, 5, 5]},
+                "input_size": [32, 32],
+            },
+            "data": {
+                "scenes": {"n_train": 2, "n_val": 1, "seed": 3, "size": 40},
+                "photos": {"repeat": 2},
+                "crop": {"scale": [0.2, 1.0], "hflip": 0.5},
+            },
+            "optimizer": {"lr": 1e-3},
+            "schedule": {"warmup_steps": 1},
+            "batch_size": 4,
+            "steps": 1,
+            "seed": 0,
+        }
+    )
 
 
 @pytest.mark.parametrize("modality, loss", [("rgb", "mse"), ("edges", "bce")])
 def test_recipes_train_on_scenes_plus_cached_photos(tmp_path, monkeypatch, modality, loss):
     monkeypatch.setenv("TOKZOO_PHOTOS", str(_cache(tmp_path)))
-    from tokzoo.training import build_tokenizer
+    from tokzoo.tokenizers.training import build_tokenizer
 
     recipe = _recipe(modality, loss)
     data = TrainingData(recipe, build_tokenizer(recipe).codec)
@@ -71,7 +87,7 @@ def test_recipes_train_on_scenes_plus_cached_photos(tmp_path, monkeypatch, modal
 
 def test_photos_give_rgb_or_edges_only(tmp_path, monkeypatch):
     monkeypatch.setenv("TOKZOO_PHOTOS", str(_cache(tmp_path)))
-    from tokzoo.training import build_tokenizer
+    from tokzoo.tokenizers.training import build_tokenizer
 
     recipe = _recipe("depth", "smooth_l1")
     with pytest.raises(ConfigError, match="photos give rgb or edges"):

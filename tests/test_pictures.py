@@ -20,9 +20,9 @@ def test_small_tiles_fill_their_cells_at_a_legible_size():
     """On photos `show` put 64-px reconstructions in the corner of 226-px cells; 134 x 134 PNGs had no labels."""
     big, small = np.full((128, 128, 3), 200, np.uint8), np.zeros((64, 64, 3), np.uint8)
     picture = labelled_grid([[big, small]], ["source", "reconstruction"], ["depth"])
-    body = picture[-132:, -(2 * 130 + 2):]  # cells of 128 px (the larger tile), 2 px gaps and margins
+    body = picture[-132:, -(2 * 130 + 2) :]  # cells of 128 px (the larger tile), 2 px gaps and margins
     assert (body[2:130, 2:130] == 200).all() and (body[2:130, 132:260] == 0).all()  # the 64 px tile fills its cell
-    assert (picture[:-132] < 100).any() and (picture[:, :-(2 * 130 + 2)] < 100).any()  # header and row label
+    assert (picture[:-132] < 100).any() and (picture[:, : -(2 * 130 + 2)] < 100).any()  # header and row label
     tiny = labelled_grid([[small[:32, :32]]], ["a"], ["b"])
     assert (tiny[-130:-2, -130:-2] == 0).all() and (tiny[-131, -130:-2] == 255).all()  # 32 px drawn 4x: 128 px
     assert labelled_grid([[small]], ["a"], ["b"], scale=3).shape[0] > 3 * 64
@@ -42,8 +42,17 @@ def labelled_tokens(tmp_path_factory):
     rng = np.random.default_rng(0)
     for i in range(2):
         Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(root / "photos" / f"p{i}.png")
-    run("pseudo-label", "-m", "edges,palette,metadata", "--input", root / "photos", "-o", root / "pl", "--tokenize",
-        "--no-progress")
+    run(
+        "pseudo-label",
+        "-m",
+        "edges,palette,metadata",
+        "--input",
+        root / "photos",
+        "-o",
+        root / "pl",
+        "--tokenize",
+        "--no-progress",
+    )
     return root / "pl-tokens"
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tokzoo.datasets.scenes import generate_scene
-from tokzoo.learned import LearnedTokenizer
+from tokzoo.tokenizers.learned import LearnedTokenizer
 from tokzoo_cli.main import cli
 
 
@@ -28,7 +28,9 @@ def toks(tmp_path_factory):
 def tokenize(out, modalities, *args, toks=None, expect=0):
     """``tokzoo tokenize -m modalities`` with the tiny tokenizers of ``toks``."""
     tokenizers = [f"--tokenizer={m}={toks[m]}" for m in modalities.split(",")] if toks else []
-    result = CliRunner().invoke(cli, ["tokenize", "-o", str(out), "-m", modalities, "--no-progress", *tokenizers, *args])
+    result = CliRunner().invoke(
+        cli, ["tokenize", "-o", str(out), "-m", modalities, "--no-progress", *tokenizers, *args]
+    )
     assert result.exit_code == expect, result.output
     return result
 
@@ -77,10 +79,12 @@ def test_output_is_identical_for_0_1_2_workers_and_readable_by_webdataset(tmp_pa
     assert manifest["modalities"]["depth"]["complete"] and manifest["crops"]["n_crops"] == 2
     assert manifest["modalities"]["rgb"]["untrained"] is True
     assert sorted(p.name for p in (out / "depth").iterdir()) == [
-        f"shard-{i:06d}.{ext}" for i in range(3) for ext in ("samples.jsonl", "stats.json", "tar")]
+        f"shard-{i:06d}.{ext}" for i in range(3) for ext in ("samples.jsonl", "stats.json", "tar")
+    ]
     for folder in ("crops", "depth", "rgb"):
         assert [keys_of(out / folder / f"shard-{i:06d}.tar") for i in range(3)] == [
-            [f"scene_{j:06d}" for j in range(s, min(s + 5, 12))] for s in (0, 5, 10)]
+            [f"scene_{j:06d}" for j in range(s, min(s + 5, 12))] for s in (0, 5, 10)
+        ]
     sample = next(iter(wds.WebDataset(str(out / "depth" / "shard-000000.tar"), shardshuffle=False).decode()))
     assert sample["npy"].shape == (2, 64) and sample["npy"].dtype == np.uint16
     crops = next(iter(wds.WebDataset(str(out / "crops" / "shard-000000.tar"), shardshuffle=False).decode()))["npy"]
@@ -107,7 +111,9 @@ def test_adding_a_modality_later_gives_the_same_shards_as_one_run(tmp_path, toks
     for folder in ("crops", "rgb", "depth"):
         assert "img_003" not in keys_of(later / folder / "shard-000000.tar")
     for modality in ("rgb", "depth"):
-        table = [json.loads(line) for line in (later / modality / "shard-000000.samples.jsonl").read_text().splitlines()]
+        table = [
+            json.loads(line) for line in (later / modality / "shard-000000.samples.jsonl").read_text().splitlines()
+        ]
         bad = [r for r in table if r["status"] == "failed"]
         assert [r["key"] for r in bad] == ["img_003"] and "img_003.npy" in bad[0]["error"]
         stats = json.loads((later / modality / "shard-000000.stats.json").read_text())
@@ -117,10 +123,22 @@ def test_adding_a_modality_later_gives_the_same_shards_as_one_run(tmp_path, toks
 def test_other_tokenizer_for_a_modality_in_out_is_refused_unless_overwrite(tmp_path, toks):
     out = tmp_path / "out"
     tokenize(out, "depth", "--scenes", "3", "--scene-size", "64", "--workers", "0", toks=toks)
-    other = ["-m", "depth", f"--tokenizer=depth={toks['depth2']}", "--scenes", "3", "--scene-size", "64", "--workers", "0"]
+    other = [
+        "-m",
+        "depth",
+        f"--tokenizer=depth={toks['depth2']}",
+        "--scenes",
+        "3",
+        "--scene-size",
+        "64",
+        "--workers",
+        "0",
+    ]
     refused = CliRunner().invoke(cli, ["tokenize", "-o", str(out), "--no-progress", *other])
     assert refused.exit_code == 2
-    assert refused.output.count("\n") == 1 and refused.output.startswith(f"error: {out / 'depth'} was made by tokenizer")
+    assert refused.output.count("\n") == 1 and refused.output.startswith(
+        f"error: {out / 'depth'} was made by tokenizer"
+    )
     crops = CliRunner().invoke(cli, ["tokenize", "-o", str(out), "--no-progress", *other, "--crops", "2"])
     assert crops.exit_code == 2 and crops.output.count("\n") == 1
     assert f"{out} was cropped with n_crops 1 (--crops, --seed), this run asks for n_crops 2" in crops.output
@@ -158,7 +176,7 @@ def test_inspect_and_show(tmp_path, toks):
     assert "not available" not in result.output
     picture = np.asarray(Image.open(png))
     body = 2 + 2 * 130  # rows depth, rgb; columns source | reconstruction; 64 px tiles drawn 2x, labels above and left
-    assert picture.shape[0] > body and picture.shape[1] > body and (picture[:picture.shape[0] - body] < 100).any()
+    assert picture.shape[0] > body and picture.shape[1] > body and (picture[: picture.shape[0] - body] < 100).any()
     missing = CliRunner().invoke(cli, ["show", str(out), "--key", "nope", "--output", str(png)])
     assert missing.exit_code == 2 and "nope: no such key" in missing.output
 
@@ -168,8 +186,17 @@ def test_rendering_the_built_in_scenes_shows_a_bar(tmp_path, toks, capsys):
     from tokzoo.pipeline import TokenizeJob
     from tokzoo.pipeline import tokenize as run_tokenize
 
-    run_tokenize(TokenizeJob(modalities=["depth"], output=tmp_path / "out", tokenizers={"depth": toks["depth"]},
-                             scenes=3, scene_size=64, workers=0, progress=True))
+    run_tokenize(
+        TokenizeJob(
+            modalities=["depth"],
+            output=tmp_path / "out",
+            tokenizers={"depth": toks["depth"]},
+            scenes=3,
+            scene_size=64,
+            workers=0,
+            progress=True,
+        )
+    )
     err = capsys.readouterr().err
     assert "rendering scenes" in err and "3/3" in err and "scene/s" in err
     assert "tokenize" in err and "sample/s" in err
@@ -179,10 +206,11 @@ def test_typos_are_refused_before_out_is_touched(tmp_path, toks):
     """A wrong --input used to leave OUT with a manifest naming it, kept as the input by every later run; a wrong
     --modality was reported as a bad zoo tokenizer name; a --size the model cannot take failed late as 'input: ...'."""
     out = tmp_path / "out"
-    for args, message in [(["-m", "depth", "--input", str(tmp_path / "nothere")], "nothere: not a directory"),
-                          (["-m", "dept"], "--modality 'dept': not a modality tokzoo tokenizes; known: "),
-                          (["-m", "depth", f"--tokenizer=depth={toks['depth']}", "--size", "33"],
-                           "--size 33x33 does not fit tokenizer")]:
+    for args, message in [
+        (["-m", "depth", "--input", str(tmp_path / "nothere")], "nothere: not a directory"),
+        (["-m", "dept"], "--modality 'dept': not a modality tokzoo tokenizes; known: "),
+        (["-m", "depth", f"--tokenizer=depth={toks['depth']}", "--size", "33"], "--size 33x33 does not fit tokenizer"),
+    ]:
         result = CliRunner().invoke(cli, ["tokenize", "-o", str(out), "--no-progress", *args])
         assert result.exit_code == 2 and result.output.count("\n") == 1 and message in result.output, result.output
         assert not out.exists()

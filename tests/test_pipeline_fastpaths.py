@@ -9,10 +9,10 @@ import webdataset as wds
 from tokzoo.errors import CorruptFileError
 from tokzoo.io import FileRef, RawSample
 from tokzoo.io.safety import load_npy
-from tokzoo.learned import LearnedTokenizer
-from tokzoo.pipeline.manifest import CROP_RECIPE
+from tokzoo.pipeline.modalities import CROP_RECIPE
 from tokzoo.pipeline.worker import OrderedPool, Slots, WorkerJob, init_worker, prepare_chunk, take_shared
-from tokzoo.pipeline.writer import npy_bytes, tar_bytes
+from tokzoo.tokenizers.learned import LearnedTokenizer
+from tokzoo.tokens.tars import npy_bytes, tar_bytes
 
 
 def saved(array: np.ndarray, version=None) -> bytes:
@@ -28,8 +28,10 @@ def test_tar_bytes_are_what_the_webdataset_writer_writes():
     rng = np.random.default_rng(0)
     stems = ["a", "sample_000001", "x" * 95, "x" * 96, "x" * 130, "nöt_ascii", "dir/key", "日本"]
     for trial in range(20):
-        members = [(f"{stems[rng.integers(len(stems))]}{i}", rng.bytes(int(rng.choice([0, 1, 511, 512, 513, 3000]))))
-                   for i in range(int(rng.integers(0, 9)))]
+        members = [
+            (f"{stems[rng.integers(len(stems))]}{i}", rng.bytes(int(rng.choice([0, 1, 511, 512, 513, 3000]))))
+            for i in range(int(rng.integers(0, 9)))
+        ]
         buffer = io.BytesIO()
         with wds.TarWriter(buffer, encoder=False, mtime=0.0, user="tokzoo", group="tokzoo", mode=0o444) as tar:
             for key, data in members:
@@ -40,24 +42,38 @@ def test_tar_bytes_are_what_the_webdataset_writer_writes():
 def test_table_lines_are_what_json_dumps_writes():
     import json
 
-    from tokzoo.pipeline.layout import table_bytes
+    from tokzoo.tokens.layout import table_bytes
 
-    records = [{"key": f"k{i}", "source": source, "status": "failed" if error else "ok", "error": error, "more": i}
-               for i, (source, error) in enumerate([(None, None), ("a/ü.tar:k.depth.npy", None),
-                                                    ('q"uote\\back\nslash', "depth: bad \u2028 value"), ("s", "")])]
+    records = [
+        {"key": f"k{i}", "source": source, "status": "failed" if error else "ok", "error": error, "more": i}
+        for i, (source, error) in enumerate(
+            [(None, None), ("a/ü.tar:k.depth.npy", None), ('q"uote\\back\nslash', "depth: bad \u2028 value"), ("s", "")]
+        )
+    ]
     expected = "".join(json.dumps({f: r[f] for f in ("key", "source", "status", "error")}) + "\n" for r in records)
     assert table_bytes(records) == expected.encode()
 
 
 def test_npy_bytes_are_what_np_save_writes():
-    for array in (np.zeros((2, 64), np.uint16), np.arange(10, dtype=np.int32).reshape(2, 5), np.ones((3, 4), ">i4")[:, ::2],
-                  np.zeros((0, 3), np.uint8), np.full((1, 196), 7, np.uint8)):
+    for array in (
+        np.zeros((2, 64), np.uint16),
+        np.arange(10, dtype=np.int32).reshape(2, 5),
+        np.ones((3, 4), ">i4")[:, ::2],
+        np.zeros((0, 3), np.uint8),
+        np.full((1, 196), 7, np.uint8),
+    ):
         assert npy_bytes(array) == npy_bytes(array) == saved(np.ascontiguousarray(array))
 
 
 def test_load_npy_gives_what_np_load_gives_and_refuses_broken_files():
-    arrays = (np.float32(3.5), np.zeros((0, 4), np.float32), np.arange(12, dtype=">f8").reshape(3, 4),
-              np.asfortranarray(np.arange(12.0).reshape(3, 4)), np.ones((5, 6, 3), np.float16), np.ones((2, 3), bool))
+    arrays = (
+        np.float32(3.5),
+        np.zeros((0, 4), np.float32),
+        np.arange(12, dtype=">f8").reshape(3, 4),
+        np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+        np.ones((5, 6, 3), np.float16),
+        np.ones((2, 3), bool),
+    )
     for array in arrays:
         for version in (None, (2, 0), (3, 0)):
             data = saved(array, version)
@@ -83,12 +99,16 @@ def raw_depths(n: int, bad: set[int]) -> list[tuple[RawSample, None, None]]:
         depth = np.random.default_rng(i).uniform(0.5, 9.0, (20, 20)).astype(np.float32)
         if i in bad:
             depth[np.arange(20) != 2] = np.nan
-        items.append((RawSample(f"s{i:03d}", {"depth": FileRef(f"s{i:03d}.npy", ".npy", data=saved(depth))}), None, None))
+        items.append(
+            (RawSample(f"s{i:03d}", {"depth": FileRef(f"s{i:03d}.npy", ".npy", data=saved(depth))}), None, None)
+        )
     return items
 
 
 def test_normalising_a_chunk_at_once_fails_only_its_bad_samples(depth_codec):
-    job = WorkerJob(sizes={"depth": (16, 16)}, n_crops=2, seed=0, crop_recipe=CROP_RECIPE, codecs={"depth": depth_codec})
+    job = WorkerJob(
+        sizes={"depth": (16, 16)}, n_crops=2, seed=0, crop_recipe=CROP_RECIPE, codecs={"depth": depth_codec}
+    )
     init_worker(job, threads=None)
     items = raw_depths(8, bad={3})
     prepared, shared = prepare_chunk(items)
@@ -97,7 +117,9 @@ def test_normalising_a_chunk_at_once_fails_only_its_bad_samples(depth_codec):
     for p, (raw, _, _) in zip(prepared, items):
         if p.error is None:  # the same rows as normalising the sample alone
             alone, _ = prepare_chunk([(raw, None, None)])
-            assert p.values["depth"].shape == (2, 2, 16, 16) and np.array_equal(p.values["depth"], alone[0].values["depth"])
+            assert p.values["depth"].shape == (2, 2, 16, 16) and np.array_equal(
+                p.values["depth"], alone[0].values["depth"]
+            )
 
     slots = Slots(2, {"depth": 8 * 2 * 2 * 16 * 16 * 4})
     init_worker(job, threads=None, slots=slots)
@@ -110,9 +132,11 @@ def test_normalising_a_chunk_at_once_fails_only_its_bad_samples(depth_codec):
 
 
 def test_workers_through_shared_memory_give_what_inline_gives(depth_codec):
-    job = WorkerJob(sizes={"depth": (16, 16)}, n_crops=2, seed=0, crop_recipe=CROP_RECIPE, codecs={"depth": depth_codec})
+    job = WorkerJob(
+        sizes={"depth": (16, 16)}, n_crops=2, seed=0, crop_recipe=CROP_RECIPE, codecs={"depth": depth_codec}
+    )
     items = raw_depths(60, bad={5, 41})
-    chunks = [(i, items[i:i + 4]) for i in range(0, 60, 4)]  # 15 chunks through 3 slots: each slot reused 5 times
+    chunks = [(i, items[i : i + 4]) for i in range(0, 60, 4)]  # 15 chunks through 3 slots: each slot reused 5 times
     with OrderedPool(job, 0) as pool:
         inline = list(pool.map(chunks))
     with OrderedPool(job, 2, ahead=3, shared={"depth": 4 * 2 * 2 * 16 * 16 * 4}) as pool:
@@ -122,7 +146,9 @@ def test_workers_through_shared_memory_give_what_inline_gives(depth_codec):
     for (_, a), (_, b) in zip(inline, forked):
         for p, q in zip(a, b):
             assert (p.key, p.error) == (q.key, q.error) and np.array_equal(p.crops, q.crops)
-            assert p.values.keys() == q.values.keys() and all(np.array_equal(p.values[m], q.values[m]) for m in p.values)
+            assert p.values.keys() == q.values.keys() and all(
+                np.array_equal(p.values[m], q.values[m]) for m in p.values
+            )
     assert sum(p.error is not None for _, chunk in forked for p in chunk) == 2
 
 
@@ -145,8 +171,16 @@ def test_nearest_crops_pick_the_pixels_torchvision_picks(dtype):
         if dtype == np.float32:
             image[rng.random((height, width)) < 0.2] = np.nan
         crop = _Crop(row, out)
-        expected = F.resized_crop(tv_tensors.Image(torch.from_numpy(image)[None]), row[0], row[1], h, w, list(out),
-                                  interpolation=InterpolationMode.NEAREST_EXACT, antialias=False)
+        expected = F.resized_crop(
+            tv_tensors.Image(torch.from_numpy(image)[None]),
+            row[0],
+            row[1],
+            h,
+            w,
+            list(out),
+            interpolation=InterpolationMode.NEAREST_EXACT,
+            antialias=False,
+        )
         expected = (F.horizontal_flip(expected) if row[4] else expected).as_subclass(torch.Tensor)[0].numpy()
         got = crop.image(image, InterpolationMode.NEAREST_EXACT, False)
         assert got.dtype == expected.dtype and np.array_equal(got, expected, equal_nan=True), (row, out)
@@ -174,8 +208,13 @@ def write_tars(folder) -> list:
                     except ValueError:  # a name ustar cannot hold
                         continue
                     extra = tarfile.TarInfo(f"d{i}" + "/" * (trial % 2))
-                    extra.type = rng.choice([tarfile.DIRTYPE, tarfile.AREGTYPE if trial % 2 else tarfile.DIRTYPE,
-                                             tarfile.SYMTYPE if trial == 5 else tarfile.DIRTYPE])
+                    extra.type = rng.choice(
+                        [
+                            tarfile.DIRTYPE,
+                            tarfile.AREGTYPE if trial % 2 else tarfile.DIRTYPE,
+                            tarfile.SYMTYPE if trial == 5 else tarfile.DIRTYPE,
+                        ]
+                    )
                     extra.linkname = info.name if extra.type == tarfile.SYMTYPE else ""
                     tar.addfile(extra)
     paths.append(folder / "wds.tar")
@@ -211,5 +250,9 @@ def test_tar_walker_reads_what_tarfile_reads(tmp_path):
         if path.name in ("cut-700.tar", "cut-1500.tar", "cut-3000.tar"):  # the last cut keeps the end blocks
             assert "sample" in raws[-1].errors and "truncated" in raws[-1].errors["sample"], path.name
             continue
-        wanted = [(name, data) for name, data in reference(path) if (parts := split_member(name)) and parts[1] in ("depth", "rgb")]
+        wanted = [
+            (name, data)
+            for name, data in reference(path)
+            if (parts := split_member(name)) and parts[1] in ("depth", "rgb")
+        ]
         assert sorted(got) == sorted(wanted), path.name

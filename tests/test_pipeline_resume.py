@@ -14,24 +14,48 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tokzoo.datasets.scenes import generate_scene
-from tokzoo.learned import LearnedTokenizer
 from tokzoo.pipeline.writer import CRASH_ENV
+from tokzoo.tokenizers.learned import LearnedTokenizer
 from tokzoo_cli.main import cli
 
-ARGS = ["--scenes", "12", "--scene-size", "64", "--samples-per-shard", "4", "--crops", "2", "--workers", "0",
-        "--no-progress"]
+ARGS = [
+    "--scenes",
+    "12",
+    "--scene-size",
+    "64",
+    "--samples-per-shard",
+    "4",
+    "--crops",
+    "2",
+    "--workers",
+    "0",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="module")
 def toks(tmp_path_factory):
     root = tmp_path_factory.mktemp("toks")
-    return {m: str(LearnedTokenizer.from_defaults(m, model={"preset": "conv-tiny"}, input_size=[64, 64]).save_pretrained(root / m))
-            for m in ("depth", "rgb")}
+    return {
+        m: str(
+            LearnedTokenizer.from_defaults(m, model={"preset": "conv-tiny"}, input_size=[64, 64]).save_pretrained(
+                root / m
+            )
+        )
+        for m in ("depth", "rgb")
+    }
 
 
 def command(out, modalities, toks, *extra):
-    return ["tokenize", "-o", str(out), "-m", modalities, *[f"--tokenizer={m}={toks[m]}" for m in modalities.split(",")],
-            *extra]
+    return [
+        "tokenize",
+        "-o",
+        str(out),
+        "-m",
+        modalities,
+        *[f"--tokenizer={m}={toks[m]}" for m in modalities.split(",")],
+        *extra,
+    ]
 
 
 def run_inline(args):
@@ -42,8 +66,12 @@ def run_inline(args):
 
 def start(args, crash_after=None):
     env = {**os.environ, **({CRASH_ENV: str(crash_after)} if crash_after else {})}
-    return subprocess.Popen([sys.executable, "-c", "from tokzoo_cli.main import main; main()", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", "from tokzoo_cli.main import main; main()", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
@@ -124,8 +152,12 @@ def test_ctrl_c_with_workers_is_one_line_and_resumes(tmp_path, toks):
     reference = snapshot(tmp_path / "reference")
     out = tmp_path / "out"
     args = command(out, "depth,rgb", toks, *options)
-    process = subprocess.Popen([sys.executable, "-c", "from tokzoo_cli.main import main; main()", *args],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from tokzoo_cli.main import main; main()", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     while not any((out / "rgb").glob("shard-*.stats.json")):  # the first finished shard, whichever it is
         assert process.poll() is None, "finished before it could be interrupted"
         time.sleep(0.005)
@@ -133,6 +165,7 @@ def test_ctrl_c_with_workers_is_one_line_and_resumes(tmp_path, toks):
     assert process.wait(timeout=60) == 130
     stderr = process.stderr.read().decode()
     assert "Traceback" not in stderr and stderr.strip().splitlines() == [
-        "error: interrupted; finished shards are kept; rerun the same command to resume"], stderr
+        "error: interrupted; finished shards are kept; rerun the same command to resume"
+    ], stderr
     run_inline(args)
     assert snapshot(out) == reference

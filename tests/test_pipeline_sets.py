@@ -8,17 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_pipeline import snapshot  # noqa: E402  (tests/ is on sys.path under pytest)
 
 import tokzoo
 from tokzoo.crops import apply_crop
-from tokzoo.data import make_loader
 from tokzoo.indices import unpad
 from tokzoo.io import decode_sample
-from tokzoo.pipeline.layout import read_npy_tar, read_table
-from tokzoo.pipeline.plan import open_input
+from tokzoo.tokens import make_loader
+from tokzoo.tokens.layout import read_npy_tar, read_table
+from tokzoo.tokens.sources import open_input
 from tokzoo_cli.main import cli
-
-from test_pipeline import snapshot  # noqa: E402  (tests/ is on sys.path under pytest)
 
 SETS = {"human_pose": "pose", "sam_instances": "sam_instances"}  # modality -> stored raw modality
 # Scenes 14, 19, 20 have crops that lose an instance (pad rows inside a sample); 1 and 4 have no humans.
@@ -44,8 +43,9 @@ def expected_items(out: Path, modality: str) -> dict[str, list[np.ndarray]]:
         if raw.key not in crops:  # failed
             continue
         value = decode_sample(raw).values[stored]
-        expected[raw.key] = [tok.encode(apply_crop({stored: value}, row, tuple(entry["size"]))[stored]).numpy()
-                             for row in crops[raw.key]]
+        expected[raw.key] = [
+            tok.encode(apply_crop({stored: value}, row, tuple(entry["size"]))[stored]).numpy() for row in crops[raw.key]
+        ]
     return expected
 
 
@@ -54,8 +54,17 @@ def scenes_out(tmp_path_factory):
     """human_pose + sam_instances + depth on 21 scenes with 0 and 2 workers (same bytes checked below)."""
     root = tmp_path_factory.mktemp("sets")
     for workers in (0, 2):
-        result = run("tokenize", "-m", "human_pose,sam_instances,depth", "-o", root / f"w{workers}",
-                     "--workers", workers, "--no-progress", *SCENES)
+        result = run(
+            "tokenize",
+            "-m",
+            "human_pose,sam_instances,depth",
+            "-o",
+            root / f"w{workers}",
+            "--workers",
+            workers,
+            "--no-progress",
+            *SCENES,
+        )
         assert "ok 21 / failed 0 / total 21" in result.output
     return root
 
@@ -63,8 +72,10 @@ def scenes_out(tmp_path_factory):
 def test_set_modalities_are_identical_across_workers_and_aligned_with_depth(scenes_out):
     w0, w2 = snapshot(scenes_out / "w0"), snapshot(scenes_out / "w2")
     assert w0 == w2 and any(name.startswith("human_pose/") for name in w0)
-    keys = {folder: [k for tar in sorted((scenes_out / "w0" / folder).glob("*.tar")) for k, _ in read_npy_tar(tar)]
-            for folder in ("depth", "crops", *SETS)}
+    keys = {
+        folder: [k for tar in sorted((scenes_out / "w0" / folder).glob("*.tar")) for k, _ in read_npy_tar(tar)]
+        for folder in ("depth", "crops", *SETS)
+    }
     assert keys["depth"] == keys["crops"] == keys["human_pose"] == keys["sam_instances"]
     assert keys["depth"] == [f"scene_{i:06d}" for i in range(21)]
 
@@ -82,8 +93,10 @@ def test_each_crop_holds_its_items_then_pad_rows(scenes_out, modality, one_threa
         counts = [len(items) for items in expected[key]]
         assert tokens.dtype == np.uint8 and tokens.shape == (3, max(counts), *item_shape), key
         for c, items in enumerate(expected[key]):
-            assert (tokens[c, len(items):] == entry["pad_id"]).all() and (tokens[c, :len(items)] < tok.vocab_size).all()
-            np.testing.assert_array_equal(tokens[c, :len(items)], items)  # batched encode == one crop alone
+            assert (tokens[c, len(items) :] == entry["pad_id"]).all() and (
+                tokens[c, : len(items)] < tok.vocab_size
+            ).all()
+            np.testing.assert_array_equal(tokens[c, : len(items)], items)  # batched encode == one crop alone
             np.testing.assert_array_equal(unpad(tokens[c], entry["pad_id"]), items)
         ragged += len(set(counts)) > 1
     if modality == "sam_instances":
@@ -107,8 +120,9 @@ def test_loader_pads_each_batch_to_its_largest_item_count(scenes_out):
     """...and gives the padding mask: the user had to know that pad = vocab_size (issue 31)."""
     out = scenes_out / "w0"
     stored = {m: members(out, m) for m in SETS}
-    loader = make_loader(out, ["depth", "human_pose", "sam_instances"], batch_size=6, shuffle=False, crop="random",
-                         seed=3)
+    loader = make_loader(
+        out, ["depth", "human_pose", "sam_instances"], batch_size=6, shuffle=False, crop="random", seed=3
+    )
     seen = []
     for batch in loader:
         assert batch["depth"].shape[0] == len(batch["__key__"])
@@ -118,8 +132,8 @@ def test_loader_pads_each_batch_to_its_largest_item_count(scenes_out):
             n_max = max(len(i) for i in items)
             assert batch[modality].shape == (len(items), n_max, tokens[batch["__key__"][0]].shape[2])
             for row, mask, real in zip(batch[modality].numpy(), batch["__mask__"][modality].numpy(), items):
-                np.testing.assert_array_equal(row[:len(real)], real)
-                assert (row[len(real):] == pad).all()
+                np.testing.assert_array_equal(row[: len(real)], real)
+                assert (row[len(real) :] == pad).all()
                 assert mask.dtype == bool and mask.tolist() == [True] * len(real) + [False] * (n_max - len(real))
         seen += batch["__key__"]
     assert sorted(seen) == [f"scene_{i:06d}" for i in range(21)] and loader.dataset.pad_ids["depth"] is None
@@ -132,8 +146,9 @@ def test_hugging_face_reads_a_set_folder(scenes_out, tmp_path):
     import datasets
 
     out = scenes_out / "w0"
-    ds = datasets.load_dataset("webdataset", data_files={"train": str(out / "sam_instances" / "*.tar")},
-                               cache_dir=str(tmp_path / "hf"))["train"]
+    ds = datasets.load_dataset(
+        "webdataset", data_files={"train": str(out / "sam_instances" / "*.tar")}, cache_dir=str(tmp_path / "hf")
+    )["train"]
     assert len(ds) == 21 and ds[0]["__key__"] == "scene_000000"
     np.testing.assert_array_equal(ds.with_format("numpy")[14]["npy"], members(out, "sam_instances")["scene_000014"])
 
@@ -166,17 +181,36 @@ def human(x, y, box=None):
 def test_pose_folder_counts_crops_that_lose_humans_and_fails_only_bad_files(tmp_path, one_thread):
     folder = tmp_path / "pose"
     folder.mkdir()
-    poses = {f"corner{i}": {"skeleton": "coco17", "width": 64, "height": 64,
-                            "humans": [human(32, 32, [26, 26, 12, 12]), human(x, y, [x - 2, y - 2, 4, 4])]}
-             for i, (x, y) in enumerate([(2, 2), (61, 2), (2, 61), (61, 61)])}
+    poses = {
+        f"corner{i}": {
+            "skeleton": "coco17",
+            "width": 64,
+            "height": 64,
+            "humans": [human(32, 32, [26, 26, 12, 12]), human(x, y, [x - 2, y - 2, 4, 4])],
+        }
+        for i, (x, y) in enumerate([(2, 2), (61, 2), (2, 61), (61, 61)])
+    }
     poses["empty"] = {"skeleton": "coco17", "width": 64, "height": 64, "humans": []}
     poses["no_frame"] = {"skeleton": "coco17", "humans": [human(40, 40)]}
     poses["bad"] = {"skeleton": "coco17", "width": 64, "height": 64, "humans": [{"keypoints_2d": [[1, 1, 2]] * 16}]}
     for name, pose in poses.items():
         (folder / f"{name}.json").write_text(json.dumps(pose))
     out = tmp_path / "out"
-    result = run("tokenize", "-m", "human_pose", "--input", folder, "-o", out, "--crops", 3, "--workers", 0,
-                 "--no-progress", expect=0)
+    result = run(
+        "tokenize",
+        "-m",
+        "human_pose",
+        "--input",
+        folder,
+        "-o",
+        out,
+        "--crops",
+        3,
+        "--workers",
+        0,
+        "--no-progress",
+        expect=0,
+    )
     assert "ok 6 / failed 1 / total 7" in result.output
     table = {r["key"]: r for r in read_table(out / "human_pose" / "shard-000000.samples.jsonl")}
     assert table["bad"]["status"] == "failed" and "bad.json" in table["bad"]["error"]

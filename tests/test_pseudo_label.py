@@ -7,6 +7,7 @@ import json
 import tarfile
 
 import numpy as np
+import skimage  # noqa: E402,F401  (dev extra: tokzoo[samples])
 from click.testing import CliRunner
 from PIL import Image
 
@@ -14,7 +15,6 @@ from tokzoo.datasets import write_scene_shards
 from tokzoo.io import open_reader, write_modality
 from tokzoo_cli.main import cli
 
-import skimage  # noqa: E402,F401  (dev extra: tokzoo[samples])
 LABELLED = ["normals", "edges", "palette", "metadata"]
 
 
@@ -41,13 +41,19 @@ def check_aligned(out, tokens, expected_ok, expected_total):
     for tar in sorted(out.glob("shard-*.tar")):
         labelled.update(members(tar))
     assert len(labelled) == expected_ok and all({"rgb", *LABELLED} <= m for m in labelled.values())
-    tables = [json.loads(line) for p in sorted((out / ".pseudo-label").glob("*.samples.jsonl"))
-              for line in p.read_text().splitlines()]
+    tables = [
+        json.loads(line)
+        for p in sorted((out / ".pseudo-label").glob("*.samples.jsonl"))
+        for line in p.read_text().splitlines()
+    ]
     assert [r["key"] for r in tables if r["status"] == "ok"] == list(labelled)
     assert all(r["error"] for r in tables if r["status"] == "failed")
     for modality in LABELLED:
-        keys = [k for tar in sorted((tokens / modality).glob("*.tar")) for k in
-                [n[:-4] for n in tarfile.open(tar).getnames()]]
+        keys = [
+            k
+            for tar in sorted((tokens / modality).glob("*.tar"))
+            for k in [n[:-4] for n in tarfile.open(tar).getnames()]
+        ]
         assert keys == list(labelled), modality
         token_stats = [json.loads(p.read_text()) for p in (tokens / modality).glob("*.stats.json")]
         assert sum(s["ok"] for s in token_stats) == expected_ok
@@ -65,20 +71,47 @@ def test_scenes_label_tokenize_resume(tmp_path):
         tar.addfile(info, io.BytesIO(rgb))
     assert scene.name.startswith("scene_000003")
     out, tokens = tmp_path / "labelled", tmp_path / "tokens"
-    args = ["pseudo-label", "-m", ",".join(LABELLED), "-i", tmp_path / "scenes", "-o", out, "--no-progress",
-            "--batch-size", 2]
+    args = [
+        "pseudo-label",
+        "-m",
+        ",".join(LABELLED),
+        "-i",
+        tmp_path / "scenes",
+        "-o",
+        out,
+        "--no-progress",
+        "--batch-size",
+        2,
+    ]
     result = run(*args)
     assert result.exit_code == 0, result.output
     assert "ok 5 / failed 1 / total 6" in result.output
     first = (out / "shard-000000.tar").read_bytes()
-    tok = run("tokenize", "-m", ",".join(LABELLED), "-t", "edges=canny_edges", "-i", out, "-o", tokens,
-              "--untrained", "--size", 32, "--workers", 0, "--no-progress")
+    tok = run(
+        "tokenize",
+        "-m",
+        ",".join(LABELLED),
+        "-t",
+        "edges=canny_edges",
+        "-i",
+        out,
+        "-o",
+        tokens,
+        "--untrained",
+        "--size",
+        32,
+        "--workers",
+        0,
+        "--no-progress",
+    )
     assert tok.exit_code == 0, tok.output
     labelled, tables = check_aligned(out, tokens, 5, 6)
     assert "needs depth" in next(r["error"] for r in tables if r["key"] == "nodepth")
     # the labelled values follow the contract and the scenes' geometry (camera from the input is used)
     sample = next(iter(open_reader(out / "shard-000000.tar", ["normals", "depth", "edges", "metadata"])))
-    assert sample.ok and sample.values["normals"].dtype == np.float32 and set(np.unique(sample.values["edges"])) <= {0, 1}
+    assert (
+        sample.ok and sample.values["normals"].dtype == np.float32 and set(np.unique(sample.values["edges"])) <= {0, 1}
+    )
     assert set(sample.values["metadata"]) >= {"brightness", "walkability", "geometric_complexity", "num_instances"}
     # resume: nothing to do, same bytes; other settings refused in one line; --overwrite redoes it
     again = run(*args)
@@ -102,8 +135,22 @@ def test_real_photos_with_one_depth_map(tmp_path):
             np.save(images / "depth" / f"{name}.npy", sample["depth"])
             (images / "camera" / f"{name}.json").write_text(json.dumps(sample["camera"]))
     out, tokens = tmp_path / "labelled", tmp_path / "tokens"
-    result = run("pseudo-label", "-m", ",".join(LABELLED), "-i", images, "-o", out, "--no-progress", "--tokenize",
-                 "--tokens-output", tokens, "--untrained", "--size", 32)
+    result = run(
+        "pseudo-label",
+        "-m",
+        ",".join(LABELLED),
+        "-i",
+        images,
+        "-o",
+        out,
+        "--no-progress",
+        "--tokenize",
+        "--tokens-output",
+        tokens,
+        "--untrained",
+        "--size",
+        32,
+    )
     assert result.exit_code == 0, result.output
     assert "ok 1 / failed 3 / total 4" in result.output and "tokens: ok 1 / failed 0 / total 1" in result.output
     labelled, _ = check_aligned(out, tokens, 1, 4)
@@ -147,9 +194,11 @@ def test_tokenize_options_are_checked_before_labelling(tmp_path):
     Image.fromarray(np.full((32, 32, 3), 120, np.uint8)).save(tmp_path / "photos" / "a.png")
     out = tmp_path / "out"
     base = ["pseudo-label", "-m", "edges", "-i", tmp_path / "photos", "-o", out, "--no-progress"]
-    for extra, message in [(["--tokenize", "--size", "abc"], "--size 'abc': expected N or HxW"),
-                           (["--tokenize", "-t", "edges"], "expected MODALITY=ZOO_NAME_OR_DIR"),
-                           (["--size", "32"], "--size only applies with --tokenize")]:
+    for extra, message in [
+        (["--tokenize", "--size", "abc"], "--size 'abc': expected N or HxW"),
+        (["--tokenize", "-t", "edges"], "expected MODALITY=ZOO_NAME_OR_DIR"),
+        (["--size", "32"], "--size only applies with --tokenize"),
+    ]:
         result = run(*base, *extra)
         assert result.exit_code == 2 and result.output.count("\n") == 1 and message in result.output, result.output
         assert not out.exists()
@@ -166,8 +215,18 @@ def test_labeler_options_reach_the_labeler_and_are_recorded(tmp_path):
     edges = {}
     for sigma in ("1", "6"):
         out = tmp_path / f"out{sigma}"
-        result = run("pseudo-label", "-m", "edges", "-i", tmp_path / "photos", "-o", out, "--no-progress",
-                     "-O", f"edges.sigma={sigma}")
+        result = run(
+            "pseudo-label",
+            "-m",
+            "edges",
+            "-i",
+            tmp_path / "photos",
+            "-o",
+            out,
+            "--no-progress",
+            "-O",
+            f"edges.sigma={sigma}",
+        )
         assert result.exit_code == 0, result.output
         manifest = json.loads((out / ".pseudo-label" / "manifest.json").read_text())
         assert manifest["labeler_options"] == {"edges": {"sigma": int(sigma)}}
@@ -175,12 +234,24 @@ def test_labeler_options_reach_the_labeler_and_are_recorded(tmp_path):
         with tarfile.open(out / "shard-000000.tar") as tar:
             edges[sigma] = np.array(Image.open(io.BytesIO(tar.extractfile("a.edges.png").read())))
     assert edges["1"].shape == edges["6"].shape == (64, 64) and not np.array_equal(edges["1"], edges["6"])
-    rerun = run("pseudo-label", "-m", "edges", "-i", tmp_path / "photos", "-o", tmp_path / "out1", "--no-progress",
-                "-O", "edges.sigma=2")
+    rerun = run(
+        "pseudo-label",
+        "-m",
+        "edges",
+        "-i",
+        tmp_path / "photos",
+        "-o",
+        tmp_path / "out1",
+        "--no-progress",
+        "-O",
+        "edges.sigma=2",
+    )
     assert rerun.exit_code == 2 and "labelled with other settings" in rerun.output
     base = ["pseudo-label", "-m", "edges", "-i", tmp_path / "photos", "-o", tmp_path / "o3", "--no-progress"]
-    for option, message in [("edges.radius=3", "labeler 'canny' has no option 'radius'; its options: sigma, low, high"),
-                            ("palette.max_colors=3", "labeler options for 'palette', which is neither labelled"),
-                            ("edges=3", "expected MODALITY.OPTION=VALUE")]:
+    for option, message in [
+        ("edges.radius=3", "labeler 'canny' has no option 'radius'; its options: sigma, low, high"),
+        ("palette.max_colors=3", "labeler options for 'palette', which is neither labelled"),
+        ("edges=3", "expected MODALITY.OPTION=VALUE"),
+    ]:
         result = run(*base, "-O", option)
         assert result.exit_code == 2 and result.output.count("\n") == 1 and message in result.output, result.output

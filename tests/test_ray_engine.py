@@ -6,8 +6,8 @@ import builtins
 
 import pytest
 from click.testing import CliRunner
-
 from ray_support import command, raw_tars, ray_cluster, run, snapshot, table, toks  # noqa: F401 (fixtures)
+
 from tokzoo_cli.main import cli
 
 
@@ -20,8 +20,20 @@ def local_out(tmp_path_factory, toks, raw_tars):  # noqa: F811
 
 def test_ray_engine_on_two_nodes_writes_the_local_engines_bytes(tmp_path, toks, raw_tars, local_out, ray_cluster):  # noqa: F811
     out = tmp_path / "out"
-    result = run(command(out, toks, raw_tars / "shard-{000000..000003}.tar", "--engine", "ray",
-                         "--address", ray_cluster.address, "--actors", "2", "--progress"))
+    result = run(
+        command(
+            out,
+            toks,
+            raw_tars / "shard-{000000..000003}.tar",
+            "--engine",
+            "ray",
+            "--address",
+            ray_cluster.address,
+            "--actors",
+            "2",
+            "--progress",
+        )
+    )
     assert snapshot(out) == snapshot(local_out)
     assert "tokenize: 100%" in result.stderr and "20/20" in result.stderr and "sample/s" in result.stderr
     records = table(out)
@@ -34,14 +46,27 @@ def test_ray_engine_on_two_nodes_writes_the_local_engines_bytes(tmp_path, toks, 
     assert sum(int(line.split(": ")[1].split(" shards")[0]) for line in actors) == 4
     assert any(line.startswith("node ") and "prepared" in line for line in lines)
 
-    rerun = run(command(out, toks, raw_tars / "shard-{000000..000003}.tar", "--engine", "ray",
-                        "--address", ray_cluster.address))
+    rerun = run(
+        command(out, toks, raw_tars / "shard-{000000..000003}.tar", "--engine", "ray", "--address", ray_cluster.address)
+    )
     assert "(0 written by this run)" in rerun.stdout and snapshot(out) == snapshot(local_out)
 
 
 def test_more_gpus_than_the_cluster_has_are_refused_in_one_line(tmp_path, toks, raw_tars, ray_cluster):  # noqa: F811
-    result = CliRunner().invoke(cli, command(tmp_path / "out", toks, raw_tars / "shard-000000.tar", "--engine", "ray",
-                                             "--address", ray_cluster.address, "--gpus", "1"))
+    result = CliRunner().invoke(
+        cli,
+        command(
+            tmp_path / "out",
+            toks,
+            raw_tars / "shard-000000.tar",
+            "--engine",
+            "ray",
+            "--address",
+            ray_cluster.address,
+            "--gpus",
+            "1",
+        ),
+    )
     assert result.exit_code == 2 and result.output.strip().endswith("error: --gpus 1: the Ray cluster has 0 GPUs")
 
 
@@ -57,8 +82,9 @@ def test_without_ray_the_engine_says_how_to_install_it(tmp_path, toks, raw_tars,
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, command(out, toks, raw_tars / "shard-000000.tar", "--engine", "ray"))
     assert result.exit_code == 2
-    assert result.output.strip() == ("error: --engine ray needs Ray, which is not installed; install it with: "
-                                     "pip install 'tokzoo[ray]'")
+    assert result.output.strip() == (
+        "error: --engine ray needs Ray, which is not installed; install it with: pip install 'tokzoo[ray]'"
+    )
     assert not out.exists()  # refused before OUT was touched
 
 

@@ -3,9 +3,9 @@
 from its committed shards on the rerun; the S3 round trip through the cluster. Slow: each run starts Ray workers."""
 
 import pytest
-
 from ray_support import command, raw_tars, ray_cluster, run, snapshot, start_driver, table, toks  # noqa: F401
 from test_s3_storage import BUCKET, bucket_snapshot, local_from_s3, normalised, s3_env, s3_input  # noqa: F401
+
 from tokzoo.pipeline.writer import CRASH_ENV
 from tokzoo.scale.tokenize import KILL_ENV
 
@@ -22,8 +22,9 @@ def local_out(tmp_path_factory, toks, raw_tars):  # noqa: F811
 
 
 @pytest.mark.parametrize("stage", ["prepare", "encode"])
-def test_a_worker_killed_mid_shard_is_retried_without_duplicates_or_gaps(tmp_path, toks, raw_tars, local_out,
-                                                                         ray_cluster, monkeypatch, stage):  # noqa: F811
+def test_a_worker_killed_mid_shard_is_retried_without_duplicates_or_gaps(
+    tmp_path, toks, raw_tars, local_out, ray_cluster, monkeypatch, stage
+):  # noqa: F811
     marker = tmp_path / "kill-me"
     marker.write_text("the first task (actor call) to find this file deletes it and SIGKILLs its process")
     monkeypatch.setenv(KILL_ENV, f"{stage}:{marker}")
@@ -54,7 +55,18 @@ def test_a_killed_driver_resumes_from_committed_shards(tmp_path, toks, raw_tars,
 
 def test_s3_round_trip_through_the_cluster(toks, s3_input, local_from_s3, ray_cluster):  # noqa: F811
     """CPU tasks on both nodes fetch the input tars from S3, the driver commits to S3: the local engine's bytes."""
-    result = run(command(f"s3://{BUCKET}/ray-tokens", toks, s3_input, "--engine", "ray", "--address",
-                         ray_cluster.address, "--actors", "2"))
+    result = run(
+        command(
+            f"s3://{BUCKET}/ray-tokens",
+            toks,
+            s3_input,
+            "--engine",
+            "ray",
+            "--address",
+            ray_cluster.address,
+            "--actors",
+            "2",
+        )
+    )
     assert "ok 19 / failed 1 / total 20" in result.stdout
     assert normalised(bucket_snapshot("ray-tokens")) == local_from_s3

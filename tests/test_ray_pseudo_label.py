@@ -3,16 +3,27 @@ stats, manifest), a bad sample failed alike, one labeler load per actor, an acto
 Slow: it starts its own cluster and Ray workers."""
 
 import pytest
-
 from ray_support import raw_tars, ray_cluster, run, snapshot  # noqa: F401 (fixtures)
+
 from tokzoo.scale.tokenize import KILL_ENV
 
 pytestmark = pytest.mark.slow
 
 
 def label(out, source, *extra):
-    return ["pseudo-label", "-i", str(source), "-o", str(out), "-m", "edges,normals", "--batch-size", "4",
-            "--no-progress", *extra]
+    return [
+        "pseudo-label",
+        "-i",
+        str(source),
+        "-o",
+        str(out),
+        "-m",
+        "edges,normals",
+        "--batch-size",
+        "4",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def test_ray_pseudo_label_writes_the_local_engines_bytes(tmp_path, raw_tars, ray_cluster, monkeypatch):  # noqa: F811

@@ -4,7 +4,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from tokzoo.data import make_loader
+from tokzoo.tokens import make_loader
 from tokzoo_cli.main import cli
 
 
@@ -17,8 +17,21 @@ def run(*args):
 def test_readme_dataset_tour(tmp_path):
     scenes, tokens = tmp_path / "scenes", tmp_path / "tokens"
     run("scenes", "--count", 6, "--size", 64, "-o", scenes)
-    summary = run("tokenize", "-m", "depth,rgb", "--untrained", "--input", scenes, "--size", 32, "--crops", 2,
-                  "-o", tokens, "--no-progress")
+    summary = run(
+        "tokenize",
+        "-m",
+        "depth,rgb",
+        "--untrained",
+        "--input",
+        scenes,
+        "--size",
+        32,
+        "--crops",
+        2,
+        "-o",
+        tokens,
+        "--no-progress",
+    )
     assert "ok 6 / failed 0 / total 6" in summary
     listing = run("inspect", tokens)
     assert "depth: 1 complete shards, ok 6, failed 0" in listing and "rgb: 1 complete shards, ok 6" in listing
@@ -41,7 +54,7 @@ def test_readme_labeler_table_names_registered_labelers_of_that_modality():
     from tokzoo.labelers import DEFAULTS, LABELERS
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    table = readme[readme.index("| modality | classical (default) | model-backed |"):]
+    table = readme[readme.index("| modality | classical (default) | model-backed |") :]
     rows = [line for line in table.splitlines()[2:] if line.startswith("|")]
     assert len(rows) >= 8
     for row in rows:

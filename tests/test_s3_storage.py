@@ -5,8 +5,8 @@ nothing staged left behind, a driver killed inside a commit on S3 resumed by the
 import os
 
 import pytest
-
 from ray_support import command, raw_tars, run, snapshot, start_driver, toks  # noqa: F401 (fixtures)
+
 from tokzoo.pipeline.writer import CRASH_ENV
 
 pytest.importorskip("s3fs", reason="s3fs is in the ray extra (pip install 'tokzoo[ray]')")
@@ -56,15 +56,21 @@ def bucket_snapshot(prefix: str) -> dict[str, bytes]:
     fs = fsspec.filesystem("s3", use_listings_cache=False)
     files = {}
     for key in sorted(fs.find(f"{BUCKET}/{prefix}")):
-        files[key[len(f"{BUCKET}/{prefix}/"):]] = fs.cat_file(key).replace(f"s3://{BUCKET}/{prefix}".encode(), b"OUT")
+        files[key[len(f"{BUCKET}/{prefix}/") :]] = fs.cat_file(key).replace(f"s3://{BUCKET}/{prefix}".encode(), b"OUT")
     return files
 
 
 def normalised(files: dict[str, bytes]) -> dict[str, bytes]:
     import json
 
-    return {k: (json.dumps({x: y for x, y in json.loads(v).items() if x != "seconds"}).encode()
-                if k.endswith(".stats.json") else v) for k, v in files.items()}
+    return {
+        k: (
+            json.dumps({x: y for x, y in json.loads(v).items() if x != "seconds"}).encode()
+            if k.endswith(".stats.json")
+            else v
+        )
+        for k, v in files.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +90,9 @@ def test_s3_input_to_s3_output_matches_a_local_output(toks, s3_input, local_from
     local_input = tmp_path / "from-disk"
     run(command(local_input, toks, raw_tars / "shard-{000000..000003}.tar", "--workers", "0"))
     disk = snapshot(local_input)
-    assert {k: v for k, v in disk.items() if k.endswith(".tar")} == {k: v for k, v in stored.items() if k.endswith(".tar")}
+    assert {k: v for k, v in disk.items() if k.endswith(".tar")} == {
+        k: v for k, v in stored.items() if k.endswith(".tar")
+    }
     assert b"s3://tokzoo-test/raw/shard-000003.tar:broken" in stored["rgb/shard-000003.samples.jsonl"]
 
 
@@ -114,7 +122,7 @@ def test_pseudo_label_from_s3_to_s3_matches_a_local_output(s3_input, tmp_path):
 
 def test_a_url_prefix_of_tars_is_an_input(s3_input):
     from tokzoo.errors import InputError
-    from tokzoo.pipeline.plan import open_input
+    from tokzoo.tokens.sources import open_input
 
     reader = open_input(f"s3://{BUCKET}/raw/", ["rgb", "depth"])
     assert reader.shards == [f"s3://{BUCKET}/raw/shard-{i:06d}.tar" for i in range(4)]

@@ -28,7 +28,9 @@ def _same(a: dict, b: dict) -> bool:
 def _rays(camera):
     """Camera-frame rays (H, W, 3) with z = 1 through each pixel centre."""
     rows, cols = np.mgrid[0 : camera["height"], 0 : camera["width"]]
-    return np.stack([(cols - camera["cx"]) / camera["fx"], (rows - camera["cy"]) / camera["fy"], np.ones(rows.shape)], -1)
+    return np.stack(
+        [(cols - camera["cx"]) / camera["fx"], (rows - camera["cy"]) / camera["fy"], np.ones(rows.shape)], -1
+    )
 
 
 def _dilate(mask, r):
@@ -114,7 +116,9 @@ def test_same_seed_same_bytes_other_seed_differs():
     assert not _same(a, generate_scene(7, seed=6, size=64))
     assert not _same(a, generate_scene(8, seed=5, size=64))
     code = "from tokzoo.datasets import generate_scene as g; import sys; s = g(7, 5, 64); sys.stdout.buffer.write(s['rgb'].tobytes() + s['depth'].tobytes())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, check=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT)}
+    )
     assert out.stdout == a["rgb"].tobytes() + a["depth"].tobytes()
 
 
@@ -132,7 +136,16 @@ def test_shards_are_deterministic_and_decode(tmp_path):
     assert serial[0].read_bytes() != other[0].read_bytes()
 
     members = _members(serial[1])
-    exts = ["camera.json", "depth.npy", "edges.png", "normals.npy", "pose.json", "rgb.png", "sam_instances.png", "semseg.png"]
+    exts = [
+        "camera.json",
+        "depth.npy",
+        "edges.png",
+        "normals.npy",
+        "pose.json",
+        "rgb.png",
+        "sam_instances.png",
+        "semseg.png",
+    ]
     assert [name for name, _, _ in members] == [f"scene_00000{i}.{e}" for i in (2, 3) for e in exts]
     assert {mtime for _, mtime, _ in members} == {0}
     data = {name: blob for name, _, blob in members}

@@ -22,7 +22,9 @@ SCENES = [generate_scene(i, seed=4, size=(64, 80), kind="outdoor") for i in rang
 
 def _rays(camera):
     rows, cols = np.mgrid[0 : camera["height"], 0 : camera["width"]]
-    return np.stack([(cols - camera["cx"]) / camera["fx"], (rows - camera["cy"]) / camera["fy"], np.ones(rows.shape)], -1)
+    return np.stack(
+        [(cols - camera["cx"]) / camera["fx"], (rows - camera["cy"]) / camera["fy"], np.ones(rows.shape)], -1
+    )
 
 
 def _dilate(mask, r):
@@ -110,10 +112,13 @@ def test_determinism_kinds_and_mix():
     assert all(a[k].tobytes() == b[k].tobytes() for k in ARRAYS) and a["pose"] == b["pose"]
     assert a["rgb"].tobytes() != generate_scene(4, seed=9, size=48, kind="outdoor")["rgb"].tobytes()
     assert a["rgb"].tobytes() != generate_scene(3, seed=9, size=48)["rgb"].tobytes()  # indoor is another stream
-    code = ("from tokzoo.datasets import generate_scene as g; import sys; s = g(3, 9, 48, 'outdoor'); "
-            "sys.stdout.buffer.write(s['rgb'].tobytes() + s['depth'].tobytes())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, cwd=ROOT,
-                         env={"PYTHONPATH": str(ROOT)})  # fmt: skip
+    code = (
+        "from tokzoo.datasets import generate_scene as g; import sys; s = g(3, 9, 48, 'outdoor'); "
+        "sys.stdout.buffer.write(s['rgb'].tobytes() + s['depth'].tobytes())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, check=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT)}
+    )
     assert out.stdout == a["rgb"].tobytes() + a["depth"].tobytes()
     flags = [is_outdoor(i, 9, "mix") for i in range(40)]
     assert 10 < sum(flags) < 30
@@ -129,11 +134,12 @@ def test_determinism_kinds_and_mix():
 
 def test_cli_writes_outdoor_shards_and_recipe_takes_a_kind(tmp_path):
     from tokzoo.io.readers import open_reader
-    from tokzoo.training.recipe import load_recipe, validate_recipe
+    from tokzoo.tokenizers.training.recipe import load_recipe, validate_recipe
     from tokzoo_cli.main import cli
 
-    result = CliRunner().invoke(cli, ["scenes", "--n", "2", "--size", "24", "--kind", "outdoor", "--out",
-                                      str(tmp_path / "s")])  # fmt: skip
+    result = CliRunner().invoke(
+        cli, ["scenes", "--n", "2", "--size", "24", "--kind", "outdoor", "--out", str(tmp_path / "s")]
+    )
     assert result.exit_code == 0, result.output
     assert "wrote 2 scenes (outdoor, 24x24" in result.output
     samples = list(open_reader(str(tmp_path / "s"), ["depth", "semseg"]))

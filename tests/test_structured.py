@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from tokzoo.errors import CheckpointError, ConfigError, DtypeError, InvalidValueError, ShapeError
-from tokzoo.structured import DEFAULT_KEYS, PAD, BoxesTokenizer, MetadataTokenizer, PaletteTokenizer
-from tokzoo.structured.metadata import INTEGER_UNITS
-from tokzoo.tokenizer import ARCHITECTURES, Tokenizer
+from tokzoo.tokenizers.base import ARCHITECTURES, Tokenizer
+from tokzoo.tokenizers.structured import DEFAULT_KEYS, PAD, BoxesTokenizer, MetadataTokenizer, PaletteTokenizer
+from tokzoo.tokenizers.structured.metadata import INTEGER_UNITS
 
 rng = np.random.default_rng(0)
 
@@ -23,15 +23,23 @@ def random_palette(k: int) -> dict:
 
 def random_metadata(tok: MetadataTokenizer) -> dict:
     specs = [s for s in tok.keys if rng.random() < 0.7]
-    return {s["name"]: int(rng.integers(s["low"], s["high"] + 1)) if s["unit"] in INTEGER_UNITS
-            else float(rng.uniform(s["low"], s["high"])) for s in specs}
+    return {
+        s["name"]: int(rng.integers(s["low"], s["high"] + 1))
+        if s["unit"] in INTEGER_UNITS
+        else float(rng.uniform(s["low"], s["high"]))
+        for s in specs
+    }
 
 
 def random_boxes(n: int, width=640, height=480, num_classes=80) -> dict:
     corners = rng.uniform(0, 1, size=(n, 2, 2)) * [width, height]
     lo, hi = corners.min(axis=1), corners.max(axis=1)
-    return {"boxes": np.concatenate([lo, hi], axis=1).tolist(), "classes": rng.integers(0, num_classes, n).tolist(),
-            "width": width, "height": height}
+    return {
+        "boxes": np.concatenate([lo, hi], axis=1).tolist(),
+        "classes": rng.integers(0, num_classes, n).tolist(),
+        "width": width,
+        "height": height,
+    }
 
 
 SAMPLES = {
@@ -76,19 +84,31 @@ def test_decoded_values_encode_to_the_same_tokens(modality):
     assert torch.equal(tok.encode(tok.decode(tokens)), tokens)
 
 
-@pytest.mark.parametrize("tok", [PaletteTokenizer(bins=16, max_colors=3, name="tiny-palette"),
-                                 MetadataTokenizer(keys=["brightness", {"name": "depth_mean", "low": 0, "high": 80.5,
-                                                                        "unit": "metres", "description": "mean depth"}],
-                                                   bins=7),
-                                 BoxesTokenizer(num_classes=3, max_boxes=2, bins=10)])
+@pytest.mark.parametrize(
+    "tok",
+    [
+        PaletteTokenizer(bins=16, max_colors=3, name="tiny-palette"),
+        MetadataTokenizer(
+            keys=[
+                "brightness",
+                {"name": "depth_mean", "low": 0, "high": 80.5, "unit": "metres", "description": "mean depth"},
+            ],
+            bins=7,
+        ),
+        BoxesTokenizer(num_classes=3, max_boxes=2, bins=10),
+    ],
+)
 def test_save_load_gives_identical_tokenizer(tok, tmp_path):
     tok.save_pretrained(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
     loaded = Tokenizer.from_pretrained(tmp_path)
     assert type(loaded) is type(tok) and loaded.config == tok.config
     assert loaded.content_hash() == tok.content_hash() and loaded.tensors() == {}
-    sample = {"palette": {"colors": [[7, 200, 255]]}, "metadata": {"depth_mean": 3.3, "brightness": 17},
-              "boxes": {"boxes": [[1, 2, 3, 4]], "classes": [2], "width": 5, "height": 6}}[tok.modality]
+    sample = {
+        "palette": {"colors": [[7, 200, 255]]},
+        "metadata": {"depth_mean": 3.3, "brightness": 17},
+        "boxes": {"boxes": [[1, 2, 3, 4]], "classes": [2], "width": 5, "height": 6},
+    }[tok.modality]
     assert torch.equal(loaded.encode(sample), tok.encode(sample))
 
 
@@ -98,17 +118,29 @@ def test_architectures_are_registered():
     assert ARCHITECTURES["binned_boxes"] is BoxesTokenizer
 
 
-@pytest.mark.parametrize("cls, config", [
-    (PaletteTokenizer, {"bins": 0}), (PaletteTokenizer, {"bins": 257}), (PaletteTokenizer, {"bins": "256"}),
-    (PaletteTokenizer, {"max_colors": 0}), (PaletteTokenizer, {"max_colors": True}), (PaletteTokenizer, {"name": ""}),
-    (PaletteTokenizer, {"modality": "boxes"}), (PaletteTokenizer, {"architecture": "binned_boxes"}),
-    (MetadataTokenizer, {"bins": 0}), (MetadataTokenizer, {"keys": []}), (MetadataTokenizer, {"keys": ["nope"]}),
-    (MetadataTokenizer, {"keys": ["brightness", "brightness"]}),
-    (MetadataTokenizer, {"keys": [{"name": "a", "low": 1, "high": 1, "unit": "", "description": ""}]}),
-    (MetadataTokenizer, {"keys": [{"name": "a", "low": 0, "high": math.inf, "unit": "", "description": ""}]}),
-    (MetadataTokenizer, {"keys": [{"name": "a", "low": 0, "high": 1}]}),
-    (BoxesTokenizer, {"num_classes": 0}), (BoxesTokenizer, {"max_boxes": -1}), (BoxesTokenizer, {"bins": 2.5}),
-])
+@pytest.mark.parametrize(
+    "cls, config",
+    [
+        (PaletteTokenizer, {"bins": 0}),
+        (PaletteTokenizer, {"bins": 257}),
+        (PaletteTokenizer, {"bins": "256"}),
+        (PaletteTokenizer, {"max_colors": 0}),
+        (PaletteTokenizer, {"max_colors": True}),
+        (PaletteTokenizer, {"name": ""}),
+        (PaletteTokenizer, {"modality": "boxes"}),
+        (PaletteTokenizer, {"architecture": "binned_boxes"}),
+        (MetadataTokenizer, {"bins": 0}),
+        (MetadataTokenizer, {"keys": []}),
+        (MetadataTokenizer, {"keys": ["nope"]}),
+        (MetadataTokenizer, {"keys": ["brightness", "brightness"]}),
+        (MetadataTokenizer, {"keys": [{"name": "a", "low": 1, "high": 1, "unit": "", "description": ""}]}),
+        (MetadataTokenizer, {"keys": [{"name": "a", "low": 0, "high": math.inf, "unit": "", "description": ""}]}),
+        (MetadataTokenizer, {"keys": [{"name": "a", "low": 0, "high": 1}]}),
+        (BoxesTokenizer, {"num_classes": 0}),
+        (BoxesTokenizer, {"max_boxes": -1}),
+        (BoxesTokenizer, {"bins": 2.5}),
+    ],
+)
 def test_bad_config_raises_config_error(cls, config):
     with pytest.raises(ConfigError):
         cls.from_config(config)
@@ -156,8 +188,10 @@ def test_palette_fewer_bins_within_half_a_bin(bins):
     tok = PaletteTokenizer(bins=bins)
     values = np.arange(256)
     colors = np.stack([values, values[::-1], np.roll(values, 7)], axis=1)
-    decoded = np.concatenate([np.array(tok.decode(tok.encode(colors[i:i + 7]))[0]["colors"]) for i in range(0, 256, 7)])
-    assert np.abs(decoded - colors[:len(decoded)]).max() <= 128 / bins + 0.5
+    decoded = np.concatenate(
+        [np.array(tok.decode(tok.encode(colors[i : i + 7]))[0]["colors"]) for i in range(0, 256, 7)]
+    )
+    assert np.abs(decoded - colors[: len(decoded)]).max() <= 128 / bins + 0.5
 
 
 def test_palette_array_inputs():
@@ -169,26 +203,29 @@ def test_palette_array_inputs():
     assert torch.equal(tok.encode([colors[0], colors[1]]), batch[:2])
 
 
-@pytest.mark.parametrize("sample, error", [
-    ({"colors": []}, InvalidValueError),
-    ({"colors": [[0, 0, 0]] * 8}, InvalidValueError),
-    ({"colors": [[0, -1, 0]]}, InvalidValueError),
-    ({"colors": [[0, 256, 0]]}, InvalidValueError),
-    ({"colors": [[0.5, 1, 2]]}, DtypeError),
-    ({"colors": [[math.nan, 1, 2]]}, DtypeError),
-    ({"colors": [[True, False, True]]}, DtypeError),
-    ({"colors": [["a", "b", "c"]]}, DtypeError),
-    ({"colors": [[1, 2]]}, ShapeError),
-    ({"colors": [[1, 2, 3], [1, 2]]}, ShapeError),
-    ({"colors": [1, 2, 3]}, ShapeError),
-    ({"colours": [[1, 2, 3]]}, InvalidValueError),
-    ({"weights": [1.0]}, InvalidValueError),
-    (np.zeros((2, 3), dtype=np.float32), DtypeError),
-    (np.zeros((2, 4), dtype=np.uint8), ShapeError),
-    (np.zeros((2, 2, 2, 3), dtype=np.uint8), ShapeError),
-    ("red", DtypeError),
-    ([[1, 2, 3]], DtypeError),
-])
+@pytest.mark.parametrize(
+    "sample, error",
+    [
+        ({"colors": []}, InvalidValueError),
+        ({"colors": [[0, 0, 0]] * 8}, InvalidValueError),
+        ({"colors": [[0, -1, 0]]}, InvalidValueError),
+        ({"colors": [[0, 256, 0]]}, InvalidValueError),
+        ({"colors": [[0.5, 1, 2]]}, DtypeError),
+        ({"colors": [[math.nan, 1, 2]]}, DtypeError),
+        ({"colors": [[True, False, True]]}, DtypeError),
+        ({"colors": [["a", "b", "c"]]}, DtypeError),
+        ({"colors": [[1, 2]]}, ShapeError),
+        ({"colors": [[1, 2, 3], [1, 2]]}, ShapeError),
+        ({"colors": [1, 2, 3]}, ShapeError),
+        ({"colours": [[1, 2, 3]]}, InvalidValueError),
+        ({"weights": [1.0]}, InvalidValueError),
+        (np.zeros((2, 3), dtype=np.float32), DtypeError),
+        (np.zeros((2, 4), dtype=np.uint8), ShapeError),
+        (np.zeros((2, 2, 2, 3), dtype=np.uint8), ShapeError),
+        ("red", DtypeError),
+        ([[1, 2, 3]], DtypeError),
+    ],
+)
 def test_palette_bad_input(sample, error):
     with pytest.raises(error) as info:
         PaletteTokenizer().encode(sample)
@@ -200,13 +237,16 @@ def test_palette_batch_error_names_the_item():
         PaletteTokenizer().encode([{"colors": [[1, 2, 3]]}, {"colors": [[1, 300, 3]]}])
 
 
-@pytest.mark.parametrize("row", [
-    [9, 8, 8, 8],          # a channel bin where the count belongs
-    [2, 8, 8, 8],          # count 2 but only one colour
-    [1, 8, 8, 3],          # a count where a channel bin belongs
-    [1, 8, 8, 8, 8],       # an id after the end
-    [0, 8, 8, 8],          # PAD where the count belongs, then ids
-])
+@pytest.mark.parametrize(
+    "row",
+    [
+        [9, 8, 8, 8],  # a channel bin where the count belongs
+        [2, 8, 8, 8],  # count 2 but only one colour
+        [1, 8, 8, 3],  # a count where a channel bin belongs
+        [1, 8, 8, 8, 8],  # an id after the end
+        [0, 8, 8, 8],  # PAD where the count belongs, then ids
+    ],
+)
 def test_palette_decode_invalid_positions(row):
     tok = PaletteTokenizer()
     with pytest.raises(InvalidValueError):
@@ -250,30 +290,36 @@ def test_metadata_clips_out_of_range_values():
     assert decoded == [{"saturation": 0.875}, {"saturation": 0.125}]
 
 
-@pytest.mark.parametrize("sample, error, match", [
-    ({"brightnes": 3}, InvalidValueError, "'brightnes'"),
-    ({"brightness": math.nan}, InvalidValueError, "brightness"),
-    ({"brightness": math.inf}, InvalidValueError, "brightness"),
-    ({"brightness": "3"}, DtypeError, "brightness"),
-    ({"brightness": True}, DtypeError, "brightness"),
-    ({"brightness": [3]}, DtypeError, "brightness"),
-    ([("brightness", 3)], DtypeError, "dict"),
-    (3.0, DtypeError, "dict"),
-])
+@pytest.mark.parametrize(
+    "sample, error, match",
+    [
+        ({"brightnes": 3}, InvalidValueError, "'brightnes'"),
+        ({"brightness": math.nan}, InvalidValueError, "brightness"),
+        ({"brightness": math.inf}, InvalidValueError, "brightness"),
+        ({"brightness": "3"}, DtypeError, "brightness"),
+        ({"brightness": True}, DtypeError, "brightness"),
+        ({"brightness": [3]}, DtypeError, "brightness"),
+        ([("brightness", 3)], DtypeError, "dict"),
+        (3.0, DtypeError, "dict"),
+    ],
+)
 def test_metadata_bad_input(sample, error, match):
     with pytest.raises(error, match=match) as info:
         MetadataTokenizer().encode(sample)
     assert info.value.source == "metadata"
 
 
-@pytest.mark.parametrize("row", [
-    [3, 4],           # a value bin where a key belongs
-    [1, 2],           # a key where a value bin belongs
-    [2, 4, 1, 4],     # keys out of the configured order
-    [1, 4, 1, 4],     # a key repeated
-    [1, 4, 0, 4],     # an id after PAD
-    [1, 0],           # a key without its value
-])
+@pytest.mark.parametrize(
+    "row",
+    [
+        [3, 4],  # a value bin where a key belongs
+        [1, 2],  # a key where a value bin belongs
+        [2, 4, 1, 4],  # keys out of the configured order
+        [1, 4, 1, 4],  # a key repeated
+        [1, 4, 0, 4],  # an id after PAD
+        [1, 0],  # a key without its value
+    ],
+)
 def test_metadata_decode_invalid_positions(row):
     tok = MetadataTokenizer(keys=["brightness", "contrast"], bins=10)
     with pytest.raises(InvalidValueError):
@@ -299,8 +345,10 @@ def test_boxes_layout_and_round_trip_within_half_a_bin():
 
 def test_boxes_decode_sizes():
     tok = BoxesTokenizer(num_classes=2, max_boxes=1, bins=4)
-    samples = [{"boxes": [[0, 0, 10, 10]], "classes": [1], "width": 10, "height": 20},
-               {"boxes": [], "classes": [], "width": 3, "height": 3}]
+    samples = [
+        {"boxes": [[0, 0, 10, 10]], "classes": [1], "width": 10, "height": 20},
+        {"boxes": [], "classes": [], "width": 3, "height": 3},
+    ]
     tokens = tok.encode(samples)
     assert tokens.tolist() == [[2, 3, 3, 6, 5], [0] * 5]
     unit = tok.decode(tokens)
@@ -316,8 +364,12 @@ def test_boxes_decode_sizes():
 
 def test_boxes_numpy_inputs_and_max_boxes():
     tok = BoxesTokenizer(num_classes=5, max_boxes=3)
-    sample = {"boxes": np.array([[1, 1, 2, 2]] * 3, dtype=np.float32), "classes": np.array([0, 4, 2]),
-              "width": 4, "height": 4.0}
+    sample = {
+        "boxes": np.array([[1, 1, 2, 2]] * 3, dtype=np.float32),
+        "classes": np.array([0, 4, 2]),
+        "width": 4,
+        "height": 4.0,
+    }
     assert torch.equal(tok.encode(sample), tok.encode({**sample, "boxes": sample["boxes"].tolist()}))
     with pytest.raises(InvalidValueError, match="max_boxes = 3"):
         tok.encode({**sample, "boxes": [[1, 1, 2, 2]] * 4, "classes": [0] * 4})
@@ -326,25 +378,28 @@ def test_boxes_numpy_inputs_and_max_boxes():
 GOOD = {"boxes": [[1, 2, 3, 4]], "classes": [0], "width": 10, "height": 10}
 
 
-@pytest.mark.parametrize("change, error", [
-    ({"boxes": [[3, 2, 1, 4]]}, InvalidValueError),          # x1 < x0
-    ({"boxes": [[1, 4, 3, 2]]}, InvalidValueError),          # y1 < y0
-    ({"boxes": [[-1, 2, 3, 4]]}, InvalidValueError),         # left of the image
-    ({"boxes": [[1, 2, 11, 4]]}, InvalidValueError),         # right of the image
-    ({"boxes": [[1, -2, 3, 4]]}, InvalidValueError),         # above the image
-    ({"boxes": [[1, 2, 3, 11]]}, InvalidValueError),         # below the image
-    ({"boxes": [[1, 2, 3, math.nan]]}, InvalidValueError),
-    ({"classes": [80]}, InvalidValueError),
-    ({"classes": [-1]}, InvalidValueError),
-    ({"classes": [0.0]}, DtypeError),
-    ({"classes": [0, 1]}, ShapeError),
-    ({"boxes": [[1, 2, 3]]}, ShapeError),
-    ({"boxes": [["1", "2", "3", "4"]]}, DtypeError),
-    ({"width": 0}, InvalidValueError),
-    ({"height": math.nan}, InvalidValueError),
-    ({"width": "10"}, DtypeError),
-    ({"scores": [0.9]}, InvalidValueError),
-])
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        ({"boxes": [[3, 2, 1, 4]]}, InvalidValueError),  # x1 < x0
+        ({"boxes": [[1, 4, 3, 2]]}, InvalidValueError),  # y1 < y0
+        ({"boxes": [[-1, 2, 3, 4]]}, InvalidValueError),  # left of the image
+        ({"boxes": [[1, 2, 11, 4]]}, InvalidValueError),  # right of the image
+        ({"boxes": [[1, -2, 3, 4]]}, InvalidValueError),  # above the image
+        ({"boxes": [[1, 2, 3, 11]]}, InvalidValueError),  # below the image
+        ({"boxes": [[1, 2, 3, math.nan]]}, InvalidValueError),
+        ({"classes": [80]}, InvalidValueError),
+        ({"classes": [-1]}, InvalidValueError),
+        ({"classes": [0.0]}, DtypeError),
+        ({"classes": [0, 1]}, ShapeError),
+        ({"boxes": [[1, 2, 3]]}, ShapeError),
+        ({"boxes": [["1", "2", "3", "4"]]}, DtypeError),
+        ({"width": 0}, InvalidValueError),
+        ({"height": math.nan}, InvalidValueError),
+        ({"width": "10"}, DtypeError),
+        ({"scores": [0.9]}, InvalidValueError),
+    ],
+)
 def test_boxes_bad_input(change, error):
     with pytest.raises(error) as info:
         BoxesTokenizer().encode({**GOOD, **change})
@@ -356,12 +411,15 @@ def test_boxes_missing_field():
         BoxesTokenizer().encode({"boxes": [], "classes": [], "height": 3})
 
 
-@pytest.mark.parametrize("row", [
-    [90, 1, 1, 2, 2],     # a coordinate bin where the class belongs
-    [1, 90, 90, 1, 90],   # a class where a coordinate belongs
-    [1, 95, 90, 91, 92],  # x1 < x0
-    [1, 90, 90, 91],      # a box cut short by PAD
-])
+@pytest.mark.parametrize(
+    "row",
+    [
+        [90, 1, 1, 2, 2],  # a coordinate bin where the class belongs
+        [1, 90, 90, 1, 90],  # a class where a coordinate belongs
+        [1, 95, 90, 91, 92],  # x1 < x0
+        [1, 90, 90, 91],  # a box cut short by PAD
+    ],
+)
 def test_boxes_decode_invalid_positions(row):
     tok = BoxesTokenizer(num_classes=3, max_boxes=2, bins=100)
     with pytest.raises(InvalidValueError):

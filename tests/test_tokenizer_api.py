@@ -10,9 +10,9 @@ import torch
 import tokzoo
 from tokzoo.errors import CheckpointError, DtypeError, InvalidValueError, ShapeError, TokzooError
 from tokzoo.indices import storage_dtype, to_ids, to_storage
-from tokzoo.learned import LearnedTokenizer
-from tokzoo.quantizers import FSQ_LEVELS, QUANTIZER_TYPES, build_quantizer
-from tokzoo.tokenizer import Tokenizer
+from tokzoo.tokenizers.base import Tokenizer
+from tokzoo.tokenizers.learned import LearnedTokenizer
+from tokzoo.tokenizers.quantizers import FSQ_LEVELS, QUANTIZER_TYPES, build_quantizer
 
 QUANTIZERS = {
     "fsq": {"type": "fsq", "levels": [8, 5, 5, 5]},
@@ -32,8 +32,13 @@ FAMILIES = {
 
 def make_tokenizer(family, quantizer, seed=0):
     modality, preset, size, make = FAMILIES[family]
-    config = {"modality": modality, "model": {"preset": preset}, "latent_dim": 16, "quantizer": QUANTIZERS[quantizer],
-              "input_size": size}
+    config = {
+        "modality": modality,
+        "model": {"preset": preset},
+        "latent_dim": 16,
+        "quantizer": QUANTIZERS[quantizer],
+        "input_size": size,
+    }
     if modality == "global_feature":
         config["normalization"] = {"dim": 64}
     torch.manual_seed(seed)
@@ -127,7 +132,7 @@ def test_zoo_refuses_missing_weights_unless_untrained_ok():
 
 def test_a_mistyped_local_path_is_not_reported_as_a_hub_outage(tmp_path, monkeypatch):
     """'runs/dpeth' beside a local runs/ used to end in 'could not fetch from the Hugging Face hub ... offline?'."""
-    from tokzoo import zoo
+    from tokzoo.tokenizers import zoo
 
     def offline(repo_id):
         raise TokzooError(f"{repo_id}: could not fetch from the Hugging Face hub (LocalEntryNotFoundError)")
@@ -165,8 +170,15 @@ def test_read_only_arrays_encode_without_a_torch_warning():
 
 
 def test_untrained_vq_is_refused_rather_than_silently_initialised():
-    tokenizer = LearnedTokenizer({"modality": "depth", "model": {"preset": "conv-tiny"}, "latent_dim": 8,
-                                  "quantizer": QUANTIZERS["vq"], "input_size": [32, 32]})
+    tokenizer = LearnedTokenizer(
+        {
+            "modality": "depth",
+            "model": {"preset": "conv-tiny"},
+            "latent_dim": 8,
+            "quantizer": QUANTIZERS["vq"],
+            "input_size": [32, 32],
+        }
+    )
     with pytest.raises(TokzooError, match="never initialised"):
         tokenizer.encode(np.ones((32, 32), np.float32))
 
@@ -229,7 +241,7 @@ def test_pickled_checkpoint_is_refused(tmp_path, monkeypatch):
     evil.write_bytes(pickle.dumps({"weight": _Exploit()}))
     with pytest.raises(CheckpointError, match="pickled checkpoints are not loaded"):
         tokzoo.load_tokenizer(evil)
-    from tokzoo.checkpoint import read_foreign_state_dict
+    from tokzoo.tokenizers.checkpoint import read_foreign_state_dict
 
     with pytest.raises(CheckpointError, match="weights_only=True"):
         read_foreign_state_dict(evil)
@@ -240,18 +252,17 @@ def test_pickled_checkpoint_is_refused(tmp_path, monkeypatch):
 
 
 def test_every_architecture_loads_in_a_fresh_interpreter(tmp_path):
-    # A saved captions tokenizer was unloadable unless tokzoo.text happened to be imported first:
+    # A saved captions tokenizer was unloadable unless tokzoo.tokenizers.text happened to be imported first:
     # `import tokzoo` registered only the learned and binned_* architectures.
     import subprocess
     import sys
 
-    from tokzoo.structured import BoxesTokenizer, MetadataTokenizer, PaletteTokenizer
-    from tokzoo.text import CaptionTokenizer
+    from tokzoo.tokenizers.structured import BoxesTokenizer, MetadataTokenizer, PaletteTokenizer
+    from tokzoo.tokenizers.text import CaptionTokenizer
 
     for tokenizer in (CaptionTokenizer(length=8), PaletteTokenizer(), MetadataTokenizer(), BoxesTokenizer()):
         tokenizer.save_pretrained(tmp_path / tokenizer.architecture)
-    script = ("import sys, tokzoo\n"
-              "for d in sys.argv[1:]: print(tokzoo.load_tokenizer(d).architecture)\n")
+    script = "import sys, tokzoo\nfor d in sys.argv[1:]: print(tokzoo.load_tokenizer(d).architecture)\n"
     dirs = sorted(str(p) for p in tmp_path.iterdir())
     result = subprocess.run([sys.executable, "-c", script, *dirs], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -261,7 +272,7 @@ def test_every_architecture_loads_in_a_fresh_interpreter(tmp_path):
 def test_hub_download_fetches_the_vocabulary_of_text_tokenizers(monkeypatch, tmp_path):
     import huggingface_hub
 
-    from tokzoo import zoo
+    from tokzoo.tokenizers import zoo
 
     asked = {}
 

@@ -9,22 +9,33 @@ import yaml
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from tokzoo.errors import ConfigError
-from tokzoo.training import build_tokenizer, learning_rate, load_recipe, train, validate_recipe
-from tokzoo.zoo import zoo_entries
+from tokzoo.errors import CheckpointError, ConfigError
+from tokzoo.tokenizers.training import build_tokenizer, learning_rate, load_recipe, train, validate_recipe
+from tokzoo.tokenizers.zoo import zoo_entries
 from tokzoo_cli.main import cli
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
 
 TINY = {
     "name": "tiny_depth",
-    "tokenizer": {"modality": "depth", "model": {"preset": "conv-tiny", "width": 8, "groups": 4}, "latent_dim": 8,
-                  "quantizer": {"type": "fsq", "levels": [5, 5, 5]}, "input_size": [32, 32]},
+    "tokenizer": {
+        "modality": "depth",
+        "model": {"preset": "conv-tiny", "width": 8, "groups": 4},
+        "latent_dim": 8,
+        "quantizer": {"type": "fsq", "levels": [5, 5, 5]},
+        "input_size": [32, 32],
+    },
     "loss": "smooth_l1",
     "data": {"scenes": {"n_train": 8, "n_val": 2, "seed": 3, "size": 40}, "crop": {"scale": [0.5, 1.0], "hflip": 0.5}},
     "optimizer": {"lr": 3e-3, "betas": [0.9, 0.99], "weight_decay": 1e-4},
     "schedule": {"warmup_steps": 2, "min_lr_ratio": 0.1},
-    "batch_size": 4, "steps": 6, "seed": 0, "ema": {"decay": 0.9}, "grad_clip": 1.0, "checkpoint_every": 3, "log_every": 2,
+    "batch_size": 4,
+    "steps": 6,
+    "seed": 0,
+    "ema": {"decay": 0.9},
+    "grad_clip": 1.0,
+    "checkpoint_every": 3,
+    "log_every": 2,
 }
 
 
@@ -35,10 +46,18 @@ def test_resumed_run_follows_the_uninterrupted_loss_curve(tmp_path):
     recipe = validate_recipe(TINY)
     full = train(recipe, tmp_path / "full", progress=False)
     checkpoint = tmp_path / "full" / "checkpoints" / "step-000003"
-    assert sorted(p.name for p in checkpoint.iterdir()) == ["ema.safetensors", "model.safetensors",
-                                                             "optimizer.safetensors", "state.json"]
-    assert len(load_file(str(checkpoint / "optimizer.safetensors"))) > 0
-    assert json.loads((checkpoint / "state.json").read_text())["step"] == 3
+    assert sorted(p.name for p in checkpoint.iterdir()) == [
+        "ema.safetensors",
+        "model.safetensors",
+        "optimizer.safetensors",
+        "trainer_state.json",
+    ]
+    names = {n for n, _ in full.tokenizer.named_parameters()}
+    optimizer = load_file(str(checkpoint / "optimizer.safetensors"))  # the run-folder format: by parameter name
+    assert optimizer and {k.rsplit(".", 1)[0] for k in optimizer} <= names
+    assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 3
+    log = [json.loads(line) for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [2, 4, 6] and all(r["loss"] > 0 and r["lr"] > 0 for r in log)
 
     resumed = train(recipe, tmp_path / "resumed", resume=checkpoint, progress=False)
     assert len(resumed.losses) == len(full.losses) == 6
@@ -46,6 +65,22 @@ def test_resumed_run_follows_the_uninterrupted_loss_curve(tmp_path):
     assert full.losses[3:] != full.losses[:3]  # the resumed part really trained
     for name, value in full.tokenizer.state_dict().items():
         torch.testing.assert_close(resumed.tokenizer.state_dict()[name], value, rtol=1e-6, atol=1e-7)
+    resumed_log = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in resumed_log] == [4, 6]
+
+
+def test_a_checkpoint_of_the_older_format_is_refused_in_one_line(tmp_path):
+    """Checkpoints before the run-folder format (state.json, optimizer by index) cannot be resumed: one line saying so."""
+    recipe = validate_recipe({**TINY, "steps": 3})
+    train(recipe, tmp_path / "run", progress=False)
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-000003"
+    (checkpoint / "trainer_state.json").rename(checkpoint / "state.json")  # what an older tokzoo left
+    for resume in (checkpoint, tmp_path / "run"):
+        with pytest.raises(CheckpointError) as error:
+            train(recipe, tmp_path / "again", resume=resume, progress=False)
+        message = str(error.value)
+        assert "\n" not in message and message.startswith(f"{checkpoint}: a checkpoint of an older tokzoo")
+        assert "train again without --resume" in message
 
 
 def test_same_seed_same_weights_and_provenance(tmp_path):
@@ -103,9 +138,10 @@ BAD = {
     "bad quantizer": (lambda r: r["tokenizer"]["quantizer"].update(levels=[2, 2]), "FSQ levels"),
     "unknown bundled sample": (lambda r: r["data"].update(samples={"names": ["nope"]}), "data.samples.names"),
     "samples repeat 0": (lambda r: r["data"].update(samples={"repeat": 0}), "data.samples.repeat"),
-    "ema with a VQ codebook": (lambda r: (r.update(ema={"decay": 0.99}),
-                                          r["tokenizer"].update(quantizer={"type": "vq", "codebook_size": 64})),
-                               "use ema with fsq or lfq quantizers only"),
+    "ema with a VQ codebook": (
+        lambda r: (r.update(ema={"decay": 0.99}), r["tokenizer"].update(quantizer={"type": "vq", "codebook_size": 64})),
+        "use ema with fsq or lfq quantizers only",
+    ),
 }
 
 
@@ -136,15 +172,34 @@ def test_cli_trains_and_saves_a_loadable_tokenizer(tmp_path):
 
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump({**TINY, "steps": 2, "checkpoint_every": 0}))
-    result = CliRunner().invoke(cli, ["train", "--recipe", str(path), "--out", str(tmp_path / "run"), "-q", "--no-eval"])
+    result = CliRunner().invoke(
+        cli, ["train", "--recipe", str(path), "--out", str(tmp_path / "run"), "-q", "--no-eval"]
+    )
     assert result.exit_code == 0, result.output
     tokenizer = tokzoo.load_tokenizer(tmp_path / "run" / "tokenizer")
     assert tokenizer.name == "tiny_depth" and tokenizer.config["untrained"] is False
     assert sorted(p.name for p in (tmp_path / "run" / "tokenizer").iterdir()) == ["config.json", "model.safetensors"]
 
 
+def test_cli_resumes_a_run_from_its_latest_checkpoint(tmp_path):
+    """The README's `tokzoo train ... --resume runs/depth`: the log goes on where the checkpoint left it."""
+    path, run = tmp_path / "tiny.yaml", tmp_path / "run"
+    path.write_text(yaml.safe_dump(TINY))
+    first = CliRunner().invoke(
+        cli, ["train", "--recipe", str(path), "--out", str(run), "--steps", "3", "-q", "--no-eval"]
+    )
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(
+        cli, ["train", "--recipe", str(path), "--out", str(run), "--resume", str(run), "-q", "--no-eval"]
+    )
+    assert again.exit_code == 0, again.output
+    assert again.output.startswith("tiny_depth: 6 steps")
+    assert [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()] == [2, 3, 4, 6]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000003", "step-000006"]
+
+
 def test_bundled_real_samples_join_the_training_split_only():
-    from tokzoo.training.data import TrainingData
+    from tokzoo.tokenizers.training.data import TrainingData
 
     recipe = validate_recipe({**TINY, "data": {**TINY["data"], "samples": {"names": ["motorcycle"], "repeat": 3}}})
     data = TrainingData(recipe, build_tokenizer(recipe).codec)

@@ -36,13 +36,27 @@ def test_one_shot_pseudo_label_then_tokenize_with_defaults(photos, tmp_path):
     """`tokzoo pseudo-label -m edges,instances,palette,metadata --input photos/ -o pl/ --tokenize` failed after
     labelling: pseudo-label wrote `instances`, tokenize wanted `sam_instances`."""
     pl = tmp_path / "pl"
-    result = run("pseudo-label", "-m", "edges,instances,palette,metadata", "--input", str(photos), "-o", str(pl),
-                 "--tokenize", "--no-progress")
+    result = run(
+        "pseudo-label",
+        "-m",
+        "edges,instances,palette,metadata",
+        "--input",
+        str(photos),
+        "-o",
+        str(pl),
+        "--tokenize",
+        "--no-progress",
+    )
     assert result.exit_code == 0, result.output
     assert "instances -> sam_instances" in result.stderr  # the old name is read, the canonical one shown
     stored = members(pl / "shard-000000.tar")
     assert sorted(n for n in stored if n.startswith("coffee.")) == [
-        "coffee.edges.png", "coffee.metadata.json", "coffee.palette.json", "coffee.rgb.jpg", "coffee.sam_instances.png"]
+        "coffee.edges.png",
+        "coffee.metadata.json",
+        "coffee.palette.json",
+        "coffee.rgb.jpg",
+        "coffee.sam_instances.png",
+    ]
     manifest = json.loads((tmp_path / "pl-tokens" / "manifest.json").read_text())
     assert sorted(manifest["modalities"]) == ["edges", "metadata", "palette", "sam_instances"]
     assert manifest["modalities"]["edges"]["name"] == "canny_edges"
@@ -54,8 +68,20 @@ def test_one_shot_pseudo_label_then_tokenize_with_defaults(photos, tmp_path):
 def test_tokenize_edges_uses_the_default_edges_tokenizer(tmp_path):
     """`tokzoo tokenize -m edges` said 'not a zoo name' though --help promised a default tokenizer."""
     out = tmp_path / "tok"
-    result = run("tokenize", "-m", "edges", "-o", str(out), "--scenes", "2", "--scene-size", "64", "--workers", "0",
-                 "--no-progress")
+    result = run(
+        "tokenize",
+        "-m",
+        "edges",
+        "-o",
+        str(out),
+        "--scenes",
+        "2",
+        "--scene-size",
+        "64",
+        "--workers",
+        "0",
+        "--no-progress",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "manifest.json").read_text())["modalities"]["edges"]["name"] == "canny_edges"
 
@@ -101,3 +127,25 @@ def test_old_instances_shards_and_folders_are_still_read(tmp_path):
     assert result.exit_code == 0, result.output
     assert "instances -> sam_instances" in result.stderr
     assert json.loads((out / "manifest.json").read_text())["modalities"]["sam_instances"]["samples"]["ok"] == 1
+
+    exported = run(
+        "export",
+        str(out),
+        str(tmp_path / "4m"),
+        "--to",
+        "4m",
+        "-m",
+        "instances",
+        "--allow-pickled-sets",
+        "--no-progress",
+    )
+    assert exported.exit_code == 0, exported.output
+    assert "note: --modality read as instances -> sam_instances" in exported.stderr
+    assert "sam_instances -> " in exported.stdout
+
+
+def test_fm_from_and_to_read_the_old_name_with_a_note(capsys):
+    from tokzoo_cli.fm import _modalities
+
+    assert _modalities("rgb,instances", "--to") == ["rgb", "sam_instances"]
+    assert "note: --to read as instances -> sam_instances" in capsys.readouterr().err

@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from tokzoo.zoo import training_coverage, zoo_entries
+from tokzoo.tokenizers.zoo import training_coverage, zoo_entries
 from tokzoo_cli.main import cli
 
 SHIPPED = sorted(name for name, entry in zoo_entries().items() if entry.learned and entry.weights_dir is not None)
@@ -16,13 +16,23 @@ def _config(name):
 
 
 def test_training_coverage_reads_the_recipe():
-    recipe = {"data": {"scenes": {"n_train": 12, "n_val": 2, "seed": 3, "size": 48, "kind": "mix"},
-                       "samples": {"names": ["motorcycle"], "repeat": 4}, "crop": {"scale": [0.5, 1.0]}}}
-    config = {"input_size": [32, 32], "normalization": {"min_depth": 0.1, "max_depth": 100.0},
-              "provenance": {"recipe": recipe, "steps": 7, "coverage": {"known_failures": ["beyond 100 m"]}}}
+    recipe = {
+        "data": {
+            "scenes": {"n_train": 12, "n_val": 2, "seed": 3, "size": 48, "kind": "mix"},
+            "samples": {"names": ["motorcycle"], "repeat": 4},
+            "crop": {"scale": [0.5, 1.0]},
+        }
+    }
+    config = {
+        "input_size": [32, 32],
+        "normalization": {"min_depth": 0.1, "max_depth": 100.0},
+        "provenance": {"recipe": recipe, "steps": 7, "coverage": {"known_failures": ["beyond 100 m"]}},
+    }
     coverage = training_coverage(config)
-    assert coverage["trained_on"] == ("12 procedural indoor rooms and outdoor scenes, 1/2 each (48 px, seed 3) + bundled "
-                                      "real samples (motorcycle) x 4; random-resized crops, scale 0.5-1")
+    assert coverage["trained_on"] == (
+        "12 procedural indoor rooms and outdoor scenes, 1/2 each (48 px, seed 3) + bundled "
+        "real samples (motorcycle) x 4; random-resized crops, scale 0.5-1"
+    )
     assert coverage["range"].startswith("0.1-100 m") and coverage["steps"] == 7
     assert coverage["known_failures"] == ["beyond 100 m"] and coverage["input_size"] == [32, 32]
     del recipe["data"]["scenes"]["kind"]

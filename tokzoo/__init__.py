@@ -6,16 +6,20 @@ that need no model (``tokzoo --help``, ``zoo list``, ``inspect``, ``scenes``) st
 
 __version__ = "0.1.0"
 
+from . import plugins  # noqa: E402  (fills the core's hooks: tokzoo/plugins.py)
+
+plugins.load()
+
 __all__ = ["Tokenizer", "load_tokenizer", "__version__"]
 
 
 def __getattr__(name: str):
     if name == "Tokenizer":
-        from .tokenizer import Tokenizer
+        from .tokenizers.base import Tokenizer
 
         return Tokenizer
     if name == "load_tokenizer":
-        from .zoo import load_tokenizer
+        from .tokenizers.zoo import load_tokenizer
 
         return load_tokenizer
     raise AttributeError(f"module 'tokzoo' has no attribute {name!r}")

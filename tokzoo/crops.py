@@ -6,19 +6,20 @@ random-resized crops (area fraction in ``scale``, aspect ratio w / h in ``ratio`
 probability ``hflip_p``) drawn from a generator seeded by SHA-256 of ``(seed, key)``, so the same
 seed and key give the same crops on every machine.
 
-:func:`apply_crop` cuts one crop out of every modality and resizes it to ``out_size``:
+:func:`apply_crop` cuts one crop out of every modality and resizes it to ``out_size`` by the crop rule the
+modality declares (``crop_rule`` in tokzoo/modalities; :data:`CROP_RULES`):
 
-| modality | resampling |
+| modality (rule) | resampling |
 |---|---|
-| rgb | bilinear with antialias (torchvision), uint8 |
-| semseg, instances | nearest-exact (ids never blend) |
-| edges | any-edge (area) when shrinking: an output pixel is an edge when any source pixel it covers is one, so thin lines stay connected (nearest would drop most of them); nearest-exact when enlarging |
-| depth | nearest-exact: values stay measured metres and NaN (invalid) never bleeds into valid pixels |
-| normals | valid-aware bilinear: NaN vectors count as zero, pixels whose resampled validity is < 0.5 become NaN, the rest are renormalised; hflip negates x |
-| pose | keypoints moved with the crop, outside it -> ``[0, 0, 0]``; each human's ``box`` moved and clamped as in boxes, a human whose box does not touch the crop dropped; ``width``, ``height`` and ``intrinsics`` follow the crop as in camera; hflip mirrors x, swaps left/right joints (COCO-17 or SMPL), negates x of ``keypoints_3d`` and mirrors SMPL rotations, translation and weak perspective (:func:`mirror_smpl`) |
-| boxes | torchvision BoundingBoxes: moved, clamped to the crop; boxes not touching the crop are dropped |
-| camera | intrinsics follow the crop; hflip mirrors cx and composes ``cam_to_world`` with diag(-1, 1, 1, 1) |
-| palette, metadata, audio | unchanged |
+| rgb (bilinear) | bilinear with antialias (torchvision), uint8 |
+| semseg, sam_instances (nearest) | nearest-exact (ids never blend) |
+| edges (any_edge) | any-edge (area) when shrinking: an output pixel is an edge when any source pixel it covers is one, so thin lines stay connected (nearest would drop most of them); nearest-exact when enlarging |
+| depth (nearest) | nearest-exact: values stay measured metres and NaN (invalid) never bleeds into valid pixels |
+| normals (normals) | valid-aware bilinear: NaN vectors count as zero, pixels whose resampled validity is < 0.5 become NaN, the rest are renormalised; hflip negates x |
+| pose (pose) | keypoints moved with the crop, outside it -> ``[0, 0, 0]``; each human's ``box`` moved and clamped as in boxes, a human whose box does not touch the crop dropped; ``width``, ``height`` and ``intrinsics`` follow the crop as in camera; hflip mirrors x, swaps left/right joints (COCO-17 or SMPL), negates x of ``keypoints_3d`` and mirrors SMPL rotations, translation and weak perspective (:func:`mirror_smpl`) |
+| boxes (boxes) | torchvision BoundingBoxes: moved, clamped to the crop; boxes not touching the crop are dropped |
+| camera (camera) | intrinsics follow the crop; hflip mirrors cx and composes ``cam_to_world`` with diag(-1, 1, 1, 1) |
+| palette, metadata, audio (unchanged) | unchanged |
 
 Pixel coordinates: keypoints and the principal point put pixel (row i, col j)'s centre at
 ``(x, y) = (j, i)`` (OpenCV, as tokzoo.datasets.scenes writes them); boxes use edges, pixel j
@@ -48,14 +49,37 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from tokzoo.errors import ConfigError, ShapeError
+from tokzoo.modalities import STORED
 
 COCO17_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 """COCO-17 left/right joints (eyes, ears, shoulders, elbows, wrists, hips, knees, ankles), swapped on hflip."""
 
-SMPL_JOINT_NAMES = ("pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-                    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
-                    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-                    "left_hand", "right_hand")  # fmt: skip
+SMPL_JOINT_NAMES = (
+    "pelvis",
+    "left_hip",
+    "right_hip",
+    "spine1",
+    "left_knee",
+    "right_knee",
+    "spine2",
+    "left_ankle",
+    "right_ankle",
+    "spine3",
+    "left_foot",
+    "right_foot",
+    "neck",
+    "left_collar",
+    "right_collar",
+    "head",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hand",
+    "right_hand",
+)
 """SMPL's 24 joints in model order (``keypoints_2d`` / ``keypoints_3d``); ``body_pose`` row i is joint i + 1."""
 
 SMPL_FLIP_PAIRS = ((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21), (22, 23))
@@ -67,9 +91,6 @@ SMPL_BODY_FLIP_PAIRS = ((0, 1), (3, 4), (6, 7), (9, 10), (12, 13), (15, 16), (17
 MIRROR_SIGNS = np.outer([-1.0, 1.0, 1.0], [-1.0, 1.0, 1.0])
 """``M R M`` with M = diag(-1, 1, 1) equals ``R * MIRROR_SIGNS``: a rotation seen in a mirror (axis-angle
 (x, y, z) -> (x, -y, -z)); exact, so flipping twice gives the rotation back bit for bit."""
-
-UNCHANGED = ("palette", "metadata", "audio")
-"""Modalities a crop leaves as they are."""
 
 
 def _rng(seed: int, key: str) -> np.random.Generator:
@@ -88,7 +109,9 @@ def _random_resized(rng, height, width, scale, ratio) -> tuple[int, int, int, in
             return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
     # fallback: the whole image trimmed to the nearest allowed aspect ratio, centred
     aspect = min(max(width / height, ratio[0]), ratio[1])
-    w, h = (width, max(1, round(width / aspect))) if width / height <= aspect else (max(1, round(height * aspect)), height)
+    w, h = (
+        (width, max(1, round(width / aspect))) if width / height <= aspect else (max(1, round(height * aspect)), height)
+    )
     w, h = min(w, width), min(h, height)
     return (height - h) // 2, (width - w) // 2, h, w
 
@@ -111,8 +134,10 @@ def make_crop_settings(
     if height < 1 or width < 1 or n_crops < 1:
         raise ConfigError(f"crop settings need height, width, n_crops >= 1, got {height}, {width}, {n_crops}")
     if not (0 < scale[0] <= scale[1] <= 1) or not (0 < ratio[0] <= ratio[1]) or not (0 <= hflip_p <= 1):
-        raise ConfigError(f"crop settings need 0 < scale[0] <= scale[1] <= 1, 0 < ratio[0] <= ratio[1] and "
-                          f"0 <= hflip_p <= 1; got scale {scale}, ratio {ratio}, hflip_p {hflip_p}")
+        raise ConfigError(
+            f"crop settings need 0 < scale[0] <= scale[1] <= 1, 0 < ratio[0] <= ratio[1] and "
+            f"0 <= hflip_p <= 1; got scale {scale}, ratio {ratio}, hflip_p {hflip_p}"
+        )
     side = min(height, width)
     rows = [((height - side) // 2, (width - side) // 2, side, side, 0)]
     rng = _rng(seed, key) if n_crops > 1 else None
@@ -140,15 +165,18 @@ class _Crop:
     def __init__(self, crop_row, out_size):
         self.top, self.left, self.h, self.w, flip = (int(v) for v in np.asarray(crop_row).reshape(-1)[:5])
         self.flip = bool(flip)
-        self.out_h, self.out_w = (out_size, out_size) if isinstance(out_size, int) else (int(out_size[0]), int(out_size[1]))
+        self.out_h, self.out_w = (
+            (out_size, out_size) if isinstance(out_size, int) else (int(out_size[0]), int(out_size[1]))
+        )
         self.sx, self.sy = self.out_w / self.w, self.out_h / self.h
 
     def image(self, arr: np.ndarray, mode: InterpolationMode, antialias: bool) -> np.ndarray:
         if mode == InterpolationMode.NEAREST_EXACT:
             return self.nearest(arr)
         t = tv_tensors.Image(_chw(arr))
-        t = F.resized_crop(t, self.top, self.left, self.h, self.w, [self.out_h, self.out_w],
-                           interpolation=mode, antialias=antialias)
+        t = F.resized_crop(
+            t, self.top, self.left, self.h, self.w, [self.out_h, self.out_w], interpolation=mode, antialias=antialias
+        )
         if self.flip:
             t = F.horizontal_flip(t)
         return _hwc(t.as_subclass(torch.Tensor), arr.ndim)
@@ -157,7 +185,7 @@ class _Crop:
         """Binary map: area-resize of the crop, > 0 where any covered source pixel is set; nearest when enlarging."""
         if self.h <= self.out_h and self.w <= self.out_w:
             return self.nearest(arr)
-        crop = torch.from_numpy(np.ascontiguousarray(arr[self.top:self.top + self.h, self.left:self.left + self.w]))
+        crop = torch.from_numpy(np.ascontiguousarray(arr[self.top : self.top + self.h, self.left : self.left + self.w]))
         area = torch.nn.functional.interpolate(crop[None, None].float(), size=(self.out_h, self.out_w), mode="area")
         out = (area[0, 0] > 0).numpy().astype(arr.dtype)
         return np.array(out[:, ::-1] if self.flip else out)
@@ -165,7 +193,7 @@ class _Crop:
     def nearest(self, arr: np.ndarray) -> np.ndarray:
         """Nearest-exact resize of the crop, then flip: the pixels torchvision's resize picks, gathered by index."""
         if (self.h, self.w) == (self.out_h, self.out_w):
-            out = arr[self.top:self.top + self.h, self.left:self.left + self.w]
+            out = arr[self.top : self.top + self.h, self.left : self.left + self.w]
             return np.array(out[:, ::-1] if self.flip else out)
         rows = _nearest_exact_index(self.h, self.out_h) + self.top
         cols = _nearest_exact_index(self.w, self.out_w) + self.left
@@ -208,7 +236,7 @@ def _normals(crop: _Crop, n: np.ndarray) -> np.ndarray:
 
 
 def mirror_smpl(human: dict) -> dict:
-    """An SMPL human (tokzoo/labelers/smpl.py) as seen in a horizontally flipped image, in the mirrored camera.
+    """An SMPL human (tokzoo/labelers/hmr2.py) as seen in a horizontally flipped image, in the mirrored camera.
 
     The camera frame is mirrored by M = diag(-1, 1, 1) (as :func:`apply_crop` does to a camera): rotations
     become ``M R M`` (``global_orient`` and every ``body_pose`` joint), left and right body joints trade places
@@ -318,13 +346,34 @@ def _intrinsics(crop: _Crop, k: dict) -> dict:
 def _camera(crop: _Crop, cam: dict) -> dict:
     out = dict(_intrinsics(crop, cam), width=crop.out_w, height=crop.out_h)
     if crop.flip:
-        out["cam_to_world"] = (np.asarray(cam["cam_to_world"], dtype=np.float64) @ np.diag([-1.0, 1.0, 1.0, 1.0])).tolist()
+        out["cam_to_world"] = (
+            np.asarray(cam["cam_to_world"], dtype=np.float64) @ np.diag([-1.0, 1.0, 1.0, 1.0])
+        ).tolist()
     return out
 
 
-_NEAREST = (InterpolationMode.NEAREST_EXACT, False)
-_IMAGES = {"rgb": (InterpolationMode.BILINEAR, True),
-           "semseg": _NEAREST, "sam_instances": _NEAREST, "depth": _NEAREST}
+CROP_RULES = {
+    "bilinear": lambda crop, arr: crop.image(arr, InterpolationMode.BILINEAR, True),
+    "nearest": lambda crop, arr: crop.nearest(arr),
+    "any_edge": lambda crop, arr: crop.any_edge(arr),
+    "normals": _normals,
+    "pose": _pose,
+    "boxes": _boxes,
+    "camera": _camera,
+    "unchanged": lambda crop, value: value,
+}
+"""Crop rule name (``StoredValue.crop_rule``, declared by each modality) -> ``fn(crop, value) -> value``."""
+PIXEL_RULES = ("bilinear", "nearest", "any_edge", "normals")
+"""Rules for values on the image's pixel grid: the crop must fit them."""
+
+
+def crop_rule(modality: str) -> str:
+    """The crop rule ``modality`` declares (tokzoo.modalities.STORED); ConfigError when it has none."""
+    stored = STORED.get(modality)
+    rule = stored.crop_rule if stored is not None else None
+    if rule not in CROP_RULES:
+        raise ConfigError(f"apply_crop: no crop rule for modality {modality!r}")
+    return rule
 
 
 def apply_crop(values: dict, crop_row, out_size: int | tuple[int, int]) -> dict:
@@ -337,24 +386,16 @@ def apply_crop(values: dict, crop_row, out_size: int | tuple[int, int]) -> dict:
     crop = _Crop(crop_row, out_size)
     out = {}
     for modality, value in values.items():
-        if modality in UNCHANGED:
-            out[modality] = value
-        elif modality in ("rgb", "depth", "normals", "semseg", "sam_instances", "edges"):
-            arr = np.asarray(value)
-            if arr.shape[0] < crop.top + crop.h or arr.shape[1] < crop.left + crop.w or min(crop.top, crop.left) < 0:
-                raise ShapeError(modality, f"crop {crop.top, crop.left, crop.h, crop.w} does not fit a {arr.shape[:2]} image")
-            if modality == "normals":
-                out[modality] = _normals(crop, arr)
-            elif modality == "edges":
-                out[modality] = crop.any_edge(arr)
-            else:
-                out[modality] = crop.image(arr, *_IMAGES[modality])
-        elif modality == "pose":
-            out[modality] = _pose(crop, value)
-        elif modality == "boxes":
-            out[modality] = _boxes(crop, value)
-        elif modality == "camera":
-            out[modality] = _camera(crop, value)
-        else:
-            raise ConfigError(f"apply_crop: no crop rule for modality {modality!r}")
+        rule = crop_rule(modality)
+        if rule in PIXEL_RULES:
+            value = np.asarray(value)
+            if (
+                value.shape[0] < crop.top + crop.h
+                or value.shape[1] < crop.left + crop.w
+                or min(crop.top, crop.left) < 0
+            ):
+                raise ShapeError(
+                    modality, f"crop {crop.top, crop.left, crop.h, crop.w} does not fit a {value.shape[:2]} image"
+                )
+        out[modality] = CROP_RULES[rule](crop, value)
     return out

@@ -11,6 +11,11 @@ class TokzooError(Exception):
     """Base of every user-caused error."""
 
 
+class TokzooWarning(UserWarning):
+    """Something a run found and handled (a damaged shard redone, a name read under its old spelling). Library
+    code warns with it instead of printing; the CLI shows each as one ``tokzoo: <message>`` line on stderr."""
+
+
 class ConfigError(TokzooError):
     """A configuration or recipe is missing a field, has a wrong value, or comes from an unknown version."""
 

@@ -6,10 +6,14 @@ torch is imported where tensors are made, so that reading stored ids (``tokzoo i
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import DtypeError, InvalidValueError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def storage_dtype(vocab_size: int) -> np.dtype:
@@ -30,7 +34,9 @@ def to_storage(tokens: torch.Tensor | np.ndarray, vocab_size: int) -> np.ndarray
     torch = sys.modules.get("torch")  # not imported: tokens cannot be a tensor
     if torch is not None and isinstance(tokens, torch.Tensor) and (tokens.is_floating_point() or tokens.is_complex()):
         raise DtypeError("tokens", f"token ids must be integers, got {tokens.dtype}")  # bf16 has no numpy dtype
-    array = tokens.detach().cpu().numpy() if torch is not None and isinstance(tokens, torch.Tensor) else np.asarray(tokens)
+    array = (
+        tokens.detach().cpu().numpy() if torch is not None and isinstance(tokens, torch.Tensor) else np.asarray(tokens)
+    )
     check_ids(array, vocab_size, "tokens")
     return array.astype(storage_dtype(vocab_size), copy=False)
 
@@ -48,7 +54,9 @@ def to_ids(tokens, vocab_size: int, source: str = "tokens") -> torch.Tensor:
         check_ids(array, vocab_size, source)
         tensor = torch.from_numpy(array.astype(np.int64))
     if tensor.numel() and (int(tensor.min()) < 0 or int(tensor.max()) >= vocab_size):
-        raise InvalidValueError(source, f"token ids must lie in [0, {vocab_size}), got [{int(tensor.min())}, {int(tensor.max())}]")
+        raise InvalidValueError(
+            source, f"token ids must lie in [0, {vocab_size}), got [{int(tensor.min())}, {int(tensor.max())}]"
+        )
     return tensor
 
 
@@ -71,4 +79,4 @@ def item_counts(tokens: np.ndarray, pad_id: int, item_ndim: int = 1) -> np.ndarr
 
 def unpad(items: np.ndarray, pad_id: int) -> np.ndarray:
     """One crop's items (N_max, *item_shape) padded with ``pad_id`` -> the real ones (N, *item_shape)."""
-    return items[:int(item_counts(items, pad_id, items.ndim - 1))]
+    return items[: int(item_counts(items, pad_id, items.ndim - 1))]

@@ -35,10 +35,19 @@ MAX_DATA_PIXELS = 1 << 31
 recipes/depth_4m.yaml holds 0.55 G)."""
 
 _MODEL_FIELDS = {  # family -> field -> (low, high, kind): kind int, float, or "ints" (an int or a list of ints)
-    "conv": {"width": (1, 8192, int), "channel_mults": (1, 64, "list"), "blocks_per_level": (0, 32, "ints"),
-             "groups": (1, 1024, int)},
-    "vit": {"patch_size": (1, 64, int), "width": (4, 8192, int), "depth": (1, 64, int), "heads": (1, 256, int),
-            "mlp_ratio": (0.01, 16.0, float)},
+    "conv": {
+        "width": (1, 8192, int),
+        "channel_mults": (1, 64, "list"),
+        "blocks_per_level": (0, 32, "ints"),
+        "groups": (1, 1024, int),
+    },
+    "vit": {
+        "patch_size": (1, 64, int),
+        "width": (4, 8192, int),
+        "depth": (1, 64, int),
+        "heads": (1, 256, int),
+        "mlp_ratio": (0.01, 16.0, float),
+    },
     "mlp": {"hidden": (1, 65536, int), "depth": (1, 64, int), "n_tokens": (1, 4096, int)},
 }
 _MAX_LEVELS_PER_MODEL = 8  # conv channel_mults: each level halves the grid
@@ -75,7 +84,7 @@ def check_size(value, where: str, field: str) -> tuple[int, ...]:
 
 
 def check_quantizer(config, where: str = "quantizer") -> None:
-    """Types and sizes of a quantizer config (tokzoo.quantizers): levels, codebook size, residual depth."""
+    """Types and sizes of a quantizer config (tokzoo.tokenizers.quantizers): levels, codebook size, residual depth."""
     if not isinstance(config, dict):
         _fail(where, "quantizer", config, "expected a mapping")
     levels = config.get("levels")
@@ -85,7 +94,12 @@ def check_quantizer(config, where: str = "quantizer") -> None:
         for level in levels:
             check_int(level, where, "quantizer.levels", 2, MAX_CODEBOOK)
         if math.prod(levels) > MAX_CODEBOOK:
-            _fail(where, "quantizer.levels", levels, f"codebook of {math.prod(levels)} ids, over the limit of {MAX_CODEBOOK}")
+            _fail(
+                where,
+                "quantizer.levels",
+                levels,
+                f"codebook of {math.prod(levels)} ids, over the limit of {MAX_CODEBOOK}",
+            )
     if "codebook_size" in config:
         check_int(config["codebook_size"], where, "quantizer.codebook_size", 2, MAX_CODEBOOK)
     if "num_quantizers" in config:
@@ -95,7 +109,7 @@ def check_quantizer(config, where: str = "quantizer") -> None:
 
 
 def check_model(family: str, hyperparameters: dict, where: str = "tokenizer config") -> None:
-    """Types and ranges of a model family's size hyperparameters (unknown names are left to tokzoo.models)."""
+    """Types and ranges of a model family's size hyperparameters (unknown names are left to tokzoo.tokenizers.models)."""
     for field, (low, high, kind) in _MODEL_FIELDS.get(family, {}).items():
         if field not in hyperparameters:
             continue
@@ -128,14 +142,22 @@ def check_tokenizer_config(config: dict, where: str = "tokenizer config") -> Non
     width = hyperparameters.get("width", hyperparameters.get("hidden", 1))
     pixels = math.prod(config["input_size"])
     if pixels * width > MAX_ACTIVATION:
-        _fail(where, "input_size x model width", (config["input_size"], width),
-              f"{pixels * width} activations per sample, over the limit of {MAX_ACTIVATION}")
+        _fail(
+            where,
+            "input_size x model width",
+            (config["input_size"], width),
+            f"{pixels * width} activations per sample, over the limit of {MAX_ACTIVATION}",
+        )
     if family == "vit" and len(config["input_size"]) == 2:
         patch = hyperparameters.get("patch_size", 16)
         tokens = (config["input_size"][0] // patch) * (config["input_size"][1] // patch)
         if tokens > MAX_VIT_TOKENS:
-            _fail(where, "input_size / patch_size", (config["input_size"], patch),
-                  f"{tokens} patches, over the limit of {MAX_VIT_TOKENS}")
+            _fail(
+                where,
+                "input_size / patch_size",
+                (config["input_size"], patch),
+                f"{tokens} patches, over the limit of {MAX_VIT_TOKENS}",
+            )
 
 
 def count_parameters(build, where: str = "tokenizer config", limit: int = MAX_PARAMETERS) -> int:
@@ -150,13 +172,17 @@ def count_parameters(build, where: str = "tokenizer config", limit: int = MAX_PA
 
 
 def check_recipe_sizes(recipe: dict, where: str = "recipe") -> None:
-    """Batch and in-memory data sizes of a validated training recipe (tokzoo.training.recipe)."""
+    """Batch and in-memory data sizes of a validated training recipe (tokzoo.tokenizers.training.recipe)."""
     batch = check_int(recipe["batch_size"], where, "batch_size", 1, MAX_BATCH)
     resolution = check_size(recipe["resolution"], where, "resolution")
     pixels = math.prod(resolution) if len(resolution) == 2 else 1
     if batch * pixels > MAX_BATCH_PIXELS:
-        _fail(where, "batch_size x resolution", (batch, list(resolution)),
-              f"{batch * pixels} pixels per step, over the limit of {MAX_BATCH_PIXELS}")
+        _fail(
+            where,
+            "batch_size x resolution",
+            (batch, list(resolution)),
+            f"{batch * pixels} pixels per step, over the limit of {MAX_BATCH_PIXELS}",
+        )
     data = recipe["data"]
     for source in ("scenes", "synthetic"):
         if source in data:
@@ -165,8 +191,12 @@ def check_recipe_sizes(recipe: dict, where: str = "recipe") -> None:
             check_int(side, where, f"data.{source}.size", 1, MAX_SIDE)
             held = (spec["n_train"] + spec.get("n_val", 0)) * (side * side if source == "scenes" else max(pixels, 1))
             if held > MAX_DATA_PIXELS:
-                _fail(where, f"data.{source} n_train + n_val", spec["n_train"] + spec.get("n_val", 0),
-                      f"{held} pixels held in memory, over the limit of {MAX_DATA_PIXELS}")
+                _fail(
+                    where,
+                    f"data.{source} n_train + n_val",
+                    spec["n_train"] + spec.get("n_val", 0),
+                    f"{held} pixels held in memory, over the limit of {MAX_DATA_PIXELS}",
+                )
             if "rank" in spec:
                 check_int(spec["rank"], where, f"data.{source}.rank", 1, 4096)
 
@@ -248,7 +278,7 @@ FIELD_LIMITS: dict[str, tuple[float, float, type]] = {
     "component.image_size": (1, MAX_SIDE, int),
     "component.patch_size": (1, 1024, int),
     "component.channels": (1, 64, int),
-    # caption BPE vocabularies (tokzoo.text.train_vocab): 10^9 made the Rust trainer allocate 71 GB and abort
+    # caption BPE vocabularies (tokzoo.tokenizers.text.train_vocab): 10^9 made the Rust trainer allocate 71 GB and abort
     "text.vocab_size": (64, 65536, int),
     # built-in scenes (tokzoo tokenize --scenes, tokzoo scenes --n): 10^12 listed 10^9 shard jobs before rendering
     "scenes.count": (1, 10_000_000, int),

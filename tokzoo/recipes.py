@@ -11,9 +11,13 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-COMMANDS = {"": "tokzoo train --recipe", "fm": "tokzoo fm train --recipe", "compose": "tokzoo fm train --recipe",
-            "consensus": "tokzoo fm generate -m RUN --data DATA --key KEY --from rgb --to depth -o OUT.png --consensus"}
-"""Recipe folder -> the command that runs its recipes (compose recipes run through ``fm train``)."""
+COMMANDS = {
+    "": "tokzoo train --recipe",
+    "fm": "tokzoo fm train --recipe",
+    "compose": "tokzoo compose train --recipe",
+    "consensus": "tokzoo fm generate -m RUN --data DATA --key KEY --from rgb --to depth -o OUT.png --consensus",
+}
+"""Recipe folder -> the command that runs its recipes."""
 
 
 def recipes_dir() -> Path | None:

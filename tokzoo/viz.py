@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from PIL import Image
 
@@ -48,7 +46,7 @@ def grid(rows: list[list[np.ndarray]], pad: int = 2) -> np.ndarray:
     for r, row in enumerate(rows):
         for c, picture in enumerate(row):
             top, left = pad + r * (height + pad), pad + c * (width + pad)
-            canvas[top:top + picture.shape[0], left:left + picture.shape[1]] = picture
+            canvas[top : top + picture.shape[0], left : left + picture.shape[1]] = picture
     return canvas
 
 
@@ -56,8 +54,14 @@ LEGIBLE_SIDE = 128
 """Cell side (px) the automatic ``scale`` of :func:`labelled_grid` reaches at least (64 px tiles are drawn 2x)."""
 
 
-def labelled_grid(rows: list[list[np.ndarray]], columns: list[str], row_labels: list[str],
-                  groups: list[tuple[str, int]] = (), pad: int = 2, scale: int | None = None) -> np.ndarray:
+def labelled_grid(
+    rows: list[list[np.ndarray]],
+    columns: list[str],
+    row_labels: list[str],
+    groups: list[tuple[str, int]] = (),
+    pad: int = 2,
+    scale: int | None = None,
+) -> np.ndarray:
     """:func:`grid` with a header per column (``columns``), optional group headers above them (``groups``: (label,
     columns spanned), left to right) and a label left of each row; uint8 (H, W, 3).
 
@@ -109,7 +113,7 @@ def _fit(picture: np.ndarray, height: int, width: int) -> np.ndarray:
     picture = _enlarge(picture, factor)
     cell = np.full((height, width, 3), 255, np.uint8)
     top, left = (height - picture.shape[0]) // 2, (width - picture.shape[1]) // 2
-    cell[top:top + picture.shape[0], left:left + picture.shape[1]] = picture
+    cell[top : top + picture.shape[0], left : left + picture.shape[1]] = picture
     return cell
 
 
@@ -138,16 +142,7 @@ def palette_picture(palette: dict) -> np.ndarray:
 
 def metadata_picture(metadata: dict) -> np.ndarray:
     """A metadata dict (key -> number) -> one ``key: value`` line per key."""
-    lines = [f"{key}: {value:.3g}" if isinstance(value, float) else f"{key}: {value}" for key, value in metadata.items()]
+    lines = [
+        f"{key}: {value:.3g}" if isinstance(value, float) else f"{key}: {value}" for key, value in metadata.items()
+    ]
     return text_picture(lines or ["(no values)"], width=260)
-
-
-def save_png(picture: np.ndarray, path: str | Path) -> Path:
-    """Write ``picture`` to ``path`` in the format its extension names (PNG when none), never through a link."""
-    import io
-
-    from tokzoo.io.writes import write_output
-
-    path, buffer = Path(path), io.BytesIO()
-    Image.fromarray(picture).save(buffer, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
-    return write_output(path, buffer.getvalue())

@@ -21,11 +21,21 @@ from typing import Iterator
 from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.io import RawSample, TarReader, open_reader
 from tokzoo.io.safety import read_json_file
-from tokzoo.pipeline.layout import (CROPS, complete_shards, read_manifest, read_npy_tar, read_table, shard_name,
-                                    table_path, tar_path)
-from tokzoo.pipeline.plan import open_input, units
+from tokzoo.tokens.layout import (
+    CROPS,
+    LABELLED,
+    MANIFEST,
+    complete_shards,
+    read_manifest,
+    read_npy_tar,
+    read_table,
+    shard_name,
+    stats_path,
+    table_path,
+    tar_path,
+)
+from tokzoo.tokens.sources import open_input, units
 
-PSEUDO_LABEL_STATUS = ".pseudo-label"  # tokzoo.labelers.job.STATUS, named here so browse needs no labeler imports
 RAW_SHARD_SIZE = 256
 """Samples per listing unit when a raw input has no shards of its own (folders)."""
 
@@ -60,7 +70,7 @@ def listing_hash(records: list[Record]) -> str:
 
 
 @dataclass
-class Shard:
+class CatalogShard:
     """One shard's records; ``sources()`` its raw samples by key (read when called)."""
 
     index: int
@@ -69,7 +79,7 @@ class Shard:
     fingerprint: str = ""  # raw shards: changes with their files
 
 
-class TokenDataset:
+class TokenCatalog:
     """A token dataset: the shards complete in every modality and in crops."""
 
     kind = "tokens"
@@ -90,8 +100,9 @@ class TokenDataset:
 
     def boxes_fingerprint(self) -> str:
         """Changes when the crop settings or the inputs change (the crop-box pictures are then redrawn)."""
-        text = json.dumps([self.manifest.get("crops"), sorted({e["input"] for e in self.entries.values()})],
-                          sort_keys=True)
+        text = json.dumps(
+            [self.manifest.get("crops"), sorted({e["input"] for e in self.entries.values()})], sort_keys=True
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def stored(self, modality: str) -> str:
@@ -100,14 +111,16 @@ class TokenDataset:
 
         return getattr(MODALITIES.get(modality), "stored_as", None) or modality
 
-    def shards(self) -> Iterator[Shard]:
+    def shards(self) -> Iterator[CatalogShard]:
         cursors = {}
         for modality, entry in self.entries.items():
             cursors.setdefault(entry["input"], []).append(self.stored(modality))
-        cursors = {source: _UnitCursor(source, stored, self.manifest.get("samples_per_shard"))
-                   for source, stored in cursors.items()}
+        cursors = {
+            source: _UnitCursor(source, stored, self.manifest.get("samples_per_shard"))
+            for source, stored in cursors.items()
+        }
         for index in self.shard_indices:
-            yield Shard(index, self._records(index), _Sources(cursors, index))
+            yield CatalogShard(index, self._records(index), _Sources(cursors, index))
 
     def _records(self, index: int) -> list[Record]:
         merged: dict[str, Record] = {}
@@ -169,44 +182,48 @@ class _Sources:
         return {source: cursor.take(self.index) for source, cursor in self.cursors.items()}
 
 
-class RawDataset:
+class RawCatalog:
     """Raw samples: pseudo-label output (its status tables list failures) or any reader's shards."""
 
     kind = "raw"
 
     def __init__(self, root: Path):
         self.root = root
-        status = root / PSEUDO_LABEL_STATUS
-        self.manifest = read_json_file(status / "manifest.json") if (status / "manifest.json").is_file() else None
+        status = root / LABELLED
+        self.manifest = read_json_file(status / MANIFEST) if (status / MANIFEST).is_file() else None
         self.modalities: list[str] = []  # filled while shards are read (every known modality present)
         self.incomplete: list[int] = []
         if self.manifest is not None:
-            self.shard_indices = sorted(int(p.name[len("shard-"):-len(".stats.json")])
-                                        for p in status.glob("shard-*.stats.json"))
+            self.shard_indices = complete_shards(root, LABELLED)
         else:
             try:
                 self._reader = _open_raw(root)
             except TokzooError as error:
-                raise ConfigError(f"{root}: neither a token dataset (no manifest.json) nor readable raw samples "
-                                  f"({error})") from error
+                raise ConfigError(
+                    f"{root}: neither a token dataset (no manifest.json) nor readable raw samples ({error})"
+                ) from error
             self.shard_indices = None
 
     def fingerprint(self, index: int) -> str:
         """Changes when a shard's files change (size or modification time)."""
-        paths = ([self.root / f"{shard_name(index)}.tar", self.root / PSEUDO_LABEL_STATUS / f"{shard_name(index)}.stats.json"]
-                 if self.manifest is not None else [])
+        paths = (
+            [self.root / f"{shard_name(index)}.tar", stats_path(self.root, LABELLED, index)]
+            if self.manifest is not None
+            else []
+        )
         stamps = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.exists()]
         return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()[:16]
 
-    def shards(self) -> Iterator[Shard]:
+    def shards(self) -> Iterator[CatalogShard]:
         if self.manifest is not None:
             for index in self.shard_indices:
                 yield self._labelled_shard(index)
             return
         for index, raws in self._raw_units():
-            records = [Record(raw.key, _first_source(raw), "failed" if raw.errors else "ok", dict(raw.errors))
-                       for raw in raws]
-            yield Shard(index, records, lambda raws=raws: {"": {raw.key: raw for raw in raws}}, _stamp(raws))
+            records = [
+                Record(raw.key, _first_source(raw), "failed" if raw.errors else "ok", dict(raw.errors)) for raw in raws
+            ]
+            yield CatalogShard(index, records, lambda raws=raws: {"": {raw.key: raw for raw in raws}}, _stamp(raws))
 
     def _raw_units(self) -> Iterator[tuple[int, list[RawSample]]]:
         """One unit per tar (every known modality it holds, none required), else RAW_SHARD_SIZE samples."""
@@ -217,10 +234,12 @@ class RawDataset:
         for unit in units(self._reader, RAW_SHARD_SIZE):
             yield unit.index, list(unit.raws)
 
-    def _labelled_shard(self, index: int) -> Shard:
-        rows = read_table(self.root / PSEUDO_LABEL_STATUS / f"{shard_name(index)}.samples.jsonl")
-        records = [Record(r["key"], r["source"], r["status"], {"sample": r["error"]} if r["status"] != "ok" else {})
-                   for r in rows]
+    def _labelled_shard(self, index: int) -> CatalogShard:
+        rows = read_table(table_path(self.root, LABELLED, index))
+        records = [
+            Record(r["key"], r["source"], r["status"], {"sample": r["error"]} if r["status"] != "ok" else {})
+            for r in rows
+        ]
         tar = self.root / f"{shard_name(index)}.tar"
 
         def sources():
@@ -229,13 +248,19 @@ class RawDataset:
             except (TokzooError, OSError):
                 return {"": {}}
 
-        return Shard(index, records, sources, self.fingerprint(index))
+        return CatalogShard(index, records, sources, self.fingerprint(index))
 
 
 def _stamp(raws: list[RawSample]) -> str:
     """Size and modification time of every file behind ``raws`` (a tar counted once), hashed."""
-    paths = sorted({(ref.path or ref.source.split(".tar:", 1)[0] + ".tar") for raw in raws for ref in raw.files.values()
-                    if ref.path or ".tar:" in ref.source})
+    paths = sorted(
+        {
+            (ref.path or ref.source.split(".tar:", 1)[0] + ".tar")
+            for raw in raws
+            for ref in raw.files.values()
+            if ref.path or ".tar:" in ref.source
+        }
+    )
     stamps = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths if os.path.exists(p)]
     return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()[:16]
 
@@ -244,7 +269,7 @@ def _first_source(raw: RawSample) -> str | None:
     return next((ref.source for ref in raw.files.values()), None)
 
 
-def open_dataset(root: Path) -> TokenDataset | RawDataset:
+def open_dataset(root: Path) -> TokenCatalog | RawCatalog:
     """The token dataset at ``root`` (it has a manifest.json), else its raw samples."""
     root = Path(root)
     if not root.is_dir():
@@ -252,9 +277,9 @@ def open_dataset(root: Path) -> TokenDataset | RawDataset:
     manifest = read_manifest(root)
     if manifest is not None:
         if not manifest.get("modalities"):
-            raise ConfigError(f"{root / 'manifest.json'}: lists no modalities; nothing to browse")
-        return TokenDataset(root, manifest)
-    return RawDataset(root)
+            raise ConfigError(f"{root / MANIFEST}: lists no modalities; nothing to browse")
+        return TokenCatalog(root, manifest)
+    return RawCatalog(root)
 
 
 def _open_raw(root: Path):

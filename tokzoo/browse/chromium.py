@@ -42,8 +42,10 @@ def find_chromium() -> str:
         path = shutil.which(name)
         if path:
             return path
-    raise ChromiumError("no Chromium found (looked for " + ", ".join(CANDIDATES) + f" on PATH and ${ENVIRONMENT}); "
-                        "install Debian's package: apt-get install chromium (`make test` does this when run as root)")
+    raise ChromiumError(
+        "no Chromium found (looked for " + ", ".join(CANDIDATES) + f" on PATH and ${ENVIRONMENT}); "
+        "install Debian's package: apt-get install chromium (`make test` does this when run as root)"
+    )
 
 
 class Chromium:
@@ -65,13 +67,33 @@ class Chromium:
             os.dup2(child_in, 3)
             os.dup2(child_out, 4)
 
-        args = [self.executable, "--headless", "--remote-debugging-pipe", "--no-sandbox", "--disable-gpu",
-                "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check", "--disable-extensions",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--hide-scrollbars", "--mute-audio", f"--user-data-dir={self._profile}",
-                f"--window-size={self.size[0]},{self.size[1]}", "about:blank"]
-        self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE, pass_fds=(3, 4), preexec_fn=descriptors)
+        args = [
+            self.executable,
+            "--headless",
+            "--remote-debugging-pipe",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--mute-audio",
+            f"--user-data-dir={self._profile}",
+            f"--window-size={self.size[0]},{self.size[1]}",
+            "about:blank",
+        ]
+        self._process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            pass_fds=(3, 4),
+            preexec_fn=descriptors,
+        )
         os.close(child_in)
         os.close(child_out)
         self._write, self._read = to_browser[1], from_browser[0]
@@ -80,8 +102,11 @@ class Chromium:
             self._session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
             for domain in ("Page", "Runtime", "Log", "Network"):
                 self.call(f"{domain}.enable", session=True)
-            self.call("Emulation.setDeviceMetricsOverride", {"width": self.size[0], "height": self.size[1],
-                                                             "deviceScaleFactor": 1, "mobile": False}, session=True)
+            self.call(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": self.size[0], "height": self.size[1], "deviceScaleFactor": 1, "mobile": False},
+                session=True,
+            )
         except BaseException:
             self.__exit__()
             raise
@@ -124,7 +149,11 @@ class Chromium:
                 raise ChromiumError(f"no answer from {self.executable} within {self.timeout:.0f} s")
             data = os.read(self._read, 1 << 16)
             if not data:
-                stderr = self._process.stderr.read().decode(errors="replace")[-2000:] if self._process.poll() is not None else ""
+                stderr = (
+                    self._process.stderr.read().decode(errors="replace")[-2000:]
+                    if self._process.poll() is not None
+                    else ""
+                )
                 raise ChromiumError(f"{self.executable} closed the DevTools pipe{': ' + stderr if stderr else ''}")
             self._buffer += data
         message, _, self._buffer = self._buffer.partition(b"\0")
@@ -133,11 +162,17 @@ class Chromium:
     def _event(self, message: dict) -> None:
         method, params = message.get("method"), message.get("params", {})
         if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            self.console.append("console." + params["type"] + ": " + " ".join(
-                str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
+            self.console.append(
+                "console."
+                + params["type"]
+                + ": "
+                + " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
+            )
         elif method == "Runtime.exceptionThrown":
             details = params.get("exceptionDetails", {})
-            self.console.append("exception: " + details.get("exception", {}).get("description", details.get("text", "")))
+            self.console.append(
+                "exception: " + details.get("exception", {}).get("description", details.get("text", ""))
+            )
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             entry = params["entry"]
             self.console.append(f"log: {entry.get('text')} {entry.get('url', '')}".strip())
@@ -147,10 +182,13 @@ class Chromium:
     # -- what a test does -----------------------------------------------------------------------
     def evaluate(self, expression: str):
         """Value of a JavaScript expression in the page (promises awaited); ChromiumError if it throws."""
-        result = self.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True, "returnByValue": True},
-                           session=True)
+        result = self.call(
+            "Runtime.evaluate", {"expression": expression, "awaitPromise": True, "returnByValue": True}, session=True
+        )
         if "exceptionDetails" in result:
-            raise ChromiumError(f"{expression[:80]}: {result['exceptionDetails'].get('exception', {}).get('description')}")
+            raise ChromiumError(
+                f"{expression[:80]}: {result['exceptionDetails'].get('exception', {}).get('description')}"
+            )
         return result["result"].get("value")
 
     def open(self, url: str) -> None:
@@ -167,20 +205,26 @@ class Chromium:
             if value:
                 return value
             time.sleep(0.05)
-        raise ChromiumError(f"still false after {timeout or self.timeout:.0f} s: {expression}; "
-                            f"console: {self.console or 'nothing'}")
+        raise ChromiumError(
+            f"still false after {timeout or self.timeout:.0f} s: {expression}; console: {self.console or 'nothing'}"
+        )
 
     def click(self, selector: str) -> None:
         """A real mouse click (pressed and released) at the centre of the first element matching ``selector``
         (of its first line box, for a link that wraps)."""
-        box = self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (!e) return null;"
-                            "e.scrollIntoView({block: 'center'}); const r = e.getClientRects()[0];"
-                            "return [r.left + r.width / 2, r.top + r.height / 2]; })()")
+        box = self.evaluate(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (!e) return null;"
+            "e.scrollIntoView({block: 'center'}); const r = e.getClientRects()[0];"
+            "return [r.left + r.width / 2, r.top + r.height / 2]; })()"
+        )
         if box is None:
             raise ChromiumError(f"nothing matches {selector!r}")
         for kind in ("mousePressed", "mouseReleased"):
-            self.call("Input.dispatchMouseEvent", {"type": kind, "x": box[0], "y": box[1], "button": "left",
-                                                   "clickCount": 1}, session=True)
+            self.call(
+                "Input.dispatchMouseEvent",
+                {"type": kind, "x": box[0], "y": box[1], "button": "left", "clickCount": 1},
+                session=True,
+            )
 
     def broken_images(self) -> list[str]:
         """Sources of the page's images that fail to load once every lazy image is asked for now."""
@@ -196,8 +240,9 @@ class Chromium:
         """PNG of the whole page (beyond the window when it scrolls)."""
         metrics = self.call("Page.getLayoutMetrics", session=True)["cssContentSize"]
         clip = {"x": 0, "y": 0, "width": self.size[0], "height": min(int(metrics["height"]), 4000), "scale": 1}
-        data = self.call("Page.captureScreenshot", {"format": "png", "clip": clip, "captureBeyondViewport": True},
-                         session=True)["data"]
+        data = self.call(
+            "Page.captureScreenshot", {"format": "png", "clip": clip, "captureBeyondViewport": True}, session=True
+        )["data"]
         from tokzoo.io.writes import write_output
 
         return write_output(path, base64.b64decode(data))

@@ -58,8 +58,9 @@ def write_png(picture: np.ndarray, site: Path, path: Path) -> None:
     write_file(site, path, buffer.getvalue())
 
 
-def with_crop_boxes(picture: np.ndarray, crops: np.ndarray | None, min_side: int = 160,
-                    max_side: int = THUMBNAIL_SIDE) -> np.ndarray:
+def with_crop_boxes(
+    picture: np.ndarray, crops: np.ndarray | None, min_side: int = 160, max_side: int = THUMBNAIL_SIDE
+) -> np.ndarray:
     """``picture`` of the full source (H, W, 3), enlarged by an integer factor to at least ``min_side`` px (or, when
     larger than ``max_side``, shrunk to it), with each crop row (top, left, height, width, hflip) drawn as a
     numbered box (``f``: flipped)."""
@@ -76,8 +77,12 @@ def with_crop_boxes(picture: np.ndarray, crops: np.ndarray | None, min_side: int
     font = ImageFont.load_default(size=11)
     for number, (top, left, height, width, hflip) in enumerate(np.asarray(crops if crops is not None else [])):
         colour = BOX_COLOURS[number % len(BOX_COLOURS)]
-        box = [round(left * scale), round(top * scale), max(round(left * scale), round((left + width) * scale) - 1),
-               max(round(top * scale), round((top + height) * scale) - 1)]
+        box = [
+            round(left * scale),
+            round(top * scale),
+            max(round(left * scale), round((left + width) * scale) - 1),
+            max(round(top * scale), round((top + height) * scale) - 1),
+        ]
         draw.rectangle(box, outline=colour, width=2 if number == 0 else 1)
         label = f"{number}{'f' if hflip else ''}"
         draw.rectangle([box[0], box[1], box[0] + 6 + font.getlength(label), box[1] + 13], fill=(0, 0, 0))
@@ -85,8 +90,9 @@ def with_crop_boxes(picture: np.ndarray, crops: np.ndarray | None, min_side: int
     return np.asarray(image)
 
 
-def token_grid(ids: np.ndarray, vocab_size: int, grid: tuple[int, ...] | None = None,
-               pad_id: int | None = None) -> np.ndarray:
+def token_grid(
+    ids: np.ndarray, vocab_size: int, grid: tuple[int, ...] | None = None, pad_id: int | None = None
+) -> np.ndarray:
     """One crop's token ids as a picture: one pixel per token on the tokenizer's latent grid (``grid``:
     (h, w); default square when the count allows, else one row), coloured by id from 0 to vocab_size - 1;
     residual levels (last axis of (N, Q)) side by side; pad ids black. Items (N, T): one row per item."""
@@ -117,7 +123,9 @@ def frequency_plot(counts: np.ndarray, title: str, width: int = 560, height: int
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=11)
     used = int((counts > 0).sum())
-    draw.text((6, 2), f"{title}: {used} of {len(counts)} ids used, {int(counts.sum()):,} tokens", fill="black", font=font)
+    draw.text(
+        (6, 2), f"{title}: {used} of {len(counts)} ids used, {int(counts.sum()):,} tokens", fill="black", font=font
+    )
     panel_w, top, bottom = (width - 30) // 2, 20, height - 18
     log = np.log10(np.sort(counts[counts > 0])[::-1] + 1)
     for p, (values, label) in enumerate(((counts, "count per id (id order)"), (log, "log10 count, used ids by rank"))):
@@ -131,6 +139,7 @@ def frequency_plot(counts: np.ndarray, title: str, width: int = 560, height: int
         for i, value in enumerate(bars):
             if value > 0:
                 y = min(bottom - 2, bottom - (bottom - top - 2) * value / peak)
-                draw.rectangle([x0 + i * bar_w, y, x0 + (i + 1) * bar_w - (1 if bar_w > 3 else 0), bottom - 1],
-                               fill=(40, 120, 180))
+                draw.rectangle(
+                    [x0 + i * bar_w, y, x0 + (i + 1) * bar_w - (1 if bar_w > 3 else 0), bottom - 1], fill=(40, 120, 180)
+                )
     return np.asarray(image)

@@ -5,7 +5,7 @@ A sample's JSON: ``key, source, status, errors`` (modality -> reason), ``crops``
 ``{"source", "recon", "tokens"}`` (image paths relative to the site, or None), ``metrics`` (name -> number or
 "inf"/"nan"; all of the modality's but :data:`SKIPPED_METRICS`), ``text`` (JSON text of values that are no picture) and ``notes``. Token datasets: the source
 is crop 0 as the pipeline cut it, the reconstruction is its tokens decoded, metrics compare the two with
-tokzoo.evaluation.metrics. Raw datasets: sources only, uncropped.
+tokzoo.tokenizers.evaluation.metrics. Raw datasets: sources only, uncropped.
 """
 
 from __future__ import annotations
@@ -16,24 +16,24 @@ from pathlib import Path
 
 import numpy as np
 
-from tokzoo.crops import apply_crop
+from tokzoo.crops import PIXEL_RULES, apply_crop
 from tokzoo.errors import TokzooError
-from tokzoo.evaluation.metrics import METRICS
 from tokzoo.indices import unpad
 from tokzoo.io import decode_sample
 from tokzoo.io.writes import file_name
-from tokzoo.pipeline.report import items_reconstruction, run_tokenizer
+from tokzoo.modalities import STORED
+from tokzoo.pipeline.report import items_reconstruction
+from tokzoo.tokenizers.evaluation.metrics import METRICS
+from tokzoo.tokens.tokenizer import entry_tokenizer
 
 from .pictures import THUMBNAIL_SIDE, token_grid, with_crop_boxes, write_thumbnail
 
 BOXES = "_boxes"
 """Section name of the sample-level picture (full source with crop boxes) in fingerprints."""
-BOX_SOURCES = ("rgb", "depth", "normals", "semseg", "sam_instances", "edges")
 DRAWN_ITEMS = 8
 """Items of a set-valued modality (SAM instances, humans) a site decodes per sample; a page notes the rest."""
 SMOOTH = ("rgb", "sample")
 """Pictures shrunk by area averaging (photographs, and the crop-boxes picture drawn on one); others keep exact pixels."""
-"""Raw modalities the crop boxes are drawn on, first present wins."""
 TEXT_LIMIT = 2000
 SKIPPED_METRICS = {"ssim"}
 """Left to ``tokzoo eval``: its 11 x 11 Gaussian windows cost more than a sample's other metrics, decoding
@@ -87,16 +87,22 @@ class Writer:
         return path
 
 
+def box_sources() -> list[str]:
+    """Raw modalities the crop boxes are drawn on, first present wins: the stored values on the image's pixel grid
+    (a pixel crop rule, tokzoo.crops.PIXEL_RULES), in registry order (rgb first)."""
+    return [name for name, stored in STORED.items() if stored.crop_rule in PIXEL_RULES]
+
+
 def boxes_picture(values: dict, crops, codecs: dict):
     """The first box source among ``values`` drawn full size with ``crops`` (None when none is there)."""
-    for modality in BOX_SOURCES:
-        if modality in values:
+    for modality in box_sources():
+        if modality in values and modality in codecs:
             return modality, with_crop_boxes(codecs[modality].visualize(values[modality]), crops)
     return None, None
 
 
 class TokenChunkRenderer:
-    """Renders chunks of a :class:`~tokzoo.browse.catalog.TokenDataset` (tokenizers loaded once)."""
+    """Renders chunks of a :class:`~tokzoo.browse.catalog.TokenCatalog` (tokenizers loaded once)."""
 
     def __init__(self, dataset, site: Path):
         self.dataset, self.site = dataset, site
@@ -104,11 +110,13 @@ class TokenChunkRenderer:
         self.tokenizers, self.unavailable = {}, {}
         for modality, entry in dataset.entries.items():
             try:
-                self.tokenizers[modality] = run_tokenizer(entry)
+                self.tokenizers[modality] = entry_tokenizer(entry)
             except TokzooError as error:
                 self.unavailable[modality] = f"no reconstruction: {error}"
 
-    def render(self, chunk: str, records: list, shard_data: dict, modalities: list[str], boxes: bool) -> tuple[list, int]:
+    def render(
+        self, chunk: str, records: list, shard_data: dict, modalities: list[str], boxes: bool
+    ) -> tuple[list, int]:
         """Sample sections of ``modalities`` (and the boxes picture when ``boxes``) for ``records``;
         ``shard_data``: tokens (modality -> key -> array), crops (key -> rows), sources (input -> key -> raw),
         sources_note. Returns (one dict per record, images written)."""
@@ -162,8 +170,18 @@ class TokenChunkRenderer:
             if ids is not None:
                 self._tokens(modality, entry, tok, ids, size, section, write, pos)
             if ids is not None and tok is not None:
-                self._reconstruct(modality, entry, tok, ids, source if crops is not None else None, size, section,
-                                  write, pos, batched.get(record.key))
+                self._reconstruct(
+                    modality,
+                    entry,
+                    tok,
+                    ids,
+                    source if crops is not None else None,
+                    size,
+                    section,
+                    write,
+                    pos,
+                    batched.get(record.key),
+                )
             if source is not None:
                 if codec is not None:
                     section["source"] = write(_picture(codec, source, notes), pos, modality, "source")
@@ -203,8 +221,11 @@ class TokenChunkRenderer:
             return
         section["recon"] = write(codec.visualize(recon), pos, modality, "recon")
         if source is not None:
-            section["metrics"] = {name: number(fn(np.asarray(source)[None], np.asarray(recon)[None]))
-                                  for name, fn in METRICS.get(modality, {}).items() if name not in SKIPPED_METRICS}
+            section["metrics"] = {
+                name: number(fn(np.asarray(source)[None], np.asarray(recon)[None]))
+                for name, fn in METRICS.get(modality, {}).items()
+                if name not in SKIPPED_METRICS
+            }
 
 
 def subsampled(value):
@@ -227,7 +248,7 @@ def _picture(codec, value, notes: list[str]):
 def _item_metrics(modality: str, tok, source, decoded, notes: list[str], leading: int | None = None) -> dict:
     """Metrics of a set-valued modality's items when source and reconstruction hold as many (``leading``: the
     reconstruction holds the source's first ``leading`` items only)."""
-    from tokzoo.evaluation.evaluate import as_rows
+    from tokzoo.tokenizers.evaluation.evaluate import as_rows
 
     try:
         if leading is not None and tok.modality == "sam_instances":  # cut only the instances drawn

@@ -21,11 +21,17 @@ from urllib.parse import unquote
 
 LOOPBACK = "127.0.0.1"
 REQUEST_TIMEOUT = 15
-POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; "
-          "form-action 'none'; frame-ancestors 'none'")
+POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
 """The pages' Content-Security-Policy (their meta tag says the same, for pages opened from disk)."""
-TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-         ".css": "text/css; charset=utf-8", ".png": "image/png"}
+TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+}
 
 
 def site_parts(request_path: str) -> tuple[str, ...] | None:
@@ -92,8 +98,9 @@ class SiteHandler(BaseHTTPRequestHandler):
         with os.fdopen(fd, "rb") as file:
             self.send_response(200)
             suffix = os.path.splitext(parts[-1])[1].lower()
-            self.send_header("Content-Type", TYPES.get(suffix) or mimetypes.guess_type(parts[-1])[0]
-                             or "application/octet-stream")
+            self.send_header(
+                "Content-Type", TYPES.get(suffix) or mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
+            )
             self.send_header("Content-Length", str(os.fstat(file.fileno()).st_size))
             self.send_header("Content-Security-Policy", POLICY)
             self.send_header("X-Content-Type-Options", "nosniff")

@@ -32,12 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from tokzoo.errors import ConfigError, TokzooError
-from tokzoo.evaluation.metrics import HIGHER_IS_BETTER, METRICS, main_metric
 from tokzoo.io.safety import read_file
 from tokzoo.io.writes import file_name, make_folder, remove_inside, write_file
-from tokzoo.pipeline.layout import shard_name
+from tokzoo.tokenizers.evaluation.metrics import HIGHER_IS_BETTER, METRICS, main_metric
+from tokzoo.tokens.layout import shard_name
 
-from .catalog import RawDataset, TokenDataset, listing_hash, open_dataset, source_group
+from .catalog import RawCatalog, TokenCatalog, listing_hash, open_dataset, source_group
 from .pictures import frequency_plot, write_png
 from .render import BOXES, RawChunkRenderer, TokenChunkRenderer
 
@@ -70,15 +70,20 @@ class BuildSummary:
         return self.site / "index.html"
 
     def line(self) -> str:
-        return (f"{self.samples} samples (ok {self.ok}, failed {self.failed}) in {self.site}: "
-                f"{self.chunks_drawn} chunks drawn, {self.chunks_reused} reused, {self.images_written} images written, "
-                f"{self.seconds:.1f} s")
+        return (
+            f"{self.samples} samples (ok {self.ok}, failed {self.failed}) in {self.site}: "
+            f"{self.chunks_drawn} chunks drawn, {self.chunks_reused} reused, {self.images_written} images written, "
+            f"{self.seconds:.1f} s"
+        )
 
 
 def data_file(site: Path, name: str, payload) -> None:
     """``SITE/<name>`` as a script handing ``payload`` to ``tokzoo.receive``; JSON alone on its second line."""
-    text = (f"tokzoo.receive({json.dumps(name)},\n"
-            + json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False) + "\n);\n")
+    text = (
+        f"tokzoo.receive({json.dumps(name)},\n"
+        + json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        + "\n);\n"
+    )
     write_file(site, site / name, text)
 
 
@@ -134,8 +139,14 @@ def view_ids(sample: dict, source: int | None, modalities: list[str]) -> list[st
 def tile(sample: dict, chunk: str, pos: int) -> dict:
     """What a grid tile needs: key, where its details are, status, first error, which pictures exist."""
     have = {m: ("s" if s["source"] else "") + ("r" if s["recon"] else "") for m, s in sample["m"].items()}
-    record = {"k": sample["key"], "c": chunk, "i": pos, "s": sample["status"],
-              "h": {m: v for m, v in have.items() if v}, "b": 1 if sample.get("boxes") else 0}
+    record = {
+        "k": sample["key"],
+        "c": chunk,
+        "i": pos,
+        "s": sample["status"],
+        "h": {m: v for m, v in have.items() if v},
+        "b": 1 if sample.get("boxes") else 0,
+    }
     if sample["errors"]:
         modality, reason = next(iter(sample["errors"].items()))
         record["e"] = (reason if reason.startswith(f"{modality}:") else f"{modality}: {reason}")[:160]
@@ -143,7 +154,7 @@ def tile(sample: dict, chunk: str, pos: int) -> dict:
 
 
 class Worst:
-    """Per modality, the WORST_LISTED samples whose main metric (tokzoo.evaluation.metrics.main_metric) is
+    """Per modality, the WORST_LISTED samples whose main metric (tokzoo.tokenizers.evaluation.metrics.main_metric) is
     worst, kept in a bounded heap, written as view ``worst.all.<modality>`` (worst first)."""
 
     def __init__(self):
@@ -200,15 +211,27 @@ class Totals:
                     sums[0] += value
                     sums[1] += 1
         if not ok and len(self.failures) < MAX_FAILURES_LISTED:
-            self.failures.append({"key": sample["key"], "chunk": chunk, "pos": pos, "source": sample["source"],
-                                  "errors": sample["errors"]})
+            self.failures.append(
+                {
+                    "key": sample["key"],
+                    "chunk": chunk,
+                    "pos": pos,
+                    "source": sample["source"],
+                    "errors": sample["errors"],
+                }
+            )
 
     def means(self, modality: str) -> dict:
         return {name: float(f"{total / n:.4g}") for name, (total, n) in self.metric_sums.get(modality, {}).items() if n}
 
 
-def build_site(dataset: str | Path, site: str | Path, progress: bool = True, chunk_size: int = CHUNK_SIZE,
-               page_size: int = PAGE_SIZE) -> BuildSummary:
+def build_site(
+    dataset: str | Path,
+    site: str | Path,
+    progress: bool = True,
+    chunk_size: int = CHUNK_SIZE,
+    page_size: int = PAGE_SIZE,
+) -> BuildSummary:
     """Write (or bring up to date) the browser site of ``dataset`` in ``site``; see the module docstring."""
     from tqdm import tqdm
 
@@ -220,9 +243,9 @@ def build_site(dataset: str | Path, site: str | Path, progress: bool = True, chu
     make_folder(site)
     summary = BuildSummary(site)
     views, totals, worst, chunks, sources = Views(site, page_size), Totals(), Worst(), [], {}
-    counters = {m: _usage(data, m) for m in data.modalities} if isinstance(data, TokenDataset) else {}
-    builder = (_TokenChunks(data, site, counters) if isinstance(data, TokenDataset) else _RawChunks(data, site))
-    total = next(iter(data.entries.values()))["samples"]["count"] if isinstance(data, TokenDataset) else None
+    counters = {m: _usage(data, m) for m in data.modalities} if isinstance(data, TokenCatalog) else {}
+    builder = _TokenChunks(data, site, counters) if isinstance(data, TokenCatalog) else _RawChunks(data, site)
+    total = next(iter(data.entries.values()))["samples"]["count"] if isinstance(data, TokenCatalog) else None
     with tqdm(total=total, unit="sample", desc="browse", disable=not progress, dynamic_ncols=True) as bar:
         for shard in data.shards():
             for chunk, records, samples in builder.chunks(shard, chunk_size, summary):
@@ -231,14 +254,15 @@ def build_site(dataset: str | Path, site: str | Path, progress: bool = True, chu
                     group = source_group(sample["source"])
                     source = sources.setdefault(group, len(sources))
                     tile_record = tile(sample, chunk, pos)
-                    for view in view_ids(sample, source if len(sources) <= MAX_SOURCE_VIEWS else None,
-                                          builder.modalities):
+                    for view in view_ids(
+                        sample, source if len(sources) <= MAX_SOURCE_VIEWS else None, builder.modalities
+                    ):
                         views.add(view, tile_record)
                     totals.add(sample, chunk, pos, builder.modalities)
                     worst.add(sample, tile_record)
                 bar.update(len(samples))
     summary.samples, summary.ok, summary.failed = totals.samples, totals.ok, totals.failed
-    if isinstance(data, TokenDataset) and data.incomplete:
+    if isinstance(data, TokenCatalog) and data.incomplete:
         summary.notes.append(f"shards {data.incomplete} are not complete in every modality yet; not shown")
     summary.notes += builder.notes
     _remove_stale(site, {c for c, _ in chunks})
@@ -246,35 +270,50 @@ def build_site(dataset: str | Path, site: str | Path, progress: bool = True, chu
     view_table = views.close()
     data_file(site, "data/chunks.js", chunks)
     data_file(site, "data/dataset.js", _dataset_page(data, site, totals, counters, builder.modalities, summary))
-    data_file(site, "data/site.js", {
-        "format": FORMAT, "kind": data.kind, "root": str(dataset), "modalities": builder.modalities,
-        "sources": list(sources) if len(sources) <= MAX_SOURCE_VIEWS else [], "views": view_table,
-        "main_metrics": worst.names,
-        "tokenizers": {m: e["name"] + (" (UNTRAINED)" if e["untrained"] else "") for m, e in data.entries.items()}
-        if isinstance(data, TokenDataset) else {},
-        "page_size": page_size, "samples": totals.samples, "ok": totals.ok, "failed": totals.failed,
-        "notes": summary.notes})
+    data_file(
+        site,
+        "data/site.js",
+        {
+            "format": FORMAT,
+            "kind": data.kind,
+            "root": str(dataset),
+            "modalities": builder.modalities,
+            "sources": list(sources) if len(sources) <= MAX_SOURCE_VIEWS else [],
+            "views": view_table,
+            "main_metrics": worst.names,
+            "tokenizers": {m: e["name"] + (" (UNTRAINED)" if e["untrained"] else "") for m, e in data.entries.items()}
+            if isinstance(data, TokenCatalog)
+            else {},
+            "page_size": page_size,
+            "samples": totals.samples,
+            "ok": totals.ok,
+            "failed": totals.failed,
+            "notes": summary.notes,
+        },
+    )
     for name in STATIC:
         write_file(site, site / name, resources.files("tokzoo.browse").joinpath("assets", Path(name).name).read_bytes())
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _usage(data: TokenDataset, modality: str):
-    from tokzoo.evaluation.codebook import CodebookUsage
+def _usage(data: TokenCatalog, modality: str):
+    from tokzoo.tokenizers.training.codebook import CodebookUsage
 
     return CodebookUsage(int(data.entries[modality]["vocab_size"]))
 
 
 class _TokenChunks:
-    def __init__(self, data: TokenDataset, site: Path, counters: dict):
+    def __init__(self, data: TokenCatalog, site: Path, counters: dict):
         self.data, self.site, self.counters = data, site, counters
         self.modalities = data.modalities
         self.renderer = TokenChunkRenderer(data, site)  # loads the tokenizers: which can draw reconstructions
         unavailable = self.renderer.unavailable
         self.notes: list[str] = [f"{m}: {n}" for m, n in unavailable.items()]
         # drawn without a tokenizer -> redrawn once it is back
-        self.fingerprints = {m: data.fingerprint(m) + ("-notokenizer" if m in unavailable else "") for m in data.modalities}
+        self.fingerprints = {
+            m: data.fingerprint(m) + ("-notokenizer" if m in unavailable else "") for m in data.modalities
+        }
         self.fingerprints[BOXES] = data.boxes_fingerprint()
 
     def chunks(self, shard, chunk_size: int, summary: BuildSummary):
@@ -291,7 +330,7 @@ class _TokenChunks:
         missing = "-nosource" if any(c.error for c in shard.sources.cursors.values()) else ""
         fingerprints = {section: fp + missing for section, fp in self.fingerprints.items()}
         for part, start in enumerate(range(0, len(shard.records), chunk_size)):
-            records = shard.records[start:start + chunk_size]
+            records = shard.records[start : start + chunk_size]
             chunk = f"{shard_name(shard.index)}-{part:03d}"
             listing = listing_hash(records)
             old = read_data_file(self.site / "data" / "chunks" / f"{chunk}.js")
@@ -307,8 +346,9 @@ class _TokenChunks:
                 errors = [c.error for c in shard.sources.cursors.values() if c.error]
                 shard_data["sources_note"] = errors[0] if errors else None
                 self.notes += [e for e in errors if e not in self.notes]
-            drawn, written = self.renderer.render(chunk, records, shard_data, [m for m in stale if m != BOXES],
-                                                  BOXES in stale)
+            drawn, written = self.renderer.render(
+                chunk, records, shard_data, [m for m in stale if m != BOXES], BOXES in stale
+            )
             if old is not None:  # keep the sections that are still current
                 for new, previous in zip(drawn, old["samples"]):
                     new["m"] = {**{m: s for m, s in previous["m"].items() if m not in stale}, **new["m"]}
@@ -317,14 +357,16 @@ class _TokenChunks:
                     new["m"] = {m: new["m"][m] for m in self.modalities if m in new["m"]}
             summary.chunks_drawn += 1
             summary.images_written += written
-            data_file(self.site, f"data/chunks/{chunk}.js",
-                      {"format": FORMAT, "id": chunk, "listing": listing, "fingerprints": fingerprints,
-                       "samples": drawn})
+            data_file(
+                self.site,
+                f"data/chunks/{chunk}.js",
+                {"format": FORMAT, "id": chunk, "listing": listing, "fingerprints": fingerprints, "samples": drawn},
+            )
             yield chunk, records, drawn
 
 
 class _RawChunks:
-    def __init__(self, data: RawDataset, site: Path):
+    def __init__(self, data: RawCatalog, site: Path):
         from tokzoo.io import MODALITIES
 
         self.data, self.site, self.renderer, self.notes = data, site, RawChunkRenderer(site), []
@@ -339,12 +381,16 @@ class _RawChunks:
         raws = None
         fingerprint = shard.fingerprint
         for part, start in enumerate(range(0, len(shard.records), chunk_size)):
-            records = shard.records[start:start + chunk_size]
+            records = shard.records[start : start + chunk_size]
             chunk = f"{shard_name(shard.index)}-{part:03d}"
             listing = listing_hash(records)
             old = read_data_file(self.site / "data" / "chunks" / f"{chunk}.js")
-            if (old is not None and old.get("format") == FORMAT and old.get("listing") == listing
-                    and old.get("fingerprints") == {"raw": fingerprint}):
+            if (
+                old is not None
+                and old.get("format") == FORMAT
+                and old.get("listing") == listing
+                and old.get("fingerprints") == {"raw": fingerprint}
+            ):
                 summary.chunks_reused += 1
                 self._seen.update(m for s in old["samples"] for m in s["m"])
                 yield chunk, records, old["samples"]
@@ -355,8 +401,17 @@ class _RawChunks:
             self._seen.update(seen)
             summary.chunks_drawn += 1
             summary.images_written += written
-            data_file(self.site, f"data/chunks/{chunk}.js", {"format": FORMAT, "id": chunk, "listing": listing,
-                                                             "fingerprints": {"raw": fingerprint}, "samples": drawn})
+            data_file(
+                self.site,
+                f"data/chunks/{chunk}.js",
+                {
+                    "format": FORMAT,
+                    "id": chunk,
+                    "listing": listing,
+                    "fingerprints": {"raw": fingerprint},
+                    "samples": drawn,
+                },
+            )
             yield chunk, records, drawn
 
 
@@ -370,17 +425,23 @@ def _remove_stale(site: Path, chunks: set[str]) -> None:
             remove_inside(site, folder)  # a link is removed, never followed
 
 
-def _dataset_page(data, site: Path, totals: Totals, counters: dict, modalities: list[str],
-                  summary: BuildSummary) -> dict:
+def _dataset_page(
+    data, site: Path, totals: Totals, counters: dict, modalities: list[str], summary: BuildSummary
+) -> dict:
     rows = []
     for m in modalities:
-        row = {"name": m, **totals.per_modality.get(m, {"failed": 0, "present": 0}),
-               "metrics": totals.means(m)}
+        row = {"name": m, **totals.per_modality.get(m, {"failed": 0, "present": 0}), "metrics": totals.means(m)}
         row["higher_is_better"] = [name for name in row["metrics"] if name in HIGHER_IS_BETTER]
-        if isinstance(data, TokenDataset):
+        if isinstance(data, TokenCatalog):
             entry = data.entries[m]
-            row.update(tokenizer=entry["name"], untrained=entry["untrained"], vocab_size=entry["vocab_size"],
-                       token_shape=entry["token_shape"], dtype=entry["dtype"], size=entry["size"])
+            row.update(
+                tokenizer=entry["name"],
+                untrained=entry["untrained"],
+                vocab_size=entry["vocab_size"],
+                token_shape=entry["token_shape"],
+                dtype=entry["dtype"],
+                size=entry["size"],
+            )
             usage = counters[m]
             row["codebook"] = usage.summary()
             plot = f"img/plots/{file_name(m)}.tokens.png"
@@ -389,6 +450,15 @@ def _dataset_page(data, site: Path, totals: Totals, counters: dict, modalities: 
             row["plot"] = plot
         rows.append(row)
     manifest = data.manifest
-    return {"kind": data.kind, "root": str(data.root), "samples": totals.samples, "ok": totals.ok,
-            "failed": totals.failed, "modalities": rows, "failures": totals.failures,
-            "failures_listed": len(totals.failures), "notes": summary.notes, "manifest": manifest}
+    return {
+        "kind": data.kind,
+        "root": str(data.root),
+        "samples": totals.samples,
+        "ok": totals.ok,
+        "failed": totals.failed,
+        "modalities": rows,
+        "failures": totals.failures,
+        "failures_listed": len(totals.failures),
+        "notes": summary.notes,
+        "manifest": manifest,
+    }

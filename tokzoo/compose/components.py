@@ -121,7 +121,9 @@ def transformers_config(path: Path):
     try:
         return AutoConfig.from_pretrained(str(path))
     except Exception as error:  # noqa: BLE001 - see the docstring
-        raise CheckpointError(f"{path / 'config.json'}: not accepted by transformers ({load_reason(path, error)})") from None
+        raise CheckpointError(
+            f"{path / 'config.json'}: not accepted by transformers ({load_reason(path, error)})"
+        ) from None
 
 
 def config_errors() -> tuple[type[Exception], ...]:
@@ -148,13 +150,19 @@ def check_loaded(path: Path, model: nn.Module, info: dict) -> nn.Module:
     missing = sorted(info.get("missing_keys") or [])
     mismatched = list(info.get("mismatched_keys") or [])
     if missing:
-        raise CheckpointError(f"{path / 'model.safetensors'}: missing tensor(s) {missing[:3]}"
-                              f"{' ...' if len(missing) > 3 else ''} (they would stay random); refused")
+        raise CheckpointError(
+            f"{path / 'model.safetensors'}: missing tensor(s) {missing[:3]}"
+            f"{' ...' if len(missing) > 3 else ''} (they would stay random); refused"
+        )
     if mismatched:
-        raise CheckpointError(f"{path / 'model.safetensors'}: tensor(s) of the wrong shape {[m[0] for m in mismatched[:3]]}")
+        raise CheckpointError(
+            f"{path / 'model.safetensors'}: tensor(s) of the wrong shape {[m[0] for m in mismatched[:3]]}"
+        )
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(f"{path / 'model.safetensors'}: tensor {name!r} holds NaN or infinite values; refused")
+            raise CheckpointError(
+                f"{path / 'model.safetensors'}: tensor {name!r} holds NaN or infinite values; refused"
+            )
     return model
 
 
@@ -246,5 +254,10 @@ class Component(nn.Module):
 
     def describe(self) -> dict:
         """Name, source, class, parameter count and content hash, as stored in glue checkpoints."""
-        return {"name": self.name, "source": self.source, "adapter": type(self).__name__,
-                "parameters": self.n_parameters(), "sha256": self.content_hash()}  # fmt: skip
+        return {
+            "name": self.name,
+            "source": self.source,
+            "adapter": type(self).__name__,
+            "parameters": self.n_parameters(),
+            "sha256": self.content_hash(),
+        }

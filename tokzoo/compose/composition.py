@@ -22,16 +22,16 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from .. import __version__
-from ..checkpoint import check_tensors, check_values
 from ..errors import CheckpointError, ConfigError
 from ..io.safety import read_json_file
-from . import alone, epalm, gats, mit, prefix, prompt, xattn  # noqa: F401 (each file registers its method)
+from ..io.tensors import check_tensors, check_values
 from ..io.writes import make_folder, write_file
+from . import alone, epalm, gats, mit, prefix, prompt, xattn  # noqa: F401 (each file registers its method)
 from .components import Component
 from .encoders import TokenizerEncoder
 from .fm_encoder import FMEncoder
 from .language import CausalLM
-from .registry import METHODS, build_glue
+from .registry import build_glue
 from .vision import VisionTransformer
 
 FORMAT = "tokzoo-compose"
@@ -46,8 +46,10 @@ def build_component(name: str, spec: dict) -> Component:
     options = {"vision_model": {"size"}}
     kind = next((k for k in spec if k in kinds), None) if isinstance(spec, dict) else None
     if kind is None or len([k for k in spec if k in kinds]) != 1 or set(spec) - {kind} - options.get(kind, set()):
-        raise ConfigError(f"component {name!r}: expected one of {{tokenizer: NAME_OR_DIR}}, {{fm: RUN_DIR}}, "
-                          f"{{vision_model: DIR, size: PX}} or {{causal_lm: DIR}}, got {spec!r}")
+        raise ConfigError(
+            f"component {name!r}: expected one of {{tokenizer: NAME_OR_DIR}}, {{fm: RUN_DIR}}, "
+            f"{{vision_model: DIR, size: PX}} or {{causal_lm: DIR}}, got {spec!r}"
+        )
     source = spec[kind]
     if kind == "fm":
         return FMEncoder.from_run(source, name=name)
@@ -63,8 +65,14 @@ def build_component(name: str, spec: dict) -> Component:
 class Composition(nn.Module):
     """``components``: name -> Component (exactly one LM, whose logits are the output)."""
 
-    def __init__(self, components: dict[str, Component], method: str, settings: dict | None = None,
-                 train_components: bool = False, specs: dict | None = None):  # fmt: skip
+    def __init__(
+        self,
+        components: dict[str, Component],
+        method: str,
+        settings: dict | None = None,
+        train_components: bool = False,
+        specs: dict | None = None,
+    ):
         super().__init__()
         lms = [n for n, c in components.items() if c.kind == "lm"]
         if len(lms) != 1:
@@ -102,19 +110,28 @@ class Composition(nn.Module):
         rows = {}
         for name, module in parts.items():
             params = list(module.parameters())
-            rows[name] = {"trainable": sum(p.numel() for p in params if p.requires_grad),
-                          "frozen": sum(p.numel() for p in params if not p.requires_grad)}  # fmt: skip
+            rows[name] = {
+                "trainable": sum(p.numel() for p in params if p.requires_grad),
+                "frozen": sum(p.numel() for p in params if not p.requires_grad),
+            }
         trainable = sum(r["trainable"] for r in rows.values())
         total = trainable + sum(r["frozen"] for r in rows.values())
-        return {"trainable": trainable, "frozen": total - trainable, "total": total,
-                "trainable_percent": 100.0 * trainable / max(1, total), "parts": rows}  # fmt: skip
+        return {
+            "trainable": trainable,
+            "frozen": total - trainable,
+            "total": total,
+            "trainable_percent": 100.0 * trainable / max(1, total),
+            "parts": rows,
+        }
 
     def describe_split(self) -> str:
         """One line per part and a total line, for the start of a run."""
         s = self.split()
         lines = [f"{name}: {r['trainable']:,} trainable, {r['frozen']:,} frozen" for name, r in s["parts"].items()]
-        lines.append(f"trainable {s['trainable']:,} of {s['total']:,} parameters ({s['trainable_percent']:.2f}%), "
-                     f"frozen {s['frozen']:,} ({100 - s['trainable_percent']:.2f}%)")
+        lines.append(
+            f"trainable {s['trainable']:,} of {s['total']:,} parameters ({s['trainable_percent']:.2f}%), "
+            f"frozen {s['frozen']:,} ({100 - s['trainable_percent']:.2f}%)"
+        )
         return "\n".join(lines)
 
     def trainable_tensors(self) -> dict[str, torch.Tensor]:
@@ -123,12 +140,23 @@ class Composition(nn.Module):
     # -- checkpoints -----------------------------------------------------------------------------------
     def save(self, directory: str | Path, extra: dict | None = None) -> Path:
         directory = make_folder(Path(directory))
-        write_file(directory, directory / WEIGHTS_NAME,
-                   safetensors_bytes({k: v.cpu().contiguous() for k, v in self.trainable_tensors().items()}))
-        config = {"format": FORMAT, "format_version": 1, "tokzoo_version": __version__, "method": self.method,
-                  "settings": self.glue.settings(), "train_components": self.train_components, "lm": self.lm_name,
-                  "components": {n: {"spec": self.specs.get(n), **c.describe()} for n, c in self.components.items()},
-                  "split": self.split(), **(extra or {})}  # fmt: skip
+        write_file(
+            directory,
+            directory / WEIGHTS_NAME,
+            safetensors_bytes({k: v.cpu().contiguous() for k, v in self.trainable_tensors().items()}),
+        )
+        config = {
+            "format": FORMAT,
+            "format_version": 1,
+            "tokzoo_version": __version__,
+            "method": self.method,
+            "settings": self.glue.settings(),
+            "train_components": self.train_components,
+            "lm": self.lm_name,
+            "components": {n: {"spec": self.specs.get(n), **c.describe()} for n, c in self.components.items()},
+            "split": self.split(),
+            **(extra or {}),
+        }
         for name, entry in config["components"].items():  # loading rebuilds the components as the run began
             entry["sha256"], entry["sha256_after"] = self.start_hashes[name], entry["sha256"]
         write_file(directory, directory / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
@@ -141,7 +169,7 @@ def read_compose_config(directory: str | Path) -> dict:
         raise CheckpointError(f"{path}: missing (not a composition checkpoint)")
     config = read_json_file(path, CheckpointError)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a tokzoo composition (no \"format\": \"{FORMAT}\")")
+        raise CheckpointError(f'{path}: not a tokzoo composition (no "format": "{FORMAT}")')
     return config
 
 
@@ -151,14 +179,25 @@ def _check_saved(config: dict, path: Path) -> None:
     from .recipe import check_glue
 
     components = config.get("components")
-    if not isinstance(components, dict) or not components or not all(
+    if (
+        not isinstance(components, dict)
+        or not components
+        or not all(
             isinstance(e, dict) and isinstance(e.get("spec"), dict) and isinstance(e.get("sha256"), str)
-            for e in components.values()):
-        raise CheckpointError(f"{path}: 'components' must map names to {{\"spec\": ..., \"sha256\": ...}}")
+            for e in components.values()
+        )
+    ):
+        raise CheckpointError(f'{path}: \'components\' must map names to {{"spec": ..., "sha256": ...}}')
     try:
-        check_glue({"method": config.get("method"), "train_components": config.get("train_components"),
-                    "components": {n: e["spec"] for n, e in components.items()}, "settings": config.get("settings")},
-                   str(path))
+        check_glue(
+            {
+                "method": config.get("method"),
+                "train_components": config.get("train_components"),
+                "components": {n: e["spec"] for n, e in components.items()},
+                "settings": config.get("settings"),
+            },
+            str(path),
+        )
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
 
@@ -173,11 +212,18 @@ def load_composition(directory: str | Path, components: dict[str, Component] | N
         component = (components or {}).get(name) or build_component(name, entry["spec"])
         found = component.content_hash()
         if found != entry["sha256"]:
-            raise CheckpointError(f"{directory / CONFIG_NAME}: component {name!r} ({entry.get('source')}) has content "
-                                  f"sha256 {found[:12]}..., the glue was trained on {entry['sha256'][:12]}...")
+            raise CheckpointError(
+                f"{directory / CONFIG_NAME}: component {name!r} ({entry.get('source')}) has content "
+                f"sha256 {found[:12]}..., the glue was trained on {entry['sha256'][:12]}..."
+            )
         built[name] = component
-    composition = Composition(built, config["method"], config["settings"], config["train_components"],
-                              {n: e["spec"] for n, e in config["components"].items()})  # fmt: skip
+    composition = Composition(
+        built,
+        config["method"],
+        config["settings"],
+        config["train_components"],
+        {n: e["spec"] for n, e in config["components"].items()},
+    )
     path = directory / WEIGHTS_NAME
     try:
         tensors = load_file(str(path))

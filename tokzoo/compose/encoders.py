@@ -13,24 +13,28 @@ import torch
 from einops import rearrange
 
 from ..errors import ConfigError
-from ..models.conv import ConvEncoder
-from ..models.vit import ViTEncoder, sincos_2d
+from ..tokenizers.models.conv import ConvEncoder
+from ..tokenizers.models.vit import ViTEncoder, sincos_2d
 from .components import Component, Stream
 
 
 class TokenizerEncoder(Component):
-    """``tokenizer.encoder`` of a :class:`tokzoo.learned.LearnedTokenizer` (conv or ViT family)."""
+    """``tokenizer.encoder`` of a :class:`tokzoo.tokenizers.learned.LearnedTokenizer` (conv or ViT family)."""
 
     kind = "encoder"
 
     def __init__(self, tokenizer, name: str | None = None, source: str | None = None):
         encoder = tokenizer.encoder
         if not isinstance(encoder, (ConvEncoder, ViTEncoder)):
-            raise ConfigError(f"component {name or tokenizer.config['name']!r}: encoder family "
-                              f"{type(encoder).__name__} has no layer-by-layer adapter (conv and vit do)")
+            raise ConfigError(
+                f"component {name or tokenizer.config['name']!r}: encoder family "
+                f"{type(encoder).__name__} has no layer-by-layer adapter (conv and vit do)"
+            )
         super().__init__(name or tokenizer.config["name"], encoder, source or tokenizer.config["name"])
         self.codec = tokenizer.codec
-        self._tokenizer = (tokenizer,)  # a tuple: not a submodule, so its quantizer/decoder are no part of the component
+        self._tokenizer = (
+            tokenizer,
+        )  # a tuple: not a submodule, so its quantizer/decoder are no part of the component
         self.input_size = tuple(tokenizer.config["input_size"])
         self.is_vit = isinstance(encoder, ViTEncoder)
         self._widths = self._probe_widths()

@@ -25,8 +25,15 @@ class EPALM(Glue):
     """See the module docstring; ``inject_layers: [1]`` with one vision layer is the input-level baseline (the
     projected class token enters with the text embeddings and stays, as a prefix token, through every block)."""
 
-    def __init__(self, lm, encoder, vision_layers: list[int] | None = None, inject_layers: list[int] | None = None,
-                 prompt_tokens: int = 1, pool: int = 1):  # fmt: skip
+    def __init__(
+        self,
+        lm,
+        encoder,
+        vision_layers: list[int] | None = None,
+        inject_layers: list[int] | None = None,
+        prompt_tokens: int = 1,
+        pool: int = 1,
+    ):
         super().__init__()
         self.encoder_name = encoder.name
         n_v, n_l = encoder.n_layers, lm.n_layers
@@ -38,8 +45,10 @@ class EPALM(Glue):
             raise ConfigError(f"epalm: inject_layers {inject_layers} must be increasing LM layers in 1..{n_l}")
         widths = {encoder.width(v) for v in self.vision_layers}
         if len(widths) != 1:
-            raise ConfigError(f"epalm: vision_layers {self.vision_layers} have different widths {sorted(widths)}; "
-                              "one shared projection needs one width")
+            raise ConfigError(
+                f"epalm: vision_layers {self.vision_layers} have different widths {sorted(widths)}; "
+                "one shared projection needs one width"
+            )
         if prompt_tokens < 0 or pool < 1:
             raise ConfigError(f"epalm: prompt_tokens must be >= 0 and pool >= 1, got {prompt_tokens}, {pool}")
         self.pool = pool
@@ -50,8 +59,12 @@ class EPALM(Glue):
         return min(self.vision_layers) if name == self.encoder_name else 0
 
     def settings(self) -> dict:
-        return {"vision_layers": self.vision_layers, "inject_layers": self.inject_layers,
-                "prompt_tokens": self.prompt.shape[1], "pool": self.pool}  # fmt: skip
+        return {
+            "vision_layers": self.vision_layers,
+            "inject_layers": self.inject_layers,
+            "prompt_tokens": self.prompt.shape[1],
+            "pool": self.pool,
+        }
 
     def class_tokens(self, encoder, stream) -> torch.Tensor:
         """The current layer's (B, pool**2, C) class tokens: the encoder's class token (its tokens' mean when it has
@@ -74,8 +87,9 @@ class EPALM(Glue):
                 pooled[index] = self.class_tokens(encoder, stream)
         return [self.projection(pooled[v]) for v in self.vision_layers]
 
-    def forward(self, components: dict, inputs: dict, lm_name: str, prompt_len: torch.Tensor,
-                select: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, components: dict, inputs: dict, lm_name: str, prompt_len: torch.Tensor, select: torch.Tensor | None = None
+    ) -> torch.Tensor:
         lm, encoder = components[lm_name], components[self.encoder_name]
         visual = self.visual_tokens(encoder, inputs[self.encoder_name])
         ids = inputs[lm_name]

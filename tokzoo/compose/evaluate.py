@@ -17,8 +17,8 @@ from collections import Counter
 import numpy as np
 import torch
 
-from ..evaluation.metrics import psnr
-from ..text import EOS, PAD
+from ..tokenizers.evaluation.metrics import psnr
+from ..tokenizers.text import EOS, PAD
 from .task import SceneTask, predicting, target_loss
 
 
@@ -28,7 +28,7 @@ def generate(composition, task: SceneTask, indices, image_key: str, max_new: int
     composition.eval()
     texts = []
     for start in range(0, len(indices), batch_size):
-        chunk = indices[start: start + batch_size]
+        chunk = indices[start : start + batch_size]
         batch = task.batch(chunk, with_target=False)
         prompt_len = batch["prompt_len"]
         ids = torch.full((len(chunk), int(prompt_len.max()) + max_new), PAD, dtype=torch.long)
@@ -36,7 +36,10 @@ def generate(composition, task: SceneTask, indices, image_key: str, max_new: int
         lengths, done = prompt_len.clone(), torch.zeros(len(chunk), dtype=torch.bool)
         rows = torch.arange(len(chunk))
         for _ in range(max_new):
-            inputs = {composition.lm_name: ids[:, : int(lengths.max())], image_key: task.encoder_input(batch["images"], batch.get("frame_times"))}
+            inputs = {
+                composition.lm_name: ids[:, : int(lengths.max())],
+                image_key: task.encoder_input(batch["images"], batch.get("frame_times")),
+            }
             select = torch.zeros(len(chunk), int(lengths.max()), dtype=torch.bool)
             select[rows, lengths - 1] = True
             next_ids = composition(inputs, prompt_len, select).argmax(-1)
@@ -59,8 +62,8 @@ def bleu4(hypotheses: list[str], references: list[str]) -> float:
         h, r = hyp.split(), ref.split()
         hyp_len, ref_len = hyp_len + len(h), ref_len + len(r)
         for n in range(1, 5):
-            hc = Counter(tuple(h[i: i + n]) for i in range(len(h) - n + 1))
-            rc = Counter(tuple(r[i: i + n]) for i in range(len(r) - n + 1))
+            hc = Counter(tuple(h[i : i + n]) for i in range(len(h) - n + 1))
+            rc = Counter(tuple(r[i : i + n]) for i in range(len(r) - n + 1))
             matches[n - 1] += sum(min(c, rc[g]) for g, c in hc.items())
             totals[n - 1] += max(0, len(h) - n + 1)
     if hyp_len == 0 or matches[0] == 0:
@@ -76,8 +79,11 @@ def token_accuracy(composition, task: SceneTask, indices, image_key: str, batch_
     composition.eval()
     losses, correct, n = 0.0, 0, 0
     for start in range(0, len(indices), batch_size):
-        batch = task.batch(indices[start: start + batch_size])
-        inputs = {composition.lm_name: batch["ids"], image_key: task.encoder_input(batch["images"], batch.get("frame_times"))}
+        batch = task.batch(indices[start : start + batch_size])
+        inputs = {
+            composition.lm_name: batch["ids"],
+            image_key: task.encoder_input(batch["images"], batch.get("frame_times")),
+        }
         logits = composition(inputs, batch["prompt_len"], predicting(batch["loss_mask"]))
         loss, hits = target_loss(logits, batch["ids"], batch["loss_mask"])
         losses += float(loss) * hits.numel()
@@ -85,8 +91,9 @@ def token_accuracy(composition, task: SceneTask, indices, image_key: str, batch_
     return losses / max(1, n), correct / max(1, n)
 
 
-def evaluate_task(composition, task: SceneTask, image_key: str, max_caption_tokens: int = 40,
-                  with_captions: bool = True) -> dict:
+def evaluate_task(
+    composition, task: SceneTask, image_key: str, max_caption_tokens: int = 40, with_captions: bool = True
+) -> dict:
     """Answer accuracy (per type, mean over types, over questions) and caption metrics on ``task`` (None when
     ``with_captions`` is False: a run trained on questions only)."""
     questions, captions = task.questions, task.captions
@@ -98,19 +105,34 @@ def evaluate_task(composition, task: SceneTask, image_key: str, max_caption_toke
         hits.append(answer == example.target_text)
         per_type.setdefault(example.kind, []).append(hits[-1])
     type_acc = {kind: float(np.mean(hits)) for kind, hits in sorted(per_type.items())}
-    answers = {"answer_accuracy": float(np.mean(list(type_acc.values()))),
-               "answer_accuracy_questions": float(np.mean([h for hits in per_type.values() for h in hits])),
-               "answer_accuracy_by_type": type_acc, "n_questions": len(questions),
-               "answer_hits": [int(h) for h in hits], "answer_kinds": [task.examples[k].kind for k in questions]}  # fmt: skip
+    answers = {
+        "answer_accuracy": float(np.mean(list(type_acc.values()))),
+        "answer_accuracy_questions": float(np.mean([h for hits in per_type.values() for h in hits])),
+        "answer_accuracy_by_type": type_acc,
+        "n_questions": len(questions),
+        "answer_hits": [int(h) for h in hits],
+        "answer_kinds": [task.examples[k].kind for k in questions],
+    }
     if not with_captions:
-        return {**answers, "caption_exact": None, "caption_bleu4": None, "caption_token_accuracy": None,
-                "n_captions": 0, "caption_samples": []}  # fmt: skip
+        return {
+            **answers,
+            "caption_exact": None,
+            "caption_bleu4": None,
+            "caption_token_accuracy": None,
+            "n_captions": 0,
+            "caption_samples": [],
+        }
     generated = generate(composition, task, captions, image_key, max_new=max_caption_tokens)
     references = [task.examples[k].target_text for k in captions]
     _, caption_tokens = token_accuracy(composition, task, captions, image_key)
-    return {**answers, "caption_exact": float(np.mean([g == r for g, r in zip(generated, references)])),
-            "caption_bleu4": bleu4(generated, references), "caption_token_accuracy": caption_tokens,
-            "n_captions": len(captions), "caption_samples": list(zip(generated[:3], references[:3]))}  # fmt: skip
+    return {
+        **answers,
+        "caption_exact": float(np.mean([g == r for g, r in zip(generated, references)])),
+        "caption_bleu4": bleu4(generated, references),
+        "caption_token_accuracy": caption_tokens,
+        "n_captions": len(captions),
+        "caption_samples": list(zip(generated[:3], references[:3])),
+    }
 
 
 @torch.no_grad()
@@ -138,7 +160,7 @@ def encoder_reconstruction(encoder, raw_images: np.ndarray, batch_size: int = 12
     tokenizer.eval()
     outputs = []
     for start in range(0, len(raw_images), batch_size):
-        chunk = raw_images[start: start + batch_size]
+        chunk = raw_images[start : start + batch_size]
         reconstruction, _, _ = tokenizer(tokenizer.codec.to_model(chunk))
         outputs.append(tokenizer.codec.from_model(reconstruction))
     tokenizer.train(was_training)

@@ -75,8 +75,10 @@ class FMEncoder(Component):
             raise ConfigError(f"{run}: fm model has no {modality!r} modality with a named tokenizer")
         tokenizer = tokzoo.load_tokenizer(spec.tokenizer, untrained_ok=spec.untrained)
         if spec.content_hash and tokenizer.content_hash() != spec.content_hash:
-            raise ConfigError(f"{run}: {modality} tokenizer {spec.tokenizer!r} has content hash "
-                              f"{tokenizer.content_hash()[:12]}..., the model was trained on tokens of {spec.content_hash[:12]}...")
+            raise ConfigError(
+                f"{run}: {modality} tokenizer {spec.tokenizer!r} has content hash "
+                f"{tokenizer.content_hash()[:12]}..., the model was trained on tokens of {spec.content_hash[:12]}..."
+            )
         return cls(model, tokenizer, modality, name=name, source=str(run))
 
     @property
@@ -97,7 +99,7 @@ class FMEncoder(Component):
         tokenizer = self._tokenizer[0]
         if tokenizer is None:
             raise ConfigError(f"component {self.name!r}: built without a tokenizer, so it takes token ids only")
-        chunks = [tokenizer.encode(raw[i: i + 256]).cpu() for i in range(0, len(raw), 256)]
+        chunks = [tokenizer.encode(raw[i : i + 256]).cpu() for i in range(0, len(raw), 256)]
         return torch.cat(chunks).reshape(len(raw), -1)
 
     def begin(self, inputs) -> Stream:
@@ -106,8 +108,10 @@ class FMEncoder(Component):
         ids = inputs if torch.is_tensor(inputs) and not inputs.is_floating_point() else self.normalize(inputs)
         ids = ids.reshape(ids.shape[0], -1).to(self.model.positions.device)
         if ids.shape[1] != self.grid[0] * self.grid[1]:
-            raise ConfigError(f"component {self.name!r}: {ids.shape[1]} tokens per sample, the fm model's "
-                              f"{self.model.spec.name} grid {self.grid} has {self.grid[0] * self.grid[1]}")
+            raise ConfigError(
+                f"component {self.name!r}: {ids.shape[1]} tokens per sample, the fm model's "
+                f"{self.model.spec.name} grid {self.grid} has {self.grid[0] * self.grid[1]}"
+            )
         return Stream(self.model.embed(ids), 0, {"grid": self.grid})
 
     def step(self, stream: Stream, index: int) -> Stream:

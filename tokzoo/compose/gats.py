@@ -33,7 +33,7 @@ from einops import rearrange
 from torch import nn
 
 from ..errors import ConfigError
-from ..models.vit import sincos_2d
+from ..tokenizers.models.vit import sincos_2d
 from .components import Frames, Stream
 from .registry import Glue, register_method
 
@@ -72,7 +72,9 @@ def proportional_layers(components: dict, k: int) -> list[dict]:
     return [{name: max(1, round(c.n_layers * j / k)) for name, c in components.items()} for j in range(1, k + 1)]
 
 
-def visible(times: torch.Tensor, steps: torch.Tensor, streams: torch.Tensor, windows: list, time_window=None) -> torch.Tensor:
+def visible(
+    times: torch.Tensor, steps: torch.Tensor, streams: torch.Tensor, windows: list, time_window=None
+) -> torch.Tensor:
     """bool (B, N, N): may token i attend to token j? ``times``, ``steps`` (B, N), ``streams`` (N,) the stream index of
     each token, ``windows[s]`` stream s's window N_s (None: whole). Causal in time; per stream, only the N_s most
     recent steps among those not later than the query; with ``time_window``, only the last time steps."""
@@ -94,9 +96,19 @@ def visible(times: torch.Tensor, steps: torch.Tensor, streams: torch.Tensor, win
 class GATS(Glue):
     """``components``: name -> Component (one of them the LM); settings as in the module docstring."""
 
-    def __init__(self, components: dict, layers: int | list[dict] = 2, dim: int = 64, heads: int = 4,
-                 mlp_ratio: float = 2.0, window: dict | None = None, time_window: int | None = None,
-                 write: list[str] | None = None):  # fmt: skip
+    takes_frames = True
+
+    def __init__(
+        self,
+        components: dict,
+        layers: int | list[dict] = 2,
+        dim: int = 64,
+        heads: int = 4,
+        mlp_ratio: float = 2.0,
+        window: dict | None = None,
+        time_window: int | None = None,
+        write: list[str] | None = None,
+    ):
         super().__init__()
         self.names = sorted(components)
         if not isinstance(layers, list):
@@ -105,8 +117,10 @@ class GATS(Glue):
             raise ConfigError("gats: 'layers' must list at least one GATS layer")
         for k, mapping in enumerate(layers):
             if not isinstance(mapping, dict) or sorted(mapping) != self.names:
-                raise ConfigError(f"gats: layer {k} names {sorted(mapping) if isinstance(mapping, dict) else mapping}, "
-                                  f"expected every component {self.names}")
+                raise ConfigError(
+                    f"gats: layer {k} names {sorted(mapping) if isinstance(mapping, dict) else mapping}, "
+                    f"expected every component {self.names}"
+                )
             for name, index in mapping.items():
                 n = components[name].n_layers
                 if not isinstance(index, int) or not 1 <= index <= n:
@@ -114,8 +128,10 @@ class GATS(Glue):
                 if k and index < layers[k - 1][name]:
                     raise ConfigError(f"gats: layer {k}: {name} layer {index} comes before the previous GATS layer's")
         if window is not None and not isinstance(window, dict):
-            raise ConfigError(f"gats: window must map components to N (counted within each stream), got {window!r}; "
-                              "time_window: N is the time-step rule")
+            raise ConfigError(
+                f"gats: window must map components to N (counted within each stream), got {window!r}; "
+                "time_window: N is the time-step rule"
+            )
         window = dict(window or {})
         for name, n in window.items():
             if name not in components or not (n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= 1)):
@@ -129,7 +145,9 @@ class GATS(Glue):
         self.scatter = nn.ModuleList()
         for mapping in self.layers:
             widths = {name: components[name].width(index) for name, index in mapping.items()}
-            self.gather.append(nn.ModuleDict({n: nn.Sequential(nn.LayerNorm(w), nn.Linear(w, dim)) for n, w in widths.items()}))
+            self.gather.append(
+                nn.ModuleDict({n: nn.Sequential(nn.LayerNorm(w), nn.Linear(w, dim)) for n, w in widths.items()})
+            )
             scatter = nn.ModuleDict({n: nn.Linear(dim, widths[n]) for n in self.write})
             for linear in scatter.values():
                 nn.init.zeros_(linear.weight)
@@ -147,9 +165,15 @@ class GATS(Glue):
         return self.layers[0][name]
 
     def settings(self) -> dict:
-        return {"layers": self.layers, "dim": self.dim, "heads": self.blocks[0].heads,
-                "mlp_ratio": self.blocks[0].mlp[0].out_features / self.dim, "window": self.window,
-                "time_window": self.time_window, "write": self.write}  # fmt: skip
+        return {
+            "layers": self.layers,
+            "dim": self.dim,
+            "heads": self.blocks[0].heads,
+            "mlp_ratio": self.blocks[0].mlp[0].out_features / self.dim,
+            "window": self.window,
+            "time_window": self.time_window,
+            "write": self.write,
+        }
 
     def _positions(self, component, stream, n: int, device) -> torch.Tensor:
         grid = stream.extra.get("grid")
@@ -180,7 +204,9 @@ class GATS(Glue):
             x = x + self._positions(component, stream, per_frame, tokens.device).to(x.dtype)
             if name in frames:  # (B * F, n, dim) -> (B, F * n, dim), each frame marked by its index
                 n_frames = frames[name].shape[1]
-                x = x.view(batch, n_frames, per_frame, -1) + sincos_1d(n_frames, self.dim, x.device)[:, None].to(x.dtype)
+                x = x.view(batch, n_frames, per_frame, -1) + sincos_1d(n_frames, self.dim, x.device)[:, None].to(
+                    x.dtype
+                )
                 x = x.reshape(batch, n_frames * per_frame, -1)
             gathered.append(x)
             t, st = self._clock(component, x.shape[1], batch, prompt_len, frames.get(name))
@@ -198,8 +224,9 @@ class GATS(Glue):
                     delta = delta.reshape(-1, delta.shape[1] // frames[name].shape[1], delta.shape[-1])
                 components[name].add(streams[name], delta)
 
-    def forward(self, components: dict, inputs: dict, lm_name: str, prompt_len: torch.Tensor,
-                select: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, components: dict, inputs: dict, lm_name: str, prompt_len: torch.Tensor, select: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits (B, T, vocab) of the LM ``lm_name``; ``inputs`` name -> that component's input (an encoder's may be
         :class:`.components.Frames`: its frames run as one batch, their tokens gathered per sample)."""
         streams, frames = {}, {}

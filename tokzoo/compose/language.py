@@ -1,7 +1,7 @@
 """Language components: a ``transformers`` causal LM (GPT-2 or Llama architecture) as a layer stack.
 
 Inputs: int64 ids (B, T), right-padded (causal attention never lets a real token see the padding).
-A ``vocab.json`` in the LM's folder is the caption BPE (:class:`tokzoo.text.CaptionTokenizer`) of its ids.
+A ``vocab.json`` in the LM's folder is the caption BPE (:class:`tokzoo.tokenizers.text.CaptionTokenizer`) of its ids.
 Layers: 0 = token (+ GPT-2 position) embeddings, 1 .. n = the decoder blocks; ``finish`` applies the final
 norm and the LM head. Glue can prepend ``prefix`` vectors (B, P, D) at the input (eP-ALM's soft prompt; no
 position embedding, positions of the text start at 0), insert or overwrite prefix slots between layers
@@ -23,7 +23,7 @@ from ..limits import MAX_COMPONENT_PARAMETERS, count_parameters
 from .components import Component, Stream, check_loaded, config_errors, load_reason, model_folder, transformers_config
 
 SUPPORTED = ("gpt2", "llama")
-VOCAB_NAME = "vocab.json"  # a caption BPE (tokzoo.text) saved beside the LM: the ids it was trained on
+VOCAB_NAME = "vocab.json"  # a caption BPE (tokzoo.tokenizers.text) saved beside the LM: the ids it was trained on
 
 
 def load_causal_lm(path: str | Path):
@@ -34,8 +34,9 @@ def load_causal_lm(path: str | Path):
     try:
         config = transformers_config(path)
         count_parameters(lambda: [AutoModelForCausalLM.from_config(config)], str(path), MAX_COMPONENT_PARAMETERS)
-        model, info = AutoModelForCausalLM.from_pretrained(str(path), config=config, use_safetensors=True,
-                                                           attn_implementation="sdpa", output_loading_info=True)
+        model, info = AutoModelForCausalLM.from_pretrained(
+            str(path), config=config, use_safetensors=True, attn_implementation="sdpa", output_loading_info=True
+        )
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, *config_errors()) as error:
@@ -51,7 +52,9 @@ class CausalLM(Component):
     def __init__(self, model: nn.Module, name: str = "lm", source: str = ""):
         arch = getattr(model.config, "model_type", None)
         if arch not in SUPPORTED:
-            raise ConfigError(f"component {name!r}: causal LM architecture {arch!r} is not supported ({', '.join(SUPPORTED)})")
+            raise ConfigError(
+                f"component {name!r}: causal LM architecture {arch!r} is not supported ({', '.join(SUPPORTED)})"
+            )
         super().__init__(name, model, source or arch)
         self.arch = arch
         core = model.transformer if arch == "gpt2" else model.model
@@ -102,7 +105,7 @@ class CausalLM(Component):
         if slot > have:
             raise ConfigError(f"prefix slot {slot} past the {have} prefix slots the stream holds")
         grow = max(0, slot + n - have)
-        head, tail = stream.h[:, :slot], stream.h[:, slot + n - grow:]
+        head, tail = stream.h[:, :slot], stream.h[:, slot + n - grow :]
         stream.h = torch.cat([head, vectors.to(stream.h.dtype), tail], dim=1)
         stream.extra["prefix"] = have + grow
         return stream
@@ -128,6 +131,7 @@ class CausalLM(Component):
         block, mask = self.blocks[index - 1], self._mask(stream)
         handle = None
         if attention_extra is not None:
+
             def hook(module, args, kwargs, output):
                 x = args[0] if args else kwargs["hidden_states"]
                 return (output[0] + attention_extra(x), *output[1:])
@@ -160,7 +164,10 @@ class CausalLM(Component):
         b, length, _ = x.shape
         if self.arch == "gpt2":
             attention, a = block.attn, block.ln_1(x)
-            q, k, v = (t.view(b, length, self.heads, -1).transpose(1, 2) for t in attention.c_attn(a).split(self.hidden_size, 2))
+            q, k, v = (
+                t.view(b, length, self.heads, -1).transpose(1, 2)
+                for t in attention.c_attn(a).split(self.hidden_size, 2)
+            )
             k, v = infuse_kv(k, v)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             h = x + attention.c_proj(y.transpose(1, 2).reshape(b, length, -1))
@@ -170,8 +177,10 @@ class CausalLM(Component):
             from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
             attention, a = block.self_attn, block.input_layernorm(x)
-            q, k, v = (proj(a).view(b, length, -1, attention.head_dim).transpose(1, 2)
-                       for proj in (attention.q_proj, attention.k_proj, attention.v_proj))  # fmt: skip
+            q, k, v = (
+                proj(a).view(b, length, -1, attention.head_dim).transpose(1, 2)
+                for proj in (attention.q_proj, attention.k_proj, attention.v_proj)
+            )
             k, v = infuse_kv(k, v)
             cos, sin = self.core.rotary_emb(x, position_ids=self._positions(stream))
             q, k = apply_rotary_pos_emb(q, k, cos, sin)
@@ -220,12 +229,14 @@ class CausalLM(Component):
         """Logits (B, T, vocab) of the text positions, or (n, vocab) at the True positions of ``select`` (B, T):
         the LM head is the costliest layer of a small LM, so training applies it only where the loss is."""
         norm = self.core.ln_f if self.arch == "gpt2" else self.core.norm
-        h = stream.h[:, stream.extra["prefix"]:]
+        h = stream.h[:, stream.extra["prefix"] :]
         if select is not None:
             h = h[select]
         return self.model.get_output_embeddings()(norm(h))
 
-    def logits_with_prefix(self, ids: torch.Tensor, prefix: torch.Tensor, select: torch.Tensor | None = None) -> torch.Tensor:
+    def logits_with_prefix(
+        self, ids: torch.Tensor, prefix: torch.Tensor, select: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The LM with ``prefix`` vectors (B, P, D) before the text: logits of the text positions, as :meth:`logits`."""
         return self.finish(self.run(self.begin(ids, prefix=prefix), self.n_layers), select)
 

@@ -72,8 +72,16 @@ class MiT(Glue):
     """Settings: ``vision_layer`` (negative counts from the end), ``layers`` (LM blocks, default the last half),
     ``dim`` (width of I, default the LM's), ``adaptive_gate`` (the cos term), ``ffn`` (the FFN infusion)."""
 
-    def __init__(self, lm, encoder, vision_layer: int = -1, layers: list[int] | None = None, dim: int | None = None,
-                 adaptive_gate: bool = True, ffn: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        lm,
+        encoder,
+        vision_layer: int = -1,
+        layers: list[int] | None = None,
+        dim: int | None = None,
+        adaptive_gate: bool = True,
+        ffn: bool = True,
+    ):
         super().__init__()
         self.encoder_name = encoder.name
         n_v, n_l = encoder.n_layers, lm.n_layers
@@ -86,15 +94,24 @@ class MiT(Glue):
         self.dim, self.adaptive_gate, self.ffn = dim or lm.width(0), bool(adaptive_gate), bool(ffn)
         channels = encoder.width(self.vision_layer)
         self.image = nn.Sequential(nn.LayerNorm(channels), nn.Linear(channels, self.dim))
-        self.infusions = nn.ModuleDict({str(i): Infusion(self.dim, *lm.kv_shape(i), lm.ffn_width(i), self.adaptive_gate,
-                                                         self.ffn) for i in self.layers})  # fmt: skip
+        self.infusions = nn.ModuleDict(
+            {
+                str(i): Infusion(self.dim, *lm.kv_shape(i), lm.ffn_width(i), self.adaptive_gate, self.ffn)
+                for i in self.layers
+            }
+        )
 
     def first_layer(self, name: str) -> int:
         return self.vision_layer if name == self.encoder_name else 0
 
     def settings(self) -> dict:
-        return {"vision_layer": self.vision_layer, "layers": self.layers, "dim": self.dim,
-                "adaptive_gate": self.adaptive_gate, "ffn": self.ffn}  # fmt: skip
+        return {
+            "vision_layer": self.vision_layer,
+            "layers": self.layers,
+            "dim": self.dim,
+            "adaptive_gate": self.adaptive_gate,
+            "ffn": self.ffn,
+        }
 
     def image_vector(self, encoder, inputs) -> torch.Tensor:
         """I (B, dim): the encoder's class token at ``vision_layer``, normed and projected."""
@@ -102,16 +119,18 @@ class MiT(Glue):
             cls = encoder.class_token(encoder.run(encoder.begin(inputs), self.vision_layer))[:, 0]
         return self.image(cls)
 
-    def forward(self, components: dict, inputs: dict, lm_name: str, prompt_len: torch.Tensor,
-                select: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, components: dict, inputs: dict, lm_name: str, prompt_len: torch.Tensor, select: torch.Tensor | None = None
+    ) -> torch.Tensor:
         lm = components[lm_name]
         image = self.image_vector(components[self.encoder_name], inputs[self.encoder_name])
         stream = lm.begin(inputs[lm_name])
         for index in range(1, lm.n_layers + 1):
             if index in self.layers:
                 infusion = self.infusions[str(index)]
-                lm.step_infused(stream, index, lambda k, v, f=infusion: f.kv(k, v, image),
-                                lambda x, f=infusion: f.hidden(x, image))
+                lm.step_infused(
+                    stream, index, lambda k, v, f=infusion: f.kv(k, v, image), lambda x, f=infusion: f.hidden(x, image)
+                )
             else:
                 lm.step(stream, index)
         return lm.finish(stream, select)

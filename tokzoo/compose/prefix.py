@@ -31,8 +31,9 @@ class VisualPrefix(Glue):
     def settings(self) -> dict:
         return {"vision_layer": self.vision_layer}
 
-    def forward(self, components: dict, inputs: dict, lm_name: str, prompt_len: torch.Tensor,
-                select: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, components: dict, inputs: dict, lm_name: str, prompt_len: torch.Tensor, select: torch.Tensor | None = None
+    ) -> torch.Tensor:
         lm, encoder = components[lm_name], components[self.encoder_name]
         with torch.set_grad_enabled(torch.is_grad_enabled() and not encoder.frozen):
             tokens = encoder.grid_tokens(encoder.run(encoder.begin(inputs[self.encoder_name]), self.vision_layer))

@@ -27,7 +27,8 @@ class SoftPrompt(Glue):
     def settings(self) -> dict:
         return {"prompt_tokens": self.prompt.shape[1]}
 
-    def forward(self, components: dict, inputs: dict, lm_name: str, prompt_len: torch.Tensor,
-                select: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, components: dict, inputs: dict, lm_name: str, prompt_len: torch.Tensor, select: torch.Tensor | None = None
+    ) -> torch.Tensor:
         ids = inputs[lm_name]
         return components[lm_name].logits_with_prefix(ids, self.prompt.expand(ids.shape[0], -1, -1), select)

@@ -41,7 +41,15 @@ DEFAULTS = {
 }  # fmt: skip
 GLUE_DEFAULTS = {"method": "gats", "train_components": False, "components": {}, "settings": {}}
 VISION_DEFAULTS = {"size": 64, "patch": 8, "width": 128, "layers": 4, "heads": 4}
-LM_DEFAULTS = {"arch": "gpt2", "vocab_size": 512, "hidden_size": 128, "layers": 4, "heads": 4, "max_positions": 64, "dropout": 0.0}
+LM_DEFAULTS = {
+    "arch": "gpt2",
+    "vocab_size": 512,
+    "hidden_size": 128,
+    "layers": 4,
+    "heads": 4,
+    "max_positions": 64,
+    "dropout": 0.0,
+}
 
 
 def _merge(defaults: dict, given: dict, where: str, open_keys: tuple = ()) -> dict:
@@ -75,7 +83,11 @@ def read_recipe(path: str | Path, steps: int | None = None, threads: int | None 
     path = Path(path)
     recipe = read_yaml_file(path)
     if isinstance(recipe, dict):
-        recipe = {**recipe, **({"steps": steps} if steps is not None else {}), **({"threads": threads} if threads else {})}
+        recipe = {
+            **recipe,
+            **({"steps": steps} if steps is not None else {}),
+            **({"threads": threads} if threads else {}),
+        }
     return resolve_recipe(recipe, str(path))
 
 
@@ -87,8 +99,10 @@ def _check_optimizer(opt: dict, where: str) -> None:
         positive = key in ("lr", "component_lr")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (positive and value == 0):
             hint = " (YAML reads 5e-3 as text: write 5.0e-3)" if isinstance(value, str) else ""
-            raise ConfigError(f"{where}: optimizer.{key} must be a {'positive ' if positive else ''}number"
-                              f"{'' if positive else ' >= 0'}, got {value!r}{hint}"[:300])
+            raise ConfigError(
+                f"{where}: optimizer.{key} must be a {'positive ' if positive else ''}number"
+                f"{'' if positive else ' >= 0'}, got {value!r}{hint}"[:300]
+            )
         check_field(value, where, f"optimizer.{key}", f"compose.optimizer.{key}")
 
 
@@ -105,8 +119,9 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
     compose = recipe["compose"]
     if "pretrain_vision" in compose:
         if set(compose) != {"pretrain_vision"}:
-            raise ConfigError(f"{where}: compose.pretrain_vision stands alone, got also "
-                              f"{sorted(set(compose) - {'pretrain_vision'})}")
+            raise ConfigError(
+                f"{where}: compose.pretrain_vision stands alone, got also {sorted(set(compose) - {'pretrain_vision'})}"
+            )
         spec = _merge(VISION_DEFAULTS, compose["pretrain_vision"] or {}, f"{where}.compose.pretrain_vision")
         if spec["size"] % spec["patch"] or spec["width"] % spec["heads"]:
             raise ConfigError(f"{where}: compose.pretrain_vision: size must be a multiple of patch, width of heads")
@@ -115,10 +130,14 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
         return resolved
     if "pretrain_lm" in compose:
         if set(compose) != {"pretrain_lm"}:
-            raise ConfigError(f"{where}: compose.pretrain_lm stands alone, got also {sorted(set(compose) - {'pretrain_lm'})}")
+            raise ConfigError(
+                f"{where}: compose.pretrain_lm stands alone, got also {sorted(set(compose) - {'pretrain_lm'})}"
+            )
         if compose["pretrain_lm"] is not None and not isinstance(compose["pretrain_lm"], dict):
             raise ConfigError(f"{where}: compose.pretrain_lm must be a mapping, got {compose['pretrain_lm']!r}"[:200])
-        resolved["compose"] = {"pretrain_lm": _merge(LM_DEFAULTS, compose["pretrain_lm"] or {}, f"{where}.compose.pretrain_lm")}
+        resolved["compose"] = {
+            "pretrain_lm": _merge(LM_DEFAULTS, compose["pretrain_lm"] or {}, f"{where}.compose.pretrain_lm")
+        }
         _check_optimizer(resolved["optimizer"], where)
         _check_lm(resolved["compose"]["pretrain_lm"], where)
         return resolved
@@ -133,10 +152,25 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
     frames = resolved["data"]["scene_text"]["frames"]
     if frames not in (0, 2, 3, 4):
         raise ConfigError(f"{where}: data.scene_text.frames must be 0 (one image) or 2..4, got {frames!r}")
-    if frames and (glue["method"] not in ("gats", "none") or resolved["data"]["caption_fraction"]):
-        raise ConfigError(f"{where}: data.scene_text.frames needs compose.method gats (or none) and caption_fraction 0")
+    if frames and (resolved["data"]["caption_fraction"] or not _takes_frames(glue["method"])):
+        raise ConfigError(
+            f"{where}: data.scene_text.frames needs compose.method {' or '.join(_frame_methods())} "
+            f"and caption_fraction 0"
+        )
     resolved["compose"] = glue
     return resolved
+
+
+def _frame_methods() -> list[str]:
+    """The registered methods that take several frames per sample (``Glue.takes_frames``); imports torch."""
+    from . import composition  # noqa: F401 (importing it registers every method)
+    from .registry import METHODS
+
+    return sorted(name for name, cls in METHODS.items() if cls.takes_frames)
+
+
+def _takes_frames(method: str) -> bool:
+    return method in _frame_methods()
 
 
 def _check_numbers(resolved: dict, where: str) -> None:
@@ -151,8 +185,10 @@ def _check_numbers(resolved: dict, where: str) -> None:
         check_field(scenes[key], where, f"data.scene_text.{key}", f"compose.data.scene_text.{key}")
     held = (scenes["n_train"] + scenes["n_val"]) * scenes["size"] ** 2
     if held > MAX_DATA_PIXELS:
-        raise ConfigError(f"{where}: data.scene_text n_train + n_val {scenes['n_train'] + scenes['n_val']} at size "
-                          f"{scenes['size']} is refused: {held} pixels held in memory, over the limit of {MAX_DATA_PIXELS}")
+        raise ConfigError(
+            f"{where}: data.scene_text n_train + n_val {scenes['n_train'] + scenes['n_val']} at size "
+            f"{scenes['size']} is refused: {held} pixels held in memory, over the limit of {MAX_DATA_PIXELS}"
+        )
     check_field(data["caption_fraction"], where, "data.caption_fraction", "compose.data.caption_fraction")
 
 
@@ -162,8 +198,9 @@ def _check_lm(spec: dict, where: str) -> None:
     for key in ("vocab_size", "hidden_size", "layers", "heads", "max_positions", "dropout"):
         check_field(spec[key], where, f"compose.pretrain_lm.{key}", f"compose.pretrain_lm.{key}")
     if spec["hidden_size"] % spec["heads"]:
-        raise ConfigError(f"{where}: compose.pretrain_lm.hidden_size {spec['hidden_size']} is not divisible by "
-                          f"heads {spec['heads']}")
+        raise ConfigError(
+            f"{where}: compose.pretrain_lm.hidden_size {spec['hidden_size']} is not divisible by heads {spec['heads']}"
+        )
     if spec["arch"] not in ("gpt2", "llama"):
         raise ConfigError(f"{where}: compose.pretrain_lm.arch {spec['arch']!r} is not one of gpt2, llama"[:200])
 
@@ -183,7 +220,9 @@ def check_glue(glue: dict, where: str) -> None:
         if key == "window" and isinstance(value, dict):  # GATS: {component: N}, counted within each stream
             for name, n in value.items():
                 check_field(n, where, f"{field}.{name}", "compose.settings.window")
-        elif key in ("dim", "heads", "mlp_ratio", "window", "time_window", "prompt_tokens", "pool") and value is not None:
+        elif (
+            key in ("dim", "heads", "mlp_ratio", "window", "time_window", "prompt_tokens", "pool") and value is not None
+        ):
             check_field(value, where, field, f"compose.settings.{key.removeprefix('time_')}")
         elif key in ("layers", "vision_layers", "inject_layers", "vision_layer"):
             _check_layers(value, where, field)
@@ -195,5 +234,5 @@ def _check_layers(value, where: str, field: str) -> None:
     if len(items) > 1024:
         raise ConfigError(f"{where}: {field} lists {len(items)} layers, over the limit of 1024")
     for item in items:
-        for index in (item.values() if isinstance(item, dict) else [item]):
+        for index in item.values() if isinstance(item, dict) else [item]:
             check_field(index, where, field, "compose.settings.layer")

@@ -41,6 +41,8 @@ class Glue(nn.Module):
     """Base of the methods (see the module docstring for the protocol)."""
 
     method = ""
+    takes_frames = False
+    """True when ``forward`` accepts an encoder input of several frames (:class:`.components.Frames`)."""
 
     @classmethod
     def build(cls, components: dict, lm_name: str, settings: dict) -> "Glue":

@@ -4,7 +4,7 @@ An example is one scene's image and one text: ``caption:`` -> its caption, or a 
 answer (:mod:`tokzoo.datasets.scene_text`). With a :class:`tokzoo.datasets.scene_frames.FrameTextSet` an example
 is F frames and ``view one. view two. ... <question>``: frame k is seen after the text ``view k.`` (its
 ``frame_times``), and batches give the encoder :class:`.components.Frames` (only GATS reads frames).
-Text is tokenized with the zoo's caption BPE (:class:`tokzoo.text.CaptionTokenizer`): ids = prompt + " " target + EOS, right-padded with PAD (0). The loss
+Text is tokenized with the zoo's caption BPE (:class:`tokzoo.tokenizers.text.CaptionTokenizer`): ids = prompt + " " target + EOS, right-padded with PAD (0). The loss
 is on the target tokens (EOS included), predicted from the position before each.
 """
 
@@ -17,7 +17,7 @@ import torch
 
 from ..datasets.scene_frames import frame_type, view_marker
 from ..datasets.scene_text import SceneTextSet, question_type
-from ..text import EOS, PAD, CaptionTokenizer
+from ..tokenizers.text import EOS, PAD, CaptionTokenizer
 from .components import Frames, Stream
 
 CAPTION_PROMPT = "caption:"
@@ -57,24 +57,32 @@ class SceneTask:
         encode = self.tokenizer.bpe.encode_batch
         prompts = encode([t[2] for t in texts], add_special_tokens=False)
         targets = encode([" " + t[3] for t in texts], add_special_tokens=False)
-        self.examples = [Example(i, kind, p.ids, t.ids + [EOS], prompt, target)
-                         for (i, kind, prompt, target), p, t in zip(texts, prompts, targets)]  # fmt: skip
+        self.examples = [
+            Example(i, kind, p.ids, t.ids + [EOS], prompt, target)
+            for (i, kind, prompt, target), p, t in zip(texts, prompts, targets)
+        ]
         self.captions = [k for k, e in enumerate(self.examples) if e.kind == "caption"]
         self.questions = [k for k, e in enumerate(self.examples) if e.kind != "caption"]
 
     def _frame_examples(self) -> None:
         """The multi-frame examples: markers ``view k.`` then the question; frame k seen after its marker."""
         encode = self.tokenizer.bpe.encode_batch
-        markers = [m.ids for m in encode([("" if k == 0 else " ") + view_marker(k) for k in range(self.n_frames)],
-                                         add_special_tokens=False)]  # fmt: skip
+        markers = [
+            m.ids
+            for m in encode(
+                [("" if k == 0 else " ") + view_marker(k) for k in range(self.n_frames)], add_special_tokens=False
+            )
+        ]
         head = [i for m in markers for i in m]
         times = list(np.cumsum([len(m) for m in markers]) - 1)
         texts = [(i, q, a) for i, qa in enumerate(self.scenes.qa) for q, a in qa]
         questions = encode([" " + t[1] for t in texts], add_special_tokens=False)
         targets = encode([" " + t[2] for t in texts], add_special_tokens=False)
         marker_text = " ".join(view_marker(k) for k in range(self.n_frames))
-        self.examples = [Example(i, frame_type(q), head + p.ids, t.ids + [EOS], f"{marker_text} {q}", a, [int(x) for x in times])
-                         for (i, q, a), p, t in zip(texts, questions, targets)]  # fmt: skip
+        self.examples = [
+            Example(i, frame_type(q), head + p.ids, t.ids + [EOS], f"{marker_text} {q}", a, [int(x) for x in times])
+            for (i, q, a), p, t in zip(texts, questions, targets)
+        ]
         self.captions, self.questions = [], list(range(len(self.examples)))
 
     @torch.no_grad()
@@ -83,7 +91,7 @@ class SceneTask:
         images = self.images.flatten(0, 1) if self.n_frames else self.images
         states, extra = [], {}
         for start in range(0, len(images), batch_size):
-            stream = encoder.run(encoder.begin(images[start: start + batch_size]), layer)
+            stream = encoder.run(encoder.begin(images[start : start + batch_size]), layer)
             states.append(stream.h)
             extra = stream.extra
         states = torch.cat(states)
@@ -114,10 +122,14 @@ class SceneTask:
         mask = torch.zeros((len(rows), length), dtype=torch.bool)
         for r, (e, s) in enumerate(zip(rows, seqs)):
             ids[r, : len(s)] = torch.tensor(s)
-            mask[r, len(e.prompt): len(s)] = True
+            mask[r, len(e.prompt) : len(s)] = True
         scenes = torch.tensor([e.scene for e in rows])
-        out = {"images": self.images[scenes], "ids": ids, "prompt_len": torch.tensor([len(e.prompt) for e in rows]),
-               "loss_mask": mask}  # fmt: skip
+        out = {
+            "images": self.images[scenes],
+            "ids": ids,
+            "prompt_len": torch.tensor([len(e.prompt) for e in rows]),
+            "loss_mask": mask,
+        }
         if self.n_frames:
             out["frame_times"] = torch.tensor([e.frame_times for e in rows])
         return out

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import sys
 import tempfile
 import time
@@ -25,7 +24,9 @@ from ..datasets.scene_frames import FrameTextSet
 from ..datasets.scene_text import SceneTextSet
 from ..errors import ConfigError
 from ..io.writes import copy_folder_into, make_folder, write_file
-from ..text import CaptionTokenizer, train_vocab
+from ..runs.run_folder import append_log, truncate_log
+from ..runs.schedule import warmup_cosine
+from ..tokenizers.text import CaptionTokenizer, train_vocab
 from .composition import Composition, build_component
 from .evaluate import encoder_reconstruction, evaluate_task, lm_text_metrics
 from .language import VOCAB_NAME, CausalLM
@@ -50,8 +51,9 @@ def _tasks(recipe: dict, normalize, tokenizer: CaptionTokenizer, progress: bool 
     d = recipe["data"]["scene_text"]
     if d["frames"]:
         train = SceneTask(frame_set(d["n_train"], d["seed"], d["size"], d["frames"], progress), normalize, tokenizer)
-        return train, SceneTask(frame_set(d["n_val"], d["val_seed"], d["size"], d["frames"], progress), normalize,
-                                tokenizer)
+        return train, SceneTask(
+            frame_set(d["n_val"], d["val_seed"], d["size"], d["frames"], progress), normalize, tokenizer
+        )
     train = SceneTask(scene_set(d["n_train"], d["seed"], d["size"], progress), normalize, tokenizer)
     val = SceneTask(scene_set(d["n_val"], d["val_seed"], d["size"], progress), normalize, tokenizer)
     return train, val
@@ -61,35 +63,45 @@ def lm_tokenizer(lm) -> CaptionTokenizer:
     """The caption BPE saved beside the LM (else the zoo's), checked against the LM's vocabulary size."""
     tokenizer = CaptionTokenizer(vocab=lm.vocab_file) if lm.vocab_file else CaptionTokenizer()
     if tokenizer.vocab_size > lm.vocab_size:
-        raise ConfigError(f"component {lm.name!r} ({lm.source}): {tokenizer.vocab_size} caption ids, "
-                          f"the LM has only {lm.vocab_size}")
+        raise ConfigError(
+            f"component {lm.name!r} ({lm.source}): {tokenizer.vocab_size} caption ids, the LM has only {lm.vocab_size}"
+        )
     return tokenizer
 
 
 def _optimizer(params, opt: dict, steps: int):
+    """AdamW and its warm-up + cosine schedule, as a factor of each group's own ``lr``."""
     optimizer = torch.optim.AdamW(params, lr=opt["lr"], weight_decay=opt["weight_decay"], betas=(0.9, 0.98))
-
-    def factor(step: int) -> float:
-        if step < opt["warmup_steps"]:
-            return (step + 1) / opt["warmup_steps"]
-        progress = (step - opt["warmup_steps"]) / max(1, steps - opt["warmup_steps"])
-        return opt["min_lr_ratio"] + (1 - opt["min_lr_ratio"]) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, 1.0, opt["warmup_steps"], steps, opt["min_lr_ratio"])
+    )
 
 
-def _loop(recipe: dict, params: list, loss_of, description: str, log=print, groups: list | None = None,
-          progress: bool = True) -> dict:
+def _loop(
+    recipe: dict,
+    params: list,
+    loss_of,
+    description: str,
+    log=print,
+    groups: list | None = None,
+    progress: bool = True,
+    out: Path | None = None,
+) -> dict:
     """Run ``recipe['steps']`` optimisation steps of ``loss_of(step) -> loss``; returns losses and step times.
 
     ``groups``: AdamW parameter groups (each with its own ``lr``) covering ``params``; default one group at
-    ``optimizer.lr``."""
+    ``optimizer.lr``. ``out``: the run's folder, given a fresh ``log.jsonl`` (the trainers' run-folder log: step,
+    mean loss since the last line, the first group's lr)."""
     steps, opt = recipe["steps"], recipe["optimizer"]
     optimizer, schedule = _optimizer(groups or params, opt, steps)
+    if out is not None:
+        make_folder(out)
+        truncate_log(out, 0)
     times, cpu_times, losses = [], [], []
     bar = tqdm(range(steps), desc=description, file=sys.stderr, mininterval=1.0, disable=not progress)
     for step in bar:
         start, cpu_start = time.perf_counter(), time.process_time()
+        lr = optimizer.param_groups[0]["lr"]
         loss = loss_of(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -101,16 +113,21 @@ def _loop(recipe: dict, params: list, loss_of, description: str, log=print, grou
         cpu_times.append(time.process_time() - cpu_start)
         losses.append(float(loss.detach()))
         if (step + 1) % recipe["log_every"] == 0 or step + 1 == steps:
-            bar.set_postfix(loss=f"{np.mean(losses[-recipe['log_every']:]):.4f}")
-            log(f"step {step + 1}/{steps}: loss {np.mean(losses[-recipe['log_every']:]):.4f}")
+            bar.set_postfix(loss=f"{np.mean(losses[-recipe['log_every'] :]):.4f}")
+            log(f"step {step + 1}/{steps}: loss {np.mean(losses[-recipe['log_every'] :]):.4f}")
+            if out is not None:
+                append_log(out, {"step": step + 1, "loss": float(np.mean(losses[-recipe["log_every"] :])), "lr": lr})
     bar.close()
     skip = min(10, len(times) // 2)  # the first steps warm up allocators and caches
 
     def median_ms(values):
         return 1000 * float(np.median(values[skip:])) if values else None
 
-    return {"final_loss": float(np.mean(losses[-recipe["log_every"]:])) if losses else None,
-            "step_ms": median_ms(times), "step_cpu_ms": median_ms(cpu_times)}  # fmt: skip
+    return {
+        "final_loss": float(np.mean(losses[-recipe["log_every"] :])) if losses else None,
+        "step_ms": median_ms(times),
+        "step_cpu_ms": median_ms(cpu_times),
+    }
 
 
 def _parameter_groups(composition: Composition, opt: dict) -> list | None:
@@ -119,8 +136,10 @@ def _parameter_groups(composition: Composition, opt: dict) -> list | None:
         return None
     component_params = {id(p) for p in composition.components.parameters()}
     trainable = [p for p in composition.parameters() if p.requires_grad]
-    return [{"params": [p for p in trainable if id(p) not in component_params], "lr": opt["lr"]},
-            {"params": [p for p in trainable if id(p) in component_params], "lr": opt["component_lr"]}]
+    return [
+        {"params": [p for p in trainable if id(p) not in component_params], "lr": opt["lr"]},
+        {"params": [p for p in trainable if id(p) in component_params], "lr": opt["component_lr"]},
+    ]
 
 
 def build_composition(recipe: dict) -> Composition:
@@ -164,25 +183,43 @@ def train_composition(recipe: dict, out: str | Path, log=print, progress: bool =
     def loss_of(step: int) -> torch.Tensor:
         composition.train()
         batch = train.batch(train.sample(rng, recipe["batch_size"], caption_fraction))
-        inputs = {composition.lm_name: batch["ids"], image_key: train.encoder_input(batch["images"], batch.get("frame_times"))}
+        inputs = {
+            composition.lm_name: batch["ids"],
+            image_key: train.encoder_input(batch["images"], batch.get("frame_times")),
+        }
         logits = composition(inputs, batch["prompt_len"], predicting(batch["loss_mask"]))
         return target_loss(logits, batch["ids"], batch["loss_mask"])[0]
 
-    run = _loop(recipe, params, loss_of, f"compose {composition.method}", log, groups, progress) if params and recipe["steps"] else {
-        "final_loss": None, "step_ms": None, "step_cpu_ms": None}
-    metrics = {"recipe": recipe["name"], "method": composition.method, "train_components": composition.train_components,
-               "split": composition.split(), **run, "task": evaluate_task(composition, val, image_key, with_captions=caption_fraction > 0),
-               "components_before": before, "components_after": own_metrics(composition, val),
-               "components_unchanged": {n: composition.start_hashes[n] == c.content_hash()
-                                        for n, c in composition.components.items()},
-               "threads": torch.get_num_threads()}  # fmt: skip
     out = Path(out)
+    run = (
+        _loop(recipe, params, loss_of, f"compose {composition.method}", log, groups, progress, out)
+        if params and recipe["steps"]
+        else {"final_loss": None, "step_ms": None, "step_cpu_ms": None}
+    )
+    metrics = {
+        "recipe": recipe["name"],
+        "method": composition.method,
+        "train_components": composition.train_components,
+        "split": composition.split(),
+        **run,
+        "task": evaluate_task(composition, val, image_key, with_captions=caption_fraction > 0),
+        "components_before": before,
+        "components_after": own_metrics(composition, val),
+        "components_unchanged": {
+            n: composition.start_hashes[n] == c.content_hash() for n, c in composition.components.items()
+        },
+        "threads": torch.get_num_threads(),
+    }
     composition.save(out, {"recipe": recipe})
     write_file(out, out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     task = metrics["task"]
-    captions = f", caption BLEU-4 {task['caption_bleu4']:.3f}, exact {task['caption_exact']:.3f}" if task["n_captions"] else ""
-    log(f"held-out: answer accuracy {task['answer_accuracy']:.3f} (mean over types){captions}; "
-        f"step {run['step_ms'] or 0:.1f} ms")
+    captions = (
+        f", caption BLEU-4 {task['caption_bleu4']:.3f}, exact {task['caption_exact']:.3f}" if task["n_captions"] else ""
+    )
+    log(
+        f"held-out: answer accuracy {task['answer_accuracy']:.3f} (mean over types){captions}; "
+        f"step {run['step_ms'] or 0:.1f} ms"
+    )
     return metrics
 
 
@@ -193,7 +230,7 @@ def train_text_lm(recipe: dict, out: str | Path, log=print, progress: bool = Tru
     """
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-    from ..text import EOS, PAD
+    from ..tokenizers.text import EOS, PAD
 
     if recipe["threads"]:
         torch.set_num_threads(int(recipe["threads"]))
@@ -208,15 +245,33 @@ def train_text_lm(recipe: dict, out: str | Path, log=print, progress: bool = Tru
     vocab = tokenizer.vocab_size
     torch.manual_seed(recipe["seed"])
     if spec["arch"] == "gpt2":
-        config = GPT2Config(vocab_size=vocab, n_embd=spec["hidden_size"], n_layer=spec["layers"], n_head=spec["heads"],
-                            n_positions=spec["max_positions"], resid_pdrop=spec["dropout"], embd_pdrop=spec["dropout"],
-                            attn_pdrop=spec["dropout"], bos_token_id=EOS, eos_token_id=EOS, pad_token_id=PAD)  # fmt: skip
+        config = GPT2Config(
+            vocab_size=vocab,
+            n_embd=spec["hidden_size"],
+            n_layer=spec["layers"],
+            n_head=spec["heads"],
+            n_positions=spec["max_positions"],
+            resid_pdrop=spec["dropout"],
+            embd_pdrop=spec["dropout"],
+            attn_pdrop=spec["dropout"],
+            bos_token_id=EOS,
+            eos_token_id=EOS,
+            pad_token_id=PAD,
+        )
         model = GPT2LMHeadModel(config)
     elif spec["arch"] == "llama":
-        config = LlamaConfig(vocab_size=vocab, hidden_size=spec["hidden_size"], intermediate_size=4 * spec["hidden_size"],
-                             num_hidden_layers=spec["layers"], num_attention_heads=spec["heads"],
-                             max_position_embeddings=spec["max_positions"], bos_token_id=EOS, eos_token_id=EOS,
-                             pad_token_id=PAD, tie_word_embeddings=True)  # fmt: skip
+        config = LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=spec["hidden_size"],
+            intermediate_size=4 * spec["hidden_size"],
+            num_hidden_layers=spec["layers"],
+            num_attention_heads=spec["heads"],
+            max_position_embeddings=spec["max_positions"],
+            bos_token_id=EOS,
+            eos_token_id=EOS,
+            pad_token_id=PAD,
+            tie_word_embeddings=True,
+        )
         model = LlamaForCausalLM(config)
     else:
         raise ConfigError(f"compose.pretrain_lm: arch {spec['arch']!r} is not one of gpt2, llama")
@@ -231,7 +286,7 @@ def train_text_lm(recipe: dict, out: str | Path, log=print, progress: bool = Tru
         real[:, 0] = False
         return target_loss(lm.logits(ids, predicting(real)), ids, real)[0]
 
-    run = _loop(recipe, [p for p in model.parameters()], loss_of, "text LM", log, progress=progress)
+    run = _loop(recipe, [p for p in model.parameters()], loss_of, "text LM", log, progress=progress, out=out)
     from transformers.utils import logging as hf_logging
 
     bars = hf_logging.is_progress_bar_enabled()  # transformers draws its own "Writing model shards" bar
@@ -244,11 +299,18 @@ def train_text_lm(recipe: dict, out: str | Path, log=print, progress: bool = Tru
     finally:
         if bars:
             hf_logging.enable_progress_bar()
-    metrics = {"recipe": recipe["name"], "parameters": lm.n_parameters(), **run, **lm_text_metrics(lm, val),
-               "threads": torch.get_num_threads()}  # fmt: skip
+    metrics = {
+        "recipe": recipe["name"],
+        "parameters": lm.n_parameters(),
+        **run,
+        **lm_text_metrics(lm, val),
+        "threads": torch.get_num_threads(),
+    }
     write_file(out, out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    log(f"held-out text: cross-entropy {metrics['text_cross_entropy']:.3f}, "
-        f"token accuracy {metrics['text_token_accuracy']:.3f}")
+    log(
+        f"held-out text: cross-entropy {metrics['text_cross_entropy']:.3f}, "
+        f"token accuracy {metrics['text_token_accuracy']:.3f}"
+    )
     return metrics
 
 

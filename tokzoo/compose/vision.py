@@ -28,9 +28,11 @@ from ..limits import MAX_COMPONENT_PARAMETERS, count_parameters
 from .components import Component, Stream, check_loaded, config_errors, load_reason, model_folder, transformers_config
 
 # Published normalisation of each family (used when the folder has no preprocessor_config.json).
-FAMILY_STATS = {"vit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-                "dinov2": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-                "clip_vision_model": ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))}  # fmt: skip
+FAMILY_STATS = {
+    "vit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "dinov2": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "clip_vision_model": ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
+}
 
 
 def load_vision_model(path: str | Path) -> nn.Module:
@@ -44,12 +46,20 @@ def load_vision_model(path: str | Path) -> nn.Module:
         loader = CLIPVisionModel if model_type in ("clip", "clip_vision_model") else AutoModel
         extra = {"add_pooling_layer": False} if model_type == "vit" else {}  # an unused pooler, random if not saved
         if model_type in FAMILY_STATS or model_type == "clip":
-            built = (lambda: [CLIPVisionModel(getattr(config, "vision_config", config))]) if loader is CLIPVisionModel \
+            built = (
+                (lambda: [CLIPVisionModel(getattr(config, "vision_config", config))])
+                if loader is CLIPVisionModel
                 else (lambda: [AutoModel.from_config(config, **extra)])
+            )
             count_parameters(built, str(path), MAX_COMPONENT_PARAMETERS)
-        model, info = loader.from_pretrained(str(path), use_safetensors=True, attn_implementation="sdpa",
-                                             dtype=torch.float32, output_loading_info=True,
-                                             **extra)  # fp16 / bf16 checkpoints run in float32 like the glue
+        model, info = loader.from_pretrained(
+            str(path),
+            use_safetensors=True,
+            attn_implementation="sdpa",
+            dtype=torch.float32,
+            output_loading_info=True,
+            **extra,
+        )  # fp16 / bf16 checkpoints run in float32 like the glue
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, *config_errors()) as error:
@@ -62,12 +72,14 @@ class VisionTransformer(Component):
 
     kind = "encoder"
 
-    def __init__(self, model: nn.Module, name: str = "vision", source: str = "", size: int | None = None,
-                 mean=None, std=None):  # fmt: skip
+    def __init__(
+        self, model: nn.Module, name: str = "vision", source: str = "", size: int | None = None, mean=None, std=None
+    ):
         model_type = model.config.model_type
         if model_type not in FAMILY_STATS:
-            raise ConfigError(f"component {name!r}: vision architecture {model_type!r} is not supported "
-                              f"({', '.join(FAMILY_STATS)})")
+            raise ConfigError(
+                f"component {name!r}: vision architecture {model_type!r} is not supported ({', '.join(FAMILY_STATS)})"
+            )
         super().__init__(name, model, source or model_type)
         self.family = model_type
         core = getattr(model, "vision_model", model)  # module layouts differ across transformers versions
@@ -102,8 +114,9 @@ class VisionTransformer(Component):
             except (OSError, ValueError, AttributeError) as error:
                 raise CheckpointError(f"{stats}: not a readable preprocessor config ({error})") from None
             for value in (mean, std):
-                if value is not None and not (isinstance(value, list) and len(value) == 3
-                                              and all(isinstance(v, (int, float)) for v in value)):
+                if value is not None and not (
+                    isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value)
+                ):
                     raise CheckpointError(f"{stats}: image_mean / image_std must be 3 numbers, got {value!r}")
             size = size if size is not None else (crop if isinstance(crop, int) and crop > 0 else None)
         return cls(model, name=name, source=str(path), size=size, mean=mean, std=std)
@@ -119,7 +132,9 @@ class VisionTransformer(Component):
         """rgb uint8 (B, H, W, 3) -> float32 (B, 3, size, size), standardised."""
         x = torch.from_numpy(np.ascontiguousarray(raw)) if isinstance(raw, np.ndarray) else torch.as_tensor(raw)
         if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != 3:
-            raise ConfigError(f"component {self.name!r}: expected rgb uint8 (B, H, W, 3), got {x.dtype} {tuple(x.shape)}")
+            raise ConfigError(
+                f"component {self.name!r}: expected rgb uint8 (B, H, W, 3), got {x.dtype} {tuple(x.shape)}"
+            )
         x = x.permute(0, 3, 1, 2).float() / 255.0
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
@@ -156,7 +171,7 @@ class VisionTransformer(Component):
         return stream.h[:, :1]
 
     def grid_tokens(self, stream: Stream) -> torch.Tensor:
-        return stream.h[:, self.prefix:]
+        return stream.h[:, self.prefix :]
 
     def add(self, stream: Stream, delta: torch.Tensor) -> Stream:
         stream.h = stream.h + delta

@@ -68,10 +68,14 @@ def scene_targets(sample: dict, patch: int) -> dict:
     objects = [t for t in things if t["cls"] != PERSON]
     nearest = min(things, key=lambda t: t["depth"])["cls"] if things else None
     nearest_colour = min(objects, key=lambda t: t["depth"])["colour"] if objects else "none"
-    return {"semantic": _patch_mode(semseg.astype(np.int64), patch, len(SCENE_CLASSES)),
-            "colour": _patch_mode(colour_map, patch, len(COLOURS)), "log_depth": log_depth.astype(np.float32),
-            "present": present, "nearest": np.int64(THING_CLASSES.index(nearest) + 1 if nearest else 0),
-            "nearest_colour": np.int64(COLOURS.index(nearest_colour))}  # fmt: skip
+    return {
+        "semantic": _patch_mode(semseg.astype(np.int64), patch, len(SCENE_CLASSES)),
+        "colour": _patch_mode(colour_map, patch, len(COLOURS)),
+        "log_depth": log_depth.astype(np.float32),
+        "present": present,
+        "nearest": np.int64(THING_CLASSES.index(nearest) + 1 if nearest else 0),
+        "nearest_colour": np.int64(COLOURS.index(nearest_colour)),
+    }
 
 
 def render_pretraining_set(n: int, seed: int, size: int, patch: int, progress=None) -> dict:
@@ -101,27 +105,41 @@ class PretrainingHeads(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> dict:
         cls, patches = tokens[:, 0], tokens[:, 1:]
-        return {"semantic": self.semantic(patches), "colour": self.colour(patches),
-                "log_depth": self.depth(patches)[..., 0], "present": self.present(cls),
-                "nearest": self.nearest(cls), "nearest_colour": self.nearest_colour(cls)}  # fmt: skip
+        return {
+            "semantic": self.semantic(patches),
+            "colour": self.colour(patches),
+            "log_depth": self.depth(patches)[..., 0],
+            "present": self.present(cls),
+            "nearest": self.nearest(cls),
+            "nearest_colour": self.nearest_colour(cls),
+        }
 
 
 def head_losses(out: dict, target: dict) -> dict:
     """Each head's loss (cross-entropy, BCE, or L1 for log-depth); the sum is what pretraining minimises."""
-    return {"semantic": F.cross_entropy(out["semantic"].flatten(0, 1), target["semantic"].flatten()),
-            "colour": F.cross_entropy(out["colour"].flatten(0, 1), target["colour"].flatten()),
-            "log_depth": F.l1_loss(out["log_depth"], target["log_depth"]),
-            "present": F.binary_cross_entropy_with_logits(out["present"], target["present"]),
-            "nearest": F.cross_entropy(out["nearest"], target["nearest"]),
-            "nearest_colour": F.cross_entropy(out["nearest_colour"], target["nearest_colour"])}  # fmt: skip
+    return {
+        "semantic": F.cross_entropy(out["semantic"].flatten(0, 1), target["semantic"].flatten()),
+        "colour": F.cross_entropy(out["colour"].flatten(0, 1), target["colour"].flatten()),
+        "log_depth": F.l1_loss(out["log_depth"], target["log_depth"]),
+        "present": F.binary_cross_entropy_with_logits(out["present"], target["present"]),
+        "nearest": F.cross_entropy(out["nearest"], target["nearest"]),
+        "nearest_colour": F.cross_entropy(out["nearest_colour"], target["nearest_colour"]),
+    }
 
 
 def build_vit(spec: dict):
     from transformers import ViTConfig, ViTModel
 
-    config = ViTConfig(image_size=spec["size"], patch_size=spec["patch"], hidden_size=spec["width"],
-                       num_hidden_layers=spec["layers"], num_attention_heads=spec["heads"],
-                       intermediate_size=4 * spec["width"], hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    config = ViTConfig(
+        image_size=spec["size"],
+        patch_size=spec["patch"],
+        hidden_size=spec["width"],
+        num_hidden_layers=spec["layers"],
+        num_attention_heads=spec["heads"],
+        intermediate_size=4 * spec["width"],
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     return ViTModel(config, add_pooling_layer=False)
 
 
@@ -140,12 +158,14 @@ def head_accuracy(component: VisionTransformer, heads: PretrainingHeads, data: d
         index = np.arange(start, min(n, start + batch_size))
         out = heads(component.finish(component.run(component.begin(data["rgb"][index]), component.n_layers)))
         t = _to_torch(data, index)
-        values = {"semantic": (out["semantic"].argmax(-1) == t["semantic"]).float().mean(),
-                  "colour": (out["colour"].argmax(-1) == t["colour"]).float().mean(),
-                  "log_depth_mae": (out["log_depth"] - t["log_depth"]).abs().mean(),
-                  "present": ((out["present"] > 0).float() == t["present"]).float().mean(),
-                  "nearest": (out["nearest"].argmax(-1) == t["nearest"]).float().mean(),
-                  "nearest_colour": (out["nearest_colour"].argmax(-1) == t["nearest_colour"]).float().mean()}
+        values = {
+            "semantic": (out["semantic"].argmax(-1) == t["semantic"]).float().mean(),
+            "colour": (out["colour"].argmax(-1) == t["colour"]).float().mean(),
+            "log_depth_mae": (out["log_depth"] - t["log_depth"]).abs().mean(),
+            "present": ((out["present"] > 0).float() == t["present"]).float().mean(),
+            "nearest": (out["nearest"].argmax(-1) == t["nearest"]).float().mean(),
+            "nearest_colour": (out["nearest_colour"].argmax(-1) == t["nearest_colour"]).float().mean(),
+        }
         for key, value in values.items():
             sums[key] = sums.get(key, 0.0) + float(value) * len(index)
     return {key: value / n for key, value in sums.items()}
@@ -164,8 +184,10 @@ def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
         train = render_pretraining_set(d["n"], d["seed"], spec["size"], spec["patch"], bar.update)
         val = render_pretraining_set(d["n_val"], d["val_seed"], spec["size"], spec["patch"], bar.update)
     train_images = component.normalize(train["rgb"])
-    log(f"vision ViT: {component.n_parameters():,} parameters; {d['n']} scenes of stream {d['seed']}, "
-        f"{d['n_val']} held out of stream {d['val_seed']}")
+    log(
+        f"vision ViT: {component.n_parameters():,} parameters; {d['n']} scenes of stream {d['seed']}, "
+        f"{d['n_val']} held out of stream {d['val_seed']}"
+    )
     rng = np.random.default_rng(recipe["seed"])
 
     def loss_of(step: int) -> torch.Tensor:
@@ -175,16 +197,24 @@ def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
         out = heads(component.finish(component.run(component.begin(train_images[index]), component.n_layers)))
         return sum(head_losses(out, _to_torch(train, index)).values())
 
-    run = loop(recipe, list(model.parameters()) + list(heads.parameters()), loss_of, "vision ViT", log)
+    run = loop(recipe, list(model.parameters()) + list(heads.parameters()), loss_of, "vision ViT", log, out=out)
     with tempfile.TemporaryDirectory(prefix="tokzoo-vit-") as private:  # transformers opens its own paths
         model.save_pretrained(private, safe_serialization=True)
         copy_folder_into(out, private, out)
-    write_file(out, out / "preprocessor_config.json", json.dumps(
-        {"image_mean": [0.5] * 3, "image_std": [0.5] * 3, "crop_size": spec["size"]}, indent=2) + "\n")
+    write_file(
+        out,
+        out / "preprocessor_config.json",
+        json.dumps({"image_mean": [0.5] * 3, "image_std": [0.5] * 3, "crop_size": spec["size"]}, indent=2) + "\n",
+    )
     write_file(out, out / "heads.safetensors", save_tensors({k: v.contiguous() for k, v in heads.state_dict().items()}))
-    metrics = {"recipe": recipe["name"], "parameters": component.n_parameters(), **run,
-               "held_out": head_accuracy(component, heads, val), "threads": torch.get_num_threads(),
-               "streams": {"train": [d["seed"], d["n"]], "held_out": [d["val_seed"], d["n_val"]]}}  # fmt: skip
+    metrics = {
+        "recipe": recipe["name"],
+        "parameters": component.n_parameters(),
+        **run,
+        "held_out": head_accuracy(component, heads, val),
+        "threads": torch.get_num_threads(),
+        "streams": {"train": [d["seed"], d["n"]], "held_out": [d["val_seed"], d["n_val"]]},
+    }
     write_file(out, out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     log("held-out heads: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["held_out"].items()))
     return metrics

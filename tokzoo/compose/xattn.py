@@ -69,8 +69,9 @@ class CrossAttention(Glue):
             tokens = encoder.tokens(encoder.run(encoder.begin(inputs), self.vision_layer))
         return self.norm(tokens)
 
-    def forward(self, components: dict, inputs: dict, lm_name: str, prompt_len: torch.Tensor,
-                select: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, components: dict, inputs: dict, lm_name: str, prompt_len: torch.Tensor, select: torch.Tensor | None = None
+    ) -> torch.Tensor:
         lm, encoder = components[lm_name], components[self.encoder_name]
         features = self.features(encoder, inputs[self.encoder_name])
         stream = lm.begin(inputs[lm_name])

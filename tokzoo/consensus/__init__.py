@@ -10,6 +10,22 @@ from .loop import LoopResult, best_of_n, consensus_loop, gather_evidence, greedy
 from .recipe import ConsensusRecipe, parse_recipe, read_recipe
 from .scorers import SCORERS, Evidence, ensemble_errors, region_errors
 
-__all__ = ["SCORERS", "ConsensusRecipe", "DepthNet", "DepthNetConfig", "Evidence", "LoopResult", "best_of_n",
-           "consensus_loop", "ensemble_errors", "gather_evidence", "greedy", "load_depth_net", "parse_recipe",
-           "read_recipe", "region_errors", "save_depth_net", "train_depth_net"]
+__all__ = [
+    "SCORERS",
+    "ConsensusRecipe",
+    "DepthNet",
+    "DepthNetConfig",
+    "Evidence",
+    "LoopResult",
+    "best_of_n",
+    "consensus_loop",
+    "ensemble_errors",
+    "gather_evidence",
+    "greedy",
+    "load_depth_net",
+    "parse_recipe",
+    "read_recipe",
+    "region_errors",
+    "save_depth_net",
+    "train_depth_net",
+]

@@ -16,8 +16,8 @@ import numpy as np
 from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.fm.masking import flatten_batch
 from tokzoo.fm.model import FourM
-from tokzoo.fm.spec import check_same_vocabularies, specs_from_manifest
 from tokzoo.fm.stream import ordered_batches
+from tokzoo.tokens.spec import check_same_vocabularies, specs_from_manifest
 
 from .depthnet import load_depth_net
 from .loop import check_model, consensus_loop, decode_depth, gather_evidence
@@ -41,10 +41,10 @@ def source_values(model: FourM, data, keys: list[str], masked, modality: str) ->
 
 def picture(model: FourM, modality: str, value) -> np.ndarray:
     """uint8 (H, W, 3) of a raw value of ``modality``, drawn by the codec of its tokenizer."""
-    from tokzoo.pipeline.report import run_tokenizer
+    from tokzoo.tokens.tokenizer import checked_tokenizer
 
     spec = next(s for s in model.specs if s.name == modality)
-    tok = run_tokenizer({"tokenizer": spec.tokenizer, "untrained": spec.untrained, "content_hash": spec.content_hash})
+    tok = checked_tokenizer(spec.tokenizer, spec.untrained, spec.content_hash)
     return tok.codec.visualize(value)
 
 
@@ -59,7 +59,7 @@ def generate_consensus(model: FourM, data: str | Path, keys: list[str], recipe: 
     for batch in ordered_batches(data, names, 64):
         for i, k in enumerate(batch["__key__"]):
             if k in keys:
-                rows[k] = {m: batch[m][i:i + 1] for m in names}
+                rows[k] = {m: batch[m][i : i + 1] for m in names}
     missing = [k for k in keys if k not in rows]
     if missing:
         raise ConfigError(f"{data}: no sample with key {missing[0]!r}")
@@ -73,6 +73,11 @@ def generate_consensus(model: FourM, data: str | Path, keys: list[str], recipe: 
     evidence = gather_evidence(model, masked, recipe, rgb, net)
     result = consensus_loop(model, masked, evidence, recipe, row_seeds=[zlib.crc32(k.encode()) for k in keys])
     truth = decode_depth(model, masked.tokens[recipe.target], recipe.target)
-    return {"depth": dict(zip(keys, result.depth)), "tokens": dict(zip(keys, result.tokens)),
-            "calls": int(result.calls.proposals[0]), "history": result.history,
-            "truth": dict(zip(keys, truth)), "sources": {k: {m: v[i] for m, v in sources.items()} for i, k in enumerate(keys)}}
+    return {
+        "depth": dict(zip(keys, result.depth)),
+        "tokens": dict(zip(keys, result.tokens)),
+        "calls": int(result.calls.proposals[0]),
+        "history": result.history,
+        "truth": dict(zip(keys, truth)),
+        "sources": {k: {m: v[i] for m, v in sources.items()} for i, k in enumerate(keys)},
+    }

@@ -40,9 +40,9 @@ FORMAT = "tokzoo-depthnet"
 @dataclass(frozen=True)
 class DepthNetConfig:
     architecture: str = "unet"
-    stream: int = 101       # scene stream seed of the training scenes
-    scenes: int = 2048      # training scenes 0 .. scenes-1 of the stream
-    size: int = 64          # scene resolution (square)
+    stream: int = 101  # scene stream seed of the training scenes
+    scenes: int = 2048  # training scenes 0 .. scenes-1 of the stream
+    size: int = 64  # scene resolution (square)
     steps: int = 1000
     batch_size: int = 16
     lr: float = 2e-3
@@ -90,8 +90,15 @@ class Dilated(nn.Module):
 class Coarse(nn.Module):
     def __init__(self):
         super().__init__()
-        self.body = nn.Sequential(_block(3, 16), nn.MaxPool2d(2), _block(16, 32), nn.MaxPool2d(2), _block(32, 64),
-                                  nn.MaxPool2d(2), _block(64, 64))
+        self.body = nn.Sequential(
+            _block(3, 16),
+            nn.MaxPool2d(2),
+            _block(16, 32),
+            nn.MaxPool2d(2),
+            _block(32, 64),
+            nn.MaxPool2d(2),
+            _block(64, 64),
+        )
         self.out = nn.Conv2d(64, 1, 1)
 
     def forward(self, x):
@@ -165,8 +172,12 @@ def train_depth_net(config: DepthNetConfig, log=None) -> DepthNet:
 
 def save_depth_net(model: DepthNet, folder: str | Path) -> Path:
     folder = make_folder(Path(folder))
-    write_file(folder, folder / CONFIG, json.dumps({"format": FORMAT, **asdict(model.config)}, indent=2, sort_keys=True) + "\n")
-    write_file(folder, folder / WEIGHTS, safetensors_bytes({k: v.detach().contiguous() for k, v in model.state_dict().items()}))
+    write_file(
+        folder, folder / CONFIG, json.dumps({"format": FORMAT, **asdict(model.config)}, indent=2, sort_keys=True) + "\n"
+    )
+    write_file(
+        folder, folder / WEIGHTS, safetensors_bytes({k: v.detach().contiguous() for k, v in model.state_dict().items()})
+    )
     return folder
 
 
@@ -177,7 +188,7 @@ def load_depth_net(folder: str | Path) -> DepthNet:
         raise CheckpointError(f"{folder}: not a depth net folder (no {CONFIG})")
     raw = read_json_file(folder / CONFIG, CheckpointError)
     if not isinstance(raw, dict) or raw.pop("format", None) != FORMAT:
-        raise CheckpointError(f"{folder / CONFIG}: not a tokzoo depth net config (no \"format\": \"{FORMAT}\")")
+        raise CheckpointError(f'{folder / CONFIG}: not a tokzoo depth net config (no "format": "{FORMAT}")')
     fields = set(DepthNetConfig.__dataclass_fields__)
     unknown = sorted(set(raw) - fields)
     if unknown:

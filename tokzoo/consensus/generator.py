@@ -25,7 +25,7 @@ class CallCount:
     """Per-row counts of generator calls (proposals) and fm forward passes."""
 
     proposals: np.ndarray  # int64 (B,)
-    forwards: np.ndarray   # int64 (B,)
+    forwards: np.ndarray  # int64 (B,)
 
     @classmethod
     def zeros(cls, rows: int) -> "CallCount":
@@ -34,13 +34,16 @@ class CallCount:
 
 def row_generators(seed: int, row_seeds) -> list[torch.Generator]:
     """One CPU generator per row, seeded by ``(seed, row seed)``."""
-    return [torch.Generator().manual_seed(int(np.random.SeedSequence([seed, int(r)]).generate_state(1)[0]))
-            for r in row_seeds]
+    return [
+        torch.Generator().manual_seed(int(np.random.SeedSequence([seed, int(r)]).generate_state(1)[0]))
+        for r in row_seeds
+    ]
 
 
 @torch.inference_mode()
-def target_distribution(model: FourM, batch: MaskedBatch, sources: list[str], target: str, kept_tokens: torch.Tensor,
-                        kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def target_distribution(
+    model: FourM, batch: MaskedBatch, sources: list[str], target: str, kept_tokens: torch.Tensor, kept: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward pass: logits (n, V) of every unkept valid target slot, with (row (n,), position (n,)).
 
     ``batch``: tokens / valid from :func:`tokzoo.fm.masking.flatten_batch`; ``kept_tokens`` int64 (B, L) and
@@ -49,15 +52,24 @@ def target_distribution(model: FourM, batch: MaskedBatch, sources: list[str], ta
     model.eval()
     tokens = {m: t.clone() for m, t in batch.tokens.items()}
     tokens[target] = torch.where(kept, kept_tokens, 0)
-    inputs = {m: (v & kept) if m == target else (v if m in sources else torch.zeros_like(v)) for m, v in batch.valid.items()}
+    inputs = {
+        m: (v & kept) if m == target else (v if m in sources else torch.zeros_like(v)) for m, v in batch.valid.items()
+    }
     targets = {m: (v & ~kept) if m == target else torch.zeros_like(v) for m, v in batch.valid.items()}
     masked = MaskedBatch(tokens, {m: inputs[m] | targets[m] for m in tokens}, inputs, targets)
     return model.target_logits(masked)[target]
 
 
-def sample_proposals(logits: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor, kept_tokens: torch.Tensor,
-                     n: int, generators: list[torch.Generator], temperature: float = 1.0,
-                     top_p: float = 1.0) -> torch.Tensor:
+def sample_proposals(
+    logits: torch.Tensor,
+    rows: torch.Tensor,
+    positions: torch.Tensor,
+    kept_tokens: torch.Tensor,
+    n: int,
+    generators: list[torch.Generator],
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+) -> torch.Tensor:
     """``n`` proposals per row (B, n, L): kept tokens where ``kept_tokens`` was kept (the caller passes them with
     the unkept slots ignored), one draw per unkept slot from ``logits`` (see :func:`target_distribution`)."""
     out = kept_tokens[:, None].repeat(1, n, 1)
@@ -73,7 +85,9 @@ def sample_proposals(logits: torch.Tensor, rows: torch.Tensor, positions: torch.
         probs = torch.softmax(row_logits / temperature, -1)
         if top_p < 1.0:
             sorted_probs, order = probs.sort(-1, descending=True)
-            drop = torch.zeros_like(probs, dtype=torch.bool).scatter(1, order, sorted_probs.cumsum(-1) - sorted_probs >= top_p)
+            drop = torch.zeros_like(probs, dtype=torch.bool).scatter(
+                1, order, sorted_probs.cumsum(-1) - sorted_probs >= top_p
+            )
             probs = probs.masked_fill(drop, 0.0)
         draws = torch.multinomial(probs, n, replacement=True, generator=generator)  # (slots, n)
         out[b][:, row_positions] = draws.t()

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -45,10 +45,10 @@ Decoder = Callable[[torch.Tensor], np.ndarray]
 
 @dataclass
 class LoopResult:
-    tokens: torch.Tensor              # int64 (B, L)
-    depth: np.ndarray                 # float32 (B, H, W) the decoded final map
-    calls: CallCount                  # generator calls (proposals) and forward passes per scene
-    seconds: float = 0.0              # wall time of the whole call
+    tokens: torch.Tensor  # int64 (B, L)
+    depth: np.ndarray  # float32 (B, H, W) the decoded final map
+    calls: CallCount  # generator calls (proposals) and forward passes per scene
+    seconds: float = 0.0  # wall time of the whole call
     history: list[dict] = field(default_factory=list)  # per round: kept regions, mean ensemble error of the map
 
 
@@ -76,8 +76,9 @@ def decode_depth(model: FourM, tokens: torch.Tensor, target: str = "depth") -> n
     return np.stack(decode_tokens(_spec(model, target), tokens)).astype(np.float32)
 
 
-def gather_evidence(model: FourM, batch: MaskedBatch, recipe: ConsensusRecipe, rgb: np.ndarray | None = None,
-                    depth_net=None) -> Evidence:
+def gather_evidence(
+    model: FourM, batch: MaskedBatch, recipe: ConsensusRecipe, rgb: np.ndarray | None = None, depth_net=None
+) -> Evidence:
     """The scorers' references for the batch: the fm's greedy rgb -> normals / semseg (one parallel step) for the
     scorers that use them, the depth network's prediction from ``rgb`` uint8 (B, H, W, 3)."""
     wanted = [m for scorer, m in (("normals", "normals"), ("planarity", "semseg")) if scorer in recipe.names]
@@ -98,18 +99,35 @@ def _decoder(model: FourM, recipe: ConsensusRecipe, decode: Decoder | None) -> D
     return decode if decode is not None else (lambda tokens: decode_depth(model, tokens, recipe.target))
 
 
-def _scores(decode: Decoder, recipe, candidates: torch.Tensor, evidence: Evidence, grid) -> tuple[np.ndarray, np.ndarray]:
+def _scores(
+    decode: Decoder, recipe, candidates: torch.Tensor, evidence: Evidence, grid
+) -> tuple[np.ndarray, np.ndarray]:
     """Candidates (B, C, L) -> decoded depth (B, C, H, W) and region errors (B, C, S, gh, gw)."""
     b, c, length = candidates.shape
     depth = decode(candidates.reshape(b * c, length))
     depth = depth.reshape(b, c, *depth.shape[1:])
-    errors = np.stack([np.stack([region_errors(depth[i, j], evidence.scene(i), recipe.names, grid, recipe.hfov_degrees)
-                                 for j in range(c)]) for i in range(b)])
+    errors = np.stack(
+        [
+            np.stack(
+                [
+                    region_errors(depth[i, j], evidence.scene(i), recipe.names, grid, recipe.hfov_degrees)
+                    for j in range(c)
+                ]
+            )
+            for i in range(b)
+        ]
+    )
     return depth, errors
 
 
-def consensus_loop(model: FourM, batch: MaskedBatch, evidence: Evidence, recipe: ConsensusRecipe,
-                   row_seeds=None, decode: Decoder | None = None) -> LoopResult:
+def consensus_loop(
+    model: FourM,
+    batch: MaskedBatch,
+    evidence: Evidence,
+    recipe: ConsensusRecipe,
+    row_seeds=None,
+    decode: Decoder | None = None,
+) -> LoopResult:
     """The closed loop of the module docstring over a batch (tokens / valid from ``flatten_batch``).
     ``row_seeds``: one integer per scene (default its row), so a scene's draws do not depend on its batch;
     ``decode``: target tokens (N, L) -> depth (N, H, W) (default: the target's tokenizer)."""
@@ -127,8 +145,9 @@ def consensus_loop(model: FourM, batch: MaskedBatch, evidence: Evidence, recipe:
     weights = recipe.weights
     for r in range(recipe.rounds):
         logits, rows, positions = target_distribution(model, batch, list(recipe.sources), recipe.target, current, kept)
-        proposals = sample_proposals(logits, rows, positions, current, recipe.proposals, generators,
-                                     recipe.temperature, recipe.top_p)
+        proposals = sample_proposals(
+            logits, rows, positions, current, recipe.proposals, generators, recipe.temperature, recipe.top_p
+        )
         calls.proposals += recipe.proposals
         calls.forwards += 1
         _, errors = _scores(decode, recipe, proposals, evidence, grid)
@@ -142,8 +161,9 @@ def consensus_loop(model: FourM, batch: MaskedBatch, evidence: Evidence, recipe:
         _, current_errors = _scores(decode, recipe, current[:, None], evidence, grid)
         current_errors = current_errors[:, 0]
         # the current map's regions on the scale of this round's candidates
-        region = np.stack([ensemble_errors(np.concatenate([current_errors[i][None], errors[i]]), weights)[0]
-                           for i in range(b)]).reshape(b, length)
+        region = np.stack(
+            [ensemble_errors(np.concatenate([current_errors[i][None], errors[i]]), weights)[0] for i in range(b)]
+        ).reshape(b, length)
         still = math.floor(length * math.cos(math.pi / 2 * (r + 1) / recipe.rounds)) if r < recipe.rounds - 1 else 0
         for i in range(b):
             open_slots = torch.nonzero(~kept[i]).flatten()
@@ -162,15 +182,17 @@ def greedy(model: FourM, batch: MaskedBatch, recipe: ConsensusRecipe, decode: De
     decode = _decoder(model, recipe, decode)
     b, length = batch.batch_size, _spec(model, recipe.target).length
     nothing = torch.zeros(b, length, dtype=torch.long)
-    logits, rows, positions = target_distribution(model, batch, list(recipe.sources), recipe.target, nothing,
-                                                  torch.zeros(b, length, dtype=torch.bool))
+    logits, rows, positions = target_distribution(
+        model, batch, list(recipe.sources), recipe.target, nothing, torch.zeros(b, length, dtype=torch.bool)
+    )
     tokens = sample_proposals(logits, rows, positions, nothing, 1, [None] * b, temperature=0.0)[:, 0]
     calls = CallCount(np.ones(b, np.int64), np.ones(b, np.int64))
     return LoopResult(tokens, decode(tokens), calls, time.perf_counter() - start)
 
 
-def open_loop_proposals(model: FourM, batch: MaskedBatch, recipe: ConsensusRecipe, n: int, row_seeds=None,
-                        decode: Decoder | None = None) -> tuple[torch.Tensor, np.ndarray]:
+def open_loop_proposals(
+    model: FourM, batch: MaskedBatch, recipe: ConsensusRecipe, n: int, row_seeds=None, decode: Decoder | None = None
+) -> tuple[torch.Tensor, np.ndarray]:
     """``n`` proposals per scene from one pass (n generator calls): tokens (B, n, L) and decoded depth (B, n, H, W)."""
     check_model(model, recipe)
     decode = _decoder(model, recipe, decode)
@@ -178,8 +200,9 @@ def open_loop_proposals(model: FourM, batch: MaskedBatch, recipe: ConsensusRecip
     b = batch.batch_size
     generators = row_generators(recipe.seed, range(b) if row_seeds is None else row_seeds)
     nothing = torch.zeros(b, spec.length, dtype=torch.long)
-    logits, rows, positions = target_distribution(model, batch, list(recipe.sources), recipe.target, nothing,
-                                                  torch.zeros(b, spec.length, dtype=torch.bool))
+    logits, rows, positions = target_distribution(
+        model, batch, list(recipe.sources), recipe.target, nothing, torch.zeros(b, spec.length, dtype=torch.bool)
+    )
     proposals = sample_proposals(logits, rows, positions, nothing, n, generators, recipe.temperature, recipe.top_p)
     depth = decode(proposals.reshape(b * n, spec.length))
     return proposals, depth.reshape(b, n, *depth.shape[1:])
@@ -190,15 +213,27 @@ def rerank(errors: np.ndarray, weights) -> int:
     return int(ensemble_errors(errors, weights).reshape(len(errors), -1).mean(1).argmin())
 
 
-def best_of_n(model: FourM, batch: MaskedBatch, evidence: Evidence, recipe: ConsensusRecipe, n: int,
-              row_seeds=None, decode: Decoder | None = None) -> LoopResult:
+def best_of_n(
+    model: FourM,
+    batch: MaskedBatch,
+    evidence: Evidence,
+    recipe: ConsensusRecipe,
+    n: int,
+    row_seeds=None,
+    decode: Decoder | None = None,
+) -> LoopResult:
     """``n`` proposals from one pass (n generator calls); each scene keeps the one whose mean ensemble error
     over regions (``recipe``'s scorers and weights) is lowest. Nothing is fed back to the generator."""
     start = time.perf_counter()
     proposals, depth = open_loop_proposals(model, batch, recipe, n, row_seeds, decode)
     grid = tuple(_spec(model, recipe.target).grid)
-    choice = [rerank(np.stack([region_errors(d, evidence.scene(i), recipe.names, grid, recipe.hfov_degrees)
-                               for d in depth[i]]), recipe.weights) for i in range(len(depth))]
+    choice = [
+        rerank(
+            np.stack([region_errors(d, evidence.scene(i), recipe.names, grid, recipe.hfov_degrees) for d in depth[i]]),
+            recipe.weights,
+        )
+        for i in range(len(depth))
+    ]
     b = len(choice)
     tokens = proposals[torch.arange(b), torch.tensor(choice)]
     calls = CallCount(np.full(b, n, np.int64), np.ones(b, np.int64))

@@ -46,7 +46,7 @@ class ConsensusRecipe:
     target: str = "depth"
     sources: tuple[str, ...] = ("rgb",)
     depth_net: str | None = None  # folder of the depth_net scorer's network
-    where: str = "consensus"      # the recipe's file, for messages
+    where: str = "consensus"  # the recipe's file, for messages
 
     @property
     def calls(self) -> int:
@@ -104,13 +104,23 @@ def parse_recipe(raw, where: str = "consensus", base: Path | None = None) -> Con
     rounds = _int(raw, "rounds", 4, 1, MAX_CALLS, where)
     proposals = _int(raw, "proposals", 2, 1, MAX_CALLS, where)
     if rounds * proposals > MAX_CALLS:
-        raise _error(where, "rounds", f"rounds x proposals = {rounds * proposals} generator calls per scene, over {MAX_CALLS}")
+        raise _error(
+            where, "rounds", f"rounds x proposals = {rounds * proposals} generator calls per scene, over {MAX_CALLS}"
+        )
     scorers, depth_net = _scorers(raw.get("scorers"), where, base)
-    return ConsensusRecipe(scorers, rounds, proposals, _float(raw, "temperature", 1.0, 0.0, 100.0, where),
-                           _float(raw, "top_p", 1.0, 0.0, 1.0, where, low_open=True),
-                           _int(raw, "seed", 0, 0, 2**32 - 1, where),
-                           _float(raw, "hfov_degrees", 60.0, 0.0, 179.0, where, low_open=True), target, tuple(sources),
-                           depth_net, str(where))
+    return ConsensusRecipe(
+        scorers,
+        rounds,
+        proposals,
+        _float(raw, "temperature", 1.0, 0.0, 100.0, where),
+        _float(raw, "top_p", 1.0, 0.0, 1.0, where, low_open=True),
+        _int(raw, "seed", 0, 0, 2**32 - 1, where),
+        _float(raw, "hfov_degrees", 60.0, 0.0, 179.0, where, low_open=True),
+        target,
+        tuple(sources),
+        depth_net,
+        str(where),
+    )
 
 
 def _scorers(raw, where, base: Path | None) -> tuple[tuple[tuple[str, float], ...], str | None]:

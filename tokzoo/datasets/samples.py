@@ -67,8 +67,10 @@ def _need(module: str, package: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ConfigError(f"bundled samples need the package {package!r} (import {module} failed); "
-                          f"install tokzoo[samples] or pip install {package}") from None
+        raise ConfigError(
+            f"bundled samples need the package {package!r} (import {module} failed); "
+            f"install tokzoo[samples] or pip install {package}"
+        ) from None
 
 
 def _rgb_image(name: str) -> Callable[[object], dict]:
@@ -78,9 +80,15 @@ def _rgb_image(name: str) -> Callable[[object], dict]:
 def _motorcycle_camera(right: bool) -> dict:
     shift = MOTORCYCLE_BASELINE_M if right else 0.0
     cam_to_world = [[1.0, 0.0, 0.0, shift], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
-    return {"fx": MOTORCYCLE_FOCAL_PX, "fy": MOTORCYCLE_FOCAL_PX,
-            "cx": MOTORCYCLE_CX + (MOTORCYCLE_DOFFS_PX if right else 0.0), "cy": MOTORCYCLE_CY,
-            "width": 741, "height": 500, "cam_to_world": cam_to_world}
+    return {
+        "fx": MOTORCYCLE_FOCAL_PX,
+        "fy": MOTORCYCLE_FOCAL_PX,
+        "cx": MOTORCYCLE_CX + (MOTORCYCLE_DOFFS_PX if right else 0.0),
+        "cy": MOTORCYCLE_CY,
+        "width": 741,
+        "height": 500,
+        "cam_to_world": cam_to_world,
+    }
 
 
 def _motorcycle(data) -> dict:
@@ -88,7 +96,11 @@ def _motorcycle(data) -> dict:
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = MOTORCYCLE_FOCAL_PX * MOTORCYCLE_BASELINE_M / (disparity.astype(np.float64) + MOTORCYCLE_DOFFS_PX)
     source = "skimage.data.stereo_motorcycle"
-    return {"rgb": V.rgb(left, source), "depth": V.depth(depth, source), "camera": V.camera(_motorcycle_camera(False), source)}
+    return {
+        "rgb": V.rgb(left, source),
+        "depth": V.depth(depth, source),
+        "camera": V.camera(_motorcycle_camera(False), source),
+    }
 
 
 def _motorcycle_right(data) -> dict:
@@ -121,7 +133,17 @@ def _dem(filename: str, field: str) -> Callable[[object], dict]:
     return load
 
 
-_SKIMAGE_RGB = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "camera", "coins")
+_SKIMAGE_RGB = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "camera",
+    "coins",
+)
 SAMPLES: dict[str, SampleInfo] = {
     **{n: SampleInfo("scikit-image", "skimage.data", ("rgb",), _rgb_image(n)) for n in _SKIMAGE_RGB},
     "motorcycle": SampleInfo("scikit-image", "skimage.data", ("rgb", "depth", "camera"), _motorcycle),
@@ -129,7 +151,9 @@ SAMPLES: dict[str, SampleInfo] = {
     "china": SampleInfo("scikit-learn", "sklearn.datasets", ("rgb",), _sklearn("china")),
     "flower": SampleInfo("scikit-learn", "sklearn.datasets", ("rgb",), _sklearn("flower")),
     "grace_hopper": SampleInfo("matplotlib", "matplotlib.cbook", ("rgb",), _grace_hopper),
-    "jacksboro_fault": SampleInfo("matplotlib", "matplotlib.cbook", ("depth",), _dem("jacksboro_fault_dem.npz", "elevation")),
+    "jacksboro_fault": SampleInfo(
+        "matplotlib", "matplotlib.cbook", ("depth",), _dem("jacksboro_fault_dem.npz", "elevation")
+    ),
     "topobathy": SampleInfo("matplotlib", "matplotlib.cbook", ("depth",), _dem("topobathy.npz", "topo")),
 }
 """name -> where it comes from and which modalities it has; licenses in the module docstring."""

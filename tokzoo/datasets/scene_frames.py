@@ -25,9 +25,12 @@ from .scene_text import NUMBER_WORDS, PERSON, visible_things
 
 __all__ = ["FrameTextSet", "frame_questions", "frame_type", "generate_frames", "view_marker"]
 
-QUESTIONS = {"frames_person": "in view one, was there a person?", "frames_nearest": "in view one, what was the nearest thing?",
-             "frames_colour": "in view one, what colour was the nearest object?",
-             "frames_leftmost": "in view one, what was the leftmost thing?"}  # fmt: skip
+QUESTIONS = {
+    "frames_person": "in view one, was there a person?",
+    "frames_nearest": "in view one, what was the nearest thing?",
+    "frames_colour": "in view one, what colour was the nearest object?",
+    "frames_leftmost": "in view one, what was the leftmost thing?",
+}
 
 
 def view_marker(k: int) -> str:
@@ -51,10 +54,12 @@ def generate_frames(index: int, seed: int = 0, size: int = 64, n_frames: int = 3
 
 def _answers(things: list[dict]) -> dict:
     objects = [t for t in things if t["cls"] != PERSON]
-    return {"frames_person": "yes" if any(t["cls"] == PERSON for t in things) else "no",
-            "frames_nearest": min(things, key=lambda t: t["depth"])["cls"] if things else None,
-            "frames_colour": min(objects, key=lambda t: t["depth"])["colour"] if objects else None,
-            "frames_leftmost": things[0]["cls"] if things else None}  # fmt: skip
+    return {
+        "frames_person": "yes" if any(t["cls"] == PERSON for t in things) else "no",
+        "frames_nearest": min(things, key=lambda t: t["depth"])["cls"] if things else None,
+        "frames_colour": min(objects, key=lambda t: t["depth"])["colour"] if objects else None,
+        "frames_leftmost": things[0]["cls"] if things else None,
+    }
 
 
 def frame_questions(frames: list[dict]) -> list[tuple[str, str]]:

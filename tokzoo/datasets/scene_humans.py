@@ -32,16 +32,16 @@ def _limb(rng, root, frame, side: int, arm: bool):
     """Two-segment limb from ``root``: returns (middle joint, end joint), body frame.
 
     ``frame`` (3, 3) columns: forward, left, up of the segment the limb hangs from."""
-    f, l, u = frame.T
+    fwd, lft, up = frame.T
     if arm:
         flex, abduct, bend = rng.uniform(-0.6, 2.6), rng.uniform(0.05, 1.5), rng.uniform(0, 2.3)
         lengths = (0.30, 0.27)
     else:
         flex, abduct, bend = rng.uniform(-0.4, 1.5), rng.uniform(0, 0.45), -rng.uniform(0, 2.0)
         lengths = (0.44, 0.43)
-    r_limb = _rot(f, side * abduct) @ _rot(l, -flex)
-    upper = r_limb @ -u
-    hinge = _rot(upper, rng.uniform(-0.7, 0.7)) @ (r_limb @ l)  # twist about the upper segment
+    r_limb = _rot(fwd, side * abduct) @ _rot(lft, -flex)
+    upper = r_limb @ -up
+    hinge = _rot(upper, rng.uniform(-0.7, 0.7)) @ (r_limb @ lft)  # twist about the upper segment
     lower = _rot(hinge, -bend) @ upper  # arms bend forward, knees backward
     mid = root + lengths[0] * upper
     return mid, mid + lengths[1] * lower
@@ -68,8 +68,15 @@ def sample_human(rng: np.random.Generator, xy, yaw: float, height: float):
     legs = [_limb(rng, hips[i], np.eye(3), side, False) for i, side in enumerate((1, -1))]
     face = head + r_head * _FACE @ head_rot.T
 
-    kp = np.concatenate([face, shoulders, [arms[0][0], arms[1][0], arms[0][1], arms[1][1]], hips,
-                         [legs[0][0], legs[1][0], legs[0][1], legs[1][1]]])  # fmt: skip
+    kp = np.concatenate(
+        [
+            face,
+            shoulders,
+            [arms[0][0], arms[1][0], arms[0][1], arms[1][1]],
+            hips,
+            [legs[0][0], legs[1][0], legs[0][1], legs[1][1]],
+        ]
+    )
     segs = [  # (a, b, radius, role)
         (pelvis, neck, 0.14, "shirt"), (shoulders[0], shoulders[1], 0.06, "shirt"),
         (hips[0], hips[1], 0.085, "pants"), (neck, head, 0.045, "skin"),

@@ -16,8 +16,24 @@ import numpy as np
 
 from .scene_geometry import Box, Capsule, Cylinder, Sphere
 from .scene_humans import _rot, sample_human
-from .scene_layout import (BUILDING, CHECKER, HUMAN, NOISE, PLAIN, STRIPES, TERRAIN, TREE, Human, Layout, Material,
-                           Surface, _colour, _group, _material, _object)  # fmt: skip
+from .scene_layout import (
+    BUILDING,
+    CHECKER,
+    HUMAN,
+    NOISE,
+    PLAIN,
+    STRIPES,
+    TERRAIN,
+    TREE,
+    Human,
+    Layout,
+    Material,
+    Surface,
+    _colour,
+    _group,
+    _material,
+    _object,
+)
 
 MAX_DEPTH = 100.0
 """Largest z-depth (metres) drawn; farther terrain is sky."""
@@ -70,7 +86,7 @@ class Terrain:
         for start in range(0, _MARCH_STEPS, 16):
             if not len(active):
                 break
-            ts = np.broadcast_to(steps[start:start + 16], (len(active), len(steps[start:start + 16])))
+            ts = np.broadcast_to(steps[start : start + 16], (len(active), len(steps[start : start + 16])))
             below = self._above(o32, d32[active], ts, w32) <= 0
             found = below.any(axis=1)
             first = below.argmax(axis=1)[found]
@@ -158,14 +174,22 @@ def _tree(rng, terrain, xy, instance) -> list:
     trunk_r, trunk_h, crown_r = rng.uniform(0.12, 0.35), rng.uniform(1.5, 4.0), rng.uniform(1.0, 3.5)
     base = _ground(terrain, xy, trunk_r) - 0.1
     a, b = np.array([xy[0], xy[1], base], f32), np.array([xy[0], xy[1], base + trunk_h + 0.1], f32)
-    bark = Material(NOISE, np.array([0.35, 0.25, 0.15], f32) * f32(rng.uniform(0.7, 1.2)), np.array([0.2, 0.14, 0.08], f32),
-                    a, np.array([0, 0, 6.0], f32), float(rng.uniform(0, 6)))  # fmt: skip
+    bark = Material(
+        NOISE,
+        np.array([0.35, 0.25, 0.15], f32) * f32(rng.uniform(0.7, 1.2)),
+        np.array([0.2, 0.14, 0.08], f32),
+        a,
+        np.array([0, 0, 6.0], f32),
+        float(rng.uniform(0, 6)),
+    )
     crown_c = b + np.array([0, 0, 0.6 * crown_r], f32)
     leaves = _material(rng, crown_c, (0.2, 0.8), (NOISE, NOISE, PLAIN))
     green = np.array([rng.uniform(0.1, 0.35), rng.uniform(0.35, 0.65), rng.uniform(0.05, 0.25)], f32)
     leaves = Material(leaves.kind, green, green * f32(0.55), leaves.origin, leaves.freq, leaves.phase)
-    return [Surface(Cylinder(a, b, float(trunk_r)), bark, TREE, instance),
-            Surface(Sphere(crown_c, float(crown_r)), leaves, TREE, instance)]  # fmt: skip
+    return [
+        Surface(Cylinder(a, b, float(trunk_r)), bark, TREE, instance),
+        Surface(Sphere(crown_c, float(crown_r)), leaves, TREE, instance),
+    ]
 
 
 def _lifted(surface: Surface, xy, z: float, instance: int) -> Surface:
@@ -188,8 +212,9 @@ def sample_outdoor_layout(rng: np.random.Generator, width: int, height: int) -> 
     terrain = _terrain(rng)
     grass = _material(rng, [0, 0, 0], (3.0, 12.0), (NOISE, NOISE, NOISE, CHECKER))
     tint = np.array([rng.uniform(0.25, 0.5), rng.uniform(0.35, 0.6), rng.uniform(0.1, 0.3)], np.float32)
-    grass = Material(grass.kind, tint, np.clip(tint * 0.6 + 0.1, 0, 1).astype(np.float32), grass.origin, grass.freq,
-                     grass.phase)  # fmt: skip
+    grass = Material(
+        grass.kind, tint, np.clip(tint * 0.6 + 0.1, 0, 1).astype(np.float32), grass.origin, grass.freq, grass.phase
+    )
     surfaces, humans, groups, placed = [Surface(terrain, grass, TERRAIN)], [], [], []
     pose, focal, yaw, hfov = _camera(rng, terrain, width)
     instance = 0

@@ -200,4 +200,3 @@ def render(layout: Layout) -> dict:
             "width": w, "height": h, "cam_to_world": layout.cam_to_world.tolist(),
         },
     }  # fmt: skip
-

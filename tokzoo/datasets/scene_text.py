@@ -74,8 +74,16 @@ def visible_things(sample: dict, min_fraction: float = 0.002) -> list[dict]:
         name = PERSON if cls == "human" else cls
         x = float(np.nonzero(mask)[1].mean())
         colour = None if name == PERSON else colour_name(rgb[mask].reshape(-1, 3).mean(axis=0))
-        things.append({"cls": name, "colour": colour, "side": "left" if x < (width - 1) / 2 else "right",
-                       "depth": float(np.nanmedian(depth[mask])), "area": area, "x": x})  # fmt: skip
+        things.append(
+            {
+                "cls": name,
+                "colour": colour,
+                "side": "left" if x < (width - 1) / 2 else "right",
+                "depth": float(np.nanmedian(depth[mask])),
+                "area": area,
+                "x": x,
+            }
+        )
     return sorted(things, key=lambda t: t["x"])
 
 

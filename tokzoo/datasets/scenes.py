@@ -25,28 +25,65 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import ConfigError
+from ..io.images import save_png
 from ..io.writes import make_folder, write_file
 from ..limits import check_field
-from ..viz import colorize, label_colors, save_png
+from ..viz import colorize, label_colors
 from .scene_layout import SCENE_CLASSES, sample_layout
 from .scene_outdoor import sample_outdoor_layout
 from .scene_render import render
 
-__all__ = ["SCENE_CLASSES", "SCENE_CLASS_COLORS", "SCENE_KINDS", "Scenes", "encode_scene", "generate_scene",
-           "is_outdoor", "save_scene_preview", "scene_preview", "write_scene_shards"]  # fmt: skip
+__all__ = [
+    "SCENE_CLASSES",
+    "SCENE_CLASS_COLORS",
+    "SCENE_KINDS",
+    "Scenes",
+    "encode_scene",
+    "generate_scene",
+    "is_outdoor",
+    "save_scene_preview",
+    "scene_preview",
+    "write_scene_shards",
+]
 
 SCENE_KINDS = ("indoor", "outdoor", "mix")
 _OUTDOOR_STREAM, _MIX_STREAM = 1, 2  # extra seed words: outdoor layouts and the mix's coin flips
 
 # One display colour per class of SCENE_CLASSES.
 SCENE_CLASS_COLORS = np.array(
-    [[150, 110, 70], [170, 170, 160], [120, 180, 240], [230, 80, 80], [80, 200, 90], [80, 110, 230], [250, 200, 40],
-     [110, 150, 60], [190, 120, 160], [30, 110, 40]],
+    [
+        [150, 110, 70],
+        [170, 170, 160],
+        [120, 180, 240],
+        [230, 80, 80],
+        [80, 200, 90],
+        [80, 110, 230],
+        [250, 200, 40],
+        [110, 150, 60],
+        [190, 120, 160],
+        [30, 110, 40],
+    ],
     np.uint8,
 )
 # COCO-17 limbs as keypoint index pairs, for drawing.
-_LIMBS = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12), (11, 12),
-          (11, 13), (13, 15), (12, 14), (14, 16))  # fmt: skip
+_LIMBS = (
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (5, 6),
+    (5, 7),
+    (7, 9),
+    (6, 8),
+    (8, 10),
+    (5, 11),
+    (6, 12),
+    (11, 12),
+    (11, 13),
+    (13, 15),
+    (12, 14),
+    (14, 16),
+)
 
 
 def _size(size) -> tuple[int, int]:
@@ -144,16 +181,29 @@ def _write_shard(job) -> tuple[str, int]:
                 files = encode_scene(generate_scene(i, seed, size, kind))
                 for ext in sorted(files):
                     info = tarfile.TarInfo(f"{_key(i)}.{ext}")
-                    info.size, info.mode, info.mtime, info.uname, info.gname = len(files[ext]), 0o444, 0, "tokzoo", "tokzoo"
+                    info.size, info.mode, info.mtime, info.uname, info.gname = (
+                        len(files[ext]),
+                        0o444,
+                        0,
+                        "tokzoo",
+                        "tokzoo",
+                    )
                     tar.addfile(info, io.BytesIO(files[ext]))
 
     write_file(Path(path).parent, path, write)  # temporary name, renamed when complete: no truncated shard-*.tar
     return path, len(indices)
 
 
-def write_scene_shards(out_dir, n: int, seed: int = 0, size: int | tuple[int, int] = 256,
-                       samples_per_shard: int = 1000, workers: int = 0, progress=None,
-                       kind: str = "indoor") -> list[Path]:  # fmt: skip
+def write_scene_shards(
+    out_dir,
+    n: int,
+    seed: int = 0,
+    size: int | tuple[int, int] = 256,
+    samples_per_shard: int = 1000,
+    workers: int = 0,
+    progress=None,
+    kind: str = "indoor",
+) -> list[Path]:
     """Write scenes ``0 .. n-1`` of ``kind`` as webdataset tars ``out_dir/shard-000000.tar``, ... and return their
     paths. Bytes depend only on the arguments (fixed member order and mtimes), also with ``workers``
     > 0, which renders shards in a process pool. ``progress(k)`` is called after each shard of k samples.
@@ -161,14 +211,20 @@ def write_scene_shards(out_dir, n: int, seed: int = 0, size: int | tuple[int, in
     is_outdoor(0, seed, kind)  # checks kind before anything is written
     check_field(n, "scenes", "n", "scenes.count")
     out = make_folder(Path(out_dir))
-    jobs = [(str(out / f"shard-{s:06d}.tar"), range(start, min(start + samples_per_shard, n)), seed, size, kind)
-            for s, start in enumerate(range(0, n, samples_per_shard))]  # fmt: skip
+    jobs = [
+        (str(out / f"shard-{s:06d}.tar"), range(start, min(start + samples_per_shard, n)), seed, size, kind)
+        for s, start in enumerate(range(0, n, samples_per_shard))
+    ]
     for leftover in [*out.glob("shard-*.tar.partial"), *out.glob(".shard-*.tar.*.tmp")]:  # from a killed run
         leftover.unlink()
-    others = sorted({p.name for p in out.iterdir() if not p.name.startswith(".")} - {Path(path).name for path, *_ in jobs})
+    others = sorted(
+        {p.name for p in out.iterdir() if not p.name.startswith(".")} - {Path(path).name for path, *_ in jobs}
+    )
     if others:  # stale shards would make one mixed dataset, other files a folder no longer read as shards
-        raise ConfigError(f"{out}: holds {others[0]}, which this run would not rewrite ({len(others)} such entries); "
-                          "choose an empty folder")
+        raise ConfigError(
+            f"{out}: holds {others[0]}, which this run would not rewrite ({len(others)} such entries); "
+            "choose an empty folder"
+        )
     if workers > 0:
         with Pool(workers, initializer=_ignore_sigint) as pool:
             done = pool.imap(_write_shard, jobs)
@@ -193,9 +249,15 @@ def scene_preview(sample: dict) -> np.ndarray:
     """uint8 (H, 7 W, 3): rgb | depth | normals | semseg | instances | edges | keypoints on rgb."""
     normals = np.nan_to_num((sample["normals"] * np.array([1, -1, -1]) + 1) * 127.5).astype(np.uint8)
     edges = np.repeat(sample["edges"][..., None] * np.uint8(255), 3, axis=2)
-    tiles = [sample["rgb"], colorize(sample["depth"]), normals, SCENE_CLASS_COLORS[sample["semseg"]],
-             label_colors(sample["sam_instances"], ignore=None) * (sample["sam_instances"] > 0)[..., None], edges,
-             _draw_pose(sample["rgb"], sample["pose"])]  # fmt: skip
+    tiles = [
+        sample["rgb"],
+        colorize(sample["depth"]),
+        normals,
+        SCENE_CLASS_COLORS[sample["semseg"]],
+        label_colors(sample["sam_instances"], ignore=None) * (sample["sam_instances"] > 0)[..., None],
+        edges,
+        _draw_pose(sample["rgb"], sample["pose"]),
+    ]
     return np.concatenate(tiles, axis=1)
 
 

@@ -72,7 +72,9 @@ class DecoderBlock(nn.Module):
         self.norm2, self.cross_attn = layer_norm(dim), Attention(dim, heads)
         self.norm3, self.mlp = layer_norm(dim), SwiGLU(dim, mlp_ratio)
 
-    def forward(self, x: torch.Tensor, self_mask: torch.Tensor, context: torch.Tensor, cross_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, self_mask: torch.Tensor, context: torch.Tensor, cross_mask: torch.Tensor
+    ) -> torch.Tensor:
         x = x + self.self_attn(self.norm1(x), self_mask)
         x = x + self.cross_attn(self.norm2(x), cross_mask, context)
         return x + self.mlp(self.norm3(x))

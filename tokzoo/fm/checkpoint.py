@@ -1,4 +1,5 @@
-"""Run folders of the 4M-style trainer: safetensors + JSON only, nothing pickled.
+"""Run folders of the 4M-style trainer: the trainers' run folder (:mod:`tokzoo.runs.run_folder`) plus the model's
+config. Safetensors + JSON only, nothing pickled.
 
 ```
 RUN/config.json             format, model config, modality specs, the recipe, the training data folder
@@ -16,37 +17,55 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
-from safetensors.torch import save as safetensors_bytes
 
 from tokzoo import __version__
-from tokzoo.checkpoint import check_tensors, check_values
 from tokzoo.errors import CheckpointError, ConfigError
 from tokzoo.io.safety import read_json_file
+from tokzoo.io.tensors import read_checked
 from tokzoo.io.writes import make_folder, write_file
 from tokzoo.limits import MAX_FM_PARAMETERS, check_field, count_parameters
+from tokzoo.runs.run_folder import (
+    OPTIMIZER,
+    STATE,
+    WEIGHTS,
+    optimizer_tensors,
+    read_state_file,
+    write_state,
+    write_tensors,
+)
+from tokzoo.tokens.spec import ModalitySpec, check_specs
 
 from .model import FMConfig, FourM, check_config
-from .spec import ModalitySpec, check_specs
 
 FORMAT, FORMAT_VERSION = "tokzoo-fm", 1
-CONFIG, WEIGHTS, OPTIMIZER, STATE, LOG = "config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json", "log.jsonl"
+CONFIG = "config.json"
 
 
-def save_checkpoint(run: str | Path, model: FourM, recipe_raw: dict, optimizer: torch.optim.Optimizer | None = None,
-                    state: dict | None = None, data: str | Path | None = None) -> Path:
+def save_checkpoint(
+    run: str | Path,
+    model: FourM,
+    recipe_raw: dict,
+    optimizer: torch.optim.Optimizer | None = None,
+    state: dict | None = None,
+    data: str | Path | None = None,
+) -> Path:
     """Write the model (and optimizer + trainer state when given) into ``run``; ``data``: the training set's folder."""
     run = make_folder(Path(run))
-    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "tokzoo_version": __version__,
-              "model": model.config.to_dict(), "modalities": [s.to_dict() for s in model.specs], "recipe": recipe_raw,
-              "data": str(Path(data).resolve()) if data else None}
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tokzoo_version": __version__,
+        "model": model.config.to_dict(),
+        "modalities": [s.to_dict() for s in model.specs],
+        "recipe": recipe_raw,
+        "data": str(Path(data).resolve()) if data else None,
+    }
     write_file(run, run / CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
-    write_file(run, run / WEIGHTS, safetensors_bytes({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
+    write_tensors(run, run / WEIGHTS, model.state_dict())
     if optimizer is not None:
-        write_file(run, run / OPTIMIZER, safetensors_bytes(optimizer_tensors(model, optimizer)))
+        write_tensors(run, run / OPTIMIZER, optimizer_tensors(model, optimizer))
     if state is not None:
-        write_file(run, run / STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
+        write_state(run, run, state)
     return run
 
 
@@ -57,7 +76,7 @@ def read_run_config(run: str | Path) -> dict:
         raise CheckpointError(f"{run}: not a trained model folder (no {CONFIG}; train one with `tokzoo fm train`)")
     config = read_json_file(path, CheckpointError)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a tokzoo fm model config (no \"format\": \"{FORMAT}\")")
+        raise CheckpointError(f'{path}: not a tokzoo fm model config (no "format": "{FORMAT}")')
     if config.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: format_version {config.get('format_version')!r} is not {FORMAT_VERSION}")
     return config
@@ -68,7 +87,7 @@ def load_model(run: str | Path, device: str | torch.device = "cpu") -> FourM:
     shape, dtype kind and finiteness (an all-NaN model is refused, not sampled from)."""
     specs, model_config = run_model_config(run)
     model = FourM(specs, model_config)
-    model.load_state_dict(_read(Path(run) / WEIGHTS, model.state_dict()))
+    model.load_state_dict(read_checked(Path(run) / WEIGHTS, model.state_dict()))
     return model.to(device)
 
 
@@ -91,47 +110,25 @@ def run_model_config(run: str | Path) -> tuple[list[ModalitySpec], FMConfig]:
     return specs, model_config
 
 
-def optimizer_tensors(model: FourM, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    """AdamW state as named tensors (``step`` as a float64 scalar tensor)."""
-    tensors = {}
-    for name, p in model.named_parameters():
-        for key, value in optimizer.state.get(p, {}).items():
-            tensors[f"{name}.{key}"] = torch.as_tensor(value, dtype=torch.float64 if key == "step" else None).detach().cpu().contiguous()
-    return tensors
-
-
-def load_optimizer(run: str | Path, model: FourM, optimizer: torch.optim.Optimizer) -> None:
-    """Restore AdamW state written by :func:`save_checkpoint` into ``optimizer`` (built over ``model``)."""
-    expected = {f"{n}.{k}": (p if k != "step" else torch.zeros(())) for n, p in model.named_parameters()
-                for k in ("exp_avg", "exp_avg_sq", "step")}
-    tensors = _read(Path(run) / OPTIMIZER, expected)
-    for name in expected:
-        if (name.endswith(".exp_avg_sq") and bool((tensors[name] < 0).any())) or (
-                name.endswith(".step") and not 0 <= float(tensors[name]) <= 1e7):
-            raise CheckpointError(f"{Path(run) / OPTIMIZER}: tensor {name!r} is out of range (negative second moment "
-                                  f"or step); refused")
-    for name, p in model.named_parameters():
-        optimizer.state[p] = {"step": tensors[f"{name}.step"].to(torch.float32),
-                              "exp_avg": tensors[f"{name}.exp_avg"].to(p.device, p.dtype),
-                              "exp_avg_sq": tensors[f"{name}.exp_avg_sq"].to(p.device, p.dtype)}
-
-
 def read_state(run: str | Path) -> dict | None:
     """The trainer state ``{"step", "position": {"consumed": [samples read from each dataset]}}`` of a run, None
     when absent; one-line CheckpointError for anything else (``[]``, text, an older run's position, negative or huge
     numbers)."""
-    path = Path(run) / STATE
-    if not path.is_file():
+    path, state = Path(run) / STATE, read_state_file(run)
+    if state is None:
         return None
-    state = read_json_file(path, CheckpointError)
     position = state.get("position") if isinstance(state, dict) else None
     if isinstance(position, dict) and set(position) == {"epoch", "batch"}:
-        raise CheckpointError(f"{path}: its data position was written by an older trainer (epoch and batch, not "
-                              "samples per dataset); it cannot resume here, start a new --out")
+        raise CheckpointError(
+            f"{path}: its data position was written by an older trainer (epoch and batch, not "
+            "samples per dataset); it cannot resume here, start a new --out"
+        )
     consumed = position.get("consumed") if isinstance(position, dict) and set(position) == {"consumed"} else None
     if not isinstance(consumed, list) or not consumed:
-        raise CheckpointError(f"{path}: not a trainer state of this tokzoo ({{\"step\": N, \"position\": "
-                              f"{{\"consumed\": [S, ...]}}}}); delete the run folder or pass another --out")
+        raise CheckpointError(
+            f'{path}: not a trainer state of this tokzoo ({{"step": N, "position": '
+            f'{{"consumed": [S, ...]}}}}); delete the run folder or pass another --out'
+        )
     try:
         check_field(state.get("step"), path, "step", "fm.state.step")
         for count in consumed:
@@ -139,16 +136,3 @@ def read_state(run: str | Path) -> dict | None:
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
     return state
-
-
-def _read(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing")
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: corrupt or truncated ({e})") from None
-    check_tensors(expected, tensors, path)
-    check_values(expected, tensors, path)
-    return tensors
-

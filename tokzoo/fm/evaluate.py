@@ -10,7 +10,7 @@ tokenizer and compared with the sample's raw value cut by the same crop (the dat
   per-pixel mean depth (over valid pixels), the per-pixel mean normal (renormalised), the per-pixel
   majority class.
 
-Metrics (tokzoo.evaluation.metrics): depth abs-rel (mean over samples), normals mean angular error
+Metrics (tokzoo.tokenizers.evaluation.metrics): depth abs-rel (mean over samples), normals mean angular error
 (mean over samples), semseg mIoU (accumulated over the set) and, structure-sensitive, semseg boundary F1
 (1-pixel tolerance, mean over samples; under ``also`` in the report).
 """
@@ -23,31 +23,38 @@ from pathlib import Path
 import numpy as np
 
 from tokzoo.crops import apply_crop
-from tokzoo.data import make_loader
 from tokzoo.errors import ConfigError, TokzooError
-from tokzoo.evaluation.metrics import abs_rel, angular_error, boundary_f1, mean_iou
+from tokzoo.tokenizers.evaluation.metrics import abs_rel, angular_error, boundary_f1, mean_iou
+from tokzoo.tokens import make_loader
+from tokzoo.tokens.spec import check_same_vocabularies, dataset_manifest, dataset_parts, specs_from_manifest
 
 from .generate import DecodeSettings, check_request, decode_tokens, generate
 from .masking import flatten_batch
-from .stream import ordered_batches
 from .model import FourM
-from .spec import check_same_vocabularies, dataset_parts, read_manifest, specs_from_manifest
+from .stream import ordered_batches
 
 UNDECODABLE = np.full((16, 16, 3), 160, np.uint8)
 """The grey cell ``tokzoo fm generate`` draws for a prediction its tokenizer cannot decode."""
 METRICS = {"depth": ("abs_rel", "lower"), "normals": ("angular_error_deg", "lower"), "semseg": ("miou", "higher")}
-ALSO = {"semseg": {"boundary_f1": ("higher", lambda truths, predictions: boundary_f1(np.stack(truths), np.stack(predictions)))}}
+ALSO = {
+    "semseg": {
+        "boundary_f1": ("higher", lambda truths, predictions: boundary_f1(np.stack(truths), np.stack(predictions)))
+    }
+}
 """Further metrics per target, reported beside the main one."""
 
 
-def raw_crops(root: str | Path, modality: str, limit: int | None = None, keys: set[str] | None = None) -> dict[str, np.ndarray]:
+def raw_crops(
+    root: str | Path, modality: str, limit: int | None = None, keys: set[str] | None = None
+) -> dict[str, np.ndarray]:
     """key -> the raw ``modality`` value at crop 0, at the tokens' size, of the first ``limit`` samples of token
     dataset ``root`` (or of those in ``keys``)."""
     from tokzoo.io import decode_sample
-    from tokzoo.pipeline.plan import open_input
+    from tokzoo.tokens.sources import open_input
 
-    root = next((p for p in dataset_parts(root) if modality in read_manifest(p)["modalities"]), root)  # "a,b": its folder
-    entry = read_manifest(root)["modalities"][modality]
+    # "a,b": the folder holding the modality
+    root = next((p for p in dataset_parts(root) if modality in dataset_manifest(p)["modalities"]), root)
+    entry = dataset_manifest(root)["modalities"][modality]
     loader = make_loader(root, ["crops", modality], 256, shuffle=False, crop=0)
     boxes = {}
     for batch in loader:
@@ -61,7 +68,11 @@ def raw_crops(root: str | Path, modality: str, limit: int | None = None, keys: s
         value = decode_sample(raw).values.get(modality)
         if value is None:
             raise ConfigError(f"{entry['input']}: sample {raw.key!r} has no readable {modality}")
-        values[raw.key] = apply_crop({modality: value}, boxes[raw.key], tuple(entry["size"]))[modality] if entry.get("size") else value
+        values[raw.key] = (
+            apply_crop({modality: value}, boxes[raw.key], tuple(entry["size"]))[modality]
+            if entry.get("size")
+            else value
+        )
         if len(values) == len(boxes):
             break
     return values
@@ -90,9 +101,19 @@ def score(modality: str, truths: list[np.ndarray], predictions: list[np.ndarray]
     return mean_iou(np.stack(truths), np.stack(predictions))
 
 
-def evaluate(model: FourM, data: str | Path, train_data: str | Path, sources: list[str], targets: list[str], *,
-             limit: int | None = None, settings: DecodeSettings = DecodeSettings(temperature=0.0),
-             batch_size: int = 32, train_limit: int | None = None, progress: bool = False) -> dict:
+def evaluate(
+    model: FourM,
+    data: str | Path,
+    train_data: str | Path,
+    sources: list[str],
+    targets: list[str],
+    *,
+    limit: int | None = None,
+    settings: DecodeSettings = DecodeSettings(temperature=0.0),
+    batch_size: int = 32,
+    train_limit: int | None = None,
+    progress: bool = False,
+) -> dict:
     """Scores of the model, the tokenizer ceiling and the training prior per target on held-out ``data``."""
     from tqdm.auto import tqdm
 
@@ -125,20 +146,29 @@ def evaluate(model: FourM, data: str | Path, train_data: str | Path, sources: li
         prior = training_prior(t, list(raw_crops(train_data, t, train_limit).values()))
         truth = [truths[t][k] for k in keys]
         metric, direction = METRICS[t]
-        candidates = {"model": [predictions[t][k] for k in keys], "tokenizer_ceiling": [ceilings[t][k] for k in keys],
-                      "training_prior": [prior] * len(keys)}
-        report["targets"][t] = {"metric": metric, "better": direction,
-                                **{name: score(t, truth, values) for name, values in candidates.items()},
-                                "also": {name: {"better": better, **{c: fn(truth, v) for c, v in candidates.items()}}
-                                         for name, (better, fn) in ALSO.get(t, {}).items()}}
+        candidates = {
+            "model": [predictions[t][k] for k in keys],
+            "tokenizer_ceiling": [ceilings[t][k] for k in keys],
+            "training_prior": [prior] * len(keys),
+        }
+        report["targets"][t] = {
+            "metric": metric,
+            "better": direction,
+            **{name: score(t, truth, values) for name, values in candidates.items()},
+            "also": {
+                name: {"better": better, **{c: fn(truth, v) for c, v in candidates.items()}}
+                for name, (better, fn) in ALSO.get(t, {}).items()
+            },
+        }
     return report
 
 
-def example_rows(model: FourM, data: str | Path, keys: list[str], sources: list[str], targets: list[str],
-                 settings: DecodeSettings) -> list[list[np.ndarray]]:
+def example_rows(
+    model: FourM, data: str | Path, keys: list[str], sources: list[str], targets: list[str], settings: DecodeSettings
+) -> list[list[np.ndarray]]:
     """Pictures for ``tokzoo fm generate``: per key one row of sources, predictions, then ground truths
     (the raw crop when the source is available, else the tokenizer's reconstruction)."""
-    from tokzoo.pipeline.report import run_tokenizer
+    from tokzoo.tokens.tokenizer import checked_tokenizer
 
     names = list(dict.fromkeys(list(sources) + list(targets)))
     check_request(model, sources, targets, settings)
@@ -148,7 +178,7 @@ def example_rows(model: FourM, data: str | Path, keys: list[str], sources: list[
     for batch in ordered_batches(data, names, 64):
         for i, k in enumerate(batch["__key__"]):
             if k in keys:
-                batches[k] = {m: batch[m][i:i + 1] for m in names} | {"__key__": [k]}
+                batches[k] = {m: batch[m][i : i + 1] for m in names} | {"__key__": [k]}
     missing = [k for k in keys if k not in batches]
     if missing:
         raise ConfigError(f"{data}: no sample with key {missing[0]!r}")
@@ -158,9 +188,11 @@ def example_rows(model: FourM, data: str | Path, keys: list[str], sources: list[
         masked = flatten_batch(batches[key], model.specs)
         generated = generate(model, masked, sources, targets, settings)
         row = []
-        for kind, m in [("source", s) for s in sources] + [("prediction", t) for t in targets] + [("truth", t) for t in targets]:
+        for kind, m in (
+            [("source", s) for s in sources] + [("prediction", t) for t in targets] + [("truth", t) for t in targets]
+        ):
             spec = by_name[m]
-            tok = run_tokenizer({"tokenizer": spec.tokenizer, "untrained": spec.untrained, "content_hash": spec.content_hash})
+            tok = checked_tokenizer(spec.tokenizer, spec.untrained, spec.content_hash)
             tokens = generated[m] if kind == "prediction" else masked.tokens[m]
             try:
                 value = decode_tokens(spec, tokens, masked.valid[m])[0]
@@ -185,7 +217,7 @@ def _picture(tok, value) -> np.ndarray:
     from PIL import Image, ImageDraw
 
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    lines = [text[i:i + 40] for i in range(0, min(len(text), 400), 40)] or [""]
+    lines = [text[i : i + 40] for i in range(0, min(len(text), 400), 40)] or [""]
     image = Image.new("RGB", (6 * 40 + 4, 11 * len(lines) + 4), (255, 255, 255))
     ImageDraw.Draw(image).multiline_text((2, 2), "\n".join(lines), fill=(0, 0, 0))
     return np.asarray(image)

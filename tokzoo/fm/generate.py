@@ -32,11 +32,11 @@ import torch
 
 from tokzoo.errors import ConfigError
 from tokzoo.limits import check_field, check_int
+from tokzoo.tokens.spec import ModalitySpec
 
 from .masking import MaskedBatch
 from .model import FourM
 from .spans import merge_spans
-from .spec import ModalitySpec
 
 ORDERS = ("maskgit", "random")
 TEMPERATURE_SCHEDULES = ("constant", "linear", "cosine")
@@ -44,14 +44,14 @@ TEMPERATURE_SCHEDULES = ("constant", "linear", "cosine")
 
 @dataclass(frozen=True)
 class DecodeSettings:
-    steps: int = 8            # parallel decoding steps per image-like target
+    steps: int = 8  # parallel decoding steps per image-like target
     temperature: float = 1.0  # 0 = argmax
-    top_k: int = 0            # 0 = the whole vocabulary
+    top_k: int = 0  # 0 = the whole vocabulary
     seed: int = 0
-    top_p: float = 1.0        # nucleus: keep the most probable ids whose mass reaches top_p; 1 = all
+    top_p: float = 1.0  # nucleus: keep the most probable ids whose mass reaches top_p; 1 = all
     temperature_schedule: str = "constant"
     order: str = "maskgit"
-    guidance_scale: float = 1.0                   # classifier-free guidance; 1 = none
+    guidance_scale: float = 1.0  # classifier-free guidance; 1 = none
     guidance: tuple[tuple[str, float], ...] = ()  # multimodal guidance: (condition modality, weight) pairs
 
     def check(self, names: list[str]) -> None:
@@ -63,7 +63,9 @@ class DecodeSettings:
         if self.order not in ORDERS:
             raise ConfigError(f"decoding order {self.order!r} is not one of {', '.join(ORDERS)}")
         if self.temperature_schedule not in TEMPERATURE_SCHEDULES:
-            raise ConfigError(f"temperature schedule {self.temperature_schedule!r} is not one of {', '.join(TEMPERATURE_SCHEDULES)}")
+            raise ConfigError(
+                f"temperature schedule {self.temperature_schedule!r} is not one of {', '.join(TEMPERATURE_SCHEDULES)}"
+            )
         if self.guidance and self.guidance_scale != 1.0:
             raise ConfigError("give either a guidance scale or per-modality guidance weights, not both")
         for name, _ in self.guidance:
@@ -72,7 +74,9 @@ class DecodeSettings:
 
     def temperature_at(self, step: int) -> float:
         fraction = step / self.steps
-        factor = {"constant": 1.0, "linear": 1.0 - fraction, "cosine": math.cos(math.pi / 2 * fraction)}[self.temperature_schedule]
+        factor = {"constant": 1.0, "linear": 1.0 - fraction, "cosine": math.cos(math.pi / 2 * fraction)}[
+            self.temperature_schedule
+        ]
         return self.temperature * factor
 
 
@@ -108,8 +112,13 @@ def check_request(model: FourM, sources: list[str], targets: list[str], settings
 
 
 @torch.inference_mode()
-def generate(model: FourM, batch: MaskedBatch, sources: list[str], targets: list[str],
-             settings: DecodeSettings = DecodeSettings()) -> dict[str, torch.Tensor]:
+def generate(
+    model: FourM,
+    batch: MaskedBatch,
+    sources: list[str],
+    targets: list[str],
+    settings: DecodeSettings = DecodeSettings(),
+) -> dict[str, torch.Tensor]:
     """Tokens of ``targets`` predicted from ``sources``: modality -> int64 (B, length), 0 where not filled.
 
     ``batch`` holds tokens/valid from :func:`~tokzoo.fm.masking.flatten_batch`; only the sources' tokens
@@ -175,11 +184,13 @@ def _fill_sequence(model, spec: ModalitySpec, tokens, valid, known, settings, ge
     known[m] = valid[m] & infill[:, None]
     spans = {m: torch.zeros_like(tokens[m])}
     spans[m][:, 0] = vocab  # every target starts at sentinel 1
-    ends = torch.where(infill, ((given >= vocab) & valid[m]).sum(1), 1) + vocab  # the first id past the input's sentinels
+    ends = (
+        torch.where(infill, ((given >= vocab) & valid[m]).sum(1), 1) + vocab
+    )  # the first id past the input's sentinels
     done = torch.zeros(len(given), dtype=torch.bool, device=given.device)
     for slot in range(1, spec.slots):
         predict = torch.zeros_like(valid[m])
-        predict[:, :slot + 1] = True
+        predict[:, : slot + 1] = True
         logits, sample, position = _guided_logits(model, tokens, spans, known, predict, m, settings)
         pick = position == slot
         chosen, _ = _sample(logits[pick], settings, settings.temperature, generator)
@@ -193,13 +204,14 @@ def _fill_sequence(model, spec: ModalitySpec, tokens, valid, known, settings, ge
         inputs = given[b][valid[m][b]].cpu().numpy() if infill[b] else np.array([vocab])
         merged.append(merge_spans(inputs, spans[m][b].cpu().numpy(), vocab, spec.length))
     result = torch.from_numpy(np.stack(merged)).to(given.device)
-    tokens[m] = torch.cat([result, torch.zeros_like(tokens[m][:, spec.length:])], 1)
+    tokens[m] = torch.cat([result, torch.zeros_like(tokens[m][:, spec.length :])], 1)
     valid[m] = torch.cumsum(tokens[m] == 0, 1) == 0
     return result
 
 
 def _guided_logits(model, tokens, target_tokens, known, unknown, target, settings):
     """Logits (n, V) of the target's ``unknown`` slots, guided as the settings say; with (sample, position)."""
+
     def predict(allowed: set[str] | None):
         inputs = {m: k.clone() if allowed is None or m in allowed else torch.zeros_like(k) for m, k in known.items()}
         masks = {m: (unknown if m == target else torch.zeros_like(k)) for m, k in known.items()}
@@ -246,15 +258,17 @@ def _nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
 def decode_tokens(spec: ModalitySpec, tokens: torch.Tensor, valid: torch.Tensor | None = None) -> list:
     """Generated ids (B, L) -> one raw value per sample, decoded by the tokenizer the dataset was made with
     (checked against its content hash). Items: only the valid items are decoded."""
-    from tokzoo.pipeline.report import run_tokenizer
+    from tokzoo.tokens.tokenizer import checked_tokenizer
 
-    tok = run_tokenizer({"tokenizer": spec.tokenizer, "untrained": spec.untrained, "content_hash": spec.content_hash})
+    tok = checked_tokenizer(spec.tokenizer, spec.untrained, spec.content_hash)
     size = tuple(spec.size) if spec.size else None
-    tokens = tokens[:, :spec.length]  # a sequence's slots past its length hold only sentinel room
+    tokens = tokens[:, : spec.length]  # a sequence's slots past its length hold only sentinel room
     if spec.kind == "items":
         out = []
         for b in range(len(tokens)):
-            items = tokens[b].reshape(spec.grid)[: int(valid[b].sum()) // spec.item_tokens if valid is not None else None]
+            items = tokens[b].reshape(spec.grid)[
+                : int(valid[b].sum()) // spec.item_tokens if valid is not None else None
+            ]
             out.append(tok.decode(items.numpy()) if len(items) else None)
         return out
     ids = tokens.reshape(len(tokens), *tok.token_shape).numpy()

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from tokzoo.errors import ConfigError
+from tokzoo.tokens.spec import ModalitySpec
 
 from .spans import PAD, mask_sequence
-from .spec import ModalitySpec
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,9 @@ class MaskedBatch:
 
     def _map(self, fn) -> "MaskedBatch":
         apply = lambda d: {m: fn(t) for m, t in d.items()}  # noqa: E731
-        return MaskedBatch(apply(self.tokens), apply(self.valid), apply(self.input), apply(self.target),
-                           apply(self.target_tokens))
+        return MaskedBatch(
+            apply(self.tokens), apply(self.valid), apply(self.input), apply(self.target), apply(self.target_tokens)
+        )
 
     def rows(self, start: int, stop: int) -> "MaskedBatch":
         """Samples ``start:stop`` (a micro-batch's share)."""
@@ -94,23 +95,35 @@ class MaskedBatch:
     def to(self, device) -> "MaskedBatch":
         return self._map(lambda t: t.to(device, non_blocking=True))
 
-    def with_masks(self, input: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
-                   tokens: dict[str, torch.Tensor] | None = None,
-                   target_tokens: dict[str, torch.Tensor] | None = None) -> "MaskedBatch":
-        return replace(self, input=input, target=target, tokens={**self.tokens, **(tokens or {})},
-                       target_tokens={**self.target_tokens, **(target_tokens or {})})
+    def with_masks(
+        self,
+        input: dict[str, torch.Tensor],
+        target: dict[str, torch.Tensor],
+        tokens: dict[str, torch.Tensor] | None = None,
+        target_tokens: dict[str, torch.Tensor] | None = None,
+    ) -> "MaskedBatch":
+        return replace(
+            self,
+            input=input,
+            target=target,
+            tokens={**self.tokens, **(tokens or {})},
+            target_tokens={**self.target_tokens, **(target_tokens or {})},
+        )
 
 
 def concat_batches(parts: list[MaskedBatch]) -> MaskedBatch:
     """Samples of several batches (same modalities) stacked in order."""
     if len(parts) == 1:
         return parts[0]
-    cat = lambda field_name: {m: torch.cat([getattr(p, field_name)[m] for p in parts]) for m in getattr(parts[0], field_name)}  # noqa: E731
+
+    def cat(field_name: str) -> dict:
+        return {m: torch.cat([getattr(p, field_name)[m] for p in parts]) for m in getattr(parts[0], field_name)}
+
     return MaskedBatch(cat("tokens"), cat("valid"), cat("input"), cat("target"), cat("target_tokens"))
 
 
 def flatten_batch(batch: dict, specs: list[ModalitySpec]) -> MaskedBatch:
-    """A loader batch (``tokzoo.data``: modality -> int64 (B, *token_shape)) -> tokens and validity (B, S_m).
+    """A loader batch (``tokzoo.tokens``: modality -> int64 (B, *token_shape)) -> tokens and validity (B, S_m).
 
     A modality missing from the batch is all-invalid (the samples lack it). Items beyond ``max_items`` are
     dropped; absent items (``pad_id``) are invalid. Sequences: PAD-filled to their slots, valid up to the
@@ -129,14 +142,16 @@ def flatten_batch(batch: dict, specs: list[ModalitySpec]) -> MaskedBatch:
             items, per_item = spec.grid
             t = t.reshape(size, t.shape[1], -1)[:, :items]
             padded = torch.full((size, items, per_item), spec.pad_id, dtype=torch.long)
-            padded[:, :t.shape[1]] = t
+            padded[:, : t.shape[1]] = t
             present = (padded != spec.pad_id).all(-1, keepdim=True).expand(-1, -1, per_item)
             tokens[spec.name] = torch.where(present, padded, 0).reshape(size, -1)
             valid[spec.name] = present.reshape(size, -1)
         else:
             t = t.reshape(size, -1)
             if t.shape[1] != spec.length:
-                raise ConfigError(f"modality {spec.name!r}: {t.shape[1]} tokens per sample, the model expects {spec.length}")
+                raise ConfigError(
+                    f"modality {spec.name!r}: {t.shape[1]} tokens per sample, the model expects {spec.length}"
+                )
             if spec.kind == "sequence":
                 t = torch.cat([t, torch.full((size, spec.slots - spec.length), PAD, dtype=torch.long)], 1)
                 valid[spec.name] = torch.cumsum(t == PAD, 1) == 0
@@ -157,8 +172,13 @@ class Masker:
         if not len(weights) or (weights < 0).any() or weights.sum() <= 0:
             raise ConfigError("masking.mixture: needs at least one component with a positive weight")
         self.weights = weights / weights.sum()
-        self.alphas = [(np.array([c.input_alpha.get(n, 0.0) for n in names], np.float64),
-                        np.array([c.target_alpha.get(n, 0.0) for n in names], np.float64)) for c in config.mixture]
+        self.alphas = [
+            (
+                np.array([c.input_alpha.get(n, 0.0) for n in names], np.float64),
+                np.array([c.target_alpha.get(n, 0.0) for n in names], np.float64),
+            )
+            for c in config.mixture
+        ]
         self.ranges = config.budget_ranges()
 
     def __call__(self, batch: MaskedBatch, rng: np.random.Generator | Sequence[np.random.Generator]) -> MaskedBatch:
@@ -192,13 +212,15 @@ class Masker:
                 continue
             m = spec.name
             if spec.kind == "sequence":
-                encoder, decoder = mask_sequence(tokens[m][b, :units[j]], int(n_in[j]), int(n_target[j]), spec.vocab_size, rng)
-                encoder_ids[m][b, :len(encoder)], decoder_ids[m][b, :len(decoder)] = encoder, decoder
-                inputs[m][b, :len(encoder)], targets[m][b, :len(decoder)] = True, True
+                encoder, decoder = mask_sequence(
+                    tokens[m][b, : units[j]], int(n_in[j]), int(n_target[j]), spec.vocab_size, rng
+                )
+                encoder_ids[m][b, : len(encoder)], decoder_ids[m][b, : len(decoder)] = encoder, decoder
+                inputs[m][b, : len(encoder)], targets[m][b, : len(decoder)] = True, True
                 continue
             where = np.flatnonzero(valid[m][b])
             order = rng.permutation(int(units[j]))
-            chosen_in, chosen_target = order[:n_in[j]], order[n_in[j]:n_in[j] + n_target[j]]
+            chosen_in, chosen_target = order[: n_in[j]], order[n_in[j] : n_in[j] + n_target[j]]
             t = spec.item_tokens  # unit u covers the unit's tokens u*t .. u*t + t - 1 among the valid ones
             expand = lambda u: where[(u[:, None] * t + np.arange(t)).ravel()]  # noqa: E731
             inputs[m][b, expand(np.asarray(chosen_in, np.int64))] = True

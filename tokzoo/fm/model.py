@@ -25,10 +25,10 @@ from torch import nn
 
 from tokzoo.errors import ConfigError
 from tokzoo.limits import check_field
+from tokzoo.tokens.spec import ModalitySpec
 
 from .blocks import DecoderBlock, EncoderBlock, layer_norm
 from .masking import MaskedBatch
-from .spec import ModalitySpec
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ def check_config(config: FMConfig, where: object) -> FMConfig:
 
 def sincos_positions(spec: ModalitySpec, dim: int) -> torch.Tensor:
     """Fixed positions, float32 (length, dim): 2-D sin-cos on the (rows, cols) grid, 1-D for sequences."""
+
     def one_axis(n: int, d: int) -> torch.Tensor:
         freq = 1.0 / 10000 ** (torch.arange(d // 2, dtype=torch.float64) / (d // 2))
         angle = torch.arange(n, dtype=torch.float64)[:, None] * freq
@@ -88,7 +89,9 @@ def sincos_positions(spec: ModalitySpec, dim: int) -> torch.Tensor:
         return one_axis(spec.slots, dim).float()
     rows, cols = spec.grid
     r, c = one_axis(rows, dim // 2), one_axis(cols, dim // 2)
-    return torch.cat([r[:, None].expand(-1, cols, -1), c[None].expand(rows, -1, -1)], -1).reshape(rows * cols, dim).float()
+    return (
+        torch.cat([r[:, None].expand(-1, cols, -1), c[None].expand(rows, -1, -1)], -1).reshape(rows * cols, dim).float()
+    )
 
 
 def select(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,20 +118,32 @@ class FourM(nn.Module):
         self.has_sequences = any(s.kind == "sequence" for s in specs)
         if self.has_sequences:
             self.start_token = nn.Parameter(torch.zeros(d))
-        self.encoder = nn.ModuleList(EncoderBlock(d, config.heads, config.mlp_ratio) for _ in range(config.encoder_layers))
+        self.encoder = nn.ModuleList(
+            EncoderBlock(d, config.heads, config.mlp_ratio) for _ in range(config.encoder_layers)
+        )
         self.encoder_norm = layer_norm(d)
         self.context_proj = nn.Linear(d, d, bias=False)
-        self.decoder = nn.ModuleList(DecoderBlock(d, config.heads, config.mlp_ratio) for _ in range(config.decoder_layers))
+        self.decoder = nn.ModuleList(
+            DecoderBlock(d, config.heads, config.mlp_ratio) for _ in range(config.decoder_layers)
+        )
         self.decoder_norm = layer_norm(d)
         lengths = [s.slots for s in specs]
         self.register_buffer("positions", torch.cat([sincos_positions(s, d) for s in specs]), persistent=False)
-        self.register_buffer("modality_index", torch.cat([torch.full((n,), j) for j, n in enumerate(lengths)]), persistent=False)
+        self.register_buffer(
+            "modality_index", torch.cat([torch.full((n,), j) for j, n in enumerate(lengths)]), persistent=False
+        )
         self.register_buffer("position_index", torch.cat([torch.arange(n) for n in lengths]), persistent=False)
-        self.register_buffer("is_sequence", torch.cat([torch.full((s.slots,), s.kind == "sequence") for s in specs]), persistent=False)
+        self.register_buffer(
+            "is_sequence", torch.cat([torch.full((s.slots,), s.kind == "sequence") for s in specs]), persistent=False
+        )
         self.apply(_init)
-        for e in self.embeddings.values():  # unit scale like the sin-cos positions; the tied heads divide by sqrt(D) (T5)
+        for (
+            e
+        ) in self.embeddings.values():  # unit scale like the sin-cos positions; the tied heads divide by sqrt(D) (T5)
             nn.init.normal_(e.weight, std=1.0)
-        for p in (self.modality_embedding, self.mask_token, self.context_token) + ((self.start_token,) if self.has_sequences else ()):
+        for p in (self.modality_embedding, self.mask_token, self.context_token) + (
+            (self.start_token,) if self.has_sequences else ()
+        ):
             nn.init.trunc_normal_(p, std=0.02)
 
     def num_parameters(self, embeddings: bool = True) -> int:
@@ -183,7 +198,9 @@ class FourM(nn.Module):
         x = gather_rows(self._token_embeddings(batch.tokens) + where, index)
         where_in = where[index]
         x = torch.cat([self.context_token.expand(b, 1, -1).to(x.dtype), x], 1)
-        where_in = torch.cat([where_in.new_zeros(b, 1, where_in.shape[-1]), where_in], 1)  # (B, 1, D) even with no inputs
+        where_in = torch.cat(
+            [where_in.new_zeros(b, 1, where_in.shape[-1]), where_in], 1
+        )  # (B, 1, D) even with no inputs
         keep = torch.cat([keep.new_ones(b, 1), keep], 1)
         mask = keep[:, None, None, :]
         layers = [x]
@@ -225,7 +242,7 @@ class FourM(nn.Module):
         for j, s in enumerate(self.specs):
             chosen = keep & (modality == j)
             rows = hidden[chosen]
-            logits = rows @ self.embeddings[s.name].weight.to(rows.dtype).t() * self.config.dim ** -0.5
+            logits = rows @ self.embeddings[s.name].weight.to(rows.dtype).t() * self.config.dim**-0.5
             sample = torch.nonzero(chosen, as_tuple=True)[0]
             out[s.name] = (logits.float(), sample, index[chosen] - offsets[j])
         return out
@@ -236,7 +253,10 @@ class FourM(nn.Module):
         out = {}
         for name, (logits, sample, position) in self.target_logits(batch).items():
             target = batch.decoder_tokens(name)[sample, position]
-            out[name] = (F.cross_entropy(logits, target, reduction="sum"), torch.tensor(len(target), device=logits.device))
+            out[name] = (
+                F.cross_entropy(logits, target, reduction="sum"),
+                torch.tensor(len(target), device=logits.device),
+            )
         return out
 
 

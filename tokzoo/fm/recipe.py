@@ -31,18 +31,18 @@ from .model import FMConfig, model_config
 @dataclass(frozen=True)
 class TrainConfig:
     steps: int
-    batch_size: int                # global batch: samples per optimizer step, over all processes
-    micro_batch_size: int = 0      # samples per forward pass and process; 0 = the whole share (no accumulation)
+    batch_size: int  # global batch: samples per optimizer step, over all processes
+    micro_batch_size: int = 0  # samples per forward pass and process; 0 = the whole share (no accumulation)
     lr: float = 1e-3
     warmup_steps: int = 0
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
     seed: int = 0
-    num_workers: int = 1           # > 0: read the next global batch in a background thread while a step trains
-    checkpoint_every: int = 0      # 0 = only at the end
-    eval_every: int = 0            # score the held-out set (--eval-data) every this many steps; 0 = never
-    eval_samples: int = 64         # held-out samples scored (the first ones, crop 0, masks drawn once)
+    num_workers: int = 1  # > 0: read the next global batch in a background thread while a step trains
+    checkpoint_every: int = 0  # 0 = only at the end
+    eval_every: int = 0  # score the held-out set (--eval-data) every this many steps; 0 = never
+    eval_samples: int = 64  # held-out samples scored (the first ones, crop 0, masks drawn once)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "betas": list(self.betas)}
@@ -56,7 +56,7 @@ class Recipe:
     model: FMConfig
     masking: MaskingConfig
     train: TrainConfig
-    raw: dict                      # the recipe as read, stored in the run's config
+    raw: dict  # the recipe as read, stored in the run's config
 
 
 SECTIONS = ("data", "model", "masking", "train")
@@ -92,7 +92,15 @@ def parse_recipe(raw: object, where: object = "recipe") -> Recipe:
         model_cfg = model_config(**model)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
-    return Recipe(tuple(modalities), max_items, weights, model_cfg, _masking(masking, modalities, where), _train(train, where), raw)
+    return Recipe(
+        tuple(modalities),
+        max_items,
+        weights,
+        model_cfg,
+        _masking(masking, modalities, where),
+        _train(train, where),
+        raw,
+    )
 
 
 def _masking(section: dict, modalities: list[str], where) -> MaskingConfig:
@@ -107,13 +115,20 @@ def _masking(section: dict, modalities: list[str], where) -> MaskingConfig:
             raise ConfigError(f"{where}: {field} must be a mapping with input_alpha and target_alpha")
         _known(c, ("name", "weight", "input_alpha", "target_alpha"), where, field)
         alphas = [_alphas(c.get(k), modalities, f"{field}.{k}", where) for k in ("input_alpha", "target_alpha")]
-        components.append(MixtureComponent(str(c.get("name", f"component {i}")), *alphas,
-                                           weight=_number(c.get("weight", 1.0), f"{field}.weight", where, 0,
-                                                          "fm.masking.weight")))
+        components.append(
+            MixtureComponent(
+                str(c.get("name", f"component {i}")),
+                *alphas,
+                weight=_number(c.get("weight", 1.0), f"{field}.weight", where, 0, "fm.masking.weight"),
+            )
+        )
     if sum(c.weight for c in components) <= 0:
         raise ConfigError(f"{where}: masking.mixture: at least one weight must be positive")
-    return MaskingConfig(_budget(section.get("input_tokens"), "masking.input_tokens", where, 0),
-                         _budget(section.get("target_tokens"), "masking.target_tokens", where, 1), tuple(components))
+    return MaskingConfig(
+        _budget(section.get("input_tokens"), "masking.input_tokens", where, 0),
+        _budget(section.get("target_tokens"), "masking.target_tokens", where, 1),
+        tuple(components),
+    )
 
 
 def _budget(value, field: str, where, low: int) -> int | tuple[int, int]:
@@ -147,8 +162,15 @@ def _train(section: dict, where) -> TrainConfig:
     values = dict(section)
     for name in ("steps", "batch_size"):
         values[name] = _int(values[name], f"train.{name}", where, 1)
-    for name, low in (("micro_batch_size", 0), ("warmup_steps", 0), ("seed", 0), ("num_workers", 0), ("checkpoint_every", 0),
-                      ("eval_every", 0), ("eval_samples", 1)):
+    for name, low in (
+        ("micro_batch_size", 0),
+        ("warmup_steps", 0),
+        ("seed", 0),
+        ("num_workers", 0),
+        ("checkpoint_every", 0),
+        ("eval_every", 0),
+        ("eval_samples", 1),
+    ):
         if name in values:
             values[name] = _int(values[name], f"train.{name}", where, low)
     for name in ("lr", "weight_decay", "grad_clip"):
@@ -156,7 +178,11 @@ def _train(section: dict, where) -> TrainConfig:
             values[name] = _number(values[name], f"train.{name}", where, 0)
     if "betas" in values:
         betas = values["betas"]
-        if not (isinstance(betas, list) and len(betas) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+        if not (
+            isinstance(betas, list)
+            and len(betas) == 2
+            and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)
+        ):
             raise ConfigError(f"{where}: train.betas must be two numbers in [0, 1)")
         values["betas"] = (float(betas[0]), float(betas[1]))
     return TrainConfig(**values)
@@ -188,5 +214,9 @@ def _number(value, field: str, where, low: float, table_key: str | None = None) 
 
 
 def _short(value) -> str:
-    text = f"<an integer of {value.bit_length()} bits>" if isinstance(value, int) and value.bit_length() > 256 else repr(value)
+    text = (
+        f"<an integer of {value.bit_length()} bits>"
+        if isinstance(value, int) and value.bit_length() > 256
+        else repr(value)
+    )
     return text[:60] + "..." if len(text) > 60 else text

@@ -48,8 +48,9 @@ def corrupt(content: np.ndarray, keep: np.ndarray, vocab: int) -> tuple[np.ndarr
     return inputs.astype(np.int64), target
 
 
-def mask_sequence(content: np.ndarray, n_input: int, n_target: int, vocab: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def mask_sequence(
+    content: np.ndarray, n_input: int, n_target: int, vocab: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Span-corrupt ``content`` within the budgets: (input ids (<= n_input,), target ids (<= n_target,))."""
     n = len(content)
     p = 0.0 if n_input == 0 else float(rng.uniform())
@@ -73,8 +74,8 @@ def cut_target(target: np.ndarray, budget: int, vocab: int, rng: np.random.Gener
     sentinels = np.flatnonzero(target >= vocab)
     start = int(sentinels[rng.integers(max(1, len(sentinels) - 1))])
     if len(target) - start >= budget:
-        return target[start:start + budget]
-    return target[int(sentinels[np.argmax(len(target) - sentinels <= budget)]):]
+        return target[start : start + budget]
+    return target[int(sentinels[np.argmax(len(target) - sentinels <= budget)]) :]
 
 
 def merge_spans(inputs: np.ndarray, target: np.ndarray, vocab: int, length: int) -> np.ndarray:
@@ -95,5 +96,5 @@ def merge_spans(inputs: np.ndarray, target: np.ndarray, vocab: int, length: int)
         out.extend(spans.get(t, []) if t >= vocab else [t])
     row = np.full(length, PAD, np.int64)
     ids = np.asarray([t for t in out if t != PAD][:length], np.int64)
-    row[:len(ids)] = ids
+    row[: len(ids)] = ids
     return row

@@ -19,27 +19,34 @@ from pathlib import Path
 
 import numpy as np
 
-from tokzoo.data.loader import TokenDataset
-from tokzoo.data.plan import random_crops
 from tokzoo.errors import ConfigError, InputError, ShapeError
+from tokzoo.tokens.loader import TokenDataset
+from tokzoo.tokens.plan import random_crops
+from tokzoo.tokens.spec import (
+    ModalitySpec,
+    check_same_vocabularies,
+    dataset_manifest,
+    dataset_parts,
+    specs_from_manifest,
+)
 
 from .masking import MaskedBatch, concat_batches, flatten_batch
-from .spec import ModalitySpec, check_same_vocabularies, dataset_parts, read_manifest, specs_from_manifest
 
 
 class DatasetStream:
     """One token dataset as an endless seeded sequence of samples; :meth:`read` fetches positions of it.
 
-    ``root`` may join folders with "," (:func:`~tokzoo.fm.spec.dataset_parts`): each modality is read from
+    ``root`` may join folders with "," (:func:`~tokzoo.tokens.spec.dataset_parts`): each modality is read from
     the folder that holds it, the folders' samples checked key by key.
     """
 
-    def __init__(self, root: str | Path, modalities: list[str], seed: int, *, shuffle: bool = True,
-                 crop: int | str = "random"):
+    def __init__(
+        self, root: str | Path, modalities: list[str], seed: int, *, shuffle: bool = True, crop: int | str = "random"
+    ):
         self.root, self.modalities, self.seed, self.shuffle, self.crop = root, list(modalities), seed, shuffle, crop
         self.parts = []
         for part in dataset_parts(root):
-            held = [m for m in modalities if m in read_manifest(part)["modalities"]]
+            held = [m for m in modalities if m in dataset_manifest(part)["modalities"]]
             if held:
                 self.parts.append(TokenDataset(part, held, 1, shuffle=False, crop=0, seed=seed, rank=0, world_size=1))
         if not self.parts:
@@ -47,7 +54,9 @@ class DatasetStream:
         counts = np.asarray(self.parts[0].counts, np.int64)
         for part in self.parts[1:]:
             if part.counts != self.parts[0].counts:
-                raise InputError(part.root, f"its shards hold other sample counts than {self.parts[0].root}: not the same samples")
+                raise InputError(
+                    part.root, f"its shards hold other sample counts than {self.parts[0].root}: not the same samples"
+                )
         self.dataset = self.parts[0]
         self.size = int(counts.sum())
         if not self.size:
@@ -84,11 +93,16 @@ class DatasetStream:
         for rows in np.split(order, bounds):
             e, s = int(epochs[rows[0]]), int(shard[rows[0]])
             n_crops = self.dataset.shard_crops(s, self.opened[0])
-            crops = (random_crops(n_crops, self.seed, e, s)[sample[rows]] if self.crop == "random"
-                     else np.full(len(rows), self.crop, np.int64))
+            crops = (
+                random_crops(n_crops, self.seed, e, s)[sample[rows]]
+                if self.crop == "random"
+                else np.full(len(rows), self.crop, np.int64)
+            )
             for part, opened in zip(self.parts, self.opened):
                 if (part.shard_crops(s, opened)[sample[rows]] <= crops).any():
-                    raise ShapeError(part.root / part.shards[s], f"crop {int(crops.max())} requested, some samples have fewer crops")
+                    raise ShapeError(
+                        part.root / part.shards[s], f"crop {int(crops.max())} requested, some samples have fewer crops"
+                    )
             pieces.append((s, sample[rows], crops, rows))
         batch = {}
         for part, opened in zip(self.parts, self.opened):
@@ -115,7 +129,7 @@ def mixture_specs(roots: list[str | Path], modalities: list[str], max_items: int
     a mixture each at least once; vocabularies must agree across datasets (ConfigError / InputError, one line)."""
     if len(roots) == 1:
         return specs_from_manifest(roots[0], modalities, max_items)
-    held = [[m for m in modalities if m in read_manifest(r)["modalities"]] for r in roots]
+    held = [[m for m in modalities if m in dataset_manifest(r)["modalities"]] for r in roots]
     specs = {}
     for root, names in zip(roots, held):
         found = specs_from_manifest(root, names, max_items)
@@ -130,8 +144,17 @@ def mixture_specs(roots: list[str | Path], modalities: list[str], max_items: int
 class MixtureStream:
     """This process's rows of every global batch (module docstring)."""
 
-    def __init__(self, sources: list[tuple[str | Path, float]], specs: list[ModalitySpec], batch_size: int, seed: int,
-                 *, rank: int = 0, world: int = 1, consumed: list[int] | None = None):
+    def __init__(
+        self,
+        sources: list[tuple[str | Path, float]],
+        specs: list[ModalitySpec],
+        batch_size: int,
+        seed: int,
+        *,
+        rank: int = 0,
+        world: int = 1,
+        consumed: list[int] | None = None,
+    ):
         if batch_size % world:
             raise ConfigError(f"train.batch_size {batch_size} is not divisible by the {world} processes")
         weights = np.array([w for _, w in sources], np.float64)
@@ -139,12 +162,16 @@ class MixtureStream:
             raise ConfigError("data.weights: the mixture needs non-negative weights, at least one positive")
         self.weights = weights / weights.sum()
         names = [s.name for s in specs]
-        self.streams = [DatasetStream(root, [m for m in names if m in read_manifest(root)["modalities"]], seed + i)
-                        for i, (root, _) in enumerate(sources)]
+        self.streams = [
+            DatasetStream(root, [m for m in names if m in dataset_manifest(root)["modalities"]], seed + i)
+            for i, (root, _) in enumerate(sources)
+        ]
         self.specs, self.batch_size, self.seed, self.rank, self.world = specs, batch_size, seed, rank, world
         self.consumed = list(consumed) if consumed is not None else [0] * len(sources)
         if len(self.consumed) != len(sources):
-            raise ConfigError(f"the run's data position names {len(self.consumed)} datasets, the mixture has {len(sources)}")
+            raise ConfigError(
+                f"the run's data position names {len(self.consumed)} datasets, the mixture has {len(sources)}"
+            )
 
     @property
     def bytes_read(self) -> int:

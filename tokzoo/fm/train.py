@@ -13,12 +13,11 @@ Run with ``torchrun --nproc_per_node N`` for DDP (gloo on CPU, nccl on CUDA).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
-from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +25,23 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from tokzoo.errors import CheckpointError, ConfigError
-from tokzoo.io.safety import read_file
-from tokzoo.io.writes import append_file, check_own_file, make_folder, write_file
+from tokzoo.errors import ConfigError
+from tokzoo.io.writes import make_folder
 from tokzoo.limits import MAX_FM_PARAMETERS, count_parameters
+from tokzoo.runs.run_folder import append_log, load_optimizer, truncate_log
+from tokzoo.runs.schedule import warmup_cosine
+from tokzoo.tokens.spec import ModalitySpec, check_same_vocabularies, dataset_parts, specs_from_manifest
 
-from .checkpoint import LOG, load_model, load_optimizer, read_run_config, read_state, run_model_config, save_checkpoint
+from .checkpoint import load_model, read_run_config, read_state, run_model_config, save_checkpoint
 from .masking import MaskedBatch, Masker, flatten_batch
-from .stream import DatasetStream, MixtureStream, mixture_specs
 from .model import FourM
 from .recipe import Recipe, TrainConfig
-from .spec import ModalitySpec, check_same_vocabularies, dataset_parts, specs_from_manifest
+from .stream import DatasetStream, MixtureStream, mixture_specs
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up over ``warmup_steps``, then cosine from ``lr`` to 0 at ``steps``."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return warmup_cosine(step, cfg.lr, cfg.warmup_steps, cfg.steps)
 
 
 def make_optimizer(model: FourM, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -55,13 +52,24 @@ def make_optimizer(model: FourM, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 
-def train_step(model, optimizer, batch: MaskedBatch, cfg: TrainConfig, step: int, *, world: int = 1,
-               device: torch.device = torch.device("cpu")) -> dict:
+def train_step(
+    model,
+    optimizer,
+    batch: MaskedBatch,
+    cfg: TrainConfig,
+    step: int,
+    *,
+    world: int = 1,
+    device: torch.device = torch.device("cpu"),
+) -> dict:
     """One optimizer step on this process's masked share of a global batch (all of it when ``world`` is 1).
     Returns ``{"loss", "losses": {modality: mean CE}, "tokens"}`` over the whole global batch, all processes."""
     names = list(batch.tokens)
-    local = torch.tensor([int(batch.target[m].sum()) for m in names] + [sum(int(batch.input[m].sum()) for m in names)],
-                         dtype=torch.int64, device=device)
+    local = torch.tensor(
+        [int(batch.target[m].sum()) for m in names] + [sum(int(batch.input[m].sum()) for m in names)],
+        dtype=torch.int64,
+        device=device,
+    )
     if world > 1:
         dist.all_reduce(local)  # every process normalises by the global batch's target counts
     counts = dict(zip(names, local[:-1].tolist()))
@@ -78,7 +86,7 @@ def train_step(model, optimizer, batch: MaskedBatch, cfg: TrainConfig, step: int
     for k, start in enumerate(starts):
         part = batch.rows(start, start + micro).to(device)
         sync = k == len(starts) - 1 or not isinstance(model, DistributedDataParallel)
-        with (nullcontext() if sync else model.no_sync()), autocast:
+        with nullcontext() if sync else model.no_sync(), autocast:
             out = model(part)
             loss = sum(out[m][0] / counts[m] for m in present) * (world / max(1, len(present)))
             if not present:
@@ -93,7 +101,11 @@ def train_step(model, optimizer, batch: MaskedBatch, cfg: TrainConfig, step: int
         dist.all_reduce(sums)
     losses = {m: float(sums[i]) / counts[m] for i, m in enumerate(names) if counts[m]}
     tokens = int(local[-1]) + sum(counts.values())
-    return {"loss": float(np.mean(list(losses.values()))) if losses else float("nan"), "losses": losses, "tokens": tokens}
+    return {
+        "loss": float(np.mean(list(losses.values()))) if losses else float("nan"),
+        "losses": losses,
+        "tokens": tokens,
+    }
 
 
 @torch.no_grad()
@@ -115,9 +127,9 @@ def evaluation_losses(model: FourM, batch: MaskedBatch, micro: int, device: torc
 
 def held_out_batch(root: str | Path, specs: list[ModalitySpec], masker: Masker, samples: int, seed: int) -> MaskedBatch:
     """The first ``samples`` samples of ``root`` at crop 0, masked once by a fixed seed: the same every time."""
-    from .spec import read_manifest
+    from tokzoo.tokens.spec import dataset_manifest
 
-    names = [s.name for s in specs if s.name in read_manifest(root)["modalities"]]
+    names = [s.name for s in specs if s.name in dataset_manifest(root)["modalities"]]
     check_same_vocabularies(specs, specs_from_manifest(root, names), root)
     stream = DatasetStream(root, names, seed, shuffle=False, crop=0)
     raw = flatten_batch(stream.read(np.arange(min(samples, stream.size))), specs)
@@ -138,8 +150,16 @@ def distributed_context() -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
-def train(recipe: Recipe, data: str | Path | list[str | Path], out: str | Path, *, steps: int | None = None,
-          progress: bool = True, device: str | None = None, eval_data: str | Path | None = None) -> dict:
+def train(
+    recipe: Recipe,
+    data: str | Path | list[str | Path],
+    out: str | Path,
+    *,
+    steps: int | None = None,
+    progress: bool = True,
+    device: str | None = None,
+    eval_data: str | Path | None = None,
+) -> dict:
     """Train (or resume) ``recipe`` on the token dataset ``data`` (or a mixture: a list of datasets, weighted
     by the recipe's ``data.weights``) into the run folder ``out``.
 
@@ -168,18 +188,33 @@ def train(recipe: Recipe, data: str | Path | list[str | Path], out: str | Path, 
         load_optimizer(out, model, optimizer)
     wrapped = DistributedDataParallel(model) if world > 1 else model
     masker = Masker(specs, recipe.masking)
-    stream = MixtureStream(list(zip(roots, weights)), specs, cfg.batch_size, cfg.seed, rank=rank, world=world,
-                           consumed=state["position"]["consumed"] if state else None)
-    held_out = (held_out_batch(eval_data, specs, masker, cfg.eval_samples, cfg.seed)
-                if eval_data is not None and cfg.eval_every and rank == 0 else None)
+    stream = MixtureStream(
+        list(zip(roots, weights)),
+        specs,
+        cfg.batch_size,
+        cfg.seed,
+        rank=rank,
+        world=world,
+        consumed=state["position"]["consumed"] if state else None,
+    )
+    held_out = (
+        held_out_batch(eval_data, specs, masker, cfg.eval_samples, cfg.seed)
+        if eval_data is not None and cfg.eval_every and rank == 0
+        else None
+    )
     start = state["step"] if state else 0
     stop = min(cfg.steps, steps if steps is not None else cfg.steps)
-    log_path = out / LOG
     if rank == 0:
         make_folder(out)
-        _truncate_log(out, log_path, start)
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress or rank != 0, desc=f"fm train {out.name}",
-               unit="step", dynamic_ncols=True)
+        truncate_log(out, start)
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start,
+        disable=not progress or rank != 0,
+        desc=f"fm train {out.name}",
+        unit="step",
+        dynamic_ncols=True,
+    )
     record, t0 = {}, time.perf_counter()
     plans = {}  # step -> (positions to read, global rows, samples consumed from each dataset after it)
 
@@ -203,14 +238,20 @@ def train(recipe: Recipe, data: str | Path | list[str | Path], out: str | Path, 
             saving = bool(cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0) or step + 1 == stop
             _check_finite(out, model if saving else None, result, step, cfg)
             now = time.perf_counter()
-            record = {"step": step + 1, "lr": lr_at(step, cfg), "loss": result["loss"], "losses": result["losses"],
-                      "tokens": result["tokens"], "tokens_per_s": result["tokens"] / max(now - t0, 1e-9),
-                      "data_bytes": data_bytes}
+            record = {
+                "step": step + 1,
+                "lr": lr_at(step, cfg),
+                "loss": result["loss"],
+                "losses": result["losses"],
+                "tokens": result["tokens"],
+                "tokens_per_s": result["tokens"] / max(now - t0, 1e-9),
+                "data_bytes": data_bytes,
+            }
             if held_out is not None and ((step + 1) % cfg.eval_every == 0 or step + 1 == stop):
                 record["eval"] = evaluation_losses(model, held_out, cfg.micro_batch_size or cfg.batch_size, dev)
             t0 = time.perf_counter()
             if rank == 0:
-                append_file(out, log_path, json.dumps(record) + "\n")
+                append_log(out, record)
             bar.set_postfix_str(f"loss {record['loss']:.3f}, {record['tokens_per_s']:.0f} tok/s")
             bar.update(1)
             if saving:
@@ -224,16 +265,25 @@ def _check_finite(out: Path, model: FourM | None, result: dict, step: int, cfg: 
     training diverged, and an all-NaN model is never saved (the run folder keeps its last finite checkpoint)."""
     losses = list(result["losses"].values())
     finite = all(math.isfinite(v) for v in losses) and (
-        model is None or bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()))  # one sync
+        model is None or bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
+    )  # one sync
     if not finite:
-        raise ConfigError(f"{out}: training diverged at step {step + 1} (loss {result['loss']}, or a weight is NaN or "
-                          f"infinite) with train.lr {cfg.lr}; nothing saved from this step on: lower train.lr")
+        raise ConfigError(
+            f"{out}: training diverged at step {step + 1} (loss {result['loss']}, or a weight is NaN or "
+            f"infinite) with train.lr {cfg.lr}; nothing saved from this step on: lower train.lr"
+        )
 
 
 def _checkpoint(out, model, optimizer, recipe, step, consumed, rank, world, roots) -> None:
     if rank == 0:
-        save_checkpoint(out, model, recipe.raw, optimizer, {"step": step, "position": {"consumed": consumed}},
-                        dataset_parts(roots[0])[0])  # the first (image) folder of the first dataset: `fm eval`'s prior
+        save_checkpoint(
+            out,
+            model,
+            recipe.raw,
+            optimizer,
+            {"step": step, "position": {"consumed": consumed}},
+            dataset_parts(roots[0])[0],
+        )  # the first (image) folder of the first dataset: `fm eval`'s prior
     if world > 1:
         dist.barrier()
 
@@ -244,24 +294,3 @@ def _check_resumable(out: Path, recipe: Recipe, specs: list[ModalitySpec]) -> No
     if config.get("recipe") != recipe.raw:
         raise ConfigError(f"{out}: holds a run of another recipe; pass another --out or the recipe it was trained with")
     check_same_vocabularies([ModalitySpec.from_dict(d) for d in config["modalities"]], specs, out)
-
-
-def _truncate_log(out: Path, path: Path, step: int) -> None:
-    """Keep the log lines up to ``step`` (a resumed run rewrites what followed its checkpoint); lines that are
-    no record of a step (a torn last line) are dropped."""
-    if not check_own_file(out, path):
-        return
-    text = read_file(path).decode("utf-8", "replace")
-    lines = [line for line in text.splitlines() if line.strip() and _logged_step(path, line) <= step]
-    write_file(out, path, "".join(line + "\n" for line in lines))
-
-
-def _logged_step(path: Path, line: str) -> int:
-    """The step of one log line; CheckpointError (one line) for a damaged log."""
-    try:
-        step = json.loads(line)["step"]
-    except (ValueError, KeyError, TypeError, RecursionError):
-        step = None
-    if isinstance(step, bool) or not isinstance(step, int):
-        raise CheckpointError(f"{path}: a line is not a log record ({line[:40]!r}); delete the log to resume")
-    return step

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from tokzoo.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_state_dict
 from tokzoo.errors import CheckpointError, InputError
 from tokzoo.io.safety import MAX_JSON_BYTES, read_file
+from tokzoo.tokenizers.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_state_dict
 
 FOURM_CODEBOOK = "quantize._codebook."
 OUR_CODEBOOK = "quantize.inner._codebook."
@@ -29,13 +29,20 @@ MAX_YAML = 10_000
 """Longest metadata string parsed as YAML (as ml-4m's ``safe_parse_metadata``)."""
 MAX_LIST = 64
 FEATURE_DOMAINS = ("CLIP", "DINO", "ImageBind")
-LEGACY_NAMES = {"encoder_type": "enc_type", "decoder_type": "dec_type", "quantizer_type": "quant_type",
-                "input_size_enc": "image_size_enc", "input_size_dec": "image_size_dec"}
+LEGACY_NAMES = {
+    "encoder_type": "enc_type",
+    "decoder_type": "dec_type",
+    "quantizer_type": "quant_type",
+    "input_size_enc": "image_size_enc",
+    "input_size_dec": "image_size_dec",
+}
 
-CONVERT_PTH = ("pickled checkpoint, not loaded (unpickling runs code); a legacy 4M tokenizer .pth you trust converts "
-               "once to the safetensors form tokzoo reads: python -c \"import sys, torch, safetensors.torch as st; c = torch.load(sys.argv[1], "
-               "map_location='cpu', weights_only=False); st.save_file({k: v.contiguous() for k, v in c['model'].items()}, sys.argv[2], metadata={k: str(v) for k, v "
-               "in vars(c['args']).items()})\" X.pth X.safetensors")
+CONVERT_PTH = (
+    "pickled checkpoint, not loaded (unpickling runs code); a legacy 4M tokenizer .pth you trust converts "
+    'once to the safetensors form tokzoo reads: python -c "import sys, torch, safetensors.torch as st; c = torch.load(sys.argv[1], '
+    "map_location='cpu', weights_only=False); st.save_file({k: v.contiguous() for k, v in c['model'].items()}, sys.argv[2], metadata={k: str(v) for k, v "
+    "in vars(c['args']).items()})\" X.pth X.safetensors"
+)
 
 
 def _read_json(path: Path):
@@ -87,8 +94,10 @@ def read_fourm_checkpoint(path: Path) -> tuple[dict, dict[str, torch.Tensor], st
         tensors = read_state_dict(path)
         config = _metadata_config(path)
         if not config:
-            raise CheckpointError(f"{path}: no config in the safetensors metadata (ml-4m's single-file form keeps the "
-                                  f"constructor arguments there); use the folder form with {CONFIG_NAME}")
+            raise CheckpointError(
+                f"{path}: no config in the safetensors metadata (ml-4m's single-file form keeps the "
+                f"constructor arguments there); use the folder form with {CONFIG_NAME}"
+            )
     config = dict(config.get("config") or config)  # PyTorchModelHubMixin may nest the arguments
     return resolve_config(config, tensors), tensors, str(where)
 
@@ -113,8 +122,9 @@ def _metadata_config(path: Path) -> dict:
 def _plain(value) -> bool:
     """A scalar or a flat list of at most MAX_LIST scalars (YAML aliases cannot nest into a bomb then)."""
     scalar = (type(None), bool, int, float, str)
-    return isinstance(value, scalar) or (isinstance(value, list) and len(value) <= MAX_LIST
-                                         and all(isinstance(v, scalar) for v in value))
+    return isinstance(value, scalar) or (
+        isinstance(value, list) and len(value) <= MAX_LIST and all(isinstance(v, scalar) for v in value)
+    )
 
 
 def resolve_config(config: dict, tensors: dict[str, torch.Tensor]) -> dict:
@@ -136,8 +146,10 @@ def resolve_config(config: dict, tensors: dict[str, torch.Tensor]) -> dict:
         config["n_channels"] = int(tensors["encoder.proj.weight"].shape[1])
     quant = config.get("quant_type", "lucid")
     if quant not in ("lucid", "memcodes") or (quant == "lucid" and int(config.get("num_codebooks", 1)) != 1):
-        raise CheckpointError(f"4M quantizer {quant!r} with {config.get('num_codebooks', 1)} codebooks is not ported "
-                              f"('lucid' cosine VQ with one codebook, 'memcodes')")
+        raise CheckpointError(
+            f"4M quantizer {quant!r} with {config.get('num_codebooks', 1)} codebooks is not ported "
+            f"('lucid' cosine VQ with one codebook, 'memcodes')"
+        )
     if quant == "lucid" and not config.get("norm_codes", True):
         raise CheckpointError("4M tokenizer with norm_codes=False (Euclidean codebook) is not ported")
     return config
@@ -154,8 +166,11 @@ def to_ours(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out[OUR_CODEBOOK + "cluster_size"] = tensors[FOURM_CODEBOOK + "cluster_size"][None].clone()
     if FOURM_CODEBOOK + "initted" in tensors:
         out[OUR_CODEBOOK + "initted"] = tensors[FOURM_CODEBOOK + "initted"].reshape(()).bool()
-    extra = sorted(k for k in tensors if k.startswith(FOURM_CODEBOOK) and k[len(FOURM_CODEBOOK):] not in
-                   ("embed", "cluster_size", "initted"))
+    extra = sorted(
+        k
+        for k in tensors
+        if k.startswith(FOURM_CODEBOOK) and k[len(FOURM_CODEBOOK) :] not in ("embed", "cluster_size", "initted")
+    )
     if extra:
         raise CheckpointError(f"unexpected codebook tensor(s) {extra[:3]}")
     return out

@@ -49,8 +49,10 @@ def _unit_interval_to_pm1(x: torch.Tensor) -> torch.Tensor:
 
 
 class FourMRGB(RGB):
-    contract = ("uint8 array (H, W, 3) or batch (B, H, W, 3), values 0..255, sRGB, channels last; 4M maps it to "
-                "[-1, 1] (x / 255 - 0.5) / 0.5 inside. decode returns uint8 (B, H, W, 3).")
+    contract = (
+        "uint8 array (H, W, 3) or batch (B, H, W, 3), values 0..255, sRGB, channels last; 4M maps it to "
+        "[-1, 1] (x / 255 - 0.5) / 0.5 inside. decode returns uint8 (B, H, W, 3)."
+    )
     in_channels = out_channels = 3
 
     def to_model(self, x) -> torch.Tensor:
@@ -59,21 +61,25 @@ class FourMRGB(RGB):
 
 
 class FourMDepth(Depth):
-    contract = ("float32/float64 array (H, W) or batch (B, H, W), metres (NaN, inf, 0 or negative = invalid; each "
-                "sample needs valid pixels). 4M standardises each image itself (robust: the middle 80% of its valid "
-                "values give mean and variance), so only relative depth is tokenized; invalid pixels enter as the "
-                "image's mean. decode returns float32 (B, H, W) standardised depth, not metres.")
+    contract = (
+        "float32/float64 array (H, W) or batch (B, H, W), metres (NaN, inf, 0 or negative = invalid; each "
+        "sample needs valid pixels). 4M standardises each image itself (robust: the middle 80% of its valid "
+        "values give mean and variance), so only relative depth is tokenized; invalid pixels enter as the "
+        "image's mean. decode returns float32 (B, H, W) standardised depth, not metres."
+    )
     in_channels = out_channels = 1
 
     def to_model(self, x) -> torch.Tensor:
-        depth = to_tensor(self.as_batch(x, (np.float32, np.float64, torch.float32, torch.float64), "float metres (H, W)"))
-        depth = depth.float() * PNG_DEPTH_UNITS / (2 ** 16 - 1.0)
+        depth = to_tensor(
+            self.as_batch(x, (np.float32, np.float64, torch.float32, torch.float64), "float metres (H, W)")
+        )
+        depth = depth.float() * PNG_DEPTH_UNITS / (2**16 - 1.0)
         valid = torch.isfinite(depth) & (depth > 0)
         require_finite_somewhere(valid, self.name)
         out = []
         for image, mask in zip(depth, valid):
             values = torch.sort(image[mask].reshape(-1), dim=0)[0]
-            kept = values[int(0.1 * values.shape[0]): int(0.9 * values.shape[0])]
+            kept = values[int(0.1 * values.shape[0]) : int(0.9 * values.shape[0])]
             if kept.numel() < 2:
                 raise InvalidValueError(f"{self.name} input", f"{values.numel()} valid pixels: too few to standardise")
             standardised = (image - kept.mean()) / torch.sqrt(kept.var() + 1e-6)
@@ -90,10 +96,12 @@ class FourMDepth(Depth):
 
 
 class FourMNormals(Normals):
-    contract = ("float32/float64 array (H, W, 3) or batch (B, H, W, 3): unit vectors, OpenCV camera frame (x right, "
-                "y down, z forward), NaN = invalid (entered as (0, 0, 0)). 4M's tokenizer reads Omnidata PNG normals: "
-                "z is flipped and the vectors are quantised to 8 bits inside. decode returns float32 (B, H, W, 3) "
-                "unit vectors in the OpenCV frame.")
+    contract = (
+        "float32/float64 array (H, W, 3) or batch (B, H, W, 3): unit vectors, OpenCV camera frame (x right, "
+        "y down, z forward), NaN = invalid (entered as (0, 0, 0)). 4M's tokenizer reads Omnidata PNG normals: "
+        "z is flipped and the vectors are quantised to 8 bits inside. decode returns float32 (B, H, W, 3) "
+        "unit vectors in the OpenCV frame."
+    )
     in_channels = out_channels = 3
 
     def to_model(self, x) -> torch.Tensor:
@@ -109,9 +117,11 @@ class FourMNormals(Normals):
 
 
 class FourMSemseg(Semseg):
-    contract = ("uint8 array (H, W) or batch (B, H, W) of COCO-panoptic class ids 0..132, 255 = ignore; 4M shifts "
-                "ids by one inside (ignore -> 0, 134 labels). decode returns uint8 (B, H, W), ids 0..132, 255 where the "
-                "decoder predicts 4M's no-class label.")
+    contract = (
+        "uint8 array (H, W) or batch (B, H, W) of COCO-panoptic class ids 0..132, 255 = ignore; 4M shifts "
+        "ids by one inside (ignore -> 0, 134 labels). decode returns uint8 (B, H, W), ids 0..132, 255 where the "
+        "decoder predicts 4M's no-class label."
+    )
 
     def __init__(self, n_labels: int = 134):
         super().__init__(num_classes=n_labels - 1)
@@ -120,8 +130,11 @@ class FourMSemseg(Semseg):
         ids = to_tensor(self.as_batch(x, (np.uint8, torch.uint8), "uint8 (H, W) class ids")).long()
         bad = (ids >= self.num_classes) & (ids != 255)
         if bool(bad.any()):
-            raise InvalidValueError(f"{self.name} input", f"class id(s) {sorted(ids[bad].unique().tolist())[:8]} are not in "
-                                    f"0..{self.num_classes - 1} or 255 (ignore)")
+            raise InvalidValueError(
+                f"{self.name} input",
+                f"class id(s) {sorted(ids[bad].unique().tolist())[:8]} are not in "
+                f"0..{self.num_classes - 1} or 255 (ignore)",
+            )
         return (ids + 1) % 256
 
     def from_model(self, y: torch.Tensor) -> np.ndarray:
@@ -130,8 +143,10 @@ class FourMSemseg(Semseg):
 
 
 class FourMEdges(Edges):
-    contract = ("uint8 or bool array (H, W) or batch (B, H, W), values in {0, 1}; 4M's edge tokenizer reads the edge "
-                "map as a 0/255 RGB image ([-1, 1] inside). decode returns uint8 (B, H, W) in {0, 1} (mean channel > 0).")
+    contract = (
+        "uint8 or bool array (H, W) or batch (B, H, W), values in {0, 1}; 4M's edge tokenizer reads the edge "
+        "map as a 0/255 RGB image ([-1, 1] inside). decode returns uint8 (B, H, W) in {0, 1} (mean channel > 0)."
+    )
     in_channels = out_channels = 3
 
     def to_model(self, x) -> torch.Tensor:
@@ -171,24 +186,47 @@ class FourMSAMInstances(SAMInstances):
     the instance's polygon; tokzoo cuts it from the instance map, so masks agree in meaning, not pixel for pixel)."""
 
     contract = SAMInstances.contract.replace("encoded as {-1, 1}", "encoded as {0, 1}").replace(
-        "encode returns (N_kept, 16)", "encode returns (N_kept, (64 / patch)^2)")
+        "encode returns (N_kept, 16)", "encode returns (N_kept, (64 / patch)^2)"
+    )
 
     def to_model(self, x) -> torch.Tensor:
         return torch.from_numpy(crop_instances(x)[0])[:, None].float()
 
 
-DOMAINS = {"rgb": (FourMRGB, "rgb"), "depth": (FourMDepth, "depth"), "normal": (FourMNormals, "normals"),
-           "semseg_coco": (FourMSemseg, "semseg"), "canny_edge": (FourMEdges, "edges"), "sam_edge": (FourMEdges, "edges"),
-           "CLIP-B16": (DenseFeatures, "dense_features"), "DINOv2-B14": (DenseFeatures, "dense_features"),
-           "ImageBind-H14": (DenseFeatures, "dense_features"),
-           "DINOv2-B14-global": (FourMGlobalFeature, "global_feature"),
-           "ImageBind-H14-global": (FourMGlobalFeature, "global_feature"),
-           "human_poses": (FourMHumanPose, "human_pose"),
-           "sam_mask": (FourMSAMInstances, "sam_instances")}
+DOMAINS = {
+    "rgb": (FourMRGB, "rgb"),
+    "depth": (FourMDepth, "depth"),
+    "normal": (FourMNormals, "normals"),
+    "semseg_coco": (FourMSemseg, "semseg"),
+    "canny_edge": (FourMEdges, "edges"),
+    "sam_edge": (FourMEdges, "edges"),
+    "CLIP-B16": (DenseFeatures, "dense_features"),
+    "DINOv2-B14": (DenseFeatures, "dense_features"),
+    "ImageBind-H14": (DenseFeatures, "dense_features"),
+    "DINOv2-B14-global": (FourMGlobalFeature, "global_feature"),
+    "ImageBind-H14-global": (FourMGlobalFeature, "global_feature"),
+    "human_poses": (FourMHumanPose, "human_pose"),
+    "sam_mask": (FourMSAMInstances, "sam_instances"),
+}
 """ml-4m domain -> (codec class, tokzoo modality)."""
 
-HINTS = [("sam-instance", "sam_mask"), ("sam_instance", "sam_mask"), ("human-poses", "human_poses"), ("human_poses", "human_poses"), ("dinov2-b14-global", "DINOv2-B14-global"), ("imagebind-h14-global", "ImageBind-H14-global"), ("semseg", "semseg_coco"), ("depth", "depth"), ("normal", "normal"), ("sam_edge", "sam_edge"), ("edge", "canny_edge"),
-         ("clip", "CLIP-B16"), ("dinov2", "DINOv2-B14"), ("imagebind", "ImageBind-H14"), ("rgb", "rgb")]
+HINTS = [
+    ("sam-instance", "sam_mask"),
+    ("sam_instance", "sam_mask"),
+    ("human-poses", "human_poses"),
+    ("human_poses", "human_poses"),
+    ("dinov2-b14-global", "DINOv2-B14-global"),
+    ("imagebind-h14-global", "ImageBind-H14-global"),
+    ("semseg", "semseg_coco"),
+    ("depth", "depth"),
+    ("normal", "normal"),
+    ("sam_edge", "sam_edge"),
+    ("edge", "canny_edge"),
+    ("clip", "CLIP-B16"),
+    ("dinov2", "DINOv2-B14"),
+    ("imagebind", "ImageBind-H14"),
+    ("rgb", "rgb"),
+]
 """Substrings of released tokenizer names (EPFL-VILAB/4M_tokenizers_<domain>_...) -> domain, first match wins."""
 
 
@@ -216,6 +254,8 @@ def infer_domain(config: dict, name: str) -> str:
             return domain
     if config.get("n_labels"):
         return "semseg_coco"
-    raise ConfigError(f"{name}: cannot tell which 4M domain this tokenizer is for; add \"domain\": \"depth\" (or rgb, "
-                      f"normal, semseg_coco, canny_edge, CLIP-B16, DINOv2-B14, ImageBind-H14, DINOv2-B14-global) to its "
-                      f"config.json")
+    raise ConfigError(
+        f'{name}: cannot tell which 4M domain this tokenizer is for; add "domain": "depth" (or rgb, '
+        f"normal, semseg_coco, canny_edge, CLIP-B16, DINOv2-B14, ImageBind-H14, DINOv2-B14-global) to its "
+        f"config.json"
+    )

@@ -19,8 +19,14 @@ import torch
 
 from tokzoo.errors import ConfigError
 
-DIVAE_DEFAULTS = dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
-                      clip_sample=False, thresholding=True, zero_terminal_snr=True)
+DIVAE_DEFAULTS = dict(
+    num_train_timesteps=1000,
+    beta_schedule="squaredcos_cap_v2",
+    prediction_type="v_prediction",
+    clip_sample=False,
+    thresholding=True,
+    zero_terminal_snr=True,
+)
 """ml-4m's DiVAE constructor defaults for the scheduler arguments."""
 
 
@@ -30,14 +36,16 @@ def alphas_cumprod(config: dict) -> torch.Tensor:
     n, schedule = int(c["num_train_timesteps"]), str(c["beta_schedule"])
     if schedule.startswith("shifted_cosine:"):
         t = torch.linspace(0, 1, n).to(torch.float64)
-        log_snr = (-2 * (torch.tan(torch.pi * t / 2).log() + np.log(float(schedule.split(":")[1])))).clamp(-15, 15).float()
+        log_snr = (
+            (-2 * (torch.tan(torch.pi * t / 2).log() + np.log(float(schedule.split(":")[1])))).clamp(-15, 15).float()
+        )
         cumprod = log_snr.sigmoid()
         cumprod[-1] = 0.0
         return cumprod
     if schedule == "linear":
         betas = torch.linspace(0.0001, 0.02, n, dtype=torch.float32)
     elif schedule == "scaled_linear":
-        betas = torch.linspace(0.0001 ** 0.5, 0.02 ** 0.5, n, dtype=torch.float32) ** 2
+        betas = torch.linspace(0.0001**0.5, 0.02**0.5, n, dtype=torch.float32) ** 2
     elif schedule == "squaredcos_cap_v2":
         bar = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
         betas = torch.tensor([min(1 - bar((i + 1) / n) / bar(i / n), 0.999) for i in range(n)], dtype=torch.float32)
@@ -54,7 +62,7 @@ def _zero_terminal_snr(betas: torch.Tensor) -> torch.Tensor:
     first, last = root[0].clone(), root[-1].clone()
     root -= last
     root *= first / (first - last)
-    bar = root ** 2
+    bar = root**2
     return 1 - torch.cat([bar[0:1], bar[1:] / bar[:-1]])
 
 
@@ -82,8 +90,15 @@ def _threshold(x0: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def ddim_sample(model, cond: torch.Tensor, shape: tuple[int, int, int, int], config: dict, steps: int, seed: int,
-                mode: str = "trailing") -> torch.Tensor:
+def ddim_sample(
+    model,
+    cond: torch.Tensor,
+    shape: tuple[int, int, int, int],
+    config: dict,
+    steps: int,
+    seed: int,
+    mode: str = "trailing",
+) -> torch.Tensor:
     """Run ``model(x_t, t, cond)`` down the DDIM chain from seeded noise; returns x_0 (B, C, H, W) float32."""
     c = {**DIVAE_DEFAULTS, **config}
     cumprod = alphas_cumprod(c)
@@ -97,17 +112,17 @@ def ddim_sample(model, cond: torch.Tensor, shape: tuple[int, int, int, int], con
         b_t = 1 - a_t
         kind = c["prediction_type"]
         if kind == "epsilon":
-            x0, eps = (x - b_t ** 0.5 * output) / a_t ** 0.5, output
+            x0, eps = (x - b_t**0.5 * output) / a_t**0.5, output
         elif kind == "sample":
             x0 = output
-            eps = (x - a_t ** 0.5 * x0) / b_t ** 0.5
+            eps = (x - a_t**0.5 * x0) / b_t**0.5
         elif kind == "v_prediction":
-            x0, eps = a_t ** 0.5 * x - b_t ** 0.5 * output, a_t ** 0.5 * output + b_t ** 0.5 * x
+            x0, eps = a_t**0.5 * x - b_t**0.5 * output, a_t**0.5 * output + b_t**0.5 * x
         else:
             raise ConfigError(f"4M diffusion prediction type {kind!r} is not supported")
         if c["thresholding"]:
             x0 = _threshold(x0)
         elif c["clip_sample"]:
             x0 = x0.clamp(-1.0, 1.0)
-        x = a_prev ** 0.5 * x0 + (1 - a_prev) ** 0.5 * eps
+        x = a_prev**0.5 * x0 + (1 - a_prev) ** 0.5 * eps
     return x

@@ -30,16 +30,16 @@ import numpy as np
 from tqdm import tqdm
 
 from tokzoo.errors import ConfigError, InputError
-from tokzoo.pipeline.layout import CROPS, complete_shards, read_npy_tar, tar_path
-from tokzoo.pipeline.report import require_manifest
-from tokzoo.pipeline.writer import npy_bytes, tar_bytes, write_atomic
+from tokzoo.pipeline.writer import write_atomic
+from tokzoo.tokens.layout import CROPS, complete_shards, read_npy_tar, require_manifest, tar_path
+from tokzoo.tokens.tars import npy_bytes, tar_bytes
 
 from .info import INFO_JSON, INFO_PY, info_json, info_py
 from .names import CROP_SETTINGS, RELEASED, ModalityFacts, check_name, derived_name, facts_for
 
 LAYOUTS = ("webdataset", "folder")
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,200}")
-INT16_IDS = 2 ** 15
+INT16_IDS = 2**15
 """int16 holds ids 0..32767."""
 
 
@@ -52,8 +52,9 @@ class Planned:
     items: bool
 
 
-def plan_export(src: Path, names: dict[str, str] | None = None, modalities: list[str] | None = None,
-                allow_sets: bool = False) -> list[Planned]:
+def plan_export(
+    src: Path, names: dict[str, str] | None = None, modalities: list[str] | None = None, allow_sets: bool = False
+) -> list[Planned]:
     """Check every modality can be expressed in 4M's layout; one-line :class:`ConfigError` otherwise."""
     manifest = require_manifest(src)
     entries = manifest["modalities"]
@@ -69,11 +70,15 @@ def plan_export(src: Path, names: dict[str, str] | None = None, modalities: list
             raise ConfigError(f"{where}: modality is not complete; finish `tokzoo tokenize` first")
         vocab = entry["vocab_size"] + (1 if entry.get("items") else 0)
         if vocab > INT16_IDS:
-            raise ConfigError(f"{where}: vocabulary of {entry['vocab_size']} ids overflows int16, the dtype ml-4m "
-                              f"stores tokens in (at most {INT16_IDS} ids)")
+            raise ConfigError(
+                f"{where}: vocabulary of {entry['vocab_size']} ids overflows int16, the dtype ml-4m "
+                f"stores tokens in (at most {INT16_IDS} ids)"
+            )
         if entry.get("items") and not allow_sets:
-            raise ConfigError(f"{where}: set-valued modality; ml-4m keeps these as pickled per-crop dicts with boxes "
-                              f"tokzoo tokens lack, so it is not exported (allow_sets / --allow-pickled-sets writes that form)")
+            raise ConfigError(
+                f"{where}: set-valued modality; ml-4m keeps these as pickled per-crop dicts with boxes "
+                f"tokzoo tokens lack, so it is not exported (allow_sets / --allow-pickled-sets writes that form)"
+            )
         shape = [n for n in entry["token_shape"] if n is not None]
         n_tokens = int(np.prod(shape))
         if modality in names:
@@ -81,8 +86,10 @@ def plan_export(src: Path, names: dict[str, str] | None = None, modalities: list
         else:
             size = entry.get("size")
             if not size or size[0] != size[1]:
-                raise ConfigError(f"{where}: crops are {'not of one size' if not size else 'not square'}; name the "
-                                  f"4M modality with --name {modality}=tok_<name>@<size>")
+                raise ConfigError(
+                    f"{where}: crops are {'not of one size' if not size else 'not square'}; name the "
+                    f"4M modality with --name {modality}=tok_<name>@<size>"
+                )
             name = derived_name(modality, size[0])
         if name in taken:
             raise ConfigError(f"{where}: 4M name {name!r} also given to {taken[name]!r}")
@@ -93,14 +100,24 @@ def plan_export(src: Path, names: dict[str, str] | None = None, modalities: list
             facts = facts_for(name, entry["vocab_size"], n_tokens, where)
             size = entry.get("size")
             if size and name not in RELEASED and [facts.input_size] * 2 != list(size):
-                raise ConfigError(f"{where}: crops are {size[0]}x{size[1]} px but {name} says {facts.input_size} px; "
-                                  f"name it tok_<name>@{size[0]}")
+                raise ConfigError(
+                    f"{where}: crops are {size[0]}x{size[1]} px but {name} says {facts.input_size} px; "
+                    f"name it tok_<name>@{size[0]}"
+                )
         planned.append(Planned(modality, facts, bool(entry.get("items"))))
     return planned
 
 
-def export_4m(src: str | Path, dst: str | Path, *, layout: str = "webdataset", names: dict[str, str] | None = None,
-              modalities: list[str] | None = None, allow_sets: bool = False, progress: bool = True) -> dict:
+def export_4m(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    layout: str = "webdataset",
+    names: dict[str, str] | None = None,
+    modalities: list[str] | None = None,
+    allow_sets: bool = False,
+    progress: bool = True,
+) -> dict:
     """Write ``src`` (a ``tokzoo tokenize`` folder) into ``dst`` in ml-4m's ``layout``; returns the info dict."""
     src, dst = Path(src), Path(dst)
     if layout not in LAYOUTS:
@@ -117,8 +134,13 @@ def export_4m(src: str | Path, dst: str | Path, *, layout: str = "webdataset", n
             members = list(read_npy_tar(tar_path(src, p.modality, index)))
             if [k for k, _ in members] != keys:
                 raise InputError(tar_path(src, p.modality, index), "keys differ from the crops shard's")
-            _write(dst, p.facts.name, out_index, layout, [(k, _tokens(a, p, tar_path(src, p.modality, index)))
-                                                          for k, a in members])
+            _write(
+                dst,
+                p.facts.name,
+                out_index,
+                layout,
+                [(k, _tokens(a, p, tar_path(src, p.modality, index))) for k, a in members],
+            )
     facts = [p.facts for p in planned]
     extra = {"source": str(src), "tokzoo_modalities": {p.facts.name: p.modality for p in planned}}
     write_atomic(dst / INFO_JSON, info_json(facts, layout, len(shards), extra), dst)
@@ -145,8 +167,11 @@ def _tokens(array: np.ndarray, planned: Planned, source: Path):
             crops[c] = {"token_ids": crop[crop[:, 0] != pad].astype(np.int16)}
         return crops
     if array.ndim < 2 or int(np.prod(array.shape[1:])) != planned.facts.n_tokens:
-        raise InputError(source, f"token grid mismatch: member of shape {array.shape}, {planned.facts.name} "
-                                 f"holds {planned.facts.n_tokens} tokens per crop")
+        raise InputError(
+            source,
+            f"token grid mismatch: member of shape {array.shape}, {planned.facts.name} "
+            f"holds {planned.facts.n_tokens} tokens per crop",
+        )
     _check_ids(array, planned.facts.vocab_size, source)
     return array.reshape(len(array), -1).astype(np.int16)
 
@@ -155,8 +180,11 @@ def _checked_key(key: str, source: Path) -> str:
     """A member key as tokzoo writes them (``[A-Za-z0-9_-]``): it becomes a file or member name of the export, so
     ``../x``, ``/etc/x`` or a dotted name (ml-4m splits keys at the first dot) is refused in one line."""
     if not _KEY.fullmatch(key):
-        raise InputError(source, f"member {key[:80]!r}.npy: not a tokzoo sample key ([A-Za-z0-9_-], at most 200 "
-                                 "characters); it would become a file name of the export, so the export stops here")
+        raise InputError(
+            source,
+            f"member {key[:80]!r}.npy: not a tokzoo sample key ([A-Za-z0-9_-], at most 200 "
+            "characters); it would become a file name of the export, so the export stops here",
+        )
     return key
 
 
@@ -166,8 +194,11 @@ def _check_ids(array: np.ndarray, vocab_size: int, source: Path) -> None:
     if array.dtype.kind not in "iu":
         raise InputError(source, f"token ids must be integers, got dtype {array.dtype}")
     if array.size and (int(array.min()) < 0 or int(array.max()) >= vocab_size):
-        raise InputError(source, f"token ids in [{int(array.min())}, {int(array.max())}] outside the vocabulary "
-                                 f"[0, {vocab_size}); not exported")
+        raise InputError(
+            source,
+            f"token ids in [{int(array.min())}, {int(array.max())}] outside the vocabulary "
+            f"[0, {vocab_size}); not exported",
+        )
 
 
 def _write(dst: Path, folder: str, index: int, layout: str, members: list[tuple[str, np.ndarray]]) -> None:

@@ -41,7 +41,7 @@ class ModalityFacts:
 
     @property
     def n_tokens(self) -> int:
-        return self.grid ** 2
+        return self.grid**2
 
     @property
     def transform_key(self) -> str:
@@ -49,18 +49,32 @@ class ModalityFacts:
         return self.name.split("@")[0]
 
     def as_dict(self) -> dict:
-        return {"vocab_size": self.vocab_size, "input_size": self.input_size, "patch_size": self.patch_size,
-                "type": self.type, "n_tokens": self.n_tokens}
+        return {
+            "vocab_size": self.vocab_size,
+            "input_size": self.input_size,
+            "patch_size": self.patch_size,
+            "type": self.type,
+            "n_tokens": self.n_tokens,
+        }
 
 
 def _released() -> dict[str, ModalityFacts]:
-    rows = [("tok_rgb", 16384, 16), ("tok_depth", 8192, 16), ("tok_normal", 8192, 16), ("tok_semseg", 4096, 16),
-            ("tok_clip", 8192, 16)]
+    rows = [
+        ("tok_rgb", 16384, 16),
+        ("tok_depth", 8192, 16),
+        ("tok_normal", 8192, 16),
+        ("tok_semseg", 4096, 16),
+        ("tok_clip", 8192, 16),
+    ]
     facts = {}
     for size in (224, 448):
         facts.update({f"{n}@{size}": ModalityFacts(f"{n}@{size}", v, size, p) for n, v, p in rows})
-    for n, v, p in [("tok_canny_edge", 8192, 16), ("tok_sam_edge", 8192, 16), ("tok_dinov2", 8192, 14),
-                    ("tok_imagebind", 8192, 14)]:
+    for n, v, p in [
+        ("tok_canny_edge", 8192, 16),
+        ("tok_sam_edge", 8192, 16),
+        ("tok_dinov2", 8192, 14),
+        ("tok_imagebind", 8192, 14),
+    ]:
         facts[f"{n}@224"] = ModalityFacts(f"{n}@224", v, 224, p)
     for n in ("tok_dinov2_global", "tok_imagebind_global"):  # 16 tokens: a 4 x 4 grid of 56-pixel "patches"
         facts[n] = ModalityFacts(n, 8192, 224, 56)
@@ -69,16 +83,24 @@ def _released() -> dict[str, ModalityFacts]:
 
 RELEASED: dict[str, ModalityFacts] = _released()
 
-TOKZOO_TO_4M = {"rgb": "tok_rgb", "depth": "tok_depth", "normals": "tok_normal", "semseg": "tok_semseg",
-                "edges": "tok_canny_edge", "canny_edges": "tok_canny_edge"}
+TOKZOO_TO_4M = {
+    "rgb": "tok_rgb",
+    "depth": "tok_depth",
+    "normals": "tok_normal",
+    "semseg": "tok_semseg",
+    "edges": "tok_canny_edge",
+    "canny_edges": "tok_canny_edge",
+}
 """tokzoo modality / zoo names whose 4M name differs from ``tok_<name>``."""
 
 
 def check_name(name: str, source: object = "--name") -> str:
     """``name`` if it is a usable 4M pre-tokenized modality name, else a one-line :class:`ConfigError`."""
     if name == CROP_SETTINGS or not NAME.match(name):
-        raise ConfigError(f"{source}: {name!r} is not a 4M token modality name (tok_<name>[@<size>], lower case, "
-                          f"e.g. tok_depth@224; ml-4m casts only names containing 'tok_' to int64)")
+        raise ConfigError(
+            f"{source}: {name!r} is not a 4M token modality name (tok_<name>[@<size>], lower case, "
+            f"e.g. tok_depth@224; ml-4m casts only names containing 'tok_' to int64)"
+        )
     return name
 
 
@@ -97,19 +119,26 @@ def facts_for(name: str, vocab_size: int, n_tokens: int, source: object) -> Moda
     released = RELEASED.get(name)
     if released is not None:
         if n_tokens != released.n_tokens:
-            raise ConfigError(f"{source}: token grid mismatch: {n_tokens} tokens per crop, but 4M's {name} holds "
-                              f"{released.grid}x{released.grid} = {released.n_tokens} ({released.input_size} px / "
-                              f"patch {released.patch_size}); pick another name (tok_<name>@<size>) or re-tokenize")
+            raise ConfigError(
+                f"{source}: token grid mismatch: {n_tokens} tokens per crop, but 4M's {name} holds "
+                f"{released.grid}x{released.grid} = {released.n_tokens} ({released.input_size} px / "
+                f"patch {released.patch_size}); pick another name (tok_<name>@<size>) or re-tokenize"
+            )
         if vocab_size > released.vocab_size:
-            raise ConfigError(f"{source}: vocabulary of {vocab_size} ids does not fit 4M's {name} "
-                              f"({released.vocab_size}); pick a custom name")
+            raise ConfigError(
+                f"{source}: vocabulary of {vocab_size} ids does not fit 4M's {name} "
+                f"({released.vocab_size}); pick a custom name"
+            )
         return ModalityFacts(name, vocab_size, released.input_size, released.patch_size)
     if "@" not in name:
-        raise ConfigError(f"{source}: unknown 4M modality name {name!r} (not a released one); give its input size "
-                          f"as {name}@<size>")
+        raise ConfigError(
+            f"{source}: unknown 4M modality name {name!r} (not a released one); give its input size as {name}@<size>"
+        )
     size = int(name.split("@")[1])
     grid = math.isqrt(n_tokens)
     if grid * grid != n_tokens or size % grid:
-        raise ConfigError(f"{source}: token grid mismatch: {n_tokens} tokens per crop is not a square grid that "
-                          f"divides {name}'s {size} px input (4M needs input_size / patch_size squared tokens)")
+        raise ConfigError(
+            f"{source}: token grid mismatch: {n_tokens} tokens per crop is not a square grid that "
+            f"divides {name}'s {size} px input (4M needs input_size / patch_size squared tokens)"
+        )
     return ModalityFacts(name, vocab_size, size, size // grid)

@@ -1,4 +1,4 @@
-"""Read ml-4m's pre-tokenized layouts as tokzoo token shards (what :mod:`tokzoo.data` delegates to).
+"""Read ml-4m's pre-tokenized layouts as tokzoo token shards (the layout hook :mod:`.plugin` fills in tokzoo.tokens).
 
 Both of ml-4m's layouts are read, whoever wrote them (ml-4m's ``save_vq_tokens.py`` or ``tokzoo export``):
 
@@ -18,15 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tokzoo.data.shards import Shard, count_members, open_shard
 from tokzoo.errors import ConfigError, DtypeError, InputError, ShapeError
 from tokzoo.io.safety import load_npy, read_file
+from tokzoo.tokens.layout import CROPS as TOKZOO_CROPS
+from tokzoo.tokens.layout import MANIFEST
+from tokzoo.tokens.shards import Shard, count_members, open_shard
 
 from .info import INFO_JSON, read_aliases, read_info
 from .names import CROP_SETTINGS, RELEASED, ModalityFacts
-
-TOKZOO_CROPS = "crops"
-MANIFEST = "manifest.json"
 
 
 def detect_layout(root: str | Path) -> str | None:
@@ -51,7 +50,9 @@ class FourMLayout:
         self.root = Path(root)
         self.layout = detect_layout(self.root)
         if self.layout is None:
-            raise ConfigError(f"{self.root}: not an ml-4m token layout (no {CROP_SETTINGS}/ folder of tars or sub-folders)")
+            raise ConfigError(
+                f"{self.root}: not an ml-4m token layout (no {CROP_SETTINGS}/ folder of tars or sub-folders)"
+            )
         self.info = read_info(self.root) or {}
         self.aliases = read_aliases(self.root)
         self.folders = {m: self.folder(m) for m in modalities}
@@ -76,8 +77,10 @@ class FourMLayout:
         name = self.folders.get(modality, modality)
         facts = self.info.get(name) or RELEASED.get(name)
         if facts is None:
-            raise ConfigError(f"{self.root / name}: unknown 4M modality name {name!r}: not a released 4M modality and "
-                              f"not in {self.root / INFO_JSON}; add its entry (vocab_size, input_size, patch_size) there")
+            raise ConfigError(
+                f"{self.root / name}: unknown 4M modality name {name!r}: not a released 4M modality and "
+                f"not in {self.root / INFO_JSON}; add its entry (vocab_size, input_size, patch_size) there"
+            )
         return facts
 
     def id_limits(self) -> dict[str, int | None]:
@@ -110,7 +113,9 @@ class FourMLayout:
         for modality in rest:
             for name in sorted(set(names[first]) ^ set(names[modality]))[:1]:
                 absent, present = (modality, first) if name in names[first] else (first, modality)
-                raise InputError(self.root / self.folders[absent] / name, f"shard missing (present in {self.folders[present]!r})")
+                raise InputError(
+                    self.root / self.folders[absent] / name, f"shard missing (present in {self.folders[present]!r})"
+                )
         return names[first]
 
     def _count(self, folder: str, shard: str) -> int:
@@ -126,8 +131,12 @@ def _open_folder(path: Path) -> Shard:
         try:  # a regular file of at most 256 MiB (a FIFO would block np.load), its header checked before any data
             array = load_npy(read_file(file), str(file))
         except DtypeError as e:
-            raise DtypeError(file, "pickled .npy (ml-4m's set-valued form); tokzoo never unpickles data files"
-                             if "object arrays" in e.reason else e.reason) from None
+            raise DtypeError(
+                file,
+                "pickled .npy (ml-4m's set-valued form); tokzoo never unpickles data files"
+                if "object arrays" in e.reason
+                else e.reason,
+            ) from None
         if array.dtype.kind not in "iu":
             raise DtypeError(file, f"token ids must be a plain integer dtype, got {array.dtype}")
         if array.ndim < 2 or len(array) < 1:
@@ -148,8 +157,11 @@ def _check_grid(shard: Shard, facts: ModalityFacts | None) -> None:
     shapes = {shard.tokens.shape[2:]} if isinstance(shard.tokens, np.ndarray) else {t.shape[1:] for t in shard.tokens}
     for shape in shapes:
         if int(np.prod(shape)) != facts.n_tokens:
-            raise ShapeError(shard.path, f"token grid mismatch: {shape} tokens per crop, {facts.name} holds "
-                                         f"{facts.grid}x{facts.grid} = {facts.n_tokens}")
+            raise ShapeError(
+                shard.path,
+                f"token grid mismatch: {shape} tokens per crop, {facts.name} holds "
+                f"{facts.grid}x{facts.grid} = {facts.n_tokens}",
+            )
 
 
 def manifest_for(root: str | Path) -> dict:
@@ -168,9 +180,16 @@ def manifest_for(root: str | Path) -> dict:
             continue
         if facts.type != "img":
             continue
-        entries[folder] = {"vocab_size": facts.vocab_size, "token_shape": [facts.n_tokens], "complete": True,
-                           "samples": {"ok": sum(layout.counts), "failed": 0, "count": sum(layout.counts)},
-                           "size": [facts.input_size, facts.input_size], "tokenizer": None, "content_hash": None,
-                           "untrained": False, "dtype": "int16", "name": folder}
+        entries[folder] = {
+            "vocab_size": facts.vocab_size,
+            "token_shape": [facts.n_tokens],
+            "complete": True,
+            "samples": {"ok": sum(layout.counts), "failed": 0, "count": sum(layout.counts)},
+            "size": [facts.input_size, facts.input_size],
+            "tokenizer": None,
+            "content_hash": None,
+            "untrained": False,
+            "dtype": "int16",
+            "name": folder,
+        }
     return {"format": "ml-4m", "layout": detect_layout(root), "modalities": entries}
-

@@ -15,8 +15,11 @@ from .reader import FourMLayout, detect_layout
 
 def modality_folders(root: Path) -> list[str]:
     """The token modality folders of an ml-4m layout (every folder but crop_settings), sorted."""
-    return sorted(p.name for p in Path(root).iterdir() if p.is_dir() and p.name != CROP_SETTINGS
-                  and not p.name.startswith(("_", ".")))
+    return sorted(
+        p.name
+        for p in Path(root).iterdir()
+        if p.is_dir() and p.name != CROP_SETTINGS and not p.name.startswith(("_", "."))
+    )
 
 
 def inspect_lines(root: Path, samples: int = 3) -> list[str]:
@@ -38,14 +41,18 @@ def inspect_lines(root: Path, samples: int = 3) -> list[str]:
     folders = readable
     layout = FourMLayout(root, [*folders, "crops"])
     known = read_info(root)
-    lines = [f"ml-4m {layout.layout} layout: {len(layout.shards)} shards, {sum(layout.counts)} samples, "
-             f"modalities {', '.join(folders)} + {CROP_SETTINGS}"
-             + (" (entries from fourm_modalities.json)" if known else "")]
+    lines = [
+        f"ml-4m {layout.layout} layout: {len(layout.shards)} shards, {sum(layout.counts)} samples, "
+        f"modalities {', '.join(folders)} + {CROP_SETTINGS}"
+        + (" (entries from fourm_modalities.json)" if known else "")
+    ]
     for folder in folders:
         try:
             facts = layout.facts(folder)
-            what = (f"vocab {facts.vocab_size}, {facts.grid}x{facts.grid} tokens ({facts.input_size} px / patch "
-                    f"{facts.patch_size}){'' if folder in RELEASED else ', custom'}")
+            what = (
+                f"vocab {facts.vocab_size}, {facts.grid}x{facts.grid} tokens ({facts.input_size} px / patch "
+                f"{facts.patch_size}){'' if folder in RELEASED else ', custom'}"
+            )
         except TokzooError as error:
             what = f"entry unknown ({error})"
         shard = layout.open(folder, layout.shards[0])
@@ -57,8 +64,10 @@ def inspect_lines(root: Path, samples: int = 3) -> list[str]:
     lines += unread
     crops = layout.open("crops", layout.shards[0])
     if len(crops):
-        lines.append(f"{CROP_SETTINGS}: {crops.tokens[0].dtype} {crops.tokens[0].shape}, first sample's crop 0 "
-                     f"[top, left, h, w, hflip] = {crops.tokens[0][0].tolist()}")
+        lines.append(
+            f"{CROP_SETTINGS}: {crops.tokens[0].dtype} {crops.tokens[0].shape}, first sample's crop 0 "
+            f"[top, left, h, w, hflip] = {crops.tokens[0][0].tolist()}"
+        )
     return lines
 
 
@@ -75,12 +84,14 @@ def find_member(layout: FourMLayout, modality: str, key: str) -> np.ndarray:
 def show_rows(root: Path, key: str, tokenizers: dict[str, str]) -> tuple[list[list[np.ndarray]], list[str]]:
     """One row per modality given a tokenizer (``{folder or tokzoo name: zoo name / dir / hub id}``): the
     reconstruction of crop 0 (the sources of ml-4m data are not known to tokzoo)."""
-    from tokzoo.zoo import load_tokenizer
+    from tokzoo.tokenizers.zoo import load_tokenizer
 
     root = Path(root)
     if not tokenizers:
-        raise ConfigError(f"{root}: ml-4m data names no tokenizers; pass --tokenizer MODALITY=TOKENIZER "
-                          f"(modalities: {', '.join(modality_folders(root))})")
+        raise ConfigError(
+            f"{root}: ml-4m data names no tokenizers; pass --tokenizer MODALITY=TOKENIZER "
+            f"(modalities: {', '.join(modality_folders(root))})"
+        )
     layout = FourMLayout(root, list(tokenizers))
     rows, notes = [], []
     for modality, reference in tokenizers.items():
@@ -94,9 +105,15 @@ def show_rows(root: Path, key: str, tokenizers: dict[str, str]) -> tuple[list[li
         shape_for = getattr(tok, "token_shape_for", None)
         shape = tuple(shape_for(size) if shape_for and size else tok.token_shape)
         if int(np.prod(shape)) != tokens.shape[1]:
-            raise ConfigError(f"{layout.root / layout.folders[modality]}: token grid mismatch: {tokens.shape[1]} tokens "
-                              f"per crop, tokenizer {reference} makes {shape}")
-        decoded = tok.decode(tokens.reshape(1, *shape), input_size=size) if shape_for else tok.decode(tokens.reshape(1, *shape))
+            raise ConfigError(
+                f"{layout.root / layout.folders[modality]}: token grid mismatch: {tokens.shape[1]} tokens "
+                f"per crop, tokenizer {reference} makes {shape}"
+            )
+        decoded = (
+            tok.decode(tokens.reshape(1, *shape), input_size=size)
+            if shape_for
+            else tok.decode(tokens.reshape(1, *shape))
+        )
         rows.append([codec.visualize(decoded[0])])
         notes.append(f"{modality}: crop 0 decoded by {reference}" + (" (UNTRAINED)" if tok.untrained else ""))
     return rows, notes

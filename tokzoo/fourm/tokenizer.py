@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tokzoo.checkpoint import WEIGHTS_NAME, check_tensors, check_values, read_state_dict, read_tensors
 from tokzoo.errors import CheckpointError, ConfigError, ShapeError
 from tokzoo.indices import to_ids
+from tokzoo.io.tensors import check_tensors, check_values
 from tokzoo.limits import MAX_VIT_TOKENS, check_field, count_parameters
-from tokzoo.tokenizer import Tokenizer, register_architecture
+from tokzoo.tokenizers.base import Tokenizer, register_architecture
+from tokzoo.tokenizers.checkpoint import WEIGHTS_NAME, read_state_dict, read_tensors
 
 from .checkpoints import read_fourm_checkpoint, to_ours
 from .conventions import DOMAINS, build_codec, infer_domain
@@ -40,8 +41,19 @@ def is_diffusion(config: dict) -> bool:
     return dec.startswith(("unet", "uvit")) or "beta_schedule" in config
 
 
-FOURM_SIZES = ("image_size", "patch_size", "latent_dim", "codebook_size", "num_codebooks", "n_channels", "n_labels",
-               "mask_size", "image_size_enc", "image_size_dec", "patch_size_dec")
+FOURM_SIZES = (
+    "image_size",
+    "patch_size",
+    "latent_dim",
+    "codebook_size",
+    "num_codebooks",
+    "n_channels",
+    "n_labels",
+    "mask_size",
+    "image_size_enc",
+    "image_size_dec",
+    "patch_size_dec",
+)
 
 
 def check_fourm_config(fourm: object, where: object) -> None:
@@ -56,8 +68,14 @@ def check_fourm_config(fourm: object, where: object) -> None:
             check_field(fourm.get(key), where, key, f"fourm.{table.get(key, key)}")
     for key in ("enc_type", "dec_type"):
         value = fourm.get(key)
-        if key == "enc_type" and not isinstance(value, str) or value is not None and not isinstance(value, str) \
-                or isinstance(value, str) and len(value) > 100:
+        if (
+            key == "enc_type"
+            and not isinstance(value, str)
+            or value is not None
+            and not isinstance(value, str)
+            or isinstance(value, str)
+            and len(value) > 100
+        ):
             raise ConfigError(f"{where}: {key} {str(value)[:60]!r} is refused: expected a 4M model name")
         if isinstance(value, str) and "MLP" in value:
             for part, table in zip(value.partition("/")[2].split("-"), ("blocks", "width", "expansion")):
@@ -65,15 +83,21 @@ def check_fourm_config(fourm: object, where: object) -> None:
                 if number.isdigit() and len(number) <= 12:
                     check_field(int(number), where, f"{key} {part.partition('_')[0]}_", f"fourm.mlp.{table}")
                 else:
-                    raise ConfigError(f"{where}: {key} {value[:60]!r} is refused: expected BottleneckMLP/B_<n>-Wi_<width>")
+                    raise ConfigError(
+                        f"{where}: {key} {value[:60]!r} is refused: expected BottleneckMLP/B_<n>-Wi_<width>"
+                    )
     size, patch = fourm.get("image_size", 224), fourm.get("patch_size", 16)
     if isinstance(size, int) and isinstance(patch, int) and patch and (size // patch) ** 2 > MAX_VIT_TOKENS:
-        raise ConfigError(f"{where}: image_size / patch_size {size} / {patch} is refused: {(size // patch) ** 2} "
-                          f"patches, over the limit of {MAX_VIT_TOKENS}")
+        raise ConfigError(
+            f"{where}: image_size / patch_size {size} / {patch} is refused: {(size // patch) ** 2} "
+            f"patches, over the limit of {MAX_VIT_TOKENS}"
+        )
     try:
         count_parameters(lambda: [FourMVQVAE(fourm, with_decoder=not is_diffusion(fourm))], str(where))
     except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise ConfigError(f"{where}: the 4M config does not build ({type(error).__name__}: {str(error)[:100]})") from None
+        raise ConfigError(
+            f"{where}: the 4M config does not build ({type(error).__name__}: {str(error)[:100]})"
+        ) from None
 
 
 @register_architecture("fourm_vqvae")
@@ -91,8 +115,11 @@ class FourMTokenizer(Tokenizer):
         self.heads = int(fourm.get("num_codebooks", 1)) if fourm.get("quant_type") == "memcodes" else 1
         if self.heads > 1 and not self.vector:
             raise ConfigError("4M memcodes tokenizers on image grids are not ported (only the MLP vector tokenizers)")
-        self.unet = (PatchedUNet(fourm["dec_type"], int(fourm["n_channels"]), int(fourm.get("latent_dim", 32))).eval()
-                     if self.diffusion and fourm.get("dec_type") in UNETS else None)
+        self.unet = (
+            PatchedUNet(fourm["dec_type"], int(fourm["n_channels"]), int(fourm.get("latent_dim", 32))).eval()
+            if self.diffusion and fourm.get("dec_type") in UNETS
+            else None
+        )
         self.carried: dict[str, torch.Tensor] = {}  # tensors of a diffusion decoder that is not ported, as loaded
 
     # -- building ---------------------------------------------------------------------------------
@@ -109,8 +136,15 @@ class FourMTokenizer(Tokenizer):
         patch = int(fourm["patch_size"]) if fourm.get("patch_proj", True) else 1
         grid_size = size // int(fourm["patch_size"])
         input_size = None if "MLP" in str(fourm["enc_type"]) else [size, size] if patch > 1 else [grid_size, grid_size]
-        config = {"architecture": "fourm_vqvae", "modality": DOMAINS[domain][1], "name": name or path.name,
-                  "domain": domain, "fourm": fourm, "input_size": input_size, "source": str(path)}
+        config = {
+            "architecture": "fourm_vqvae",
+            "modality": DOMAINS[domain][1],
+            "name": name or path.name,
+            "domain": domain,
+            "fourm": fourm,
+            "input_size": input_size,
+            "source": str(path),
+        }
         if is_diffusion(fourm):
             config["diffusion"] = dict(DIFFUSION_DEFAULTS)
         tok = cls(config)
@@ -140,11 +174,13 @@ class FourMTokenizer(Tokenizer):
             tensors = {k: v for k, v in tensors.items() if k in expected}
         check_tensors(expected, tensors, where)
         check_values(expected, tensors, where)  # an F32 tensor relabelled I32 would load as integers: all-zero tokens
-        self.model.load_state_dict({k: v for k, v in tensors.items() if not (self.diffusion and k.startswith("decoder."))},
-                                   strict=True)
+        self.model.load_state_dict(
+            {k: v for k, v in tensors.items() if not (self.diffusion and k.startswith("decoder."))}, strict=True
+        )
         if self.unet is not None:
-            self.unet.load_state_dict({k[len("decoder."):]: v for k, v in tensors.items() if k.startswith("decoder.")},
-                                      strict=True)
+            self.unet.load_state_dict(
+                {k[len("decoder.") :]: v for k, v in tensors.items() if k.startswith("decoder.")}, strict=True
+            )
 
     # -- facts ------------------------------------------------------------------------------------
     @property
@@ -201,8 +237,9 @@ class FourMTokenizer(Tokenizer):
         batch = torch.as_tensor(batch)
         patch = self._patch
         if not self.vector and (batch.shape[-2] % patch or batch.shape[-1] % patch):
-            raise ShapeError(f"{self.name} input", f"size {tuple(batch.shape[-2:])} is not divisible by the 4M patch "
-                                                   f"size {patch}")
+            raise ShapeError(
+                f"{self.name} input", f"size {tuple(batch.shape[-2:])} is not divisible by the 4M patch size {patch}"
+            )
         with torch.inference_mode():
             return self.model.tokenize(batch.to(self.device)).flatten(1)
 
@@ -212,8 +249,10 @@ class FourMTokenizer(Tokenizer):
         Diffusion decoders: ``steps`` DDIM steps from the noise of ``seed`` (defaults in ``config["diffusion"]``).
         """
         if self.carried_decoder:
-            raise ConfigError(f"{self.name}: its diffusion decoder ({self.config['fourm'].get('dec_type')}) is not "
-                              f"ported; encode works exactly")
+            raise ConfigError(
+                f"{self.name}: its diffusion decoder ({self.config['fourm'].get('dec_type')}) is not "
+                f"ported; encode works exactly"
+            )
         ids = to_ids(tokens, self.vocab_size, f"{self.name} tokens")
         ids = ids[None] if ids.ndim == 1 else ids
         if ids.ndim != 2:
@@ -232,9 +271,15 @@ class FourMTokenizer(Tokenizer):
                 settings = {**DIFFUSION_DEFAULTS, **self.config.get("diffusion", {})}
                 patch = self._patch
                 shape = (len(ids), int(self.config["fourm"]["n_channels"]), h * patch, w * patch)
-                out = ddim_sample(self.unet, self.model.codes(grid), shape, self.config["fourm"],
-                                  steps or settings["steps"], settings["seed"] if seed is None else seed,
-                                  settings["timesteps_mode"])
+                out = ddim_sample(
+                    self.unet,
+                    self.model.codes(grid),
+                    shape,
+                    self.config["fourm"],
+                    steps or settings["steps"],
+                    settings["seed"] if seed is None else seed,
+                    settings["timesteps_mode"],
+                )
         return self.codec.from_model(out)
 
     def _grid(self, n: int, input_size) -> tuple[int, int]:
@@ -243,6 +288,9 @@ class FourMTokenizer(Tokenizer):
         else:
             h = w = int(np.sqrt(n))
         if h * w != n:
-            raise ShapeError(f"{self.name} tokens", f"{n} tokens do not form the grid of input size {input_size} "
-                                                    f"(patch {self._patch}); pass input_size=(H, W)")
+            raise ShapeError(
+                f"{self.name} tokens",
+                f"{n} tokens do not form the grid of input size {input_size} "
+                f"(patch {self._patch}); pass input_size=(H, W)",
+            )
         return h, w

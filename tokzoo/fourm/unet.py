@@ -17,8 +17,10 @@ from torch import nn
 
 from tokzoo.errors import ConfigError
 
-UNETS = {"unet_patched": dict(patch=4, channels=256, res_blocks=3, attention=(4, 8), mult=(1, 2, 2, 2)),
-         "unet_t": dict(patch=4, channels=32, res_blocks=1, attention=(1,), mult=(1,))}
+UNETS = {
+    "unet_patched": dict(patch=4, channels=256, res_blocks=3, attention=(4, 8), mult=(1, 2, 2, 2)),
+    "unet_t": dict(patch=4, channels=32, res_blocks=1, attention=(1,), mult=(1,)),
+}
 """Decoder name -> hyperparameters: ml-4m's released ``unet_patched``; ``unet_t`` is the reduced one the reference
 fixtures register in ml-4m (scripts/fourm_reference.py), not a released decoder."""
 
@@ -113,7 +115,9 @@ class PatchedUNet(nn.Module):
         mc, emb = hp["channels"], 4 * hp["channels"]
         self.time_embed = nn.Sequential(nn.Linear(mc, emb), nn.SiLU(), nn.Linear(emb, emb))
         ch = input_ch = hp["mult"][0] * mc
-        self.input_blocks = nn.ModuleList([Step([nn.Conv2d(image_channels * self.patch ** 2 + cond_channels, ch, 3, padding=1)])])
+        self.input_blocks = nn.ModuleList(
+            [Step([nn.Conv2d(image_channels * self.patch**2 + cond_channels, ch, 3, padding=1)])]
+        )
         skips, ds = [ch], 1
         for level, mult in enumerate(hp["mult"]):
             for _ in range(hp["res_blocks"]):
@@ -139,7 +143,9 @@ class PatchedUNet(nn.Module):
                     layers.append(Upsample(ch))
                     ds //= 2
                 self.output_blocks.append(Step(layers))
-        self.out = nn.Sequential(GroupNorm32(ch), nn.SiLU(), nn.Conv2d(input_ch, image_channels * self.patch ** 2, 3, padding=1))
+        self.out = nn.Sequential(
+            GroupNorm32(ch), nn.SiLU(), nn.Conv2d(input_ch, image_channels * self.patch**2, 3, padding=1)
+        )
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         b, c, h, w = sample.shape

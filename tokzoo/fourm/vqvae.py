@@ -30,7 +30,9 @@ register in ml-4m (scripts/fourm_reference.py), not a released one."""
 
 def sincos_grid(h: int, w: int, dim: int) -> torch.Tensor:
     """(1, dim, h, w) 2-D sine-cosine position embedding (MoCo v3 layout: sin/cos of the column, then of the row)."""
-    cols, rows = torch.meshgrid(torch.arange(w, dtype=torch.float32), torch.arange(h, dtype=torch.float32), indexing="ij")
+    cols, rows = torch.meshgrid(
+        torch.arange(w, dtype=torch.float32), torch.arange(h, dtype=torch.float32), indexing="ij"
+    )
     freq = 1.0 / (10000.0 ** (torch.arange(dim // 4, dtype=torch.float32) / (dim // 4)))
     a, b = torch.einsum("m,d->md", cols.flatten(), freq), torch.einsum("m,d->md", rows.flatten(), freq)
     table = torch.cat([a.sin(), a.cos(), b.sin(), b.cos()], dim=1)  # ((w h), dim) in (w, h) order
@@ -102,7 +104,11 @@ class _ViT(nn.Module):
         pos = F.interpolate(self.pos_emb, size=grid, mode="bicubic", align_corners=False)
         x = self.blocks(tokens + pos.flatten(2).transpose(1, 2))
         if hasattr(self, "post_mlp"):
-            x = x.float() + self.post_mlp(self.norm_mlp(x.float())) if float_post_mlp else x + self.post_mlp(self.norm_mlp(x))
+            x = (
+                x.float() + self.post_mlp(self.norm_mlp(x.float()))
+                if float_post_mlp
+                else x + self.post_mlp(self.norm_mlp(x))
+            )
         return x
 
 
@@ -123,11 +129,19 @@ class ViTEncoder(_ViT):
 class ViTDecoder(_ViT):
     """(B, dim, h, w) -> (B, out_channels, h * patch, w * patch) (patch 1 without ``patch_proj``)."""
 
-    def __init__(self, size: str, out_channels: int, patch_size: int, resolution: int, patch_proj: bool,
-                 post_mlp: bool, out_conv: bool):
+    def __init__(
+        self,
+        size: str,
+        out_channels: int,
+        patch_size: int,
+        resolution: int,
+        patch_proj: bool,
+        post_mlp: bool,
+        out_conv: bool,
+    ):
         super().__init__(size, (resolution // patch_size,) * 2, post_mlp)
         self.out_channels, self.patch = out_channels, patch_size if patch_proj else 1
-        self.out_proj = nn.Linear(self.dim, out_channels * self.patch ** 2)
+        self.out_proj = nn.Linear(self.dim, out_channels * self.patch**2)
         if out_conv:
             self.out_conv = nn.Sequential(ConvNeXtBlock(out_channels), ConvNeXtBlock(out_channels))
 
@@ -171,7 +185,9 @@ class TokenMLP(nn.Module):
             self.blocks = nn.ModuleList(_Residual(width, expansion * width) for _ in range(n_blocks))
         else:
             self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(n_blocks - 1))
-        self.layernorms = nn.ModuleList(nn.LayerNorm(width) for _ in range(n_blocks if self.bottleneck else n_blocks - 1))
+        self.layernorms = nn.ModuleList(
+            nn.LayerNorm(width) for _ in range(n_blocks if self.bottleneck else n_blocks - 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         image = x.ndim == 4
@@ -197,8 +213,9 @@ class FourMQuantizer(nn.Module):
     def __init__(self, codebook_size: int, dim: int):
         super().__init__()
         self.codebook_size = codebook_size
-        self.inner = VectorQuantize(dim=dim, codebook_size=codebook_size, use_cosine_sim=True, kmeans_init=False,
-                                    accept_image_fmap=True)
+        self.inner = VectorQuantize(
+            dim=dim, codebook_size=codebook_size, use_cosine_sim=True, kmeans_init=False, accept_image_fmap=True
+        )
 
     @property
     def codebook(self) -> torch.Tensor:
@@ -282,14 +299,23 @@ class FourMVQVAE(nn.Module):
             return
         dec, out = c["dec_type"], c["n_labels"] or c["n_channels"]
         if dec.startswith("vit_") and dec.endswith("_dec") and dec[4] in VIT_SIZES:
-            self.decoder = ViTDecoder(dec[4], out, c.get("patch_size_dec") or c["patch_size"],
-                                      c.get("image_size_dec") or c["image_size"], c["patch_proj"], c["post_mlp"], c["out_conv"])
+            self.decoder = ViTDecoder(
+                dec[4],
+                out,
+                c.get("patch_size_dec") or c["patch_size"],
+                c.get("image_size_dec") or c["image_size"],
+                c["patch_proj"],
+                c["post_mlp"],
+                c["out_conv"],
+            )
             dec_dim = self.decoder.dim
         elif "MLP" in dec:
             self.decoder = TokenMLP(dec, None, out)
             dec_dim = self.decoder.dim_in
         else:
-            raise ConfigError(f"4M decoder {dec!r} not supported here (ViT and MLP decoders; diffusion UNets are not ported)")
+            raise ConfigError(
+                f"4M decoder {dec!r} not supported here (ViT and MLP decoders; diffusion UNets are not ported)"
+            )
         self.post_quant_proj = nn.Conv2d(c["latent_dim"], dec_dim, 1)
 
     def tokenize(self, x: torch.Tensor) -> torch.Tensor:
@@ -301,7 +327,9 @@ class FourMVQVAE(nn.Module):
 
     def codes(self, tokens: torch.Tensor) -> torch.Tensor:
         """Tokens as :meth:`tokenize` returns them -> quantized latents (B, latent_dim, h, w)."""
-        return self.quantize.codes_of(tokens) if isinstance(self.quantize, FourMMemcodes) else self.quantize.codes(tokens)
+        return (
+            self.quantize.codes_of(tokens) if isinstance(self.quantize, FourMMemcodes) else self.quantize.codes(tokens)
+        )
 
     def decode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, h, w) (memcodes: (B, heads, h, w)) int64 -> decoder output (B, C_out, H, W) (logits for semseg)."""

@@ -10,7 +10,19 @@ from tokzoo.io.readers import FolderReader, HFReader, ModalityFoldersReader, Tar
 from tokzoo.io.samples import FileRef, RawSample, Reader, Sample, decode_sample
 
 __all__ = [
-    "EXTENSIONS", "MODALITIES", "from_value", "read_modality", "write_modality",
-    "FolderReader", "HFReader", "ModalityFoldersReader", "TarReader", "open_reader",
-    "FileRef", "RawSample", "Reader", "Sample", "decode_sample",
+    "EXTENSIONS",
+    "MODALITIES",
+    "from_value",
+    "read_modality",
+    "write_modality",
+    "FolderReader",
+    "HFReader",
+    "ModalityFoldersReader",
+    "TarReader",
+    "open_reader",
+    "FileRef",
+    "RawSample",
+    "Reader",
+    "Sample",
+    "decode_sample",
 ]

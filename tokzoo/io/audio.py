@@ -34,8 +34,11 @@ def read_audio(data: bytes, source: str, sample_rate: int = SAMPLE_RATE) -> np.n
         if not MIN_RATE <= info.samplerate <= MAX_RATE:
             raise CorruptFileError(source, f"sample rate {info.samplerate} Hz outside [{MIN_RATE}, {MAX_RATE}]")
         if info.frames * info.channels > MAX_SAMPLES or info.frames / info.samplerate * sample_rate > MAX_SAMPLES:
-            raise CorruptFileError(source, f"{info.frames} frames x {info.channels} channels at {info.samplerate} Hz: "
-                                           f"over the limit of {MAX_SAMPLES} samples")
+            raise CorruptFileError(
+                source,
+                f"{info.frames} frames x {info.channels} channels at {info.samplerate} Hz: "
+                f"over the limit of {MAX_SAMPLES} samples",
+            )
         wave, native_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, OverflowError) as exc:
         raise CorruptFileError(source, f"audio does not decode ({exc})") from None

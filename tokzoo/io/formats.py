@@ -1,6 +1,7 @@
 """Modality files <-> in-memory values (the contract in docs/ARCHITECTURE.md).
 
-Formats, by modality (extension -> meaning):
+Each stored value declares its file format and extensions where it is defined (``tokzoo.modalities.STORED``);
+this module owns the formats. By modality (extension -> meaning):
 
 | modality | read | write | stored meaning |
 |---|---|---|---|
@@ -24,44 +25,80 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PIL import Image
 
-from tokzoo.errors import DtypeError, EmptyFileError, InvalidValueError, UnsupportedFormatError
+from tokzoo.errors import ConfigError, DtypeError, EmptyFileError, InvalidValueError, UnsupportedFormatError
 from tokzoo.io import values as V
 from tokzoo.io.audio import SAMPLE_RATE, check_audio, read_audio, write_audio
 from tokzoo.io.images import encode_image, orient, pil_to_channel, pil_to_rgb, pil_to_rgb8_exact
+from tokzoo.io.safety import (
+    MAX_FILE_BYTES,
+    MAX_JSON_BYTES,
+    MAX_PIXELS,
+    NPY_MAGIC,
+    load_json,
+    load_npy,
+    open_image,
+    read_file,
+)
+from tokzoo.modalities import STORED
 from tokzoo.vocabulary import canonical
-from tokzoo.io.safety import MAX_FILE_BYTES, MAX_JSON_BYTES, MAX_PIXELS, NPY_MAGIC, load_json, load_npy, open_image, read_file
 
 DEPTH_SCALE = 1000.0
 """Default depth PNG scale: stored value / scale = metres (millimetres)."""
 
-_IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-_JSON_CHECKS: dict[str, Callable[[object, str], dict]] = {
-    "pose": V.pose, "camera": V.camera, "palette": V.json_object, "metadata": V.json_object, "boxes": V.json_object,
+_JSON_CHECKS: dict[str, Callable[[object, str], dict]] = {"pose": V.pose, "camera": V.camera, "json": V.json_object}
+_ARRAY_CHECKS: dict[str, Callable[[object, str], np.ndarray]] = {
+    "image": V.rgb,
+    "depth": V.depth,
+    "normals": V.normals,
+    "instances": V.instances,
+    "edges": V.edges,
+    "crops": V.crops,
 }
-_LABEL_CHECKS = {"semseg": V.semseg, "sam_instances": V.instances, "edges": V.edges}
-_FEATURE_NDIM = {"dense_features": 3, "global_feature": 1}
+FORMATS = (*_ARRAY_CHECKS, "semseg", "features", *_JSON_CHECKS, "audio")
+"""The file formats a stored value may declare (``StoredValue.file_format``): the decoder and contract check of
+its values (``features``: float arrays of the modality's ``sample_ndim``)."""
+_WRITABLE = {"audio": (".wav", ".flac")}
+"""Formats that write fewer extensions than they read."""
 
-EXTENSIONS: dict[str, tuple[str, ...]] = {
-    "rgb": _IMAGE_EXTS,
-    "depth": (".png", ".npy"),
-    "normals": (".png", ".npy"),
-    "semseg": (".png", ".npy"),
-    "sam_instances": (".png", ".npy"),
-    "edges": (".png", ".npy"),
-    "crops": (".npy",),
-    **{m: (".npy",) for m in _FEATURE_NDIM},
-    **{m: (".json",) for m in _JSON_CHECKS},
-    "audio": (".wav", ".flac", ".mp3", ".ogg"),
-}
-"""Readable extensions per modality."""
 
-MODALITIES = tuple(EXTENSIONS)
+class _Extensions(Mapping):
+    """Readable extensions per stored name, read from the registry when asked (a value registered later is in)."""
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        return STORED[name].extensions
+
+    def __iter__(self):
+        return iter(STORED)
+
+    def __len__(self) -> int:
+        return len(STORED)
+
+
+EXTENSIONS: Mapping[str, tuple[str, ...]] = _Extensions()
+"""Readable extensions per stored name (``StoredValue.extensions``)."""
+
+MODALITIES = STORED.keys()
+"""Every stored name (a live view of ``tokzoo.modalities.STORED``)."""
+
+
+def written_extension(modality: str) -> str:
+    """The extension a value of ``modality`` computed in memory is written as (``StoredValue.written_as``)."""
+    stored = STORED[modality]
+    return stored.written_as or stored.extensions[0]
+
+
+def _format(modality: str) -> str:
+    fmt = STORED[modality].file_format
+    if fmt not in FORMATS:
+        raise ConfigError(f"stored value {modality!r} declares file_format {fmt!r}; known: {', '.join(FORMATS)}")
+    return fmt
 
 
 def _ext_of(source: str, ext: str | None) -> str:
@@ -75,7 +112,7 @@ def _sniff(data: bytes, modality: str) -> str:
     """Extension for bytes that came without a name (e.g. a dataset column)."""
     if data.startswith(NPY_MAGIC):
         return ".npy"
-    if modality in _JSON_CHECKS:
+    if _format(modality) in _JSON_CHECKS:
         return ".json"
     return EXTENSIONS[modality][0]  # image and audio decoders identify their bytes themselves
 
@@ -88,7 +125,9 @@ def _check_modality(modality: str, source: str) -> str:
     return modality
 
 
-def read_modality(modality: str, source: str | Path, data: bytes | None = None, ext: str | None = None, **options) -> object:
+def read_modality(
+    modality: str, source: str | Path, data: bytes | None = None, ext: str | None = None, **options
+) -> object:
     """Read one modality value from a file (``data=None``) or from ``data`` bytes named ``source``.
 
     ``ext`` overrides the extension taken from ``source``; bytes with no extension at all are
@@ -108,9 +147,10 @@ def read_modality(modality: str, source: str | Path, data: bytes | None = None, 
         raise UnsupportedFormatError(source, f"{modality} cannot be read from {ext!r} files; use one of {allowed}")
     if ext == ".npy":
         return from_value(modality, load_npy(data, source), source, **options)
+    fmt = _format(modality)
     if ext == ".json":
-        return _JSON_CHECKS[modality](load_json(data, source, options.get("max_json_bytes", MAX_JSON_BYTES)), source)
-    if modality == "audio":
+        return _JSON_CHECKS[fmt](load_json(data, source, options.get("max_json_bytes", MAX_JSON_BYTES)), source)
+    if fmt == "audio":
         return read_audio(data, source, options.get("sample_rate", SAMPLE_RATE))
     return from_value(modality, open_image(data, source, options.get("max_pixels", MAX_PIXELS)), source, **options)
 
@@ -130,35 +170,28 @@ def from_value(modality: str, value: object, source: str, **options) -> object:
     modality = _check_modality(modality, source)
     if isinstance(value, (bytes, bytearray)):
         return read_modality(modality, source, bytes(value), "", **options)
-    if modality in _JSON_CHECKS:
+    fmt = _format(modality)
+    if fmt in _JSON_CHECKS:
         if isinstance(value, str):
             value = load_json(value.encode("utf-8"), source, options.get("max_json_bytes", MAX_JSON_BYTES))
-        return _JSON_CHECKS[modality](value, source)
-    if modality == "audio":
+        return _JSON_CHECKS[fmt](value, source)
+    if fmt == "audio":
         return check_audio(value, source)
     if isinstance(value, Image.Image):
         img = orient(value)
-        if modality == "rgb":
+        if fmt == "image":
             return pil_to_rgb(img, source)
-        if modality == "normals":
+        if fmt == "normals":
             stored = pil_to_rgb8_exact(img, source).astype(np.float32)
             return V.normals(stored / 255.0 * 2.0 - 1.0, source, min_norm=0.5)
         value = pil_to_channel(img, source)
-        if modality == "depth":
+        if fmt == "depth":
             return _depth_from_ints(value, source, float(options.get("scale", DEPTH_SCALE)))
-    if modality == "rgb":
-        return V.rgb(value, source)
-    if modality == "depth":
-        return V.depth(value, source)
-    if modality == "normals":
-        return V.normals(value, source)
-    if modality == "semseg":
+    if fmt == "semseg":
         return V.semseg(value, source, options.get("ignore_index", V.IGNORE))
-    if modality == "crops":
-        return V.crops(value, source)
-    if modality in _FEATURE_NDIM:
-        return V.features(value, source, _FEATURE_NDIM[modality])
-    return _LABEL_CHECKS[modality](value, source)
+    if fmt == "features":
+        return V.features(value, source, STORED[modality].sample_ndim)
+    return _ARRAY_CHECKS[fmt](value, source)
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
@@ -173,11 +206,12 @@ def _encode(modality: str, value: object, ext: str, source: str, **options) -> b
             return json.dumps(value, allow_nan=False, sort_keys=True).encode("utf-8")
         except (TypeError, ValueError) as exc:
             raise InvalidValueError(source, f"not JSON-serialisable ({exc})") from None
-    if modality == "audio":
+    fmt = _format(modality)
+    if fmt == "audio":
         return write_audio(value, ext, options.get("sample_rate", SAMPLE_RATE), source)
     if ext == ".npy":
         return _npy_bytes(value)
-    if modality == "depth":
+    if fmt == "depth":
         scale = float(options.get("scale", DEPTH_SCALE))
         stored = np.rint(np.nan_to_num(value, nan=0.0) * scale)
         if stored.max() > 65535:
@@ -185,11 +219,11 @@ def _encode(modality: str, value: object, ext: str, source: str, **options) -> b
             raise InvalidValueError(source, reason)
         stored[np.isfinite(value) & (stored < 1)] = 1  # keep tiny valid depths valid (smallest step)
         return encode_image(stored.astype(np.uint16), ext, source)
-    if modality == "normals":
+    if fmt == "normals":
         stored = np.rint((np.nan_to_num(value, nan=0.0) + 1.0) / 2.0 * 255.0).astype(np.uint8)
         stored[np.isnan(value).any(axis=2)] = 128  # decodes to a near-zero vector = invalid
         return encode_image(stored, ext, source)
-    if modality == "edges":
+    if fmt == "edges":
         return encode_image(value * np.uint8(255), ext, source)
     return encode_image(value, ext, source)
 
@@ -205,7 +239,7 @@ def write_modality(modality: str, value: object, path_or_ext: str | Path, **opti
     ext = _ext_of(target, None) if is_path else target.lower()
     source = target if is_path else f"<{modality}{ext}>"
     modality = _check_modality(modality, source)
-    writable = (".wav", ".flac") if modality == "audio" else EXTENSIONS[modality]
+    writable = _WRITABLE.get(_format(modality), EXTENSIONS[modality])
     if ext not in writable:
         raise UnsupportedFormatError(source, f"{modality} cannot be written as {ext!r}")
     data = _encode(modality, from_value(modality, value, source, **options), ext, source, **options)

@@ -13,10 +13,10 @@ from typing import Iterator, Mapping, Sequence
 
 from tokzoo.errors import ConfigError
 from tokzoo.io.formats import MODALITIES
-from tokzoo.vocabulary import canonical
 from tokzoo.io.keys import key_from_stem, split_ext
 from tokzoo.io.safety import MAX_FILE_BYTES, check_limit
 from tokzoo.io.samples import SAMPLE_ERROR, FileRef, RawSample, Reader, check_modalities
+from tokzoo.vocabulary import canonical
 
 
 def is_hf_dataset(obj: object) -> bool:
@@ -121,9 +121,14 @@ class HFReader(Reader):
                 errors[SAMPLE_ERROR] = f"{where}: duplicate key {key!r} (also row {self._rows[key]})"
             else:
                 self._rows[key] = index
-            files = {m: _ref(f"{where}.{col}", row[col], self.max_bytes) for m, col in self.columns.items()
-                     if row[col] is not None}
-            errors.update({m: f"{where}.{col}: missing (empty cell)" for m, col in self.columns.items() if row[col] is None})
+            files = {
+                m: _ref(f"{where}.{col}", row[col], self.max_bytes)
+                for m, col in self.columns.items()
+                if row[col] is not None
+            }
+            errors.update(
+                {m: f"{where}.{col}: missing (empty cell)" for m, col in self.columns.items() if row[col] is None}
+            )
             yield RawSample(key, files, errors)
 
 

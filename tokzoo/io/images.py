@@ -12,13 +12,24 @@ no scaling; the caller gives them units.
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from tokzoo.errors import DtypeError, InputError, ShapeError, UnsupportedFormatError
+from tokzoo.io.writes import write_output
 
-_PIL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+_PIL_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _GRAY_INT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
@@ -89,3 +100,10 @@ def encode_image(arr: np.ndarray, ext: str, source: str = "<array>") -> bytes:
     except (OSError, ValueError, TypeError) as exc:
         raise InputError(source, f"cannot encode as {fmt} ({exc})") from None
     return buf.getvalue()
+
+
+def save_png(picture: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write ``picture`` to ``path`` in the format its extension names (PNG when none), never through a link."""
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format=Image.registered_extensions().get(Path(path).suffix.lower(), "PNG"))
+    return write_output(path, buffer.getvalue())

@@ -22,7 +22,7 @@ from tokzoo.io.keys import key_from_stem, split_ext
 from tokzoo.io.safety import MAX_FILE_BYTES, check_limit, file_kind
 from tokzoo.io.samples import FileRef, RawSample, Reader, check_modalities
 from tokzoo.io.tar import TarReader
-from tokzoo.vocabulary import ALIASES, canonical
+from tokzoo.vocabulary import aliases, canonical
 
 __all__ = ["Reader", "FolderReader", "ModalityFoldersReader", "TarReader", "HFReader", "open_reader", "holds_nothing"]
 
@@ -114,7 +114,9 @@ class ModalityFoldersReader(Reader):
     folder, gets an error entry.
     """
 
-    def __init__(self, root: str | Path, modalities: Sequence[str] | None = None, max_member_bytes: int = MAX_FILE_BYTES):
+    def __init__(
+        self, root: str | Path, modalities: Sequence[str] | None = None, max_member_bytes: int = MAX_FILE_BYTES
+    ):
         self.root = Path(root)
         self.max_bytes = check_limit(max_member_bytes, "max_member_bytes")
         if modalities is None:
@@ -156,7 +158,7 @@ class ModalityFoldersReader(Reader):
 def _folder(root: Path, modality: str) -> Path:
     """``root/<modality>``, or the folder under an old name of it (``instances/``) when only that exists."""
     own = root / canonical(modality)
-    old = [root / name for name, new in ALIASES.items() if new == own.name and (root / name).is_dir()]
+    old = [root / name for name, new in aliases().items() if new == own.name and (root / name).is_dir()]
     return old[0] if old and not own.is_dir() else own
 
 
@@ -205,7 +207,8 @@ def open_reader(src: object, modalities: Sequence[str] | None = None, **kwargs) 
     if tars and len(tars) == len([p for p in path.iterdir() if not p.name.startswith(".")]):
         return TarReader(tars, modalities, **kwargs)
     if modalities is None or len(modalities) != 1:
-        raise ConfigError(f"{text}: a plain folder holds one modality; name it (--modality rgb on the command line, "
-                          "modalities=['rgb'] in Python)")
+        raise ConfigError(
+            f"{text}: a plain folder holds one modality; name it (--modality rgb on the command line, "
+            "modalities=['rgb'] in Python)"
+        )
     return FolderReader(path, modalities[0], **kwargs)
-

@@ -67,8 +67,14 @@ def _require_regular(mode: int, source: str) -> None:
 
 def file_kind(mode: int) -> str:
     """'FIFO', 'character device', ... for an ``st_mode``."""
-    for test, name in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
-                       (stat.S_ISSOCK, "socket"), (stat.S_ISDIR, "folder"), (stat.S_ISREG, "regular file")):
+    for test, name in (
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISDIR, "folder"),
+        (stat.S_ISREG, "regular file"),
+    ):
         if test(mode):
             return name
     return "special file"
@@ -139,7 +145,7 @@ def load_npy(data: bytes, source: str) -> np.ndarray:
         kind = "pickled data" if data[:1] == b"\x80" else "bytes"
         raise CorruptFileError(source, f"not a .npy file ({kind} without the NUMPY magic; pickles are never loaded)")
     try:
-        shape, fortran_order, dtype, offset = _npy_header(data[:_npy_header_end(data)])
+        shape, fortran_order, dtype, offset = _npy_header(data[: _npy_header_end(data)])
     except Exception as exc:  # numpy parses the header with ast / tokenize: any failure means a malformed header
         raise CorruptFileError(source, f"bad .npy header ({type(exc).__name__}: {str(exc)[:200]})") from None
     if dtype.hasobject:

@@ -51,8 +51,9 @@ class TarReader(Reader):
     with a list, members of other modalities are skipped and a missing one is an error entry.
     """
 
-    def __init__(self, urls: str | Sequence[str], modalities: Sequence[str] | None = None,
-                 max_member_bytes: int = MAX_FILE_BYTES):
+    def __init__(
+        self, urls: str | Sequence[str], modalities: Sequence[str] | None = None, max_member_bytes: int = MAX_FILE_BYTES
+    ):
         self.shards = expand_urls(urls)
         self.max_member_bytes = check_limit(max_member_bytes, "max_member_bytes")
         self._required = modalities is not None
@@ -94,8 +95,13 @@ class TarReader(Reader):
         else:
             self._sources[key] = f"{shard}:{raw_key}"
         if self._required:
-            errors.update({m: f"{shard}:{raw_key}: missing (no .{m}.* member)" for m in self.modalities
-                           if m not in files and m not in errors})
+            errors.update(
+                {
+                    m: f"{shard}:{raw_key}: missing (no .{m}.* member)"
+                    for m in self.modalities
+                    if m not in files and m not in errors
+                }
+            )
         return RawSample(key, files, errors)
 
     def _read_shard(self, shard: str) -> Iterator[RawSample]:
@@ -121,7 +127,9 @@ class TarReader(Reader):
                 message = f"{shard}:{current}: shard broke while reading this sample ({exc.reason})"
                 yield RawSample(key_from_stem(current), {}, {SAMPLE_ERROR: message})
                 current = None
-            yield RawSample(key_from_stem(Path(shard).name), {}, {SAMPLE_ERROR: f"{shard}: unreadable tar ({exc.reason})"})
+            yield RawSample(
+                key_from_stem(Path(shard).name), {}, {SAMPLE_ERROR: f"{shard}: unreadable tar ({exc.reason})"}
+            )
         if current is not None:
             yield self._finish(shard, current, files, refused)
 
@@ -138,6 +146,7 @@ def member_problem(member: TarMember, max_member_bytes: int) -> str | None:
     if member.sparse:
         return "GNU sparse member refused (its data would be expanded from a map)"
     if member.size > max_member_bytes:
-        return (f"member declares {member.size} bytes, over the limit of {max_member_bytes} "
-                "(--max-member-bytes); not read")
+        return (
+            f"member declares {member.size} bytes, over the limit of {max_member_bytes} (--max-member-bytes); not read"
+        )
     return None

@@ -79,8 +79,11 @@ class _Forward:
             raise CorruptFileError(self.source, f"member at byte {offset} read after the stream moved on")
         try:
             if offset - self.position > self.max_skip:
-                raise CorruptFileError(self.source, f"a member before byte {offset} is too large to skip in a "
-                                                    f"compressed stream (over {self.max_skip} bytes)")
+                raise CorruptFileError(
+                    self.source,
+                    f"a member before byte {offset} is too large to skip in a "
+                    f"compressed stream (over {self.max_skip} bytes)",
+                )
             while self.position < offset:
                 skipped = self.stream.read(min(offset - self.position, 1 << 20))
                 if not skipped:
@@ -93,8 +96,9 @@ class _Forward:
         return data
 
 
-def walk_tar(path: str | Path | BinaryIO, max_skip: int, source: str | None = None
-             ) -> Iterator[tuple[TarMember, Callable[[], bytes]]]:
+def walk_tar(
+    path: str | Path | BinaryIO, max_skip: int, source: str | None = None
+) -> Iterator[tuple[TarMember, Callable[[], bytes]]]:
     """``(member, read)`` for every member of the tar at ``path``, in stored order; ``read()`` returns its data.
 
     ``path`` may also be a readable binary file object (e.g. an object-store file; read forward only).
@@ -155,19 +159,24 @@ def _walk(src: _Pread | _Forward, source: str) -> Iterator[tuple[TarMember, Call
         block = src.read_at(offset, BLOCK)
         if len(block) < BLOCK:
             where = "no end-of-archive block" if not block else f"header at byte {offset} cut short"
-            raise CorruptFileError(source, f"truncated tar ({where})" if offset else "not a tar archive (under 512 bytes)")
+            raise CorruptFileError(
+                source, f"truncated tar ({where})" if offset else "not a tar archive (under 512 bytes)"
+            )
         if not block.strip(b"\0"):
             if pax or long_name is not None:
                 raise CorruptFileError(source, f"extended header at byte {start} is followed by the end of the archive")
             return
         if not _checksum_ok(block):
-            raise CorruptFileError(source, f"bad tar header checksum at byte {offset}" + ("" if offset else " (not a tar archive?)"))
+            raise CorruptFileError(
+                source, f"bad tar header checksum at byte {offset}" + ("" if offset else " (not a tar archive?)")
+            )
         kind, data, size = block[156:157], offset + BLOCK, _number(block[124:136], source, offset)
         end = data + _padded(size)
         if kind in (b"x", b"g", b"L", b"K"):
             if size > MAX_HEADER_BYTES:
-                raise CorruptFileError(source, f"extended header at byte {offset} declares {size} bytes "
-                                               f"(limit {MAX_HEADER_BYTES})")
+                raise CorruptFileError(
+                    source, f"extended header at byte {offset} declares {size} bytes (limit {MAX_HEADER_BYTES})"
+                )
             content = _exact(src, data, size, source)
             if kind == b"x":
                 pax.update(_pax_records(content, source, offset))
@@ -185,11 +194,21 @@ def _walk(src: _Pread | _Forward, source: str) -> Iterator[tuple[TarMember, Call
         if no_data:
             end = data
         if src.length is not None and data + size > src.length and not no_data:
-            raise CorruptFileError(source, f"member {name!r} at byte {offset} declares {size} bytes, past the end of "
-                                           f"the file ({src.length} bytes): truncated or tampered")
+            raise CorruptFileError(
+                source,
+                f"member {name!r} at byte {offset} declares {size} bytes, past the end of "
+                f"the file ({src.length} bytes): truncated or tampered",
+            )
         sparse = kind == _SPARSE or any(k.startswith("GNU.sparse.") for k in pax)
-        member = TarMember(name.rstrip("/") if no_data else name, data, size, start,
-                           not no_data and (kind in _REGULAR or kind == _CONTIGUOUS or sparse), sparse, frozenset(pax))
+        member = TarMember(
+            name.rstrip("/") if no_data else name,
+            data,
+            size,
+            start,
+            not no_data and (kind in _REGULAR or kind == _CONTIGUOUS or sparse),
+            sparse,
+            frozenset(pax),
+        )
         yield member, (lambda m=member: _exact(src, m.offset, m.size, source))
         offset = start = end
         pax, long_name = {}, None
@@ -229,7 +248,9 @@ def _number(field: bytes, source: str, offset: int) -> int:
 
 def _pax_size(value: str, source: str, offset: int) -> int:
     if not value.isascii() or not value.isdigit() or len(value) > 20:
-        raise CorruptFileError(source, f"pax size {value[:30]!r} of the member at byte {offset} is not a non-negative integer")
+        raise CorruptFileError(
+            source, f"pax size {value[:30]!r} of the member at byte {offset} is not a non-negative integer"
+        )
     return int(value)
 
 
@@ -242,10 +263,17 @@ def _pax_records(content: bytes, source: str, offset: int) -> dict[str, str]:
         if not digits.isdigit():
             raise CorruptFileError(source, f"pax header at byte {offset}: record at {position} has no valid length")
         length = int(digits)
-        record = content[space + 1:position + length]
-        if length <= len(digits) + 1 or position + length > len(content) or not record.endswith(b"\n") or b"=" not in record:
-            raise CorruptFileError(source, f"pax header at byte {offset}: record at {position} declares length {length}, "
-                                           "which does not fit it")
+        record = content[space + 1 : position + length]
+        if (
+            length <= len(digits) + 1
+            or position + length > len(content)
+            or not record.endswith(b"\n")
+            or b"=" not in record
+        ):
+            raise CorruptFileError(
+                source,
+                f"pax header at byte {offset}: record at {position} declares length {length}, which does not fit it",
+            )
         keyword, _, value = record[:-1].partition(b"=")
         records[keyword.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
         position += length

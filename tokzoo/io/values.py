@@ -170,9 +170,15 @@ def json_object(value: object, source: str) -> dict:
 MAX_SIDE = 1 << 16
 """Largest width / height a pose or camera file may declare (pixels)."""
 
-SMPL_FIELDS = {"global_orient": (3, 3), "body_pose": (23, 3, 3), "betas": (10,), "translation": (3,),
-               "weak_perspective": (3,), "box": (4,)}  # fmt: skip
-"""Per-human SMPL fields (tokzoo/labelers/smpl.py) and their shapes, each checked when present."""
+SMPL_FIELDS = {
+    "global_orient": (3, 3),
+    "body_pose": (23, 3, 3),
+    "betas": (10,),
+    "translation": (3,),
+    "weak_perspective": (3,),
+    "box": (4,),
+}
+"""Per-human SMPL fields (tokzoo/labelers/hmr2.py) and their shapes, each checked when present."""
 
 
 def _finite_array(values: object, shape: tuple[int, ...], source: str, what: str) -> list:
@@ -231,8 +237,9 @@ def pose(value: object, source: str) -> dict:
         if "box" in human and min(entry["box"][2:]) < 0:
             raise InvalidValueError(source, f"human {i} box [x, y, w, h] needs w, h >= 0, got {entry['box']}")
         if "scores" in human:
-            entry["scores"] = _finite_numbers(human["scores"], len(entry.get("keypoints_2d", [])), source,
-                                              f"human {i} scores (one per keypoint)")
+            entry["scores"] = _finite_numbers(
+                human["scores"], len(entry.get("keypoints_2d", [])), source, f"human {i} scores (one per keypoint)"
+            )
         out.append(entry)
     value = dict(value, humans=out)
     for key in ("width", "height"):

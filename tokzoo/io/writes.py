@@ -44,8 +44,12 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "
 def is_plain_name(name: object) -> bool:
     """A name usable as one file name as it is: ``[A-Za-z0-9_@+=-]`` first, then those and ``.``, no ``..``,
     at most :data:`MAX_NAME_CHARS` characters (``rgb``, ``tok_depth@224``, ``shard-000001-002``)."""
-    return (isinstance(name, str) and len(name) <= MAX_NAME_CHARS and _PLAIN.fullmatch(name) is not None
-            and ".." not in name)
+    return (
+        isinstance(name, str)
+        and len(name) <= MAX_NAME_CHARS
+        and _PLAIN.fullmatch(name) is not None
+        and ".." not in name
+    )
 
 
 def file_name(text: str) -> str:
@@ -55,7 +59,7 @@ def file_name(text: str) -> str:
     text = str(text)
     if is_plain_name(text):
         return text
-    safe = _UNSAFE.sub("_", text).replace(".", "_")[:MAX_NAME_CHARS - 11]
+    safe = _UNSAFE.sub("_", text).replace(".", "_")[: MAX_NAME_CHARS - 11]
     return f"{safe or '_'}-{short_hash(text)}"
 
 
@@ -71,7 +75,7 @@ def parts_inside(root: str | os.PathLike, path: str | os.PathLike) -> tuple[str,
         inside = text.startswith(base if base.endswith(os.sep) else base + os.sep)
     if not inside:
         raise UnsafeOutputError(path, f"outside the output folder {os.fspath(root)}; not written")
-    parts = tuple(text[len(base):].lstrip(os.sep).split(os.sep)) if base != "." else tuple(text.split(os.sep))
+    parts = tuple(text[len(base) :].lstrip(os.sep).split(os.sep)) if base != "." else tuple(text.split(os.sep))
     for part in parts:
         if "\0" in part or len(part.encode("utf-8", "surrogateescape")) > 255:
             raise UnsafeOutputError(path, "not a usable file name (a NUL byte, or a part over 255 bytes)")
@@ -100,7 +104,7 @@ def _folder(root: str | os.PathLike, parts: tuple[str, ...], path, create: bool 
                 _mkdir(part, fd, path)
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as error:
-                _refuse_entry(part, fd, path, root, parts[:index + 1], error)
+                _refuse_entry(part, fd, path, root, parts[: index + 1], error)
             os.close(fd)
             fd = child
         yield fd
@@ -124,8 +128,11 @@ def _refuse_entry(part: str, fd: int, path, root, parts: tuple[str, ...], error:
     except OSError:
         raise OutputError(path, f"cannot open {where} ({error.strerror or error})") from None
     if stat.S_ISLNK(mode):
-        raise UnsafeOutputError(path, f"{where} is a symlink (to {_target(part, fd)}); tokzoo writes only inside "
-                                      f"{root} and never through links: remove it")
+        raise UnsafeOutputError(
+            path,
+            f"{where} is a symlink (to {_target(part, fd)}); tokzoo writes only inside "
+            f"{root} and never through links: remove it",
+        )
     raise UnsafeOutputError(path, f"{where} is a {file_kind(mode)}, not a folder")
 
 
@@ -143,8 +150,9 @@ def _check_destination(name: str, fd: int, path) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISLNK(mode):
-        raise UnsafeOutputError(path, f"is a symlink (to {_target(name, fd)}); tokzoo never writes through links: "
-                                      "remove it")
+        raise UnsafeOutputError(
+            path, f"is a symlink (to {_target(name, fd)}); tokzoo never writes through links: remove it"
+        )
     if not stat.S_ISREG(mode):
         raise UnsafeOutputError(path, f"is a {file_kind(mode)}, not a regular file; not replaced")
 
@@ -225,8 +233,12 @@ def append_file(root: str | os.PathLike, path: str | os.PathLike, text: str) -> 
     with _folder(root, parts[:-1], path) as fd:
         _check_destination(parts[-1], fd, path)
         try:
-            file_fd = os.open(parts[-1], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
-                              | getattr(os, "O_CLOEXEC", 0), 0o666, dir_fd=fd)
+            file_fd = os.open(
+                parts[-1],
+                os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0),
+                0o666,
+                dir_fd=fd,
+            )
         except OSError as error:
             _check_destination(parts[-1], fd, path)  # swapped for a link meanwhile: say so
             raise OutputError(path, f"cannot open for appending ({error.strerror or error})") from None
@@ -257,8 +269,10 @@ def rename_inside(root: str | os.PathLike, source: str | os.PathLike, target: st
     if not source_parts or not target_parts:
         raise UnsafeOutputError(target, "is the output folder itself")
     try:
-        with _folder(root, source_parts[:-1], source, create=False) as source_fd, \
-                _folder(root, target_parts[:-1], target) as target_fd:
+        with (
+            _folder(root, source_parts[:-1], source, create=False) as source_fd,
+            _folder(root, target_parts[:-1], target) as target_fd,
+        ):
             _check_destination(target_parts[-1], target_fd, target)
             os.replace(source_parts[-1], target_parts[-1], src_dir_fd=source_fd, dst_dir_fd=target_fd)
     except OSError as error:

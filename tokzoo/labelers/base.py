@@ -10,27 +10,43 @@ of B values of ``modality``. Images of one batch may differ in size.
 from __future__ import annotations
 
 import inspect
-from typing import ClassVar, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 from tokzoo.errors import ConfigError, InvalidValueError
 
 LABELERS: dict[str, type["Labeler"]] = {}
 """Registry: labeler name -> class."""
 
-DEFAULTS = {
-    "normals": "normals_from_depth",
-    "edges": "canny",
-    "palette": "kmeans_palette",
-    "metadata": "metadata",
-    "sam_instances": "slic",
-}
-"""Modality -> the labeler ``tokzoo pseudo-label`` uses unless told otherwise (classical: no weights needed)."""
+
+class _Defaults(Mapping):
+    """Modality -> the name of the labeler declaring itself its ``default``, read from :data:`LABELERS` when asked."""
+
+    def __getitem__(self, modality: str) -> str:
+        for name, cls in LABELERS.items():
+            if cls.default and cls.modality == modality:
+                return name
+        raise KeyError(modality)
+
+    def __iter__(self):
+        return (cls.modality for cls in LABELERS.values() if cls.default)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+DEFAULTS: Mapping[str, str] = _Defaults()
+"""Modality -> the labeler ``tokzoo pseudo-label`` uses unless told otherwise (``Labeler.default``)."""
 
 
 def register_labeler(cls: type["Labeler"]) -> type["Labeler"]:
     """Class decorator adding ``cls`` to :data:`LABELERS` under ``cls.name``."""
     if cls.name in LABELERS:
         raise ValueError(f"labeler {cls.name!r} registered twice")
+    if cls.default and cls.modality in DEFAULTS:
+        raise ValueError(
+            f"labelers {DEFAULTS[cls.modality]!r} and {cls.name!r} are both the default for {cls.modality}"
+        )
     LABELERS[cls.name] = cls
     return cls
 
@@ -43,6 +59,9 @@ class Labeler:
     needs: ClassVar[tuple[str, ...]] = ("rgb",)
     optional: ClassVar[tuple[str, ...]] = ()
     model_backed: ClassVar[bool] = False
+    default: ClassVar[bool] = False
+    """True for the one labeler ``tokzoo pseudo-label`` uses for ``modality`` unless told otherwise; classical ones
+    only, so nothing is downloaded unasked."""
     zoo_tokenizer: ClassVar[str | None] = None  # zoo tokenizer for the output; None: the one named after ``modality``
 
     def __init__(self, device: str = "cpu", batch_size: int = 8):
@@ -66,7 +85,7 @@ class Labeler:
         inputs = {m: list(batch[m]) for m in (*self.needs, *self.optional) if m in batch}
         out: list = []
         for start in range(0, n, self.batch_size):
-            chunk = {m: values[start:start + self.batch_size] for m, values in inputs.items()}
+            chunk = {m: values[start : start + self.batch_size] for m, values in inputs.items()}
             out += self._label(chunk)
         return out
 
@@ -92,8 +111,11 @@ def labeler_options(cls: type[Labeler]) -> list[str]:
             if function is None:
                 continue
             for parameter in inspect.signature(function).parameters.values():
-                if parameter.default is not parameter.empty and parameter.name not in INTERNAL_PARAMETERS \
-                        and parameter.name not in names:
+                if (
+                    parameter.default is not parameter.empty
+                    and parameter.name not in INTERNAL_PARAMETERS
+                    and parameter.name not in names
+                ):
                     names.append(parameter.name)
     return names
 
@@ -113,7 +135,9 @@ def create_labeler(spec: str, device: str = "cpu", batch_size: int = 8, **kwargs
         known = labeler_options(cls)
         unknown = [k for k in kwargs if k not in known]
         if unknown:
-            raise ConfigError(f"labeler {name!r} has no option {unknown[0]!r}; its options: {', '.join(known) or 'none'}")
+            raise ConfigError(
+                f"labeler {name!r} has no option {unknown[0]!r}; its options: {', '.join(known) or 'none'}"
+            )
     if hasattr(cls, "from_spec"):  # built from other labelers' specs (consensus)
         return cls.from_spec(where, device=device, batch_size=batch_size, **kwargs)
     if cls.model_backed:

@@ -42,15 +42,15 @@ from scipy import ndimage
 from tokzoo.errors import ConfigError, InvalidValueError
 
 from .base import Labeler, create_labeler, register_labeler
-from .geometry import normals_from_depth
+from .normals_from_depth import normals_from_depth
 
 
 @dataclass
 class ConsensusResult:
-    proposal: np.ndarray           # depth float32 (H, W) metres or normals float32 (H, W, 3); NaN where no candidate
-    confidence: float              # mean of confidence_map, in [0, 1]
-    confidence_map: np.ndarray     # float32 (H, W) in [0, 1]; 0 where candidates cancel, NaN where none is valid
-    weights: np.ndarray            # float32 (K, H, W) final per-candidate weights
+    proposal: np.ndarray  # depth float32 (H, W) metres or normals float32 (H, W, 3); NaN where no candidate
+    confidence: float  # mean of confidence_map, in [0, 1]
+    confidence_map: np.ndarray  # float32 (H, W) in [0, 1]; 0 where candidates cancel, NaN where none is valid
+    weights: np.ndarray  # float32 (K, H, W) final per-candidate weights
     history: list[dict] = field(default_factory=list)  # per round: change, mean weight per candidate, score
 
 
@@ -85,8 +85,9 @@ def _unit_mean(vectors: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def _confidence(agreement: np.ndarray, weights: np.ndarray, proposal_valid: np.ndarray,
-                valid: np.ndarray) -> tuple[float, np.ndarray]:  # fmt: skip
+def _confidence(
+    agreement: np.ndarray, weights: np.ndarray, proposal_valid: np.ndarray, valid: np.ndarray
+) -> tuple[float, np.ndarray]:
     """Per-pixel weighted agreement; 0 where candidates exist but cancel out (no valid proposal), NaN where
     no candidate is valid. Returns (its mean, the map)."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -106,6 +107,7 @@ def _check(candidates, what: str, ndim: int) -> np.ndarray:
 
 def _quiet(fn):
     """Run ``fn`` without numpy's all-NaN-slice warnings (sky and holes are expected to be NaN)."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         with warnings.catch_warnings():
@@ -116,8 +118,9 @@ def _quiet(fn):
 
 
 @_quiet
-def normals_consensus(candidates, iterations: int = 10, tol: float = 0.05, angle_tol: float = 10.0,
-                      sigma: float = 4.0) -> ConsensusResult:  # fmt: skip
+def normals_consensus(
+    candidates, iterations: int = 10, tol: float = 0.05, angle_tol: float = 10.0, sigma: float = 4.0
+) -> ConsensusResult:
     """Consensus of K unit-normal maps (H, W, 3) (NaN invalid); ``tol`` and ``angle_tol`` in degrees."""
     normals = _check(candidates, "normals", 3)
     valid = np.isfinite(normals).all(-1)
@@ -136,8 +139,16 @@ def normals_consensus(candidates, iterations: int = 10, tol: float = 0.05, angle
 
 
 @_quiet
-def depth_consensus(candidates, normals=(), camera: dict | None = None, iterations: int = 10, tol: float = 1e-3,
-                    depth_tol: float = 0.05, angle_tol: float = 10.0, sigma: float = 4.0) -> ConsensusResult:  # fmt: skip
+def depth_consensus(
+    candidates,
+    normals=(),
+    camera: dict | None = None,
+    iterations: int = 10,
+    tol: float = 1e-3,
+    depth_tol: float = 0.05,
+    angle_tol: float = 10.0,
+    sigma: float = 4.0,
+) -> ConsensusResult:
     """Consensus of K depth maps (H, W) (metres or relative, NaN invalid), scored also by their normals against
     ``normals`` candidates (H, W, 3) when given (else against the proposal's own normals; ``camera`` for the
     intrinsics, else a 60 deg guess). ``depth_tol``: relative depth error counted as agreement; ``tol``: mean
@@ -159,13 +170,17 @@ def depth_consensus(candidates, normals=(), camera: dict | None = None, iteratio
             new = np.where(weights.sum(0) > 0, (np.nan_to_num(aligned) * weights).sum(0) / weights.sum(0), np.nan)
         n_ref = reference if reference is not None else normals_from_depth(np.exp(new).astype(np.float32), camera)
         depth_err2 = ((aligned - new) / depth_tol) ** 2
-        weights = _weights(depth_err2, valid, sigma) * _weights((_angles(own_normals, n_ref[None]) / angle_tol) ** 2,
-                                                                valid, sigma)  # fmt: skip
+        weights = _weights(depth_err2, valid, sigma) * _weights(
+            (_angles(own_normals, n_ref[None]) / angle_tol) ** 2, valid, sigma
+        )
         shift += np.nanmedian(new[None] - aligned, axis=(1, 2))
         change = float(np.nanmean(np.abs(new - proposal))) if proposal is not None else np.inf
         proposal = new
-        score = float(np.nanmean(_angles(normals_from_depth(np.exp(new).astype(np.float32), camera), reference))) \
-            if reference is not None else None
+        score = (
+            float(np.nanmean(_angles(normals_from_depth(np.exp(new).astype(np.float32), camera), reference)))
+            if reference is not None
+            else None
+        )
         history.append({"change_log": change, "weights": weights.mean((1, 2)).round(4).tolist(), "normals_deg": score})
         if change < tol:
             break
@@ -189,8 +204,9 @@ class Consensus(Labeler):
         self.labelers, self.min_confidence, self.iterations = labelers, float(min_confidence), iterations
         self.modality = "depth" if "depth" in made else "normals"
         self.needs = tuple(dict.fromkeys(m for lab in labelers for m in lab.needs))
-        self.optional = tuple(dict.fromkeys(m for lab in labelers for m in (*lab.optional, "camera")
-                                            if m not in self.needs))  # fmt: skip
+        self.optional = tuple(
+            dict.fromkeys(m for lab in labelers for m in (*lab.optional, "camera") if m not in self.needs)
+        )
 
     @classmethod
     def from_spec(cls, where: str, device: str = "cpu", batch_size: int = 8, **kwargs):
@@ -199,27 +215,49 @@ class Consensus(Labeler):
         options = dict(s.split("=", 1) for s in specs if "=" in s and ":" not in s.split("=", 1)[0])
         unknown = set(options) - {"min_confidence", "iterations"}
         if unknown or not specs:
-            raise ConfigError(f"consensus: expected consensus:SPEC,SPEC[,min_confidence=X][,iterations=N], "
-                              f"got {where!r}")
-        labelers = [create_labeler(s, device=device, batch_size=batch_size)
-                    for s in specs if s.split("=")[0] not in options]
-        return cls(labelers, float(options.get("min_confidence", 0.0)), int(options.get("iterations", 10)),
-                   device=device, batch_size=batch_size, **kwargs)  # fmt: skip
+            raise ConfigError(
+                f"consensus: expected consensus:SPEC,SPEC[,min_confidence=X][,iterations=N], got {where!r}"
+            )
+        labelers = [
+            create_labeler(s, device=device, batch_size=batch_size) for s in specs if s.split("=")[0] not in options
+        ]
+        return cls(
+            labelers,
+            float(options.get("min_confidence", 0.0)),
+            int(options.get("iterations", 10)),
+            device=device,
+            batch_size=batch_size,
+            **kwargs,
+        )
 
     def _label(self, chunk):
-        outputs = [(lab.modality, lab.label({m: v for m, v in chunk.items() if m in (*lab.needs, *lab.optional)
-                                             and (m in lab.needs or any(x is not None for x in v))}))
-                   for lab in self.labelers]  # fmt: skip
+        outputs = [
+            (
+                lab.modality,
+                lab.label(
+                    {
+                        m: v
+                        for m, v in chunk.items()
+                        if m in (*lab.needs, *lab.optional) and (m in lab.needs or any(x is not None for x in v))
+                    }
+                ),
+            )
+            for lab in self.labelers
+        ]
         cameras = chunk.get("camera", [None] * len(outputs[0][1]))
         out = []
         for i, camera in enumerate(cameras):
             depths = [values[i] for m, values in outputs if m == "depth"]
             normals = [values[i] for m, values in outputs if m == "normals"]
-            result = (depth_consensus(depths, normals, camera, self.iterations) if self.modality == "depth"
-                      else normals_consensus(normals, self.iterations))  # fmt: skip
+            result = (
+                depth_consensus(depths, normals, camera, self.iterations)
+                if self.modality == "depth"
+                else normals_consensus(normals, self.iterations)
+            )
             if result.confidence < self.min_confidence:
-                raise InvalidValueError(self.name, f"confidence {result.confidence:.3f} < min_confidence "
-                                                   f"{self.min_confidence}")  # fmt: skip
+                raise InvalidValueError(
+                    self.name, f"confidence {result.confidence:.3f} < min_confidence {self.min_confidence}"
+                )
             out.append(result.proposal)
         return out
 

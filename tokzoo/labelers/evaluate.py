@@ -16,11 +16,12 @@ from scipy.optimize import linear_sum_assignment
 
 from tokzoo.datasets import generate_scene
 
-from .geometry import normals_from_depth
-from .image import Superpixels, canny_edges
-from .metadata import geometric_complexity
+from ..modalities.edges import canny_edges
+from .image_statistics import geometric_complexity
+from .kmeans import palette
 from .metrics import angular_errors, edge_counts, f1, normals_coverage, segmentation_accuracy
-from .palette import palette
+from .normals_from_depth import normals_from_depth
+from .slic import Superpixels
 
 
 def _posterised(scene: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -78,13 +79,25 @@ def evaluate(n: int = 16, seed: int = 1, size: int = 128, progress: bool = False
     p1, r1, f1_1 = f1(*edges1)
     p2, r2, f1_2 = f1(*edges2)
     return {
-        "normals_from_depth (scene camera)": {"mean_deg": cam.mean(), "median_deg": np.median(cam),
-                                              "coverage": np.mean(cover)},
+        "normals_from_depth (scene camera)": {
+            "mean_deg": cam.mean(),
+            "median_deg": np.median(cam),
+            "coverage": np.mean(cover),
+        },
         "normals_from_depth (60 deg guess)": {"mean_deg": guess.mean(), "median_deg": np.median(guess)},
-        "canny": {"precision_1px": p1, "recall_1px": r1, "f1_1px": f1_1, "precision_2px": p2, "recall_2px": r2,
-                  "f1_2px": f1_2},
-        "kmeans_palette": {"k_correct": np.mean(k_right), "colour_error": np.mean(colour_err),
-                           "repaint_rms": np.mean(repaint)},
+        "canny": {
+            "precision_1px": p1,
+            "recall_1px": r1,
+            "f1_1px": f1_1,
+            "precision_2px": p2,
+            "recall_2px": r2,
+            "f1_2px": f1_2,
+        },
+        "kmeans_palette": {
+            "k_correct": np.mean(k_right),
+            "colour_error": np.mean(colour_err),
+            "repaint_rms": np.mean(repaint),
+        },
         "metadata": {"geometric_complexity_abs_error": np.mean(complexity)},
         "slic": {"asa_semseg": np.mean(asa_sem), "asa_instances": np.mean(asa_inst)},
     }

@@ -1,328 +1,287 @@
-"""The HMR 2.0 network (4D-Humans, Goel et al. 2023), written for tokzoo with the official parameter names.
+"""SMPL human pose with HMR 2.0 (4D-Humans): ``create_labeler("hmr2_smpl:/path/hmr2.safetensors")``.
 
-Built from the architecture facts of the public 4D-Humans code, not from its source: a ViTPose-style ViT
-(``backbone.*``: a 16 px patch convolution with padding 2, so a 256 x 192 crop gives 16 x 12 tokens; learned
-positions of which row 0, a former class-token slot, is added to every token; pre-norm blocks with LayerNorm
-eps 1e-6; a final ``last_norm``) and the SMPL transformer-decoder head (``smpl_head.*``: one query token,
-embedded from a zero scalar (or from the mean parameters), cross-attending to the backbone tokens; pose in
-the 6D rotation representation of Zhou et al. 2019, shape and camera as residuals added to the mean
-parameters ``init_body_pose`` / ``init_betas`` / ``init_cam`` that the checkpoint carries as buffers).
+Weights: the released model ships as a PyTorch Lightning ``.ckpt`` whose pickle also holds a yacs config,
+so tokzoo (which never unpickles) refuses it; extract its tensors once into
+safetensors (the one-line command is in the error message, :data:`EXTRACT`). Accepted: a ``.safetensors``
+file, or any torch file ``torch.load(weights_only=True)`` reads, holding the state dict flat or under
+``"state_dict"``. Only ``backbone.*`` and ``smpl_head.*`` are used (checked strictly: every tensor there
+must fit the architecture the shapes imply, see :mod:`tokzoo.labelers.hmr2_network`); the rest of a training
+checkpoint (``smpl.*`` body-model buffers, ``discriminator.*``) is ignored.
 
-:func:`infer_config` reads every hyperparameter the tensor shapes determine; the two head counts are not
-in the shapes and default to the released model's (ViT-H 16, decoder 8 of 64 dims).
+Per person box (``person_boxes`` of :mod:`tokzoo.labelers.vitpose`: person regions of ``semseg`` /
+``instances``, else the whole image), preprocessing as HMR2's ViTDetDataset: box centre (x + w/2, y + h/2)
+in pixel coordinates; the box (times ``rescale_factor``, 1.0 in HMR2's demo) grown to the 192:256 crop
+aspect, its larger side ``b`` is the square crop's side; a Gaussian blur of sigma (b / 512 - 1) / 2 when
+b / 512 > 1.1 (anti-aliasing); bilinear resampling to 256 x 256 (black outside the image; kept in float
+where cv2 rounds to uint8, so within half a grey level of HMR2's), of which the middle 192 columns are the
+256 x 192 network input; ImageNet mean / std. (Sizes follow the model's input: a smaller model keeps the
+ratios.)
+
+Output: one ``pose`` dict per image, ``{"skeleton": "smpl", "width": W, "height": H, "intrinsics": {"fx",
+"fy", "cx", "cy"}, "humans": [...]}``, one human per box, each with ``box`` [x, y, w, h] px,
+``global_orient`` 3 x 3, ``body_pose`` 23 x 3 x 3 (rotation matrices relative to the parent joint, what
+the ``human_pose_smpl`` tokenizer encodes), ``betas`` (10,), ``weak_perspective`` [s, tx, ty] (HMR2's crop
+camera) and ``translation`` [x, y, z] metres (camera frame: x right, y down, z forward). The camera
+conversion is HMR2's ``cam_crop_to_full``: a pinhole camera of focal length f = 5000 / 256 * max(W, H) px
+(``focal_length`` 5000 per 256 px of crop, scaled to the image) with the principal point at (W / 2, H / 2),
+and, with b the crop side in pixels,
+
+    translation = [tx + 2 (cx_box - W/2) / (b s),  ty + 2 (cy_box - H/2) / (b s),  2 f / (b s)].
+
+``keypoints_2d``: the 24 SMPL joints projected with that camera, visibility 2 inside the image and 0
+outside (the model does not tell occlusion), plus ``keypoints_3d`` (metres, camera frame), when an SMPL
+body model is given (``smpl_model=".../SMPL_NEUTRAL.npz"``: v_template, shapedirs, J_regressor and
+kintree_table, read without pickle; the joints are computed with ``smplx``); without one, ``keypoints_2d``
+is ``[]`` (the pose file format also takes the key absent).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import zipfile
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from scipy import ndimage
 
-from tokzoo.errors import CheckpointError
+from tokzoo.errors import CheckpointError, ConfigError, InvalidValueError, TokzooError
+from tokzoo.tokenizers.checkpoint import read_state_dict
 
-NUM_JOINTS = 24  # SMPL: global orientation + 23 body joints
-NUM_BETAS = 10
-POSE_6D = 6 * NUM_JOINTS  # 144
-MEAN_TOKEN_DIM = POSE_6D + NUM_BETAS + 3  # 157: the query token when it is built from the mean parameters
-PATCH_PADDING = 2  # the ViTPose patch convolution pads by 4 + 2 * (ratio // 2 - 1) = 2 at ratio 1
+from .base import Labeler, register_labeler
+from .hmr2_network import HMR2, NUM_BETAS, NUM_JOINTS, build_from_state_dict
+from .hmr2_network import describe as describe_config
+from .vitpose import person_boxes
 
-
-@dataclass(frozen=True)
-class HMR2Config:
-    """Hyperparameters; the defaults are the released HMR 2.0 (ViT-H/16 at 256 x 192, 6-layer 1024-d head)."""
-
-    image_size: tuple[int, int] = (256, 192)  # (height, width) of the backbone input in pixels
-    patch_size: int = 16
-    embed_dim: int = 1280
-    depth: int = 32
-    heads: int = 16
-    mlp_dim: int = 5120
-    qkv_bias: bool = True
-    decoder_dim: int = 1024
-    decoder_depth: int = 6
-    decoder_heads: int = 8
-    decoder_dim_head: int = 64
-    decoder_mlp_dim: int = 1024
-    token_dim: int = 1  # 1: a zero query token (released); 157: the current mean parameters
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        """Backbone token grid (rows, columns) for ``image_size``."""
-        return tuple((s + 2 * PATCH_PADDING - self.patch_size) // self.patch_size + 1 for s in self.image_size)
+PREFIXES = ("backbone.", "smpl_head.")
+SMPL_KEYS = ("v_template", "shapedirs", "J_regressor", "kintree_table")
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+EXTRACT = (
+    "extract its tensors once, only from a file you trust and with yacs installed (this unpickles it): python -c "
+    "\"import torch, safetensors.torch as st; sd = torch.load('hmr2.ckpt', map_location='cpu', weights_only=False)"
+    "['state_dict']; st.save_file({k: v.contiguous().clone() for k, v in sd.items() if k.startswith(('backbone.', "
+    "'smpl_head.'))}, 'hmr2.safetensors')\" and give hmr2_smpl:hmr2.safetensors"
+)
 
 
-RELEASED = HMR2Config()
+def read_hmr2_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """The ``backbone.*`` / ``smpl_head.*`` tensors of a safetensors or weights_only-readable torch file."""
+    path = Path(path)
+    try:
+        state = read_state_dict(path, "; hmr2_smpl loads a .safetensors (or weights-only .pt) file")
+    except CheckpointError as error:
+        if not path.is_file():
+            raise
+        raise CheckpointError(f"{error}; {EXTRACT}") from None
+    state = {k: v for k, v in state.items() if k.startswith(PREFIXES)}
+    if not state:
+        raise CheckpointError(f"{path}: no backbone.* or smpl_head.* tensors; not an HMR 2.0 state dict")
+    return state
 
 
-# ---- backbone (keys backbone.*) ---------------------------------------------------------------------------
-class _PatchEmbed(nn.Module):
-    def __init__(self, c: HMR2Config):
-        super().__init__()
-        self.proj = nn.Conv2d(3, c.embed_dim, c.patch_size, stride=c.patch_size, padding=PATCH_PADDING)
+def crop_person(image: np.ndarray, box, out_size: tuple[int, int], rescale: float = 1.0):
+    """HMR2's person crop (see the module doc) of uint8 (H, W, 3) ``image`` for ``box`` [x, y, w, h] px.
 
-
-class _Attention(nn.Module):
-    def __init__(self, dim: int, heads: int, qkv_bias: bool):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        b, n, _ = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, -1))
-
-
-class _Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
-
-    def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
-class _Block(nn.Module):
-    def __init__(self, c: HMR2Config):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(c.embed_dim, eps=1e-6)
-        self.attn = _Attention(c.embed_dim, c.heads, c.qkv_bias)
-        self.norm2 = nn.LayerNorm(c.embed_dim, eps=1e-6)
-        self.mlp = _Mlp(c.embed_dim, c.mlp_dim)
-
-    def forward(self, x):
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
-
-
-class ViTBackbone(nn.Module):
-    """(B, 3, H, W) ImageNet-normalised crops -> (B, grid_h * grid_w, embed_dim) tokens, row-major."""
-
-    def __init__(self, c: HMR2Config):
-        super().__init__()
-        rows, cols = c.image_size[0] // c.patch_size, c.image_size[1] // c.patch_size
-        self.patch_embed = _PatchEmbed(c)
-        self.pos_embed = nn.Parameter(torch.zeros(1, rows * cols + 1, c.embed_dim))
-        self.blocks = nn.ModuleList(_Block(c) for _ in range(c.depth))
-        self.last_norm = nn.LayerNorm(c.embed_dim, eps=1e-6)
-
-    def forward(self, x):
-        x = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
-        x = x + self.pos_embed[:, 1:] + self.pos_embed[:, :1]
-        for block in self.blocks:
-            x = block(x)
-        return self.last_norm(x)
-
-
-# ---- SMPL head (keys smpl_head.*) -------------------------------------------------------------------------
-def _out_projection(inner: int, dim: int, heads: int, dim_head: int) -> nn.Module:
-    """``to_out``: Linear + the original's dropout slot (``to_out.0``), or nothing when one head spans the width."""
-    return nn.Identity() if heads == 1 and dim_head == dim else nn.Sequential(nn.Linear(inner, dim), nn.Identity())
-
-
-def _split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
-    return t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2)
-
-
-class _SelfAttention(nn.Module):
-    def __init__(self, c: HMR2Config):
-        super().__init__()
-        inner, self.heads = c.decoder_heads * c.decoder_dim_head, c.decoder_heads
-        self.to_qkv = nn.Linear(c.decoder_dim, 3 * inner, bias=False)
-        self.to_out = _out_projection(inner, c.decoder_dim, c.decoder_heads, c.decoder_dim_head)
-
-    def forward(self, x):
-        q, k, v = (_split_heads(t, self.heads) for t in self.to_qkv(x).chunk(3, dim=-1))
-        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
-        return self.to_out(out.reshape(x.shape[0], x.shape[1], -1))
-
-
-class _CrossAttention(nn.Module):
-    def __init__(self, c: HMR2Config):
-        super().__init__()
-        inner, self.heads = c.decoder_heads * c.decoder_dim_head, c.decoder_heads
-        self.to_kv = nn.Linear(c.embed_dim, 2 * inner, bias=False)
-        self.to_q = nn.Linear(c.decoder_dim, inner, bias=False)
-        self.to_out = _out_projection(inner, c.decoder_dim, c.decoder_heads, c.decoder_dim_head)
-
-    def forward(self, x, context):
-        k, v = (_split_heads(t, self.heads) for t in self.to_kv(context).chunk(2, dim=-1))
-        out = F.scaled_dot_product_attention(_split_heads(self.to_q(x), self.heads), k, v).transpose(1, 2)
-        return self.to_out(out.reshape(x.shape[0], x.shape[1], -1))
-
-
-class _PreNorm(nn.Module):
-    def __init__(self, dim: int, fn: nn.Module):
-        super().__init__()
-        self.norm, self.fn = nn.LayerNorm(dim), fn
-
-    def forward(self, x, **kwargs):
-        return self.fn(self.norm(x), **kwargs)
-
-
-class _FeedForward(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()  # the Identity slots keep the indices of the original's dropouts (net.0, net.3)
-        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Identity(), nn.Linear(hidden, dim),
-                                 nn.Identity())
-
-    def forward(self, x):
-        return self.net(x)
-
-
-class _Layers(nn.Module):
-    def __init__(self, c: HMR2Config):
-        super().__init__()
-        d = c.decoder_dim
-        self.layers = nn.ModuleList(
-            nn.ModuleList([_PreNorm(d, _SelfAttention(c)), _PreNorm(d, _CrossAttention(c)),
-                           _PreNorm(d, _FeedForward(d, c.decoder_mlp_dim))])
-            for _ in range(c.decoder_depth))  # fmt: skip
-
-    def forward(self, x, context):
-        for self_attn, cross_attn, feed_forward in self.layers:
-            x = self_attn(x) + x
-            x = cross_attn(x, context=context) + x
-            x = feed_forward(x) + x
-        return x
-
-
-class _TokenDecoder(nn.Module):
-    def __init__(self, c: HMR2Config):
-        super().__init__()
-        self.to_token_embedding = nn.Linear(c.token_dim, c.decoder_dim)
-        self.pos_embedding = nn.Parameter(torch.zeros(1, 1, c.decoder_dim))
-        self.transformer = _Layers(c)
-
-    def forward(self, token, context):
-        return self.transformer(self.to_token_embedding(token) + self.pos_embedding, context)
-
-
-class SMPLHead(nn.Module):
-    """Backbone tokens (B, N, embed_dim) -> 6D pose (B, 144), betas (B, 10), weak-perspective camera (B, 3)."""
-
-    def __init__(self, c: HMR2Config):
-        super().__init__()
-        self.transformer = _TokenDecoder(c)
-        self.decpose = nn.Linear(c.decoder_dim, POSE_6D)
-        self.decshape = nn.Linear(c.decoder_dim, NUM_BETAS)
-        self.deccam = nn.Linear(c.decoder_dim, 3)
-        self.register_buffer("init_body_pose", torch.zeros(1, POSE_6D))
-        self.register_buffer("init_betas", torch.zeros(1, NUM_BETAS))
-        self.register_buffer("init_cam", torch.zeros(1, 3))
-        self.mean_token = c.token_dim == MEAN_TOKEN_DIM
-
-    def forward(self, tokens):
-        b = tokens.shape[0]
-        pose, betas, cam = (p.expand(b, -1) for p in (self.init_body_pose, self.init_betas, self.init_cam))
-        token = torch.cat([pose, betas, cam], 1)[:, None] if self.mean_token else tokens.new_zeros(b, 1, 1)
-        out = self.transformer(token, tokens)[:, 0]
-        return self.decpose(out) + pose, self.decshape(out) + betas, self.deccam(out) + cam
-
-
-def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
-    """(..., 6) -> (..., 3, 3) rotations: Gram-Schmidt on the two 3-vectors (x[:3], x[3:]), which become the
-    first two columns; the third is their cross product (HMR2's convention)."""
-    a1, a2 = x[..., :3], x[..., 3:]
-    b1 = F.normalize(a1, dim=-1)
-    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
-    return torch.stack([b1, b2, torch.cross(b1, b2, dim=-1)], dim=-1)
-
-
-class HMR2(nn.Module):
-    """(B, 3, H, W) ImageNet-normalised person crops at ``config.image_size`` -> dict of
-    ``global_orient`` (B, 3, 3), ``body_pose`` (B, 23, 3, 3), ``betas`` (B, 10), ``cam`` (B, 3) = (s, tx, ty),
-    HMR2's weak-perspective camera of the square crop (see the labeler for the full-image conversion)."""
-
-    def __init__(self, config: HMR2Config = RELEASED):
-        super().__init__()
-        self.config = config
-        self.backbone = ViTBackbone(config)
-        self.smpl_head = SMPLHead(config)
-
-    def forward(self, x):
-        pose, betas, cam = self.smpl_head(self.backbone(x))
-        rotations = rot6d_to_matrix(pose.reshape(-1, NUM_JOINTS, 6))
-        return {"global_orient": rotations[:, 0], "body_pose": rotations[:, 1:], "betas": betas, "cam": cam}
-
-
-# ---- hyperparameters from a state dict --------------------------------------------------------------------
-def _shape(state: dict, key: str, where: str) -> tuple[int, ...]:
-    if key not in state:
-        raise CheckpointError(f"{where}: no tensor {key!r}; not an HMR 2.0 state dict (keys backbone.*, smpl_head.*)")
-    return tuple(state[key].shape)
-
-
-def _count(state: dict, prefix: str) -> int:
-    return len({k[len(prefix):].split(".", 1)[0] for k in state if k.startswith(prefix)})
-
-
-def infer_config(state: dict, where: str, heads: int | None = None, decoder_heads: int | None = None) -> HMR2Config:
-    """The :class:`HMR2Config` the tensor shapes of ``state`` imply; CheckpointError (one line) when they do not fit.
-
-    ``heads`` (backbone) and ``decoder_heads`` are not in the shapes: defaults 16 and decoder width / 64.
+    Returns (float32 (3, h, w) ImageNet-normalised crop for ``out_size`` (h, w), box centre (cx, cy) px,
+    square crop side b px).
     """
-    embed, _, ph, pw = _shape(state, "backbone.patch_embed.proj.weight", where)
-    tokens = _shape(state, "backbone.pos_embed", where)[1] - 1
-    unit = round((tokens / 12) ** 0.5)  # HMR2 crops are 4:3 (height:width): a 4u x 3u grid
-    if ph != pw or unit < 1 or 12 * unit * unit != tokens:
-        raise CheckpointError(f"{where}: backbone.pos_embed holds {tokens} + 1 positions, not a 4:3 grid of "
-                              f"{ph}x{pw} patches as HMR2's 256 x 192 crops give")  # fmt: skip
-    decoder_dim, token_dim = _shape(state, "smpl_head.transformer.to_token_embedding.weight", where)
-    inner = _shape(state, "smpl_head.transformer.transformer.layers.0.1.fn.to_q.weight", where)[0]
-    has_out = "smpl_head.transformer.transformer.layers.0.0.fn.to_out.0.weight" in state
-    decoder_heads = decoder_heads or (1 if not has_out else max(inner // 64, 1))
-    heads = heads or RELEASED.heads
-    for name, width, n in (("backbone", embed, heads), ("decoder", inner, decoder_heads)):
-        if width % n:
-            raise CheckpointError(f"{where}: {name} width {width} does not split into {n} heads; pass the "
-                                  f"model's {'heads' if name == 'backbone' else 'decoder_heads'}=")  # fmt: skip
-    if token_dim not in (1, MEAN_TOKEN_DIM):
-        raise CheckpointError(f"{where}: query token of {token_dim} values; HMR2 uses 1 (zero) or {MEAN_TOKEN_DIM}")
-    config = HMR2Config(
-        image_size=(4 * unit * ph, 3 * unit * ph), patch_size=ph, embed_dim=embed,
-        depth=_count(state, "backbone.blocks."), heads=heads,
-        mlp_dim=_shape(state, "backbone.blocks.0.mlp.fc1.weight", where)[0],
-        qkv_bias="backbone.blocks.0.attn.qkv.bias" in state, decoder_dim=decoder_dim,
-        decoder_depth=_count(state, "smpl_head.transformer.transformer.layers."), decoder_heads=decoder_heads,
-        decoder_dim_head=inner // decoder_heads,
-        decoder_mlp_dim=_shape(state, "smpl_head.transformer.transformer.layers.0.2.fn.net.0.weight", where)[0],
-        token_dim=token_dim)  # fmt: skip
-    if config.decoder_heads == 1 and config.decoder_dim_head == decoder_dim and has_out:
-        raise CheckpointError(f"{where}: one decoder head as wide as the decoder has no to_out projection; "
-                              "pass decoder_heads=")  # fmt: skip
-    return config
+    out_h, out_w = out_size
+    x, y, w, h = (float(v) for v in box)
+    cx, cy = x + w / 2, y + h / 2
+    side = max(h * rescale, w * rescale * out_h / out_w)  # grow to the out_w:out_h aspect, then square
+    factor = side / out_h / 2
+    sigma = (factor - 1) / 2 if factor > 1.1 else 0.0
+    step = side / out_h  # source pixels per crop pixel
+    xs = cx + (np.arange(out_w) - out_w / 2) * step  # crop column j <- square column j + (out_h - out_w) / 2
+    ys = cy + (np.arange(out_h) - out_h / 2) * step
+    margin = (int(4 * sigma + 0.5) if sigma else 0) + 1  # blur radius (truncate 4) + the bilinear neighbour
+    height, width = image.shape[:2]
+    x0, x1 = max(int(np.floor(xs[0])) - margin, 0), min(int(np.ceil(xs[-1])) + margin, width - 1)
+    y0, y1 = max(int(np.floor(ys[0])) - margin, 0), min(int(np.ceil(ys[-1])) + margin, height - 1)
+    patch = np.zeros((out_h, out_w, 3), np.float32)
+    if x0 <= x1 and y0 <= y1:
+        window = image[y0 : y1 + 1, x0 : x1 + 1, :3].astype(np.float32)
+        if sigma:  # skimage.filters.gaussian as HMR2 calls it: per channel, mode "nearest", truncate 4
+            window = ndimage.gaussian_filter(window, (sigma, sigma, 0), mode="nearest", truncate=4.0)
+        gx = (2 * (xs - x0) + 1) / window.shape[1] - 1
+        gy = (2 * (ys - y0) + 1) / window.shape[0] - 1
+        grid = torch.from_numpy(np.stack(np.meshgrid(gx, gy), -1)[None].astype(np.float32))
+        src = torch.from_numpy(window).permute(2, 0, 1)[None]
+        patch = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+        patch = patch.permute(1, 2, 0).numpy()
+    normalised = (patch - IMAGENET_MEAN) / IMAGENET_STD
+    return normalised.transpose(2, 0, 1).astype(np.float32), (cx, cy), side
 
 
-def build_from_state_dict(state: dict, where: str, **heads) -> HMR2:
-    """An :class:`HMR2` holding ``state`` (keys ``backbone.*`` and ``smpl_head.*`` only, checked strictly).
-
-    Built on the meta device and filled by assignment, so a ViT-H costs one copy of its weights. Raises
-    CheckpointError (one line) for missing, unexpected or mis-shaped tensors.
-    """
-    config = infer_config(state, where, **heads)
-    with torch.device("meta"):
-        model = HMR2(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        more = len(missing or unexpected) - 3
-        more = f" (+{more} more)" if more > 0 else ""
-        raise CheckpointError(f"{where}: {what}{more} for an HMR2 of {describe(config)}")
-    for key, ref in expected.items():
-        if tuple(state[key].shape) != tuple(ref.shape):
-            raise CheckpointError(f"{where}: tensor {key!r} has shape {tuple(state[key].shape)}, an HMR2 of "
-                                  f"{describe(config)} needs {tuple(ref.shape)}")  # fmt: skip
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
-    return model.eval()
+def full_image_translation(cam: np.ndarray, center, side: float, width: int, height: int, focal: float) -> np.ndarray:
+    """HMR2's crop camera (s, tx, ty) -> translation [x, y, z] m for focal ``focal`` px at (W/2, H/2) (module doc)."""
+    s, tx, ty = (float(v) for v in cam)
+    bs = side * s + 1e-9
+    return np.array([tx + 2 * (center[0] - width / 2) / bs, ty + 2 * (center[1] - height / 2) / bs, 2 * focal / bs])
 
 
-def describe(c: HMR2Config) -> str:
-    """One phrase naming the sizes, e.g. ``ViT 1280-d x 32 (16 heads) at 256x192, head 1024-d x 6 (8 heads)``."""
-    return (f"ViT {c.embed_dim}-d x {c.depth} ({c.heads} heads) at {c.image_size[0]}x{c.image_size[1]}, "
-            f"head {c.decoder_dim}-d x {c.decoder_depth} ({c.decoder_heads} heads)")  # fmt: skip
+class SMPLJoints:
+    """The 24 posed SMPL joints (metres, model frame) from a user's SMPL model ``.npz`` (read without pickle)."""
+
+    def __init__(self, path: str | Path):
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in SMPL_KEYS if key in data}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CheckpointError(f"{path}: not a readable SMPL .npz without pickled objects ({first})") from None
+        missing = [key for key in SMPL_KEYS if key not in arrays]
+        if missing:
+            raise CheckpointError(f"{path}: not an SMPL model file (no {', '.join(missing)})")
+        if arrays["shapedirs"].ndim == 3:
+            arrays["shapedirs"] = arrays["shapedirs"][..., :NUM_BETAS]  # the first 10 shape components
+        v = arrays["v_template"].shape[0] if arrays["v_template"].ndim else 0
+        wanted = {
+            "v_template": (v, 3),
+            "shapedirs": (v, 3, NUM_BETAS),
+            "J_regressor": (NUM_JOINTS, v),
+            "kintree_table": (2, NUM_JOINTS),
+        }
+        for key, shape in wanted.items():
+            if arrays[key].shape != shape or arrays[key].dtype.kind not in "iuf":
+                raise CheckpointError(
+                    f"{path}: SMPL {key} is {arrays[key].dtype} {arrays[key].shape}, expected numbers of shape {shape}"
+                )
+        parents = arrays["kintree_table"][0].astype(np.int64)
+        if not all(0 <= parents[i] < i for i in range(1, NUM_JOINTS)):
+            raise CheckpointError(f"{path}: kintree_table is not a tree in joint order (parent index < child index)")
+        self.v_template = torch.from_numpy(arrays["v_template"].astype(np.float32))
+        self.shapedirs = torch.from_numpy(arrays["shapedirs"].astype(np.float32))
+        self.J_regressor = torch.from_numpy(np.asarray(arrays["J_regressor"], np.float32))
+        self.parents = torch.from_numpy(np.concatenate([[-1], parents[1:]]))
+        try:
+            from smplx import lbs
+        except ImportError:
+            raise TokzooError("SMPL joints need smplx: pip install 'tokzoo[labelers]'") from None
+        self.lbs = lbs
+
+    def __call__(self, betas: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+        """betas (N, 10), rotations (N, 24, 3, 3) (global orientation first) -> joints (N, 24, 3)."""
+        shaped = self.v_template + self.lbs.blend_shapes(betas.float().cpu(), self.shapedirs)
+        joints = self.lbs.vertices2joints(self.J_regressor, shaped)
+        return self.lbs.batch_rigid_transform(rotations.float().cpu(), joints, self.parents)[0]
+
+
+@register_labeler
+class HMR2Smpl(Labeler):
+    """rgb (+ optional semseg / instances) -> pose dict, skeleton ``smpl`` (the ``human_pose_smpl`` tokenizer's)."""
+
+    name = "hmr2_smpl"
+    modality = "pose"
+    optional = ("semseg", "sam_instances")
+    model_backed = True
+    zoo_tokenizer = "human_pose_smpl"
+    default_checkpoint = ""  # the weights are not on a hub: give a file
+
+    def __init__(
+        self,
+        model: HMR2,
+        device: str = "cpu",
+        batch_size: int = 8,
+        reference: str = "",
+        person_class: int = 0,
+        min_area: float = 0.001,
+        rescale_factor: float = 1.0,
+        focal_length: float = 5000.0,
+        smpl_model: str | Path | None = None,
+    ):
+        super().__init__(device=device, batch_size=batch_size)
+        for label, value in (("rescale_factor", rescale_factor), ("focal_length", focal_length)):
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                raise ConfigError(f"{self.name}: {label} must be a positive number, got {value!r}")
+        self.model = model.to(self.device).eval()
+        self.reference, self.person_class, self.min_area = reference, person_class, min_area
+        self.rescale_factor, self.focal_length = float(rescale_factor), float(focal_length)
+        self.smpl = SMPLJoints(smpl_model) if smpl_model is not None else None
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        device: str = "cpu",
+        batch_size: int = 8,
+        heads: int | None = None,
+        decoder_heads: int | None = None,
+        **kwargs,
+    ) -> "HMR2Smpl":
+        """Load ``path`` (module doc); ``heads`` / ``decoder_heads``: head counts if not the released 16 / 8."""
+        if not str(path):
+            raise ConfigError("hmr2_smpl needs its weights: hmr2_smpl:/path/to/hmr2.safetensors")
+        model = build_from_state_dict(read_hmr2_tensors(path), str(path), heads=heads, decoder_heads=decoder_heads)
+        return cls(model, device=device, batch_size=batch_size, reference=str(path), **kwargs)
+
+    def _label(self, chunk):
+        images = [np.asarray(image) for image in chunk["rgb"]]
+        none = [None] * len(images)
+        out_size = self.model.config.image_size
+        crops, owners = [], []
+        masks = zip(chunk.get("semseg", none), chunk.get("sam_instances", none))
+        for k, (image, (semseg, instances)) in enumerate(zip(images, masks)):
+            if image.ndim != 3 or image.shape[2] < 3:
+                raise InvalidValueError(self.name, f"rgb must be (H, W, 3), got {image.shape}")
+            for box in person_boxes(image.shape[:2], semseg, instances, self.person_class, self.min_area):
+                crops.append((box, *crop_person(image, box, out_size, self.rescale_factor)))
+                owners.append(k)
+        predictions = []
+        with torch.inference_mode():
+            for start in range(0, len(crops), self.batch_size):
+                batch = torch.from_numpy(np.stack([c[1] for c in crops[start : start + self.batch_size]])).to(
+                    self.device
+                )
+                out = self.model(batch)
+                predictions += [{key: value[i].float().cpu() for key, value in out.items()} for i in range(len(batch))]
+        poses = [self._pose(image) for image in images]
+        for k, (box, _, center, side), p in zip(owners, crops, predictions):
+            poses[k]["humans"].append(self._human(p, box, center, side, poses[k]))
+        return poses
+
+    def _pose(self, image: np.ndarray) -> dict:
+        height, width = image.shape[:2]
+        f = self.focal_length / self.model.config.image_size[0] * max(width, height)
+        return {
+            "skeleton": "smpl",
+            "width": width,
+            "height": height,
+            "intrinsics": {"fx": f, "fy": f, "cx": width / 2, "cy": height / 2},
+            "humans": [],
+        }
+
+    def _human(self, p: dict, box, center, side: float, pose: dict) -> dict:
+        intrinsics = pose["intrinsics"]
+        translation = full_image_translation(
+            p["cam"].numpy(), center, side, pose["width"], pose["height"], intrinsics["fx"]
+        )
+        human = {
+            "box": [float(v) for v in box],
+            "global_orient": p["global_orient"].tolist(),
+            "body_pose": p["body_pose"].tolist(),
+            "betas": p["betas"].tolist(),
+            "weak_perspective": p["cam"].tolist(),
+            "translation": translation.tolist(),
+            "keypoints_2d": [],
+        }
+        if self.smpl is not None:
+            rotations = torch.cat([p["global_orient"][None], p["body_pose"]])[None]
+            joints = self.smpl(p["betas"][None], rotations)[0].double().numpy() + translation
+            human["keypoints_3d"] = joints.tolist()
+            human["keypoints_2d"] = [self._project(point, intrinsics, pose) for point in joints]
+        return human
+
+    @staticmethod
+    def _project(point: np.ndarray, intrinsics: dict, pose: dict) -> list:
+        x, y, z = point
+        if not z > 1e-6:
+            return [0.0, 0.0, 0]
+        u, v = intrinsics["fx"] * x / z + intrinsics["cx"], intrinsics["fy"] * y / z + intrinsics["cy"]
+        if not (np.isfinite(u) and np.isfinite(v)):
+            return [0.0, 0.0, 0]
+        return [float(u), float(v), 2 if 0 <= u < pose["width"] and 0 <= v < pose["height"] else 0]
+
+    def describe(self) -> str:
+        return f"{super().describe()} [HMR2 {describe_config(self.model.config)} {self.reference}]"

@@ -82,9 +82,18 @@ class MarigoldNormals(Labeler):
     model_backed = True
     default_checkpoint = "prs-eth/marigold-normals-v1-1"
 
-    def __init__(self, pipeline, device: str = "cpu", batch_size: int = 8, reference: str = "",
-                 steps: int | None = None, ensemble_size: int = 1, processing_resolution: int | None = None,
-                 seed: int = 0, reduction: str = "closest"):  # fmt: skip
+    def __init__(
+        self,
+        pipeline,
+        device: str = "cpu",
+        batch_size: int = 8,
+        reference: str = "",
+        steps: int | None = None,
+        ensemble_size: int = 1,
+        processing_resolution: int | None = None,
+        seed: int = 0,
+        reduction: str = "closest",
+    ):
         super().__init__(device=device, batch_size=batch_size)
         steps = pipeline.default_denoising_steps if steps is None else steps
         resolution = pipeline.default_processing_resolution if processing_resolution is None else processing_resolution
@@ -94,8 +103,10 @@ class MarigoldNormals(Labeler):
             (steps is not None and int(steps) < 1, f"steps must be >= 1, got {steps}"),
             (int(ensemble_size) < 1, f"ensemble_size must be >= 1, got {ensemble_size}"),
             (resolution is None, "the checkpoint names no default_processing_resolution; pass processing_resolution"),
-            (resolution is not None and (int(resolution) < 0 or int(resolution) % scale),
-             f"processing_resolution must be 0 (native) or a positive multiple of {scale}, got {resolution}"),
+            (
+                resolution is not None and (int(resolution) < 0 or int(resolution) % scale),
+                f"processing_resolution must be 0 (native) or a positive multiple of {scale}, got {resolution}",
+            ),
             (reduction not in REDUCTIONS, f"reduction must be one of {REDUCTIONS}, got {reduction!r}"),
             (not 0 <= int(seed) < 2**63, f"seed must be in [0, 2**63), got {seed}"),
         ]
@@ -109,8 +120,15 @@ class MarigoldNormals(Labeler):
         self.seed, self.reduction = int(seed), reduction
 
     @classmethod
-    def from_pretrained(cls, path_or_hub_id: str | Path, device: str = "cpu", batch_size: int = 8,
-                        dtype: str = "float32", variant: str | None = None, **options):  # fmt: skip
+    def from_pretrained(
+        cls,
+        path_or_hub_id: str | Path,
+        device: str = "cpu",
+        batch_size: int = 8,
+        dtype: str = "float32",
+        variant: str | None = None,
+        **options,
+    ):
         """Load from a ``save_pretrained`` folder or a hub id; CheckpointError (one line) when that fails.
 
         ``dtype``: "float32", "float16" or "bfloat16" weights (half precision for GPUs; outputs stay float32);
@@ -128,8 +146,12 @@ class MarigoldNormals(Labeler):
         try:
             with _quiet_loading(module):
                 pipeline = module.MarigoldNormalsPipeline.from_pretrained(
-                    Path(where).expanduser() if local else where, variant=variant, use_safetensors=True,
-                    local_files_only=local, **{dtype_key: DTYPES[dtype]})
+                    Path(where).expanduser() if local else where,
+                    variant=variant,
+                    use_safetensors=True,
+                    local_files_only=local,
+                    **{dtype_key: DTYPES[dtype]},
+                )
             kind = pipeline.config.get("prediction_type")
             if kind != "normals" or not isinstance(pipeline, module.MarigoldNormalsPipeline):
                 raise ValueError(f"it holds a {kind!r} model, not a Marigold normals one")
@@ -156,8 +178,10 @@ class MarigoldNormals(Labeler):
 
     def generators(self, count: int) -> list[torch.Generator]:
         """CPU generators for ``count`` images, image-major (image n, member e at ``n * ensemble_size + e``)."""
-        seeds = [int(np.random.SeedSequence([self.seed, e]).generate_state(1, np.uint64)[0] >> 1)
-                 for e in range(self.ensemble_size)]  # fmt: skip
+        seeds = [
+            int(np.random.SeedSequence([self.seed, e]).generate_state(1, np.uint64)[0] >> 1)
+            for e in range(self.ensemble_size)
+        ]
         return [torch.Generator("cpu").manual_seed(s) for _ in range(count) for s in seeds]
 
     def _predict(self, images: list[np.ndarray]) -> list[np.ndarray]:
@@ -165,11 +189,16 @@ class MarigoldNormals(Labeler):
         pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(self.device)  # uint8 (N, 3, H, W)
         with torch.inference_mode():
             prediction = self.pipeline(
-                pixels, num_inference_steps=self.steps, ensemble_size=self.ensemble_size,
-                processing_resolution=self.processing_resolution, match_input_resolution=True,
+                pixels,
+                num_inference_steps=self.steps,
+                ensemble_size=self.ensemble_size,
+                processing_resolution=self.processing_resolution,
+                match_input_resolution=True,
                 batch_size=len(images) * self.ensemble_size,  # one denoising batch: member i draws from generator i
-                ensembling_kwargs={"reduction": self.reduction}, generator=self.generators(len(images)),
-                output_type="pt").prediction  # (N, 3, H, W) unit vectors, Marigold's frame  # fmt: skip
+                ensembling_kwargs={"reduction": self.reduction},
+                generator=self.generators(len(images)),
+                output_type="pt",
+            ).prediction  # (N, 3, H, W) unit vectors, Marigold's frame
         normals = marigold_to_opencv(prediction.float().permute(0, 2, 3, 1).cpu().numpy())
         norm = np.linalg.norm(normals, axis=-1, keepdims=True)  # 1 up to half-precision rounding, or < 1 if vanished
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -177,5 +206,7 @@ class MarigoldNormals(Labeler):
         return list(normals)
 
     def describe(self) -> str:
-        return (f"{super().describe()} [MarigoldNormalsPipeline {self.reference}, {self.steps} steps, ensemble "
-                f"{self.ensemble_size}, {self.processing_resolution or 'native'} px, seed {self.seed}]")
+        return (
+            f"{super().describe()} [MarigoldNormalsPipeline {self.reference}, {self.steps} steps, ensemble "
+            f"{self.ensemble_size}, {self.processing_resolution or 'native'} px, seed {self.seed}]"
+        )

@@ -22,7 +22,7 @@ import numpy as np
 from tokzoo.errors import ConfigError, TokzooError
 
 from .base import Labeler, register_labeler
-from .pose import person_boxes
+from .vitpose import person_boxes
 
 BLAZEPOSE_TO_COCO17 = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 """COCO-17 joint j is BlazePose landmark ``BLAZEPOSE_TO_COCO17[j]`` (nose, eyes, ears, shoulders, elbows,
@@ -54,22 +54,37 @@ class MediapipePose(Labeler):
     modality = "pose"
     optional = ("semseg", "sam_instances")
 
-    def __init__(self, device: str = "cpu", batch_size: int = 8, person_class: int = 0, min_area: float = 0.001,
-                 min_score: float = 0.5, margin: float = 0.15, min_detection_confidence: float = 0.5,
-                 model_complexity: int = 1):  # fmt: skip
+    def __init__(
+        self,
+        device: str = "cpu",
+        batch_size: int = 8,
+        person_class: int = 0,
+        min_area: float = 0.001,
+        min_score: float = 0.5,
+        margin: float = 0.15,
+        min_detection_confidence: float = 0.5,
+        model_complexity: int = 1,
+    ):
         super().__init__(device=device, batch_size=batch_size)
         if model_complexity != 1:
             raise ConfigError(f"{self.name}: only model_complexity=1 ships inside mediapipe (0 and 2 are downloaded)")
         pose = _mediapipe_pose()
         self.person_class, self.min_area, self.min_score, self.margin = person_class, min_area, min_score, margin
-        self.estimator = pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=False,
-                                   min_detection_confidence=min_detection_confidence)  # fmt: skip
+        self.estimator = pose.Pose(
+            static_image_mode=True,
+            model_complexity=1,
+            enable_segmentation=False,
+            min_detection_confidence=min_detection_confidence,
+        )
 
     def _label(self, chunk):
         none = [None] * len(chunk["rgb"])
-        return [self._one(np.ascontiguousarray(image, dtype=np.uint8), semseg, instances)
-                for image, semseg, instances in zip(chunk["rgb"], chunk.get("semseg", none),
-                                                    chunk.get("sam_instances", none))]  # fmt: skip
+        return [
+            self._one(np.ascontiguousarray(image, dtype=np.uint8), semseg, instances)
+            for image, semseg, instances in zip(
+                chunk["rgb"], chunk.get("semseg", none), chunk.get("sam_instances", none)
+            )
+        ]
 
     def _one(self, image: np.ndarray, semseg, instances) -> dict:
         humans = []
@@ -83,8 +98,13 @@ class MediapipePose(Labeler):
             scores = np.array([p.visibility for p in points])
             inside = (xy[:, 0] >= 0) & (xy[:, 0] < image.shape[1]) & (xy[:, 1] >= 0) & (xy[:, 1] < image.shape[0])
             visibility = np.where(inside, np.where(scores >= self.min_score, 2, 1), 0)
-            humans.append({"keypoints_2d": [[float(x), float(y), int(v)] for (x, y), v in zip(xy, visibility)],
-                           "box": [float(v) for v in box], "scores": [float(s) for s in scores]})  # fmt: skip
+            humans.append(
+                {
+                    "keypoints_2d": [[float(x), float(y), int(v)] for (x, y), v in zip(xy, visibility)],
+                    "box": [float(v) for v in box],
+                    "scores": [float(s) for s in scores],
+                }
+            )
         return {"skeleton": "coco17", "humans": humans}
 
     def describe(self) -> str:

@@ -26,8 +26,12 @@ def edge_counts(pred: np.ndarray, target: np.ndarray, tolerance: float = 2.0) ->
     pred, target = pred.astype(bool), target.astype(bool)
     dist_to_target = ndimage.distance_transform_edt(~target) if target.any() else np.full(target.shape, np.inf)
     dist_to_pred = ndimage.distance_transform_edt(~pred) if pred.any() else np.full(pred.shape, np.inf)
-    return (int((dist_to_target[pred] <= tolerance).sum()), int(pred.sum()),
-            int((dist_to_pred[target] <= tolerance).sum()), int(target.sum()))  # fmt: skip
+    return (
+        int((dist_to_target[pred] <= tolerance).sum()),
+        int(pred.sum()),
+        int((dist_to_pred[target] <= tolerance).sum()),
+        int(target.sum()),
+    )
 
 
 def f1(matched_pred: int, n_pred: int, matched_target: int, n_target: int) -> tuple[float, float, float]:

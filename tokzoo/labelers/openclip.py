@@ -44,8 +44,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tokzoo.checkpoint import check_tensors, read_state_dict
+
 from tokzoo.errors import CheckpointError, ConfigError, TokzooError
+from tokzoo.io.tensors import check_tensors
+from tokzoo.tokenizers.checkpoint import read_state_dict
 
 from .base import Labeler, register_labeler
 
@@ -133,8 +135,10 @@ class VisionTowerLabeler(Labeler):
         visual, arch = self.visual, type(self.visual).__name__
         if hasattr(visual, "transformer") and hasattr(visual, "grid_size"):
             heads = visual.transformer.resblocks[0].attn.num_heads
-            arch = (f"ViT {visual.transformer.width}-d x {visual.transformer.layers} ({heads} heads), "
-                    f"patch {visual.patch_size[0]} at {visual.image_size[0]} px")
+            arch = (
+                f"ViT {visual.transformer.width}-d x {visual.transformer.layers} ({heads} heads), "
+                f"patch {visual.patch_size[0]} at {visual.image_size[0]} px"
+            )
         return f"{super().describe()} [open_clip {arch}, {self.reference}]"
 
 
@@ -144,8 +148,10 @@ def parse_openclip_spec(spec: str) -> tuple[str, str | None]:
         return spec, None
     model, at, weights = spec.partition("@")
     if not (model and at and weights):
-        raise ConfigError(f"open_clip spec {spec!r}: expected MODEL@WEIGHTS (a .safetensors/.pt file or an "
-                          "open_clip pretrained tag, e.g. ViT-B-16@laion2b_s34b_b88k) or hf-hub:ORG/REPO")
+        raise ConfigError(
+            f"open_clip spec {spec!r}: expected MODEL@WEIGHTS (a .safetensors/.pt file or an "
+            "open_clip pretrained tag, e.g. ViT-B-16@laion2b_s34b_b88k) or hf-hub:ORG/REPO"
+        )
     return model, weights
 
 
@@ -164,8 +170,10 @@ class OpenClipLabeler(VisionTowerLabeler):
         tags = oc.list_pretrained_tags_by_model(model_name) if weights is not None else []
         if weights is not None and weights not in tags:
             if not Path(weights).expanduser().is_file():
-                raise CheckpointError(f"{weights}: neither a file nor a pretrained tag of {model_name} "
-                                      f"(tags: {', '.join(tags) or 'none'})")
+                raise CheckpointError(
+                    f"{weights}: neither a file nor a pretrained tag of {model_name} "
+                    f"(tags: {', '.join(tags) or 'none'})"
+                )
             config = oc.get_model_config(model_name)
             visual = vision_tower(config)
             tensors = {k.removeprefix("module."): v for k, v in read_state_dict(weights).items()}
@@ -192,8 +200,10 @@ class OpenClipDense(OpenClipLabeler):
     def __init__(self, visual, transform, **kwargs):
         super().__init__(visual, transform, **kwargs)
         if not hasattr(visual, "attn_pool") or visual.attn_pool is not None or visual.pool_type not in ("tok", "avg"):
-            raise ConfigError(f"{self.reference}: {self.name} needs a ViT tower with a class token and no "
-                              f"attentional pooler (got {type(visual).__name__}); openclip_global works")
+            raise ConfigError(
+                f"{self.reference}: {self.name} needs a ViT tower with a class token and no "
+                f"attentional pooler (got {type(visual).__name__}); openclip_global works"
+            )
 
     def _predict(self, pixels):
         return self.patch_tokens(pixels, project=True)
@@ -224,17 +234,23 @@ def _imagebind_table(width: int, patch: int, grid: int, hidden: int, out_dim: in
         (HEAD + "2.weight", "proj", (out_dim, d), lambda w: w.t()),
     ]
     parts = [  # ImageBind block name, open_clip block name, shape
-        ("norm_1.weight", "ln_1.weight", (d,)), ("norm_1.bias", "ln_1.bias", (d,)),
+        ("norm_1.weight", "ln_1.weight", (d,)),
+        ("norm_1.bias", "ln_1.bias", (d,)),
         ("attn.in_proj_weight", "attn.in_proj_weight", (3 * d, d)),
         ("attn.in_proj_bias", "attn.in_proj_bias", (3 * d,)),
-        ("attn.out_proj.weight", "attn.out_proj.weight", (d, d)), ("attn.out_proj.bias", "attn.out_proj.bias", (d,)),
-        ("norm_2.weight", "ln_2.weight", (d,)), ("norm_2.bias", "ln_2.bias", (d,)),
-        ("mlp.fc1.weight", "mlp.c_fc.weight", (hidden, d)), ("mlp.fc1.bias", "mlp.c_fc.bias", (hidden,)),
-        ("mlp.fc2.weight", "mlp.c_proj.weight", (d, hidden)), ("mlp.fc2.bias", "mlp.c_proj.bias", (d,)),
+        ("attn.out_proj.weight", "attn.out_proj.weight", (d, d)),
+        ("attn.out_proj.bias", "attn.out_proj.bias", (d,)),
+        ("norm_2.weight", "ln_2.weight", (d,)),
+        ("norm_2.bias", "ln_2.bias", (d,)),
+        ("mlp.fc1.weight", "mlp.c_fc.weight", (hidden, d)),
+        ("mlp.fc1.bias", "mlp.c_fc.bias", (hidden,)),
+        ("mlp.fc2.weight", "mlp.c_proj.weight", (d, hidden)),
+        ("mlp.fc2.bias", "mlp.c_proj.bias", (d,)),
     ]
     for i in range(layers):
-        table += [(f"{TRUNK}blocks.{i}.{ib}", f"transformer.resblocks.{i}.{oc}", shape, same)
-                  for ib, oc, shape in parts]
+        table += [
+            (f"{TRUNK}blocks.{i}.{ib}", f"transformer.resblocks.{i}.{oc}", shape, same) for ib, oc, shape in parts
+        ]
     return table
 
 
@@ -256,13 +272,16 @@ def imagebind_vision(state: dict[str, torch.Tensor], where: object, num_heads: i
     stem, pos = need(STEM + "rgbt_stem.proj.1.weight"), need(STEM + "pos_embedding_helper.pos_embed")
     out_dim = need(HEAD + "2.weight").shape[0]
     if stem.ndim != 5 or stem.shape[1:3] != (3, 2) or stem.shape[3] != stem.shape[4]:
-        raise CheckpointError(f"{where}: ImageBind stem {STEM}rgbt_stem.proj.1.weight has shape {tuple(stem.shape)}, "
-                              "expected a Conv3d (width, 3, 2, p, p)")
+        raise CheckpointError(
+            f"{where}: ImageBind stem {STEM}rgbt_stem.proj.1.weight has shape {tuple(stem.shape)}, "
+            "expected a Conv3d (width, 3, 2, p, p)"
+        )
     width, patch = stem.shape[0], stem.shape[3]
     grid = math.isqrt(max(pos.shape[1] - 1, 0)) if pos.ndim == 3 else 0
     if grid < 1 or pos.shape[1] != grid * grid + 1:
-        raise CheckpointError(f"{where}: ImageBind position embedding has shape {tuple(pos.shape)}, "
-                              "expected (1, 1 + g*g, width)")
+        raise CheckpointError(
+            f"{where}: ImageBind position embedding has shape {tuple(pos.shape)}, expected (1, 1 + g*g, width)"
+        )
     blocks = {int(m.group(1)) for k in vision if (m := re.match(re.escape(TRUNK) + r"blocks\.(\d+)\.", k))}
     layers = max(blocks) + 1 if blocks else 0
     hidden = need(f"{TRUNK}blocks.0.mlp.fc1.weight").shape[0]
@@ -272,14 +291,27 @@ def imagebind_vision(state: dict[str, torch.Tensor], where: object, num_heads: i
     for key, _, shape, _ in table:
         if tuple(need(key).shape) != shape:
             raise CheckpointError(
-                f"{where}: ImageBind tensor {key!r} has shape {tuple(vision[key].shape)}, expected {shape}")
+                f"{where}: ImageBind tensor {key!r} has shape {tuple(vision[key].shape)}, expected {shape}"
+            )
     unexpected = sorted(set(vision) - {key for key, *_ in table})
     if unexpected:
         raise CheckpointError(
-            f"{where}: unexpected ImageBind vision tensor(s) {unexpected[:3]}; not ImageBind's ViT layout")
-    visual = vision_tower({"embed_dim": out_dim, "vision_cfg": {
-        "image_size": grid * patch, "patch_size": patch, "width": width, "layers": layers,
-        "head_width": width // num_heads, "mlp_ratio": hidden / width, "norm_kwargs": {"eps": 1e-6}}})
+            f"{where}: unexpected ImageBind vision tensor(s) {unexpected[:3]}; not ImageBind's ViT layout"
+        )
+    visual = vision_tower(
+        {
+            "embed_dim": out_dim,
+            "vision_cfg": {
+                "image_size": grid * patch,
+                "patch_size": patch,
+                "width": width,
+                "layers": layers,
+                "head_width": width // num_heads,
+                "mlp_ratio": hidden / width,
+                "norm_kwargs": {"eps": 1e-6},
+            },
+        }
+    )
     load_exact(visual, {oc: convert(vision[ib].float()) for ib, oc, _, convert in table}, where)
     return visual
 
@@ -290,13 +322,14 @@ class ImageBindLabeler(VisionTowerLabeler):
     default_checkpoint = "~/.cache/imagebind_checkpoints/imagebind_huge.pth"  # where ImageBind's code puts it
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "cpu", batch_size: int = 8, num_heads: int = 16,
-                        **kwargs):
+    def from_pretrained(cls, path: str | Path, device: str = "cpu", batch_size: int = 8, num_heads: int = 16, **kwargs):
         """Load the vision branch from ``path`` (see the module docstring); CheckpointError in one line."""
         where = Path(path).expanduser()
         if not where.is_file():
-            raise CheckpointError(f"{path}: no such file; {cls.name} reads ImageBind's imagebind_huge.pth "
-                                  f"({IMAGEBIND_URL}, 4.5 GB) or a safetensors file of its tensors")
+            raise CheckpointError(
+                f"{path}: no such file; {cls.name} reads ImageBind's imagebind_huge.pth "
+                f"({IMAGEBIND_URL}, 4.5 GB) or a safetensors file of its tensors"
+            )
         open_clip()
         vision = {k: v for k, v in read_state_dict(where).items() if k.startswith((STEM, TRUNK, HEAD))}
         visual = imagebind_vision(vision, where, num_heads=num_heads)

@@ -54,8 +54,9 @@ class SamInstances(HFLabeler):
     processor_class = "SamProcessor"
     default_checkpoint = "facebook/sam-vit-huge"
 
-    def __init__(self, model, processor, points_per_side: int = 16, min_score: float = 0.8, min_area: float = 0.0005,
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self, model, processor, points_per_side: int = 16, min_score: float = 0.8, min_area: float = 0.0005, **kwargs
+    ):
         super().__init__(model, processor, **kwargs)
         if points_per_side < 1:
             raise ConfigError(f"{self.name}: points_per_side must be >= 1, got {points_per_side}")
@@ -69,7 +70,8 @@ class SamInstances(HFLabeler):
         embeddings = self.model.get_image_embeddings(inputs["pixel_values"])
         out = self.model(image_embeddings=embeddings, input_points=inputs["input_points"], multimask_output=False)
         masks = self.processor.image_processor.post_process_masks(
-            out.pred_masks.cpu(), inputs["original_sizes"].cpu(), inputs["reshaped_input_sizes"].cpu())
+            out.pred_masks.cpu(), inputs["original_sizes"].cpu(), inputs["reshaped_input_sizes"].cpu()
+        )
         scores = out.iou_scores[..., 0].float().cpu().numpy()
         return [self._finish(paint(m[:, 0].numpy(), s, self.min_score, self.min_area)) for m, s in zip(masks, scores)]
 

@@ -1,11 +1,15 @@
-"""One module per modality; importing this package registers them all in ``MODALITIES``."""
+"""One module per modality; importing this package registers them all in ``MODALITIES`` and every stored value
+in ``STORED`` (tokzoo/modalities/base.py says what each declares)."""
 
-from . import (  # noqa: F401  (registration)
-    audio, dense_features, depth, edges, global_features, human_pose, normals, rgb, sam_instances, semseg,
-)
-from .base import MODALITIES, Modality, register_modality
+# isort: off
+# Registration order is the order stored values are listed in (io readers, the browse site's columns).
+from . import rgb, depth, normals, semseg, sam_instances, edges
+from . import crop_settings, dense_features, global_features, stored, human_pose, audio
 
-__all__ = ["MODALITIES", "Modality", "register_modality", "get_modality"]
+# isort: on
+from .base import MODALITIES, STORED, Modality, StoredValue, register_modality, register_stored
+
+__all__ = ["MODALITIES", "STORED", "Modality", "StoredValue", "register_modality", "register_stored", "get_modality"]
 
 
 def get_modality(name: str) -> type[Modality]:

@@ -1,23 +1,76 @@
-"""What every modality declares in one place: raw contract, normalisation, loss, visualiser, default tokenizer."""
+"""What every modality declares in one place: how its raw values are stored and cropped, its metrics, raw contract,
+normalisation, loss, visualiser, default tokenizer.
+
+Two registries, filled by the ``register_*`` decorators where each class is defined:
+
+- ``MODALITIES``: tokenizer modality name -> codec class (``tokenize -m``, the zoo, evaluation, browse);
+- ``STORED``: every name a raw file, folder or tar member carries -> its declaration (tokzoo.io reads files by it,
+  tokzoo.crops crops by it): the modalities stored under their own name, plus the values no tokenizer encodes
+  under that name (stored.py: pose, camera, palette, metadata, boxes; crop_settings.py: crops).
+
+The registry names the parts other packages own by string (an io file format, a crop rule, metric functions), so it
+imports none of them: they read it.
+"""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 import numpy as np
-import torch
 
 from ..errors import DtypeError, InvalidValueError, ShapeError
+from .lazy_torch import torch
+
+# Levels recommended by the FSQ paper (Mentzer et al. 2023, table 1) for a target codebook size: what the modalities'
+# default tokenizers name, and what the quantizers resolve {"type": "fsq", "codebook_size": N} to.
+FSQ_LEVELS = {
+    2**8: [8, 6, 5],
+    2**10: [8, 5, 5, 5],
+    2**12: [7, 5, 5, 5, 5],
+    2**14: [8, 8, 8, 6, 5],
+    2**16: [8, 8, 8, 5, 5, 5],
+}
 
 MODALITIES: dict[str, type["Modality"]] = {}
+STORED: dict[str, type["StoredValue"]] = {}
 
 
-def register_modality(cls: type["Modality"]) -> type["Modality"]:
-    MODALITIES[cls.name] = cls
+def register_stored(cls: type["StoredValue"]) -> type["StoredValue"]:
+    """Class decorator adding a stored value to :data:`STORED` under ``cls.name``."""
+    STORED[cls.name] = cls
     return cls
 
 
-class Modality:
+def register_modality(cls: type["Modality"]) -> type["Modality"]:
+    """Class decorator adding a modality to :data:`MODALITIES`, and to :data:`STORED` unless it is ``stored_as``
+    another value (human_pose reads pose files)."""
+    MODALITIES[cls.name] = cls
+    if cls.stored_as is None:
+        register_stored(cls)
+    return cls
+
+
+class StoredValue:
+    """How one kind of raw value is stored and cropped.
+
+    ``file_format`` picks tokzoo.io's decoder and contract check (tokzoo/io/formats.py ``FORMATS``: ``image``,
+    ``depth``, ``normals``, ``semseg``, ``instances``, ``edges``, ``features``, ``crops``, ``json``, ``pose``,
+    ``camera``, ``audio``); ``extensions`` are the file extensions it is read from; ``written_as`` the one a value
+    computed in memory is written as (pseudo-label; None: the first of ``extensions``); ``crop_rule`` how
+    tokzoo.crops cuts it (``tokzoo.crops.CROP_RULES``: ``bilinear``, ``nearest``, ``any_edge``, ``normals``,
+    ``pose``, ``boxes``, ``camera``, ``unchanged``; None: no crop applies, cropping it is an error).
+    """
+
+    name: ClassVar[str]
+    file_format: ClassVar[str]
+    extensions: ClassVar[tuple[str, ...]]
+    written_as: ClassVar[str | None] = None
+    crop_rule: ClassVar[str | None] = None
+    old_names: ClassVar[tuple[str, ...]] = ()
+    """Names it was stored under before, still read as this one (tokzoo.vocabulary)."""
+
+
+class Modality(StoredValue):
     """A modality's codec between raw values and the model's float tensors.
 
     ``to_model`` validates a raw batch against ``contract`` and returns float32 (B, in_channels, H, W)
@@ -39,7 +92,10 @@ class Modality:
     default_zoo_name: ClassVar[str | None] = None
     """The zoo tokenizer ``tokenize -m NAME`` uses when no zoo name equals the modality's (None: none is a safe guess)."""
     stored_as: ClassVar[str | None] = None
-    """The tokzoo.io modality holding this codec's raw values when its name differs (``pose`` for human_pose)."""
+    """The stored value (``STORED``) holding this codec's raw values when its name differs (``pose`` for human_pose);
+    its file format, extensions and crop rule are then that value's."""
+    metrics: ClassVar[tuple[str, ...]] = ()
+    """Reconstruction metrics (names in tokzoo/tokenizers/evaluation/metrics.py ``FUNCTIONS``), the main one first."""
 
     @property
     def frame_size(self) -> tuple[int, int] | None:
@@ -83,11 +139,15 @@ class Modality:
         """Add a batch axis to one sample; check ndim and dtype. Keeps torch tensors on their device."""
         if isinstance(x, (list, tuple)) and x and all(isinstance(v, (np.ndarray, torch.Tensor)) for v in x):
             if len({tuple(v.shape) for v in x}) > 1:
-                raise ShapeError(f"{self.name} input", f"a list of samples must share one shape, got "
-                                                       f"{sorted({tuple(v.shape) for v in x})}")
+                raise ShapeError(
+                    f"{self.name} input",
+                    f"a list of samples must share one shape, got {sorted({tuple(v.shape) for v in x})}",
+                )
             x = torch.stack([torch.as_tensor(v) for v in x]) if isinstance(x[0], torch.Tensor) else np.stack(x)
         if not isinstance(x, (np.ndarray, torch.Tensor)):
-            raise DtypeError(f"{self.name} input", f"expected {what} as a numpy array or torch tensor, got {type(x).__name__}")
+            raise DtypeError(
+                f"{self.name} input", f"expected {what} as a numpy array or torch tensor, got {type(x).__name__}"
+            )
         if isinstance(x, np.ndarray) and not x.dtype.isnative:  # e.g. big-endian '>f4' from a foreign .npy
             x = x.astype(x.dtype.newbyteorder("="))
         dtype = x.dtype if isinstance(x, np.ndarray) else x.dtype

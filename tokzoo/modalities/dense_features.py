@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import InvalidValueError, ShapeError
-from ..quantizers import FSQ_LEVELS
-from .base import FeatureModality, register_modality, to_tensor
+from .base import FSQ_LEVELS, FeatureModality, register_modality, to_tensor
+from .lazy_torch import F, torch
 
 # zoo name -> (channels, feature grid at 224 px): DINOv2-B/14 and ImageBind-H/14 give 16 x 16 patches,
 # CLIP-B/16 gives 14 x 14.
@@ -25,11 +23,16 @@ class DenseFeatures(FeatureModality):
     the extractors end in their own LayerNorm). Loss: smooth L1 (4M) plus cosine distance per vector."""
 
     name = "dense_features"
-    contract = ("float32/float64 array (h, w, C) or batch (B, h, w, C), channels last: the extractor's patch "
-                "tokens reshaped to their grid (e.g. DINOv2 `x_norm_patchtokens` (h*w, C) -> (h, w, C); drop "
-                "CLS/register tokens). C = normalization.dim (768 DINOv2-B/14, 512 CLIP-B/16, 1280 "
-                "ImageBind-H/14); any h, w. Finite values only, as the extractor returns them. One token per "
-                "feature vector. decode returns float32 (B, h, w, C).")
+    file_format = "features"
+    extensions = (".npy",)
+    metrics = ("cosine", "mae")
+    contract = (
+        "float32/float64 array (h, w, C) or batch (B, h, w, C), channels last: the extractor's patch "
+        "tokens reshaped to their grid (e.g. DINOv2 `x_norm_patchtokens` (h*w, C) -> (h, w, C); drop "
+        "CLS/register tokens). C = normalization.dim (768 DINOv2-B/14, 512 CLIP-B/16, 1280 "
+        "ImageBind-H/14); any h, w. Finite values only, as the extractor returns them. One token per "
+        "feature vector. decode returns float32 (B, h, w, C)."
+    )
     sample_ndim = 3
     croppable = False  # on the extractor's patch grid, computed from its own view of the image
     zoo_names = tuple(DENSE_FEATURES)
@@ -37,16 +40,23 @@ class DenseFeatures(FeatureModality):
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:
         dim, side = DENSE_FEATURES[name]
-        return {"model": dict(PER_POSITION_MODEL), "latent_dim": 32,
-                "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**14]}, "input_size": [side, side],
-                "normalization": {"dim": dim}, "loss": "smooth_l1+cosine"}
+        return {
+            "model": dict(PER_POSITION_MODEL),
+            "latent_dim": 32,
+            "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**14]},
+            "input_size": [side, side],
+            "normalization": {"dim": dim},
+            "loss": "smooth_l1+cosine",
+        }
 
     def to_model(self, x) -> torch.Tensor:
-        features = to_tensor(self.as_batch(x, (np.float32, np.float64, torch.float32, torch.float64),
-                                           "float (h, w, C) feature map")).float()
+        features = to_tensor(
+            self.as_batch(x, (np.float32, np.float64, torch.float32, torch.float64), "float (h, w, C) feature map")
+        ).float()
         if features.shape[-1] != self.in_channels:
-            raise ShapeError(f"{self.name} input", f"expected (h, w, {self.in_channels}) channels last, got "
-                                                   f"{tuple(features.shape)}")
+            raise ShapeError(
+                f"{self.name} input", f"expected (h, w, {self.in_channels}) channels last, got {tuple(features.shape)}"
+            )
         if not bool(torch.isfinite(features).all()):
             raise InvalidValueError(f"{self.name} input", "contains NaN or inf")
         return features.permute(0, 3, 1, 2)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..viz import colorize
 from .base import Modality, register_modality, require_finite_somewhere, to_tensor
+from .lazy_torch import F, torch
 
 
 @register_modality
@@ -21,12 +20,19 @@ class Depth(Modality):
     """
 
     name = "depth"
-    contract = ("float32/float64 array (H, W) or batch (B, H, W), metres of z-depth along the optical axis. "
-                "Invalid pixels: NaN, +-inf, 0 or negative (each sample needs at least one valid pixel). "
-                "Valid depths are clamped to [min_depth, max_depth] (config, default 0.1-100 m) and encoded as "
-                "log-depth in [-1, 1] plus a validity channel. decode returns float32 metres (B, H, W), NaN where "
-                "the decoder predicts invalid. Integer depth PNGs must be converted to metres first "
-                "(tokzoo.io reads them with their scale).")
+    file_format = "depth"
+    extensions = (".png", ".npy")
+    written_as = ".npy"  # float metres stay exact
+    crop_rule = "nearest"
+    metrics = ("abs_rel", "rmse", "valid_accuracy")
+    contract = (
+        "float32/float64 array (H, W) or batch (B, H, W), metres of z-depth along the optical axis. "
+        "Invalid pixels: NaN, +-inf, 0 or negative (each sample needs at least one valid pixel). "
+        "Valid depths are clamped to [min_depth, max_depth] (config, default 0.1-100 m) and encoded as "
+        "log-depth in [-1, 1] plus a validity channel. decode returns float32 metres (B, H, W), NaN where "
+        "the decoder predicts invalid. Integer depth PNGs must be converted to metres first "
+        "(tokzoo.io reads them with their scale)."
+    )
     in_channels = out_channels = 2
     sample_ndim = 2
     zoo_names = ("depth",)
@@ -37,16 +43,22 @@ class Depth(Modality):
 
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:
-        return {"model": {"preset": "conv-small"}, "latent_dim": 32,
-                "quantizer": {"type": "fsq", "levels": [8, 5, 5, 5]}, "input_size": [224, 224], "loss": "smooth_l1"}
+        return {
+            "model": {"preset": "conv-small"},
+            "latent_dim": 32,
+            "quantizer": {"type": "fsq", "levels": [8, 5, 5, 5]},
+            "input_size": [224, 224],
+            "loss": "smooth_l1",
+        }
 
     @property
     def _log_range(self) -> tuple[float, float]:
         return math.log(self.normalization["min_depth"]), math.log(self.normalization["max_depth"])
 
     def to_model(self, x) -> torch.Tensor:
-        depth = to_tensor(self.as_batch(x, (np.float32, np.float64, torch.float32, torch.float64),
-                                        "float metres (H, W)")).float()
+        depth = to_tensor(
+            self.as_batch(x, (np.float32, np.float64, torch.float32, torch.float64), "float metres (H, W)")
+        ).float()
         valid = torch.isfinite(depth) & (depth > 0)
         require_finite_somewhere(valid, self.name)
         low, high = self._log_range

@@ -7,19 +7,33 @@ The batch axis of this modality is *humans*: ``encode(pose)`` takes one image's 
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from ..errors import ConfigError, DtypeError, InvalidValueError, ShapeError
-from ..quantizers import FSQ_LEVELS
 from ..viz import colorize
-from .base import Modality, register_modality
+from .base import FSQ_LEVELS, Modality, register_modality
+from .lazy_torch import F, torch
 
 COCO17_JOINTS = 17
 SMPL_JOINTS = 23  # SMPL body pose without the global orientation
-COCO17_LIMBS = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12), (11, 12),
-                (11, 13), (13, 15), (12, 14), (14, 16))  # fmt: skip
+COCO17_LIMBS = (
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (5, 6),
+    (5, 7),
+    (7, 9),
+    (6, 8),
+    (8, 10),
+    (5, 11),
+    (6, 12),
+    (11, 12),
+    (11, 13),
+    (13, 15),
+    (12, 14),
+    (14, 16),
+)
 ROTATION_TOLERANCE = 0.05  # max |R R^T - I| accepted as a rotation matrix
 
 
@@ -45,7 +59,7 @@ def _human_arrays(pose, skeleton: str, field: str, shape: tuple[int, ...]) -> np
         array = pose.detach().cpu().numpy() if isinstance(pose, torch.Tensor) else pose
         if array.dtype.kind != "f":
             raise DtypeError(source, f"expected float {shape} per human, got dtype {array.dtype}")
-        array = array.astype(np.float64).reshape(-1, *shape) if array.shape[-len(shape):] == shape else array
+        array = array.astype(np.float64).reshape(-1, *shape) if array.shape[-len(shape) :] == shape else array
         if array.ndim != len(shape) + 1 or array.shape[1:] != shape:
             raise ShapeError(source, f"expected {shape} or (N, *{shape}), got {tuple(pose.shape)}")
     else:
@@ -73,17 +87,20 @@ class HumanPose(Modality):
     """
 
     name = "human_pose"
+    metrics = ("keypoint_error", "pck_2px", "visibility_accuracy")
     family = "vector"
     sample_ndim = 1
-    contract = ("ONE image's poses per call (the batch axis is humans). skeleton 'coco17' (zoo human_pose): a dict "
-                "{'skeleton': 'coco17', 'humans': [{'keypoints_2d': [[x, y, v] * 17]}, ...]} (optional 'width', "
-                "'height' of the image in pixels, else normalization.image_size [H, W], default 224 x 224) or a "
-                "float array (N, 17, 3); x, y in pixels (pixel centres at integers), v in {0 not in image, "
-                "1 occluded, 2 visible}; other keys (keypoints_3d, instance_id) are not tokenized. skeleton 'smpl' "
-                "(zoo human_pose_smpl): {'skeleton': 'smpl', 'humans': [{'body_pose': 23 x 3 x 3}]} or a float "
-                "array (N, 23, 3, 3) of SMPL body-joint rotation matrices. encode returns (N_humans, 8). decode "
-                "returns the pose dict: coco17 keypoints in pixels of normalization.image_size (with 'width', "
-                "'height'), integer v, [0, 0, 0] where v = 0; smpl matrices projected to the nearest rotations.")
+    contract = (
+        "ONE image's poses per call (the batch axis is humans). skeleton 'coco17' (zoo human_pose): a dict "
+        "{'skeleton': 'coco17', 'humans': [{'keypoints_2d': [[x, y, v] * 17]}, ...]} (optional 'width', "
+        "'height' of the image in pixels, else normalization.image_size [H, W], default 224 x 224) or a "
+        "float array (N, 17, 3); x, y in pixels (pixel centres at integers), v in {0 not in image, "
+        "1 occluded, 2 visible}; other keys (keypoints_3d, instance_id) are not tokenized. skeleton 'smpl' "
+        "(zoo human_pose_smpl): {'skeleton': 'smpl', 'humans': [{'body_pose': 23 x 3 x 3}]} or a float "
+        "array (N, 23, 3, 3) of SMPL body-joint rotation matrices. encode returns (N_humans, 8). decode "
+        "returns the pose dict: coco17 keypoints in pixels of normalization.image_size (with 'width', "
+        "'height'), integer v, [0, 0, 0] where v = 0; smpl matrices projected to the nearest rotations."
+    )
     zoo_names = ("human_pose", "human_pose_smpl")
     stored_as = "pose"
     batch_is_samples = False
@@ -120,8 +137,14 @@ class HumanPose(Modality):
         skeleton = "smpl" if name == "human_pose_smpl" else "coco17"
         normalization = {**cls.default_normalization(), "skeleton": skeleton}
         channels = COCO17_JOINTS * 3 if skeleton == "coco17" else SMPL_JOINTS * 9
-        return {"model": {"preset": "mlp-small"}, "latent_dim": 32, "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**10]},
-                "input_size": [channels], "normalization": normalization, "loss": "smooth_l1"}
+        return {
+            "model": {"preset": "mlp-small"},
+            "latent_dim": 32,
+            "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**10]},
+            "input_size": [channels],
+            "normalization": normalization,
+            "loss": "smooth_l1",
+        }
 
     def _image_size(self, pose) -> np.ndarray:
         """(width, height) of the pixel frame of ``pose``."""
@@ -129,7 +152,9 @@ class HumanPose(Modality):
         if isinstance(pose, dict):
             width, height = pose.get("width", width), pose.get("height", height)
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (width, height)):
-            raise InvalidValueError("human_pose input", f"width and height must be positive numbers, got {width!r}, {height!r}")
+            raise InvalidValueError(
+                "human_pose input", f"width and height must be positive numbers, got {width!r}, {height!r}"
+            )
         return np.array([width, height], np.float64)
 
     def to_model(self, x) -> torch.Tensor:
@@ -137,8 +162,11 @@ class HumanPose(Modality):
             rotations = _human_arrays(x, "smpl", "body_pose", (SMPL_JOINTS, 3, 3))
             error = np.abs(rotations @ rotations.swapaxes(-1, -2) - np.eye(3)).max(initial=0)
             if error > ROTATION_TOLERANCE:
-                raise InvalidValueError("human_pose input", f"body_pose entries are not rotation matrices (|R R^T - I| "
-                                                            f"up to {error:.3g}); convert axis-angle first")
+                raise InvalidValueError(
+                    "human_pose input",
+                    f"body_pose entries are not rotation matrices (|R R^T - I| "
+                    f"up to {error:.3g}); convert axis-angle first",
+                )
             return torch.from_numpy(rotations.reshape(len(rotations), self.in_channels)).float()
         keypoints = _human_arrays(x, "coco17", "keypoints_2d", (COCO17_JOINTS, 3))
         visibility = keypoints[..., 2]
@@ -159,8 +187,10 @@ class HumanPose(Modality):
         visibility = np.clip(np.rint(keypoints[..., 2] + 1), 0, 2)
         xy = (keypoints[..., :2] + 1) / 2 * np.array([width, height]) - 0.5
         xy[visibility == 0] = 0
-        humans = [{"keypoints_2d": [[float(x), float(y), int(v)] for (x, y), v in zip(h_xy, h_v)]}
-                  for h_xy, h_v in zip(xy, visibility)]
+        humans = [
+            {"keypoints_2d": [[float(x), float(y), int(v)] for (x, y), v in zip(h_xy, h_v)]}
+            for h_xy, h_v in zip(xy, visibility)
+        ]
         return {"skeleton": "coco17", "width": width, "height": height, "humans": humans}
 
     def loss(self, prediction, target):

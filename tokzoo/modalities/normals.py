@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import InvalidValueError, ShapeError
-from ..quantizers import FSQ_LEVELS
-from .base import Modality, register_modality, require_finite_somewhere, to_tensor
-
-FLOATS = (np.float32, np.float64, torch.float32, torch.float64)
+from .base import FSQ_LEVELS, Modality, register_modality, require_finite_somewhere, to_tensor
+from .lazy_torch import F, torch
 
 
 @register_modality
@@ -18,13 +14,20 @@ class Normals(Modality):
     """Unit normals as xyz in [-1, 1] plus a validity channel; decode renormalises to unit length."""
 
     name = "normals"
-    contract = ("float32/float64 array (H, W, 3) or batch (B, H, W, 3): unit vectors in the camera frame, OpenCV "
-                "axes (x right, y down, z forward; a surface seen head-on has z < 0). Invalid pixels: NaN (a pixel "
-                "with any non-finite channel counts as invalid; each sample needs one valid pixel). Valid vectors "
-                "must have norm 1 +- 0.05 (PNG-encoded normals in [0, 1] or [0, 255] must first be mapped with "
-                "2 x - 1 and renormalised) and are renormalised. Encoded as xyz in [-1, 1] plus a validity channel. "
-                "decode returns float32 (B, H, W, 3) unit vectors, NaN where the decoder predicts invalid. A "
-                "horizontal flip must negate x (tokzoo.crops does).")
+    file_format = "normals"
+    extensions = (".png", ".npy")
+    written_as = ".npy"
+    crop_rule = "normals"
+    metrics = ("angular_error",)
+    contract = (
+        "float32/float64 array (H, W, 3) or batch (B, H, W, 3): unit vectors in the camera frame, OpenCV "
+        "axes (x right, y down, z forward; a surface seen head-on has z < 0). Invalid pixels: NaN (a pixel "
+        "with any non-finite channel counts as invalid; each sample needs one valid pixel). Valid vectors "
+        "must have norm 1 +- 0.05 (PNG-encoded normals in [0, 1] or [0, 255] must first be mapped with "
+        "2 x - 1 and renormalised) and are renormalised. Encoded as xyz in [-1, 1] plus a validity channel. "
+        "decode returns float32 (B, H, W, 3) unit vectors, NaN where the decoder predicts invalid. A "
+        "horizontal flip must negate x (tokzoo.crops does)."
+    )
     in_channels = out_channels = 4
     sample_ndim = 3
     zoo_names = ("normals",)
@@ -32,19 +35,29 @@ class Normals(Modality):
 
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:
-        return {"model": {"preset": "conv-small"}, "latent_dim": 32, "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**12]},
-                "input_size": [224, 224], "loss": "mse"}
+        return {
+            "model": {"preset": "conv-small"},
+            "latent_dim": 32,
+            "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**12]},
+            "input_size": [224, 224],
+            "loss": "mse",
+        }
 
     def to_model(self, x) -> torch.Tensor:
-        normals = to_tensor(self.as_batch(x, FLOATS, "float (H, W, 3) unit normals")).float()
+        normals = to_tensor(
+            self.as_batch(x, (np.float32, np.float64, torch.float32, torch.float64), "float (H, W, 3) unit normals")
+        ).float()
         if normals.shape[-1] != 3:
             raise ShapeError(f"{self.name} input", f"expected 3 channels last, got shape {tuple(normals.shape)}")
         valid = torch.isfinite(normals).all(dim=-1)
         require_finite_somewhere(valid, self.name)
         norms = torch.linalg.vector_norm(normals.where(valid[..., None], torch.zeros_like(normals)), dim=-1)[valid]
         if bool(((norms - 1).abs() > self.norm_tolerance).any()):
-            raise InvalidValueError(f"{self.name} input", f"vectors are not unit length (norms {float(norms.min()):.3g}.."
-                                    f"{float(norms.max()):.3g}); map PNG-encoded normals with 2 x - 1 and renormalise")
+            raise InvalidValueError(
+                f"{self.name} input",
+                f"vectors are not unit length (norms {float(norms.min()):.3g}.."
+                f"{float(norms.max()):.3g}); map PNG-encoded normals with 2 x - 1 and renormalise",
+            )
         unit = torch.where(valid[..., None], normals / torch.linalg.vector_norm(normals, dim=-1, keepdim=True), 0.0)
         return torch.cat([unit, valid[..., None].float() * 2 - 1], dim=-1).permute(0, 3, 1, 2)
 

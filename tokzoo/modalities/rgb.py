@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..errors import ShapeError
 from .base import Modality, register_modality, to_tensor
+from .lazy_torch import torch
 
 
 @register_modality
 class RGB(Modality):
     name = "rgb"
-    contract = ("uint8 array (H, W, 3) or batch (B, H, W, 3), values 0..255, sRGB, channels last. "
-                "H and W divisible by the model's downsampling (16 for the zoo tokenizer). "
-                "Normalised inside to [-1, 1] (x / 127.5 - 1). decode returns the same dtype and layout.")
+    file_format = "image"
+    extensions = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+    written_as = ".png"
+    crop_rule = "bilinear"
+    metrics = ("psnr", "ssim", "mae")
+    contract = (
+        "uint8 array (H, W, 3) or batch (B, H, W, 3), values 0..255, sRGB, channels last. "
+        "H and W divisible by the model's downsampling (16 for the zoo tokenizer). "
+        "Normalised inside to [-1, 1] (x / 127.5 - 1). decode returns the same dtype and layout."
+    )
     in_channels = out_channels = 3
     sample_ndim = 3
     zoo_names = ("rgb", "rgb_128")
@@ -22,10 +29,20 @@ class RGB(Modality):
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:
         if name == "rgb_128":  # 128 px -> 16 x 16 = 256 tokens of 1000 codes (recipes/rgb_128.yaml)
-            return {"model": {"preset": "conv-tiny"}, "latent_dim": 32,
-                    "quantizer": {"type": "fsq", "levels": [8, 5, 5, 5]}, "input_size": [128, 128], "loss": "mse"}
-        return {"model": {"preset": "conv-small"}, "latent_dim": 32,
-                "quantizer": {"type": "fsq", "levels": [8, 8, 8, 6, 5]}, "input_size": [224, 224], "loss": "mse"}
+            return {
+                "model": {"preset": "conv-tiny"},
+                "latent_dim": 32,
+                "quantizer": {"type": "fsq", "levels": [8, 5, 5, 5]},
+                "input_size": [128, 128],
+                "loss": "mse",
+            }
+        return {
+            "model": {"preset": "conv-small"},
+            "latent_dim": 32,
+            "quantizer": {"type": "fsq", "levels": [8, 8, 8, 6, 5]},
+            "input_size": [224, 224],
+            "loss": "mse",
+        }
 
     def to_model(self, x) -> torch.Tensor:
         x = to_tensor(self.as_batch(x, (np.uint8, torch.uint8), "uint8 (H, W, 3) RGB"))

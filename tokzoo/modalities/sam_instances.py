@@ -11,13 +11,11 @@ returns (N_instances, 16) ids. Boxes and ids are not tokens; get them from :func
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import DtypeError, InvalidValueError, ShapeError
-from ..quantizers import FSQ_LEVELS
 from ..viz import label_colors
-from .base import Modality, register_modality, to_tensor
+from .base import FSQ_LEVELS, Modality, register_modality, to_tensor
+from .lazy_torch import F, torch
 
 MASK_SIZE = 64
 MIN_AREA_FRACTION = 0.0005  # 4M drops instances under 0.05% of the image
@@ -27,8 +25,9 @@ FRAME_SIZE = (224, 224)
 
 def _resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """bool (h, w) -> bool (height, width): bilinear coverage (antialiased when shrinking) >= 0.5."""
-    resized = F.interpolate(mask[None, None].float(), size=(height, width), mode="bilinear", antialias=True,
-                            align_corners=False)
+    resized = F.interpolate(
+        mask[None, None].float(), size=(height, width), mode="bilinear", antialias=True, align_corners=False
+    )
     return resized[0, 0] >= 0.5
 
 
@@ -41,8 +40,9 @@ def _masks_of(value) -> tuple[torch.Tensor, np.ndarray]:
             raise ShapeError("sam_instances input", "masks of a list must all have the same (H, W)")
         value = torch.stack([to_tensor(m).cpu() for m in value]) if value else torch.zeros((0, 0, 0), dtype=torch.bool)
     if not isinstance(value, (np.ndarray, torch.Tensor)):
-        raise DtypeError("sam_instances input", f"expected a uint16 (H, W) instance map or boolean masks, got "
-                                                f"{type(value).__name__}")
+        raise DtypeError(
+            "sam_instances input", f"expected a uint16 (H, W) instance map or boolean masks, got {type(value).__name__}"
+        )
     value = to_tensor(value).cpu()
     if value.dtype == torch.bool:
         if value.ndim != 3:
@@ -51,8 +51,11 @@ def _masks_of(value) -> tuple[torch.Tensor, np.ndarray]:
     if value.dtype.is_floating_point or value.dtype.is_complex:
         raise DtypeError("sam_instances input", f"expected an integer instance map or boolean masks, got {value.dtype}")
     if value.ndim != 2:
-        raise ShapeError("sam_instances input", f"expected one uint16 (H, W) instance map (the batch axis is instances: "
-                                                f"one image per call), got shape {tuple(value.shape)}")
+        raise ShapeError(
+            "sam_instances input",
+            f"expected one uint16 (H, W) instance map (the batch axis is instances: "
+            f"one image per call), got shape {tuple(value.shape)}",
+        )
     value = value.long()
     if bool((value < 0).any()):
         raise InvalidValueError("sam_instances input", "instance ids must be >= 0 (0 = no instance)")
@@ -94,7 +97,9 @@ def paste_instances(masks, boxes, height: int, width: int, ids=None) -> np.ndarr
     """
     masks, boxes = np.asarray(masks, bool), np.asarray(boxes, np.int64)
     if masks.ndim != 3 or boxes.shape != (len(masks), 4):
-        raise ShapeError("paste_instances", f"expected masks (N, h, w) and boxes (N, 4), got {masks.shape}, {boxes.shape}")
+        raise ShapeError(
+            "paste_instances", f"expected masks (N, h, w) and boxes (N, 4), got {masks.shape}, {boxes.shape}"
+        )
     ids = np.arange(1, len(masks) + 1) if ids is None else np.asarray(ids)
     if ids.shape != (len(masks),):
         raise ShapeError("paste_instances", f"expected {len(masks)} ids, got shape {ids.shape}")
@@ -112,12 +117,19 @@ class SAMInstances(Modality):
     """Per-instance masks cropped to their boxes at 64 x 64, encoded as {-1, 1}; loss BCE on mask logits."""
 
     name = "sam_instances"
-    contract = ("ONE image's instances per call (the batch axis is instances): a uint16 (H, W) instance map "
-                "(0 = no instance; other integer dtypes with ids >= 0 are accepted) or boolean masks (N, H, W) / "
-                "a list of (H, W) masks. Each instance is cropped to its box and resized to 64 x 64; instances "
-                "under 0.05% of the image are dropped. encode returns (N_kept, 16); crop_instances(value) in "
-                "tokzoo.modalities.sam_instances gives the same instances' masks, boxes (x0, y0, x1, y1) and ids. "
-                "decode returns bool (N, 64, 64) masks; paste_instances(masks, boxes, H, W, ids) rebuilds a map.")
+    old_names = ("instances",)  # what pseudo-label wrote before the rename
+    file_format = "instances"
+    extensions = (".png", ".npy")
+    crop_rule = "nearest"
+    metrics = ("mask_iou",)  # on the 64 x 64 per-instance crops (the tokens' own frame)
+    contract = (
+        "ONE image's instances per call (the batch axis is instances): a uint16 (H, W) instance map "
+        "(0 = no instance; other integer dtypes with ids >= 0 are accepted) or boolean masks (N, H, W) / "
+        "a list of (H, W) masks. Each instance is cropped to its box and resized to 64 x 64; instances "
+        "under 0.05% of the image are dropped. encode returns (N_kept, 16); crop_instances(value) in "
+        "tokzoo.modalities.sam_instances gives the same instances' masks, boxes (x0, y0, x1, y1) and ids. "
+        "decode returns bool (N, 64, 64) masks; paste_instances(masks, boxes, H, W, ids) rebuilds a map."
+    )
     in_channels = out_channels = 1
     sample_ndim = 2
     zoo_names = ("sam_instances",)
@@ -128,8 +140,13 @@ class SAMInstances(Modality):
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:
         # conv-small downsamples 16: 64 x 64 -> 4 x 4 = 16 tokens per instance, as in 4M.
-        return {"model": {"preset": "conv-small"}, "latent_dim": 32,
-                "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**10]}, "input_size": [MASK_SIZE, MASK_SIZE], "loss": "bce"}
+        return {
+            "model": {"preset": "conv-small"},
+            "latent_dim": 32,
+            "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**10]},
+            "input_size": [MASK_SIZE, MASK_SIZE],
+            "loss": "bce",
+        }
 
     def to_model(self, x) -> torch.Tensor:
         masks = crop_instances(x)[0]

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError, InvalidValueError
-from ..quantizers import FSQ_LEVELS
 from ..viz import label_colors
-from .base import Modality, register_modality, to_tensor
+from .base import FSQ_LEVELS, Modality, register_modality, to_tensor
+from .lazy_torch import F, torch
 
 IGNORE = 255
 
@@ -20,10 +18,16 @@ class Semseg(Modality):
     to 64 channels, which is the same linear map). Channel ``num_classes`` marks ignore pixels."""
 
     name = "semseg"
-    contract = ("uint8 array (H, W) or batch (B, H, W) of class ids 0..K-1 (K = normalization.num_classes, "
-                "default 133 COCO-panoptic classes, at most 255); 255 = ignore (unlabelled). Resample with nearest "
-                "neighbour only. Encoded as K one-hot channels plus an ignore channel. decode returns uint8 "
-                "(B, H, W) holding valid class ids 0..K-1 only (argmax of K logits; never 255).")
+    file_format = "semseg"
+    extensions = (".png", ".npy")
+    crop_rule = "nearest"
+    metrics = ("miou",)
+    contract = (
+        "uint8 array (H, W) or batch (B, H, W) of class ids 0..K-1 (K = normalization.num_classes, "
+        "default 133 COCO-panoptic classes, at most 255); 255 = ignore (unlabelled). Resample with nearest "
+        "neighbour only. Encoded as K one-hot channels plus an ignore channel. decode returns uint8 "
+        "(B, H, W) holding valid class ids 0..K-1 only (argmax of K logits; never 255)."
+    )
     sample_ndim = 2
     zoo_names = ("semseg",)
 
@@ -51,15 +55,24 @@ class Semseg(Modality):
 
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:
-        return {"model": {"preset": "conv-small"}, "latent_dim": 32, "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**12]},
-                "input_size": [224, 224], "normalization": cls.default_normalization(), "loss": "cross_entropy"}
+        return {
+            "model": {"preset": "conv-small"},
+            "latent_dim": 32,
+            "quantizer": {"type": "fsq", "levels": FSQ_LEVELS[2**12]},
+            "input_size": [224, 224],
+            "normalization": cls.default_normalization(),
+            "loss": "cross_entropy",
+        }
 
     def to_model(self, x) -> torch.Tensor:
         ids = to_tensor(self.as_batch(x, (np.uint8, torch.uint8), "uint8 (H, W) class ids")).long()
         bad = (ids >= self.num_classes) & (ids != IGNORE)
         if bool(bad.any()):
-            raise InvalidValueError(f"{self.name} input", f"class id(s) {sorted(ids[bad].unique().tolist())[:8]} are not in "
-                                    f"0..{self.num_classes - 1} or {IGNORE} (ignore)")
+            raise InvalidValueError(
+                f"{self.name} input",
+                f"class id(s) {sorted(ids[bad].unique().tolist())[:8]} are not in "
+                f"0..{self.num_classes - 1} or {IGNORE} (ignore)",
+            )
         ids = torch.where(ids == IGNORE, self.num_classes, ids)
         return F.one_hot(ids, self.num_classes + 1).permute(0, 3, 1, 2).float()
 

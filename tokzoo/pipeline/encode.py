@@ -7,7 +7,7 @@ import numpy as np
 from tokzoo.errors import TokzooError
 from tokzoo.indices import to_storage
 
-from .manifest import ModalitySpec
+from .modalities import RunModality
 from .worker import Prepared
 
 
@@ -26,7 +26,7 @@ def set_codec(tokenizer):
     return codec if codec is not None and not codec.batch_is_samples and normalised else None
 
 
-def encode_batch(spec: ModalitySpec, samples: list[Prepared]) -> list[np.ndarray | str]:
+def encode_batch(spec: RunModality, samples: list[Prepared]) -> list[np.ndarray | str]:
     """Per sample: tokens (n_crops, *token_shape) in the smallest safe dtype, or the error message.
 
     Crops arrive stacked (n_crops, ...) and normalised when the modality has a :func:`worker_codec`, as
@@ -52,7 +52,7 @@ def encode_batch(spec: ModalitySpec, samples: list[Prepared]) -> list[np.ndarray
     return list(tokens.reshape(len(samples), -1, *tokens.shape[1:]))
 
 
-def encode_items(spec: ModalitySpec, samples: list[Prepared]) -> list[np.ndarray | str]:
+def encode_items(spec: RunModality, samples: list[Prepared]) -> list[np.ndarray | str]:
     """Set-valued modalities: per sample, tokens (n_crops, N_max, *item_shape) in ``spec.dtype``, or the error.
 
     Crop c of a sample holds N_c >= 0 items; N_max is the sample's largest N_c (0 when no crop has any), rows
@@ -69,8 +69,11 @@ def encode_items(spec: ModalitySpec, samples: list[Prepared]) -> list[np.ndarray
         else:
             counts = [len(crop) for crop in crops]
             rows = [crop for crop in crops if len(crop)]
-            ids = (to_storage(tok.encode_normalized(np.concatenate(rows)), tok.vocab_size) if rows
-                   else np.zeros((0, *item_shape), spec.dtype))
+            ids = (
+                to_storage(tok.encode_normalized(np.concatenate(rows)), tok.vocab_size)
+                if rows
+                else np.zeros((0, *item_shape), spec.dtype)
+            )
             per_crop = np.split(ids, np.cumsum(counts)[:-1])
     except TokzooError as error:
         if len(samples) == 1:
@@ -78,14 +81,14 @@ def encode_items(spec: ModalitySpec, samples: list[Prepared]) -> list[np.ndarray
         return [result for sample in samples for result in encode_items(spec, [sample])]
     results, start = [], 0
     for sample in samples:
-        mine = per_crop[start:start + len(sample.values[spec.stored])]
+        mine = per_crop[start : start + len(sample.values[spec.stored])]
         start += len(mine)
         tokens = np.full((len(mine), max(len(c) for c in mine), *item_shape), spec.pad_id, spec.dtype)
         for c, crop in enumerate(mine):
-            tokens[c, :len(crop)] = crop
+            tokens[c, : len(crop)] = crop
         results.append(tokens)
     return results
 
 
-def _failure(spec: ModalitySpec, sample: Prepared, error: TokzooError) -> str:
+def _failure(spec: RunModality, sample: Prepared, error: TokzooError) -> str:
     return f"{spec.modality}: {sample.sources.get(spec.stored, sample.key)}: {error}"

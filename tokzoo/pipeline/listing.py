@@ -8,41 +8,44 @@ from pathlib import Path
 
 import numpy as np
 
-from tokzoo.errors import ConfigError
 from tokzoo.indices import unpad
-
-from .layout import complete_shards, read_json, read_manifest, read_npy_tar, read_table, table_path, tar_path
-from .state import read_stats
-
-LABELLED = ".pseudo-label"
-"""The status folder ``tokzoo pseudo-label`` writes beside its shards (tokzoo.labelers.job.STATUS)."""
-
-
-def require_manifest(out: Path) -> dict:
-    manifest = read_manifest(out)
-    if manifest is None:
-        raise ConfigError(f"{out}: no manifest.json; not a token dataset written by `tokzoo tokenize` "
-                          f"(nor a labelled one: no {LABELLED}/manifest.json)")
-    return manifest
+from tokzoo.tokens.layout import (
+    LABELLED,
+    MANIFEST,
+    complete_shards,
+    read_json,
+    read_manifest,
+    read_npy_tar,
+    read_stats,
+    read_table,
+    require_manifest,
+    table_path,
+    table_paths,
+    tar_path,
+)
 
 
 def inspect_lines(out: Path, samples: int = 3, failures: int = 5) -> list[str]:
     """The manifest (without tokenizer configs), per-modality counts and failures, a few samples' tokens; for
     ``tokzoo pseudo-label`` output, :func:`labelled_lines`."""
-    if read_manifest(out) is None and (Path(out) / LABELLED / "manifest.json").is_file():
+    if read_manifest(out) is None and (Path(out) / LABELLED / MANIFEST).is_file():
         return labelled_lines(Path(out), samples, failures)
     manifest = require_manifest(out)
-    short = {**manifest, "modalities": {m: {k: v for k, v in e.items() if k != "config"}
-                                        for m, e in manifest["modalities"].items()}}
+    short = {
+        **manifest,
+        "modalities": {m: {k: v for k, v in e.items() if k != "config"} for m, e in manifest["modalities"].items()},
+    }
     lines = ["manifest:", *("  " + line for line in json.dumps(short, indent=2, sort_keys=True).splitlines())]
     for modality, entry in manifest["modalities"].items():
         shards = complete_shards(out, modality)
         stats = [read_stats(out, modality, i) for i in shards]
         ok, failed = sum(s["ok"] for s in stats), sum(s["failed"] for s in stats)
         label = " UNTRAINED" if entry["untrained"] else ""
-        lines.append(f"{modality}: {len(shards)} complete shards, ok {ok}, failed {failed}, tokens "
-                     f"{_shape_text(entry)} {entry['dtype']} per crop{_items_text(entry)}, "
-                     f"vocab {entry['vocab_size']}, tokenizer {entry['name']}{label}")
+        lines.append(
+            f"{modality}: {len(shards)} complete shards, ok {ok}, failed {failed}, tokens "
+            f"{_shape_text(entry)} {entry['dtype']} per crop{_items_text(entry)}, "
+            f"vocab {entry['vocab_size']}, tokenizer {entry['name']}{label}"
+        )
         bad = [r for i in shards for r in read_table(table_path(out, modality, i)) if r["status"] == "failed"]
         lines += [f"  failed {r['key']}: {r['error']}" for r in bad[:failures]]
         if len(bad) > failures:
@@ -63,8 +66,11 @@ def _shape_text(entry: dict) -> str:
 
 
 def _items_text(entry: dict) -> str:
-    return (f" (N items, 0 or more; crops padded to the sample's largest N with id {entry['pad_id']})"
-            if entry.get("items") else "")
+    return (
+        f" (N items, 0 or more; crops padded to the sample's largest N with id {entry['pad_id']})"
+        if entry.get("items")
+        else ""
+    )
 
 
 def _first(out: Path, modality: str, shards: list[int], n: int) -> list[tuple[str, np.ndarray]]:
@@ -84,10 +90,12 @@ def labelled_lines(out: Path, samples: int = 3, failures: int = 5) -> list[str]:
     from tokzoo.io.tarwalk import BLOCK, walk_tar
 
     status = out / LABELLED
-    manifest = read_json(status / "manifest.json", "pass --overwrite to pseudo-label again")
-    lines = ["labelled (tokzoo pseudo-label) manifest:",
-             *("  " + line for line in json.dumps(manifest, indent=2, sort_keys=True).splitlines())]
-    bad = [r for path in sorted(status.glob("shard-*.samples.jsonl")) for r in read_table(path) if r["status"] == "failed"]
+    manifest = read_json(status / MANIFEST, "pass --overwrite to pseudo-label again")
+    lines = [
+        "labelled (tokzoo pseudo-label) manifest:",
+        *("  " + line for line in json.dumps(manifest, indent=2, sort_keys=True).splitlines()),
+    ]
+    bad = [r for path in table_paths(out, LABELLED) for r in read_table(path) if r["status"] == "failed"]
     lines += [f"  failed {r['key']}: {r['error']}" for r in bad[:failures]]
     if len(bad) > failures:
         lines.append(f"  ... {len(bad) - failures} more in {status}/*.samples.jsonl")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +10,21 @@ from tokzoo.crops import apply_crop
 from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.indices import check_ids, unpad
 from tokzoo.io import decode_sample
-from tokzoo.tokenizer import Tokenizer
+from tokzoo.tokenizers.base import Tokenizer
+from tokzoo.tokens.layout import (
+    CROPS,
+    complete_shards,
+    read_npy_tar,
+    read_table,
+    require_manifest,
+    table_path,
+    tar_path,
+)
+from tokzoo.tokens.sources import open_input
+from tokzoo.tokens.tokenizer import entry_tokenizer
 from tokzoo.viz import labelled_grid  # noqa: F401  (moved to tokzoo.viz; cli/demo.py imports it from here)
-from tokzoo.zoo import load_tokenizer
 
-from .layout import CROPS, complete_shards, read_npy_tar, read_table, table_path, tar_path
-from .listing import inspect_lines, require_manifest  # noqa: F401  (inspect_lines: where callers look for it)
-from .plan import open_input
+from .listing import inspect_lines  # noqa: F401  (where callers look for it)
 
 
 def find_key(out: Path, modality: str, key: str) -> int:
@@ -35,20 +42,6 @@ def _member(path: Path, key: str) -> np.ndarray:
     return next(array for k, array in read_npy_tar(path) if k == key)
 
 
-def run_tokenizer(entry: dict) -> Tokenizer:
-    """The tokenizer a manifest entry names, checked against its recorded content hash."""
-    return _checked_tokenizer(entry["tokenizer"], entry["untrained"], entry["content_hash"])
-
-
-@lru_cache(maxsize=8)
-def _checked_tokenizer(reference: str, untrained: bool, content_hash: str) -> Tokenizer:
-    tok = load_tokenizer(reference, untrained_ok=untrained)
-    if tok.content_hash() != content_hash:
-        raise ConfigError(f"tokenizer {reference!r} changed since the tokens were written "
-                          f"(hash {tok.content_hash()[:12]}, manifest {content_hash[:12]})")
-    return tok
-
-
 def source_crop(entry: dict, modality: str, key: str, crop_row: np.ndarray):
     """The sample's ``modality`` value cut by ``crop_row`` as the pipeline did, or None when the source is gone."""
     try:
@@ -61,11 +54,16 @@ def source_crop(entry: dict, modality: str, key: str, crop_row: np.ndarray):
     if modality not in sample.values:
         return None
     size = entry["size"]
-    return apply_crop({modality: sample.values[modality]}, crop_row, tuple(size))[modality] if size else sample.values[modality]
+    return (
+        apply_crop({modality: sample.values[modality]}, crop_row, tuple(size))[modality]
+        if size
+        else sample.values[modality]
+    )
 
 
-def items_reconstruction(tok: Tokenizer, items: np.ndarray, source, size: tuple[int, int] | None,
-                         notes: list[str], leading: bool = False) -> tuple[np.ndarray, object]:
+def items_reconstruction(
+    tok: Tokenizer, items: np.ndarray, source, size: tuple[int, int] | None, notes: list[str], leading: bool = False
+) -> tuple[np.ndarray, object]:
     """Picture and decoded value of one crop's items (N, *item_shape), pad rows already dropped.
 
     human_pose: the decoded pose dict, its keypoints moved from the codec's frame to the crop's ``size``.
@@ -78,17 +76,23 @@ def items_reconstruction(tok: Tokenizer, items: np.ndarray, source, size: tuple[
 
     codec, decoded = tok.codec, tok.decode(items)
     if codec.name == "sam_instances":
-        boxes, ids = crop_instances(source, len(decoded) if leading else None)[1:] if source is not None else (None, None)
+        boxes, ids = (
+            crop_instances(source, len(decoded) if leading else None)[1:] if source is not None else (None, None)
+        )
         if boxes is not None and len(boxes) == len(decoded):
             return codec.visualize(paste_instances(decoded, boxes, *np.shape(source)[:2], ids)), decoded
-        notes.append(f"{codec.name}: instance boxes are not tokens and the source crop is unavailable: "
-                     f"{len(decoded)} decoded 64x64 masks shown side by side")
+        notes.append(
+            f"{codec.name}: instance boxes are not tokens and the source crop is unavailable: "
+            f"{len(decoded)} decoded 64x64 masks shown side by side"
+        )
         return codec.visualize(decoded), decoded
     if isinstance(decoded, dict) and decoded.get("skeleton") == "coco17" and size:
         scale = np.array([size[1] / decoded["width"], size[0] / decoded["height"]])
         for human in decoded["humans"]:
-            human["keypoints_2d"] = [[*((np.array([x, y]) + 0.5) * scale - 0.5).tolist(), v] if v else [0.0, 0.0, 0]
-                                     for x, y, v in human["keypoints_2d"]]
+            human["keypoints_2d"] = [
+                [*((np.array([x, y]) + 0.5) * scale - 0.5).tolist(), v] if v else [0.0, 0.0, 0]
+                for x, y, v in human["keypoints_2d"]
+            ]
         decoded.update(width=size[1], height=size[0])
     return codec.visualize(decoded), decoded
 
@@ -106,7 +110,7 @@ def show_pairs(out: Path, key: str) -> tuple[list[tuple[str, np.ndarray, np.ndar
         check_ids(tokens, entry["vocab_size"] + bool(entry.get("items")), f"{tar_path(out, modality, index)}:{key}.npy")
         crop = _member(tar_path(out, CROPS, index), key)[0]
         try:
-            tok = run_tokenizer(entry)
+            tok = entry_tokenizer(entry)
         except TokzooError as error:
             notes.append(f"{modality}: skipped, {error}")
             continue
@@ -128,8 +132,10 @@ def show_pairs(out: Path, key: str) -> tuple[list[tuple[str, np.ndarray, np.ndar
             notes.append(f"{modality}: source {entry['input']} not available")
         picture = codec.visualize(source) if source is not None else np.full_like(reconstruction, 128)
         pairs.append((modality, picture, reconstruction))
-        notes.append(f"{modality}: source crop | reconstruction by {entry['name']}"
-                     + (" (UNTRAINED)" if entry["untrained"] else ""))
+        notes.append(
+            f"{modality}: source crop | reconstruction by {entry['name']}"
+            + (" (UNTRAINED)" if entry["untrained"] else "")
+        )
     return pairs, notes
 
 

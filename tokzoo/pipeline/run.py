@@ -5,8 +5,9 @@
 3. Stream input shard after input shard: worker processes decode and crop samples (stored crops
    reused), the main process encodes them in input-order batches (a refused batch is retried
    sample by sample, so only the bad samples fail), each finished shard is committed atomically. Shards already complete for every requested modality are skipped.
-   That step is the engine's (``engine="local"``: :func:`run_local`, here; ``"ray"``: :mod:`tokzoo.scale`, across
-   a cluster): it gets a :class:`ShardWork` and must hand every shard to the same builder and writer.
+   That step is the engine's, handed in by the caller (:class:`~tokzoo.pipeline.engine.LocalEngine` by default;
+   ``tokzoo.scale.RayEngine`` across a cluster): it gets a :class:`ShardWork` and must hand every shard to the same
+   builder and writer.
 4. Finish the manifest with counts; return the summary.
 """
 
@@ -14,12 +15,9 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
-
-from tqdm import tqdm
 
 from tokzoo.errors import ConfigError, InputError
 from tokzoo.failures import reasons_text
@@ -27,19 +25,18 @@ from tokzoo.io.readers import holds_nothing
 from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.limits import check_field
 from tokzoo.storage import as_path, is_url, rmtree
+from tokzoo.tokens.layout import CROPS, JOURNALS, MANIFEST, SOURCE, json_bytes, read_manifest
+from tokzoo.tokens.manifest import build_manifest, check_compatible, finish_manifest
+from tokzoo.tokens.sources import open_input, units
 
 from .encode import set_codec, worker_codec
-from .layout import CROPS, JOURNALS, MANIFEST, SOURCE, json_bytes, read_manifest
-from .manifest import CROP_RECIPE, ModalitySpec, build_manifest, check_compatible, finish_manifest, load_specs
-from .plan import open_input, scenes_source, units
+from .engine import Engine, LocalEngine
+from .modalities import CROP_RECIPE, RunModality, load_specs
+from .scenes_source import scenes_source
 from .shard import ShardBuilder, ShardState
 from .state import check_entries
-from .worker import OrderedPool, WorkerJob
+from .worker import CHUNK, WorkerJob
 from .writer import commit_shard, recover, write_atomic
-
-CHUNK = 32
-"""Samples per task sent to a worker (and per normalisation call there): large enough that a task's
-fixed cost (pickling, pipes, the pool's threads, one ``to_model`` call) is small per sample."""
 
 
 @dataclass
@@ -60,10 +57,6 @@ class TokenizeJob:
     scenes: int = 64
     scene_size: int = 256
     progress: bool = True
-    engine: str = "local"  # or "ray" (tokzoo.scale)
-    address: str | None = None  # ray: the cluster (None: RAY_ADDRESS, else a local one)
-    gpus: int = 0  # ray: encoder actors with one GPU each
-    actors: int | None = None  # ray: encoder actors (default: gpus, else 1)
     max_member_bytes: int = MAX_FILE_BYTES  # larger input files / tar members are not read (the sample fails)
     min_image_size: int = 0  # samples whose pixel frame's shorter side is smaller fail (img2dataset's filter)
     max_aspect_ratio: float = math.inf  # samples whose longer side exceeds this times the shorter one fail
@@ -82,22 +75,19 @@ class Summary:
     def line(self, out: Path) -> str:
         first = next(iter(self.manifest["modalities"]))
         reasons = reasons_text(self.manifest["modalities"][first]["samples"].get("failed_by_reason") or {})
-        return (f"ok {self.ok} / failed {self.failed} / total {self.total}{reasons}; "
-                f"errors listed in {out / first}/*.samples.jsonl")
+        return (
+            f"ok {self.ok} / failed {self.failed} / total {self.total}{reasons}; "
+            f"errors listed in {out / first}/*.samples.jsonl"
+        )
 
 
-def tokenize(job: TokenizeJob) -> Summary:
-    out = as_path(job.output)
-    if job.engine not in ("local", "ray"):
-        raise ConfigError(f"--engine {job.engine!r}: expected local or ray")
-    if job.engine == "ray":
-        from tokzoo.scale import require_ray
-
-        require_ray()  # before OUT is touched
+def tokenize(job: TokenizeJob, engine: Engine | None = None) -> Summary:
+    """Run ``job``, its shards made by ``engine`` (default: :class:`~tokzoo.pipeline.engine.LocalEngine`)."""
+    out, engine = as_path(job.output), engine or LocalEngine()
     if is_url(out) and not job.input:
         raise ConfigError(f"{out}: the built-in scenes need a local --output; pass --input")
     # Everything a typo can break is checked before OUT is touched: tokenizers, crop size, the input.
-    device = job.device if job.engine == "local" else "cpu"  # ray: the actors place the models, not the driver
+    device = "cpu" if engine.remote else job.device  # remote: the engine's workers place the models, not the driver
     specs = load_specs(job.modalities, job.tokenizers, job.untrained, device, job.size)
     check_chunk_bytes(specs, job.crops, job.batch_size)
     if not job.input:
@@ -105,8 +95,10 @@ def tokenize(job: TokenizeJob) -> Summary:
     requested = [spec.modality for spec in specs]
     stored = [spec.stored for spec in specs]  # raw modalities read: pose for human_pose, ...
     if len(set(stored)) != len(stored):
-        raise ConfigError(f"--modality {','.join(requested)}: two of them are tokenized from the same stored values "
-                          f"({', '.join(stored)}); tokenize them into separate --output folders")
+        raise ConfigError(
+            f"--modality {','.join(requested)}: two of them are tokenized from the same stored values "
+            f"({', '.join(stored)}); tokenize them into separate --output folders"
+        )
     reader = open_input(job.input, stored, job.max_member_bytes) if job.input else None
     if reader is not None and holds_nothing(reader):  # before OUT is made: no empty output left behind
         raise InputError(str(job.input), "no samples to tokenize (an empty folder?); nothing written")
@@ -114,28 +106,45 @@ def tokenize(job: TokenizeJob) -> Summary:
     crops = {"n_crops": job.crops, "seed": job.seed, **CROP_RECIPE}
     previous = read_manifest(out)
     check_compatible(previous, specs, crops, job.samples_per_shard, out)
-    source = job.input or str(scenes_source(out, job.scenes, job.seed, job.scene_size, job.samples_per_shard,
-                                            job.workers, job.progress).resolve())
+    source = job.input or str(
+        scenes_source(
+            out, job.scenes, job.seed, job.scene_size, job.samples_per_shard, job.workers, job.progress
+        ).resolve()
+    )
     manifest = build_manifest(previous, specs, crops, job.samples_per_shard, source)
     write_atomic(out / MANIFEST, json_bytes(manifest), out)
 
-    reader = reader if reader is not None else open_input(source, stored, job.max_member_bytes)  # not `or`: that would count the tars
+    reader = (
+        reader if reader is not None else open_input(source, stored, job.max_member_bytes)
+    )  # not `or`: that would count the tars
     codecs = {s.stored: worker_codec(s.tokenizer) for s in specs if worker_codec(s.tokenizer)}
     set_codecs = {s.stored: set_codec(s.tokenizer) for s in specs if set_codec(s.tokenizer)}
-    worker_job = WorkerJob(sizes={s.stored: s.size for s in specs}, n_crops=job.crops, seed=job.seed,
-                           crop_recipe=CROP_RECIPE, codecs=codecs, set_codecs=set_codecs,
-                           min_image_size=job.min_image_size, max_aspect_ratio=job.max_aspect_ratio)
+    worker_job = WorkerJob(
+        sizes={s.stored: s.size for s in specs},
+        n_crops=job.crops,
+        seed=job.seed,
+        crop_recipe=CROP_RECIPE,
+        codecs=codecs,
+        set_codecs=set_codecs,
+        min_image_size=job.min_image_size,
+        max_aspect_ratio=job.max_aspect_ratio,
+    )
     plan = Plan(out, list(manifest["modalities"]), requested)
     # counting reads every tar header once more (for a URL: the whole tar), so not for URLs
     total = _length(reader) if job.progress and not any(is_url(s) for s in getattr(reader, "shards", [])) else None
-    work = ShardWork(job, out, specs, requested, worker_job, plan, units(reader, job.samples_per_shard), total,
-                     _shared_bytes(specs, codecs, job.crops), len(getattr(reader, "shards", [])) or None)
-    if job.engine == "ray":
-        from tokzoo.scale.tokenize import run_ray
-
-        written, nodes = run_ray(work)
-    else:
-        written, nodes = run_local(work), []
+    work = ShardWork(
+        job,
+        out,
+        specs,
+        requested,
+        worker_job,
+        plan,
+        units(reader, job.samples_per_shard),
+        total,
+        _shared_bytes(specs, codecs, job.crops),
+        len(getattr(reader, "shards", [])) or None,
+    )
+    written, nodes = engine.tokenize(work)
 
     manifest = finish_manifest(manifest, out, plan.shards)
     write_atomic(out / MANIFEST, json_bytes(manifest), out)
@@ -150,7 +159,7 @@ class ShardWork:
 
     job: TokenizeJob
     out: Path
-    specs: list[ModalitySpec]
+    specs: list[RunModality]
     requested: list[str]
     worker_job: WorkerJob
     plan: "Plan"
@@ -159,31 +168,11 @@ class ShardWork:
     shared: dict[str, int]  # bytes per chunk per modality for shared-memory slots (local workers)
     units_total: int | None = None  # units in the input, when known without reading it (tars)
 
-    def specs_for(self, state: ShardState) -> list[ModalitySpec]:
+    def specs_for(self, state: ShardState) -> list[RunModality]:
         return [s for s in self.specs if s.modality in state.todo(self.requested)]
 
     def commit(self, shard: ShardBuilder, seconds: float) -> None:
         commit_shard(self.out, shard, self.plan.sources[shard.state.index], seconds)
-
-
-def run_local(work: ShardWork) -> int:
-    """The local engine: worker processes prepare chunks, this process encodes and commits. Returns shards written."""
-    job, written = work.job, 0
-    # Keep two encoder batches prepared ahead, so workers never wait for the encoder to take a chunk.
-    ahead = max(2 * job.workers + 2, 2 * -(-job.batch_size // CHUNK))
-    with OrderedPool(work.worker_job, job.workers, ahead, work.shared) as pool, tqdm(
-            total=work.total, unit="sample", smoothing=0.1, desc="tokenize", disable=not job.progress,
-            dynamic_ncols=True) as bar:  # fmt: skip
-        shard, started = None, time.perf_counter()
-        for (state, last), prepared in pool.map(work.plan.chunks(work.units)):
-            if shard is None:
-                shard = ShardBuilder(state, work.specs_for(state), job.batch_size)
-            shard.add(prepared)
-            bar.update(len(prepared))
-            if last:
-                work.commit(shard.finish(), time.perf_counter() - started)
-                shard, started, written = None, time.perf_counter(), written + 1
-    return written
 
 
 class Plan:
@@ -235,14 +224,19 @@ def check_chunk_bytes(specs, n_crops: int, batch_size: int) -> None:
             channels = getattr(getattr(spec.tokenizer, "codec", None), "in_channels", 3)
             need = max(CHUNK, batch_size) * n_crops * channels * spec.size[0] * spec.size[1] * 4
             if need > MAX_BATCH_BYTES:
-                raise ConfigError(f"--crops {n_crops} x --size {spec.size[0]}x{spec.size[1]} x --batch-size {batch_size} "
-                                  f"({spec.modality}): batches of {need} bytes, over the limit of {MAX_BATCH_BYTES}")
+                raise ConfigError(
+                    f"--crops {n_crops} x --size {spec.size[0]}x{spec.size[1]} x --batch-size {batch_size} "
+                    f"({spec.modality}): batches of {need} bytes, over the limit of {MAX_BATCH_BYTES}"
+                )
 
 
 def _shared_bytes(specs, codecs: dict, n_crops: int) -> dict[str, int]:
     """Bytes per chunk of the float32 normalised crops of each modality with a fixed crop size."""
-    return {s.stored: CHUNK * n_crops * codecs[s.stored].in_channels * s.size[0] * s.size[1] * 4
-            for s in specs if s.stored in codecs and s.size}
+    return {
+        s.stored: CHUNK * n_crops * codecs[s.stored].in_channels * s.size[0] * s.size[1] * 4
+        for s in specs
+        if s.stored in codecs and s.size
+    }
 
 
 def _length(reader) -> int | None:
@@ -262,7 +256,9 @@ def claim_output(out: Path, overwrite: bool) -> None:
     modalities = set(manifest["modalities"]) if manifest else set()
     foreign = [e for e in entries if not _ours(e, modalities)]
     if foreign:
-        raise ConfigError(f"{out}: not empty and not a tokzoo token dataset ({foreign[0].name}); choose another --output")
+        raise ConfigError(
+            f"{out}: not empty and not a tokzoo token dataset ({foreign[0].name}); choose another --output"
+        )
     check_entries(out, overwrite)  # no symlinks out of OUT (removed, not followed, with --overwrite)
     if overwrite:
         for entry in (e for e in entries if e.exists() or e.is_symlink()):
@@ -283,5 +279,9 @@ def _manifest_to_overwrite(out: Path) -> dict | None:
 
 def _ours(entry: Path, modalities: set[str]) -> bool:
     """Written by tokzoo tokenize: the manifest, its modality folders, crops, private ``_`` entries, temporaries."""
-    return (entry.name in (MANIFEST, CROPS, JOURNALS) or entry.name in modalities or entry.name.startswith(SOURCE)
-            or entry.name.endswith(".tmp"))
+    return (
+        entry.name in (MANIFEST, CROPS, JOURNALS)
+        or entry.name in modalities
+        or entry.name.startswith(SOURCE)
+        or entry.name.endswith(".tmp")
+    )

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from tokzoo.errors import ConfigError
+from tokzoo.tokens.layout import read_table, stats_path, table_path
 
 from .encode import encode_batch
-from .layout import read_table, stats_path, table_path
-from .manifest import ModalitySpec
+from .modalities import RunModality
 from .state import check_done
 from .worker import Prepared
 
@@ -38,8 +38,10 @@ class ShardState:
         done, crops = check_done(out, index, done, requested)  # never trust a marker over a damaged shard
         missing = [m for m in in_out if m not in requested and m not in done]
         if missing:
-            raise ConfigError(f"the input has a shard {index} that {out / missing[0]} lacks: the input changed since "
-                              f"{out} was written; pass --overwrite to start over")
+            raise ConfigError(
+                f"the input has a shard {index} that {out / missing[0]} lacks: the input changed since "
+                f"{out} was written; pass --overwrite to start over"
+            )
         state = cls(index, done)
         if done:
             state.tables = {m: read_table(table_path(out, m, index)) for m in done}
@@ -55,22 +57,26 @@ class ShardState:
             return None
         records = self.tables[self.done[0]]
         if position >= len(records) or records[position]["key"] != key:
-            raise ConfigError(f"input sample {position} of shard {self.index} is {key!r}, but OUT has "
-                              f"{records[position]['key'] if position < len(records) else 'nothing'!r} there: the "
-                              "input changed since OUT was written; pass --overwrite to start over")
+            raise ConfigError(
+                f"input sample {position} of shard {self.index} is {key!r}, but OUT has "
+                f"{records[position]['key'] if position < len(records) else 'nothing'!r} there: the "
+                "input changed since OUT was written; pass --overwrite to start over"
+            )
         return records[position]["error"] if records[position]["status"] == "failed" else None
 
     def check_count(self, count: int) -> None:
         if self.done and count != len(self.tables[self.done[0]]):
-            raise ConfigError(f"shard {self.index} of the input has {count} samples, OUT has "
-                              f"{len(self.tables[self.done[0]])}: the input changed since OUT was written; "
-                              "pass --overwrite to start over")
+            raise ConfigError(
+                f"shard {self.index} of the input has {count} samples, OUT has "
+                f"{len(self.tables[self.done[0]])}: the input changed since OUT was written; "
+                "pass --overwrite to start over"
+            )
 
 
 class ShardBuilder:
     """Collects prepared samples of one shard in input order, encoding every ``batch_size`` ok ones."""
 
-    def __init__(self, state: ShardState, specs: list[ModalitySpec], batch_size: int):
+    def __init__(self, state: ShardState, specs: list[RunModality], batch_size: int):
         self.state, self.specs, self.batch_size = state, specs, batch_size
         self.samples: list[Prepared] = []
         self.tokens: dict[str, dict[str, np.ndarray]] = {spec.modality: {} for spec in specs}

@@ -12,63 +12,54 @@ files of their own shard inside OUT; OUT's entries may not be symlinks (tokzoo w
 from __future__ import annotations
 
 import re
-import sys
+import warnings
 from pathlib import Path
 
-from tokzoo.errors import ConfigError, InputError
+from tokzoo.errors import ConfigError, InputError, TokzooWarning
 from tokzoo.io import values
 from tokzoo.io.tarwalk import walk_tar
+from tokzoo.tokens.layout import (
+    CROPS,
+    OVERWRITE_HINT,
+    read_counts,
+    read_json,
+    read_npy_tar,
+    read_stats,
+    read_table,
+    shard_name,
+    stats_path,
+    table_path,
+    tar_path,
+)
 
-from .layout import (CROPS, OVERWRITE_HINT, read_json, read_npy_tar, read_table, shard_name, stats_path, table_path,
-                     tar_path)
-
-_COUNTS = ("count", "ok", "failed", "bytes")
 _JOURNAL_ENTRY = re.compile(r"[A-Za-z0-9_-]+/(shard-\d{6})\.(tar|samples\.jsonl|stats\.json)")
-
-
-def read_stats(out: Path, modality: str, index: int) -> dict:
-    """``stats.json`` of a shard with its counts checked (non-negative ints, ok + failed = count)."""
-    return read_counts(stats_path(out, modality, index), _rebuild_hint(out, modality, index))
-
-
-def read_counts(path: Path, hint: str = OVERWRITE_HINT) -> dict:
-    """A ``stats.json`` completion marker (tokenize or pseudo-label) with its counts checked; ConfigError + ``hint``."""
-    stats = read_json(path, hint)
-    if not isinstance(stats, dict) or not all(_count(stats.get(f)) for f in _COUNTS) or \
-            stats["ok"] + stats["failed"] != stats["count"]:
-        raise ConfigError(f"{path}: not a shard's stats (count, ok, failed, bytes: non-negative integers, "
-                          f"ok + failed = count); {hint}")
-    return stats
 
 
 def labelled_shard_done(status: Path, index: int) -> bool:
     """Whether pseudo-label's shard ``index`` is complete: its marker (in ``status``) parses, the tar beside
     ``status`` has the recorded size and the table the recorded count. A damaged one loses its marker (so the
     run labels it again), with a line on stderr."""
-    marker = status / f"{shard_name(index)}.stats.json"
+    marker = stats_path(status.parent, status.name, index)
     if not marker.is_file():
         return False
-    tar, table = status.parent / f"{shard_name(index)}.tar", status / f"{shard_name(index)}.samples.jsonl"
+    tar, table = status.parent / f"{shard_name(index)}.tar", table_path(status.parent, status.name, index)
     try:
         stats = read_counts(marker)
         size = tar.stat().st_size if isinstance(tar, Path) and tar.is_file() else stats["bytes"]
-        problem = (f"{tar}: {size} bytes, its stats.json says {stats['bytes']}" if size != stats["bytes"] else
-                   f"{table}: not {stats['count']} records" if len(read_table(table)) != stats["count"] else None)
+        problem = (
+            f"{tar}: {size} bytes, its stats.json says {stats['bytes']}"
+            if size != stats["bytes"]
+            else f"{table}: not {stats['count']} records"
+            if len(read_table(table)) != stats["count"]
+            else None
+        )
     except ConfigError as error:
         problem = str(error).split(f"; {OVERWRITE_HINT}")[0]
     if problem is None:
         return True
     marker.unlink()
-    print(f"tokzoo: {problem}; labelling shard {index} again", file=sys.stderr)
+    warnings.warn(f"{problem}; labelling shard {index} again", TokzooWarning, stacklevel=2)
     return False
-
-
-def _count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _rebuild_hint(out: Path, modality: str, index: int) -> str:
-    return f"delete {out / modality / shard_name(index)}.* to rebuild that shard, or {OVERWRITE_HINT}"
 
 
 def shard_damage(out: Path, modality: str, index: int) -> str | None:
@@ -124,28 +115,48 @@ def check_done(out: Path, index: int, done: list[str], requested: list[str]) -> 
         return done, crops
     others = [m for m in damage if m not in requested]
     if others:
-        raise ConfigError(f"{damage[others[0]]}; rerun with --modality {','.join(damage)} to rebuild shard {index}, "
-                          f"or {OVERWRITE_HINT}")
+        raise ConfigError(
+            f"{damage[others[0]]}; rerun with --modality {','.join(damage)} to rebuild shard {index}, "
+            f"or {OVERWRITE_HINT}"
+        )
     for modality in damage:
-        for path in (stats_path(out, modality, index), tar_path(out, modality, index), table_path(out, modality, index)):
+        for path in (
+            stats_path(out, modality, index),
+            tar_path(out, modality, index),
+            table_path(out, modality, index),
+        ):
             path.unlink(missing_ok=True)
     if not intact:
         tar_path(out, CROPS, index).unlink(missing_ok=True)
-    print(f"tokzoo: {next(iter(damage.values()))}; rebuilding shard {index} of {', '.join(damage)}", file=sys.stderr)
+    warnings.warn(
+        f"{next(iter(damage.values()))}; rebuilding shard {index} of {', '.join(damage)}", TokzooWarning, stacklevel=2
+    )
     return intact, crops
 
 
 def journal_entries(out: Path, journal: Path) -> list[str]:
     """The files (relative to OUT) a commit journal moves into place, each checked to be one of its shard's files
     inside OUT; ConfigError naming the journal otherwise."""
-    hint = (f"delete {journal} and rerun (its shard is then checked and rebuilt if incomplete), or {OVERWRITE_HINT}")
+    hint = f"delete {journal} and rerun (its shard is then checked and rebuilt if incomplete), or {OVERWRITE_HINT}"
     entries = read_json(journal, hint)
     shard = journal.name.removesuffix(".json")
-    bad = next((e for e in entries if not isinstance(e, str) or not (m := _JOURNAL_ENTRY.fullmatch(e))
-                or m.group(1) != shard), None) if isinstance(entries, list) else entries
+    bad = (
+        next(
+            (
+                e
+                for e in entries
+                if not isinstance(e, str) or not (m := _JOURNAL_ENTRY.fullmatch(e)) or m.group(1) != shard
+            ),
+            None,
+        )
+        if isinstance(entries, list)
+        else entries
+    )
     if bad is not None or not isinstance(entries, list):
-        raise ConfigError(f"{journal}: not a commit journal of {shard} (entry {str(bad)[:80]!r} is not a file of that "
-                          f"shard inside {out}); {hint}")
+        raise ConfigError(
+            f"{journal}: not a commit journal of {shard} (entry {str(bad)[:80]!r} is not a file of that "
+            f"shard inside {out}); {hint}"
+        )
     return entries
 
 
@@ -157,5 +168,7 @@ def check_entries(out: Path, overwrite: bool) -> None:
             if overwrite:
                 entry.unlink()
                 continue
-            raise ConfigError(f"{entry}: a symlink (to {entry.resolve()}) inside OUT; tokzoo writes only inside OUT: "
-                              f"remove it, or {OVERWRITE_HINT}")
+            raise ConfigError(
+                f"{entry}: a symlink (to {entry.resolve()}) inside OUT; tokzoo writes only inside OUT: "
+                f"remove it, or {OVERWRITE_HINT}"
+            )

@@ -36,6 +36,10 @@ from tokzoo.errors import InvalidValueError, TokzooError
 from tokzoo.failures import image_problem
 from tokzoo.io import RawSample, decode_sample
 
+CHUNK = 32
+"""Samples per task sent to a worker (and per normalisation call there): large enough that a task's
+fixed cost (pickling, pipes, the pool's threads, one ``to_model`` call) is small per sample."""
+
 
 @dataclass(frozen=True)
 class WorkerJob:
@@ -83,13 +87,16 @@ class Slots:
         dtype, shape = arrays[0].dtype, arrays[0].shape[1:]
         start, size = self.offsets.get(modality, (0, 0))
         lengths = [len(a) for a in arrays]
-        if (dtype.hasobject or any(a.dtype != dtype or a.shape[1:] != shape for a in arrays)
-                or sum(a.nbytes for a in arrays) > size):
+        if (
+            dtype.hasobject
+            or any(a.dtype != dtype or a.shape[1:] != shape for a in arrays)
+            or sum(a.nbytes for a in arrays) > size
+        ):
             return None
         view = self._view(slot, start, dtype, (sum(lengths), *shape))
         row = 0
         for array in arrays:
-            view[row:row + len(array)] = array
+            view[row : row + len(array)] = array
             row += len(array)
         return dtype.str, shape, lengths
 
@@ -121,8 +128,9 @@ def init_pool_worker(job: WorkerJob, slots: Slots | None = None) -> None:
     init_worker(job, slots=slots)
 
 
-def prepare_chunk(chunk: list[tuple[RawSample, np.ndarray | None, str | None]],
-                  slot: int | None = None) -> tuple[list[Prepared], dict[str, tuple]]:
+def prepare_chunk(
+    chunk: list[tuple[RawSample, np.ndarray | None, str | None]], slot: int | None = None
+) -> tuple[list[Prepared], dict[str, tuple]]:
     """``(raw, stored crops or None, known error or None)`` items -> :class:`Prepared`, same order, and the
     handles of the normalised values left in ``slot`` of the worker's :class:`Slots` (see :func:`take_shared`)."""
     prepared = [_decode_and_crop(raw, crops, known_error) for raw, crops, known_error in chunk]
@@ -173,12 +181,16 @@ def _decode_and_crop(raw: RawSample, crops: np.ndarray | None, known_error: str 
         if problem is not None:
             prepared.error = problem
             return prepared
-        prepared.crops = crops if crops is not None else make_crop_settings(
-            *frame, _JOB.n_crops, _JOB.seed, raw.key, **_JOB.crop_recipe)
+        prepared.crops = (
+            crops
+            if crops is not None
+            else make_crop_settings(*frame, _JOB.n_crops, _JOB.seed, raw.key, **_JOB.crop_recipe)
+        )
         for modality, value in sample.values.items():
             size = _JOB.sizes[modality]
-            crops_of_value = [apply_crop({modality: value}, row, size)[modality] if size else value
-                              for row in prepared.crops]
+            crops_of_value = [
+                apply_crop({modality: value}, row, size)[modality] if size else value for row in prepared.crops
+            ]
             prepared.values[modality] = np.stack(crops_of_value) if modality in _JOB.codecs else crops_of_value
     except TokzooError as error:
         where = f"{modality}: {sample.sources[modality]}: " if modality else ""
@@ -209,7 +221,7 @@ def _normalise(modality: str, codec, samples: list[Prepared]) -> None:
     start = 0
     for sample in samples:
         count = len(sample.values[modality])
-        sample.values[modality], start = rows[start:start + count], start + count
+        sample.values[modality], start = rows[start : start + count], start + count
 
 
 def _normalise_items(modality: str, codec, sample: Prepared) -> None:
@@ -245,7 +257,9 @@ def _source_size(values: dict, sources: dict) -> tuple[int, int]:
         frames = [_JOB.set_codecs[m].frame_size for m in cropped if m in _JOB.set_codecs]
         return next((tuple(f) for f in frames if f), (1, 1))
     if len(set(sizes.values())) > 1:
-        raise TokzooError("modalities differ in size: " + ", ".join(f"{m} {h}x{w} ({sources[m]})" for m, (h, w) in sizes.items()))
+        raise TokzooError(
+            "modalities differ in size: " + ", ".join(f"{m} {h}x{w} ({sources[m]})" for m, (h, w) in sizes.items())
+        )
     return next(iter(sizes.values()))
 
 

@@ -1,4 +1,4 @@
-"""Deterministic shard bytes and the all-or-nothing commit of one shard's files.
+"""The all-or-nothing commit of one shard's files (their bytes: :mod:`tokzoo.tokens.tars`).
 
 A shard's files (tars, tables, stats; in several folders when a later modality removes keys from
 earlier ones) are first written under ``<name>.tmp``. The commit writes a journal listing them
@@ -15,85 +15,36 @@ a replayed journal repeats harmlessly, and the stats (completion markers) still 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import signal
-import tarfile
-from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
 from tokzoo.errors import OutputError, TokzooError, UnsafeOutputError
+from tokzoo.failures import count_reasons
 from tokzoo.io.writes import create_file, rename_inside
 from tokzoo.storage import as_path
+from tokzoo.tokens.layout import (
+    CROPS,
+    JOURNALS,
+    json_bytes,
+    read_stats,
+    read_tar,
+    shard_name,
+    stats_path,
+    table_bytes,
+    table_path,
+    tar_path,
+)
+from tokzoo.tokens.tars import npy_bytes, tar_bytes
 
-from .layout import (CROPS, JOURNALS, json_bytes, read_tar, shard_name, stats_path, table_bytes,
-                     table_path, tar_path)
-from .manifest import ModalitySpec
-from tokzoo.failures import count_reasons
-
-from .state import journal_entries, read_stats
+from .modalities import RunModality
 from .shard import ShardBuilder
+from .state import journal_entries
 
 CRASH_ENV = "TOKZOO_TEST_CRASH_AFTER_RENAMES"
 """Test hook: SIGKILL this process right after that many commit renames (resume tests)."""
 
 _renames = 0
-
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    """``np.save`` bytes of ``array`` (C order); the header is made once per dtype and shape."""
-    array = np.ascontiguousarray(array)
-    return _npy_header(array.dtype, array.shape) + array.tobytes()
-
-
-@lru_cache(maxsize=64)
-def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, np.zeros(shape, dtype), allow_pickle=False)
-    return buffer.getvalue()[:buffer.tell() - int(np.prod(shape, dtype=np.int64)) * dtype.itemsize]
-
-
-def tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
-    """``<key>.npy`` members in the given order, mtime 0, uid/gid 0, fixed user/group names and mode: the bytes
-    ``webdataset.TarWriter(encoder=False, mtime=0.0, user="tokzoo", group="tokzoo", mode=0o444)`` writes."""
-    parts, size = [], 0
-    for key, data in members:
-        header = _member_header(key + ".npy", len(data))
-        parts += [header, data, bytes(-len(data) % tarfile.BLOCKSIZE)]
-        size += len(header) + len(data) + len(parts[-1])
-    end = 2 * tarfile.BLOCKSIZE
-    parts.append(bytes(end + (-(size + end) % tarfile.RECORDSIZE)))
-    return b"".join(parts)
-
-
-def _tar_info(name: str, size: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode, info.uname, info.gname = size, 0.0, 0o444, "tokzoo", "tokzoo"
-    return info
-
-
-@lru_cache(maxsize=1)
-def _header_template() -> tuple[bytes, bytes, int]:
-    """The pax block every member shares (it holds only ``mtime=0.0``), the ustar block without name, size and
-    checksum, and its checksum base: the sum of its bytes with the checksum field counted as 8 spaces."""
-    data = _tar_info("", 0).tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
-    block = bytearray(data[-tarfile.BLOCKSIZE:])
-    block[124:136], block[148:156] = bytes(12), bytes(8)
-    return data[:-tarfile.BLOCKSIZE], bytes(block), sum(block) + 8 * ord(" ")
-
-
-def _member_header(name: str, size: int) -> bytes:
-    """``TarInfo.tobuf`` of member ``name``, filled into a template where the name needs no pax record."""
-    if not (name.isascii() and len(name) <= tarfile.LENGTH_NAME and size < 8 ** 11):
-        return _tar_info(name, size).tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
-    pax, template, base = _header_template()
-    block = bytearray(template)
-    name_field, size_field = name.encode("ascii"), b"%011o\0" % size
-    block[:len(name_field)], block[124:136] = name_field, size_field
-    block[148:156] = b"%06o\0 " % (base + sum(name_field) + sum(size_field))
-    return pax + bytes(block)
 
 
 def _tmp(path: Path) -> Path:
@@ -133,8 +84,10 @@ def _write(path: Path, data: bytes, root: Path) -> None:
     except (OutputError, OSError) as error:
         where = getattr(error, "filename", None) or path
         reason = error.reason if isinstance(error, OutputError) else f"cannot write ({error.strerror or error})"
-        raise TokzooError(f"{where}: {reason}; finished shards are kept: "
-                          "free space (or fix the cause) and rerun the same command to go on") from None
+        raise TokzooError(
+            f"{where}: {reason}; finished shards are kept: "
+            "free space (or fix the cause) and rerun the same command to go on"
+        ) from None
 
 
 class ShardCommit:
@@ -203,12 +156,20 @@ def _record(key: str, source: str | None, error: str | None) -> dict:
     return {"key": key, "source": source, "status": "failed" if error else "ok", "error": error}
 
 
-def _tokenizer(spec: ModalitySpec) -> dict:
+def _tokenizer(spec: RunModality) -> dict:
     return {"name": spec.tokenizer.name, "reference": spec.reference, "content_hash": spec.content_hash}
 
 
 def _stats(records: list[dict], size: int, source: str, seconds: float, tokenizer: dict) -> dict:
     keys = [r["key"] for r in records if r["status"] == "ok"]
-    return {"count": len(records), "ok": len(keys), "failed": len(records) - len(keys), "bytes": size,
-            "failed_by_reason": count_reasons(records), "seconds": round(seconds, 3), "input": source, "tokenizer": tokenizer,
-            "keys_hash": hashlib.sha256("\n".join(keys).encode()).hexdigest()}
+    return {
+        "count": len(records),
+        "ok": len(keys),
+        "failed": len(records) - len(keys),
+        "bytes": size,
+        "failed_by_reason": count_reasons(records),
+        "seconds": round(seconds, 3),
+        "input": source,
+        "tokenizer": tokenizer,
+        "keys_hash": hashlib.sha256("\n".join(keys).encode()).hexdigest(),
+    }

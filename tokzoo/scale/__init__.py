@@ -1,6 +1,6 @@
 """Scale-out engine: the tokenize and pseudo-label jobs on a Ray cluster (docs/SCALE_OUT.md).
 
-The jobs stay what they are locally (:mod:`tokzoo.pipeline`, :mod:`tokzoo.labelers.job`): the same plan of
+The jobs stay what they are locally (:mod:`tokzoo.pipeline`, :mod:`tokzoo.pipeline.pseudo_label`): the same plan of
 units (one input shard -> one output shard per modality), the same per-shard builder, the same journaled
 writer. Only the step that turns units into shards is swapped, img2dataset-style, for a distributor:
 
@@ -12,7 +12,8 @@ writer. Only the step that turns units into shards is swapped, img2dataset-style
 Ray core tasks and actors are used rather than Ray Data: the unit of work is a whole shard whose samples must
 stay in input order and be batched exactly as locally (byte-identical output), and resume and accounting are
 per shard; Ray Data's row/block streams would have to be regrouped into shards again. Imports run one way:
-this package imports the pipeline, never the reverse; Ray is imported only when ``--engine ray`` is asked for.
+this package imports the pipeline, never the reverse: the CLI makes a :class:`~tokzoo.scale.engine.RayEngine` for
+``--engine ray`` and hands it to the job. Ray is imported only then.
 """
 
 from __future__ import annotations

@@ -26,8 +26,13 @@ def connected(address: str | None):
     env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED)}
     address = address or os.environ.get("RAY_ADDRESS") or None
     check_reachable(address)
-    ray.init(address=address, include_dashboard=False,
-             runtime_env={"env_vars": env} if env else None, log_to_driver=False, configure_logging=False)
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        runtime_env={"env_vars": env} if env else None,
+        log_to_driver=False,
+        configure_logging=False,
+    )
     try:
         yield ray
     finally:
@@ -52,14 +57,18 @@ def check_reachable(address: str | None, timeout: float = CONNECT_TIMEOUT_S) -> 
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as error:
-        raise ConfigError(f"--address {address}: no Ray cluster answers there within {timeout:.0f} s "
-                          f"({error.strerror or type(error).__name__})") from None
+        raise ConfigError(
+            f"--address {address}: no Ray cluster answers there within {timeout:.0f} s "
+            f"({error.strerror or type(error).__name__})"
+        ) from None
 
 
 def startup_line(startup: float, actors: int, samples: int, seconds: float) -> str:
     """The job's first summary line: start-up (connect, create the actors, load their models), then the rate."""
-    return (f"ray: {startup:.1f} s to connect and start {actors} actor(s) with their models, then {samples} samples "
-            f"in {seconds:.1f} s ({samples / max(seconds, 1e-9):.1f} samples/s)")
+    return (
+        f"ray: {startup:.1f} s to connect and start {actors} actor(s) with their models, then {samples} samples "
+        f"in {seconds:.1f} s ({samples / max(seconds, 1e-9):.1f} samples/s)"
+    )
 
 
 def where() -> dict:
@@ -99,8 +108,9 @@ class NodeReport:
         self.prepared[node][0] += 1
         self.prepared[node][1] += samples
         self.prepared[node][2] += prepare["seconds"]
-        entry = self.actors.setdefault(actor, {"node": (work["ip"], work["node"]), "shards": 0, "samples": 0,
-                                               "seconds": 0.0, "pids": {}})
+        entry = self.actors.setdefault(
+            actor, {"node": (work["ip"], work["node"]), "shards": 0, "samples": 0, "seconds": 0.0, "pids": {}}
+        )
         entry["node"] = (work["ip"], work["node"])
         entry["shards"] += 1
         entry["samples"] += samples
@@ -109,14 +119,18 @@ class NodeReport:
         entry["restarted"] = entry.get("restarted", False) or work.get("restarted", False)
 
     def lines(self, what: str) -> list[str]:
-        out = [f"node {ip} ({node}): prepared {shards} shards, {samples} samples in {seconds:.1f} s of CPU tasks"
-               for (ip, node), (shards, samples, seconds) in sorted(self.prepared.items())]
+        out = [
+            f"node {ip} ({node}): prepared {shards} shards, {samples} samples in {seconds:.1f} s of CPU tasks"
+            for (ip, node), (shards, samples, seconds) in sorted(self.prepared.items())
+        ]
         for index, entry in sorted(self.actors.items()):
             ip, node = entry["node"]
             loads = sum(entry["pids"].values())
-            out.append(f"{what} actor {index} on node {ip} ({node}): {entry['shards']} shards, {entry['samples']} "
-                       f"samples in {entry['seconds']:.1f} s, {loads} model load(s) in {len(entry['pids'])} process(es)"
-                       + (", restarted after a process died" if entry["restarted"] else ""))
+            out.append(
+                f"{what} actor {index} on node {ip} ({node}): {entry['shards']} shards, {entry['samples']} "
+                f"samples in {entry['seconds']:.1f} s, {loads} model load(s) in {len(entry['pids'])} process(es)"
+                + (", restarted after a process died" if entry["restarted"] else "")
+            )
         return out
 
     def loads(self) -> dict[int, int]:

@@ -16,6 +16,8 @@ def tensor_bytes(tokenizer) -> int:
 def check_fits(name: str, weights: int, gpu_memory: int) -> None:
     """Refuse in one line a model whose weights (bytes) x :data:`HEADROOM` exceed one GPU's memory (bytes)."""
     if weights * HEADROOM > gpu_memory:
-        raise ConfigError(f"{name} has {weights / 2**30:.1f} GiB of weights, too big for one actor's GPU "
-                          f"({gpu_memory / 2**30:.1f} GiB, {HEADROOM}x the weights needed); use GPUs with more memory "
-                          "or a smaller model")
+        raise ConfigError(
+            f"{name} has {weights / 2**30:.1f} GiB of weights, too big for one actor's GPU "
+            f"({gpu_memory / 2**30:.1f} GiB, {HEADROOM}x the weights needed); use GPUs with more memory "
+            "or a smaller model"
+        )

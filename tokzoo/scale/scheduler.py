@@ -34,21 +34,24 @@ def check_cpus(ray, cpu_actors: int) -> None:
     """Refuse actors that would take every CPU of the cluster (one each), leaving none for decoding."""
     cpus = cpu_count(ray)
     if cpu_actors >= cpus:
-        raise ConfigError(f"--actors {cpu_actors} on CPUs would take all {cpus} CPUs of the Ray cluster, leaving "
-                          "none for decoding; use fewer actors, or --gpus")
+        raise ConfigError(
+            f"--actors {cpu_actors} on CPUs would take all {cpus} CPUs of the Ray cluster, leaving "
+            "none for decoding; use fewer actors, or --gpus"
+        )
 
 
-def start_actors(ray, actor_type: type, job, make_args: Callable[[bool, int], tuple]) -> list:
-    """``job.actors`` (default: one per ``--gpus``, at least one) actors of ``actor_type``, each built with
+def start_actors(ray, actor_type: type, engine, make_args: Callable[[bool, int], tuple]) -> list:
+    """``engine.actors`` (default: one per ``engine.gpus``, at least one) actors of ``actor_type``, each built with
     ``make_args(on_gpu, count)``, waited for until their models are loaded; ConfigError when the cluster lacks
     the GPUs or CPUs, or an actor reports a problem (its ``ready()`` answer)."""
-    gpus = job.gpus
+    gpus = engine.gpus
     if gpus and ray.cluster_resources().get("GPU", 0) < gpus:
         raise ConfigError(f"--gpus {gpus}: the Ray cluster has {ray.cluster_resources().get('GPU', 0):g} GPUs")
-    count = job.actors or max(1, gpus)
+    count = engine.actors or max(1, gpus)
     check_cpus(ray, 0 if gpus else count)
-    actor_class = ray.remote(actor_type).options(num_cpus=1, num_gpus=1 if gpus else 0, max_restarts=RETRIES,
-                                                 max_task_retries=RETRIES)
+    actor_class = ray.remote(actor_type).options(
+        num_cpus=1, num_gpus=1 if gpus else 0, max_restarts=RETRIES, max_task_retries=RETRIES
+    )
     actors = [actor_class.remote(*make_args(bool(gpus), count)) for _ in range(count)]
     problems = [p for p in ray.get([actor.ready.remote() for actor in actors]) if p]
     if problems:
@@ -62,9 +65,18 @@ def unwrap(error: Exception) -> Exception:
     return cause if isinstance(cause, TokzooError) else error
 
 
-def distribute(ray, units: Iterable, prepare: Callable, process: Callable, commit: Callable[[object, object, int], int],
-               actors: list, ahead: int, bar: tqdm, per_actor: int = 2,
-               unseen: Callable[[], int] | None = None) -> tuple[int, int]:  # fmt: skip
+def distribute(
+    ray,
+    units: Iterable,
+    prepare: Callable,
+    process: Callable,
+    commit: Callable[[object, object, int], int],
+    actors: list,
+    ahead: int,
+    bar: tqdm,
+    per_actor: int = 2,
+    unseen: Callable[[], int] | None = None,
+) -> tuple[int, int]:
     """Run every unit through ``prepare(unit) -> ref`` and ``process(actor, unit, ref) -> ref``, then
     ``commit(unit, result, actor index) -> samples``; returns (units committed, their samples). ``bar`` counts
     samples; without a total it gets an estimate: samples per shard so far x shards left (in flight, and

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from tokzoo.errors import ConfigError
-from tokzoo.pipeline.manifest import load_specs
-from tokzoo.pipeline.run import CHUNK, Plan, ShardWork
+from tokzoo.pipeline.modalities import load_specs
+from tokzoo.pipeline.run import Plan, ShardWork
 from tokzoo.pipeline.shard import ShardBuilder, ShardState
-from tokzoo.pipeline.worker import WorkerJob, init_worker, prepare_chunk
+from tokzoo.pipeline.worker import CHUNK, WorkerJob, init_worker, prepare_chunk
 
 from .cluster import NodeReport, connected, restarted, startup_line, use_cpus, where
 from .gpu import check_fits, tensor_bytes
@@ -66,8 +66,16 @@ def prepare_shard(job: WorkerJob, unit: Unit) -> dict:
 class Encoder:
     """Actor: the job's tokenizers, loaded once (on this actor's GPU when it has one), encoding whole shards."""
 
-    def __init__(self, modalities: list[str], tokenizers: dict[str, str], untrained: bool, size, hashes: dict,
-                 device: str | None, actors: int):
+    def __init__(
+        self,
+        modalities: list[str],
+        tokenizers: dict[str, str],
+        untrained: bool,
+        size,
+        hashes: dict,
+        device: str | None,
+        actors: int,
+    ):
         import torch
 
         if not (device and device.startswith("cuda")):
@@ -77,8 +85,10 @@ class Encoder:
             specs = load_specs(modalities, tokenizers, untrained, None, size)
             changed = [s.modality for s in specs if s.content_hash != hashes[s.modality]]
             if changed:
-                raise ConfigError(f"tokenizer of {changed[0]} differs on a worker node from the driver's "
-                                  f"({tokenizers.get(changed[0], changed[0])}); install the same one on every node")
+                raise ConfigError(
+                    f"tokenizer of {changed[0]} differs on a worker node from the driver's "
+                    f"({tokenizers.get(changed[0], changed[0])}); install the same one on every node"
+                )
             if device and device.startswith("cuda"):
                 memory = torch.cuda.get_device_properties(torch.device(device)).total_memory
                 for spec in specs:
@@ -106,18 +116,31 @@ class Encoder:
         return {"samples": shard.samples, "tokens": shard.tokens, "prepare": prepared["where"], "encode": me}
 
 
-def run_ray(work: ShardWork) -> tuple[int, list[str]]:
-    """The Ray engine for :func:`tokzoo.pipeline.tokenize`; returns (shards written, per-node summary lines)."""
+def run_ray(work: ShardWork, engine) -> tuple[int, list[str]]:
+    """``engine`` (a :class:`~tokzoo.scale.engine.RayEngine`) running :func:`tokzoo.pipeline.tokenize`'s shards;
+    returns (shards written, per-node summary lines)."""
     job, todo = work.job, work.plan.todo(work.units)
     first = next(todo, None)
     if first is None:  # every shard is complete: no cluster needed
         return 0, []
     began = time.perf_counter()
-    with connected(job.address) as ray:
+    with connected(engine.address) as ray:
         hashes = {spec.modality: spec.content_hash for spec in work.specs}
         tokenizers = {spec.modality: spec.reference for spec in work.specs}
-        actors = start_actors(ray, Encoder, job, lambda on_gpu, count: (  # --gpus decides: no GPU -> the actor's CPU
-            work.requested, tokenizers, job.untrained, job.size, hashes, "cuda" if on_gpu else None, count))
+        actors = start_actors(
+            ray,
+            Encoder,
+            engine,
+            lambda on_gpu, count: (  # --gpus decides: no GPU -> the actor's CPU
+                work.requested,
+                tokenizers,
+                job.untrained,
+                job.size,
+                hashes,
+                "cuda" if on_gpu else None,
+                count,
+            ),
+        )
         count = len(actors)
         ready = time.perf_counter()
         prepare = ray.remote(prepare_shard).options(num_cpus=1, max_retries=RETRIES)
@@ -142,9 +165,26 @@ def run_ray(work: ShardWork) -> tuple[int, list[str]]:
             return len(shard.samples)
 
         total_units, ahead = work.units_total, max(2, cpu_count(ray) + 2 * count)
-        with tqdm(total=work.total, unit="sample", smoothing=0.1, desc="tokenize", disable=not job.progress,
-                  dynamic_ncols=True) as bar:
-            written, samples = distribute(ray, itertools.chain([first], todo), submit, process, commit, actors, ahead,
-                                          bar, unseen=None if total_units is None else lambda: total_units - work.plan.shards)
-        return written, [startup_line(ready - began, count, samples, time.perf_counter() - ready),
-                         *report.lines("encoder")]
+        with tqdm(
+            total=work.total,
+            unit="sample",
+            smoothing=0.1,
+            desc="tokenize",
+            disable=not job.progress,
+            dynamic_ncols=True,
+        ) as bar:
+            written, samples = distribute(
+                ray,
+                itertools.chain([first], todo),
+                submit,
+                process,
+                commit,
+                actors,
+                ahead,
+                bar,
+                unseen=None if total_units is None else lambda: total_units - work.plan.shards,
+            )
+        return written, [
+            startup_line(ready - began, count, samples, time.perf_counter() - ready),
+            *report.lines("encoder"),
+        ]

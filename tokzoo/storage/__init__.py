@@ -35,7 +35,7 @@ def as_path(value: str | Path | "ObjectPath") -> "Path | ObjectPath":
         return value
     text = str(value)
     if text.startswith("file://"):
-        return Path(text[len("file://"):])
+        return Path(text[len("file://") :])
     return ObjectPath.from_url(text) if is_url(text) else Path(text)
 
 
