@@ -224,9 +224,8 @@ def test_a_depth_net_learns_and_round_trips(tmp_path, one_thread):
         load_depth_net(tmp_path / "net")
 
 
-@pytest.mark.slow
 def test_cli_generate_with_consensus_end_to_end(tmp_path):
-    """~40 s: tokenize 8 + 2 scenes, train a 2-step fm and a 5-step depth net, generate with the loop."""
+    """Tokenize 8 + 2 scenes, train a 2-step fm and a 5-step depth net, generate with the loop (4-16 s)."""
     from click.testing import CliRunner
     from PIL import Image
 
