@@ -7,7 +7,8 @@ here on its own scene stream). Variants per scene, each with N generator calls (
 unless the row says otherwise: greedy (1 call); best-of-N reranked by each single scorer and by the
 ensemble; the closed loop with each single scorer and with the ensemble; region-wise reranking of N proposals
 in one round (no feedback: an ablation). References: the per-pixel mean depth of training scenes (the
-trivial prior), the depth network alone, and best-of-N picked by the true abs-rel (what reranking could reach).
+trivial prior), the true tokens decoded (the tokenizer's ceiling), one sample, the depth network alone, and
+best-of-N picked by the true abs-rel (what reranking could reach).
 
 Metrics per scene against the exact ground truth: depth abs-rel (pixels with depth in both) and two structure
 metrics: the mean angle (degrees) between the normals implied by the predicted depth (true camera) and the
