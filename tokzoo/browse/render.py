@@ -32,12 +32,18 @@ BOXES = "_boxes"
 """Section name of the sample-level picture (full source with crop boxes) in fingerprints."""
 DRAWN_ITEMS = 8
 """Items of a set-valued modality (SAM instances, humans) a site decodes per sample; a page notes the rest."""
-SMOOTH = ("rgb", "sample")
-"""Pictures shrunk by area averaging (photographs, and the crop-boxes picture drawn on one); others keep exact pixels."""
+SAMPLE_PICTURE = "sample"
+"""Name of the sample-level picture (the source with its crop boxes) among a sample's pictures."""
 TEXT_LIMIT = 2000
 SKIPPED_METRICS = {"ssim"}
 """Left to ``tokzoo eval``: its 11 x 11 Gaussian windows cost more than a sample's other metrics, decoding
 and pictures together."""
+
+
+def is_photographic(name: str) -> bool:
+    """Whether pictures of ``name`` are shrunk by area averaging: photographic stored values (their registry
+    declaration) and the crop-boxes picture drawn on the rgb source."""
+    return name == SAMPLE_PICTURE or getattr(STORED.get(name), "photographic", False)
 
 
 def image_path(chunk: str, pos: int, modality: str, kind: str) -> str:
@@ -82,7 +88,7 @@ class Writer:
         if picture is None:
             return None
         path = image_path(self.chunk, pos, modality, kind)
-        write_thumbnail(picture, self.site, self.site / path, smooth=modality in SMOOTH)
+        write_thumbnail(picture, self.site, self.site / path, smooth=is_photographic(modality))
         self.written += 1
         return path
 
@@ -134,7 +140,7 @@ class TokenChunkRenderer:
             sample = {**record.as_json(), "crops": crops.tolist() if crops is not None else None, "m": {}}
             if boxes:
                 sample["boxes_of"], picture = boxes_picture(decoded[record.key], crops, self.codecs)
-                sample["boxes"] = write(picture, pos, "sample", "boxes")
+                sample["boxes"] = write(picture, pos, SAMPLE_PICTURE, "boxes")
             samples.append(sample)
         for modality in modalities:
             sections = self._modality(modality, records, decoded, shard_data, write)
@@ -290,14 +296,16 @@ class RawChunkRenderer:
             crops = values.pop("crops", None)
             entry = {**record.as_json(), "crops": np.asarray(crops).tolist() if crops is not None else None, "m": {}}
             entry["boxes_of"], picture = boxes_picture(values, crops, self.codecs)
-            entry["boxes"] = write(picture, pos, "sample", "boxes") if crops is not None else None
+            entry["boxes"] = write(picture, pos, SAMPLE_PICTURE, "boxes") if crops is not None else None
             for modality, value in values.items():
                 seen.append(modality)
                 notes = []
                 codec = self.codecs.get(modality)
                 section = {"source": None, "recon": None, "tokens": None, "metrics": {}, "text": {}, "notes": notes}
                 if codec is not None:
-                    small = value if modality in SMOOTH else subsampled(value)  # label maps: draw only what is shown
+                    small = (
+                        value if is_photographic(modality) else subsampled(value)
+                    )  # label maps: draw only what is shown
                     section["source"] = write(_picture(codec, small, notes), pos, modality, "source")
                 if section["source"] is None:
                     section["text"]["source"] = as_text(value)

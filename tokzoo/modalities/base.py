@@ -68,6 +68,8 @@ class StoredValue:
     crop_rule: ClassVar[str | None] = None
     old_names: ClassVar[tuple[str, ...]] = ()
     """Names it was stored under before, still read as this one (tokzoo.vocabulary)."""
+    photographic: ClassVar[bool] = False
+    """Pictures of it are shrunk by area averaging (photographs); others keep exact pixels (label maps, masks)."""
 
 
 class Modality(StoredValue):

@@ -17,6 +17,7 @@ class RGB(Modality):
     written_as = ".png"
     crop_rule = "bilinear"
     metrics = ("psnr", "ssim", "mae")
+    photographic = True
     contract = (
         "uint8 array (H, W, 3) or batch (B, H, W, 3), values 0..255, sRGB, channels last. "
         "H and W divisible by the model's downsampling (16 for the zoo tokenizer). "
