@@ -243,21 +243,40 @@ def test_a_method_is_one_class_and_one_registration_line():
 
 # -- the pretrained vision component ----------------------------------------------------------------------------------
 def test_scene_targets_are_read_off_the_render():
-    from tokzoo.compose.vision_pretrain import COLOURS, THING_CLASSES, scene_targets
+    from tokzoo.compose.vision_pretrain import COLOURS, MAX_COUNT, THING_CLASSES, scene_targets
+    from tokzoo.datasets.scene_layout import SCENE_CLASSES
     from tokzoo.datasets.scene_text import scene_text
     from tokzoo.datasets.scenes import generate_scene
 
     sample = generate_scene(3, seed=0, size=32)
     t = scene_targets(sample, patch=8)
-    assert t["semantic"].shape == t["colour"].shape == t["log_depth"].shape == (16,)
+    assert t["colour"].shape == t["log_depth"].shape == (16,) and t["semantic"].shape == (16, len(SCENE_CLASSES))
+    human = SCENE_CLASSES.index("human")  # the shares count every pixel: a person's limbs too
+    assert np.isclose(t["semantic"][:, human].sum() * 64, (sample["semseg"] == human).sum())
+    assert np.allclose(t["semantic"].sum(1), 1)
     things = scene_text(sample)["things"]
     present = {THING_CLASSES[i] for i in np.nonzero(t["present"][: len(THING_CLASSES)])[0]}
     assert present == {x["cls"] for x in things}
+    for i, name in enumerate(THING_CLASSES):
+        assert t["counts"][i] == min(MAX_COUNT, sum(x["cls"] == name for x in things))
     nearest = min(things, key=lambda x: x["depth"])
     assert THING_CLASSES[int(t["nearest"]) - 1] == nearest["cls"]
     objects = [x for x in things if x["cls"] != "person"]
     assert COLOURS[int(t["nearest_colour"])] == min(objects, key=lambda x: x["depth"])["colour"]
     assert np.all(t["log_depth"] <= np.log(30.0) + 1e-6)
+
+
+def test_mirror_flips_the_chosen_images_and_their_patch_targets():
+    from tokzoo.compose.vision_pretrain import mirror, render_pretraining_set
+
+    data = render_pretraining_set(2, seed=5, size=32, patch=8)
+    images = torch.from_numpy(data["rgb"]).permute(0, 3, 1, 2).float()
+    targets = {k: v for k, v in data.items() if k != "rgb"}
+    out_images, out = mirror(images, targets, np.array([True, False]))
+    assert torch.equal(out_images[0], images[0].flip(-1)) and torch.equal(out_images[1], images[1])
+    assert np.array_equal(out["semantic"][0].reshape(4, 4, -1), targets["semantic"][0].reshape(4, 4, -1)[:, ::-1])
+    assert np.array_equal(out["log_depth"][0].reshape(4, 4), targets["log_depth"][0].reshape(4, 4)[:, ::-1])
+    assert np.array_equal(out["colour"][1], targets["colour"][1]) and out["present"] is targets["present"]
 
 
 def test_pretrain_vision_writes_a_folder_that_loads_as_a_component(tmp_path):
@@ -270,7 +289,7 @@ def test_pretrain_vision_writes_a_folder_that_loads_as_a_component(tmp_path):
     metrics = [run_recipe(recipe, tmp_path / name, log=lambda *_: None) for name in ("a", "b")]
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
     assert metrics[0]["streams"] == {"train": [7000001, 8], "held_out": [7000002, 4]}
-    assert 0 <= metrics[0]["held_out"]["nearest"] <= 1
+    assert 0 <= metrics[0]["held_out"]["nearest"] <= 1 and 0 <= metrics[0]["held_out"]["present_person"] <= 1
     component = build_component("vision", {"vision_model": str(tmp_path / "a")}).freeze()
     assert component.size == 32 and component.n_layers == 3
     with torch.no_grad():
