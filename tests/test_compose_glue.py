@@ -297,6 +297,36 @@ def test_pretrain_vision_writes_a_folder_that_loads_as_a_component(tmp_path):
     assert component.class_token(stream).shape == (2, 1, 32) and component.grid_tokens(stream).shape == (2, 16, 32)
 
 
+def test_pretraining_goes_on_from_a_folder_and_weights_people(tmp_path):
+    from tokzoo.compose import resolve_recipe
+    from tokzoo.compose.train import run_recipe
+    from tokzoo.compose.vision_pretrain import head_losses, render_pretraining_set
+
+    def recipe(steps, **spec):
+        return resolve_recipe({"steps": steps, "batch_size": 4, "log_every": 1, "threads": 1,
+                               "data": {"scenes": {"n": 8, "n_val": 4}},
+                               "compose": {"pretrain_vision": {"size": 32, "patch": 8, "width": 32, "layers": 2, **spec}}})  # fmt: skip
+
+    run_recipe(recipe(2), tmp_path / "a", log=lambda *_: None)
+    run_recipe(recipe(0, init=str(tmp_path / "a")), tmp_path / "b", log=lambda *_: None)  # no step: the same weights
+    for name in ("model.safetensors", "heads.safetensors"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    with pytest.raises(ConfigError, match="init"):
+        run_recipe(recipe(1, init=str(tmp_path / "missing")), tmp_path / "c", log=lambda *_: None)
+    data = render_pretraining_set(4, seed=0, size=32, patch=8)
+    target = {k: torch.from_numpy(v) for k, v in data.items() if k != "rgb"}
+    torch.manual_seed(0)
+    out = {"semantic": torch.randn(4, 16, 10), "colour": torch.randn(4, 16, 8), "log_depth": torch.randn(4, 16),
+           "present": torch.randn(4, 11), "counts": torch.randn(4, 4, 5), "nearest": torch.randn(4, 5),
+           "nearest_colour": torch.randn(4, 8)}  # fmt: skip
+    plain, weighted = head_losses(out, target), head_losses(out, target, person_weight=5.0)
+    assert weighted["present"] > plain["present"] and weighted["colour"] == plain["colour"]
+    no_people = dict(target, semantic=target["semantic"].clone())
+    no_people["semantic"][..., 6] = 0  # the human class's share moved to the floor's
+    no_people["semantic"][..., 0] += target["semantic"][..., 6]
+    assert torch.isclose(head_losses(out, no_people)["semantic"], head_losses(out, no_people, 5.0)["semantic"])
+
+
 def test_pretrain_vision_recipe_errors_are_one_line():
     from tokzoo.compose import resolve_recipe
 
@@ -306,6 +336,8 @@ def test_pretrain_vision_recipe_errors_are_one_line():
         resolve_recipe({"compose": {"pretrain_vision": {"size": 30}}})
     with pytest.raises(ConfigError, match="stands alone"):
         resolve_recipe({"compose": {"pretrain_vision": {}, "method": "gats"}})
+    with pytest.raises(ConfigError, match="person_weight"):
+        resolve_recipe({"compose": {"pretrain_vision": {"person_weight": 0}}})
 
 
 # -- the multi-frame task -----------------------------------------------------------------------------------------

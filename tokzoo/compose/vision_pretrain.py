@@ -13,7 +13,9 @@ heads that are thrown away afterwards:
   thing and the colour of the nearest object (``none`` when there is none).
 
 Training images are mirrored left-right with probability 1/2 (the per-patch targets with them; the class-token
-targets do not change under a mirror).
+targets do not change under a mirror). ``person_weight`` multiplies the loss of the ``human`` class in the
+per-patch semantic head and of the person label of the "present" head (people are a small share of the pixels);
+``init``: a folder this module wrote, whose ViT and heads training goes on from.
 
 Output: a transformers ViT folder (``config.json`` + ``model.safetensors`` + ``preprocessor_config.json``) that
 ``{vision_model: DIR}`` loads, the heads in ``heads.safetensors`` and ``metrics.json`` (held-out head accuracies).
@@ -35,6 +37,7 @@ from tqdm import tqdm
 
 from ..datasets.scene_text import COLOR_NAMES, PERSON, colour_name, visible_things
 from ..datasets.scenes import SCENE_CLASSES, generate_scene
+from ..errors import ConfigError
 from ..io.writes import copy_folder_into, make_folder, write_file
 from .vision import VisionTransformer
 
@@ -122,12 +125,17 @@ class PretrainingHeads(nn.Module):
                 "counts": self.counts(cls).unflatten(-1, (len(THING_CLASSES), MAX_COUNT + 1)), "nearest": self.nearest(cls), "nearest_colour": self.nearest_colour(cls)}  # fmt: skip
 
 
-def head_losses(out: dict, target: dict) -> dict:
-    """Each head's loss (cross-entropy, soft for the semantic shares; BCE; L1 for log-depth); pretraining minimises the sum."""
-    return {"semantic": F.cross_entropy(out["semantic"].flatten(0, 1), target["semantic"].flatten(0, 1)),
+def head_losses(out: dict, target: dict, person_weight: float = 1.0) -> dict:
+    """Each head's loss (cross-entropy, soft for the semantic shares; BCE; L1 for log-depth); pretraining minimises the
+    sum. ``person_weight``: the weight of the human class (semantic) and of the person label (present)."""
+    classes = torch.ones(len(SCENE_CLASSES))
+    classes[SCENE_CLASSES.index("human")] = person_weight
+    labels = torch.ones(len(THING_CLASSES) + len(COLOR_NAMES))
+    labels[PERSON_LABEL] = person_weight
+    return {"semantic": F.cross_entropy(out["semantic"].flatten(0, 1), target["semantic"].flatten(0, 1), weight=classes),
             "colour": F.cross_entropy(out["colour"].flatten(0, 1), target["colour"].flatten()),
             "log_depth": F.l1_loss(out["log_depth"], target["log_depth"]),
-            "present": F.binary_cross_entropy_with_logits(out["present"], target["present"]),
+            "present": F.binary_cross_entropy_with_logits(out["present"], target["present"], weight=labels),
             "counts": F.cross_entropy(out["counts"].flatten(0, 1), target["counts"].flatten()),
             "nearest": F.cross_entropy(out["nearest"], target["nearest"]),
             "nearest_colour": F.cross_entropy(out["nearest_colour"], target["nearest_colour"])}  # fmt: skip
@@ -186,6 +194,19 @@ def head_accuracy(component: VisionTransformer, heads: PretrainingHeads, data: d
     return {key: value / n for key, value in sums.items()}
 
 
+def start_from(model, heads: PretrainingHeads, folder: Path) -> None:
+    """Load a previous pretraining's ViT and heads (``model.safetensors``, ``heads.safetensors`` in ``folder``);
+    ConfigError when they are missing or of another shape."""
+    from safetensors.torch import load_file
+
+    try:  # transformers renames the tensors it writes: its own reader maps them back
+        saved = type(model).from_pretrained(str(folder), add_pooling_layer=False, use_safetensors=True)
+        model.load_state_dict(saved.state_dict())
+        heads.load_state_dict(load_file(str(folder / "heads.safetensors")))
+    except (OSError, RuntimeError, ValueError) as e:
+        raise ConfigError(f"{folder}: compose.pretrain_vision.init: {str(e).splitlines()[0][:160]}") from None
+
+
 def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
     """Train the ViT of ``recipe['compose']['pretrain_vision']`` with ``loop`` (:func:`.train._loop`); write ``out``."""
     spec, d = recipe["compose"]["pretrain_vision"], recipe["data"]["scenes"]
@@ -195,6 +216,8 @@ def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
     model = build_vit(spec)
     component = VisionTransformer(model, name="vision", source="pretrain_vision")
     heads = PretrainingHeads(spec["width"])
+    if spec["init"]:
+        start_from(model, heads, Path(spec["init"]))
     with tqdm(total=d["n"] + d["n_val"], desc="scenes", file=sys.stderr, leave=False) as bar:
         train = render_pretraining_set(d["n"], d["seed"], spec["size"], spec["patch"], bar.update)
         val = render_pretraining_set(d["n_val"], d["val_seed"], spec["size"], spec["patch"], bar.update)
@@ -210,7 +233,7 @@ def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
         images, targets = mirror(train_images[index], {k: v[index] for k, v in train.items() if k != "rgb"},
                                  rng.random(len(index)) < 0.5)
         out = heads(component.finish(component.run(component.begin(images), component.n_layers)))
-        return sum(head_losses(out, {k: torch.from_numpy(v) for k, v in targets.items()}).values())
+        return sum(head_losses(out, {k: torch.from_numpy(v) for k, v in targets.items()}, spec["person_weight"]).values())
 
     run = loop(recipe, list(model.parameters()) + list(heads.parameters()), loss_of, "vision ViT", log, out=out)
     with tempfile.TemporaryDirectory(prefix="tokzoo-vit-") as private:  # transformers opens its own paths
