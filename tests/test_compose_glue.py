@@ -248,21 +248,40 @@ def test_a_method_is_one_class_and_one_registration_line():
 
 # -- the pretrained vision component ----------------------------------------------------------------------------------
 def test_scene_targets_are_read_off_the_render():
-    from tokzoo.compose.vision_pretrain import COLOURS, THING_CLASSES, scene_targets
+    from tokzoo.compose.vision_pretrain import COLOURS, MAX_COUNT, THING_CLASSES, scene_targets
+    from tokzoo.datasets.scene_layout import SCENE_CLASSES
     from tokzoo.datasets.scene_text import scene_text
     from tokzoo.datasets.scenes import generate_scene
 
     sample = generate_scene(3, seed=0, size=32)
     t = scene_targets(sample, patch=8)
-    assert t["semantic"].shape == t["colour"].shape == t["log_depth"].shape == (16,)
+    assert t["colour"].shape == t["log_depth"].shape == (16,) and t["semantic"].shape == (16, len(SCENE_CLASSES))
+    human = SCENE_CLASSES.index("human")  # the shares count every pixel: a person's limbs too
+    assert np.isclose(t["semantic"][:, human].sum() * 64, (sample["semseg"] == human).sum())
+    assert np.allclose(t["semantic"].sum(1), 1)
     things = scene_text(sample)["things"]
     present = {THING_CLASSES[i] for i in np.nonzero(t["present"][: len(THING_CLASSES)])[0]}
     assert present == {x["cls"] for x in things}
+    for i, name in enumerate(THING_CLASSES):
+        assert t["counts"][i] == min(MAX_COUNT, sum(x["cls"] == name for x in things))
     nearest = min(things, key=lambda x: x["depth"])
     assert THING_CLASSES[int(t["nearest"]) - 1] == nearest["cls"]
     objects = [x for x in things if x["cls"] != "person"]
     assert COLOURS[int(t["nearest_colour"])] == min(objects, key=lambda x: x["depth"])["colour"]
     assert np.all(t["log_depth"] <= np.log(30.0) + 1e-6)
+
+
+def test_mirror_flips_the_chosen_images_and_their_patch_targets():
+    from tokzoo.compose.vision_pretrain import mirror, render_pretraining_set
+
+    data = render_pretraining_set(2, seed=5, size=32, patch=8)
+    images = torch.from_numpy(data["rgb"]).permute(0, 3, 1, 2).float()
+    targets = {k: v for k, v in data.items() if k != "rgb"}
+    out_images, out = mirror(images, targets, np.array([True, False]))
+    assert torch.equal(out_images[0], images[0].flip(-1)) and torch.equal(out_images[1], images[1])
+    assert np.array_equal(out["semantic"][0].reshape(4, 4, -1), targets["semantic"][0].reshape(4, 4, -1)[:, ::-1])
+    assert np.array_equal(out["log_depth"][0].reshape(4, 4), targets["log_depth"][0].reshape(4, 4)[:, ::-1])
+    assert np.array_equal(out["colour"][1], targets["colour"][1]) and out["present"] is targets["present"]
 
 
 def test_pretrain_vision_writes_a_folder_that_loads_as_a_component(tmp_path):
@@ -282,12 +301,42 @@ def test_pretrain_vision_writes_a_folder_that_loads_as_a_component(tmp_path):
     metrics = [run_recipe(recipe, tmp_path / name, log=lambda *_: None) for name in ("a", "b")]
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
     assert metrics[0]["streams"] == {"train": [7000001, 8], "held_out": [7000002, 4]}
-    assert 0 <= metrics[0]["held_out"]["nearest"] <= 1
+    assert 0 <= metrics[0]["held_out"]["nearest"] <= 1 and 0 <= metrics[0]["held_out"]["present_person"] <= 1
     component = build_component("vision", {"vision_model": str(tmp_path / "a")}).freeze()
     assert component.size == 32 and component.n_layers == 3
     with torch.no_grad():
         stream = component.run(component.begin(np.zeros((2, 32, 32, 3), np.uint8)), 3)
     assert component.class_token(stream).shape == (2, 1, 32) and component.grid_tokens(stream).shape == (2, 16, 32)
+
+
+def test_pretraining_goes_on_from_a_folder_and_weights_people(tmp_path):
+    from tokzoo.compose import resolve_recipe
+    from tokzoo.compose.train import run_recipe
+    from tokzoo.compose.vision_pretrain import head_losses, render_pretraining_set
+
+    def recipe(steps, **spec):
+        return resolve_recipe({"steps": steps, "batch_size": 4, "log_every": 1, "threads": 1,
+                               "data": {"scenes": {"n": 8, "n_val": 4}},
+                               "compose": {"pretrain_vision": {"size": 32, "patch": 8, "width": 32, "layers": 2, **spec}}})  # fmt: skip
+
+    run_recipe(recipe(2), tmp_path / "a", log=lambda *_: None)
+    run_recipe(recipe(0, init=str(tmp_path / "a")), tmp_path / "b", log=lambda *_: None)  # no step: the same weights
+    for name in ("model.safetensors", "heads.safetensors"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    with pytest.raises(ConfigError, match="init"):
+        run_recipe(recipe(1, init=str(tmp_path / "missing")), tmp_path / "c", log=lambda *_: None)
+    data = render_pretraining_set(4, seed=0, size=32, patch=8)
+    target = {k: torch.from_numpy(v) for k, v in data.items() if k != "rgb"}
+    torch.manual_seed(0)
+    out = {"semantic": torch.randn(4, 16, 10), "colour": torch.randn(4, 16, 8), "log_depth": torch.randn(4, 16),
+           "present": torch.randn(4, 11), "counts": torch.randn(4, 4, 5), "nearest": torch.randn(4, 5),
+           "nearest_colour": torch.randn(4, 8)}  # fmt: skip
+    plain, weighted = head_losses(out, target), head_losses(out, target, person_weight=5.0)
+    assert weighted["present"] > plain["present"] and weighted["colour"] == plain["colour"]
+    no_people = dict(target, semantic=target["semantic"].clone())
+    no_people["semantic"][..., 6] = 0  # the human class's share moved to the floor's
+    no_people["semantic"][..., 0] += target["semantic"][..., 6]
+    assert torch.isclose(head_losses(out, no_people)["semantic"], head_losses(out, no_people, 5.0)["semantic"])
 
 
 def test_pretrain_vision_recipe_errors_are_one_line():
@@ -299,6 +348,8 @@ def test_pretrain_vision_recipe_errors_are_one_line():
         resolve_recipe({"compose": {"pretrain_vision": {"size": 30}}})
     with pytest.raises(ConfigError, match="stands alone"):
         resolve_recipe({"compose": {"pretrain_vision": {}, "method": "gats"}})
+    with pytest.raises(ConfigError, match="person_weight"):
+        resolve_recipe({"compose": {"pretrain_vision": {"person_weight": 0}}})
 
 
 # -- the multi-frame task -----------------------------------------------------------------------------------------

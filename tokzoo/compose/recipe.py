@@ -40,7 +40,7 @@ DEFAULTS = {
     "compose": {},
 }  # fmt: skip
 GLUE_DEFAULTS = {"method": "gats", "train_components": False, "components": {}, "settings": {}}
-VISION_DEFAULTS = {"size": 64, "patch": 8, "width": 128, "layers": 4, "heads": 4}
+VISION_DEFAULTS = {"size": 64, "patch": 8, "width": 128, "layers": 4, "heads": 4, "person_weight": 1.0, "init": None}
 LM_DEFAULTS = {
     "arch": "gpt2",
     "vocab_size": 512,
@@ -125,6 +125,15 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
         spec = _merge(VISION_DEFAULTS, compose["pretrain_vision"] or {}, f"{where}.compose.pretrain_vision")
         if spec["size"] % spec["patch"] or spec["width"] % spec["heads"]:
             raise ConfigError(f"{where}: compose.pretrain_vision: size must be a multiple of patch, width of heads")
+        weight = spec["person_weight"]
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight <= 100:
+            raise ConfigError(
+                f"{where}: compose.pretrain_vision.person_weight must be a number in (0, 100], got {weight!r}"[:200]
+            )
+        if spec["init"] is not None and not isinstance(spec["init"], str):
+            raise ConfigError(
+                f"{where}: compose.pretrain_vision.init must be a pretraining folder, got {spec['init']!r}"[:200]
+            )
         _check_optimizer(resolved["optimizer"], where)
         resolved["compose"] = {"pretrain_vision": spec}
         return resolved

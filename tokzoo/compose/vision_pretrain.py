@@ -4,11 +4,18 @@ The ViT (a real class token; e.g. 64 px, patch 8, width 128, 4 blocks) is traine
 stream of its own (``data.scenes: {n, seed}``, disjoint from the glue's training and held-out streams) with
 heads that are thrown away afterwards:
 
-- per patch (from the final patch tokens): the semantic class (majority of ``semseg`` over the patch's
-  pixels, 10 classes), the colour name of the instance covering most of the patch (``none`` for background
+- per patch (from the final patch tokens): the semantic classes (the share of each of the 10 ``semseg`` classes
+  among the patch's pixels, a soft cross-entropy target, so that a person's thin limbs count where they are not
+  the majority; scored by the majority class), the colour name of the instance covering most of the patch (``none`` for background
   and people, else :data:`tokzoo.datasets.scene_text.COLOR_NAMES`) and the mean log-depth (sky: 30 m);
-- from the class token: multi-label "present" over the visible things' classes and colours, and (softmax)
-  the class of the nearest thing and the colour of the nearest object (``none`` when there is none).
+- from the class token: multi-label "present" over the visible things' classes and colours, (softmax) the number
+  of visible things of each class (0 .. ``MAX_COUNT``, more counted as ``MAX_COUNT``), the class of the nearest
+  thing and the colour of the nearest object (``none`` when there is none).
+
+Training images are mirrored left-right with probability 1/2 (the per-patch targets with them; the class-token
+targets do not change under a mirror). ``person_weight`` multiplies the loss of the ``human`` class in the
+per-patch semantic head and of the person label of the "present" head (people are a small share of the pixels);
+``init``: a folder this module wrote, whose ViT and heads training goes on from.
 
 Output: a transformers ViT folder (``config.json`` + ``model.safetensors`` + ``preprocessor_config.json``) that
 ``{vision_model: DIR}`` loads, the heads in ``heads.safetensors`` and ``metrics.json`` (held-out head accuracies).
@@ -30,19 +37,27 @@ from tqdm import tqdm
 
 from ..datasets.scene_text import COLOR_NAMES, PERSON, colour_name, visible_things
 from ..datasets.scenes import SCENE_CLASSES, generate_scene
+from ..errors import ConfigError
 from ..io.writes import copy_folder_into, make_folder, write_file
 from .vision import VisionTransformer
 
 THING_CLASSES = ("sphere", "box", "cylinder", PERSON)  # what scene_text names the visible things
+PERSON_LABEL = THING_CLASSES.index(PERSON)
 COLOURS = ("none",) + COLOR_NAMES
 SKY_DEPTH = 30.0  # metres, the depth target of sky pixels
+MAX_COUNT = 4  # the counts head's classes: 0 .. MAX_COUNT things of a class (MAX_COUNT: that many or more)
+
+
+def _patch_counts(labels: np.ndarray, patch: int, n_classes: int) -> np.ndarray:
+    """Pixels of each label in each patch x patch cell of an int (H, W) map -> int (H / patch * W / patch, n_classes)."""
+    h, w = labels.shape
+    onehot = np.eye(n_classes, dtype=np.int32)[labels].reshape(h // patch, patch, w // patch, patch, n_classes)
+    return onehot.sum(axis=(1, 3)).reshape(-1, n_classes)
 
 
 def _patch_mode(labels: np.ndarray, patch: int, n_classes: int) -> np.ndarray:
     """Majority label of each patch x patch cell of an int (H, W) map -> (H / patch * W / patch,), row-major."""
-    h, w = labels.shape
-    onehot = np.eye(n_classes, dtype=np.int32)[labels].reshape(h // patch, patch, w // patch, patch, n_classes)
-    return onehot.sum(axis=(1, 3)).argmax(-1).reshape(-1)
+    return _patch_counts(labels, patch, n_classes).argmax(-1)
 
 
 def scene_targets(sample: dict, patch: int) -> dict:
@@ -61,21 +76,20 @@ def scene_targets(sample: dict, patch: int) -> dict:
     log_depth = np.log(depth).reshape(h // patch, patch, w // patch, patch).mean(axis=(1, 3)).reshape(-1)
     things = visible_things(sample)
     present = np.zeros(len(THING_CLASSES) + len(COLOR_NAMES), np.float32)
+    counts = np.zeros(len(THING_CLASSES), np.int64)
     for t in things:
         present[THING_CLASSES.index(t["cls"])] = 1
+        counts[THING_CLASSES.index(t["cls"])] += 1
         if t["colour"] is not None:
             present[len(THING_CLASSES) + COLOR_NAMES.index(t["colour"])] = 1
     objects = [t for t in things if t["cls"] != PERSON]
     nearest = min(things, key=lambda t: t["depth"])["cls"] if things else None
     nearest_colour = min(objects, key=lambda t: t["depth"])["colour"] if objects else "none"
-    return {
-        "semantic": _patch_mode(semseg.astype(np.int64), patch, len(SCENE_CLASSES)),
-        "colour": _patch_mode(colour_map, patch, len(COLOURS)),
-        "log_depth": log_depth.astype(np.float32),
-        "present": present,
-        "nearest": np.int64(THING_CLASSES.index(nearest) + 1 if nearest else 0),
-        "nearest_colour": np.int64(COLOURS.index(nearest_colour)),
-    }
+    shares = _patch_counts(semseg.astype(np.int64), patch, len(SCENE_CLASSES)) / patch**2
+    return {"semantic": shares.astype(np.float32),
+            "colour": _patch_mode(colour_map, patch, len(COLOURS)), "log_depth": log_depth.astype(np.float32),
+            "present": present, "counts": counts.clip(max=MAX_COUNT), "nearest": np.int64(THING_CLASSES.index(nearest) + 1 if nearest else 0),
+            "nearest_colour": np.int64(COLOURS.index(nearest_colour))}  # fmt: skip
 
 
 def render_pretraining_set(n: int, seed: int, size: int, patch: int, progress=None) -> dict:
@@ -100,31 +114,31 @@ class PretrainingHeads(nn.Module):
         self.colour = nn.Linear(width, len(COLOURS))
         self.depth = nn.Linear(width, 1)
         self.present = nn.Linear(width, len(THING_CLASSES) + len(COLOR_NAMES))
+        self.counts = nn.Linear(width, len(THING_CLASSES) * (MAX_COUNT + 1))
         self.nearest = nn.Linear(width, 1 + len(THING_CLASSES))
         self.nearest_colour = nn.Linear(width, len(COLOURS))
 
     def forward(self, tokens: torch.Tensor) -> dict:
         cls, patches = tokens[:, 0], tokens[:, 1:]
-        return {
-            "semantic": self.semantic(patches),
-            "colour": self.colour(patches),
-            "log_depth": self.depth(patches)[..., 0],
-            "present": self.present(cls),
-            "nearest": self.nearest(cls),
-            "nearest_colour": self.nearest_colour(cls),
-        }
+        return {"semantic": self.semantic(patches), "colour": self.colour(patches),
+                "log_depth": self.depth(patches)[..., 0], "present": self.present(cls),
+                "counts": self.counts(cls).unflatten(-1, (len(THING_CLASSES), MAX_COUNT + 1)), "nearest": self.nearest(cls), "nearest_colour": self.nearest_colour(cls)}  # fmt: skip
 
 
-def head_losses(out: dict, target: dict) -> dict:
-    """Each head's loss (cross-entropy, BCE, or L1 for log-depth); the sum is what pretraining minimises."""
-    return {
-        "semantic": F.cross_entropy(out["semantic"].flatten(0, 1), target["semantic"].flatten()),
-        "colour": F.cross_entropy(out["colour"].flatten(0, 1), target["colour"].flatten()),
-        "log_depth": F.l1_loss(out["log_depth"], target["log_depth"]),
-        "present": F.binary_cross_entropy_with_logits(out["present"], target["present"]),
-        "nearest": F.cross_entropy(out["nearest"], target["nearest"]),
-        "nearest_colour": F.cross_entropy(out["nearest_colour"], target["nearest_colour"]),
-    }
+def head_losses(out: dict, target: dict, person_weight: float = 1.0) -> dict:
+    """Each head's loss (cross-entropy, soft for the semantic shares; BCE; L1 for log-depth); pretraining minimises the
+    sum. ``person_weight``: the weight of the human class (semantic) and of the person label (present)."""
+    classes = torch.ones(len(SCENE_CLASSES))
+    classes[SCENE_CLASSES.index("human")] = person_weight
+    labels = torch.ones(len(THING_CLASSES) + len(COLOR_NAMES))
+    labels[PERSON_LABEL] = person_weight
+    return {"semantic": F.cross_entropy(out["semantic"].flatten(0, 1), target["semantic"].flatten(0, 1), weight=classes),
+            "colour": F.cross_entropy(out["colour"].flatten(0, 1), target["colour"].flatten()),
+            "log_depth": F.l1_loss(out["log_depth"], target["log_depth"]),
+            "present": F.binary_cross_entropy_with_logits(out["present"], target["present"], weight=labels),
+            "counts": F.cross_entropy(out["counts"].flatten(0, 1), target["counts"].flatten()),
+            "nearest": F.cross_entropy(out["nearest"], target["nearest"]),
+            "nearest_colour": F.cross_entropy(out["nearest_colour"], target["nearest_colour"])}  # fmt: skip
 
 
 def build_vit(spec: dict):
@@ -147,9 +161,24 @@ def _to_torch(data: dict, index) -> dict:
     return {k: torch.from_numpy(v[index]) for k, v in data.items() if k != "rgb"}
 
 
+def mirror(images: torch.Tensor, targets: dict, flip: np.ndarray) -> tuple[torch.Tensor, dict]:
+    """Mirror left-right the images (B, C, H, W) and the per-patch numpy targets (B, P[, K]) of the rows where
+    ``flip`` (B,) bool; the other targets are unchanged."""
+    images = torch.where(torch.from_numpy(flip)[:, None, None, None], images.flip(-1), images)
+    targets = dict(targets)
+    for key in ("semantic", "colour", "log_depth"):
+        value = targets[key].copy()
+        side = int(round(value.shape[1] ** 0.5))
+        grid = value[flip].reshape(flip.sum(), side, side, *value.shape[2:])
+        value[flip] = grid[:, :, ::-1].reshape(value[flip].shape)
+        targets[key] = value
+    return images, targets
+
+
 @torch.no_grad()
 def head_accuracy(component: VisionTransformer, heads: PretrainingHeads, data: dict, batch_size: int = 256) -> dict:
-    """Held-out accuracy of each classification head (present: per label), log-depth mean absolute error."""
+    """Held-out accuracy of each classification head (semantic: the majority class; present: per label, and the
+    person label alone; counts: per class), log-depth mean absolute error."""
     component.eval()
     heads.eval()
     sums: dict[str, float] = {}
@@ -159,16 +188,33 @@ def head_accuracy(component: VisionTransformer, heads: PretrainingHeads, data: d
         out = heads(component.finish(component.run(component.begin(data["rgb"][index]), component.n_layers)))
         t = _to_torch(data, index)
         values = {
-            "semantic": (out["semantic"].argmax(-1) == t["semantic"]).float().mean(),
+            "semantic": (out["semantic"].argmax(-1) == t["semantic"].argmax(-1)).float().mean(),
             "colour": (out["colour"].argmax(-1) == t["colour"]).float().mean(),
             "log_depth_mae": (out["log_depth"] - t["log_depth"]).abs().mean(),
             "present": ((out["present"] > 0).float() == t["present"]).float().mean(),
+            "present_person": ((out["present"][:, PERSON_LABEL] > 0).float() == t["present"][:, PERSON_LABEL])
+            .float()
+            .mean(),
+            "counts": (out["counts"].argmax(-1) == t["counts"]).float().mean(),
             "nearest": (out["nearest"].argmax(-1) == t["nearest"]).float().mean(),
             "nearest_colour": (out["nearest_colour"].argmax(-1) == t["nearest_colour"]).float().mean(),
         }
         for key, value in values.items():
             sums[key] = sums.get(key, 0.0) + float(value) * len(index)
     return {key: value / n for key, value in sums.items()}
+
+
+def start_from(model, heads: PretrainingHeads, folder: Path) -> None:
+    """Load a previous pretraining's ViT and heads (``model.safetensors``, ``heads.safetensors`` in ``folder``);
+    ConfigError when they are missing or of another shape."""
+    from safetensors.torch import load_file
+
+    try:  # transformers renames the tensors it writes: its own reader maps them back
+        saved = type(model).from_pretrained(str(folder), add_pooling_layer=False, use_safetensors=True)
+        model.load_state_dict(saved.state_dict())
+        heads.load_state_dict(load_file(str(folder / "heads.safetensors")))
+    except (OSError, RuntimeError, ValueError) as e:
+        raise ConfigError(f"{folder}: compose.pretrain_vision.init: {str(e).splitlines()[0][:160]}") from None
 
 
 def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
@@ -180,6 +226,8 @@ def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
     model = build_vit(spec)
     component = VisionTransformer(model, name="vision", source="pretrain_vision")
     heads = PretrainingHeads(spec["width"])
+    if spec["init"]:
+        start_from(model, heads, Path(spec["init"]))
     with tqdm(total=d["n"] + d["n_val"], desc="scenes", file=sys.stderr, leave=False) as bar:
         train = render_pretraining_set(d["n"], d["seed"], spec["size"], spec["patch"], bar.update)
         val = render_pretraining_set(d["n_val"], d["val_seed"], spec["size"], spec["patch"], bar.update)
@@ -194,8 +242,13 @@ def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
         component.train()
         heads.train()
         index = rng.choice(d["n"], recipe["batch_size"])
-        out = heads(component.finish(component.run(component.begin(train_images[index]), component.n_layers)))
-        return sum(head_losses(out, _to_torch(train, index)).values())
+        images, targets = mirror(
+            train_images[index], {k: v[index] for k, v in train.items() if k != "rgb"}, rng.random(len(index)) < 0.5
+        )
+        out = heads(component.finish(component.run(component.begin(images), component.n_layers)))
+        return sum(
+            head_losses(out, {k: torch.from_numpy(v) for k, v in targets.items()}, spec["person_weight"]).values()
+        )
 
     run = loop(recipe, list(model.parameters()) + list(heads.parameters()), loss_of, "vision ViT", log, out=out)
     with tempfile.TemporaryDirectory(prefix="tokzoo-vit-") as private:  # transformers opens its own paths
@@ -207,14 +260,9 @@ def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
         json.dumps({"image_mean": [0.5] * 3, "image_std": [0.5] * 3, "crop_size": spec["size"]}, indent=2) + "\n",
     )
     write_file(out, out / "heads.safetensors", save_tensors({k: v.contiguous() for k, v in heads.state_dict().items()}))
-    metrics = {
-        "recipe": recipe["name"],
-        "parameters": component.n_parameters(),
-        **run,
-        "held_out": head_accuracy(component, heads, val),
-        "threads": torch.get_num_threads(),
-        "streams": {"train": [d["seed"], d["n"]], "held_out": [d["val_seed"], d["n_val"]]},
-    }
+    metrics = {"recipe": recipe["name"], "parameters": component.n_parameters(), **run,
+               "held_out": head_accuracy(component, heads, val), "threads": torch.get_num_threads(),
+               "streams": {"train": [d["seed"], d["n"]], "held_out": [d["val_seed"], d["n_val"]]}}  # fmt: skip
     write_file(out, out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     log("held-out heads: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["held_out"].items()))
     return metrics
