@@ -28,6 +28,7 @@ from ..errors import ConfigError
 from ..io.images import save_png
 from ..io.writes import make_folder, write_file
 from ..limits import check_field
+from ..modalities.human_pose import COCO17_LIMBS
 from ..viz import colorize, label_colors
 from .scene_layout import SCENE_CLASSES, sample_layout
 from .scene_outdoor import sample_outdoor_layout
@@ -64,25 +65,6 @@ SCENE_CLASS_COLORS = np.array(
         [30, 110, 40],
     ],
     np.uint8,
-)
-# COCO-17 limbs as keypoint index pairs, for drawing.
-_LIMBS = (
-    (0, 1),
-    (0, 2),
-    (1, 3),
-    (2, 4),
-    (5, 6),
-    (5, 7),
-    (7, 9),
-    (6, 8),
-    (8, 10),
-    (5, 11),
-    (6, 12),
-    (11, 12),
-    (11, 13),
-    (13, 15),
-    (12, 14),
-    (14, 16),
 )
 
 
@@ -267,7 +249,7 @@ def _draw_pose(rgb: np.ndarray, pose: dict) -> np.ndarray:
     draw = ImageDraw.Draw(img)
     for human in pose["humans"]:
         kp = human["keypoints_2d"]
-        for a, b in _LIMBS:
+        for a, b in COCO17_LIMBS:
             if kp[a][2] and kp[b][2]:
                 draw.line([tuple(kp[a][:2]), tuple(kp[b][:2])], fill=(255, 255, 255), width=1)
         for x, y, v in kp:
