@@ -179,6 +179,17 @@ def test_downsample_baseline_uses_the_token_budget():
     assert np.array_equal(downsample_bicubic(tok, flat)[0], flat)
 
 
+def test_downsample_baseline_on_another_grid_spends_the_same_budget():
+    tok = small_tokenizer()
+    budget = bits_per_sample(tok)
+    finer, finer_bits = downsample_bicubic(tok, IMAGES, (6, 6))  # 108 values: fewer levels each
+    coarser, coarser_bits = downsample_bicubic(tok, IMAGES, (2, 2))  # 12 values: more levels each
+    assert finer_bits == pytest.approx(108 * math.log2(math.floor(2 ** (budget / 108))))
+    assert coarser_bits == pytest.approx(12 * math.log2(math.floor(2 ** (budget / 12))))
+    assert finer_bits <= budget and coarser_bits <= budget
+    assert not np.array_equal(finer, coarser) and finer.shape == coarser.shape == IMAGES.shape
+
+
 def test_jpeg_baseline_gets_at_least_the_token_bytes():
     image = IMAGES[0]
     for target in (400, 900, 1500):

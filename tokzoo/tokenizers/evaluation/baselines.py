@@ -7,6 +7,9 @@
   between the set's per-channel min and max (the range is shared side information, not counted), then
   upsampled bicubically (linearly for vectors) and decoded with ``codec.from_model``. Its bits per sample
   are ``values x log2(L)``: at most the budget, unless even 2 levels exceed it (then reported as is).
+  ``grid`` picks another (h, w) for the same budget: a finer grid at fewer levels, or a coarser one at more;
+  ``best_grid_bicubic`` tries a range of grids and keeps the best on the scored set (an oracle choice, so a
+  stronger baseline than the token grid).
 - ``jpeg`` (rgb): per image, the lowest PIL JPEG quality whose file has at least the budget's bytes
   (quality 1 when even that is larger, 95 when none reaches it); its bits per sample are the actual mean
   file size x 8.
@@ -27,8 +30,9 @@ def bits_per_sample(tokenizer) -> float:
     return math.prod(tokenizer.token_shape) * math.log2(tokenizer.vocab_size)
 
 
-def downsample_bicubic(tokenizer, values: np.ndarray):
-    """(reconstruction, bits per sample) of the downsample + quantise + upsample baseline."""
+def downsample_bicubic(tokenizer, values: np.ndarray, grid: tuple[int, ...] | None = None):
+    """(reconstruction, bits per sample) of the downsample + quantise + upsample baseline; ``grid`` (h, w) or
+    (n,) replaces the token grid."""
     codec = tokenizer.codec
     # a list: one image per to_model call (per-image modalities: rows are instances / humans)
     x = torch.cat([codec.to_model(v) for v in values]) if isinstance(values, list) else codec.to_model(values)
@@ -36,7 +40,7 @@ def downsample_bicubic(tokenizer, values: np.ndarray):
     vector = x.ndim == 2
     if vector:
         x = x[:, None]
-    grid = (
+    grid = grid or (
         tokenizer.token_shape_for(tokenizer.config["input_size"])[:1]
         if vector
         else tokenizer.encoder.token_grid(tuple(x.shape[-2:]))
