@@ -95,6 +95,21 @@ def test_same_seed_same_weights_and_provenance(tmp_path):
     assert config["provenance"]["seed"] == 0 and config["provenance"]["final_loss"] > 0
 
 
+def test_init_starts_from_another_tokenizer_at_another_input_size(tmp_path):
+    source = train(validate_recipe({**TINY, "steps": 3, "checkpoint_every": 0}), tmp_path / "a", progress=False)
+    larger = {**TINY["tokenizer"], "input_size": [48, 48]}
+    frozen = {"lr": 0.0, "betas": [0.9, 0.99], "weight_decay": 0.0}  # lr 0: the weights stay the initial ones
+    recipe = {**TINY, "tokenizer": larger, "optimizer": frozen, "steps": 2, "checkpoint_every": 0, "ema": None}
+    tuned = train(validate_recipe({**recipe, "init": str(source.directory)}), tmp_path / "b", progress=False)
+    assert all(torch.equal(tuned.tokenizer.state_dict()[k], v) for k, v in source.tokenizer.state_dict().items())
+    assert tuned.tokenizer.config["input_size"] == [48, 48]
+    scratch = train(validate_recipe(recipe), tmp_path / "c", progress=False)
+    assert scratch.tokenizer.content_hash() != tuned.tokenizer.content_hash()
+    other = {**TINY["tokenizer"], "quantizer": {"type": "fsq", "levels": [8, 5, 5]}}
+    with pytest.raises(ConfigError, match="init: .*quantizer"):
+        train(validate_recipe({**TINY, "tokenizer": other, "init": str(source.directory)}), tmp_path / "d")
+
+
 def test_resume_refuses_a_different_recipe(tmp_path):
     recipe = validate_recipe(TINY)
     train(validate_recipe({**TINY, "steps": 3}), tmp_path / "run", progress=False)
@@ -138,6 +153,7 @@ BAD = {
     "bad quantizer": (lambda r: r["tokenizer"]["quantizer"].update(levels=[2, 2]), "FSQ levels"),
     "unknown bundled sample": (lambda r: r["data"].update(samples={"names": ["nope"]}), "data.samples.names"),
     "samples repeat 0": (lambda r: r["data"].update(samples={"repeat": 0}), "data.samples.repeat"),
+    "init not a name": (lambda r: r.update(init=3), "init: must be a zoo name or a tokenizer folder"),
     "ema with a VQ codebook": (
         lambda r: (r.update(ema={"decay": 0.99}), r["tokenizer"].update(quantizer={"type": "vq", "codebook_size": 64})),
         "use ema with fsq or lfq quantizers only",

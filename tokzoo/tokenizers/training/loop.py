@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ...errors import CheckpointError
+from ...errors import CheckpointError, ConfigError
 from ...io.writes import make_folder
 from ...runs.run_folder import append_log, truncate_log
 from ...runs.schedule import warmup_cosine
@@ -27,6 +27,8 @@ from .recipe import build_tokenizer
 
 # Recipe fields a resumed run may change; anything else must match the checkpoint's recipe.
 RESUMABLE_CHANGES = ("steps", "checkpoint_every", "log_every")
+# Config fields an ``init`` tokenizer must share with the recipe's (the input size may differ).
+INIT_MUST_MATCH = ("modality", "model", "latent_dim", "quantizer")
 
 
 @dataclass
@@ -65,6 +67,21 @@ def validation_loss(tokenizer, data: TrainingData, device: torch.device) -> floa
     return sum(loss * n for loss, n in losses) / sum(n for _, n in losses) if losses else None
 
 
+def initial_weights(tokenizer, where: str) -> None:
+    """Copy the weights of the tokenizer ``where`` (a zoo name or folder) into ``tokenizer``; ConfigError naming
+    the first config field that differs (INIT_MUST_MATCH)."""
+    from ..zoo import load_tokenizer
+
+    source = load_tokenizer(where)
+    for key in INIT_MUST_MATCH:
+        if source.config.get(key) != tokenizer.config.get(key):
+            raise ConfigError(
+                f"init: {where}: its {key} {source.config.get(key)!r} differs from the recipe's "
+                f"{tokenizer.config.get(key)!r}"
+            )
+    tokenizer.load_state_dict(source.state_dict())
+
+
 def _check_resume(recipe: dict, saved: dict, path: Path) -> None:
     differing = sorted(
         k for k in set(recipe) | set(saved) if k not in RESUMABLE_CHANGES and recipe.get(k) != saved.get(k)
@@ -80,6 +97,8 @@ def train(
     out_dir, device = Path(out_dir), torch.device(device)
     torch.manual_seed(recipe["seed"])
     tokenizer = build_tokenizer(recipe, recipe["name"]).to(device).train()
+    if recipe["init"] is not None and resume is None:
+        initial_weights(tokenizer, recipe["init"])
     data = TrainingData(recipe, tokenizer.codec)
     optimizer = torch.optim.AdamW(
         tokenizer.parameters(),

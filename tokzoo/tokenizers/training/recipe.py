@@ -36,6 +36,9 @@ Schema (``recipes/<zoo name>.yaml``)::
     grad_clip: 1.0                    # optional max gradient norm; null = none
     checkpoint_every: 500             # optional; 0 = only at the end
     log_every: 50                     # optional; codebook usage window and validation interval
+    init: rgb                         # optional: start from this tokenizer's weights (a zoo name or a folder)
+                                      # instead of random ones; same modality, model, latent_dim and quantizer,
+                                      # any input size (fine-tuning a fully convolutional tokenizer at 128 px)
 
 Unknown fields, wrong types and impossible values raise :class:`ConfigError` with one line naming
 the file and the field.
@@ -50,7 +53,14 @@ from ...errors import ConfigError
 from ...limits import check_recipe_sizes
 
 _TOKENIZER_FIELDS = {"modality", "model", "latent_dim", "quantizer", "input_size", "normalization"}
-_OPTIONAL_TOP = {"resolution": None, "ema": None, "grad_clip": None, "checkpoint_every": 0, "log_every": 50}
+_OPTIONAL_TOP = {
+    "resolution": None,
+    "ema": None,
+    "grad_clip": None,
+    "checkpoint_every": 0,
+    "log_every": 50,
+    "init": None,
+}
 _REQUIRED_TOP = ("name", "tokenizer", "loss", "data", "optimizer", "schedule", "batch_size", "steps", "seed")
 _SOURCES = {
     "scenes": {"n_train": int, "n_val": int, "seed": int, "size": int, "kind": str},
@@ -151,6 +161,8 @@ def validate_recipe(raw, where: str = "recipe") -> dict:
             )
     if recipe["grad_clip"] is not None:
         recipe["grad_clip"] = c.number(recipe["grad_clip"], "grad_clip", 1e-12)
+    if recipe["init"] is not None and (not isinstance(recipe["init"], str) or not recipe["init"]):
+        c.fail("init", f"must be a zoo name or a tokenizer folder, got {recipe['init']!r}")
     check_recipe_sizes(recipe, where)  # batch and data sizes that would not fit in memory
     return recipe
 
