@@ -103,6 +103,7 @@ def test_init_starts_from_another_tokenizer_at_another_input_size(tmp_path):
     tuned = train(validate_recipe({**recipe, "init": str(source.directory)}), tmp_path / "b", progress=False)
     assert all(torch.equal(tuned.tokenizer.state_dict()[k], v) for k, v in source.tokenizer.state_dict().items())
     assert tuned.tokenizer.config["input_size"] == [48, 48]
+    assert tuned.tokenizer.config["provenance"]["init"]["content_hash"] == source.tokenizer.content_hash()
     scratch = train(validate_recipe(recipe), tmp_path / "c", progress=False)
     assert scratch.tokenizer.content_hash() != tuned.tokenizer.content_hash()
     other = {**TINY["tokenizer"], "quantizer": {"type": "fsq", "levels": [8, 5, 5]}}

@@ -37,6 +37,8 @@ def test_training_coverage_reads_the_recipe():
     assert coverage["known_failures"] == ["beyond 100 m"] and coverage["input_size"] == [32, 32]
     del recipe["data"]["scenes"]["kind"]
     assert training_coverage(config)["trained_on"].startswith("12 procedural indoor rooms (48 px")
+    config["provenance"]["init"] = {"from": "rgb", "content_hash": "ab" * 32}
+    assert training_coverage(config)["trained_on"].startswith("starting from the weights of rgb (content abababababab)")
     assert training_coverage({"provenance": {"seed": 0, "steps": 0}}) is None  # untrained: nothing to state
 
 

@@ -29,11 +29,11 @@ class RGB(Modality):
 
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:
-        if name == "rgb_128":  # 128 px -> 16 x 16 = 256 tokens of 1000 codes (recipes/rgb_128.yaml)
+        if name == "rgb_128":  # 128 px -> 16 x 16 = 256 tokens of 240 codes: rgb fine-tuned (recipes/rgb_128.yaml)
             return {
                 "model": {"preset": "conv-tiny"},
                 "latent_dim": 32,
-                "quantizer": {"type": "fsq", "levels": [8, 5, 5, 5]},
+                "quantizer": {"type": "fsq", "levels": [8, 6, 5]},
                 "input_size": [128, 128],
                 "loss": "mse",
             }

@@ -190,6 +190,9 @@ def training_coverage(config: dict) -> dict | None:
     trained_on = " + ".join(parts) + (
         f"; random-resized crops, scale {crop['scale'][0]:g}-{crop['scale'][1]:g}" if crop else ""
     )
+    init = provenance.get("init")
+    if init:
+        trained_on = f"starting from the weights of {init['from']} (content {init['content_hash'][:12]}), " + trained_on
     normalization = config.get("normalization") or {}
     value_range = None
     if "min_depth" in normalization:

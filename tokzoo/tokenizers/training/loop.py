@@ -67,9 +67,9 @@ def validation_loss(tokenizer, data: TrainingData, device: torch.device) -> floa
     return sum(loss * n for loss, n in losses) / sum(n for _, n in losses) if losses else None
 
 
-def initial_weights(tokenizer, where: str) -> None:
-    """Copy the weights of the tokenizer ``where`` (a zoo name or folder) into ``tokenizer``; ConfigError naming
-    the first config field that differs (INIT_MUST_MATCH)."""
+def initial_weights(tokenizer, where: str) -> str:
+    """Copy the weights of the tokenizer ``where`` (a zoo name or folder) into ``tokenizer`` and return their
+    content hash; ConfigError naming the first config field that differs (INIT_MUST_MATCH)."""
     from ..zoo import load_tokenizer
 
     source = load_tokenizer(where)
@@ -80,6 +80,7 @@ def initial_weights(tokenizer, where: str) -> None:
                 f"{tokenizer.config.get(key)!r}"
             )
     tokenizer.load_state_dict(source.state_dict())
+    return source.content_hash()
 
 
 def _check_resume(recipe: dict, saved: dict, path: Path) -> None:
@@ -97,8 +98,9 @@ def train(
     out_dir, device = Path(out_dir), torch.device(device)
     torch.manual_seed(recipe["seed"])
     tokenizer = build_tokenizer(recipe, recipe["name"]).to(device).train()
-    if recipe["init"] is not None and resume is None:
-        initial_weights(tokenizer, recipe["init"])
+    init = None
+    if recipe["init"] is not None:
+        init = {"from": recipe["init"], "content_hash": initial_weights(tokenizer, recipe["init"])}
     data = TrainingData(recipe, tokenizer.codec)
     optimizer = torch.optim.AdamW(
         tokenizer.parameters(),
@@ -164,6 +166,7 @@ def train(
             "recipe": recipe,
             "seed": recipe["seed"],
             "steps": len(state["losses"]),
+            "init": init,
             "final_loss": sum(tail) / len(tail) if tail else None,
             "validation_loss": result.validation_loss,
             "validation_codebook": result.codebook,
