@@ -18,6 +18,7 @@ import argparse
 import datetime
 import platform
 import sys
+import warnings
 import zlib
 from pathlib import Path
 
@@ -37,7 +38,9 @@ SETS = [("depth_net",), ("depth_net", "normals"), ("depth_net", "planarity"), ("
 
 
 def centred(values: np.ndarray, axis: int) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
+    """``values`` minus their mean along ``axis`` (NaN where all are NaN: sky, no opinion)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         return values - np.nanmean(values, axis, keepdims=True)
 
 
