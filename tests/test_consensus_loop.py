@@ -13,6 +13,7 @@ from tokzoo.consensus import (
     DepthNetConfig,
     Evidence,
     best_of_n,
+    choose_weights,
     consensus_loop,
     ensemble_errors,
     greedy,
@@ -321,8 +322,6 @@ def test_cli_generate_with_consensus_end_to_end(tmp_path):
 
 
 def test_weights_are_chosen_for_abs_rel_under_the_structure_limit():
-    from tokzoo.consensus.tuning import choose_weights
-
     scores = {
         (0, 0, 1): (0.33, 0.045),
         (0.25, 0.1, 1): (0.34, 0.037),
