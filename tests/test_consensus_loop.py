@@ -13,6 +13,7 @@ from tokzoo.consensus import (
     DepthNetConfig,
     Evidence,
     best_of_n,
+    choose_weights,
     consensus_loop,
     ensemble_errors,
     greedy,
@@ -318,3 +319,18 @@ def test_cli_generate_with_consensus_end_to_end(tmp_path):
     recipe = read_recipe(Path(__file__).resolve().parents[1] / "recipes" / "consensus" / "depth.yaml")
     result = consensus_loop(model, batch, gather_evidence(model, batch, recipe), recipe)
     assert result.depth.shape == (2, 64, 64) and (result.calls.proposals == 8).all()
+
+
+def test_weights_are_chosen_for_abs_rel_under_the_structure_limit():
+    scores = {
+        (0, 0, 1): (0.33, 0.045),
+        (0.25, 0.1, 1): (0.34, 0.037),
+        (1, 1, 1): (0.42, 0.026),
+        (1, 0, 1): (0.34, 0.039),
+    }
+    assert choose_weights(scores, limit=0.040) == ((0.25, 0.1, 1), True)  # first of the tie at 0.34 under the limit
+    assert choose_weights(scores, limit=0.030) == ((1, 1, 1), True)
+    assert choose_weights(scores, limit=0.020) == ((0, 0, 1), False)  # none qualifies: abs-rel alone, flagged
+    assert choose_weights({(1,): (0.3, float("nan"))}, limit=1.0) == ((1,), False)
+    with pytest.raises(ValueError):
+        choose_weights({}, limit=1.0)
