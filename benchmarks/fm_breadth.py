@@ -1,17 +1,19 @@
-"""Breadth without loss: one fm model on ten modalities vs the four-modality model, same size, steps and budgets.
+"""Breadth without loss: one fm model on eleven modalities vs the four-modality model, same size, steps and budgets.
 
 One command runs the whole experiment (``--tiny``: the same path at toy size, what the tests run):
 
-1. data: rooms (indoor scenes) with all ten modalities, outdoor scenes with the seven pixel modalities, held-out
+1. data: rooms (indoor scenes) with all eleven modalities, outdoor scenes with the seven pixel modalities, held-out
    rooms; Canny edges, palette and metadata pseudo-labelled (classical labelers), the dense feature map by a frozen
    vision model (``--vision-model DIR``: any DINOv2 folder; default a randomly initialised one, a stand-in that
-   exercises the path, labelled so in the output) and tokenized into its own folder of the same samples;
-2. train ``recipes/fm/breadth-4.yaml`` and ``breadth-10.yaml`` with each seed (rooms 3 : outdoor 1, the
-   held-out rooms scored during training);
-3. ``tokzoo fm eval`` rgb -> depth, normals, semseg on the held-out rooms; the ten-modality model passes where it
-   is within max(5% relative, 2x the seed spread) of the four-modality one on every metric.
+   exercises the path, labelled so in the output) and tokenized into its own folder of the same samples; the
+   scenes' own captions (``.captions.txt``) tokenized into a third folder;
+2. train ``recipes/fm/breadth-4.yaml`` and ``breadth-10.yaml`` (eleven modalities) with each seed (rooms 3 :
+   outdoor 1, the held-out rooms scored during training);
+3. ``tokzoo fm eval`` rgb -> depth, normals, semseg on the held-out rooms; the eleven-modality model passes where it
+   is within max(5% relative, 2x the seed spread) of the four-modality one on every metric. A new direction:
+   rgb -> captions by the wide model, class-word accuracy vs the text-only prior (tokzoo/fm/caption_words.py).
 
-Appends a table under ``## Multimodal trainer: breadth`` in benchmarks/RESULTS.md (unless ``--no-write``).
+Appends the tables under ``## Multimodal trainer: breadth`` in benchmarks/RESULTS.md (unless ``--no-write``).
 
     python benchmarks/fm_breadth.py --out runs/breadth                       # CPU: hours (tokenizing + 4 runs)
     python benchmarks/fm_breadth.py --out runs/breadth --device cuda --threads 8
@@ -119,6 +121,8 @@ def prepare(out: Path, size: dict, vision: Path | None, feature_tokenizer: str) 
         ),
         ("outdoor-tokens", out / "scenes-outdoor", PIXEL, []),
         ("heldout-tokens", out / "scenes-heldout", ["rgb", "depth", "normals", "semseg"], []),
+        ("rooms-captions", out / "scenes-rooms", ["captions"], []),  # pseudo-label does not carry them through
+        ("heldout-captions", out / "scenes-heldout", ["captions"], []),
     ]
     for name, source, modalities, extra in jobs:
         edges = ["-t", "edges=canny_edges"] if "edges" in modalities else []
@@ -126,9 +130,11 @@ def prepare(out: Path, size: dict, vision: Path | None, feature_tokenizer: str) 
             "tokenize", "-m", ",".join(modalities), *edges, *extra, "-i", source, "-o", out / name, "--no-progress"
         )  # resumes: a finished folder is left as it is
     return {
-        "rooms": f"{out / 'rooms-tokens'},{out / 'rooms-features'}",
+        "rooms": f"{out / 'rooms-tokens'},{out / 'rooms-features'},{out / 'rooms-captions'}",
         "outdoor": str(out / "outdoor-tokens"),
         "heldout": str(out / "heldout-tokens"),
+        "heldout_captions": f"{out / 'heldout-tokens'},{out / 'heldout-captions'}",
+        "train_captions": str(out / "rooms-captions"),
         "vision": str(vision),
     }
 
@@ -183,11 +189,34 @@ def run_variant(
         eval_n,
         "--train-n",
         eval_n,
-        "--json",
+        "--output",
         report,
         "--no-progress",
     )
-    return json.loads(report.read_text())
+    scores = json.loads(report.read_text())
+    if name == "breadth-10":  # a new direction: rgb -> captions against the text-only prior of the training rooms
+        captions = run / "eval-captions.json"
+        cli(
+            "fm",
+            "eval",
+            "-m",
+            run,
+            "--data",
+            data["heldout_captions"],
+            "--train-data",
+            data["train_captions"],
+            "--from",
+            "rgb",
+            "--to",
+            "captions",
+            "--n",
+            eval_n,
+            "--output",
+            captions,
+            "--no-progress",
+        )
+        scores["targets"]["captions"] = json.loads(captions.read_text())["targets"]["captions"]
+    return scores
 
 
 def verdict(reports: dict[str, list[dict]]) -> list[dict]:
@@ -210,7 +239,7 @@ def verdict(reports: dict[str, list[dict]]) -> list[dict]:
                 "metric": metric,
                 "better": better,
                 "four": base,
-                "ten": wide,
+                "wide": wide,
                 "seed_spread": spread,
                 "allowed_gap": allowed,
                 "gap": loss,
@@ -220,7 +249,33 @@ def verdict(reports: dict[str, list[dict]]) -> list[dict]:
     return rows
 
 
-def table(rows: list[dict], size: dict, data: dict, command: str) -> str:
+def new_directions(reports: list[dict]) -> list[dict]:
+    """Per new direction of the wide model (rgb -> captions): model, text-only prior and tokenizer ceiling per seed;
+    learned where the model beats the prior with every seed."""
+    rows = []
+    for target in ("captions",):
+        r = [report["targets"][target] for report in reports]
+        higher = r[0]["better"] == "higher"
+        model, prior = [x["model"] for x in r], [x["training_prior"] for x in r]
+        also = {name: [x["also"][name] for x in r] for name in r[0]["also"]}
+        rows.append(
+            {
+                "target": target,
+                "metric": r[0]["metric"],
+                "better": r[0]["better"],
+                "model": model,
+                "prior": prior,
+                "ceiling": [x["tokenizer_ceiling"] for x in r],
+                "also": {
+                    name: {k: [v[k] for v in vs] for k in ("model", "training_prior")} for name, vs in also.items()
+                },
+                "learned": all((m > p) if higher else (m < p) for m, p in zip(model, prior)),
+            }
+        )
+    return rows
+
+
+def table(rows: list[dict], size: dict, data: dict, command: str, directions: list[dict]) -> str:
     lines = [
         f"### {datetime.date.today().isoformat()}: breadth-4 vs breadth-10, seeds {size['seeds']}, "
         f"{size['rooms']} rooms + {size['outdoor']} outdoor scenes, {size['eval_n']} held-out rooms",
@@ -228,15 +283,29 @@ def table(rows: list[dict], size: dict, data: dict, command: str) -> str:
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs. Vision model for dense_features: {data['vision']}. "
         f"`{command}`",
         "",
-        "| rgb -> | metric | 4 modalities (per seed) | 10 modalities (per seed) | seed spread | allowed gap | gap | no loss |",
+        "| rgb -> | metric | 4 modalities (per seed) | 11 modalities (per seed) | seed spread | allowed gap | gap | no loss |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    fmt = lambda v: ", ".join(f"{x:.4f}" for x in v)  # noqa: E731
     for r in rows:
-        fmt = lambda v: ", ".join(f"{x:.4f}" for x in v)  # noqa: E731
         lines.append(
-            f"| {r['target']} | {r['metric']} ({r['better']}) | {fmt(r['four'])} | {fmt(r['ten'])} | "
+            f"| {r['target']} | {r['metric']} ({r['better']}) | {fmt(r['four'])} | {fmt(r['wide'])} | "
             f"{r['seed_spread']:.4f} | {r['allowed_gap']:.4f} | {r['gap']:.4f} | {'yes' if r['no_loss'] else 'NO'} |"
         )
+    lines += [
+        "",
+        "New directions of the 11-modality model (per seed; prior: the text-only prior of the training rooms):",
+        "",
+        "| rgb -> | metric | model | prior | tokenizer ceiling | beats the prior |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in directions:
+        lines.append(
+            f"| {r['target']} | {r['metric']} ({r['better']}) | {fmt(r['model'])} | {fmt(r['prior'])} | "
+            f"{fmt(r['ceiling'])} | {'yes' if r['learned'] else 'NO'} |"
+        )
+        for name, values in r["also"].items():
+            lines.append(f"| {r['target']} | {name} | {fmt(values['model'])} | {fmt(values['training_prior'])} | | |")
     return "\n".join(lines)
 
 
@@ -260,14 +329,13 @@ def main(argv: list[str] | None = None) -> dict:
         ]
         for name in ("breadth-4", "breadth-10")
     }
-    rows = verdict(reports)
-    text = table(
-        rows, size, data, "python benchmarks/fm_breadth.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    )
+    rows, directions = verdict(reports), new_directions(reports["breadth-10"])
+    command = "python benchmarks/fm_breadth.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = table(rows, size, data, command, directions)
     print(text)
     if not args.no_write:
         append_to_section(ROOT / "benchmarks" / "RESULTS.md", SECTION, text)
-    return {"rows": rows, "data": data}
+    return {"rows": rows, "directions": directions, "data": data}
 
 
 if __name__ == "__main__":

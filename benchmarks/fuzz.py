@@ -315,6 +315,7 @@ def readers(kind: str, data: bytes, scratch: Path):
         yield "load_json", lambda: load_json(data, "x.json")
         for modality in ("pose", "metadata", "camera", "palette", "boxes"):
             yield f"read_modality({modality})", lambda m=modality: read_modality(m, "x.json", data)
+        yield "read_modality(captions)", lambda: read_modality("captions", "x.txt", data)  # mutated text
     elif kind in ("tar", "tar_gz"):
         path = as_file("x.tar")
         yield (

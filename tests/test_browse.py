@@ -271,12 +271,14 @@ def test_site_of_raw_webdataset_tars(tmp_path):
         "edges",
         "pose",
         "camera",
+        "captions",
     ]
     samples = [s for chunk in chunks_of(site) for s in chunk["samples"]]
     assert summary.ok == 2 and summary.failed == len(samples) - 2 >= 1
     ok = [s for s in samples if s["status"] == "ok"]
-    assert all(s["m"][m]["source"] for s in ok for m in meta["modalities"] if m != "camera")
+    assert all(s["m"][m]["source"] for s in ok for m in meta["modalities"] if m not in ("camera", "captions"))
     assert all('"fx"' in s["m"]["camera"]["text"]["source"] for s in ok) and all(s["boxes"] is None for s in ok)
+    assert all(s["m"]["captions"]["text"]["source"].endswith('."') for s in ok)  # the scene's caption as text
     assert all("shard-000001.tar" in " ".join(s["errors"].values()) for s in samples if s["status"] == "failed")
 
 

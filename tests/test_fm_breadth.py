@@ -1,6 +1,7 @@
-"""benchmarks/fm_breadth.py at toy size: rooms with ten modalities (palette and metadata as sentinel-masked
-sequences, a dense feature map from a vision model folder tokenized into its own folder) and outdoor scenes with
-seven, mixed; the 4- and 10-modality recipes train and are evaluated rgb -> depth, normals, semseg."""
+"""benchmarks/fm_breadth.py at toy size: rooms with eleven modalities (palette, metadata and the scenes' captions as
+sentinel-masked sequences, a dense feature map from a vision model folder tokenized into its own folder) and outdoor
+scenes with seven, mixed; the 4- and 11-modality recipes train and are evaluated rgb -> depth, normals, semseg, and
+the wide one rgb -> captions."""
 
 import importlib.util
 import json
@@ -19,10 +20,15 @@ def test_breadth_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     spec.loader.exec_module(breadth)
     result = breadth.main(["--tiny", "--out", str(tmp_path), "--no-write", "--threads", "1"])
     assert [r["target"] for r in result["rows"]] == ["depth", "normals", "semseg"]
-    assert all(math.isfinite(r["four"][0]) and math.isfinite(r["ten"][0]) for r in result["rows"])
+    assert all(math.isfinite(r["four"][0]) and math.isfinite(r["wide"][0]) for r in result["rows"])
+    (captions,) = result["directions"]  # rgb -> captions vs the text-only prior
+    assert captions["target"] == "captions" and captions["metric"] == "class_word_accuracy"
+    assert all(0 <= v <= 1 for v in (*captions["model"], *captions["prior"]))
+    assert captions["ceiling"] == [1.0]  # the scenes' captions fit the tokenizer's 64 tokens: exact
     config = json.loads((tmp_path / "runs" / "breadth-10-seed0" / "config.json").read_text())
     kinds = {m["name"]: m["kind"] for m in config["modalities"]}
-    assert len(kinds) == 10 and kinds["palette"] == kinds["metadata"] == "sequence" and kinds["human_pose"] == "items"
+    assert len(kinds) == 11 and kinds["human_pose"] == "items"
+    assert kinds["palette"] == kinds["metadata"] == kinds["captions"] == "sequence"
     log = [json.loads(line) for line in (tmp_path / "runs" / "breadth-10-seed0" / "log.jsonl").read_text().splitlines()]
     assert set(log[-1]["losses"]) == set(kinds)  # every modality was a target in the last step
     assert set(log[-1]["eval"]["losses"]) == {"rgb", "depth", "normals", "semseg"}  # the held-out rooms' modalities
@@ -36,7 +42,7 @@ def test_breadth_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
 
     from tokzoo_cli.main import cli
 
-    rooms = f"{tmp_path / 'rooms-tokens'},{tmp_path / 'rooms-features'}"
+    rooms = result["data"]["rooms"]  # three folders: tokens, features, captions
     png = tmp_path / "ten.png"
     done = CliRunner().invoke(
         cli,
@@ -52,7 +58,7 @@ def test_breadth_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
             "--from",
             "rgb",
             "--to",
-            "palette,metadata,dense_features",
+            "palette,metadata,captions,dense_features",
             "-o",
             str(png),
             "--steps",
@@ -60,7 +66,7 @@ def test_breadth_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
         ],
     )
     assert done.exit_code == 0, done.output
-    assert Image.open(png).size[0] > 7 * 16  # 1 input + 3 predictions + 3 truths
+    assert Image.open(png).size[0] > 9 * 16  # 1 input + 4 predictions + 4 truths
     done = CliRunner().invoke(
         cli,
         [

@@ -178,3 +178,17 @@ def test_cli_trains_a_mixture_with_a_held_out_set(rooms, plain, tmp_path):
     assert result.output.startswith("step 2: loss ") and "held-out loss" in result.output
     result = CliRunner().invoke(cli, ["fm", "train", "-r", str(path), "--data", str(rooms), "-o", str(tmp_path / "x")])
     assert result.exit_code == 2 and "data.weights has 2 entries for 1 datasets" in result.output
+
+
+def test_a_set_valued_modality_in_a_second_folder_keeps_its_item_masks_in_row_order(rooms, one_thread):
+    """``--data tokens/,instances/``: the item masks of a set-valued modality follow their rows through the
+    reorder of a shuffled read (they used to make the read fail)."""
+    from tokzoo.fm.stream import DatasetStream
+
+    instances = tokenize(rooms.parent / "instances", ["sam_instances"], 16, 0)
+    stream = DatasetStream(f"{rooms},{instances}", ["rgb", "sam_instances"], seed=3)
+    batch = stream.read(np.array([9, 2, 14, 5]))
+    assert batch["__key__"] != sorted(batch["__key__"])  # shuffled, so the rows were put back in order
+    pad = json.loads((instances / "manifest.json").read_text())["modalities"]["sam_instances"]["pad_id"]
+    real = (batch["sam_instances"] != pad).any(-1)
+    assert torch.equal(batch["__mask__"]["sam_instances"], real) and real.any()

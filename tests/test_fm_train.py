@@ -257,7 +257,7 @@ def test_shipped_fm_recipes_parse_and_train_on_the_scene_modalities(path):
             twin.masking.budget_ranges(),
             twin.train,
         )
-        assert len(recipe.modalities) in (4, 10) and set(MODALITIES) <= set(recipe.modalities)
+        assert len(recipe.modalities) in (4, 11) and set(MODALITIES) <= set(recipe.modalities)
         return
     assert set(recipe.modalities) <= set(MODALITIES) and recipe.train.steps >= 1
     highest_target = recipe.masking.budget_ranges()[1][1]

@@ -132,6 +132,21 @@ def test_json_modalities_and_write_to_path(tmp_path):
     assert read_modality("camera", "c.json", write_modality("camera", cam, ".json")) == cam
 
 
+def test_captions_are_utf8_text_files(tmp_path):
+    """A caption round-trips through ``.captions.txt`` (one trailing newline written, surrounding whitespace
+    dropped on reading); a str from a dataset column is checked the same way."""
+    path = tmp_path / "k.captions.txt"
+    data = write_modality("captions", "  a red box and a person — près du mur.", path)
+    assert path.read_bytes() == data == "a red box and a person — près du mur.\n".encode()
+    assert read_modality("captions", path) == "a red box and a person — près du mur."
+    assert from_value("captions", "a sphere\r\n", "column") == "a sphere"
+    assert from_value("captions", b"a sphere", "column") == "a sphere"  # bytes without a name: sniffed as text
+    with pytest.raises(DtypeError):
+        from_value("captions", ["a", "b"], "column")
+    with pytest.raises(InvalidValueError, match="over the limit"):
+        from_value("captions", "a" * 70_000, "column")
+
+
 def test_audio_wav_flac_mp3_resampled_to_mono_float32():
     import soundfile
 
@@ -254,6 +269,11 @@ BAD = [
     ("depth", "liar.npy", npy(np.ones((4, 4), np.float32))[:-8], CorruptFileError),
     ("metadata", "broken.json", b'{"a": ', CorruptFileError),
     ("metadata", "latin1.json", '{"a": "é"}'.encode("latin-1"), CorruptFileError),
+    ("captions", "empty.txt", b"", EmptyFileError),
+    ("captions", "blank.txt", b" \n\t\n", InvalidValueError),
+    ("captions", "nul.txt", b"a box\x00", InvalidValueError),
+    ("captions", "latin1.txt", "un caf\u00e9".encode("latin-1"), CorruptFileError),
+    ("captions", "caption.json", b'"a box"', UnsupportedFormatError),
 ]
 
 
@@ -323,4 +343,5 @@ def test_each_stored_value_declares_how_it_is_written():
     assert written["depth"] == written["normals"] == written["dense_features"] == ".npy"
     assert written["rgb"] == written["semseg"] == written["sam_instances"] == written["edges"] == ".png"
     assert {written[name] for name in ("pose", "camera", "palette", "metadata", "boxes")} == {".json"}
+    assert written["captions"] == ".txt"
     assert all(ext in EXTENSIONS[name] for name, ext in written.items())

@@ -231,6 +231,7 @@ def test_tar_damage_duplicates_and_missing_members(tmp_path, layouts):
 
 
 def test_procedural_scene_shards_read_back_exactly(tmp_path):
+    from tokzoo.datasets.scene_text import scene_text
     from tokzoo.datasets.scenes import generate_scene, write_scene_shards
 
     write_scene_shards(tmp_path, 3, seed=1, size=32, samples_per_shard=2)
@@ -238,6 +239,8 @@ def test_procedural_scene_shards_read_back_exactly(tmp_path):
     assert len(samples) == 3 and all(s.ok for s in samples)
     for index, sample in enumerate(samples):
         expected = generate_scene(index, seed=1, size=32)
+        expected["captions"] = scene_text(expected)["caption"]
+        assert isinstance(sample.values["captions"], str)
         for m, value in sample.values.items():
             if isinstance(value, np.ndarray):
                 assert np.array_equal(value, expected[m], equal_nan=True), m

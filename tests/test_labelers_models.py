@@ -264,3 +264,30 @@ def test_a_missing_local_path_is_named_as_such(tmp_path):
     (tmp_path / "model.bin").write_bytes(b"x")
     with pytest.raises(CheckpointError, match="model.bin: is a file"):
         create_labeler(f"hf_depth:{tmp_path / 'model.bin'}")
+
+
+def test_vit_features_are_the_final_norm_tokens_of_a_vit_folder(tmp_path):
+    """``vit_dense`` / ``vit_global`` on a ViTModel folder without a pooler (as the scene ViT is saved): the patch
+    tokens and the class token after the final LayerNorm at the model's image size, the same values the
+    composition component reads at its last layer."""
+    from tokzoo.compose.vision import VisionTransformer
+
+    torch.manual_seed(0)
+    config = tf.ViTConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
+    )
+    tf.ViTModel(config, add_pooling_layer=False).save_pretrained(tmp_path / "vit")
+    tf.ViTImageProcessor(image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(tmp_path / "vit")  # size 224
+    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    dense = create_labeler(f"vit_dense:{tmp_path / 'vit'}", batch_size=2).label({"rgb": images})
+    glob = create_labeler(f"vit_global:{tmp_path / 'vit'}").label({"rgb": images})
+    assert all(x.shape == (4, 4, 32) and x.dtype == np.float32 for x in dense)  # resized to 32 px, not 224
+    assert all(x.shape == (32,) for x in glob) and not np.allclose(glob[0], glob[1])
+    component = VisionTransformer.from_pretrained(tmp_path / "vit").eval()
+    with torch.no_grad():
+        stream = component.begin(np.stack(images))
+        for layer in range(1, component.n_layers + 1):
+            stream = component.step(stream, layer)
+        tokens = component.tokens(stream).numpy()
+    assert np.allclose(np.stack(dense), tokens[:, 1:].reshape(3, 4, 4, 32), atol=1e-4)
+    assert np.allclose(np.stack(glob), tokens[:, 0], atol=1e-4)

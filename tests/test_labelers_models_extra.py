@@ -105,6 +105,31 @@ def test_blip_captions_are_strings_with_a_length_cap(tmp_path):
     labeler.max_new_tokens = 3
     assert all(len(c.split()) <= 3 for c in labeler.label({"rgb": IMAGES[:2]}))
 
+    # tokzoo pseudo-label writes them as <key>.captions.txt, which tokzoo.io reads back as the same str
+    from PIL import Image
+
+    from tokzoo.io import open_reader
+    from tokzoo.pipeline.pseudo_label import LabelJob, pseudo_label
+
+    (tmp_path / "photos").mkdir()
+    for i, image in enumerate(IMAGES):
+        Image.fromarray(image).save(tmp_path / "photos" / f"p{i}.png")
+    summary = pseudo_label(
+        LabelJob(
+            ["captions"],
+            str(tmp_path / "photos"),
+            tmp_path / "out",
+            {"captions": f"blip_captions:{path}"},
+            batch_size=3,
+            progress=False,
+        )
+    )
+    assert summary.ok == 4
+    written = {s.key: s.values["captions"] for s in open_reader(tmp_path / "out", ["captions"])}
+    assert written == dict(
+        zip(["p0", "p1", "p2", "p3"], create_labeler(f"blip_captions:{path}").label({"rgb": IMAGES}))
+    )
+
 
 @pytest.fixture(scope="module")
 def vitpose(tmp_path_factory):

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from tokzoo.datasets import SCENE_CLASSES, Scenes, generate_scene, scene_preview, write_scene_shards
+from tokzoo.datasets.scene_text import scene_text
 from tokzoo.datasets.scenes import save_scene_preview
 
 SKY, HUMAN = SCENE_CLASSES.index("sky"), SCENE_CLASSES.index("human")
@@ -138,6 +139,7 @@ def test_shards_are_deterministic_and_decode(tmp_path):
     members = _members(serial[1])
     exts = [
         "camera.json",
+        "captions.txt",
         "depth.npy",
         "edges.png",
         "normals.npy",
@@ -157,6 +159,7 @@ def test_shards_are_deterministic_and_decode(tmp_path):
     assert np.array_equal(inst.astype(np.uint16), s["sam_instances"])
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(data["scene_000003.edges.png"]))), s["edges"] * 255)
     assert json.loads(data["scene_000003.pose.json"]) == s["pose"]
+    assert data["scene_000003.captions.txt"].decode() == scene_text(s)["caption"] + "\n"
 
 
 def test_scenes_iterable_and_preview(tmp_path):

@@ -21,13 +21,23 @@ Everything is derived from what the rendered image shows (its ``instances``, ``s
 from __future__ import annotations
 
 import colorsys
+import re
 
 import numpy as np
 
 from .scene_layout import SCENE_CLASSES
 from .scenes import generate_scene
 
-__all__ = ["COLOR_NAMES", "NUMBER_WORDS", "SceneTextSet", "question_type", "render_scene_text", "scene_text"]
+__all__ = [
+    "COLOR_NAMES",
+    "NUMBER_WORDS",
+    "THING_WORDS",
+    "SceneTextSet",
+    "named_things",
+    "question_type",
+    "render_scene_text",
+    "scene_text",
+]
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 # Hue ranges in degrees (upper bounds, exclusive) -> colour name; saturation below GRAY_SATURATION is gray.
@@ -37,6 +47,9 @@ GRAY_SATURATION = 0.25
 PERSON = "person"
 # Object classes asked about by count even when absent (answer "zero"); others only when seen.
 _COUNTED = ("sphere", "box", "cylinder", PERSON)
+_STUFF = ("floor", "wall", "sky", "terrain")  # classes no instance has: never a caption's thing
+THING_WORDS = tuple(PERSON if c == "human" else c for c in SCENE_CLASSES if c not in _STUFF)
+"""The class words a caption can name: ``sphere``, ``box``, ``cylinder``, ``person``, ``building``, ``tree``."""
 
 
 def colour_name(rgb_mean) -> str:
@@ -100,6 +113,13 @@ def caption(things: list[dict], max_items: int = 5) -> str:
     parts = [_describe(t) for t in largest]
     text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     return text + "."
+
+
+def named_things(text: str) -> frozenset[str]:
+    """The :data:`THING_WORDS` that ``text`` names, as whole words in any case, singular or plural (``boxes``,
+    ``people``): ``"a red box and two people."`` -> ``{"box", "person"}``."""
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    return frozenset(w for w in THING_WORDS if w in words or _plural(w, 2) in words)
 
 
 def questions(things: list[dict]) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import ConfigError
+from ..io.formats import write_modality
 from ..io.images import save_png
 from ..io.writes import make_folder, write_file
 from ..limits import check_field
@@ -139,8 +140,12 @@ def _json(value) -> bytes:
 
 
 def encode_scene(sample: dict) -> dict[str, bytes]:
-    """File extension (``rgb.png``, ``depth.npy``, ...) -> bytes, per the raw-sample file layout."""
+    """File extension (``rgb.png``, ``depth.npy``, ...) -> bytes, per the raw-sample file layout. The caption
+    (``captions.txt``) is :func:`~tokzoo.datasets.scene_text.scene_text`'s, read off the rendered pixels."""
+    from .scene_text import scene_text  # scene_text imports this module
+
     return {
+        "captions.txt": write_modality("captions", scene_text(sample)["caption"], ".txt"),
         "rgb.png": _png(sample["rgb"]),
         "depth.npy": _npy(sample["depth"]),
         "normals.npy": _npy(sample["normals"]),

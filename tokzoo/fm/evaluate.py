@@ -8,11 +8,12 @@ tokenizer and compared with the sample's raw value cut by the same crop (the dat
 - **tokenizer ceiling**: the tokenizer's reconstruction of the true tokens (the best a token model can do);
 - **training prior**: what knowing no input gives, from the training set's raw values at crop 0: the
   per-pixel mean depth (over valid pixels), the per-pixel mean normal (renormalised), the per-pixel
-  majority class.
+  majority class, the caption naming the class words most training captions name (the text-only prior).
 
 Metrics (tokzoo.tokenizers.evaluation.metrics): depth abs-rel (mean over samples), normals mean angular error
 (mean over samples), semseg mIoU (accumulated over the set) and, structure-sensitive, semseg boundary F1
-(1-pixel tolerance, mean over samples; under ``also`` in the report).
+(1-pixel tolerance, mean over samples; under ``also`` in the report); captions: class-word accuracy, and
+class-word F1 under ``also`` (:mod:`.caption_words`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tokzoo.tokenizers.evaluation.metrics import abs_rel, angular_error, boundar
 from tokzoo.tokens import make_loader
 from tokzoo.tokens.spec import check_same_vocabularies, dataset_manifest, dataset_parts, specs_from_manifest
 
+from .caption_words import class_word_accuracy, class_word_f1, text_prior
 from .generate import DecodeSettings, check_request, decode_tokens, generate
 from .masking import flatten_batch
 from .model import FourM
@@ -35,11 +37,17 @@ from .stream import ordered_batches
 
 UNDECODABLE = np.full((16, 16, 3), 160, np.uint8)
 """The grey cell ``tokzoo fm generate`` draws for a prediction its tokenizer cannot decode."""
-METRICS = {"depth": ("abs_rel", "lower"), "normals": ("angular_error_deg", "lower"), "semseg": ("miou", "higher")}
+METRICS = {
+    "depth": ("abs_rel", "lower"),
+    "normals": ("angular_error_deg", "lower"),
+    "semseg": ("miou", "higher"),
+    "captions": ("class_word_accuracy", "higher"),
+}
 ALSO = {
     "semseg": {
         "boundary_f1": ("higher", lambda truths, predictions: boundary_f1(np.stack(truths), np.stack(predictions)))
-    }
+    },
+    "captions": {"class_word_f1": ("higher", class_word_f1)},
 }
 """Further metrics per target, reported beside the main one."""
 
@@ -78,8 +86,10 @@ def raw_crops(
     return values
 
 
-def training_prior(modality: str, values: list[np.ndarray]) -> np.ndarray:
-    """The per-pixel prior of ``modality`` over training values (see the module docstring)."""
+def training_prior(modality: str, values: list) -> np.ndarray | str:
+    """The prior of ``modality`` over training values (see the module docstring): per pixel, or one caption."""
+    if modality == "captions":
+        return text_prior(values)
     stack = np.stack(values)
     if modality == "depth":
         with np.errstate(invalid="ignore"):
@@ -93,7 +103,9 @@ def training_prior(modality: str, values: list[np.ndarray]) -> np.ndarray:
     raise ConfigError(f"no evaluation for target modality {modality!r} (known: {', '.join(METRICS)})")
 
 
-def score(modality: str, truths: list[np.ndarray], predictions: list[np.ndarray]) -> float:
+def score(modality: str, truths: list, predictions: list) -> float:
+    if modality == "captions":
+        return class_word_accuracy(truths, predictions)
     if modality == "depth":
         return float(np.nanmean([abs_rel(t, p) for t, p in zip(truths, predictions)]))
     if modality == "normals":

@@ -104,16 +104,19 @@ class DatasetStream:
                         part.root / part.shards[s], f"crop {int(crops.max())} requested, some samples have fewer crops"
                     )
             pieces.append((s, sample[rows], crops, rows))
-        batch = {}
+        batch, masks = {}, {}
         for part, opened in zip(self.parts, self.opened):
             got, read = part.read_samples([p[:3] for p in pieces], opened)
             if "__key__" in batch and got["__key__"] != batch["__key__"]:
                 raise InputError(part.root, f"holds other samples than {self.parts[0].root} (keys differ)")
+            masks.update(got.pop("__mask__", {}))  # set-valued modalities' item masks, of every folder
             batch.update(got)
             self.bytes_read += read
         back = np.argsort(np.concatenate([p[3] for p in pieces]))
         out = {k: v[back] for k, v in batch.items() if k != "__key__"}
         out["__key__"] = [batch["__key__"][i] for i in back]
+        if masks:
+            out["__mask__"] = {m: mask[back] for m, mask in masks.items()}
         return out
 
 

@@ -14,6 +14,7 @@ this module owns the formats. By modality (extension -> meaning):
 | crops | .npy | .npy | int (n_crops, 5) |
 | dense_features, global_feature | .npy | .npy | float (h, w, C) / (D,), finite, stored as float32 |
 | pose, camera, palette, metadata, boxes | .json | .json | UTF-8 JSON object |
+| captions | .txt | .txt | UTF-8 text, surrounding whitespace removed; written with one trailing newline |
 | audio | .wav .flac .mp3 .ogg | .wav .flac | mono float32 resampled to ``sample_rate`` (default 16000) |
 
 Options (keyword arguments, only where they apply): ``max_file_bytes`` (files read from a path, default
@@ -32,7 +33,14 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from tokzoo.errors import ConfigError, DtypeError, EmptyFileError, InvalidValueError, UnsupportedFormatError
+from tokzoo.errors import (
+    ConfigError,
+    CorruptFileError,
+    DtypeError,
+    EmptyFileError,
+    InvalidValueError,
+    UnsupportedFormatError,
+)
 from tokzoo.io import values as V
 from tokzoo.io.audio import SAMPLE_RATE, check_audio, read_audio, write_audio
 from tokzoo.io.images import encode_image, orient, pil_to_channel, pil_to_rgb, pil_to_rgb8_exact
@@ -61,7 +69,7 @@ _ARRAY_CHECKS: dict[str, Callable[[object, str], np.ndarray]] = {
     "edges": V.edges,
     "crops": V.crops,
 }
-FORMATS = (*_ARRAY_CHECKS, "semseg", "features", *_JSON_CHECKS, "audio")
+FORMATS = (*_ARRAY_CHECKS, "semseg", "features", *_JSON_CHECKS, "text", "audio")
 """The file formats a stored value may declare (``StoredValue.file_format``): the decoder and contract check of
 its values (``features``: float arrays of the modality's ``sample_ndim``)."""
 _WRITABLE = {"audio": (".wav", ".flac")}
@@ -152,7 +160,16 @@ def read_modality(
         return _JSON_CHECKS[fmt](load_json(data, source, options.get("max_json_bytes", MAX_JSON_BYTES)), source)
     if fmt == "audio":
         return read_audio(data, source, options.get("sample_rate", SAMPLE_RATE))
+    if fmt == "text":
+        return V.text(_utf8(data, source), source)
     return from_value(modality, open_image(data, source, options.get("max_pixels", MAX_PIXELS)), source, **options)
+
+
+def _utf8(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorruptFileError(source, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def _depth_from_ints(stored: np.ndarray, source: str, scale: float) -> np.ndarray:
@@ -177,6 +194,8 @@ def from_value(modality: str, value: object, source: str, **options) -> object:
         return _JSON_CHECKS[fmt](value, source)
     if fmt == "audio":
         return check_audio(value, source)
+    if fmt == "text":
+        return V.text(value, source)
     if isinstance(value, Image.Image):
         img = orient(value)
         if fmt == "image":
@@ -207,6 +226,8 @@ def _encode(modality: str, value: object, ext: str, source: str, **options) -> b
         except (TypeError, ValueError) as exc:
             raise InvalidValueError(source, f"not JSON-serialisable ({exc})") from None
     fmt = _format(modality)
+    if fmt == "text":
+        return (value + "\n").encode("utf-8")
     if fmt == "audio":
         return write_audio(value, ext, options.get("sample_rate", SAMPLE_RATE), source)
     if ext == ".npy":

@@ -167,6 +167,25 @@ def json_object(value: object, source: str) -> dict:
     return value
 
 
+MAX_TEXT_CHARS = 1 << 16
+"""Longest text (captions) a file or value may hold, in characters."""
+
+
+def text(value: object, source: str) -> str:
+    """A caption: a str, surrounding whitespace removed; empty text, NUL characters or more than
+    :data:`MAX_TEXT_CHARS` characters are refused."""
+    if not isinstance(value, str):
+        raise DtypeError(source, f"expected text (a str), got {type(value).__name__}")
+    value = value.strip()
+    if not value:
+        raise InvalidValueError(source, "text is empty")
+    if "\x00" in value:
+        raise InvalidValueError(source, "text holds a NUL character")
+    if len(value) > MAX_TEXT_CHARS:
+        raise InvalidValueError(source, f"text is {len(value)} characters, over the limit of {MAX_TEXT_CHARS}")
+    return value
+
+
 MAX_SIDE = 1 << 16
 """Largest width / height a pose or camera file may declare (pixels)."""
 

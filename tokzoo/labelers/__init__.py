@@ -15,8 +15,8 @@ names the labeler ``tokzoo pseudo-label`` uses for a modality unless told otherw
 without a path loads its ``default_checkpoint`` hub id (``--labeler semseg=mask2former_semseg``,
 ``pose=vitpose``). Model-backed: ``hf_depth``, ``mask2former_semseg``, ``vitpose``, ``sam_instances`` /
 ``sam_edges`` (also ``segment_anything_instances`` / ``segment_anything_edges:FILE``: the official package
-and its ``.pth`` files, see ``segment_anything.py``), ``dinov2_*`` / ``clip_*`` features and ``blip_captions``
-(Python API only, like the features: their modalities have no file format). ``consensus:SPEC,SPEC`` combines
+and its ``.pth`` files, see ``segment_anything.py``), ``dinov2_*`` / ``clip_*`` / ``vit_*`` (any ``ViTModel``
+folder) features and ``blip_captions``. ``consensus:SPEC,SPEC`` combines
 depth / normals labelers.
 ``marigold_normals`` predicts normals from rgb with diffusers' Marigold (``prs-eth/marigold-normals-v1-1``,
 see ``marigold.py``).

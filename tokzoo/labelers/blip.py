@@ -1,8 +1,7 @@
 """Image captions from BLIP (``BlipForConditionalGeneration`` + its ``BlipProcessor``): greedy decoding.
 
-Output: one ``str`` per image (special tokens removed, stripped). The ``captions`` modality has no file
-format in tokzoo.io, so captions are labelled through the Python API, not ``tokzoo pseudo-label``; the
-``captions`` zoo tokenizer (:mod:`tokzoo.tokenizers.text`) turns them into tokens.
+Output: one ``str`` per image (special tokens removed, stripped); ``tokzoo pseudo-label -m captions`` writes it
+as ``<key>.captions.txt``, which the ``captions`` zoo tokenizer (:mod:`tokzoo.tokenizers.text`) turns into tokens.
 """
 
 from __future__ import annotations

@@ -37,6 +37,8 @@ class HFLabeler(Labeler):
 
     model_backed = True
     model_class: ClassVar[str]
+    model_options: ClassVar[dict] = {}
+    """Keyword arguments of ``model_class.from_pretrained`` (e.g. leaving out an unused, unsaved pooler)."""
     processor_class: ClassVar[str] = "AutoImageProcessor"
     default_checkpoint: ClassVar[str]
 
@@ -62,7 +64,7 @@ class HFLabeler(Labeler):
             expected = getattr(getattr(model_class, "config_class", None), "model_type", None)
             if expected and config.model_type != expected:
                 raise ValueError(f"it holds a {config.model_type!r} model, not {expected!r}")
-            model = model_class.from_pretrained(where, config=config, local_files_only=local)
+            model = model_class.from_pretrained(where, config=config, local_files_only=local, **cls.model_options)
             processor = getattr(tf, cls.processor_class).from_pretrained(where, local_files_only=local)
         except (OSError, ValueError, KeyError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

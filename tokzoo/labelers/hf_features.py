@@ -1,8 +1,8 @@
-"""Frozen image encoders as labelers: DINOv2 and CLIP, dense feature maps and global embeddings.
+"""Frozen image encoders as labelers: DINOv2, CLIP and plain ViT folders, dense feature maps and global embeddings.
 
 Dense outputs are float32 (h, w, C), one vector per patch, channels last (the ``dense_features``
-contract); global outputs are float32 (D,) (the ``global_feature`` contract). These modalities have
-no file format in tokzoo.io yet, so they are labelled through the Python API, not ``tokzoo pseudo-label``.
+contract); global outputs are float32 (D,) (the ``global_feature`` contract). ``tokzoo pseudo-label -m
+dense_features -l dense_features=NAME:FOLDER`` writes them as ``.npy``.
 """
 
 from __future__ import annotations
@@ -72,3 +72,38 @@ class ClipGlobal(ClipDense):
 
     def _predict(self, images):
         return list(self.model(**self.inputs(images)).image_embeds.float().cpu().numpy())
+
+
+@register_labeler
+class VitDense(HFLabeler):
+    """A ``ViTModel`` folder's patch tokens after its final LayerNorm (``last_hidden_state`` without the class
+    token), (h, w, hidden_size). Images are resized to the model's ``image_size`` (its position embeddings' size)
+    and standardised with the folder's ``preprocessor_config.json`` mean / std; e.g. the scene ViT of the
+    composition work (``recipes/compose/vision.yaml``: 64 px, 8 x 8 patches of 128 values)."""
+
+    name = "vit_dense"
+    modality = "dense_features"
+    model_class = "ViTModel"
+    model_options = {"add_pooling_layer": False}  # the pooler is not part of these features (and often not saved)
+    processor_class = "ViTImageProcessor"
+    default_checkpoint = "google/vit-base-patch16-224-in21k"
+
+    def inputs(self, images, **kwargs) -> dict:
+        side = int(self.model.config.image_size)
+        return super().inputs(images, size={"height": side, "width": side}, **kwargs)
+
+    def _predict(self, images):
+        inputs = self.inputs(images)
+        hidden = self.model(**inputs).last_hidden_state
+        return _grid(hidden[:, 1:], inputs["pixel_values"], self.model.config.patch_size)
+
+
+@register_labeler
+class VitGlobal(VitDense):
+    """A ``ViTModel`` folder's class token after its final LayerNorm, (hidden_size,)."""
+
+    name = "vit_global"
+    modality = "global_feature"
+
+    def _predict(self, images):
+        return list(self.model(**self.inputs(images)).last_hidden_state[:, 0].float().cpu().numpy())

@@ -6,7 +6,7 @@ Two registries, filled by the ``register_*`` decorators where each class is defi
 - ``MODALITIES``: tokenizer modality name -> codec class (``tokenize -m``, the zoo, evaluation, browse);
 - ``STORED``: every name a raw file, folder or tar member carries -> its declaration (tokzoo.io reads files by it,
   tokzoo.crops crops by it): the modalities stored under their own name, plus the values no tokenizer encodes
-  under that name (stored.py: pose, camera, palette, metadata, boxes; crop_settings.py: crops).
+  under that name (stored.py: pose, camera, palette, metadata, boxes, captions; crop_settings.py: crops).
 
 The registry names the parts other packages own by string (an io file format, a crop rule, metric functions), so it
 imports none of them: they read it.
@@ -55,7 +55,7 @@ class StoredValue:
 
     ``file_format`` picks tokzoo.io's decoder and contract check (tokzoo/io/formats.py ``FORMATS``: ``image``,
     ``depth``, ``normals``, ``semseg``, ``instances``, ``edges``, ``features``, ``crops``, ``json``, ``pose``,
-    ``camera``, ``audio``); ``extensions`` are the file extensions it is read from; ``written_as`` the one a value
+    ``camera``, ``text``, ``audio``); ``extensions`` are the file extensions it is read from; ``written_as`` the one a value
     computed in memory is written as (pseudo-label; None: the first of ``extensions``); ``crop_rule`` how
     tokzoo.crops cuts it (``tokzoo.crops.CROP_RULES``: ``bilinear``, ``nearest``, ``any_edge``, ``normals``,
     ``pose``, ``boxes``, ``camera``, ``unchanged``; None: no crop applies, cropping it is an error).

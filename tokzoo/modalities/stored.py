@@ -1,5 +1,5 @@
 """Stored values no tokenizer encodes under their own name: declared like the modalities, without a codec
-(crop settings: crop_settings.py).
+(crop settings: crop_settings.py); captions are text files the ``captions`` zoo tokenizer reads.
 
 tokzoo.io reads their files and tokzoo.crops crops them through :data:`~tokzoo.modalities.base.STORED`, as for
 the modalities; ``human_pose`` tokenizes ``pose`` (its ``stored_as``). Contracts: docs/ARCHITECTURE.md.
@@ -58,3 +58,14 @@ class Boxes(StoredValue):
     file_format = "json"
     extensions = (".json",)
     crop_rule = "boxes"
+
+
+@register_stored
+class Captions(StoredValue):
+    """A caption of the image (UTF-8 text, ``<key>.captions.txt``), tokenized by the ``captions`` zoo tokenizer;
+    a crop leaves it as it is."""
+
+    name = "captions"
+    file_format = "text"
+    extensions = (".txt",)
+    crop_rule = "unchanged"

@@ -108,7 +108,7 @@ def tokenize(job: TokenizeJob, engine: Engine | None = None) -> Summary:
     check_compatible(previous, specs, crops, job.samples_per_shard, out)
     source = job.input or str(
         scenes_source(
-            out, job.scenes, job.seed, job.scene_size, job.samples_per_shard, job.workers, job.progress
+            out, job.scenes, job.seed, job.scene_size, job.samples_per_shard, job.workers, job.progress, stored
         ).resolve()
     )
     manifest = build_manifest(previous, specs, crops, job.samples_per_shard, source)
