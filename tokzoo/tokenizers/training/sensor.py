@@ -4,8 +4,8 @@ made to look like a stereo or structured-light map.
 - ``shadow`` K (pixels x metres of the view): a second camera K / z pixels of disparity to one side (drawn per
   view; its baseline x focal is K times U(0.5, 1.5)); pixels it cannot see, the bands beside the far side of
   each near edge whose width is the disparity jump, become invalid.
-- ``edges`` P: each pixel at a depth discontinuity (:func:`discontinuities`) becomes invalid with probability
-  P (mixed pixels a sensor drops).
+- ``edges`` P: each pixel at a depth discontinuity (tokzoo.datasets.depth_stats.discontinuities) becomes
+  invalid with probability P (mixed pixels a sensor drops).
 - ``blobs`` A: random discs of 0.7-2.5 px radius drop about a share A of the view (dark or shiny patches).
 - ``noise`` S: each valid depth z is multiplied by exp(N(0, sigma^2)), sigma = S x z (metres), at most
   :data:`MAX_NOISE`: relative error growing with depth, as in stereo.
@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...datasets.depth_stats import discontinuities
+
 SENSOR_FIELDS = ("shadow", "edges", "blobs", "noise")
 """Fields of ``data.sensor``; each optional, 0 (off) by default."""
 
 MAX_NOISE = 0.1
 """Largest relative noise sigma (the ``noise`` x depth product is capped here)."""
-
-EDGE_JUMP = 0.05
-"""Second difference of inverse depth, relative to the inverse depth, that counts as a discontinuity."""
 
 
 def corrupt_depth(depth: np.ndarray, spec: dict, rng: np.random.Generator) -> np.ndarray:
@@ -63,19 +62,6 @@ def shadowed(z: np.ndarray, baseline_focal: float, mirror: bool = False) -> np.n
     hidden = np.zeros(z.shape, bool)
     hidden[:, :-1] = leftmost_right[:, 1:] < landing[:, :-1] - 0.5  # covered by over half a pixel
     return hidden & np.isfinite(z)
-
-
-def discontinuities(z: np.ndarray, jump: float = EDGE_JUMP) -> np.ndarray:
-    """Bool (H, W): valid pixels of ``z`` where the second difference of inverse depth along a row or column exceeds
-    ``jump`` x their inverse depth. Inverse depth is affine over a plane's pixels, so slanted floors and walls
-    give none; a step gives the pixels on both of its sides."""
-    q = 1 / z  # NaN stays NaN: no discontinuity next to invalid pixels
-    out = np.zeros(z.shape, bool)
-    with np.errstate(invalid="ignore"):
-        for axis in (0, 1):
-            a, b, c = (np.moveaxis(q, axis, 0)[s] for s in (slice(None, -2), slice(1, -1), slice(2, None)))
-            np.moveaxis(out, axis, 0)[1:-1] |= np.abs(a - 2 * b + c) > jump * b
-    return out
 
 
 def _blobs(shape, share: float, rng: np.random.Generator) -> np.ndarray:
