@@ -53,14 +53,14 @@ def corrupt_depth(depth: np.ndarray, spec: dict, rng: np.random.Generator) -> np
 def shadowed(z: np.ndarray, baseline_focal: float, mirror: bool = False) -> np.ndarray:
     """Pixels of ``z`` (H, W) metres, NaN invalid, that a second camera ``baseline_focal`` / z pixels of
     disparity to the right (to the left with ``mirror``) cannot see: pixel x lands at x - d(x) there, and is
-    hidden when a pixel on its right lands further left, i.e. a nearer surface covers it. Bool (H, W)."""
+    hidden when a pixel on its right lands there or further left: a nearer surface covers it. Bool (H, W)."""
     if mirror:
         return shadowed(z[:, ::-1], baseline_focal)[:, ::-1]
     disparity = np.where(np.isfinite(z), baseline_focal / np.where(np.isfinite(z), z, 1), 0)
     landing = np.arange(z.shape[1]) - disparity
     leftmost_right = np.minimum.accumulate(landing[:, ::-1], axis=1)[:, ::-1]  # min over x' >= x
     hidden = np.zeros(z.shape, bool)
-    hidden[:, :-1] = leftmost_right[:, 1:] < landing[:, :-1] - 0.5  # covered by over half a pixel
+    hidden[:, :-1] = leftmost_right[:, 1:] <= landing[:, :-1]  # a nearer surface lands on it or beyond
     return hidden & np.isfinite(z)
 
 
