@@ -154,3 +154,14 @@ def test_cli_trains_on_cluttered_scenes_with_a_sensor(tmp_path):
     assert result.output.startswith("tiny_depth: 2 steps")
     config = json.loads((tmp_path / "run" / "tokenizer" / "config.json").read_text())
     assert config["provenance"]["recipe"]["data"]["sensor"] == SENSOR
+
+
+def test_the_readme_data_example_is_a_valid_depth_recipe():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    block = (root / "README.md").read_text().split("closer to real sensors")[1].split("```yaml")[1].split("```")[0]
+    recipe = load_recipe(root / "recipes" / "depth.yaml")
+    recipe["data"] = yaml.safe_load(block)["data"]
+    data = validate_recipe(recipe, "README")["data"]
+    assert data["scenes"]["kind"] == ["mix", "mix", "cluttered"] and data["sensor"]["shadow"] == 4.0
