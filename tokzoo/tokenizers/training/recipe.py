@@ -20,7 +20,7 @@ Schema (``recipes/<zoo name>.yaml``)::
       # path: /data/train                                      # anything tokzoo.io.open_reader reads
       # synthetic: {n_train: 512, n_val: 32, seed: 0, rank: 8} # low-rank random values (feature modalities)
       crop: {scale: [0.5, 1.0], hflip: 0.5}                    # optional random-resized crops (image-like)
-      # sensor: {shadow: 8.0, edges: 0.3, blobs: 0.01, noise: 0.003}   # optional, depth only: stereo-like holes
+      # sensor: {shadow: 4.0, edges: 0.2, blobs: 0.005, noise: 0.003}  # optional, depth only: stereo-like holes
                                                                # and noise on each training view (input and
                                                                # target), validation stays exact; each field
                                                                # optional, 0 = off (training/sensor.py)
