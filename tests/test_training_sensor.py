@@ -165,3 +165,16 @@ def test_the_readme_data_example_is_a_valid_depth_recipe():
     recipe["data"] = yaml.safe_load(block)["data"]
     data = validate_recipe(recipe, "README")["data"]
     assert data["scenes"]["kind"] == ["mix", "mix", "cluttered"] and data["sensor"]["shadow"] == 4.0
+
+
+def test_cli_data_keeps_the_recipes_sensor(tmp_path):
+    from tokzoo.datasets.scenes import write_scene_shards
+
+    write_scene_shards(tmp_path / "shards", n=3, seed=1, size=40, kind="cluttered")
+    path = tmp_path / "clutter.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    args = ["train", "--recipe", str(path), "--data", str(tmp_path / "shards"), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(cli, [*args, "-q", "--no-eval", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "run" / "tokenizer" / "config.json").read_text())["provenance"]["recipe"]["data"]
+    assert data["path"] == str(tmp_path / "shards") and data["sensor"] == SENSOR and "scenes" not in data
