@@ -30,7 +30,7 @@ from .options import AliasOption, count_option
     "kind",
     cls=AliasOption,
     aliases=("--scenes",),
-    type=click.Choice(["indoor", "outdoor", "mix"]),
+    type=click.Choice(["indoor", "outdoor", "mix", "cluttered"]),
     default="indoor",
     show_default=True,
     help="Kind of the default held-out scenes (as `tokzoo scenes --kind`).",

@@ -21,10 +21,11 @@ from .options import count_option, output_option
 )
 @click.option(
     "--kind",
-    type=click.Choice(["indoor", "outdoor", "mix"]),
+    type=click.Choice(["indoor", "outdoor", "mix", "cluttered"]),
     default="indoor",
     show_default=True,
-    help="Rooms, outdoor terrain scenes (0.1-100 m), or each index either with probability 1/2.",
+    help="Rooms, outdoor terrain scenes (0.1-100 m), each index either with probability 1/2, or rooms "
+    "cluttered with small and thin objects.",
 )
 @output_option("out", "Output folder.", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--samples-per-shard", type=click.IntRange(min=1), default=1000, show_default=True)

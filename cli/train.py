@@ -51,7 +51,8 @@ def train_command(recipe_path, data, out_dir, device, steps, resume, threads, ru
     recipe_path = resolve_recipe(recipe_path)
     recipe = load_recipe(recipe_path)
     if data is not None:
-        recipe["data"] = {"path": data, **({"crop": recipe["data"]["crop"]} if "crop" in recipe["data"] else {})}
+        kept = {k: recipe["data"][k] for k in ("crop", "sensor") if k in recipe["data"]}  # augmentations carry over
+        recipe["data"] = {"path": data, **kept}
     if steps is not None:
         recipe["steps"] = steps
     recipe = validate_recipe(recipe, str(recipe_path))

@@ -126,7 +126,7 @@ def test_determinism_kinds_and_mix():
         mixed = generate_scene(i, 9, 32, "mix")
         same = generate_scene(i, 9, 32, "outdoor" if flags[i] else "indoor")
         assert mixed["rgb"].tobytes() == same["rgb"].tobytes()
-    with pytest.raises(ConfigError, match="scene kind must be one of indoor, outdoor, mix, got 'beach'"):
+    with pytest.raises(ConfigError, match="scene kind must be one of indoor, outdoor, mix, cluttered, got 'beach'"):
         generate_scene(0, kind="beach")
     with pytest.raises(ConfigError):
         Scenes(2, kind="beach")
@@ -149,5 +149,8 @@ def test_cli_writes_outdoor_shards_and_recipe_takes_a_kind(tmp_path):
     assert bad.exit_code == 2 and "beach" in bad.output
     recipe = load_recipe(ROOT / "recipes" / "depth.yaml")
     recipe["data"]["scenes"]["kind"] = "outdoorz"
-    with pytest.raises(ConfigError, match=r"data\.scenes\.kind: expected one of indoor, outdoor, mix, got 'outdoorz'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data\.scenes\.kind: expected one of indoor, outdoor, mix, cluttered or a list of them, got 'outdoorz'",
+    ):
         validate_recipe(recipe, "r.yaml")

@@ -170,15 +170,16 @@ def _footprint(surface: Surface) -> float:
     return float(surface.prim.bound()[1])
 
 
-def _room(rng):
-    """Floor, walls (each present with probability 0.7) and the room's footprint."""
-    hx, hy, wall_h = rng.uniform(3, 7), rng.uniform(3, 7), rng.uniform(2.4, 4.5)
+def _room(rng, half=(3, 7), wall_p=0.7):
+    """Floor, walls (each present with probability ``wall_p``) and the room's footprint; ``half``: range of its
+    half sizes (metres)."""
+    hx, hy, wall_h = rng.uniform(*half), rng.uniform(*half), rng.uniform(2.4, 4.5)
     room = (-hx, hx, -hy, hy)
     floor = Rect(2, 0.0, np.array([-30, -30, 0], np.float32), np.array([30, 30, 0], np.float32))
     surfaces = [Surface(floor, _material(rng, [0, 0, 0], (0.3, 1.0), (PLAIN, CHECKER, CHECKER, NOISE)), FLOOR)]
     wall_mat = _material(rng, [0, 0, 0], (0.2, 1.0), (PLAIN, PLAIN, STRIPES, NOISE))
     for axis, value in ((0, -hx), (0, hx), (1, -hy), (1, hy)):
-        if rng.uniform() < 0.7:
+        if rng.uniform() < wall_p:
             lo, hi = np.array([-hx, -hy, 0], np.float32), np.array([hx, hy, wall_h], np.float32)
             surfaces.append(Surface(Rect(axis, value, lo, hi), wall_mat, WALL))
     return room, surfaces
@@ -189,21 +190,10 @@ def sample_layout(rng: np.random.Generator, width: int, height: int) -> Layout:
     room, surfaces = _room(rng)
     pose, focal, yaw, hfov = _camera(rng, room, width, height)
     cam = pose[:3, 3]
-    placed, humans, groups = [], [], []
-    instance = 0
-    for _ in range(int(rng.choice(4, p=[0.15, 0.4, 0.3, 0.15]))):
-        h = rng.uniform(1.45, 1.95)
-        xy = _place(rng, placed, cam, yaw, hfov, room, 0.5 * h / 1.75)
-        if xy is None:
-            continue
-        instance += 1
-        parts, kp, tol = sample_human(rng, xy, rng.uniform(0, 2 * np.pi), h)
-        skin = _colour(rng, (0.3, 0.6), (0.35, 0.9))
-        mats = {r: _material(rng, kp[11], (0.05, 0.2), (PLAIN, PLAIN, STRIPES, NOISE)) for r in ("shirt", "pants")}
-        mats["skin"] = Material(PLAIN, skin, skin, np.zeros(3, np.float32), np.ones(3, np.float32))
-        groups.append(list(range(len(surfaces), len(surfaces) + len(parts))))
-        surfaces += [Surface(p, mats[role], HUMAN, instance) for p, role in parts]
-        humans.append(Human(instance, kp, tol))
+    placed, groups = [], []
+    view = (cam, yaw, hfov, room)
+    humans = add_humans(rng, int(rng.choice(4, p=[0.15, 0.4, 0.3, 0.15])), view, placed, surfaces, groups)
+    instance = len(humans)
     for _ in range(int(rng.integers(2, 8))):
         surface = _object(rng)  # drawn at the origin first to know its footprint
         xy = _place(rng, placed, cam, yaw, hfov, room, _footprint(surface))
@@ -212,7 +202,34 @@ def sample_layout(rng: np.random.Generator, width: int, height: int) -> Layout:
         instance += 1
         groups.append([len(surfaces)])
         surfaces.append(_shifted(surface, xy, instance))
-    lights, n_lights = [], int(rng.integers(1, 3))
+    return finish_layout(rng, surfaces, humans, groups, pose, focal, room, width, height)
+
+
+def add_humans(rng, count: int, view: tuple, placed: list, surfaces: list, groups: list) -> list:
+    """Place up to ``count`` humans (instances 1, 2, ...) in ``view`` = ``(camera position, yaw, hfov, room)``,
+    clear of ``placed``; their parts are appended to ``surfaces`` and ``groups``. Returns the :class:`Human` list."""
+    cam, yaw, hfov, room = view
+    humans = []
+    for _ in range(count):
+        h = rng.uniform(1.45, 1.95)
+        xy = _place(rng, placed, cam, yaw, hfov, room, 0.5 * h / 1.75)
+        if xy is None:
+            continue
+        instance = len(humans) + 1
+        parts, kp, tol = sample_human(rng, xy, rng.uniform(0, 2 * np.pi), h)
+        skin = _colour(rng, (0.3, 0.6), (0.35, 0.9))
+        mats = {r: _material(rng, kp[11], (0.05, 0.2), (PLAIN, PLAIN, STRIPES, NOISE)) for r in ("shirt", "pants")}
+        mats["skin"] = Material(PLAIN, skin, skin, np.zeros(3, np.float32), np.ones(3, np.float32))
+        groups.append(list(range(len(surfaces), len(surfaces) + len(parts))))
+        surfaces += [Surface(p, mats[role], HUMAN, instance) for p, role in parts]
+        humans.append(Human(instance, kp, tol))
+    return humans
+
+
+def finish_layout(rng, surfaces, humans, groups, pose, focal, room, width, height, max_lights=2) -> Layout:
+    """1 to ``max_lights`` lights, sky and ambient drawn for a room's ``surfaces``; the walls become one more
+    shadow group."""
+    lights, n_lights = [], int(rng.integers(1, max_lights + 1))
     for _ in range(n_lights):
         pos = np.array([rng.uniform(room[0], room[1]), rng.uniform(room[2], room[3]), rng.uniform(2.6, 6.0)])
         power = rng.uniform(0.55, 0.9) / n_lights**0.6

@@ -157,8 +157,9 @@ def render(layout: Layout) -> dict:
         if s.start < s.stop:
             normals[s] = surface.prim.normal(points[s])
             albedo[s] = surface.material.albedo(points[s])
-            # closed primitives are seen from outside; a plane's hits all lie on the camera's side
-            if normals[s.start] @ (origin - points[s.start]) < 0:
+            # closed primitives are seen from outside; a plane's hits all lie on the camera's side. Decided by
+            # the sum over the hits: one grazing hit (a thin tube's rim, float32 rounding) may face slightly away
+            if np.einsum("ij,ij->", normals[s], origin - points[s]) < 0:
                 normals[s] *= -1
 
     shade = np.broadcast_to(layout.ambient, points.shape).copy()

@@ -4,8 +4,9 @@
 boxes, cylinders and articulated capsule humans, procedural textures, one or two point lights with Lambertian
 shading and cast shadows, seen by a pinhole camera. ``kind="outdoor"``: terrain, buildings, trees, objects and
 a few humans under the sun at 0.1-100 m (scene_outdoor.py). ``kind="mix"``: each index is indoor or outdoor
-with probability 1/2 (the indoor ones are the indoor stream's scenes of that index). Every sample is a pure
-function of ``(seed, index, kind)``.
+with probability 1/2 (the indoor ones are the indoor stream's scenes of that index). ``kind="cluttered"``: rooms
+densely filled with small and thin objects, curved tubes and wires at 0.6-6 m (scene_clutter.py). Every sample
+is a pure function of ``(seed, index, kind)``.
 
 >>> sample = generate_scene(42, seed=0, size=128)
 >>> sample["rgb"].shape, sample["depth"].dtype
@@ -31,6 +32,7 @@ from ..io.writes import make_folder, write_file
 from ..limits import check_field
 from ..modalities.human_pose import COCO17_LIMBS
 from ..viz import colorize, label_colors
+from .scene_clutter import sample_cluttered_layout
 from .scene_layout import SCENE_CLASSES, sample_layout
 from .scene_outdoor import sample_outdoor_layout
 from .scene_render import render
@@ -48,8 +50,8 @@ __all__ = [
     "write_scene_shards",
 ]
 
-SCENE_KINDS = ("indoor", "outdoor", "mix")
-_OUTDOOR_STREAM, _MIX_STREAM = 1, 2  # extra seed words: outdoor layouts and the mix's coin flips
+SCENE_KINDS = ("indoor", "outdoor", "mix", "cluttered")
+_OUTDOOR_STREAM, _MIX_STREAM, _CLUTTER_STREAM = 1, 2, 3  # extra seed words: outdoor, the mix's coins, cluttered
 
 # One display colour per class of SCENE_CLASSES.
 SCENE_CLASS_COLORS = np.array(
@@ -99,6 +101,8 @@ def generate_scene(index: int, seed: int = 0, size: int | tuple[int, int] = 256,
     The same ``(seed, index, size, kind)`` gives byte-identical arrays in any process.
     """
     h, w = _size(size)
+    if kind == "cluttered":
+        return render(sample_cluttered_layout(np.random.default_rng([seed, index, _CLUTTER_STREAM]), w, h))
     if is_outdoor(index, seed, kind):
         return render(sample_outdoor_layout(np.random.default_rng([seed, index, _OUTDOOR_STREAM]), w, h))
     return render(sample_layout(np.random.default_rng([seed, index]), w, h))

@@ -153,6 +153,7 @@ _KINDS = {
     "indoor": "indoor rooms",
     "outdoor": "outdoor terrain scenes",
     "mix": "indoor rooms and outdoor scenes, 1/2 each",
+    "cluttered": "cluttered rooms (small and thin objects)",
 }
 
 
@@ -167,10 +168,9 @@ def training_coverage(config: dict) -> dict | None:
         return None
     data, parts = recipe["data"], []
     if "scenes" in data:
-        spec = data["scenes"]
-        parts.append(
-            f"{spec['n_train']} procedural {_KINDS[spec.get('kind', 'indoor')]} ({spec['size']} px, seed {spec['seed']})"
-        )
+        spec, kind = data["scenes"], data["scenes"].get("kind", "indoor")
+        kinds = " / ".join(_KINDS[k] for k in kind) + " in turn" if isinstance(kind, list) else _KINDS[kind]
+        parts.append(f"{spec['n_train']} procedural {kinds} ({spec['size']} px, seed {spec['seed']})")
     if "path" in data:
         parts.append(f"the samples at {data['path']}")
     if "synthetic" in data:
@@ -186,10 +186,12 @@ def training_coverage(config: dict) -> dict | None:
             f"{data['photos'].get('repeat', 1)}; the bundled scikit-image / scikit-learn / matplotlib samples "
             "are held out"
         )
-    crop = data.get("crop")
+    crop, sensor = data.get("crop"), data.get("sensor")
     trained_on = " + ".join(parts) + (
         f"; random-resized crops, scale {crop['scale'][0]:g}-{crop['scale'][1]:g}" if crop else ""
     )
+    if sensor:
+        trained_on += f"; sensor-like holes and noise ({', '.join(f'{k} {v:g}' for k, v in sensor.items())})"
     init = provenance.get("init")
     if init:
         trained_on = f"starting from the weights of {init['from']} (content {init['content_hash'][:12]}), " + trained_on

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from ...crops import apply_crop, make_crop_settings
 from ...datasets.scenes import generate_scene
 from ...errors import ConfigError, InputError
+from .sensor import corrupt_depth
 
 SOURCE_KEYS = {"human_pose": "pose"}
 """Modalities whose raw value is stored under another name in scenes and readers (default: the modality's own)."""
@@ -22,17 +23,21 @@ SOURCE_KEYS = {"human_pose": "pose"}
 PATH_VALIDATION_FRACTION = 0.05
 """Share of a ``path`` source's samples (its last ones, at most 64) held out for validation."""
 
+_SENSOR_STREAM = 5  # extra seed word of the sensor corruption of a training view
+
 
 def source_key(modality: str) -> str:
     return SOURCE_KEYS.get(modality, modality)
 
 
-def scene_values(modality: str, indices, seed: int, size, kind: str = "indoor") -> list:
-    """The ``modality`` value of procedural scenes ``indices`` of ``kind`` (ConfigError when scenes lack it)."""
+def scene_values(modality: str, indices, seed: int, size, kind: str | list = "indoor") -> list:
+    """The ``modality`` value of procedural scenes ``indices`` of ``kind`` (ConfigError when scenes lack it); a list
+    of kinds takes them in turn: scene ``i`` is ``kind[i % len(kind)]``'s scene ``i``."""
     key = source_key(modality)
+    kinds = [kind] if isinstance(kind, str) else list(kind)
     values = []
     for index in indices:
-        scene = generate_scene(index, seed, size, kind)
+        scene = generate_scene(index, seed, size, kinds[index % len(kinds)])
         if key not in scene:
             raise ConfigError(
                 f"the built-in scenes have no {modality!r} ground truth ({', '.join(scene)}); "
@@ -186,6 +191,7 @@ class TrainingData:
         self.codec, self.seed = codec, recipe["seed"]
         self.resolution, self.batch_size = recipe["resolution"], recipe["batch_size"]
         self.crop = recipe["data"].get("crop")
+        self.sensor = recipe["data"].get("sensor")
         train, val = source_values(recipe["data"], codec, self.resolution)
         self.train = [v for v in train if self._usable(v)]
         self.val = [fit(codec.name, v, self.resolution) for v in val if self._usable(v)]
@@ -218,10 +224,19 @@ class TrainingData:
                 hflip_p=self.crop["hflip"],
             )[1]
             try:
-                return self.codec.to_model(fit(self.codec.name, value, self.resolution, row))
+                return self._to_model(fit(self.codec.name, value, self.resolution, row), step, index)
             except InputError:  # e.g. a depth crop holding only sky: fall back to the centre crop
                 pass
-        return self.codec.to_model(fit(self.codec.name, value, self.resolution))
+        return self._to_model(fit(self.codec.name, value, self.resolution), step, index)
+
+    def _to_model(self, view, step: int, index: int) -> torch.Tensor:
+        """``view`` normalised, after the recipe's sensor corruption (depth; seeded by ``(seed, step, index)``),
+        which is skipped where it would leave no valid pixel."""
+        if self.sensor:
+            rng = np.random.default_rng([self.seed, step, index, _SENSOR_STREAM])
+            corrupted = corrupt_depth(view, self.sensor, rng)
+            view = corrupted if np.isfinite(corrupted).any() else view
+        return self.codec.to_model(view)
 
     def validation_batches(self):
         """Normalised validation batches of ``batch_size`` samples (none without a validation split)."""

@@ -13,10 +13,17 @@ Schema (``recipes/<zoo name>.yaml``)::
     loss: smooth_l1                   # must name the modality's loss (Modality.default_tokenizer()["loss"])
     data:                             # exactly one source:
       scenes: {n_train: 2048, n_val: 64, seed: 0, size: 96}   # built-in procedural scenes; optional
-                                                               # kind: indoor (default) | outdoor | mix
+                                                               # kind: indoor (default) | outdoor | mix |
+                                                               # cluttered, or a list of kinds taken in
+                                                               # turn (scene i is kind[i % len] 's scene i),
+                                                               # e.g. kind: [mix, mix, cluttered]
       # path: /data/train                                      # anything tokzoo.io.open_reader reads
       # synthetic: {n_train: 512, n_val: 32, seed: 0, rank: 8} # low-rank random values (feature modalities)
       crop: {scale: [0.5, 1.0], hflip: 0.5}                    # optional random-resized crops (image-like)
+      # sensor: {shadow: 4.0, edges: 0.2, blobs: 0.005, noise: 0.003}  # optional, depth only: stereo-like holes
+                                                               # and noise on each training view (input and
+                                                               # target), validation stays exact; each field
+                                                               # optional, 0 = off (training/sensor.py)
       samples: {repeat: 8, names: [motorcycle]}                # optional: bundled real samples added to the
                                                                # training split (tokzoo/datasets/samples.py),
                                                                # each `repeat` times; names default to all that
@@ -51,6 +58,7 @@ from pathlib import Path
 
 from ...errors import ConfigError
 from ...limits import check_recipe_sizes
+from .sensor import SENSOR_FIELDS
 
 _TOKENIZER_FIELDS = {"modality", "model", "latent_dim", "quantizer", "input_size", "normalization"}
 _OPTIONAL_TOP = {
@@ -63,7 +71,7 @@ _OPTIONAL_TOP = {
 }
 _REQUIRED_TOP = ("name", "tokenizer", "loss", "data", "optimizer", "schedule", "batch_size", "steps", "seed")
 _SOURCES = {
-    "scenes": {"n_train": int, "n_val": int, "seed": int, "size": int, "kind": str},
+    "scenes": {"n_train": int, "n_val": int, "seed": int, "size": int, "kind": str},  # kind: str or list of str
     "synthetic": {"n_train": int, "n_val": int, "seed": int, "rank": int},
 }
 
@@ -129,6 +137,8 @@ def validate_recipe(raw, where: str = "recipe") -> dict:
         c.integer(size, "tokenizer.input_size", 1)
     c.integer(tokenizer["latent_dim"], "tokenizer.latent_dim", 1)
     _check_data(c, recipe["data"])
+    if "sensor" in recipe["data"] and tokenizer["modality"] != "depth":
+        c.fail("data.sensor", f"sensor corruption applies to depth training data, not {tokenizer['modality']!r}")
     if recipe["resolution"] is None:
         recipe["resolution"] = list(tokenizer["input_size"])
     elif not isinstance(recipe["resolution"], list) or len(recipe["resolution"]) != len(tokenizer["input_size"]):
@@ -168,7 +178,7 @@ def validate_recipe(raw, where: str = "recipe") -> dict:
 
 
 def _check_data(c: _Checker, data) -> None:
-    c.mapping(data, "data", {"scenes", "synthetic", "path", "crop", "samples", "photos"})
+    c.mapping(data, "data", {"scenes", "synthetic", "path", "crop", "samples", "photos", "sensor"})
     sources = [s for s in ("scenes", "synthetic", "path") if s in data]
     if len(sources) != 1:
         c.fail("data", f"needs exactly one source of scenes / synthetic / path, got {sources or 'none'}")
@@ -182,10 +192,7 @@ def _check_data(c: _Checker, data) -> None:
         spec = c.mapping(data[source], f"data.{source}", set(fields), set(fields) - optional)
         for name in spec:
             if fields[name] is str:
-                from ...datasets.scenes import SCENE_KINDS
-
-                if spec[name] not in SCENE_KINDS:
-                    c.fail(f"data.{source}.{name}", f"expected one of {', '.join(SCENE_KINDS)}, got {spec[name]!r}")
+                _check_kind(c, spec[name], f"data.{source}.{name}")
             else:
                 c.integer(spec[name], f"data.{source}.{name}", 0 if name in ("seed", "n_val") else 1)
     if "samples" in data:
@@ -203,12 +210,26 @@ def _check_data(c: _Checker, data) -> None:
     if "photos" in data:
         photos = c.mapping(data["photos"], "data.photos", {"repeat"})
         c.integer(photos.get("repeat", 1), "data.photos.repeat", 1)
+    if "sensor" in data:
+        sensor = c.mapping(data["sensor"], "data.sensor", set(SENSOR_FIELDS))
+        for name, high in zip(SENSOR_FIELDS, (1000.0, 1.0, 0.5, 1.0)):
+            sensor[name] = c.number(sensor.get(name, 0.0), f"data.sensor.{name}", 0.0, high)
     if "crop" in data:
         crop = c.mapping(data["crop"], "data.crop", {"scale", "hflip"}, {"scale"})
         scale = c.pair(crop["scale"], "data.crop.scale", float, 1e-3, 1.0)
         if scale[0] > scale[1]:
             c.fail("data.crop.scale", f"expected [low, high] with low <= high, got {scale}")
         crop["hflip"] = c.number(crop.get("hflip", 0.0), "data.crop.hflip", 0.0, 1.0)
+
+
+def _check_kind(c: _Checker, kind, field: str) -> None:
+    """A scene kind of SCENE_KINDS, or a non-empty list of them."""
+    from ...datasets.scenes import SCENE_KINDS
+
+    kinds = kind if isinstance(kind, list) and kind else [kind]
+    for k in kinds:
+        if not isinstance(k, str) or k not in SCENE_KINDS:
+            c.fail(field, f"expected one of {', '.join(SCENE_KINDS)} or a list of them, got {kind!r}")
 
 
 def tokenizer_config(recipe: dict) -> dict:
