@@ -155,6 +155,7 @@ def test_raw_shards_site(tmp_path, browser):
         "edges",
         "pose",
         "camera",
+        "captions",
     ]
     assert '"fx"' in browser.evaluate("document.querySelector('[data-modality=camera] pre').textContent")
     clean(browser)

@@ -91,9 +91,12 @@ def test_gradient_accumulation_equals_the_whole_batch(tokens, tmp_path, one_thre
         load_file(tmp_path / "whole" / "model.safetensors"),
         load_file(tmp_path / "accumulated" / "model.safetensors"),
     )
-    # atol 1e-5 = 1% of one step's update (lr 1e-3): Adam turns float-rounding noise in a near-zero gradient
-    # element into an update of up to lr, so a few elements differ by ~1e-6 while the rest agree to rounding
-    assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5) for k in a)
+    # atol 1e-5 = 1% of one step's update (lr 1e-3). Adam turns float-rounding noise in a near-zero gradient
+    # element into an update of up to lr per step, so a handful of elements (data-dependent: 0-1 of 265k here)
+    # may differ by up to 2 steps x lr; a real accumulation error would move most elements
+    beyond = sum(int((~torch.isclose(a[k], b[k], rtol=1e-4, atol=1e-5)).sum()) for k in a)
+    assert beyond <= 1e-4 * sum(v.numel() for v in a.values()), beyond
+    assert all(torch.allclose(a[k], b[k], rtol=0, atol=2 * 1e-3) for k in a)
     assert any(not torch.equal(a[k], b[k]) for k in a)  # computed differently (4 micro-batches), same result
 
 

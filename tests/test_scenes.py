@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scene_checks import camera_rays, dilate
 
 from tokzoo.datasets import SCENE_CLASSES, Scenes, generate_scene, scene_preview, write_scene_shards
 from tokzoo.datasets.scene_text import scene_text
@@ -26,22 +27,6 @@ def _same(a: dict, b: dict) -> bool:
     return arrays and a["pose"] == b["pose"] and a["camera"] == b["camera"]
 
 
-def _rays(camera):
-    """Camera-frame rays (H, W, 3) with z = 1 through each pixel centre."""
-    rows, cols = np.mgrid[0 : camera["height"], 0 : camera["width"]]
-    return np.stack(
-        [(cols - camera["cx"]) / camera["fx"], (rows - camera["cy"]) / camera["fy"], np.ones(rows.shape)], -1
-    )
-
-
-def _dilate(mask, r):
-    out = mask.copy()
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            out |= np.roll(np.roll(mask, dy, 0), dx, 1)
-    return out
-
-
 @pytest.mark.parametrize("index", range(6))
 def test_contract(index):
     s = generate_scene(index, seed=1, size=(96, 128))
@@ -55,7 +40,7 @@ def test_contract(index):
     assert np.array_equal(np.isnan(normals), np.repeat(sky[..., None], 3, axis=2))
     assert (depth[~sky] > 0).all()
     assert np.allclose(np.linalg.norm(normals[~sky], axis=1), 1, atol=1e-4)
-    assert ((normals * _rays(s["camera"])).sum(-1)[~sky] < 0).all()  # facing the camera
+    assert ((normals * camera_rays(s["camera"])).sum(-1)[~sky] < 0).all()  # facing the camera
     assert semseg.max() < len(SCENE_CLASSES) and set(np.unique(s["edges"])) <= {0, 1}
     assert ((inst > 0) == (semseg >= SCENE_CLASSES.index("sphere"))).all()
     cam = s["camera"]
@@ -73,12 +58,12 @@ def test_normals_agree_with_depth():
     medians, n_used = [], 0
     for index in range(8):
         s = generate_scene(index, seed=2, size=128)
-        p = s["depth"][..., None].astype(np.float64) * _rays(s["camera"])
+        p = s["depth"][..., None].astype(np.float64) * camera_rays(s["camera"])
         n = np.cross(p[1:-1, 2:] - p[1:-1, :-2], p[2:, 1:-1] - p[:-2, 1:-1])
         n /= np.linalg.norm(n, axis=-1, keepdims=True)
         n *= -np.sign((n * p[1:-1, 1:-1]).sum(-1, keepdims=True))
         truth = s["normals"][1:-1, 1:-1]
-        near_edge = _dilate(s["edges"].astype(bool) | np.isnan(s["depth"]), 2)[1:-1, 1:-1]
+        near_edge = dilate(s["edges"].astype(bool) | np.isnan(s["depth"]), 2)[1:-1, 1:-1]
         ok = ~near_edge & np.isfinite(n).all(-1)
         angle = np.degrees(np.arccos(np.clip((n[ok] * truth[ok]).sum(-1), -1, 1)))
         medians.append(np.median(angle))

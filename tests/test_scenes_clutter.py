@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scene_checks import camera_rays, dilate
 
 from tokzoo.datasets import SCENE_CLASSES, generate_scene
 from tokzoo.datasets.depth_stats import depth_structure, discontinuities, thin_structures
@@ -18,21 +19,6 @@ ARRAYS = ("rgb", "depth", "normals", "semseg", "sam_instances", "edges")
 CLS = {name: i for i, name in enumerate(SCENE_CLASSES)}
 OBJECTS = {CLS[c] for c in ("sphere", "box", "cylinder", "human")}
 SCENES = [generate_scene(i, seed=1, size=(64, 80), kind="cluttered") for i in range(8)]
-
-
-def _rays(camera):
-    rows, cols = np.mgrid[0 : camera["height"], 0 : camera["width"]]
-    return np.stack(
-        [(cols - camera["cx"]) / camera["fx"], (rows - camera["cy"]) / camera["fy"], np.ones(rows.shape)], -1
-    )
-
-
-def _dilate(mask, r):
-    out = mask.copy()
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            out |= np.roll(np.roll(mask, dy, 0), dx, 1)
-    return out
 
 
 @pytest.mark.parametrize("index", range(len(SCENES)))
@@ -47,7 +33,7 @@ def test_contract_and_labels(index):
     assert np.array_equal(np.isnan(depth), sky) and np.array_equal(np.isnan(normals).any(-1), sky)
     assert (depth[~sky] > 0).all()
     assert np.allclose(np.linalg.norm(normals[~sky], axis=1), 1, atol=1e-4)
-    assert ((normals * _rays(s["camera"])).sum(-1)[~sky] < 1e-4).all()  # facing the camera
+    assert ((normals * camera_rays(s["camera"])).sum(-1)[~sky] < 1e-4).all()  # facing the camera
     assert set(np.unique(semseg)) <= {CLS[c] for c in ("floor", "wall", "sky")} | OBJECTS  # room classes only
     assert ((inst > 0) == np.isin(semseg, list(OBJECTS))).all()
     assert set(np.unique(s["edges"])) <= {0, 1}
@@ -70,12 +56,12 @@ def test_normals_agree_with_depth_away_from_edges():
     medians = []
     for index in range(4):
         s = generate_scene(index, seed=2, size=128, kind="cluttered")
-        p = s["depth"][..., None].astype(np.float64) * _rays(s["camera"])
+        p = s["depth"][..., None].astype(np.float64) * camera_rays(s["camera"])
         n = np.cross(p[1:-1, 2:] - p[1:-1, :-2], p[2:, 1:-1] - p[:-2, 1:-1])
         n /= np.linalg.norm(n, axis=-1, keepdims=True)
         n *= -np.sign((n * p[1:-1, 1:-1]).sum(-1, keepdims=True))
         truth = s["normals"][1:-1, 1:-1]
-        ok = ~_dilate(s["edges"].astype(bool) | np.isnan(s["depth"]), 2)[1:-1, 1:-1] & np.isfinite(n).all(-1)
+        ok = ~dilate(s["edges"].astype(bool) | np.isnan(s["depth"]), 2)[1:-1, 1:-1] & np.isfinite(n).all(-1)
         assert ok.sum() > 0.2 * 126 * 126
         medians.append(np.median(np.degrees(np.arccos(np.clip((n[ok] * truth[ok]).sum(-1), -1, 1)))))
         wrong = truth[ok][:, [2, 0, 1]]  # the comparison can fail: permuted axes are far off

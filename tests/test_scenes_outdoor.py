@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from scene_checks import camera_rays, dilate
 
 from tokzoo.datasets import SCENE_CLASSES, generate_scene
 from tokzoo.datasets.scene_outdoor import MAX_DEPTH
@@ -18,21 +19,6 @@ ARRAYS = ("rgb", "depth", "normals", "semseg", "sam_instances", "edges")
 CLS = {name: i for i, name in enumerate(SCENE_CLASSES)}
 OBJECTS = {CLS[c] for c in ("sphere", "box", "cylinder", "human", "building", "tree")}
 SCENES = [generate_scene(i, seed=4, size=(64, 80), kind="outdoor") for i in range(12)]
-
-
-def _rays(camera):
-    rows, cols = np.mgrid[0 : camera["height"], 0 : camera["width"]]
-    return np.stack(
-        [(cols - camera["cx"]) / camera["fx"], (rows - camera["cy"]) / camera["fy"], np.ones(rows.shape)], -1
-    )
-
-
-def _dilate(mask, r):
-    out = mask.copy()
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            out |= np.roll(np.roll(mask, dy, 0), dx, 1)
-    return out
 
 
 def test_room_class_ids_are_unchanged_and_outdoor_ones_follow():
@@ -52,7 +38,7 @@ def test_contract_sky_and_labels(index):
     assert np.array_equal(np.isnan(depth), sky) and np.array_equal(np.isnan(normals).any(-1), sky)
     assert (depth[~sky] > 0).all() and (depth[~sky] <= MAX_DEPTH).all()
     assert np.allclose(np.linalg.norm(normals[~sky], axis=1), 1, atol=1e-4)
-    assert ((normals * _rays(s["camera"])).sum(-1)[~sky] < 1e-4).all()  # facing the camera (grazing: rounding)
+    assert ((normals * camera_rays(s["camera"])).sum(-1)[~sky] < 1e-4).all()  # facing the camera (grazing: rounding)
     assert set(np.unique(semseg)) <= {CLS["sky"], CLS["terrain"], *OBJECTS}  # no floor or wall outdoors
     assert ((inst > 0) == np.isin(semseg, list(OBJECTS))).all()  # terrain and sky carry no instance
     for i in np.unique(inst[inst > 0]):
@@ -78,12 +64,12 @@ def test_normals_agree_with_depth():
     medians, terrain_px = [], 0
     for index in range(6):
         s = generate_scene(index, seed=2, size=128, kind="outdoor")
-        p = s["depth"][..., None].astype(np.float64) * _rays(s["camera"])
+        p = s["depth"][..., None].astype(np.float64) * camera_rays(s["camera"])
         n = np.cross(p[1:-1, 2:] - p[1:-1, :-2], p[2:, 1:-1] - p[:-2, 1:-1])
         n /= np.linalg.norm(n, axis=-1, keepdims=True)
         n *= -np.sign((n * p[1:-1, 1:-1]).sum(-1, keepdims=True))
         truth = s["normals"][1:-1, 1:-1]
-        near_edge = _dilate(s["edges"].astype(bool) | np.isnan(s["depth"]), 2)[1:-1, 1:-1]
+        near_edge = dilate(s["edges"].astype(bool) | np.isnan(s["depth"]), 2)[1:-1, 1:-1]
         ok = ~near_edge & np.isfinite(n).all(-1)
         angle = np.degrees(np.arccos(np.clip((n[ok] * truth[ok]).sum(-1), -1, 1)))
         medians.append(np.median(angle))
