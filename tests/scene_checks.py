@@ -18,3 +18,28 @@ def dilate(mask: np.ndarray, r: int) -> np.ndarray:
         for dx in range(-r, r + 1):
             out |= np.roll(np.roll(mask, dy, 0), dx, 1)
     return out
+
+
+SCENE_ARRAYS = {  # name -> (trailing shape after (H, W), dtype)
+    "rgb": ((3,), "|u1"),
+    "depth": ((), "<f4"),
+    "normals": ((3,), "<f4"),
+    "semseg": ((), "|u1"),
+    "sam_instances": ((), "<u2"),
+    "edges": ((), "|u1"),
+}
+
+
+def assert_scene_contract(scene: dict, size: tuple[int, int], sky_class: int, facing_tolerance: float) -> None:
+    """Shapes and dtypes of every array; NaN depth and normals exactly on the sky; positive depth elsewhere; unit
+    normals facing the camera (dot with the view ray below ``facing_tolerance``)."""
+    assert {k: (scene[k].shape, scene[k].dtype.str) for k in SCENE_ARRAYS} == {
+        k: ((*size, *trailing), dtype) for k, (trailing, dtype) in SCENE_ARRAYS.items()
+    }
+    depth, normals = scene["depth"], scene["normals"]
+    sky = scene["semseg"] == sky_class
+    assert np.array_equal(np.isnan(depth), sky)
+    assert np.array_equal(np.isnan(normals), np.repeat(sky[..., None], 3, axis=2))  # all three channels
+    assert (depth[~sky] > 0).all()
+    assert np.allclose(np.linalg.norm(normals[~sky], axis=1), 1, atol=1e-4)
+    assert ((normals * camera_rays(scene["camera"])).sum(-1)[~sky] < facing_tolerance).all()

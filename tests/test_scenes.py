@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from scene_checks import camera_rays, dilate
+from scene_checks import assert_scene_contract, camera_rays, dilate
 
 from tokzoo.datasets import SCENE_CLASSES, Scenes, generate_scene, scene_preview, write_scene_shards
 from tokzoo.datasets.scene_text import scene_text
@@ -30,17 +30,8 @@ def _same(a: dict, b: dict) -> bool:
 @pytest.mark.parametrize("index", range(6))
 def test_contract(index):
     s = generate_scene(index, seed=1, size=(96, 128))
-    assert {k: (s[k].shape, s[k].dtype.str) for k in ARRAYS} == {
-        "rgb": ((96, 128, 3), "|u1"), "depth": ((96, 128), "<f4"), "normals": ((96, 128, 3), "<f4"),
-        "semseg": ((96, 128), "|u1"), "sam_instances": ((96, 128), "<u2"), "edges": ((96, 128), "|u1"),
-    }  # fmt: skip
-    depth, normals, semseg, inst = s["depth"], s["normals"], s["semseg"], s["sam_instances"]
-    sky = semseg == SKY
-    assert np.array_equal(np.isnan(depth), sky)
-    assert np.array_equal(np.isnan(normals), np.repeat(sky[..., None], 3, axis=2))
-    assert (depth[~sky] > 0).all()
-    assert np.allclose(np.linalg.norm(normals[~sky], axis=1), 1, atol=1e-4)
-    assert ((normals * camera_rays(s["camera"])).sum(-1)[~sky] < 0).all()  # facing the camera
+    assert_scene_contract(s, (96, 128), SKY, facing_tolerance=0)
+    semseg, inst = s["semseg"], s["sam_instances"]
     assert semseg.max() < len(SCENE_CLASSES) and set(np.unique(s["edges"])) <= {0, 1}
     assert ((inst > 0) == (semseg >= SCENE_CLASSES.index("sphere"))).all()
     cam = s["camera"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scene_checks import camera_rays, dilate
+from scene_checks import assert_scene_contract, camera_rays, dilate
 
 from tokzoo.datasets import SCENE_CLASSES, generate_scene
 from tokzoo.datasets.depth_stats import depth_structure, discontinuities, thin_structures
@@ -24,16 +24,8 @@ SCENES = [generate_scene(i, seed=1, size=(64, 80), kind="cluttered") for i in ra
 @pytest.mark.parametrize("index", range(len(SCENES)))
 def test_contract_and_labels(index):
     s = SCENES[index]
-    assert {k: (s[k].shape, s[k].dtype.str) for k in ARRAYS} == {
-        "rgb": ((64, 80, 3), "|u1"), "depth": ((64, 80), "<f4"), "normals": ((64, 80, 3), "<f4"),
-        "semseg": ((64, 80), "|u1"), "sam_instances": ((64, 80), "<u2"), "edges": ((64, 80), "|u1"),
-    }  # fmt: skip
-    depth, normals, semseg, inst = s["depth"], s["normals"], s["semseg"], s["sam_instances"]
-    sky = semseg == CLS["sky"]
-    assert np.array_equal(np.isnan(depth), sky) and np.array_equal(np.isnan(normals).any(-1), sky)
-    assert (depth[~sky] > 0).all()
-    assert np.allclose(np.linalg.norm(normals[~sky], axis=1), 1, atol=1e-4)
-    assert ((normals * camera_rays(s["camera"])).sum(-1)[~sky] < 1e-4).all()  # facing the camera
+    assert_scene_contract(s, (64, 80), CLS["sky"], facing_tolerance=1e-4)
+    semseg, inst = s["semseg"], s["sam_instances"]
     assert set(np.unique(semseg)) <= {CLS[c] for c in ("floor", "wall", "sky")} | OBJECTS  # room classes only
     assert ((inst > 0) == np.isin(semseg, list(OBJECTS))).all()
     assert set(np.unique(s["edges"])) <= {0, 1}
