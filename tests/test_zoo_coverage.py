@@ -35,6 +35,10 @@ def test_training_coverage_reads_the_recipe():
     )
     assert coverage["range"].startswith("0.1-100 m") and coverage["steps"] == 7
     assert coverage["known_failures"] == ["beyond 100 m"] and coverage["input_size"] == [32, 32]
+    recipe["data"]["scenes"]["kind"] = ["mix", "mix", "cluttered"]
+    assert training_coverage(config)["trained_on"].startswith(
+        "12 procedural scenes: 2/3 indoor rooms and outdoor scenes, 1/2 each + 1/3 cluttered rooms"
+    )
     del recipe["data"]["scenes"]["kind"]
     assert training_coverage(config)["trained_on"].startswith("12 procedural indoor rooms (48 px")
     config["provenance"]["init"] = {"from": "rgb", "content_hash": "ab" * 32}

@@ -157,6 +157,13 @@ _KINDS = {
 }
 
 
+def _kind_shares(kinds: list[str]) -> str:
+    """A list of scene kinds taken in turn, in words with each kind's share: ``[mix, mix, cluttered]`` ->
+    "scenes: 2/3 indoor rooms and outdoor scenes, 1/2 each + 1/3 cluttered rooms (...)"."""
+    counts = {k: kinds.count(k) for k in dict.fromkeys(kinds)}
+    return "scenes: " + " + ".join(f"{n}/{len(kinds)} {_KINDS[k]}" for k, n in counts.items())
+
+
 def training_coverage(config: dict) -> dict | None:
     """What a learned tokenizer's weights were trained on, read from its config's ``provenance`` (None when it has
     no training recipe, e.g. untrained): ``trained_on`` (the recipe's data in words), ``input_size``, ``range``
@@ -169,7 +176,7 @@ def training_coverage(config: dict) -> dict | None:
     data, parts = recipe["data"], []
     if "scenes" in data:
         spec, kind = data["scenes"], data["scenes"].get("kind", "indoor")
-        kinds = " / ".join(_KINDS[k] for k in kind) + " in turn" if isinstance(kind, list) else _KINDS[kind]
+        kinds = _kind_shares(kind) if isinstance(kind, list) else _KINDS[kind]
         parts.append(f"{spec['n_train']} procedural {kinds} ({spec['size']} px, seed {spec['seed']})")
     if "path" in data:
         parts.append(f"the samples at {data['path']}")
