@@ -108,9 +108,7 @@ def test_a_list_of_kinds_is_taken_in_turn():
         assert values[i].tobytes() == generate_scene(i, 3, 24, kind)["depth"].tobytes()
     recipe = _recipe(scenes={**TINY["data"]["scenes"], "kind": ["mix", "mix", "cluttered"]})
     coverage = training_coverage({"provenance": {"recipe": recipe, "steps": 2}})["trained_on"]
-    assert (
-        "indoor rooms and outdoor scenes, 1/2 each / indoor rooms and outdoor scenes, 1/2 each / cluttered" in coverage
-    )
+    assert "scenes: 2/3 indoor rooms and outdoor scenes, 1/2 each + 1/3 cluttered rooms" in coverage
     assert coverage.endswith("sensor-like holes and noise (shadow 4, edges 0.3, blobs 0.01, noise 0.003)")
 
 
