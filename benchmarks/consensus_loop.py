@@ -68,6 +68,7 @@ from tokzoo.tokenizers.evaluation.metrics import abs_rel
 from tokzoo.tokens.layout import read_manifest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paired import bootstrap  # noqa: E402
 from results_md import append_to_section  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -144,13 +145,6 @@ def training_prior(size: int = 64, n: int = 1024) -> np.ndarray:
     """Per-pixel mean depth of the generator's training stream (seed 0, scenes 0..n-1)."""
     stack = np.stack([generate_scene(i, seed=0, size=size)["depth"] for i in range(n)])
     return np.nanmean(stack, 0).astype(np.float32)
-
-
-def bootstrap(diff: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    diff = diff[np.isfinite(diff)]
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(1)
-    return float(diff.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
 WEIGHT_GRID = [(a, b, 1.0) for a in (0.0, 0.1, 0.25, 0.5, 1.0) for b in (0.0, 0.1, 0.25, 0.5, 1.0)]

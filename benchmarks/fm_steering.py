@@ -1,0 +1,231 @@
+"""Steering: does rgb generated from a requested palette or metadata land closer to the request than rgb generated
+without it? With a classifier-free guidance-scale sweep (issue 28).
+
+One command runs the whole experiment (``--tiny``: the same path at toy size, what the tests run):
+
+1. data (each step skipped when its output exists): procedural scenes (``mix``: rooms and outdoor scenes, 64 px;
+   training stream 0, held-out stream 7), palette and metadata pseudo-labelled by the classical labelers (k-means
+   palette; image statistics), tokenized (rgb, palette, metadata);
+2. train ``recipes/fm/steering.yaml`` (rgb from the palette alone, from the metadata alone, from its own visible
+   tokens alone, and any-to-any);
+3. for each held-out scene, its palette (resp. metadata), as the tokens hold it, is the request: rgb is generated
+   from it alone (MaskGIT, ``--steps`` steps, temperature 1, one seed) at every guidance scale g of ``--scales``
+   (logits u + g (c - u): g = 0 is unconditioned generation, g = 1 plain conditioning), decoded, and labelled again
+   by the same labeler. Distance to the request: palette - symmetric chamfer distance between the requested colours
+   and the generated image's k-means palette (uint8 RGB units, mean over colours of the distance to the nearest
+   colour of the other palette, both ways averaged); metadata - |brightness| and |contrast| differences (uint8
+   luma). References: the held-out scene's own rgb (its true tokens decoded: what a perfect generator scores, the
+   binning and the tokenizer included) and another held-out scene's rgb (an unrelated image).
+
+Differences to unconditioned generation are paired over held-out scenes with 95% bootstrap intervals. Appends a
+table under ``## Multimodal trainer: steering`` in benchmarks/RESULTS.md (unless ``--no-write``).
+
+    python benchmarks/fm_steering.py --out runs/steering                  # CPU: ~1 h (data, 2000 steps, sweep)
+    python benchmarks/fm_steering.py --tiny --out /tmp/steering --no-write  # a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+from paired import bootstrap  # noqa: E402
+from results_md import append_to_section  # noqa: E402
+
+SECTION = "## Multimodal trainer: steering"
+MODALITIES = ["rgb", "palette", "metadata"]
+SIZES = {
+    "full": {"train": 4096, "heldout": 256, "size": 64, "steps": None},
+    "tiny": {"train": 8, "heldout": 4, "size": 64, "steps": 2},
+}
+METADATA_KEYS = ("brightness", "contrast")
+
+
+def cli(*args) -> str:
+    from click.testing import CliRunner
+
+    from tokzoo_cli.main import cli as main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if result.exit_code:
+        raise SystemExit(f"tokzoo {' '.join(map(str, args[:2]))} failed: {result.output.strip()[-800:]}")
+    return result.output
+
+
+def prepare(out: Path, size: dict) -> dict[str, Path]:
+    """Render, label and tokenize the training and held-out scenes; returns the token folders."""
+    folders = {}
+    for name, n, seed in (("train", size["train"], 0), ("heldout", size["heldout"], 7)):
+        scenes, labelled, tokens = out / f"scenes-{name}", out / f"labelled-{name}", out / f"{name}-tokens"
+        if not scenes.exists():
+            cli("scenes", "--n", n, "--size", size["size"], "--kind", "mix", "--seed", seed, "--out", scenes)
+        if not labelled.exists():
+            cli("pseudo-label", "-m", "palette,metadata", "-i", scenes, "-o", labelled, "--no-progress")
+        cli("tokenize", "-m", ",".join(MODALITIES), "-i", labelled, "-o", tokens, "--no-progress")  # resumes
+        folders[name] = tokens
+    return folders
+
+
+def train(out: Path, data: dict[str, Path], steps: int | None, threads: int, seed: int) -> Path:
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "recipes" / "fm" / "steering.yaml").read_text())
+    raw["train"]["seed"] = seed
+    if steps is not None:
+        raw["train"].update(steps=steps, warmup_steps=1, checkpoint_every=steps, eval_every=steps, eval_samples=4)
+    run = out / f"run-seed{seed}"
+    run.mkdir(parents=True, exist_ok=True)
+    recipe = out / f"steering-seed{seed}.yaml"
+    recipe.write_text(yaml.safe_dump(raw, sort_keys=False))
+    cli("fm", "train", "-r", recipe, "--data", data["train"], "--eval-data", data["heldout"], "-o", run,
+        "--threads", threads, "--no-progress")  # fmt: skip
+    return run
+
+
+def chamfer(a: np.ndarray, b: np.ndarray) -> float:
+    """Symmetric chamfer distance between two palettes (k, 3) and (m, 3), uint8 RGB units."""
+    d = np.linalg.norm(np.asarray(a, np.float64)[:, None] - np.asarray(b, np.float64)[None], axis=-1)
+    return float(0.5 * (d.min(1).mean() + d.min(0).mean()))
+
+
+def distances(condition: str, request, image: np.ndarray) -> dict[str, float]:
+    """How far a generated (or reference) rgb image lies from the request, per measure."""
+    from tokzoo.labelers.image_statistics import rgb_statistics
+    from tokzoo.labelers.kmeans import palette
+
+    if condition == "palette":
+        return {"chamfer": chamfer(request["colors"], palette(image)["colors"])}
+    stats = rgb_statistics(image)
+    return {key: abs(stats[key] - request[key]) for key in METADATA_KEYS}
+
+
+def measure(run: Path, heldout: Path, scales: list[float], steps: int, seed: int, n: int | None) -> dict:
+    """condition -> row name -> measure -> per-scene distances (float64 arrays in the held-out order)."""
+    from tokzoo.fm.checkpoint import load_model
+    from tokzoo.fm.generate import DecodeSettings, decode_tokens, generate
+    from tokzoo.fm.masking import flatten_batch
+    from tokzoo.fm.stream import ordered_batches
+
+    model = load_model(run)
+    by_name = {s.name: s for s in model.specs}
+    rows: dict[str, dict[str, dict[str, list]]] = {"palette": {}, "metadata": {}}
+    truths, requests_all = [], {"palette": [], "metadata": []}
+    done = 0
+    for batch in ordered_batches(heldout, MODALITIES, 32):
+        if n and done >= n:
+            break
+        masked = flatten_batch(batch, model.specs)
+        truths += decode_tokens(by_name["rgb"], masked.tokens["rgb"], masked.valid["rgb"])
+        for condition in rows:
+            requests = decode_tokens(by_name[condition], masked.tokens[condition], masked.valid[condition])
+            requests_all[condition] += requests
+            for g in scales:
+                settings = DecodeSettings(steps=steps, temperature=1.0, seed=seed, guidance_scale=g)
+                images = decode_tokens(by_name["rgb"], generate(model, masked, [condition], ["rgb"], settings)["rgb"])
+                row = rows[condition].setdefault(f"g = {g:g}", {})
+                for request, image in zip(requests, images):
+                    for key, value in distances(condition, request, image).items():
+                        row.setdefault(key, []).append(value)
+        done += len(batch["__key__"])
+    keep = slice(0, n) if n else slice(None)
+    truths = truths[keep]
+    for condition, row_set in rows.items():
+        requests = requests_all[condition][keep]
+        other = truths[1:] + truths[:1]  # another held-out scene's image: an unrelated picture
+        for name, images in (("own image (true tokens)", truths), ("another scene's image", other)):
+            row = row_set.setdefault(name, {})
+            for request, image in zip(requests, images):
+                for key, value in distances(condition, request, image).items():
+                    row.setdefault(key, []).append(value)
+        for row in row_set.values():
+            for key in row:
+                row[key] = np.asarray(row[key][keep], np.float64)
+    return rows
+
+
+def table(rows: dict, scales: list[float], meta: dict) -> tuple[str, dict]:
+    lines = [
+        f"### {datetime.date.today().isoformat()}: steering rgb by palette and by metadata, seed {meta['seed']}, "
+        f"{meta['n']} held-out scenes",
+        "",
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, torch threads {meta['threads']}. "
+        f"`{meta['command']}`. Model: recipes/fm/steering.yaml, {meta['steps']} steps, on {meta['train']} "
+        f"scenes (stream 0, mix); held-out: stream 7. Generation: MaskGIT {meta['decode_steps']} steps, "
+        "temperature 1, from the condition alone; g = 0 is unconditioned generation.",
+        "",
+    ]
+    summary = {}
+    base = f"g = {scales[0]:g}"
+    for condition, row_set in rows.items():
+        keys = list(next(iter(row_set.values())))
+        unit = "uint8 RGB" if condition == "palette" else "uint8 luma"
+        lines += [
+            f"Requested {condition} ({', '.join(keys)}, {unit}; lower is closer), difference to unconditioned "
+            f"generation ({base}) with its 95% paired interval:",
+            "",
+            "| generated rgb | " + " | ".join(f"{k} | diff [95% CI]" for k in keys) + " |",
+            "|---|" + "---|---|" * len(keys),
+        ]
+        for name, row in row_set.items():
+            cells = []
+            for key in keys:
+                mean = float(np.mean(row[key]))
+                if name == base:
+                    cells += [f"{mean:.2f}", "-"]
+                    continue
+                d, lo, hi = bootstrap(row[key] - row_set[base][key])
+                cells += [f"{mean:.2f}", f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"]
+                summary[f"{condition} {name} {key}"] = {"mean": mean, "diff": d, "low": lo, "high": hi}
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines), summary
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for data and the run (resumes)")
+    parser.add_argument("--tiny", action="store_true", help="toy sizes: the path, not the figures")
+    parser.add_argument("--scales", default="0,1,2,3", help="guidance scales; the first is the reference")
+    parser.add_argument("--steps", type=int, default=8, help="parallel decoding steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n", type=int, default=None, help="held-out scenes scored (default all)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    size = SIZES["tiny" if args.tiny else "full"]
+    scales = [float(s) for s in args.scales.split(",")]
+    data = prepare(args.out, size)
+    run = train(args.out, data, size["steps"], args.threads, args.seed)
+    rows = measure(run, data["heldout"], scales, args.steps, args.seed, args.n)
+    config = json.loads((run / "config.json").read_text())
+    meta = {
+        "seed": args.seed,
+        "n": len(next(iter(rows["palette"].values()))["chamfer"]),
+        "threads": args.threads,
+        "steps": config["recipe"]["train"]["steps"] if "recipe" in config else size["steps"],
+        "train": size["train"],
+        "decode_steps": args.steps,
+        "command": "python benchmarks/fm_steering.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    text, summary = table(rows, scales, meta)
+    print(text)
+    if not args.no_write:
+        append_to_section(Path(__file__).with_name("RESULTS.md"), SECTION, text)
+    return {"rows": rows, "summary": summary, "run": run}
+
+
+if __name__ == "__main__":
+    main()
