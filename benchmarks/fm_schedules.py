@@ -13,6 +13,7 @@ import argparse
 import datetime
 import os
 import platform
+import sys
 from pathlib import Path
 
 import torch
@@ -96,10 +97,7 @@ def main() -> None:
     reports = measure(
         args.model, args.data, args.to.split(","), args.n, args.steps, args.temperature, args.seed, args.train_data
     )
-    command = (
-        f"python benchmarks/fm_schedules.py --model {args.model} --data {args.data} --n {args.n} "
-        f"--steps {args.steps} --temperature {args.temperature}"
-    )
+    command = "python benchmarks/fm_schedules.py " + " ".join(sys.argv[1:])
     text = table(reports, command)
     print(text)
     if not args.no_write:

@@ -1,8 +1,9 @@
 """Tokenizers on tokzoo's held-out real set: photos, edges of photos and a real depth map (issue 30).
 
 The held-out set is every bundled sample (tokzoo/datasets/samples.py: scikit-image, scikit-learn and matplotlib
-photos, the Middlebury motorcycle); no shipped recipe trains on it. Each photo gives ``--views`` 64-px (or
-``--size``) views: the centre square and random-resized crops (5-100% of the area, seed 0). Subcommands print
+photos, the Middlebury motorcycle); no shipped recipe trains on it. Each photo gives ``--views`` views at the
+tokenizer's input size (or ``--size``: a fully convolutional tokenizer at another size): the centre square and
+random-resized crops (5-100% of the area, seed 0). Subcommands print
 markdown; ``--write`` adds a dated entry to benchmarks/RESULTS.md under "Tokenizers on held-out real photos".
 
 - ``rgb``: PSNR of each tokenizer and of its same-bit downsample + bicubic baseline, per photo (mean over views),
@@ -110,7 +111,7 @@ def run_rgb(args) -> str:
     ]
     per_photo = []
     for label, tok in parse_tokenizers(args.tokenizers):
-        size = tok.config["input_size"][0]
+        size = args.size or tok.config["input_size"][0]
         views = heldout_views("rgb", size, args.views)
         ours = {
             name: float(np.mean([psnr(v, r) for v, r in zip(values, reconstruct(tok, values))]))
@@ -142,7 +143,7 @@ def run_edges(args) -> str:
         "|---|---|---|---|---|---|",
     ]
     for label, tok in parse_tokenizers(args.tokenizers):
-        size = tok.config["input_size"][0]
+        size = args.size or tok.config["input_size"][0]
         values = [v for vs in heldout_views("edges", size, args.views).values() for v in vs]
         recon = reconstruct(tok, values)
         bicubic, _ = downsample_bicubic(tok, np.stack(values))
@@ -168,7 +169,7 @@ def run_edges(args) -> str:
 def run_depth(args) -> str:
     rows = ["| tokenizer | bits / sample | abs-rel tokenizer | abs-rel same-bit bicubic |", "|---|---|---|---|"]
     for label, tok in parse_tokenizers(args.tokenizers):
-        size = tok.config["input_size"][0]
+        size = args.size or tok.config["input_size"][0]
         values = heldout_views("depth", size, args.views)["motorcycle"]
         recon = reconstruct(tok, values)
         bicubic, _ = downsample_bicubic(tok, np.stack(values))
@@ -193,6 +194,9 @@ def main() -> None:
     parser.add_argument("command", choices=["rgb", "edges", "depth"])
     parser.add_argument("--tokenizers", required=True, help="comma-separated zoo names, folders or NAME=FOLDER")
     parser.add_argument("--views", type=int, default=8, help="views per photo: the centre square + random crops")
+    parser.add_argument(
+        "--size", type=int, default=None, help="view size in pixels (default: each tokenizer's input size)"
+    )
     parser.add_argument("--write", action="store_true", help="add the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
