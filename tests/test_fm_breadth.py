@@ -3,21 +3,16 @@ sentinel-masked sequences, a dense feature map from a vision model folder tokeni
 scenes with seven, mixed; the 4- and 11-modality recipes train and are evaluated rgb -> depth, normals, semseg, and
 the wide one rgb -> captions."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "fm_breadth.py"
+from benchmark_scripts import load_benchmark
 
 
 @pytest.mark.slow  # ~1-2 min on the shared 2-core machine: renders, labels and tokenizes three scene sets
 def test_breadth_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
-    spec = importlib.util.spec_from_file_location("tokzoo_fm_breadth", SCRIPT)
-    breadth = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(breadth)
+    breadth = load_benchmark("fm_breadth")
     result = breadth.main(["--tiny", "--out", str(tmp_path), "--no-write", "--threads", "1"])
     assert [r["target"] for r in result["rows"]] == ["depth", "normals", "semseg"]
     assert all(math.isfinite(r["four"][0]) and math.isfinite(r["wide"][0]) for r in result["rows"])

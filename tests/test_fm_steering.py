@@ -1,24 +1,13 @@
 """benchmarks/fm_steering.py at toy size: scenes labelled with palette and metadata, the steering recipe trained,
 rgb generated from each condition across guidance scales and measured against the request."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "fm_steering.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("tokzoo_fm_steering", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import load_benchmark
 
 
 def test_chamfer_is_zero_for_equal_palettes_and_symmetric():
-    steering = load_script()
+    steering = load_benchmark("fm_steering")
     a, b = np.array([[0, 0, 0], [255, 0, 0]]), np.array([[0, 0, 3], [250, 0, 0], [0, 255, 0]])
     assert steering.chamfer(a, a) == 0
     assert steering.chamfer(a, b) == steering.chamfer(b, a) > 0
@@ -27,7 +16,7 @@ def test_chamfer_is_zero_for_equal_palettes_and_symmetric():
 
 @pytest.mark.slow  # ~30 s: renders, labels, tokenizes, trains 2 steps and sweeps 4 guidance scales
 def test_steering_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
-    result = load_script().main(["--tiny", "--out", str(tmp_path), "--no-write", "--scales", "0,1,3"])
+    result = load_benchmark("fm_steering").main(["--tiny", "--out", str(tmp_path), "--no-write", "--scales", "0,1,3"])
     palette, metadata = result["rows"]["palette"], result["rows"]["metadata"]
     expected = ["g = 0", "g = 1", "g = 3", "own image (true tokens)", "another scene's image"]
     assert list(palette) == list(metadata) == expected

@@ -2,7 +2,6 @@
 typed errors may escape. The default run fuzzes a few hundred cases in a subprocess under RLIMIT_AS with a
 per-case timeout; the slow run 10,000 (figures in benchmarks/RESULTS.md)."""
 
-import importlib.util
 import json
 import random
 import subprocess
@@ -10,15 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 FUZZ = Path(__file__).parents[1] / "benchmarks" / "fuzz.py"
 
 
 def load_fuzz():
-    spec = importlib.util.spec_from_file_location("tokzoo_fuzz", FUZZ)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("fuzz")
 
 
 def test_mutations_are_seeded_and_change_the_bytes():

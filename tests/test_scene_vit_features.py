@@ -1,20 +1,15 @@
 """benchmarks/scene_vit_features.py at toy size: scenes labelled by a ViT folder (vit_dense), the feature tokenizer
 recipe trained on them, held-out features scored against the mean map and same-bit baselines."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "scene_vit_features.py"
+from benchmark_scripts import load_benchmark
 
 
 @pytest.mark.slow  # ~20-40 s on the shared 2-core machine: renders, labels, trains 3 steps, scores
 def test_feature_tokenizer_benchmark_runs_end_to_end_at_toy_size(tmp_path, one_thread):
-    spec = importlib.util.spec_from_file_location("tokzoo_scene_vit_features", SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("scene_vit_features")
     result = bench.main(["--tiny", "--out", str(tmp_path), "--no-write"])
     rows = {r["method"].split(",")[0]: r for r in result["rows"]}
     assert {"tokenizer", "mean feature map (training scenes)", "bicubic", "PCA"} <= set(rows)
