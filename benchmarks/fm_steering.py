@@ -20,7 +20,7 @@ One command runs the whole experiment (``--tiny``: the same path at toy size, wh
 Differences to unconditioned generation are paired over held-out scenes with 95% bootstrap intervals. Appends a
 table under ``## Multimodal trainer: steering`` in benchmarks/RESULTS.md (unless ``--no-write``).
 
-    python benchmarks/fm_steering.py --out runs/steering                  # CPU: ~1 h (data, 2000 steps, sweep)
+    python benchmarks/fm_steering.py --out runs/steering                  # CPU: ~1 h (data, 1500 steps, sweep)
     python benchmarks/fm_steering.py --tiny --out /tmp/steering --no-write  # a minute
 """
 
@@ -153,6 +153,39 @@ def measure(run: Path, heldout: Path, scales: list[float], steps: int, seed: int
     return rows
 
 
+def condition_use(run: Path, heldout: Path, n: int = 64) -> dict[str, tuple[float, float]]:
+    """Whether the model reads its condition at all: held-out rgb cross-entropy (nats per token, every rgb token a
+    target) given each condition of the same scene vs of another scene (rolled by one in the batch); for
+    ``rgb`` the even token slots are given and the odd ones predicted."""
+    import torch
+
+    from tokzoo.fm.checkpoint import load_model
+    from tokzoo.fm.masking import flatten_batch
+    from tokzoo.fm.stream import ordered_batches
+
+    model = load_model(run).eval()
+    batch = flatten_batch(next(iter(ordered_batches(heldout, MODALITIES, n))), model.specs)
+    given = torch.zeros_like(batch.valid["rgb"])
+    given[:, ::2] = True
+    out = {}
+    for condition in ("palette", "metadata", "rgb"):
+        pair = []
+        for other in (False, True):
+            tokens, valid = dict(batch.tokens), dict(batch.valid)
+            if other:
+                rolled = tokens[condition].roll(1, 0)
+                tokens[condition] = torch.where(given, rolled, tokens[condition]) if condition == "rgb" else rolled
+                valid[condition] = valid[condition] if condition == "rgb" else valid[condition].roll(1, 0)
+            nothing = {m: torch.zeros_like(v) for m, v in valid.items()}
+            inputs = {**nothing, condition: valid[condition] & given if condition == "rgb" else valid[condition]}
+            targets = {**nothing, "rgb": valid["rgb"] & ~given if condition == "rgb" else valid["rgb"]}
+            with torch.no_grad():
+                total, count = model(batch.with_masks(inputs, targets, tokens=tokens))["rgb"]
+            pair.append(float(total / count))
+        out[condition] = (pair[0], pair[1])
+    return out
+
+
 def table(rows: dict, scales: list[float], meta: dict) -> tuple[str, dict]:
     lines = [
         f"### {datetime.date.today().isoformat()}: steering rgb by palette and by metadata, seed {meta['seed']}, "
@@ -164,6 +197,17 @@ def table(rows: dict, scales: list[float], meta: dict) -> tuple[str, dict]:
         "temperature 1, from the condition alone; g = 0 is unconditioned generation.",
         "",
     ]
+    use = meta.get("condition_use")
+    if use:
+        lines += [
+            "Does the model read the condition? Held-out rgb cross-entropy (nats per token) given the scene's own "
+            "condition vs another scene's (rgb: half of its tokens given):",
+            "",
+            "| condition | own | another scene's |",
+            "|---|---|---|",
+            *(f"| {c} | {own:.4f} | {other:.4f} |" for c, (own, other) in use.items()),
+            "",
+        ]
     summary = {}
     base = f"g = {scales[0]:g}"
     for condition, row_set in rows.items():
@@ -212,6 +256,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = measure(run, data["heldout"], scales, args.steps, args.seed, args.n)
     config = json.loads((run / "config.json").read_text())
     meta = {
+        "condition_use": condition_use(run, data["heldout"], 64 if not args.tiny else size["heldout"]),
         "seed": args.seed,
         "n": len(next(iter(rows["palette"].values()))["chamfer"]),
         "threads": args.threads,
@@ -224,7 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(text)
     if not args.no_write:
         append_to_section(Path(__file__).with_name("RESULTS.md"), SECTION, text)
-    return {"rows": rows, "summary": summary, "run": run}
+    return {"rows": rows, "summary": summary, "run": run, "condition_use": meta["condition_use"]}
 
 
 if __name__ == "__main__":

@@ -26,3 +26,5 @@ def test_steering_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     own, other = palette["own image (true tokens)"]["chamfer"], palette["another scene's image"]["chamfer"]
     assert own.mean() < other.mean()
     assert "metadata g = 3 brightness" in result["summary"]
+    use = result["condition_use"]  # rgb cross-entropy given the own vs another scene's condition
+    assert set(use) == {"palette", "metadata", "rgb"} and all(0 < v < 10 for pair in use.values() for v in pair)

@@ -37,6 +37,8 @@ def pose_sample():
 SAMPLES = {
     "rgb": lambda: SCENE["rgb"],
     "rgb_128": lambda: SCENE["rgb"],
+    "rgb_f4": lambda: SCENE["rgb"],
+    "rgb_f4_128": lambda: SCENE["rgb"],
     "depth": lambda: SCENE["depth"],
     "normals": lambda: SCENE["normals"],
     "semseg": lambda: np.where(np.arange(SIZE)[:, None] < 4, 255, SCENE["semseg"]).astype(np.uint8),
@@ -60,7 +62,10 @@ SAMPLES = {
 
 # spatial size of samples not at the configured input_size (the token grid follows it)
 GRIDS = {
-    **dict.fromkeys(["rgb", "rgb_128", "depth", "normals", "semseg", "canny_edges", "sam_edges"], (SIZE, SIZE)),
+    **dict.fromkeys(
+        ["rgb", "rgb_128", "rgb_f4", "rgb_f4_128", "depth", "normals", "semseg", "canny_edges", "sam_edges"],
+        (SIZE, SIZE),
+    ),
     "dinov2_b14": (4, 4),
     "clip_b16": (4, 6),
     "imagebind_h14": (4, 4),
@@ -142,6 +147,8 @@ def check_rgb(tok, x, y):
 CHECKS = {
     "rgb": check_rgb,
     "rgb_128": check_rgb,
+    "rgb_f4": check_rgb,
+    "rgb_f4_128": check_rgb,
     "depth": check_depth,
     "normals": check_normals,
     "semseg": check_semseg,
