@@ -124,7 +124,7 @@ def run_rgb(args) -> str:
         wins = lambda d: sum(ours[n] > d[n] for n in views)  # noqa: E731
         rows.append(
             f"| {label} | {size} | {int(np.prod(tok.token_shape_for([size, size])))} x {tok.vocab_size} | "
-            f"{bits_per_sample(tok):.0f} | {mean(ours):.2f} | {mean(base):.2f} | {mean(ours) - mean(base):+.2f} | "
+            f"{bits_per_sample(tok, (size, size)):.0f} | {mean(ours):.2f} | {mean(base):.2f} | {mean(ours) - mean(base):+.2f} | "
             f"{wins(base)} / {len(views)} | {grid[0]}x{grid[1]}: {mean(best):.2f} | {mean(ours) - mean(best):+.2f} | "
             f"{wins(best)} / {len(views)} |"
         )

@@ -179,6 +179,16 @@ def test_downsample_baseline_uses_the_token_budget():
     assert np.array_equal(downsample_bicubic(tok, flat)[0], flat)
 
 
+def test_baselines_at_another_input_size_get_the_tokens_that_size_gets():
+    tok = small_tokenizer()  # configured for 32 px; fully convolutional: 64 px gives 8 x 8 tokens
+    large = np.repeat(np.repeat(IMAGES, 2, axis=1), 2, axis=2)
+    budget = bits_per_sample(tok, (64, 64))
+    assert budget == pytest.approx(64 * math.log2(125)) == pytest.approx(4 * bits_per_sample(tok))
+    _, bits = downsample_bicubic(tok, large)  # 8 x 8 x 3 values sharing the 64-token budget
+    assert bits == pytest.approx(192 * math.log2(math.floor(2 ** (budget / 192)))) and bits > bits_per_sample(tok)
+    assert jpeg(tok, large)[1] >= budget
+
+
 def test_downsample_baseline_on_another_grid_spends_the_same_budget():
     tok = small_tokenizer()
     budget = bits_per_sample(tok)

@@ -1,5 +1,5 @@
 """Same-bit baselines a tokenizer must beat. The budget is the tokenizer's bits per sample,
-``n_tokens x log2(vocab_size)``.
+``n_tokens x log2(vocab_size)``, with the tokens an input of that size gets.
 
 - ``downsample_bicubic`` (every modality): the normalised model input (``codec.to_model``; channels beyond
   the decoder's ``out_channels``, such as semseg's ignore channel, dropped) is area-averaged onto the
@@ -26,8 +26,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 
-def bits_per_sample(tokenizer) -> float:
-    return math.prod(tokenizer.token_shape) * math.log2(tokenizer.vocab_size)
+def bits_per_sample(tokenizer, size: tuple[int, int] | None = None) -> float:
+    """``n_tokens x log2(vocab_size)`` at the config's input size, or at ``size`` (h, w) for a fully convolutional
+    tokenizer given inputs of another size (its token grid follows the input)."""
+    shape = tokenizer.token_shape if size is None else tokenizer.token_shape_for(list(size))
+    return math.prod(shape) * math.log2(tokenizer.vocab_size)
 
 
 def downsample_bicubic(tokenizer, values: np.ndarray, grid: tuple[int, ...] | None = None):
@@ -47,7 +50,8 @@ def downsample_bicubic(tokenizer, values: np.ndarray, grid: tuple[int, ...] | No
     )
     small = F.adaptive_avg_pool1d(x, grid) if vector else F.adaptive_avg_pool2d(x, grid)
     per_sample = small[0].numel()
-    levels = max(2, math.floor(2 ** (bits_per_sample(tokenizer) / per_sample)))
+    budget = bits_per_sample(tokenizer, None if vector else tuple(x.shape[-2:]))
+    levels = max(2, math.floor(2 ** (budget / per_sample)))
     axes = [0, *range(2, small.ndim)]
     low, high = small.amin(dim=axes, keepdim=True), small.amax(dim=axes, keepdim=True)
     scale = (high - low).clamp(min=1e-12)
@@ -79,7 +83,7 @@ def jpeg(tokenizer, values: np.ndarray):
     """(reconstruction, mean bits per sample) of JPEG at the same or more bytes; None for non-rgb."""
     if tokenizer.modality != "rgb":
         return None
-    target = math.ceil(bits_per_sample(tokenizer) / 8)
+    target = math.ceil(bits_per_sample(tokenizer, np.asarray(values[0]).shape[:2]) / 8)
     files = [jpeg_at_least(np.ascontiguousarray(image), target) for image in values]
     decoded = np.stack([np.asarray(Image.open(io.BytesIO(f)).convert("RGB")) for f in files])
     return decoded, float(np.mean([len(f) * 8 for f in files]))
