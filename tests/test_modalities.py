@@ -38,7 +38,6 @@ SAMPLES = {
     "rgb": lambda: SCENE["rgb"],
     "rgb_128": lambda: SCENE["rgb"],
     "rgb_f4": lambda: SCENE["rgb"],
-    "rgb_f4_128": lambda: SCENE["rgb"],
     "depth": lambda: SCENE["depth"],
     "normals": lambda: SCENE["normals"],
     "semseg": lambda: np.where(np.arange(SIZE)[:, None] < 4, 255, SCENE["semseg"]).astype(np.uint8),
@@ -63,7 +62,7 @@ SAMPLES = {
 # spatial size of samples not at the configured input_size (the token grid follows it)
 GRIDS = {
     **dict.fromkeys(
-        ["rgb", "rgb_128", "rgb_f4", "rgb_f4_128", "depth", "normals", "semseg", "canny_edges", "sam_edges"],
+        ["rgb", "rgb_128", "rgb_f4", "depth", "normals", "semseg", "canny_edges", "sam_edges"],
         (SIZE, SIZE),
     ),
     "dinov2_b14": (4, 4),
@@ -148,7 +147,6 @@ CHECKS = {
     "rgb": check_rgb,
     "rgb_128": check_rgb,
     "rgb_f4": check_rgb,
-    "rgb_f4_128": check_rgb,
     "depth": check_depth,
     "normals": check_normals,
     "semseg": check_semseg,
