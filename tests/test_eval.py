@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from tokzoo.tokenizers.evaluation import METRICS, evaluate, format_table, heldout_values, save_grid
+from tokzoo.tokenizers.evaluation import METRICS, baselines, evaluate, format_table, heldout_values, save_grid
 from tokzoo.tokenizers.evaluation.baselines import bits_per_sample, downsample_bicubic, jpeg, jpeg_at_least, jpeg_bytes
 from tokzoo.tokenizers.evaluation.metrics import (
     abs_rel,
@@ -172,21 +172,25 @@ def test_downsample_baseline_uses_the_token_budget():
     budget = bits_per_sample(tok)
     assert budget == pytest.approx(16 * math.log2(125))
     reconstruction, bits = downsample_bicubic(tok, IMAGES)
-    levels = math.floor(2 ** (budget / (4 * 4 * 3)))
-    assert bits == pytest.approx(48 * math.log2(levels)) and bits <= budget
+    # 48 values share 16 x log2(125) bits: log2(5) each, so exactly 5 levels (not 4 from float rounding)
+    assert bits == pytest.approx(48 * math.log2(5)) == pytest.approx(budget)
     assert reconstruction.shape == IMAGES.shape and reconstruction.dtype == np.uint8
     flat = np.full((2, 32, 32, 3), 77, np.uint8)  # a constant image survives downsampling and quantisation
     assert np.array_equal(downsample_bicubic(tok, flat)[0], flat)
 
 
-def test_baselines_at_another_input_size_get_the_tokens_that_size_gets():
+def test_baselines_at_another_input_size_get_the_tokens_that_size_gets(monkeypatch):
     tok = small_tokenizer()  # configured for 32 px; fully convolutional: 64 px gives 8 x 8 tokens
     large = np.repeat(np.repeat(IMAGES, 2, axis=1), 2, axis=2)
     budget = bits_per_sample(tok, (64, 64))
     assert budget == pytest.approx(64 * math.log2(125)) == pytest.approx(4 * bits_per_sample(tok))
-    _, bits = downsample_bicubic(tok, large)  # 8 x 8 x 3 values sharing the 64-token budget
-    assert bits == pytest.approx(192 * math.log2(math.floor(2 ** (budget / 192)))) and bits > bits_per_sample(tok)
-    assert jpeg(tok, large)[1] >= budget
+    _, bits = downsample_bicubic(tok, large)  # 8 x 8 x 3 values sharing the 64-token budget: 5 levels each
+    assert bits == pytest.approx(192 * math.log2(5)) == pytest.approx(budget)
+    targets = []
+    real = baselines.jpeg_at_least
+    monkeypatch.setattr(baselines, "jpeg_at_least", lambda image, target: targets.append(target) or real(image, 1))
+    jpeg(tok, large)
+    assert targets == [math.ceil(budget / 8)] * len(large)  # bytes for the 64-px token count, not the 32-px one
 
 
 def test_downsample_baseline_on_another_grid_spends_the_same_budget():
@@ -194,9 +198,9 @@ def test_downsample_baseline_on_another_grid_spends_the_same_budget():
     budget = bits_per_sample(tok)
     finer, finer_bits = downsample_bicubic(tok, IMAGES, (6, 6))  # 108 values: fewer levels each
     coarser, coarser_bits = downsample_bicubic(tok, IMAGES, (2, 2))  # 12 values: more levels each
-    assert finer_bits == pytest.approx(108 * math.log2(math.floor(2 ** (budget / 108))))
-    assert coarser_bits == pytest.approx(12 * math.log2(math.floor(2 ** (budget / 12))))
-    assert finer_bits <= budget and coarser_bits <= budget
+    assert finer_bits == pytest.approx(108 * math.log2(2))  # 1.03 bits a value: 2 levels
+    assert coarser_bits == pytest.approx(12 * math.log2(625)) == pytest.approx(budget)  # 125^(4/3): exactly 625
+    assert finer_bits <= budget
     assert not np.array_equal(finer, coarser) and finer.shape == coarser.shape == IMAGES.shape
 
 

@@ -33,6 +33,13 @@ def bits_per_sample(tokenizer, size: tuple[int, int] | None = None) -> float:
     return math.prod(shape) * math.log2(tokenizer.vocab_size)
 
 
+def same_bit_levels(budget: float, values: int) -> int:
+    """The most levels L with ``values x log2(L) <= budget``; exact where the budget is a whole number of levels
+    (1000 codes over 3 values is 10 levels, which ``floor(2 ** (budget / values))`` rounds down to 9)."""
+    levels = math.floor(2 ** (budget / values))
+    return levels + 1 if values * math.log2(levels + 1) <= budget * (1 + 1e-12) else levels
+
+
 def downsample_bicubic(tokenizer, values: np.ndarray, grid: tuple[int, ...] | None = None):
     """(reconstruction, bits per sample) of the downsample + quantise + upsample baseline; ``grid`` (h, w) or
     (n,) replaces the token grid."""
@@ -51,7 +58,7 @@ def downsample_bicubic(tokenizer, values: np.ndarray, grid: tuple[int, ...] | No
     small = F.adaptive_avg_pool1d(x, grid) if vector else F.adaptive_avg_pool2d(x, grid)
     per_sample = small[0].numel()
     budget = bits_per_sample(tokenizer, None if vector else tuple(x.shape[-2:]))
-    levels = max(2, math.floor(2 ** (budget / per_sample)))
+    levels = max(2, same_bit_levels(budget, per_sample))
     axes = [0, *range(2, small.ndim)]
     low, high = small.amin(dim=axes, keepdim=True), small.amax(dim=axes, keepdim=True)
     scale = (high - low).clamp(min=1e-12)
