@@ -214,8 +214,8 @@ def table(rows: dict, scales: list[float], meta: dict) -> tuple[str, dict]:
         keys = list(next(iter(row_set.values())))
         unit = "uint8 RGB" if condition == "palette" else "uint8 luma"
         lines += [
-            f"Requested {condition} ({', '.join(keys)}, {unit}; lower is closer), difference to unconditioned "
-            f"generation ({base}) with its 95% paired interval:",
+            f"Requested {condition} ({', '.join(keys)}, {unit}; lower is closer), difference to {base}"
+            f"{' (unconditioned generation)' if scales[0] == 0 else ''} with its 95% paired interval:",
             "",
             "| generated rgb | " + " | ".join(f"{k} | diff [95% CI]" for k in keys) + " |",
             "|---|" + "---|---|" * len(keys),

@@ -20,7 +20,7 @@ class RGB(Modality):
     photographic = True
     contract = (
         "uint8 array (H, W, 3) or batch (B, H, W, 3), values 0..255, sRGB, channels last. "
-        "H and W divisible by the model's downsampling (8 for rgb and rgb_128, 4 for rgb_f4). "
+        "H and W divisible by the model's downsampling (shipped: 8 for rgb and rgb_128, 4 for rgb_f4). "
         "Normalised inside to [-1, 1] (x / 127.5 - 1). decode returns the same dtype and layout."
     )
     in_channels = out_channels = 3
