@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from results_md import append_to_section  # noqa: E402
+from tokzoo_cli_call import cli  # noqa: E402
 
 SECTION = "## Multimodal trainer: breadth"
 PIXEL = ["rgb", "depth", "normals", "semseg", "edges", "sam_instances", "human_pose"]
@@ -43,17 +44,6 @@ SIZES = {
     "full": {"rooms": 8192, "outdoor": 2048, "heldout": 256, "size": 64, "steps": None, "seeds": [0, 1], "eval_n": 256},
     "tiny": {"rooms": 8, "outdoor": 4, "heldout": 4, "size": 64, "steps": 2, "seeds": [0], "eval_n": 4},
 }
-
-
-def cli(*args) -> str:
-    from click.testing import CliRunner
-
-    from tokzoo_cli.main import cli as main
-
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if result.exit_code:
-        raise SystemExit(f"tokzoo {' '.join(map(str, args[:2]))} failed: {result.output.strip()[-800:]}")
-    return result.output
 
 
 def random_vision_model(path: Path) -> Path:

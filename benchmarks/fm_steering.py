@@ -41,6 +41,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from paired import bootstrap  # noqa: E402
 from results_md import append_to_section  # noqa: E402
+from tokzoo_cli_call import cli  # noqa: E402
 
 SECTION = "## Multimodal trainer: steering"
 MODALITIES = ["rgb", "palette", "metadata"]
@@ -49,17 +50,6 @@ SIZES = {
     "tiny": {"train": 8, "heldout": 4, "size": 64, "steps": 2},
 }
 METADATA_KEYS = ("brightness", "contrast")
-
-
-def cli(*args) -> str:
-    from click.testing import CliRunner
-
-    from tokzoo_cli.main import cli as main
-
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if result.exit_code:
-        raise SystemExit(f"tokzoo {' '.join(map(str, args[:2]))} failed: {result.output.strip()[-800:]}")
-    return result.output
 
 
 def prepare(out: Path, size: dict) -> dict[str, Path]:

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from results_md import append_to_section  # noqa: E402
+from tokzoo_cli_call import cli  # noqa: E402
 
 SECTION = "## Feature-map tokenizer: scene ViT"
 RECIPE = "features/scene_vit_dense"
@@ -45,17 +46,6 @@ SIZES = {
     "full": {"train": 4096, "heldout": 256, "steps": None},
     "tiny": {"train": 24, "heldout": 8, "steps": 3},
 }
-
-
-def cli(*args) -> str:
-    from click.testing import CliRunner
-
-    from tokzoo_cli.main import cli as main
-
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if result.exit_code:
-        raise SystemExit(f"tokzoo {' '.join(map(str, args[:2]))} failed: {result.output.strip()[-800:]}")
-    return result.output
 
 
 def random_vit(path: Path) -> Path:
