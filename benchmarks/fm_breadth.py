@@ -62,6 +62,13 @@ def random_vision_model(path: Path) -> Path:
     return path
 
 
+def feature_labeler(vision: Path) -> str:
+    """The dense-feature labeler for a vision model folder: ``vit_dense`` for a transformers ViT (the composition
+    work's scene ViT), ``dinov2_dense`` for a DINOv2 folder."""
+    model_type = json.loads((vision / "config.json").read_text()).get("model_type")
+    return "vit_dense" if model_type == "vit" else "dinov2_dense"
+
+
 def prepare(out: Path, size: dict, vision: Path | None, feature_tokenizer: str) -> dict:
     """Render, label and tokenize; returns the token folders. Each step is skipped when its output exists."""
     vision = vision or random_vision_model(out / "vision-random")
@@ -93,7 +100,7 @@ def prepare(out: Path, size: dict, vision: Path | None, feature_tokenizer: str) 
             "-m",
             "edges,palette,metadata,dense_features",
             "-l",
-            f"dense_features=dinov2_dense:{vision}",
+            f"dense_features={feature_labeler(vision)}:{vision}",
             "-i",
             out / "scenes-rooms",
             "-o",
@@ -307,9 +314,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--feature-tokenizer", default="dinov2_b14", help="zoo name or folder (default untrained)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--seeds", default=None, help="comma-separated seeds to run now (default 0,1; with fewer, use --no-write)"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    size = SIZES["tiny" if args.tiny else "full"]
+    size = dict(SIZES["tiny" if args.tiny else "full"])
+    if args.seeds:
+        size["seeds"] = [int(s) for s in args.seeds.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     data = prepare(args.out, size, args.vision_model, args.feature_tokenizer)
     reports = {
