@@ -3,7 +3,9 @@
 The held-out set is every bundled sample (tokzoo/datasets/samples.py: scikit-image, scikit-learn and matplotlib
 photos, the Middlebury motorcycle); no shipped recipe trains on it. Each photo gives ``--views`` views at the
 tokenizer's input size (or ``--size``: a fully convolutional tokenizer at another size): the centre square and
-random-resized crops (5-100% of the area, seed 0). Subcommands print
+random-resized crops (5-100% of the area, seed 0). ``--set wallpapers`` scores the validation wallpapers
+instead (every 8th cached wallpaper, which recipes with ``data.photos.hold_out_every: 8`` never train on): the set
+to choose between candidates on, so that the held-out photos see only the chosen one. Subcommands print
 markdown; ``--write`` adds a dated entry to benchmarks/RESULTS.md under "Tokenizers on held-out real photos".
 
 - ``rgb``: PSNR of each tokenizer and of its same-bit downsample + bicubic baseline, per photo (mean over views),
@@ -47,16 +49,30 @@ from tokzoo.tokenizers.zoo import load_tokenizer  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## Tokenizers on held-out real photos"
 CROP_SCALE = (0.05, 1.0)
+SET_NAMES = {
+    "heldout": "held-out photos",
+    "wallpapers": "validation wallpapers (never trained on by recipes that hold them out)",
+}
 
 
-def heldout_views(key: str, size: int, views: int) -> dict[str, list[np.ndarray]]:
-    """sample name -> its ``views`` crops of ``key`` (rgb, edges or depth) resized to ``size``."""
+def photo_set(key: str, which: str, hold_out_every: int) -> dict[str, np.ndarray]:
+    """name -> full-size value of ``key``'s source: the held-out bundled samples, or (``which="wallpapers"``, rgb
+    and edges) the validation wallpapers that recipes with ``data.photos.hold_out_every`` leave out of training."""
+    source = "rgb" if key == "edges" else key
+    if which == "wallpapers":
+        from tokzoo.datasets.photos import load_photos
+
+        photos = load_photos(every=hold_out_every, offset=0)
+        return {f"wallpaper{i * hold_out_every:03d}": photo for i, photo in enumerate(photos)}
+    return {name: load_sample(name)[source] for name in sorted(SAMPLES) if source in SAMPLES[name].modalities}
+
+
+def heldout_views(
+    key: str, size: int, views: int, which: str = "heldout", hold_out_every: int = 8
+) -> dict[str, list[np.ndarray]]:
+    """photo name -> its ``views`` crops of ``key`` (rgb, edges or depth) resized to ``size``."""
     out = {}
-    for name in sorted(SAMPLES):
-        source = "rgb" if key == "edges" else key
-        if source not in SAMPLES[name].modalities:
-            continue
-        value = load_sample(name)[source]
+    for name, value in photo_set(key, which, hold_out_every).items():
         if key == "edges":
             from tokzoo.modalities.edges import canny_edges
 
@@ -65,6 +81,14 @@ def heldout_views(key: str, size: int, views: int) -> dict[str, list[np.ndarray]
         rows = make_crop_settings(height, width, views, 0, name, scale=CROP_SCALE)
         out[name] = [apply_crop({key: value}, row, size)[key] for row in rows]
     return out
+
+
+PSNR_CAP = 60.0
+"""dB given to an exact reconstruction (a flat wallpaper view); no held-out photo view comes near it."""
+
+
+def view_psnr(value: np.ndarray, reconstruction: np.ndarray) -> float:
+    return min(psnr(value, reconstruction), PSNR_CAP)
 
 
 def reconstruct(tokenizer, values: list[np.ndarray]) -> list[np.ndarray]:
@@ -94,7 +118,10 @@ def bicubic_by_grid(tok, views: dict[str, list[np.ndarray]]) -> tuple[dict, tupl
         by_grid[side] = {
             name: float(
                 np.mean(
-                    [psnr(v, r) for v, r in zip(values, downsample_bicubic(tok, np.stack(values), (side, side))[0])]
+                    [
+                        view_psnr(v, r)
+                        for v, r in zip(values, downsample_bicubic(tok, np.stack(values), (side, side))[0])
+                    ]
                 )
             )
             for name, values in views.items()
@@ -112,9 +139,9 @@ def run_rgb(args) -> str:
     per_photo = []
     for label, tok in parse_tokenizers(args.tokenizers):
         size = args.size or tok.config["input_size"][0]
-        views = heldout_views("rgb", size, args.views)
+        views = heldout_views("rgb", size, args.views, args.set, args.hold_out_every)
         ours = {
-            name: float(np.mean([psnr(v, r) for v, r in zip(values, reconstruct(tok, values))]))
+            name: float(np.mean([view_psnr(v, r) for v, r in zip(values, reconstruct(tok, values))]))
             for name, values in views.items()
         }
         base, grid, best = bicubic_by_grid(tok, views)
@@ -129,7 +156,8 @@ def run_rgb(args) -> str:
             f"{wins(best)} / {len(views)} |"
         )
     return (
-        "\n".join(rows) + f"\n\nMean over {len(views)} held-out photos of the mean PSNR of their {args.views} views "
+        "\n".join(rows)
+        + f"\n\nMean over {len(views)} {SET_NAMES[args.set]} of the mean PSNR of their {args.views} views "
         f"(centre square + random-resized crops of {CROP_SCALE[0]:.0%}-100% of the area). Best-grid bicubic: the "
         f"same bits spread over the grid (token grid x {', '.join(map(str, GRID_SCALES))}) whose mean PSNR on this "
         "set is best (finer grids get fewer levels per value).\n\nPer photo (tokenizer vs token-grid / best-grid "
@@ -144,7 +172,9 @@ def run_edges(args) -> str:
     ]
     for label, tok in parse_tokenizers(args.tokenizers):
         size = args.size or tok.config["input_size"][0]
-        values = [v for vs in heldout_views("edges", size, args.views).values() for v in vs]
+        values = [
+            v for vs in heldout_views("edges", size, args.views, args.set, args.hold_out_every).values() for v in vs
+        ]
         recon = reconstruct(tok, values)
         bicubic, _ = downsample_bicubic(tok, np.stack(values))
         empty = [np.zeros_like(v) for v in values]
@@ -160,7 +190,7 @@ def run_edges(args) -> str:
         )
     share = float(np.mean([v.mean() for v in values]))
     return (
-        "\n".join(rows) + f"\n\n{len(values)} views of the held-out photos ({args.views} each); edges by "
+        "\n".join(rows) + f"\n\n{len(values)} views of the {SET_NAMES[args.set]} ({args.views} each); edges by "
         f"tokzoo.modalities.edges.canny_edges on the full photo, then the edges crop rule; {share:.1%} of pixels "
         "are edges."
     )
@@ -197,13 +227,22 @@ def main() -> None:
     parser.add_argument(
         "--size", type=int, default=None, help="view size in pixels (default: each tokenizer's input size)"
     )
+    parser.add_argument(
+        "--set",
+        choices=["heldout", "wallpapers"],
+        default="heldout",
+        help="the held-out bundled photos, or the wallpapers that data.photos.hold_out_every leaves out (rgb, "
+        "edges): the set to choose on, so that the held-out photos stay unseen by choices",
+    )
+    parser.add_argument("--hold-out-every", type=int, default=8, help="k of data.photos.hold_out_every")
     parser.add_argument("--write", action="store_true", help="add the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
     body = {"rgb": run_rgb, "edges": run_edges, "depth": run_depth}[args.command](args)
     print(body)
     if args.write:
-        write_entry(f"held-out real {args.command}", body, "python benchmarks/real_photos.py " + " ".join(sys.argv[1:]))
+        where = "held-out real" if args.set == "heldout" else "validation wallpapers,"
+        write_entry(f"{where} {args.command}", body, "python benchmarks/real_photos.py " + " ".join(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,30 @@ def test_conv_block_layouts_round_trip(blocks):
     assert dec(z).shape == x.shape
 
 
+def test_a_grown_decoder_starts_as_the_trained_one_and_then_trains_its_new_blocks():
+    from tokzoo.tokenizers.models.conv import grown_state_dict
+
+    enc, trained = _pair("conv-tiny", 3, channel_mults=[1, 2, 2], blocks_per_level=[0, 1, 1])
+    with torch.no_grad():  # a "trained" decoder: not the initialisation a fresh build would repeat
+        for p in trained.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    _, grown = _pair(
+        "conv-tiny", 3, channel_mults=[1, 2, 2], blocks_per_level=[0, 1, 1], decoder_blocks_per_level=[0, 2, 3]
+    )
+    assert len(grown.layers) == len(trained.layers) + 3
+    z = enc(torch.randn(2, 3, 32, 32))
+    assert not torch.allclose(grown(z), trained(z))
+    grown.load_state_dict(grown_state_dict(grown, trained))
+    assert torch.allclose(grown(z), trained(z), atol=1e-6)
+    grown(z).square().mean().backward()  # the added blocks learn: their zeroed last conv gets a gradient
+    added = [i for i, role in enumerate(grown.roles) if role not in trained.roles]
+    assert all(grown.layers[i].body[5].weight.grad.abs().sum() > 0 for i in added)
+    with pytest.raises(ConfigError, match="lacks"):
+        trained.load_state_dict(grown_state_dict(trained, grown))
+    with pytest.raises(ConfigError, match="full-resolution level"):
+        _pair("conv-tiny", 3, channel_mults=[1, 2, 2], blocks_per_level=[0, 1, 1], decoder_blocks_per_level=[1, 1, 1])
+
+
 def test_conv_blocks_per_level_length_must_match():
     with pytest.raises(ConfigError, match="blocks_per_level"):
         _pair("conv-tiny", 3, blocks_per_level=[1, 1])

@@ -32,6 +32,29 @@ def test_cached_photos_load_sorted_and_subsets_partition_them(tmp_path):
     assert fetch_photos(cache) == cache  # every package already fetched: nothing is downloaded
 
 
+def test_held_out_photos_are_exactly_the_validation_subset(tmp_path):
+    cache = _cache(tmp_path, n=5)
+    photos = load_photos(cache)
+    training = load_photos(cache, hold_out_every=2)
+    validation = load_photos(cache, every=2, offset=0)
+    assert [p.tobytes() for p in training] == [photos[i].tobytes() for i in (1, 3)]
+    assert [p.tobytes() for p in validation] == [photos[i].tobytes() for i in (0, 2, 4)]
+
+
+def test_recipes_can_hold_validation_photos_out(tmp_path, monkeypatch):
+    from tokzoo.tokenizers.training import build_tokenizer
+
+    monkeypatch.setenv("TOKZOO_PHOTOS", str(_cache(tmp_path, n=4)))
+    base = _recipe("rgb", "mse")
+    recipe = validate_recipe({**base, "data": {**base["data"], "photos": {"repeat": 3, "hold_out_every": 2}}})
+    data = TrainingData(recipe, build_tokenizer(recipe).codec)
+    photos = load_photos()
+    assert len(data.train) == 2 + 2 * 3  # scenes + photos 1 and 3, three times each
+    assert [v.tobytes() for v in data.train[2:4]] == [photos[1].tobytes(), photos[3].tobytes()]
+    with pytest.raises(ConfigError, match="data.photos.hold_out_every"):
+        validate_recipe({**recipe, "data": {**recipe["data"], "photos": {"hold_out_every": 1}}})
+
+
 def test_an_empty_cache_says_how_to_fill_it(tmp_path):
     with pytest.raises(ConfigError, match="no training photos"):
         load_photos(tmp_path)

@@ -111,6 +111,28 @@ def test_init_starts_from_another_tokenizer_at_another_input_size(tmp_path):
         train(validate_recipe({**TINY, "tokenizer": other, "init": str(source.directory)}), tmp_path / "d")
 
 
+def test_init_grows_a_decoder_that_has_more_blocks(tmp_path):
+    source = train(validate_recipe({**TINY, "steps": 3, "checkpoint_every": 0}), tmp_path / "a", progress=False)
+    model = {**TINY["tokenizer"]["model"], "decoder_blocks_per_level": [0, 2, 1, 2]}
+    frozen = {"lr": 0.0, "betas": [0.9, 0.99], "weight_decay": 0.0}
+    recipe = {**TINY, "tokenizer": {**TINY["tokenizer"], "model": model}, "optimizer": frozen, "ema": None}
+    grown = train(
+        validate_recipe({**recipe, "steps": 1, "checkpoint_every": 0, "init": str(source.directory)}),
+        tmp_path / "b",
+        progress=False,
+    ).tokenizer
+    depth = torch.rand(2, 32, 32) * 20 + 0.5
+    with torch.no_grad():
+        same = grown.decode(source.tokenizer.encode(depth)), source.tokenizer.decode(source.tokenizer.encode(depth))
+    assert torch.allclose(torch.as_tensor(same[0]), torch.as_tensor(same[1]), atol=1e-5, equal_nan=True)
+    assert sum(p.numel() for p in grown.decoder.parameters()) > sum(
+        p.numel() for p in source.tokenizer.decoder.parameters()
+    )
+    wider = {**TINY["tokenizer"], "model": {**model, "width": 16}}
+    with pytest.raises(ConfigError, match="init: .*model"):
+        train(validate_recipe({**TINY, "tokenizer": wider, "init": str(source.directory)}), tmp_path / "c")
+
+
 def test_resume_refuses_a_different_recipe(tmp_path):
     recipe = validate_recipe(TINY)
     train(validate_recipe({**TINY, "steps": 3}), tmp_path / "run", progress=False)

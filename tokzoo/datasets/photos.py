@@ -130,9 +130,13 @@ def fetch_photos(
     return cache
 
 
-def load_photos(cache: str | Path | None = None, every: int = 1, offset: int = 0) -> list[np.ndarray]:
+def load_photos(
+    cache: str | Path | None = None, every: int = 1, offset: int = 0, hold_out_every: int = 0
+) -> list[np.ndarray]:
     """The cached photos as uint8 (H, W, 3) arrays, sorted by file name; ``every``/``offset`` pick a subset
-    (photo i is kept when ``i % every == offset``). ConfigError when the cache holds no image."""
+    (photo i is kept when ``i % every == offset``); ``hold_out_every`` = k > 0 leaves out every photo with
+    ``i % k == 0`` (the validation photos that ``every=k, offset=0`` returns). ConfigError when the cache holds
+    no image."""
     from PIL import Image
 
     cache = Path(cache) if cache is not None else default_cache()
@@ -144,7 +148,7 @@ def load_photos(cache: str | Path | None = None, every: int = 1, offset: int = 0
         )
     photos = []
     for index, path in enumerate(files):
-        if index % every == offset:
+        if index % every == offset and not (hold_out_every and index % hold_out_every == 0):
             with Image.open(path) as image:
                 photos.append(np.asarray(image.convert("RGB")))
     return photos

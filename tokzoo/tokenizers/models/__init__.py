@@ -51,12 +51,18 @@ PRESETS: dict[str, dict[str, Any]] = {
 _POSITIONAL = {"in_channels", "out_channels", "latent_dim"}
 
 
+def _own(cls: type[nn.Module]) -> dict[str, Any]:
+    params = inspect.signature(cls).parameters
+    return {name: p.default for name, p in params.items() if name not in _POSITIONAL}
+
+
 def hyperparameters(family: str) -> dict[str, Any]:
-    """The family's hyperparameter names with their defaults; ConfigError on an unknown family."""
+    """The family's hyperparameter names (its encoder's and decoder's) with their defaults; ConfigError on an
+    unknown family."""
     if family not in FAMILIES:
         raise ConfigError(f"unknown model family {family!r}; valid families: {', '.join(FAMILIES)}")
-    params = inspect.signature(FAMILIES[family][0]).parameters
-    return {name: p.default for name, p in params.items() if name not in _POSITIONAL}
+    encoder, decoder = FAMILIES[family]
+    return _own(decoder) | _own(encoder)
 
 
 def _check_hp(family: str, hp: dict[str, Any]) -> None:
@@ -71,13 +77,15 @@ def _check_hp(family: str, hp: dict[str, Any]) -> None:
 def build_encoder(family: str, in_channels: int, latent_dim: int, **hp: Any) -> nn.Module:
     """Encoder of ``family``: (B, C, H, W) -> (B, latent_dim, h, w), or (B, C) -> (B, latent_dim, n) for mlp."""
     _check_hp(family, hp)
-    return FAMILIES[family][0](in_channels, latent_dim, **hp)
+    cls = FAMILIES[family][0]
+    return cls(in_channels, latent_dim, **{k: v for k, v in hp.items() if k in _own(cls)})
 
 
 def build_decoder(family: str, out_channels: int, latent_dim: int, **hp: Any) -> nn.Module:
     """Decoder of ``family``, the inverse of its encoder's shapes."""
     _check_hp(family, hp)
-    return FAMILIES[family][1](out_channels, latent_dim, **hp)
+    cls = FAMILIES[family][1]
+    return cls(out_channels, latent_dim, **{k: v for k, v in hp.items() if k in _own(cls)})
 
 
 def resolve_preset(name: str, **overrides: Any) -> dict[str, Any]:

@@ -3,9 +3,13 @@
 Hyperparameters (JSON-able): ``width`` channels of the first level, ``channel_mults`` one multiplier
 per level (the downsampling is ``2 ** (len(channel_mults) - 1)``), ``blocks_per_level`` residual
 blocks per level (one int for all levels, or a list from full resolution down; the decoder mirrors it),
-``groups`` GroupNorm groups. A first level with no blocks merges the stem into the first stride-2
-conv (and, in the decoder, the last upsampling into the output conv): no full-resolution feature
-maps, which is what makes the tiny presets fast on CPU.
+``groups`` GroupNorm groups, ``decoder_blocks_per_level`` (optional) the decoder's own block counts
+(more decoding capacity at the same tokens; the encoder ignores it). A first level with no blocks
+merges the stem into the first stride-2 conv (and, in the decoder, the last upsampling into the
+output conv): no full-resolution feature maps, which is what makes the tiny presets fast on CPU.
+
+:func:`grown_state_dict` starts a decoder with more blocks from a trained one with fewer: the
+shared layers keep their weights, the added blocks start as identities.
 """
 
 from __future__ import annotations
@@ -99,24 +103,62 @@ class ConvDecoder(nn.Module):
         channel_mults: Sequence[int] = (1, 2, 2, 4),
         blocks_per_level: int | Sequence[int] = 1,
         groups: int = 32,
+        decoder_blocks_per_level: int | Sequence[int] | None = None,
     ):
         super().__init__()
-        levels = _levels(width, channel_mults, blocks_per_level)[::-1]
+        # the stem shortcut follows the encoder's first level, so extra decoder blocks keep the token grid
+        strided_stem = _levels(width, channel_mults, blocks_per_level)[0][1] == 0 and len(channel_mults) > 1
+        own = blocks_per_level if decoder_blocks_per_level is None else decoder_blocks_per_level
+        levels = _levels(width, channel_mults, own)[::-1]
+        if strided_stem and levels[-1][1]:
+            raise ConfigError(
+                "decoder_blocks_per_level: the full-resolution level needs 0 blocks when the encoder's has 0"
+            )
         self.upsample = 2 ** (len(levels) - 1)
-        strided_stem = levels[-1][1] == 0 and len(levels) > 1
         current = levels[0][0]
         layers: list[nn.Module] = [nn.Conv2d(latent_dim, current, 3, padding=1)]
+        self.roles = ["in"]
+        """One name per layer, the same for the same layer of decoders that differ only in block counts."""
         for level, (level_width, n_blocks) in enumerate(levels):
-            for _ in range(n_blocks):
+            for block in range(n_blocks):
                 layers.append(ResBlock(current, level_width, groups))
+                self.roles.append(f"level{level}.block{block}")
                 current = level_width
             if level < len(levels) - (2 if strided_stem else 1):
                 layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(current, current, 3, padding=1)]
+                self.roles += [f"level{level}.upsample", f"level{level}.upsample_conv"]
         layers += [_norm(current, groups), nn.SiLU()]
+        self.roles += ["out_norm", "out_act"]
         if strided_stem:
             layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+            self.roles.append("out_upsample")
         layers.append(nn.Conv2d(current, out_channels, 3, padding=1))
+        self.roles.append("out")
         self.layers = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.layers(z)
+
+
+def grown_state_dict(grown: ConvDecoder, trained: ConvDecoder) -> dict[str, torch.Tensor]:
+    """``grown``'s state dict holding ``trained``'s weights: layers of the same role are copied, residual blocks
+    that ``trained`` lacks become identities (their last conv zeroed), so both decoders compute the same function.
+    ConfigError when a shared layer's shapes differ or ``trained`` has a layer ``grown`` lacks."""
+    index = {role: i for i, role in enumerate(grown.roles)}
+    missing = [role for role in trained.roles if role not in index]
+    if missing:
+        raise ConfigError(f"init: the trained decoder has layers the recipe's lacks: {', '.join(missing)}")
+    state = {name: tensor.clone() for name, tensor in grown.state_dict().items()}
+    for role, layer in zip(trained.roles, trained.layers):
+        prefix = f"layers.{index[role]}."
+        for name, tensor in layer.state_dict().items():
+            if state[prefix + name].shape != tensor.shape:
+                raise ConfigError(f"init: decoder layer {role}.{name}: shape {tuple(tensor.shape)} vs the recipe's")
+            state[prefix + name] = tensor.clone()
+    shared = set(trained.roles)
+    for i, role in enumerate(grown.roles):
+        if role not in shared:
+            last = f"layers.{i}.body.5."
+            state[last + "weight"].zero_()
+            state[last + "bias"].zero_()
+    return state

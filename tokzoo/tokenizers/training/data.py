@@ -121,13 +121,14 @@ PHOTO_MODALITIES = ("rgb", "edges")
 
 
 def photo_values(modality: str, spec: dict) -> list:
-    """The ``modality`` values of the cached training photos (tokzoo.datasets.photos), each ``repeat`` times;
-    fetched on first use. ConfigError for a modality a photo cannot give."""
+    """The ``modality`` values of the cached training photos (tokzoo.datasets.photos), each ``repeat`` times,
+    without the validation photos when ``hold_out_every`` is set; fetched on first use. ConfigError for a modality
+    a photo cannot give."""
     from ...datasets.photos import fetch_photos, load_photos
 
     if modality not in PHOTO_MODALITIES:
         raise ConfigError(f"data.photos: photos give {' or '.join(PHOTO_MODALITIES)}, not {modality!r}")
-    photos = load_photos(fetch_photos())
+    photos = load_photos(fetch_photos(), hold_out_every=spec.get("hold_out_every", 0))
     if modality == "edges":
         from ...modalities.edges import canny_edges
 

@@ -69,18 +69,38 @@ def validation_loss(tokenizer, data: TrainingData, device: torch.device) -> floa
 
 def initial_weights(tokenizer, where: str) -> str:
     """Copy the weights of the tokenizer ``where`` (a zoo name or folder) into ``tokenizer`` and return their
-    content hash; ConfigError naming the first config field that differs (INIT_MUST_MATCH)."""
+    content hash; ConfigError naming the first config field that differs (INIT_MUST_MATCH). A recipe whose conv
+    model differs only by its ``decoder_blocks_per_level`` grows the source's decoder (models.conv.grown_state_dict):
+    it starts out computing what the source computes."""
+    from ..models.conv import grown_state_dict
     from ..zoo import load_tokenizer
 
     source = load_tokenizer(where)
+    grows = _grows_decoder(source.config["model"], tokenizer.config["model"])
     for key in INIT_MUST_MATCH:
-        if source.config.get(key) != tokenizer.config.get(key):
+        if source.config.get(key) != tokenizer.config.get(key) and not (key == "model" and grows):
             raise ConfigError(
                 f"init: {where}: its {key} {source.config.get(key)!r} differs from the recipe's "
                 f"{tokenizer.config.get(key)!r}"
             )
-    tokenizer.load_state_dict(source.state_dict())
+    state = source.state_dict()
+    if grows:
+        decoder = grown_state_dict(tokenizer.decoder, source.decoder)
+        state = {k: v for k, v in state.items() if not k.startswith("decoder.")}
+        state |= {f"decoder.{k}": v for k, v in decoder.items()}
+    tokenizer.load_state_dict(state)
     return source.content_hash()
+
+
+def _grows_decoder(source_model: dict, recipe_model: dict) -> bool:
+    """Whether two conv model configs differ only by ``decoder_blocks_per_level``."""
+    key = "decoder_blocks_per_level"
+    strip = lambda model: {k: v for k, v in model.items() if k != key}  # noqa: E731
+    return (
+        recipe_model.get("family") == "conv"
+        and source_model.get(key) != recipe_model.get(key)
+        and strip(source_model) == strip(recipe_model)
+    )
 
 
 def _check_resume(recipe: dict, saved: dict, path: Path) -> None:

@@ -32,7 +32,9 @@ Schema (``recipes/<zoo name>.yaml``)::
       photos: {repeat: 8}                                      # optional: Debian's wallpaper photographs
                                                                # (tokzoo/datasets/photos.py, fetched into a cache
                                                                # on first use) added to the training split, each
-                                                               # `repeat` times; rgb, or edges by Canny (rgb/edges)
+                                                               # `repeat` times; rgb, or edges by Canny (rgb/edges);
+                                                               # hold_out_every: k leaves photo i % k == 0 out (a
+                                                               # validation set: real_photos.py --set wallpapers)
     resolution: [64, 64]              # optional training crop size (default: tokenizer.input_size)
     optimizer: {lr: 1.0e-3, betas: [0.9, 0.99], weight_decay: 1.0e-4}   # AdamW
     schedule: {warmup_steps: 100, min_lr_ratio: 0.05}                   # linear warmup, then cosine
@@ -208,8 +210,10 @@ def _check_data(c: _Checker, data) -> None:
             if unknown:
                 c.fail("data.samples.names", f"unknown bundled sample(s) {unknown}; available: {sorted(SAMPLES)}")
     if "photos" in data:
-        photos = c.mapping(data["photos"], "data.photos", {"repeat"})
+        photos = c.mapping(data["photos"], "data.photos", {"repeat", "hold_out_every"})
         c.integer(photos.get("repeat", 1), "data.photos.repeat", 1)
+        if "hold_out_every" in photos:
+            c.integer(photos["hold_out_every"], "data.photos.hold_out_every", 2)
     if "sensor" in data:
         sensor = c.mapping(data["sensor"], "data.sensor", set(SENSOR_FIELDS))
         for name, high in zip(SENSOR_FIELDS, (1000.0, 1.0, 0.5, 1.0)):
