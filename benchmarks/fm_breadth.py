@@ -70,7 +70,7 @@ def feature_labeler(vision: Path) -> str:
 
 
 def prepare(out: Path, size: dict, vision: Path | None, feature_tokenizer: str) -> dict:
-    """Render, label and tokenize; returns the token folders. Each step is skipped when its output exists."""
+    """Render, label and tokenize; returns the token folders. Rendering is skipped when its folder exists."""
     vision = vision or random_vision_model(out / "vision-random")
     px = str(size["size"])
     for name, n, kind, seed in (
@@ -94,19 +94,19 @@ def prepare(out: Path, size: dict, vision: Path | None, feature_tokenizer: str) 
                 "--out",
                 out / f"scenes-{name}",
             )
-    if not (out / "labelled-rooms").exists():
-        cli(
-            "pseudo-label",
-            "-m",
-            "edges,palette,metadata,dense_features",
-            "-l",
-            f"dense_features={feature_labeler(vision)}:{vision}",
-            "-i",
-            out / "scenes-rooms",
-            "-o",
-            out / "labelled-rooms",
-            "--no-progress",
-        )
+    # pseudo-label and tokenize resume an interrupted run and leave a finished one as it is
+    cli(
+        "pseudo-label",
+        "-m",
+        "edges,palette,metadata,dense_features",
+        "-l",
+        f"dense_features={feature_labeler(vision)}:{vision}",
+        "-i",
+        out / "scenes-rooms",
+        "-o",
+        out / "labelled-rooms",
+        "--no-progress",
+    )
     untrained = ["--untrained"] if feature_tokenizer == "dinov2_b14" else []
     jobs = [
         ("rooms-tokens", out / "labelled-rooms", PIXEL + ["palette", "metadata"], []),
