@@ -16,10 +16,10 @@ true normals on pixels that are floor or wall; floor planarity, the mean relativ
 points on true floor pixels to their least-squares plane (0 for a planar floor). Paired bootstrap (2000 resamples of scenes): mean difference
 to the closed loop with the ensemble and its 95% interval. Run time per scene: wall time of the variant's
 calls (generation, decoding, scoring) plus, for variants that use scorers, the scorers' references; the
-best-of-N rows share one set of N proposals scored by all three scorers, so each carries that whole time.
+best-of-N rows share one set of N proposals scored by every scorer, so each carries that whole time.
 
 Chosen on validation scenes (another stream), never on the test scenes: the "best single scorer" (lowest
-best-of-N abs-rel) and the ensemble weights (normals, planarity, depth_net) from WEIGHT_GRID: for best-of-N the
+best-of-N abs-rel) and the ensemble weights (normals, planarity, each depth network) from weight_grid: for best-of-N the
 lowest abs-rel; for the loop, the declared objective of tokzoo.consensus.tuning (the lowest abs-rel among the
 weightings whose floor planarity is no worse than greedy's on the same validation scenes) - the reference row -
 and, beside it, the loop's lowest abs-rel alone; the equal-weight ensembles are reported too.
@@ -27,6 +27,8 @@ and, beside it, the loop's lowest abs-rel alone; the equal-weight ensembles are 
     python benchmarks/consensus_loop.py --run /work/runs/consensus --heldout HELDOUT --val VAL [--train-data TRAIN]
 
 RUN holds (or gets, when --train-data is given) gen/ (the fm run) and depthnets/unet (the scorer network).
+``--more-nets coarse dilated`` adds RUN/depthnets/coarse and /dilated (benchmarks/consensus_fusion.py trains them,
+each on its own scene stream) as scorers of their own (``depth_net.coarse``, ...): an ensemble of metric scorers.
 HELDOUT / VAL: token datasets of built-in scenes at 64 px (`tokzoo tokenize -m rgb,depth,normals,semseg
 --scenes 256 --scene-size 64 --seed 7 -o HELDOUT`; VAL with --seed 8), never used for training.
 """
@@ -73,7 +75,14 @@ from results_md import append_to_section  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "fm" / "scenes-consensus.yaml"
-SCORER_NAMES = ("normals", "planarity", "depth_net")
+SHAPE_SCORERS = ("normals", "planarity")
+
+
+def scorer_names(nets: dict) -> tuple[str, ...]:
+    """The shape scorers, then one scorer per depth network (``depth_net``, ``depth_net.<label>``)."""
+    return (*SHAPE_SCORERS, *nets)
+
+
 SECTION = "## Iterative consensus: closed loop vs reranking"
 
 
@@ -147,43 +156,47 @@ def training_prior(size: int = 64, n: int = 1024) -> np.ndarray:
     return np.nanmean(stack, 0).astype(np.float32)
 
 
-WEIGHT_GRID = [(a, b, 1.0) for a in (0.0, 0.1, 0.25, 0.5, 1.0) for b in (0.0, 0.1, 0.25, 0.5, 1.0)]
-"""(normals, planarity, depth_net) weights tried on the validation scenes; only their ratios matter."""
+SHAPE_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)
 
 
-def tune_on_validation(model, val, net, base: ConsensusRecipe) -> dict:
+def weight_grid(n_nets: int) -> list[tuple[float, ...]]:
+    """(normals, planarity, each depth network) weights tried on the validation scenes, the networks at 1 each;
+    only the ratios matter."""
+    return [(a, b, *[1.0] * n_nets) for a in SHAPE_WEIGHTS for b in SHAPE_WEIGHTS]
+
+
+def tune_on_validation(model, val, nets: dict, base: ConsensusRecipe) -> dict:
     """On validation scenes: best-of-N abs-rel of each single scorer (-> the best single scorer) and, for every
-    weighting of WEIGHT_GRID, of best-of-N and of the closed loop (-> each one's ensemble weights; the loop's
+    weighting of weight_grid, of best-of-N and of the closed loop (-> each one's ensemble weights; the loop's
     under the structure limit: floor planarity no worse than greedy's on these scenes, see choose_weights)."""
     calls = base.calls
     grid = tuple(next(s for s in model.specs if s.name == base.target).grid)
-    single = {s: [] for s in SCORER_NAMES}
-    reranked = {w: [] for w in WEIGHT_GRID}
-    looped = {w: [] for w in WEIGHT_GRID}
-    looped_planarity = {w: [] for w in WEIGHT_GRID}
+    names, weightings = scorer_names(nets), weight_grid(len(nets))
+    single = {s: [] for s in names}
+    reranked = {w: [] for w in weightings}
+    looped = {w: [] for w in weightings}
+    looped_planarity = {w: [] for w in weightings}
     greedy_planarity = []
     for keys, masked, scenes in val:
         greedy_planarity += [floor_planarity(d, s) for s, d in zip(scenes, greedy(model, masked, base).depth)]
         rgb = np.stack([s["rgb"] for s in scenes])
         seeds = [zlib.crc32(k.encode()) for k in keys]
-        evidence = gather_evidence(model, masked, base.with_scorers(dict.fromkeys(SCORER_NAMES, 1.0)), rgb, net)
+        evidence = gather_evidence(model, masked, base.with_scorers(dict.fromkeys(names, 1.0)), rgb, nets)
         _, maps = open_loop_proposals(model, masked, base, calls, row_seeds=seeds)
         for i, scene in enumerate(scenes):
-            errors = np.stack(
-                [region_errors(m, evidence.scene(i), SCORER_NAMES, grid, base.hfov_degrees) for m in maps[i]]
-            )
-            for j, name in enumerate(SCORER_NAMES):
-                single[name].append(abs_rel(scene["depth"], maps[i][rerank(errors, np.eye(len(SCORER_NAMES))[j])]))
-            for w in WEIGHT_GRID:
+            errors = np.stack([region_errors(m, evidence.scene(i), names, grid, base.hfov_degrees) for m in maps[i]])
+            for j, name in enumerate(names):
+                single[name].append(abs_rel(scene["depth"], maps[i][rerank(errors, np.eye(len(names))[j])]))
+            for w in weightings:
                 reranked[w].append(abs_rel(scene["depth"], maps[i][rerank(errors, w)]))
-        for w in WEIGHT_GRID:
-            r = consensus_loop(model, masked, evidence, base.with_scorers(dict(zip(SCORER_NAMES, w))), row_seeds=seeds)
+        for w in weightings:
+            r = consensus_loop(model, masked, evidence, base.with_scorers(dict(zip(names, w))), row_seeds=seeds)
             looped[w] += [abs_rel(s["depth"], d) for s, d in zip(scenes, r.depth)]
             looped_planarity[w] += [floor_planarity(d, s) for s, d in zip(scenes, r.depth)]
     mean = lambda d: {k: float(np.nanmean(v)) for k, v in d.items()}  # noqa: E731
     single, reranked, looped, looped_planarity = mean(single), mean(reranked), mean(looped), mean(looped_planarity)
     limit = float(np.nanmean(greedy_planarity))
-    loop_weights, within = choose_weights({w: (looped[w], looped_planarity[w]) for w in WEIGHT_GRID}, limit)
+    loop_weights, within = choose_weights({w: (looped[w], looped_planarity[w]) for w in weightings}, limit)
     return {
         "best_single": min(single, key=single.get),
         "single": single,
@@ -203,14 +216,22 @@ TUNED_LOOP_ABS_REL = "ensemble, weights tuned on validation for abs-rel alone"
 
 
 def evaluate(
-    model, heldout, net, base: ConsensusRecipe, prior: np.ndarray, rerank_weights, loop_weights, loop_weights_abs_rel
+    model,
+    heldout,
+    nets: dict,
+    base: ConsensusRecipe,
+    prior: np.ndarray,
+    rerank_weights,
+    loop_weights,
+    loop_weights_abs_rel,
 ) -> dict:
     """Per variant: per-scene metrics and seconds; plus generator calls (and fm passes) per scene. The ensembles
     use the weights chosen on validation scenes (``rerank_weights`` for best-of-N, ``loop_weights`` for the loop
     under the structure limit, ``loop_weights_abs_rel`` for the loop on abs-rel alone)."""
     n_calls = base.calls
-    ensemble = dict.fromkeys(SCORER_NAMES, 1.0)
-    ensemble_rerank, ensemble_loop = dict(zip(SCORER_NAMES, rerank_weights)), dict(zip(SCORER_NAMES, loop_weights))
+    names = scorer_names(nets)
+    ensemble = dict.fromkeys(names, 1.0)
+    ensemble_rerank, ensemble_loop = dict(zip(names, rerank_weights)), dict(zip(names, loop_weights))
     variants: dict[str, dict] = {}
     grid = tuple(next(s for s in model.specs if s.name == base.target).grid)
 
@@ -227,7 +248,7 @@ def evaluate(
         rgb = np.stack([s["rgb"] for s in scenes])
         seeds = [zlib.crc32(k.encode()) for k in keys]
         t = time.perf_counter()
-        evidence = gather_evidence(model, masked, base.with_scorers(ensemble), rgb, net)
+        evidence = gather_evidence(model, masked, base.with_scorers(ensemble), rgb, nets)
         evidence_seconds = time.perf_counter() - t
         b = len(keys)
         add("trivial: per-pixel training mean depth", [prior] * b, scenes, 0.0, 0, 0)
@@ -239,16 +260,17 @@ def evaluate(
             0,
             0,
         )
-        t = time.perf_counter()
-        alone = net.predict(rgb)
-        add("depth_net alone (the scorer network)", alone, scenes, time.perf_counter() - t, 0, 0)
+        for name, net in nets.items():
+            t = time.perf_counter()
+            alone = net.predict(rgb)
+            add(f"{name} alone (the scorer network)", alone, scenes, time.perf_counter() - t, 0, 0)
         r = greedy(model, masked, base)
         add("greedy (argmax, 1 step)", r.depth, scenes, r.seconds, 1, 1)
         # open loop: one set of N proposals, scored once by every scorer, reranked by each scorer set
         t = time.perf_counter()
         _, maps = open_loop_proposals(model, masked, base, n_calls, row_seeds=seeds)
         errors = [
-            np.stack([region_errors(m, evidence.scene(i), SCORER_NAMES, grid, base.hfov_degrees) for m in maps[i]])
+            np.stack([region_errors(m, evidence.scene(i), names, grid, base.hfov_degrees) for m in maps[i]])
             for i in range(b)
         ]  # (N, S, gh, gw) per scene
         shared = time.perf_counter() - t + evidence_seconds
@@ -256,17 +278,17 @@ def evaluate(
         oracle = [maps[i][int(np.argmin([abs_rel(s["depth"], m) for m in maps[i]]))] for i, s in enumerate(scenes)]
         add(f"oracle best-of-{n_calls} by true abs-rel (ceiling, not a method)", oracle, scenes, 0.0, n_calls, 1)
         for label, scorers in [
-            *[(s, {s: 1.0}) for s in SCORER_NAMES],
+            *[(s, {s: 1.0}) for s in names],
             ("ensemble, equal weights", ensemble),
             ("ensemble, weights tuned on validation", ensemble_rerank),
         ]:
-            weights = [scorers.get(s, 0.0) for s in SCORER_NAMES]
+            weights = [scorers.get(s, 0.0) for s in names]
             picked = [maps[i][rerank(errors[i], weights)] for i in range(b)]
             add(f"best-of-{n_calls}, {label}", picked, scenes, shared, n_calls, 1)
         for label, scorers in [
-            *[(s, {s: 1.0}) for s in SCORER_NAMES],
+            *[(s, {s: 1.0}) for s in names],
             ("ensemble, equal weights", ensemble),
-            (TUNED_LOOP_ABS_REL, dict(zip(SCORER_NAMES, loop_weights_abs_rel))),
+            (TUNED_LOOP_ABS_REL, dict(zip(names, loop_weights_abs_rel))),
             (TUNED_LOOP, ensemble_loop),
         ]:
             r = consensus_loop(model, masked, evidence, base.with_scorers(scorers), row_seeds=seeds)
@@ -334,11 +356,20 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="Also write the per-scene figures here.")
+    parser.add_argument(
+        "--more-nets",
+        nargs="*",
+        default=[],
+        help="more depth networks as scorers of their own: labels of RUN/depthnets/LABEL (scorer depth_net.LABEL)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ensure_models(args.run, args.train_data)
     model = load_model(args.run / "gen")
-    net = load_depth_net(args.run / "depthnets" / "unet")
+    nets = {"depth_net": load_depth_net(args.run / "depthnets" / "unet")}
+    nets |= {f"depth_net.{label}": load_depth_net(args.run / "depthnets" / label) for label in args.more_nets}
+    names = scorer_names(nets)
+    equal, nets_only = (1.0,) * len(names), (0.0, 0.0, *[1.0] * len(nets))
     start = time.time()
     load = " ".join(f"{x:.2f}" for x in __import__("os").getloadavg())
     heldout = load_scenes(args.heldout, model, args.n, args.batch)
@@ -346,7 +377,7 @@ def main():
     entries, dumps = [], {}
     for seed in args.seeds:
         base = ConsensusRecipe(
-            scorers=tuple((s, 1.0) for s in SCORER_NAMES),
+            scorers=tuple((s, 1.0) for s in names),
             rounds=args.rounds,
             proposals=args.proposals,
             temperature=args.temperature,
@@ -356,16 +387,16 @@ def main():
         tuned = {
             "best_single": "depth_net",
             "single": {},
-            "rerank_weights": (1.0, 1.0, 1.0),
-            "loop_weights": (1.0, 1.0, 1.0),
-            "loop_weights_abs_rel": (1.0, 1.0, 1.0),
+            "rerank_weights": equal,
+            "loop_weights": equal,
+            "loop_weights_abs_rel": equal,
         }
         if args.val is not None:
-            tuned = tune_on_validation(model, load_scenes(args.val, model, args.val_n, args.batch), net, base)
+            tuned = tune_on_validation(model, load_scenes(args.val, model, args.val_n, args.batch), nets, base)
         variants = evaluate(
             model,
             heldout,
-            net,
+            nets,
             base,
             prior,
             tuned["rerank_weights"],
@@ -379,10 +410,10 @@ def main():
             f"best single scorer (best-of-{base.calls} abs-rel: "
             + ", ".join(f"{k} {v:.4f}" for k, v in tuned["single"].items())
             + f") {tuned['best_single']}; "
-            f"ensemble weights normals/planarity/depth_net for best-of-{base.calls}: {fmt(tuned['rerank_weights'])}"
+            f"ensemble weights {'/'.join(names)} for best-of-{base.calls}: {fmt(tuned['rerank_weights'])}"
             + (
                 f" (abs-rel {tuned['reranked'][tuned['rerank_weights']]:.4f}, equal weights "
-                f"{tuned['reranked'][(1.0, 1.0, 1.0)]:.4f})"
+                f"{tuned['reranked'][equal]:.4f})"
                 if "reranked" in tuned
                 else ""
             )
@@ -394,7 +425,8 @@ def main():
                 + f"), for abs-rel alone: {fmt(tuned['loop_weights_abs_rel'])} (abs-rel "
                 f"{tuned['looped'][tuned['loop_weights_abs_rel']]:.4f}, floor planarity "
                 f"{tuned['looped_planarity'][tuned['loop_weights_abs_rel']]:.4f}; equal weights "
-                f"{tuned['looped'][(1.0, 1.0, 1.0)]:.4f}; depth_net alone {tuned['looped'][(0.0, 0.0, 1.0)]:.4f})"
+                f"{tuned['looped'][equal]:.4f}; the depth network{'s' if len(nets) > 1 else ''} alone "
+                f"{tuned['looped'][nets_only]:.4f})"
                 if "looped" in tuned
                 else ""
             )

@@ -62,7 +62,7 @@ def decode(tokens: torch.Tensor) -> np.ndarray:
 def evidence(n=3, seed=0) -> Evidence:
     rng = np.random.default_rng(seed)
     return Evidence(
-        depth_net=(1 + rng.uniform(0, 2.9, (n, SIZE, SIZE))).astype(np.float32),
+        depth_nets={"depth_net": (1 + rng.uniform(0, 2.9, (n, SIZE, SIZE))).astype(np.float32)},
         semseg=rng.integers(0, 3, (n, SIZE, SIZE)).astype(np.uint8),
     )
 
@@ -130,7 +130,7 @@ def test_same_seed_same_result_another_seed_differs_and_batches_do_not_matter(mo
     alone = consensus_loop(
         model,
         batch(1),
-        Evidence(depth_net=ev.depth_net[:1], semseg=ev.semseg[:1]),
+        Evidence(depth_nets={"depth_net": ev.depth_nets["depth_net"][:1]}, semseg=ev.semseg[:1]),
         RECIPE,
         row_seeds=[11],
         decode=decode,
@@ -142,9 +142,9 @@ def test_the_loop_follows_its_scorer_more_than_the_open_loop_does(model):
     """With a scorer that knows the answer (its reference is the decoded target), feedback pays: the loop ends
     closer to the reference than best-of-N at the same calls, and both beat one sample."""
     target = torch.randint(1, 30, (3, 16), generator=torch.Generator().manual_seed(5))
-    ev = Evidence(depth_net=decode(target))
+    ev = Evidence(depth_nets={"depth_net": decode(target)})
     recipe = ConsensusRecipe(scorers=(("depth_net", 1.0),), rounds=4, proposals=2, temperature=2.0)
-    gap = lambda r: float(np.mean(np.abs(np.log(r.depth) - np.log(ev.depth_net))))  # noqa: E731
+    gap = lambda r: float(np.mean(np.abs(np.log(r.depth) - np.log(ev.depth_nets["depth_net"]))))  # noqa: E731
     loop = consensus_loop(model, batch(), ev, recipe, decode=decode)
     best = best_of_n(model, batch(), ev, recipe, recipe.calls, decode=decode)
     one = best_of_n(model, batch(), ev, recipe, 1, decode=decode)
@@ -157,11 +157,13 @@ def test_scorers_measure_what_they_claim():
     v = np.mgrid[0:h, 0:w][0].astype(np.float32)
     floor = (1.5 * fy / (v - cy + 9)).astype(np.float32)  # a ground plane seen from 1.5 m, horizon above row 0
     bumpy = floor * (1 + 0.2 * np.random.default_rng(0).standard_normal((h, w))).astype(np.float32)
-    ev = Evidence(normals=normals_from_depth(floor), semseg=np.zeros((h, w), np.uint8), depth_net=floor)
-    names = ["normals", "planarity", "depth_net"]
+    nets = {"depth_net": floor, "depth_net.far": 2 * floor}  # a second network that sees everything twice as far
+    ev = Evidence(normals=normals_from_depth(floor), semseg=np.zeros((h, w), np.uint8), depth_nets=nets)
+    names = ["normals", "planarity", "depth_net", "depth_net.far"]
     flat_errors, bumpy_errors = (region_errors(d, ev, names, (4, 4)) for d in (floor, bumpy))
-    assert np.nanmax(flat_errors[0]) < 0.05 and np.nanmax(flat_errors[1:]) < 1e-4  # degrees; relative; log
-    assert (np.nanmean(bumpy_errors, (1, 2)) > [5.0, 0.02, 0.05]).all()
+    assert np.nanmax(flat_errors[0]) < 0.05 and np.nanmax(flat_errors[1:3]) < 1e-4  # degrees; relative; log
+    assert np.allclose(flat_errors[3], np.log(2))  # each network is its own reference
+    assert (np.nanmean(bumpy_errors[:3], (1, 2)) > [5.0, 0.02, 0.05]).all()
     # ensemble: per-scorer scale removed, weight-0 scorers ignored, a region nobody judges gets 1
     errors = np.stack(
         [
@@ -182,6 +184,9 @@ def test_scorers_measure_what_they_claim():
         ({"scorers": {"clip": 1}}, "consensus.scorers.clip"),
         ({"scorers": {"normals": 0}}, "consensus.scorers"),
         ({"scorers": {"depth_net": 1}}, "consensus.scorers.depth_net.path"),
+        ({"scorers": {"depth_net.coarse": 1}}, "consensus.scorers.depth_net.coarse.path"),
+        ({"scorers": {"normals.x": 1}}, "consensus.scorers.normals.x"),
+        ({"scorers": {"depth_net.": {"weight": 1, "path": "x"}}}, "consensus.scorers.depth_net."),
         ({"scorers": {"normals": {"weight": 1, "path": "x"}}}, "consensus.scorers.normals.path"),
         ({"target": "normals", "scorers": {"normals": 1}}, "consensus.target"),
         ({"temperature": "hot", "scorers": {"normals": 1}}, "consensus.temperature"),
@@ -203,11 +208,13 @@ def test_recipe_errors_are_one_line_naming_the_field(tmp_path, raw, field):
 def test_a_recipe_reads_with_its_network_path_relative_to_its_folder(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(
-        "consensus:\n  rounds: 3\n  proposals: 2\n  scorers: {normals: 2, depth_net: {weight: 1, path: nets/unet}}\n"
+        "consensus:\n  rounds: 3\n  proposals: 2\n  scorers: {normals: 2, depth_net: {weight: 1, path: nets/unet}, "
+        "depth_net.coarse: {weight: 0.5, path: /abs/coarse}}\n"
     )
     recipe = read_recipe(path)
-    assert recipe.calls == 6 and recipe.scorers == (("normals", 2.0), ("depth_net", 1.0))
+    assert recipe.calls == 6 and recipe.scorers == (("normals", 2.0), ("depth_net", 1.0), ("depth_net.coarse", 0.5))
     assert recipe.depth_net == str(tmp_path / "nets" / "unet")
+    assert recipe.networks == (("depth_net", str(tmp_path / "nets" / "unet")), ("depth_net.coarse", "/abs/coarse"))
     with pytest.raises(ConfigError, match="needs a 'consensus:' mapping"):
         parse_recipe(["not", "a", "mapping"])
 

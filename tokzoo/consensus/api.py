@@ -67,10 +67,10 @@ def generate_consensus(model: FourM, data: str | Path, keys: list[str], recipe: 
 
     raw = {m: torch.cat([torch.as_tensor(rows[k][m]) for k in keys]) for m in names}
     masked = flatten_batch(raw, model.specs)
-    net = load_depth_net(recipe.depth_net) if "depth_net" in recipe.names else None
+    nets = {name: load_depth_net(path) for name, path in recipe.networks if name in recipe.names}
     sources = {m: source_values(model, data, keys, masked, m) for m in recipe.sources}
-    rgb = np.stack(source_values(model, data, keys, masked, "rgb")).astype(np.uint8) if net is not None else None
-    evidence = gather_evidence(model, masked, recipe, rgb, net)
+    rgb = np.stack(source_values(model, data, keys, masked, "rgb")).astype(np.uint8) if nets else None
+    evidence = gather_evidence(model, masked, recipe, rgb, nets)
     result = consensus_loop(model, masked, evidence, recipe, row_seeds=[zlib.crc32(k.encode()) for k in keys])
     truth = decode_depth(model, masked.tokens[recipe.target], recipe.target)
     return {

@@ -37,7 +37,7 @@ from tokzoo.fm.model import FourM
 
 from .generator import CallCount, row_generators, sample_proposals, target_distribution
 from .recipe import ConsensusRecipe
-from .scorers import Evidence, ensemble_errors, region_errors
+from .scorers import Evidence, ensemble_errors, region_errors, scorer_kind
 
 Decoder = Callable[[torch.Tensor], np.ndarray]
 """Target tokens int64 (N, L) -> decoded depth float32 (N, H, W)."""
@@ -77,10 +77,15 @@ def decode_depth(model: FourM, tokens: torch.Tensor, target: str = "depth") -> n
 
 
 def gather_evidence(
-    model: FourM, batch: MaskedBatch, recipe: ConsensusRecipe, rgb: np.ndarray | None = None, depth_net=None
+    model: FourM,
+    batch: MaskedBatch,
+    recipe: ConsensusRecipe,
+    rgb: np.ndarray | None = None,
+    depth_nets: dict | None = None,
 ) -> Evidence:
     """The scorers' references for the batch: the fm's greedy rgb -> normals / semseg (one parallel step) for the
-    scorers that use them, the depth network's prediction from ``rgb`` uint8 (B, H, W, 3)."""
+    scorers that use them, each depth-network scorer's prediction from ``rgb`` uint8 (B, H, W, 3); ``depth_nets``
+    maps those scorers' names to their networks (DepthNet)."""
     wanted = [m for scorer, m in (("normals", "normals"), ("planarity", "semseg")) if scorer in recipe.names]
     evidence = Evidence()
     if wanted:
@@ -88,10 +93,11 @@ def gather_evidence(
         by_name = {s.name: s for s in model.specs}
         for m in wanted:
             setattr(evidence, m, np.stack(decode_tokens(by_name[m], made[m])))
-    if "depth_net" in recipe.names:
-        if depth_net is None or rgb is None:
-            raise ConfigError(f"{recipe.where}: the depth_net scorer needs its network and the scenes' rgb")
-        evidence.depth_net = depth_net.predict(rgb)
+    for name in recipe.names:
+        if scorer_kind(name) == "depth_net":
+            if name not in (depth_nets or {}) or rgb is None:
+                raise ConfigError(f"{recipe.where}: the {name} scorer needs its network and the scenes' rgb")
+            evidence.depth_nets[name] = depth_nets[name].predict(rgb)
     return evidence
 
 

@@ -15,6 +15,7 @@
         normals: 1.0
         planarity: 1.0
         depth_net: {weight: 1.0, path: depthnets/unet}   # relative to the recipe's folder
+        depth_net.coarse: {weight: 1.0, path: depthnets/coarse}   # more networks: depth_net.<label>
 
 Every problem is a one-line ConfigError ``<file>: consensus.<field>: <reason>``.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 from tokzoo.errors import ConfigError
 from tokzoo.io.safety import read_yaml_file
 
-from .scorers import SCORERS
+from .scorers import SCORERS, scorer_kind
 
 FIELDS = ("target", "sources", "rounds", "proposals", "temperature", "top_p", "seed", "hfov_degrees", "scorers")
 MAX_CALLS = 1024  # generator calls per scene
@@ -45,7 +46,7 @@ class ConsensusRecipe:
     hfov_degrees: float = 60.0
     target: str = "depth"
     sources: tuple[str, ...] = ("rgb",)
-    depth_net: str | None = None  # folder of the depth_net scorer's network
+    networks: tuple[tuple[str, str], ...] = ()  # (depth-network scorer name, its folder)
     where: str = "consensus"  # the recipe's file, for messages
 
     @property
@@ -60,6 +61,11 @@ class ConsensusRecipe:
     @property
     def weights(self) -> list[float]:
         return [w for _, w in self.scorers]
+
+    @property
+    def depth_net(self) -> str | None:
+        """Folder of the ``depth_net`` scorer's network."""
+        return dict(self.networks).get("depth_net")
 
     def with_scorers(self, scorers: dict[str, float]) -> "ConsensusRecipe":
         return replace(self, scorers=tuple(scorers.items()))
@@ -107,7 +113,7 @@ def parse_recipe(raw, where: str = "consensus", base: Path | None = None) -> Con
         raise _error(
             where, "rounds", f"rounds x proposals = {rounds * proposals} generator calls per scene, over {MAX_CALLS}"
         )
-    scorers, depth_net = _scorers(raw.get("scorers"), where, base)
+    scorers, networks = _scorers(raw.get("scorers"), where, base)
     return ConsensusRecipe(
         scorers,
         rounds,
@@ -118,34 +124,38 @@ def parse_recipe(raw, where: str = "consensus", base: Path | None = None) -> Con
         _float(raw, "hfov_degrees", 60.0, 0.0, 179.0, where, low_open=True),
         target,
         tuple(sources),
-        depth_net,
+        networks,
         str(where),
     )
 
 
-def _scorers(raw, where, base: Path | None) -> tuple[tuple[tuple[str, float], ...], str | None]:
+def _scorers(raw, where, base: Path | None) -> tuple[tuple[tuple[str, float], ...], tuple[tuple[str, str], ...]]:
     if not isinstance(raw, dict) or not raw:
         raise _error(where, "scorers", f"must map scorer names ({', '.join(SCORERS)}) to weights, got {raw!r}")
-    out, depth_net = [], None
+    out, networks = [], []
     for name, spec in raw.items():
-        if name not in SCORERS:
-            raise _error(where, f"scorers.{name}", f"unknown scorer (known: {', '.join(SCORERS)})")
+        name = str(name)
+        kind, _, label = name.partition(".")
+        if kind not in SCORERS or (name != kind and (kind != "depth_net" or not label.isidentifier())):
+            raise _error(where, f"scorers.{name}", f"unknown scorer (known: {', '.join(SCORERS)}, depth_net.<label>)")
         spec = {"weight": spec} if not isinstance(spec, dict) else spec
         extra = sorted(set(map(str, spec)) - {"weight", "path"})
         if extra:
             raise _error(where, f"scorers.{name}.{extra[0]}", "unknown field (known: weight, path)")
         weight = _float(spec, "weight", 1.0, 0.0, 1e6, where)
         out.append((name, weight))
-        if name == "depth_net":
+        if scorer_kind(name) == "depth_net":
             path = spec.get("path")
             if not isinstance(path, str) or not path:
-                raise _error(where, "scorers.depth_net.path", "give the folder of a trained depth network")
-            depth_net = str(Path(base, path) if base is not None and not Path(path).is_absolute() else Path(path))
+                raise _error(where, f"scorers.{name}.path", "give the folder of a trained depth network")
+            networks.append(
+                (name, str(Path(base, path) if base is not None and not Path(path).is_absolute() else Path(path)))
+            )
         elif "path" in spec:
-            raise _error(where, f"scorers.{name}.path", "only depth_net reads a network")
+            raise _error(where, f"scorers.{name}.path", "only depth networks (depth_net, depth_net.<label>) read one")
     if not sum(w for _, w in out) > 0:
         raise _error(where, "scorers", "at least one weight must be positive")
-    return tuple(out), depth_net
+    return tuple(out), tuple(networks)
 
 
 def read_recipe(path: str | Path) -> ConsensusRecipe:

@@ -9,7 +9,9 @@ has no opinion (no pixels it can judge there):
 - ``planarity``: where the fm's rgb -> semseg says floor, the relative distance of the proposal's 3-D points
   to one floor plane fitted to all its floor points (trimmed refit); where it says wall, the relative distance
   to a plane fitted to the region's wall points. Needs no normals, only the layout's classes;
-- ``depth_net``: mean |log d - log d_net| against a small depth network trained on another scene stream.
+- ``depth_net``: mean |log d - log d_net| against a small depth network trained on another scene stream;
+  several networks are several scorers, ``depth_net`` and ``depth_net.<label>`` (e.g. ``depth_net.coarse``),
+  each with its own network and weight.
 
 :class:`Evidence` holds what the scorers compare against, per scene, computed once before any proposal.
 Errors of different scorers have different units; :func:`ensemble_errors` puts them on one scale (each
@@ -18,7 +20,7 @@ divided by its median over the candidates' regions of that scene) and takes thei
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,6 +28,7 @@ from tokzoo.errors import ConfigError
 from tokzoo.labelers.normals_from_depth import intrinsics, normals_from_depth, unproject
 
 SCORERS = ("normals", "planarity", "depth_net")
+"""Scorer kinds. A scorer's name is its kind, or ``depth_net.<label>`` for another depth network."""
 FLOOR, WALL = 0, 1  # ids in tokzoo.datasets.SCENE_CLASSES
 
 
@@ -35,11 +38,16 @@ class Evidence:
 
     normals: np.ndarray | None = None  # float32 unit normals from the fm (rgb -> normals), NaN invalid
     semseg: np.ndarray | None = None  # uint8 class ids from the fm (rgb -> semseg)
-    depth_net: np.ndarray | None = None  # float32 metres from the independent depth network
+    depth_nets: dict[str, np.ndarray] = field(default_factory=dict)  # scorer name -> float32 metres, each network's
 
     def scene(self, i: int) -> "Evidence":
         pick = lambda a: None if a is None else a[i]  # noqa: E731
-        return Evidence(pick(self.normals), pick(self.semseg), pick(self.depth_net))
+        return Evidence(pick(self.normals), pick(self.semseg), {k: v[i] for k, v in self.depth_nets.items()})
+
+
+def scorer_kind(name: str) -> str:
+    """``depth_net.coarse`` -> ``depth_net``; a kind names itself."""
+    return name.split(".", 1)[0]
 
 
 def region_means(values: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
@@ -106,18 +114,25 @@ def planarity_errors(depth: np.ndarray, evidence: Evidence, grid, hfov_degrees: 
     return region_means(residual, grid)
 
 
-def depth_net_errors(depth: np.ndarray, evidence: Evidence, grid, hfov_degrees: float) -> np.ndarray:
+def depth_net_errors(depth: np.ndarray, reference: np.ndarray, grid) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
-        gap = np.abs(np.log(np.where(depth > 0, depth, np.nan)) - np.log(evidence.depth_net))
+        gap = np.abs(np.log(np.where(depth > 0, depth, np.nan)) - np.log(reference))
     return region_means(gap, grid)
 
 
-_ERRORS = {"normals": normals_errors, "planarity": planarity_errors, "depth_net": depth_net_errors}
+_SHAPE_ERRORS = {"normals": normals_errors, "planarity": planarity_errors}
 
 
 def region_errors(depth: np.ndarray, evidence: Evidence, scorers, grid, hfov_degrees: float = 60.0) -> np.ndarray:
     """(S, gh, gw) errors of one proposal (H, W) under each scorer name in ``scorers`` (one scene's evidence)."""
-    return np.stack([_ERRORS[name](depth, evidence, grid, hfov_degrees) for name in scorers])
+    return np.stack(
+        [
+            depth_net_errors(depth, evidence.depth_nets[name], grid)
+            if scorer_kind(name) == "depth_net"
+            else _SHAPE_ERRORS[name](depth, evidence, grid, hfov_degrees)
+            for name in scorers
+        ]
+    )
 
 
 def ensemble_errors(errors: np.ndarray, weights) -> np.ndarray:
