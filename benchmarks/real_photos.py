@@ -49,30 +49,35 @@ from tokzoo.tokenizers.zoo import load_tokenizer  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## Tokenizers on held-out real photos"
 CROP_SCALE = (0.05, 1.0)
-SET_NAMES = {
-    "heldout": "held-out photos",
-    "wallpapers": "validation wallpapers (never trained on by recipes that hold them out)",
-}
 
 
-def photo_set(key: str, which: str, hold_out_every: int) -> dict[str, np.ndarray]:
+def set_name(args) -> str:
+    if args.set == "heldout":
+        return "held-out photos"
+    if args.wallpaper_offset:
+        return f"training wallpapers i % {args.hold_out_every} == {args.wallpaper_offset} (trained on by every recipe)"
+    return "validation wallpapers (never trained on by recipes that hold them out)"
+
+
+def photo_set(key: str, which: str, hold_out_every: int, offset: int = 0) -> dict[str, np.ndarray]:
     """name -> full-size value of ``key``'s source: the held-out bundled samples, or (``which="wallpapers"``, rgb
-    and edges) the validation wallpapers that recipes with ``data.photos.hold_out_every`` leave out of training."""
+    and edges) the validation wallpapers that recipes with ``data.photos.hold_out_every`` leave out of training
+    (``offset`` k > 0: the wallpapers i % hold_out_every == k instead, which such recipes train on)."""
     source = "rgb" if key == "edges" else key
     if which == "wallpapers":
         from tokzoo.datasets.photos import load_photos
 
-        photos = load_photos(every=hold_out_every, offset=0)
-        return {f"wallpaper{i * hold_out_every:03d}": photo for i, photo in enumerate(photos)}
+        photos = load_photos(every=hold_out_every, offset=offset)
+        return {f"wallpaper{i * hold_out_every + offset:03d}": photo for i, photo in enumerate(photos)}
     return {name: load_sample(name)[source] for name in sorted(SAMPLES) if source in SAMPLES[name].modalities}
 
 
 def heldout_views(
-    key: str, size: int, views: int, which: str = "heldout", hold_out_every: int = 8
+    key: str, size: int, views: int, which: str = "heldout", hold_out_every: int = 8, offset: int = 0
 ) -> dict[str, list[np.ndarray]]:
     """photo name -> its ``views`` crops of ``key`` (rgb, edges or depth) resized to ``size``."""
     out = {}
-    for name, value in photo_set(key, which, hold_out_every).items():
+    for name, value in photo_set(key, which, hold_out_every, offset).items():
         if key == "edges":
             from tokzoo.modalities.edges import canny_edges
 
@@ -139,7 +144,7 @@ def run_rgb(args) -> str:
     per_photo = []
     for label, tok in parse_tokenizers(args.tokenizers):
         size = args.size or tok.config["input_size"][0]
-        views = heldout_views("rgb", size, args.views, args.set, args.hold_out_every)
+        views = heldout_views("rgb", size, args.views, args.set, args.hold_out_every, args.wallpaper_offset)
         ours = {
             name: float(np.mean([view_psnr(v, r) for v, r in zip(values, reconstruct(tok, values))]))
             for name, values in views.items()
@@ -156,8 +161,7 @@ def run_rgb(args) -> str:
             f"{wins(best)} / {len(views)} |"
         )
     return (
-        "\n".join(rows)
-        + f"\n\nMean over {len(views)} {SET_NAMES[args.set]} of the mean PSNR of their {args.views} views "
+        "\n".join(rows) + f"\n\nMean over {len(views)} {set_name(args)} of the mean PSNR of their {args.views} views "
         f"(centre square + random-resized crops of {CROP_SCALE[0]:.0%}-100% of the area). Best-grid bicubic: the "
         f"same bits spread over the grid (token grid x {', '.join(map(str, GRID_SCALES))}) whose mean PSNR on this "
         "set is best (finer grids get fewer levels per value).\n\nPer photo (tokenizer vs token-grid / best-grid "
@@ -173,7 +177,11 @@ def run_edges(args) -> str:
     for label, tok in parse_tokenizers(args.tokenizers):
         size = args.size or tok.config["input_size"][0]
         values = [
-            v for vs in heldout_views("edges", size, args.views, args.set, args.hold_out_every).values() for v in vs
+            v
+            for vs in heldout_views(
+                "edges", size, args.views, args.set, args.hold_out_every, args.wallpaper_offset
+            ).values()
+            for v in vs
         ]
         recon = reconstruct(tok, values)
         bicubic, _ = downsample_bicubic(tok, np.stack(values))
@@ -190,7 +198,7 @@ def run_edges(args) -> str:
         )
     share = float(np.mean([v.mean() for v in values]))
     return (
-        "\n".join(rows) + f"\n\n{len(values)} views of the {SET_NAMES[args.set]} ({args.views} each); edges by "
+        "\n".join(rows) + f"\n\n{len(values)} views of the {set_name(args)} ({args.views} each); edges by "
         f"tokzoo.modalities.edges.canny_edges on the full photo, then the edges crop rule; {share:.1%} of pixels "
         "are edges."
     )
@@ -235,13 +243,19 @@ def main() -> None:
         "edges): the set to choose on, so that the held-out photos stay unseen by choices",
     )
     parser.add_argument("--hold-out-every", type=int, default=8, help="k of data.photos.hold_out_every")
+    parser.add_argument(
+        "--wallpaper-offset",
+        type=int,
+        default=0,
+        help="with --set wallpapers: 0 scores the validation wallpapers, j > 0 the trained-on wallpapers i % k == j",
+    )
     parser.add_argument("--write", action="store_true", help="add the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
     body = {"rgb": run_rgb, "edges": run_edges, "depth": run_depth}[args.command](args)
     print(body)
     if args.write:
-        where = "held-out real" if args.set == "heldout" else "validation wallpapers,"
+        where = "held-out real" if args.set == "heldout" else f"wallpapers (offset {args.wallpaper_offset}),"
         write_entry(f"{where} {args.command}", body, "python benchmarks/real_photos.py " + " ".join(sys.argv[1:]))
 
 
