@@ -79,3 +79,12 @@ def test_breadth_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
         ],
     )
     assert done.exit_code == 0 and "| semseg | boundary_f1" in done.output, done.output
+
+
+def test_the_feature_labeler_follows_the_vision_folder(tmp_path):
+    breadth = load_benchmark("fm_breadth")
+    for model_type, labeler in (("vit", "vit_dense"), ("dinov2", "dinov2_dense")):
+        folder = tmp_path / model_type
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"model_type": model_type}))
+        assert breadth.feature_labeler(folder) == labeler
