@@ -84,6 +84,7 @@ def scorer_names(nets: dict) -> tuple[str, ...]:
 
 
 SECTION = "## Iterative consensus: closed loop vs reranking"
+BEST_MARK = " (best single scorer on validation)"
 
 
 def ensure_models(run: Path, train_data: Path | None) -> None:
@@ -325,7 +326,7 @@ def table(variants: dict, reference: str, best_single: str) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, v in variants.items():
-        mark = " (best single scorer on validation)" if name.endswith(f", {best_single}") else ""
+        mark = BEST_MARK if name.endswith(f", {best_single}") else ""
         cells = []
         for metric, fmt in (("abs_rel", "{:+.4f}"), ("structure", "{:+.2f}"), ("planarity", "{:+.4f}")):
             mean = f"{np.nanmean(v[metric]):.4f}" if metric != "structure" else f"{np.nanmean(v[metric]):.2f}"
@@ -436,8 +437,9 @@ def main():
             f"{args.val_n} validation scenes (stream {scene_seed(args.val) if args.val else '-'}): {val_text}."
             f"\n\n{text}"
         )
+        mark = lambda k: k + (BEST_MARK if k.endswith(f", {tuned['best_single']}") else "")  # noqa: E731
         dumps[seed] = {
-            k: {**{m: v[m].tolist() for m in METRICS}, "seconds": v["seconds"], "calls": v["calls"]}
+            mark(k): {**{m: v[m].tolist() for m in METRICS}, "seconds": v["seconds"], "calls": v["calls"]}
             for k, v in variants.items()
         }
         print(entries[-1], flush=True)
