@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from ...crops import apply_crop, make_crop_settings
 from ...datasets.scenes import generate_scene
 from ...errors import ConfigError, InputError
+from .colour import jitter_colour
 from .sensor import corrupt_depth
 
 SOURCE_KEYS = {"human_pose": "pose"}
@@ -24,6 +25,7 @@ PATH_VALIDATION_FRACTION = 0.05
 """Share of a ``path`` source's samples (its last ones, at most 64) held out for validation."""
 
 _SENSOR_STREAM = 5  # extra seed word of the sensor corruption of a training view
+_COLOUR_STREAM = 6  # extra seed word of the colour jitter of a training view
 
 
 def source_key(modality: str) -> str:
@@ -193,6 +195,7 @@ class TrainingData:
         self.resolution, self.batch_size = recipe["resolution"], recipe["batch_size"]
         self.crop = recipe["data"].get("crop")
         self.sensor = recipe["data"].get("sensor")
+        self.colour = recipe["data"].get("colour")
         train, val = source_values(recipe["data"], codec, self.resolution)
         self.train = [v for v in train if self._usable(v)]
         self.val = [fit(codec.name, v, self.resolution) for v in val if self._usable(v)]
@@ -232,7 +235,9 @@ class TrainingData:
 
     def _to_model(self, view, step: int, index: int) -> torch.Tensor:
         """``view`` normalised, after the recipe's sensor corruption (depth; seeded by ``(seed, step, index)``),
-        which is skipped where it would leave no valid pixel."""
+        which is skipped where it would leave no valid pixel, or colour jitter (rgb)."""
+        if self.colour:
+            view = jitter_colour(view, self.colour, np.random.default_rng([self.seed, step, index, _COLOUR_STREAM]))
         if self.sensor:
             rng = np.random.default_rng([self.seed, step, index, _SENSOR_STREAM])
             corrupted = corrupt_depth(view, self.sensor, rng)

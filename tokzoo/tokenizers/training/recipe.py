@@ -24,6 +24,8 @@ Schema (``recipes/<zoo name>.yaml``)::
                                                                # and noise on each training view (input and
                                                                # target), validation stays exact; each field
                                                                # optional, 0 = off (training/sensor.py)
+      # colour: {hue: 30, saturation: [0.6, 1.4]}             # optional, rgb only: chroma rotated / scaled on
+                                                               # each training view (training/colour.py)
       samples: {repeat: 8, names: [motorcycle]}                # optional: bundled real samples added to the
                                                                # training split (tokzoo/datasets/samples.py),
                                                                # each `repeat` times; names default to all that
@@ -60,6 +62,7 @@ from pathlib import Path
 
 from ...errors import ConfigError
 from ...limits import check_recipe_sizes
+from .colour import COLOUR_FIELDS
 from .sensor import SENSOR_FIELDS
 
 _TOKENIZER_FIELDS = {"modality", "model", "latent_dim", "quantizer", "input_size", "normalization"}
@@ -141,6 +144,8 @@ def validate_recipe(raw, where: str = "recipe") -> dict:
     _check_data(c, recipe["data"])
     if "sensor" in recipe["data"] and tokenizer["modality"] != "depth":
         c.fail("data.sensor", f"sensor corruption applies to depth training data, not {tokenizer['modality']!r}")
+    if "colour" in recipe["data"] and tokenizer["modality"] != "rgb":
+        c.fail("data.colour", f"colour jitter applies to rgb training data, not {tokenizer['modality']!r}")
     if recipe["resolution"] is None:
         recipe["resolution"] = list(tokenizer["input_size"])
     elif not isinstance(recipe["resolution"], list) or len(recipe["resolution"]) != len(tokenizer["input_size"]):
@@ -180,7 +185,7 @@ def validate_recipe(raw, where: str = "recipe") -> dict:
 
 
 def _check_data(c: _Checker, data) -> None:
-    c.mapping(data, "data", {"scenes", "synthetic", "path", "crop", "samples", "photos", "sensor"})
+    c.mapping(data, "data", {"scenes", "synthetic", "path", "crop", "samples", "photos", "sensor", "colour"})
     sources = [s for s in ("scenes", "synthetic", "path") if s in data]
     if len(sources) != 1:
         c.fail("data", f"needs exactly one source of scenes / synthetic / path, got {sources or 'none'}")
@@ -218,6 +223,13 @@ def _check_data(c: _Checker, data) -> None:
         sensor = c.mapping(data["sensor"], "data.sensor", set(SENSOR_FIELDS))
         for name, high in zip(SENSOR_FIELDS, (1000.0, 1.0, 0.5, 1.0)):
             sensor[name] = c.number(sensor.get(name, 0.0), f"data.sensor.{name}", 0.0, high)
+    if "colour" in data:
+        colour = c.mapping(data["colour"], "data.colour", set(COLOUR_FIELDS))
+        colour["hue"] = c.number(colour.get("hue", 0.0), "data.colour.hue", 0.0, 180.0)
+        saturation = c.pair(colour.get("saturation", [1.0, 1.0]), "data.colour.saturation", float, 0.0, 4.0)
+        if saturation[0] > saturation[1]:
+            c.fail("data.colour.saturation", f"low must not exceed high, got {saturation}")
+        colour["saturation"] = saturation
     if "crop" in data:
         crop = c.mapping(data["crop"], "data.crop", {"scale", "hflip"}, {"scale"})
         scale = c.pair(crop["scale"], "data.crop.scale", float, 1e-3, 1.0)
