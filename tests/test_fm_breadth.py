@@ -1,7 +1,7 @@
 """benchmarks/fm_breadth.py at toy size: rooms with eleven modalities (palette, metadata and the scenes' captions as
 sentinel-masked sequences, a dense feature map from a vision model folder tokenized into its own folder) and outdoor
 scenes with seven, mixed; the 4- and 11-modality recipes train and are evaluated rgb -> depth, normals, semseg, and
-the wide one rgb -> captions."""
+the wide one in four new directions against their priors."""
 
 import json
 import math
@@ -16,10 +16,17 @@ def test_breadth_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     result = breadth.main(["--tiny", "--out", str(tmp_path), "--no-write", "--threads", "1"])
     assert [r["target"] for r in result["rows"]] == ["depth", "normals", "semseg"]
     assert all(math.isfinite(r["four"][0]) and math.isfinite(r["wide"][0]) for r in result["rows"])
-    (captions,) = result["directions"]  # rgb -> captions vs the text-only prior
-    assert captions["target"] == "captions" and captions["metric"] == "class_word_accuracy"
+    directions = {r["direction"]: r for r in result["directions"]}  # each against its training prior
+    assert list(directions) == ["rgb -> captions", "captions -> semseg", "rgb -> edges", "rgb -> dense_features"]
+    captions = directions["rgb -> captions"]
+    assert captions["metric"] == "class_word_accuracy"
     assert all(0 <= v <= 1 for v in (*captions["model"], *captions["prior"]))
     assert captions["ceiling"] == [1.0]  # the scenes' captions fit the tokenizer's 64 tokens: exact
+    assert directions["captions -> semseg"]["metric"] == "miou"
+    edges = directions["rgb -> edges"]  # the majority edge map: (nearly) empty, so F1 near 0
+    assert edges["metric"] == "edge_f1_1px" and 0 <= edges["prior"][0] < 0.05 < edges["ceiling"][0] <= 1
+    features = directions["rgb -> dense_features"]  # an untrained feature tokenizer here: no ceiling to expect
+    assert features["metric"] == "cosine" and all(-1 <= v <= 1 for v in (*features["prior"], *features["model"]))
     config = json.loads((tmp_path / "runs" / "breadth-10-seed0" / "config.json").read_text())
     kinds = {m["name"]: m["kind"] for m in config["modalities"]}
     assert len(kinds) == 11 and kinds["human_pose"] == "items"

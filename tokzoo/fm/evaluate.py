@@ -8,12 +8,15 @@ tokenizer and compared with the sample's raw value cut by the same crop (the dat
 - **tokenizer ceiling**: the tokenizer's reconstruction of the true tokens (the best a token model can do);
 - **training prior**: what knowing no input gives, from the training set's raw values at crop 0: the
   per-pixel mean depth (over valid pixels), the per-pixel mean normal (renormalised), the per-pixel
-  majority class, the caption naming the class words most training captions name (the text-only prior).
+  majority class, the caption naming the class words most training captions name (the text-only prior), the
+  per-pixel majority edge map (the empty map where no pixel is an edge in most images), the per-position mean
+  feature vector.
 
 Metrics (tokzoo.tokenizers.evaluation.metrics): depth abs-rel (mean over samples), normals mean angular error
 (mean over samples), semseg mIoU (accumulated over the set) and, structure-sensitive, semseg boundary F1
 (1-pixel tolerance, mean over samples; under ``also`` in the report); captions: class-word accuracy, and
-class-word F1 under ``also`` (:mod:`.caption_words`).
+class-word F1 under ``also`` (:mod:`.caption_words`); edges: F1 of edge pixels at 1-pixel tolerance (counts
+summed over the set; the empty map scores 0); dense_features: mean cosine similarity of the feature vectors.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 
 from tokzoo.crops import apply_crop
 from tokzoo.errors import ConfigError, TokzooError
+from tokzoo.labelers.metrics import edge_counts, f1
 from tokzoo.tokenizers.evaluation.metrics import abs_rel, angular_error, boundary_f1, mean_iou
 from tokzoo.tokens import make_loader
 from tokzoo.tokens.spec import check_same_vocabularies, dataset_manifest, dataset_parts, specs_from_manifest
@@ -42,6 +46,8 @@ METRICS = {
     "normals": ("angular_error_deg", "lower"),
     "semseg": ("miou", "higher"),
     "captions": ("class_word_accuracy", "higher"),
+    "edges": ("edge_f1_1px", "higher"),
+    "dense_features": ("cosine", "higher"),
 }
 ALSO = {
     "semseg": {
@@ -100,6 +106,10 @@ def training_prior(modality: str, values: list) -> np.ndarray | str:
     if modality == "semseg":
         counts = np.stack([(stack == c).sum(0) for c in range(int(stack[stack != 255].max(initial=0)) + 1)])
         return counts.argmax(0).astype(np.uint8)
+    if modality == "edges":
+        return (stack.astype(bool).mean(0) > 0.5).astype(np.uint8)
+    if modality == "dense_features":
+        return stack.astype(np.float32).mean(0)
     raise ConfigError(f"no evaluation for target modality {modality!r} (known: {', '.join(METRICS)})")
 
 
@@ -110,7 +120,20 @@ def score(modality: str, truths: list, predictions: list) -> float:
         return float(np.nanmean([abs_rel(t, p) for t, p in zip(truths, predictions)]))
     if modality == "normals":
         return float(np.nanmean([angular_error(t, p) for t, p in zip(truths, predictions)]))
+    if modality == "edges":
+        counts = np.sum([edge_counts(p, t, tolerance=1.0) for t, p in zip(truths, predictions)], 0)
+        return f1(*map(int, counts))[2]
+    if modality == "dense_features":
+        return float(np.mean([_cosine(t, p) for t, p in zip(truths, predictions)]))
     return mean_iou(np.stack(truths), np.stack(predictions))
+
+
+def _cosine(truth: np.ndarray, prediction: np.ndarray) -> float:
+    """Mean cosine similarity of the (..., C) feature vectors of two maps."""
+    t = np.asarray(truth, np.float64).reshape(-1, truth.shape[-1])
+    p = np.asarray(prediction, np.float64).reshape(-1, prediction.shape[-1])
+    norms = np.linalg.norm(t, axis=1) * np.linalg.norm(p, axis=1)
+    return float(np.mean((t * p).sum(1) / np.maximum(norms, 1e-12)))
 
 
 def evaluate(
