@@ -358,6 +358,8 @@ def main(argv: list[str] | None = None) -> dict:
     size = dict(SIZES["tiny" if args.tiny else "full"])
     if args.seeds:
         size["seeds"] = [int(s) for s in args.seeds.split(",")]
+        if size["seeds"] != SIZES["tiny" if args.tiny else "full"]["seeds"] and not args.no_write:
+            parser.error("--seeds with other than the default seeds is a partial run: add --no-write")
     args.out.mkdir(parents=True, exist_ok=True)
     data = prepare(args.out, size, args.vision_model, args.feature_tokenizer)
     reports = {

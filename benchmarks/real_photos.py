@@ -4,8 +4,9 @@ The held-out set is every bundled sample (tokzoo/datasets/samples.py: scikit-ima
 photos, the Middlebury motorcycle); no shipped recipe trains on it. Each photo gives ``--views`` views at the
 tokenizer's input size (or ``--size``: a fully convolutional tokenizer at another size): the centre square and
 random-resized crops (5-100% of the area, seed 0). ``--set wallpapers`` scores the validation wallpapers
-instead (every 8th cached wallpaper, which recipes with ``data.photos.hold_out_every: 8`` never train on): the set
-to choose between candidates on, so that the held-out photos see only the chosen one. Subcommands print
+instead (every 8th cached wallpaper, which recipes with ``data.photos.hold_out_every: 8`` leave out of training; a
+recipe that starts from weights trained on all wallpapers has seen them through those): a set to choose between
+candidates on, so that the held-out photos see only the chosen one. Subcommands print
 markdown; ``--write`` adds a dated entry to benchmarks/RESULTS.md under "Tokenizers on held-out real photos".
 
 - ``rgb``: PSNR of each tokenizer and of its same-bit downsample + bicubic baseline, per photo (mean over views),
@@ -55,8 +56,14 @@ def set_name(args) -> str:
     if args.set == "heldout":
         return "held-out photos"
     if args.wallpaper_offset:
-        return f"training wallpapers i % {args.hold_out_every} == {args.wallpaper_offset} (trained on by every recipe)"
-    return "validation wallpapers (never trained on by recipes that hold them out)"
+        return (
+            f"wallpapers i % {args.hold_out_every} == {args.wallpaper_offset} (in the training of every recipe with "
+            "data.photos)"
+        )
+    return (
+        f"validation wallpapers i % {args.hold_out_every} == 0 (left out of training by recipes with "
+        "data.photos.hold_out_every; a recipe that starts from weights trained on them has seen them)"
+    )
 
 
 def photo_set(key: str, which: str, hold_out_every: int, offset: int = 0) -> dict[str, np.ndarray]:
@@ -251,6 +258,10 @@ def main() -> None:
     )
     parser.add_argument("--write", action="store_true", help="add the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
+    if args.set == "wallpapers" and args.command == "depth":
+        parser.error("--set wallpapers: wallpapers are photos, no depth; depth is scored on the motorcycle")
+    if not 0 <= args.wallpaper_offset < args.hold_out_every:
+        parser.error(f"--wallpaper-offset must be in [0, {args.hold_out_every}), got {args.wallpaper_offset}")
     torch.set_num_threads(1)
     body = {"rgb": run_rgb, "edges": run_edges, "depth": run_depth}[args.command](args)
     print(body)

@@ -213,7 +213,6 @@ def test_a_recipe_reads_with_its_network_path_relative_to_its_folder(tmp_path):
     )
     recipe = read_recipe(path)
     assert recipe.calls == 6 and recipe.scorers == (("normals", 2.0), ("depth_net", 1.0), ("depth_net.coarse", 0.5))
-    assert recipe.depth_net == str(tmp_path / "nets" / "unet")
     assert recipe.networks == (("depth_net", str(tmp_path / "nets" / "unet")), ("depth_net.coarse", "/abs/coarse"))
     with pytest.raises(ConfigError, match="needs a 'consensus:' mapping"):
         parse_recipe(["not", "a", "mapping"])

@@ -62,11 +62,6 @@ class ConsensusRecipe:
     def weights(self) -> list[float]:
         return [w for _, w in self.scorers]
 
-    @property
-    def depth_net(self) -> str | None:
-        """Folder of the ``depth_net`` scorer's network."""
-        return dict(self.networks).get("depth_net")
-
     def with_scorers(self, scorers: dict[str, float]) -> "ConsensusRecipe":
         return replace(self, scorers=tuple(scorers.items()))
 
