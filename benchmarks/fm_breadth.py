@@ -13,7 +13,8 @@ One command runs the whole experiment (``--tiny``: the same path at toy size, wh
    is within max(5% relative, 2x the seed spread) of the four-modality one on every metric. New directions of the
    wide model, each against its training prior: rgb -> captions (class-word accuracy vs the text-only prior,
    tokzoo/fm/caption_words.py), captions -> semseg (mIoU vs the majority map), rgb -> edges (F1 at 1 px vs the
-   empty map), rgb -> dense_features (cosine vs the mean feature map).
+   empty map), rgb -> dense_features (cosine vs the mean feature map), rgb -> human_pose (keypoint error vs one
+   human in the mean pose).
 
 Appends the tables under ``## Multimodal trainer: breadth`` in benchmarks/RESULTS.md (unless ``--no-write``).
 
@@ -130,6 +131,7 @@ def prepare(out: Path, size: dict, vision: Path | None, feature_tokenizer: str) 
         ("heldout-tokens", out / "scenes-heldout", ["rgb", "depth", "normals", "semseg"], []),
         ("heldout-edges", out / "labelled-heldout", ["edges"], []),  # the labelled copy holds rgb + its labels
         ("heldout-features", out / "labelled-heldout", ["dense_features"], features),
+        ("heldout-pose", out / "scenes-heldout", ["human_pose"], []),
         ("rooms-captions", out / "scenes-rooms", ["captions"], []),  # pseudo-label does not carry them through
         ("heldout-captions", out / "scenes-heldout", ["captions"], []),
     ]
@@ -144,6 +146,7 @@ def prepare(out: Path, size: dict, vision: Path | None, feature_tokenizer: str) 
         "heldout": str(out / "heldout-tokens"),
         "heldout_captions": f"{out / 'heldout-tokens'},{out / 'heldout-captions'}",
         "heldout_features": f"{out / 'heldout-tokens'},{out / 'heldout-edges'},{out / 'heldout-features'}",
+        "heldout_pose": f"{out / 'heldout-tokens'},{out / 'heldout-pose'}",
         "train_captions": str(out / "rooms-captions"),
         "train_pixels": f"{out / 'rooms-tokens'},{out / 'rooms-features'}",
         "vision": str(vision),
@@ -213,6 +216,7 @@ def run_variant(
                 ("captions", "semseg", data["heldout_captions"], data["train_pixels"]),
                 ("rgb", "edges", data["heldout_features"], data["train_pixels"]),
                 ("rgb", "dense_features", data["heldout_features"], data["train_pixels"]),
+                ("rgb", "human_pose", data["heldout_pose"], data["train_pixels"]),
             )
         }
     return scores
@@ -278,7 +282,7 @@ def verdict(reports: dict[str, list[dict]]) -> list[dict]:
 
 def new_directions(reports: list[dict]) -> list[dict]:
     """Per new direction of the wide model (rgb -> captions, captions -> semseg, rgb -> edges, rgb ->
-    dense_features): model, training prior and tokenizer ceiling per seed; learned where the model beats the
+    dense_features, rgb -> human_pose): model, training prior and tokenizer ceiling per seed; learned where the model beats the
     prior with every seed."""
     rows = []
     for direction in reports[0]["directions"]:
@@ -323,7 +327,7 @@ def table(rows: list[dict], size: dict, data: dict, command: str, directions: li
     lines += [
         "",
         "New directions of the 11-modality model, held-out rooms (per seed; prior from the training rooms: the "
-        "text-only caption, the per-pixel majority class, the majority edge map = empty, the mean feature map):",
+        "text-only caption, the per-pixel majority class, the majority edge map = empty, the mean feature map, one human in the mean pose):",
         "",
         "| direction | metric | model | prior | tokenizer ceiling | beats the prior |",
         "|---|---|---|---|---|---|",

@@ -1,7 +1,7 @@
 """benchmarks/fm_breadth.py at toy size: rooms with eleven modalities (palette, metadata and the scenes' captions as
 sentinel-masked sequences, a dense feature map from a vision model folder tokenized into its own folder) and outdoor
 scenes with seven, mixed; the 4- and 11-modality recipes train and are evaluated rgb -> depth, normals, semseg, and
-the wide one in four new directions against their priors."""
+the wide one in five new directions against their priors."""
 
 import json
 import math
@@ -17,7 +17,15 @@ def test_breadth_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     assert [r["target"] for r in result["rows"]] == ["depth", "normals", "semseg"]
     assert all(math.isfinite(r["four"][0]) and math.isfinite(r["wide"][0]) for r in result["rows"])
     directions = {r["direction"]: r for r in result["directions"]}  # each against its training prior
-    assert list(directions) == ["rgb -> captions", "captions -> semseg", "rgb -> edges", "rgb -> dense_features"]
+    assert list(directions) == [
+        "rgb -> captions",
+        "captions -> semseg",
+        "rgb -> edges",
+        "rgb -> dense_features",
+        "rgb -> human_pose",
+    ]
+    pose = directions["rgb -> human_pose"]
+    assert pose["metric"] == "keypoint_error_px" and all(v >= 0 for v in (*pose["prior"], *pose["ceiling"]))
     captions = directions["rgb -> captions"]
     assert captions["metric"] == "class_word_accuracy"
     assert all(0 <= v <= 1 for v in (*captions["model"], *captions["prior"]))

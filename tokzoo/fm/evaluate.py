@@ -10,13 +10,15 @@ tokenizer and compared with the sample's raw value cut by the same crop (the dat
   per-pixel mean depth (over valid pixels), the per-pixel mean normal (renormalised), the per-pixel
   majority class, the caption naming the class words most training captions name (the text-only prior), the
   per-pixel majority edge map (the empty map where no pixel is an edge in most images), the per-position mean
-  feature vector.
+  feature vector, one human in the mean pose of the training humans.
 
 Metrics (tokzoo.tokenizers.evaluation.metrics): depth abs-rel (mean over samples), normals mean angular error
 (mean over samples), semseg mIoU (accumulated over the set) and, structure-sensitive, semseg boundary F1
 (1-pixel tolerance, mean over samples; under ``also`` in the report); captions: class-word accuracy, and
 class-word F1 under ``also`` (:mod:`.caption_words`); edges: F1 of edge pixels at 1-pixel tolerance (counts
-summed over the set; the empty map scores 0); dense_features: mean cosine similarity of the feature vectors.
+summed over the set; the empty map scores 0); dense_features: mean cosine similarity of the feature vectors;
+human_pose: per true human, the mean distance in pixels over its labelled joints (v > 0) to the closest predicted
+human, the frame's diagonal when nothing is predicted (mean over true humans; extra predictions cost nothing).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 from tokzoo.crops import apply_crop
 from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.labelers.metrics import edge_counts, f1
+from tokzoo.modalities import MODALITIES
 from tokzoo.tokenizers.evaluation.metrics import abs_rel, angular_error, boundary_f1, mean_iou
 from tokzoo.tokens import make_loader
 from tokzoo.tokens.spec import check_same_vocabularies, dataset_manifest, dataset_parts, specs_from_manifest
@@ -48,6 +51,7 @@ METRICS = {
     "captions": ("class_word_accuracy", "higher"),
     "edges": ("edge_f1_1px", "higher"),
     "dense_features": ("cosine", "higher"),
+    "human_pose": ("keypoint_error_px", "lower"),
 }
 ALSO = {
     "semseg": {
@@ -69,6 +73,7 @@ def raw_crops(
     # "a,b": the folder holding the modality
     root = next((p for p in dataset_parts(root) if modality in dataset_manifest(p)["modalities"]), root)
     entry = dataset_manifest(root)["modalities"][modality]
+    stored = getattr(MODALITIES.get(modality), "stored_as", None) or modality  # human_pose is stored as pose
     loader = make_loader(root, ["crops", modality], 256, shuffle=False, crop=0)
     boxes = {}
     for batch in loader:
@@ -76,16 +81,14 @@ def raw_crops(
         if limit and len(boxes) >= limit:
             break
     values = {}
-    for raw in open_input(entry["input"], [modality]).raw():
+    for raw in open_input(entry["input"], [stored]).raw():
         if raw.key not in boxes:
             continue
-        value = decode_sample(raw).values.get(modality)
+        value = decode_sample(raw).values.get(stored)
         if value is None:
             raise ConfigError(f"{entry['input']}: sample {raw.key!r} has no readable {modality}")
         values[raw.key] = (
-            apply_crop({modality: value}, boxes[raw.key], tuple(entry["size"]))[modality]
-            if entry.get("size")
-            else value
+            apply_crop({stored: value}, boxes[raw.key], tuple(entry["size"]))[stored] if entry.get("size") else value
         )
         if len(values) == len(boxes):
             break
@@ -96,6 +99,8 @@ def training_prior(modality: str, values: list) -> np.ndarray | str:
     """The prior of ``modality`` over training values (see the module docstring): per pixel, or one caption."""
     if modality == "captions":
         return text_prior(values)
+    if modality == "human_pose":
+        return _mean_pose(values)
     stack = np.stack(values)
     if modality == "depth":
         with np.errstate(invalid="ignore"):
@@ -125,7 +130,53 @@ def score(modality: str, truths: list, predictions: list) -> float:
         return f1(*map(int, counts))[2]
     if modality == "dense_features":
         return float(np.mean([_cosine(t, p) for t, p in zip(truths, predictions)]))
+    if modality == "human_pose":
+        errors = [e for t, p in zip(truths, predictions) for e in _keypoint_errors(t, p)]
+        return float(np.mean(errors)) if errors else float("nan")
     return mean_iou(np.stack(truths), np.stack(predictions))
+
+
+def _humans(pose: dict, width: float, height: float) -> list[np.ndarray]:
+    """The pose dict's humans as (17, 3) arrays with x, y in the frame ``width`` x ``height``; none for a
+    prediction that decoded to nothing (None)."""
+    if pose is None:
+        return []
+    sx, sy = width / pose.get("width", width), height / pose.get("height", height)
+    return [np.asarray(h["keypoints_2d"], np.float64) * [sx, sy, 1.0] for h in pose.get("humans", [])]
+
+
+def _keypoint_errors(truth: dict, prediction: dict) -> list[float]:
+    """Per true human with a labelled joint: mean joint distance (pixels of the truth's frame) to the closest
+    predicted human; the frame's diagonal when none is predicted."""
+    width, height = truth.get("width", 1.0), truth.get("height", 1.0)
+    predicted = _humans(prediction, width, height)
+    errors = []
+    for human in _humans(truth, width, height):
+        seen = human[:, 2] > 0
+        if not seen.any():
+            continue
+        if not predicted:
+            errors.append(float(np.hypot(width, height)))
+            continue
+        gaps = [np.linalg.norm(p[seen, :2] - human[seen, :2], axis=1).mean() for p in predicted]
+        errors.append(float(min(gaps)))
+    return errors
+
+
+def _mean_pose(values: list[dict]) -> dict:
+    """One human whose every joint sits at that joint's mean position over the training humans where labelled,
+    in the frame of the first value (visible)."""
+    width, height = values[0].get("width", 1.0), values[0].get("height", 1.0)
+    humans = [h for v in values for h in _humans(v, width, height)]
+    if not humans:
+        return {"skeleton": "coco17", "width": width, "height": height, "humans": []}
+    stack = np.stack(humans)
+    seen = stack[..., 2] > 0
+    mean = np.stack(
+        [np.where(seen.any(0), (stack[..., k] * seen).sum(0) / np.maximum(seen.sum(0), 1), 0.0) for k in (0, 1)], -1
+    )
+    keypoints = np.concatenate([mean, np.full((len(mean), 1), 2.0)], 1)
+    return {"skeleton": "coco17", "width": width, "height": height, "humans": [{"keypoints_2d": keypoints.tolist()}]}
 
 
 def _cosine(truth: np.ndarray, prediction: np.ndarray) -> float:
