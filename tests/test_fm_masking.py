@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tokzoo.errors import ConfigError
-from tokzoo.fm.masking import MaskedBatch, Masker, MaskingConfig, MixtureComponent, split_budget
+from tokzoo.fm.masking import MaskedBatch, Masker, MaskingConfig, MixtureComponent, flatten_batch, split_budget
 from tokzoo.fm.recipe import parse_recipe
 from tokzoo.fm.spans import corrupt, mask_sequence, merge_spans
 from tokzoo.tokens.spec import ModalitySpec
@@ -88,6 +88,15 @@ def test_samples_lacking_a_modality_contribute_none_of_it():
     np.testing.assert_allclose(lacking.mean(0), [1 / 3, 0, 1 / 3, 1 / 3], atol=0.015)  # Dirichlet over the other three
     having = shares({m: masked.input[m][1::2] for m in NAMES}, NAMES)
     np.testing.assert_allclose(having.mean(0), [0.25] * 4, atol=0.015)
+
+
+def test_a_batch_without_any_item_flattens_to_all_invalid():
+    """Outdoor scenes often hold no person: a loader batch of (B, 0, per_item) item tokens."""
+    spec = ModalitySpec("human_pose", "items", 125, (6, 8), pad_id=125)
+    flat = flatten_batch({spec.name: torch.zeros(2, 0, 8, dtype=torch.long)}, [spec])
+    assert flat.tokens[spec.name].shape == (2, 48) and not flat.valid[spec.name].any()
+    one = torch.full((2, 1, 8), 3, dtype=torch.long)
+    assert flatten_batch({spec.name: one}, [spec]).valid[spec.name].sum() == 16  # one item of 8 tokens each
 
 
 def test_items_are_masked_whole_and_padding_never_chosen():

@@ -140,7 +140,7 @@ def flatten_batch(batch: dict, specs: list[ModalitySpec]) -> MaskedBatch:
         t = torch.as_tensor(t, dtype=torch.long)
         if spec.kind == "items":
             items, per_item = spec.grid
-            t = t.reshape(size, t.shape[1], -1)[:, :items]
+            t = t.reshape(size, t.shape[1], per_item)[:, :items]  # (B, 0, per_item) when no sample has an item
             padded = torch.full((size, items, per_item), spec.pad_id, dtype=torch.long)
             padded[:, : t.shape[1]] = t
             present = (padded != spec.pad_id).all(-1, keepdim=True).expand(-1, -1, per_item)
