@@ -187,27 +187,7 @@ def run_variant(
         "--no-progress",
         *(["--device", device] if device else []),
     )
-    report = run / "eval.json"
-    cli(
-        "fm",
-        "eval",
-        "-m",
-        run,
-        "--data",
-        data["heldout"],
-        "--from",
-        "rgb",
-        "--to",
-        ",".join(TARGETS),
-        "--n",
-        eval_n,
-        "--train-n",
-        eval_n,
-        "--output",
-        report,
-        "--no-progress",
-    )
-    scores = json.loads(report.read_text())
+    scores = fm_eval(run, data["heldout"], "rgb", TARGETS, eval_n, run / "eval.json")
     if name == "breadth-10":
         scores["directions"] = {
             f"{source} -> {target}": new_direction(run, source, target, heldout, train, eval_n)
@@ -222,10 +202,9 @@ def run_variant(
     return scores
 
 
-def new_direction(run: Path, source: str, target: str, heldout: str, train: str, eval_n: int) -> dict:
-    """``tokzoo fm eval`` of one direction the 4-modality model does not have: model, training prior (the
-    text-only caption, the majority map, the empty edge map, the mean feature map) and tokenizer ceiling."""
-    report = run / f"eval-{source}-{target}.json"
+def fm_eval(run: Path, heldout: str, source: str, targets: list[str], eval_n: int, output: Path, train=None) -> dict:
+    """``tokzoo fm eval`` of ``source`` -> ``targets`` on ``heldout`` (priors from ``train``, else the run's
+    training data); the report."""
     cli(
         "fm",
         "eval",
@@ -233,21 +212,27 @@ def new_direction(run: Path, source: str, target: str, heldout: str, train: str,
         run,
         "--data",
         heldout,
-        "--train-data",
-        train,
+        *(["--train-data", train] if train else []),
         "--from",
         source,
         "--to",
-        target,
+        ",".join(targets),
         "--n",
         eval_n,
         "--train-n",
         eval_n,
         "--output",
-        report,
+        output,
         "--no-progress",
     )
-    return json.loads(report.read_text())["targets"][target]
+    return json.loads(output.read_text())
+
+
+def new_direction(run: Path, source: str, target: str, heldout: str, train: str, eval_n: int) -> dict:
+    """One direction the 4-modality model does not have: model, training prior (the text-only caption, the
+    majority map, the empty edge map, the mean feature map, the mean pose) and tokenizer ceiling."""
+    report = fm_eval(run, heldout, source, [target], eval_n, run / f"eval-{source}-{target}.json", train)
+    return report["targets"][target]
 
 
 def verdict(reports: dict[str, list[dict]]) -> list[dict]:
