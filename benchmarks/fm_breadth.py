@@ -43,6 +43,7 @@ from tokzoo_cli_call import cli  # noqa: E402
 SECTION = "## Multimodal trainer: breadth"
 PIXEL = ["rgb", "depth", "normals", "semseg", "edges", "sam_instances", "human_pose"]
 TARGETS = ["depth", "normals", "semseg"]
+VARIANTS = ("breadth-4", "breadth-10")
 SIZES = {
     "full": {"rooms": 8192, "outdoor": 2048, "heldout": 256, "size": 64, "steps": None, "seeds": [0, 1], "eval_n": 256},
     "tiny": {"rooms": 8, "outdoor": 4, "heldout": 4, "size": 64, "steps": 2, "seeds": [0], "eval_n": 4},
@@ -342,6 +343,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--seeds", default=None, help="comma-separated seeds to run now (default 0,1; with fewer, use --no-write)"
     )
+    parser.add_argument(
+        "--only",
+        choices=VARIANTS,
+        default=None,
+        help="train (and evaluate) one variant only, e.g. beside another process training the other; no table",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     size = dict(SIZES["tiny" if args.tiny else "full"])
@@ -356,8 +363,11 @@ def main(argv: list[str] | None = None) -> dict:
             run_variant(args.out, name, data, seed, size["steps"], args.device, args.threads, size["eval_n"])
             for seed in size["seeds"]
         ]
-        for name in ("breadth-4", "breadth-10")
+        for name in ([args.only] if args.only else VARIANTS)
     }
+    if args.only:
+        print(json.dumps(reports, indent=1))
+        return {"reports": reports, "data": data}
     rows, directions = verdict(reports), new_directions(reports["breadth-10"])
     command = "python benchmarks/fm_breadth.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = table(rows, size, data, command, directions)

@@ -103,3 +103,12 @@ def test_the_feature_labeler_follows_the_vision_folder(tmp_path):
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps({"model_type": model_type}))
         assert breadth.feature_labeler(folder) == labeler
+
+
+def test_one_variant_can_run_alone(tmp_path, monkeypatch):
+    breadth = load_benchmark("fm_breadth")
+    ran = []
+    monkeypatch.setattr(breadth, "prepare", lambda *a: {})
+    monkeypatch.setattr(breadth, "run_variant", lambda out, name, data, seed, *a: ran.append((name, seed)) or {})
+    result = breadth.main(["--out", str(tmp_path), "--only", "breadth-10", "--seeds", "0,1", "--no-write"])
+    assert ran == [("breadth-10", 0), ("breadth-10", 1)] and list(result["reports"]) == ["breadth-10"]
