@@ -25,17 +25,14 @@ from results_md import append_to_section  # noqa: E402
 
 SECTION = "## Iterative consensus: closed loop vs reranking"
 MARK = " (best single scorer on validation)"
+BEST_ROW = "closed loop, best single scorer on validation (per run)"
 REFERENCE = "weights tuned on validation (lowest abs-rel with floor planarity <= greedy's)"
 METRICS = ("abs_rel", "planarity", "structure")
 
 
 def runs_variants(paths: list[Path]) -> list[dict]:
     """Every run's variants (name -> per-scene figures); the best single scorer's rows keep their name's mark."""
-    out = []
-    for path in paths:
-        dump = json.loads(path.read_text())
-        out += [seed_dump for seed_dump in dump.values()]
-    return out
+    return [seed_dump for path in paths for seed_dump in json.loads(path.read_text()).values()]
 
 
 def normalised(name: str) -> str:
@@ -58,20 +55,16 @@ def best_single_loops(runs: list[dict], fallback: str | None = None) -> list[str
 def pooled(runs: list[dict], best: list[str]) -> list[dict]:
     """Per variant present in every run: per metric, the mean over runs of the variant's mean and the pooled
     paired difference to the reference with its 95% interval (positive = the reference is better: lower)."""
-    reference = [next(n for n in r if n.endswith(REFERENCE)) for r in runs]
-    names = [normalised(n) for n in runs[0]]
-    common = [n for n in names if all(n in map(normalised, r) for r in runs)]
+    reference = [next(r[n] for n in r if n.endswith(REFERENCE)) for r in runs]
+    plain = [{normalised(k): v for k, v in r.items()} for r in runs]
+    columns = {n: [p[n] for p in plain] for n in plain[0] if all(n in p for p in plain)}
+    columns[BEST_ROW] = [r[b] for r, b in zip(runs, best)]
     rows = []
-    for name in [*common, "closed loop, best single scorer on validation (per run)"]:
-        picks = (
-            best
-            if name.startswith("closed loop, best single")
-            else [next(k for k in r if normalised(k) == name) for r in runs]
-        )
+    for name, figures in columns.items():
         row = {"variant": name}
         for metric in METRICS:
-            per_run = np.array([r[p][metric] for r, p in zip(runs, picks)], np.float64)  # (runs, scenes)
-            ref = np.array([r[p][metric] for r, p in zip(runs, reference)], np.float64)
+            per_run = np.array([f[metric] for f in figures], np.float64)  # (runs, scenes)
+            ref = np.array([f[metric] for f in reference], np.float64)
             row[metric] = float(np.nanmean(per_run))
             row[f"{metric}_diff"] = bootstrap(np.nanmean(per_run - ref, 0))
         rows.append(row)

@@ -172,9 +172,7 @@ def _mean_pose(values: list[dict]) -> dict:
         return {"skeleton": "coco17", "width": width, "height": height, "humans": []}
     stack = np.stack(humans)
     seen = stack[..., 2] > 0
-    mean = np.stack(
-        [np.where(seen.any(0), (stack[..., k] * seen).sum(0) / np.maximum(seen.sum(0), 1), 0.0) for k in (0, 1)], -1
-    )
+    mean = (stack[..., :2] * seen[..., None]).sum(0) / np.maximum(seen.sum(0), 1)[:, None]  # 0 where never labelled
     keypoints = np.concatenate([mean, np.full((len(mean), 1), 2.0)], 1)
     return {"skeleton": "coco17", "width": width, "height": height, "humans": [{"keypoints_2d": keypoints.tolist()}]}
 
