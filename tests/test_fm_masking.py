@@ -145,11 +145,21 @@ def test_sentinel_masking_respects_budgets_and_draws_keep_probability_per_sample
         assert set(kept.tolist()) <= set(content.tolist()) and not set(kept.tolist()) & set(
             target[target < vocab].tolist()
         )
-        if n_in == 20 and n_target == 22:
-            kept_fraction.append(len(kept) / 20)
-            np.testing.assert_array_equal(merge_spans(inputs, target, vocab, 20), content)  # nothing lost
+    for _ in range(400):  # budgets that hold everything: nothing is lost, the keep probability is free
+        inputs, target = mask_sequence(content, 20, 22, vocab, rng)
+        kept_fraction.append(int((inputs < vocab).sum()) / 20)
+        np.testing.assert_array_equal(merge_spans(inputs, target, vocab, 20), content)
     # a keep probability ~ U(0, 1) per sample: the kept fraction spreads over the whole range
     assert 0.35 < np.mean(kept_fraction) < 0.65 and np.std(kept_fraction) > 0.2
+
+
+def test_sentinel_masking_without_input_budget_draws_nothing():
+    """No input budget: the content is one span, decided without drawing (was 400 wasted draws per sample)."""
+    rng, content = np.random.default_rng(9), np.arange(1, 41)
+    before = rng.bit_generator.state
+    inputs, target = mask_sequence(content, 0, 42, vocab=50, rng=rng)
+    assert rng.bit_generator.state == before
+    assert len(inputs) == 0 and target.tolist() == [50, *content.tolist(), 51]
 
 
 def sequence_batch(n, length=16, vocab=30, seed=0):

@@ -9,7 +9,8 @@ Per sample (facts from 4M's masking; the code is tokzoo's own):
   content token is kept with probability p; each maximal run of dropped tokens is a *span*;
 - input  = the content with each span replaced by one sentinel (S1, S2, ... in order);
 - target = for each span its sentinel followed by its tokens, then one more sentinel that ends the target;
-- while the input is longer than its budget, p is lowered (x 0.9) and the draw repeated;
+- while the input is longer than its budget, p is lowered (x 0.9) and the draw repeated (no input budget:
+  nothing is drawn, the whole content is one span);
 - a target longer than its budget is cut to start at a sentinel: a random one (not the final one) when
   the rest from there fills the budget (then truncated to the budget), else the earliest one whose rest fits.
 
@@ -48,18 +49,28 @@ def corrupt(content: np.ndarray, keep: np.ndarray, vocab: int) -> tuple[np.ndarr
     return inputs.astype(np.int64), target
 
 
+def input_length(keep: np.ndarray) -> int:
+    """Length of the corrupted input for ``keep`` (n,) bool: the kept ids plus one sentinel per dropped span."""
+    dropped = ~keep
+    return int(keep.sum()) + int((dropped & ~np.concatenate([[False], dropped[:-1]])).sum())
+
+
 def mask_sequence(
     content: np.ndarray, n_input: int, n_target: int, vocab: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Span-corrupt ``content`` within the budgets: (input ids (<= n_input,), target ids (<= n_target,))."""
     n = len(content)
-    p = 0.0 if n_input == 0 else float(rng.uniform())
-    for tries in range(MAX_TRIES + 1):
-        keep = rng.random(n) < p if tries < MAX_TRIES else np.zeros(n, bool)
-        inputs, target = corrupt(content, keep, vocab)
-        if len(inputs) <= n_input:
-            break
-        p *= KEEP_DECAY
+    keep = np.zeros(n, bool)  # no input budget: the whole content is one span, all of it target
+    if n_input > 0:
+        p = float(rng.uniform())
+        for _ in range(MAX_TRIES):
+            keep = rng.random(n) < p
+            if input_length(keep) <= n_input:
+                break
+            p *= KEEP_DECAY
+        else:
+            keep = np.zeros(n, bool)
+    inputs, target = corrupt(content, keep, vocab)
     if n_input == 0:
         inputs = inputs[:0]
     return inputs, cut_target(target, n_target, vocab, rng)
