@@ -192,3 +192,19 @@ def test_a_set_valued_modality_in_a_second_folder_keeps_its_item_masks_in_row_or
     pad = json.loads((instances / "manifest.json").read_text())["modalities"]["sam_instances"]["pad_id"]
     real = (batch["sam_instances"] != pad).any(-1)
     assert torch.equal(batch["__mask__"]["sam_instances"], real) and real.any()
+
+
+def test_an_incomplete_modality_of_a_second_folder_is_reported_against_that_folder(rooms, tmp_path):
+    """``--data tokens/,instances/`` while ``instances/`` is being re-tokenized: the one-line error names
+    ``instances/manifest.json``, not the first folder."""
+    from tokzoo.errors import InputError
+    from tokzoo.tokens.spec import specs_from_manifest
+
+    instances = tokenize(tmp_path / "instances", ["sam_instances"], 16, 0)
+    manifest = json.loads((instances / "manifest.json").read_text())
+    manifest["modalities"]["sam_instances"]["complete"] = False
+    (instances / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError) as error:
+        specs_from_manifest(f"{rooms},{instances}", ["rgb", "sam_instances"])
+    assert str(instances / "manifest.json") in str(error.value) and "not complete" in str(error.value)
+    assert str(rooms / "manifest.json") not in str(error.value)

@@ -135,18 +135,28 @@ def dataset_manifest(root: str | Path) -> dict:
     raise InputError(path, "missing; not a token dataset written by `tokzoo tokenize`")
 
 
+def manifest_holding(root: str | Path, name: str) -> Path:
+    """The manifest path of the folder of ``root`` (see :func:`dataset_parts`) that holds modality ``name``."""
+    parts = dataset_parts(root)
+    if len(parts) > 1:
+        for part in parts:
+            if name in dataset_manifest(part)["modalities"]:
+                return part / MANIFEST
+    return parts[0] / MANIFEST
+
+
 def specs_from_manifest(root: str | Path, names: list[str], max_items: int = 16) -> list[ModalitySpec]:
     """Specs of ``names`` in that order, from ``root/manifest.json``.
 
     InputError (one line) when the manifest lacks a requested modality, a modality is incomplete, or the
     dataset holds no samples.
     """
-    manifest = dataset_manifest(root)
-    path = dataset_parts(root)[0] / MANIFEST
-    entries = manifest["modalities"]
+    entries = dataset_manifest(root)["modalities"]
+    first = dataset_parts(root)[0] / MANIFEST
     specs = []
     for name in names:
         entry = entries.get(name)
+        path = first if entry is None else manifest_holding(root, name)
         if entry is None:
             raise InputError(
                 path, f"no modality {name!r} in this token dataset (it has: {', '.join(sorted(entries)) or 'none'})"
@@ -162,9 +172,9 @@ def specs_from_manifest(root: str | Path, names: list[str], max_items: int = 16)
                 path, f"modality {name!r}: unreadable entry ({type(e).__name__}: {str(e)[:100]})"
             ) from None
     try:
-        return check_specs(specs, path)
+        return check_specs(specs, first)
     except ConfigError as e:
-        raise InputError(path, str(e).removeprefix(f"{path}: ")) from None
+        raise InputError(first, str(e).removeprefix(f"{first}: ")) from None
 
 
 def _spec(name: str, entry: dict, max_items: int, path: Path) -> ModalitySpec:
