@@ -169,3 +169,26 @@ def test_ctrl_c_with_workers_is_one_line_and_resumes(tmp_path, toks):
     ], stderr
     run_inline(args)
     assert snapshot(out) == reference
+
+
+def test_rerun_of_a_finished_folder_keeps_it_complete_throughout(tmp_path, toks, monkeypatch):
+    """A rerun over a finished OUT (same settings) never marks its modalities incomplete, not even while it
+    checks the shards: a trainer started meanwhile reads it (two benchmark processes raced on this)."""
+    from tokzoo.pipeline import run as pipeline_run
+
+    out = tmp_path / "out"
+    run_inline(command(out, "depth,rgb", toks, *ARGS))
+    before = snapshot(out)
+    seen = []
+    original = pipeline_run.LocalEngine.tokenize
+
+    def watching(self, work):
+        seen.append(
+            {m: e["complete"] for m, e in json.loads((out / "manifest.json").read_text())["modalities"].items()}
+        )
+        return original(self, work)
+
+    monkeypatch.setattr(pipeline_run.LocalEngine, "tokenize", watching)
+    run_inline(command(out, "depth,rgb", toks, *ARGS))
+    assert seen == [{"depth": True, "rgb": True}]
+    assert snapshot(out) == before

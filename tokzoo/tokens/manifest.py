@@ -56,10 +56,14 @@ def check_compatible(
 
 
 def build_manifest(manifest: dict | None, specs: list, crops: dict, samples_per_shard: int, source: str) -> dict:
-    """The manifest with this run's modalities added (marked incomplete until :func:`finish_manifest`)."""
+    """The manifest with this run's new or unfinished modalities added, marked incomplete until
+    :func:`finish_manifest`. A modality already complete (and checked compatible) stays as it is while the rerun
+    checks its shards, so a trainer that starts reading it meanwhile is not refused."""
     modalities = dict(manifest["modalities"]) if manifest else {}
     for spec in specs:
         previous = modalities.get(spec.modality, {})
+        if previous.get("complete"):
+            continue
         modalities[spec.modality] = {
             **spec.entry(previous.get("input", source)),
             "complete": False,
