@@ -20,7 +20,7 @@ One command runs the whole experiment (``--tiny``: the same path at toy size, wh
 Differences to unconditioned generation are paired over held-out scenes with 95% bootstrap intervals. Appends a
 table under ``## Multimodal trainer: steering`` in benchmarks/RESULTS.md (unless ``--no-write``).
 
-    python benchmarks/fm_steering.py --out runs/steering                  # CPU: ~1 h (data, 1500 steps, sweep)
+    python benchmarks/fm_steering.py --out runs/steering                  # CPU: ~2 h (data, 6000 steps, sweep)
     python benchmarks/fm_steering.py --tiny --out /tmp/steering --no-write  # a minute
 """
 
