@@ -4,9 +4,9 @@ One command runs the whole experiment (``--tiny``: the same path at toy size, wh
 
 1. data: rooms (indoor scenes) with all eleven modalities, outdoor scenes with the seven pixel modalities, held-out
    rooms; Canny edges, palette and metadata pseudo-labelled (classical labelers), the dense feature map by a frozen
-   vision model (``--vision-model DIR``: any DINOv2 folder; default a randomly initialised one, a stand-in that
-   exercises the path, labelled so in the output) and tokenized into its own folder of the same samples; the
-   scenes' own captions (``.captions.txt``) tokenized into a third folder;
+   vision model (``--vision-model DIR``: a transformers ViT or DINOv2 folder; default tokzoo's shipped scene ViT)
+   and tokenized (``--feature-tokenizer``: default the zoo's ``scene_vit_dense``, trained on that ViT's features)
+   into its own folder of the same samples; the scenes' own captions (``.captions.txt``) into a third folder;
 2. train ``recipes/fm/breadth-4.yaml`` and ``breadth-10.yaml`` (eleven modalities) with each seed (rooms 3 :
    outdoor 1, the held-out rooms scored during training);
 3. ``tokzoo fm eval`` rgb -> depth, normals, semseg on the held-out rooms; the eleven-modality model passes where it
@@ -40,6 +40,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from results_md import append_to_section  # noqa: E402
 from tokzoo_cli_call import cli  # noqa: E402
 
+from tokzoo.labelers.hf_features import SCENE_VIT  # noqa: E402
+
 SECTION = "## Multimodal trainer: breadth"
 PIXEL = ["rgb", "depth", "normals", "semseg", "edges", "sam_instances", "human_pose"]
 TARGETS = ["depth", "normals", "semseg"]
@@ -50,22 +52,6 @@ SIZES = {
 }
 
 
-def random_vision_model(path: Path) -> Path:
-    """A randomly initialised DINOv2-B/14-shaped encoder (1 block, 768-d, 224 px -> 16 x 16 patches): a stand-in
-    for a real vision model folder, so the feature path runs where no weights can be downloaded."""
-    import torch
-    import transformers as tf
-
-    if not (path / "config.json").exists():
-        torch.manual_seed(0)
-        config = tf.Dinov2Config(
-            hidden_size=768, num_hidden_layers=1, num_attention_heads=12, mlp_ratio=1, image_size=224, patch_size=14
-        )
-        tf.Dinov2Model(config).save_pretrained(path)
-        tf.BitImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}).save_pretrained(path)
-    return path
-
-
 def feature_labeler(vision: Path) -> str:
     """The dense-feature labeler for a vision model folder: ``vit_dense`` for a transformers ViT (the composition
     work's scene ViT), ``dinov2_dense`` for a DINOv2 folder."""
@@ -73,9 +59,8 @@ def feature_labeler(vision: Path) -> str:
     return "vit_dense" if model_type == "vit" else "dinov2_dense"
 
 
-def prepare(out: Path, size: dict, vision: Path | None, feature_tokenizer: str) -> dict:
+def prepare(out: Path, size: dict, vision: Path, feature_tokenizer: str) -> dict:
     """Render, label and tokenize; returns the token folders. Rendering is skipped when its folder exists."""
-    vision = vision or random_vision_model(out / "vision-random")
     px = str(size["size"])
     for name, n, kind, seed in (
         ("rooms", size["rooms"], "indoor", 0),
@@ -336,8 +321,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--tiny", action="store_true", help="toy sizes (minutes)")
-    parser.add_argument("--vision-model", type=Path, default=None, help="DINOv2 folder for dense_features")
-    parser.add_argument("--feature-tokenizer", default="dinov2_b14", help="zoo name or folder (default untrained)")
+    parser.add_argument(
+        "--vision-model",
+        type=Path,
+        default=SCENE_VIT,
+        help="ViT or DINOv2 folder for dense_features (default: scene ViT)",
+    )
+    parser.add_argument("--feature-tokenizer", default="scene_vit_dense", help="zoo name or folder of its features")
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(

@@ -33,7 +33,7 @@ def test_breadth_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     assert directions["captions -> semseg"]["metric"] == "miou"
     edges = directions["rgb -> edges"]  # the majority edge map: (nearly) empty, so F1 near 0
     assert edges["metric"] == "edge_f1_1px" and 0 <= edges["prior"][0] < 0.05 < edges["ceiling"][0] <= 1
-    features = directions["rgb -> dense_features"]  # an untrained feature tokenizer here: no ceiling to expect
+    features = directions["rgb -> dense_features"]  # the shipped scene ViT and its feature tokenizer; 2 steps: no gain
     assert features["metric"] == "cosine" and all(-1 <= v <= 1 for v in (*features["prior"], *features["model"]))
     config = json.loads((tmp_path / "runs" / "breadth-10-seed0" / "config.json").read_text())
     kinds = {m["name"]: m["kind"] for m in config["modalities"]}

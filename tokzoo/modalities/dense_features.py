@@ -8,9 +8,14 @@ from ..errors import InvalidValueError, ShapeError
 from .base import FSQ_LEVELS, FeatureModality, register_modality, to_tensor
 from .lazy_torch import F, torch
 
-# zoo name -> (channels, feature grid at 224 px): DINOv2-B/14 and ImageBind-H/14 give 16 x 16 patches,
-# CLIP-B/16 gives 14 x 14.
-DENSE_FEATURES = {"dinov2_b14": (768, 16), "clip_b16": (512, 14), "imagebind_h14": (1280, 16)}
+# zoo name -> (channels, feature grid): DINOv2-B/14 and ImageBind-H/14 give 16 x 16 patches at 224 px, CLIP-B/16
+# 14 x 14; tokzoo's scene ViT (the `scene_vit_dense` labeler, shipped) 8 x 8 at 64 px.
+DENSE_FEATURES = {
+    "dinov2_b14": (768, 16),
+    "clip_b16": (512, 14),
+    "imagebind_h14": (1280, 16),
+    "scene_vit_dense": (128, 8),
+}
 
 # No preset keeps full resolution: one conv level (no downsampling) gives one token per feature vector.
 # Its 3 x 3 convolutions let neighbouring vectors inform each code.
@@ -30,7 +35,7 @@ class DenseFeatures(FeatureModality):
         "float32/float64 array (h, w, C) or batch (B, h, w, C), channels last: the extractor's patch "
         "tokens reshaped to their grid (e.g. DINOv2 `x_norm_patchtokens` (h*w, C) -> (h, w, C); drop "
         "CLS/register tokens). C = normalization.dim (768 DINOv2-B/14, 512 CLIP-B/16, 1280 "
-        "ImageBind-H/14); any h, w. Finite values only, as the extractor returns them. One token per "
+        "ImageBind-H/14, 128 tokzoo's scene ViT: the `scene_vit_dense` labeler's (8, 8, 128)); any h, w. Finite values only, as the extractor returns them. One token per "
         "feature vector. decode returns float32 (B, h, w, C)."
     )
     sample_ndim = 3

@@ -168,7 +168,8 @@ def training_coverage(config: dict) -> dict | None:
     """What a learned tokenizer's weights were trained on, read from its config's ``provenance`` (None when it has
     no training recipe, e.g. untrained): ``trained_on`` (the recipe's data in words), ``input_size``, ``range``
     (the normalisation bounding its inputs, where the modality has one), ``steps``, and ``known_failures``
-    (measured, stored under ``provenance.coverage.known_failures``; empty when none are recorded)."""
+    (measured, stored under ``provenance.coverage.known_failures``; empty when none are recorded). A recipe that read
+    a folder says what it held in ``provenance.coverage.data``."""
     provenance = config.get("provenance") or {}
     recipe = provenance.get("recipe")
     if not recipe:
@@ -178,8 +179,9 @@ def training_coverage(config: dict) -> dict | None:
         spec, kind = data["scenes"], data["scenes"].get("kind", "indoor")
         kinds = _kind_shares(kind) if isinstance(kind, list) else _KINDS[kind]
         parts.append(f"{spec['n_train']} procedural {kinds} ({spec['size']} px, seed {spec['seed']})")
-    if "path" in data:
-        parts.append(f"the samples at {data['path']}")
+    coverage = provenance.get("coverage") or {}
+    if "path" in data:  # a folder of the trainer's machine: the weights' coverage may say what it held
+        parts.append(coverage.get("data") or f"the samples at {data['path']}")
     if "synthetic" in data:
         parts.append(f"{data['synthetic']['n_train']} synthetic low-rank samples")
     if "samples" in data:
@@ -210,7 +212,6 @@ def training_coverage(config: dict) -> dict | None:
         )
     elif "num_classes" in normalization:
         value_range = f"class ids 0-{normalization['num_classes'] - 1}"
-    coverage = provenance.get("coverage") or {}
     return {
         "trained_on": trained_on,
         "input_size": list(config.get("input_size", [])),
