@@ -28,3 +28,5 @@ def test_steering_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     assert "metadata g = 3 brightness" in result["summary"]
     use = result["condition_use"]  # rgb cross-entropy given the own vs another scene's condition
     assert set(use) == {"palette", "metadata", "rgb"} and all(0 < v < 10 for pair in use.values() for v in pair)
+    info = result["palette_information"]  # the colour-association reference: beta chosen among its grid
+    assert info["beta"] in (0, 1, 2, 4, 8, 16, 32) and all(0 < info[k] < 10 for k in ("marginal", "own", "other"))
