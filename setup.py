@@ -21,6 +21,8 @@ setup(
             "tokenizers/weights/*.json",
             "tokenizers/weights/*/*.json",
             "tokenizers/weights/*/*.safetensors",
+            "labelers/weights/*/*.json",
+            "labelers/weights/*/*.safetensors",
             "browse/assets/*",
         ],
         **{package: ["*.yaml"] for package in RECIPE_PACKAGES},

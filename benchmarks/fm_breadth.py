@@ -59,6 +59,14 @@ def feature_labeler(vision: Path) -> str:
     return "vit_dense" if model_type == "vit" else "dinov2_dense"
 
 
+def default_feature_tokenizer(vision: Path) -> str | None:
+    """The zoo tokenizer made for a vision folder's features: ``scene_vit_dense`` for the shipped scene ViT,
+    ``dinov2_b14`` (no weights ship: untrained) for a DINOv2 folder; None for any other model."""
+    if vision.resolve() == SCENE_VIT.resolve():
+        return "scene_vit_dense"
+    return "dinov2_b14" if feature_labeler(vision) == "dinov2_dense" else None
+
+
 def prepare(out: Path, size: dict, vision: Path, feature_tokenizer: str) -> dict:
     """Render, label and tokenize; returns the token folders. Rendering is skipped when its folder exists."""
     px = str(size["size"])
@@ -327,7 +335,12 @@ def main(argv: list[str] | None = None) -> dict:
         default=SCENE_VIT,
         help="ViT or DINOv2 folder for dense_features (default: scene ViT)",
     )
-    parser.add_argument("--feature-tokenizer", default="scene_vit_dense", help="zoo name or folder of its features")
+    parser.add_argument(
+        "--feature-tokenizer",
+        default=None,
+        help="zoo name or folder for the vision model's features (default: scene_vit_dense for the scene ViT, "
+        "dinov2_b14 untrained for a DINOv2 folder)",
+    )
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -346,8 +359,13 @@ def main(argv: list[str] | None = None) -> dict:
         size["seeds"] = [int(s) for s in args.seeds.split(",")]
         if size["seeds"] != SIZES["tiny" if args.tiny else "full"]["seeds"] and not args.no_write:
             parser.error("--seeds with other than the default seeds is a partial run: add --no-write")
+    feature_tokenizer = args.feature_tokenizer or default_feature_tokenizer(args.vision_model)
+    if feature_tokenizer is None:
+        parser.error(
+            f"--vision-model {args.vision_model}: no zoo tokenizer reads its features; pass --feature-tokenizer"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
-    data = prepare(args.out, size, args.vision_model, args.feature_tokenizer)
+    data = prepare(args.out, size, args.vision_model, feature_tokenizer)
     reports = {
         name: [
             run_variant(args.out, name, data, seed, size["steps"], args.device, args.threads, size["eval_n"])

@@ -216,6 +216,7 @@ def palette_information(train: Path, heldout: Path, n_train: int = 2048) -> dict
         total = 0.0
         for row, request in zip(rows, requests):
             distance = np.linalg.norm(colour[:, None] - request[None], axis=-1).min(1) / 255.0
+            distance[count == 0] = 0.0  # a code never seen in training has no colour: the palette leaves it be
             logp = log_prior - beta * distance
             total -= (logp - np.logaddexp.reduce(logp))[row].sum()
         return total / rows.size

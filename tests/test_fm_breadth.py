@@ -103,6 +103,13 @@ def test_the_feature_labeler_follows_the_vision_folder(tmp_path):
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps({"model_type": model_type}))
         assert breadth.feature_labeler(folder) == labeler
+    # the tokenizer made for those features: the zoo's for the shipped scene ViT and DINOv2, none for another ViT
+    assert breadth.default_feature_tokenizer(breadth.SCENE_VIT) == "scene_vit_dense"
+    assert breadth.default_feature_tokenizer(tmp_path / "dinov2") == "dinov2_b14"
+    assert breadth.default_feature_tokenizer(tmp_path / "vit") is None
+    with pytest.raises(SystemExit) as stop:  # before anything is rendered
+        breadth.main(["--out", str(tmp_path / "out"), "--vision-model", str(tmp_path / "vit")])
+    assert stop.value.code == 2 and not (tmp_path / "out").exists()
 
 
 def test_one_variant_can_run_alone(tmp_path, monkeypatch):

@@ -192,3 +192,31 @@ def test_rerun_of_a_finished_folder_keeps_it_complete_throughout(tmp_path, toks,
     run_inline(command(out, "depth,rgb", toks, *ARGS))
     assert seen == [{"depth": True, "rgb": True}]
     assert snapshot(out) == before
+
+
+def test_a_rerun_that_must_write_marks_the_modality_incomplete_first(tmp_path, toks, monkeypatch):
+    """The input grew by a shard: before the rerun writes it the manifest stops calling the folder complete, so a
+    run killed there leaves no 'complete' folder with stale counts; finished, it counts every shard."""
+    from tokzoo.pipeline import run as pipeline_run
+
+    run_inline(["scenes", "--n", "12", "--size", "64", "--samples-per-shard", "4", "--out", str(tmp_path / "all")])
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for name in ("shard-000000.tar", "shard-000001.tar"):
+        (scenes / name).write_bytes((tmp_path / "all" / name).read_bytes())
+    out = tmp_path / "out"
+    args = ["--input", str(scenes), "--samples-per-shard", "4", "--workers", "0", "--no-progress"]
+    run_inline(command(out, "depth,rgb", toks, *args))
+    (scenes / "shard-000002.tar").write_bytes((tmp_path / "all" / "shard-000002.tar").read_bytes())
+
+    def killed(*a, **k):
+        raise RuntimeError("killed while committing the new shard")
+
+    monkeypatch.setattr(pipeline_run, "commit_shard", killed)
+    assert CliRunner().invoke(cli, command(out, "depth,rgb", toks, *args)).exit_code != 0
+    entries = json.loads((out / "manifest.json").read_text())["modalities"]
+    assert not entries["depth"]["complete"] and not entries["rgb"]["complete"]
+    monkeypatch.undo()
+    run_inline(command(out, "depth,rgb", toks, *args))
+    entries = json.loads((out / "manifest.json").read_text())["modalities"]
+    assert entries["depth"]["complete"] and entries["depth"]["shards"] == 3 and entries["depth"]["samples"]["ok"] == 12

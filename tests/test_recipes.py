@@ -122,6 +122,9 @@ def test_recipes_work_from_an_installed_wheel_outside_the_checkout(tmp_path):
     )
     package, recipes = where.stdout.split()
     assert Path(package).is_relative_to(venv) and Path(recipes).is_relative_to(venv)  # the wheel's, not the checkout's
+    shipped = Path(package).parent / "labelers" / "weights" / "scene_vit"  # the scene ViT ships in the wheel too
+    assert (shipped / "model.safetensors").is_file() and (shipped / "preprocessor_config.json").is_file()
+    assert (Path(package).parent / "tokenizers" / "weights" / "scene_vit_dense" / "model.safetensors").is_file()
     listing = tokzoo("recipes")
     assert listing.returncode == 0 and "fm/scenes-cpu" in listing.stdout and "compose/gats" in listing.stdout
     assert tokzoo("scenes", "--n", "8", "--size", "64", "--out", "scenes").returncode == 0

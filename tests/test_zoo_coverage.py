@@ -60,6 +60,10 @@ def test_every_shipped_tokenizer_states_its_coverage(name):
     assert ("outdoor" in trained) == any(k in ("outdoor", "mix") for k in kinds), trained
     assert f"{config['provenance']['steps']} steps" in trained
     assert f"known to fail: {recorded[0]}" in lines
+    data = config["provenance"]["recipe"]["data"]
+    if "path" in data:  # a folder of the trainer's machine: the weights say what it held, not where it was
+        described = config["provenance"]["coverage"].get("data")
+        assert described and described in trained and data["path"] not in trained, trained
 
 
 def test_retrained_image_tokenizers_cover_outdoor_scenes():

@@ -36,10 +36,15 @@ def content_length(row: np.ndarray) -> int:
     return int(pads[0]) if len(pads) else len(row)
 
 
+def span_starts(dropped: np.ndarray) -> np.ndarray:
+    """(n,) bool: where a maximal run of ``dropped`` (n,) bool positions begins."""
+    return dropped & ~np.concatenate([[False], dropped[:-1]])
+
+
 def corrupt(content: np.ndarray, keep: np.ndarray, vocab: int) -> tuple[np.ndarray, np.ndarray]:
     """(input ids, target ids) of ``content`` (n,) with ``keep`` (n,) bool; sentinels numbered from ``vocab``."""
     dropped = ~keep
-    starts = dropped & ~np.concatenate([[False], dropped[:-1]])
+    starts = span_starts(dropped)
     sentinel = vocab + np.cumsum(starts) - 1  # the sentinel id of the span each position belongs to
     n_spans = int(starts.sum())
     inputs = np.where(starts, sentinel, content)[keep | starts]
@@ -51,8 +56,7 @@ def corrupt(content: np.ndarray, keep: np.ndarray, vocab: int) -> tuple[np.ndarr
 
 def input_length(keep: np.ndarray) -> int:
     """Length of the corrupted input for ``keep`` (n,) bool: the kept ids plus one sentinel per dropped span."""
-    dropped = ~keep
-    return int(keep.sum()) + int((dropped & ~np.concatenate([[False], dropped[:-1]])).sum())
+    return int(keep.sum()) + int(span_starts(~keep).sum())
 
 
 def mask_sequence(
@@ -60,16 +64,15 @@ def mask_sequence(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Span-corrupt ``content`` within the budgets: (input ids (<= n_input,), target ids (<= n_target,))."""
     n = len(content)
-    keep = np.zeros(n, bool)  # no input budget: the whole content is one span, all of it target
+    keep = np.zeros(n, bool)  # no input budget, or no draw fits it: the whole content is one span, all target
     if n_input > 0:
         p = float(rng.uniform())
         for _ in range(MAX_TRIES):
-            keep = rng.random(n) < p
-            if input_length(keep) <= n_input:
+            draw = rng.random(n) < p
+            if input_length(draw) <= n_input:
+                keep = draw
                 break
             p *= KEEP_DECAY
-        else:
-            keep = np.zeros(n, bool)
     inputs, target = corrupt(content, keep, vocab)
     if n_input == 0:
         inputs = inputs[:0]

@@ -35,8 +35,9 @@ class DenseFeatures(FeatureModality):
         "float32/float64 array (h, w, C) or batch (B, h, w, C), channels last: the extractor's patch "
         "tokens reshaped to their grid (e.g. DINOv2 `x_norm_patchtokens` (h*w, C) -> (h, w, C); drop "
         "CLS/register tokens). C = normalization.dim (768 DINOv2-B/14, 512 CLIP-B/16, 1280 "
-        "ImageBind-H/14, 128 tokzoo's scene ViT: the `scene_vit_dense` labeler's (8, 8, 128)); any h, w. Finite values only, as the extractor returns them. One token per "
-        "feature vector. decode returns float32 (B, h, w, C)."
+        "ImageBind-H/14, 128 tokzoo's scene ViT: the `scene_vit_dense` labeler's (8, 8, 128)); any h, w. "
+        "Finite values only, as the extractor returns them. One token per feature vector. decode returns "
+        "float32 (B, h, w, C)."
     )
     sample_ndim = 3
     croppable = False  # on the extractor's patch grid, computed from its own view of the image

@@ -143,6 +143,7 @@ def tokenize(job: TokenizeJob, engine: Engine | None = None) -> Summary:
         total,
         _shared_bytes(specs, codecs, job.crops),
         len(getattr(reader, "shards", [])) or None,
+        manifest,
     )
     written, nodes = engine.tokenize(work)
 
@@ -167,12 +168,24 @@ class ShardWork:
     total: int | None  # samples, when known cheaply (progress bars)
     shared: dict[str, int]  # bytes per chunk per modality for shared-memory slots (local workers)
     units_total: int | None = None  # units in the input, when known without reading it (tars)
+    manifest: dict | None = None  # as written at the start; a complete modality stays complete until it gets work
 
     def specs_for(self, state: ShardState) -> list[RunModality]:
         return [s for s in self.specs if s.modality in state.todo(self.requested)]
 
     def commit(self, shard: ShardBuilder, seconds: float) -> None:
+        self._mark_incomplete(shard.state.todo(self.requested))
         commit_shard(self.out, shard, self.plan.sources[shard.state.index], seconds)
+
+    def _mark_incomplete(self, modalities) -> None:
+        """Before a rerun adds or rebuilds a shard of a modality the manifest calls complete (a grown input, a
+        damaged shard), the manifest says it is not: a reader never takes a folder in change for a finished one."""
+        entries = (self.manifest or {}).get("modalities", {})
+        stale = [m for m in modalities if entries.get(m, {}).get("complete")]
+        if stale:
+            for m in stale:
+                entries[m] = {**entries[m], "complete": False}
+            write_atomic(self.out / MANIFEST, json_bytes(self.manifest), self.out)
 
 
 class Plan:

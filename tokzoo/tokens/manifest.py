@@ -58,7 +58,8 @@ def check_compatible(
 def build_manifest(manifest: dict | None, specs: list, crops: dict, samples_per_shard: int, source: str) -> dict:
     """The manifest with this run's new or unfinished modalities added, marked incomplete until
     :func:`finish_manifest`. A modality already complete (and checked compatible) stays as it is while the rerun
-    checks its shards, so a trainer that starts reading it meanwhile is not refused."""
+    checks its shards, so a trainer that starts reading it meanwhile is not refused; the run marks it incomplete
+    before it writes a shard of it (a grown input, a damaged shard)."""
     modalities = dict(manifest["modalities"]) if manifest else {}
     for spec in specs:
         previous = modalities.get(spec.modality, {})

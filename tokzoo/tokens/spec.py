@@ -135,16 +135,6 @@ def dataset_manifest(root: str | Path) -> dict:
     raise InputError(path, "missing; not a token dataset written by `tokzoo tokenize`")
 
 
-def manifest_holding(root: str | Path, name: str) -> Path:
-    """The manifest path of the folder of ``root`` (see :func:`dataset_parts`) that holds modality ``name``."""
-    parts = dataset_parts(root)
-    if len(parts) > 1:
-        for part in parts:
-            if name in dataset_manifest(part)["modalities"]:
-                return part / MANIFEST
-    return parts[0] / MANIFEST
-
-
 def specs_from_manifest(root: str | Path, names: list[str], max_items: int = 16) -> list[ModalitySpec]:
     """Specs of ``names`` in that order, from ``root/manifest.json``.
 
@@ -152,11 +142,14 @@ def specs_from_manifest(root: str | Path, names: list[str], max_items: int = 16)
     dataset holds no samples.
     """
     entries = dataset_manifest(root)["modalities"]
-    first = dataset_parts(root)[0] / MANIFEST
+    parts = dataset_parts(root)
+    first = parts[0] / MANIFEST
+    # errors about one modality name the folder holding it
+    holders = {name: part / MANIFEST for part in parts[1:] for name in dataset_manifest(part)["modalities"]}
     specs = []
     for name in names:
         entry = entries.get(name)
-        path = first if entry is None else manifest_holding(root, name)
+        path = holders.get(name, first)
         if entry is None:
             raise InputError(
                 path, f"no modality {name!r} in this token dataset (it has: {', '.join(sorted(entries)) or 'none'})"
