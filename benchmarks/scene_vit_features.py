@@ -15,7 +15,7 @@ One command:
    - same-bit PCA: per vector, the first k principal components of the training vectors, each quantised uniformly
      to floor(2 ** (bits per token / k)) levels (k = 1..8, the best k on the held-out set: an oracle choice).
 
-``--kind global`` does the same with the ``vit_global`` labeler (one (128,) vector per scene; 8192 training and
+``--kind global`` does the same with the ``vit_global`` labeler (one (128,) vector per scene; 32768 training and
 1024 held-out scenes, its folders prefixed ``global-``) and ``features/scene_vit_global``, scored against
    - the mean training vector (0 bits),
    - same-bit PCA as above (k = 1..128, the best on the held-out set: an oracle choice),
@@ -60,12 +60,12 @@ KINDS = {
         "full": {"train": 4096, "heldout": 256, "steps": None},
         "max_k": 8,
     },
-    "global": {  # one vector per scene: more scenes, and a held-out set large enough for a mean over 1024 vectors
+    "global": {  # one vector per scene (not 64): more scenes to train on, and 1024 held-out vectors
         "recipe": "features/scene_vit_global",
         "modality": "global_feature",
         "labeler": "vit_global",
         "prefix": "global-",
-        "full": {"train": 8192, "heldout": 1024, "steps": None},
+        "full": {"train": 32768, "heldout": 1024, "steps": None},
         "max_k": 128,
     },
 }
