@@ -10,11 +10,14 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from tokzoo.errors import CheckpointError, ConfigError
+from tokzoo.modalities import get_modality
 from tokzoo.tokenizers.training import build_tokenizer, learning_rate, load_recipe, train, validate_recipe
 from tokzoo.tokenizers.zoo import zoo_entries
 from tokzoo_cli.main import cli
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
+# Tokenizers of features computed here (the scene ViT's), trained on pseudo-labelled folders given with --data.
+FEATURE_RECIPES = sorted((Path(__file__).parent.parent / "recipes" / "features").glob("*.yaml"))
 
 TINY = {
     "name": "tiny_depth",
@@ -159,9 +162,22 @@ def test_every_recipe_parses_and_builds_its_tokenizer(path):
     assert "quantizer" in path.read_text().split("name:")[0].lower()  # the header comment explains the quantizer
 
 
+@pytest.mark.parametrize("path", FEATURE_RECIPES, ids=[p.stem for p in FEATURE_RECIPES])
+def test_every_feature_recipe_builds_its_tokenizer_and_matches_its_zoo_default(path):
+    recipe = load_recipe(path)
+    assert recipe["name"] == path.stem and "path" in recipe["data"]
+    tokenizer = build_tokenizer(recipe, str(path))
+    assert tokenizer.modality in ("dense_features", "global_feature")
+    assert "quantizer" in path.read_text().split("name:")[0].lower()
+    if path.stem in zoo_entries():  # `load_tokenizer(name, untrained_ok=True)` builds what the recipe trains
+        default = get_modality(tokenizer.modality).default_tokenizer(path.stem)
+        assert {**recipe["tokenizer"], "loss": recipe["loss"]} == {"modality": tokenizer.modality, **default}
+
+
 def test_every_learned_zoo_tokenizer_has_a_recipe():
     learned = {name for name, entry in zoo_entries().items() if entry.learned}
-    assert learned <= {p.stem for p in RECIPES}
+    assert learned <= {p.stem for p in RECIPES + FEATURE_RECIPES}
+    assert "scene_vit_global" in {p.stem for p in FEATURE_RECIPES}
 
 
 BAD = {

@@ -9,8 +9,12 @@ from ..viz import colorize
 from .base import FeatureModality, register_modality, to_tensor
 from .lazy_torch import F, torch
 
-# Embedding sizes of the extractors 4M-21 used; the zoo name picks the dimension.
-GLOBAL_DIMS = {"dinov2_global": 768, "clip_global": 512, "imagebind_global": 1024}
+# Embedding sizes of the extractors 4M-21 used, and of the composition work's scene ViT (its class token,
+# recipes/features/scene_vit_global.yaml); the zoo name picks the dimension.
+GLOBAL_DIMS = {"dinov2_global": 768, "clip_global": 512, "imagebind_global": 1024, "scene_vit_global": 128}
+
+# The scene ViT's 128 values take a narrower MLP and 8 tokens (111 bits); the others mlp-base's 16 tokens.
+GLOBAL_MODELS = {"scene_vit_global": {"family": "mlp", "hidden": 512, "depth": 2, "n_tokens": 8}}
 
 
 @register_modality
@@ -25,15 +29,15 @@ class GlobalFeature(FeatureModality):
     sample_ndim = 1
     contract = (
         "float32/float64 array (D,) or batch (B, D): one embedding per image exactly as the extractor "
-        "returns it (D = normalization.dim: 768 DINOv2-B, 512 CLIP-B/16, 1024 ImageBind-H). Finite "
-        "values only. decode returns float32 (B, D)."
+        "returns it (D = normalization.dim: 768 DINOv2-B, 512 CLIP-B/16, 1024 ImageBind-H, 128 the scene ViT's "
+        "class token). Finite values only. decode returns float32 (B, D)."
     )
     zoo_names = tuple(GLOBAL_DIMS)
 
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:
         return {
-            "model": {"preset": "mlp-base"},
+            "model": dict(GLOBAL_MODELS.get(name, {"preset": "mlp-base"})),
             "latent_dim": 32,
             "quantizer": {"type": "fsq", "levels": [8, 8, 8, 6, 5]},
             "input_size": [GLOBAL_DIMS[name]],

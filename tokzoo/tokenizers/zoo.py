@@ -83,9 +83,12 @@ def build_zoo_tokenizer(name: str, untrained_ok: bool = False, seed: int = 0) ->
     if entry.weights_dir is not None:
         return Tokenizer.from_pretrained(entry.weights_dir)
     if not untrained_ok:
+        from ..recipes import recipe_names
+
+        recipe = next((r for r in recipe_names() if r.rpartition("/")[2] == name), name)  # features/scene_vit_global
         raise TokzooError(
             f"zoo tokenizer {name!r} has no shipped weights yet; train them with "
-            f"`tokzoo train --recipe {name}`, or ask for an untrained one (--untrained; untrained_ok=True in Python)"
+            f"`tokzoo train --recipe {recipe}`, or ask for an untrained one (--untrained; untrained_ok=True in Python)"
         )
     from .learned import LearnedTokenizer
 
