@@ -146,7 +146,8 @@ def measure(run: Path, heldout: Path, scales: list[float], steps: int, seed: int
 def condition_use(run: Path, heldout: Path, n: int = 64) -> dict[str, tuple[float, float]]:
     """Whether the model reads its condition at all: held-out rgb cross-entropy (nats per token, every rgb token a
     target) given each condition of the same scene vs of another scene (rolled by one in the batch); for
-    ``rgb`` the even token slots are given and the odd ones predicted."""
+    ``rgb`` the even token slots are given and the odd ones predicted. Any fm model with rgb: the conditions are
+    those of palette, metadata and rgb that it has."""
     import torch
 
     from tokzoo.fm.checkpoint import load_model
@@ -154,11 +155,12 @@ def condition_use(run: Path, heldout: Path, n: int = 64) -> dict[str, tuple[floa
     from tokzoo.fm.stream import ordered_batches
 
     model = load_model(run).eval()
-    batch = flatten_batch(next(iter(ordered_batches(heldout, MODALITIES, n))), model.specs)
+    conditions = [m for m in MODALITIES[1:] + MODALITIES[:1] if m in {s.name for s in model.specs}]
+    batch = flatten_batch(next(iter(ordered_batches(heldout, conditions, n))), model.specs)
     given = torch.zeros_like(batch.valid["rgb"])
     given[:, ::2] = True
     out = {}
-    for condition in ("palette", "metadata", "rgb"):
+    for condition in conditions:
         pair = []
         for other in (False, True):
             tokens, valid = dict(batch.tokens), dict(batch.valid)
