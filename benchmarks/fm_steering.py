@@ -22,6 +22,7 @@ table under ``## Multimodal trainer: steering`` in benchmarks/RESULTS.md (unless
 
     python benchmarks/fm_steering.py --out runs/steering                  # CPU: ~2 h (data, 6000 steps, sweep)
     python benchmarks/fm_steering.py --tiny --out /tmp/steering --no-write  # a minute
+    python benchmarks/fm_steering.py --out runs/steering --model RUN      # measure another fm run (no training)
 """
 
 from __future__ import annotations
@@ -240,8 +241,8 @@ def table(rows: dict, scales: list[float], meta: dict) -> tuple[str, dict]:
         f"{meta['n']} held-out scenes",
         "",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, torch threads {meta['threads']}. "
-        f"`{meta['command']}`. Model: recipes/fm/steering.yaml, {meta['steps']} steps, on {meta['train']} "
-        f"scenes (stream 0, mix); held-out: stream 7. Generation: MaskGIT {meta['decode_steps']} steps, "
+        f"`{meta['command']}`. Model: {meta['model']}; held-out: stream 7. Generation: MaskGIT "
+        f"{meta['decode_steps']} steps, "
         "temperature 1, from the condition alone; g = 0 is unconditioned generation.",
         "",
     ]
@@ -302,6 +303,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n", type=int, default=None, help="held-out scenes scored (default all)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="measure this fm run (with rgb, palette, metadata) instead of training"
+    )
     args = parser.parse_args(argv)
     import torch
 
@@ -309,17 +313,19 @@ def main(argv: list[str] | None = None) -> dict:
     size = SIZES["tiny" if args.tiny else "full"]
     scales = [float(s) for s in args.scales.split(",")]
     data = prepare(args.out, size)
-    run = train(args.out, data, size["steps"], args.threads, args.seed)
+    run = args.model or train(args.out, data, size["steps"], args.threads, args.seed)
     rows = measure(run, data["heldout"], scales, args.steps, args.seed, args.n)
     config = json.loads((run / "config.json").read_text())
+    steps = config["recipe"]["train"]["steps"] if "recipe" in config else size["steps"]
     meta = {
         "condition_use": condition_use(run, data["heldout"], 64 if not args.tiny else size["heldout"]),
         "palette_information": palette_information(data["train"], data["heldout"], None if args.tiny else 2048),
         "seed": args.seed,
         "n": len(next(iter(rows["palette"].values()))["chamfer"]),
         "threads": args.threads,
-        "steps": config["recipe"]["train"]["steps"] if "recipe" in config else size["steps"],
-        "train": size["train"],
+        "model": f"{run}, {steps} steps of its recipe"
+        if args.model
+        else f"recipes/fm/steering.yaml, {steps} steps, on {size['train']} scenes (stream 0, mix)",
         "decode_steps": args.steps,
         "command": "python benchmarks/fm_steering.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }

@@ -30,3 +30,9 @@ def test_steering_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     assert set(use) == {"palette", "metadata", "rgb"} and all(0 < v < 10 for pair in use.values() for v in pair)
     info = result["palette_information"]  # the colour-association reference: beta chosen among its grid
     assert info["beta"] in (0, 1, 2, 4, 8, 16, 32) and all(0 < info[k] < 10 for k in ("marginal", "own", "other"))
+    # --model measures an existing run without training one
+    again = load_benchmark("fm_steering").main(
+        ["--tiny", "--out", str(tmp_path), "--no-write", "--scales", "0,1", "--model", str(result["run"])]
+    )
+    assert again["run"] == result["run"] and list(again["rows"]["palette"])[:2] == ["g = 0", "g = 1"]
+    assert sorted(p.name for p in tmp_path.glob("run-*")) == [result["run"].name]
