@@ -268,3 +268,34 @@ def test_shipped_fm_recipes_parse_and_train_on_the_scene_modalities(path):
     assert set(recipe.modalities) <= set(MODALITIES) and recipe.train.steps >= 1
     highest_target = recipe.masking.budget_ranges()[1][1]
     assert highest_target <= 64 * len(recipe.modalities)  # the scenes' modalities hold 64 tokens each
+
+
+def test_train_init_starts_from_another_runs_weights(tokens, tmp_path, one_thread):
+    """``train.init: RUN``: a run on more modalities starts from RUN's trunk and the shared modalities' embeddings
+    (4M's fine-tuning); the new modality's embedding and modality row start as initialised."""
+    from tokzoo.errors import ConfigError
+    from tokzoo.fm.checkpoint import initialise_from, load_model
+    from tokzoo.fm.model import FourM
+    from tokzoo.tokens.spec import specs_from_manifest
+
+    base = tmp_path / "base"
+    train(parse_recipe(recipe_dict(steps=2), "base"), str(tokens), str(base))
+    source = load_model(base)
+    wide = FourM(specs_from_manifest(tokens, ["rgb", "depth", "semseg", "normals"]), source.config)
+    before = {k: v.clone() for k, v in wide.state_dict().items()}
+    copied, fresh = initialise_from(wide, source)
+    theirs, mine = source.state_dict(), wide.state_dict()
+    assert "embeddings.normals.weight" in fresh and "embeddings.rgb.weight" in copied
+    assert all(torch.equal(mine[k], theirs[k]) for k in copied if k != "modality_embedding")
+    assert torch.equal(mine["modality_embedding"][:3], theirs["modality_embedding"])  # rows by modality name
+    assert torch.equal(mine["modality_embedding"][3], before["modality_embedding"][3])
+    assert all(torch.equal(mine[k], before[k]) for k in fresh)
+
+    recipe = recipe_dict(steps=1, lr=1e-12, weight_decay=0.0, init=str(base))  # ~no step: it keeps its start
+    recipe["data"]["modalities"] = ["rgb", "depth", "semseg", "normals"]
+    run = tmp_path / "wide"
+    train(parse_recipe(recipe, "wide"), str(tokens), str(run))
+    trained = load_model(run).state_dict()
+    assert all(torch.allclose(trained[k], theirs[k], atol=1e-8) for k in copied if k != "modality_embedding")
+    with pytest.raises(ConfigError, match="train.init"):
+        parse_recipe(recipe_dict(init=""), "bad")

@@ -136,3 +136,30 @@ def read_state(run: str | Path) -> dict | None:
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
     return state
+
+
+def initialise_from(model: FourM, source: FourM) -> tuple[list[str], list[str]]:
+    """Start ``model`` from ``source``'s weights (fine-tuning a trained model on other modalities, as 4M does):
+    every tensor of the same name and shape, except the token embeddings of a modality tokenized differently
+    (another tokenizer content hash), and the modality-embedding rows of the modalities both have. In place;
+    returns (copied, left as initialised) tensor names."""
+    theirs = source.state_dict()
+    their_specs = {s.name: (i, s) for i, s in enumerate(source.specs)}
+    tokens = lambda s: (s.kind, s.vocab_size, tuple(s.grid), s.content_hash)  # noqa: E731
+    same_tokens = {s.name for s in model.specs if s.name in their_specs and tokens(their_specs[s.name][1]) == tokens(s)}
+    copied, fresh = [], []
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name == "modality_embedding":
+                rows = [(i, their_specs[s.name][0]) for i, s in enumerate(model.specs) if s.name in same_tokens]
+                for mine, their in rows:
+                    tensor[mine] = theirs[name][their]
+                (copied if rows else fresh).append(name)
+                continue
+            modality = name.split(".")[1] if name.startswith("embeddings.") else None
+            if name in theirs and theirs[name].shape == tensor.shape and modality in (None, *same_tokens):
+                tensor.copy_(theirs[name])
+                copied.append(name)
+            else:
+                fresh.append(name)
+    return copied, fresh

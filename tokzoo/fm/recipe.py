@@ -43,6 +43,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # 0 = only at the end
     eval_every: int = 0  # score the held-out set (--eval-data) every this many steps; 0 = never
     eval_samples: int = 64  # held-out samples scored (the first ones, crop 0, masks drawn once)
+    init: str | None = None  # an fm run folder whose weights start this run (its trunk and the shared modalities)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "betas": list(self.betas)}
@@ -176,6 +177,8 @@ def _train(section: dict, where) -> TrainConfig:
     for name in ("lr", "weight_decay", "grad_clip"):
         if name in values:
             values[name] = _number(values[name], f"train.{name}", where, 0)
+    if "init" in values and not (isinstance(values["init"], str) and values["init"].strip()):
+        raise ConfigError(f"{where}: train.init must be the folder of an fm run")
     if "betas" in values:
         betas = values["betas"]
         if not (

@@ -32,7 +32,7 @@ from tokzoo.runs.run_folder import append_log, load_optimizer, truncate_log
 from tokzoo.runs.schedule import warmup_cosine
 from tokzoo.tokens.spec import ModalitySpec, check_same_vocabularies, dataset_parts, specs_from_manifest
 
-from .checkpoint import load_model, read_run_config, read_state, run_model_config, save_checkpoint
+from .checkpoint import initialise_from, load_model, read_run_config, read_state, run_model_config, save_checkpoint
 from .masking import MaskedBatch, Masker, flatten_batch
 from .model import FourM
 from .recipe import Recipe, TrainConfig
@@ -183,6 +183,8 @@ def train(
         _check_resumable(out, recipe, specs)
     torch.manual_seed(cfg.seed)
     model = (load_model(out) if state is not None else FourM(specs, recipe.model)).to(dev)
+    if state is None and cfg.init:  # a resumed run has its own weights; the run's config keeps the recipe's init
+        initialise_from(model, load_model(cfg.init, dev))
     optimizer = make_optimizer(model, cfg)
     if state is not None:
         load_optimizer(out, model, optimizer)
