@@ -261,8 +261,8 @@ def verdict(reports: dict[str, list[dict]]) -> list[dict]:
 
 def new_directions(reports: list[dict]) -> list[dict]:
     """Per new direction of the wide model (rgb -> captions, captions -> semseg, rgb -> edges, rgb ->
-    dense_features, rgb -> human_pose): model, training prior and tokenizer ceiling per seed; learned where the model beats the
-    prior with every seed."""
+    dense_features, rgb -> human_pose): model, training prior and tokenizer ceiling per seed; learned where the
+    model beats the prior with every seed."""
     rows = []
     for direction in reports[0]["directions"]:
         r = [report["directions"][direction] for report in reports]
@@ -306,7 +306,8 @@ def table(rows: list[dict], size: dict, data: dict, command: str, directions: li
     lines += [
         "",
         "New directions of the 11-modality model, held-out rooms (per seed; prior from the training rooms: the "
-        "text-only caption, the per-pixel majority class, the majority edge map = empty, the mean feature map, one human in the mean pose):",
+        "text-only caption, the per-pixel majority class, the majority edge map = empty, the mean feature map, "
+        "one human in the mean pose):",
         "",
         "| direction | metric | model | prior | tokenizer ceiling | beats the prior |",
         "|---|---|---|---|---|---|",

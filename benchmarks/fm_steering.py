@@ -156,7 +156,7 @@ def condition_use(run: Path, heldout: Path, n: int = 64) -> dict[str, tuple[floa
     from tokzoo.fm.stream import ordered_batches
 
     model = load_model(run).eval()
-    conditions = [m for m in MODALITIES[1:] + MODALITIES[:1] if m in {s.name for s in model.specs}]
+    conditions = [m for m in ("palette", "metadata", "rgb") if m in {s.name for s in model.specs}]
     batch = flatten_batch(next(iter(ordered_batches(heldout, conditions, n))), model.specs)
     given = torch.zeros_like(batch.valid["rgb"])
     given[:, ::2] = True
@@ -215,22 +215,26 @@ def palette_information(train: Path, heldout: Path, n_train: int = 2048) -> dict
     colour /= np.maximum(count, 1)[:, None]
     log_prior = np.log((count + 1) / (count + 1).sum())
 
-    def cross_entropy(rows, requests, beta: float) -> float:
-        total = 0.0
-        for row, request in zip(rows, requests):
-            distance = np.linalg.norm(colour[:, None] - request[None], axis=-1).min(1) / 255.0
-            distance[count == 0] = 0.0  # a code never seen in training has no colour: the palette leaves it be
-            logp = log_prior - beta * distance
-            total -= (logp - np.logaddexp.reduce(logp))[row].sum()
-        return total / rows.size
+    def distances(requests) -> np.ndarray:
+        """(n, vocab): each code's colour distance to the nearest requested colour of each palette."""
+        d = np.stack([np.linalg.norm(colour[:, None] - r[None], axis=-1).min(1) for r in requests]) / 255.0
+        d[:, count == 0] = 0.0  # a code never seen in training has no colour: the palette leaves it be
+        return d
 
-    fit = min((cross_entropy(ids[:512], palettes[:512], beta), beta) for beta in (0, 1, 2, 4, 8, 16, 32))[1]
+    def cross_entropy(rows: np.ndarray, distance: np.ndarray, beta: float) -> float:
+        logp = log_prior - beta * distance
+        logp -= np.logaddexp.reduce(logp, axis=1, keepdims=True)
+        return float(-np.take_along_axis(logp, rows, 1).sum() / rows.size)
+
+    fitting = distances(palettes[:512])
+    fit = min((cross_entropy(ids[:512], fitting, beta), beta) for beta in (0, 1, 2, 4, 8, 16, 32))[1]
     held_ids, _, held_palettes, _ = load(heldout, None)
-    other = held_palettes[1:] + held_palettes[:1]
+    own = distances(held_palettes)
+    other = np.roll(own, -1, axis=0)  # another held-out scene's palette
     return {
         "beta": fit,
-        "marginal": cross_entropy(held_ids, held_palettes, 0),
-        "own": cross_entropy(held_ids, held_palettes, fit),
+        "marginal": cross_entropy(held_ids, own, 0),
+        "own": cross_entropy(held_ids, own, fit),
         "other": cross_entropy(held_ids, other, fit),
     }
 

@@ -32,7 +32,7 @@ from tokzoo.crops import apply_crop
 from tokzoo.errors import ConfigError, TokzooError
 from tokzoo.labelers.metrics import edge_counts, f1
 from tokzoo.modalities import MODALITIES
-from tokzoo.tokenizers.evaluation.metrics import abs_rel, angular_error, boundary_f1, mean_iou
+from tokzoo.tokenizers.evaluation.metrics import abs_rel, angular_error, boundary_f1, cosine, mean_iou
 from tokzoo.tokens import make_loader
 from tokzoo.tokens.spec import check_same_vocabularies, dataset_manifest, dataset_parts, specs_from_manifest
 
@@ -129,7 +129,7 @@ def score(modality: str, truths: list, predictions: list) -> float:
         counts = np.sum([edge_counts(p, t, tolerance=1.0) for t, p in zip(truths, predictions)], 0)
         return f1(*map(int, counts))[2]
     if modality == "dense_features":
-        return float(np.mean([_cosine(t, p) for t, p in zip(truths, predictions)]))
+        return float(np.mean([cosine(t, p) for t, p in zip(truths, predictions)]))
     if modality == "human_pose":
         errors = [e for t, p in zip(truths, predictions) for e in _keypoint_errors(t, p)]
         return float(np.mean(errors)) if errors else float("nan")
@@ -175,14 +175,6 @@ def _mean_pose(values: list[dict]) -> dict:
     mean = (stack[..., :2] * seen[..., None]).sum(0) / np.maximum(seen.sum(0), 1)[:, None]  # 0 where never labelled
     keypoints = np.concatenate([mean, np.full((len(mean), 1), 2.0)], 1)
     return {"skeleton": "coco17", "width": width, "height": height, "humans": [{"keypoints_2d": keypoints.tolist()}]}
-
-
-def _cosine(truth: np.ndarray, prediction: np.ndarray) -> float:
-    """Mean cosine similarity of the (..., C) feature vectors of two maps."""
-    t = np.asarray(truth, np.float64).reshape(-1, truth.shape[-1])
-    p = np.asarray(prediction, np.float64).reshape(-1, prediction.shape[-1])
-    norms = np.linalg.norm(t, axis=1) * np.linalg.norm(p, axis=1)
-    return float(np.mean((t * p).sum(1) / np.maximum(norms, 1e-12)))
 
 
 def evaluate(
