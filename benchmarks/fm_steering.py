@@ -23,6 +23,8 @@ table under ``## Multimodal trainer: steering`` in benchmarks/RESULTS.md (unless
     python benchmarks/fm_steering.py --out runs/steering                  # CPU: ~2 h (data, 6000 steps, sweep)
     python benchmarks/fm_steering.py --tiny --out /tmp/steering --no-write  # a minute
     python benchmarks/fm_steering.py --out runs/steering --model RUN      # measure another fm run (no training)
+    python benchmarks/fm_steering.py --out runs/steering --recipe recipes/fm/steering_finetune.yaml --init RUN
+                                        # fine-tune a trained fm run (e.g. fm_breadth's 11-modality model) to steer
 """
 
 from __future__ import annotations
@@ -67,16 +69,22 @@ def prepare(out: Path, size: dict) -> dict[str, Path]:
     return folders
 
 
-def train(out: Path, data: dict[str, Path], steps: int | None, threads: int, seed: int) -> Path:
+def train(
+    out: Path, data: dict[str, Path], steps: int | None, threads: int, seed: int, recipe_path: Path, init: Path | None
+) -> Path:
+    """Train ``recipe_path`` (from the weights of the fm run ``init`` when given) on the training scenes."""
     import yaml
 
-    raw = yaml.safe_load((ROOT / "recipes" / "fm" / "steering.yaml").read_text())
+    raw = yaml.safe_load(recipe_path.read_text())
     raw["train"]["seed"] = seed
+    if init is not None:
+        raw["train"]["init"] = str(init)
     if steps is not None:
         raw["train"].update(steps=steps, warmup_steps=1, checkpoint_every=steps, eval_every=steps, eval_samples=4)
-    run = out / f"run-seed{seed}"
+    name = "" if recipe_path.stem == "steering" else f"{recipe_path.stem}-"
+    run = out / f"run-{name}seed{seed}"
     run.mkdir(parents=True, exist_ok=True)
-    recipe = out / f"steering-seed{seed}.yaml"
+    recipe = out / f"{recipe_path.stem}-seed{seed}.yaml"
     recipe.write_text(yaml.safe_dump(raw, sort_keys=False))
     cli("fm", "train", "-r", recipe, "--data", data["train"], "--eval-data", data["heldout"], "-o", run,
         "--threads", threads, "--no-progress")  # fmt: skip
@@ -310,6 +318,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--model", type=Path, default=None, help="measure this fm run (with rgb, palette, metadata) instead of training"
     )
+    parser.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "fm" / "steering.yaml", help="fm recipe")
+    parser.add_argument(
+        "--init", type=Path, default=None, help="fm run whose weights start the training (train.init of the recipe)"
+    )
     args = parser.parse_args(argv)
     import torch
 
@@ -317,7 +329,7 @@ def main(argv: list[str] | None = None) -> dict:
     size = SIZES["tiny" if args.tiny else "full"]
     scales = [float(s) for s in args.scales.split(",")]
     data = prepare(args.out, size)
-    run = args.model or train(args.out, data, size["steps"], args.threads, args.seed)
+    run = args.model or train(args.out, data, size["steps"], args.threads, args.seed, args.recipe, args.init)
     rows = measure(run, data["heldout"], scales, args.steps, args.seed, args.n)
     config = json.loads((run / "config.json").read_text())
     steps = config["recipe"]["train"]["steps"] if "recipe" in config else size["steps"]
@@ -329,7 +341,9 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": args.threads,
         "model": f"{run}, {steps} steps of its recipe"
         if args.model
-        else f"recipes/fm/steering.yaml, {steps} steps, on {size['train']} scenes (stream 0, mix)",
+        else f"{args.recipe.relative_to(ROOT) if args.recipe.is_relative_to(ROOT) else args.recipe}, {steps} steps, "
+        f"on {size['train']} scenes (stream 0, mix)"
+        + (f", starting from the weights of {args.init}" if args.init else ""),
         "decode_steps": args.steps,
         "command": "python benchmarks/fm_steering.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }

@@ -1,6 +1,9 @@
 """benchmarks/fm_steering.py at toy size: scenes labelled with palette and metadata, the steering recipe trained,
 rgb generated from each condition across guidance scales and measured against the request."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from benchmark_scripts import load_benchmark
@@ -36,3 +39,22 @@ def test_steering_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     )
     assert again["run"] == result["run"] and list(again["rows"]["palette"])[:2] == ["g = 0", "g = 1"]
     assert sorted(p.name for p in tmp_path.glob("run-*")) == [result["run"].name]
+    # --recipe/--init: the fine-tuning recipe, trained from the first run's weights, in a folder of its own
+    recipe = Path(load_benchmark("fm_steering").ROOT) / "recipes" / "fm" / "steering_finetune.yaml"
+    tuned = load_benchmark("fm_steering").main(
+        [
+            "--tiny",
+            "--out",
+            str(tmp_path),
+            "--no-write",
+            "--scales",
+            "0,1",
+            "--recipe",
+            str(recipe),
+            "--init",
+            str(result["run"]),
+        ]  # fmt: skip
+    )
+    assert tuned["run"].name == "run-steering_finetune-seed0"
+    config = json.loads((tuned["run"] / "config.json").read_text())
+    assert config["recipe"]["train"]["init"] == str(result["run"])

@@ -265,6 +265,15 @@ def test_shipped_fm_recipes_parse_and_train_on_the_scene_modalities(path):
     if path.name == "steering.yaml":  # benchmarks/fm_steering.py: rgb from a palette or metadata, with guidance
         assert list(recipe.modalities) == ["rgb", "palette", "metadata"]
         return
+    if path.name == "steering_finetune.yaml":  # the same mixture, from a trained run's weights (train.init)
+        steering = load_recipe(path.with_name("steering.yaml"))
+        assert (recipe.modalities, recipe.model, recipe.masking) == (
+            steering.modalities,
+            steering.model,
+            steering.masking,
+        )
+        assert recipe.train.steps < steering.train.steps and recipe.train.lr < steering.train.lr
+        return
     assert set(recipe.modalities) <= set(MODALITIES) and recipe.train.steps >= 1
     highest_target = recipe.masking.budget_ranges()[1][1]
     assert highest_target <= 64 * len(recipe.modalities)  # the scenes' modalities hold 64 tokens each
