@@ -53,6 +53,7 @@ SIZES = {
     "tiny": {"train": 8, "heldout": 4, "size": 64, "steps": 2},
 }
 METADATA_KEYS = ("brightness", "contrast")
+OTHER = "another scene's image"
 
 
 def prepare(out: Path, size: dict) -> dict[str, Path]:
@@ -141,7 +142,7 @@ def measure(run: Path, heldout: Path, scales: list[float], steps: int, seed: int
     for condition, row_set in rows.items():
         requests = requests_all[condition][keep]
         other = truths[1:] + truths[:1]  # another held-out scene's image: an unrelated picture
-        for name, images in (("own image (true tokens)", truths), ("another scene's image", other)):
+        for name, images in (("own image (true tokens)", truths), (OTHER, other)):
             row = row_set.setdefault(name, {})
             for request, image in zip(requests, images):
                 for key, value in distances(condition, request, image).items():
@@ -280,26 +281,35 @@ def table(rows: dict, scales: list[float], meta: dict) -> tuple[str, dict]:
         ]
     summary = {}
     base = f"g = {scales[0]:g}"
+    interval = lambda d: "{:+.2f} [{:+.2f}, {:+.2f}]".format(*d)  # noqa: E731
     for condition, row_set in rows.items():
         keys = list(next(iter(row_set.values())))
         unit = "uint8 RGB" if condition == "palette" else "uint8 luma"
         lines += [
             f"Requested {condition} ({', '.join(keys)}, {unit}; lower is closer), difference to {base}"
-            f"{' (unconditioned generation)' if scales[0] == 0 else ''} with its 95% paired interval:",
+            f"{' (unconditioned generation)' if scales[0] == 0 else ''} and to {OTHER} (a natural image that "
+            "ignores the request: closer than it is steering, not only a better-looking image), each with its 95% "
+            "paired interval:",
             "",
-            "| generated rgb | " + " | ".join(f"{k} | diff [95% CI]" for k in keys) + " |",
-            "|---|" + "---|---|" * len(keys),
+            "| generated rgb | " + " | ".join(f"{k} | vs {base} | vs {OTHER}" for k in keys) + " |",
+            "|---|" + "---|---|---|" * len(keys),
         ]
         for name, row in row_set.items():
             cells = []
             for key in keys:
                 mean = float(np.mean(row[key]))
                 if name == base:
-                    cells += [f"{mean:.2f}", "-"]
+                    cells += [f"{mean:.2f}", "-", interval(bootstrap(row[key] - row_set[OTHER][key]))]
                     continue
                 d, lo, hi = bootstrap(row[key] - row_set[base][key])
-                cells += [f"{mean:.2f}", f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"]
+                cells += [f"{mean:.2f}", interval((d, lo, hi))]
                 summary[f"{condition} {name} {key}"] = {"mean": mean, "diff": d, "low": lo, "high": hi}
+                if name.startswith("g = "):
+                    vs_other = bootstrap(row[key] - row_set[OTHER][key])
+                    cells.append(interval(vs_other))
+                    summary[f"{condition} {name} {key} vs other"] = dict(zip(("diff", "low", "high"), vs_other))
+                else:
+                    cells.append("-")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines), summary
@@ -333,13 +343,14 @@ def main(argv: list[str] | None = None) -> dict:
     rows = measure(run, data["heldout"], scales, args.steps, args.seed, args.n)
     config = json.loads((run / "config.json").read_text())
     steps = config["recipe"]["train"]["steps"] if "recipe" in config else size["steps"]
+    init = config.get("recipe", {}).get("train", {}).get("init")
     meta = {
         "condition_use": condition_use(run, data["heldout"], 64 if not args.tiny else size["heldout"]),
         "palette_information": palette_information(data["train"], data["heldout"], None if args.tiny else 2048),
         "seed": args.seed,
         "n": len(next(iter(rows["palette"].values()))["chamfer"]),
         "threads": args.threads,
-        "model": f"{run}, {steps} steps of its recipe"
+        "model": f"{run}, {steps} steps of its recipe" + (f", starting from the weights of {init}" if init else "")
         if args.model
         else f"{args.recipe.relative_to(ROOT) if args.recipe.is_relative_to(ROOT) else args.recipe}, {steps} steps, "
         f"on {size['train']} scenes (stream 0, mix)"
