@@ -6,8 +6,8 @@ One command runs the whole experiment (``--tiny``: the same path at toy size, wh
 1. data (each step skipped when its output exists): procedural scenes (``mix``: rooms and outdoor scenes, 64 px;
    training stream 0, held-out stream 7), palette and metadata pseudo-labelled by the classical labelers (k-means
    palette; image statistics), tokenized (rgb, palette, metadata);
-2. train ``recipes/fm/steering.yaml`` (rgb from the palette alone, from the metadata alone, from its own visible
-   tokens alone, and any-to-any);
+2. train ``--recipe`` (default ``recipes/fm/steering.yaml``: rgb from the palette alone, from the metadata alone,
+   from its own visible tokens alone, and any-to-any), from scratch or from the weights of ``--init RUN``;
 3. for each held-out scene, its palette (resp. metadata), as the tokens hold it, is the request: rgb is generated
    from it alone (MaskGIT, ``--steps`` steps, temperature 1, one seed) at every guidance scale g of ``--scales``
    (logits u + g (c - u): g = 0 is unconditioned generation, g = 1 plain conditioning), decoded, and labelled again
@@ -17,7 +17,8 @@ One command runs the whole experiment (``--tiny``: the same path at toy size, wh
    luma). References: the held-out scene's own rgb (its true tokens decoded: what a perfect generator scores, the
    binning and the tokenizer included) and another held-out scene's rgb (an unrelated image).
 
-Differences to unconditioned generation are paired over held-out scenes with 95% bootstrap intervals. Appends a
+Differences to unconditioned generation and to another scene's image (closer than an unrelated natural image is
+steering, not only a better-formed picture) are paired over held-out scenes with 95% bootstrap intervals. Appends a
 table under ``## Multimodal trainer: steering`` in benchmarks/RESULTS.md (unless ``--no-write``).
 
     python benchmarks/fm_steering.py --out runs/steering                  # CPU: ~2 h (data, 6000 steps, sweep)
@@ -82,10 +83,10 @@ def train(
         raw["train"]["init"] = str(init)
     if steps is not None:
         raw["train"].update(steps=steps, warmup_steps=1, checkpoint_every=steps, eval_every=steps, eval_samples=4)
-    name = "" if recipe_path.stem == "steering" else f"{recipe_path.stem}-"
-    run = out / f"run-{name}seed{seed}"
+    stem = recipe_path.stem + ("-init" if init is not None and recipe_path.stem == "steering" else "")
+    run = out / f"run-{'' if stem == 'steering' else stem + '-'}seed{seed}"
     run.mkdir(parents=True, exist_ok=True)
-    recipe = out / f"{recipe_path.stem}-seed{seed}.yaml"
+    recipe = out / f"{stem}-seed{seed}.yaml"
     recipe.write_text(yaml.safe_dump(raw, sort_keys=False))
     cli("fm", "train", "-r", recipe, "--data", data["train"], "--eval-data", data["heldout"], "-o", run,
         "--threads", threads, "--no-progress")  # fmt: skip
@@ -299,7 +300,9 @@ def table(rows: dict, scales: list[float], meta: dict) -> tuple[str, dict]:
             for key in keys:
                 mean = float(np.mean(row[key]))
                 if name == base:
-                    cells += [f"{mean:.2f}", "-", interval(bootstrap(row[key] - row_set[OTHER][key]))]
+                    vs_other = bootstrap(row[key] - row_set[OTHER][key])
+                    cells += [f"{mean:.2f}", "-", interval(vs_other)]
+                    summary[f"{condition} {name} {key} vs other"] = dict(zip(("diff", "low", "high"), vs_other))
                     continue
                 d, lo, hi = bootstrap(row[key] - row_set[base][key])
                 cells += [f"{mean:.2f}", interval((d, lo, hi))]
@@ -328,18 +331,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--model", type=Path, default=None, help="measure this fm run (with rgb, palette, metadata) instead of training"
     )
-    parser.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "fm" / "steering.yaml", help="fm recipe")
+    parser.add_argument("--recipe", type=Path, default=None, help="fm recipe (default recipes/fm/steering.yaml)")
     parser.add_argument(
         "--init", type=Path, default=None, help="fm run whose weights start the training (train.init of the recipe)"
     )
     args = parser.parse_args(argv)
+    if args.model and (args.init or args.recipe):
+        parser.error("--model measures an existing run: --recipe and --init train one")
+    recipe = args.recipe or ROOT / "recipes" / "fm" / "steering.yaml"
     import torch
 
     torch.set_num_threads(args.threads)
     size = SIZES["tiny" if args.tiny else "full"]
     scales = [float(s) for s in args.scales.split(",")]
     data = prepare(args.out, size)
-    run = args.model or train(args.out, data, size["steps"], args.threads, args.seed, args.recipe, args.init)
+    run = args.model or train(args.out, data, size["steps"], args.threads, args.seed, recipe, args.init)
     rows = measure(run, data["heldout"], scales, args.steps, args.seed, args.n)
     config = json.loads((run / "config.json").read_text())
     steps = config["recipe"]["train"]["steps"] if "recipe" in config else size["steps"]
@@ -352,7 +358,7 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": args.threads,
         "model": f"{run}, {steps} steps of its recipe" + (f", starting from the weights of {init}" if init else "")
         if args.model
-        else f"{args.recipe.relative_to(ROOT) if args.recipe.is_relative_to(ROOT) else args.recipe}, {steps} steps, "
+        else f"{recipe.relative_to(ROOT) if recipe.is_relative_to(ROOT) else recipe}, {steps} steps, "
         f"on {size['train']} scenes (stream 0, mix)"
         + (f", starting from the weights of {args.init}" if args.init else ""),
         "decode_steps": args.steps,

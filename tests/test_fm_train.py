@@ -308,3 +308,7 @@ def test_train_init_starts_from_another_runs_weights(tokens, tmp_path, one_threa
     assert all(torch.allclose(trained[k], theirs[k], atol=1e-8) for k in copied if k != "modality_embedding")
     with pytest.raises(ConfigError, match="train.init"):
         parse_recipe(recipe_dict(init=""), "bad")
+    narrow = recipe_dict(steps=1, init=str(base))
+    narrow["model"]["dim"] = 32  # fm-tiny is wider: nothing of the trunk fits, so init would silently do nothing
+    with pytest.raises(ConfigError, match="shares no trunk weight"):
+        train(parse_recipe(narrow, "narrow"), str(tokens), str(tmp_path / "narrow"))

@@ -151,7 +151,10 @@ def initialise_from(model: FourM, source: FourM) -> tuple[list[str], list[str]]:
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
             if name == "modality_embedding":
-                rows = [(i, their_specs[s.name][0]) for i, s in enumerate(model.specs) if s.name in same_tokens]
+                fits = name in theirs and theirs[name].shape[1:] == tensor.shape[1:]
+                rows = [
+                    (i, their_specs[s.name][0]) for i, s in enumerate(model.specs) if fits and s.name in same_tokens
+                ]
                 for mine, their in rows:
                     tensor[mine] = theirs[name][their]
                 (copied if rows else fresh).append(name)

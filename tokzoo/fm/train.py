@@ -184,7 +184,12 @@ def train(
     torch.manual_seed(cfg.seed)
     model = (load_model(out) if state is not None else FourM(specs, recipe.model)).to(dev)
     if state is None and cfg.init:  # a resumed run has its own weights; the run's config keeps the recipe's init
-        initialise_from(model, load_model(cfg.init, dev))
+        copied, _ = initialise_from(model, load_model(cfg.init, dev))
+        if not any(name != "modality_embedding" and not name.startswith("embeddings.") for name in copied):
+            raise ConfigError(
+                f"train.init: {cfg.init} shares no trunk weight with this recipe's model (another width, depth "
+                "or head count?); use a run of the same model settings"
+            )
     optimizer = make_optimizer(model, cfg)
     if state is not None:
         load_optimizer(out, model, optimizer)
