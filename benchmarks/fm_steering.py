@@ -298,21 +298,16 @@ def table(rows: dict, scales: list[float], meta: dict) -> tuple[str, dict]:
         for name, row in row_set.items():
             cells = []
             for key in keys:
-                mean = float(np.mean(row[key]))
-                if name == base:
-                    vs_other = bootstrap(row[key] - row_set[OTHER][key])
-                    cells += [f"{mean:.2f}", "-", interval(vs_other)]
-                    summary[f"{condition} {name} {key} vs other"] = dict(zip(("diff", "low", "high"), vs_other))
-                    continue
-                d, lo, hi = bootstrap(row[key] - row_set[base][key])
-                cells += [f"{mean:.2f}", interval((d, lo, hi))]
-                summary[f"{condition} {name} {key}"] = {"mean": mean, "diff": d, "low": lo, "high": hi}
-                if name.startswith("g = "):
-                    vs_other = bootstrap(row[key] - row_set[OTHER][key])
-                    cells.append(interval(vs_other))
-                    summary[f"{condition} {name} {key} vs other"] = dict(zip(("diff", "low", "high"), vs_other))
-                else:
-                    cells.append("-")
+                mean, vs_base, vs_other = float(np.mean(row[key])), "-", "-"
+                if name != base:
+                    d, lo, hi = bootstrap(row[key] - row_set[base][key])
+                    vs_base = interval((d, lo, hi))
+                    summary[f"{condition} {name} {key}"] = {"mean": mean, "diff": d, "low": lo, "high": hi}
+                if name.startswith("g = "):  # generated rows, the reference one included
+                    other = bootstrap(row[key] - row_set[OTHER][key])
+                    vs_other = interval(other)
+                    summary[f"{condition} {name} {key} vs other"] = dict(zip(("diff", "low", "high"), other))
+                cells += [f"{mean:.2f}", vs_base, vs_other]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines), summary
@@ -356,11 +351,13 @@ def main(argv: list[str] | None = None) -> dict:
         "seed": args.seed,
         "n": len(next(iter(rows["palette"].values()))["chamfer"]),
         "threads": args.threads,
-        "model": f"{run}, {steps} steps of its recipe" + (f", starting from the weights of {init}" if init else "")
-        if args.model
-        else f"{recipe.relative_to(ROOT) if recipe.is_relative_to(ROOT) else recipe}, {steps} steps, "
-        f"on {size['train']} scenes (stream 0, mix)"
-        + (f", starting from the weights of {args.init}" if args.init else ""),
+        "model": (
+            f"{run}, {steps} steps of its recipe"
+            if args.model
+            else f"{recipe.relative_to(ROOT) if recipe.is_relative_to(ROOT) else recipe}, {steps} steps, "
+            f"on {size['train']} scenes (stream 0, mix)"
+        )
+        + (f", starting from the weights of {init}" if init else ""),
         "decode_steps": args.steps,
         "command": "python benchmarks/fm_steering.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
