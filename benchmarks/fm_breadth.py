@@ -16,10 +16,15 @@ One command runs the whole experiment (``--tiny``: the same path at toy size, wh
    empty map), rgb -> dense_features (cosine vs the mean feature map), rgb -> human_pose (keypoint error vs one
    human in the mean pose).
 
+``--finetune RECIPE`` (after the four runs): each seed's eleven-modality run fine-tuned by RECIPE (``train.init``),
+e.g. recipes/fm/directions_finetune.yaml, which trains rgb -> captions and captions -> semseg directly; scored the same
+way, beside both variants (more steps than they had: not a breadth test).
+
 Appends the tables under ``## Multimodal trainer: breadth`` in benchmarks/RESULTS.md (unless ``--no-write``).
 
     python benchmarks/fm_breadth.py --out runs/breadth                       # CPU: hours (tokenizing + 4 runs)
     python benchmarks/fm_breadth.py --out runs/breadth --device cuda --threads 8
+    python benchmarks/fm_breadth.py --out runs/breadth --finetune recipes/fm/directions_finetune.yaml
     python benchmarks/fm_breadth.py --tiny --out /tmp/breadth --no-write     # minutes
 """
 
@@ -148,21 +153,32 @@ def prepare(out: Path, size: dict, vision: Path, feature_tokenizer: str) -> dict
 
 
 def run_variant(
-    out: Path, name: str, data: dict, seed: int, steps: int | None, device: str | None, threads: int, eval_n: int
+    out: Path,
+    name: str,
+    data: dict,
+    seed: int,
+    steps: int | None,
+    device: str | None,
+    threads: int,
+    eval_n: int,
+    recipe: Path | None = None,
 ) -> dict:
-    """Train one recipe with one seed (resumes) and evaluate it on the held-out rooms."""
+    """Train one recipe with one seed (resumes) and evaluate it on the held-out rooms. ``recipe``: a fine-tuning
+    recipe named ``name`` instead of recipes/fm/{name}.yaml, started from ``breadth-10-seed{seed}``'s weights."""
     import yaml
 
-    raw = yaml.safe_load((ROOT / "recipes" / "fm" / f"{name}.yaml").read_text())
+    raw = yaml.safe_load((recipe or ROOT / "recipes" / "fm" / f"{name}.yaml").read_text())
     raw = copy.deepcopy(raw)
     raw["train"]["seed"] = seed
+    if recipe is not None:
+        raw["train"]["init"] = str(out / "runs" / f"breadth-10-seed{seed}")
     if steps is not None:
         raw["train"].update(steps=steps, warmup_steps=1, checkpoint_every=steps, eval_every=steps, eval_samples=4)
     run = out / "runs" / f"{name}-seed{seed}"
     run.mkdir(parents=True, exist_ok=True)
     recipe = run.parent / f"{name}-seed{seed}.yaml"
     recipe.write_text(yaml.safe_dump(raw, sort_keys=False))
-    rooms = data["rooms"] if name == "breadth-10" else data["rooms"].split(",")[0]
+    rooms = data["rooms"] if name != "breadth-4" else data["rooms"].split(",")[0]
     cli(
         "fm",
         "train",
@@ -182,7 +198,7 @@ def run_variant(
         *(["--device", device] if device else []),
     )
     scores = fm_eval(run, data["heldout"], "rgb", TARGETS, eval_n, run / "eval.json")
-    if name == "breadth-10":
+    if name != "breadth-4":  # the eleven-modality model, trained or fine-tuned
         scores["directions"] = {
             f"{source} -> {target}": new_direction(run, source, target, heldout, train, eval_n)
             for source, target, heldout, train in (
@@ -326,6 +342,73 @@ def table(rows: list[dict], size: dict, data: dict, command: str, directions: li
     return "\n".join(lines)
 
 
+def finetune_table(recipe: Path, reports: list[dict], earlier: dict, size: dict, command: str, directions) -> str:
+    """The fine-tuned eleven-modality model: rgb -> depth / normals / semseg beside both trained variants (more steps
+    than they had, so no breadth test), then its new directions against their priors."""
+    fmt = lambda v: ", ".join(f"{x:.4f}" for x in v)  # noqa: E731
+    steps = reports[0]["steps"]
+    lines = [
+        f"### {datetime.date.today().isoformat()}: breadth-10 fine-tuned by {recipe.name} ({steps} more steps from "
+        f"each seed's breadth-10 run), seeds {size['seeds']}, {size['eval_n']} held-out rooms",
+        "",
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs. `{command}`",
+        "",
+        "| rgb -> | metric | 4 modalities | 11 modalities | 11, fine-tuned |",
+        "|---|---|---|---|---|",
+    ]
+    for target in TARGETS:
+        first = reports[0]["targets"][target]
+        values = [[r["targets"][target]["model"] for r in earlier[v]] for v in VARIANTS]
+        values.append([r["targets"][target]["model"] for r in reports])
+        lines.append(f"| {target} | {first['metric']} ({first['better']}) | " + " | ".join(map(fmt, values)) + " |")
+    lines += [
+        "",
+        f"The fine-tuned model had {steps} steps more than either variant: these rows show what fine-tuning costs or "
+        "gains on the original directions, not breadth without loss.",
+        "",
+        "| direction | metric | model | prior | tokenizer ceiling | beats the prior |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in directions:
+        lines.append(
+            f"| {r['direction']} | {r['metric']} ({r['better']}) | {fmt(r['model'])} | {fmt(r['prior'])} | "
+            f"{fmt(r['ceiling'])} | {'yes' if r['learned'] else 'NO'} |"
+        )
+        for name, values in r["also"].items():
+            lines.append(
+                f"| {r['direction']} | {name} | {fmt(values['model'])} | {fmt(values['training_prior'])} | | |"
+            )
+    learned = sum(r["learned"] for r in directions)
+    lines += ["", f"New directions learned (beat the prior with every seed): {learned} of {len(directions)}."]
+    return "\n".join(lines)
+
+
+def run_finetune(args, size: dict, data: dict, argv) -> dict:
+    """``--finetune RECIPE``: each seed's breadth-10 run fine-tuned by RECIPE, then scored like breadth-10."""
+    earlier = {}
+    for variant in VARIANTS:
+        evals = [args.out / "runs" / f"{variant}-seed{seed}" / "eval.json" for seed in size["seeds"]]
+        missing = [str(e.parent) for e in evals if not e.exists()]
+        if missing:
+            raise SystemExit(f"--finetune needs the trained and evaluated runs first: {', '.join(missing)}")
+        earlier[variant] = [json.loads(e.read_text()) for e in evals]
+    name = args.finetune.stem
+    reports = [
+        run_variant(args.out, name, data, seed, size["steps"], args.device, args.threads, size["eval_n"], args.finetune)
+        for seed in size["seeds"]
+    ]
+    for report, seed in zip(reports, size["seeds"]):
+        config = json.loads((args.out / "runs" / f"{name}-seed{seed}" / "config.json").read_text())
+        report["steps"] = config["recipe"]["train"]["steps"]
+    directions = new_directions(reports)
+    command = "python benchmarks/fm_breadth.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = finetune_table(args.finetune, reports, earlier, size, command, directions)
+    print(text)
+    if not args.no_write:
+        append_to_section(ROOT / "benchmarks" / "RESULTS.md", SECTION, text)
+    return {"reports": reports, "directions": directions, "data": data}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -353,8 +436,17 @@ def main(argv: list[str] | None = None) -> dict:
         default=None,
         help="train (and evaluate) one variant only, e.g. beside another process training the other; no table",
     )
+    parser.add_argument(
+        "--finetune",
+        type=Path,
+        default=None,
+        help="a recipe that fine-tunes each seed's breadth-10 run (train.init), then scored like it; needs the four "
+        "runs trained, e.g. recipes/fm/directions_finetune.yaml",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
+    if args.finetune and args.only:
+        parser.error("--finetune and --only: one or the other")
     size = dict(SIZES["tiny" if args.tiny else "full"])
     if args.seeds:
         size["seeds"] = [int(s) for s in args.seeds.split(",")]
@@ -367,6 +459,8 @@ def main(argv: list[str] | None = None) -> dict:
         )
     args.out.mkdir(parents=True, exist_ok=True)
     data = prepare(args.out, size, args.vision_model, feature_tokenizer)
+    if args.finetune:
+        return run_finetune(args, size, data, argv)
     reports = {
         name: [
             run_variant(args.out, name, data, seed, size["steps"], args.device, args.threads, size["eval_n"])
