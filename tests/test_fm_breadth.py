@@ -95,6 +95,16 @@ def test_breadth_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     )
     assert done.exit_code == 0 and "| semseg | boundary_f1" in done.output, done.output
 
+    # --finetune: each seed's 11-modality run fine-tuned by a recipe (train.init) and scored like it
+    recipe = breadth.ROOT / "recipes" / "fm" / "directions_finetune.yaml"
+    tuned = breadth.main(["--tiny", "--out", str(tmp_path), "--no-write", "--threads", "1", "--finetune", str(recipe)])
+    run = tmp_path / "runs" / "directions_finetune-seed0"
+    assert json.loads((run / "config.json").read_text())["recipe"]["train"]["init"] == str(
+        tmp_path / "runs" / "breadth-10-seed0"
+    )
+    assert [r["direction"] for r in tuned["directions"]] == list(directions)
+    assert set(tuned["reports"][0]["targets"]) == {"depth", "normals", "semseg"}
+
 
 def test_the_feature_labeler_follows_the_vision_folder(tmp_path):
     breadth = load_benchmark("fm_breadth")
@@ -119,3 +129,16 @@ def test_one_variant_can_run_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(breadth, "run_variant", lambda out, name, data, seed, *a: ran.append((name, seed)) or {})
     result = breadth.main(["--out", str(tmp_path), "--only", "breadth-10", "--seeds", "0,1", "--no-write"])
     assert ran == [("breadth-10", 0), ("breadth-10", 1)] and list(result["reports"]) == ["breadth-10"]
+
+
+def test_finetune_needs_the_trained_runs(tmp_path, monkeypatch, capsys):
+    breadth = load_benchmark("fm_breadth")
+    monkeypatch.setattr(breadth, "prepare", lambda *a: {})
+    recipe = str(breadth.ROOT / "recipes" / "fm" / "directions_finetune.yaml")
+    with pytest.raises(SystemExit) as stop:
+        breadth.main(["--out", str(tmp_path), "--finetune", recipe, "--no-write"])
+    assert "needs the trained and evaluated runs first" in str(stop.value.code)
+    assert "breadth-4-seed0" in str(stop.value.code) and not (tmp_path / "runs").exists()
+    with pytest.raises(SystemExit) as stop:
+        breadth.main(["--out", str(tmp_path), "--finetune", recipe, "--only", "breadth-10"])
+    assert stop.value.code == 2 and "one or the other" in capsys.readouterr().err

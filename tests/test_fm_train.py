@@ -262,6 +262,16 @@ def test_shipped_fm_recipes_parse_and_train_on_the_scene_modalities(path):
         )
         assert len(recipe.modalities) in (4, 11) and set(MODALITIES) <= set(recipe.modalities)
         return
+    if path.name == "directions_finetune.yaml":  # breadth-10 plus rgb -> captions and captions -> semseg alone
+        wide = load_recipe(path.with_name("breadth-10.yaml"))
+        assert (recipe.modalities, recipe.model, recipe.masking.budget_ranges()) == (
+            wide.modalities,
+            wide.model,
+            wide.masking.budget_ranges(),
+        )
+        extra = {c.name for c in recipe.masking.mixture} - {c.name for c in wide.masking.mixture}
+        assert extra == {"rgb->captions", "captions->semseg"} and recipe.train.lr < wide.train.lr
+        return
     if path.name == "steering.yaml":  # benchmarks/fm_steering.py: rgb from a palette or metadata, with guidance
         assert list(recipe.modalities) == ["rgb", "palette", "metadata"]
         return
