@@ -26,6 +26,7 @@ table under ``## Multimodal trainer: steering`` in benchmarks/RESULTS.md (unless
     python benchmarks/fm_steering.py --out runs/steering --model RUN      # measure another fm run (no training)
     python benchmarks/fm_steering.py --out runs/steering --recipe recipes/fm/steering_finetune.yaml --init RUN
                                         # fine-tune a trained fm run (e.g. fm_breadth's 11-modality model) to steer
+    ... --train-steps 4500              # the same recipe trained longer, in run-{recipe}-4500steps-seed{S}
 """
 
 from __future__ import annotations
@@ -72,9 +73,17 @@ def prepare(out: Path, size: dict) -> dict[str, Path]:
 
 
 def train(
-    out: Path, data: dict[str, Path], steps: int | None, threads: int, seed: int, recipe_path: Path, init: Path | None
+    out: Path,
+    data: dict[str, Path],
+    steps: int | None,
+    threads: int,
+    seed: int,
+    recipe_path: Path,
+    init: Path | None,
+    train_steps: int | None = None,
 ) -> Path:
-    """Train ``recipe_path`` (from the weights of the fm run ``init`` when given) on the training scenes."""
+    """Train ``recipe_path`` (from the weights of the fm run ``init`` when given; ``train_steps`` instead of the
+    recipe's steps, in a run folder of its own) on the training scenes."""
     import yaml
 
     raw = yaml.safe_load(recipe_path.read_text())
@@ -83,7 +92,10 @@ def train(
         raw["train"]["init"] = str(init)
     if steps is not None:
         raw["train"].update(steps=steps, warmup_steps=1, checkpoint_every=steps, eval_every=steps, eval_samples=4)
+    if train_steps is not None:
+        raw["train"]["steps"] = train_steps
     stem = recipe_path.stem + ("-init" if init is not None and recipe_path.stem == "steering" else "")
+    stem += f"-{train_steps}steps" if train_steps is not None else ""
     run = out / f"run-{'' if stem == 'steering' else stem + '-'}seed{seed}"
     run.mkdir(parents=True, exist_ok=True)
     recipe = out / f"{stem}-seed{seed}.yaml"
@@ -330,9 +342,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--init", type=Path, default=None, help="fm run whose weights start the training (train.init of the recipe)"
     )
+    parser.add_argument(
+        "--train-steps", type=int, default=None, help="train this many steps instead of the recipe's (own run folder)"
+    )
     args = parser.parse_args(argv)
-    if args.model and (args.init or args.recipe):
-        parser.error("--model measures an existing run: --recipe and --init train one")
+    if args.model and (args.init or args.recipe or args.train_steps):
+        parser.error("--model measures an existing run: --recipe, --init and --train-steps train one")
+    if args.train_steps is not None and args.train_steps < 1:
+        parser.error("--train-steps must be at least 1")
     recipe = args.recipe or ROOT / "recipes" / "fm" / "steering.yaml"
     import torch
 
@@ -340,7 +357,9 @@ def main(argv: list[str] | None = None) -> dict:
     size = SIZES["tiny" if args.tiny else "full"]
     scales = [float(s) for s in args.scales.split(",")]
     data = prepare(args.out, size)
-    run = args.model or train(args.out, data, size["steps"], args.threads, args.seed, recipe, args.init)
+    run = args.model or train(
+        args.out, data, size["steps"], args.threads, args.seed, recipe, args.init, args.train_steps
+    )
     rows = measure(run, data["heldout"], scales, args.steps, args.seed, args.n)
     config = json.loads((run / "config.json").read_text())
     steps = config["recipe"]["train"]["steps"] if "recipe" in config else size["steps"]

@@ -17,7 +17,7 @@ def test_chamfer_is_zero_for_equal_palettes_and_symmetric():
     assert steering.chamfer(a, b) == pytest.approx(0.5 * ((3 + 5) / 2 + (3 + 5 + 255) / 3))
 
 
-@pytest.mark.slow  # ~60 s: renders, labels, tokenizes, trains 2 steps twice (from scratch, then fine-tuned), sweeps
+@pytest.mark.slow  # ~90 s: renders, labels, tokenizes, trains from scratch, fine-tuned and longer, sweeps
 def test_steering_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     result = load_benchmark("fm_steering").main(["--tiny", "--out", str(tmp_path), "--no-write", "--scales", "0,1,3"])
     palette, metadata = result["rows"]["palette"], result["rows"]["metadata"]
@@ -59,3 +59,26 @@ def test_steering_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     assert {"palette g = 0 chamfer vs other", "palette g = 1 chamfer vs other"} <= set(tuned["summary"])
     config = json.loads((tuned["run"] / "config.json").read_text())
     assert config["recipe"]["train"]["init"] == str(result["run"])
+    # --train-steps: the same recipe trained longer, in a folder of its own; measuring a run trains nothing
+    longer = load_benchmark("fm_steering").main(
+        [
+            "--tiny",
+            "--out",
+            str(tmp_path),
+            "--no-write",
+            "--scales",
+            "0,1",
+            "--recipe",
+            str(recipe),
+            "--init",
+            str(result["run"]),
+            "--train-steps",
+            "3",
+        ]  # fmt: skip
+    )
+    assert longer["run"].name == "run-steering_finetune-3steps-seed0"
+    assert json.loads((longer["run"] / "config.json").read_text())["recipe"]["train"]["steps"] == 3
+    with pytest.raises(SystemExit):
+        load_benchmark("fm_steering").main(
+            ["--out", str(tmp_path), "--model", str(result["run"]), "--train-steps", "3"]
+        )
