@@ -209,6 +209,7 @@ def run_variant(
                 ("rgb", "human_pose", data["heldout_pose"], data["train_pixels"]),
             )
         }
+        scores["caption_use"] = caption_use(run, data["heldout_captions"])
     return scores
 
 
@@ -243,6 +244,36 @@ def new_direction(run: Path, source: str, target: str, heldout: str, train: str,
     majority map, the empty edge map, the mean feature map, the mean pose) and tokenizer ceiling."""
     report = fm_eval(run, heldout, source, [target], eval_n, run / f"eval-{source}-{target}.json", train)
     return report["targets"][target]
+
+
+def caption_use(run: Path, heldout_captions: str, batch_size: int = 64) -> tuple[float, float]:
+    """Whether the model reads the image when it writes a caption: held-out caption cross-entropy (nats per
+    decoder token, the whole caption the target of an rgb-only input, sentinels included) given the scene's own
+    rgb tokens vs another scene's (rolled by one in the batch). Equal values: the caption ignores the image."""
+    import numpy as np
+    import torch
+
+    from tokzoo.fm.checkpoint import load_model
+    from tokzoo.fm.masking import Masker, MaskingConfig, MixtureComponent, flatten_batch
+    from tokzoo.fm.stream import ordered_batches
+
+    model = load_model(run).eval()
+    whole = MixtureComponent("rgb->captions", {"rgb": 1000.0}, {"captions": 1000.0})
+    masker = Masker(model.specs, MaskingConfig(input_tokens=1 << 16, target_tokens=1 << 16, mixture=(whole,)))
+    sums = np.zeros((2, 2))  # [own, other] x [total, count]
+    for i, raw in enumerate(ordered_batches(heldout_captions, ["rgb", "captions"], batch_size)):
+        batch = masker(flatten_batch(raw, model.specs), np.random.default_rng(i))
+        for j, other in enumerate((False, True)):
+            roll = (lambda t: t.roll(1, 0)) if other else (lambda t: t)  # noqa: E731
+            masked = batch.with_masks(
+                {**batch.input, "rgb": roll(batch.input["rgb"])},
+                batch.target,
+                tokens={"rgb": roll(batch.tokens["rgb"])},
+            )
+            with torch.no_grad():
+                total, count = model(masked)["captions"]
+            sums[j] += (float(total), float(count))
+    return float(sums[0, 0] / sums[0, 1]), float(sums[1, 0] / sums[1, 1])
 
 
 def verdict(reports: dict[str, list[dict]]) -> list[dict]:
@@ -302,7 +333,40 @@ def new_directions(reports: list[dict]) -> list[dict]:
     return rows
 
 
-def table(rows: list[dict], size: dict, data: dict, command: str, directions: list[dict]) -> str:
+def _fmt(values) -> str:
+    return ", ".join(f"{x:.4f}" for x in values)
+
+
+def directions_lines(directions: list[dict], wide_reports: list[dict]) -> list[str]:
+    """The new directions' table (model vs prior per seed), how many were learned, and whether the captions
+    read the image (each wide report's ``caption_use``)."""
+    lines = [
+        "| direction | metric | model | prior | tokenizer ceiling | beats the prior |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in directions:
+        lines.append(
+            f"| {r['direction']} | {r['metric']} ({r['better']}) | {_fmt(r['model'])} | {_fmt(r['prior'])} | "
+            f"{_fmt(r['ceiling'])} | {'yes' if r['learned'] else 'NO'} |"
+        )
+        for name, values in r["also"].items():
+            lines.append(
+                f"| {r['direction']} | {name} | {_fmt(values['model'])} | {_fmt(values['training_prior'])} | | |"
+            )
+    learned = sum(r["learned"] for r in directions)
+    pairs = "; ".join(f"{own:.4f} vs {other:.4f}" for own, other in (r["caption_use"] for r in wide_reports))
+    return lines + [
+        "",
+        f"New directions learned (beat the prior with every seed): {learned} of {len(directions)}.",
+        "",
+        "Does rgb -> captions read the image? Held-out caption cross-entropy (nats per decoder token) given the "
+        f"scene's own rgb vs another scene's, per seed: {pairs}.",
+    ]
+
+
+def table(
+    rows: list[dict], size: dict, data: dict, command: str, directions: list[dict], wide_reports: list[dict]
+) -> str:
     lines = [
         f"### {datetime.date.today().isoformat()}: breadth-4 vs breadth-10, seeds {size['seeds']}, "
         f"{size['rooms']} rooms + {size['outdoor']} outdoor scenes, {size['eval_n']} held-out rooms",
@@ -313,10 +377,9 @@ def table(rows: list[dict], size: dict, data: dict, command: str, directions: li
         "| rgb -> | metric | 4 modalities (per seed) | 11 modalities (per seed) | seed spread | allowed gap | gap | no loss |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    fmt = lambda v: ", ".join(f"{x:.4f}" for x in v)  # noqa: E731
     for r in rows:
         lines.append(
-            f"| {r['target']} | {r['metric']} ({r['better']}) | {fmt(r['four'])} | {fmt(r['wide'])} | "
+            f"| {r['target']} | {r['metric']} ({r['better']}) | {_fmt(r['four'])} | {_fmt(r['wide'])} | "
             f"{r['seed_spread']:.4f} | {r['allowed_gap']:.4f} | {r['gap']:.4f} | {'yes' if r['no_loss'] else 'NO'} |"
         )
     lines += [
@@ -325,27 +388,13 @@ def table(rows: list[dict], size: dict, data: dict, command: str, directions: li
         "text-only caption, the per-pixel majority class, the majority edge map = empty, the mean feature map, "
         "one human in the mean pose):",
         "",
-        "| direction | metric | model | prior | tokenizer ceiling | beats the prior |",
-        "|---|---|---|---|---|---|",
     ]
-    for r in directions:
-        lines.append(
-            f"| {r['direction']} | {r['metric']} ({r['better']}) | {fmt(r['model'])} | {fmt(r['prior'])} | "
-            f"{fmt(r['ceiling'])} | {'yes' if r['learned'] else 'NO'} |"
-        )
-        for name, values in r["also"].items():
-            lines.append(
-                f"| {r['direction']} | {name} | {fmt(values['model'])} | {fmt(values['training_prior'])} | | |"
-            )
-    learned = sum(r["learned"] for r in directions)
-    lines += ["", f"New directions learned (beat the prior with every seed): {learned} of {len(directions)}."]
-    return "\n".join(lines)
+    return "\n".join(lines + directions_lines(directions, wide_reports))
 
 
 def finetune_table(recipe: Path, reports: list[dict], earlier: dict, size: dict, command: str, directions) -> str:
     """The fine-tuned eleven-modality model: rgb -> depth / normals / semseg beside both trained variants (more steps
     than they had, so no breadth test), then its new directions against their priors."""
-    fmt = lambda v: ", ".join(f"{x:.4f}" for x in v)  # noqa: E731
     steps = reports[0]["steps"]
     lines = [
         f"### {datetime.date.today().isoformat()}: breadth-10 fine-tuned by {recipe.name} ({steps} more steps from "
@@ -360,27 +409,14 @@ def finetune_table(recipe: Path, reports: list[dict], earlier: dict, size: dict,
         first = reports[0]["targets"][target]
         values = [[r["targets"][target]["model"] for r in earlier[v]] for v in VARIANTS]
         values.append([r["targets"][target]["model"] for r in reports])
-        lines.append(f"| {target} | {first['metric']} ({first['better']}) | " + " | ".join(map(fmt, values)) + " |")
+        lines.append(f"| {target} | {first['metric']} ({first['better']}) | " + " | ".join(map(_fmt, values)) + " |")
     lines += [
         "",
         f"The fine-tuned model had {steps} steps more than either variant: these rows show what fine-tuning costs or "
         "gains on the original directions, not breadth without loss.",
         "",
-        "| direction | metric | model | prior | tokenizer ceiling | beats the prior |",
-        "|---|---|---|---|---|---|",
     ]
-    for r in directions:
-        lines.append(
-            f"| {r['direction']} | {r['metric']} ({r['better']}) | {fmt(r['model'])} | {fmt(r['prior'])} | "
-            f"{fmt(r['ceiling'])} | {'yes' if r['learned'] else 'NO'} |"
-        )
-        for name, values in r["also"].items():
-            lines.append(
-                f"| {r['direction']} | {name} | {fmt(values['model'])} | {fmt(values['training_prior'])} | | |"
-            )
-    learned = sum(r["learned"] for r in directions)
-    lines += ["", f"New directions learned (beat the prior with every seed): {learned} of {len(directions)}."]
-    return "\n".join(lines)
+    return "\n".join(lines + directions_lines(directions, reports))
 
 
 def run_finetune(args, size: dict, data: dict, argv) -> dict:
@@ -473,7 +509,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {"reports": reports, "data": data}
     rows, directions = verdict(reports), new_directions(reports["breadth-10"])
     command = "python benchmarks/fm_breadth.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = table(rows, size, data, command, directions)
+    text = table(rows, size, data, command, directions, reports["breadth-10"])
     print(text)
     if not args.no_write:
         append_to_section(ROOT / "benchmarks" / "RESULTS.md", SECTION, text)
