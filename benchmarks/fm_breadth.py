@@ -209,7 +209,10 @@ def run_variant(
                 ("rgb", "human_pose", data["heldout_pose"], data["train_pixels"]),
             )
         }
-        scores["caption_use"] = caption_use(run, data["heldout_captions"])
+        scores["condition_use"] = {  # do the caption directions read their source at all?
+            f"{source} -> {target}": condition_use(run, data["heldout_captions"], source, target)
+            for source, target in (("rgb", "captions"), ("captions", "semseg"))
+        }
     return scores
 
 
@@ -246,10 +249,10 @@ def new_direction(run: Path, source: str, target: str, heldout: str, train: str,
     return report["targets"][target]
 
 
-def caption_use(run: Path, heldout_captions: str, batch_size: int = 64) -> tuple[float, float]:
-    """Whether the model reads the image when it writes a caption: held-out caption cross-entropy (nats per
-    decoder token, the whole caption the target of an rgb-only input, sentinels included) given the scene's own
-    rgb tokens vs another scene's (rolled by one in the batch). Equal values: the caption ignores the image."""
+def condition_use(run: Path, heldout: str, source: str, target: str, batch_size: int = 64) -> tuple[float, float]:
+    """Whether the model reads ``source`` when it predicts ``target``: held-out cross-entropy of the whole target
+    (nats per target token; a sequence's decoder tokens, sentinels included) from the whole source alone, given the
+    scene's own source vs another scene's (rolled by one in the batch). Equal values: the source is ignored."""
     import numpy as np
     import torch
 
@@ -258,20 +261,20 @@ def caption_use(run: Path, heldout_captions: str, batch_size: int = 64) -> tuple
     from tokzoo.fm.stream import ordered_batches
 
     model = load_model(run).eval()
-    whole = MixtureComponent("rgb->captions", {"rgb": 1000.0}, {"captions": 1000.0})
+    whole = MixtureComponent(f"{source}->{target}", {source: 1000.0}, {target: 1000.0})
     masker = Masker(model.specs, MaskingConfig(input_tokens=1 << 16, target_tokens=1 << 16, mixture=(whole,)))
     sums = np.zeros((2, 2))  # [own, other] x [total, count]
-    for i, raw in enumerate(ordered_batches(heldout_captions, ["rgb", "captions"], batch_size)):
+    for i, raw in enumerate(ordered_batches(heldout, [source, target], batch_size)):
         batch = masker(flatten_batch(raw, model.specs), np.random.default_rng(i))
         for j, other in enumerate((False, True)):
             roll = (lambda t: t.roll(1, 0)) if other else (lambda t: t)  # noqa: E731
             masked = batch.with_masks(
-                {**batch.input, "rgb": roll(batch.input["rgb"])},
+                {**batch.input, source: roll(batch.input[source])},
                 batch.target,
-                tokens={"rgb": roll(batch.tokens["rgb"])},
+                tokens={source: roll(batch.tokens[source])},
             )
             with torch.no_grad():
-                total, count = model(masked)["captions"]
+                total, count = model(masked)[target]
             sums[j] += (float(total), float(count))
     return float(sums[0, 0] / sums[0, 1]), float(sums[1, 0] / sums[1, 1])
 
@@ -338,8 +341,8 @@ def _fmt(values) -> str:
 
 
 def directions_lines(directions: list[dict], wide_reports: list[dict]) -> list[str]:
-    """The new directions' table (model vs prior per seed), how many were learned, and whether the captions
-    read the image (each wide report's ``caption_use``)."""
+    """The new directions' table (model vs prior per seed), how many were learned, and whether the caption
+    directions read their source (each wide report's ``condition_use``)."""
     lines = [
         "| direction | metric | model | prior | tokenizer ceiling | beats the prior |",
         "|---|---|---|---|---|---|",
@@ -354,14 +357,16 @@ def directions_lines(directions: list[dict], wide_reports: list[dict]) -> list[s
                 f"| {r['direction']} | {name} | {_fmt(values['model'])} | {_fmt(values['training_prior'])} | | |"
             )
     learned = sum(r["learned"] for r in directions)
-    pairs = "; ".join(f"{own:.4f} vs {other:.4f}" for own, other in (r["caption_use"] for r in wide_reports))
-    return lines + [
+    lines += ["", f"New directions learned (beat the prior with every seed): {learned} of {len(directions)}.", ""]
+    lines += [
+        "Do the caption directions read their source? Held-out cross-entropy of the whole target from the whole source "
+        "(nats per target token), the scene's own source vs another scene's, per seed:",
         "",
-        f"New directions learned (beat the prior with every seed): {learned} of {len(directions)}.",
-        "",
-        "Does rgb -> captions read the image? Held-out caption cross-entropy (nats per decoder token) given the "
-        f"scene's own rgb vs another scene's, per seed: {pairs}.",
     ]
+    for direction in wide_reports[0]["condition_use"]:
+        pairs = [r["condition_use"][direction] for r in wide_reports]
+        lines.append(f"- {direction}: " + "; ".join(f"{own:.4f} vs {other:.4f}" for own, other in pairs))
+    return lines
 
 
 def table(

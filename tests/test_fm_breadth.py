@@ -104,8 +104,9 @@ def test_breadth_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     )
     assert [r["direction"] for r in tuned["directions"]] == list(directions)
     assert set(tuned["reports"][0]["targets"]) == {"depth", "normals", "semseg"}
-    own, other = tuned["reports"][0]["caption_use"]  # caption cross-entropy given the own vs another scene's rgb
-    assert 0 < own < 10 and 0 < other < 10
+    use = tuned["reports"][0]["condition_use"]  # target cross-entropy given the own vs another scene's source
+    assert set(use) == {"rgb -> captions", "captions -> semseg"}
+    assert all(0 < v < 10 for pair in use.values() for v in pair)
 
 
 def test_the_feature_labeler_follows_the_vision_folder(tmp_path):

@@ -162,6 +162,42 @@ def test_sentinel_masking_without_input_budget_draws_nothing():
     assert len(inputs) == 0 and target.tolist() == [50, *content.tolist(), 51]
 
 
+def test_keep_all_gives_the_whole_sequence_and_binary_all_or_nothing():
+    """4M's keep schemes: ``all`` gives a condition whole (as generation does) while the budget holds it, and
+    lowers p like ``random`` when it does not; ``binary`` keeps everything or nothing, each about half the time."""
+    rng, vocab, content = np.random.default_rng(11), 50, np.arange(1, 21)
+    for _ in range(50):
+        inputs, target = mask_sequence(content, 20, 0, vocab, rng, "all")
+        assert inputs.tolist() == content.tolist() and len(target) == 0
+    inputs, target = mask_sequence(content, 20, 22, vocab, rng, "all")
+    assert target.tolist() == [vocab]  # nothing dropped: the target is the closing sentinel alone
+    for _ in range(50):
+        inputs, _ = mask_sequence(content, 8, 22, vocab, rng, "all")  # over budget: p lowered until it fits
+        assert 0 < len(inputs) <= 8
+    whole = [mask_sequence(content, 20, 22, vocab, rng, "binary")[0] for _ in range(400)]
+    kinds = [x.tolist() == content.tolist() if len(x) > 1 else x.tolist() == [vocab] for x in whole]
+    assert all(kinds)
+    assert 0.4 < np.mean([len(x) > 1 for x in whole]) < 0.6
+    with pytest.raises(ValueError, match="keep scheme 'some'"):
+        mask_sequence(content, 20, 22, vocab, rng, "some")
+
+
+def test_a_component_keeps_its_condition_whole_and_others_stay_random():
+    spec = ModalitySpec("captions", "sequence", 30, (1, 16))
+    image = ModalitySpec("rgb", "image", 20, (4, 4))
+    ids, lengths = sequence_batch(500, seed=3)
+    batch = flatten_batch({"rgb": torch.zeros(500, 16, dtype=torch.long), "captions": ids}, [image, spec])
+    to_rgb = ({"captions": 1000.0}, {"rgb": 1000.0})
+    for keep, whole in (({"captions": "all"}, True), ({}, False)):
+        config = MaskingConfig(64, 16, (MixtureComponent("captions->rgb", *to_rgb, keep=keep),))
+        masked = Masker([image, spec], config)(batch, np.random.default_rng(2))
+        given = [masked.tokens["captions"][b, masked.input["captions"][b]].tolist() for b in range(500)]
+        exact = [g == ids[b, : lengths[b]].tolist() for b, g in enumerate(given) if lengths[b] > 1]
+        assert all(exact) if whole else np.mean(exact) < 0.3
+    with pytest.raises(ConfigError, match="keep names 'rgb', not a sequence modality"):
+        Masker([image, spec], MaskingConfig(8, 8, (MixtureComponent("x", *to_rgb, keep={"rgb": "all"}),)))
+
+
 def sequence_batch(n, length=16, vocab=30, seed=0):
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(1, vocab, (n, length), generator=g)
@@ -268,6 +304,9 @@ RECIPE = {
         (lambda r: r["train"].update(lr="fast"), "train.lr must be a number"),
         (lambda r: r.update(extra={}), "unknown field 'extra' in top level"),
         (lambda r: r.pop("masking"), "section 'masking' missing"),
+        (lambda r: r["masking"]["mixture"][0].update(keep={"rgb": "most"}), "keep.rgb is 'most', not one of"),
+        (lambda r: r["masking"]["mixture"][0].update(keep={"audio": "all"}), "keep names 'audio', not in data"),
+        (lambda r: r["masking"]["mixture"][0].update(keep="all"), "keep must be a mapping sequence modality"),
     ],
 )
 def test_recipe_errors_are_one_line(change, message):

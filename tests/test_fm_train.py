@@ -274,6 +274,8 @@ def test_shipped_fm_recipes_parse_and_train_on_the_scene_modalities(path):
         return
     if path.name == "steering.yaml":  # benchmarks/fm_steering.py: rgb from a palette or metadata, with guidance
         assert list(recipe.modalities) == ["rgb", "palette", "metadata"]
+        keep = {c.name: c.keep for c in recipe.masking.mixture}  # conditions whole, as generation gives them
+        assert keep["palette->rgb"] == {"palette": "all"} and keep["metadata->rgb"] == {"metadata": "all"}
         return
     if path.name == "steering_finetune.yaml":  # the same mixture, from a trained run's weights (train.init)
         steering = load_recipe(path.with_name("steering.yaml"))

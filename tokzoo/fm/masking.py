@@ -37,12 +37,14 @@ from .spans import PAD, mask_sequence
 
 @dataclass(frozen=True)
 class MixtureComponent:
-    """One Dirichlet setting: alpha per modality for the input and for the target split (0 = never)."""
+    """One Dirichlet setting: alpha per modality for the input and for the target split (0 = never), and per
+    sequence modality how its input keeps content (4M's keep scheme, :data:`KEEP_SCHEMES`; absent = ``random``)."""
 
     name: str
     input_alpha: dict[str, float]
     target_alpha: dict[str, float]
     weight: float = 1.0
+    keep: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,12 @@ class Masker:
             for c in config.mixture
         ]
         self.ranges = config.budget_ranges()
+        kinds = {s.name: s.kind for s in specs}
+        for c in config.mixture:
+            wrong = sorted(m for m in c.keep if kinds.get(m) != "sequence")
+            if wrong:
+                raise ConfigError(f"masking.mixture {c.name!r}: keep names {wrong[0]!r}, not a sequence modality")
+        self.keeps = [[c.keep.get(n, "random") for n in names] for c in config.mixture]
 
     def __call__(self, batch: MaskedBatch, rng: np.random.Generator | Sequence[np.random.Generator]) -> MaskedBatch:
         rngs = [rng] * batch.batch_size if isinstance(rng, np.random.Generator) else list(rng)
@@ -201,7 +209,8 @@ class Masker:
         n_input, n_target_total = int(rng.integers(in_low, in_high + 1)), int(rng.integers(target_low, target_high + 1))
         units = np.array([valid[s.name][b].sum() // s.item_tokens for s in self.specs])  # tokens, or whole items
         present = units > 0
-        input_alpha, target_alpha = self.alphas[rng.choice(len(self.weights), p=self.weights)]
+        component = rng.choice(len(self.weights), p=self.weights)
+        (input_alpha, target_alpha), keeps = self.alphas[component], self.keeps[component]
         per_unit = np.array([s.item_tokens for s in self.specs])
         is_sequence = np.array([s.kind == "sequence" for s in self.specs])
         n_in = np.minimum(split_budget(n_input, input_alpha * present, rng) // per_unit, units)
@@ -213,7 +222,7 @@ class Masker:
             m = spec.name
             if spec.kind == "sequence":
                 encoder, decoder = mask_sequence(
-                    tokens[m][b, : units[j]], int(n_in[j]), int(n_target[j]), spec.vocab_size, rng
+                    tokens[m][b, : units[j]], int(n_in[j]), int(n_target[j]), spec.vocab_size, rng, keeps[j]
                 )
                 encoder_ids[m][b, : len(encoder)], decoder_ids[m][b, : len(decoder)] = encoder, decoder
                 inputs[m][b, : len(encoder)], targets[m][b, : len(decoder)] = True, True

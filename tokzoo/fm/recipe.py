@@ -9,6 +9,7 @@ masking:
   mixture:                          # Dirichlet settings; alpha: a number for every modality, or per modality (absent = 0)
     - {name: rgb->all, weight: 1, input_alpha: {rgb: 1000}, target_alpha: 0.5}
     - {name: all->all, weight: 1, input_alpha: 0.5, target_alpha: 0.5}
+    # keep: {captions: all} in a component gives that sequence input whole (random | all | binary: 4M's keep)
 train: {steps: 600, batch_size: 32, micro_batch_size: 32, lr: 1.0e-3, warmup_steps: 50, eval_every: 100}
 ```
 
@@ -26,6 +27,7 @@ from tokzoo.limits import check_field
 
 from .masking import MaskingConfig, MixtureComponent
 from .model import FMConfig, model_config
+from .spans import KEEP_SCHEMES
 
 
 @dataclass(frozen=True)
@@ -114,13 +116,14 @@ def _masking(section: dict, modalities: list[str], where) -> MaskingConfig:
         field = f"masking.mixture[{i}]"
         if not isinstance(c, dict):
             raise ConfigError(f"{where}: {field} must be a mapping with input_alpha and target_alpha")
-        _known(c, ("name", "weight", "input_alpha", "target_alpha"), where, field)
+        _known(c, ("name", "weight", "input_alpha", "target_alpha", "keep"), where, field)
         alphas = [_alphas(c.get(k), modalities, f"{field}.{k}", where) for k in ("input_alpha", "target_alpha")]
         components.append(
             MixtureComponent(
                 str(c.get("name", f"component {i}")),
                 *alphas,
                 weight=_number(c.get("weight", 1.0), f"{field}.weight", where, 0, "fm.masking.weight"),
+                keep=_keep(c.get("keep", {}), modalities, f"{field}.keep", where),
             )
         )
     if sum(c.weight for c in components) <= 0:
@@ -153,6 +156,18 @@ def _alphas(value, modalities: list[str], field: str, where) -> dict[str, float]
     if unknown:
         raise ConfigError(f"{where}: {field} names {unknown[0]!r}, not in data.modalities ({', '.join(modalities)})")
     return {m: _number(a, f"{field}.{m}", where, 0, "fm.masking.alpha") for m, a in value.items()}
+
+
+def _keep(value, modalities: list[str], field: str, where) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {field} must be a mapping sequence modality -> {' | '.join(KEEP_SCHEMES)}")
+    unknown = sorted(set(value) - set(modalities))
+    if unknown:
+        raise ConfigError(f"{where}: {field} names {unknown[0]!r}, not in data.modalities ({', '.join(modalities)})")
+    for m, scheme in value.items():
+        if scheme not in KEEP_SCHEMES:
+            raise ConfigError(f"{where}: {field}.{m} is {scheme!r}, not one of {', '.join(KEEP_SCHEMES)}")
+    return dict(value)
 
 
 def _train(section: dict, where) -> TrainConfig:

@@ -5,7 +5,8 @@ is the data's ``V`` ids followed by sentinels: sentinel ``k`` (1-based) is id ``
 
 Per sample (facts from 4M's masking; the code is tokzoo's own):
 
-- a keep probability p is drawn uniformly in [0, 1] (0 when the modality's input budget is 0); every
+- a keep probability p is drawn uniformly in [0, 1] (0 when the modality's input budget is 0; the mixture
+  component's ``keep`` scheme may set it to 1 or to 0-or-1 instead: :data:`KEEP_SCHEMES`); every
   content token is kept with probability p; each maximal run of dropped tokens is a *span*;
 - input  = the content with each span replaced by one sentinel (S1, S2, ... in order);
 - target = for each span its sentinel followed by its tokens, then one more sentinel that ends the target;
@@ -28,6 +29,10 @@ import numpy as np
 PAD = 0
 KEEP_DECAY = 0.9
 MAX_TRIES = 400  # lowering p 400 times by 0.9 reaches 5e-19: afterwards every token is dropped
+KEEP_SCHEMES = ("random", "all", "binary")
+"""How the first keep probability is drawn (4M's ``keep`` per modality and mixture direction): ``random``
+uniform in [0, 1]; ``all`` 1, the whole content is the input (a condition given whole, as at generation);
+``binary`` 0 or 1 with equal chance. Over the input budget, p is lowered as always."""
 
 
 def content_length(row: np.ndarray) -> int:
@@ -60,13 +65,16 @@ def input_length(keep: np.ndarray) -> int:
 
 
 def mask_sequence(
-    content: np.ndarray, n_input: int, n_target: int, vocab: int, rng: np.random.Generator
+    content: np.ndarray, n_input: int, n_target: int, vocab: int, rng: np.random.Generator, scheme: str = "random"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Span-corrupt ``content`` within the budgets: (input ids (<= n_input,), target ids (<= n_target,))."""
+    """Span-corrupt ``content`` within the budgets: (input ids (<= n_input,), target ids (<= n_target,)).
+    ``scheme`` (:data:`KEEP_SCHEMES`) sets the first keep probability."""
     n = len(content)
     keep = np.zeros(n, bool)  # no input budget, or no draw fits it: the whole content is one span, all target
     if n_input > 0:
-        p = float(rng.uniform())
+        if scheme not in KEEP_SCHEMES:
+            raise ValueError(f"keep scheme {scheme!r}: one of {', '.join(KEEP_SCHEMES)}")
+        p = float(rng.uniform()) if scheme == "random" else 1.0 if scheme == "all" else float(rng.integers(2))
         for _ in range(MAX_TRIES):
             draw = rng.random(n) < p
             if input_length(draw) <= n_input:
