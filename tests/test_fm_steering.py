@@ -41,41 +41,14 @@ def test_steering_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     assert sorted(p.name for p in tmp_path.glob("run-*")) == [result["run"].name]
     # --recipe/--init: the fine-tuning recipe, trained from the first run's weights, in a folder of its own
     recipe = Path(load_benchmark("fm_steering").ROOT) / "recipes" / "fm" / "steering_finetune.yaml"
-    tuned = load_benchmark("fm_steering").main(
-        [
-            "--tiny",
-            "--out",
-            str(tmp_path),
-            "--no-write",
-            "--scales",
-            "0,1",
-            "--recipe",
-            str(recipe),
-            "--init",
-            str(result["run"]),
-        ]  # fmt: skip
-    )
+    finetune = ["--tiny", "--out", str(tmp_path), "--no-write", "--scales", "0,1", "--recipe", str(recipe)]
+    tuned = load_benchmark("fm_steering").main([*finetune, "--init", str(result["run"])])
     assert tuned["run"].name == "run-steering_finetune-seed0"
     assert {"palette g = 0 chamfer vs other", "palette g = 1 chamfer vs other"} <= set(tuned["summary"])
     config = json.loads((tuned["run"] / "config.json").read_text())
     assert config["recipe"]["train"]["init"] == str(result["run"])
     # --train-steps: the same recipe trained longer, in a folder of its own; measuring a run trains nothing
-    longer = load_benchmark("fm_steering").main(
-        [
-            "--tiny",
-            "--out",
-            str(tmp_path),
-            "--no-write",
-            "--scales",
-            "0,1",
-            "--recipe",
-            str(recipe),
-            "--init",
-            str(result["run"]),
-            "--train-steps",
-            "3",
-        ]  # fmt: skip
-    )
+    longer = load_benchmark("fm_steering").main([*finetune, "--init", str(result["run"]), "--train-steps", "3"])
     assert longer["run"].name == "run-steering_finetune-3steps-seed0"
     assert json.loads((longer["run"] / "config.json").read_text())["recipe"]["train"]["steps"] == 3
     with pytest.raises(SystemExit):
