@@ -176,14 +176,15 @@ def run_variant(
         raw["train"].update(steps=steps, warmup_steps=1, checkpoint_every=steps, eval_every=steps, eval_samples=4)
     run = out / "runs" / f"{name}-seed{seed}"
     run.mkdir(parents=True, exist_ok=True)
-    recipe = run.parent / f"{name}-seed{seed}.yaml"
-    recipe.write_text(yaml.safe_dump(raw, sort_keys=False))
-    rooms = data["rooms"] if name != "breadth-4" else data["rooms"].split(",")[0]
+    written = run.parent / f"{name}-seed{seed}.yaml"
+    written.write_text(yaml.safe_dump(raw, sort_keys=False))
+    wide = recipe is not None or name == "breadth-10"  # the eleven-modality model, trained or fine-tuned
+    rooms = data["rooms"] if wide else data["rooms"].split(",")[0]
     cli(
         "fm",
         "train",
         "-r",
-        recipe,
+        written,
         "--data",
         rooms,
         "--data",
@@ -198,7 +199,7 @@ def run_variant(
         *(["--device", device] if device else []),
     )
     scores = fm_eval(run, data["heldout"], "rgb", TARGETS, eval_n, run / "eval.json")
-    if name != "breadth-4":  # the eleven-modality model, trained or fine-tuned
+    if wide:
         scores["directions"] = {
             f"{source} -> {target}": new_direction(run, source, target, heldout, train, eval_n)
             for source, target, heldout, train in (
@@ -261,21 +262,22 @@ def condition_use(run: Path, heldout: str, source: str, target: str, batch_size:
     from tokzoo.fm.stream import ordered_batches
 
     model = load_model(run).eval()
-    whole = MixtureComponent(f"{source}->{target}", {source: 1000.0}, {target: 1000.0})
+    sequence = {s.name: s.kind == "sequence" for s in model.specs}[source]
+    keep = {source: "all"} if sequence else {}  # a sequence source given whole, as generation gives it
+    whole = MixtureComponent(f"{source}->{target}", {source: 1000.0}, {target: 1000.0}, keep=keep)
     masker = Masker(model.specs, MaskingConfig(input_tokens=1 << 16, target_tokens=1 << 16, mixture=(whole,)))
     sums = np.zeros((2, 2))  # [own, other] x [total, count]
     for i, raw in enumerate(ordered_batches(heldout, [source, target], batch_size)):
         batch = masker(flatten_batch(raw, model.specs), np.random.default_rng(i))
-        for j, other in enumerate((False, True)):
-            roll = (lambda t: t.roll(1, 0)) if other else (lambda t: t)  # noqa: E731
+        for shift in (0, 1):  # the own source, then the next scene's
             masked = batch.with_masks(
-                {**batch.input, source: roll(batch.input[source])},
+                {**batch.input, source: batch.input[source].roll(shift, 0)},
                 batch.target,
-                tokens={source: roll(batch.tokens[source])},
+                tokens={source: batch.tokens[source].roll(shift, 0)},
             )
             with torch.no_grad():
                 total, count = model(masked)[target]
-            sums[j] += (float(total), float(count))
+            sums[shift] += (float(total), float(count))
     return float(sums[0, 0] / sums[0, 1]), float(sums[1, 0] / sums[1, 1])
 
 
@@ -363,9 +365,14 @@ def directions_lines(directions: list[dict], wide_reports: list[dict]) -> list[s
         "(nats per target token), the scene's own source vs another scene's, per seed:",
         "",
     ]
+
+    def pairs(key: str, direction: str) -> str:
+        return "; ".join(f"{own:.4f} vs {other:.4f}" for own, other in (r[key][direction] for r in wide_reports))
+
+    tuned = "condition_use_before" in wide_reports[0]  # a fine-tuned model: its breadth-10 start beside it
     for direction in wide_reports[0]["condition_use"]:
-        pairs = [r["condition_use"][direction] for r in wide_reports]
-        lines.append(f"- {direction}: " + "; ".join(f"{own:.4f} vs {other:.4f}" for own, other in pairs))
+        before = f"before fine-tuning {pairs('condition_use_before', direction)}; after " if tuned else ""
+        lines.append(f"- {direction}: {before}{pairs('condition_use', direction)}")
     return lines
 
 
@@ -397,7 +404,9 @@ def table(
     return "\n".join(lines + directions_lines(directions, wide_reports))
 
 
-def finetune_table(recipe: Path, reports: list[dict], earlier: dict, size: dict, command: str, directions) -> str:
+def finetune_table(
+    recipe: Path, reports: list[dict], earlier: dict, size: dict, command: str, directions: list[dict]
+) -> str:
     """The fine-tuned eleven-modality model: rgb -> depth / normals / semseg beside both trained variants (more steps
     than they had, so no breadth test), then its new directions against their priors."""
     steps = reports[0]["steps"]
@@ -424,15 +433,18 @@ def finetune_table(recipe: Path, reports: list[dict], earlier: dict, size: dict,
     return "\n".join(lines + directions_lines(directions, reports))
 
 
-def run_finetune(args, size: dict, data: dict, argv) -> dict:
-    """``--finetune RECIPE``: each seed's breadth-10 run fine-tuned by RECIPE, then scored like breadth-10."""
-    earlier = {}
-    for variant in VARIANTS:
-        evals = [args.out / "runs" / f"{variant}-seed{seed}" / "eval.json" for seed in size["seeds"]]
-        missing = [str(e.parent) for e in evals if not e.exists()]
-        if missing:
-            raise SystemExit(f"--finetune needs the trained and evaluated runs first: {', '.join(missing)}")
-        earlier[variant] = [json.loads(e.read_text()) for e in evals]
+def earlier_reports(out: Path, seeds: list[int]) -> dict[str, list[dict]]:
+    """Both variants' evaluations per seed, which ``--finetune`` needs first (one-line exit naming what is missing)."""
+    evals = {v: [out / "runs" / f"{v}-seed{seed}" / "eval.json" for seed in seeds] for v in VARIANTS}
+    missing = [str(e.parent) for paths in evals.values() for e in paths if not e.exists()]
+    if missing:
+        raise SystemExit(f"--finetune needs the trained and evaluated runs first: {', '.join(missing)}")
+    return {v: [json.loads(e.read_text()) for e in paths] for v, paths in evals.items()}
+
+
+def run_finetune(args, size: dict, data: dict, earlier: dict, argv) -> dict:
+    """``--finetune RECIPE``: each seed's breadth-10 run fine-tuned by RECIPE, then scored like breadth-10 (whose
+    condition use is measured again beside it)."""
     name = args.finetune.stem
     reports = [
         run_variant(args.out, name, data, seed, size["steps"], args.device, args.threads, size["eval_n"], args.finetune)
@@ -441,13 +453,25 @@ def run_finetune(args, size: dict, data: dict, argv) -> dict:
     for report, seed in zip(reports, size["seeds"]):
         config = json.loads((args.out / "runs" / f"{name}-seed{seed}" / "config.json").read_text())
         report["steps"] = config["recipe"]["train"]["steps"]
+        before = args.out / "runs" / f"breadth-10-seed{seed}"
+        report["condition_use_before"] = {
+            direction: condition_use(before, data["heldout_captions"], *direction.split(" -> "))
+            for direction in report["condition_use"]
+        }
     directions = new_directions(reports)
-    command = "python benchmarks/fm_breadth.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = finetune_table(args.finetune, reports, earlier, size, command, directions)
-    print(text)
-    if not args.no_write:
-        append_to_section(ROOT / "benchmarks" / "RESULTS.md", SECTION, text)
+    write(finetune_table(args.finetune, reports, earlier, size, command_line(argv), directions), args.no_write)
     return {"reports": reports, "directions": directions, "data": data}
+
+
+def command_line(argv: list[str] | None) -> str:
+    return "python benchmarks/fm_breadth.py " + " ".join(argv if argv is not None else sys.argv[1:])
+
+
+def write(text: str, no_write: bool) -> None:
+    """Print a table and append it to RESULTS.md unless ``no_write``."""
+    print(text)
+    if not no_write:
+        append_to_section(ROOT / "benchmarks" / "RESULTS.md", SECTION, text)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -488,6 +512,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.finetune and args.only:
         parser.error("--finetune and --only: one or the other")
+    if args.finetune and not args.finetune.is_file():
+        parser.error(f"--finetune {args.finetune}: no such recipe file")
+    if args.finetune and args.finetune.stem in VARIANTS:
+        parser.error(f"--finetune {args.finetune}: a fine-tuning recipe needs a name of its own, not {VARIANTS}")
     size = dict(SIZES["tiny" if args.tiny else "full"])
     if args.seeds:
         size["seeds"] = [int(s) for s in args.seeds.split(",")]
@@ -498,10 +526,11 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(
             f"--vision-model {args.vision_model}: no zoo tokenizer reads its features; pass --feature-tokenizer"
         )
+    earlier = earlier_reports(args.out, size["seeds"]) if args.finetune else None  # before hours of data checks
     args.out.mkdir(parents=True, exist_ok=True)
     data = prepare(args.out, size, args.vision_model, feature_tokenizer)
     if args.finetune:
-        return run_finetune(args, size, data, argv)
+        return run_finetune(args, size, data, earlier, argv)
     reports = {
         name: [
             run_variant(args.out, name, data, seed, size["steps"], args.device, args.threads, size["eval_n"])
@@ -513,11 +542,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(reports, indent=1))
         return {"reports": reports, "data": data}
     rows, directions = verdict(reports), new_directions(reports["breadth-10"])
-    command = "python benchmarks/fm_breadth.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = table(rows, size, data, command, directions, reports["breadth-10"])
-    print(text)
-    if not args.no_write:
-        append_to_section(ROOT / "benchmarks" / "RESULTS.md", SECTION, text)
+    write(table(rows, size, data, command_line(argv), directions, reports["breadth-10"]), args.no_write)
     return {"rows": rows, "directions": directions, "data": data}
 
 

@@ -104,9 +104,10 @@ def test_breadth_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     )
     assert [r["direction"] for r in tuned["directions"]] == list(directions)
     assert set(tuned["reports"][0]["targets"]) == {"depth", "normals", "semseg"}
-    use = tuned["reports"][0]["condition_use"]  # target cross-entropy given the own vs another scene's source
-    assert set(use) == {"rgb -> captions", "captions -> semseg"}
-    assert all(0 < v < 10 for pair in use.values() for v in pair)
+    for key in ("condition_use", "condition_use_before"):  # the fine-tuned model and its breadth-10 start
+        use = tuned["reports"][0][key]  # target cross-entropy given the own vs another scene's source
+        assert set(use) == {"rgb -> captions", "captions -> semseg"}
+        assert all(0 < v < 10 for pair in use.values() for v in pair)
 
 
 def test_the_feature_labeler_follows_the_vision_folder(tmp_path):
@@ -136,12 +137,18 @@ def test_one_variant_can_run_alone(tmp_path, monkeypatch):
 
 def test_finetune_needs_the_trained_runs(tmp_path, monkeypatch, capsys):
     breadth = load_benchmark("fm_breadth")
-    monkeypatch.setattr(breadth, "prepare", lambda *a: {})
+    monkeypatch.setattr(breadth, "prepare", lambda *a: pytest.fail("checked after the data"))
     recipe = str(breadth.ROOT / "recipes" / "fm" / "directions_finetune.yaml")
+    out = tmp_path / "out"
     with pytest.raises(SystemExit) as stop:
-        breadth.main(["--out", str(tmp_path), "--finetune", recipe, "--no-write"])
+        breadth.main(["--out", str(out), "--finetune", recipe, "--no-write"])
     assert "needs the trained and evaluated runs first" in str(stop.value.code)
-    assert "breadth-4-seed0" in str(stop.value.code) and not (tmp_path / "runs").exists()
-    with pytest.raises(SystemExit) as stop:
-        breadth.main(["--out", str(tmp_path), "--finetune", recipe, "--only", "breadth-10"])
-    assert stop.value.code == 2 and "one or the other" in capsys.readouterr().err
+    assert "breadth-4-seed0" in str(stop.value.code) and not out.exists()
+    for wrong, message in (
+        (["--only", "breadth-10"], "one or the other"),
+        (["--finetune", str(tmp_path / "nothing.yaml")], "no such recipe file"),
+        (["--finetune", str(breadth.ROOT / "recipes" / "fm" / "breadth-10.yaml")], "needs a name of its own"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            breadth.main(["--out", str(out), "--finetune", recipe, *wrong])
+        assert stop.value.code == 2 and message in capsys.readouterr().err

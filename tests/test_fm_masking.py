@@ -166,9 +166,8 @@ def test_keep_all_gives_the_whole_sequence_and_binary_all_or_nothing():
     """4M's keep schemes: ``all`` gives a condition whole (as generation does) while the budget holds it, and
     lowers p like ``random`` when it does not; ``binary`` keeps everything or nothing, each about half the time."""
     rng, vocab, content = np.random.default_rng(11), 50, np.arange(1, 21)
-    for _ in range(50):
-        inputs, target = mask_sequence(content, 20, 0, vocab, rng, "all")
-        assert inputs.tolist() == content.tolist() and len(target) == 0
+    inputs, target = mask_sequence(content, 20, 0, vocab, rng, "all")
+    assert inputs.tolist() == content.tolist() and len(target) == 0
     inputs, target = mask_sequence(content, 20, 22, vocab, rng, "all")
     assert target.tolist() == [vocab]  # nothing dropped: the target is the closing sentinel alone
     for _ in range(50):
@@ -196,6 +195,36 @@ def test_a_component_keeps_its_condition_whole_and_others_stay_random():
         assert all(exact) if whole else np.mean(exact) < 0.3
     with pytest.raises(ConfigError, match="keep names 'rgb', not a sequence modality"):
         Masker([image, spec], MaskingConfig(8, 8, (MixtureComponent("x", *to_rgb, keep={"rgb": "all"}),)))
+    with pytest.raises(ConfigError, match="keep 'most', not one of random, all, binary"):
+        Masker([image, spec], MaskingConfig(8, 8, (MixtureComponent("x", *to_rgb, keep={"captions": "most"}),)))
+
+
+def test_masks_without_keep_are_those_of_earlier_versions():
+    """A recipe without ``keep`` masks byte for byte as before the keep scheme (runs resume and reproduce): the
+    digest of every mask and id of a fixed batch, computed by commit b19c4c9's masker."""
+    import hashlib
+
+    spec = ModalitySpec("captions", "sequence", 30, (1, 16))
+    image = ModalitySpec("rgb", "image", 20, (4, 4))
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, 30, (64, 16), generator=g)
+    lengths = torch.randint(0, 17, (64,), generator=g)
+    ids[torch.arange(16)[None] >= lengths[:, None]] = 0
+    batch = flatten_batch({"rgb": torch.randint(0, 20, (64, 16), generator=g), "captions": ids}, [image, spec])
+    alpha = {"rgb": 1.0, "captions": 1.0}
+    mixture = (
+        MixtureComponent("all", alpha, alpha),
+        MixtureComponent("c->rgb", {"captions": 1000.0}, {"rgb": 1000.0}, weight=2.0),
+    )
+    m = Masker([image, spec], MaskingConfig((0, 24), (1, 24), mixture))(
+        batch, [np.random.default_rng([5, b]) for b in range(64)]
+    )
+    digest = hashlib.sha256()
+    for part in (m.input, m.target, m.tokens, m.target_tokens):
+        for name in sorted(part):
+            digest.update(name.encode())
+            digest.update(part[name].numpy().astype(np.int64).tobytes())
+    assert digest.hexdigest() == "ec47f8809f701f29790187ccff0b877d1c1f89443a619709931da810cd889fc1"
 
 
 def sequence_batch(n, length=16, vocab=30, seed=0):
@@ -306,7 +335,7 @@ RECIPE = {
         (lambda r: r.pop("masking"), "section 'masking' missing"),
         (lambda r: r["masking"]["mixture"][0].update(keep={"rgb": "most"}), "keep.rgb is 'most', not one of"),
         (lambda r: r["masking"]["mixture"][0].update(keep={"audio": "all"}), "keep names 'audio', not in data"),
-        (lambda r: r["masking"]["mixture"][0].update(keep="all"), "keep must be a mapping sequence modality"),
+        (lambda r: r["masking"]["mixture"][0].update(keep="all"), "keep must map sequence modalities to"),
     ],
 )
 def test_recipe_errors_are_one_line(change, message):

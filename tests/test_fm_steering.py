@@ -18,7 +18,7 @@ def test_chamfer_is_zero_for_equal_palettes_and_symmetric():
 
 
 @pytest.mark.slow  # ~90 s: renders, labels, tokenizes, trains from scratch, fine-tuned and longer, sweeps
-def test_steering_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
+def test_steering_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread, capsys):
     result = load_benchmark("fm_steering").main(["--tiny", "--out", str(tmp_path), "--no-write", "--scales", "0,1,3"])
     palette, metadata = result["rows"]["palette"], result["rows"]["metadata"]
     expected = ["g = 0", "g = 1", "g = 3", "own image (true tokens)", "another scene's image"]
@@ -51,7 +51,8 @@ def test_steering_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     longer = load_benchmark("fm_steering").main([*finetune, "--init", str(result["run"]), "--train-steps", "3"])
     assert longer["run"].name == "run-steering_finetune-3steps-seed0"
     assert json.loads((longer["run"] / "config.json").read_text())["recipe"]["train"]["steps"] == 3
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as stop:
         load_benchmark("fm_steering").main(
             ["--out", str(tmp_path), "--model", str(result["run"]), "--train-steps", "3"]
         )
+    assert stop.value.code == 2 and "--model measures an existing run" in capsys.readouterr().err

@@ -32,7 +32,7 @@ import torch
 from tokzoo.errors import ConfigError
 from tokzoo.tokens.spec import ModalitySpec
 
-from .spans import PAD, mask_sequence
+from .spans import KEEP_SCHEMES, PAD, mask_sequence
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,11 @@ class Masker:
             wrong = sorted(m for m in c.keep if kinds.get(m) != "sequence")
             if wrong:
                 raise ConfigError(f"masking.mixture {c.name!r}: keep names {wrong[0]!r}, not a sequence modality")
+            unknown = sorted(v for v in c.keep.values() if v not in KEEP_SCHEMES)
+            if unknown:
+                raise ConfigError(
+                    f"masking.mixture {c.name!r}: keep {unknown[0]!r}, not one of {', '.join(KEEP_SCHEMES)}"
+                )
         self.keeps = [[c.keep.get(n, "random") for n in names] for c in config.mixture]
 
     def __call__(self, batch: MaskedBatch, rng: np.random.Generator | Sequence[np.random.Generator]) -> MaskedBatch:

@@ -159,8 +159,9 @@ def _alphas(value, modalities: list[str], field: str, where) -> dict[str, float]
 
 
 def _keep(value, modalities: list[str], field: str, where) -> dict[str, str]:
+    """``keep: {modality: scheme}``; that each modality is a sequence is checked by the Masker, which knows kinds."""
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}: {field} must be a mapping sequence modality -> {' | '.join(KEEP_SCHEMES)}")
+        raise ConfigError(f"{where}: {field} must map sequence modalities to {' | '.join(KEEP_SCHEMES)}")
     unknown = sorted(set(value) - set(modalities))
     if unknown:
         raise ConfigError(f"{where}: {field} names {unknown[0]!r}, not in data.modalities ({', '.join(modalities)})")

@@ -69,11 +69,11 @@ def mask_sequence(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Span-corrupt ``content`` within the budgets: (input ids (<= n_input,), target ids (<= n_target,)).
     ``scheme`` (:data:`KEEP_SCHEMES`) sets the first keep probability."""
+    if scheme not in KEEP_SCHEMES:
+        raise ValueError(f"keep scheme {scheme!r}: one of {', '.join(KEEP_SCHEMES)}")
     n = len(content)
     keep = np.zeros(n, bool)  # no input budget, or no draw fits it: the whole content is one span, all target
     if n_input > 0:
-        if scheme not in KEEP_SCHEMES:
-            raise ValueError(f"keep scheme {scheme!r}: one of {', '.join(KEEP_SCHEMES)}")
         p = float(rng.uniform()) if scheme == "random" else 1.0 if scheme == "all" else float(rng.integers(2))
         for _ in range(MAX_TRIES):
             draw = rng.random(n) < p
