@@ -51,6 +51,7 @@ SECTION = "## Multimodal trainer: breadth"
 PIXEL = ["rgb", "depth", "normals", "semseg", "edges", "sam_instances", "human_pose"]
 TARGETS = ["depth", "normals", "semseg"]
 VARIANTS = ("breadth-4", "breadth-10")
+CAPTION_DIRECTIONS = (("rgb", "captions"), ("captions", "semseg"))  # whose use of the source condition_use measures
 SIZES = {
     "full": {"rooms": 8192, "outdoor": 2048, "heldout": 256, "size": 64, "steps": None, "seeds": [0, 1], "eval_n": 256},
     "tiny": {"rooms": 8, "outdoor": 4, "heldout": 4, "size": 64, "steps": 2, "seeds": [0], "eval_n": 4},
@@ -210,10 +211,7 @@ def run_variant(
                 ("rgb", "human_pose", data["heldout_pose"], data["train_pixels"]),
             )
         }
-        scores["condition_use"] = {  # do the caption directions read their source at all?
-            f"{source} -> {target}": condition_use(run, data["heldout_captions"], source, target)
-            for source, target in (("rgb", "captions"), ("captions", "semseg"))
-        }
+        scores["condition_use"] = caption_directions_use(run, data)
     return scores
 
 
@@ -279,6 +277,14 @@ def condition_use(run: Path, heldout: str, source: str, target: str, batch_size:
                 total, count = model(masked)[target]
             sums[shift] += (float(total), float(count))
     return float(sums[0, 0] / sums[0, 1]), float(sums[1, 0] / sums[1, 1])
+
+
+def caption_directions_use(run: Path, data: dict) -> dict[str, tuple[float, float]]:
+    """:func:`condition_use` of each of :data:`CAPTION_DIRECTIONS` on the held-out rooms, by ``"source -> target"``."""
+    return {
+        f"{source} -> {target}": condition_use(run, data["heldout_captions"], source, target)
+        for source, target in CAPTION_DIRECTIONS
+    }
 
 
 def verdict(reports: dict[str, list[dict]]) -> list[dict]:
@@ -453,11 +459,7 @@ def run_finetune(args, size: dict, data: dict, earlier: dict, argv) -> dict:
     for report, seed in zip(reports, size["seeds"]):
         config = json.loads((args.out / "runs" / f"{name}-seed{seed}" / "config.json").read_text())
         report["steps"] = config["recipe"]["train"]["steps"]
-        before = args.out / "runs" / f"breadth-10-seed{seed}"
-        report["condition_use_before"] = {
-            direction: condition_use(before, data["heldout_captions"], *direction.split(" -> "))
-            for direction in report["condition_use"]
-        }
+        report["condition_use_before"] = caption_directions_use(args.out / "runs" / f"breadth-10-seed{seed}", data)
     directions = new_directions(reports)
     write(finetune_table(args.finetune, reports, earlier, size, command_line(argv), directions), args.no_write)
     return {"reports": reports, "directions": directions, "data": data}
