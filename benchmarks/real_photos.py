@@ -55,6 +55,9 @@ CROP_SCALE = (0.05, 1.0)
 def set_name(args) -> str:
     if args.set == "heldout":
         return "held-out photos"
+    if args.packages:
+        kept = "never trained on by any recipe" if not args.wallpaper_offset else "trained on by recipes naming them"
+        return f"photos i % {args.hold_out_every} == {args.wallpaper_offset} of {', '.join(args.packages)} ({kept})"
     if args.wallpaper_offset:
         return (
             f"wallpapers i % {args.hold_out_every} == {args.wallpaper_offset} (in the training of every recipe with "
@@ -66,25 +69,35 @@ def set_name(args) -> str:
     )
 
 
-def photo_set(key: str, which: str, hold_out_every: int, offset: int = 0) -> dict[str, np.ndarray]:
+def photo_set(
+    key: str, which: str, hold_out_every: int, offset: int = 0, packages: list[str] | None = None
+) -> dict[str, np.ndarray]:
     """name -> full-size value of ``key``'s source: the held-out bundled samples, or (``which="wallpapers"``, rgb
     and edges) the validation wallpapers that recipes with ``data.photos.hold_out_every`` leave out of training
-    (``offset`` k > 0: the wallpapers i % hold_out_every == k instead, which such recipes train on)."""
+    (``offset`` k > 0: the wallpapers i % hold_out_every == k instead, which such recipes train on); ``packages``
+    picks the cache folders (default: the wallpaper packages), fetched when missing."""
     source = "rgb" if key == "edges" else key
     if which == "wallpapers":
-        from tokzoo.datasets.photos import load_photos
+        from tokzoo.datasets.photos import PACKAGES, fetch_photos, load_photos
 
-        photos = load_photos(every=hold_out_every, offset=offset)
+        cache = fetch_photos(packages=tuple(packages) if packages else PACKAGES)
+        photos = load_photos(cache, every=hold_out_every, offset=offset, packages=packages)
         return {f"wallpaper{i * hold_out_every + offset:03d}": photo for i, photo in enumerate(photos)}
     return {name: load_sample(name)[source] for name in sorted(SAMPLES) if source in SAMPLES[name].modalities}
 
 
 def heldout_views(
-    key: str, size: int, views: int, which: str = "heldout", hold_out_every: int = 8, offset: int = 0
+    key: str,
+    size: int,
+    views: int,
+    which: str = "heldout",
+    hold_out_every: int = 8,
+    offset: int = 0,
+    packages: list[str] | None = None,
 ) -> dict[str, list[np.ndarray]]:
     """photo name -> its ``views`` crops of ``key`` (rgb, edges or depth) resized to ``size``."""
     out = {}
-    for name, value in photo_set(key, which, hold_out_every, offset).items():
+    for name, value in photo_set(key, which, hold_out_every, offset, packages).items():
         if key == "edges":
             from tokzoo.modalities.edges import canny_edges
 
@@ -151,7 +164,9 @@ def run_rgb(args) -> str:
     per_photo = []
     for label, tok in parse_tokenizers(args.tokenizers):
         size = args.size or tok.config["input_size"][0]
-        views = heldout_views("rgb", size, args.views, args.set, args.hold_out_every, args.wallpaper_offset)
+        views = heldout_views(
+            "rgb", size, args.views, args.set, args.hold_out_every, args.wallpaper_offset, args.packages
+        )
         ours = {
             name: float(np.mean([view_psnr(v, r) for v, r in zip(values, reconstruct(tok, values))]))
             for name, values in views.items()
@@ -186,7 +201,7 @@ def run_edges(args) -> str:
         values = [
             v
             for vs in heldout_views(
-                "edges", size, args.views, args.set, args.hold_out_every, args.wallpaper_offset
+                "edges", size, args.views, args.set, args.hold_out_every, args.wallpaper_offset, args.packages
             ).values()
             for v in vs
         ]
@@ -256,8 +271,20 @@ def main() -> None:
         default=0,
         help="with --set wallpapers: 0 scores the validation wallpapers, j > 0 the trained-on wallpapers i % k == j",
     )
+    parser.add_argument(
+        "--packages",
+        default=None,
+        help="with --set wallpapers: comma-separated photo packages (cache folders) instead of the wallpaper "
+        "packages; 'more' = tokzoo.datasets.photos.MORE_PACKAGES",
+    )
     parser.add_argument("--write", action="store_true", help="add the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
+    if args.packages:
+        from tokzoo.datasets.photos import MORE_PACKAGES
+
+        args.packages = list(MORE_PACKAGES) if args.packages == "more" else args.packages.split(",")
+        if args.set != "wallpapers":
+            parser.error("--packages picks photos for --set wallpapers")
     if args.set == "wallpapers" and args.command == "depth":
         parser.error("--set wallpapers: wallpapers are photos, no depth; depth is scored on the motorcycle")
     if not 0 <= args.wallpaper_offset < args.hold_out_every:

@@ -18,6 +18,7 @@ from .eval_labels import eval_labels_command
 from .export import export_command
 from .fm import fm_group
 from .inspect import inspect_command, show_command
+from .photos import photos_command
 from .pseudo_label import pseudo_label_command
 from .recipes import recipes_command
 from .scenes import scenes_command
@@ -65,6 +66,7 @@ for command in (
     compose_group,
     browse_command,
     recipes_command,
+    photos_command,
 ):
     cli.add_command(command)
 

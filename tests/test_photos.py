@@ -1,13 +1,14 @@
 """Real training photos (tokzoo.datasets.photos), the ``data.photos`` recipe source, Canny's scale and the edges crop rule."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from tokzoo.crops import apply_crop
-from tokzoo.datasets.photos import PACKAGES, _file_name, fetch_photos, load_photos
+from tokzoo.datasets.photos import MORE_PACKAGES, PACKAGES, _file_name, fetch_photos, load_photos
 from tokzoo.errors import ConfigError
 from tokzoo.modalities.edges import canny_edges, canny_sigma
 from tokzoo.tokenizers.training import validate_recipe
@@ -151,3 +152,116 @@ def test_fetch_unpacks_a_debian_package_with_its_licence(tmp_path):
     photos = load_photos(cache)
     assert len(photos) == len(manifest["images"]) and max(max(p.shape[:2]) for p in photos) <= 768
     assert fetch_photos(cache, packages=("lomiri-wallpapers-20.04",)) == cache  # fetched once
+
+
+def _folders(tmp_path, folders: dict[str, int], fetched=()):
+    """A cache with ``n`` random images in each named folder; the manifest lists ``fetched`` packages."""
+    rng = np.random.default_rng(1)
+    for folder, n in folders.items():
+        (tmp_path / folder).mkdir()
+        for i in range(n):
+            image = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+            Image.fromarray(image).save(tmp_path / folder / f"{folder}-{i}.png")
+    (tmp_path / "manifest.json").write_text(json.dumps({"images": [], "packages": list(fetched)}))
+    return tmp_path
+
+
+def test_more_packages_are_read_only_by_recipes_that_name_them(tmp_path):
+    cache = _folders(
+        tmp_path,
+        {PACKAGES[0]: 2, MORE_PACKAGES[0]: 3, "mine": 1},
+        fetched=PACKAGES + MORE_PACKAGES,
+    )
+    assert len(load_photos(cache)) == 2 + 1  # the wallpapers and a folder of your own, not the extra packages
+    assert len(load_photos(cache, packages=[MORE_PACKAGES[0]])) == 3
+    assert len(load_photos(cache, packages=[MORE_PACKAGES[0], "mine"], every=2)) == 2  # indices 0 and 2 of 4
+    with pytest.raises(ConfigError, match="no training photos in nothing-here"):
+        load_photos(cache, packages=["nothing-here"])
+
+
+def test_several_photo_sources_hold_out_their_own_validation_photos(tmp_path, monkeypatch):
+    from tokzoo.tokenizers.training import build_tokenizer
+
+    cache = _folders(tmp_path, {"first": 2, "second": 4}, fetched=("first", "second"))
+    monkeypatch.setenv("TOKZOO_PHOTOS", str(cache))
+    base = _recipe("rgb", "mse")
+    sources = [{"packages": ["first"], "repeat": 1}, {"packages": ["second"], "repeat": 2, "hold_out_every": 2}]
+    recipe = validate_recipe({**base, "data": {**base["data"], "photos": sources}})
+    data = TrainingData(recipe, build_tokenizer(recipe).codec)
+    second = load_photos(cache, packages=["second"])
+    validation = load_photos(cache, packages=["second"], every=2)  # what real_photos.py --packages scores
+    assert len(data.train) == 2 + 2 + 2 * 2  # scenes, both of "first", photos 1 and 3 of "second" twice
+    trained = {v.tobytes() for v in data.train[2:]}
+    assert trained >= {second[1].tobytes(), second[3].tobytes()}
+    assert not trained & {v.tobytes() for v in validation}
+    for bad, field in [([], "data.photos"), ([{"packages": []}], r"data.photos\[0\].packages")]:
+        with pytest.raises(ConfigError, match=field):
+            validate_recipe({**base, "data": {**base["data"], "photos": bad}})
+
+
+def _deb(tmp_path, members: dict[str, bytes]) -> Path:
+    """A real .deb (dpkg-deb --build) holding ``members`` (path -> bytes)."""
+    import subprocess
+
+    root = tmp_path / "pkgroot"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        "Package: fake-photos\nVersion: 1\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: test\n"
+    )
+    for path, content in members.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(content)
+    deb = tmp_path / "fake-photos_1_all.deb"
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(deb)], check=True, capture_output=True)
+    return deb
+
+
+def _png(image: np.ndarray) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_fetch_keeps_the_named_photo_members_and_never_a_held_out_photo(tmp_path, monkeypatch):
+    """Through a real .deb: members that PHOTO_MEMBERS names (also inside a Qt resource bundle) are kept, other
+    images are not, and a cropped copy of a held-out photo is dropped even where a pattern names it."""
+    from test_qt_resources import bundle
+
+    from tokzoo.datasets import photos as photos_module
+    from tokzoo.datasets.samples import load_sample
+
+    rng = np.random.default_rng(2)
+    blocks = lambda: rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)  # noqa: E731 - coarse, so thumbnails differ
+    photo = lambda: _png(np.kron(blocks(), np.ones((70, 70, 1), np.uint8)))  # noqa: E731 - 420 x 560
+    astronaut = load_sample("astronaut")["rgb"]
+    members = {
+        "usr/share/fake/photos/kept.jpg": photo(),
+        "usr/share/fake/icons/drawing.png": photo(),  # an image no pattern names
+        "usr/share/fake/photos/astronaut-copy.png": _png(astronaut[16:-16, 16:-16]),
+        "usr/share/fake/rcc/game.rcc": bundle({"inside.png": (photo(), True), "notes.txt": (b"text", False)}),
+    }
+    deb = _deb(tmp_path, members)
+    monkeypatch.setattr(photos_module, "_download", lambda package, folder: deb)
+    monkeypatch.setitem(
+        photos_module.PHOTO_MEMBERS, "fake-photos", ("usr/share/fake/photos/*", "usr/share/fake/rcc/*.rcc/dir/*")
+    )
+    cache = fetch_photos(tmp_path / "cache", packages=("fake-photos",), progress=False)
+    sources = sorted(i["source"] for i in json.loads((cache / "manifest.json").read_text())["images"])
+    assert sources == ["usr/share/fake/photos/kept.jpg", "usr/share/fake/rcc/game.rcc/dir/inside.png"]
+    assert len(load_photos(cache, packages=["fake-photos"])) == 2
+
+
+def test_photos_command_lists_the_cache_without_fetching_again(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from tokzoo_cli.main import cli
+
+    cache = _folders(tmp_path, {PACKAGES[0]: 2}, fetched=PACKAGES)
+    manifest = json.loads((cache / "manifest.json").read_text())
+    manifest["images"] = [{"package": PACKAGES[0]}, {"package": PACKAGES[0]}]
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    result = CliRunner().invoke(cli, ["photos", "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    assert f"{PACKAGES[0]}" in result.output and f"2 images in {cache}" in result.output

@@ -24,6 +24,7 @@ Every package is in Debian main (free under the DFSG); the per-file terms are in
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
 import json
@@ -52,6 +53,75 @@ PACKAGES = (
 )
 """The Debian packages fetched by default."""
 
+MORE_PACKAGES = (
+    "gcompris-qt-data",
+    "tuxpaint-data",
+    "lxqt-themes",
+    "palapeli-data",
+    "renpy-demo",
+    "sddm-theme-maldives",
+    "lomiri-ui-toolkit-examples",
+    "qtdeclarative5-examples",
+    "qtmultimedia5-examples",
+    "python-kivy-examples",
+    "hugin-data",
+    "digikam-data",
+)
+"""More real photographs (~200, Debian main): education software, games, themes and examples. Fetched by
+``tokzoo photos --more`` or a recipe naming them; only the members that :data:`PHOTO_MEMBERS` names are kept."""
+
+_GCOMPRIS = "usr/share/gcompris-qt/rcc/*.rcc/gcompris/src/activities"
+PHOTO_MEMBERS = {
+    "gcompris-qt-data": tuple(
+        f"{_GCOMPRIS}/{activity}/resource/*"
+        for activity in ("erase", "explore_farm_animals", "explore_monuments", "explore_world_animals")
+    )
+    + (f"{_GCOMPRIS}/explore_world_music/resource/*",),
+    "tuxpaint-data": ("usr/share/tuxpaint/templates/*.jpg",),
+    "lxqt-themes": tuple(
+        f"usr/share/lxqt/wallpapers/{name}"
+        for name in (
+            "Butterfly-Kenneth-Wimer.jpg",
+            "Valendas.png",
+            "after-the-rain.jpg",
+            "appleflower.png",
+            "beam.png",
+            "butterfly.png",
+            "cloud.png",
+            "drop.png",
+            "flowers.png",
+            "fog.jpg",
+            "this-is-not-windows.jpg",
+        )
+    ),
+    "palapeli-data": ("usr/share/palapeli/collection/*.jpg",),
+    "renpy-demo": tuple(
+        f"usr/share/games/renpy/demo/game/{name}"
+        for name in ("gui/main_menu.jpg", "images/bg cave.*", "images/bg panorama.*", "images/bg washington.*")
+    )
+    + ("usr/share/games/renpy/demo/game/images/bg whitehouse.*",),
+    "sddm-theme-maldives": ("usr/share/sddm/themes/maldives/*.jpg",),
+    "lomiri-ui-toolkit-examples": ("*/lomiri-ui-toolkit-gallery/demo_image*",),
+    "qtdeclarative5-examples": (
+        "*/quick/customitems/scrollbar/pics/niagara_falls.jpg",
+        "*/quick/particles/images/backgroundLeaves.jpg",
+        "*/quick/touchinteraction/flickable/content/cork.jpg",
+    ),
+    "qtmultimedia5-examples": ("*/qmlvideo/images/leaves.jpg",),
+    "python-kivy-examples": (
+        "usr/share/kivy-examples/demo/pictures/images/Bubbles.jpg",
+        "usr/share/kivy-examples/demo/pictures/images/Wall.jpg",
+        "usr/share/kivy-examples/demo/pictures/images/faust_github.jpg",
+        "usr/share/kivy-examples/widgets/cityCC0.png",
+    ),
+    "hugin-data": tuple(f"usr/share/hugin/xrc/data/help_en_EN/{name}" for name in ("CA_*.jpg", "Medinet_habu_*")),
+    "digikam-data": ("usr/share/digikam/about/images/body-background.jpg",),
+}
+"""Package -> glob patterns (fnmatch) of the members that are photographs, for packages whose other images are
+drawings, icons or screenshots; a pattern may reach inside a Qt resource bundle (``BUNDLE.rcc/inner/path``).
+Chosen by looking at every image of at least 400 px; the GCompris paintings, cartoons and planets, a cube map and
+a game's pong field are left out."""
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MIN_SIDE = 400
 """Images whose shorter side is smaller are skipped (icons, placeholders)."""
@@ -59,6 +129,16 @@ MAX_SOURCE_BYTES = 64 << 20
 """Members larger than this are skipped unread."""
 DUPLICATE_DISTANCE = 6.0
 """Mean absolute difference (0-255) of 16 x 16 grey thumbnails under which two images count as one."""
+HELD_OUT_CORRELATION = 0.9
+"""Thumbnail correlation from which a fetched image counts as a copy of a held-out photo and is dropped: a held-out
+photo cropped by 3% a side and downscaled still correlates >= 0.92 (its mean difference can exceed 12), while no
+image of the packages here exceeds 0.86 with any held-out photo."""
+
+
+def photo_sources(data: dict) -> list[dict]:
+    """The recipe's ``data.photos`` as a list of sources (a single mapping is one source)."""
+    photos = data.get("photos")
+    return [] if photos is None else photos if isinstance(photos, list) else [photos]
 
 
 def default_cache() -> Path:
@@ -91,10 +171,11 @@ def fetch_photos(
             )
     cache.mkdir(parents=True, exist_ok=True)
     thumbs = [np.asarray(t, dtype=np.float32) for t in manifest.get("thumbs", [])]
+    held_out = _held_out_thumbs()
     with tempfile.TemporaryDirectory() as tmp:
         for package in tqdm(todo, desc="fetching photos", unit="package", disable=not progress, dynamic_ncols=True):
             deb = _download(package, Path(tmp))
-            for member, data in _image_members(deb):
+            for member, data in _image_members(deb, PHOTO_MEMBERS.get(package)):
                 try:
                     with Image.open(io.BytesIO(data)) as image:
                         if min(image.size) < MIN_SIDE:
@@ -104,9 +185,11 @@ def fetch_photos(
                 except Exception:  # noqa: BLE001 - a member PIL cannot read is skipped, not fatal
                     continue
                 image.thumbnail((max_side, max_side), Image.LANCZOS)
-                thumb = np.asarray(image.convert("L").resize((16, 16), Image.BILINEAR), dtype=np.float32)
+                thumb = _thumb(image)
                 if any(np.abs(thumb - t).mean() < DUPLICATE_DISTANCE for t in thumbs):
-                    continue
+                    continue  # a near-duplicate of a cached photo
+                if any(_correlation(thumb, t) >= HELD_OUT_CORRELATION for t in held_out):
+                    continue  # looks like a photo of tokzoo's held-out real set
                 thumbs.append(thumb)
                 name = _file_name(member)
                 target = cache / package / name
@@ -131,19 +214,29 @@ def fetch_photos(
 
 
 def load_photos(
-    cache: str | Path | None = None, every: int = 1, offset: int = 0, hold_out_every: int = 0
+    cache: str | Path | None = None,
+    every: int = 1,
+    offset: int = 0,
+    hold_out_every: int = 0,
+    packages: tuple[str, ...] | list[str] | None = None,
 ) -> list[np.ndarray]:
     """The cached photos as uint8 (H, W, 3) arrays, sorted by file name; ``every``/``offset`` pick a subset
     (photo i is kept when ``i % every == offset``); ``hold_out_every`` = k > 0 leaves out every photo with
-    ``i % k == 0`` (the validation photos that ``every=k, offset=0`` returns). ConfigError when the cache holds
-    no image."""
+    ``i % k == 0`` (the validation photos that ``every=k, offset=0`` returns). ``packages`` names the cache
+    folders to read; by default the :data:`PACKAGES` and any folder of your own (one no fetch wrote), so that
+    fetching :data:`MORE_PACKAGES` changes nothing for a recipe that does not name them. ConfigError when those
+    folders hold no image."""
     from PIL import Image
 
     cache = Path(cache) if cache is not None else default_cache()
-    files = sorted(p for p in cache.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    keep = _folder_filter(cache, packages)
+    files = sorted(
+        p for p in cache.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and keep(p.parent.name)
+    )
     if not files:
+        which = f" in {', '.join(packages)}" if packages is not None else ""
         raise ConfigError(
-            f"{cache}: no training photos; run `tokzoo photos` (Debian's wallpaper packages) or put "
+            f"{cache}: no training photos{which}; run `tokzoo photos` (Debian's wallpaper packages) or put "
             "images in <cache>/<folder>/"
         )
     photos = []
@@ -152,6 +245,43 @@ def load_photos(
             with Image.open(path) as image:
                 photos.append(np.asarray(image.convert("RGB")))
     return photos
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two thumbnails (0 when either is flat)."""
+    a, b = a - a.mean(), b - b.mean()
+    scale = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum()) / scale if scale > 0 else 0.0
+
+
+def _thumb(image) -> np.ndarray:
+    """16 x 16 grey thumbnail (float32, 0-255) compared by the near-duplicate test."""
+    from PIL import Image
+
+    return np.asarray(image.convert("L").resize((16, 16), Image.BILINEAR), dtype=np.float32)
+
+
+def _held_out_thumbs() -> list[np.ndarray]:
+    """Thumbnails of the held-out bundled photos (tokzoo.datasets.samples): a fetched image that looks like one
+    is dropped, so no package can bring the held-out set into training."""
+    from PIL import Image
+
+    from .samples import SAMPLES, load_sample
+
+    return [
+        _thumb(Image.fromarray(load_sample(name)["rgb"]))
+        for name in sorted(SAMPLES)
+        if "rgb" in SAMPLES[name].modalities
+    ]
+
+
+def _folder_filter(cache: Path, packages):
+    """Which cache folders :func:`load_photos` reads (see there)."""
+    if packages is not None:
+        return set(packages).__contains__
+    manifest_path = cache / "manifest.json"
+    fetched = set(json.loads(manifest_path.read_text()).get("packages", [])) if manifest_path.is_file() else set()
+    return lambda folder: folder in PACKAGES or folder not in fetched
 
 
 def _download(package: str, folder: Path) -> Path:
@@ -166,26 +296,43 @@ def _download(package: str, folder: Path) -> Path:
     return debs[-1]
 
 
-def _image_members(deb: Path):
-    """(path inside the package, bytes) of each wallpaper image, screenshots and oversized members skipped."""
+def _image_members(deb: Path, patterns: tuple[str, ...] | None = None):
+    """(path inside the package, bytes) of each wallpaper image, screenshots and oversized members skipped; with
+    ``patterns``, only the members (or files of a Qt resource bundle) that one of them matches."""
     stream = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
     try:
         with tarfile.open(fileobj=stream.stdout, mode="r|") as archive:
             for member in archive:
                 name = member.name.lstrip("./")
-                if (
-                    not member.isfile()
-                    or member.size > MAX_SOURCE_BYTES
-                    or "/usr/share/doc/" in f"/{name}"
-                    or Path(name).suffix.lower() not in IMAGE_SUFFIXES
-                    or "screenshot" in name.lower()
-                ):
+                if not member.isfile() or member.size > MAX_SOURCE_BYTES or "/usr/share/doc/" in f"/{name}":
+                    continue
+                if patterns is not None and name.endswith(".rcc"):
+                    if any(fnmatch.fnmatchcase(f"{name}/x", p.split(".rcc/")[0] + ".rcc/*") for p in patterns):
+                        yield from _bundle_members(name, archive.extractfile(member).read(), patterns)
+                    continue
+                if Path(name).suffix.lower() not in IMAGE_SUFFIXES or "screenshot" in name.lower():
+                    continue
+                if patterns is not None and not any(fnmatch.fnmatchcase(name, p) for p in patterns):
                     continue
                 data = archive.extractfile(member).read()
                 yield name, data
     finally:
         stream.stdout.close()
         stream.wait()
+
+
+def _bundle_members(name: str, blob: bytes, patterns: tuple[str, ...]):
+    """(``name/inner path``, bytes) of the images in the Qt resource bundle ``blob`` that ``patterns`` match; a
+    bundle that cannot be read is skipped."""
+    from .qt_resources import ResourceError, resource_files
+
+    try:
+        for inner, data in resource_files(blob):
+            path = f"{name}/{inner}"
+            if Path(inner).suffix.lower() in IMAGE_SUFFIXES and any(fnmatch.fnmatchcase(path, p) for p in patterns):
+                yield path, data
+    except ResourceError:
+        return
 
 
 def _copyright(deb: Path) -> bytes:

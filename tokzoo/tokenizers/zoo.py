@@ -167,6 +167,24 @@ def _kind_shares(kinds: list[str]) -> str:
     return "scenes: " + " + ".join(f"{n}/{len(kinds)} {_KINDS[k]}" for k, n in counts.items())
 
 
+def _photos_part(spec: dict, modality: str | None) -> str:
+    """``zoo info``'s words for one ``data.photos`` source of a recipe."""
+    from ..datasets.photos import PACKAGES
+
+    packages = spec.get("packages")
+    what = (
+        "Debian's desktop-background photos and renders (tokzoo/datasets/photos.py, ~115 images"
+        if packages is None or list(packages) == list(PACKAGES)
+        else f"photos of the Debian packages {', '.join(packages)} (tokzoo/datasets/photos.py"
+    )
+    held = spec.get("hold_out_every")
+    return (
+        f"{what}{', Canny edges of them' if modality == 'edges' else ''}"
+        f"{f', every {held}th left out for validation' if held else ''}) x {spec.get('repeat', 1)}; the bundled "
+        "scikit-image / scikit-learn / matplotlib samples are held out"
+    )
+
+
 def training_coverage(config: dict) -> dict | None:
     """What a learned tokenizer's weights were trained on, read from its config's ``provenance`` (None when it has
     no training recipe, e.g. untrained): ``trained_on`` (the recipe's data in words), ``input_size``, ``range``
@@ -191,13 +209,10 @@ def training_coverage(config: dict) -> dict | None:
         names = data["samples"].get("names")
         which = ", ".join(names) if names else "every bundled real sample of the modality"
         parts.append(f"bundled real samples ({which}) x {data['samples'].get('repeat', 1)}")
-    if "photos" in data:
-        parts.append(
-            f"Debian's desktop-background photos and renders (tokzoo/datasets/photos.py, ~115 images"
-            f"{', Canny edges of them' if config.get('modality') == 'edges' else ''}) x "
-            f"{data['photos'].get('repeat', 1)}; the bundled scikit-image / scikit-learn / matplotlib samples "
-            "are held out"
-        )
+    from ..datasets.photos import photo_sources
+
+    for spec in photo_sources(data):
+        parts.append(_photos_part(spec, config.get("modality")))
     crop, sensor = data.get("crop"), data.get("sensor")
     trained_on = " + ".join(parts) + (
         f"; random-resized crops, scale {crop['scale'][0]:g}-{crop['scale'][1]:g}" if crop else ""

@@ -123,14 +123,16 @@ PHOTO_MODALITIES = ("rgb", "edges")
 
 
 def photo_values(modality: str, spec: dict) -> list:
-    """The ``modality`` values of the cached training photos (tokzoo.datasets.photos), each ``repeat`` times,
-    without the validation photos when ``hold_out_every`` is set; fetched on first use. ConfigError for a modality
-    a photo cannot give."""
-    from ...datasets.photos import fetch_photos, load_photos
+    """The ``modality`` values of the cached training photos (tokzoo.datasets.photos) of ``packages`` (default:
+    the wallpaper packages), each ``repeat`` times, without the validation photos when ``hold_out_every`` is set;
+    fetched on first use. ConfigError for a modality a photo cannot give."""
+    from ...datasets.photos import PACKAGES, fetch_photos, load_photos
 
     if modality not in PHOTO_MODALITIES:
         raise ConfigError(f"data.photos: photos give {' or '.join(PHOTO_MODALITIES)}, not {modality!r}")
-    photos = load_photos(fetch_photos(), hold_out_every=spec.get("hold_out_every", 0))
+    packages = spec.get("packages")
+    cache = fetch_photos(packages=tuple(packages) if packages is not None else PACKAGES)
+    photos = load_photos(cache, hold_out_every=spec.get("hold_out_every", 0), packages=packages)
     if modality == "edges":
         from ...modalities.edges import canny_edges
 
@@ -144,8 +146,10 @@ def source_values(data: dict, codec, resolution) -> tuple[list, list]:
     train, val = _primary_values(data, codec, resolution)
     if "samples" in data:
         train = train + sample_values(codec.name, data["samples"])
-    if "photos" in data:
-        train = train + photo_values(codec.name, data["photos"])
+    from ...datasets.photos import photo_sources
+
+    for spec in photo_sources(data):
+        train = train + photo_values(codec.name, spec)
     return train, val
 
 

@@ -36,7 +36,10 @@ Schema (``recipes/<zoo name>.yaml``)::
                                                                # on first use) added to the training split, each
                                                                # `repeat` times; rgb, or edges by Canny (rgb/edges);
                                                                # hold_out_every: k leaves photo i % k == 0 out (a
-                                                               # validation set: real_photos.py --set wallpapers)
+                                                               # validation set: real_photos.py --set wallpapers);
+                                                               # packages: [...] names the Debian packages (cache
+                                                               # folders) to use, default photos.PACKAGES; a list
+                                                               # of such mappings adds several photo sources
     resolution: [64, 64]              # optional training crop size (default: tokenizer.input_size)
     optimizer: {lr: 1.0e-3, betas: [0.9, 0.99], weight_decay: 1.0e-4}   # AdamW
     schedule: {warmup_steps: 100, min_lr_ratio: 0.05}                   # linear warmup, then cosine
@@ -215,10 +218,22 @@ def _check_data(c: _Checker, data) -> None:
             if unknown:
                 c.fail("data.samples.names", f"unknown bundled sample(s) {unknown}; available: {sorted(SAMPLES)}")
     if "photos" in data:
-        photos = c.mapping(data["photos"], "data.photos", {"repeat", "hold_out_every"})
-        c.integer(photos.get("repeat", 1), "data.photos.repeat", 1)
-        if "hold_out_every" in photos:
-            c.integer(photos["hold_out_every"], "data.photos.hold_out_every", 2)
+        listed = isinstance(data["photos"], list)
+        if listed and not data["photos"]:
+            c.fail("data.photos", "expected a mapping or a non-empty list of mappings, got []")
+        for i, spec in enumerate(data["photos"] if listed else [data["photos"]]):
+            field = f"data.photos[{i}]" if listed else "data.photos"
+            photos = c.mapping(spec, field, {"repeat", "hold_out_every", "packages"})
+            c.integer(photos.get("repeat", 1), f"{field}.repeat", 1)
+            if "hold_out_every" in photos:
+                c.integer(photos["hold_out_every"], f"{field}.hold_out_every", 2)
+            packages = photos.get("packages")
+            if packages is not None and (
+                not isinstance(packages, list) or not packages or not all(isinstance(p, str) and p for p in packages)
+            ):
+                c.fail(
+                    f"{field}.packages", f"expected a non-empty list of package (cache folder) names, got {packages!r}"
+                )
     if "sensor" in data:
         sensor = c.mapping(data["sensor"], "data.sensor", set(SENSOR_FIELDS))
         for name, high in zip(SENSOR_FIELDS, (1000.0, 1.0, 0.5, 1.0)):
