@@ -299,6 +299,7 @@ def _download(package: str, folder: Path) -> Path:
 def _image_members(deb: Path, patterns: tuple[str, ...] | None = None):
     """(path inside the package, bytes) of each wallpaper image, screenshots and oversized members skipped; with
     ``patterns``, only the members (or files of a Qt resource bundle) that one of them matches."""
+    bundles = [p.split(".rcc/")[0] + ".rcc" for p in patterns or () if ".rcc/" in p]
     stream = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
     try:
         with tarfile.open(fileobj=stream.stdout, mode="r|") as archive:
@@ -306,9 +307,8 @@ def _image_members(deb: Path, patterns: tuple[str, ...] | None = None):
                 name = member.name.lstrip("./")
                 if not member.isfile() or member.size > MAX_SOURCE_BYTES or "/usr/share/doc/" in f"/{name}":
                     continue
-                if patterns is not None and name.endswith(".rcc"):
-                    if any(fnmatch.fnmatchcase(f"{name}/x", p.split(".rcc/")[0] + ".rcc/*") for p in patterns):
-                        yield from _bundle_members(name, archive.extractfile(member).read(), patterns)
+                if any(fnmatch.fnmatchcase(name, bundle) for bundle in bundles):
+                    yield from _bundle_members(name, archive.extractfile(member).read(), patterns)
                     continue
                 if Path(name).suffix.lower() not in IMAGE_SUFFIXES or "screenshot" in name.lower():
                     continue
