@@ -46,6 +46,16 @@ def test_training_coverage_reads_the_recipe():
     assert training_coverage({"provenance": {"seed": 0, "steps": 0}}) is None  # untrained: nothing to state
 
 
+def test_coverage_names_every_photo_source_and_its_validation_photos():
+    sources = [{"repeat": 7}, {"packages": ["gcompris-qt-data", "tuxpaint-data"], "repeat": 5, "hold_out_every": 4}]
+    recipe = {"data": {"scenes": {"n_train": 12, "n_val": 2, "seed": 3, "size": 48}, "photos": sources}}
+    trained = training_coverage({"provenance": {"recipe": recipe, "steps": 7}})["trained_on"]
+    assert "desktop-background photos and renders (tokzoo/datasets/photos.py, ~115 images) x 7" in trained
+    assert "Debian packages gcompris-qt-data, tuxpaint-data" in trained
+    assert "every 4th left out for validation) x 5" in trained
+    assert trained.count("are held out") == 1
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_tokenizer_states_its_coverage(name):
     config = _config(name)

@@ -180,8 +180,7 @@ def _photos_part(spec: dict, modality: str | None) -> str:
     held = spec.get("hold_out_every")
     return (
         f"{what}{', Canny edges of them' if modality == 'edges' else ''}"
-        f"{f', every {held}th left out for validation' if held else ''}) x {spec.get('repeat', 1)}; the bundled "
-        "scikit-image / scikit-learn / matplotlib samples are held out"
+        f"{f', every {held}th left out for validation' if held else ''}) x {spec.get('repeat', 1)}"
     )
 
 
@@ -211,8 +210,11 @@ def training_coverage(config: dict) -> dict | None:
         parts.append(f"bundled real samples ({which}) x {data['samples'].get('repeat', 1)}")
     from ..datasets.photos import photo_sources
 
-    for spec in photo_sources(data):
+    sources = photo_sources(data)
+    for spec in sources:
         parts.append(_photos_part(spec, config.get("modality")))
+    if sources:
+        parts[-1] += "; the bundled scikit-image / scikit-learn / matplotlib samples are held out"
     crop, sensor = data.get("crop"), data.get("sensor")
     trained_on = " + ".join(parts) + (
         f"; random-resized crops, scale {crop['scale'][0]:g}-{crop['scale'][1]:g}" if crop else ""
