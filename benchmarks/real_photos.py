@@ -82,7 +82,8 @@ def photo_set(
 
         cache = fetch_photos(packages=tuple(packages) if packages else PACKAGES)
         photos = load_photos(cache, every=hold_out_every, offset=offset, packages=packages)
-        return {f"wallpaper{i * hold_out_every + offset:03d}": photo for i, photo in enumerate(photos)}
+        label = "photo" if packages else "wallpaper"
+        return {f"{label}{i * hold_out_every + offset:03d}": photo for i, photo in enumerate(photos)}
     return {name: load_sample(name)[source] for name in sorted(SAMPLES) if source in SAMPLES[name].modalities}
 
 
