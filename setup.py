@@ -24,6 +24,7 @@ setup(
             "labelers/weights/*/*.json",
             "labelers/weights/*/*.safetensors",
             "browse/assets/*",
+            "datasets/held_out_thumbs.json",
         ],
         **{package: ["*.yaml"] for package in RECIPE_PACKAGES},
     },

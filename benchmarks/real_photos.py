@@ -6,8 +6,9 @@ tokenizer's input size (or ``--size``: a fully convolutional tokenizer at anothe
 random-resized crops (5-100% of the area, seed 0). ``--set wallpapers`` scores the validation wallpapers
 instead (every 8th cached wallpaper, which recipes with ``data.photos.hold_out_every: 8`` leave out of training; a
 recipe that starts from weights trained on all wallpapers has seen them through those): a set to choose between
-candidates on, so that the held-out photos see only the chosen one. Subcommands print
-markdown; ``--write`` adds a dated entry to benchmarks/RESULTS.md under "Tokenizers on held-out real photos".
+candidates on, so that the held-out photos see only the chosen one. ``--packages more --hold-out-every 4``
+scores the photos of tokzoo.datasets.photos.MORE_PACKAGES that recipes/rgb_f4/more_photos.yaml leaves out (no
+shipped weights saw them). Subcommands print markdown; ``--write`` adds a dated entry to benchmarks/RESULTS.md under "Tokenizers on held-out real photos".
 
 - ``rgb``: PSNR of each tokenizer and of its same-bit downsample + bicubic baseline, per photo (mean over views),
   photos where the tokenizer wins, bits per sample.
@@ -56,7 +57,12 @@ def set_name(args) -> str:
     if args.set == "heldout":
         return "held-out photos"
     if args.packages:
-        kept = "never trained on by any recipe" if not args.wallpaper_offset else "trained on by recipes naming them"
+        kept = (
+            f"left out by a recipe source naming exactly these packages with hold_out_every: {args.hold_out_every}; "
+            "images made from a training photo (photos.DERIVED) skipped"
+            if not args.wallpaper_offset
+            else "trained on by a recipe source naming them"
+        )
         return f"photos i % {args.hold_out_every} == {args.wallpaper_offset} of {', '.join(args.packages)} ({kept})"
     if args.wallpaper_offset:
         return (
@@ -78,12 +84,16 @@ def photo_set(
     picks the cache folders (default: the wallpaper packages), fetched when missing."""
     source = "rgb" if key == "edges" else key
     if which == "wallpapers":
-        from tokzoo.datasets.photos import PACKAGES, fetch_photos, load_photos
+        from tokzoo.datasets.photos import DERIVED, PACKAGES, fetch_photos, photo_files, read_photo
 
         cache = fetch_photos(packages=tuple(packages) if packages else PACKAGES)
-        photos = load_photos(cache, every=hold_out_every, offset=offset, packages=packages)
+        files = photo_files(cache, every=hold_out_every, offset=offset, packages=packages)
         label = "photo" if packages else "wallpaper"
-        return {f"{label}{i * hold_out_every + offset:03d}": photo for i, photo in enumerate(photos)}
+        return {
+            f"{label}{i * hold_out_every + offset:03d}": read_photo(path)
+            for i, path in enumerate(files)
+            if offset or path.relative_to(cache).as_posix() not in DERIVED  # its source may be in training
+        }
     return {name: load_sample(name)[source] for name in sorted(SAMPLES) if source in SAMPLES[name].modalities}
 
 
@@ -294,7 +304,11 @@ def main() -> None:
     body = {"rgb": run_rgb, "edges": run_edges, "depth": run_depth}[args.command](args)
     print(body)
     if args.write:
-        where = "held-out real" if args.set == "heldout" else f"wallpapers (offset {args.wallpaper_offset}),"
+        where = (
+            "held-out real"
+            if args.set == "heldout"
+            else f"{'photos of named packages' if args.packages else 'wallpapers'} (offset {args.wallpaper_offset}),"
+        )
         write_entry(f"{where} {args.command}", body, "python benchmarks/real_photos.py " + " ".join(sys.argv[1:]))
 
 

@@ -17,7 +17,7 @@ import click
     "--package",
     "packages",
     multiple=True,
-    help="Fetch this Debian package instead (repeatable); its images land in CACHE/<package>/.",
+    help="Fetch this Debian package instead of the wallpapers (repeatable); its images land in CACHE/<package>/.",
 )
 @click.option(
     "--cache",
@@ -32,12 +32,15 @@ def photos_command(more, packages, cache):
 
     from tokzoo.datasets.photos import MORE_PACKAGES, PACKAGES, default_cache, fetch_photos
 
-    wanted = tuple(packages) if packages else PACKAGES + (MORE_PACKAGES if more else ())
+    wanted = (tuple(packages) if packages else PACKAGES) + (MORE_PACKAGES if more else ())
     cache = fetch_photos(cache if cache is not None else default_cache(), packages=wanted)
-    manifest = json.loads((cache / "manifest.json").read_text())
+    manifest_path = cache / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"packages": [], "images": []}
     counts = {package: 0 for package in manifest["packages"]}
     for image in manifest["images"]:
         counts[image["package"]] = counts.get(image["package"], 0) + 1
+    if not counts:
+        raise click.ClickException(f"{cache}: no fetched package (folders of your own are read as they are)")
     width = max(len(p) for p in counts)
     for package, count in counts.items():
         click.echo(f"{package:<{width}}  {count:4d} images")

@@ -256,8 +256,10 @@ def test_fetch_keeps_the_named_photo_members_and_never_a_held_out_photo(tmp_path
 def test_photos_command_lists_the_cache_without_fetching_again(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
+    from tokzoo.datasets import photos as photos_module
     from tokzoo_cli.main import cli
 
+    monkeypatch.setattr(photos_module, "_download", lambda package, folder: pytest.fail(f"fetched {package}"))
     cache = _folders(tmp_path, {PACKAGES[0]: 2}, fetched=PACKAGES)
     manifest = json.loads((cache / "manifest.json").read_text())
     manifest["images"] = [{"package": PACKAGES[0]}, {"package": PACKAGES[0]}]
@@ -265,3 +267,35 @@ def test_photos_command_lists_the_cache_without_fetching_again(tmp_path, monkeyp
     result = CliRunner().invoke(cli, ["photos", "--cache", str(cache)])
     assert result.exit_code == 0, result.output
     assert f"{PACKAGES[0]}" in result.output and f"2 images in {cache}" in result.output
+
+
+def test_photo_sources_that_share_validation_photos_are_refused(tmp_path, monkeypatch):
+    from tokzoo.tokenizers.training import build_tokenizer
+
+    cache = _folders(tmp_path, {"first": 4}, fetched=("first",))
+    monkeypatch.setenv("TOKZOO_PHOTOS", str(cache))
+    base = _recipe("rgb", "mse")
+    sources = [{"packages": ["first"]}, {"packages": ["first"], "hold_out_every": 2}]
+    recipe = validate_recipe({**base, "data": {**base["data"], "photos": sources}})
+    with pytest.raises(ConfigError, match=r"data.photos\[1\]: 2 of its validation photos are training photos of "):
+        TrainingData(recipe, build_tokenizer(recipe).codec)
+
+
+def test_a_folder_of_your_own_is_read_by_name_and_never_fetched(tmp_path, monkeypatch):
+    from tokzoo.datasets import photos as photos_module
+
+    cache = _folders(tmp_path, {"mine": 2, MORE_PACKAGES[0]: 1}, fetched=PACKAGES)
+    monkeypatch.setattr(photos_module, "_download", lambda package, folder: pytest.fail(f"fetched {package}"))
+    assert fetch_photos(cache, packages=("mine",)) == cache
+    assert len(load_photos(cache, packages=["mine"])) == 2
+    # a folder named like an extra package is never read by default, even if no manifest lists it (an
+    # interrupted fetch of the old kind, or a copy): only recipes naming it read it
+    assert len(load_photos(cache)) == 2
+    with pytest.raises(ConfigError, match="neither a folder .* nor a Debian package name"):
+        fetch_photos(cache, packages=("--option",))
+
+
+def test_the_shipped_held_out_thumbnails_are_those_of_the_bundled_samples():
+    from tokzoo.datasets.photos import HELD_OUT_THUMBS_FILE, held_out_thumbnails
+
+    assert json.loads(HELD_OUT_THUMBS_FILE.read_text()) == held_out_thumbnails()

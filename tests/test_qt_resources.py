@@ -51,3 +51,29 @@ def test_bytes_that_are_not_a_bundle_are_refused():
     broken = corrupt[: data_offset + 8] + b"\xff" * 8 + corrupt[data_offset + 16 :]  # zlib stream damaged
     with pytest.raises(ResourceError, match="dir/a.png"):
         list(resource_files(broken))
+
+
+def _with_root(blob: bytes, count: int, first: int) -> bytes:
+    """``blob`` with the root folder's child count and first child replaced."""
+    tree = struct.unpack(">I", blob[8:12])[0]
+    return blob[: tree + 6] + struct.pack(">II", count, first) + blob[tree + 14 :]
+
+
+def test_hostile_bundles_fail_fast_instead_of_hanging_or_filling_memory():
+    good = bundle({"a.png": (b"x" * 40, False)})
+    with pytest.raises(ResourceError, match="children outside"):
+        list(resource_files(_with_root(good, 2**32 - 1, 1)))  # a folder claiming 4 billion children
+    with pytest.raises(ResourceError, match="twice"):
+        list(resource_files(_with_root(good, 1, 0)))  # the root lists itself: a cycle
+    bomb = bundle({"a.png": (b"\0" * 200_000, True)})
+    with pytest.raises(ResourceError, match="over the 1000-byte limit"):
+        list(resource_files(bomb, max_file_bytes=1000))
+    liar = bundle({"a.png": (b"\0" * 5000, True)})
+    data = struct.unpack(">I", liar[12:16])[0]
+    lying = liar[: data + 4] + struct.pack(">I", 10) + liar[data + 8 :]  # declares 10 bytes, inflates to 5000
+    with pytest.raises(ResourceError, match="another size"):
+        list(resource_files(lying))
+    data = struct.unpack(">I", good[12:16])[0]
+    overlong = good[:data] + struct.pack(">I", 1 << 30) + good[data + 4 :]  # a block declaring 1 GiB
+    with pytest.raises(ResourceError, match="data outside"):
+        list(resource_files(overlong))

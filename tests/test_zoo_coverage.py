@@ -52,7 +52,7 @@ def test_coverage_names_every_photo_source_and_its_validation_photos():
     trained = training_coverage({"provenance": {"recipe": recipe, "steps": 7}})["trained_on"]
     assert "desktop-background photos and renders (tokzoo/datasets/photos.py, ~115 images) x 7" in trained
     assert "Debian packages gcompris-qt-data, tuxpaint-data" in trained
-    assert "every 4th left out for validation) x 5" in trained
+    assert "1 in 4 left out for validation) x 5" in trained
     assert trained.count("are held out") == 1
 
 

@@ -3,12 +3,13 @@
 The scikit-image / scikit-learn / matplotlib samples (tokzoo.datasets.samples) are tokzoo's *held-out* real set;
 tokenizer recipes train on these wallpapers instead (``data.photos`` in a recipe). Nothing large ships with
 tokzoo: :func:`fetch_photos` runs ``apt-get download`` for each package (no root needed), unpacks the images
-with ``dpkg-deb``, drops near-duplicates (the same wallpaper at several sizes) and screenshots, and stores each
-image downscaled to at most ``max_side`` pixels as PNG under ``cache/<package>/``, beside the package's
-``copyright`` file. ``cache/manifest.json`` lists every image with its package, source path and licence.
+with ``dpkg-deb``, drops near-duplicates (the same wallpaper at several sizes), screenshots and copies of a
+held-out photo, and stores each image downscaled to at most ``max_side`` pixels as PNG under
+``cache/<package>/``, beside the package's ``copyright`` file. ``cache/manifest.json`` lists every image with its
+package, source path and licence. A package's images move into place only once all are written.
 
-Offline or without apt: put your own photos (any format PIL reads) in ``cache/<folder>/`` and write no
-manifest; :func:`load_photos` then reads every image file it finds.
+Offline or without apt: put your own photos (any format PIL reads) in ``cache/<folder>/``; :func:`load_photos`
+reads such a folder by default, and a recipe names it in ``data.photos.packages``.
 
 | package | photos | licence (debian/copyright) |
 |---|---|---|
@@ -18,6 +19,17 @@ manifest; :func:`load_photos` then reads every image file it finds.
 | plasma-workspace-wallpapers | photographs, renders | LGPL-3 / CC-BY-SA-4.0 (per file) |
 | lomiri-wallpapers, lomiri-wallpapers-16.04, lomiri-wallpapers-20.04 | photographs | CC-BY-SA (per file) |
 | sway-backgrounds | renders | CC0 |
+
+:data:`MORE_PACKAGES` (``tokzoo photos --more``; read only by recipes that name them), the members
+:data:`PHOTO_MEMBERS` names:
+
+| package | photos | licence (debian/copyright) |
+|---|---|---|
+| gcompris-qt-data | ~115 animals, monuments, musicians, objects (inside Qt resource bundles) | CC-BY-SA / CC-BY / CC0 / GPL-3+ (per file) |
+| tuxpaint-data | 19 nature and texture photographs | GPL-2+ |
+| lxqt-themes | 11 nature photographs | CC-BY-SA-3.0 (wallpapers/License) |
+| palapeli-data, renpy-demo, hugin-data, digikam-data, sddm-theme-maldives | 1-6 photographs each | GPL-2+ / Expat / CC-BY-3.0 |
+| lomiri-ui-toolkit-examples, qtdeclarative5-examples, qtmultimedia5-examples, python-kivy-examples | 1-4 each | LGPL-3 / GPL-3 / MIT / CC0 |
 
 Every package is in Debian main (free under the DFSG); the per-file terms are in each copied ``copyright``.
 """
@@ -34,12 +46,13 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
-from ..io.writes import write_file  # makes the package folders too
+from ..io.writes import make_folder, remove_inside, rename_inside, write_file  # make the package folders too
 
 PACKAGES = (
     "mate-backgrounds",
@@ -67,16 +80,21 @@ MORE_PACKAGES = (
     "hugin-data",
     "digikam-data",
 )
-"""More real photographs (~200, Debian main): education software, games, themes and examples. Fetched by
+"""More real photographs (172, Debian main): education software, games, themes and examples. Fetched by
 ``tokzoo photos --more`` or a recipe naming them; only the members that :data:`PHOTO_MEMBERS` names are kept."""
 
 _GCOMPRIS = "usr/share/gcompris-qt/rcc/*.rcc/gcompris/src/activities"
 PHOTO_MEMBERS = {
     "gcompris-qt-data": tuple(
         f"{_GCOMPRIS}/{activity}/resource/*"
-        for activity in ("erase", "explore_farm_animals", "explore_monuments", "explore_world_animals")
-    )
-    + (f"{_GCOMPRIS}/explore_world_music/resource/*",),
+        for activity in (
+            "erase",
+            "explore_farm_animals",
+            "explore_monuments",
+            "explore_world_animals",
+            "explore_world_music",
+        )
+    ),
     "tuxpaint-data": ("usr/share/tuxpaint/templates/*.jpg",),
     "lxqt-themes": tuple(
         f"usr/share/lxqt/wallpapers/{name}"
@@ -97,9 +115,16 @@ PHOTO_MEMBERS = {
     "palapeli-data": ("usr/share/palapeli/collection/*.jpg",),
     "renpy-demo": tuple(
         f"usr/share/games/renpy/demo/game/{name}"
-        for name in ("gui/main_menu.jpg", "images/bg cave.*", "images/bg panorama.*", "images/bg washington.*")
-    )
-    + ("usr/share/games/renpy/demo/game/images/bg whitehouse.*",),
+        for name in (
+            "gui/main_menu.jpg",
+            "images/bg cave.*",
+            "images/bg panorama.*",
+            "images/bg washington.*",
+            "images/bg whitehouse.*",
+        )
+    ),
+    # maldives.jpg is the login screen drawn over background.jpg; both are kept so that the 172-photo set (and the
+    # split of recipes/rgb_f4/more_photos.yaml) stays as trained: validation sets leave it out (DERIVED)
     "sddm-theme-maldives": ("usr/share/sddm/themes/maldives/*.jpg",),
     "lomiri-ui-toolkit-examples": ("*/lomiri-ui-toolkit-gallery/demo_image*",),
     "qtdeclarative5-examples": (
@@ -130,9 +155,19 @@ MAX_SOURCE_BYTES = 64 << 20
 DUPLICATE_DISTANCE = 6.0
 """Mean absolute difference (0-255) of 16 x 16 grey thumbnails under which two images count as one."""
 HELD_OUT_CORRELATION = 0.9
-"""Thumbnail correlation from which a fetched image counts as a copy of a held-out photo and is dropped: a held-out
-photo cropped by 3% a side and downscaled still correlates >= 0.92 (its mean difference can exceed 12), while no
-image of the packages here exceeds 0.86 with any held-out photo."""
+"""Thumbnail correlation from which a fetched image counts as a copy of a held-out photo and is dropped. Each
+held-out photo is compared whole, centre-cropped by 5% and 10% a side, and mirrored (HELD_OUT_THUMBS_FILE); the
+largest correlation of any image of the packages here with any of these is 0.854. Copies cropped off-centre by
+more than ~5% or edited are not caught: the guard is for verbatim and lightly cropped copies."""
+DERIVED = {"sddm-theme-maldives/maldives-maldives.png": "sddm-theme-maldives/maldives-background.png"}
+"""Cache file -> the cache file it was made from (a login screen drawn over a photo): validation sets leave such
+a file out, since its source may be in training."""
+HELD_OUT_THUMBS_FILE = Path(__file__).with_name("held_out_thumbs.json")
+"""The held-out photos' thumbnails (:func:`held_out_thumbnails`), shipped so that fetching needs no sample extra."""
+PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+"""A Debian package name (Debian policy 5.6.1)."""
+STAGING = ".fetching"
+"""Cache folder a package's images are written to before the whole package moves into place."""
 
 
 def photo_sources(data: dict) -> list[dict]:
@@ -160,21 +195,33 @@ def fetch_photos(
     cache = Path(cache) if cache is not None else default_cache()
     manifest_path = cache / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"images": [], "packages": []}
-    todo = [p for p in packages if p not in manifest["packages"]]
+    # a folder no fetch wrote is one of your own: read, never fetched over
+    todo = [p for p in packages if p not in manifest["packages"] and not (cache / str(p)).is_dir()]
     if not todo:
         return cache
+    for package in todo:
+        if not isinstance(package, str) or not PACKAGE_NAME.match(package):
+            raise ConfigError(f"photos: {package!r} is neither a folder in {cache} nor a Debian package name")
     for tool in ("apt-get", "dpkg-deb"):
         if shutil.which(tool) is None:
             raise ConfigError(
                 f"fetching training photos needs {tool} (Debian/Ubuntu); or put your own photos in "
-                f"{cache}/<folder>/ and delete {manifest_path}"
+                f"{cache}/<folder>/ and name the folder in data.photos.packages"
             )
-    cache.mkdir(parents=True, exist_ok=True)
-    thumbs = [np.asarray(t, dtype=np.float32) for t in manifest.get("thumbs", [])]
+    make_folder(cache)
+    thumbs = [
+        (image["package"], np.asarray(t, dtype=np.float32))
+        for image, t in zip(manifest["images"], manifest.get("thumbs", []))
+    ]
     held_out = _held_out_thumbs()
+    remove_inside(cache, cache / STAGING)  # what an interrupted fetch left
     with tempfile.TemporaryDirectory() as tmp:
         for package in tqdm(todo, desc="fetching photos", unit="package", disable=not progress, dynamic_ncols=True):
             deb = _download(package, Path(tmp))
+            # a wallpaper package is compared with wallpapers only, so the default set does not depend on the
+            # order packages were fetched in
+            peers = [t for p, t in thumbs if p in PACKAGES] if package in PACKAGES else [t for _, t in thumbs]
+            names, images = set(), []
             for member, data in _image_members(deb, PHOTO_MEMBERS.get(package)):
                 try:
                     with Image.open(io.BytesIO(data)) as image:
@@ -186,31 +233,90 @@ def fetch_photos(
                     continue
                 image.thumbnail((max_side, max_side), Image.LANCZOS)
                 thumb = _thumb(image)
-                if any(np.abs(thumb - t).mean() < DUPLICATE_DISTANCE for t in thumbs):
+                if any(np.abs(thumb - t).mean() < DUPLICATE_DISTANCE for t in peers):
                     continue  # a near-duplicate of a cached photo
                 if any(_correlation(thumb, t) >= HELD_OUT_CORRELATION for t in held_out):
                     continue  # looks like a photo of tokzoo's held-out real set
-                thumbs.append(thumb)
+                peers.append(thumb)
                 name = _file_name(member)
-                target = cache / package / name
+                if name in names:  # two members flattened to one name
+                    name = f"{Path(name).stem}-{hashlib.sha256(member.encode()).hexdigest()[:8]}.png"
+                names.add(name)
                 png = io.BytesIO()
                 image.save(png, format="PNG")
-                write_file(cache, target, png.getvalue())
-                manifest["images"].append(
-                    {
-                        "file": f"{package}/{name}",
-                        "package": package,
-                        "source": member,
-                        "width": image.size[0],
-                        "height": image.size[1],
-                        "sha256": hashlib.sha256(data).hexdigest(),
-                    }
-                )
-            write_file(cache, cache / package / "copyright", _copyright(deb))
+                write_file(cache, cache / STAGING / package / name, png.getvalue())
+                images.append((thumb, _manifest_entry(package, name, member, image, data)))
+            write_file(cache, cache / STAGING / package / "copyright", _copyright(deb))
+            rename_inside(cache, cache / STAGING / package, cache / package)
+            for thumb, entry in images:
+                thumbs.append((package, thumb))
+                manifest["images"].append(entry)
             manifest["packages"].append(package)
-            manifest["thumbs"] = [t.astype(int).tolist() for t in thumbs]
+            manifest["thumbs"] = [t.astype(int).tolist() for _, t in thumbs]
             write_file(cache, manifest_path, json.dumps(manifest, indent=1).encode())
+    remove_inside(cache, cache / STAGING)
     return cache
+
+
+def _manifest_entry(package: str, name: str, member: str, image, data: bytes) -> dict:
+    return {
+        "file": f"{package}/{name}",
+        "package": package,
+        "source": member,
+        "width": image.size[0],
+        "height": image.size[1],
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def check_photo_sources(sources: list[dict], cache: str | Path | None = None) -> None:
+    """ConfigError when a validation photo of one ``data.photos`` source is a training photo of another (two
+    sources reading the same package)."""
+    held, trained = [], []
+    for spec in sources:
+        k, packages = spec.get("hold_out_every", 0), spec.get("packages")
+        trained.append(set(photo_files(cache, hold_out_every=k, packages=packages)))
+        held.append(set(photo_files(cache, every=k, packages=packages)) if k else set())
+    for i, validation in enumerate(held):
+        for j, training in enumerate(trained):
+            shared = sorted(validation & training) if i != j else []
+            if shared:
+                raise ConfigError(
+                    f"data.photos[{i}]: {len(shared)} of its validation photos are training photos of "
+                    f"data.photos[{j}] (e.g. {shared[0].parent.name}/{shared[0].name}); give the two sources "
+                    "different packages"
+                )
+
+
+def photo_files(
+    cache: str | Path | None = None,
+    every: int = 1,
+    offset: int = 0,
+    hold_out_every: int = 0,
+    packages: tuple[str, ...] | list[str] | None = None,
+) -> list[Path]:
+    """The cached photo files, sorted by path; ``every``/``offset`` pick a subset (photo i is kept when
+    ``i % every == offset``); ``hold_out_every`` = k > 0 leaves out every photo with ``i % k == 0`` (the
+    validation photos that ``every=k, offset=0`` returns). ``packages`` names the cache folders to read; by
+    default the :data:`PACKAGES` and any folder of your own (not a package of the manifest, :data:`MORE_PACKAGES`
+    or :data:`PHOTO_MEMBERS`), so that fetching more changes nothing for a recipe that does not name them.
+    ConfigError when those folders hold no image."""
+    cache = Path(cache) if cache is not None else default_cache()
+    keep = _folder_filter(cache, packages)
+    files = sorted(
+        p for p in cache.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and keep(p.parent.name)
+    )
+    if not files:
+        which = f" in {', '.join(packages)}" if packages is not None else ""
+        raise ConfigError(
+            f"{cache}: no training photos{which}; run `tokzoo photos` (Debian's wallpaper packages; --more or "
+            "--package NAME for others) or put images in <cache>/<folder>/"
+        )
+    return [
+        path
+        for index, path in enumerate(files)
+        if index % every == offset and not (hold_out_every and index % hold_out_every == 0)
+    ]
 
 
 def load_photos(
@@ -220,31 +326,16 @@ def load_photos(
     hold_out_every: int = 0,
     packages: tuple[str, ...] | list[str] | None = None,
 ) -> list[np.ndarray]:
-    """The cached photos as uint8 (H, W, 3) arrays, sorted by file name; ``every``/``offset`` pick a subset
-    (photo i is kept when ``i % every == offset``); ``hold_out_every`` = k > 0 leaves out every photo with
-    ``i % k == 0`` (the validation photos that ``every=k, offset=0`` returns). ``packages`` names the cache
-    folders to read; by default the :data:`PACKAGES` and any folder of your own (one no fetch wrote), so that
-    fetching :data:`MORE_PACKAGES` changes nothing for a recipe that does not name them. ConfigError when those
-    folders hold no image."""
+    """The photos :func:`photo_files` picks, as uint8 (H, W, 3) arrays."""
+    return [read_photo(path) for path in photo_files(cache, every, offset, hold_out_every, packages)]
+
+
+def read_photo(path: Path) -> np.ndarray:
+    """One cached photo as uint8 (H, W, 3)."""
     from PIL import Image
 
-    cache = Path(cache) if cache is not None else default_cache()
-    keep = _folder_filter(cache, packages)
-    files = sorted(
-        p for p in cache.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and keep(p.parent.name)
-    )
-    if not files:
-        which = f" in {', '.join(packages)}" if packages is not None else ""
-        raise ConfigError(
-            f"{cache}: no training photos{which}; run `tokzoo photos` (Debian's wallpaper packages) or put "
-            "images in <cache>/<folder>/"
-        )
-    photos = []
-    for index, path in enumerate(files):
-        if index % every == offset and not (hold_out_every and index % hold_out_every == 0):
-            with Image.open(path) as image:
-                photos.append(np.asarray(image.convert("RGB")))
-    return photos
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -261,18 +352,33 @@ def _thumb(image) -> np.ndarray:
     return np.asarray(image.convert("L").resize((16, 16), Image.BILINEAR), dtype=np.float32)
 
 
-def _held_out_thumbs() -> list[np.ndarray]:
-    """Thumbnails of the held-out bundled photos (tokzoo.datasets.samples): a fetched image that looks like one
-    is dropped, so no package can bring the held-out set into training."""
-    from PIL import Image
+def held_out_thumbnails() -> dict[str, list[list[int]]]:
+    """Held-out photo name -> the thumbnails of its variants (whole, 5% and 10% centre crops, each also mirrored),
+    computed from tokzoo.datasets.samples (needs the ``samples`` extra); HELD_OUT_THUMBS_FILE stores them."""
+    from PIL import Image, ImageOps
 
     from .samples import SAMPLES, load_sample
 
-    return [
-        _thumb(Image.fromarray(load_sample(name)["rgb"]))
-        for name in sorted(SAMPLES)
-        if "rgb" in SAMPLES[name].modalities
-    ]
+    out = {}
+    for name in sorted(SAMPLES):
+        if "rgb" not in SAMPLES[name].modalities:
+            continue
+        image = Image.fromarray(load_sample(name)["rgb"])
+        width, height = image.size
+        variants = []
+        for share in (0.0, 0.05, 0.1):
+            dx, dy = int(width * share), int(height * share)
+            crop = image.crop((dx, dy, width - dx, height - dy))
+            variants += [_thumb(crop), _thumb(ImageOps.mirror(crop))]
+        out[name] = [v.astype(int).ravel().tolist() for v in variants]
+    return out
+
+
+def _held_out_thumbs() -> list[np.ndarray]:
+    """Every thumbnail of HELD_OUT_THUMBS_FILE, (16, 16) float32: a fetched image that correlates with one is
+    dropped, so no package brings a verbatim or lightly cropped held-out photo into training."""
+    stored = json.loads(HELD_OUT_THUMBS_FILE.read_text())
+    return [np.asarray(t, dtype=np.float32).reshape(16, 16) for variants in stored.values() for t in variants]
 
 
 def _folder_filter(cache: Path, packages):
@@ -281,7 +387,8 @@ def _folder_filter(cache: Path, packages):
         return set(packages).__contains__
     manifest_path = cache / "manifest.json"
     fetched = set(json.loads(manifest_path.read_text()).get("packages", [])) if manifest_path.is_file() else set()
-    return lambda folder: folder in PACKAGES or folder not in fetched
+    others = fetched | set(MORE_PACKAGES) | set(PHOTO_MEMBERS)
+    return lambda folder: folder in PACKAGES or (folder not in others and folder != STAGING)
 
 
 def _download(package: str, folder: Path) -> Path:
@@ -331,8 +438,8 @@ def _bundle_members(name: str, blob: bytes, patterns: tuple[str, ...]):
             path = f"{name}/{inner}"
             if Path(inner).suffix.lower() in IMAGE_SUFFIXES and any(fnmatch.fnmatchcase(path, p) for p in patterns):
                 yield path, data
-    except ResourceError:
-        return
+    except ResourceError as error:
+        warnings.warn(f"photos: {name}: {error}; the rest of this bundle is skipped", stacklevel=2)
 
 
 def _copyright(deb: Path) -> bytes:

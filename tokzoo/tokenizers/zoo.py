@@ -180,7 +180,7 @@ def _photos_part(spec: dict, modality: str | None) -> str:
     held = spec.get("hold_out_every")
     return (
         f"{what}{', Canny edges of them' if modality == 'edges' else ''}"
-        f"{f', every {held}th left out for validation' if held else ''}) x {spec.get('repeat', 1)}"
+        f"{f', 1 in {held} left out for validation' if held else ''}) x {spec.get('repeat', 1)}"
     )
 
 

@@ -146,10 +146,13 @@ def source_values(data: dict, codec, resolution) -> tuple[list, list]:
     train, val = _primary_values(data, codec, resolution)
     if "samples" in data:
         train = train + sample_values(codec.name, data["samples"])
-    from ...datasets.photos import photo_sources
+    from ...datasets.photos import check_photo_sources, photo_sources
 
-    for spec in photo_sources(data):
+    sources = photo_sources(data)
+    for spec in sources:
         train = train + photo_values(codec.name, spec)
+    if len(sources) > 1:
+        check_photo_sources(sources)
     return train, val
 
 
