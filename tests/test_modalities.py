@@ -38,6 +38,7 @@ SAMPLES = {
     "rgb": lambda: SCENE["rgb"],
     "rgb_128": lambda: SCENE["rgb"],
     "rgb_f4": lambda: SCENE["rgb"],
+    "rgb_f4_more_photos": lambda: SCENE["rgb"],
     "depth": lambda: SCENE["depth"],
     "normals": lambda: SCENE["normals"],
     "semseg": lambda: np.where(np.arange(SIZE)[:, None] < 4, 255, SCENE["semseg"]).astype(np.uint8),
@@ -64,7 +65,7 @@ SAMPLES = {
 # spatial size of samples not at the configured input_size (the token grid follows it)
 GRIDS = {
     **dict.fromkeys(
-        ["rgb", "rgb_128", "rgb_f4", "depth", "normals", "semseg", "canny_edges", "sam_edges"],
+        ["rgb", "rgb_128", "rgb_f4", "rgb_f4_more_photos", "depth", "normals", "semseg", "canny_edges", "sam_edges"],
         (SIZE, SIZE),
     ),
     "dinov2_b14": (4, 4),
@@ -149,6 +150,7 @@ CHECKS = {
     "rgb": check_rgb,
     "rgb_128": check_rgb,
     "rgb_f4": check_rgb,
+    "rgb_f4_more_photos": check_rgb,
     "depth": check_depth,
     "normals": check_normals,
     "semseg": check_semseg,

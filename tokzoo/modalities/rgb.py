@@ -20,12 +20,12 @@ class RGB(Modality):
     photographic = True
     contract = (
         "uint8 array (H, W, 3) or batch (B, H, W, 3), values 0..255, sRGB, channels last. "
-        "H and W divisible by the model's downsampling (shipped: 8 for rgb and rgb_128, 4 for rgb_f4). "
+        "H and W divisible by the model's downsampling (shipped: 8 for rgb and rgb_128, 4 for rgb_f4 and rgb_f4_more_photos). "
         "Normalised inside to [-1, 1] (x / 127.5 - 1). decode returns the same dtype and layout."
     )
     in_channels = out_channels = 3
     sample_ndim = 3
-    zoo_names = ("rgb", "rgb_128", "rgb_f4")
+    zoo_names = ("rgb", "rgb_128", "rgb_f4", "rgb_f4_more_photos")
 
     @classmethod
     def default_tokenizer(cls, name: str) -> dict:
@@ -37,7 +37,7 @@ class RGB(Modality):
                 "input_size": [128, 128],
                 "loss": "mse",
             }
-        if name == "rgb_f4":  # 4x downsampling, 1000 codes: 64 px -> 16 x 16 tokens, 128 px -> 32 x 32
+        if name in ("rgb_f4", "rgb_f4_more_photos"):  # 4x downsampling, 1000 codes: 64 px -> 16 x 16, 128 px -> 32 x 32
             return {
                 "model": {"preset": "conv-tiny", "channel_mults": [1, 2, 2], "blocks_per_level": [0, 1, 1]},
                 "latent_dim": 32,
