@@ -11,7 +11,7 @@ import click
 @click.option(
     "--more",
     is_flag=True,
-    help="Also fetch tokzoo.datasets.photos.MORE_PACKAGES (recipes read them only when they name them).",
+    help="Also fetch the extra photo packages (~170 photographs; recipes read them only when they name them).",
 )
 @click.option(
     "--package",
@@ -28,17 +28,11 @@ import click
 def photos_command(more, packages, cache):
     """Download and unpack the photo packages that recipes with `data.photos` train on (apt-get download, no
     root), then list the cache: images per package. Fetched once; later calls only list."""
-    import json
-
-    from tokzoo.datasets.photos import MORE_PACKAGES, PACKAGES, default_cache, fetch_photos
+    from tokzoo.datasets.photos import MORE_PACKAGES, PACKAGES, default_cache, fetch_photos, fetched_counts
 
     wanted = (tuple(packages) if packages else PACKAGES) + (MORE_PACKAGES if more else ())
     cache = fetch_photos(cache if cache is not None else default_cache(), packages=wanted)
-    manifest_path = cache / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"packages": [], "images": []}
-    counts = {package: 0 for package in manifest["packages"]}
-    for image in manifest["images"]:
-        counts[image["package"]] = counts.get(image["package"], 0) + 1
+    counts = fetched_counts(cache)
     if not counts:
         raise click.ClickException(f"{cache}: no fetched package (folders of your own are read as they are)")
     width = max(len(p) for p in counts)

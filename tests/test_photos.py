@@ -157,6 +157,7 @@ def test_fetch_unpacks_a_debian_package_with_its_licence(tmp_path):
 def _folders(tmp_path, folders: dict[str, int], fetched=()):
     """A cache with ``n`` random images in each named folder; the manifest lists ``fetched`` packages."""
     rng = np.random.default_rng(1)
+    tmp_path.mkdir(exist_ok=True)
     for folder, n in folders.items():
         (tmp_path / folder).mkdir()
         for i in range(n):
@@ -247,7 +248,8 @@ def test_fetch_keeps_the_named_photo_members_and_never_a_held_out_photo(tmp_path
     monkeypatch.setitem(
         photos_module.PHOTO_MEMBERS, "fake-photos", ("usr/share/fake/photos/*", "usr/share/fake/rcc/*.rcc/dir/*")
     )
-    cache = fetch_photos(tmp_path / "cache", packages=("fake-photos",), progress=False)
+    cache = _folders(tmp_path / "cache", {}, fetched=PACKAGES)  # the wallpapers are there already
+    cache = fetch_photos(cache, packages=("fake-photos",), progress=False)
     sources = sorted(i["source"] for i in json.loads((cache / "manifest.json").read_text())["images"])
     assert sources == ["usr/share/fake/photos/kept.jpg", "usr/share/fake/rcc/game.rcc/dir/inside.png"]
     assert len(load_photos(cache, packages=["fake-photos"])) == 2

