@@ -301,3 +301,19 @@ def test_the_shipped_held_out_thumbnails_are_those_of_the_bundled_samples():
     from tokzoo.datasets.photos import HELD_OUT_THUMBS_FILE, held_out_thumbnails
 
     assert json.loads(HELD_OUT_THUMBS_FILE.read_text()) == held_out_thumbnails()
+
+
+def test_a_known_package_left_half_fetched_is_fetched_again(tmp_path, monkeypatch):
+    from tokzoo.datasets import photos as photos_module
+
+    cache = _folders(tmp_path / "cache", {MORE_PACKAGES[0]: 1}, fetched=PACKAGES)  # folder there, not in manifest
+    stale = sorted((cache / MORE_PACKAGES[0]).iterdir())
+    rng = np.random.default_rng(3)
+    photo = _png(np.kron(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), np.ones((70, 70, 1), np.uint8)))
+    deb = _deb(tmp_path, {"usr/share/fake/photos/new.jpg": photo})
+    monkeypatch.setattr(photos_module, "_download", lambda package, folder: deb)
+    monkeypatch.setitem(photos_module.PHOTO_MEMBERS, MORE_PACKAGES[0], ("usr/share/fake/photos/*",))
+    fetch_photos(cache, packages=(MORE_PACKAGES[0],), progress=False)
+    files = sorted(p.name for p in (cache / MORE_PACKAGES[0]).iterdir())
+    assert files == ["copyright", "photos-new.png"] and not any(p.exists() for p in stale)
+    assert not list(cache.glob(".fetching*"))  # the staging folder is gone
