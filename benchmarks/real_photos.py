@@ -8,7 +8,8 @@ instead (every 8th cached wallpaper, which recipes with ``data.photos.hold_out_e
 recipe that starts from weights trained on all wallpapers has seen them through those): a set to choose between
 candidates on, so that the held-out photos see only the chosen one. ``--packages more --hold-out-every 4``
 scores the photos of tokzoo.datasets.photos.MORE_PACKAGES that recipes/rgb_f4_more_photos.yaml leaves out (no
-shipped weights saw them). Subcommands print markdown; ``--write`` adds a dated entry to benchmarks/RESULTS.md under "Tokenizers on held-out real photos".
+shipped weights saw them). Subcommands print markdown; ``--write`` adds a dated entry to benchmarks/RESULTS.md
+under "Tokenizers on held-out real photos".
 
 - ``rgb``: PSNR of each tokenizer and of its same-bit downsample + bicubic baseline, per photo (mean over views),
   photos where the tokenizer wins, bits per sample.

