@@ -31,9 +31,10 @@ from tokzoo.consensus.scorers import region_errors, region_means
 from tokzoo.fm.checkpoint import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from consensus_loop import RESULTS, SCORER_NAMES, SECTION, load_scenes, scene_seed  # noqa: E402
+from consensus_loop import RESULTS, SECTION, load_scenes, scene_seed, scorer_names  # noqa: E402
 from results_md import append_to_section  # noqa: E402
 
+SCORER_NAMES = scorer_names({"depth_net": None})  # the shape scorers, then the U-Net
 SETS = [("depth_net",), ("depth_net", "normals"), ("depth_net", "planarity"), ("depth_net", "normals", "planarity")]
 
 
@@ -44,13 +45,13 @@ def centred(values: np.ndarray, axis: int) -> np.ndarray:
         return values - np.nanmean(values, axis, keepdims=True)
 
 
-def collect(model, val, net, recipe: ConsensusRecipe, n: int):
+def collect(model, val, nets: dict, recipe: ConsensusRecipe, n: int):
     """Scorer errors (scenes, N, S, R) and true region abs-rel (scenes, N, R) of N proposals per scene."""
     grid = tuple(next(s for s in model.specs if s.name == recipe.target).grid)
     errors, truth = [], []
     for keys, masked, scenes in val:
         rgb = np.stack([s["rgb"] for s in scenes])
-        evidence = gather_evidence(model, masked, recipe, rgb, net)
+        evidence = gather_evidence(model, masked, recipe, rgb, nets)
         _, maps = open_loop_proposals(model, masked, recipe, n, row_seeds=[zlib.crc32(k.encode()) for k in keys])
         for i, scene in enumerate(scenes):
             e = np.stack(
@@ -90,9 +91,9 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = load_model(args.run / "gen")
-    net = load_depth_net(args.run / "depthnets" / "unet")
+    nets = {"depth_net": load_depth_net(args.run / "depthnets" / "unet")}
     recipe = ConsensusRecipe(scorers=tuple((s, 1.0) for s in SCORER_NAMES), seed=args.seed)
-    errors, truth = collect(model, load_scenes(args.val, model, args.n, 32), net, recipe, args.proposals)
+    errors, truth = collect(model, load_scenes(args.val, model, args.n, 32), nets, recipe, args.proposals)
     half = np.arange(len(truth)) < len(truth) // 2
     folds = [(half, ~half), (~half, half)]
     rows = []

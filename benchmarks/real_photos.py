@@ -281,7 +281,7 @@ def main() -> None:
         "--wallpaper-offset",
         type=int,
         default=0,
-        help="with --set wallpapers: 0 scores the validation wallpapers, j > 0 the trained-on wallpapers i % k == j",
+        help="with --set wallpapers: 0 scores the validation wallpapers, j > 0 the trained-on wallpapers i %% k == j",
     )
     parser.add_argument(
         "--packages",
