@@ -19,17 +19,15 @@ import datetime
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from results_md import append_to_section
+
 from tokzoo.browse import build_site
 from tokzoo.pipeline import TokenizeJob, tokenize
 from tokzoo.tokenizers.zoo import load_tokenizer
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_md import append_to_section  # noqa: E402
 
 SECTION = "## Dataset browser"
 

@@ -38,8 +38,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
+from paired import bootstrap  # noqa: E402
 from results_md import append_to_section  # noqa: E402
 
 from tokzoo.crops import apply_crop, make_crop_settings  # noqa: E402
@@ -173,7 +175,7 @@ def run_rgb(args) -> str:
         "(dB) | gain (dB) | photos won | best-grid bicubic (grid, dB) | gain over it (dB) | photos won |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    per_photo = []
+    per_photo, scored = [], []
     for label, tok in parse_tokenizers(args.tokenizers):
         size = args.size or tok.config["input_size"][0]
         views = heldout_views(
@@ -184,6 +186,7 @@ def run_rgb(args) -> str:
             for name, values in views.items()
         }
         base, grid, best = bicubic_by_grid(tok, views)
+        scored.append((label, size, ours))
         for name in views:
             per_photo.append(f"{label} {name}: {ours[name]:.2f} vs {base[name]:.2f} / {best[name]:.2f}")
         mean = lambda d: float(np.mean(list(d.values())))  # noqa: E731
@@ -195,12 +198,31 @@ def run_rgb(args) -> str:
             f"{wins(best)} / {len(views)} |"
         )
     return (
-        "\n".join(rows) + f"\n\nMean over {len(views)} {set_name(args)} of the mean PSNR of their {args.views} views "
+        "\n".join(rows)
+        + paired_lines(scored)
+        + f"\n\nMean over {len(views)} {set_name(args)} of the mean PSNR of their {args.views} views "
         f"(centre square + random-resized crops of {CROP_SCALE[0]:.0%}-100% of the area). Best-grid bicubic: the "
         f"same bits spread over the grid (token grid x {', '.join(map(str, GRID_SCALES))}) whose mean PSNR on this "
         "set is best (finer grids get fewer levels per value).\n\nPer photo (tokenizer vs token-grid / best-grid "
         "bicubic): " + "; ".join(per_photo)
     )
+
+
+def paired_lines(scored: list[tuple[str, int, dict[str, float]]]) -> str:
+    """Each tokenizer after the first against the first at the same size: mean per-photo PSNR difference, its paired
+    95% bootstrap interval over photos, photos where it is higher ("" when there is nothing to pair)."""
+    first, size, reference = scored[0]
+    lines = []
+    for label, other_size, ours in scored[1:]:
+        if other_size != size:
+            continue
+        diff = np.array([ours[n] - reference[n] for n in reference])
+        mean, low, high = bootstrap(diff)
+        lines.append(
+            f"{label} - {first}: {mean:+.3f} dB [{low:+.3f}, {high:+.3f}], higher on {int((diff > 0).sum())} / "
+            f"{len(diff)} photos"
+        )
+    return "\n\nPaired over photos (95% bootstrap interval): " + "; ".join(lines) if lines else ""
 
 
 def run_edges(args) -> str:
