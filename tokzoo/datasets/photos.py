@@ -141,6 +141,9 @@ PHOTO_MEMBERS = {
     ),
     "hugin-data": tuple(f"usr/share/hugin/xrc/data/help_en_EN/{name}" for name in ("CA_*.jpg", "Medinet_habu_*")),
     "digikam-data": ("usr/share/digikam/about/images/body-background.jpg",),
+    # Endless Sky's planet-landing photographs (landscapes, coasts, cities, industry; public domain, CC-BY-SA 3.0 and
+    # 4.0, per file in its copyright); this package holds them at 1440 x 720 (endless-sky-data's are 720 x 360)
+    "endless-sky-high-dpi": ("usr/share/games/endless-sky/plugins/endless-sky-high-dpi/images/land/*@2x.jpg",),
 }
 """Package -> glob patterns (fnmatch) of the members that are photographs, for packages whose other images are
 drawings, icons or screenshots; a pattern may reach inside a Qt resource bundle (``BUNDLE.rcc/inner/path``).
