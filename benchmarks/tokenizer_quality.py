@@ -15,7 +15,7 @@ Subcommands (each prints markdown; ``--write`` adds a dated entry to benchmarks/
 
     python benchmarks/tokenizer_quality.py decades --tokenizer depth --n 256 --write
     python benchmarks/tokenizer_quality.py outdoor --n 128 --write
-    python benchmarks/tokenizer_quality.py normalisation --recipe recipes/depth.yaml --absolute depth --out runs/depth_si --write
+    python benchmarks/tokenizer_quality.py normalisation --recipe recipes/depth.yaml --steps 7000 --absolute depth --out runs/depth_si --write
     python benchmarks/tokenizer_quality.py sizes --recipe recipes/depth.yaml --steps 300 --write
 """
 
@@ -186,6 +186,9 @@ def run_normalisation(args) -> str:
     recipe = load_recipe(args.recipe)
     if args.steps is not None:  # both variants at a smaller budget (the absolute one trained with --steps too)
         recipe["steps"] = args.steps
+    absolute = load_tokenizer(args.absolute)
+    if absolute.config["provenance"]["recipe"] != recipe:  # before hours of training, not after
+        raise SystemExit(f"{args.absolute} was not trained with {args.recipe} (its steps: --steps)")
     data_dir, si_dir = Path(args.out) / "data", Path(args.out) / "tokenizer"
     if not (si_dir / "config.json").is_file():  # train the variant once; later runs only evaluate
         if not data_dir.is_dir():
@@ -194,9 +197,7 @@ def run_normalisation(args) -> str:
         train(si_recipe(recipe, data_dir), args.out, progress=True)
     if args.train_only:
         return f"trained {si_dir}"
-    absolute, si = load_tokenizer(args.absolute), load_tokenizer(si_dir)
-    if absolute.config["provenance"]["recipe"] != recipe:
-        raise SystemExit(f"{args.absolute} was not trained with {args.recipe}")
+    si = load_tokenizer(si_dir)
     size = list(absolute.config["input_size"])
     depth, flags = heldout_depth(args.n, size, "mix")
     baseline, bits = downsample_bicubic(absolute, depth)
@@ -207,8 +208,9 @@ def run_normalisation(args) -> str:
     }
     head = (
         f"Absolute log-depth (`{args.absolute}`) vs scale-invariant (per-image standardised log-depth, "
-        f"median and spread stored as 2 x float16; same recipe, data and steps, `{si_dir}`) on {args.n} held-out "
-        f"mixed scenes (seed {HELDOUT_SEED}, {flags.sum()} outdoor)"
+        f"median and spread stored as 2 x float16; same recipe, data and steps, `{si_dir}`"
+        + (", without the sensor corruption: data.sensor acts on metric depth" if "sensor" in recipe["data"] else "")
+        + f") on {args.n} held-out mixed scenes (seed {HELDOUT_SEED}, {flags.sum()} outdoor)"
     )
     return "\n".join([head, "", *decade_rows(depth, flags, methods)])
 
