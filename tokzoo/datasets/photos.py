@@ -31,6 +31,12 @@ reads such a folder by default, and a recipe names it in ``data.photos.packages`
 | palapeli-data, renpy-demo, hugin-data, digikam-data, sddm-theme-maldives | 1-6 photographs each | GPL-2+ / Expat / CC-BY-3.0 |
 | lomiri-ui-toolkit-examples, qtdeclarative5-examples, qtmultimedia5-examples, python-kivy-examples | 1-4 each | LGPL-3 / GPL-3 / MIT / CC0 |
 
+Fetched only when a recipe or ``tokzoo photos --package`` names it:
+
+| package | photos | licence (debian/copyright) |
+|---|---|---|
+| endless-sky-high-dpi | 273 landscapes, coasts, cities, industry (the game's landing photos, 1440 x 720) | public domain / CC-BY-SA-3.0 / CC-BY-SA-4.0 (per file) |
+
 Every package is in Debian main (free under the DFSG); the per-file terms are in each copied ``copyright``.
 """
 
