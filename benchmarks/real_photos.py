@@ -209,14 +209,18 @@ def run_rgb(args) -> str:
 
 
 def paired_lines(scored: list[tuple[str, int, dict[str, float]]]) -> str:
-    """Each tokenizer after the first against the first at the same size: mean per-photo PSNR difference, its paired
-    95% bootstrap interval over photos, photos where it is higher ("" when there is nothing to pair)."""
-    first, size, reference = scored[0]
-    lines = []
-    for label, other_size, ours in scored[1:]:
-        if other_size != size:
+    """Each tokenizer against the first one scored at the same size: mean per-photo PSNR difference, its paired 95%
+    bootstrap interval over the photos where both are finite, photos where it is higher ("" when nothing pairs)."""
+    lines, first_at = [], {}
+    for label, size, ours in scored:
+        if size not in first_at:
+            first_at[size] = (label, ours)
             continue
+        first, reference = first_at[size]
         diff = np.array([ours[n] - reference[n] for n in reference])
+        diff = diff[np.isfinite(diff)]
+        if not len(diff):
+            continue
         mean, low, high = bootstrap(diff)
         lines.append(
             f"{label} - {first}: {mean:+.3f} dB [{low:+.3f}, {high:+.3f}], higher on {int((diff > 0).sum())} / "

@@ -13,5 +13,9 @@ def load_benchmark(name: str):
     spec = importlib.util.spec_from_file_location(f"tokzoo_benchmark_{name}", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[spec.name]  # no half-loaded module left behind
+        raise
     return module
