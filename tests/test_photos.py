@@ -170,11 +170,12 @@ def _folders(tmp_path, folders: dict[str, int], fetched=()):
 def test_more_packages_are_read_only_by_recipes_that_name_them(tmp_path):
     cache = _folders(
         tmp_path,
-        {PACKAGES[0]: 2, MORE_PACKAGES[0]: 3, "mine": 1},
-        fetched=PACKAGES + MORE_PACKAGES,
+        {PACKAGES[0]: 2, MORE_PACKAGES[0]: 3, "mine": 1, "endless-sky-high-dpi": 4},
+        fetched=PACKAGES + MORE_PACKAGES + ("endless-sky-high-dpi",),
     )
     assert len(load_photos(cache)) == 2 + 1  # the wallpapers and a folder of your own, not the extra packages
     assert len(load_photos(cache, packages=[MORE_PACKAGES[0]])) == 3
+    assert len(load_photos(cache, packages=["endless-sky-high-dpi"])) == 4  # a PHOTO_MEMBERS package beyond MORE
     assert len(load_photos(cache, packages=[MORE_PACKAGES[0], "mine"], every=2)) == 2  # indices 0 and 2 of 4
     with pytest.raises(ConfigError, match="no training photos in nothing-here"):
         load_photos(cache, packages=["nothing-here"])
