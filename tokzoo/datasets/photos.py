@@ -156,6 +156,9 @@ drawings, icons or screenshots; a pattern may reach inside a Qt resource bundle 
 Chosen by looking at every image of at least 400 px; the GCompris paintings, cartoons and planets, a cube map and
 a game's pong field are left out."""
 
+KNOWN_PACKAGES = frozenset(PACKAGES) | frozenset(MORE_PACKAGES) | frozenset(PHOTO_MEMBERS)
+"""The packages tokzoo fetches itself: a cache folder of another name is one of your own."""
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MIN_SIDE = 400
 """Images whose shorter side is smaller are skipped (icons, placeholders)."""
@@ -205,10 +208,11 @@ def fetch_photos(
 
     cache = Path(cache) if cache is not None else default_cache()
     manifest = _read_manifest(cache)
-    known = set(PACKAGES) | set(MORE_PACKAGES) | set(PHOTO_MEMBERS)
     # a folder no fetch wrote is one of your own (read, never fetched over), unless it bears a known package's
     # name: then an interrupted fetch left it, and it is fetched again
-    todo = [p for p in packages if p not in manifest["packages"] and (p in known or not (cache / str(p)).is_dir())]
+    todo = [
+        p for p in packages if p not in manifest["packages"] and (p in KNOWN_PACKAGES or not (cache / str(p)).is_dir())
+    ]
     if not todo:
         return cache
     if any(p not in PACKAGES for p in todo):  # wallpapers first, so that others are de-duplicated against them
@@ -415,7 +419,7 @@ def _folder_filter(cache: Path, packages):
     """Which cache folders :func:`load_photos` reads (see there)."""
     if packages is not None:
         return set(packages).__contains__
-    others = set(_read_manifest(cache)["packages"]) | set(MORE_PACKAGES) | set(PHOTO_MEMBERS)
+    others = KNOWN_PACKAGES | set(_read_manifest(cache)["packages"])
     return lambda folder: folder in PACKAGES or (folder not in others and not folder.startswith(STAGING))
 
 
