@@ -325,6 +325,12 @@ def test_pretraining_goes_on_from_a_folder_and_weights_people(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     with pytest.raises(ConfigError, match="init"):
         run_recipe(recipe(1, init=str(tmp_path / "missing")), tmp_path / "c", log=lambda *_: None)
+    (tmp_path / "a" / "heads.safetensors").unlink()  # a ViT folder without heads (the shipped scene ViT's layout)
+    lines = []
+    run_recipe(recipe(0, init=str(tmp_path / "a")), tmp_path / "d", log=lines.append)
+    assert (tmp_path / "d" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+    assert (tmp_path / "d" / "heads.safetensors").read_bytes() != (tmp_path / "b" / "heads.safetensors").read_bytes()
+    assert any("new heads" in line for line in lines)
     data = render_pretraining_set(4, seed=0, size=32, patch=8)
     target = {k: torch.from_numpy(v) for k, v in data.items() if k != "rgb"}
     torch.manual_seed(0)

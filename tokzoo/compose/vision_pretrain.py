@@ -15,7 +15,8 @@ heads that are thrown away afterwards:
 Training images are mirrored left-right with probability 1/2 (the per-patch targets with them; the class-token
 targets do not change under a mirror). ``person_weight`` multiplies the loss of the ``human`` class in the
 per-patch semantic head and of the person label of the "present" head (people are a small share of the pixels);
-``init``: a folder this module wrote, whose ViT and heads training goes on from.
+``init``: a folder this module wrote, whose ViT and heads training goes on from (a ViT folder without heads, such
+as the shipped scene ViT ``tokzoo/labelers/weights/scene_vit``, gets new heads).
 
 Output: a transformers ViT folder (``config.json`` + ``model.safetensors`` + ``preprocessor_config.json``) that
 ``{vision_model: DIR}`` loads, the heads in ``heads.safetensors`` and ``metrics.json`` (held-out head accuracies).
@@ -204,15 +205,19 @@ def head_accuracy(component: VisionTransformer, heads: PretrainingHeads, data: d
     return {key: value / n for key, value in sums.items()}
 
 
-def start_from(model, heads: PretrainingHeads, folder: Path) -> None:
-    """Load a previous pretraining's ViT and heads (``model.safetensors``, ``heads.safetensors`` in ``folder``);
-    ConfigError when they are missing or of another shape."""
+def start_from(model, heads: PretrainingHeads, folder: Path) -> bool:
+    """Load a previous pretraining's ViT (``model.safetensors``) and, when the folder has them, its heads
+    (``heads.safetensors``; a ViT folder without heads, such as the shipped scene ViT, starts fresh heads).
+    Returns whether the heads were loaded; ConfigError when the ViT is missing or either is of another shape."""
     from safetensors.torch import load_file
 
     try:  # transformers renames the tensors it writes: its own reader maps them back
         saved = type(model).from_pretrained(str(folder), add_pooling_layer=False, use_safetensors=True)
         model.load_state_dict(saved.state_dict())
+        if not (folder / "heads.safetensors").is_file():
+            return False
         heads.load_state_dict(load_file(str(folder / "heads.safetensors")))
+        return True
     except (OSError, RuntimeError, ValueError) as e:
         raise ConfigError(f"{folder}: compose.pretrain_vision.init: {str(e).splitlines()[0][:160]}") from None
 
@@ -227,7 +232,8 @@ def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
     component = VisionTransformer(model, name="vision", source="pretrain_vision")
     heads = PretrainingHeads(spec["width"])
     if spec["init"]:
-        start_from(model, heads, Path(spec["init"]))
+        loaded = start_from(model, heads, Path(spec["init"]))
+        log(f"vision ViT from {spec['init']}" + ("" if loaded else " (no heads.safetensors there: new heads)"))
     with tqdm(total=d["n"] + d["n_val"], desc="scenes", file=sys.stderr, leave=False) as bar:
         train = render_pretraining_set(d["n"], d["seed"], spec["size"], spec["patch"], bar.update)
         val = render_pretraining_set(d["n_val"], d["val_seed"], spec["size"], spec["patch"], bar.update)
