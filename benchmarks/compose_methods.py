@@ -196,6 +196,25 @@ def probe(spec: str, n_train: int = 1000, n_val: int = 200) -> str:
     return "\n".join(lines)
 
 
+def pretraining_heads(folder: str, n: int = 500, seed: int = 7000002) -> str:
+    """The held-out accuracies of a pretrained ViT folder's own heads (``heads.safetensors``) on ``n`` scenes of
+    stream ``seed`` (the pretraining recipes' held-out stream), incl. human-patch recall and precision."""
+    import torch
+    from safetensors.torch import load_file
+
+    from tokzoo.compose import build_component
+    from tokzoo.compose.vision_pretrain import PretrainingHeads, head_accuracy, render_pretraining_set
+
+    torch.set_num_threads(1)
+    component = build_component("vision", {"vision_model": folder}).freeze()
+    heads = PretrainingHeads(component.hidden_size)
+    heads.load_state_dict(load_file(str(Path(folder) / "heads.safetensors")))
+    config = json.loads((Path(folder) / "config.json").read_text())
+    scenes = render_pretraining_set(n, seed, config["image_size"], config["patch_size"])
+    scores = head_accuracy(component, heads, scenes)
+    return f"{folder} ({n} scenes of stream {seed}): " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -624,7 +643,11 @@ def main() -> None:
     parser.add_argument(
         "--probe", default=None, help="vision:DIR:LAYER,rgb:LAYER,fm:RUN_DIR:LAYER: a linear-probe table"
     )
+    parser.add_argument("--heads", default=None, help="DIR: held-out accuracy of a pretrained ViT folder's own heads")
     args = parser.parse_args()
+    if args.heads:
+        print(pretraining_heads(args.heads))
+        return
     if args.probe:
         print(probe(args.probe))
         return

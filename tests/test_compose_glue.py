@@ -443,3 +443,33 @@ def test_gats_trains_on_the_multi_frame_task_with_per_stream_windows(tmp_path, l
     }
     with pytest.raises(ConfigError, match="needs compose.method gats"):
         resolve_recipe({**recipe, "compose": {**recipe["compose"], "method": "mit", "settings": {}}})
+
+
+def test_head_accuracy_counts_human_patches_found_and_claimed():
+    from tokzoo.compose.vision_pretrain import head_accuracy, render_pretraining_set
+
+    data = render_pretraining_set(6, seed=1000003, size=32, patch=8)
+    truth = torch.from_numpy(data["semantic"]).argmax(-1)  # (6, 16) majority class per patch
+    human = truth == 6
+    assert human.any()
+
+    class Answer(torch.nn.Module):  # the per-patch semantic head says "human" on the given patches, else not human
+        def __init__(self, said):
+            super().__init__()
+            self.said = said
+
+        def forward(self, tokens):
+            cls = torch.where(self.said, torch.tensor(6), truth.masked_fill(human, 0))
+            n = len(tokens)
+            return {"semantic": F.one_hot(cls, 10).float(), "colour": torch.zeros(n, 16, 8),
+                    "log_depth": torch.zeros(n, 16), "present": torch.zeros(n, 11), "counts": torch.zeros(n, 4, 5),
+                    "nearest": torch.zeros(n, 5), "nearest_colour": torch.zeros(n, 8)}  # fmt: skip
+
+    vision = VisionTransformer(tiny_vision("vit"), name="vision", source="test")
+    exact = head_accuracy(vision, Answer(human), data)
+    assert exact["human_patch_recall"] == exact["human_patch_precision"] == 1.0
+    half = human.clone()
+    half[int(human.nonzero()[0, 0])] = False  # one scene's human patches missed
+    missed = head_accuracy(vision, Answer(half | ~human), data)  # ... and every other patch called human
+    assert missed["human_patch_recall"] == pytest.approx(int((half & human).sum()) / int(human.sum()))
+    assert missed["human_patch_precision"] == pytest.approx(int((half & human).sum()) / int((half | ~human).sum()))

@@ -179,10 +179,13 @@ def mirror(images: torch.Tensor, targets: dict, flip: np.ndarray) -> tuple[torch
 @torch.no_grad()
 def head_accuracy(component: VisionTransformer, heads: PretrainingHeads, data: dict, batch_size: int = 256) -> dict:
     """Held-out accuracy of each classification head (semantic: the majority class; present: per label, and the
-    person label alone; counts: per class), log-depth mean absolute error."""
+    person label alone; counts: per class), log-depth mean absolute error, and the recall and precision of the
+    semantic head on the patches whose majority class is human."""
     component.eval()
     heads.eval()
     sums: dict[str, float] = {}
+    human = SCENE_CLASSES.index("human")
+    hits = {"found": 0.0, "true": 0.0, "said": 0.0}  # human-majority patches: found, there, predicted
     n = len(data["rgb"])
     for start in range(0, n, batch_size):
         index = np.arange(start, min(n, start + batch_size))
@@ -202,7 +205,13 @@ def head_accuracy(component: VisionTransformer, heads: PretrainingHeads, data: d
         }
         for key, value in values.items():
             sums[key] = sums.get(key, 0.0) + float(value) * len(index)
-    return {key: value / n for key, value in sums.items()}
+        said, true = out["semantic"].argmax(-1) == human, t["semantic"].argmax(-1) == human
+        hits["found"] += float((said & true).sum())
+        hits["true"] += float(true.sum())
+        hits["said"] += float(said.sum())
+    recall = {"human_patch_recall": hits["found"] / max(hits["true"], 1.0),
+              "human_patch_precision": hits["found"] / max(hits["said"], 1.0)}  # fmt: skip
+    return {key: value / n for key, value in sums.items()} | recall
 
 
 def start_from(model, heads: PretrainingHeads, folder: Path) -> bool:
