@@ -483,6 +483,7 @@ def report_vit(runs: Path) -> str:
             path = run_dir(runs, name, seed) / "metrics.json"
             if path.is_file():
                 rows.setdefault(name, {})[seed] = json.loads(path.read_text())
+    rows = {name: by_seed for name, by_seed in rows.items() if 0 in by_seed}  # the table needs seed 0 (others may run)
     if not rows:
         return "\n".join(["no single-image runs"] + frame_table(frames))
     recipe = json.loads((run_dir(runs, next(iter(rows)), 0) / "compose.json").read_text())["recipe"]
