@@ -206,6 +206,8 @@ def pretraining_heads(folder: str, n: int = 500, seed: int = 7000002) -> str:
     from tokzoo.compose.vision_pretrain import PretrainingHeads, head_accuracy, render_pretraining_set
 
     torch.set_num_threads(1)
+    if not (Path(folder) / "heads.safetensors").is_file():
+        raise SystemExit(f"{folder}: no heads.safetensors (not a folder that pretrain_vision wrote)")
     component = build_component("vision", {"vision_model": folder}).freeze()
     heads = PretrainingHeads(component.hidden_size)
     heads.load_state_dict(load_file(str(Path(folder) / "heads.safetensors")))
