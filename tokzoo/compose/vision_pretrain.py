@@ -191,8 +191,9 @@ def head_accuracy(component: VisionTransformer, heads: PretrainingHeads, data: d
         index = np.arange(start, min(n, start + batch_size))
         out = heads(component.finish(component.run(component.begin(data["rgb"][index]), component.n_layers)))
         t = _to_torch(data, index)
+        said, true = out["semantic"].argmax(-1), t["semantic"].argmax(-1)  # majority class per patch
         values = {
-            "semantic": (out["semantic"].argmax(-1) == t["semantic"].argmax(-1)).float().mean(),
+            "semantic": (said == true).float().mean(),
             "colour": (out["colour"].argmax(-1) == t["colour"]).float().mean(),
             "log_depth_mae": (out["log_depth"] - t["log_depth"]).abs().mean(),
             "present": ((out["present"] > 0).float() == t["present"]).float().mean(),
@@ -205,7 +206,7 @@ def head_accuracy(component: VisionTransformer, heads: PretrainingHeads, data: d
         }
         for key, value in values.items():
             sums[key] = sums.get(key, 0.0) + float(value) * len(index)
-        said, true = out["semantic"].argmax(-1) == human, t["semantic"].argmax(-1) == human
+        said, true = said == human, true == human
         hits["found"] += float((said & true).sum())
         hits["true"] += float(true.sum())
         hits["said"] += float(said.sum())
