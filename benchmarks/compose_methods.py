@@ -209,8 +209,9 @@ def pretraining_heads(folder: str, n: int = 500, seed: int = 7000002) -> str:
     if not (Path(folder) / "heads.safetensors").is_file():
         raise SystemExit(f"{folder}: no heads.safetensors (not a folder that pretrain_vision wrote)")
     component = build_component("vision", {"vision_model": folder}).freeze()
-    heads = PretrainingHeads(component.hidden_size)
-    heads.load_state_dict(load_file(str(Path(folder) / "heads.safetensors")))
+    saved = load_file(str(Path(folder) / "heads.safetensors"))
+    heads = PretrainingHeads(component.hidden_size, attributes="side.weight" in saved)
+    heads.load_state_dict(saved)
     config = json.loads((Path(folder) / "config.json").read_text())
     scenes = render_pretraining_set(n, seed, config["image_size"], config["patch_size"])
     scores = head_accuracy(component, heads, scenes)

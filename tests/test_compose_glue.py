@@ -271,6 +271,30 @@ def test_scene_targets_are_read_off_the_render():
     assert np.all(t["log_depth"] <= np.log(30.0) + 1e-6)
 
 
+def test_side_and_colour_targets_answer_scene_texts_questions():
+    import torch
+
+    from tokzoo.compose.vision_pretrain import COLOURS, OBJECT_CLASSES, SIDES, scene_targets, side_labels
+    from tokzoo.datasets.scene_text import scene_text
+    from tokzoo.datasets.scenes import generate_scene
+
+    asked = 0
+    for index in range(12):
+        sample = generate_scene(index, seed=0, size=32)
+        t = scene_targets(sample, patch=8)
+        sides = side_labels(torch.from_numpy(t["centre_offset"])[None])[0]
+        qa = dict(scene_text(sample)["qa"])
+        for i, name in enumerate(OBJECT_CLASSES):
+            question = f"is the {name} on the left or on the right?"
+            assert (question in qa) == (sides[i] > 0) == (t["colour_of"][i] > 0)
+            if question in qa:
+                asked += 1
+                assert SIDES[sides[i]] == qa[question]
+                assert COLOURS[t["colour_of"][i]] == qa[f"what colour is the {name}?"]
+    assert asked >= 6
+    assert side_labels(torch.tensor([[float("nan"), -0.5, 0.0, -0.0]])).tolist() == [[0, 1, 2, 2]]
+
+
 def test_mirror_flips_the_chosen_images_and_their_patch_targets():
     from tokzoo.compose.vision_pretrain import mirror, render_pretraining_set
 
@@ -282,6 +306,8 @@ def test_mirror_flips_the_chosen_images_and_their_patch_targets():
     assert np.array_equal(out["semantic"][0].reshape(4, 4, -1), targets["semantic"][0].reshape(4, 4, -1)[:, ::-1])
     assert np.array_equal(out["log_depth"][0].reshape(4, 4), targets["log_depth"][0].reshape(4, 4)[:, ::-1])
     assert np.array_equal(out["colour"][1], targets["colour"][1]) and out["present"] is targets["present"]
+    np.testing.assert_array_equal(out["centre_offset"][0], -targets["centre_offset"][0])  # sides swap (NaN stays)
+    np.testing.assert_array_equal(out["centre_offset"][1], targets["centre_offset"][1])
 
 
 def test_pretrain_vision_writes_a_folder_that_loads_as_a_component(tmp_path):
@@ -356,6 +382,31 @@ def test_pretrain_vision_recipe_errors_are_one_line():
         resolve_recipe({"compose": {"pretrain_vision": {}, "method": "gats"}})
     with pytest.raises(ConfigError, match="person_weight"):
         resolve_recipe({"compose": {"pretrain_vision": {"person_weight": 0}}})
+    with pytest.raises(ConfigError, match="attributes must be true or false"):
+        resolve_recipe({"compose": {"pretrain_vision": {"attributes": "yes"}}})
+
+
+def test_attribute_heads_train_and_start_fresh_on_a_folder_without_them(tmp_path):
+    from safetensors.torch import load_file
+
+    from tokzoo.compose import resolve_recipe
+    from tokzoo.compose.train import run_recipe
+
+    def recipe(steps, **spec):
+        return resolve_recipe({"steps": steps, "batch_size": 4, "log_every": 1, "threads": 1,
+                               "data": {"scenes": {"n": 8, "n_val": 4}},
+                               "compose": {"pretrain_vision": {"size": 32, "patch": 8, "width": 32, "layers": 2, **spec}}})  # fmt: skip
+
+    plain = run_recipe(recipe(1), tmp_path / "plain", log=lambda *_: None)
+    assert "side" not in plain["held_out"]
+    lines = []
+    grown = run_recipe(recipe(1, attributes=True, init=str(tmp_path / "plain")), tmp_path / "grown", log=lines.append)
+    assert any("new heads: colour_of, side" in line for line in lines)
+    assert 0 <= grown["held_out"]["side"] <= 1 and 0 <= grown["held_out"]["colour_of"] <= 1
+    saved = load_file(str(tmp_path / "grown" / "heads.safetensors"))
+    assert saved["side.weight"].shape == (3 * 3, 32) and saved["colour_of.weight"].shape == (3 * 8, 32)
+    with pytest.raises(ConfigError, match="init"):  # heads that have more than the recipe asks for: another layout
+        run_recipe(recipe(0, init=str(tmp_path / "grown")), tmp_path / "back", log=lambda *_: None)
 
 
 # -- the multi-frame task -----------------------------------------------------------------------------------------
@@ -473,3 +524,26 @@ def test_head_accuracy_counts_human_patches_found_and_claimed():
     missed = head_accuracy(vision, Answer(half | ~human), data)  # ... and every other patch called human
     assert missed["human_patch_recall"] == pytest.approx(int((half & human).sum()) / int(human.sum()))
     assert missed["human_patch_precision"] == pytest.approx(int((half & human).sum()) / int((half | ~human).sum()))
+
+
+def test_head_accuracy_scores_sides_and_colours_on_the_classes_shown_once():
+    from tokzoo.compose.vision_pretrain import head_accuracy, render_pretraining_set, side_labels
+
+    data = render_pretraining_set(6, seed=1000003, size=32, patch=8)
+    sides = side_labels(torch.from_numpy(data["centre_offset"]))  # (6, 3)
+    assert (sides > 0).any() and (sides == 0).any()
+
+    class Answer(torch.nn.Module):  # right sides everywhere (also "none"); a colour that is never the truth
+        side = True
+
+        def forward(self, tokens):
+            n = len(tokens)
+            wrong = (torch.from_numpy(data["colour_of"]) + 1) % 8
+            return {"semantic": torch.zeros(n, 16, 10), "colour": torch.zeros(n, 16, 8),
+                    "log_depth": torch.zeros(n, 16), "present": torch.zeros(n, 11), "counts": torch.zeros(n, 4, 5),
+                    "nearest": torch.zeros(n, 5), "nearest_colour": torch.zeros(n, 8),
+                    "side": F.one_hot(sides, 3).float(), "colour_of": F.one_hot(wrong, 8).float()}  # fmt: skip
+
+    vision = VisionTransformer(tiny_vision("vit"), name="vision", source="test")
+    scores = head_accuracy(vision, Answer(), data)
+    assert scores["side"] == 1.0 and scores["colour_of"] == 0.0

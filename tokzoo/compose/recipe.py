@@ -40,7 +40,16 @@ DEFAULTS = {
     "compose": {},
 }  # fmt: skip
 GLUE_DEFAULTS = {"method": "gats", "train_components": False, "components": {}, "settings": {}}
-VISION_DEFAULTS = {"size": 64, "patch": 8, "width": 128, "layers": 4, "heads": 4, "person_weight": 1.0, "init": None}
+VISION_DEFAULTS = {
+    "size": 64,
+    "patch": 8,
+    "width": 128,
+    "layers": 4,
+    "heads": 4,
+    "person_weight": 1.0,
+    "attributes": False,
+    "init": None,
+}
 LM_DEFAULTS = {
     "arch": "gpt2",
     "vocab_size": 512,
@@ -129,6 +138,10 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight <= 100:
             raise ConfigError(
                 f"{where}: compose.pretrain_vision.person_weight must be a number in (0, 100], got {weight!r}"[:200]
+            )
+        if not isinstance(spec["attributes"], bool):
+            raise ConfigError(
+                f"{where}: compose.pretrain_vision.attributes must be true or false, got {spec['attributes']!r}"[:200]
             )
         if spec["init"] is not None and not isinstance(spec["init"], str):
             raise ConfigError(

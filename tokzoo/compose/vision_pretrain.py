@@ -10,10 +10,13 @@ heads that are thrown away afterwards:
   and people, else :data:`tokzoo.datasets.scene_text.COLOR_NAMES`) and the mean log-depth (sky: 30 m);
 - from the class token: multi-label "present" over the visible things' classes and colours, (softmax) the number
   of visible things of each class (0 .. ``MAX_COUNT``, more counted as ``MAX_COUNT``), the class of the nearest
-  thing and the colour of the nearest object (``none`` when there is none).
+  thing and the colour of the nearest object (``none`` when there is none);
+- with ``attributes: true``, also from the class token, for each object class (sphere, box, cylinder) that the
+  scene shows exactly once: its side (left / right of the centre column, as ``scene_text`` decides it) and its
+  colour name; ``none`` for a class shown zero or several times.
 
-Training images are mirrored left-right with probability 1/2 (the per-patch targets with them; the class-token
-targets do not change under a mirror). ``person_weight`` multiplies the loss of the ``human`` class in the
+Training images are mirrored left-right with probability 1/2 (the per-patch targets and the sides with them; the
+other class-token targets do not change under a mirror). ``person_weight`` multiplies the loss of the ``human`` class in the
 per-patch semantic head and of the person label of the "present" head (people are a small share of the pixels);
 ``init``: a folder this module wrote, whose ViT and heads training goes on from (a ViT folder without heads, such
 as the shipped scene ViT ``tokzoo/labelers/weights/scene_vit``, gets new heads).
@@ -44,6 +47,8 @@ from .vision import VisionTransformer
 
 THING_CLASSES = ("sphere", "box", "cylinder", PERSON)  # what scene_text names the visible things
 PERSON_LABEL = THING_CLASSES.index(PERSON)
+OBJECT_CLASSES = tuple(c for c in THING_CLASSES if c != PERSON)  # the classes with a side and a colour
+SIDES = ("none", "left", "right")
 COLOURS = ("none",) + COLOR_NAMES
 SKY_DEPTH = 30.0  # metres, the depth target of sky pixels
 MAX_COUNT = 4  # the counts head's classes: 0 .. MAX_COUNT things of a class (MAX_COUNT: that many or more)
@@ -87,10 +92,24 @@ def scene_targets(sample: dict, patch: int) -> dict:
     nearest = min(things, key=lambda t: t["depth"])["cls"] if things else None
     nearest_colour = min(objects, key=lambda t: t["depth"])["colour"] if objects else "none"
     shares = _patch_counts(semseg.astype(np.int64), patch, len(SCENE_CLASSES)) / patch**2
+    centre = (w - 1) / 2
+    offset = np.full(len(OBJECT_CLASSES), np.nan, np.float32)  # (x - centre) / centre of a class shown once
+    colour_of = np.zeros(len(OBJECT_CLASSES), np.int64)
+    for i, name in enumerate(OBJECT_CLASSES):
+        once = [t for t in objects if t["cls"] == name]
+        if len(once) == 1:
+            offset[i] = (once[0]["x"] - centre) / centre
+            colour_of[i] = COLOURS.index(once[0]["colour"])
     return {"semantic": shares.astype(np.float32),
             "colour": _patch_mode(colour_map, patch, len(COLOURS)), "log_depth": log_depth.astype(np.float32),
             "present": present, "counts": counts.clip(max=MAX_COUNT), "nearest": np.int64(THING_CLASSES.index(nearest) + 1 if nearest else 0),
-            "nearest_colour": np.int64(COLOURS.index(nearest_colour))}  # fmt: skip
+            "nearest_colour": np.int64(COLOURS.index(nearest_colour)), "centre_offset": offset, "colour_of": colour_of}  # fmt: skip
+
+
+def side_labels(centre_offset: torch.Tensor) -> torch.Tensor:
+    """Index into :data:`SIDES` of each (B, len(OBJECT_CLASSES)) centre offset: NaN -> none, < 0 -> left, else
+    right (``scene_text``'s rule; a mirror negates the offset, so a thing on the centre column stays right)."""
+    return torch.where(centre_offset.isnan(), 0, torch.where(centre_offset < 0, 1, 2))
 
 
 def render_pretraining_set(n: int, seed: int, size: int, patch: int, progress=None) -> dict:
@@ -109,7 +128,7 @@ def render_pretraining_set(n: int, seed: int, size: int, patch: int, progress=No
 class PretrainingHeads(nn.Module):
     """Linear heads on the final (layer-normed) tokens (B, 1 + P, D): per-patch and class-token predictions."""
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, attributes: bool = False):
         super().__init__()
         self.semantic = nn.Linear(width, len(SCENE_CLASSES))
         self.colour = nn.Linear(width, len(COLOURS))
@@ -118,10 +137,17 @@ class PretrainingHeads(nn.Module):
         self.counts = nn.Linear(width, len(THING_CLASSES) * (MAX_COUNT + 1))
         self.nearest = nn.Linear(width, 1 + len(THING_CLASSES))
         self.nearest_colour = nn.Linear(width, len(COLOURS))
+        if attributes:
+            self.side = nn.Linear(width, len(OBJECT_CLASSES) * len(SIDES))
+            self.colour_of = nn.Linear(width, len(OBJECT_CLASSES) * len(COLOURS))
 
     def forward(self, tokens: torch.Tensor) -> dict:
         cls, patches = tokens[:, 0], tokens[:, 1:]
-        return {"semantic": self.semantic(patches), "colour": self.colour(patches),
+        attributes = {}
+        if hasattr(self, "side"):
+            attributes = {"side": self.side(cls).unflatten(-1, (len(OBJECT_CLASSES), len(SIDES))),
+                          "colour_of": self.colour_of(cls).unflatten(-1, (len(OBJECT_CLASSES), len(COLOURS)))}  # fmt: skip
+        return attributes | {"semantic": self.semantic(patches), "colour": self.colour(patches),
                 "log_depth": self.depth(patches)[..., 0], "present": self.present(cls),
                 "counts": self.counts(cls).unflatten(-1, (len(THING_CLASSES), MAX_COUNT + 1)), "nearest": self.nearest(cls), "nearest_colour": self.nearest_colour(cls)}  # fmt: skip
 
@@ -133,7 +159,11 @@ def head_losses(out: dict, target: dict, person_weight: float = 1.0) -> dict:
     classes[SCENE_CLASSES.index("human")] = person_weight
     labels = torch.ones(len(THING_CLASSES) + len(COLOR_NAMES))
     labels[PERSON_LABEL] = person_weight
-    return {"semantic": F.cross_entropy(out["semantic"].flatten(0, 1), target["semantic"].flatten(0, 1), weight=classes),
+    attributes = {}
+    if "side" in out:
+        attributes = {"side": F.cross_entropy(out["side"].flatten(0, 1), side_labels(target["centre_offset"]).flatten()),
+                      "colour_of": F.cross_entropy(out["colour_of"].flatten(0, 1), target["colour_of"].flatten())}  # fmt: skip
+    return attributes | {"semantic": F.cross_entropy(out["semantic"].flatten(0, 1), target["semantic"].flatten(0, 1), weight=classes),
             "colour": F.cross_entropy(out["colour"].flatten(0, 1), target["colour"].flatten()),
             "log_depth": F.l1_loss(out["log_depth"], target["log_depth"]),
             "present": F.binary_cross_entropy_with_logits(out["present"], target["present"], weight=labels),
@@ -173,6 +203,9 @@ def mirror(images: torch.Tensor, targets: dict, flip: np.ndarray) -> tuple[torch
         grid = value[flip].reshape(flip.sum(), side, side, *value.shape[2:])
         value[flip] = grid[:, :, ::-1].reshape(value[flip].shape)
         targets[key] = value
+    offset = targets["centre_offset"].copy()
+    offset[flip] = -offset[flip]
+    targets["centre_offset"] = offset
     return images, targets
 
 
@@ -180,12 +213,14 @@ def mirror(images: torch.Tensor, targets: dict, flip: np.ndarray) -> tuple[torch
 def head_accuracy(component: VisionTransformer, heads: PretrainingHeads, data: dict, batch_size: int = 256) -> dict:
     """Held-out accuracy of each classification head (semantic: the majority class; present: per label, and the
     person label alone; counts: per class), log-depth mean absolute error, and the recall and precision of the
-    semantic head on the patches whose majority class is human."""
+    semantic head on the patches whose majority class is human; with attribute heads, the accuracy of the side and
+    of the colour over the (scene, object class) pairs that show the class once."""
     component.eval()
     heads.eval()
     sums: dict[str, float] = {}
     human = SCENE_CLASSES.index("human")
     hits = {"found": 0.0, "true": 0.0, "said": 0.0}  # human-majority patches: found, there, predicted
+    asked = {"side": 0.0, "colour_of": 0.0, "pairs": 0.0}  # (scene, class) pairs shown once: side, colour right
     n = len(data["rgb"])
     for start in range(0, n, batch_size):
         index = np.arange(start, min(n, start + batch_size))
@@ -206,28 +241,41 @@ def head_accuracy(component: VisionTransformer, heads: PretrainingHeads, data: d
         }
         for key, value in values.items():
             sums[key] = sums.get(key, 0.0) + float(value) * len(index)
+        if "side" in out:
+            sides = side_labels(t["centre_offset"])
+            once = sides > 0
+            asked["side"] += float((out["side"].argmax(-1) == sides)[once].sum())
+            asked["colour_of"] += float((out["colour_of"].argmax(-1) == t["colour_of"])[once].sum())
+            asked["pairs"] += float(once.sum())
         said, true = said == human, true == human
         hits["found"] += float((said & true).sum())
         hits["true"] += float(true.sum())
         hits["said"] += float(said.sum())
     recall = {"human_patch_recall": hits["found"] / max(hits["true"], 1.0),
               "human_patch_precision": hits["found"] / max(hits["said"], 1.0)}  # fmt: skip
+    if hasattr(heads, "side"):
+        recall |= {key: asked[key] / max(asked["pairs"], 1.0) for key in ("side", "colour_of")}
     return {key: value / n for key, value in sums.items()} | recall
 
 
 def start_from(model, heads: PretrainingHeads, folder: Path) -> bool:
     """Load a previous pretraining's ViT (``model.safetensors``) and, when the folder has them, its heads
-    (``heads.safetensors``; a ViT folder without heads, such as the shipped scene ViT, starts fresh heads).
-    Returns whether the heads were loaded; ConfigError when the ViT is missing or either is of another shape."""
+    (``heads.safetensors``; a ViT folder without heads, such as the shipped scene ViT, starts fresh heads; heads
+    without the attribute heads that ``heads`` has start those fresh). Returns the names of the heads that start
+    fresh (empty: all loaded); ConfigError when the ViT is missing or either is of another shape."""
     from safetensors.torch import load_file
 
     try:  # transformers renames the tensors it writes: its own reader maps them back
         saved = type(model).from_pretrained(str(folder), add_pooling_layer=False, use_safetensors=True)
         model.load_state_dict(saved.state_dict())
         if not (folder / "heads.safetensors").is_file():
-            return False
-        heads.load_state_dict(load_file(str(folder / "heads.safetensors")))
-        return True
+            return sorted(name for name, _ in heads.named_children())
+        saved = load_file(str(folder / "heads.safetensors"))
+        fresh = sorted({name for name, _ in heads.named_children()} - {key.split(".")[0] for key in saved})
+        if not set(fresh) <= {"side", "colour_of"}:
+            raise ValueError(f"heads.safetensors lacks the heads {fresh}")
+        heads.load_state_dict(saved, strict=not fresh)  # any unexpected key or other shape still raises
+        return fresh
     except (OSError, RuntimeError, ValueError) as e:
         raise ConfigError(f"{folder}: compose.pretrain_vision.init: {str(e).splitlines()[0][:160]}") from None
 
@@ -240,10 +288,10 @@ def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
     torch.manual_seed(recipe["seed"])
     model = build_vit(spec)
     component = VisionTransformer(model, name="vision", source="pretrain_vision")
-    heads = PretrainingHeads(spec["width"])
+    heads = PretrainingHeads(spec["width"], spec["attributes"])
     if spec["init"]:
-        loaded = start_from(model, heads, Path(spec["init"]))
-        log(f"vision ViT from {spec['init']}" + ("" if loaded else " (no heads.safetensors there: new heads)"))
+        fresh = start_from(model, heads, Path(spec["init"]))
+        log(f"vision ViT from {spec['init']}" + (f" (new heads: {', '.join(fresh)})" if fresh else ""))
     with tqdm(total=d["n"] + d["n_val"], desc="scenes", file=sys.stderr, leave=False) as bar:
         train = render_pretraining_set(d["n"], d["seed"], spec["size"], spec["patch"], bar.update)
         val = render_pretraining_set(d["n_val"], d["val_seed"], spec["size"], spec["patch"], bar.update)
