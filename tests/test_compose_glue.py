@@ -534,8 +534,6 @@ def test_head_accuracy_scores_sides_and_colours_on_the_classes_shown_once():
     assert (sides > 0).any() and (sides == 0).any()
 
     class Answer(torch.nn.Module):  # right sides everywhere (also "none"); a colour that is never the truth
-        side = True
-
         def forward(self, tokens):
             n = len(tokens)
             wrong = (torch.from_numpy(data["colour_of"]) + 1) % 8

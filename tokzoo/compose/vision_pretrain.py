@@ -49,6 +49,7 @@ THING_CLASSES = ("sphere", "box", "cylinder", PERSON)  # what scene_text names t
 PERSON_LABEL = THING_CLASSES.index(PERSON)
 OBJECT_CLASSES = tuple(c for c in THING_CLASSES if c != PERSON)  # the classes with a side and a colour
 SIDES = ("none", "left", "right")
+ATTRIBUTE_HEADS = ("colour_of", "side")  # the heads that ``attributes: true`` adds
 COLOURS = ("none",) + COLOR_NAMES
 SKY_DEPTH = 30.0  # metres, the depth target of sky pixels
 MAX_COUNT = 4  # the counts head's classes: 0 .. MAX_COUNT things of a class (MAX_COUNT: that many or more)
@@ -253,12 +254,12 @@ def head_accuracy(component: VisionTransformer, heads: PretrainingHeads, data: d
         hits["said"] += float(said.sum())
     recall = {"human_patch_recall": hits["found"] / max(hits["true"], 1.0),
               "human_patch_precision": hits["found"] / max(hits["said"], 1.0)}  # fmt: skip
-    if hasattr(heads, "side"):
-        recall |= {key: asked[key] / max(asked["pairs"], 1.0) for key in ("side", "colour_of")}
+    if "side" in out:  # the heads' output of the last batch
+        recall |= {key: asked[key] / max(asked["pairs"], 1.0) for key in ATTRIBUTE_HEADS}
     return {key: value / n for key, value in sums.items()} | recall
 
 
-def start_from(model, heads: PretrainingHeads, folder: Path) -> bool:
+def start_from(model, heads: PretrainingHeads, folder: Path) -> list[str]:
     """Load a previous pretraining's ViT (``model.safetensors``) and, when the folder has them, its heads
     (``heads.safetensors``; a ViT folder without heads, such as the shipped scene ViT, starts fresh heads; heads
     without the attribute heads that ``heads`` has start those fresh). Returns the names of the heads that start
@@ -272,7 +273,7 @@ def start_from(model, heads: PretrainingHeads, folder: Path) -> bool:
             return sorted(name for name, _ in heads.named_children())
         saved = load_file(str(folder / "heads.safetensors"))
         fresh = sorted({name for name, _ in heads.named_children()} - {key.split(".")[0] for key in saved})
-        if not set(fresh) <= {"side", "colour_of"}:
+        if not set(fresh) <= set(ATTRIBUTE_HEADS):
             raise ValueError(f"heads.safetensors lacks the heads {fresh}")
         heads.load_state_dict(saved, strict=not fresh)  # any unexpected key or other shape still raises
         return fresh
