@@ -310,6 +310,21 @@ def test_mirror_flips_the_chosen_images_and_their_patch_targets():
     np.testing.assert_array_equal(out["centre_offset"][1], targets["centre_offset"][1])
 
 
+def test_pixel_targets_are_each_patchs_semseg_and_mirror_with_the_image():
+    from tokzoo.compose.vision_pretrain import mirror, scene_targets
+    from tokzoo.datasets.scenes import generate_scene
+
+    sample = generate_scene(3, seed=5, size=32)
+    pixels = scene_targets(sample, patch=8)["semantic_pixels"]  # (16 patches, 64 pixels)
+    assert pixels.shape == (16, 64) and pixels.dtype == np.uint8
+    assert np.array_equal(pixels[6].reshape(8, 8), sample["semseg"][8:16, 16:24])  # patch (row 1, column 2)
+    mirrored = dict(sample, semseg=sample["semseg"][:, ::-1].copy(), sam_instances=sample["sam_instances"][:, ::-1].copy(),
+                    rgb=sample["rgb"][:, ::-1].copy(), depth=sample["depth"][:, ::-1].copy())  # fmt: skip
+    targets = {k: v[None] for k, v in scene_targets(sample, patch=8).items()}
+    _, out = mirror(torch.zeros(1, 3, 32, 32), targets, np.array([True]))
+    assert np.array_equal(out["semantic_pixels"][0], scene_targets(mirrored, patch=8)["semantic_pixels"])
+
+
 def test_pretrain_vision_writes_a_folder_that_loads_as_a_component(tmp_path):
     from tokzoo.compose import build_component, resolve_recipe
     from tokzoo.compose.train import run_recipe
@@ -384,6 +399,8 @@ def test_pretrain_vision_recipe_errors_are_one_line():
         resolve_recipe({"compose": {"pretrain_vision": {"person_weight": 0}}})
     with pytest.raises(ConfigError, match="attributes must be true or false"):
         resolve_recipe({"compose": {"pretrain_vision": {"attributes": "yes"}}})
+    with pytest.raises(ConfigError, match="pixel_semantic must be true or false"):
+        resolve_recipe({"compose": {"pretrain_vision": {"pixel_semantic": 1}}})
 
 
 def test_attribute_heads_train_and_start_fresh_on_a_folder_without_them(tmp_path):
@@ -407,6 +424,29 @@ def test_attribute_heads_train_and_start_fresh_on_a_folder_without_them(tmp_path
     assert saved["side.weight"].shape == (3 * 3, 32) and saved["colour_of.weight"].shape == (3 * 8, 32)
     with pytest.raises(ConfigError, match="init"):  # heads that have more than the recipe asks for: another layout
         run_recipe(recipe(0, init=str(tmp_path / "grown")), tmp_path / "back", log=lambda *_: None)
+    lines = []
+    pixels = run_recipe(recipe(1, pixel_semantic=True, init=str(tmp_path / "plain")), tmp_path / "px", log=lines.append)
+    assert any("new heads: pixel_semantic" in line for line in lines)
+    assert load_file(str(tmp_path / "px" / "heads.safetensors"))["pixel_semantic.weight"].shape == (64 * 10, 32)
+    held_out = pixels["held_out"]
+    assert 0 <= held_out["pixel_semantic"] <= 1 and 0 <= held_out["human_pixel_recall"] <= 1
+
+
+def test_pixel_head_loss_is_the_pixels_cross_entropy_with_people_weighted():
+    from tokzoo.compose.vision_pretrain import head_losses, render_pretraining_set
+
+    data = render_pretraining_set(4, seed=0, size=32, patch=8)
+    target = {k: torch.from_numpy(v) for k, v in data.items() if k != "rgb"}
+    torch.manual_seed(0)
+    out = {"semantic": torch.randn(4, 16, 10), "colour": torch.randn(4, 16, 8), "log_depth": torch.randn(4, 16),
+           "present": torch.randn(4, 11), "counts": torch.randn(4, 4, 5), "nearest": torch.randn(4, 5),
+           "nearest_colour": torch.randn(4, 8), "pixel_semantic": torch.randn(4, 16, 64, 10)}  # fmt: skip
+    loss = head_losses(out, target)["pixel_semantic"]
+    labels = target["semantic_pixels"].long().flatten()
+    expected = -torch.log_softmax(out["pixel_semantic"].reshape(-1, 10), -1)[torch.arange(len(labels)), labels].mean()
+    assert torch.isclose(loss, expected)
+    assert (target["semantic_pixels"] == 6).any()  # people in these scenes: their weight changes the loss
+    assert not torch.isclose(head_losses(out, target, person_weight=5.0)["pixel_semantic"], loss)
 
 
 # -- the multi-frame task -----------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ VISION_DEFAULTS = {
     "heads": 4,
     "person_weight": 1.0,
     "attributes": False,
+    "pixel_semantic": False,
     "init": None,
 }
 LM_DEFAULTS = {
@@ -139,10 +140,11 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
             raise ConfigError(
                 f"{where}: compose.pretrain_vision.person_weight must be a number in (0, 100], got {weight!r}"[:200]
             )
-        if not isinstance(spec["attributes"], bool):
-            raise ConfigError(
-                f"{where}: compose.pretrain_vision.attributes must be true or false, got {spec['attributes']!r}"[:200]
-            )
+        for flag in ("attributes", "pixel_semantic"):
+            if not isinstance(spec[flag], bool):
+                raise ConfigError(
+                    f"{where}: compose.pretrain_vision.{flag} must be true or false, got {spec[flag]!r}"[:200]
+                )
         if spec["init"] is not None and not isinstance(spec["init"], str):
             raise ConfigError(
                 f"{where}: compose.pretrain_vision.init must be a pretraining folder, got {spec['init']!r}"[:200]

@@ -13,11 +13,14 @@ heads that are thrown away afterwards:
   thing and the colour of the nearest object (``none`` when there is none);
 - with ``attributes: true``, also from the class token, for each object class (sphere, box, cylinder) that the
   scene shows exactly once: its side (left / right of the centre column, as ``scene_text`` decides it) and its
-  colour name; ``none`` for a class shown zero or several times.
+  colour name; ``none`` for a class shown zero or several times;
+- with ``pixel_semantic: true``, also per patch: the semantic class of each of its ``patch`` x ``patch`` pixels (a
+  linear head to ``patch**2 * 10`` logits; the exact outline of a person inside a patch, where the shares only say
+  how much of the patch it covers).
 
 Training images are mirrored left-right with probability 1/2 (the per-patch targets and the sides with them; the
 other class-token targets do not change under a mirror). ``person_weight`` multiplies the loss of the ``human`` class in the
-per-patch semantic head and of the person label of the "present" head (people are a small share of the pixels);
+per-patch (and per-pixel) semantic head and of the person label of the "present" head (people are a small share of the pixels);
 ``init``: a folder this module wrote, whose ViT and heads training goes on from (a ViT folder without heads, such
 as the shipped scene ViT ``tokzoo/labelers/weights/scene_vit``, gets new heads).
 
@@ -50,6 +53,7 @@ PERSON_LABEL = THING_CLASSES.index(PERSON)
 OBJECT_CLASSES = tuple(c for c in THING_CLASSES if c != PERSON)  # the classes with a side and a colour
 SIDES = ("none", "left", "right")
 ATTRIBUTE_HEADS = ("colour_of", "side")  # the heads that ``attributes: true`` adds
+OPTIONAL_HEADS = ATTRIBUTE_HEADS + ("pixel_semantic",)  # heads a run may add to an earlier folder's
 COLOURS = ("none",) + COLOR_NAMES
 SKY_DEPTH = 30.0  # metres, the depth target of sky pixels
 MAX_COUNT = 4  # the counts head's classes: 0 .. MAX_COUNT things of a class (MAX_COUNT: that many or more)
@@ -101,7 +105,8 @@ def scene_targets(sample: dict, patch: int) -> dict:
         if len(once) == 1:
             offset[i] = (once[0]["x"] - centre) / centre
             colour_of[i] = COLOURS.index(once[0]["colour"])
-    return {"semantic": shares.astype(np.float32),
+    pixels = semseg.astype(np.uint8).reshape(h // patch, patch, w // patch, patch).transpose(0, 2, 1, 3)
+    return {"semantic": shares.astype(np.float32), "semantic_pixels": pixels.reshape(-1, patch * patch),
             "colour": _patch_mode(colour_map, patch, len(COLOURS)), "log_depth": log_depth.astype(np.float32),
             "present": present, "counts": counts.clip(max=MAX_COUNT), "nearest": np.int64(THING_CLASSES.index(nearest) + 1 if nearest else 0),
             "nearest_colour": np.int64(COLOURS.index(nearest_colour)), "centre_offset": offset, "colour_of": colour_of}  # fmt: skip
@@ -129,7 +134,8 @@ def render_pretraining_set(n: int, seed: int, size: int, patch: int, progress=No
 class PretrainingHeads(nn.Module):
     """Linear heads on the final (layer-normed) tokens (B, 1 + P, D): per-patch and class-token predictions."""
 
-    def __init__(self, width: int, attributes: bool = False):
+    def __init__(self, width: int, attributes: bool = False, pixel_semantic: int = 0):
+        """``pixel_semantic``: the patch size of the per-pixel semantic head (0: none)."""
         super().__init__()
         self.semantic = nn.Linear(width, len(SCENE_CLASSES))
         self.colour = nn.Linear(width, len(COLOURS))
@@ -141,6 +147,8 @@ class PretrainingHeads(nn.Module):
         if attributes:
             self.side = nn.Linear(width, len(OBJECT_CLASSES) * len(SIDES))
             self.colour_of = nn.Linear(width, len(OBJECT_CLASSES) * len(COLOURS))
+        if pixel_semantic:
+            self.pixel_semantic = nn.Linear(width, pixel_semantic**2 * len(SCENE_CLASSES))
 
     def forward(self, tokens: torch.Tensor) -> dict:
         cls, patches = tokens[:, 0], tokens[:, 1:]
@@ -148,6 +156,8 @@ class PretrainingHeads(nn.Module):
         if hasattr(self, "side"):
             attributes = {"side": self.side(cls).unflatten(-1, (len(OBJECT_CLASSES), len(SIDES))),
                           "colour_of": self.colour_of(cls).unflatten(-1, (len(OBJECT_CLASSES), len(COLOURS)))}  # fmt: skip
+        if hasattr(self, "pixel_semantic"):  # (B, P, patch**2, classes)
+            attributes["pixel_semantic"] = self.pixel_semantic(patches).unflatten(-1, (-1, len(SCENE_CLASSES)))
         return attributes | {"semantic": self.semantic(patches), "colour": self.colour(patches),
                 "log_depth": self.depth(patches)[..., 0], "present": self.present(cls),
                 "counts": self.counts(cls).unflatten(-1, (len(THING_CLASSES), MAX_COUNT + 1)), "nearest": self.nearest(cls), "nearest_colour": self.nearest_colour(cls)}  # fmt: skip
@@ -164,6 +174,10 @@ def head_losses(out: dict, target: dict, person_weight: float = 1.0) -> dict:
     if "side" in out:
         attributes = {"side": F.cross_entropy(out["side"].flatten(0, 1), side_labels(target["centre_offset"]).flatten()),
                       "colour_of": F.cross_entropy(out["colour_of"].flatten(0, 1), target["colour_of"].flatten())}  # fmt: skip
+    if "pixel_semantic" in out:
+        attributes["pixel_semantic"] = F.cross_entropy(
+            out["pixel_semantic"].flatten(0, 2), target["semantic_pixels"].long().flatten(), weight=classes
+        )
     return attributes | {"semantic": F.cross_entropy(out["semantic"].flatten(0, 1), target["semantic"].flatten(0, 1), weight=classes),
             "colour": F.cross_entropy(out["colour"].flatten(0, 1), target["colour"].flatten()),
             "log_depth": F.l1_loss(out["log_depth"], target["log_depth"]),
@@ -198,10 +212,13 @@ def mirror(images: torch.Tensor, targets: dict, flip: np.ndarray) -> tuple[torch
     ``flip`` (B,) bool; the other targets are unchanged."""
     images = torch.where(torch.from_numpy(flip)[:, None, None, None], images.flip(-1), images)
     targets = dict(targets)
-    for key in ("semantic", "colour", "log_depth"):
+    for key in ("semantic", "colour", "log_depth", "semantic_pixels"):
         value = targets[key].copy()
         side = int(round(value.shape[1] ** 0.5))
         grid = value[flip].reshape(flip.sum(), side, side, *value.shape[2:])
+        if key == "semantic_pixels":  # each patch's pixels (row-major) mirror too
+            patch = int(round(value.shape[2] ** 0.5))
+            grid = grid.reshape(*grid.shape[:3], patch, patch)[..., ::-1]
         value[flip] = grid[:, :, ::-1].reshape(value[flip].shape)
         targets[key] = value
     offset = targets["centre_offset"].copy()
@@ -215,13 +232,15 @@ def head_accuracy(component: VisionTransformer, heads: PretrainingHeads, data: d
     """Held-out accuracy of each classification head (semantic: the majority class; present: per label, and the
     person label alone; counts: per class), log-depth mean absolute error, and the recall and precision of the
     semantic head on the patches whose majority class is human; with attribute heads, the accuracy of the side and
-    of the colour over the (scene, object class) pairs that show the class once."""
+    of the colour over the (scene, object class) pairs that show the class once; with the per-pixel head, its pixel
+    accuracy and its recall and precision on the human pixels."""
     component.eval()
     heads.eval()
     sums: dict[str, float] = {}
     human = SCENE_CLASSES.index("human")
     hits = {"found": 0.0, "true": 0.0, "said": 0.0}  # human-majority patches: found, there, predicted
     asked = {"side": 0.0, "colour_of": 0.0, "pairs": 0.0}  # (scene, class) pairs shown once: side, colour right
+    pixels = {"right": 0.0, "found": 0.0, "true": 0.0, "said": 0.0}  # per-pixel head: right, human found / there / said
     n = len(data["rgb"])
     for start in range(0, n, batch_size):
         index = np.arange(start, min(n, start + batch_size))
@@ -248,6 +267,12 @@ def head_accuracy(component: VisionTransformer, heads: PretrainingHeads, data: d
             asked["side"] += float((out["side"].argmax(-1) == sides)[once].sum())
             asked["colour_of"] += float((out["colour_of"].argmax(-1) == t["colour_of"])[once].sum())
             asked["pairs"] += float(once.sum())
+        if "pixel_semantic" in out:
+            said_px, true_px = out["pixel_semantic"].argmax(-1), t["semantic_pixels"].long()
+            pixels["right"] += float((said_px == true_px).float().mean()) * len(index)
+            pixels["found"] += float(((said_px == human) & (true_px == human)).sum())
+            pixels["true"] += float((true_px == human).sum())
+            pixels["said"] += float((said_px == human).sum())
         said, true = said == human, true == human
         hits["found"] += float((said & true).sum())
         hits["true"] += float(true.sum())
@@ -256,13 +281,16 @@ def head_accuracy(component: VisionTransformer, heads: PretrainingHeads, data: d
               "human_patch_precision": hits["found"] / max(hits["said"], 1.0)}  # fmt: skip
     if "side" in out:  # the heads' output of the last batch
         recall |= {key: asked[key] / max(asked["pairs"], 1.0) for key in ATTRIBUTE_HEADS}
+    if "pixel_semantic" in out:
+        recall |= {"pixel_semantic": pixels["right"] / n, "human_pixel_recall": pixels["found"] / max(pixels["true"], 1.0),
+                   "human_pixel_precision": pixels["found"] / max(pixels["said"], 1.0)}  # fmt: skip
     return {key: value / n for key, value in sums.items()} | recall
 
 
 def start_from(model, heads: PretrainingHeads, folder: Path) -> list[str]:
     """Load a previous pretraining's ViT (``model.safetensors``) and, when the folder has them, its heads
     (``heads.safetensors``; a ViT folder without heads, such as the shipped scene ViT, starts fresh heads; heads
-    without the attribute heads that ``heads`` has start those fresh). Returns the names of the heads that start
+    without the optional heads (:data:`OPTIONAL_HEADS`) that ``heads`` has start those fresh). Returns the names of the heads that start
     fresh (empty: all loaded); ConfigError when the ViT is missing or either is of another shape."""
     from safetensors.torch import load_file
 
@@ -273,7 +301,7 @@ def start_from(model, heads: PretrainingHeads, folder: Path) -> list[str]:
             return sorted(name for name, _ in heads.named_children())
         saved = load_file(str(folder / "heads.safetensors"))
         fresh = sorted({name for name, _ in heads.named_children()} - {key.split(".")[0] for key in saved})
-        if not set(fresh) <= set(ATTRIBUTE_HEADS):
+        if not set(fresh) <= set(OPTIONAL_HEADS):
             raise ValueError(f"heads.safetensors lacks the heads {fresh}")
         heads.load_state_dict(saved, strict=not fresh)  # any unexpected key or other shape still raises
         return fresh
@@ -289,7 +317,7 @@ def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
     torch.manual_seed(recipe["seed"])
     model = build_vit(spec)
     component = VisionTransformer(model, name="vision", source="pretrain_vision")
-    heads = PretrainingHeads(spec["width"], spec["attributes"])
+    heads = PretrainingHeads(spec["width"], spec["attributes"], spec["patch"] if spec["pixel_semantic"] else 0)
     if spec["init"]:
         fresh = start_from(model, heads, Path(spec["init"]))
         log(f"vision ViT from {spec['init']}" + (f" (new heads: {', '.join(fresh)})" if fresh else ""))
