@@ -79,7 +79,9 @@ def main() -> None:
             with torch.no_grad():
                 accuracy = ((model(val_x)[:, 0] > 0).float() == val_y).float().mean().item()
             model.train()
-            print(f"step {step}: loss {loss.item():.3f}, held-out accuracy {accuracy:.3f} ({time.time() - start:.0f} s)")
+            print(
+                f"step {step}: loss {loss.item():.3f}, held-out accuracy {accuracy:.3f} ({time.time() - start:.0f} s)"
+            )
 
 
 if __name__ == "__main__":
