@@ -198,24 +198,48 @@ def probe(spec: str, n_train: int = 1000, n_val: int = 200) -> str:
 
 def pretraining_heads(folder: str, n: int = 500, seed: int = 7000002) -> str:
     """The held-out accuracies of a pretrained ViT folder's own heads (``heads.safetensors``) on ``n`` scenes of
-    stream ``seed`` (the pretraining recipes' held-out stream), incl. human-patch recall and precision."""
+    stream ``seed`` (the pretraining recipes' held-out stream), incl. human-patch recall and precision, and where
+    the "person present" head goes wrong: its false "yes" on the scenes without a person and its recall by the
+    people's visible area in pixels."""
+    import numpy as np
     import torch
     from safetensors.torch import load_file
 
     from tokzoo.compose import build_component
-    from tokzoo.compose.vision_pretrain import PretrainingHeads, head_accuracy, render_pretraining_set
+    from tokzoo.compose.vision_pretrain import PERSON_LABEL, PretrainingHeads, head_accuracy, render_pretraining_set
+    from tokzoo.datasets.scene_text import PERSON, visible_things
+    from tokzoo.datasets.scenes import generate_scene
 
     torch.set_num_threads(1)
     if not (Path(folder) / "heads.safetensors").is_file():
         raise SystemExit(f"{folder}: no heads.safetensors (not a folder that pretrain_vision wrote)")
     component = build_component("vision", {"vision_model": folder}).freeze()
     saved = load_file(str(Path(folder) / "heads.safetensors"))
-    heads = PretrainingHeads(component.hidden_size, attributes="side.weight" in saved)
-    heads.load_state_dict(saved)
     config = json.loads((Path(folder) / "config.json").read_text())
+    pixels = config["patch_size"] if "pixel_semantic.weight" in saved else 0
+    heads = PretrainingHeads(component.hidden_size, attributes="side.weight" in saved, pixel_semantic=pixels)
+    heads.load_state_dict(saved)
     scenes = render_pretraining_set(n, seed, config["image_size"], config["patch_size"])
     scores = head_accuracy(component, heads, scenes)
-    return f"{folder} ({n} scenes of stream {seed}): " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+    area = np.array(
+        [
+            sum(t["area"] for t in visible_things(generate_scene(i, seed, config["image_size"])) if t["cls"] == PERSON)
+            for i in range(n)
+        ]
+    )
+    with torch.no_grad():
+        stream = component.run(component.begin(scenes["rgb"]), component.n_layers)
+        said = (heads(component.finish(stream))["present"][:, PERSON_LABEL] > 0).numpy()
+    where = [f"false yes on {(area == 0).sum()} scenes without a person {said[area == 0].mean():.2f}"]
+    for low, high in ((1, 40), (40, 80), (80, 160), (160, 400), (400, None)):
+        chosen = (area >= low) & (area < (high or area.max() + 1))
+        where.append(f"recall at {low}-{high or ''} px ({chosen.sum()} scenes) {said[chosen].mean():.2f}")
+    return (
+        f"{folder} ({n} scenes of stream {seed}): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+        + "\nperson present: "
+        + ", ".join(where)
+    )
 
 
 def _pct(x: float) -> str:
