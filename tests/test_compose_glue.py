@@ -585,3 +585,26 @@ def test_head_accuracy_scores_sides_and_colours_on_the_classes_shown_once():
     vision = VisionTransformer(tiny_vision("vit"), name="vision", source="test")
     scores = head_accuracy(vision, Answer(), data)
     assert scores["side"] == 1.0 and scores["colour_of"] == 0.0
+
+
+def test_the_benchmarks_vision_chain_goes_on_from_each_link(tmp_path, monkeypatch):
+    from benchmark_scripts import load_benchmark
+    from safetensors.torch import load_file
+
+    methods = load_benchmark("compose_methods")
+    (tmp_path / "recipes" / "compose").mkdir(parents=True)
+    for name, steps, extra in (("first", 1, ""), ("second", 0, ", pixel_semantic: true, init: nowhere")):
+        (tmp_path / "recipes" / "compose" / f"{name}.yaml").write_text(
+            f"steps: {steps}\nbatch_size: 4\nlog_every: 1\nthreads: 1\ndata:\n  scenes: {{n: 8, n_val: 4}}\n"
+            f"compose:\n  pretrain_vision: {{size: 32, patch: 8, width: 32, layers: 2{extra}}}\n"
+        )
+    monkeypatch.setattr(methods, "ROOT", tmp_path)
+    monkeypatch.setattr(methods, "VISION_CHAIN", ("first", "second"))
+    methods.build_vision(tmp_path / "runs" / "vision")
+    first, last = tmp_path / "runs" / "vision_first", tmp_path / "runs" / "vision"
+    # the second link (0 steps) starts from the first's ViT, not from its recipe's init, and grows its new head
+    assert (first / "model.safetensors").read_bytes() == (last / "model.safetensors").read_bytes()
+    assert "pixel_semantic.weight" in load_file(str(last / "heads.safetensors"))
+    stamp = (last / "model.safetensors").stat().st_mtime_ns
+    methods.build_vision(last)  # a folder with a model is kept
+    assert (last / "model.safetensors").stat().st_mtime_ns == stamp
