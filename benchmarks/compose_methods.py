@@ -373,9 +373,10 @@ def run_dir(runs: Path, name: str, seed: int) -> Path:
     return runs / "vit" / (name if seed == 0 else f"{name}_seed{seed}")
 
 
-# The ViT of the method rows, chosen by its own held-out heads (RESULTS, "Composing frozen models", 2026-12-07):
+# The ViT of the method rows, chosen by its own held-out heads (RESULTS, "Composing frozen models", 2026-12-07
+# (evening)):
 # recipes/compose/<name>.yaml in order, each one's init the folder of the one before.
-VISION_CHAIN = ("vision_long",)
+VISION_CHAIN = ("vision_long", "vision_long_pixels")
 
 
 def build_vision(vision_dir: Path) -> None:
