@@ -152,13 +152,13 @@ class PretrainingHeads(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> dict:
         cls, patches = tokens[:, 0], tokens[:, 1:]
-        attributes = {}
+        optional = {}
         if hasattr(self, "side"):
-            attributes = {"side": self.side(cls).unflatten(-1, (len(OBJECT_CLASSES), len(SIDES))),
+            optional = {"side": self.side(cls).unflatten(-1, (len(OBJECT_CLASSES), len(SIDES))),
                           "colour_of": self.colour_of(cls).unflatten(-1, (len(OBJECT_CLASSES), len(COLOURS)))}  # fmt: skip
         if hasattr(self, "pixel_semantic"):  # (B, P, patch**2, classes)
-            attributes["pixel_semantic"] = self.pixel_semantic(patches).unflatten(-1, (-1, len(SCENE_CLASSES)))
-        return attributes | {"semantic": self.semantic(patches), "colour": self.colour(patches),
+            optional["pixel_semantic"] = self.pixel_semantic(patches).unflatten(-1, (-1, len(SCENE_CLASSES)))
+        return optional | {"semantic": self.semantic(patches), "colour": self.colour(patches),
                 "log_depth": self.depth(patches)[..., 0], "present": self.present(cls),
                 "counts": self.counts(cls).unflatten(-1, (len(THING_CLASSES), MAX_COUNT + 1)), "nearest": self.nearest(cls), "nearest_colour": self.nearest_colour(cls)}  # fmt: skip
 
@@ -170,15 +170,15 @@ def head_losses(out: dict, target: dict, person_weight: float = 1.0) -> dict:
     classes[SCENE_CLASSES.index("human")] = person_weight
     labels = torch.ones(len(THING_CLASSES) + len(COLOR_NAMES))
     labels[PERSON_LABEL] = person_weight
-    attributes = {}
+    optional = {}
     if "side" in out:
-        attributes = {"side": F.cross_entropy(out["side"].flatten(0, 1), side_labels(target["centre_offset"]).flatten()),
+        optional = {"side": F.cross_entropy(out["side"].flatten(0, 1), side_labels(target["centre_offset"]).flatten()),
                       "colour_of": F.cross_entropy(out["colour_of"].flatten(0, 1), target["colour_of"].flatten())}  # fmt: skip
     if "pixel_semantic" in out:
-        attributes["pixel_semantic"] = F.cross_entropy(
+        optional["pixel_semantic"] = F.cross_entropy(
             out["pixel_semantic"].flatten(0, 2), target["semantic_pixels"].long().flatten(), weight=classes
         )
-    return attributes | {"semantic": F.cross_entropy(out["semantic"].flatten(0, 1), target["semantic"].flatten(0, 1), weight=classes),
+    return optional | {"semantic": F.cross_entropy(out["semantic"].flatten(0, 1), target["semantic"].flatten(0, 1), weight=classes),
             "colour": F.cross_entropy(out["colour"].flatten(0, 1), target["colour"].flatten()),
             "log_depth": F.l1_loss(out["log_depth"], target["log_depth"]),
             "present": F.binary_cross_entropy_with_logits(out["present"], target["present"], weight=labels),
