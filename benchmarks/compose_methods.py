@@ -374,8 +374,7 @@ def run_dir(runs: Path, name: str, seed: int) -> Path:
 
 
 # The ViT of the method rows, chosen by its own held-out heads (RESULTS, "Composing frozen models", 2026-12-07
-# (evening)):
-# recipes/compose/<name>.yaml in order, each one's init the folder of the one before.
+# (evening)): recipes/compose/<name>.yaml in order, each one's init the folder of the one before.
 VISION_CHAIN = ("vision_long", "vision_long_pixels")
 
 

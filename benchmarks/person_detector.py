@@ -48,7 +48,7 @@ def detector(kind: str):
     if kind in ("vit", "vit_max"):
         from tokzoo.compose.vision_pretrain import build_vit
 
-        class ClassTokenLogit(nn.Module):
+        class ViTLogit(nn.Module):
             def __init__(self):
                 super().__init__()
                 self.vit = build_vit({"size": 64, "patch": 8, "width": 128, "layers": 4, "heads": 4})
@@ -60,7 +60,7 @@ def detector(kind: str):
                     return self.logit(tokens[:, 1:]).amax(dim=1)
                 return self.logit(tokens[:, 0])
 
-        return ClassTokenLogit()
+        return ViTLogit()
     if kind == "cvt":
         from transformers import CvtConfig, CvtModel
 

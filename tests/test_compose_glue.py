@@ -350,10 +350,25 @@ def test_pretrain_vision_writes_a_folder_that_loads_as_a_component(tmp_path):
     assert component.class_token(stream).shape == (2, 1, 32) and component.grid_tokens(stream).shape == (2, 16, 32)
 
 
+def random_heads_and_targets(pixel_semantic: bool = False) -> tuple[dict, dict]:
+    """Random head outputs (seed 0) for 4 scenes of stream 0 at 32 px, patch 8, and those scenes' targets."""
+    from tokzoo.compose.vision_pretrain import render_pretraining_set
+
+    data = render_pretraining_set(4, seed=0, size=32, patch=8)
+    target = {k: torch.from_numpy(v) for k, v in data.items() if k != "rgb"}
+    torch.manual_seed(0)
+    out = {"semantic": torch.randn(4, 16, 10), "colour": torch.randn(4, 16, 8), "log_depth": torch.randn(4, 16),
+           "present": torch.randn(4, 11), "counts": torch.randn(4, 4, 5), "nearest": torch.randn(4, 5),
+           "nearest_colour": torch.randn(4, 8)}  # fmt: skip
+    if pixel_semantic:
+        out["pixel_semantic"] = torch.randn(4, 16, 64, 10)
+    return out, target
+
+
 def test_pretraining_goes_on_from_a_folder_and_weights_people(tmp_path):
     from tokzoo.compose import resolve_recipe
     from tokzoo.compose.train import run_recipe
-    from tokzoo.compose.vision_pretrain import head_losses, render_pretraining_set
+    from tokzoo.compose.vision_pretrain import head_losses
 
     def recipe(steps, **spec):
         return resolve_recipe({"steps": steps, "batch_size": 4, "log_every": 1, "threads": 1,
@@ -372,12 +387,7 @@ def test_pretraining_goes_on_from_a_folder_and_weights_people(tmp_path):
     assert (tmp_path / "d" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
     assert (tmp_path / "d" / "heads.safetensors").read_bytes() != (tmp_path / "b" / "heads.safetensors").read_bytes()
     assert any("new heads" in line for line in lines)
-    data = render_pretraining_set(4, seed=0, size=32, patch=8)
-    target = {k: torch.from_numpy(v) for k, v in data.items() if k != "rgb"}
-    torch.manual_seed(0)
-    out = {"semantic": torch.randn(4, 16, 10), "colour": torch.randn(4, 16, 8), "log_depth": torch.randn(4, 16),
-           "present": torch.randn(4, 11), "counts": torch.randn(4, 4, 5), "nearest": torch.randn(4, 5),
-           "nearest_colour": torch.randn(4, 8)}  # fmt: skip
+    out, target = random_heads_and_targets()
     plain, weighted = head_losses(out, target), head_losses(out, target, person_weight=5.0)
     assert weighted["present"] > plain["present"] and weighted["colour"] == plain["colour"]
     no_people = dict(target, semantic=target["semantic"].clone())
@@ -433,14 +443,9 @@ def test_attribute_heads_train_and_start_fresh_on_a_folder_without_them(tmp_path
 
 
 def test_pixel_head_loss_is_the_pixels_cross_entropy_with_people_weighted():
-    from tokzoo.compose.vision_pretrain import head_losses, render_pretraining_set
+    from tokzoo.compose.vision_pretrain import head_losses
 
-    data = render_pretraining_set(4, seed=0, size=32, patch=8)
-    target = {k: torch.from_numpy(v) for k, v in data.items() if k != "rgb"}
-    torch.manual_seed(0)
-    out = {"semantic": torch.randn(4, 16, 10), "colour": torch.randn(4, 16, 8), "log_depth": torch.randn(4, 16),
-           "present": torch.randn(4, 11), "counts": torch.randn(4, 4, 5), "nearest": torch.randn(4, 5),
-           "nearest_colour": torch.randn(4, 8), "pixel_semantic": torch.randn(4, 16, 64, 10)}  # fmt: skip
+    out, target = random_heads_and_targets(pixel_semantic=True)
     loss = head_losses(out, target)["pixel_semantic"]
     labels = target["semantic_pixels"].long().flatten()
     expected = -torch.log_softmax(out["pixel_semantic"].reshape(-1, 10), -1)[torch.arange(len(labels)), labels].mean()
