@@ -28,21 +28,24 @@ import numpy as np
 
 
 def render(n: int, seed: int):
-    """rgb float (n, 3, 64, 64) in [0, 1] and the person label (n,) of scenes 0 .. n-1 of stream ``seed``."""
+    """rgb float (n, 3, 64, 64) in [0, 1], the person label (n,) and each 8 x 8 patch's share of human pixels
+    (n, 8, 8) of scenes 0 .. n-1 of stream ``seed``."""
     import torch
 
     from tokzoo.datasets.scene_text import PERSON, visible_things
-    from tokzoo.datasets.scenes import generate_scene
+    from tokzoo.datasets.scenes import SCENE_CLASSES, generate_scene
 
-    images, labels = [], []
+    images, labels, shares = [], [], []
     for i in range(n):
         sample = generate_scene(i, seed, 64)
         images.append(sample["rgb"])
         labels.append(any(t["cls"] == PERSON for t in visible_things(sample)))
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255, torch.tensor(labels).float()
+        shares.append((sample["semseg"] == SCENE_CLASSES.index("human")).reshape(8, 8, 8, 8).mean((1, 3)))
+    images = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+    return images, torch.tensor(labels).float(), torch.from_numpy(np.stack(shares)).float()
 
 
-def detector(kind: str):
+def detector(kind: str, patch: int = 8):
     from torch import nn
 
     if kind in ("vit", "vit_max"):
@@ -51,11 +54,11 @@ def detector(kind: str):
         class ViTLogit(nn.Module):
             def __init__(self):
                 super().__init__()
-                self.vit = build_vit({"size": 64, "patch": 8, "width": 128, "layers": 4, "heads": 4})
+                self.vit = build_vit({"size": 64, "patch": patch, "width": 128, "layers": 4, "heads": 4})
                 self.logit = nn.Linear(128, 1)
 
             def forward(self, images):  # (B, 3, 64, 64) in [0, 1]
-                tokens = self.vit(pixel_values=images * 2 - 1).last_hidden_state
+                tokens = self.tokens = self.vit(pixel_values=images * 2 - 1).last_hidden_state  # kept for --teacher
                 if kind == "vit_max":  # the most person-like patch
                     return self.logit(tokens[:, 1:]).amax(dim=1)
                 return self.logit(tokens[:, 0])
@@ -102,33 +105,75 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=8000, help="training scenes of stream 7000001")
     parser.add_argument("--steps", type=int, default=3000, help="steps of 64")
     parser.add_argument("--model", choices=("cnn", "vit", "cvt", "vit_max"), default="cnn")
+    parser.add_argument("--patch", type=int, default=8, help="the ViTs' patch size in pixels")
+    parser.add_argument("--lr", type=float, default=1e-3, help="AdamW's peak learning rate")
+    parser.add_argument("--warmup", type=int, default=0, help="linear warm-up steps; then constant")
+    parser.add_argument("--clip", type=float, default=0.0, help="gradient norm clip (0: none)")
+    parser.add_argument("--save", help="write the trained model's weights here (safetensors)")
+    parser.add_argument(
+        "--teacher", help="a --model cnn's saved weights: the vit also regresses its 8 x 8 x 128 feature map per patch"
+    )
+    parser.add_argument(
+        "--dense-person", action="store_true", help="the vit also predicts each patch's share of human pixels (BCE)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     start = time.time()
-    train_x, train_y = render(args.scenes, 7000001)
-    val_x, val_y = render(500, 7000002)
+    train_x, train_y, train_share = render(args.scenes, 7000001)
+    val_x, val_y, _ = render(500, 7000002)
     majority = max(val_y.mean().item(), 1 - val_y.mean().item())
     print(f"rendered in {time.time() - start:.0f} s; held-out majority answer {majority:.3f}", flush=True)
-    model = detector(args.model)
-    optimizer = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=0.05)
+    model = detector(args.model, args.patch)
+    if args.dense_person and args.model not in ("vit", "vit_max"):
+        raise SystemExit("--dense-person: only for --model vit / vit_max")
+    if args.dense_person:
+        model.share = torch.nn.Linear(128, 1)
+    teacher = None
+    if args.teacher:
+        from safetensors.torch import load_file
+
+        if args.model not in ("vit", "vit_max") or args.patch != 8:
+            raise SystemExit("--teacher: only for --model vit / vit_max with 8-px patches (the teacher's 8 x 8 map)")
+        teacher = detector("cnn")
+        teacher.load_state_dict(load_file(args.teacher))
+        teacher = teacher[:3].eval().requires_grad_(False)  # the three conv blocks: (B, 128, 8, 8)
+        model.distil = torch.nn.Linear(128, 128)
+    optimizer = torch.optim.AdamW(model.parameters(), args.lr, weight_decay=0.05)
+    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, args.warmup)))
     draw = torch.Generator().manual_seed(0)
     for step in range(1, args.steps + 1):
         index = torch.randint(len(train_x), (64,), generator=draw)
         flip = torch.rand(64, generator=draw) < 0.5
         images = torch.where(flip[:, None, None, None], train_x[index].flip(-1), train_x[index])
         loss = F.binary_cross_entropy_with_logits(model(images)[:, 0], train_y[index])
+        if args.dense_person:
+            share = torch.where(flip[:, None, None], train_share[index].flip(-1), train_share[index]).flatten(1)
+            loss = loss + F.binary_cross_entropy_with_logits(model.share(model.tokens[:, 1:])[..., 0], share)
+        if teacher is not None:  # each patch token predicts the teacher's features at its place, standardised
+            with torch.no_grad():
+                target = teacher(images).flatten(2).transpose(1, 2)  # (B, 64, 128), row-major like the patches
+                target = (target - target.mean((0, 1))) / (target.std((0, 1)) + 1e-6)
+            loss = loss + F.mse_loss(model.distil(model.tokens[:, 1:]), target)
         optimizer.zero_grad()
         loss.backward()
+        if args.clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         optimizer.step()
+        warmup.step()
         if step % 250 == 0:
             model.eval()
             with torch.no_grad():
                 accuracy = ((model(val_x)[:, 0] > 0).float() == val_y).float().mean().item()
             model.train()
             print(
-                f"step {step}: loss {loss.item():.3f}, held-out accuracy {accuracy:.3f} ({time.time() - start:.0f} s)"
+                f"step {step}: loss {loss.item():.3f}, held-out accuracy {accuracy:.3f} ({time.time() - start:.0f} s)",
+                flush=True,
             )
+    if args.save:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, args.save)
 
 
 if __name__ == "__main__":
