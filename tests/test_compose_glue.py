@@ -13,7 +13,7 @@ from tokzoo.compose import METHODS, CausalLM, Composition, Frames, VisionTransfo
 from tokzoo.compose.gats import proportional_layers, visible
 from tokzoo.compose.mit import Infusion, head_gate
 from tokzoo.compose.registry import Glue, register_method
-from tokzoo.errors import CheckpointError, ConfigError
+from tokzoo.errors import ConfigError
 
 SETTINGS = {
     "gats": {"layers": 2, "dim": 32, "heads": 4, "window": {"vision": 1}},
@@ -411,9 +411,6 @@ def test_pretrain_vision_recipe_errors_are_one_line():
         resolve_recipe({"compose": {"pretrain_vision": {"attributes": "yes"}}})
     with pytest.raises(ConfigError, match="pixel_semantic must be true or false"):
         resolve_recipe({"compose": {"pretrain_vision": {"pixel_semantic": 1}}})
-    for steps in (-1, True, 2.5):
-        with pytest.raises(ConfigError, match="teacher_steps must be a whole number"):
-            resolve_recipe({"compose": {"pretrain_vision": {"teacher_steps": steps}}})
 
 
 def test_attribute_heads_train_and_start_fresh_on_a_folder_without_them(tmp_path):
@@ -455,56 +452,6 @@ def test_pixel_head_loss_is_the_pixels_cross_entropy_with_people_weighted():
     assert torch.isclose(loss, expected)
     assert (target["semantic_pixels"] == 6).any()  # people in these scenes: their weight changes the loss
     assert not torch.isclose(head_losses(out, target, person_weight=5.0)["pixel_semantic"], loss)
-
-
-def test_teacher_features_are_the_cnn_map_at_the_patch_grid_standardised():
-    from tokzoo.compose.cnn_teacher import build_teacher, teacher_features
-
-    torch.manual_seed(0)
-    teacher = build_teacher().eval()
-    images = torch.rand(3, 3, 64, 64)
-    features = teacher_features(teacher, images, grid=8)
-    assert features.shape == (3, 64, 128)
-    assert torch.allclose(features.mean((0, 1)), torch.zeros(128), atol=1e-4)
-    with torch.no_grad():
-        raw = teacher[:3](images)  # (3, 128, 8, 8): the third block's map, row-major like the patches
-    standardised = (raw[1, :, 2, 5] - raw[:, :, :, :].mean((0, 2, 3))) / (raw.std((0, 2, 3)) + 1e-6)
-    assert torch.allclose(features[1, 2 * 8 + 5], standardised, atol=1e-4)
-    assert teacher_features(teacher, images, grid=4).shape == (3, 16, 128)  # pooled to a coarser patch grid
-
-
-def test_a_cnn_teacher_is_trained_once_distilled_into_the_patches_and_kept_by_later_runs(tmp_path):
-    from safetensors.torch import load_file
-
-    from tokzoo.compose import resolve_recipe
-    from tokzoo.compose.train import run_recipe
-    from tokzoo.compose.vision_pretrain import head_losses
-
-    def recipe(steps, **spec):
-        return resolve_recipe({"steps": steps, "batch_size": 4, "log_every": 1, "threads": 1,
-                               "data": {"scenes": {"n": 8, "n_val": 4}},
-                               "compose": {"pretrain_vision": {"size": 32, "patch": 8, "width": 32, "layers": 2, **spec}}})  # fmt: skip
-
-    lines = []
-    first = run_recipe(recipe(1, teacher_steps=2), tmp_path / "a", log=lines.append)
-    assert not any("CNN teacher from" in line for line in lines)
-    assert 0 <= first["held_out"]["teacher_person"] <= 1
-    assert load_file(str(tmp_path / "a" / "heads.safetensors"))["distil.weight"].shape == (128, 32)
-    lines = []
-    run_recipe(recipe(1, teacher_steps=2, init=str(tmp_path / "a")), tmp_path / "b", log=lines.append)
-    assert any(f"CNN teacher from {tmp_path / 'a'}" in line for line in lines)  # not trained again
-    assert (tmp_path / "a" / "teacher.safetensors").read_bytes() == (
-        tmp_path / "b" / "teacher.safetensors"
-    ).read_bytes()
-    lines = []
-    run_recipe(recipe(1, teacher_steps=2, init=str(tmp_path / "a")), tmp_path / "b", log=lines.append)  # resumed
-    assert any(f"CNN teacher from {tmp_path / 'b'}" in line for line in lines)
-    (tmp_path / "a" / "teacher.safetensors").write_bytes(b"not safetensors")
-    with pytest.raises(CheckpointError, match="teacher.safetensors: corrupt or truncated"):
-        run_recipe(recipe(1, teacher_steps=2, init=str(tmp_path / "a")), tmp_path / "c", log=lambda *_: None)
-    out, target = random_heads_and_targets()
-    out["distil"], target["teacher"] = torch.randn(4, 16, 128), torch.randn(4, 16, 128)
-    assert torch.isclose(head_losses(out, target)["distil"], ((out["distil"] - target["teacher"]) ** 2).mean())
 
 
 # -- the multi-frame task -----------------------------------------------------------------------------------------

@@ -49,7 +49,6 @@ VISION_DEFAULTS = {
     "person_weight": 1.0,
     "attributes": False,
     "pixel_semantic": False,
-    "teacher_steps": 0,
     "init": None,
 }
 LM_DEFAULTS = {
@@ -146,10 +145,6 @@ def resolve_recipe(recipe: dict, where: str = "recipe") -> dict:
                 raise ConfigError(
                     f"{where}: compose.pretrain_vision.{flag} must be true or false, got {spec[flag]!r}"[:200]
                 )
-        steps = spec["teacher_steps"]
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= 1_000_000:
-            message = f"compose.pretrain_vision.teacher_steps must be a whole number in [0, 1000000], got {steps!r}"
-            raise ConfigError(f"{where}: {message}"[:200])
         if spec["init"] is not None and not isinstance(spec["init"], str):
             raise ConfigError(
                 f"{where}: compose.pretrain_vision.init must be a pretraining folder, got {spec['init']!r}"[:200]

@@ -16,11 +16,7 @@ heads that are thrown away afterwards:
   colour name; ``none`` for a class shown zero or several times;
 - with ``pixel_semantic: true``, also per patch: the semantic class of each of its ``patch`` x ``patch`` pixels (a
   linear head to ``patch**2 * 10`` logits; the exact outline of a person inside a patch, where the shares only say
-  how much of the patch it covers);
-- with ``teacher_steps: N`` (> 0), also per patch: the standardised feature map of a small CNN trained first for N
-  steps on the training scenes' person label (:mod:`.cnn_teacher`; a linear head, MSE), distilling what the CNN
-  sees of people into the patch tokens. The CNN is written as ``teacher.safetensors``; a run whose ``init`` folder
-  or output folder has one uses it instead of training another.
+  how much of the patch it covers).
 
 Training images are mirrored left-right with probability 1/2 (the per-patch targets and the sides with them; the
 other class-token targets do not change under a mirror). ``person_weight`` multiplies the loss of the ``human`` class in the
@@ -49,9 +45,7 @@ from tqdm import tqdm
 from ..datasets.scene_text import COLOR_NAMES, PERSON, colour_name, visible_things
 from ..datasets.scenes import SCENE_CLASSES, generate_scene
 from ..errors import ConfigError
-from ..io.tensors import read_checked
 from ..io.writes import copy_folder_into, make_folder, write_file
-from .cnn_teacher import FEATURES, build_teacher, teacher_accuracy, teacher_features, train_teacher
 from .vision import VisionTransformer
 
 THING_CLASSES = ("sphere", "box", "cylinder", PERSON)  # what scene_text names the visible things
@@ -59,7 +53,7 @@ PERSON_LABEL = THING_CLASSES.index(PERSON)
 OBJECT_CLASSES = tuple(c for c in THING_CLASSES if c != PERSON)  # the classes with a side and a colour
 SIDES = ("none", "left", "right")
 ATTRIBUTE_HEADS = ("colour_of", "side")  # the heads that ``attributes: true`` adds
-OPTIONAL_HEADS = ATTRIBUTE_HEADS + ("pixel_semantic", "distil")  # heads a run may add to an earlier folder's
+OPTIONAL_HEADS = ATTRIBUTE_HEADS + ("pixel_semantic",)  # heads a run may add to an earlier folder's
 COLOURS = ("none",) + COLOR_NAMES
 SKY_DEPTH = 30.0  # metres, the depth target of sky pixels
 MAX_COUNT = 4  # the counts head's classes: 0 .. MAX_COUNT things of a class (MAX_COUNT: that many or more)
@@ -140,9 +134,8 @@ def render_pretraining_set(n: int, seed: int, size: int, patch: int, progress=No
 class PretrainingHeads(nn.Module):
     """Linear heads on the final (layer-normed) tokens (B, 1 + P, D): per-patch and class-token predictions."""
 
-    def __init__(self, width: int, attributes: bool = False, pixel_semantic: int = 0, distil: bool = False):
-        """``pixel_semantic``: the patch size of the per-pixel semantic head (0: none); ``distil``: a per-patch
-        head to the CNN teacher's features."""
+    def __init__(self, width: int, attributes: bool = False, pixel_semantic: int = 0):
+        """``pixel_semantic``: the patch size of the per-pixel semantic head (0: none)."""
         super().__init__()
         self.semantic = nn.Linear(width, len(SCENE_CLASSES))
         self.colour = nn.Linear(width, len(COLOURS))
@@ -156,8 +149,6 @@ class PretrainingHeads(nn.Module):
             self.colour_of = nn.Linear(width, len(OBJECT_CLASSES) * len(COLOURS))
         if pixel_semantic:
             self.pixel_semantic = nn.Linear(width, pixel_semantic**2 * len(SCENE_CLASSES))
-        if distil:
-            self.distil = nn.Linear(width, FEATURES)
 
     def forward(self, tokens: torch.Tensor) -> dict:
         cls, patches = tokens[:, 0], tokens[:, 1:]
@@ -167,17 +158,14 @@ class PretrainingHeads(nn.Module):
                           "colour_of": self.colour_of(cls).unflatten(-1, (len(OBJECT_CLASSES), len(COLOURS)))}  # fmt: skip
         if hasattr(self, "pixel_semantic"):  # (B, P, patch**2, classes)
             optional["pixel_semantic"] = self.pixel_semantic(patches).unflatten(-1, (-1, len(SCENE_CLASSES)))
-        if hasattr(self, "distil"):  # (B, P, FEATURES)
-            optional["distil"] = self.distil(patches)
         return optional | {"semantic": self.semantic(patches), "colour": self.colour(patches),
                 "log_depth": self.depth(patches)[..., 0], "present": self.present(cls),
                 "counts": self.counts(cls).unflatten(-1, (len(THING_CLASSES), MAX_COUNT + 1)), "nearest": self.nearest(cls), "nearest_colour": self.nearest_colour(cls)}  # fmt: skip
 
 
 def head_losses(out: dict, target: dict, person_weight: float = 1.0) -> dict:
-    """Each head's loss (cross-entropy, soft for the semantic shares; BCE; L1 for log-depth; MSE to the teacher's
-    features ``target["teacher"]`` (B, P, FEATURES)); pretraining minimises the sum. ``person_weight``: the weight
-    of the human class (semantic) and of the person label (present)."""
+    """Each head's loss (cross-entropy, soft for the semantic shares; BCE; L1 for log-depth); pretraining minimises the
+    sum. ``person_weight``: the weight of the human class (semantic) and of the person label (present)."""
     classes = torch.ones(len(SCENE_CLASSES))
     classes[SCENE_CLASSES.index("human")] = person_weight
     labels = torch.ones(len(THING_CLASSES) + len(COLOR_NAMES))
@@ -190,8 +178,6 @@ def head_losses(out: dict, target: dict, person_weight: float = 1.0) -> dict:
         optional["pixel_semantic"] = F.cross_entropy(
             out["pixel_semantic"].flatten(0, 2), target["semantic_pixels"].long().flatten(), weight=classes
         )
-    if "distil" in out:
-        optional["distil"] = F.mse_loss(out["distil"], target["teacher"])
     return optional | {"semantic": F.cross_entropy(out["semantic"].flatten(0, 1), target["semantic"].flatten(0, 1), weight=classes),
             "colour": F.cross_entropy(out["colour"].flatten(0, 1), target["colour"].flatten()),
             "log_depth": F.l1_loss(out["log_depth"], target["log_depth"]),
@@ -323,39 +309,6 @@ def start_from(model, heads: PretrainingHeads, folder: Path) -> list[str]:
         raise ConfigError(f"{folder}: compose.pretrain_vision.init: {str(e).splitlines()[0][:160]}") from None
 
 
-def teacher_for(spec: dict, train: dict, val: dict, component, images, out: Path, seed: int, log):
-    """The CNN teacher of ``teacher_steps`` (None when 0): read from ``out`` or the ``init`` folder when either has
-    ``teacher.safetensors``, else trained on ``images`` (the normalised training images) and the person label;
-    written to ``out``."""
-    if not spec["teacher_steps"]:
-        return None
-    for folder in (out, Path(spec["init"]) if spec["init"] else None):
-        if folder is not None and (folder / "teacher.safetensors").is_file():
-            teacher = build_teacher()
-            teacher.load_state_dict(read_checked(folder / "teacher.safetensors", teacher.state_dict()))
-            log(f"CNN teacher from {folder}")
-            teacher = teacher.eval().requires_grad_(False)
-            break
-    else:
-        labels = torch.from_numpy(train["present"][:, PERSON_LABEL])
-        with tqdm(total=spec["teacher_steps"], desc="CNN teacher", file=sys.stderr, leave=False) as bar:
-            teacher = train_teacher(images * component.std + component.mean, labels, spec["teacher_steps"], seed,
-                                    progress=bar.update)  # fmt: skip
-    write_file(
-        out, out / "teacher.safetensors", save_tensors({k: v.contiguous() for k, v in teacher.state_dict().items()})
-    )
-    log(f"CNN teacher: held-out person accuracy {teacher_score(teacher, val, component)['teacher_person']:.3f}")
-    return teacher
-
-
-def teacher_score(teacher, val: dict, component) -> dict:
-    """``{"teacher_person": held-out accuracy}`` of the CNN teacher (empty without one)."""
-    if teacher is None:
-        return {}
-    images = component.normalize(val["rgb"]) * component.std + component.mean
-    return {"teacher_person": teacher_accuracy(teacher, images, torch.from_numpy(val["present"][:, PERSON_LABEL]))}
-
-
 def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
     """Train the ViT of ``recipe['compose']['pretrain_vision']`` with ``loop`` (:func:`.train._loop`); write ``out``."""
     spec, d = recipe["compose"]["pretrain_vision"], recipe["data"]["scenes"]
@@ -364,9 +317,7 @@ def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
     torch.manual_seed(recipe["seed"])
     model = build_vit(spec)
     component = VisionTransformer(model, name="vision", source="pretrain_vision")
-    heads = PretrainingHeads(
-        spec["width"], spec["attributes"], spec["patch"] if spec["pixel_semantic"] else 0, spec["teacher_steps"] > 0
-    )
+    heads = PretrainingHeads(spec["width"], spec["attributes"], spec["patch"] if spec["pixel_semantic"] else 0)
     if spec["init"]:
         fresh = start_from(model, heads, Path(spec["init"]))
         log(f"vision ViT from {spec['init']}" + (f" (new heads: {', '.join(fresh)})" if fresh else ""))
@@ -378,7 +329,6 @@ def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
         f"vision ViT: {component.n_parameters():,} parameters; {d['n']} scenes of stream {d['seed']}, "
         f"{d['n_val']} held out of stream {d['val_seed']}"
     )
-    teacher = teacher_for(spec, train, val, component, train_images, out, recipe["seed"], log)
     rng = np.random.default_rng(recipe["seed"])
 
     def loss_of(step: int) -> torch.Tensor:
@@ -389,11 +339,9 @@ def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
             train_images[index], {k: v[index] for k, v in train.items() if k != "rgb"}, rng.random(len(index)) < 0.5
         )
         out = heads(component.finish(component.run(component.begin(images), component.n_layers)))
-        targets = {k: torch.from_numpy(v) for k, v in targets.items()}
-        if teacher is not None:  # the CNN sees the mirrored images in [0, 1]
-            grid = spec["size"] // spec["patch"]
-            targets["teacher"] = teacher_features(teacher, images * component.std + component.mean, grid)
-        return sum(head_losses(out, targets, spec["person_weight"]).values())
+        return sum(
+            head_losses(out, {k: torch.from_numpy(v) for k, v in targets.items()}, spec["person_weight"]).values()
+        )
 
     run = loop(recipe, list(model.parameters()) + list(heads.parameters()), loss_of, "vision ViT", log, out=out)
     with tempfile.TemporaryDirectory(prefix="tokzoo-vit-") as private:  # transformers opens its own paths
@@ -406,8 +354,7 @@ def pretrain_vision(recipe: dict, out: str | Path, loop, log=print) -> dict:
     )
     write_file(out, out / "heads.safetensors", save_tensors({k: v.contiguous() for k, v in heads.state_dict().items()}))
     metrics = {"recipe": recipe["name"], "parameters": component.n_parameters(), **run,
-               "held_out": head_accuracy(component, heads, val) | teacher_score(teacher, val, component),
-               "threads": torch.get_num_threads(),
+               "held_out": head_accuracy(component, heads, val), "threads": torch.get_num_threads(),
                "streams": {"train": [d["seed"], d["n"]], "held_out": [d["val_seed"], d["n_val"]]}}  # fmt: skip
     write_file(out, out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     log("held-out heads: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["held_out"].items()))
