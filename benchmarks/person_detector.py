@@ -16,6 +16,11 @@ with BCE on scenes 0 .. n-1 of the ViT's pretraining stream 7000001 (mirrored at
 ViT's own held-out stream; never the glue's evaluation stream 1000003). Prints the held-out accuracy against the
 majority answer. One thread; about 0.75 s (cnn) / 0.3 s (vit) / 0.6 s (cvt) a step of 64 at 64 px.
 
+Options for the ViTs: ``--lr / --warmup / --clip`` (the scene ViTs train with a warm-up and a clip of 1),
+``--patch`` (4: 256 patch tokens), and two denser targets beside the image-level label: ``--dense-person`` (each
+patch token predicts its patch's share of human pixels) and ``--teacher W`` (each patch token regresses, through a
+linear map, the standardised 8 x 8 x 128 map of the third block of a CNN saved by ``--model cnn --save W``).
+
     nice -n 10 python benchmarks/person_detector.py --scenes 8000 --steps 3000 [--model vit|cvt|vit_max]
 """
 
@@ -109,6 +114,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW's peak learning rate")
     parser.add_argument("--warmup", type=int, default=0, help="linear warm-up steps; then constant")
     parser.add_argument("--clip", type=float, default=0.0, help="gradient norm clip (0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="initialisation and batch draws")
     parser.add_argument("--save", help="write the trained model's weights here (safetensors)")
     parser.add_argument(
         "--teacher", help="a --model cnn's saved weights: the vit also regresses its 8 x 8 x 128 feature map per patch"
@@ -117,31 +123,31 @@ def main() -> None:
         "--dense-person", action="store_true", help="the vit also predicts each patch's share of human pixels (BCE)"
     )
     args = parser.parse_args()
+    if args.dense_person and (args.model not in ("vit", "vit_max") or args.patch != 8):
+        raise SystemExit("--dense-person: only for --model vit / vit_max with 8-px patches (the 8 x 8 share grid)")
+    if args.teacher and (args.model not in ("vit", "vit_max") or args.patch != 8):
+        raise SystemExit("--teacher: only for --model vit / vit_max with 8-px patches (the teacher's 8 x 8 map)")
     torch.set_num_threads(1)
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     start = time.time()
     train_x, train_y, train_share = render(args.scenes, 7000001)
     val_x, val_y, _ = render(500, 7000002)
     majority = max(val_y.mean().item(), 1 - val_y.mean().item())
     print(f"rendered in {time.time() - start:.0f} s; held-out majority answer {majority:.3f}", flush=True)
     model = detector(args.model, args.patch)
-    if args.dense_person and args.model not in ("vit", "vit_max"):
-        raise SystemExit("--dense-person: only for --model vit / vit_max")
     if args.dense_person:
         model.share = torch.nn.Linear(128, 1)
     teacher = None
     if args.teacher:
         from safetensors.torch import load_file
 
-        if args.model not in ("vit", "vit_max") or args.patch != 8:
-            raise SystemExit("--teacher: only for --model vit / vit_max with 8-px patches (the teacher's 8 x 8 map)")
         teacher = detector("cnn")
         teacher.load_state_dict(load_file(args.teacher))
         teacher = teacher[:3].eval().requires_grad_(False)  # the three conv blocks: (B, 128, 8, 8)
         model.distil = torch.nn.Linear(128, 128)
     optimizer = torch.optim.AdamW(model.parameters(), args.lr, weight_decay=0.05)
     warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, args.warmup)))
-    draw = torch.Generator().manual_seed(0)
+    draw = torch.Generator().manual_seed(args.seed)
     for step in range(1, args.steps + 1):
         index = torch.randint(len(train_x), (64,), generator=draw)
         flip = torch.rand(64, generator=draw) < 0.5
