@@ -123,10 +123,8 @@ def main() -> None:
         "--dense-person", action="store_true", help="the vit also predicts each patch's share of human pixels (BCE)"
     )
     args = parser.parse_args()
-    if args.dense_person and (args.model not in ("vit", "vit_max") or args.patch != 8):
-        raise SystemExit("--dense-person: only for --model vit / vit_max with 8-px patches (the 8 x 8 share grid)")
-    if args.teacher and (args.model not in ("vit", "vit_max") or args.patch != 8):
-        raise SystemExit("--teacher: only for --model vit / vit_max with 8-px patches (the teacher's 8 x 8 map)")
+    if (args.dense_person or args.teacher) and (args.model not in ("vit", "vit_max") or args.patch != 8):
+        raise SystemExit("--dense-person / --teacher: only for --model vit / vit_max with 8-px patches (8 x 8 targets)")
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     start = time.time()
