@@ -7,7 +7,8 @@ One command runs the whole experiment (``--tiny``: the same path at toy size, wh
    vision model (``--vision-model DIR``: a transformers ViT or DINOv2 folder; default tokzoo's shipped scene ViT)
    and tokenized (``--feature-tokenizer``: default the zoo's ``scene_vit_dense``, trained on that ViT's features)
    into its own folder of the same samples; the scenes' own captions (``.captions.txt``) into a third folder;
-2. train ``recipes/fm/breadth-4.yaml`` and ``breadth-10.yaml`` (eleven modalities) with each seed (rooms 3 :
+2. train ``recipes/fm/breadth-4.yaml`` and ``breadth-10.yaml`` (eleven modalities; ``--wide RECIPE``: another
+   eleven-modality recipe in its place, e.g. recipes/fm/breadth-10-weighted.yaml) with each seed (rooms 3 :
    outdoor 1, the held-out rooms scored during training);
 3. ``tokzoo fm eval`` rgb -> depth, normals, semseg on the held-out rooms; the eleven-modality model passes where it
    is within max(5% relative, 2x the seed spread) of the four-modality one on every metric. New directions of the
@@ -24,6 +25,7 @@ Appends the tables under ``## Multimodal trainer: breadth`` in benchmarks/RESULT
 
     python benchmarks/fm_breadth.py --out runs/breadth                       # CPU: hours (tokenizing + 4 runs)
     python benchmarks/fm_breadth.py --out runs/breadth --device cuda --threads 8
+    python benchmarks/fm_breadth.py --out runs/breadth --wide recipes/fm/breadth-10-weighted.yaml
     python benchmarks/fm_breadth.py --out runs/breadth --finetune recipes/fm/directions_finetune.yaml
     python benchmarks/fm_breadth.py --tiny --out /tmp/breadth --no-write     # minutes
 """
@@ -50,7 +52,8 @@ from tokzoo.labelers.hf_features import SCENE_VIT  # noqa: E402
 SECTION = "## Multimodal trainer: breadth"
 PIXEL = ["rgb", "depth", "normals", "semseg", "edges", "sam_instances", "human_pose"]
 TARGETS = ["depth", "normals", "semseg"]
-VARIANTS = ("breadth-4", "breadth-10")
+VARIANTS = ("breadth-4", "breadth-10")  # the two roles: four modalities, eleven (``--wide`` picks its recipe)
+WIDE = ROOT / "recipes" / "fm" / "breadth-10.yaml"
 CAPTION_DIRECTIONS = (("rgb", "captions"), ("captions", "semseg"))  # whose use of the source condition_use measures
 SIZES = {
     "full": {"rooms": 8192, "outdoor": 2048, "heldout": 256, "size": 64, "steps": None, "seeds": [0, 1], "eval_n": 256},
@@ -163,23 +166,25 @@ def run_variant(
     threads: int,
     eval_n: int,
     recipe: Path | None = None,
+    init: str | None = None,
+    wide: bool = False,
 ) -> dict:
-    """Train one recipe with one seed (resumes) and evaluate it on the held-out rooms. ``recipe``: a fine-tuning
-    recipe named ``name`` instead of recipes/fm/{name}.yaml, started from ``breadth-10-seed{seed}``'s weights."""
+    """Train one recipe with one seed (resumes) into runs/{name}-seed{seed} and evaluate it on the held-out rooms.
+    ``recipe``: the recipe file (default recipes/fm/{name}.yaml); ``init``: a run whose weights it starts from
+    (fine-tuning); ``wide``: an eleven-modality model (all three token folders; its new directions scored too)."""
     import yaml
 
     raw = yaml.safe_load((recipe or ROOT / "recipes" / "fm" / f"{name}.yaml").read_text())
     raw = copy.deepcopy(raw)
     raw["train"]["seed"] = seed
-    if recipe is not None:
-        raw["train"]["init"] = str(out / "runs" / f"breadth-10-seed{seed}")
+    if init is not None:
+        raw["train"]["init"] = str(out / "runs" / f"{init}-seed{seed}")
     if steps is not None:
         raw["train"].update(steps=steps, warmup_steps=1, checkpoint_every=steps, eval_every=steps, eval_samples=4)
     run = out / "runs" / f"{name}-seed{seed}"
     run.mkdir(parents=True, exist_ok=True)
     written = run.parent / f"{name}-seed{seed}.yaml"
     written.write_text(yaml.safe_dump(raw, sort_keys=False))
-    wide = recipe is not None or name == "breadth-10"  # the eleven-modality model, trained or fine-tuned
     rooms = data["rooms"] if wide else data["rooms"].split(",")[0]
     cli(
         "fm",
@@ -200,6 +205,7 @@ def run_variant(
         *(["--device", device] if device else []),
     )
     scores = fm_eval(run, data["heldout"], "rgb", TARGETS, eval_n, run / "eval.json")
+    scores["target_shares"] = target_shares(written, [rooms, data["outdoor"]], steps=2 if steps else 40)
     if wide:
         scores["directions"] = {
             f"{source} -> {target}": new_direction(run, source, target, heldout, train, eval_n)
@@ -213,6 +219,30 @@ def run_variant(
         }
         scores["condition_use"] = caption_directions_use(run, data)
     return scores
+
+
+def target_shares(recipe: Path, data: list[str], steps: int = 40, seed: int = 0) -> dict[str, float]:
+    """Target tokens per training sample of each modality, as the recipe's masking draws them on ``data`` (its
+    ``--data`` folders, weighted like training): ``steps`` batches read and masked the way ``fm train`` does."""
+    import numpy as np
+
+    from tokzoo.fm.masking import Masker
+    from tokzoo.fm.recipe import load_recipe
+    from tokzoo.fm.stream import MixtureStream, mixture_specs
+
+    parsed = load_recipe(recipe)
+    specs = mixture_specs(data, list(parsed.modalities), parsed.max_items)
+    masker = Masker(specs, parsed.masking)
+    weights = list(parsed.weights) if parsed.weights else [1.0] * len(data)
+    stream = MixtureStream(list(zip(data, weights)), specs, parsed.train.batch_size, seed)
+    totals, samples = dict.fromkeys(parsed.modalities, 0), 0
+    for step in range(steps):
+        positions, rows = stream.plan(step)
+        batch = masker(stream.read(positions), [np.random.default_rng([seed, step, int(r)]) for r in rows])
+        for name in totals:
+            totals[name] += int(batch.target[name].sum())
+        samples += batch.batch_size
+    return {name: total / samples for name, total in totals.items()}
 
 
 def fm_eval(run: Path, heldout: str, source: str, targets: list[str], eval_n: int, output: Path, train=None) -> dict:
@@ -383,10 +413,17 @@ def directions_lines(directions: list[dict], wide_reports: list[dict]) -> list[s
 
 
 def table(
-    rows: list[dict], size: dict, data: dict, command: str, directions: list[dict], wide_reports: list[dict]
+    rows: list[dict],
+    size: dict,
+    data: dict,
+    command: str,
+    directions: list[dict],
+    wide_reports: list[dict],
+    wide: str = "breadth-10",
+    shares: dict[str, dict[str, float]] | None = None,
 ) -> str:
     lines = [
-        f"### {datetime.date.today().isoformat()}: breadth-4 vs breadth-10, seeds {size['seeds']}, "
+        f"### {datetime.date.today().isoformat()}: breadth-4 vs {wide}, seeds {size['seeds']}, "
         f"{size['rooms']} rooms + {size['outdoor']} outdoor scenes, {size['eval_n']} held-out rooms",
         "",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs. Vision model for dense_features: {data['vision']}. "
@@ -400,6 +437,9 @@ def table(
             f"| {r['target']} | {r['metric']} ({r['better']}) | {_fmt(r['four'])} | {_fmt(r['wide'])} | "
             f"{r['seed_spread']:.4f} | {r['allowed_gap']:.4f} | {r['gap']:.4f} | {'yes' if r['no_loss'] else 'NO'} |"
         )
+    for name, drawn in (shares or {}).items():
+        listed = ", ".join(f"{m} {v:.1f}" for m, v in drawn.items() if v)
+        lines += ["", f"Target tokens per training sample, {name} (its masking drawn on its training data): {listed}."]
     lines += [
         "",
         "New directions of the 11-modality model, held-out rooms (per seed; prior from the training rooms: the "
@@ -411,14 +451,20 @@ def table(
 
 
 def finetune_table(
-    recipe: Path, reports: list[dict], earlier: dict, size: dict, command: str, directions: list[dict]
+    recipe: Path,
+    reports: list[dict],
+    earlier: dict,
+    size: dict,
+    command: str,
+    directions: list[dict],
+    wide: str = "breadth-10",
 ) -> str:
     """The fine-tuned eleven-modality model: rgb -> depth / normals / semseg beside both trained variants (more steps
     than they had, so no breadth test), then its new directions against their priors."""
     steps = reports[0]["steps"]
     lines = [
-        f"### {datetime.date.today().isoformat()}: breadth-10 fine-tuned by {recipe.name} ({steps} more steps from "
-        f"each seed's breadth-10 run), seeds {size['seeds']}, {size['eval_n']} held-out rooms",
+        f"### {datetime.date.today().isoformat()}: {wide} fine-tuned by {recipe.name} ({steps} more steps from "
+        f"each seed's {wide} run), seeds {size['seeds']}, {size['eval_n']} held-out rooms",
         "",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs. `{command}`",
         "",
@@ -439,9 +485,10 @@ def finetune_table(
     return "\n".join(lines + directions_lines(directions, reports))
 
 
-def earlier_reports(out: Path, seeds: list[int]) -> dict[str, list[dict]]:
-    """Both variants' evaluations per seed, which ``--finetune`` needs first (one-line exit naming what is missing)."""
-    evals = {v: [out / "runs" / f"{v}-seed{seed}" / "eval.json" for seed in seeds] for v in VARIANTS}
+def earlier_reports(out: Path, seeds: list[int], names: dict[str, str]) -> dict[str, list[dict]]:
+    """Both variants' evaluations per seed (``names``: role -> run name), which ``--finetune`` needs first (one-line
+    exit naming what is missing)."""
+    evals = {v: [out / "runs" / f"{names[v]}-seed{seed}" / "eval.json" for seed in seeds] for v in VARIANTS}
     missing = [str(e.parent) for paths in evals.values() for e in paths if not e.exists()]
     if missing:
         raise SystemExit(f"--finetune needs the trained and evaluated runs first: {', '.join(missing)}")
@@ -449,19 +496,32 @@ def earlier_reports(out: Path, seeds: list[int]) -> dict[str, list[dict]]:
 
 
 def run_finetune(args, size: dict, data: dict, earlier: dict, argv) -> dict:
-    """``--finetune RECIPE``: each seed's breadth-10 run fine-tuned by RECIPE, then scored like breadth-10 (whose
+    """``--finetune RECIPE``: each seed's eleven-modality run fine-tuned by RECIPE, then scored like it (its
     condition use is measured again beside it)."""
-    name = args.finetune.stem
+    name, wide = args.finetune.stem, args.wide.stem
     reports = [
-        run_variant(args.out, name, data, seed, size["steps"], args.device, args.threads, size["eval_n"], args.finetune)
+        run_variant(
+            args.out,
+            name,
+            data,
+            seed,
+            size["steps"],
+            args.device,
+            args.threads,
+            size["eval_n"],
+            recipe=args.finetune,
+            init=wide,
+            wide=True,
+        )
         for seed in size["seeds"]
     ]
     for report, seed in zip(reports, size["seeds"]):
         config = json.loads((args.out / "runs" / f"{name}-seed{seed}" / "config.json").read_text())
         report["steps"] = config["recipe"]["train"]["steps"]
-        report["condition_use_before"] = caption_directions_use(args.out / "runs" / f"breadth-10-seed{seed}", data)
+        report["condition_use_before"] = caption_directions_use(args.out / "runs" / f"{wide}-seed{seed}", data)
     directions = new_directions(reports)
-    write(finetune_table(args.finetune, reports, earlier, size, command_line(argv), directions), args.no_write)
+    text = finetune_table(args.finetune, reports, earlier, size, command_line(argv), directions, wide)
+    write(text, args.no_write)
     return {"reports": reports, "directions": directions, "data": data}
 
 
@@ -492,6 +552,12 @@ def main(argv: list[str] | None = None) -> dict:
         help="zoo name or folder for the vision model's features (default: scene_vit_dense for the scene ViT, "
         "dinov2_b14 untrained for a DINOv2 folder)",
     )
+    parser.add_argument(
+        "--wide",
+        type=Path,
+        default=WIDE,
+        help="the eleven-modality recipe compared with breadth-4 (default recipes/fm/breadth-10.yaml)",
+    )
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -516,8 +582,13 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error("--finetune and --only: one or the other")
     if args.finetune and not args.finetune.is_file():
         parser.error(f"--finetune {args.finetune}: no such recipe file")
-    if args.finetune and args.finetune.stem in VARIANTS:
-        parser.error(f"--finetune {args.finetune}: a fine-tuning recipe needs a name of its own, not {VARIANTS}")
+    if not args.wide.is_file():
+        parser.error(f"--wide {args.wide}: no such recipe file")
+    names = {"breadth-4": "breadth-4", "breadth-10": args.wide.stem}  # role -> run name (and recipe stem)
+    if args.wide.stem == "breadth-4":
+        parser.error(f"--wide {args.wide}: the eleven-modality recipe needs a name other than breadth-4")
+    if args.finetune and args.finetune.stem in (*VARIANTS, args.wide.stem):
+        parser.error(f"--finetune {args.finetune}: a fine-tuning recipe needs a name of its own, not {names}")
     size = dict(SIZES["tiny" if args.tiny else "full"])
     if args.seeds:
         size["seeds"] = [int(s) for s in args.seeds.split(",")]
@@ -528,24 +599,38 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(
             f"--vision-model {args.vision_model}: no zoo tokenizer reads its features; pass --feature-tokenizer"
         )
-    earlier = earlier_reports(args.out, size["seeds"]) if args.finetune else None  # before hours of data checks
+    earlier = earlier_reports(args.out, size["seeds"], names) if args.finetune else None  # before hours of data checks
     args.out.mkdir(parents=True, exist_ok=True)
     data = prepare(args.out, size, args.vision_model, feature_tokenizer)
     if args.finetune:
         return run_finetune(args, size, data, earlier, argv)
+    recipes = {"breadth-4": ROOT / "recipes" / "fm" / "breadth-4.yaml", "breadth-10": args.wide}
     reports = {
-        name: [
-            run_variant(args.out, name, data, seed, size["steps"], args.device, args.threads, size["eval_n"])
+        role: [
+            run_variant(
+                args.out,
+                names[role],
+                data,
+                seed,
+                size["steps"],
+                args.device,
+                args.threads,
+                size["eval_n"],
+                recipe=recipes[role],
+                wide=role == "breadth-10",
+            )
             for seed in size["seeds"]
         ]
-        for name in ([args.only] if args.only else VARIANTS)
+        for role in ([args.only] if args.only else VARIANTS)
     }
     if args.only:
         print(json.dumps(reports, indent=1))
         return {"reports": reports, "data": data}
     rows, directions = verdict(reports), new_directions(reports["breadth-10"])
-    write(table(rows, size, data, command_line(argv), directions, reports["breadth-10"]), args.no_write)
-    return {"rows": rows, "directions": directions, "data": data}
+    shares = {names[role]: reports[role][0]["target_shares"] for role in VARIANTS}
+    text = table(rows, size, data, command_line(argv), directions, reports["breadth-10"], names["breadth-10"], shares)
+    write(text, args.no_write)
+    return {"rows": rows, "directions": directions, "data": data, "shares": shares}
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ def test_breadth_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
     assert [r["target"] for r in result["rows"]] == ["depth", "normals", "semseg"]
     assert all(math.isfinite(r["four"][0]) and math.isfinite(r["wide"][0]) for r in result["rows"])
     directions = {r["direction"]: r for r in result["directions"]}  # each against its training prior
+    four, wide = result["shares"]["breadth-4"], result["shares"]["breadth-10"]  # target tokens per training sample
+    assert list(four) == ["rgb", "depth", "normals", "semseg"] and len(wide) == 11
+    assert four["depth"] > 0 and four["rgb"] < four["depth"]  # rgb is a target only in the rarer all->all draws
     assert list(directions) == [
         "rgb -> captions",
         "captions -> semseg",
@@ -130,9 +133,19 @@ def test_one_variant_can_run_alone(tmp_path, monkeypatch):
     breadth = load_benchmark("fm_breadth")
     ran = []
     monkeypatch.setattr(breadth, "prepare", lambda *a: {})
-    monkeypatch.setattr(breadth, "run_variant", lambda out, name, data, seed, *a: ran.append((name, seed)) or {})
+    monkeypatch.setattr(
+        breadth, "run_variant", lambda out, name, data, seed, *a, **k: ran.append((name, seed, k["recipe"])) or {}
+    )
     result = breadth.main(["--out", str(tmp_path), "--only", "breadth-10", "--seeds", "0,1", "--no-write"])
-    assert ran == [("breadth-10", 0), ("breadth-10", 1)] and list(result["reports"]) == ["breadth-10"]
+    wide = breadth.ROOT / "recipes" / "fm" / "breadth-10.yaml"
+    assert ran == [("breadth-10", 0, wide), ("breadth-10", 1, wide)] and list(result["reports"]) == ["breadth-10"]
+    # --wide: another eleven-modality recipe in the wide role, trained into runs named after it
+    ran.clear()
+    weighted = breadth.ROOT / "recipes" / "fm" / "breadth-10-weighted.yaml"
+    breadth.main(
+        ["--out", str(tmp_path), "--only", "breadth-10", "--seeds", "1", "--no-write", "--wide", str(weighted)]
+    )
+    assert ran == [("breadth-10-weighted", 1, weighted)]
 
 
 def test_finetune_needs_the_trained_runs(tmp_path, monkeypatch, capsys):
@@ -148,6 +161,7 @@ def test_finetune_needs_the_trained_runs(tmp_path, monkeypatch, capsys):
         (["--only", "breadth-10"], "one or the other"),
         (["--finetune", str(tmp_path / "nothing.yaml")], "no such recipe file"),
         (["--finetune", str(breadth.ROOT / "recipes" / "fm" / "breadth-10.yaml")], "needs a name of its own"),
+        (["--wide", str(tmp_path / "nothing.yaml")], "no such recipe file"),
     ):
         with pytest.raises(SystemExit) as stop:
             breadth.main(["--out", str(out), "--finetune", recipe, *wrong])
