@@ -495,26 +495,19 @@ def earlier_reports(out: Path, seeds: list[int], names: dict[str, str]) -> dict[
     return {v: [json.loads(e.read_text()) for e in paths] for v, paths in evals.items()}
 
 
+def run_seeds(args, size: dict, data: dict, name: str, **options) -> list[dict]:
+    """:func:`run_variant` of run ``name`` with each seed of ``size``; ``options``: its recipe / init / wide."""
+    return [
+        run_variant(args.out, name, data, seed, size["steps"], args.device, args.threads, size["eval_n"], **options)
+        for seed in size["seeds"]
+    ]
+
+
 def run_finetune(args, size: dict, data: dict, earlier: dict, argv) -> dict:
     """``--finetune RECIPE``: each seed's eleven-modality run fine-tuned by RECIPE, then scored like it (its
     condition use is measured again beside it)."""
     name, wide = args.finetune.stem, args.wide.stem
-    reports = [
-        run_variant(
-            args.out,
-            name,
-            data,
-            seed,
-            size["steps"],
-            args.device,
-            args.threads,
-            size["eval_n"],
-            recipe=args.finetune,
-            init=wide,
-            wide=True,
-        )
-        for seed in size["seeds"]
-    ]
+    reports = run_seeds(args, size, data, name, recipe=args.finetune, init=wide, wide=True)
     for report, seed in zip(reports, size["seeds"]):
         config = json.loads((args.out / "runs" / f"{name}-seed{seed}" / "config.json").read_text())
         report["steps"] = config["recipe"]["train"]["steps"]
@@ -606,21 +599,7 @@ def main(argv: list[str] | None = None) -> dict:
         return run_finetune(args, size, data, earlier, argv)
     recipes = {"breadth-4": ROOT / "recipes" / "fm" / "breadth-4.yaml", "breadth-10": args.wide}
     reports = {
-        role: [
-            run_variant(
-                args.out,
-                names[role],
-                data,
-                seed,
-                size["steps"],
-                args.device,
-                args.threads,
-                size["eval_n"],
-                recipe=recipes[role],
-                wide=role == "breadth-10",
-            )
-            for seed in size["seeds"]
-        ]
+        role: run_seeds(args, size, data, names[role], recipe=recipes[role], wide=role == "breadth-10")
         for role in ([args.only] if args.only else VARIANTS)
     }
     if args.only:
