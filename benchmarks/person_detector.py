@@ -20,7 +20,7 @@ majority answer. One thread; about 0.75 s (cnn) / 0.3 s (vit) / 0.6 s (cvt) a st
 
 Options for the ViTs: ``--lr / --warmup / --clip`` (the scene ViTs train with a warm-up and a clip of 1),
 ``--patch`` (4: 256 patch tokens), and two denser targets beside the image-level label: ``--dense-person`` (each
-patch token predicts its patch's share of human pixels) and ``--teacher W`` (each patch token regresses, through a
+patch token predicts its patch's share of human pixels; for ``patch_mlp`` each patch's own logit does) and ``--teacher W`` (each patch token regresses, through a
 linear map, the standardised 8 x 8 x 128 map of the third block of a CNN saved by ``--model cnn --save W``).
 
     nice -n 10 python benchmarks/person_detector.py --scenes 8000 --steps 3000 [--model vit|cvt|vit_max]
@@ -99,12 +99,21 @@ def detector(kind: str, patch: int = 8):
             nn.MaxPool2d(2),
         )
 
-    if kind == "patch_mlp":  # an 8 x 8 stride-8 conv is a linear map of each patch alone; 1 x 1 convs keep it so
-        return nn.Sequential(
-            *(nn.Conv2d(3, 256, 8, stride=8), nn.ReLU(), nn.Conv2d(256, 256, 1), nn.ReLU(), nn.Conv2d(256, 1, 1)),
-            nn.AdaptiveMaxPool2d(1),
-            nn.Flatten(),
-        )
+    if kind == "patch_mlp":
+
+        class PatchMLP(nn.Module):
+            def __init__(self):
+                super().__init__()  # an 8 x 8 stride-8 conv is a linear map of each patch alone; 1 x 1 convs keep it so
+                self.mlp = nn.Sequential(
+                    *(nn.Conv2d(3, 256, 8, stride=8), nn.ReLU(), nn.Conv2d(256, 256, 1), nn.ReLU()),
+                    nn.Conv2d(256, 1, 1),
+                )
+
+            def forward(self, images):  # (B, 3, 64, 64) in [0, 1]
+                self.patch_logits = self.mlp(images).flatten(1)  # (B, 64) row-major, kept for --dense-person
+                return self.patch_logits.amax(1, keepdim=True)
+
+        return PatchMLP()
     return nn.Sequential(
         block(3, 32), block(32, 64), block(64, 128), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(128, 1)
     )
@@ -131,8 +140,12 @@ def main() -> None:
         "--dense-person", action="store_true", help="the vit also predicts each patch's share of human pixels (BCE)"
     )
     args = parser.parse_args()
-    if (args.dense_person or args.teacher) and (args.model not in ("vit", "vit_max") or args.patch != 8):
-        raise SystemExit("--dense-person / --teacher: only for --model vit / vit_max with 8-px patches (8 x 8 targets)")
+    per_patch = ("vit", "vit_max") if args.teacher else ("vit", "vit_max", "patch_mlp")
+    if (args.dense_person or args.teacher) and (args.model not in per_patch or args.patch != 8):
+        raise SystemExit(
+            "--dense-person / --teacher: only for --model vit / vit_max with 8-px patches (8 x 8 targets); "
+            "--dense-person also for patch_mlp"
+        )
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     start = time.time()
@@ -141,7 +154,7 @@ def main() -> None:
     majority = max(val_y.mean().item(), 1 - val_y.mean().item())
     print(f"rendered in {time.time() - start:.0f} s; held-out majority answer {majority:.3f}", flush=True)
     model = detector(args.model, args.patch)
-    if args.dense_person:
+    if args.dense_person and args.model != "patch_mlp":
         model.share = torch.nn.Linear(128, 1)
     teacher = None
     if args.teacher:
@@ -161,7 +174,8 @@ def main() -> None:
         loss = F.binary_cross_entropy_with_logits(model(images)[:, 0], train_y[index])
         if args.dense_person:
             share = torch.where(flip[:, None, None], train_share[index].flip(-1), train_share[index]).flatten(1)
-            loss = loss + F.binary_cross_entropy_with_logits(model.share(model.tokens[:, 1:])[..., 0], share)
+            logits = model.patch_logits if args.model == "patch_mlp" else model.share(model.tokens[:, 1:])[..., 0]
+            loss = loss + F.binary_cross_entropy_with_logits(logits, share)
         if teacher is not None:  # each patch token predicts the teacher's features at its place, standardised
             with torch.no_grad():
                 target = teacher(images).flatten(2).transpose(1, 2)  # (B, 64, 128), row-major like the patches
