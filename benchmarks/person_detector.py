@@ -1,33 +1,34 @@
 """How well a small network trained for that one fact tells whether a scene shows a person (issue 27's hardest probe fact).
 
-A reference point for the ViT's "person present" head and the linear probe, not a component. ``--model cnn``:
-three conv blocks (3x3 conv, batch norm, ReLU, twice, then 2x2 max pool; 32 / 64 / 128 channels), a global max
-pool and one logit. ``--model vit``: the scene ViT's architecture (recipes/compose/vision.yaml: 64 px, 8-px
-patches, width 128, 4 blocks, a class token; inputs scaled to [-1, 1]) with one logit on its final class token,
-from scratch: the same fact and training as the CNN, so the two differ in the architecture only (the scene ViT
-learns it among a dozen other targets). ``--model cvt``: a convolutional vision transformer of about the same size
-(transformers' CvT: a 7x7 stride-4 conv embedding to 16 x 16 tokens of width 64, one block whose attention
-projections are depthwise convs, a 3x3 stride-2 conv embedding to 8 x 8 tokens of width 128 and a class token,
-4 such blocks; 946k parameters) with one logit on its class token: a transformer with a convolutional stem.
-``--model vit_max``: the ``vit`` model read like the CNN, one logit per patch token and the maximum over the
-patches (the class token unused): whether the ViT's features or its class-token read-out fail. ``--model
-patch_mlp``: no attention, each 8 x 8 patch alone through an MLP (192 -> 256 -> 256 -> 1, ReLU) and the maximum over
-the 64 patches: what one patch, without its neighbours, says about a person. ``--model hybrid``: the ViT paper's
-hybrid, loadable by transformers (a DPT model with ``is_hybrid``): a small BiT conv stem (7 x 7 stride-2 conv, max
-pool, three bottleneck stages of 64 / 128 / 256 channels with group norm, output stride 8) whose 8 x 8 x 256 map is
-projected to 8 x 8 tokens of width 128 plus a class token, then the scene ViT's 4 blocks; one logit on the class
-token (965k parameters). Each is trained
-with BCE on scenes 0 .. n-1 of the ViT's pretraining stream 7000001 (mirrored at random; the label is
-``scene_text``'s "is there a person?") and scored every 250 steps on 500 held-out scenes of stream 7000002 (the
-ViT's own held-out stream; never the glue's evaluation stream 1000003). Prints the held-out accuracy against the
-majority answer, at a logit of 0 and at the threshold fitted on 2,000 of the training scenes. One thread; about 0.75 s (cnn) / 0.3 s (vit) / 0.6 s (cvt) a step of 64 at 64 px.
+A reference point for the ViT's "person present" head and the linear probe, not a component. ``--model cnn``: three
+conv blocks (3x3 conv, batch norm, ReLU, twice, then 2x2 max pool; 32 / 64 / 128 channels), a global max pool and
+one logit. ``--model vit``: the scene ViT's architecture (recipes/compose/vision.yaml: 64 px, 8-px patches, width
+128, 4 blocks, a class token; inputs scaled to [-1, 1]) with one logit on its final class token, from scratch: the
+same fact and training as the CNN, so the two differ in the architecture only (the scene ViT learns it among a dozen
+other targets). ``--model cvt``: a convolutional vision transformer of about the same size (transformers' CvT: a 7x7
+stride-4 conv embedding to 16 x 16 tokens of width 64, one block whose attention projections are depthwise convs, a
+3x3 stride-2 conv embedding to 8 x 8 tokens of width 128 and a class token, 4 such blocks; 946k parameters) with one
+logit on its class token: a transformer with a convolutional stem. ``--model vit_max``: the ``vit`` model read like
+the CNN, one logit per patch token and the maximum over the patches (the class token unused): whether the ViT's
+features or its class-token read-out fail. ``--model patch_mlp``: no attention, each 8 x 8 patch alone through an
+MLP (192 -> 256 -> 256 -> 1, ReLU) and the maximum over the 64 patches: what one patch, without its neighbours, says
+about a person. ``--model hybrid``: the ViT paper's hybrid, loadable by transformers (a DPT model with
+``is_hybrid``): a small BiT conv stem (7 x 7 stride-2 conv, max pool, three bottleneck stages of 64 / 128 / 256
+channels with group norm, output stride 8) whose 8 x 8 x 256 map is projected to 8 x 8 tokens of width 128 plus a
+class token, then the scene ViT's 4 blocks; one logit on the class token (965k parameters). Each is trained with BCE
+on scenes 0 .. n-1 of the ViT's pretraining stream 7000001 (mirrored at random; the label is ``scene_text``'s "is
+there a person?") and scored every 250 steps on 500 held-out scenes of stream 7000002 (the ViT's own held-out
+stream; never the glue's evaluation stream 1000003). Prints the held-out accuracy against the majority answer, at a
+logit of 0 and at the threshold fitted on 2,000 of the training scenes. One thread; about 0.75 s (cnn) / 0.3 s (vit)
+/ 0.6 s (cvt) / 0.04 s (patch_mlp) / 0.55 s (hybrid) a step of 64 at 64 px.
 
 Options for the ViTs: ``--lr / --warmup / --clip`` (the scene ViTs train with a warm-up and a clip of 1),
 ``--patch`` (4: 256 patch tokens), and two denser targets beside the image-level label: ``--dense-person`` (each
-patch token predicts its patch's share of human pixels; for ``patch_mlp`` each patch's own logit does) and ``--teacher W`` (each patch token regresses, through a
-linear map, the standardised 8 x 8 x 128 map of the third block of a CNN saved by ``--model cnn --save W``).
+patch token predicts its patch's share of human pixels; for ``patch_mlp`` each patch's own logit does) and
+``--teacher W`` (each patch token regresses, through a linear map, the standardised 8 x 8 x 128 map of the third
+block of a CNN saved by ``--model cnn --save W``).
 
-    nice -n 10 python benchmarks/person_detector.py --scenes 8000 --steps 3000 [--model vit|cvt|vit_max]
+    nice -n 10 python benchmarks/person_detector.py --scenes 8000 --steps 3000 [--model vit|vit_max|cvt|hybrid]
 """
 
 from __future__ import annotations
