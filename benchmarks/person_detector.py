@@ -60,6 +60,16 @@ def render(n: int, seed: int):
 def detector(kind: str, patch: int = 8):
     from torch import nn
 
+    class ClassTokenLogit(nn.Module):
+        """One logit on the class token (width 128) that ``read`` takes from ``backbone``'s output."""
+
+        def __init__(self, backbone: nn.Module, read):
+            super().__init__()
+            self.backbone, self.read, self.logit = backbone, read, nn.Linear(128, 1)
+
+        def forward(self, images):  # (B, 3, 64, 64) in [0, 1]
+            return self.logit(self.read(self.backbone(pixel_values=images * 2 - 1)))
+
     if kind in ("vit", "vit_max"):
         from tokzoo.compose.vision_pretrain import build_vit
 
@@ -86,24 +96,7 @@ def detector(kind: str, patch: int = 8):
                            embed_dim=[64, 128], num_heads=[1, 4], depth=[1, 4], cls_token=[False, True],
                            **{key: [value] * 2 for key, value in each.items()})  # fmt: skip
 
-        class CvtClassTokenLogit(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.cvt = CvtModel(config, add_pooling_layer=False)
-                self.logit = nn.Linear(128, 1)
-
-            def forward(self, images):  # (B, 3, 64, 64) in [0, 1]
-                return self.logit(self.cvt(pixel_values=images * 2 - 1).cls_token_value[:, 0])
-
-        return CvtClassTokenLogit()
-
-    def block(c_in: int, c_out: int) -> nn.Module:
-        return nn.Sequential(
-            *(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()),
-            *(nn.Conv2d(c_out, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()),
-            nn.MaxPool2d(2),
-        )
-
+        return ClassTokenLogit(CvtModel(config, add_pooling_layer=False), lambda out: out.cls_token_value[:, 0])
     if kind == "hybrid":
         from transformers import BitConfig, DPTConfig, DPTModel
 
@@ -115,16 +108,7 @@ def detector(kind: str, patch: int = 8):
                            attention_probs_dropout_prob=0.0, backbone_config=stem,
                            backbone_featmap_shape=[1, 256, 8, 8])  # fmt: skip
 
-        class HybridClassTokenLogit(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.vit = DPTModel(config, add_pooling_layer=False)
-                self.logit = nn.Linear(128, 1)
-
-            def forward(self, images):  # (B, 3, 64, 64) in [0, 1]
-                return self.logit(self.vit(pixel_values=images * 2 - 1).last_hidden_state[:, 0])
-
-        return HybridClassTokenLogit()
+        return ClassTokenLogit(DPTModel(config, add_pooling_layer=False), lambda out: out.last_hidden_state[:, 0])
     if kind == "patch_mlp":
 
         class PatchMLP(nn.Module):
@@ -140,6 +124,14 @@ def detector(kind: str, patch: int = 8):
                 return self.patch_logits.amax(1, keepdim=True)
 
         return PatchMLP()
+
+    def block(c_in: int, c_out: int) -> nn.Module:
+        return nn.Sequential(
+            *(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()),
+            *(nn.Conv2d(c_out, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()),
+            nn.MaxPool2d(2),
+        )
+
     return nn.Sequential(
         block(3, 32), block(32, 64), block(64, 128), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(128, 1)
     )
