@@ -226,7 +226,7 @@ def main() -> None:
             refitted = ((scores > threshold).float() == val_y).float().mean().item()
             print(
                 f"step {step}: loss {loss.item():.3f}, held-out accuracy {accuracy:.3f} (at the threshold fitted on "
-                f"2,000 training scenes {refitted:.3f}) ({time.time() - start:.0f} s)",
+                f"{min(2000, len(train_x)):,} training scenes {refitted:.3f}) ({time.time() - start:.0f} s)",
                 flush=True,
             )
     if args.save:
