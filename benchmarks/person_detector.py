@@ -166,7 +166,9 @@ def main() -> None:
         "--teacher", help="a --model cnn's saved weights: the vit also regresses its 8 x 8 x 128 feature map per patch"
     )
     parser.add_argument(
-        "--dense-person", action="store_true", help="the vit also predicts each patch's share of human pixels (BCE)"
+        "--dense-person",
+        action="store_true",
+        help="each patch (vit, vit_max: its token; patch_mlp: its logit) also predicts its share of human pixels (BCE)",
     )
     args = parser.parse_args()
     per_patch = ("vit", "vit_max") if args.teacher else ("vit", "vit_max", "patch_mlp")

@@ -95,6 +95,15 @@ def test_palette_recovers_flat_colours_deterministically():
     assert PaletteTokenizer().decode(PaletteTokenizer().encode(out))[0]["colors"] == out["colors"]
 
 
+def test_palette_distances_equal_the_reduction_bit_for_bit():
+    # the channel sums give the labeler's old values exactly, so palettes do not change with the speed-up
+    from tokzoo.labelers.kmeans import _squared_distances
+
+    rng = np.random.default_rng(3)
+    pixels, centres = rng.integers(0, 256, (4096, 3)).astype(np.float64), rng.random((7, 3)) * 255
+    assert np.array_equal(_squared_distances(pixels, centres), ((pixels[:, None] - centres[None]) ** 2).sum(-1))
+
+
 def test_metadata_statistics_have_known_values_and_tokenize(scenes):
     gray = rgb_statistics(np.full((10, 20, 3), 77, np.uint8))
     assert gray == {
