@@ -287,6 +287,14 @@ def _consensus_picture(model, data, keys, sources, targets, output, scale, recip
     type=click.IntRange(min=1),
     default=None,
 )
+@click.option(
+    "--samples",
+    type=click.IntRange(min=0, max=1024),
+    default=0,
+    show_default=True,
+    help="Score a decision over this many sampled predictions (the prior's rule: per-pixel majority, the words most "
+    "samples name, ...; needs --temperature > 0); 0 scores one decoding.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 @click.option(
     "--output",
@@ -299,7 +307,7 @@ def _consensus_picture(model, data, keys, sources, targets, output, scale, recip
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @_decode_options
 def fm_eval_command(
-    run, data, train_data, sources, targets, limit, train_limit, as_json, json_path, progress, **decode
+    run, data, train_data, sources, targets, limit, train_limit, samples, as_json, json_path, progress, **decode
 ):
     """Cross-modal prediction on held-out samples vs the tokenizer ceiling and the training prior."""
     import json
@@ -322,6 +330,7 @@ def fm_eval_command(
         train_limit=train_limit,
         settings=_settings(**decode),
         progress=progress,
+        samples=samples,
     )
     if as_json:
         click.echo(json.dumps(report, indent=2))

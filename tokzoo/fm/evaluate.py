@@ -12,6 +12,14 @@ tokenizer and compared with the sample's raw value cut by the same crop (the dat
   per-pixel majority edge map (the empty map where no pixel is an edge in most images), the per-position mean
   feature vector, one human in the mean pose of the training humans.
 
+With ``samples=K`` the model's prediction is a decision over K sampled predictions (seeds ``seed .. seed+K-1``,
+at the settings' temperature) made by the prior's own rule: the per-pixel majority class of the K sampled maps, the
+caption naming the class words more than half of the K sampled captions name, their per-pixel mean depth, and so
+on. The prior is that rule over the training values (the marginal); the decision is the same rule over the model's
+conditional samples, so both sides get the same kind of point estimate. Greedy decoding (temperature 0, the
+default) takes each token's mode, which is not the metric's best point estimate: a caption decoded greedily can
+repeat its likeliest phrase, and a map decoded greedily is one coherent guess, not the per-pixel mode.
+
 Metrics (tokzoo.tokenizers.evaluation.metrics): depth abs-rel (mean over samples), normals mean angular error
 (mean over samples), semseg mIoU (accumulated over the set) and, structure-sensitive, semseg boundary F1
 (1-pixel tolerance, mean over samples; under ``also`` in the report); captions: class-word accuracy, and
@@ -24,12 +32,14 @@ human, the frame's diagonal when nothing is predicted (mean over true humans; ex
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from tokzoo.crops import apply_crop
 from tokzoo.errors import ConfigError, TokzooError
+from tokzoo.limits import check_int
 from tokzoo.labelers.metrics import edge_counts, f1
 from tokzoo.modalities import MODALITIES
 from tokzoo.tokenizers.evaluation.metrics import abs_rel, angular_error, boundary_f1, cosine, mean_iou
@@ -96,7 +106,8 @@ def raw_crops(
 
 
 def training_prior(modality: str, values: list) -> np.ndarray | str:
-    """The prior of ``modality`` over training values (see the module docstring): per pixel, or one caption."""
+    """The prior's rule of ``modality`` over ``values`` (see the module docstring): per pixel, or one caption. Over
+    training values it is the training prior; over a model's sampled predictions, the model's decision."""
     if modality == "captions":
         return text_prior(values)
     if modality == "human_pose":
@@ -163,9 +174,12 @@ def _keypoint_errors(truth: dict, prediction: dict) -> list[float]:
     return errors
 
 
-def _mean_pose(values: list[dict]) -> dict:
-    """One human whose every joint sits at that joint's mean position over the training humans where labelled,
-    in the frame of the first value (visible)."""
+def _mean_pose(values: list[dict | None]) -> dict | None:
+    """One human whose every joint sits at that joint's mean position over the values' humans where labelled, in
+    the frame of the first value (visible); None when every value is None (nothing predicted)."""
+    values = [v for v in values if v is not None]  # sampled predictions that decoded to nothing
+    if not values:
+        return None
     width, height = values[0].get("width", 1.0), values[0].get("height", 1.0)
     humans = [h for v in values for h in _humans(v, width, height)]
     if not humans:
@@ -189,10 +203,15 @@ def evaluate(
     batch_size: int = 32,
     train_limit: int | None = None,
     progress: bool = False,
+    samples: int = 0,
 ) -> dict:
-    """Scores of the model, the tokenizer ceiling and the training prior per target on held-out ``data``."""
+    """Scores of the model, the tokenizer ceiling and the training prior per target on held-out ``data``; with
+    ``samples`` K >= 1 the model's prediction is the decision over K sampled predictions (module docstring)."""
     from tqdm.auto import tqdm
 
+    if samples and settings.temperature <= 0:
+        raise ConfigError("a decision over sampled predictions needs a temperature > 0 (temperature 0 is greedy)")
+    check_int(samples, "decoding", "--samples", 0, 1 << 10)
     for target in targets:
         if target not in METRICS:
             raise ConfigError(f"no evaluation for target modality {target!r} (known: {', '.join(METRICS)})")
@@ -209,15 +228,26 @@ def evaluate(
             break
         batch_keys = batch["__key__"]
         masked = flatten_batch(batch, model.specs)
-        generated = generate(model, masked, sources, targets, settings)
+        draws = [
+            generate(model, masked, sources, targets, replace(settings, seed=settings.seed + k))
+            for k in range(max(samples, 1))
+        ]
         for t in targets:
-            predictions[t].update(zip(batch_keys, decode_tokens(by_name[t], generated[t], masked.valid[t])))
+            decoded = [decode_tokens(by_name[t], d[t], masked.valid[t]) for d in draws]
+            chosen = [training_prior(t, list(v)) for v in zip(*decoded)] if samples else decoded[0]
+            predictions[t].update(zip(batch_keys, chosen))
             ceilings[t].update(zip(batch_keys, decode_tokens(by_name[t], masked.tokens[t], masked.valid[t])))
         keys += batch_keys
         bar.update(len(batch_keys))
     bar.close()
     keys = keys[:limit] if limit else keys
-    report = {"samples": len(keys), "sources": list(sources), "decode": settings.__dict__, "targets": {}}
+    report = {
+        "samples": len(keys),
+        "sources": list(sources),
+        "decode": settings.__dict__,
+        "decision_samples": samples,
+        "targets": {},
+    }
     for t in targets:
         prior = training_prior(t, list(raw_crops(train_data, t, train_limit).values()))
         truth = [truths[t][k] for k in keys]
