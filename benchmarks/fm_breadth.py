@@ -15,7 +15,9 @@ One command runs the whole experiment (``--tiny``: the same path at toy size, wh
    wide model, each against its training prior: rgb -> captions (class-word accuracy vs the text-only prior,
    tokzoo/fm/caption_words.py), captions -> semseg (mIoU vs the majority map), rgb -> edges (F1 at 1 px vs the
    empty map), rgb -> dense_features (cosine vs the mean feature map), rgb -> human_pose (keypoint error vs one
-   human in the mean pose).
+   human in the mean pose). ``--decision-samples K``: the new directions also scored by the model's decision over
+   K sampled predictions (``tokzoo fm eval --samples``), reported as a second count beside greedy decoding.
+   Evaluations are reused when the same request wrote them after the run's last checkpoint.
 
 ``--finetune RECIPE`` (after the four runs): each seed's eleven-modality run fine-tuned by RECIPE (``train.init``),
 e.g. recipes/fm/directions_finetune.yaml, which trains rgb -> captions and captions -> semseg directly; scored the same
@@ -143,6 +145,11 @@ def prepare(out: Path, size: dict, vision: Path, feature_tokenizer: str) -> dict
         cli(
             "tokenize", "-m", ",".join(modalities), *edges, *extra, "-i", source, "-o", out / name, "--no-progress"
         )  # resumes: a finished folder is left as it is
+    return token_folders(out, vision)
+
+
+def token_folders(out: Path, vision: Path) -> dict:
+    """The token folders :func:`prepare` writes under ``out``, by role."""
     return {
         "rooms": f"{out / 'rooms-tokens'},{out / 'rooms-features'},{out / 'rooms-captions'}",
         "outdoor": str(out / "outdoor-tokens"),
@@ -168,10 +175,12 @@ def run_variant(
     recipe: Path | None = None,
     init: str | None = None,
     wide: bool = False,
+    decision_samples: int = 0,
 ) -> dict:
     """Train one recipe with one seed (resumes) into runs/{name}-seed{seed} and evaluate it on the held-out rooms.
     ``recipe``: the recipe file (default recipes/fm/{name}.yaml); ``init``: a run whose weights it starts from
-    (fine-tuning); ``wide``: an eleven-modality model (all three token folders; its new directions scored too)."""
+    (fine-tuning); ``wide``: an eleven-modality model (all three token folders; its new directions scored too);
+    ``decision_samples`` K: its new directions also scored by the decision over K sampled predictions."""
     import yaml
 
     raw = yaml.safe_load((recipe or ROOT / "recipes" / "fm" / f"{name}.yaml").read_text())
@@ -207,16 +216,20 @@ def run_variant(
     scores = fm_eval(run, data["heldout"], "rgb", TARGETS, eval_n, run / "eval.json")
     scores["target_shares"] = target_shares(written, [rooms, data["outdoor"]], steps=2 if steps else 40)
     if wide:
-        scores["directions"] = {
-            f"{source} -> {target}": new_direction(run, source, target, heldout, train, eval_n)
-            for source, target, heldout, train in (
-                ("rgb", "captions", data["heldout_captions"], data["train_captions"]),
-                ("captions", "semseg", data["heldout_captions"], data["train_pixels"]),
-                ("rgb", "edges", data["heldout_features"], data["train_pixels"]),
-                ("rgb", "dense_features", data["heldout_features"], data["train_pixels"]),
-                ("rgb", "human_pose", data["heldout_pose"], data["train_pixels"]),
-            )
-        }
+        directions = (
+            ("rgb", "captions", data["heldout_captions"], data["train_captions"]),
+            ("captions", "semseg", data["heldout_captions"], data["train_pixels"]),
+            ("rgb", "edges", data["heldout_features"], data["train_pixels"]),
+            ("rgb", "dense_features", data["heldout_features"], data["train_pixels"]),
+            ("rgb", "human_pose", data["heldout_pose"], data["train_pixels"]),
+        )
+        for key, samples in (("directions", 0), ("directions_decision", decision_samples)):
+            if key == "directions" or samples:
+                scores[key] = {
+                    f"{source} -> {target}": new_direction(run, source, target, heldout, train, eval_n, samples)
+                    for source, target, heldout, train in directions
+                }
+        scores["decision_samples"] = decision_samples
         scores["condition_use"] = caption_directions_use(run, data)
     return scores
 
@@ -245,10 +258,13 @@ def target_shares(recipe: Path, data: list[str], steps: int = 40, seed: int = 0)
     return {name: total / samples for name, total in totals.items()}
 
 
-def fm_eval(run: Path, heldout: str, source: str, targets: list[str], eval_n: int, output: Path, train=None) -> dict:
+def fm_eval(
+    run: Path, heldout: str, source: str, targets: list[str], eval_n: int, output: Path, train=None, samples: int = 0
+) -> dict:
     """``tokzoo fm eval`` of ``source`` -> ``targets`` on ``heldout`` (priors from ``train``, else the run's
-    training data); the report."""
-    cli(
+    training data; ``samples`` K: the decision over K sampled predictions at temperature 1); the report. A report
+    that the same request wrote after the run's last checkpoint is read back instead of evaluated again."""
+    request = [
         "fm",
         "eval",
         "-m",
@@ -264,17 +280,30 @@ def fm_eval(run: Path, heldout: str, source: str, targets: list[str], eval_n: in
         eval_n,
         "--train-n",
         eval_n,
+        *(["--samples", samples, "--temperature", 1] if samples else []),
         "--output",
         output,
         "--no-progress",
-    )
-    return json.loads(output.read_text())
+    ]
+    key = [str(x) for x in request]
+    if output.is_file() and output.stat().st_mtime > (run / "model.safetensors").stat().st_mtime:
+        report = json.loads(output.read_text())
+        if report.get("request") == key:
+            return report
+    cli(*request)
+    report = json.loads(output.read_text())
+    output.write_text(json.dumps({**report, "request": key}, indent=2))
+    return report
 
 
-def new_direction(run: Path, source: str, target: str, heldout: str, train: str, eval_n: int) -> dict:
+def new_direction(run: Path, source: str, target: str, heldout: str, train: str, eval_n: int, samples: int = 0) -> dict:
     """One direction the 4-modality model does not have: model, training prior (the text-only caption, the
-    majority map, the empty edge map, the mean feature map, the mean pose) and tokenizer ceiling."""
-    report = fm_eval(run, heldout, source, [target], eval_n, run / f"eval-{source}-{target}.json", train)
+    majority map, the empty edge map, the mean feature map, the mean pose) and tokenizer ceiling; ``samples`` K:
+    the model's decision over K sampled predictions instead of greedy decoding."""
+    suffix = f"-samples{samples}" if samples else ""
+    report = fm_eval(
+        run, heldout, source, [target], eval_n, run / f"eval-{source}-{target}{suffix}.json", train, samples
+    )
     return report["targets"][target]
 
 
@@ -347,13 +376,13 @@ def verdict(reports: dict[str, list[dict]]) -> list[dict]:
     return rows
 
 
-def new_directions(reports: list[dict]) -> list[dict]:
+def new_directions(reports: list[dict], key: str = "directions") -> list[dict]:
     """Per new direction of the wide model (rgb -> captions, captions -> semseg, rgb -> edges, rgb ->
     dense_features, rgb -> human_pose): model, training prior and tokenizer ceiling per seed; learned where the
-    model beats the prior with every seed."""
+    model beats the prior with every seed. ``key``: ``directions`` (greedy) or ``directions_decision``."""
     rows = []
-    for direction in reports[0]["directions"]:
-        r = [report["directions"][direction] for report in reports]
+    for direction in reports[0][key]:
+        r = [report[key][direction] for report in reports]
         higher = r[0]["better"] == "higher"
         model, prior = [x["model"] for x in r], [x["training_prior"] for x in r]
         also = {name: [x["also"][name] for x in r] for name in r[0]["also"]}
@@ -379,23 +408,19 @@ def _fmt(values) -> str:
 
 
 def directions_lines(directions: list[dict], wide_reports: list[dict]) -> list[str]:
-    """The new directions' table (model vs prior per seed), how many were learned, and whether the caption
-    directions read their source (each wide report's ``condition_use``)."""
-    lines = [
-        "| direction | metric | model | prior | tokenizer ceiling | beats the prior |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in directions:
-        lines.append(
-            f"| {r['direction']} | {r['metric']} ({r['better']}) | {_fmt(r['model'])} | {_fmt(r['prior'])} | "
-            f"{_fmt(r['ceiling'])} | {'yes' if r['learned'] else 'NO'} |"
-        )
-        for name, values in r["also"].items():
-            lines.append(
-                f"| {r['direction']} | {name} | {_fmt(values['model'])} | {_fmt(values['training_prior'])} | | |"
-            )
-    learned = sum(r["learned"] for r in directions)
-    lines += ["", f"New directions learned (beat the prior with every seed): {learned} of {len(directions)}.", ""]
+    """The new directions' table (model vs prior per seed), how many were learned, the same scored by the decision
+    over sampled predictions when the reports have it, and whether the caption directions read their source (each
+    wide report's ``condition_use``)."""
+    lines = learned_lines(directions, "greedy decoding")
+    samples = wide_reports[0].get("decision_samples")
+    if samples:
+        lines += [
+            f"The same directions scored by the model's decision over {samples} sampled predictions (temperature 1; "
+            "the prior's rule over the samples: per-pixel majority, the words most samples name, the mean map or "
+            "pose; `tokzoo fm eval --samples`):",
+            "",
+            *learned_lines(new_directions(wide_reports, "directions_decision"), f"the decision over {samples} samples"),
+        ]
     lines += [
         "Do the caption directions read their source? Held-out cross-entropy of the whole target from the whole source "
         "(nats per target token), the scene's own source vs another scene's, per seed:",
@@ -410,6 +435,29 @@ def directions_lines(directions: list[dict], wide_reports: list[dict]) -> list[s
         before = f"before fine-tuning {pairs('condition_use_before', direction)}; after " if tuned else ""
         lines.append(f"- {direction}: {before}{pairs('condition_use', direction)}")
     return lines
+
+
+def learned_lines(directions: list[dict], scorer: str) -> list[str]:
+    """Table of new directions (model vs prior per seed) and how many were learned under ``scorer``."""
+    lines = [
+        "| direction | metric | model | prior | tokenizer ceiling | beats the prior |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in directions:
+        lines.append(
+            f"| {r['direction']} | {r['metric']} ({r['better']}) | {_fmt(r['model'])} | {_fmt(r['prior'])} | "
+            f"{_fmt(r['ceiling'])} | {'yes' if r['learned'] else 'NO'} |"
+        )
+        for name, values in r["also"].items():
+            lines.append(
+                f"| {r['direction']} | {name} | {_fmt(values['model'])} | {_fmt(values['training_prior'])} | | |"
+            )
+    learned = sum(r["learned"] for r in directions)
+    return lines + [
+        "",
+        f"New directions learned (beat the prior with every seed), {scorer}: {learned} of {len(directions)}.",
+        "",
+    ]
 
 
 def table(
@@ -498,7 +546,18 @@ def earlier_reports(out: Path, seeds: list[int], names: dict[str, str]) -> dict[
 def run_seeds(args, size: dict, data: dict, name: str, **options) -> list[dict]:
     """:func:`run_variant` of run ``name`` with each seed of ``size``; ``options``: its recipe / init / wide."""
     return [
-        run_variant(args.out, name, data, seed, size["steps"], args.device, args.threads, size["eval_n"], **options)
+        run_variant(
+            args.out,
+            name,
+            data,
+            seed,
+            size["steps"],
+            args.device,
+            args.threads,
+            size["eval_n"],
+            decision_samples=args.decision_samples,
+            **options,
+        )
         for seed in size["seeds"]
     ]
 
@@ -569,6 +628,13 @@ def main(argv: list[str] | None = None) -> dict:
         help="a recipe that fine-tunes each seed's breadth-10 run (train.init), then scored like it; needs the four "
         "runs trained, e.g. recipes/fm/directions_finetune.yaml",
     )
+    parser.add_argument(
+        "--decision-samples",
+        type=int,
+        default=0,
+        help="also score the new directions by the model's decision over this many sampled predictions (tokzoo fm "
+        "eval --samples; 0: greedy only)",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     if args.finetune and args.only:
@@ -609,7 +675,8 @@ def main(argv: list[str] | None = None) -> dict:
     shares = {names[role]: reports[role][0]["target_shares"] for role in VARIANTS}
     text = table(rows, size, data, command_line(argv), directions, reports["breadth-10"], names["breadth-10"], shares)
     write(text, args.no_write)
-    return {"rows": rows, "directions": directions, "data": data, "shares": shares}
+    decided = new_directions(reports["breadth-10"], "directions_decision") if args.decision_samples else None
+    return {"rows": rows, "directions": directions, "decided": decided, "data": data, "shares": shares}
 
 
 if __name__ == "__main__":

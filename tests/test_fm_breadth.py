@@ -49,6 +49,17 @@ def test_breadth_experiment_runs_end_to_end_at_toy_size(tmp_path, one_thread):
         "rooms-tokens"
     )
 
+    # --decision-samples: the new directions also scored by a decision over sampled predictions; the evaluations
+    # made above are read back, not made again (same request, written after the run's last checkpoint)
+    greedy = tmp_path / "runs" / "breadth-10-seed0" / "eval-rgb-captions.json"
+    made = greedy.stat().st_mtime_ns
+    again = breadth.main(["--tiny", "--out", str(tmp_path), "--no-write", "--threads", "1", "--decision-samples", "2"])
+    assert greedy.stat().st_mtime_ns == made and again["directions"] == result["directions"]
+    assert [r["direction"] for r in again["decided"]] == list(directions)
+    decided = json.loads((greedy.parent / "eval-rgb-captions-samples2.json").read_text())
+    assert decided["decision_samples"] == 2 and decided["decode"]["temperature"] == 1.0
+    assert result["decided"] is None
+
     # generate and eval read a dataset of two folders; sequences and feature maps are drawn in the PNG
     from click.testing import CliRunner
     from PIL import Image

@@ -222,3 +222,52 @@ def test_a_rerun_that_must_write_marks_the_modality_incomplete_first(tmp_path, t
     run_inline(command(out, "depth,rgb", toks, *args))
     entries = json.loads((out / "manifest.json").read_text())["modalities"]
     assert entries["depth"]["complete"] and entries["depth"]["shards"] == 3 and entries["depth"]["samples"]["ok"] == 12
+
+
+def _wait_for_note(process, timeout=120.0) -> str:
+    """The first stderr line of ``process`` (the lock note), or fail after ``timeout`` seconds."""
+    import select
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stderr], [], [], 1.0)
+        if ready:
+            return process.stderr.readline().decode()
+        assert process.poll() is None, "the run ended instead of waiting for the lock"
+    raise AssertionError("no lock note on stderr")
+
+
+def test_a_second_run_into_the_same_folder_waits_for_the_first(tmp_path, toks, reference):
+    from tokzoo.io.output_lock import OutputLock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with OutputLock(out):  # stands for another run in progress
+        second = start(command(out, "depth,rgb", toks, *ARGS))
+        note = _wait_for_note(second)
+        assert "another tokzoo run is writing it; waiting" in note and str(out) in note
+        time.sleep(0.5)
+        assert second.poll() is None and not any(out.iterdir())  # nothing read or written while it waits
+    assert second.wait(timeout=300) == 0, second.stderr.read().decode()[-2000:]
+    assert snapshot(out) == reference
+
+
+def test_two_runs_into_one_folder_at_once_both_finish_with_one_output(tmp_path, toks, reference):
+    out = tmp_path / "out"
+    runs = [start(command(out, "depth,rgb", toks, *ARGS)) for _ in range(2)]
+    for process in runs:
+        assert process.wait(timeout=300) == 0, process.stderr.read().decode()[-2000:]
+    assert snapshot(out) == reference
+
+
+def test_a_pseudo_label_run_waits_for_the_one_writing_its_folder(tmp_path):
+    from tokzoo.io.output_lock import OutputLock
+
+    scenes, out = tmp_path / "scenes", tmp_path / "labelled"
+    run_inline(["scenes", "--n", "4", "--size", "32", "--out", str(scenes)])
+    out.mkdir()
+    with OutputLock(out):
+        labelling = start(["pseudo-label", "-m", "edges", "-i", str(scenes), "-o", str(out), "--no-progress"])
+        assert "waiting for it to finish" in _wait_for_note(labelling)
+    assert labelling.wait(timeout=300) == 0, labelling.stderr.read().decode()[-2000:]
+    assert json.loads((out / ".pseudo-label" / "manifest.json").read_text())["samples"]["ok"] == 4

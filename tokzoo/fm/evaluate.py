@@ -39,8 +39,8 @@ import numpy as np
 
 from tokzoo.crops import apply_crop
 from tokzoo.errors import ConfigError, TokzooError
-from tokzoo.limits import check_int
 from tokzoo.labelers.metrics import edge_counts, f1
+from tokzoo.limits import check_int
 from tokzoo.modalities import MODALITIES
 from tokzoo.tokenizers.evaluation.metrics import abs_rel, angular_error, boundary_f1, cosine, mean_iou
 from tokzoo.tokens import make_loader

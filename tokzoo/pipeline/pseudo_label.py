@@ -29,6 +29,7 @@ from tokzoo.errors import ConfigError, InputError, TokzooError
 from tokzoo.failures import add_reasons, count_reasons, image_problem
 from tokzoo.io import MODALITIES, decode_sample, write_modality
 from tokzoo.io.formats import written_extension
+from tokzoo.io.output_lock import OutputLock
 from tokzoo.io.readers import holds_nothing
 from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.io.samples import RawSample, Sample
@@ -134,7 +135,6 @@ def pseudo_label(job: LabelJob, engine: Engine | None = None) -> LabelSummary:
     device = "cpu" if engine.remote else job.device  # remote: the engine's workers place the models, not the driver
     labelers = plan_labelers(job.modalities, job.labelers, device, job.batch_size, job.labeler_options)
     out = as_path(job.output)
-    status = out / STATUS
     manifest = {
         "format": FORMAT,
         "input": str(job.input),
@@ -154,7 +154,12 @@ def pseudo_label(job: LabelJob, engine: Engine | None = None) -> LabelSummary:
         )
     if holds_nothing(reader):  # before OUT is made: an empty input leaves no empty output behind
         raise InputError(str(job.input), "no samples to label (an empty folder?); nothing written")
-    _claim(out, manifest, job.overwrite)
+    with _claim(out, manifest, job.overwrite):  # held until the run ends: one run at a time per OUT
+        return _label_claimed(job, engine, out, manifest, labelers, reader, wanted, required)
+
+
+def _label_claimed(job: LabelJob, engine: Engine, out, manifest, labelers, reader, wanted, required) -> LabelSummary:
+    status = out / STATUS
     plan = LabelPlan(status, wanted, required, (job.min_image_size, job.max_aspect_ratio))
     remote = any(is_url(s) for s in getattr(reader, "shards", []))  # counting would read every remote tar
     total = None if remote else _length(reader)
@@ -223,12 +228,24 @@ class LabelWork:
         write_shard(self.out, unit.index, unit.source, payload, seconds)
 
 
-def _claim(out: Path, manifest: dict, overwrite: bool) -> None:
-    """Refuse a non-empty OUT that is not ours or was labelled differently; wipe ours on ``overwrite``."""
+def _claim(out: Path, manifest: dict, overwrite: bool) -> OutputLock:
+    """Lock OUT (returned; the caller releases it when the run ends); refuse a non-empty OUT that is not ours or was
+    labelled differently; wipe ours on ``overwrite``."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
+    make_folder(out)
+    lock = OutputLock(out)  # before anything is read: another run's commit may be under way
+    try:
+        _claim_locked(out, manifest, overwrite)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _claim_locked(out: Path, manifest: dict, overwrite: bool) -> None:
     previous = out / STATUS / MANIFEST
-    if out.exists() and any(out.iterdir()) and not previous.is_file():
+    if any(out.iterdir()) and not previous.is_file():
         raise ConfigError(f"{out}: not empty and not a pseudo-label output; choose another --output")
     if previous.is_file() and overwrite:
         for entry in [*out.glob("shard-*.tar"), *(out / STATUS).iterdir()]:

@@ -21,6 +21,7 @@ from typing import Iterator
 
 from tokzoo.errors import ConfigError, InputError
 from tokzoo.failures import reasons_text
+from tokzoo.io.output_lock import OutputLock
 from tokzoo.io.readers import holds_nothing
 from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.limits import check_field
@@ -102,7 +103,11 @@ def tokenize(job: TokenizeJob, engine: Engine | None = None) -> Summary:
     reader = open_input(job.input, stored, job.max_member_bytes) if job.input else None
     if reader is not None and holds_nothing(reader):  # before OUT is made: no empty output left behind
         raise InputError(str(job.input), "no samples to tokenize (an empty folder?); nothing written")
-    claim_output(out, job.overwrite)
+    with claim_output(out, job.overwrite):  # held until the run ends: one run at a time per OUT
+        return _tokenize_claimed(job, engine, out, specs, requested, stored, reader)
+
+
+def _tokenize_claimed(job: TokenizeJob, engine: Engine, out, specs, requested, stored, reader) -> Summary:
     crops = {"n_crops": job.crops, "seed": job.seed, **CROP_RECIPE}
     previous = read_manifest(out)
     check_compatible(previous, specs, crops, job.samples_per_shard, out)
@@ -259,12 +264,23 @@ def _length(reader) -> int | None:
         return None
 
 
-def claim_output(out: Path, overwrite: bool) -> None:
-    """Make OUT ready: refuse a non-empty folder tokzoo did not write; wipe ours on ``overwrite``;
-    otherwise finish or drop what a killed run left."""
+def claim_output(out: Path, overwrite: bool) -> OutputLock:
+    """Make OUT ready and lock it (returned; the caller releases it when the run ends): refuse a non-empty folder
+    tokzoo did not write; wipe ours on ``overwrite``; otherwise finish or drop what a killed run left."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
-    entries = sorted(out.iterdir()) if out.exists() else []
+    out.mkdir(parents=True, exist_ok=True)
+    lock = OutputLock(out)  # before anything is read: another run's commit may be under way
+    try:
+        _claim_locked(out, overwrite)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _claim_locked(out: Path, overwrite: bool) -> None:
+    entries = sorted(out.iterdir())
     manifest = _manifest_to_overwrite(out) if overwrite else read_manifest(out) if out.exists() else None
     modalities = set(manifest["modalities"]) if manifest else set()
     foreign = [e for e in entries if not _ours(e, modalities)]
@@ -276,7 +292,6 @@ def claim_output(out: Path, overwrite: bool) -> None:
     if overwrite:
         for entry in (e for e in entries if e.exists() or e.is_symlink()):
             rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-    out.mkdir(parents=True, exist_ok=True)
     recover(out)
 
 
