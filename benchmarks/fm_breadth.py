@@ -176,16 +176,20 @@ def run_variant(
     init: str | None = None,
     wide: bool = False,
     decision_samples: int = 0,
+    dim: int | None = None,
 ) -> dict:
     """Train one recipe with one seed (resumes) into runs/{name}-seed{seed} and evaluate it on the held-out rooms.
     ``recipe``: the recipe file (default recipes/fm/{name}.yaml); ``init``: a run whose weights it starts from
     (fine-tuning); ``wide``: an eleven-modality model (all three token folders; its new directions scored too);
-    ``decision_samples`` K: its new directions also scored by the decision over K sampled predictions."""
+    ``decision_samples`` K: its new directions also scored by the decision over K sampled predictions; ``dim``: the
+    recipe's model.dim replaced (a capacity test)."""
     import yaml
 
     raw = yaml.safe_load((recipe or ROOT / "recipes" / "fm" / f"{name}.yaml").read_text())
     raw = copy.deepcopy(raw)
     raw["train"]["seed"] = seed
+    if dim is not None:
+        raw["model"]["dim"] = dim
     if init is not None:
         raw["train"]["init"] = str(out / "runs" / f"{init}-seed{seed}")
     if steps is not None:
@@ -469,9 +473,10 @@ def table(
     wide_reports: list[dict],
     wide: str = "breadth-10",
     shares: dict[str, dict[str, float]] | None = None,
+    four: str = "breadth-4",
 ) -> str:
     lines = [
-        f"### {datetime.date.today().isoformat()}: breadth-4 vs {wide}, seeds {size['seeds']}, "
+        f"### {datetime.date.today().isoformat()}: {four} vs {wide}, seeds {size['seeds']}, "
         f"{size['rooms']} rooms + {size['outdoor']} outdoor scenes, {size['eval_n']} held-out rooms",
         "",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs. Vision model for dense_features: {data['vision']}. "
@@ -556,16 +561,17 @@ def run_seeds(args, size: dict, data: dict, name: str, **options) -> list[dict]:
             args.threads,
             size["eval_n"],
             decision_samples=args.decision_samples,
+            dim=args.dim,
             **options,
         )
         for seed in size["seeds"]
     ]
 
 
-def run_finetune(args, size: dict, data: dict, earlier: dict, argv) -> dict:
-    """``--finetune RECIPE``: each seed's eleven-modality run fine-tuned by RECIPE, then scored like it (its
-    condition use is measured again beside it)."""
-    name, wide = args.finetune.stem, args.wide.stem
+def run_finetune(args, size: dict, data: dict, earlier: dict, argv, wide: str) -> dict:
+    """``--finetune RECIPE``: each seed's eleven-modality run (``wide``: its run name) fine-tuned by RECIPE, then
+    scored like it (its condition use is measured again beside it)."""
+    name = args.finetune.stem + (f"-dim{args.dim}" if args.dim else "")
     reports = run_seeds(args, size, data, name, recipe=args.finetune, init=wide, wide=True)
     for report, seed in zip(reports, size["seeds"]):
         config = json.loads((args.out / "runs" / f"{name}-seed{seed}" / "config.json").read_text())
@@ -635,6 +641,12 @@ def main(argv: list[str] | None = None) -> dict:
         help="also score the new directions by the model's decision over this many sampled predictions (tokzoo fm "
         "eval --samples; 0: greedy only)",
     )
+    parser.add_argument(
+        "--dim",
+        type=int,
+        default=None,
+        help="replace model.dim in both recipes (a capacity test: heads stay; runs are named NAME-dimD-seedS)",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     if args.finetune and args.only:
@@ -643,7 +655,10 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--finetune {args.finetune}: no such recipe file")
     if not args.wide.is_file():
         parser.error(f"--wide {args.wide}: no such recipe file")
-    names = {"breadth-4": "breadth-4", "breadth-10": args.wide.stem}  # role -> run name (and recipe stem)
+    if args.dim is not None and not 8 <= args.dim <= 4096:
+        parser.error(f"--dim {args.dim}: expected 8 to 4096")
+    suffix = f"-dim{args.dim}" if args.dim else ""
+    names = {"breadth-4": "breadth-4" + suffix, "breadth-10": args.wide.stem + suffix}  # role -> run name
     if args.wide.stem == "breadth-4":
         parser.error(f"--wide {args.wide}: the eleven-modality recipe needs a name other than breadth-4")
     if args.finetune and args.finetune.stem in (*VARIANTS, args.wide.stem):
@@ -662,7 +677,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     data = prepare(args.out, size, args.vision_model, feature_tokenizer)
     if args.finetune:
-        return run_finetune(args, size, data, earlier, argv)
+        return run_finetune(args, size, data, earlier, argv, names["breadth-10"])
     recipes = {"breadth-4": ROOT / "recipes" / "fm" / "breadth-4.yaml", "breadth-10": args.wide}
     reports = {
         role: run_seeds(args, size, data, names[role], recipe=recipes[role], wide=role == "breadth-10")
@@ -673,7 +688,17 @@ def main(argv: list[str] | None = None) -> dict:
         return {"reports": reports, "data": data}
     rows, directions = verdict(reports), new_directions(reports["breadth-10"])
     shares = {names[role]: reports[role][0]["target_shares"] for role in VARIANTS}
-    text = table(rows, size, data, command_line(argv), directions, reports["breadth-10"], names["breadth-10"], shares)
+    text = table(
+        rows,
+        size,
+        data,
+        command_line(argv),
+        directions,
+        reports["breadth-10"],
+        names["breadth-10"],
+        shares,
+        names["breadth-4"],
+    )
     write(text, args.no_write)
     decided = new_directions(reports["breadth-10"], "directions_decision") if args.decision_samples else None
     return {"rows": rows, "directions": directions, "decided": decided, "data": data, "shares": shares}

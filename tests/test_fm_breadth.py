@@ -157,6 +157,11 @@ def test_one_variant_can_run_alone(tmp_path, monkeypatch):
         ["--out", str(tmp_path), "--only", "breadth-10", "--seeds", "1", "--no-write", "--wide", str(weighted)]
     )
     assert ran == [("breadth-10-weighted", 1, weighted)]
+    # --dim: both recipes at another width (a capacity test), in runs named after it
+    seen = []
+    monkeypatch.setattr(breadth, "run_variant", lambda out, name, data, seed, *a, **k: seen.append((name, k["dim"])))
+    breadth.main(["--out", str(tmp_path), "--only", "breadth-4", "--seeds", "0", "--no-write", "--dim", "192"])
+    assert seen == [("breadth-4-dim192", 192)]
 
 
 def test_finetune_needs_the_trained_runs(tmp_path, monkeypatch, capsys):
