@@ -36,7 +36,8 @@ from .options import count_option, output_option
     show_default=True,
     help="Processes rendering shards in parallel (0: this process). Output bytes do not depend on it.",
 )
-def scenes_command(n, size, seed, kind, out, samples_per_shard, workers):
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+def scenes_command(n, size, seed, kind, out, samples_per_shard, workers, progress):
     """Render COUNT scenes (rgb, depth, normals, semseg, sam_instances, edges, pose, camera) into OUTPUT/shard-*.tar."""
     from tqdm import tqdm
 
@@ -44,7 +45,7 @@ def scenes_command(n, size, seed, kind, out, samples_per_shard, workers):
     from tokzoo.limits import check_field
 
     check_field(n, "scenes", "--n", "scenes.count")  # before the progress bar
-    with tqdm(total=n, unit="scene", desc="scenes") as bar:
+    with tqdm(total=n, unit="scene", desc="scenes", disable=not progress) as bar:
         paths = write_scene_shards(
             out,
             n,

@@ -264,7 +264,7 @@ def test_a_pseudo_label_run_waits_for_the_one_writing_its_folder(tmp_path):
     from tokzoo.io.output_lock import OutputLock
 
     scenes, out = tmp_path / "scenes", tmp_path / "labelled"
-    run_inline(["scenes", "--n", "4", "--size", "32", "--out", str(scenes)])
+    run_inline(["scenes", "--n", "4", "--size", "32", "--out", str(scenes), "--no-progress"])
     out.mkdir()
     with OutputLock(out):
         labelling = start(["pseudo-label", "-m", "edges", "-i", str(scenes), "-o", str(out), "--no-progress"])
