@@ -26,35 +26,16 @@ def run(args, code=0):
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("decision")
     tokens, runs = root / "tokens", root / "run"
+    run([*"tokenize -m rgb,depth,normals,semseg --scenes 6 --scene-size 64 --no-progress".split(), "-o", str(tokens)])
     run(
         [
-            "tokenize",
-            "-m",
-            "rgb,depth,normals,semseg",
-            "--scenes",
-            "6",
-            "--scene-size",
-            "64",
-            "--no-progress",
-            "-o",
-            str(tokens),
-        ]
-    )
-    run(
-        [
-            "fm",
-            "train",
+            *"fm train --steps 1 --threads 1 --no-progress".split(),
             "-r",
             str(RECIPE),
             "--data",
             str(tokens),
-            "--out",
+            "-o",
             str(runs),
-            "--steps",
-            "1",
-            "--threads",
-            "1",
-            "--no-progress",
         ]
     )
     return tokens, runs
