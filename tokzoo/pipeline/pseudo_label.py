@@ -233,7 +233,7 @@ def _claim(out: Path, manifest: dict, overwrite: bool) -> OutputLock:
     labelled differently; wipe ours on ``overwrite``."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
-    make_folder(out)
+    _make_folder(out)
     lock = OutputLock(out)  # before anything is read: another run's commit may be under way
     try:
         _claim_locked(out, manifest, overwrite)
@@ -243,9 +243,15 @@ def _claim(out: Path, manifest: dict, overwrite: bool) -> OutputLock:
     return lock
 
 
+def _make_folder(out, path=None) -> None:
+    """:func:`make_folder` for a local OUT (no link below it is followed); an object store has no folders to make."""
+    if isinstance(out, Path):
+        make_folder(out, path)
+
+
 def _claim_locked(out: Path, manifest: dict, overwrite: bool) -> None:
     previous = out / STATUS / MANIFEST
-    if any(out.iterdir()) and not previous.is_file():
+    if out.exists() and any(out.iterdir()) and not previous.is_file():
         raise ConfigError(f"{out}: not empty and not a pseudo-label output; choose another --output")
     if previous.is_file() and overwrite:
         for entry in [*out.glob("shard-*.tar"), *(out / STATUS).iterdir()]:
@@ -257,7 +263,7 @@ def _claim_locked(out: Path, manifest: dict, overwrite: bool) -> None:
                 f"{out} was labelled with other settings ({old['labelers']}, input {old['input']}); "
                 "pass --overwrite to start over"
             )
-    make_folder(out, out / STATUS)
+    _make_folder(out, out / STATUS)
     write_atomic(out / STATUS / MANIFEST, json_bytes(manifest), out)
     recover(out)  # drops *.tmp files a killed run left
 

@@ -280,7 +280,7 @@ def claim_output(out: Path, overwrite: bool) -> OutputLock:
 
 
 def _claim_locked(out: Path, overwrite: bool) -> None:
-    entries = sorted(out.iterdir())
+    entries = sorted(out.iterdir()) if out.exists() else []  # an object-store prefix exists once it holds a file
     manifest = _manifest_to_overwrite(out) if overwrite else read_manifest(out) if out.exists() else None
     modalities = set(manifest["modalities"]) if manifest else set()
     foreign = [e for e in entries if not _ours(e, modalities)]
