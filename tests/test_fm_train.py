@@ -84,6 +84,22 @@ def test_resume_reproduces_the_loss_curve_exactly(tokens, tmp_path, one_thread):
     assert state["step"] == 4 and state["position"] == {"consumed": [32]}  # 4 steps of 8 samples from the one dataset
 
 
+def test_resume_is_exact_with_a_mixture_a_prefetch_worker_and_held_out_scoring(tokens, tmp_path, one_thread):
+    fields = dict(num_workers=1, checkpoint_every=2, eval_every=2, eval_samples=8, steps=6)
+    raw = recipe_dict(**fields)
+    raw["data"]["weights"] = [3, 1]  # two datasets (the same folder twice: two streams), as the breadth runs mix
+    recipe, data = parse_recipe(raw), [tokens, tokens]
+    train(recipe, data, tmp_path / "straight", progress=False, eval_data=tokens)
+    train(recipe, data, tmp_path / "resumed", steps=2, progress=False, eval_data=tokens)
+    train(recipe, data, tmp_path / "resumed", progress=False, eval_data=tokens)
+    straight = log_losses(tmp_path / "straight")
+    assert straight == log_losses(tmp_path / "resumed") and "eval" in straight[1]
+    a, b = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    state = json.loads((tmp_path / "resumed" / "trainer_state.json").read_text())
+    assert sum(state["position"]["consumed"]) == 6 * 8 and min(state["position"]["consumed"]) > 0
+
+
 def test_gradient_accumulation_equals_the_whole_batch(tokens, tmp_path, one_thread):
     train(parse_recipe(recipe_dict(steps=2)), tokens, tmp_path / "whole", progress=False)
     train(parse_recipe(recipe_dict(steps=2, micro_batch_size=2)), tokens, tmp_path / "accumulated", progress=False)
