@@ -1,4 +1,5 @@
-"""Killing `tokzoo tokenize` (SIGKILL) at any point and rerunning gives exactly an uninterrupted run's output."""
+"""Killing `tokzoo tokenize` (SIGKILL) at any point and rerunning gives exactly an uninterrupted run's output; a
+second run (tokenize, pseudo-label, scenes) into a folder another run is writing waits for it, then finishes."""
 
 import json
 import os
@@ -271,3 +272,16 @@ def test_a_pseudo_label_run_waits_for_the_one_writing_its_folder(tmp_path):
         assert "waiting for it to finish" in _wait_for_note(labelling)
     assert labelling.wait(timeout=300) == 0, labelling.stderr.read().decode()[-2000:]
     assert json.loads((out / ".pseudo-label" / "manifest.json").read_text())["samples"]["ok"] == 4
+
+
+def test_scenes_into_a_folder_another_run_is_writing_waits(tmp_path):
+    from tokzoo.io.output_lock import OutputLock
+
+    out = tmp_path / "scenes"
+    out.mkdir()
+    with OutputLock(out):
+        rendering = start(["scenes", "--n", "2", "--size", "16", "-o", str(out), "--no-progress"])
+        assert "waiting for it to finish" in _wait_for_note(rendering)
+        assert not any(out.iterdir())
+    assert rendering.wait(timeout=120) == 0, rendering.stderr.read().decode()[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["shard-000000.tar"]

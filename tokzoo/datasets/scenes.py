@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw
 from ..errors import ConfigError
 from ..io.formats import write_modality
 from ..io.images import save_png
+from ..io.output_lock import OutputLock
 from ..io.writes import make_folder, write_file
 from ..limits import check_field
 from ..modalities.human_pose import COCO17_LIMBS
@@ -202,6 +203,11 @@ def write_scene_shards(
     is_outdoor(0, seed, kind)  # checks kind before anything is written
     check_field(n, "scenes", "n", "scenes.count")
     out = make_folder(Path(out_dir))
+    with OutputLock(out):  # one run at a time: the clean-up below would delete another run's staged shards
+        return _write_locked(out, n, seed, size, samples_per_shard, workers, progress, kind)
+
+
+def _write_locked(out: Path, n, seed, size, samples_per_shard, workers, progress, kind) -> list[Path]:
     jobs = [
         (str(out / f"shard-{s:06d}.tar"), range(start, min(start + samples_per_shard, n)), seed, size, kind)
         for s, start in enumerate(range(0, n, samples_per_shard))

@@ -1,6 +1,6 @@
 """One run at a time per output folder: an advisory lock on the folder itself, held while a run writes it.
 
-A second ``tokenize`` or ``pseudo-label`` into the same OUT waits (saying so on stderr) until the first one ends,
+A second ``tokenize``, ``pseudo-label`` or ``scenes`` run into the same OUT waits (saying so on stderr) until the first one ends,
 then resumes from what it left: without the lock, its start-up clean-up (drop the staged ``*.tmp`` files a killed
 run left) removes the first run's staged files mid-commit. ``flock`` on the folder's descriptor: released when the
 run ends or its process dies, never left behind. Object-store outputs (``s3://...``) are not locked: one writer
