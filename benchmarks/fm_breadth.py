@@ -18,6 +18,7 @@ One command runs the whole experiment (``--tiny``: the same path at toy size, wh
    human in the mean pose). ``--decision-samples K``: the new directions also scored by the model's decision over
    K sampled predictions (``tokzoo fm eval --samples``), reported as a second count beside greedy decoding.
    Evaluations are reused when the same request wrote them after the run's last checkpoint.
+``--dim D``: both recipes at model width D (runs named NAME-dimD-seedS), the capacity question.
 
 ``--finetune RECIPE`` (after the four runs): each seed's eleven-modality run fine-tuned by RECIPE (``train.init``),
 e.g. recipes/fm/directions_finetune.yaml, which trains rgb -> captions and captions -> semseg directly; scored the same
@@ -29,6 +30,7 @@ Appends the tables under ``## Multimodal trainer: breadth`` in benchmarks/RESULT
     python benchmarks/fm_breadth.py --out runs/breadth --device cuda --threads 8
     python benchmarks/fm_breadth.py --out runs/breadth --wide recipes/fm/breadth-10-weighted.yaml
     python benchmarks/fm_breadth.py --out runs/breadth --finetune recipes/fm/directions_finetune.yaml
+    python benchmarks/fm_breadth.py --out runs/breadth --wide recipes/fm/breadth-10-weighted.yaml --dim 256  # capacity
     python benchmarks/fm_breadth.py --tiny --out /tmp/breadth --no-write     # minutes
 """
 
