@@ -229,12 +229,16 @@ def run_variant(
             ("rgb", "dense_features", data["heldout_features"], data["train_pixels"]),
             ("rgb", "human_pose", data["heldout_pose"], data["train_pixels"]),
         )
-        for key, samples in (("directions", 0), ("directions_decision", decision_samples)):
-            if key == "directions" or samples:
-                scores[key] = {
-                    f"{source} -> {target}": new_direction(run, source, target, heldout, train, eval_n, samples)
-                    for source, target, heldout, train in directions
-                }
+
+        def scored(samples: int) -> dict:
+            return {
+                f"{source} -> {target}": new_direction(run, source, target, heldout, train, eval_n, samples)
+                for source, target, heldout, train in directions
+            }
+
+        scores["directions"] = scored(0)
+        if decision_samples:
+            scores["directions_decision"] = scored(decision_samples)
         scores["decision_samples"] = decision_samples
         scores["condition_use"] = caption_directions_use(run, data)
     return scores
@@ -570,10 +574,15 @@ def run_seeds(args, size: dict, data: dict, name: str, **options) -> list[dict]:
     ]
 
 
+def run_name(stem: str, dim: int | None) -> str:
+    """A recipe's run name: its file stem, with ``-dimD`` when ``--dim`` widens it."""
+    return f"{stem}-dim{dim}" if dim else stem
+
+
 def run_finetune(args, size: dict, data: dict, earlier: dict, argv, wide: str) -> dict:
     """``--finetune RECIPE``: each seed's eleven-modality run (``wide``: its run name) fine-tuned by RECIPE, then
     scored like it (its condition use is measured again beside it)."""
-    name = args.finetune.stem + (f"-dim{args.dim}" if args.dim else "")
+    name = run_name(args.finetune.stem, args.dim)
     reports = run_seeds(args, size, data, name, recipe=args.finetune, init=wide, wide=True)
     for report, seed in zip(reports, size["seeds"]):
         config = json.loads((args.out / "runs" / f"{name}-seed{seed}" / "config.json").read_text())
@@ -659,8 +668,7 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--wide {args.wide}: no such recipe file")
     if args.dim is not None and not 8 <= args.dim <= 4096:
         parser.error(f"--dim {args.dim}: expected 8 to 4096")
-    suffix = f"-dim{args.dim}" if args.dim else ""
-    names = {"breadth-4": "breadth-4" + suffix, "breadth-10": args.wide.stem + suffix}  # role -> run name
+    names = {"breadth-4": run_name("breadth-4", args.dim), "breadth-10": run_name(args.wide.stem, args.dim)}
     if args.wide.stem == "breadth-4":
         parser.error(f"--wide {args.wide}: the eleven-modality recipe needs a name other than breadth-4")
     if args.finetune and args.finetune.stem in (*VARIANTS, args.wide.stem):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 try:
     import fcntl
@@ -43,6 +44,18 @@ class OutputLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def lock_then_check(folder: Path, check: Callable[[], None]) -> OutputLock:
+    """The folder's lock, taken before ``check`` runs (another run's commit may be under way), and released again
+    when ``check`` raises; the caller releases it when its run ends."""
+    lock = OutputLock(folder)
+    try:
+        check()
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 def _stderr(text: str) -> None:

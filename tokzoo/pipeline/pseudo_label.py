@@ -29,7 +29,7 @@ from tokzoo.errors import ConfigError, InputError, TokzooError
 from tokzoo.failures import add_reasons, count_reasons, image_problem
 from tokzoo.io import MODALITIES, decode_sample, write_modality
 from tokzoo.io.formats import written_extension
-from tokzoo.io.output_lock import OutputLock
+from tokzoo.io.output_lock import OutputLock, lock_then_check
 from tokzoo.io.readers import holds_nothing
 from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.io.samples import RawSample, Sample
@@ -234,13 +234,7 @@ def _claim(out: Path, manifest: dict, overwrite: bool) -> OutputLock:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
     _make_folder(out)
-    lock = OutputLock(out)  # before anything is read: another run's commit may be under way
-    try:
-        _claim_locked(out, manifest, overwrite)
-    except BaseException:
-        lock.release()
-        raise
-    return lock
+    return lock_then_check(out, lambda: _claim_locked(out, manifest, overwrite))
 
 
 def _make_folder(out, path=None) -> None:

@@ -21,7 +21,7 @@ from typing import Iterator
 
 from tokzoo.errors import ConfigError, InputError
 from tokzoo.failures import reasons_text
-from tokzoo.io.output_lock import OutputLock
+from tokzoo.io.output_lock import OutputLock, lock_then_check
 from tokzoo.io.readers import holds_nothing
 from tokzoo.io.safety import MAX_FILE_BYTES
 from tokzoo.limits import check_field
@@ -270,13 +270,7 @@ def claim_output(out: Path, overwrite: bool) -> OutputLock:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    lock = OutputLock(out)  # before anything is read: another run's commit may be under way
-    try:
-        _claim_locked(out, overwrite)
-    except BaseException:
-        lock.release()
-        raise
-    return lock
+    return lock_then_check(out, lambda: _claim_locked(out, overwrite))
 
 
 def _claim_locked(out: Path, overwrite: bool) -> None:
